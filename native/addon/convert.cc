@@ -1,0 +1,218 @@
+#include "convert.h"
+
+#include <cmath>
+#include <limits>
+
+namespace vpc::addon {
+
+Napi::Error MakeCoded(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+void ThrowCoded(Napi::Env env, const char* code, const std::string& message) {
+  throw MakeCoded(env, code, message);
+}
+
+static Napi::Value Field(Napi::Env env, const Napi::Object& o, const char* name) {
+  if (!o.Has(name)) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": is required");
+  return o.Get(name);
+}
+
+static uint32_t U32(Napi::Env env, const Napi::Object& o, const char* name) {
+  Napi::Value v = Field(env, o, name);
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!v.IsNumber() || d < 0 || d > double(std::numeric_limits<uint32_t>::max()) || std::floor(d) != d)
+    ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be a non-negative integer");
+  return uint32_t(d);
+}
+
+static int64_t I64(Napi::Env env, const Napi::Object& o, const char* name) {
+  Napi::Value v = Field(env, o, name);
+  if (!v.IsNumber()) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be an integer");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (std::floor(d) != d || std::fabs(d) > 9e15) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be an integer");
+  return int64_t(d);
+}
+
+static bool Bool(Napi::Env env, const Napi::Object& o, const char* name) {
+  Napi::Value v = Field(env, o, name);
+  if (!v.IsBoolean()) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+static Mac MacField(Napi::Env env, const Napi::Value& v, const std::string& name) {
+  Mac m;
+  if (!v.IsString() || !mac_parse(v.As<Napi::String>().Utf8Value().c_str(), &m))
+    ThrowCoded(env, "INVALID_ARGUMENT", name + ": must be a MAC address like 02:00:00:00:00:01");
+  return m;
+}
+
+static uint32_t Id(Napi::Env env, const Napi::Object& o, const char* name) {
+  int64_t v = I64(env, o, name);
+  if (v < 0 || v > 0xFFFFFFF) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": not a valid id");
+  return uint32_t(v);
+}
+
+static uint32_t OptionalId(Napi::Env env, const Napi::Object& o, const char* name) {
+  int64_t v = I64(env, o, name);
+  if (v == -1) return kNoId;
+  if (v < 0 || v > 0xFFFFFFF) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": not a valid id");
+  return uint32_t(v);
+}
+
+EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o) {
+  EngineOptions e;
+  e.pool.count = U32(env, o, "bufferCount");
+  e.pool.buf_size = U32(env, o, "bufferSize");
+  uint32_t headroom = U32(env, o, "headroom");
+  if (headroom > 65535) ThrowCoded(env, "INVALID_ARGUMENT", "headroom: too large");
+  e.pool.headroom = uint16_t(headroom);
+  e.pool.hugepages = Bool(env, o, "hugepages");
+  e.max_ports = U32(env, o, "maxPorts");
+  e.max_switches = U32(env, o, "maxSwitches");
+  e.busy_poll = Bool(env, o, "busyPoll");
+  int64_t cpu = I64(env, o, "cpu");
+  if (cpu < -1 || cpu > 4095) ThrowCoded(env, "INVALID_ARGUMENT", "cpu: must be -1 or a CPU number");
+  e.cpu = int(cpu);
+  e.burst = U32(env, o, "burst");
+  e.event_ring = U32(env, o, "eventRing");
+  e.event_mask = U32(env, o, "eventMask") & kAllEvents;
+  return e;
+}
+
+static void ToPortConfig(Napi::Env env, const Napi::Object& o, PortConfig* pc, bool with_mac) {
+  pc->mtu = U32(env, o, "mtu");
+  if (with_mac) pc->mac = MacField(env, Field(env, o, "mac"), "mac");
+  pc->learning = Bool(env, o, "learning");
+  pc->flood = Bool(env, o, "flood");
+  pc->mac_limit = U32(env, o, "macLimit");
+  Napi::Value lm = Field(env, o, "lockedMacs");
+  if (!lm.IsArray()) ThrowCoded(env, "INVALID_ARGUMENT", "lockedMacs: must be an array");
+  Napi::Array arr = lm.As<Napi::Array>();
+  pc->locked_macs.clear();
+  for (uint32_t i = 0; i < arr.Length(); ++i)
+    pc->locked_macs.push_back(MacField(env, arr.Get(i), "lockedMacs[" + std::to_string(i) + "]"));
+}
+
+void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_size) {
+  Napi::Value opv = Field(env, o, "op");
+  std::string op = opv.IsString() ? opv.As<Napi::String>().Utf8Value() : "";
+  if (op == "createSwitch" || op == "setSwitch") {
+    c->op = op == "createSwitch" ? CmdOp::kCreateSwitch : CmdOp::kSetSwitch;
+    if (c->op == CmdOp::kCreateSwitch) {
+      c->switch_cfg.vni = U32(env, o, "vni");
+      c->switch_cfg.fdb_capacity = U32(env, o, "fdbCapacity");
+    } else {
+      c->sw = Id(env, o, "switchId");
+    }
+    c->switch_cfg.mac_limit = U32(env, o, "macLimit");
+    c->switch_cfg.aging_ms = U32(env, o, "agingMs");
+    c->switch_cfg.learning = Bool(env, o, "learning");
+  } else if (op == "deleteSwitch") {
+    c->op = CmdOp::kDeleteSwitch;
+    c->sw = Id(env, o, "switchId");
+  } else if (op == "createPort") {
+    c->op = CmdOp::kCreatePort;
+    Napi::Value kind = Field(env, o, "kind");
+    if (!kind.IsString() || kind.As<Napi::String>().Utf8Value() != "pipe")
+      ThrowCoded(env, "INVALID_ARGUMENT", "kind: only 'pipe' ports exist in this build");
+    *ring_size = U32(env, o, "ringSize");
+    if (*ring_size < 64 || *ring_size > 65536 || (*ring_size & (*ring_size - 1)))
+      ThrowCoded(env, "INVALID_ARGUMENT", "ringSize: must be a power of two in 64..65536");
+    ToPortConfig(env, o, &c->port_cfg, true);
+    c->untagged = OptionalId(env, o, "untaggedSwitchId");
+    Napi::Value vl = Field(env, o, "vlans");
+    if (!vl.IsArray()) ThrowCoded(env, "INVALID_ARGUMENT", "vlans: must be an array");
+    Napi::Array arr = vl.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value item = arr.Get(i);
+      if (!item.IsObject()) ThrowCoded(env, "INVALID_ARGUMENT", "vlans[" + std::to_string(i) + "]: must be an object");
+      Napi::Object m = item.As<Napi::Object>();
+      uint32_t vlan = U32(env, m, "vlan");
+      if (vlan > 4095) ThrowCoded(env, "INVALID_ARGUMENT", "vlans[" + std::to_string(i) + "].vlan: must be in 1..4094");
+      c->vlans.push_back({uint16_t(vlan), Id(env, m, "switchId")});
+    }
+  } else if (op == "setPort") {
+    c->op = CmdOp::kSetPort;
+    c->port = Id(env, o, "portId");
+    ToPortConfig(env, o, &c->port_cfg, false);
+  } else if (op == "deletePort") {
+    c->op = CmdOp::kDeletePort;
+    c->port = Id(env, o, "portId");
+  } else if (op == "addStaticMac" || op == "deleteStaticMac") {
+    c->op = op == "addStaticMac" ? CmdOp::kAddStaticMac : CmdOp::kDeleteStaticMac;
+    c->sw = Id(env, o, "switchId");
+    c->mac = MacField(env, Field(env, o, "mac"), "mac");
+    if (c->op == CmdOp::kAddStaticMac) c->port = Id(env, o, "portId");
+  } else if (op == "dumpFdb") {
+    c->op = CmdOp::kDumpFdb;
+    c->sw = Id(env, o, "switchId");
+  } else if (op == "flushFdb") {
+    c->op = CmdOp::kFlushFdb;
+    c->sw = Id(env, o, "switchId");
+    c->port = OptionalId(env, o, "portId");
+  } else {
+    ThrowCoded(env, "INVALID_ARGUMENT", "op: unknown command '" + op + "'");
+  }
+}
+
+Napi::String MacString(Napi::Env env, Mac m) {
+  char b[18];
+  mac_format(m, b);
+  return Napi::String::New(env, b);
+}
+
+Napi::Object FromResult(Napi::Env env, const Result& r) {
+  Napi::Object o = Napi::Object::New(env);
+  if (r.id != kNoId) o.Set("id", Napi::Number::New(env, r.id));
+  if (r.removed) o.Set("removed", Napi::Number::New(env, r.removed));
+  if (!r.entries.empty()) {
+    Napi::Array a = Napi::Array::New(env, r.entries.size());
+    for (size_t i = 0; i < r.entries.size(); ++i) {
+      const FdbDumpEntry& e = r.entries[i];
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("mac", MacString(env, e.mac));
+      x.Set("portId", Napi::Number::New(env, e.port));
+      x.Set("vlan", Napi::Number::New(env, e.vlan));
+      x.Set("static", Napi::Boolean::New(env, e.is_static));
+      x.Set("ageMs", Napi::Number::New(env, e.age_ms));
+      a.Set(uint32_t(i), x);
+    }
+    o.Set("entries", a);
+  }
+  return o;
+}
+
+static const char* EventName(EventType t) {
+  switch (t) {
+    case EventType::kLearned: return "learned";
+    case EventType::kMoved: return "moved";
+    case EventType::kAged: return "aged";
+    case EventType::kTableFull: return "table_full";
+    case EventType::kPortLimit: return "port_limit";
+    case EventType::kLink: return "link";
+  }
+  return "unknown";
+}
+
+static Napi::Number IdOrMinus(Napi::Env env, uint32_t id) {
+  return Napi::Number::New(env, id == kNoId ? -1.0 : double(id));
+}
+
+Napi::Object FromEvent(Napi::Env env, const Event& ev) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", EventName(ev.type));
+  o.Set("switchId", IdOrMinus(env, ev.sw));
+  o.Set("portId", IdOrMinus(env, ev.port));
+  o.Set("oldPortId", IdOrMinus(env, ev.old_port));
+  o.Set("vlan", Napi::Number::New(env, ev.vlan));
+  o.Set("oldVlan", Napi::Number::New(env, ev.old_vlan));
+  bool has_mac = ev.type != EventType::kLink;
+  o.Set("mac", has_mac ? MacString(env, ev.mac) : Napi::String::New(env, ""));
+  o.Set("up", Napi::Boolean::New(env, ev.up != 0));
+  return o;
+}
+
+}  // namespace vpc::addon

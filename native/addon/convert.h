@@ -1,0 +1,27 @@
+// Conversions between JavaScript values and the engine's plain structs.
+// Options are copied out of JS objects before any native work starts; every
+// failure throws a JS Error whose `code` is INVALID_ARGUMENT and whose message
+// names the field.
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+
+#include "core/command.h"
+#include "core/engine.h"
+
+namespace vpc::addon {
+
+// Throws a JS-visible error with a stable `code` (see src/dataplane/native.ts).
+[[noreturn]] void ThrowCoded(Napi::Env env, const char* code, const std::string& message);
+Napi::Error MakeCoded(Napi::Env env, const char* code, const std::string& message);
+
+EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o);
+// Fills everything but new_port (which needs the engine) and done.
+void ToCommand(Napi::Env env, const Napi::Object& o, Command* cmd, uint32_t* ring_size);
+Napi::Object FromResult(Napi::Env env, const Result& r);
+Napi::Object FromEvent(Napi::Env env, const Event& ev);
+Napi::String MacString(Napi::Env env, Mac m);
+
+}  // namespace vpc::addon

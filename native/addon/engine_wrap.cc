@@ -1,0 +1,332 @@
+#include "engine_wrap.h"
+
+#include <stdexcept>
+#include <system_error>
+
+#include "convert.h"
+
+namespace vpc::addon {
+
+namespace {
+constexpr uint32_t kEventChunk = 1024;
+}
+
+void DeliverToJs(Napi::Env env, Napi::Function, Hub* hub, void*) {
+  if (env == nullptr || hub == nullptr || hub->wrap == nullptr) return;
+  hub->wrap->Drain(env);
+}
+
+Napi::Function EngineWrap::Init(Napi::Env env) {
+  return DefineClass(env, "Engine",
+                     {
+                         InstanceMethod<&EngineWrap::Start>("start"),
+                         InstanceMethod<&EngineWrap::Stop>("stop"),
+                         InstanceMethod<&EngineWrap::Close>("close"),
+                         InstanceMethod<&EngineWrap::IsRunning>("isRunning"),
+                         InstanceMethod<&EngineWrap::Command>("command"),
+                         InstanceMethod<&EngineWrap::Stats>("stats"),
+                         InstanceMethod<&EngineWrap::Schema>("schema"),
+                         InstanceMethod<&EngineWrap::PipeSend>("pipeSend"),
+                         InstanceMethod<&EngineWrap::PipeReceive>("pipeReceive"),
+                         InstanceMethod<&EngineWrap::PipeSetLink>("pipeSetLink"),
+                         InstanceMethod<&EngineWrap::Info>("info"),
+                     });
+}
+
+EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
+    ThrowCoded(env, "INVALID_ARGUMENT", "Engine(options, onEvents): options object and callback required");
+  EngineOptions opts = ToEngineOptions(env, info[0].As<Napi::Object>());
+  try {
+    engine_ = std::make_unique<Engine>(opts);
+  } catch (const std::invalid_argument& e) {
+    ThrowCoded(env, "INVALID_ARGUMENT", e.what());
+  } catch (const std::system_error& e) {
+    ThrowCoded(env, "SYSTEM", e.what());
+  }
+  on_events_ = Napi::Persistent(info[1].As<Napi::Function>());
+  hub_ = new Hub();
+  hub_->wrap = this;
+  tsfn_ = Tsfn::New(env, "vpc-engine", 0, 1, hub_, [](Napi::Env, void*, Hub* hub) { delete hub; });
+  // Unreferenced while nothing is pending: an idle dataplane must not keep
+  // the process alive on its own.
+  tsfn_.Unref(env);
+  event_buf_.resize(kEventChunk);
+  Tsfn* t = &tsfn_;
+  engine_->set_notify([t] { t->NonBlockingCall(); });
+}
+
+EngineWrap::~EngineWrap() {
+  // Finalizer: no JavaScript may run here. Stop the thread first so nothing
+  // calls the thread-safe function any more, then let it go.
+  if (engine_) {
+    engine_.reset();
+    hub_->wrap = nullptr;
+    tsfn_.Release();
+  }
+}
+
+void EngineWrap::CheckOpen(Napi::Env env) const {
+  if (!engine_) ThrowCoded(env, "CLOSED", "dataplane is closed");
+}
+
+Napi::Value EngineWrap::Start(const Napi::CallbackInfo& info) {
+  CheckOpen(info.Env());
+  engine_->start();
+  return info.Env().Undefined();
+}
+
+Napi::Value EngineWrap::Stop(const Napi::CallbackInfo& info) {
+  CheckOpen(info.Env());
+  engine_->stop();
+  return info.Env().Undefined();
+}
+
+Napi::Value EngineWrap::IsRunning(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), engine_ && engine_->running());
+}
+
+void EngineWrap::Shutdown(Napi::Env env) {
+  if (!engine_) return;
+  // Destroying the engine joins its thread and fails queued commands; their
+  // completions land in the hub and are settled right below.
+  engine_.reset();
+  SettleCompletions(env);
+  for (auto& [id, d] : pending_) d.Reject(MakeCoded(env, "CLOSED", "dataplane closed").Value());
+  pending_.clear();
+  pending_ops_.clear();
+  pending_peers_.clear();
+  pending_delete_port_.clear();
+  peers_.clear();
+  hub_->wrap = nullptr;
+  tsfn_.Release();
+  on_events_.Reset();
+}
+
+Napi::Value EngineWrap::Close(const Napi::CallbackInfo& info) {
+  Shutdown(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value EngineWrap::Command(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (info.Length() < 1 || !info[0].IsObject()) ThrowCoded(env, "INVALID_ARGUMENT", "command: object required");
+  auto cmd = std::make_unique<vpc::Command>();
+  uint32_t ring_size = 0;
+  ToCommand(env, info[0].As<Napi::Object>(), cmd.get(), &ring_size);
+  uint32_t id = next_cmd_++;
+  if (cmd->op == CmdOp::kCreatePort) {
+    PipePair pair = engine_->new_pipe(ring_size);
+    cmd->new_port = std::move(pair.port);
+    pending_peers_[id] = std::move(pair.peer);
+  }
+  if (cmd->op == CmdOp::kDeletePort) pending_delete_port_[id] = cmd->port;
+  pending_ops_[id] = cmd->op;
+  Hub* hub = hub_;
+  Tsfn* t = &tsfn_;
+  cmd->done = [hub, t, id](Result&& r) {
+    {
+      std::lock_guard<std::mutex> g(hub->mu);
+      hub->done.emplace_back(id, std::move(r));
+    }
+    t->NonBlockingCall();
+  };
+  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  pending_.emplace(id, d);
+  if (!tsfn_ref_) {
+    tsfn_.Ref(env);
+    tsfn_ref_ = true;
+  }
+  engine_->submit(std::move(cmd));
+  return d.Promise();
+}
+
+void EngineWrap::SettleCompletions(Napi::Env env) {
+  std::vector<std::pair<uint32_t, Result>> done;
+  {
+    std::lock_guard<std::mutex> g(hub_->mu);
+    done.swap(hub_->done);
+  }
+  for (auto& [id, r] : done) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;
+    Napi::Promise::Deferred d = it->second;
+    pending_.erase(it);
+    CmdOp op = pending_ops_[id];
+    pending_ops_.erase(id);
+    if (op == CmdOp::kCreatePort) {
+      auto pit = pending_peers_.find(id);
+      if (r.ok() && pit != pending_peers_.end()) peers_[r.id] = std::move(pit->second);
+      if (pit != pending_peers_.end()) pending_peers_.erase(pit);
+    } else if (op == CmdOp::kDeletePort) {
+      if (r.ok()) peers_.erase(pending_delete_port_[id]);
+      pending_delete_port_.erase(id);
+    }
+    if (r.ok()) {
+      d.Resolve(FromResult(env, r));
+    } else {
+      d.Reject(MakeCoded(env, status_code(r.status), r.message).Value());
+    }
+  }
+  if (pending_.empty() && tsfn_ref_ && engine_) {
+    tsfn_.Unref(env);
+    tsfn_ref_ = false;
+  }
+}
+
+void EngineWrap::DeliverEvents(Napi::Env env) {
+  if (!engine_ || on_events_.IsEmpty()) return;
+  for (;;) {
+    uint32_t n = engine_->drain_events(event_buf_.data(), kEventChunk);
+    if (n == 0) break;
+    Napi::Array a = Napi::Array::New(env, n);
+    for (uint32_t i = 0; i < n; ++i) a.Set(i, FromEvent(env, event_buf_[i]));
+    on_events_.Call({a});
+    if (!engine_) break;  // the callback closed us
+  }
+}
+
+void EngineWrap::Drain(Napi::Env env) {
+  Napi::HandleScope scope(env);
+  SettleCompletions(env);
+  try {
+    DeliverEvents(env);
+  } catch (const Napi::Error& e) {
+    // A throwing 'events' listener is the application's bug: surface it as an
+    // uncaught exception, as Node does for EventEmitter listeners.
+    e.ThrowAsJavaScriptException();
+  }
+}
+
+static Napi::Object CounterObject(Napi::Env env, const uint64_t* vals, const CounterInfo* names, size_t n) {
+  Napi::Object o = Napi::Object::New(env);
+  for (size_t i = 0; i < n; ++i) o.Set(names[i].name, Napi::Number::New(env, double(cnt_read(vals[i]))));
+  return o;
+}
+
+Napi::Value EngineWrap::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  const EngineOptions& o = engine_->options();
+  Napi::Object out = Napi::Object::New(env);
+  const EngineCounterBlock& ec = engine_->engine_counters();
+  out.Set("engine", CounterObject(env, ec.c, kEngineCounterInfo, kEngineCounters));
+  out.Set("eventsDropped", Napi::Number::New(env, double(cnt_read(ec.c[size_t(EngineCounter::events_dropped)]))));
+  Napi::Array ports = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (uint32_t p = 0; p < o.max_ports; ++p) {
+    const PortCounterBlock& b = engine_->port_counters(p);
+    if (!cnt_read(b.in_use)) continue;
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("id", Napi::Number::New(env, p));
+    x.Set("counters", CounterObject(env, b.c, kPortCounterInfo, kPortCounters));
+    x.Set("drops", CounterObject(env, b.drops, kDropInfo, kDrops));
+    ports.Set(k++, x);
+  }
+  out.Set("ports", ports);
+  Napi::Array sws = Napi::Array::New(env);
+  k = 0;
+  for (uint32_t s = 0; s < o.max_switches; ++s) {
+    const SwitchCounterBlock& b = engine_->switch_counters(s);
+    if (!cnt_read(b.in_use)) continue;
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("id", Napi::Number::New(env, s));
+    x.Set("counters", CounterObject(env, b.c, kSwitchCounterInfo, kSwitchCounters));
+    x.Set("drops", CounterObject(env, b.drops, kDropInfo, kDrops));
+    sws.Set(k++, x);
+  }
+  out.Set("switches", sws);
+  return out;
+}
+
+static Napi::Array InfoArray(Napi::Env env, const CounterInfo* t, size_t n) {
+  Napi::Array a = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", t[i].name);
+    o.Set("help", t[i].help);
+    a.Set(uint32_t(i), o);
+  }
+  return a;
+}
+
+Napi::Value EngineWrap::Schema(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("engine", InfoArray(env, kEngineCounterInfo, kEngineCounters));
+  o.Set("port", InfoArray(env, kPortCounterInfo, kPortCounters));
+  o.Set("switch", InfoArray(env, kSwitchCounterInfo, kSwitchCounters));
+  o.Set("drop", InfoArray(env, kDropInfo, kDrops));
+  return o;
+}
+
+PipePeer& EngineWrap::Peer(Napi::Env env, const Napi::Value& v) {
+  CheckOpen(env);
+  if (!v.IsNumber()) ThrowCoded(env, "INVALID_ARGUMENT", "portId: must be a number");
+  auto it = peers_.find(v.As<Napi::Number>().Uint32Value());
+  if (it == peers_.end()) ThrowCoded(env, "NOT_FOUND", "portId: no pipe port with this id");
+  return *it->second;
+}
+
+Napi::Value EngineWrap::PipeSend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PipePeer& peer = Peer(env, info[0]);
+  if (info.Length() < 2 || !info[1].IsArray()) ThrowCoded(env, "INVALID_ARGUMENT", "frames: must be an array of Buffers");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  uint32_t n = arr.Length();
+  std::vector<const uint8_t*> ptrs(n);
+  std::vector<uint16_t> lens(n);
+  uint32_t max = peer.pool().max_frame();
+  for (uint32_t i = 0; i < n; ++i) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsBuffer()) ThrowCoded(env, "INVALID_ARGUMENT", "frames[" + std::to_string(i) + "]: must be a Buffer");
+    Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
+    if (b.Length() > max)
+      ThrowCoded(env, "INVALID_ARGUMENT", "frames[" + std::to_string(i) + "]: longer than a buffer (" + std::to_string(max) + " bytes)");
+    ptrs[i] = b.Data();
+    lens[i] = uint16_t(b.Length());
+  }
+  return Napi::Number::New(env, peer.send_copy(ptrs.data(), lens.data(), n));
+}
+
+Napi::Value EngineWrap::PipeReceive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PipePeer& peer = Peer(env, info[0]);
+  uint32_t max = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : kMaxBurst;
+  Napi::Array out = Napi::Array::New(env);
+  Pkt pk[kMaxBurst];
+  uint32_t k = 0;
+  while (k < max) {
+    uint32_t n = peer.recv(pk, std::min<uint32_t>(kMaxBurst, max - k));
+    if (!n) break;
+    for (uint32_t i = 0; i < n; ++i) {
+      out.Set(k++, Napi::Buffer<uint8_t>::Copy(env, peer.pool().frame(pk[i]), pk[i].len));
+      peer.cache().free(pk[i].buf);
+    }
+  }
+  return out;
+}
+
+Napi::Value EngineWrap::PipeSetLink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PipePeer& peer = Peer(env, info[0]);
+  if (info.Length() < 2 || !info[1].IsBoolean()) ThrowCoded(env, "INVALID_ARGUMENT", "up: must be a boolean");
+  peer.set_link(info[1].As<Napi::Boolean>().Value());
+  return env.Undefined();
+}
+
+Napi::Value EngineWrap::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  BufferPool& pool = *engine_->pool();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("hugepages", Napi::Boolean::New(env, pool.hugepages()));
+  o.Set("bufferCount", Napi::Number::New(env, pool.count()));
+  o.Set("bufferSize", Napi::Number::New(env, pool.buf_size()));
+  o.Set("buffersFree", Napi::Number::New(env, pool.available()));
+  return o;
+}
+
+}  // namespace vpc::addon

@@ -1,0 +1,73 @@
+// The JavaScript `Engine` class: one dataplane engine, its commands (as
+// Promises), its events (batched through one thread-safe function), counters
+// and pipe ends. The only code besides addon.cc that includes napi.h.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "core/engine.h"
+
+namespace vpc::addon {
+
+class EngineWrap;
+
+// Shared between the engine thread (which appends completions) and the JS
+// thread (which drains them). Outlives the wrap: the thread-safe function's
+// finalizer deletes it.
+struct Hub {
+  std::mutex mu;
+  std::vector<std::pair<uint32_t, Result>> done;
+  EngineWrap* wrap = nullptr;  // JS thread only; nullptr once the wrap is gone
+};
+
+void DeliverToJs(Napi::Env env, Napi::Function, Hub* hub, void*);
+using Tsfn = Napi::TypedThreadSafeFunction<Hub, void, DeliverToJs>;
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit EngineWrap(const Napi::CallbackInfo& info);
+  ~EngineWrap() override;
+
+  // Called on the JS thread through the thread-safe function.
+  void Drain(Napi::Env env);
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Stop(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value IsRunning(const Napi::CallbackInfo& info);
+  Napi::Value Command(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Schema(const Napi::CallbackInfo& info);
+  Napi::Value PipeSend(const Napi::CallbackInfo& info);
+  Napi::Value PipeReceive(const Napi::CallbackInfo& info);
+  Napi::Value PipeSetLink(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+
+  void CheckOpen(Napi::Env env) const;
+  PipePeer& Peer(Napi::Env env, const Napi::Value& id);
+  void Shutdown(Napi::Env env);
+  void SettleCompletions(Napi::Env env);
+  void DeliverEvents(Napi::Env env);
+
+  std::unique_ptr<Engine> engine_;
+  Hub* hub_ = nullptr;
+  Tsfn tsfn_;
+  bool tsfn_ref_ = false;
+  Napi::FunctionReference on_events_;
+  uint32_t next_cmd_ = 1;
+  std::unordered_map<uint32_t, Napi::Promise::Deferred> pending_;
+  std::unordered_map<uint32_t, std::unique_ptr<PipePeer>> pending_peers_;  // by command
+  std::unordered_map<uint32_t, std::unique_ptr<PipePeer>> peers_;          // by port id
+  std::unordered_map<uint32_t, CmdOp> pending_ops_;
+  std::unordered_map<uint32_t, uint32_t> pending_delete_port_;  // cmd -> port id
+  std::vector<Event> event_buf_;
+};
+
+}  // namespace vpc::addon

@@ -1,0 +1,12 @@
+#include "core/counters.h"
+
+namespace vpc {
+
+#define VPC_INFO_ROW(name, help) {#name, help},
+const CounterInfo kPortCounterInfo[kPortCounters] = {VPC_PORT_COUNTERS(VPC_INFO_ROW)};
+const CounterInfo kSwitchCounterInfo[kSwitchCounters] = {VPC_SWITCH_COUNTERS(VPC_INFO_ROW)};
+const CounterInfo kEngineCounterInfo[kEngineCounters] = {VPC_ENGINE_COUNTERS(VPC_INFO_ROW)};
+const CounterInfo kDropInfo[kDrops] = {VPC_DROP_REASONS(VPC_INFO_ROW)};
+#undef VPC_INFO_ROW
+
+}  // namespace vpc

@@ -1,0 +1,144 @@
+// Every counter and drop reason of the dataplane, declared once.
+//
+// Each X-macro row gives the identifier and the help text. The same rows feed
+// the enums below, the name tables the addon hands to JavaScript, and (through
+// them) the Prometheus metric names, so a counter, its name and its help
+// cannot drift apart.
+//
+// Concurrency: the engine thread is the only writer. Readers on other threads
+// (stats, metrics) load with relaxed atomics through std::atomic_ref and never
+// stop the engine; a reader may see one counter a batch newer than another.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace vpc {
+
+#define VPC_PORT_COUNTERS(X)                                      \
+  X(rx_packets, "Frames received on the port")                    \
+  X(rx_bytes, "Bytes received on the port")                       \
+  X(tx_packets, "Frames transmitted on the port")                 \
+  X(tx_bytes, "Bytes transmitted on the port")                    \
+  X(rx_drops, "Received frames dropped, all reasons")             \
+  X(tx_drops, "Frames that could not be transmitted, all reasons") \
+  X(fdb_learned, "FDB entries currently learned on this port")    \
+  X(link_changes, "Times the link went up or down")
+
+#define VPC_SWITCH_COUNTERS(X)                                                     \
+  X(fdb_entries, "MAC entries in the forwarding table (learned and static)")      \
+  X(fdb_static, "Static MAC entries in the forwarding table")                     \
+  X(rx_packets, "Frames switched in this switch")                                 \
+  X(learned, "MAC addresses learned")                                             \
+  X(moved, "Learned MAC addresses that moved to another port")                    \
+  X(aged, "Learned MAC addresses removed by aging")                               \
+  X(flooded, "Frames flooded (broadcast, multicast and unknown unicast)")         \
+  X(flooded_unknown, "Unknown-unicast frames flooded")                            \
+  X(flood_copies, "Frame copies made for flooding")                               \
+  X(learn_table_full, "Source MACs not learned because the switch MAC limit was reached") \
+  X(learn_port_limit, "Source MACs not learned because the port MAC limit was reached") \
+  X(drops, "Frames dropped in this switch, all reasons")
+
+#define VPC_ENGINE_COUNTERS(X)                                                 \
+  X(iterations, "Poll loop iterations")                                        \
+  X(busy_iterations, "Iterations that moved at least one frame")              \
+  X(batches, "Non-empty receive bursts processed")                            \
+  X(packets, "Frames received from all ports")                                \
+  X(busy_ns, "Nanoseconds spent in iterations that moved frames")             \
+  X(idle_ns, "Nanoseconds spent in iterations that moved nothing, sleep included") \
+  X(sleeps, "Times the engine slept in poll(2)")                              \
+  X(commands, "Control commands applied")                                     \
+  X(events, "Events delivered to the control plane")                          \
+  X(events_dropped, "Events lost because the event ring was full")            \
+  X(buffers_free, "Buffers free in the pool (not counting per-thread caches)") \
+  X(aging_scanned, "FDB slots visited by the aging sweep")
+
+// Drop reasons, shared by ports and switches: a frame dropped after it was
+// mapped to a switch counts at both its ingress (or egress) port and there.
+#define VPC_DROP_REASONS(X)                                                         \
+  X(runt, "Frame shorter than an Ethernet header (14 bytes)")                     \
+  X(vlan_truncated, "802.1Q-tagged frame shorter than 18 bytes")                 \
+  X(oversize, "Frame longer than the port MTU allows")                           \
+  X(src_mac_multicast, "Source MAC is multicast or broadcast")                   \
+  X(src_mac_zero, "Source MAC is 00:00:00:00:00:00")                             \
+  X(vlan_not_member, "Frame's VLAN (or untagged frame) is not mapped to a switch on this port") \
+  X(vlan_reserved, "VLAN ID 4095 is reserved")                                   \
+  X(port_security, "Source MAC is not in the port's locked MAC list")            \
+  X(static_mac_conflict, "Source MAC is a static entry on another port")         \
+  X(same_port, "Destination MAC is behind the ingress port")                     \
+  X(link_down, "Egress port link is down")                                       \
+  X(tx_ring_full, "Egress ring full")                                            \
+  X(no_buffer, "No free buffer for a flood copy or a tag")                       \
+  X(port_deleted, "Frames queued for a port that was deleted")
+
+#define VPC_ENUM_ROW(name, help) name,
+enum class PortCounter : uint16_t { VPC_PORT_COUNTERS(VPC_ENUM_ROW) kCount };
+enum class SwitchCounter : uint16_t { VPC_SWITCH_COUNTERS(VPC_ENUM_ROW) kCount };
+enum class EngineCounter : uint16_t { VPC_ENGINE_COUNTERS(VPC_ENUM_ROW) kCount };
+enum class Drop : uint16_t { VPC_DROP_REASONS(VPC_ENUM_ROW) kCount };
+#undef VPC_ENUM_ROW
+
+constexpr size_t kPortCounters = size_t(PortCounter::kCount);
+constexpr size_t kSwitchCounters = size_t(SwitchCounter::kCount);
+constexpr size_t kEngineCounters = size_t(EngineCounter::kCount);
+constexpr size_t kDrops = size_t(Drop::kCount);
+
+struct CounterInfo {
+  const char* name;
+  const char* help;
+};
+extern const CounterInfo kPortCounterInfo[kPortCounters];
+extern const CounterInfo kSwitchCounterInfo[kSwitchCounters];
+extern const CounterInfo kEngineCounterInfo[kEngineCounters];
+extern const CounterInfo kDropInfo[kDrops];
+
+// Single-writer counter cell helpers.
+inline void cnt_add(uint64_t& c, uint64_t n) {
+  std::atomic_ref<uint64_t>(c).store(c + n, std::memory_order_relaxed);
+}
+inline void cnt_set(uint64_t& c, uint64_t v) {
+  std::atomic_ref<uint64_t>(c).store(v, std::memory_order_relaxed);
+}
+inline uint64_t cnt_read(const uint64_t& c) {
+  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(c)).load(std::memory_order_relaxed);
+}
+
+// One block per object. `in_use` tells readers which slots hold a live object;
+// `generation` changes every time a slot is reused.
+struct alignas(64) PortCounterBlock {
+  uint64_t in_use;
+  uint64_t generation;
+  uint64_t c[kPortCounters];
+  uint64_t drops[kDrops];
+  void add(PortCounter k, uint64_t n) { cnt_add(c[size_t(k)], n); }
+  void set(PortCounter k, uint64_t v) { cnt_set(c[size_t(k)], v); }
+  void drop_rx(Drop r, uint64_t n = 1) {
+    cnt_add(drops[size_t(r)], n);
+    cnt_add(c[size_t(PortCounter::rx_drops)], n);
+  }
+  void drop_tx(Drop r, uint64_t n = 1) {
+    cnt_add(drops[size_t(r)], n);
+    cnt_add(c[size_t(PortCounter::tx_drops)], n);
+  }
+};
+
+struct alignas(64) SwitchCounterBlock {
+  uint64_t in_use;
+  uint64_t generation;
+  uint64_t c[kSwitchCounters];
+  uint64_t drops[kDrops];
+  void add(SwitchCounter k, uint64_t n) { cnt_add(c[size_t(k)], n); }
+  void set(SwitchCounter k, uint64_t v) { cnt_set(c[size_t(k)], v); }
+  void drop(Drop r, uint64_t n = 1) {
+    cnt_add(drops[size_t(r)], n);
+    cnt_add(c[size_t(SwitchCounter::drops)], n);
+  }
+};
+
+struct alignas(64) EngineCounterBlock {
+  uint64_t c[kEngineCounters];
+  void add(EngineCounter k, uint64_t n) { cnt_add(c[size_t(k)], n); }
+  void set(EngineCounter k, uint64_t v) { cnt_set(c[size_t(k)], v); }
+};
+
+}  // namespace vpc

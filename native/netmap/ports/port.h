@@ -1,0 +1,48 @@
+// The port interface every backend implements.
+//
+// A port moves descriptors of the engine's buffer pool in bursts. rx_burst
+// hands buffers to the engine (the engine now owns them); tx_burst takes
+// buffers from the engine, and the ones it did not accept stay with the caller
+// (the engine counts them as tx_ring_full and frees them). Neither call may
+// block or make a system call per packet. A port is driven only by the engine
+// thread once attached.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "core/types.h"
+
+namespace vpc {
+
+// How a sleeping engine can be woken by someone who just gave it work.
+// Producers check `sleeping` after publishing work and, if set, write to the
+// eventfd; the engine sets it before its last look at the rings (both sides use
+// seq_cst, so at least one of them sees the other).
+struct Waker {
+  std::atomic<bool> sleeping{false};
+  int fd = -1;  // eventfd
+  void wake();
+};
+
+enum class LinkState : uint8_t { kDown = 0, kUp = 1 };
+
+class Port {
+ public:
+  virtual ~Port() = default;
+  virtual const char* kind() const = 0;
+  virtual uint16_t rx_burst(Pkt* pkts, uint16_t max) = 0;
+  virtual uint16_t tx_burst(Pkt* pkts, uint16_t n) = 0;
+  // A descriptor the engine can poll(2) for readability while it sleeps, or -1
+  // when the port wakes the engine through the Waker instead.
+  virtual int poll_fd() const { return -1; }
+  virtual LinkState link_state() const { return LinkState::kUp; }
+  // Called once when the port is attached to an engine.
+  virtual void attach(Waker* waker) { (void)waker; }
+  // Called on the engine thread before the port is destroyed: give back every
+  // buffer still held in rings the engine can reach.
+  virtual void detach() {}
+};
+
+}  // namespace vpc

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the build, the tests and the benchmarks
+# use, if any are missing. Idempotent; needs root only when something is
+# missing. Nothing is downloaded from anywhere but Debian's archive.
+set -euo pipefail
+
+PACKAGES=(
+  cmake g++ make      # build
+  libgtest-dev        # native unit tests
+  valgrind            # callgrind instruction counts (npm run bench -- core --callgrind)
+  iproute2            # namespaces, veth, tap for integration tests
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "setup-deps: install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "setup-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

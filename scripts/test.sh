@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: native unit tests (ctest), then the TypeScript tests
+# (node --test), which include the integration tests through the addon.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-deps.sh
+[ -d node_modules/cmake-js ] || npm install --ignore-scripts --no-audit --no-fund
+# Configure every time: a library installed since the last build (GoogleTest,
+# later libxdp) is then picked up.
+npx cmake-js configure --out build >/dev/null
+npx cmake-js build --out build
+npx tsc -p .
+
+echo "== native unit tests"
+(cd build && ctest --output-on-failure --timeout 300 -j2)
+
+echo "== TypeScript tests"
+mapfile -t files < <(find dist/test -name '*.test.js' | sort)
+node --test --test-concurrency=1 "${files[@]}"

@@ -1,0 +1,697 @@
+// Dataplane: the typed face of one native engine.
+//
+// Contract of every mutating call:
+// - The arguments are validated completely (specs.ts) before anything else;
+//   a malformed call rejects with a ValidationError and changes nothing.
+// - Calls are applied one at a time, in call order (one TypeScript writer in
+//   front of the engine's one writer). When a call's turn comes, it is checked
+//   against the state left by the calls before it (names, references, in-use),
+//   then sent to the engine; the name maps change only after the engine
+//   acknowledged. A failed call therefore leaves the state as it was.
+// - A create reserves its name (and VNI) from the moment it is called, so a
+//   second concurrent create of the same name rejects at once with
+//   ERR_DUPLICATE_NAME, whatever the first one's fate.
+// - Native failures are mapped through errors.ts; callers only ever see
+//   DataplaneError subclasses.
+// - After close() every method throws (sync) or rejects (async) ERR_CLOSED.
+// - Commands work whether or not the engine loop runs (the addon applies them
+//   directly while it is stopped), so a configuration can be loaded before
+//   start().
+
+import { EventEmitter } from 'node:events';
+import { DataplaneError, makeError, mapNativeError, NativeErrorContext } from './errors';
+import {
+  loadNative,
+  NativeCommand,
+  NativeCounterSet,
+  NativeEngine,
+  NativeEvent,
+  NativeModule,
+  NativeResult,
+} from './native';
+import {
+  NormalizedPort,
+  NormalizedSwitch,
+  switchesOfPort,
+  toNativeOptions,
+  validateOptions,
+  validatePortSpec,
+  validatePortUpdate,
+  validateStaticMacRef,
+  validateStaticMacSpec,
+  validateSwitchSpec,
+  validateSwitchUpdate,
+} from './specs';
+import {
+  CounterSet,
+  DataplaneEvent,
+  DataplaneEventMap,
+  DataplaneOptions,
+  DataplaneSchema,
+  DataplaneStats,
+  EngineInfo,
+  FdbEntry,
+  PipeEnd,
+  PortInfo,
+  PortSpec,
+  PortUpdate,
+  ResolvedDataplaneOptions,
+  StaticMacRef,
+  StaticMacSpec,
+  SwitchInfo,
+  SwitchSpec,
+  SwitchUpdate,
+  TableFullEvent,
+} from './types';
+import { maxMtuFor, validateBoolean, validateInteger, validateName } from './validate';
+
+interface SwitchState extends NormalizedSwitch {
+  id: number;
+}
+
+interface PortState extends NormalizedPort {
+  id: number;
+}
+
+const PIPE_POLL_MS = 2;
+const PIPE_RECEIVE_MAX = 65536;
+
+export class Dataplane extends EventEmitter<DataplaneEventMap> {
+  readonly options: Readonly<ResolvedDataplaneOptions>;
+  // Largest port MTU the buffer geometry allows.
+  readonly maxMtu: number;
+
+  private readonly engine: NativeEngine;
+  private isClosed = false;
+
+  private readonly switchesByName = new Map<string, SwitchState>();
+  private readonly switchesById = new Map<number, SwitchState>();
+  private readonly switchesByVni = new Map<number, SwitchState>();
+  private readonly portsByName = new Map<string, PortState>();
+  private readonly portsById = new Map<number, PortState>();
+  // switch name -> names of its member ports
+  private readonly members = new Map<string, Set<string>>();
+  // Names of deleted objects by their last id, so late events still name them
+  // (until the id is reused).
+  private readonly formerSwitchNames = new Map<number, string>();
+  private readonly formerPortNames = new Map<number, string>();
+
+  // Names and VNIs of creates that are in flight.
+  private readonly reservedSwitchNames = new Set<string>();
+  private readonly reservedVnis = new Set<number>();
+  private readonly reservedPortNames = new Set<string>();
+
+  // Tail of the call queue; never rejects.
+  private queue: Promise<unknown> = Promise.resolve();
+  private schemaCache: DataplaneSchema | undefined;
+
+  // `native` replaces the compiled addon (tests); by default loadNative().
+  constructor(options: DataplaneOptions = {}, native?: NativeModule) {
+    super();
+    const resolved = validateOptions(options);
+    this.options = Object.freeze({ ...resolved, events: [...resolved.events] });
+    this.maxMtu = maxMtuFor(resolved.bufferSize, resolved.headroom);
+
+    let mod: NativeModule;
+    try {
+      mod = native ?? loadNative();
+    } catch (err) {
+      throw makeError('ERR_NATIVE', `native addon could not be loaded: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+    }
+    try {
+      this.engine = new mod.Engine(toNativeOptions(resolved), (events) => this.onNativeEvents(events));
+    } catch (err) {
+      throw mapNativeError(err, { op: 'create engine' });
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  get running(): boolean {
+    if (this.isClosed) return false;
+    try {
+      return this.engine.isRunning();
+    } catch {
+      return false;
+    }
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  start(): void {
+    this.assertOpen();
+    if (this.running) return;
+    this.callNative(() => this.engine.start(), 'start');
+  }
+
+  stop(): void {
+    this.assertOpen();
+    if (!this.running) return;
+    this.callNative(() => this.engine.stop(), 'stop');
+  }
+
+  // Stops the engine and frees it. Pending commands reject with ERR_CLOSED.
+  // Idempotent.
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.reservedSwitchNames.clear();
+    this.reservedVnis.clear();
+    this.reservedPortNames.clear();
+    try {
+      this.engine.close();
+    } catch (err) {
+      throw mapNativeError(err, { op: 'close' });
+    }
+  }
+
+  info(): EngineInfo {
+    this.assertOpen();
+    const i = this.callNative(() => this.engine.info(), 'info');
+    return { hugepages: i.hugepages, bufferCount: i.bufferCount, bufferSize: i.bufferSize, buffersFree: i.buffersFree };
+  }
+
+  // ---------------------------------------------------------------- switches
+
+  async createSwitch(spec: SwitchSpec): Promise<SwitchInfo> {
+    this.assertOpen();
+    const s = validateSwitchSpec(spec);
+    if (this.reservedSwitchNames.has(s.name)) throw this.duplicateSwitchName(s.name, true);
+    if (this.reservedVnis.has(s.vni)) throw this.duplicateVni(s.vni, undefined);
+    this.reservedSwitchNames.add(s.name);
+    this.reservedVnis.add(s.vni);
+    try {
+      return await this.serial(async () => {
+        if (this.switchesByName.has(s.name)) throw this.duplicateSwitchName(s.name, false);
+        const owner = this.switchesByVni.get(s.vni);
+        if (owner !== undefined) throw this.duplicateVni(s.vni, owner.name);
+        const result = await this.command(
+          { op: 'createSwitch', vni: s.vni, macLimit: s.macLimit, agingMs: s.agingSeconds * 1000, learning: s.learning, fdbCapacity: s.fdbCapacity },
+          { op: 'createSwitch', codes: { ALREADY_EXISTS: 'ERR_DUPLICATE_VNI' } },
+        );
+        const state: SwitchState = { ...s, id: this.resultId(result, 'createSwitch') };
+        this.switchesByName.set(state.name, state);
+        this.switchesById.set(state.id, state);
+        this.switchesByVni.set(state.vni, state);
+        this.members.set(state.name, new Set());
+        this.formerSwitchNames.delete(state.id);
+        return this.switchInfo(state);
+      });
+    } finally {
+      this.reservedSwitchNames.delete(s.name);
+      this.reservedVnis.delete(s.vni);
+    }
+  }
+
+  async updateSwitch(name: string, update: SwitchUpdate): Promise<SwitchInfo> {
+    this.assertOpen();
+    validateName(name, 'name');
+    const u = validateSwitchUpdate(update);
+    return this.serial(async () => {
+      const current = this.requireSwitch(name, 'name');
+      const next: SwitchState = { ...current, ...u };
+      await this.command(
+        { op: 'setSwitch', switchId: current.id, macLimit: next.macLimit, agingMs: next.agingSeconds * 1000, learning: next.learning },
+        { op: 'updateSwitch', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
+      );
+      Object.assign(current, u);
+      return this.switchInfo(current);
+    });
+  }
+
+  async deleteSwitch(name: string): Promise<void> {
+    this.assertOpen();
+    validateName(name, 'name');
+    return this.serial(async () => {
+      const current = this.requireSwitch(name, 'name');
+      const users = this.members.get(name);
+      if (users !== undefined && users.size > 0) {
+        throw makeError('ERR_SWITCH_IN_USE', `switch "${name}" still has ports attached: ${[...users].sort().join(', ')}`, 'name');
+      }
+      await this.command(
+        { op: 'deleteSwitch', switchId: current.id },
+        { op: 'deleteSwitch', field: 'name', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH', IN_USE: 'ERR_SWITCH_IN_USE' } },
+      );
+      this.switchesByName.delete(name);
+      this.switchesById.delete(current.id);
+      this.switchesByVni.delete(current.vni);
+      this.members.delete(name);
+      this.formerSwitchNames.set(current.id, name);
+    });
+  }
+
+  switches(): SwitchInfo[] {
+    this.assertOpen();
+    return [...this.switchesByName.values()].sort(byName).map((s) => this.switchInfo(s));
+  }
+
+  getSwitch(name: string): SwitchInfo | undefined {
+    this.assertOpen();
+    const s = this.switchesByName.get(name);
+    return s === undefined ? undefined : this.switchInfo(s);
+  }
+
+  // ---------------------------------------------------------------- ports
+
+  async createPort(spec: PortSpec): Promise<PortInfo> {
+    this.assertOpen();
+    const p = validatePortSpec(spec, this.maxMtu);
+    if (this.reservedPortNames.has(p.name)) throw this.duplicatePortName(p.name, true);
+    this.reservedPortNames.add(p.name);
+    try {
+      return await this.serial(async () => {
+        if (this.portsByName.has(p.name)) throw this.duplicatePortName(p.name, false);
+        const access = p.switch === undefined ? undefined : this.requireSwitch(p.switch, 'switch');
+        const untagged = p.untagged === undefined ? undefined : this.requireSwitch(p.untagged, 'untagged');
+        const vlans = p.vlans.map((m, i) => ({ vlan: m.vlan, switchId: this.requireSwitch(m.switch, `vlans[${i}].switch`).id }));
+        const result = await this.command(
+          {
+            op: 'createPort',
+            kind: p.type,
+            ringSize: p.ringSize,
+            mtu: p.mtu,
+            mac: p.mac,
+            learning: p.learning,
+            flood: p.flood,
+            macLimit: p.macLimit,
+            lockedMacs: [...p.lockedMacs],
+            untaggedSwitchId: (access ?? untagged)?.id ?? -1,
+            vlans,
+          },
+          { op: 'createPort', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
+        );
+        const state: PortState = { ...p, id: this.resultId(result, 'createPort') };
+        this.portsByName.set(state.name, state);
+        this.portsById.set(state.id, state);
+        this.formerPortNames.delete(state.id);
+        for (const sw of switchesOfPort(state)) this.members.get(sw)?.add(state.name);
+        return portInfo(state);
+      });
+    } finally {
+      this.reservedPortNames.delete(p.name);
+    }
+  }
+
+  async updatePort(name: string, update: PortUpdate): Promise<PortInfo> {
+    this.assertOpen();
+    validateName(name, 'name');
+    const u = validatePortUpdate(update, this.maxMtu);
+    return this.serial(async () => {
+      const current = this.requirePort(name, 'name');
+      const next: PortState = { ...current, ...u };
+      await this.command(
+        {
+          op: 'setPort',
+          portId: current.id,
+          mtu: next.mtu,
+          learning: next.learning,
+          flood: next.flood,
+          macLimit: next.macLimit,
+          lockedMacs: [...next.lockedMacs],
+        },
+        { op: 'updatePort', codes: { NOT_FOUND: 'ERR_UNKNOWN_PORT' } },
+      );
+      Object.assign(current, u);
+      return portInfo(current);
+    });
+  }
+
+  async deletePort(name: string): Promise<void> {
+    this.assertOpen();
+    validateName(name, 'name');
+    return this.serial(async () => {
+      const current = this.requirePort(name, 'name');
+      await this.command(
+        { op: 'deletePort', portId: current.id },
+        { op: 'deletePort', field: 'name', codes: { NOT_FOUND: 'ERR_UNKNOWN_PORT' } },
+      );
+      this.portsByName.delete(name);
+      this.portsById.delete(current.id);
+      for (const sw of switchesOfPort(current)) this.members.get(sw)?.delete(name);
+      this.formerPortNames.set(current.id, name);
+    });
+  }
+
+  ports(): PortInfo[] {
+    this.assertOpen();
+    return [...this.portsByName.values()].sort(byName).map(portInfo);
+  }
+
+  getPort(name: string): PortInfo | undefined {
+    this.assertOpen();
+    const p = this.portsByName.get(name);
+    return p === undefined ? undefined : portInfo(p);
+  }
+
+  // ---------------------------------------------------------------- fdb
+
+  // Static entries live in the engine's FDB (one writer per table); the
+  // engine decides whether the MAC is already there.
+  async addStaticMac(spec: StaticMacSpec): Promise<void> {
+    this.assertOpen();
+    const s = validateStaticMacSpec(spec);
+    return this.serial(async () => {
+      const sw = this.requireSwitch(s.switch, 'switch');
+      const port = this.requirePort(s.port, 'port');
+      this.requireMember(port, sw, 'port');
+      await this.command(
+        { op: 'addStaticMac', switchId: sw.id, mac: s.mac, portId: port.id },
+        { op: 'addStaticMac', field: 'mac', codes: { ALREADY_EXISTS: 'ERR_DUPLICATE_MAC' } },
+      );
+    });
+  }
+
+  async deleteStaticMac(ref: StaticMacRef): Promise<void> {
+    this.assertOpen();
+    const r = validateStaticMacRef(ref);
+    return this.serial(async () => {
+      const sw = this.requireSwitch(r.switch, 'switch');
+      await this.command(
+        { op: 'deleteStaticMac', switchId: sw.id, mac: r.mac },
+        { op: 'deleteStaticMac', field: 'mac', codes: { NOT_FOUND: 'ERR_UNKNOWN_MAC' } },
+      );
+    });
+  }
+
+  // A consistent snapshot of the switch's FDB, sorted by MAC (then VLAN).
+  async fdb(switchName: string): Promise<FdbEntry[]> {
+    this.assertOpen();
+    validateName(switchName, 'switch');
+    return this.serial(async () => {
+      const sw = this.requireSwitch(switchName, 'switch');
+      const result = await this.command({ op: 'dumpFdb', switchId: sw.id }, { op: 'fdb', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } });
+      const entries = (result.entries ?? []).map(
+        (e): FdbEntry => ({ mac: e.mac, port: this.portName(e.portId), vlan: e.vlan, static: e.static, ageSeconds: e.static ? 0 : e.ageMs / 1000 }),
+      );
+      return entries.sort((a, b) => (a.mac < b.mac ? -1 : a.mac > b.mac ? 1 : a.vlan - b.vlan));
+    });
+  }
+
+  // Removes the switch's learned entries (only those on `port` when given);
+  // resolves with how many the engine removed.
+  async flushFdb(switchName: string, port?: string): Promise<number> {
+    this.assertOpen();
+    validateName(switchName, 'switch');
+    if (port !== undefined) validateName(port, 'port');
+    return this.serial(async () => {
+      const sw = this.requireSwitch(switchName, 'switch');
+      let portId = -1;
+      if (port !== undefined) {
+        const p = this.requirePort(port, 'port');
+        this.requireMember(p, sw, 'port');
+        portId = p.id;
+      }
+      const result = await this.command({ op: 'flushFdb', switchId: sw.id, portId }, { op: 'flushFdb' });
+      return result.removed ?? 0;
+    });
+  }
+
+  // ---------------------------------------------------------------- stats
+
+  // Counters by object name. Every name of schema() is present (0 when the
+  // engine did not report it). Read lock-free: does not wait for the engine.
+  stats(): DataplaneStats {
+    this.assertOpen();
+    const raw = this.callNative(() => this.engine.stats(), 'stats');
+    const schema = this.trySchema();
+    const out: DataplaneStats = { engine: {}, eventsDropped: raw.eventsDropped, ports: {}, switches: {} };
+    for (const info of schema?.engine ?? []) out.engine[info.name] = 0;
+    Object.assign(out.engine, raw.engine);
+    for (const set of raw.ports) {
+      const p = this.portsById.get(set.id);
+      if (p !== undefined) out.ports[p.name] = counterSet(set, schema?.port, schema?.drop);
+    }
+    for (const set of raw.switches) {
+      const s = this.switchesById.get(set.id);
+      if (s !== undefined) out.switches[s.name] = counterSet(set, schema?.switch, schema?.drop);
+    }
+    return out;
+  }
+
+  schema(): DataplaneSchema {
+    this.assertOpen();
+    if (this.schemaCache === undefined) {
+      const s = this.callNative(() => this.engine.schema(), 'schema');
+      this.schemaCache = {
+        engine: s.engine.map(copyInfo),
+        port: s.port.map(copyInfo),
+        switch: s.switch.map(copyInfo),
+        drop: s.drop.map(copyInfo),
+      };
+    }
+    const c = this.schemaCache;
+    return { engine: c.engine.map(copyInfo), port: c.port.map(copyInfo), switch: c.switch.map(copyInfo), drop: c.drop.map(copyInfo) };
+  }
+
+  // ---------------------------------------------------------------- pipes
+
+  // The far end of a pipe port. It stays bound to this port: after the port
+  // is deleted its methods throw ERR_UNKNOWN_PORT, even if a new port reuses
+  // the name or the engine id.
+  pipe(portName: string): PipeEnd {
+    this.assertOpen();
+    validateName(portName, 'port');
+    const state = this.requirePort(portName, 'port');
+    if (state.type !== 'pipe') throw makeError('ERR_INVALID_ARGUMENT', `port "${portName}" is not a pipe port`, 'port');
+    const live = (): PortState => {
+      this.assertOpen();
+      if (this.portsByName.get(portName) !== state) {
+        throw makeError('ERR_UNKNOWN_PORT', `port "${portName}" was deleted`, 'port');
+      }
+      return state;
+    };
+    const receive = (max: number = this.options.burst): Buffer[] => {
+      validateInteger(max, 'max', 1, PIPE_RECEIVE_MAX);
+      const p = live();
+      return this.callNative(() => this.engine.pipeReceive(p.id, max), 'pipeReceive');
+    };
+    return {
+      port: portName,
+      send: (frames: Buffer[]): number => {
+        if (!Array.isArray(frames)) throw makeError('ERR_INVALID_ARGUMENT', 'must be an array of Buffers', 'frames');
+        frames.forEach((f, i) => {
+          if (!Buffer.isBuffer(f)) throw makeError('ERR_INVALID_ARGUMENT', 'must be a Buffer', `frames[${i}]`);
+        });
+        const p = live();
+        if (frames.length === 0) return 0;
+        return this.callNative(() => this.engine.pipeSend(p.id, frames), 'pipeSend');
+      },
+      receive,
+      setLink: (up: boolean): void => {
+        validateBoolean(up, 'up');
+        const p = live();
+        this.callNative(() => this.engine.pipeSetLink(p.id, up), 'pipeSetLink');
+      },
+      waitFor: async (count: number, timeoutMs = 1000): Promise<Buffer[]> => {
+        validateInteger(count, 'count', 0, Number.MAX_SAFE_INTEGER);
+        validateInteger(timeoutMs, 'timeoutMs', 0, 2 ** 31 - 1);
+        const got: Buffer[] = [];
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          while (got.length < count) {
+            const batch = receive(Math.min(count - got.length, PIPE_RECEIVE_MAX));
+            if (batch.length === 0) break;
+            got.push(...batch);
+          }
+          if (got.length >= count || Date.now() >= deadline) return got;
+          await sleep(Math.max(0, Math.min(PIPE_POLL_MS, deadline - Date.now())));
+        }
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private assertOpen(): void {
+    if (this.isClosed) throw makeError('ERR_CLOSED', 'the dataplane is closed');
+  }
+
+  // Runs `fn` after every call queued before it.
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(fn);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async command(cmd: NativeCommand, context: NativeErrorContext): Promise<NativeResult> {
+    this.assertOpen();
+    let pending: Promise<NativeResult>;
+    try {
+      pending = this.engine.command(cmd);
+    } catch (err) {
+      throw mapNativeError(err, context);
+    }
+    try {
+      return await pending;
+    } catch (err) {
+      throw mapNativeError(err, context);
+    }
+  }
+
+  private callNative<T>(fn: () => T, op: string): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw mapNativeError(err, { op });
+    }
+  }
+
+  private resultId(result: NativeResult, op: string): number {
+    const id = result?.id;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+      throw makeError('ERR_NATIVE', `${op}: the engine acknowledged without a valid id (got ${String(id)})`);
+    }
+    return id;
+  }
+
+  private requireSwitch(name: string, field: string): SwitchState {
+    const s = this.switchesByName.get(name);
+    if (s === undefined) throw makeError('ERR_UNKNOWN_SWITCH', `no switch named "${name}"`, field);
+    return s;
+  }
+
+  private requirePort(name: string, field: string): PortState {
+    const p = this.portsByName.get(name);
+    if (p === undefined) throw makeError('ERR_UNKNOWN_PORT', `no port named "${name}"`, field);
+    return p;
+  }
+
+  private requireMember(port: PortState, sw: SwitchState, field: string): void {
+    if (!switchesOfPort(port).includes(sw.name)) {
+      throw makeError('ERR_PORT_NOT_MEMBER', `port "${port.name}" is not a member of switch "${sw.name}"`, field);
+    }
+  }
+
+  private duplicateSwitchName(name: string, pending: boolean): DataplaneError {
+    return makeError('ERR_DUPLICATE_NAME', `a switch named "${name}" ${pending ? 'is being created' : 'exists'}`, 'name');
+  }
+
+  private duplicateVni(vni: number, owner: string | undefined): DataplaneError {
+    const who = owner === undefined ? 'a switch being created' : `switch "${owner}"`;
+    return makeError('ERR_DUPLICATE_VNI', `VNI ${vni} is used by ${who}`, 'vni');
+  }
+
+  private duplicatePortName(name: string, pending: boolean): DataplaneError {
+    return makeError('ERR_DUPLICATE_NAME', `a port named "${name}" ${pending ? 'is being created' : 'exists'}`, 'name');
+  }
+
+  private switchInfo(s: SwitchState): SwitchInfo {
+    return {
+      name: s.name,
+      id: s.id,
+      vni: s.vni,
+      macLimit: s.macLimit,
+      agingSeconds: s.agingSeconds,
+      learning: s.learning,
+      fdbCapacity: s.fdbCapacity,
+      ports: [...(this.members.get(s.name) ?? [])].sort(),
+    };
+  }
+
+  private switchName(id: number): string {
+    return this.switchesById.get(id)?.name ?? this.formerSwitchNames.get(id) ?? `#${id}`;
+  }
+
+  private portName(id: number): string {
+    return this.portsById.get(id)?.name ?? this.formerPortNames.get(id) ?? `#${id}`;
+  }
+
+  private trySchema(): DataplaneSchema | undefined {
+    try {
+      return this.schema();
+    } catch {
+      return undefined;
+    }
+  }
+
+  // Runs on the JS thread for every batch the engine reports.
+  private onNativeEvents(batch: NativeEvent[]): void {
+    if (this.isClosed || !Array.isArray(batch)) return;
+    if (this.listenerCount('event') === 0 && this.listenerCount('events') === 0) return;
+    const events: DataplaneEvent[] = [];
+    for (const e of batch) {
+      const converted = this.convertEvent(e);
+      if (converted !== undefined) events.push(converted);
+    }
+    if (events.length === 0) return;
+    for (const e of events) this.emit('event', e);
+    this.emit('events', events);
+  }
+
+  private convertEvent(e: NativeEvent): DataplaneEvent | undefined {
+    switch (e.type) {
+      case 'learned':
+        return { type: 'learned', switch: this.switchName(e.switchId), port: this.portName(e.portId), vlan: e.vlan, mac: e.mac };
+      case 'moved':
+        return {
+          type: 'moved',
+          switch: this.switchName(e.switchId),
+          port: this.portName(e.portId),
+          oldPort: this.portName(e.oldPortId),
+          vlan: e.vlan,
+          oldVlan: e.oldVlan,
+          mac: e.mac,
+        };
+      case 'aged':
+        return { type: 'aged', switch: this.switchName(e.switchId), port: this.portName(e.portId), vlan: e.vlan, mac: e.mac };
+      case 'table_full': {
+        const ev: TableFullEvent = { type: 'table_full', switch: this.switchName(e.switchId), mac: e.mac };
+        if (e.portId >= 0) ev.port = this.portName(e.portId);
+        return ev;
+      }
+      case 'port_limit':
+        return { type: 'port_limit', switch: this.switchName(e.switchId), port: this.portName(e.portId), vlan: e.vlan, mac: e.mac };
+      case 'link':
+        return { type: 'link', port: this.portName(e.portId), up: e.up };
+      default:
+        return undefined;
+    }
+  }
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+function portInfo(p: PortState): PortInfo {
+  const info: PortInfo = {
+    name: p.name,
+    id: p.id,
+    type: p.type,
+    mode: p.mode,
+    vlans: p.vlans.map((m) => ({ vlan: m.vlan, switch: m.switch })),
+    mtu: p.mtu,
+    mac: p.mac,
+    learning: p.learning,
+    flood: p.flood,
+    macLimit: p.macLimit,
+    lockedMacs: [...p.lockedMacs],
+    ringSize: p.ringSize,
+  };
+  if (p.switch !== undefined) info.switch = p.switch;
+  if (p.untagged !== undefined) info.untagged = p.untagged;
+  return info;
+}
+
+function counterSet(
+  set: NativeCounterSet,
+  counterNames: { name: string }[] | undefined,
+  dropNames: { name: string }[] | undefined,
+): CounterSet {
+  const out: CounterSet = { counters: {}, drops: {} };
+  for (const c of counterNames ?? []) out.counters[c.name] = 0;
+  for (const d of dropNames ?? []) out.drops[d.name] = 0;
+  Object.assign(out.counters, set.counters);
+  Object.assign(out.drops, set.drops);
+  return out;
+}
+
+function copyInfo(c: { name: string; help: string }): { name: string; help: string } {
+  return { name: c.name, help: c.help };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,50 @@
+// Public API of the dataplane: everything outside src/dataplane imports from
+// here, never from native.ts.
+
+export { Dataplane } from './dataplane';
+export {
+  ConflictError,
+  DataplaneError,
+  ERROR_CODES,
+  LimitError,
+  NativeFailure,
+  NotFoundError,
+  StateError,
+  ValidationError,
+  isErrorCode,
+  mapNativeError,
+} from './errors';
+export type { ErrorCategory, ErrorCode } from './errors';
+export { DEFAULT_OPTIONS, EVENT_TYPES } from './types';
+export type {
+  AgedEvent,
+  CounterInfo,
+  CounterSet,
+  DataplaneEvent,
+  DataplaneEventMap,
+  DataplaneOptions,
+  DataplaneSchema,
+  DataplaneStats,
+  EngineInfo,
+  EventType,
+  FdbEntry,
+  LearnedEvent,
+  LinkEvent,
+  MovedEvent,
+  PipeEnd,
+  PortInfo,
+  PortLimitEvent,
+  PortSpec,
+  PortType,
+  PortUpdate,
+  ResolvedDataplaneOptions,
+  StaticMacRef,
+  StaticMacSpec,
+  SwitchInfo,
+  SwitchSpec,
+  SwitchUpdate,
+  TableFullEvent,
+  VlanMapping,
+} from './types';
+export { DEFAULT_PORT, DEFAULT_SWITCH } from './specs';
+export { LIMITS, generateMac, isMulticastMac, parseMac } from './validate';

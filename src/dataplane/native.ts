@@ -1,0 +1,170 @@
+// The addon's surface, exactly as native/addon exports it. Nothing outside
+// src/dataplane imports this file: the rest of the project uses Dataplane.
+//
+// Contract notes:
+// - Every command is validated in TypeScript before it gets here; the addon
+//   checks again and rejects with a NativeError whose `code` is one of
+//   NativeErrorCode. Commands resolve when the change is live in the engine.
+// - Ids are small integers chosen by the engine (slot numbers); they can be
+//   reused after a delete.
+// - MACs cross the boundary as lower-case "aa:bb:cc:dd:ee:ff" strings.
+// - Counter values are plain numbers (exact up to 2^53).
+
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+export interface NativeEngineOptions {
+  bufferCount: number; // buffers in the pool
+  bufferSize: number; // bytes per buffer (power of two, 2048..16384)
+  headroom: number; // bytes kept in front of every frame for encapsulation
+  hugepages: boolean; // try MAP_HUGETLB first
+  maxPorts: number;
+  maxSwitches: number;
+  busyPoll: boolean; // true: spin; false: poll(2) sleep when idle
+  cpu: number; // pin the engine thread to this CPU; -1: no pinning
+  burst: number; // rx burst size, 1..256
+  eventRing: number; // event ring capacity (power of two)
+  eventMask: number; // bitmask of NativeEventType bits to report (see EVENT_BITS)
+}
+
+export const EVENT_BITS = {
+  learned: 1,
+  moved: 2,
+  aged: 4,
+  table_full: 8,
+  port_limit: 16,
+  link: 32,
+} as const;
+
+export interface NativeVlanMapping {
+  vlan: number; // 1..4094
+  switchId: number;
+}
+
+export type NativeCommand =
+  | { op: 'createSwitch'; vni: number; macLimit: number; agingMs: number; learning: boolean; fdbCapacity: number }
+  | { op: 'setSwitch'; switchId: number; macLimit: number; agingMs: number; learning: boolean }
+  | { op: 'deleteSwitch'; switchId: number }
+  | {
+      op: 'createPort';
+      kind: 'pipe';
+      ringSize: number; // power of two
+      mtu: number; // L3 MTU; a frame may be mtu + 14 bytes (+4 when tagged)
+      mac: string; // the port's own MAC (informational for pipes)
+      learning: boolean;
+      flood: boolean; // false: gets no unknown-unicast or multicast floods (broadcast still)
+      macLimit: number; // 0: no per-port limit
+      lockedMacs: string[]; // empty: no port security
+      untaggedSwitchId: number; // -1: untagged frames are not accepted
+      vlans: NativeVlanMapping[]; // trunk mappings; empty for an access port
+    }
+  | {
+      op: 'setPort';
+      portId: number;
+      mtu: number;
+      learning: boolean;
+      flood: boolean;
+      macLimit: number;
+      lockedMacs: string[];
+    }
+  | { op: 'deletePort'; portId: number }
+  | { op: 'addStaticMac'; switchId: number; mac: string; portId: number }
+  | { op: 'deleteStaticMac'; switchId: number; mac: string }
+  | { op: 'dumpFdb'; switchId: number }
+  | { op: 'flushFdb'; switchId: number; portId: number /* -1: whole switch */ };
+
+export interface NativeFdbEntry {
+  mac: string;
+  portId: number;
+  vlan: number; // 0: untagged member
+  static: boolean;
+  ageMs: number; // since last seen; 0 for static entries
+}
+
+export interface NativeResult {
+  id?: number; // createSwitch / createPort
+  entries?: NativeFdbEntry[]; // dumpFdb
+  removed?: number; // flushFdb
+}
+
+export type NativeErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'LIMIT_EXCEEDED'
+  | 'IN_USE'
+  | 'CLOSED'
+  | 'SYSTEM'
+  | 'INTERNAL';
+
+export interface NativeError extends Error {
+  code: NativeErrorCode;
+}
+
+export type NativeEventType = keyof typeof EVENT_BITS;
+
+export interface NativeEvent {
+  type: NativeEventType;
+  switchId: number; // -1 when not switch related (link)
+  portId: number; // -1 when not port related (table_full)
+  oldPortId: number; // moved: where the MAC was before; else -1
+  vlan: number;
+  oldVlan: number;
+  mac: string; // '' when not MAC related
+  up: boolean; // link: new state
+}
+
+export interface NativeCounterSet {
+  id: number;
+  counters: Record<string, number>;
+  drops: Record<string, number>;
+}
+
+export interface NativeStats {
+  engine: Record<string, number>;
+  ports: NativeCounterSet[]; // every port slot in use
+  switches: NativeCounterSet[]; // every switch slot in use
+  eventsDropped: number;
+}
+
+export interface NativeCounterInfo {
+  name: string;
+  help: string;
+}
+
+export interface NativeSchema {
+  engine: NativeCounterInfo[];
+  port: NativeCounterInfo[];
+  switch: NativeCounterInfo[];
+  drop: NativeCounterInfo[]; // drop reasons, shared by ports and switches
+}
+
+export interface NativeEngine {
+  start(): void;
+  stop(): void;
+  close(): void; // stops, rejects pending commands with CLOSED, frees everything
+  isRunning(): boolean;
+  command(cmd: NativeCommand): Promise<NativeResult>;
+  stats(): NativeStats;
+  schema(): NativeSchema;
+  pipeSend(portId: number, frames: Buffer[]): number; // frames accepted
+  pipeReceive(portId: number, max: number): Buffer[];
+  pipeSetLink(portId: number, up: boolean): void;
+  info(): { hugepages: boolean; bufferCount: number; bufferSize: number; buffersFree: number };
+}
+
+export interface NativeModule {
+  Engine: new (options: NativeEngineOptions, onEvents: (events: NativeEvent[]) => void) => NativeEngine;
+}
+
+let cached: NativeModule | undefined;
+
+// Loads build/Release/vpc_native.node relative to the package root (this file
+// is compiled to dist/src/dataplane/native.js).
+export function loadNative(): NativeModule {
+  if (cached) return cached;
+  const require = createRequire(__filename);
+  const root = path.resolve(__dirname, '..', '..', '..');
+  cached = require(path.join(root, 'build', 'Release', 'vpc_native.node')) as NativeModule;
+  return cached;
+}

@@ -1,0 +1,326 @@
+// Pure validation of whole specs: options, switch/port specs and updates,
+// static MAC specs. Each function checks shape and ranges, applies defaults
+// and returns a normalised copy; it never looks at running state (whether a
+// referenced switch exists is dataplane.ts's business).
+
+import { EVENT_BITS, NativeEngineOptions } from './native';
+import {
+  DEFAULT_OPTIONS,
+  EVENT_TYPES,
+  EventType,
+  PortType,
+  ResolvedDataplaneOptions,
+  StaticMacRef,
+  StaticMacSpec,
+  SwitchUpdate,
+  VlanMapping,
+} from './types';
+import {
+  fieldPath,
+  generateMac,
+  invalid,
+  maxMtuFor,
+  parseMac,
+  validateAgingSeconds,
+  validateArray,
+  validateBoolean,
+  validateInteger,
+  validateMacLimit,
+  validateMtu,
+  validateName,
+  validateObject,
+  validatePortMacLimit,
+  validatePowerOfTwo,
+  validateUnicastMac,
+  validateVlan,
+  validateVni,
+} from './validate';
+
+export const SPEC_LIMITS = Object.freeze({
+  bufferCount: [256, 16_777_216],
+  bufferSize: [2048, 16384],
+  headroom: [0, 1024],
+  maxPorts: [1, 65_535],
+  maxSwitches: [1, 1_048_576],
+  cpu: [-1, 4095],
+  burst: [1, 256],
+  eventRing: [16, 16_777_216],
+  fdbCapacity: [1, 4_194_304],
+  ringSize: [16, 65_536],
+  lockedMacs: 65_536,
+  trunkVlans: 4094,
+} as const);
+
+export const DEFAULT_SWITCH = Object.freeze({ macLimit: 65536, agingSeconds: 300, learning: true });
+export const DEFAULT_PORT = Object.freeze({ mtu: 1500, learning: true, flood: true, macLimit: 0, ringSize: 1024 });
+
+// ---------------------------------------------------------------- options
+
+const OPTION_KEYS = [
+  'bufferCount', 'bufferSize', 'headroom', 'hugepages', 'maxPorts', 'maxSwitches',
+  'busyPoll', 'cpu', 'burst', 'eventRing', 'events',
+] as const;
+
+export function validateEventTypes(value: unknown, field = 'events'): EventType[] {
+  const list = validateArray(value, field, 64);
+  const out: EventType[] = [];
+  list.forEach((item, i) => {
+    if (typeof item !== 'string' || !Object.prototype.hasOwnProperty.call(EVENT_BITS, item)) {
+      throw invalid('ERR_INVALID_ARGUMENT', fieldPath(field, i), `must be one of ${EVENT_TYPES.join(', ')}`, item);
+    }
+    if (!out.includes(item as EventType)) out.push(item as EventType);
+  });
+  return out;
+}
+
+export function eventMask(events: readonly EventType[]): number {
+  let mask = 0;
+  for (const type of events) mask |= EVENT_BITS[type];
+  return mask;
+}
+
+export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
+  const o = validateObject(value, '', OPTION_KEYS, 'options');
+  const pick = <T>(key: (typeof OPTION_KEYS)[number], check: (v: unknown, field: string) => T, fallback: T): T =>
+    o[key] === undefined ? fallback : check(o[key], key);
+  const range = (key: keyof typeof SPEC_LIMITS) => SPEC_LIMITS[key] as readonly [number, number];
+  const int = (key: 'bufferCount' | 'headroom' | 'maxPorts' | 'maxSwitches' | 'cpu' | 'burst') =>
+    pick(key, (v, f) => validateInteger(v, f, range(key)[0], range(key)[1]), DEFAULT_OPTIONS[key]);
+
+  const bufferSize = pick('bufferSize', (v, f) => validatePowerOfTwo(v, f, range('bufferSize')[0], range('bufferSize')[1]), DEFAULT_OPTIONS.bufferSize);
+  const headroom = int('headroom');
+  if (maxMtuFor(bufferSize, headroom) < 68) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'headroom', `leaves no room for a minimal frame in a ${bufferSize}-byte buffer`, headroom);
+  }
+  return {
+    bufferCount: int('bufferCount'),
+    bufferSize,
+    headroom,
+    hugepages: pick('hugepages', validateBoolean, DEFAULT_OPTIONS.hugepages),
+    maxPorts: int('maxPorts'),
+    maxSwitches: int('maxSwitches'),
+    busyPoll: pick('busyPoll', validateBoolean, DEFAULT_OPTIONS.busyPoll),
+    cpu: int('cpu'),
+    burst: int('burst'),
+    eventRing: pick('eventRing', (v, f) => validatePowerOfTwo(v, f, range('eventRing')[0], range('eventRing')[1]), DEFAULT_OPTIONS.eventRing),
+    events: pick('events', validateEventTypes, [...DEFAULT_OPTIONS.events]),
+  };
+}
+
+export function toNativeOptions(o: ResolvedDataplaneOptions): NativeEngineOptions {
+  return {
+    bufferCount: o.bufferCount,
+    bufferSize: o.bufferSize,
+    headroom: o.headroom,
+    hugepages: o.hugepages,
+    maxPorts: o.maxPorts,
+    maxSwitches: o.maxSwitches,
+    busyPoll: o.busyPoll,
+    cpu: o.cpu,
+    burst: o.burst,
+    eventRing: o.eventRing,
+    eventMask: eventMask(o.events),
+  };
+}
+
+// ---------------------------------------------------------------- switches
+
+export interface NormalizedSwitch {
+  name: string;
+  vni: number;
+  macLimit: number;
+  agingSeconds: number;
+  learning: boolean;
+  fdbCapacity: number;
+}
+
+const SWITCH_KEYS = ['name', 'vni', 'macLimit', 'agingSeconds', 'learning', 'fdbCapacity'] as const;
+const SWITCH_UPDATE_KEYS = ['macLimit', 'agingSeconds', 'learning'] as const;
+const SWITCH_FIXED_KEYS = ['name', 'vni', 'fdbCapacity'];
+
+export function validateSwitchSpec(value: unknown): NormalizedSwitch {
+  const s = validateObject(value, '', SWITCH_KEYS);
+  const name = validateName(s.name, 'name');
+  const vni = validateVni(s.vni, 'vni');
+  const macLimit = s.macLimit === undefined ? DEFAULT_SWITCH.macLimit : validateMacLimit(s.macLimit, 'macLimit');
+  const agingSeconds = s.agingSeconds === undefined ? DEFAULT_SWITCH.agingSeconds : validateAgingSeconds(s.agingSeconds, 'agingSeconds');
+  const learning = s.learning === undefined ? DEFAULT_SWITCH.learning : validateBoolean(s.learning, 'learning');
+  // The table grows by doubling as it fills, so the default starts small: a
+  // host with thousands of switches must not reserve every switch's limit.
+  const fdbCapacity = s.fdbCapacity === undefined
+    ? Math.min(macLimit, 1024)
+    : validateInteger(s.fdbCapacity, 'fdbCapacity', SPEC_LIMITS.fdbCapacity[0], SPEC_LIMITS.fdbCapacity[1]);
+  return { name, vni, macLimit, agingSeconds, learning, fdbCapacity };
+}
+
+function rejectFixed(value: unknown, fixed: readonly string[], what: string): void {
+  if (typeof value !== 'object' || value === null) return;
+  for (const key of fixed) {
+    if (key in value) throw invalid('ERR_INVALID_ARGUMENT', key, `cannot be changed on a running ${what}; delete and recreate it`, undefined, false);
+  }
+}
+
+// Returns only the fields given; the caller merges them into the current state.
+export function validateSwitchUpdate(value: unknown): SwitchUpdate {
+  rejectFixed(value, SWITCH_FIXED_KEYS, 'switch');
+  const u = validateObject(value, '', SWITCH_UPDATE_KEYS);
+  const out: SwitchUpdate = {};
+  if (u.macLimit !== undefined) out.macLimit = validateMacLimit(u.macLimit, 'macLimit');
+  if (u.agingSeconds !== undefined) out.agingSeconds = validateAgingSeconds(u.agingSeconds, 'agingSeconds');
+  if (u.learning !== undefined) out.learning = validateBoolean(u.learning, 'learning');
+  return out;
+}
+
+// ---------------------------------------------------------------- ports
+
+export interface NormalizedPort {
+  name: string;
+  type: PortType;
+  mode: 'access' | 'trunk';
+  switch?: string;
+  untagged?: string;
+  vlans: VlanMapping[]; // in the order given
+  mtu: number;
+  mac: string;
+  learning: boolean;
+  flood: boolean;
+  macLimit: number;
+  lockedMacs: string[];
+  ringSize: number;
+}
+
+export interface NormalizedPortUpdate {
+  mtu?: number;
+  learning?: boolean;
+  flood?: boolean;
+  macLimit?: number;
+  lockedMacs?: string[];
+}
+
+const PORT_KEYS = [
+  'name', 'type', 'switch', 'vlans', 'untagged', 'mtu', 'mac', 'learning', 'flood', 'macLimit', 'lockedMacs', 'ringSize',
+] as const;
+const PORT_UPDATE_KEYS = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
+const PORT_FIXED_KEYS = ['name', 'type', 'switch', 'vlans', 'untagged', 'mac', 'ringSize'];
+const PORT_TYPES: readonly PortType[] = ['pipe'];
+
+export function validateLockedMacs(value: unknown, field = 'lockedMacs'): string[] {
+  const list = validateArray(value, field, SPEC_LIMITS.lockedMacs);
+  const seen = new Map<string, number>();
+  return list.map((item, i) => {
+    const mac = validateUnicastMac(item, fieldPath(field, i));
+    const first = seen.get(mac);
+    if (first !== undefined) {
+      throw invalid('ERR_INVALID_MAC', fieldPath(field, i), `duplicates ${fieldPath(field, first)} (${mac})`, undefined, false);
+    }
+    seen.set(mac, i);
+    return mac;
+  });
+}
+
+// Trunk mappings: each VLAN and each switch at most once (the untagged switch
+// counts as a mapping too).
+export function validateVlanMappings(value: unknown, untagged: string | undefined, field = 'vlans'): VlanMapping[] {
+  const list = validateArray(value, field, SPEC_LIMITS.trunkVlans);
+  const byVlan = new Map<number, number>();
+  const bySwitch = new Map<string, string>();
+  if (untagged !== undefined) bySwitch.set(untagged, 'untagged');
+  const out = list.map((item, i) => {
+    const at = fieldPath(field, i);
+    const m = validateObject(item, at, ['vlan', 'switch']);
+    const vlan = validateVlan(m.vlan, fieldPath(at, 'vlan'));
+    const sw = validateName(m.switch, fieldPath(at, 'switch'));
+    const firstVlan = byVlan.get(vlan);
+    if (firstVlan !== undefined) {
+      throw invalid('ERR_TRUNK_DUPLICATE_VLAN', fieldPath(at, 'vlan'), `VLAN ${vlan} is already mapped by ${fieldPath(field, firstVlan)}`, undefined, false);
+    }
+    const firstSwitch = bySwitch.get(sw);
+    if (firstSwitch !== undefined) {
+      throw invalid('ERR_TRUNK_DUPLICATE_SWITCH', fieldPath(at, 'switch'), `switch "${sw}" is already mapped by ${firstSwitch}`, undefined, false);
+    }
+    byVlan.set(vlan, i);
+    bySwitch.set(sw, at);
+    return { vlan, switch: sw };
+  });
+  return out;
+}
+
+// `maxMtu` comes from the engine's buffer geometry (maxMtuFor()).
+export function validatePortSpec(value: unknown, maxMtu: number): NormalizedPort {
+  const p = validateObject(value, '', PORT_KEYS);
+  const name = validateName(p.name, 'name');
+  if (typeof p.type !== 'string' || !PORT_TYPES.includes(p.type as PortType)) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'type', `must be one of ${PORT_TYPES.map((t) => `"${t}"`).join(', ')}`, p.type);
+  }
+  const type = p.type as PortType;
+
+  const access = p.switch === undefined ? undefined : validateName(p.switch, 'switch');
+  const untagged = p.untagged === undefined ? undefined : validateName(p.untagged, 'untagged');
+  if (access !== undefined && untagged !== undefined) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'untagged', 'cannot be combined with `switch`: an access port has `switch`, a trunk has `vlans` and optionally `untagged`', undefined, false);
+  }
+  if (access !== undefined && p.vlans !== undefined) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'vlans', 'cannot be combined with `switch`: give a trunk its native switch with `untagged`', undefined, false);
+  }
+  const vlans = p.vlans === undefined ? [] : validateVlanMappings(p.vlans, untagged, 'vlans');
+  if (access === undefined && untagged === undefined && vlans.length === 0) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'switch', 'a port needs a switch: `switch` (access port) or `vlans`/`untagged` (trunk port)', undefined, false);
+  }
+
+  const port: NormalizedPort = {
+    name,
+    type,
+    mode: access !== undefined ? 'access' : 'trunk',
+    vlans,
+    mtu: p.mtu === undefined ? Math.min(DEFAULT_PORT.mtu, maxMtu) : validateMtu(p.mtu, 'mtu', maxMtu),
+    mac: p.mac === undefined ? generateMac() : validateUnicastMac(p.mac, 'mac'),
+    learning: p.learning === undefined ? DEFAULT_PORT.learning : validateBoolean(p.learning, 'learning'),
+    flood: p.flood === undefined ? DEFAULT_PORT.flood : validateBoolean(p.flood, 'flood'),
+    macLimit: p.macLimit === undefined ? DEFAULT_PORT.macLimit : validatePortMacLimit(p.macLimit, 'macLimit'),
+    lockedMacs: p.lockedMacs === undefined ? [] : validateLockedMacs(p.lockedMacs, 'lockedMacs'),
+    ringSize: p.ringSize === undefined
+      ? DEFAULT_PORT.ringSize
+      : validatePowerOfTwo(p.ringSize, 'ringSize', SPEC_LIMITS.ringSize[0], SPEC_LIMITS.ringSize[1]),
+  };
+  if (access !== undefined) port.switch = access;
+  if (untagged !== undefined) port.untagged = untagged;
+  return port;
+}
+
+export function validatePortUpdate(value: unknown, maxMtu: number): NormalizedPortUpdate {
+  rejectFixed(value, PORT_FIXED_KEYS, 'port');
+  const u = validateObject(value, '', PORT_UPDATE_KEYS);
+  const out: NormalizedPortUpdate = {};
+  if (u.mtu !== undefined) out.mtu = validateMtu(u.mtu, 'mtu', maxMtu);
+  if (u.learning !== undefined) out.learning = validateBoolean(u.learning, 'learning');
+  if (u.flood !== undefined) out.flood = validateBoolean(u.flood, 'flood');
+  if (u.macLimit !== undefined) out.macLimit = validatePortMacLimit(u.macLimit, 'macLimit');
+  if (u.lockedMacs !== undefined) out.lockedMacs = validateLockedMacs(u.lockedMacs, 'lockedMacs');
+  return out;
+}
+
+// Every switch a port is a member of.
+export function switchesOfPort(port: Pick<NormalizedPort, 'switch' | 'untagged' | 'vlans'>): string[] {
+  const out: string[] = [];
+  if (port.switch !== undefined) out.push(port.switch);
+  if (port.untagged !== undefined) out.push(port.untagged);
+  for (const m of port.vlans) out.push(m.switch);
+  return out;
+}
+
+// ---------------------------------------------------------------- static MACs
+
+export function validateStaticMacSpec(value: unknown): StaticMacSpec {
+  const s = validateObject(value, '', ['switch', 'mac', 'port']);
+  return {
+    switch: validateName(s.switch, 'switch'),
+    mac: validateUnicastMac(s.mac, 'mac'),
+    port: validateName(s.port, 'port'),
+  };
+}
+
+export function validateStaticMacRef(value: unknown): StaticMacRef {
+  const s = validateObject(value, '', ['switch', 'mac']);
+  // Deleting accepts any well-formed MAC: a multicast one simply is not there.
+  return { switch: validateName(s.switch, 'switch'), mac: parseMac(s.mac, 'mac') };
+}

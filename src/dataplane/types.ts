@@ -1,0 +1,267 @@
+// Public types of the dataplane API. They speak the user's vocabulary: objects
+// are named (switch "tenant-a", port "vm1"); the engine's numeric ids never
+// leave src/dataplane except as informational `id` fields.
+
+import { EVENT_BITS } from './native';
+
+// ---------------------------------------------------------------- options
+
+export type EventType = keyof typeof EVENT_BITS;
+
+// Every event type the engine can report, in bit order.
+export const EVENT_TYPES: readonly EventType[] = Object.freeze(Object.keys(EVENT_BITS) as EventType[]);
+
+export interface DataplaneOptions {
+  bufferCount?: number; // buffers in the pool (default 65536)
+  bufferSize?: number; // bytes per buffer, power of two 2048..16384 (default 2048)
+  headroom?: number; // bytes kept before each frame for encapsulation (default 128)
+  hugepages?: boolean; // try hugepages first (default true; falls back natively)
+  maxPorts?: number; // default 1024
+  maxSwitches?: number; // default 4096
+  busyPoll?: boolean; // spin instead of sleeping when idle (default false)
+  cpu?: number; // pin the engine thread; -1 or undefined: no pinning
+  burst?: number; // rx burst, 1..256 (default 256)
+  eventRing?: number; // event ring capacity, power of two (default 65536)
+  events?: EventType[]; // event types to report (default: all)
+}
+
+// Options after validation and defaults: every field present.
+export interface ResolvedDataplaneOptions {
+  bufferCount: number;
+  bufferSize: number;
+  headroom: number;
+  hugepages: boolean;
+  maxPorts: number;
+  maxSwitches: number;
+  busyPoll: boolean;
+  cpu: number;
+  burst: number;
+  eventRing: number;
+  events: EventType[];
+}
+
+export const DEFAULT_OPTIONS: Readonly<ResolvedDataplaneOptions> = Object.freeze({
+  bufferCount: 65536,
+  bufferSize: 2048,
+  headroom: 128,
+  hugepages: true,
+  maxPorts: 1024,
+  maxSwitches: 4096,
+  busyPoll: false,
+  cpu: -1,
+  burst: 256,
+  eventRing: 65536,
+  events: [...EVENT_TYPES],
+});
+
+// ---------------------------------------------------------------- switches
+
+export interface SwitchSpec {
+  name: string;
+  vni: number; // 1..16777215, unique per dataplane
+  macLimit?: number; // learned entries allowed, 1..1,000,000 (default 65536)
+  agingSeconds?: number; // learned entries expire after this idle time, 1..1,000,000 (default 300)
+  learning?: boolean; // default true
+  fdbCapacity?: number; // FDB table size (default: macLimit); fixed at creation
+}
+
+// Fields of a running switch that can change. name, vni and fdbCapacity cannot.
+export interface SwitchUpdate {
+  macLimit?: number;
+  agingSeconds?: number;
+  learning?: boolean;
+}
+
+export interface SwitchInfo {
+  name: string;
+  id: number; // engine slot; informational, reused after delete
+  vni: number;
+  macLimit: number;
+  agingSeconds: number;
+  learning: boolean;
+  fdbCapacity: number;
+  ports: string[]; // names of attached ports, sorted
+}
+
+// ---------------------------------------------------------------- ports
+
+export type PortType = 'pipe';
+
+export interface VlanMapping {
+  vlan: number; // 1..4094
+  switch: string;
+}
+
+// An access port gives `switch`. A trunk port gives `vlans` (tagged members)
+// and optionally `untagged` (its native switch). `switch` and
+// `untagged`/`vlans` are mutually exclusive.
+export interface PortSpec {
+  name: string;
+  type: PortType;
+  switch?: string;
+  vlans?: VlanMapping[];
+  untagged?: string;
+  mtu?: number; // L3 MTU, 68..min(9000, bufferSize - headroom - 18) (default 1500)
+  mac?: string; // the port's own unicast MAC (default: random locally administered)
+  learning?: boolean; // default true
+  flood?: boolean; // receive unknown-unicast/multicast floods (default true; broadcast always)
+  macLimit?: number; // learned MACs on this port, 0..1,000,000; 0: no limit (default 0)
+  lockedMacs?: string[]; // port security: only these source MACs pass (default [] = off)
+  ringSize?: number; // pipe ring size, power of two (default 1024)
+}
+
+// Fields of a running port that can change.
+export interface PortUpdate {
+  mtu?: number;
+  learning?: boolean;
+  flood?: boolean;
+  macLimit?: number;
+  lockedMacs?: string[];
+}
+
+export interface PortInfo {
+  name: string;
+  id: number; // engine slot; informational, reused after delete
+  type: PortType;
+  mode: 'access' | 'trunk';
+  switch?: string; // access ports
+  untagged?: string; // trunk ports with a native switch
+  vlans: VlanMapping[]; // trunk ports, in the order given; [] for access ports
+  mtu: number;
+  mac: string;
+  learning: boolean;
+  flood: boolean;
+  macLimit: number;
+  lockedMacs: string[];
+  ringSize: number;
+}
+
+// ---------------------------------------------------------------- fdb
+
+export interface StaticMacSpec {
+  switch: string;
+  mac: string; // unicast
+  port: string; // must be a member of `switch`
+}
+
+export interface StaticMacRef {
+  switch: string;
+  mac: string;
+}
+
+export interface FdbEntry {
+  mac: string; // lower-case aa:bb:cc:dd:ee:ff
+  port: string;
+  vlan: number; // 0: learned on an untagged member
+  static: boolean;
+  ageSeconds: number; // since last seen; 0 for static entries
+}
+
+// ---------------------------------------------------------------- stats
+
+export interface CounterSet {
+  counters: Record<string, number>;
+  drops: Record<string, number>;
+}
+
+export interface DataplaneStats {
+  engine: Record<string, number>;
+  eventsDropped: number;
+  ports: Record<string, CounterSet>; // by port name
+  switches: Record<string, CounterSet>; // by switch name
+}
+
+export interface CounterInfo {
+  name: string;
+  help: string;
+}
+
+// The counter and drop-reason names the engine reports; authoritative.
+export interface DataplaneSchema {
+  engine: CounterInfo[];
+  port: CounterInfo[];
+  switch: CounterInfo[];
+  drop: CounterInfo[];
+}
+
+export interface EngineInfo {
+  hugepages: boolean;
+  bufferCount: number;
+  bufferSize: number;
+  buffersFree: number;
+}
+
+// ---------------------------------------------------------------- events
+//
+// Object names are resolved when the event batch reaches JavaScript. An event
+// about an object that is already gone names it "#<id>".
+
+export interface LearnedEvent {
+  type: 'learned';
+  switch: string;
+  port: string;
+  vlan: number;
+  mac: string;
+}
+
+export interface MovedEvent {
+  type: 'moved';
+  switch: string;
+  port: string; // where the MAC is now
+  oldPort: string; // where it was
+  vlan: number;
+  oldVlan: number;
+  mac: string;
+}
+
+export interface AgedEvent {
+  type: 'aged';
+  switch: string;
+  port: string;
+  vlan: number;
+  mac: string;
+}
+
+export interface TableFullEvent {
+  type: 'table_full';
+  switch: string;
+  port?: string; // present when the engine names the ingress port
+  mac: string;
+}
+
+export interface PortLimitEvent {
+  type: 'port_limit';
+  switch: string;
+  port: string;
+  vlan: number;
+  mac: string;
+}
+
+export interface LinkEvent {
+  type: 'link';
+  port: string;
+  up: boolean;
+}
+
+export type DataplaneEvent = LearnedEvent | MovedEvent | AgedEvent | TableFullEvent | PortLimitEvent | LinkEvent;
+
+// Typed EventEmitter map of Dataplane.
+export interface DataplaneEventMap {
+  event: [DataplaneEvent];
+  events: [DataplaneEvent[]];
+}
+
+// ---------------------------------------------------------------- pipes
+
+// The far end of a pipe port: what a VM would see. Frames sent here enter the
+// switch through the port; frames the switch forwards to the port come out of
+// receive().
+export interface PipeEnd {
+  readonly port: string;
+  send(frames: Buffer[]): number; // frames accepted (the rest did not fit the ring)
+  receive(max?: number): Buffer[];
+  setLink(up: boolean): void;
+  // Polls receive() every ~2 ms until `count` frames arrived or `timeoutMs`
+  // passed; resolves with what arrived (possibly fewer than count).
+  waitFor(count: number, timeoutMs?: number): Promise<Buffer[]>;
+}
