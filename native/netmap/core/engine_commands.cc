@@ -152,7 +152,7 @@ Result Engine::do_create_port(Command& c) {
   if (pid == kNoId) return Result::error(Status::kLimitExceeded, "ports: maxPorts reached");
   size_t free_members = 0;
   for (const Member& m : members_) free_members += !m.in_use;
-  if (members_.size() - free_members + maps.size() > kNoMember)
+  if (members_.size() - free_members + maps.size() > kMaxMembers)
     return Result::error(Status::kLimitExceeded, "ports: too many switch memberships");
 
   PortState& ps = ports_[pid];

@@ -13,6 +13,10 @@ namespace vpc {
 
 // One (port, VLAN) attachment to a switch. The FDB maps a MAC to a member, so
 // a single lookup yields the egress port and the tag to push (vlan 0: none).
+// Member ids stay below the special destinations of stages/forward.cc
+// (0xFFFC..0xFFFF: flood kinds and drop).
+constexpr uint32_t kMaxMembers = 0xFFFC;
+
 struct Member {
   PortId port = kNoId;
   SwitchId sw = kNoId;

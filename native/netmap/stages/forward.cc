@@ -22,7 +22,7 @@ constexpr uint16_t kDestFloodBcast = 0xFFFE;
 constexpr uint16_t kDestFloodMcast = 0xFFFD;
 constexpr uint16_t kDestFloodUnknown = 0xFFFC;
 constexpr uint16_t kDestFirstSpecial = 0xFFFC;
-static_assert(kNoMember >= kDestFirstSpecial, "member ids stay below the special destinations");
+static_assert(kMaxMembers <= kDestFirstSpecial, "member ids stay below the special destinations");
 }  // namespace
 
 // Frames ahead whose header is prefetched in pass 0, and whose FDB slots are
