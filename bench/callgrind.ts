@@ -1,6 +1,7 @@
 // Instructions per frame on the engine's hot path, counted by callgrind.
 //
 //   npm run bench -- core --callgrind [--only CASE]
+//   npm run bench -- vxlan --callgrind [--only CASE]   (passes --suite vxlan)
 //
 // Each case runs twice under valgrind with the engine stepped on one thread
 // (engine_bench --callgrind), collecting only inside Engine::process and
@@ -16,8 +17,34 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 const root = path.resolve(__dirname, '..', '..');
-const binary = path.join(root, 'build', 'engine_bench');
-const CASES = ['unicast-1k', 'unicast-1m', 'single-flow', 'bcast-4'];
+
+// One entry per benchmark binary. The vxlan suite collects from
+// Engine::process( only: the uplink's process_uplink runs inside process, and
+// a second matching --toggle-collect on the way in would switch collection off.
+interface Suite {
+  binary: string;
+  cases: string[];
+  collect: string[];
+  out: string;
+}
+const SUITES: Record<string, Suite> = {
+  core: {
+    binary: 'engine_bench',
+    cases: ['unicast-1k', 'unicast-1m-table', 'unicast-1m', 'single-flow', 'bcast-4'],
+    collect: ['vpc::Engine::process*', 'vpc::Engine::flush_tx*'],
+    out: 'core-callgrind.json',
+  },
+  vxlan: {
+    binary: 'vxlan_bench',
+    cases: ['encap-v4', 'decap-v4', 'encap-v6', 'decap-v6'],
+    collect: ['vpc::Engine::process(*', 'vpc::Engine::flush_tx*'],
+    out: 'vxlan-callgrind.json',
+  },
+};
+let suiteName = 'core';
+let suite = SUITES.core;
+let binary = path.join(root, 'build', suite.binary);
+let CASES = suite.cases;
 const N1 = 100_000;
 const N2 = 300_000;
 
@@ -27,8 +54,7 @@ function collected(caseName: string, frames: number): number {
     [
       '--tool=callgrind',
       '--callgrind-out-file=/dev/null',
-      '--toggle-collect=vpc::Engine::process*',
-      '--toggle-collect=vpc::Engine::flush_tx*',
+      ...suite.collect.map((f) => `--toggle-collect=${f}`),
       binary,
       '--callgrind',
       '--only',
@@ -46,6 +72,14 @@ function collected(caseName: string, frames: number): number {
 
 function main(): void {
   const args = process.argv.slice(2);
+  const suiteAt = args.indexOf('--suite');
+  if (suiteAt >= 0) {
+    suiteName = args[suiteAt + 1];
+    if (!SUITES[suiteName]) throw new Error(`--suite: unknown suite '${suiteName}' (known: ${Object.keys(SUITES).join(', ')})`);
+    suite = SUITES[suiteName];
+    binary = path.join(root, 'build', suite.binary);
+    CASES = suite.cases;
+  }
   const onlyAt = args.indexOf('--only');
   const cases = onlyAt >= 0 ? [args[onlyAt + 1]] : CASES;
   for (const c of cases) if (!CASES.includes(c)) throw new Error(`--only: unknown case '${c}' (known: ${CASES.join(', ')})`);
@@ -57,15 +91,15 @@ function main(): void {
     results.push({ name: c, instructions_per_frame: Math.round(per * 10) / 10 });
     console.log(`${c.padEnd(12)} ${per.toFixed(1).padStart(7)} instructions/frame (callgrind, hot path only)`);
   }
-  const out = path.join(root, 'bench', 'results', 'core-callgrind.json');
+  const out = path.join(root, 'bench', 'results', suite.out);
   fs.writeFileSync(
     out,
     JSON.stringify(
       {
-        bench: 'core',
+        bench: suiteName,
         mode: 'callgrind',
         frame_bytes: 64,
-        collected: ['vpc::Engine::process', 'vpc::Engine::flush_tx'],
+        collected: suite.collect,
         frames: [N1, N2],
         machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? 'unknown' },
         cases: results,

@@ -9,6 +9,13 @@ PACKAGES=(
   libgtest-dev        # native unit tests
   valgrind            # callgrind instruction counts (npm run bench -- core --callgrind)
   iproute2            # namespaces, veth, tap for integration tests
+  prometheus          # control-plane test: a real Prometheus scrapes vpcd's /metrics
+  iputils-ping        # port integration tests: ping between guests
+  iperf3              # port integration tests: TCP through the switch
+  tcpdump             # port integration tests: VLAN tags on the wire
+  ethtool             # port integration tests: guest offloads, offload restore
+  tshark              # overlay integration tests: an independent decoder of the VXLAN underlay
+  python3             # overlay integration tests: raw AF_PACKET frames (malformed VXLAN, broadcast counts)
 )
 
 missing=()
@@ -24,5 +31,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "setup-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# tshark pulls in wireshark-common, which asks whether non-root users may
+# capture; answer no without a prompt.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -62,6 +62,48 @@ static uint32_t OptionalId(Napi::Env env, const Napi::Object& o, const char* nam
   return uint32_t(v);
 }
 
+// An IP address field; with `optional`, an absent field or '' gives zero.
+static IpAddr IpField(Napi::Env env, const Napi::Object& o, const char* name, bool optional) {
+  IpAddr a;
+  if (optional && (!o.Has(name) || o.Get(name).IsUndefined() || o.Get(name).IsNull())) return a;
+  Napi::Value v = Field(env, o, name);
+  if (!v.IsString()) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be an IP address string");
+  std::string str = v.As<Napi::String>().Utf8Value();
+  if (optional && str.empty()) return a;
+  if (!ip_parse(str.c_str(), &a)) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": '" + str + "' is not an IP address");
+  return a;
+}
+
+static uint8_t U8(Napi::Env env, const Napi::Object& o, const char* name, uint32_t max) {
+  uint32_t v = U32(env, o, name);
+  if (v > max) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be at most " + std::to_string(max));
+  return uint8_t(v);
+}
+
+static uint16_t U16(Napi::Env env, const Napi::Object& o, const char* name) {
+  uint32_t v = U32(env, o, name);
+  if (v > 65535) ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be at most 65535");
+  return uint16_t(v);
+}
+
+void ToUplinkConfig(Napi::Env env, const Napi::Object& o, UplinkConfig* u) {
+  u->ip4 = IpField(env, o, "localIp4", true);
+  u->prefix4 = U8(env, o, "prefix4", 32);
+  u->ip6 = IpField(env, o, "localIp6", true);
+  u->prefix6 = U8(env, o, "prefix6", 128);
+  u->gateway4 = IpField(env, o, "gateway4", true);
+  u->gateway6 = IpField(env, o, "gateway6", true);
+  u->udp_port = U16(env, o, "udpPort");
+  u->src_port_min = U16(env, o, "srcPortMin");
+  u->src_port_max = U16(env, o, "srcPortMax");
+  u->ttl = U8(env, o, "ttl", 255);
+  u->df = Bool(env, o, "df");
+  u->udp6_zero_checksum = Bool(env, o, "udp6ZeroChecksum");
+  u->allow_unknown_peers = Bool(env, o, "allowUnknownPeers");
+  u->neighbor_reachable_ms = U32(env, o, "neighborReachableMs");
+  u->neighbor_retry_ms = U32(env, o, "neighborRetryMs");
+}
+
 EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o) {
   EngineOptions e;
   e.pool.count = U32(env, o, "bufferCount");
@@ -72,6 +114,7 @@ EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o) {
   e.pool.hugepages = Bool(env, o, "hugepages");
   e.max_ports = U32(env, o, "maxPorts");
   e.max_switches = U32(env, o, "maxSwitches");
+  if (o.Has("maxVteps")) e.max_vteps = U32(env, o, "maxVteps");
   e.busy_poll = Bool(env, o, "busyPoll");
   int64_t cpu = I64(env, o, "cpu");
   if (cpu < -1 || cpu > 4095) ThrowCoded(env, "INVALID_ARGUMENT", "cpu: must be -1 or a CPU number");
@@ -96,6 +139,19 @@ static void ToPortConfig(Napi::Env env, const Napi::Object& o, PortConfig* pc, b
     pc->locked_macs.push_back(MacField(env, arr.Get(i), "lockedMacs[" + std::to_string(i) + "]"));
 }
 
+// The backend kind of a createPort/createUplink command and its pipe ring
+// size (the kernel backends' own settings are read by ToPortOpen).
+static uint32_t PortKindAndRing(Napi::Env env, const Napi::Object& o) {
+  Napi::Value kind = Field(env, o, "kind");
+  std::string k = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "";
+  if (k != "pipe" && k != "afpacket" && k != "tap" && k != "netmap" && k != "afxdp")
+    ThrowCoded(env, "INVALID_ARGUMENT", "kind: must be 'pipe', 'afpacket', 'tap', 'netmap' or 'afxdp'");
+  uint32_t ring = U32(env, o, "ringSize");
+  if (ring < 64 || ring > 65536 || (ring & (ring - 1)))
+    ThrowCoded(env, "INVALID_ARGUMENT", "ringSize: must be a power of two in 64..65536");
+  return ring;
+}
+
 void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_size) {
   Napi::Value opv = Field(env, o, "op");
   std::string op = opv.IsString() ? opv.As<Napi::String>().Utf8Value() : "";
@@ -110,17 +166,13 @@ void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_
     c->switch_cfg.mac_limit = U32(env, o, "macLimit");
     c->switch_cfg.aging_ms = U32(env, o, "agingMs");
     c->switch_cfg.learning = Bool(env, o, "learning");
+    if (o.Has("remoteLearning")) c->switch_cfg.remote_learning = Bool(env, o, "remoteLearning");
   } else if (op == "deleteSwitch") {
     c->op = CmdOp::kDeleteSwitch;
     c->sw = Id(env, o, "switchId");
   } else if (op == "createPort") {
     c->op = CmdOp::kCreatePort;
-    Napi::Value kind = Field(env, o, "kind");
-    if (!kind.IsString() || kind.As<Napi::String>().Utf8Value() != "pipe")
-      ThrowCoded(env, "INVALID_ARGUMENT", "kind: only 'pipe' ports exist in this build");
-    *ring_size = U32(env, o, "ringSize");
-    if (*ring_size < 64 || *ring_size > 65536 || (*ring_size & (*ring_size - 1)))
-      ThrowCoded(env, "INVALID_ARGUMENT", "ringSize: must be a power of two in 64..65536");
+    *ring_size = PortKindAndRing(env, o);
     ToPortConfig(env, o, &c->port_cfg, true);
     c->untagged = OptionalId(env, o, "untaggedSwitchId");
     Napi::Value vl = Field(env, o, "vlans");
@@ -146,6 +198,25 @@ void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_
     c->sw = Id(env, o, "switchId");
     c->mac = MacField(env, Field(env, o, "mac"), "mac");
     if (c->op == CmdOp::kAddStaticMac) c->port = Id(env, o, "portId");
+  } else if (op == "createUplink") {
+    c->op = CmdOp::kCreateUplink;
+    *ring_size = PortKindAndRing(env, o);
+    c->port_cfg.mtu = U32(env, o, "mtu");
+    c->port_cfg.mac = MacField(env, Field(env, o, "mac"), "mac");
+    ToUplinkConfig(env, o, &c->uplink_cfg);
+  } else if (op == "deleteUplink") {
+    c->op = CmdOp::kDeleteUplink;
+  } else if (op == "addPeer" || op == "deletePeer") {
+    c->op = op == "addPeer" ? CmdOp::kAddPeer : CmdOp::kDeletePeer;
+    c->sw = Id(env, o, "switchId");
+    c->ip = IpField(env, o, "ip", false);
+  } else if (op == "addRemoteMac") {
+    c->op = CmdOp::kAddRemoteMac;
+    c->sw = Id(env, o, "switchId");
+    c->mac = MacField(env, Field(env, o, "mac"), "mac");
+    c->ip = IpField(env, o, "vtep", false);
+  } else if (op == "dumpNeighbors") {
+    c->op = CmdOp::kDumpNeighbors;
   } else if (op == "dumpFdb") {
     c->op = CmdOp::kDumpFdb;
     c->sw = Id(env, o, "switchId");
@@ -158,6 +229,47 @@ void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_
   }
 }
 
+void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
+  Napi::Value spec = Field(env, o, "spec");
+  if (!spec.IsString()) ThrowCoded(env, "INVALID_ARGUMENT", "spec: must be a port spec string like afpacket:veth0");
+  req->spec = spec.As<Napi::String>().Utf8Value();
+  auto ring = [&](const char* name) {
+    uint32_t v = U32(env, o, name);
+    if (v != 0 && (v < 64 || v > 65536 || (v & (v - 1))))
+      ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be 0 (default) or a power of two in 64..65536");
+    return v;
+  };
+  req->opts.rx_ring = ring("rxRing");
+  req->opts.tx_ring = ring("txRing");
+  req->opts.burst = U32(env, o, "portBurst");
+  if (req->opts.burst > kMaxBurst) ThrowCoded(env, "INVALID_ARGUMENT", "portBurst: must be in 0..256");
+  req->opts.queues = U32(env, o, "queues");
+  if (req->opts.queues < 1 || req->opts.queues > 16) ThrowCoded(env, "INVALID_ARGUMENT", "queues: must be in 1..16");
+  req->opts.offloads_off = Bool(env, o, "disableOffloads");
+  req->opts.promisc = Bool(env, o, "promiscuous");
+}
+
+Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("backend", st.backend);
+  o.Set("spec", st.spec);
+  o.Set("interface", st.ifname);
+  o.Set("ifindex", Napi::Number::New(env, st.ifindex.load(std::memory_order_relaxed)));
+  o.Set("attached", Napi::Boolean::New(env, st.attached.load(std::memory_order_relaxed)));
+  o.Set("rxRing", Napi::Number::New(env, st.rx_ring));
+  o.Set("txRing", Napi::Number::New(env, st.tx_ring));
+  o.Set("frameSize", Napi::Number::New(env, st.frame_size));
+  o.Set("burst", Napi::Number::New(env, st.burst));
+  o.Set("queues", Napi::Number::New(env, st.queues));
+  o.Set("offloads", st.offloads());
+  o.Set("lastError", st.error());
+  Napi::Object c = Napi::Object::New(env);
+  for (int i = 0; i < PortStatus::kCount; ++i)
+    c.Set(PortStatus::kNames[i], Napi::Number::New(env, double(st.c[i].load(std::memory_order_relaxed))));
+  o.Set("counters", c);
+  return o;
+}
+
 Napi::String MacString(Napi::Env env, Mac m) {
   char b[18];
   mac_format(m, b);
@@ -168,6 +280,7 @@ Napi::Object FromResult(Napi::Env env, const Result& r) {
   Napi::Object o = Napi::Object::New(env);
   if (r.id != kNoId) o.Set("id", Napi::Number::New(env, r.id));
   if (r.removed) o.Set("removed", Napi::Number::New(env, r.removed));
+  if (r.mac) o.Set("mac", MacString(env, r.mac));
   if (!r.entries.empty()) {
     Napi::Array a = Napi::Array::New(env, r.entries.size());
     for (size_t i = 0; i < r.entries.size(); ++i) {
@@ -178,9 +291,23 @@ Napi::Object FromResult(Napi::Env env, const Result& r) {
       x.Set("vlan", Napi::Number::New(env, e.vlan));
       x.Set("static", Napi::Boolean::New(env, e.is_static));
       x.Set("ageMs", Napi::Number::New(env, e.age_ms));
+      x.Set("vtep", e.remote ? Napi::String::New(env, ip_format(e.vtep)) : Napi::String::New(env, ""));
       a.Set(uint32_t(i), x);
     }
     o.Set("entries", a);
+  }
+  if (!r.neighbors.empty()) {
+    Napi::Array a = Napi::Array::New(env, r.neighbors.size());
+    for (size_t i = 0; i < r.neighbors.size(); ++i) {
+      const NeighborDumpEntry& nb = r.neighbors[i];
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("ip", ip_format(nb.ip));
+      x.Set("mac", nb.mac ? MacString(env, nb.mac) : Napi::String::New(env, ""));
+      x.Set("state", nb.state);
+      x.Set("ageMs", Napi::Number::New(env, nb.age_ms));
+      a.Set(uint32_t(i), x);
+    }
+    o.Set("neighbors", a);
   }
   return o;
 }
@@ -212,6 +339,8 @@ Napi::Object FromEvent(Napi::Env env, const Event& ev) {
   bool has_mac = ev.type != EventType::kLink;
   o.Set("mac", has_mac ? MacString(env, ev.mac) : Napi::String::New(env, ""));
   o.Set("up", Napi::Boolean::New(env, ev.up != 0));
+  o.Set("vtep", ev.vtep.is_zero() ? std::string() : ip_format(ev.vtep));
+  o.Set("oldVtep", ev.old_vtep.is_zero() ? std::string() : ip_format(ev.old_vtep));
   return o;
 }
 

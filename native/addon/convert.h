@@ -10,6 +10,7 @@
 
 #include "core/command.h"
 #include "core/engine.h"
+#include "ports/spec.h"
 
 namespace vpc::addon {
 
@@ -18,8 +19,18 @@ namespace vpc::addon {
 Napi::Error MakeCoded(Napi::Env env, const char* code, const std::string& message);
 
 EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o);
+void ToUplinkConfig(Napi::Env env, const Napi::Object& o, UplinkConfig* u);
 // Fills everything but new_port (which needs the engine) and done.
 void ToCommand(Napi::Env env, const Napi::Object& o, Command* cmd, uint32_t* ring_size);
+// The backend half of a createPort command whose kind is not 'pipe': the
+// spec string and the per-port ring/burst/queue settings.
+struct PortOpenRequest {
+  std::string spec;
+  KernelPortOptions opts;
+};
+void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req);
+Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st);
+
 Napi::Object FromResult(Napi::Env env, const Result& r);
 Napi::Object FromEvent(Napi::Env env, const Event& ev);
 Napi::String MacString(Napi::Env env, Mac m);

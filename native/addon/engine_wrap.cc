@@ -30,6 +30,7 @@ Napi::Function EngineWrap::Init(Napi::Env env) {
                          InstanceMethod<&EngineWrap::PipeReceive>("pipeReceive"),
                          InstanceMethod<&EngineWrap::PipeSetLink>("pipeSetLink"),
                          InstanceMethod<&EngineWrap::Info>("info"),
+                         InstanceMethod<&EngineWrap::PortStatusOf>("portStatus"),
                      });
 }
 
@@ -97,6 +98,8 @@ void EngineWrap::Shutdown(Napi::Env env) {
   pending_.clear();
   pending_ops_.clear();
   pending_peers_.clear();
+  pending_status_.clear();
+  port_status_.clear();
   pending_delete_port_.clear();
   peers_.clear();
   hub_->wrap = nullptr;
@@ -117,10 +120,17 @@ Napi::Value EngineWrap::Command(const Napi::CallbackInfo& info) {
   uint32_t ring_size = 0;
   ToCommand(env, info[0].As<Napi::Object>(), cmd.get(), &ring_size);
   uint32_t id = next_cmd_++;
-  if (cmd->op == CmdOp::kCreatePort) {
-    PipePair pair = engine_->new_pipe(ring_size);
-    cmd->new_port = std::move(pair.port);
-    pending_peers_[id] = std::move(pair.peer);
+  if (cmd->op == CmdOp::kCreatePort || cmd->op == CmdOp::kCreateUplink) {
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (o.Get("kind").As<Napi::String>().Utf8Value() == "pipe") {
+      PipePair pair = engine_->new_pipe(ring_size);
+      cmd->new_port = std::move(pair.port);
+      pending_peers_[id] = std::move(pair.peer);
+    } else {
+      std::shared_ptr<PortStatus> st;
+      cmd->new_port = OpenKernelPort(env, o, &st);
+      pending_status_[id] = std::move(st);
+    }
   }
   if (cmd->op == CmdOp::kDeletePort) pending_delete_port_[id] = cmd->port;
   pending_ops_[id] = cmd->op;
@@ -156,12 +166,24 @@ void EngineWrap::SettleCompletions(Napi::Env env) {
     pending_.erase(it);
     CmdOp op = pending_ops_[id];
     pending_ops_.erase(id);
-    if (op == CmdOp::kCreatePort) {
+    if (op == CmdOp::kCreateUplink && r.ok()) uplink_port_ = r.id;
+    if (op == CmdOp::kDeleteUplink && r.ok()) {
+      peers_.erase(uplink_port_);
+      port_status_.erase(uplink_port_);
+      uplink_port_ = kNoId;
+    }
+    if (op == CmdOp::kCreatePort || op == CmdOp::kCreateUplink) {
       auto pit = pending_peers_.find(id);
       if (r.ok() && pit != pending_peers_.end()) peers_[r.id] = std::move(pit->second);
       if (pit != pending_peers_.end()) pending_peers_.erase(pit);
+      auto sit = pending_status_.find(id);
+      if (r.ok() && sit != pending_status_.end()) port_status_[r.id] = std::move(sit->second);
+      if (sit != pending_status_.end()) pending_status_.erase(sit);
     } else if (op == CmdOp::kDeletePort) {
-      if (r.ok()) peers_.erase(pending_delete_port_[id]);
+      if (r.ok()) {
+        peers_.erase(pending_delete_port_[id]);
+        port_status_.erase(pending_delete_port_[id]);
+      }
       pending_delete_port_.erase(id);
     }
     if (r.ok()) {
@@ -238,6 +260,27 @@ Napi::Value EngineWrap::Stats(const Napi::CallbackInfo& info) {
     sws.Set(k++, x);
   }
   out.Set("switches", sws);
+  Napi::Array peers = Napi::Array::New(env);
+  k = 0;
+  for (uint32_t v = 0; v < o.max_vteps; ++v) {
+    const PeerCounterBlock& b = engine_->peer_counters(v);
+    if (!cnt_read(b.in_use)) continue;
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("id", Napi::Number::New(env, v));
+    IpAddr ip;
+    std::memcpy(ip.b, b.ip, 16);
+    x.Set("ip", ip_format(ip));
+    x.Set("counters", CounterObject(env, b.c, kPeerCounterInfo, kPeerCounters));
+    peers.Set(k++, x);
+  }
+  out.Set("peers", peers);
+  if (uplink_port_ != kNoId) {
+    const UplinkCounterBlock& ub = engine_->uplink_counters();
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("portId", Napi::Number::New(env, uplink_port_));
+    x.Set("counters", CounterObject(env, ub.c, kUplinkCounterInfo, kUplinkCounters));
+    out.Set("uplink", x);
+  }
   return out;
 }
 
@@ -259,6 +302,8 @@ Napi::Value EngineWrap::Schema(const Napi::CallbackInfo& info) {
   o.Set("port", InfoArray(env, kPortCounterInfo, kPortCounters));
   o.Set("switch", InfoArray(env, kSwitchCounterInfo, kSwitchCounters));
   o.Set("drop", InfoArray(env, kDropInfo, kDrops));
+  o.Set("peer", InfoArray(env, kPeerCounterInfo, kPeerCounters));
+  o.Set("uplink", InfoArray(env, kUplinkCounterInfo, kUplinkCounters));
   return o;
 }
 
@@ -327,6 +372,38 @@ Napi::Value EngineWrap::Info(const Napi::CallbackInfo& info) {
   o.Set("bufferSize", Napi::Number::New(env, pool.buf_size()));
   o.Set("buffersFree", Napi::Number::New(env, pool.available()));
   return o;
+}
+
+std::unique_ptr<Port> EngineWrap::OpenKernelPort(Napi::Env env, const Napi::Object& o,
+                                                 std::shared_ptr<PortStatus>* status) {
+  PortOpenRequest req;
+  ToPortOpen(env, o, &req);
+  auto fail = [&](const char* code, const std::string& msg) {
+    Napi::Error e = MakeCoded(env, code, msg);
+    e.Set("stage", Napi::String::New(env, "open"));
+    throw e;
+  };
+  PortSpec spec;
+  std::string err;
+  if (!parse_port_spec(req.spec, &spec, &err)) fail("INVALID_ARGUMENT", err);
+  *status = std::make_shared<PortStatus>();
+  try {
+    return open_port(spec, req.opts, engine_->pool(), *status);
+  } catch (const PortError& e) {
+    fail(status_code(e.status), e.what());
+  } catch (const std::exception& e) {
+    fail("SYSTEM", spec.canonical + ": " + e.what());
+  }
+  return nullptr;
+}
+
+Napi::Value EngineWrap::PortStatusOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowCoded(env, "INVALID_ARGUMENT", "portId: must be a number");
+  auto it = port_status_.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it == port_status_.end()) return env.Undefined();
+  return FromPortStatus(env, *it->second);
 }
 
 }  // namespace vpc::addon

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "ports/spec.h"
 
 namespace vpc::addon {
 
@@ -49,6 +50,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value PipeReceive(const Napi::CallbackInfo& info);
   Napi::Value PipeSetLink(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value PortStatusOf(const Napi::CallbackInfo& info);
+  // Opens a kernel-facing port (kind != 'pipe') for a createPort command;
+  // throws a coded JS error (with `stage: 'open'`) when it cannot.
+  std::unique_ptr<Port> OpenKernelPort(Napi::Env env, const Napi::Object& o, std::shared_ptr<PortStatus>* status);
 
   void CheckOpen(Napi::Env env) const;
   PipePeer& Peer(Napi::Env env, const Napi::Value& id);
@@ -65,9 +70,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::unordered_map<uint32_t, Napi::Promise::Deferred> pending_;
   std::unordered_map<uint32_t, std::unique_ptr<PipePeer>> pending_peers_;  // by command
   std::unordered_map<uint32_t, std::unique_ptr<PipePeer>> peers_;          // by port id
+  std::unordered_map<uint32_t, std::shared_ptr<PortStatus>> pending_status_;  // by command
+  std::unordered_map<uint32_t, std::shared_ptr<PortStatus>> port_status_;     // by port id
   std::unordered_map<uint32_t, CmdOp> pending_ops_;
   std::unordered_map<uint32_t, uint32_t> pending_delete_port_;  // cmd -> port id
   std::vector<Event> event_buf_;
+  uint32_t uplink_port_ = kNoId;
 };
 
 }  // namespace vpc::addon

@@ -48,12 +48,14 @@ import {
   DataplaneEventMap,
   DataplaneOptions,
   DataplaneSchema,
+  PortType,
   DataplaneStats,
   EngineInfo,
   FdbEntry,
   PipeEnd,
   PortInfo,
   PortSpec,
+  PortStatus,
   PortUpdate,
   ResolvedDataplaneOptions,
   StaticMacRef,
@@ -64,6 +66,18 @@ import {
   TableFullEvent,
 } from './types';
 import { maxMtuFor, validateBoolean, validateInteger, validateName } from './validate';
+import {
+  type NeighborEntry,
+  type NormalizedUplink,
+  type PeerSpec,
+  type RemoteMacSpec,
+  type UplinkInfo,
+  type UplinkSpec,
+  uplinkInfo,
+  validatePeerSpec,
+  validateRemoteMacSpec,
+  validateUplinkSpec,
+} from './overlay';
 
 interface SwitchState extends NormalizedSwitch {
   id: number;
@@ -95,6 +109,8 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   // (until the id is reused).
   private readonly formerSwitchNames = new Map<number, string>();
   private readonly formerPortNames = new Map<number, string>();
+  private uplinkState: { spec: NormalizedUplink; id: number } | undefined;
+  private readonly peerSets = new Map<string, Set<string>>(); // switch name -> peer IPs
 
   // Names and VNIs of creates that are in flight.
   private readonly reservedSwitchNames = new Set<string>();
@@ -279,6 +295,17 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
             lockedMacs: [...p.lockedMacs],
             untaggedSwitchId: (access ?? untagged)?.id ?? -1,
             vlans,
+            ...(p.kernel === undefined
+              ? {}
+              : {
+                  spec: p.kernel.spec,
+                  rxRing: p.kernel.rxRing,
+                  txRing: p.kernel.txRing,
+                  portBurst: p.kernel.burst,
+                  queues: p.kernel.queues,
+                  disableOffloads: p.kernel.disableOffloads,
+                  promiscuous: p.kernel.promiscuous,
+                }),
           },
           { op: 'createPort', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
         );
@@ -345,6 +372,18 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     return p === undefined ? undefined : portInfo(p);
   }
 
+  // The live state of a kernel-facing port: what its backend opened (rings,
+  // burst, queues, offloads), whether it holds the interface now, its last
+  // error and its backend counters. undefined for pipe ports.
+  portStatus(name: string): PortStatus | undefined {
+    this.assertOpen();
+    validateName(name, 'name');
+    const p = this.requirePort(name, 'name');
+    if (p.type === 'pipe' || this.engine.portStatus === undefined) return undefined;
+    const st = this.callNative(() => this.engine.portStatus?.(p.id), 'portStatus');
+    return st === undefined ? undefined : { ...st, counters: { ...st.counters } };
+  }
+
   // ---------------------------------------------------------------- fdb
 
   // Static entries live in the engine's FDB (one writer per table); the
@@ -383,7 +422,14 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       const sw = this.requireSwitch(switchName, 'switch');
       const result = await this.command({ op: 'dumpFdb', switchId: sw.id }, { op: 'fdb', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } });
       const entries = (result.entries ?? []).map(
-        (e): FdbEntry => ({ mac: e.mac, port: this.portName(e.portId), vlan: e.vlan, static: e.static, ageSeconds: e.static ? 0 : e.ageMs / 1000 }),
+        (e): FdbEntry => {
+          const entry: FdbEntry = { mac: e.mac, port: this.portName(e.portId), vlan: e.vlan, static: e.static, ageSeconds: e.static ? 0 : e.ageMs / 1000 };
+          if (e.vtep) {
+            entry.vtep = e.vtep;
+            entry.port = this.uplinkState?.spec.name ?? '';
+          }
+          return entry;
+        },
       );
       return entries.sort((a, b) => (a.mac < b.mac ? -1 : a.mac > b.mac ? 1 : a.vlan - b.vlan));
     });
@@ -408,6 +454,133 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     });
   }
 
+  // ---------------------------------------------------------------- overlay
+
+  // The uplink: this host's VTEP on the underlay (one per dataplane). Its
+  // port carries every switch's VNI.
+  async createUplink(spec: UplinkSpec): Promise<UplinkInfo> {
+    this.assertOpen();
+    const u = validateUplinkSpec(spec, this.maxMtu);
+    return this.serial(async () => {
+      if (this.uplinkState !== undefined) {
+        throw makeError('ERR_ALREADY_EXISTS', `an uplink ("${this.uplinkState.spec.name}") exists already; a dataplane has one`, 'name');
+      }
+      if (this.portsByName.has(u.name)) throw this.duplicatePortName(u.name, false);
+      const k = u.kernel;
+      const result = await this.command(
+        {
+          op: 'createUplink',
+          kind: u.type,
+          ringSize: u.ringSize,
+          ...(k === undefined
+            ? {}
+            : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: 1, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous }),
+          mtu: u.mtu,
+          mac: u.mac,
+          localIp4: u.ip4?.addr ?? '',
+          prefix4: u.ip4?.prefix ?? 24,
+          localIp6: u.ip6?.addr ?? '',
+          prefix6: u.ip6?.prefix ?? 64,
+          gateway4: u.gateway ?? '',
+          gateway6: u.gateway6 ?? '',
+          udpPort: u.udpPort,
+          srcPortMin: u.srcPortRange[0],
+          srcPortMax: u.srcPortRange[1],
+          ttl: u.ttl,
+          df: u.df,
+          udp6ZeroChecksum: u.udp6ZeroChecksum,
+          allowUnknownPeers: u.allowUnknownPeers,
+          neighborReachableMs: u.neighborReachableSeconds * 1000,
+          neighborRetryMs: 1000,
+        },
+        { op: 'createUplink', field: 'interface', codes: { ALREADY_EXISTS: 'ERR_ALREADY_EXISTS' } },
+      );
+      const id = this.resultId(result, 'createUplink');
+      // A kernel interface keeps its own MAC; the engine says which it uses.
+      if (result.mac !== undefined) u.mac = result.mac;
+      this.uplinkState = { spec: u, id };
+      this.formerPortNames.delete(id);
+      return uplinkInfo(u, id);
+    });
+  }
+
+  async deleteUplink(): Promise<void> {
+    this.assertOpen();
+    return this.serial(async () => {
+      const u = this.uplinkState;
+      if (u === undefined) throw makeError('ERR_NOT_FOUND', 'there is no uplink', 'uplink');
+      const withPeers = [...this.peerSets.entries()].filter(([, set]) => set.size > 0).map(([name]) => name);
+      if (withPeers.length > 0) {
+        throw makeError('ERR_IN_USE', `switches still have peers: ${withPeers.sort().join(', ')}; delete them first`, 'uplink');
+      }
+      await this.command({ op: 'deleteUplink' }, { op: 'deleteUplink', codes: { NOT_FOUND: 'ERR_NOT_FOUND', IN_USE: 'ERR_IN_USE' } });
+      this.formerPortNames.set(u.id, u.spec.name);
+      this.uplinkState = undefined;
+    });
+  }
+
+  uplink(): UplinkInfo | undefined {
+    this.assertOpen();
+    return this.uplinkState === undefined ? undefined : uplinkInfo(this.uplinkState.spec, this.uplinkState.id);
+  }
+
+  // A remote VTEP joins the switch's flood list: broadcast, multicast and
+  // unknown unicast are replicated to it (head-end replication).
+  async addPeer(spec: PeerSpec): Promise<void> {
+    this.assertOpen();
+    const p = validatePeerSpec(spec);
+    return this.serial(async () => {
+      const sw = this.requireSwitch(p.switch, 'switch');
+      await this.command({ op: 'addPeer', switchId: sw.id, ip: p.ip }, { op: 'addPeer', field: 'ip', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } });
+      const set = this.peerSets.get(sw.name) ?? new Set<string>();
+      set.add(p.ip);
+      this.peerSets.set(sw.name, set);
+    });
+  }
+
+  async deletePeer(spec: PeerSpec): Promise<void> {
+    this.assertOpen();
+    const p = validatePeerSpec(spec);
+    return this.serial(async () => {
+      const sw = this.requireSwitch(p.switch, 'switch');
+      await this.command({ op: 'deletePeer', switchId: sw.id, ip: p.ip }, { op: 'deletePeer', field: 'ip', codes: { NOT_FOUND: 'ERR_NOT_FOUND' } });
+      this.peerSets.get(sw.name)?.delete(p.ip);
+    });
+  }
+
+  // The configured peers of a switch (or of every switch), sorted.
+  peers(switchName?: string): PeerSpec[] {
+    this.assertOpen();
+    const out: PeerSpec[] = [];
+    for (const [name, set] of this.peerSets) {
+      if (switchName !== undefined && name !== switchName) continue;
+      for (const ip of set) out.push({ switch: name, ip });
+    }
+    return out.sort((a, b) => (a.switch === b.switch ? (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0) : a.switch < b.switch ? -1 : 1));
+  }
+
+  // A static MAC -> VTEP entry (deleted with deleteStaticMac).
+  async addRemoteMac(spec: RemoteMacSpec): Promise<void> {
+    this.assertOpen();
+    const r = validateRemoteMacSpec(spec);
+    return this.serial(async () => {
+      const sw = this.requireSwitch(r.switch, 'switch');
+      await this.command(
+        { op: 'addRemoteMac', switchId: sw.id, mac: r.mac, vtep: r.vtep },
+        { op: 'addRemoteMac', field: 'mac', codes: { ALREADY_EXISTS: 'ERR_DUPLICATE_MAC', NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
+      );
+    });
+  }
+
+  // The uplink's neighbour cache (next hops resolved by ARP/ND).
+  async neighbors(): Promise<NeighborEntry[]> {
+    this.assertOpen();
+    return this.serial(async () => {
+      const result = await this.command({ op: 'dumpNeighbors' }, { op: 'neighbors' });
+      return (result.neighbors ?? []).map((n) => ({ ip: n.ip, mac: n.mac, state: n.state, ageSeconds: n.ageMs / 1000 }));
+    });
+  }
+
   // ---------------------------------------------------------------- stats
 
   // Counters by object name. Every name of schema() is present (0 when the
@@ -416,16 +589,21 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     this.assertOpen();
     const raw = this.callNative(() => this.engine.stats(), 'stats');
     const schema = this.trySchema();
-    const out: DataplaneStats = { engine: {}, eventsDropped: raw.eventsDropped, ports: {}, switches: {} };
+    const out: DataplaneStats = { engine: {}, eventsDropped: raw.eventsDropped, ports: {}, switches: {}, peers: {} };
     for (const info of schema?.engine ?? []) out.engine[info.name] = 0;
     Object.assign(out.engine, raw.engine);
     for (const set of raw.ports) {
-      const p = this.portsById.get(set.id);
-      if (p !== undefined) out.ports[p.name] = counterSet(set, schema?.port, schema?.drop);
+      // The uplink is a port too: its drops by reason are the decap checks.
+      const name = this.portsById.get(set.id)?.name ?? (this.uplinkState?.id === set.id ? this.uplinkState.spec.name : undefined);
+      if (name !== undefined) out.ports[name] = counterSet(set, schema?.port, schema?.drop);
     }
     for (const set of raw.switches) {
       const s = this.switchesById.get(set.id);
       if (s !== undefined) out.switches[s.name] = counterSet(set, schema?.switch, schema?.drop);
+    }
+    for (const peer of raw.peers) out.peers[peer.ip] = { ...peer.counters };
+    if (raw.uplink !== undefined && this.uplinkState !== undefined) {
+      out.uplink = { name: this.uplinkState.spec.name, counters: { ...raw.uplink.counters } };
     }
     return out;
   }
@@ -439,10 +617,19 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         port: s.port.map(copyInfo),
         switch: s.switch.map(copyInfo),
         drop: s.drop.map(copyInfo),
+        peer: s.peer.map(copyInfo),
+        uplink: s.uplink.map(copyInfo),
       };
     }
     const c = this.schemaCache;
-    return { engine: c.engine.map(copyInfo), port: c.port.map(copyInfo), switch: c.switch.map(copyInfo), drop: c.drop.map(copyInfo) };
+    return {
+      engine: c.engine.map(copyInfo),
+      port: c.port.map(copyInfo),
+      switch: c.switch.map(copyInfo),
+      drop: c.drop.map(copyInfo),
+      peer: c.peer.map(copyInfo),
+      uplink: c.uplink.map(copyInfo),
+    };
   }
 
   // ---------------------------------------------------------------- pipes
@@ -453,11 +640,14 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   pipe(portName: string): PipeEnd {
     this.assertOpen();
     validateName(portName, 'port');
-    const state = this.requirePort(portName, 'port');
+    // A pipe uplink has a far end too: there a test plays the underlay.
+    const uplink = this.uplinkState !== undefined && this.uplinkState.spec.name === portName ? this.uplinkState : undefined;
+    const state: { id: number; type: PortType } = uplink !== undefined ? { id: uplink.id, type: uplink.spec.type } : this.requirePort(portName, 'port');
     if (state.type !== 'pipe') throw makeError('ERR_INVALID_ARGUMENT', `port "${portName}" is not a pipe port`, 'port');
-    const live = (): PortState => {
+    const live = (): { id: number } => {
       this.assertOpen();
-      if (this.portsByName.get(portName) !== state) {
+      const current = uplink !== undefined ? this.uplinkState : this.portsByName.get(portName);
+      if (current !== (uplink ?? state)) {
         throw makeError('ERR_UNKNOWN_PORT', `port "${portName}" was deleted`, 'port');
       }
       return state;
@@ -521,6 +711,9 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     try {
       pending = this.engine.command(cmd);
     } catch (err) {
+      // A kernel-facing port that could not be opened (missing interface,
+      // busy, no privilege): its codes are about the interface, not switches.
+      if (isOpenError(err)) throw mapNativeError(err, { op: context.op, field: 'interface' });
       throw mapNativeError(err, context);
     }
     try {
@@ -595,6 +788,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   }
 
   private portName(id: number): string {
+    if (this.uplinkState !== undefined && this.uplinkState.id === id) return this.uplinkState.spec.name;
     return this.portsById.get(id)?.name ?? this.formerPortNames.get(id) ?? `#${id}`;
   }
 
@@ -621,6 +815,20 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   }
 
   private convertEvent(e: NativeEvent): DataplaneEvent | undefined {
+    const ev = this.convertEventBody(e);
+    if (ev !== undefined && ev.type !== 'link' && e.vtep) {
+      // MACs behind a remote VTEP: the port is the uplink they came through.
+      (ev as { vtep?: string }).vtep = e.vtep;
+      if ('port' in ev) ev.port = this.uplinkState?.spec.name ?? '';
+    }
+    if (ev?.type === 'moved' && e.oldVtep) {
+      ev.oldVtep = e.oldVtep;
+      ev.oldPort = this.uplinkState?.spec.name ?? '';
+    }
+    return ev;
+  }
+
+  private convertEventBody(e: NativeEvent): DataplaneEvent | undefined {
     switch (e.type) {
       case 'learned':
         return { type: 'learned', switch: this.switchName(e.switchId), port: this.portName(e.portId), vlan: e.vlan, mac: e.mac };
@@ -651,6 +859,10 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   }
 }
 
+function isOpenError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { stage?: unknown }).stage === 'open';
+}
+
 function byName(a: { name: string }, b: { name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
@@ -672,6 +884,20 @@ function portInfo(p: PortState): PortInfo {
   };
   if (p.switch !== undefined) info.switch = p.switch;
   if (p.untagged !== undefined) info.untagged = p.untagged;
+  if (p.kernel !== undefined) {
+    const k = p.kernel;
+    Object.assign(info, {
+      interface: k.interface,
+      spec: k.spec,
+      rxRing: k.rxRing,
+      txRing: k.txRing,
+      burst: k.burst,
+      queues: k.queues,
+      disableOffloads: k.disableOffloads,
+      promiscuous: k.promiscuous,
+    });
+    if (k.queue !== undefined) info.queue = k.queue;
+  }
   return info;
 }
 

@@ -35,6 +35,7 @@ export type {
   PortInfo,
   PortLimitEvent,
   PortSpec,
+  PortStatus,
   PortType,
   PortUpdate,
   ResolvedDataplaneOptions,
@@ -48,3 +49,18 @@ export type {
 } from './types';
 export { DEFAULT_PORT, DEFAULT_SWITCH } from './specs';
 export { LIMITS, generateMac, isMulticastMac, parseMac } from './validate';
+// Spec validators, for the control plane (config files and API bodies are
+// checked with exactly the rules the dataplane applies).
+export {
+  switchesOfPort,
+  validateOptions,
+  validatePortSpec,
+  validatePortUpdate,
+  validateStaticMacSpec,
+  validateSwitchSpec,
+  validateSwitchUpdate,
+} from './specs';
+export type { NormalizedPort, NormalizedSwitch } from './specs';
+export { maxMtuFor } from './validate';
+export { VXLAN_OVERHEAD } from './overlay';
+export type { NeighborEntry, PeerSpec, RemoteMacSpec, UplinkInfo, UplinkSpec } from './overlay';

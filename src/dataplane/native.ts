@@ -20,6 +20,7 @@ export interface NativeEngineOptions {
   hugepages: boolean; // try MAP_HUGETLB first
   maxPorts: number;
   maxSwitches: number;
+  maxVteps?: number; // remote VTEPs (default 4096)
   busyPoll: boolean; // true: spin; false: poll(2) sleep when idle
   cpu: number; // pin the engine thread to this CPU; -1: no pinning
   burst: number; // rx burst size, 1..256
@@ -47,8 +48,16 @@ export type NativeCommand =
   | { op: 'deleteSwitch'; switchId: number }
   | {
       op: 'createPort';
-      kind: 'pipe';
-      ringSize: number; // power of two
+      kind: NativePortKind;
+      ringSize: number; // power of two (pipe ring)
+      // Kernel-facing ports (kind !== 'pipe'); see native/netmap/ports/spec.h.
+      spec?: string; // "afpacket:veth0", "tap:vm1", "netmap:eth0", "vale0:p1", "afxdp:eth0@1"
+      rxRing?: number; // 0: backend default; else power of two 64..65536
+      txRing?: number;
+      portBurst?: number; // 0: engine burst; else 1..256
+      queues?: number; // 1..16 (tap multi-queue)
+      disableOffloads?: boolean; // afpacket: GRO/GSO/TSO/tx-csum off while attached
+      promiscuous?: boolean; // afpacket: PACKET_MR_PROMISC
       mtu: number; // L3 MTU; a frame may be mtu + 14 bytes (+4 when tagged)
       mac: string; // the port's own MAC (informational for pipes)
       learning: boolean;
@@ -70,6 +79,40 @@ export type NativeCommand =
   | { op: 'deletePort'; portId: number }
   | { op: 'addStaticMac'; switchId: number; mac: string; portId: number }
   | { op: 'deleteStaticMac'; switchId: number; mac: string }
+  | {
+      op: 'createUplink';
+      kind: NativePortKind;
+      ringSize: number;
+      spec?: string;
+      rxRing?: number;
+      txRing?: number;
+      portBurst?: number;
+      queues?: number;
+      disableOffloads?: boolean;
+      promiscuous?: boolean;
+      mtu: number;
+      mac: string;
+      localIp4: string; // '' for none
+      prefix4: number;
+      localIp6: string;
+      prefix6: number;
+      gateway4: string;
+      gateway6: string;
+      udpPort: number;
+      srcPortMin: number;
+      srcPortMax: number;
+      ttl: number;
+      df: boolean;
+      udp6ZeroChecksum: boolean;
+      allowUnknownPeers: boolean;
+      neighborReachableMs: number;
+      neighborRetryMs: number;
+    }
+  | { op: 'deleteUplink' }
+  | { op: 'addPeer'; switchId: number; ip: string }
+  | { op: 'deletePeer'; switchId: number; ip: string }
+  | { op: 'addRemoteMac'; switchId: number; mac: string; vtep: string }
+  | { op: 'dumpNeighbors' }
   | { op: 'dumpFdb'; switchId: number }
   | { op: 'flushFdb'; switchId: number; portId: number /* -1: whole switch */ };
 
@@ -79,12 +122,41 @@ export interface NativeFdbEntry {
   vlan: number; // 0: untagged member
   static: boolean;
   ageMs: number; // since last seen; 0 for static entries
+  vtep: string; // remote entries: the VTEP's address; '' for local ones
+}
+
+export interface NativeNeighbor {
+  ip: string;
+  mac: string; // '' while unresolved
+  state: 'incomplete' | 'reachable' | 'stale' | 'failed';
+  ageMs: number;
 }
 
 export interface NativeResult {
   id?: number; // createSwitch / createPort
   entries?: NativeFdbEntry[]; // dumpFdb
   removed?: number; // flushFdb
+  mac?: string; // createUplink: the MAC the VTEP uses (a kernel interface's own)
+  neighbors?: NativeNeighbor[]; // dumpNeighbors
+}
+
+export type NativePortKind = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp';
+
+// What a kernel-facing port reports about itself (engine.portStatus()).
+export interface NativePortStatus {
+  backend: string;
+  spec: string;
+  interface: string;
+  ifindex: number; // 0 while the interface is gone
+  attached: boolean; // the backend holds the interface right now
+  rxRing: number;
+  txRing: number;
+  frameSize: number;
+  burst: number;
+  queues: number;
+  offloads: string;
+  lastError: string;
+  counters: Record<string, number>; // rx_too_big, rx_no_buffer, rx_kernel_drops, ...
 }
 
 export type NativeErrorCode =
@@ -112,6 +184,8 @@ export interface NativeEvent {
   oldVlan: number;
   mac: string; // '' when not MAC related
   up: boolean; // link: new state
+  vtep: string; // MACs behind a remote VTEP: its address; else ''
+  oldVtep: string; // moved: where it was before, when remote
 }
 
 export interface NativeCounterSet {
@@ -124,6 +198,8 @@ export interface NativeStats {
   engine: Record<string, number>;
   ports: NativeCounterSet[]; // every port slot in use
   switches: NativeCounterSet[]; // every switch slot in use
+  peers: { id: number; ip: string; counters: Record<string, number> }[]; // every remote VTEP known
+  uplink?: { portId: number; counters: Record<string, number> };
   eventsDropped: number;
 }
 
@@ -137,6 +213,8 @@ export interface NativeSchema {
   port: NativeCounterInfo[];
   switch: NativeCounterInfo[];
   drop: NativeCounterInfo[]; // drop reasons, shared by ports and switches
+  peer: NativeCounterInfo[];
+  uplink: NativeCounterInfo[];
 }
 
 export interface NativeEngine {
@@ -151,6 +229,8 @@ export interface NativeEngine {
   pipeReceive(portId: number, max: number): Buffer[];
   pipeSetLink(portId: number, up: boolean): void;
   info(): { hugepages: boolean; bufferCount: number; bufferSize: number; buffersFree: number };
+  // Kernel-facing ports only; undefined for pipes and unknown ids.
+  portStatus?(portId: number): NativePortStatus | undefined;
 }
 
 export interface NativeModule {

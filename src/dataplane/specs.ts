@@ -187,6 +187,20 @@ export interface NormalizedPort {
   macLimit: number;
   lockedMacs: string[];
   ringSize: number;
+  kernel?: KernelPortSettings; // every type but 'pipe'
+}
+
+// The backend settings of a kernel-facing port, after validation.
+export interface KernelPortSettings {
+  interface: string;
+  spec: string; // the spec string the native side parses (native/netmap/ports/spec.h)
+  queue?: number;
+  rxRing: number; // 0: backend default
+  txRing: number;
+  burst: number; // 0: the dataplane's burst
+  queues: number;
+  disableOffloads: boolean;
+  promiscuous: boolean;
 }
 
 export interface NormalizedPortUpdate {
@@ -197,12 +211,84 @@ export interface NormalizedPortUpdate {
   lockedMacs?: string[];
 }
 
+const KERNEL_PORT_KEYS_LIST = [
+  'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous',
+] as const;
+
+export const IFNAME_MAX = 15; // Linux IFNAMSIZ - 1
+
+// The interface-name rules of the native spec grammar (ports/spec.h), checked
+// here first so that a bad name never reaches the addon.
+export function validateInterfaceName(value: unknown, field = 'interface'): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw invalid('ERR_INVALID_ARGUMENT', field, 'is required for this port type: the name of the interface to attach, e.g. "veth0"', value);
+  }
+  if (value.length > IFNAME_MAX) {
+    throw invalid('ERR_INVALID_ARGUMENT', field, `is ${value.length} characters long; Linux allows at most ${IFNAME_MAX}: use a shorter name`, value);
+  }
+  const bad = /[^A-Za-z0-9._-]/.exec(value);
+  if (bad !== null) {
+    throw invalid('ERR_INVALID_ARGUMENT', field, `has ${JSON.stringify(bad[0])} at position ${bad.index + 1}: use only letters, digits, '.', '-' and '_'`, value);
+  }
+  if (value === '.' || value === '..') throw invalid('ERR_INVALID_ARGUMENT', field, 'is not a valid interface name', value);
+  return value;
+}
+
+export function validateKernelSettings(p: Record<string, unknown>, type: PortType): KernelPortSettings | undefined {
+  if (type === 'pipe') {
+    for (const key of KERNEL_PORT_KEYS_LIST) {
+      if (p[key] !== undefined) throw invalid('ERR_INVALID_ARGUMENT', key, 'applies only to kernel-facing ports (type afpacket, tap, netmap or afxdp)', undefined, false);
+    }
+    return undefined;
+  }
+  let iface: string;
+  let spec: string;
+  const raw = p.interface;
+  const vale = typeof raw === 'string' ? /^(vale[A-Za-z0-9_]*):(.*)$/.exec(raw) : null;
+  if (type === 'netmap' && vale !== null) {
+    if (vale[1].length > IFNAME_MAX) throw invalid('ERR_INVALID_ARGUMENT', 'interface', 'VALE switch name is longer than 15 characters', raw);
+    validateInterfaceName(vale[2], 'interface');
+    iface = raw as string;
+    spec = iface;
+  } else {
+    iface = validateInterfaceName(raw, 'interface');
+    spec = `${type}:${iface}`;
+  }
+  const settings: KernelPortSettings = {
+    interface: iface,
+    spec,
+    rxRing: 0,
+    txRing: 0,
+    burst: 0,
+    queues: 1,
+    disableOffloads: true,
+    promiscuous: true,
+  };
+  if (p.queue !== undefined) {
+    if (type !== 'afxdp' && type !== 'netmap') throw invalid('ERR_INVALID_ARGUMENT', 'queue', 'applies only to afxdp and netmap ports', undefined, false);
+    if (vale !== null) throw invalid('ERR_INVALID_ARGUMENT', 'queue', 'does not apply to VALE ports', undefined, false);
+    settings.queue = validateInteger(p.queue, 'queue', 0, 1023);
+    settings.spec = `${spec}@${settings.queue}`;
+  }
+  if (p.rxRing !== undefined) settings.rxRing = validatePowerOfTwo(p.rxRing, 'rxRing', 64, 65536);
+  if (p.txRing !== undefined) settings.txRing = validatePowerOfTwo(p.txRing, 'txRing', 64, 65536);
+  if (p.burst !== undefined) settings.burst = validateInteger(p.burst, 'burst', 1, 256);
+  if (p.queues !== undefined) {
+    settings.queues = validateInteger(p.queues, 'queues', 1, 16);
+    if (settings.queues > 1 && type !== 'tap') throw invalid('ERR_INVALID_ARGUMENT', 'queues', 'more than one queue is supported for tap ports only', p.queues);
+  }
+  if (p.disableOffloads !== undefined) settings.disableOffloads = validateBoolean(p.disableOffloads, 'disableOffloads');
+  if (p.promiscuous !== undefined) settings.promiscuous = validateBoolean(p.promiscuous, 'promiscuous');
+  return settings;
+}
+
 const PORT_KEYS = [
   'name', 'type', 'switch', 'vlans', 'untagged', 'mtu', 'mac', 'learning', 'flood', 'macLimit', 'lockedMacs', 'ringSize',
+  ...KERNEL_PORT_KEYS_LIST,
 ] as const;
 const PORT_UPDATE_KEYS = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
-const PORT_FIXED_KEYS = ['name', 'type', 'switch', 'vlans', 'untagged', 'mac', 'ringSize'];
-const PORT_TYPES: readonly PortType[] = ['pipe'];
+const PORT_FIXED_KEYS = ['name', 'type', 'switch', 'vlans', 'untagged', 'mac', 'ringSize', ...KERNEL_PORT_KEYS_LIST];
+const PORT_TYPES: readonly PortType[] = ['pipe', 'afpacket', 'tap', 'netmap', 'afxdp'];
 
 export function validateLockedMacs(value: unknown, field = 'lockedMacs'): string[] {
   const list = validateArray(value, field, SPEC_LIMITS.lockedMacs);
@@ -284,6 +370,8 @@ export function validatePortSpec(value: unknown, maxMtu: number): NormalizedPort
   };
   if (access !== undefined) port.switch = access;
   if (untagged !== undefined) port.untagged = untagged;
+  const kernel = validateKernelSettings(p as Record<string, unknown>, type);
+  if (kernel !== undefined) port.kernel = kernel;
   return port;
 }
 

@@ -85,7 +85,10 @@ export interface SwitchInfo {
 
 // ---------------------------------------------------------------- ports
 
-export type PortType = 'pipe';
+// 'pipe': in-process. The others are kernel-facing backends (docs/ports.md):
+// 'afpacket' (any interface), 'tap' (VM NIC / host tap), 'netmap' (NIC or
+// VALE port, needs /dev/netmap), 'afxdp' (not built in this version).
+export type PortType = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp';
 
 export interface VlanMapping {
   vlan: number; // 1..4094
@@ -108,6 +111,32 @@ export interface PortSpec {
   macLimit?: number; // learned MACs on this port, 0..1,000,000; 0: no limit (default 0)
   lockedMacs?: string[]; // port security: only these source MACs pass (default [] = off)
   ringSize?: number; // pipe ring size, power of two (default 1024)
+  // Kernel-facing ports (type !== 'pipe'):
+  interface?: string; // required: the interface (1..15 of [A-Za-z0-9._-]); netmap also "valeN:port"
+  queue?: number; // afxdp/netmap: use this one queue (ring pair), 0..1023
+  rxRing?: number; // frames/slots in the receive ring, power of two 64..65536 (default: backend's, afpacket 2048)
+  txRing?: number; // same for transmit
+  burst?: number; // most frames taken per receive call, 1..256 (default: the dataplane's burst)
+  queues?: number; // tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1)
+  disableOffloads?: boolean; // afpacket: GRO/LRO/GSO/TSO/tx-csum off while attached, restored after (default true)
+  promiscuous?: boolean; // afpacket: receive frames for every MAC (default true)
+}
+
+// The live state of a kernel-facing port (Dataplane.portStatus()).
+export interface PortStatus {
+  backend: string;
+  spec: string; // canonical spec string, e.g. "afpacket:veth0"
+  interface: string;
+  ifindex: number; // 0 while the interface is gone
+  attached: boolean; // the backend holds the interface right now
+  rxRing: number; // as opened (rounded up to whole ring blocks)
+  txRing: number;
+  frameSize: number; // bytes per ring slot
+  burst: number;
+  queues: number;
+  offloads: string; // what was done about offloads
+  lastError: string; // '' when fine; else what went wrong and what the port does about it
+  counters: Record<string, number>; // backend drops and syscalls: rx_too_big, rx_no_buffer, kicks, ...
 }
 
 // Fields of a running port that can change.
@@ -134,6 +163,16 @@ export interface PortInfo {
   macLimit: number;
   lockedMacs: string[];
   ringSize: number;
+  // Kernel-facing ports only:
+  interface?: string;
+  spec?: string; // e.g. "afpacket:veth0"
+  queue?: number;
+  rxRing?: number; // 0: backend default (see portStatus() for what was opened)
+  txRing?: number;
+  burst?: number; // 0: the dataplane's burst
+  queues?: number;
+  disableOffloads?: boolean;
+  promiscuous?: boolean;
 }
 
 // ---------------------------------------------------------------- fdb
@@ -155,6 +194,7 @@ export interface FdbEntry {
   vlan: number; // 0: learned on an untagged member
   static: boolean;
   ageSeconds: number; // since last seen; 0 for static entries
+  vtep?: string; // remote entries: the VTEP behind which the MAC lives (port is the uplink's name)
 }
 
 // ---------------------------------------------------------------- stats
@@ -169,6 +209,8 @@ export interface DataplaneStats {
   eventsDropped: number;
   ports: Record<string, CounterSet>; // by port name
   switches: Record<string, CounterSet>; // by switch name
+  peers: Record<string, Record<string, number>>; // remote VTEPs by address
+  uplink?: { name: string; counters: Record<string, number> };
 }
 
 export interface CounterInfo {
@@ -182,6 +224,8 @@ export interface DataplaneSchema {
   port: CounterInfo[];
   switch: CounterInfo[];
   drop: CounterInfo[];
+  peer: CounterInfo[];
+  uplink: CounterInfo[];
 }
 
 export interface EngineInfo {
@@ -202,6 +246,7 @@ export interface LearnedEvent {
   port: string;
   vlan: number;
   mac: string;
+  vtep?: string; // the MAC lives behind this remote VTEP (port is then the uplink)
 }
 
 export interface MovedEvent {
@@ -212,6 +257,8 @@ export interface MovedEvent {
   vlan: number;
   oldVlan: number;
   mac: string;
+  vtep?: string; // now behind this remote VTEP
+  oldVtep?: string; // was behind this remote VTEP
 }
 
 export interface AgedEvent {
@@ -220,6 +267,7 @@ export interface AgedEvent {
   port: string;
   vlan: number;
   mac: string;
+  vtep?: string; // the MAC lives behind this remote VTEP (port is then the uplink)
 }
 
 export interface TableFullEvent {
@@ -227,6 +275,7 @@ export interface TableFullEvent {
   switch: string;
   port?: string; // present when the engine names the ingress port
   mac: string;
+  vtep?: string; // learning was refused for a MAC behind this remote VTEP
 }
 
 export interface PortLimitEvent {
@@ -235,6 +284,7 @@ export interface PortLimitEvent {
   port: string;
   vlan: number;
   mac: string;
+  vtep?: string; // the MAC lives behind this remote VTEP (port is then the uplink)
 }
 
 export interface LinkEvent {

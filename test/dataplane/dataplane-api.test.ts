@@ -36,7 +36,7 @@ function snapshot(dp: Dataplane): unknown {
 }
 
 function ev(partial: Partial<NativeEvent> & Pick<NativeEvent, 'type'>): NativeEvent {
-  return { switchId: -1, portId: -1, oldPortId: -1, vlan: 0, oldVlan: 0, mac: '', up: false, ...partial };
+  return { switchId: -1, portId: -1, oldPortId: -1, vlan: 0, oldVlan: 0, mac: '', up: false, vtep: '', oldVtep: '', ...partial };
 }
 
 describe('construction', () => {

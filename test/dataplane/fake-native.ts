@@ -136,7 +136,7 @@ export class FakeEngine implements NativeEngine {
         if (!this.ports.has(cmd.portId)) throw nativeError('NOT_FOUND', `port ${cmd.portId}`);
         const old = s.fdb.get(cmd.mac);
         if (old?.static && old.portId !== cmd.portId) throw nativeError('ALREADY_EXISTS', `mac: ${cmd.mac} is already a static entry on another port`);
-        s.fdb.set(cmd.mac, { mac: cmd.mac, portId: cmd.portId, vlan: 0, static: true, ageMs: 0 });
+        s.fdb.set(cmd.mac, { mac: cmd.mac, portId: cmd.portId, vlan: 0, static: true, ageMs: 0, vtep: '' });
         return {};
       }
       case 'deleteStaticMac': {
@@ -158,12 +158,15 @@ export class FakeEngine implements NativeEngine {
         }
         return { removed };
       }
+      default:
+        // The overlay is exercised against the real engine (test/dataplane/overlay.test.ts).
+        throw nativeError('INVALID_ARGUMENT', `${cmd.op}: not modelled by the fake engine`);
     }
   }
 
   // Test hook: a learned entry as the engine would create it.
   learn(switchId: number, mac: string, portId: number, ageMs = 1500): void {
-    this.sw(switchId).fdb.set(mac, { mac, portId, vlan: 0, static: false, ageMs });
+    this.sw(switchId).fdb.set(mac, { mac, portId, vlan: 0, static: false, ageMs, vtep: '' });
   }
 
   stats(): NativeStats {
@@ -171,6 +174,7 @@ export class FakeEngine implements NativeEngine {
       engine: { iterations: 7 },
       ports: [...this.ports.keys()].map((id) => ({ id, counters: { rx_packets: this.ports.get(id)!.sent.length }, drops: {} })),
       switches: [...this.switches.keys()].map((id) => ({ id, counters: { fdb_entries: this.switches.get(id)!.fdb.size }, drops: {} })),
+      peers: [],
       eventsDropped: 0,
     };
   }
@@ -182,6 +186,8 @@ export class FakeEngine implements NativeEngine {
       port: c('rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes'),
       switch: c('fdb_entries', 'learned', 'moved', 'aged', 'flooded'),
       drop: c('runt', 'port_security'),
+      peer: c('rx_packets'),
+      uplink: c('vxlan_rx'),
     };
   }
 

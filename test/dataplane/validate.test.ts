@@ -242,7 +242,7 @@ describe('port specs', () => {
   });
   test('errors name the field', () => {
     const base = { name: 'p', type: 'pipe', switch: 's' };
-    rejects(() => specs.validatePortSpec({ ...base, type: 'tap' }, MAX), 'ERR_INVALID_ARGUMENT', 'type');
+    rejects(() => specs.validatePortSpec({ ...base, type: 'vhost' }, MAX), 'ERR_INVALID_ARGUMENT', 'type');
     rejects(() => specs.validatePortSpec({ ...base, type: undefined }, MAX), 'ERR_INVALID_ARGUMENT', 'type');
     rejects(() => specs.validatePortSpec({ ...base, name: '' }, MAX), 'ERR_INVALID_NAME', 'name');
     rejects(() => specs.validatePortSpec({ ...base, switch: 's s' }, MAX), 'ERR_INVALID_NAME', 'switch');

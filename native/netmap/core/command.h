@@ -9,6 +9,7 @@
 
 #include "core/types.h"
 #include "ports/port.h"
+#include "proto/inet.h"
 
 namespace vpc {
 
@@ -30,6 +31,7 @@ struct SwitchConfig {
   uint32_t mac_limit = 65536;    // learned + static entries
   uint32_t aging_ms = 300000;
   bool learning = true;
+  bool remote_learning = true;   // learn inner source MACs behind remote VTEPs
   uint32_t fdb_capacity = 1024;  // initial table size hint
 };
 
@@ -42,6 +44,25 @@ struct PortConfig {
   std::vector<Mac> locked_macs;  // empty: port security off
 };
 
+// The underlay side of the VTEP (one per engine).
+struct UplinkConfig {
+  IpAddr ip4;             // zero: no IPv4 VTEP address
+  uint8_t prefix4 = 24;   // on-link prefix of ip4
+  IpAddr ip6;             // zero: no IPv6 VTEP address
+  uint8_t prefix6 = 64;
+  IpAddr gateway4;        // zero: none (off-link peers unreachable)
+  IpAddr gateway6;
+  uint16_t udp_port = 4789;
+  uint16_t src_port_min = 49152;  // outer UDP source port range (flow hash)
+  uint16_t src_port_max = 65535;
+  uint8_t ttl = 64;       // IPv4 TTL / IPv6 hop limit
+  bool df = true;         // IPv4 don't-fragment
+  bool udp6_zero_checksum = false;  // RFC 6935: send and accept zero UDP checksums over IPv6
+  bool allow_unknown_peers = true;  // false: VXLAN only from configured peers
+  uint32_t neighbor_reachable_ms = 30000;
+  uint32_t neighbor_retry_ms = 1000;
+};
+
 struct VlanMapping {
   uint16_t vlan;
   SwitchId sw;
@@ -49,9 +70,18 @@ struct VlanMapping {
 
 struct FdbDumpEntry {
   Mac mac;
-  PortId port;
+  PortId port;     // for remote entries: the uplink's port
   uint16_t vlan;
   bool is_static;
+  uint32_t age_ms;
+  bool remote = false;
+  IpAddr vtep;     // remote entries: the VTEP behind which the MAC lives
+};
+
+struct NeighborDumpEntry {
+  IpAddr ip;
+  Mac mac;
+  const char* state;
   uint32_t age_ms;
 };
 
@@ -60,7 +90,9 @@ struct Result {
   std::string message;
   uint32_t id = kNoId;
   uint32_t removed = 0;
+  Mac mac = 0;  // createUplink: the MAC the VTEP uses
   std::vector<FdbDumpEntry> entries;
+  std::vector<NeighborDumpEntry> neighbors;
   static Result error(Status s, std::string msg) {
     Result r;
     r.status = s;
@@ -81,6 +113,12 @@ enum class CmdOp : uint8_t {
   kDeleteStaticMac,
   kDumpFdb,
   kFlushFdb,
+  kCreateUplink,    // new_port + uplink_cfg
+  kDeleteUplink,
+  kAddPeer,         // sw + ip: the VTEP joins the switch's flood list
+  kDeletePeer,
+  kAddRemoteMac,    // sw + mac + ip: static MAC -> VTEP entry
+  kDumpNeighbors,
   kBarrier,  // does nothing; resolves once every earlier command is live
 };
 
@@ -91,6 +129,8 @@ struct Command {
   Mac mac = 0;
   SwitchConfig switch_cfg;
   PortConfig port_cfg;
+  IpAddr ip;                         // peers, remote MACs
+  UplinkConfig uplink_cfg;
   SwitchId untagged = kNoId;         // CreatePort: switch for untagged frames
   std::vector<VlanMapping> vlans;    // CreatePort: trunk mappings
   std::unique_ptr<Port> new_port;    // CreatePort: opened outside the engine thread
@@ -115,9 +155,11 @@ struct Event {
   uint16_t vlan;
   uint16_t old_vlan;  // kMoved
   SwitchId sw;
-  PortId port;
+  PortId port;        // for MACs behind a remote VTEP: the uplink's port
   PortId old_port;    // kMoved
   Mac mac;
+  IpAddr vtep;        // zero unless the MAC is behind a remote VTEP
+  IpAddr old_vtep;    // kMoved
 };
 
 }  // namespace vpc

@@ -34,7 +34,7 @@ namespace vpc {
   X(aged, "Learned MAC addresses removed by aging")                               \
   X(flooded, "Frames flooded (broadcast, multicast and unknown unicast)")         \
   X(flooded_unknown, "Unknown-unicast frames flooded")                            \
-  X(flood_copies, "Frame copies made for flooding")                               \
+  X(flood_copies, "Extra frame copies made for flooding (recipients minus one per flooded frame)")                               \
   X(learn_table_full, "Source MACs not learned because the switch MAC limit was reached") \
   X(learn_port_limit, "Source MACs not learned because the port MAC limit was reached") \
   X(drops, "Frames dropped in this switch, all reasons")
@@ -69,19 +69,64 @@ namespace vpc {
   X(link_down, "Egress port link is down")                                       \
   X(tx_ring_full, "Egress ring full")                                            \
   X(no_buffer, "No free buffer for a flood copy or a tag")                       \
-  X(port_deleted, "Frames queued for a port that was deleted")
+  X(port_deleted, "Frames queued for a port that was deleted")                    \
+  X(outer_dst_mac, "Uplink frame addressed to another host's MAC")               \
+  X(outer_ip_header, "Outer IP version or header length invalid")              \
+  X(outer_ip_checksum, "Outer IPv4 header checksum wrong")                       \
+  X(outer_ip_length, "Outer IP length does not match the frame")                 \
+  X(outer_ip_fragment, "Outer IP packet is a fragment (never reassembled)")     \
+  X(outer_ip_not_local, "Outer destination is not this VTEP (left to the host stack)") \
+  X(outer_not_vxlan, "Packet to the VTEP that is not VXLAN, ARP/ND or echo (left to the host stack)") \
+  X(vxlan_udp_port, "UDP destination port is not the VXLAN port (left to the host stack)") \
+  X(outer_udp_length, "Outer UDP length invalid")                                \
+  X(outer_udp_checksum, "Outer UDP checksum wrong (or zero over IPv6 when not allowed)") \
+  X(vxlan_flags, "VXLAN header without the I flag")                              \
+  X(vxlan_vni_unknown, "VXLAN VNI not configured on any switch")                 \
+  X(vxlan_inner_runt, "Decapsulated frame shorter than an Ethernet header")      \
+  X(vxlan_peer_denied, "VXLAN from a VTEP that is not an allowed peer")          \
+  X(vxlan_too_big, "Frame too big to encapsulate within the uplink MTU")         \
+  X(neighbor_unresolved, "Next hop of a remote VTEP not resolved by ARP/ND")     \
+  X(remote_to_remote, "Frame from a remote VTEP addressed to another remote VTEP (split horizon)") \
+  X(no_uplink, "Frame for a remote VTEP but no uplink is up")
+
+// Per remote VTEP (peer).
+#define VPC_PEER_COUNTERS(X)                                          \
+  X(rx_packets, "VXLAN packets received from this VTEP")              \
+  X(rx_bytes, "Inner bytes received from this VTEP")                  \
+  X(tx_packets, "VXLAN packets sent to this VTEP")                    \
+  X(tx_bytes, "Inner bytes sent to this VTEP")                        \
+  X(drops, "Frames from or to this VTEP that were dropped")           \
+  X(fdb_learned, "FDB entries currently learned behind this VTEP")
+
+// Per uplink: the underlay side of the VTEP.
+#define VPC_UPLINK_COUNTERS(X)                                                  \
+  X(vxlan_rx, "VXLAN packets decapsulated")                                     \
+  X(vxlan_tx, "VXLAN packets encapsulated")                                     \
+  X(arp_requests_sent, "ARP requests sent to resolve next hops")                \
+  X(arp_replies_sent, "ARP replies sent for the VTEP address")                  \
+  X(nd_solicits_sent, "Neighbor Solicitations sent to resolve next hops")       \
+  X(nd_adverts_sent, "Neighbor Advertisements sent for the VTEP address")       \
+  X(echo_replies_sent, "ICMP/ICMPv6 echo replies sent for the VTEP address")    \
+  X(neighbors_resolved, "Next hops resolved (or refreshed)")                    \
+  X(neighbors_failed, "Next hop resolutions that gave up")                      \
+  X(neighbor_queue_drops, "Frames dropped while waiting for a next hop")        \
+  X(to_host, "Uplink frames not for the switch (left to the host stack)")
 
 #define VPC_ENUM_ROW(name, help) name,
 enum class PortCounter : uint16_t { VPC_PORT_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class SwitchCounter : uint16_t { VPC_SWITCH_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class EngineCounter : uint16_t { VPC_ENGINE_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class Drop : uint16_t { VPC_DROP_REASONS(VPC_ENUM_ROW) kCount };
+enum class PeerCounter : uint16_t { VPC_PEER_COUNTERS(VPC_ENUM_ROW) kCount };
+enum class UplinkCounter : uint16_t { VPC_UPLINK_COUNTERS(VPC_ENUM_ROW) kCount };
 #undef VPC_ENUM_ROW
 
 constexpr size_t kPortCounters = size_t(PortCounter::kCount);
 constexpr size_t kSwitchCounters = size_t(SwitchCounter::kCount);
 constexpr size_t kEngineCounters = size_t(EngineCounter::kCount);
 constexpr size_t kDrops = size_t(Drop::kCount);
+constexpr size_t kPeerCounters = size_t(PeerCounter::kCount);
+constexpr size_t kUplinkCounters = size_t(UplinkCounter::kCount);
 
 struct CounterInfo {
   const char* name;
@@ -91,6 +136,8 @@ extern const CounterInfo kPortCounterInfo[kPortCounters];
 extern const CounterInfo kSwitchCounterInfo[kSwitchCounters];
 extern const CounterInfo kEngineCounterInfo[kEngineCounters];
 extern const CounterInfo kDropInfo[kDrops];
+extern const CounterInfo kPeerCounterInfo[kPeerCounters];
+extern const CounterInfo kUplinkCounterInfo[kUplinkCounters];
 
 // Single-writer counter cell helpers.
 inline void cnt_add(uint64_t& c, uint64_t n) {
@@ -133,6 +180,20 @@ struct alignas(64) SwitchCounterBlock {
     cnt_add(drops[size_t(r)], n);
     cnt_add(c[size_t(SwitchCounter::drops)], n);
   }
+};
+
+struct alignas(64) PeerCounterBlock {
+  uint64_t in_use;
+  uint64_t generation;
+  uint8_t ip[16];  // the VTEP's address (IPv4-mapped for IPv4), set when in_use
+  uint64_t c[kPeerCounters];
+  void add(PeerCounter k, uint64_t n) { cnt_add(c[size_t(k)], n); }
+  void set(PeerCounter k, uint64_t v) { cnt_set(c[size_t(k)], v); }
+};
+
+struct alignas(64) UplinkCounterBlock {
+  uint64_t c[kUplinkCounters];
+  void add(UplinkCounter k, uint64_t n) { cnt_add(c[size_t(k)], n); }
 };
 
 struct alignas(64) EngineCounterBlock {

@@ -49,12 +49,17 @@ Engine::Engine(const EngineOptions& o)
     throw std::invalid_argument("idle_poll_ms: must be in 1..1000");
   pool_ = BufferPool::create(o.pool);
   cache_ = std::make_unique<BufferCache>(pool_);
+  if (o.max_vteps < 1 || o.max_vteps > (1u << 20)) throw std::invalid_argument("maxVteps: must be in 1..1048576");
   switches_.resize(o.max_switches);
   ports_.resize(o.max_ports);
+  vteps_.resize(o.max_vteps);
   members_.reserve(1024);
   engine_ctr_ = std::make_unique<EngineCounterBlock>();
   port_ctr_.reset(new PortCounterBlock[o.max_ports]());
   switch_ctr_.reset(new SwitchCounterBlock[o.max_switches]());
+  peer_ctr_.reset(new PeerCounterBlock[o.max_vteps]());
+  uplink_ctr_ = std::make_unique<UplinkCounterBlock>();
+  uplink_.counters = uplink_ctr_.get();
   for (uint32_t i = 0; i < o.max_ports; ++i) ports_[i].counters = &port_ctr_[i];
   for (uint32_t i = 0; i < o.max_switches; ++i) switches_[i].counters = &switch_ctr_[i];
   waker_.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -71,6 +76,9 @@ Engine::~Engine() {
     std::unique_ptr<Command> owned(c);
     if (owned->done) owned->done(Result::error(Status::kClosed, "dataplane closed"));
   }
+  for (Neighbor& nb : neighbors_)
+    for (Neighbor::Pending& q : nb.pending) cache_->free(q.pkt.buf);
+  neighbors_.clear();
   for (PortId p = 0; p < ports_.size(); ++p) {
     PortState& ps = ports_[p];
     if (!ps.in_use) continue;
@@ -236,6 +244,9 @@ void Engine::iteration_idle() {
     // Announce the sleep, then take one more full look at the rings and the
     // command queue (the next iteration) before really sleeping.
     waker_.sleeping.store(true, std::memory_order_seq_cst);
+    // Orders the store before the next iteration's (acquire/relaxed) looks at
+    // the rings and the queue; producers fence between publish and check.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     sleep_armed_ = true;
     return;
   }
@@ -310,6 +321,8 @@ void Engine::housekeeping() {
   next_housekeeping_ms_ = now_ms_ + opts_.idle_poll_ms;
   for (SwitchId s = 0; s < switches_.size(); ++s)
     if (switches_[s].in_use) age_switch(s, switches_[s]);
+  if (uplink_.active) neighbor_tick();
+  release_unreferenced_vteps();
   for (PortId p : active_ports_) {
     PortState& ps = ports_[p];
     bool up = ps.port->link_state() == LinkState::kUp;
@@ -330,12 +343,15 @@ void Engine::housekeeping() {
 void Engine::remove_entry_effects(SwitchState& sw, const FdbEntry& e) {
   if (e.flags & kFdbStatic) {
     sw.static_entries--;
+    const Member& m = members_[e.member];
+    if (m.remote() && vteps_[m.vtep].statics) vteps_[m.vtep].statics--;
   } else if (e.member < members_.size()) {
-    PortState& ps = ports_[members_[e.member].port];
-    if (ps.learned) ps.learned--;
-    ps.counters->set(PortCounter::fdb_learned, ps.learned);
-    if (ps.cfg.mac_limit == 0 || ps.learned < ps.cfg.mac_limit) ps.limit_reported = false;
+    LearnSource& ls = source_of(e.member);
+    if (ls.learned) ls.learned--;
+    if (ls.learned_gauge) cnt_set(*ls.learned_gauge, ls.learned);
+    if (ls.mac_limit == 0 || ls.learned < ls.mac_limit) ls.limit_reported = false;
   }
+  if (sw.fdb.size() <= sw.cfg.mac_limit) sw.full_reported = false;
   sw.generation++;
 }
 
@@ -348,15 +364,7 @@ void Engine::age_switch(SwitchId s, SwitchState& sw) {
   uint64_t budget = uint64_t(sw.fdb.capacity()) * opts_.idle_poll_ms / period + 1;
   uint32_t aged = sw.fdb.age(now_ms_, sw.cfg.aging_ms, uint32_t(std::min<uint64_t>(budget, sw.fdb.capacity())),
                              [&](const FdbEntry& e) {
-                               Event ev{};
-                               ev.type = EventType::kAged;
-                               ev.sw = s;
-                               ev.mac = e.mac;
-                               const Member& m = members_[e.member];
-                               ev.port = m.port;
-                               ev.vlan = m.vlan;
-                               ev.old_port = kNoId;
-                               emit(ev);
+                               emit(mac_event(EventType::kAged, s, members_[e.member], e.mac));
                                remove_entry_effects(sw, e);
                              });
   engine_ctr_->add(EngineCounter::aging_scanned, std::min<uint64_t>(budget, sw.fdb.capacity()));

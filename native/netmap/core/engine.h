@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/buffer_pool.h"
@@ -35,6 +36,7 @@ struct EngineOptions {
   BufferPoolOptions pool;
   uint32_t max_ports = 1024;     // <= 65535
   uint32_t max_switches = 4096;
+  uint32_t max_vteps = 4096;     // remote VTEPs (configured and learned)
   bool busy_poll = false;        // false: sleep in poll(2) when idle
   int cpu = -1;                  // pin the engine thread; -1: no pinning
   uint32_t burst = kMaxBurst;    // 1..256
@@ -78,6 +80,8 @@ class Engine {
   const EngineCounterBlock& engine_counters() const { return *engine_ctr_; }
   const PortCounterBlock& port_counters(PortId p) const { return port_ctr_[p]; }
   const SwitchCounterBlock& switch_counters(SwitchId s) const { return switch_ctr_[s]; }
+  const PeerCounterBlock& peer_counters(uint32_t v) const { return peer_ctr_[v]; }
+  const UplinkCounterBlock& uplink_counters() const { return *uplink_ctr_; }
 
   // Event consumer side (one consumer thread).
   void set_notify(std::function<void()> fn) { notify_ = std::move(fn); }
@@ -99,22 +103,62 @@ class Engine {
   Result do_delete_static(Command& c);
   Result do_dump_fdb(Command& c);
   Result do_flush_fdb(Command& c);
+  Result do_create_uplink(Command& c);
+  Result do_delete_uplink(Command& c);
+  Result do_add_peer(Command& c);
+  Result do_delete_peer(Command& c);
+  Result do_add_remote_mac(Command& c);
+  Result do_dump_neighbors(Command& c);
+  Result check_uplink_config(const UplinkConfig& u) const;
+  Result insert_static(SwitchState& sw, Mac mac, MemberId mid);
+  void release_port_slot(PortId pid);
+  void activate_port_slot(PortId pid);
+  PortId free_port_slot() const;
   Result check_port_config(const PortConfig& pc) const;
   void apply_port_config(PortState& ps, const PortConfig& pc);
 
-  // Hot path.
+  // Hot path (stages/forward.cc, learn.cc).
   void process(PortId in_port, Pkt* pkts, uint16_t n);
-  bool learn(PortState& in, MemberId m, Mac src, Drop* why);
+  void switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* pkts, uint16_t n, MemberId* inm, Mac* src,
+                     Mac* dst, uint16_t* dest);
+  LearnSource& source_of(MemberId m) {
+    const Member& mem = members_[m];
+    return mem.remote() ? vteps_[mem.vtep].learn : ports_[mem.port].learn;
+  }
+  bool learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId m, Mac src, Drop* why);
   void enqueue(PortId out, const Member& mem, Pkt p);
   void flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast);
   void flush_port(PortId p);
   void flush_tx();
+  void drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw);
+  void drop_frame_count(Drop why, PortCounterBlock* port, SwitchState* sw);
+
+  // Overlay (stages/vxlan_encap.cc, vxlan_decap.cc, underlay.cc).
+  void process_uplink(Pkt* pkts, uint16_t n);
+  void encap(const Member& mem, Pkt p);
+  bool write_outer(const VtepState& v, const Neighbor& nb, Pkt& p);
+  void transmit_uplink(Pkt p);
+  bool handle_arp(Pkt& p, uint8_t* f);
+  int handle_ipv4_local(Pkt& p, uint8_t* f, uint16_t ihl);
+  int handle_ipv6_local(Pkt& p, uint8_t* f);
+  void neighbor_learn(const IpAddr& ip, Mac mac, bool solicited);
+  uint32_t neighbor_for(const IpAddr& next_hop);
+  void neighbor_request(Neighbor& nb);
+  void neighbor_tick();
+  void neighbor_flush_pending(Neighbor& nb);
+  uint32_t vtep_find(const IpAddr& ip);
+  uint32_t vtep_get(const IpAddr& ip);  // finds or creates; kNoVtep when full
+  void vtep_route(VtepState& v);
+  MemberId remote_member(SwitchId s, uint32_t vtep, bool create);
+  void release_unreferenced_vteps();
+  SwitchId switch_by_vni(uint32_t vni);
 
   // Housekeeping.
   void housekeeping();
   void age_switch(SwitchId s, SwitchState& sw);
   void remove_entry_effects(SwitchState& sw, const FdbEntry& e);
   void emit(const Event& ev);
+  Event mac_event(EventType t, SwitchId sw, const Member& m, Mac mac) const;
   void notify_if_needed();
   void rebuild_poll_set();
   void sleep_until_work();
@@ -127,6 +171,23 @@ class Engine {
   std::vector<SwitchState> switches_;
   std::vector<PortState> ports_;
   std::vector<Member> members_;
+  std::vector<VtepState> vteps_;
+  std::vector<Neighbor> neighbors_;
+  UplinkState uplink_;
+  // VNI -> switch for decapsulation, with a one-entry cache in front.
+  std::unordered_map<uint32_t, SwitchId> vni_map_;
+  uint32_t last_vni_ = 0;
+  SwitchId last_vni_sw_ = kNoId;
+  uint32_t last_vtep_ = kNoVtep;
+  struct IpHash {
+    size_t operator()(const IpAddr& a) const {
+      uint64_t x, y;
+      std::memcpy(&x, a.b, 8);
+      std::memcpy(&y, a.b + 8, 8);
+      return size_t((x * 0x9E3779B97F4A7C15ull) ^ (y * 0xD6E8FEB86659FD93ull));
+    }
+  };
+  std::unordered_map<IpAddr, uint32_t, IpHash> vtep_index_;
   std::vector<PortId> active_ports_;
   std::vector<PortId> dirty_ports_;
   std::vector<pollfd> pollfds_;
@@ -134,6 +195,8 @@ class Engine {
   std::unique_ptr<EngineCounterBlock> engine_ctr_;
   std::unique_ptr<PortCounterBlock[]> port_ctr_;
   std::unique_ptr<SwitchCounterBlock[]> switch_ctr_;
+  std::unique_ptr<PeerCounterBlock[]> peer_ctr_;
+  std::unique_ptr<UplinkCounterBlock> uplink_ctr_;
 
   MpmcQueue<Command*> cmdq_;
   SpscRing<Event> events_;

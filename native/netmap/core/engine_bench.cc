@@ -6,7 +6,9 @@
 // Cases
 //   unicast-1k   1,000 MACs (500 behind each of two ports), learning on, every
 //                frame from a different source than the one before
-//   unicast-1m   the same with 1,000,000 MACs in the table
+//   unicast-1m-table  1,000,000 MACs in the table, traffic over 1,000 of them
+//   unicast-1m   1,000,000 MACs in the table and traffic over all of them
+//                (every lookup misses the CPU caches: the worst case)
 //   single-flow  one source, one destination (the last-source cache's case)
 //   bcast-4      broadcast from one port to 4 others (Mpps of input frames)
 //
@@ -32,25 +34,29 @@
 #include <thread>
 #include <vector>
 
+#include "core/bench_util.h"
 #include "core/engine.h"
 #include "proto/ethernet.h"
 
 using namespace vpc;
+using namespace vpc::bench;
 
 namespace {
 
 struct Case {
   const char* name;
-  uint32_t macs;      // total MACs, half behind the ingress, half behind the egress
+  uint32_t macs;      // total MACs in the table, half behind the ingress, half behind the egress
   uint32_t outputs;   // egress ports
   bool broadcast;
+  uint32_t flows;     // flows the generator cycles through (0: every host pair)
 };
 
 const Case kCases[] = {
-    {"unicast-1k", 1000, 1, false},
-    {"unicast-1m", 1000000, 1, false},
-    {"single-flow", 2, 1, false},
-    {"bcast-4", 2, 4, true},
+    {"unicast-1k", 1000, 1, false, 0},
+    {"unicast-1m-table", 1000000, 1, false, 500},
+    {"unicast-1m", 1000000, 1, false, 0},
+    {"single-flow", 2, 1, false, 0},
+    {"bcast-4", 2, 4, true, 0},
 };
 
 struct Figures {
@@ -63,20 +69,9 @@ struct Figures {
   uint64_t fdb_entries = 0;
 };
 
-void pin(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
 
 Mac host_mac(uint32_t side, uint32_t i) { return 0x020000000000ull | (Mac(side) << 32) | i; }
 
-std::unique_ptr<Command> cmd(CmdOp op) {
-  auto c = std::make_unique<Command>();
-  c->op = op;
-  return c;
-}
 
 struct Topology {
   std::unique_ptr<Engine> engine;
@@ -158,22 +153,22 @@ void unsend(PipePeer& peer, Pkt* pk, uint32_t from, uint32_t to, Flows& fl) {
   fl.next = (fl.next + half - back) % half;
 }
 
-uint64_t drain(PipePeer& peer) {
-  Pkt pk[kMaxBurst];
-  uint64_t got = 0;
-  for (uint32_t n; (n = peer.recv(pk, kMaxBurst)) != 0;) {
-    for (uint32_t i = 0; i < n; ++i) peer.cache().free(pk[i].buf);
-    got += n;
-  }
-  return got;
-}
 
 // Teaches the switch where every destination host lives by sending one frame
 // from each of them on the egress port (flooded back to the ingress).
+void prime_side(Topology& t, const Case& c, bool threaded, PipePeer& out, PipePeer& other, uint32_t side);
+
 void prime(Topology& t, const Case& c, bool threaded) {
   if (c.broadcast) return;
+  prime_side(t, c, threaded, *t.outs[0], *t.in, 1);
+  // With fewer flows than hosts, the ingress side's hosts would never be
+  // learned by the traffic itself: teach them too, so the table really holds
+  // every MAC.
+  if (c.flows) prime_side(t, c, threaded, *t.in, *t.outs[0], 0);
+}
+
+void prime_side(Topology& t, const Case& c, bool threaded, PipePeer& out, PipePeer& other, uint32_t side) {
   uint32_t half = c.macs / 2;
-  PipePeer& out = *t.outs[0];
   BufferPool& pool = out.pool();
   Pkt pk[kMaxBurst];
   for (uint32_t h = 0; h < half;) {
@@ -183,22 +178,23 @@ void prime(Topology& t, const Case& c, bool threaded) {
       if (!out.cache().alloc(&idx)) break;
       pk[n] = Pkt{idx, pool.headroom(), 64};
       uint8_t* f = pool.frame(pk[n]);
-      mac_store(f, host_mac(0, 0));
-      mac_store(f + 6, host_mac(1, h + n));
+      mac_store(f, host_mac(side ^ 1, 0));
+      mac_store(f + 6, host_mac(side, h + n));
       store_be16(f + 12, kEtherTypeIpv4);
     }
     uint32_t sent = out.send(pk, n);
     for (uint32_t i = sent; i < n; ++i) out.cache().free(pk[i].buf);
     h += sent;
     if (!threaded) t.engine->run_once();
-    drain(*t.in);
+    drain(other);
     drain(out);
   }
   // Let the engine finish and check the table really holds the hosts.
+  uint32_t want = side == 1 ? half : 2 * half;
   for (int i = 0; i < 2000; ++i) {
     if (!threaded) t.engine->run_once();
-    drain(*t.in);
-    if (cnt_read(t.engine->switch_counters(t.sw).c[size_t(SwitchCounter::fdb_entries)]) >= half) break;
+    drain(other);
+    if (cnt_read(t.engine->switch_counters(t.sw).c[size_t(SwitchCounter::fdb_entries)]) >= want) break;
     if (threaded) usleep(1000);
   }
 }
@@ -208,7 +204,7 @@ Figures run_throughput(const Case& c, double seconds) {
   t.engine->start();
   pin(1);
   prime(t, c, true);
-  Flows fl(std::max<uint32_t>(c.macs / 2, 1), c.broadcast);
+  Flows fl(c.flows ? c.flows : std::max<uint32_t>(c.macs / 2, 1), c.broadcast);
   Pkt pk[kMaxBurst];
   uint64_t received = 0;
   const EngineCounterBlock& ec = t.engine->engine_counters();
@@ -253,7 +249,7 @@ Figures run_throughput(const Case& c, double seconds) {
 Figures run_callgrind(const Case& c, uint64_t frames) {
   Topology t = build(c);
   prime(t, c, false);
-  Flows fl(std::max<uint32_t>(c.macs / 2, 1), c.broadcast);
+  Flows fl(c.flows ? c.flows : std::max<uint32_t>(c.macs / 2, 1), c.broadcast);
   Pkt pk[kMaxBurst];
   uint64_t got = 0;
   // One untimed lap over every flow so each FDB slot has been touched once.
@@ -273,38 +269,16 @@ Figures run_callgrind(const Case& c, uint64_t frames) {
   return r;
 }
 
-std::string machine_json() {
-  std::string model = "unknown";
-  std::ifstream cpu("/proc/cpuinfo");
-  for (std::string line; std::getline(cpu, line);)
-    if (line.rfind("model name", 0) == 0) {
-      model = line.substr(line.find(':') + 2);
-      break;
-    }
-  for (char& ch : model)
-    if (ch == '"' || ch == '\\') ch = ' ';
-  return "{\"cpus\": " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + ", \"cpu_model\": \"" + model + "\"}";
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  double seconds = 2.0;
-  std::string json, only;
-  bool callgrind = false;
-  uint64_t cg_frames = 200000;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--seconds" && i + 1 < argc) seconds = atof(argv[++i]);
-    else if (a == "--json" && i + 1 < argc) json = argv[++i];
-    else if (a == "--only" && i + 1 < argc) only = argv[++i];
-    else if (a == "--callgrind") callgrind = true;
-    else if (a == "--frames" && i + 1 < argc) cg_frames = strtoull(argv[++i], nullptr, 10);
-    else {
-      fprintf(stderr, "usage: %s [--seconds S] [--json FILE] [--only CASE] [--callgrind [--frames N]]\n", argv[0]);
-      return 2;
-    }
-  }
+  const Args args = parse_args(argc, argv);
+  const double seconds = args.seconds;
+  const std::string& json = args.json;
+  const std::string& only = args.only;
+  const bool callgrind = args.callgrind;
+  const uint64_t cg_frames = args.frames;
   std::vector<Figures> results;
   for (const Case& c : kCases) {
     if (!only.empty() && only != c.name) continue;

@@ -7,6 +7,7 @@
 
 #include "core/engine.h"
 #include "proto/ethernet.h"
+#include "stages/learn.h"
 
 namespace vpc {
 
@@ -29,6 +30,12 @@ void Engine::apply(Command& c) {
     case CmdOp::kDeleteStaticMac: r = do_delete_static(c); break;
     case CmdOp::kDumpFdb: r = do_dump_fdb(c); break;
     case CmdOp::kFlushFdb: r = do_flush_fdb(c); break;
+    case CmdOp::kCreateUplink: r = do_create_uplink(c); break;
+    case CmdOp::kDeleteUplink: r = do_delete_uplink(c); break;
+    case CmdOp::kAddPeer: r = do_add_peer(c); break;
+    case CmdOp::kDeletePeer: r = do_delete_peer(c); break;
+    case CmdOp::kAddRemoteMac: r = do_add_remote_mac(c); break;
+    case CmdOp::kDumpNeighbors: r = do_dump_neighbors(c); break;
     case CmdOp::kBarrier: break;
   }
   if (c.done) c.done(std::move(r));
@@ -58,8 +65,11 @@ Result Engine::do_create_switch(Command& c) {
   if (free_id == kNoId) return Result::error(Status::kLimitExceeded, "switches: maxSwitches reached");
   SwitchState& sw = switches_[free_id];
   sw.cfg = cfg;
+  sw.refresh_ms = learn_refresh_ms(cfg.aging_ms);
   sw.fdb = Fdb(std::clamp<uint32_t>(cfg.fdb_capacity, 16, 1u << 22));
   sw.members.clear();
+  sw.local_members = 0;
+  sw.peers = 0;
   sw.static_entries = 0;
   sw.generation++;
   sw.full_reported = false;
@@ -69,6 +79,8 @@ Result Engine::do_create_switch(Command& c) {
   cnt_set(sc.generation, sc.generation + 1);
   cnt_set(sc.in_use, 1);
   sw.in_use = true;
+  vni_map_[cfg.vni] = free_id;
+  last_vni_sw_ = kNoId;
   Result r;
   r.id = free_id;
   return r;
@@ -83,7 +95,9 @@ Result Engine::do_set_switch(Command& c) {
   SwitchState& sw = switches_[c.sw];
   sw.cfg.mac_limit = n.mac_limit;
   sw.cfg.aging_ms = n.aging_ms;
+  sw.refresh_ms = learn_refresh_ms(n.aging_ms);
   sw.cfg.learning = n.learning;
+  sw.cfg.remote_learning = n.remote_learning;
   if (sw.fdb.size() < sw.cfg.mac_limit) sw.full_reported = false;
   sw.generation++;
   return {};
@@ -92,11 +106,37 @@ Result Engine::do_set_switch(Command& c) {
 Result Engine::do_delete_switch(Command& c) {
   if (!switch_ok(switches_, c.sw)) return Result::error(Status::kNotFound, "switch: no such switch");
   SwitchState& sw = switches_[c.sw];
-  if (!sw.members.empty())
-    return Result::error(Status::kInUse, "switch: still has " + std::to_string(sw.members.size()) +
+  if (sw.local_members)
+    return Result::error(Status::kInUse, "switch: still has " + std::to_string(sw.local_members) +
                                              " port(s); delete or move them first");
+  if (sw.peers)
+    return Result::error(Status::kInUse, "switch: still has " + std::to_string(sw.peers) + " peer(s); delete them first");
+  // Learned entries still point at remote members (local ports are gone):
+  // give their sources back the count before the members disappear.
+  sw.fdb.for_each([&](const FdbEntry& e) {
+    if (!(e.flags & kFdbStatic)) {
+      LearnSource& ls = source_of(e.member);
+      if (ls.learned) ls.learned--;
+      if (ls.learned_gauge) cnt_set(*ls.learned_gauge, ls.learned);
+    }
+  });
+  // Remote members (VTEPs learned or holding static entries) go with it.
+  for (MemberId mid : sw.members) {
+    Member& m = members_[mid];
+    if (m.remote()) {
+      VtepState& v = vteps_[m.vtep];
+      v.members.erase(std::remove_if(v.members.begin(), v.members.end(),
+                                     [&](const std::pair<SwitchId, MemberId>& x) { return x.second == mid; }),
+                      v.members.end());
+      v.cache_sw = kNoId;
+    }
+    m = Member{};
+  }
+  sw.members.clear();
   sw.in_use = false;
   sw.fdb = Fdb(16);
+  vni_map_.erase(sw.cfg.vni);
+  last_vni_sw_ = kNoId;
   cnt_set(sw.counters->in_use, 0);
   return {};
 }
@@ -118,8 +158,10 @@ void Engine::apply_port_config(PortState& ps, const PortConfig& pc) {
   ps.cfg = pc;
   std::sort(ps.cfg.locked_macs.begin(), ps.cfg.locked_macs.end());
   ps.max_len = pc.mtu + kEthHeaderLen;
-  ps.cache_member = kNoMember;  // security or learning may have changed
-  if (pc.mac_limit == 0 || ps.learned < pc.mac_limit) ps.limit_reported = false;
+  ps.learn.learning = pc.learning;
+  ps.learn.mac_limit = pc.mac_limit;
+  ps.learn.cache_member = kNoMember;  // security or learning may have changed
+  if (pc.mac_limit == 0 || ps.learn.learned < pc.mac_limit) ps.learn.limit_reported = false;
 }
 
 Result Engine::do_create_port(Command& c) {
@@ -143,12 +185,7 @@ Result Engine::do_create_port(Command& c) {
         return Result::error(Status::kInvalidArgument, "vlans: a port joins a switch at most once");
     }
   }
-  PortId pid = kNoId;
-  for (PortId p = 0; p < ports_.size(); ++p)
-    if (!ports_[p].in_use) {
-      pid = p;
-      break;
-    }
+  PortId pid = free_port_slot();
   if (pid == kNoId) return Result::error(Status::kLimitExceeded, "ports: maxPorts reached");
   size_t free_members = 0;
   for (const Member& m : members_) free_members += !m.in_use;
@@ -157,11 +194,13 @@ Result Engine::do_create_port(Command& c) {
 
   PortState& ps = ports_[pid];
   ps.port = std::move(c.new_port);
+  ps.learn = LearnSource{};
+  ps.learn.learned_gauge = &ps.counters->c[size_t(PortCounter::fdb_learned)];
   apply_port_config(ps, c.port_cfg);
   ps.untagged = kNoMember;
   ps.vlan_map.reset();
   ps.members.clear();
-  ps.learned = 0;
+  ps.is_uplink = false;
   ps.txn = 0;
   ps.tx_dirty = false;
   ps.up = ps.port->link_state() == LinkState::kUp;
@@ -180,12 +219,25 @@ Result Engine::do_create_port(Command& c) {
       mid = MemberId(members_.size());
       members_.push_back({});
     }
-    members_[mid] = Member{pid, sw, vlan, true};
+    members_[mid] = Member{};
+    members_[mid].port = pid;
+    members_[mid].sw = sw;
+    members_[mid].vlan = vlan;
+    members_[mid].in_use = true;
     switches_[sw].members.push_back(mid);
+    switches_[sw].local_members++;
     ps.members.push_back(mid);
     if (vlan == 0) ps.untagged = mid;
     else ps.vlan_map[vlan] = mid;
   }
+  activate_port_slot(pid);
+  Result r;
+  r.id = pid;
+  return r;
+}
+
+void Engine::activate_port_slot(PortId pid) {
+  PortState& ps = ports_[pid];
   PortCounterBlock& pc = *ps.counters;
   std::fill(std::begin(pc.c), std::end(pc.c), 0);
   std::fill(std::begin(pc.drops), std::end(pc.drops), 0);
@@ -195,9 +247,12 @@ Result Engine::do_create_port(Command& c) {
   ps.port->attach(&waker_);
   active_ports_.push_back(pid);
   rebuild_poll_set();
-  Result r;
-  r.id = pid;
-  return r;
+}
+
+PortId Engine::free_port_slot() const {
+  for (PortId p = 0; p < ports_.size(); ++p)
+    if (!ports_[p].in_use) return p;
+  return kNoId;
 }
 
 Result Engine::do_set_port(Command& c) {
@@ -213,18 +268,10 @@ Result Engine::do_set_port(Command& c) {
 
 Result Engine::do_delete_port(Command& c) {
   if (c.port >= ports_.size() || !ports_[c.port].in_use) return Result::error(Status::kNotFound, "port: no such port");
+  if (ports_[c.port].is_uplink)
+    return Result::error(Status::kInUse, "port: is the uplink; delete the uplink instead");
   PortId pid = c.port;
   PortState& ps = ports_[pid];
-  // Frames staged for this port go nowhere.
-  if (ps.txn) {
-    ps.counters->drop_tx(Drop::port_deleted, ps.txn);
-    for (uint16_t i = 0; i < ps.txn; ++i) cache_->free(ps.txq[i].buf);
-    ps.txn = 0;
-  }
-  if (ps.tx_dirty) {
-    dirty_ports_.erase(std::remove(dirty_ports_.begin(), dirty_ports_.end(), pid), dirty_ports_.end());
-    ps.tx_dirty = false;
-  }
   // Forget every FDB entry that points at it, learned or static.
   for (MemberId mid : ps.members) {
     Member& m = members_[mid];
@@ -235,17 +282,35 @@ Result Engine::do_delete_port(Command& c) {
     sw.counters->set(SwitchCounter::fdb_static, sw.static_entries);
     if (sw.fdb.size() < sw.cfg.mac_limit) sw.full_reported = false;
     sw.members.erase(std::remove(sw.members.begin(), sw.members.end(), mid), sw.members.end());
+    sw.local_members--;
     m = Member{};
   }
   ps.members.clear();
+  release_port_slot(pid);
+  return {};
+}
+
+// Frees a port slot whose members are already gone: flushes its staged
+// frames, detaches the backend, stops polling it.
+void Engine::release_port_slot(PortId pid) {
+  PortState& ps = ports_[pid];
+  if (ps.txn) {
+    ps.counters->drop_tx(Drop::port_deleted, ps.txn);
+    for (uint16_t i = 0; i < ps.txn; ++i) cache_->free(ps.txq[i].buf);
+    ps.txn = 0;
+  }
+  if (ps.tx_dirty) {
+    dirty_ports_.erase(std::remove(dirty_ports_.begin(), dirty_ports_.end(), pid), dirty_ports_.end());
+    ps.tx_dirty = false;
+  }
   ps.port->detach();
   ps.port.reset();
   ps.vlan_map.reset();
   ps.in_use = false;
+  ps.is_uplink = false;
   cnt_set(ps.counters->in_use, 0);
   active_ports_.erase(std::remove(active_ports_.begin(), active_ports_.end(), pid), active_ports_.end());
   rebuild_poll_set();
-  return {};
 }
 
 // Finds the member through which port `p` belongs to switch `s`.
@@ -264,24 +329,30 @@ Result Engine::do_add_static(Command& c) {
     return Result::error(Status::kInvalidArgument, "mac: a static entry needs a unicast address");
   MemberId mid = member_of(ports_, members_, c.port, c.sw);
   if (mid == kNoMember) return Result::error(Status::kInvalidArgument, "port: is not a member of this switch");
-  SwitchState& sw = switches_[c.sw];
-  FdbEntry* e = sw.fdb.find(c.mac);
+  return insert_static(switches_[c.sw], c.mac, mid);
+}
+
+// Static entries never age and learning never overwrites them. They count in
+// the table but are accepted beyond macLimit: the limit guards against
+// learning floods, not against the operator.
+Result Engine::insert_static(SwitchState& sw, Mac mac, MemberId mid) {
+  FdbEntry* e = sw.fdb.find(mac);
   if (e) {
     if (e->flags & kFdbStatic) {
       if (e->member == mid) return {};  // same entry: idempotent
-      return Result::error(Status::kAlreadyExists, "mac: " + mac_str(c.mac) + " is already a static entry on another port");
+      return Result::error(Status::kAlreadyExists, "mac: " + mac_str(mac) + " is already a static entry elsewhere");
     }
     // A learned entry is replaced by the static one.
     remove_entry_effects(sw, *e);
     e->member = mid;
     e->flags = kFdbStatic;
     e->last_seen_ms = now_ms_;
-    sw.static_entries++;
   } else {
-    auto ins = sw.fdb.insert(c.mac, mid, kFdbStatic, now_ms_);
+    auto ins = sw.fdb.insert(mac, mid, kFdbStatic, now_ms_);
     if (!ins.entry) return Result::error(Status::kLimitExceeded, "fdb: out of memory growing the table");
-    sw.static_entries++;
   }
+  sw.static_entries++;
+  if (members_[mid].remote()) vteps_[members_[mid].vtep].statics++;
   sw.generation++;
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
   sw.counters->set(SwitchCounter::fdb_static, sw.static_entries);
@@ -298,6 +369,7 @@ Result Engine::do_delete_static(Command& c) {
   sw.fdb.erase(c.mac);
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
   sw.counters->set(SwitchCounter::fdb_static, sw.static_entries);
+  release_unreferenced_vteps();
   return {};
 }
 
@@ -308,7 +380,18 @@ Result Engine::do_dump_fdb(Command& c) {
   switches_[c.sw].fdb.for_each([&](const FdbEntry& e) {
     const Member& m = members_[e.member];
     bool st = e.flags & kFdbStatic;
-    r.entries.push_back({e.mac, m.port, m.vlan, st, st ? 0u : uint32_t(now_ms_ - e.last_seen_ms)});
+    FdbDumpEntry d;
+    d.mac = e.mac;
+    d.port = m.port;
+    d.vlan = m.vlan;
+    d.is_static = st;
+    d.age_ms = st ? 0u : uint32_t(now_ms_ - e.last_seen_ms);
+    if (m.remote()) {
+      d.remote = true;
+      d.vtep = vteps_[m.vtep].ip;
+      d.port = uplink_.active ? uplink_.port : kNoId;
+    }
+    r.entries.push_back(d);
   });
   return r;
 }

@@ -13,6 +13,17 @@ void Waker::wake() {
   (void)r;  // EAGAIN means the counter is already non-zero: the engine will wake.
 }
 
+PipeShared::~PipeShared() {
+  Pkt tmp[kMaxBurst];
+  uint32_t idx[kMaxBurst];
+  for (SpscRing<Pkt>* r : {&to_engine, &to_peer}) {
+    for (uint32_t n; (n = r->pop(tmp, kMaxBurst)) != 0;) {
+      for (uint32_t i = 0; i < n; ++i) idx[i] = tmp[i].buf;
+      pool->put_bulk(idx, n);
+    }
+  }
+}
+
 PipePort::~PipePort() { s_->port_gone.store(true, std::memory_order_release); }
 
 void PipePort::detach() {
@@ -29,6 +40,7 @@ void PipePort::detach() {
 PipePeer::PipePeer(std::shared_ptr<PipeShared> s) : s_(std::move(s)), cache_(s_->pool) {}
 
 PipePeer::~PipePeer() {
+  s_->peer_gone.store(true, std::memory_order_release);
   Pkt tmp[kMaxBurst];
   for (uint32_t n; (n = s_->to_peer.pop(tmp, kMaxBurst)) != 0;)
     for (uint32_t i = 0; i < n; ++i) cache_.free(tmp[i].buf);

@@ -24,12 +24,16 @@ namespace vpc {
 struct PipeShared {
   PipeShared(std::shared_ptr<BufferPool> p, uint32_t ring_size)
       : pool(std::move(p)), to_engine(ring_size), to_peer(ring_size) {}
+  // The last owner (port or peer) frees whatever is still in the rings: by
+  // then no thread can touch them, so this is the one place without races.
+  ~PipeShared();
   std::shared_ptr<BufferPool> pool;
   SpscRing<Pkt> to_engine;
   SpscRing<Pkt> to_peer;
   std::atomic<Waker*> waker{nullptr};
   std::atomic<bool> link_up{true};     // the outside end's "cable"
   std::atomic<bool> port_gone{false};  // the engine side was destroyed
+  std::atomic<bool> peer_gone{false};  // the outside end was destroyed
 };
 
 class PipePort final : public Port {
@@ -41,6 +45,8 @@ class PipePort final : public Port {
     return uint16_t(s_->to_engine.pop(pkts, max));
   }
   uint16_t tx_burst(Pkt* pkts, uint16_t n) override {
+    // Nobody would ever read them: the engine counts and frees them instead.
+    if (s_->peer_gone.load(std::memory_order_relaxed)) return 0;
     return uint16_t(s_->to_peer.push(pkts, n));
   }
   LinkState link_state() const override {

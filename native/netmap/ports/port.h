@@ -38,6 +38,9 @@ class Port {
   // when the port wakes the engine through the Waker instead.
   virtual int poll_fd() const { return -1; }
   virtual LinkState link_state() const { return LinkState::kUp; }
+  // The interface's own MAC when the backend has one (kernel interfaces),
+  // else 0 and the configured MAC is used.
+  virtual Mac hw_mac() const { return 0; }
   // Called once when the port is attached to an engine.
   virtual void attach(Waker* waker) { (void)waker; }
   // Called on the engine thread before the port is destroyed: give back every

@@ -2,11 +2,12 @@
 //
 // A received burst goes through three passes (the VALE two-pass shape, with
 // the lookup split off so FDB cache misses overlap):
-//   0. classify every frame and prefetch the FDB slots its MACs hash to;
+//   0. classify every frame (local ports: classify.h; the uplink: the outer
+//      checks and decapsulation in vxlan_decap.cc) and read its MACs;
 //   1. learn the source, look up the destination: each frame gets a member,
 //      FLOOD_* or DROP;
-//   2. deliver: stage unicast frames on their egress port's queue, replicate
-//      floods, free drops.
+//   2. deliver: stage unicast frames on their egress port's queue (or
+//      encapsulate them towards a remote VTEP), replicate floods, free drops.
 // Egress queues are flushed once per engine iteration (or when one fills), so
 // a port sees one tx_burst per iteration, not one per frame.
 #include "core/engine.h"
@@ -31,13 +32,25 @@ static_assert(kMaxMembers <= kDestFirstSpecial, "member ids stay below the speci
 constexpr uint16_t kFramePrefetch = 4;
 constexpr uint16_t kFdbPrefetch = 8;
 
+void Engine::drop_frame_count(Drop why, PortCounterBlock* port, SwitchState* sw) {
+  if (port) port->drop_tx(why);
+  if (sw) sw->counters->drop(why);
+}
+
+void Engine::drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw) {
+  drop_frame_count(why, port, sw);
+  cache_->free(p.buf);
+}
+
 inline void Engine::enqueue(PortId out, const Member& mem, Pkt p) {
+  if (mem.remote()) [[unlikely]] {
+    encap(mem, p);
+    return;
+  }
   PortState& ps = ports_[out];
   if (mem.vlan) {
     if (p.off < kVlanTagLen) [[unlikely]] {
-      ps.counters->drop_tx(Drop::no_buffer);
-      switches_[mem.sw].counters->drop(Drop::no_buffer);
-      cache_->free(p.buf);
+      drop_frame(p, Drop::no_buffer, ps.counters, &switches_[mem.sw]);
       return;
     }
     vlan_push(pool_->data(p.buf), p, mem.vlan);
@@ -52,9 +65,11 @@ inline void Engine::enqueue(PortId out, const Member& mem, Pkt p) {
 
 void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
   PortState& in = ports_[pid];
+  if (in.is_uplink) [[unlikely]] {
+    process_uplink(pkts, n);
+    return;
+  }
   const BufferPool& pool = *pool_;
-  const Member* members = members_.data();
-  SwitchState* switches = switches_.data();
   MemberId inm[kMaxBurst];
   uint16_t dest[kMaxBurst];
   Mac src[kMaxBurst];
@@ -80,13 +95,26 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
   }
   in.counters->add(PortCounter::rx_packets, n);
   in.counters->add(PortCounter::rx_bytes, bytes);
+  switch_frames(in.counters, &in.learn, pkts, n, inm, src, dst, dest);
+}
+
+// Passes 1 and 2 for frames already mapped to members (dest[i] is kDestDrop
+// for frames to skip, anything else otherwise). Frames may come from local
+// ports or from remote VTEPs; in_ctr is the receiving port's counter block.
+// `port_ls` is the learn source every frame shares when they all came from
+// one local port, or nullptr (decapsulated frames: one source per VTEP).
+void Engine::switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* pkts, uint16_t n, MemberId* inm,
+                           Mac* src, Mac* dst, uint16_t* dest) {
+  const Member* members = members_.data();
+  SwitchState* switches = switches_.data();
+  const Mac cached_src = port_ls ? port_ls->cache_src : ~0ull;
 
   // Pass 1: learn the source, look up the destination.
   auto prefetch_fdb = [&](uint16_t j) {
     if (dest[j] == kDestDrop) return;
     const Fdb& fdb = switches[members[inm[j]].sw].fdb;
     if (!mac_is_multicast(dst[j])) fdb.prefetch(dst[j]);
-    if (src[j] != in.cache_src) fdb.prefetch(src[j]);
+    if (src[j] != cached_src) fdb.prefetch(src[j]);
   };
   for (uint16_t j = 0; j < n && j < kFdbPrefetch; ++j) prefetch_fdb(j);
   SwitchId run_sw = kNoId;
@@ -95,7 +123,8 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
     if (i + kFdbPrefetch < n) prefetch_fdb(uint16_t(i + kFdbPrefetch));
     if (dest[i] == kDestDrop) continue;
     MemberId m = inm[i];
-    SwitchId s = members[m].sw;
+    const Member& mem = members[m];
+    SwitchId s = mem.sw;
     SwitchState& sw = switches[s];
     if (s != run_sw) {
       if (run_len) switches[run_sw].counters->add(SwitchCounter::rx_packets, run_len);
@@ -104,8 +133,10 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
     }
     ++run_len;
     Drop why;
-    if (!learn_cache_hit(in, m, src[i], sw.generation, now_ms_) && !learn(in, m, src[i], &why)) [[unlikely]] {
-      in.counters->drop_rx(why);
+    LearnSource& ls = port_ls ? *port_ls : source_of(m);
+    if (!learn_cache_hit(ls, m, src[i], sw, now_ms_) &&
+        !learn(ls, mem.remote() ? nullptr : &ports_[mem.port].cfg.locked_macs, m, src[i], &why)) [[unlikely]] {
+      in_ctr->drop_rx(why);
       sw.counters->drop(why);
       dest[i] = kDestDrop;
       continue;
@@ -118,8 +149,13 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
     if (!e) {
       dest[i] = kDestFloodUnknown;
     } else if (e->member == m) [[unlikely]] {
-      in.counters->drop_rx(Drop::same_port);
+      in_ctr->drop_rx(Drop::same_port);
       sw.counters->drop(Drop::same_port);
+      dest[i] = kDestDrop;
+    } else if (mem.remote() && members[e->member].remote()) [[unlikely]] {
+      // Split horizon: what came from one VTEP never goes on to another.
+      in_ctr->drop_rx(Drop::remote_to_remote);
+      sw.counters->drop(Drop::remote_to_remote);
       dest[i] = kDestDrop;
     } else {
       dest[i] = e->member;
@@ -146,30 +182,40 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
 
 void Engine::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
   // Collect the recipients first so the original buffer can go to the last
-  // one and only the others need a copy.
+  // one and only the others need a copy. Head-end replication: every remote
+  // VTEP in the flood list gets one copy, except when the frame itself came
+  // from a VTEP (split horizon: decapsulated floods stay local).
+  const bool from_remote = members_[in_member].remote();
+  const bool uplink_up = uplink_.active && ports_[uplink_.port].up;
+  BufferPool& pool = *pool_;
   MemberId to[64];
   uint32_t k = 0;
-  const std::vector<MemberId>& list = sw.members;
-  BufferPool& pool = *pool_;
-  for (size_t j = 0; j < list.size(); ++j) {
-    MemberId m = list[j];
+  auto copy_to = [&](MemberId m) {
+    uint32_t idx;
+    if (!cache_->alloc(&idx)) [[unlikely]] {
+      const Member& mem = members_[m];
+      PortId out = mem.remote() ? (uplink_.active ? uplink_.port : kNoId) : mem.port;
+      drop_frame_count(Drop::no_buffer, out == kNoId ? nullptr : ports_[out].counters, &sw);
+      return;
+    }
+    Pkt q{idx, pool.headroom(), p.len};
+    std::memcpy(pool.frame(q), pool.frame(p), p.len);
+    sw.counters->add(SwitchCounter::flood_copies, 1);
+    enqueue(members_[m].port, members_[m], q);
+  };
+  for (MemberId m : sw.members) {
     if (m == in_member) continue;  // never back out the ingress port
-    const PortState& ps = ports_[members_[m].port];
-    if (!ps.up) continue;
-    if (!is_bcast && !ps.cfg.flood) continue;
+    const Member& mem = members_[m];
+    if (mem.remote()) {
+      if (from_remote || !mem.in_flood || !uplink_up) continue;
+    } else {
+      const PortState& ps = ports_[mem.port];
+      if (!ps.up) continue;
+      if (!is_bcast && !ps.cfg.flood) continue;
+    }
     if (k == 64) {
       // Large switches: deliver what we have as copies and keep collecting.
-      for (uint32_t c = 0; c < k; ++c) {
-        uint32_t idx;
-        if (!cache_->alloc(&idx)) {
-          sw.counters->drop(Drop::no_buffer);
-          continue;
-        }
-        Pkt q{idx, pool.headroom(), p.len};
-        std::memcpy(pool.frame(q), pool.frame(p), p.len);
-        sw.counters->add(SwitchCounter::flood_copies, 1);
-        enqueue(members_[to[c]].port, members_[to[c]], q);
-      }
+      for (uint32_t c = 0; c < k; ++c) copy_to(to[c]);
       k = 0;
     }
     to[k++] = m;
@@ -178,18 +224,7 @@ void Engine::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
     cache_->free(p.buf);
     return;
   }
-  for (uint32_t c = 0; c + 1 < k; ++c) {
-    uint32_t idx;
-    if (!cache_->alloc(&idx)) [[unlikely]] {
-      sw.counters->drop(Drop::no_buffer);
-      ports_[members_[to[c]].port].counters->drop_tx(Drop::no_buffer);
-      continue;
-    }
-    Pkt q{idx, pool.headroom(), p.len};
-    std::memcpy(pool.frame(q), pool.frame(p), p.len);
-    enqueue(members_[to[c]].port, members_[to[c]], q);
-  }
-  sw.counters->add(SwitchCounter::flood_copies, k - 1);
+  for (uint32_t c = 0; c + 1 < k; ++c) copy_to(to[c]);
   enqueue(members_[to[k - 1]].port, members_[to[k - 1]], p);
 }
 

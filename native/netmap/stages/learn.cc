@@ -1,11 +1,11 @@
 // Stage 2, learn: port security and source-MAC learning.
 //
 // Learning is kept apart from forwarding (as in VPP's l2-learn) because it has
-// its own policy: per-port and per-switch limits, static entries that learning
-// may never overwrite, move detection. Its fast path is the per-port
-// last-source cache: a port that keeps sending from the MAC it sent from last
-// costs one comparison per frame, and a table lookup once a second to keep
-// the entry's age fresh.
+// its own policy: per-source and per-switch limits, static entries that
+// learning may never overwrite, move detection. A source is a local port or a
+// remote VTEP (MACs learned from decapsulated frames): both go through here,
+// so remote entries age, count against limits and move exactly like local
+// ones. The fast path is the per-source last-source cache (stages/learn.h).
 #include <algorithm>
 
 #include "core/engine.h"
@@ -13,11 +13,27 @@
 
 namespace vpc {
 
+// An event about `mac` on member `m`. MACs behind a remote VTEP are reported
+// on the uplink's port, with the VTEP's address.
+Event Engine::mac_event(EventType t, SwitchId sw, const Member& m, Mac mac) const {
+  Event ev{};
+  ev.type = t;
+  ev.sw = sw;
+  ev.mac = mac;
+  ev.port = m.port;
+  ev.vlan = m.vlan;
+  ev.old_port = kNoId;
+  if (m.remote()) {
+    ev.vtep = vteps_[m.vtep].ip;
+    ev.port = uplink_.active ? uplink_.port : kNoId;
+  }
+  return ev;
+}
+
 // Slow path: the caller already checked learn_cache_hit().
-bool Engine::learn(PortState& in, MemberId mid, Mac src, Drop* why) {
+bool Engine::learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId mid, Mac src, Drop* why) {
   const Member& mem = members_[mid];
   SwitchState& sw = switches_[mem.sw];
-
   if (mac_is_multicast(src)) {
     *why = Drop::src_mac_multicast;
     return false;
@@ -26,11 +42,21 @@ bool Engine::learn(PortState& in, MemberId mid, Mac src, Drop* why) {
     *why = Drop::src_mac_zero;
     return false;
   }
-  if (!in.cfg.locked_macs.empty() &&
-      !std::binary_search(in.cfg.locked_macs.begin(), in.cfg.locked_macs.end(), src)) {
+  if (locked && !locked->empty() && !std::binary_search(locked->begin(), locked->end(), src)) {
     *why = Drop::port_security;
     return false;
   }
+  const bool may_learn = ls.learning && (mem.remote() ? sw.cfg.remote_learning : sw.cfg.learning);
+  // The source is at its own MAC limit: count, report once per episode, and
+  // forward without learning.
+  auto refuse_port_limit = [&] {
+    sw.counters->add(SwitchCounter::learn_port_limit, 1);
+    if (!ls.limit_reported) {
+      ls.limit_reported = true;
+      emit(mac_event(EventType::kPortLimit, mem.sw, mem, src));
+    }
+    ls.cache_member = kNoMember;
+  };
 
   FdbEntry* e = sw.fdb.find(src);
   if (e) {
@@ -39,90 +65,71 @@ bool Engine::learn(PortState& in, MemberId mid, Mac src, Drop* why) {
         *why = Drop::static_mac_conflict;
         return false;
       }
-      if (!in.cfg.learning || !sw.cfg.learning) {
+      if (!may_learn) {
         // Not allowed to learn here: forward, but leave the entry alone.
-        in.cache_member = kNoMember;
+        ls.cache_member = kNoMember;
         return true;
       }
-      // A move: the host is now behind this port (VM migration, cable move).
+      if (ls.mac_limit && ls.learned >= ls.mac_limit) {
+        // A move counts against the new source's limit like a new MAC.
+        refuse_port_limit();
+        return true;
+      }
+      // A move: the host is now behind this source (VM migration, a cable
+      // moved, a VM that now lives on another host).
       const Member& old = members_[e->member];
-      PortState& op = ports_[old.port];
-      if (op.learned) op.learned--;
-      op.counters->set(PortCounter::fdb_learned, op.learned);
-      Event ev{};
-      ev.type = EventType::kMoved;
-      ev.sw = mem.sw;
-      ev.mac = src;
-      ev.port = mem.port;
-      ev.vlan = mem.vlan;
+      LearnSource& ols = source_of(e->member);
+      if (ols.learned) ols.learned--;
+      if (ols.learned_gauge) cnt_set(*ols.learned_gauge, ols.learned);
+      if (ols.mac_limit == 0 || ols.learned < ols.mac_limit) ols.limit_reported = false;
+      Event ev = mac_event(EventType::kMoved, mem.sw, mem, src);
       ev.old_port = old.port;
       ev.old_vlan = old.vlan;
+      if (old.remote()) {
+        ev.old_vtep = vteps_[old.vtep].ip;
+        ev.old_port = uplink_.active ? uplink_.port : kNoId;
+      }
       emit(ev);
       e->member = mid;
-      in.learned++;
-      in.counters->set(PortCounter::fdb_learned, in.learned);
+      ls.learned++;
+      if (ls.learned_gauge) cnt_set(*ls.learned_gauge, ls.learned);
       sw.counters->add(SwitchCounter::moved, 1);
       sw.generation++;
     }
     // Aging works in seconds: refreshing a fresh entry would only dirty a
     // cache line per frame, which at a million MACs doubles memory traffic.
-    if (now_ms_ - e->last_seen_ms >= kLearnRefreshMs) e->last_seen_ms = now_ms_;
-  } else if (in.cfg.learning && sw.cfg.learning) {
+    if (now_ms_ - e->last_seen_ms >= sw.refresh_ms) e->last_seen_ms = now_ms_;
+  } else if (may_learn) {
     if (sw.fdb.size() >= sw.cfg.mac_limit) {
       // Full: stop learning, keep forwarding (unknown destinations flood).
       sw.counters->add(SwitchCounter::learn_table_full, 1);
       if (!sw.full_reported) {
         sw.full_reported = true;
-        Event ev{};
-        ev.type = EventType::kTableFull;
-        ev.sw = mem.sw;
-        ev.port = mem.port;
-        ev.old_port = kNoId;
-        ev.mac = src;
-        emit(ev);
+        emit(mac_event(EventType::kTableFull, mem.sw, mem, src));
       }
-      in.cache_member = kNoMember;
+      ls.cache_member = kNoMember;
       return true;
     }
-    if (in.cfg.mac_limit && in.learned >= in.cfg.mac_limit) {
-      sw.counters->add(SwitchCounter::learn_port_limit, 1);
-      if (!in.limit_reported) {
-        in.limit_reported = true;
-        Event ev{};
-        ev.type = EventType::kPortLimit;
-        ev.sw = mem.sw;
-        ev.port = mem.port;
-        ev.vlan = mem.vlan;
-        ev.old_port = kNoId;
-        ev.mac = src;
-        emit(ev);
-      }
-      in.cache_member = kNoMember;
+    if (ls.mac_limit && ls.learned >= ls.mac_limit) {
+      refuse_port_limit();
       return true;
     }
     auto ins = sw.fdb.insert(src, mid, 0, now_ms_);
     if (!ins.entry) {  // could not grow: treat as full
       sw.counters->add(SwitchCounter::learn_table_full, 1);
-      in.cache_member = kNoMember;
+      ls.cache_member = kNoMember;
       return true;
     }
-    in.learned++;
-    in.counters->set(PortCounter::fdb_learned, in.learned);
+    ls.learned++;
+    if (ls.learned_gauge) cnt_set(*ls.learned_gauge, ls.learned);
     sw.counters->add(SwitchCounter::learned, 1);
     sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
-    Event ev{};
-    ev.type = EventType::kLearned;
-    ev.sw = mem.sw;
-    ev.mac = src;
-    ev.port = mem.port;
-    ev.vlan = mem.vlan;
-    ev.old_port = kNoId;
-    emit(ev);
+    emit(mac_event(EventType::kLearned, mem.sw, mem, src));
   }
-  in.cache_src = src;
-  in.cache_member = mid;
-  in.cache_gen = sw.generation;
-  in.cache_ms = now_ms_;
+  ls.cache_src = src;
+  ls.cache_member = mid;
+  ls.cache_gen = sw.generation;
+  ls.cache_ms = now_ms_;
   return true;
 }
 

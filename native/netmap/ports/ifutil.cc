@@ -1,0 +1,208 @@
+#include "ports/ifutil.h"
+
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <set>
+
+namespace vpc {
+
+int ctl_socket() { return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
+
+static void fill_name(ifreq* ifr, const std::string& name) {
+  std::memset(ifr, 0, sizeof(*ifr));
+  std::strncpy(ifr->ifr_name, name.c_str(), IFNAMSIZ - 1);
+}
+
+int if_index(int ctl, const std::string& name) {
+  ifreq ifr;
+  fill_name(&ifr, name);
+  if (ioctl(ctl, SIOCGIFINDEX, &ifr) < 0) return -errno;
+  return ifr.ifr_ifindex;
+}
+
+int if_flags(int ctl, const std::string& name, unsigned* flags) {
+  ifreq ifr;
+  fill_name(&ifr, name);
+  if (ioctl(ctl, SIOCGIFFLAGS, &ifr) < 0) return -errno;
+  *flags = unsigned(uint16_t(ifr.ifr_flags));
+  return 0;
+}
+
+int if_set_flags(int ctl, const std::string& name, unsigned set, unsigned clear) {
+  ifreq ifr;
+  fill_name(&ifr, name);
+  if (ioctl(ctl, SIOCGIFFLAGS, &ifr) < 0) return -errno;
+  ifr.ifr_flags = short((uint16_t(ifr.ifr_flags) | set) & ~clear);
+  if (ioctl(ctl, SIOCSIFFLAGS, &ifr) < 0) return -errno;
+  return 0;
+}
+
+int if_hwaddr(int ctl, const std::string& name, Mac* mac) {
+  struct ifreq ifr {};
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (ioctl(ctl, SIOCGIFHWADDR, &ifr) < 0) return -errno;
+  *mac = mac_load(reinterpret_cast<const uint8_t*>(ifr.ifr_hwaddr.sa_data));
+  return 0;
+}
+
+int if_mtu(int ctl, const std::string& name) {
+  ifreq ifr;
+  fill_name(&ifr, name);
+  if (ioctl(ctl, SIOCGIFMTU, &ifr) < 0) return -errno;
+  return ifr.ifr_mtu;
+}
+
+// ---------------------------------------------------------------- offloads
+
+static int ethtool_rw(int ctl, const std::string& name, uint32_t cmd, uint32_t* value, bool set) {
+  struct ethtool_value ev{};
+  ev.cmd = cmd;
+  ev.data = set ? *value : 0;
+  ifreq ifr;
+  fill_name(&ifr, name);
+  ifr.ifr_data = reinterpret_cast<char*>(&ev);
+  if (ioctl(ctl, SIOCETHTOOL, &ifr) < 0) return -errno;
+  if (!set) *value = ev.data;
+  return 0;
+}
+
+namespace {
+struct Offload {
+  const char* name;
+  uint32_t get, set;
+  uint32_t flag;  // for ETHTOOL_GFLAGS: the bit; 0 for boolean commands
+};
+// Order matters: GRO/LRO and the segmentation offloads go first, tx
+// checksumming last (TSO depends on it); restore runs in reverse.
+const Offload kOffloads[] = {
+    {"gro", ETHTOOL_GGRO, ETHTOOL_SGRO, 0},
+    {"lro", ETHTOOL_GFLAGS, ETHTOOL_SFLAGS, ETH_FLAG_LRO},
+    {"gso", ETHTOOL_GGSO, ETHTOOL_SGSO, 0},
+    {"tso", ETHTOOL_GTSO, ETHTOOL_STSO, 0},
+    {"tx-checksum", ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM, 0},
+};
+}  // namespace
+
+std::string offloads_off(int ctl, const std::string& ifname, OffloadSaved* saved) {
+  saved->ifname = ifname;
+  saved->ifindex = if_index(ctl, ifname);
+  saved->changed.clear();
+  std::string done, failed;
+  for (const Offload& o : kOffloads) {
+    uint32_t v = 0;
+    if (ethtool_rw(ctl, ifname, o.get, &v, false) < 0) continue;  // not supported: nothing to do
+    bool on = o.flag ? (v & o.flag) != 0 : v != 0;
+    if (!on) continue;
+    uint32_t nv = o.flag ? (v & ~o.flag) : 0;
+    if (ethtool_rw(ctl, ifname, o.set, &nv, true) < 0) {
+      failed += std::string(" ") + o.name;
+      continue;
+    }
+    saved->changed.push_back({o.set, v});
+    done += std::string(" ") + o.name;
+  }
+  std::string out = done.empty() ? "none were on" : "turned off:" + done;
+  if (!failed.empty()) out += "; could not turn off:" + failed;
+  return out;
+}
+
+void offloads_restore(int ctl, OffloadSaved* saved) {
+  if (saved->changed.empty()) return;
+  // Only the interface we changed: a new one with the same name is left alone.
+  if (if_index(ctl, saved->ifname) == saved->ifindex) {
+    for (auto it = saved->changed.rbegin(); it != saved->changed.rend(); ++it) {
+      uint32_t v = it->second;
+      ethtool_rw(ctl, saved->ifname, it->first, &v, true);
+    }
+  }
+  saved->changed.clear();
+}
+
+// ---------------------------------------------------------------- claims
+
+static std::mutex g_claim_mu;
+static std::set<std::string>& claims() {
+  static std::set<std::string> s;
+  return s;
+}
+
+bool claim_interface(const std::string& name) {
+  std::lock_guard<std::mutex> g(g_claim_mu);
+  return claims().insert(name).second;
+}
+
+void release_interface(const std::string& name) {
+  std::lock_guard<std::mutex> g(g_claim_mu);
+  claims().erase(name);
+}
+
+// ---------------------------------------------------------------- checksums
+
+static uint32_t sum16(const uint8_t* p, uint32_t n, uint32_t acc) {
+  uint64_t s = acc;
+  for (; n >= 2; p += 2, n -= 2) s += uint32_t(p[0]) << 8 | p[1];
+  if (n) s += uint32_t(p[0]) << 8;
+  while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+  return uint32_t(s);
+}
+
+bool finish_partial_checksum(uint8_t* f, uint32_t len) {
+  uint32_t off = 14;
+  if (len < off) return false;
+  uint16_t type = uint16_t(f[12] << 8 | f[13]);
+  if (type == 0x8100 || type == 0x88a8) {
+    if (len < 18) return false;
+    type = uint16_t(f[16] << 8 | f[17]);
+    off = 18;
+  }
+  uint8_t proto;
+  uint32_t l4, end;
+  if (type == 0x0800) {
+    if (len < off + 20) return false;
+    uint32_t ihl = (f[off] & 0x0F) * 4u, total = uint32_t(f[off + 2] << 8 | f[off + 3]);
+    if (ihl < 20 || total < ihl || off + total > len) return false;
+    proto = f[off + 9];
+    l4 = off + ihl;
+    end = off + total;
+  } else if (type == 0x86DD) {
+    if (len < off + 40) return false;
+    uint32_t plen = uint32_t(f[off + 4] << 8 | f[off + 5]);
+    proto = f[off + 6];
+    l4 = off + 40;
+    end = l4 + plen;
+    if (end > len) return false;
+  } else {
+    return false;
+  }
+  uint32_t field;
+  if (proto == 6) field = 16;
+  else if (proto == 17) field = 6;
+  else return false;
+  if (l4 + field + 2 > end) return false;
+  // The field already holds the folded pseudo-header sum: sum over the whole
+  // segment including it, complement, store. (UDP: 0 is sent as 0xFFFF.)
+  uint16_t c = uint16_t(~sum16(f + l4, end - l4, 0));
+  if (proto == 17 && c == 0) c = 0xFFFF;
+  f[l4 + field] = uint8_t(c >> 8);
+  f[l4 + field + 1] = uint8_t(c);
+  return true;
+}
+
+std::string sys_error(const std::string& what, int err, const char* capability) {
+  std::string m = what + ": " + std::strerror(err);
+  if ((err == EPERM || err == EACCES) && capability)
+    m += std::string(": the switch needs ") + capability +
+         " (run it as root, or grant it with: setcap cap_net_raw,cap_net_admin+ep on the node binary)";
+  return m;
+}
+
+}  // namespace vpc

@@ -1,0 +1,55 @@
+// Helpers shared by the Linux port backends: interface lookups through a
+// control socket, offload toggling through the ethtool ioctl, a registry of
+// interfaces claimed by this process, and software completion of partial
+// (offloaded) checksums. Linux only, like the backends that use them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/types.h"
+#include <utility>
+#include <vector>
+
+namespace vpc {
+
+// An AF_INET datagram socket used only for interface ioctls; -1 on failure.
+int ctl_socket();
+// Interface index by name in the control socket's namespace: > 0, or -errno.
+int if_index(int ctl, const std::string& name);
+// Interface flags (IFF_*); returns 0 or -errno.
+int if_flags(int ctl, const std::string& name, unsigned* flags);
+int if_set_flags(int ctl, const std::string& name, unsigned set, unsigned clear);
+int if_mtu(int ctl, const std::string& name);  // > 0 or -errno
+int if_hwaddr(int ctl, const std::string& name, Mac* mac);  // 0 or -errno
+
+// Offloads the switch must not see: GRO and LRO (merged receive super-frames),
+// TSO/GSO (segmentation left to the device) and tx checksumming (checksums
+// left to the device). offloads_off() turns each one that is on off and
+// remembers it; offloads_restore() turns those back on, in reverse order.
+struct OffloadSaved {
+  std::string ifname;
+  int ifindex = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> changed;  // (ethtool set command, previous value)
+};
+// Returns a human-readable summary ("turned off: gro tso tx-checksum" or why not).
+std::string offloads_off(int ctl, const std::string& ifname, OffloadSaved* saved);
+void offloads_restore(int ctl, OffloadSaved* saved);
+
+// One port per interface per process: AF_PACKET would otherwise happily let
+// two ports see each other's traffic. Returns false if `name` is claimed.
+bool claim_interface(const std::string& name);
+void release_interface(const std::string& name);
+
+// Completes the checksum of a frame whose L4 checksum field holds only the
+// pseudo-header sum (Linux CHECKSUM_PARTIAL, handed over by AF_PACKET with
+// TP_STATUS_CSUMNOTREADY). Handles Ethernet (+ one 802.1Q tag) / IPv4 or IPv6
+// (no extension headers) / TCP or UDP. Returns false when it cannot tell
+// where the checksum is; the frame is then left as it is.
+bool finish_partial_checksum(uint8_t* frame, uint32_t len);
+
+// "open /dev/net/tun: Operation not permitted" -> adds what to do for EPERM
+// and EACCES: which capability is missing.
+std::string sys_error(const std::string& what, int err, const char* capability);
+
+}  // namespace vpc

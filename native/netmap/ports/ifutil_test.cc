@@ -1,0 +1,75 @@
+// Software completion of partial checksums (ifutil.h).
+#include "ports/ifutil.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace vpc {
+namespace {
+
+uint32_t add16(const uint8_t* p, size_t n, uint32_t s) {
+  for (size_t i = 0; i + 1 < n; i += 2) s += uint32_t(p[i] << 8 | p[i + 1]);
+  if (n & 1) s += uint32_t(p[n - 1]) << 8;
+  return s;
+}
+uint16_t fold(uint32_t s) {
+  while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+  return uint16_t(s);
+}
+
+// Ethernet + IPv4 + TCP with `payload` bytes; the checksum field holds what
+// Linux leaves for CHECKSUM_PARTIAL: the folded pseudo-header sum.
+std::vector<uint8_t> partial_tcp4(size_t payload, bool vlan) {
+  std::vector<uint8_t> f(14 + (vlan ? 4 : 0) + 20 + 20 + payload, 0);
+  size_t o = 12;
+  if (vlan) {
+    f[o] = 0x81, f[o + 1] = 0x00, f[o + 3] = 10;
+    o += 4;
+  }
+  f[o] = 0x08, f[o + 1] = 0x00;
+  uint8_t* ip = &f[o + 2];
+  uint16_t total = uint16_t(40 + payload);
+  ip[0] = 0x45, ip[2] = uint8_t(total >> 8), ip[3] = uint8_t(total), ip[8] = 64, ip[9] = 6;
+  ip[12] = 198, ip[13] = 18, ip[14] = 0, ip[15] = 1, ip[16] = 198, ip[17] = 18, ip[18] = 0, ip[19] = 2;
+  uint8_t* tcp = ip + 20;
+  tcp[0] = 0x30, tcp[1] = 0x39, tcp[12] = 0x50;
+  for (size_t i = 0; i < payload; ++i) tcp[20 + i] = uint8_t(i * 7 + 1);
+  uint32_t ph = add16(ip + 12, 8, 0) + 6 + uint32_t(20 + payload);
+  uint16_t seed = fold(ph);
+  tcp[16] = uint8_t(seed >> 8), tcp[17] = uint8_t(seed);
+  return f;
+}
+
+bool tcp4_valid(const std::vector<uint8_t>& f, size_t ipoff) {
+  const uint8_t* ip = &f[ipoff];
+  size_t l4len = f.size() - ipoff - 20;
+  uint32_t s = add16(ip + 12, 8, 0) + 6 + uint32_t(l4len);
+  return fold(add16(ip + 20, l4len, s)) == 0xFFFF;
+}
+
+TEST(PartialChecksum, CompletesTcpOverIpv4) {
+  for (size_t len : {0, 1, 100, 1459}) {
+    auto f = partial_tcp4(len, false);
+    EXPECT_FALSE(tcp4_valid(f, 14));
+    ASSERT_TRUE(finish_partial_checksum(f.data(), uint32_t(f.size())));
+    EXPECT_TRUE(tcp4_valid(f, 14)) << len;
+  }
+}
+
+TEST(PartialChecksum, CompletesBehindAVlanTag) {
+  auto f = partial_tcp4(33, true);
+  ASSERT_TRUE(finish_partial_checksum(f.data(), uint32_t(f.size())));
+  EXPECT_TRUE(tcp4_valid(f, 18));
+}
+
+TEST(PartialChecksum, LeavesWhatItCannotParse) {
+  std::vector<uint8_t> arp(60, 0);
+  arp[12] = 0x08, arp[13] = 0x06;
+  EXPECT_FALSE(finish_partial_checksum(arp.data(), 60));
+  auto f = partial_tcp4(10, false);
+  EXPECT_FALSE(finish_partial_checksum(f.data(), 30));  // cut short
+}
+
+}  // namespace
+}  // namespace vpc

@@ -1,0 +1,121 @@
+// Port spec strings: how a kernel-facing port is named, and how it is opened.
+//
+// Grammar (the one place it is defined; docs/ports.md repeats it for users):
+//
+//   spec     = "afpacket:" ifname              AF_PACKET, TPACKET_V2 mmap rings
+//            | "tap:"      ifname              tap device (created if absent)
+//            | "afxdp:"    ifname [ "@" queue ]  AF_XDP socket on one queue
+//            | "netmap:"   ifname [ "^" | "@" queue ]
+//                                              netmap NIC rings: all pairs,
+//                                              "^" the host ring pair, "@k" pair k
+//            | vale ":" vport                  netmap VALE switch port
+//   vale     = "vale" *15( ALNUM / "_" )       e.g. vale0, valeA
+//   ifname   = 1*15( ALNUM / "." / "-" / "_" ), not "." or ".."
+//   vport    = 1*15( ALNUM / "." / "-" / "_" )
+//   queue    = 1*4DIGIT                        0..1023
+//
+// Examples: afpacket:veth-a  tap:vm1  afxdp:eth0@2  netmap:eth0  netmap:eth0^
+//           vale0:p1
+//
+// 15 characters is Linux's limit (IFNAMSIZ - 1). The character set is the
+// portable subset every tool (ip, ethtool, udev) accepts; Linux allows more,
+// but names with ':', '/', '@', spaces or quotes only cause trouble.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "core/buffer_pool.h"
+#include "core/command.h"
+#include "ports/port.h"
+
+namespace vpc {
+
+enum class PortBackend : uint8_t { kAfPacket, kTap, kAfXdp, kNetmap, kVale };
+const char* backend_name(PortBackend b);
+
+struct PortSpec {
+  PortBackend backend = PortBackend::kAfPacket;
+  std::string ifname;     // interface name; for VALE the port name ("p1")
+  std::string vale;       // VALE switch name ("vale0"); empty otherwise
+  int queue = -1;         // "@k"; -1: every queue (afxdp: queue 0)
+  bool host_rings = false;  // netmap "^"
+  std::string canonical;  // the spec re-written in canonical form
+};
+
+constexpr size_t kIfNameMax = 15;
+
+// Parses `text`. On failure returns false and sets *err to a message that
+// says what is wrong and how to write it instead.
+bool parse_port_spec(std::string_view text, PortSpec* out, std::string* err);
+// Checks an interface (or VALE port) name against the grammar above.
+bool valid_ifname(std::string_view name, const char* what, std::string* err);
+
+// Per-port settings from the control plane; 0 means "backend default".
+struct KernelPortOptions {
+  uint32_t rx_ring = 0;  // frames (afpacket) or slots (netmap, afxdp); power of two
+  uint32_t tx_ring = 0;
+  uint32_t burst = 0;    // most frames one rx_burst returns (<= kMaxBurst)
+  uint32_t queues = 1;   // tap: IFF_MULTI_QUEUE queues (fds)
+  bool offloads_off = true;  // afpacket: turn GRO/GSO/TSO/tx-csum off at attach
+  bool promisc = true;       // afpacket: PACKET_MR_PROMISC
+};
+
+// What a backend reports about itself, readable from any thread. The engine
+// owns the port; the addon keeps this block by port id so that `details`
+// can be shown without stopping the engine.
+struct PortStatus {
+#define VPC_KPORT_COUNTERS(X)                                                        \
+  X(rx_too_big, "Frames dropped because they do not fit a buffer or a ring slot (never truncated)") \
+  X(rx_no_buffer, "Frames dropped because the buffer pool was empty")                \
+  X(rx_kernel_drops, "Frames the kernel dropped because the receive ring was full")  \
+  X(rx_csum_completed, "Frames whose partial (offloaded) checksum was completed in software") \
+  X(tx_too_big, "Frames dropped because they do not fit a transmit slot")            \
+  X(tx_errors, "Transmit system calls that failed")                                  \
+  X(kicks, "Transmit kicks (one system call per transmitted batch)")                 \
+  X(reopens, "Times the backend re-opened its interface after losing it")
+#define VPC_ROW(name, help) name,
+  enum Counter : uint16_t { VPC_KPORT_COUNTERS(VPC_ROW) kCount };
+#undef VPC_ROW
+  static const char* const kNames[kCount];
+
+  // Fixed after open (written before the port is handed to the engine).
+  std::string backend;
+  std::string spec;
+  std::string ifname;
+  uint32_t rx_ring = 0, tx_ring = 0, frame_size = 0, burst = 0, queues = 1;
+
+  std::atomic<uint64_t> c[kCount] = {};
+  std::atomic<int32_t> ifindex{0};
+  std::atomic<bool> attached{false};  // backend currently holds the interface
+
+  void add(Counter k, uint64_t n = 1) { c[k].fetch_add(n, std::memory_order_relaxed); }
+  void set_error(std::string e);
+  std::string error() const;
+  void set_offloads(std::string o);  // what was done about offloads, human readable
+  std::string offloads() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::string last_error_;
+  std::string offloads_;
+};
+
+// An opening failure: `status` is kInvalidArgument, kNotFound, kInUse or
+// kSystem, and the message says what to do.
+struct PortError : std::runtime_error {
+  PortError(Status s, const std::string& m) : std::runtime_error(m), status(s) {}
+  Status status;
+};
+
+// Opens the backend a spec names. Runs on the control thread (never the
+// engine's); throws PortError. `status` is filled in and shared with the port.
+std::unique_ptr<Port> open_port(const PortSpec& spec, const KernelPortOptions& opts,
+                                std::shared_ptr<BufferPool> pool, std::shared_ptr<PortStatus> status);
+
+}  // namespace vpc

@@ -1,0 +1,254 @@
+#include "ports/tap.h"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "ports/ifutil.h"
+
+namespace vpc {
+
+namespace {
+uint64_t mono_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+// A socket keeps the network namespace it was created in. setns() changes
+// only the calling thread's namespace, so a short-lived thread makes it.
+int socket_in_netns(int nsfd) {
+  int s = -1;
+  std::thread t([&] {
+    if (setns(nsfd, CLONE_NEWNET) == 0) s = ctl_socket();
+  });
+  t.join();
+  return s;
+}
+}  // namespace
+
+TapPort::TapPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
+                 std::shared_ptr<PortStatus> status)
+    : ifname_(ifname), opts_(opts), pool_(std::move(pool)), status_(std::move(status)), cache_(pool_) {}
+
+std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPortOptions& opts,
+                                       std::shared_ptr<BufferPool> pool, std::shared_ptr<PortStatus> status) {
+  if (opts.queues < 1 || opts.queues > 16)
+    throw PortError(Status::kInvalidArgument, "queues: a tap port has 1..16 queues");
+  if (!claim_interface(ifname))
+    throw PortError(Status::kInUse, "interface " + ifname +
+                                        " is already attached to another port of this switch: delete that port first");
+  std::unique_ptr<TapPort> p(new TapPort(ifname, opts, std::move(pool), std::move(status)));
+  p->claimed_ = true;
+  p->ctl_ = ctl_socket();
+  p->epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (p->ctl_ < 0 || p->epfd_ < 0) throw PortError(Status::kSystem, sys_error("tap:" + ifname + ": socket", errno, nullptr));
+  p->created_ = if_index(p->ctl_, ifname) <= 0;
+  p->burst_ = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
+  PortStatus& st = *p->status_;
+  st.burst = p->burst_;
+  st.queues = opts.queues;
+  st.frame_size = p->pool_->max_frame();
+  st.set_offloads("none negotiated (no IFF_VNET_HDR): the kernel hands over complete frames");
+  Status code;
+  std::string err;
+  if (!p->open_queues(&code, &err)) throw PortError(code, err);
+  // Bring it up; a device the switch found down goes down again at detach.
+  unsigned fl = 0;
+  if (if_flags(p->ctl_, ifname, &fl) == 0 && !(fl & IFF_UP)) {
+    if (if_set_flags(p->ctl_, ifname, IFF_UP, 0) < 0)
+      throw PortError(Status::kSystem, sys_error("tap:" + ifname + ": bringing the device up", errno, "CAP_NET_ADMIN"));
+    p->brought_up_ = !p->created_;
+  }
+  return p;
+}
+
+TapPort::~TapPort() {
+  if (brought_up_ && !fds_.empty()) if_set_flags(flags_socket(), ifname_, 0, IFF_UP);
+  close_queues();
+  if (ns_ctl_ >= 0) close(ns_ctl_);
+  if (ctl_ >= 0) close(ctl_);
+  if (epfd_ >= 0) close(epfd_);
+  if (claimed_) release_interface(ifname_);
+}
+
+bool TapPort::open_queues(Status* code, std::string* err) {
+  const std::string where = "tap:" + ifname_;
+  for (uint32_t q = 0; q < opts_.queues; ++q) {
+    int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      close_queues();
+      *code = Status::kSystem;
+      *err = e == ENOENT ? where + ": /dev/net/tun does not exist: load the tun module (modprobe tun)"
+                         : sys_error(where + ": open /dev/net/tun", e, "CAP_NET_ADMIN");
+      return false;
+    }
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (opts_.queues > 1 ? IFF_MULTI_QUEUE : 0);
+    std::strncpy(ifr.ifr_name, ifname_.c_str(), IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      int e = errno;
+      ::close(fd);
+      close_queues();
+      *code = Status::kSystem;
+      if (e == EBUSY) {
+        *code = Status::kInUse;
+        *err = where + ": the tap is busy (another process, e.g. a VM, has it open" +
+               std::string(opts_.queues > 1 ? "" : ", or it is a multi-queue tap: set queues > 1") +
+               "): close that process or use another tap";
+      } else if (e == EINVAL) {
+        *code = Status::kInvalidArgument;
+        *err = where + ": an interface of that name exists but is not a " +
+               (opts_.queues > 1 ? std::string("multi-queue ") : std::string()) +
+               "tap device (for a veth or NIC use afpacket:" + ifname_ + "; for a single-queue tap set queues: 1)";
+      } else {
+        *err = sys_error(where + ": TUNSETIFF", e, "CAP_NET_ADMIN");
+      }
+      return false;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    fds_.push_back(fd);
+  }
+  int idx = if_index(ctl_, ifname_);
+  status_->ifindex.store(idx > 0 ? idx : 0, std::memory_order_relaxed);
+  status_->attached.store(true, std::memory_order_relaxed);
+  dead_ = false;
+  return true;
+}
+
+void TapPort::close_queues() {
+  for (int fd : fds_) {
+    if (epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);  // the last close removes a non-persistent tap the switch created
+  }
+  fds_.clear();
+  if (status_) status_->attached.store(false, std::memory_order_relaxed);
+}
+
+void TapPort::detach() {
+  if (brought_up_ && !fds_.empty()) if_set_flags(flags_socket(), ifname_, 0, IFF_UP);
+  brought_up_ = false;
+  close_queues();
+  cache_.flush();
+}
+
+uint16_t TapPort::rx_burst(Pkt* pkts, uint16_t max) {
+  if (fds_.empty()) return 0;
+  if (max > burst_) max = uint16_t(burst_);
+  const uint32_t room = pool_->max_frame();
+  const uint16_t headroom = pool_->headroom();
+  uint16_t n = 0;
+  const uint32_t nq = uint32_t(fds_.size());
+  for (uint32_t k = 0; k < nq && n < max; ++k) {
+    int fd = fds_[(rx_q_ + k) % nq];
+    while (n < max) {
+      uint32_t idx;
+      if (!cache_.alloc(&idx)) {
+        status_->add(PortStatus::rx_no_buffer);  // leave the frames in the device queue
+        return n;
+      }
+      ssize_t r = ::read(fd, pool_->data(idx) + headroom, room);
+      if (r < 0) {
+        int e = errno;
+        cache_.free(idx);
+        if (e == EAGAIN || e == EINTR) break;
+        if (e == EFAULT || e == EINVAL || e == EMSGSIZE) {  // did not fit: consumed, not truncated
+          status_->add(PortStatus::rx_too_big);
+          continue;
+        }
+        dead_ = true;  // EBADFD/EIO: the device is gone; link_state() handles it
+        return n;
+      }
+      if (r == 0) {
+        cache_.free(idx);
+        break;
+      }
+      if (uint32_t(r) > room || r < 14) {  // tun reports the full length of a frame it cut
+        cache_.free(idx);
+        status_->add(PortStatus::rx_too_big);
+        continue;
+      }
+      pkts[n++] = Pkt{idx, headroom, uint16_t(r)};
+    }
+  }
+  rx_q_++;
+  return n;
+}
+
+uint16_t TapPort::tx_burst(Pkt* pkts, uint16_t n) {
+  if (fds_.empty() || dead_) return 0;
+  int fd = fds_[tx_q_++ % fds_.size()];
+  uint16_t i = 0;
+  for (; i < n; ++i) {
+    ssize_t r = ::write(fd, pool_->frame(pkts[i]), pkts[i].len);
+    if (r < 0) {
+      if (errno == EAGAIN) break;  // the rest stay with the engine (tx_ring_full)
+      status_->add(PortStatus::tx_errors);
+    }
+    cache_.free(pkts[i].buf);
+  }
+  return i;
+}
+
+int TapPort::flags_socket() { return ns_ctl_ >= 0 ? ns_ctl_ : ctl_; }
+
+LinkState TapPort::check_link() {
+  if (!fds_.empty()) {
+    ifreq ifr{};
+    if (dead_ || ioctl(fds_[0], TUNGETIFF, &ifr) < 0) {
+      close_queues();
+      brought_up_ = false;
+      status_->set_error("tap " + ifname_ + " was deleted; " +
+                         (created_ ? "the port creates it again" : "the port re-attaches when it returns"));
+      return LinkState::kDown;
+    }
+    // Follow the device into whatever namespace it was moved to.
+    int nsfd = ioctl(fds_[0], TUNGETDEVNETNS);
+    if (nsfd >= 0) {
+      struct stat sb;
+      if (fstat(nsfd, &sb) == 0 && sb.st_ino != ns_ino_) {
+        if (ns_ctl_ >= 0) close(ns_ctl_);
+        ns_ctl_ = socket_in_netns(nsfd);
+        ns_ino_ = sb.st_ino;
+      }
+      close(nsfd);
+    }
+    unsigned fl = 0;
+    if (if_flags(flags_socket(), ifr.ifr_name, &fl) < 0) return LinkState::kDown;
+    return (fl & IFF_UP) && (fl & IFF_RUNNING) ? LinkState::kUp : LinkState::kDown;
+  }
+  uint64_t now = mono_ms();
+  if (last_open_try_ms_ != 0 && now - last_open_try_ms_ < 1000) return LinkState::kDown;
+  last_open_try_ms_ = now;
+  if (!created_ && if_index(ctl_, ifname_) <= 0) return LinkState::kDown;
+  Status code;
+  std::string err;
+  if (!open_queues(&code, &err)) {
+    status_->set_error(err);
+    return LinkState::kDown;
+  }
+  if (ns_ctl_ >= 0) close(ns_ctl_);
+  ns_ctl_ = -1;
+  ns_ino_ = 0;
+  if (created_) if_set_flags(ctl_, ifname_, IFF_UP, 0);
+  status_->add(PortStatus::reopens);
+  status_->set_error("");
+  return LinkState::kDown;  // reported up at the next check, once the flags are read
+}
+
+}  // namespace vpc

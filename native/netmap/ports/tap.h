@@ -1,0 +1,75 @@
+// tap port: a tap device, the VM-NIC and host-interface case.
+//
+//   guest/host stack ──► tap ──read()──► engine buffer ──► rx_burst
+//   tx_burst ──write()──► tap ──► guest/host stack
+//
+// - Opens /dev/net/tun with IFF_TAP | IFF_NO_PI, nonblocking. The device is
+//   created when it does not exist (and then disappears when the port is
+//   deleted) or attached to when it does (then it is left as it was found,
+//   down again if the port brought it up). queues > 1 uses IFF_MULTI_QUEUE,
+//   one descriptor per queue.
+// - Frames are copied once in (read into a buffer at headroom) and once out.
+//   tap has no ring the switch can share: each frame is one read() or one
+//   write(). rx reads at most `burst` frames per call, stopping at EAGAIN.
+//   That is a system call per packet, which is inherent to tap without
+//   io_uring or vhost; docs/ports.md says so.
+// - Offloads: the switch never sets TUNSETOFFLOAD or IFF_VNET_HDR, so the
+//   kernel hands over only complete, checksummed, MTU-sized frames.
+// - Link: the device's IFF_UP && IFF_RUNNING, read in whatever network
+//   namespace the device lives in now (a tap is often moved into a guest's
+//   namespace). A deleted tap marks the port down; the port creates it again
+//   (if the switch created it) or re-attaches when it returns.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/buffer_pool.h"
+#include "ports/port.h"
+#include "ports/spec.h"
+
+namespace vpc {
+
+class TapPort final : public Port {
+ public:
+  static std::unique_ptr<TapPort> open(const std::string& ifname, const KernelPortOptions& opts,
+                                       std::shared_ptr<BufferPool> pool, std::shared_ptr<PortStatus> status);
+  ~TapPort() override;
+
+  const char* kind() const override { return "tap"; }
+  uint16_t rx_burst(Pkt* pkts, uint16_t max) override;
+  uint16_t tx_burst(Pkt* pkts, uint16_t n) override;
+  int poll_fd() const override { return epfd_; }
+  LinkState link_state() const override { return const_cast<TapPort*>(this)->check_link(); }
+  void detach() override;
+
+ private:
+  TapPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
+          std::shared_ptr<PortStatus> status);
+  bool open_queues(Status* code, std::string* err);
+  void close_queues();
+  LinkState check_link();
+  int flags_socket();  // a control socket in the device's current namespace
+
+  std::string ifname_;
+  KernelPortOptions opts_;
+  std::shared_ptr<BufferPool> pool_;
+  std::shared_ptr<PortStatus> status_;
+  BufferCache cache_;
+
+  std::vector<int> fds_;  // one per queue; empty while the device is gone
+  int ctl_ = -1;          // control socket in the switch's namespace
+  int ns_ctl_ = -1;       // control socket in the device's namespace (when moved)
+  unsigned long ns_ino_ = 0;
+  int epfd_ = -1;
+  bool created_ = false;  // the switch created the device
+  bool brought_up_ = false;  // the switch set IFF_UP on a device it found down
+  bool claimed_ = false;
+  uint32_t burst_ = kMaxBurst;
+  uint32_t rx_q_ = 0, tx_q_ = 0;
+  uint64_t last_open_try_ms_ = 0;
+  bool dead_ = false;  // a read or write said the device is gone
+};
+
+}  // namespace vpc

@@ -1,0 +1,231 @@
+// The uplink's receive path: outer checks, ARP/ND/echo for the VTEP address,
+// VXLAN decapsulation (RFC 7348), then the ordinary switching passes with the
+// remote VTEP as the frame's source.
+//
+// Checks, in order, each with its own drop reason:
+//   outer destination MAC is ours (or broadcast/multicast)  outer_dst_mac
+//   IP version and header length                            outer_ip_header
+//   IPv4 header checksum                                    outer_ip_checksum
+//   IP total/payload length against the frame               outer_ip_length
+//   not a fragment                                          outer_ip_fragment
+//   destination is our VTEP address                         outer_ip_not_local
+//   UDP (anything else: ARP/ND/echo, or left to the host)   outer_not_vxlan
+//   UDP length                                              outer_udp_length
+//   UDP destination port is the VXLAN port                  vxlan_udp_port
+//   UDP checksum (when non-zero; IPv6 zero only if allowed) outer_udp_checksum
+//   VXLAN I flag set (other flag bits ignored, RFC 7348 5)  vxlan_flags
+//   VNI belongs to a switch                                 vxlan_vni_unknown
+//   source VTEP allowed (when the allow-list is on)         vxlan_peer_denied
+//   inner frame at least an Ethernet header                 vxlan_inner_runt
+// Frames that are not the switch's business (other EtherTypes, other
+// destinations, other ports) are counted and left to the host stack: backends
+// such as AF_PACKET see a copy of traffic the kernel keeps receiving.
+#include "core/engine.h"
+
+namespace vpc {
+
+SwitchId Engine::switch_by_vni(uint32_t vni) {
+  if (vni == last_vni_ && last_vni_sw_ != kNoId) return last_vni_sw_;
+  auto it = vni_map_.find(vni);
+  if (it == vni_map_.end()) return kNoId;
+  last_vni_ = vni;
+  last_vni_sw_ = it->second;
+  return it->second;
+}
+
+void Engine::process_uplink(Pkt* pkts, uint16_t n) {
+  PortState& up = ports_[uplink_.port];
+  PortCounterBlock* pc = up.counters;
+  const UplinkConfig& u = uplink_.cfg;
+  const BufferPool& pool = *pool_;
+  Pkt inner[kMaxBurst];
+  MemberId inm[kMaxBurst];
+  uint16_t dest[kMaxBurst];
+  Mac src[kMaxBurst];
+  Mac dst[kMaxBurst];
+  uint16_t k = 0;
+  uint64_t bytes = 0;
+  const bool have4 = !u.ip4.is_zero(), have6 = !u.ip6.is_zero();
+
+  for (uint16_t i = 0; i < n; ++i) {
+    Pkt p = pkts[i];
+    bytes += p.len;
+    auto drop = [&](Drop why) {
+      pc->drop_rx(why);
+      cache_->free(p.buf);
+    };
+    auto to_host = [&]() {
+      uplink_.counters->add(UplinkCounter::to_host, 1);
+      cache_->free(p.buf);
+    };
+    if (p.len < kEthHeaderLen) {
+      drop(Drop::runt);
+      continue;
+    }
+    uint8_t* f = pool.data(p.buf) + p.off;
+    Mac outer_dst = eth_dst(f);
+    if (outer_dst != uplink_.mac && !mac_is_multicast(outer_dst)) {
+      drop(Drop::outer_dst_mac);
+      continue;
+    }
+    uint16_t et = load_be16(f + 12);
+    if (et == kEtherTypeArp) {
+      if (!have4 || !handle_arp(p, f)) to_host();
+      continue;
+    }
+    const uint8_t* ip = f + kEthHeaderLen;
+    const uint32_t avail = p.len - kEthHeaderLen;
+    IpAddr src_ip;
+    const uint8_t* udp;
+    uint32_t l4_len;
+    bool v4 = true;
+    if (et == kEtherTypeIpv4 && have4) {
+      if (avail < kIpv4HeaderLen || (ip[0] >> 4) != 4) {
+        drop(Drop::outer_ip_header);
+        continue;
+      }
+      uint16_t ihl = uint16_t((ip[0] & 0x0F) * 4);
+      if (ihl < kIpv4HeaderLen || ihl > avail) {
+        drop(Drop::outer_ip_header);
+        continue;
+      }
+      if (!ipv4_checksum_ok(ip, ihl)) {
+        drop(Drop::outer_ip_checksum);
+        continue;
+      }
+      uint16_t tot = load_be16(ip + 2);
+      if (tot < ihl || tot > avail) {
+        drop(Drop::outer_ip_length);
+        continue;
+      }
+      if (load_be16(ip + 6) & 0x3FFF) {  // MF set or a non-zero offset
+        drop(Drop::outer_ip_fragment);
+        continue;
+      }
+      if (std::memcmp(ip + 16, u.ip4.b + 12, 4) != 0) {
+        // Multicast and broadcast on the segment (IGMP, DHCP, ...) are the
+        // host's business; unicast to our MAC for another address is a drop.
+        if (mac_is_multicast(outer_dst)) to_host();
+        else drop(Drop::outer_ip_not_local);
+        continue;
+      }
+      if (ip[9] != kIpProtoUdp) {
+        int r = ip[9] == kIpProtoIcmp ? handle_ipv4_local(p, f, ihl) : 0;
+        if (r == 0) drop(Drop::outer_not_vxlan);
+        continue;
+      }
+      src_ip = IpAddr::from_v4(load_be32(ip + 12));
+      udp = ip + ihl;
+      l4_len = tot - ihl;
+    } else if (et == kEtherTypeIpv6 && have6) {
+      v4 = false;
+      if (avail < kIpv6HeaderLen || (ip[0] >> 4) != 6) {
+        drop(Drop::outer_ip_header);
+        continue;
+      }
+      uint32_t plen = load_be16(ip + 4);
+      if (kIpv6HeaderLen + plen > avail) {
+        drop(Drop::outer_ip_length);
+        continue;
+      }
+      if (ip[6] == 44) {  // Fragment header
+        drop(Drop::outer_ip_fragment);
+        continue;
+      }
+      if (ip[6] == kIpProtoIcmpv6) {
+        // ND for our address (often sent to its solicited-node group) and
+        // echo requests; handle_ipv6_local checks the destination itself.
+        if (handle_ipv6_local(p, f) == 0) to_host();
+        continue;
+      }
+      if (std::memcmp(ip + 24, u.ip6.b, 16) != 0) {
+        // Multicast on the segment (MLD behind a Hop-by-Hop header, ...) is
+        // the host's business; unicast to our MAC for another address is a drop.
+        if (mac_is_multicast(outer_dst)) to_host();
+        else drop(Drop::outer_ip_not_local);
+        continue;
+      }
+      if (ip[6] != kIpProtoUdp) {
+        drop(Drop::outer_not_vxlan);
+        continue;
+      }
+      src_ip = IpAddr::from_v6(ip + 8);
+      udp = ip + kIpv6HeaderLen;
+      l4_len = plen;
+    } else {
+      to_host();
+      continue;
+    }
+
+    // UDP and VXLAN.
+    uint16_t udp_len = l4_len >= kUdpHeaderLen ? load_be16(udp + 4) : 0;
+    if (udp_len < kUdpHeaderLen || udp_len > l4_len) {
+      drop(Drop::outer_udp_length);
+      continue;
+    }
+    if (load_be16(udp + 2) != u.udp_port) {
+      drop(Drop::vxlan_udp_port);
+      continue;
+    }
+    uint16_t csum = load_be16(udp + 6);
+    if (csum != 0 || (!v4 && !u.udp6_zero_checksum)) {
+      uint32_t sum = v4 ? csum_pseudo4(ip + 12, ip + 16, udp_len, kIpProtoUdp)
+                        : csum_pseudo6(ip + 8, ip + 24, udp_len, kIpProtoUdp);
+      if (csum == 0 || csum_fold(csum_partial(udp, udp_len, sum)) != 0) {
+        drop(Drop::outer_udp_checksum);
+        continue;
+      }
+    }
+    if (udp_len < kUdpHeaderLen + kVxlanHeaderLen) {
+      drop(Drop::outer_udp_length);
+      continue;
+    }
+    const uint8_t* vx = udp + kUdpHeaderLen;
+    if (!(vx[0] & kVxlanFlagI)) {
+      drop(Drop::vxlan_flags);
+      continue;
+    }
+    uint32_t vni = load_be32(vx + 4) >> 8;
+    SwitchId s = switch_by_vni(vni);
+    if (s == kNoId) {
+      drop(Drop::vxlan_vni_unknown);
+      continue;
+    }
+    uint32_t vt = vtep_find(src_ip);
+    if (vt == kNoVtep && u.allow_unknown_peers) vt = vtep_get(src_ip);
+    if (vt == kNoVtep || (!u.allow_unknown_peers && vteps_[vt].configured == 0)) {
+      drop(Drop::vxlan_peer_denied);
+      continue;
+    }
+    VtepState& v = vteps_[vt];
+    uint16_t inner_len = uint16_t(udp_len - kUdpHeaderLen - kVxlanHeaderLen);
+    if (inner_len < kEthHeaderLen) {
+      v.counters->add(PeerCounter::drops, 1);
+      drop(Drop::vxlan_inner_runt);
+      continue;
+    }
+    MemberId m = remote_member(s, vt, true);
+    if (m == kNoMember) {
+      v.counters->add(PeerCounter::drops, 1);
+      drop(Drop::no_buffer);
+      continue;
+    }
+    v.counters->add(PeerCounter::rx_packets, 1);
+    v.counters->add(PeerCounter::rx_bytes, inner_len);
+    uplink_.counters->add(UplinkCounter::vxlan_rx, 1);
+    p.off = uint16_t(p.off + (vx + kVxlanHeaderLen - f));
+    p.len = inner_len;
+    const uint8_t* in_f = f + (vx + kVxlanHeaderLen - f);
+    inner[k] = p;
+    inm[k] = m;
+    dst[k] = eth_dst(in_f);
+    src[k] = eth_src(in_f);
+    dest[k] = 0;
+    ++k;
+  }
+  pc->add(PortCounter::rx_packets, n);
+  pc->add(PortCounter::rx_bytes, bytes);
+  if (k) switch_frames(pc, nullptr, inner, k, inm, src, dst, dest);
+}
+
+}  // namespace vpc

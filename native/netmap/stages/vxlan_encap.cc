@@ -1,0 +1,201 @@
+// VXLAN encapsulation (RFC 7348): outer Ethernet, IPv4 or IPv6, UDP and VXLAN
+// headers are written into the buffer's headroom in front of the inner frame,
+// so the inner bytes never move.
+//
+//   IPv4: header checksum computed, UDP checksum zero (RFC 7348 5), DF and TTL
+//         from the uplink configuration.
+//   IPv6: UDP checksum computed over the whole datagram (RFC 8200 8.1); zero
+//         only when udp6_zero_checksum is set (RFC 6935/6936).
+//   UDP source port: a hash of the inner flow mapped into the configured
+//         range, so underlay ECMP spreads flows while keeping each in order.
+#include "core/engine.h"
+
+namespace vpc {
+
+namespace {
+
+// Hash of the inner flow: MACs and EtherType, plus addresses and ports for
+// IPv4/IPv6 TCP and UDP when present.
+uint32_t inner_flow_hash(const uint8_t* f, uint16_t len) {
+  uint64_t h = 0x9E3779B97F4A7C15ull;
+  auto mix = [&h](uint64_t v) {
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h *= 0xD6E8FEB86659FD93ull;
+  };
+  uint64_t a, b;
+  std::memcpy(&a, f, 8);
+  uint32_t c;
+  std::memcpy(&c, f + 8, 4);
+  b = c | (uint64_t(load_be16(f + 12)) << 32);
+  mix(a);
+  mix(b);
+  uint16_t et = load_be16(f + 12);
+  if (et == kEtherTypeIpv4 && len >= kEthHeaderLen + kIpv4HeaderLen) {
+    const uint8_t* ip = f + kEthHeaderLen;
+    uint16_t ihl = uint16_t((ip[0] & 0x0F) * 4);
+    uint64_t addrs;
+    std::memcpy(&addrs, ip + 12, 8);
+    mix(addrs ^ ip[9]);
+    bool first_fragment = (load_be16(ip + 6) & 0x1FFF) == 0;
+    if (first_fragment && (ip[9] == kIpProtoTcp || ip[9] == kIpProtoUdp) && len >= kEthHeaderLen + ihl + 4) {
+      uint32_t ports;
+      std::memcpy(&ports, ip + ihl, 4);
+      mix(ports);
+    }
+  } else if (et == kEtherTypeIpv6 && len >= kEthHeaderLen + kIpv6HeaderLen) {
+    const uint8_t* ip = f + kEthHeaderLen;
+    uint64_t w[4];
+    std::memcpy(w, ip + 8, 32);
+    mix(w[0] ^ w[2]);
+    mix(w[1] ^ w[3] ^ ip[6]);
+    if ((ip[6] == kIpProtoTcp || ip[6] == kIpProtoUdp) && len >= kEthHeaderLen + kIpv6HeaderLen + 4) {
+      uint32_t ports;
+      std::memcpy(&ports, ip + kIpv6HeaderLen, 4);
+      mix(ports);
+    }
+  }
+  return uint32_t(h >> 32);
+}
+
+}  // namespace
+
+// Writes the outer headers in front of p (which must have the headroom) and
+// moves p to cover them, VNI and IPv6 UDP checksum excepted. Returns false
+// when the frame is too big for the uplink MTU.
+bool Engine::write_outer(const VtepState& v, const Neighbor& nb, Pkt& p) {
+  const UplinkConfig& u = uplink_.cfg;
+  const bool v4 = v.ip.is_v4();
+  const uint16_t overhead = v4 ? kVxlanOverhead4 : kVxlanOverhead6;
+  const uint32_t uplink_mtu = ports_[uplink_.port].cfg.mtu;
+  // The outer IP packet (IP + UDP + VXLAN + inner frame) must fit the uplink
+  // MTU; so the inner L3 MTU is the uplink MTU minus 50 (IPv4) or 70 (IPv6).
+  if (uint32_t(overhead - kEthHeaderLen) + p.len > uplink_mtu) return false;
+  uint8_t* base = pool_->data(p.buf);
+  const uint8_t* inner = base + p.off;
+  uint32_t span = uint32_t(u.src_port_max - u.src_port_min) + 1;
+  uint16_t sport = uint16_t(u.src_port_min + inner_flow_hash(inner, p.len) % span);
+  uint16_t inner_len = p.len;
+
+  p.off = uint16_t(p.off - overhead);
+  p.len = uint16_t(p.len + overhead);
+  uint8_t* o = base + p.off;
+  mac_store(o, nb.mac);
+  mac_store(o + 6, uplink_.mac);
+  uint8_t* udp;
+  if (v4) {
+    store_be16(o + 12, kEtherTypeIpv4);
+    uint8_t* ip = o + kEthHeaderLen;
+    ip[0] = 0x45;
+    ip[1] = 0;
+    store_be16(ip + 2, uint16_t(kIpv4HeaderLen + kUdpHeaderLen + kVxlanHeaderLen + inner_len));
+    if (u.df) {
+      store_be16(ip + 4, 0);
+      store_be16(ip + 6, 0x4000);
+    } else {
+      store_be16(ip + 4, uplink_.ip_id++);
+      store_be16(ip + 6, 0);
+    }
+    ip[8] = u.ttl;
+    ip[9] = kIpProtoUdp;
+    store_be16(ip + 10, 0);
+    std::memcpy(ip + 12, u.ip4.b + 12, 4);
+    std::memcpy(ip + 16, v.ip.b + 12, 4);
+    store_be16(ip + 10, csum_fold(csum_partial(ip, kIpv4HeaderLen, 0)));
+    udp = ip + kIpv4HeaderLen;
+  } else {
+    store_be16(o + 12, kEtherTypeIpv6);
+    uint8_t* ip = o + kEthHeaderLen;
+    store_be32(ip, 0x60000000u);
+    store_be16(ip + 4, uint16_t(kUdpHeaderLen + kVxlanHeaderLen + inner_len));
+    ip[6] = kIpProtoUdp;
+    ip[7] = u.ttl;
+    std::memcpy(ip + 8, u.ip6.b, 16);
+    std::memcpy(ip + 24, v.ip.b, 16);
+    udp = ip + kIpv6HeaderLen;
+  }
+  uint16_t udp_len = uint16_t(kUdpHeaderLen + kVxlanHeaderLen + inner_len);
+  store_be16(udp, sport);
+  store_be16(udp + 2, u.udp_port);
+  store_be16(udp + 4, udp_len);
+  store_be16(udp + 6, 0);
+  uint8_t* vx = udp + kUdpHeaderLen;
+  store_be32(vx, uint32_t(kVxlanFlagI) << 24);
+  // The caller writes the VNI (it knows the switch) and then, for IPv6, the
+  // UDP checksum, which covers it.
+  return true;
+}
+
+// Sends an inner frame to the member's remote VTEP.
+void Engine::encap(const Member& mem, Pkt p) {
+  SwitchState& sw = switches_[mem.sw];
+  VtepState& v = vteps_[mem.vtep];
+  if (!uplink_.active || !ports_[uplink_.port].up) {
+    v.counters->add(PeerCounter::drops, 1);
+    drop_frame(p, Drop::no_uplink, nullptr, &sw);
+    return;
+  }
+  PortState& up = ports_[uplink_.port];
+  const uint16_t overhead = v.ip.is_v4() ? kVxlanOverhead4 : kVxlanOverhead6;
+  if (!v.reachable) {
+    v.counters->add(PeerCounter::drops, 1);
+    drop_frame(p, Drop::neighbor_unresolved, up.counters, &sw);
+    return;
+  }
+  if (p.off < overhead) [[unlikely]] {
+    v.counters->add(PeerCounter::drops, 1);
+    drop_frame(p, Drop::no_buffer, up.counters, &sw);
+    return;
+  }
+  Neighbor& nb = neighbors_[v.neighbor];
+  uint16_t inner_len = p.len;
+  if (!write_outer(v, nb, p)) {
+    v.counters->add(PeerCounter::drops, 1);
+    drop_frame(p, Drop::vxlan_too_big, up.counters, &sw);
+    return;
+  }
+  uint8_t* o = pool_->frame(p);
+  uint8_t* udp = o + overhead - kVxlanHeaderLen - kUdpHeaderLen;
+  store_be32(udp + kUdpHeaderLen + 4, sw.cfg.vni << 8);
+  if (!v.ip.is_v4() && !uplink_.cfg.udp6_zero_checksum) {
+    const uint8_t* ip = o + kEthHeaderLen;
+    uint16_t udp_len = uint16_t(kUdpHeaderLen + kVxlanHeaderLen + inner_len);
+    uint32_t sum = csum_pseudo6(ip + 8, ip + 24, udp_len, kIpProtoUdp);
+    uint16_t c = csum_fold(csum_partial(udp, udp_len, sum));
+    store_be16(udp + 6, c == 0 ? 0xFFFF : c);  // zero means "no checksum"
+  }
+  if (nb.state == Neighbor::kReachable || nb.state == Neighbor::kStale) {
+    v.counters->add(PeerCounter::tx_packets, 1);
+    v.counters->add(PeerCounter::tx_bytes, inner_len);
+    uplink_.counters->add(UplinkCounter::vxlan_tx, 1);
+    transmit_uplink(p);
+    return;
+  }
+  // Not resolved yet: hold a few frames (like the kernel's unresolved
+  // queue) and make sure a request is on its way.
+  constexpr size_t kMaxPending = 16;
+  if (nb.pending.size() >= kMaxPending) {
+    uplink_.counters->add(UplinkCounter::neighbor_queue_drops, 1);
+    v.counters->add(PeerCounter::drops, 1);
+    drop_frame(p, Drop::neighbor_unresolved, up.counters, &sw);
+    return;
+  }
+  nb.pending.push_back({p, mem.vtep, inner_len});
+  if (nb.state == Neighbor::kFailed) {
+    nb.state = Neighbor::kIncomplete;
+    nb.tries = 0;
+    nb.next_try_ms = now_ms_;
+  }
+  if (int32_t(now_ms_ - nb.next_try_ms) >= 0) neighbor_request(nb);
+}
+
+void Engine::transmit_uplink(Pkt p) {
+  PortState& ps = ports_[uplink_.port];
+  ps.txq[ps.txn++] = p;
+  if (!ps.tx_dirty) {
+    ps.tx_dirty = true;
+    dirty_ports_.push_back(uplink_.port);
+  }
+  if (ps.txn == kTxQueueLen) flush_port(uplink_.port);
+}
+
+}  // namespace vpc

@@ -1,0 +1,1686 @@
+// The VXLAN overlay through pipe ports: the uplink pipe's outside end plays
+// the underlay (it reads the ARP/ND requests and VXLAN packets the engine
+// sends, and injects replies and VXLAN packets). The engine stays stopped and
+// is stepped with run_once(), so every exchange is deterministic; only the
+// neighbour retry test waits on real time.
+//
+// Every header the engine writes is checked with this file's own builders and
+// checksum (RFC 1071 words folded one at a time, RFC 8200 pseudo-header laid
+// out byte by byte), not with the engine's helpers.
+//
+// Addresses: 198.18.0.0/15 and 2001:db8::/32 only.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/engine.h"
+#include "core/test_util.h"
+#include "proto/inet.h"
+
+namespace vpc {
+namespace {
+
+using testutil::Bytes;
+using testutil::host_mac;
+using testutil::make_frame;
+
+// ------------------------------------------------------------ addresses
+
+constexpr uint32_t kVtep4 = 0xC6120001;   // 198.18.0.1 (us)
+constexpr uint32_t kPeerA4 = 0xC6120002;  // 198.18.0.2
+constexpr uint32_t kPeerB4 = 0xC6120003;  // 198.18.0.3
+constexpr uint32_t kStranger4 = 0xC6120009;  // 198.18.0.9, not configured
+constexpr uint32_t kGw4 = 0xC61200FE;     // 198.18.0.254
+constexpr uint32_t kFar4 = 0xC6130505;    // 198.19.5.5, off-link
+constexpr Mac kUpMac = 0x02AA00000001ull;
+constexpr Mac kMacA = 0x02BB00000002ull;
+constexpr Mac kMacB = 0x02BB00000003ull;
+constexpr Mac kMacGw = 0x02BB000000FEull;
+constexpr uint32_t kVni = 5000;
+
+IpAddr v4(uint32_t a) { return IpAddr::from_v4(a); }
+IpAddr v6(const char* s) {
+  IpAddr a;
+  EXPECT_TRUE(ip_parse(s, &a)) << s;
+  return a;
+}
+const IpAddr kVtep6 = v6("2001:db8::1");
+const IpAddr kPeerA6 = v6("2001:db8::2");
+const IpAddr kPeerB6 = v6("2001:db8::3");
+
+// ------------------------------------------------------------ reference checksums
+
+uint32_t ref_sum(const uint8_t* p, size_t n, uint32_t s = 0) {
+  for (size_t i = 0; i < n; i += 2) {
+    s += uint32_t(p[i]) << 8 | (i + 1 < n ? p[i + 1] : 0);
+    s = (s & 0xFFFF) + (s >> 16);
+  }
+  return s;
+}
+uint16_t ref_csum(const uint8_t* p, size_t n, uint32_t s = 0) { return uint16_t(~ref_sum(p, n, s) & 0xFFFF); }
+
+// RFC 8200 8.1: src(16) dst(16) upper-layer length(4) zero(3) next header(1).
+uint16_t ref_csum6(const uint8_t* src, const uint8_t* dst, const uint8_t* l4, size_t len, uint8_t nh) {
+  Bytes ph(40, 0);
+  std::memcpy(ph.data(), src, 16);
+  std::memcpy(ph.data() + 16, dst, 16);
+  ph[32] = uint8_t(len >> 24), ph[33] = uint8_t(len >> 16), ph[34] = uint8_t(len >> 8), ph[35] = uint8_t(len);
+  ph[39] = nh;
+  return ref_csum(l4, len, ref_sum(ph.data(), 40));
+}
+uint16_t ref_csum4(const uint8_t* src, const uint8_t* dst, const uint8_t* l4, size_t len, uint8_t proto) {
+  uint8_t ph[12] = {src[0], src[1], src[2], src[3], dst[0], dst[1], dst[2], dst[3], 0, proto,
+                    uint8_t(len >> 8), uint8_t(len)};
+  return ref_csum(l4, len, ref_sum(ph, 12));
+}
+
+// ------------------------------------------------------------ frame builders
+
+void put16(Bytes& b, uint16_t v) {
+  b.push_back(uint8_t(v >> 8));
+  b.push_back(uint8_t(v));
+}
+void put32(Bytes& b, uint32_t v) {
+  put16(b, uint16_t(v >> 16));
+  put16(b, uint16_t(v));
+}
+void put_mac(Bytes& b, Mac m) {
+  for (int i = 5; i >= 0; --i) b.push_back(uint8_t(m >> (8 * i)));
+}
+void put_ip(Bytes& b, const IpAddr& a) { b.insert(b.end(), a.b, a.b + 16); }
+uint16_t get16(const Bytes& b, size_t o) { return uint16_t(b[o] << 8 | b[o + 1]); }
+uint32_t get32(const Bytes& b, size_t o) { return uint32_t(get16(b, o)) << 16 | get16(b, o + 2); }
+Mac get_mac(const Bytes& b, size_t o) { return mac_load(b.data() + o); }
+IpAddr get_ip6(const Bytes& b, size_t o) { return IpAddr::from_v6(b.data() + o); }
+
+Bytes eth(Mac dst, Mac src, uint16_t type, const Bytes& payload) {
+  Bytes f;
+  put_mac(f, dst);
+  put_mac(f, src);
+  put16(f, type);
+  f.insert(f.end(), payload.begin(), payload.end());
+  return f;
+}
+
+Bytes arp(uint16_t op, Mac sha, uint32_t spa, Mac tha, uint32_t tpa) {
+  Bytes a;
+  put16(a, 1);
+  put16(a, kEtherTypeIpv4);
+  a.push_back(6);
+  a.push_back(4);
+  put16(a, op);
+  put_mac(a, sha);
+  put32(a, spa);
+  put_mac(a, tha);
+  put32(a, tpa);
+  return a;
+}
+
+struct Ip4Opts {
+  uint8_t ver_ihl = 0x45;
+  uint16_t frag = 0x4000;  // DF
+  uint8_t ttl = 64;
+  int tot_delta = 0;       // added to the real total length
+  bool bad_csum = false;
+};
+Bytes ipv4(uint32_t src, uint32_t dst, uint8_t proto, const Bytes& payload, const Ip4Opts& o = {}) {
+  Bytes h;
+  h.push_back(o.ver_ihl);
+  h.push_back(0);
+  put16(h, uint16_t(20 + payload.size() + o.tot_delta));
+  put16(h, 0x1234);
+  put16(h, o.frag);
+  h.push_back(o.ttl);
+  h.push_back(proto);
+  put16(h, 0);
+  put32(h, src);
+  put32(h, dst);
+  uint16_t c = ref_csum(h.data(), 20);
+  if (o.bad_csum) c ^= 0x0101;
+  h[10] = uint8_t(c >> 8);
+  h[11] = uint8_t(c);
+  h.insert(h.end(), payload.begin(), payload.end());
+  return h;
+}
+
+Bytes ipv6(const IpAddr& src, const IpAddr& dst, uint8_t nh, uint8_t hop, const Bytes& payload) {
+  Bytes h;
+  put32(h, 0x60000000u);
+  put16(h, uint16_t(payload.size()));
+  h.push_back(nh);
+  h.push_back(hop);
+  put_ip(h, src);
+  put_ip(h, dst);
+  h.insert(h.end(), payload.begin(), payload.end());
+  return h;
+}
+
+Bytes vxlan_hdr(uint32_t vni, uint8_t flags = 0x08, uint8_t reserved = 0) {
+  Bytes v = {flags, reserved, reserved, reserved};
+  put32(v, vni << 8 | reserved);
+  return v;
+}
+
+// UDP datagram (checksum left zero; see the csum modes below).
+Bytes udp(uint16_t sport, uint16_t dport, const Bytes& payload, int len_override = -1) {
+  Bytes u;
+  put16(u, sport);
+  put16(u, dport);
+  put16(u, uint16_t(len_override >= 0 ? len_override : int(8 + payload.size())));
+  put16(u, 0);
+  u.insert(u.end(), payload.begin(), payload.end());
+  return u;
+}
+
+enum class Csum { kZero, kGood, kBad };
+
+struct Vx4 {
+  Mac outer_dst = kUpMac;
+  Mac outer_src = kMacA;
+  uint32_t src = kPeerA4, dst = kVtep4;
+  uint8_t proto = kIpProtoUdp;
+  Ip4Opts ip;
+  uint16_t sport = 50000, dport = 4789;
+  int udp_len = -1;
+  Csum csum = Csum::kZero;
+  uint8_t flags = 0x08, reserved = 0;
+  uint32_t vni = kVni;
+};
+Bytes vx4(const Bytes& inner, const Vx4& o = {}) {
+  Bytes u = udp(o.sport, o.dport, [&] {
+    Bytes p = vxlan_hdr(o.vni, o.flags, o.reserved);
+    p.insert(p.end(), inner.begin(), inner.end());
+    return p;
+  }(), o.udp_len);
+  if (o.csum != Csum::kZero) {
+    uint8_t s[4], d[4];
+    store_be32(s, o.src);
+    store_be32(d, o.dst);
+    uint16_t c = ref_csum4(s, d, u.data(), u.size(), kIpProtoUdp);
+    if (c == 0) c = 0xFFFF;
+    if (o.csum == Csum::kBad) c = uint16_t(c ^ 0x5a5a);
+    u[6] = uint8_t(c >> 8);
+    u[7] = uint8_t(c);
+  }
+  return eth(o.outer_dst, o.outer_src, kEtherTypeIpv4, ipv4(o.src, o.dst, o.proto, u, o.ip));
+}
+
+struct Vx6 {
+  Mac outer_dst = kUpMac;
+  Mac outer_src = kMacA;
+  IpAddr src = kPeerA6, dst = kVtep6;
+  uint8_t hop = 64;
+  bool frag_header = false;
+  uint16_t sport = 50000, dport = 4789;
+  Csum csum = Csum::kGood;
+  uint32_t vni = kVni;
+};
+Bytes vx6(const Bytes& inner, const Vx6& o = {}) {
+  Bytes p = vxlan_hdr(o.vni);
+  p.insert(p.end(), inner.begin(), inner.end());
+  Bytes u = udp(o.sport, o.dport, p);
+  if (o.csum != Csum::kZero) {
+    uint16_t c = ref_csum6(o.src.b, o.dst.b, u.data(), u.size(), kIpProtoUdp);
+    if (c == 0) c = 0xFFFF;
+    if (o.csum == Csum::kBad) c = uint16_t(c ^ 0x5a5a);
+    u[6] = uint8_t(c >> 8);
+    u[7] = uint8_t(c);
+  }
+  if (o.frag_header) {
+    // Fragment header: next header UDP, offset 0, M=1, identification.
+    Bytes fh = {kIpProtoUdp, 0, 0x00, 0x01};
+    put32(fh, 0xABCD);
+    fh.insert(fh.end(), u.begin(), u.end());
+    return eth(o.outer_dst, o.outer_src, kEtherTypeIpv6, ipv6(o.src, o.dst, 44, o.hop, fh));
+  }
+  return eth(o.outer_dst, o.outer_src, kEtherTypeIpv6, ipv6(o.src, o.dst, kIpProtoUdp, o.hop, u));
+}
+
+// ICMPv6 message with its checksum.
+Bytes icmp6(const IpAddr& src, const IpAddr& dst, Bytes body) {
+  body[2] = body[3] = 0;
+  uint16_t c = ref_csum6(src.b, dst.b, body.data(), body.size(), kIpProtoIcmpv6);
+  body[2] = uint8_t(c >> 8);
+  body[3] = uint8_t(c);
+  return body;
+}
+Bytes ns_body(const IpAddr& target, Mac sll) {
+  Bytes b = {135, 0, 0, 0, 0, 0, 0, 0};
+  put_ip(b, target);
+  if (sll) {
+    b.push_back(1);
+    b.push_back(1);
+    put_mac(b, sll);
+  }
+  return b;
+}
+Bytes na_body(const IpAddr& target, Mac tll, uint32_t flags = 0x60000000u) {
+  Bytes b = {136, 0, 0, 0};
+  put32(b, flags);
+  put_ip(b, target);
+  if (tll) {
+    b.push_back(2);
+    b.push_back(1);
+    put_mac(b, tll);
+  }
+  return b;
+}
+
+// An inner IPv4/UDP frame of `len` bytes: a real flow for the encap hash.
+Bytes inner_udp_frame(Mac dst, Mac src, uint32_t sip, uint32_t dip, uint16_t sport, uint16_t dport,
+                      uint16_t len = 64) {
+  Bytes f = make_frame(dst, src, len);
+  Bytes ip = ipv4(sip, dip, kIpProtoUdp, udp(sport, dport, Bytes(len - 14 - 28, 0xEE)));
+  std::copy(ip.begin(), ip.end(), f.begin() + 14);
+  return f;
+}
+
+// A parsed IPv4 VXLAN packet as the engine sent it.
+struct Sent4 {
+  Mac dst, src;
+  uint32_t sip, dip;
+  uint16_t sport, dport, udp_len, udp_csum;
+  uint32_t vni;
+  Bytes inner;
+};
+
+// ------------------------------------------------------------ fixture
+
+class VxlanFixture : public testutil::EngineFixture {
+ protected:
+  static UplinkConfig cfg4() {
+    UplinkConfig u;
+    u.ip4 = v4(kVtep4);
+    u.prefix4 = 24;
+    return u;
+  }
+  static UplinkConfig cfg46() {
+    UplinkConfig u = cfg4();
+    u.ip6 = kVtep6;
+    u.prefix6 = 64;
+    return u;
+  }
+  Result try_uplink(const UplinkConfig& u, uint32_t mtu = 1500, Mac mac = kUpMac) {
+    auto pair = engine_->new_pipe(1024);
+    auto c = cmd(CmdOp::kCreateUplink);
+    c->new_port = std::move(pair.port);
+    c->port_cfg.mac = mac;
+    c->port_cfg.mtu = mtu;
+    c->uplink_cfg = u;
+    Result r = run(std::move(c));
+    if (r.ok()) peers_[r.id] = std::move(pair.peer);
+    return r;
+  }
+  PortId make_uplink(const UplinkConfig& u, uint32_t mtu = 1500) {
+    Result r = try_uplink(u, mtu);
+    EXPECT_TRUE(r.ok()) << r.message;
+    up_ = r.id;
+    return r.id;
+  }
+  Result add_peer(SwitchId s, const IpAddr& ip) {
+    auto c = cmd(CmdOp::kAddPeer);
+    c->sw = s;
+    c->ip = ip;
+    return run(std::move(c));
+  }
+  Result del_peer(SwitchId s, const IpAddr& ip) {
+    auto c = cmd(CmdOp::kDeletePeer);
+    c->sw = s;
+    c->ip = ip;
+    return run(std::move(c));
+  }
+  Result add_remote_mac(SwitchId s, Mac m, const IpAddr& ip) {
+    auto c = cmd(CmdOp::kAddRemoteMac);
+    c->sw = s;
+    c->mac = m;
+    c->ip = ip;
+    return run(std::move(c));
+  }
+  Result delete_switch(SwitchId s) {
+    auto c = cmd(CmdOp::kDeleteSwitch);
+    c->sw = s;
+    return run(std::move(c));
+  }
+  std::vector<NeighborDumpEntry> neighbors() {
+    Result r = run(cmd(CmdOp::kDumpNeighbors));
+    EXPECT_TRUE(r.ok());
+    return r.neighbors;
+  }
+  const NeighborDumpEntry* neighbor(const std::vector<NeighborDumpEntry>& v, const IpAddr& ip) {
+    for (const auto& n : v)
+      if (n.ip == ip) return &n;
+    return nullptr;
+  }
+  std::string nstate(const IpAddr& ip) {
+    auto v = neighbors();
+    const NeighborDumpEntry* n = neighbor(v, ip);
+    return n ? n->state : "absent";
+  }
+
+  // A copy of the dump entry for mac (the dump itself is a temporary).
+  std::optional<FdbDumpEntry> entry(SwitchId s, Mac m) {
+    auto d = fdb(s);
+    const FdbDumpEntry* e = find_entry(d, m);
+    if (!e) return std::nullopt;
+    return *e;
+  }
+
+  void step(int n = 1) {
+    for (int i = 0; i < n; ++i) engine().run_once();
+  }
+  // Injects frames on the underlay and runs one iteration.
+  void wire(const std::vector<Bytes>& frames) {
+    send(up_, frames);
+    step();
+  }
+  void wire(const Bytes& f) { wire(std::vector<Bytes>{f}); }
+  std::vector<Bytes> wire_out() { return recv(up_); }
+  void local(PortId p, const Bytes& f) {
+    send(p, {f});
+    step();
+  }
+
+  uint64_t ucnt(UplinkCounter k) { return cnt_read(engine().uplink_counters().c[size_t(k)]); }
+  uint64_t udrop(Drop d) { return pdrop(up_, d); }
+  uint64_t peer_cnt(const IpAddr& ip, PeerCounter k) {
+    for (uint32_t i = 0; i < engine().options().max_vteps; ++i) {
+      const PeerCounterBlock& b = engine().peer_counters(i);
+      if (cnt_read(b.in_use) && std::memcmp(b.ip, ip.b, 16) == 0) return cnt_read(b.c[size_t(k)]);
+    }
+    ADD_FAILURE() << "no counters for peer " << ip_format(ip);
+    return 0;
+  }
+
+  void resolve4(uint32_t ip, Mac mac) {
+    wire(eth(kUpMac, mac, kEtherTypeArp, arp(2, mac, ip, kUpMac, kVtep4)));
+  }
+  void resolve6(const IpAddr& ip, Mac mac) {
+    wire(eth(kUpMac, mac, kEtherTypeIpv6, ipv6(ip, kVtep6, kIpProtoIcmpv6, 255, icmp6(ip, kVtep6, na_body(ip, mac)))));
+  }
+
+  // A switch with local ports, an uplink and resolved peers A and B (IPv4).
+  void setup4(int local_ports = 2, SwitchConfig scfg = {}, UplinkConfig u = cfg4(), bool peer_b = true) {
+    sw_ = create_switch(kVni, scfg);
+    for (int i = 0; i < local_ports; ++i) locals_.push_back(add_port(sw_));
+    make_uplink(u);
+    EXPECT_TRUE(add_peer(sw_, v4(kPeerA4)).ok());
+    if (peer_b) {
+      EXPECT_TRUE(add_peer(sw_, v4(kPeerB4)).ok());
+    }
+    step();
+    wire_out();  // ARP requests
+    resolve4(kPeerA4, kMacA);
+    if (peer_b) resolve4(kPeerB4, kMacB);
+    EXPECT_EQ(nstate(v4(kPeerA4)), "reachable");
+    EXPECT_TRUE(wire_out().empty());
+  }
+
+  // Checks one IPv4 VXLAN packet thoroughly and returns its fields.
+  Sent4 parse4(const Bytes& f, const UplinkConfig& u = cfg4()) {
+    Sent4 s{};
+    EXPECT_GE(f.size(), 50u);
+    if (f.size() < 50) return s;
+    s.dst = get_mac(f, 0);
+    s.src = get_mac(f, 6);
+    EXPECT_EQ(get16(f, 12), kEtherTypeIpv4);
+    const uint8_t* ip = f.data() + 14;
+    EXPECT_EQ(ip[0], 0x45) << "version 4, IHL 5";
+    EXPECT_EQ(get16(f, 16), f.size() - 14) << "total length";
+    EXPECT_EQ(get16(f, 20) & 0x4000, u.df ? 0x4000 : 0) << "DF";
+    EXPECT_EQ(get16(f, 20) & 0x3FFF, 0) << "not a fragment";
+    EXPECT_EQ(ip[8], u.ttl);
+    EXPECT_EQ(ip[9], kIpProtoUdp);
+    EXPECT_EQ(ref_csum(ip, 20), 0) << "IPv4 header checksum";
+    s.sip = get32(f, 26);
+    s.dip = get32(f, 30);
+    s.sport = get16(f, 34);
+    s.dport = get16(f, 36);
+    s.udp_len = get16(f, 38);
+    s.udp_csum = get16(f, 40);
+    EXPECT_EQ(s.udp_len, f.size() - 34);
+    EXPECT_EQ(f[42], 0x08) << "VXLAN flags: I";
+    EXPECT_EQ(f[43] | f[44] | f[45] | f[49], 0) << "reserved";
+    s.vni = get32(f, 46) >> 8;
+    s.inner.assign(f.begin() + 50, f.end());
+    return s;
+  }
+
+  void truncation_sweep(PortId l, PortId up, const Bytes& pkt, const Bytes& inner) {
+    for (size_t len = 0; len <= pkt.size(); ++len) {
+      uint64_t drops = pc(up, PortCounter::rx_drops);
+      wire(Bytes(pkt.begin(), pkt.begin() + len));
+      auto r = recv(l);
+      if (len == pkt.size()) {
+        ASSERT_EQ(r.size(), 1u);
+        EXPECT_EQ(r[0], inner);
+      } else {
+        EXPECT_TRUE(r.empty()) << "truncated to " << len;
+        EXPECT_EQ(pc(up, PortCounter::rx_drops), drops + 1) << "truncated to " << len << " counted as a drop";
+      }
+    }
+  }
+
+  SwitchId sw_ = kNoId;
+  PortId up_ = kNoId;
+  std::vector<PortId> locals_;
+};
+
+class UnderlayTest : public VxlanFixture {};
+class VxlanEncapTest : public VxlanFixture {};
+class VxlanDecapTest : public VxlanFixture {};
+class VxlanMalformedTest : public VxlanFixture {};
+class VxlanCommandsTest : public VxlanFixture {};
+
+// ============================================================ ARP
+
+TEST_F(UnderlayTest, AnswersArpForVtepAddress) {
+  create_switch(kVni);
+  make_uplink(cfg4());
+  step();
+  wire(eth(kMacBroadcast, kMacA, kEtherTypeArp, arp(1, kMacA, kPeerA4, 0, kVtep4)));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  const Bytes& r = out[0];
+  ASSERT_GE(r.size(), 42u);
+  EXPECT_GE(r.size(), 60u) << "padded to the Ethernet minimum";
+  EXPECT_EQ(get_mac(r, 0), kMacA);
+  EXPECT_EQ(get_mac(r, 6), kUpMac);
+  EXPECT_EQ(get16(r, 12), kEtherTypeArp);
+  Bytes want = arp(2, kUpMac, kVtep4, kMacA, kPeerA4);
+  EXPECT_EQ(Bytes(r.begin() + 14, r.begin() + 42), want);
+  EXPECT_EQ(ucnt(UplinkCounter::arp_replies_sent), 1u);
+
+  // A request for someone else's address is not ours.
+  uint64_t host0 = ucnt(UplinkCounter::to_host);
+  wire(eth(kMacBroadcast, kMacA, kEtherTypeArp, arp(1, kMacA, kPeerA4, 0, kPeerB4)));
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(ucnt(UplinkCounter::to_host), host0 + 1);
+  EXPECT_EQ(ucnt(UplinkCounter::arp_replies_sent), 1u);
+}
+
+TEST_F(UnderlayTest, PeerIsResolvedWithArp) {
+  SwitchId s = create_switch(kVni);
+  make_uplink(cfg4());
+  ASSERT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  EXPECT_EQ(nstate(v4(kPeerA4)), "incomplete");
+  step();
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u) << "one ARP request right away";
+  const Bytes& q = out[0];
+  ASSERT_EQ(q.size(), 60u);
+  EXPECT_EQ(get_mac(q, 0), kMacBroadcast);
+  EXPECT_EQ(get_mac(q, 6), kUpMac);
+  EXPECT_EQ(get16(q, 12), kEtherTypeArp);
+  EXPECT_EQ(Bytes(q.begin() + 14, q.begin() + 42), arp(1, kUpMac, kVtep4, 0, kPeerA4));
+  EXPECT_EQ(ucnt(UplinkCounter::arp_requests_sent), 1u);
+
+  resolve4(kPeerA4, kMacA);
+  auto nb = neighbors();
+  const NeighborDumpEntry* n = neighbor(nb, v4(kPeerA4));
+  ASSERT_NE(n, nullptr);
+  EXPECT_STREQ(n->state, "reachable");
+  EXPECT_EQ(n->mac, kMacA);
+  EXPECT_EQ(ucnt(UplinkCounter::neighbors_resolved), 1u);
+  EXPECT_TRUE(wire_out().empty()) << "no reply to a reply";
+}
+
+TEST_F(UnderlayTest, FramesQueuedWhileIncompleteAreSentAfterResolution) {
+  SwitchId s = create_switch(kVni);
+  PortId l = add_port(s);
+  make_uplink(cfg4());
+  ASSERT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  step();
+  ASSERT_EQ(wire_out().size(), 1u);  // the ARP request
+  std::vector<Bytes> frames;
+  for (int i = 0; i < 20; ++i) frames.push_back(make_frame(kMacBroadcast, host_mac(1), 64, -1, kEtherTypeIpv4, 0, uint8_t(i)));
+  send(l, frames);
+  step();
+  EXPECT_TRUE(wire_out().empty()) << "nothing leaves before the next hop is known";
+  EXPECT_EQ(ucnt(UplinkCounter::neighbor_queue_drops), 4u) << "the queue holds 16 frames";
+  EXPECT_EQ(udrop(Drop::neighbor_unresolved), 4u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::drops), 4u);
+  resolve4(kPeerA4, kMacA);
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 16u);
+  // The 4 frames dropped for want of queue space never left: they are drops,
+  // not transmissions.
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::tx_packets), 16u);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_tx), 16u);
+  for (size_t i = 0; i < out.size(); ++i) {
+    Sent4 p = parse4(out[i]);
+    EXPECT_EQ(p.dst, kMacA) << "pending frame " << i << " got the resolved MAC";
+    EXPECT_EQ(p.src, kUpMac);
+    EXPECT_EQ(p.dip, kPeerA4);
+    EXPECT_EQ(p.inner, frames[i]) << "in order, unchanged";
+  }
+}
+
+TEST_F(UnderlayTest, ThreeUnansweredRequestsFailAndDropPending) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_poll_ms = 5;
+  make_engine(o);
+  SwitchId s = create_switch(kVni);
+  PortId l = add_port(s);
+  UplinkConfig u = cfg4();
+  u.neighbor_retry_ms = 100;
+  make_uplink(u);
+  ASSERT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  send(l, {make_frame(kMacBroadcast, host_mac(1), 64), make_frame(kMacBroadcast, host_mac(1), 65),
+           make_frame(kMacBroadcast, host_mac(1), 66)});
+  size_t requests = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (nstate(v4(kPeerA4)) != "failed" && std::chrono::steady_clock::now() < deadline) {
+    step();
+    for (const Bytes& f : wire_out()) {
+      EXPECT_EQ(get16(f, 12), kEtherTypeArp) << "only ARP while unresolved";
+      ++requests;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(nstate(v4(kPeerA4)), "failed");
+  for (const Bytes& f : wire_out()) (void)f, ++requests;
+  EXPECT_EQ(requests, 3u);
+  EXPECT_EQ(ucnt(UplinkCounter::arp_requests_sent), 3u);
+  EXPECT_EQ(ucnt(UplinkCounter::neighbors_failed), 1u);
+  EXPECT_EQ(ucnt(UplinkCounter::neighbor_queue_drops), 3u);
+  EXPECT_EQ(udrop(Drop::neighbor_unresolved), 3u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::drops), 3u) << "per-peer drops include frames that never resolved";
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::tx_packets), 0u) << "nothing was sent to the peer";
+
+  // The next frame starts over: a new request, and a late reply delivers it.
+  local(l, make_frame(kMacBroadcast, host_mac(1), 70));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(get16(out[0], 12), kEtherTypeArp);
+  resolve4(kPeerA4, kMacA);
+  out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(parse4(out[0]).inner.size(), 70u);
+}
+
+TEST_F(UnderlayTest, OffLinkPeerResolvesTheGateway) {
+  SwitchId s = create_switch(kVni);
+  PortId l = add_port(s);
+  UplinkConfig u = cfg4();
+  u.gateway4 = v4(kGw4);
+  make_uplink(u);
+  ASSERT_TRUE(add_peer(s, v4(kFar4)).ok());
+  step();
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(Bytes(out[0].begin() + 14, out[0].begin() + 42), arp(1, kUpMac, kVtep4, 0, kGw4))
+      << "ARP for the gateway, not for the off-link VTEP";
+  EXPECT_EQ(neighbor(neighbors(), v4(kFar4)), nullptr);
+  resolve4(kGw4, kMacGw);
+  Bytes f = make_frame(kMacBroadcast, host_mac(1), 64);
+  local(l, f);
+  out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  Sent4 p = parse4(out[0]);
+  EXPECT_EQ(p.dst, kMacGw);
+  EXPECT_EQ(p.dip, kFar4);
+  EXPECT_EQ(p.inner, f);
+}
+
+TEST_F(UnderlayTest, OffLinkPeerWithoutGatewayIsUnresolved) {
+  SwitchId s = create_switch(kVni);
+  PortId l = add_port(s);
+  make_uplink(cfg4());
+  ASSERT_TRUE(add_peer(s, v4(kFar4)).ok());
+  step();
+  EXPECT_TRUE(wire_out().empty()) << "nothing to ask";
+  local(l, make_frame(kMacBroadcast, host_mac(1), 64));
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(udrop(Drop::neighbor_unresolved), 1u);
+  EXPECT_EQ(sdrop(s, Drop::neighbor_unresolved), 1u);
+  EXPECT_EQ(peer_cnt(v4(kFar4), PeerCounter::drops), 1u);
+}
+
+// ============================================================ ND
+
+TEST_F(UnderlayTest, AnswersNeighborSolicitationForVtep) {
+  create_switch(kVni);
+  make_uplink(cfg46());
+  step();
+  IpAddr group = v6("ff02::1:ff00:1");
+  Bytes ns = icmp6(kPeerA6, group, ns_body(kVtep6, kMacA));
+  wire(eth(0x3333FF000001ull, kMacA, kEtherTypeIpv6, ipv6(kPeerA6, group, kIpProtoIcmpv6, 255, ns)));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  const Bytes& r = out[0];
+  ASSERT_EQ(r.size(), 14u + 40 + 32);
+  EXPECT_EQ(get_mac(r, 0), kMacA);
+  EXPECT_EQ(get_mac(r, 6), kUpMac);
+  EXPECT_EQ(get16(r, 12), kEtherTypeIpv6);
+  EXPECT_EQ(r[14] >> 4, 6);
+  EXPECT_EQ(get16(r, 18), 32) << "payload length";
+  EXPECT_EQ(r[20], kIpProtoIcmpv6);
+  EXPECT_EQ(r[21], 255) << "hop limit";
+  EXPECT_EQ(get_ip6(r, 22), kVtep6);
+  EXPECT_EQ(get_ip6(r, 38), kPeerA6);
+  const uint8_t* icmp = r.data() + 54;
+  EXPECT_EQ(icmp[0], 136);
+  EXPECT_EQ(icmp[1], 0);
+  EXPECT_EQ(get32(r, 58), 0x60000000u) << "S and O set, R clear";
+  EXPECT_EQ(get_ip6(r, 62), kVtep6) << "target";
+  EXPECT_EQ(icmp[24], 2) << "target link-layer address option";
+  EXPECT_EQ(icmp[25], 1);
+  EXPECT_EQ(get_mac(r, 80), kUpMac);
+  EXPECT_EQ(ref_csum6(r.data() + 22, r.data() + 38, icmp, 32, kIpProtoIcmpv6), 0) << "ICMPv6 checksum";
+  EXPECT_EQ(ucnt(UplinkCounter::nd_adverts_sent), 1u);
+}
+
+TEST_F(UnderlayTest, NeighborSolicitationWithHopLimitBelow255IsIgnored) {
+  create_switch(kVni);
+  make_uplink(cfg46());
+  step();
+  IpAddr group = v6("ff02::1:ff00:1");
+  Bytes ns = icmp6(kPeerA6, group, ns_body(kVtep6, kMacA));
+  wire(eth(0x3333FF000001ull, kMacA, kEtherTypeIpv6, ipv6(kPeerA6, group, kIpProtoIcmpv6, 64, ns)));
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(ucnt(UplinkCounter::nd_adverts_sent), 0u);
+  // Bad ICMPv6 checksum: ignored too.
+  ns[2] ^= 0xFF;
+  wire(eth(0x3333FF000001ull, kMacA, kEtherTypeIpv6, ipv6(kPeerA6, group, kIpProtoIcmpv6, 255, ns)));
+  EXPECT_TRUE(wire_out().empty());
+  // NS for another target: not ours.
+  Bytes other = icmp6(kPeerA6, group, ns_body(kPeerB6, kMacA));
+  wire(eth(0x3333FF000003ull, kMacA, kEtherTypeIpv6, ipv6(kPeerA6, group, kIpProtoIcmpv6, 255, other)));
+  EXPECT_TRUE(wire_out().empty());
+}
+
+TEST_F(UnderlayTest, PeerIsResolvedWithNeighborDiscovery) {
+  SwitchId s = create_switch(kVni);
+  make_uplink(cfg46());
+  ASSERT_TRUE(add_peer(s, kPeerA6).ok());
+  step();
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  const Bytes& q = out[0];
+  ASSERT_EQ(q.size(), 14u + 40 + 32);
+  IpAddr group = v6("ff02::1:ff00:2");
+  EXPECT_EQ(get_mac(q, 0), 0x3333FF000002ull);
+  EXPECT_EQ(get_mac(q, 6), kUpMac);
+  EXPECT_EQ(get16(q, 12), kEtherTypeIpv6);
+  EXPECT_EQ(get32(q, 14), 0x60000000u);
+  EXPECT_EQ(get16(q, 18), 32);
+  EXPECT_EQ(q[20], kIpProtoIcmpv6);
+  EXPECT_EQ(q[21], 255);
+  EXPECT_EQ(get_ip6(q, 22), kVtep6);
+  EXPECT_EQ(get_ip6(q, 38), group);
+  EXPECT_EQ(q[54], 135);
+  EXPECT_EQ(q[55], 0);
+  EXPECT_EQ(get32(q, 58), 0u) << "reserved";
+  EXPECT_EQ(get_ip6(q, 62), kPeerA6);
+  EXPECT_EQ(q[78], 1) << "source link-layer address option";
+  EXPECT_EQ(q[79], 1);
+  EXPECT_EQ(get_mac(q, 80), kUpMac);
+  EXPECT_EQ(ref_csum6(q.data() + 22, q.data() + 38, q.data() + 54, 32, kIpProtoIcmpv6), 0);
+  EXPECT_EQ(ucnt(UplinkCounter::nd_solicits_sent), 1u);
+
+  // An NA with hop limit 64 is ignored.
+  Bytes na = icmp6(kPeerA6, kVtep6, na_body(kPeerA6, kMacA));
+  wire(eth(kUpMac, kMacA, kEtherTypeIpv6, ipv6(kPeerA6, kVtep6, kIpProtoIcmpv6, 64, na)));
+  EXPECT_EQ(nstate(kPeerA6), "incomplete");
+  resolve6(kPeerA6, kMacA);
+  auto nb = neighbors();
+  const NeighborDumpEntry* n = neighbor(nb, kPeerA6);
+  ASSERT_NE(n, nullptr);
+  EXPECT_STREQ(n->state, "reachable");
+  EXPECT_EQ(n->mac, kMacA);
+  EXPECT_TRUE(wire_out().empty());
+}
+
+// ============================================================ echo
+
+TEST_F(UnderlayTest, AnswersIcmpEchoToVtep) {
+  create_switch(kVni);
+  make_uplink(cfg4());
+  step();
+  Bytes icmp = {8, 0, 0, 0, 0x12, 0x34, 0x00, 0x07};
+  for (int i = 0; i < 37; ++i) icmp.push_back(uint8_t(i * 3));  // odd length
+  uint16_t c = ref_csum(icmp.data(), icmp.size());
+  icmp[2] = uint8_t(c >> 8), icmp[3] = uint8_t(c);
+  Ip4Opts io;
+  io.ttl = 61;
+  wire(eth(kUpMac, kMacA, kEtherTypeIpv4, ipv4(kPeerA4, kVtep4, kIpProtoIcmp, icmp, io)));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  const Bytes& r = out[0];
+  ASSERT_EQ(r.size(), 14 + 20 + icmp.size());
+  EXPECT_EQ(get_mac(r, 0), kMacA);
+  EXPECT_EQ(get_mac(r, 6), kUpMac);
+  EXPECT_EQ(get16(r, 12), kEtherTypeIpv4);
+  EXPECT_EQ(ref_csum(r.data() + 14, 20), 0) << "IPv4 header checksum";
+  EXPECT_EQ(get16(r, 16), 20 + icmp.size());
+  EXPECT_EQ(r[23], kIpProtoIcmp);
+  EXPECT_EQ(get32(r, 26), kVtep4);
+  EXPECT_EQ(get32(r, 30), kPeerA4);
+  EXPECT_EQ(r[34], 0) << "echo reply";
+  EXPECT_EQ(r[35], 0);
+  EXPECT_EQ(ref_csum(r.data() + 34, icmp.size()), 0) << "ICMP checksum";
+  EXPECT_EQ(Bytes(r.begin() + 38, r.end()), Bytes(icmp.begin() + 4, icmp.end())) << "id, seq, data echoed";
+  EXPECT_EQ(ucnt(UplinkCounter::echo_replies_sent), 1u);
+
+  // Echo to another address: not answered.
+  wire(eth(kUpMac, kMacA, kEtherTypeIpv4, ipv4(kPeerA4, kPeerB4, kIpProtoIcmp, icmp)));
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(udrop(Drop::outer_ip_not_local), 1u);
+  // Echo with a bad ICMP checksum: not answered.
+  Bytes bad = icmp;
+  bad[5] ^= 1;
+  wire(eth(kUpMac, kMacA, kEtherTypeIpv4, ipv4(kPeerA4, kVtep4, kIpProtoIcmp, bad)));
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(ucnt(UplinkCounter::echo_replies_sent), 1u);
+}
+
+TEST_F(UnderlayTest, AnswersIcmpv6EchoToVtep) {
+  create_switch(kVni);
+  make_uplink(cfg46());
+  step();
+  Bytes body = {128, 0, 0, 0, 0xAB, 0xCD, 0x00, 0x01};
+  for (int i = 0; i < 33; ++i) body.push_back(uint8_t(0xF0 + i));
+  Bytes req = icmp6(kPeerA6, kVtep6, body);
+  wire(eth(kUpMac, kMacA, kEtherTypeIpv6, ipv6(kPeerA6, kVtep6, kIpProtoIcmpv6, 64, req)));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  const Bytes& r = out[0];
+  ASSERT_EQ(r.size(), 54 + req.size());
+  EXPECT_EQ(get_mac(r, 0), kMacA);
+  EXPECT_EQ(get_mac(r, 6), kUpMac);
+  EXPECT_EQ(get16(r, 18), req.size());
+  EXPECT_EQ(r[20], kIpProtoIcmpv6);
+  EXPECT_EQ(get_ip6(r, 22), kVtep6);
+  EXPECT_EQ(get_ip6(r, 38), kPeerA6);
+  EXPECT_EQ(r[54], 129);
+  EXPECT_EQ(r[55], 0);
+  EXPECT_EQ(ref_csum6(r.data() + 22, r.data() + 38, r.data() + 54, req.size(), kIpProtoIcmpv6), 0);
+  EXPECT_EQ(Bytes(r.begin() + 58, r.end()), Bytes(req.begin() + 4, req.end()));
+
+  // To another address: not answered (left to the host).
+  Bytes other = icmp6(kPeerA6, kPeerB6, body);
+  wire(eth(kUpMac, kMacA, kEtherTypeIpv6, ipv6(kPeerA6, kPeerB6, kIpProtoIcmpv6, 64, other)));
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(ucnt(UplinkCounter::echo_replies_sent), 1u);
+}
+
+// ============================================================ encapsulation
+
+TEST_F(VxlanEncapTest, BroadcastReachesEachPeerOnceWithCorrectHeaders) {
+  setup4(2);
+  Bytes f = make_frame(kMacBroadcast, host_mac(1), 64);
+  local(locals_[0], f);
+  EXPECT_EQ(recv(locals_[1]).size(), 1u);
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 2u) << "head-end replication: one copy per peer";
+  std::multiset<uint32_t> dips;
+  for (const Bytes& o : out) {
+    ASSERT_EQ(o.size(), 50u + 64);
+    Sent4 p = parse4(o);
+    dips.insert(p.dip);
+    EXPECT_EQ(p.dst, p.dip == kPeerA4 ? kMacA : kMacB);
+    EXPECT_EQ(p.src, kUpMac);
+    EXPECT_EQ(p.sip, kVtep4);
+    EXPECT_EQ(p.dport, 4789);
+    EXPECT_GE(p.sport, 49152);
+    EXPECT_EQ(p.udp_csum, 0) << "IPv4: UDP checksum zero";
+    EXPECT_EQ(p.udp_len, 8 + 8 + 64);
+    EXPECT_EQ(p.vni, kVni);
+    EXPECT_EQ(p.inner, f);
+    EXPECT_EQ(get16(o, 18), 0) << "identification 0 with DF";
+  }
+  EXPECT_EQ(dips, (std::multiset<uint32_t>{kPeerA4, kPeerB4}));
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_tx), 2u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::tx_packets), 1u);
+  EXPECT_EQ(peer_cnt(v4(kPeerB4), PeerCounter::tx_packets), 1u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::tx_bytes), 64u);
+  EXPECT_EQ(pc(up_, PortCounter::tx_packets), 2u + 2u) << "two ARP requests, two VXLAN packets";
+}
+
+TEST_F(VxlanEncapTest, DfOffAndTtlAreConfigurable) {
+  UplinkConfig u = cfg4();
+  u.df = false;
+  u.ttl = 9;
+  setup4(1, {}, u, false);
+  local(locals_[0], make_frame(kMacBroadcast, host_mac(1), 64));
+  local(locals_[0], make_frame(kMacBroadcast, host_mac(1), 65));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 2u);
+  parse4(out[0], u);
+  parse4(out[1], u);
+  EXPECT_NE(get16(out[0], 18), get16(out[1], 18)) << "identification varies without DF";
+}
+
+TEST_F(VxlanEncapTest, SourcePortIsAStableFlowHashInTheRange) {
+  UplinkConfig u = cfg4();
+  u.src_port_min = 50000;
+  u.src_port_max = 50099;
+  setup4(1, {}, u, false);
+  PortId l = locals_[0];
+  std::set<uint16_t> ports;
+  for (uint16_t i = 0; i < 300; ++i) {
+    Bytes f = inner_udp_frame(kMacBroadcast, host_mac(1), 0xC6120A01, 0xC6120A02, uint16_t(1000 + i), 7);
+    local(l, f);
+    local(l, f);
+    auto out = wire_out();
+    ASSERT_EQ(out.size(), 2u);
+    uint16_t a = get16(out[0], 34), b = get16(out[1], 34);
+    EXPECT_EQ(a, b) << "same flow, same source port";
+    EXPECT_GE(a, 50000);
+    EXPECT_LE(a, 50099);
+    ports.insert(a);
+  }
+  EXPECT_GE(ports.size(), 60u) << "300 flows over 100 ports should use most of them";
+  // Different MACs alone also change the port.
+  std::set<uint16_t> by_mac;
+  for (uint32_t i = 0; i < 50; ++i) {
+    local(l, make_frame(kMacBroadcast, host_mac(100 + i), 64));
+    auto out = wire_out();
+    ASSERT_EQ(out.size(), 1u);
+    by_mac.insert(get16(out[0], 34));
+  }
+  EXPECT_GE(by_mac.size(), 20u);
+}
+
+TEST_F(VxlanEncapTest, Ipv6HeadersAndUdpChecksum) {
+  for (bool zero : {false, true}) {
+    SCOPED_TRACE(zero ? "udp6_zero_checksum" : "checksum computed");
+    make_engine(testutil::small_engine_options());
+    SwitchId s = create_switch(kVni);
+    PortId l = add_port(s);
+    UplinkConfig u = cfg46();
+    u.udp6_zero_checksum = zero;
+    u.ttl = 33;
+    make_uplink(u);
+    ASSERT_TRUE(add_peer(s, kPeerA6).ok());
+    step();
+    wire_out();
+    resolve6(kPeerA6, kMacA);
+    for (uint16_t len : {64, 65, 333}) {
+      Bytes f = inner_udp_frame(kMacBroadcast, host_mac(1), 0xC6120A01, 0xC6120A02, len, 9, len);
+      local(l, f);
+      auto out = wire_out();
+      ASSERT_EQ(out.size(), 1u);
+      const Bytes& o = out[0];
+      ASSERT_EQ(o.size(), 70u + len);
+      EXPECT_EQ(get_mac(o, 0), kMacA);
+      EXPECT_EQ(get_mac(o, 6), kUpMac);
+      EXPECT_EQ(get16(o, 12), kEtherTypeIpv6);
+      EXPECT_EQ(get32(o, 14) >> 28, 6u);
+      EXPECT_EQ(get16(o, 18), 16 + len) << "payload length";
+      EXPECT_EQ(o[20], kIpProtoUdp);
+      EXPECT_EQ(o[21], 33) << "hop limit";
+      EXPECT_EQ(get_ip6(o, 22), kVtep6);
+      EXPECT_EQ(get_ip6(o, 38), kPeerA6);
+      EXPECT_EQ(get16(o, 56), 4789);
+      EXPECT_EQ(get16(o, 58), 16 + len);
+      uint16_t c = get16(o, 60);
+      if (zero) {
+        EXPECT_EQ(c, 0);
+      } else {
+        EXPECT_NE(c, 0);
+        EXPECT_EQ(ref_csum6(o.data() + 22, o.data() + 38, o.data() + 54, 16 + len, kIpProtoUdp), 0)
+            << "UDP checksum over the RFC 8200 pseudo-header";
+      }
+      EXPECT_EQ(o[62], 0x08);
+      EXPECT_EQ(get32(o, 66) >> 8, kVni);
+      EXPECT_EQ(Bytes(o.begin() + 70, o.end()), f);
+    }
+  }
+}
+
+TEST_F(VxlanEncapTest, LargestFrameThatFitsPassesOneMoreIsDropped) {
+  SwitchId s = create_switch(kVni);
+  PortId l = add_port(s);
+  make_uplink(cfg46(), 1500);
+  ASSERT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  step();
+  wire_out();
+  resolve4(kPeerA4, kMacA);
+  // IPv4: 1500 - 20 - 8 - 8 = 1464-byte inner frame (inner L3 1450).
+  local(l, make_frame(kMacBroadcast, host_mac(1), 1464));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].size(), 1514u);
+  EXPECT_EQ(get16(out[0], 16), 1500) << "outer IP packet exactly the uplink MTU";
+  local(l, make_frame(kMacBroadcast, host_mac(1), 1465));
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(udrop(Drop::vxlan_too_big), 1u);
+  EXPECT_EQ(sdrop(s, Drop::vxlan_too_big), 1u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::drops), 1u);
+
+  // IPv6: 1500 - 40 - 8 - 8 = 1444-byte inner frame (inner L3 1430).
+  ASSERT_TRUE(del_peer(s, v4(kPeerA4)).ok());
+  ASSERT_TRUE(add_peer(s, kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  local(l, make_frame(kMacBroadcast, host_mac(1), 1444));
+  out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].size(), 1514u);
+  EXPECT_EQ(get16(out[0], 18), 1460) << "IPv6 payload: 1500 minus the fixed header";
+  local(l, make_frame(kMacBroadcast, host_mac(1), 1445));
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(udrop(Drop::vxlan_too_big), 2u);
+}
+
+// ============================================================ decapsulation
+
+TEST_F(VxlanDecapTest, DeliversInnerFrameAndLearnsBehindTheVtep) {
+  setup4(2);
+  Mac remote = host_mac(0x500);
+  Bytes inner = make_frame(kMacBroadcast, remote, 64);
+  wire(vx4(inner));
+  for (PortId p : locals_) {
+    auto r = recv(p);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0], inner);
+  }
+  EXPECT_TRUE(wire_out().empty()) << "split horizon: not re-flooded to peer B";
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx), 1u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::rx_packets), 1u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::rx_bytes), 64u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::fdb_learned), 1u);
+
+  auto d = fdb(sw_);
+  const FdbDumpEntry* e = find_entry(d, remote);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->remote);
+  EXPECT_EQ(e->vtep, v4(kPeerA4));
+  EXPECT_EQ(e->port, up_);
+  EXPECT_FALSE(e->is_static);
+  auto learned = events_of(EventType::kLearned);
+  ASSERT_EQ(learned.size(), 1u);
+  EXPECT_EQ(learned[0].mac, remote);
+  EXPECT_EQ(learned[0].vtep, v4(kPeerA4));
+  EXPECT_EQ(learned[0].port, up_);
+
+  // Unicast to it goes to peer A only, encapsulated.
+  Bytes to = make_frame(remote, host_mac(1), 80);
+  local(locals_[0], to);
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  Sent4 p = parse4(out[0]);
+  EXPECT_EQ(p.dip, kPeerA4);
+  EXPECT_EQ(p.dst, kMacA);
+  EXPECT_EQ(p.inner, to);
+  EXPECT_TRUE(recv(locals_[1]).empty());
+
+  // And a unicast reply from A to the local host goes only to its port.
+  Bytes back = make_frame(host_mac(1), remote, 70);
+  wire(vx4(back));
+  auto r0 = recv(locals_[0]);
+  ASSERT_EQ(r0.size(), 1u);
+  EXPECT_EQ(r0[0], back);
+  EXPECT_TRUE(recv(locals_[1]).empty());
+}
+
+TEST_F(VxlanDecapTest, Ipv6UnderlayDecapsulates) {
+  SwitchId s = create_switch(kVni);
+  PortId l = add_port(s);
+  make_uplink(cfg46());
+  ASSERT_TRUE(add_peer(s, kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  Bytes inner = make_frame(kMacBroadcast, host_mac(0x600), 64);
+  wire(vx6(inner));
+  auto r = recv(l);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], inner);
+  auto e = entry(s, host_mac(0x600));
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->vtep, kPeerA6);
+}
+
+TEST_F(VxlanDecapTest, RemoteLearningOffLearnsNothing) {
+  SwitchConfig sc;
+  sc.remote_learning = false;
+  setup4(1, sc);
+  Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
+  wire(vx4(inner));
+  wire(vx4(inner));
+  EXPECT_EQ(recv(locals_[0]).size(), 2u) << "still delivered";
+  EXPECT_FALSE(entry(sw_, host_mac(0x500)));
+  EXPECT_EQ(count_events(EventType::kLearned), 0u);
+  // Local learning still works.
+  local(locals_[0], make_frame(kMacBroadcast, host_mac(1), 64));
+  EXPECT_TRUE(entry(sw_, host_mac(1)));
+  // The unknown remote MAC floods to both peers.
+  wire_out();
+  local(locals_[0], make_frame(host_mac(0x500), host_mac(1), 64));
+  EXPECT_EQ(wire_out().size(), 2u);
+}
+
+TEST_F(VxlanDecapTest, StaticRemoteEntryOverridesLearning) {
+  setup4(1);
+  Mac m = host_mac(0x700);
+  ASSERT_TRUE(add_remote_mac(sw_, m, v4(kPeerA4)).ok());
+  // Unicast to it: only A.
+  local(locals_[0], make_frame(m, host_mac(1), 64));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(parse4(out[0]).dip, kPeerA4);
+  // The same MAC arriving from B is a conflict.
+  Vx4 fromB;
+  fromB.src = kPeerB4;
+  fromB.outer_src = kMacB;
+  wire(vx4(make_frame(kMacBroadcast, m, 64), fromB));
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::static_mac_conflict), 1u);
+  EXPECT_EQ(sdrop(sw_, Drop::static_mac_conflict), 1u);
+  auto e = entry(sw_, m);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->is_static);
+  EXPECT_EQ(e->vtep, v4(kPeerA4));
+  // From A itself it is fine.
+  wire(vx4(make_frame(kMacBroadcast, m, 64)));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+}
+
+TEST_F(VxlanDecapTest, DecapsulatedUnicastToAnotherVtepIsDropped) {
+  setup4(1);
+  Mac behind_b = host_mac(0x800);
+  Vx4 fromB;
+  fromB.src = kPeerB4;
+  fromB.outer_src = kMacB;
+  wire(vx4(make_frame(kMacBroadcast, behind_b, 64), fromB));
+  recv(locals_[0]);
+  ASSERT_EQ(wire_out().size(), 0u);
+  wire(vx4(make_frame(behind_b, host_mac(0x500), 64)));
+  EXPECT_TRUE(wire_out().empty()) << "never relayed from one VTEP to another";
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::remote_to_remote), 1u);
+  EXPECT_EQ(sdrop(sw_, Drop::remote_to_remote), 1u);
+  // Unknown unicast from a VTEP: local flood only.
+  wire(vx4(make_frame(host_mac(0x999), host_mac(0x500), 64)));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  EXPECT_TRUE(wire_out().empty());
+  // Multicast too.
+  wire(vx4(make_frame(testutil::kMcastMac, host_mac(0x500), 64)));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  EXPECT_TRUE(wire_out().empty());
+}
+
+TEST_F(VxlanDecapTest, MacMovesBetweenLocalAndRemote) {
+  setup4(2);
+  Mac m = host_mac(0x42);
+  local(locals_[0], make_frame(kMacBroadcast, m, 64));
+  wire_out();
+  recv(locals_[1]);
+  events();
+  events_.clear();
+  // Local -> remote (the VM migrated to the host behind A).
+  wire(vx4(make_frame(kMacBroadcast, m, 64)));
+  EXPECT_EQ(sc(sw_, SwitchCounter::moved), 1u);
+  auto mv = events_of(EventType::kMoved);
+  ASSERT_EQ(mv.size(), 1u);
+  EXPECT_EQ(mv[0].mac, m);
+  EXPECT_EQ(mv[0].vtep, v4(kPeerA4));
+  EXPECT_EQ(mv[0].port, up_);
+  EXPECT_EQ(mv[0].old_port, locals_[0]);
+  EXPECT_TRUE(mv[0].old_vtep.is_zero());
+  auto e = entry(sw_, m);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->vtep, v4(kPeerA4));
+  EXPECT_EQ(pc(locals_[0], PortCounter::fdb_learned), 0u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::fdb_learned), 1u);
+  // Remote A -> remote B.
+  Vx4 fromB;
+  fromB.src = kPeerB4;
+  fromB.outer_src = kMacB;
+  wire(vx4(make_frame(kMacBroadcast, m, 64), fromB));
+  EXPECT_EQ(sc(sw_, SwitchCounter::moved), 2u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::fdb_learned), 0u);
+  EXPECT_EQ(peer_cnt(v4(kPeerB4), PeerCounter::fdb_learned), 1u);
+  // Remote -> local.
+  local(locals_[1], make_frame(kMacBroadcast, m, 64));
+  EXPECT_EQ(sc(sw_, SwitchCounter::moved), 3u);
+  mv = events_of(EventType::kMoved);
+  ASSERT_EQ(mv.size(), 3u);
+  EXPECT_EQ(mv[2].port, locals_[1]);
+  EXPECT_TRUE(mv[2].vtep.is_zero());
+  EXPECT_EQ(mv[2].old_vtep, v4(kPeerB4));
+  e = entry(sw_, m);
+  ASSERT_TRUE(e);
+  EXPECT_FALSE(e->remote);
+  EXPECT_EQ(e->port, locals_[1]);
+  EXPECT_EQ(peer_cnt(v4(kPeerB4), PeerCounter::fdb_learned), 0u);
+}
+
+TEST_F(VxlanDecapTest, UnknownPeerIsLearnedWhenAllowed) {
+  setup4(1);
+  Vx4 o;
+  o.src = kStranger4;
+  wire(vx4(make_frame(kMacBroadcast, host_mac(0x900), 64), o));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  auto e = entry(sw_, host_mac(0x900));
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->vtep, v4(kStranger4));
+  // It is not in the flood list: a broadcast still goes to A and B only.
+  wire_out();
+  local(locals_[0], make_frame(kMacBroadcast, host_mac(1), 64));
+  std::set<uint32_t> dips;
+  for (const Bytes& f : wire_out())
+    if (get16(f, 12) == kEtherTypeIpv4) dips.insert(parse4(f).dip);
+  EXPECT_EQ(dips, (std::set<uint32_t>{kPeerA4, kPeerB4}));
+}
+
+
+TEST_F(VxlanEncapTest, HeadEndReplicationToManyPeers) {
+  // More peers than the flood stage collects in one round (64).
+  SwitchId s = create_switch(kVni);
+  PortId l = add_port(s);
+  make_uplink(cfg4());
+  const uint32_t n = 70;
+  for (uint32_t i = 0; i < n; ++i) ASSERT_TRUE(add_peer(s, v4(0xC6120010 + i)).ok());
+  step();
+  EXPECT_EQ(wire_out().size(), n) << "one ARP request per peer";
+  for (uint32_t i = 0; i < n; ++i) resolve4(0xC6120010 + i, 0x02BB00001000ull + i);
+  Bytes f = make_frame(kMacBroadcast, host_mac(1), 64);
+  local(l, f);
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), n);
+  std::set<uint32_t> dips;
+  for (const Bytes& o : out) {
+    Sent4 p = parse4(o);
+    EXPECT_EQ(p.dst, 0x02BB00001000ull + (p.dip - 0xC6120010));
+    EXPECT_EQ(p.inner, f);
+    dips.insert(p.dip);
+  }
+  EXPECT_EQ(dips.size(), n) << "each peer exactly once";
+}
+
+TEST_F(VxlanEncapTest, VnisStayIsolated) {
+  SwitchId s1 = create_switch(kVni), s2 = create_switch(6000);
+  PortId l1 = add_port(s1), l2 = add_port(s2);
+  make_uplink(cfg4());
+  ASSERT_TRUE(add_peer(s1, v4(kPeerA4)).ok());
+  ASSERT_TRUE(add_peer(s2, v4(kPeerA4)).ok());
+  step();
+  EXPECT_EQ(wire_out().size(), 1u) << "one next hop, one request";
+  resolve4(kPeerA4, kMacA);
+  local(l2, make_frame(kMacBroadcast, host_mac(2), 64));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(parse4(out[0]).vni, 6000u);
+  EXPECT_TRUE(recv(l1).empty());
+  Vx4 o;
+  o.vni = 6000;
+  Bytes inner = make_frame(kMacBroadcast, host_mac(0x600), 64);
+  wire(vx4(inner, o));
+  EXPECT_TRUE(recv(l1).empty());
+  auto r = recv(l2);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], inner);
+  EXPECT_TRUE(entry(s2, host_mac(0x600)));
+  EXPECT_FALSE(entry(s1, host_mac(0x600)));
+  // The same MAC may live in both VNIs behind different places.
+  wire(vx4(inner));
+  EXPECT_EQ(recv(l1).size(), 1u);
+  EXPECT_TRUE(entry(s1, host_mac(0x600)));
+  EXPECT_EQ(sc(s1, SwitchCounter::moved) + sc(s2, SwitchCounter::moved), 0u);
+}
+
+TEST_F(VxlanEncapTest, TrunkPortTagsAreRemovedBeforeEncapAndPushedAfterDecap) {
+  SwitchId s = create_switch(kVni);
+  PortId t = add_port(kNoId, {}, {{10, s}});
+  make_uplink(cfg4());
+  ASSERT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  step();
+  wire_out();
+  resolve4(kPeerA4, kMacA);
+  Bytes tagged = make_frame(kMacBroadcast, host_mac(1), 68, 10);
+  local(t, tagged);
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(parse4(out[0]).inner, testutil::strip_tag(tagged)) << "inner frames are untagged";
+  Bytes inner = make_frame(host_mac(1), host_mac(0x500), 64);
+  wire(vx4(inner));
+  auto r = recv(t);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], testutil::add_tag(inner, 10));
+}
+
+TEST_F(VxlanEncapTest, UplinkLinkDownDropsEncapButLocalTrafficFlows) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_poll_ms = 1;
+  make_engine(o);
+  setup4(2);
+  peer(up_).set_link(false);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  step();  // housekeeping sees the link go down
+  local(locals_[0], make_frame(kMacBroadcast, host_mac(1), 64));
+  EXPECT_EQ(recv(locals_[1]).size(), 1u);
+  EXPECT_TRUE(wire_out().empty());
+  // Unicast to a remote MAC: counted, not sent.
+  ASSERT_TRUE(add_remote_mac(sw_, host_mac(0x700), v4(kPeerA4)).ok());
+  local(locals_[0], make_frame(host_mac(0x700), host_mac(1), 64));
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(sdrop(sw_, Drop::no_uplink), 1u);
+}
+
+TEST_F(VxlanDecapTest, RemoteEntriesAgeLikeLocalOnes) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_poll_ms = 10;
+  make_engine(o);
+  SwitchConfig sc1;
+  sc1.aging_ms = 1000;
+  setup4(1, sc1);
+  wire(vx4(make_frame(kMacBroadcast, host_mac(0x500), 64)));
+  recv(locals_[0]);
+  ASSERT_TRUE(entry(sw_, host_mac(0x500)));
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::fdb_learned), 1u);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (entry(sw_, host_mac(0x500)) && std::chrono::steady_clock::now() < deadline) {
+    step();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(entry(sw_, host_mac(0x500))) << "aged out";
+  EXPECT_EQ(sc(sw_, SwitchCounter::aged), 1u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::fdb_learned), 0u);
+  auto aged = events_of(EventType::kAged);
+  ASSERT_EQ(aged.size(), 1u);
+  EXPECT_EQ(aged[0].mac, host_mac(0x500));
+  EXPECT_EQ(aged[0].vtep, v4(kPeerA4));
+  EXPECT_EQ(aged[0].port, up_) << "events name the uplink's port for remote MACs (command.h)";
+}
+
+TEST_F(VxlanCommandsTest, StaticRemoteMacBeforeUplinkWorksOnceItExists) {
+  SwitchId s = create_switch(kVni);
+  PortId l = add_port(s);
+  ASSERT_TRUE(add_remote_mac(s, host_mac(0x700), v4(kPeerA4)).ok());
+  local(l, make_frame(host_mac(0x700), host_mac(1), 64));
+  EXPECT_EQ(sdrop(s, Drop::no_uplink), 1u);
+  make_uplink(cfg4());
+  step();
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u) << "the uplink resolves VTEPs that already exist";
+  EXPECT_EQ(Bytes(out[0].begin() + 14, out[0].begin() + 42), arp(1, kUpMac, kVtep4, 0, kPeerA4));
+  resolve4(kPeerA4, kMacA);
+  Bytes f = make_frame(host_mac(0x700), host_mac(1), 64);
+  local(l, f);
+  out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(parse4(out[0]).inner, f);
+  // Deleting the uplink keeps static remote entries, drops learned ones.
+  wire(vx4(make_frame(kMacBroadcast, host_mac(0x501), 64)));
+  recv(l);
+  ASSERT_TRUE(entry(s, host_mac(0x501)));
+  ASSERT_TRUE(run(cmd(CmdOp::kDeleteUplink)).ok());
+  EXPECT_TRUE(entry(s, host_mac(0x700)));
+  EXPECT_FALSE(entry(s, host_mac(0x501)));
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::fdb_learned), 0u);
+}
+
+// Peers come and go; a VTEP that no switch lists and no FDB entry points at
+// must give its slot back, or maxVteps is eventually reached for good.
+TEST_F(VxlanCommandsTest, VtepSlotsAreReclaimed) {
+  EngineOptions o = testutil::small_engine_options();
+  o.max_vteps = 4;
+  make_engine(o);
+  SwitchId s = create_switch(kVni);
+  make_uplink(cfg4());
+  for (uint32_t i = 0; i < 8; ++i) {
+    IpAddr ip = v4(0xC6120020 + i);
+    Result r = add_peer(s, ip);
+    ASSERT_TRUE(r.ok()) << "peer #" << i << ": " << r.message;
+    ASSERT_TRUE(del_peer(s, ip).ok());
+  }
+}
+
+// ============================================================ malformed
+
+struct BadCase {
+  const char* name;
+  std::function<Bytes()> build;
+  Drop why;
+};
+
+TEST_F(VxlanMalformedTest, EachDefectHasItsOwnDropAndGoodTrafficContinues) {
+  setup4(1, {}, cfg46());
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  PortId l = locals_[0];
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
+  auto with = [&](std::function<void(Vx4&)> f) {
+    return [=] {
+      Vx4 o;
+      f(o);
+      return vx4(inner, o);
+    };
+  };
+  auto with6 = [&](std::function<void(Vx6&)> f) {
+    return [=] {
+      Vx6 o;
+      f(o);
+      return vx6(inner, o);
+    };
+  };
+  std::vector<BadCase> cases = {
+      {"runt", [] { return Bytes(10, 0x02); }, Drop::runt},
+      {"outer dst MAC of someone else", with([](Vx4& o) { o.outer_dst = 0x02CC00000001ull; }), Drop::outer_dst_mac},
+      {"IP version 5", with([](Vx4& o) { o.ip.ver_ihl = 0x55; }), Drop::outer_ip_header},
+      {"IHL 4", with([](Vx4& o) { o.ip.ver_ihl = 0x44; }), Drop::outer_ip_header},
+      {"IPv4 header too short for the frame",
+       [] { return eth(kUpMac, kMacA, kEtherTypeIpv4, Bytes{0x45, 0, 0, 20, 0, 0}); }, Drop::outer_ip_header},
+      {"bad IPv4 header checksum", with([](Vx4& o) { o.ip.bad_csum = true; }), Drop::outer_ip_checksum},
+      {"total length beyond the frame", with([](Vx4& o) { o.ip.tot_delta = 1; }), Drop::outer_ip_length},
+      {"total length shorter than IHL", with([](Vx4& o) { o.ip.tot_delta = -81; }), Drop::outer_ip_length},
+      {"MF fragment", with([](Vx4& o) { o.ip.frag = 0x2000; }), Drop::outer_ip_fragment},
+      {"non-zero fragment offset", with([](Vx4& o) { o.ip.frag = 0x0010; }), Drop::outer_ip_fragment},
+      {"dst not our VTEP", with([](Vx4& o) { o.dst = kPeerB4; }), Drop::outer_ip_not_local},
+      {"TCP to our VTEP", with([](Vx4& o) { o.proto = kIpProtoTcp; }), Drop::outer_not_vxlan},
+      {"wrong UDP port", with([](Vx4& o) { o.dport = 4790; }), Drop::vxlan_udp_port},
+      {"UDP length 7", with([](Vx4& o) { o.udp_len = 7; }), Drop::outer_udp_length},
+      {"UDP length beyond the IP payload", with([](Vx4& o) { o.udp_len = 8 + 8 + 64 + 1; }),
+       Drop::outer_udp_length},
+      {"UDP too short for VXLAN", with([](Vx4& o) { o.udp_len = 12; }), Drop::outer_udp_length},
+      {"bad UDP checksum (IPv4)", with([](Vx4& o) { o.csum = Csum::kBad; }), Drop::outer_udp_checksum},
+      {"I flag clear", with([](Vx4& o) { o.flags = 0x00; }), Drop::vxlan_flags},
+      {"I flag clear, other bits set", with([](Vx4& o) { o.flags = 0xF7; }), Drop::vxlan_flags},
+      {"unknown VNI", with([](Vx4& o) { o.vni = 4999; }), Drop::vxlan_vni_unknown},
+      {"inner frame of 13 bytes", [&] { return vx4(Bytes(inner.begin(), inner.begin() + 13)); },
+       Drop::vxlan_inner_runt},
+      {"empty inner frame", [&] { return vx4(Bytes()); }, Drop::vxlan_inner_runt},
+      {"bad UDP checksum (IPv6)", with6([](Vx6& o) { o.csum = Csum::kBad; }), Drop::outer_udp_checksum},
+      {"zero UDP checksum (IPv6, not allowed)", with6([](Vx6& o) { o.csum = Csum::kZero; }),
+       Drop::outer_udp_checksum},
+      {"IPv6 fragment header", with6([](Vx6& o) { o.frag_header = true; }), Drop::outer_ip_fragment},
+      {"IPv6 dst not our VTEP", with6([](Vx6& o) { o.dst = kPeerB6; }), Drop::outer_ip_not_local},
+      {"IPv6 wrong UDP port", with6([](Vx6& o) { o.dport = 4790; }), Drop::vxlan_udp_port},
+      {"IPv6 unknown VNI", with6([](Vx6& o) { o.vni = 77; }), Drop::vxlan_vni_unknown},
+      {"IPv6 payload length beyond the frame",
+       [&] {
+         Bytes b = vx6(inner);
+         store_be16(b.data() + 18, uint16_t(get16(b, 18) + 1));
+         return b;
+       },
+       Drop::outer_ip_length},
+      {"IPv6 version 4 in an IPv6 frame",
+       [&] {
+         Bytes b = vx6(inner);
+         b[14] = 0x40;
+         return b;
+       },
+       Drop::outer_ip_header},
+  };
+  const Bytes good = vx4(inner);
+  for (const BadCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    uint64_t before = udrop(c.why), total = pc(up_, PortCounter::rx_drops);
+    wire(c.build());
+    EXPECT_EQ(udrop(c.why), before + 1) << "its own reason";
+    EXPECT_EQ(pc(up_, PortCounter::rx_drops), total + 1) << "exactly one drop";
+    EXPECT_TRUE(recv(l).empty()) << "not delivered";
+    EXPECT_TRUE(wire_out().empty()) << "nothing sent back";
+    wire(good);
+    auto r = recv(l);
+    ASSERT_EQ(r.size(), 1u) << "good packet right after still forwarded";
+    EXPECT_EQ(r[0], inner);
+  }
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx), cases.size());
+}
+
+TEST_F(VxlanMalformedTest, AcceptedVariants) {
+  setup4(1, {}, cfg46());
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  PortId l = locals_[0];
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
+  struct Ok {
+    const char* name;
+    Bytes pkt;
+  };
+  Vx4 reserved;
+  reserved.flags = 0xFF;  // I plus every reserved bit
+  reserved.reserved = 0xA5;
+  Vx4 good_csum;
+  good_csum.csum = Csum::kGood;
+  Vx4 bcast_dst;
+  bcast_dst.outer_dst = kMacBroadcast;
+  std::vector<Ok> oks = {
+      {"reserved bits set with I flag", vx4(inner, reserved)},
+      {"valid non-zero UDP checksum over IPv4", vx4(inner, good_csum)},
+      {"outer broadcast destination", vx4(inner, bcast_dst)},
+      {"IPv6 with checksum", vx6(inner)},
+      {"Ethernet padding after the IP packet",
+       [&] {
+         Bytes b = vx4(inner);
+         b.insert(b.end(), 6, 0);
+         return b;
+       }()},
+  };
+  for (const Ok& o : oks) {
+    SCOPED_TRACE(o.name);
+    uint64_t drops = pc(up_, PortCounter::rx_drops);
+    wire(o.pkt);
+    auto r = recv(l);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0], inner);
+    EXPECT_EQ(pc(up_, PortCounter::rx_drops), drops);
+  }
+}
+
+TEST_F(VxlanMalformedTest, ZeroUdp6ChecksumAcceptedWhenAllowed) {
+  UplinkConfig u = cfg46();
+  u.udp6_zero_checksum = true;
+  setup4(1, {}, u, false);
+  Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
+  Vx6 z;
+  z.csum = Csum::kZero;
+  wire(vx6(inner, z));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  Vx6 bad;
+  bad.csum = Csum::kBad;
+  wire(vx6(inner, bad));
+  EXPECT_EQ(recv(locals_[0]).size(), 0u);
+  EXPECT_EQ(udrop(Drop::outer_udp_checksum), 1u) << "a non-zero checksum is still verified";
+}
+
+TEST_F(VxlanMalformedTest, UnknownPeerDeniedWhenAllowListIsOn) {
+  UplinkConfig u = cfg4();
+  u.allow_unknown_peers = false;
+  setup4(1, {}, u, false);
+  Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
+  Vx4 o;
+  o.src = kStranger4;
+  wire(vx4(inner, o));
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 1u);
+  EXPECT_FALSE(entry(sw_, host_mac(0x500)));
+  // A VTEP that only holds a static MAC is not a peer either.
+  ASSERT_TRUE(add_remote_mac(sw_, host_mac(0x501), v4(kPeerB4)).ok());
+  Vx4 ob;
+  ob.src = kPeerB4;
+  wire(vx4(inner, ob));
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 2u);
+  wire(vx4(inner));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u) << "the configured peer is fine";
+}
+
+TEST_F(VxlanMalformedTest, EveryTruncationIsACountedDrop) {
+  setup4(1, {}, cfg46());
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
+  {
+    SCOPED_TRACE("IPv4");
+    truncation_sweep(locals_[0], up_, vx4(inner), inner);
+  }
+  {
+    SCOPED_TRACE("IPv6");
+    truncation_sweep(locals_[0], up_, vx6(inner), inner);
+  }
+  EXPECT_TRUE(wire_out().empty());
+}
+
+TEST_F(VxlanMalformedTest, RandomCorruptionNeverCrashesOrLeaks) {
+  setup4(1, {}, cfg46());
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  std::mt19937 rng(4789);
+  Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
+  const Bytes base[2] = {vx4(inner), vx6(inner)};
+  uint64_t rx0 = pc(up_, PortCounter::rx_packets);
+  for (int i = 0; i < 3000; ++i) {
+    Bytes b = base[i & 1];
+    int flips = 1 + int(rng() % 4);
+    for (int k = 0; k < flips; ++k) b[rng() % 60] ^= uint8_t(1u << (rng() % 8));
+    if (rng() % 4 == 0) b.resize(rng() % b.size());
+    send(up_, {b});
+    if (i % 64 == 63) {
+      step();
+      recv(locals_[0]);
+      wire_out();
+    }
+  }
+  step();
+  recv(locals_[0]);
+  wire_out();
+  EXPECT_EQ(pc(up_, PortCounter::rx_packets), rx0 + 3000);
+  wire(base[0]);
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  // Every buffer comes back: after the engine is destroyed the pool is full.
+  destroy_all();
+  EXPECT_EQ(pool_->available(), pool_->count());
+}
+
+// ============================================================ commands
+
+TEST_F(VxlanCommandsTest, UplinkValidation) {
+  UplinkConfig none;
+  EXPECT_EQ(try_uplink(none).status, Status::kInvalidArgument) << "no address";
+  UplinkConfig p0 = cfg4();
+  p0.prefix4 = 0;
+  EXPECT_EQ(try_uplink(p0).status, Status::kInvalidArgument);
+  UplinkConfig p33 = cfg4();
+  p33.prefix4 = 33;
+  EXPECT_EQ(try_uplink(p33).status, Status::kInvalidArgument);
+  UplinkConfig p129 = cfg46();
+  p129.prefix6 = 129;
+  EXPECT_EQ(try_uplink(p129).status, Status::kInvalidArgument);
+  UplinkConfig gw = cfg4();
+  gw.gateway4 = v4(0xC6120101);  // 198.18.1.1, not in 198.18.0.0/24
+  Result r = try_uplink(gw);
+  EXPECT_EQ(r.status, Status::kInvalidArgument);
+  EXPECT_NE(r.message.find("gateway4"), std::string::npos) << r.message;
+  UplinkConfig gw6 = cfg46();
+  gw6.gateway6 = v6("2001:db8:1::1");
+  EXPECT_EQ(try_uplink(gw6).status, Status::kInvalidArgument);
+  UplinkConfig fam = cfg4();
+  fam.ip6 = v4(kPeerA4);
+  EXPECT_EQ(try_uplink(fam).status, Status::kInvalidArgument) << "IPv4 address given as ip6";
+  UplinkConfig range = cfg4();
+  range.src_port_min = 60000;
+  range.src_port_max = 50000;
+  EXPECT_EQ(try_uplink(range).status, Status::kInvalidArgument);
+  EXPECT_EQ(try_uplink(cfg4(), 1500, kMacBroadcast).status, Status::kInvalidArgument) << "multicast MAC";
+  EXPECT_EQ(try_uplink(cfg4(), 1500, 0).status, Status::kInvalidArgument) << "no MAC";
+  ASSERT_TRUE(try_uplink(cfg4()).ok());
+  EXPECT_EQ(try_uplink(cfg46()).status, Status::kAlreadyExists);
+
+  EngineOptions o = testutil::small_engine_options();
+  o.pool.headroom = 64;
+  make_engine(o);
+  r = try_uplink(cfg4());
+  EXPECT_EQ(r.status, Status::kInvalidArgument);
+  EXPECT_NE(r.message.find("headroom"), std::string::npos) << r.message;
+}
+
+TEST_F(VxlanCommandsTest, DeleteUplinkWithPeersIsInUse) {
+  SwitchId s = create_switch(kVni);
+  make_uplink(cfg4());
+  ASSERT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  Result r = run(cmd(CmdOp::kDeleteUplink));
+  EXPECT_EQ(r.status, Status::kInUse);
+  ASSERT_TRUE(del_peer(s, v4(kPeerA4)).ok());
+  EXPECT_TRUE(run(cmd(CmdOp::kDeleteUplink)).ok());
+  EXPECT_EQ(run(cmd(CmdOp::kDeleteUplink)).status, Status::kNotFound);
+  // A new uplink can be created afterwards.
+  peers_.erase(up_);
+  make_uplink(cfg4());
+}
+
+TEST_F(VxlanCommandsTest, DeletingAPeerKeepsLearnedEntries) {
+  setup4(1);
+  wire(vx4(make_frame(kMacBroadcast, host_mac(0x500), 64)));
+  recv(locals_[0]);
+  ASSERT_TRUE(del_peer(sw_, v4(kPeerA4)).ok());
+  EXPECT_EQ(del_peer(sw_, v4(kPeerA4)).status, Status::kNotFound);
+  auto e = entry(sw_, host_mac(0x500));
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->vtep, v4(kPeerA4));
+  // Unicast to the learned MAC still reaches A; broadcasts go to B only.
+  local(locals_[0], make_frame(host_mac(0x500), host_mac(1), 64));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(parse4(out[0]).dip, kPeerA4);
+  local(locals_[0], make_frame(kMacBroadcast, host_mac(1), 64));
+  out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(parse4(out[0]).dip, kPeerB4);
+}
+
+TEST_F(VxlanCommandsTest, DeletingASwitchWithPeersIsInUse) {
+  SwitchId s = create_switch(kVni);
+  make_uplink(cfg4());
+  ASSERT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  EXPECT_EQ(delete_switch(s).status, Status::kInUse);
+  ASSERT_TRUE(del_peer(s, v4(kPeerA4)).ok());
+  EXPECT_TRUE(delete_switch(s).ok());
+}
+
+TEST_F(VxlanCommandsTest, PeerCannotBeOwnVtepAddress) {
+  SwitchId s = create_switch(kVni);
+  make_uplink(cfg46());
+  EXPECT_EQ(add_peer(s, v4(kVtep4)).status, Status::kInvalidArgument);
+  EXPECT_EQ(add_peer(s, kVtep6).status, Status::kInvalidArgument);
+  EXPECT_EQ(add_peer(s, IpAddr{}).status, Status::kInvalidArgument) << "zero";
+  EXPECT_EQ(add_peer(99, v4(kPeerA4)).status, Status::kNotFound);
+  EXPECT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  EXPECT_TRUE(add_peer(s, v4(kPeerA4)).ok()) << "idempotent";
+  // Idempotent re-add must not count twice: one delete removes it.
+  ASSERT_TRUE(del_peer(s, v4(kPeerA4)).ok());
+  EXPECT_TRUE(delete_switch(s).ok());
+}
+
+// A switch whose ports and peers are gone may still hold MACs learned behind
+// a VTEP (deleting a peer keeps them). Deleting it must not touch freed
+// members. Run in a child process so a crash fails this test only.
+TEST_F(VxlanCommandsTest, DeleteSwitchWithLearnedRemoteEntries) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        setup4(1);
+        wire(vx4(make_frame(kMacBroadcast, host_mac(0x500), 64)));
+        recv(locals_[0]);
+        if (!del_peer(sw_, v4(kPeerA4)).ok() || !del_peer(sw_, v4(kPeerB4)).ok()) std::_Exit(10);
+        if (!delete_port(locals_[0]).ok()) std::_Exit(11);
+        if (fdb(sw_).size() != 1) std::_Exit(12);
+        if (!delete_switch(sw_).ok()) std::_Exit(13);
+        if (peer_cnt(v4(kPeerA4), PeerCounter::fdb_learned) != 0) std::_Exit(14);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+}  // namespace vpc

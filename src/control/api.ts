@@ -1,0 +1,258 @@
+// The control API: JSON over HTTP on a Unix socket, routes under /v1.
+//
+//   GET    /v1/status
+//   GET    /v1/switches                 POST /v1/switches
+//   GET    /v1/switches/:ref            PATCH, DELETE /v1/switches/:ref   (ref: name or UUID)
+//   GET    /v1/switches/:ref/fdb        live FDB (learned + static)
+//   POST   /v1/switches/:ref/fdb/flush  {port?}: remove learned entries
+//   GET    /v1/ports                    POST /v1/ports
+//   GET    /v1/ports/:ref               PATCH, DELETE /v1/ports/:ref
+//   GET    /v1/fdb[?switch=S]           static entries    POST /v1/fdb {switch, mac, port, uuid?}
+//   GET    /v1/fdb/:switch/:mac         DELETE /v1/fdb/:switch/:mac
+//   GET    /v1/stats
+//   GET    /v1/state                    the running desired state (for backups)
+//   POST   /v1/apply                    {config: "<yaml>", dryRun?: bool}
+//   POST   /v1/reload                   re-read the --config file (as SIGHUP)
+// With --test-hooks only (tests and demos; never in production):
+//   POST   /v1/test/ports/:ref/send     {frames: ["<hex>", ...], repeat?: n}
+//   POST   /v1/test/ports/:ref/receive  {max?: n} -> {frames: ["<hex>", ...]}
+//
+// Success: 200 (201 when a create made something) with a JSON body.
+// Failure: the status of the error code (errors.ts) and
+//   {"error": {"code": "ERR_...", "message": "...", "field"?: "...", ...}}.
+
+import * as http from 'node:http';
+import { parseConfig } from './config';
+import { Controller } from './controller';
+import { ControlError, toControlError } from './errors';
+import type { Logger } from './logging';
+import { fdbKey, FdbObject, PortObject, SwitchObject } from './model';
+
+export const API_VERSION = 'v1';
+const MAX_BODY = 4 * 1024 * 1024;
+
+export interface ApiContext {
+  controller: Controller;
+  log: Logger;
+  version: string;
+  testHooks: boolean;
+  configPath?: string;
+  socketPath: string;
+  metricsAddress?: string;
+  reload: () => Promise<unknown>;
+}
+
+type Params = Record<string, string>;
+type Handler = (req: { params: Params; query: URLSearchParams; body: unknown }) => Promise<[number, unknown]> | [number, unknown];
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  keys: string[];
+  handler: Handler;
+}
+
+function route(method: string, path: string, handler: Handler): Route {
+  const keys: string[] = [];
+  const pattern = new RegExp(`^${path.replace(/:([a-z]+)/g, (_, k: string) => {
+    keys.push(k);
+    return '([^/]+)';
+  })}$`);
+  return { method, pattern, keys, handler };
+}
+
+export function switchView(ctx: ApiContext, s: SwitchObject): Record<string, unknown> {
+  const info = ctx.controller.dp.getSwitch(s.spec.name);
+  return { uuid: s.uuid, ...s.spec, ...(info === undefined ? {} : { ...info, id: undefined }) };
+}
+
+export function portView(ctx: ApiContext, p: PortObject): Record<string, unknown> {
+  const info = ctx.controller.dp.getPort(p.spec.name);
+  return { uuid: p.uuid, ...p.spec, ...(info === undefined ? {} : { ...info, id: undefined }) };
+}
+
+function fdbView(f: FdbObject): Record<string, unknown> {
+  return { uuid: f.uuid, ...f.spec };
+}
+
+function bodyObject(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ControlError('ERR_BAD_REQUEST', 'the request body must be a JSON object');
+  }
+  return body as Record<string, unknown>;
+}
+
+export function buildRoutes(ctx: ApiContext): Route[] {
+  const c = ctx.controller;
+  const created = (r: { created?: boolean }): number => (r.created === true ? 201 : 200);
+  const routes: Route[] = [
+    route('GET', '/v1/status', () => {
+      const m = c.current;
+      const running = c.dp.running;
+      return [200, {
+        daemon: 'vpcd',
+        version: ctx.version,
+        apiVersion: API_VERSION,
+        pid: process.pid,
+        uptimeSeconds: Math.round((Date.now() - c.startedAt) / 1000),
+        engine: { running, ...c.dp.info(), options: c.dp.options },
+        socket: ctx.socketPath,
+        metrics: ctx.metricsAddress ?? null,
+        config: ctx.configPath ?? null,
+        stateFile: c.store.file,
+        stateGeneration: c.generation,
+        counts: { switches: m.switches.length, ports: m.ports.length, fdb: m.fdb.length },
+        testHooks: ctx.testHooks,
+      }];
+    }),
+    route('GET', '/v1/switches', () => [200, { switches: c.current.switches.map((s) => switchView(ctx, s)) }]),
+    route('POST', '/v1/switches', async ({ body }) => {
+      const r = await c.createSwitch(bodyObject(body));
+      return [created(r), { switch: switchView(ctx, r.object), created: r.created, plan: r.plan }];
+    }),
+    route('GET', '/v1/switches/:ref', ({ params }) => [200, { switch: switchView(ctx, c.requireSwitch(params.ref!)) }]),
+    route('PATCH', '/v1/switches/:ref', async ({ params, body }) => {
+      const r = await c.updateSwitch(params.ref!, bodyObject(body));
+      return [200, { switch: switchView(ctx, r.object), plan: r.plan }];
+    }),
+    route('DELETE', '/v1/switches/:ref', async ({ params }) => {
+      const r = await c.deleteSwitch(params.ref!);
+      return [200, { deleted: { uuid: r.object.uuid, name: r.object.spec.name }, plan: r.plan }];
+    }),
+    route('GET', '/v1/switches/:ref/fdb', async ({ params }) => {
+      const s = c.requireSwitch(params.ref!);
+      return [200, { switch: s.spec.name, entries: await c.dp.fdb(s.spec.name) }];
+    }),
+    route('POST', '/v1/switches/:ref/fdb/flush', async ({ params, body }) => {
+      const s = c.requireSwitch(params.ref!);
+      const port = body === undefined ? undefined : bodyObject(body).port;
+      if (port !== undefined && typeof port !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'port: must be a string', { field: 'port' });
+      return [200, { switch: s.spec.name, removed: await c.dp.flushFdb(s.spec.name, port) }];
+    }),
+    route('GET', '/v1/ports', () => [200, { ports: c.current.ports.map((p) => portView(ctx, p)) }]),
+    route('POST', '/v1/ports', async ({ body }) => {
+      const r = await c.createPort(bodyObject(body));
+      return [created(r), { port: portView(ctx, r.object), created: r.created, plan: r.plan }];
+    }),
+    route('GET', '/v1/ports/:ref', ({ params }) => [200, { port: portView(ctx, c.requirePort(params.ref!)) }]),
+    route('PATCH', '/v1/ports/:ref', async ({ params, body }) => {
+      const r = await c.updatePort(params.ref!, bodyObject(body));
+      return [200, { port: portView(ctx, r.object), plan: r.plan }];
+    }),
+    route('DELETE', '/v1/ports/:ref', async ({ params }) => {
+      const r = await c.deletePort(params.ref!);
+      return [200, { deleted: { uuid: r.object.uuid, name: r.object.spec.name }, plan: r.plan }];
+    }),
+    route('GET', '/v1/fdb', ({ query }) => {
+      const sw = query.get('switch');
+      return [200, { fdb: c.current.fdb.filter((f) => sw === null || f.spec.switch === sw).map(fdbView) }];
+    }),
+    route('POST', '/v1/fdb', async ({ body }) => {
+      const r = await c.createFdb(bodyObject(body));
+      return [created(r), { fdb: fdbView(r.object), created: r.created, plan: r.plan }];
+    }),
+    route('GET', '/v1/fdb/:switch/:mac', ({ params }) => {
+      const f = c.findFdb(params.switch!, params.mac!);
+      if (f === undefined) throw new ControlError('ERR_UNKNOWN_MAC', `mac: no static FDB entry for ${params.mac} on switch "${params.switch}"`, { field: 'mac' });
+      return [200, { fdb: fdbView(f) }];
+    }),
+    route('DELETE', '/v1/fdb/:switch/:mac', async ({ params }) => {
+      const r = await c.deleteFdb(params.switch!, params.mac!);
+      return [200, { deleted: { uuid: r.object.uuid, name: fdbKey(r.object.spec) }, plan: r.plan }];
+    }),
+    route('GET', '/v1/stats', () => [200, c.dp.stats()]),
+    route('GET', '/v1/state', () => [200, { generation: c.generation, state: c.current }]),
+    route('POST', '/v1/apply', async ({ body }) => {
+      const b = bodyObject(body);
+      if (typeof b.config !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'config: must be the YAML text of a configuration', { field: 'config' });
+      const source = typeof b.source === 'string' ? b.source : 'request';
+      const desired = parseConfig(b.config, source);
+      const r = await c.apply(desired, { dryRun: b.dryRun === true, source: 'api' });
+      return [200, r];
+    }),
+    route('POST', '/v1/reload', async () => [200, await ctx.reload()]),
+  ];
+  if (ctx.testHooks) {
+    routes.push(
+      route('POST', '/v1/test/ports/:ref/send', ({ params, body }) => {
+        const b = bodyObject(body);
+        const p = c.requirePort(params.ref!);
+        if (!Array.isArray(b.frames) || b.frames.some((f) => typeof f !== 'string' || !/^([0-9a-fA-F]{2})+$/.test(f))) {
+          throw new ControlError('ERR_BAD_REQUEST', 'frames: must be a list of hex strings', { field: 'frames' });
+        }
+        const repeat = typeof b.repeat === 'number' && Number.isInteger(b.repeat) && b.repeat > 0 ? Math.min(b.repeat, 100000) : 1;
+        const frames = (b.frames as string[]).map((f) => Buffer.from(f, 'hex'));
+        const end = c.dp.pipe(p.spec.name);
+        let accepted = 0;
+        for (let i = 0; i < repeat; i++) accepted += end.send(frames);
+        return [200, { accepted }];
+      }),
+      route('POST', '/v1/test/ports/:ref/receive', ({ params, body }) => {
+        const p = c.requirePort(params.ref!);
+        const max = body !== undefined && typeof bodyObject(body).max === 'number' ? (bodyObject(body).max as number) : 256;
+        return [200, { frames: c.dp.pipe(p.spec.name).receive(max).map((f) => f.toString('hex')) }];
+      }),
+    );
+  }
+  return routes;
+}
+
+export function createApiServer(ctx: ApiContext): http.Server {
+  const routes = buildRoutes(ctx);
+  return http.createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    const send = (status: number, payload: unknown): void => {
+      const text = `${JSON.stringify(payload)}\n`;
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      ctx.log.debug({ method: req.method, url: req.url, status, ms: Math.round(ms * 10) / 10 }, 'api request');
+    };
+    const fail = (err: unknown): void => {
+      const e = toControlError(err);
+      if (e.code === 'ERR_INTERNAL') ctx.log.error({ err: (err as Error)?.stack ?? String(err), url: req.url }, 'api: internal error');
+      send(e.status, { error: e.toJSON() });
+    };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      void (async () => {
+        try {
+          if (size > MAX_BODY) throw new ControlError('ERR_BAD_REQUEST', `the request body exceeds ${MAX_BODY} bytes`);
+          const url = new URL(req.url ?? '/', 'http://vpcd');
+          const pathName = url.pathname.replace(/\/+$/, '') || '/';
+          let body: unknown;
+          if (size > 0) {
+            try {
+              body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch (err) {
+              throw new ControlError('ERR_BAD_REQUEST', `the request body is not valid JSON: ${(err as Error).message}`);
+            }
+          }
+          let pathMatched = false;
+          for (const r of routes) {
+            const m = r.pattern.exec(pathName);
+            if (m === null) continue;
+            pathMatched = true;
+            if (r.method !== req.method) continue;
+            const params: Params = {};
+            r.keys.forEach((k, i) => {
+              params[k] = decodeURIComponent(m[i + 1]!);
+            });
+            const [status, payload] = await r.handler({ params, query: url.searchParams, body });
+            send(status, payload);
+            return;
+          }
+          if (pathMatched) throw new ControlError('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${pathName}`);
+          throw new ControlError('ERR_ROUTE_NOT_FOUND', `no route ${req.method} ${pathName} (this vpcd speaks API ${API_VERSION})`);
+        } catch (err) {
+          fail(err);
+        }
+      })();
+    });
+  });
+}

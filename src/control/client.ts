@@ -1,0 +1,89 @@
+// Client of the control API (vpcctl, tests): JSON over HTTP on the Unix socket.
+
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly body: Record<string, unknown>) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+// The daemon could not be reached at all.
+export class UnreachableError extends Error {
+  constructor(readonly socketPath: string, readonly reason: string) {
+    super(UnreachableError.explain(socketPath, reason));
+    this.name = 'UnreachableError';
+  }
+
+  static explain(socketPath: string, reason: string): string {
+    let why: string;
+    if (reason === 'ENOENT') why = `no socket at ${socketPath}: vpcd is not running, or listens elsewhere`;
+    else if (reason === 'ECONNREFUSED') why = `nothing listens on ${socketPath}: vpcd is not running (stale socket)`;
+    else if (reason === 'EACCES' || reason === 'EPERM') why = `permission denied on ${socketPath}: run as root or as a member of the socket's group`;
+    else if (reason === 'ETIMEDOUT') why = `vpcd on ${socketPath} did not answer in time`;
+    else why = `cannot reach vpcd on ${socketPath} (${reason})`;
+    return `${why}.\n  Start it with:  sudo vpcd --config /etc/vpcd/vpcd.yaml   (or: systemctl start vpcd)\n  Or point vpcctl at its socket:  vpcctl --socket PATH ...  (or VPCD_SOCKET=PATH)`;
+  }
+}
+
+export interface Response {
+  status: number;
+  body: unknown;
+}
+
+export class Client {
+  constructor(readonly socketPath: string, readonly timeoutMs = 30_000) {}
+
+  raw(method: string, path: string, body?: unknown): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request(
+        {
+          socketPath: this.socketPath,
+          method,
+          path,
+          headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+          timeout: this.timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown = text;
+            try {
+              parsed = text === '' ? undefined : JSON.parse(text);
+            } catch {
+              // not JSON: keep the text
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed });
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const code = err.code ?? 'EUNKNOWN';
+        if (['ENOENT', 'ECONNREFUSED', 'EACCES', 'EPERM', 'ETIMEDOUT', 'ENOTSOCK', 'ECONNRESET'].includes(code)) {
+          if (code === 'ENOENT' && !fs.existsSync(this.socketPath)) reject(new UnreachableError(this.socketPath, 'ENOENT'));
+          else reject(new UnreachableError(this.socketPath, code));
+        } else {
+          reject(err);
+        }
+      });
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+
+  // Resolves with the body of a 2xx answer; rejects with ApiError otherwise.
+  async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
+    const r = await this.raw(method, path, body);
+    if (r.status >= 200 && r.status < 300) return r.body as T;
+    const b = (typeof r.body === 'object' && r.body !== null ? r.body : {}) as Record<string, unknown>;
+    const e = (b.error ?? {}) as Record<string, unknown>;
+    throw new ApiError(r.status, typeof e.code === 'string' ? e.code : `HTTP_${r.status}`, typeof e.message === 'string' ? e.message : String(r.body), b);
+  }
+}

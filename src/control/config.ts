@@ -1,0 +1,292 @@
+// The YAML configuration: parse, validate completely, locate every error.
+//
+//   version: 1                 # optional; the only version is 1
+//   engine: { maxPorts: 64 }   # DataplaneOptions; read when vpcd starts
+//   switches:
+//     - name: tenant-a
+//       vni: 1001
+//       ports:                 # access ports of this switch (`switch` implied)
+//         - { name: vm1, type: pipe }
+//       fdb:                   # static FDB entries of this switch
+//         - { mac: 02:00:00:00:00:01, port: vm1 }
+//   ports:                     # any port, trunks included (`switch`/`vlans`/`untagged`)
+//     - { name: trunk0, type: pipe, vlans: [{ vlan: 10, switch: tenant-a }] }
+//
+// Every object may carry `uuid`. `uplinks:` and per-switch `peers:` are
+// reserved for the VXLAN overlay and refused until this build supports them.
+//
+// parseConfig() never stops at the first error: it returns all of them, each
+// with its path (switches[0].ports[1].mtu), its line and a reason.
+
+import { isMap, isPair, isScalar, isSeq, LineCounter, Node, parseDocument, Document } from 'yaml';
+import { DataplaneOptions, PortSpec, StaticMacSpec, SwitchSpec, validateOptions } from '../dataplane';
+import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
+import { fdbKey, maxMtuOf, parseFdb, parsePort, parseSwitch, portSwitches, prefixed } from './model';
+
+export interface DesiredObject<S> {
+  uuid?: string;
+  spec: S;
+  path: string; // where it was declared, for later error messages
+}
+
+export interface DesiredState {
+  engine?: DataplaneOptions;
+  switches: DesiredObject<SwitchSpec>[];
+  ports: DesiredObject<PortSpec>[];
+  fdb: DesiredObject<StaticMacSpec>[];
+}
+
+const TOP_KEYS = ['version', 'engine', 'switches', 'ports', 'uplinks'];
+
+// Parses and validates YAML text. Throws ControlError ERR_CONFIG_SYNTAX or
+// ERR_CONFIG_INVALID (with every problem in `details`).
+export function parseConfig(text: string, source = 'config'): DesiredState {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const details: ErrorDetail[] = doc.errors.map((e) => {
+      const pos = lineCounter.linePos(e.pos[0]);
+      return { code: 'ERR_CONFIG_SYNTAX', message: `${source}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`, line: pos.line, column: pos.col };
+    });
+    throw new ControlError('ERR_CONFIG_SYNTAX', `${details[0]!.message}`, { line: details[0]!.line, details });
+  }
+  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  const errors: ErrorDetail[] = [];
+  const report = (err: unknown, fallbackPath = ''): void => {
+    const c = err instanceof ControlError ? err : prefixed(err, fallbackPath);
+    const detail: ErrorDetail = { code: c.code, message: c.message };
+    if (c.field !== undefined) detail.field = c.field;
+    const pos = locate(doc, lineCounter, c.field ?? '');
+    if (pos !== undefined) {
+      detail.line = pos.line;
+      detail.column = pos.col;
+    }
+    errors.push(detail);
+  };
+  const fail = (code: AnyErrorCode, field: string, reason: string): void => report(new ControlError(code, `${field}: ${reason}`, { field }));
+
+  const desired: DesiredState = { switches: [], ports: [], fdb: [] };
+  if (data === null || data === undefined) {
+    // An empty file is a valid, empty desired state.
+  } else if (typeof data !== 'object' || Array.isArray(data)) {
+    fail('ERR_INVALID_ARGUMENT', '', 'the configuration must be a mapping with keys switches, ports, engine');
+  } else {
+    const top = data as Record<string, unknown>;
+    for (const key of Object.keys(top)) {
+      if (!TOP_KEYS.includes(key)) fail('ERR_INVALID_ARGUMENT', key, `unknown key; expected one of ${TOP_KEYS.filter((k) => k !== 'uplinks').join(', ')}`);
+    }
+    if (top.version !== undefined && top.version !== 1) fail('ERR_INVALID_ARGUMENT', 'version', `must be 1 (got ${JSON.stringify(top.version)})`);
+    if (top.uplinks !== undefined) fail('ERR_UNSUPPORTED', 'uplinks', 'not supported by this build yet (VXLAN uplinks arrive with the overlay)');
+    let maxMtu = 9000;
+    if (top.engine !== undefined) {
+      try {
+        validateOptions(top.engine);
+        desired.engine = top.engine as DataplaneOptions;
+        maxMtu = maxMtuOf(desired.engine);
+      } catch (err) {
+        report(prefixed(err, 'engine'));
+      }
+    }
+    parseSwitches(top.switches, desired, maxMtu, report, fail);
+    parseTopPorts(top.ports, desired, maxMtu, report, fail);
+    errors.push(...crossCheck(desired).map((d) => {
+      const pos = locate(doc, lineCounter, d.field ?? '');
+      return pos === undefined ? d : { ...d, line: pos.line, column: pos.col };
+    }));
+  }
+  if (errors.length > 0) {
+    errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    const lines = errors.map((e) => `${source}:${e.line ?? '?'}: ${e.message} [${e.code}]`);
+    throw new ControlError('ERR_CONFIG_INVALID', `${errors.length} error(s) in ${source}:\n  ${lines.join('\n  ')}`, {
+      field: errors[0]!.field,
+      line: errors[0]!.line,
+      details: errors,
+    });
+  }
+  return desired;
+}
+
+type Report = (err: unknown, fallbackPath?: string) => void;
+type Fail = (code: AnyErrorCode, field: string, reason: string) => void;
+
+function asList(value: unknown, field: string, fail: Fail): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    fail('ERR_INVALID_ARGUMENT', field, 'must be a list');
+    return [];
+  }
+  return value;
+}
+
+function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, report: Report, fail: Fail): void {
+  asList(value, 'switches', fail).forEach((item, i) => {
+    const at = `switches[${i}]`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      fail('ERR_INVALID_ARGUMENT', at, 'must be a mapping (name, vni, ...)');
+      return;
+    }
+    const { ports, fdb, peers, ...rest } = item as Record<string, unknown>;
+    if (peers !== undefined) fail('ERR_UNSUPPORTED', `${at}.peers`, 'not supported by this build yet (VXLAN peers arrive with the overlay)');
+    let name: string | undefined;
+    try {
+      const s = parseSwitch(rest, at);
+      name = s.spec.name;
+      desired.switches.push({ ...s, path: at });
+    } catch (err) {
+      report(err);
+      // Keep going with the nested objects when at least the name is usable.
+      if (typeof rest.name === 'string') name = rest.name;
+    }
+    asList(ports, `${at}.ports`, fail).forEach((p, j) => {
+      const pat = `${at}.ports[${j}]`;
+      if (typeof p === 'object' && p !== null && !Array.isArray(p)) {
+        const given = p as Record<string, unknown>;
+        for (const key of ['switch', 'vlans', 'untagged']) {
+          if (given[key] !== undefined) {
+            fail('ERR_INVALID_ARGUMENT', `${pat}.${key}`, key === 'switch'
+              ? 'implied by the enclosing switch; omit it'
+              : 'a port listed under a switch is an access port of that switch; declare trunks in the top-level `ports:` list');
+            return;
+          }
+        }
+        if (name === undefined) return;
+        try {
+          const parsed = parsePort({ ...given, switch: name }, maxMtu, pat);
+          desired.ports.push({ ...parsed, path: pat });
+        } catch (err) {
+          report(err);
+        }
+      } else {
+        fail('ERR_INVALID_ARGUMENT', pat, 'must be a mapping (name, type, ...)');
+      }
+    });
+    asList(fdb, `${at}.fdb`, fail).forEach((f, j) => {
+      const fat = `${at}.fdb[${j}]`;
+      if (typeof f !== 'object' || f === null || Array.isArray(f)) {
+        fail('ERR_INVALID_ARGUMENT', fat, 'must be a mapping (mac, port)');
+        return;
+      }
+      if ((f as Record<string, unknown>).switch !== undefined) {
+        fail('ERR_INVALID_ARGUMENT', `${fat}.switch`, 'implied by the enclosing switch; omit it');
+        return;
+      }
+      if (name === undefined) return;
+      try {
+        const parsed = parseFdb({ ...(f as Record<string, unknown>), switch: name }, fat);
+        desired.fdb.push({ ...parsed, path: fat });
+      } catch (err) {
+        report(err);
+      }
+    });
+  });
+}
+
+function parseTopPorts(value: unknown, desired: DesiredState, maxMtu: number, report: Report, fail: Fail): void {
+  asList(value, 'ports', fail).forEach((p, j) => {
+    const at = `ports[${j}]`;
+    try {
+      const parsed = parsePort(p, maxMtu, at);
+      desired.ports.push({ ...parsed, path: at });
+    } catch (err) {
+      report(err);
+    }
+  });
+}
+
+// Checks between objects: unique names, VNIs, UUIDs and MACs; references to
+// switches and ports the state defines; static entries on member ports.
+// Also used for API mutations (on the whole resulting state).
+export function crossCheck(d: DesiredState): ErrorDetail[] {
+  const errors: ErrorDetail[] = [];
+  const err = (code: AnyErrorCode, at: string, reason: string): void => {
+    const field = at.startsWith('.') ? at.slice(1) : at;
+    errors.push({ code, message: field === '' ? reason : `${field}: ${reason}`, field: field === '' ? undefined : field });
+  };
+  const switchNames = new Map<string, string>();
+  const vnis = new Map<number, string>();
+  for (const s of d.switches) {
+    const first = switchNames.get(s.spec.name);
+    if (first !== undefined) err('ERR_DUPLICATE_NAME', `${s.path}.name`, `switch "${s.spec.name}" is already defined at ${first}`);
+    else switchNames.set(s.spec.name, s.path);
+    const vfirst = vnis.get(s.spec.vni);
+    if (vfirst !== undefined) err('ERR_DUPLICATE_VNI', `${s.path}.vni`, `VNI ${s.spec.vni} is already used by ${vfirst}`);
+    else vnis.set(s.spec.vni, s.path);
+  }
+  const ports = new Map<string, DesiredObject<PortSpec>>();
+  for (const p of d.ports) {
+    const first = ports.get(p.spec.name);
+    if (first !== undefined) err('ERR_DUPLICATE_NAME', `${p.path}.name`, `port "${p.spec.name}" is already defined at ${first.path}`);
+    else ports.set(p.spec.name, p);
+    const refs: [string | undefined, string][] = [
+      [p.path.includes('.ports[') ? undefined : p.spec.switch, 'switch'],
+      [p.spec.untagged, 'untagged'],
+      ...(p.spec.vlans ?? []).map((m, i): [string, string] => [m.switch, `vlans[${i}].switch`]),
+    ];
+    for (const [sw, field] of refs) {
+      if (sw !== undefined && !switchNames.has(sw)) err('ERR_UNKNOWN_SWITCH', `${p.path}.${field}`, `no switch named "${sw}"`);
+    }
+  }
+  const macs = new Map<string, string>();
+  for (const f of d.fdb) {
+    const key = fdbKey(f.spec);
+    const first = macs.get(key);
+    if (first !== undefined) err('ERR_DUPLICATE_MAC', `${f.path}.mac`, `a static entry for ${f.spec.mac} on switch "${f.spec.switch}" is already defined at ${first}`);
+    else macs.set(key, f.path);
+    if (!switchNames.has(f.spec.switch)) err('ERR_UNKNOWN_SWITCH', `${f.path}.switch`, `no switch named "${f.spec.switch}"`);
+    const port = ports.get(f.spec.port);
+    if (port === undefined) err('ERR_UNKNOWN_PORT', `${f.path}.port`, `no port named "${f.spec.port}"`);
+    else if (!portSwitches(port.spec).includes(f.spec.switch)) {
+      err('ERR_PORT_NOT_MEMBER', `${f.path}.port`, `port "${f.spec.port}" is not a member of switch "${f.spec.switch}"`);
+    }
+  }
+  const uuids = new Map<string, string>();
+  for (const o of [...d.switches, ...d.ports, ...d.fdb]) {
+    if (o.uuid === undefined) continue;
+    const first = uuids.get(o.uuid);
+    if (first !== undefined) err('ERR_DUPLICATE_UUID', `${o.path}.uuid`, `UUID ${o.uuid} is already used by ${first}`);
+    else uuids.set(o.uuid, o.path);
+  }
+  return errors;
+}
+
+// ---------------------------------------------------------------- lines
+
+// "switches[0].ports[1].mtu" -> ['switches', 0, 'ports', 1, 'mtu']
+export function splitPath(path: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const part of path.split('.')) {
+    if (part === '') continue;
+    const m = /^([^[]*)((\[\d+\])*)$/.exec(part);
+    if (m === null) {
+      out.push(part);
+      continue;
+    }
+    if (m[1] !== '') out.push(m[1]!);
+    for (const idx of m[2]!.matchAll(/\[(\d+)\]/g)) out.push(Number(idx[1]));
+  }
+  return out;
+}
+
+// Line and column of the deepest node on `path` that exists in the document
+// (the key itself for the last segment, so an unknown key points at itself).
+export function locate(doc: Document, lc: LineCounter, path: string): { line: number; col: number } | undefined {
+  let node: unknown = doc.contents;
+  let offset: number | undefined = (node as Node | null)?.range?.[0];
+  for (const seg of splitPath(path)) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && String(it.key.value) === String(seg));
+      if (pair === undefined) break;
+      const keyNode = pair.key as Node;
+      offset = keyNode.range?.[0] ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      const item = node.items[seg] as Node | undefined;
+      if (item === undefined) break;
+      offset = item.range?.[0] ?? offset;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  return offset === undefined ? undefined : lc.linePos(offset);
+}

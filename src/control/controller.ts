@@ -1,0 +1,341 @@
+// The controller: the one place that changes what runs.
+//
+// Every change, whether a config file (startup, SIGHUP, `vpcctl apply`) or a
+// single API call, takes the same road:
+//   desired state -> resolveTarget -> plan -> applyPlan (rollback on failure)
+//   -> state file written (atomic, fsync) -> acknowledged.
+// Changes are serialized: one runs at a time, in arrival order, so concurrent
+// clients cannot interleave half-applied plans. If the state file cannot be
+// written, the applied steps are undone and the caller gets
+// ERR_PERSIST_FAILED: nothing is acknowledged that a restart would lose.
+
+import {
+  Dataplane,
+  DataplaneOptions,
+  PortSpec,
+  StaticMacSpec,
+  SwitchSpec,
+  validatePortUpdate,
+  validateSwitchUpdate,
+  validateOptions,
+} from '../dataplane';
+import { crossCheck, DesiredObject, DesiredState } from './config';
+import { ControlError, toControlError } from './errors';
+import type { Logger } from './logging';
+import {
+  changedFields,
+  cloneModel,
+  emptyModel,
+  fdbKey,
+  FdbObject,
+  findByRef,
+  maxMtuOf,
+  Model,
+  normalPort,
+  normalSwitch,
+  parseFdb,
+  parsePort,
+  parseSwitch,
+  portSwitches,
+  PortObject,
+  sameValue,
+  SwitchObject,
+} from './model';
+import { applyPlan, describeStep, plan, resolveTarget, runBestEffort, Step, summarize, undo } from './reconcile';
+import { StateStore } from './state';
+
+export interface ApplyResult {
+  plan: string[]; // human-readable steps
+  steps: Step[];
+  summary: { create: number; update: number; delete: number };
+  applied: boolean;
+  warnings: string[];
+}
+
+export interface MutationResult<T> {
+  object: T;
+  created?: boolean; // creates: false when it existed with the same spec
+  plan: string[];
+}
+
+export class Controller {
+  private model: Model;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopping = false;
+  readonly startedAt = Date.now();
+
+  constructor(readonly dp: Dataplane, readonly store: StateStore, private readonly log: Logger, engine: DataplaneOptions) {
+    this.model = emptyModel(engine);
+  }
+
+  get current(): Model {
+    return cloneModel(this.model);
+  }
+
+  get generation(): number {
+    return this.store.generation;
+  }
+
+  // Recreates the objects of the state file (at startup, before any config).
+  async restore(saved: Model): Promise<number> {
+    return this.serial(async () => {
+      const target = { ...cloneModel(saved), engine: this.model.engine };
+      const steps = plan(this.model, target);
+      await applyPlan(this.dp, steps);
+      this.model = target;
+      return steps.length;
+    });
+  }
+
+  // Applies a whole desired state (config file or `vpcctl apply`).
+  async apply(desired: DesiredState, opts: { dryRun?: boolean; source?: string } = {}): Promise<ApplyResult> {
+    return this.serial(async () => {
+      const warnings: string[] = [];
+      if (desired.engine !== undefined && !sameValue(validateOptions(desired.engine), validateOptions(this.model.engine))) {
+        warnings.push('engine: options differ from the running engine; they take effect when vpcd restarts');
+      }
+      const target = { ...resolveTarget(this.model, desired), engine: this.model.engine };
+      return this.commit(target, { dryRun: opts.dryRun === true, source: opts.source ?? 'api', warnings });
+    });
+  }
+
+  // ---------------------------------------------------------------- switches
+
+  async createSwitch(body: unknown): Promise<MutationResult<SwitchObject>> {
+    return this.serial(async () => {
+      const given = parseSwitch(body);
+      const existing = this.model.switches.find((s) => s.spec.name === given.spec.name);
+      if (existing !== undefined) {
+        this.sameOrConflict('switch', given.spec.name, existing.uuid, given.uuid, normalSwitch(existing.spec), normalSwitch(given.spec));
+        return { object: existing, created: false, plan: [] };
+      }
+      const d = this.desired();
+      d.switches.push({ uuid: given.uuid, spec: given.spec, path: '' });
+      const r = await this.commitDesired(d, 'api');
+      return { object: this.findSwitch(given.spec.name)!, created: true, plan: r.plan };
+    });
+  }
+
+  async updateSwitch(ref: string, body: unknown): Promise<MutationResult<SwitchObject>> {
+    return this.serial(async () => {
+      const sw = this.requireSwitch(ref);
+      const update = checked(() => validateSwitchUpdate(body));
+      const d = this.desired();
+      const item = d.switches.find((s) => s.spec.name === sw.spec.name)!;
+      item.spec = { ...item.spec, ...update };
+      const r = await this.commitDesired(d, 'api');
+      return { object: this.findSwitch(sw.spec.name)!, plan: r.plan };
+    });
+  }
+
+  async deleteSwitch(ref: string): Promise<MutationResult<SwitchObject>> {
+    return this.serial(async () => {
+      const sw = this.requireSwitch(ref);
+      const users = this.model.ports.filter((p) => portSwitches(p.spec).includes(sw.spec.name)).map((p) => p.spec.name);
+      if (users.length > 0) {
+        throw new ControlError('ERR_SWITCH_IN_USE', `name: switch "${sw.spec.name}" still has ports attached: ${users.sort().join(', ')}`, { field: 'name' });
+      }
+      const d = this.desired();
+      d.switches = d.switches.filter((s) => s.spec.name !== sw.spec.name);
+      d.fdb = d.fdb.filter((f) => f.spec.switch !== sw.spec.name);
+      const r = await this.commitDesired(d, 'api');
+      return { object: sw, plan: r.plan };
+    });
+  }
+
+  // ---------------------------------------------------------------- ports
+
+  async createPort(body: unknown): Promise<MutationResult<PortObject>> {
+    return this.serial(async () => {
+      const maxMtu = maxMtuOf(this.model.engine);
+      const given = parsePort(body, maxMtu);
+      const existing = this.model.ports.find((p) => p.spec.name === given.spec.name);
+      if (existing !== undefined) {
+        const ignoreMac = given.spec.mac === undefined;
+        this.sameOrConflict('port', given.spec.name, existing.uuid, given.uuid, normalPort(existing.spec, maxMtu, ignoreMac), normalPort(given.spec, maxMtu, ignoreMac));
+        return { object: existing, created: false, plan: [] };
+      }
+      const d = this.desired();
+      d.ports.push({ uuid: given.uuid, spec: given.spec, path: '' });
+      const r = await this.commitDesired(d, 'api');
+      return { object: this.findPort(given.spec.name)!, created: true, plan: r.plan };
+    });
+  }
+
+  async updatePort(ref: string, body: unknown): Promise<MutationResult<PortObject>> {
+    return this.serial(async () => {
+      const port = this.requirePort(ref);
+      const update = checked(() => validatePortUpdate(body, maxMtuOf(this.model.engine)));
+      const d = this.desired();
+      const item = d.ports.find((p) => p.spec.name === port.spec.name)!;
+      item.spec = { ...item.spec, ...update };
+      const r = await this.commitDesired(d, 'api');
+      return { object: this.findPort(port.spec.name)!, plan: r.plan };
+    });
+  }
+
+  // Static FDB entries that point at the port are removed with it.
+  async deletePort(ref: string): Promise<MutationResult<PortObject>> {
+    return this.serial(async () => {
+      const port = this.requirePort(ref);
+      const d = this.desired();
+      d.ports = d.ports.filter((p) => p.spec.name !== port.spec.name);
+      d.fdb = d.fdb.filter((f) => f.spec.port !== port.spec.name);
+      const r = await this.commitDesired(d, 'api');
+      return { object: port, plan: r.plan };
+    });
+  }
+
+  // ---------------------------------------------------------------- fdb
+
+  async createFdb(body: unknown): Promise<MutationResult<FdbObject>> {
+    return this.serial(async () => {
+      const given = parseFdb(body);
+      const existing = this.model.fdb.find((f) => fdbKey(f.spec) === fdbKey(given.spec));
+      if (existing !== undefined) {
+        this.sameOrConflict('fdb entry', fdbKey(given.spec), existing.uuid, given.uuid, { ...existing.spec }, { ...given.spec });
+        return { object: existing, created: false, plan: [] };
+      }
+      const d = this.desired();
+      d.fdb.push({ uuid: given.uuid, spec: given.spec, path: '' });
+      const r = await this.commitDesired(d, 'api');
+      return { object: this.model.fdb.find((f) => fdbKey(f.spec) === fdbKey(given.spec))!, created: true, plan: r.plan };
+    });
+  }
+
+  async deleteFdb(switchName: string, mac: string): Promise<MutationResult<FdbObject>> {
+    return this.serial(async () => {
+      const ref = parseFdb({ switch: switchName, mac, port: 'x' }).spec;
+      const entry = this.model.fdb.find((f) => fdbKey(f.spec) === fdbKey(ref));
+      if (entry === undefined) {
+        throw new ControlError('ERR_UNKNOWN_MAC', `mac: no static FDB entry for ${ref.mac} on switch "${ref.switch}"`, { field: 'mac' });
+      }
+      const d = this.desired();
+      d.fdb = d.fdb.filter((f) => fdbKey(f.spec) !== fdbKey(ref));
+      const r = await this.commitDesired(d, 'api');
+      return { object: entry, plan: r.plan };
+    });
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  findSwitch(ref: string): SwitchObject | undefined {
+    return findByRef(this.model.switches, ref, (s) => s.spec.name);
+  }
+
+  findPort(ref: string): PortObject | undefined {
+    return findByRef(this.model.ports, ref, (p) => p.spec.name);
+  }
+
+  findFdb(switchName: string, mac: string): FdbObject | undefined {
+    const m = mac.toLowerCase().replace(/-/g, ':');
+    return this.model.fdb.find((f) => f.spec.switch === switchName && f.spec.mac === m);
+  }
+
+  requireSwitch(ref: string): SwitchObject {
+    const s = this.findSwitch(ref);
+    if (s === undefined) throw new ControlError('ERR_UNKNOWN_SWITCH', `name: no switch named "${ref}" (or with that UUID)`, { field: 'name' });
+    return s;
+  }
+
+  requirePort(ref: string): PortObject {
+    const p = this.findPort(ref);
+    if (p === undefined) throw new ControlError('ERR_UNKNOWN_PORT', `name: no port named "${ref}" (or with that UUID)`, { field: 'name' });
+    return p;
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  // Detaches every port and removes every switch from the engine (devices
+  // the dataplane created go with their ports), then closes it. The state
+  // file is left as it is: the next start brings the same objects back.
+  async shutdown(): Promise<void> {
+    await this.serial(async () => {
+      this.stopping = true;
+      const steps = plan(this.model, emptyModel(this.model.engine));
+      const errors = await runBestEffort(this.dp, steps);
+      for (const e of errors) this.log.error({ err: e }, 'shutdown: could not remove an object');
+    });
+    this.dp.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.stopping) throw new ControlError('ERR_SHUTTING_DOWN', 'vpcd is shutting down');
+      return fn();
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  // The running model as a desired state (to be edited by one API call).
+  private desired(): DesiredState {
+    const tag = <S>(list: { uuid: string; spec: S }[], kind: string): DesiredObject<S>[] =>
+      list.map((o) => ({ uuid: o.uuid, spec: JSON.parse(JSON.stringify(o.spec)) as S, path: `${kind}[${JSON.stringify((o.spec as { name?: string }).name ?? '')}]` }));
+    return {
+      switches: tag<SwitchSpec>(this.model.switches, 'switches'),
+      ports: tag<PortSpec>(this.model.ports, 'ports'),
+      fdb: tag<StaticMacSpec>(this.model.fdb, 'fdb'),
+    };
+  }
+
+  private async commitDesired(d: DesiredState, source: string): Promise<ApplyResult> {
+    const problems = crossCheck(d);
+    if (problems.length > 0) {
+      const p = problems[0]!;
+      throw new ControlError(p.code, p.message, { field: p.field, status: 400 });
+    }
+    const target = { ...resolveTarget(this.model, d), engine: this.model.engine };
+    return this.commit(target, { dryRun: false, source, warnings: [] });
+  }
+
+  private async commit(target: Model, opts: { dryRun: boolean; source: string; warnings: string[] }): Promise<ApplyResult> {
+    const steps = plan(this.model, target);
+    const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings: opts.warnings };
+    if (opts.dryRun || steps.length === 0) return result;
+    const t0 = process.hrtime.bigint();
+    try {
+      await applyPlan(this.dp, steps, { onStep: (s) => this.log.info({ source: opts.source, step: describeStep(s) }, 'applied') });
+    } catch (err) {
+      const e = toControlError(err);
+      this.log.error({ source: opts.source, code: e.code, err: e.message }, 'plan failed; rolled back');
+      throw e;
+    }
+    try {
+      this.store.save(target);
+    } catch (err) {
+      const undoErrors = await undo(this.dp, steps);
+      this.log.error({ err: (err as Error).message, undoErrors }, 'state file write failed; change undone');
+      throw new ControlError(undoErrors.length > 0 ? 'ERR_ROLLBACK_FAILED' : 'ERR_PERSIST_FAILED',
+        `state file ${this.store.file} could not be written (${(err as Error).message}); the change was ${undoErrors.length > 0 ? 'NOT fully undone' : 'undone'}`, { cause: err });
+    }
+    this.model = target;
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    this.log.info({ source: opts.source, ...result.summary, generation: this.store.generation, ms: Math.round(ms * 10) / 10 }, 'state changed');
+    result.applied = true;
+    return result;
+  }
+
+  private sameOrConflict(kind: string, name: string, uuid: string, givenUuid: string | undefined, a: Record<string, unknown>, b: Record<string, unknown>): void {
+    if (givenUuid !== undefined && givenUuid !== uuid) {
+      throw new ControlError('ERR_UUID_CONFLICT', `uuid: ${kind} "${name}" exists with UUID ${uuid}, not ${givenUuid}`, { field: 'uuid' });
+    }
+    const diff = changedFields(a, b);
+    if (diff.length > 0) {
+      throw new ControlError('ERR_SPEC_CONFLICT', `${diff[0]}: ${kind} "${name}" exists with a different spec (${diff.map((k) => `${k}: ${JSON.stringify(a[k])} running, ${JSON.stringify(b[k])} requested`).join('; ')}); update or delete it first`, { field: diff[0] });
+    }
+  }
+}
+
+
+// Runs a dataplane validator; its errors become ControlErrors (same code and field).
+function checked<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw toControlError(err);
+  }
+}

@@ -1,0 +1,299 @@
+// vpcd: the daemon's life cycle.
+//
+// Start (nothing is touched before everything is read and validated):
+//   1. read the state file (corrupt -> exit 3, the file is left alone)
+//   2. read and validate --config (invalid -> exit 4)
+//   3. create the engine with the config's `engine:` options (else the state
+//      file's, else defaults) and start it
+//   4. recreate the objects of the state file, then apply the config as a diff
+//   5. listen on the control socket (mode 0660) and the metrics address
+// SIGHUP re-reads the config and applies it (an invalid config is refused
+// and logged; what runs stays as it was). SIGTERM/SIGINT: stop accepting
+// requests, wait for the change in progress, detach every port and remove
+// every switch from the engine, close it, remove the socket, exit 0.
+
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Dataplane, DataplaneOptions } from '../dataplane';
+import { createApiServer } from './api';
+import { DesiredState, parseConfig } from './config';
+import { Controller } from './controller';
+import { ControlError, toControlError } from './errors';
+import { createLogger, EventLogger, Logger } from './logging';
+import { Metrics } from './metrics';
+import { Model, portSwitches } from './model';
+import { StateStore } from './state';
+
+export const DEFAULT_SOCKET = '/run/vpc/vpcd.sock';
+export const DEFAULT_STATE_DIR = '/var/lib/vpcd';
+export const DEFAULT_METRICS = '127.0.0.1:9273';
+
+// Exit codes of vpcd, declared once (docs/operations.md lists them).
+export const VPCD_EXIT = {
+  OK: 0,
+  FATAL: 1, // unexpected failure while starting or running
+  USAGE: 2, // bad command line
+  STATE_CORRUPT: 3, // the state file is corrupt or from a newer vpcd
+  CONFIG_INVALID: 4, // the --config file is invalid at startup
+  SOCKET_IN_USE: 5, // another vpcd answers on the socket
+  RESTORE_FAILED: 6, // the engine refused the stored objects or the startup config
+} as const;
+
+export interface DaemonOptions {
+  config?: string;
+  stateDir: string;
+  socket: string;
+  socketMode: number;
+  metrics?: string; // HOST:PORT, or undefined for none
+  logLevel: string;
+  testHooks: boolean;
+  version: string;
+}
+
+export class DaemonExit extends Error {
+  constructor(readonly exitCode: number, message: string, readonly detail?: unknown) {
+    super(message);
+  }
+}
+
+export function parseHostPort(value: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
+  if (m === null || Number(m[2]) > 65535) throw new Error(`--metrics: expected HOST:PORT (e.g. 127.0.0.1:9273) or "off" (got "${value}")`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+function readConfig(file: string): DesiredState {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ControlError('ERR_CONFIG_INVALID', `${file}: cannot be read: ${(err as Error).message}`);
+  }
+  return parseConfig(text, file);
+}
+
+// Is something answering on the socket?
+function socketAlive(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export class Daemon {
+  private controller!: Controller;
+  private api?: http.Server;
+  private metricsServer?: http.Server;
+  private events?: EventLogger;
+  private stopping?: Promise<void>;
+  metricsAddress?: string;
+
+  constructor(readonly opts: DaemonOptions, readonly log: Logger = createLogger(opts.logLevel as never)) {}
+
+  async start(): Promise<void> {
+    const { opts, log } = this;
+    const store = new StateStore(opts.stateDir);
+    let saved: Model | undefined;
+    try {
+      saved = store.load();
+    } catch (err) {
+      const e = toControlError(err);
+      throw new DaemonExit(VPCD_EXIT.STATE_CORRUPT, e.message, e.toJSON());
+    }
+    let desired: DesiredState | undefined;
+    if (opts.config !== undefined) {
+      try {
+        desired = readConfig(opts.config);
+      } catch (err) {
+        const e = toControlError(err);
+        throw new DaemonExit(VPCD_EXIT.CONFIG_INVALID, e.message, e.toJSON());
+      }
+    }
+    if (await socketAlive(opts.socket)) {
+      throw new DaemonExit(VPCD_EXIT.SOCKET_IN_USE, `another vpcd answers on ${opts.socket}; stop it first or give --socket`);
+    }
+    const engine: DataplaneOptions = desired?.engine ?? saved?.engine ?? {};
+    const dp = new Dataplane(engine);
+    this.events = new EventLogger(log);
+    dp.on('event', (e) => this.events?.event(e));
+    dp.start();
+    this.controller = new Controller(dp, store, log, engine);
+    try {
+      if (saved !== undefined) {
+        const n = await this.controller.restore(saved);
+        log.info({ stateFile: store.file, generation: store.generation, steps: n }, 'state restored');
+      }
+      if (desired !== undefined) await this.applyConfig(desired, 'config');
+    } catch (err) {
+      const e = toControlError(err);
+      dp.close();
+      throw new DaemonExit(VPCD_EXIT.RESTORE_FAILED, e.message, e.toJSON());
+    }
+
+    await this.listenApi();
+    if (opts.metrics !== undefined) await this.listenMetrics(opts.metrics, dp);
+    log.info({ socket: opts.socket, metrics: this.metricsAddress ?? null, config: opts.config ?? null, stateDir: opts.stateDir, version: opts.version }, 'vpcd ready');
+  }
+
+  private async applyConfig(desired: DesiredState, source: string): Promise<unknown> {
+    const r = await this.controller.apply(desired, { source });
+    for (const w of r.warnings) this.log.warn({ source }, w);
+    this.log.info({ source, ...r.summary, applied: r.applied }, r.plan.length === 0 ? 'config unchanged' : 'config applied');
+    return r;
+  }
+
+  // SIGHUP and POST /v1/reload.
+  async reload(): Promise<unknown> {
+    if (this.opts.config === undefined) {
+      throw new ControlError('ERR_BAD_REQUEST', 'vpcd was started without --config; there is nothing to reload (use vpcctl apply -f FILE)');
+    }
+    try {
+      return await this.applyConfig(readConfig(this.opts.config), 'reload');
+    } catch (err) {
+      const e = toControlError(err);
+      this.log.error({ code: e.code, details: e.details, config: this.opts.config }, `reload refused: ${e.message}`);
+      throw e;
+    }
+  }
+
+  private async listenApi(): Promise<void> {
+    const { opts } = this;
+    fs.mkdirSync(path.dirname(opts.socket), { recursive: true, mode: 0o755 });
+    try {
+      fs.unlinkSync(opts.socket); // stale: nothing answered above
+    } catch {
+      // absent
+    }
+    this.api = createApiServer({
+      controller: this.controller,
+      log: this.log,
+      version: opts.version,
+      testHooks: opts.testHooks,
+      configPath: opts.config,
+      socketPath: opts.socket,
+      metricsAddress: opts.metrics,
+      reload: () => this.reload(),
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.api!.once('error', reject);
+      // The mode is set through the umask so that the socket is never
+      // reachable with wider permissions, not even briefly.
+      const old = process.umask(0o777 & ~opts.socketMode);
+      this.api!.listen(opts.socket, () => {
+        process.umask(old);
+        resolve();
+      });
+    });
+    fs.chmodSync(opts.socket, opts.socketMode);
+  }
+
+  private async listenMetrics(address: string, dp: Dataplane): Promise<void> {
+    const { host, port } = parseHostPort(address);
+    const controller = this.controller;
+    const metrics = new Metrics({
+      dp,
+      portSwitches: (name) => {
+        const p = controller.findPort(name);
+        return p === undefined ? [] : portSwitches(p.spec);
+      },
+      generation: () => controller.generation,
+    });
+    this.metricsServer = http.createServer((req, res) => {
+      const url = (req.url ?? '/').split('?')[0];
+      if (url !== '/metrics') {
+        res.writeHead(url === '/' ? 200 : 404, { 'content-type': 'text/plain' });
+        res.end(url === '/' ? 'vpcd metrics: see /metrics\n' : 'not found\n');
+        return;
+      }
+      metrics.render().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType });
+          res.end(text);
+        },
+        (err) => {
+          this.log.error({ err: (err as Error).message }, 'metrics scrape failed');
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`scrape failed: ${(err as Error).message}\n`);
+        },
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.metricsServer!.once('error', reject);
+      this.metricsServer!.listen(port, host, () => resolve());
+    });
+    const a = this.metricsServer.address() as net.AddressInfo;
+    this.metricsAddress = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  // Graceful stop; idempotent.
+  stop(reason: string): Promise<void> {
+    if (this.stopping === undefined) {
+      this.stopping = (async () => {
+        this.log.info({ reason }, 'vpcd stopping');
+        this.api?.close();
+        this.metricsServer?.close();
+        this.api?.closeAllConnections?.();
+        this.metricsServer?.closeAllConnections?.();
+        await this.controller.shutdown();
+        this.events?.close();
+        try {
+          fs.unlinkSync(this.opts.socket);
+        } catch {
+          // already gone
+        }
+        this.log.info('vpcd stopped: engine closed, ports detached');
+      })();
+    }
+    return this.stopping;
+  }
+}
+
+// Runs vpcd until a signal stops it. Resolves with the process exit code.
+// Signal handlers are installed first: a SIGTERM that arrives while vpcd is
+// still starting stops it as soon as the start is complete.
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const log = createLogger(opts.logLevel as never);
+  const daemon = new Daemon(opts, log);
+  let started = false;
+  let stopSignal: string | undefined;
+  let finish: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (finish = resolve));
+  const stop = (signal: string): void => {
+    if (!started) {
+      stopSignal = signal;
+      return;
+    }
+    daemon.stop(signal).then(() => finish(VPCD_EXIT.OK), (err) => {
+      log.error({ err: (err as Error)?.message }, 'shutdown failed');
+      finish(VPCD_EXIT.FATAL);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (!started) return;
+    log.info('SIGHUP: reloading the configuration');
+    daemon.reload().catch(() => undefined);
+  });
+  try {
+    await daemon.start();
+  } catch (err) {
+    if (err instanceof DaemonExit) {
+      log.fatal({ exitCode: err.exitCode, error: err.detail }, err.message);
+      process.stderr.write(`vpcd: ${err.message}\n`);
+      return err.exitCode;
+    }
+    log.fatal({ err: (err as Error)?.stack ?? String(err) }, 'vpcd failed to start');
+    process.stderr.write(`vpcd: ${(err as Error)?.message ?? String(err)}\n`);
+    return VPCD_EXIT.FATAL;
+  }
+  started = true;
+  if (stopSignal !== undefined) stop(stopSignal);
+  return done;
+}

@@ -1,0 +1,183 @@
+// The desired-state model: what the config file, the API and the state file
+// all describe. An object is its user-given spec plus a UUID; validation is
+// the dataplane's own (src/dataplane/specs.ts), so a config and an API call
+// are held to exactly the rules the engine applies.
+//
+// Specs are kept as given (plus a concrete MAC for ports), not normalised:
+// fields that later builds add to a port type pass through untouched. Two
+// specs are "the same" when their normalised forms are equal.
+
+import { randomUUID } from 'node:crypto';
+import {
+  DataplaneError,
+  DataplaneOptions,
+  PortSpec,
+  StaticMacSpec,
+  SwitchSpec,
+  generateMac,
+  maxMtuFor,
+  switchesOfPort,
+  validateOptions,
+  validatePortSpec,
+  validateStaticMacSpec,
+  validateSwitchSpec,
+} from '../dataplane';
+import { ControlError } from './errors';
+
+export interface SwitchObject {
+  uuid: string;
+  spec: SwitchSpec;
+}
+
+export interface PortObject {
+  uuid: string;
+  spec: PortSpec; // always carries `mac` once the object exists
+}
+
+export interface FdbObject {
+  uuid: string;
+  spec: StaticMacSpec;
+}
+
+export interface Model {
+  engine: DataplaneOptions;
+  switches: SwitchObject[];
+  ports: PortObject[];
+  fdb: FdbObject[];
+}
+
+export type ObjectKind = 'switch' | 'port' | 'fdb';
+
+export function emptyModel(engine: DataplaneOptions = {}): Model {
+  return { engine: { ...engine }, switches: [], ports: [], fdb: [] };
+}
+
+export function cloneModel(m: Model): Model {
+  return JSON.parse(JSON.stringify(m)) as Model;
+}
+
+// Fields of a running object that an update can change; a difference in any
+// other field means the object is replaced (deleted and created again).
+export const SWITCH_MUTABLE = ['macLimit', 'agingSeconds', 'learning'] as const;
+export const PORT_MUTABLE = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function newUuid(): string {
+  return randomUUID();
+}
+
+export function validateUuid(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !UUID_RE.test(value.toLowerCase())) {
+    throw new ControlError('ERR_INVALID_ARGUMENT', `${field}: must be a UUID like 123e4567-e89b-12d3-a456-426614174000 (got ${JSON.stringify(value)})`, { field });
+  }
+  return value.toLowerCase();
+}
+
+export function fdbKey(spec: { switch: string; mac: string }): string {
+  return `${spec.switch}/${spec.mac}`;
+}
+
+export function maxMtuOf(engine: DataplaneOptions): number {
+  const o = validateOptions(engine);
+  return maxMtuFor(o.bufferSize, o.headroom);
+}
+
+// Re-throws a dataplane validation error with `prefix` put in front of its
+// field path, so "vni: ..." becomes "switches[2].vni: ...".
+export function prefixed(err: unknown, prefix: string): ControlError {
+  if (err instanceof DataplaneError || err instanceof ControlError) {
+    const inner = err.field;
+    const field = inner === undefined || inner === '' ? prefix : prefix === '' ? inner : inner.startsWith('[') ? `${prefix}${inner}` : `${prefix}.${inner}`;
+    let reason = err.message;
+    if (inner !== undefined && reason.startsWith(`${inner}: `)) reason = reason.slice(inner.length + 2);
+    return new ControlError(err.code, field === '' ? reason : `${field}: ${reason}`, { field: field === '' ? undefined : field, cause: err });
+  }
+  throw err;
+}
+
+// ---------------------------------------------------------------- specs
+
+function withoutUuid(value: unknown): { uuid?: unknown; rest: unknown } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { rest: value };
+  const { uuid, ...rest } = value as Record<string, unknown>;
+  return { uuid, rest };
+}
+
+// A switch as given (API body or config item, `uuid` optional).
+export function parseSwitch(value: unknown, at = ''): { uuid?: string; spec: SwitchSpec } {
+  const { uuid, rest } = withoutUuid(value);
+  try {
+    validateSwitchSpec(rest);
+  } catch (err) {
+    throw prefixed(err, at);
+  }
+  const out: { uuid?: string; spec: SwitchSpec } = { spec: rest as SwitchSpec };
+  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  return out;
+}
+
+export function parsePort(value: unknown, maxMtu: number, at = ''): { uuid?: string; spec: PortSpec } {
+  const { uuid, rest } = withoutUuid(value);
+  try {
+    validatePortSpec(rest, maxMtu);
+  } catch (err) {
+    throw prefixed(err, at);
+  }
+  const spec = { ...(rest as PortSpec) };
+  if (spec.mac !== undefined) spec.mac = spec.mac.toLowerCase().replace(/-/g, ':');
+  const out: { uuid?: string; spec: PortSpec } = { spec };
+  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  return out;
+}
+
+export function parseFdb(value: unknown, at = ''): { uuid?: string; spec: StaticMacSpec } {
+  const { uuid, rest } = withoutUuid(value);
+  let spec: StaticMacSpec;
+  try {
+    spec = validateStaticMacSpec(rest);
+  } catch (err) {
+    throw prefixed(err, at);
+  }
+  const out: { uuid?: string; spec: StaticMacSpec } = { spec };
+  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  return out;
+}
+
+// ---------------------------------------------------------------- comparing
+
+// Normalised form for comparison. A port without a MAC matches any MAC (the
+// running one was generated).
+export function normalSwitch(spec: SwitchSpec): Record<string, unknown> {
+  return { ...validateSwitchSpec(spec) };
+}
+
+export function normalPort(spec: PortSpec, maxMtu: number, ignoreMac = false): Record<string, unknown> {
+  const n: Record<string, unknown> = { ...validatePortSpec({ ...spec, mac: spec.mac ?? '02:00:00:00:00:01' }, maxMtu) };
+  delete n.mode;
+  if (ignoreMac || spec.mac === undefined) delete n.mac;
+  return n;
+}
+
+export function sameValue(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+// Field names whose values differ between two normalised specs.
+export function changedFields(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].filter((k) => !sameValue(a[k], b[k])).sort();
+}
+
+export function portSwitches(spec: PortSpec): string[] {
+  return switchesOfPort({ switch: spec.switch, untagged: spec.untagged, vlans: spec.vlans ?? [] });
+}
+
+export function withMac(spec: PortSpec): PortSpec {
+  return spec.mac === undefined ? { ...spec, mac: generateMac() } : spec;
+}
+
+export function findByRef<T extends { uuid: string }>(list: T[], ref: string, nameOf: (o: T) => string): T | undefined {
+  const lower = ref.toLowerCase();
+  return list.find((o) => nameOf(o) === ref) ?? list.find((o) => o.uuid === lower);
+}

@@ -1,0 +1,171 @@
+// The state file: vpcd's record of the objects it runs, in STATE_DIR/state.json.
+//
+//   { "format": "vpcd-state", "version": 1, "generation": 7,
+//     "writtenAt": "2025-01-01T00:00:00.000Z",
+//     "checksum": "sha256:<hex of JSON.stringify(state)>",
+//     "state": { "engine": {...}, "switches": [...], "ports": [...], "fdb": [...] } }
+//
+// Writes are atomic and durable: write a temp file in the same directory,
+// fsync it, rename it over state.json, fsync the directory. A reader (or a
+// restart after kill -9) sees the old file or the new one, never a mix.
+//
+// Loading checks, in order: JSON syntax, format/version, checksum, then the
+// schema of every object (with the dataplane's validators). Any failure is
+// ERR_STATE_CORRUPT (or ERR_STATE_VERSION) naming the file and the problem;
+// the file is never replaced or repaired automatically.
+
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crossCheck, DesiredState } from './config';
+import { ControlError } from './errors';
+import { emptyModel, maxMtuOf, Model, parseFdb, parsePort, parseSwitch, validateUuid } from './model';
+import { validateOptions } from '../dataplane';
+
+export const STATE_FORMAT = 'vpcd-state';
+export const STATE_VERSION = 1;
+export const STATE_FILE = 'state.json';
+
+interface StateDocument {
+  format: string;
+  version: number;
+  generation: number;
+  writtenAt: string;
+  checksum: string;
+  state: Model;
+}
+
+export function checksumOf(state: unknown): string {
+  return `sha256:${createHash('sha256').update(JSON.stringify(state)).digest('hex')}`;
+}
+
+export class StateStore {
+  readonly dir: string;
+  readonly file: string;
+  generation = 0;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    this.file = path.join(dir, STATE_FILE);
+  }
+
+  // The stored model, or undefined when there is no state file yet.
+  load(): Model | undefined {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new ControlError('ERR_STATE_CORRUPT', `${this.file}: cannot be read: ${(err as Error).message}`, { cause: err });
+    }
+    const doc = parseStateDocument(text, this.file);
+    this.generation = doc.generation;
+    return doc.state;
+  }
+
+  // Atomically replaces the state file with `model`.
+  save(model: Model): void {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o750 });
+    const state = JSON.parse(JSON.stringify(model)) as Model;
+    const doc: StateDocument = {
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      generation: this.generation + 1,
+      writtenAt: new Date().toISOString(),
+      checksum: checksumOf(state),
+      state,
+    };
+    const tmp = path.join(this.dir, `.${STATE_FILE}.${process.pid}.tmp`);
+    const fd = fs.openSync(tmp, 'w', 0o640);
+    try {
+      fs.writeSync(fd, `${JSON.stringify(doc, null, 1)}\n`);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.file);
+    const dirFd = fs.openSync(this.dir, 'r');
+    try {
+      fs.fsyncSync(dirFd);
+    } finally {
+      fs.closeSync(dirFd);
+    }
+    this.generation = doc.generation;
+  }
+}
+
+function corrupt(file: string, reason: string, cause?: unknown): ControlError {
+  return new ControlError('ERR_STATE_CORRUPT',
+    `${file}: ${reason}. vpcd does not start on a corrupt state file; restore a backup (see docs/operations.md) or move the file away to start empty`,
+    { cause });
+}
+
+export function parseStateDocument(text: string, file: string): StateDocument {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(file, `not valid JSON (${(err as Error).message})`, err);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw corrupt(file, 'not a JSON object');
+  const d = doc as Record<string, unknown>;
+  if (d.format !== STATE_FORMAT) throw corrupt(file, `format is ${JSON.stringify(d.format)}, expected "${STATE_FORMAT}"`);
+  if (typeof d.version !== 'number' || !Number.isInteger(d.version)) throw corrupt(file, 'version is missing or not an integer');
+  if (d.version > STATE_VERSION) {
+    throw new ControlError('ERR_STATE_VERSION', `${file}: format version ${d.version} was written by a newer vpcd (this one reads version ${STATE_VERSION}); upgrade vpcd or restore a backup`);
+  }
+  if (d.version < 1) throw corrupt(file, `version ${d.version} is not valid`);
+  if (typeof d.generation !== 'number' || !Number.isInteger(d.generation) || d.generation < 0) throw corrupt(file, 'generation is missing or invalid');
+  if (typeof d.checksum !== 'string') throw corrupt(file, 'checksum is missing');
+  const actual = checksumOf(d.state);
+  if (actual !== d.checksum) throw corrupt(file, `checksum mismatch (file says ${d.checksum.slice(0, 19)}..., content is ${actual.slice(0, 19)}...)`);
+  const state = validateModel(d.state, file);
+  return { format: STATE_FORMAT, version: d.version, generation: d.generation, writtenAt: String(d.writtenAt), checksum: d.checksum, state };
+}
+
+// Schema of the stored model: every object valid on its own and together.
+export function validateModel(value: unknown, file: string): Model {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw corrupt(file, 'state is not an object');
+  const v = value as Record<string, unknown>;
+  for (const key of ['switches', 'ports', 'fdb']) {
+    if (!Array.isArray(v[key])) throw corrupt(file, `state.${key} is not a list`);
+  }
+  const model = emptyModel();
+  try {
+    model.engine = (v.engine ?? {}) as Model['engine'];
+    validateOptions(model.engine);
+    const maxMtu = maxMtuOf(model.engine);
+    const desired: DesiredState = { switches: [], ports: [], fdb: [] };
+    const objectAt = (list: unknown[], i: number, key: string): { uuid: string; spec: unknown } => {
+      const o = list[i];
+      if (typeof o !== 'object' || o === null) throw new ControlError('ERR_INVALID_ARGUMENT', `state.${key}[${i}]: not an object`);
+      const r = o as Record<string, unknown>;
+      return { uuid: validateUuid(r.uuid, `state.${key}[${i}].uuid`), spec: r.spec };
+    };
+    (v.switches as unknown[]).forEach((_, i) => {
+      const o = objectAt(v.switches as unknown[], i, 'switches');
+      const s = parseSwitch(o.spec, `state.switches[${i}].spec`);
+      model.switches.push({ uuid: o.uuid, spec: s.spec });
+      desired.switches.push({ uuid: o.uuid, spec: s.spec, path: `state.switches[${i}]` });
+    });
+    (v.ports as unknown[]).forEach((_, i) => {
+      const o = objectAt(v.ports as unknown[], i, 'ports');
+      const p = parsePort(o.spec, maxMtu, `state.ports[${i}].spec`);
+      if (p.spec.mac === undefined) throw new ControlError('ERR_INVALID_MAC', `state.ports[${i}].spec.mac: missing`);
+      model.ports.push({ uuid: o.uuid, spec: p.spec });
+      desired.ports.push({ uuid: o.uuid, spec: p.spec, path: `state.ports[${i}]` });
+    });
+    (v.fdb as unknown[]).forEach((_, i) => {
+      const o = objectAt(v.fdb as unknown[], i, 'fdb');
+      const f = parseFdb(o.spec, `state.fdb[${i}].spec`);
+      model.fdb.push({ uuid: o.uuid, spec: f.spec });
+      desired.fdb.push({ uuid: o.uuid, spec: f.spec, path: `state.fdb[${i}]` });
+    });
+    const problems = crossCheck(desired);
+    if (problems.length > 0) throw new ControlError(problems[0]!.code, problems[0]!.message);
+  } catch (err) {
+    if (err instanceof ControlError && err.code === 'ERR_STATE_CORRUPT') throw err;
+    throw corrupt(file, `schema: ${err instanceof Error ? err.message : String(err)}`, err);
+  }
+  return model;
+}

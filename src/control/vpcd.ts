@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// vpcd: command line of the daemon. The life cycle is in daemon.ts.
+
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_METRICS, DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions, parseHostPort, runDaemon, VPCD_EXIT } from './daemon';
+import { VERSION } from './version';
+
+export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<void>): Command {
+  const program = new Command('vpcd');
+  program
+    .description('vpc-switch daemon: runs the dataplane, serves the control API and metrics')
+    .version(VERSION)
+    .option('-c, --config <file>', 'YAML configuration (desired state); applied at start and on SIGHUP')
+    .option('-s, --state-dir <dir>', 'where the state file lives', process.env.VPCD_STATE_DIR ?? DEFAULT_STATE_DIR)
+    .option('--socket <path>', 'control API Unix socket', process.env.VPCD_SOCKET ?? DEFAULT_SOCKET)
+    .option('--socket-mode <octal>', 'permissions of the socket', (v) => {
+      if (!/^0?[0-7]{3}$/.test(v)) throw new InvalidArgumentError('expected an octal mode like 0660');
+      return v;
+    }, '0660')
+    .option('--metrics <host:port|off>', 'Prometheus endpoint (loopback by default)', (v) => {
+      if (v !== 'off') {
+        try {
+          parseHostPort(v);
+        } catch (err) {
+          throw new InvalidArgumentError((err as Error).message);
+        }
+      }
+      return v;
+    }, DEFAULT_METRICS)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .option('--test-hooks', 'enable /v1/test/* routes that inject and read frames on pipe ports (tests and demos only)', false)
+    .action(async (o: { config?: string; stateDir: string; socket: string; socketMode: string; metrics: string; logLevel: string; testHooks: boolean }) => {
+      await onRun({
+        config: o.config,
+        stateDir: o.stateDir,
+        socket: o.socket,
+        socketMode: parseInt(o.socketMode, 8),
+        metrics: o.metrics === 'off' ? undefined : o.metrics,
+        logLevel: o.logLevel,
+        testHooks: o.testHooks,
+        version: VERSION,
+      });
+    });
+  return program;
+}
+
+if (require.main === module) {
+  const program = createProgram(async (opts) => {
+    process.exitCode = await runDaemon(opts);
+    // Timers of the default metrics and pending sockets must not keep us up.
+    setImmediate(() => process.exit(process.exitCode));
+  });
+  program.exitOverride();
+  program.parseAsync(process.argv).catch((err) => {
+    if (err instanceof CommanderError) {
+      process.exit(err.exitCode === 0 ? 0 : VPCD_EXIT.USAGE);
+    }
+    process.stderr.write(`vpcd: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(VPCD_EXIT.FATAL);
+  });
+}

@@ -1,0 +1,230 @@
+// The VXLAN overlay's public types and their validation: the uplink (this
+// host's VTEP on the underlay), peers (remote VTEPs in a switch's flood list)
+// and static remote MACs. The Dataplane methods that use them are in
+// dataplane.ts; the engine side is native/netmap/stages/vxlan_*.cc.
+
+import { isIP } from 'node:net';
+
+import type { PortType } from './types';
+import { type KernelPortSettings, validateKernelSettings } from './specs';
+import {
+  generateMac,
+  invalid,
+  validateBoolean,
+  validateInteger,
+  validateMtu,
+  validateName,
+  validateObject,
+  validatePowerOfTwo,
+  validateUnicastMac,
+} from './validate';
+
+export interface UplinkSpec {
+  name: string;
+  type: PortType; // the underlay port's backend: 'afpacket' (any interface), 'pipe' (tests), ...
+  interface?: string; // kernel-facing types: the underlay interface
+  mtu?: number; // underlay MTU (default 1500); a switch's inner MTU is this minus 50 (IPv4) or 70 (IPv6)
+  mac?: string; // pipe uplinks: the VTEP's MAC (kernel interfaces keep their own; uplink() shows which)
+  localIp?: string; // IPv4 VTEP address with its on-link prefix, "198.18.0.1/24" (prefix default 24)
+  localIp6?: string; // IPv6 VTEP address, "2001:db8::1/64" (prefix default 64)
+  gateway?: string; // IPv4 next hop for peers off the local prefix
+  gateway6?: string;
+  udpPort?: number; // default 4789
+  srcPortRange?: [number, number]; // outer UDP source ports (flow hash), default [49152, 65535]
+  ttl?: number; // outer TTL / hop limit, default 64
+  df?: boolean; // IPv4 don't-fragment, default true
+  udp6ZeroChecksum?: boolean; // send and accept zero UDP checksums over IPv6 (RFC 6935), default false
+  allowUnknownPeers?: boolean; // accept VXLAN from VTEPs that are no switch's peer, default true
+  neighborReachableSeconds?: number; // how long an ARP/ND answer is trusted, default 30
+  ringSize?: number; // pipe uplinks: ring size
+  rxRing?: number;
+  txRing?: number;
+  burst?: number;
+  disableOffloads?: boolean;
+  promiscuous?: boolean;
+}
+
+export interface UplinkInfo {
+  name: string;
+  id: number; // the uplink's port id in the engine
+  type: PortType;
+  interface?: string;
+  mtu: number;
+  mac: string;
+  localIp?: string; // with prefix
+  localIp6?: string;
+  gateway?: string;
+  gateway6?: string;
+  udpPort: number;
+  srcPortRange: [number, number];
+  ttl: number;
+  df: boolean;
+  udp6ZeroChecksum: boolean;
+  allowUnknownPeers: boolean;
+  neighborReachableSeconds: number;
+  innerMtu4?: number; // the largest inner L3 packet a switch can carry over IPv4
+  innerMtu6?: number;
+}
+
+export interface PeerSpec {
+  switch: string;
+  ip: string; // the remote VTEP's address
+}
+
+export interface RemoteMacSpec {
+  switch: string;
+  mac: string;
+  vtep: string; // the VTEP behind which the MAC lives
+}
+
+export interface NeighborEntry {
+  ip: string;
+  mac: string; // '' while unresolved
+  state: 'incomplete' | 'reachable' | 'stale' | 'failed';
+  ageSeconds: number;
+}
+
+export const VXLAN_OVERHEAD = { ipv4: 50, ipv6: 70 } as const;
+
+const UPLINK_KEYS = [
+  'name', 'type', 'interface', 'mtu', 'mac', 'localIp', 'localIp6', 'gateway', 'gateway6', 'udpPort',
+  'srcPortRange', 'ttl', 'df', 'udp6ZeroChecksum', 'allowUnknownPeers', 'neighborReachableSeconds',
+  'ringSize', 'rxRing', 'txRing', 'burst', 'disableOffloads', 'promiscuous',
+] as const;
+
+export interface NormalizedUplink {
+  name: string;
+  type: PortType;
+  mtu: number;
+  mac: string;
+  ip4?: { addr: string; prefix: number };
+  ip6?: { addr: string; prefix: number };
+  gateway?: string;
+  gateway6?: string;
+  udpPort: number;
+  srcPortRange: [number, number];
+  ttl: number;
+  df: boolean;
+  udp6ZeroChecksum: boolean;
+  allowUnknownPeers: boolean;
+  neighborReachableSeconds: number;
+  ringSize: number;
+  kernel?: KernelPortSettings;
+}
+
+// "addr" or "addr/prefix" of the given family.
+export function validateCidr(value: unknown, field: string, family: 4 | 6): { addr: string; prefix: number } {
+  if (typeof value !== 'string') throw invalid('ERR_INVALID_ARGUMENT', field, `must be an IPv${family} address, optionally with /prefix`, value);
+  const [addr, prefixText, extra] = value.split('/');
+  if (extra !== undefined || isIP(addr) !== family) {
+    throw invalid('ERR_INVALID_ARGUMENT', field, `must be an IPv${family} address, optionally with /prefix`, value);
+  }
+  const max = family === 4 ? 32 : 128;
+  let prefix = family === 4 ? 24 : 64;
+  if (prefixText !== undefined) {
+    if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) < 1 || Number(prefixText) > max) {
+      throw invalid('ERR_INVALID_ARGUMENT', field, `prefix must be in 1..${max}`, value);
+    }
+    prefix = Number(prefixText);
+  }
+  return { addr, prefix };
+}
+
+export function validateIp(value: unknown, field: string, family?: 4 | 6): string {
+  const f = typeof value === 'string' ? isIP(value) : 0;
+  if (f === 0 || (family !== undefined && f !== family)) {
+    throw invalid('ERR_INVALID_ARGUMENT', field, family ? `must be an IPv${family} address` : 'must be an IPv4 or IPv6 address', value);
+  }
+  return value as string;
+}
+
+export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUplink {
+  const u = validateObject(value, '', UPLINK_KEYS);
+  const name = validateName(u.name, 'name');
+  const type = u.type as PortType;
+  if (typeof u.type !== 'string' || !['pipe', 'afpacket', 'tap', 'netmap', 'afxdp'].includes(u.type)) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'type', 'must be one of "pipe", "afpacket", "tap", "netmap", "afxdp"', u.type);
+  }
+  const ip4 = u.localIp === undefined ? undefined : validateCidr(u.localIp, 'localIp', 4);
+  const ip6 = u.localIp6 === undefined ? undefined : validateCidr(u.localIp6, 'localIp6', 6);
+  if (ip4 === undefined && ip6 === undefined) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'localIp', 'an uplink needs a VTEP address: localIp (IPv4) and/or localIp6', undefined, false);
+  }
+  const gateway = u.gateway === undefined ? undefined : validateIp(u.gateway, 'gateway', 4);
+  const gateway6 = u.gateway6 === undefined ? undefined : validateIp(u.gateway6, 'gateway6', 6);
+  if (gateway !== undefined && ip4 === undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', 'needs localIp', undefined, false);
+  if (gateway6 !== undefined && ip6 === undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway6', 'needs localIp6', undefined, false);
+  let srcPortRange: [number, number] = [49152, 65535];
+  if (u.srcPortRange !== undefined) {
+    const r = u.srcPortRange;
+    if (!Array.isArray(r) || r.length !== 2) throw invalid('ERR_INVALID_ARGUMENT', 'srcPortRange', 'must be [min, max]', r);
+    const lo = validateInteger(r[0], 'srcPortRange[0]', 1, 65535);
+    const hi = validateInteger(r[1], 'srcPortRange[1]', 1, 65535);
+    if (lo > hi) throw invalid('ERR_INVALID_ARGUMENT', 'srcPortRange', 'min must not exceed max', r);
+    srcPortRange = [lo, hi];
+  }
+  const out: NormalizedUplink = {
+    name,
+    type,
+    mtu: u.mtu === undefined ? Math.min(1500, maxMtu) : validateMtu(u.mtu, 'mtu', maxMtu),
+    mac: u.mac === undefined ? generateMac() : validateUnicastMac(u.mac, 'mac'),
+    udpPort: u.udpPort === undefined ? 4789 : validateInteger(u.udpPort, 'udpPort', 1, 65535),
+    srcPortRange,
+    ttl: u.ttl === undefined ? 64 : validateInteger(u.ttl, 'ttl', 1, 255),
+    df: u.df === undefined ? true : validateBoolean(u.df, 'df'),
+    udp6ZeroChecksum: u.udp6ZeroChecksum === undefined ? false : validateBoolean(u.udp6ZeroChecksum, 'udp6ZeroChecksum'),
+    allowUnknownPeers: u.allowUnknownPeers === undefined ? true : validateBoolean(u.allowUnknownPeers, 'allowUnknownPeers'),
+    neighborReachableSeconds:
+      u.neighborReachableSeconds === undefined ? 30 : validateInteger(u.neighborReachableSeconds, 'neighborReachableSeconds', 1, 3600),
+    ringSize: u.ringSize === undefined ? 1024 : validatePowerOfTwo(u.ringSize, 'ringSize', 64, 65536),
+  };
+  if (ip4) out.ip4 = ip4;
+  if (ip6) out.ip6 = ip6;
+  if (gateway) out.gateway = gateway;
+  if (gateway6) out.gateway6 = gateway6;
+  const kernel = validateKernelSettings(
+    { interface: u.interface, rxRing: u.rxRing, txRing: u.txRing, burst: u.burst, disableOffloads: u.disableOffloads, promiscuous: u.promiscuous },
+    type,
+  );
+  if (kernel) out.kernel = kernel;
+  return out;
+}
+
+export function validatePeerSpec(value: unknown): PeerSpec {
+  const p = validateObject(value, '', ['switch', 'ip']);
+  return { switch: validateName(p.switch, 'switch'), ip: validateIp(p.ip, 'ip') };
+}
+
+export function validateRemoteMacSpec(value: unknown): RemoteMacSpec {
+  const p = validateObject(value, '', ['switch', 'mac', 'vtep']);
+  return { switch: validateName(p.switch, 'switch'), mac: validateUnicastMac(p.mac, 'mac'), vtep: validateIp(p.vtep, 'vtep') };
+}
+
+export function uplinkInfo(u: NormalizedUplink, id: number): UplinkInfo {
+  const info: UplinkInfo = {
+    name: u.name,
+    id,
+    type: u.type,
+    mtu: u.mtu,
+    mac: u.mac,
+    udpPort: u.udpPort,
+    srcPortRange: [...u.srcPortRange],
+    ttl: u.ttl,
+    df: u.df,
+    udp6ZeroChecksum: u.udp6ZeroChecksum,
+    allowUnknownPeers: u.allowUnknownPeers,
+    neighborReachableSeconds: u.neighborReachableSeconds,
+  };
+  if (u.kernel) info.interface = u.kernel.interface;
+  if (u.ip4) {
+    info.localIp = `${u.ip4.addr}/${u.ip4.prefix}`;
+    info.innerMtu4 = u.mtu - VXLAN_OVERHEAD.ipv4;
+  }
+  if (u.ip6) {
+    info.localIp6 = `${u.ip6.addr}/${u.ip6.prefix}`;
+    info.innerMtu6 = u.mtu - VXLAN_OVERHEAD.ipv6;
+  }
+  if (u.gateway) info.gateway = u.gateway;
+  if (u.gateway6) info.gateway6 = u.gateway6;
+  return info;
+}

@@ -1,0 +1,197 @@
+// vpcctl against a running vpcd (child process, private socket): human and
+// JSON output, and exit codes. Most cases run the CLI in-process through
+// runCli() (createProgram + exitOverride); a few run the real vpcctl binary.
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EXIT, runCli } from '../../src/control/cli';
+import { frameHex, removeDir, spawnVpcd, TEST_ENGINE, VpcdProcess, VPCCTL, eventually } from './helpers';
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+let d: VpcdProcess;
+
+async function cli(...args: string[]): Promise<Run> {
+  let out = '';
+  let err = '';
+  const code = await runCli(['--socket', d.socket, ...args], { out: (t) => (out += t), err: (t) => (err += t), sleep: async () => undefined });
+  return { code, out, err };
+}
+
+function bin(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [VPCCTL, ...args], { env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : (error as NodeJS.ErrnoException & { code: number }).code, out: stdout, err: stderr });
+    });
+  });
+}
+
+const CONFIG = `${TEST_ENGINE}switches:
+  - name: tenant-a
+    vni: 1001
+    ports:
+      - { name: vm1, type: pipe, mac: "02:00:00:00:0a:01" }
+      - { name: vm2, type: pipe, mac: "02:00:00:00:0a:02" }
+`;
+
+describe('vpcctl against vpcd', () => {
+  before(async () => {
+    d = await spawnVpcd({ config: CONFIG, testHooks: true });
+  });
+  after(async () => {
+    await d.stop();
+    removeDir(d.dir);
+  });
+
+  test('status: human and JSON', async () => {
+    const h = await cli('status');
+    assert.equal(h.code, EXIT.OK, h.err);
+    assert.match(h.out, /^vpcd\s+0\.\d+\.\d+ \(pid \d+\)/m);
+    assert.match(h.out, /^objects\s+1 switches, 2 ports, 0 static fdb entries$/m);
+    const j = await cli('--json', 'status');
+    assert.equal(JSON.parse(j.out).counts.ports, 2);
+  });
+
+  test('switch create/list/show/update/delete with idempotent create and a conflict', async () => {
+    let r = await cli('switch', 'create', 'tenant-b', '--vni', '1002', '--mac-limit', '500');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /^created: switch tenant-b vni 1002 uuid [0-9a-f-]{36}\n$/);
+    r = await cli('switch', 'create', 'tenant-b', '--vni', '1002', '--mac-limit', '500');
+    assert.equal(r.code, EXIT.OK);
+    assert.match(r.out, /^exists \(same spec\): switch tenant-b/);
+    r = await cli('switch', 'create', 'tenant-b', '--vni', '1003', '--mac-limit', '500');
+    assert.equal(r.code, EXIT.CONFLICT);
+    assert.match(r.err, /vni: switch "tenant-b" exists with a different spec .*\[ERR_SPEC_CONFLICT\]/);
+
+    r = await cli('switch', 'list');
+    assert.match(r.out, /^NAME\s+VNI\s+PORTS\s+MAC-LIMIT\s+AGING\s+LEARNING\s+UUID$/m);
+    assert.match(r.out, /^tenant-a\s+1001\s+vm1,vm2\s+65536\s+300s\s+on\s+[0-9a-f-]{36}$/m);
+    assert.match(r.out, /^tenant-b\s+1002\s+-\s+500\s/m);
+    const j = JSON.parse((await cli('--json', 'switch', 'list')).out);
+    assert.deepEqual(j.switches.map((s: { name: string }) => s.name), ['tenant-a', 'tenant-b']);
+
+    const uuid = j.switches[1].uuid as string;
+    r = await cli('switch', 'show', uuid);
+    assert.match(r.out, /^name\s+tenant-b$/m);
+    r = await cli('switch', 'update', 'tenant-b', '--aging-seconds', '60');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /~ switch tenant-b: agingSeconds 300 -> 60/);
+    r = await cli('switch', 'delete', 'tenant-b');
+    assert.equal(r.code, EXIT.OK);
+    r = await cli('switch', 'show', 'tenant-b');
+    assert.equal(r.code, EXIT.NOT_FOUND);
+    assert.match(r.err, /\[ERR_UNKNOWN_SWITCH\]/);
+    r = await cli('switch', 'delete', 'tenant-a');
+    assert.equal(r.code, EXIT.CONFLICT);
+    assert.match(r.err, /still has ports attached: vm1, vm2 \[ERR_SWITCH_IN_USE\]/);
+  });
+
+  test('port and fdb commands; traffic shows in fdb list and stats', async () => {
+    let r = await cli('port', 'create', 'trunk', '--type', 'pipe', '--vlan', '10=tenant-a', '--mtu', '1400');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /created: port trunk \(pipe, 10=tenant-a\)/);
+    r = await cli('port', 'list');
+    assert.match(r.out, /^trunk\s+pipe\s+trunk\s+10=tenant-a\s+1400\s/m);
+    r = await cli('port', 'create', 'bad', '--type', 'pipe', '--switch', 'nope');
+    assert.equal(r.code, EXIT.INVALID);
+    assert.match(r.err, /switch: no switch named "nope" \[ERR_UNKNOWN_SWITCH\]/);
+    r = await cli('port', 'update', 'trunk', '--mtu', '99999');
+    assert.equal(r.code, EXIT.USAGE);
+
+    r = await cli('fdb', 'create', 'tenant-a', '02:00:00:00:0a:99', 'vm2');
+    assert.equal(r.code, EXIT.OK, r.err);
+    r = await cli('fdb', 'create', 'tenant-a', '02:00:00:00:0a:99', 'vm1');
+    assert.equal(r.code, EXIT.CONFLICT);
+    r = await cli('fdb', 'list', '--static');
+    assert.match(r.out, /^tenant-a\s+02:00:00:00:0a:99\s+vm2\s+[0-9a-f-]{36}$/m);
+
+    // Frames through the test hook: vm1 -> vm2 is learned and counted.
+    await d.client.call('POST', '/v1/test/ports/vm1/send', { frames: [frameHex('02:00:00:00:0a:02', '02:00:00:00:0a:01')], repeat: 10 });
+    await eventually(async () => ((await d.client.call<any>('GET', '/v1/stats')).ports.vm2.counters.tx_packets >= 10) || undefined);
+    r = await cli('fdb', 'list', 'tenant-a');
+    assert.match(r.out, /^MAC\s+PORT\s+VLAN\s+TYPE\s+AGE$/m);
+    assert.match(r.out, /^02:00:00:00:0a:01\s+vm1\s+-\s+learned\s+\d+s$/m);
+    assert.match(r.out, /^02:00:00:00:0a:99\s+vm2\s+-\s+static\s+-$/m);
+    r = await cli('stats');
+    assert.match(r.out, /^vm1\s+10\s+600\s+0\s+0\s+-$/m);
+    assert.match(r.out, /^vm2\s+0\s+0\s+10\s+600\s+-$/m);
+    r = await cli('stats', '--watch', '--count', '2', '--interval', '1');
+    assert.match(r.out, /RX-RATE\s+TX-RATE/);
+    const js = JSON.parse((await cli('--json', 'stats')).out);
+    assert.equal(js.ports.vm1.counters.rx_packets, 10);
+    r = await cli('fdb', 'flush', 'tenant-a');
+    assert.match(r.out, /^flushed 1 learned entries from tenant-a$/m);
+
+    r = await cli('fdb', 'delete', 'tenant-a', '02:00:00:00:0a:99');
+    assert.equal(r.code, EXIT.OK);
+    r = await cli('fdb', 'delete', 'tenant-a', '02:00:00:00:0a:99');
+    assert.equal(r.code, EXIT.NOT_FOUND);
+    r = await cli('port', 'delete', 'trunk');
+    assert.equal(r.code, EXIT.OK);
+  });
+
+  test('apply -f: dry run prints the plan and changes nothing; apply applies; again is a no-op; invalid file names the line', async () => {
+    const file = path.join(d.dir, 'next.yaml');
+    fs.writeFileSync(file, `${CONFIG}      - { name: vm3, type: pipe }\n  - name: tenant-c\n    vni: 1003\n`);
+    let r = await cli('apply', '-f', file, '--dry-run');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.equal(r.out, 'plan (2 to create, 0 to change, 0 to remove):\n  + switch tenant-c (vni 1003)\n  + port vm3 (pipe, switch tenant-a)\ndry run: nothing was changed.\n');
+    assert.equal(JSON.parse((await cli('--json', 'status')).out).counts.switches, 1);
+    r = await cli('apply', '-f', file);
+    assert.match(r.out, /applied\.\n$/);
+    r = await cli('apply', '-f', file);
+    assert.equal(r.out, 'no changes: the running state already matches\n');
+    const j = JSON.parse((await cli('--json', 'apply', '-f', file)).out);
+    assert.equal(j.applied, false);
+
+    fs.writeFileSync(file, `${CONFIG}      - { name: vm3, type: pipe, mtu: 12 }\n`);
+    r = await cli('apply', '-f', file);
+    assert.equal(r.code, EXIT.INVALID);
+    assert.match(r.err, /next\.yaml:8: switches\[0\]\.ports\[2\]\.mtu: must be an integer in 68\.\.\d+ \(got 12\).* \[ERR_INVALID_ARGUMENT\]/);
+    r = await cli('apply', '-f', path.join(d.dir, 'missing.yaml'));
+    assert.equal(r.code, EXIT.INVALID);
+  });
+
+  test('the vpcctl binary: exit codes, JSON errors on the API, and a helpful message when vpcd is not running', async () => {
+    let r = await bin(['--socket', d.socket, 'port', 'show', 'vm1', '--json']);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(JSON.parse(r.out).port.mac, '02:00:00:00:0a:01');
+    r = await bin(['port', 'show', 'nope'], { VPCD_SOCKET: d.socket });
+    assert.equal(r.code, EXIT.NOT_FOUND);
+    r = await bin(['--socket', path.join(d.dir, 'nowhere.sock'), 'status']);
+    assert.equal(r.code, EXIT.UNREACHABLE);
+    assert.match(r.err, /no socket at .*nowhere\.sock: vpcd is not running/);
+    assert.match(r.err, /Start it with: +sudo vpcd --config/);
+    r = await bin(['frobnicate']);
+    assert.equal(r.code, EXIT.USAGE);
+    r = await bin(['--version']);
+    assert.equal(r.code, 0);
+  });
+
+  test('API errors are JSON with a stable code, message and field', async () => {
+    const raw = await d.client.raw('POST', '/v1/switches', { name: 'x', vni: 0 });
+    assert.equal(raw.status, 400);
+    assert.deepEqual(raw.body, { error: { code: 'ERR_INVALID_VNI', message: 'vni: must be an integer in 1..16777215 (got 0)', field: 'vni' } });
+    const nf = await d.client.raw('GET', '/v1/nothing');
+    assert.equal(nf.status, 404);
+    assert.equal((nf.body as any).error.code, 'ERR_ROUTE_NOT_FOUND');
+    const m = await d.client.raw('PUT', '/v1/switches');
+    assert.equal(m.status, 405);
+    const bad = await new Promise<number>((resolve) => {
+      const http = require('node:http') as typeof import('node:http');
+      const req = http.request({ socketPath: d.socket, method: 'POST', path: '/v1/ports', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.end('{not json');
+    });
+    assert.equal(bad, 400);
+  });
+});

@@ -1,0 +1,219 @@
+// Config validation: one case per kind of mistake, each checked by code,
+// path and line. parseConfig() is pure (no engine).
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig, splitPath } from '../../src/control/config';
+import { ControlError, ErrorDetail } from '../../src/control/errors';
+
+function errorsOf(yaml: string): ErrorDetail[] {
+  try {
+    parseConfig(yaml, 'test.yaml');
+  } catch (err) {
+    assert.ok(err instanceof ControlError, String(err));
+    assert.ok(err.details !== undefined && err.details.length > 0);
+    return err.details;
+  }
+  assert.fail('expected the config to be refused');
+}
+
+function expectError(yaml: string, code: string, field: string, line: number): ErrorDetail {
+  const errs = errorsOf(yaml);
+  const hit = errs.find((e) => e.code === code && e.field === field);
+  assert.ok(hit !== undefined, `expected ${code} at ${field}; got ${JSON.stringify(errs)}`);
+  assert.equal(hit.line, line, `line of ${field}: ${JSON.stringify(hit)}`);
+  assert.ok(hit.message.startsWith(`${field}: `), hit.message);
+  return hit;
+}
+
+const GOOD = `
+engine: { bufferCount: 4096 }
+switches:
+  - name: tenant-a
+    vni: 1001
+    ports:
+      - { name: vm1, type: pipe }
+      - name: vm2
+        type: pipe
+        mtu: 1400
+    fdb:
+      - { mac: 02:00:00:00:00:01, port: vm1 }
+  - name: tenant-b
+    vni: 1002
+ports:
+  - name: trunk
+    type: pipe
+    vlans:
+      - { vlan: 10, switch: tenant-a }
+      - { vlan: 20, switch: tenant-b }
+`;
+
+describe('config: valid files', () => {
+  test('a full config parses into switches, ports (nested and top level) and fdb entries', () => {
+    const d = parseConfig(GOOD);
+    assert.deepEqual(d.switches.map((s) => s.spec.name), ['tenant-a', 'tenant-b']);
+    assert.deepEqual(d.ports.map((p) => [p.spec.name, p.spec.switch]), [['vm1', 'tenant-a'], ['vm2', 'tenant-a'], ['trunk', undefined]]);
+    assert.deepEqual(d.fdb.map((f) => f.spec), [{ switch: 'tenant-a', mac: '02:00:00:00:00:01', port: 'vm1' }]);
+    assert.deepEqual(d.engine, { bufferCount: 4096 });
+  });
+
+  test('an empty file is an empty desired state', () => {
+    assert.deepEqual(parseConfig(''), { switches: [], ports: [], fdb: [] });
+  });
+
+  test('uuids are accepted and kept', () => {
+    const d = parseConfig('switches:\n  - { name: a, vni: 5, uuid: 123E4567-E89B-12D3-A456-426614174000 }\n');
+    assert.equal(d.switches[0]!.uuid, '123e4567-e89b-12d3-a456-426614174000');
+  });
+});
+
+describe('config: one error per kind of mistake, with path and line', () => {
+  test('YAML syntax error', () => {
+    const errs = errorsOf('switches:\n  - name: a\n    vni: [1,\n');
+    assert.equal(errs[0]!.code, 'ERR_CONFIG_SYNTAX');
+    assert.ok(typeof errs[0]!.line === 'number');
+  });
+
+  test('duplicate key', () => {
+    const errs = errorsOf('switches:\n  - name: a\n    vni: 1\n    vni: 2\n');
+    assert.equal(errs[0]!.code, 'ERR_CONFIG_SYNTAX');
+    assert.equal(errs[0]!.line, 4);
+  });
+
+  test('unknown top-level key', () => {
+    expectError('version: 1\nswitchs: []\n', 'ERR_INVALID_ARGUMENT', 'switchs', 2);
+  });
+
+  test('unknown key in a switch (typo)', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    maclimit: 5\n', 'ERR_INVALID_ARGUMENT', 'switches[0].maclimit', 4);
+  });
+
+  test('bad VNI', () => {
+    expectError('switches:\n  - name: a\n    vni: 0\n', 'ERR_INVALID_VNI', 'switches[0].vni', 3);
+  });
+
+  test('missing VNI points at the switch', () => {
+    expectError('switches:\n  - name: a\n', 'ERR_INVALID_VNI', 'switches[0].vni', 2);
+  });
+
+  test('bad name', () => {
+    expectError('switches:\n  - name: "-a"\n    vni: 1\n', 'ERR_INVALID_NAME', 'switches[0].name', 2);
+  });
+
+  test('bad port type', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    ports:\n      - { name: p, type: bogus }\n', 'ERR_INVALID_ARGUMENT', 'switches[0].ports[0].type', 5);
+  });
+
+  test('MTU out of range for the engine buffers', () => {
+    expectError('engine: { bufferSize: 2048 }\nswitches:\n  - name: a\n    vni: 1\n    ports:\n      - name: p\n        type: pipe\n        mtu: 9000\n',
+      'ERR_INVALID_ARGUMENT', 'switches[0].ports[0].mtu', 8);
+  });
+
+  test('bad MAC in a static entry', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    ports: [{ name: p, type: pipe }]\n    fdb:\n      - { mac: ff:ff:ff:ff:ff:ff, port: p }\n',
+      'ERR_INVALID_MAC', 'switches[0].fdb[0].mac', 6);
+  });
+
+  test('bad VLAN on a trunk', () => {
+    expectError('switches: [{ name: a, vni: 1 }]\nports:\n  - name: t\n    type: pipe\n    vlans:\n      - { vlan: 4095, switch: a }\n',
+      'ERR_INVALID_VLAN', 'ports[0].vlans[0].vlan', 6);
+  });
+
+  test('trunk maps a VLAN twice', () => {
+    expectError('switches: [{ name: a, vni: 1 }, { name: b, vni: 2 }]\nports:\n  - name: t\n    type: pipe\n    vlans:\n      - { vlan: 10, switch: a }\n      - { vlan: 10, switch: b }\n',
+      'ERR_TRUNK_DUPLICATE_VLAN', 'ports[0].vlans[1].vlan', 7);
+  });
+
+  test('port refers to an unknown switch', () => {
+    expectError('switches: [{ name: a, vni: 1 }]\nports:\n  - name: t\n    type: pipe\n    switch: nope\n', 'ERR_UNKNOWN_SWITCH', 'ports[0].switch', 5);
+  });
+
+  test('duplicate switch name', () => {
+    expectError('switches:\n  - { name: a, vni: 1 }\n  - { name: a, vni: 2 }\n', 'ERR_DUPLICATE_NAME', 'switches[1].name', 3);
+  });
+
+  test('duplicate VNI', () => {
+    expectError('switches:\n  - { name: a, vni: 7 }\n  - { name: b, vni: 7 }\n', 'ERR_DUPLICATE_VNI', 'switches[1].vni', 3);
+  });
+
+  test('duplicate port name across a switch and the top-level list', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    ports: [{ name: p, type: pipe }]\nports:\n  - { name: p, type: pipe, switch: a }\n',
+      'ERR_DUPLICATE_NAME', 'ports[0].name', 6);
+  });
+
+  test('static entry on a port that is not a member of the switch', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    ports: [{ name: p, type: pipe }]\n  - name: b\n    vni: 2\n    fdb:\n      - { mac: 02:00:00:00:00:01, port: p }\n',
+      'ERR_PORT_NOT_MEMBER', 'switches[1].fdb[0].port', 8);
+  });
+
+  test('static entry on an unknown port', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    fdb:\n      - { mac: 02:00:00:00:00:01, port: ghost }\n', 'ERR_UNKNOWN_PORT', 'switches[0].fdb[0].port', 5);
+  });
+
+  test('duplicate static MAC on a switch', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    ports: [{ name: p, type: pipe }]\n    fdb:\n      - { mac: 02:00:00:00:00:01, port: p }\n      - { mac: 02-00-00-00-00-01, port: p }\n',
+      'ERR_DUPLICATE_MAC', 'switches[0].fdb[1].mac', 7);
+  });
+
+  test('nested port gives its own switch', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    ports:\n      - { name: p, type: pipe, switch: a }\n', 'ERR_INVALID_ARGUMENT', 'switches[0].ports[0].switch', 5);
+  });
+
+  test('bad UUID', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    uuid: not-a-uuid\n', 'ERR_INVALID_ARGUMENT', 'switches[0].uuid', 4);
+  });
+
+  test('duplicate UUID', () => {
+    const u = '123e4567-e89b-12d3-a456-426614174000';
+    expectError(`switches:\n  - { name: a, vni: 1, uuid: ${u} }\n  - { name: b, vni: 2, uuid: ${u} }\n`, 'ERR_DUPLICATE_UUID', 'switches[1].uuid', 3);
+  });
+
+  test('bad engine option', () => {
+    expectError('engine:\n  maxPorts: 0\n', 'ERR_INVALID_ARGUMENT', 'engine.maxPorts', 2);
+  });
+
+  test('wrong type where a list is expected', () => {
+    expectError('switches: { name: a }\n', 'ERR_INVALID_ARGUMENT', 'switches', 1);
+  });
+
+  test('uplinks are refused until the overlay exists', () => {
+    const e = expectError('uplinks:\n  - { name: u, interface: eth1 }\n', 'ERR_UNSUPPORTED', 'uplinks', 1);
+    assert.match(e.message, /not supported by this build yet/);
+  });
+
+  test('per-switch peers are refused until the overlay exists', () => {
+    const e = expectError('switches:\n  - name: a\n    vni: 1\n    peers: [198.18.0.2]\n', 'ERR_UNSUPPORTED', 'switches[0].peers', 4);
+    assert.match(e.message, /not supported by this build yet/);
+  });
+
+  test('every error is reported, not just the first, sorted by line', () => {
+    const errs = errorsOf('switches:\n  - { name: a, vni: 0 }\n  - { name: b, vni: 2, learning: maybe }\nports:\n  - { name: p, type: pipe, switch: zz }\n');
+    assert.deepEqual(errs.map((e) => [e.code, e.line]), [['ERR_INVALID_VNI', 2], ['ERR_INVALID_ARGUMENT', 3], ['ERR_UNKNOWN_SWITCH', 5]]);
+  });
+
+  test('the summary message names file, line, path and code', () => {
+    try {
+      parseConfig('switches:\n  - { name: a, vni: 0 }\n', 'x.yaml');
+      assert.fail('refused');
+    } catch (err) {
+      assert.ok(err instanceof ControlError);
+      assert.equal(err.code, 'ERR_CONFIG_INVALID');
+      assert.equal(err.status, 400);
+      assert.match(err.message, /x\.yaml:2: switches\[0\]\.vni: must be an integer in 1\.\.16777215 \(got 0\) \[ERR_INVALID_VNI\]/);
+    }
+  });
+});
+
+test('splitPath', () => {
+  assert.deepEqual(splitPath('switches[0].ports[12].vlans[1].switch'), ['switches', 0, 'ports', 12, 'vlans', 1, 'switch']);
+  assert.deepEqual(splitPath(''), []);
+});
+
+test('every examples/*.yaml is a valid configuration', () => {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const path = require('node:path') as typeof import('node:path');
+  const dir = path.resolve(__dirname, '../../../examples');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 3);
+  for (const f of files) parseConfig(fs.readFileSync(path.join(dir, f), 'utf8'), f);
+});

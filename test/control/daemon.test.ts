@@ -1,0 +1,146 @@
+// vpcd as a real child process on a private socket and state dir:
+// restart and kill -9 restore the same objects, a corrupt state file or an
+// invalid config stops the start, SIGHUP reloads (and refuses an invalid
+// config without touching what runs), SIGTERM cleans up.
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ApiError } from '../../src/control/client';
+import { eventually, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir } from './helpers';
+
+const CONFIG = `${TEST_ENGINE}switches:
+  - name: tenant-a
+    vni: 1001
+    ports:
+      - { name: vm1, type: pipe }
+`;
+
+describe('vpcd process', () => {
+  test('kill -9 then restart restores the same objects (UUIDs, MACs, specs)', async () => {
+    const d = await spawnVpcd({ config: CONFIG });
+    try {
+      // Changes through the API, each acknowledged before the kill.
+      await d.client.call('POST', '/v1/switches', { name: 'tenant-b', vni: 1002, macLimit: 100 });
+      await d.client.call('POST', '/v1/ports', { name: 'vm2', type: 'pipe', switch: 'tenant-b', mtu: 1400 });
+      await d.client.call('POST', '/v1/ports', { name: 'trunk', type: 'pipe', vlans: [{ vlan: 10, switch: 'tenant-a' }, { vlan: 20, switch: 'tenant-b' }] });
+      await d.client.call('POST', '/v1/fdb', { switch: 'tenant-b', mac: '02:00:00:00:00:02', port: 'vm2' });
+      await d.client.call('PATCH', '/v1/ports/vm1', { mtu: 1300 });
+      const before = await d.client.call<Record<string, any>>('GET', '/v1/state');
+      const portsBefore = await d.client.call<Record<string, any>>('GET', '/v1/ports');
+      await d.kill9();
+
+      // Restart without --config: the state file alone brings everything back.
+      const d2 = await spawnVpcd({ dir: d.dir, noConfig: true });
+      try {
+        const after = await d2.client.call<Record<string, any>>('GET', '/v1/state');
+        assert.deepEqual(after.state, before.state);
+        assert.deepEqual(await d2.client.call('GET', '/v1/ports'), portsBefore);
+        const fdb = await d2.client.call<Record<string, any>>('GET', '/v1/switches/tenant-b/fdb');
+        assert.deepEqual(fdb.entries.map((e: any) => [e.mac, e.port, e.static]), [['02:00:00:00:00:02', 'vm2', true]]);
+      } finally {
+        await d2.stop();
+      }
+
+      // Restart with the config: API-made objects not in it are removed
+      // (the config is the desired state), the config's own keep their UUIDs.
+      const d3 = await spawnVpcd({ dir: d.dir });
+      try {
+        const st = await d3.client.call<Record<string, any>>('GET', '/v1/state');
+        assert.deepEqual(st.state.switches.map((s: any) => [s.spec.name, s.uuid]), [['tenant-a', before.state.switches[0].uuid]]);
+        assert.deepEqual(st.state.ports.map((p: any) => [p.spec.name, p.spec.mtu, p.spec.mac]),
+          [['vm1', undefined, before.state.ports.find((p: any) => p.spec.name === 'vm1').spec.mac]]);
+      } finally {
+        await d3.stop();
+      }
+    } finally {
+      await d.kill9();
+      removeDir(d.dir);
+    }
+  });
+
+  test('SIGTERM stops gracefully: exit 0, ports detached, socket removed, state kept', async () => {
+    const d = await spawnVpcd({ config: CONFIG });
+    try {
+      const mode = fs.statSync(d.socket).mode & 0o777;
+      assert.equal(mode, 0o660, 'socket mode');
+      const code = await d.stop();
+      assert.equal(code, 0);
+      assert.equal(fs.existsSync(d.socket), false);
+      assert.ok(d.logs.some((l) => l.includes('vpcd stopped: engine closed, ports detached')));
+      assert.ok(fs.existsSync(path.join(d.stateDir, 'state.json')));
+    } finally {
+      removeDir(d.dir);
+    }
+  });
+
+  test('a corrupt state file is reported and vpcd refuses to start (exit 3); the file is not replaced', async () => {
+    const dir = tempDir();
+    try {
+      fs.mkdirSync(path.join(dir, 'state'));
+      const file = path.join(dir, 'state', 'state.json');
+      fs.writeFileSync(file, '{"format": "vpcd-state", "version": 1, "gen');
+      const d = await spawnVpcd({ dir, config: CONFIG, waitReady: false });
+      assert.equal(await d.exited, 3);
+      assert.match(d.stderr.join(''), /state\.json: not valid JSON/);
+      assert.equal(fs.readFileSync(file, 'utf8'), '{"format": "vpcd-state", "version": 1, "gen');
+      assert.equal(fs.existsSync(d.socket), false);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test('an invalid config at startup is refused with path and line (exit 4)', async () => {
+    const dir = tempDir();
+    try {
+      const d = await spawnVpcd({ dir, config: `${TEST_ENGINE}switches:\n  - name: a\n    vni: 99999999\n`, waitReady: false });
+      assert.equal(await d.exited, 4);
+      assert.match(d.stderr.join(''), /vpcd\.yaml:4: switches\[0\]\.vni: must be an integer in 1\.\.16777215/);
+      assert.equal(fs.existsSync(path.join(dir, 'state', 'state.json')), false, 'nothing was touched');
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test('SIGHUP applies a changed config; an invalid one is refused and what runs is unchanged', async () => {
+    const d = await spawnVpcd({ config: CONFIG });
+    try {
+      fs.writeFileSync(d.configFile, `${CONFIG}      - { name: vm2, type: pipe }\n`);
+      d.proc.kill('SIGHUP');
+      await eventually(async () => (await d.client.call<any>('GET', '/v1/ports')).ports.length === 2 || undefined);
+      const good = await d.client.call<any>('GET', '/v1/state');
+
+      fs.writeFileSync(d.configFile, `${CONFIG}      - { name: vm2, type: pipe }\n      - { name: vm3, type: nonsense }\n`);
+      d.proc.kill('SIGHUP');
+      await eventually(() => d.logs.some((l) => l.includes('reload refused')) || undefined);
+      const line = d.logs.find((l) => l.includes('reload refused'))!;
+      assert.match(line, /vpcd\.yaml:8: switches\[0\]\.ports\[2\]\.type/);
+      assert.deepEqual(await d.client.call('GET', '/v1/state'), good);
+
+      // The same refusal through the API route.
+      await assert.rejects(d.client.call('POST', '/v1/reload'), (err: unknown) =>
+        err instanceof ApiError && err.status === 400 && err.code === 'ERR_CONFIG_INVALID');
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
+    }
+  });
+
+  test('a second vpcd on the same socket refuses to start (exit 5)', async () => {
+    const d = await spawnVpcd({ config: CONFIG });
+    try {
+      const other = tempDir();
+      fs.writeFileSync(path.join(other, 'x.yaml'), CONFIG);
+      const d2 = await spawnVpcd({ dir: other, config: CONFIG, waitReady: false, extraArgs: ['--socket', d.socket] });
+      assert.equal(await d2.exited, 5);
+      assert.match(d2.stderr.join(''), /another vpcd answers on/);
+      removeDir(other);
+      await sleep(10);
+      await d.client.call('GET', '/v1/status');
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
+    }
+  });
+});

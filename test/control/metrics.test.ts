@@ -1,0 +1,139 @@
+// Metrics: names and types generated from the dataplane schema, and a real
+// Prometheus server (Debian's `prometheus`) scraping vpcd and answering a
+// query for a dataplane counter after frames have flowed.
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Dataplane } from '../../src/dataplane';
+import { Metrics, metricName } from '../../src/control/metrics';
+import { eventually, frameHex, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir } from './helpers';
+
+function get(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('metrics', () => {
+  test('names follow Prometheus conventions and cover every schema counter', async () => {
+    assert.deepEqual(metricName('port', 'rx_packets', false), { name: 'vpc_port_rx_packets_total', scale: 1 });
+    assert.deepEqual(metricName('engine', 'busy_ns', false), { name: 'vpc_engine_busy_seconds_total', scale: 1e-9 });
+    assert.deepEqual(metricName('switch', 'fdb_entries', true), { name: 'vpc_switch_fdb_entries', scale: 1 });
+
+    const dp = new Dataplane({ bufferCount: 1024, hugepages: false, maxPorts: 8 });
+    try {
+      dp.start();
+      await dp.createSwitch({ name: 'a', vni: 1 });
+      await dp.createPort({ name: 'p1', type: 'pipe', switch: 'a' });
+      await dp.createPort({ name: 't', type: 'pipe', vlans: [{ vlan: 5, switch: 'a' }] });
+      const m = new Metrics({ dp, portSwitches: (p) => (p === 'p1' ? ['a'] : ['a', 'b']), generation: () => 3 });
+      const text = await m.render();
+      const schema = dp.schema();
+      for (const c of schema.port) {
+        const gauge = c.name === 'fdb_learned';
+        const { name } = metricName('port', c.name, gauge);
+        assert.match(text, new RegExp(`^# HELP ${name} ${c.help.replace(/[()]/g, '.')}$`, 'm'), name);
+        assert.match(text, new RegExp(`^# TYPE ${name} ${gauge ? 'gauge' : 'counter'}$`, 'm'), name);
+        assert.match(text, new RegExp(`^${name}\\{switch="a",port="p1"\\} 0$`, 'm'), name);
+      }
+      for (const c of schema.engine) assert.match(text, new RegExp(`^vpc_engine_${c.name.replace(/_ns$/, '_seconds')}(_total)? `, 'm'), c.name);
+      for (const c of schema.switch.filter((s) => s.name !== 'drops')) assert.match(text, new RegExp(`^vpc_switch_${c.name}(_total)?\\{switch="a"\\} `, 'm'), c.name);
+      for (const d of schema.drop) assert.match(text, new RegExp(`^vpc_port_drops_total\\{switch="a,b",port="t",reason="${d.name}"\\} 0$`, 'm'), d.name);
+      assert.match(text, /^# TYPE vpc_switch_fdb_entries gauge$/m);
+      assert.match(text, /^vpc_state_generation 3$/m);
+      assert.match(text, /^process_cpu_seconds_total /m);
+      assert.match(text, /^nodejs_eventloop_lag_seconds /m);
+      // Every metric name is unique (no family registered twice).
+      const types = text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]);
+      assert.equal(new Set(types).size, types.length);
+    } finally {
+      dp.close();
+    }
+  });
+
+  test('a real Prometheus scrapes vpcd and returns a dataplane counter after traffic', async (t) => {
+    const which = spawnSync('sh', ['-c', 'command -v prometheus']);
+    if (which.status !== 0) {
+      t.skip('prometheus is not installed (Debian package `prometheus`; scripts/setup-deps.sh installs it)');
+      return;
+    }
+    const d = await spawnVpcd({
+      config: `${TEST_ENGINE}switches:\n  - name: tenant-a\n    vni: 1001\n    ports:\n      - { name: vm1, type: pipe }\n      - { name: vm2, type: pipe }\n`,
+      metrics: true,
+      testHooks: true,
+    });
+    const dir = tempDir('vpcd-prom-');
+    const promPort = await freePort();
+    fs.writeFileSync(path.join(dir, 'prometheus.yml'), [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      'scrape_configs:',
+      '  - job_name: vpcd',
+      `    static_configs: [{ targets: ["${d.metrics}"] }]`,
+      '',
+    ].join('\n'));
+    const promLog: string[] = [];
+    const prom = spawn('prometheus', [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+      '--storage.tsdb.retention.time=1h',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    prom.stdout.on('data', (c) => promLog.push(String(c)));
+    prom.stderr.on('data', (c) => promLog.push(String(c)));
+    try {
+      // Traffic: 25 frames vm1 -> vm2 through the pipe test hook.
+      await d.client.call('POST', '/v1/test/ports/vm1/send', { frames: [frameHex('02:00:00:00:0b:02', '02:00:00:00:0b:01')], repeat: 25 });
+      await eventually(async () => ((await d.client.call<any>('GET', '/v1/stats')).ports.vm1.counters.rx_packets === 25) || undefined);
+
+      const scrape = await get(`http://${d.metrics}/metrics`);
+      assert.equal(scrape.status, 200);
+      assert.match(scrape.body, /^vpc_port_rx_packets_total\{switch="tenant-a",port="vm1"\} 25$/m);
+
+      const query = encodeURIComponent('vpc_port_rx_packets_total{job="vpcd",port="vm1"}');
+      const value = await eventually(async () => {
+        try {
+          const r = await get(`http://127.0.0.1:${promPort}/api/v1/query?query=${query}`);
+          if (r.status !== 200) return undefined;
+          const body = JSON.parse(r.body) as { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+          const hit = body.data.result[0];
+          return hit !== undefined && hit.value[1] === '25' ? hit : undefined;
+        } catch {
+          return undefined;
+        }
+      }, 30000, 250).catch((err) => {
+        throw new Error(`${(err as Error).message}; prometheus log:\n${promLog.join('').slice(-3000)}`);
+      });
+      assert.equal(value.metric.switch, 'tenant-a');
+      assert.equal(value.metric.__name__, 'vpc_port_rx_packets_total');
+      // The target is healthy in Prometheus's own view.
+      const targets = JSON.parse((await get(`http://127.0.0.1:${promPort}/api/v1/targets`)).body);
+      assert.equal(targets.data.activeTargets[0].health, 'up');
+    } finally {
+      prom.kill('SIGTERM');
+      await Promise.race([new Promise((r) => prom.once('exit', r)), sleep(5000)]);
+      if (prom.exitCode === null) prom.kill('SIGKILL');
+      await d.stop();
+      removeDir(d.dir);
+      removeDir(dir);
+    }
+  });
+});

@@ -1,0 +1,235 @@
+// Plan and apply against the real engine (in-process Dataplane): a diff
+// applies only the changes, applying twice is a no-op, a failed step (a real
+// native failure: maxPorts exceeded) rolls back, and API-style mutations are
+// idempotent or conflict clearly.
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Dataplane, DataplaneOptions } from '../../src/dataplane';
+import { parseConfig } from '../../src/control/config';
+import { Controller } from '../../src/control/controller';
+import { ControlError } from '../../src/control/errors';
+import { createLogger } from '../../src/control/logging';
+import { plan, resolveTarget } from '../../src/control/reconcile';
+import { emptyModel } from '../../src/control/model';
+import { StateStore } from '../../src/control/state';
+import { removeDir, tempDir } from './helpers';
+
+const ENGINE: DataplaneOptions = { bufferCount: 2048, hugepages: false, maxPorts: 8, maxSwitches: 16, eventRing: 256 };
+
+async function withController(fn: (c: Controller, dp: Dataplane, store: StateStore, dir: string) => Promise<void>, engine = ENGINE): Promise<void> {
+  const dir = tempDir();
+  const dp = new Dataplane(engine);
+  dp.start();
+  const store = new StateStore(path.join(dir, 'state'));
+  const c = new Controller(dp, store, createLogger('silent'), engine);
+  try {
+    await fn(c, dp, store, dir);
+  } finally {
+    dp.close();
+    removeDir(dir);
+  }
+}
+
+const BASE = `
+switches:
+  - name: tenant-a
+    vni: 1001
+    ports:
+      - { name: vm1, type: pipe }
+      - { name: vm2, type: pipe }
+    fdb:
+      - { mac: 02:00:00:00:00:01, port: vm1 }
+  - name: tenant-b
+    vni: 1002
+    ports:
+      - { name: vm3, type: pipe }
+ports:
+  - name: trunk
+    type: pipe
+    vlans: [{ vlan: 10, switch: tenant-a }, { vlan: 20, switch: tenant-b }]
+`;
+
+function snapshot(dp: Dataplane): unknown {
+  return {
+    switches: dp.switches().map((s) => ({ ...s, id: undefined })),
+    ports: dp.ports().map((p) => ({ ...p, id: undefined })),
+  };
+}
+
+describe('plan and apply', () => {
+  test('first apply creates everything in dependency order; the same config again is a no-op', async () => {
+    await withController(async (c, dp, store) => {
+      const r1 = await c.apply(parseConfig(BASE));
+      assert.equal(r1.applied, true);
+      assert.deepEqual(r1.summary, { create: 7, update: 0, delete: 0 });
+      assert.deepEqual(r1.steps.map((s) => `${s.op} ${s.kind} ${s.name}`), [
+        'create switch tenant-a', 'create switch tenant-b', 'create port vm1', 'create port vm2', 'create port vm3', 'create port trunk',
+        'create fdb tenant-a/02:00:00:00:00:01',
+      ]);
+      assert.equal(store.generation, 1);
+      const before = snapshot(dp);
+      const model = c.current;
+
+      const r2 = await c.apply(parseConfig(BASE));
+      assert.equal(r2.applied, false);
+      assert.deepEqual(r2.steps, []);
+      assert.equal(store.generation, 1, 'a no-op does not rewrite the state file');
+      assert.deepEqual(snapshot(dp), before);
+      assert.deepEqual(c.current, model, 'UUIDs and generated MACs are kept');
+    });
+  });
+
+  test('a diff applies only the changes (update in place, create, delete, replace with dependents)', async () => {
+    await withController(async (c, dp) => {
+      await c.apply(parseConfig(BASE));
+      const before = c.current;
+      const uuid = (name: string) => before.ports.find((p) => p.spec.name === name)!.uuid;
+      const changed = BASE
+        .replace('{ name: vm2, type: pipe }', '{ name: vm2, type: pipe, mtu: 1400 }') // update
+        .replace('    fdb:\n      - { mac: 02:00:00:00:00:01, port: vm1 }\n', '') // delete fdb
+        .replace('vni: 1002', 'vni: 2002') // replace tenant-b -> vm3 and trunk replaced too
+        .replace('      - { name: vm3, type: pipe }', '      - { name: vm3, type: pipe }\n      - { name: vm4, type: pipe }'); // create
+      const r = await c.apply(parseConfig(changed));
+      assert.deepEqual(r.steps.map((s) => `${s.op} ${s.kind} ${s.name}`), [
+        'delete fdb tenant-a/02:00:00:00:00:01',
+        'delete port vm3', 'delete port trunk',
+        'delete switch tenant-b',
+        'create switch tenant-b',
+        'update port vm2',
+        'create port vm3', 'create port vm4', 'create port trunk',
+      ]);
+      assert.equal(dp.getSwitch('tenant-b')!.vni, 2002);
+      assert.equal(dp.getPort('vm2')!.mtu, 1400);
+      assert.deepEqual(await dp.fdb('tenant-a'), []);
+      assert.ok(dp.getPort('vm4'));
+      const after = c.current;
+      // Untouched and updated objects keep UUID and MAC; replaced ones keep their UUID too (same name).
+      for (const name of ['vm1', 'vm2', 'vm3', 'trunk']) {
+        const a = after.ports.find((p) => p.spec.name === name)!;
+        assert.equal(a.uuid, uuid(name), name);
+        assert.equal(a.spec.mac, before.ports.find((p) => p.spec.name === name)!.spec.mac, `${name} keeps its MAC`);
+        assert.equal(dp.getPort(name)!.mac, a.spec.mac);
+      }
+      // Removing a switch and its ports.
+      const r3 = await c.apply(parseConfig('switches:\n  - name: tenant-a\n    vni: 1001\n    ports: [{ name: vm1, type: pipe }]\n'));
+      assert.deepEqual(r3.summary, { create: 0, update: 0, delete: 5 });
+      assert.deepEqual(dp.switches().map((s) => s.name), ['tenant-a']);
+      assert.deepEqual(dp.ports().map((p) => p.name), ['vm1']);
+    });
+  });
+
+  test('dry run plans without changing anything', async () => {
+    await withController(async (c, dp, store) => {
+      const r = await c.apply(parseConfig(BASE), { dryRun: true });
+      assert.equal(r.applied, false);
+      assert.equal(r.steps.length, 7);
+      assert.equal(dp.switches().length, 0);
+      assert.equal(store.generation, 0);
+      assert.equal(fs.existsSync(store.file), false);
+    });
+  });
+
+  test('a failed step (maxPorts exceeded in the engine) rolls back every applied step', async () => {
+    await withController(async (c, dp, store) => {
+      await c.apply(parseConfig('switches:\n  - name: a\n    vni: 1\n    ports:\n      - { name: p1, type: pipe }\n      - { name: p2, type: pipe }\n'));
+      const before = snapshot(dp);
+      const model = c.current;
+      const gen = store.generation;
+      // maxPorts is 4: p3 and p4 fit, p5 does not. The plan also changes p1,
+      // adds a switch and a static entry before the failing step.
+      const bad = 'switches:\n  - name: a\n    vni: 1\n    ports:\n      - { name: p1, type: pipe, mtu: 1000 }\n      - { name: p2, type: pipe }\n'
+        + '      - { name: p3, type: pipe }\n      - { name: p4, type: pipe }\n      - { name: p5, type: pipe }\n  - name: b\n    vni: 2\n';
+      await assert.rejects(c.apply(parseConfig(bad)), (err: unknown) => {
+        assert.ok(err instanceof ControlError);
+        assert.equal(err.code, 'ERR_LIMIT');
+        assert.equal(err.status, 422);
+        assert.match(err.message, /\+ port p5 .*failed: .*maxPorts.*rolled back/);
+        assert.equal(err.toJSON().rolledBack, 4);
+        return true;
+      });
+      assert.deepEqual(snapshot(dp), before, 'engine state as before');
+      assert.deepEqual(c.current, model, 'model as before');
+      assert.equal(store.generation, gen, 'state file untouched');
+      // And the engine still works for a valid plan afterwards.
+      const ok = await c.apply(parseConfig('switches:\n  - name: a\n    vni: 1\n    ports:\n      - { name: p1, type: pipe, mtu: 1000 }\n      - { name: p2, type: pipe }\n'));
+      assert.deepEqual(ok.summary, { create: 0, update: 1, delete: 0 });
+    }, { ...ENGINE, maxPorts: 4 });
+  });
+
+  test('a state file that cannot be written undoes the change (ERR_PERSIST_FAILED)', async () => {
+    await withController(async (c, dp, store) => {
+      await c.apply(parseConfig('switches: [{ name: a, vni: 1 }]\n'));
+      removeDir(store.dir);
+      fs.writeFileSync(store.dir, 'not a directory');
+      await assert.rejects(c.createSwitch({ name: 'b', vni: 2 }), (err: unknown) => err instanceof ControlError && err.code === 'ERR_PERSIST_FAILED');
+      assert.deepEqual(dp.switches().map((s) => s.name), ['a']);
+      assert.deepEqual(c.current.switches.map((s) => s.spec.name), ['a']);
+      fs.rmSync(store.dir);
+    });
+  });
+
+  test('plan() of a model against itself is empty; against empty it deletes in reverse dependency order', async () => {
+    const cur = resolveTarget(emptyModel(ENGINE), parseConfig(BASE));
+    assert.deepEqual(plan(cur, cur), []);
+    assert.deepEqual(plan(cur, emptyModel(ENGINE)).map((s) => `${s.op} ${s.kind}`), [
+      'delete fdb', 'delete port', 'delete port', 'delete port', 'delete port', 'delete switch', 'delete switch',
+    ]);
+  });
+
+  test('a config UUID that contradicts the running object is refused', async () => {
+    await withController(async (c) => {
+      await c.apply(parseConfig('switches: [{ name: a, vni: 1 }]\n'));
+      await assert.rejects(c.apply(parseConfig('switches: [{ name: a, vni: 1, uuid: 123e4567-e89b-12d3-a456-426614174000 }]\n')),
+        (err: unknown) => err instanceof ControlError && err.code === 'ERR_UUID_CONFLICT' && err.field === 'switches[0].uuid');
+    });
+  });
+});
+
+describe('API-style mutations', () => {
+  test('create is idempotent with the same spec and conflicts with a different one', async () => {
+    await withController(async (c, dp) => {
+      const r1 = await c.createSwitch({ name: 'a', vni: 1 });
+      assert.equal(r1.created, true);
+      const r2 = await c.createSwitch({ name: 'a', vni: 1, learning: true });
+      assert.equal(r2.created, false);
+      assert.equal(r2.object.uuid, r1.object.uuid);
+      await assert.rejects(c.createSwitch({ name: 'a', vni: 2 }), (err: unknown) =>
+        err instanceof ControlError && err.code === 'ERR_SPEC_CONFLICT' && err.status === 409 && err.field === 'vni' && /vni: 1 running, 2 requested/.test(err.message));
+      const p1 = await c.createPort({ name: 'p', type: 'pipe', switch: 'a' });
+      const p2 = await c.createPort({ name: 'p', type: 'pipe', switch: 'a' });
+      assert.equal(p2.created, false);
+      assert.equal(p2.object.spec.mac, p1.object.spec.mac);
+      await assert.rejects(c.createPort({ name: 'p', type: 'pipe', switch: 'a', mtu: 1000 }), (err: unknown) => err instanceof ControlError && err.code === 'ERR_SPEC_CONFLICT');
+      await assert.rejects(c.createPort({ name: 'q', type: 'pipe', switch: 'zz' }), (err: unknown) => err instanceof ControlError && err.code === 'ERR_UNKNOWN_SWITCH' && err.field === 'switch');
+      await assert.rejects(c.createSwitch({ name: 'b', vni: 1 }), (err: unknown) => err instanceof ControlError && err.code === 'ERR_DUPLICATE_VNI');
+      await assert.rejects(c.createSwitch({ name: 'b', vni: 'x' }), (err: unknown) => err instanceof ControlError && err.code === 'ERR_INVALID_VNI' && err.field === 'vni');
+      assert.deepEqual(dp.switches().map((s) => s.name), ['a']);
+    });
+  });
+
+  test('delete: a switch in use is refused; deleting a port removes its static entries; lookup by UUID', async () => {
+    await withController(async (c, dp) => {
+      await c.createSwitch({ name: 'a', vni: 1 });
+      const p = await c.createPort({ name: 'p', type: 'pipe', switch: 'a' });
+      await c.createFdb({ switch: 'a', mac: '02:00:00:00:00:09', port: 'p' });
+      await assert.rejects(c.deleteSwitch('a'), (err: unknown) => err instanceof ControlError && err.code === 'ERR_SWITCH_IN_USE');
+      const r = await c.deletePort(p.object.uuid);
+      assert.deepEqual(r.plan, ['- fdb a/02:00:00:00:00:09 -> port p', '- port p (pipe, switch a)']);
+      assert.equal(dp.getPort('p'), undefined);
+      await c.deleteSwitch('a');
+      await assert.rejects(c.deleteSwitch('a'), (err: unknown) => err instanceof ControlError && err.code === 'ERR_UNKNOWN_SWITCH' && err.status === 404);
+    });
+  });
+
+  test('update changes mutable fields in place and refuses fixed ones', async () => {
+    await withController(async (c, dp) => {
+      await c.createSwitch({ name: 'a', vni: 1 });
+      await c.updateSwitch('a', { macLimit: 10 });
+      assert.equal(dp.getSwitch('a')!.macLimit, 10);
+      await assert.rejects(c.updateSwitch('a', { vni: 2 }), (err: unknown) => err instanceof ControlError && err.status === 400);
+    });
+  });
+});

@@ -1,0 +1,74 @@
+// Test helper (not a test file): one instance of the switch in its own
+// process, started by the overlay tests inside a network namespace with
+//
+//   ip netns exec <ns> node dist/test/overlay/agent.js --agent '<options JSON>'
+//
+// so that its AF_PACKET sockets open that namespace's interfaces and the
+// underlay veth never sits in the root namespace (where the host's kernel
+// could route what arrives on it). It drives a Dataplane exactly as an
+// in-process user would: each stdin line is {"id", "method", "args"} and is
+// answered on stdout by {"id", "ok", "result"} or {"id", "ok": false,
+// "error": {code, message}}. "events" returns (and clears) the events seen
+// so far. Closing stdin closes the dataplane and ends the process.
+//
+// node --test also loads this file when given the directory: without
+// --agent it does nothing.
+
+import { createInterface } from 'node:readline';
+import { Dataplane, DataplaneEvent } from '../../src/dataplane/index';
+
+if (process.argv[2] === '--agent') {
+  const options = JSON.parse(process.argv[3] ?? '{}') as Record<string, unknown>;
+  const dp = new Dataplane(options);
+  dp.start();
+  const events: DataplaneEvent[] = [];
+  dp.on('event', (ev: DataplaneEvent) => {
+    if (events.length < 10_000) events.push(ev);
+  });
+  const reply = (msg: unknown): void => {
+    process.stdout.write(`${JSON.stringify(msg)}\n`);
+  };
+  const rl = createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    let id = -1;
+    void (async () => {
+      try {
+        const req = JSON.parse(line) as { id: number; method: string; args?: unknown[] };
+        id = req.id;
+        let result: unknown;
+        if (req.method === 'events') {
+          result = events.splice(0, events.length);
+        } else if (req.method === 'statsPlus') {
+          // dp.stats() plus the uplink port's own counter set read straight
+          // from the engine: stats().ports has no entry for the uplink (its
+          // id is not in the Dataplane's port map), so without this the
+          // uplink's drops by reason are invisible. Test-only workaround.
+          const st = dp.stats() as unknown as Record<string, unknown>;
+          const up = dp.uplink();
+          const raw = (dp as unknown as { engine: { stats(): { ports: Array<{ id: number }> } } }).engine.stats();
+          result = { ...st, uplinkPortNative: up === undefined ? null : (raw.ports.find((p) => p.id === up.id) ?? null) };
+        } else {
+          const fn = (dp as unknown as Record<string, (...a: unknown[]) => unknown>)[req.method];
+          if (typeof fn !== 'function') throw new Error(`no such Dataplane method: ${req.method}`);
+          result = await fn.apply(dp, req.args ?? []);
+        }
+        reply({ id, ok: true, result: result === undefined ? null : result });
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        reply({ id, ok: false, error: { code: e.code ?? 'ERR', message: e.message ?? String(err) } });
+      }
+    })();
+  });
+  rl.on('close', () => {
+    try {
+      dp.close();
+    } finally {
+      process.exit(0);
+    }
+  });
+  // Bounded: a forgotten agent ends by itself.
+  setTimeout(() => {
+    dp.close();
+    process.exit(3);
+  }, 300_000).unref();
+}
