@@ -7,6 +7,11 @@
 #   vxlan [--seconds S] [--only CASE]  VXLAN encap/decap over pipe ports (Mpps)
 #   vxlan --callgrind [--only CASE]    instructions per frame, encap and decap
 #   metrics [--ports N] [--scrapes N]  cost of a Prometheus scrape with 1,000 ports
+#   e2e [l2|vxlan|ports|frames ...] [--seconds S] [--rounds N] [--only ID,..]
+#                                      this switch vs the wire, Linux bridge (veth,
+#                                      tap), Linux VXLAN and Open vSwitch, real
+#                                      traffic between namespaces (root; see
+#                                      docs/benchmarks.md) -> bench/results/e2e.*
 #
 # Figures are printed and written as JSON under bench/results/.
 set -euo pipefail
@@ -16,6 +21,13 @@ suite="${1:-core}"
 mkdir -p bench/results
 # Only the benchmark binaries: a half-written test elsewhere must not stop a run.
 [ -f build/CMakeCache.txt ] || npx cmake-js configure --out build >/dev/null
+if [ "$suite" = e2e ]; then
+  # The generator, the addon (this switch runs in child node processes) and
+  # the TypeScript driver.
+  cmake --build build --target trafgen vpc_native >/dev/null
+  npx tsc -p . >/dev/null || echo "bench: tsc reported errors (see npx tsc -p .); running what was emitted" >&2
+  exec node dist/bench/e2e/main.js "$@"
+fi
 cmake --build build --target engine_bench fdb_bench vxlan_bench >/dev/null
 
 case "$suite" in
@@ -38,7 +50,7 @@ case "$suite" in
     exec node dist/bench/metrics.js "$@"
     ;;
   *)
-    echo "bench: unknown suite '$suite' (known: core, fdb, vxlan, metrics)" >&2
+    echo "bench: unknown suite '$suite' (known: core, fdb, vxlan, metrics, e2e)" >&2
     exit 2
     ;;
 esac

@@ -14,6 +14,7 @@ PACKAGES=(
   iperf3              # port integration tests: TCP through the switch
   tcpdump             # port integration tests: VLAN tags on the wire
   ethtool             # port integration tests: guest offloads, offload restore
+  openvswitch-switch  # e2e benchmark: OVS userspace datapath as a peer (private instance; the host service is not used)
   tshark              # overlay integration tests: an independent decoder of the VXLAN underlay
   python3             # overlay integration tests: raw AF_PACKET frames (malformed VXLAN, broadcast counts)
 )

@@ -136,7 +136,7 @@ class Engine {
   // Overlay (stages/vxlan_encap.cc, vxlan_decap.cc, underlay.cc).
   void process_uplink(Pkt* pkts, uint16_t n);
   void encap(const Member& mem, Pkt p);
-  bool write_outer(const VtepState& v, const Neighbor& nb, Pkt& p);
+  void build_outer(VtepState& v, const Neighbor& nb);
   void transmit_uplink(Pkt p);
   bool handle_arp(Pkt& p, uint8_t* f);
   int handle_ipv4_local(Pkt& p, uint8_t* f, uint16_t ihl);

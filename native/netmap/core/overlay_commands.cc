@@ -74,6 +74,7 @@ Result Engine::do_create_uplink(Command& c) {
   activate_port_slot(pid);
 
   uplink_.active = true;
+  uplink_.generation++;
   uplink_.port = pid;
   uplink_.cfg = c.uplink_cfg;
   uplink_.mac = mac;

@@ -122,10 +122,20 @@ struct VtepState {
   MemberId cache_member = kNoMember;
   LearnSource learn;
   PeerCounterBlock* counters = nullptr;
+  // The outer headers towards this VTEP (Ethernet, IP, UDP, VXLAN flags) as
+  // a template, rebuilt only when the next hop's MAC or the uplink changes;
+  // per frame only lengths, the IPv4 checksum, the UDP source port and the
+  // VNI are written. outer_sum: IPv4 header sum without length and id.
+  uint8_t outer[kVxlanOverhead6] = {};
+  uint16_t outer_len = 0;  // 0: no template yet
+  uint32_t outer_sum = 0;
+  Mac outer_mac = 0;
+  uint32_t outer_gen = 0;
 };
 
 struct UplinkState {
   bool active = false;
+  uint32_t generation = 1;  // bumped when the uplink changes: VTEP templates rebuild
   PortId port = kNoId;
   UplinkConfig cfg;
   Mac mac = 0;

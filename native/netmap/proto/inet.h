@@ -89,9 +89,18 @@ uint32_t csum_pseudo6(const uint8_t* src, const uint8_t* dst, uint32_t len, uint
 uint32_t csum_pseudo4(const uint8_t* src, const uint8_t* dst, uint16_t len, uint8_t proto);
 
 // IPv4 header checksum over `ihl_bytes` (checksum field included: a valid
-// header sums to 0).
+// header sums to 0). The common 20-byte header is summed as five 32-bit
+// words, without the generic loop.
 inline bool ipv4_checksum_ok(const uint8_t* ip, uint16_t ihl_bytes) {
-  return csum_fold(csum_partial(ip, ihl_bytes, 0)) == 0;
+  if (ihl_bytes != kIpv4HeaderLen) return csum_fold(csum_partial(ip, ihl_bytes, 0)) == 0;
+  uint64_t sum = 0;
+  for (int i = 0; i < 5; ++i) {
+    uint32_t w;
+    std::memcpy(&w, ip + 4 * i, 4);
+    sum += __builtin_bswap32(w);
+  }
+  sum = (sum & 0xFFFFFFFFull) + (sum >> 32);
+  return csum_fold(uint32_t((sum & 0xFFFF) + (sum >> 16))) == 0;
 }
 
 // The solicited-node multicast address of an IPv6 address (RFC 4291 2.7.1)

@@ -76,6 +76,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     const uint8_t* ip = f + kEthHeaderLen;
     const uint32_t avail = p.len - kEthHeaderLen;
     IpAddr src_ip;
+    uint32_t src_ip4 = 0;
     const uint8_t* udp;
     uint32_t l4_len;
     bool v4 = true;
@@ -114,7 +115,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
         if (r == 0) drop(Drop::outer_not_vxlan);
         continue;
       }
-      src_ip = IpAddr::from_v4(load_be32(ip + 12));
+      src_ip4 = load_be32(ip + 12);
       udp = ip + ihl;
       l4_len = tot - ihl;
     } else if (et == kEtherTypeIpv6 && have6) {
@@ -191,8 +192,16 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       drop(Drop::vxlan_vni_unknown);
       continue;
     }
-    uint32_t vt = vtep_find(src_ip);
-    if (vt == kNoVtep && u.allow_unknown_peers) vt = vtep_get(src_ip);
+    // Most packets come from the VTEP the previous one came from.
+    uint32_t vt;
+    if (v4 && last_vtep_ != kNoVtep && vteps_[last_vtep_].in_use && vteps_[last_vtep_].ip.is_v4() &&
+        vteps_[last_vtep_].ip.v4() == src_ip4) {
+      vt = last_vtep_;
+    } else {
+      if (v4) src_ip = IpAddr::from_v4(src_ip4);
+      vt = vtep_find(src_ip);
+      if (vt == kNoVtep && u.allow_unknown_peers) vt = vtep_get(src_ip);
+    }
     if (vt == kNoVtep || (!u.allow_unknown_peers && vteps_[vt].configured == 0)) {
       drop(Drop::vxlan_peer_denied);
       continue;
@@ -204,7 +213,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       drop(Drop::vxlan_inner_runt);
       continue;
     }
-    MemberId m = remote_member(s, vt, true);
+    MemberId m = v.cache_sw == s ? v.cache_member : remote_member(s, vt, true);
     if (m == kNoMember) {
       v.counters->add(PeerCounter::drops, 1);
       drop(Drop::no_buffer);

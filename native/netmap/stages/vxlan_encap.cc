@@ -2,8 +2,8 @@
 // headers are written into the buffer's headroom in front of the inner frame,
 // so the inner bytes never move.
 //
-//   IPv4: header checksum computed, UDP checksum zero (RFC 7348 5), DF and TTL
-//         from the uplink configuration.
+//   IPv4: header checksum computed (incrementally, from the template's sum),
+//         UDP checksum zero (RFC 7348 5), DF and TTL from the uplink.
 //   IPv6: UDP checksum computed over the whole datagram (RFC 8200 8.1); zero
 //         only when udp6_zero_checksum is set (RFC 6935/6936).
 //   UDP source port: a hash of the inner flow mapped into the configured
@@ -59,86 +59,68 @@ uint32_t inner_flow_hash(const uint8_t* f, uint16_t len) {
 
 }  // namespace
 
-// Writes the outer headers in front of p (which must have the headroom) and
-// moves p to cover them, VNI and IPv6 UDP checksum excepted. Returns false
-// when the frame is too big for the uplink MTU.
-bool Engine::write_outer(const VtepState& v, const Neighbor& nb, Pkt& p) {
+// Builds the VTEP's outer-header template for the next hop's current MAC.
+void Engine::build_outer(VtepState& v, const Neighbor& nb) {
   const UplinkConfig& u = uplink_.cfg;
-  const bool v4 = v.ip.is_v4();
-  const uint16_t overhead = v4 ? kVxlanOverhead4 : kVxlanOverhead6;
-  const uint32_t uplink_mtu = ports_[uplink_.port].cfg.mtu;
-  // The outer IP packet (IP + UDP + VXLAN + inner frame) must fit the uplink
-  // MTU; so the inner L3 MTU is the uplink MTU minus 50 (IPv4) or 70 (IPv6).
-  if (uint32_t(overhead - kEthHeaderLen) + p.len > uplink_mtu) return false;
-  uint8_t* base = pool_->data(p.buf);
-  const uint8_t* inner = base + p.off;
-  uint32_t span = uint32_t(u.src_port_max - u.src_port_min) + 1;
-  uint16_t sport = uint16_t(u.src_port_min + inner_flow_hash(inner, p.len) % span);
-  uint16_t inner_len = p.len;
-
-  p.off = uint16_t(p.off - overhead);
-  p.len = uint16_t(p.len + overhead);
-  uint8_t* o = base + p.off;
+  uint8_t* o = v.outer;
+  std::memset(o, 0, sizeof(v.outer));
   mac_store(o, nb.mac);
   mac_store(o + 6, uplink_.mac);
   uint8_t* udp;
-  if (v4) {
+  if (v.ip.is_v4()) {
     store_be16(o + 12, kEtherTypeIpv4);
     uint8_t* ip = o + kEthHeaderLen;
     ip[0] = 0x45;
-    ip[1] = 0;
-    store_be16(ip + 2, uint16_t(kIpv4HeaderLen + kUdpHeaderLen + kVxlanHeaderLen + inner_len));
-    if (u.df) {
-      store_be16(ip + 4, 0);
-      store_be16(ip + 6, 0x4000);
-    } else {
-      store_be16(ip + 4, uplink_.ip_id++);
-      store_be16(ip + 6, 0);
-    }
+    if (u.df) store_be16(ip + 6, 0x4000);
     ip[8] = u.ttl;
     ip[9] = kIpProtoUdp;
-    store_be16(ip + 10, 0);
     std::memcpy(ip + 12, u.ip4.b + 12, 4);
     std::memcpy(ip + 16, v.ip.b + 12, 4);
-    store_be16(ip + 10, csum_fold(csum_partial(ip, kIpv4HeaderLen, 0)));
+    v.outer_sum = csum_partial(ip, kIpv4HeaderLen, 0);  // length, id, checksum still zero
     udp = ip + kIpv4HeaderLen;
+    v.outer_len = kVxlanOverhead4;
   } else {
     store_be16(o + 12, kEtherTypeIpv6);
     uint8_t* ip = o + kEthHeaderLen;
     store_be32(ip, 0x60000000u);
-    store_be16(ip + 4, uint16_t(kUdpHeaderLen + kVxlanHeaderLen + inner_len));
     ip[6] = kIpProtoUdp;
     ip[7] = u.ttl;
     std::memcpy(ip + 8, u.ip6.b, 16);
     std::memcpy(ip + 24, v.ip.b, 16);
     udp = ip + kIpv6HeaderLen;
+    v.outer_len = kVxlanOverhead6;
   }
-  uint16_t udp_len = uint16_t(kUdpHeaderLen + kVxlanHeaderLen + inner_len);
-  store_be16(udp, sport);
   store_be16(udp + 2, u.udp_port);
-  store_be16(udp + 4, udp_len);
-  store_be16(udp + 6, 0);
-  uint8_t* vx = udp + kUdpHeaderLen;
-  store_be32(vx, uint32_t(kVxlanFlagI) << 24);
-  // The caller writes the VNI (it knows the switch) and then, for IPv6, the
-  // UDP checksum, which covers it.
-  return true;
+  udp[kUdpHeaderLen] = kVxlanFlagI;
+  v.outer_mac = nb.mac;
+  v.outer_gen = uplink_.generation;
 }
 
 // Sends an inner frame to the member's remote VTEP.
 void Engine::encap(const Member& mem, Pkt p) {
   SwitchState& sw = switches_[mem.sw];
   VtepState& v = vteps_[mem.vtep];
-  if (!uplink_.active || !ports_[uplink_.port].up) {
+  if (!uplink_.active || !ports_[uplink_.port].up) [[unlikely]] {
     v.counters->add(PeerCounter::drops, 1);
     drop_frame(p, Drop::no_uplink, nullptr, &sw);
     return;
   }
   PortState& up = ports_[uplink_.port];
-  const uint16_t overhead = v.ip.is_v4() ? kVxlanOverhead4 : kVxlanOverhead6;
-  if (!v.reachable) {
+  if (!v.reachable) [[unlikely]] {
     v.counters->add(PeerCounter::drops, 1);
     drop_frame(p, Drop::neighbor_unresolved, up.counters, &sw);
+    return;
+  }
+  Neighbor& nb = neighbors_[v.neighbor];
+  if (v.outer_gen != uplink_.generation || v.outer_mac != nb.mac || v.outer_len == 0) [[unlikely]]
+    build_outer(v, nb);
+  const uint16_t overhead = v.outer_len;
+  const uint16_t inner_len = p.len;
+  // The outer IP packet (IP + UDP + VXLAN + inner frame) must fit the uplink
+  // MTU; so the inner L3 MTU is the uplink MTU minus 50 (IPv4) or 70 (IPv6).
+  if (uint32_t(overhead - kEthHeaderLen) + inner_len > up.cfg.mtu) [[unlikely]] {
+    v.counters->add(PeerCounter::drops, 1);
+    drop_frame(p, Drop::vxlan_too_big, up.counters, &sw);
     return;
   }
   if (p.off < overhead) [[unlikely]] {
@@ -146,24 +128,41 @@ void Engine::encap(const Member& mem, Pkt p) {
     drop_frame(p, Drop::no_buffer, up.counters, &sw);
     return;
   }
-  Neighbor& nb = neighbors_[v.neighbor];
-  uint16_t inner_len = p.len;
-  if (!write_outer(v, nb, p)) {
-    v.counters->add(PeerCounter::drops, 1);
-    drop_frame(p, Drop::vxlan_too_big, up.counters, &sw);
-    return;
+  const UplinkConfig& u = uplink_.cfg;
+  uint8_t* base = pool_->data(p.buf);
+  const uint32_t span = uint32_t(u.src_port_max - u.src_port_min) + 1;
+  const uint16_t sport = uint16_t(u.src_port_min + inner_flow_hash(base + p.off, inner_len) % span);
+  p.off = uint16_t(p.off - overhead);
+  p.len = uint16_t(inner_len + overhead);
+  uint8_t* o = base + p.off;
+  std::memcpy(o, v.outer, overhead);
+  uint8_t* ip = o + kEthHeaderLen;
+  const uint16_t udp_len = uint16_t(kUdpHeaderLen + kVxlanHeaderLen + inner_len);
+  uint8_t* udp;
+  if (overhead == kVxlanOverhead4) {
+    const uint16_t total = uint16_t(kIpv4HeaderLen + udp_len);
+    uint32_t sum = v.outer_sum + total;
+    store_be16(ip + 2, total);
+    if (!u.df) {
+      uint16_t id = uplink_.ip_id++;
+      store_be16(ip + 4, id);
+      sum += id;
+    }
+    store_be16(ip + 10, csum_fold(sum));
+    udp = ip + kIpv4HeaderLen;
+  } else {
+    store_be16(ip + 4, udp_len);
+    udp = ip + kIpv6HeaderLen;
   }
-  uint8_t* o = pool_->frame(p);
-  uint8_t* udp = o + overhead - kVxlanHeaderLen - kUdpHeaderLen;
+  store_be16(udp, sport);
+  store_be16(udp + 4, udp_len);
   store_be32(udp + kUdpHeaderLen + 4, sw.cfg.vni << 8);
-  if (!v.ip.is_v4() && !uplink_.cfg.udp6_zero_checksum) {
-    const uint8_t* ip = o + kEthHeaderLen;
-    uint16_t udp_len = uint16_t(kUdpHeaderLen + kVxlanHeaderLen + inner_len);
+  if (overhead == kVxlanOverhead6 && !u.udp6_zero_checksum) {
     uint32_t sum = csum_pseudo6(ip + 8, ip + 24, udp_len, kIpProtoUdp);
     uint16_t c = csum_fold(csum_partial(udp, udp_len, sum));
     store_be16(udp + 6, c == 0 ? 0xFFFF : c);  // zero means "no checksum"
   }
-  if (nb.state == Neighbor::kReachable || nb.state == Neighbor::kStale) {
+  if (nb.state == Neighbor::kReachable || nb.state == Neighbor::kStale) [[likely]] {
     v.counters->add(PeerCounter::tx_packets, 1);
     v.counters->add(PeerCounter::tx_bytes, inner_len);
     uplink_.counters->add(UplinkCounter::vxlan_tx, 1);

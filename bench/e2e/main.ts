@@ -1,0 +1,372 @@
+// npm run bench -- e2e [SUITE...] [options]
+//
+// The switch side by side with the Linux bridge (veth and tap ports), Open
+// vSwitch's userspace datapath and the wire, on identical topologies in
+// private network namespaces, with the project's own generator/sink
+// (build/trafgen, bench/trafgen/trafgen.cc). See docs/benchmarks.md.
+//
+//   SUITE     l2 | vxlan | ports | frames   (default: all four)
+//   --seconds S      length of each throughput run (default 3)
+//   --rounds N       throughput/latency runs per system; the best is kept (default 3)
+//   --latency-rate R offered load of the latency runs, frames/s (default 20000)
+//   --only ID[,ID]   only these systems (ids as in the tables)
+//   --busy-poll      this switch's engine spins instead of sleeping when idle
+//
+// Writes bench/results/e2e.json (raw figures, machine), e2e.md (tables) and
+// e2e.svg (chart). Everything is bounded: each trafgen run stops by itself,
+// each system is torn down after its runs, and the namespaces go away on
+// exit, on errors and on Ctrl-C.
+
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ovsVersion } from './ovs';
+import { Missing, PORT_BACKENDS, type Placement, SUITES, type SystemDef, type SystemRun, toolsMissing } from './systems';
+import { Topo, releaseLock, takeLock, trySh } from './topo';
+import { renderMarkdown, renderSvg } from './report';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const TRAFGEN = path.join(ROOT, 'build', 'trafgen');
+const RESULTS = path.join(ROOT, 'bench', 'results');
+
+export interface TrafgenResult {
+  tx: string;
+  rx: string;
+  size: number;
+  rate: number;
+  seconds: number;
+  sent: number;
+  tx_pps: number;
+  delivered: number;
+  duplicates: number;
+  sink_ring_drops: number;
+  lost: number;
+  loss_pct: number;
+  rx_pps: number;
+  gbps: number;
+  latency_us: { probes: number; min: number; p50: number; p99: number; p999: number; max: number };
+  error?: string;
+}
+
+export interface EngineProfile {
+  packets: number;
+  batches: number;
+  mean_batch: number;
+  busy_ns_per_packet: number;
+  busy_fraction: number;
+  sleeps: number;
+}
+
+export interface SystemResult {
+  id: string;
+  label: string;
+  family: string;
+  missing?: string;
+  used?: string;
+  throughput?: TrafgenResult; // best round at the maximum offered rate
+  latency?: TrafgenResult; // best round at --latency-rate
+  rounds?: { throughput: number[]; p99: number[] };
+  engine?: EngineProfile;
+  steps?: TrafgenResult[]; // ports suite: one per offered rate
+  load1?: number[]; // the machine's 1-minute load average when each round started
+}
+
+export interface SuiteResult {
+  id: string;
+  title: string;
+  ours: string;
+  peers: Record<string, string>;
+  size: number;
+  systems: SystemResult[];
+}
+
+interface Options {
+  suites: string[];
+  seconds: number;
+  rounds: number;
+  latencyRate: number;
+  only?: Set<string>;
+  placement: Placement;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { suites: [], seconds: 3, rounds: 3, latencyRate: 20_000, placement: { genCpu: 1, sinkCpu: 1, switchCpu: 0, busyPoll: false } };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const num = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number`);
+      return v;
+    };
+    if (a === '--seconds') o.seconds = Math.min(num(), 30);
+    else if (a === '--rounds') o.rounds = Math.min(Math.round(num()), 5);
+    else if (a === '--latency-rate') o.latencyRate = num();
+    else if (a === '--only') o.only = new Set((argv[++i] ?? '').split(','));
+    else if (a === '--busy-poll') o.placement.busyPoll = true;
+    else if (['l2', 'vxlan', 'ports', 'frames'].includes(a)) o.suites.push(a);
+    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames; options: --seconds, --rounds, --latency-rate, --only, --busy-poll)`);
+  }
+  if (o.suites.length === 0) o.suites = ['l2', 'vxlan', 'ports', 'frames'];
+  return o;
+}
+
+function trafgen(run: SystemRun, args: string[], seconds: number, p: Placement): Promise<TrafgenResult> {
+  const full = ['--tx', run.tx, '--rx', run.rx, '--seconds', String(seconds), '--gen-cpu', String(p.genCpu), '--sink-cpu', String(p.sinkCpu), ...args];
+  return new Promise((resolve) => {
+    const child = execFile(TRAFGEN, full, { encoding: 'utf8', timeout: (seconds + 20) * 1000 }, (err, stdout, stderr) => {
+      const line = stdout.trim().split('\n').pop() ?? '';
+      try {
+        const r = JSON.parse(line) as TrafgenResult;
+        resolve(r);
+      } catch {
+        resolve({ error: `trafgen failed: ${err?.message ?? ''} ${stderr.trim()}` } as TrafgenResult);
+      }
+    });
+    current?.own(child); // killed at cleanup (Ctrl-C) if still running
+  });
+}
+
+function profile(before: Record<string, number> | undefined, after: Record<string, number> | undefined): EngineProfile | undefined {
+  if (!before || !after) return undefined;
+  const d = (k: string): number => (after[k] ?? 0) - (before[k] ?? 0);
+  const packets = d('packets');
+  const busy = d('busy_ns');
+  const idle = d('idle_ns');
+  return {
+    packets,
+    batches: d('batches'),
+    mean_batch: d('batches') ? packets / d('batches') : 0,
+    busy_ns_per_packet: packets ? busy / packets : 0,
+    busy_fraction: busy + idle ? busy / (busy + idle) : 0,
+    sleeps: d('sleeps'),
+  };
+}
+
+let current: Topo | undefined;
+
+// Folds one round into the best so far: highest delivered rate, lowest p99.
+function merge(best: SystemResult, r: SystemResult): void {
+  best.used = r.used ?? best.used;
+  best.load1 = [...(best.load1 ?? []), ...(r.load1 ?? [])];
+  const rounds = best.rounds ?? { throughput: [], p99: [] };
+  rounds.throughput.push(...(r.rounds?.throughput ?? []));
+  rounds.p99.push(...(r.rounds?.p99 ?? []));
+  best.rounds = rounds;
+  if (r.throughput && (!best.throughput || r.throughput.rx_pps > best.throughput.rx_pps)) {
+    best.throughput = r.throughput;
+    best.engine = r.engine;
+  }
+  if (r.latency && (!best.latency || r.latency.latency_us.p99 < best.latency.latency_us.p99)) best.latency = r.latency;
+  if (best.throughput) delete best.missing;
+  else if (r.missing) best.missing = r.missing;
+}
+
+async function runSystem(def: SystemDef, o: Options, size: number, mode: 'full' | 'steps' | 'throughput'): Promise<SystemResult> {
+  const res: SystemResult = { id: def.id, label: def.label, family: def.family, load1: [Math.round(os.loadavg()[0]! * 100) / 100] };
+  const t = new Topo();
+  current = t;
+  const t0 = Date.now();
+  try {
+    let run: SystemRun;
+    try {
+      run = await def.setup(t, o.placement);
+    } catch (err) {
+      res.missing = err instanceof Missing ? err.message : `could not be set up: ${err instanceof Error ? err.message : String(err)}`;
+      log(`  ${def.id}: MISSING: ${res.missing}`);
+      return res;
+    }
+    res.used = run.used;
+    const common = ['--size', String(size), '--flows', '64', '--macs', '8'];
+    if (mode === 'steps') {
+      res.steps = [];
+      for (const rate of [100_000, 200_000, 300_000, 0]) {
+        const r = await trafgen(run, [...common, '--rate', String(rate), '--probe-rate', '1000'], Math.min(o.seconds, 2), o.placement);
+        if (r.error) throw new Error(r.error);
+        res.steps.push(r);
+        log(`  ${def.id} @${rate ? `${rate / 1000}k` : 'max'}: ${fmtK(r.tx_pps)} offered, ${fmtK(r.rx_pps)} delivered, loss ${r.loss_pct.toFixed(2)}%`);
+      }
+      return res;
+    }
+    const tps: number[] = [];
+    const p99s: number[] = [];
+    for (let round = 0; round < o.rounds; round++) {
+      const before = run.counters ? await run.counters() : undefined;
+      const r = await trafgen(run, [...common, '--rate', '0', '--probe-rate', '1000'], o.seconds, o.placement);
+      const after = run.counters ? await run.counters() : undefined;
+      if (r.error) throw new Error(r.error);
+      if (r.delivered === 0) throw new Error(`nothing delivered (sent ${r.sent}): the system does not forward on this topology`);
+      tps.push(r.rx_pps);
+      if (!res.throughput || r.rx_pps > res.throughput.rx_pps) {
+        res.throughput = r;
+        res.engine = profile(before, after);
+      }
+      if (mode === 'full') {
+        const l = await trafgen(run, [...common, '--rate', String(o.latencyRate), '--probe-rate', '2000', '--batch', '16'], 2, o.placement);
+        if (l.error) throw new Error(l.error);
+        p99s.push(l.latency_us.p99);
+        if (!res.latency || l.latency_us.p99 < res.latency.latency_us.p99) res.latency = l;
+      }
+    }
+    res.rounds = { throughput: tps, p99: p99s };
+    const tp = res.throughput!;
+    const lat = res.latency;
+    log(
+      `  ${def.id}: ${fmtK(tp.rx_pps)} delivered of ${fmtK(tp.tx_pps)} offered (loss ${tp.loss_pct.toFixed(1)}%)` +
+        (lat ? `; at ${fmtK(o.latencyRate)}: p50 ${lat.latency_us.p50.toFixed(1)} us, p99 ${lat.latency_us.p99.toFixed(1)} us, loss ${lat.loss_pct.toFixed(2)}%` : '') +
+        (res.engine ? `; engine ${res.engine.busy_ns_per_packet.toFixed(0)} ns/pkt busy, batch ${res.engine.mean_batch.toFixed(1)}` : '') +
+        ` [${((Date.now() - t0) / 1000).toFixed(1)} s]`,
+    );
+  } catch (err) {
+    res.missing = `failed while running: ${err instanceof Error ? err.message : String(err)}`;
+    res.throughput = undefined;
+    res.latency = undefined;
+    log(`  ${def.id}: FAILED: ${res.missing}`);
+  } finally {
+    t.cleanup();
+    current = undefined;
+  }
+  return res;
+}
+
+function fmtK(pps: number): string {
+  return pps >= 1e6 ? `${(pps / 1e6).toFixed(2)} Mpps` : `${(pps / 1e3).toFixed(0)} kpps`;
+}
+
+function log(s: string): void {
+  process.stdout.write(`${s}\n`);
+}
+
+function machine(): Record<string, unknown> {
+  const git = trySh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
+  const dirty = trySh('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no']);
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cpus: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    distro: trySh('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"']).out.trim(),
+    node: process.version,
+    ovs: ovsVersion(),
+    commit: git.ok ? `${git.out.trim()}${dirty.out.trim() ? ' (with uncommitted changes)' : ''}` : 'unknown',
+    loadAverage: os.loadavg().map((v) => Math.round(v * 100) / 100),
+  };
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces, veth, tap, AF_PACKET): run as root');
+  const tools = toolsMissing();
+  if (tools) throw new Error(tools);
+  if (!fs.existsSync(TRAFGEN)) throw new Error(`${TRAFGEN} not built (cmake --build build --target trafgen)`);
+  takeLock();
+  const started = new Date();
+  const m0 = machine();
+  const suites: SuiteResult[] = [];
+  const keep = (d: SystemDef): boolean => !o.only || o.only.has(d.id);
+  log(`e2e: suites ${o.suites.join(', ')}; ${o.seconds} s per throughput run, best of ${o.rounds}; latency at ${o.latencyRate} frames/s; generator+sink on CPU ${o.placement.genCpu}, switch on CPU ${o.placement.switchCpu}`);
+  for (const s of o.suites) {
+    if (s === 'l2' || s === 'vxlan') {
+      const def = SUITES[s]!;
+      log(`${s}: ${def.title}`);
+      // Rounds are interleaved (every system once, then every system again)
+      // so that a burst of other work on the machine does not hit all of one
+      // system's rounds; each round builds the topology afresh.
+      const systems: SystemResult[] = def.systems.filter(keep).map((d) => ({ id: d.id, label: d.label, family: d.family }));
+      for (let round = 0; round < o.rounds; round++) {
+        log(`  round ${round + 1} of ${o.rounds}`);
+        for (const [i, d] of def.systems.filter(keep).entries()) {
+          const best = systems[i]!;
+          if (best.missing && !best.throughput && round > 0 && !best.missing.startsWith('failed while running')) continue; // cannot start here
+          merge(best, await runSystem(d, { ...o, rounds: 1 }, 64, 'full'));
+        }
+      }
+      suites.push({ id: s, title: def.title, ours: def.ours, peers: def.peers, size: 64, systems });
+    } else if (s === 'ports') {
+      log('ports: this switch, port to port per backend at fixed offered rates (64-byte frames)');
+      const systems: SystemResult[] = [];
+      for (const d of PORT_BACKENDS.filter(keep)) systems.push(await runSystem(d, o, 64, 'steps'));
+      suites.push({ id: s, title: 'This switch, port to port per backend at fixed offered rates (64-byte frames)', ours: 'ours-afpacket', peers: {}, size: 64, systems });
+    } else if (s === 'frames') {
+      const l2 = SUITES.l2!;
+      for (const size of [512, 1518]) {
+        log(`frames: ${size}-byte frames, throughput only`);
+        const systems: SystemResult[] = [];
+        const ids = ['wire', 'bridge', 'ovs-afxdp', 'ours-afpacket'];
+        for (const d of l2.systems.filter((x) => ids.includes(x.id) && keep(x))) systems.push(await runSystem(d, { ...o, rounds: 1 }, size, 'throughput'));
+        suites.push({ id: `frames-${size}`, title: `Layer 2 port to port, ${size}-byte frames (throughput only)`, ours: 'ours-afpacket', peers: { wire: 'ours-afpacket', bridge: 'ours-afpacket', 'ovs-afxdp': 'ours-afpacket' }, size, systems });
+      }
+    }
+  }
+  const result = {
+    benchmark: 'e2e',
+    started: started.toISOString(),
+    seconds: (Date.now() - started.getTime()) / 1000,
+    machine: { ...m0, loadAverageAtEnd: os.loadavg().map((v) => Math.round(v * 100) / 100) },
+    method: {
+      throughputSeconds: o.seconds,
+      rounds: o.rounds,
+      latencyRate: o.latencyRate,
+      placement: o.placement,
+      flows: 64,
+      macs: 8,
+      note: 'throughput = distinct sequence numbers delivered per second at the maximum offered rate (best round); latency = probes at latencyRate (round with the lowest p99); Gbit/s counts the frame with its FCS',
+    },
+    suites,
+  };
+  fs.mkdirSync(RESULTS, { recursive: true });
+  // Partial runs (some suites, --only) merge into the last full results.
+  let merged = result;
+  const jsonPath = path.join(RESULTS, 'e2e.json');
+  if (fs.existsSync(jsonPath) && (o.only || o.suites.length < 4)) {
+    try {
+      const prev = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as typeof result;
+      const bySuite = new Map(prev.suites.map((s) => [s.id, s]));
+      for (const s of suites) {
+        const old = bySuite.get(s.id);
+        if (old && o.only) {
+          const ids = new Set(s.systems.map((x) => x.id));
+          const oldIds = new Set(old.systems.map((x) => x.id));
+          s.systems = [
+            ...old.systems.map((x) => (ids.has(x.id) ? s.systems.find((y) => y.id === x.id)! : x)),
+            ...s.systems.filter((x) => !oldIds.has(x.id)),
+          ];
+        }
+        bySuite.set(s.id, s);
+      }
+      merged = { ...result, suites: [...bySuite.values()], partial: `this run: ${o.suites.join(', ')}${o.only ? ` (only ${[...o.only].join(', ')})` : ''}; other suites from ${prev.started}` } as typeof result;
+    } catch {
+      // unreadable: overwrite
+    }
+  }
+  fs.writeFileSync(jsonPath, `${JSON.stringify(merged, null, 2)}\n`);
+  const md = renderMarkdown(merged);
+  fs.writeFileSync(path.join(RESULTS, 'e2e.md'), md);
+  fs.writeFileSync(path.join(RESULTS, 'e2e.svg'), renderSvg(merged));
+  log('');
+  log(md);
+  log(`e2e: wrote bench/results/e2e.json, e2e.md, e2e.svg in ${result.seconds.toFixed(0)} s`);
+}
+
+function emergency(code: number): void {
+  try {
+    current?.cleanup();
+  } finally {
+    releaseLock();
+    process.exit(code);
+  }
+}
+
+process.on('SIGINT', () => emergency(130));
+process.on('SIGTERM', () => emergency(143));
+process.on('exit', () => {
+  current?.cleanup();
+  releaseLock();
+});
+
+main()
+  .then(() => releaseLock())
+  .catch((err) => {
+    process.stderr.write(`e2e: ${err instanceof Error ? err.message : String(err)}\n`);
+    emergency(1);
+  });

@@ -1,0 +1,196 @@
+// Markdown tables and an SVG chart for the end-to-end benchmark's results.
+// The chart is plain SVG written here: no charting library.
+
+import type { SuiteResult, SystemResult } from './main';
+
+interface Results {
+  started: string;
+  seconds: number;
+  machine: Record<string, unknown>;
+  method: { latencyRate: number; rounds: number; throughputSeconds: number; placement: { genCpu: number; switchCpu: number; busyPoll: boolean } };
+  suites: SuiteResult[];
+  partial?: string;
+}
+
+const f1 = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const mpps = (pps: number): string => (pps / 1e6).toFixed(3);
+const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
+
+function find(s: SuiteResult, id: string): SystemResult | undefined {
+  return s.systems.find((x) => x.id === id);
+}
+
+function esc(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+function suiteTable(s: SuiteResult, r: Results): string[] {
+  const out: string[] = [];
+  const withLatency = s.systems.some((x) => x.latency);
+  out.push(`### ${s.title}`, '');
+  const head = ['system', 'Mpps', 'Gbit/s', 'loss at max'];
+  if (withLatency) head.push(`p50 us`, `p99 us`, `p99.9 us`, `loss at ${r.method.latencyRate / 1000}k`);
+  head.push('this switch ÷ system (pps; p99: >1 is worse)');
+  out.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+  for (const x of s.systems) {
+    if (!x.throughput) {
+      out.push(`| ${x.label} | missing: ${esc(x.missing ?? 'not run')} |${' |'.repeat(head.length - 2)}`);
+      continue;
+    }
+    const t = x.throughput;
+    const row = [x.label, mpps(t.rx_pps), t.gbps.toFixed(3), `${t.loss_pct.toFixed(1)}%`];
+    if (withLatency) {
+      const l = x.latency;
+      row.push(l ? f1(l.latency_us.p50) : '-', l ? f1(l.latency_us.p99) : '-', l ? f1(l.latency_us.p999) : '-', l ? `${l.loss_pct.toFixed(2)}%` : '-');
+    }
+    const oursId = s.peers[x.id];
+    const o = oursId ? find(s, oursId) : undefined;
+    if (o?.throughput) {
+      let cell = `${ratio(o.throughput.rx_pps, t.rx_pps)} (${o.id.replace(/^ours-/, '')})`;
+      if (withLatency && o.latency && x.latency) cell += `, p99 ${ratio(o.latency.latency_us.p99, x.latency.latency_us.p99)}`;
+      row.push(cell);
+    } else row.push(x.family === 'ours' ? '—' : '-');
+    out.push(`| ${row.map(esc).join(' | ')} |`);
+  }
+  out.push('');
+  const used = s.systems.filter((x) => x.used).map((x) => `- **${x.label}**: ${x.used}`);
+  const eng = s.systems.filter((x) => x.engine).map((x) => `- **${x.label}** engine during its best throughput run: ${x.engine!.busy_ns_per_packet.toFixed(0)} ns busy per frame, ${x.engine!.mean_batch.toFixed(1)} frames per receive batch, busy ${(100 * x.engine!.busy_fraction).toFixed(0)}% of the time, ${x.engine!.sleeps} sleeps`);
+  if (used.length) out.push('<details><summary>what ran</summary>', '', ...used, ...eng, '', '</details>', '');
+  return out;
+}
+
+function portsTable(s: SuiteResult): string[] {
+  const out = [`### ${s.title}`, ''];
+  const rates = ['100k', '200k', '300k', 'max'];
+  out.push(`| backend | ${rates.map((r) => `offered ${r}: delivered (loss)`).join(' | ')} |`, `|---|${rates.map(() => '---:').join('|')}|`);
+  for (const x of s.systems) {
+    if (!x.steps) {
+      out.push(`| ${x.label} | missing: ${esc(x.missing ?? 'not run')} |${' |'.repeat(rates.length - 1)}`);
+      continue;
+    }
+    out.push(`| ${x.label} | ${x.steps.map((t) => `${(t.rx_pps / 1e3).toFixed(0)} kpps (${t.loss_pct.toFixed(2)}%)${t.rate ? '' : ` of ${(t.tx_pps / 1e3).toFixed(0)}k`}`).join(' | ')} |`);
+  }
+  out.push('');
+  return out;
+}
+
+export function goals(r: Results): string[] {
+  const out: string[] = [];
+  const l2 = r.suites.find((s) => s.id === 'l2');
+  const vx = r.suites.find((s) => s.id === 'vxlan');
+  const check = (name: string, a: SystemResult | undefined, b: SystemResult | undefined, want: number, what: 'tp' | 'p99'): void => {
+    if (!a?.throughput || !b?.throughput) {
+      out.push(`| ${name} | - | not measured (${!a?.throughput ? a?.missing ?? 'missing' : b?.missing ?? 'missing'}) |`);
+      return;
+    }
+    if (what === 'tp') {
+      const v = a.throughput.rx_pps / b.throughput.rx_pps;
+      out.push(`| ${name} | ${v.toFixed(2)}x | ${v >= want ? 'met' : '**not met**'} |`);
+    } else {
+      if (!a.latency || !b.latency) {
+        out.push(`| ${name} | - | not measured |`);
+        return;
+      }
+      const v = a.latency.latency_us.p99 / b.latency.latency_us.p99;
+      out.push(`| ${name} | ${f1(a.latency.latency_us.p99)} vs ${f1(b.latency.latency_us.p99)} us | ${v <= 1 ? 'met' : '**not met**'} |`);
+    }
+  };
+  out.push('### Goals (issue 6, 64-byte frames)', '', '| goal | measured | |', '|---|---:|---|');
+  if (l2) {
+    const o = find(l2, 'ours-afpacket');
+    check('this switch >= 2x OVS userspace AF_XDP', o, find(l2, 'ovs-afxdp'), 2, 'tp');
+    check('this switch >= 3x Linux bridge', o, find(l2, 'bridge'), 3, 'tp');
+    check('this switch >= 80% of the wire', o, find(l2, 'wire'), 0.8, 'tp');
+    check(`p99 no worse than the Linux bridge at ${r.method.latencyRate / 1000}k frames/s`, o, find(l2, 'bridge'), 1, 'p99');
+  }
+  if (vx) check('VXLAN: this switch >= 2x Linux bridge + vxlan', find(vx, 'vx-ours'), find(vx, 'vx-linux'), 2, 'tp');
+  out.push('');
+  return out;
+}
+
+export function renderMarkdown(r: Results): string {
+  const m = r.machine;
+  const out: string[] = [
+    '# End-to-end benchmark (npm run bench -- e2e)',
+    '',
+    `Run ${r.started} on ${String(m.cpus)}x ${String(m.cpu)}, ${String(m.kernel)}, ${String(m.distro)}, ${String(m.ovs)}, commit ${String(m.commit)}; load average at start ${JSON.stringify(m.loadAverage)}.` +
+      (r.partial ? ` Partial run: ${r.partial}.` : ''),
+    `Best of ${r.method.rounds} runs of ${r.method.throughputSeconds} s at the maximum offered rate; latency from timestamped probes at ${r.method.latencyRate} frames/s. ` +
+      `Generator and sink on CPU ${r.method.placement.genCpu}, the switch (this one's engine, OVS's PMD) on CPU ${r.method.placement.switchCpu}. ` +
+      'Mpps = distinct frames delivered per second; Gbit/s counts each frame with its 4-byte FCS. See docs/benchmarks.md.',
+    '',
+  ];
+  for (const s of r.suites) out.push(...(s.id === 'ports' ? portsTable(s) : suiteTable(s, r)));
+  out.push(...goals(r));
+  return `${out.join('\n')}\n`;
+}
+
+// ------------------------------------------------------------------ SVG
+
+const COLORS: Record<string, string> = { wire: '#9e9e9e', linux: '#e69f00', ovs: '#009e73', ours: '#0072b2' };
+
+function xml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+export function renderSvg(r: Results): string {
+  const W = 960;
+  const labelW = 250;
+  const barW = 430;
+  const latX = labelW + barW + 110;
+  const latW = W - latX - 60;
+  const rowH = 22;
+  const parts: string[] = [];
+  let y = 30;
+  parts.push(`<text x="10" y="${y}" font-size="16" font-weight="bold">vpc-switch end-to-end benchmark — ${xml(r.started.slice(0, 16).replace('T', ' '))}, ${xml(String(r.machine.cpus))} CPUs</text>`);
+  y += 18;
+  parts.push(`<text x="10" y="${y}" font-size="11" fill="#555">delivered Mpps at maximum offered rate (longer is better) · p99 latency at ${r.method.latencyRate / 1000}k frames/s (shorter is better) · hatched: missing</text>`);
+  y += 14;
+  for (const s of r.suites) {
+    if (s.id === 'ports') continue;
+    const rows = s.systems;
+    const maxPps = Math.max(1, ...rows.map((x) => x.throughput?.rx_pps ?? 0));
+    const withLat = rows.some((x) => x.latency);
+    const maxLat = Math.max(1, ...rows.map((x) => x.latency?.latency_us.p99 ?? 0));
+    y += 26;
+    parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${xml(s.title)}</text>`);
+    if (withLat) parts.push(`<text x="${latX}" y="${y}" font-size="11" fill="#555">p99 latency, us (log scale)</text>`);
+    y += 8;
+    for (const x of rows) {
+      const color = COLORS[x.family] ?? '#666';
+      const cy = y + rowH / 2 + 4;
+      parts.push(`<text x="${labelW - 8}" y="${cy}" font-size="12" text-anchor="end">${xml(x.label)}</text>`);
+      if (x.throughput) {
+        const w = Math.max(1, (x.throughput.rx_pps / maxPps) * barW);
+        parts.push(`<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${color}"/>`);
+        parts.push(`<text x="${(labelW + w + 5).toFixed(1)}" y="${cy}" font-size="11">${(x.throughput.rx_pps / 1e6).toFixed(3)} Mpps</text>`);
+        if (x.latency) {
+          const lw = Math.max(1, (Math.log10(Math.max(1, x.latency.latency_us.p99)) / Math.log10(Math.max(10, maxLat))) * latW); // log scale
+          parts.push(`<rect x="${latX}" y="${y + 5}" width="${lw.toFixed(1)}" height="${rowH - 10}" fill="${color}" opacity="0.6"/>`);
+          parts.push(`<text x="${(latX + lw + 4).toFixed(1)}" y="${cy}" font-size="10">${f1(x.latency.latency_us.p99)}</text>`);
+        }
+      } else {
+        parts.push(`<rect x="${labelW}" y="${y + 3}" width="120" height="${rowH - 6}" fill="url(#hatch)" stroke="#bbb"/>`);
+        const why = (x.missing ?? 'missing').replace(/^this switch could not be set up: /, '');
+        parts.push(`<text x="${labelW + 126}" y="${cy}" font-size="10" fill="#a00">missing: ${xml(why.length > 90 ? `${why.slice(0, 90)}…` : why)}</text>`);
+      }
+      y += rowH;
+    }
+  }
+  // Legend.
+  y += 24;
+  let lx = 10;
+  for (const [k, c] of Object.entries({ 'this switch': COLORS.ours, 'Open vSwitch': COLORS.ovs, Linux: COLORS.linux, wire: COLORS.wire })) {
+    parts.push(`<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${c}"/><text x="${lx + 16}" y="${y}" font-size="12">${k}</text>`);
+    lx += 130;
+  }
+  y += 14;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}" font-family="sans-serif">`,
+    '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" stroke="#ccc" stroke-width="3"/></pattern></defs>',
+    `<rect width="${W}" height="${y}" fill="white"/>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,82 @@
+// One instance of this switch for the end-to-end benchmark, run as a child
+// process inside a network namespace the harness created:
+//
+//   ip netns exec NS node dist/bench/e2e/switch-host.js '<HostConfig JSON>'
+//
+// It builds the switch (ports, optional VXLAN uplink and peers), prints one
+// JSON line {"ready": ...} or {"error": ...}, then answers lines on stdin:
+// "stats" prints {"stats": dp.stats(), "ports": portStatus()...}; "stop" or
+// the end of stdin closes the dataplane and exits. It exits by itself after
+// `deadlineMs` whatever happens, so no switch outlives a benchmark run.
+
+import * as readline from 'node:readline';
+import { Dataplane } from '../../src/dataplane';
+import type { PeerSpec, PortSpec, UplinkSpec } from '../../src/dataplane';
+
+export interface HostConfig {
+  cpu?: number;
+  busyPoll?: boolean;
+  switches: Array<{ name: string; vni: number }>;
+  ports: PortSpec[];
+  uplink?: UplinkSpec;
+  peers?: PeerSpec[];
+  deadlineMs: number;
+}
+
+function out(obj: unknown): void {
+  process.stdout.write(`${JSON.stringify(obj)}\n`);
+}
+
+async function main(): Promise<void> {
+  const cfg = JSON.parse(process.argv[2] ?? '{}') as HostConfig;
+  const deadline = setTimeout(() => {
+    out({ error: 'deadline reached, exiting' });
+    process.exit(3);
+  }, cfg.deadlineMs);
+  deadline.unref();
+
+  const dp = new Dataplane({ cpu: cfg.cpu ?? -1, busyPoll: cfg.busyPoll ?? false, hugepages: false, bufferCount: 65536 });
+  dp.start();
+  const portsOf = (): Record<string, unknown> => {
+    const r: Record<string, unknown> = {};
+    for (const p of cfg.ports) r[p.name] = dp.portStatus(p.name);
+    return r;
+  };
+  try {
+    for (const s of cfg.switches) await dp.createSwitch({ name: s.name, vni: s.vni });
+    if (cfg.uplink) await dp.createUplink(cfg.uplink);
+    for (const p of cfg.ports) await dp.createPort(p);
+    for (const peer of cfg.peers ?? []) await dp.addPeer(peer);
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    out({ error: `${e.code ?? 'ERR'}: ${e.message ?? String(err)}`, code: e.code });
+    dp.close();
+    process.exit(2);
+  }
+  out({ ready: true, ports: portsOf(), uplink: dp.uplink() });
+
+  const rl = readline.createInterface({ input: process.stdin });
+  const finish = (): void => {
+    try {
+      dp.close();
+    } finally {
+      process.exit(0);
+    }
+  };
+  rl.on('line', (line) => {
+    const cmd = line.trim();
+    if (cmd === 'stats') {
+      out({ stats: dp.stats(), ports: portsOf() });
+    } else if (cmd === 'stop') {
+      finish();
+    }
+  });
+  rl.on('close', finish);
+  process.on('SIGTERM', finish);
+  process.on('SIGINT', finish);
+}
+
+main().catch((err) => {
+  out({ error: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+});

@@ -1,0 +1,336 @@
+// The systems under test, each built on the same kind of topology:
+//
+//   [gen ns G] g0 ==veth== (system, in its own namespace) ==veth== s0 [sink ns S]
+//
+// and, for VXLAN, two hosts with an underlay veth between them:
+//
+//   [G] g0 == ga [host A] ua ==underlay veth== ub [host B] sb == s0 [S]
+//
+// setup() returns the trafgen endpoints (afpacket:IF@NS or tapfd:IF@NS) and
+// a description of exactly what runs; it throws Missing(reason) when the
+// system cannot be started here.
+
+import { type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { Ovs, ovsMissing } from './ovs';
+import { Topo, sleep, trySh, which } from './topo';
+import type { HostConfig } from './switch-host';
+
+export class Missing extends Error {}
+
+export interface Placement {
+  genCpu: number;
+  sinkCpu: number;
+  switchCpu: number; // this switch's engine thread and OVS's PMD thread
+  busyPoll: boolean;
+}
+
+export interface SystemRun {
+  tx: string;
+  rx: string;
+  used: string; // what exactly was run (mode, port types) for the report
+  counters?: () => Promise<Record<string, number> | undefined>; // engine counters of this switch
+}
+
+export interface SystemDef {
+  id: string;
+  label: string;
+  family: 'wire' | 'linux' | 'ovs' | 'ours';
+  setup(t: Topo, p: Placement): Promise<SystemRun>;
+}
+
+const VNI = 100;
+const UNDERLAY_MTU = 1600;
+
+function endpointsG(t: Topo): { g: string; s: string } {
+  return { g: t.netns('g'), s: t.netns('s') };
+}
+
+// ------------------------------------------------------------ this switch
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+
+export class SwitchHost {
+  private readonly lines: string[] = [];
+  private waiters: Array<(l: string) => void> = [];
+  constructor(private readonly child: ChildProcess) {
+    const rl = readline.createInterface({ input: child.stdout! });
+    rl.on('line', (l) => {
+      const w = this.waiters.shift();
+      if (w) w(l);
+      else this.lines.push(l);
+    });
+  }
+
+  next(timeoutMs: number): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('this switch did not answer in time')), timeoutMs);
+      const take = (l: string): void => {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(l) as Record<string, unknown>);
+        } catch {
+          resolve({ error: `unreadable line from the switch host: ${l}` });
+        }
+      };
+      const l = this.lines.shift();
+      if (l !== undefined) take(l);
+      else this.waiters.push(take);
+    });
+  }
+
+  async stats(): Promise<Record<string, unknown>> {
+    this.child.stdin!.write('stats\n');
+    return this.next(5000);
+  }
+
+  static async start(t: Topo, ns: string, cfg: Omit<HostConfig, 'deadlineMs'>): Promise<SwitchHost> {
+    const child = t.spawnIn(ns, process.execPath, [path.join(ROOT, 'dist', 'bench', 'e2e', 'switch-host.js'), JSON.stringify({ ...cfg, deadlineMs: 300_000 })]);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    t.onCleanup(() => {
+      try {
+        child.stdin!.end();
+      } catch {
+        // gone
+      }
+    });
+    const h = new SwitchHost(child);
+    const first = await h.next(20_000).catch((e: Error) => ({ error: `${e.message}; stderr: ${stderr.slice(-400)}` }));
+    if (first.error !== undefined) throw new Missing(`this switch could not be set up: ${String(first.error)}`);
+    return h;
+  }
+}
+
+function engineCounters(h: SwitchHost): () => Promise<Record<string, number> | undefined> {
+  return async () => {
+    const r = await h.stats();
+    const s = r.stats as { engine?: Record<string, number> } | undefined;
+    return s?.engine;
+  };
+}
+
+function ours(type: 'afpacket' | 'tap' | 'afxdp'): SystemDef {
+  return {
+    id: `ours-${type}`,
+    label: `this switch (${type})`,
+    family: 'ours',
+    async setup(t, p) {
+      const { g, s } = endpointsG(t);
+      const b = t.netns('b');
+      if (type === 'tap') {
+        // The switch creates the taps in its namespace (it holds their fds);
+        // the tap interfaces then move into the guests' namespaces, as a
+        // container's or a VM's interface would (the port follows them).
+        const h = await SwitchHost.start(t, b, {
+          cpu: p.switchCpu,
+          busyPoll: p.busyPoll,
+          switches: [{ name: 'bench', vni: VNI }],
+          ports: [
+            { name: 'pg', type: 'tap', interface: 'g0', switch: 'bench' },
+            { name: 'ps', type: 'tap', interface: 's0', switch: 'bench' },
+          ],
+        });
+        for (const [ns, dev] of [[g, 'g0'], [s, 's0']] as const) {
+          t.ip(b, 'link', 'set', dev, 'netns', ns);
+          t.ip(ns, 'link', 'set', dev, 'up');
+        }
+        await sleep(1200); // the ports notice the move and come back up
+        return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: 'tap ports (the switch holds the tap fds; one read()/write() per frame); trafgen on the tap interfaces with AF_PACKET rings', counters: engineCounters(h) };
+      }
+      t.veth(g, 'g0', b, 'bg');
+      t.veth(s, 's0', b, 'bs');
+      const h = await SwitchHost.start(t, b, {
+        cpu: p.switchCpu,
+        busyPoll: p.busyPoll,
+        switches: [{ name: 'bench', vni: VNI }],
+        ports: [
+          { name: 'pg', type, interface: 'bg', switch: 'bench' },
+          { name: 'ps', type, interface: 'bs', switch: 'bench' },
+        ],
+      });
+      return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: `${type} ports on veth, engine pinned to CPU ${p.switchCpu}, busyPoll ${p.busyPoll}`, counters: engineCounters(h) };
+    },
+  };
+}
+
+// ------------------------------------------------------------ Linux
+
+const wire: SystemDef = {
+  id: 'wire',
+  label: 'wire (veth, no switch)',
+  family: 'wire',
+  async setup(t) {
+    const { g, s } = endpointsG(t);
+    t.veth(g, 'g0', s, 's0');
+    return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: 'one veth pair from the generator to the sink' };
+  },
+};
+
+function linuxBridge(b: string, t: Topo, ports: string[]): void {
+  t.ip(b, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+  for (const dev of ports) t.ip(b, 'link', 'set', dev, 'master', 'br0');
+  t.ip(b, 'link', 'set', 'br0', 'up');
+}
+
+const bridge: SystemDef = {
+  id: 'bridge',
+  label: 'Linux bridge (veth)',
+  family: 'linux',
+  async setup(t) {
+    const { g, s } = endpointsG(t);
+    const b = t.netns('b');
+    t.veth(g, 'g0', b, 'bg');
+    t.veth(s, 's0', b, 'bs');
+    linuxBridge(b, t, ['bg', 'bs']);
+    return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: 'kernel bridge, STP off, veth ports' };
+  },
+};
+
+const bridgeTap: SystemDef = {
+  id: 'bridge-tap',
+  label: 'Linux bridge (tap)',
+  family: 'linux',
+  async setup(t) {
+    // The classic VM setup: the taps are bridge ports; the "VMs" hold the
+    // tap fds. Here the VMs are trafgen, one write()/read() per frame, as a
+    // hypervisor without vhost-net does.
+    const b = t.netns('b');
+    t.tap(b, 'tg');
+    t.tap(b, 'ts');
+    linuxBridge(b, t, ['tg', 'ts']);
+    return { tx: `tapfd:tg@${b}`, rx: `tapfd:ts@${b}`, used: 'kernel bridge with tap ports; trafgen holds the tap fds (one write()/read() per frame, like a VM without vhost-net)' };
+  },
+};
+
+// ------------------------------------------------------------ Open vSwitch
+
+function ovsL2(portType: 'afxdp' | 'system'): SystemDef {
+  return {
+    id: `ovs-${portType === 'afxdp' ? 'afxdp' : 'afpacket'}`,
+    label: `OVS userspace (${portType === 'afxdp' ? 'AF_XDP' : 'system/AF_PACKET'})`,
+    family: 'ovs',
+    async setup(t, p) {
+      const why = ovsMissing();
+      if (why) throw new Missing(why);
+      const { g, s } = endpointsG(t);
+      const b = t.netns('b');
+      t.veth(g, 'g0', b, 'bg');
+      t.veth(s, 's0', b, 'bs');
+      const o = await Ovs.start(t, b, 'l2', `0x${(1 << p.switchCpu).toString(16)}`);
+      o.vsctl(['add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev']);
+      const used: string[] = [];
+      for (const dev of ['bg', 'bs']) {
+        if (portType === 'afxdp') o.vsctl(['add-port', 'br0', dev, '--', 'set', 'interface', dev, 'type=afxdp', 'options:n_rxq=1']);
+        else o.vsctl(['add-port', 'br0', dev]);
+      }
+      await sleep(1500);
+      for (const dev of ['bg', 'bs']) {
+        const st = o.ifaceState(dev);
+        if (st.error) throw new Missing(`OVS port ${dev} (${portType}) failed: ${st.error} (log: ${o.log()})`);
+        used.push(`${dev}: type=${st.type.replace(/"/g, '') || 'system'}`);
+      }
+      // What OVS says it did about XDP (mode, copy or zero-copy), from its log.
+      const xdp = o.logLines().filter((l) => /xdp|XDP/.test(l) && /mode|copy/i.test(l)).map((l) => l.replace(/^.*\|\s*/, ''));
+      if (xdp.length) used.push(`OVS log: ${[...new Set(xdp)].slice(0, 4).join('; ')}`);
+      return {
+        tx: `afpacket:g0@${g}`,
+        rx: `afpacket:s0@${s}`,
+        used: `${(trySh('ovs-vswitchd', ['--version']).out.split('\n')[0] ?? '').trim()}, datapath_type=netdev, NORMAL action, PMD mask ${(1 << p.switchCpu).toString(16)}; ${used.join('; ')}`,
+      };
+    },
+  };
+}
+
+// ------------------------------------------------------------ VXLAN
+
+type Side = 'linux' | 'ours' | 'ovs';
+
+async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestDev: string, uplinkDev: string, local: string, remote: string): Promise<{ used: string; h?: SwitchHost }> {
+  if (side === 'linux') {
+    t.ip(host, 'addr', 'add', `${local}/24`, 'dev', uplinkDev);
+    t.ip(host, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', String(VNI), 'local', local, 'remote', remote, 'dstport', '4789', 'dev', uplinkDev);
+    t.ip(host, 'link', 'set', 'vx0', 'up');
+    linuxBridge(host, t, [guestDev, 'vx0']);
+    return { used: 'Linux bridge + vxlan device' };
+  }
+  if (side === 'ours') {
+    const h = await SwitchHost.start(t, host, {
+      cpu: p.switchCpu,
+      busyPoll: p.busyPoll,
+      switches: [{ name: 'bench', vni: VNI }],
+      uplink: { name: 'ul', type: 'afpacket', interface: uplinkDev, localIp: `${local}/24`, mtu: UNDERLAY_MTU },
+      ports: [{ name: 'pg', type: 'afpacket', interface: guestDev, switch: 'bench' }],
+      peers: [{ switch: 'bench', ip: remote }],
+    });
+    return { used: 'this switch, afpacket port + afpacket uplink (createUplink + addPeer)', h };
+  }
+  const why = ovsMissing();
+  if (why) throw new Missing(why);
+  const o = await Ovs.start(t, host, host.slice(-2), `0x${(1 << p.switchCpu).toString(16)}`);
+  // The usual userspace-tunnel layout: br-phy owns the underlay port and the
+  // VTEP address (on its internal port), br-int the guest and vxlan ports.
+  o.vsctl(['add-br', 'br-phy', '--', 'set', 'bridge', 'br-phy', 'datapath_type=netdev']);
+  o.vsctl(['add-port', 'br-phy', uplinkDev, '--', 'set', 'interface', uplinkDev, 'type=afxdp']);
+  t.ip(host, 'link', 'set', 'br-phy', 'mtu', String(UNDERLAY_MTU));
+  t.ip(host, 'addr', 'add', `${local}/24`, 'dev', 'br-phy');
+  t.ip(host, 'link', 'set', 'br-phy', 'up');
+  o.vsctl(['add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=netdev']);
+  o.vsctl(['add-port', 'br-int', guestDev, '--', 'set', 'interface', guestDev, 'type=afxdp']);
+  o.vsctl(['add-port', 'br-int', 'vx0', '--', 'set', 'interface', 'vx0', 'type=vxlan', `options:remote_ip=${remote}`, `options:key=${VNI}`]);
+  await sleep(1000);
+  trySh('ovs-appctl', [`--target=${path.join(o.dir, 'ovs-vswitchd.ctl')}`, 'ovs/route/add', `${remote}/32`, 'br-phy'], 5000, o.env);
+  for (const dev of [uplinkDev, guestDev, 'vx0']) {
+    const st = o.ifaceState(dev);
+    if (st.error) throw new Missing(`OVS port ${dev} failed: ${st.error} (log: ${o.log()})`);
+  }
+  return { used: 'OVS userspace: br-phy (afxdp underlay port, VTEP on its internal port) + br-int (afxdp guest port, vxlan port)' };
+}
+
+function vxlan(id: string, label: string, a: Side, bSide: Side): SystemDef {
+  return {
+    id,
+    label,
+    family: a === 'ours' ? 'ours' : a === 'ovs' ? 'ovs' : 'linux',
+    async setup(t, p) {
+      const { g, s } = endpointsG(t);
+      const ha = t.netns('ha');
+      const hb = t.netns('hb');
+      t.veth(g, 'g0', ha, 'ga');
+      t.veth(s, 's0', hb, 'sb');
+      t.veth(ha, 'ua', hb, 'ub', UNDERLAY_MTU);
+      const A = await vxlanSide(t, p, a, ha, 'ga', 'ua', '198.18.1.1', '198.18.1.2');
+      const B = await vxlanSide(t, { ...p, switchCpu: p.switchCpu }, bSide, hb, 'sb', 'ub', '198.18.1.2', '198.18.1.1');
+      await sleep(300);
+      const counters = A.h ? engineCounters(A.h) : undefined;
+      return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: `host A: ${A.used}; host B: ${B.used}; VNI ${VNI}, underlay 198.18.1.0/24 MTU ${UNDERLAY_MTU}`, counters };
+    },
+  };
+}
+
+// ------------------------------------------------------------ suites
+
+export const SUITES: Record<string, { title: string; systems: SystemDef[]; ours: string; peers: Record<string, string> }> = {
+  l2: {
+    title: 'Layer 2 port to port (64-byte frames)',
+    systems: [wire, bridge, bridgeTap, ovsL2('afxdp'), ovsL2('system'), ours('afxdp'), ours('afpacket'), ours('tap')],
+    ours: 'ours-afpacket',
+    peers: { wire: 'ours-afpacket', bridge: 'ours-afpacket', 'ovs-afxdp': 'ours-afpacket', 'ovs-afpacket': 'ours-afpacket', 'bridge-tap': 'ours-tap' },
+  },
+  vxlan: {
+    title: 'VXLAN between two host namespaces (64-byte inner frames)',
+    systems: [wire, vxlan('vx-linux', 'Linux bridge + vxlan', 'linux', 'linux'), vxlan('vx-ovs', 'OVS userspace vxlan (AF_XDP)', 'ovs', 'ovs'), vxlan('vx-ours', 'this switch, both hosts', 'ours', 'ours'), vxlan('vx-ours-linux', 'this switch -> Linux vxlan', 'ours', 'linux')],
+    ours: 'vx-ours',
+    peers: { wire: 'vx-ours', 'vx-linux': 'vx-ours', 'vx-ovs': 'vx-ours' },
+  },
+};
+
+// Port-to-port forwarding per backend of this switch at fixed offered rates
+// (issue 3's figures).
+export const PORT_BACKENDS: SystemDef[] = [ours('afpacket'), ours('tap'), ours('afxdp')];
+
+export function toolsMissing(): string | undefined {
+  for (const tool of ['ip', 'ethtool']) if (!which(tool)) return `${tool} not found (bash scripts/setup-deps.sh)`;
+  return undefined;
+}
