@@ -247,6 +247,7 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   if (req->opts.queues < 1 || req->opts.queues > 16) ThrowCoded(env, "INVALID_ARGUMENT", "queues: must be in 1..16");
   req->opts.offloads_off = Bool(env, o, "disableOffloads");
   req->opts.promisc = Bool(env, o, "promiscuous");
+  if (o.Has("persistent")) req->opts.persistent = Bool(env, o, "persistent");
 }
 
 Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st) {

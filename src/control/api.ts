@@ -7,7 +7,12 @@
 //   POST   /v1/switches/:ref/fdb/flush  {port?}: remove learned entries
 //   GET    /v1/ports                    POST /v1/ports
 //   GET    /v1/ports/:ref               PATCH, DELETE /v1/ports/:ref
-//   GET    /v1/fdb[?switch=S]           static entries    POST /v1/fdb {switch, mac, port, uuid?}
+//   GET    /v1/uplinks                  POST /v1/uplinks   (at most one uplink)
+//   GET    /v1/uplinks/:ref             DELETE /v1/uplinks/:ref  (show includes the neighbour cache)
+//   GET    /v1/neighbors                the uplink's neighbour cache (ARP/ND)
+//   GET    /v1/peers[?switch=S]         POST /v1/peers {switch, ip, uuid?}
+//   GET    /v1/peers/:switch/:ip        DELETE /v1/peers/:switch/:ip
+//   GET    /v1/fdb[?switch=S]           static entries    POST /v1/fdb {switch, mac, port | vtep, uuid?}
 //   GET    /v1/fdb/:switch/:mac         DELETE /v1/fdb/:switch/:mac
 //   GET    /v1/stats
 //   GET    /v1/state                    the running desired state (for backups)
@@ -16,6 +21,7 @@
 // With --test-hooks only (tests and demos; never in production):
 //   POST   /v1/test/ports/:ref/send     {frames: ["<hex>", ...], repeat?: n}
 //   POST   /v1/test/ports/:ref/receive  {max?: n} -> {frames: ["<hex>", ...]}
+//   (:ref may name a pipe uplink: its far end plays the underlay)
 //
 // Success: 200 (201 when a create made something) with a JSON body.
 // Failure: the status of the error code (errors.ts) and
@@ -26,7 +32,7 @@ import { parseConfig } from './config';
 import { Controller } from './controller';
 import { ControlError, toControlError } from './errors';
 import type { Logger } from './logging';
-import { fdbKey, FdbObject, PortObject, SwitchObject } from './model';
+import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
 
 export const API_VERSION = 'v1';
 const MAX_BODY = 4 * 1024 * 1024;
@@ -75,6 +81,21 @@ function fdbView(f: FdbObject): Record<string, unknown> {
   return { uuid: f.uuid, ...f.spec };
 }
 
+export function uplinkView(ctx: ApiContext, u: UplinkObject): Record<string, unknown> {
+  const info = ctx.controller.dp.uplink();
+  const live = info !== undefined && info.name === u.spec.name ? { ...info, id: undefined } : {};
+  return { uuid: u.uuid, ...u.spec, ...live };
+}
+
+function peerView(ctx: ApiContext, p: PeerObject): Record<string, unknown> {
+  const counters = ctx.controller.dp.stats().peers[p.spec.ip];
+  return { uuid: p.uuid, ...p.spec, ...(counters === undefined ? {} : { counters }) };
+}
+
+async function neighbors(ctx: ApiContext): Promise<unknown[]> {
+  return ctx.controller.current.uplinks.length === 0 ? [] : ctx.controller.dp.neighbors();
+}
+
 function bodyObject(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ControlError('ERR_BAD_REQUEST', 'the request body must be a JSON object');
@@ -101,7 +122,7 @@ export function buildRoutes(ctx: ApiContext): Route[] {
         config: ctx.configPath ?? null,
         stateFile: c.store.file,
         stateGeneration: c.generation,
-        counts: { switches: m.switches.length, ports: m.ports.length, fdb: m.fdb.length },
+        counts: { switches: m.switches.length, ports: m.ports.length, uplinks: m.uplinks.length, peers: m.peers.length, fdb: m.fdb.length },
         testHooks: ctx.testHooks,
       }];
     }),
@@ -143,6 +164,34 @@ export function buildRoutes(ctx: ApiContext): Route[] {
       const r = await c.deletePort(params.ref!);
       return [200, { deleted: { uuid: r.object.uuid, name: r.object.spec.name }, plan: r.plan }];
     }),
+    route('GET', '/v1/uplinks', () => [200, { uplinks: c.current.uplinks.map((u) => uplinkView(ctx, u)) }]),
+    route('POST', '/v1/uplinks', async ({ body }) => {
+      const r = await c.createUplink(bodyObject(body));
+      return [created(r), { uplink: uplinkView(ctx, r.object), created: r.created, plan: r.plan }];
+    }),
+    route('GET', '/v1/uplinks/:ref', async ({ params }) => {
+      const u = c.requireUplink(params.ref!);
+      return [200, { uplink: uplinkView(ctx, u), neighbors: await neighbors(ctx) }];
+    }),
+    route('DELETE', '/v1/uplinks/:ref', async ({ params }) => {
+      const r = await c.deleteUplink(params.ref!);
+      return [200, { deleted: { uuid: r.object.uuid, name: r.object.spec.name }, plan: r.plan }];
+    }),
+    route('GET', '/v1/neighbors', async () => [200, { uplink: c.current.uplinks[0]?.spec.name ?? null, neighbors: await neighbors(ctx) }]),
+    route('GET', '/v1/peers', ({ query }) => {
+      const sw = query.get('switch');
+      if (sw !== null) c.requireSwitch(sw);
+      return [200, { peers: c.current.peers.filter((p) => sw === null || p.spec.switch === sw).map((p) => peerView(ctx, p)) }];
+    }),
+    route('POST', '/v1/peers', async ({ body }) => {
+      const r = await c.createPeer(bodyObject(body));
+      return [created(r), { peer: peerView(ctx, r.object), created: r.created, plan: r.plan }];
+    }),
+    route('GET', '/v1/peers/:switch/:ip', ({ params }) => [200, { peer: peerView(ctx, c.requirePeer(params.switch!, params.ip!)) }]),
+    route('DELETE', '/v1/peers/:switch/:ip', async ({ params }) => {
+      const r = await c.deletePeer(params.switch!, params.ip!);
+      return [200, { deleted: { uuid: r.object.uuid, name: `${r.object.spec.switch}/${r.object.spec.ip}` }, plan: r.plan }];
+    }),
     route('GET', '/v1/fdb', ({ query }) => {
       const sw = query.get('switch');
       return [200, { fdb: c.current.fdb.filter((f) => sw === null || f.spec.switch === sw).map(fdbView) }];
@@ -176,21 +225,21 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     routes.push(
       route('POST', '/v1/test/ports/:ref/send', ({ params, body }) => {
         const b = bodyObject(body);
-        const p = c.requirePort(params.ref!);
+        const name = c.findUplink(params.ref!)?.spec.name ?? c.requirePort(params.ref!).spec.name;
         if (!Array.isArray(b.frames) || b.frames.some((f) => typeof f !== 'string' || !/^([0-9a-fA-F]{2})+$/.test(f))) {
           throw new ControlError('ERR_BAD_REQUEST', 'frames: must be a list of hex strings', { field: 'frames' });
         }
         const repeat = typeof b.repeat === 'number' && Number.isInteger(b.repeat) && b.repeat > 0 ? Math.min(b.repeat, 100000) : 1;
         const frames = (b.frames as string[]).map((f) => Buffer.from(f, 'hex'));
-        const end = c.dp.pipe(p.spec.name);
+        const end = c.dp.pipe(name);
         let accepted = 0;
         for (let i = 0; i < repeat; i++) accepted += end.send(frames);
         return [200, { accepted }];
       }),
       route('POST', '/v1/test/ports/:ref/receive', ({ params, body }) => {
-        const p = c.requirePort(params.ref!);
+        const name = c.findUplink(params.ref!)?.spec.name ?? c.requirePort(params.ref!).spec.name;
         const max = body !== undefined && typeof bodyObject(body).max === 'number' ? (bodyObject(body).max as number) : 256;
-        return [200, { frames: c.dp.pipe(p.spec.name).receive(max).map((f) => f.toString('hex')) }];
+        return [200, { frames: c.dp.pipe(name).receive(max).map((f) => f.toString('hex')) }];
       }),
     );
   }

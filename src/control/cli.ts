@@ -145,7 +145,7 @@ export function createProgram(io: CliIO = defaultIO): Command {
       config: s.config ?? '(none)',
       state: `${s.stateFile} (generation ${s.stateGeneration})`,
       engine: `${s.engine.running ? 'running' : 'stopped'}, ${s.engine.bufferCount} buffers (${s.engine.buffersFree} free), hugepages ${s.engine.hugepages ? 'yes' : 'no'}, maxPorts ${s.engine.options.maxPorts}`,
-      objects: `${s.counts.switches} switches, ${s.counts.ports} ports, ${s.counts.fdb} static fdb entries`,
+      objects: `${s.counts.switches} switches, ${s.counts.ports} ports, ${s.counts.uplinks ?? 0} uplink(s), ${s.counts.peers ?? 0} peers, ${s.counts.fdb} static fdb entries`,
     }));
   });
 
@@ -154,8 +154,8 @@ export function createProgram(io: CliIO = defaultIO): Command {
   sw.command('list').description('list switches').action(async (_o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<{ switches: Record<string, any>[] }>('GET', '/v1/switches');
-    print(json, r, () => table(['NAME', 'VNI', 'PORTS', 'MAC-LIMIT', 'AGING', 'LEARNING', 'UUID'],
-      r.switches.map((s) => [s.name, s.vni, (s.ports ?? []).join(',') || '-', s.macLimit, `${s.agingSeconds}s`, s.learning ? 'on' : 'off', s.uuid])));
+    print(json, r, () => table(['NAME', 'VNI', 'PORTS', 'MAC-LIMIT', 'AGING', 'LEARNING', 'REMOTE-LEARNING', 'UUID'],
+      r.switches.map((s) => [s.name, s.vni, (s.ports ?? []).join(',') || '-', s.macLimit, `${s.agingSeconds}s`, s.learning ? 'on' : 'off', s.remoteLearning === false ? 'off' : 'on', s.uuid])));
   });
   sw.command('show <ref>').description('one switch, by name or UUID').action(async (ref: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
@@ -167,11 +167,12 @@ export function createProgram(io: CliIO = defaultIO): Command {
     .option('--mac-limit <n>', 'learned MACs allowed', int('mac-limit', 1, 1_000_000))
     .option('--aging-seconds <n>', 'learned entries expire after this idle time', int('aging-seconds', 1, 1_000_000))
     .option('--learning <bool>', 'learn source MACs', bool)
+    .option('--remote-learning <bool>', 'learn MACs behind remote VTEPs (VXLAN)', bool)
     .option('--fdb-capacity <n>', 'initial FDB table size', int('fdb-capacity', 1, 4_194_304))
     .option('--uuid <uuid>', 'UUID to give the switch (default: generated)')
     .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
       const { client, json } = ctx(cmd);
-      const body = defined({ name, vni: o.vni, macLimit: o.macLimit, agingSeconds: o.agingSeconds, learning: o.learning, fdbCapacity: o.fdbCapacity, uuid: o.uuid });
+      const body = defined({ name, vni: o.vni, macLimit: o.macLimit, agingSeconds: o.agingSeconds, learning: o.learning, remoteLearning: o.remoteLearning, fdbCapacity: o.fdbCapacity, uuid: o.uuid });
       const r = await client.call<Record<string, any>>('POST', '/v1/switches', body);
       print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: switch ${r.switch.name} vni ${r.switch.vni} uuid ${r.switch.uuid}\n`);
     });
@@ -179,9 +180,10 @@ export function createProgram(io: CliIO = defaultIO): Command {
     .option('--mac-limit <n>', 'learned MACs allowed', int('mac-limit', 1, 1_000_000))
     .option('--aging-seconds <n>', 'aging time', int('aging-seconds', 1, 1_000_000))
     .option('--learning <bool>', 'learn source MACs', bool)
+    .option('--remote-learning <bool>', 'learn MACs behind remote VTEPs (VXLAN)', bool)
     .action(async (ref: string, o: Record<string, unknown>, cmd: Command) => {
       const { client, json } = ctx(cmd);
-      const r = await client.call<Record<string, any>>('PATCH', `/v1/switches/${encodeURIComponent(ref)}`, defined({ macLimit: o.macLimit, agingSeconds: o.agingSeconds, learning: o.learning }));
+      const r = await client.call<Record<string, any>>('PATCH', `/v1/switches/${encodeURIComponent(ref)}`, defined({ macLimit: o.macLimit, agingSeconds: o.agingSeconds, learning: o.learning, remoteLearning: o.remoteLearning }));
       print(json, r, () => `updated: switch ${r.switch.name}\n${planText(r.plan)}`);
     });
   sw.command('delete <ref>').description('delete a switch (its ports must be deleted first)').action(async (ref: string, _o, cmd: Command) => {
@@ -254,19 +256,21 @@ export function createProgram(io: CliIO = defaultIO): Command {
       const { client, json } = ctx(cmd);
       if (o.static === true || swName === undefined) {
         const r = await client.call<{ fdb: Record<string, any>[] }>('GET', `/v1/fdb${swName === undefined ? '' : `?switch=${encodeURIComponent(swName)}`}`);
-        print(json, r, () => table(['SWITCH', 'MAC', 'PORT', 'UUID'], r.fdb.map((f) => [f.switch, f.mac, f.port, f.uuid])));
+        print(json, r, () => table(['SWITCH', 'MAC', 'PORT', 'VTEP', 'UUID'], r.fdb.map((f) => [f.switch, f.mac, f.port ?? '-', f.vtep ?? '-', f.uuid])));
         return;
       }
       const r = await client.call<{ entries: Record<string, any>[] }>('GET', `/v1/switches/${encodeURIComponent(swName)}/fdb`);
-      print(json, r, () => table(['MAC', 'PORT', 'VLAN', 'TYPE', 'AGE'],
-        r.entries.map((e) => [e.mac, e.port, e.vlan || '-', e.static ? 'static' : 'learned', e.static ? '-' : `${Math.round(e.ageSeconds)}s`])));
+      print(json, r, () => table(['MAC', 'PORT', 'VTEP', 'VLAN', 'TYPE', 'AGE'],
+        r.entries.map((e) => [e.mac, e.port, e.vtep ?? '-', e.vlan || '-', e.static ? 'static' : 'learned', e.static ? '-' : `${Math.round(e.ageSeconds)}s`])));
     });
-  fdb.command('create <switch> <mac> <port>').description('add a static entry: MAC -> port')
+  fdb.command('create <switch> <mac> [port]').description('add a static entry: MAC -> port, or MAC -> remote VTEP with --vtep')
+    .option('--vtep <ip>', 'the MAC lives behind this remote VTEP (instead of a port)')
     .option('--uuid <uuid>', 'UUID to give the entry')
-    .action(async (swName: string, mac: string, portName: string, o: { uuid?: string }, cmd: Command) => {
+    .action(async (swName: string, mac: string, portName: string | undefined, o: { uuid?: string; vtep?: string }, cmd: Command) => {
       const { client, json } = ctx(cmd);
-      const r = await client.call<Record<string, any>>('POST', '/v1/fdb', defined({ switch: swName, mac, port: portName, uuid: o.uuid }));
-      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: fdb ${r.fdb.switch} ${r.fdb.mac} -> ${r.fdb.port} uuid ${r.fdb.uuid}\n`);
+      if ((portName === undefined) === (o.vtep === undefined)) throw new CliError(EXIT.USAGE, 'fdb create: give a port or --vtep IP (one of them)');
+      const r = await client.call<Record<string, any>>('POST', '/v1/fdb', defined({ switch: swName, mac, port: portName, vtep: o.vtep, uuid: o.uuid }));
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: fdb ${r.fdb.switch} ${r.fdb.mac} -> ${r.fdb.port ?? `vtep ${r.fdb.vtep}`} uuid ${r.fdb.uuid}\n`);
     });
   fdb.command('delete <switch> <mac>').description('remove a static entry').action(async (swName: string, mac: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
@@ -279,6 +283,75 @@ export function createProgram(io: CliIO = defaultIO): Command {
       const r = await client.call<Record<string, any>>('POST', `/v1/switches/${encodeURIComponent(swName)}/fdb/flush`, defined({ port: o.port }));
       print(json, r, () => `flushed ${r.removed} learned entries from ${r.switch}\n`);
     });
+
+  // ------------------------------------------------------------ uplink
+  const neighborTable = (list: Record<string, any>[]): string => (list.length === 0 ? '(no neighbours)\n'
+    : table(['IP', 'MAC', 'STATE', 'AGE'], list.map((n) => [n.ip, n.mac || '-', n.state, `${Math.round(n.ageSeconds)}s`])));
+  const uplink = program.command('uplink').description('the VXLAN uplink: this host\'s VTEP on the underlay (at most one)');
+  uplink.command('list').description('list the uplink').action(async (_o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<{ uplinks: Record<string, any>[] }>('GET', '/v1/uplinks');
+    print(json, r, () => table(['NAME', 'TYPE', 'INTERFACE', 'LOCAL-IP', 'LOCAL-IP6', 'MTU', 'MAC', 'UDP', 'UUID'],
+      r.uplinks.map((u) => [u.name, u.type, u.interface ?? '-', u.localIp ?? '-', u.localIp6 ?? '-', u.mtu ?? '-', u.mac ?? '-', u.udpPort ?? 4789, u.uuid])));
+  });
+  uplink.command('show <ref>').description('the uplink, by name or UUID, with its neighbour cache').action(async (ref: string, _o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<{ uplink: Record<string, unknown>; neighbors: Record<string, any>[] }>('GET', `/v1/uplinks/${encodeURIComponent(ref)}`);
+    print(json, r, () => `${keyValues(r.uplink)}\nneighbours:\n${neighborTable(r.neighbors)}`);
+  });
+  uplink.command('create <name>').description('create the uplink (succeeds if it exists with the same spec)')
+    .requiredOption('--type <type>', 'underlay port type: afpacket (an interface), pipe (tests), tap, ...')
+    .option('--interface <ifname>', 'the underlay interface (afpacket, tap, ...)')
+    .option('--local-ip <cidr>', 'IPv4 VTEP address with prefix, e.g. 198.18.0.1/24')
+    .option('--local-ip6 <cidr>', 'IPv6 VTEP address with prefix, e.g. 2001:db8::1/64')
+    .option('--gateway <ip>', 'IPv4 next hop for peers off the local prefix')
+    .option('--gateway6 <ip>', 'IPv6 next hop for peers off the local prefix')
+    .option('--mtu <n>', 'underlay MTU', int('mtu', 68, 9000))
+    .option('--mac <mac>', 'the VTEP\'s MAC (pipe uplinks; kernel interfaces keep their own)')
+    .option('--udp-port <n>', 'VXLAN UDP port (default 4789)', int('udp-port', 1, 65535))
+    .option('--set <key=value>', 'any other uplink field (JSON value), repeatable; e.g. --set ttl=32', collect(keyValue))
+    .option('--uuid <uuid>', 'UUID to give the uplink (default: generated)')
+    .action(async (name: string, o: Record<string, any>, cmd: Command) => {
+      const { client, json } = ctx(cmd);
+      const body = defined({
+        name, type: o.type, interface: o.interface, localIp: o.localIp, localIp6: o.localIp6, gateway: o.gateway, gateway6: o.gateway6,
+        mtu: o.mtu, mac: o.mac, udpPort: o.udpPort, uuid: o.uuid, ...Object.fromEntries((o.set ?? []) as [string, unknown][]),
+      });
+      const r = await client.call<Record<string, any>>('POST', '/v1/uplinks', body);
+      const u = r.uplink;
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: uplink ${u.name} (${u.type}${u.interface ? ` ${u.interface}` : ''}, ${[u.localIp, u.localIp6].filter(Boolean).join(' ')}) mac ${u.mac} uuid ${u.uuid}\n`);
+    });
+  uplink.command('delete <ref>').description('delete the uplink (its peers and remote FDB entries must be deleted first)').action(async (ref: string, _o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<Record<string, any>>('DELETE', `/v1/uplinks/${encodeURIComponent(ref)}`);
+    print(json, r, () => `deleted: uplink ${r.deleted.name} (uuid ${r.deleted.uuid})\n${planText(r.plan)}`);
+  });
+  program.command('neighbors').alias('neighbours').description('the uplink\'s neighbour cache (next hops resolved by ARP/ND)').action(async (_o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<{ uplink: string | null; neighbors: Record<string, any>[] }>('GET', '/v1/neighbors');
+    print(json, r, () => (r.uplink === null ? 'no uplink\n' : neighborTable(r.neighbors)));
+  });
+
+  // ------------------------------------------------------------ peer
+  const peer = program.command('peer').description('remote VTEPs in a switch\'s flood list (VXLAN head-end replication)');
+  peer.command('list [switch]').description('list peers (of every switch unless one is given)').action(async (swName: string | undefined, _o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<{ peers: Record<string, any>[] }>('GET', `/v1/peers${swName === undefined ? '' : `?switch=${encodeURIComponent(swName)}`}`);
+    print(json, r, () => table(['SWITCH', 'VTEP', 'RX-PKTS', 'TX-PKTS', 'DROPS', 'UUID'],
+      r.peers.map((p) => [p.switch, p.ip, human(p.counters?.rx_packets ?? 0), human(p.counters?.tx_packets ?? 0), p.counters?.drops ?? 0, p.uuid])));
+  });
+  peer.command('create <switch> <ip>').description('add a remote VTEP to a switch (succeeds if it is there)')
+    .option('--uuid <uuid>', 'UUID to give the peer (default: generated)')
+    .action(async (swName: string, ip: string, o: { uuid?: string }, cmd: Command) => {
+      const { client, json } = ctx(cmd);
+      const r = await client.call<Record<string, any>>('POST', '/v1/peers', defined({ switch: swName, ip, uuid: o.uuid }));
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: peer ${r.peer.ip} of switch ${r.peer.switch} uuid ${r.peer.uuid}\n`);
+    });
+  peer.command('delete <switch> <ip>').description('remove a remote VTEP from a switch').action(async (swName: string, ip: string, _o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<Record<string, any>>('DELETE', `/v1/peers/${encodeURIComponent(swName)}/${encodeURIComponent(ip)}`);
+    print(json, r, () => `deleted: peer ${r.deleted.name} (uuid ${r.deleted.uuid})\n`);
+  });
 
   // ------------------------------------------------------------ stats
   program.command('stats').description('counters of ports, switches and the engine')
@@ -333,6 +406,8 @@ interface Stats {
   eventsDropped: number;
   ports: Record<string, { counters: Record<string, number>; drops: Record<string, number> }>;
   switches: Record<string, { counters: Record<string, number>; drops: Record<string, number> }>;
+  peers?: Record<string, Record<string, number>>;
+  uplink?: { name: string; counters: Record<string, number> };
 }
 
 export function statsText(s: Stats, prev?: { s: Stats; seconds: number }): string {
@@ -349,7 +424,12 @@ export function statsText(s: Stats, prev?: { s: Stats; seconds: number }): strin
   const swRows = sws.map(([name, w]) => [name, w.counters.fdb_entries ?? 0, human(w.counters.rx_packets ?? 0), w.counters.learned ?? 0, w.counters.moved ?? 0, w.counters.aged ?? 0, human(w.counters.flooded ?? 0), w.counters.drops ?? 0]);
   const e = s.engine;
   const busy = (e.busy_ns ?? 0) + (e.idle_ns ?? 0) > 0 ? `${(((e.busy_ns ?? 0) / ((e.busy_ns ?? 0) + (e.idle_ns ?? 0))) * 100).toFixed(1)}% busy` : '';
-  return `${table(portHead, portRows)}\n${table(['SWITCH', 'FDB', 'RX-PKTS', 'LEARNED', 'MOVED', 'AGED', 'FLOODED', 'DROPS'], swRows)}\nengine: ${human(e.packets ?? 0)} packets, ${human(e.iterations ?? 0)} iterations, ${busy}, ${e.buffers_free ?? '?'} buffers free, ${s.eventsDropped} events dropped\n`;
+  const peers = Object.entries(s.peers ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  const peerText = peers.length === 0 ? '' : `\n${table(['PEER', 'RX-PKTS', 'RX-BYTES', 'TX-PKTS', 'TX-BYTES', 'DROPS', 'LEARNED'],
+    peers.map(([ip, c]) => [ip, human(c.rx_packets ?? 0), human(c.rx_bytes ?? 0), human(c.tx_packets ?? 0), human(c.tx_bytes ?? 0), c.drops ?? 0, c.fdb_learned ?? 0]))}`;
+  const u = s.uplink;
+  const uplinkText = u === undefined ? '' : `\nuplink ${u.name}: ${Object.entries(u.counters).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(' ') || 'no traffic'}\n`;
+  return `${table(portHead, portRows)}\n${table(['SWITCH', 'FDB', 'RX-PKTS', 'LEARNED', 'MOVED', 'AGED', 'FLOODED', 'DROPS'], swRows)}${peerText}${uplinkText}\nengine: ${human(e.packets ?? 0)} packets, ${human(e.iterations ?? 0)} iterations, ${busy}, ${e.buffers_free ?? '?'} buffers free, ${s.eventsDropped} events dropped\n`;
 }
 
 export class CliError extends Error {

@@ -2,26 +2,32 @@
 //
 //   version: 1                 # optional; the only version is 1
 //   engine: { maxPorts: 64 }   # DataplaneOptions; read when vpcd starts
+//   uplinks:                   # at most one: this host's VTEP on the underlay
+//     - { name: uplink0, type: afpacket, interface: eth1, localIp: 198.18.0.1/24 }
 //   switches:
 //     - name: tenant-a
 //       vni: 1001
+//       remoteLearning: true   # learn MACs behind remote VTEPs (default true)
+//       peers: [198.18.0.2]    # remote VTEPs in the flood list (or {ip, uuid})
 //       ports:                 # access ports of this switch (`switch` implied)
 //         - { name: vm1, type: pipe }
 //       fdb:                   # static FDB entries of this switch
 //         - { mac: 02:00:00:00:00:01, port: vm1 }
+//         - { mac: 02:00:00:00:00:02, vtep: 198.18.0.2 }   # behind a remote VTEP
 //   ports:                     # any port, trunks included (`switch`/`vlans`/`untagged`)
 //     - { name: trunk0, type: pipe, vlans: [{ vlan: 10, switch: tenant-a }] }
 //
-// Every object may carry `uuid`. `uplinks:` and per-switch `peers:` are
-// reserved for the VXLAN overlay and refused until this build supports them.
+// Every object may carry `uuid`. Keys are camelCase, as in the API.
 //
 // parseConfig() never stops at the first error: it returns all of them, each
 // with its path (switches[0].ports[1].mtu), its line and a reason.
 
 import { isMap, isPair, isScalar, isSeq, LineCounter, Node, parseDocument, Document } from 'yaml';
-import { DataplaneOptions, PortSpec, StaticMacSpec, SwitchSpec, validateOptions } from '../dataplane';
+import { DataplaneOptions, PeerSpec, PortSpec, SwitchSpec, UplinkSpec, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
-import { fdbKey, maxMtuOf, parseFdb, parsePort, parseSwitch, portSwitches, prefixed } from './model';
+import {
+  fdbKey, FdbSpec, ipFamily, isRemote, maxMtuOf, parseFdb, parsePeer, parsePort, parseSwitch, parseUplink, peerKey, portSwitches, prefixed,
+} from './model';
 
 export interface DesiredObject<S> {
   uuid?: string;
@@ -33,7 +39,9 @@ export interface DesiredState {
   engine?: DataplaneOptions;
   switches: DesiredObject<SwitchSpec>[];
   ports: DesiredObject<PortSpec>[];
-  fdb: DesiredObject<StaticMacSpec>[];
+  uplinks: DesiredObject<UplinkSpec>[];
+  peers: DesiredObject<PeerSpec>[];
+  fdb: DesiredObject<FdbSpec>[];
 }
 
 const TOP_KEYS = ['version', 'engine', 'switches', 'ports', 'uplinks'];
@@ -65,7 +73,7 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
   };
   const fail = (code: AnyErrorCode, field: string, reason: string): void => report(new ControlError(code, `${field}: ${reason}`, { field }));
 
-  const desired: DesiredState = { switches: [], ports: [], fdb: [] };
+  const desired: DesiredState = { switches: [], ports: [], uplinks: [], peers: [], fdb: [] };
   if (data === null || data === undefined) {
     // An empty file is a valid, empty desired state.
   } else if (typeof data !== 'object' || Array.isArray(data)) {
@@ -73,10 +81,9 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
   } else {
     const top = data as Record<string, unknown>;
     for (const key of Object.keys(top)) {
-      if (!TOP_KEYS.includes(key)) fail('ERR_INVALID_ARGUMENT', key, `unknown key; expected one of ${TOP_KEYS.filter((k) => k !== 'uplinks').join(', ')}`);
+      if (!TOP_KEYS.includes(key)) fail('ERR_INVALID_ARGUMENT', key, `unknown key; expected one of ${TOP_KEYS.join(', ')}`);
     }
     if (top.version !== undefined && top.version !== 1) fail('ERR_INVALID_ARGUMENT', 'version', `must be 1 (got ${JSON.stringify(top.version)})`);
-    if (top.uplinks !== undefined) fail('ERR_UNSUPPORTED', 'uplinks', 'not supported by this build yet (VXLAN uplinks arrive with the overlay)');
     let maxMtu = 9000;
     if (top.engine !== undefined) {
       try {
@@ -87,6 +94,7 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
         report(prefixed(err, 'engine'));
       }
     }
+    parseUplinks(top.uplinks, desired, maxMtu, report, fail);
     parseSwitches(top.switches, desired, maxMtu, report, fail);
     parseTopPorts(top.ports, desired, maxMtu, report, fail);
     errors.push(...crossCheck(desired).map((d) => {
@@ -126,7 +134,6 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
       return;
     }
     const { ports, fdb, peers, ...rest } = item as Record<string, unknown>;
-    if (peers !== undefined) fail('ERR_UNSUPPORTED', `${at}.peers`, 'not supported by this build yet (VXLAN peers arrive with the overlay)');
     let name: string | undefined;
     try {
       const s = parseSwitch(rest, at);
@@ -160,10 +167,35 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
         fail('ERR_INVALID_ARGUMENT', pat, 'must be a mapping (name, type, ...)');
       }
     });
+    asList(peers, `${at}.peers`, fail).forEach((p, j) => {
+      const pat = `${at}.peers[${j}]`;
+      if (typeof p === 'string') {
+        if (name === undefined) return;
+        try {
+          desired.peers.push({ ...parsePeer({ switch: name, ip: p }), path: pat });
+        } catch (err) {
+          const reason = err instanceof Error ? err.message.replace(/^ip: /, '') : String(err);
+          fail('ERR_INVALID_ARGUMENT', pat, reason);
+        }
+      } else if (typeof p === 'object' && p !== null && !Array.isArray(p)) {
+        if ((p as Record<string, unknown>).switch !== undefined) {
+          fail('ERR_INVALID_ARGUMENT', `${pat}.switch`, 'implied by the enclosing switch; omit it');
+          return;
+        }
+        if (name === undefined) return;
+        try {
+          desired.peers.push({ ...parsePeer({ ...(p as Record<string, unknown>), switch: name }, pat), path: pat });
+        } catch (err) {
+          report(err);
+        }
+      } else {
+        fail('ERR_INVALID_ARGUMENT', pat, 'must be the remote VTEP\'s IP address (or a mapping {ip, uuid})');
+      }
+    });
     asList(fdb, `${at}.fdb`, fail).forEach((f, j) => {
       const fat = `${at}.fdb[${j}]`;
       if (typeof f !== 'object' || f === null || Array.isArray(f)) {
-        fail('ERR_INVALID_ARGUMENT', fat, 'must be a mapping (mac, port)');
+        fail('ERR_INVALID_ARGUMENT', fat, 'must be a mapping (mac, and port or vtep)');
         return;
       }
       if ((f as Record<string, unknown>).switch !== undefined) {
@@ -178,6 +210,18 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
         report(err);
       }
     });
+  });
+}
+
+function parseUplinks(value: unknown, desired: DesiredState, maxMtu: number, report: Report, fail: Fail): void {
+  asList(value, 'uplinks', fail).forEach((u, j) => {
+    const at = `uplinks[${j}]`;
+    try {
+      const parsed = parseUplink(u, maxMtu, at);
+      desired.uplinks.push({ ...parsed, path: at });
+    } catch (err) {
+      report(err);
+    }
   });
 }
 
@@ -226,6 +270,40 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
       if (sw !== undefined && !switchNames.has(sw)) err('ERR_UNKNOWN_SWITCH', `${p.path}.${field}`, `no switch named "${sw}"`);
     }
   }
+  // The overlay: one uplink; peers and remote entries need it, and an
+  // address of a family the uplink has a VTEP address for.
+  const uplink = d.uplinks[0];
+  d.uplinks.slice(1).forEach((u) => {
+    err('ERR_TOO_MANY_UPLINKS', u.path, `a dataplane has one uplink (one VTEP); "${uplink!.spec.name}" is already defined at ${uplink!.path || 'the running state'}`);
+  });
+  for (const u of d.uplinks.slice(0, 1)) {
+    const clash = ports.get(u.spec.name);
+    if (clash !== undefined) err('ERR_DUPLICATE_NAME', `${u.path}.name`, `"${u.spec.name}" is already the name of the port defined at ${clash.path}`);
+  }
+  const families = new Set<4 | 6>();
+  if (uplink?.spec.localIp !== undefined) families.add(4);
+  if (uplink?.spec.localIp6 !== undefined) families.add(6);
+  const ownAddresses = [uplink?.spec.localIp, uplink?.spec.localIp6].filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!.toLowerCase());
+  const overlayAddress = (path: string, ip: string, what: string): void => {
+    if (uplink === undefined) {
+      err('ERR_NO_UPLINK', path, `${what} needs an uplink (VXLAN VTEP); declare one under \`uplinks:\``);
+    } else if (!families.has(ipFamily(ip))) {
+      err('ERR_ADDRESS_FAMILY', path, `${ip} is an IPv${ipFamily(ip)} address but uplink "${uplink.spec.name}" has no ${ipFamily(ip) === 4 ? 'localIp' : 'localIp6'}`);
+    } else if (ownAddresses.includes(ip)) {
+      err('ERR_INVALID_ARGUMENT', path, `${ip} is this host's own VTEP address (uplink "${uplink.spec.name}")`);
+    }
+  };
+  const peerKeys = new Map<string, string>();
+  for (const p of d.peers) {
+    const at = p.path.startsWith('switches[') ? p.path : `${p.path}.ip`;
+    const key = peerKey(p.spec);
+    const first = peerKeys.get(key);
+    if (first !== undefined) err('ERR_DUPLICATE_PEER', at, `peer ${p.spec.ip} of switch "${p.spec.switch}" is already defined at ${first}`);
+    else peerKeys.set(key, p.path);
+    if (!switchNames.has(p.spec.switch)) err('ERR_UNKNOWN_SWITCH', `${p.path}.switch`, `no switch named "${p.spec.switch}"`);
+    overlayAddress(at, p.spec.ip, 'a peer');
+  }
+
   const macs = new Map<string, string>();
   for (const f of d.fdb) {
     const key = fdbKey(f.spec);
@@ -233,6 +311,10 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
     if (first !== undefined) err('ERR_DUPLICATE_MAC', `${f.path}.mac`, `a static entry for ${f.spec.mac} on switch "${f.spec.switch}" is already defined at ${first}`);
     else macs.set(key, f.path);
     if (!switchNames.has(f.spec.switch)) err('ERR_UNKNOWN_SWITCH', `${f.path}.switch`, `no switch named "${f.spec.switch}"`);
+    if (isRemote(f.spec)) {
+      overlayAddress(`${f.path}.vtep`, f.spec.vtep, 'an entry behind a remote VTEP');
+      continue;
+    }
     const port = ports.get(f.spec.port);
     if (port === undefined) err('ERR_UNKNOWN_PORT', `${f.path}.port`, `no port named "${f.spec.port}"`);
     else if (!portSwitches(port.spec).includes(f.spec.switch)) {
@@ -240,7 +322,7 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
     }
   }
   const uuids = new Map<string, string>();
-  for (const o of [...d.switches, ...d.ports, ...d.fdb]) {
+  for (const o of [...d.switches, ...d.ports, ...d.uplinks, ...d.peers, ...d.fdb]) {
     if (o.uuid === undefined) continue;
     const first = uuids.get(o.uuid);
     if (first !== undefined) err('ERR_DUPLICATE_UUID', `${o.path}.uuid`, `UUID ${o.uuid} is already used by ${first}`);

@@ -12,9 +12,10 @@
 import {
   Dataplane,
   DataplaneOptions,
+  PeerSpec,
   PortSpec,
-  StaticMacSpec,
   SwitchSpec,
+  UplinkSpec,
   validatePortUpdate,
   validateSwitchUpdate,
   validateOptions,
@@ -28,18 +29,26 @@ import {
   emptyModel,
   fdbKey,
   FdbObject,
+  FdbSpec,
   findByRef,
+  isRemote,
   maxMtuOf,
   Model,
   normalPort,
   normalSwitch,
+  normalUplink,
   parseFdb,
+  parsePeer,
   parsePort,
   parseSwitch,
+  parseUplink,
+  peerKey,
+  PeerObject,
   portSwitches,
   PortObject,
   sameValue,
   SwitchObject,
+  UplinkObject,
 } from './model';
 import { applyPlan, describeStep, plan, resolveTarget, runBestEffort, Step, summarize, undo } from './reconcile';
 import { StateStore } from './state';
@@ -137,6 +146,7 @@ export class Controller {
       }
       const d = this.desired();
       d.switches = d.switches.filter((s) => s.spec.name !== sw.spec.name);
+      d.peers = d.peers.filter((p) => p.spec.switch !== sw.spec.name);
       d.fdb = d.fdb.filter((f) => f.spec.switch !== sw.spec.name);
       const r = await this.commitDesired(d, 'api');
       return { object: sw, plan: r.plan };
@@ -180,9 +190,76 @@ export class Controller {
       const port = this.requirePort(ref);
       const d = this.desired();
       d.ports = d.ports.filter((p) => p.spec.name !== port.spec.name);
-      d.fdb = d.fdb.filter((f) => f.spec.port !== port.spec.name);
+      d.fdb = d.fdb.filter((f) => isRemote(f.spec) || f.spec.port !== port.spec.name);
       const r = await this.commitDesired(d, 'api');
       return { object: port, plan: r.plan };
+    });
+  }
+
+  // ---------------------------------------------------------------- uplink
+
+  async createUplink(body: unknown): Promise<MutationResult<UplinkObject>> {
+    return this.serial(async () => {
+      const maxMtu = maxMtuOf(this.model.engine);
+      const given = parseUplink(body, maxMtu);
+      const existing = this.model.uplinks.find((u) => u.spec.name === given.spec.name);
+      if (existing !== undefined) {
+        const ignoreMac = given.spec.mac === undefined;
+        this.sameOrConflict('uplink', given.spec.name, existing.uuid, given.uuid, normalUplink(existing.spec, maxMtu, ignoreMac), normalUplink(given.spec, maxMtu, ignoreMac));
+        return { object: existing, created: false, plan: [] };
+      }
+      const d = this.desired();
+      d.uplinks.push({ uuid: given.uuid, spec: given.spec, path: '' });
+      const r = await this.commitDesired(d, 'api');
+      return { object: this.findUplink(given.spec.name)!, created: true, plan: r.plan };
+    });
+  }
+
+  // Refused while peers or remote entries use the uplink: removing it would
+  // cut every switch off the overlay.
+  async deleteUplink(ref: string): Promise<MutationResult<UplinkObject>> {
+    return this.serial(async () => {
+      const uplink = this.requireUplink(ref);
+      const users = [
+        ...this.model.peers.map((p) => `peer ${peerKey(p.spec)}`),
+        ...this.model.fdb.filter((f) => isRemote(f.spec)).map((f) => `fdb ${fdbKey(f.spec)}`),
+      ];
+      if (users.length > 0) {
+        const more = users.length > 5 ? ` and ${users.length - 5} more` : '';
+        throw new ControlError('ERR_UPLINK_IN_USE', `name: uplink "${uplink.spec.name}" is still used by ${users.slice(0, 5).join(', ')}${more}; delete them first`, { field: 'name' });
+      }
+      const d = this.desired();
+      d.uplinks = d.uplinks.filter((u) => u.spec.name !== uplink.spec.name);
+      const r = await this.commitDesired(d, 'api');
+      return { object: uplink, plan: r.plan };
+    });
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  async createPeer(body: unknown): Promise<MutationResult<PeerObject>> {
+    return this.serial(async () => {
+      const given = parsePeer(body);
+      const key = peerKey(given.spec);
+      const existing = this.model.peers.find((p) => peerKey(p.spec) === key);
+      if (existing !== undefined) {
+        this.sameOrConflict('peer', key, existing.uuid, given.uuid, {}, {});
+        return { object: existing, created: false, plan: [] };
+      }
+      const d = this.desired();
+      d.peers.push({ uuid: given.uuid, spec: given.spec, path: '' });
+      const r = await this.commitDesired(d, 'api');
+      return { object: this.model.peers.find((p) => peerKey(p.spec) === key)!, created: true, plan: r.plan };
+    });
+  }
+
+  async deletePeer(switchName: string, ip: string): Promise<MutationResult<PeerObject>> {
+    return this.serial(async () => {
+      const peer = this.requirePeer(switchName, ip);
+      const d = this.desired();
+      d.peers = d.peers.filter((p) => peerKey(p.spec) !== peerKey(peer.spec));
+      const r = await this.commitDesired(d, 'api');
+      return { object: peer, plan: r.plan };
     });
   }
 
@@ -193,7 +270,7 @@ export class Controller {
       const given = parseFdb(body);
       const existing = this.model.fdb.find((f) => fdbKey(f.spec) === fdbKey(given.spec));
       if (existing !== undefined) {
-        this.sameOrConflict('fdb entry', fdbKey(given.spec), existing.uuid, given.uuid, { ...existing.spec }, { ...given.spec });
+        this.sameOrConflict('fdb entry', fdbKey(given.spec), existing.uuid, given.uuid, fdbFields(existing.spec), fdbFields(given.spec));
         return { object: existing, created: false, plan: [] };
       }
       const d = this.desired();
@@ -230,6 +307,33 @@ export class Controller {
   findFdb(switchName: string, mac: string): FdbObject | undefined {
     const m = mac.toLowerCase().replace(/-/g, ':');
     return this.model.fdb.find((f) => f.spec.switch === switchName && f.spec.mac === m);
+  }
+
+  findUplink(ref: string): UplinkObject | undefined {
+    return findByRef(this.model.uplinks, ref, (u) => u.spec.name);
+  }
+
+  findPeer(switchName: string, ip: string): PeerObject | undefined {
+    let key: string;
+    try {
+      key = peerKey(parsePeer({ switch: switchName, ip }).spec);
+    } catch {
+      return undefined;
+    }
+    return this.model.peers.find((p) => peerKey(p.spec) === key);
+  }
+
+  requireUplink(ref: string): UplinkObject {
+    const u = this.findUplink(ref);
+    if (u === undefined) throw new ControlError('ERR_NOT_FOUND', `name: no uplink named "${ref}" (or with that UUID)`, { field: 'name' });
+    return u;
+  }
+
+  requirePeer(switchName: string, ip: string): PeerObject {
+    const ref = parsePeer({ switch: switchName, ip }).spec;
+    const p = this.model.peers.find((o) => peerKey(o.spec) === peerKey(ref));
+    if (p === undefined) throw new ControlError('ERR_NOT_FOUND', `ip: ${ref.ip} is not a peer of switch "${ref.switch}"`, { field: 'ip' });
+    return p;
   }
 
   requireSwitch(ref: string): SwitchObject {
@@ -273,12 +377,15 @@ export class Controller {
 
   // The running model as a desired state (to be edited by one API call).
   private desired(): DesiredState {
-    const tag = <S>(list: { uuid: string; spec: S }[], kind: string): DesiredObject<S>[] =>
-      list.map((o) => ({ uuid: o.uuid, spec: JSON.parse(JSON.stringify(o.spec)) as S, path: `${kind}[${JSON.stringify((o.spec as { name?: string }).name ?? '')}]` }));
+    const tag = <S>(list: { uuid: string; spec: S }[], kind: string, label: (s: S) => string): DesiredObject<S>[] =>
+      list.map((o) => ({ uuid: o.uuid, spec: JSON.parse(JSON.stringify(o.spec)) as S, path: `${kind}[${JSON.stringify(label(o.spec))}]` }));
+    const byName = (s: { name?: string }): string => s.name ?? '';
     return {
-      switches: tag<SwitchSpec>(this.model.switches, 'switches'),
-      ports: tag<PortSpec>(this.model.ports, 'ports'),
-      fdb: tag<StaticMacSpec>(this.model.fdb, 'fdb'),
+      switches: tag<SwitchSpec>(this.model.switches, 'switches', byName),
+      ports: tag<PortSpec>(this.model.ports, 'ports', byName),
+      uplinks: tag<UplinkSpec>(this.model.uplinks, 'uplinks', byName),
+      peers: tag<PeerSpec>(this.model.peers, 'peers', peerKey),
+      fdb: tag<FdbSpec>(this.model.fdb, 'fdb', fdbKey),
     };
   }
 
@@ -330,6 +437,11 @@ export class Controller {
   }
 }
 
+
+// An FDB entry's fields for comparison (port or vtep, whichever it has).
+function fdbFields(spec: FdbSpec): Record<string, unknown> {
+  return isRemote(spec) ? { switch: spec.switch, mac: spec.mac, vtep: spec.vtep } : { switch: spec.switch, mac: spec.mac, port: spec.port };
+}
 
 // Runs a dataplane validator; its errors become ControlErrors (same code and field).
 function checked<T>(fn: () => T): T {

@@ -11,7 +11,12 @@ import { DataplaneError, ERROR_CODES, ErrorCategory, isErrorCode } from '../data
 export const CONTROL_ERROR_CODES = {
   ERR_CONFIG_SYNTAX: { status: 400, description: 'the configuration is not well-formed YAML' },
   ERR_CONFIG_INVALID: { status: 400, description: 'the configuration has one or more errors (listed in details)' },
-  ERR_UNSUPPORTED: { status: 400, description: 'a key or object kind is not supported by this build yet' },
+  ERR_UNSUPPORTED: { status: 400, description: 'a key or object kind is not supported by this build' },
+  ERR_TOO_MANY_UPLINKS: { status: 400, description: 'more than one uplink: a dataplane has a single uplink (one VTEP)' },
+  ERR_NO_UPLINK: { status: 400, description: 'peers and remote (vtep) FDB entries need an uplink' },
+  ERR_ADDRESS_FAMILY: { status: 400, description: 'the address family of a peer or VTEP has no local VTEP address on the uplink' },
+  ERR_DUPLICATE_PEER: { status: 400, description: 'the same peer (VTEP address) is listed twice for a switch' },
+  ERR_UPLINK_IN_USE: { status: 409, description: 'the uplink still has peers or remote FDB entries' },
   ERR_DUPLICATE_UUID: { status: 400, description: 'two objects in one configuration share a UUID' },
   ERR_SPEC_CONFLICT: { status: 409, description: 'an object with this name exists with a different spec' },
   ERR_UUID_CONFLICT: { status: 409, description: 'the UUID is taken by another object, or the object has another UUID' },

@@ -12,6 +12,10 @@
 //   port:    vpc_port_rx_packets_total{switch,port}, vpc_port_drops_total{switch,port,reason}
 //   switch:  vpc_switch_learned_total{switch}, vpc_switch_fdb_entries{switch},
 //            vpc_switch_drops_total{switch,reason}
+//   peer:    vpc_peer_rx_packets_total{vtep}, vpc_peer_fdb_learned{vtep} (remote VTEPs)
+//   uplink:  vpc_uplink_vxlan_rx_total{uplink}, ...; the uplink's port is a
+//            port too: vpc_port_*{switch="",port="<uplink>"}, with its decap
+//            drops in vpc_port_drops_total{...,reason}
 // A port's `switch` label is its switch (access port) or its switches joined
 // with "," (trunk). A counter that is the sum of a by-reason family
 // (switch "drops") is left out: sum by (switch) gives it.
@@ -24,7 +28,7 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { CounterInfo, Dataplane, DataplaneStats } from '../dataplane';
 
 // Counters that are really levels, declared once.
-const GAUGES = new Set(['engine.buffers_free', 'port.fdb_learned', 'switch.fdb_entries', 'switch.fdb_static']);
+const GAUGES = new Set(['engine.buffers_free', 'port.fdb_learned', 'switch.fdb_entries', 'switch.fdb_static', 'peer.fdb_learned']);
 // Counters left out because a by-reason family carries them.
 const OMITTED = new Set(['switch.drops']);
 
@@ -35,7 +39,9 @@ export interface MetricsSource {
   generation(): number;
 }
 
-export function metricName(object: 'engine' | 'port' | 'switch', counter: string, gauge: boolean): { name: string; scale: number } {
+type ObjectName = 'engine' | 'port' | 'switch' | 'peer' | 'uplink';
+
+export function metricName(object: ObjectName, counter: string, gauge: boolean): { name: string; scale: number } {
   let base = counter;
   let scale = 1;
   if (base.endsWith('_ns')) {
@@ -69,6 +75,16 @@ export class Metrics {
         for (const [sw, set] of Object.entries(s.switches)) emit(`{switch="${sw}"}`, set.counters[info.name] ?? 0);
       });
     }
+    for (const info of schema.peer ?? []) {
+      this.family('peer', info, (s, emit) => {
+        for (const [ip, counters] of Object.entries(s.peers ?? {})) emit(`{vtep="${ip}"}`, counters[info.name] ?? 0);
+      });
+    }
+    for (const info of schema.uplink ?? []) {
+      this.family('uplink', info, (s, emit) => {
+        if (s.uplink !== undefined) emit(`{uplink="${s.uplink.name}"}`, s.uplink.counters[info.name] ?? 0);
+      });
+    }
     const reasons = schema.drop.map((d) => d.name).join(', ');
     this.families.push({
       name: 'vpc_port_drops_total', type: 'counter', scale: 1,
@@ -96,6 +112,7 @@ export class Metrics {
     });
     this.families.push({ name: 'vpc_switches', type: 'gauge', scale: 1, help: 'Switches configured in the engine', values: (s, emit) => emit('', Object.keys(s.switches).length) });
     this.families.push({ name: 'vpc_ports', type: 'gauge', scale: 1, help: 'Ports configured in the engine', values: (s, emit) => emit('', Object.keys(s.ports).length) });
+    this.families.push({ name: 'vpc_peers', type: 'gauge', scale: 1, help: 'Remote VTEPs known to the engine (peers and remote FDB entries)', values: (s, emit) => emit('', Object.keys(s.peers ?? {}).length) });
 
     // Control-plane figures live in the prom-client registry itself.
     new Gauge({
@@ -150,7 +167,7 @@ export class Metrics {
     return label;
   }
 
-  private family(object: 'engine' | 'port' | 'switch', info: CounterInfo, values: Family['values']): void {
+  private family(object: ObjectName, info: CounterInfo, values: Family['values']): void {
     const key = `${object}.${info.name}`;
     if (OMITTED.has(key)) return;
     const gauge = GAUGES.has(key);

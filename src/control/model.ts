@@ -11,15 +11,21 @@ import { randomUUID } from 'node:crypto';
 import {
   DataplaneError,
   DataplaneOptions,
+  PeerSpec,
   PortSpec,
+  RemoteMacSpec,
   StaticMacSpec,
   SwitchSpec,
+  UplinkSpec,
   generateMac,
   maxMtuFor,
   switchesOfPort,
   validateOptions,
+  validatePeerSpec,
   validatePortSpec,
+  validateRemoteMacSpec,
   validateStaticMacSpec,
+  validateUplinkSpec,
   validateSwitchSpec,
 } from '../dataplane';
 import { ControlError } from './errors';
@@ -34,22 +40,58 @@ export interface PortObject {
   spec: PortSpec; // always carries `mac` once the object exists
 }
 
+// A static FDB entry points at a local port ({switch, mac, port}) or at a
+// remote VTEP ({switch, mac, vtep}: the MAC lives behind that VTEP).
+export type FdbSpec = StaticMacSpec | RemoteMacSpec;
+
 export interface FdbObject {
   uuid: string;
-  spec: StaticMacSpec;
+  spec: FdbSpec;
+}
+
+// The VXLAN uplink (at most one: the dataplane has one VTEP).
+export interface UplinkObject {
+  uuid: string;
+  spec: UplinkSpec; // always carries `mac` once the object exists
+}
+
+// A remote VTEP in a switch's flood list.
+export interface PeerObject {
+  uuid: string;
+  spec: PeerSpec; // ip in canonical form
 }
 
 export interface Model {
   engine: DataplaneOptions;
   switches: SwitchObject[];
   ports: PortObject[];
+  uplinks: UplinkObject[];
+  peers: PeerObject[];
   fdb: FdbObject[];
 }
 
-export type ObjectKind = 'switch' | 'port' | 'fdb';
+export type ObjectKind = 'switch' | 'port' | 'uplink' | 'peer' | 'fdb';
 
 export function emptyModel(engine: DataplaneOptions = {}): Model {
-  return { engine: { ...engine }, switches: [], ports: [], fdb: [] };
+  return { engine: { ...engine }, switches: [], ports: [], uplinks: [], peers: [], fdb: [] };
+}
+
+export function isRemote(spec: FdbSpec): spec is RemoteMacSpec {
+  return (spec as RemoteMacSpec).vtep !== undefined;
+}
+
+// One spelling per address: IPv6 compressed and lower case.
+export function canonicalIp(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+}
+
+export function ipFamily(ip: string): 4 | 6 {
+  return ip.includes(':') ? 6 : 4;
+}
+
+export function peerKey(spec: { switch: string; ip: string }): string {
+  return `${spec.switch}/${spec.ip}`;
 }
 
 export function cloneModel(m: Model): Model {
@@ -60,6 +102,9 @@ export function cloneModel(m: Model): Model {
 // other field means the object is replaced (deleted and created again).
 export const SWITCH_MUTABLE = ['macLimit', 'agingSeconds', 'learning'] as const;
 export const PORT_MUTABLE = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
+// Every uplink field is fixed: a change replaces the uplink (its peers and
+// remote entries are removed first and added again after).
+export const UPLINK_MUTABLE = [] as const;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -131,15 +176,54 @@ export function parsePort(value: unknown, maxMtu: number, at = ''): { uuid?: str
   return out;
 }
 
-export function parseFdb(value: unknown, at = ''): { uuid?: string; spec: StaticMacSpec } {
+// {switch, mac, port} (local) or {switch, mac, vtep} (remote).
+export function parseFdb(value: unknown, at = ''): { uuid?: string; spec: FdbSpec } {
   const { uuid, rest } = withoutUuid(value);
-  let spec: StaticMacSpec;
+  let spec: FdbSpec;
+  const r = (typeof rest === 'object' && rest !== null ? rest : {}) as Record<string, unknown>;
+  if (r.vtep !== undefined && r.port !== undefined) {
+    const field = at === '' ? 'vtep' : `${at}.vtep`;
+    throw new ControlError('ERR_INVALID_ARGUMENT', `${field}: give either port (a local port) or vtep (a remote VTEP), not both`, { field });
+  }
   try {
-    spec = validateStaticMacSpec(rest);
+    if (r.vtep !== undefined) {
+      const remote = validateRemoteMacSpec(rest);
+      spec = { ...remote, vtep: canonicalIp(remote.vtep) };
+    } else {
+      spec = validateStaticMacSpec(rest);
+    }
   } catch (err) {
     throw prefixed(err, at);
   }
-  const out: { uuid?: string; spec: StaticMacSpec } = { spec };
+  const out: { uuid?: string; spec: FdbSpec } = { spec };
+  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  return out;
+}
+
+export function parseUplink(value: unknown, maxMtu: number, at = ''): { uuid?: string; spec: UplinkSpec } {
+  const { uuid, rest } = withoutUuid(value);
+  try {
+    validateUplinkSpec(rest, maxMtu);
+  } catch (err) {
+    throw prefixed(err, at);
+  }
+  const spec = { ...(rest as UplinkSpec) };
+  if (spec.mac !== undefined) spec.mac = spec.mac.toLowerCase().replace(/-/g, ':');
+  const out: { uuid?: string; spec: UplinkSpec } = { spec };
+  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  return out;
+}
+
+export function parsePeer(value: unknown, at = ''): { uuid?: string; spec: PeerSpec } {
+  const { uuid, rest } = withoutUuid(value);
+  let spec: PeerSpec;
+  try {
+    const p = validatePeerSpec(rest);
+    spec = { switch: p.switch, ip: canonicalIp(p.ip) };
+  } catch (err) {
+    throw prefixed(err, at);
+  }
+  const out: { uuid?: string; spec: PeerSpec } = { spec };
   if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
   return out;
 }
@@ -159,6 +243,12 @@ export function normalPort(spec: PortSpec, maxMtu: number, ignoreMac = false): R
   return n;
 }
 
+export function normalUplink(spec: UplinkSpec, maxMtu: number, ignoreMac = false): Record<string, unknown> {
+  const n: Record<string, unknown> = { ...validateUplinkSpec({ ...spec, mac: spec.mac ?? '02:00:00:00:00:01' }, maxMtu) };
+  if (ignoreMac || spec.mac === undefined) delete n.mac;
+  return n;
+}
+
 export function sameValue(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -173,7 +263,7 @@ export function portSwitches(spec: PortSpec): string[] {
   return switchesOfPort({ switch: spec.switch, untagged: spec.untagged, vlans: spec.vlans ?? [] });
 }
 
-export function withMac(spec: PortSpec): PortSpec {
+export function withMac<S extends { mac?: string }>(spec: S): S {
   return spec.mac === undefined ? { ...spec, mac: generateMac() } : spec;
 }
 

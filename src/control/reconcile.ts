@@ -9,40 +9,52 @@
 // plan() compares two models. An object whose only differences are mutable
 // fields (SWITCH_MUTABLE, PORT_MUTABLE) is updated in place; any other
 // difference replaces it, and replacing a switch replaces its ports, and
-// replacing either replaces their static FDB entries. Steps are ordered so
-// that every step finds what it needs:
-//   1 delete fdb   2 delete ports   3 delete switches
-//   4 update switches   5 create switches   6 update ports   7 create ports
-//   8 create fdb
+// replacing either replaces their static FDB entries. The uplink has no
+// mutable field: any change replaces it, and with it every peer and every
+// remote (vtep) FDB entry; replacing a switch replaces its peers too. Steps
+// are ordered so that every step finds what it needs:
+//   1 delete fdb   2 delete peers   3 delete ports   4 delete uplink
+//   5 delete switches   6 update switches   7 create switches
+//   8 update ports   9 create ports   10 create uplink   11 create peers
+//   12 create fdb
 // applyPlan() runs the steps one by one; when one fails it undoes the steps
 // already applied, newest first, and rethrows the failure.
 
-import { Dataplane, PortSpec, StaticMacSpec, SwitchSpec } from '../dataplane';
+import { Dataplane, PeerSpec, PortSpec, SwitchSpec, UplinkSpec } from '../dataplane';
 import { DesiredState } from './config';
 import { ControlError, toControlError } from './errors';
 import {
   changedFields,
   fdbKey,
+  FdbSpec,
+  isRemote,
   maxMtuOf,
   Model,
   newUuid,
   normalPort,
   normalSwitch,
+  normalUplink,
+  peerKey,
   portSwitches,
   PORT_MUTABLE,
   SWITCH_MUTABLE,
+  UPLINK_MUTABLE,
   withMac,
 } from './model';
 
+type CreateDelete<K extends string, S> =
+  | { op: 'create'; kind: K; name: string; uuid: string; spec: S; reason?: string }
+  | { op: 'delete'; kind: K; name: string; uuid: string; spec: S; reason?: string };
+type Update<K extends string> = { op: 'update'; kind: K; name: string; uuid: string; from: Record<string, unknown>; to: Record<string, unknown> };
+
 export type Step =
-  | { op: 'create'; kind: 'switch'; name: string; uuid: string; spec: SwitchSpec; reason?: string }
-  | { op: 'delete'; kind: 'switch'; name: string; uuid: string; spec: SwitchSpec; reason?: string }
-  | { op: 'update'; kind: 'switch'; name: string; uuid: string; from: Record<string, unknown>; to: Record<string, unknown> }
-  | { op: 'create'; kind: 'port'; name: string; uuid: string; spec: PortSpec; reason?: string }
-  | { op: 'delete'; kind: 'port'; name: string; uuid: string; spec: PortSpec; reason?: string }
-  | { op: 'update'; kind: 'port'; name: string; uuid: string; from: Record<string, unknown>; to: Record<string, unknown> }
-  | { op: 'create'; kind: 'fdb'; name: string; uuid: string; spec: StaticMacSpec; reason?: string }
-  | { op: 'delete'; kind: 'fdb'; name: string; uuid: string; spec: StaticMacSpec; reason?: string };
+  | CreateDelete<'switch', SwitchSpec>
+  | Update<'switch'>
+  | CreateDelete<'port', PortSpec>
+  | Update<'port'>
+  | CreateDelete<'uplink', UplinkSpec>
+  | CreateDelete<'peer', PeerSpec>
+  | CreateDelete<'fdb', FdbSpec>;
 
 // ---------------------------------------------------------------- target
 
@@ -50,10 +62,12 @@ export type Step =
 // contradicts a running object.
 export function resolveTarget(current: Model, desired: DesiredState): Model {
   const engine = desired.engine ?? current.engine;
-  const target: Model = { engine: { ...engine }, switches: [], ports: [], fdb: [] };
+  const target: Model = { engine: { ...engine }, switches: [], ports: [], uplinks: [], peers: [], fdb: [] };
   const taken = new Map<string, string>(); // uuid -> "kind name" among running objects
   for (const s of current.switches) taken.set(s.uuid, `switch "${s.spec.name}"`);
   for (const p of current.ports) taken.set(p.uuid, `port "${p.spec.name}"`);
+  for (const u of current.uplinks) taken.set(u.uuid, `uplink "${u.spec.name}"`);
+  for (const p of current.peers) taken.set(p.uuid, `peer ${peerKey(p.spec)}`);
   for (const f of current.fdb) taken.set(f.uuid, `fdb entry ${fdbKey(f.spec)}`);
 
   const pick = (kind: string, label: string, path: string, given: string | undefined, running: string | undefined): string => {
@@ -84,6 +98,19 @@ export function resolveTarget(current: Model, desired: DesiredState): Model {
     spec = withMac(spec);
     target.ports.push({ uuid: pick('port', `"${p.spec.name}"`, p.path, p.uuid, running?.uuid), spec });
   }
+  for (const u of desired.uplinks) {
+    const running = current.uplinks.find((o) => o.spec.name === u.spec.name);
+    let spec = { ...u.spec };
+    if (spec.mac === undefined && running !== undefined && fixedSame(normalUplink(spec, maxMtu, true), normalUplink(running.spec, maxMtu, true), UPLINK_MUTABLE)) {
+      spec.mac = running.spec.mac;
+    }
+    spec = withMac(spec);
+    target.uplinks.push({ uuid: pick('uplink', `"${u.spec.name}"`, u.path, u.uuid, running?.uuid), spec });
+  }
+  for (const p of desired.peers) {
+    const running = current.peers.find((o) => peerKey(o.spec) === peerKey(p.spec));
+    target.peers.push({ uuid: pick('peer', peerKey(p.spec), p.path, p.uuid, running?.uuid), spec: { ...p.spec } });
+  }
   for (const f of desired.fdb) {
     const running = current.fdb.find((o) => fdbKey(o.spec) === fdbKey(f.spec));
     target.fdb.push({ uuid: pick('fdb entry', fdbKey(f.spec), f.path, f.uuid, running?.uuid), spec: { ...f.spec } });
@@ -100,12 +127,16 @@ function fixedSame(a: Record<string, unknown>, b: Record<string, unknown>, mutab
 export function plan(current: Model, target: Model): Step[] {
   const maxMtu = maxMtuOf(target.engine);
   const delFdb: Step[] = [];
+  const delPeers: Step[] = [];
   const delPorts: Step[] = [];
+  const delUplinks: Step[] = [];
   const delSwitches: Step[] = [];
   const updSwitches: Step[] = [];
   const newSwitches: Step[] = [];
   const updPorts: Step[] = [];
   const newPorts: Step[] = [];
+  const newUplinks: Step[] = [];
+  const newPeers: Step[] = [];
   const newFdb: Step[] = [];
 
   const replacedSwitches = new Map<string, string>();
@@ -160,6 +191,51 @@ export function plan(current: Model, target: Model): Step[] {
     }
   }
 
+  // The uplink (at most one). Replacing or removing it takes its peers and
+  // remote entries with it (the dataplane refuses to delete an uplink with peers).
+  let uplinkChange: string | undefined;
+  for (const t of target.uplinks) {
+    const c = current.uplinks.find((o) => o.spec.name === t.spec.name);
+    if (c === undefined) {
+      newUplinks.push({ op: 'create', kind: 'uplink', name: t.spec.name, uuid: t.uuid, spec: t.spec });
+      continue;
+    }
+    const changed = changedFields(normalUplink(c.spec, maxMtu), normalUplink(t.spec, maxMtu));
+    if (c.uuid !== t.uuid || changed.length > 0) {
+      const why = c.uuid !== t.uuid ? 'uuid changed' : `${changed.join(', ')} changed`;
+      uplinkChange = `uplink "${t.spec.name}" is replaced`;
+      delUplinks.push({ op: 'delete', kind: 'uplink', name: c.spec.name, uuid: c.uuid, spec: c.spec, reason: `replace: ${why}` });
+      newUplinks.push({ op: 'create', kind: 'uplink', name: t.spec.name, uuid: t.uuid, spec: t.spec, reason: `replace: ${why}` });
+    }
+  }
+  for (const c of current.uplinks) {
+    if (!target.uplinks.some((t) => t.spec.name === c.spec.name)) {
+      uplinkChange = `uplink "${c.spec.name}" is replaced`;
+      delUplinks.push({ op: 'delete', kind: 'uplink', name: c.spec.name, uuid: c.uuid, spec: c.spec });
+    }
+  }
+
+  for (const t of target.peers) {
+    const key = peerKey(t.spec);
+    const c = current.peers.find((o) => peerKey(o.spec) === key);
+    if (c === undefined) {
+      newPeers.push({ op: 'create', kind: 'peer', name: key, uuid: t.uuid, spec: t.spec });
+      continue;
+    }
+    const why = c.uuid !== t.uuid ? 'uuid changed'
+      : replacedSwitches.has(c.spec.switch) ? `switch "${c.spec.switch}" is replaced` : uplinkChange;
+    if (why !== undefined) {
+      delPeers.push({ op: 'delete', kind: 'peer', name: key, uuid: c.uuid, spec: c.spec, reason: `replace: ${why}` });
+      newPeers.push({ op: 'create', kind: 'peer', name: key, uuid: t.uuid, spec: t.spec, reason: `replace: ${why}` });
+    }
+  }
+  for (const c of current.peers) {
+    if (!target.peers.some((t) => peerKey(t.spec) === peerKey(c.spec))) {
+      delPeers.push({ op: 'delete', kind: 'peer', name: peerKey(c.spec), uuid: c.uuid, spec: c.spec });
+    }
+  }
+
+  const whereOf = (f: FdbSpec): string => (isRemote(f) ? `vtep ${f.vtep}` : `port ${f.port}`);
   for (const t of target.fdb) {
     const key = fdbKey(t.spec);
     const c = current.fdb.find((o) => fdbKey(o.spec) === key);
@@ -168,9 +244,10 @@ export function plan(current: Model, target: Model): Step[] {
       continue;
     }
     const why = c.uuid !== t.uuid ? 'uuid changed'
-      : c.spec.port !== t.spec.port ? 'port changed'
+      : whereOf(c.spec) !== whereOf(t.spec) ? (isRemote(t.spec) || isRemote(c.spec) ? 'target changed' : 'port changed')
         : replacedSwitches.has(c.spec.switch) ? `switch "${c.spec.switch}" is replaced`
-          : replacedPorts.has(c.spec.port) ? `port "${c.spec.port}" is replaced` : undefined;
+          : isRemote(c.spec) ? uplinkChange
+            : replacedPorts.has(c.spec.port) ? `port "${c.spec.port}" is replaced` : undefined;
     if (why !== undefined) {
       delFdb.push({ op: 'delete', kind: 'fdb', name: key, uuid: c.uuid, spec: c.spec, reason: `replace: ${why}` });
       newFdb.push({ op: 'create', kind: 'fdb', name: key, uuid: t.uuid, spec: t.spec, reason: `replace: ${why}` });
@@ -181,7 +258,10 @@ export function plan(current: Model, target: Model): Step[] {
       delFdb.push({ op: 'delete', kind: 'fdb', name: fdbKey(c.spec), uuid: c.uuid, spec: c.spec });
     }
   }
-  return [...delFdb, ...delPorts, ...delSwitches, ...updSwitches, ...newSwitches, ...updPorts, ...newPorts, ...newFdb];
+  return [
+    ...delFdb, ...delPeers, ...delPorts, ...delUplinks, ...delSwitches, ...updSwitches, ...newSwitches,
+    ...updPorts, ...newPorts, ...newUplinks, ...newPeers, ...newFdb,
+  ];
 }
 
 function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
@@ -207,9 +287,21 @@ async function run(dp: Dataplane, step: Step): Promise<void> {
       else if (step.op === 'delete') await dp.deletePort(step.name);
       else await dp.updatePort(step.name, step.to);
       return;
+    case 'uplink':
+      if (step.op === 'create') await dp.createUplink(step.spec);
+      else await dp.deleteUplink();
+      return;
+    case 'peer':
+      if (step.op === 'create') await dp.addPeer(step.spec);
+      else await dp.deletePeer(step.spec);
+      return;
     case 'fdb':
-      if (step.op === 'create') await dp.addStaticMac(step.spec);
-      else await dp.deleteStaticMac({ switch: step.spec.switch, mac: step.spec.mac });
+      if (step.op === 'create') {
+        if (isRemote(step.spec)) await dp.addRemoteMac(step.spec);
+        else await dp.addStaticMac(step.spec);
+      } else {
+        await dp.deleteStaticMac({ switch: step.spec.switch, mac: step.spec.mac });
+      }
       return;
   }
 }
@@ -295,8 +387,13 @@ export function describeStep(step: Step): string {
     const s = step.spec;
     const where = s.switch !== undefined ? `switch ${s.switch}` : [s.untagged ? `untagged ${s.untagged}` : '', ...(s.vlans ?? []).map((m) => `vlan ${m.vlan}=${m.switch}`)].filter(Boolean).join(' ');
     text += ` (${s.type}, ${where})`;
+  } else if (step.kind === 'uplink') {
+    const s = step.spec;
+    text += ` (${s.type}${s.interface === undefined ? '' : ` ${s.interface}`}, ${[s.localIp, s.localIp6].filter(Boolean).join(' ')})`;
+  } else if (step.kind === 'peer') {
+    text += ` (vtep ${step.spec.ip})`;
   } else {
-    text += ` -> port ${step.spec.port}`;
+    text += isRemote(step.spec) ? ` -> vtep ${step.spec.vtep}` : ` -> port ${step.spec.port}`;
   }
   if ('reason' in step && step.reason !== undefined) text += ` [${step.reason}]`;
   return text;

@@ -1,9 +1,16 @@
 // The state file: vpcd's record of the objects it runs, in STATE_DIR/state.json.
 //
-//   { "format": "vpcd-state", "version": 1, "generation": 7,
+//   { "format": "vpcd-state", "version": 2, "generation": 7,
 //     "writtenAt": "2025-01-01T00:00:00.000Z",
 //     "checksum": "sha256:<hex of JSON.stringify(state)>",
-//     "state": { "engine": {...}, "switches": [...], "ports": [...], "fdb": [...] } }
+//     "state": { "engine": {...}, "switches": [...], "ports": [...],
+//                "uplinks": [...], "peers": [...], "fdb": [...] } }
+//
+// Versions: 1 has no overlay (no uplinks, peers or vtep FDB entries); 2 adds
+// them. A state without overlay objects is still written as version 1, so
+// that an older vpcd can read it back after a downgrade; one with overlay
+// objects is version 2, which an older vpcd refuses (ERR_STATE_VERSION)
+// rather than silently dropping the overlay. Both versions are read.
 //
 // Writes are atomic and durable: write a temp file in the same directory,
 // fsync it, rename it over state.json, fsync the directory. A reader (or a
@@ -19,11 +26,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crossCheck, DesiredState } from './config';
 import { ControlError } from './errors';
-import { emptyModel, maxMtuOf, Model, parseFdb, parsePort, parseSwitch, validateUuid } from './model';
+import { emptyModel, isRemote, maxMtuOf, Model, parseFdb, parsePeer, parsePort, parseSwitch, parseUplink, validateUuid } from './model';
 import { validateOptions } from '../dataplane';
 
 export const STATE_FORMAT = 'vpcd-state';
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
+
+// The oldest format version that can hold `model` (see the header).
+export function stateVersionFor(model: Model): number {
+  return model.uplinks.length > 0 || model.peers.length > 0 || model.fdb.some((f) => isRemote(f.spec)) ? 2 : 1;
+}
 export const STATE_FILE = 'state.json';
 
 interface StateDocument {
@@ -67,9 +79,15 @@ export class StateStore {
   save(model: Model): void {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o750 });
     const state = JSON.parse(JSON.stringify(model)) as Model;
+    const version = stateVersionFor(state);
+    if (version < 2) {
+      // Exactly the version-1 shape.
+      delete (state as Partial<Model>).uplinks;
+      delete (state as Partial<Model>).peers;
+    }
     const doc: StateDocument = {
       format: STATE_FORMAT,
-      version: STATE_VERSION,
+      version,
       generation: this.generation + 1,
       writtenAt: new Date().toISOString(),
       checksum: checksumOf(state),
@@ -119,15 +137,24 @@ export function parseStateDocument(text: string, file: string): StateDocument {
   if (typeof d.checksum !== 'string') throw corrupt(file, 'checksum is missing');
   const actual = checksumOf(d.state);
   if (actual !== d.checksum) throw corrupt(file, `checksum mismatch (file says ${d.checksum.slice(0, 19)}..., content is ${actual.slice(0, 19)}...)`);
-  const state = validateModel(d.state, file);
+  const state = validateModel(d.state, file, d.version);
   return { format: STATE_FORMAT, version: d.version, generation: d.generation, writtenAt: String(d.writtenAt), checksum: d.checksum, state };
 }
 
 // Schema of the stored model: every object valid on its own and together.
-export function validateModel(value: unknown, file: string): Model {
+export function validateModel(value: unknown, file: string, version = STATE_VERSION): Model {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw corrupt(file, 'state is not an object');
-  const v = value as Record<string, unknown>;
-  for (const key of ['switches', 'ports', 'fdb']) {
+  const v = { ...(value as Record<string, unknown>) };
+  // Version 1 files have no overlay lists.
+  if (version < 2) {
+    for (const key of ['uplinks', 'peers']) {
+      if (v[key] !== undefined && !(Array.isArray(v[key]) && (v[key] as unknown[]).length === 0)) {
+        throw corrupt(file, `state.${key} is not part of format version ${version}`);
+      }
+      v[key] = [];
+    }
+  }
+  for (const key of ['switches', 'ports', 'uplinks', 'peers', 'fdb']) {
     if (!Array.isArray(v[key])) throw corrupt(file, `state.${key} is not a list`);
   }
   const model = emptyModel();
@@ -135,7 +162,7 @@ export function validateModel(value: unknown, file: string): Model {
     model.engine = (v.engine ?? {}) as Model['engine'];
     validateOptions(model.engine);
     const maxMtu = maxMtuOf(model.engine);
-    const desired: DesiredState = { switches: [], ports: [], fdb: [] };
+    const desired: DesiredState = { switches: [], ports: [], uplinks: [], peers: [], fdb: [] };
     const objectAt = (list: unknown[], i: number, key: string): { uuid: string; spec: unknown } => {
       const o = list[i];
       if (typeof o !== 'object' || o === null) throw new ControlError('ERR_INVALID_ARGUMENT', `state.${key}[${i}]: not an object`);
@@ -155,9 +182,23 @@ export function validateModel(value: unknown, file: string): Model {
       model.ports.push({ uuid: o.uuid, spec: p.spec });
       desired.ports.push({ uuid: o.uuid, spec: p.spec, path: `state.ports[${i}]` });
     });
+    (v.uplinks as unknown[]).forEach((_, i) => {
+      const o = objectAt(v.uplinks as unknown[], i, 'uplinks');
+      const u = parseUplink(o.spec, maxMtu, `state.uplinks[${i}].spec`);
+      if (u.spec.mac === undefined) throw new ControlError('ERR_INVALID_MAC', `state.uplinks[${i}].spec.mac: missing`);
+      model.uplinks.push({ uuid: o.uuid, spec: u.spec });
+      desired.uplinks.push({ uuid: o.uuid, spec: u.spec, path: `state.uplinks[${i}]` });
+    });
+    (v.peers as unknown[]).forEach((_, i) => {
+      const o = objectAt(v.peers as unknown[], i, 'peers');
+      const p = parsePeer(o.spec, `state.peers[${i}].spec`);
+      model.peers.push({ uuid: o.uuid, spec: p.spec });
+      desired.peers.push({ uuid: o.uuid, spec: p.spec, path: `state.peers[${i}]` });
+    });
     (v.fdb as unknown[]).forEach((_, i) => {
       const o = objectAt(v.fdb as unknown[], i, 'fdb');
       const f = parseFdb(o.spec, `state.fdb[${i}].spec`);
+      if (version < 2 && isRemote(f.spec)) throw new ControlError('ERR_INVALID_ARGUMENT', `state.fdb[${i}].spec.vtep: not part of format version ${version}`);
       model.fdb.push({ uuid: o.uuid, spec: f.spec });
       desired.fdb.push({ uuid: o.uuid, spec: f.spec, path: `state.fdb[${i}]` });
     });

@@ -204,7 +204,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         const owner = this.switchesByVni.get(s.vni);
         if (owner !== undefined) throw this.duplicateVni(s.vni, owner.name);
         const result = await this.command(
-          { op: 'createSwitch', vni: s.vni, macLimit: s.macLimit, agingMs: s.agingSeconds * 1000, learning: s.learning, fdbCapacity: s.fdbCapacity },
+          { op: 'createSwitch', vni: s.vni, macLimit: s.macLimit, agingMs: s.agingSeconds * 1000, learning: s.learning, remoteLearning: s.remoteLearning, fdbCapacity: s.fdbCapacity },
           { op: 'createSwitch', codes: { ALREADY_EXISTS: 'ERR_DUPLICATE_VNI' } },
         );
         const state: SwitchState = { ...s, id: this.resultId(result, 'createSwitch') };
@@ -229,7 +229,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       const current = this.requireSwitch(name, 'name');
       const next: SwitchState = { ...current, ...u };
       await this.command(
-        { op: 'setSwitch', switchId: current.id, macLimit: next.macLimit, agingMs: next.agingSeconds * 1000, learning: next.learning },
+        { op: 'setSwitch', switchId: current.id, macLimit: next.macLimit, agingMs: next.agingSeconds * 1000, learning: next.learning, remoteLearning: next.remoteLearning },
         { op: 'updateSwitch', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
       );
       Object.assign(current, u);
@@ -304,6 +304,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
                   portBurst: p.kernel.burst,
                   queues: p.kernel.queues,
                   disableOffloads: p.kernel.disableOffloads,
+                  persistent: p.kernel.persistent,
                   promiscuous: p.kernel.promiscuous,
                 }),
           },
@@ -778,6 +779,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       macLimit: s.macLimit,
       agingSeconds: s.agingSeconds,
       learning: s.learning,
+      remoteLearning: s.remoteLearning,
       fdbCapacity: s.fdbCapacity,
       ports: [...(this.members.get(s.name) ?? [])].sort(),
     };
@@ -896,6 +898,7 @@ function portInfo(p: PortState): PortInfo {
       disableOffloads: k.disableOffloads,
       promiscuous: k.promiscuous,
     });
+    if (p.type === 'tap') info.persistent = k.persistent;
     if (k.queue !== undefined) info.queue = k.queue;
   }
   return info;

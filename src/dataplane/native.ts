@@ -43,8 +43,8 @@ export interface NativeVlanMapping {
 }
 
 export type NativeCommand =
-  | { op: 'createSwitch'; vni: number; macLimit: number; agingMs: number; learning: boolean; fdbCapacity: number }
-  | { op: 'setSwitch'; switchId: number; macLimit: number; agingMs: number; learning: boolean }
+  | { op: 'createSwitch'; vni: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean; fdbCapacity: number }
+  | { op: 'setSwitch'; switchId: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean }
   | { op: 'deleteSwitch'; switchId: number }
   | {
       op: 'createPort';
@@ -58,6 +58,7 @@ export type NativeCommand =
       queues?: number; // 1..16 (tap multi-queue)
       disableOffloads?: boolean; // afpacket: GRO/GSO/TSO/tx-csum off while attached
       promiscuous?: boolean; // afpacket: PACKET_MR_PROMISC
+      persistent?: boolean; // tap: a tap the switch creates outlives the port
       mtu: number; // L3 MTU; a frame may be mtu + 14 bytes (+4 when tagged)
       mac: string; // the port's own MAC (informational for pipes)
       learning: boolean;

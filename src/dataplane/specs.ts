@@ -37,27 +37,28 @@ import {
 } from './validate';
 
 export const SPEC_LIMITS = Object.freeze({
-  bufferCount: [256, 16_777_216],
+  bufferCount: [512, 16_777_216],
   bufferSize: [2048, 16384],
-  headroom: [0, 1024],
+  headroom: [64, 1024], // and at most bufferSize / 4
   maxPorts: [1, 65_535],
   maxSwitches: [1, 1_048_576],
+  maxVteps: [1, 65536],
   cpu: [-1, 4095],
   burst: [1, 256],
   eventRing: [16, 16_777_216],
   fdbCapacity: [1, 4_194_304],
-  ringSize: [16, 65_536],
-  lockedMacs: 65_536,
+  ringSize: [64, 65_536],
+  lockedMacs: 256,
   trunkVlans: 4094,
 } as const);
 
-export const DEFAULT_SWITCH = Object.freeze({ macLimit: 65536, agingSeconds: 300, learning: true });
+export const DEFAULT_SWITCH = Object.freeze({ macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true });
 export const DEFAULT_PORT = Object.freeze({ mtu: 1500, learning: true, flood: true, macLimit: 0, ringSize: 1024 });
 
 // ---------------------------------------------------------------- options
 
 const OPTION_KEYS = [
-  'bufferCount', 'bufferSize', 'headroom', 'hugepages', 'maxPorts', 'maxSwitches',
+  'bufferCount', 'bufferSize', 'headroom', 'hugepages', 'maxPorts', 'maxSwitches', 'maxVteps',
   'busyPoll', 'cpu', 'burst', 'eventRing', 'events',
 ] as const;
 
@@ -84,11 +85,14 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
   const pick = <T>(key: (typeof OPTION_KEYS)[number], check: (v: unknown, field: string) => T, fallback: T): T =>
     o[key] === undefined ? fallback : check(o[key], key);
   const range = (key: keyof typeof SPEC_LIMITS) => SPEC_LIMITS[key] as readonly [number, number];
-  const int = (key: 'bufferCount' | 'headroom' | 'maxPorts' | 'maxSwitches' | 'cpu' | 'burst') =>
+  const int = (key: 'bufferCount' | 'headroom' | 'maxPorts' | 'maxSwitches' | 'maxVteps' | 'cpu' | 'burst') =>
     pick(key, (v, f) => validateInteger(v, f, range(key)[0], range(key)[1]), DEFAULT_OPTIONS[key]);
 
   const bufferSize = pick('bufferSize', (v, f) => validatePowerOfTwo(v, f, range('bufferSize')[0], range('bufferSize')[1]), DEFAULT_OPTIONS.bufferSize);
   const headroom = int('headroom');
+  if (headroom > bufferSize / 4) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'headroom', `must be at most bufferSize / 4 (${bufferSize / 4})`, headroom);
+  }
   if (maxMtuFor(bufferSize, headroom) < 68) {
     throw invalid('ERR_INVALID_ARGUMENT', 'headroom', `leaves no room for a minimal frame in a ${bufferSize}-byte buffer`, headroom);
   }
@@ -99,6 +103,7 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
     hugepages: pick('hugepages', validateBoolean, DEFAULT_OPTIONS.hugepages),
     maxPorts: int('maxPorts'),
     maxSwitches: int('maxSwitches'),
+    maxVteps: int('maxVteps'),
     busyPoll: pick('busyPoll', validateBoolean, DEFAULT_OPTIONS.busyPoll),
     cpu: int('cpu'),
     burst: int('burst'),
@@ -115,6 +120,7 @@ export function toNativeOptions(o: ResolvedDataplaneOptions): NativeEngineOption
     hugepages: o.hugepages,
     maxPorts: o.maxPorts,
     maxSwitches: o.maxSwitches,
+    maxVteps: o.maxVteps,
     busyPoll: o.busyPoll,
     cpu: o.cpu,
     burst: o.burst,
@@ -131,11 +137,12 @@ export interface NormalizedSwitch {
   macLimit: number;
   agingSeconds: number;
   learning: boolean;
+  remoteLearning: boolean;
   fdbCapacity: number;
 }
 
-const SWITCH_KEYS = ['name', 'vni', 'macLimit', 'agingSeconds', 'learning', 'fdbCapacity'] as const;
-const SWITCH_UPDATE_KEYS = ['macLimit', 'agingSeconds', 'learning'] as const;
+const SWITCH_KEYS = ['name', 'vni', 'macLimit', 'agingSeconds', 'learning', 'remoteLearning', 'fdbCapacity'] as const;
+const SWITCH_UPDATE_KEYS = ['macLimit', 'agingSeconds', 'learning', 'remoteLearning'] as const;
 const SWITCH_FIXED_KEYS = ['name', 'vni', 'fdbCapacity'];
 
 export function validateSwitchSpec(value: unknown): NormalizedSwitch {
@@ -145,12 +152,14 @@ export function validateSwitchSpec(value: unknown): NormalizedSwitch {
   const macLimit = s.macLimit === undefined ? DEFAULT_SWITCH.macLimit : validateMacLimit(s.macLimit, 'macLimit');
   const agingSeconds = s.agingSeconds === undefined ? DEFAULT_SWITCH.agingSeconds : validateAgingSeconds(s.agingSeconds, 'agingSeconds');
   const learning = s.learning === undefined ? DEFAULT_SWITCH.learning : validateBoolean(s.learning, 'learning');
+  const remoteLearning =
+    s.remoteLearning === undefined ? DEFAULT_SWITCH.remoteLearning : validateBoolean(s.remoteLearning, 'remoteLearning');
   // The table grows by doubling as it fills, so the default starts small: a
   // host with thousands of switches must not reserve every switch's limit.
   const fdbCapacity = s.fdbCapacity === undefined
     ? Math.min(macLimit, 1024)
     : validateInteger(s.fdbCapacity, 'fdbCapacity', SPEC_LIMITS.fdbCapacity[0], SPEC_LIMITS.fdbCapacity[1]);
-  return { name, vni, macLimit, agingSeconds, learning, fdbCapacity };
+  return { name, vni, macLimit, agingSeconds, learning, remoteLearning, fdbCapacity };
 }
 
 function rejectFixed(value: unknown, fixed: readonly string[], what: string): void {
@@ -168,6 +177,7 @@ export function validateSwitchUpdate(value: unknown): SwitchUpdate {
   if (u.macLimit !== undefined) out.macLimit = validateMacLimit(u.macLimit, 'macLimit');
   if (u.agingSeconds !== undefined) out.agingSeconds = validateAgingSeconds(u.agingSeconds, 'agingSeconds');
   if (u.learning !== undefined) out.learning = validateBoolean(u.learning, 'learning');
+  if (u.remoteLearning !== undefined) out.remoteLearning = validateBoolean(u.remoteLearning, 'remoteLearning');
   return out;
 }
 
@@ -201,6 +211,7 @@ export interface KernelPortSettings {
   queues: number;
   disableOffloads: boolean;
   promiscuous: boolean;
+  persistent: boolean;
 }
 
 export interface NormalizedPortUpdate {
@@ -212,7 +223,7 @@ export interface NormalizedPortUpdate {
 }
 
 const KERNEL_PORT_KEYS_LIST = [
-  'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous',
+  'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous', 'persistent',
 ] as const;
 
 export const IFNAME_MAX = 15; // Linux IFNAMSIZ - 1
@@ -263,6 +274,7 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
     queues: 1,
     disableOffloads: true,
     promiscuous: true,
+    persistent: false,
   };
   if (p.queue !== undefined) {
     if (type !== 'afxdp' && type !== 'netmap') throw invalid('ERR_INVALID_ARGUMENT', 'queue', 'applies only to afxdp and netmap ports', undefined, false);
@@ -279,6 +291,10 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
   }
   if (p.disableOffloads !== undefined) settings.disableOffloads = validateBoolean(p.disableOffloads, 'disableOffloads');
   if (p.promiscuous !== undefined) settings.promiscuous = validateBoolean(p.promiscuous, 'promiscuous');
+  if (p.persistent !== undefined) {
+    if (type !== 'tap') throw invalid('ERR_INVALID_ARGUMENT', 'persistent', 'applies only to tap ports', p.persistent);
+    settings.persistent = validateBoolean(p.persistent, 'persistent');
+  }
   return settings;
 }
 

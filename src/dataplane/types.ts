@@ -18,6 +18,7 @@ export interface DataplaneOptions {
   hugepages?: boolean; // try hugepages first (default true; falls back natively)
   maxPorts?: number; // default 1024
   maxSwitches?: number; // default 4096
+  maxVteps?: number; // remote VTEPs (peers and remote FDB entries' VTEPs), 1..65536 (default 4096)
   busyPoll?: boolean; // spin instead of sleeping when idle (default false)
   cpu?: number; // pin the engine thread; -1 or undefined: no pinning
   burst?: number; // rx burst, 1..256 (default 256)
@@ -33,6 +34,7 @@ export interface ResolvedDataplaneOptions {
   hugepages: boolean;
   maxPorts: number;
   maxSwitches: number;
+  maxVteps: number;
   busyPoll: boolean;
   cpu: number;
   burst: number;
@@ -47,6 +49,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedDataplaneOptions> = Object.freeze
   hugepages: true,
   maxPorts: 1024,
   maxSwitches: 4096,
+  maxVteps: 4096,
   busyPoll: false,
   cpu: -1,
   burst: 256,
@@ -59,10 +62,11 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedDataplaneOptions> = Object.freeze
 export interface SwitchSpec {
   name: string;
   vni: number; // 1..16777215, unique per dataplane
-  macLimit?: number; // learned entries allowed, 1..1,000,000 (default 65536)
+  macLimit?: number; // FDB entries (learned and static) before learning stops, 1..1,000,000 (default 65536)
   agingSeconds?: number; // learned entries expire after this idle time, 1..1,000,000 (default 300)
-  learning?: boolean; // default true
-  fdbCapacity?: number; // FDB table size (default: macLimit); fixed at creation
+  learning?: boolean; // learn source MACs from local ports (default true)
+  remoteLearning?: boolean; // learn inner source MACs behind remote VTEPs (default true)
+  fdbCapacity?: number; // initial FDB table size (default min(macLimit, 1024)); the table doubles as it fills
 }
 
 // Fields of a running switch that can change. name, vni and fdbCapacity cannot.
@@ -70,6 +74,7 @@ export interface SwitchUpdate {
   macLimit?: number;
   agingSeconds?: number;
   learning?: boolean;
+  remoteLearning?: boolean;
 }
 
 export interface SwitchInfo {
@@ -79,6 +84,7 @@ export interface SwitchInfo {
   macLimit: number;
   agingSeconds: number;
   learning: boolean;
+  remoteLearning: boolean;
   fdbCapacity: number;
   ports: string[]; // names of attached ports, sorted
 }
@@ -120,6 +126,7 @@ export interface PortSpec {
   queues?: number; // tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1)
   disableOffloads?: boolean; // afpacket: GRO/LRO/GSO/TSO/tx-csum off while attached, restored after (default true)
   promiscuous?: boolean; // afpacket: receive frames for every MAC (default true)
+  persistent?: boolean; // tap: a tap the switch creates stays after the port is deleted or vpcd stops (default false)
 }
 
 // The live state of a kernel-facing port (Dataplane.portStatus()).
@@ -173,6 +180,7 @@ export interface PortInfo {
   queues?: number;
   disableOffloads?: boolean;
   promiscuous?: boolean;
+  persistent?: boolean; // tap ports
 }
 
 // ---------------------------------------------------------------- fdb

@@ -54,7 +54,7 @@ describe('vpcctl against vpcd', () => {
     const h = await cli('status');
     assert.equal(h.code, EXIT.OK, h.err);
     assert.match(h.out, /^vpcd\s+0\.\d+\.\d+ \(pid \d+\)/m);
-    assert.match(h.out, /^objects\s+1 switches, 2 ports, 0 static fdb entries$/m);
+    assert.match(h.out, /^objects\s+1 switches, 2 ports, 0 uplink\(s\), 0 peers, 0 static fdb entries$/m);
     const j = await cli('--json', 'status');
     assert.equal(JSON.parse(j.out).counts.ports, 2);
   });
@@ -71,8 +71,8 @@ describe('vpcctl against vpcd', () => {
     assert.match(r.err, /vni: switch "tenant-b" exists with a different spec .*\[ERR_SPEC_CONFLICT\]/);
 
     r = await cli('switch', 'list');
-    assert.match(r.out, /^NAME\s+VNI\s+PORTS\s+MAC-LIMIT\s+AGING\s+LEARNING\s+UUID$/m);
-    assert.match(r.out, /^tenant-a\s+1001\s+vm1,vm2\s+65536\s+300s\s+on\s+[0-9a-f-]{36}$/m);
+    assert.match(r.out, /^NAME\s+VNI\s+PORTS\s+MAC-LIMIT\s+AGING\s+LEARNING\s+REMOTE-LEARNING\s+UUID$/m);
+    assert.match(r.out, /^tenant-a\s+1001\s+vm1,vm2\s+65536\s+300s\s+on\s+on\s+[0-9a-f-]{36}$/m);
     assert.match(r.out, /^tenant-b\s+1002\s+-\s+500\s/m);
     const j = JSON.parse((await cli('--json', 'switch', 'list')).out);
     assert.deepEqual(j.switches.map((s: { name: string }) => s.name), ['tenant-a', 'tenant-b']);
@@ -110,15 +110,15 @@ describe('vpcctl against vpcd', () => {
     r = await cli('fdb', 'create', 'tenant-a', '02:00:00:00:0a:99', 'vm1');
     assert.equal(r.code, EXIT.CONFLICT);
     r = await cli('fdb', 'list', '--static');
-    assert.match(r.out, /^tenant-a\s+02:00:00:00:0a:99\s+vm2\s+[0-9a-f-]{36}$/m);
+    assert.match(r.out, /^tenant-a\s+02:00:00:00:0a:99\s+vm2\s+-\s+[0-9a-f-]{36}$/m);
 
     // Frames through the test hook: vm1 -> vm2 is learned and counted.
     await d.client.call('POST', '/v1/test/ports/vm1/send', { frames: [frameHex('02:00:00:00:0a:02', '02:00:00:00:0a:01')], repeat: 10 });
     await eventually(async () => ((await d.client.call<any>('GET', '/v1/stats')).ports.vm2.counters.tx_packets >= 10) || undefined);
     r = await cli('fdb', 'list', 'tenant-a');
-    assert.match(r.out, /^MAC\s+PORT\s+VLAN\s+TYPE\s+AGE$/m);
-    assert.match(r.out, /^02:00:00:00:0a:01\s+vm1\s+-\s+learned\s+\d+s$/m);
-    assert.match(r.out, /^02:00:00:00:0a:99\s+vm2\s+-\s+static\s+-$/m);
+    assert.match(r.out, /^MAC\s+PORT\s+VTEP\s+VLAN\s+TYPE\s+AGE$/m);
+    assert.match(r.out, /^02:00:00:00:0a:01\s+vm1\s+-\s+-\s+learned\s+\d+s$/m);
+    assert.match(r.out, /^02:00:00:00:0a:99\s+vm2\s+-\s+-\s+static\s+-$/m);
     r = await cli('stats');
     assert.match(r.out, /^vm1\s+10\s+600\s+0\s+0\s+-$/m);
     assert.match(r.out, /^vm2\s+0\s+0\s+10\s+600\s+-$/m);

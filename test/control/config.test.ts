@@ -58,7 +58,7 @@ describe('config: valid files', () => {
   });
 
   test('an empty file is an empty desired state', () => {
-    assert.deepEqual(parseConfig(''), { switches: [], ports: [], fdb: [] });
+    assert.deepEqual(parseConfig(''), { switches: [], ports: [], uplinks: [], peers: [], fdb: [] });
   });
 
   test('uuids are accepted and kept', () => {
@@ -176,14 +176,87 @@ describe('config: one error per kind of mistake, with path and line', () => {
     expectError('switches: { name: a }\n', 'ERR_INVALID_ARGUMENT', 'switches', 1);
   });
 
-  test('uplinks are refused until the overlay exists', () => {
-    const e = expectError('uplinks:\n  - { name: u, interface: eth1 }\n', 'ERR_UNSUPPORTED', 'uplinks', 1);
-    assert.match(e.message, /not supported by this build yet/);
+  // ------------------------------------------------------------ overlay
+
+  const UPLINK4 = 'uplinks:\n  - { name: up0, type: pipe, localIp: 198.18.0.1/24 }\n';
+
+  test('overlay: a valid uplink, peers (list and mapping), remoteLearning and a vtep entry', () => {
+    const d = parseConfig(`${UPLINK4}switches:
+  - name: a
+    vni: 1
+    remoteLearning: false
+    peers: [198.18.0.2, { ip: 198.18.0.3, uuid: 123e4567-e89b-12d3-a456-426614174000 }]
+    fdb:
+      - { mac: 02:00:00:00:00:09, vtep: 198.18.0.2 }
+`);
+    assert.equal(d.uplinks.length, 1);
+    assert.equal(d.uplinks[0]!.spec.localIp, '198.18.0.1/24');
+    assert.deepEqual(d.peers.map((p) => [p.spec.switch, p.spec.ip, p.path]), [['a', '198.18.0.2', 'switches[0].peers[0]'], ['a', '198.18.0.3', 'switches[0].peers[1]']]);
+    assert.equal(d.peers[1]!.uuid, '123e4567-e89b-12d3-a456-426614174000');
+    assert.equal(d.switches[0]!.spec.remoteLearning, false);
+    assert.deepEqual(d.fdb[0]!.spec, { switch: 'a', mac: '02:00:00:00:00:09', vtep: '198.18.0.2' });
   });
 
-  test('per-switch peers are refused until the overlay exists', () => {
-    const e = expectError('switches:\n  - name: a\n    vni: 1\n    peers: [198.18.0.2]\n', 'ERR_UNSUPPORTED', 'switches[0].peers', 4);
-    assert.match(e.message, /not supported by this build yet/);
+  test('overlay: IPv6 peers are kept in one spelling', () => {
+    const d = parseConfig('uplinks:\n  - { name: up0, type: pipe, localIp6: 2001:db8::1/64 }\nswitches:\n  - { name: a, vni: 1, peers: ["2001:DB8:0:0::2"] }\n');
+    assert.equal(d.peers[0]!.spec.ip, '2001:db8::2');
+  });
+
+  test('overlay: a second uplink', () => {
+    const e = expectError(`${UPLINK4}  - { name: up1, type: pipe, localIp: 198.18.1.1/24 }\n`, 'ERR_TOO_MANY_UPLINKS', 'uplinks[1]', 3);
+    assert.match(e.message, /one uplink/);
+  });
+
+  test('overlay: an uplink without a VTEP address', () => {
+    expectError('uplinks:\n  - { name: up0, type: pipe }\n', 'ERR_INVALID_ARGUMENT', 'uplinks[0].localIp', 2);
+  });
+
+  test('overlay: a bad uplink field', () => {
+    expectError('uplinks:\n  - name: up0\n    type: pipe\n    localIp: 198.18.0.1/24\n    udpPort: 70000\n', 'ERR_INVALID_ARGUMENT', 'uplinks[0].udpPort', 5);
+  });
+
+  test('overlay: uplink name taken by a port', () => {
+    expectError(`${UPLINK4}switches:\n  - { name: a, vni: 1 }\nports:\n  - { name: up0, type: pipe, switch: a }\n`, 'ERR_DUPLICATE_NAME', 'uplinks[0].name', 2);
+  });
+
+  test('overlay: a peer that is not an IP address', () => {
+    const e = expectError(`${UPLINK4}switches:\n  - name: a\n    vni: 1\n    peers: [198.18.0.300]\n`, 'ERR_INVALID_ARGUMENT', 'switches[0].peers[0]', 6);
+    assert.match(e.message, /IPv4 or IPv6/);
+  });
+
+  test('overlay: a peer without an uplink', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    peers: [198.18.0.2]\n', 'ERR_NO_UPLINK', 'switches[0].peers[0]', 4);
+  });
+
+  test('overlay: a peer of the wrong address family', () => {
+    const e = expectError(`${UPLINK4}switches:\n  - name: a\n    vni: 1\n    peers:\n      - 2001:db8::2\n`, 'ERR_ADDRESS_FAMILY', 'switches[0].peers[0]', 7);
+    assert.match(e.message, /IPv6 address but uplink "up0" has no localIp6/);
+  });
+
+  test('overlay: a peer listed twice', () => {
+    expectError(`${UPLINK4}switches:\n  - name: a\n    vni: 1\n    peers: [198.18.0.2, 198.18.0.2]\n`, 'ERR_DUPLICATE_PEER', 'switches[0].peers[1]', 6);
+  });
+
+  test('overlay: a peer that is this host\'s own VTEP address', () => {
+    expectError(`${UPLINK4}switches:\n  - name: a\n    vni: 1\n    peers: [198.18.0.1]\n`, 'ERR_INVALID_ARGUMENT', 'switches[0].peers[0]', 6);
+  });
+
+  test('overlay: a peer mapping naming its switch', () => {
+    expectError(`${UPLINK4}switches:\n  - name: a\n    vni: 1\n    peers:\n      - { ip: 198.18.0.2, switch: b }\n`, 'ERR_INVALID_ARGUMENT', 'switches[0].peers[0].switch', 7);
+  });
+
+  test('overlay: a vtep entry of the wrong family, and one with both port and vtep', () => {
+    const yaml = `${UPLINK4}switches:\n  - name: a\n    vni: 1\n    ports: [{ name: p1, type: pipe }]\n    fdb:\n      - { mac: 02:00:00:00:00:09, vtep: "2001:db8::9" }\n      - { mac: 02:00:00:00:00:0a, vtep: 198.18.0.9, port: p1 }\n`;
+    expectError(yaml, 'ERR_ADDRESS_FAMILY', 'switches[0].fdb[0].vtep', 8);
+    expectError(yaml, 'ERR_INVALID_ARGUMENT', 'switches[0].fdb[1].vtep', 9);
+  });
+
+  test('overlay: a vtep entry without an uplink', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    fdb: [{ mac: 02:00:00:00:00:09, vtep: 198.18.0.2 }]\n', 'ERR_NO_UPLINK', 'switches[0].fdb[0].vtep', 4);
+  });
+
+  test('overlay: remoteLearning must be a boolean', () => {
+    expectError('switches:\n  - name: a\n    vni: 1\n    remoteLearning: sometimes\n', 'ERR_INVALID_ARGUMENT', 'switches[0].remoteLearning', 4);
   });
 
   test('every error is reported, not just the first, sorted by line', () => {

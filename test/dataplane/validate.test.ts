@@ -186,12 +186,29 @@ describe('options', () => {
     rejects(() => specs.validateOptions({ bufferCont: 1 }), 'ERR_INVALID_ARGUMENT', 'bufferCont');
     rejects(() => specs.validateOptions({ maxPorts: 0 }), 'ERR_INVALID_ARGUMENT', 'maxPorts');
   });
+  // TypeScript accepts exactly what the engine accepts, so no value passes
+  // validation only to be refused natively.
+  test('option ranges match the engine', () => {
+    rejects(() => specs.validateOptions({ bufferCount: 511 }), 'ERR_INVALID_ARGUMENT', 'bufferCount');
+    assert.equal(specs.validateOptions({ bufferCount: 512 }).bufferCount, 512);
+    rejects(() => specs.validateOptions({ headroom: 63 }), 'ERR_INVALID_ARGUMENT', 'headroom');
+    rejects(() => specs.validateOptions({ bufferSize: 2048, headroom: 513 }), 'ERR_INVALID_ARGUMENT', 'headroom');
+    assert.equal(specs.validateOptions({ bufferSize: 2048, headroom: 512 }).headroom, 512);
+  });
+  test('port ranges match the engine', () => {
+    const base = { name: 'p', type: 'pipe', switch: 's' };
+    rejects(() => specs.validatePortSpec({ ...base, ringSize: 32 }, 1500), 'ERR_INVALID_ARGUMENT', 'ringSize');
+    assert.equal(specs.validatePortSpec({ ...base, ringSize: 64 }, 1500).ringSize, 64);
+    const macs = (n: number) => Array.from({ length: n }, (_, i) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
+    assert.equal(specs.validatePortSpec({ ...base, lockedMacs: macs(256) }, 1500).lockedMacs.length, 256);
+    rejects(() => specs.validatePortSpec({ ...base, lockedMacs: macs(257) }, 1500), 'ERR_INVALID_ARGUMENT', 'lockedMacs');
+  });
 });
 
 describe('switch specs', () => {
   test('defaults', () => {
     assert.deepEqual(specs.validateSwitchSpec({ name: 'a', vni: 10 }), {
-      name: 'a', vni: 10, macLimit: 65536, agingSeconds: 300, learning: true, fdbCapacity: 1024,
+      name: 'a', vni: 10, macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, fdbCapacity: 1024,
     });
     assert.equal(specs.validateSwitchSpec({ name: 'a', vni: 10, macLimit: 100 }).fdbCapacity, 100);
     assert.equal(specs.validateSwitchSpec({ name: 'a', vni: 10, fdbCapacity: 4096 }).fdbCapacity, 4096);

@@ -125,6 +125,12 @@ export class Lab {
     run('ip', ['-n', ns2, 'link', 'set', dev2, 'up']);
   }
 
+  // A link in the root namespace the test expects to outlive what made it
+  // (a persistent tap); cleanup() deletes it.
+  ownLink(name: string): void {
+    this.rootLinks.push(name);
+  }
+
   // A process the test started itself; cleanup() kills it if still running.
   own(child: { kill(signal?: NodeJS.Signals): boolean }): void {
     this.background.push(child);

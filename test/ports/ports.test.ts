@@ -364,5 +364,21 @@ test('detaching restores the interface: offloads back on, tap removed', async (t
     assert.match(run('ip', ['link', 'show', tap]), /state (UP|UNKNOWN|DOWN)/);
     await dp.deletePort('t');
     assert.throws(() => run('ip', ['link', 'show', tap]), 'the tap the switch created is gone');
+
+    // Unless it is persistent: then it outlives the port (and vpcd), and the
+    // next port attaches to it.
+    const keep = lab.name('tk');
+    lab.ownLink(keep);
+    const created = await dp.createPort({ name: 'k', type: 'tap', interface: keep, switch: 'a', persistent: true });
+    assert.equal(created.persistent, true);
+    await dp.deletePort('k');
+    assert.match(run('ip', ['-d', 'link', 'show', keep]), /tun type tap/, 'the persistent tap is still there');
+    await dp.createPort({ name: 'k2', type: 'tap', interface: keep, switch: 'a' });
+    await dp.deletePort('k2');
+    assert.match(run('ip', ['link', 'show', keep]), new RegExp(keep), 'attaching to an existing tap never removes it');
+    await assert.rejects(dp.createPort({ name: 'x', type: 'afpacket', interface: keep, switch: 'a', persistent: true }), {
+      code: 'ERR_INVALID_ARGUMENT',
+      field: 'persistent',
+    });
   });
 });

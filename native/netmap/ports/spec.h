@@ -64,6 +64,11 @@ struct KernelPortOptions {
   uint32_t queues = 1;   // tap: IFF_MULTI_QUEUE queues (fds)
   bool offloads_off = true;  // afpacket: turn GRO/GSO/TSO/tx-csum off at attach
   bool promisc = true;       // afpacket: PACKET_MR_PROMISC
+  bool persistent = false;   // tap: a tap the switch creates outlives the port (TUNSETPERSIST)
+  // afxdp: which XDP hook and which copy mode; auto tries native XDP then
+  // generic, zero-copy then copy.
+  enum class XdpMode : uint8_t { kAuto, kNative, kGeneric } xdp_mode = XdpMode::kAuto;
+  enum class ZeroCopy : uint8_t { kAuto, kOn, kOff } zero_copy = ZeroCopy::kAuto;
 };
 
 // What a backend reports about itself, readable from any thread. The engine

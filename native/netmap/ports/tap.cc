@@ -118,6 +118,17 @@ bool TapPort::open_queues(Status* code, std::string* err) {
       }
       return false;
     }
+    // A persistent tap the switch created stays when the port closes it (the
+    // VM, or the next start of the switch, attaches to it again); without it
+    // the kernel removes the tap with its last descriptor.
+    if (created_ && opts_.persistent && fds_.empty() && ioctl(fd, TUNSETPERSIST, 1) < 0) {
+      int e = errno;
+      ::close(fd);
+      close_queues();
+      *code = Status::kSystem;
+      *err = sys_error(where + ": TUNSETPERSIST", e, "CAP_NET_ADMIN");
+      return false;
+    }
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;

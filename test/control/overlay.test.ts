@@ -1,0 +1,373 @@
+// The VXLAN overlay in the control plane, against the real engine: an uplink
+// on a pipe (no root needed), peers and remote (vtep) static entries.
+//   - plan/apply: order (uplink before peers and remote entries, removed
+//     after them), applying twice is a no-op, changing the uplink replaces it
+//     with its peers, a native failure (maxVteps) rolls everything back;
+//   - persistence: the state file (format version 2 with overlay objects, 1
+//     without; version-1 files still read) and a restart restore them;
+//   - vpcd + vpcctl: uplink/peer/neighbors/fdb --vtep in human and JSON
+//     output with exit codes; metrics vpc_peer_* and vpc_uplink_* after a
+//     VXLAN packet came in on the uplink's pipe.
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { Dataplane, DataplaneOptions } from '../../src/dataplane';
+import { EXIT, runCli } from '../../src/control/cli';
+import { parseConfig } from '../../src/control/config';
+import { Controller } from '../../src/control/controller';
+import { ControlError } from '../../src/control/errors';
+import { createLogger } from '../../src/control/logging';
+import { checksumOf, StateStore } from '../../src/control/state';
+import { eventually, frameHex, removeDir, spawnVpcd, tempDir, TEST_ENGINE, VpcdProcess } from './helpers';
+
+const ENGINE: DataplaneOptions = { bufferCount: 2048, hugepages: false, maxPorts: 8, maxSwitches: 16, eventRing: 256 };
+
+async function withController(fn: (c: Controller, dp: Dataplane, store: StateStore) => Promise<void>, engine = ENGINE): Promise<void> {
+  const dir = tempDir();
+  const dp = new Dataplane(engine);
+  dp.start();
+  const store = new StateStore(path.join(dir, 'state'));
+  const c = new Controller(dp, store, createLogger('silent'), engine);
+  try {
+    await fn(c, dp, store);
+  } finally {
+    dp.close();
+    removeDir(dir);
+  }
+}
+
+const UPLINK = '  - { name: up0, type: pipe, localIp: 198.18.0.1/24, mac: "02:00:00:00:ff:01" }\n';
+const SWITCHES = (peers: string, extraFdb = ''): string => `switches:
+  - name: tenant-a
+    vni: 1001
+    peers: ${peers}
+    ports:
+      - { name: vm1, type: pipe, mac: "02:00:00:00:0a:01" }
+    fdb:
+      - { mac: "02:00:00:00:00:01", port: vm1 }
+      - { mac: "02:00:00:00:0b:01", vtep: 198.18.0.2 }
+${extraFdb}`;
+const OVERLAY = `uplinks:\n${UPLINK}${SWITCHES('[198.18.0.2, 198.18.0.3]')}`;
+const NO_OVERLAY = `switches:
+  - name: tenant-a
+    vni: 1001
+    ports:
+      - { name: vm1, type: pipe, mac: "02:00:00:00:0a:01" }
+    fdb:
+      - { mac: "02:00:00:00:00:01", port: vm1 }
+`;
+
+function kinds(steps: { op: string; kind: string }[]): string[] {
+  return steps.map((s) => `${s.op} ${s.kind}`);
+}
+
+describe('overlay: plan and apply', () => {
+  test('uplink before peers and remote entries; twice is a no-op; removal in reverse order', async () => {
+    await withController(async (c, dp) => {
+      const r = await c.apply(parseConfig(OVERLAY));
+      assert.deepEqual(kinds(r.steps), ['create switch', 'create port', 'create uplink', 'create peer', 'create peer', 'create fdb', 'create fdb']);
+      assert.ok(r.plan.includes('+ uplink up0 (pipe, 198.18.0.1/24)'), r.plan.join('\n'));
+      assert.ok(r.plan.includes('+ fdb tenant-a/02:00:00:00:0b:01 -> vtep 198.18.0.2'), r.plan.join('\n'));
+      assert.equal(dp.uplink()?.name, 'up0');
+      assert.deepEqual(dp.peers('tenant-a').map((p) => p.ip), ['198.18.0.2', '198.18.0.3']);
+      const remote = (await dp.fdb('tenant-a')).find((e) => e.mac === '02:00:00:00:0b:01');
+      assert.equal(remote?.vtep, '198.18.0.2');
+      assert.equal(remote?.static, true);
+      const uuids = c.current;
+
+      const again = await c.apply(parseConfig(OVERLAY));
+      assert.equal(again.steps.length, 0);
+      assert.equal(again.applied, false);
+      assert.deepEqual(c.current, uuids, 'UUIDs and specs stay');
+
+      // One peer less, one more: only that changes.
+      const diff = await c.apply(parseConfig(`uplinks:\n${UPLINK}${SWITCHES('[198.18.0.2, 198.18.0.4]')}`));
+      assert.deepEqual(diff.plan, ['- peer tenant-a/198.18.0.3 (vtep 198.18.0.3)', '+ peer tenant-a/198.18.0.4 (vtep 198.18.0.4)']);
+
+      const gone = await c.apply(parseConfig(NO_OVERLAY));
+      assert.deepEqual(kinds(gone.steps), ['delete fdb', 'delete peer', 'delete peer', 'delete uplink']);
+      assert.equal(dp.uplink(), undefined);
+      assert.deepEqual(dp.peers(), []);
+    });
+  });
+
+  test('changing the uplink replaces it: peers and remote entries removed first, re-added after', async () => {
+    await withController(async (c, dp) => {
+      await c.apply(parseConfig(OVERLAY));
+      const before = c.current;
+      const r = await c.apply(parseConfig(OVERLAY.replace('mac: "02:00:00:00:ff:01"', 'mac: "02:00:00:00:ff:01", mtu: 1400')));
+      assert.deepEqual(kinds(r.steps), [
+        'delete fdb', 'delete peer', 'delete peer', 'delete uplink', 'create uplink', 'create peer', 'create peer', 'create fdb',
+      ]);
+      assert.ok(r.plan.every((p) => /replace: (mtu changed|uplink "up0" is replaced)/.test(p)), r.plan.join('\n'));
+      assert.equal(dp.uplink()?.mtu, 1400);
+      assert.deepEqual(dp.peers('tenant-a').map((p) => p.ip), ['198.18.0.2', '198.18.0.3']);
+      assert.equal(c.current.uplinks[0]!.uuid, before.uplinks[0]!.uuid, 'the UUID stays across a replace');
+      assert.equal((await dp.fdb('tenant-a')).find((e) => e.mac === '02:00:00:00:0b:01')?.vtep, '198.18.0.2');
+    });
+  });
+
+  test('a native failure (maxVteps exceeded) rolls back the uplink, the switch and the peer already added', async () => {
+    await withController(async (c, dp, store) => {
+      await c.apply(parseConfig(NO_OVERLAY));
+      const before = c.current;
+      const gen = store.generation;
+      await assert.rejects(c.apply(parseConfig(OVERLAY)), (err: unknown) => {
+        assert.ok(err instanceof ControlError);
+        assert.equal(err.code, 'ERR_LIMIT');
+        assert.match(err.message, /\+ peer tenant-a\/198\.18\.0\.3 .*failed: .*maxVteps/);
+        assert.equal(err.extra?.rolledBack, 2); // uplink, first peer
+        return true;
+      });
+      assert.deepEqual(c.current, before);
+      assert.equal(store.generation, gen, 'nothing persisted');
+      assert.equal(dp.uplink(), undefined);
+      assert.deepEqual(dp.peers(), []);
+      // The engine still takes a valid overlay afterwards.
+      await c.apply(parseConfig(`uplinks:\n${UPLINK}${SWITCHES('[198.18.0.2]')}`));
+      assert.equal(dp.uplink()?.name, 'up0');
+    }, { ...ENGINE, maxVteps: 1 });
+  });
+
+  test('API-style mutations: idempotent create, conflicts, uplink in use, wrong family', async () => {
+    await withController(async (c) => {
+      await c.apply(parseConfig(NO_OVERLAY));
+      const up = await c.createUplink({ name: 'up0', type: 'pipe', localIp: '198.18.0.1/24' });
+      assert.equal(up.created, true);
+      assert.equal((await c.createUplink({ name: 'up0', type: 'pipe', localIp: '198.18.0.1/24' })).created, false);
+      await assert.rejects(c.createUplink({ name: 'up0', type: 'pipe', localIp: '198.18.0.9/24' }), { code: 'ERR_SPEC_CONFLICT' });
+      await assert.rejects(c.createUplink({ name: 'up1', type: 'pipe', localIp: '198.18.1.1/24' }), { code: 'ERR_TOO_MANY_UPLINKS' });
+      await assert.rejects(c.createPeer({ switch: 'tenant-a', ip: '2001:db8::2' }), { code: 'ERR_ADDRESS_FAMILY', field: 'ip' });
+      await assert.rejects(c.createPeer({ switch: 'nope', ip: '198.18.0.2' }), { code: 'ERR_UNKNOWN_SWITCH' });
+      const p = await c.createPeer({ switch: 'tenant-a', ip: '198.18.0.2' });
+      assert.equal(p.created, true);
+      assert.equal((await c.createPeer({ switch: 'tenant-a', ip: '198.18.0.2' })).created, false);
+      await assert.rejects(c.deleteUplink('up0'), { code: 'ERR_UPLINK_IN_USE' });
+      await c.deletePeer('tenant-a', '198.18.0.2');
+      await assert.rejects(c.deletePeer('tenant-a', '198.18.0.2'), { code: 'ERR_NOT_FOUND' });
+      await c.deleteUplink(up.object.uuid);
+      assert.equal(c.current.uplinks.length, 0);
+    });
+  });
+});
+
+describe('overlay: persistence', () => {
+  test('the state file holds the uplink and peers (version 2) and a new engine restores them', async () => {
+    await withController(async (c, _dp, store) => {
+      await c.apply(parseConfig(OVERLAY));
+      const doc = JSON.parse(fs.readFileSync(store.file, 'utf8')) as { version: number; state: { uplinks: unknown[]; peers: unknown[] } };
+      assert.equal(doc.version, 2);
+      assert.equal(doc.state.uplinks.length, 1);
+      assert.equal(doc.state.peers.length, 2);
+      const saved = new StateStore(store.dir).load()!;
+      assert.deepEqual(saved, c.current);
+
+      const dp2 = new Dataplane(ENGINE);
+      dp2.start();
+      try {
+        const c2 = new Controller(dp2, new StateStore(store.dir), createLogger('silent'), ENGINE);
+        await c2.restore(saved);
+        assert.equal(dp2.uplink()?.mac, '02:00:00:00:ff:01');
+        assert.deepEqual(dp2.peers('tenant-a').map((p) => p.ip), ['198.18.0.2', '198.18.0.3']);
+        assert.deepEqual(c2.current, c.current);
+      } finally {
+        dp2.close();
+      }
+
+      // Without overlay objects the file is version 1 again (older vpcd can read it).
+      await c.apply(parseConfig(NO_OVERLAY));
+      const v1 = JSON.parse(fs.readFileSync(store.file, 'utf8')) as { version: number; state: Record<string, unknown> };
+      assert.equal(v1.version, 1);
+      assert.equal(v1.state.uplinks, undefined);
+    });
+  });
+
+  test('a version-1 state file (written before the overlay) is still read', () => {
+    const dir = tempDir();
+    try {
+      const state = {
+        engine: {},
+        switches: [{ uuid: '123e4567-e89b-12d3-a456-426614174000', spec: { name: 'a', vni: 1 } }],
+        ports: [],
+        fdb: [],
+      };
+      fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ format: 'vpcd-state', version: 1, generation: 3, writtenAt: '', checksum: checksumOf(state), state }));
+      const m = new StateStore(dir).load()!;
+      assert.deepEqual(m.uplinks, []);
+      assert.deepEqual(m.peers, []);
+      assert.equal(m.switches[0]!.spec.name, 'a');
+      // A version-1 file cannot carry overlay objects.
+      const bad = { ...state, fdb: [{ uuid: '123e4567-e89b-12d3-a456-426614174001', spec: { switch: 'a', mac: '02:00:00:00:00:05', vtep: '198.18.0.2' } }] };
+      fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ format: 'vpcd-state', version: 1, generation: 3, writtenAt: '', checksum: checksumOf(bad), state: bad }));
+      assert.throws(() => new StateStore(dir).load(), { code: 'ERR_STATE_CORRUPT' });
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
+// ---------------------------------------------------------------- daemon
+
+function ipChecksum(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < b.length; i += 2) sum += b.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+// An Ethernet/IPv4/UDP/VXLAN packet from `srcIp` to the VTEP, carrying `inner`.
+function vxlanPacket(dstMac: string, srcIp: string, dstIp: string, vni: number, inner: Buffer): string {
+  const eth = Buffer.alloc(14);
+  Buffer.from(dstMac.replace(/:/g, ''), 'hex').copy(eth, 0);
+  Buffer.from('02000000ee02', 'hex').copy(eth, 6);
+  eth.writeUInt16BE(0x0800, 12);
+  const vx = Buffer.alloc(8);
+  vx.writeUInt8(0x08, 0);
+  vx.writeUIntBE(vni, 4, 3);
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(49200, 0);
+  udp.writeUInt16BE(4789, 2);
+  udp.writeUInt16BE(8 + vx.length + inner.length, 4);
+  const ip = Buffer.alloc(20);
+  ip.writeUInt8(0x45, 0);
+  ip.writeUInt16BE(20 + udp.length + vx.length + inner.length, 2);
+  ip.writeUInt16BE(0x4000, 6);
+  ip.writeUInt8(64, 8);
+  ip.writeUInt8(17, 9);
+  Buffer.from(srcIp.split('.').map(Number)).copy(ip, 12);
+  Buffer.from(dstIp.split('.').map(Number)).copy(ip, 16);
+  ip.writeUInt16BE(ipChecksum(ip), 10);
+  return Buffer.concat([eth, ip, udp, vx, inner]).toString('hex');
+}
+
+function scrape(address: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get(`http://${address}/metrics`, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+describe('overlay: vpcd and vpcctl', () => {
+  let d: VpcdProcess;
+  const cli = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
+    let out = '';
+    let err = '';
+    const code = await runCli(['--socket', d.socket, ...args], { out: (t) => (out += t), err: (t) => (err += t), sleep: async () => undefined });
+    return { code, out, err };
+  };
+
+  before(async () => {
+    d = await spawnVpcd({ config: `${TEST_ENGINE}uplinks:\n${UPLINK}${SWITCHES('[198.18.0.2]')}`, metrics: true, testHooks: true });
+  });
+  after(async () => {
+    await d.stop();
+    removeDir(d.dir);
+  });
+
+  test('uplink list/show, neighbors: human and JSON', async () => {
+    let r = await cli('uplink', 'list');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /^NAME\s+TYPE\s+INTERFACE\s+LOCAL-IP\s+LOCAL-IP6\s+MTU\s+MAC\s+UDP\s+UUID$/m);
+    assert.match(r.out, /^up0\s+pipe\s+-\s+198\.18\.0\.1\/24\s+-\s+1500\s+02:00:00:00:ff:01\s+4789\s+[0-9a-f-]{36}$/m);
+    r = await cli('--json', 'uplink', 'list');
+    const list = JSON.parse(r.out) as { uplinks: { name: string; uuid: string; innerMtu4: number }[] };
+    assert.equal(list.uplinks[0]!.name, 'up0');
+    assert.equal(list.uplinks[0]!.innerMtu4, 1450);
+    r = await cli('uplink', 'show', list.uplinks[0]!.uuid);
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /^localIp\s+198\.18\.0\.1\/24$/m);
+    assert.match(r.out, /^neighbours:$/m);
+    r = await cli('--json', 'uplink', 'show', 'up0');
+    assert.ok(Array.isArray((JSON.parse(r.out) as { neighbors: unknown[] }).neighbors));
+    r = await cli('--json', 'neighbors');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.equal((JSON.parse(r.out) as { uplink: string }).uplink, 'up0');
+    r = await cli('uplink', 'show', 'nope');
+    assert.equal(r.code, EXIT.NOT_FOUND);
+  });
+
+  test('peer create/list/delete and fdb --vtep, with exit codes', async () => {
+    let r = await cli('peer', 'create', 'tenant-a', '198.18.0.3');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /^created: peer 198\.18\.0\.3 of switch tenant-a uuid [0-9a-f-]{36}$/m);
+    r = await cli('peer', 'create', 'tenant-a', '198.18.0.3');
+    assert.match(r.out, /^exists \(same spec\)/);
+    r = await cli('peer', 'list');
+    assert.match(r.out, /^SWITCH\s+VTEP\s+RX-PKTS\s+TX-PKTS\s+DROPS\s+UUID$/m);
+    assert.match(r.out, /^tenant-a\s+198\.18\.0\.2\s+0\s+0\s+0\s+[0-9a-f-]{36}$/m);
+    assert.match(r.out, /^tenant-a\s+198\.18\.0\.3\s/m);
+    r = await cli('--json', 'peer', 'list', 'tenant-a');
+    assert.deepEqual((JSON.parse(r.out) as { peers: { ip: string }[] }).peers.map((p) => p.ip), ['198.18.0.2', '198.18.0.3']);
+    r = await cli('peer', 'create', 'tenant-a', '2001:db8::3');
+    assert.equal(r.code, EXIT.INVALID);
+    assert.match(r.err, /ERR_ADDRESS_FAMILY/);
+    r = await cli('peer', 'create', 'tenant-a', 'not-an-ip');
+    assert.equal(r.code, EXIT.INVALID);
+    r = await cli('peer', 'delete', 'tenant-a', '198.18.0.3');
+    assert.equal(r.code, EXIT.OK, r.err);
+    r = await cli('peer', 'delete', 'tenant-a', '198.18.0.3');
+    assert.equal(r.code, EXIT.NOT_FOUND);
+
+    r = await cli('fdb', 'create', 'tenant-a', '02:00:00:00:0b:02', '--vtep', '198.18.0.3');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /-> vtep 198\.18\.0\.3 uuid/);
+    r = await cli('fdb', 'create', 'tenant-a', '02:00:00:00:0b:03');
+    assert.equal(r.code, EXIT.USAGE);
+    r = await cli('fdb', 'list', '--static');
+    assert.match(r.out, /^tenant-a\s+02:00:00:00:0b:02\s+-\s+198\.18\.0\.3\s+[0-9a-f-]{36}$/m);
+    r = await cli('fdb', 'list', 'tenant-a');
+    assert.match(r.out, /^02:00:00:00:0b:01\s+up0\s+198\.18\.0\.2\s+-\s+static\s+-$/m);
+    r = await cli('uplink', 'delete', 'up0');
+    assert.equal(r.code, EXIT.CONFLICT);
+    assert.match(r.err, /ERR_UPLINK_IN_USE/);
+    r = await cli('fdb', 'delete', 'tenant-a', '02:00:00:00:0b:02');
+    assert.equal(r.code, EXIT.OK, r.err);
+    r = await cli('status');
+    assert.match(r.out, /^objects\s+1 switches, 1 ports, 1 uplink\(s\), 1 peers, 2 static fdb entries$/m);
+  });
+
+  test('metrics: vpc_peer_* and vpc_uplink_* after a VXLAN packet; the remote MAC is learned behind its VTEP', async () => {
+    assert.ok(d.metrics !== undefined);
+    let text = await scrape(d.metrics);
+    assert.match(text, /^vpc_peer_rx_packets_total\{vtep="198\.18\.0\.2"\} 0$/m);
+    assert.match(text, /^vpc_uplink_vxlan_rx_total\{uplink="up0"\} 0$/m);
+    assert.match(text, /^# TYPE vpc_peer_fdb_learned gauge$/m);
+    const inner = Buffer.from(frameHex('ff:ff:ff:ff:ff:ff', '02:00:00:00:bb:01'), 'hex');
+    const pkt = vxlanPacket('02:00:00:00:ff:01', '198.18.0.2', '198.18.0.1', 1001, inner);
+    const sent = await d.client.call<{ accepted: number }>('POST', '/v1/test/ports/up0/send', { frames: [pkt] });
+    assert.equal(sent.accepted, 1);
+    text = await eventually(async () => {
+      const t = await scrape(d.metrics!);
+      return /^vpc_uplink_vxlan_rx_total\{uplink="up0"\} 1$/m.test(t) ? t : undefined;
+    });
+    assert.match(text, /^vpc_peer_rx_packets_total\{vtep="198\.18\.0\.2"\} 1$/m);
+    assert.match(text, /^vpc_port_rx_packets_total\{switch="",port="up0"\} 1$/m);
+    assert.match(text, /^vpc_port_drops_total\{switch="",port="up0",reason="[a-z_0-9]+"\} 0$/m);
+    // The inner broadcast reached the local port, and the source was learned behind the VTEP.
+    const got = await d.client.call<{ frames: string[] }>('POST', '/v1/test/ports/vm1/receive', {});
+    assert.equal(got.frames.length, 1);
+    const r = await cli('fdb', 'list', 'tenant-a');
+    assert.match(r.out, /^02:00:00:00:bb:01\s+up0\s+198\.18\.0\.2\s+-\s+learned\s+\d+s$/m);
+    const s = await cli('stats');
+    assert.match(s.out, /^PEER\s+RX-PKTS/m);
+    assert.match(s.out, /^uplink up0: .*vxlan_rx=1/m);
+  });
+
+  test('a restart (and kill -9) restores the uplink and peers with their UUIDs', async () => {
+    const before = await d.client.call<{ state: unknown }>('GET', '/v1/state');
+    await d.stop();
+    d = await spawnVpcd({ dir: d.dir, noConfig: true, metrics: true, testHooks: true });
+    assert.deepEqual((await d.client.call<{ state: unknown }>('GET', '/v1/state')).state, before.state);
+    await d.kill9();
+    d = await spawnVpcd({ dir: d.dir, noConfig: true, metrics: true, testHooks: true });
+    assert.deepEqual((await d.client.call<{ state: unknown }>('GET', '/v1/state')).state, before.state);
+    const r = await cli('--json', 'peer', 'list');
+    assert.deepEqual((JSON.parse(r.out) as { peers: { ip: string }[] }).peers.map((p) => p.ip), ['198.18.0.2']);
+  });
+});
