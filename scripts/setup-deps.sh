@@ -7,6 +7,9 @@ set -euo pipefail
 PACKAGES=(
   cmake g++ make      # build
   libgtest-dev        # native unit tests
+  pkg-config          # finds libxdp/libbpf
+  libxdp-dev          # AF_XDP ports (xdp-tools' libxdp, with its default XSK program)
+  libbpf-dev          # AF_XDP ports
   valgrind            # callgrind instruction counts (npm run bench -- core --callgrind)
   iproute2            # namespaces, veth, tap for integration tests
   prometheus          # control-plane test: a real Prometheus scrapes vpcd's /metrics

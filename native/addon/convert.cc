@@ -247,6 +247,17 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   if (req->opts.queues < 1 || req->opts.queues > 16) ThrowCoded(env, "INVALID_ARGUMENT", "queues: must be in 1..16");
   req->opts.offloads_off = Bool(env, o, "disableOffloads");
   req->opts.promisc = Bool(env, o, "promiscuous");
+  auto choice = [&](const char* name, const char* a, const char* b, const char* c) -> int {
+    Napi::Value v = o.Get(name);
+    if (v.IsUndefined() || v.IsNull()) return 0;
+    std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+    if (s == a) return 0;
+    if (s == b) return 1;
+    if (s == c) return 2;
+    ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be '" + a + "', '" + b + "' or '" + c + "'");
+  };
+  req->opts.xdp_mode = KernelPortOptions::XdpMode(choice("xdpMode", "auto", "native", "generic"));
+  req->opts.zero_copy = KernelPortOptions::ZeroCopy(choice("zeroCopy", "auto", "on", "off"));
   if (o.Has("persistent")) req->opts.persistent = Bool(env, o, "persistent");
 }
 

@@ -306,6 +306,8 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
                   disableOffloads: p.kernel.disableOffloads,
                   persistent: p.kernel.persistent,
                   promiscuous: p.kernel.promiscuous,
+                  xdpMode: p.kernel.xdpMode,
+                  zeroCopy: p.kernel.zeroCopy,
                 }),
           },
           { op: 'createPort', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
@@ -475,7 +477,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
           ringSize: u.ringSize,
           ...(k === undefined
             ? {}
-            : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: 1, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous }),
+            : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: 1, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous, xdpMode: k.xdpMode, zeroCopy: k.zeroCopy }),
           mtu: u.mtu,
           mac: u.mac,
           localIp4: u.ip4?.addr ?? '',

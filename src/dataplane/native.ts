@@ -58,6 +58,8 @@ export type NativeCommand =
       queues?: number; // 1..16 (tap multi-queue)
       disableOffloads?: boolean; // afpacket: GRO/GSO/TSO/tx-csum off while attached
       promiscuous?: boolean; // afpacket: PACKET_MR_PROMISC
+      xdpMode?: string; // afxdp: 'auto' | 'native' | 'generic'
+      zeroCopy?: string; // afxdp: 'auto' | 'on' | 'off'
       persistent?: boolean; // tap: a tap the switch creates outlives the port
       mtu: number; // L3 MTU; a frame may be mtu + 14 bytes (+4 when tagged)
       mac: string; // the port's own MAC (informational for pipes)

@@ -211,6 +211,8 @@ export interface KernelPortSettings {
   queues: number;
   disableOffloads: boolean;
   promiscuous: boolean;
+  xdpMode?: 'auto' | 'native' | 'generic'; // afxdp only
+  zeroCopy?: 'auto' | 'on' | 'off'; // afxdp only
   persistent: boolean;
 }
 
@@ -223,7 +225,7 @@ export interface NormalizedPortUpdate {
 }
 
 const KERNEL_PORT_KEYS_LIST = [
-  'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous', 'persistent',
+  'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous', 'xdpMode', 'zeroCopy', 'persistent',
 ] as const;
 
 export const IFNAME_MAX = 15; // Linux IFNAMSIZ - 1
@@ -291,6 +293,15 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
   }
   if (p.disableOffloads !== undefined) settings.disableOffloads = validateBoolean(p.disableOffloads, 'disableOffloads');
   if (p.promiscuous !== undefined) settings.promiscuous = validateBoolean(p.promiscuous, 'promiscuous');
+  for (const [key, allowed] of [['xdpMode', ['auto', 'native', 'generic']], ['zeroCopy', ['auto', 'on', 'off']]] as const) {
+    const v = p[key];
+    if (v === undefined) continue;
+    if (type !== 'afxdp') throw invalid('ERR_INVALID_ARGUMENT', key, 'applies only to afxdp ports', undefined, false);
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+      throw invalid('ERR_INVALID_ARGUMENT', key, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`, v);
+    }
+    (settings as unknown as Record<string, string>)[key] = v;
+  }
   if (p.persistent !== undefined) {
     if (type !== 'tap') throw invalid('ERR_INVALID_ARGUMENT', 'persistent', 'applies only to tap ports', p.persistent);
     settings.persistent = validateBoolean(p.persistent, 'persistent');

@@ -93,7 +93,7 @@ export interface SwitchInfo {
 
 // 'pipe': in-process. The others are kernel-facing backends (docs/ports.md):
 // 'afpacket' (any interface), 'tap' (VM NIC / host tap), 'netmap' (NIC or
-// VALE port, needs /dev/netmap), 'afxdp' (not built in this version).
+// VALE port, needs /dev/netmap), 'afxdp' (AF_XDP, one queue; built when libxdp/libbpf are present).
 export type PortType = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp';
 
 export interface VlanMapping {
@@ -126,6 +126,8 @@ export interface PortSpec {
   queues?: number; // tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1)
   disableOffloads?: boolean; // afpacket: GRO/LRO/GSO/TSO/tx-csum off while attached, restored after (default true)
   promiscuous?: boolean; // afpacket: receive frames for every MAC (default true)
+  xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook; auto = native, else generic (default 'auto')
+  zeroCopy?: 'auto' | 'on' | 'off'; // afxdp: AF_XDP zero-copy; auto = where the driver has it (default 'auto')
   persistent?: boolean; // tap: a tap the switch creates stays after the port is deleted or vpcd stops (default false)
 }
 

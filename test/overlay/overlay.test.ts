@@ -221,11 +221,14 @@ test('two VNIs on the same pair of hosts stay isolated, and the counters say why
       // switch s100 (to port p100 and to B's VTEP with VNI 100) and never
       // entered switch s200.
       assert.ok((s100.flooded ?? 0) >= 2, `s100 flooded the unanswered ARP requests: ${JSON.stringify(s100)}`);
-      // The VNI 200 guest's own background traffic (IPv6 MLD/RS after link-up)
-      // may enter s200 from its port; nothing may enter it from anywhere else.
-      const p200rx = diff(before.ports.p200.counters, after.ports.p200.counters).rx_packets ?? 0;
-      assert.equal((s200.rx_packets ?? 0) - p200rx, 0, `nothing entered s200 but its own guest's frames: ${JSON.stringify(s200)}, p200 rx ${p200rx}`);
-      assert.equal(diff(before.ports.p200.counters, after.ports.p200.counters).tx_packets ?? 0, 0, 'nothing reached the VNI 200 guest');
+      // s200 may see VNI 200's own background traffic (IPv6 MLD/RS from either
+      // host's VNI 200 side) while the pings run, so its frame count proves
+      // nothing; isolation is checked by MAC below: no VNI 100 host appears in
+      // s200's table or Linux's br200, and the VNI 200 guest received nothing.
+      // Had a VNI 100 ARP request reached a VNI 200 guest, its kernel would now
+      // hold a neighbour entry for the sender.
+      assert.equal(lab.ns(a200.ns, 'ip', ['neigh', 'show', b100.ip]).trim(), '', 'a200 heard from b100 (VNI 100)');
+      assert.equal(lab.ns(b200.ns, 'ip', ['neigh', 'show', a100.ip]).trim(), '', 'b200 heard from a100 (VNI 100)');
       const fdb100 = await h.a.call<Array<{ mac: string }>>('fdb', 's100');
       const fdb200 = await h.a.call<Array<{ mac: string }>>('fdb', 's200');
       assert.ok(!fdb100.some((e) => e.mac === b200.mac || e.mac === a200.mac), JSON.stringify(fdb100));

@@ -269,7 +269,6 @@ Figures run_callgrind(const Case& c, uint64_t frames) {
   return r;
 }
 
-
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "ports/afpacket.h"
+#include "ports/afxdp.h"
 #include "ports/netmap.h"
 #include "ports/tap.h"
 
@@ -175,10 +176,7 @@ std::unique_ptr<Port> open_port(const PortSpec& spec, const KernelPortOptions& o
     case PortBackend::kTap: return TapPort::open(spec.ifname, opts, std::move(pool), std::move(status));
     case PortBackend::kNetmap:
     case PortBackend::kVale: return NetmapPort::open(spec, opts, std::move(pool), std::move(status));
-    case PortBackend::kAfXdp:
-      throw PortError(Status::kInvalidArgument,
-                      "afxdp:" + spec.ifname + ": AF_XDP support is not built in this version; use afpacket:" +
-                          spec.ifname + " (works on every interface) or tap: for a VM NIC");
+    case PortBackend::kAfXdp: return open_afxdp_port(spec, opts, std::move(pool), std::move(status));
   }
   throw PortError(Status::kInvalidArgument, "unknown backend");
 }

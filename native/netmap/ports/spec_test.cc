@@ -86,15 +86,5 @@ TEST(PortSpec, OpeningNetmapWithoutTheDeviceNamesTheAlternatives) {
   }
 }
 
-TEST(PortSpec, AfXdpIsReportedAsNotBuilt) {
-  auto pool = BufferPool::create(BufferPoolOptions{1024, 2048, 128, false});
-  try {
-    open_port(ok("afxdp:eth0"), KernelPortOptions{}, pool, std::make_shared<PortStatus>());
-    FAIL();
-  } catch (const PortError& e) {
-    EXPECT_NE(std::string(e.what()).find("afpacket:eth0"), std::string::npos);
-  }
-}
-
 }  // namespace
 }  // namespace vpc

@@ -1,0 +1,114 @@
+// AF_XDP port: descriptor address <-> Pkt mapping, and the errors that need
+// neither root nor a real interface. Traffic is tested by
+// test/ports/afxdp.test.ts (root, namespaces).
+#include "ports/afxdp.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace vpc {
+namespace {
+
+TEST(Afxdp, AddressMapping) {
+  for (uint32_t shift : {11u, 12u}) {
+    for (uint32_t buf : {0u, 1u, 777u, 65535u}) {
+      for (uint32_t off : {0u, 128u, 256u, (1u << shift) - 64}) {
+        uint64_t a = xsk_addr_of(buf, off, shift);
+        EXPECT_EQ(a, (uint64_t(buf) << shift) + off);
+        Pkt p = xsk_pkt_of(a, 1514, shift);
+        EXPECT_EQ(p.buf, buf);
+        EXPECT_EQ(p.off, off);
+        EXPECT_EQ(p.len, 1514);
+      }
+    }
+  }
+  // Buffer indices beyond 32 bits of address still map back (large pools).
+  EXPECT_EQ(xsk_pkt_of(xsk_addr_of(3000000u, 256, 11), 60, 11).buf, 3000000u);
+}
+
+// An Ethernet/IPv4/TCP frame with a correct checksum; returns its length.
+static uint32_t tcp_frame(uint8_t* f) {
+  std::memset(f, 0, 128);
+  f[12] = 0x08; f[13] = 0x00;
+  uint8_t* ip = f + 14;
+  ip[0] = 0x45; ip[3] = 20 + 20 + 10;  // total length 50
+  ip[8] = 64; ip[9] = 6;
+  ip[12] = 198; ip[13] = 18; ip[14] = 1; ip[15] = 1;
+  ip[16] = 198; ip[17] = 18; ip[18] = 1; ip[19] = 2;
+  uint8_t* tcp = ip + 20;
+  tcp[0] = 0x30; tcp[1] = 0x39; tcp[2] = 0x14; tcp[3] = 0x51; tcp[12] = 0x50; tcp[13] = 0x18;
+  for (int i = 0; i < 10; ++i) tcp[20 + i] = uint8_t(i * 37 + 1);
+  // Pseudo header + segment, complemented.
+  uint64_t s = 0;
+  auto add = [&](const uint8_t* p, int n) { for (int i = 0; i < n; i += 2) s += uint32_t(p[i]) << 8 | (i + 1 < n ? p[i + 1] : 0); };
+  add(ip + 12, 8);
+  s += 6 + 30;
+  add(tcp, 30);
+  while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+  uint16_t c = uint16_t(~s);
+  tcp[16] = uint8_t(c >> 8);
+  tcp[17] = uint8_t(c);
+  return 14 + 50;
+}
+
+TEST(Afxdp, HiddenPartialChecksumIsCompletedAndCorrectOnesAreLeftAlone) {
+  uint8_t good[128], f[128];
+  uint32_t len = tcp_frame(good);
+  std::memcpy(f, good, sizeof f);
+  EXPECT_FALSE(complete_hidden_partial_checksum(f, len));
+  EXPECT_EQ(0, std::memcmp(f, good, sizeof f));
+  // The same frame as Linux hands it over with CHECKSUM_PARTIAL: the field
+  // holds the folded pseudo-header sum.
+  uint8_t* ip = f + 14;
+  uint64_t s = (uint32_t(ip[12]) << 8 | ip[13]) + (uint32_t(ip[14]) << 8 | ip[15]) + (uint32_t(ip[16]) << 8 | ip[17]) +
+               (uint32_t(ip[18]) << 8 | ip[19]) + 6 + 30;
+  while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+  f[14 + 20 + 16] = uint8_t(s >> 8);
+  f[14 + 20 + 17] = uint8_t(s);
+  EXPECT_TRUE(complete_hidden_partial_checksum(f, len));
+  EXPECT_EQ(0, std::memcmp(f, good, sizeof f));
+  // A wrong checksum that is not the pseudo-header sum is not "fixed".
+  f[14 + 20 + 17] ^= 1;
+  EXPECT_FALSE(complete_hidden_partial_checksum(f, len));
+}
+
+TEST(Afxdp, MissingInterfaceIsNotFound) {
+  auto pool = BufferPool::create(BufferPoolOptions{1024, 2048, 128, false});
+  PortSpec spec;
+  std::string err;
+  ASSERT_TRUE(parse_port_spec("afxdp:vpcnosuch0@1", &spec, &err)) << err;
+  try {
+    open_port(spec, KernelPortOptions{}, pool, std::make_shared<PortStatus>());
+    FAIL() << "opened a missing interface";
+  } catch (const PortError& e) {
+    std::string m = e.what();
+    if (!afxdp_built()) {
+      EXPECT_EQ(e.status, Status::kInvalidArgument);
+      EXPECT_NE(m.find("libxdp-dev"), std::string::npos) << m;
+      EXPECT_NE(m.find("afpacket:vpcnosuch0"), std::string::npos) << m;
+      GTEST_SKIP() << "AF_XDP not built (libxdp/libbpf missing): only the 'not built' message was checked";
+    }
+    EXPECT_EQ(e.status, Status::kNotFound) << m;
+    EXPECT_NE(m.find("does not exist"), std::string::npos) << m;
+    EXPECT_NE(m.find("ip link"), std::string::npos) << m;
+  }
+}
+
+TEST(Afxdp, BigBuffersAreRefused) {
+  if (!afxdp_built()) GTEST_SKIP() << "AF_XDP not built (libxdp/libbpf missing)";
+  auto pool = BufferPool::create(BufferPoolOptions{512, 8192, 128, false});
+  PortSpec spec;
+  std::string err;
+  ASSERT_TRUE(parse_port_spec("afxdp:vpcnosuch0", &spec, &err)) << err;
+  try {
+    open_port(spec, KernelPortOptions{}, pool, std::make_shared<PortStatus>());
+    FAIL();
+  } catch (const PortError& e) {
+    EXPECT_EQ(e.status, Status::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("4096"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace vpc

@@ -1,0 +1,239 @@
+// Integration tests of the AF_XDP port backend (native/netmap/ports/afxdp.cc)
+// with real interfaces: guests in namespaces the test creates, attached by
+// veth, the switch in this process through the Dataplane API. Needs root and
+// an AF_XDP build (libxdp + libbpf); otherwise the tests are skipped with the
+// reason. Addresses: 198.18.0.0/15 only; everything is deleted in `finally`.
+
+import fs from 'node:fs';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Dataplane, DataplaneError } from '../../src/dataplane/index';
+import { eventually, Guest, Lab, run, skipReason } from './lab';
+
+function mac(n: number): string {
+  return `02:00:5e:20:00:${n.toString(16).padStart(2, '0')}`;
+}
+
+// undefined when AF_XDP is built, else why not (from the port's own error).
+async function afxdpMissing(dp: Dataplane): Promise<string | undefined> {
+  try {
+    await dp.createPort({ name: 'probe', type: 'afxdp', interface: 'vtnosuchif0', switch: 'probe' });
+  } catch (err) {
+    const m = String((err as Error).message);
+    if (/not built/.test(m)) return m;
+    return undefined;
+  }
+  return undefined;
+}
+
+async function withLab(t: { skip(msg: string): void }, fn: (lab: Lab, dp: Dataplane) => Promise<void>): Promise<void> {
+  const reason = skipReason(['ip', 'ping', 'ethtool']);
+  if (reason !== undefined) {
+    t.skip(reason);
+    return;
+  }
+  const lab = new Lab();
+  const dp = new Dataplane({ hugepages: false, bufferCount: 16384, maxPorts: 32, maxSwitches: 16 });
+  dp.start();
+  try {
+    await dp.createSwitch({ name: 'probe', vni: 999 });
+    const missing = await afxdpMissing(dp);
+    if (missing !== undefined) {
+      t.skip(`AF_XDP not built: ${missing}`);
+      return;
+    }
+    await fn(lab, dp);
+  } finally {
+    dp.close();
+    lab.cleanup();
+  }
+}
+
+// The XDP attachment of a root-namespace interface, as `ip link` shows it.
+function xdpOf(dev: string): string {
+  const out = run('ip', ['-d', 'link', 'show', 'dev', dev]);
+  const m = /\b(xdp(?:generic|drv|offload)?)\b.*?prog\/xdp id (\d+)/s.exec(out);
+  return m ? `${m[1]} id ${m[2]}` : '';
+}
+
+async function pingBoth(lab: Lab, a: Guest, b: Guest): Promise<void> {
+  const r1 = await lab.ping(a, b.ip);
+  assert.ok(r1.ok, `ping ${a.ip} -> ${b.ip} failed:\n${r1.out}`);
+  const r2 = await lab.ping(b, a.ip);
+  assert.ok(r2.ok, `ping ${b.ip} -> ${a.ip} failed:\n${r2.out}`);
+}
+
+test('two guests on afxdp ports ping each other (ARP + ICMP); detach leaves no XDP program', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const s1 = lab.name('x1');
+    const s2 = lab.name('x2');
+    const g1 = lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24');
+    const g2 = lab.vethGuest('g2', s2, mac(2), '198.18.1.2/24');
+    assert.equal(xdpOf(s1), '', 'no XDP program before');
+    const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+    await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
+    await dp.createPort({ name: 'x2', type: 'afxdp', interface: s2, switch: 'a', queue: 0 });
+    assert.notEqual(xdpOf(s1), '', `an XDP program is attached to ${s1}:\n${run('ip', ['-d', 'link', 'show', 'dev', s1])}`);
+
+    await pingBoth(lab, g1, g2);
+    const neigh = lab.ns(g1.ns, 'ip', ['neigh', 'show', 'dev', g1.dev]);
+    assert.match(neigh, new RegExp(`${g2.ip} .*lladdr ${g2.mac}`), neigh);
+
+    const st = dp.portStatus('x1');
+    assert.ok(st !== undefined);
+    assert.equal(st.backend, 'afxdp');
+    assert.equal(st.attached, true);
+    assert.match(st.offloads, /^(native|generic) XDP, (copy|zero-copy) mode/);
+    assert.match(st.offloads, /copy mode/, 'veth supports only copy mode');
+    t.diagnostic(`x1: ${JSON.stringify(st)}`);
+    t.diagnostic(`ip link: ${xdpOf(s1)}`);
+    const stats = dp.stats();
+    for (const p of ['x1', 'x2']) assert.ok(stats.ports[p].counters.rx_packets > 0 && stats.ports[p].counters.tx_packets > 0, p);
+
+    assert.match(dp.portStatus('x2')?.offloads ?? '', /shared with other AF_XDP ports/, 'the second port joins the first one\'s UMEM');
+
+    await dp.deletePort('x1');
+    assert.equal(xdpOf(s1), '', `XDP program left on ${s1} after deletePort:\n${run('ip', ['-d', 'link', 'show', 'dev', s1])}`);
+    // The switch keeps running, and the interface can be attached again.
+    await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
+    await pingBoth(lab, g1, g2);
+    await dp.deletePort('x1');
+    await dp.deletePort('x2');
+    assert.equal(xdpOf(s1), '');
+    assert.equal(xdpOf(s2), '');
+    assert.ok(dp.stats() !== undefined);
+    // Sockets, epoll, BPF program and map descriptors: all closed again.
+    await eventually(() => assert.equal(fs.readdirSync('/proc/self/fd').length, fdsBefore, 'descriptors leaked'), 3000);
+  });
+});
+
+test('an afxdp guest and an afpacket guest ping each other in one switch', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const s1 = lab.name('x1');
+    const s2 = lab.name('k2');
+    const g1 = lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24');
+    const g2 = lab.vethGuest('g2', s2, mac(2), '198.18.1.2/24');
+    await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
+    await dp.createPort({ name: 'k2', type: 'afpacket', interface: s2, switch: 'a' });
+    await pingBoth(lab, g1, g2);
+    assert.equal(dp.portStatus('x1')?.backend, 'afxdp');
+    assert.equal(dp.portStatus('k2')?.backend, 'afpacket');
+  });
+});
+
+test('xdpMode generic: forced generic XDP (SKB mode), copy; zeroCopy on is refused on veth with what to do', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const s1 = lab.name('x1');
+    const s2 = lab.name('x2');
+    const g1 = lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24');
+    const g2 = lab.vethGuest('g2', s2, mac(2), '198.18.1.2/24');
+    await assert.rejects(dp.createPort({ name: 'z', type: 'afxdp', interface: s1, switch: 'a', zeroCopy: 'on' }), /zero-copy.*zeroCopy: 'auto' or 'off'/s);
+    assert.equal(xdpOf(s1), '', 'a failed open leaves no XDP program');
+    await assert.rejects(dp.createPort({ name: 'z', type: 'afpacket', interface: s1, switch: 'a', xdpMode: 'generic' }), /applies only to afxdp/);
+    await assert.rejects(dp.createPort({ name: 'z', type: 'afxdp', interface: s1, switch: 'a', xdpMode: 'fast' as never }), /must be one of/);
+    await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a', xdpMode: 'generic', zeroCopy: 'off' });
+    await dp.createPort({ name: 'x2', type: 'afxdp', interface: s2, switch: 'a', xdpMode: 'native' });
+    assert.match(xdpOf(s1), /^xdpgeneric /, run('ip', ['-d', 'link', 'show', 'dev', s1]));
+    assert.match(xdpOf(s2), /^xdp /);
+    assert.match(dp.portStatus('x1')?.offloads ?? '', /^generic XDP, copy mode/);
+    assert.match(dp.portStatus('x2')?.offloads ?? '', /^native XDP, copy mode/);
+    t.diagnostic(`x1: ${dp.portStatus('x1')?.offloads}`);
+    t.diagnostic(`x2: ${dp.portStatus('x2')?.offloads}`);
+    await pingBoth(lab, g1, g2);
+    await dp.deletePort('x1');
+    await dp.deletePort('x2');
+    assert.equal(xdpOf(s1), '');
+    assert.equal(xdpOf(s2), '');
+  });
+});
+
+test('afxdp errors: missing interface; an interface with someone else\'s XDP program is busy and left alone', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    await assert.rejects(dp.createPort({ name: 'm', type: 'afxdp', interface: lab.name('zz'), switch: 'a' }), (err: unknown) => {
+      assert.ok(err instanceof DataplaneError);
+      assert.match(String((err as Error).message), /does not exist.*ip link/s);
+      return true;
+    });
+    const s1 = lab.name('b1');
+    lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24');
+    // Someone else's program (libxdp's allow-all filter, attached with ip).
+    run('ip', ['link', 'set', 'dev', s1, 'xdpgeneric', 'obj', '/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o', 'sec', 'xdp']);
+    const before = xdpOf(s1);
+    assert.notEqual(before, '');
+    await assert.rejects(dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' }), (err: unknown) => {
+      const m = String((err as Error).message);
+      assert.match(m, /already has an XDP program attached.*xdp off.*afpacket:/s);
+      return true;
+    });
+    assert.equal(xdpOf(s1), before, 'the other program is untouched');
+    run('ip', ['link', 'set', 'dev', s1, 'xdpgeneric', 'off']);
+    await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
+    // One port per interface.
+    await assert.rejects(dp.createPort({ name: 'x2', type: 'afpacket', interface: s1, switch: 'a' }), /already attached/);
+    await dp.deletePort('x1');
+    assert.equal(xdpOf(s1), '');
+  });
+});
+
+test('an afxdp port goes down when its interface is deleted; the switch keeps forwarding', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const s1 = lab.name('x1');
+    const s2 = lab.name('x2');
+    const s3 = lab.name('x3');
+    lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24');
+    const g2 = lab.vethGuest('g2', s2, mac(2), '198.18.1.2/24');
+    const g3 = lab.vethGuest('g3', s3, mac(3), '198.18.1.3/24');
+    await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
+    await dp.createPort({ name: 'x2', type: 'afxdp', interface: s2, switch: 'a' });
+    await dp.createPort({ name: 'x3', type: 'afxdp', interface: s3, switch: 'a' });
+    run('ip', ['link', 'del', s1]);
+    lab.forget(s1);
+    await eventually(() => {
+      const st = dp.portStatus('x1');
+      assert.equal(st?.attached, false);
+      assert.match(st?.lastError ?? '', /disappeared/);
+    }, 5000);
+    await pingBoth(lab, g2, g3);
+    // It comes back when an interface of that name returns.
+    const g1b = lab.vethGuest('g1b', s1, mac(4), '198.18.1.4/24');
+    await eventually(() => assert.equal(dp.portStatus('x1')?.attached, true), 8000, 100);
+    await pingBoth(lab, g1b, g2);
+    assert.ok((dp.portStatus('x1')?.counters.reopens ?? 0) >= 1);
+  });
+});
+
+// The guests keep tx checksumming on (the veth default): XDP does not say
+// which frames carry a partial checksum, and the port finds and completes
+// them itself (rx_csum_completed).
+test('iperf3 TCP between two afxdp guests completes at full MTU (guest tx checksumming on)', async (t) => {
+  if (skipReason(['ip', 'ethtool', 'iperf3']) !== undefined) {
+    t.skip(skipReason(['ip', 'ethtool', 'iperf3']) as string);
+    return;
+  }
+  await withLab(t, async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const s1 = lab.name('x1');
+    const s2 = lab.name('x2');
+    const g1 = lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24');
+    const g2 = lab.vethGuest('g2', s2, mac(2), '198.18.1.2/24');
+    for (const g of [g1, g2]) lab.ns(g.ns, 'ethtool', ['-K', g.dev, 'tx', 'on']);
+    await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
+    await dp.createPort({ name: 'x2', type: 'afxdp', interface: s2, switch: 'a' });
+    const srv = lab.spawnIn(g2.ns, 'iperf3', ['-s', '-1']);
+    await eventually(async () => assert.ok((await lab.nsAsync(g2.ns, 'ss', ['-ltn'])).out.includes(':5201')), 3000);
+    const r = await lab.nsAsync(g1.ns, 'iperf3', ['-c', g2.ip, '-t', '3', '-M', '1460', '-J'], 20_000);
+    srv.stop();
+    assert.equal(r.code, 0, r.out.slice(0, 2000));
+    const j = JSON.parse(r.out) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
+    assert.ok(j.end.sum_received.bytes > 10_000_000, `received ${j.end.sum_received.bytes} bytes`);
+    t.diagnostic(`iperf3 afxdp<->afxdp: ${(j.end.sum_received.bits_per_second / 1e9).toFixed(2)} Gbit/s`);
+    const completed = (dp.portStatus('x1')?.counters.rx_csum_completed ?? 0) + (dp.portStatus('x2')?.counters.rx_csum_completed ?? 0);
+    assert.ok(completed > 0, 'partial checksums were completed');
+    t.diagnostic(`rx_csum_completed: ${completed}`);
+  });
+});
