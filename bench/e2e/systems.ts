@@ -316,7 +316,9 @@ export const SUITES: Record<string, { title: string; systems: SystemDef[]; ours:
     title: 'Layer 2 port to port (64-byte frames)',
     systems: [wire, bridge, bridgeTap, ovsL2('afxdp'), ovsL2('system'), ours('afxdp'), ours('afpacket'), ours('tap')],
     ours: 'ours-afpacket',
-    peers: { wire: 'ours-afpacket', bridge: 'ours-afpacket', 'ovs-afxdp': 'ours-afpacket', 'ovs-afpacket': 'ours-afpacket', 'bridge-tap': 'ours-tap' },
+    // Like for like: our AF_XDP ports against the wire, the bridge and OVS's
+    // AF_XDP ports; AF_PACKET against OVS's AF_PACKET ports; tap against tap.
+    peers: { wire: 'ours-afxdp', bridge: 'ours-afxdp', 'ovs-afxdp': 'ours-afxdp', 'ovs-afpacket': 'ours-afpacket', 'bridge-tap': 'ours-tap' },
   },
   vxlan: {
     title: 'VXLAN between two host namespaces (64-byte inner frames)',
