@@ -1,7 +1,8 @@
 // Fixed-size packet buffers named by index, netmap style.
 //
-// One pool per engine. Every port that can share it (pipes today, AF_XDP UMEM
-// and netmap memory later) forwards by handing over indices, never bytes.
+// One pool per engine. Every port that can share it (pipes, and AF_XDP, which
+// registers the whole pool as its UMEM) forwards by handing over indices,
+// never bytes.
 // Buffers are allocated through a per-thread BufferCache; the pool's own free
 // list is touched only when a cache over- or underflows, a whole batch at a
 // time, so the mutex below costs one lock per few hundred packets.
