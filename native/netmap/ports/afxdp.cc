@@ -1,65 +1,25 @@
 // AF_XDP port (design in afxdp.h). Built only with libxdp and libbpf
 // (VPC_HAVE_AFXDP); otherwise opening an afxdp: port says what to install.
 #include "ports/afxdp.h"
+#include "ports/ifutil.h"
+#include "proto/inet.h"
 
 namespace vpc {
 
-namespace {
-uint32_t add16(const uint8_t* p, uint32_t n, uint32_t sum) {
-  for (; n >= 2; p += 2, n -= 2) sum += uint32_t(p[0]) << 8 | p[1];
-  if (n) sum += uint32_t(p[0]) << 8;
-  return sum;
-}
-uint16_t fold16(uint64_t sum) {
-  while (sum >> 16) sum = (sum & 0xFFFF) + (sum >> 16);
-  return uint16_t(sum);
-}
-}  // namespace
-
+// XDP does not say which frames carry a partial checksum (the guest's
+// CHECKSUM_PARTIAL becomes plain bytes on a veth), so a field that equals the
+// pseudo-header sum is completed, but only when the full checksum does not
+// already verify: a correct frame is never changed.
 bool complete_hidden_partial_checksum(uint8_t* f, uint32_t len) {
-  uint32_t off = 14;
-  if (len < off) return false;
-  uint16_t type = uint16_t(f[12] << 8 | f[13]);
-  if (type == 0x8100 || type == 0x88a8) {
-    if (len < 18) return false;
-    type = uint16_t(f[16] << 8 | f[17]);
-    off = 18;
-  }
-  uint8_t proto;
-  uint32_t l4, end;
-  uint64_t pseudo;
-  if (type == 0x0800) {
-    if (len < off + 20) return false;
-    const uint32_t ihl = (f[off] & 0x0F) * 4u, total = uint32_t(f[off + 2] << 8 | f[off + 3]);
-    if (ihl < 20 || total < ihl || off + total > len) return false;
-    if ((f[off + 6] & 0x3F) || f[off + 7]) return false;  // a fragment: the checksum covers the whole datagram
-    proto = f[off + 9];
-    l4 = off + ihl;
-    end = off + total;
-    pseudo = add16(f + off + 12, 8, 0) + proto + (end - l4);
-  } else if (type == 0x86DD) {
-    if (len < off + 40) return false;
-    proto = f[off + 6];
-    l4 = off + 40;
-    end = l4 + uint32_t(f[off + 4] << 8 | f[off + 5]);
-    if (end > len) return false;
-    pseudo = add16(f + off + 8, 32, 0) + proto + (end - l4);
-  } else {
-    return false;
-  }
-  uint32_t field;
-  if (proto == 6) field = 16;
-  else if (proto == 17) field = 6;
-  else return false;
-  if (l4 + field + 2 > end) return false;
-  const uint16_t have = uint16_t(f[l4 + field] << 8 | f[l4 + field + 1]);
-  if (have != fold16(pseudo)) return false;  // not a partial checksum: the usual case, cheap
-  const uint64_t seg = add16(f + l4, end - l4, 0);
-  if (fold16(seg + pseudo) == 0xFFFF) return false;  // it verifies: a complete checksum that happens to match
-  uint16_t c = uint16_t(~fold16(seg));  // the field holds the pseudo-header sum already
-  if (proto == 17 && c == 0) c = 0xFFFF;
-  f[l4 + field] = uint8_t(c >> 8);
-  f[l4 + field + 1] = uint8_t(c);
+  L4Checksum c;
+  if (!locate_l4_checksum(f, len, &c)) return false;
+  const uint16_t pseudo = uint16_t(~csum_fold(c.pseudo));  // folded, not complemented
+  if (load_be16(f + c.field) != pseudo) return false;     // the usual case, cheap
+  const uint32_t seg = csum_partial(f + c.l4, c.end - c.l4, 0);
+  if (csum_fold(seg + c.pseudo) == 0) return false;        // it verifies: complete already
+  uint16_t sum = csum_fold(seg);                           // the field holds the pseudo sum already
+  if (c.proto == kIpProtoUdp && sum == 0) sum = 0xFFFF;
+  store_be16(f + c.field, sum);
   return true;
 }
 

@@ -1,5 +1,7 @@
 #include "ports/ifutil.h"
 
+#include "proto/inet.h"
+
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -147,53 +149,51 @@ void release_interface(const std::string& name) {
 
 // ---------------------------------------------------------------- checksums
 
-static uint32_t sum16(const uint8_t* p, uint32_t n, uint32_t acc) {
-  uint64_t s = acc;
-  for (; n >= 2; p += 2, n -= 2) s += uint32_t(p[0]) << 8 | p[1];
-  if (n) s += uint32_t(p[0]) << 8;
-  while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
-  return uint32_t(s);
-}
-
-bool finish_partial_checksum(uint8_t* f, uint32_t len) {
-  uint32_t off = 14;
+bool locate_l4_checksum(const uint8_t* f, uint32_t len, L4Checksum* out) {
+  uint32_t off = kEthHeaderLen;
   if (len < off) return false;
-  uint16_t type = uint16_t(f[12] << 8 | f[13]);
-  if (type == 0x8100 || type == 0x88a8) {
-    if (len < 18) return false;
-    type = uint16_t(f[16] << 8 | f[17]);
-    off = 18;
+  uint16_t type = load_be16(f + 12);
+  if (type == kEtherTypeVlan || type == 0x88a8) {
+    if (len < off + kVlanTagLen) return false;
+    type = load_be16(f + 16);
+    off += kVlanTagLen;
   }
-  uint8_t proto;
-  uint32_t l4, end;
-  if (type == 0x0800) {
-    if (len < off + 20) return false;
-    uint32_t ihl = (f[off] & 0x0F) * 4u, total = uint32_t(f[off + 2] << 8 | f[off + 3]);
-    if (ihl < 20 || total < ihl || off + total > len) return false;
-    proto = f[off + 9];
-    l4 = off + ihl;
-    end = off + total;
-  } else if (type == 0x86DD) {
-    if (len < off + 40) return false;
-    uint32_t plen = uint32_t(f[off + 4] << 8 | f[off + 5]);
-    proto = f[off + 6];
-    l4 = off + 40;
-    end = l4 + plen;
-    if (end > len) return false;
+  L4Checksum c;
+  if (type == kEtherTypeIpv4) {
+    if (len < off + kIpv4HeaderLen) return false;
+    const uint32_t ihl = (f[off] & 0x0F) * 4u, total = load_be16(f + off + 2);
+    if (ihl < kIpv4HeaderLen || total < ihl || off + total > len) return false;
+    if (load_be16(f + off + 6) & 0x3FFF) return false;  // a fragment: the checksum covers the whole datagram
+    c.proto = f[off + 9];
+    c.l4 = off + ihl;
+    c.end = off + total;
+    c.pseudo = csum_pseudo4(f + off + 12, f + off + 16, uint16_t(c.end - c.l4), c.proto);
+  } else if (type == kEtherTypeIpv6) {
+    if (len < off + kIpv6HeaderLen) return false;
+    c.proto = f[off + 6];
+    c.l4 = off + kIpv6HeaderLen;
+    c.end = c.l4 + load_be16(f + off + 4);
+    if (c.end > len) return false;
+    c.pseudo = csum_pseudo6(f + off + 8, f + off + 24, c.end - c.l4, c.proto);
   } else {
     return false;
   }
-  uint32_t field;
-  if (proto == 6) field = 16;
-  else if (proto == 17) field = 6;
+  if (c.proto == kIpProtoTcp) c.field = c.l4 + 16;
+  else if (c.proto == kIpProtoUdp) c.field = c.l4 + 6;
   else return false;
-  if (l4 + field + 2 > end) return false;
+  if (c.field + 2 > c.end) return false;
+  *out = c;
+  return true;
+}
+
+bool finish_partial_checksum(uint8_t* f, uint32_t len) {
+  L4Checksum c;
+  if (!locate_l4_checksum(f, len, &c)) return false;
   // The field already holds the folded pseudo-header sum: sum over the whole
   // segment including it, complement, store. (UDP: 0 is sent as 0xFFFF.)
-  uint16_t c = uint16_t(~sum16(f + l4, end - l4, 0));
-  if (proto == 17 && c == 0) c = 0xFFFF;
-  f[l4 + field] = uint8_t(c >> 8);
-  f[l4 + field + 1] = uint8_t(c);
+  uint16_t sum = csum_fold(csum_partial(f + c.l4, c.end - c.l4, 0));
+  if (c.proto == kIpProtoUdp && sum == 0) sum = 0xFFFF;
+  store_be16(f + c.field, sum);
   return true;
 }
 

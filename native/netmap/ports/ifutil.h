@@ -48,6 +48,16 @@ void release_interface(const std::string& name);
 // where the checksum is; the frame is then left as it is.
 bool finish_partial_checksum(uint8_t* frame, uint32_t len);
 
+// Where a frame's TCP or UDP checksum lives (Ethernet, one optional VLAN tag,
+// IPv4 or IPv6, not a fragment): the L4 span, the checksum field's offset and
+// the unfolded pseudo-header sum. False for anything else or a short frame.
+struct L4Checksum {
+  uint8_t proto;
+  uint32_t l4, end, field;
+  uint32_t pseudo;
+};
+bool locate_l4_checksum(const uint8_t* frame, uint32_t len, L4Checksum* out);
+
 // "open /dev/net/tun: Operation not permitted" -> adds what to do for EPERM
 // and EACCES: which capability is missing.
 std::string sys_error(const std::string& what, int err, const char* capability);
