@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, DataplaneError } from '../../src/dataplane/index';
-import { eventually, Guest, Lab, run, skipReason } from './lab';
+import { eventually, Guest, Lab, pingAll, run, skipReason, tapGuest } from './lab';
 
 function mac(n: number): string {
   return `02:00:5e:20:00:${n.toString(16).padStart(2, '0')}`;
@@ -62,6 +62,30 @@ async function pingBoth(lab: Lab, a: Guest, b: Guest): Promise<void> {
   const r2 = await lab.ping(b, a.ip);
   assert.ok(r2.ok, `ping ${b.ip} -> ${a.ip} failed:\n${r2.out}`);
 }
+
+// The issue's topology: one guest per backend, all in one switch.
+test('three guests (veth+afxdp, veth+afpacket, tap) reach each other; ARP resolves', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const g1 = lab.vethGuest('g1', lab.name('m1'), mac(1), '198.18.2.1/24');
+    const g2 = lab.vethGuest('g2', lab.name('m2'), mac(2), '198.18.2.2/24');
+    await dp.createPort({ name: 'q1', type: 'afxdp', interface: lab.name('m1'), switch: 'a' });
+    await dp.createPort({ name: 'q2', type: 'afpacket', interface: lab.name('m2'), switch: 'a' });
+    const g3 = await tapGuest(lab, dp, 'q3', 'a', 'm3', mac(3), '198.18.2.3/24');
+    await pingAll(lab, [g1, g2, g3]);
+    for (const g of [g1, g2, g3]) {
+      const neigh = lab.ns(g.ns, 'ip', ['neigh', 'show', 'dev', g.dev]);
+      for (const o of [g1, g2, g3]) if (o !== g) assert.match(neigh, new RegExp(`${o.ip} .*lladdr ${o.mac}`), `${g.ip} ARP table:\n${neigh}`);
+    }
+    const fdb = await dp.fdb('a');
+    for (const [m, port] of [[mac(1), 'q1'], [mac(2), 'q2'], [mac(3), 'q3']]) {
+      assert.equal(fdb.find((e) => e.mac === m)?.port, port, JSON.stringify(fdb));
+    }
+    assert.equal(dp.portStatus('q1')?.backend, 'afxdp');
+    const stats = dp.stats();
+    for (const p of ['q1', 'q2', 'q3']) assert.ok(stats.ports[p].counters.rx_packets > 0 && stats.ports[p].counters.tx_packets > 0, p);
+  });
+});
 
 test('two guests on afxdp ports ping each other (ARP + ICMP); detach leaves no XDP program', async (t) => {
   await withLab(t, async (lab, dp) => {

@@ -9,6 +9,8 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import assert from 'node:assert/strict';
+import type { Dataplane } from '../../src/dataplane/index';
 
 const execFileAsync = promisify(execFile);
 
@@ -202,6 +204,27 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 500
     } catch (err) {
       if (Date.now() >= deadline) throw err;
       await sleep(stepMs);
+    }
+  }
+}
+
+// A tap created by the switch (port `portName` in switch `sw`), then moved
+// into a guest namespace of its own and configured there.
+export async function tapGuest(lab: Lab, dp: Dataplane, portName: string, sw: string, tag: string, mac: string, cidr: string): Promise<Guest> {
+  const tap = lab.name(tag);
+  await dp.createPort({ name: portName, type: 'tap', interface: tap, switch: sw });
+  const ns = lab.netns(`${tag}n`);
+  run('ip', ['link', 'set', tap, 'netns', ns]);
+  return lab.configure(ns, tap, mac, cidr);
+}
+
+// Every guest pings every other one (ARP first, then ICMP).
+export async function pingAll(lab: Lab, guests: Guest[]): Promise<void> {
+  for (const a of guests) {
+    for (const b of guests) {
+      if (a === b) continue;
+      const r = await lab.ping(a, b.ip);
+      assert.ok(r.ok, `ping ${a.ip} -> ${b.ip} failed:\n${r.out}`);
     }
   }
 }

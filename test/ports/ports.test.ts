@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, DataplaneError, DataplaneEvent } from '../../src/dataplane/index';
-import { eventually, Guest, Lab, run, skipReason, sleep } from './lab';
+import { eventually, Lab, pingAll, run, skipReason, sleep, tapGuest } from './lab';
 
 function newDataplane(): Dataplane {
   const dp = new Dataplane({ hugepages: false, bufferCount: 16384, maxPorts: 32, maxSwitches: 16 });
@@ -38,25 +38,6 @@ async function withLab(t: { skip(msg: string): void }, tools: string[] | undefin
   }
 }
 
-// A tap created by the switch, then moved into a guest namespace.
-async function tapGuest(lab: Lab, dp: Dataplane, portName: string, sw: string, tag: string, n: number, cidr: string): Promise<Guest> {
-  const tap = lab.name(tag);
-  await dp.createPort({ name: portName, type: 'tap', interface: tap, switch: sw });
-  const ns = lab.netns(`${tag}n`);
-  run('ip', ['link', 'set', tap, 'netns', ns]);
-  return lab.configure(ns, tap, mac(n), cidr);
-}
-
-async function pingAll(lab: Lab, guests: Guest[]): Promise<void> {
-  for (const a of guests) {
-    for (const b of guests) {
-      if (a === b) continue;
-      const r = await lab.ping(a, b.ip);
-      assert.ok(r.ok, `ping ${a.ip} -> ${b.ip} failed:\n${r.out}`);
-    }
-  }
-}
-
 test('three guests (veth+afpacket, veth+afpacket, tap) reach each other; ARP resolves', async (t) => {
   await withLab(t, ['ip', 'ping', 'ethtool'], async (lab, dp) => {
     await dp.createSwitch({ name: 'a', vni: 100 });
@@ -64,7 +45,7 @@ test('three guests (veth+afpacket, veth+afpacket, tap) reach each other; ARP res
     const g2 = lab.vethGuest('g2', lab.name('s2'), mac(2), '198.18.0.2/24');
     const p1 = await dp.createPort({ name: 'p1', type: 'afpacket', interface: lab.name('s1'), switch: 'a', rxRing: 1024 });
     await dp.createPort({ name: 'p2', type: 'afpacket', interface: lab.name('s2'), switch: 'a' });
-    const g3 = await tapGuest(lab, dp, 'p3', 'a', 't3', 3, '198.18.0.3/24');
+    const g3 = await tapGuest(lab, dp, 'p3', 'a', 't3', mac(3), '198.18.0.3/24');
     assert.equal(p1.interface, lab.name('s1'));
     assert.equal(p1.spec, `afpacket:${lab.name('s1')}`);
     assert.equal(p1.rxRing, 1024);
