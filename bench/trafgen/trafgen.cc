@@ -304,6 +304,21 @@ struct GenResult {
   uint64_t end_ns = 0;
 };
 
+// Fixed-rate pacing (token bucket per batch): how many frames may go now,
+// given `sent` so far since `start`; 0 after a short sleep when none may.
+// With no rate set, a whole batch every time.
+uint64_t frames_allowed(const Config& c, uint64_t start, uint64_t now, uint64_t sent) {
+  if (c.rate <= 0) return c.batch;
+  const uint64_t due = uint64_t(double(now - start) * c.rate / 1e9) + 1;
+  if (due > sent) return std::min<uint64_t>(due - sent, c.batch);
+  const uint64_t wait = uint64_t(double(sent + 1 - due + 1) * 1e9 / c.rate);
+  if (wait > 30000) {
+    timespec ts{0, long(std::min<uint64_t>(wait - 20000, 1000000))};
+    nanosleep(&ts, nullptr);
+  }
+  return 0;
+}
+
 void gen_afpacket(Endpoint& e, const Config& c, const std::vector<std::vector<uint8_t>>& tpl, GenResult& r) {
   pin(c.gen_cpu);
   const uint32_t len = c.size - 4;
@@ -318,19 +333,8 @@ void gen_afpacket(Endpoint& e, const Config& c, const std::vector<std::vector<ui
   for (;;) {
     uint64_t t = now_ns();
     if (t >= end) break;
-    uint64_t allowed = c.batch;
-    if (c.rate > 0) {
-      uint64_t due = uint64_t(double(t - start) * c.rate / 1e9) + 1;
-      allowed = due > seq ? std::min<uint64_t>(due - seq, c.batch) : 0;
-      if (!allowed) {
-        uint64_t wait = uint64_t(double(seq + 1 - due + 1) * 1e9 / c.rate);
-        if (wait > 30000) {
-          timespec ts{0, long(std::min<uint64_t>(wait - 20000, 1000000))};
-          nanosleep(&ts, nullptr);
-        }
-        continue;
-      }
-    }
+    const uint64_t allowed = frames_allowed(c, start, t, seq);
+    if (!allowed) continue;
     uint32_t n = 0;
     while (n < allowed) {
       auto* h = reinterpret_cast<tpacket2_hdr*>(e.ring + size_t(head) * kFrameSlot);
@@ -400,19 +404,8 @@ void gen_tapfd(Endpoint& e, const Config& c, const std::vector<std::vector<uint8
   for (;;) {
     uint64_t t = now_ns();
     if (t >= end) break;
-    uint64_t allowed = c.batch;
-    if (c.rate > 0) {
-      uint64_t due = uint64_t(double(t - start) * c.rate / 1e9) + 1;
-      allowed = due > seq ? std::min<uint64_t>(due - seq, c.batch) : 0;
-      if (!allowed) {
-        uint64_t wait = uint64_t(double(seq + 1 - due + 1) * 1e9 / c.rate);
-        if (wait > 30000) {
-          timespec ts{0, long(std::min<uint64_t>(wait - 20000, 1000000))};
-          nanosleep(&ts, nullptr);
-        }
-        continue;
-      }
-    }
+    const uint64_t allowed = frames_allowed(c, start, t, seq);
+    if (!allowed) continue;
     for (uint64_t i = 0; i < allowed; ++i) {
       std::memcpy(buf.data(), tpl[flow].data(), len);
       uint64_t ts = 0;
