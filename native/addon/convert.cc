@@ -1,5 +1,6 @@
 #include "convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -274,6 +275,12 @@ Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st) {
   o.Set("burst", Napi::Number::New(env, st.burst));
   o.Set("queues", Napi::Number::New(env, st.queues));
   o.Set("offloads", st.offloads());
+  o.Set("io", st.io());
+  const uint32_t nq = std::min<uint32_t>(st.queues, PortStatus::kMaxQueues);
+  Napi::Array qrx = Napi::Array::New(env, nq);
+  for (uint32_t q = 0; q < nq; ++q)
+    qrx.Set(q, Napi::Number::New(env, double(st.queue_rx[q].load(std::memory_order_relaxed))));
+  o.Set("queueRx", qrx);
   o.Set("lastError", st.error());
   Napi::Object c = Napi::Object::New(env);
   for (int i = 0; i < PortStatus::kCount; ++i)

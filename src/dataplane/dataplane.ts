@@ -384,7 +384,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     const p = this.requirePort(name, 'name');
     if (p.type === 'pipe' || this.engine.portStatus === undefined) return undefined;
     const st = this.callNative(() => this.engine.portStatus?.(p.id), 'portStatus');
-    return st === undefined ? undefined : { ...st, counters: { ...st.counters } };
+    return st === undefined ? undefined : { ...st, counters: { ...st.counters }, queueRx: [...st.queueRx] };
   }
 
   // ---------------------------------------------------------------- fdb

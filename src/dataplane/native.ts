@@ -158,6 +158,8 @@ export interface NativePortStatus {
   burst: number;
   queues: number;
   offloads: string;
+  io: string;
+  queueRx: number[];
   lastError: string;
   counters: Record<string, number>; // rx_too_big, rx_no_buffer, rx_kernel_drops, ...
 }

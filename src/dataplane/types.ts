@@ -144,6 +144,8 @@ export interface PortStatus {
   burst: number;
   queues: number;
   offloads: string; // what was done about offloads
+  io: string; // how frames cross the kernel: rings, io_uring, or a system call per frame (and why)
+  queueRx: number[]; // frames received per queue of the port (length = queues)
   lastError: string; // '' when fine; else what went wrong and what the port does about it
   counters: Record<string, number>; // backend drops and syscalls: rx_too_big, rx_no_buffer, kicks, ...
 }

@@ -46,6 +46,16 @@ std::string PortStatus::offloads() const {
   return offloads_;
 }
 
+void PortStatus::set_io(std::string o) {
+  std::lock_guard<std::mutex> g(mu_);
+  io_ = std::move(o);
+}
+
+std::string PortStatus::io() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return io_;
+}
+
 static std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 static bool name_char(char c) {

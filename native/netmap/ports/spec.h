@@ -95,6 +95,11 @@ struct PortStatus {
   std::string ifname;
   uint32_t rx_ring = 0, tx_ring = 0, frame_size = 0, burst = 0, queues = 1;
 
+  // Frames received per queue (multi-queue backends; queue k of the port, not
+  // the interface's queue id). Only the first `queues` entries are reported.
+  static constexpr uint32_t kMaxQueues = 16;
+  std::atomic<uint64_t> queue_rx[kMaxQueues] = {};
+
   std::atomic<uint64_t> c[kCount] = {};
   std::atomic<int32_t> ifindex{0};
   std::atomic<bool> attached{false};  // backend currently holds the interface
@@ -104,11 +109,14 @@ struct PortStatus {
   std::string error() const;
   void set_offloads(std::string o);  // what was done about offloads, human readable
   std::string offloads() const;
+  void set_io(std::string o);  // how frames cross the kernel boundary, human readable
+  std::string io() const;
 
  private:
   mutable std::mutex mu_;
   std::string last_error_;
   std::string offloads_;
+  std::string io_;
 };
 
 // An opening failure: `status` is kInvalidArgument, kNotFound, kInUse or
