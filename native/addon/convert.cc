@@ -245,7 +245,7 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   req->opts.burst = U32(env, o, "portBurst");
   if (req->opts.burst > kMaxBurst) ThrowCoded(env, "INVALID_ARGUMENT", "portBurst: must be in 0..256");
   req->opts.queues = U32(env, o, "queues");
-  if (req->opts.queues < 1 || req->opts.queues > 16) ThrowCoded(env, "INVALID_ARGUMENT", "queues: must be in 1..16");
+  if (req->opts.queues > 16) ThrowCoded(env, "INVALID_ARGUMENT", "queues: must be in 0..16 (0: the backend's default)");
   req->opts.offloads_off = Bool(env, o, "disableOffloads");
   req->opts.promisc = Bool(env, o, "promiscuous");
   auto choice = [&](const char* name, const char* a, const char* b, const char* c) -> int {
@@ -259,6 +259,7 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   };
   req->opts.xdp_mode = KernelPortOptions::XdpMode(choice("xdpMode", "auto", "native", "generic"));
   req->opts.zero_copy = KernelPortOptions::ZeroCopy(choice("zeroCopy", "auto", "on", "off"));
+  req->opts.io_uring = KernelPortOptions::IoUring(choice("ioUring", "auto", "on", "off"));
   if (o.Has("persistent")) req->opts.persistent = Bool(env, o, "persistent");
 }
 

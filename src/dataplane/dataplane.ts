@@ -308,6 +308,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
                   promiscuous: p.kernel.promiscuous,
                   xdpMode: p.kernel.xdpMode,
                   zeroCopy: p.kernel.zeroCopy,
+                  ioUring: p.kernel.ioUring,
                 }),
           },
           { op: 'createPort', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
@@ -477,7 +478,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
           ringSize: u.ringSize,
           ...(k === undefined
             ? {}
-            : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: 1, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous, xdpMode: k.xdpMode, zeroCopy: k.zeroCopy }),
+            : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: k.queues, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous, xdpMode: k.xdpMode, zeroCopy: k.zeroCopy }),
           mtu: u.mtu,
           mac: u.mac,
           localIp4: u.ip4?.addr ?? '',
@@ -901,6 +902,7 @@ function portInfo(p: PortState): PortInfo {
       promiscuous: k.promiscuous,
     });
     if (p.type === 'tap') info.persistent = k.persistent;
+    if (k.ioUring !== undefined) info.ioUring = k.ioUring;
     if (k.queue !== undefined) info.queue = k.queue;
   }
   return info;

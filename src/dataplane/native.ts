@@ -55,12 +55,13 @@ export type NativeCommand =
       rxRing?: number; // 0: backend default; else power of two 64..65536
       txRing?: number;
       portBurst?: number; // 0: engine burst; else 1..256
-      queues?: number; // 1..16 (tap multi-queue)
+      queues?: number; // 0..16: tap multi-queue; afxdp 0 = every rx queue
       disableOffloads?: boolean; // afpacket: GRO/GSO/TSO/tx-csum off while attached
       promiscuous?: boolean; // afpacket: PACKET_MR_PROMISC
       xdpMode?: string; // afxdp: 'auto' | 'native' | 'generic'
       zeroCopy?: string; // afxdp: 'auto' | 'on' | 'off'
       persistent?: boolean; // tap: a tap the switch creates outlives the port
+      ioUring?: string; // tap: 'auto' | 'on' | 'off'
       mtu: number; // L3 MTU; a frame may be mtu + 14 bytes (+4 when tagged)
       mac: string; // the port's own MAC (informational for pipes)
       learning: boolean;

@@ -208,11 +208,12 @@ export interface KernelPortSettings {
   rxRing: number; // 0: backend default
   txRing: number;
   burst: number; // 0: the dataplane's burst
-  queues: number;
+  queues: number; // afxdp: 0 = every rx queue of the interface (or one with `queue`)
   disableOffloads: boolean;
   promiscuous: boolean;
   xdpMode?: 'auto' | 'native' | 'generic'; // afxdp only
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp only
+  ioUring?: 'auto' | 'on' | 'off'; // tap only
   persistent: boolean;
 }
 
@@ -225,7 +226,7 @@ export interface NormalizedPortUpdate {
 }
 
 const KERNEL_PORT_KEYS_LIST = [
-  'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous', 'xdpMode', 'zeroCopy', 'persistent',
+  'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous', 'xdpMode', 'zeroCopy', 'ioUring', 'persistent',
 ] as const;
 
 export const IFNAME_MAX = 15; // Linux IFNAMSIZ - 1
@@ -273,7 +274,7 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
     rxRing: 0,
     txRing: 0,
     burst: 0,
-    queues: 1,
+    queues: type === 'afxdp' ? 0 : 1,
     disableOffloads: true,
     promiscuous: true,
     persistent: false,
@@ -289,7 +290,9 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
   if (p.burst !== undefined) settings.burst = validateInteger(p.burst, 'burst', 1, 256);
   if (p.queues !== undefined) {
     settings.queues = validateInteger(p.queues, 'queues', 1, 16);
-    if (settings.queues > 1 && type !== 'tap') throw invalid('ERR_INVALID_ARGUMENT', 'queues', 'more than one queue is supported for tap ports only', p.queues);
+    if (settings.queues > 1 && type !== 'tap' && type !== 'afxdp') {
+      throw invalid('ERR_INVALID_ARGUMENT', 'queues', 'more than one queue is supported for tap and afxdp ports only', p.queues);
+    }
   }
   if (p.disableOffloads !== undefined) settings.disableOffloads = validateBoolean(p.disableOffloads, 'disableOffloads');
   if (p.promiscuous !== undefined) settings.promiscuous = validateBoolean(p.promiscuous, 'promiscuous');
@@ -301,6 +304,13 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
       throw invalid('ERR_INVALID_ARGUMENT', key, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`, v);
     }
     (settings as unknown as Record<string, string>)[key] = v;
+  }
+  if (p.ioUring !== undefined) {
+    if (type !== 'tap') throw invalid('ERR_INVALID_ARGUMENT', 'ioUring', 'applies only to tap ports', undefined, false);
+    if (p.ioUring !== 'auto' && p.ioUring !== 'on' && p.ioUring !== 'off') {
+      throw invalid('ERR_INVALID_ARGUMENT', 'ioUring', "must be one of 'auto', 'on', 'off'", p.ioUring);
+    }
+    settings.ioUring = p.ioUring;
   }
   if (p.persistent !== undefined) {
     if (type !== 'tap') throw invalid('ERR_INVALID_ARGUMENT', 'persistent', 'applies only to tap ports', p.persistent);

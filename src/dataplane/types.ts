@@ -93,7 +93,7 @@ export interface SwitchInfo {
 
 // 'pipe': in-process. The others are kernel-facing backends (docs/ports.md):
 // 'afpacket' (any interface), 'tap' (VM NIC / host tap), 'netmap' (NIC or
-// VALE port, needs /dev/netmap), 'afxdp' (AF_XDP, one queue; built when libxdp/libbpf are present).
+// VALE port, needs /dev/netmap), 'afxdp' (AF_XDP, one socket per rx queue; built when libxdp/libbpf are present).
 export type PortType = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp';
 
 export interface VlanMapping {
@@ -119,15 +119,16 @@ export interface PortSpec {
   ringSize?: number; // pipe ring size, power of two (default 1024)
   // Kernel-facing ports (type !== 'pipe'):
   interface?: string; // required: the interface (1..15 of [A-Za-z0-9._-]); netmap also "valeN:port"
-  queue?: number; // afxdp/netmap: use this one queue (ring pair), 0..1023
+  queue?: number; // afxdp: the first queue (alone unless `queues` says more); netmap: this one ring pair; 0..1023
   rxRing?: number; // frames/slots in the receive ring, power of two 64..65536 (default: backend's, afpacket 2048)
   txRing?: number; // same for transmit
   burst?: number; // most frames taken per receive call, 1..256 (default: the dataplane's burst)
-  queues?: number; // tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1)
+  queues?: number; // tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1); afxdp: 1..16 queues from `queue` (default: every rx queue, at most 16; one with `queue`)
   disableOffloads?: boolean; // afpacket: GRO/LRO/GSO/TSO/tx-csum off while attached, restored after (default true)
   promiscuous?: boolean; // afpacket: receive frames for every MAC (default true)
   xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook; auto = native, else generic (default 'auto')
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp: AF_XDP zero-copy; auto = where the driver has it (default 'auto')
+  ioUring?: 'auto' | 'on' | 'off'; // tap: batch reads and writes through io_uring; auto = where the kernel allows it, else read()/write() per frame (default 'auto')
   persistent?: boolean; // tap: a tap the switch creates stays after the port is deleted or vpcd stops (default false)
 }
 
@@ -181,10 +182,11 @@ export interface PortInfo {
   rxRing?: number; // 0: backend default (see portStatus() for what was opened)
   txRing?: number;
   burst?: number; // 0: the dataplane's burst
-  queues?: number;
+  queues?: number; // as asked; afxdp 0: every rx queue (portStatus().queues says how many were opened)
   disableOffloads?: boolean;
   promiscuous?: boolean;
   persistent?: boolean; // tap ports
+  ioUring?: 'auto' | 'on' | 'off'; // tap ports, when set
 }
 
 // ---------------------------------------------------------------- fdb

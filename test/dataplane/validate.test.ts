@@ -292,6 +292,20 @@ describe('port specs', () => {
     rejects(trunk(['a']), 'ERR_INVALID_ARGUMENT', 'vlans[0]');
     rejects(trunk({ vlan: 10, switch: 'a' }), 'ERR_INVALID_ARGUMENT', 'vlans');
   });
+  test('queues: afxdp defaults to every rx queue (0) and takes 1..16; tap defaults to 1; others have one', () => {
+    const port = (extra: Record<string, unknown>) => specs.validatePortSpec({ name: 'k', switch: 's', interface: 'veth0', ...extra }, MAX);
+    assert.equal(port({ type: 'afxdp' }).kernel?.queues, 0);
+    assert.equal(port({ type: 'afxdp', queue: 2 }).kernel?.spec, 'afxdp:veth0@2');
+    assert.equal(port({ type: 'afxdp', queue: 2 }).kernel?.queues, 0);
+    assert.equal(port({ type: 'afxdp', queues: 4 }).kernel?.queues, 4);
+    assert.equal(port({ type: 'afxdp', queues: 16 }).kernel?.queues, 16);
+    assert.equal(port({ type: 'tap' }).kernel?.queues, 1);
+    assert.equal(port({ type: 'afpacket' }).kernel?.queues, 1);
+    rejects(() => port({ type: 'afxdp', queues: 0 }), 'ERR_INVALID_ARGUMENT', 'queues');
+    rejects(() => port({ type: 'afxdp', queues: 17 }), 'ERR_INVALID_ARGUMENT', 'queues');
+    const e = rejects(() => port({ type: 'afpacket', queues: 2 }), 'ERR_INVALID_ARGUMENT', 'queues');
+    assert.match(e.message, /tap and afxdp ports only/);
+  });
   test('updates: only the mutable fields', () => {
     assert.deepEqual(specs.validatePortUpdate({ mtu: 1400, lockedMacs: ['02-00-00-00-00-0B'] }, MAX), { mtu: 1400, lockedMacs: ['02:00:00:00:00:0b'] });
     rejects(() => specs.validatePortUpdate({ mtu: 2000 }, MAX), 'ERR_INVALID_ARGUMENT', 'mtu');

@@ -5,6 +5,7 @@
 // reason. Addresses: 198.18.0.0/15 only; everything is deleted in `finally`.
 
 import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, DataplaneError } from '../../src/dataplane/index';
@@ -54,6 +55,26 @@ function xdpOf(dev: string): string {
   const out = run('ip', ['-d', 'link', 'show', 'dev', dev]);
   const m = /\b(xdp(?:generic|drv|offload)?)\b.*?prog\/xdp id (\d+)/s.exec(out);
   return m ? `${m[1]} id ${m[2]}` : '';
+}
+
+// Deletes `ports` and checks that what they held is gone: no XDP program on
+// `ifaces`, and no descriptor (sockets, rings, epoll, BPF program and map)
+// beyond the `fdsBefore` the process had.
+async function deleteAndCheckReleased(dp: Dataplane, ports: string[], ifaces: string[], fdsBefore: number): Promise<void> {
+  for (const p of ports) await dp.deletePort(p);
+  for (const i of ifaces) assert.equal(xdpOf(i), '', `XDP program left on ${i}:\n${run('ip', ['-d', 'link', 'show', 'dev', i])}`);
+  await eventually(() => assert.equal(fs.readdirSync('/proc/self/fd').length, fdsBefore, 'descriptors leaked'), 3000);
+}
+
+// Deletes a root-namespace interface and waits until its port is down.
+async function deleteInterface(lab: Lab, dp: Dataplane, iface: string, port: string): Promise<void> {
+  run('ip', ['link', 'del', iface]);
+  lab.forget(iface);
+  await eventually(() => {
+    const st = dp.portStatus(port);
+    assert.equal(st?.attached, false);
+    assert.match(st?.lastError ?? '', /disappeared/);
+  }, 5000);
 }
 
 async function pingBoth(lab: Lab, a: Guest, b: Guest): Promise<void> {
@@ -122,13 +143,8 @@ test('two guests on afxdp ports ping each other (ARP + ICMP); detach leaves no X
     // The switch keeps running, and the interface can be attached again.
     await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
     await pingBoth(lab, g1, g2);
-    await dp.deletePort('x1');
-    await dp.deletePort('x2');
-    assert.equal(xdpOf(s1), '');
-    assert.equal(xdpOf(s2), '');
+    await deleteAndCheckReleased(dp, ['x1', 'x2'], [s1, s2], fdsBefore);
     assert.ok(dp.stats() !== undefined);
-    // Sockets, epoll, BPF program and map descriptors: all closed again.
-    await eventually(() => assert.equal(fs.readdirSync('/proc/self/fd').length, fdsBefore, 'descriptors leaked'), 3000);
   });
 });
 
@@ -215,13 +231,7 @@ test('an afxdp port goes down when its interface is deleted; the switch keeps fo
     await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
     await dp.createPort({ name: 'x2', type: 'afxdp', interface: s2, switch: 'a' });
     await dp.createPort({ name: 'x3', type: 'afxdp', interface: s3, switch: 'a' });
-    run('ip', ['link', 'del', s1]);
-    lab.forget(s1);
-    await eventually(() => {
-      const st = dp.portStatus('x1');
-      assert.equal(st?.attached, false);
-      assert.match(st?.lastError ?? '', /disappeared/);
-    }, 5000);
+    await deleteInterface(lab, dp, s1, 'x1');
     await pingBoth(lab, g2, g3);
     // It comes back when an interface of that name returns.
     const g1b = lab.vethGuest('g1b', s1, mac(4), '198.18.1.4/24');
@@ -259,5 +269,144 @@ test('iperf3 TCP between two afxdp guests completes at full MTU (guest tx checks
     const completed = (dp.portStatus('x1')?.counters.rx_csum_completed ?? 0) + (dp.portStatus('x2')?.counters.rx_csum_completed ?? 0);
     assert.ok(completed > 0, 'partial checksums were completed');
     t.diagnostic(`rx_csum_completed: ${completed}`);
+  });
+});
+
+// ---------------------------------------------------------------- queues
+
+const MQ = 4; // rx and tx queues of the multi-queue veth
+const FLOWS_JS = path.join(__dirname, 'udpflows.js');
+const FLOWS_PORT = 5999;
+
+// A veth pair with `queues` rx and tx queues on both ends: `switchSide` in
+// the root namespace, eth0 in `ns` configured as a guest. The guest picks a
+// transmit queue per flow (flow hash) and the veth delivers the frame on the
+// same-numbered receive queue of the switch side.
+function mqGuest(lab: Lab, switchSide: string, ns: string, queues: number, mac: string, cidr: string): Guest {
+  const tmp = `${switchSide}p`;
+  const q = ['numtxqueues', String(queues), 'numrxqueues', String(queues)];
+  run('ip', ['link', 'add', switchSide, ...q, 'type', 'veth', 'peer', 'name', tmp, ...q]);
+  lab.track(switchSide);
+  run('ip', ['link', 'set', tmp, 'netns', ns]);
+  run('ip', ['-n', ns, 'link', 'set', tmp, 'name', 'eth0']);
+  run('ip', ['link', 'set', switchSide, 'up']);
+  return lab.configure(ns, 'eth0', mac, cidr);
+}
+
+// The sender needs no ARP (whose frames could land on any queue): the sink's
+// MAC is written into its neighbour table.
+function staticNeighbor(from: Guest, to: Guest): void {
+  run('ip', ['-n', from.ns, 'neigh', 'replace', to.ip, 'lladdr', to.mac, 'dev', from.dev, 'nud', 'permanent']);
+}
+
+// `count` UDP datagrams over `flowCount` flows (source ports) from `from` to
+// `to` at `rate` per second; how many were sent and how many arrived.
+async function udpFlows(lab: Lab, from: Guest, to: Guest, count: number, flowCount = 32, rate = 1000): Promise<{ sent: number; received: number }> {
+  const seconds = count / rate;
+  const sink = lab.spawnIn(to.ns, process.execPath, [FLOWS_JS, 'sink', String(FLOWS_PORT), String(count), String(seconds + 10)]);
+  await eventually(async () => assert.ok((await lab.nsAsync(to.ns, 'ss', ['-lun'])).out.includes(`:${FLOWS_PORT}`)), 3000);
+  const r = await lab.nsAsync(from.ns, process.execPath, [FLOWS_JS, 'send', to.ip, String(FLOWS_PORT), String(flowCount), String(count), String(rate)], seconds * 1000 + 10_000);
+  assert.equal(r.code, 0, r.out);
+  const sent = JSON.parse(r.out.trim().split('\n').pop() as string) as { sent: number; errors: number };
+  const out = await sink.done;
+  const got = JSON.parse(out.trim().split('\n').pop() as string) as { received: number };
+  return { sent: sent.sent, received: got.received };
+}
+
+function queueRx(dp: Dataplane, port: string): number[] {
+  return [...(dp.portStatus(port)?.queueRx ?? [])];
+}
+
+// Without a socket on every rx queue, frames the interface puts on the other
+// queues never reach the switch (libxdp's program passes them to the kernel).
+test('afxdp on a 4-queue veth opens every rx queue and misses no flow; with queues: 1 it misses some', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const sm = lab.name('mq');
+    const ss = lab.name('sk');
+    const gm = mqGuest(lab, sm, lab.netns('gm'), MQ, mac(1), '198.18.3.1/24');
+    const gs = lab.vethGuest('gs', ss, mac(2), '198.18.3.2/24');
+    staticNeighbor(gm, gs);
+    assert.match(run('ethtool', ['-l', sm]), /Current hardware settings:\s+RX:\s+4/);
+    const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+    await dp.createPort({ name: 'mq', type: 'afxdp', interface: sm, switch: 'a' });
+    await dp.createPort({ name: 'sk', type: 'afxdp', interface: ss, switch: 'a' });
+    assert.equal(dp.getPort('mq')?.queues, 0, 'asked for: every queue');
+    const st = dp.portStatus('mq');
+    assert.equal(st?.queues, MQ);
+    assert.match(st?.io ?? '', /^AF_XDP rings, 4 queues \(0-3\), need_wakeup; tx on queue 0$/);
+    assert.equal(st?.queueRx.length, MQ);
+    assert.equal(dp.portStatus('sk')?.queues, 1, 'a plain veth has one rx queue');
+    t.diagnostic(`mq: ${st?.io}; ${st?.offloads}`);
+
+    const before = queueRx(dp, 'mq');
+    const all = await udpFlows(lab, gm, gs, 1000);
+    const perQueue = queueRx(dp, 'mq').map((n, k) => n - before[k]);
+    t.diagnostic(`every queue: sent ${all.sent}, delivered ${all.received}, per rx queue ${JSON.stringify(perQueue)}`);
+    assert.equal(all.sent, 1000);
+    assert.equal(all.received, all.sent, 'every datagram of every flow was delivered');
+    assert.ok(perQueue.filter((n) => n > 0).length >= 2, `frames arrived on one queue only: ${JSON.stringify(perQueue)}`);
+    assert.ok(perQueue.reduce((a, b) => a + b, 0) >= all.sent);
+
+    await dp.deletePort('mq');
+    assert.equal(xdpOf(sm), '', `XDP program left on ${sm}:\n${run('ip', ['-d', 'link', 'show', 'dev', sm])}`);
+    await dp.createPort({ name: 'mq', type: 'afxdp', interface: sm, switch: 'a', queues: 1 });
+    assert.equal(dp.portStatus('mq')?.queues, 1);
+    assert.match(dp.portStatus('mq')?.io ?? '', /1 queue \(0\) of the interface's 4: frames on the others go to the kernel/);
+    const one = await udpFlows(lab, gm, gs, 1000);
+    t.diagnostic(`queues: 1: sent ${one.sent}, delivered ${one.received}, queue 0 got ${queueRx(dp, 'mq')[0]}`);
+    assert.equal(one.sent, 1000);
+    assert.ok(one.received > 0 && one.received < one.sent, `32 flows over 4 queues, only queue 0 read: delivered ${one.received} of ${one.sent}`);
+
+    // Four sockets with their rings, and the XDP program: all released.
+    await deleteAndCheckReleased(dp, ['mq', 'sk'], [sm, ss], fdsBefore);
+  });
+});
+
+test('afxdp queues: a range from queue; beyond the interface is refused; the interface re-created comes back on every queue', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const sm = lab.name('mq');
+    const ss = lab.name('sk');
+    const nsm = lab.netns('gm');
+    let gm = mqGuest(lab, sm, nsm, MQ, mac(1), '198.18.3.1/24');
+    const gs = lab.vethGuest('gs', ss, mac(2), '198.18.3.2/24');
+    await dp.createPort({ name: 'sk', type: 'afxdp', interface: ss, switch: 'a' });
+
+    await assert.rejects(dp.createPort({ name: 'mq', type: 'afxdp', interface: sm, switch: 'a', queues: 8 }), (err: unknown) => {
+      assert.ok(err instanceof DataplaneError);
+      assert.match(String((err as Error).message), /queues 8 needs rx queues 0-7, but \S+ has 4 rx queues \(0-3\)/);
+      return true;
+    });
+    await assert.rejects(dp.createPort({ name: 'mq', type: 'afxdp', interface: sm, switch: 'a', queue: 4 }), /queue 4 does not exist: \S+ has 4 rx queues/);
+    assert.equal(xdpOf(sm), '', 'a refused port leaves no XDP program');
+    await dp.createPort({ name: 'mq', type: 'afxdp', interface: sm, switch: 'a', queue: 2, queues: 2 });
+    assert.equal(dp.portStatus('mq')?.queues, 2);
+    assert.match(dp.portStatus('mq')?.io ?? '', /2 queues \(2-3\) of the interface's 4.*tx on queue 2/);
+    await dp.deletePort('mq');
+
+    await dp.createPort({ name: 'mq', type: 'afxdp', interface: sm, switch: 'a' });
+    await pingBoth(lab, gm, gs);
+    // Deleted: the port goes down and lets go of its four sockets.
+    await deleteInterface(lab, dp, sm, 'mq');
+    // Back with fewer queues: the port keeps its range and says so.
+    mqGuest(lab, sm, nsm, 2, mac(1), '198.18.3.1/24');
+    await eventually(() => assert.match(dp.portStatus('mq')?.lastError ?? '', /came back with 2 rx queues; this port uses queues 0-3: delete and re-create/), 5000, 100);
+    assert.equal(dp.portStatus('mq')?.attached, false);
+    run('ip', ['link', 'del', sm]);
+    lab.forget(sm);
+    // Back with four: every queue re-opened, nothing missed.
+    gm = mqGuest(lab, sm, nsm, MQ, mac(1), '198.18.3.1/24');
+    await eventually(() => assert.equal(dp.portStatus('mq')?.attached, true), 8000, 100);
+    staticNeighbor(gm, gs);
+    const before = queueRx(dp, 'mq');
+    const r = await udpFlows(lab, gm, gs, 1000);
+    const perQueue = queueRx(dp, 'mq').map((n, k) => n - before[k]);
+    t.diagnostic(`after re-open: sent ${r.sent}, delivered ${r.received}, per rx queue ${JSON.stringify(perQueue)}`);
+    assert.equal(r.received, r.sent);
+    assert.ok(perQueue.filter((n) => n > 0).length >= 2, JSON.stringify(perQueue));
+    assert.ok((dp.portStatus('mq')?.counters.reopens ?? 0) >= 1);
+    await dp.deletePort('mq');
+    assert.equal(xdpOf(sm), '');
   });
 });

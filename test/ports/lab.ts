@@ -10,7 +10,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
-import type { Dataplane } from '../../src/dataplane/index';
+import type { Dataplane, PortSpec } from '../../src/dataplane/index';
 
 const execFileAsync = promisify(execFile);
 
@@ -210,9 +210,9 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 500
 
 // A tap created by the switch (port `portName` in switch `sw`), then moved
 // into a guest namespace of its own and configured there.
-export async function tapGuest(lab: Lab, dp: Dataplane, portName: string, sw: string, tag: string, mac: string, cidr: string): Promise<Guest> {
+export async function tapGuest(lab: Lab, dp: Dataplane, portName: string, sw: string, tag: string, mac: string, cidr: string, extra: Partial<PortSpec> = {}): Promise<Guest> {
   const tap = lab.name(tag);
-  await dp.createPort({ name: portName, type: 'tap', interface: tap, switch: sw });
+  await dp.createPort({ name: portName, type: 'tap', interface: tap, switch: sw, ...extra });
   const ns = lab.netns(`${tag}n`);
   run('ip', ['link', 'set', tap, 'netns', ns]);
   return lab.configure(ns, tap, mac, cidr);

@@ -1,6 +1,9 @@
 // AF_XDP port (design in afxdp.h). Built only with libxdp and libbpf
 // (VPC_HAVE_AFXDP); otherwise opening an afxdp: port says what to install.
 #include "ports/afxdp.h"
+
+#include <algorithm>
+
 #include "ports/ifutil.h"
 #include "proto/inet.h"
 
@@ -20,6 +23,50 @@ bool complete_hidden_partial_checksum(uint8_t* f, uint32_t len) {
   uint16_t sum = csum_fold(seg);                           // the field holds the pseudo sum already
   if (c.proto == kIpProtoUdp && sum == 0) sum = 0xFFFF;
   store_be16(f + c.field, sum);
+  return true;
+}
+
+namespace {
+// "3" or "0-3": queue ids first..first+count-1.
+std::string queue_span(uint32_t first, uint32_t count) {
+  return count == 1 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(first + count - 1);
+}
+}  // namespace
+
+bool resolve_xsk_queues(const std::string& ifname, int spec_queue, uint32_t requested, uint32_t if_queues,
+                        uint32_t map_entries, XskQueues* out, std::string* err) {
+  const std::string w = "afxdp:" + ifname + (spec_queue >= 0 ? "@" + std::to_string(spec_queue) : "");
+  XskQueues q;
+  q.first = spec_queue < 0 ? 0 : uint32_t(spec_queue);
+  q.of_interface = if_queues;
+  if (requested > PortStatus::kMaxQueues) {
+    *err = w + ": queues " + std::to_string(requested) + " is more than a port opens (at most " +
+           std::to_string(PortStatus::kMaxQueues) + ")";
+    return false;
+  }
+  if (requested == 0 && spec_queue < 0) {
+    // Every queue, as far as a port and the XSKMAP reach (0 when unknown: one).
+    q.count = std::max<uint32_t>(1, std::min({if_queues, PortStatus::kMaxQueues, map_entries}));
+  } else {
+    q.count = requested ? requested : 1;
+    if (if_queues && q.first + q.count > if_queues) {
+      const std::string has = ifname + " has " + std::to_string(if_queues) +
+                              (if_queues == 1 ? " rx queue (" : " rx queues (") + queue_span(0, if_queues) + ")";
+      if (!requested)
+        *err = w + ": queue " + std::to_string(q.first) + " does not exist: " + has;
+      else
+        *err = w + ": queues " + std::to_string(requested) + " needs rx queues " + queue_span(q.first, q.count) +
+               ", but " + has + (spec_queue < 0 ? ": lower queues, or leave it unset for every queue"
+                                                : ": lower queues or the first queue");
+      return false;
+    }
+  }
+  if (q.first + q.count > map_entries) {
+    *err = w + ": queue " + std::to_string(q.first + q.count - 1) + " is beyond the " + std::to_string(map_entries) +
+           " queues libxdp's XDP program supports";
+    return false;
+  }
+  *out = q;
   return true;
 }
 
@@ -75,6 +122,10 @@ namespace {
 
 constexpr uint32_t kDefaultRing = 2048;
 constexpr uint32_t kRefillAt = 32;  // refill the fill ring once this many slots are free
+// The kernel frees a closed socket's queue in deferred work, so a port
+// deleted and re-created at once (a replaced port) can find its queues busy
+// for a few milliseconds (seen with 4 queues); opening waits up to this long.
+constexpr uint32_t kBusyWaitMs = 1000;
 
 uint64_t mono_ms() {
   timespec ts;
@@ -127,6 +178,19 @@ uint32_t log2_of(uint32_t v) {
   return s;
 }
 
+// One AF_XDP socket: one receive queue of the interface and its four rings.
+struct Xsk {
+  uint32_t queue = 0;  // the interface's queue id
+  int fd = -1;
+  xsk_ring_prod fill{}, tx{};
+  xsk_ring_cons rx{}, comp{};
+  void* maps[4] = {};
+  size_t map_len[4] = {};
+  bool zc = false;
+  bool shared = false;  // bound through a UMEM another socket registered
+  xdp_statistics last_stats{};
+};
+
 }  // namespace
 
 class AfXdpPort final : public Port {
@@ -134,7 +198,7 @@ class AfXdpPort final : public Port {
   AfXdpPort(const PortSpec& spec, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
             std::shared_ptr<PortStatus> status)
       : ifname_(spec.ifname),
-        queue_(spec.queue < 0 ? 0 : uint32_t(spec.queue)),
+        spec_queue_(spec.queue),
         opts_(opts),
         pool_(std::move(pool)),
         status_(std::move(status)),
@@ -155,46 +219,55 @@ class AfXdpPort final : public Port {
   void detach() override;
 
  private:
-  bool open_socket(Status* code, std::string* err);
-  // share: bind to the UMEM another port already registered (mode inherited);
+  bool is_open() const { return !xsks_.empty() && xsks_[0].fd >= 0; }
+  // busy_wait_ms: how long a queue that is busy may be waited for.
+  bool open_queues(uint32_t busy_wait_ms, Status* code, std::string* err);
+  // Fixes the queue range at the first open; later opens must find the same.
+  bool pick_queues(uint32_t map_entries, Status* code, std::string* err);
+  // Joins the UMEM other sockets of this pool use (if its copy mode is
+  // acceptable), else registers one of its own: zero-copy, then copy.
+  bool open_xsk(Xsk& x, int ifindex, std::string* zc_note, int* bind_errno, Status* code, std::string* err);
+  // share: bind to the UMEM another socket already registered (mode inherited);
   // else register the pool as a UMEM of this socket's own.
-  bool create_xsk(bool share, bool zero_copy, int ifindex, int* bind_errno, Status* code, std::string* err);
-  bool attach_prog(int ifindex, Status* code, std::string* err);
+  bool create_xsk(Xsk& x, bool share, bool zero_copy, int ifindex, int* bind_errno, Status* code, std::string* err);
+  bool attach_prog(int ifindex, uint32_t* map_entries, Status* code, std::string* err);
   void detach_prog();
-  void close_xsk();    // socket + rings; takes back every lent buffer
-  void close_all();    // socket and XDP program
-  void refill();
+  void close_xsk(Xsk& x);  // socket and rings only
+  void close_xsks();       // every socket; takes back every lent buffer
+  void close_all();        // sockets and XDP program
+  uint32_t receive(Xsk& x, Pkt* pkts, uint32_t max);
+  void refill(Xsk& x);
   void reap_completions();
   void flush_tx();
+  void describe_io();
   LinkState check_link();
 
-  std::string where() const { return "afxdp:" + ifname_ + "@" + std::to_string(queue_); }
+  Xsk& txq() { return xsks_[0]; }
+  std::string where() const {
+    return "afxdp:" + ifname_ + (spec_queue_ >= 0 ? "@" + std::to_string(spec_queue_) : "");
+  }
 
   std::string ifname_;
-  uint32_t queue_;
+  int spec_queue_;
   KernelPortOptions opts_;
   std::shared_ptr<BufferPool> pool_;
   std::shared_ptr<PortStatus> status_;
   BufferCache cache_;
   uint32_t shift_;
-  std::vector<uint8_t> lent_;  // 1: the kernel holds this buffer (fill or tx ring)
+  std::vector<uint8_t> lent_;  // 1: the kernel holds this buffer (a fill ring or the tx ring)
 
-  int ctl_ = -1, epfd_ = -1, fd_ = -1;
+  int ctl_ = -1, epfd_ = -1;
   int ifindex_ = 0;
   Mac mac_ = 0;
   uint32_t rx_n_ = 0, tx_n_ = 0, burst_ = kMaxBurst;
-  xsk_ring_prod fill_{}, tx_{};
-  xsk_ring_cons rx_{}, comp_{};
-  void* maps_[4] = {};
-  size_t map_len_[4] = {};
-  bool zc_ = false;
-  bool shared_ = false;  // bound through another port's UMEM
+  XskQueues range_;
+  std::vector<Xsk> xsks_;  // range_.count sockets once the range is fixed
+  uint32_t next_rx_ = 0;   // the queue rx_burst starts with
 
   xdp_program* prog_ = nullptr;
   int prog_fd_ = -1, map_fd_ = -1, prog_ifindex_ = 0;
   uint32_t prog_mode_ = 0;  // XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE
 
-  xdp_statistics last_stats_{};
   uint64_t last_open_try_ms_ = 0;
   bool claimed_ = false;
   OffloadSaved offloads_;
@@ -234,13 +307,13 @@ std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPor
   st.tx_ring = p->tx_n_;
   p->burst_ = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
   st.burst = p->burst_;
-  st.queues = 1;
   st.frame_size = p->pool_->buf_size();
   p->offload_note_ = opts.offloads_off ? offloads_off(p->ctl_, spec.ifname, &p->offloads_)
                                        : "left as they are (disableOffloads: false)";
   Status code;
   std::string err;
-  if (!p->open_socket(&code, &err)) throw PortError(code, err);  // the destructor cleans up
+  if (!p->open_queues(kBusyWaitMs, &code, &err)) throw PortError(code, err);  // the destructor cleans up
+  st.queues = p->range_.count;
   return p;
 }
 
@@ -261,7 +334,7 @@ void AfXdpPort::detach() {
   cache_.flush();
 }
 
-bool AfXdpPort::attach_prog(int idx, Status* code, std::string* err) {
+bool AfXdpPort::attach_prog(int idx, uint32_t* map_entries, Status* code, std::string* err) {
   const std::string w = where();
   auto fail = [&](Status s, const std::string& m) {
     *code = s;
@@ -295,10 +368,7 @@ bool AfXdpPort::attach_prog(int idx, Status* code, std::string* err) {
   map_fd_ = bpf_object__find_map_fd_by_name(obj, "xsks_map");
   bpf_map* m = bpf_object__find_map_by_name(obj, "xsks_map");
   if (prog_fd_ < 0 || map_fd_ < 0 || !m) return fail(Status::kSystem, w + ": xsk_def_xdp_prog.o has no xsk_def_prog/xsks_map");
-  if (queue_ >= bpf_map__max_entries(m))
-    return fail(Status::kInvalidArgument, w + ": queue " + std::to_string(queue_) + " is beyond the " +
-                                              std::to_string(bpf_map__max_entries(m)) +
-                                              " queues libxdp's XDP program supports");
+  *map_entries = bpf_map__max_entries(m);
   std::vector<uint32_t> modes;
   if (opts_.xdp_mode != KernelPortOptions::XdpMode::kGeneric) modes.push_back(XDP_FLAGS_DRV_MODE);
   if (opts_.xdp_mode != KernelPortOptions::XdpMode::kNative) modes.push_back(XDP_FLAGS_SKB_MODE);
@@ -336,7 +406,28 @@ void AfXdpPort::detach_prog() {
   prog_fd_ = map_fd_ = -1;
 }
 
-bool AfXdpPort::create_xsk(bool want_share, bool zero_copy, int idx, int* bind_errno, Status* code, std::string* err) {
+bool AfXdpPort::pick_queues(uint32_t map_entries, Status* code, std::string* err) {
+  XskQueues r;
+  if (!resolve_xsk_queues(ifname_, spec_queue_, opts_.queues, if_rx_queues(ctl_, ifname_), map_entries, &r, err)) {
+    *code = Status::kInvalidArgument;
+    return false;
+  }
+  if (xsks_.empty()) {
+    range_ = r;
+    xsks_.resize(r.count);
+    for (uint32_t k = 0; k < r.count; ++k) xsks_[k].queue = r.first + k;
+    return true;
+  }
+  if (r.first == range_.first && r.count == range_.count) return true;
+  *code = Status::kInvalidArgument;
+  *err = where() + ": " + ifname_ + " came back with " + std::to_string(r.of_interface) +
+         " rx queues; this port uses queues " + queue_span(range_.first, range_.count) +
+         ": delete and re-create the port to use the new ones";
+  return false;
+}
+
+bool AfXdpPort::create_xsk(Xsk& x, bool want_share, bool zero_copy, int idx, int* bind_errno, Status* code,
+                           std::string* err) {
   const std::string w = where();
   *bind_errno = 0;
   UmemRegistry& reg = umems();
@@ -345,11 +436,11 @@ bool AfXdpPort::create_xsk(bool want_share, bool zero_copy, int idx, int* bind_e
     if (g.owns_lock()) g.unlock();  // close_xsk() takes it
     *code = s;
     *err = sys_error(w + ": " + what, e, cap);
-    close_xsk();
+    close_xsk(x);
     return false;
   };
-  fd_ = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) return fail(Status::kSystem, "socket(AF_XDP)", errno, "CAP_NET_RAW (run as root)");
+  x.fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (x.fd < 0) return fail(Status::kSystem, "socket(AF_XDP)", errno, "CAP_NET_RAW (run as root)");
   g.lock();
   auto& users = reg.bound[pool_.get()];
   const int share = want_share && !users.empty() ? users.front().first : -1;
@@ -360,19 +451,19 @@ bool AfXdpPort::create_xsk(bool want_share, bool zero_copy, int idx, int* bind_e
     mr.len = pool_->bytes();
     mr.chunk_size = pool_->buf_size();
     mr.headroom = 0;
-    if (setsockopt(fd_, SOL_XDP, XDP_UMEM_REG, &mr, sizeof(mr)) < 0)
+    if (setsockopt(x.fd, SOL_XDP, XDP_UMEM_REG, &mr, sizeof(mr)) < 0)
       return fail(Status::kSystem, "registering the buffer pool as UMEM", errno, "CAP_IPC_LOCK or a higher RLIMIT_MEMLOCK");
   }
   uint32_t fill_n = rx_n_, comp_n = tx_n_;
-  if (setsockopt(fd_, SOL_XDP, XDP_UMEM_FILL_RING, &fill_n, sizeof(fill_n)) < 0 ||
-      setsockopt(fd_, SOL_XDP, XDP_UMEM_COMPLETION_RING, &comp_n, sizeof(comp_n)) < 0 ||
-      setsockopt(fd_, SOL_XDP, XDP_RX_RING, &rx_n_, sizeof(rx_n_)) < 0 ||
-      setsockopt(fd_, SOL_XDP, XDP_TX_RING, &tx_n_, sizeof(tx_n_)) < 0)
+  if (setsockopt(x.fd, SOL_XDP, XDP_UMEM_FILL_RING, &fill_n, sizeof(fill_n)) < 0 ||
+      setsockopt(x.fd, SOL_XDP, XDP_UMEM_COMPLETION_RING, &comp_n, sizeof(comp_n)) < 0 ||
+      setsockopt(x.fd, SOL_XDP, XDP_RX_RING, &rx_n_, sizeof(rx_n_)) < 0 ||
+      setsockopt(x.fd, SOL_XDP, XDP_TX_RING, &tx_n_, sizeof(tx_n_)) < 0)
     return fail(Status::kSystem, "ring setup (rxRing " + std::to_string(rx_n_) + ", txRing " + std::to_string(tx_n_) + ")",
                 errno, nullptr);
   xdp_mmap_offsets off{};
   socklen_t ol = sizeof(off);
-  if (getsockopt(fd_, SOL_XDP, XDP_MMAP_OFFSETS, &off, &ol) < 0)
+  if (getsockopt(x.fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &ol) < 0)
     return fail(Status::kSystem, "XDP_MMAP_OFFSETS", errno, nullptr);
   const struct {
     off_t pgoff;
@@ -385,42 +476,70 @@ bool AfXdpPort::create_xsk(bool want_share, bool zero_copy, int idx, int* bind_e
       {XDP_PGOFF_TX_RING, &off.tx, off.tx.desc + size_t(tx_n_) * sizeof(xdp_desc)},
   };
   for (int i = 0; i < 4; ++i) {
-    void* m = mmap(nullptr, spec[i].bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_, spec[i].pgoff);
+    void* m = mmap(nullptr, spec[i].bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, x.fd, spec[i].pgoff);
     if (m == MAP_FAILED) return fail(Status::kSystem, "mmap of an AF_XDP ring", errno, nullptr);
-    maps_[i] = m;
-    map_len_[i] = spec[i].bytes;
+    x.maps[i] = m;
+    x.map_len[i] = spec[i].bytes;
   }
-  setup_ring(&fill_, maps_[0], off.fr, fill_n, true);
-  setup_ring(&comp_, maps_[1], off.cr, comp_n, false);
-  setup_ring(&rx_, maps_[2], off.rx, rx_n_, false);
-  setup_ring(&tx_, maps_[3], off.tx, tx_n_, true);
+  setup_ring(&x.fill, x.maps[0], off.fr, fill_n, true);
+  setup_ring(&x.comp, x.maps[1], off.cr, comp_n, false);
+  setup_ring(&x.rx, x.maps[2], off.rx, rx_n_, false);
+  setup_ring(&x.tx, x.maps[3], off.tx, tx_n_, true);
 
   sockaddr_xdp sa{};
   sa.sxdp_family = AF_XDP;
   sa.sxdp_ifindex = uint32_t(idx);
-  sa.sxdp_queue_id = queue_;
+  sa.sxdp_queue_id = x.queue;
   sa.sxdp_flags = XDP_USE_NEED_WAKEUP | (zero_copy ? XDP_ZEROCOPY : XDP_COPY);
   if (share >= 0) {
     sa.sxdp_flags = XDP_SHARED_UMEM;  // the kernel takes copy/zero-copy/need_wakeup from the UMEM's first socket
     sa.sxdp_shared_umem_fd = uint32_t(share);
   }
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0) {
+  if (bind(x.fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0) {
     *bind_errno = errno;
     Status s = errno == EBUSY ? Status::kInUse : errno == ENODEV ? Status::kNotFound : Status::kSystem;
-    std::string what = errno == EBUSY ? "queue " + std::to_string(queue_) + " of " + ifname_ +
+    std::string what = errno == EBUSY ? "queue " + std::to_string(x.queue) + " of " + ifname_ +
                                             " is already used by another AF_XDP socket: stop that program or pick "
-                                            "another queue (afxdp:" + ifname_ + "@N)"
+                                            "other queues (afxdp:" + ifname_ + "@N, queues)"
                                       : std::string("bind (") + (zero_copy ? "zero-copy" : "copy") + " mode, queue " +
-                                            std::to_string(queue_) + ")";
+                                            std::to_string(x.queue) + ")";
     return fail(s, what, errno, nullptr);
   }
-  users.push_back({fd_, zero_copy});
-  zc_ = zero_copy;
-  shared_ = share >= 0;
+  users.push_back({x.fd, zero_copy});
+  x.zc = zero_copy;
+  x.shared = share >= 0;
   return true;
 }
 
-bool AfXdpPort::open_socket(Status* code, std::string* err) {
+bool AfXdpPort::open_xsk(Xsk& x, int idx, std::string* zc_note, int* bind_errno, Status* code, std::string* err) {
+  bool have_users;
+  bool users_zc = false;
+  {
+    std::lock_guard<std::mutex> g(umems().mu);
+    auto it = umems().bound.find(pool_.get());
+    have_users = it != umems().bound.end() && !it->second.empty();
+    if (have_users) users_zc = it->second.front().second;
+  }
+  const bool mode_ok = users_zc ? opts_.zero_copy != KernelPortOptions::ZeroCopy::kOff
+                                : opts_.zero_copy != KernelPortOptions::ZeroCopy::kOn;
+  if (have_users && mode_ok) {
+    if (create_xsk(x, true, users_zc, idx, bind_errno, code, err)) return true;
+    if (*bind_errno == EBUSY) return false;
+  }
+  std::vector<bool> tries;
+  if (opts_.zero_copy != KernelPortOptions::ZeroCopy::kOff) tries.push_back(true);
+  if (opts_.zero_copy != KernelPortOptions::ZeroCopy::kOn) tries.push_back(false);
+  for (bool zc : tries) {
+    if (create_xsk(x, false, zc, idx, bind_errno, code, err)) return true;
+    if (!zc || *bind_errno == 0 || *bind_errno == EBUSY) break;  // only a refused zero-copy bind falls back to copy
+    *zc_note = " (zero-copy refused by the driver: " + std::string(strerror(*bind_errno)) + ")";
+  }
+  if (opts_.zero_copy == KernelPortOptions::ZeroCopy::kOn)
+    *err += "; the driver may not support zero-copy: try zeroCopy: 'auto' or 'off'";
+  return false;
+}
+
+bool AfXdpPort::open_queues(uint32_t busy_wait_ms, Status* code, std::string* err) {
   const std::string w = where();
   int idx = if_index(ctl_, ifname_);
   if (idx < 0) {
@@ -428,103 +547,87 @@ bool AfXdpPort::open_socket(Status* code, std::string* err) {
     *err = w + ": interface does not exist (any more); the port comes up when it returns";
     return false;
   }
-  if (!attach_prog(idx, code, err)) return false;
-  bool ok = false;
-  std::string zc_note;
-  {
-    // First join the UMEM other ports of this pool use (if its copy mode is
-    // acceptable), then register one of our own: zero-copy, then copy.
-    bool have_users;
-    bool users_zc = false;
-    {
-      std::lock_guard<std::mutex> g(umems().mu);
-      auto it = umems().bound.find(pool_.get());
-      have_users = it != umems().bound.end() && !it->second.empty();
-      if (have_users) users_zc = it->second.front().second;
-    }
-    const bool mode_ok = users_zc ? opts_.zero_copy != KernelPortOptions::ZeroCopy::kOff
-                                  : opts_.zero_copy != KernelPortOptions::ZeroCopy::kOn;
-    if (have_users && mode_ok) {
-      int be = 0;
-      ok = create_xsk(true, users_zc, idx, &be, code, err);
-      if (!ok && be == EBUSY) {
-        detach_prog();
-        return false;
-      }
-    }
-  }
-  if (!ok) {
-    std::vector<bool> tries;
-    if (opts_.zero_copy != KernelPortOptions::ZeroCopy::kOff) tries.push_back(true);
-    if (opts_.zero_copy != KernelPortOptions::ZeroCopy::kOn) tries.push_back(false);
-    for (bool zc : tries) {
-      int be = 0;
-      ok = create_xsk(false, zc, idx, &be, code, err);
-      if (ok) break;
-      if (!zc || be == 0 || be == EBUSY) break;  // only a refused zero-copy bind falls back to copy
-      zc_note = " (zero-copy refused by the driver: " + std::string(strerror(be)) + ")";
-    }
-  }
-  if (!ok) {
-    if (opts_.zero_copy == KernelPortOptions::ZeroCopy::kOn)
-      *err += "; the driver may not support zero-copy: try zeroCopy: 'auto' or 'off'";
+  uint32_t map_entries = 0;
+  if (!attach_prog(idx, &map_entries, code, err)) return false;
+  if (!pick_queues(map_entries, code, err)) {
     detach_prog();
     return false;
   }
-  if (bpf_map_update_elem(map_fd_, &queue_, &fd_, BPF_ANY) < 0) {
-    int e = errno;
-    *code = Status::kSystem;
-    *err = sys_error(w + ": adding the socket to the XSKMAP", e, "CAP_BPF");
+  std::string zc_note;
+  auto fail = [&](Status s, const std::string& m) {
+    *code = s;
+    *err = m;
     close_all();
     return false;
+  };
+  for (Xsk& x : xsks_) {
+    int be = 0;
+    bool ok = open_xsk(x, idx, &zc_note, &be, code, err);
+    for (uint32_t waited = 0; !ok && be == EBUSY && waited < busy_wait_ms; waited += 10) {
+      usleep(10000);
+      ok = open_xsk(x, idx, &zc_note, &be, code, err);
+    }
+    if (!ok) {
+      close_all();
+      return false;
+    }
+    if (bpf_map_update_elem(map_fd_, &x.queue, &x.fd, BPF_ANY) < 0) {
+      const int e = errno;
+      return fail(Status::kSystem, sys_error(w + ": adding the socket of queue " + std::to_string(x.queue) +
+                                                 " to the XSKMAP", e, "CAP_BPF"));
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = x.queue;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, x.fd, &ev) < 0) {
+      const int e = errno;
+      return fail(Status::kSystem, sys_error(w + ": epoll_ctl", e, nullptr));
+    }
   }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = fd_;
-  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd_, &ev) < 0) {
-    *code = Status::kSystem;
-    *err = sys_error(w + ": epoll_ctl", errno, nullptr);
-    close_all();
-    return false;
-  }
-  refill();
+  for (Xsk& x : xsks_) refill(x);
   ifindex_ = idx;
-  last_stats_ = {};
+  const Xsk& first = xsks_[0];
   status_->set_offloads(std::string(prog_mode_ == XDP_FLAGS_DRV_MODE ? "native XDP" : "generic XDP") + ", " +
-                        (zc_ ? "zero-copy" : "copy") + " mode" + zc_note + (shared_ ? "; UMEM = the buffer pool, shared with other AF_XDP ports" : "; UMEM = the buffer pool") + "; offloads: " +
-                        offload_note_);
+                        (first.zc ? "zero-copy" : "copy") + " mode" + zc_note +
+                        (first.shared ? "; UMEM = the buffer pool, shared with other AF_XDP ports" : "; UMEM = the buffer pool") +
+                        "; offloads: " + offload_note_);
+  describe_io();
   status_->ifindex.store(idx, std::memory_order_relaxed);
   status_->attached.store(true, std::memory_order_relaxed);
   return true;
 }
 
-void AfXdpPort::close_xsk() {
-  if (fd_ >= 0) {
-    if (epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd_, nullptr);
+void AfXdpPort::describe_io() {
+  const XskQueues& r = range_;
+  std::string io = "AF_XDP rings, " + std::to_string(r.count) + (r.count == 1 ? " queue (" : " queues (") +
+                   queue_span(r.first, r.count) + ")";
+  if (r.of_interface > r.count)
+    io += " of the interface's " + std::to_string(r.of_interface) + ": frames on the others go to the kernel";
+  io += ", need_wakeup; tx on queue " + std::to_string(r.first);
+  status_->set_io(std::move(io));
+}
+
+void AfXdpPort::close_xsk(Xsk& x) {
+  if (x.fd < 0) return;
+  if (epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, x.fd, nullptr);
+  {
     UmemRegistry& reg = umems();
     std::lock_guard<std::mutex> g(reg.mu);
     auto it = reg.bound.find(pool_.get());
     if (it != reg.bound.end()) {
       auto& v = it->second;
-      v.erase(std::remove_if(v.begin(), v.end(), [&](const std::pair<int, bool>& u) { return u.first == fd_; }), v.end());
+      v.erase(std::remove_if(v.begin(), v.end(), [&](const std::pair<int, bool>& u) { return u.first == x.fd; }), v.end());
       if (v.empty()) reg.bound.erase(it);
     }
-    for (int i = 0; i < 4; ++i) {
-      if (maps_[i]) munmap(maps_[i], map_len_[i]);
-      maps_[i] = nullptr;
-      map_len_[i] = 0;
-    }
-    close(fd_);  // unbinds: the kernel lets go of every buffer it held
-    fd_ = -1;
   }
-  for (int i = 0; i < 4; ++i) {
-    if (maps_[i]) munmap(maps_[i], map_len_[i]);
-    maps_[i] = nullptr;
-  }
-  fill_ = {};
-  tx_ = {};
-  rx_ = {};
-  comp_ = {};
+  for (int i = 0; i < 4; ++i)
+    if (x.maps[i]) munmap(x.maps[i], x.map_len[i]);
+  close(x.fd);  // unbinds: the kernel lets go of every buffer it held
+  x = Xsk{x.queue};
+}
+
+void AfXdpPort::close_xsks() {
+  for (Xsk& x : xsks_) close_xsk(x);
   for (uint32_t b = 0; b < lent_.size(); ++b)
     if (lent_[b]) {
       lent_[b] = 0;
@@ -535,12 +638,12 @@ void AfXdpPort::close_xsk() {
 }
 
 void AfXdpPort::close_all() {
-  close_xsk();
+  close_xsks();
   detach_prog();
 }
 
-void AfXdpPort::refill() {
-  uint32_t want = xsk_prod_nb_free(&fill_, rx_n_);
+void AfXdpPort::refill(Xsk& x) {
+  uint32_t want = xsk_prod_nb_free(&x.fill, rx_n_);
   if (want < kRefillAt && want < rx_n_) return;
   const uint64_t headroom = pool_->headroom();
   while (want) {
@@ -553,38 +656,40 @@ void AfXdpPort::refill() {
       return;
     }
     uint32_t at = 0;
-    xsk_ring_prod__reserve(&fill_, n, &at);  // n <= free slots: always succeeds
+    xsk_ring_prod__reserve(&x.fill, n, &at);  // n <= free slots: always succeeds
     for (uint32_t i = 0; i < n; ++i) {
-      *xsk_ring_prod__fill_addr(&fill_, at + i) = xsk_addr_of(bufs[i], 0, shift_) + headroom;
+      *xsk_ring_prod__fill_addr(&x.fill, at + i) = xsk_addr_of(bufs[i], 0, shift_) + headroom;
       lent_[bufs[i]] = 1;
     }
-    xsk_ring_prod__submit(&fill_, n);
+    xsk_ring_prod__submit(&x.fill, n);
     want -= n;
     if (n < lim) return;
   }
 }
 
 void AfXdpPort::reap_completions() {
+  Xsk& x = txq();
   uint32_t at = 0;
-  uint32_t n = xsk_ring_cons__peek(&comp_, tx_n_, &at);
+  uint32_t n = xsk_ring_cons__peek(&x.comp, tx_n_, &at);
   for (uint32_t i = 0; i < n; ++i) {
-    uint32_t b = uint32_t(*xsk_ring_cons__comp_addr(&comp_, at + i) >> shift_);
+    uint32_t b = uint32_t(*xsk_ring_cons__comp_addr(&x.comp, at + i) >> shift_);
     if (b < lent_.size() && lent_[b]) {
       lent_[b] = 0;
       cache_.free(b);
     }
   }
-  if (n) xsk_ring_cons__release(&comp_, n);
+  if (n) xsk_ring_cons__release(&x.comp, n);
 }
 
 void AfXdpPort::flush_tx() {
+  Xsk& x = txq();
   // Copy mode sends at most a few dozen frames per kick: kick until the
   // kernel has taken what is queued (a bounded number of times).
   for (int i = 0; i < 16; ++i) {
-    if (__atomic_load_n(tx_.consumer, __ATOMIC_ACQUIRE) == tx_.cached_prod) return;
-    if (!xsk_ring_prod__needs_wakeup(&tx_)) return;
+    if (__atomic_load_n(x.tx.consumer, __ATOMIC_ACQUIRE) == x.tx.cached_prod) return;
+    if (!xsk_ring_prod__needs_wakeup(&x.tx)) return;
     status_->add(PortStatus::kicks);
-    if (sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
+    if (sendto(x.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
       if (errno == EAGAIN || errno == EBUSY) continue;
       if (errno != ENOBUFS && errno != ENETDOWN) status_->add(PortStatus::tx_errors);
       return;
@@ -592,43 +697,58 @@ void AfXdpPort::flush_tx() {
   }
 }
 
-uint16_t AfXdpPort::rx_burst(Pkt* pkts, uint16_t max) {
-  if (fd_ < 0) return 0;
-  if (max > burst_) max = uint16_t(burst_);
+uint32_t AfXdpPort::receive(Xsk& x, Pkt* pkts, uint32_t max) {
   uint32_t at = 0;
-  uint32_t n = xsk_ring_cons__peek(&rx_, max, &at);
+  uint32_t n = xsk_ring_cons__peek(&x.rx, max, &at);
   for (uint32_t i = 0; i < n; ++i) {
-    const xdp_desc* d = xsk_ring_cons__rx_desc(&rx_, at + i);
+    const xdp_desc* d = xsk_ring_cons__rx_desc(&x.rx, at + i);
     Pkt p = xsk_pkt_of(d->addr, d->len, shift_);
     lent_[p.buf] = 0;
     if (complete_hidden_partial_checksum(pool_->frame(p), p.len)) status_->add(PortStatus::rx_csum_completed);
     pkts[i] = p;
   }
-  if (n) xsk_ring_cons__release(&rx_, n);
-  refill();
-  if (!n) {
+  if (n) xsk_ring_cons__release(&x.rx, n);
+  refill(x);
+  if (!n && xsk_ring_prod__needs_wakeup(&x.fill)) recvfrom(x.fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+  return n;
+}
+
+uint16_t AfXdpPort::rx_burst(Pkt* pkts, uint16_t max) {
+  if (!is_open()) return 0;
+  if (max > burst_) max = uint16_t(burst_);
+  const uint32_t nq = uint32_t(xsks_.size());
+  const uint32_t start = next_rx_;
+  next_rx_ = start + 1 == nq ? 0 : start + 1;
+  uint32_t got = 0;
+  for (uint32_t i = 0; i < nq && got < max; ++i) {
+    const uint32_t k = start + i < nq ? start + i : start + i - nq;
+    const uint32_t n = receive(xsks_[k], pkts + got, max - got);
+    if (n) status_->queue_rx[k].fetch_add(n, std::memory_order_relaxed);
+    got += n;
+  }
+  if (!got) {
     reap_completions();
     flush_tx();
-    if (xsk_ring_prod__needs_wakeup(&fill_)) recvfrom(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
   }
-  return uint16_t(n);
+  return uint16_t(got);
 }
 
 uint16_t AfXdpPort::tx_burst(Pkt* pkts, uint16_t n) {
-  if (fd_ < 0) return 0;
+  if (!is_open()) return 0;
+  Xsk& x = txq();
   reap_completions();
-  uint32_t k = std::min<uint32_t>(n, xsk_prod_nb_free(&tx_, n));
+  uint32_t k = std::min<uint32_t>(n, xsk_prod_nb_free(&x.tx, n));
   if (k) {
     uint32_t at = 0;
-    xsk_ring_prod__reserve(&tx_, k, &at);
+    xsk_ring_prod__reserve(&x.tx, k, &at);
     for (uint32_t i = 0; i < k; ++i) {
-      xdp_desc* d = xsk_ring_prod__tx_desc(&tx_, at + i);
+      xdp_desc* d = xsk_ring_prod__tx_desc(&x.tx, at + i);
       d->addr = xsk_addr_of(pkts[i].buf, pkts[i].off, shift_);
       d->len = pkts[i].len;
       d->options = 0;
       lent_[pkts[i].buf] = 1;
     }
-    xsk_ring_prod__submit(&tx_, k);
+    xsk_ring_prod__submit(&x.tx, k);
   }
   flush_tx();
   return uint16_t(k);
@@ -637,14 +757,14 @@ uint16_t AfXdpPort::tx_burst(Pkt* pkts, uint16_t n) {
 LinkState AfXdpPort::check_link() {
   int idx = if_index(ctl_, ifname_);
   if (idx <= 0) {
-    if (fd_ >= 0 || prog_) {
+    if (is_open() || prog_) {
       close_all();
       status_->set_error("interface " + ifname_ + " disappeared; the port comes back when it returns");
     }
     return LinkState::kDown;
   }
-  if (fd_ >= 0 && idx != ifindex_) close_all();  // deleted and created again
-  if (fd_ < 0) {
+  if (is_open() && idx != ifindex_) close_all();  // deleted and created again
+  if (!is_open()) {
     uint64_t now = mono_ms();
     if (last_open_try_ms_ != 0 && now - last_open_try_ms_ < 1000) return LinkState::kDown;
     last_open_try_ms_ = now;
@@ -654,22 +774,24 @@ LinkState AfXdpPort::check_link() {
     }
     Status code;
     std::string err;
-    if (!open_socket(&code, &err)) {
+    if (!open_queues(0, &code, &err)) {  // the next try is a second away
       status_->set_error(err);
       return LinkState::kDown;
     }
     status_->add(PortStatus::reopens);
     status_->set_error("");
   }
-  xdp_statistics xs{};
-  socklen_t l = sizeof(xs);
-  if (getsockopt(fd_, SOL_XDP, XDP_STATISTICS, &xs, &l) == 0) {
-    uint64_t drops = (xs.rx_dropped - last_stats_.rx_dropped) + (xs.rx_ring_full - last_stats_.rx_ring_full);
-    if (drops) status_->add(PortStatus::rx_kernel_drops, drops);
-    if (xs.tx_invalid_descs > last_stats_.tx_invalid_descs)
-      status_->add(PortStatus::tx_errors, xs.tx_invalid_descs - last_stats_.tx_invalid_descs);
-    last_stats_ = xs;
+  uint64_t drops = 0, invalid = 0;
+  for (Xsk& x : xsks_) {
+    xdp_statistics xs{};
+    socklen_t l = sizeof(xs);
+    if (getsockopt(x.fd, SOL_XDP, XDP_STATISTICS, &xs, &l) < 0) continue;
+    drops += (xs.rx_dropped - x.last_stats.rx_dropped) + (xs.rx_ring_full - x.last_stats.rx_ring_full);
+    invalid += xs.tx_invalid_descs - x.last_stats.tx_invalid_descs;
+    x.last_stats = xs;
   }
+  if (drops) status_->add(PortStatus::rx_kernel_drops, drops);
+  if (invalid) status_->add(PortStatus::tx_errors, invalid);
   unsigned fl = 0;
   if (if_flags(ctl_, ifname_, &fl) < 0) return LinkState::kDown;
   return (fl & IFF_UP) && (fl & IFF_RUNNING) ? LinkState::kUp : LinkState::kDown;

@@ -1,28 +1,50 @@
 // AF_XDP port: the kernel moves frames straight into the engine's buffers.
 //
-//   NIC/veth ──XDP redirect──► rx ring ──► rx_burst (no copy, Pkt names the buffer)
-//   tx_burst ──► tx ring ──► one sendto() kick when the kernel asks (need_wakeup)
+//   NIC/veth queue q ──XDP redirect──► socket q: rx ring ──┐
+//   NIC/veth queue q+1 ──────────────► socket q+1: rx ring ─┴► rx_burst (no copy, Pkt names the buffer)
+//   tx_burst ──► socket q: tx ring ──► one sendto() kick when the kernel asks (need_wakeup)
 //
+// - Queues: one AF_XDP socket per receive queue, all of one port. "afxdp:IF"
+//   opens every rx queue the interface has (ETHTOOL_GCHANNELS rx + combined,
+//   else /sys/class/net/IF/queues/rx-*, else 1), at most
+//   PortStatus::kMaxQueues; "afxdp:IF@q" opens queue q only. The queues
+//   option (KernelPortOptions::queues, 0 = that default) asks for N queues
+//   from q (or 0): q..q+N-1, refused when the interface has fewer. Without a
+//   socket on a queue, libxdp's program passes that queue's frames to the
+//   kernel and the switch never sees them. The range is fixed for the port's
+//   life: when the interface returns the same queues are re-opened, and if
+//   they no longer fit (another count where every queue was asked for, or
+//   too few) the port stays down with an error saying why.
+// - rx_burst takes up to `max` frames from the queues in turn, starting one
+//   queue further each call so that a busy queue cannot starve the others;
+//   PortStatus::queue_rx[k] counts the frames of the port's queue k.
+// - tx uses the first queue's socket only: the engine is one thread, and
+//   spreading a burst over queues would reorder a flow (one tx queue per
+//   polling thread, as OVS does). Only that socket's completion ring is ever
+//   reaped and only it is kicked.
 // - UMEM = the engine's BufferPool: the whole mmap'd region is registered
 //   (chunk = buffer size, no UMEM headroom), so a descriptor address is
-//   (buffer index << log2(buffer size)) + offset. Every AF_XDP port of one
+//   (buffer index << log2(buffer size)) + offset. Every AF_XDP socket of one
 //   pool shares that single UMEM (XDP_SHARED_UMEM, own fill and completion
 //   rings per socket): AF_XDP <-> AF_XDP forwarding never copies in userspace.
-// - Ownership: buffers posted on the fill ring or the tx ring belong to the
-//   kernel until they come back on the rx or the completion ring. Each port
-//   remembers which ones it lent, and takes them all back when its socket is
-//   closed.
+// - Ownership: buffers posted on a fill ring or the tx ring belong to the
+//   kernel until they come back on an rx or the completion ring. Each port
+//   remembers which ones it lent, and takes them all back when its sockets
+//   are closed. Each queue's fill ring holds rx_ring buffers, so a port lends
+//   up to queues x rx_ring buffers.
 // - XDP program: libxdp's default XSK program (xsk_def_xdp_prog.o: redirect
-//   to the XSKMAP entry of the receive queue, XDP_PASS for other queues),
-//   loaded and attached by the port itself (native XDP first, then generic,
-//   unless told otherwise), only if the interface has no XDP program yet;
-//   detached (only if it is still ours) when the port closes.
+//   to the XSKMAP entry of the receive queue, XDP_PASS for other queues), one
+//   per port with one XSKMAP entry per queue, loaded and attached by the port
+//   itself (native XDP first, then generic, unless told otherwise), only if
+//   the interface has no XDP program yet; detached (only if it is still ours)
+//   when the port closes.
 // - need_wakeup: tx kicks only when the kernel sets the flag on the tx ring;
-//   rx calls recvfrom() only when the fill ring asks for it.
-// - Link: as afpacket (port down when the interface is down or gone, re-open
-//   when an interface of that name returns). poll_fd() is an epoll
-//   descriptor that stays the same across re-opens.
-// - One queue per port ("afxdp:IF@q", default 0) and one port per interface.
+//   rx calls recvfrom() on a queue only when its fill ring asks for it.
+// - Link: as afpacket (port down when the interface is down or gone, every
+//   queue re-opened when an interface of that name returns). poll_fd() is an
+//   epoll descriptor holding every queue's socket; it stays the same across
+//   re-opens. XDP statistics are summed over the sockets.
+// - One port per interface.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +73,20 @@ inline Pkt xsk_pkt_of(uint64_t addr, uint32_t len, uint32_t shift) {
 // tag) / IPv4 (unfragmented) or IPv6 (no extension headers) / TCP or UDP.
 // Returns true when it completed the checksum.
 bool complete_hidden_partial_checksum(uint8_t* frame, uint32_t len);
+
+// The queues a port opens: first..first+count-1 of an interface with
+// `of_interface` rx queues (0: unknown).
+struct XskQueues {
+  uint32_t first = 0, count = 1, of_interface = 0;
+  bool operator==(const XskQueues&) const = default;
+};
+// spec_queue: the spec's "@q" (-1: none); requested: KernelPortOptions::queues
+// (0: every queue without "@q", one with it); if_queues: the interface's rx
+// queues (0: unknown, then a request is not checked against it);
+// map_entries: how many queue ids the XSKMAP holds. On failure returns false
+// and sets *err to what to change (it names `queues` or the queue).
+bool resolve_xsk_queues(const std::string& ifname, int spec_queue, uint32_t requested, uint32_t if_queues,
+                        uint32_t map_entries, XskQueues* out, std::string* err);
 
 // True when this build has AF_XDP (libxdp and libbpf were found).
 bool afxdp_built();

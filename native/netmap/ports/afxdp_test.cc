@@ -73,6 +73,54 @@ TEST(Afxdp, HiddenPartialChecksumIsCompletedAndCorrectOnesAreLeftAlone) {
   EXPECT_FALSE(complete_hidden_partial_checksum(f, len));
 }
 
+// Which queues a port opens, from the spec's "@q", the queues option, the
+// interface's rx queue count and the XSKMAP size (libxdp's has 64).
+TEST(Afxdp, QueueRangeDefaultsToEveryQueue) {
+  XskQueues q;
+  std::string err;
+  ASSERT_TRUE(resolve_xsk_queues("eth0", -1, 0, 4, 64, &q, &err)) << err;
+  EXPECT_EQ(q, (XskQueues{0, 4, 4}));
+  // Unknown count: one queue; more than a port holds: the first 16.
+  ASSERT_TRUE(resolve_xsk_queues("eth0", -1, 0, 0, 64, &q, &err)) << err;
+  EXPECT_EQ(q, (XskQueues{0, 1, 0}));
+  ASSERT_TRUE(resolve_xsk_queues("eth0", -1, 0, 64, 64, &q, &err)) << err;
+  EXPECT_EQ(q, (XskQueues{0, PortStatus::kMaxQueues, 64}));
+  ASSERT_TRUE(resolve_xsk_queues("eth0", -1, 0, 32, 8, &q, &err)) << err;
+  EXPECT_EQ(q.count, 8u) << "capped at the XSKMAP";
+  // "@q" alone: that one queue.
+  ASSERT_TRUE(resolve_xsk_queues("eth0", 2, 0, 4, 64, &q, &err)) << err;
+  EXPECT_EQ(q, (XskQueues{2, 1, 4}));
+}
+
+TEST(Afxdp, QueueRangeFromQueuesOption) {
+  XskQueues q;
+  std::string err;
+  ASSERT_TRUE(resolve_xsk_queues("eth0", -1, 1, 4, 64, &q, &err)) << err;
+  EXPECT_EQ(q, (XskQueues{0, 1, 4}));
+  ASSERT_TRUE(resolve_xsk_queues("eth0", 1, 3, 4, 64, &q, &err)) << err;
+  EXPECT_EQ(q, (XskQueues{1, 3, 4}));
+  // An unknown count does not refuse a request: bind() will tell.
+  ASSERT_TRUE(resolve_xsk_queues("eth0", 5, 2, 0, 64, &q, &err)) << err;
+  EXPECT_EQ(q, (XskQueues{5, 2, 0}));
+}
+
+TEST(Afxdp, QueueRangeBeyondTheInterfaceIsRefusedWithItsCount) {
+  XskQueues q;
+  std::string err;
+  EXPECT_FALSE(resolve_xsk_queues("eth0", 2, 4, 4, 64, &q, &err));
+  EXPECT_NE(err.find("queues 4"), std::string::npos) << err;
+  EXPECT_NE(err.find("2-5"), std::string::npos) << err;
+  EXPECT_NE(err.find("eth0 has 4 rx queues (0-3)"), std::string::npos) << err;
+  EXPECT_FALSE(resolve_xsk_queues("eth0", -1, 2, 1, 64, &q, &err));
+  EXPECT_NE(err.find("has 1 rx queue (0)"), std::string::npos) << err;
+  EXPECT_FALSE(resolve_xsk_queues("eth0", 4, 0, 4, 64, &q, &err));
+  EXPECT_NE(err.find("afxdp:eth0@4: queue 4 does not exist"), std::string::npos) << err;
+  EXPECT_FALSE(resolve_xsk_queues("eth0", -1, 17, 32, 64, &q, &err));
+  EXPECT_NE(err.find("at most 16"), std::string::npos) << err;
+  EXPECT_FALSE(resolve_xsk_queues("eth0", 60, 8, 128, 64, &q, &err));
+  EXPECT_NE(err.find("queue 67 is beyond the 64 queues"), std::string::npos) << err;
+}
+
 TEST(Afxdp, MissingInterfaceIsNotFound) {
   auto pool = BufferPool::create(BufferPoolOptions{1024, 2048, 128, false});
   PortSpec spec;

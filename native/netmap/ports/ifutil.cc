@@ -2,6 +2,7 @@
 
 #include "proto/inet.h"
 
+#include <dirent.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -61,6 +62,23 @@ int if_mtu(int ctl, const std::string& name) {
   fill_name(&ifr, name);
   if (ioctl(ctl, SIOCGIFMTU, &ifr) < 0) return -errno;
   return ifr.ifr_mtu;
+}
+
+uint32_t if_rx_queues(int ctl, const std::string& name) {
+  ethtool_channels ch{};
+  ch.cmd = ETHTOOL_GCHANNELS;
+  ifreq ifr;
+  fill_name(&ifr, name);
+  ifr.ifr_data = reinterpret_cast<char*>(&ch);
+  if (ioctl(ctl, SIOCETHTOOL, &ifr) == 0 && ch.rx_count + ch.combined_count > 0) return ch.rx_count + ch.combined_count;
+  // Drivers without get_channels (tap, bridge, bond) still list their queues.
+  uint32_t n = 0;
+  if (DIR* d = opendir(("/sys/class/net/" + name + "/queues").c_str())) {
+    while (dirent* e = readdir(d))
+      if (std::strncmp(e->d_name, "rx-", 3) == 0) ++n;
+    closedir(d);
+  }
+  return n;
 }
 
 // ---------------------------------------------------------------- offloads

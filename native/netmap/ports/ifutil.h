@@ -22,6 +22,9 @@ int if_flags(int ctl, const std::string& name, unsigned* flags);
 int if_set_flags(int ctl, const std::string& name, unsigned set, unsigned clear);
 int if_mtu(int ctl, const std::string& name);  // > 0 or -errno
 int if_hwaddr(int ctl, const std::string& name, Mac* mac);  // 0 or -errno
+// Receive queues of an interface: rx + combined channels (ETHTOOL_GCHANNELS),
+// else the rx-N entries of /sys/class/net/NAME/queues; 0 when neither says.
+uint32_t if_rx_queues(int ctl, const std::string& name);
 
 // Offloads the switch must not see: GRO and LRO (merged receive super-frames),
 // TSO/GSO (segmentation left to the device) and tx checksumming (checksums

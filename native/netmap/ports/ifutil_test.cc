@@ -1,7 +1,8 @@
-// Software completion of partial checksums (ifutil.h).
+// Software completion of partial checksums, and the queue count (ifutil.h).
 #include "ports/ifutil.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <vector>
 
@@ -69,6 +70,15 @@ TEST(PartialChecksum, LeavesWhatItCannotParse) {
   EXPECT_FALSE(finish_partial_checksum(arp.data(), 60));
   auto f = partial_tcp4(10, false);
   EXPECT_FALSE(finish_partial_checksum(f.data(), 30));  // cut short
+}
+
+// lo has no ethtool channels: the count comes from sysfs (rx-0).
+TEST(IfRxQueues, LoopbackHasOneAndAMissingInterfaceNone) {
+  int ctl = ctl_socket();
+  ASSERT_GE(ctl, 0);
+  EXPECT_EQ(if_rx_queues(ctl, "lo"), 1u);
+  EXPECT_EQ(if_rx_queues(ctl, "vpcnosuch0"), 0u);
+  close(ctl);
 }
 
 }  // namespace

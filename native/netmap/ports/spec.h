@@ -4,7 +4,9 @@
 //
 //   spec     = "afpacket:" ifname              AF_PACKET, TPACKET_V2 mmap rings
 //            | "tap:"      ifname              tap device (created if absent)
-//            | "afxdp:"    ifname [ "@" queue ]  AF_XDP socket on one queue
+//            | "afxdp:"    ifname [ "@" queue ]  AF_XDP sockets: every rx queue,
+//                                              or "@q" queue q (with the queues
+//                                              option: q..q+queues-1)
 //            | "netmap:"   ifname [ "^" | "@" queue ]
 //                                              netmap NIC rings: all pairs,
 //                                              "^" the host ring pair, "@k" pair k
@@ -43,7 +45,7 @@ struct PortSpec {
   PortBackend backend = PortBackend::kAfPacket;
   std::string ifname;     // interface name; for VALE the port name ("p1")
   std::string vale;       // VALE switch name ("vale0"); empty otherwise
-  int queue = -1;         // "@k"; -1: every queue (afxdp: queue 0)
+  int queue = -1;         // "@k"; -1: every queue
   bool host_rings = false;  // netmap "^"
   std::string canonical;  // the spec re-written in canonical form
 };
@@ -61,7 +63,10 @@ struct KernelPortOptions {
   uint32_t rx_ring = 0;  // frames (afpacket) or slots (netmap, afxdp); power of two
   uint32_t tx_ring = 0;
   uint32_t burst = 0;    // most frames one rx_burst returns (<= kMaxBurst)
-  uint32_t queues = 1;   // tap: IFF_MULTI_QUEUE queues (fds)
+  // tap: IFF_MULTI_QUEUE queues (fds), 1..16. afxdp: sockets from the spec's
+  // queue; 0 = every rx queue (one with "@q"), what the TypeScript API sends
+  // when `queues` is unset; this default of 1 opens the first queue only.
+  uint32_t queues = 1;
   bool offloads_off = true;  // afpacket: turn GRO/GSO/TSO/tx-csum off at attach
   bool promisc = true;       // afpacket: PACKET_MR_PROMISC
   bool persistent = false;   // tap: a tap the switch creates outlives the port (TUNSETPERSIST)
@@ -69,6 +74,9 @@ struct KernelPortOptions {
   // generic, zero-copy then copy.
   enum class XdpMode : uint8_t { kAuto, kNative, kGeneric } xdp_mode = XdpMode::kAuto;
   enum class ZeroCopy : uint8_t { kAuto, kOn, kOff } zero_copy = ZeroCopy::kAuto;
+  // tap: batch reads and writes through io_uring; auto falls back to one
+  // read()/write() per frame where io_uring is missing or forbidden.
+  enum class IoUring : uint8_t { kAuto, kOn, kOff } io_uring = IoUring::kAuto;
 };
 
 // What a backend reports about itself, readable from any thread. The engine
