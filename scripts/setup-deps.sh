@@ -10,6 +10,7 @@ PACKAGES=(
   pkg-config          # finds libxdp/libbpf
   libxdp-dev          # AF_XDP ports (xdp-tools' libxdp, with its default XSK program)
   libbpf-dev          # AF_XDP ports
+  liburing-dev        # tap ports: batched reads and writes through io_uring
   valgrind            # callgrind instruction counts (npm run bench -- core --callgrind)
   iproute2            # namespaces, veth, tap for integration tests
   prometheus          # control-plane test: a real Prometheus scrapes vpcd's /metrics

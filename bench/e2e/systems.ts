@@ -111,10 +111,13 @@ function engineCounters(h: SwitchHost): () => Promise<Record<string, number> | u
   };
 }
 
-function ours(type: 'afpacket' | 'tap' | 'afxdp'): SystemDef {
+// tapIo 'off': the tap ports' read()/write()-per-frame path, for comparison
+// with io_uring batching in the same run.
+function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'): SystemDef {
+  const rw = type === 'tap' && tapIo === 'off';
   return {
-    id: `ours-${type}`,
-    label: `this switch (${type})`,
+    id: rw ? 'ours-tap-rw' : `ours-${type}`,
+    label: rw ? 'this switch (tap, read/write)' : `this switch (${type})`,
     family: 'ours',
     async setup(t, p) {
       const { g, s } = endpointsG(t);
@@ -128,8 +131,8 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp'): SystemDef {
           busyPoll: p.busyPoll,
           switches: [{ name: 'bench', vni: VNI }],
           ports: [
-            { name: 'pg', type: 'tap', interface: 'g0', switch: 'bench' },
-            { name: 'ps', type: 'tap', interface: 's0', switch: 'bench' },
+            { name: 'pg', type: 'tap', interface: 'g0', switch: 'bench', ioUring: tapIo },
+            { name: 'ps', type: 'tap', interface: 's0', switch: 'bench', ioUring: tapIo },
           ],
         });
         for (const [ns, dev] of [[g, 'g0'], [s, 's0']] as const) {
@@ -137,7 +140,8 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp'): SystemDef {
           t.ip(ns, 'link', 'set', dev, 'up');
         }
         await sleep(1200); // the ports notice the move and come back up
-        return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: 'tap ports (the switch holds the tap fds; one read()/write() per frame); trafgen on the tap interfaces with AF_PACKET rings', counters: engineCounters(h) };
+        const io = rw ? 'one read()/write() per frame' : 'reads and writes batched through io_uring';
+        return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: `tap ports (the switch holds the tap fds; ${io}); trafgen on the tap interfaces with AF_PACKET rings`, counters: engineCounters(h) };
       }
       t.veth(g, 'g0', b, 'bg');
       t.veth(s, 's0', b, 'bs');
@@ -330,7 +334,7 @@ export const SUITES: Record<string, { title: string; systems: SystemDef[]; ours:
 
 // Port-to-port forwarding per backend of this switch at fixed offered rates
 // (issue 3's figures).
-export const PORT_BACKENDS: SystemDef[] = [ours('afpacket'), ours('tap'), ours('afxdp')];
+export const PORT_BACKENDS: SystemDef[] = [ours('afpacket'), ours('tap'), ours('tap', 'off'), ours('afxdp')];
 
 export function toolsMissing(): string | undefined {
   for (const tool of ['ip', 'ethtool']) if (!which(tool)) return `${tool} not found (bash scripts/setup-deps.sh)`;

@@ -155,7 +155,12 @@ export function buildRoutes(ctx: ApiContext): Route[] {
       const r = await c.createPort(bodyObject(body));
       return [created(r), { port: portView(ctx, r.object), created: r.created, plan: r.plan }];
     }),
-    route('GET', '/v1/ports/:ref', ({ params }) => [200, { port: portView(ctx, c.requirePort(params.ref!)) }]),
+    route('GET', '/v1/ports/:ref', ({ params }) => {
+      const p = c.requirePort(params.ref!);
+      // One port also shows what its backend opened and how it is doing.
+      const backend = c.dp.portStatus(p.spec.name);
+      return [200, { port: { ...portView(ctx, p), ...(backend === undefined ? {} : { backend }) } }];
+    }),
     route('PATCH', '/v1/ports/:ref', async ({ params, body }) => {
       const r = await c.updatePort(params.ref!, bodyObject(body));
       return [200, { port: portView(ctx, r.object), plan: r.plan }];

@@ -203,7 +203,12 @@ export function createProgram(io: CliIO = defaultIO): Command {
   port.command('show <ref>').description('one port, by name or UUID').action(async (ref: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<{ port: Record<string, unknown> }>('GET', `/v1/ports/${encodeURIComponent(ref)}`);
-    print(json, r, () => keyValues(r.port));
+    print(json, r, () => {
+      const { backend, ...port } = r.port as { backend?: Record<string, unknown> };
+      if (backend === undefined) return keyValues(port);
+      const { counters, ...live } = backend;
+      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}`;
+    });
   });
   port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')
     .requiredOption('--type <type>', 'port type (see docs/configuration.md; e.g. pipe, tap, afpacket)')

@@ -195,3 +195,41 @@ describe('vpcctl against vpcd', () => {
     assert.equal(bad, 400);
   });
 });
+
+// A kernel-facing port: `port show` adds what the backend opened and how it
+// moves frames. vpcd runs in a namespace of the test's own, where it creates
+// the tap; the namespace goes away afterwards.
+describe('vpcctl port show with a tap port', () => {
+  const ns = `vpcctl-${process.pid}`;
+  const tap = `vct${process.pid % 100000}`;
+  const root = process.getuid?.() === 0;
+
+  test('shows the backend: interface, io_uring batching, counters', { skip: root ? false : 'needs root (network namespace, tap)' }, async () => {
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+    execFileSync('ip', ['netns', 'add', ns]);
+    let v: VpcdProcess | undefined;
+    try {
+      v = await spawnVpcd({
+        netns: ns,
+        config: `${TEST_ENGINE}switches:\n  - name: t\n    vni: 7\n    ports:\n      - { name: vm1, type: tap, interface: ${tap} }\n`,
+      });
+      d = v; // cli() talks to this daemon
+      const r = await cli('port', 'show', 'vm1');
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^backend:$/m);
+      assert.match(r.out, new RegExp(`spec +tap:${tap}`));
+      assert.match(r.out, /io +io_uring: 256 reads posted per queue/);
+      assert.match(r.out, /^backend counters:$/m);
+      const j = JSON.parse((await cli('--json', 'port', 'show', 'vm1')).out) as { port: { backend: { attached: boolean; io: string; queueRx: number[] } } };
+      assert.equal(j.port.backend.attached, true);
+      assert.match(j.port.backend.io, /^io_uring/);
+      assert.deepEqual(j.port.backend.queueRx.length, 1);
+    } finally {
+      if (v !== undefined) {
+        await v.stop();
+        removeDir(v.dir);
+      }
+      execFileSync('ip', ['netns', 'del', ns]);
+    }
+  });
+});

@@ -45,6 +45,7 @@ export interface SpawnOptions {
   testHooks?: boolean;
   extraArgs?: string[];
   waitReady?: boolean; // default true
+  netns?: string; // run vpcd inside this network namespace (ip netns exec)
 }
 
 export async function spawnVpcd(opts: SpawnOptions = {}): Promise<VpcdProcess> {
@@ -57,7 +58,9 @@ export async function spawnVpcd(opts: SpawnOptions = {}): Promise<VpcdProcess> {
   if (!opts.noConfig) args.push('--config', configFile);
   if (opts.testHooks) args.push('--test-hooks');
   args.push(...(opts.extraArgs ?? []));
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = opts.netns === undefined
+    ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('ip', ['netns', 'exec', opts.netns, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const stderr: string[] = [];
   let ready: (v: boolean) => void;

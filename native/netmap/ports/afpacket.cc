@@ -67,6 +67,8 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
   p->burst_ = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
   st.burst = p->burst_;
   st.queues = 1;
+  st.set_io("TPACKET_V2 mmap rings: frames are read from and written to shared memory, one sendto() kick per "
+            "transmitted batch; no system call on receive");
   st.set_offloads(opts.offloads_off ? offloads_off(p->ctl_, ifname, &p->offloads_)
                                     : "left as they are (disableOffloads: false)");
 

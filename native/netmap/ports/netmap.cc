@@ -89,6 +89,7 @@ std::unique_ptr<NetmapPort> NetmapPort::open(const PortSpec& spec, const KernelP
   st.frame_size = p->tx_count_ ? ring_at(p->nifp_, p->tx_first_)->nr_buf_size : 0;
   p->burst_ = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
   st.burst = p->burst_;
+  st.set_io("netmap rings: frames copied between the rings and the pool, one NIOCTXSYNC per transmitted batch, NIOCRXSYNC only when the rings are empty");
   st.set_offloads("left as they are: turn them off with ethtool -K (netmap does not handle TSO/partial checksums)");
   st.attached.store(true);
   return p;

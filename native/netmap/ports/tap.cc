@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "ports/ifutil.h"
+#include "proto/inet.h"
 
 namespace vpc {
 
@@ -35,6 +36,21 @@ int socket_in_netns(int nsfd) {
   });
   t.join();
   return s;
+}
+
+constexpr uint32_t kDefaultDepth = 256;  // reads posted per queue, writes in flight (io_uring)
+
+// Which queue a frame leaves on: one flow, one queue. MACs, and for untagged
+// IPv4 the addresses and (unfragmented, no options) the ports.
+uint8_t tx_queue_of(const uint8_t* f, uint32_t len, uint32_t nq) {
+  auto mix = [](uint32_t h, const uint8_t* p) { return (h ^ load_be32(p)) * 0x9E3779B1u; };
+  uint32_t h = mix(mix(mix(0, f), f + 4), f + 8);
+  if (len >= 38 && f[12] == 0x08 && f[13] == 0x00 && f[14] == 0x45) {
+    h = mix(mix(h, f + 26), f + 30);
+    const bool first_fragment_only = (f[20] & 0x3F) == 0 && f[21] == 0;
+    if (first_fragment_only && (f[23] == kIpProtoTcp || f[23] == kIpProtoUdp)) h = mix(h, f + 34);
+  }
+  return uint8_t((h >> 16) % nq);
 }
 }  // namespace
 
@@ -61,6 +77,29 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
   st.queues = opts.queues;
   st.frame_size = p->pool_->max_frame();
   st.set_offloads("none negotiated (no IFF_VNET_HDR): the kernel hands over complete frames");
+  if (opts.io_uring != KernelPortOptions::IoUring::kOff) {
+    const uint32_t rx_depth = opts.rx_ring ? opts.rx_ring : kDefaultDepth;
+    const uint32_t tx_depth = opts.tx_ring ? opts.tx_ring : kDefaultDepth;
+    std::string why;
+    p->uring_ = TapUring::open(opts.queues, rx_depth, tx_depth, &p->cache_, p->status_.get(), &why);
+    if (p->uring_) {
+      st.rx_ring = rx_depth;
+      st.tx_ring = tx_depth;
+      st.set_io("io_uring: " + std::to_string(rx_depth) + " reads posted per queue, up to " + std::to_string(tx_depth) +
+                " writes in flight, one io_uring_enter per burst");
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = p->uring_->ring_fd();
+      epoll_ctl(p->epfd_, EPOLL_CTL_ADD, p->uring_->ring_fd(), &ev);
+    } else if (opts.io_uring == KernelPortOptions::IoUring::kOn) {
+      throw PortError(Status::kSystem, "tap:" + ifname + ": ioUring is 'on' but " + why +
+                                           "; use ioUring: 'auto' to fall back to one read()/write() per frame");
+    } else {
+      st.set_io("read()/write(), one system call per frame: " + why);
+    }
+  } else {
+    st.set_io("read()/write(), one system call per frame (ioUring: 'off')");
+  }
   Status code;
   std::string err;
   if (!p->open_queues(&code, &err)) throw PortError(code, err);
@@ -86,7 +125,9 @@ TapPort::~TapPort() {
 bool TapPort::open_queues(Status* code, std::string* err) {
   const std::string where = "tap:" + ifname_;
   for (uint32_t q = 0; q < opts_.queues; ++q) {
-    int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    // io_uring wants a blocking descriptor: a read on an empty device then
+    // waits in the kernel (no system call from us) instead of failing.
+    int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | (uring_ ? 0 : O_NONBLOCK));
     if (fd < 0) {
       int e = errno;
       close_queues();
@@ -129,12 +170,16 @@ bool TapPort::open_queues(Status* code, std::string* err) {
       *err = sys_error(where + ": TUNSETPERSIST", e, "CAP_NET_ADMIN");
       return false;
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    if (!uring_) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    }
     fds_.push_back(fd);
   }
+  if (uring_)
+    for (uint32_t q = 0; q < fds_.size(); ++q) uring_->add_queue(q, fds_[q]);
   int idx = if_index(ctl_, ifname_);
   status_->ifindex.store(idx > 0 ? idx : 0, std::memory_order_relaxed);
   status_->attached.store(true, std::memory_order_relaxed);
@@ -143,9 +188,13 @@ bool TapPort::open_queues(Status* code, std::string* err) {
 }
 
 void TapPort::close_queues() {
-  for (int fd : fds_) {
-    if (epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-    ::close(fd);  // the last close removes a non-persistent tap the switch created
+  for (uint32_t q = 0; q < fds_.size(); ++q) {
+    if (uring_) {
+      uring_->close_queue(q);  // the kernel gives back the buffers of posted reads first
+    } else if (epfd_ >= 0) {
+      epoll_ctl(epfd_, EPOLL_CTL_DEL, fds_[q], nullptr);
+    }
+    ::close(fds_[q]);  // the last close removes a non-persistent tap the switch created
   }
   fds_.clear();
   if (status_) status_->attached.store(false, std::memory_order_relaxed);
@@ -161,12 +210,19 @@ void TapPort::detach() {
 uint16_t TapPort::rx_burst(Pkt* pkts, uint16_t max) {
   if (fds_.empty()) return 0;
   if (max > burst_) max = uint16_t(burst_);
+  if (uring_) {
+    uint16_t n = uring_->rx(pkts, max);
+    if (uring_->dead()) dead_ = true;
+    return n;
+  }
   const uint32_t room = pool_->max_frame();
   const uint16_t headroom = pool_->headroom();
   uint16_t n = 0;
   const uint32_t nq = uint32_t(fds_.size());
   for (uint32_t k = 0; k < nq && n < max; ++k) {
-    int fd = fds_[(rx_q_ + k) % nq];
+    const uint32_t q = (rx_q_ + k) % nq;
+    const int fd = fds_[q];
+    const uint16_t first = n;
     while (n < max) {
       uint32_t idx;
       if (!cache_.alloc(&idx)) {
@@ -196,6 +252,7 @@ uint16_t TapPort::rx_burst(Pkt* pkts, uint16_t max) {
       }
       pkts[n++] = Pkt{idx, headroom, uint16_t(r)};
     }
+    if (n != first && q < PortStatus::kMaxQueues) status_->queue_rx[q].fetch_add(n - first, std::memory_order_relaxed);
   }
   rx_q_++;
   return n;
@@ -203,9 +260,17 @@ uint16_t TapPort::rx_burst(Pkt* pkts, uint16_t max) {
 
 uint16_t TapPort::tx_burst(Pkt* pkts, uint16_t n) {
   if (fds_.empty() || dead_) return 0;
-  int fd = fds_[tx_q_++ % fds_.size()];
+  const uint32_t nq = uint32_t(fds_.size());
+  if (uring_) {
+    if (nq == 1) return uring_->tx(pkts, nullptr, n);
+    uint8_t qs[kMaxBurst];
+    if (n > kMaxBurst) n = kMaxBurst;
+    for (uint16_t i = 0; i < n; ++i) qs[i] = tx_queue_of(pool_->frame(pkts[i]), pkts[i].len, nq);
+    return uring_->tx(pkts, qs, n);
+  }
   uint16_t i = 0;
   for (; i < n; ++i) {
+    const int fd = fds_[nq == 1 ? 0 : tx_queue_of(pool_->frame(pkts[i]), pkts[i].len, nq)];
     ssize_t r = ::write(fd, pool_->frame(pkts[i]), pkts[i].len);
     if (r < 0) {
       if (errno == EAGAIN) break;  // the rest stay with the engine (tx_ring_full)

@@ -1,18 +1,25 @@
 // tap port: a tap device, the VM-NIC and host-interface case.
 //
-//   guest/host stack ──► tap ──read()──► engine buffer ──► rx_burst
-//   tx_burst ──write()──► tap ──► guest/host stack
+//   guest/host stack ──► tap ──read──► engine buffer ──► rx_burst
+//   tx_burst ──write──► tap ──► guest/host stack
 //
 // - Opens /dev/net/tun with IFF_TAP | IFF_NO_PI, nonblocking. The device is
 //   created when it does not exist (and then disappears when the port is
 //   deleted) or attached to when it does (then it is left as it was found,
 //   down again if the port brought it up). queues > 1 uses IFF_MULTI_QUEUE,
 //   one descriptor per queue.
-// - Frames are copied once in (read into a buffer at headroom) and once out.
-//   tap has no ring the switch can share: each frame is one read() or one
-//   write(). rx reads at most `burst` frames per call, stopping at EAGAIN.
-//   That is a system call per packet, which is inherent to tap without
-//   io_uring or vhost; docs/ports.md says so.
+// - Frames are copied once in (read into a buffer at headroom) and once out;
+//   tap has no ring the switch can share, and tun takes one frame per read or
+//   write. Where io_uring is available (liburing at build time, allowed by the
+//   kernel; ioUring 'auto' or 'on') those reads and writes are batched
+//   (tap_uring.h): reads stay posted, so an idle port costs no system call,
+//   and one io_uring_enter per burst carries every re-posted read and every
+//   write. Otherwise (ioUring 'off', or auto without io_uring) each frame is
+//   one read() or write() on a nonblocking descriptor, rx stopping at EAGAIN;
+//   portStatus().io says which and why.
+// - Transmit picks a queue per frame from a hash of the MACs and the IPv4
+//   addresses and ports, so a flow stays on one queue (a multi-queue guest
+//   sees it in order).
 // - Offloads: the switch never sets TUNSETOFFLOAD or IFF_VNET_HDR, so the
 //   kernel hands over only complete, checksummed, MTU-sized frames.
 // - Link: the device's IFF_UP && IFF_RUNNING, read in whatever network
@@ -28,6 +35,7 @@
 #include "core/buffer_pool.h"
 #include "ports/port.h"
 #include "ports/spec.h"
+#include "ports/tap_uring.h"
 
 namespace vpc {
 
@@ -57,6 +65,7 @@ class TapPort final : public Port {
   std::shared_ptr<BufferPool> pool_;
   std::shared_ptr<PortStatus> status_;
   BufferCache cache_;
+  std::unique_ptr<TapUring> uring_;  // null: one read()/write() per frame (destroyed before cache_)
 
   std::vector<int> fds_;  // one per queue; empty while the device is gone
   int ctl_ = -1;          // control socket in the switch's namespace
@@ -67,7 +76,7 @@ class TapPort final : public Port {
   bool brought_up_ = false;  // the switch set IFF_UP on a device it found down
   bool claimed_ = false;
   uint32_t burst_ = kMaxBurst;
-  uint32_t rx_q_ = 0, tx_q_ = 0;
+  uint32_t rx_q_ = 0;
   uint64_t last_open_try_ms_ = 0;
   bool dead_ = false;  // a read or write said the device is gone
 };

@@ -1,0 +1,291 @@
+// Batched tap I/O through io_uring (design in tap_uring.h).
+#include "ports/tap_uring.h"
+
+#ifndef VPC_HAVE_URING
+
+struct io_uring {};
+
+namespace vpc {
+
+std::unique_ptr<TapUring> TapUring::open(uint32_t, uint32_t, uint32_t, BufferCache*, PortStatus*, std::string* err) {
+  *err = "this build has no io_uring support (liburing was not found at build time: on Debian "
+         "`apt-get install liburing-dev` and rebuild)";
+  return nullptr;
+}
+TapUring::~TapUring() = default;
+int TapUring::ring_fd() const { return -1; }
+void TapUring::add_queue(uint32_t, int) {}
+void TapUring::close_queue(uint32_t) {}
+uint16_t TapUring::rx(Pkt*, uint16_t) { return 0; }
+uint16_t TapUring::tx(const Pkt*, const uint8_t*, uint16_t) { return 0; }
+
+}  // namespace vpc
+
+#else  // VPC_HAVE_URING
+
+#include <liburing.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace vpc {
+
+namespace {
+
+// A completion's tag: bit 63 set for a write, the queue in bits 32..39, the
+// pool buffer in bits 0..31.
+constexpr uint64_t kTxBit = uint64_t(1) << 63;
+constexpr uint64_t kCancelTag = ~uint64_t(0);  // cancellation requests themselves
+uint64_t tag_of(bool tx, uint32_t q, uint32_t buf) { return (tx ? kTxBit : 0) | (uint64_t(q) << 32) | buf; }
+bool tag_tx(uint64_t t) { return t & kTxBit; }
+uint32_t tag_queue(uint64_t t) { return uint32_t(t >> 32) & 0xFF; }
+uint32_t tag_buf(uint64_t t) { return uint32_t(t); }
+
+bool gone(int res) { return res == -EBADFD || res == -EIO || res == -ENXIO || res == -ENODEV; }
+
+uint32_t pow2_at_least(uint32_t v) {
+  uint32_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+uint64_t mono_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+}  // namespace
+
+TapUring::TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, BufferCache* cache, PortStatus* status)
+    : ring_(new io_uring{}),
+      max_queues_(max_queues),
+      rx_depth_(rx_depth),
+      tx_depth_(tx_depth),
+      cache_(cache),
+      pool_(&cache->pool()),
+      status_(status),
+      fds_(max_queues, -1),
+      posted_(max_queues, 0),
+      lent_(pool_->count(), 0) {
+  stash_mask_ = pow2_at_least(max_queues * rx_depth) - 1;
+  stash_.resize(stash_mask_ + 1);
+}
+
+std::unique_ptr<TapUring> TapUring::open(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, BufferCache* cache,
+                                         PortStatus* status, std::string* err) {
+  if (max_queues == 0 || max_queues > 256) {
+    *err = "io_uring: 1..256 queues";
+    return nullptr;
+  }
+  std::unique_ptr<TapUring> u(new TapUring(max_queues, rx_depth, tx_depth, cache, status));
+  // Every operation in flight has a submission slot and a completion slot of
+  // its own, so neither ring can overflow; cancellations at close reuse them.
+  const uint32_t entries = pow2_at_least(max_queues * rx_depth + tx_depth);
+  io_uring_params p{};
+  p.flags = IORING_SETUP_CQSIZE;
+  p.cq_entries = entries * 2;
+  int r = io_uring_queue_init_params(entries, u->ring_.get(), &p);
+  if (r < 0) {
+    u->ring_.reset();
+    *err = std::string("io_uring_setup failed: ") + strerror(-r) +
+           (r == -EPERM ? " (io_uring is forbidden here: the kernel.io_uring_disabled sysctl, or a container's "
+                          "seccomp profile)"
+            : r == -ENOSYS ? " (the kernel has no io_uring)"
+            : r == -ENOMEM ? " (RLIMIT_MEMLOCK too low for the ring)"
+                           : "");
+    return nullptr;
+  }
+  return u;
+}
+
+TapUring::~TapUring() {
+  if (!ring_) return;
+  for (uint32_t q = 0; q < max_queues_; ++q)
+    if (fds_[q] >= 0) close_queue(q);
+  io_uring_queue_exit(ring_.get());
+}
+
+int TapUring::ring_fd() const { return ring_ ? ring_->ring_fd : -1; }
+
+void TapUring::add_queue(uint32_t q, int fd) {
+  fds_[q] = fd;
+  posted_[q] = 0;
+  dead_ = false;
+  post_reads();
+  submit();
+}
+
+void TapUring::submit() {
+  if (!pending_sqes_) return;
+  pending_sqes_ = 0;
+  status_->add(PortStatus::kicks);
+  int r = io_uring_submit(ring_.get());
+  if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR) status_->add(PortStatus::tx_errors);
+}
+
+void TapUring::post_reads() {
+  const uint32_t headroom = pool_->headroom();
+  const uint32_t room = pool_->max_frame();
+  for (uint32_t q = 0; q < max_queues_; ++q) {
+    if (fds_[q] < 0) continue;
+    while (posted_[q] < rx_depth_) {
+      uint32_t b;
+      if (!cache_->alloc(&b)) {
+        status_->add(PortStatus::rx_no_buffer);  // frames wait in the device until buffers return
+        return;
+      }
+      io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+      if (!sqe) {  // cannot happen (one slot per operation); give the buffer back and retry later
+        cache_->free(b);
+        return;
+      }
+      io_uring_prep_read(sqe, fds_[q], pool_->data(b) + headroom, room, 0);
+      io_uring_sqe_set_data64(sqe, tag_of(false, q, b));
+      lent_[b] = uint8_t(1 + q);
+      ++posted_[q];
+      ++pending_sqes_;
+    }
+  }
+}
+
+void TapUring::reap() {
+  io_uring_cqe* cqe;
+  unsigned head, seen = 0;
+  io_uring_for_each_cqe(ring_.get(), head, cqe) {
+    ++seen;
+    const uint64_t t = cqe->user_data;
+    if (t == kCancelTag) continue;
+    const uint32_t b = tag_buf(t);
+    if (tag_tx(t)) {
+      --tx_inflight_;
+      lent_[b] = 0;
+      cache_->free(b);
+      // A tap that is down (e.g. while it moves to another namespace) fails
+      // writes with EIO: counted, not a lost device. check_link() notices a
+      // deleted tap by itself.
+      if (cqe->res < 0) status_->add(PortStatus::tx_errors);
+      continue;
+    }
+    lent_[b] = 0;
+    --posted_[tag_queue(t)];
+    stash_[stash_tail_++ & stash_mask_] = Done{t, cqe->res};
+  }
+  if (seen) io_uring_cq_advance(ring_.get(), seen);
+}
+
+uint16_t TapUring::rx(Pkt* pkts, uint16_t max) {
+  reap();
+  const uint16_t headroom = pool_->headroom();
+  const uint32_t room = pool_->max_frame();
+  uint64_t per_queue[PortStatus::kMaxQueues] = {};
+  uint16_t n = 0;
+  while (n < max && stash_head_ != stash_tail_) {
+    const Done d = stash_[stash_head_++ & stash_mask_];
+    const uint32_t b = tag_buf(d.tag);
+    if (d.res >= 14 && uint32_t(d.res) <= room) {
+      pkts[n++] = Pkt{b, headroom, uint16_t(d.res)};
+      const uint32_t q = tag_queue(d.tag);
+      if (q < PortStatus::kMaxQueues) ++per_queue[q];
+      continue;
+    }
+    cache_->free(b);
+    if (d.res > 0 || d.res == -EINVAL || d.res == -EFAULT || d.res == -EMSGSIZE) {
+      status_->add(PortStatus::rx_too_big);  // tun reports the whole length of a frame it could not fit
+    } else if (gone(d.res)) {
+      dead_ = true;
+    }
+    // 0, -EAGAIN, -EINTR, -ECANCELED: nothing arrived; the read is posted again.
+  }
+  for (uint32_t q = 0; q < max_queues_ && q < PortStatus::kMaxQueues; ++q)
+    if (per_queue[q]) status_->queue_rx[q].fetch_add(per_queue[q], std::memory_order_relaxed);
+  if (!dead_) post_reads();
+  submit();
+  return n;
+}
+
+uint16_t TapUring::tx(const Pkt* pkts, const uint8_t* queues, uint16_t n) {
+  if (dead_) return 0;
+  if (tx_inflight_ + n > tx_depth_) reap();
+  uint16_t k = uint16_t(std::min<uint32_t>(n, tx_depth_ - tx_inflight_));
+  for (uint16_t i = 0; i < k; ++i) {
+    const uint32_t q = queues ? queues[i] : 0;
+    if (q >= max_queues_ || fds_[q] < 0) {
+      k = i;
+      break;
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+    io_uring_prep_write(sqe, fds_[q], pool_->frame(pkts[i]), pkts[i].len, 0);
+    io_uring_sqe_set_data64(sqe, tag_of(true, q, pkts[i].buf));
+    lent_[pkts[i].buf] = uint8_t(1 + q);
+    ++pending_sqes_;
+  }
+  tx_inflight_ += k;
+  submit();
+  return k;
+}
+
+bool TapUring::wait_returned(uint32_t q, int timeout_ms) {
+  const uint64_t deadline = mono_ms() + uint64_t(timeout_ms);
+  for (;;) {
+    reap();
+    bool held = posted_[q] != 0;
+    for (uint32_t b = 0; !held && b < lent_.size(); ++b) held = lent_[b] == 1 + q;
+    if (!held) return true;
+    if (mono_ms() >= deadline) return false;
+    io_uring_cqe* cqe;
+    __kernel_timespec ts{0, 10 * 1000 * 1000};
+    io_uring_wait_cqe_timeout(ring_.get(), &cqe, &ts);
+  }
+}
+
+void TapUring::close_queue(uint32_t q) {
+  if (!ring_ || fds_[q] < 0) return;
+  // Cancel each read this queue has posted (by its tag: works on every kernel
+  // with io_uring, unlike cancelling by descriptor), a ring-full at a time.
+  for (uint32_t b = 0; b < lent_.size(); ++b) {
+    if (lent_[b] != 1 + q) continue;
+    io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+    if (!sqe) {
+      io_uring_submit(ring_.get());
+      reap();
+      sqe = io_uring_get_sqe(ring_.get());
+      if (!sqe) break;
+    }
+    io_uring_prep_cancel64(sqe, tag_of(false, q, b), 0);
+    io_uring_sqe_set_data64(sqe, kCancelTag);
+  }
+  io_uring_submit(ring_.get());
+  pending_sqes_ = 0;
+  const bool all_back = wait_returned(q, 2000);
+  // Reads that completed with data before the cancel are dropped with the queue.
+  uint32_t kept = stash_head_;
+  for (uint32_t i = stash_head_; i != stash_tail_; ++i) {
+    const Done d = stash_[i & stash_mask_];
+    if (tag_queue(d.tag) == q) {
+      cache_->free(tag_buf(d.tag));
+    } else {
+      stash_[kept++ & stash_mask_] = d;
+    }
+  }
+  stash_tail_ = kept;
+  if (!all_back) {
+    // The kernel still holds some buffers: leaving them out of the pool is
+    // safe; freeing them is not.
+    uint32_t held = 0;
+    for (uint32_t b = 0; b < lent_.size(); ++b)
+      if (lent_[b] == 1 + q) {
+        lent_[b] = 0;
+        ++held;
+      }
+    status_->set_error("tap: " + std::to_string(held) + " buffers were not returned by the kernel at close (left unused)");
+  }
+  posted_[q] = 0;
+  fds_[q] = -1;
+}
+
+}  // namespace vpc
+
+#endif  // VPC_HAVE_URING
