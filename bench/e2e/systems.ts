@@ -318,7 +318,7 @@ function vxlan(id: string, label: string, a: Side, bSide: Side): SystemDef {
 export const SUITES: Record<string, { title: string; systems: SystemDef[]; ours: string; peers: Record<string, string> }> = {
   l2: {
     title: 'Layer 2 port to port (64-byte frames)',
-    systems: [wire, bridge, bridgeTap, ovsL2('afxdp'), ovsL2('system'), ours('afxdp'), ours('afpacket'), ours('tap')],
+    systems: [wire, bridge, bridgeTap, ovsL2('afxdp'), ovsL2('system'), ours('afxdp'), ours('afpacket'), ours('tap'), ours('tap', 'off')],
     ours: 'ours-afpacket',
     // Like for like: our AF_XDP ports against the wire, the bridge and OVS's
     // AF_XDP ports; AF_PACKET against OVS's AF_PACKET ports; tap against tap.

@@ -218,7 +218,7 @@ describe('vpcctl port show with a tap port', () => {
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /^backend:$/m);
       assert.match(r.out, new RegExp(`spec +tap:${tap}`));
-      assert.match(r.out, /io +io_uring: 256 reads posted per queue/);
+      assert.match(r.out, /io +io_uring: one waiting read per queue while idle, then up to 256 reads per queue and burst/);
       assert.match(r.out, /^backend counters:$/m);
       const j = JSON.parse((await cli('--json', 'port', 'show', 'vm1')).out) as { port: { backend: { attached: boolean; io: string; queueRx: number[] } } };
       assert.equal(j.port.backend.attached, true);

@@ -38,7 +38,7 @@ int socket_in_netns(int nsfd) {
   return s;
 }
 
-constexpr uint32_t kDefaultDepth = 256;  // reads posted per queue, writes in flight (io_uring)
+constexpr uint32_t kDefaultDepth = 256;  // reads per queue and burst, writes in flight (io_uring)
 
 // Which queue a frame leaves on: one flow, one queue. MACs, and for untagged
 // IPv4 the addresses and (unfragmented, no options) the ports.
@@ -85,8 +85,9 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
     if (p->uring_) {
       st.rx_ring = rx_depth;
       st.tx_ring = tx_depth;
-      st.set_io("io_uring: " + std::to_string(rx_depth) + " reads posted per queue, up to " + std::to_string(tx_depth) +
-                " writes in flight, one io_uring_enter per burst");
+      st.set_io("io_uring: one waiting read per queue while idle, then up to " + std::to_string(rx_depth) +
+                " reads per queue and burst, up to " + std::to_string(tx_depth) +
+                " writes in flight; one io_uring_enter per burst");
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.fd = p->uring_->ring_fd();
@@ -125,8 +126,8 @@ TapPort::~TapPort() {
 bool TapPort::open_queues(Status* code, std::string* err) {
   const std::string where = "tap:" + ifname_;
   for (uint32_t q = 0; q < opts_.queues; ++q) {
-    // io_uring wants a blocking descriptor: a read on an empty device then
-    // waits in the kernel (no system call from us) instead of failing.
+    // With io_uring the descriptor blocks, so that the queue's one waiting
+    // read is parked by the kernel until a frame comes (tap_uring.h).
     int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | (uring_ ? 0 : O_NONBLOCK));
     if (fd < 0) {
       int e = errno;

@@ -12,9 +12,9 @@
 //   tap has no ring the switch can share, and tun takes one frame per read or
 //   write. Where io_uring is available (liburing at build time, allowed by the
 //   kernel; ioUring 'auto' or 'on') those reads and writes are batched
-//   (tap_uring.h): reads stay posted, so an idle port costs no system call,
-//   and one io_uring_enter per burst carries every re-posted read and every
-//   write. Otherwise (ioUring 'off', or auto without io_uring) each frame is
+//   (tap_uring.h): one parked read per queue tells when the tap has frames
+//   (an idle port costs no system call), then one io_uring_enter per burst
+//   carries up to a burst of reads, and one per transmit call every write. Otherwise (ioUring 'off', or auto without io_uring) each frame is
 //   one read() or write() on a nonblocking descriptor, rx stopping at EAGAIN;
 //   portStatus().io says which and why.
 // - Transmit picks a queue per frame from a hash of the MACs and the IPv4

@@ -5,6 +5,7 @@
 #include "ports/tap.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -142,6 +143,25 @@ bool ours(const BufferPool& pool, const Pkt& p) {
 
 uint64_t kicks(const PortStatus& st) { return st.c[PortStatus::kicks].load(); }
 
+// io_uring's worker threads of this process: a read the kernel could not run
+// inline (and parked on a blocking worker) shows up as one of them.
+int iou_workers() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      char path[64], comm[32] = {};
+      std::snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+      if (FILE* f = std::fopen(path, "r")) {
+        if (std::fgets(comm, sizeof(comm), f) && std::strncmp(comm, "iou-wrk", 7) == 0) ++n;
+        std::fclose(f);
+      }
+    }
+    closedir(d);
+  }
+  return n;
+}
+
 // Waits until the port has something to hand over (its poll descriptor). As
 // in the engine, only after rx_burst found nothing: frames already reaped
 // but not yet handed out do not make the descriptor readable.
@@ -157,7 +177,7 @@ KernelPortOptions options(KernelPortOptions::IoUring io, uint32_t queues = 1) {
   return o;
 }
 
-TEST(Tap, IoUringReceivesAndSendsABurstPerSystemCall) {
+TEST(Tap, IoUringBatchesReceiveAndSendNotOneCallPerFrame) {
   auto pool = small_pool();
   const uint32_t free_before = pool->available();
   std::string skip = in_own_netns([&] {
@@ -168,25 +188,29 @@ TEST(Tap, IoUringReceivesAndSendsABurstPerSystemCall) {
     KernelSide k("vt-uring");
     ASSERT_GE(k.fd, 0);
 
-    // 64 frames queued in the tap, then one rx_burst: all 64, and one
-    // io_uring_enter (re-posting their reads).
+    // 64 frames queued in the tap: they come in order, with a few
+    // io_uring_enter calls (bursts of 1, 2, 4, ... 32 reads as they keep
+    // coming back full), not one system call per frame.
     k.send(0, kFrames);
     wait_readable(*port);
     Pkt pkts[kMaxBurst];
     const uint64_t k0 = kicks(*st);
-    uint16_t n = port->rx_burst(pkts, kMaxBurst);
-    uint32_t got = 0;
-    for (uint16_t i = 0; i < n; ++i) {
-      if (ours(*pool, pkts[i])) {
-        const uint8_t* f = pool->frame(pkts[i]);
-        EXPECT_EQ(uint32_t(f[14] << 8 | f[15]), got) << "in order";
-        ++got;
+    uint32_t got = 0, received = 0;
+    for (int calls = 0; calls < 20 && got < kFrames; ++calls) {
+      const uint16_t n = port->rx_burst(pkts, kMaxBurst);
+      received += n;
+      for (uint16_t i = 0; i < n; ++i) {
+        if (ours(*pool, pkts[i])) {
+          const uint8_t* f = pool->frame(pkts[i]);
+          EXPECT_EQ(uint32_t(f[14] << 8 | f[15]), got) << "in order";
+          ++got;
+        }
+        eng.free(pkts[i].buf);
       }
-      eng.free(pkts[i].buf);
     }
     EXPECT_EQ(got, kFrames);
-    EXPECT_EQ(kicks(*st) - k0, 1u) << "one submit for the whole burst";
-    EXPECT_EQ(st->queue_rx[0].load(), n);
+    EXPECT_LE(kicks(*st) - k0, 8u) << "a few submits for 64 frames";
+    EXPECT_EQ(st->queue_rx[0].load(), received);
     // Idle: nothing arrived, no system call.
     const uint64_t k1 = kicks(*st);
     EXPECT_EQ(port->rx_burst(pkts, kMaxBurst), 0);
@@ -207,6 +231,19 @@ TEST(Tap, IoUringReceivesAndSendsABurstPerSystemCall) {
     ASSERT_EQ(ids.size(), kFrames);
     for (uint32_t i = 0; i < kFrames; ++i) EXPECT_EQ(ids[i], 100 + i);
     port->rx_burst(pkts, kMaxBurst);  // reaps the write completions
+    // Frames one at a time into an idle tap: each wakes the poll, none is
+    // left to a blocking kernel worker.
+    for (uint32_t i = 0; i < 16; ++i) {
+      k.send(200 + i, 1);
+      uint16_t m = 0;
+      for (int tries = 0; tries < 100 && m == 0; ++tries) {
+        m = port->rx_burst(pkts, kMaxBurst);
+        if (m == 0) wait_readable(*port);
+      }
+      EXPECT_GE(m, 1) << "frame " << i;
+      for (uint16_t j = 0; j < m; ++j) eng.free(pkts[j].buf);
+    }
+    EXPECT_EQ(iou_workers(), 0) << "reads ran inline, none on io_uring worker threads";
     port->detach();
     port.reset();
     EXPECT_EQ(if_nametoindex("vt-uring"), 0u) << "the tap the port created is gone";

@@ -34,12 +34,14 @@ namespace vpc {
 
 namespace {
 
-// A completion's tag: bit 63 set for a write, the queue in bits 32..39, the
-// pool buffer in bits 0..31.
+// A completion's tag: bit 63 set for a write, bit 62 for a queue's waiting
+// read, the queue in bits 32..39, the pool buffer in bits 0..31.
 constexpr uint64_t kTxBit = uint64_t(1) << 63;
+constexpr uint64_t kWaitBit = uint64_t(1) << 62;
 constexpr uint64_t kCancelTag = ~uint64_t(0);  // cancellation requests themselves
 uint64_t tag_of(bool tx, uint32_t q, uint32_t buf) { return (tx ? kTxBit : 0) | (uint64_t(q) << 32) | buf; }
 bool tag_tx(uint64_t t) { return t & kTxBit; }
+bool tag_waiting(uint64_t t) { return t & kWaitBit; }
 uint32_t tag_queue(uint64_t t) { return uint32_t(t >> 32) & 0xFF; }
 uint32_t tag_buf(uint64_t t) { return uint32_t(t); }
 
@@ -50,6 +52,8 @@ uint32_t pow2_at_least(uint32_t v) {
   while (p < v) p <<= 1;
   return p;
 }
+
+constexpr uint32_t kMinBatch = 1;  // reads per burst after a quiet spell
 
 uint64_t mono_ms() {
   timespec ts;
@@ -69,8 +73,12 @@ TapUring::TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, Bu
       status_(status),
       fds_(max_queues, -1),
       posted_(max_queues, 0),
+      waiting_(max_queues, 0),
+      batch_(max_queues, kMinBatch),
+      filled_(max_queues, 0),
+      empty_(max_queues, 0),
       lent_(pool_->count(), 0) {
-  stash_mask_ = pow2_at_least(max_queues * rx_depth) - 1;
+  stash_mask_ = pow2_at_least(max_queues * (rx_depth + 1)) - 1;
   stash_.resize(stash_mask_ + 1);
 }
 
@@ -81,9 +89,10 @@ std::unique_ptr<TapUring> TapUring::open(uint32_t max_queues, uint32_t rx_depth,
     return nullptr;
   }
   std::unique_ptr<TapUring> u(new TapUring(max_queues, rx_depth, tx_depth, cache, status));
-  // Every operation in flight has a submission slot and a completion slot of
-  // its own, so neither ring can overflow; cancellations at close reuse them.
-  const uint32_t entries = pow2_at_least(max_queues * rx_depth + tx_depth);
+  // Every operation in flight (a burst of reads and the waiting read per
+  // queue, the writes) has a submission slot and a completion slot of its own, so
+  // neither ring can overflow; cancellations at close reuse them.
+  const uint32_t entries = pow2_at_least(max_queues * (rx_depth + 1) + tx_depth);
   io_uring_params p{};
   p.flags = IORING_SETUP_CQSIZE;
   p.cq_entries = entries * 2;
@@ -113,9 +122,33 @@ int TapUring::ring_fd() const { return ring_ ? ring_->ring_fd : -1; }
 void TapUring::add_queue(uint32_t q, int fd) {
   fds_[q] = fd;
   posted_[q] = 0;
+  waiting_[q] = 0;
   dead_ = false;
-  post_reads();
+  post_read(q, true);
   submit();
+}
+
+bool TapUring::post_read(uint32_t q, bool waiting) {
+  uint32_t b;
+  if (!cache_->alloc(&b)) {
+    status_->add(PortStatus::rx_no_buffer);  // frames wait in the tap until buffers return
+    return false;
+  }
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+  if (!sqe) {  // cannot happen (a slot per request); the next rx() retries
+    cache_->free(b);
+    return false;
+  }
+  io_uring_prep_read(sqe, fds_[q], pool_->data(b) + pool_->headroom(), pool_->max_frame(), 0);
+  // The waiting read may block (the kernel parks it until a frame comes);
+  // the burst's reads must not: an empty tap fails them with EAGAIN.
+  if (!waiting) sqe->rw_flags = RWF_NOWAIT;
+  io_uring_sqe_set_data64(sqe, tag_of(false, q, b) | (waiting ? kWaitBit : 0));
+  lent_[b] = uint8_t(1 + q);
+  ++posted_[q];
+  ++pending_sqes_;
+  if (waiting) waiting_[q] = 1;
+  return true;
 }
 
 void TapUring::submit() {
@@ -124,31 +157,6 @@ void TapUring::submit() {
   status_->add(PortStatus::kicks);
   int r = io_uring_submit(ring_.get());
   if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR) status_->add(PortStatus::tx_errors);
-}
-
-void TapUring::post_reads() {
-  const uint32_t headroom = pool_->headroom();
-  const uint32_t room = pool_->max_frame();
-  for (uint32_t q = 0; q < max_queues_; ++q) {
-    if (fds_[q] < 0) continue;
-    while (posted_[q] < rx_depth_) {
-      uint32_t b;
-      if (!cache_->alloc(&b)) {
-        status_->add(PortStatus::rx_no_buffer);  // frames wait in the device until buffers return
-        return;
-      }
-      io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-      if (!sqe) {  // cannot happen (one slot per operation); give the buffer back and retry later
-        cache_->free(b);
-        return;
-      }
-      io_uring_prep_read(sqe, fds_[q], pool_->data(b) + headroom, room, 0);
-      io_uring_sqe_set_data64(sqe, tag_of(false, q, b));
-      lent_[b] = uint8_t(1 + q);
-      ++posted_[q];
-      ++pending_sqes_;
-    }
-  }
 }
 
 void TapUring::reap() {
@@ -170,18 +178,24 @@ void TapUring::reap() {
       continue;
     }
     lent_[b] = 0;
-    --posted_[tag_queue(t)];
+    const uint32_t q = tag_queue(t);
+    --posted_[q];
+    if (tag_waiting(t)) {
+      waiting_[q] = 0;  // a frame came (or an error): read a burst next
+    } else if (cqe->res == -EAGAIN) {
+      ++empty_[q];
+    } else {
+      ++filled_[q];
+    }
     stash_[stash_tail_++ & stash_mask_] = Done{t, cqe->res};
   }
   if (seen) io_uring_cq_advance(ring_.get(), seen);
 }
 
-uint16_t TapUring::rx(Pkt* pkts, uint16_t max) {
-  reap();
+uint16_t TapUring::take(Pkt* pkts, uint16_t n, uint16_t max) {
   const uint16_t headroom = pool_->headroom();
   const uint32_t room = pool_->max_frame();
   uint64_t per_queue[PortStatus::kMaxQueues] = {};
-  uint16_t n = 0;
   while (n < max && stash_head_ != stash_tail_) {
     const Done d = stash_[stash_head_++ & stash_mask_];
     const uint32_t b = tag_buf(d.tag);
@@ -197,13 +211,43 @@ uint16_t TapUring::rx(Pkt* pkts, uint16_t max) {
     } else if (gone(d.res)) {
       dead_ = true;
     }
-    // 0, -EAGAIN, -EINTR, -ECANCELED: nothing arrived; the read is posted again.
+    // -EAGAIN: the tap is empty (the poll behind the reads is posted);
+    // 0, -EINTR, -ECANCELED: nothing either.
   }
   for (uint32_t q = 0; q < max_queues_ && q < PortStatus::kMaxQueues; ++q)
     if (per_queue[q]) status_->queue_rx[q].fetch_add(per_queue[q], std::memory_order_relaxed);
-  if (!dead_) post_reads();
-  submit();
   return n;
+}
+
+uint16_t TapUring::rx(Pkt* pkts, uint16_t max) {
+  reap();
+  uint16_t n = take(pkts, 0, max);
+  if (n == max || dead_) return n;
+  // A queue whose waiting read completed has frames: a burst of nonblocking
+  // reads, then a new waiting read, all in one submit. The reads run inline,
+  // so their frames are in the completion ring when io_uring_enter returns.
+  uint32_t want = max - n;
+  for (uint32_t k = 0; k < max_queues_ && want; ++k) {
+    const uint32_t q = (next_q_ + k) % max_queues_;
+    if (fds_[q] < 0 || waiting_[q]) continue;
+    // As many reads as the last burst could fill, doubling while bursts come
+    // back full: a lone frame costs a few failed reads, not rx_depth.
+    if (empty_[q] == 0 && filled_[q] > 0)
+      batch_[q] = std::min(batch_[q] * 2, rx_depth_);
+    else if (empty_[q] > 0)
+      batch_[q] = std::clamp(filled_[q] * 2, kMinBatch, rx_depth_);
+    filled_[q] = empty_[q] = 0;
+    const uint32_t reads = std::min(want, batch_[q]);
+    uint32_t posted = 0;
+    while (posted < reads && post_read(q, false)) ++posted;
+    post_read(q, true);  // completes at once if frames are left, else waits
+    want -= posted;
+  }
+  next_q_ = next_q_ + 1 >= max_queues_ ? 0 : next_q_ + 1;
+  if (!pending_sqes_) return n;
+  submit();
+  reap();
+  return take(pkts, n, max);
 }
 
 uint16_t TapUring::tx(const Pkt* pkts, const uint8_t* queues, uint16_t n) {
@@ -243,19 +287,21 @@ bool TapUring::wait_returned(uint32_t q, int timeout_ms) {
 
 void TapUring::close_queue(uint32_t q) {
   if (!ring_ || fds_[q] < 0) return;
-  // Cancel each read this queue has posted (by its tag: works on every kernel
-  // with io_uring, unlike cancelling by descriptor), a ring-full at a time.
+  // Cancel each read the queue has posted (by tag: works on every kernel
+  // with io_uring, unlike cancelling by descriptor).
   for (uint32_t b = 0; b < lent_.size(); ++b) {
     if (lent_[b] != 1 + q) continue;
-    io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-    if (!sqe) {
-      io_uring_submit(ring_.get());
-      reap();
-      sqe = io_uring_get_sqe(ring_.get());
-      if (!sqe) break;
+    for (uint64_t tag : {tag_of(false, q, b), tag_of(false, q, b) | kWaitBit}) {
+      io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+      if (!sqe) {
+        io_uring_submit(ring_.get());
+        reap();
+        sqe = io_uring_get_sqe(ring_.get());
+        if (!sqe) break;
+      }
+      io_uring_prep_cancel64(sqe, tag, 0);
+      io_uring_sqe_set_data64(sqe, kCancelTag);
     }
-    io_uring_prep_cancel64(sqe, tag_of(false, q, b), 0);
-    io_uring_sqe_set_data64(sqe, kCancelTag);
   }
   io_uring_submit(ring_.get());
   pending_sqes_ = 0;
@@ -283,6 +329,7 @@ void TapUring::close_queue(uint32_t q) {
     status_->set_error("tap: " + std::to_string(held) + " buffers were not returned by the kernel at close (left unused)");
   }
   posted_[q] = 0;
+  waiting_[q] = 0;
   fds_[q] = -1;
 }
 

@@ -1,25 +1,35 @@
 // Batched tap I/O through io_uring: one system call per burst, not per frame.
 //
-//   tap fd ──(reads kept posted, each into a pool buffer)──► CQ ──► rx()
+//   tap fd ──frame──► the queue's waiting read completes ──► rx(): a burst of
+//                     nonblocking reads + a new waiting read, one io_uring_enter
 //   tx() ──(one write SQE per frame, one io_uring_enter per call)──► tap fd
 //
-// - Reads: every queue descriptor has `rx_depth` reads outstanding, each
-//   owning one pool buffer. The descriptors are blocking, so a read that
-//   finds the device empty is parked by the kernel (poll-armed) instead of
-//   failing: a frame that arrives completes it and posts a completion. When
-//   nothing arrives, rx() costs a few loads and no system call. A completed
-//   read is re-posted with a fresh buffer; all re-posts and writes of one call
-//   go to the kernel in one io_uring_enter.
+// - Waiting: each queue descriptor (blocking) has exactly one read posted
+//   that the kernel parks until a frame arrives. While the tap is empty that
+//   is all, so an idle port costs no system call: rx() only looks at the
+//   completion ring.
+// - Reads: once the waiting read has completed (with a frame), the next rx()
+//   submits up to a burst of reads flagged RWF_NOWAIT, each into a fresh pool
+//   buffer, and a new waiting read behind them, in one io_uring_enter. The
+//   kernel runs them inline and in order: each takes a frame or fails with
+//   EAGAIN once the tap is empty, and the waiting read completes at once if
+//   frames are left, or waits. A burst has as many reads as the last one
+//   could fill (at least 1), doubling while bursts come back full (up to
+//   rx_depth): a lone frame costs one failed read, a flood full bursts.
+// - Why not simpler: many reads parked on one tap all wake for one frame, and
+//   io_uring hands each one that then finds nothing to a blocking worker
+//   thread (hundreds of iou-wrk threads, a millisecond of latency); a poll
+//   request instead of the waiting read completed about a millisecond late
+//   here (kernel 6.18). One parked read per queue avoids both.
 // - Writes: tx() queues one write per frame (tun takes a whole frame per
 //   write) and submits them together; tun copies each frame during that call,
 //   and the buffer goes back to the pool when its completion is reaped.
 // - Completions are reaped in order into a small stash, so rx() and tx() can
 //   both make room without losing frames that completed in between.
 // - Ownership: a buffer whose read or write is posted belongs to the kernel
-//   until its completion is reaped (lent_). close_queue() cancels every read
-//   of a descriptor and waits (bounded) until the kernel gives every buffer
-//   back, before the descriptor is closed: nothing is freed while the kernel
-//   could still write into it.
+//   until its completion is reaped (lent_). close_queue() cancels the queue's
+//   requests and waits (bounded) until the kernel gives every buffer back,
+//   before the descriptor is closed.
 // - The ring's descriptor is what a sleeping engine polls: it is readable
 //   while completions wait. Completions already reaped into the stash do not
 //   make it readable, so, as the engine does, call rx() until it returns 0
@@ -42,8 +52,9 @@ namespace vpc {
 
 class TapUring {
  public:
-  // Sets up a ring for up to `max_queues` descriptors, each with `rx_depth`
-  // reads posted, and at most `tx_depth` writes in flight. Returns nullptr
+  // Sets up a ring for up to `max_queues` blocking descriptors, at most
+  // `rx_depth` reads per queue and burst, and at most `tx_depth` writes in
+  // flight. Returns nullptr
   // and sets *err (why io_uring cannot be used here) on failure.
   static std::unique_ptr<TapUring> open(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, BufferCache* cache,
                                         PortStatus* status, std::string* err);
@@ -52,12 +63,12 @@ class TapUring {
   TapUring& operator=(const TapUring&) = delete;
 
   int ring_fd() const;
-  // Starts reading from `fd` as queue q (0 <= q < max_queues).
+  // Starts reading from `fd` (blocking) as queue q (0 <= q < max_queues).
   void add_queue(uint32_t q, int fd);
   // Cancels queue q's reads and waits until the kernel returned their
   // buffers. The caller closes the descriptor afterwards.
   void close_queue(uint32_t q);
-  // Frames that arrived, in order per queue; re-posts reads, one submit.
+  // Frames that arrived, in order per queue: at most one submit.
   uint16_t rx(Pkt* pkts, uint16_t max);
   // Writes pkts[0..k), pkts[i] on queue queues[i] (all on queue 0 when
   // queues is null), in one submit; returns k (the rest did not fit in
@@ -74,7 +85,8 @@ class TapUring {
   };
   TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, BufferCache* cache, PortStatus* status);
   void reap();       // every waiting completion: writes freed, reads stashed
-  void post_reads();  // bring every open queue back to rx_depth reads
+  bool post_read(uint32_t q, bool waiting);  // false: no buffer or no slot
+  uint16_t take(Pkt* pkts, uint16_t n, uint16_t max);  // hands out stashed reads
   void submit();
   bool wait_returned(uint32_t q, int timeout_ms);
 
@@ -85,6 +97,10 @@ class TapUring {
   PortStatus* status_;
   std::vector<int> fds_;          // per queue; -1 when closed
   std::vector<uint32_t> posted_;  // reads outstanding per queue
+  std::vector<uint8_t> waiting_;  // the queue's waiting read is posted
+  std::vector<uint32_t> batch_;   // reads the next burst posts (adapts to the load)
+  std::vector<uint32_t> filled_, empty_;  // the last burst's reads: with a frame, EAGAIN
+  uint32_t next_q_ = 0;           // first queue read by the next rx()
   std::vector<uint8_t> lent_;     // per pool buffer: 0, or 1 + queue of the read/write that holds it
   std::vector<Done> stash_;       // completed reads not yet handed out (ring of stash_mask_ + 1)
   uint32_t stash_head_ = 0, stash_tail_ = 0, stash_mask_ = 0;
