@@ -84,8 +84,8 @@ TapUring::TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, Bu
 
 std::unique_ptr<TapUring> TapUring::open(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, BufferCache* cache,
                                          PortStatus* status, std::string* err) {
-  if (max_queues == 0 || max_queues > 256) {
-    *err = "io_uring: 1..256 queues";
+  if (max_queues == 0 || max_queues > PortStatus::kMaxQueues) {  // lent_ and the tags keep the queue in 8 bits
+    *err = "io_uring: 1.." + std::to_string(PortStatus::kMaxQueues) + " queues";
     return nullptr;
   }
   std::unique_ptr<TapUring> u(new TapUring(max_queues, rx_depth, tx_depth, cache, status));

@@ -76,7 +76,6 @@ class TapUring {
   uint16_t tx(const Pkt* pkts, const uint8_t* queues, uint16_t n);
   // A read said the device is gone (EBADFD, EIO, ENXIO, ENODEV).
   bool dead() const { return dead_; }
-  void clear_dead() { dead_ = false; }
 
  private:
   struct Done {
