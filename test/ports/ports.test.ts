@@ -317,6 +317,39 @@ test('an interface deleted while traffic flows: port down, others keep forwardin
   });
 });
 
+test('a tap deleted under traffic (its VM gone): port down, others keep forwarding, the switch re-creates it', async (t) => {
+  await withLab(t, ['ip', 'ping', 'ethtool'], async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const g1 = lab.vethGuest('g1', lab.name('s1'), mac(1), '198.18.0.1/24');
+    await dp.createPort({ name: 'p1', type: 'afpacket', interface: lab.name('s1'), switch: 'a' });
+    const g2 = await tapGuest(lab, dp, 'p2', 'a', 't2', mac(2), '198.18.0.2/24');
+    const g3 = await tapGuest(lab, dp, 'p3', 'a', 't3', mac(3), '198.18.0.3/24');
+    assert.match(dp.portStatus('p3')?.io ?? '', /^io_uring/);
+    const events: DataplaneEvent[] = [];
+    dp.on('event', (e) => events.push(e));
+    await pingAll(lab, [g1, g2, g3]);
+
+    const flow12 = lab.nsAsync(g1.ns, 'ping', ['-c', '30', '-i', '0.1', '-W', '1', '-n', g2.ip], 30_000);
+    await sleep(800);
+    lab.ns(g3.ns, 'ip', ['link', 'del', g3.dev]); // what a VM's exit does to a tap it owned
+    await eventually(() => assert.ok(events.some((e) => e.type === 'link' && e.port === 'p3' && !e.up), JSON.stringify(events)), 3000);
+    assert.match(dp.portStatus('p3')?.lastError ?? '', /was deleted/);
+    const r12 = await flow12;
+    const got12 = Number(/(\d+) received/.exec(r12.out)?.[1] ?? 0);
+    t.diagnostic(`g1->g2 while g3's tap was deleted: ${got12}/30 replies`);
+    assert.ok(got12 >= 28, `g1 -> g2 kept forwarding:\n${r12.out}`);
+
+    // The switch created that tap, so it creates it again (in its own
+    // namespace); moved to the guest again, it carries traffic.
+    const tap = lab.name('t3');
+    await eventually(() => assert.ok((dp.portStatus('p3')?.counters.reopens ?? 0) >= 1 && dp.portStatus('p3')?.attached), 5000);
+    run('ip', ['link', 'set', tap, 'netns', g3.ns]);
+    lab.configure(g3.ns, tap, mac(3), '198.18.0.3/24');
+    await eventually(async () => assert.ok((await lab.ping(g1, g3.ip)).ok), 5000);
+    assert.match(dp.portStatus('p3')?.io ?? '', /^io_uring/);
+  });
+});
+
 test('opening errors say what to do', async (t) => {
   await withLab(t, ['ip'], async (lab, dp) => {
     await dp.createSwitch({ name: 'a', vni: 100 });

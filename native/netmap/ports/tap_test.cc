@@ -150,7 +150,7 @@ int iou_workers() {
   if (DIR* d = opendir("/proc/self/task")) {
     while (dirent* e = readdir(d)) {
       if (e->d_name[0] == '.') continue;
-      char path[64], comm[32] = {};
+      char path[300], comm[32] = {};
       std::snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
       if (FILE* f = std::fopen(path, "r")) {
         if (std::fgets(comm, sizeof(comm), f) && std::strncmp(comm, "iou-wrk", 7) == 0) ++n;
