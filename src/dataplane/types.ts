@@ -92,7 +92,7 @@ export interface SwitchInfo {
 // ---------------------------------------------------------------- ports
 
 // 'pipe': in-process. The others are kernel-facing backends (docs/ports.md):
-// 'afpacket' (any interface), 'tap' (VM NIC / host tap), 'netmap' (NIC or
+// 'afpacket' (any interface), 'tap' (the switch holds the tap: a container's or host stack's NIC; a VM's tap is an afpacket port), 'netmap' (NIC or
 // VALE port, needs /dev/netmap), 'afxdp' (AF_XDP, one socket per rx queue; built when libxdp/libbpf are present).
 export type PortType = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp';
 

@@ -350,6 +350,67 @@ test('a tap deleted under traffic (its VM gone): port down, others keep forwardi
   });
 });
 
+// A stand-in for a hypervisor: holds a tap's fd as QEMU does, sends a frame
+// from the VM's MAC every 100 ms and counts the frames addressed to it, for
+// `secs` seconds. Prints "ready", then "seen N".
+const HYPERVISOR = `
+import fcntl, os, select, struct, sys, time
+name, mac, secs = sys.argv[1], bytes.fromhex(sys.argv[2]), float(sys.argv[3])
+fd = os.open('/dev/net/tun', os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', name.encode(), 0x0002 | 0x1000))  # TUNSETIFF, IFF_TAP | IFF_NO_PI
+print('ready', flush=True)
+end, last, seen = time.time() + secs, 0.0, 0
+while time.time() < end:
+    if time.time() - last > 0.1:
+        try:
+            os.write(fd, b'\\xff' * 6 + mac + b'\\x88\\xb5' + bytes(46))
+        except OSError:  # EIO while the tap is still down
+            pass
+        last = time.time()
+    if select.select([fd], [], [], 0.05)[0] and os.read(fd, 2048)[:6] == mac:
+        seen += 1
+print('seen', seen, flush=True)
+`;
+
+test("a VM's tap held by its hypervisor is switched from the host side with afpacket", async (t) => {
+  await withLab(t, ['ip', 'ping', 'ethtool', 'python3'], async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const g1 = lab.vethGuest('g1', lab.name('s1'), mac(1), '198.18.0.1/24');
+    await dp.createPort({ name: 'p1', type: 'afpacket', interface: lab.name('s1'), switch: 'a' });
+    // The operator's part: a persistent tap, which the VM then opens.
+    const tap = lab.name('vm');
+    run('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+    lab.ownLink(tap);
+    const vmMac = mac(9);
+    const vm = spawn('python3', ['-c', HYPERVISOR, tap, vmMac.replace(/:/g, ''), '4'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    lab.own(vm);
+    let out = '';
+    vm.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    vm.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<void>((resolve) => vm.on('close', () => resolve()));
+    await eventually(() => assert.match(out, /ready/), 5000);
+    run('ip', ['link', 'set', tap, 'up']);
+
+    // The switch cannot hold that tap's fd too, and says what to do instead.
+    await assert.rejects(dp.createPort({ name: 'px', type: 'tap', interface: tap, switch: 'a' }), (e: Error) => {
+      assert.ok(e instanceof DataplaneError && e.code === 'ERR_IN_USE', String(e));
+      assert.match(e.message, new RegExp(`use afpacket:${tap}`));
+      return true;
+    });
+    await dp.createPort({ name: 'pvm', type: 'afpacket', interface: tap, switch: 'a' });
+
+    // Guest -> VM: pings to the VM's MAC (a static neighbour: the stand-in
+    // has no IP stack); VM -> guest: its broadcasts teach the switch its MAC.
+    lab.ns(g1.ns, 'ip', ['neigh', 'replace', '198.18.0.9', 'lladdr', vmMac, 'dev', g1.dev]);
+    await lab.nsAsync(g1.ns, 'ping', ['-c', '10', '-i', '0.2', '-W', '1', '198.18.0.9'], 10_000);
+    await exited;
+    const seen = Number(/seen (\d+)/.exec(out)?.[1] ?? -1);
+    t.diagnostic(`the VM received ${seen} of the guest's 10 pings; switch: ${JSON.stringify(dp.portStatus('pvm')?.counters)}`);
+    assert.ok(seen >= 5, `frames for the VM's MAC reached its fd:\n${out}`);
+    assert.equal((await dp.fdb('a')).find((e) => e.mac === vmMac)?.port, 'pvm', 'the VM MAC was learned on its tap');
+  });
+});
+
 test('opening errors say what to do', async (t) => {
   await withLab(t, ['ip'], async (lab, dp) => {
     await dp.createSwitch({ name: 'a', vni: 100 });

@@ -149,7 +149,8 @@ bool TapPort::open_queues(Status* code, std::string* err) {
         *code = Status::kInUse;
         *err = where + ": the tap is busy (another process, e.g. a VM, has it open" +
                std::string(opts_.queues > 1 ? "" : ", or it is a multi-queue tap: set queues > 1") +
-               "): close that process or use another tap";
+               "). A VM's tap that its hypervisor holds is switched from the host side: use afpacket:" + ifname_ +
+               " (or afxdp:" + ifname_ + ")";
       } else if (e == EINVAL) {
         *code = Status::kInvalidArgument;
         *err = where + ": an interface of that name exists but is not a " +

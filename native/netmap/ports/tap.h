@@ -1,4 +1,6 @@
-// tap port: a tap device, the VM-NIC and host-interface case.
+// tap port: a tap device whose descriptor the switch holds: a container's or
+// host stack's NIC (the interface moves into that namespace). A VM's tap is
+// held by its hypervisor; the switch takes its interface with afpacket.
 //
 //   guest/host stack ──► tap ──read──► engine buffer ──► rx_burst
 //   tx_burst ──write──► tap ──► guest/host stack
