@@ -72,6 +72,7 @@ test('three guests (veth+afpacket, veth+afpacket, tap) reach each other; ARP res
     assert.match(st.offloads, /turned off|none were on/);
     assert.ok(st.counters.kicks > 0, 'one kick per transmitted batch');
     assert.match(st.io, /TPACKET_V2 mmap rings/);
+    assert.ok(st.queueRx.length === 1 && st.queueRx[0] > 0, `frames counted on the one queue: ${JSON.stringify(st.queueRx)}`);
     const tapSt = dp.portStatus('p3');
     assert.equal(tapSt?.backend, 'tap');
     assert.match(tapSt?.io ?? '', /^io_uring: /, 'tap reads and writes are batched');

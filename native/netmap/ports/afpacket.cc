@@ -236,6 +236,7 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
   }
   if (n) {
     empty_polls_ = 0;
+    status_->queue_rx[0].fetch_add(n, std::memory_order_relaxed);  // one queue: portStatus().queueRx[0]
   } else if (++empty_polls_ == 16) {
     // A socket error (the interface went down or away) keeps the socket
     // "readable" for poll(2) until it is read: clear it once per idle streak
