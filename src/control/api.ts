@@ -31,6 +31,7 @@ import * as http from 'node:http';
 import { parseConfig } from './config';
 import { Controller } from './controller';
 import { ControlError, toControlError } from './errors';
+import type { DataplaneStats } from '../dataplane';
 import type { Logger } from './logging';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
 
@@ -72,9 +73,11 @@ export function switchView(ctx: ApiContext, s: SwitchObject): Record<string, unk
   return { uuid: s.uuid, ...s.spec, ...(info === undefined ? {} : { ...info, id: undefined }) };
 }
 
-export function portView(ctx: ApiContext, p: PortObject): Record<string, unknown> {
+// `stats` (one dp.stats() for a whole list) adds the port's link state.
+export function portView(ctx: ApiContext, p: PortObject, stats?: DataplaneStats): Record<string, unknown> {
   const info = ctx.controller.dp.getPort(p.spec.name);
-  return { uuid: p.uuid, ...p.spec, ...(info === undefined ? {} : { ...info, id: undefined }) };
+  const up = stats?.ports[p.spec.name]?.counters.link_up;
+  return { uuid: p.uuid, ...p.spec, ...(info === undefined ? {} : { ...info, id: undefined }), ...(up === undefined ? {} : { link: up ? 'up' : 'down' }) };
 }
 
 function fdbView(f: FdbObject): Record<string, unknown> {
@@ -150,7 +153,10 @@ export function buildRoutes(ctx: ApiContext): Route[] {
       if (port !== undefined && typeof port !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'port: must be a string', { field: 'port' });
       return [200, { switch: s.spec.name, removed: await c.dp.flushFdb(s.spec.name, port) }];
     }),
-    route('GET', '/v1/ports', () => [200, { ports: c.current.ports.map((p) => portView(ctx, p)) }]),
+    route('GET', '/v1/ports', () => {
+      const stats = c.dp.stats();
+      return [200, { ports: c.current.ports.map((p) => portView(ctx, p, stats)) }];
+    }),
     route('POST', '/v1/ports', async ({ body }) => {
       const r = await c.createPort(bodyObject(body));
       return [created(r), { port: portView(ctx, r.object), created: r.created, plan: r.plan }];
@@ -159,7 +165,7 @@ export function buildRoutes(ctx: ApiContext): Route[] {
       const p = c.requirePort(params.ref!);
       // One port also shows what its backend opened and how it is doing.
       const backend = c.dp.portStatus(p.spec.name);
-      return [200, { port: { ...portView(ctx, p), ...(backend === undefined ? {} : { backend }) } }];
+      return [200, { port: { ...portView(ctx, p, c.dp.stats()), ...(backend === undefined ? {} : { backend }) } }];
     }),
     route('PATCH', '/v1/ports/:ref', async ({ params, body }) => {
       const r = await c.updatePort(params.ref!, bodyObject(body));

@@ -197,8 +197,8 @@ export function createProgram(io: CliIO = defaultIO): Command {
   port.command('list').description('list ports').action(async (_o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<{ ports: Record<string, any>[] }>('GET', '/v1/ports');
-    print(json, r, () => table(['NAME', 'TYPE', 'MODE', 'SWITCH', 'MTU', 'MAC', 'UUID'],
-      r.ports.map((p) => [p.name, p.type, p.mode ?? '-', portWhere(p) || '-', p.mtu ?? '-', p.mac ?? '-', p.uuid])));
+    print(json, r, () => table(['NAME', 'TYPE', 'MODE', 'SWITCH', 'LINK', 'MTU', 'MAC', 'UUID'],
+      r.ports.map((p) => [p.name, p.type, p.mode ?? '-', portWhere(p) || '-', p.link ?? '-', p.mtu ?? '-', p.mac ?? '-', p.uuid])));
   });
   port.command('show <ref>').description('one port, by name or UUID').action(async (ref: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);

@@ -98,7 +98,8 @@ describe('vpcctl against vpcd', () => {
     assert.equal(r.code, EXIT.OK, r.err);
     assert.match(r.out, /created: port trunk \(pipe, 10=tenant-a\)/);
     r = await cli('port', 'list');
-    assert.match(r.out, /^trunk\s+pipe\s+trunk\s+10=tenant-a\s+1400\s/m);
+    assert.match(r.out, /^NAME\s+TYPE\s+MODE\s+SWITCH\s+LINK\s+MTU/m);
+    assert.match(r.out, /^trunk\s+pipe\s+trunk\s+10=tenant-a\s+up\s+1400\s/m);
     r = await cli('port', 'create', 'bad', '--type', 'pipe', '--switch', 'nope');
     assert.equal(r.code, EXIT.INVALID);
     assert.match(r.err, /switch: no switch named "nope" \[ERR_UNKNOWN_SWITCH\]/);
@@ -220,6 +221,7 @@ describe('vpcctl port show with a tap port', () => {
       assert.match(r.out, new RegExp(`spec +tap:${tap}`));
       assert.match(r.out, /io +io_uring: one waiting read per queue while idle, then up to 256 reads per queue and burst/);
       assert.match(r.out, /^backend counters:$/m);
+      assert.match(r.out, /^link +(up|down)$/m);
       const j = JSON.parse((await cli('--json', 'port', 'show', 'vm1')).out) as { port: { backend: { attached: boolean; io: string; queueRx: number[] } } };
       assert.equal(j.port.backend.attached, true);
       assert.match(j.port.backend.io, /^io_uring/);

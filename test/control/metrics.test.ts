@@ -49,11 +49,12 @@ describe('metrics', () => {
       const text = await m.render();
       const schema = dp.schema();
       for (const c of schema.port) {
-        const gauge = c.name === 'fdb_learned';
+        const gauge = c.name === 'fdb_learned' || c.name === 'link_up';
         const { name } = metricName('port', c.name, gauge);
         assert.match(text, new RegExp(`^# HELP ${name} ${c.help.replace(/[()]/g, '.')}$`, 'm'), name);
         assert.match(text, new RegExp(`^# TYPE ${name} ${gauge ? 'gauge' : 'counter'}$`, 'm'), name);
-        assert.match(text, new RegExp(`^${name}\\{switch="a",port="p1"\\} 0$`, 'm'), name);
+        const idle = c.name === 'link_up' ? 1 : 0; // a new pipe port is up and has moved nothing
+        assert.match(text, new RegExp(`^${name}\\{switch="a",port="p1"\\} ${idle}$`, 'm'), name);
       }
       for (const c of schema.engine) assert.match(text, new RegExp(`^vpc_engine_${c.name.replace(/_ns$/, '_seconds')}(_total)? `, 'm'), c.name);
       for (const c of schema.switch.filter((s) => s.name !== 'drops')) assert.match(text, new RegExp(`^vpc_switch_${c.name}(_total)?\\{switch="a"\\} `, 'm'), c.name);

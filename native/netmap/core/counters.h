@@ -23,7 +23,8 @@ namespace vpc {
   X(rx_drops, "Received frames dropped, all reasons")             \
   X(tx_drops, "Frames that could not be transmitted, all reasons") \
   X(fdb_learned, "FDB entries currently learned on this port")    \
-  X(link_changes, "Times the link went up or down")
+  X(link_changes, "Times the link went up or down")               \
+  X(link_up, "1 while the port's link is up, else 0")
 
 #define VPC_SWITCH_COUNTERS(X)                                                     \
   X(fdb_entries, "MAC entries in the forwarding table (learned and static)")      \

@@ -330,6 +330,7 @@ void Engine::housekeeping() {
     if (up == ps.up) continue;
     ps.up = up;
     ps.counters->add(PortCounter::link_changes, 1);
+    ps.counters->set(PortCounter::link_up, up ? 1 : 0);
     Event ev{};
     ev.type = EventType::kLink;
     ev.up = up;

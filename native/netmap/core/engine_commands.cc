@@ -241,6 +241,7 @@ void Engine::activate_port_slot(PortId pid) {
   PortCounterBlock& pc = *ps.counters;
   std::fill(std::begin(pc.c), std::end(pc.c), 0);
   std::fill(std::begin(pc.drops), std::end(pc.drops), 0);
+  pc.set(PortCounter::link_up, ps.up ? 1 : 0);
   cnt_set(pc.generation, pc.generation + 1);
   cnt_set(pc.in_use, 1);
   ps.in_use = true;

@@ -975,6 +975,8 @@ TEST_F(EngineTest, LinkDownIsDetectedAndSkipped) {
   EXPECT_EQ(lk[0].port, p2);
   EXPECT_EQ(lk[0].up, 0);
   EXPECT_EQ(pc(p2, PC::link_changes), 1u);
+  EXPECT_EQ(pc(p2, PC::link_up), 0u);
+  EXPECT_EQ(pc(p1, PC::link_up), 1u);
 
   Bytes bc = make_frame(kMacBroadcast, host_mac(0), 64);
   send_settle(p0, bc);
@@ -1002,6 +1004,7 @@ TEST_F(EngineTest, LinkDownIsDetectedAndSkipped) {
   EXPECT_EQ(lk[1].port, p2);
   EXPECT_EQ(lk[1].up, 1);
   EXPECT_EQ(pc(p2, PC::link_changes), 2u);
+  EXPECT_EQ(pc(p2, PC::link_up), 1u);
   send_settle(p0, bc);
   EXPECT_EQ(recv(p2).size(), 1u);
 }
