@@ -334,7 +334,8 @@ test('a tap deleted under traffic (its VM gone): port down, others keep forwardi
     await sleep(800);
     lab.ns(g3.ns, 'ip', ['link', 'del', g3.dev]); // what a VM's exit does to a tap it owned
     await eventually(() => assert.ok(events.some((e) => e.type === 'link' && e.port === 'p3' && !e.up), JSON.stringify(events)), 3000);
-    assert.match(dp.portStatus('p3')?.lastError ?? '', /was deleted/);
+    // (lastError says "was deleted" only until the port has re-created the
+    // tap, which may already have happened.)
     const r12 = await flow12;
     const got12 = Number(/(\d+) received/.exec(r12.out)?.[1] ?? 0);
     t.diagnostic(`g1->g2 while g3's tap was deleted: ${got12}/30 replies`);
