@@ -405,7 +405,7 @@ export class Controller {
     if (opts.dryRun || steps.length === 0) return result;
     const t0 = process.hrtime.bigint();
     try {
-      await applyPlan(this.dp, steps, { onStep: (s) => this.log.info({ source: opts.source, step: describeStep(s) }, 'applied') });
+      await applyPlan(this.dp, steps, { onStep: (s) => this.logStep(s, opts.source) });
     } catch (err) {
       const e = toControlError(err);
       this.log.error({ source: opts.source, code: e.code, err: e.message }, 'plan failed; rolled back');
@@ -424,6 +424,17 @@ export class Controller {
     this.log.info({ source: opts.source, ...result.summary, generation: this.store.generation, ms: Math.round(ms * 10) / 10 }, 'state changed');
     result.applied = true;
     return result;
+  }
+
+  // One line per applied step; a new kernel port also says how its backend
+  // moves frames, and a tap that had to fall back to a system call per frame
+  // is a warning (it works, slower).
+  private logStep(s: Step, source: string): void {
+    const backend = s.kind === 'port' && s.op === 'create' ? this.dp.portStatus(s.name) : undefined;
+    this.log.info({ source, step: describeStep(s), ...(backend === undefined ? {} : { io: backend.io, offloads: backend.offloads }) }, 'applied');
+    if (backend !== undefined && /^read\(\)\/write\(\), one system call per frame: /.test(backend.io)) {
+      this.log.warn({ port: s.name, io: backend.io }, 'tap port without io_uring batching');
+    }
   }
 
   private sameOrConflict(kind: string, name: string, uuid: string, givenUuid: string | undefined, a: Record<string, unknown>, b: Record<string, unknown>): void {

@@ -226,6 +226,9 @@ describe('vpcctl port show with a tap port', () => {
       assert.equal(j.port.backend.attached, true);
       assert.match(j.port.backend.io, /^io_uring/);
       assert.deepEqual(j.port.backend.queueRx.length, 1);
+      // vpcd's log line for the applied port says how it moves frames.
+      const applied = v.logs.map((l) => JSON.parse(l) as { msg?: string; step?: string; io?: string }).find((l) => l.msg === 'applied' && l.step?.startsWith('+ port vm1'));
+      assert.match(applied?.io ?? '', /^io_uring: /, JSON.stringify(applied));
     } finally {
       if (v !== undefined) {
         await v.stop();
