@@ -279,6 +279,23 @@ uint16_t AfPacketPort::tx_burst(Pkt* pkts, uint16_t n) {
   return i;
 }
 
+// Frames too long for a buffer are dropped (never cut); lastError says why
+// they come, which the counter alone does not. On a tap, the usual cause is a
+// VM whose virtio-net hands the tap TSO super-frames.
+void AfPacketPort::explain_too_big() {
+  const uint64_t n = status_->c[PortStatus::rx_too_big].load(std::memory_order_relaxed);
+  if (n == too_big_seen_) return;
+  too_big_seen_ = n;
+  const std::string head = std::to_string(n) + " frames longer than a buffer (" + std::to_string(pool_->max_frame()) +
+                           " bytes) were dropped on " + ifname_ + ": ";
+  if (if_driver(ctl_, ifname_) == "tun")
+    status_->set_error(head + "a VM on this tap sends TSO/GSO super-frames; start QEMU with vnet_hdr=off on its "
+                              "-netdev tap, or turn TSO/GSO off in the guest (ethtool -K eth0 tso off gso off)");
+  else
+    status_->set_error(head + "the sender passes super-frames (its TSO/GSO, or GRO/LRO here) or uses a larger MTU; "
+                              "turn those offloads off or lower its MTU");
+}
+
 LinkState AfPacketPort::check_link() {
   int idx = if_index(ctl_, ifname_);
   if (idx <= 0) {
@@ -310,6 +327,7 @@ LinkState AfPacketPort::check_link() {
   socklen_t l = sizeof(ks);
   if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &ks, &l) == 0 && ks.tp_drops)
     status_->add(PortStatus::rx_kernel_drops, ks.tp_drops);
+  explain_too_big();
   int e = 0;
   l = sizeof(e);
   getsockopt(fd_, SOL_SOCKET, SO_ERROR, &e, &l);

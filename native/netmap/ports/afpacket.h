@@ -56,6 +56,7 @@ class AfPacketPort final : public Port {
   bool open_socket(Status* st, std::string* err);
   void close_socket();
   LinkState check_link();
+  void explain_too_big();  // lastError: why frames too long for a buffer arrive
   void kick();
   uint8_t* rx_frame(uint32_t i) const;
   uint8_t* tx_frame(uint32_t i) const;
@@ -81,6 +82,7 @@ class AfPacketPort final : public Port {
   bool tx_pending_ = false;  // slots handed to the kernel that a kick may still need to push
   uint32_t empty_polls_ = 0;
   uint64_t last_open_try_ms_ = 0;
+  uint64_t too_big_seen_ = 0;  // rx_too_big when check_link last explained it
   bool claimed_ = false;
   OffloadSaved offloads_;
 };

@@ -81,6 +81,16 @@ uint32_t if_rx_queues(int ctl, const std::string& name) {
   return n;
 }
 
+std::string if_driver(int ctl, const std::string& name) {
+  ethtool_drvinfo di{};
+  di.cmd = ETHTOOL_GDRVINFO;
+  ifreq ifr;
+  fill_name(&ifr, name);
+  ifr.ifr_data = reinterpret_cast<char*>(&di);
+  if (ioctl(ctl, SIOCETHTOOL, &ifr) < 0) return "";
+  return std::string(di.driver, strnlen(di.driver, sizeof(di.driver)));
+}
+
 // ---------------------------------------------------------------- offloads
 
 static int ethtool_rw(int ctl, const std::string& name, uint32_t cmd, uint32_t* value, bool set) {

@@ -25,6 +25,9 @@ int if_hwaddr(int ctl, const std::string& name, Mac* mac);  // 0 or -errno
 // Receive queues of an interface: rx + combined channels (ETHTOOL_GCHANNELS),
 // else the rx-N entries of /sys/class/net/NAME/queues; 0 when neither says.
 uint32_t if_rx_queues(int ctl, const std::string& name);
+// The interface's driver (ETHTOOL_GDRVINFO: "veth", "tun", "virtio_net", ...),
+// or "" when it does not say.
+std::string if_driver(int ctl, const std::string& name);
 
 // Offloads the switch must not see: GRO and LRO (merged receive super-frames),
 // TSO/GSO (segmentation left to the device) and tx checksumming (checksums
