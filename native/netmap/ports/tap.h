@@ -5,11 +5,11 @@
 //   guest/host stack ──► tap ──read──► engine buffer ──► rx_burst
 //   tx_burst ──write──► tap ──► guest/host stack
 //
-// - Opens /dev/net/tun with IFF_TAP | IFF_NO_PI, nonblocking. The device is
-//   created when it does not exist (and then disappears when the port is
-//   deleted) or attached to when it does (then it is left as it was found,
-//   down again if the port brought it up). queues > 1 uses IFF_MULTI_QUEUE,
-//   one descriptor per queue.
+// - Opens /dev/net/tun with IFF_TAP | IFF_NO_PI, blocking with io_uring and
+//   nonblocking without. The device is created when it does not exist (and
+//   then disappears when the port is deleted) or attached to when it does
+//   (then it is left as it was found, down again if the port brought it up).
+//   queues > 1 uses IFF_MULTI_QUEUE, one descriptor per queue.
 // - Frames are copied once in (read into a buffer at headroom) and once out;
 //   tap has no ring the switch can share, and tun takes one frame per read or
 //   write. Where io_uring is available (liburing at build time, allowed by the
