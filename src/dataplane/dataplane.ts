@@ -23,7 +23,6 @@ import { DataplaneError, makeError, mapNativeError, NativeErrorContext } from '.
 import {
   loadNative,
   NativeCommand,
-  NativeCounterSet,
   NativeEngine,
   NativeEvent,
   NativeModule,
@@ -43,7 +42,6 @@ import {
   validateSwitchUpdate,
 } from './specs';
 import {
-  CounterSet,
   DataplaneEvent,
   DataplaneEventMap,
   DataplaneOptions,
@@ -120,6 +118,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   // Tail of the call queue; never rejects.
   private queue: Promise<unknown> = Promise.resolve();
   private schemaCache: DataplaneSchema | undefined;
+  private namesCache: { engine: string[]; port: string[]; switch: string[]; drop: string[] } | undefined;
 
   // `native` replaces the compiled addon (tests); by default loadNative().
   constructor(options: DataplaneOptions = {}, native?: NativeModule) {
@@ -592,18 +591,21 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   stats(): DataplaneStats {
     this.assertOpen();
     const raw = this.callNative(() => this.engine.stats(), 'stats');
-    const schema = this.trySchema();
+    const names = this.counterNames();
     const out: DataplaneStats = { engine: {}, eventsDropped: raw.eventsDropped, ports: {}, switches: {}, peers: {} };
-    for (const info of schema?.engine ?? []) out.engine[info.name] = 0;
+    for (const name of names.engine) out.engine[name] = 0;
     Object.assign(out.engine, raw.engine);
-    for (const set of raw.ports) {
+    const ports = raw.ports;
+    for (let r = 0; r < ports.ids.length; r++) {
       // The uplink is a port too: its drops by reason are the decap checks.
-      const name = this.portsById.get(set.id)?.name ?? (this.uplinkState?.id === set.id ? this.uplinkState.spec.name : undefined);
-      if (name !== undefined) out.ports[name] = counterSet(set, schema?.port, schema?.drop);
+      const id = ports.ids[r]!;
+      const name = this.portsById.get(id)?.name ?? (this.uplinkState?.id === id ? this.uplinkState.spec.name : undefined);
+      if (name !== undefined) out.ports[name] = { counters: tableRow(ports.counters, r, names.port), drops: tableRow(ports.drops, r, names.drop) };
     }
-    for (const set of raw.switches) {
-      const s = this.switchesById.get(set.id);
-      if (s !== undefined) out.switches[s.name] = counterSet(set, schema?.switch, schema?.drop);
+    const sws = raw.switches;
+    for (let r = 0; r < sws.ids.length; r++) {
+      const s = this.switchesById.get(sws.ids[r]!);
+      if (s !== undefined) out.switches[s.name] = { counters: tableRow(sws.counters, r, names.switch), drops: tableRow(sws.drops, r, names.drop) };
     }
     for (const peer of raw.peers) out.peers[peer.ip] = { ...peer.counters };
     if (raw.uplink !== undefined && this.uplinkState !== undefined) {
@@ -797,12 +799,13 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     return this.portsById.get(id)?.name ?? this.formerPortNames.get(id) ?? `#${id}`;
   }
 
-  private trySchema(): DataplaneSchema | undefined {
-    try {
-      return this.schema();
-    } catch {
-      return undefined;
+  // The counter names of schema(), in table order, read once.
+  private counterNames(): { engine: string[]; port: string[]; switch: string[]; drop: string[] } {
+    if (this.namesCache === undefined) {
+      const s = this.schema();
+      this.namesCache = { engine: s.engine.map((c) => c.name), port: s.port.map((c) => c.name), switch: s.switch.map((c) => c.name), drop: s.drop.map((c) => c.name) };
     }
+    return this.namesCache;
   }
 
   // Runs on the JS thread for every batch the engine reports.
@@ -908,17 +911,21 @@ function portInfo(p: PortState): PortInfo {
   return info;
 }
 
-function counterSet(
-  set: NativeCounterSet,
-  counterNames: { name: string }[] | undefined,
-  dropNames: { name: string }[] | undefined,
-): CounterSet {
-  const out: CounterSet = { counters: {}, drops: {} };
-  for (const c of counterNames ?? []) out.counters[c.name] = 0;
-  for (const d of dropNames ?? []) out.drops[d.name] = 0;
-  Object.assign(out.counters, set.counters);
-  Object.assign(out.drops, set.drops);
-  return out;
+// Row r of a counter table (NativeCounterTable) as name -> value. The rows
+// of one kind are built by one object literal made for its names, so they
+// share one shape and stay fast to read (the metrics renderer reads tens of
+// thousands of them per scrape). The names are the engine's own counter
+// identifiers, quoted with JSON.stringify.
+type RowReader = (table: Float64Array, base: number) => Record<string, number>;
+const rowReaders = new WeakMap<string[], RowReader>();
+function tableRow(table: Float64Array, r: number, names: string[]): Record<string, number> {
+  let read = rowReaders.get(names);
+  if (read === undefined) {
+    const fields = names.map((n, k) => `${JSON.stringify(n)}: t[b + ${k}]`).join(', ');
+    read = new Function('t', 'b', `return { ${fields} };`) as RowReader;
+    rowReaders.set(names, read);
+  }
+  return read(table, r * names.length);
 }
 
 function copyInfo(c: { name: string; help: string }): { name: string; help: string } {

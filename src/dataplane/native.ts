@@ -194,16 +194,20 @@ export interface NativeEvent {
   oldVtep: string; // moved: where it was before, when remote
 }
 
-export interface NativeCounterSet {
-  id: number;
-  counters: Record<string, number>;
-  drops: Record<string, number>;
+// The counters of every slot in use of one kind, as flat tables: row r is
+// slot ids[r]; its counters are counters[r * n .. (r + 1) * n) in the order of
+// schema().port / schema().switch (n names), its drops likewise in the order
+// of schema().drop.
+export interface NativeCounterTable {
+  ids: Uint32Array;
+  counters: Float64Array;
+  drops: Float64Array;
 }
 
 export interface NativeStats {
   engine: Record<string, number>;
-  ports: NativeCounterSet[]; // every port slot in use
-  switches: NativeCounterSet[]; // every switch slot in use
+  ports: NativeCounterTable; // every port slot in use
+  switches: NativeCounterTable; // every switch slot in use
   peers: { id: number; ip: string; counters: Record<string, number> }[]; // every remote VTEP known
   uplink?: { portId: number; counters: Record<string, number> };
   eventsDropped: number;

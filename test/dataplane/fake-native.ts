@@ -13,6 +13,7 @@ import type {
   NativeModule,
   NativeResult,
   NativeSchema,
+  NativeCounterTable,
   NativeStats,
 } from '../../src/dataplane/native';
 
@@ -170,10 +171,17 @@ export class FakeEngine implements NativeEngine {
   }
 
   stats(): NativeStats {
+    // width: counters per row (schema() below); first: the leading values of a row.
+    const table = (ids: number[], width: number, first: (id: number) => number[]): NativeCounterTable => {
+      const counters = new Float64Array(ids.length * width);
+      ids.forEach((id, r) => counters.set(first(id), r * width));
+      return { ids: Uint32Array.from(ids), counters, drops: new Float64Array(ids.length * 2) };
+    };
     return {
       engine: { iterations: 7 },
-      ports: [...this.ports.keys()].map((id) => ({ id, counters: { rx_packets: this.ports.get(id)!.sent.length }, drops: {} })),
-      switches: [...this.switches.keys()].map((id) => ({ id, counters: { fdb_entries: this.switches.get(id)!.fdb.size }, drops: {} })),
+      // Tables in schema() order: port rx_packets and switch fdb_entries first.
+      ports: table([...this.ports.keys()], 4, (id) => [this.ports.get(id)!.sent.length]),
+      switches: table([...this.switches.keys()], 5, (id) => [this.switches.get(id)!.fdb.size]),
       peers: [],
       eventsDropped: 0,
     };

@@ -39,14 +39,12 @@ if (process.argv[2] === '--agent') {
         if (req.method === 'events') {
           result = events.splice(0, events.length);
         } else if (req.method === 'statsPlus') {
-          // dp.stats() plus the uplink port's own counter set read straight
-          // from the engine: stats().ports has no entry for the uplink (its
-          // id is not in the Dataplane's port map), so without this the
-          // uplink's drops by reason are invisible. Test-only workaround.
-          const st = dp.stats() as unknown as Record<string, unknown>;
+          // dp.stats() plus the uplink port's counter set on its own (stats()
+          // lists it under the uplink's name among the ports).
+          const st = dp.stats();
           const up = dp.uplink();
-          const raw = (dp as unknown as { engine: { stats(): { ports: Array<{ id: number }> } } }).engine.stats();
-          result = { ...st, uplinkPortNative: up === undefined ? null : (raw.ports.find((p) => p.id === up.id) ?? null) };
+          const own = up === undefined ? undefined : st.ports[up.name];
+          result = { ...st, uplinkPortNative: own === undefined || up === undefined ? null : { id: up.id, ...own } };
         } else {
           const fn = (dp as unknown as Record<string, (...a: unknown[]) => unknown>)[req.method];
           if (typeof fn !== 'function') throw new Error(`no such Dataplane method: ${req.method}`);
