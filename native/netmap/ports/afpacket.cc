@@ -7,7 +7,6 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,12 +22,6 @@ constexpr uint32_t kBlockSize = 1u << 16;
 // PACKET_TX_HAS_OFF): right after the aligned header.
 constexpr uint32_t kTxDataOff = TPACKET_ALIGN(sizeof(tpacket2_hdr));
 constexpr uint32_t kSllOff = TPACKET_ALIGN(sizeof(tpacket2_hdr));
-
-uint64_t mono_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
 
 uint32_t pow2_at_least(uint32_t v) {
   uint32_t p = 1;

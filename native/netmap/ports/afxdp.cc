@@ -99,7 +99,6 @@ std::unique_ptr<Port> open_afxdp_port(const PortSpec& spec, const KernelPortOpti
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 #include <xdp/libxdp.h>
 #include <xdp/xsk.h>
@@ -126,12 +125,6 @@ constexpr uint32_t kRefillAt = 32;  // refill the fill ring once this many slots
 // deleted and re-created at once (a replaced port) can find its queues busy
 // for a few milliseconds (seen with 4 queues); opening waits up to this long.
 constexpr uint32_t kBusyWaitMs = 1000;
-
-uint64_t mono_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
 
 // The UMEM of each buffer pool: the kernel keeps one UMEM alive as long as a
 // socket uses it; a new socket shares it through any socket that is bound to

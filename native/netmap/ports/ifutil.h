@@ -13,6 +13,9 @@
 
 namespace vpc {
 
+// CLOCK_MONOTONIC in milliseconds (re-open back-off, bounded waits).
+uint64_t mono_ms();
+
 // An AF_INET datagram socket used only for interface ioctls; -1 on failure.
 int ctl_socket();
 // Interface index by name in the control socket's namespace: > 0, or -errno.

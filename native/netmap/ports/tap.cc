@@ -7,7 +7,6 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,12 +20,6 @@
 namespace vpc {
 
 namespace {
-uint64_t mono_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
-
 // A socket keeps the network namespace it was created in. setns() changes
 // only the calling thread's namespace, so a short-lived thread makes it.
 int socket_in_netns(int nsfd) {

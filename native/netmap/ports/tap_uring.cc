@@ -24,11 +24,12 @@ uint16_t TapUring::tx(const Pkt*, const uint8_t*, uint16_t) { return 0; }
 #else  // VPC_HAVE_URING
 
 #include <liburing.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "ports/ifutil.h"
 
 namespace vpc {
 
@@ -54,12 +55,6 @@ uint32_t pow2_at_least(uint32_t v) {
 }
 
 constexpr uint32_t kMinBatch = 1;  // reads per burst after a quiet spell
-
-uint64_t mono_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
 
 }  // namespace
 
