@@ -11,6 +11,7 @@
 //   --latency-rate R offered load of the latency runs, frames/s (default 20000)
 //   --only ID[,ID]   only these systems (ids as in the tables)
 //   --busy-poll      this switch's engine spins instead of sleeping when idle
+//   --idle-spin-us N this switch's adaptive polling window (default: the engine's, 200)
 //
 // Writes bench/results/e2e.json (raw figures, machine), e2e.md (tables) and
 // e2e.svg (chart). Everything is bounded: each trafgen run stops by itself,
@@ -104,8 +105,13 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--latency-rate') o.latencyRate = num();
     else if (a === '--only') o.only = new Set((argv[++i] ?? '').split(','));
     else if (a === '--busy-poll') o.placement.busyPoll = true;
+    else if (a === '--idle-spin-us') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error('--idle-spin-us needs an integer in 0..100000');
+      o.placement.idleSpinUs = v;
+    }
     else if (['l2', 'vxlan', 'ports', 'frames'].includes(a)) o.suites.push(a);
-    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames; options: --seconds, --rounds, --latency-rate, --only, --busy-poll)`);
+    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --idle-spin-us)`);
   }
   if (o.suites.length === 0) o.suites = ['l2', 'vxlan', 'ports', 'frames'];
   return o;

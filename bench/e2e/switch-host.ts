@@ -16,6 +16,7 @@ import type { PeerSpec, PortSpec, UplinkSpec } from '../../src/dataplane';
 export interface HostConfig {
   cpu?: number;
   busyPoll?: boolean;
+  idleSpinUs?: number; // undefined: the engine's default
   switches: Array<{ name: string; vni: number }>;
   ports: PortSpec[];
   uplink?: UplinkSpec;
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
   }, cfg.deadlineMs);
   deadline.unref();
 
-  const dp = new Dataplane({ cpu: cfg.cpu ?? -1, busyPoll: cfg.busyPoll ?? false, hugepages: false, bufferCount: 65536 });
+  const dp = new Dataplane({ cpu: cfg.cpu ?? -1, busyPoll: cfg.busyPoll ?? false, ...(cfg.idleSpinUs === undefined ? {} : { idleSpinUs: cfg.idleSpinUs }), hugepages: false, bufferCount: 65536 });
   dp.start();
   const portsOf = (): Record<string, unknown> => {
     const r: Record<string, unknown> = {};

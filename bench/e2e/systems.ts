@@ -24,6 +24,7 @@ export interface Placement {
   sinkCpu: number;
   switchCpu: number; // this switch's engine thread and OVS's PMD thread
   busyPoll: boolean;
+  idleSpinUs?: number; // this switch's adaptive polling window; undefined: its default
 }
 
 export interface SystemRun {
@@ -129,6 +130,7 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'
         const h = await SwitchHost.start(t, b, {
           cpu: p.switchCpu,
           busyPoll: p.busyPoll,
+          idleSpinUs: p.idleSpinUs,
           switches: [{ name: 'bench', vni: VNI }],
           ports: [
             { name: 'pg', type: 'tap', interface: 'g0', switch: 'bench', ioUring: tapIo },
@@ -148,6 +150,7 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'
       const h = await SwitchHost.start(t, b, {
         cpu: p.switchCpu,
         busyPoll: p.busyPoll,
+      idleSpinUs: p.idleSpinUs,
         switches: [{ name: 'bench', vni: VNI }],
         ports: [
           { name: 'pg', type, interface: 'bg', switch: 'bench' },
@@ -263,6 +266,7 @@ async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestD
     const h = await SwitchHost.start(t, host, {
       cpu: p.switchCpu,
       busyPoll: p.busyPoll,
+      idleSpinUs: p.idleSpinUs,
       switches: [{ name: 'bench', vni: VNI }],
       uplink: { name: 'ul', type: 'afpacket', interface: uplinkDev, localIp: `${local}/24`, mtu: UNDERLAY_MTU },
       ports: [{ name: 'pg', type: 'afpacket', interface: guestDev, switch: 'bench' }],

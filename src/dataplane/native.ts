@@ -22,6 +22,7 @@ export interface NativeEngineOptions {
   maxSwitches: number;
   maxVteps?: number; // remote VTEPs (default 4096)
   busyPoll: boolean; // true: spin; false: poll(2) sleep when idle
+  idleSpinUs?: number; // adaptive polling window after the last frame (default 200)
   cpu: number; // pin the engine thread to this CPU; -1: no pinning
   burst: number; // rx burst size, 1..256
   eventRing: number; // event ring capacity (power of two)

@@ -44,6 +44,7 @@ export const SPEC_LIMITS = Object.freeze({
   maxSwitches: [1, 1_048_576],
   maxVteps: [1, 65536],
   cpu: [-1, 4095],
+  idleSpinUs: [0, 100_000],
   burst: [1, 256],
   eventRing: [16, 16_777_216],
   fdbCapacity: [1, 4_194_304],
@@ -59,7 +60,7 @@ export const DEFAULT_PORT = Object.freeze({ mtu: 1500, learning: true, flood: tr
 
 const OPTION_KEYS = [
   'bufferCount', 'bufferSize', 'headroom', 'hugepages', 'maxPorts', 'maxSwitches', 'maxVteps',
-  'busyPoll', 'cpu', 'burst', 'eventRing', 'events',
+  'busyPoll', 'idleSpinUs', 'cpu', 'burst', 'eventRing', 'events',
 ] as const;
 
 export function validateEventTypes(value: unknown, field = 'events'): EventType[] {
@@ -85,7 +86,7 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
   const pick = <T>(key: (typeof OPTION_KEYS)[number], check: (v: unknown, field: string) => T, fallback: T): T =>
     o[key] === undefined ? fallback : check(o[key], key);
   const range = (key: keyof typeof SPEC_LIMITS) => SPEC_LIMITS[key] as readonly [number, number];
-  const int = (key: 'bufferCount' | 'headroom' | 'maxPorts' | 'maxSwitches' | 'maxVteps' | 'cpu' | 'burst') =>
+  const int = (key: 'bufferCount' | 'headroom' | 'maxPorts' | 'maxSwitches' | 'maxVteps' | 'idleSpinUs' | 'cpu' | 'burst') =>
     pick(key, (v, f) => validateInteger(v, f, range(key)[0], range(key)[1]), DEFAULT_OPTIONS[key]);
 
   const bufferSize = pick('bufferSize', (v, f) => validatePowerOfTwo(v, f, range('bufferSize')[0], range('bufferSize')[1]), DEFAULT_OPTIONS.bufferSize);
@@ -105,6 +106,7 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
     maxSwitches: int('maxSwitches'),
     maxVteps: int('maxVteps'),
     busyPoll: pick('busyPoll', validateBoolean, DEFAULT_OPTIONS.busyPoll),
+    idleSpinUs: int('idleSpinUs'),
     cpu: int('cpu'),
     burst: int('burst'),
     eventRing: pick('eventRing', (v, f) => validatePowerOfTwo(v, f, range('eventRing')[0], range('eventRing')[1]), DEFAULT_OPTIONS.eventRing),
@@ -122,6 +124,7 @@ export function toNativeOptions(o: ResolvedDataplaneOptions): NativeEngineOption
     maxSwitches: o.maxSwitches,
     maxVteps: o.maxVteps,
     busyPoll: o.busyPoll,
+    idleSpinUs: o.idleSpinUs,
     cpu: o.cpu,
     burst: o.burst,
     eventRing: o.eventRing,

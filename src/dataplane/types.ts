@@ -20,6 +20,7 @@ export interface DataplaneOptions {
   maxSwitches?: number; // default 4096
   maxVteps?: number; // remote VTEPs (peers and remote FDB entries' VTEPs), 1..65536 (default 4096)
   busyPoll?: boolean; // spin instead of sleeping when idle (default false)
+  idleSpinUs?: number; // keep polling this long after the last frame before sleeping, 0..100000 (default 200)
   cpu?: number; // pin the engine thread; -1 or undefined: no pinning
   burst?: number; // rx burst, 1..256 (default 256)
   eventRing?: number; // event ring capacity, power of two (default 65536)
@@ -36,6 +37,7 @@ export interface ResolvedDataplaneOptions {
   maxSwitches: number;
   maxVteps: number;
   busyPoll: boolean;
+  idleSpinUs: number;
   cpu: number;
   burst: number;
   eventRing: number;
@@ -51,6 +53,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedDataplaneOptions> = Object.freeze
   maxSwitches: 4096,
   maxVteps: 4096,
   busyPoll: false,
+  idleSpinUs: 200,
   cpu: -1,
   burst: 256,
   eventRing: 65536,
