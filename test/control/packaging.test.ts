@@ -5,12 +5,12 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DaemonOptions, DEFAULT_SOCKET, DEFAULT_STATE_DIR, VPCD_EXIT } from '../../src/control/daemon';
 import { createProgram } from '../../src/control/vpcd';
-import { removeDir, ROOT, tempDir } from './helpers';
+import { removeDir, ROOT, spawnVpcd, tempDir, TEST_ENGINE } from './helpers';
 
 const UNIT = path.join(ROOT, 'packaging/systemd/vpcd.service');
 const SYSUSERS = path.join(ROOT, 'packaging/systemd/vpcd.sysusers');
@@ -107,6 +107,61 @@ describe('systemd unit', () => {
       assert.deepEqual(fs.readdirSync(root), [], 'nothing written');
     } finally {
       removeDir(root);
+    }
+  });
+});
+
+// The capabilities the unit grants are enough: vpcd as an unprivileged user
+// with exactly those (setpriv, as systemd would) attaches kernel ports. In a
+// namespace of the test's own, on veths and a tap made there.
+describe('the unit\'s capabilities at work', () => {
+  const why = process.getuid?.() !== 0 ? 'needs root (to drop to an unprivileged user, and a namespace)'
+    : !has('setpriv') ? 'needs setpriv (util-linux)'
+    : undefined;
+
+  test('an unprivileged vpcd with them attaches afpacket, afxdp and tap ports', { skip: why ?? false }, async (t) => {
+    const caps = setting('AmbientCapabilities').split(' ').map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
+    const afxdp = /^afxdp=1$/m.test(fs.readFileSync(path.join(ROOT, 'build/features.env'), 'utf8'));
+    // Debian's udev makes /dev/net/tun 0666; some containers leave it root's.
+    const tunOpen = (fs.statSync('/dev/net/tun').mode & 0o006) === 0o006;
+    const ns = `vpcc-${process.pid}`;
+    const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o777); // the state dir and socket are made by user nobody
+    execFileSync('ip', ['netns', 'add', ns]);
+    try {
+      ip('link', 'set', 'lo', 'up');
+      for (const [a, b] of [['pa0', 'pa1'], ['px0', 'px1']]) {
+        ip('link', 'add', a!, 'type', 'veth', 'peer', 'name', b!);
+        ip('link', 'set', a!, 'up');
+        ip('link', 'set', b!, 'up');
+      }
+      const ports = [
+        '      - { name: p1, type: afpacket, interface: pa0 }',
+        ...(afxdp ? ['      - { name: p2, type: afxdp, interface: px0 }'] : []),
+        ...(tunOpen ? ['      - { name: p3, type: tap, interface: pt0 }'] : []),
+      ];
+      if (!afxdp) t.diagnostic('afxdp port left out: this build has no AF_XDP');
+      if (!tunOpen) t.diagnostic(`tap port left out: /dev/net/tun is ${(fs.statSync('/dev/net/tun').mode & 0o777).toString(8)} here, not 0666 (Debian's udev default)`);
+      const config = `${TEST_ENGINE}switches:\n  - name: t\n    vni: 7\n    ports:\n${ports.join('\n')}\n`;
+      fs.writeFileSync(path.join(dir, 'vpcd.yaml'), config, { mode: 0o644 });
+      const d = await spawnVpcd({
+        dir,
+        config,
+        netns: ns,
+        wrapper: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', `--inh-caps=${caps}`, `--ambient-caps=${caps}`, `--bounding-set=-all,${caps}`],
+      });
+      try {
+        const st = await d.client.call<{ pid: number }>('GET', '/v1/status');
+        assert.match(fs.readFileSync(`/proc/${st.pid}/status`, 'utf8'), /^Uid:\s+65534\s/m, 'vpcd runs unprivileged');
+        const list = await d.client.call<{ ports: Array<{ name: string; type: string }> }>('GET', '/v1/ports');
+        assert.deepEqual(list.ports.map((p) => p.type).sort(), ['afpacket', ...(afxdp ? ['afxdp'] : []), ...(tunOpen ? ['tap'] : [])].sort());
+      } finally {
+        assert.equal(await d.stop(), 0, d.logs.join('\n'));
+      }
+    } finally {
+      execFileSync('ip', ['netns', 'del', ns]);
+      removeDir(dir);
     }
   });
 });
