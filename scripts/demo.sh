@@ -61,7 +61,7 @@ preflight() {
   if socket_answers "$SOCKET"; then
     echo "demo: a vpcd already answers on $SOCKET (a vpcd service?); the demo would collide with it." >&2
     echo "demo: stop it (systemctl stop vpcd), or run the demo on another socket and metrics port:" >&2
-    echo "demo:   $(root_prefix)env VPCD_SOCKET=/run/vpc/demo.sock VPCD_METRICS=127.0.0.1:9274 npm start" >&2
+    echo "demo:   $(root_prefix)env VPCD_SOCKET=/run/vpc-demo.sock VPCD_METRICS=127.0.0.1:9274 npm start" >&2
     return 1
   fi
 }

@@ -126,7 +126,7 @@ describe('demo.sh preflight', () => {
       });
       assert.equal(r.code, 1, r.out + r.err);
       assert.match(r.err, new RegExp(`demo: a vpcd already answers on ${socket.replace(/[.]/g, '\\.')}`));
-      assert.match(r.err, /demo: {3}env VPCD_SOCKET=\/run\/vpc\/demo\.sock VPCD_METRICS=127\.0\.0\.1:9274 npm start/);
+      assert.match(r.err, /demo: {3}env VPCD_SOCKET=\/run\/vpc-demo\.sock VPCD_METRICS=127\.0\.0\.1:9274 npm start/);
       assert.doesNotMatch(r.out, /setup-deps|building|leftovers/);
       assert.equal(demoNamespaces(), before);
       assert.equal(spawnSync('flock', ['-n', lock, 'true']).status, 0, 'the lock is free again');
