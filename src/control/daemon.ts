@@ -21,7 +21,7 @@ import { createApiServer } from './api';
 import { DesiredState, parseConfig } from './config';
 import { Controller } from './controller';
 import { ControlError, toControlError } from './errors';
-import { createLogger, EventLogger, Logger } from './logging';
+import { createLogger, EventLogger, LogFormat, Logger } from './logging';
 import { Metrics } from './metrics';
 import { Model, portSwitches } from './model';
 import { StateStore } from './state';
@@ -48,6 +48,7 @@ export interface DaemonOptions {
   socketMode: number;
   metrics?: string; // HOST:PORT, or undefined for none
   logLevel: string;
+  logFormat?: LogFormat; // default json (vpcd's command line defaults to auto)
   testHooks: boolean;
   version: string;
 }
@@ -62,6 +63,14 @@ export function parseHostPort(value: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
   if (m === null || Number(m[2]) > 65535) throw new Error(`--metrics: expected HOST:PORT (e.g. 127.0.0.1:9273) or "off" (got "${value}")`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+// Is this bound address reachable only from the host itself?
+export function isLoopback(address: string): boolean {
+  const a = address.toLowerCase();
+  if (a === '::1' || a === 'localhost') return true;
+  const v4 = a.startsWith('::ffff:') ? a.slice(7) : a;
+  return /^127\.\d+\.\d+\.\d+$/.test(v4);
 }
 
 function readConfig(file: string): DesiredState {
@@ -94,7 +103,7 @@ export class Daemon {
   private stopping?: Promise<void>;
   metricsAddress?: string;
 
-  constructor(readonly opts: DaemonOptions, readonly log: Logger = createLogger(opts.logLevel as never)) {}
+  constructor(readonly opts: DaemonOptions, readonly log: Logger = createLogger(opts.logLevel as never, undefined, opts.logFormat)) {}
 
   async start(): Promise<void> {
     const { opts, log } = this;
@@ -143,7 +152,7 @@ export class Daemon {
 
   private async applyConfig(desired: DesiredState, source: string): Promise<unknown> {
     const r = await this.controller.apply(desired, { source });
-    for (const w of r.warnings) this.log.warn({ source }, w);
+    // r.warnings are logged by the controller with the change.
     this.log.info({ source, ...r.summary, applied: r.applied }, r.plan.length === 0 ? 'config unchanged' : 'config applied');
     return r;
   }
@@ -229,6 +238,10 @@ export class Daemon {
     });
     const a = this.metricsServer.address() as net.AddressInfo;
     this.metricsAddress = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    if (!isLoopback(a.address)) {
+      this.log.warn({ metrics: this.metricsAddress },
+        `metrics are served on ${this.metricsAddress}, which is not a loopback address: anyone who reaches it reads every switch, port, peer and counter, without authentication (see docs/operations.md, "Metrics exposure")`);
+    }
   }
 
   // Graceful stop; idempotent.
@@ -258,7 +271,7 @@ export class Daemon {
 // Signal handlers are installed first: a SIGTERM that arrives while vpcd is
 // still starting stops it as soon as the start is complete.
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  const log = createLogger(opts.logLevel as never);
+  const log = createLogger(opts.logLevel as never, undefined, opts.logFormat);
   const daemon = new Daemon(opts, log);
   let started = false;
   let stopSignal: string | undefined;

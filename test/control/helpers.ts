@@ -46,6 +46,7 @@ export interface SpawnOptions {
   extraArgs?: string[];
   waitReady?: boolean; // default true
   netns?: string; // run vpcd inside this network namespace (ip netns exec)
+  wrapper?: string[]; // a command that runs node (e.g. setpriv with its options)
 }
 
 export async function spawnVpcd(opts: SpawnOptions = {}): Promise<VpcdProcess> {
@@ -58,9 +59,8 @@ export async function spawnVpcd(opts: SpawnOptions = {}): Promise<VpcdProcess> {
   if (!opts.noConfig) args.push('--config', configFile);
   if (opts.testHooks) args.push('--test-hooks');
   args.push(...(opts.extraArgs ?? []));
-  const proc = opts.netns === undefined
-    ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('ip', ['netns', 'exec', opts.netns, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cmd = [...(opts.netns === undefined ? [] : ['ip', 'netns', 'exec', opts.netns]), ...(opts.wrapper ?? []), process.execPath, ...args];
+  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const stderr: string[] = [];
   let ready: (v: boolean) => void;
