@@ -235,10 +235,12 @@ const bridgeTap: SystemDef = {
 
 // ------------------------------------------------------------ Open vSwitch
 
-function ovsL2(portType: 'afxdp' | 'system'): SystemDef {
+// tso: other_config:userspace-tso-enable=true, OVS's own switch for guests
+// that send TSO super-frames and checksum-partial packets (off by default).
+function ovsL2(portType: 'afxdp' | 'system', tso = false): SystemDef {
   return {
-    id: `ovs-${portType === 'afxdp' ? 'afxdp' : 'afpacket'}`,
-    label: `OVS userspace (${portType === 'afxdp' ? 'AF_XDP' : 'system/AF_PACKET'})`,
+    id: `ovs-${portType === 'afxdp' ? 'afxdp' : 'afpacket'}${tso ? '-tso' : ''}`,
+    label: `OVS userspace (${portType === 'afxdp' ? 'AF_XDP' : 'system/AF_PACKET'}${tso ? ', userspace TSO' : ''})`,
     family: 'ovs',
     async setup(t, p) {
       const why = ovsMissing();
@@ -247,7 +249,7 @@ function ovsL2(portType: 'afxdp' | 'system'): SystemDef {
       const b = t.netns('b');
       t.veth(g, 'g0', b, 'bg');
       t.veth(s, 's0', b, 'bs');
-      const o = await Ovs.start(t, b, 'l2', `0x${(1 << p.switchCpu).toString(16)}`);
+      const o = await Ovs.start(t, b, 'l2', `0x${(1 << p.switchCpu).toString(16)}`, tso ? { 'userspace-tso-enable': 'true' } : {});
       o.vsctl(['add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev']);
       const used: string[] = [];
       for (const dev of ['bg', 'bs']) {
@@ -263,6 +265,7 @@ function ovsL2(portType: 'afxdp' | 'system'): SystemDef {
       // What OVS says it did about XDP (mode, copy or zero-copy), from its log.
       const xdp = o.logLines().filter((l) => /xdp|XDP/.test(l) && /mode|copy/i.test(l)).map((l) => l.replace(/^.*\|\s*/, ''));
       if (xdp.length) used.push(`OVS log: ${[...new Set(xdp)].slice(0, 4).join('; ')}`);
+      if (tso) used.push(`userspace-tso-enable=true; OVS log: ${o.logLines().filter((l) => /tso|TSO/.test(l)).map((l) => l.replace(/^.*\|\s*/, '')).slice(0, 2).join('; ') || 'nothing about TSO'}`);
       return guestRun(g, s, `${(trySh('ovs-vswitchd', ['--version']).out.split('\n')[0] ?? '').trim()}, datapath_type=netdev, NORMAL action, PMD mask ${(1 << p.switchCpu).toString(16)}; ${used.join('; ')}`);
     },
   };
@@ -351,6 +354,9 @@ export const SUITES: Record<string, { title: string; systems: SystemDef[]; ours:
     peers: { wire: 'vx-ours', 'vx-linux': 'vx-ours', 'vx-ovs': 'vx-ours' },
   },
 };
+
+// Systems only the tcp suite runs (not part of a packet suite's table).
+export const TCP_ONLY: SystemDef[] = [ovsL2('system', true)];
 
 // Port-to-port forwarding per backend of this switch at fixed offered rates
 // (issue 3's figures).

@@ -20,7 +20,7 @@ import { type ChildProcess, execFile } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { type Guest, Missing, type Placement, SUITES, type SystemDef, type SystemRun } from './systems';
+import { type Guest, Missing, type Placement, SUITES, type SystemDef, type SystemRun, TCP_ONLY } from './systems';
 import type { RrResult } from './tcp-rr';
 import { Topo, sleep, trySh, which } from './topo';
 
@@ -31,7 +31,7 @@ const RR = path.join(ROOT, 'dist', 'bench', 'e2e', 'tcp-rr.js');
 const TX_IP = '198.18.0.1';
 const RX_IP = '198.18.0.2';
 
-export const TCP_LOCAL = ['wire', 'bridge', 'ovs-afxdp', 'ovs-afpacket', 'ours-afpacket', 'ours-tap', 'ours-afxdp'];
+export const TCP_LOCAL = ['wire', 'bridge', 'ovs-afxdp', 'ovs-afpacket', 'ovs-afpacket-tso', 'ours-afpacket', 'ours-tap', 'ours-afxdp'];
 export const TCP_VXLAN = ['vx-linux', 'vx-ours'];
 // The reference of each group: ratios are to it, in the same run, at the same
 // MTU and number of streams.
@@ -91,7 +91,7 @@ export interface TcpReport extends TcpResult {
 }
 
 function def(id: string): SystemDef {
-  const all = [...SUITES.l2!.systems, ...SUITES.vxlan!.systems];
+  const all = [...SUITES.l2!.systems, ...SUITES.vxlan!.systems, ...TCP_ONLY];
   const d = all.find((x) => x.id === id);
   if (!d) throw new Error(`tcp suite: no system ${id} in systems.ts`);
   return d;
