@@ -217,7 +217,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
       (r.partial ? ` Partial run: ${r.partial}.` : ''),
     ...(r.note ? ['', `**Note:** ${esc(r.note)}`] : []),
     '',
-    `iperf3 for ${String(method.seconds)} s per run between two guests (network namespaces) that keep the kernel's default offloads (TSO, GSO, checksum offload, GRO on). ` +
+    `iperf3 for ${String(method.seconds)} s per run between two guests (network namespaces) that keep the kernel's default offloads (on veth: TSO, GSO, checksum offload on; what each guest had is under "what ran"). ` +
       `Gbit/s as iperf3 reports it (TCP payload). Ratio: receiver Gbit/s over the reference of the same run, MTU and number of streams ` +
       `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}). **collapsed**: the run failed or received less than ${COLLAPSE * 100}% of the reference. See docs/benchmarks.md.`,
     '',
@@ -243,7 +243,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
     out.push(
       '### TCP request/response latency (64-byte request and echo, MTU 1500)',
       '',
-      'One connection, Nagle off, for 2 s after 200 warm-up round trips; timed in the client (a Node process in the sending guest), so every row includes the same Node event-loop cost on both ends.',
+      'One connection, Nagle off, 200 warm-up round trips, then 1 s; the best of 3 such rounds (lowest p99). Timed in the client (a Node process in the sending guest), so every row includes the same Node event-loop cost on both ends.',
       '',
       '| path | system | round trips | p50 us | p99 us | p99.9 us | p99 ratio to reference (>1 is worse) | |',
       '|---|---|---:|---:|---:|---:|---:|---|',

@@ -1,8 +1,8 @@
 // npm run bench -- e2e tcp: guest-to-guest TCP with iperf3 (issue 11).
 //
 // The guests are interfaces in their own namespaces with the kernel's
-// defaults (TSO, GSO, checksum offload and GRO on: the topology is built with
-// keepOffloads), as a container runtime leaves them. Each system is one of
+// defaults (on veth: TSO, GSO, checksum offload on; the topology is built
+// with keepOffloads), as a container runtime leaves them. Each system is one of
 // the packet suites' definitions (systems.ts), built afresh per MTU:
 //
 //   local   wire, Linux bridge, OVS userspace (AF_XDP and system ports),
@@ -39,6 +39,7 @@ export const TCP_REFERENCE: Record<'local' | 'vxlan', string> = { local: 'bridge
 // A result below this share of the reference counts as a collapse (issue 11:
 // "any iperf3 result below 10% of the bridge's is a bug").
 export const COLLAPSE = 0.1;
+const LATENCY_ROUNDS = 3;
 
 export interface TcpOptions {
   seconds: number;
@@ -71,7 +72,7 @@ export interface TcpSystem {
   used?: string;
   guestOffloads?: string; // ethtool -k of the sending guest's interface, as the runs saw it
   runs: TcpRun[];
-  latency?: RrResult & { mtu: number; ratio_p99?: number };
+  latency?: RrResult & { mtu: number; ratio_p99?: number; p99_rounds?: number[] };
   missing?: string; // could not be set up at all (at any MTU)
 }
 
@@ -309,9 +310,20 @@ async function runAt(d: SystemDef, group: 'local' | 'vxlan', mtu: number, o: Tcp
       o.log(`  ${d.id} MTU ${t.mtu} P${streams}: ${r.receiver_gbps.toFixed(3)} Gbit/s received (${r.sender_gbps.toFixed(3)} sent), ${r.retransmits} retransmits${r.error ? `; ERROR: ${r.error}` : ''}${moved ? `; switch drops ${JSON.stringify(moved)}` : ''}`);
     }
     if (o.latency && mtu === 1500) {
-      const l = unreachable ? { size: 64, roundTrips: 0, min_us: 0, p50_us: 0, p99_us: 0, p999_us: 0, max_us: 0, error: unreachable } : await rr(t, run.guests.tx, run.guests.rx, 2);
-      res.latency = { ...l, mtu: t.mtu };
-      o.log(`  ${d.id} TCP RR (64 B): ${l.roundTrips} round trips, p50 ${l.p50_us.toFixed(1)} us, p99 ${l.p99_us.toFixed(1)} us${l.error ? `; ERROR: ${l.error}` : ''}`);
+      // Best of LATENCY_ROUNDS short runs (lowest p99), as the packet suites
+      // keep their best latency round: a burst of other work on the machine
+      // then spoils one round, not the row.
+      const rounds: number[] = [];
+      let best: RrResult | undefined;
+      for (let i = 0; i < LATENCY_ROUNDS; i++) {
+        const l = unreachable ? { size: 64, roundTrips: 0, min_us: 0, p50_us: 0, p99_us: 0, p999_us: 0, max_us: 0, error: unreachable } : await rr(t, run.guests.tx, run.guests.rx, 1);
+        if (!l.error) rounds.push(l.p99_us);
+        if (!best || (best.error && !l.error) || (!l.error && l.p99_us < best.p99_us)) best = l;
+        if (l.error) break;
+      }
+      res.latency = { ...best!, mtu: t.mtu, p99_rounds: rounds };
+      const l = res.latency;
+      o.log(`  ${d.id} TCP RR (64 B): ${l.roundTrips} round trips, p50 ${l.p50_us.toFixed(1)} us, p99 ${l.p99_us.toFixed(1)} us (rounds ${rounds.map((v) => v.toFixed(0)).join(', ')})${l.error ? `; ERROR: ${l.error}` : ''}`);
     }
   } finally {
     t.cleanup();
@@ -325,7 +337,7 @@ export function compare(systems: TcpSystem[]): void {
     const ref = systems.find((y) => y.id === TCP_REFERENCE[x.group]);
     for (const r of x.runs) {
       const rr = ref?.runs.find((y) => y.mtu === r.mtu && y.streams === r.streams);
-      if (rr && !rr.error && rr.receiver_gbps > 0) {
+      if (rr && !rr.error && rr.receiver_gbps > 0 && !r.error) {
         r.ratio = Math.round((r.receiver_gbps / rr.receiver_gbps) * 1000) / 1000;
         if (r.receiver_gbps < COLLAPSE * rr.receiver_gbps) r.collapsed = true;
       }
@@ -361,8 +373,8 @@ export async function runTcp(o: TcpOptions): Promise<TcpResult> {
       mtu: o.jumbo ? [1500, 9000] : [1500],
       vxlanJumbo: 'guests 8950 over a 9000-byte underlay',
       placement: { switchCpu: o.placement.switchCpu, busyPoll: o.placement.busyPoll, iperf3: 'not pinned' },
-      guests: 'kernel defaults (TSO, GSO, checksum offload, GRO on); IPv4 198.18.0.1 -> 198.18.0.2',
-      latency: o.latency ? 'tcp-rr.ts: 64-byte request, 64-byte echo, Nagle off, 2 s after 200 warm-up round trips, measured in the client (Node) with process.hrtime' : 'off',
+      guests: "the kernel's defaults, never changed (veth: TSO, GSO, scatter-gather, checksum offload on, GRO off); IPv4 198.18.0.1 -> 198.18.0.2",
+      latency: o.latency ? `tcp-rr.ts: 64-byte request, 64-byte echo, Nagle off, ${LATENCY_ROUNDS} rounds of 1 s after 200 warm-up round trips each, the round with the lowest p99 kept; timed in the client (Node) with process.hrtime` : 'off',
       collapse: `a run that failed or received less than ${COLLAPSE * 100}% of the reference (same MTU and streams)`,
       cpus: os.cpus().length,
     },

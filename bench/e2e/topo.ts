@@ -84,8 +84,8 @@ export function releaseLock(): void {
 // How a topology's links are made. The packet suites (l2, vxlan, ports,
 // frames) turn veth offloads off, so that a userspace port never receives a
 // 64 KiB super-frame from trafgen's side. The tcp suite keeps every veth as
-// the kernel creates it, as a container runtime does: TSO, GSO, checksum
-// offload and GRO on.
+// the kernel creates it, as a container runtime does (on veth: TSO, GSO and
+// checksum offload on).
 export interface TopoOptions {
   keepOffloads?: boolean; // default false: tso, gso and gro off on both ends of every veth
   mtu?: number; // guest and switch-side veths (default 1500)

@@ -37,14 +37,18 @@ test('a run below 10% of the reference, a failed run and a zero run are collapse
   const systems = [
     sys('bridge', 'local', [run(1500, 1, 8), run(1500, 4, 10)]),
     sys('ours-afpacket', 'local', [run(1500, 1, 0.00025, { retransmits: 115 }), run(1500, 4, 1.01)]),
-    sys('ours-afxdp', 'local', [run(9000, 1, 0, { error: 'could not be set up' })]),
+    sys('ours-afxdp', 'local', [run(1500, 1, 0, { error: 'could not be set up' }), run(9000, 1, 3)]),
   ];
   compare(systems);
   const [p1, p4] = systems[1]!.runs;
   assert.equal(p1!.collapsed, true);
+  assert.equal(p1!.ratio, 0); // 0.00003x, rounded
   assert.equal(p4!.collapsed, undefined); // 10.1% of the bridge
-  assert.equal(systems[2]!.runs[0]!.collapsed, true);
-  assert.equal(systems[2]!.runs[0]!.ratio, undefined); // the bridge has no MTU 9000 run here
+  const [failed, jumbo] = systems[2]!.runs;
+  assert.equal(failed!.collapsed, true);
+  assert.equal(failed!.ratio, undefined); // a failed run has no ratio, only its error
+  assert.equal(jumbo!.ratio, undefined); // the bridge has no MTU 9000 run here
+  assert.equal(jumbo!.collapsed, undefined);
 });
 
 test('no ratio when the reference itself failed', () => {
