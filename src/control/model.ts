@@ -27,6 +27,8 @@ import {
   validateStaticMacSpec,
   validateUplinkSpec,
   validateSwitchSpec,
+  PORT_UPDATE_KEYS,
+  SWITCH_UPDATE_KEYS,
 } from '../dataplane';
 import { ControlError } from './errors';
 
@@ -99,12 +101,15 @@ export function cloneModel(m: Model): Model {
 }
 
 // Fields of a running object that an update can change; a difference in any
-// other field means the object is replaced (deleted and created again).
-export const SWITCH_MUTABLE = ['macLimit', 'agingSeconds', 'learning'] as const;
-export const PORT_MUTABLE = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
-// Every uplink field is fixed: a change replaces the uplink (its peers and
-// remote entries are removed first and added again after).
-export const UPLINK_MUTABLE = [] as const;
+// other field means the object is replaced (deleted and created again). They
+// are the dataplane's own update keys (what updateSwitch()/updatePort()
+// accept), so the two cannot drift apart.
+export const SWITCH_MUTABLE: readonly string[] = SWITCH_UPDATE_KEYS;
+export const PORT_MUTABLE: readonly string[] = PORT_UPDATE_KEYS;
+// The dataplane has no updateUplink(): every uplink field is fixed, and a
+// change replaces the uplink (its peers and remote entries are removed first
+// and added again after). Peers and FDB entries have no update either.
+export const UPLINK_MUTABLE: readonly string[] = [];
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -231,9 +236,13 @@ export function parsePeer(value: unknown, at = ''): { uuid?: string; spec: PeerS
 // ---------------------------------------------------------------- comparing
 
 // Normalised form for comparison. A port without a MAC matches any MAC (the
-// running one was generated).
-export function normalSwitch(spec: SwitchSpec): Record<string, unknown> {
-  return { ...validateSwitchSpec(spec) };
+// running one was generated). A switch's fdbCapacity is the table's initial
+// size, its default follows macLimit; with `ignoreCapacity` (a spec that does
+// not give one) it is left out, and the spec matches any running capacity.
+export function normalSwitch(spec: SwitchSpec, ignoreCapacity = false): Record<string, unknown> {
+  const n: Record<string, unknown> = { ...validateSwitchSpec(spec) };
+  if (ignoreCapacity) delete n.fdbCapacity;
+  return n;
 }
 
 export function normalPort(spec: PortSpec, maxMtu: number, ignoreMac = false): Record<string, unknown> {

@@ -13,7 +13,8 @@ import { Controller } from '../../src/control/controller';
 import { ControlError } from '../../src/control/errors';
 import { createLogger } from '../../src/control/logging';
 import { plan, resolveTarget } from '../../src/control/reconcile';
-import { emptyModel } from '../../src/control/model';
+import { emptyModel, normalSwitch, PORT_MUTABLE, SWITCH_MUTABLE, UPLINK_MUTABLE } from '../../src/control/model';
+import { PORT_UPDATE_KEYS, SWITCH_UPDATE_KEYS } from '../../src/dataplane';
 import { StateStore } from '../../src/control/state';
 import { removeDir, tempDir } from './helpers';
 
@@ -231,5 +232,79 @@ describe('API-style mutations', () => {
       assert.equal(dp.getSwitch('a')!.macLimit, 10);
       await assert.rejects(c.updateSwitch('a', { vni: 2 }), (err: unknown) => err instanceof ControlError && err.status === 400);
     });
+  });
+});
+
+// Every field the dataplane can update in place must be updated in place by a
+// plan (one update step, nothing deleted), never replace the object: a
+// harmless change must not drop traffic.
+describe('mutable fields are updated in place', () => {
+  // A value different from the default for every mutable key. A key added to
+  // the dataplane's update lists without a value here fails the test.
+  const SWITCH_VALUES: Record<string, unknown> = { macLimit: 10, agingSeconds: 60, learning: false, remoteLearning: false };
+  const PORT_VALUES: Record<string, unknown> = { mtu: 1400, learning: false, flood: false, macLimit: 5, lockedMacs: ['02:00:00:00:00:aa'] };
+  // JSON is YAML.
+  const yamlOf = (sw: Record<string, unknown>, port: Record<string, unknown>): string => JSON.stringify({
+    switches: [{ name: 'a', vni: 1, ...sw, ports: [{ name: 'p', type: 'pipe', ...port }], fdb: [{ mac: '02:00:00:00:00:01', port: 'p' }] }],
+  });
+
+  test('the mutable-key lists are the dataplane\'s update-key lists', () => {
+    assert.deepEqual([...SWITCH_MUTABLE].sort(), [...SWITCH_UPDATE_KEYS].sort());
+    assert.deepEqual([...PORT_MUTABLE].sort(), [...PORT_UPDATE_KEYS].sort());
+    assert.deepEqual(Object.keys(SWITCH_VALUES).sort(), [...SWITCH_MUTABLE].sort(), 'a test value for every mutable switch key');
+    assert.deepEqual(Object.keys(PORT_VALUES).sort(), [...PORT_MUTABLE].sort(), 'a test value for every mutable port key');
+    // The dataplane cannot update an uplink, a peer or an FDB entry: every change replaces them.
+    assert.deepEqual([...UPLINK_MUTABLE], []);
+    for (const method of ['updateUplink', 'updatePeer', 'updateStaticMac', 'updateRemoteMac']) {
+      assert.equal(method in Dataplane.prototype, false, `Dataplane.${method} exists: give its keys a mutable list`);
+    }
+  });
+
+  for (const key of Object.keys(SWITCH_VALUES)) {
+    test(`switch ${key}`, async () => {
+      await withController(async (c, dp) => {
+        await c.apply(parseConfig(yamlOf({}, {})));
+        const before = c.current;
+        const r = await c.apply(parseConfig(yamlOf({ [key]: SWITCH_VALUES[key] }, {})));
+        assert.deepEqual(r.steps.map((s) => `${s.op} ${s.kind} ${s.name}`), ['update switch a']);
+        assert.deepEqual((dp.getSwitch('a') as unknown as Record<string, unknown>)[key], SWITCH_VALUES[key]);
+        assert.equal(c.current.switches[0]!.uuid, before.switches[0]!.uuid);
+        assert.deepEqual(c.current.ports, before.ports, 'the port is untouched');
+        // And back, through the API: an update too.
+        const back = await c.updateSwitch('a', { [key]: normalSwitch(before.switches[0]!.spec)[key] });
+        assert.equal(back.plan.length, 1);
+        assert.match(back.plan[0]!, /^~ switch a: /);
+        assert.deepEqual(c.current.ports, before.ports);
+      });
+    });
+  }
+
+  for (const key of Object.keys(PORT_VALUES)) {
+    test(`port ${key}`, async () => {
+      await withController(async (c, dp) => {
+        await c.apply(parseConfig(yamlOf({}, {})));
+        const before = c.current;
+        const r = await c.apply(parseConfig(yamlOf({}, { [key]: PORT_VALUES[key] })));
+        assert.deepEqual(r.steps.map((s) => `${s.op} ${s.kind} ${s.name}`), ['update port p']);
+        assert.deepEqual((dp.getPort('p') as unknown as Record<string, unknown>)[key], PORT_VALUES[key]);
+        assert.equal(c.current.ports[0]!.uuid, before.ports[0]!.uuid);
+        assert.equal(dp.getPort('p')!.mac, before.ports[0]!.spec.mac, 'the port keeps its MAC');
+        assert.deepEqual(c.current.fdb, before.fdb, 'its static entry is untouched');
+      });
+    });
+  }
+});
+
+test('fdbCapacity: left out, a running switch keeps its table; given and different, the switch is replaced', async () => {
+  await withController(async (c) => {
+    await c.apply(parseConfig('switches: [{ name: a, vni: 1 }]\n'));
+    const up = await c.apply(parseConfig('switches: [{ name: a, vni: 1, macLimit: 100 }]\n'));
+    assert.deepEqual(up.plan, ['~ switch a: macLimit 65536 -> 100']);
+    const same = await c.apply(parseConfig('switches: [{ name: a, vni: 1, macLimit: 100, fdbCapacity: 1024 }]\n'));
+    assert.deepEqual(same.steps, [], 'the running table has 1024 slots already');
+    assert.equal((await c.createSwitch({ name: 'a', vni: 1, macLimit: 100 })).created, false, 'the same spec, without a capacity');
+    const r = await c.apply(parseConfig('switches: [{ name: a, vni: 1, macLimit: 100, fdbCapacity: 64 }]\n'));
+    assert.deepEqual(r.steps.map((s) => `${s.op} ${s.kind} ${s.name}`), ['delete switch a', 'create switch a']);
+    assert.match(r.plan[0]!, /replace: fdbCapacity changed/);
   });
 });
