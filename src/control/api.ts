@@ -28,7 +28,7 @@
 //   {"error": {"code": "ERR_...", "message": "...", "field"?: "...", ...}}.
 
 import * as http from 'node:http';
-import { parseConfig } from './config';
+import { CONFIG_LIMITS, parseConfig } from './config';
 import { Controller } from './controller';
 import { ControlError, toControlError } from './errors';
 import type { DataplaneStats } from '../dataplane';
@@ -36,7 +36,8 @@ import type { Logger } from './logging';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
 
 export const API_VERSION = 'v1';
-const MAX_BODY = 4 * 1024 * 1024;
+// Room for the largest configuration (POST /v1/apply), JSON-escaped.
+const MAX_BODY = CONFIG_LIMITS.maxBytes + 1024 * 1024;
 
 export interface ApiContext {
   controller: Controller;

@@ -22,7 +22,7 @@
 // parseConfig() never stops at the first error: it returns all of them, each
 // with its path (switches[0].ports[1].mtu), its line and a reason.
 
-import { isMap, isPair, isScalar, isSeq, LineCounter, Node, parseDocument, Document } from 'yaml';
+import { CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Node, parseDocument, Document } from 'yaml';
 import { DataplaneOptions, PeerSpec, PortSpec, SwitchSpec, UplinkSpec, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
 import {
@@ -46,9 +46,91 @@ export interface DesiredState {
 
 const TOP_KEYS = ['version', 'engine', 'switches', 'ports', 'uplinks'];
 
-// Parses and validates YAML text. Throws ControlError ERR_CONFIG_SYNTAX or
-// ERR_CONFIG_INVALID (with every problem in `details`).
+// Bounds on a configuration, checked before it is parsed: a YAML parser
+// given 100,000 nested brackets or an alias bomb runs out of memory or time.
+// A configuration of a full engine (65,535 ports) is about 4 MiB and nests 8
+// deep; parsing 4 MiB takes seconds.
+export interface ConfigLimits {
+  maxBytes: number;
+  maxDepth: number;
+  maxAliases: number;
+}
+export const CONFIG_LIMITS: Readonly<ConfigLimits> = Object.freeze({
+  maxBytes: 4 * 1024 * 1024, // ERR_CONFIG_TOO_LARGE
+  maxDepth: 32, // nested collections, block and flow (ERR_CONFIG_TOO_DEEP)
+  maxAliases: 100, // *alias references (ERR_CONFIG_ALIASES)
+});
+
+// Lexer tokens that do not start a block node (a flow collection's bracket
+// is counted as flow nesting).
+const NOT_A_NODE = new Set<string | null>(['map-value-ind', 'comma', 'flow-map-start', 'flow-seq-start', 'flow-map-end', 'flow-seq-end']);
+
+// Checks CONFIG_LIMITS with one pass of the YAML lexer (tokens only: it
+// builds no tree and stops at the first limit hit), so quotes and comments
+// are exactly what the parser will see. Flow collections are counted by
+// their brackets; block collections by a stack of the columns at which their
+// nodes start (first on a line, or after a `-`, `?` or `:` indicator), so
+// "- - - x" is three deep, as is a staircase of keys; a sequence at its key's
+// column ("key:\n- x") is a level of its own. The count errs high, never low:
+// a scalar after `key:` or `- ` counts as a level too.
+export function checkConfigLimits(text: string, source = 'config', limits: Readonly<ConfigLimits> = CONFIG_LIMITS): void {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > limits.maxBytes) {
+    throw new ControlError('ERR_CONFIG_TOO_LARGE', `${source}: the configuration is ${bytes} bytes; at most ${limits.maxBytes} are accepted`);
+  }
+  const blocks: { col: number; seq: boolean }[] = []; // open block nodes, by column
+  let flow = 0;
+  let aliases = 0;
+  let offset = 0;
+  let line = 1;
+  let lineStart = 0;
+  let firstOnLine = true;
+  let afterIndicator = false;
+  const tooDeep = (col: number): ControlError => new ControlError('ERR_CONFIG_TOO_DEEP',
+    `${source}:${line}:${col + 1}: the configuration nests more than ${limits.maxDepth} levels deep`, { line });
+  for (const token of new Lexer().lex(text)) {
+    if (token === CST.DOCUMENT || token === CST.FLOW_END || token === CST.SCALAR) continue; // markers, no source
+    const col = offset - lineStart;
+    const type = CST.tokenType(token);
+    const blank = type === 'newline' || type === 'space' || type === 'comment' || type === 'byte-order-mark';
+    if (type === 'doc-start' || type === 'doc-end') {
+      blocks.length = 0;
+      flow = 0;
+    } else if (!blank && flow === 0 && (firstOnLine || afterIndicator) && !NOT_A_NODE.has(type)) {
+      // A `-` opens a sequence even at its parent key's column ("key:\n- x").
+      const seq = type === 'seq-item-ind';
+      const top = (): { col: number; seq: boolean } | undefined => blocks[blocks.length - 1];
+      while (top() !== undefined && (top()!.col > col || (top()!.col === col && top()!.seq && !seq))) blocks.pop();
+      if (top() === undefined || top()!.col < col || top()!.seq !== seq) blocks.push({ col, seq });
+      if (blocks.length > limits.maxDepth) throw tooDeep(col);
+    }
+    if (type === 'flow-map-start' || type === 'flow-seq-start') {
+      flow++;
+      if (blocks.length + flow > limits.maxDepth) throw tooDeep(col);
+    } else if (type === 'flow-map-end' || type === 'flow-seq-end') {
+      flow = Math.max(0, flow - 1);
+    } else if (type === 'alias' && ++aliases > limits.maxAliases) {
+      throw new ControlError('ERR_CONFIG_ALIASES', `${source}:${line}:${col + 1}: more than ${limits.maxAliases} aliases (*name)`, { line });
+    }
+    if (!blank) {
+      firstOnLine = false;
+      afterIndicator = type === 'seq-item-ind' || type === 'explicit-key-ind' || type === 'map-value-ind';
+    }
+    offset += token.length;
+    // A newline token, or a scalar that spans lines.
+    for (let i = token.indexOf('\n'); i >= 0; i = token.indexOf('\n', i + 1)) {
+      line++;
+      lineStart = offset - token.length + i + 1;
+      firstOnLine = true;
+    }
+  }
+}
+
+// Parses and validates YAML text. Throws ControlError ERR_CONFIG_TOO_LARGE,
+// ERR_CONFIG_TOO_DEEP or ERR_CONFIG_ALIASES (a limit, before parsing),
+// ERR_CONFIG_SYNTAX or ERR_CONFIG_INVALID (with every problem in `details`).
 export function parseConfig(text: string, source = 'config'): DesiredState {
+  checkConfigLimits(text, source);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -58,7 +140,18 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
     });
     throw new ControlError('ERR_CONFIG_SYNTAX', `${details[0]!.message}`, { line: details[0]!.line, details });
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: CONFIG_LIMITS.maxAliases });
+  } catch (err) {
+    // The yaml package throws ReferenceError for aliases: too many
+    // expansions (an alias bomb), or an alias without its anchor.
+    const message = err instanceof Error ? err.message : String(err);
+    if (/excessive alias count/i.test(message)) {
+      throw new ControlError('ERR_CONFIG_ALIASES', `${source}: the aliases expand to more than ${CONFIG_LIMITS.maxAliases} copies (${message})`, { cause: err });
+    }
+    throw new ControlError('ERR_CONFIG_SYNTAX', `${source}: ${message}`, { cause: err });
+  }
   const errors: ErrorDetail[] = [];
   const report = (err: unknown, fallbackPath = ''): void => {
     const c = err instanceof ControlError ? err : prefixed(err, fallbackPath);
