@@ -82,9 +82,13 @@ export function isRemote(spec: FdbSpec): spec is RemoteMacSpec {
   return (spec as RemoteMacSpec).vtep !== undefined;
 }
 
-// One spelling per address: IPv6 compressed and lower case.
-export function canonicalIp(ip: string): string {
+// One spelling per address: IPv6 compressed and lower case. A zone index
+// ("fe80::1%eth0", which isIP() accepts) names no remote VTEP: refused.
+export function canonicalIp(ip: string, field = 'ip'): string {
   if (!ip.includes(':')) return ip;
+  if (ip.includes('%')) {
+    throw new ControlError('ERR_INVALID_ARGUMENT', `${field}: ${JSON.stringify(ip)} has a zone index (%...); a VTEP address is a global IPv6 address without one`, { field });
+  }
   return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 }
 
@@ -193,7 +197,7 @@ export function parseFdb(value: unknown, at = ''): { uuid?: string; spec: FdbSpe
   try {
     if (r.vtep !== undefined) {
       const remote = validateRemoteMacSpec(rest);
-      spec = { ...remote, vtep: canonicalIp(remote.vtep) };
+      spec = { ...remote, vtep: canonicalIp(remote.vtep, 'vtep') };
     } else {
       spec = validateStaticMacSpec(rest);
     }

@@ -112,7 +112,7 @@ describe('configuration limits (parseConfig)', () => {
 });
 
 describe('limits and client errors through vpcd', () => {
-  test('POST /v1/apply: 400 with the limit\'s code, and vpcd lives on', async () => {
+  test('POST /v1/apply: 400 with the limit\'s code, and vpcd lives on; a malformed %-escape is 400', async () => {
     const d = await spawnVpcd({ config: TEST_ENGINE });
     try {
       for (let i = 0; i < 5; i++) {
@@ -126,6 +126,25 @@ describe('limits and client errors through vpcd', () => {
       const big = await d.client.raw('POST', '/v1/apply', { config: `# ${'x'.repeat(CONFIG_LIMITS.maxBytes)}\n` });
       assert.equal(big.status, 400);
       assert.equal((big.body as any).error.code, 'ERR_CONFIG_TOO_LARGE');
+      for (const p of ['/v1/switches/%ZZ', '/v1/ports/%E0%A4%A', '/v1/peers/a/%ZZ', '/v1/fdb/%/02:00:00:00:00:01']) {
+        const r = await d.client.raw('GET', p);
+        assert.equal(r.status, 400, p);
+        assert.equal((r.body as any).error.code, 'ERR_BAD_REQUEST', p);
+        assert.match((r.body as any).error.message, /is not valid percent-encoding/);
+      }
+      assert.equal((await d.client.raw('GET', '/v1/switches/no%20such')).status, 404);
+      // An IPv6 address with a zone index passes isIP() but names no VTEP.
+      for (const [method, p, body, field] of [
+        ['POST', '/v1/peers', { switch: 'a', ip: 'fe80::1%eth0' }, 'ip'],
+        ['GET', '/v1/peers/a/fe80::1%25eth0', undefined, 'ip'],
+        ['POST', '/v1/fdb', { switch: 'a', mac: '02:00:00:00:00:09', vtep: '2001:db8::2%1' }, 'vtep'],
+      ] as const) {
+        const r = await d.client.raw(method, p, body);
+        assert.equal(r.status, 400, p);
+        assert.equal((r.body as any).error.code, 'ERR_INVALID_ARGUMENT');
+        assert.equal((r.body as any).error.field, field);
+        assert.match((r.body as any).error.message, /has a zone index/);
+      }
       assert.equal((await d.client.raw('GET', '/v1/status')).status, 200);
       assert.equal(d.logs.filter((l) => l.includes('internal error')).length, 0, 'no ERR_INTERNAL logged');
     } finally {
