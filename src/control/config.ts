@@ -26,7 +26,8 @@ import { CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Node, parseDoc
 import { DataplaneOptions, PeerSpec, PortSpec, SwitchSpec, UplinkSpec, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
 import {
-  fdbKey, FdbSpec, ipFamily, isRemote, maxMtuOf, parseFdb, parsePeer, parsePort, parseSwitch, parseUplink, peerKey, portSwitches, prefixed,
+  combinedError, ENGINE_RULES, fdbKey, FdbSpec, fieldErrors, ipFamily, isRemote, maxMtuOf, parseFdb, parsePeer, parsePort, parseSwitch, parseUplink, peerKey,
+  portSwitches, prefixed,
 } from './model';
 
 export interface DesiredObject<S> {
@@ -153,16 +154,19 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
     throw new ControlError('ERR_CONFIG_SYNTAX', `${source}: ${message}`, { cause: err });
   }
   const errors: ErrorDetail[] = [];
+  // One error, or every error of an object (`details` of a combined error).
   const report = (err: unknown, fallbackPath = ''): void => {
     const c = err instanceof ControlError ? err : prefixed(err, fallbackPath);
-    const detail: ErrorDetail = { code: c.code, message: c.message };
-    if (c.field !== undefined) detail.field = c.field;
-    const pos = locate(doc, lineCounter, c.field ?? '');
-    if (pos !== undefined) {
-      detail.line = pos.line;
-      detail.column = pos.col;
+    for (const d of c.details ?? [{ code: c.code, message: c.message, field: c.field }]) {
+      const detail: ErrorDetail = { code: d.code, message: d.message };
+      if (d.field !== undefined) detail.field = d.field;
+      const pos = locate(doc, lineCounter, d.field ?? '');
+      if (pos !== undefined) {
+        detail.line = pos.line;
+        detail.column = pos.col;
+      }
+      errors.push(detail);
     }
-    errors.push(detail);
   };
   const fail = (code: AnyErrorCode, field: string, reason: string): void => report(new ControlError(code, `${field}: ${reason}`, { field }));
 
@@ -179,12 +183,12 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
     if (top.version !== undefined && top.version !== 1) fail('ERR_INVALID_ARGUMENT', 'version', `must be 1 (got ${JSON.stringify(top.version)})`);
     let maxMtu = 9000;
     if (top.engine !== undefined) {
-      try {
-        validateOptions(top.engine);
+      const problems = fieldErrors(top.engine, validateOptions, ENGINE_RULES).map((e) => prefixed(e, 'engine'));
+      if (problems.length === 0) {
         desired.engine = top.engine as DataplaneOptions;
         maxMtu = maxMtuOf(desired.engine);
-      } catch (err) {
-        report(prefixed(err, 'engine'));
+      } else {
+        report(combinedError(problems));
       }
     }
     parseUplinks(top.uplinks, desired, maxMtu, report, fail);
@@ -240,18 +244,17 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
     asList(ports, `${at}.ports`, fail).forEach((p, j) => {
       const pat = `${at}.ports[${j}]`;
       if (typeof p === 'object' && p !== null && !Array.isArray(p)) {
-        const given = p as Record<string, unknown>;
-        for (const key of ['switch', 'vlans', 'untagged']) {
-          if (given[key] !== undefined) {
-            fail('ERR_INVALID_ARGUMENT', `${pat}.${key}`, key === 'switch'
-              ? 'implied by the enclosing switch; omit it'
-              : 'a port listed under a switch is an access port of that switch; declare trunks in the top-level `ports:` list');
-            return;
-          }
+        const { switch: sw, vlans, untagged, ...given } = p as Record<string, unknown>;
+        const misplaced = Object.entries({ switch: sw, vlans, untagged }).filter(([, v]) => v !== undefined).map(([k]) => k);
+        for (const key of misplaced) {
+          fail('ERR_INVALID_ARGUMENT', `${pat}.${key}`, key === 'switch'
+            ? 'implied by the enclosing switch; omit it'
+            : 'a port listed under a switch is an access port of that switch; declare trunks in the top-level `ports:` list');
         }
         if (name === undefined) return;
         try {
           const parsed = parsePort({ ...given, switch: name }, maxMtu, pat);
+          if (misplaced.length > 0) return; // its other fields are checked, but it is not kept
           desired.ports.push({ ...parsed, path: pat });
         } catch (err) {
           report(err);
@@ -271,13 +274,12 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
           fail('ERR_INVALID_ARGUMENT', pat, reason);
         }
       } else if (typeof p === 'object' && p !== null && !Array.isArray(p)) {
-        if ((p as Record<string, unknown>).switch !== undefined) {
-          fail('ERR_INVALID_ARGUMENT', `${pat}.switch`, 'implied by the enclosing switch; omit it');
-          return;
-        }
+        const { switch: sw, ...given } = p as Record<string, unknown>;
+        if (sw !== undefined) fail('ERR_INVALID_ARGUMENT', `${pat}.switch`, 'implied by the enclosing switch; omit it');
         if (name === undefined) return;
         try {
-          desired.peers.push({ ...parsePeer({ ...(p as Record<string, unknown>), switch: name }, pat), path: pat });
+          const parsed = parsePeer({ ...given, switch: name }, pat);
+          if (sw === undefined) desired.peers.push({ ...parsed, path: pat });
         } catch (err) {
           report(err);
         }
@@ -291,14 +293,12 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
         fail('ERR_INVALID_ARGUMENT', fat, 'must be a mapping (mac, and port or vtep)');
         return;
       }
-      if ((f as Record<string, unknown>).switch !== undefined) {
-        fail('ERR_INVALID_ARGUMENT', `${fat}.switch`, 'implied by the enclosing switch; omit it');
-        return;
-      }
+      const { switch: sw, ...given } = f as Record<string, unknown>;
+      if (sw !== undefined) fail('ERR_INVALID_ARGUMENT', `${fat}.switch`, 'implied by the enclosing switch; omit it');
       if (name === undefined) return;
       try {
-        const parsed = parseFdb({ ...(f as Record<string, unknown>), switch: name }, fat);
-        desired.fdb.push({ ...parsed, path: fat });
+        const parsed = parseFdb({ ...given, switch: name }, fat);
+        if (sw === undefined) desired.fdb.push({ ...parsed, path: fat });
       } catch (err) {
         report(err);
       }
