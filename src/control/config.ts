@@ -62,6 +62,10 @@ export const CONFIG_LIMITS: Readonly<ConfigLimits> = Object.freeze({
   maxAliases: 100, // *alias references (ERR_CONFIG_ALIASES)
 });
 
+export function configTooLarge(source: string, bytes: number, limits: Readonly<ConfigLimits> = CONFIG_LIMITS): ControlError {
+  return new ControlError('ERR_CONFIG_TOO_LARGE', `${source}: the configuration is ${bytes} bytes; at most ${limits.maxBytes} are accepted`);
+}
+
 // Lexer tokens that do not start a block node (a flow collection's bracket
 // is counted as flow nesting).
 const NOT_A_NODE = new Set<string | null>(['map-value-ind', 'comma', 'flow-map-start', 'flow-seq-start', 'flow-map-end', 'flow-seq-end']);
@@ -76,9 +80,7 @@ const NOT_A_NODE = new Set<string | null>(['map-value-ind', 'comma', 'flow-map-s
 // a scalar after `key:` or `- ` counts as a level too.
 export function checkConfigLimits(text: string, source = 'config', limits: Readonly<ConfigLimits> = CONFIG_LIMITS): void {
   const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > limits.maxBytes) {
-    throw new ControlError('ERR_CONFIG_TOO_LARGE', `${source}: the configuration is ${bytes} bytes; at most ${limits.maxBytes} are accepted`);
-  }
+  if (bytes > limits.maxBytes) throw configTooLarge(source, bytes, limits);
   const blocks: { col: number; seq: boolean }[] = []; // open block nodes, by column
   let flow = 0;
   let aliases = 0;

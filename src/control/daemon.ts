@@ -18,7 +18,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { Dataplane, DataplaneOptions } from '../dataplane';
 import { createApiServer } from './api';
-import { CONFIG_LIMITS, DesiredState, parseConfig } from './config';
+import { CONFIG_LIMITS, configTooLarge, DesiredState, parseConfig } from './config';
 import { Controller } from './controller';
 import { ControlError, toControlError } from './errors';
 import { createLogger, EventLogger, Logger } from './logging';
@@ -70,9 +70,7 @@ function readConfig(file: string): DesiredState {
   let text: string;
   try {
     const size = fs.statSync(file).size;
-    if (size > CONFIG_LIMITS.maxBytes) {
-      throw new ControlError('ERR_CONFIG_TOO_LARGE', `${file}: the configuration is ${size} bytes; at most ${CONFIG_LIMITS.maxBytes} are accepted`);
-    }
+    if (size > CONFIG_LIMITS.maxBytes) throw configTooLarge(file, size);
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof ControlError) throw err;
