@@ -117,7 +117,8 @@ export class Controller {
       const given = parseSwitch(body);
       const existing = this.model.switches.find((s) => s.spec.name === given.spec.name);
       if (existing !== undefined) {
-        this.sameOrConflict('switch', given.spec.name, existing.uuid, given.uuid, normalSwitch(existing.spec), normalSwitch(given.spec));
+        const ignoreCapacity = given.spec.fdbCapacity === undefined;
+        this.sameOrConflict('switch', given.spec.name, existing.uuid, given.uuid, normalSwitch(existing.spec, ignoreCapacity), normalSwitch(given.spec, ignoreCapacity));
         return { object: existing, created: false, plan: [] };
       }
       const d = this.desired();

@@ -18,7 +18,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { Dataplane, DataplaneOptions } from '../dataplane';
 import { createApiServer } from './api';
-import { DesiredState, parseConfig } from './config';
+import { CONFIG_LIMITS, configTooLarge, DesiredState, parseConfig } from './config';
 import { Controller } from './controller';
 import { ControlError, toControlError } from './errors';
 import { createLogger, EventLogger, LogFormat, Logger } from './logging';
@@ -73,11 +73,16 @@ export function isLoopback(address: string): boolean {
   return /^127\.\d+\.\d+\.\d+$/.test(v4);
 }
 
+// Reads and parses the --config file (at start, SIGHUP, POST /v1/reload). A
+// file over the size limit is refused without being read.
 function readConfig(file: string): DesiredState {
   let text: string;
   try {
+    const size = fs.statSync(file).size;
+    if (size > CONFIG_LIMITS.maxBytes) throw configTooLarge(file, size);
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof ControlError) throw err;
     throw new ControlError('ERR_CONFIG_INVALID', `${file}: cannot be read: ${(err as Error).message}`);
   }
   return parseConfig(text, file);

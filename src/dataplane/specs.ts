@@ -145,7 +145,9 @@ export interface NormalizedSwitch {
 }
 
 const SWITCH_KEYS = ['name', 'vni', 'macLimit', 'agingSeconds', 'learning', 'remoteLearning', 'fdbCapacity'] as const;
-const SWITCH_UPDATE_KEYS = ['macLimit', 'agingSeconds', 'learning', 'remoteLearning'] as const;
+// The fields updateSwitch() / updatePort() change in place (exported: the
+// control plane's plan updates exactly these, and replaces on any other change).
+export const SWITCH_UPDATE_KEYS = ['macLimit', 'agingSeconds', 'learning', 'remoteLearning'] as const;
 const SWITCH_FIXED_KEYS = ['name', 'vni', 'fdbCapacity'];
 
 export function validateSwitchSpec(value: unknown): NormalizedSwitch {
@@ -326,7 +328,7 @@ const PORT_KEYS = [
   'name', 'type', 'switch', 'vlans', 'untagged', 'mtu', 'mac', 'learning', 'flood', 'macLimit', 'lockedMacs', 'ringSize',
   ...KERNEL_PORT_KEYS_LIST,
 ] as const;
-const PORT_UPDATE_KEYS = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
+export const PORT_UPDATE_KEYS = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
 const PORT_FIXED_KEYS = ['name', 'type', 'switch', 'vlans', 'untagged', 'mac', 'ringSize', ...KERNEL_PORT_KEYS_LIST];
 const PORT_TYPES: readonly PortType[] = ['pipe', 'afpacket', 'tap', 'netmap', 'afxdp'];
 

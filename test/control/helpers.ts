@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from '../../src/control/client';
+import type { WriteFn } from '../../src/control/state';
 
 export const ROOT = path.resolve(__dirname, '../../..');
 export const VPCD = path.join(ROOT, 'dist/src/control/vpcd.js');
@@ -135,4 +136,16 @@ export async function eventually<T>(fn: () => Promise<T | undefined> | T | undef
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await sleep(stepMs);
   }
+}
+
+// A state-file write (StateStore's seam) on a nearly full disk: at most
+// `room` bytes reach the file in all, then ENOSPC, as write(2) behaves.
+export function diskWithRoom(room: number): WriteFn {
+  let left = room;
+  return (fd, buffer, offset, length, position) => {
+    if (left === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    const n = fs.writeSync(fd, buffer, offset, Math.min(length, left), position);
+    left -= n;
+    return n;
+  };
 }
