@@ -140,7 +140,7 @@ inline Built build(const Spec& s) {
     check = t + 16;
   } else {
     store_be16(t, 40000);
-    store_be16(t + 2, 4789);
+    store_be16(t + 2, 9000);
     store_be16(t + 4, uint16_t(l4_total));
     check = t + 6;
   }
