@@ -16,16 +16,8 @@ constexpr uint32_t kMaxIpv6ExtHeaders = 8;
 constexpr uint8_t kTcpFin = 0x01, kTcpPsh = 0x08, kTcpUrg = 0x20, kTcpCwr = 0x80;
 constexpr uint16_t kTcpMinHeader = 20;
 
-const char* const kErrorNames[] = {
-#define VPC_OFFLOAD_ERROR_NAME(name, help) #name,
-    VPC_OFFLOAD_ERRORS(VPC_OFFLOAD_ERROR_NAME)
-#undef VPC_OFFLOAD_ERROR_NAME
-};
-const char* const kErrorHelp[] = {
-#define VPC_OFFLOAD_ERROR_HELP(name, help) help,
-    VPC_OFFLOAD_ERRORS(VPC_OFFLOAD_ERROR_HELP)
-#undef VPC_OFFLOAD_ERROR_HELP
-};
+const ReasonInfo kErrorInfo[] = {VPC_OFFLOAD_ERRORS(VPC_REASON_INFO_ROW)};
+const ReasonInfo kUnknownError = {"unknown", "unknown offload error"};
 
 inline bool fail(OffloadError* err, OffloadError e) {
   if (err) *err = e;
@@ -178,34 +170,39 @@ inline uint64_t pseudo_sum(const uint8_t* ip, uint8_t version, uint8_t proto, ui
 
 }  // namespace
 
-const char* offload_error_name(OffloadError e) {
-  const auto i = uint32_t(e);
-  return i < kOffloadErrorCount ? kErrorNames[i] : "unknown";
-}
-
-const char* offload_error_help(OffloadError e) {
-  const auto i = uint32_t(e);
-  return i < kOffloadErrorCount ? kErrorHelp[i] : "unknown offload error";
-}
+const char* offload_error_name(OffloadError e) { return reason_info(kErrorInfo, e, kUnknownError).name; }
+const char* offload_error_help(OffloadError e) { return reason_info(kErrorInfo, e, kUnknownError).help; }
 
 uint16_t csum_native(const uint8_t* p, uint32_t n) { return uint16_t(sum_words<false>(nullptr, p, n)); }
 
 // ------------------------------------------------------------------ layout
 
-bool frame_layout(const uint8_t* f, uint32_t len, FrameLayout* out, OffloadError* err) {
-  FrameLayout L;
-  if (len < kEthHeaderLen) return fail(err, OffloadError::truncated);
+OffloadError eth_l3(const uint8_t* f, uint32_t len, EthL3* out) {
+  if (len < kEthHeaderLen) return OffloadError::truncated;
   uint32_t off = 12;
+  uint8_t tags = 0;
   uint16_t type = load_be16(f + off);
   while (type == kEtherTypeVlan || type == kEtherTypeQinQ) {
-    if (L.vlan_tags == 2) return fail(err, OffloadError::not_ip);
+    if (tags == 2) return OffloadError::not_ip;
     off += kVlanTagLen;
-    if (off + 2 > len) return fail(err, OffloadError::truncated);
-    ++L.vlan_tags;
+    if (off + 2 > len) return OffloadError::truncated;
+    ++tags;
     type = load_be16(f + off);
   }
-  off += 2;
-  L.l3_off = uint16_t(off);
+  out->off = uint16_t(off + 2);
+  out->type = type;
+  out->tags = tags;
+  return OffloadError::none;
+}
+
+bool frame_layout(const uint8_t* f, uint32_t len, FrameLayout* out, OffloadError* err) {
+  FrameLayout L;
+  EthL3 eth;
+  if (const OffloadError e = eth_l3(f, len, &eth); e != OffloadError::none) return fail(err, e);
+  const uint32_t off = eth.off;
+  const uint16_t type = eth.type;
+  L.vlan_tags = eth.tags;
+  L.l3_off = eth.off;
   const uint8_t* ip = f + off;
   uint32_t l4_off;
   uint8_t proto;

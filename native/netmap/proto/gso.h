@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "core/offload.h"
+#include "proto/reasons.h"
 
 namespace vpc {
 
@@ -36,25 +37,28 @@ namespace vpc {
   X(gso_mismatch, "the GSO type does not match the IP version or transport protocol")                           \
   X(gso_ufo, "UDP fragmentation offload (UFO) is refused")                                                       \
   X(gso_unknown, "unknown GSO type")                                                                             \
-  X(bad_mss, "segment size 0, larger than the frame's gso_size, or too large for 16-bit lengths")                \
+  X(bad_mss, "segment size 0 or larger than the frame's gso_size")                                                 \
   X(bad_csum_offsets, "csum_start/csum_offset point outside the frame")                                          \
   X(no_room, "the output buffer is too small")                                                                   \
   X(bad_segment, "segment index beyond the last segment")
 
-enum class OffloadError : uint8_t {
-#define VPC_OFFLOAD_ERROR_ENUM(name, help) name,
-  VPC_OFFLOAD_ERRORS(VPC_OFFLOAD_ERROR_ENUM)
-#undef VPC_OFFLOAD_ERROR_ENUM
-};
-constexpr uint32_t kOffloadErrorCount = 0
-#define VPC_OFFLOAD_ERROR_COUNT(name, help) +1
-    VPC_OFFLOAD_ERRORS(VPC_OFFLOAD_ERROR_COUNT)
-#undef VPC_OFFLOAD_ERROR_COUNT
-    ;
+enum class OffloadError : uint8_t { VPC_OFFLOAD_ERRORS(VPC_REASON_ENUM_ROW) kCount };
+constexpr uint32_t kOffloadErrorCount = uint32_t(OffloadError::kCount);
 const char* offload_error_name(OffloadError e);  // "truncated", ...
 const char* offload_error_help(OffloadError e);  // one sentence
 
 // ------------------------------------------------------------------ layout
+
+// Ethernet II with up to two VLAN tags (802.1Q 0x8100 or 802.1ad 0x88A8, in
+// any order): where the L3 header starts and its EtherType.
+struct EthL3 {
+  uint16_t off = 0;   // 14 + 4 per tag
+  uint16_t type = 0;  // the EtherType after the tags
+  uint8_t tags = 0;
+};
+// none, truncated (the frame ends inside the Ethernet header or a tag) or
+// not_ip (a third tag).
+OffloadError eth_l3(const uint8_t* f, uint32_t len, EthL3* out);
 
 // Where the headers of an Ethernet/IP/TCP-or-UDP frame are. Offsets count
 // from the first byte of the frame. Invariants frame_layout() guarantees (and
