@@ -25,18 +25,12 @@ inline bool fail(OffloadError* err, OffloadError e) {
   return false;
 }
 
-inline uint64_t load64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
 // Folds a 64-bit one's-complement accumulator to 16 bits (not complemented).
 inline uint32_t fold64(uint64_t s) {
   s = (s & 0xFFFFFFFFull) + (s >> 32);  // < 2^33
-  s = (s & 0xFFFF) + (s >> 16);         // < 2^17 + 2^16
-  s = (s & 0xFFFF) + (s >> 16);         // <= 0x10000
-  s = (s & 0xFFFF) + (s >> 16);
+  s = (s & 0xFFFF) + (s >> 16);         // < 2^18
+  s = (s & 0xFFFF) + (s >> 16);         // < 2^17
+  s = (s & 0xFFFF) + (s >> 16);         // <= 0xFFFF
   return uint32_t(s);
 }
 
@@ -286,7 +280,6 @@ bool frame_layout(const uint8_t* f, uint32_t len, FrameLayout* out, OffloadError
   L.l4_proto = proto;
   L.hdr_len = uint16_t(l4_off + L.l4_len);
   *out = L;
-  if (err) *err = OffloadError::none;
   return true;
 }
 
