@@ -35,8 +35,8 @@ inline uint32_t fold64(uint64_t s) {
 }
 
 // The sum of 32-bit native words into 64-bit lanes: each word is at most
-// 2^32 - 1, so a lane cannot overflow before 2^32 additions (far beyond a
-// 64 KiB frame), and no carry has to be propagated inside the loop. With the
+// 2^32 - 1, so a lane cannot overflow before 2^32 additions (beyond any
+// 32-bit length), and no carry has to be propagated inside the loop. With the
 // compiler's vector extensions this is two lanes per SSE2 register, 64 bytes
 // per iteration: load, mask, shift, add, no branch on the data. (Summing
 // 32-bit words is the same as summing 16-bit ones modulo 0xFFFF, since
@@ -115,7 +115,7 @@ inline uint32_t sum_words(uint8_t* dst, const uint8_t* p, uint32_t n) {
     if constexpr (Copy) *dst = *p;
     t += v;
   }
-  const u64x2 s = a0 + a1 + a2 + a3;  // each lane < 2^36 for 64 KiB
+  const u64x2 s = a0 + a1 + a2 + a3;  // each lane < 4 * 2 * (n / 64) * 2^32 < 2^61 for any 32-bit n
   return fold64(uint64_t(fold64(s[0])) + fold64(s[1]) + t);
 }
 
