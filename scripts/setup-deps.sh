@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
   cmake g++ make      # build
   libgtest-dev        # native unit tests
+  clang               # fuzz targets (libFuzzer): npm run fuzz
+  libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang
   pkg-config          # finds libxdp/libbpf
   libxdp-dev          # AF_XDP ports (xdp-tools' libxdp, with its default XSK program)
   libbpf-dev          # AF_XDP ports
