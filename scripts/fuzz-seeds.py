@@ -132,15 +132,15 @@ def commands_seeds():
     # Ports deleted and re-created while their frames are queued.
     s["port-churn"] = (bytes([0]) + q_local(0, [host_frame(hosts(7, 0), 64)] * 4) + cmd(5, bytes([0])) +
                        cmd(3, bytes([0, 1, 3, 1, 0x00]) + u16(1432)) + q_local(1, [host_frame(hosts(7, 1), 64)]) +
-                       cmd(4, bytes([1, 0x44, 2])) + clock(200))
+                       cmd(4, bytes([1, 0x44]) + u16(1432) + bytes([2])) + clock(200))
     # Peers, remote MACs, the uplink going and coming back.
     s["overlay-churn"] = (bytes([0]) + q_under([ARP_REPLY_A, vxlan(False, 1, host_frame(hosts(0, 4), 64))]) +
                           cmd(10, bytes([0, 1])) + cmd(9, bytes([0, 3])) + cmd(11, bytes([0, 5, 0x83])) +
-                          cmd(7, bytes([0, 5])) + cmd(10, bytes([0, 0x81])) + cmd(10, bytes([1, 2])) +
+                          cmd(7, bytes([0, 5])) + cmd(10, bytes([0, 0x85])) + cmd(10, bytes([1, 2])) +
                           cmd(10, bytes([0, 3])) + cmd(12) + cmd(13, bytes([0])) + cmd(14, bytes([1, 0])) + clock(1500))
     # Switches: create, set, static MACs, flush, delete (static remote MAC
     # included: its VTEP must be released, issue 10 bug 13).
-    s["switch-churn"] = (bytes([0]) + cmd(0, bytes([2, 0, 10, 20])) + cmd(1, bytes([2, 5, 4, 3])) +
+    s["switch-churn"] = (bytes([0]) + cmd(0, bytes([2, 0, 10, 20])) + cmd(1, bytes([2, 5, 4, 3, 7])) +
                          cmd(11, bytes([2, 6, 3])) + cmd(6, bytes([0, 0, 0])) + cmd(8, bytes([0, 0])) +
                          cmd(2, bytes([2])) + clock(100) + cmd(2, bytes([0])) + cmd(15))
     return s

@@ -542,6 +542,7 @@ TEST_F(UnderlayTest, ASecondVtepKeepsTheFirstPeersNeighbourInUse) {
   const uint64_t kSec = 1000000000ull;
   engine().run_once_at(31 * kSec);
   engine().run_once_at(33 * kSec);
+  engine().run_once_at(33 * kSec + 1000000);  // flushes what housekeeping staged
   EXPECT_EQ(nstate(v4(kPeerA4)), "stale") << "a next hop in use is refreshed, not failed";
   size_t refreshes = 0;
   for (const Bytes& f : wire_out())
