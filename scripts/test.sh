@@ -18,3 +18,13 @@ echo "== native unit tests"
 echo "== TypeScript tests"
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 node --test --test-concurrency=1 "${files[@]}"
+
+# Reliability (docs/testing.md): the native tests again under ASan+UBSan with
+# the buffer-pool audit; every fuzz target for a short fixed time from the
+# seed corpus; a 2-minute soak. VPC_QUICK=1 skips them (local iterations).
+if [ "${VPC_QUICK:-0}" != 1 ]; then
+  bash scripts/test-sanitize.sh
+  bash scripts/fuzz.sh all --seconds "${VPC_FUZZ_SECONDS:-25}"
+  echo "== soak (2 minutes)"
+  bash scripts/soak.sh --minutes 2 --out build/soak
+fi
