@@ -50,8 +50,8 @@ for t in "${targets[@]}"; do
   rc=$?
   set -e
   [ "$jobs" -gt 1 ] && cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
-  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{s+=$2} END {print s+0}' || true)
+  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
   echo "fuzz $t: $execs executions, ${cov:-no coverage line}, corpus $(ls "build-fuzz/corpus/$t" | wc -l) inputs"
   if [ $rc -ne 0 ]; then
     echo "fuzz $t: FAILED (exit $rc); the report:" >&2
