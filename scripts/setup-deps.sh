@@ -25,6 +25,8 @@ RUN_PACKAGES=(
 )
 TEST_PACKAGES=(
   libgtest-dev        # native unit tests
+  clang               # fuzz targets (libFuzzer): npm run fuzz
+  libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang
   valgrind            # callgrind instruction counts (npm run bench -- core --callgrind)
   prometheus          # control-plane test: a real Prometheus scrapes vpcd's /metrics
   iperf3              # port integration tests: TCP through the switch

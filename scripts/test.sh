@@ -22,3 +22,20 @@ echo "== native unit tests"
 echo "== TypeScript tests"
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 node --test --test-concurrency=1 "${files[@]}"
+
+# Reliability (docs/testing.md): the native tests again under ASan+UBSan with
+# the buffer-pool audit; every fuzz target for a short fixed time from the
+# seed corpus; a 2-minute soak. Each runs even if an earlier one failed, and
+# the suite fails at the end if any did. VPC_QUICK=1 skips them (local
+# iterations only; CI never sets it).
+if [ "${VPC_QUICK:-0}" != 1 ]; then
+  failed=()
+  bash scripts/test-sanitize.sh || failed+=(test:sanitize)
+  bash scripts/fuzz.sh all --seconds "${VPC_FUZZ_SECONDS:-25}" || failed+=(fuzz)
+  echo "== soak (2 minutes)"
+  bash scripts/soak.sh --minutes 2 --out build/soak || failed+=(soak)
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "FAILED: ${failed[*]}" >&2
+    exit 1
+  fi
+fi

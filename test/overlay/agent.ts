@@ -19,6 +19,10 @@ import { Dataplane, DataplaneEvent } from '../../src/dataplane/index';
 
 if (process.argv[2] === '--agent') {
   const options = JSON.parse(process.argv[3] ?? '{}') as Record<string, unknown>;
+  // The agent's own lifetime bound (not a Dataplane option): the soak test
+  // runs longer than the default.
+  const lifetimeMs = typeof options.agentLifetimeMs === 'number' ? options.agentLifetimeMs : 300_000;
+  delete options.agentLifetimeMs;
   const dp = new Dataplane(options);
   dp.start();
   const events: DataplaneEvent[] = [];
@@ -68,5 +72,5 @@ if (process.argv[2] === '--agent') {
   setTimeout(() => {
     dp.close();
     process.exit(3);
-  }, 300_000).unref();
+  }, lifetimeMs).unref();
 }

@@ -153,6 +153,12 @@ export class Agent {
     return !this.exited;
   }
 
+  // The agent's process id (ip netns exec execs node in place), for sampling
+  // its memory and descriptors from /proc.
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   async close(): Promise<void> {
     if (this.exited) return;
     const gone = new Promise<void>((r) => this.child.on('exit', () => r()));

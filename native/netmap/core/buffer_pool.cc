@@ -37,10 +37,12 @@ std::shared_ptr<BufferPool> BufferPool::create(const BufferPoolOptions& o) {
   p->free_.reserve(o.count);
   // Hand out low indices first: they are the first pages touched.
   for (uint32_t i = o.count; i-- > 0;) p->free_.push_back(i);
+  if constexpr (kPoolAudit) p->audit_ = std::make_unique<PoolAudit>(p->base_, p->count_, p->shift_);
   return p;
 }
 
 BufferPool::~BufferPool() {
+  audit_.reset();  // before the memory goes (see ~PoolAudit)
   if (base_) munmap(base_, bytes_);
 }
 

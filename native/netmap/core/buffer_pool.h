@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/pool_audit.h"
 #include "core/types.h"
 
 namespace vpc {
@@ -49,6 +50,8 @@ class BufferPool {
   uint32_t get_bulk(uint32_t* out, uint32_t n);
   void put_bulk(const uint32_t* in, uint32_t n);
   uint32_t available() const;  // buffers in the shared free list (not in caches)
+  // Audit builds (VPC_POOL_AUDIT): per-buffer state checks; nullptr otherwise.
+  PoolAudit* audit() const { return audit_.get(); }
 
  private:
   BufferPool() = default;
@@ -60,6 +63,7 @@ class BufferPool {
   bool huge_ = false;
   mutable std::mutex mu_;
   std::vector<uint32_t> free_;
+  std::unique_ptr<PoolAudit> audit_;
 };
 
 // A per-thread stack of free buffer indices in front of the pool. Not
@@ -77,9 +81,11 @@ class BufferCache {
   bool alloc(uint32_t* idx) {
     if (n_ == 0 && !refill()) return false;
     *idx = stack_[--n_];
+    if constexpr (kPoolAudit) pool_->audit()->on_alloc(*idx);
     return true;
   }
   void free(uint32_t idx) {
+    if constexpr (kPoolAudit) pool_->audit()->on_free(idx);
     if (n_ == kCap) spill();
     stack_[n_++] = idx;
   }

@@ -122,7 +122,7 @@ bool Engine::submit(std::unique_ptr<Command> cmd) {
   // commands come from the Node main thread.
   std::unique_lock<std::mutex> g(lifecycle_mu_);
   if (!running_.load(std::memory_order_acquire)) {
-    now_ms_ = uint32_t((mono_ns() - epoch_ns_) / 1000000);
+    now_ms_ = uint32_t(((manual_clock_ ? manual_now_ns_ : mono_ns()) - epoch_ns_) / 1000000);
     apply(*cmd);
     engine_ctr_->add(EngineCounter::commands, 1);
     notify_if_needed();

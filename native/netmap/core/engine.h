@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -66,6 +67,22 @@ class Engine {
   // stopped (deterministic tests, callgrind). Returns frames received; 0 and
   // no effect while the thread runs.
   uint32_t run_once();
+
+  // Test seams (core/engine_seams.cc), for deterministic tests and the
+  // fuzzers; none of them is on the hot path.
+  // run_once() on a clock the caller controls: the iteration runs as if
+  // `elapsed_ns` had passed since the engine was created, so aging and the
+  // neighbour timers can be driven without waiting. From the first call on,
+  // commands applied while stopped use the last time given, too.
+  uint32_t run_once_at(uint64_t elapsed_ns);
+  // Buffers the engine holds between iterations (staged tx frames, frames
+  // waiting for a neighbour), not counting the free ones in its cache.
+  uint32_t buffers_held() const;
+  uint32_t buffers_cached() const { return cache_->cached(); }
+  // Checks the tables' cross-references and counts (ports, members,
+  // switches, FDBs, VTEPs, neighbours). Returns "" when they hold, else a
+  // description of the first violation. Only while the engine is stopped.
+  std::string check_invariants() const;
 
   // Submits a command; done is called exactly once. Returns false (and calls
   // done with kClosed, or kLimitExceeded when the queue is full) if it could
@@ -222,6 +239,8 @@ class Engine {
   uint32_t idle_iters_ = 0;
   uint64_t last_work_ns_ = 0;  // start of the last iteration that moved frames
   bool sleep_armed_ = false;
+  bool manual_clock_ = false;   // run_once_at() was used
+  uint64_t manual_now_ns_ = 0;
 };
 
 }  // namespace vpc

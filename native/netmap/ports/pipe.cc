@@ -14,14 +14,12 @@ void Waker::wake() {
 }
 
 PipeShared::~PipeShared() {
+  // Through a cache, like every other free, so audit builds see it.
   Pkt tmp[kMaxBurst];
-  uint32_t idx[kMaxBurst];
-  for (SpscRing<Pkt>* r : {&to_engine, &to_peer}) {
-    for (uint32_t n; (n = r->pop(tmp, kMaxBurst)) != 0;) {
-      for (uint32_t i = 0; i < n; ++i) idx[i] = tmp[i].buf;
-      pool->put_bulk(idx, n);
-    }
-  }
+  BufferCache cache(pool);
+  for (SpscRing<Pkt>* r : {&to_engine, &to_peer})
+    for (uint32_t n; (n = r->pop(tmp, kMaxBurst)) != 0;)
+      for (uint32_t i = 0; i < n; ++i) cache.free(tmp[i].buf);
 }
 
 PipePort::~PipePort() { s_->port_gone.store(true, std::memory_order_release); }
@@ -69,7 +67,7 @@ uint32_t PipePeer::send_copy(const uint8_t* const* frames, const uint16_t* lens,
       uint16_t len = lens[sent + k];
       if (len > pool.max_frame() || !cache_.alloc(&idx)) break;
       batch[k] = Pkt{idx, pool.headroom(), len};
-      std::memcpy(pool.frame(batch[k]), frames[sent + k], len);
+      if (len) std::memcpy(pool.frame(batch[k]), frames[sent + k], len);  // frames[i] may be null when empty
     }
     uint32_t acc = send(batch, k);
     for (uint32_t i = acc; i < k; ++i) cache_.free(batch[i].buf);

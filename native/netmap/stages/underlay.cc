@@ -321,6 +321,7 @@ uint32_t Engine::vtep_get(const IpAddr& ip) {
     if (vteps_[i].in_use) continue;
     VtepState& s = vteps_[i];
     s = VtepState{};
+    s.reachable = false;  // no route yet: vtep_route must not release neighbour 0's use
     s.in_use = true;
     s.ip = ip;
     s.counters = &peer_ctr_[i];

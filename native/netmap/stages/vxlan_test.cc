@@ -309,15 +309,7 @@ class VxlanFixture : public testutil::EngineFixture {
     return u;
   }
   Result try_uplink(const UplinkConfig& u, uint32_t mtu = 1500, Mac mac = kUpMac) {
-    auto pair = engine_->new_pipe(1024);
-    auto c = cmd(CmdOp::kCreateUplink);
-    c->new_port = std::move(pair.port);
-    c->port_cfg.mac = mac;
-    c->port_cfg.mtu = mtu;
-    c->uplink_cfg = u;
-    Result r = run(std::move(c));
-    if (r.ok()) peers_[r.id] = std::move(pair.peer);
-    return r;
+    return EngineHarness::try_uplink(u, mac, mtu);
   }
   PortId make_uplink(const UplinkConfig& u, uint32_t mtu = 1500) {
     Result r = try_uplink(u, mtu);
@@ -530,6 +522,33 @@ TEST_F(UnderlayTest, PeerIsResolvedWithArp) {
   EXPECT_EQ(n->mac, kMacA);
   EXPECT_EQ(ucnt(UplinkCounter::neighbors_resolved), 1u);
   EXPECT_TRUE(wire_out().empty()) << "no reply to a reply";
+}
+
+// Regression (found by fuzz_uplink's check_invariants): creating a second
+// VTEP released a use of neighbour 0 that the new VTEP never held, so the
+// first peer's next hop counted no users and was left to fail at its next
+// timer instead of being refreshed.
+TEST_F(UnderlayTest, ASecondVtepKeepsTheFirstPeersNeighbourInUse) {
+  SwitchId s = create_switch(kVni);
+  make_uplink(cfg46());
+  ASSERT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  ASSERT_TRUE(add_peer(s, kPeerA6).ok());
+  EXPECT_EQ(engine().check_invariants(), "");
+  step();
+  wire_out();
+  resolve4(kPeerA4, kMacA);
+  ASSERT_EQ(nstate(v4(kPeerA4)), "reachable");
+  // Past the reachable time, then past the retry time (caller's clock).
+  const uint64_t kSec = 1000000000ull;
+  engine().run_once_at(31 * kSec);
+  engine().run_once_at(33 * kSec);
+  engine().run_once_at(33 * kSec + 1000000);  // flushes what housekeeping staged
+  EXPECT_EQ(nstate(v4(kPeerA4)), "stale") << "a next hop in use is refreshed, not failed";
+  size_t refreshes = 0;
+  for (const Bytes& f : wire_out())
+    if (get16(f, 12) == kEtherTypeArp && get32(f, 38) == kPeerA4) ++refreshes;
+  EXPECT_EQ(refreshes, 2u) << "one request when it went stale, one at the retry";
+  EXPECT_EQ(engine().check_invariants(), "");
 }
 
 TEST_F(UnderlayTest, FramesQueuedWhileIncompleteAreSentAfterResolution) {

@@ -1,0 +1,95 @@
+// The engine's test seams: the caller-driven clock, the held-buffer count,
+// check_invariants() and (in audit builds) the buffer-pool audit.
+#include <gtest/gtest.h>
+
+#include "core/engine.h"
+#include "core/test_util.h"
+
+namespace vpc {
+namespace {
+
+using testutil::host_mac;
+using testutil::make_frame;
+
+constexpr uint64_t kMs = 1000000;
+
+class SeamsTest : public testutil::EngineFixture {};
+
+TEST_F(SeamsTest, CallerClockDrivesAgingWithoutWaiting) {
+  SwitchConfig cfg;
+  cfg.aging_ms = 2000;
+  SwitchId s = create_switch(10, cfg);
+  PortId a = add_port(s), b = add_port(s);
+  send(a, {make_frame(kMacBroadcast, host_mac(1))});
+  engine().run_once_at(10 * kMs);
+  ASSERT_NE(find_entry(fdb(s), host_mac(1)), nullptr);
+  EXPECT_EQ(find_entry(fdb(s), host_mac(1))->age_ms, 0u) << "commands see the caller's time too";
+  engine().run_once_at(1010 * kMs);
+  EXPECT_EQ(find_entry(fdb(s), host_mac(1))->age_ms, 1000u);
+  EXPECT_EQ(count_events(EventType::kAged), 0u);
+  // Aging sweeps a tenth of the table per tick: a few ticks past the age.
+  for (uint64_t t = 2100; t <= 3000; t += 100) engine().run_once_at(t * kMs);
+  EXPECT_EQ(find_entry(fdb(s), host_mac(1)), nullptr);
+  EXPECT_EQ(count_events(EventType::kAged), 1u);
+  recv(b);
+  EXPECT_EQ(engine().check_invariants(), "");
+}
+
+TEST_F(SeamsTest, BuffersHeldAreTheStagedFrames) {
+  SwitchId s = create_switch(10);
+  PortId a = add_port(s), b = add_port(s);
+  EXPECT_EQ(engine().buffers_held(), 0u);
+  send(a, {make_frame(kMacBroadcast, host_mac(1)), make_frame(kMacBroadcast, host_mac(2))});
+  engine().run_once();
+  EXPECT_EQ(engine().buffers_held(), 0u) << "flushed to the peer's ring at the end of the iteration";
+  if (kPoolAudit) {
+    EXPECT_EQ(pool_->audit()->held(), 2u) << "the two frames wait in the peer's ring";
+    recv(b);
+    EXPECT_EQ(pool_->audit()->held(), 0u);
+  }
+}
+
+TEST_F(SeamsTest, InvariantsHoldThroughPortAndSwitchChurn) {
+  SwitchId s1 = create_switch(10), s2 = create_switch(20);
+  PortId a = add_port(s1), t = add_port(kNoId, {}, {{5, s1}, {6, s2}});
+  PortConfig lim;
+  lim.mac_limit = 2;
+  PortId c = add_port(s2, lim);
+  for (uint32_t i = 1; i <= 5; ++i) send(c, {make_frame(kMacBroadcast, host_mac(i))});
+  send(a, {make_frame(kMacBroadcast, host_mac(9))});
+  send(t, {make_frame(kMacBroadcast, host_mac(8), 64, 6)});
+  engine().run_once();
+  ASSERT_TRUE(add_static(s1, t, host_mac(20)).ok());
+  EXPECT_EQ(engine().check_invariants(), "");
+  ASSERT_TRUE(delete_port(t).ok());
+  EXPECT_EQ(engine().check_invariants(), "");
+  ASSERT_TRUE(delete_port(c).ok());
+  auto del = cmd(CmdOp::kDeleteSwitch);
+  del->sw = s2;
+  ASSERT_TRUE(run(std::move(del)).ok());
+  EXPECT_EQ(engine().check_invariants(), "");
+}
+
+TEST(PoolAuditTest, DoubleFreeIsCaughtAtTheSecondFree) {
+  if (!kPoolAudit) GTEST_SKIP() << "the pool audit is compiled only with -DVPC_SANITIZE=ON or -DVPC_FUZZ=ON";
+  BufferPoolOptions o;
+  o.count = 512;
+  o.hugepages = false;
+  auto pool = BufferPool::create(o);
+  BufferCache cache(pool);
+  uint32_t idx;
+  ASSERT_TRUE(cache.alloc(&idx));
+  EXPECT_EQ(pool->audit()->held(), 1u);
+  cache.free(idx);
+  EXPECT_EQ(pool->audit()->held(), 0u);
+  EXPECT_DEATH(cache.free(idx), "double free of buffer");
+  uint32_t again;
+  ASSERT_TRUE(cache.alloc(&again));
+  ASSERT_EQ(again, idx) << "the cache hands back the last freed buffer";
+  EXPECT_EQ(pool->data(idx)[0], kFreedByte) << "a freed buffer is filled, so stale bytes are recognisable";
+  EXPECT_EQ(pool->data(idx)[o.buf_size - 1], kFreedByte);
+  cache.free(again);
+}
+
+}  // namespace
+}  // namespace vpc

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora (native/fuzz/corpus/TARGET/).
+
+Each seed is a short operation sequence in the input format documented at the
+top of the target's source (native/fuzz/fuzz_*.cc, fuzz_overlay.h), chosen to
+reach the interesting paths at once: learning and floods, VLAN trunks, port
+security, ARP/ND resolution, VXLAN decapsulation and encapsulation, echo, and
+commands racing traffic. libFuzzer mutates from there. Run it after changing
+an input format; the output is committed.
+"""
+import os
+import struct
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "native", "fuzz", "corpus")
+
+
+def u16(v):
+    return struct.pack(">H", v & 0xFFFF)
+
+
+def u32(v):
+    return struct.pack(">I", v & 0xFFFFFFFF)
+
+
+def payload(n, seed=1):
+    # Any bytes but 0xDB (the harness rewrites it anyway).
+    return bytes(((i * 7 + seed) % 0xDA) for i in range(n))
+
+
+def host_frame(hdr, n, seed=1):
+    """hdr, len(u16), bytes: a frame whose MACs the harness may replace."""
+    return bytes([hdr]) + u16(n) + payload(n, seed)
+
+
+def hosts(dst, src, vlan=None):
+    """hdr byte: MACs from the host set (7 = broadcast), optional VLAN tag."""
+    h = 0x80 | (dst & 7) | ((src & 7) << 3)
+    if vlan is not None:
+        h |= 0x40 | (0x20 if vlan else 0)
+    return h
+
+
+# ------------------------------------------------------------ fuzz_local
+
+def local_seeds():
+    burst = lambda port, frames: bytes([0, port, len(frames) - 1]) + b"".join(frames)
+    clock = lambda ms: bytes([1]) + u16(ms)
+    link = lambda port, up: bytes([2, port, 0x80 if up else 0])
+    s = {}
+    # Learning, flood, unicast back, aging.
+    s["learn-age"] = (burst(0, [host_frame(hosts(7, 0), 64)]) + burst(1, [host_frame(hosts(0, 1), 64)]) +
+                      burst(0, [host_frame(hosts(1, 0), 128)]) + clock(3000) + burst(0, [host_frame(hosts(1, 0), 64)]))
+    # Trunks: tagged frames both ways, VLAN 10 and 20.
+    s["trunk"] = (burst(2, [host_frame(hosts(7, 2, 0), 80), host_frame(hosts(7, 3, 1), 80)]) +
+                  burst(4, [host_frame(hosts(2, 4, 1), 80), host_frame(hosts(7, 4), 60)]) +
+                  burst(0, [host_frame(hosts(2, 0), 64)]))
+    # Port security, MTU, MAC limit, link flap, backpressure.
+    s["limits"] = (burst(3, [host_frame(hosts(7, 0), 64), host_frame(hosts(7, 2), 64), host_frame(hosts(0, 0), 300)]) +
+                   burst(1, [host_frame(hosts(7, i), 64) for i in range(6)]) + link(0, False) +
+                   burst(1, [host_frame(hosts(7, 1), 64)]) + link(0, True) + bytes([3]) +
+                   burst(2, [host_frame(hosts(7, 5, 0), 1500)] * 6))
+    s["runts"] = burst(0, [host_frame(0, n) for n in (0, 1, 13, 14, 17, 18)])
+    return s
+
+
+# ------------------------------------------------------------ underlay frames (fuzz_overlay.h)
+
+def vxlan(v6, sel, inner, vni_sel=0, flags=0, sport=50000):
+    b = bytes([2 if v6 else 1, sel, flags]) + u16(sport)
+    return b + bytes([vni_sel, 0]) + inner  # VNI choice, outer MAC choice (ours), inner
+
+
+def arp(sel, op, pad=None):
+    b = bytes([3, sel, op])
+    if op & 32:
+        b += bytes([len(pad)]) + pad
+    return b
+
+
+def nd(sel, kind, flags=0x60):
+    b = bytes([4, sel, kind])
+    if kind & 1:
+        b += bytes([flags])
+    return b + bytes([0])  # outer MAC choice
+
+
+def echo(sel, kind, n):
+    return bytes([5, sel, kind]) + u32(0x00010001) + u16(n) + payload(n, 3)
+
+
+def underlay(frames):
+    return bytes([0, len(frames) - 1]) + b"".join(frames)
+
+
+def local(port, frames):
+    return bytes([1, port, len(frames) - 1]) + b"".join(frames)
+
+
+ARP_REPLY_A = arp(1, 0x89)           # peer A (198.18.0.2) answers, to our MAC
+ARP_REQUEST = arp(3, 0x00)           # a stranger asks for us: 42 bytes, broadcast
+NA_A6 = nd(0x11, 0x07)               # peer A6 advertises itself, with its MAC
+NS_US = nd(0x01, 0x0A)               # peer A6 solicits our address (solicited-node group)
+
+
+def uplink_seeds():
+    clock = lambda ms: bytes([2]) + u16(ms)
+    s = {}
+    s["arp-vxlan4"] = (bytes([0]) + underlay([ARP_REPLY_A, ARP_REQUEST]) +
+                       underlay([vxlan(False, 1, host_frame(hosts(7, 4), 64))]) +
+                       local(0, [host_frame(hosts(4, 0), 64), host_frame(hosts(6, 0), 100)]) +
+                       clock(31000) + underlay([ARP_REPLY_A]))
+    s["nd-vxlan6"] = (bytes([0]) + underlay([NA_A6, NS_US]) +
+                      underlay([vxlan(True, 1, host_frame(hosts(0, 5), 64), flags=0x08)]) +
+                      local(0, [host_frame(hosts(5, 0), 64)]) + clock(5000))
+    s["echo"] = bytes([2]) + underlay([echo(1, 0, 56), echo(1, 1, 56), echo(0x21, 2, 8)])
+    s["unknown-peers"] = (bytes([1]) + underlay([vxlan(False, 3, host_frame(hosts(0, 4), 64)),
+                                                 vxlan(False, 6, host_frame(hosts(0, 4), 64)),
+                                                 vxlan(True, 7, host_frame(hosts(0, 5), 64), flags=0x08)]) +
+                          local(2, [host_frame(hosts(7, 2, 1), 64)]) + bytes([3, 0]) + clock(200) + bytes([3, 0x80]))
+    return s
+
+
+# ------------------------------------------------------------ fuzz_commands
+
+def commands_seeds():
+    cmd = lambda sel, args=b"": bytes([0, sel]) + args
+    q_local = lambda port, frames: bytes([0x41, port, len(frames) - 1]) + b"".join(frames)
+    q_under = lambda frames: bytes([0x42, len(frames) - 1]) + b"".join(frames)
+    clock = lambda ms: bytes([3]) + u16(ms)
+    s = {}
+    # Ports deleted and re-created while their frames are queued.
+    s["port-churn"] = (bytes([0]) + q_local(0, [host_frame(hosts(7, 0), 64)] * 4) + cmd(5, bytes([0])) +
+                       cmd(3, bytes([0, 1, 3, 1, 0x00]) + u16(1432)) + q_local(1, [host_frame(hosts(7, 1), 64)]) +
+                       cmd(4, bytes([1, 0x44]) + u16(1432) + bytes([2])) + clock(200))
+    # Peers, remote MACs, the uplink going and coming back.
+    s["overlay-churn"] = (bytes([0]) + q_under([ARP_REPLY_A, vxlan(False, 1, host_frame(hosts(0, 4), 64))]) +
+                          cmd(10, bytes([0, 1])) + cmd(9, bytes([0, 3])) + cmd(11, bytes([0, 5, 0x83])) +
+                          cmd(7, bytes([0, 5])) + cmd(10, bytes([0, 0x85])) + cmd(10, bytes([1, 2])) +
+                          cmd(10, bytes([0, 3])) + cmd(12) + cmd(13, bytes([0])) + cmd(14, bytes([1, 0])) + clock(1500))
+    # Switches: create, set, static MACs, flush, delete (static remote MAC
+    # included: its VTEP must be released, issue 10 bug 13).
+    s["switch-churn"] = (bytes([0]) + cmd(0, bytes([2, 0, 10, 20])) + cmd(1, bytes([2, 5, 4, 3, 7])) +
+                         cmd(11, bytes([2, 6, 3])) + cmd(6, bytes([0, 0, 0])) + cmd(8, bytes([0, 0])) +
+                         cmd(2, bytes([2])) + clock(100) + cmd(2, bytes([0])) + cmd(15))
+    return s
+
+
+def main():
+    targets = {"local": local_seeds(), "uplink": uplink_seeds(), "commands": commands_seeds()}
+    for t, seeds in targets.items():
+        d = os.path.join(ROOT, t)
+        os.makedirs(d, exist_ok=True)
+        for f in os.listdir(d):
+            os.remove(os.path.join(d, f))
+        for name, data in seeds.items():
+            with open(os.path.join(d, name), "wb") as fh:
+                fh.write(data)
+        print(f"{t}: {len(seeds)} seeds in {os.path.relpath(d)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
