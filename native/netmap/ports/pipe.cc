@@ -69,7 +69,7 @@ uint32_t PipePeer::send_copy(const uint8_t* const* frames, const uint16_t* lens,
       uint16_t len = lens[sent + k];
       if (len > pool.max_frame() || !cache_.alloc(&idx)) break;
       batch[k] = Pkt{idx, pool.headroom(), len};
-      std::memcpy(pool.frame(batch[k]), frames[sent + k], len);
+      if (len) std::memcpy(pool.frame(batch[k]), frames[sent + k], len);  // frames[i] may be null when empty
     }
     uint32_t acc = send(batch, k);
     for (uint32_t i = acc; i < k; ++i) cache_.free(batch[i].buf);
