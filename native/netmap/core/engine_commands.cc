@@ -111,15 +111,10 @@ Result Engine::do_delete_switch(Command& c) {
                                              " port(s); delete or move them first");
   if (sw.peers)
     return Result::error(Status::kInUse, "switch: still has " + std::to_string(sw.peers) + " peer(s); delete them first");
-  // Learned entries still point at remote members (local ports are gone):
-  // give their sources back the count before the members disappear.
-  sw.fdb.for_each([&](const FdbEntry& e) {
-    if (!(e.flags & kFdbStatic)) {
-      LearnSource& ls = source_of(e.member);
-      if (ls.learned) ls.learned--;
-      if (ls.learned_gauge) cnt_set(*ls.learned_gauge, ls.learned);
-    }
-  });
+  // Entries still point at remote members (local ports are gone): give
+  // their sources back the learned count, and their VTEPs the static count,
+  // before the members disappear; otherwise the VTEP is never released.
+  sw.fdb.for_each([&](const FdbEntry& e) { remove_entry_effects(sw, e); });
   // Remote members (VTEPs learned or holding static entries) go with it.
   for (MemberId mid : sw.members) {
     Member& m = members_[mid];
@@ -138,6 +133,7 @@ Result Engine::do_delete_switch(Command& c) {
   vni_map_.erase(sw.cfg.vni);
   last_vni_sw_ = kNoId;
   cnt_set(sw.counters->in_use, 0);
+  release_unreferenced_vteps();
   return {};
 }
 

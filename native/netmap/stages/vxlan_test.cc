@@ -1338,6 +1338,21 @@ TEST_F(VxlanCommandsTest, VtepSlotsAreReclaimed) {
   }
 }
 
+// Issue 10 #13: a static remote MAC holds its VTEP; deleting the switch
+// must give the slot back, or maxVteps runs out for good.
+TEST_F(VxlanCommandsTest, DeletingASwitchReleasesVtepsOfItsStaticRemoteMacs) {
+  EngineOptions o = testutil::small_engine_options();
+  o.max_vteps = 2;
+  make_engine(o);
+  make_uplink(cfg4());
+  for (uint32_t i = 0; i < 6; ++i) {
+    SwitchId s = create_switch(kVni + i);
+    Result r = add_remote_mac(s, host_mac(0x700 + i), v4(0xC6120020 + i));
+    ASSERT_TRUE(r.ok()) << "round " << i << ": " << r.message;
+    ASSERT_TRUE(delete_switch(s).ok());
+  }
+}
+
 // ============================================================ malformed
 
 struct BadCase {
