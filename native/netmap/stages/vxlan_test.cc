@@ -506,6 +506,29 @@ TEST_F(UnderlayTest, AnswersArpForVtepAddress) {
   EXPECT_EQ(ucnt(UplinkCounter::arp_replies_sent), 1u);
 }
 
+// Issue 10 #11: the reply to a 42-byte request is padded to 60 bytes; the
+// padding must be zeros, not what the buffer held before.
+TEST_F(UnderlayTest, ArpReplyPaddingIsZero) {
+  create_switch(kVni);
+  make_uplink(cfg4());
+  step();
+  // Dirty the buffers the next request will be copied into (LIFO cache).
+  BufferCache& c = peer(up_).cache();
+  std::vector<uint32_t> bufs(8);
+  for (uint32_t& b : bufs) {
+    ASSERT_TRUE(c.alloc(&b));
+    std::memset(engine().pool()->data(b), 0xAB, engine().pool()->buf_size());
+  }
+  for (auto it = bufs.rbegin(); it != bufs.rend(); ++it) c.free(*it);
+  Bytes req = eth(kMacBroadcast, kMacA, kEtherTypeArp, arp(1, kMacA, kPeerA4, 0, kVtep4));
+  ASSERT_EQ(req.size(), 42u);
+  wire(req);
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].size(), 60u);
+  EXPECT_EQ(Bytes(out[0].begin() + 42, out[0].end()), Bytes(18, 0)) << "bytes 42..59";
+}
+
 TEST_F(UnderlayTest, PeerIsResolvedWithArp) {
   SwitchId s = create_switch(kVni);
   make_uplink(cfg4());
