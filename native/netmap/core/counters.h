@@ -76,9 +76,6 @@ namespace vpc {
   X(outer_ip_checksum, "Outer IPv4 header checksum wrong")                       \
   X(outer_ip_length, "Outer IP length does not match the frame")                 \
   X(outer_ip_fragment, "Outer IP packet is a fragment (never reassembled)")     \
-  X(outer_ip_not_local, "Outer destination is not this VTEP (left to the host stack)") \
-  X(outer_not_vxlan, "Packet to the VTEP that is not VXLAN, ARP/ND or echo (left to the host stack)") \
-  X(vxlan_udp_port, "UDP destination port is not the VXLAN port (left to the host stack)") \
   X(outer_udp_length, "Outer UDP length invalid")                                \
   X(outer_udp_checksum, "Outer UDP checksum wrong (or zero over IPv6 when not allowed)") \
   X(vxlan_flags, "VXLAN header without the I flag")                              \
@@ -111,7 +108,7 @@ namespace vpc {
   X(neighbors_resolved, "Next hops resolved (or refreshed)")                    \
   X(neighbors_failed, "Next hop resolutions that gave up")                      \
   X(neighbor_queue_drops, "Frames dropped while waiting for a next hop")        \
-  X(to_host, "Uplink frames not for the switch (left to the host stack)")
+  X(to_host, "Uplink frames for the host, not the switch (other addresses, protocols or UDP ports; left to the host stack, not drops)")
 
 #define VPC_ENUM_ROW(name, help) name,
 enum class PortCounter : uint16_t { VPC_PORT_COUNTERS(VPC_ENUM_ROW) kCount };

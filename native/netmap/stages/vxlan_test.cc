@@ -796,7 +796,8 @@ TEST_F(UnderlayTest, AnswersIcmpEchoToVtep) {
   // Echo to another address: not answered.
   wire(eth(kUpMac, kMacA, kEtherTypeIpv4, ipv4(kPeerA4, kPeerB4, kIpProtoIcmp, icmp)));
   EXPECT_TRUE(wire_out().empty());
-  EXPECT_EQ(udrop(Drop::outer_ip_not_local), 1u);
+  EXPECT_EQ(ucnt(UplinkCounter::to_host), 1u) << "the host's business, not a drop";
+  EXPECT_EQ(pc(up_, PortCounter::rx_drops), 0u);
   // Echo with a bad ICMP checksum: not answered.
   Bytes bad = icmp;
   bad[5] ^= 1;
@@ -1418,9 +1419,6 @@ TEST_F(VxlanMalformedTest, EachDefectHasItsOwnDropAndGoodTrafficContinues) {
       {"total length shorter than IHL", with([](Vx4& o) { o.ip.tot_delta = -81; }), Drop::outer_ip_length},
       {"MF fragment", with([](Vx4& o) { o.ip.frag = 0x2000; }), Drop::outer_ip_fragment},
       {"non-zero fragment offset", with([](Vx4& o) { o.ip.frag = 0x0010; }), Drop::outer_ip_fragment},
-      {"dst not our VTEP", with([](Vx4& o) { o.dst = kPeerB4; }), Drop::outer_ip_not_local},
-      {"TCP to our VTEP", with([](Vx4& o) { o.proto = kIpProtoTcp; }), Drop::outer_not_vxlan},
-      {"wrong UDP port", with([](Vx4& o) { o.dport = 4790; }), Drop::vxlan_udp_port},
       {"UDP length 7", with([](Vx4& o) { o.udp_len = 7; }), Drop::outer_udp_length},
       {"UDP length beyond the IP payload", with([](Vx4& o) { o.udp_len = 8 + 8 + 64 + 1; }),
        Drop::outer_udp_length},
@@ -1436,8 +1434,6 @@ TEST_F(VxlanMalformedTest, EachDefectHasItsOwnDropAndGoodTrafficContinues) {
       {"zero UDP checksum (IPv6, not allowed)", with6([](Vx6& o) { o.csum = Csum::kZero; }),
        Drop::outer_udp_checksum},
       {"IPv6 fragment header", with6([](Vx6& o) { o.frag_header = true; }), Drop::outer_ip_fragment},
-      {"IPv6 dst not our VTEP", with6([](Vx6& o) { o.dst = kPeerB6; }), Drop::outer_ip_not_local},
-      {"IPv6 wrong UDP port", with6([](Vx6& o) { o.dport = 4790; }), Drop::vxlan_udp_port},
       {"IPv6 unknown VNI", with6([](Vx6& o) { o.vni = 77; }), Drop::vxlan_vni_unknown},
       {"IPv6 payload length beyond the frame",
        [&] {
@@ -1469,6 +1465,44 @@ TEST_F(VxlanMalformedTest, EachDefectHasItsOwnDropAndGoodTrafficContinues) {
     EXPECT_EQ(r[0], inner);
   }
   EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx), cases.size());
+}
+
+// Issue 10 #10: host traffic on the uplink (another of the host's
+// addresses, another protocol, another UDP port) is left to the host and
+// counted as to_host, never as a drop (docs/design/overlay.md).
+TEST_F(VxlanMalformedTest, HostTrafficIsToHostNotADrop) {
+  setup4(1, {}, cfg46());
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
+  std::vector<std::pair<const char*, Bytes>> cases;
+  Vx4 o;
+  o.dst = kPeerB4;
+  cases.push_back({"unicast to another address", vx4(inner, o)});
+  o = Vx4{};
+  o.proto = kIpProtoTcp;
+  cases.push_back({"TCP to our VTEP address", vx4(inner, o)});
+  o = Vx4{};
+  o.dport = 53;
+  cases.push_back({"UDP to another port", vx4(inner, o)});
+  Vx6 o6;
+  o6.dst = kPeerB6;
+  cases.push_back({"IPv6 unicast to another address", vx6(inner, o6)});
+  o6 = Vx6{};
+  o6.dport = 4790;
+  cases.push_back({"IPv6 UDP to another port", vx6(inner, o6)});
+  cases.push_back({"IPv6 TCP to our address", eth(kUpMac, kMacA, kEtherTypeIpv6, ipv6(kPeerA6, kVtep6, kIpProtoTcp, 64, Bytes(20, 0)))});
+  uint64_t host = ucnt(UplinkCounter::to_host);
+  for (const auto& [name, frame] : cases) {
+    SCOPED_TRACE(name);
+    wire(frame);
+    EXPECT_EQ(ucnt(UplinkCounter::to_host), ++host);
+    EXPECT_EQ(pc(up_, PortCounter::rx_drops), 0u);
+    EXPECT_TRUE(recv(locals_[0]).empty());
+    EXPECT_TRUE(wire_out().empty());
+  }
 }
 
 TEST_F(VxlanMalformedTest, AcceptedVariants) {
