@@ -116,6 +116,7 @@ EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o) {
   e.max_ports = U32(env, o, "maxPorts");
   e.max_switches = U32(env, o, "maxSwitches");
   if (o.Has("maxVteps")) e.max_vteps = U32(env, o, "maxVteps");
+  if (o.Has("maxLearnedVteps")) e.max_learned_vteps = U32(env, o, "maxLearnedVteps");
   e.busy_poll = Bool(env, o, "busyPoll");
   int64_t cpu = I64(env, o, "cpu");
   if (cpu < -1 || cpu > 4095) ThrowCoded(env, "INVALID_ARGUMENT", "cpu: must be -1 or a CPU number");
@@ -168,6 +169,7 @@ void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_
     c->switch_cfg.aging_ms = U32(env, o, "agingMs");
     c->switch_cfg.learning = Bool(env, o, "learning");
     if (o.Has("remoteLearning")) c->switch_cfg.remote_learning = Bool(env, o, "remoteLearning");
+    if (o.Has("allowUnknownPeers")) c->switch_cfg.allow_unknown_peers = Bool(env, o, "allowUnknownPeers");
   } else if (op == "deleteSwitch") {
     c->op = CmdOp::kDeleteSwitch;
     c->sw = Id(env, o, "switchId");

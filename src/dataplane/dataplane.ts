@@ -203,7 +203,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         const owner = this.switchesByVni.get(s.vni);
         if (owner !== undefined) throw this.duplicateVni(s.vni, owner.name);
         const result = await this.command(
-          { op: 'createSwitch', vni: s.vni, macLimit: s.macLimit, agingMs: s.agingSeconds * 1000, learning: s.learning, remoteLearning: s.remoteLearning, fdbCapacity: s.fdbCapacity },
+          { op: 'createSwitch', vni: s.vni, macLimit: s.macLimit, agingMs: s.agingSeconds * 1000, learning: s.learning, remoteLearning: s.remoteLearning, allowUnknownPeers: s.allowUnknownPeers, fdbCapacity: s.fdbCapacity },
           { op: 'createSwitch', codes: { ALREADY_EXISTS: 'ERR_DUPLICATE_VNI' } },
         );
         const state: SwitchState = { ...s, id: this.resultId(result, 'createSwitch') };
@@ -228,7 +228,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       const current = this.requireSwitch(name, 'name');
       const next: SwitchState = { ...current, ...u };
       await this.command(
-        { op: 'setSwitch', switchId: current.id, macLimit: next.macLimit, agingMs: next.agingSeconds * 1000, learning: next.learning, remoteLearning: next.remoteLearning },
+        { op: 'setSwitch', switchId: current.id, macLimit: next.macLimit, agingMs: next.agingSeconds * 1000, learning: next.learning, remoteLearning: next.remoteLearning, allowUnknownPeers: next.allowUnknownPeers },
         { op: 'updateSwitch', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
       );
       Object.assign(current, u);
@@ -785,6 +785,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       agingSeconds: s.agingSeconds,
       learning: s.learning,
       remoteLearning: s.remoteLearning,
+      allowUnknownPeers: s.allowUnknownPeers,
       fdbCapacity: s.fdbCapacity,
       ports: [...(this.members.get(s.name) ?? [])].sort(),
     };

@@ -21,6 +21,7 @@ export interface NativeEngineOptions {
   maxPorts: number;
   maxSwitches: number;
   maxVteps?: number; // remote VTEPs (default 4096)
+  maxLearnedVteps?: number; // of those, learned from traffic (default maxVteps / 4)
   busyPoll: boolean; // true: spin; false: poll(2) sleep when idle
   cpu: number; // pin the engine thread to this CPU; -1: no pinning
   burst: number; // rx burst size, 1..256
@@ -43,8 +44,8 @@ export interface NativeVlanMapping {
 }
 
 export type NativeCommand =
-  | { op: 'createSwitch'; vni: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean; fdbCapacity: number }
-  | { op: 'setSwitch'; switchId: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean }
+  | { op: 'createSwitch'; vni: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean; allowUnknownPeers: boolean; fdbCapacity: number }
+  | { op: 'setSwitch'; switchId: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean; allowUnknownPeers: boolean }
   | { op: 'deleteSwitch'; switchId: number }
   | {
       op: 'createPort';

@@ -19,6 +19,7 @@ export interface DataplaneOptions {
   maxPorts?: number; // default 1024
   maxSwitches?: number; // default 4096
   maxVteps?: number; // remote VTEPs (peers and remote FDB entries' VTEPs), 1..65536 (default 4096)
+  maxLearnedVteps?: number; // of those, VTEPs learned from traffic, 0..maxVteps (default maxVteps / 4)
   busyPoll?: boolean; // spin instead of sleeping when idle (default false)
   cpu?: number; // pin the engine thread; -1 or undefined: no pinning
   burst?: number; // rx burst, 1..256 (default 256)
@@ -35,6 +36,7 @@ export interface ResolvedDataplaneOptions {
   maxPorts: number;
   maxSwitches: number;
   maxVteps: number;
+  maxLearnedVteps: number;
   busyPoll: boolean;
   cpu: number;
   burst: number;
@@ -50,6 +52,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedDataplaneOptions> = Object.freeze
   maxPorts: 1024,
   maxSwitches: 4096,
   maxVteps: 4096,
+  maxLearnedVteps: 1024, // maxVteps / 4
   busyPoll: false,
   cpu: -1,
   burst: 256,
@@ -66,6 +69,7 @@ export interface SwitchSpec {
   agingSeconds?: number; // learned entries expire after this idle time, 1..1,000,000 (default 300)
   learning?: boolean; // learn source MACs from local ports (default true)
   remoteLearning?: boolean; // learn inner source MACs behind remote VTEPs (default true)
+  allowUnknownPeers?: boolean; // accept VXLAN for this VNI from VTEPs that are not its peers (default false)
   fdbCapacity?: number; // initial FDB table size (default min(macLimit, 1024)); the table doubles as it fills
 }
 
@@ -75,6 +79,7 @@ export interface SwitchUpdate {
   agingSeconds?: number;
   learning?: boolean;
   remoteLearning?: boolean;
+  allowUnknownPeers?: boolean;
 }
 
 export interface SwitchInfo {
@@ -85,6 +90,7 @@ export interface SwitchInfo {
   agingSeconds: number;
   learning: boolean;
   remoteLearning: boolean;
+  allowUnknownPeers: boolean;
   fdbCapacity: number;
   ports: string[]; // names of attached ports, sorted
 }

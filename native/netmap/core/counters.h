@@ -69,7 +69,9 @@ namespace vpc {
   X(same_port, "Destination MAC is behind the ingress port")                     \
   X(link_down, "Egress port link is down")                                       \
   X(tx_ring_full, "Egress ring full")                                            \
-  X(no_buffer, "No free buffer for a flood copy or a tag")                       \
+  X(no_buffer, "No free buffer for a flood copy")                                \
+  X(no_headroom, "Too little buffer headroom to push a VLAN tag or VXLAN headers") \
+  X(member_table_full, "No free switch membership for a remote VTEP (too many memberships)") \
   X(port_deleted, "Frames queued for a port that was deleted")                    \
   X(outer_dst_mac, "Uplink frame addressed to another host's MAC")               \
   X(outer_ip_header, "Outer IP version or header length invalid")              \
@@ -81,7 +83,9 @@ namespace vpc {
   X(vxlan_flags, "VXLAN header without the I flag")                              \
   X(vxlan_vni_unknown, "VXLAN VNI not configured on any switch")                 \
   X(vxlan_inner_runt, "Decapsulated frame shorter than an Ethernet header")      \
-  X(vxlan_peer_denied, "VXLAN from a VTEP that is not an allowed peer")          \
+  X(vxlan_peer_denied, "VXLAN from a VTEP that is not a peer of the VNI's switch (and the switch does not allow unknown peers)") \
+  X(vxlan_vtep_table_full, "VXLAN from a new VTEP while no learned-VTEP slot is free (maxLearnedVteps or maxVteps)") \
+  X(vxlan_peer_invalid, "VXLAN from an address that cannot be a VTEP (unspecified, multicast, loopback or our own)") \
   X(vxlan_too_big, "Frame too big to encapsulate within the uplink MTU")         \
   X(neighbor_unresolved, "Next hop of a remote VTEP not resolved by ARP/ND")     \
   X(remote_to_remote, "Frame from a remote VTEP addressed to another remote VTEP (split horizon)") \

@@ -50,6 +50,9 @@ Engine::Engine(const EngineOptions& o)
   pool_ = BufferPool::create(o.pool);
   cache_ = std::make_unique<BufferCache>(pool_);
   if (o.max_vteps < 1 || o.max_vteps > (1u << 20)) throw std::invalid_argument("maxVteps: must be in 1..1048576");
+  if (opts_.max_learned_vteps == EngineOptions::kAutoLearnedVteps) opts_.max_learned_vteps = o.max_vteps / 4;
+  if (opts_.max_learned_vteps > o.max_vteps)
+    throw std::invalid_argument("maxLearnedVteps: must be in 0..maxVteps");
   switches_.resize(o.max_switches);
   ports_.resize(o.max_ports);
   vteps_.resize(o.max_vteps);

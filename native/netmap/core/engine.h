@@ -37,6 +37,11 @@ struct EngineOptions {
   uint32_t max_ports = 1024;     // <= 65535
   uint32_t max_switches = 4096;
   uint32_t max_vteps = 4096;     // remote VTEPs (configured and learned)
+  // VTEPs learned from traffic (switches with allow_unknown_peers) hold at
+  // most this many of the max_vteps slots, so configured peers and static
+  // remote MACs always have the rest. kAutoLearnedVteps: a quarter of max_vteps.
+  static constexpr uint32_t kAutoLearnedVteps = 0xFFFFFFFFu;
+  uint32_t max_learned_vteps = kAutoLearnedVteps;
   bool busy_poll = false;        // false: sleep in poll(2) when idle
   int cpu = -1;                  // pin the engine thread; -1: no pinning
   uint32_t burst = kMaxBurst;    // 1..256
@@ -148,6 +153,9 @@ class Engine {
   void neighbor_flush_pending(Neighbor& nb);
   uint32_t vtep_find(const IpAddr& ip);
   uint32_t vtep_get(const IpAddr& ip);  // finds or creates; kNoVtep when full
+  uint32_t vtep_learn(const IpAddr& ip);  // creates a learned VTEP; kNoVtep at the learned limit
+  void vtep_configure(VtepState& v);  // a learned VTEP is now the operator's (peer, static MAC)
+  const char* vtep_ip_refused(const IpAddr& ip) const;  // nullptr: may be a VTEP
   void vtep_route(VtepState& v);
   MemberId remote_member(SwitchId s, uint32_t vtep, bool create);
   void release_unreferenced_vteps();
@@ -179,6 +187,7 @@ class Engine {
   uint32_t last_vni_ = 0;
   SwitchId last_vni_sw_ = kNoId;
   uint32_t last_vtep_ = kNoVtep;
+  uint32_t learned_vteps_ = 0;  // VTEPs in use with VtepState::learned_only
   struct IpHash {
     size_t operator()(const IpAddr& a) const {
       uint64_t x, y;

@@ -98,6 +98,7 @@ Result Engine::do_set_switch(Command& c) {
   sw.refresh_ms = learn_refresh_ms(n.aging_ms);
   sw.cfg.learning = n.learning;
   sw.cfg.remote_learning = n.remote_learning;
+  sw.cfg.allow_unknown_peers = n.allow_unknown_peers;
   if (sw.fdb.size() < sw.cfg.mac_limit) sw.full_reported = false;
   sw.generation++;
   return {};
@@ -349,7 +350,10 @@ Result Engine::insert_static(SwitchState& sw, Mac mac, MemberId mid) {
     if (!ins.entry) return Result::error(Status::kLimitExceeded, "fdb: out of memory growing the table");
   }
   sw.static_entries++;
-  if (members_[mid].remote()) vteps_[members_[mid].vtep].statics++;
+  if (members_[mid].remote()) {
+    vteps_[members_[mid].vtep].statics++;
+    vtep_configure(vteps_[members_[mid].vtep]);
+  }
   sw.generation++;
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
   sw.counters->set(SwitchCounter::fdb_static, sw.static_entries);

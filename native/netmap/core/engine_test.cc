@@ -550,6 +550,27 @@ TEST_F(EngineTest, FloodCopyWithoutBufferIsCountedAndOriginalDelivered) {
   pool_->put_bulk(hold.data(), held);
 }
 
+// A frame without room in front for a VLAN tag has its own drop reason
+// (no_headroom), not no_buffer: the pool is not short of anything. A backend
+// may hand frames at any offset; the pipe peer places this one at 0.
+TEST_F(EngineTest, TagPushWithoutHeadroomIsItsOwnDrop) {
+  SwitchId a = create_switch(100);
+  PortId p0 = add_port(a);
+  PortId t = add_port(kNoId, {}, {{10, a}});
+  Bytes f = make_frame(kMacBroadcast, host_mac(1), 64);
+  uint32_t idx;
+  ASSERT_TRUE(peer(p0).cache().alloc(&idx));
+  std::memcpy(pool_->data(idx), f.data(), f.size());
+  Pkt p{idx, 0, uint16_t(f.size())};
+  ASSERT_EQ(peer(p0).send(&p, 1), 1u);
+  engine().run_once();
+  EXPECT_TRUE(recv(t).empty());
+  EXPECT_EQ(pdrop(t, Drop::no_headroom), 1u);
+  EXPECT_EQ(sdrop(a, Drop::no_headroom), 1u);
+  EXPECT_EQ(sdrop(a, Drop::no_buffer), 0u);
+}
+
+// ------------------------------------------------------------ VLAN trunk
 // ------------------------------------------------------------ VLAN trunk
 
 TEST_F(EngineTest, VlanTrunkMapsTagsToSwitches) {

@@ -112,6 +112,7 @@ struct VtepState {
   IpAddr ip;
   uint32_t configured = 0;     // switches that list it as a peer
   uint32_t statics = 0;        // static FDB entries pointing at it
+  bool learned_only = false;   // created by decapsulation and never configured: counts against max_learned_vteps
   // Released once nothing refers to it: no switch lists it as a peer and no
   // FDB entry (learned or static) points at it.
   bool unreferenced() const { return configured == 0 && statics == 0 && learn.learned == 0; }

@@ -342,6 +342,21 @@ uint32_t Engine::vtep_get(const IpAddr& ip) {
   return kNoVtep;
 }
 
+uint32_t Engine::vtep_learn(const IpAddr& ip) {
+  if (learned_vteps_ >= opts_.max_learned_vteps) return kNoVtep;
+  uint32_t v = vtep_get(ip);
+  if (v == kNoVtep) return kNoVtep;
+  vteps_[v].learned_only = true;
+  learned_vteps_++;
+  return v;
+}
+
+void Engine::vtep_configure(VtepState& v) {
+  if (!v.learned_only) return;
+  v.learned_only = false;
+  learned_vteps_--;
+}
+
 // Chooses the next hop: the VTEP itself when it is on-link, else the gateway.
 void Engine::vtep_route(VtepState& v) {
   const UplinkConfig& u = uplink_.cfg;

@@ -189,7 +189,11 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       drop(Drop::vxlan_vni_unknown);
       continue;
     }
-    // Most packets come from the VTEP the previous one came from.
+    // The source VTEP may send into this VNI when it is one of the switch's
+    // configured peers, or when the switch accepts unknown peers (and the
+    // uplink does not forbid them). Most packets come from the VTEP the
+    // previous one came from.
+    const bool open = switches_[s].cfg.allow_unknown_peers && u.allow_unknown_peers;
     uint32_t vt;
     if (v4 && last_vtep_ != kNoVtep && vteps_[last_vtep_].in_use && vteps_[last_vtep_].ip.is_v4() &&
         vteps_[last_vtep_].ip.v4() == src_ip4) {
@@ -197,23 +201,41 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     } else {
       if (v4) src_ip = IpAddr::from_v4(src_ip4);
       vt = vtep_find(src_ip);
-      if (vt == kNoVtep && u.allow_unknown_peers) vt = vtep_get(src_ip);
+      if (vt == kNoVtep || (!v4 && src_ip.is_v4())) [[unlikely]] {
+        // A new VTEP: only from an address addPeer would accept (and never an
+        // IPv4-mapped source over IPv6, which would pose as an IPv4 VTEP).
+        if (vtep_ip_refused(src_ip) || (!v4 && src_ip.is_v4())) {
+          drop(Drop::vxlan_peer_invalid);
+          continue;
+        }
+        if (!open) {
+          drop(Drop::vxlan_peer_denied);
+          continue;
+        }
+        vt = vtep_learn(src_ip);
+        if (vt == kNoVtep) {
+          drop(Drop::vxlan_vtep_table_full);
+          continue;
+        }
+      }
     }
-    if (vt == kNoVtep || (!u.allow_unknown_peers && vteps_[vt].configured == 0)) {
+    VtepState& v = vteps_[vt];
+    MemberId m = v.cache_sw == s ? v.cache_member : remote_member(s, vt, false);
+    if ((m == kNoMember || !members_[m].in_flood) && !open) [[unlikely]] {
+      v.counters->add(PeerCounter::drops, 1);
       drop(Drop::vxlan_peer_denied);
       continue;
     }
-    VtepState& v = vteps_[vt];
     uint16_t inner_len = uint16_t(udp_len - kUdpHeaderLen - kVxlanHeaderLen);
     if (inner_len < kEthHeaderLen) {
       v.counters->add(PeerCounter::drops, 1);
       drop(Drop::vxlan_inner_runt);
       continue;
     }
-    MemberId m = v.cache_sw == s ? v.cache_member : remote_member(s, vt, true);
+    if (m == kNoMember) m = remote_member(s, vt, true);
     if (m == kNoMember) {
       v.counters->add(PeerCounter::drops, 1);
-      drop(Drop::no_buffer);
+      drop(Drop::member_table_full);
       continue;
     }
     v.counters->add(PeerCounter::rx_packets, 1);

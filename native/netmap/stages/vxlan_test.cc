@@ -1182,7 +1182,9 @@ TEST_F(VxlanDecapTest, MacMovesBetweenLocalAndRemote) {
 }
 
 TEST_F(VxlanDecapTest, UnknownPeerIsLearnedWhenAllowed) {
-  setup4(1);
+  SwitchConfig sc;
+  sc.allow_unknown_peers = true;
+  setup4(1, sc);
   Vx4 o;
   o.src = kStranger4;
   wire(vx4(make_frame(kMacBroadcast, host_mac(0x900), 64), o));
@@ -1199,6 +1201,132 @@ TEST_F(VxlanDecapTest, UnknownPeerIsLearnedWhenAllowed) {
   EXPECT_EQ(dips, (std::set<uint32_t>{kPeerA4, kPeerB4}));
 }
 
+
+// Issue 10 #12: decapsulation must not create a VTEP for an address addPeer
+// refuses: unspecified, multicast, loopback, our own, or IPv4-mapped IPv6.
+TEST_F(VxlanDecapTest, SourcesThatCannotBeVtepsAreDropped) {
+  SwitchConfig sc;
+  sc.allow_unknown_peers = true;
+  setup4(1, sc, cfg46());
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x900), 64);
+  uint64_t n = 0;
+  for (uint32_t bad : {0u, 0xE0000001u /* 224.0.0.1 */, 0x7F000001u, 0xFFFFFFFFu, kVtep4}) {
+    Vx4 o;
+    o.src = bad;
+    wire(vx4(inner, o));
+    EXPECT_EQ(udrop(Drop::vxlan_peer_invalid), ++n) << ip_format(v4(bad));
+  }
+  for (const char* bad : {"::", "ff02::1", "::1", "2001:db8::1" /* ours */, "::ffff:198.18.0.2"}) {
+    Vx6 o;
+    o.src = v6(bad);
+    wire(vx6(inner, o));
+    EXPECT_EQ(udrop(Drop::vxlan_peer_invalid), ++n) << bad;
+  }
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_FALSE(entry(sw_, host_mac(0x900))) << "nothing learned behind them";
+  for (uint32_t i = 0; i < engine().options().max_vteps; ++i) {
+    const PeerCounterBlock& b = engine().peer_counters(i);
+    if (!cnt_read(b.in_use)) continue;
+    IpAddr ip = IpAddr::from_v6(b.ip);
+    EXPECT_TRUE(ip == v4(kPeerA4) || ip == v4(kPeerB4)) << "unexpected VTEP " << ip_format(ip);
+  }
+  // addPeer refuses the same addresses, with the same words.
+  Result r = add_peer(sw_, v4(kVtep4));
+  EXPECT_EQ(r.status, Status::kInvalidArgument);
+  EXPECT_NE(r.message.find("own VTEP address"), std::string::npos) << r.message;
+  EXPECT_EQ(add_remote_mac(sw_, host_mac(0x901), kVtep6).status, Status::kInvalidArgument);
+  // A stranger with a proper address is still learned (allowUnknownPeers).
+  Vx4 ok;
+  ok.src = kStranger4;
+  wire(vx4(inner, ok));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+}
+
+// Issue 10 #4: by default a VNI takes VXLAN only from its own peers: not
+// from strangers, and not from the peers of another tenant's VNI.
+TEST_F(VxlanDecapTest, ByDefaultAVniAcceptsOnlyItsOwnPeers) {
+  setup4(1);  // switch kVni: peers A and B
+  SwitchId other = create_switch(kVni + 1);
+  PortId lo = add_port(other);
+  const IpAddr kPeerC4 = v4(0xC6120004);
+  ASSERT_TRUE(add_peer(other, kPeerC4).ok());
+  step();
+  wire_out();
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x900), 64);
+  Vx4 stranger;
+  stranger.src = kStranger4;
+  wire(vx4(inner, stranger));
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 1u);
+  Vx4 cross;  // tenant kVni+1's peer sends into kVni
+  cross.src = 0xC6120004;
+  wire(vx4(inner, cross));
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 2u);
+  EXPECT_EQ(peer_cnt(kPeerC4, PeerCounter::drops), 1u);
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_FALSE(entry(sw_, host_mac(0x900)));
+  // Its own VNI takes it, and A's frames still reach kVni.
+  cross.vni = kVni + 1;
+  wire(vx4(inner, cross));
+  EXPECT_EQ(recv(lo).size(), 1u);
+  wire(vx4(inner));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  // A static MAC behind a VTEP does not make it a peer.
+  ASSERT_TRUE(add_remote_mac(sw_, host_mac(0x901), kPeerC4).ok());
+  cross.vni = kVni;
+  wire(vx4(inner, cross));
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 3u);
+  // Opting in (in place) lets it through; opting out again closes it.
+  auto set = [&](bool allow) {
+    auto c = cmd(CmdOp::kSetSwitch);
+    c->sw = sw_;
+    c->switch_cfg.allow_unknown_peers = allow;
+    ASSERT_TRUE(run(std::move(c)).ok());
+  };
+  set(true);
+  wire(vx4(inner, cross));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  set(false);
+  wire(vx4(inner, cross));
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 4u);
+}
+
+// Issue 10 #4: VTEPs learned from traffic have their own limit, with their
+// own drop reason, and never take the slots configured peers need.
+TEST_F(VxlanDecapTest, LearnedVtepsHaveTheirOwnLimit) {
+  EngineOptions o = testutil::small_engine_options();
+  o.max_vteps = 8;
+  o.max_learned_vteps = 2;
+  make_engine(o);
+  SwitchConfig sc;
+  sc.allow_unknown_peers = true;
+  setup4(1, sc);  // peers A and B: 2 configured
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x900), 64);
+  for (uint32_t i = 0; i < 6; ++i) {
+    Vx4 s;
+    s.src = 0xC6120040 + i;
+    wire(vx4(make_frame(kMacBroadcast, host_mac(0x900 + i), 64), s));  // a MAC each: each VTEP stays referenced
+  }
+  EXPECT_EQ(recv(locals_[0]).size(), 2u) << "two strangers learned";
+  EXPECT_EQ(udrop(Drop::vxlan_vtep_table_full), 4u);
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 0u);
+  // The remaining 4 slots are the operator's.
+  for (uint32_t i = 0; i < 4; ++i) {
+    Result r = add_peer(sw_, v4(0xC6120060 + i));
+    EXPECT_TRUE(r.ok()) << "peer #" << i << ": " << r.message;
+  }
+  EXPECT_EQ(add_peer(sw_, v4(0xC6120070)).status, Status::kLimitExceeded);
+  // A learned VTEP the operator configures stops counting as learned.
+  ASSERT_TRUE(del_peer(sw_, v4(0xC6120063)).ok());
+  ASSERT_TRUE(add_peer(sw_, v4(0xC6120040)).ok());
+  Vx4 s;
+  s.src = 0xC6120050;
+  wire(vx4(inner, s));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u) << "a learned slot came free";
+  EngineOptions bad = o;
+  bad.max_learned_vteps = 9;
+  EXPECT_THROW(Engine e(bad), std::invalid_argument);
+}
 
 TEST_F(VxlanEncapTest, HeadEndReplicationToManyPeers) {
   // More peers than the flood stage collects in one round (64).
@@ -1320,7 +1448,9 @@ TEST_F(VxlanDecapTest, RemoteEntriesAgeLikeLocalOnes) {
 }
 
 TEST_F(VxlanCommandsTest, StaticRemoteMacBeforeUplinkWorksOnceItExists) {
-  SwitchId s = create_switch(kVni);
+  SwitchConfig open;
+  open.allow_unknown_peers = true;  // A is no peer: it only holds a static MAC
+  SwitchId s = create_switch(kVni, open);
   PortId l = add_port(s);
   ASSERT_TRUE(add_remote_mac(s, host_mac(0x700), v4(kPeerA4)).ok());
   local(l, make_frame(host_mac(0x700), host_mac(1), 64));
@@ -1551,6 +1681,7 @@ TEST_F(VxlanMalformedTest, ZeroUdp6ChecksumAcceptedWhenAllowed) {
   UplinkConfig u = cfg46();
   u.udp6_zero_checksum = true;
   setup4(1, {}, u, false);
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
   Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
   Vx6 z;
   z.csum = Csum::kZero;
