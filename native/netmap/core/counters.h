@@ -69,6 +69,7 @@ namespace vpc {
   X(same_port, "Destination MAC is behind the ingress port")                     \
   X(link_down, "Egress port link is down")                                       \
   X(tx_ring_full, "Egress ring full")                                            \
+  X(egress_too_big, "Frame longer than the egress interface's MTU (the kernel would refuse it)") \
   X(no_buffer, "No free buffer for a flood copy")                                \
   X(no_headroom, "Too little buffer headroom to push a VLAN tag or VXLAN headers") \
   X(member_table_full, "No free switch membership for a remote VTEP (too many memberships)") \

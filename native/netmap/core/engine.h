@@ -134,6 +134,7 @@ class Engine {
   void enqueue(PortId out, const Member& mem, Pkt p);
   void flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast);
   void flush_port(PortId p);
+  uint16_t drop_too_big_for_egress(PortState& ps, uint16_t n);
   void flush_tx();
   void drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw);
   void drop_frame_count(Drop why, PortCounterBlock* port, SwitchState* sw);

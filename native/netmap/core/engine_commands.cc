@@ -201,6 +201,7 @@ Result Engine::do_create_port(Command& c) {
   ps.txn = 0;
   ps.tx_dirty = false;
   ps.up = ps.port->link_state() == LinkState::kUp;
+  ps.tx_limit = ps.port->tx_frame_limit();
   if (!c.vlans.empty()) {
     ps.vlan_map.reset(new MemberId[4096]);
     std::fill(ps.vlan_map.get(), ps.vlan_map.get() + 4096, kNoMember);

@@ -570,6 +570,51 @@ TEST_F(EngineTest, TagPushWithoutHeadroomIsItsOwnDrop) {
   EXPECT_EQ(sdrop(a, Drop::no_buffer), 0u);
 }
 
+// A pipe port whose "interface" has an MTU, as a kernel interface has.
+class MtuPort : public Port {
+ public:
+  MtuPort(std::unique_ptr<Port> inner, uint32_t limit) : inner_(std::move(inner)), limit_(limit) {}
+  const char* kind() const override { return "mtu-pipe"; }
+  uint16_t rx_burst(Pkt* pkts, uint16_t max) override { return inner_->rx_burst(pkts, max); }
+  uint16_t tx_burst(Pkt* pkts, uint16_t n) override { return inner_->tx_burst(pkts, n); }
+  uint32_t tx_frame_limit() const override { return limit_; }
+  void attach(Waker* w) override { inner_->attach(w); }
+  void detach() override { inner_->detach(); }
+
+ private:
+  std::unique_ptr<Port> inner_;
+  uint32_t limit_;
+};
+
+// Issue 10 #2: a frame longer than the egress interface takes (a larger port
+// MTU, or a flood from a port with a larger MTU) is a counted drop at the
+// egress port, not a transmitted frame; frames that fit still go, tagged
+// ones with their 4 extra bytes.
+TEST_F(EngineTest, FramesLongerThanTheEgressInterfaceTakesAreDropped) {
+  SwitchId a = create_switch(100);
+  PortConfig big;
+  big.mtu = 1800;
+  PortId in = add_port(a, big);
+  auto pair = engine_->new_pipe(256);
+  auto c = cmd(CmdOp::kCreatePort);
+  c->new_port = std::make_unique<MtuPort>(std::move(pair.port), 1500 + 14);
+  c->vlans = {{10, a}};  // a trunk: frames leave tagged, 4 bytes longer
+  c->port_cfg = big;     // the port allows it; the interface does not
+  Result r = run(std::move(c));
+  ASSERT_TRUE(r.ok()) << r.message;
+  PortId out = r.id;
+  peers_[out] = std::move(pair.peer);
+  send(in, {make_frame(kMacBroadcast, host_mac(1), 1600), make_frame(kMacBroadcast, host_mac(1), 1514),
+            make_frame(kMacBroadcast, host_mac(1), 1515)});
+  engine().run_once();
+  auto got = recv(out);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].size(), 1518u) << "MTU-sized frame plus its tag";
+  EXPECT_EQ(pdrop(out, Drop::egress_too_big), 2u);
+  EXPECT_EQ(pc(out, PC::tx_drops), 2u);
+  EXPECT_EQ(pc(out, PC::tx_packets), 1u) << "dropped frames are not counted as sent";
+}
+
 // ------------------------------------------------------------ VLAN trunk
 // ------------------------------------------------------------ VLAN trunk
 

@@ -81,6 +81,7 @@ Result Engine::do_create_uplink(Command& c) {
   ps.txn = 0;
   ps.tx_dirty = false;
   ps.up = ps.port->link_state() == LinkState::kUp;
+  ps.tx_limit = ps.port->tx_frame_limit();
   activate_port_slot(pid);
 
   uplink_.active = true;

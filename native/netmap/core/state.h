@@ -76,6 +76,7 @@ struct PortState {
   std::vector<MemberId> members;         // every member of this port
   bool up = true;
   bool is_uplink = false;
+  uint32_t tx_limit = 0;  // Port::tx_frame_limit(), refreshed with the link state
   // Learning state, with the last-source cache (the VALE trick): a port
   // usually sends from one MAC, so when the source, member and switch
   // generation match and the entry was refreshed recently, learning is skipped.

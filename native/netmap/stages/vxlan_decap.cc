@@ -3,6 +3,7 @@
 // remote VTEP as the frame's source.
 //
 // Checks, in order, each with its own drop reason:
+//   frame within the uplink's MTU                           oversize
 //   outer destination MAC is ours (or broadcast/multicast)  outer_dst_mac
 //   IP version and header length                            outer_ip_header
 //   IPv4 header checksum                                    outer_ip_checksum
@@ -64,6 +65,12 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     };
     if (p.len < kEthHeaderLen) {
       drop(Drop::runt);
+      continue;
+    }
+    if (p.len > up.max_len) [[unlikely]] {
+      // Longer than the uplink's configured MTU allows (a peer on a larger
+      // underlay MTU): it could not be answered or forwarded consistently.
+      drop(Drop::oversize);
       continue;
     }
     uint8_t* f = pool.data(p.buf) + p.off;

@@ -1635,6 +1635,22 @@ TEST_F(VxlanMalformedTest, HostTrafficIsToHostNotADrop) {
   }
 }
 
+// Issue 10 #2: the uplink enforces its configured MTU on receive: a VXLAN
+// packet from a peer on a larger-MTU underlay is a counted drop, however
+// well-formed (its inner frame would be larger than the VNI's MTU).
+TEST_F(VxlanMalformedTest, UplinkDropsFramesLongerThanItsMtu) {
+  setup4(1);  // uplink MTU 1500: frames up to 1514 bytes
+  Bytes fits = vx4(make_frame(kMacBroadcast, host_mac(0x500), 1514 - 50));
+  ASSERT_EQ(fits.size(), 1514u);
+  wire(fits);
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  Bytes big = vx4(make_frame(kMacBroadcast, host_mac(0x500), 1650 - 50));
+  wire(big);
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::oversize), 1u);
+  EXPECT_EQ(pc(up_, PortCounter::rx_drops), 1u);
+}
+
 TEST_F(VxlanMalformedTest, AcceptedVariants) {
   setup4(1, {}, cfg46());
   ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
