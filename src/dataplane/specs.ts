@@ -53,7 +53,9 @@ export const SPEC_LIMITS = Object.freeze({
 } as const);
 
 export const DEFAULT_SWITCH = Object.freeze({ macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, allowUnknownPeers: false });
-export const DEFAULT_PORT = Object.freeze({ mtu: 1500, learning: true, flood: true, macLimit: 0, ringSize: 1024 });
+// macLimit: a safe default (docs/configuration.md): one VM cannot fill its switch's table;
+// 0 (no limit) must be asked for.
+export const DEFAULT_PORT = Object.freeze({ mtu: 1500, learning: true, flood: true, macLimit: 1024, ringSize: 1024 });
 
 // ---------------------------------------------------------------- options
 

@@ -201,7 +201,7 @@ describe('commands', () => {
     assert.equal(up.flood, false);
     assert.deepEqual(up.lockedMacs, ['02:00:00:00:00:0a']);
     assert.deepEqual(fake.commands.at(-1), {
-      op: 'setPort', portId: access.id, mtu: 1400, learning: true, flood: false, macLimit: 0, lockedMacs: ['02:00:00:00:00:0a'],
+      op: 'setPort', portId: access.id, mtu: 1400, learning: true, flood: false, macLimit: 1024, lockedMacs: ['02:00:00:00:00:0a'],
     });
     await rejectsCode(dp.updatePort('a', { switch: 's2' } as never), 'ERR_INVALID_ARGUMENT', 'switch');
     await rejectsCode(dp.updatePort('zz', { mtu: 1400 }), 'ERR_UNKNOWN_PORT', 'name');

@@ -38,6 +38,7 @@ namespace vpc {
   X(flood_copies, "Extra frame copies made for flooding (recipients minus one per flooded frame)")                               \
   X(learn_table_full, "Source MACs not learned because the switch MAC limit was reached") \
   X(learn_port_limit, "Source MACs not learned because the port MAC limit was reached") \
+  X(evicted, "Learned MACs evicted, oldest first, from the source holding the most entries, to make room for a source below its fair share of a full table") \
   X(drops, "Frames dropped in this switch, all reasons")
 
 #define VPC_ENGINE_COUNTERS(X)                                                 \

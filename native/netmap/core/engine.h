@@ -131,6 +131,7 @@ class Engine {
     return mem.remote() ? vteps_[mem.vtep].learn : ports_[mem.port].learn;
   }
   bool learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId m, Mac src, Drop* why);
+  bool evict_for(SwitchState& sw, SwitchId s, const LearnSource& ls);
   void enqueue(PortId out, const Member& mem, Pkt p);
   void flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast);
   void flush_port(PortId p);

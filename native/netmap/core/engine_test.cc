@@ -224,11 +224,29 @@ TEST_F(EngineTest, SwitchMacLimitStopsLearningWithOneEvent) {
   EXPECT_EQ(r0[0], to9);
   EXPECT_EQ(r2.size(), 1u);
   EXPECT_EQ(sc(a, SC::flooded_unknown), 1u);
-  EXPECT_EQ(sc(a, SC::learn_table_full), 7u);
   EXPECT_EQ(count_events(EventType::kTableFull), 1u);
+  // p1 learned nothing yet (below its fair share, 4 / 3 sources): p0, far
+  // over its share, gave up its oldest entry for p1's new MAC.
+  EXPECT_EQ(sc(a, SC::learn_table_full), 6u);
+  EXPECT_EQ(sc(a, SC::evicted), 1u);
+  EXPECT_EQ(sc(a, SC::fdb_entries), 4u);
+  auto d = fdb(a);
+  const FdbDumpEntry* e20 = find_entry(d, host_mac(20));
+  ASSERT_TRUE(e20);
+  EXPECT_EQ(e20->port, p1);
+  ASSERT_EQ(count_events(EventType::kAged), 1u) << "the evicted MAC is reported as gone";
+  // Another new MAC from p1: now at its share, it evicts nobody.
+  send_settle(p1, make_frame(host_mac(9), host_mac(21), 64));
+  recv(p0), recv(p2);
+  EXPECT_EQ(sc(a, SC::evicted), 1u);
+  EXPECT_EQ(sc(a, SC::learn_table_full), 7u);
+  EXPECT_FALSE(find_entry(fdb(a), host_mac(21)));
   // A learned destination is still unicast.
-  Bytes to2 = make_frame(host_mac(2), host_mac(20), 64);
-  send_settle(p1, to2);
+  Mac kept = 0;
+  for (const FdbDumpEntry& e : fdb(a))
+    if (e.port == p0) kept = e.mac;
+  ASSERT_NE(kept, 0u);
+  send_settle(p1, make_frame(kept, host_mac(20), 64));
   EXPECT_EQ(recv(p0).size(), 1u);
   EXPECT_EQ(recv(p2).size(), 0u);
 }
