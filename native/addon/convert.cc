@@ -285,11 +285,15 @@ Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st) {
     qrx.Set(q, Napi::Number::New(env, double(st.queue_rx[q].load(std::memory_order_relaxed))));
   o.Set("queueRx", qrx);
   o.Set("lastError", st.error());
+  o.Set("counters", BackendCounters(env, st));
+  return o;
+}
+
+Napi::Object BackendCounters(Napi::Env env, const PortStatus& st) {
   Napi::Object c = Napi::Object::New(env);
   for (int i = 0; i < PortStatus::kCount; ++i)
     c.Set(PortStatus::kNames[i], Napi::Number::New(env, double(st.c[i].load(std::memory_order_relaxed))));
-  o.Set("counters", c);
-  return o;
+  return c;
 }
 
 Napi::String MacString(Napi::Env env, Mac m) {

@@ -381,7 +381,9 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   portStatus(name: string): PortStatus | undefined {
     this.assertOpen();
     validateName(name, 'name');
-    const p = this.requirePort(name, 'name');
+    // The uplink is a kernel-facing port too.
+    const u = this.uplinkState !== undefined && this.uplinkState.spec.name === name ? this.uplinkState : undefined;
+    const p: { id: number; type: PortType } = u !== undefined ? { id: u.id, type: u.spec.type } : this.requirePort(name, 'name');
     if (p.type === 'pipe' || this.engine.portStatus === undefined) return undefined;
     const st = this.callNative(() => this.engine.portStatus?.(p.id), 'portStatus');
     return st === undefined ? undefined : { ...st, counters: { ...st.counters }, queueRx: [...st.queueRx] };
@@ -611,6 +613,11 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     if (raw.uplink !== undefined && this.uplinkState !== undefined) {
       out.uplink = { name: this.uplinkState.spec.name, counters: { ...raw.uplink.counters } };
     }
+    for (const b of raw.backend ?? []) {
+      const name = this.portsById.get(b.portId)?.name ?? (this.uplinkState?.id === b.portId ? this.uplinkState.spec.name : undefined);
+      const set = name === undefined ? undefined : out.ports[name];
+      if (set !== undefined) set.backend = { ...b.counters };
+    }
     return out;
   }
 
@@ -625,6 +632,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         drop: s.drop.map(copyInfo),
         peer: s.peer.map(copyInfo),
         uplink: s.uplink.map(copyInfo),
+        backend: (s.backend ?? []).map(copyInfo),
       };
     }
     const c = this.schemaCache;
@@ -635,6 +643,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       drop: c.drop.map(copyInfo),
       peer: c.peer.map(copyInfo),
       uplink: c.uplink.map(copyInfo),
+      backend: c.backend.map(copyInfo),
     };
   }
 

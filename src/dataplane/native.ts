@@ -211,6 +211,7 @@ export interface NativeStats {
   switches: NativeCounterTable; // every switch slot in use
   peers: { id: number; ip: string; counters: Record<string, number> }[]; // every remote VTEP known
   uplink?: { portId: number; counters: Record<string, number> };
+  backend?: { portId: number; counters: Record<string, number> }[]; // kernel-facing ports (the uplink's too)
   eventsDropped: number;
 }
 
@@ -226,6 +227,7 @@ export interface NativeSchema {
   drop: NativeCounterInfo[]; // drop reasons, shared by ports and switches
   peer: NativeCounterInfo[];
   uplink: NativeCounterInfo[];
+  backend?: NativeCounterInfo[]; // kernel-facing ports' backend counters
 }
 
 export interface NativeEngine {

@@ -222,6 +222,7 @@ export interface FdbEntry {
 export interface CounterSet {
   counters: Record<string, number>;
   drops: Record<string, number>;
+  backend?: Record<string, number>; // kernel-facing ports (the uplink too): the backend's counters, names in schema().backend
 }
 
 export interface DataplaneStats {
@@ -246,6 +247,7 @@ export interface DataplaneSchema {
   drop: CounterInfo[];
   peer: CounterInfo[];
   uplink: CounterInfo[];
+  backend: CounterInfo[]; // kernel-facing ports' backend counters (rx_too_big, rx_kernel_drops, tx_errors, ...)
 }
 
 export interface EngineInfo {
