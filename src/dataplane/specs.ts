@@ -98,6 +98,7 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
   if (maxMtuFor(bufferSize, headroom) < 68) {
     throw invalid('ERR_INVALID_ARGUMENT', 'headroom', `leaves no room for a minimal frame in a ${bufferSize}-byte buffer`, headroom);
   }
+  const maxVteps = int('maxVteps');
   return {
     bufferCount: int('bufferCount'),
     bufferSize,

@@ -208,7 +208,7 @@ describe('options', () => {
 describe('switch specs', () => {
   test('defaults', () => {
     assert.deepEqual(specs.validateSwitchSpec({ name: 'a', vni: 10 }), {
-      name: 'a', vni: 10, macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, fdbCapacity: 1024,
+      name: 'a', vni: 10, macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, allowUnknownPeers: false, fdbCapacity: 1024,
     });
     assert.equal(specs.validateSwitchSpec({ name: 'a', vni: 10, macLimit: 100 }).fdbCapacity, 100);
     assert.equal(specs.validateSwitchSpec({ name: 'a', vni: 10, fdbCapacity: 4096 }).fdbCapacity, 4096);
