@@ -19,6 +19,7 @@
 //   start().
 
 import { EventEmitter } from 'node:events';
+import * as path from 'node:path';
 import { DataplaneError, makeError, mapNativeError, NativeErrorContext } from './errors';
 import {
   loadNative,
@@ -94,6 +95,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   readonly maxMtu: number;
 
   private readonly engine: NativeEngine;
+  private readonly native: NativeModule;
   private isClosed = false;
 
   private readonly switchesByName = new Map<string, SwitchState>();
@@ -138,6 +140,23 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     } catch (err) {
       throw mapNativeError(err, { op: 'create engine' });
     }
+    this.native = mod;
+  }
+
+  // Keeps a journal of the offloads kernel ports turn off in `dir` (vpcd's
+  // state directory), so that a process killed before it could restore them
+  // (kill -9) does not leave interfaces without checksum offload and GSO for
+  // good: first restores whatever an earlier process recorded there, then
+  // records from now on. Call before creating ports. Process-wide (the last
+  // call wins). Returns the interfaces whose offloads were restored.
+  useOffloadJournal(dir: string): string[] {
+    this.assertOpen();
+    if (typeof dir !== 'string' || !path.isAbsolute(dir)) {
+      throw makeError('ERR_INVALID_ARGUMENT', 'offload journal: must be an absolute directory path', 'dir');
+    }
+    const restored = this.callNative(() => this.native.recoverOffloads?.(dir) ?? [], 'recoverOffloads');
+    this.callNative(() => this.native.setOffloadJournal?.(dir), 'setOffloadJournal');
+    return [...restored];
   }
 
   // ---------------------------------------------------------------- lifecycle

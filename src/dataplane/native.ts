@@ -248,6 +248,9 @@ export interface NativeEngine {
 
 export interface NativeModule {
   Engine: new (options: NativeEngineOptions, onEvents: (events: NativeEvent[]) => void) => NativeEngine;
+  // The offload journal (ports/ifutil.h), process-wide.
+  setOffloadJournal?(dir: string): void;
+  recoverOffloads?(dir: string): string[]; // interfaces whose offloads were restored
 }
 
 let cached: NativeModule | undefined;

@@ -2,12 +2,17 @@
 // interface takes must be counted drops that never stall an AF_PACKET ring,
 // the uplink enforces its MTU on receive, and every backend counter of every
 // kernel-facing port (the uplink's included) is in stats(), portStatus() and
-// the metrics.
+// the metrics; offloads a killed process left off come back at the next
+// start.
 //
 // Each test builds its own namespaces and veths (test/ports/lab.ts) and deletes
 // them afterwards. Addresses: 198.18.0.0/15 only. Loads: a few frames and
 // pings.
 
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../../src/dataplane/index';
@@ -124,6 +129,65 @@ test('the uplink drops VXLAN longer than its mtu (a 9000-MTU underlay) and keeps
     for (const n of names) {
       assert.match(text, new RegExp(`^vpc_port_backend_${n}_total\\{switch="",port="up"\\} \\d+$`, 'm'), n);
       assert.match(text, new RegExp(`^vpc_port_backend_${n}_total\\{switch="a",port="l"\\} \\d+$`, 'm'), n);
+    }
+  });
+});
+
+// Issue 10 #5: a vpcd killed with SIGKILL cannot restore the offloads its
+// ports turned off; the journal in its state directory lets the next start
+// put them back.
+test('offloads a SIGKILLed process left off are restored from the journal at the next start', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    const ns = lab.netns('k');
+    const side = lab.name('k1');
+    lab.veth(side, ns, 'eth0');
+    const txcsum = (): string => /tx-checksumming: (\w+)/.exec(run('ethtool', ['-k', side]))?.[1] ?? '?';
+    const gso = (): string => /generic-segmentation-offload: (\w+)/.exec(run('ethtool', ['-k', side]))?.[1] ?? '?';
+    assert.equal(txcsum(), 'on', 'a veth starts with tx checksumming on');
+    const dir = mkdtempSync(path.join(tmpdir(), `${lab.name('j')}-`));
+    try {
+      // The victim: another process attaches a port to the veth, then is killed.
+      const root = path.resolve(__dirname, '..', '..', '..');
+      const script = `
+        const { Dataplane } = require(${JSON.stringify(path.join(root, 'dist', 'src', 'dataplane', 'index.js'))});
+        const dp = new Dataplane({ hugepages: false, bufferCount: 1024, maxPorts: 4, maxSwitches: 2 });
+        dp.useOffloadJournal(${JSON.stringify(dir)});
+        dp.start();
+        (async () => {
+          await dp.createSwitch({ name: 'a', vni: 1 });
+          await dp.createPort({ name: 'p', type: 'afpacket', interface: ${JSON.stringify(side)}, switch: 'a' });
+          console.log('ready');
+          setInterval(() => {}, 1000);
+        })().catch((e) => { console.error(e); process.exit(2); });`;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      lab.own(child);
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      await eventually(() => assert.match(out, /ready/), 10_000, 50);
+      assert.equal(txcsum(), 'off', 'the port turned tx checksumming off');
+      assert.equal(gso(), 'off');
+      const exited = new Promise((r) => child.on('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      assert.equal(txcsum(), 'off', 'nobody restored them (kill -9)');
+      assert.ok(readdirSync(dir).some((f) => f.startsWith('offloads-')), `a record was left: ${readdirSync(dir).join()}`);
+      // The next start restores them before any port opens.
+      const restored = dp.useOffloadJournal(dir);
+      assert.deepEqual(restored, [side]);
+      assert.equal(txcsum(), 'on');
+      assert.equal(gso(), 'on');
+      assert.deepEqual(readdirSync(dir), [], 'records are deleted');
+      // A clean attach/detach leaves no record behind either.
+      await dp.createSwitch({ name: 'a', vni: 1 });
+      await dp.createPort({ name: 'p', type: 'afpacket', interface: side, switch: 'a' });
+      assert.equal(readdirSync(dir).length, 1);
+      await dp.deletePort('p');
+      assert.deepEqual(readdirSync(dir), []);
+      assert.equal(txcsum(), 'on');
+      assert.deepEqual(dp.useOffloadJournal(dir), [], 'nothing to restore');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
