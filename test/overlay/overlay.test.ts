@@ -481,6 +481,9 @@ test('malformed VXLAN and outer headers are counted drops, each with its reason;
   await withLab(t, ['python3'], async (lab) => {
     const h = await interop(lab, { family: 4, vnis: [100], dual: true });
     try {
+      // B's IPv6 address is a peer too: a VNI takes VXLAN only from its own
+      // peers (allowUnknownPeers is off by default).
+      await h.a.call('addPeer', { switch: 's100', ip: B6 });
       // B's own kernel stays off the counters: its IGMP/MLD reports (MLD is
       // ICMPv6 behind a Hop-by-Hop header) would count as
       // outer_ip_not_local. The IPv6 cases below are injected raw, so B's
