@@ -12,6 +12,10 @@
 #                                      tap), Linux VXLAN and Open vSwitch, real
 #                                      traffic between namespaces (root; see
 #                                      docs/benchmarks.md) -> bench/results/e2e.*
+#   e2e tcp [--seconds S] [--only ID,..] [--no-jumbo] [--no-latency] [--note T]
+#                                      guest-to-guest TCP (iperf3, default guest
+#                                      offloads) through the same systems
+#                                      -> bench/results/e2e-tcp.{json,md}
 #
 # Figures are printed and written as JSON under bench/results/.
 set -euo pipefail

@@ -1,32 +1,63 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that the build, the tests and the benchmarks
-# use, if any are missing. Idempotent; needs root only when something is
-# missing. Nothing is downloaded from anywhere but Debian's archive.
+# bash scripts/setup-deps.sh [run|test]
+#
+# Installs the Debian packages vpc-switch needs, if any are missing.
+# Idempotent; needs root only when something is missing. Nothing is
+# downloaded from anywhere but Debian's archive.
+#
+#   run   the full build (AF_XDP and io_uring included) and the demo
+#         (sudo npm start)
+#   test  run, plus what the tests and benchmarks use (sudo npm test; the
+#         default)
+#
+# `--print` lists the missing packages of the set and exits (0 if none).
 set -euo pipefail
 
-PACKAGES=(
+RUN_PACKAGES=(
   cmake g++ make      # build
-  libgtest-dev        # native unit tests
-  pkg-config          # finds libxdp/libbpf
+  pkg-config          # finds libxdp/libbpf/liburing
   libxdp-dev          # AF_XDP ports (xdp-tools' libxdp, with its default XSK program)
   libbpf-dev          # AF_XDP ports
   liburing-dev        # tap ports: batched reads and writes through io_uring
+  iproute2            # the demo's namespaces and veths; integration tests
+  iputils-ping        # the demo's "try it" commands; port integration tests
+  curl                # the demo's metrics hint
+)
+TEST_PACKAGES=(
+  libgtest-dev        # native unit tests
   valgrind            # callgrind instruction counts (npm run bench -- core --callgrind)
-  iproute2            # namespaces, veth, tap for integration tests
   prometheus          # control-plane test: a real Prometheus scrapes vpcd's /metrics
-  iputils-ping        # port integration tests: ping between guests
   iperf3              # port integration tests: TCP through the switch
   tcpdump             # port integration tests: VLAN tags on the wire
   ethtool             # port integration tests: guest offloads, offload restore
   openvswitch-switch  # e2e benchmark: OVS userspace datapath as a peer (private instance; the host service is not used)
   tshark              # overlay integration tests: an independent decoder of the VXLAN underlay
   python3             # overlay integration tests: raw AF_PACKET frames (malformed VXLAN, broadcast counts)
+  systemd             # packaging test: systemd-analyze verify of packaging/vpcd.service (only if absent)
 )
+
+print=false
+set_name=test
+for a in "$@"; do
+  case "$a" in
+    run|test) set_name="$a" ;;
+    --print) print=true ;;
+    *) echo "setup-deps: unknown argument '$a' (expected run, test or --print)" >&2; exit 2 ;;
+  esac
+done
+PACKAGES=("${RUN_PACKAGES[@]}")
+[ "$set_name" = test ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  # The tests need systemd-analyze only: present by any means is enough.
+  [ "$p" = systemd ] && command -v systemd-analyze >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+if $print; then
+  [ ${#missing[@]} -eq 0 ] || echo "${missing[*]}"
+  exit 0
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

@@ -5,15 +5,19 @@
 // private network namespaces, with the project's own generator/sink
 // (build/trafgen, bench/trafgen/trafgen.cc). See docs/benchmarks.md.
 //
-//   SUITE     l2 | vxlan | ports | frames   (default: all four)
-//   --seconds S      length of each throughput run (default 3)
+//   SUITE     l2 | vxlan | ports | frames | tcp   (default: the first four)
+//   --seconds S      length of each throughput run (default 3; tcp: 5)
 //   --rounds N       throughput/latency runs per system; the best is kept (default 3)
 //   --latency-rate R offered load of the latency runs, frames/s (default 20000)
 //   --only ID[,ID]   only these systems (ids as in the tables)
 //   --busy-poll      this switch's engine spins instead of sleeping when idle
+//   --idle-spin-us N this switch's adaptive polling window (default: the engine's, 200)
+//   --no-jumbo       tcp: no MTU 9000 runs
+//   --no-latency     tcp: no request/response latency runs
+//   --note TEXT      tcp: a remark kept with the results (e.g. "machine busy")
 //
 // Writes bench/results/e2e.json (raw figures, machine), e2e.md (tables) and
-// e2e.svg (chart). Everything is bounded: each trafgen run stops by itself,
+// e2e.svg (chart); the tcp suite (tcp.ts) writes e2e-tcp.json and e2e-tcp.md. Everything is bounded: each trafgen run stops by itself,
 // each system is torn down after its runs, and the namespaces go away on
 // exit, on errors and on Ctrl-C.
 
@@ -23,8 +27,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ovsVersion } from './ovs';
 import { Missing, PORT_BACKENDS, type Placement, SUITES, type SystemDef, type SystemRun, toolsMissing } from './systems';
-import { Topo, releaseLock, takeLock, trySh } from './topo';
-import { renderMarkdown, renderSvg } from './report';
+import { type TcpReport, compare, runTcp, tcpToolsMissing } from './tcp';
+import { Topo, cleanupAll, releaseLock, takeLock, trySh } from './topo';
+import { renderMarkdown, renderSvg, renderTcpMarkdown } from './report';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const TRAFGEN = path.join(ROOT, 'build', 'trafgen');
@@ -81,9 +86,15 @@ export interface SuiteResult {
   systems: SystemResult[];
 }
 
+const PACKET_SUITES = ['l2', 'vxlan', 'ports', 'frames'];
+
 interface Options {
   suites: string[];
   seconds: number;
+  tcpSeconds: number;
+  jumbo: boolean;
+  tcpLatency: boolean;
+  note?: string;
   rounds: number;
   latencyRate: number;
   only?: Set<string>;
@@ -91,7 +102,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { suites: [], seconds: 3, rounds: 3, latencyRate: 20_000, placement: { genCpu: 1, sinkCpu: 1, switchCpu: 0, busyPoll: false } };
+  const o: Options = { suites: [], seconds: 3, tcpSeconds: 5, jumbo: true, tcpLatency: true, rounds: 3, latencyRate: 20_000, placement: { genCpu: 1, sinkCpu: 1, switchCpu: 0, busyPoll: false } };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (): number => {
@@ -99,15 +110,23 @@ function parseArgs(argv: string[]): Options {
       if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number`);
       return v;
     };
-    if (a === '--seconds') o.seconds = Math.min(num(), 30);
+    if (a === '--seconds') o.seconds = o.tcpSeconds = Math.min(num(), 30);
+    else if (a === '--no-jumbo') o.jumbo = false;
+    else if (a === '--no-latency') o.tcpLatency = false;
+    else if (a === '--note') o.note = argv[++i] ?? '';
     else if (a === '--rounds') o.rounds = Math.min(Math.round(num()), 5);
     else if (a === '--latency-rate') o.latencyRate = num();
     else if (a === '--only') o.only = new Set((argv[++i] ?? '').split(','));
     else if (a === '--busy-poll') o.placement.busyPoll = true;
-    else if (['l2', 'vxlan', 'ports', 'frames'].includes(a)) o.suites.push(a);
-    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames; options: --seconds, --rounds, --latency-rate, --only, --busy-poll)`);
+    else if (a === '--idle-spin-us') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error('--idle-spin-us needs an integer in 0..100000');
+      o.placement.idleSpinUs = v;
+    }
+    else if ([...PACKET_SUITES, 'tcp'].includes(a)) o.suites.push(a);
+    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --idle-spin-us, --no-jumbo, --no-latency, --note)`);
   }
-  if (o.suites.length === 0) o.suites = ['l2', 'vxlan', 'ports', 'frames'];
+  if (o.suites.length === 0) o.suites = [...PACKET_SUITES];
   return o;
 }
 
@@ -256,10 +275,52 @@ function machine(): Record<string, unknown> {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces, veth, tap, AF_PACKET): run as root');
-  const tools = toolsMissing();
+  const tools = toolsMissing() ?? (o.suites.includes('tcp') ? tcpToolsMissing() : undefined);
   if (tools) throw new Error(tools);
-  if (!fs.existsSync(TRAFGEN)) throw new Error(`${TRAFGEN} not built (cmake --build build --target trafgen)`);
+  const packetSuites = o.suites.filter((s) => s !== 'tcp');
+  if (packetSuites.length && !fs.existsSync(TRAFGEN)) throw new Error(`${TRAFGEN} not built (cmake --build build --target trafgen)`);
   takeLock();
+  if (o.suites.includes('tcp')) await tcp(o);
+  if (packetSuites.length) await packets({ ...o, suites: packetSuites });
+}
+
+// The tcp suite: bench/results/e2e-tcp.{json,md}. A run with --only merges
+// its systems into the last results (ratios recomputed, marked partial).
+async function tcp(o: Options): Promise<void> {
+  const started = new Date();
+  const m0 = machine();
+  const r = await runTcp({ seconds: o.tcpSeconds, jumbo: o.jumbo, latency: o.tcpLatency, only: o.only, placement: o.placement, log });
+  const result: TcpReport = {
+    benchmark: 'e2e-tcp',
+    started: started.toISOString(),
+    seconds: (Date.now() - started.getTime()) / 1000,
+    machine: { ...m0, loadAverageAtEnd: os.loadavg().map((v) => Math.round(v * 100) / 100) },
+    ...(o.note ? { note: o.note } : {}),
+    method: r.method,
+    systems: r.systems,
+  };
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const jsonPath = path.join(RESULTS, 'e2e-tcp.json');
+  if (o.only && fs.existsSync(jsonPath)) {
+    try {
+      const prev = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as TcpReport;
+      const fresh = new Map(result.systems.map((x) => [x.id, x]));
+      result.systems = [...prev.systems.map((x) => fresh.get(x.id) ?? x), ...result.systems.filter((x) => !prev.systems.some((y) => y.id === x.id))];
+      compare(result.systems);
+      result.partial = `this run: only ${[...o.only].join(', ')}; other systems from ${prev.started}`;
+    } catch {
+      // unreadable: overwrite
+    }
+  }
+  fs.writeFileSync(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
+  const md = renderTcpMarkdown(result);
+  fs.writeFileSync(path.join(RESULTS, 'e2e-tcp.md'), md);
+  log('');
+  log(md);
+  log(`e2e tcp: wrote bench/results/e2e-tcp.json, e2e-tcp.md in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
+}
+
+async function packets(o: Options): Promise<void> {
   const started = new Date();
   const m0 = machine();
   const suites: SuiteResult[] = [];
@@ -318,7 +379,7 @@ async function main(): Promise<void> {
   // Partial runs (some suites, --only) merge into the last full results.
   let merged = result;
   const jsonPath = path.join(RESULTS, 'e2e.json');
-  if (fs.existsSync(jsonPath) && (o.only || o.suites.length < 4)) {
+  if (fs.existsSync(jsonPath) && (o.only || o.suites.length < PACKET_SUITES.length)) {
     try {
       const prev = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as typeof result;
       const bySuite = new Map(prev.suites.map((s) => [s.id, s]));
@@ -350,7 +411,7 @@ async function main(): Promise<void> {
 
 function emergency(code: number): void {
   try {
-    current?.cleanup();
+    cleanupAll();
   } finally {
     releaseLock();
     process.exit(code);
@@ -360,7 +421,7 @@ function emergency(code: number): void {
 process.on('SIGINT', () => emergency(130));
 process.on('SIGTERM', () => emergency(143));
 process.on('exit', () => {
-  current?.cleanup();
+  cleanupAll();
   releaseLock();
 });
 

@@ -39,7 +39,9 @@ export class Ovs {
     this.env = { ...process.env, OVS_RUNDIR: this.dir, OVS_DBDIR: this.dir, OVS_LOGDIR: this.dir, OVS_SYSCONFDIR: this.dir };
   }
 
-  static async start(topo: Topo, ns: string, tag: string, pmdCpuMask: string): Promise<Ovs> {
+  // otherConfig: more Open_vSwitch other_config keys, set before
+  // ovs-vswitchd starts (some, like userspace-tso-enable, are read only then).
+  static async start(topo: Topo, ns: string, tag: string, pmdCpuMask: string, otherConfig: Record<string, string> = {}): Promise<Ovs> {
     const o = new Ovs(topo, ns, tag);
     const schema = SCHEMA_CANDIDATES.find((p) => fs.existsSync(p))!;
     sh('ovsdb-tool', ['create', path.join(o.dir, 'conf.db'), schema], 15_000, o.env);
@@ -52,7 +54,7 @@ export class Ovs {
     );
     await o.waitFor(path.join(o.dir, 'db.sock'), 'ovsdb-server');
     o.vsctl(['--no-wait', 'init']);
-    o.vsctl(['--no-wait', 'set', 'Open_vSwitch', '.', `other_config:pmd-cpu-mask=${pmdCpuMask}`]);
+    o.vsctl(['--no-wait', 'set', 'Open_vSwitch', '.', `other_config:pmd-cpu-mask=${pmdCpuMask}`, ...Object.entries(otherConfig).map(([k, v]) => `other_config:${k}=${v}`)]);
     topo.spawnIn(
       ns,
       'ovs-vswitchd',

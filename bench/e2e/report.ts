@@ -2,6 +2,7 @@
 // The chart is plain SVG written here: no charting library.
 
 import type { SuiteResult, SystemResult } from './main';
+import { COLLAPSE, TCP_REFERENCE, type TcpReport } from './tcp';
 
 interface Results {
   started: string;
@@ -194,4 +195,70 @@ export function renderSvg(r: Results): string {
     '</svg>',
     '',
   ].join('\n');
+}
+
+// ------------------------------------------------------------------ tcp
+
+const gbps = (v: number): string => (v === 0 ? '0' : v >= 10 ? v.toFixed(2) : v >= 0.01 ? v.toFixed(3) : v.toPrecision(2));
+
+function refLabel(r: TcpReport, group: 'local' | 'vxlan'): string {
+  const id = TCP_REFERENCE[group];
+  return r.systems.find((x) => x.id === id)?.label ?? id;
+}
+
+export function renderTcpMarkdown(r: TcpReport): string {
+  const m = r.machine;
+  const method = r.method as { tool?: string; seconds?: number };
+  const out: string[] = [
+    '# End-to-end TCP benchmark (npm run bench -- e2e tcp)',
+    '',
+    `Run ${r.started} on ${String(m.cpus)}x ${String(m.cpu)}, ${String(m.kernel)}, ${String(m.distro)}, ${String(m.ovs)}, ${String(method.tool)}, commit ${String(m.commit)}; ` +
+      `load average at start ${JSON.stringify(m.loadAverage)}, at end ${JSON.stringify(m.loadAverageAtEnd)}.` +
+      (r.partial ? ` Partial run: ${r.partial}.` : ''),
+    ...(r.note ? ['', `**Note:** ${esc(r.note)}`] : []),
+    '',
+    `iperf3 for ${String(method.seconds)} s per run between two guests (network namespaces) that keep the kernel's default offloads (on veth: TSO, GSO, checksum offload on; what each guest had is under "what ran"). ` +
+      `Gbit/s as iperf3 reports it (TCP payload). Ratio: receiver Gbit/s over the reference of the same run, MTU and number of streams ` +
+      `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}). **collapsed**: the run failed or received less than ${COLLAPSE * 100}% of the reference. See docs/benchmarks.md.`,
+    '',
+    '### Guest to guest TCP throughput (iperf3)',
+    '',
+    '| path | system | MTU | streams | receiver Gbit/s | sender Gbit/s | retransmits | ratio to reference | |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const x of r.systems) {
+    for (const run of x.runs) {
+      const ref = x.id === TCP_REFERENCE[x.group];
+      const ratioCell = ref ? 'reference' : run.ratio !== undefined ? `${run.ratio.toFixed(2)}x` : '-';
+      let status = '';
+      if (run.error) status = `**failed**: ${run.error}`;
+      else if (run.collapsed) status = `**collapsed** (below ${COLLAPSE * 100}% of the reference)`;
+      const row = [x.group === 'vxlan' ? 'VXLAN' : 'local', x.label, String(run.mtu), String(run.streams), gbps(run.receiver_gbps), gbps(run.sender_gbps), String(run.retransmits), ratioCell, status];
+      out.push(`| ${row.map(esc).join(' | ')} |`);
+    }
+  }
+  out.push('');
+  const lat = r.systems.filter((x) => x.latency);
+  if (lat.length) {
+    out.push(
+      '### TCP request/response latency (64-byte request and echo, MTU 1500)',
+      '',
+      'One connection, Nagle off, 200 warm-up round trips, then 1 s; the best of 3 such rounds (lowest p99). Timed in the client (a Node process in the sending guest), so every row includes the same Node event-loop cost on both ends.',
+      '',
+      '| path | system | round trips | p50 us | p99 us | p99.9 us | p99 ratio to reference (>1 is worse) | |',
+      '|---|---|---:|---:|---:|---:|---:|---|',
+    );
+    for (const x of lat) {
+      const l = x.latency!;
+      const ref = x.id === TCP_REFERENCE[x.group];
+      const row = [x.group === 'vxlan' ? 'VXLAN' : 'local', x.label, String(l.roundTrips), f1(l.p50_us), f1(l.p99_us), f1(l.p999_us), ref ? 'reference' : l.ratio_p99 !== undefined ? `${l.ratio_p99.toFixed(2)}x` : '-', l.error ? `**failed**: ${l.error}` : ''];
+      out.push(`| ${row.map(esc).join(' | ')} |`);
+    }
+    out.push('');
+  }
+  const used = r.systems.filter((x) => x.used || x.guestOffloads).map((x) => `- **${x.label}**: ${x.used ?? ''}${x.guestOffloads ? `; sending guest ${x.guestOffloads}` : ''}`);
+  const dropLines = r.systems.flatMap((x) => x.runs.filter((run) => run.switchDrops).map((run) => `- **${x.label}**, MTU ${run.mtu}, ${run.streams} stream(s): ${Object.entries(run.switchDrops!).map(([k, v]) => `${k} ${v}`).join(', ')}`));
+  if (used.length) out.push('<details><summary>what ran</summary>', '', ...used, '', '</details>', '');
+  if (dropLines.length) out.push('<details><summary>this switch: drop counters that moved during each run</summary>', '', ...dropLines, '', '</details>', '');
+  return `${out.join('\n')}\n`;
 }

@@ -16,6 +16,9 @@ import type { PeerSpec, PortSpec, UplinkSpec } from '../../src/dataplane';
 export interface HostConfig {
   cpu?: number;
   busyPoll?: boolean;
+  idleSpinUs?: number; // undefined: the engine's default
+  bufferSize?: number; // default 2048 (frames up to 1500-byte MTUs)
+  bufferCount?: number; // default 65536
   switches: Array<{ name: string; vni: number }>;
   ports: PortSpec[];
   uplink?: UplinkSpec;
@@ -35,7 +38,7 @@ async function main(): Promise<void> {
   }, cfg.deadlineMs);
   deadline.unref();
 
-  const dp = new Dataplane({ cpu: cfg.cpu ?? -1, busyPoll: cfg.busyPoll ?? false, hugepages: false, bufferCount: 65536 });
+  const dp = new Dataplane({ cpu: cfg.cpu ?? -1, busyPoll: cfg.busyPoll ?? false, ...(cfg.idleSpinUs === undefined ? {} : { idleSpinUs: cfg.idleSpinUs }), hugepages: false, bufferCount: cfg.bufferCount ?? 65536, bufferSize: cfg.bufferSize ?? 2048 });
   dp.start();
   const portsOf = (): Record<string, unknown> => {
     const r: Record<string, unknown> = {};

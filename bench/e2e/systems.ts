@@ -24,6 +24,13 @@ export interface Placement {
   sinkCpu: number;
   switchCpu: number; // this switch's engine thread and OVS's PMD thread
   busyPoll: boolean;
+  idleSpinUs?: number; // this switch's adaptive polling window; undefined: its default
+}
+
+// A guest: an interface in its own namespace, as a container's would be.
+export interface Guest {
+  ns: string;
+  dev: string;
 }
 
 export interface SystemRun {
@@ -31,6 +38,8 @@ export interface SystemRun {
   rx: string;
   used: string; // what exactly was run (mode, port types) for the report
   counters?: () => Promise<Record<string, number> | undefined>; // engine counters of this switch
+  stats?: () => Promise<Record<string, unknown>>; // this switch's full stats() (port counters and drop reasons)
+  guests?: { tx: Guest; rx: Guest }; // the two guest interfaces (not for bridge-tap, where trafgen holds tap fds)
 }
 
 export interface SystemDef {
@@ -41,10 +50,21 @@ export interface SystemDef {
 }
 
 const VNI = 100;
-const UNDERLAY_MTU = 1600;
 
 function endpointsG(t: Topo): { g: string; s: string } {
   return { g: t.netns('g'), s: t.netns('s') };
+}
+
+// The usual ends: guest g0 in namespace g sends, guest s0 in namespace s
+// receives.
+function guestRun(g: string, s: string, used: string, h?: SwitchHost): SystemRun {
+  return {
+    tx: `afpacket:g0@${g}`,
+    rx: `afpacket:s0@${s}`,
+    used,
+    guests: { tx: { ns: g, dev: 'g0' }, rx: { ns: s, dev: 's0' } },
+    ...(h ? { counters: engineCounters(h), stats: () => h.stats() } : {}),
+  };
 }
 
 // ------------------------------------------------------------ this switch
@@ -85,8 +105,13 @@ export class SwitchHost {
     return this.next(5000);
   }
 
+  // Frames above 1500 bytes need larger buffers: 16 KiB ones (fewer of
+  // them) when the topology's MTU is larger, as a user running jumbo frames
+  // would configure.
   static async start(t: Topo, ns: string, cfg: Omit<HostConfig, 'deadlineMs'>): Promise<SwitchHost> {
-    const child = t.spawnIn(ns, process.execPath, [path.join(ROOT, 'dist', 'bench', 'e2e', 'switch-host.js'), JSON.stringify({ ...cfg, deadlineMs: 300_000 })]);
+    const big = Math.max(t.mtu, t.underlayMtu) > 1600;
+    const full: HostConfig = { ...(big ? { bufferSize: 16384, bufferCount: 16384 } : {}), ...cfg, deadlineMs: 300_000 };
+    const child = t.spawnIn(ns, process.execPath, [path.join(ROOT, 'dist', 'bench', 'e2e', 'switch-host.js'), JSON.stringify(full)]);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     t.onCleanup(() => {
@@ -129,32 +154,35 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'
         const h = await SwitchHost.start(t, b, {
           cpu: p.switchCpu,
           busyPoll: p.busyPoll,
+          idleSpinUs: p.idleSpinUs,
           switches: [{ name: 'bench', vni: VNI }],
           ports: [
-            { name: 'pg', type: 'tap', interface: 'g0', switch: 'bench', ioUring: tapIo },
-            { name: 'ps', type: 'tap', interface: 's0', switch: 'bench', ioUring: tapIo },
+            { name: 'pg', type: 'tap', interface: 'g0', switch: 'bench', ioUring: tapIo, mtu: t.mtu },
+            { name: 'ps', type: 'tap', interface: 's0', switch: 'bench', ioUring: tapIo, mtu: t.mtu },
           ],
         });
         for (const [ns, dev] of [[g, 'g0'], [s, 's0']] as const) {
           t.ip(b, 'link', 'set', dev, 'netns', ns);
+          if (t.mtu !== 1500) t.ip(ns, 'link', 'set', dev, 'mtu', String(t.mtu));
           t.ip(ns, 'link', 'set', dev, 'up');
         }
         await sleep(1200); // the ports notice the move and come back up
         const io = rw ? 'one read()/write() per frame' : 'reads and writes batched through io_uring';
-        return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: `tap ports (the switch holds the tap fds; ${io}); trafgen on the tap interfaces with AF_PACKET rings`, counters: engineCounters(h) };
+        return guestRun(g, s, `tap ports (the switch holds the tap fds; ${io}); the guests use the tap interfaces`, h);
       }
       t.veth(g, 'g0', b, 'bg');
       t.veth(s, 's0', b, 'bs');
       const h = await SwitchHost.start(t, b, {
         cpu: p.switchCpu,
         busyPoll: p.busyPoll,
+      idleSpinUs: p.idleSpinUs,
         switches: [{ name: 'bench', vni: VNI }],
         ports: [
-          { name: 'pg', type, interface: 'bg', switch: 'bench' },
-          { name: 'ps', type, interface: 'bs', switch: 'bench' },
+          { name: 'pg', type, interface: 'bg', switch: 'bench', mtu: t.mtu },
+          { name: 'ps', type, interface: 'bs', switch: 'bench', mtu: t.mtu },
         ],
       });
-      return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: `${type} ports on veth, engine pinned to CPU ${p.switchCpu}, busyPoll ${p.busyPoll}`, counters: engineCounters(h) };
+      return guestRun(g, s, `${type} ports on veth, engine pinned to CPU ${p.switchCpu}, busyPoll ${p.busyPoll}`, h);
     },
   };
 }
@@ -168,7 +196,7 @@ const wire: SystemDef = {
   async setup(t) {
     const { g, s } = endpointsG(t);
     t.veth(g, 'g0', s, 's0');
-    return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: 'one veth pair from the generator to the sink' };
+    return guestRun(g, s, 'one veth pair from the generator to the sink');
   },
 };
 
@@ -188,7 +216,7 @@ const bridge: SystemDef = {
     t.veth(g, 'g0', b, 'bg');
     t.veth(s, 's0', b, 'bs');
     linuxBridge(b, t, ['bg', 'bs']);
-    return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: 'kernel bridge, STP off, veth ports' };
+    return guestRun(g, s, 'kernel bridge, STP off, veth ports');
   },
 };
 
@@ -210,10 +238,12 @@ const bridgeTap: SystemDef = {
 
 // ------------------------------------------------------------ Open vSwitch
 
-function ovsL2(portType: 'afxdp' | 'system'): SystemDef {
+// tso: other_config:userspace-tso-enable=true, OVS's own switch for guests
+// that send TSO super-frames and checksum-partial packets (off by default).
+function ovsL2(portType: 'afxdp' | 'system', tso = false): SystemDef {
   return {
-    id: `ovs-${portType === 'afxdp' ? 'afxdp' : 'afpacket'}`,
-    label: `OVS userspace (${portType === 'afxdp' ? 'AF_XDP' : 'system/AF_PACKET'})`,
+    id: `ovs-${portType === 'afxdp' ? 'afxdp' : 'afpacket'}${tso ? '-tso' : ''}`,
+    label: `OVS userspace (${portType === 'afxdp' ? 'AF_XDP' : 'system/AF_PACKET'}${tso ? ', userspace TSO' : ''})`,
     family: 'ovs',
     async setup(t, p) {
       const why = ovsMissing();
@@ -222,7 +252,7 @@ function ovsL2(portType: 'afxdp' | 'system'): SystemDef {
       const b = t.netns('b');
       t.veth(g, 'g0', b, 'bg');
       t.veth(s, 's0', b, 'bs');
-      const o = await Ovs.start(t, b, 'l2', `0x${(1 << p.switchCpu).toString(16)}`);
+      const o = await Ovs.start(t, b, 'l2', `0x${(1 << p.switchCpu).toString(16)}`, tso ? { 'userspace-tso-enable': 'true' } : {});
       o.vsctl(['add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev']);
       const used: string[] = [];
       for (const dev of ['bg', 'bs']) {
@@ -238,11 +268,8 @@ function ovsL2(portType: 'afxdp' | 'system'): SystemDef {
       // What OVS says it did about XDP (mode, copy or zero-copy), from its log.
       const xdp = o.logLines().filter((l) => /xdp|XDP/.test(l) && /mode|copy/i.test(l)).map((l) => l.replace(/^.*\|\s*/, ''));
       if (xdp.length) used.push(`OVS log: ${[...new Set(xdp)].slice(0, 4).join('; ')}`);
-      return {
-        tx: `afpacket:g0@${g}`,
-        rx: `afpacket:s0@${s}`,
-        used: `${(trySh('ovs-vswitchd', ['--version']).out.split('\n')[0] ?? '').trim()}, datapath_type=netdev, NORMAL action, PMD mask ${(1 << p.switchCpu).toString(16)}; ${used.join('; ')}`,
-      };
+      if (tso) used.push(`userspace-tso-enable=true; OVS log: ${o.logLines().filter((l) => /tso|TSO/.test(l)).map((l) => l.replace(/^.*\|\s*/, '')).slice(0, 2).join('; ') || 'nothing about TSO'}`);
+      return guestRun(g, s, `${(trySh('ovs-vswitchd', ['--version']).out.split('\n')[0] ?? '').trim()}, datapath_type=netdev, NORMAL action, PMD mask ${(1 << p.switchCpu).toString(16)}; ${used.join('; ')}`);
     },
   };
 }
@@ -263,9 +290,10 @@ async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestD
     const h = await SwitchHost.start(t, host, {
       cpu: p.switchCpu,
       busyPoll: p.busyPoll,
+      idleSpinUs: p.idleSpinUs,
       switches: [{ name: 'bench', vni: VNI }],
-      uplink: { name: 'ul', type: 'afpacket', interface: uplinkDev, localIp: `${local}/24`, mtu: UNDERLAY_MTU },
-      ports: [{ name: 'pg', type: 'afpacket', interface: guestDev, switch: 'bench' }],
+      uplink: { name: 'ul', type: 'afpacket', interface: uplinkDev, localIp: `${local}/24`, mtu: t.underlayMtu },
+      ports: [{ name: 'pg', type: 'afpacket', interface: guestDev, switch: 'bench', mtu: t.mtu }],
       peers: [{ switch: 'bench', ip: remote }],
     });
     return { used: 'this switch, afpacket port + afpacket uplink (createUplink + addPeer)', h };
@@ -277,7 +305,7 @@ async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestD
   // VTEP address (on its internal port), br-int the guest and vxlan ports.
   o.vsctl(['add-br', 'br-phy', '--', 'set', 'bridge', 'br-phy', 'datapath_type=netdev']);
   o.vsctl(['add-port', 'br-phy', uplinkDev, '--', 'set', 'interface', uplinkDev, 'type=afxdp']);
-  t.ip(host, 'link', 'set', 'br-phy', 'mtu', String(UNDERLAY_MTU));
+  t.ip(host, 'link', 'set', 'br-phy', 'mtu', String(t.underlayMtu));
   t.ip(host, 'addr', 'add', `${local}/24`, 'dev', 'br-phy');
   t.ip(host, 'link', 'set', 'br-phy', 'up');
   o.vsctl(['add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=netdev']);
@@ -303,12 +331,11 @@ function vxlan(id: string, label: string, a: Side, bSide: Side): SystemDef {
       const hb = t.netns('hb');
       t.veth(g, 'g0', ha, 'ga');
       t.veth(s, 's0', hb, 'sb');
-      t.veth(ha, 'ua', hb, 'ub', UNDERLAY_MTU);
+      t.veth(ha, 'ua', hb, 'ub', t.underlayMtu);
       const A = await vxlanSide(t, p, a, ha, 'ga', 'ua', '198.18.1.1', '198.18.1.2');
       const B = await vxlanSide(t, { ...p, switchCpu: p.switchCpu }, bSide, hb, 'sb', 'ub', '198.18.1.2', '198.18.1.1');
       await sleep(300);
-      const counters = A.h ? engineCounters(A.h) : undefined;
-      return { tx: `afpacket:g0@${g}`, rx: `afpacket:s0@${s}`, used: `host A: ${A.used}; host B: ${B.used}; VNI ${VNI}, underlay 198.18.1.0/24 MTU ${UNDERLAY_MTU}`, counters };
+      return guestRun(g, s, `host A: ${A.used}; host B: ${B.used}; VNI ${VNI}, underlay 198.18.1.0/24 MTU ${t.underlayMtu}`, A.h);
     },
   };
 }
@@ -331,6 +358,9 @@ export const SUITES: Record<string, { title: string; systems: SystemDef[]; ours:
     peers: { wire: 'vx-ours', 'vx-linux': 'vx-ours', 'vx-ovs': 'vx-ours' },
   },
 };
+
+// Systems only the tcp suite runs (not part of a packet suite's table).
+export const TCP_ONLY: SystemDef[] = [ovsL2('system', true)];
 
 // Port-to-port forwarding per backend of this switch at fixed offered rates
 // (issue 3's figures).

@@ -81,12 +81,41 @@ export function releaseLock(): void {
   }
 }
 
+// How a topology's links are made. The packet suites (l2, vxlan, ports,
+// frames) turn veth offloads off, so that a userspace port never receives a
+// 64 KiB super-frame from trafgen's side. The tcp suite keeps every veth as
+// the kernel creates it, as a container runtime does (on veth: TSO, GSO and
+// checksum offload on).
+export interface TopoOptions {
+  keepOffloads?: boolean; // default false: tso, gso and gro off on both ends of every veth
+  mtu?: number; // guest and switch-side veths (default 1500)
+  underlayMtu?: number; // the veth between two VXLAN hosts (default 1600)
+}
+
+// Every topology not yet cleaned up, so that an emergency exit (Ctrl-C, an
+// uncaught error) can remove them all whoever built them.
+const live = new Set<Topo>();
+
+export function cleanupAll(): void {
+  for (const t of [...live]) t.cleanup();
+}
+
 export class Topo {
   readonly id = randomBytes(2).toString('hex');
+  readonly keepOffloads: boolean;
+  readonly mtu: number;
+  readonly underlayMtu: number;
   private readonly namespaces: string[] = [];
   private readonly children: ChildProcess[] = [];
   private readonly dirs: string[] = [];
   private readonly finalizers: Array<() => void> = [];
+
+  constructor(o: TopoOptions = {}) {
+    this.keepOffloads = o.keepOffloads ?? false;
+    this.mtu = o.mtu ?? 1500;
+    this.underlayMtu = o.underlayMtu ?? 1600;
+    live.add(this);
+  }
 
   // A namespace "vtx<id><tag>" with lo up and IPv6 off (no stray ND/MLD frames).
   netns(tag: string): string {
@@ -112,12 +141,13 @@ export class Topo {
     return sh('ip', ['netns', 'exec', ns, cmd, ...args], timeoutMs, env);
   }
 
-  // A veth pair between two of our namespaces, both ends up, offloads that
-  // would hand 64 KiB super-frames to a userspace port off.
-  veth(ns1: string, dev1: string, ns2: string, dev2: string, mtu = 1500): void {
+  // A veth pair between two of our namespaces, both ends up; unless the
+  // topology keeps offloads, those that would hand 64 KiB super-frames to a
+  // userspace port are turned off.
+  veth(ns1: string, dev1: string, ns2: string, dev2: string, mtu = this.mtu): void {
     sh('ip', ['-n', ns1, 'link', 'add', dev1, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', dev2, 'netns', ns2, 'mtu', String(mtu)]);
     for (const [ns, dev] of [[ns1, dev1], [ns2, dev2]] as const) {
-      trySh('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+      if (!this.keepOffloads) trySh('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
       sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
     }
   }
@@ -179,6 +209,7 @@ export class Topo {
       trySh('ip', ['netns', 'del', ns]);
     }
     for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+    live.delete(this);
   }
 }
 

@@ -118,6 +118,7 @@ EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o) {
   if (o.Has("maxVteps")) e.max_vteps = U32(env, o, "maxVteps");
   if (o.Has("maxLearnedVteps")) e.max_learned_vteps = U32(env, o, "maxLearnedVteps");
   e.busy_poll = Bool(env, o, "busyPoll");
+  if (o.Has("idleSpinUs")) e.idle_spin_us = U32(env, o, "idleSpinUs");
   int64_t cpu = I64(env, o, "cpu");
   if (cpu < -1 || cpu > 4095) ThrowCoded(env, "INVALID_ARGUMENT", "cpu: must be -1 or a CPU number");
   e.cpu = int(cpu);

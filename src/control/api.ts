@@ -28,7 +28,7 @@
 //   {"error": {"code": "ERR_...", "message": "...", "field"?: "...", ...}}.
 
 import * as http from 'node:http';
-import { parseConfig } from './config';
+import { CONFIG_LIMITS, parseConfig } from './config';
 import { Controller } from './controller';
 import { ControlError, toControlError } from './errors';
 import type { DataplaneStats } from '../dataplane';
@@ -36,7 +36,8 @@ import type { Logger } from './logging';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
 
 export const API_VERSION = 'v1';
-const MAX_BODY = 4 * 1024 * 1024;
+// Room for the largest configuration (POST /v1/apply), JSON-escaped.
+const MAX_BODY = CONFIG_LIMITS.maxBytes + 1024 * 1024;
 
 export interface ApiContext {
   controller: Controller;
@@ -259,6 +260,24 @@ export function buildRoutes(ctx: ApiContext): Route[] {
   return routes;
 }
 
+// The request target; one that is not a valid URL is the client's error.
+function parseUrl(target: string): URL {
+  try {
+    return new URL(target, 'http://vpcd');
+  } catch {
+    throw new ControlError('ERR_BAD_REQUEST', `the request target ${JSON.stringify(target.slice(0, 200))} is not a valid URL path`);
+  }
+}
+
+// A %-encoded path parameter ("%ZZ" is malformed: the client's error).
+function decodePathSegment(segment: string, name: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ControlError('ERR_BAD_REQUEST', `${name}: ${JSON.stringify(segment.slice(0, 200))} is not valid percent-encoding`, { field: name });
+  }
+}
+
 export function createApiServer(ctx: ApiContext): http.Server {
   const routes = buildRoutes(ctx);
   return http.createServer((req, res) => {
@@ -285,7 +304,7 @@ export function createApiServer(ctx: ApiContext): http.Server {
       void (async () => {
         try {
           if (size > MAX_BODY) throw new ControlError('ERR_BAD_REQUEST', `the request body exceeds ${MAX_BODY} bytes`);
-          const url = new URL(req.url ?? '/', 'http://vpcd');
+          const url = parseUrl(req.url ?? '/');
           const pathName = url.pathname.replace(/\/+$/, '') || '/';
           let body: unknown;
           if (size > 0) {
@@ -303,7 +322,7 @@ export function createApiServer(ctx: ApiContext): http.Server {
             if (r.method !== req.method) continue;
             const params: Params = {};
             r.keys.forEach((k, i) => {
-              params[k] = decodeURIComponent(m[i + 1]!);
+              params[k] = decodePathSegment(m[i + 1]!, k);
             });
             const [status, payload] = await r.handler({ params, query: url.searchParams, body });
             send(status, payload);

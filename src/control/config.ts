@@ -22,11 +22,12 @@
 // parseConfig() never stops at the first error: it returns all of them, each
 // with its path (switches[0].ports[1].mtu), its line and a reason.
 
-import { isMap, isPair, isScalar, isSeq, LineCounter, Node, parseDocument, Document } from 'yaml';
+import { CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Node, parseDocument, Document } from 'yaml';
 import { DataplaneOptions, PeerSpec, PortSpec, SwitchSpec, UplinkSpec, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
 import {
-  fdbKey, FdbSpec, ipFamily, isRemote, maxMtuOf, parseFdb, parsePeer, parsePort, parseSwitch, parseUplink, peerKey, portSwitches, prefixed,
+  combinedError, ENGINE_RULES, fdbKey, FdbSpec, fieldErrors, ipFamily, isRemote, maxMtuOf, parseFdb, parsePeer, parsePort, parseSwitch, parseUplink, peerKey,
+  portSwitches, prefixed,
 } from './model';
 
 export interface DesiredObject<S> {
@@ -46,9 +47,93 @@ export interface DesiredState {
 
 const TOP_KEYS = ['version', 'engine', 'switches', 'ports', 'uplinks'];
 
-// Parses and validates YAML text. Throws ControlError ERR_CONFIG_SYNTAX or
-// ERR_CONFIG_INVALID (with every problem in `details`).
+// Bounds on a configuration, checked before it is parsed: a YAML parser
+// given 100,000 nested brackets or an alias bomb runs out of memory or time.
+// A configuration of a full engine (65,535 ports) is about 4 MiB and nests 8
+// deep; parsing 4 MiB takes seconds.
+export interface ConfigLimits {
+  maxBytes: number;
+  maxDepth: number;
+  maxAliases: number;
+}
+export const CONFIG_LIMITS: Readonly<ConfigLimits> = Object.freeze({
+  maxBytes: 4 * 1024 * 1024, // ERR_CONFIG_TOO_LARGE
+  maxDepth: 32, // nested collections, block and flow (ERR_CONFIG_TOO_DEEP)
+  maxAliases: 100, // *alias references (ERR_CONFIG_ALIASES)
+});
+
+export function configTooLarge(source: string, bytes: number, limits: Readonly<ConfigLimits> = CONFIG_LIMITS): ControlError {
+  return new ControlError('ERR_CONFIG_TOO_LARGE', `${source}: the configuration is ${bytes} bytes; at most ${limits.maxBytes} are accepted`);
+}
+
+// Lexer tokens that do not start a block node (a flow collection's bracket
+// is counted as flow nesting).
+const NOT_A_NODE = new Set<string | null>(['map-value-ind', 'comma', 'flow-map-start', 'flow-seq-start', 'flow-map-end', 'flow-seq-end']);
+
+// Checks CONFIG_LIMITS with one pass of the YAML lexer (tokens only: it
+// builds no tree and stops at the first limit hit), so quotes and comments
+// are exactly what the parser will see. Flow collections are counted by
+// their brackets; block collections by a stack of the columns at which their
+// nodes start (first on a line, or after a `-`, `?` or `:` indicator), so
+// "- - - x" is three deep, as is a staircase of keys; a sequence at its key's
+// column ("key:\n- x") is a level of its own. The count errs high, never low:
+// a scalar after `key:` or `- ` counts as a level too.
+export function checkConfigLimits(text: string, source = 'config', limits: Readonly<ConfigLimits> = CONFIG_LIMITS): void {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > limits.maxBytes) throw configTooLarge(source, bytes, limits);
+  const blocks: { col: number; seq: boolean }[] = []; // open block nodes, by column
+  let flow = 0;
+  let aliases = 0;
+  let offset = 0;
+  let line = 1;
+  let lineStart = 0;
+  let firstOnLine = true;
+  let afterIndicator = false;
+  const tooDeep = (col: number): ControlError => new ControlError('ERR_CONFIG_TOO_DEEP',
+    `${source}:${line}:${col + 1}: the configuration nests more than ${limits.maxDepth} levels deep`, { line });
+  for (const token of new Lexer().lex(text)) {
+    if (token === CST.DOCUMENT || token === CST.FLOW_END || token === CST.SCALAR) continue; // markers, no source
+    const col = offset - lineStart;
+    const type = CST.tokenType(token);
+    const blank = type === 'newline' || type === 'space' || type === 'comment' || type === 'byte-order-mark';
+    if (type === 'doc-start' || type === 'doc-end') {
+      blocks.length = 0;
+      flow = 0;
+    } else if (!blank && flow === 0 && (firstOnLine || afterIndicator) && !NOT_A_NODE.has(type)) {
+      // A `-` opens a sequence even at its parent key's column ("key:\n- x").
+      const seq = type === 'seq-item-ind';
+      const top = (): { col: number; seq: boolean } | undefined => blocks[blocks.length - 1];
+      while (top() !== undefined && (top()!.col > col || (top()!.col === col && top()!.seq && !seq))) blocks.pop();
+      if (top() === undefined || top()!.col < col || top()!.seq !== seq) blocks.push({ col, seq });
+      if (blocks.length > limits.maxDepth) throw tooDeep(col);
+    }
+    if (type === 'flow-map-start' || type === 'flow-seq-start') {
+      flow++;
+      if (blocks.length + flow > limits.maxDepth) throw tooDeep(col);
+    } else if (type === 'flow-map-end' || type === 'flow-seq-end') {
+      flow = Math.max(0, flow - 1);
+    } else if (type === 'alias' && ++aliases > limits.maxAliases) {
+      throw new ControlError('ERR_CONFIG_ALIASES', `${source}:${line}:${col + 1}: more than ${limits.maxAliases} aliases (*name)`, { line });
+    }
+    if (!blank) {
+      firstOnLine = false;
+      afterIndicator = type === 'seq-item-ind' || type === 'explicit-key-ind' || type === 'map-value-ind';
+    }
+    offset += token.length;
+    // A newline token, or a scalar that spans lines.
+    for (let i = token.indexOf('\n'); i >= 0; i = token.indexOf('\n', i + 1)) {
+      line++;
+      lineStart = offset - token.length + i + 1;
+      firstOnLine = true;
+    }
+  }
+}
+
+// Parses and validates YAML text. Throws ControlError ERR_CONFIG_TOO_LARGE,
+// ERR_CONFIG_TOO_DEEP or ERR_CONFIG_ALIASES (a limit, before parsing),
+// ERR_CONFIG_SYNTAX or ERR_CONFIG_INVALID (with every problem in `details`).
 export function parseConfig(text: string, source = 'config'): DesiredState {
+  checkConfigLimits(text, source);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -58,18 +143,32 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
     });
     throw new ControlError('ERR_CONFIG_SYNTAX', `${details[0]!.message}`, { line: details[0]!.line, details });
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: CONFIG_LIMITS.maxAliases });
+  } catch (err) {
+    // The yaml package throws ReferenceError for aliases: too many
+    // expansions (an alias bomb), or an alias without its anchor.
+    const message = err instanceof Error ? err.message : String(err);
+    if (/excessive alias count/i.test(message)) {
+      throw new ControlError('ERR_CONFIG_ALIASES', `${source}: the aliases expand to more than ${CONFIG_LIMITS.maxAliases} copies (${message})`, { cause: err });
+    }
+    throw new ControlError('ERR_CONFIG_SYNTAX', `${source}: ${message}`, { cause: err });
+  }
   const errors: ErrorDetail[] = [];
+  // One error, or every error of an object (`details` of a combined error).
   const report = (err: unknown, fallbackPath = ''): void => {
     const c = err instanceof ControlError ? err : prefixed(err, fallbackPath);
-    const detail: ErrorDetail = { code: c.code, message: c.message };
-    if (c.field !== undefined) detail.field = c.field;
-    const pos = locate(doc, lineCounter, c.field ?? '');
-    if (pos !== undefined) {
-      detail.line = pos.line;
-      detail.column = pos.col;
+    for (const d of c.details ?? [{ code: c.code, message: c.message, field: c.field }]) {
+      const detail: ErrorDetail = { code: d.code, message: d.message };
+      if (d.field !== undefined) detail.field = d.field;
+      const pos = locate(doc, lineCounter, d.field ?? '');
+      if (pos !== undefined) {
+        detail.line = pos.line;
+        detail.column = pos.col;
+      }
+      errors.push(detail);
     }
-    errors.push(detail);
   };
   const fail = (code: AnyErrorCode, field: string, reason: string): void => report(new ControlError(code, `${field}: ${reason}`, { field }));
 
@@ -86,12 +185,12 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
     if (top.version !== undefined && top.version !== 1) fail('ERR_INVALID_ARGUMENT', 'version', `must be 1 (got ${JSON.stringify(top.version)})`);
     let maxMtu = 9000;
     if (top.engine !== undefined) {
-      try {
-        validateOptions(top.engine);
+      const problems = fieldErrors(top.engine, validateOptions, ENGINE_RULES).map((e) => prefixed(e, 'engine'));
+      if (problems.length === 0) {
         desired.engine = top.engine as DataplaneOptions;
         maxMtu = maxMtuOf(desired.engine);
-      } catch (err) {
-        report(prefixed(err, 'engine'));
+      } else {
+        report(combinedError(problems));
       }
     }
     parseUplinks(top.uplinks, desired, maxMtu, report, fail);
@@ -147,18 +246,17 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
     asList(ports, `${at}.ports`, fail).forEach((p, j) => {
       const pat = `${at}.ports[${j}]`;
       if (typeof p === 'object' && p !== null && !Array.isArray(p)) {
-        const given = p as Record<string, unknown>;
-        for (const key of ['switch', 'vlans', 'untagged']) {
-          if (given[key] !== undefined) {
-            fail('ERR_INVALID_ARGUMENT', `${pat}.${key}`, key === 'switch'
-              ? 'implied by the enclosing switch; omit it'
-              : 'a port listed under a switch is an access port of that switch; declare trunks in the top-level `ports:` list');
-            return;
-          }
+        const { switch: sw, vlans, untagged, ...given } = p as Record<string, unknown>;
+        const misplaced = Object.entries({ switch: sw, vlans, untagged }).filter(([, v]) => v !== undefined).map(([k]) => k);
+        for (const key of misplaced) {
+          fail('ERR_INVALID_ARGUMENT', `${pat}.${key}`, key === 'switch'
+            ? 'implied by the enclosing switch; omit it'
+            : 'a port listed under a switch is an access port of that switch; declare trunks in the top-level `ports:` list');
         }
         if (name === undefined) return;
         try {
           const parsed = parsePort({ ...given, switch: name }, maxMtu, pat);
+          if (misplaced.length > 0) return; // its other fields are checked, but it is not kept
           desired.ports.push({ ...parsed, path: pat });
         } catch (err) {
           report(err);
@@ -178,13 +276,12 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
           fail('ERR_INVALID_ARGUMENT', pat, reason);
         }
       } else if (typeof p === 'object' && p !== null && !Array.isArray(p)) {
-        if ((p as Record<string, unknown>).switch !== undefined) {
-          fail('ERR_INVALID_ARGUMENT', `${pat}.switch`, 'implied by the enclosing switch; omit it');
-          return;
-        }
+        const { switch: sw, ...given } = p as Record<string, unknown>;
+        if (sw !== undefined) fail('ERR_INVALID_ARGUMENT', `${pat}.switch`, 'implied by the enclosing switch; omit it');
         if (name === undefined) return;
         try {
-          desired.peers.push({ ...parsePeer({ ...(p as Record<string, unknown>), switch: name }, pat), path: pat });
+          const parsed = parsePeer({ ...given, switch: name }, pat);
+          if (sw === undefined) desired.peers.push({ ...parsed, path: pat });
         } catch (err) {
           report(err);
         }
@@ -198,14 +295,12 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
         fail('ERR_INVALID_ARGUMENT', fat, 'must be a mapping (mac, and port or vtep)');
         return;
       }
-      if ((f as Record<string, unknown>).switch !== undefined) {
-        fail('ERR_INVALID_ARGUMENT', `${fat}.switch`, 'implied by the enclosing switch; omit it');
-        return;
-      }
+      const { switch: sw, ...given } = f as Record<string, unknown>;
+      if (sw !== undefined) fail('ERR_INVALID_ARGUMENT', `${fat}.switch`, 'implied by the enclosing switch; omit it');
       if (name === undefined) return;
       try {
-        const parsed = parseFdb({ ...(f as Record<string, unknown>), switch: name }, fat);
-        desired.fdb.push({ ...parsed, path: fat });
+        const parsed = parseFdb({ ...given, switch: name }, fat);
+        if (sw === undefined) desired.fdb.push({ ...parsed, path: fat });
       } catch (err) {
         report(err);
       }

@@ -50,6 +50,7 @@ import {
   SwitchObject,
   UplinkObject,
 } from './model';
+import { vtepHeldByKernel } from './hostcheck';
 import { applyPlan, describeStep, plan, resolveTarget, runBestEffort, Step, summarize, undo } from './reconcile';
 import { StateStore } from './state';
 
@@ -92,6 +93,7 @@ export class Controller {
       const steps = plan(this.model, target);
       await applyPlan(this.dp, steps);
       this.model = target;
+      for (const w of uplinkWarnings(steps)) this.log.warn({ source: 'state' }, w);
       return steps.length;
     });
   }
@@ -115,7 +117,8 @@ export class Controller {
       const given = parseSwitch(body);
       const existing = this.model.switches.find((s) => s.spec.name === given.spec.name);
       if (existing !== undefined) {
-        this.sameOrConflict('switch', given.spec.name, existing.uuid, given.uuid, normalSwitch(existing.spec), normalSwitch(given.spec));
+        const ignoreCapacity = given.spec.fdbCapacity === undefined;
+        this.sameOrConflict('switch', given.spec.name, existing.uuid, given.uuid, normalSwitch(existing.spec, ignoreCapacity), normalSwitch(given.spec, ignoreCapacity));
         return { object: existing, created: false, plan: [] };
       }
       const d = this.desired();
@@ -401,8 +404,13 @@ export class Controller {
 
   private async commit(target: Model, opts: { dryRun: boolean; source: string; warnings: string[] }): Promise<ApplyResult> {
     const steps = plan(this.model, target);
-    const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings: opts.warnings };
-    if (opts.dryRun || steps.length === 0) return result;
+    // A new uplink whose VTEP address the kernel holds too works badly;
+    // said for a dry run as well.
+    const warnings = [...opts.warnings, ...uplinkWarnings(steps)];
+    const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings };
+    if (opts.dryRun) return result;
+    for (const w of warnings) this.log.warn({ source: opts.source }, w);
+    if (steps.length === 0) return result;
     const t0 = process.hrtime.bigint();
     try {
       await applyPlan(this.dp, steps, { onStep: (s) => this.logStep(s, opts.source) });
@@ -448,6 +456,11 @@ export class Controller {
   }
 }
 
+
+// What is wrong around the uplinks a plan creates (read from the host, see hostcheck.ts).
+function uplinkWarnings(steps: Step[]): string[] {
+  return steps.flatMap((s) => (s.kind === 'uplink' && s.op === 'create' ? vtepHeldByKernel(s.spec) : []));
+}
 
 // An FDB entry's fields for comparison (port or vtep, whichever it has).
 function fdbFields(spec: FdbSpec): Record<string, unknown> {

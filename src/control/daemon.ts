@@ -18,10 +18,10 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { Dataplane, DataplaneOptions } from '../dataplane';
 import { createApiServer } from './api';
-import { DesiredState, parseConfig } from './config';
+import { CONFIG_LIMITS, configTooLarge, DesiredState, parseConfig } from './config';
 import { Controller } from './controller';
 import { ControlError, toControlError } from './errors';
-import { createLogger, EventLogger, Logger } from './logging';
+import { createLogger, EventLogger, LogFormat, Logger } from './logging';
 import { Metrics } from './metrics';
 import { Model, portSwitches } from './model';
 import { StateStore } from './state';
@@ -48,6 +48,7 @@ export interface DaemonOptions {
   socketMode: number;
   metrics?: string; // HOST:PORT, or undefined for none
   logLevel: string;
+  logFormat?: LogFormat; // default json (vpcd's command line defaults to auto)
   testHooks: boolean;
   version: string;
 }
@@ -64,11 +65,24 @@ export function parseHostPort(value: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 }
 
+// Is this bound address reachable only from the host itself?
+export function isLoopback(address: string): boolean {
+  const a = address.toLowerCase();
+  if (a === '::1' || a === 'localhost') return true;
+  const v4 = a.startsWith('::ffff:') ? a.slice(7) : a;
+  return /^127\.\d+\.\d+\.\d+$/.test(v4);
+}
+
+// Reads and parses the --config file (at start, SIGHUP, POST /v1/reload). A
+// file over the size limit is refused without being read.
 function readConfig(file: string): DesiredState {
   let text: string;
   try {
+    const size = fs.statSync(file).size;
+    if (size > CONFIG_LIMITS.maxBytes) throw configTooLarge(file, size);
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof ControlError) throw err;
     throw new ControlError('ERR_CONFIG_INVALID', `${file}: cannot be read: ${(err as Error).message}`);
   }
   return parseConfig(text, file);
@@ -94,7 +108,7 @@ export class Daemon {
   private stopping?: Promise<void>;
   metricsAddress?: string;
 
-  constructor(readonly opts: DaemonOptions, readonly log: Logger = createLogger(opts.logLevel as never)) {}
+  constructor(readonly opts: DaemonOptions, readonly log: Logger = createLogger(opts.logLevel as never, undefined, opts.logFormat)) {}
 
   async start(): Promise<void> {
     const { opts, log } = this;
@@ -146,7 +160,7 @@ export class Daemon {
 
   private async applyConfig(desired: DesiredState, source: string): Promise<unknown> {
     const r = await this.controller.apply(desired, { source });
-    for (const w of r.warnings) this.log.warn({ source }, w);
+    // r.warnings are logged by the controller with the change.
     this.log.info({ source, ...r.summary, applied: r.applied }, r.plan.length === 0 ? 'config unchanged' : 'config applied');
     return r;
   }
@@ -232,6 +246,10 @@ export class Daemon {
     });
     const a = this.metricsServer.address() as net.AddressInfo;
     this.metricsAddress = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    if (!isLoopback(a.address)) {
+      this.log.warn({ metrics: this.metricsAddress },
+        `metrics are served on ${this.metricsAddress}, which is not a loopback address: anyone who reaches it reads every switch, port, peer and counter, without authentication (see docs/operations.md, "Metrics exposure")`);
+    }
   }
 
   // Graceful stop; idempotent.
@@ -261,7 +279,7 @@ export class Daemon {
 // Signal handlers are installed first: a SIGTERM that arrives while vpcd is
 // still starting stops it as soon as the start is complete.
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  const log = createLogger(opts.logLevel as never);
+  const log = createLogger(opts.logLevel as never, undefined, opts.logFormat);
   const daemon = new Daemon(opts, log);
   let started = false;
   let stopSignal: string | undefined;

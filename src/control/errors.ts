@@ -11,6 +11,9 @@ import { DataplaneError, ERROR_CODES, ErrorCategory, isErrorCode } from '../data
 export const CONTROL_ERROR_CODES = {
   ERR_CONFIG_SYNTAX: { status: 400, description: 'the configuration is not well-formed YAML' },
   ERR_CONFIG_INVALID: { status: 400, description: 'the configuration has one or more errors (listed in details)' },
+  ERR_CONFIG_TOO_LARGE: { status: 400, description: 'the configuration is larger than CONFIG_LIMITS.maxBytes; it was not parsed' },
+  ERR_CONFIG_TOO_DEEP: { status: 400, description: 'the configuration nests deeper than CONFIG_LIMITS.maxDepth; it was not parsed' },
+  ERR_CONFIG_ALIASES: { status: 400, description: 'the configuration has more YAML aliases (*name) than CONFIG_LIMITS.maxAliases, or they expand too much' },
   ERR_UNSUPPORTED: { status: 400, description: 'a key or object kind is not supported by this build' },
   ERR_TOO_MANY_UPLINKS: { status: 400, description: 'more than one uplink: a dataplane has a single uplink (one VTEP)' },
   ERR_NO_UPLINK: { status: 400, description: 'peers and remote (vtep) FDB entries need an uplink' },

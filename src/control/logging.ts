@@ -1,4 +1,8 @@
-// Logs: pino, JSON lines on stdout, one object per line with a level.
+// Logs: pino. Two formats of the same records:
+//   json    one object per line with a level label (for journald, files, log
+//           shippers; the default when stdout is not a terminal)
+//   pretty  one human-readable line per record through pino-pretty (time,
+//           level, message, then the fields); the default on a terminal
 //
 // Dataplane events (port link changes, MAC moves, table-full episodes, ...)
 // can arrive by the thousand (a MAC flapping between two ports, a flood of
@@ -7,17 +11,40 @@
 // "suppressed N events" line per kind is written when the interval ends.
 
 import pino, { Logger, LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
 import { DataplaneEvent } from '../dataplane';
 
 export type { Logger };
 
-export function createLogger(level: LevelWithSilent = 'info', destination?: pino.DestinationStream): Logger {
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+// `auto`: pretty on a terminal, JSON otherwise.
+export function resolveLogFormat(format: LogFormat, isTTY: boolean | undefined = process.stdout.isTTY): 'json' | 'pretty' {
+  if (format === 'auto') return isTTY === true ? 'pretty' : 'json';
+  return format;
+}
+
+export function createLogger(level: LevelWithSilent = 'info', destination?: pino.DestinationStream, format: LogFormat = 'json'): Logger {
   const options: pino.LoggerOptions = {
     level,
     base: { pid: process.pid, name: 'vpcd' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
   };
+  if (resolveLogFormat(format, destination === undefined ? process.stdout.isTTY : false) === 'pretty') {
+    // Numeric levels here: pino-pretty names and colours them itself.
+    const stream = pretty({
+      // Synchronous writes: a line logged just before an exit or a kill is not lost.
+      sync: true,
+      destination: destination ?? 1,
+      colorize: destination === undefined && process.stdout.isTTY === true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname,name',
+      singleLine: true,
+    });
+    return pino(options, stream);
+  }
+  options.formatters = { level: (label) => ({ level: label }) };
   // Synchronous writes: a line logged just before an exit or a kill is not lost.
   return destination === undefined ? pino(options, pino.destination({ dest: 1, sync: true })) : pino(options, destination);
 }

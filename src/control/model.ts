@@ -27,8 +27,10 @@ import {
   validateStaticMacSpec,
   validateUplinkSpec,
   validateSwitchSpec,
+  PORT_UPDATE_KEYS,
+  SWITCH_UPDATE_KEYS,
 } from '../dataplane';
-import { ControlError } from './errors';
+import { ControlError, ErrorDetail } from './errors';
 
 export interface SwitchObject {
   uuid: string;
@@ -80,9 +82,13 @@ export function isRemote(spec: FdbSpec): spec is RemoteMacSpec {
   return (spec as RemoteMacSpec).vtep !== undefined;
 }
 
-// One spelling per address: IPv6 compressed and lower case.
-export function canonicalIp(ip: string): string {
+// One spelling per address: IPv6 compressed and lower case. A zone index
+// ("fe80::1%eth0", which isIP() accepts) names no remote VTEP: refused.
+export function canonicalIp(ip: string, field = 'ip'): string {
   if (!ip.includes(':')) return ip;
+  if (ip.includes('%')) {
+    throw new ControlError('ERR_INVALID_ARGUMENT', `${field}: ${JSON.stringify(ip)} has a zone index (%...); a VTEP address is a global IPv6 address without one`, { field });
+  }
   return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 }
 
@@ -99,12 +105,15 @@ export function cloneModel(m: Model): Model {
 }
 
 // Fields of a running object that an update can change; a difference in any
-// other field means the object is replaced (deleted and created again).
-export const SWITCH_MUTABLE = ['macLimit', 'agingSeconds', 'learning'] as const;
-export const PORT_MUTABLE = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
-// Every uplink field is fixed: a change replaces the uplink (its peers and
-// remote entries are removed first and added again after).
-export const UPLINK_MUTABLE = [] as const;
+// other field means the object is replaced (deleted and created again). They
+// are the dataplane's own update keys (what updateSwitch()/updatePort()
+// accept), so the two cannot drift apart.
+export const SWITCH_MUTABLE: readonly string[] = SWITCH_UPDATE_KEYS;
+export const PORT_MUTABLE: readonly string[] = PORT_UPDATE_KEYS;
+// The dataplane has no updateUplink(): every uplink field is fixed, and a
+// change replaces the uplink (its peers and remote entries are removed first
+// and added again after). Peers and FDB entries have no update either.
+export const UPLINK_MUTABLE: readonly string[] = [];
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -143,97 +152,199 @@ export function prefixed(err: unknown, prefix: string): ControlError {
 
 // ---------------------------------------------------------------- specs
 
-function withoutUuid(value: unknown): { uuid?: unknown; rest: unknown } {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { rest: value };
-  const { uuid, ...rest } = value as Record<string, unknown>;
-  return { uuid, rest };
+// How to find every error of one object with a validator that stops at the
+// first: validate, record the error, set its field aside, validate again.
+// A field set aside is replaced by a valid stand-in when the object cannot
+// do without it (`standIns`), else removed. An error about a field the
+// object does not have is recorded only when it is the object's own (before
+// anything was set aside, or a `required` field it lacks and that no field
+// set aside stands for: `alternatives`), not one that setting a field aside
+// caused. After a `pivots` field (the port type, which decides which other
+// fields apply) nothing more is checked.
+interface FieldRules {
+  standIns: Record<string, unknown>;
+  required: readonly string[];
+  alternatives?: Record<string, readonly string[]>;
+  pivots: readonly string[];
+}
+
+const SWITCH_RULES: FieldRules = { standIns: { name: 'x', vni: 1 }, required: ['name', 'vni'], pivots: [] };
+const PORT_RULES: FieldRules = {
+  standIns: { name: 'x', switch: 'x', interface: 'x' },
+  required: ['name', 'type', 'interface', 'switch'],
+  alternatives: { switch: ['vlans', 'untagged'] }, // a trunk needs no `switch`
+  pivots: ['type'],
+};
+const UPLINK_RULES: FieldRules = {
+  standIns: { name: 'x', interface: 'x', localIp: '198.18.0.1/24', localIp6: '2001:db8::1/64' },
+  required: ['name', 'type', 'interface', 'localIp'],
+  pivots: ['type'],
+};
+const PEER_RULES: FieldRules = { standIns: { switch: 'x', ip: '198.18.0.1' }, required: ['switch', 'ip'], pivots: [] };
+const FDB_RULES: FieldRules = {
+  standIns: { switch: 'x', mac: '02:00:00:00:00:01', port: 'x', vtep: '198.18.0.1' },
+  required: ['switch', 'mac', 'port'],
+  pivots: [],
+};
+export const ENGINE_RULES: FieldRules = { standIns: {}, required: [], pivots: [] };
+
+function isFieldError(err: unknown): err is DataplaneError | ControlError {
+  return err instanceof DataplaneError || err instanceof ControlError;
+}
+
+// "vlans[1].switch" -> "vlans"
+function topField(field: string | undefined): string {
+  return /^[^.[]*/.exec(field ?? '')![0];
+}
+
+// Every field error `validate` finds in `value`, in the validator's order
+// (empty when it is valid).
+export function fieldErrors(value: unknown, validate: (v: unknown) => unknown, rules: FieldRules): (DataplaneError | ControlError)[] {
+  const errors: (DataplaneError | ControlError)[] = [];
+  const given = (typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined) as Record<string, unknown> | undefined;
+  const work: Record<string, unknown> | undefined = given === undefined ? undefined : { ...given };
+  const setAside = new Set<string>();
+  const rounds = (given === undefined ? 0 : Object.keys(given).length) + rules.required.length + 2;
+  for (let i = 0; i < rounds; i++) {
+    try {
+      validate(work ?? value);
+      return errors;
+    } catch (err) {
+      if (!isFieldError(err)) throw err;
+      const key = topField(err.field);
+      if (work === undefined || key === '') {
+        errors.push(err); // the object as a whole
+        return errors;
+      }
+      const own = Object.prototype.hasOwnProperty.call(given, key);
+      if (own && Object.prototype.hasOwnProperty.call(work, key) && work[key] === given![key]) {
+        errors.push(err);
+        setAside.add(key);
+        if (rules.pivots.includes(key)) return errors;
+        if (Object.prototype.hasOwnProperty.call(rules.standIns, key)) work[key] = rules.standIns[key];
+        else delete work[key];
+        continue;
+      }
+      // A field the object lacks (or a stand-in refused: give up).
+      const lacking = rules.required.includes(key) && !own && !(rules.alternatives?.[key] ?? []).some((k) => setAside.has(k));
+      if (setAside.size === 0 || lacking) errors.push(err);
+      if (rules.pivots.includes(key) || !Object.prototype.hasOwnProperty.call(rules.standIns, key) || work[key] === rules.standIns[key]) return errors;
+      work[key] = rules.standIns[key];
+    }
+  }
+  return errors;
+}
+
+// One error for all of them: the first one's code and field, every message,
+// and each in `details` (the config and the API list them all).
+export function combinedError(errors: ControlError[]): ControlError {
+  if (errors.length === 1) return errors[0]!;
+  const first = errors[0]!;
+  const details: ErrorDetail[] = errors.map((e) => (e.field === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, field: e.field }));
+  return new ControlError(first.code, `${errors.length} errors: ${errors.map((e) => e.message).join('; ')}`, { field: first.field, details, status: first.status });
+}
+
+// Validates an object given with an optional `uuid` (an API body, a config
+// item): throws every error at once, field paths prefixed with `at`.
+function parseGiven(value: unknown, at: string, validate: (v: unknown) => unknown, rules: FieldRules): { uuid?: string; rest: unknown } {
+  let uuid: unknown;
+  let rest: unknown = value;
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const { uuid: given, ...others } = value as Record<string, unknown>;
+    uuid = given;
+    rest = others;
+  }
+  const errors = fieldErrors(rest, validate, rules).map((e) => prefixed(e, at));
+  let id: string | undefined;
+  if (uuid !== undefined) {
+    try {
+      id = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+    } catch (err) {
+      errors.push(err as ControlError);
+    }
+  }
+  if (errors.length > 0) throw combinedError(errors);
+  return id === undefined ? { rest } : { uuid: id, rest };
 }
 
 // A switch as given (API body or config item, `uuid` optional).
 export function parseSwitch(value: unknown, at = ''): { uuid?: string; spec: SwitchSpec } {
-  const { uuid, rest } = withoutUuid(value);
-  try {
-    validateSwitchSpec(rest);
-  } catch (err) {
-    throw prefixed(err, at);
-  }
+  const { uuid, rest } = parseGiven(value, at, validateSwitchSpec, SWITCH_RULES);
   const out: { uuid?: string; spec: SwitchSpec } = { spec: rest as SwitchSpec };
-  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  if (uuid !== undefined) out.uuid = uuid;
   return out;
 }
 
 export function parsePort(value: unknown, maxMtu: number, at = ''): { uuid?: string; spec: PortSpec } {
-  const { uuid, rest } = withoutUuid(value);
-  try {
-    validatePortSpec(rest, maxMtu);
-  } catch (err) {
-    throw prefixed(err, at);
-  }
+  const { uuid, rest } = parseGiven(value, at, (v) => validatePortSpec(v, maxMtu), PORT_RULES);
   const spec = { ...(rest as PortSpec) };
   if (spec.mac !== undefined) spec.mac = spec.mac.toLowerCase().replace(/-/g, ':');
   const out: { uuid?: string; spec: PortSpec } = { spec };
-  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  if (uuid !== undefined) out.uuid = uuid;
   return out;
 }
 
 // {switch, mac, port} (local) or {switch, mac, vtep} (remote).
 export function parseFdb(value: unknown, at = ''): { uuid?: string; spec: FdbSpec } {
-  const { uuid, rest } = withoutUuid(value);
-  let spec: FdbSpec;
-  const r = (typeof rest === 'object' && rest !== null ? rest : {}) as Record<string, unknown>;
+  const r = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
   if (r.vtep !== undefined && r.port !== undefined) {
     const field = at === '' ? 'vtep' : `${at}.vtep`;
     throw new ControlError('ERR_INVALID_ARGUMENT', `${field}: give either port (a local port) or vtep (a remote VTEP), not both`, { field });
   }
-  try {
-    if (r.vtep !== undefined) {
-      const remote = validateRemoteMacSpec(rest);
-      spec = { ...remote, vtep: canonicalIp(remote.vtep) };
-    } else {
-      spec = validateStaticMacSpec(rest);
-    }
-  } catch (err) {
-    throw prefixed(err, at);
+  const remote = r.vtep !== undefined;
+  const { uuid, rest } = parseGiven(value, at, remote ? validateRemote : validateStaticMacSpec, FDB_RULES);
+  let spec: FdbSpec;
+  if (remote) {
+    const v = validateRemoteMacSpec(rest);
+    spec = { ...v, vtep: canonicalIp(v.vtep, 'vtep') };
+  } else {
+    spec = validateStaticMacSpec(rest);
   }
   const out: { uuid?: string; spec: FdbSpec } = { spec };
-  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  if (uuid !== undefined) out.uuid = uuid;
   return out;
 }
 
 export function parseUplink(value: unknown, maxMtu: number, at = ''): { uuid?: string; spec: UplinkSpec } {
-  const { uuid, rest } = withoutUuid(value);
-  try {
-    validateUplinkSpec(rest, maxMtu);
-  } catch (err) {
-    throw prefixed(err, at);
-  }
+  const { uuid, rest } = parseGiven(value, at, (v) => validateUplinkSpec(v, maxMtu), UPLINK_RULES);
   const spec = { ...(rest as UplinkSpec) };
   if (spec.mac !== undefined) spec.mac = spec.mac.toLowerCase().replace(/-/g, ':');
   const out: { uuid?: string; spec: UplinkSpec } = { spec };
-  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  if (uuid !== undefined) out.uuid = uuid;
   return out;
 }
 
+// The dataplane's validators, plus the IPv6 spelling the control plane keeps.
+function validateRemote(value: unknown): RemoteMacSpec {
+  const v = validateRemoteMacSpec(value);
+  canonicalIp(v.vtep, 'vtep');
+  return v;
+}
+
+function validatePeer(value: unknown): PeerSpec {
+  const p = validatePeerSpec(value);
+  canonicalIp(p.ip, 'ip');
+  return p;
+}
+
 export function parsePeer(value: unknown, at = ''): { uuid?: string; spec: PeerSpec } {
-  const { uuid, rest } = withoutUuid(value);
-  let spec: PeerSpec;
-  try {
-    const p = validatePeerSpec(rest);
-    spec = { switch: p.switch, ip: canonicalIp(p.ip) };
-  } catch (err) {
-    throw prefixed(err, at);
-  }
-  const out: { uuid?: string; spec: PeerSpec } = { spec };
-  if (uuid !== undefined) out.uuid = validateUuid(uuid, at === '' ? 'uuid' : `${at}.uuid`);
+  const { uuid, rest } = parseGiven(value, at, validatePeer, PEER_RULES);
+  const p = validatePeerSpec(rest);
+  const out: { uuid?: string; spec: PeerSpec } = { spec: { switch: p.switch, ip: canonicalIp(p.ip) } };
+  if (uuid !== undefined) out.uuid = uuid;
   return out;
 }
 
 // ---------------------------------------------------------------- comparing
 
 // Normalised form for comparison. A port without a MAC matches any MAC (the
-// running one was generated).
-export function normalSwitch(spec: SwitchSpec): Record<string, unknown> {
-  return { ...validateSwitchSpec(spec) };
+// running one was generated). A switch's fdbCapacity is the table's initial
+// size, its default follows macLimit; with `ignoreCapacity` (a spec that does
+// not give one) it is left out, and the spec matches any running capacity.
+export function normalSwitch(spec: SwitchSpec, ignoreCapacity = false): Record<string, unknown> {
+  const n: Record<string, unknown> = { ...validateSwitchSpec(spec) };
+  if (ignoreCapacity) delete n.fdbCapacity;
+  return n;
 }
 
 export function normalPort(spec: PortSpec, maxMtu: number, ignoreMac = false): Record<string, unknown> {

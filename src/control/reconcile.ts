@@ -84,7 +84,15 @@ export function resolveTarget(current: Model, desired: DesiredState): Model {
 
   for (const s of desired.switches) {
     const running = current.switches.find((o) => o.spec.name === s.spec.name);
-    target.switches.push({ uuid: pick('switch', `"${s.spec.name}"`, s.path, s.uuid, running?.uuid), spec: { ...s.spec } });
+    const spec = { ...s.spec };
+    // No fdbCapacity given: keep the running table's (its default follows
+    // macLimit, and a macLimit update must not replace the switch), unless the
+    // switch is replaced anyway.
+    if (spec.fdbCapacity === undefined && running !== undefined && fixedSame(normalSwitch(spec, true), normalSwitch(running.spec, true), SWITCH_MUTABLE)) {
+      const capacity = normalSwitch(running.spec).fdbCapacity as number;
+      if (capacity !== normalSwitch(spec).fdbCapacity) spec.fdbCapacity = capacity;
+    }
+    target.switches.push({ uuid: pick('switch', `"${s.spec.name}"`, s.path, s.uuid, running?.uuid), spec });
   }
   const maxMtu = maxMtuOf(engine);
   for (const p of desired.ports) {
@@ -149,8 +157,9 @@ export function plan(current: Model, target: Model): Step[] {
     const a = normalSwitch(c.spec);
     const b = normalSwitch(t.spec);
     const changed = changedFields(a, b);
-    if (c.uuid !== t.uuid || changed.some((k) => !(SWITCH_MUTABLE as readonly string[]).includes(k))) {
-      const why = c.uuid !== t.uuid ? 'uuid changed' : `${changed.filter((k) => !(SWITCH_MUTABLE as readonly string[]).includes(k)).join(', ')} changed`;
+    const fixed = changed.filter((k) => !SWITCH_MUTABLE.includes(k));
+    if (c.uuid !== t.uuid || fixed.length > 0) {
+      const why = c.uuid !== t.uuid ? 'uuid changed' : `${fixed.join(', ')} changed`;
       replacedSwitches.set(t.spec.name, why);
       delSwitches.push({ op: 'delete', kind: 'switch', name: c.spec.name, uuid: c.uuid, spec: c.spec, reason: `replace: ${why}` });
       newSwitches.push({ op: 'create', kind: 'switch', name: t.spec.name, uuid: t.uuid, spec: t.spec, reason: `replace: ${why}` });
@@ -174,7 +183,7 @@ export function plan(current: Model, target: Model): Step[] {
     const a = normalPort(c.spec, maxMtu);
     const b = normalPort(t.spec, maxMtu);
     const changed = changedFields(a, b);
-    const fixed = changed.filter((k) => !(PORT_MUTABLE as readonly string[]).includes(k));
+    const fixed = changed.filter((k) => !PORT_MUTABLE.includes(k));
     const hit = portSwitches(c.spec).find((s) => replacedSwitches.has(s));
     if (c.uuid !== t.uuid || fixed.length > 0 || hit !== undefined) {
       const why = c.uuid !== t.uuid ? 'uuid changed' : fixed.length > 0 ? `${fixed.join(', ')} changed` : `switch "${hit}" is replaced`;

@@ -12,9 +12,13 @@
 // objects is version 2, which an older vpcd refuses (ERR_STATE_VERSION)
 // rather than silently dropping the overlay. Both versions are read.
 //
-// Writes are atomic and durable: write a temp file in the same directory,
-// fsync it, rename it over state.json, fsync the directory. A reader (or a
-// restart after kill -9) sees the old file or the new one, never a mix.
+// Writes are atomic and durable: write a temp file in the same directory
+// (every write's length checked: a nearly full disk writes short), fsync it,
+// read it back and compare, rename it over state.json, fsync the directory.
+// A reader (or a restart after kill -9) sees the old file or the new one,
+// never a mix. When any step before the rename fails, the temp file is
+// removed, state.json is untouched and save() throws: the controller undoes
+// the change and answers ERR_PERSIST_FAILED.
 //
 // Loading checks, in order: JSON syntax, format/version, checksum, then the
 // schema of every object (with the dataplane's validators). Any failure is
@@ -51,12 +55,17 @@ export function checksumOf(state: unknown): string {
   return `sha256:${createHash('sha256').update(JSON.stringify(state)).digest('hex')}`;
 }
 
+// The one write the state file needs, replaceable in tests: a short write, a
+// write that lies about its length, a full disk. Returns the bytes written,
+// as fs.writeSync does.
+export type WriteFn = (fd: number, buffer: Buffer, offset: number, length: number, position: number) => number;
+
 export class StateStore {
   readonly dir: string;
   readonly file: string;
   generation = 0;
 
-  constructor(dir: string) {
+  constructor(dir: string, private readonly write: WriteFn = fs.writeSync) {
     this.dir = dir;
     this.file = path.join(dir, STATE_FILE);
   }
@@ -75,7 +84,9 @@ export class StateStore {
     return doc.state;
   }
 
-  // Atomically replaces the state file with `model`.
+  // Atomically replaces the state file with `model`. Throws when any step
+  // fails (the caller undoes the change: ERR_PERSIST_FAILED); the old file is
+  // then untouched and the temp file removed.
   save(model: Model): void {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o750 });
     const state = JSON.parse(JSON.stringify(model)) as Model;
@@ -93,15 +104,22 @@ export class StateStore {
       checksum: checksumOf(state),
       state,
     };
+    const bytes = Buffer.from(`${JSON.stringify(doc, null, 1)}\n`, 'utf8');
     const tmp = path.join(this.dir, `.${STATE_FILE}.${process.pid}.tmp`);
-    const fd = fs.openSync(tmp, 'w', 0o640);
     try {
-      fs.writeSync(fd, `${JSON.stringify(doc, null, 1)}\n`);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      const fd = fs.openSync(tmp, 'w+', 0o640);
+      try {
+        this.writeAll(fd, bytes, tmp);
+        fs.fsyncSync(fd);
+        verifyWritten(fd, bytes, tmp);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.file);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
     }
-    fs.renameSync(tmp, this.file);
     const dirFd = fs.openSync(this.dir, 'r');
     try {
       fs.fsyncSync(dirFd);
@@ -109,6 +127,34 @@ export class StateStore {
       fs.closeSync(dirFd);
     }
     this.generation = doc.generation;
+  }
+
+  // write(2) may write less than asked (a nearly full disk): write the rest,
+  // and fail when a write makes no progress.
+  private writeAll(fd: number, bytes: Buffer, file: string): void {
+    let done = 0;
+    while (done < bytes.length) {
+      const n = this.write(fd, bytes, done, bytes.length - done, done);
+      if (!Number.isInteger(n) || n <= 0 || n > bytes.length - done) {
+        throw new Error(`${file}: short write: ${done} of ${bytes.length} bytes written, then a write returned ${n}`);
+      }
+      done += n;
+    }
+  }
+}
+
+// Reads the file back and compares it with what was meant to be written.
+function verifyWritten(fd: number, expected: Buffer, file: string): void {
+  const back = Buffer.alloc(expected.length + 1); // one more: a longer file is wrong too
+  let got = 0;
+  while (got < back.length) {
+    const n = fs.readSync(fd, back, got, back.length - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  if (got !== expected.length || !back.subarray(0, got).equals(expected)) {
+    const size = got > expected.length ? `more than ${expected.length}` : String(got);
+    throw new Error(`${file}: the written file does not read back as written (${size} bytes, expected ${expected.length} bytes${got === expected.length ? ' with different content' : ''})`);
   }
 }
 

@@ -3,6 +3,7 @@
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_METRICS, DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions, parseHostPort, runDaemon, VPCD_EXIT } from './daemon';
+import { LOG_FORMATS, LogFormat } from './logging';
 import { VERSION } from './version';
 
 export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<void>): Command {
@@ -28,8 +29,10 @@ export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<voi
       return v;
     }, DEFAULT_METRICS)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .addOption(new Option('--log-format <format>', 'logs as JSON lines or human-readable lines (pino-pretty); auto: pretty on a terminal, JSON otherwise')
+      .choices([...LOG_FORMATS]).default('auto'))
     .option('--test-hooks', 'enable /v1/test/* routes that inject and read frames on pipe ports (tests and demos only)', false)
-    .action(async (o: { config?: string; stateDir: string; socket: string; socketMode: string; metrics: string; logLevel: string; testHooks: boolean }) => {
+    .action(async (o: { config?: string; stateDir: string; socket: string; socketMode: string; metrics: string; logLevel: string; logFormat: LogFormat; testHooks: boolean }) => {
       await onRun({
         config: o.config,
         stateDir: o.stateDir,
@@ -37,6 +40,7 @@ export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<voi
         socketMode: parseInt(o.socketMode, 8),
         metrics: o.metrics === 'off' ? undefined : o.metrics,
         logLevel: o.logLevel,
+        logFormat: o.logFormat,
         testHooks: o.testHooks,
         version: VERSION,
       });

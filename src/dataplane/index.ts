@@ -52,6 +52,8 @@ export { LIMITS, generateMac, isMulticastMac, parseMac } from './validate';
 // Spec validators, for the control plane (config files and API bodies are
 // checked with exactly the rules the dataplane applies).
 export {
+  PORT_UPDATE_KEYS,
+  SWITCH_UPDATE_KEYS,
   switchesOfPort,
   validateOptions,
   validatePortSpec,

@@ -23,6 +23,7 @@ export interface NativeEngineOptions {
   maxVteps?: number; // remote VTEPs (default 4096)
   maxLearnedVteps?: number; // of those, learned from traffic (default maxVteps / 4)
   busyPoll: boolean; // true: spin; false: poll(2) sleep when idle
+  idleSpinUs?: number; // adaptive polling window after the last frame (default 200)
   cpu: number; // pin the engine thread to this CPU; -1: no pinning
   burst: number; // rx burst size, 1..256
   eventRing: number; // event ring capacity (power of two)

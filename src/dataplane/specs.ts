@@ -44,6 +44,7 @@ export const SPEC_LIMITS = Object.freeze({
   maxSwitches: [1, 1_048_576],
   maxVteps: [1, 65536],
   cpu: [-1, 4095],
+  idleSpinUs: [0, 100_000],
   burst: [1, 256],
   eventRing: [16, 16_777_216],
   fdbCapacity: [1, 4_194_304],
@@ -61,7 +62,7 @@ export const DEFAULT_PORT = Object.freeze({ mtu: 1500, learning: true, flood: tr
 
 const OPTION_KEYS = [
   'bufferCount', 'bufferSize', 'headroom', 'hugepages', 'maxPorts', 'maxSwitches', 'maxVteps', 'maxLearnedVteps',
-  'busyPoll', 'cpu', 'burst', 'eventRing', 'events',
+  'busyPoll', 'idleSpinUs', 'cpu', 'burst', 'eventRing', 'events',
 ] as const;
 
 export function validateEventTypes(value: unknown, field = 'events'): EventType[] {
@@ -87,7 +88,7 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
   const pick = <T>(key: (typeof OPTION_KEYS)[number], check: (v: unknown, field: string) => T, fallback: T): T =>
     o[key] === undefined ? fallback : check(o[key], key);
   const range = (key: keyof typeof SPEC_LIMITS) => SPEC_LIMITS[key] as readonly [number, number];
-  const int = (key: 'bufferCount' | 'headroom' | 'maxPorts' | 'maxSwitches' | 'maxVteps' | 'cpu' | 'burst') =>
+  const int = (key: 'bufferCount' | 'headroom' | 'maxPorts' | 'maxSwitches' | 'maxVteps' | 'idleSpinUs' | 'cpu' | 'burst') =>
     pick(key, (v, f) => validateInteger(v, f, range(key)[0], range(key)[1]), DEFAULT_OPTIONS[key]);
 
   const bufferSize = pick('bufferSize', (v, f) => validatePowerOfTwo(v, f, range('bufferSize')[0], range('bufferSize')[1]), DEFAULT_OPTIONS.bufferSize);
@@ -109,6 +110,7 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
     maxVteps,
     maxLearnedVteps: pick('maxLearnedVteps', (v, f) => validateInteger(v, f, 0, maxVteps), Math.floor(maxVteps / 4)),
     busyPoll: pick('busyPoll', validateBoolean, DEFAULT_OPTIONS.busyPoll),
+    idleSpinUs: int('idleSpinUs'),
     cpu: int('cpu'),
     burst: int('burst'),
     eventRing: pick('eventRing', (v, f) => validatePowerOfTwo(v, f, range('eventRing')[0], range('eventRing')[1]), DEFAULT_OPTIONS.eventRing),
@@ -127,6 +129,7 @@ export function toNativeOptions(o: ResolvedDataplaneOptions): NativeEngineOption
     maxVteps: o.maxVteps,
     maxLearnedVteps: o.maxLearnedVteps,
     busyPoll: o.busyPoll,
+    idleSpinUs: o.idleSpinUs,
     cpu: o.cpu,
     burst: o.burst,
     eventRing: o.eventRing,
@@ -148,7 +151,9 @@ export interface NormalizedSwitch {
 }
 
 const SWITCH_KEYS = ['name', 'vni', 'macLimit', 'agingSeconds', 'learning', 'remoteLearning', 'allowUnknownPeers', 'fdbCapacity'] as const;
-const SWITCH_UPDATE_KEYS = ['macLimit', 'agingSeconds', 'learning', 'remoteLearning', 'allowUnknownPeers'] as const;
+// The fields updateSwitch() / updatePort() change in place (exported: the
+// control plane's plan updates exactly these, and replaces on any other change).
+export const SWITCH_UPDATE_KEYS = ['macLimit', 'agingSeconds', 'learning', 'remoteLearning', 'allowUnknownPeers'] as const;
 const SWITCH_FIXED_KEYS = ['name', 'vni', 'fdbCapacity'];
 
 export function validateSwitchSpec(value: unknown): NormalizedSwitch {
@@ -332,7 +337,7 @@ const PORT_KEYS = [
   'name', 'type', 'switch', 'vlans', 'untagged', 'mtu', 'mac', 'learning', 'flood', 'macLimit', 'lockedMacs', 'ringSize',
   ...KERNEL_PORT_KEYS_LIST,
 ] as const;
-const PORT_UPDATE_KEYS = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
+export const PORT_UPDATE_KEYS = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
 const PORT_FIXED_KEYS = ['name', 'type', 'switch', 'vlans', 'untagged', 'mac', 'ringSize', ...KERNEL_PORT_KEYS_LIST];
 const PORT_TYPES: readonly PortType[] = ['pipe', 'afpacket', 'tap', 'netmap', 'afxdp'];
 

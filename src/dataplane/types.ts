@@ -21,6 +21,7 @@ export interface DataplaneOptions {
   maxVteps?: number; // remote VTEPs (peers and remote FDB entries' VTEPs), 1..65536 (default 4096)
   maxLearnedVteps?: number; // of those, VTEPs learned from traffic, 0..maxVteps (default maxVteps / 4)
   busyPoll?: boolean; // spin instead of sleeping when idle (default false)
+  idleSpinUs?: number; // keep polling this long after the last frame before sleeping, 0..100000 (default 200)
   cpu?: number; // pin the engine thread; -1 or undefined: no pinning
   burst?: number; // rx burst, 1..256 (default 256)
   eventRing?: number; // event ring capacity, power of two (default 65536)
@@ -38,6 +39,7 @@ export interface ResolvedDataplaneOptions {
   maxVteps: number;
   maxLearnedVteps: number;
   busyPoll: boolean;
+  idleSpinUs: number;
   cpu: number;
   burst: number;
   eventRing: number;
@@ -54,6 +56,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedDataplaneOptions> = Object.freeze
   maxVteps: 4096,
   maxLearnedVteps: 1024, // maxVteps / 4
   busyPoll: false,
+  idleSpinUs: 200,
   cpu: -1,
   burst: 256,
   eventRing: 65536,

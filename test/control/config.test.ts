@@ -290,3 +290,87 @@ test('every examples/*.yaml is a valid configuration', () => {
   assert.ok(files.length >= 3);
   for (const f of files) parseConfig(fs.readFileSync(path.join(dir, f), 'utf8'), f);
 });
+
+// Issue 10 item 10: every error of every object, not only the first bad
+// field of each. Each object below has several independent mistakes.
+describe('config: every error of every object', () => {
+  const MANY = `engine: { bufferSize: 3000, maxPorts: 0 }
+uplinks:
+  - { name: up0, type: pipe, localIp: 198.18.0.300/24, ttl: 0, df: maybe }
+switches:
+  - name: a
+    vni: 0
+    macLimit: -1
+    learnig: true
+    uuid: not-a-uuid
+    ports:
+      - { name: p1, type: pipe, mtu: 1, mac: zz, lerning: false }
+      - { name: p2, type: pipe, switch: a, flood: 3 }
+    peers:
+      - { ip: 198.18.0.2.5, switch: a }
+    fdb:
+      - { mac: 01:00:00:00:00:01, port: "bad name", switch: a }
+ports:
+  - { name: t1, type: pipe, vlans: [{ vlan: 0, switch: a }], mtu: 70000, interface: eth0 }
+  - { name: "bad name", type: tap, queue: 99 }
+  - { name: p3, type: nope, mtu: 1 }
+  - { type: pipe, switch: a, mtu: 1 }
+`;
+  const expected: [string, string, number][] = [
+    ['ERR_INVALID_ARGUMENT', 'engine.bufferSize', 1],
+    ['ERR_INVALID_ARGUMENT', 'engine.maxPorts', 1],
+    ['ERR_INVALID_ARGUMENT', 'uplinks[0].localIp', 3],
+    ['ERR_INVALID_ARGUMENT', 'uplinks[0].ttl', 3],
+    ['ERR_INVALID_ARGUMENT', 'uplinks[0].df', 3],
+    ['ERR_INVALID_VNI', 'switches[0].vni', 6],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].macLimit', 7],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].learnig', 8],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].uuid', 9],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].ports[0].mtu', 11],
+    ['ERR_INVALID_MAC', 'switches[0].ports[0].mac', 11],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].ports[0].lerning', 11],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].ports[1].switch', 12],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].ports[1].flood', 12],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].peers[0].switch', 14],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].peers[0].ip', 14],
+    ['ERR_INVALID_ARGUMENT', 'switches[0].fdb[0].switch', 16],
+    ['ERR_INVALID_MAC', 'switches[0].fdb[0].mac', 16],
+    ['ERR_INVALID_NAME', 'switches[0].fdb[0].port', 16],
+    ['ERR_INVALID_VLAN', 'ports[0].vlans[0].vlan', 18],
+    ['ERR_INVALID_ARGUMENT', 'ports[0].mtu', 18],
+    ['ERR_INVALID_ARGUMENT', 'ports[0].interface', 18],
+    ['ERR_INVALID_NAME', 'ports[1].name', 19],
+    ['ERR_INVALID_ARGUMENT', 'ports[1].switch', 19],
+    ['ERR_INVALID_ARGUMENT', 'ports[1].interface', 19],
+    ['ERR_INVALID_ARGUMENT', 'ports[1].queue', 19],
+    ['ERR_INVALID_ARGUMENT', 'ports[2].type', 20],
+    ['ERR_INVALID_NAME', 'ports[3].name', 21],
+    ['ERR_INVALID_ARGUMENT', 'ports[3].mtu', 21],
+  ];
+
+  test('each bad field is reported once, with its code, path and line, and nothing else', () => {
+    const errs = errorsOf(MANY);
+    const got = errs.map((e) => [e.code, e.field, e.line]);
+    for (const e of expected) assert.ok(got.some((g) => JSON.stringify(g) === JSON.stringify(e)), `missing ${JSON.stringify(e)}; got ${JSON.stringify(got)}`);
+    assert.deepEqual(got.map((g) => g[1]).sort(), expected.map((e) => e[1]).sort(), 'no error twice, none made up');
+    for (const e of errs) assert.ok(e.message.startsWith(`${e.field}: `), e.message);
+  });
+
+  test('an object with one error still reports just that one; a port type error stops at the type (it decides which fields apply)', () => {
+    assert.deepEqual(errorsOf('switches: [{ name: a, vni: 0 }]\n').map((e) => e.field), ['switches[0].vni']);
+    assert.deepEqual(errorsOf('ports: [{ name: p, type: afxpd, switch: a, queue: 1, zeroCopy: on }]\nswitches: [{ name: a, vni: 1 }]\n').map((e) => e.field), ['ports[0].type']);
+  });
+
+  test('through the API: a create lists every error in details', async () => {
+    const { parseSwitch } = await import('../../src/control/model');
+    assert.throws(() => parseSwitch({ name: 'a', vni: 0, macLimit: -1, agingSeconds: 'x' }), (err: unknown) => {
+      assert.ok(err instanceof ControlError);
+      assert.equal(err.code, 'ERR_INVALID_VNI');
+      assert.equal(err.field, 'vni');
+      assert.equal(err.status, 400);
+      assert.deepEqual(err.details!.map((d) => d.field), ['vni', 'macLimit', 'agingSeconds']);
+      assert.match(err.message, /^3 errors: vni: .*; macLimit: .*; agingSeconds: /);
+      return true;
+    });
+  });
+});

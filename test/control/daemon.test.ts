@@ -5,10 +5,12 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ApiError } from '../../src/control/client';
-import { eventually, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir } from './helpers';
+import { ApiError, Client } from '../../src/control/client';
+import { isLoopback } from '../../src/control/daemon';
+import { eventually, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir, VPCD } from './helpers';
 
 const CONFIG = `${TEST_ENGINE}switches:
   - name: tenant-a
@@ -142,5 +144,87 @@ describe('vpcd process', () => {
       await d.stop();
       removeDir(d.dir);
     }
+  });
+});
+
+// Logs: human-readable lines on a terminal (pino-pretty), JSON when piped
+// (every other test here reads JSON through a pipe). `script` gives vpcd a
+// pseudo-terminal as its stdout.
+describe('vpcd logs on a terminal', () => {
+  const hasScript = (() => {
+    try {
+      execFileSync('script', ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  test('are pretty lines, not JSON; --log-format json keeps JSON', { skip: hasScript ? false : 'needs script(1) from util-linux for a pseudo-terminal' }, async () => {
+    for (const format of ['auto', 'json'] as const) {
+      const dir = tempDir();
+      const socket = path.join(dir, 'vpcd.sock');
+      fs.writeFileSync(path.join(dir, 'vpcd.yaml'), CONFIG);
+      const cmd = [process.execPath, VPCD, '--socket', socket, '--state-dir', path.join(dir, 'state'), '--metrics', 'off',
+        '--config', path.join(dir, 'vpcd.yaml'), '--log-format', format].map((a) => `'${a}'`).join(' ');
+      const proc = spawn('script', ['-qfec', `exec ${cmd}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+      try {
+        await eventually(() => out.includes('vpcd ready') || undefined, 15000);
+        const status = await new Client(socket).call<{ pid: number }>('GET', '/v1/status');
+        process.kill(status.pid, 'SIGTERM');
+        assert.equal(await exited, 0);
+        // eslint-disable-next-line no-control-regex
+        const lines = out.replace(/\x1b\[[0-9;]*m/g, '').split(/\r?\n/).filter((l) => l.trim() !== '');
+        const ready = lines.find((l) => l.includes('vpcd ready'))!;
+        if (format === 'auto') {
+          assert.match(ready, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: vpcd ready \{/, out);
+          assert.ok(lines.every((l) => !l.startsWith('{')), `no JSON line on a terminal:\n${out}`);
+        } else {
+          assert.equal(JSON.parse(ready).msg, 'vpcd ready');
+        }
+      } finally {
+        proc.kill('SIGKILL');
+        removeDir(dir);
+      }
+    }
+  });
+});
+
+// The metrics endpoint has no authentication: a non-loopback address is
+// logged as a warning. vpcd runs in a namespace of the test's own, so
+// 0.0.0.0 there reaches nothing but that namespace.
+describe('metrics address', () => {
+  const root = process.getuid?.() === 0;
+  const WARNING = /not a loopback address: anyone who reaches it reads/;
+
+  test('a non-loopback address is logged as a warning; loopback is not', { skip: root ? false : 'needs root (a network namespace of its own)' }, async () => {
+    const ns = `vpcdm-${process.pid}`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    try {
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      const open = await spawnVpcd({ netns: ns, config: CONFIG, extraArgs: ['--metrics', '0.0.0.0:0'] });
+      const warnings = open.logs.map((l) => JSON.parse(l) as { level: string; msg: string; metrics?: string }).filter((l) => WARNING.test(l.msg));
+      await open.stop();
+      removeDir(open.dir);
+      assert.equal(warnings.length, 1, open.logs.join('\n'));
+      assert.equal(warnings[0]!.level, 'warn');
+      assert.match(warnings[0]!.metrics ?? '', /^0\.0\.0\.0:\d+$/);
+
+      const loop = await spawnVpcd({ netns: ns, config: CONFIG, metrics: true });
+      await loop.stop();
+      removeDir(loop.dir);
+      assert.match(loop.metrics ?? '', /^127\.0\.0\.1:\d+$/);
+      assert.ok(!loop.logs.some((l) => WARNING.test(l)), loop.logs.join('\n'));
+    } finally {
+      execFileSync('ip', ['netns', 'del', ns]);
+    }
+  });
+
+  test('isLoopback', () => {
+    for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', 'localhost']) assert.equal(isLoopback(a), true, a);
+    for (const a of ['0.0.0.0', '::', '198.18.0.1', '2001:db8::1', '::ffff:198.18.0.1', '128.0.0.1']) assert.equal(isLoopback(a), false, a);
   });
 });

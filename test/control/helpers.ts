@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from '../../src/control/client';
+import type { WriteFn } from '../../src/control/state';
 
 export const ROOT = path.resolve(__dirname, '../../..');
 export const VPCD = path.join(ROOT, 'dist/src/control/vpcd.js');
@@ -46,6 +47,7 @@ export interface SpawnOptions {
   extraArgs?: string[];
   waitReady?: boolean; // default true
   netns?: string; // run vpcd inside this network namespace (ip netns exec)
+  wrapper?: string[]; // a command that runs node (e.g. setpriv with its options)
 }
 
 export async function spawnVpcd(opts: SpawnOptions = {}): Promise<VpcdProcess> {
@@ -58,9 +60,8 @@ export async function spawnVpcd(opts: SpawnOptions = {}): Promise<VpcdProcess> {
   if (!opts.noConfig) args.push('--config', configFile);
   if (opts.testHooks) args.push('--test-hooks');
   args.push(...(opts.extraArgs ?? []));
-  const proc = opts.netns === undefined
-    ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('ip', ['netns', 'exec', opts.netns, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cmd = [...(opts.netns === undefined ? [] : ['ip', 'netns', 'exec', opts.netns]), ...(opts.wrapper ?? []), process.execPath, ...args];
+  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const stderr: string[] = [];
   let ready: (v: boolean) => void;
@@ -135,4 +136,16 @@ export async function eventually<T>(fn: () => Promise<T | undefined> | T | undef
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await sleep(stepMs);
   }
+}
+
+// A state-file write (StateStore's seam) on a nearly full disk: at most
+// `room` bytes reach the file in all, then ENOSPC, as write(2) behaves.
+export function diskWithRoom(room: number): WriteFn {
+  let left = room;
+  return (fd, buffer, offset, length, position) => {
+    if (left === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    const n = fs.writeSync(fd, buffer, offset, Math.min(length, left), position);
+    left -= n;
+    return n;
+  };
 }

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { createLogger, EventLogger, RateLimiter } from '../../src/control/logging';
+import { createLogger, EventLogger, RateLimiter, resolveLogFormat } from '../../src/control/logging';
 
 test('token bucket per key: burst, refill, suppressed counts', () => {
   let now = 0;
@@ -40,4 +40,29 @@ test('a MAC-move storm is logged as JSON lines, rate-limited, with a summary', (
   assert.deepEqual([summary?.event, summary?.suppressed, summary?.level], ['moved', 995, 'warn']);
   assert.match(String(summary?.msg), /suppressed 995 moved events/);
   assert.equal(lines.filter((l) => l.event === 'learned').length, 0);
+});
+
+test('log format: auto is pretty on a terminal and JSON otherwise; pretty lines are human-readable', () => {
+  assert.equal(resolveLogFormat('auto', true), 'pretty');
+  assert.equal(resolveLogFormat('auto', false), 'json');
+  assert.equal(resolveLogFormat('auto', undefined), 'json');
+  assert.equal(resolveLogFormat('json', true), 'json');
+  assert.equal(resolveLogFormat('pretty', false), 'pretty');
+
+  let text = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      text += String(chunk);
+      cb();
+    },
+  });
+  const log = createLogger('info', sink, 'pretty');
+  log.info({ socket: '/run/vpc/vpcd.sock' }, 'vpcd ready');
+  log.warn({ port: 'p1' }, 'tap port without io_uring batching');
+  const lines = text.split('\n').filter((l) => l !== '');
+  assert.equal(lines.length, 2, text);
+  assert.throws(() => JSON.parse(lines[0]!), 'not JSON');
+  assert.match(lines[0]!, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: vpcd ready \{"socket":"\/run\/vpc\/vpcd\.sock"\}$/);
+  assert.match(lines[1]!, /WARN: tap port without io_uring batching \{"port":"p1"\}$/);
+  assert.doesNotMatch(text, /\x1b\[/, 'no colours when the destination is not a terminal');
 });

@@ -5,6 +5,7 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Dataplane, DataplaneOptions } from '../../src/dataplane';
@@ -13,9 +14,10 @@ import { Controller } from '../../src/control/controller';
 import { ControlError } from '../../src/control/errors';
 import { createLogger } from '../../src/control/logging';
 import { plan, resolveTarget } from '../../src/control/reconcile';
-import { emptyModel } from '../../src/control/model';
-import { StateStore } from '../../src/control/state';
-import { removeDir, tempDir } from './helpers';
+import { emptyModel, normalSwitch, PORT_MUTABLE, SWITCH_MUTABLE, UPLINK_MUTABLE } from '../../src/control/model';
+import { PORT_UPDATE_KEYS, SWITCH_UPDATE_KEYS } from '../../src/dataplane';
+import { StateStore, WriteFn } from '../../src/control/state';
+import { diskWithRoom, removeDir, tempDir } from './helpers';
 
 const ENGINE: DataplaneOptions = { bufferCount: 2048, hugepages: false, maxPorts: 8, maxSwitches: 16, eventRing: 256 };
 
@@ -231,5 +233,155 @@ describe('API-style mutations', () => {
       assert.equal(dp.getSwitch('a')!.macLimit, 10);
       await assert.rejects(c.updateSwitch('a', { vni: 2 }), (err: unknown) => err instanceof ControlError && err.status === 400);
     });
+  });
+});
+
+// Every field the dataplane can update in place must be updated in place by a
+// plan (one update step, nothing deleted), never replace the object: a
+// harmless change must not drop traffic.
+describe('mutable fields are updated in place', () => {
+  // A value different from the default for every mutable key. A key added to
+  // the dataplane's update lists without a value here fails the test.
+  const SWITCH_VALUES: Record<string, unknown> = { macLimit: 10, agingSeconds: 60, learning: false, remoteLearning: false };
+  const PORT_VALUES: Record<string, unknown> = { mtu: 1400, learning: false, flood: false, macLimit: 5, lockedMacs: ['02:00:00:00:00:aa'] };
+  // JSON is YAML.
+  const yamlOf = (sw: Record<string, unknown>, port: Record<string, unknown>): string => JSON.stringify({
+    switches: [{ name: 'a', vni: 1, ...sw, ports: [{ name: 'p', type: 'pipe', ...port }], fdb: [{ mac: '02:00:00:00:00:01', port: 'p' }] }],
+  });
+
+  test('the mutable-key lists are the dataplane\'s update-key lists', () => {
+    assert.deepEqual([...SWITCH_MUTABLE].sort(), [...SWITCH_UPDATE_KEYS].sort());
+    assert.deepEqual([...PORT_MUTABLE].sort(), [...PORT_UPDATE_KEYS].sort());
+    assert.deepEqual(Object.keys(SWITCH_VALUES).sort(), [...SWITCH_MUTABLE].sort(), 'a test value for every mutable switch key');
+    assert.deepEqual(Object.keys(PORT_VALUES).sort(), [...PORT_MUTABLE].sort(), 'a test value for every mutable port key');
+    // The dataplane cannot update an uplink, a peer or an FDB entry: every change replaces them.
+    assert.deepEqual([...UPLINK_MUTABLE], []);
+    for (const method of ['updateUplink', 'updatePeer', 'updateStaticMac', 'updateRemoteMac']) {
+      assert.equal(method in Dataplane.prototype, false, `Dataplane.${method} exists: give its keys a mutable list`);
+    }
+  });
+
+  for (const key of Object.keys(SWITCH_VALUES)) {
+    test(`switch ${key}`, async () => {
+      await withController(async (c, dp) => {
+        await c.apply(parseConfig(yamlOf({}, {})));
+        const before = c.current;
+        const r = await c.apply(parseConfig(yamlOf({ [key]: SWITCH_VALUES[key] }, {})));
+        assert.deepEqual(r.steps.map((s) => `${s.op} ${s.kind} ${s.name}`), ['update switch a']);
+        assert.deepEqual((dp.getSwitch('a') as unknown as Record<string, unknown>)[key], SWITCH_VALUES[key]);
+        assert.equal(c.current.switches[0]!.uuid, before.switches[0]!.uuid);
+        assert.deepEqual(c.current.ports, before.ports, 'the port is untouched');
+        // And back, through the API: an update too.
+        const back = await c.updateSwitch('a', { [key]: normalSwitch(before.switches[0]!.spec)[key] });
+        assert.equal(back.plan.length, 1);
+        assert.match(back.plan[0]!, /^~ switch a: /);
+        assert.deepEqual(c.current.ports, before.ports);
+      });
+    });
+  }
+
+  for (const key of Object.keys(PORT_VALUES)) {
+    test(`port ${key}`, async () => {
+      await withController(async (c, dp) => {
+        await c.apply(parseConfig(yamlOf({}, {})));
+        const before = c.current;
+        const r = await c.apply(parseConfig(yamlOf({}, { [key]: PORT_VALUES[key] })));
+        assert.deepEqual(r.steps.map((s) => `${s.op} ${s.kind} ${s.name}`), ['update port p']);
+        assert.deepEqual((dp.getPort('p') as unknown as Record<string, unknown>)[key], PORT_VALUES[key]);
+        assert.equal(c.current.ports[0]!.uuid, before.ports[0]!.uuid);
+        assert.equal(dp.getPort('p')!.mac, before.ports[0]!.spec.mac, 'the port keeps its MAC');
+        assert.deepEqual(c.current.fdb, before.fdb, 'its static entry is untouched');
+      });
+    });
+  }
+});
+
+test('fdbCapacity: left out, a running switch keeps its table; given and different, the switch is replaced', async () => {
+  await withController(async (c) => {
+    await c.apply(parseConfig('switches: [{ name: a, vni: 1 }]\n'));
+    const up = await c.apply(parseConfig('switches: [{ name: a, vni: 1, macLimit: 100 }]\n'));
+    assert.deepEqual(up.plan, ['~ switch a: macLimit 65536 -> 100']);
+    const same = await c.apply(parseConfig('switches: [{ name: a, vni: 1, macLimit: 100, fdbCapacity: 1024 }]\n'));
+    assert.deepEqual(same.steps, [], 'the running table has 1024 slots already');
+    assert.equal((await c.createSwitch({ name: 'a', vni: 1, macLimit: 100 })).created, false, 'the same spec, without a capacity');
+    const r = await c.apply(parseConfig('switches: [{ name: a, vni: 1, macLimit: 100, fdbCapacity: 64 }]\n'));
+    assert.deepEqual(r.steps.map((s) => `${s.op} ${s.kind} ${s.name}`), ['delete switch a', 'create switch a']);
+    assert.match(r.plan[0]!, /replace: fdbCapacity changed/);
+  });
+});
+
+// Issue 10 item 1: a change acknowledged although the state file was written
+// short (a nearly full disk) is lost at the next start. It must fail instead.
+describe('a nearly full disk', () => {
+  const MANY = 'switches:\n' + Array.from({ length: 12 }, (_, i) =>
+    `  - name: t${i}\n    vni: ${1000 + i}\n    ports: [{ name: t${i}a, type: pipe }, { name: t${i}b, type: pipe }]\n`).join('');
+  const BIG: DataplaneOptions = { ...ENGINE, maxPorts: 32, maxSwitches: 32 };
+
+  async function check(stateDir: string, store: StateStore, fillDisk: () => void, freeDisk: () => void): Promise<void> {
+    const dp = new Dataplane(BIG);
+    dp.start();
+    try {
+      const c = new Controller(dp, store, createLogger('silent'), BIG);
+      await c.apply(parseConfig(MANY));
+      const before = c.current;
+      assert.ok(fs.statSync(store.file).size > 4096, 'the state file is larger than what fits');
+      fillDisk();
+      await assert.rejects(c.createSwitch({ name: 'full2', vni: 3002 }), (err: unknown) => {
+        assert.ok(err instanceof ControlError);
+        assert.equal(err.code, 'ERR_PERSIST_FAILED');
+        assert.equal(err.status, 500);
+        assert.match(err.message, /could not be written .*; the change was undone/);
+        return true;
+      });
+      assert.equal(dp.getSwitch('full2'), undefined, 'the change is undone in the engine');
+      assert.deepEqual(c.current, before);
+      assert.deepEqual(new StateStore(stateDir).load(), before, 'the state file still holds every acknowledged change');
+      assert.deepEqual(fs.readdirSync(stateDir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+      freeDisk();
+      assert.equal((await c.createSwitch({ name: 'full2', vni: 3002 })).created, true);
+      assert.ok(new StateStore(stateDir).load()!.switches.some((s) => s.spec.name === 'full2'));
+    } finally {
+      dp.close();
+    }
+  }
+
+  test('a short write then ENOSPC (injected) fails the change with ERR_PERSIST_FAILED and undoes it', async () => {
+    const dir = tempDir();
+    try {
+      let write = fs.writeSync as WriteFn;
+      const store = new StateStore(dir, (...a) => write(...a));
+      await check(dir, store, () => (write = diskWithRoom(4096)), () => (write = fs.writeSync));
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test('the same on a real full tmpfs (1 MiB, filled, then 4 KiB freed)', { skip: process.getuid?.() === 0 ? false : 'needs root to mount a tmpfs' }, async () => {
+    const mnt = tempDir('vpcd-tmpfs-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'vpcd-test', mnt]);
+    try {
+      const filler = path.join(mnt, 'filler');
+      const fill = (): void => {
+        const fd = fs.openSync(filler, 'w');
+        const page = Buffer.alloc(4096, 0x55);
+        let size = 0;
+        try {
+          for (;;) {
+            const n = fs.writeSync(fd, page, 0, page.length, size);
+            size += n;
+            if (n < page.length) break;
+          }
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        }
+        // Free one page: the new state file gets 4 KiB, then ENOSPC.
+        fs.ftruncateSync(fd, Math.floor(size / 4096) * 4096 - 4096);
+        fs.closeSync(fd);
+      };
+      await check(mnt, new StateStore(mnt), fill, () => fs.rmSync(filler));
+    } finally {
+      execFileSync('umount', [mnt]);
+      removeDir(mnt);
+    }
   });
 });

@@ -9,8 +9,8 @@ import { parseConfig } from '../../src/control/config';
 import { ControlError } from '../../src/control/errors';
 import { emptyModel, Model } from '../../src/control/model';
 import { resolveTarget } from '../../src/control/reconcile';
-import { checksumOf, StateStore } from '../../src/control/state';
-import { removeDir, tempDir } from './helpers';
+import { checksumOf, StateStore, WriteFn } from '../../src/control/state';
+import { diskWithRoom, removeDir, tempDir } from './helpers';
 
 function sampleModel(): Model {
   return resolveTarget(emptyModel({ bufferCount: 4096 }), parseConfig(
@@ -112,4 +112,50 @@ describe('state file', () => {
       assert.equal(corruptCode(store).code, 'ERR_STATE_CORRUPT');
     });
   });
+});
+
+describe('state file writes', () => {
+  test('short writes are continued until everything is written', () => {
+    withStore((store0) => {
+      let calls = 0;
+      const store = new StateStore(store0.dir, (fd, buffer, offset, length, position) => {
+        calls++;
+        return fs.writeSync(fd, buffer, offset, Math.min(length, 100), position);
+      });
+      const m = sampleModel();
+      store.save(m);
+      assert.ok(calls > 3, `${calls} writes`);
+      assert.deepEqual(new StateStore(store.dir).load(), m);
+    });
+  });
+
+  for (const [what, write, reason] of [
+    ['a short write then a full disk (ENOSPC)', diskWithRoom(200), /ENOSPC/],
+    ['a write that returns 0', (() => 0) as WriteFn, /short write: 0 of \d+ bytes written, then a write returned 0/],
+    ['a write that claims more than it wrote', ((fd, buffer, offset, length, position) => {
+      fs.writeSync(fd, buffer, offset, length - 10, position);
+      return length;
+    }) as WriteFn, /does not read back as written \(\d+ bytes, expected \d+ bytes\)/],
+    ['a write that changes a byte', ((fd, buffer, offset, length, position) => {
+      const copy = Buffer.from(buffer.subarray(offset, offset + length));
+      copy[copy.length >> 1] ^= 1;
+      return fs.writeSync(fd, copy, 0, length, position);
+    }) as WriteFn, /does not read back as written \(\d+ bytes, expected \d+ bytes with different content\)/],
+  ] as [string, WriteFn, RegExp][]) {
+    test(`${what} fails the save: the old file stays, the temp file goes`, () => {
+      withStore((store0) => {
+        const before = sampleModel();
+        store0.save(before);
+        const text = fs.readFileSync(store0.file, 'utf8');
+        const store = new StateStore(store0.dir, write);
+        store.load();
+        const bigger = resolveTarget(before, parseConfig('switches:\n' + Array.from({ length: 20 }, (_, i) => `  - { name: s${i}, vni: ${i + 10} }\n`).join('')));
+        assert.throws(() => store.save(bigger), reason);
+        assert.equal(store.generation, 1, 'generation unchanged');
+        assert.equal(fs.readFileSync(store.file, 'utf8'), text, 'state.json untouched');
+        assert.deepEqual(fs.readdirSync(store.dir), ['state.json'], 'no temp file left');
+        assert.deepEqual(new StateStore(store.dir).load(), before);
+      });
+    });
+  }
 });

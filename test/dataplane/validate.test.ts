@@ -161,7 +161,9 @@ describe('options', () => {
     assert.equal(o.headroom, 128);
     assert.equal(o.hugepages, true);
     assert.equal(o.cpu, -1);
+    assert.equal(o.idleSpinUs, 200);
     const n = specs.toNativeOptions(o);
+    assert.equal(n.idleSpinUs, 200);
     assert.equal(n.eventMask, Object.values(EVENT_BITS).reduce((a, b) => a | b, 0));
   });
   test('overrides and event mask', () => {
@@ -178,6 +180,9 @@ describe('options', () => {
     rejects(() => specs.validateOptions({ bufferSize: 32768 }), 'ERR_INVALID_ARGUMENT', 'bufferSize');
     rejects(() => specs.validateOptions({ burst: 0 }), 'ERR_INVALID_ARGUMENT', 'burst');
     rejects(() => specs.validateOptions({ burst: 257 }), 'ERR_INVALID_ARGUMENT', 'burst');
+    rejects(() => specs.validateOptions({ idleSpinUs: -1 }), 'ERR_INVALID_ARGUMENT', 'idleSpinUs');
+    rejects(() => specs.validateOptions({ idleSpinUs: 100_001 }), 'ERR_INVALID_ARGUMENT', 'idleSpinUs');
+    assert.equal(specs.validateOptions({ idleSpinUs: 0 }).idleSpinUs, 0);
     rejects(() => specs.validateOptions({ eventRing: 1000 }), 'ERR_INVALID_ARGUMENT', 'eventRing');
     rejects(() => specs.validateOptions({ hugepages: 'yes' }), 'ERR_INVALID_ARGUMENT', 'hugepages');
     rejects(() => specs.validateOptions({ cpu: -2 }), 'ERR_INVALID_ARGUMENT', 'cpu');

@@ -47,6 +47,7 @@ Engine::Engine(const EngineOptions& o)
   if (o.burst < 1 || o.burst > kMaxBurst) throw std::invalid_argument("burst: must be in 1..256");
   if (o.idle_poll_ms < 1 || o.idle_poll_ms > 1000)
     throw std::invalid_argument("idle_poll_ms: must be in 1..1000");
+  if (o.idle_spin_us > 100000) throw std::invalid_argument("idleSpinUs: must be in 0..100000");
   pool_ = BufferPool::create(o.pool);
   cache_ = std::make_unique<BufferCache>(pool_);
   if (o.max_vteps < 1 || o.max_vteps > (1u << 20)) throw std::invalid_argument("maxVteps: must be in 1..1048576");
@@ -227,12 +228,13 @@ void Engine::run() {
     uint32_t work = iterate(t);
     if (work) {
       idle_iters_ = 0;
+      last_work_ns_ = t;
       if (sleep_armed_) {
         sleep_armed_ = false;
         waker_.sleeping.store(false, std::memory_order_relaxed);
       }
     } else {
-      iteration_idle();
+      iteration_idle(t);
     }
     uint64_t t2 = mono_ns();
     engine_ctr_->add(work ? EngineCounter::busy_ns : EngineCounter::idle_ns, t2 - t);
@@ -242,8 +244,18 @@ void Engine::run() {
   cache_->flush();
 }
 
-void Engine::iteration_idle() {
+void Engine::iteration_idle(uint64_t now_ns) {
   if (opts_.busy_poll || ++idle_iters_ < 32) return;
+  // Within the spin window after the last frame, keep looking: a frame that
+  // arrives now costs no wake-up (the poll(2) path adds tens of microseconds
+  // and a scheduler round trip to every frame of a light load). The pause
+  // lets a hyper-threaded sibling run while we spin.
+  if (now_ns - last_work_ns_ < uint64_t(opts_.idle_spin_us) * 1000) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    return;
+  }
   if (!sleep_armed_) {
     // Announce the sleep, then take one more full look at the rings and the
     // command queue (the next iteration) before really sleeping.

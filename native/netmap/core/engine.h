@@ -42,7 +42,12 @@ struct EngineOptions {
   // remote MACs always have the rest. kAutoLearnedVteps: a quarter of max_vteps.
   static constexpr uint32_t kAutoLearnedVteps = 0xFFFFFFFFu;
   uint32_t max_learned_vteps = kAutoLearnedVteps;
-  bool busy_poll = false;        // false: sleep in poll(2) when idle
+  bool busy_poll = false;        // true: never sleep (spin on every core it has)
+  // Adaptive polling (when !busy_poll): after the last frame, keep polling for
+  // this long before sleeping in poll(2), so that a frame arriving within
+  // the window is seen without a wake-up (see docs/design/engine.md). 0:
+  // sleep as soon as the rings are empty. An idle engine sleeps either way.
+  uint32_t idle_spin_us = 200;   // 0..100000
   int cpu = -1;                  // pin the engine thread; -1: no pinning
   uint32_t burst = kMaxBurst;    // 1..256
   uint32_t event_ring = 65536;   // power of two
@@ -95,7 +100,7 @@ class Engine {
  private:
   void run();
   uint32_t iterate(uint64_t now_ns);
-  void iteration_idle();
+  void iteration_idle(uint64_t now_ns);
   void apply_commands();
   void apply(Command& cmd);
   Result do_create_switch(Command& c);
@@ -226,6 +231,7 @@ class Engine {
   uint32_t now_ms_ = 0;
   uint32_t next_housekeeping_ms_ = 0;
   uint32_t idle_iters_ = 0;
+  uint64_t last_work_ns_ = 0;  // start of the last iteration that moved frames
   bool sleep_armed_ = false;
 };
 

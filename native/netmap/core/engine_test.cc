@@ -1140,5 +1140,33 @@ TEST_F(EngineTest, NoBufferLeakWhenEngineDestroyedWithLivePorts) {
   EXPECT_EQ(pool_->available(), pool_->count());
 }
 
+// ------------------------------------------------------------ adaptive polling
+
+TEST_F(EngineTest, IdleSpinOutOfRangeIsRefused) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_spin_us = 100001;
+  EXPECT_THROW(Engine e(o), std::invalid_argument);
+  o.idle_spin_us = 0;
+  EXPECT_NO_THROW(Engine e(o));
+}
+
+// An idle engine sleeps in poll(2) whatever the spin window: adaptive polling
+// spins only after traffic. (Bounded wait; no timing is asserted.)
+TEST_F(EngineTest, AdaptivePollingStillSleepsWhenIdle) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_spin_us = 100000;  // the longest window: 100 ms after the last frame
+  make_engine(o);
+  SwitchId sw = create_switch(100);
+  PortId a = add_port(sw), b = add_port(sw);
+  engine().start();
+  send_settle(a, make_frame(kMacBroadcast, host_mac(1), 64));
+  ASSERT_EQ(recv(b).size(), 1u);
+  const auto& ec = engine().engine_counters();
+  uint64_t before = cnt_read(ec.c[size_t(EngineCounter::sleeps)]);
+  for (int i = 0; i < 200 && cnt_read(ec.c[size_t(EngineCounter::sleeps)]) <= before + 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GT(cnt_read(ec.c[size_t(EngineCounter::sleeps)]), before + 2) << "an idle engine must sleep, not spin";
+}
+
 }  // namespace
 }  // namespace vpc

@@ -1,0 +1,43 @@
+// Checks of the host around vpcd. They only read (addresses of the
+// interfaces of vpcd's own network namespace, which is the one its kernel
+// ports and its uplink live in); they never change anything.
+
+import * as os from 'node:os';
+import { UplinkSpec } from '../dataplane';
+
+type Interfaces = NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+
+// An address in one spelling: IPv6 compressed and lower-case, like the
+// kernel (and os.networkInterfaces()) reports it.
+function canonical(address: string): string {
+  const a = address.split('/')[0]!.split('%')[0]!;
+  if (!a.includes(':')) return a;
+  try {
+    return new URL(`http://[${a}]/`).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return a.toLowerCase();
+  }
+}
+
+// The uplink answers ARP/ND and VXLAN for its VTEP address itself. When a
+// kernel interface of the same namespace holds that address too, the kernel
+// sees the same frames (AF_PACKET does not take them away from it): it
+// answers ARP a second time and rejects the VXLAN datagrams with ICMP port
+// unreachable. One warning per address held, naming the interface.
+export function vtepHeldByKernel(spec: Pick<UplinkSpec, 'name' | 'interface' | 'localIp' | 'localIp6'>, interfaces: Interfaces = os.networkInterfaces()): string[] {
+  if (spec.interface === undefined) return []; // a pipe uplink: no kernel side
+  const out: string[] = [];
+  for (const [key, given] of [['localIp', spec.localIp], ['localIp6', spec.localIp6]] as const) {
+    if (given === undefined) continue;
+    const want = canonical(given);
+    for (const [ifname, addrs] of Object.entries(interfaces)) {
+      const held = (addrs ?? []).find((a) => canonical(a.address) === want);
+      if (held === undefined) continue;
+      out.push(`uplink "${spec.name}": ${key} ${want} is also assigned to the kernel interface ${ifname} (${held.cidr ?? want}); ` +
+        'the kernel then answers ARP/ND for it a second time and rejects VXLAN to it with ICMP port unreachable. ' +
+        `Remove it from the kernel (ip addr del ${held.cidr ?? want} dev ${ifname}) or give the uplink an address of its own ` +
+        '(docs/operations.md, "The VTEP address")');
+    }
+  }
+  return out;
+}

@@ -1,0 +1,86 @@
+// The e2e tcp suite's bookkeeping (bench/e2e/tcp.ts, report.ts): ratios to
+// the reference of the same path, MTU and streams; what counts as collapsed;
+// the markdown table. No network: the runs are made up.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compare, type TcpReport, type TcpRun, type TcpSystem } from '../../bench/e2e/tcp';
+import { percentile } from '../../bench/e2e/tcp-rr';
+import { renderTcpMarkdown } from '../../bench/e2e/report';
+
+function run(mtu: number, streams: number, receiver: number, extra: Partial<TcpRun> = {}): TcpRun {
+  return { mtu, streams, seconds: 5, sender_gbps: receiver, receiver_gbps: receiver, retransmits: 0, ...extra };
+}
+
+function sys(id: string, group: 'local' | 'vxlan', runs: TcpRun[], p99?: number): TcpSystem {
+  const s: TcpSystem = { id, label: id, family: id.startsWith('ours') || id === 'vx-ours' ? 'ours' : 'linux', group, runs };
+  if (p99 !== undefined) s.latency = { size: 64, roundTrips: 1000, min_us: 1, p50_us: p99 / 2, p99_us: p99, p999_us: p99 * 2, max_us: p99 * 3, mtu: 1500 };
+  return s;
+}
+
+test('ratios are to the same path, MTU and streams of the reference', () => {
+  const systems = [
+    sys('bridge', 'local', [run(1500, 1, 8), run(1500, 4, 10), run(9000, 1, 16)], 40),
+    sys('ours-tap', 'local', [run(1500, 1, 4), run(1500, 4, 12), run(9000, 1, 8)], 60),
+    sys('vx-linux', 'vxlan', [run(1500, 1, 2)]),
+    sys('vx-ours', 'vxlan', [run(1500, 1, 3)]),
+  ];
+  compare(systems);
+  assert.deepEqual(systems[1]!.runs.map((r) => r.ratio), [0.5, 1.2, 0.5]);
+  assert.equal(systems[0]!.runs[0]!.ratio, 1);
+  assert.equal(systems[3]!.runs[0]!.ratio, 1.5); // over vx-linux, not over the bridge
+  assert.equal(systems[1]!.latency!.ratio_p99, 1.5);
+  assert.ok(systems.every((s) => s.runs.every((r) => !r.collapsed)));
+});
+
+test('a run below 10% of the reference, a failed run and a zero run are collapsed', () => {
+  const systems = [
+    sys('bridge', 'local', [run(1500, 1, 8), run(1500, 4, 10)]),
+    sys('ours-afpacket', 'local', [run(1500, 1, 0.00025, { retransmits: 115 }), run(1500, 4, 1.01)]),
+    sys('ours-afxdp', 'local', [run(1500, 1, 0, { error: 'could not be set up' }), run(9000, 1, 3)]),
+  ];
+  compare(systems);
+  const [p1, p4] = systems[1]!.runs;
+  assert.equal(p1!.collapsed, true);
+  assert.equal(p1!.ratio, 0); // 0.00003x, rounded
+  assert.equal(p4!.collapsed, undefined); // 10.1% of the bridge
+  const [failed, jumbo] = systems[2]!.runs;
+  assert.equal(failed!.collapsed, true);
+  assert.equal(failed!.ratio, undefined); // a failed run has no ratio, only its error
+  assert.equal(jumbo!.ratio, undefined); // the bridge has no MTU 9000 run here
+  assert.equal(jumbo!.collapsed, undefined);
+});
+
+test('no ratio when the reference itself failed', () => {
+  const systems = [sys('bridge', 'local', [run(1500, 1, 0, { error: 'iperf3: unable to connect' })]), sys('wire', 'local', [run(1500, 1, 9)])];
+  compare(systems);
+  assert.equal(systems[1]!.runs[0]!.ratio, undefined);
+  assert.equal(systems[1]!.runs[0]!.collapsed, undefined);
+  assert.equal(systems[0]!.runs[0]!.collapsed, true);
+});
+
+test('the markdown table marks the reference, ratios, collapses and failures', () => {
+  const systems = [
+    sys('bridge', 'local', [run(1500, 1, 8)], 40),
+    sys('ours-afpacket', 'local', [run(1500, 1, 0.00025, { retransmits: 115, switchDrops: { 'pg.oversize': 3 } })], 50),
+    sys('ours-afxdp', 'local', [run(1500, 1, 0, { error: 'AF_XDP | no' })]),
+  ];
+  compare(systems);
+  const r: TcpReport = { benchmark: 'e2e-tcp', started: '2026-12-01T00:00:00.000Z', seconds: 60, machine: { cpus: 2 }, note: 'busy machine', method: { seconds: 5 }, systems };
+  const md = renderTcpMarkdown(r);
+  assert.match(md, /\| local \| bridge \| 1500 \| 1 \| 8\.000 \| 8\.000 \| 0 \| reference \|/);
+  assert.match(md, /\| local \| ours-afpacket \| 1500 \| 1 \| 0\.00025 \| 0\.00025 \| 115 \| 0\.00x \| \*\*collapsed\*\*/);
+  assert.match(md, /\*\*failed\*\*: AF_XDP \\\| no/); // a | in an error does not break the table
+  assert.match(md, /pg\.oversize 3/);
+  assert.match(md, /\*\*Note:\*\* busy machine/);
+  assert.match(md, /\| local \| ours-afpacket \| 1000 \| 25\.0 \| 50\.0 \| 100 \| 1\.25x \|/);
+});
+
+test('percentiles of the request/response samples', () => {
+  const s = Array.from({ length: 1000 }, (_, i) => i + 1);
+  assert.equal(percentile(s, 0.5), 500);
+  assert.equal(percentile(s, 0.99), 990);
+  assert.equal(percentile(s, 0.999), 999);
+  assert.equal(percentile([], 0.5), 0);
+  assert.equal(percentile([7], 0.99), 7);
+});

@@ -1,0 +1,72 @@
+// The kernel holding the uplink's VTEP address is detected when the uplink is
+// created (read only: vpcd never changes the host's addresses) and reported
+// as a warning: in the log, and in the answer of an apply (dry run too).
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import type { NetworkInterfaceInfo } from 'node:os';
+import { vtepHeldByKernel } from '../../src/control/hostcheck';
+import { removeDir, spawnVpcd, TEST_ENGINE } from './helpers';
+
+function iface(address: string, prefix: number): NetworkInterfaceInfo {
+  const v6 = address.includes(':');
+  return { address, cidr: `${address}/${prefix}`, family: v6 ? 'IPv6' : 'IPv4', internal: false, mac: '02:00:00:00:00:01', netmask: '', ...(v6 ? { scopeid: 0 } : {}) } as NetworkInterfaceInfo;
+}
+
+test('vtepHeldByKernel: names the interface and the address, IPv4 and IPv6 in any spelling', () => {
+  const host = {
+    lo: [iface('127.0.0.1', 8), iface('::1', 128)],
+    eth1: [iface('198.18.0.1', 24), iface('2001:db8:100::1', 64)],
+    eth2: [iface('198.18.5.1', 24)],
+  };
+  const spec = { name: 'up0', interface: 'eth1', localIp: '198.18.0.1/24', localIp6: '2001:DB8:100:0:0:0:0:1/64' };
+  const w = vtepHeldByKernel(spec, host);
+  assert.equal(w.length, 2, w.join('\n'));
+  assert.match(w[0]!, /^uplink "up0": localIp 198\.18\.0\.1 is also assigned to the kernel interface eth1 \(198\.18\.0\.1\/24\)/);
+  assert.match(w[0]!, /ip addr del 198\.18\.0\.1\/24 dev eth1/);
+  assert.match(w[1]!, /localIp6 2001:db8:100::1 is also assigned to the kernel interface eth1/);
+
+  // Another interface holding it is as bad (the kernel answers ARP on every interface by default).
+  assert.match(vtepHeldByKernel({ name: 'up0', interface: 'eth1', localIp: '198.18.5.1/24' }, host)[0]!, /kernel interface eth2/);
+  // Free addresses, and pipe uplinks (no kernel side), are fine.
+  assert.deepEqual(vtepHeldByKernel({ name: 'up0', interface: 'eth1', localIp: '198.18.0.9/24', localIp6: '2001:db8:100::9' }, host), []);
+  assert.deepEqual(vtepHeldByKernel({ name: 'up0', localIp: '198.18.0.1/24' }, host), []);
+});
+
+describe('vpcd with an uplink whose address the kernel holds', () => {
+  const root = process.getuid?.() === 0;
+  test('warns in the log and in the apply answer; the address is left alone', { skip: root ? false : 'needs root (a network namespace and a veth of its own)' }, async () => {
+    const ns = `vpch-${process.pid}`;
+    const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
+    execFileSync('ip', ['netns', 'add', ns]);
+    try {
+      ip('link', 'set', 'lo', 'up');
+      ip('link', 'add', 'vu0', 'type', 'veth', 'peer', 'name', 'vu1');
+      ip('link', 'set', 'vu0', 'up');
+      ip('link', 'set', 'vu1', 'up');
+      ip('addr', 'add', '198.18.77.1/24', 'dev', 'vu1');
+      const switches = 'switches:\n  - { name: t, vni: 5 }\n';
+      const withUplink = `${TEST_ENGINE}uplinks:\n  - { name: up0, type: afpacket, interface: vu0, localIp: 198.18.77.1/24 }\n${switches}`;
+      const d = await spawnVpcd({ netns: ns, config: `${TEST_ENGINE}${switches}` });
+      try {
+        const dry = await d.client.call<{ plan: string[]; warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: withUplink, dryRun: true });
+        assert.equal(dry.applied, false);
+        assert.equal(dry.warnings.length, 1, JSON.stringify(dry));
+        assert.match(dry.warnings[0]!, /localIp 198\.18\.77\.1 is also assigned to the kernel interface vu1 \(198\.18\.77\.1\/24\)/);
+
+        const r = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: withUplink });
+        assert.equal(r.applied, true);
+        assert.deepEqual(r.warnings, dry.warnings);
+        const logged = d.logs.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => /also assigned to the kernel interface vu1/.test(l.msg));
+        assert.deepEqual(logged.map((l) => l.level), ['warn'], d.logs.join('\n'));
+        assert.match(ip('-o', 'addr', 'show', 'dev', 'vu1'), /198\.18\.77\.1\/24/, 'the kernel address is untouched');
+      } finally {
+        await d.stop();
+        removeDir(d.dir);
+      }
+    } finally {
+      execFileSync('ip', ['netns', 'del', ns]);
+    }
+  });
+});

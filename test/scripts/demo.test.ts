@@ -1,0 +1,174 @@
+// scripts/demo.sh (sudo npm start): the checks it makes before it installs or
+// creates anything. A second demo, or a demo beside a running vpcd, is
+// refused with a clear message and touches nothing; the hints fit the shell
+// that started the demo; npm dependencies are detected as missing on a fresh
+// clone. The functions are tested by sourcing the script (which then runs
+// nothing); the refusals by running it.
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { removeDir, ROOT, tempDir } from '../control/helpers';
+
+const DEMO = path.join(ROOT, 'scripts/demo.sh');
+
+// Runs `snippet` in bash after sourcing demo.sh.
+function sourced(snippet: string, env: NodeJS.ProcessEnv, cwd = ROOT): { code: number | null; out: string; err: string } {
+  const r = spawnSync('/bin/bash', ['-c', `source '${DEMO}' && ${snippet}`], { cwd, env, encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function runDemo(env: NodeJS.ProcessEnv): { code: number | null; out: string; err: string } {
+  const r = spawnSync('/bin/bash', [DEMO], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function demoNamespaces(): string {
+  try {
+    return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('vpcdemo-')).sort().join('\n');
+  } catch {
+    return '';
+  }
+}
+
+describe('demo.sh preflight', () => {
+  const root = process.getuid?.() === 0;
+
+  test('hints: "sudo " only for a user who ran sudo npm start, and only where sudo exists', () => {
+    const dir = tempDir();
+    try {
+      const withSudo = path.join(dir, 'with');
+      const without = path.join(dir, 'without');
+      fs.mkdirSync(withSudo);
+      fs.mkdirSync(without);
+      fs.writeFileSync(path.join(withSudo, 'sudo'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      const prefix = (env: NodeJS.ProcessEnv): string => {
+        const r = sourced('printf "[%s]" "$(root_prefix)"', env);
+        assert.equal(r.code, 0, r.err);
+        return r.out;
+      };
+      assert.equal(prefix({ PATH: withSudo, SUDO_USER: 'alice' }), '[sudo ]', 'sudo npm start from alice\'s shell');
+      assert.equal(prefix({ PATH: withSudo }), '[]', 'a root shell');
+      assert.equal(prefix({ PATH: withSudo, SUDO_USER: 'root' }), '[]', 'sudo from a root shell');
+      assert.equal(prefix({ PATH: without, SUDO_USER: 'alice' }), '[]', 'no sudo on this machine');
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test('npm dependencies: missing on a fresh clone, present once installed', () => {
+    const dir = tempDir();
+    try {
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ dependencies: { pino: '^1', yaml: '^2' }, devDependencies: { typescript: '^5' } }));
+      const missing = (): number | null => sourced('npm_deps_missing', { PATH: process.env.PATH }, dir).code;
+      assert.equal(missing(), 0, 'no node_modules: missing');
+      for (const m of ['pino', 'typescript']) {
+        fs.mkdirSync(path.join(dir, 'node_modules', m), { recursive: true });
+        fs.writeFileSync(path.join(dir, 'node_modules', m, 'package.json'), '{}');
+      }
+      assert.equal(missing(), 0, 'yaml is still missing');
+      fs.mkdirSync(path.join(dir, 'node_modules', 'yaml'));
+      fs.writeFileSync(path.join(dir, 'node_modules', 'yaml', 'package.json'), '{}');
+      assert.equal(missing(), 1, 'all there');
+      assert.equal(sourced('npm_deps_missing', { PATH: process.env.PATH }).code, 1, 'this checkout has them all');
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test('not root: refused with the command to use', { skip: root && fs.existsSync('/usr/bin/setpriv') ? false : 'needs root and setpriv to run the script as another user' }, () => {
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '/bin/bash', DEMO], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /demo: needs root .*: sudo npm start/);
+  });
+
+  test('a running demo (its lock held) is refused; nothing is installed or created', { skip: root ? false : 'needs root (the script refuses earlier otherwise)' }, async () => {
+    const dir = tempDir();
+    const lock = path.join(dir, 'demo.lock');
+    let holder: ChildProcess | undefined;
+    try {
+      fs.writeFileSync(`${lock}.pid`, 'demo pid 4242, vpcd pid 4243, socket /run/vpc/vpcd.sock\n');
+      holder = spawn('flock', [lock, 'sleep', '60'], { stdio: 'ignore' });
+      // Held once flock -n fails on it.
+      for (let i = 0; i < 100 && spawnSync('flock', ['-n', lock, 'true']).status === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      const before = demoNamespaces();
+      const r = runDemo({ VPC_DEMO_LOCK: lock, VPCD_SOCKET: path.join(dir, 'none.sock') });
+      assert.equal(r.code, 1, r.out + r.err);
+      assert.match(r.err, /demo: a demo is already running \(demo pid 4242, vpcd pid 4243, socket \/run\/vpc\/vpcd\.sock\)\./);
+      assert.match(r.err, /stop it first \(Ctrl-C in its terminal\)/);
+      assert.doesNotMatch(r.out, /setup-deps|building|leftovers/);
+      assert.equal(demoNamespaces(), before, 'no namespace created or removed');
+    } finally {
+      holder?.kill();
+      removeDir(dir);
+    }
+  });
+
+  test('a vpcd answering on the socket is refused, with the way to run beside it; the lock is released', { skip: root ? false : 'needs root (the script refuses earlier otherwise)' }, async () => {
+    const dir = tempDir();
+    const socket = path.join(dir, 'vpcd.sock');
+    const lock = path.join(dir, 'demo.lock');
+    const server = net.createServer((c) => c.end());
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      const before = demoNamespaces();
+      const r = await new Promise<{ code: number | null; err: string; out: string }>((resolve) => {
+        // Asynchronously: this process must keep accepting on the socket.
+        const p = spawn('/bin/bash', [DEMO], { env: { ...process.env, VPC_DEMO_LOCK: lock, VPCD_SOCKET: socket, SUDO_USER: '' } });
+        let out = '';
+        let err = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        p.on('exit', (code) => resolve({ code, out, err }));
+      });
+      assert.equal(r.code, 1, r.out + r.err);
+      assert.match(r.err, new RegExp(`demo: a vpcd already answers on ${socket.replace(/[.]/g, '\\.')}`));
+      assert.match(r.err, /demo: {3}env VPCD_SOCKET=\/run\/vpc-demo\.sock VPCD_METRICS=127\.0\.0\.1:9274 npm start/);
+      assert.doesNotMatch(r.out, /setup-deps|building|leftovers/);
+      assert.equal(demoNamespaces(), before);
+      assert.equal(spawnSync('flock', ['-n', lock, 'true']).status, 0, 'the lock is free again');
+    } finally {
+      server.close();
+      removeDir(dir);
+    }
+  });
+});
+
+// After `npm install` / `npm run build`: what the build left out, said last
+// and plainly (cmake's own line scrolls away), with the packages to install.
+describe('build report', () => {
+  const report = (features: string | undefined): { code: number | null; out: string; err: string } => {
+    const dir = tempDir();
+    try {
+      const file = path.join(dir, 'features.env');
+      if (features !== undefined) fs.writeFileSync(file, features);
+      const r = spawnSync('/bin/bash', [path.join(ROOT, 'scripts/build-report.sh'), file], { encoding: 'utf8' });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    } finally {
+      removeDir(dir);
+    }
+  };
+
+  test('names what is missing and the packages that bring it', () => {
+    const none = report('afxdp=0\nio_uring=0\n');
+    assert.equal(none.code, 0, 'a build without them works');
+    assert.match(none.err, /Built WITHOUT:\n {3}- AF_XDP ports \(type: afxdp\): libxdp\/libbpf not found\n {3}- io_uring batching of tap ports/);
+    assert.match(none.err, /sudo apt-get install libbpf-dev liburing-dev libxdp-dev pkg-config/);
+    assert.match(none.err, /npm run build/);
+
+    const uringOnly = report('afxdp=1\nio_uring=0\n');
+    assert.doesNotMatch(uringOnly.err, /AF_XDP/);
+    assert.match(uringOnly.err, /sudo apt-get install liburing-dev pkg-config /);
+
+    const all = report('afxdp=1\nio_uring=1\n');
+    assert.equal(all.err, '');
+    assert.match(all.out, /built with every port backend/);
+  });
+
+  test('this build wrote its features file', () => {
+    assert.match(fs.readFileSync(path.join(ROOT, 'build/features.env'), 'utf8'), /^afxdp=[01]\nio_uring=[01]\n$/);
+  });
+});
