@@ -116,6 +116,7 @@ EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o) {
   e.max_ports = U32(env, o, "maxPorts");
   e.max_switches = U32(env, o, "maxSwitches");
   if (o.Has("maxVteps")) e.max_vteps = U32(env, o, "maxVteps");
+  if (o.Has("maxLearnedVteps")) e.max_learned_vteps = U32(env, o, "maxLearnedVteps");
   e.busy_poll = Bool(env, o, "busyPoll");
   if (o.Has("idleSpinUs")) e.idle_spin_us = U32(env, o, "idleSpinUs");
   int64_t cpu = I64(env, o, "cpu");
@@ -169,6 +170,7 @@ void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_
     c->switch_cfg.aging_ms = U32(env, o, "agingMs");
     c->switch_cfg.learning = Bool(env, o, "learning");
     if (o.Has("remoteLearning")) c->switch_cfg.remote_learning = Bool(env, o, "remoteLearning");
+    if (o.Has("allowUnknownPeers")) c->switch_cfg.allow_unknown_peers = Bool(env, o, "allowUnknownPeers");
   } else if (op == "deleteSwitch") {
     c->op = CmdOp::kDeleteSwitch;
     c->sw = Id(env, o, "switchId");
@@ -284,11 +286,15 @@ Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st) {
     qrx.Set(q, Napi::Number::New(env, double(st.queue_rx[q].load(std::memory_order_relaxed))));
   o.Set("queueRx", qrx);
   o.Set("lastError", st.error());
+  o.Set("counters", BackendCounters(env, st));
+  return o;
+}
+
+Napi::Object BackendCounters(Napi::Env env, const PortStatus& st) {
   Napi::Object c = Napi::Object::New(env);
   for (int i = 0; i < PortStatus::kCount; ++i)
     c.Set(PortStatus::kNames[i], Napi::Number::New(env, double(st.c[i].load(std::memory_order_relaxed))));
-  o.Set("counters", c);
-  return o;
+  return c;
 }
 
 Napi::String MacString(Napi::Env env, Mac m) {

@@ -30,6 +30,8 @@ struct PortOpenRequest {
 };
 void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req);
 Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st);
+// The backend's counters (PortStatus::kNames) as {name: value}.
+Napi::Object BackendCounters(Napi::Env env, const PortStatus& st);
 
 Napi::Object FromResult(Napi::Env env, const Result& r);
 Napi::Object FromEvent(Napi::Env env, const Event& ev);

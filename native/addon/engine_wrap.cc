@@ -295,6 +295,16 @@ Napi::Value EngineWrap::Stats(const Napi::CallbackInfo& info) {
     x.Set("counters", CounterObject(env, ub.c, kUplinkCounterInfo, kUplinkCounters));
     out.Set("uplink", x);
   }
+  // Every kernel-facing port's backend counters (the uplink's included).
+  Napi::Array backend = Napi::Array::New(env, port_status_.size());
+  uint32_t b = 0;
+  for (const auto& [id, st] : port_status_) {
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("portId", Napi::Number::New(env, id));
+    x.Set("counters", BackendCounters(env, *st));
+    backend.Set(b++, x);
+  }
+  out.Set("backend", backend);
   return out;
 }
 
@@ -318,6 +328,14 @@ Napi::Value EngineWrap::Schema(const Napi::CallbackInfo& info) {
   o.Set("drop", InfoArray(env, kDropInfo, kDrops));
   o.Set("peer", InfoArray(env, kPeerCounterInfo, kPeerCounters));
   o.Set("uplink", InfoArray(env, kUplinkCounterInfo, kUplinkCounters));
+  Napi::Array backend = Napi::Array::New(env, PortStatus::kCount);
+  for (uint32_t i = 0; i < PortStatus::kCount; ++i) {
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("name", PortStatus::kNames[i]);
+    x.Set("help", PortStatus::kHelp[i]);
+    backend.Set(i, x);
+  }
+  o.Set("backend", backend);
   return o;
 }
 

@@ -183,7 +183,9 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     }),
     route('GET', '/v1/uplinks/:ref', async ({ params }) => {
       const u = c.requireUplink(params.ref!);
-      return [200, { uplink: uplinkView(ctx, u), neighbors: await neighbors(ctx) }];
+      // As a port show: what its backend opened and its counters (rx_too_big, ...).
+      const live = c.dp.uplink()?.name === u.spec.name ? c.dp.portStatus(u.spec.name) : undefined;
+      return [200, { uplink: { ...uplinkView(ctx, u), ...(live === undefined ? {} : { backend: live }) }, neighbors: await neighbors(ctx) }];
     }),
     route('DELETE', '/v1/uplinks/:ref', async ({ params }) => {
       const r = await c.deleteUplink(params.ref!);

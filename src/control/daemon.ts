@@ -134,6 +134,9 @@ export class Daemon {
     }
     const engine: DataplaneOptions = desired?.engine ?? saved?.engine ?? {};
     const dp = new Dataplane(engine);
+    // Offloads a killed vpcd left off come back before any port opens.
+    const restored = dp.useOffloadJournal(path.resolve(opts.stateDir));
+    if (restored.length > 0) log.warn({ interfaces: restored }, 'offloads restored that an earlier vpcd left off (it did not stop cleanly)');
     this.events = new EventLogger(log);
     dp.on('event', (e) => this.events?.event(e));
     dp.start();

@@ -16,6 +16,8 @@
 //   uplink:  vpc_uplink_vxlan_rx_total{uplink}, ...; the uplink's port is a
 //            port too: vpc_port_*{switch="",port="<uplink>"}, with its decap
 //            drops in vpc_port_drops_total{...,reason}
+//   backend: vpc_port_backend_rx_too_big_total{switch,port}, ... for every
+//            kernel-facing port, the uplink included (names: schema().backend)
 // A port's `switch` label is its switch (access port) or its switches joined
 // with "," (trunk). A counter that is the sum of a by-reason family
 // (switch "drops") is left out: sum by (switch) gives it.
@@ -39,7 +41,7 @@ export interface MetricsSource {
   generation(): number;
 }
 
-type ObjectName = 'engine' | 'port' | 'switch' | 'peer' | 'uplink';
+type ObjectName = 'engine' | 'port' | 'switch' | 'peer' | 'uplink' | 'port_backend';
 
 export function metricName(object: ObjectName, counter: string, gauge: boolean): { name: string; scale: number } {
   let base = counter;
@@ -83,6 +85,13 @@ export class Metrics {
     for (const info of schema.uplink ?? []) {
       this.family('uplink', info, (s, emit) => {
         if (s.uplink !== undefined) emit(`{uplink="${s.uplink.name}"}`, s.uplink.counters[info.name] ?? 0);
+      });
+    }
+    for (const info of schema.backend ?? []) {
+      this.family('port_backend', info, (s, emit) => {
+        for (const [port, set] of Object.entries(s.ports)) {
+          if (set.backend !== undefined) emit(`{switch="${self.portLabel(port)}",port="${port}"}`, set.backend[info.name] ?? 0);
+        }
       });
     }
     const reasons = schema.drop.map((d) => d.name).join(', ');

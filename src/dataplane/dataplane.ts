@@ -19,6 +19,7 @@
 //   start().
 
 import { EventEmitter } from 'node:events';
+import * as path from 'node:path';
 import { DataplaneError, makeError, mapNativeError, NativeErrorContext } from './errors';
 import {
   loadNative,
@@ -94,6 +95,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   readonly maxMtu: number;
 
   private readonly engine: NativeEngine;
+  private readonly native: NativeModule;
   private isClosed = false;
 
   private readonly switchesByName = new Map<string, SwitchState>();
@@ -138,6 +140,23 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     } catch (err) {
       throw mapNativeError(err, { op: 'create engine' });
     }
+    this.native = mod;
+  }
+
+  // Keeps a journal of the offloads kernel ports turn off in `dir` (vpcd's
+  // state directory), so that a process killed before it could restore them
+  // (kill -9) does not leave interfaces without checksum offload and GSO for
+  // good: first restores whatever an earlier process recorded there, then
+  // records from now on. Call before creating ports. Process-wide (the last
+  // call wins). Returns the interfaces whose offloads were restored.
+  useOffloadJournal(dir: string): string[] {
+    this.assertOpen();
+    if (typeof dir !== 'string' || !path.isAbsolute(dir)) {
+      throw makeError('ERR_INVALID_ARGUMENT', 'offload journal: must be an absolute directory path', 'dir');
+    }
+    const restored = this.callNative(() => this.native.recoverOffloads?.(dir) ?? [], 'recoverOffloads');
+    this.callNative(() => this.native.setOffloadJournal?.(dir), 'setOffloadJournal');
+    return [...restored];
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -203,7 +222,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         const owner = this.switchesByVni.get(s.vni);
         if (owner !== undefined) throw this.duplicateVni(s.vni, owner.name);
         const result = await this.command(
-          { op: 'createSwitch', vni: s.vni, macLimit: s.macLimit, agingMs: s.agingSeconds * 1000, learning: s.learning, remoteLearning: s.remoteLearning, fdbCapacity: s.fdbCapacity },
+          { op: 'createSwitch', vni: s.vni, macLimit: s.macLimit, agingMs: s.agingSeconds * 1000, learning: s.learning, remoteLearning: s.remoteLearning, allowUnknownPeers: s.allowUnknownPeers, fdbCapacity: s.fdbCapacity },
           { op: 'createSwitch', codes: { ALREADY_EXISTS: 'ERR_DUPLICATE_VNI' } },
         );
         const state: SwitchState = { ...s, id: this.resultId(result, 'createSwitch') };
@@ -228,7 +247,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       const current = this.requireSwitch(name, 'name');
       const next: SwitchState = { ...current, ...u };
       await this.command(
-        { op: 'setSwitch', switchId: current.id, macLimit: next.macLimit, agingMs: next.agingSeconds * 1000, learning: next.learning, remoteLearning: next.remoteLearning },
+        { op: 'setSwitch', switchId: current.id, macLimit: next.macLimit, agingMs: next.agingSeconds * 1000, learning: next.learning, remoteLearning: next.remoteLearning, allowUnknownPeers: next.allowUnknownPeers },
         { op: 'updateSwitch', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
       );
       Object.assign(current, u);
@@ -381,7 +400,9 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   portStatus(name: string): PortStatus | undefined {
     this.assertOpen();
     validateName(name, 'name');
-    const p = this.requirePort(name, 'name');
+    // The uplink is a kernel-facing port too.
+    const u = this.uplinkState !== undefined && this.uplinkState.spec.name === name ? this.uplinkState : undefined;
+    const p: { id: number; type: PortType } = u !== undefined ? { id: u.id, type: u.spec.type } : this.requirePort(name, 'name');
     if (p.type === 'pipe' || this.engine.portStatus === undefined) return undefined;
     const st = this.callNative(() => this.engine.portStatus?.(p.id), 'portStatus');
     return st === undefined ? undefined : { ...st, counters: { ...st.counters }, queueRx: [...st.queueRx] };
@@ -611,6 +632,11 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     if (raw.uplink !== undefined && this.uplinkState !== undefined) {
       out.uplink = { name: this.uplinkState.spec.name, counters: { ...raw.uplink.counters } };
     }
+    for (const b of raw.backend ?? []) {
+      const name = this.portsById.get(b.portId)?.name ?? (this.uplinkState?.id === b.portId ? this.uplinkState.spec.name : undefined);
+      const set = name === undefined ? undefined : out.ports[name];
+      if (set !== undefined) set.backend = { ...b.counters };
+    }
     return out;
   }
 
@@ -625,6 +651,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         drop: s.drop.map(copyInfo),
         peer: s.peer.map(copyInfo),
         uplink: s.uplink.map(copyInfo),
+        backend: (s.backend ?? []).map(copyInfo),
       };
     }
     const c = this.schemaCache;
@@ -635,6 +662,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       drop: c.drop.map(copyInfo),
       peer: c.peer.map(copyInfo),
       uplink: c.uplink.map(copyInfo),
+      backend: c.backend.map(copyInfo),
     };
   }
 
@@ -785,6 +813,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       agingSeconds: s.agingSeconds,
       learning: s.learning,
       remoteLearning: s.remoteLearning,
+      allowUnknownPeers: s.allowUnknownPeers,
       fdbCapacity: s.fdbCapacity,
       ports: [...(this.members.get(s.name) ?? [])].sort(),
     };

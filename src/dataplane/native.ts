@@ -21,6 +21,7 @@ export interface NativeEngineOptions {
   maxPorts: number;
   maxSwitches: number;
   maxVteps?: number; // remote VTEPs (default 4096)
+  maxLearnedVteps?: number; // of those, learned from traffic (default maxVteps / 4)
   busyPoll: boolean; // true: spin; false: poll(2) sleep when idle
   idleSpinUs?: number; // adaptive polling window after the last frame (default 200)
   cpu: number; // pin the engine thread to this CPU; -1: no pinning
@@ -44,8 +45,8 @@ export interface NativeVlanMapping {
 }
 
 export type NativeCommand =
-  | { op: 'createSwitch'; vni: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean; fdbCapacity: number }
-  | { op: 'setSwitch'; switchId: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean }
+  | { op: 'createSwitch'; vni: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean; allowUnknownPeers: boolean; fdbCapacity: number }
+  | { op: 'setSwitch'; switchId: number; macLimit: number; agingMs: number; learning: boolean; remoteLearning: boolean; allowUnknownPeers: boolean }
   | { op: 'deleteSwitch'; switchId: number }
   | {
       op: 'createPort';
@@ -211,6 +212,7 @@ export interface NativeStats {
   switches: NativeCounterTable; // every switch slot in use
   peers: { id: number; ip: string; counters: Record<string, number> }[]; // every remote VTEP known
   uplink?: { portId: number; counters: Record<string, number> };
+  backend?: { portId: number; counters: Record<string, number> }[]; // kernel-facing ports (the uplink's too)
   eventsDropped: number;
 }
 
@@ -226,6 +228,7 @@ export interface NativeSchema {
   drop: NativeCounterInfo[]; // drop reasons, shared by ports and switches
   peer: NativeCounterInfo[];
   uplink: NativeCounterInfo[];
+  backend?: NativeCounterInfo[]; // kernel-facing ports' backend counters
 }
 
 export interface NativeEngine {
@@ -246,6 +249,9 @@ export interface NativeEngine {
 
 export interface NativeModule {
   Engine: new (options: NativeEngineOptions, onEvents: (events: NativeEvent[]) => void) => NativeEngine;
+  // The offload journal (ports/ifutil.h), process-wide.
+  setOffloadJournal?(dir: string): void;
+  recoverOffloads?(dir: string): string[]; // interfaces whose offloads were restored
 }
 
 let cached: NativeModule | undefined;

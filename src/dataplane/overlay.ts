@@ -34,7 +34,7 @@ export interface UplinkSpec {
   ttl?: number; // outer TTL / hop limit, default 64
   df?: boolean; // IPv4 don't-fragment, default true
   udp6ZeroChecksum?: boolean; // send and accept zero UDP checksums over IPv6 (RFC 6935), default false
-  allowUnknownPeers?: boolean; // accept VXLAN from VTEPs that are no switch's peer, default true
+  allowUnknownPeers?: boolean; // false: no switch accepts VXLAN from VTEPs that are not its peers, whatever the switch says (default true: each switch's allowUnknownPeers decides)
   neighborReachableSeconds?: number; // how long an ARP/ND answer is trusted, default 30
   ringSize?: number; // pipe uplinks: ring size
   rxRing?: number;

@@ -53,13 +53,15 @@ export const SPEC_LIMITS = Object.freeze({
   trunkVlans: 4094,
 } as const);
 
-export const DEFAULT_SWITCH = Object.freeze({ macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true });
-export const DEFAULT_PORT = Object.freeze({ mtu: 1500, learning: true, flood: true, macLimit: 0, ringSize: 1024 });
+export const DEFAULT_SWITCH = Object.freeze({ macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, allowUnknownPeers: false });
+// macLimit: a safe default (docs/configuration.md): one VM cannot fill its switch's table;
+// 0 (no limit) must be asked for.
+export const DEFAULT_PORT = Object.freeze({ mtu: 1500, learning: true, flood: true, macLimit: 1024, ringSize: 1024 });
 
 // ---------------------------------------------------------------- options
 
 const OPTION_KEYS = [
-  'bufferCount', 'bufferSize', 'headroom', 'hugepages', 'maxPorts', 'maxSwitches', 'maxVteps',
+  'bufferCount', 'bufferSize', 'headroom', 'hugepages', 'maxPorts', 'maxSwitches', 'maxVteps', 'maxLearnedVteps',
   'busyPoll', 'idleSpinUs', 'cpu', 'burst', 'eventRing', 'events',
 ] as const;
 
@@ -97,6 +99,7 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
   if (maxMtuFor(bufferSize, headroom) < 68) {
     throw invalid('ERR_INVALID_ARGUMENT', 'headroom', `leaves no room for a minimal frame in a ${bufferSize}-byte buffer`, headroom);
   }
+  const maxVteps = int('maxVteps');
   return {
     bufferCount: int('bufferCount'),
     bufferSize,
@@ -104,7 +107,8 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
     hugepages: pick('hugepages', validateBoolean, DEFAULT_OPTIONS.hugepages),
     maxPorts: int('maxPorts'),
     maxSwitches: int('maxSwitches'),
-    maxVteps: int('maxVteps'),
+    maxVteps,
+    maxLearnedVteps: pick('maxLearnedVteps', (v, f) => validateInteger(v, f, 0, maxVteps), Math.floor(maxVteps / 4)),
     busyPoll: pick('busyPoll', validateBoolean, DEFAULT_OPTIONS.busyPoll),
     idleSpinUs: int('idleSpinUs'),
     cpu: int('cpu'),
@@ -123,6 +127,7 @@ export function toNativeOptions(o: ResolvedDataplaneOptions): NativeEngineOption
     maxPorts: o.maxPorts,
     maxSwitches: o.maxSwitches,
     maxVteps: o.maxVteps,
+    maxLearnedVteps: o.maxLearnedVteps,
     busyPoll: o.busyPoll,
     idleSpinUs: o.idleSpinUs,
     cpu: o.cpu,
@@ -141,13 +146,14 @@ export interface NormalizedSwitch {
   agingSeconds: number;
   learning: boolean;
   remoteLearning: boolean;
+  allowUnknownPeers: boolean;
   fdbCapacity: number;
 }
 
-const SWITCH_KEYS = ['name', 'vni', 'macLimit', 'agingSeconds', 'learning', 'remoteLearning', 'fdbCapacity'] as const;
+const SWITCH_KEYS = ['name', 'vni', 'macLimit', 'agingSeconds', 'learning', 'remoteLearning', 'allowUnknownPeers', 'fdbCapacity'] as const;
 // The fields updateSwitch() / updatePort() change in place (exported: the
 // control plane's plan updates exactly these, and replaces on any other change).
-export const SWITCH_UPDATE_KEYS = ['macLimit', 'agingSeconds', 'learning', 'remoteLearning'] as const;
+export const SWITCH_UPDATE_KEYS = ['macLimit', 'agingSeconds', 'learning', 'remoteLearning', 'allowUnknownPeers'] as const;
 const SWITCH_FIXED_KEYS = ['name', 'vni', 'fdbCapacity'];
 
 export function validateSwitchSpec(value: unknown): NormalizedSwitch {
@@ -159,12 +165,14 @@ export function validateSwitchSpec(value: unknown): NormalizedSwitch {
   const learning = s.learning === undefined ? DEFAULT_SWITCH.learning : validateBoolean(s.learning, 'learning');
   const remoteLearning =
     s.remoteLearning === undefined ? DEFAULT_SWITCH.remoteLearning : validateBoolean(s.remoteLearning, 'remoteLearning');
+  const allowUnknownPeers =
+    s.allowUnknownPeers === undefined ? DEFAULT_SWITCH.allowUnknownPeers : validateBoolean(s.allowUnknownPeers, 'allowUnknownPeers');
   // The table grows by doubling as it fills, so the default starts small: a
   // host with thousands of switches must not reserve every switch's limit.
   const fdbCapacity = s.fdbCapacity === undefined
     ? Math.min(macLimit, 1024)
     : validateInteger(s.fdbCapacity, 'fdbCapacity', SPEC_LIMITS.fdbCapacity[0], SPEC_LIMITS.fdbCapacity[1]);
-  return { name, vni, macLimit, agingSeconds, learning, remoteLearning, fdbCapacity };
+  return { name, vni, macLimit, agingSeconds, learning, remoteLearning, allowUnknownPeers, fdbCapacity };
 }
 
 function rejectFixed(value: unknown, fixed: readonly string[], what: string): void {
@@ -183,6 +191,7 @@ export function validateSwitchUpdate(value: unknown): SwitchUpdate {
   if (u.agingSeconds !== undefined) out.agingSeconds = validateAgingSeconds(u.agingSeconds, 'agingSeconds');
   if (u.learning !== undefined) out.learning = validateBoolean(u.learning, 'learning');
   if (u.remoteLearning !== undefined) out.remoteLearning = validateBoolean(u.remoteLearning, 'remoteLearning');
+  if (u.allowUnknownPeers !== undefined) out.allowUnknownPeers = validateBoolean(u.allowUnknownPeers, 'allowUnknownPeers');
   return out;
 }
 

@@ -19,6 +19,7 @@ export interface DataplaneOptions {
   maxPorts?: number; // default 1024
   maxSwitches?: number; // default 4096
   maxVteps?: number; // remote VTEPs (peers and remote FDB entries' VTEPs), 1..65536 (default 4096)
+  maxLearnedVteps?: number; // of those, VTEPs learned from traffic, 0..maxVteps (default maxVteps / 4)
   busyPoll?: boolean; // spin instead of sleeping when idle (default false)
   idleSpinUs?: number; // keep polling this long after the last frame before sleeping, 0..100000 (default 200)
   cpu?: number; // pin the engine thread; -1 or undefined: no pinning
@@ -36,6 +37,7 @@ export interface ResolvedDataplaneOptions {
   maxPorts: number;
   maxSwitches: number;
   maxVteps: number;
+  maxLearnedVteps: number;
   busyPoll: boolean;
   idleSpinUs: number;
   cpu: number;
@@ -52,6 +54,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedDataplaneOptions> = Object.freeze
   maxPorts: 1024,
   maxSwitches: 4096,
   maxVteps: 4096,
+  maxLearnedVteps: 1024, // maxVteps / 4
   busyPoll: false,
   idleSpinUs: 200,
   cpu: -1,
@@ -69,6 +72,7 @@ export interface SwitchSpec {
   agingSeconds?: number; // learned entries expire after this idle time, 1..1,000,000 (default 300)
   learning?: boolean; // learn source MACs from local ports (default true)
   remoteLearning?: boolean; // learn inner source MACs behind remote VTEPs (default true)
+  allowUnknownPeers?: boolean; // accept VXLAN for this VNI from VTEPs that are not its peers (default false)
   fdbCapacity?: number; // initial FDB table size (default min(macLimit, 1024)); the table doubles as it fills
 }
 
@@ -78,6 +82,7 @@ export interface SwitchUpdate {
   agingSeconds?: number;
   learning?: boolean;
   remoteLearning?: boolean;
+  allowUnknownPeers?: boolean;
 }
 
 export interface SwitchInfo {
@@ -88,6 +93,7 @@ export interface SwitchInfo {
   agingSeconds: number;
   learning: boolean;
   remoteLearning: boolean;
+  allowUnknownPeers: boolean;
   fdbCapacity: number;
   ports: string[]; // names of attached ports, sorted
 }
@@ -219,6 +225,7 @@ export interface FdbEntry {
 export interface CounterSet {
   counters: Record<string, number>;
   drops: Record<string, number>;
+  backend?: Record<string, number>; // kernel-facing ports (the uplink too): the backend's counters, names in schema().backend
 }
 
 export interface DataplaneStats {
@@ -243,6 +250,7 @@ export interface DataplaneSchema {
   drop: CounterInfo[];
   peer: CounterInfo[];
   uplink: CounterInfo[];
+  backend: CounterInfo[]; // kernel-facing ports' backend counters (rx_too_big, rx_kernel_drops, tx_errors, ...)
 }
 
 export interface EngineInfo {

@@ -242,7 +242,7 @@ describe('API-style mutations', () => {
 describe('mutable fields are updated in place', () => {
   // A value different from the default for every mutable key. A key added to
   // the dataplane's update lists without a value here fails the test.
-  const SWITCH_VALUES: Record<string, unknown> = { macLimit: 10, agingSeconds: 60, learning: false, remoteLearning: false };
+  const SWITCH_VALUES: Record<string, unknown> = { macLimit: 10, agingSeconds: 60, learning: false, remoteLearning: false, allowUnknownPeers: true };
   const PORT_VALUES: Record<string, unknown> = { mtu: 1400, learning: false, flood: false, macLimit: 5, lockedMacs: ['02:00:00:00:00:aa'] };
   // JSON is YAML.
   const yamlOf = (sw: Record<string, unknown>, port: Record<string, unknown>): string => JSON.stringify({

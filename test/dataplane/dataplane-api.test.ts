@@ -87,8 +87,8 @@ describe('commands', () => {
   test('switch create/update/delete and uniqueness', async () => {
     const { dp, fake } = setup();
     const a = await dp.createSwitch({ name: 'a', vni: 100 });
-    assert.deepEqual(a, { name: 'a', id: 0, vni: 100, macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, fdbCapacity: 1024, ports: [] });
-    assert.deepEqual(fake.commands[0], { op: 'createSwitch', vni: 100, macLimit: 65536, agingMs: 300000, learning: true, remoteLearning: true, fdbCapacity: 1024 });
+    assert.deepEqual(a, { name: 'a', id: 0, vni: 100, macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, allowUnknownPeers: false, fdbCapacity: 1024, ports: [] });
+    assert.deepEqual(fake.commands[0], { op: 'createSwitch', vni: 100, macLimit: 65536, agingMs: 300000, learning: true, remoteLearning: true, allowUnknownPeers: false, fdbCapacity: 1024 });
     const before = snapshot(dp);
     const sent = fake.commands.length;
     await rejectsCode(dp.createSwitch({ name: 'a', vni: 101 }), 'ERR_DUPLICATE_NAME', 'name');
@@ -105,7 +105,7 @@ describe('commands', () => {
     assert.equal(u.agingSeconds, 10);
     assert.equal(u.learning, false);
     assert.equal(u.macLimit, 65536);
-    assert.deepEqual(fake.commands.at(-1), { op: 'setSwitch', switchId: 0, macLimit: 65536, agingMs: 10000, learning: false, remoteLearning: true });
+    assert.deepEqual(fake.commands.at(-1), { op: 'setSwitch', switchId: 0, macLimit: 65536, agingMs: 10000, learning: false, remoteLearning: true, allowUnknownPeers: false });
     await dp.deleteSwitch('a');
     assert.deepEqual(dp.switches(), []);
     // the VNI and the name are free again
@@ -201,7 +201,7 @@ describe('commands', () => {
     assert.equal(up.flood, false);
     assert.deepEqual(up.lockedMacs, ['02:00:00:00:00:0a']);
     assert.deepEqual(fake.commands.at(-1), {
-      op: 'setPort', portId: access.id, mtu: 1400, learning: true, flood: false, macLimit: 0, lockedMacs: ['02:00:00:00:00:0a'],
+      op: 'setPort', portId: access.id, mtu: 1400, learning: true, flood: false, macLimit: 1024, lockedMacs: ['02:00:00:00:00:0a'],
     });
     await rejectsCode(dp.updatePort('a', { switch: 's2' } as never), 'ERR_INVALID_ARGUMENT', 'switch');
     await rejectsCode(dp.updatePort('zz', { mtu: 1400 }), 'ERR_UNKNOWN_PORT', 'name');

@@ -213,7 +213,7 @@ describe('options', () => {
 describe('switch specs', () => {
   test('defaults', () => {
     assert.deepEqual(specs.validateSwitchSpec({ name: 'a', vni: 10 }), {
-      name: 'a', vni: 10, macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, fdbCapacity: 1024,
+      name: 'a', vni: 10, macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, allowUnknownPeers: false, fdbCapacity: 1024,
     });
     assert.equal(specs.validateSwitchSpec({ name: 'a', vni: 10, macLimit: 100 }).fdbCapacity, 100);
     assert.equal(specs.validateSwitchSpec({ name: 'a', vni: 10, fdbCapacity: 4096 }).fdbCapacity, 4096);
@@ -245,7 +245,7 @@ describe('port specs', () => {
     const p = specs.validatePortSpec({ name: 'p1', type: 'pipe', switch: 's1', mac: '02-00-00-00-00-0A' }, MAX);
     assert.deepEqual(p, {
       name: 'p1', type: 'pipe', mode: 'access', switch: 's1', vlans: [], mtu: 1500, mac: '02:00:00:00:00:0a',
-      learning: true, flood: true, macLimit: 0, lockedMacs: [], ringSize: 1024,
+      learning: true, flood: true, macLimit: 1024, lockedMacs: [], ringSize: 1024,
     });
     const q = specs.validatePortSpec({ name: 'p2', type: 'pipe', switch: 's1' }, MAX);
     assert.equal(v.validateUnicastMac(q.mac), q.mac);

@@ -32,6 +32,11 @@ struct SwitchConfig {
   uint32_t aging_ms = 300000;
   bool learning = true;
   bool remote_learning = true;   // learn inner source MACs behind remote VTEPs
+  // Accept VXLAN for this VNI from VTEPs that are not its configured peers
+  // (each becomes a learned VTEP, up to EngineOptions::max_learned_vteps).
+  // Off: only the switch's own peers (RFC 7348 section 7: a VNI should not
+  // take frames from any host that can reach the VTEP's UDP port).
+  bool allow_unknown_peers = false;
   uint32_t fdb_capacity = 1024;  // initial table size hint
 };
 
@@ -58,7 +63,9 @@ struct UplinkConfig {
   uint8_t ttl = 64;       // IPv4 TTL / IPv6 hop limit
   bool df = true;         // IPv4 don't-fragment
   bool udp6_zero_checksum = false;  // RFC 6935: send and accept zero UDP checksums over IPv6
-  bool allow_unknown_peers = true;  // false: VXLAN only from configured peers
+  // false: no switch accepts VXLAN from VTEPs that are not its peers, whatever
+  // the switches' own allow_unknown_peers says (a host-wide off switch).
+  bool allow_unknown_peers = true;
   uint32_t neighbor_reachable_ms = 30000;
   uint32_t neighbor_retry_ms = 1000;
 };

@@ -38,6 +38,7 @@ namespace vpc {
   X(flood_copies, "Extra frame copies made for flooding (recipients minus one per flooded frame)")                               \
   X(learn_table_full, "Source MACs not learned because the switch MAC limit was reached") \
   X(learn_port_limit, "Source MACs not learned because the port MAC limit was reached") \
+  X(evicted, "Learned MACs evicted, oldest first, from the source holding the most entries, to make room for a source below its fair share of a full table") \
   X(drops, "Frames dropped in this switch, all reasons")
 
 #define VPC_ENGINE_COUNTERS(X)                                                 \
@@ -69,22 +70,24 @@ namespace vpc {
   X(same_port, "Destination MAC is behind the ingress port")                     \
   X(link_down, "Egress port link is down")                                       \
   X(tx_ring_full, "Egress ring full")                                            \
-  X(no_buffer, "No free buffer for a flood copy or a tag")                       \
+  X(egress_too_big, "Frame longer than the egress interface's MTU (the kernel would refuse it)") \
+  X(no_buffer, "No free buffer for a flood copy")                                \
+  X(no_headroom, "Too little buffer headroom to push a VLAN tag or VXLAN headers") \
+  X(member_table_full, "No free switch membership for a remote VTEP (too many memberships)") \
   X(port_deleted, "Frames queued for a port that was deleted")                    \
   X(outer_dst_mac, "Uplink frame addressed to another host's MAC")               \
   X(outer_ip_header, "Outer IP version or header length invalid")              \
   X(outer_ip_checksum, "Outer IPv4 header checksum wrong")                       \
   X(outer_ip_length, "Outer IP length does not match the frame")                 \
   X(outer_ip_fragment, "Outer IP packet is a fragment (never reassembled)")     \
-  X(outer_ip_not_local, "Outer destination is not this VTEP (left to the host stack)") \
-  X(outer_not_vxlan, "Packet to the VTEP that is not VXLAN, ARP/ND or echo (left to the host stack)") \
-  X(vxlan_udp_port, "UDP destination port is not the VXLAN port (left to the host stack)") \
   X(outer_udp_length, "Outer UDP length invalid")                                \
   X(outer_udp_checksum, "Outer UDP checksum wrong (or zero over IPv6 when not allowed)") \
   X(vxlan_flags, "VXLAN header without the I flag")                              \
   X(vxlan_vni_unknown, "VXLAN VNI not configured on any switch")                 \
   X(vxlan_inner_runt, "Decapsulated frame shorter than an Ethernet header")      \
-  X(vxlan_peer_denied, "VXLAN from a VTEP that is not an allowed peer")          \
+  X(vxlan_peer_denied, "VXLAN from a VTEP that is not a peer of the VNI's switch (and the switch does not allow unknown peers)") \
+  X(vxlan_vtep_table_full, "VXLAN from a new VTEP while no learned-VTEP slot is free (maxLearnedVteps or maxVteps)") \
+  X(vxlan_peer_invalid, "VXLAN from an address that cannot be a VTEP (unspecified, multicast, loopback or our own)") \
   X(vxlan_too_big, "Frame too big to encapsulate within the uplink MTU")         \
   X(neighbor_unresolved, "Next hop of a remote VTEP not resolved by ARP/ND")     \
   X(remote_to_remote, "Frame from a remote VTEP addressed to another remote VTEP (split horizon)") \
@@ -111,7 +114,7 @@ namespace vpc {
   X(neighbors_resolved, "Next hops resolved (or refreshed)")                    \
   X(neighbors_failed, "Next hop resolutions that gave up")                      \
   X(neighbor_queue_drops, "Frames dropped while waiting for a next hop")        \
-  X(to_host, "Uplink frames not for the switch (left to the host stack)")
+  X(to_host, "Uplink frames for the host, not the switch (other addresses, protocols or UDP ports; left to the host stack, not drops)")
 
 #define VPC_ENUM_ROW(name, help) name,
 enum class PortCounter : uint16_t { VPC_PORT_COUNTERS(VPC_ENUM_ROW) kCount };

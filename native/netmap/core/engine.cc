@@ -51,6 +51,9 @@ Engine::Engine(const EngineOptions& o)
   pool_ = BufferPool::create(o.pool);
   cache_ = std::make_unique<BufferCache>(pool_);
   if (o.max_vteps < 1 || o.max_vteps > (1u << 20)) throw std::invalid_argument("maxVteps: must be in 1..1048576");
+  if (opts_.max_learned_vteps == EngineOptions::kAutoLearnedVteps) opts_.max_learned_vteps = o.max_vteps / 4;
+  if (opts_.max_learned_vteps > o.max_vteps)
+    throw std::invalid_argument("maxLearnedVteps: must be in 0..maxVteps");
   switches_.resize(o.max_switches);
   ports_.resize(o.max_ports);
   vteps_.resize(o.max_vteps);
@@ -300,10 +303,37 @@ void Engine::apply_commands() {
   }
 }
 
+// Whether the egress interface takes a frame of this length (Port::
+// tx_frame_limit(): an 802.1Q-tagged frame may be 4 bytes longer).
+static inline bool fits_egress(const BufferPool& pool, const Pkt& p, uint32_t limit) {
+  if (p.len <= limit) return true;
+  return p.len <= limit + kVlanTagLen && load_be16(pool.frame(p) + 12) == kEtherTypeVlan;
+}
+
+// Drops the staged frames the egress interface would refuse, keeping the
+// order of the rest. Returns how many remain.
+uint16_t Engine::drop_too_big_for_egress(PortState& ps, uint16_t n) {
+  uint16_t k = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    if (fits_egress(*pool_, ps.txq[i], ps.tx_limit)) [[likely]] {
+      ps.txq[k++] = ps.txq[i];
+    } else {
+      ps.counters->drop_tx(Drop::egress_too_big);
+      cache_->free(ps.txq[i].buf);
+    }
+  }
+  return k;
+}
+
 void Engine::flush_port(PortId p) {
   PortState& ps = ports_[p];
   uint16_t n = ps.txn;
   if (!n) return;
+  if (ps.tx_limit) [[unlikely]] {
+    n = drop_too_big_for_egress(ps, n);
+    ps.txn = n;
+    if (!n) return;
+  }
   PortCounterBlock& pc = *ps.counters;
   uint16_t sent = 0;
   if (ps.up) {
@@ -339,6 +369,7 @@ void Engine::housekeeping() {
   for (PortId p : active_ports_) {
     PortState& ps = ports_[p];
     bool up = ps.port->link_state() == LinkState::kUp;
+    ps.tx_limit = ps.port->tx_frame_limit();
     if (up == ps.up) continue;
     ps.up = up;
     ps.counters->add(PortCounter::link_changes, 1);

@@ -38,6 +38,11 @@ struct EngineOptions {
   uint32_t max_ports = 1024;     // <= 65535
   uint32_t max_switches = 4096;
   uint32_t max_vteps = 4096;     // remote VTEPs (configured and learned)
+  // VTEPs learned from traffic (switches with allow_unknown_peers) hold at
+  // most this many of the max_vteps slots, so configured peers and static
+  // remote MACs always have the rest. kAutoLearnedVteps: a quarter of max_vteps.
+  static constexpr uint32_t kAutoLearnedVteps = 0xFFFFFFFFu;
+  uint32_t max_learned_vteps = kAutoLearnedVteps;
   bool busy_poll = false;        // true: never sleep (spin on every core it has)
   // Adaptive polling (when !busy_poll): after the last frame, keep polling for
   // this long before sleeping in poll(2), so that a frame arriving within
@@ -148,9 +153,11 @@ class Engine {
     return mem.remote() ? vteps_[mem.vtep].learn : ports_[mem.port].learn;
   }
   bool learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId m, Mac src, Drop* why);
+  bool evict_for(SwitchState& sw, SwitchId s, const LearnSource& ls);
   void enqueue(PortId out, const Member& mem, Pkt p);
   void flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast);
   void flush_port(PortId p);
+  uint16_t drop_too_big_for_egress(PortState& ps, uint16_t n);
   void flush_tx();
   void drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw);
   void drop_frame_count(Drop why, PortCounterBlock* port, SwitchState* sw);
@@ -170,6 +177,9 @@ class Engine {
   void neighbor_flush_pending(Neighbor& nb);
   uint32_t vtep_find(const IpAddr& ip);
   uint32_t vtep_get(const IpAddr& ip);  // finds or creates; kNoVtep when full
+  uint32_t vtep_learn(const IpAddr& ip);  // creates a learned VTEP; kNoVtep at the learned limit
+  void vtep_configure(VtepState& v);  // a learned VTEP is now the operator's (peer, static MAC)
+  const char* vtep_ip_refused(const IpAddr& ip) const;  // nullptr: may be a VTEP
   void vtep_route(VtepState& v);
   MemberId remote_member(SwitchId s, uint32_t vtep, bool create);
   void release_unreferenced_vteps();
@@ -201,6 +211,7 @@ class Engine {
   uint32_t last_vni_ = 0;
   SwitchId last_vni_sw_ = kNoId;
   uint32_t last_vtep_ = kNoVtep;
+  uint32_t learned_vteps_ = 0;  // VTEPs in use with VtepState::learned_only
   struct IpHash {
     size_t operator()(const IpAddr& a) const {
       uint64_t x, y;

@@ -98,6 +98,7 @@ Result Engine::do_set_switch(Command& c) {
   sw.refresh_ms = learn_refresh_ms(n.aging_ms);
   sw.cfg.learning = n.learning;
   sw.cfg.remote_learning = n.remote_learning;
+  sw.cfg.allow_unknown_peers = n.allow_unknown_peers;
   if (sw.fdb.size() < sw.cfg.mac_limit) sw.full_reported = false;
   sw.generation++;
   return {};
@@ -111,15 +112,10 @@ Result Engine::do_delete_switch(Command& c) {
                                              " port(s); delete or move them first");
   if (sw.peers)
     return Result::error(Status::kInUse, "switch: still has " + std::to_string(sw.peers) + " peer(s); delete them first");
-  // Learned entries still point at remote members (local ports are gone):
-  // give their sources back the count before the members disappear.
-  sw.fdb.for_each([&](const FdbEntry& e) {
-    if (!(e.flags & kFdbStatic)) {
-      LearnSource& ls = source_of(e.member);
-      if (ls.learned) ls.learned--;
-      if (ls.learned_gauge) cnt_set(*ls.learned_gauge, ls.learned);
-    }
-  });
+  // Entries still point at remote members (local ports are gone): give
+  // their sources back the learned count, and their VTEPs the static count,
+  // before the members disappear; otherwise the VTEP is never released.
+  sw.fdb.for_each([&](const FdbEntry& e) { remove_entry_effects(sw, e); });
   // Remote members (VTEPs learned or holding static entries) go with it.
   for (MemberId mid : sw.members) {
     Member& m = members_[mid];
@@ -138,6 +134,7 @@ Result Engine::do_delete_switch(Command& c) {
   vni_map_.erase(sw.cfg.vni);
   last_vni_sw_ = kNoId;
   cnt_set(sw.counters->in_use, 0);
+  release_unreferenced_vteps();
   return {};
 }
 
@@ -204,6 +201,7 @@ Result Engine::do_create_port(Command& c) {
   ps.txn = 0;
   ps.tx_dirty = false;
   ps.up = ps.port->link_state() == LinkState::kUp;
+  ps.tx_limit = ps.port->tx_frame_limit();
   if (!c.vlans.empty()) {
     ps.vlan_map.reset(new MemberId[4096]);
     std::fill(ps.vlan_map.get(), ps.vlan_map.get() + 4096, kNoMember);
@@ -353,7 +351,10 @@ Result Engine::insert_static(SwitchState& sw, Mac mac, MemberId mid) {
     if (!ins.entry) return Result::error(Status::kLimitExceeded, "fdb: out of memory growing the table");
   }
   sw.static_entries++;
-  if (members_[mid].remote()) vteps_[members_[mid].vtep].statics++;
+  if (members_[mid].remote()) {
+    vteps_[members_[mid].vtep].statics++;
+    vtep_configure(vteps_[members_[mid].vtep]);
+  }
   sw.generation++;
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
   sw.counters->set(SwitchCounter::fdb_static, sw.static_entries);

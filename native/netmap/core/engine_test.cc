@@ -224,11 +224,29 @@ TEST_F(EngineTest, SwitchMacLimitStopsLearningWithOneEvent) {
   EXPECT_EQ(r0[0], to9);
   EXPECT_EQ(r2.size(), 1u);
   EXPECT_EQ(sc(a, SC::flooded_unknown), 1u);
-  EXPECT_EQ(sc(a, SC::learn_table_full), 7u);
   EXPECT_EQ(count_events(EventType::kTableFull), 1u);
+  // p1 learned nothing yet (below its fair share, 4 / 3 sources): p0, far
+  // over its share, gave up its oldest entry for p1's new MAC.
+  EXPECT_EQ(sc(a, SC::learn_table_full), 6u);
+  EXPECT_EQ(sc(a, SC::evicted), 1u);
+  EXPECT_EQ(sc(a, SC::fdb_entries), 4u);
+  auto d = fdb(a);
+  const FdbDumpEntry* e20 = find_entry(d, host_mac(20));
+  ASSERT_TRUE(e20);
+  EXPECT_EQ(e20->port, p1);
+  ASSERT_EQ(count_events(EventType::kAged), 1u) << "the evicted MAC is reported as gone";
+  // Another new MAC from p1: now at its share, it evicts nobody.
+  send_settle(p1, make_frame(host_mac(9), host_mac(21), 64));
+  recv(p0), recv(p2);
+  EXPECT_EQ(sc(a, SC::evicted), 1u);
+  EXPECT_EQ(sc(a, SC::learn_table_full), 7u);
+  EXPECT_FALSE(find_entry(fdb(a), host_mac(21)));
   // A learned destination is still unicast.
-  Bytes to2 = make_frame(host_mac(2), host_mac(20), 64);
-  send_settle(p1, to2);
+  Mac kept = 0;
+  for (const FdbDumpEntry& e : fdb(a))
+    if (e.port == p0) kept = e.mac;
+  ASSERT_NE(kept, 0u);
+  send_settle(p1, make_frame(kept, host_mac(20), 64));
   EXPECT_EQ(recv(p0).size(), 1u);
   EXPECT_EQ(recv(p2).size(), 0u);
 }
@@ -550,6 +568,72 @@ TEST_F(EngineTest, FloodCopyWithoutBufferIsCountedAndOriginalDelivered) {
   pool_->put_bulk(hold.data(), held);
 }
 
+// A frame without room in front for a VLAN tag has its own drop reason
+// (no_headroom), not no_buffer: the pool is not short of anything. A backend
+// may hand frames at any offset; the pipe peer places this one at 0.
+TEST_F(EngineTest, TagPushWithoutHeadroomIsItsOwnDrop) {
+  SwitchId a = create_switch(100);
+  PortId p0 = add_port(a);
+  PortId t = add_port(kNoId, {}, {{10, a}});
+  Bytes f = make_frame(kMacBroadcast, host_mac(1), 64);
+  uint32_t idx;
+  ASSERT_TRUE(peer(p0).cache().alloc(&idx));
+  std::memcpy(pool_->data(idx), f.data(), f.size());
+  Pkt p{idx, 0, uint16_t(f.size())};
+  ASSERT_EQ(peer(p0).send(&p, 1), 1u);
+  engine().run_once();
+  EXPECT_TRUE(recv(t).empty());
+  EXPECT_EQ(pdrop(t, Drop::no_headroom), 1u);
+  EXPECT_EQ(sdrop(a, Drop::no_headroom), 1u);
+  EXPECT_EQ(sdrop(a, Drop::no_buffer), 0u);
+}
+
+// A pipe port whose "interface" has an MTU, as a kernel interface has.
+class MtuPort : public Port {
+ public:
+  MtuPort(std::unique_ptr<Port> inner, uint32_t limit) : inner_(std::move(inner)), limit_(limit) {}
+  const char* kind() const override { return "mtu-pipe"; }
+  uint16_t rx_burst(Pkt* pkts, uint16_t max) override { return inner_->rx_burst(pkts, max); }
+  uint16_t tx_burst(Pkt* pkts, uint16_t n) override { return inner_->tx_burst(pkts, n); }
+  uint32_t tx_frame_limit() const override { return limit_; }
+  void attach(Waker* w) override { inner_->attach(w); }
+  void detach() override { inner_->detach(); }
+
+ private:
+  std::unique_ptr<Port> inner_;
+  uint32_t limit_;
+};
+
+// Issue 10 #2: a frame longer than the egress interface takes (a larger port
+// MTU, or a flood from a port with a larger MTU) is a counted drop at the
+// egress port, not a transmitted frame; frames that fit still go, tagged
+// ones with their 4 extra bytes.
+TEST_F(EngineTest, FramesLongerThanTheEgressInterfaceTakesAreDropped) {
+  SwitchId a = create_switch(100);
+  PortConfig big;
+  big.mtu = 1800;
+  PortId in = add_port(a, big);
+  auto pair = engine_->new_pipe(256);
+  auto c = cmd(CmdOp::kCreatePort);
+  c->new_port = std::make_unique<MtuPort>(std::move(pair.port), 1500 + 14);
+  c->vlans = {{10, a}};  // a trunk: frames leave tagged, 4 bytes longer
+  c->port_cfg = big;     // the port allows it; the interface does not
+  Result r = run(std::move(c));
+  ASSERT_TRUE(r.ok()) << r.message;
+  PortId out = r.id;
+  peers_[out] = std::move(pair.peer);
+  send(in, {make_frame(kMacBroadcast, host_mac(1), 1600), make_frame(kMacBroadcast, host_mac(1), 1514),
+            make_frame(kMacBroadcast, host_mac(1), 1515)});
+  engine().run_once();
+  auto got = recv(out);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].size(), 1518u) << "MTU-sized frame plus its tag";
+  EXPECT_EQ(pdrop(out, Drop::egress_too_big), 2u);
+  EXPECT_EQ(pc(out, PC::tx_drops), 2u);
+  EXPECT_EQ(pc(out, PC::tx_packets), 1u) << "dropped frames are not counted as sent";
+}
+
+// ------------------------------------------------------------ VLAN trunk
 // ------------------------------------------------------------ VLAN trunk
 
 TEST_F(EngineTest, VlanTrunkMapsTagsToSwitches) {

@@ -17,6 +17,16 @@ static bool unicast_ip(const IpAddr& a) {
   return a.b[0] != 0xff && !(std::all_of(a.b, a.b + 15, [](uint8_t b) { return b == 0; }) && a.b[15] == 1);
 }
 
+// Whether `ip` may be a remote VTEP: a unicast address that is not our own.
+// The one check for configured peers and static remote MACs (commands) and
+// for VTEPs learned from traffic (decapsulation), so traffic cannot create a
+// VTEP the API would refuse. Returns the reason, or nullptr when it may.
+const char* Engine::vtep_ip_refused(const IpAddr& ip) const {
+  if (!unicast_ip(ip)) return "must be a unicast IP address";
+  if (uplink_.active && (ip.is_v4() ? uplink_.cfg.ip4 : uplink_.cfg.ip6) == ip) return "is this host's own VTEP address";
+  return nullptr;
+}
+
 Result Engine::check_uplink_config(const UplinkConfig& u) const {
   const bool has4 = !u.ip4.is_zero(), has6 = !u.ip6.is_zero();
   if (!has4 && !has6) return Result::error(Status::kInvalidArgument, "uplink: needs a local IPv4 or IPv6 VTEP address");
@@ -71,6 +81,7 @@ Result Engine::do_create_uplink(Command& c) {
   ps.txn = 0;
   ps.tx_dirty = false;
   ps.up = ps.port->link_state() == LinkState::kUp;
+  ps.tx_limit = ps.port->tx_frame_limit();
   activate_port_slot(pid);
 
   uplink_.active = true;
@@ -115,11 +126,7 @@ Result Engine::do_delete_uplink(Command& c) {
 
 Result Engine::do_add_peer(Command& c) {
   if (c.sw >= switches_.size() || !switches_[c.sw].in_use) return Result::error(Status::kNotFound, "switch: no such switch");
-  if (!unicast_ip(c.ip)) return Result::error(Status::kInvalidArgument, "peer: must be a unicast IP address");
-  if (uplink_.active) {
-    const UplinkConfig& u = uplink_.cfg;
-    if ((c.ip.is_v4() ? u.ip4 : u.ip6) == c.ip) return Result::error(Status::kInvalidArgument, "peer: is this host's own VTEP address");
-  }
+  if (const char* why = vtep_ip_refused(c.ip)) return Result::error(Status::kInvalidArgument, std::string("peer: ") + why);
   uint32_t vt = vtep_get(c.ip);
   if (vt == kNoVtep) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
   MemberId mid = remote_member(c.sw, vt, true);
@@ -127,6 +134,7 @@ Result Engine::do_add_peer(Command& c) {
   Member& m = members_[mid];
   if (m.in_flood) return {};  // already a peer: idempotent
   m.in_flood = true;
+  vtep_configure(vteps_[vt]);
   vteps_[vt].configured++;
   switches_[c.sw].peers++;
   return {};
@@ -162,6 +170,7 @@ void Engine::release_unreferenced_vteps() {
     vtep_index_.erase(v.ip);
     if (last_vtep_ == vt) last_vtep_ = kNoVtep;
     cnt_set(v.counters->in_use, 0);
+    vtep_configure(v);  // gives back its learned slot, if it held one
     v = VtepState{};
   }
 }
@@ -170,7 +179,7 @@ Result Engine::do_add_remote_mac(Command& c) {
   if (c.sw >= switches_.size() || !switches_[c.sw].in_use) return Result::error(Status::kNotFound, "switch: no such switch");
   if (mac_is_multicast(c.mac) || c.mac == 0)
     return Result::error(Status::kInvalidArgument, "mac: a static entry needs a unicast address");
-  if (!unicast_ip(c.ip)) return Result::error(Status::kInvalidArgument, "vtep: must be a unicast IP address");
+  if (const char* why = vtep_ip_refused(c.ip)) return Result::error(Status::kInvalidArgument, std::string("vtep: ") + why);
   uint32_t vt = vtep_get(c.ip);
   if (vt == kNoVtep) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
   MemberId mid = remote_member(c.sw, vt, true);

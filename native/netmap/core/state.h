@@ -76,6 +76,7 @@ struct PortState {
   std::vector<MemberId> members;         // every member of this port
   bool up = true;
   bool is_uplink = false;
+  uint32_t tx_limit = 0;  // Port::tx_frame_limit(), refreshed with the link state
   // Learning state, with the last-source cache (the VALE trick): a port
   // usually sends from one MAC, so when the source, member and switch
   // generation match and the entry was refreshed recently, learning is skipped.
@@ -112,6 +113,7 @@ struct VtepState {
   IpAddr ip;
   uint32_t configured = 0;     // switches that list it as a peer
   uint32_t statics = 0;        // static FDB entries pointing at it
+  bool learned_only = false;   // created by decapsulation and never configured: counts against max_learned_vteps
   // Released once nothing refers to it: no switch lists it as a peer and no
   // FDB entry (learned or static) points at it.
   bool unreferenced() const { return configured == 0 && statics == 0 && learn.learned == 0; }

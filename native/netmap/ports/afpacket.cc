@@ -101,6 +101,12 @@ bool AfPacketPort::open_socket(Status* code, std::string* err) {
   int v = TPACKET_V2;
   if (setsockopt(fd_, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0)
     return fail(Status::kSystem, "PACKET_VERSION", errno, nullptr);
+  // A frame the kernel refuses (longer than the MTU, say) is skipped and its
+  // slot handed back, instead of halting the TX ring on it. Before the rings.
+  v = 1;
+  if (setsockopt(fd_, SOL_PACKET, PACKET_LOSS, &v, sizeof(v)) < 0)
+    return fail(Status::kSystem, "PACKET_LOSS", errno, nullptr);
+  read_mtu();
 
   // Slots hold the largest frame a buffer can hold plus the slot header.
   frame_size_ = std::max<uint32_t>(2048, pow2_at_least(pool_->max_frame() + 128));
@@ -289,6 +295,13 @@ void AfPacketPort::explain_too_big() {
                               "turn those offloads off or lower its MTU");
 }
 
+// The kernel refuses to send a frame longer than the MTU plus the Ethernet
+// header (4 more for an 802.1Q tag); the MTU can change at any time.
+void AfPacketPort::read_mtu() {
+  int mtu = if_mtu(ctl_, ifname_);
+  if (mtu > 0) tx_limit_ = uint32_t(mtu) + 14;
+}
+
 LinkState AfPacketPort::check_link() {
   int idx = if_index(ctl_, ifname_);
   if (idx <= 0) {
@@ -321,6 +334,7 @@ LinkState AfPacketPort::check_link() {
   if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &ks, &l) == 0 && ks.tp_drops)
     status_->add(PortStatus::rx_kernel_drops, ks.tp_drops);
   explain_too_big();
+  read_mtu();
   int e = 0;
   l = sizeof(e);
   getsockopt(fd_, SOL_SOCKET, SO_ERROR, &e, &l);

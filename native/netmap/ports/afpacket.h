@@ -47,6 +47,7 @@ class AfPacketPort final : public Port {
   // The interface's MAC as it was when the port was opened: an uplink sources
   // its frames from it, so NICs that filter unicast still accept replies.
   Mac hw_mac() const override { return mac_; }
+  uint32_t tx_frame_limit() const override { return tx_limit_; }
   void detach() override;
 
  private:
@@ -78,6 +79,8 @@ class AfPacketPort final : public Port {
   uint32_t rx_frames_ = 0, tx_frames_ = 0;
   uint32_t rx_head_ = 0, tx_head_ = 0;
   uint32_t tx_data_off_ = 0, tx_max_ = 0;
+  uint32_t tx_limit_ = 0;  // interface MTU + 14, re-read on every link check (tx_frame_limit)
+  void read_mtu();
   uint32_t burst_ = kMaxBurst;
   bool tx_pending_ = false;  // slots handed to the kernel that a kick may still need to push
   uint32_t empty_polls_ = 0;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -129,23 +130,108 @@ const Offload kOffloads[] = {
 };
 }  // namespace
 
+// ---------------------------------------------------------------- journal
+
+static std::mutex g_journal_mu;
+static std::string g_journal_dir;
+static constexpr char kJournalPrefix[] = "offloads-";
+
+void offloads_journal(const std::string& dir) {
+  std::lock_guard<std::mutex> g(g_journal_mu);
+  g_journal_dir = dir;
+}
+
+// Writes the record (temporary file, then rename: a record is whole or
+// absent). Returns its path, or "" without a journal or on failure.
+static std::string journal_write(const OffloadSaved& s) {
+  std::string dir;
+  {
+    std::lock_guard<std::mutex> g(g_journal_mu);
+    dir = g_journal_dir;
+  }
+  if (dir.empty()) return "";
+  const std::string path = dir + "/" + kJournalPrefix + s.ifname, tmp = path + ".tmp";
+  std::string text = std::to_string(s.ifindex) + "\n";
+  for (const auto& [cmd, value] : s.changed) text += std::to_string(cmd) + " " + std::to_string(value) + "\n";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return "";
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return "";
+  }
+  return path;
+}
+
+std::vector<std::string> offloads_recover(int ctl, const std::string& dir, std::string* err) {
+  std::vector<std::string> restored;
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    if (errno != ENOENT && err) *err = dir + ": " + std::strerror(errno);
+    return restored;
+  }
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.rfind(kJournalPrefix, 0) == 0) names.push_back(n);
+  }
+  closedir(d);
+  for (const std::string& n : names) {
+    const std::string path = dir + "/" + n;
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0) {  // a record never completed
+      std::remove(path.c_str());
+      continue;
+    }
+    OffloadSaved s;
+    s.ifname = n.substr(sizeof(kJournalPrefix) - 1);
+    FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) continue;
+    unsigned long cmd, value;
+    bool ok = std::fscanf(f, "%d", &s.ifindex) == 1;
+    while (ok && std::fscanf(f, "%lu %lu", &cmd, &value) == 2) s.changed.push_back({uint32_t(cmd), uint32_t(value)});
+    std::fclose(f);
+    if (ok && !s.changed.empty() && if_index(ctl, s.ifname) == s.ifindex) {
+      offloads_restore(ctl, &s);
+      restored.push_back(s.ifname);
+    }
+    std::remove(path.c_str());
+  }
+  return restored;
+}
+
 std::string offloads_off(int ctl, const std::string& ifname, OffloadSaved* saved) {
   saved->ifname = ifname;
   saved->ifindex = if_index(ctl, ifname);
   saved->changed.clear();
-  std::string done, failed;
+  saved->journal.clear();
+  // First what is on, recorded in the journal before anything changes.
+  std::vector<const Offload*> on;
   for (const Offload& o : kOffloads) {
     uint32_t v = 0;
     if (ethtool_rw(ctl, ifname, o.get, &v, false) < 0) continue;  // not supported: nothing to do
-    bool on = o.flag ? (v & o.flag) != 0 : v != 0;
-    if (!on) continue;
+    if (!(o.flag ? (v & o.flag) != 0 : v != 0)) continue;
+    on.push_back(&o);
+    saved->changed.push_back({o.set, v});
+  }
+  if (!saved->changed.empty()) saved->journal = journal_write(*saved);
+  std::string done, failed;
+  for (size_t i = 0; i < on.size();) {
+    const Offload& o = *on[i];
+    uint32_t v = saved->changed[i].second;
     uint32_t nv = o.flag ? (v & ~o.flag) : 0;
     if (ethtool_rw(ctl, ifname, o.set, &nv, true) < 0) {
       failed += std::string(" ") + o.name;
+      on.erase(on.begin() + long(i));
+      saved->changed.erase(saved->changed.begin() + long(i));
       continue;
     }
-    saved->changed.push_back({o.set, v});
     done += std::string(" ") + o.name;
+    ++i;
+  }
+  if (saved->changed.empty() && !saved->journal.empty()) {
+    std::remove(saved->journal.c_str());
+    saved->journal.clear();
   }
   std::string out = done.empty() ? "none were on" : "turned off:" + done;
   if (!failed.empty()) out += "; could not turn off:" + failed;
@@ -162,6 +248,8 @@ void offloads_restore(int ctl, OffloadSaved* saved) {
     }
   }
   saved->changed.clear();
+  if (!saved->journal.empty()) std::remove(saved->journal.c_str());
+  saved->journal.clear();
 }
 
 // ---------------------------------------------------------------- claims

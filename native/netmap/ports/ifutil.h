@@ -40,10 +40,21 @@ struct OffloadSaved {
   std::string ifname;
   int ifindex = 0;
   std::vector<std::pair<uint32_t, uint32_t>> changed;  // (ethtool set command, previous value)
+  std::string journal;  // the record written for it, if any
 };
 // Returns a human-readable summary ("turned off: gro tso tx-checksum" or why not).
 std::string offloads_off(int ctl, const std::string& ifname, OffloadSaved* saved);
 void offloads_restore(int ctl, OffloadSaved* saved);
+
+// The offload journal: with a directory set, offloads_off() writes a small
+// record (offloads-<ifname>: the ifindex and each changed setting's previous
+// value) before it changes anything, and offloads_restore() deletes it after
+// restoring. A process killed in between (kill -9) leaves the record, and
+// offloads_recover() at the next start puts those interfaces back (only the
+// same interface: a new one with the same name is left alone) and deletes the
+// records. Returns the names of the interfaces restored.
+void offloads_journal(const std::string& dir);  // "" turns it off
+std::vector<std::string> offloads_recover(int ctl, const std::string& dir, std::string* err);
 
 // One port per interface per process: AF_PACKET would otherwise happily let
 // two ports see each other's traffic. Returns false if `name` is claimed.

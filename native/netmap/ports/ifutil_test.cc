@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <vector>
 
 namespace vpc {
@@ -79,6 +82,34 @@ TEST(IfRxQueues, LoopbackHasOneAndAMissingInterfaceNone) {
   EXPECT_EQ(if_rx_queues(ctl, "lo"), 1u);
   EXPECT_EQ(if_rx_queues(ctl, "vpcnosuch0"), 0u);
   close(ctl);
+}
+
+// The offload journal's recovery never touches an interface it cannot
+// vouch for: a record for a missing interface, or for one whose ifindex
+// changed (same name, new interface), is deleted without effect; a
+// half-written record (.tmp) is deleted. The real restore after kill -9 is
+// test/ports/reliability.test.ts.
+TEST(OffloadJournal, RecoveryDropsRecordsItCannotApply) {
+  char tmpl[] = "/tmp/vpc-offload-journal-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  std::ofstream(dir + "/offloads-vpcnosuchif0") << "12345\n" << 0x29 << " 1\n";
+  std::ofstream(dir + "/offloads-lo") << "999999\n" << 0x29 << " 1\n";  // lo, but another ifindex
+  std::ofstream(dir + "/offloads-lo.tmp") << "1\n";
+  std::ofstream(dir + "/unrelated") << "x";
+  int ctl = ctl_socket();
+  ASSERT_GE(ctl, 0);
+  std::string err;
+  EXPECT_TRUE(offloads_recover(ctl, dir, &err).empty());
+  EXPECT_EQ(err, "");
+  EXPECT_NE(access((dir + "/unrelated").c_str(), F_OK), -1) << "other files stay";
+  for (const char* f : {"offloads-vpcnosuchif0", "offloads-lo", "offloads-lo.tmp"})
+    EXPECT_EQ(access((dir + "/" + f).c_str(), F_OK), -1) << f << " deleted";
+  EXPECT_TRUE(offloads_recover(ctl, dir + "/absent", &err).empty());
+  EXPECT_EQ(err, "") << "no journal directory yet is not an error";
+  close(ctl);
+  std::remove((dir + "/unrelated").c_str());
+  rmdir(dir.c_str());
 }
 
 }  // namespace

@@ -67,6 +67,22 @@ TEST(Pipe, SendRecvBothDirections) {
   EXPECT_EQ(pool->available(), pool->count());
 }
 
+// An empty frame may come with a null pointer (an empty vector's data()):
+// send_copy must not hand it to memcpy (undefined behaviour; UBSan reports it).
+TEST(Pipe, EmptyFrameWithNullDataIsSent) {
+  auto pool = small_pool();
+  auto pair = make_pipe(pool, 8);
+  const uint8_t* ptr = nullptr;
+  uint16_t len = 0;
+  ASSERT_EQ(pair.peer->send_copy(&ptr, &len, 1), 1u);
+  Pkt rx[4];
+  ASSERT_EQ(pair.port->rx_burst(rx, 4), 1);
+  EXPECT_EQ(rx[0].len, 0);
+  pair.peer->cache().free(rx[0].buf);
+  pair.peer->cache().flush();
+  EXPECT_EQ(pool->available(), pool->count());
+}
+
 TEST(Pipe, RingFullAcceptsPartially) {
   auto pool = small_pool();
   auto pair = make_pipe(pool, 8);

@@ -41,6 +41,12 @@ class Port {
   // The interface's own MAC when the backend has one (kernel interfaces),
   // else 0 and the configured MAC is used.
   virtual Mac hw_mac() const { return 0; }
+  // The longest untagged frame the interface takes for transmission (its MTU
+  // plus the Ethernet header; an 802.1Q-tagged frame may be 4 bytes longer),
+  // or 0 when only the buffer limits it. Kernel interfaces refuse longer
+  // frames (an AF_PACKET ring would stall on one), so the engine drops them
+  // first (Drop::egress_too_big). Read on the engine thread after link_state().
+  virtual uint32_t tx_frame_limit() const { return 0; }
   // Called once when the port is attached to an engine.
   virtual void attach(Waker* waker) { (void)waker; }
   // Called on the engine thread before the port is destroyed: give back every

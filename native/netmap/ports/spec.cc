@@ -23,7 +23,10 @@ const char* backend_name(PortBackend b) {
 }
 
 #define VPC_NAME_ROW(name, help) #name,
+#define VPC_HELP_ROW(name, help) help,
 const char* const PortStatus::kNames[PortStatus::kCount] = {VPC_KPORT_COUNTERS(VPC_NAME_ROW)};
+const char* const PortStatus::kHelp[PortStatus::kCount] = {VPC_KPORT_COUNTERS(VPC_HELP_ROW)};
+#undef VPC_HELP_ROW
 #undef VPC_NAME_ROW
 
 void PortStatus::set_error(std::string e) {

@@ -96,6 +96,7 @@ struct PortStatus {
   enum Counter : uint16_t { VPC_KPORT_COUNTERS(VPC_ROW) kCount };
 #undef VPC_ROW
   static const char* const kNames[kCount];
+  static const char* const kHelp[kCount];
 
   // Fixed after open (written before the port is handed to the engine).
   std::string backend;

@@ -10,6 +10,7 @@ namespace vpc {
 
 constexpr uint16_t kEthHeaderLen = 14;  // dst(6) src(6) ethertype(2)
 constexpr uint16_t kVlanTagLen = 4;     // TPID(2) TCI(2)
+constexpr uint16_t kEthMinFrame = 60;   // shortest frame on the wire, without the FCS
 constexpr uint16_t kEtherTypeVlan = 0x8100;
 constexpr uint16_t kEtherTypeIpv4 = 0x0800;
 constexpr uint16_t kEtherTypeArp = 0x0806;

@@ -49,7 +49,7 @@ struct Outcome {
 Outcome run(const PortState& ps, const Bytes& frame) {
   static uint8_t buf[4096];
   memset(buf, 0xEE, sizeof(buf));
-  if (!frame.empty()) memcpy(buf + kOff, frame.data(), frame.size());
+  if (!frame.empty()) memcpy(buf + kOff, frame.data(), frame.size());  // data() may be null
   Outcome o{};
   o.p = Pkt{0, kOff, uint16_t(frame.size())};
   o.member = 0x1234;

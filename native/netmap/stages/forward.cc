@@ -50,7 +50,7 @@ inline void Engine::enqueue(PortId out, const Member& mem, Pkt p) {
   PortState& ps = ports_[out];
   if (mem.vlan) {
     if (p.off < kVlanTagLen) [[unlikely]] {
-      drop_frame(p, Drop::no_buffer, ps.counters, &switches_[mem.sw]);
+      drop_frame(p, Drop::no_headroom, ps.counters, &switches_[mem.sw]);
       return;
     }
     vlan_push(pool_->data(p.buf), p, mem.vlan);

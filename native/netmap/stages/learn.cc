@@ -30,6 +30,38 @@ Event Engine::mac_event(EventType t, SwitchId sw, const Member& m, Mac mac) cons
   return ev;
 }
 
+// The switch table is full and `ls` wants to learn a new MAC. When `ls` is
+// below its fair share (the limit over the switch's sources), the source with
+// the most learned entries, if above its share, gives up its oldest entry:
+// one noisy port then cannot lock every other port out of learning until its
+// entries age (as OVS does when its MAC table is full). A source at or over
+// its share never evicts anyone. Runs only while the table is full and a
+// well-behaved source meets a new MAC: two passes over the table.
+bool Engine::evict_for(SwitchState& sw, SwitchId s, const LearnSource& ls) {
+  const uint32_t sources = std::max<uint32_t>(1, uint32_t(sw.members.size()));
+  const uint32_t share = std::max<uint32_t>(1, sw.cfg.mac_limit / sources);
+  if (ls.learned >= share) return false;
+  LearnSource* victim = nullptr;
+  for (MemberId m : sw.members) {
+    LearnSource& cand = source_of(m);
+    if (cand.learned > share && (!victim || cand.learned > victim->learned)) victim = &cand;
+  }
+  if (!victim) return false;
+  const FdbEntry* oldest = nullptr;
+  sw.fdb.for_each([&](const FdbEntry& e) {
+    if ((e.flags & kFdbStatic) || &source_of(e.member) != victim) return;
+    if (!oldest || int32_t(e.last_seen_ms - oldest->last_seen_ms) < 0) oldest = &e;
+  });
+  if (!oldest) return false;  // its entries are in other switches (a trunk)
+  const FdbEntry gone = *oldest;
+  emit(mac_event(EventType::kAged, s, members_[gone.member], gone.mac));
+  remove_entry_effects(sw, gone);
+  sw.fdb.erase(gone.mac);
+  sw.counters->add(SwitchCounter::evicted, 1);
+  sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
+  return sw.fdb.size() < sw.cfg.mac_limit;
+}
+
 // Slow path: the caller already checked learn_cache_hit().
 bool Engine::learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId mid, Mac src, Drop* why) {
   const Member& mem = members_[mid];
@@ -100,7 +132,9 @@ bool Engine::learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId mid
     // cache line per frame, which at a million MACs doubles memory traffic.
     if (now_ms_ - e->last_seen_ms >= sw.refresh_ms) e->last_seen_ms = now_ms_;
   } else if (may_learn) {
-    if (sw.fdb.size() >= sw.cfg.mac_limit) {
+    if (sw.fdb.size() >= sw.cfg.mac_limit && evict_for(sw, mem.sw, ls)) {
+      // Room was made: learn below.
+    } else if (sw.fdb.size() >= sw.cfg.mac_limit) {
       // Full: stop learning, keep forwarding (unknown destinations flood).
       sw.counters->add(SwitchCounter::learn_table_full, 1);
       if (!sw.full_reported) {

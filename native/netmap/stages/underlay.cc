@@ -63,7 +63,12 @@ bool Engine::handle_arp(Pkt& p, uint8_t* f) {
   std::memcpy(a + 14, uplink_.cfg.ip4.b + 12, 4);
   mac_store(f, sender_mac);
   mac_store(f + 6, uplink_.mac);
-  p.len = std::max<uint16_t>(p.len, 60);
+  if (p.len < kEthMinFrame) {
+    // Pad to the Ethernet minimum with zeros: the buffer's tail still holds
+    // whatever frame it carried before (possibly another tenant's).
+    std::memset(f + p.len, 0, kEthMinFrame - p.len);
+    p.len = kEthMinFrame;
+  }
   uplink_.counters->add(UplinkCounter::arp_replies_sent, 1);
   transmit_uplink(p);
   return true;
@@ -240,7 +245,7 @@ void Engine::neighbor_request(Neighbor& nb) {
     mac_store(a + 8, uplink_.mac);
     std::memcpy(a + 14, u.ip4.b + 12, 4);
     std::memcpy(a + 24, nb.ip.b + 12, 4);
-    p.len = 60;
+    p.len = kEthMinFrame;
     uplink_.counters->add(UplinkCounter::arp_requests_sent, 1);
   } else {
     if (u.ip6.is_zero()) {
@@ -336,6 +341,21 @@ uint32_t Engine::vtep_get(const IpAddr& ip) {
     return i;
   }
   return kNoVtep;
+}
+
+uint32_t Engine::vtep_learn(const IpAddr& ip) {
+  if (learned_vteps_ >= opts_.max_learned_vteps) return kNoVtep;
+  uint32_t v = vtep_get(ip);
+  if (v == kNoVtep) return kNoVtep;
+  vteps_[v].learned_only = true;
+  learned_vteps_++;
+  return v;
+}
+
+void Engine::vtep_configure(VtepState& v) {
+  if (!v.learned_only) return;
+  v.learned_only = false;
+  learned_vteps_--;
 }
 
 // Chooses the next hop: the VTEP itself when it is on-link, else the gateway.

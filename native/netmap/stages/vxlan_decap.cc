@@ -3,23 +3,28 @@
 // remote VTEP as the frame's source.
 //
 // Checks, in order, each with its own drop reason:
+//   frame within the uplink's MTU                           oversize
 //   outer destination MAC is ours (or broadcast/multicast)  outer_dst_mac
 //   IP version and header length                            outer_ip_header
 //   IPv4 header checksum                                    outer_ip_checksum
 //   IP total/payload length against the frame               outer_ip_length
 //   not a fragment                                          outer_ip_fragment
-//   destination is our VTEP address                         outer_ip_not_local
-//   UDP (anything else: ARP/ND/echo, or left to the host)   outer_not_vxlan
+//   destination is our VTEP address                         (else to_host)
+//   UDP (anything else: ARP/ND/echo, or to_host)            (else to_host)
 //   UDP length                                              outer_udp_length
-//   UDP destination port is the VXLAN port                  vxlan_udp_port
+//   UDP destination port is the VXLAN port                  (else to_host)
 //   UDP checksum (when non-zero; IPv6 zero only if allowed) outer_udp_checksum
 //   VXLAN I flag set (other flag bits ignored, RFC 7348 5)  vxlan_flags
 //   VNI belongs to a switch                                 vxlan_vni_unknown
-//   source VTEP allowed (when the allow-list is on)         vxlan_peer_denied
+//   a new source VTEP is a unicast address, not ours        vxlan_peer_invalid
+//   source VTEP is a peer of the switch, or the switch      vxlan_peer_denied
+//     allows unknown peers
+//   a learned VTEP slot is free (maxLearnedVteps)           vxlan_vtep_table_full
 //   inner frame at least an Ethernet header                 vxlan_inner_runt
 // Frames that are not the switch's business (other EtherTypes, other
-// destinations, other ports) are counted and left to the host stack: backends
-// such as AF_PACKET see a copy of traffic the kernel keeps receiving.
+// destinations, other protocols or UDP ports) are host traffic, not drops:
+// they count as the uplink's to_host, and backends such as AF_PACKET see only
+// a copy of traffic the kernel keeps receiving (docs/design/overlay.md).
 #include "core/engine.h"
 
 namespace vpc {
@@ -60,6 +65,12 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     };
     if (p.len < kEthHeaderLen) {
       drop(Drop::runt);
+      continue;
+    }
+    if (p.len > up.max_len) [[unlikely]] {
+      // Longer than the uplink's configured MTU allows (a peer on a larger
+      // underlay MTU): it could not be answered or forwarded consistently.
+      drop(Drop::oversize);
       continue;
     }
     uint8_t* f = pool.data(p.buf) + p.off;
@@ -104,15 +115,13 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
         continue;
       }
       if (std::memcmp(ip + 16, u.ip4.b + 12, 4) != 0) {
-        // Multicast and broadcast on the segment (IGMP, DHCP, ...) are the
-        // host's business; unicast to our MAC for another address is a drop.
-        if (mac_is_multicast(outer_dst)) to_host();
-        else drop(Drop::outer_ip_not_local);
+        // Another of the host's addresses (or multicast on the segment).
+        to_host();
         continue;
       }
       if (ip[9] != kIpProtoUdp) {
         int r = ip[9] == kIpProtoIcmp ? handle_ipv4_local(p, f, ihl) : 0;
-        if (r == 0) drop(Drop::outer_not_vxlan);
+        if (r == 0) to_host();
         continue;
       }
       src_ip4 = load_be32(ip + 12);
@@ -139,15 +148,10 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
         if (handle_ipv6_local(p, f) == 0) to_host();
         continue;
       }
-      if (std::memcmp(ip + 24, u.ip6.b, 16) != 0) {
-        // Multicast on the segment (MLD behind a Hop-by-Hop header, ...) is
-        // the host's business; unicast to our MAC for another address is a drop.
-        if (mac_is_multicast(outer_dst)) to_host();
-        else drop(Drop::outer_ip_not_local);
-        continue;
-      }
-      if (ip[6] != kIpProtoUdp) {
-        drop(Drop::outer_not_vxlan);
+      if (std::memcmp(ip + 24, u.ip6.b, 16) != 0 || ip[6] != kIpProtoUdp) {
+        // Another of the host's addresses, multicast on the segment (MLD
+        // behind a Hop-by-Hop header, ...) or another protocol.
+        to_host();
         continue;
       }
       src_ip = IpAddr::from_v6(ip + 8);
@@ -165,7 +169,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       continue;
     }
     if (load_be16(udp + 2) != u.udp_port) {
-      drop(Drop::vxlan_udp_port);
+      to_host();  // the host's own UDP (DNS, NTP, another tunnel, ...)
       continue;
     }
     uint16_t csum = load_be16(udp + 6);
@@ -192,7 +196,11 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       drop(Drop::vxlan_vni_unknown);
       continue;
     }
-    // Most packets come from the VTEP the previous one came from.
+    // The source VTEP may send into this VNI when it is one of the switch's
+    // configured peers, or when the switch accepts unknown peers (and the
+    // uplink does not forbid them). Most packets come from the VTEP the
+    // previous one came from.
+    const bool open = switches_[s].cfg.allow_unknown_peers && u.allow_unknown_peers;
     uint32_t vt;
     if (v4 && last_vtep_ != kNoVtep && vteps_[last_vtep_].in_use && vteps_[last_vtep_].ip.is_v4() &&
         vteps_[last_vtep_].ip.v4() == src_ip4) {
@@ -200,23 +208,41 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     } else {
       if (v4) src_ip = IpAddr::from_v4(src_ip4);
       vt = vtep_find(src_ip);
-      if (vt == kNoVtep && u.allow_unknown_peers) vt = vtep_get(src_ip);
+      if (vt == kNoVtep || (!v4 && src_ip.is_v4())) [[unlikely]] {
+        // A new VTEP: only from an address addPeer would accept (and never an
+        // IPv4-mapped source over IPv6, which would pose as an IPv4 VTEP).
+        if (vtep_ip_refused(src_ip) || (!v4 && src_ip.is_v4())) {
+          drop(Drop::vxlan_peer_invalid);
+          continue;
+        }
+        if (!open) {
+          drop(Drop::vxlan_peer_denied);
+          continue;
+        }
+        vt = vtep_learn(src_ip);
+        if (vt == kNoVtep) {
+          drop(Drop::vxlan_vtep_table_full);
+          continue;
+        }
+      }
     }
-    if (vt == kNoVtep || (!u.allow_unknown_peers && vteps_[vt].configured == 0)) {
+    VtepState& v = vteps_[vt];
+    MemberId m = v.cache_sw == s ? v.cache_member : remote_member(s, vt, false);
+    if ((m == kNoMember || !members_[m].in_flood) && !open) [[unlikely]] {
+      v.counters->add(PeerCounter::drops, 1);
       drop(Drop::vxlan_peer_denied);
       continue;
     }
-    VtepState& v = vteps_[vt];
     uint16_t inner_len = uint16_t(udp_len - kUdpHeaderLen - kVxlanHeaderLen);
     if (inner_len < kEthHeaderLen) {
       v.counters->add(PeerCounter::drops, 1);
       drop(Drop::vxlan_inner_runt);
       continue;
     }
-    MemberId m = v.cache_sw == s ? v.cache_member : remote_member(s, vt, true);
+    if (m == kNoMember) m = remote_member(s, vt, true);
     if (m == kNoMember) {
       v.counters->add(PeerCounter::drops, 1);
-      drop(Drop::no_buffer);
+      drop(Drop::member_table_full);
       continue;
     }
     v.counters->add(PeerCounter::rx_packets, 1);

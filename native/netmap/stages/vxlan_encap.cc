@@ -125,7 +125,7 @@ void Engine::encap(const Member& mem, Pkt p) {
   }
   if (p.off < overhead) [[unlikely]] {
     v.counters->add(PeerCounter::drops, 1);
-    drop_frame(p, Drop::no_buffer, up.counters, &sw);
+    drop_frame(p, Drop::no_headroom, up.counters, &sw);
     return;
   }
   const UplinkConfig& u = uplink_.cfg;

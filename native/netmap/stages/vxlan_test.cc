@@ -498,6 +498,29 @@ TEST_F(UnderlayTest, AnswersArpForVtepAddress) {
   EXPECT_EQ(ucnt(UplinkCounter::arp_replies_sent), 1u);
 }
 
+// Issue 10 #11: the reply to a 42-byte request is padded to 60 bytes; the
+// padding must be zeros, not what the buffer held before.
+TEST_F(UnderlayTest, ArpReplyPaddingIsZero) {
+  create_switch(kVni);
+  make_uplink(cfg4());
+  step();
+  // Dirty the buffers the next request will be copied into (LIFO cache).
+  BufferCache& c = peer(up_).cache();
+  std::vector<uint32_t> bufs(8);
+  for (uint32_t& b : bufs) {
+    ASSERT_TRUE(c.alloc(&b));
+    std::memset(engine().pool()->data(b), 0xAB, engine().pool()->buf_size());
+  }
+  for (auto it = bufs.rbegin(); it != bufs.rend(); ++it) c.free(*it);
+  Bytes req = eth(kMacBroadcast, kMacA, kEtherTypeArp, arp(1, kMacA, kPeerA4, 0, kVtep4));
+  ASSERT_EQ(req.size(), 42u);
+  wire(req);
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].size(), 60u);
+  EXPECT_EQ(Bytes(out[0].begin() + 42, out[0].end()), Bytes(18, 0)) << "bytes 42..59";
+}
+
 TEST_F(UnderlayTest, PeerIsResolvedWithArp) {
   SwitchId s = create_switch(kVni);
   make_uplink(cfg4());
@@ -792,7 +815,8 @@ TEST_F(UnderlayTest, AnswersIcmpEchoToVtep) {
   // Echo to another address: not answered.
   wire(eth(kUpMac, kMacA, kEtherTypeIpv4, ipv4(kPeerA4, kPeerB4, kIpProtoIcmp, icmp)));
   EXPECT_TRUE(wire_out().empty());
-  EXPECT_EQ(udrop(Drop::outer_ip_not_local), 1u);
+  EXPECT_EQ(ucnt(UplinkCounter::to_host), 1u) << "the host's business, not a drop";
+  EXPECT_EQ(pc(up_, PortCounter::rx_drops), 0u);
   // Echo with a bad ICMP checksum: not answered.
   Bytes bad = icmp;
   bad[5] ^= 1;
@@ -1177,7 +1201,9 @@ TEST_F(VxlanDecapTest, MacMovesBetweenLocalAndRemote) {
 }
 
 TEST_F(VxlanDecapTest, UnknownPeerIsLearnedWhenAllowed) {
-  setup4(1);
+  SwitchConfig sc;
+  sc.allow_unknown_peers = true;
+  setup4(1, sc);
   Vx4 o;
   o.src = kStranger4;
   wire(vx4(make_frame(kMacBroadcast, host_mac(0x900), 64), o));
@@ -1194,6 +1220,132 @@ TEST_F(VxlanDecapTest, UnknownPeerIsLearnedWhenAllowed) {
   EXPECT_EQ(dips, (std::set<uint32_t>{kPeerA4, kPeerB4}));
 }
 
+
+// Issue 10 #12: decapsulation must not create a VTEP for an address addPeer
+// refuses: unspecified, multicast, loopback, our own, or IPv4-mapped IPv6.
+TEST_F(VxlanDecapTest, SourcesThatCannotBeVtepsAreDropped) {
+  SwitchConfig sc;
+  sc.allow_unknown_peers = true;
+  setup4(1, sc, cfg46());
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x900), 64);
+  uint64_t n = 0;
+  for (uint32_t bad : {0u, 0xE0000001u /* 224.0.0.1 */, 0x7F000001u, 0xFFFFFFFFu, kVtep4}) {
+    Vx4 o;
+    o.src = bad;
+    wire(vx4(inner, o));
+    EXPECT_EQ(udrop(Drop::vxlan_peer_invalid), ++n) << ip_format(v4(bad));
+  }
+  for (const char* bad : {"::", "ff02::1", "::1", "2001:db8::1" /* ours */, "::ffff:198.18.0.2"}) {
+    Vx6 o;
+    o.src = v6(bad);
+    wire(vx6(inner, o));
+    EXPECT_EQ(udrop(Drop::vxlan_peer_invalid), ++n) << bad;
+  }
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_FALSE(entry(sw_, host_mac(0x900))) << "nothing learned behind them";
+  for (uint32_t i = 0; i < engine().options().max_vteps; ++i) {
+    const PeerCounterBlock& b = engine().peer_counters(i);
+    if (!cnt_read(b.in_use)) continue;
+    IpAddr ip = IpAddr::from_v6(b.ip);
+    EXPECT_TRUE(ip == v4(kPeerA4) || ip == v4(kPeerB4)) << "unexpected VTEP " << ip_format(ip);
+  }
+  // addPeer refuses the same addresses, with the same words.
+  Result r = add_peer(sw_, v4(kVtep4));
+  EXPECT_EQ(r.status, Status::kInvalidArgument);
+  EXPECT_NE(r.message.find("own VTEP address"), std::string::npos) << r.message;
+  EXPECT_EQ(add_remote_mac(sw_, host_mac(0x901), kVtep6).status, Status::kInvalidArgument);
+  // A stranger with a proper address is still learned (allowUnknownPeers).
+  Vx4 ok;
+  ok.src = kStranger4;
+  wire(vx4(inner, ok));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+}
+
+// Issue 10 #4: by default a VNI takes VXLAN only from its own peers: not
+// from strangers, and not from the peers of another tenant's VNI.
+TEST_F(VxlanDecapTest, ByDefaultAVniAcceptsOnlyItsOwnPeers) {
+  setup4(1);  // switch kVni: peers A and B
+  SwitchId other = create_switch(kVni + 1);
+  PortId lo = add_port(other);
+  const IpAddr kPeerC4 = v4(0xC6120004);
+  ASSERT_TRUE(add_peer(other, kPeerC4).ok());
+  step();
+  wire_out();
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x900), 64);
+  Vx4 stranger;
+  stranger.src = kStranger4;
+  wire(vx4(inner, stranger));
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 1u);
+  Vx4 cross;  // tenant kVni+1's peer sends into kVni
+  cross.src = 0xC6120004;
+  wire(vx4(inner, cross));
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 2u);
+  EXPECT_EQ(peer_cnt(kPeerC4, PeerCounter::drops), 1u);
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_FALSE(entry(sw_, host_mac(0x900)));
+  // Its own VNI takes it, and A's frames still reach kVni.
+  cross.vni = kVni + 1;
+  wire(vx4(inner, cross));
+  EXPECT_EQ(recv(lo).size(), 1u);
+  wire(vx4(inner));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  // A static MAC behind a VTEP does not make it a peer.
+  ASSERT_TRUE(add_remote_mac(sw_, host_mac(0x901), kPeerC4).ok());
+  cross.vni = kVni;
+  wire(vx4(inner, cross));
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 3u);
+  // Opting in (in place) lets it through; opting out again closes it.
+  auto set = [&](bool allow) {
+    auto c = cmd(CmdOp::kSetSwitch);
+    c->sw = sw_;
+    c->switch_cfg.allow_unknown_peers = allow;
+    ASSERT_TRUE(run(std::move(c)).ok());
+  };
+  set(true);
+  wire(vx4(inner, cross));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  set(false);
+  wire(vx4(inner, cross));
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 4u);
+}
+
+// Issue 10 #4: VTEPs learned from traffic have their own limit, with their
+// own drop reason, and never take the slots configured peers need.
+TEST_F(VxlanDecapTest, LearnedVtepsHaveTheirOwnLimit) {
+  EngineOptions o = testutil::small_engine_options();
+  o.max_vteps = 8;
+  o.max_learned_vteps = 2;
+  make_engine(o);
+  SwitchConfig sc;
+  sc.allow_unknown_peers = true;
+  setup4(1, sc);  // peers A and B: 2 configured
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x900), 64);
+  for (uint32_t i = 0; i < 6; ++i) {
+    Vx4 s;
+    s.src = 0xC6120040 + i;
+    wire(vx4(make_frame(kMacBroadcast, host_mac(0x900 + i), 64), s));  // a MAC each: each VTEP stays referenced
+  }
+  EXPECT_EQ(recv(locals_[0]).size(), 2u) << "two strangers learned";
+  EXPECT_EQ(udrop(Drop::vxlan_vtep_table_full), 4u);
+  EXPECT_EQ(udrop(Drop::vxlan_peer_denied), 0u);
+  // The remaining 4 slots are the operator's.
+  for (uint32_t i = 0; i < 4; ++i) {
+    Result r = add_peer(sw_, v4(0xC6120060 + i));
+    EXPECT_TRUE(r.ok()) << "peer #" << i << ": " << r.message;
+  }
+  EXPECT_EQ(add_peer(sw_, v4(0xC6120070)).status, Status::kLimitExceeded);
+  // A learned VTEP the operator configures stops counting as learned.
+  ASSERT_TRUE(del_peer(sw_, v4(0xC6120063)).ok());
+  ASSERT_TRUE(add_peer(sw_, v4(0xC6120040)).ok());
+  Vx4 s;
+  s.src = 0xC6120050;
+  wire(vx4(inner, s));
+  EXPECT_EQ(recv(locals_[0]).size(), 1u) << "a learned slot came free";
+  EngineOptions bad = o;
+  bad.max_learned_vteps = 9;
+  EXPECT_THROW(Engine e(bad), std::invalid_argument);
+}
 
 TEST_F(VxlanEncapTest, HeadEndReplicationToManyPeers) {
   // More peers than the flood stage collects in one round (64).
@@ -1315,7 +1467,9 @@ TEST_F(VxlanDecapTest, RemoteEntriesAgeLikeLocalOnes) {
 }
 
 TEST_F(VxlanCommandsTest, StaticRemoteMacBeforeUplinkWorksOnceItExists) {
-  SwitchId s = create_switch(kVni);
+  SwitchConfig open;
+  open.allow_unknown_peers = true;  // A is no peer: it only holds a static MAC
+  SwitchId s = create_switch(kVni, open);
   PortId l = add_port(s);
   ASSERT_TRUE(add_remote_mac(s, host_mac(0x700), v4(kPeerA4)).ok());
   local(l, make_frame(host_mac(0x700), host_mac(1), 64));
@@ -1354,6 +1508,21 @@ TEST_F(VxlanCommandsTest, VtepSlotsAreReclaimed) {
     Result r = add_peer(s, ip);
     ASSERT_TRUE(r.ok()) << "peer #" << i << ": " << r.message;
     ASSERT_TRUE(del_peer(s, ip).ok());
+  }
+}
+
+// Issue 10 #13: a static remote MAC holds its VTEP; deleting the switch
+// must give the slot back, or maxVteps runs out for good.
+TEST_F(VxlanCommandsTest, DeletingASwitchReleasesVtepsOfItsStaticRemoteMacs) {
+  EngineOptions o = testutil::small_engine_options();
+  o.max_vteps = 2;
+  make_engine(o);
+  make_uplink(cfg4());
+  for (uint32_t i = 0; i < 6; ++i) {
+    SwitchId s = create_switch(kVni + i);
+    Result r = add_remote_mac(s, host_mac(0x700 + i), v4(0xC6120020 + i));
+    ASSERT_TRUE(r.ok()) << "round " << i << ": " << r.message;
+    ASSERT_TRUE(delete_switch(s).ok());
   }
 }
 
@@ -1399,9 +1568,6 @@ TEST_F(VxlanMalformedTest, EachDefectHasItsOwnDropAndGoodTrafficContinues) {
       {"total length shorter than IHL", with([](Vx4& o) { o.ip.tot_delta = -81; }), Drop::outer_ip_length},
       {"MF fragment", with([](Vx4& o) { o.ip.frag = 0x2000; }), Drop::outer_ip_fragment},
       {"non-zero fragment offset", with([](Vx4& o) { o.ip.frag = 0x0010; }), Drop::outer_ip_fragment},
-      {"dst not our VTEP", with([](Vx4& o) { o.dst = kPeerB4; }), Drop::outer_ip_not_local},
-      {"TCP to our VTEP", with([](Vx4& o) { o.proto = kIpProtoTcp; }), Drop::outer_not_vxlan},
-      {"wrong UDP port", with([](Vx4& o) { o.dport = 4790; }), Drop::vxlan_udp_port},
       {"UDP length 7", with([](Vx4& o) { o.udp_len = 7; }), Drop::outer_udp_length},
       {"UDP length beyond the IP payload", with([](Vx4& o) { o.udp_len = 8 + 8 + 64 + 1; }),
        Drop::outer_udp_length},
@@ -1417,8 +1583,6 @@ TEST_F(VxlanMalformedTest, EachDefectHasItsOwnDropAndGoodTrafficContinues) {
       {"zero UDP checksum (IPv6, not allowed)", with6([](Vx6& o) { o.csum = Csum::kZero; }),
        Drop::outer_udp_checksum},
       {"IPv6 fragment header", with6([](Vx6& o) { o.frag_header = true; }), Drop::outer_ip_fragment},
-      {"IPv6 dst not our VTEP", with6([](Vx6& o) { o.dst = kPeerB6; }), Drop::outer_ip_not_local},
-      {"IPv6 wrong UDP port", with6([](Vx6& o) { o.dport = 4790; }), Drop::vxlan_udp_port},
       {"IPv6 unknown VNI", with6([](Vx6& o) { o.vni = 77; }), Drop::vxlan_vni_unknown},
       {"IPv6 payload length beyond the frame",
        [&] {
@@ -1450,6 +1614,60 @@ TEST_F(VxlanMalformedTest, EachDefectHasItsOwnDropAndGoodTrafficContinues) {
     EXPECT_EQ(r[0], inner);
   }
   EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx), cases.size());
+}
+
+// Issue 10 #10: host traffic on the uplink (another of the host's
+// addresses, another protocol, another UDP port) is left to the host and
+// counted as to_host, never as a drop (docs/design/overlay.md).
+TEST_F(VxlanMalformedTest, HostTrafficIsToHostNotADrop) {
+  setup4(1, {}, cfg46());
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
+  std::vector<std::pair<const char*, Bytes>> cases;
+  Vx4 o;
+  o.dst = kPeerB4;
+  cases.push_back({"unicast to another address", vx4(inner, o)});
+  o = Vx4{};
+  o.proto = kIpProtoTcp;
+  cases.push_back({"TCP to our VTEP address", vx4(inner, o)});
+  o = Vx4{};
+  o.dport = 53;
+  cases.push_back({"UDP to another port", vx4(inner, o)});
+  Vx6 o6;
+  o6.dst = kPeerB6;
+  cases.push_back({"IPv6 unicast to another address", vx6(inner, o6)});
+  o6 = Vx6{};
+  o6.dport = 4790;
+  cases.push_back({"IPv6 UDP to another port", vx6(inner, o6)});
+  cases.push_back({"IPv6 TCP to our address", eth(kUpMac, kMacA, kEtherTypeIpv6, ipv6(kPeerA6, kVtep6, kIpProtoTcp, 64, Bytes(20, 0)))});
+  uint64_t host = ucnt(UplinkCounter::to_host);
+  for (const auto& [name, frame] : cases) {
+    SCOPED_TRACE(name);
+    wire(frame);
+    EXPECT_EQ(ucnt(UplinkCounter::to_host), ++host);
+    EXPECT_EQ(pc(up_, PortCounter::rx_drops), 0u);
+    EXPECT_TRUE(recv(locals_[0]).empty());
+    EXPECT_TRUE(wire_out().empty());
+  }
+}
+
+// Issue 10 #2: the uplink enforces its configured MTU on receive: a VXLAN
+// packet from a peer on a larger-MTU underlay is a counted drop, however
+// well-formed (its inner frame would be larger than the VNI's MTU).
+TEST_F(VxlanMalformedTest, UplinkDropsFramesLongerThanItsMtu) {
+  setup4(1);  // uplink MTU 1500: frames up to 1514 bytes
+  Bytes fits = vx4(make_frame(kMacBroadcast, host_mac(0x500), 1514 - 50));
+  ASSERT_EQ(fits.size(), 1514u);
+  wire(fits);
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
+  Bytes big = vx4(make_frame(kMacBroadcast, host_mac(0x500), 1650 - 50));
+  wire(big);
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::oversize), 1u);
+  EXPECT_EQ(pc(up_, PortCounter::rx_drops), 1u);
 }
 
 TEST_F(VxlanMalformedTest, AcceptedVariants) {
@@ -1498,6 +1716,7 @@ TEST_F(VxlanMalformedTest, ZeroUdp6ChecksumAcceptedWhenAllowed) {
   UplinkConfig u = cfg46();
   u.udp6_zero_checksum = true;
   setup4(1, {}, u, false);
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
   Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 64);
   Vx6 z;
   z.csum = Csum::kZero;
