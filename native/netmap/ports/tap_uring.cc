@@ -72,7 +72,7 @@ TapUring::TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, Bu
       batch_(max_queues, kMinBatch),
       filled_(max_queues, 0),
       empty_(max_queues, 0),
-      lent_(pool_->count(), 0) {
+      lent_(pool_->index_limit(), 0) {
   stash_mask_ = pow2_at_least(max_queues * (rx_depth + 1)) - 1;
   stash_.resize(stash_mask_ + 1);
 }
