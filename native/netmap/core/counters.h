@@ -52,6 +52,7 @@ namespace vpc {
   X(events, "Events delivered to the control plane")                          \
   X(events_dropped, "Events lost because the event ring was full")            \
   X(buffers_free, "Buffers free in the pool (not counting per-thread caches)") \
+  X(large_buffers_free, "Large (64 KiB) buffers free in the pool (not counting per-thread caches)") \
   X(aging_scanned, "FDB slots visited by the aging sweep")
 
 // Drop reasons, shared by ports and switches: a frame dropped after it was

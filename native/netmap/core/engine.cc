@@ -340,6 +340,7 @@ void Engine::housekeeping() {
     emit(ev);
   }
   engine_ctr_->set(EngineCounter::buffers_free, pool_->available());
+  engine_ctr_->set(EngineCounter::large_buffers_free, pool_->large_available());
 }
 
 void Engine::remove_entry_effects(SwitchState& sw, const FdbEntry& e) {

@@ -71,7 +71,7 @@ class Engine {
 
   // Creates the outside end of a pipe port for a CreatePort command. The
   // PipePeer stays valid after the port is deleted (it then accepts nothing).
-  PipePair new_pipe(uint32_t ring_size) { return make_pipe(pool_, ring_size); }
+  PipePair new_pipe(uint32_t ring_size, const PipeOptions& o = {}) { return make_pipe(pool_, ring_size, o); }
 
   std::shared_ptr<BufferPool> pool() const { return pool_; }
   const EngineOptions& options() const { return opts_; }

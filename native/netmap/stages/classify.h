@@ -17,7 +17,7 @@ inline bool classify(const PortState& in, uint8_t* buf, Pkt& p, MemberId* member
     *why = Drop::runt;
     return false;
   }
-  uint8_t* f = buf + p.off;
+  uint8_t* f = buf + pkt_off(p);
   MemberId m = in.untagged;
   if (load_be16(f + 12) == kEtherTypeVlan) [[unlikely]] {
     if (p.len < kEthHeaderLen + kVlanTagLen) {

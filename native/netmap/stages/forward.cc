@@ -49,7 +49,7 @@ inline void Engine::enqueue(PortId out, const Member& mem, Pkt p) {
   }
   PortState& ps = ports_[out];
   if (mem.vlan) {
-    if (p.off < kVlanTagLen) [[unlikely]] {
+    if (pkt_off(p) < kVlanTagLen) [[unlikely]] {
       drop_frame(p, Drop::no_buffer, ps.counters, &switches_[mem.sw]);
       return;
     }

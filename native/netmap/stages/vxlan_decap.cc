@@ -62,7 +62,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       drop(Drop::runt);
       continue;
     }
-    uint8_t* f = pool.data(p.buf) + p.off;
+    uint8_t* f = pool.frame(p);
     Mac outer_dst = eth_dst(f);
     if (outer_dst != uplink_.mac && !mac_is_multicast(outer_dst)) {
       drop(Drop::outer_dst_mac);

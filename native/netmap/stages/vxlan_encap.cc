@@ -123,7 +123,7 @@ void Engine::encap(const Member& mem, Pkt p) {
     drop_frame(p, Drop::vxlan_too_big, up.counters, &sw);
     return;
   }
-  if (p.off < overhead) [[unlikely]] {
+  if (pkt_off(p) < overhead) [[unlikely]] {
     v.counters->add(PeerCounter::drops, 1);
     drop_frame(p, Drop::no_buffer, up.counters, &sw);
     return;
@@ -131,10 +131,10 @@ void Engine::encap(const Member& mem, Pkt p) {
   const UplinkConfig& u = uplink_.cfg;
   uint8_t* base = pool_->data(p.buf);
   const uint32_t span = uint32_t(u.src_port_max - u.src_port_min) + 1;
-  const uint16_t sport = uint16_t(u.src_port_min + inner_flow_hash(base + p.off, inner_len) % span);
+  const uint16_t sport = uint16_t(u.src_port_min + inner_flow_hash(base + pkt_off(p), inner_len) % span);
   p.off = uint16_t(p.off - overhead);
   p.len = uint16_t(inner_len + overhead);
-  uint8_t* o = base + p.off;
+  uint8_t* o = base + pkt_off(p);
   std::memcpy(o, v.outer, overhead);
   uint8_t* ip = o + kEthHeaderLen;
   const uint16_t udp_len = uint16_t(kUdpHeaderLen + kVxlanHeaderLen + inner_len);
