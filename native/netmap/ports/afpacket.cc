@@ -243,16 +243,19 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
       if (!cache_.alloc_large(&big)) big = kNoId;  // still read (into scratch) to keep the order, then dropped
       rxq_[queued++] = RxQueued{n, big};
       pkts[n++] = Pkt{kNoId, 0, 0};
-    } else if (snap < h->tp_len || len > max_frame || snap < 12) {
+    } else if (snap < h->tp_len || snap < 12) {
       status_->add(PortStatus::rx_too_big);  // cut without a queued copy (socket receive buffer full)
     } else {
       OffloadMeta meta;
       const uint8_t* src = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
       const VnetVerdict vv = vnet_read(src - kVnetHdrLen, snap, &meta);
+      // A frame that fits its slot but not a regular buffer (a slot holds a
+      // few dozen bytes more) goes to a large buffer, like a queued one.
+      const bool large = len > max_frame;
       uint32_t idx;
       if (vv == VnetVerdict::kInvalid) {
         status_->add(PortStatus::rx_bad_vnet);
-      } else if (!cache_.alloc(&idx)) {
+      } else if (large ? !cache_.alloc_large(&idx) : !cache_.alloc(&idx)) {
         status_->add(PortStatus::rx_no_buffer);
       } else {
         uint8_t* dst = pool_->data(idx) + headroom;
@@ -274,7 +277,11 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
           pool_->meta(idx) = meta;
           pkt_set_meta(p, true);
           status_->add(PortStatus::rx_offload);
+        } else if (large) [[unlikely]] {
+          pool_->meta(idx) = OffloadMeta{};  // a large buffer always has a side-table entry
+          pkt_set_meta(p, true);
         }
+        if (large) status_->add(PortStatus::rx_super);
         pkts[n++] = p;
       }
     }

@@ -227,7 +227,8 @@ TEST(VnetPorts, TapCarriesSuperFramesWithTheirStateBothWays) {
 
 // A veth pair in the test's namespace: the port on `a`, the kernel side on `b`.
 bool make_veth() {
-  return system("ip link add vtvneta type veth peer name vtvnetb && ip link set vtvneta up && ip link set vtvnetb up") == 0;
+  return system("ip link add vtvneta mtu 4000 type veth peer name vtvnetb mtu 4000 && ip link set vtvneta up && "
+                "ip link set vtvnetb up") == 0;
 }
 
 TEST(VnetPorts, AfPacketCarriesSuperFramesWithTheirStateBothWaysAndPutsTagsBack) {
@@ -254,6 +255,18 @@ TEST(VnetPorts, AfPacketCarriesSuperFramesWithTheirStateBothWaysAndPutsTagsBack)
     ASSERT_TRUE(pkt_has_meta(got[0]));
     EXPECT_EQ(pool->meta(got[0].buf).csum_start, 18 + 20);
     EXPECT_EQ(pool->meta(got[0].buf).gso_size, kMss);
+    cache.free(got[0].buf);
+
+    // A plain frame that fits a ring slot but not a regular buffer (1950
+    // bytes: MTU 4000 here) lands in a large buffer, not dropped.
+    ASSERT_LT(pool->max_frame(), 1950u);
+    const auto mid = tcp4_frame(1950 - 54);
+    ks.send(mid, nullptr);
+    got = take(*port, cache, 1);
+    ASSERT_EQ(got.size(), 1u) << "rx_too_big " << st->c[PortStatus::rx_too_big];
+    EXPECT_TRUE(pool->is_large(got[0].buf));
+    EXPECT_TRUE(same_bytes(*pool, got[0], mid));
+    EXPECT_FALSE(pool->meta(got[0].buf).pending());
     cache.free(got[0].buf);
     cache.flush();
     port->detach();
