@@ -30,6 +30,7 @@ constexpr uint32_t kSllOff = TPACKET_ALIGN(sizeof(tpacket2_hdr));
 // veth costs ~70-130 KiB of it; 16 MiB holds a ring's worth of bursts.
 constexpr int kQueuedBytes = 16 << 20;
 constexpr int kBigSendBytes = 4 << 20;
+constexpr uint16_t kSkipPos = 0xFFFF;  // a queued frame read only to be dropped
 
 uint32_t pow2_at_least(uint32_t v) {
   uint32_t p = 1;
@@ -225,7 +226,7 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
   const uint16_t headroom = pool_->headroom();
   uint16_t n = 0;
   uint32_t seen = 0, queued = 0;
-  while (n < max && seen < rx_frames_) {
+  while (n < max && seen < rx_frames_ && queued < kMaxBurst) {
     auto* h = reinterpret_cast<tpacket2_hdr*>(rx_frame(rx_head_));
     uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
     if (!(st & TP_STATUS_USER)) break;
@@ -235,7 +236,10 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
     const uint32_t snap = h->tp_snaplen;
     const uint32_t len = snap + (tagged ? 4 : 0);
     if (sll->sll_pkttype == PACKET_OUTGOING) {
-      // Someone else's transmission on this interface: not ours to switch.
+      // Someone else's transmission on this interface: not ours to switch
+      // (its queued copy, if any, is read and dropped, to keep the queue in
+      // step with the ring).
+      if (st & TP_STATUS_COPY) rxq_[queued++] = RxQueued{kSkipPos, kNoId};
     } else if (st & TP_STATUS_COPY) {
       // Larger than a slot: the whole frame waits in the socket queue, in
       // ring order. Its place in the burst is kept; rx_queued() fills it.
@@ -338,6 +342,7 @@ uint32_t AfPacketPort::rx_queued(Pkt* pkts, uint32_t n) {
   if (got < 0) got = 0;
   uint32_t failed = 0;
   for (uint32_t k = 0; k < n; ++k) {
+    if (rxq_[k].pos == kSkipPos) continue;
     Pkt& p = pkts[rxq_[k].pos];
     const uint32_t big = rxq_[k].buf;
     const mmsghdr& m = rx_mm_[k];
