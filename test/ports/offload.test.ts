@@ -253,7 +253,7 @@ test('a 64 KiB TSO frame leaving through a port without TSO (AF_XDP) arrives as 
         t.diagnostic(`${src} -> ${dst}: ${r.bytes} bytes; ${supers} super-frames in at p1; ${segs.length} data segments captured, ` +
           `largest ${maxLen} bytes, ${bad.length} with a bad checksum, ${c.streams} streams, ${c.retransmitted} retransmitted, ${c.gaps.length} gaps; tcpdump: ${capErr.trim().split('\n').slice(-2).join(' | ')}`);
         assert.ok(supers > 0, 'the afpacket guest sent TSO super-frames');
-        assert.ok(segs.length > 2000, `the 4 MiB arrived as MSS-sized segments: ${segs.length}`);
+        assert.ok(segs.length > 1000, `the data arrived as MSS-sized segments: ${segs.length}`);
         assert.equal(bad.length, 0, `segments with a bad TCP or IP checksum: ${JSON.stringify(bad.slice(0, 5))}`);
         assert.ok(maxLen <= 1514, `every segment within the 1500-byte MTU: largest frame ${maxLen}`);
         assert.deepEqual(c.gaps, [], 'sequence numbers contiguous');
