@@ -49,6 +49,7 @@ class BufferPool {
   uint8_t* frame(const Pkt& p) const { return data(p.buf) + pkt_off(p); }
   // The offload state of the frame in buffer idx (see the file comment).
   OffloadMeta& meta(uint32_t idx) const { return meta_[idx]; }
+  OffloadMeta* meta_table() const { return meta_.get(); }
   uint32_t buf_size() const { return 1u << shift_; }
   uint16_t headroom() const { return headroom_; }
   uint32_t count() const { return count_; }  // regular buffers

@@ -47,6 +47,8 @@ Engine::Engine(const EngineOptions& o)
   if (o.burst < 1 || o.burst > kMaxBurst) throw std::invalid_argument("burst: must be in 1..256");
   if (o.idle_poll_ms < 1 || o.idle_poll_ms > 1000)
     throw std::invalid_argument("idle_poll_ms: must be in 1..1000");
+  if (o.icmp_too_big_per_s > 1000000) throw std::invalid_argument("icmpTooBigPerSecond: must be in 0..1000000");
+  too_big_tokens_ = uint64_t(o.icmp_too_big_per_s) * 1000;
   pool_ = BufferPool::create(o.pool);
   cache_ = std::make_unique<BufferCache>(pool_);
   if (o.max_vteps < 1 || o.max_vteps > (1u << 20)) throw std::invalid_argument("maxVteps: must be in 1..1048576");

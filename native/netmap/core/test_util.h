@@ -162,8 +162,8 @@ class EngineFixture : public ::testing::Test {
 
   // Creates a pipe port; keeps its peer. Returns the result (id on success).
   Result try_add_port(SwitchId untagged, const PortConfig& pc = {},
-                      std::vector<VlanMapping> vlans = {}, uint32_t ring = 256) {
-    auto pair = engine_->new_pipe(ring);
+                      std::vector<VlanMapping> vlans = {}, uint32_t ring = 256, const PipeOptions& po = {}) {
+    auto pair = engine_->new_pipe(ring, po);
     auto c = cmd(CmdOp::kCreatePort);
     c->new_port = std::move(pair.port);
     c->untagged = untagged;
@@ -174,8 +174,8 @@ class EngineFixture : public ::testing::Test {
     return r;
   }
   PortId add_port(SwitchId untagged, const PortConfig& pc = {}, std::vector<VlanMapping> vlans = {},
-                  uint32_t ring = 256) {
-    Result r = try_add_port(untagged, pc, std::move(vlans), ring);
+                  uint32_t ring = 256, const PipeOptions& po = {}) {
+    Result r = try_add_port(untagged, pc, std::move(vlans), ring, po);
     EXPECT_TRUE(r.ok()) << "create port: " << r.message;
     return r.id;
   }

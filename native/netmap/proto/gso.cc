@@ -1,5 +1,6 @@
 #include "proto/gso.h"
 
+#include <bit>
 #include <cstring>
 
 #include "proto/ethernet.h"
@@ -24,18 +25,12 @@ inline bool fail(OffloadError* err, OffloadError e) {
   return false;
 }
 
-inline uint64_t load64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
 // Folds a 64-bit one's-complement accumulator to 16 bits (not complemented).
 inline uint32_t fold64(uint64_t s) {
   s = (s & 0xFFFFFFFFull) + (s >> 32);  // < 2^33
-  s = (s & 0xFFFF) + (s >> 16);         // < 2^17 + 2^16
-  s = (s & 0xFFFF) + (s >> 16);         // <= 0x10000
-  s = (s & 0xFFFF) + (s >> 16);
+  s = (s & 0xFFFF) + (s >> 16);         // < 2^18
+  s = (s & 0xFFFF) + (s >> 16);         // < 2^17
+  s = (s & 0xFFFF) + (s >> 16);         // <= 0xFFFF
   return uint32_t(s);
 }
 
@@ -154,18 +149,42 @@ bool layout_fits(const FrameLayout& L, uint32_t len, OffloadError* err) {
   return true;
 }
 
-// Pseudo-header sum (RFC 768 / RFC 8200 8.1) of the IP header at ip, for an
-// upper-layer packet of l4_total bytes, in native order.
+// Header sums for a segment are taken from the super-frame's bytes, with the
+// fields that change added as values, rather than summed from the segment
+// after its fields were stored: loading bytes just stored by narrower stores
+// stalls store forwarding, which cost a third of the segmentation time.
+// All in native order: ld16/ld32 load native words, nat16/nat32 give the
+// native word whose bytes are v in network order.
+inline uint64_t ld16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint64_t ld32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint64_t nat16(uint16_t v) {
+  if constexpr (std::endian::native == std::endian::little) return __builtin_bswap16(v);
+  return v;
+}
+inline uint64_t nat32(uint32_t v) {
+  if constexpr (std::endian::native == std::endian::little) return __builtin_bswap32(v);
+  return v;
+}
+// Words [p, p + n), n a multiple of 4 (IPv4 and TCP options).
+inline uint64_t sum32(const uint8_t* p, uint32_t n) {
+  uint64_t s = 0;
+  for (uint32_t k = 0; k < n; k += 4) s += ld32(p + k);
+  return s;
+}
+
+// Pseudo-header sum (RFC 768 / RFC 8200 8.1) from the IP header at ip, for an
+// upper-layer packet of l4_total bytes.
 inline uint64_t pseudo_sum(const uint8_t* ip, uint8_t version, uint8_t proto, uint32_t l4_total) {
-  uint8_t tail[8] = {};
-  if (version == 4) {
-    tail[1] = proto;
-    store_be16(tail + 2, uint16_t(l4_total));
-    return uint64_t(sum_words<false>(nullptr, ip + 12, 8)) + sum_words<false>(nullptr, tail, 4);
-  }
-  store_be32(tail, l4_total);
-  tail[7] = proto;
-  return uint64_t(sum_words<false>(nullptr, ip + 8, 32)) + sum_words<false>(nullptr, tail, 8);
+  if (version == 4) return ld32(ip + 12) + ld32(ip + 16) + nat16(proto) + nat16(uint16_t(l4_total));
+  return sum32(ip + 8, 32) + nat32(l4_total) + nat16(proto);
 }
 
 }  // namespace
@@ -261,7 +280,6 @@ bool frame_layout(const uint8_t* f, uint32_t len, FrameLayout* out, OffloadError
   L.l4_proto = proto;
   L.hdr_len = uint16_t(l4_off + L.l4_len);
   *out = L;
-  if (err) *err = OffloadError::none;
   return true;
 }
 
@@ -313,45 +331,55 @@ uint32_t gso_write_segment(const uint8_t* f, uint32_t len, const FrameLayout& L,
   const uint32_t seg_len = uint32_t(L.hdr_len) + seg_payload;
   if (seg_len > cap) return fail(err, OffloadError::no_room);
 
-  std::memcpy(out, f, L.hdr_len);
+  const uint8_t* sip = f + L.l3_off;  // the super-frame's headers: summed from here
+  const uint8_t* sl4 = f + L.l4_off;
   uint8_t* ip = out + L.l3_off;
   uint8_t* l4 = out + L.l4_off;
+  std::memcpy(out, f, L.hdr_len);
   const uint32_t l4_total = seg_len - L.l4_off;
   if (L.ip_version == 4) {
     const uint32_t ihl = uint32_t(L.l4_off - L.l3_off);
-    store_be16(ip + 2, uint16_t(seg_len - L.l3_off));  // <= the original's total length
-    store_be16(ip + 4, uint16_t(load_be16(ip + 4) + i));
-    ip[10] = ip[11] = 0;
-    store_csum(ip + 10, sum_words<false>(nullptr, ip, ihl), false);
+    const uint16_t total = uint16_t(seg_len - L.l3_off);  // <= the original's total length
+    const uint16_t id = uint16_t(load_be16(sip + 4) + i);
+    store_be16(ip + 2, total);
+    store_be16(ip + 4, id);
+    // Version/IHL/TOS, then flags/fragment/TTL/protocol, addresses, options;
+    // the checksum field counts as 0.
+    store_csum(ip + 10, ld16(sip) + nat16(total) + nat16(id) + ld32(sip + 6) + sum32(sip + 12, ihl - 12), false);
   } else {
     store_be16(ip + 4, uint16_t(seg_len - L.l3_off - kIpv6HeaderLen));
   }
-  uint64_t sum = pseudo_sum(ip, L.ip_version, L.l4_proto, l4_total);
+  uint64_t sum = pseudo_sum(sip, L.ip_version, L.l4_proto, l4_total);
   uint8_t* check;
   if (L.l4_proto == kIpProtoTcp) {
-    store_be32(l4 + 4, load_be32(l4 + 4) + done);
-    uint8_t flags = l4[13];
+    const uint32_t seq = load_be32(sl4 + 4) + done;
+    uint8_t flags = sl4[13];
     if (i + 1 != n) flags &= uint8_t(~(kTcpFin | kTcpPsh));
     if (i != 0) flags &= uint8_t(~kTcpCwr);
+    uint16_t urp = load_be16(sl4 + 18);
     if (flags & kTcpUrg) {
       // The urgent pointer is an offset from the segment's own sequence
       // number: move it, or clear URG once the urgent data is behind us.
-      const uint16_t urp = load_be16(l4 + 18);
       if (urp > done) {
-        store_be16(l4 + 18, uint16_t(urp - done));
+        urp = uint16_t(urp - done);
       } else {
         flags &= uint8_t(~kTcpUrg);
-        store_be16(l4 + 18, 0);
+        urp = 0;
       }
     }
+    store_be32(l4 + 4, seq);
     l4[13] = flags;
+    store_be16(l4 + 18, urp);
     check = l4 + 16;
+    // Ports, seq, ack, data offset + flags, window, (checksum 0), urgent
+    // pointer, options.
+    sum += ld32(sl4) + nat32(seq) + ld32(sl4 + 8) + nat16(uint16_t(sl4[12] << 8 | flags)) + ld16(sl4 + 14) +
+           nat16(urp) + sum32(sl4 + 20, L.l4_len - kTcpMinHeader);
   } else {
     store_be16(l4 + 4, uint16_t(l4_total));
     check = l4 + 6;
+    sum += ld32(sl4) + nat16(uint16_t(l4_total));  // ports, length, (checksum 0)
   }
-  check[0] = check[1] = 0;
-  sum += sum_words<false>(nullptr, l4, L.l4_len);
   sum += sum_words<true>(out + L.hdr_len, f + L.hdr_len + done, seg_payload);
   store_csum(check, sum, L.l4_proto == kIpProtoUdp);
   return seg_len;

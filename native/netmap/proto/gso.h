@@ -20,9 +20,10 @@
 
 namespace vpc {
 
-// Why an offload could not be carried out. One table, so the engine can map
-// each reason onto a drop counter (name = "gso_" + name, say) without a second
-// list drifting from this one.
+// Why an offload could not be carried out. Every function below takes an
+// optional OffloadError* and writes it only when it fails. One table, so the
+// engine can map each reason onto a drop counter (name = "gso_" + name, say)
+// without a second list drifting from this one.
 #define VPC_OFFLOAD_ERRORS(X)                                                                                    \
   X(none, "no error")                                                                                            \
   X(truncated, "a header runs past the end of the frame")                                                        \
