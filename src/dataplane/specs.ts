@@ -289,7 +289,9 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
     txRing: 0,
     burst: 0,
     queues: type === 'afxdp' ? 0 : 1,
-    disableOffloads: true,
+    // afxdp cannot carry offload state (no virtio-net header on AF_XDP):
+    // it turns the interface's offloads off. afpacket and tap carry it.
+    disableOffloads: type === 'afxdp',
     promiscuous: true,
     persistent: false,
   };

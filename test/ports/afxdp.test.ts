@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, DataplaneError } from '../../src/dataplane/index';
-import { eventually, Guest, Lab, pingAll, run, skipReason, tapGuest } from './lab';
+import { eventually, Guest, Lab, pingAll, run, skipReason, tapGuest, withLab as withLabAndDataplane } from './lab';
 
 function mac(n: number): string {
   return `02:00:5e:20:00:${n.toString(16).padStart(2, '0')}`;
@@ -28,15 +28,7 @@ async function afxdpMissing(dp: Dataplane): Promise<string | undefined> {
 }
 
 async function withLab(t: { skip(msg: string): void }, fn: (lab: Lab, dp: Dataplane) => Promise<void>): Promise<void> {
-  const reason = skipReason(['ip', 'ping', 'ethtool']);
-  if (reason !== undefined) {
-    t.skip(reason);
-    return;
-  }
-  const lab = new Lab();
-  const dp = new Dataplane({ hugepages: false, bufferCount: 16384, maxPorts: 32, maxSwitches: 16 });
-  dp.start();
-  try {
+  await withLabAndDataplane(t, ['ip', 'ping', 'ethtool'], async (lab, dp) => {
     await dp.createSwitch({ name: 'probe', vni: 999 });
     const missing = await afxdpMissing(dp);
     if (missing !== undefined) {
@@ -44,10 +36,7 @@ async function withLab(t: { skip(msg: string): void }, fn: (lab: Lab, dp: Datapl
       return;
     }
     await fn(lab, dp);
-  } finally {
-    dp.close();
-    lab.cleanup();
-  }
+  });
 }
 
 // The XDP attachment of a root-namespace interface, as `ip link` shows it.

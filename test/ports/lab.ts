@@ -10,7 +10,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
-import type { Dataplane, PortSpec } from '../../src/dataplane/index';
+import { Dataplane, type PortSpec } from '../../src/dataplane/index';
 
 const execFileAsync = promisify(execFile);
 
@@ -100,12 +100,10 @@ export class Lab {
     run('ip', ['link', 'set', switchSide, 'up']);
   }
 
-  // Gives `dev` in `ns` a MAC and an address and brings it up. The guest's
-  // segmentation offloads go off: the switch forwards MTU-sized frames only
-  // (see docs/ports.md); tx checksumming stays on, the switch completes it.
+  // Gives `dev` in `ns` a MAC and an address and brings it up. The guest
+  // keeps what a container gets by default: TSO, GSO and checksum offload on.
   configure(ns: string, dev: string, mac: string, cidr: string, mtu = 1500): Guest {
     run('ip', ['-n', ns, 'link', 'set', dev, 'address', mac, 'mtu', String(mtu)]);
-    this.ns(ns, 'ethtool', ['-K', dev, 'tso', 'off', 'gso', 'off']);
     run('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', dev]);
     run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
     return { ns, dev, mac, ip: cidr.split('/')[0] };
@@ -226,5 +224,24 @@ export async function pingAll(lab: Lab, guests: Guest[]): Promise<void> {
       const r = await lab.ping(a, b.ip);
       assert.ok(r.ok, `ping ${a.ip} -> ${b.ip} failed:\n${r.out}`);
     }
+  }
+}
+
+// A lab and a started dataplane for one test; skips (with the reason) when
+// the tools or privileges are missing; everything is deleted afterwards.
+export async function withLab(t: { skip(msg: string): void }, tools: string[] | undefined, fn: (lab: Lab, dp: Dataplane) => Promise<void>): Promise<void> {
+  const reason = skipReason(tools);
+  if (reason !== undefined) {
+    t.skip(reason);
+    return;
+  }
+  const lab = new Lab();
+  const dp = new Dataplane({ hugepages: false, bufferCount: 16384, maxPorts: 32, maxSwitches: 16 });
+  dp.start();
+  try {
+    await fn(lab, dp);
+  } finally {
+    dp.close();
+    lab.cleanup();
   }
 }

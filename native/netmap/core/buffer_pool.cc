@@ -13,14 +13,20 @@ std::shared_ptr<BufferPool> BufferPool::create(const BufferPoolOptions& o) {
     throw std::invalid_argument("bufferCount: must be in 512..16777216");
   if (o.buf_size < 2048 || o.buf_size > 65536 || (o.buf_size & (o.buf_size - 1)) != 0)
     throw std::invalid_argument("bufferSize: must be a power of two in 2048..65536");
+  // headroom <= 65536 / 4 also keeps every frame offset below 32768, so bit 15
+  // of Pkt::off stays free for kPktMeta.
   if (o.headroom < 64 || o.headroom > o.buf_size / 4)
     throw std::invalid_argument("headroom: must be in 64..bufferSize/4");
+  static_assert(65536 / 4 < kPktMeta, "the largest headroom leaves bit 15 of Pkt::off free");
+  if (o.large_count > 65536) throw std::invalid_argument("largeBufferCount: must be in 0..65536");
   std::shared_ptr<BufferPool> p(new BufferPool());
   p->count_ = o.count;
   p->shift_ = uint32_t(__builtin_ctz(o.buf_size));
   p->headroom_ = o.headroom;
+  p->large_count_ = o.large_count;
+  p->large_span_ = (o.headroom + kMaxLargeFrame + o.buf_size - 1) / o.buf_size;
   const size_t huge = 2u << 20;
-  p->bytes_ = (size_t(o.count) * o.buf_size + huge - 1) & ~(huge - 1);
+  p->bytes_ = (size_t(p->index_limit()) * o.buf_size + huge - 1) & ~(huge - 1);
   void* mem = MAP_FAILED;
   if (o.hugepages) {
     mem = mmap(nullptr, p->bytes_, PROT_READ | PROT_WRITE,
@@ -34,10 +40,13 @@ std::shared_ptr<BufferPool> BufferPool::create(const BufferPoolOptions& o) {
     madvise(mem, p->bytes_, MADV_HUGEPAGE);
   }
   p->base_ = static_cast<uint8_t*>(mem);
+  p->meta_.reset(new OffloadMeta[p->index_limit()]());
   p->free_.reserve(o.count);
   // Hand out low indices first: they are the first pages touched.
   for (uint32_t i = o.count; i-- > 0;) p->free_.push_back(i);
   if constexpr (kPoolAudit) p->audit_ = std::make_unique<PoolAudit>(p->base_, p->count_, p->shift_);
+  p->large_free_.reserve(o.large_count);
+  for (uint32_t k = o.large_count; k-- > 0;) p->large_free_.push_back(o.count + k * p->large_span_);
   return p;
 }
 
@@ -46,19 +55,24 @@ BufferPool::~BufferPool() {
   if (base_) munmap(base_, bytes_);
 }
 
-uint32_t BufferPool::get_bulk(uint32_t* out, uint32_t n) {
+uint32_t BufferPool::take(std::vector<uint32_t>& list, uint32_t* out, uint32_t n) {
   std::lock_guard<std::mutex> g(mu_);
-  uint32_t k = n < free_.size() ? n : uint32_t(free_.size());
+  uint32_t k = n < list.size() ? n : uint32_t(list.size());
   for (uint32_t i = 0; i < k; ++i) {
-    out[i] = free_.back();
-    free_.pop_back();
+    out[i] = list.back();
+    list.pop_back();
   }
   return k;
 }
 
-void BufferPool::put_bulk(const uint32_t* in, uint32_t n) {
+void BufferPool::give(std::vector<uint32_t>& list, const uint32_t* in, uint32_t n) {
   std::lock_guard<std::mutex> g(mu_);
-  free_.insert(free_.end(), in, in + n);
+  list.insert(list.end(), in, in + n);
+}
+
+void BufferPool::put_mixed(const uint32_t* in, uint32_t n) {
+  std::lock_guard<std::mutex> g(mu_);
+  for (uint32_t i = 0; i < n; ++i) (is_large(in[i]) ? large_free_ : free_).push_back(in[i]);
 }
 
 uint32_t BufferPool::available() const {
@@ -66,13 +80,34 @@ uint32_t BufferPool::available() const {
   return uint32_t(free_.size());
 }
 
-BufferCache::BufferCache(std::shared_ptr<BufferPool> pool) : pool_(std::move(pool)) {}
+uint32_t BufferPool::large_available() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return uint32_t(large_free_.size());
+}
+
+BufferCache::BufferCache(std::shared_ptr<BufferPool> pool) : pool_(std::move(pool)), regular_(pool_->count()) {}
 
 BufferCache::~BufferCache() { flush(); }
 
 void BufferCache::flush() {
   if (n_) pool_->put_bulk(stack_, n_);
   n_ = 0;
+  if (ln_) pool_->put_bulk_large(lstack_, ln_);
+  ln_ = 0;
+}
+
+bool BufferCache::refill_large() {
+  ln_ = pool_->get_bulk_large(lstack_, kLargeBatch);
+  return ln_ != 0;
+}
+
+void BufferCache::free_large(uint32_t idx) {
+  if (ln_ == kLargeCap) {
+    pool_->put_bulk_large(lstack_, kLargeBatch);
+    for (uint32_t i = 0; i < ln_ - kLargeBatch; ++i) lstack_[i] = lstack_[i + kLargeBatch];
+    ln_ -= kLargeBatch;
+  }
+  lstack_[ln_++] = idx;
 }
 
 bool BufferCache::refill() {

@@ -24,7 +24,10 @@ namespace vpc {
   X(tx_drops, "Frames that could not be transmitted, all reasons") \
   X(fdb_learned, "FDB entries currently learned on this port")    \
   X(link_changes, "Times the link went up or down")               \
-  X(link_up, "1 while the port's link is up, else 0")
+  X(link_up, "1 while the port's link is up, else 0")             \
+  X(tx_gso_frames, "Super-frames (GSO) segmented in software for this port") \
+  X(tx_gso_segments, "Segments produced by software segmentation for this port") \
+  X(tx_csum_completed, "Checksum-partial frames whose checksum the switch completed for this port")
 
 #define VPC_SWITCH_COUNTERS(X)                                                     \
   X(fdb_entries, "MAC entries in the forwarding table (learned and static)")      \
@@ -53,7 +56,11 @@ namespace vpc {
   X(events, "Events delivered to the control plane")                          \
   X(events_dropped, "Events lost because the event ring was full")            \
   X(buffers_free, "Buffers free in the pool (not counting per-thread caches)") \
-  X(aging_scanned, "FDB slots visited by the aging sweep")
+  X(large_buffers_free, "Large (64 KiB) buffers free in the pool (not counting per-thread caches)") \
+  X(aging_scanned, "FDB slots visited by the aging sweep")                    \
+  X(icmp_too_big_sent, "ICMP Fragmentation Needed / ICMPv6 Packet Too Big answers sent") \
+  X(icmp_too_big_limited, "Too-big answers not sent because of the rate limit") \
+  X(icmp_too_big_skipped, "Too-big frames not answered: no DF, ICMP errors, multicast, bad source (proto/too_big.h)")
 
 // Drop reasons, shared by ports and switches: a frame dropped after it was
 // mapped to a switch counts at both its ingress (or egress) port and there.
@@ -91,7 +98,10 @@ namespace vpc {
   X(vxlan_too_big, "Frame too big to encapsulate within the uplink MTU")         \
   X(neighbor_unresolved, "Next hop of a remote VTEP not resolved by ARP/ND")     \
   X(remote_to_remote, "Frame from a remote VTEP addressed to another remote VTEP (split horizon)") \
-  X(no_uplink, "Frame for a remote VTEP but no uplink is up")
+  X(no_uplink, "Frame for a remote VTEP but no uplink is up")                  \
+  X(mtu_exceeded, "Frame longer than the egress port's MTU (answered with ICMP too big when DF or IPv6)") \
+  X(gso_unsupported, "Offloaded frame the switch cannot segment or complete: UFO, unknown GSO type, not TCP/UDP over IPv4/IPv6, fragments, unsupported IPv6 extension headers") \
+  X(gso_malformed, "Offloaded frame whose state disagrees with its headers: checksum offsets outside the frame, GSO type not matching, bad lengths")
 
 // Per remote VTEP (peer).
 #define VPC_PEER_COUNTERS(X)                                          \

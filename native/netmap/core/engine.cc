@@ -48,6 +48,8 @@ Engine::Engine(const EngineOptions& o)
   if (o.idle_poll_ms < 1 || o.idle_poll_ms > 1000)
     throw std::invalid_argument("idle_poll_ms: must be in 1..1000");
   if (o.idle_spin_us > 100000) throw std::invalid_argument("idleSpinUs: must be in 0..100000");
+  if (o.icmp_too_big_per_s > 1000000) throw std::invalid_argument("icmpTooBigPerSecond: must be in 0..1000000");
+  too_big_tokens_ = uint64_t(o.icmp_too_big_per_s) * 1000;
   pool_ = BufferPool::create(o.pool);
   cache_ = std::make_unique<BufferCache>(pool_);
   if (o.max_vteps < 1 || o.max_vteps > (1u << 20)) throw std::invalid_argument("maxVteps: must be in 1..1048576");
@@ -304,9 +306,12 @@ void Engine::apply_commands() {
 }
 
 // Whether the egress interface takes a frame of this length (Port::
-// tx_frame_limit(): an 802.1Q-tagged frame may be 4 bytes longer).
+// tx_frame_limit(): an 802.1Q-tagged frame may be 4 bytes longer). A GSO
+// super-frame staged here is one the port takes as it is (egress adaptation,
+// stages/egress.cc): the kernel checks its segments, not its length.
 static inline bool fits_egress(const BufferPool& pool, const Pkt& p, uint32_t limit) {
   if (p.len <= limit) return true;
+  if (pkt_has_meta(p) && pool.meta(p.buf).gso()) return true;
   return p.len <= limit + kVlanTagLen && load_be16(pool.frame(p) + 12) == kEtherTypeVlan;
 }
 
@@ -383,6 +388,7 @@ void Engine::housekeeping() {
     emit(ev);
   }
   engine_ctr_->set(EngineCounter::buffers_free, pool_->available());
+  engine_ctr_->set(EngineCounter::large_buffers_free, pool_->large_available());
 }
 
 void Engine::remove_entry_effects(SwitchState& sw, const FdbEntry& e) {

@@ -55,6 +55,12 @@ struct EngineOptions {
   uint32_t event_mask = kAllEvents;
   uint32_t command_queue = 1024;  // power of two
   uint32_t idle_poll_ms = 100;   // longest sleep; also the housekeeping period
+  // ICMP Fragmentation Needed / Packet Too Big answers per second (and burst),
+  // for the whole engine; 0: never answer (the frames are still dropped and
+  // counted). 100/s is what one busy path needs to learn its MTU, and small
+  // enough that a flood of oversized frames cannot turn the switch into an
+  // amplifier.
+  uint32_t icmp_too_big_per_s = 100;
 };
 
 class Engine {
@@ -98,7 +104,7 @@ class Engine {
 
   // Creates the outside end of a pipe port for a CreatePort command. The
   // PipePeer stays valid after the port is deleted (it then accepts nothing).
-  PipePair new_pipe(uint32_t ring_size) { return make_pipe(pool_, ring_size); }
+  PipePair new_pipe(uint32_t ring_size, const PipeOptions& o = {}) { return make_pipe(pool_, ring_size, o); }
 
   std::shared_ptr<BufferPool> pool() const { return pool_; }
   const EngineOptions& options() const { return opts_; }
@@ -154,7 +160,27 @@ class Engine {
   }
   bool learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId m, Mac src, Drop* why);
   bool evict_for(SwitchState& sw, SwitchId s, const LearnSource& ls);
-  void enqueue(PortId out, const Member& mem, Pkt p);
+  void enqueue(PortId out, const Member& mem, Pkt p, MemberId from);
+  // Puts a frame on the port's staged queue (flushed once per iteration).
+  void stage(PortId out, PortState& ps, Pkt p) {
+    ps.txq[ps.txn++] = p;
+    if (!ps.tx_dirty) [[unlikely]] mark_dirty(out);
+    if (ps.txn == kTxQueueLen) [[unlikely]] flush_port(out);
+  }
+  [[gnu::noinline]] void mark_dirty(PortId out) {
+    ports_[out].tx_dirty = true;
+    dirty_ports_.push_back(out);
+  }
+  bool copy_frame(const Pkt& p, Pkt* q);
+  [[gnu::noinline]] bool copy_frame_meta(const Pkt& p, Pkt* q);
+  // Egress adaptation (stages/egress.cc).
+  [[gnu::noinline]] void egress_slow(PortId out, const Member& mem, Pkt p, MemberId from);
+  void egress_offload(PortId out, PortState& ps, Pkt p, SwitchState* sw);
+  template <class Emit>
+  bool segment(Pkt p, const OffloadMeta& m, uint32_t l3_mtu, PortCounterBlock* pc, SwitchState* sw, Emit&& emit);
+  bool to_regular(Pkt& p, PortCounterBlock* pc, SwitchState* sw);
+  void answer_too_big(Pkt p, uint32_t l3_mtu, MemberId from);
+  void deliver_to(MemberId m, Pkt p);
   void flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast);
   void flush_port(PortId p);
   uint16_t drop_too_big_for_egress(PortState& ps, uint16_t n);
@@ -164,7 +190,8 @@ class Engine {
 
   // Overlay (stages/vxlan_encap.cc, vxlan_decap.cc, underlay.cc).
   void process_uplink(Pkt* pkts, uint16_t n);
-  void encap(const Member& mem, Pkt p);
+  void encap(const Member& mem, Pkt p, MemberId from);
+  void encap_offload(const Member& mem, Pkt p, MemberId from, uint32_t inner_mtu);
   void build_outer(VtepState& v, const Neighbor& nb);
   void transmit_uplink(Pkt p);
   bool handle_arp(Pkt& p, uint8_t* f);
@@ -252,6 +279,9 @@ class Engine {
   bool sleep_armed_ = false;
   bool manual_clock_ = false;   // run_once_at() was used
   uint64_t manual_now_ns_ = 0;
+  // ICMP too-big token bucket, in thousandths of a token (stages/egress.cc).
+  uint64_t too_big_tokens_ = 0;  // starts full (constructor)
+  uint32_t too_big_ms_ = 0;
 };
 
 }  // namespace vpc

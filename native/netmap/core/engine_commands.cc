@@ -244,6 +244,9 @@ void Engine::activate_port_slot(PortId pid) {
   cnt_set(pc.in_use, 1);
   ps.in_use = true;
   ps.port->attach(&waker_);
+  ps.tx_offloads = ps.port->tx_offloads();
+  ps.tx_max_frame = ps.port->tx_max_frame();
+  ps.tx_large = ps.port->tx_large_buffers();
   active_ports_.push_back(pid);
   rebuild_poll_set();
 }

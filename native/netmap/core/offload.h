@@ -58,6 +58,46 @@ static_assert(sizeof(OffloadMeta) == 10, "OffloadMeta packs like a virtio_net_hd
 constexpr uint32_t kVnetHdrLen = 10;
 constexpr uint32_t kVnetHdrMrgLen = 12;
 
+// Moves the offsets when `delta` bytes are inserted (> 0) or removed (< 0) in
+// front of the L3 header (an 802.1Q tag pushed or popped).
+inline void offload_shift(OffloadMeta& m, int delta) {
+  if (m.needs_csum()) m.csum_start = uint16_t(m.csum_start + delta);
+  if (m.hdr_len) m.hdr_len = uint16_t(m.hdr_len + delta);
+}
+
+// Reads the 10-byte virtio_net_hdr at `h`. Returns false for state the switch
+// does not take: an unknown GSO type, or UFO (kGsoUdp, which the kernel no
+// longer produces); the frame is then a counted drop at the receiving port.
+inline bool offload_from_vnet(const uint8_t* h, OffloadMeta* m) {
+  auto le16 = [h](int o) { return uint16_t(h[o] | (h[o + 1] << 8)); };
+  m->flags = h[0];
+  m->gso_type = h[1];
+  m->hdr_len = le16(2);
+  m->gso_size = le16(4);
+  m->csum_start = le16(6);
+  m->csum_offset = le16(8);
+  const uint8_t k = m->gso_kind();
+  if (k != OffloadMeta::kGsoNone && k != OffloadMeta::kGsoTcpv4 && k != OffloadMeta::kGsoTcpv6 &&
+      k != OffloadMeta::kGsoUdpL4)
+    return false;
+  if (m->gso() && m->gso_size == 0) return false;
+  return true;
+}
+
+// Writes `m` as a 10-byte virtio_net_hdr at `h`.
+inline void offload_to_vnet(const OffloadMeta& m, uint8_t* h) {
+  auto le16 = [h](int o, uint16_t v) {
+    h[o] = uint8_t(v);
+    h[o + 1] = uint8_t(v >> 8);
+  };
+  h[0] = m.flags;
+  h[1] = m.gso_type;
+  le16(2, m.hdr_len);
+  le16(4, m.gso_size);
+  le16(6, m.csum_start);
+  le16(8, m.csum_offset);
+}
+
 // Offloads a port accepts on transmit (what it can take as it is), and
 // produces on receive. Bit values follow the kernel's TUN_F_* where one exists.
 enum PortOffload : uint32_t {
@@ -66,6 +106,24 @@ enum PortOffload : uint32_t {
   kOffTso6 = 1u << 2,     // GSO TCPv6 (TUN_F_TSO6)
   kOffTsoEcn = 1u << 3,   // GSO with the ECN flag (TUN_F_TSO_ECN)
   kOffUso = 1u << 5,      // GSO UDP L4 (TUN_F_USO4|USO6)
+  kOffAll = kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | kOffUso,
+  kOffNever = 1u << 31,   // never announced by a port: state nothing may take as it is (UFO)
 };
+
+// The PortOffload bits an egress must accept to take a frame with state `m`
+// as it is. GSO implies a partial checksum (the segments' checksums are
+// computed by whoever segments), so it needs kOffCsum too.
+inline uint32_t offload_needs(const OffloadMeta& m) {
+  uint32_t need = m.pending() ? uint32_t(kOffCsum) : 0u;
+  switch (m.gso_kind()) {
+    case OffloadMeta::kGsoTcpv4: need |= kOffTso4; break;
+    case OffloadMeta::kGsoTcpv6: need |= kOffTso6; break;
+    case OffloadMeta::kGsoUdpL4: need |= kOffUso; break;
+    case OffloadMeta::kGsoNone: break;
+    default: need |= kOffNever; break;
+  }
+  if (m.gso() && (m.gso_type & OffloadMeta::kGsoEcn)) need |= kOffTsoEcn;
+  return need;
+}
 
 }  // namespace vpc

@@ -77,6 +77,11 @@ struct PortState {
   bool up = true;
   bool is_uplink = false;
   uint32_t tx_limit = 0;  // Port::tx_frame_limit(), refreshed with the link state
+  // What the backend takes as it is on transmit (ports/port.h), read once
+  // when the port is attached.
+  bool tx_large = true;
+  uint32_t tx_offloads = 0;
+  uint32_t tx_max_frame = 65535;
   // Learning state, with the last-source cache (the VALE trick): a port
   // usually sends from one MAC, so when the source, member and switch
   // generation match and the entry was refreshed recently, learning is skipped.

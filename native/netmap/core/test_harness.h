@@ -151,8 +151,8 @@ class EngineHarness {
 
   // Creates a pipe port; keeps its peer. Returns the result (id on success).
   Result try_add_port(SwitchId untagged, const PortConfig& pc = {},
-                      std::vector<VlanMapping> vlans = {}, uint32_t ring = 256) {
-    auto pair = engine_->new_pipe(ring);
+                      std::vector<VlanMapping> vlans = {}, uint32_t ring = 256, const PipeOptions& po = {}) {
+    auto pair = engine_->new_pipe(ring, po);
     auto c = cmd(CmdOp::kCreatePort);
     c->new_port = std::move(pair.port);
     c->untagged = untagged;

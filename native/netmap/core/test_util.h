@@ -29,8 +29,8 @@ class EngineFixture : public ::testing::Test, public EngineHarness {
     return r.id;
   }
   PortId add_port(SwitchId untagged, const PortConfig& pc = {}, std::vector<VlanMapping> vlans = {},
-                  uint32_t ring = 256) {
-    Result r = try_add_port(untagged, pc, std::move(vlans), ring);
+                  uint32_t ring = 256, const PipeOptions& po = {}) {
+    Result r = try_add_port(untagged, pc, std::move(vlans), ring, po);
     EXPECT_TRUE(r.ok()) << "create port: " << r.message;
     return r.id;
   }

@@ -10,12 +10,26 @@ namespace vpc {
 // A packet descriptor: a buffer of the engine's pool, named by index, and the
 // frame's place inside it. Descriptors are what rings and batches carry; the
 // bytes never move unless a stage has to change them.
+//
+// `off` holds the offset in its low 15 bits and, in bit 15 (kPktMeta), the flag
+// "this frame has an entry in the pool's offload side table"
+// (BufferPool::meta(buf), core/offload.h): checksum-partial or GSO state, or
+// a frame that lives in a large buffer. Read the offset with pkt_off(); adding
+// to or subtracting from `off` keeps the flag as long as the offset stays in
+// 0..32767, which the pool guarantees (headroom and buffers stay below that
+// for regular buffers, and stages only move the offset inside the headroom).
 struct Pkt {
   uint32_t buf;  // buffer index in the BufferPool
-  uint16_t off;  // offset of the first frame byte inside the buffer
+  uint16_t off;  // offset of the first frame byte inside the buffer | kPktMeta
   uint16_t len;  // frame length in bytes (no FCS)
 };
 static_assert(sizeof(Pkt) == 8, "a descriptor is 8 bytes");
+
+constexpr uint16_t kPktMeta = 0x8000;
+constexpr uint16_t kPktOffMask = 0x7FFF;
+inline uint16_t pkt_off(const Pkt& p) { return uint16_t(p.off & kPktOffMask); }
+inline bool pkt_has_meta(const Pkt& p) { return (p.off & kPktMeta) != 0; }
+inline void pkt_set_meta(Pkt& p, bool on) { p.off = on ? uint16_t(p.off | kPktMeta) : pkt_off(p); }
 
 // Largest burst a port is asked for, and the size of every batch array.
 constexpr uint16_t kMaxBurst = 256;

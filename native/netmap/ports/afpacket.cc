@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "ports/vnet.h"
+
 namespace vpc {
 
 namespace {
@@ -22,6 +24,13 @@ constexpr uint32_t kBlockSize = 1u << 16;
 // PACKET_TX_HAS_OFF): right after the aligned header.
 constexpr uint32_t kTxDataOff = TPACKET_ALIGN(sizeof(tpacket2_hdr));
 constexpr uint32_t kSllOff = TPACKET_ALIGN(sizeof(tpacket2_hdr));
+
+// Kernel memory a socket may hold in super-frames waiting for recvmmsg (the
+// kernel charges what is queued, nothing up front). A 64 KiB TSO frame from a
+// veth costs ~70-130 KiB of it; 16 MiB holds a ring's worth of bursts.
+constexpr int kQueuedBytes = 16 << 20;
+constexpr int kBigSendBytes = 4 << 20;
+constexpr uint16_t kSkipPos = 0xFFFF;  // a queued frame read only to be dropped
 
 uint32_t pow2_at_least(uint32_t v) {
   uint32_t p = 1;
@@ -61,9 +70,12 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
   st.burst = p->burst_;
   st.queues = 1;
   st.set_io("TPACKET_V2 mmap rings: frames are read from and written to shared memory, one sendto() kick per "
-            "transmitted batch; no system call on receive");
-  st.set_offloads(opts.offloads_off ? offloads_off(p->ctl_, ifname, &p->offloads_)
-                                    : "left as they are (disableOffloads: false)");
+            "transmitted batch; no system call on receive. Frames larger than a slot (TSO/GSO super-frames): one "
+            "recvmmsg() per receive burst, one sendmmsg() per transmitted run");
+  const std::string vnet = "virtio-net headers (PACKET_VNET_HDR): checksum-partial and TSO/GSO frames up to 64 KiB "
+                           "are received and transmitted as they are";
+  st.set_offloads(opts.offloads_off ? vnet + "; interface offloads " + offloads_off(p->ctl_, ifname, &p->offloads_)
+                                    : vnet + "; interface offloads left as they are");
 
   Status code;
   std::string err;
@@ -107,6 +119,16 @@ bool AfPacketPort::open_socket(Status* code, std::string* err) {
   if (setsockopt(fd_, SOL_PACKET, PACKET_LOSS, &v, sizeof(v)) < 0)
     return fail(Status::kSystem, "PACKET_LOSS", errno, nullptr);
   read_mtu();
+  // Before the rings: the kernel refuses PACKET_VNET_HDR once they exist.
+  if (setsockopt(fd_, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)) < 0)
+    return fail(Status::kSystem, "PACKET_VNET_HDR", errno, nullptr);
+  // A frame larger than a slot is queued whole on the socket as well, its
+  // slot marked TP_STATUS_COPY (any nonzero value turns this on).
+  if (setsockopt(fd_, SOL_PACKET, PACKET_COPY_THRESH, &v, sizeof(v)) < 0)
+    return fail(Status::kSystem, "PACKET_COPY_THRESH", errno, nullptr);
+  setsockopt(fd_, SOL_PACKET, PACKET_AUXDATA, &v, sizeof(v));  // the VLAN tag of a queued frame
+  if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &kQueuedBytes, sizeof(kQueuedBytes)) < 0)
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &kQueuedBytes, sizeof(kQueuedBytes));  // capped by net.core.rmem_max
 
   // Slots hold the largest frame a buffer can hold plus the slot header.
   frame_size_ = std::max<uint32_t>(2048, pow2_at_least(pool_->max_frame() + 128));
@@ -137,7 +159,7 @@ bool AfPacketPort::open_socket(Status* code, std::string* err) {
   }
   ring_ = static_cast<uint8_t*>(m);
   tx_data_off_ = kTxDataOff;
-  tx_max_ = frame_size_ - kTxDataOff;
+  tx_max_ = frame_size_ - kTxDataOff - kVnetHdrLen;  // the slot holds the header, then the frame
 
   sockaddr_ll sll{};
   sll.sll_family = AF_PACKET;
@@ -152,6 +174,20 @@ bool AfPacketPort::open_socket(Status* code, std::string* err) {
     if (setsockopt(fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
       return fail(Status::kSystem, "promiscuous mode (PACKET_ADD_MEMBERSHIP)", errno, "CAP_NET_RAW");
   }
+  // The socket for frames larger than a slot: no ring (so sendmmsg copies
+  // them), protocol 0 (so it receives nothing), same interface.
+  big_fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (big_fd_ < 0) return fail(Status::kSystem, "socket(AF_PACKET) for large frames", errno, "CAP_NET_RAW");
+  if (setsockopt(big_fd_, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)) < 0)
+    return fail(Status::kSystem, "PACKET_VNET_HDR (large-frame socket)", errno, nullptr);
+  setsockopt(big_fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof(v));
+  if (setsockopt(big_fd_, SOL_SOCKET, SO_SNDBUFFORCE, &kBigSendBytes, sizeof(kBigSendBytes)) < 0)
+    setsockopt(big_fd_, SOL_SOCKET, SO_SNDBUF, &kBigSendBytes, sizeof(kBigSendBytes));
+  sll.sll_protocol = 0;
+  if (bind(big_fd_, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0)
+    return fail(errno == ENODEV ? Status::kNotFound : Status::kSystem, "bind (large-frame socket)", errno, nullptr);
+  tx_big_n_ = 0;
+
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = fd_;
@@ -170,6 +206,8 @@ void AfPacketPort::close_socket() {
     close(fd_);  // also drops the promiscuous membership
     fd_ = -1;
   }
+  if (big_fd_ >= 0) close(big_fd_);
+  big_fd_ = -1;
   if (ring_) munmap(ring_, ring_bytes_);
   ring_ = nullptr;
   ring_bytes_ = 0;
@@ -192,8 +230,8 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
   const uint32_t max_frame = pool_->max_frame();
   const uint16_t headroom = pool_->headroom();
   uint16_t n = 0;
-  uint32_t seen = 0;
-  while (n < max && seen < rx_frames_) {
+  uint32_t seen = 0, queued = 0;
+  while (n < max && seen < rx_frames_ && queued < kMaxBurst) {
     auto* h = reinterpret_cast<tpacket2_hdr*>(rx_frame(rx_head_));
     uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
     if (!(st & TP_STATUS_USER)) break;
@@ -203,16 +241,33 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
     const uint32_t snap = h->tp_snaplen;
     const uint32_t len = snap + (tagged ? 4 : 0);
     if (sll->sll_pkttype == PACKET_OUTGOING) {
-      // Someone else's transmission on this interface: not ours to switch.
-    } else if (snap < h->tp_len || len > max_frame || snap < 12) {
-      status_->add(PortStatus::rx_too_big);
+      // Someone else's transmission on this interface: not ours to switch
+      // (its queued copy, if any, is read and dropped, to keep the queue in
+      // step with the ring).
+      if (st & TP_STATUS_COPY) rxq_[queued++] = RxQueued{kSkipPos, kNoId};
+    } else if (st & TP_STATUS_COPY) {
+      // Larger than a slot: the whole frame waits in the socket queue, in
+      // ring order. Its place in the burst is kept; rx_queued() fills it.
+      uint32_t big = kNoId;
+      if (!cache_.alloc_large(&big)) big = kNoId;  // still read (into scratch) to keep the order, then dropped
+      rxq_[queued++] = RxQueued{n, big};
+      pkts[n++] = Pkt{kNoId, 0, 0};
+    } else if (snap < h->tp_len || snap < 12) {
+      status_->add(PortStatus::rx_too_big);  // cut without a queued copy (socket receive buffer full)
     } else {
+      OffloadMeta meta;
+      const uint8_t* src = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
+      const VnetVerdict vv = vnet_read(src - kVnetHdrLen, snap, &meta);
+      // A frame that fits its slot but not a regular buffer (a slot holds a
+      // few dozen bytes more) goes to a large buffer, like a queued one.
+      const bool large = len > max_frame;
       uint32_t idx;
-      if (!cache_.alloc(&idx)) {
+      if (vv == VnetVerdict::kInvalid) {
+        status_->add(PortStatus::rx_bad_vnet);
+      } else if (large ? !cache_.alloc_large(&idx) : !cache_.alloc(&idx)) {
         status_->add(PortStatus::rx_no_buffer);
       } else {
         uint8_t* dst = pool_->data(idx) + headroom;
-        const uint8_t* src = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
         if (tagged) {
           // The kernel moved the tag into the slot header: put it back.
           uint16_t tpid = (st & TP_STATUS_VLAN_TPID_VALID) ? h->tp_vlan_tpid : 0x8100;
@@ -225,13 +280,28 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
         } else {
           std::memcpy(dst, src, snap);
         }
-        if ((st & TP_STATUS_CSUMNOTREADY) && finish_partial_checksum(dst, len))
-          status_->add(PortStatus::rx_csum_completed);
-        pkts[n++] = Pkt{idx, headroom, uint16_t(len)};
+        Pkt p{idx, headroom, uint16_t(len)};
+        if (vv == VnetVerdict::kOffload) {
+          if (tagged) offload_shift(meta, 4);
+          pool_->meta(idx) = meta;
+          pkt_set_meta(p, true);
+          status_->add(PortStatus::rx_offload);
+        } else if (large) [[unlikely]] {
+          pool_->meta(idx) = OffloadMeta{};  // a large buffer always has a side-table entry
+          pkt_set_meta(p, true);
+        }
+        if (large) status_->add(PortStatus::rx_super);
+        pkts[n++] = p;
       }
     }
     __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     if (++rx_head_ == rx_frames_) rx_head_ = 0;
+  }
+  if (queued && rx_queued(pkts, queued)) {
+    uint16_t k = 0;  // drop the places of super-frames that could not be read
+    for (uint16_t i = 0; i < n; ++i)
+      if (pkts[i].buf != kNoId) pkts[k++] = pkts[i];
+    n = k;
   }
   if (n) {
     empty_polls_ = 0;
@@ -247,6 +317,98 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
   return n;
 }
 
+// The layout a queued frame is read into, so that an 802.1Q tag can be put
+// back without moving the payload: the header and the two MAC addresses land
+// just in front of where the payload goes, 4 bytes apart from it; with a tag
+// the MACs move 4 bytes down and the tag fills the gap, without one the frame
+// simply starts 4 bytes later.
+//   [headroom-6, headroom+4)  virtio_net_hdr     (iov 0, with the MACs)
+//   [headroom+4, headroom+16) destination + source MAC
+//   [headroom+16, ...)        EtherType onwards  (iov 1)
+uint32_t AfPacketPort::rx_queued(Pkt* pkts, uint32_t n) {
+  const uint16_t headroom = pool_->headroom();
+  for (uint32_t k = 0; k < n; ++k) {
+    mmsghdr& m = rx_mm_[k];
+    m = mmsghdr{};
+    if (rxq_[k].buf == kNoId) {
+      rx_iov_[k][0] = iovec{scratch_, sizeof(scratch_)};
+      m.msg_hdr.msg_iovlen = 1;
+    } else {
+      uint8_t* b = pool_->data(rxq_[k].buf);
+      rx_iov_[k][0] = iovec{b + headroom + 4 - kVnetHdrLen, kVnetHdrLen + 12};
+      rx_iov_[k][1] = iovec{b + headroom + 16, pool_->capacity(rxq_[k].buf) - headroom - 16};
+      m.msg_hdr.msg_iovlen = 2;
+    }
+    m.msg_hdr.msg_iov = rx_iov_[k];
+    m.msg_hdr.msg_control = rx_cmsg_[k];
+    m.msg_hdr.msg_controllen = sizeof(rx_cmsg_[k]);
+  }
+  int got = recvmmsg(fd_, rx_mm_, n, MSG_DONTWAIT, nullptr);
+  if (got < 0) got = 0;
+  uint32_t failed = 0;
+  for (uint32_t k = 0; k < n; ++k) {
+    if (rxq_[k].pos == kSkipPos) continue;
+    Pkt& p = pkts[rxq_[k].pos];
+    const uint32_t big = rxq_[k].buf;
+    const mmsghdr& m = rx_mm_[k];
+    const uint32_t r = int(k) < got ? m.msg_len : 0;
+    OffloadMeta meta;
+    VnetVerdict vv = VnetVerdict::kInvalid;
+    bool ok = false;
+    if (int(k) >= got) {
+      status_->add(PortStatus::rx_too_big);  // the slot said a copy was queued, but none was there
+    } else if (big == kNoId) {
+      status_->add(PortStatus::rx_no_buffer);
+    } else if ((m.msg_hdr.msg_flags & MSG_TRUNC) || r < kVnetHdrLen + 14) {
+      status_->add(PortStatus::rx_too_big);
+    } else if ((vv = vnet_read(pool_->data(big) + headroom + 4 - kVnetHdrLen, r - kVnetHdrLen, &meta)) ==
+               VnetVerdict::kInvalid) {
+      status_->add(PortStatus::rx_bad_vnet);
+    } else {
+      ok = true;
+    }
+    if (!ok) {
+      if (big != kNoId) cache_.free(big);
+      p.buf = kNoId;
+      ++failed;
+      continue;
+    }
+    uint32_t len = r - kVnetHdrLen;
+    uint16_t off = uint16_t(headroom + 4);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m.msg_hdr); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&m.msg_hdr), c)) {
+      if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
+      tpacket_auxdata aux;
+      std::memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+      if (!(aux.tp_status & TP_STATUS_VLAN_VALID)) break;
+      uint8_t* f = pool_->data(big) + headroom;
+      const uint16_t tpid = (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) ? aux.tp_vlan_tpid : 0x8100;
+      std::memmove(f, f + 4, 12);
+      f[12] = uint8_t(tpid >> 8);
+      f[13] = uint8_t(tpid);
+      f[14] = uint8_t(aux.tp_vlan_tci >> 8);
+      f[15] = uint8_t(aux.tp_vlan_tci);
+      off = headroom;
+      len += 4;
+      if (vv == VnetVerdict::kOffload) offload_shift(meta, 4);
+      break;
+    }
+    if (len > 0xFFFF) {  // cannot be described (an IP packet is at most 64 KiB)
+      cache_.free(big);
+      status_->add(PortStatus::rx_too_big);
+      p.buf = kNoId;
+      ++failed;
+      continue;
+    }
+    // A frame in a large buffer always has a side-table entry (core/types.h).
+    p = Pkt{big, off, uint16_t(len)};
+    pool_->meta(big) = vv == VnetVerdict::kOffload ? meta : OffloadMeta{};
+    pkt_set_meta(p, true);
+    if (vv == VnetVerdict::kOffload) status_->add(PortStatus::rx_offload);
+    status_->add(PortStatus::rx_super);
+  }
+  return failed;
+}
+
 void AfPacketPort::kick() {
   status_->add(PortStatus::kicks);
   if (sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN && errno != ENOBUFS)
@@ -256,43 +418,92 @@ void AfPacketPort::kick() {
 uint16_t AfPacketPort::tx_burst(Pkt* pkts, uint16_t n) {
   if (fd_ < 0) return 0;
   uint16_t i = 0, queued = 0;
+  tx_big_n_ = 0;
   for (; i < n; ++i) {
+    const Pkt& p = pkts[i];
+    const OffloadMeta* meta = pkt_has_meta(p) ? &pool_->meta(p.buf) : nullptr;
+    if (p.len > tx_max_) {
+      // Larger than a slot: what the ring holds leaves first (a kick sends
+      // every pending slot before it returns), then the run goes through
+      // the second socket.
+      if (queued) {
+        kick();
+        queued = 0;
+      }
+      uint8_t* hdr = tx_hdr_[tx_big_n_];
+      vnet_write(meta, hdr);
+      tx_iov_[tx_big_n_][0] = iovec{hdr, kVnetHdrLen};
+      tx_iov_[tx_big_n_][1] = iovec{pool_->data(p.buf) + pkt_off(p), p.len};
+      tx_big_[tx_big_n_++] = i;
+      continue;
+    }
+    if (tx_big_n_) {
+      const uint32_t want = tx_big_n_, sent = tx_flush_big(pkts);
+      if (sent < want) return uint16_t(i - (want - sent));  // the rest stay with the engine
+    }
     auto* h = reinterpret_cast<tpacket2_hdr*>(tx_frame(tx_head_));
     uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
     if (st & TP_STATUS_WRONG_FORMAT) status_->add(PortStatus::tx_errors);
     else if (st != TP_STATUS_AVAILABLE) break;  // the kernel still owns it: ring full
-    const Pkt& p = pkts[i];
-    if (p.len > tx_max_) {
-      status_->add(PortStatus::tx_too_big);
-      cache_.free(p.buf);
-      continue;
-    }
-    std::memcpy(reinterpret_cast<uint8_t*>(h) + tx_data_off_, pool_->frame(p), p.len);
-    h->tp_len = p.len;
+    uint8_t* d = reinterpret_cast<uint8_t*>(h) + tx_data_off_;
+    vnet_write(meta, d);
+    std::memcpy(d + kVnetHdrLen, pool_->data(p.buf) + pkt_off(p), p.len);
+    h->tp_len = p.len + kVnetHdrLen;
     __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+    if (meta && meta->pending()) status_->add(PortStatus::tx_offload);
     cache_.free(p.buf);
     if (++tx_head_ == tx_frames_) tx_head_ = 0;
     ++queued;
   }
   if (queued) kick();
+  if (tx_big_n_) {
+    const uint32_t want = tx_big_n_, sent = tx_flush_big(pkts);
+    if (sent < want) return uint16_t(i - (want - sent));
+  }
   return i;
 }
 
-// Frames too long for a buffer are dropped (never cut); lastError says why
-// they come, which the counter alone does not. On a tap, the usual cause is a
-// VM whose virtio-net hands the tap TSO super-frames.
+uint32_t AfPacketPort::tx_flush_big(const Pkt* pkts) {
+  const uint32_t n = tx_big_n_;
+  tx_big_n_ = 0;
+  for (uint32_t k = 0; k < n; ++k) {
+    tx_mm_[k] = mmsghdr{};
+    tx_mm_[k].msg_hdr.msg_iov = tx_iov_[k];
+    tx_mm_[k].msg_hdr.msg_iovlen = 2;
+  }
+  uint32_t done = 0;  // sent, or refused and dropped
+  while (done < n) {
+    status_->add(PortStatus::kicks);
+    const int r = sendmmsg(big_fd_, tx_mm_ + done, n - done, MSG_DONTWAIT);
+    if (r > 0) {
+      for (uint32_t k = done; k < done + uint32_t(r); ++k) {
+        const Pkt& p = pkts[tx_big_[k]];
+        if (pkt_has_meta(p) && pool_->meta(p.buf).pending()) status_->add(PortStatus::tx_offload);
+        status_->add(PortStatus::tx_super);
+        cache_.free(p.buf);
+      }
+      done += uint32_t(r);
+      continue;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) break;  // the rest stay with the engine
+    // The kernel refused the first one (an invalid header, the interface
+    // went away): count and drop it, so one bad frame cannot stall the port.
+    status_->add(PortStatus::tx_errors);
+    cache_.free(pkts[tx_big_[done]].buf);
+    ++done;
+  }
+  return done;
+}
+
+// Frames that could not be taken are dropped (never cut); lastError says why
+// they come, which the counter alone does not.
 void AfPacketPort::explain_too_big() {
   const uint64_t n = status_->c[PortStatus::rx_too_big].load(std::memory_order_relaxed);
   if (n == too_big_seen_) return;
   too_big_seen_ = n;
-  const std::string head = std::to_string(n) + " frames longer than a buffer (" + std::to_string(pool_->max_frame()) +
-                           " bytes) were dropped on " + ifname_ + ": ";
-  if (if_driver(ctl_, ifname_) == "tun")
-    status_->set_error(head + "a VM on this tap sends TSO/GSO super-frames; start QEMU with vnet_hdr=off on its "
-                              "-netdev tap, or turn TSO/GSO off in the guest (ethtool -K eth0 tso off gso off)");
-  else
-    status_->set_error(head + "the sender passes super-frames (its TSO/GSO, or GRO/LRO here) or uses a larger MTU; "
-                              "turn those offloads off or lower its MTU");
+  status_->set_error(std::to_string(n) + " frames were dropped on " + ifname_ +
+                     " because they did not fit: a frame larger than a ring slot waits whole in the socket's receive "
+                     "queue, which was full (the switch fell behind), or the frame is longer than 64 KiB + headers");
 }
 
 // The kernel refuses to send a frame longer than the MTU plus the Ethernet

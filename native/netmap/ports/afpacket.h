@@ -1,26 +1,49 @@
 // AF_PACKET port: the fallback that works on every Linux interface.
 //
 //   kernel rx ring (mmap, TPACKET_V2) ──copy──► engine buffer ──► rx_burst
+//     └ a super-frame: its slot says TP_STATUS_COPY, the whole frame waits in
+//       the socket queue ──recvmmsg (one per burst)──► large buffer
 //   tx_burst ──copy──► kernel tx ring (mmap) ──► one sendto() kick per batch
+//     └ a frame larger than a slot ──sendmmsg (one per run)──► second socket
 //
 // - Socket bound to the interface's ifindex with ETH_P_ALL, promiscuous
 //   through PACKET_ADD_MEMBERSHIP (undone by the kernel when the socket
 //   closes), PACKET_QDISC_BYPASS on tx, PACKET_IGNORE_OUTGOING so frames that
 //   others send on the interface do not come back as received ones.
-// - One copy in (ring slot -> buffer at headroom) and one copy out. An 802.1Q
-//   tag the kernel took off into the slot header is put back while copying.
-//   A frame that does not fit a buffer (or was cut to the slot size) is
-//   dropped and counted, never truncated. A frame with a partial checksum
-//   (CHECKSUM_PARTIAL, from a peer with tx checksumming on) is completed.
-// - No system call per packet: rx reads the ring, tx fills it and kicks once.
-// - Offloads: GRO/LRO/GSO/TSO/tx-checksum are turned off on the interface at
-//   open and restored at detach (see docs/ports.md).
+// - Offloads (PACKET_VNET_HDR): every frame comes with a virtio_net_hdr, so
+//   a guest with TSO/GSO and checksum offload on (every veth's default) hands
+//   over checksum-partial frames and TCP super-frames of up to 64 KiB as they
+//   are; the header becomes the frame's OffloadMeta (ports/vnet.h), an invalid
+//   one a counted drop (rx_bad_vnet). On transmit the header is written from
+//   the frame's OffloadMeta (a zero header for a plain frame), so a guest gets
+//   super-frames whole: tx_offloads() = checksum, TSO4, TSO6, ECN.
+// - Rings and memory: regular 2 KiB slots (2048 per ring, 4 MiB each way),
+//   the same as without offloads, so the 64-byte path is unchanged. A frame
+//   larger than a slot is not given a slot of its own size: on receive the
+//   kernel queues it whole on the socket as well (PACKET_COPY_THRESH) and
+//   marks its slot TP_STATUS_COPY, in ring order; the burst reads every such
+//   frame with one recvmmsg() into large pool buffers. On transmit, a run of
+//   such frames goes out through a second packet socket (no ring) with one
+//   sendmmsg(), after a kick of what the ring holds, so the order is kept.
+//   Measured against big-slot rings in docs/ports.md.
+// - One copy in (ring slot or socket -> buffer at headroom) and one copy out.
+//   An 802.1Q tag the kernel took off into the slot header (or the auxdata of
+//   a queued frame) is put back while copying, and the offsets move with it.
+//   A frame that does not fit (or was cut without a queued copy, e.g. the
+//   socket's receive buffer was full) is dropped and counted, never truncated.
+// - No system call per packet: rx reads the ring, tx fills it and kicks once;
+//   super-frames cost one recvmmsg/sendmmsg per burst (or run), not per frame.
+// - Interface offloads are left as they are unless disableOffloads asks to
+//   turn GRO/LRO/GSO/TSO/tx-checksum off (restored at detach).
 // - Link: IFF_UP && IFF_RUNNING, checked by link_state() (the engine calls it
 //   every housekeeping tick, ~100 ms). If the interface disappears, the
 //   socket and rings are released and the port is down; when an interface of
 //   that name appears again, the port re-opens it by itself.
 // - poll_fd() is an epoll descriptor that stays the same across re-opens.
 #pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <memory>
 #include <string>
@@ -48,6 +71,7 @@ class AfPacketPort final : public Port {
   // its frames from it, so NICs that filter unicast still accept replies.
   Mac hw_mac() const override { return mac_; }
   uint32_t tx_frame_limit() const override { return tx_limit_; }
+  uint32_t tx_offloads() const override { return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn; }
   void detach() override;
 
  private:
@@ -61,6 +85,13 @@ class AfPacketPort final : public Port {
   void kick();
   uint8_t* rx_frame(uint32_t i) const;
   uint8_t* tx_frame(uint32_t i) const;
+  // Reads the `n` super-frames whose slots said TP_STATUS_COPY into large
+  // buffers (one recvmmsg) and fills their reserved places in pkts; returns
+  // how many of them failed (their places hold kNoId).
+  uint32_t rx_queued(Pkt* pkts, uint32_t n);
+  // Sends the pending run of super-frames (one sendmmsg); returns how many
+  // left. The ones that did not stay with the caller.
+  uint32_t tx_flush_big(const Pkt* pkts);
 
   std::string ifname_;
   KernelPortOptions opts_;
@@ -71,6 +102,7 @@ class AfPacketPort final : public Port {
   int ctl_ = -1;   // interface ioctls
   int epfd_ = -1;  // what the engine polls; holds fd_ while it is open
   int fd_ = -1;    // the packet socket; -1 while the interface is gone
+  int big_fd_ = -1;  // transmit-only packet socket (no ring, protocol 0) for frames larger than a slot
   int ifindex_ = 0;
   Mac mac_ = 0;
   uint8_t* ring_ = nullptr;
@@ -88,6 +120,24 @@ class AfPacketPort final : public Port {
   uint64_t too_big_seen_ = 0;  // rx_too_big when check_link last explained it
   bool claimed_ = false;
   OffloadSaved offloads_;
+
+  // Super-frames of the current burst: where they go in pkts, their large
+  // buffers, and the recvmmsg/sendmmsg arguments (kept here: no allocation
+  // on the hot path).
+  struct RxQueued {
+    uint16_t pos;
+    uint32_t buf;  // kNoId: no large buffer (read into scratch_ and dropped)
+  };
+  RxQueued rxq_[kMaxBurst];
+  mmsghdr rx_mm_[kMaxBurst];
+  iovec rx_iov_[kMaxBurst][2];
+  alignas(8) uint8_t rx_cmsg_[kMaxBurst][64];
+  mmsghdr tx_mm_[kMaxBurst];
+  iovec tx_iov_[kMaxBurst][2];
+  uint8_t tx_hdr_[kMaxBurst][16];
+  uint16_t tx_big_[kMaxBurst];  // positions in pkts of the pending run
+  uint32_t tx_big_n_ = 0;
+  uint8_t scratch_[64];
 };
 
 }  // namespace vpc

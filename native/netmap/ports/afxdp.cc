@@ -197,7 +197,7 @@ class AfXdpPort final : public Port {
         status_(std::move(status)),
         cache_(pool_),
         shift_(log2_of(pool_->buf_size())),
-        lent_(pool_->count(), 0) {}
+        lent_(pool_->index_limit(), 0) {}
   ~AfXdpPort() override;
 
   static std::unique_ptr<AfXdpPort> open(const PortSpec& spec, const KernelPortOptions& opts,
@@ -206,6 +206,8 @@ class AfXdpPort final : public Port {
   const char* kind() const override { return "afxdp"; }
   uint16_t rx_burst(Pkt* pkts, uint16_t max) override;
   uint16_t tx_burst(Pkt* pkts, uint16_t n) override;
+  // The kernel reads tx frames from UMEM chunks by address: never a large buffer.
+  bool tx_large_buffers() const override { return false; }
   int poll_fd() const override { return epfd_; }
   LinkState link_state() const override { return const_cast<AfXdpPort*>(this)->check_link(); }
   Mac hw_mac() const override { return mac_; }
@@ -736,7 +738,7 @@ uint16_t AfXdpPort::tx_burst(Pkt* pkts, uint16_t n) {
     xsk_ring_prod__reserve(&x.tx, k, &at);
     for (uint32_t i = 0; i < k; ++i) {
       xdp_desc* d = xsk_ring_prod__tx_desc(&x.tx, at + i);
-      d->addr = xsk_addr_of(pkts[i].buf, pkts[i].off, shift_);
+      d->addr = xsk_addr_of(pkts[i].buf, pkt_off(pkts[i]), shift_);
       d->len = pkts[i].len;
       d->options = 0;
       lent_[pkts[i].buf] = 1;

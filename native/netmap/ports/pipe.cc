@@ -77,8 +77,23 @@ uint32_t PipePeer::send_copy(const uint8_t* const* frames, const uint16_t* lens,
   return sent;
 }
 
-PipePair make_pipe(std::shared_ptr<BufferPool> pool, uint32_t ring_size) {
-  auto s = std::make_shared<PipeShared>(std::move(pool), ring_size);
+bool PipePeer::send_meta(const uint8_t* frame, uint32_t len, const OffloadMeta& meta) {
+  BufferPool& pool = *s_->pool;
+  uint32_t idx;
+  const bool large = len > pool.max_frame();
+  if (len > kMaxLargeFrame || (large && len > pool.max_large_frame())) return false;
+  if (!(large ? cache_.alloc_large(&idx) : cache_.alloc(&idx))) return false;
+  Pkt p{idx, pool.headroom(), uint16_t(len)};
+  std::memcpy(pool.frame(p), frame, len);
+  pool.meta(idx) = meta;
+  pkt_set_meta(p, true);
+  if (send(&p, 1) == 1) return true;
+  cache_.free(idx);
+  return false;
+}
+
+PipePair make_pipe(std::shared_ptr<BufferPool> pool, uint32_t ring_size, const PipeOptions& opts) {
+  auto s = std::make_shared<PipeShared>(std::move(pool), ring_size, opts);
   return PipePair{std::make_unique<PipePort>(s), std::make_unique<PipePeer>(s)};
 }
 

@@ -10,6 +10,10 @@
 // what it sends from its own BufferCache and frees what it receives into it.
 // Tests and benchmarks use pipes; they are also the model every other backend
 // follows.
+//
+// Offload state crosses a pipe both ways for free: the descriptor's kPktMeta
+// flag travels in the ring and the state itself sits in the shared pool's side
+// table (BufferPool::meta). send_meta() and recv() are the peer's side of it.
 #pragma once
 
 #include <atomic>
@@ -21,13 +25,23 @@
 
 namespace vpc {
 
+// What the engine end of a pipe announces on transmit (ports/port.h). By
+// default it takes everything as it is, like a virtio-net guest with every
+// offload on; tests set fewer to exercise the engine's egress adaptation.
+struct PipeOptions {
+  uint32_t tx_offloads = kOffAll;
+  uint32_t tx_max_frame = 65535;
+  bool tx_large_buffers = true;
+};
+
 struct PipeShared {
-  PipeShared(std::shared_ptr<BufferPool> p, uint32_t ring_size)
-      : pool(std::move(p)), to_engine(ring_size), to_peer(ring_size) {}
+  PipeShared(std::shared_ptr<BufferPool> p, uint32_t ring_size, const PipeOptions& o = {})
+      : pool(std::move(p)), opts(o), to_engine(ring_size), to_peer(ring_size) {}
   // The last owner (port or peer) frees whatever is still in the rings: by
   // then no thread can touch them, so this is the one place without races.
   ~PipeShared();
   std::shared_ptr<BufferPool> pool;
+  PipeOptions opts;
   SpscRing<Pkt> to_engine;
   SpscRing<Pkt> to_peer;
   std::atomic<Waker*> waker{nullptr};
@@ -54,6 +68,9 @@ class PipePort final : public Port {
   }
   void attach(Waker* w) override { s_->waker.store(w, std::memory_order_release); }
   void detach() override;
+  uint32_t tx_offloads() const override { return s_->opts.tx_offloads; }
+  uint32_t tx_max_frame() const override { return s_->opts.tx_max_frame; }
+  bool tx_large_buffers() const override { return s_->opts.tx_large_buffers; }
 
  private:
   std::shared_ptr<PipeShared> s_;
@@ -74,6 +91,10 @@ class PipePeer {
   uint32_t send(const Pkt* pkts, uint32_t n);
   // Copies frames into fresh buffers and sends them. Returns frames accepted.
   uint32_t send_copy(const uint8_t* const* frames, const uint16_t* lens, uint32_t n);
+  // Copies one frame with offload state into a fresh buffer (a large one when
+  // it does not fit a regular buffer) and sends it with kPktMeta set. Returns
+  // false when no buffer was free or the ring was full (nothing sent).
+  bool send_meta(const uint8_t* frame, uint32_t len, const OffloadMeta& meta);
   // Receives descriptors; the caller owns the buffers and frees them into cache().
   uint32_t recv(Pkt* out, uint32_t max) { return s_->to_peer.pop(out, max); }
   void set_link(bool up) { s_->link_up.store(up, std::memory_order_relaxed); }
@@ -88,6 +109,6 @@ struct PipePair {
   std::unique_ptr<PipePort> port;
   std::unique_ptr<PipePeer> peer;
 };
-PipePair make_pipe(std::shared_ptr<BufferPool> pool, uint32_t ring_size);
+PipePair make_pipe(std::shared_ptr<BufferPool> pool, uint32_t ring_size, const PipeOptions& opts = {});
 
 }  // namespace vpc

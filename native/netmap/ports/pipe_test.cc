@@ -18,9 +18,10 @@ namespace {
 using testutil::Bytes;
 using testutil::make_frame;
 
-std::shared_ptr<BufferPool> small_pool() {
+std::shared_ptr<BufferPool> small_pool(uint32_t large = 0) {
   BufferPoolOptions o;
   o.count = 1024;
+  o.large_count = large;
   o.hugepages = false;
   return BufferPool::create(o);
 }
@@ -237,6 +238,75 @@ TEST(Pipe, SendWakesSleepingEngine) {
   close(w.fd);
   pair.peer.reset();
   pair.port.reset();
+  EXPECT_EQ(pool->available(), pool->count());
+}
+
+TEST(Pipe, OffloadStateCrossesBothWays) {
+  auto pool = small_pool(4);
+  PipeOptions po;
+  po.tx_offloads = kOffCsum;
+  po.tx_max_frame = 9014;
+  po.tx_large_buffers = false;
+  auto pair = make_pipe(pool, 16, po);
+  EXPECT_EQ(pair.port->tx_offloads(), uint32_t(kOffCsum));
+  EXPECT_EQ(pair.port->tx_max_frame(), 9014u);
+  EXPECT_FALSE(pair.port->tx_large_buffers());
+  auto dflt = make_pipe(pool, 4);
+  EXPECT_EQ(dflt.port->tx_offloads(), uint32_t(kOffAll)) << "a pipe takes everything by default";
+  EXPECT_TRUE(dflt.port->tx_large_buffers());
+
+  // A 30,000-byte super-frame goes into a large buffer, a 100-byte one into a
+  // regular buffer; both arrive with the flag and their state.
+  Bytes big(30000, 0xAB), small(100, 0xCD);
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoTcpv4;
+  m.gso_size = 1448;
+  m.csum_start = 34;
+  m.csum_offset = 16;
+  m.hdr_len = 66;
+  ASSERT_TRUE(pair.peer->send_meta(big.data(), uint32_t(big.size()), m));
+  m.gso_type = OffloadMeta::kGsoNone;
+  ASSERT_TRUE(pair.peer->send_meta(small.data(), uint32_t(small.size()), m));
+  EXPECT_FALSE(pair.peer->send_meta(big.data(), 70000, m)) << "longer than a descriptor can say";
+  Pkt rx[4];
+  ASSERT_EQ(pair.port->rx_burst(rx, 4), 2);
+  ASSERT_TRUE(pkt_has_meta(rx[0]));
+  EXPECT_TRUE(pool->is_large(rx[0].buf));
+  EXPECT_EQ(rx[0].len, 30000);
+  EXPECT_EQ(pkt_off(rx[0]), pool->headroom());
+  EXPECT_EQ(pool->meta(rx[0].buf).gso_size, 1448);
+  EXPECT_EQ(pool->meta(rx[0].buf).gso_kind(), OffloadMeta::kGsoTcpv4);
+  EXPECT_EQ(Bytes(pool->frame(rx[0]), pool->frame(rx[0]) + rx[0].len), big);
+  ASSERT_TRUE(pkt_has_meta(rx[1]));
+  EXPECT_FALSE(pool->is_large(rx[1].buf));
+  EXPECT_EQ(pool->meta(rx[1].buf).csum_start, 34);
+  EXPECT_FALSE(pool->meta(rx[1].buf).gso());
+
+  // Back out to the peer: the flag and the state come along.
+  ASSERT_EQ(pair.port->tx_burst(rx, 2), 2);
+  Pkt back[4];
+  ASSERT_EQ(pair.peer->recv(back, 4), 2u);
+  EXPECT_TRUE(pkt_has_meta(back[0]));
+  EXPECT_EQ(pool->meta(back[0].buf).gso_size, 1448);
+  pair.peer->cache().free_bulk(std::vector<uint32_t>{back[0].buf, back[1].buf}.data(), 2);
+  pair.peer->cache().flush();
+  EXPECT_EQ(pool->large_available(), 4u);
+  EXPECT_EQ(pool->available(), pool->count());
+}
+
+TEST(Pipe, LargeBuffersLeftInRingsGoBackToTheirList) {
+  auto pool = small_pool(2);
+  {
+    auto pair = make_pipe(pool, 8);
+    Bytes big(5000, 1);
+    OffloadMeta m;
+    ASSERT_TRUE(pair.peer->send_meta(big.data(), 5000, m));
+    ASSERT_TRUE(pair.peer->send_meta(big.data(), 5000, m));
+    pair.peer->cache().flush();
+    EXPECT_EQ(pool->large_available(), 0u);
+  }  // both ends gone with the frames still in the ring
+  EXPECT_EQ(pool->large_available(), 2u);
   EXPECT_EQ(pool->available(), pool->count());
 }
 

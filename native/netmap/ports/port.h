@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/offload.h"
 #include "core/types.h"
 
 namespace vpc {
@@ -52,6 +53,24 @@ class Port {
   // Called on the engine thread before the port is destroyed: give back every
   // buffer still held in rings the engine can reach.
   virtual void detach() {}
+
+  // Transmit offloads (core/offload.h). The engine reads these once, when the
+  // port is attached, and adapts every frame before tx_burst: a frame whose
+  // descriptor has kPktMeta set reaches tx_burst only if the port accepts
+  // what BufferPool::meta() says (offload_needs(meta) within tx_offloads()),
+  // its length is within tx_max_frame() and, when it lives in a large buffer,
+  // tx_large_buffers() is true. Everything else is checksum-completed,
+  // segmented or copied by the engine first; frames reaching a port that
+  // accepts nothing are plain frames without the flag.
+  //
+  // PortOffload bits the port takes as they are on transmit.
+  virtual uint32_t tx_offloads() const { return 0; }
+  // Largest frame (Ethernet header included, no virtio_net_hdr) the port
+  // can transmit in one piece.
+  virtual uint32_t tx_max_frame() const { return 65535; }
+  // False for backends that hand buffers to the kernel by address (AF_XDP's
+  // UMEM chunks): they only ever get regular buffers.
+  virtual bool tx_large_buffers() const { return true; }
 };
 
 }  // namespace vpc

@@ -67,7 +67,11 @@ struct KernelPortOptions {
   // queue; 0 = every rx queue (one with "@q"), what the TypeScript API sends
   // when `queues` is unset; this default of 1 opens the first queue only.
   uint32_t queues = 1;
-  bool offloads_off = true;  // afpacket: turn GRO/GSO/TSO/tx-csum off at attach
+  // Turn GRO/LRO/GSO/TSO/tx-csum off on the interface while attached. afxdp
+  // needs it (AF_XDP carries no offload state, so the TypeScript default is
+  // true there); afpacket and tap carry the state (virtio-net headers) and
+  // leave the interface as it is unless asked.
+  bool offloads_off = false;
   bool promisc = true;       // afpacket: PACKET_MR_PROMISC
   bool persistent = false;   // tap: a tap the switch creates outlives the port (TUNSETPERSIST)
   // afxdp: which XDP hook and which copy mode; auto tries native XDP then
@@ -88,6 +92,11 @@ struct PortStatus {
   X(rx_no_buffer, "Frames dropped because the buffer pool was empty")                \
   X(rx_kernel_drops, "Frames the kernel dropped because the receive ring was full")  \
   X(rx_csum_completed, "Frames whose partial (offloaded) checksum was completed in software") \
+  X(rx_offload, "Frames received with offload state (checksum-partial or TSO/GSO), kept beside the frame") \
+  X(rx_super, "Frames received larger than a regular buffer (TSO/GSO super-frames), held in large buffers") \
+  X(rx_bad_vnet, "Frames dropped because their virtio-net header was invalid or asked for an offload the switch does not do (UFO/USO)") \
+  X(tx_offload, "Frames transmitted with offload state in their virtio-net header") \
+  X(tx_super, "Frames transmitted larger than a ring slot (one sendmmsg per run of them)") \
   X(tx_too_big, "Frames dropped because they do not fit a transmit slot")            \
   X(tx_errors, "Transmit system calls that failed")                                  \
   X(kicks, "Transmit kicks (one system call per transmitted batch)")                 \

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "ports/ifutil.h"
+#include "ports/vnet.h"
 #include "proto/inet.h"
 
 namespace vpc {
@@ -49,7 +50,8 @@ uint8_t tx_queue_of(const uint8_t* f, uint32_t len, uint32_t nq) {
 
 TapPort::TapPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
                  std::shared_ptr<PortStatus> status)
-    : ifname_(ifname), opts_(opts), pool_(std::move(pool)), status_(std::move(status)), cache_(pool_) {}
+    : ifname_(ifname), opts_(opts), pool_(std::move(pool)), status_(std::move(status)), cache_(pool_),
+      scratch_(new uint8_t[kTapScratch]) {}
 
 std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPortOptions& opts,
                                        std::shared_ptr<BufferPool> pool, std::shared_ptr<PortStatus> status) {
@@ -69,7 +71,8 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
   st.burst = p->burst_;
   st.queues = opts.queues;
   st.frame_size = p->pool_->max_frame();
-  st.set_offloads("none negotiated (no IFF_VNET_HDR): the kernel hands over complete frames");
+  st.set_offloads("virtio-net headers (IFF_VNET_HDR) with TUNSETOFFLOAD csum tso4 tso6 tso_ecn: the guest sends and "
+                  "receives checksum-partial and TSO super-frames up to 64 KiB");
   if (opts.io_uring != KernelPortOptions::IoUring::kOff) {
     const uint32_t rx_depth = opts.rx_ring ? opts.rx_ring : kDefaultDepth;
     const uint32_t tx_depth = opts.tx_ring ? opts.tx_ring : kDefaultDepth;
@@ -131,7 +134,7 @@ bool TapPort::open_queues(Status* code, std::string* err) {
       return false;
     }
     ifreq ifr{};
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (opts_.queues > 1 ? IFF_MULTI_QUEUE : 0);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (opts_.queues > 1 ? IFF_MULTI_QUEUE : 0);
     std::strncpy(ifr.ifr_name, ifname_.c_str(), IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
       int e = errno;
@@ -154,6 +157,21 @@ bool TapPort::open_queues(Status* code, std::string* err) {
       }
       return false;
     }
+    // The header's size and byte order (little endian: what ports/vnet.h
+    // reads; a no-op on little-endian hosts, refused only by kernels without
+    // cross-endian support, which are little endian), then the offloads the
+    // switch takes from the guest.
+    int hdr_sz = int(kVnetHdrLen), le = 1;
+    const unsigned offl = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_sz) < 0 || ioctl(fd, TUNSETOFFLOAD, offl) < 0) {
+      int e = errno;
+      ::close(fd);
+      close_queues();
+      *code = Status::kSystem;
+      *err = sys_error(where + ": TUNSETVNETHDRSZ/TUNSETOFFLOAD", e, "CAP_NET_ADMIN");
+      return false;
+    }
+    ioctl(fd, TUNSETVNETLE, &le);
     // A persistent tap the switch created stays when the port closes it (the
     // VM, or the next start of the switch, attaches to it again); without it
     // the kernel removes the tap with its last descriptor.
@@ -210,8 +228,10 @@ uint16_t TapPort::rx_burst(Pkt* pkts, uint16_t max) {
     if (uring_->dead()) dead_ = true;
     return n;
   }
-  const uint32_t room = pool_->max_frame();
-  const uint16_t headroom = pool_->headroom();
+  return rx_fallback(pkts, max);
+}
+
+uint16_t TapPort::rx_fallback(Pkt* pkts, uint16_t max) {
   uint16_t n = 0;
   const uint32_t nq = uint32_t(fds_.size());
   for (uint32_t k = 0; k < nq && n < max; ++k) {
@@ -224,7 +244,8 @@ uint16_t TapPort::rx_burst(Pkt* pkts, uint16_t max) {
         status_->add(PortStatus::rx_no_buffer);  // leave the frames in the device queue
         return n;
       }
-      ssize_t r = ::read(fd, pool_->data(idx) + headroom, room);
+      const TapRead rd = tap_read_layout(*pool_, idx, kNoId, scratch_.get());
+      ssize_t r = ::readv(fd, rd.iov, int(rd.iovcnt));
       if (r < 0) {
         int e = errno;
         cache_.free(idx);
@@ -240,12 +261,10 @@ uint16_t TapPort::rx_burst(Pkt* pkts, uint16_t max) {
         cache_.free(idx);
         break;
       }
-      if (uint32_t(r) > room || r < 14) {  // tun reports the full length of a frame it cut
-        cache_.free(idx);
-        status_->add(PortStatus::rx_too_big);
-        continue;
-      }
-      pkts[n++] = Pkt{idx, headroom, uint16_t(r)};
+      Pkt p;
+      const TapVerdict v = tap_read_done(cache_, idx, kNoId, scratch_.get(), uint32_t(r), &p, status_.get());
+      if (v != TapVerdict::kRegular) cache_.free(idx);  // dropped, or copied into a large buffer
+      if (v != TapVerdict::kDropped) pkts[n++] = p;
     }
     if (n != first && q < PortStatus::kMaxQueues) status_->queue_rx[q].fetch_add(n - first, std::memory_order_relaxed);
   }
@@ -253,27 +272,60 @@ uint16_t TapPort::rx_burst(Pkt* pkts, uint16_t max) {
   return n;
 }
 
+bool TapPort::put_vnet(Pkt* p) {
+  uint32_t off = pkt_off(*p);
+  if (off < kVnetHdrLen) {
+    // No room in front (rare: a frame placed at the start of its buffer):
+    // move it up, if the buffer has the room at the end.
+    if (kVnetHdrLen + p->len > pool_->capacity(p->buf)) return false;
+    uint8_t* b = pool_->data(p->buf);
+    std::memmove(b + kVnetHdrLen, b + off, p->len);
+    p->off = uint16_t((p->off & kPktMeta) | kVnetHdrLen);
+    off = kVnetHdrLen;
+  }
+  uint8_t* f = pool_->data(p->buf) + off;
+  const OffloadMeta* meta = pkt_has_meta(*p) ? &pool_->meta(p->buf) : nullptr;
+  vnet_write(meta, f - kVnetHdrLen);
+  if (meta && meta->pending()) status_->add(PortStatus::tx_offload);
+  return true;
+}
+
 uint16_t TapPort::tx_burst(Pkt* pkts, uint16_t n) {
   if (fds_.empty() || dead_) return 0;
   const uint32_t nq = uint32_t(fds_.size());
+  if (n > kMaxBurst) n = kMaxBurst;
+  // The header goes in front of each frame first (harmless for frames the
+  // queue then has no room for: they go back to the engine, which frees
+  // them). A frame that cannot take one is dropped and moved to the front,
+  // so that what is not accepted stays at the end, as the engine expects.
+  uint16_t dropped = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    if (put_vnet(&pkts[i])) continue;
+    status_->add(PortStatus::tx_too_big);
+    cache_.free(pkts[i].buf);
+    std::memmove(pkts + dropped + 1, pkts + dropped, (i - dropped) * sizeof(Pkt));
+    ++dropped;
+  }
+  Pkt* const out = pkts + dropped;
+  const uint16_t m = uint16_t(n - dropped);
   if (uring_) {
-    if (nq == 1) return uring_->tx(pkts, nullptr, n);
+    if (nq == 1) return uint16_t(dropped + uring_->tx(out, nullptr, m));
     uint8_t qs[kMaxBurst];
-    if (n > kMaxBurst) n = kMaxBurst;
-    for (uint16_t i = 0; i < n; ++i) qs[i] = tx_queue_of(pool_->frame(pkts[i]), pkts[i].len, nq);
-    return uring_->tx(pkts, qs, n);
+    for (uint16_t i = 0; i < m; ++i) qs[i] = tx_queue_of(pool_->data(out[i].buf) + pkt_off(out[i]), out[i].len, nq);
+    return uint16_t(dropped + uring_->tx(out, qs, m));
   }
   uint16_t i = 0;
-  for (; i < n; ++i) {
-    const int fd = fds_[nq == 1 ? 0 : tx_queue_of(pool_->frame(pkts[i]), pkts[i].len, nq)];
-    ssize_t r = ::write(fd, pool_->frame(pkts[i]), pkts[i].len);
+  for (; i < m; ++i) {
+    const uint8_t* f = pool_->data(out[i].buf) + pkt_off(out[i]);
+    const int fd = fds_[nq == 1 ? 0 : tx_queue_of(f, out[i].len, nq)];
+    ssize_t r = ::write(fd, f - kVnetHdrLen, out[i].len + kVnetHdrLen);
     if (r < 0) {
       if (errno == EAGAIN) break;  // the rest stay with the engine (tx_ring_full)
       status_->add(PortStatus::tx_errors);
     }
-    cache_.free(pkts[i].buf);
+    cache_.free(out[i].buf);
   }
-  return i;
+  return uint16_t(dropped + i);
 }
 
 int TapPort::flags_socket() { return ns_ctl_ >= 0 ? ns_ctl_ : ctl_; }

@@ -22,8 +22,18 @@
 // - Transmit picks a queue per frame from a hash of the MACs and the IPv4
 //   addresses and ports, so a flow stays on one queue (a multi-queue guest
 //   sees it in order).
-// - Offloads: the switch never sets TUNSETOFFLOAD or IFF_VNET_HDR, so the
-//   kernel hands over only complete, checksummed, MTU-sized frames.
+// - Offloads: the tap is opened with IFF_VNET_HDR (a 10-byte virtio_net_hdr
+//   in front of every frame, both ways) and TUNSETOFFLOAD(CSUM, TSO4, TSO6,
+//   TSO_ECN), so the guest's stack hands over checksum-partial frames and TCP
+//   super-frames of up to 64 KiB instead of segmenting them itself, and gets
+//   them back the same way (tx_offloads()). A read lands as header + regular
+//   buffer + large buffer (readv): a frame that fits a regular buffer stays
+//   there and the large buffer goes back; a super-frame continues into
+//   the large buffer, and its head (< 2 KiB) is copied over (details in
+//   tap_uring.h). An invalid
+//   header is a counted drop (rx_bad_vnet). A write carries the header, put
+//   in the buffer's headroom right in front of the frame (one write, no
+//   extra copy).
 // - Link: the device's IFF_UP && IFF_RUNNING, read in whatever network
 //   namespace the device lives in now (a tap is often moved into a guest's
 //   namespace). A deleted tap marks the port down; the port creates it again
@@ -53,6 +63,7 @@ class TapPort final : public Port {
   int poll_fd() const override { return epfd_; }
   LinkState link_state() const override { return const_cast<TapPort*>(this)->check_link(); }
   void detach() override;
+  uint32_t tx_offloads() const override { return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn; }
 
  private:
   TapPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
@@ -61,6 +72,10 @@ class TapPort final : public Port {
   void close_queues();
   LinkState check_link();
   int flags_socket();  // a control socket in the device's current namespace
+  // Puts the virtio-net header in front of pkts[i]'s frame (moving a frame
+  // that has no room in front of it); false: no room at all (dropped).
+  bool put_vnet(Pkt* p);
+  uint16_t rx_fallback(Pkt* pkts, uint16_t max);
 
   std::string ifname_;
   KernelPortOptions opts_;
@@ -81,6 +96,7 @@ class TapPort final : public Port {
   uint32_t rx_q_ = 0;
   uint64_t last_open_try_ms_ = 0;
   bool dead_ = false;  // a read or write said the device is gone
+  std::unique_ptr<uint8_t[]> scratch_;  // read() path: where a super-frame's rest lands before its large buffer
 };
 
 }  // namespace vpc

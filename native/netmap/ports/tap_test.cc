@@ -3,6 +3,7 @@
 // plays the kernel's side with an AF_PACKET socket bound to the tap. Needs
 // root (CAP_NET_ADMIN); skipped with the reason otherwise.
 #include "ports/tap.h"
+#include "ports/test_netns.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -26,25 +27,6 @@ namespace {
 
 constexpr uint16_t kTestEtherType = 0x88B5;  // IEEE local experimental: only the test's frames carry it
 constexpr uint32_t kFrames = 64;
-
-// Runs fn in a thread that is alone in a new network namespace; returns the
-// reason when that is not possible.
-std::string in_own_netns(const std::function<void()>& fn) {
-  std::string skip;
-  std::thread t([&] {
-    if (unshare(CLONE_NEWNET) < 0) {
-      skip = std::string("cannot create a network namespace (needs root): ") + strerror(errno);
-      return;
-    }
-    if (access("/dev/net/tun", R_OK | W_OK) < 0) {
-      skip = "/dev/net/tun is missing";
-      return;
-    }
-    fn();
-  });
-  t.join();
-  return skip;
-}
 
 std::shared_ptr<BufferPool> small_pool() {
   BufferPoolOptions o;
@@ -247,7 +229,7 @@ TEST(Tap, IoUringBatchesReceiveAndSendNotOneCallPerFrame) {
     port->detach();
     port.reset();
     EXPECT_EQ(if_nametoindex("vt-uring"), 0u) << "the tap the port created is gone";
-  });
+  }, "/dev/net/tun");
   if (!skip.empty()) GTEST_SKIP() << skip;
   // Every buffer a posted read held came back at close.
   EXPECT_EQ(pool->available(), free_before);
@@ -277,7 +259,7 @@ TEST(Tap, ReadWriteFallbackWorksAndSaysSo) {
     EXPECT_EQ(got, kFrames);
     EXPECT_EQ(k.receive(kFrames, 1000).size(), kFrames);
     port->detach();
-  });
+  }, "/dev/net/tun");
   if (!skip.empty()) GTEST_SKIP() << skip;
   EXPECT_EQ(pool->available(), free_before);
 }
@@ -327,7 +309,7 @@ TEST(Tap, MultiQueueSpreadsFlowsAndKeepsEachInOrder) {
     EXPECT_EQ(kicks(*st) - k0, 1u);
     EXPECT_EQ(k.receive(kFrames, 1000).size(), kFrames);
     port->detach();
-  });
+  }, "/dev/net/tun");
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 

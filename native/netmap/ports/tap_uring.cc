@@ -1,6 +1,75 @@
 // Batched tap I/O through io_uring (design in tap_uring.h).
 #include "ports/tap_uring.h"
 
+#include <cstring>
+
+#include "ports/vnet.h"
+
+namespace vpc {
+
+TapRead tap_read_layout(const BufferPool& pool, uint32_t buf, uint32_t large, uint8_t* scratch) {
+  TapRead r;
+  const uint32_t head = pool.headroom(), room = pool.max_frame();
+  uint8_t* b = pool.data(buf);
+  r.iov[0] = iovec{b + head - kVnetHdrLen, kVnetHdrLen};
+  r.iov[1] = iovec{b + head, room};
+  r.iovcnt = 2;
+  if (large != kNoId) {
+    r.iov[2] = iovec{pool.data(large) + head + room, pool.capacity(large) - head - room};
+    r.iovcnt = 3;
+  } else if (scratch) {
+    r.iov[2] = iovec{scratch, kTapScratch};
+    r.iovcnt = 3;
+  }
+  return r;
+}
+
+TapVerdict tap_read_done(BufferCache& cache, uint32_t buf, uint32_t large, const uint8_t* scratch, uint32_t r,
+                         Pkt* p, PortStatus* st) {
+  BufferPool& pool = cache.pool();
+  const uint32_t head = pool.headroom(), room = pool.max_frame();
+  const uint32_t tail = large != kNoId ? pool.capacity(large) - head - room : scratch ? kTapScratch : 0;
+  if (r < kVnetHdrLen + 14 || r - kVnetHdrLen > room + tail || r - kVnetHdrLen > kMaxLargeFrame) {
+    st->add(PortStatus::rx_too_big);  // tun reports the whole length of a frame it could not fit
+    return TapVerdict::kDropped;
+  }
+  const uint32_t len = r - kVnetHdrLen;
+  OffloadMeta meta;
+  const VnetVerdict v = vnet_read(pool.data(buf) + head - kVnetHdrLen, len, &meta);
+  if (v == VnetVerdict::kInvalid) {
+    st->add(PortStatus::rx_bad_vnet);
+    return TapVerdict::kDropped;
+  }
+  if (len <= room) {
+    *p = Pkt{buf, uint16_t(head), uint16_t(len)};
+    if (v == VnetVerdict::kOffload) {
+      pool.meta(buf) = meta;
+      pkt_set_meta(*p, true);
+      st->add(PortStatus::rx_offload);
+    }
+    return TapVerdict::kRegular;
+  }
+  // A super-frame: its head is in `buf`, the rest in `large` or the scratch.
+  uint32_t at = large;
+  if (at == kNoId) {
+    if (!cache.alloc_large(&at)) {
+      st->add(PortStatus::rx_no_buffer);
+      return TapVerdict::kDropped;
+    }
+    std::memcpy(pool.data(at) + head + room, scratch, len - room);
+  }
+  std::memcpy(pool.data(at) + head, pool.data(buf) + head, room);
+  *p = Pkt{at, uint16_t(head), uint16_t(len)};
+  // A frame in a large buffer always has a side-table entry (core/types.h).
+  pool.meta(at) = v == VnetVerdict::kOffload ? meta : OffloadMeta{};
+  pkt_set_meta(*p, true);
+  if (v == VnetVerdict::kOffload) st->add(PortStatus::rx_offload);
+  st->add(PortStatus::rx_super);
+  return TapVerdict::kLarge;
+}
+
+}  // namespace vpc
+
 #ifndef VPC_HAVE_URING
 
 struct io_uring {};
@@ -72,7 +141,11 @@ TapUring::TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, Bu
       batch_(max_queues, kMinBatch),
       filled_(max_queues, 0),
       empty_(max_queues, 0),
-      lent_(pool_->count(), 0) {
+      lent_(pool_->index_limit(), 0),
+      large_of_(pool_->index_limit(), kNoId),
+      scratch_(max_queues),
+      iov_(3 * max_queues * (rx_depth + 1)) {
+  for (auto& sc : scratch_) sc.reset(new uint8_t[kTapScratch]);
   stash_mask_ = pow2_at_least(max_queues * (rx_depth + 1)) - 1;
   stash_.resize(stash_mask_ + 1);
 }
@@ -130,23 +203,42 @@ bool TapUring::post_read(uint32_t q, bool waiting) {
     return false;
   }
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-  if (!sqe) {  // cannot happen (a slot per request); the next rx() retries
+  if (!sqe || iov_used_ + 3 > iov_.size()) {  // cannot happen (a slot per request); the next rx() retries
     cache_->free(b);
     return false;
   }
-  io_uring_prep_read(sqe, fds_[q], pool_->data(b) + pool_->headroom(), pool_->max_frame(), 0);
+  // A burst's read continues into a large buffer (given back at once if the
+  // frame fits the regular one). The waiting read, which may stay posted for
+  // as long as the port is idle, continues into the queue's scratch instead,
+  // so idle ports hold no large buffer.
+  uint32_t large = kNoId;
+  if (!waiting && !cache_->alloc_large(&large)) large = kNoId;  // then this read takes regular frames only
+  const TapRead rd = tap_read_layout(*pool_, b, large, waiting ? scratch_[q].get() : nullptr);
+  iovec* iov = &iov_[iov_used_];
+  iov_used_ += rd.iovcnt;
+  for (uint32_t i = 0; i < rd.iovcnt; ++i) iov[i] = rd.iov[i];
+  io_uring_prep_readv(sqe, fds_[q], iov, rd.iovcnt, 0);
   // The waiting read may block (the kernel parks it until a frame comes);
   // the burst's reads must not: an empty tap fails them with EAGAIN.
   if (!waiting) sqe->rw_flags = RWF_NOWAIT;
   io_uring_sqe_set_data64(sqe, tag_of(false, q, b) | (waiting ? kWaitBit : 0));
   lent_[b] = uint8_t(1 + q);
+  large_of_[b] = large;
   ++posted_[q];
   ++pending_sqes_;
   if (waiting) waiting_[q] = 1;
   return true;
 }
 
+// A read that carried no frame gives its buffers back.
+void TapUring::drop_read(uint32_t b) {
+  cache_->free(b);
+  if (large_of_[b] != kNoId) cache_->free(large_of_[b]);
+  large_of_[b] = kNoId;
+}
+
 void TapUring::submit() {
+  iov_used_ = 0;  // the kernel has copied them once the submit returns (IORING_FEAT_SUBMIT_STABLE)
   if (!pending_sqes_) return;
   pending_sqes_ = 0;
   status_->add(PortStatus::kicks);
@@ -188,21 +280,30 @@ void TapUring::reap() {
 }
 
 uint16_t TapUring::take(Pkt* pkts, uint16_t n, uint16_t max) {
-  const uint16_t headroom = pool_->headroom();
-  const uint32_t room = pool_->max_frame();
   uint64_t per_queue[PortStatus::kMaxQueues] = {};
   while (n < max && stash_head_ != stash_tail_) {
     const Done d = stash_[stash_head_++ & stash_mask_];
     const uint32_t b = tag_buf(d.tag);
-    if (d.res >= 14 && uint32_t(d.res) <= room) {
-      pkts[n++] = Pkt{b, headroom, uint16_t(d.res)};
+    if (d.res > 0) {
+      const uint32_t large = large_of_[b];
+      large_of_[b] = kNoId;
+      const uint8_t* scratch = tag_waiting(d.tag) ? scratch_[tag_queue(d.tag)].get() : nullptr;
+      const TapVerdict v = tap_read_done(*cache_, b, large, scratch, uint32_t(d.res), &pkts[n], status_);
+      if (v == TapVerdict::kDropped) {
+        cache_->free(b);
+        if (large != kNoId) cache_->free(large);
+        continue;
+      }
+      if (v == TapVerdict::kLarge) cache_->free(b);
+      else if (large != kNoId) cache_->free(large);
+      ++n;
       const uint32_t q = tag_queue(d.tag);
       if (q < PortStatus::kMaxQueues) ++per_queue[q];
       continue;
     }
-    cache_->free(b);
-    if (d.res > 0 || d.res == -EINVAL || d.res == -EFAULT || d.res == -EMSGSIZE) {
-      status_->add(PortStatus::rx_too_big);  // tun reports the whole length of a frame it could not fit
+    drop_read(b);
+    if (d.res == -EINVAL || d.res == -EFAULT || d.res == -EMSGSIZE) {
+      status_->add(PortStatus::rx_too_big);  // did not fit: consumed, not truncated
     } else if (gone(d.res)) {
       dead_ = true;
     }
@@ -256,7 +357,9 @@ uint16_t TapUring::tx(const Pkt* pkts, const uint8_t* queues, uint16_t n) {
       break;
     }
     io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-    io_uring_prep_write(sqe, fds_[q], pool_->frame(pkts[i]), pkts[i].len, 0);
+    // The port put the virtio-net header right in front of the frame.
+    io_uring_prep_write(sqe, fds_[q], pool_->data(pkts[i].buf) + pkt_off(pkts[i]) - kVnetHdrLen,
+                        pkts[i].len + kVnetHdrLen, 0);
     io_uring_sqe_set_data64(sqe, tag_of(true, q, pkts[i].buf));
     lent_[pkts[i].buf] = uint8_t(1 + q);
     ++pending_sqes_;
@@ -306,7 +409,7 @@ void TapUring::close_queue(uint32_t q) {
   for (uint32_t i = stash_head_; i != stash_tail_; ++i) {
     const Done d = stash_[i & stash_mask_];
     if (tag_queue(d.tag) == q) {
-      cache_->free(tag_buf(d.tag));
+      drop_read(tag_buf(d.tag));
     } else {
       stash_[kept++ & stash_mask_] = d;
     }

@@ -4,6 +4,10 @@
 //                     nonblocking reads + a new waiting read, one io_uring_enter
 //   tx() ──(one write SQE per frame, one io_uring_enter per call)──► tap fd
 //
+// Every read is a readv (tap_read_layout: virtio-net header, regular buffer,
+// large buffer for a super-frame); every write starts at the virtio-net
+// header the port put in front of the frame.
+//
 // - Waiting: each queue descriptor (blocking) has exactly one read posted
 //   that the kernel parks until a frame arrives. While the tap is empty that
 //   is all, so an idle port costs no system call: rx() only looks at the
@@ -37,6 +41,8 @@
 // Only built with liburing (VPC_HAVE_URING); TapUring::open then says why not.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -49,6 +55,29 @@
 struct io_uring;
 
 namespace vpc {
+
+// How one tap read lands (readv, for io_uring and the read() fallback alike):
+// the virtio-net header in the regular buffer's headroom right in front of
+// the frame, the frame in the regular buffer, and what does not fit there
+// (a TSO super-frame) where it continues: in a large buffer, at the offset
+// that makes the frame contiguous there, or in a scratch area of
+// kTapScratch bytes, from which it is copied into a large buffer.
+struct TapRead {
+  iovec iov[3];
+  uint32_t iovcnt;
+};
+constexpr uint32_t kTapScratch = 65536;
+// `large` (kNoId: none) or `scratch` (null: none) takes a super-frame's rest;
+// with neither, the read takes regular frames only.
+TapRead tap_read_layout(const BufferPool& pool, uint32_t buf, uint32_t large, uint8_t* scratch);
+enum class TapVerdict : uint8_t {
+  kRegular,  // *p is in `buf`; `large` was not used
+  kLarge,    // *p is in `large` (or one taken from `cache` for the scratch); `buf` is free to reuse
+  kDropped,  // counted in *st; neither buffer holds anything
+};
+// After a read of `r` bytes (header included) laid out by tap_read_layout().
+TapVerdict tap_read_done(BufferCache& cache, uint32_t buf, uint32_t large, const uint8_t* scratch, uint32_t r,
+                         Pkt* p, PortStatus* st);
 
 class TapUring {
  public:
@@ -85,6 +114,7 @@ class TapUring {
   TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, BufferCache* cache, PortStatus* status);
   void reap();       // every waiting completion: writes freed, reads stashed
   bool post_read(uint32_t q, bool waiting);  // false: no buffer or no slot
+  void drop_read(uint32_t b);  // a read that carried no frame: its buffers go back
   uint16_t take(Pkt* pkts, uint16_t n, uint16_t max);  // hands out stashed reads
   void submit();
   bool wait_returned(uint32_t q, int timeout_ms);
@@ -101,6 +131,10 @@ class TapUring {
   std::vector<uint32_t> filled_, empty_;  // the last burst's reads: with a frame, EAGAIN
   uint32_t next_q_ = 0;           // first queue read by the next rx()
   std::vector<uint8_t> lent_;     // per pool buffer: 0, or 1 + queue of the read/write that holds it
+  std::vector<uint32_t> large_of_;  // per regular buffer with a read posted: the large buffer behind it, or kNoId
+  std::vector<std::unique_ptr<uint8_t[]>> scratch_;  // per queue: where the waiting read puts a super-frame's rest
+  std::vector<iovec> iov_;        // iovecs of the reads prepared since the last submit (the kernel copies them at submit)
+  uint32_t iov_used_ = 0;
   std::vector<Done> stash_;       // completed reads not yet handed out (ring of stash_mask_ + 1)
   uint32_t stash_head_ = 0, stash_tail_ = 0, stash_mask_ = 0;
   uint32_t tx_inflight_ = 0;

@@ -39,7 +39,9 @@ inline Mac eth_src(const uint8_t* f) {
 }
 
 // Removes the 802.1Q tag that follows the MAC addresses by sliding the 12
-// address bytes forward over it. The caller checked len >= 18.
+// address bytes forward over it. The caller checked len >= 18. The offset
+// arithmetic keeps the descriptor's kPktMeta flag; the caller moves the
+// offload offsets (offload_shift) when the frame has any.
 inline void vlan_pop(uint8_t* frame, Pkt& p) {
   std::memmove(frame + kVlanTagLen, frame, 12);
   p.off = uint16_t(p.off + kVlanTagLen);
@@ -47,9 +49,9 @@ inline void vlan_pop(uint8_t* frame, Pkt& p) {
 }
 
 // Inserts an 802.1Q tag (PCP 0, DEI 0) after the MAC addresses, using 4 bytes
-// of headroom. The caller checked p.off >= 4.
+// of headroom. The caller checked pkt_off(p) >= 4.
 inline void vlan_push(uint8_t* buf, Pkt& p, uint16_t vid) {
-  uint8_t* old = buf + p.off;
+  uint8_t* old = buf + pkt_off(p);
   uint8_t* f = old - kVlanTagLen;
   std::memmove(f, old, 12);
   store_be16(f + 12, kEtherTypeVlan);

@@ -5,19 +5,33 @@
 #pragma once
 
 #include "core/counters.h"
+#include "core/offload.h"
 #include "core/state.h"
 #include "proto/ethernet.h"
 
 namespace vpc {
 
+// True when a frame with offload state fits the port's MTU: a GSO
+// super-frame is measured by its segments (gso_size plus headers; hdr_len is
+// a hint the egress re-checks, at least an IPv4 + TCP header when missing),
+// anything else by its length.
+inline bool offload_fits_mtu(const OffloadMeta& m, uint32_t len, uint32_t max_len) {
+  if (!m.gso()) return len <= max_len;
+  const uint32_t hdr = m.hdr_len > kEthHeaderLen + 40 ? m.hdr_len : kEthHeaderLen + 40;
+  return hdr + m.gso_size <= max_len;
+}
+
 // Returns true and sets *member when the frame may enter a switch; otherwise
 // returns false with the drop reason in *why. May rewrite p (tag removal).
-inline bool classify(const PortState& in, uint8_t* buf, Pkt& p, MemberId* member, Drop* why) {
+// `meta` is the pool's offload side table (BufferPool::meta_table()), read
+// only for frames with kPktMeta set.
+inline bool classify(const PortState& in, uint8_t* buf, Pkt& p, MemberId* member, Drop* why,
+                     OffloadMeta* meta = nullptr) {
   if (p.len < kEthHeaderLen) [[unlikely]] {
     *why = Drop::runt;
     return false;
   }
-  uint8_t* f = buf + p.off;
+  uint8_t* f = buf + pkt_off(p);
   MemberId m = in.untagged;
   if (load_be16(f + 12) == kEtherTypeVlan) [[unlikely]] {
     if (p.len < kEthHeaderLen + kVlanTagLen) {
@@ -36,13 +50,16 @@ inline bool classify(const PortState& in, uint8_t* buf, Pkt& p, MemberId* member
       return false;
     }
     vlan_pop(f, p);
+    if (pkt_has_meta(p) && meta) [[unlikely]] offload_shift(meta[p.buf], -int(kVlanTagLen));
   } else if (m == kNoMember) [[unlikely]] {
     *why = Drop::vlan_not_member;
     return false;
   }
   if (p.len > in.max_len) [[unlikely]] {
-    *why = Drop::oversize;
-    return false;
+    if (!pkt_has_meta(p) || !meta || !offload_fits_mtu(meta[p.buf], p.len, in.max_len)) {
+      *why = Drop::oversize;
+      return false;
+    }
   }
   *member = m;
   return true;

@@ -42,25 +42,56 @@ void Engine::drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw
   cache_->free(p.buf);
 }
 
-inline void Engine::enqueue(PortId out, const Member& mem, Pkt p) {
+void Engine::deliver_to(MemberId m, Pkt p) { enqueue(members_[m].port, members_[m], p, kNoMember); }
+
+// A copy of p in a fresh buffer, at the headroom offset. A frame with
+// offload state keeps it (and gets a large buffer when it needs one).
+[[gnu::always_inline]] inline bool Engine::copy_frame(const Pkt& p, Pkt* q) {
+  if (pkt_has_meta(p)) [[unlikely]]
+    return copy_frame_meta(p, q);
+  BufferPool& pool = *pool_;
+  uint32_t idx;
+  if (!cache_->alloc(&idx)) [[unlikely]]
+    return false;
+  *q = Pkt{idx, pool.headroom(), p.len};
+  std::memcpy(pool.frame(*q), pool.frame(p), p.len);
+  return true;
+}
+
+bool Engine::copy_frame_meta(const Pkt& p, Pkt* q) {
+  BufferPool& pool = *pool_;
+  uint32_t idx;
+  const bool large = p.len > pool.max_frame();
+  if (!(large ? cache_->alloc_large(&idx) : cache_->alloc(&idx))) return false;
+  *q = Pkt{idx, pool.headroom(), p.len};
+  std::memcpy(pool.frame(*q), pool.frame(p), p.len);
+  const OffloadMeta& m = pool.meta(p.buf);
+  // A small copy of a frame with nothing pending is a plain frame again.
+  if (large || m.flags || m.gso()) {
+    pool.meta(idx) = m;
+    pkt_set_meta(*q, true);
+  }
+  return true;
+}
+
+// `from` is the ingress member: where an ICMP "too big" answer goes.
+// Inlined into the delivery loop: every call it makes is on a cold path, so
+// the common case (a local port, a plain frame) costs no call at all.
+[[gnu::always_inline]] inline void Engine::enqueue(PortId out, const Member& mem, Pkt p, MemberId from) {
   if (mem.remote()) [[unlikely]] {
-    encap(mem, p);
+    encap(mem, p, from);
     return;
   }
   PortState& ps = ports_[out];
-  if (mem.vlan) {
-    if (p.off < kVlanTagLen) [[unlikely]] {
-      drop_frame(p, Drop::no_headroom, ps.counters, &switches_[mem.sw]);
-      return;
-    }
-    vlan_push(pool_->data(p.buf), p, mem.vlan);
+  // Frames with offload state (or in a large buffer), frames longer than this
+  // port's MTU, and tagged frames without headroom take the egress slow path
+  // (stages/egress.cc): one bit test and one compare for everything else.
+  if (pkt_has_meta(p) || p.len > ps.max_len || (mem.vlan && pkt_off(p) < kVlanTagLen)) [[unlikely]] {
+    egress_slow(out, mem, p, from);
+    return;
   }
-  ps.txq[ps.txn++] = p;
-  if (!ps.tx_dirty) [[unlikely]] {
-    ps.tx_dirty = true;
-    dirty_ports_.push_back(out);
-  }
-  if (ps.txn == kTxQueueLen) [[unlikely]] flush_port(out);
+  if (mem.vlan) vlan_push(pool_->data(p.buf), p, mem.vlan);
+  stage(out, ps, p);
 }
 
 void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
@@ -70,6 +101,7 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
     return;
   }
   const BufferPool& pool = *pool_;
+  OffloadMeta* const meta = pool.meta_table();
   MemberId inm[kMaxBurst];
   uint16_t dest[kMaxBurst];
   Mac src[kMaxBurst];
@@ -83,7 +115,7 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
     Pkt& p = pkts[i];
     bytes += p.len;
     Drop why;
-    if (!classify(in, pool.data(p.buf), p, &inm[i], &why)) [[unlikely]] {
+    if (!classify(in, pool.data(p.buf), p, &inm[i], &why, meta)) [[unlikely]] {
       in.counters->drop_rx(why);
       dest[i] = kDestDrop;
       continue;
@@ -168,7 +200,7 @@ void Engine::switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* 
     uint16_t d = dest[i];
     if (d < kDestFirstSpecial) [[likely]] {
       const Member& mem = members[d];
-      enqueue(mem.port, mem, pkts[i]);
+      enqueue(mem.port, mem, pkts[i], inm[i]);
     } else if (d == kDestDrop) {
       cache_->free(pkts[i].buf);
     } else {
@@ -187,21 +219,18 @@ void Engine::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
   // from a VTEP (split horizon: decapsulated floods stay local).
   const bool from_remote = members_[in_member].remote();
   const bool uplink_up = uplink_.active && ports_[uplink_.port].up;
-  BufferPool& pool = *pool_;
   MemberId to[64];
   uint32_t k = 0;
   auto copy_to = [&](MemberId m) {
-    uint32_t idx;
-    if (!cache_->alloc(&idx)) [[unlikely]] {
+    Pkt q;
+    if (!copy_frame(p, &q)) [[unlikely]] {
       const Member& mem = members_[m];
       PortId out = mem.remote() ? (uplink_.active ? uplink_.port : kNoId) : mem.port;
       drop_frame_count(Drop::no_buffer, out == kNoId ? nullptr : ports_[out].counters, &sw);
       return;
     }
-    Pkt q{idx, pool.headroom(), p.len};
-    std::memcpy(pool.frame(q), pool.frame(p), p.len);
     sw.counters->add(SwitchCounter::flood_copies, 1);
-    enqueue(members_[m].port, members_[m], q);
+    enqueue(members_[m].port, members_[m], q, in_member);
   };
   for (MemberId m : sw.members) {
     if (m == in_member) continue;  // never back out the ingress port
@@ -225,7 +254,7 @@ void Engine::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
     return;
   }
   for (uint32_t c = 0; c + 1 < k; ++c) copy_to(to[c]);
-  enqueue(members_[to[k - 1]].port, members_[to[k - 1]], p);
+  enqueue(members_[to[k - 1]].port, members_[to[k - 1]], p, in_member);
 }
 
 }  // namespace vpc

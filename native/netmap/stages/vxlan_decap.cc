@@ -14,6 +14,7 @@
 //   UDP length                                              outer_udp_length
 //   UDP destination port is the VXLAN port                  (else to_host)
 //   UDP checksum (when non-zero; IPv6 zero only if allowed) outer_udp_checksum
+//     (not checked when the backend says the kernel verified it)
 //   VXLAN I flag set (other flag bits ignored, RFC 7348 5)  vxlan_flags
 //   VNI belongs to a switch                                 vxlan_vni_unknown
 //   a new source VTEP is a unicast address, not ours        vxlan_peer_invalid
@@ -73,7 +74,22 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       drop(Drop::oversize);
       continue;
     }
-    uint8_t* f = pool.data(p.buf) + p.off;
+    // Offload state on the underlay: a checksum the kernel verified
+    // (DATA_VALID) or will not need (partial: built on this host) is trusted;
+    // an outer super-frame is not taken apart here. What is decapsulated is
+    // plain (a large buffer keeps the flag, with nothing pending).
+    bool csum_trusted = false;
+    if (pkt_has_meta(p)) [[unlikely]] {
+      OffloadMeta& m = pool.meta(p.buf);
+      if (m.gso()) {
+        drop(Drop::gso_unsupported);
+        continue;
+      }
+      csum_trusted = m.flags != 0;
+      if (pool.is_large(p.buf)) m = OffloadMeta{};
+      else pkt_set_meta(p, false);
+    }
+    uint8_t* f = pool.frame(p);
     Mac outer_dst = eth_dst(f);
     if (outer_dst != uplink_.mac && !mac_is_multicast(outer_dst)) {
       drop(Drop::outer_dst_mac);
@@ -173,7 +189,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       continue;
     }
     uint16_t csum = load_be16(udp + 6);
-    if (csum != 0 || (!v4 && !u.udp6_zero_checksum)) {
+    if ((csum != 0 || (!v4 && !u.udp6_zero_checksum)) && !csum_trusted) {
       uint32_t sum = v4 ? csum_pseudo4(ip + 12, ip + 16, udp_len, kIpProtoUdp)
                         : csum_pseudo6(ip + 8, ip + 24, udp_len, kIpProtoUdp);
       if (csum == 0 || csum_fold(csum_partial(udp, udp_len, sum)) != 0) {

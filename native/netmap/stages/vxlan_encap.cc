@@ -97,7 +97,7 @@ void Engine::build_outer(VtepState& v, const Neighbor& nb) {
 }
 
 // Sends an inner frame to the member's remote VTEP.
-void Engine::encap(const Member& mem, Pkt p) {
+void Engine::encap(const Member& mem, Pkt p, MemberId from) {
   SwitchState& sw = switches_[mem.sw];
   VtepState& v = vteps_[mem.vtep];
   if (!uplink_.active || !ports_[uplink_.port].up) [[unlikely]] {
@@ -116,14 +116,19 @@ void Engine::encap(const Member& mem, Pkt p) {
     build_outer(v, nb);
   const uint16_t overhead = v.outer_len;
   const uint16_t inner_len = p.len;
+  if (pkt_has_meta(p)) [[unlikely]] {
+    encap_offload(mem, p, from, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0);
+    return;
+  }
   // The outer IP packet (IP + UDP + VXLAN + inner frame) must fit the uplink
   // MTU; so the inner L3 MTU is the uplink MTU minus 50 (IPv4) or 70 (IPv6).
   if (uint32_t(overhead - kEthHeaderLen) + inner_len > up.cfg.mtu) [[unlikely]] {
+    answer_too_big(p, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0, from);
     v.counters->add(PeerCounter::drops, 1);
     drop_frame(p, Drop::vxlan_too_big, up.counters, &sw);
     return;
   }
-  if (p.off < overhead) [[unlikely]] {
+  if (pkt_off(p) < overhead) [[unlikely]] {
     v.counters->add(PeerCounter::drops, 1);
     drop_frame(p, Drop::no_headroom, up.counters, &sw);
     return;
@@ -131,10 +136,10 @@ void Engine::encap(const Member& mem, Pkt p) {
   const UplinkConfig& u = uplink_.cfg;
   uint8_t* base = pool_->data(p.buf);
   const uint32_t span = uint32_t(u.src_port_max - u.src_port_min) + 1;
-  const uint16_t sport = uint16_t(u.src_port_min + inner_flow_hash(base + p.off, inner_len) % span);
+  const uint16_t sport = uint16_t(u.src_port_min + inner_flow_hash(base + pkt_off(p), inner_len) % span);
   p.off = uint16_t(p.off - overhead);
   p.len = uint16_t(inner_len + overhead);
-  uint8_t* o = base + p.off;
+  uint8_t* o = base + pkt_off(p);
   std::memcpy(o, v.outer, overhead);
   uint8_t* ip = o + kEthHeaderLen;
   const uint16_t udp_len = uint16_t(kUdpHeaderLen + kVxlanHeaderLen + inner_len);
@@ -187,14 +192,6 @@ void Engine::encap(const Member& mem, Pkt p) {
   if (int32_t(now_ms_ - nb.next_try_ms) >= 0) neighbor_request(nb);
 }
 
-void Engine::transmit_uplink(Pkt p) {
-  PortState& ps = ports_[uplink_.port];
-  ps.txq[ps.txn++] = p;
-  if (!ps.tx_dirty) {
-    ps.tx_dirty = true;
-    dirty_ports_.push_back(uplink_.port);
-  }
-  if (ps.txn == kTxQueueLen) flush_port(uplink_.port);
-}
+void Engine::transmit_uplink(Pkt p) { stage(uplink_.port, ports_[uplink_.port], p); }
 
 }  // namespace vpc

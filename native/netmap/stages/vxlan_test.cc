@@ -24,6 +24,8 @@
 #include "core/engine.h"
 #include "core/test_util.h"
 #include "proto/inet.h"
+#include "proto/test_frames.h"
+#include "stages/offload_test_util.h"
 
 namespace vpc {
 namespace {
@@ -1918,6 +1920,108 @@ TEST_F(VxlanCommandsTest, DeleteSwitchWithLearnedRemoteEntries) {
         std::_Exit(0);
       },
       ::testing::ExitedWithCode(0), "");
+}
+
+// ============================================================ offloads
+
+class VxlanOffloadTest : public VxlanFixture {
+ protected:
+  // setup4 plus a remote MAC behind peer A; returns a spec addressed to it.
+  testframes::Spec to_remote(uint32_t payload) {
+    setup4(1);
+    EXPECT_TRUE(add_remote_mac(sw_, host_mac(0x700), v4(kPeerA4)).ok());
+    testframes::Spec sp;
+    sp.dst = host_mac(0x700);
+    sp.src = host_mac(1);
+    sp.payload = payload;
+    sp.full_csum = false;
+    return sp;
+  }
+  void local_meta(PortId p, const Bytes& f, const OffloadMeta& m) {
+    ASSERT_TRUE(peer(p).send_meta(f.data(), uint32_t(f.size()), m));
+    step();
+  }
+};
+
+TEST_F(VxlanOffloadTest, SuperFrameIsSegmentedToTheInnerMtuThenEncapsulated) {
+  testframes::Spec sp = to_remote(30000);
+  testframes::Built b = testframes::build(sp);
+  local_meta(locals_[0], b.f, testutil::tso_meta(b, false, 1448));
+  std::vector<Bytes> inner;
+  for (const Bytes& o : wire_out()) {
+    EXPECT_LE(o.size(), 1514u) << "every outer packet within the uplink MTU";
+    Sent4 s = parse4(o);
+    EXPECT_EQ(s.dip, kPeerA4);
+    EXPECT_EQ(s.vni, kVni);
+    inner.push_back(s.inner);
+  }
+  // Inner MTU 1500 - 50 = 1450: 1410-byte segments, below the sender's 1448.
+  testutil::expect_segments(inner, b, false, 1450, 1410);
+  EXPECT_EQ(pc(up_, PortCounter::tx_gso_frames), 1u);
+  EXPECT_EQ(pc(up_, PortCounter::tx_gso_segments), inner.size());
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::tx_packets), inner.size());
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_tx), inner.size());
+}
+
+TEST_F(VxlanOffloadTest, PartialChecksumIsCompletedBeforeEncapsulation) {
+  testframes::Spec sp = to_remote(501);
+  testframes::Built b = testframes::build(sp);
+  OffloadMeta m = testutil::tso_meta(b, false, 0);
+  m.gso_type = OffloadMeta::kGsoNone;
+  local_meta(locals_[0], b.f, m);
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  Bytes in = parse4(out[0]).inner;
+  ASSERT_EQ(in.size(), b.f.size());
+  const uint32_t l4_len = uint32_t(in.size()) - b.l4_off;
+  EXPECT_EQ(testframes::ref_sum(in.data() + b.l4_off, l4_len,
+                                testframes::ref_pseudo(in.data() + b.l3_off, kIpProtoTcp, l4_len)),
+            0xFFFFu);
+  EXPECT_EQ(pc(up_, PortCounter::tx_csum_completed), 1u);
+}
+
+TEST_F(VxlanOffloadTest, TooBigForTheOverlayIsAnsweredWithTheInnerMtu) {
+  testframes::Spec sp = to_remote(1440);  // IP 1480: fits the local MTU, not the overlay (1450)
+  sp.full_csum = true;
+  local(locals_[0], testframes::build(sp).f);
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(udrop(Drop::vxlan_too_big), 1u);
+  auto back = recv(locals_[0]);
+  ASSERT_EQ(back.size(), 1u) << "Fragmentation Needed back to the guest";
+  const Bytes& a = back[0];
+  EXPECT_EQ(get_mac(a, 0), sp.src);
+  EXPECT_EQ(a[14 + 9], kIpProtoIcmp);
+  EXPECT_EQ(a[34], 3);
+  EXPECT_EQ(a[35], 4);
+  EXPECT_EQ(get16(a, 40), 1450) << "the overlay's inner MTU, as Linux's vxlan reports it";
+  EXPECT_EQ(cnt_read(engine().engine_counters().c[size_t(EngineCounter::icmp_too_big_sent)]), 1u);
+}
+
+TEST_F(VxlanOffloadTest, DecapsulatedFramesArePlainAndOuterStateIsHonoured) {
+  setup4(1);
+  Bytes inner = make_frame(kMacBroadcast, host_mac(0x500), 200);
+  // A checksum the backend says the kernel verified is not checked again
+  // (here it is wrong on purpose).
+  Vx4 o;
+  o.csum = Csum::kBad;
+  Bytes pkt = vx4(inner, o);
+  OffloadMeta valid;
+  valid.flags = OffloadMeta::kDataValid;
+  ASSERT_TRUE(peer(up_).send_meta(pkt.data(), uint32_t(pkt.size()), valid));
+  step();
+  Pkt pk[4];
+  ASSERT_EQ(peer(locals_[0]).recv(pk, 4), 1u);
+  EXPECT_FALSE(pkt_has_meta(pk[0])) << "decapsulated frames carry no state";
+  EXPECT_EQ(Bytes(pool_->frame(pk[0]), pool_->frame(pk[0]) + pk[0].len), inner);
+  peer(locals_[0]).cache().free(pk[0].buf);
+  // An outer super-frame is refused, counted.
+  OffloadMeta gso;
+  gso.gso_type = OffloadMeta::kGsoUdpL4;
+  gso.gso_size = 1000;
+  ASSERT_TRUE(peer(up_).send_meta(pkt.data(), uint32_t(pkt.size()), gso));
+  step();
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::gso_unsupported), 1u);
 }
 
 }  // namespace
