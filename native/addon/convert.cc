@@ -113,6 +113,8 @@ EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o) {
   if (headroom > 65535) ThrowCoded(env, "INVALID_ARGUMENT", "headroom: too large");
   e.pool.headroom = uint16_t(headroom);
   e.pool.hugepages = Bool(env, o, "hugepages");
+  if (o.Has("largeBufferCount")) e.pool.large_count = U32(env, o, "largeBufferCount");
+  if (o.Has("icmpTooBigPerSecond")) e.icmp_too_big_per_s = U32(env, o, "icmpTooBigPerSecond");
   e.max_ports = U32(env, o, "maxPorts");
   e.max_switches = U32(env, o, "maxSwitches");
   if (o.Has("maxVteps")) e.max_vteps = U32(env, o, "maxVteps");

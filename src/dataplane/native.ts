@@ -15,6 +15,7 @@ import * as path from 'node:path';
 
 export interface NativeEngineOptions {
   bufferCount: number; // buffers in the pool
+  largeBufferCount?: number; // 64 KiB buffers (default 512)
   bufferSize: number; // bytes per buffer (power of two, 2048..16384)
   headroom: number; // bytes kept in front of every frame for encapsulation
   hugepages: boolean; // try MAP_HUGETLB first
@@ -26,6 +27,7 @@ export interface NativeEngineOptions {
   burst: number; // rx burst size, 1..256
   eventRing: number; // event ring capacity (power of two)
   eventMask: number; // bitmask of NativeEventType bits to report (see EVENT_BITS)
+  icmpTooBigPerSecond?: number; // ICMP too-big answers a second (default 100)
 }
 
 export const EVENT_BITS = {

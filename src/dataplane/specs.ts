@@ -38,6 +38,8 @@ import {
 
 export const SPEC_LIMITS = Object.freeze({
   bufferCount: [512, 16_777_216],
+  largeBufferCount: [0, 65_536],
+  icmpTooBigPerSecond: [0, 1_000_000],
   bufferSize: [2048, 16384],
   headroom: [64, 1024], // and at most bufferSize / 4
   maxPorts: [1, 65_535],
@@ -58,8 +60,8 @@ export const DEFAULT_PORT = Object.freeze({ mtu: 1500, learning: true, flood: tr
 // ---------------------------------------------------------------- options
 
 const OPTION_KEYS = [
-  'bufferCount', 'bufferSize', 'headroom', 'hugepages', 'maxPorts', 'maxSwitches', 'maxVteps',
-  'busyPoll', 'cpu', 'burst', 'eventRing', 'events',
+  'bufferCount', 'largeBufferCount', 'bufferSize', 'headroom', 'hugepages', 'maxPorts', 'maxSwitches', 'maxVteps',
+  'busyPoll', 'cpu', 'burst', 'eventRing', 'events', 'icmpTooBigPerSecond',
 ] as const;
 
 export function validateEventTypes(value: unknown, field = 'events'): EventType[] {
@@ -85,7 +87,9 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
   const pick = <T>(key: (typeof OPTION_KEYS)[number], check: (v: unknown, field: string) => T, fallback: T): T =>
     o[key] === undefined ? fallback : check(o[key], key);
   const range = (key: keyof typeof SPEC_LIMITS) => SPEC_LIMITS[key] as readonly [number, number];
-  const int = (key: 'bufferCount' | 'headroom' | 'maxPorts' | 'maxSwitches' | 'maxVteps' | 'cpu' | 'burst') =>
+  const int = (
+    key: 'bufferCount' | 'largeBufferCount' | 'headroom' | 'maxPorts' | 'maxSwitches' | 'maxVteps' | 'cpu' | 'burst' | 'icmpTooBigPerSecond',
+  ) =>
     pick(key, (v, f) => validateInteger(v, f, range(key)[0], range(key)[1]), DEFAULT_OPTIONS[key]);
 
   const bufferSize = pick('bufferSize', (v, f) => validatePowerOfTwo(v, f, range('bufferSize')[0], range('bufferSize')[1]), DEFAULT_OPTIONS.bufferSize);
@@ -98,6 +102,7 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
   }
   return {
     bufferCount: int('bufferCount'),
+    largeBufferCount: int('largeBufferCount'),
     bufferSize,
     headroom,
     hugepages: pick('hugepages', validateBoolean, DEFAULT_OPTIONS.hugepages),
@@ -109,12 +114,14 @@ export function validateOptions(value: unknown = {}): ResolvedDataplaneOptions {
     burst: int('burst'),
     eventRing: pick('eventRing', (v, f) => validatePowerOfTwo(v, f, range('eventRing')[0], range('eventRing')[1]), DEFAULT_OPTIONS.eventRing),
     events: pick('events', validateEventTypes, [...DEFAULT_OPTIONS.events]),
+    icmpTooBigPerSecond: int('icmpTooBigPerSecond'),
   };
 }
 
 export function toNativeOptions(o: ResolvedDataplaneOptions): NativeEngineOptions {
   return {
     bufferCount: o.bufferCount,
+    largeBufferCount: o.largeBufferCount,
     bufferSize: o.bufferSize,
     headroom: o.headroom,
     hugepages: o.hugepages,
@@ -126,6 +133,7 @@ export function toNativeOptions(o: ResolvedDataplaneOptions): NativeEngineOption
     burst: o.burst,
     eventRing: o.eventRing,
     eventMask: eventMask(o.events),
+    icmpTooBigPerSecond: o.icmpTooBigPerSecond,
   };
 }
 

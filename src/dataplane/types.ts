@@ -13,6 +13,7 @@ export const EVENT_TYPES: readonly EventType[] = Object.freeze(Object.keys(EVENT
 
 export interface DataplaneOptions {
   bufferCount?: number; // buffers in the pool (default 65536)
+  largeBufferCount?: number; // 64 KiB buffers for offloaded super-frames, 0..65536 (default 512)
   bufferSize?: number; // bytes per buffer, power of two 2048..16384 (default 2048)
   headroom?: number; // bytes kept before each frame for encapsulation (default 128)
   hugepages?: boolean; // try hugepages first (default true; falls back natively)
@@ -24,11 +25,13 @@ export interface DataplaneOptions {
   burst?: number; // rx burst, 1..256 (default 256)
   eventRing?: number; // event ring capacity, power of two (default 65536)
   events?: EventType[]; // event types to report (default: all)
+  icmpTooBigPerSecond?: number; // ICMP too-big answers a second, 0..1000000, 0: none (default 100)
 }
 
 // Options after validation and defaults: every field present.
 export interface ResolvedDataplaneOptions {
   bufferCount: number;
+  largeBufferCount: number;
   bufferSize: number;
   headroom: number;
   hugepages: boolean;
@@ -40,10 +43,12 @@ export interface ResolvedDataplaneOptions {
   burst: number;
   eventRing: number;
   events: EventType[];
+  icmpTooBigPerSecond: number;
 }
 
 export const DEFAULT_OPTIONS: Readonly<ResolvedDataplaneOptions> = Object.freeze({
   bufferCount: 65536,
+  largeBufferCount: 512,
   bufferSize: 2048,
   headroom: 128,
   hugepages: true,
@@ -55,6 +60,7 @@ export const DEFAULT_OPTIONS: Readonly<ResolvedDataplaneOptions> = Object.freeze
   burst: 256,
   eventRing: 65536,
   events: [...EVENT_TYPES],
+  icmpTooBigPerSecond: 100,
 });
 
 // ---------------------------------------------------------------- switches

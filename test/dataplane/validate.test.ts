@@ -191,6 +191,12 @@ describe('options', () => {
   test('option ranges match the engine', () => {
     rejects(() => specs.validateOptions({ bufferCount: 511 }), 'ERR_INVALID_ARGUMENT', 'bufferCount');
     assert.equal(specs.validateOptions({ bufferCount: 512 }).bufferCount, 512);
+    rejects(() => specs.validateOptions({ largeBufferCount: 65537 }), 'ERR_INVALID_ARGUMENT', 'largeBufferCount');
+    rejects(() => specs.validateOptions({ largeBufferCount: -1 }), 'ERR_INVALID_ARGUMENT', 'largeBufferCount');
+    assert.equal(specs.validateOptions({ largeBufferCount: 0 }).largeBufferCount, 0);
+    assert.equal(specs.toNativeOptions(specs.validateOptions({ largeBufferCount: 65536 })).largeBufferCount, 65536);
+    rejects(() => specs.validateOptions({ icmpTooBigPerSecond: 1_000_001 }), 'ERR_INVALID_ARGUMENT', 'icmpTooBigPerSecond');
+    assert.equal(specs.toNativeOptions(specs.validateOptions({ icmpTooBigPerSecond: 0 })).icmpTooBigPerSecond, 0);
     rejects(() => specs.validateOptions({ headroom: 63 }), 'ERR_INVALID_ARGUMENT', 'headroom');
     rejects(() => specs.validateOptions({ bufferSize: 2048, headroom: 513 }), 'ERR_INVALID_ARGUMENT', 'headroom');
     assert.equal(specs.validateOptions({ bufferSize: 2048, headroom: 512 }).headroom, 512);

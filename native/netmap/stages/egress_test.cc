@@ -190,6 +190,35 @@ TEST_F(EgressTest, StateIsKeptForAPortThatTakesItAndTagOffsetsMove) {
   expect_no_leak();
 }
 
+TEST_F(EgressTest, UdpSegmentationOffloadGivesCompleteDatagrams) {
+  Spec sp = two_ports(none(), 4500);
+  const PortId in = in_, out = out_;
+  sp.proto = kIpProtoUdp;
+  sp.v6 = true;
+  Built b = testframes::build(sp);
+  OffloadMeta m = tso_meta(b, true, 1200);
+  m.gso_type = OffloadMeta::kGsoUdpL4;
+  m.csum_offset = 6;
+  inject(in, b.f, m);
+  auto got = take(out);
+  ASSERT_EQ(got.size(), 4u) << "4500 bytes in datagrams of 1200";
+  uint32_t off = 0;
+  for (const Got& g : got) {
+    const uint8_t* ip = g.f.data() + b.l3_off;
+    const uint8_t* u = g.f.data() + b.l4_off;
+    const uint32_t l4_len = uint32_t(g.f.size()) - b.l4_off;
+    EXPECT_FALSE(g.meta);
+    EXPECT_EQ(load_be16(u + 4), l4_len) << "UDP length";
+    EXPECT_EQ(load_be16(ip + 4), l4_len) << "IPv6 payload length";
+    EXPECT_EQ(testframes::ref_sum(u, l4_len, testframes::ref_pseudo(ip, kIpProtoUdp, l4_len)), 0xFFFFu) << "UDP checksum";
+    EXPECT_TRUE(std::equal(g.f.begin() + b.hdr_len, g.f.end(), b.f.begin() + b.hdr_len + off));
+    off += l4_len - 8;
+  }
+  EXPECT_EQ(off, 4500u);
+  EXPECT_EQ(pc(out, PortCounter::tx_gso_segments), 4u);
+  expect_no_leak();
+}
+
 TEST_F(EgressTest, GsoSizeLoweredForATsoPortWithASmallerMtu) {
   Spec sp = two_ports(PipeOptions{}, 5000, 1000);
   const PortId in = in_, out = out_;
