@@ -326,7 +326,6 @@ export function guest(lab: Lab, tag: string, hostNs: string, hostDev: string, ma
   lab.vethBetween(hostNs, hostDev, ns, 'eth0');
   lab.ns(hostNs, 'sysctl', ['-qw', `net.ipv6.conf.${hostDev}.disable_ipv6=1`]);
   run('ip', ['-n', hostNs, 'link', 'set', hostDev, 'mtu', String(mtu)]);
-  lab.ns(hostNs, 'ethtool', ['-K', hostDev, 'tso', 'off', 'gso', 'off']);
   return lab.configure(ns, 'eth0', mac, cidr, mtu);
 }
 

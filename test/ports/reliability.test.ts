@@ -62,6 +62,10 @@ test('a broadcast longer than another port\'s interface MTU is a counted drop th
     assert.ok((await lab.ping(g1, g2.ip, 2)).received >= 1, 'baseline');
     // The issue's way: raise p1's MTU above 1500 (its veth allows 9000).
     await dp.updatePort('p1', { mtu: 1800 });
+    // p2's own MTU is raised too, so the frame passes the switch's egress MTU
+    // check (mtu_exceeded) and meets the interface's smaller MTU (1500), the
+    // case that stalled an AF_PACKET ring.
+    await dp.updatePort('p2', { mtu: 1800 });
     const before = dp.stats().ports.p2!;
     await sendFrames(g1.ns, g1.dev, [bigBroadcast(g1.mac, 1600)]);
     await eventually(() => assert.equal((dp.stats().ports.p2!.drops.egress_too_big ?? 0) - (before.drops.egress_too_big ?? 0), 1), 3000);
@@ -155,7 +159,7 @@ test('offloads a SIGKILLed process left off are restored from the journal at the
         dp.start();
         (async () => {
           await dp.createSwitch({ name: 'a', vni: 1 });
-          await dp.createPort({ name: 'p', type: 'afpacket', interface: ${JSON.stringify(side)}, switch: 'a' });
+          await dp.createPort({ name: 'p', type: 'afpacket', interface: ${JSON.stringify(side)}, switch: 'a', disableOffloads: true });
           console.log('ready');
           setInterval(() => {}, 1000);
         })().catch((e) => { console.error(e); process.exit(2); });`;
@@ -180,7 +184,8 @@ test('offloads a SIGKILLed process left off are restored from the journal at the
       assert.deepEqual(readdirSync(dir), [], 'records are deleted');
       // A clean attach/detach leaves no record behind either.
       await dp.createSwitch({ name: 'a', vni: 1 });
-      await dp.createPort({ name: 'p', type: 'afpacket', interface: side, switch: 'a' });
+      // AF_XDP ports turn offloads off by default; afpacket ports only when asked.
+      await dp.createPort({ name: 'p', type: 'afpacket', interface: side, switch: 'a', disableOffloads: true });
       assert.equal(readdirSync(dir).length, 1);
       await dp.deletePort('p');
       assert.deepEqual(readdirSync(dir), []);

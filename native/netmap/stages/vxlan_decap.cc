@@ -77,8 +77,10 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     // Offload state on the underlay: a checksum the kernel verified
     // (DATA_VALID) or will not need (partial: built on this host) is trusted;
     // an outer super-frame is not taken apart here. What is decapsulated is
-    // plain (a large buffer keeps the flag, with nothing pending).
+    // plain (a large buffer keeps the flag, with nothing pending), except an
+    // inner L4 checksum the sender left partial (below).
     bool csum_trusted = false;
+    OffloadMeta inner_csum{};
     if (pkt_has_meta(p)) [[unlikely]] {
       OffloadMeta& m = pool.meta(p.buf);
       if (m.gso()) {
@@ -86,6 +88,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
         continue;
       }
       csum_trusted = m.flags != 0;
+      if (m.needs_csum()) inner_csum = m;
       if (pool.is_large(p.buf)) m = OffloadMeta{};
       else pkt_set_meta(p, false);
     }
@@ -264,8 +267,20 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     v.counters->add(PeerCounter::rx_packets, 1);
     v.counters->add(PeerCounter::rx_bytes, inner_len);
     uplink_.counters->add(UplinkCounter::vxlan_rx, 1);
-    p.off = uint16_t(p.off + (vx + kVxlanHeaderLen - f));
+    const uint16_t outer_len = uint16_t(vx + kVxlanHeaderLen - f);
+    p.off = uint16_t(p.off + outer_len);
     p.len = inner_len;
+    if (inner_csum.csum_start >= outer_len + kEthHeaderLen) [[unlikely]] {
+      // A VTEP on this host over a veth underlay (Linux's vxlan device with
+      // tx checksumming on) leaves the *inner* TCP/UDP checksum partial: it
+      // travels with the inner frame, and egress completes it for a port that
+      // does not take partial checksums (stages/egress.cc). A partial outer
+      // checksum (csum_start in the outer headers) needs nothing.
+      inner_csum.hdr_len = 0;
+      offload_shift(inner_csum, -int(outer_len));
+      pool.meta(p.buf) = inner_csum;
+      pkt_set_meta(p, true);
+    }
     const uint8_t* in_f = f + (vx + kVxlanHeaderLen - f);
     inner[k] = p;
     inm[k] = m;

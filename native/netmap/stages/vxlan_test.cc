@@ -23,6 +23,7 @@
 
 #include "core/engine.h"
 #include "core/test_util.h"
+#include "proto/gso.h"
 #include "proto/inet.h"
 #include "proto/test_frames.h"
 #include "stages/offload_test_util.h"
@@ -2022,6 +2023,44 @@ TEST_F(VxlanOffloadTest, DecapsulatedFramesArePlainAndOuterStateIsHonoured) {
   step();
   EXPECT_TRUE(recv(locals_[0]).empty());
   EXPECT_EQ(udrop(Drop::gso_unsupported), 1u);
+}
+
+// A VTEP on the same host over a veth underlay (Linux's vxlan device with tx
+// checksumming on) hands over VXLAN whose *inner* TCP checksum is partial:
+// the state travels with the decapsulated frame, its offsets moved to the
+// inner frame, so the guest's port gets it as a partial checksum (or
+// completed, for a port that takes none).
+TEST_F(VxlanOffloadTest, AnInnerPartialChecksumTravelsWithTheDecapsulatedFrame) {
+  setup4(1);
+  testframes::Spec sp;
+  sp.dst = kMacBroadcast;
+  sp.src = host_mac(0x500);
+  sp.payload = 300;
+  sp.full_csum = false;
+  testframes::Built b = testframes::build(sp);
+  Vx4 o;
+  Bytes pkt = vx4(b.f, o);
+  const uint16_t outer = uint16_t(pkt.size() - b.f.size());
+  OffloadMeta partial;
+  partial.flags = OffloadMeta::kNeedsCsum;
+  partial.csum_start = uint16_t(outer + b.l4_off);
+  partial.csum_offset = 16;  // TCP checksum field
+  ASSERT_TRUE(peer(up_).send_meta(pkt.data(), uint32_t(pkt.size()), partial));
+  step();
+  Pkt pk[4];
+  ASSERT_EQ(peer(locals_[0]).recv(pk, 4), 1u);
+  ASSERT_TRUE(pkt_has_meta(pk[0])) << "the partial checksum goes with the inner frame";
+  OffloadMeta m = pool_->meta(pk[0].buf);
+  EXPECT_TRUE(m.needs_csum());
+  EXPECT_EQ(m.csum_start, b.l4_off) << "moved to the inner frame";
+  EXPECT_EQ(m.csum_offset, 16u);
+  Bytes in(pool_->frame(pk[0]), pool_->frame(pk[0]) + pk[0].len);
+  ASSERT_TRUE(csum_complete(in.data(), uint32_t(in.size()), m));
+  const uint32_t l4_len = uint32_t(in.size()) - b.l4_off;
+  EXPECT_EQ(testframes::ref_sum(in.data() + b.l4_off, l4_len,
+                                testframes::ref_pseudo(in.data() + b.l3_off, kIpProtoTcp, l4_len)),
+            0xFFFFu);
+  peer(locals_[0]).cache().free(pk[0].buf);
 }
 
 }  // namespace
