@@ -266,7 +266,6 @@ async function main(): Promise<void> {
           lab.vethBetween(nsA, 'ga3', g3.ns, 'eth0');
           lab.ns(nsA, 'sysctl', ['-qw', 'net.ipv6.conf.ga3.disable_ipv6=1']);
           run('ip', ['-n', nsA, 'link', 'set', 'ga3', 'mtu', '1450']);
-          lab.ns(nsA, 'ethtool', ['-K', 'ga3', 'tso', 'off', 'gso', 'off']);
           lab.configure(g3.ns, 'eth0', g3.mac, '198.19.200.3/24', 1450);
           await a.call('createPort', { name: 'p3', type: 'afpacket', interface: 'ga3', switch: 's100' });
           counts.vethCycles++;
