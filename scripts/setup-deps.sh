@@ -36,6 +36,14 @@ TEST_PACKAGES=(
   tshark              # overlay integration tests: an independent decoder of the VXLAN underlay
   python3             # overlay integration tests: raw AF_PACKET frames (malformed VXLAN, broadcast counts)
   systemd             # packaging test: systemd-analyze verify of packaging/vpcd.service (only if absent)
+  gobgpd              # EVPN: the BGP speaker vpcd drives (managed or external)
+  golang-github-osrg-gobgp-dev  # EVPN: gobgpd's v3 API protos (gobgp.proto, attribute.proto)
+  frr                 # EVPN integration test: a Linux VTEP host speaking BGP EVPN (FRR bgpd)
+  qemu-system-x86     # vhost-user integration tests: tiny TCG guests (kernel fetched with apt-get download, not installed)
+  busybox-static      # vhost-user integration tests: the tiny guests' initramfs
+  dpdk                # vhost-user tests and benchmark: dpdk-testpmd as a virtio-user frontend
+  dpdk-dev            # vhost-user tests: librte-net-virtio for testpmd's virtio-user vdev
+  openvswitch-switch-dpdk  # e2e vhost benchmark: OVS with DPDK as a peer (private instance)
 )
 
 print=false
