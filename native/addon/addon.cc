@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "engine_wrap.h"
+#include "tables.h"
 #include "ports/ifutil.h"
 
 namespace {
@@ -43,6 +44,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", vpc::addon::EngineWrap::Init(env));
   exports.Set("setOffloadJournal", Napi::Function::New(env, SetOffloadJournal, "setOffloadJournal"));
   exports.Set("recoverOffloads", Napi::Function::New(env, RecoverOffloads, "recoverOffloads"));
+  exports.Set("tables", Napi::Function::New(env, vpc::addon::Tables, "tables"));
   return exports;
 }
 

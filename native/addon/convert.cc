@@ -1,5 +1,7 @@
 #include "convert.h"
 
+#include "core/limits.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -87,6 +89,13 @@ static uint16_t U16(Napi::Env env, const Napi::Object& o, const char* name) {
   return uint16_t(v);
 }
 
+// An integer field within its row of core/limits.h.
+static int64_t Ranged(Napi::Env env, const Napi::Object& o, const Limit& l, const char* name = nullptr) {
+  int64_t v = I64(env, o, name ? name : l.field);
+  if (!l.contains(v)) ThrowCoded(env, "INVALID_ARGUMENT", range_error(l, name ? name : ""));
+  return v;
+}
+
 void ToUplinkConfig(Napi::Env env, const Napi::Object& o, UplinkConfig* u) {
   u->ip4 = IpField(env, o, "localIp4", true);
   u->prefix4 = U8(env, o, "prefix4", 32);
@@ -107,25 +116,23 @@ void ToUplinkConfig(Napi::Env env, const Napi::Object& o, UplinkConfig* u) {
 
 EngineOptions ToEngineOptions(Napi::Env env, const Napi::Object& o) {
   EngineOptions e;
-  e.pool.count = U32(env, o, "bufferCount");
-  e.pool.buf_size = U32(env, o, "bufferSize");
-  uint32_t headroom = U32(env, o, "headroom");
-  if (headroom > 65535) ThrowCoded(env, "INVALID_ARGUMENT", "headroom: too large");
-  e.pool.headroom = uint16_t(headroom);
+  // Ranges from core/limits.h; the engine and the pool check the invariants
+  // that tie options together (headroom <= bufferSize/4, powers of two).
+  e.pool.count = uint32_t(Ranged(env, o, limit::bufferCount));
+  e.pool.buf_size = uint32_t(Ranged(env, o, limit::bufferSize));
+  e.pool.headroom = uint16_t(Ranged(env, o, limit::headroom));
   e.pool.hugepages = Bool(env, o, "hugepages");
-  if (o.Has("largeBufferCount")) e.pool.large_count = U32(env, o, "largeBufferCount");
-  if (o.Has("icmpTooBigPerSecond")) e.icmp_too_big_per_s = U32(env, o, "icmpTooBigPerSecond");
-  e.max_ports = U32(env, o, "maxPorts");
-  e.max_switches = U32(env, o, "maxSwitches");
-  if (o.Has("maxVteps")) e.max_vteps = U32(env, o, "maxVteps");
+  if (o.Has("largeBufferCount")) e.pool.large_count = uint32_t(Ranged(env, o, limit::largeBufferCount));
+  if (o.Has("icmpTooBigPerSecond")) e.icmp_too_big_per_s = uint32_t(Ranged(env, o, limit::icmpTooBigPerSecond));
+  e.max_ports = uint32_t(Ranged(env, o, limit::maxPorts));
+  e.max_switches = uint32_t(Ranged(env, o, limit::maxSwitches));
+  if (o.Has("maxVteps")) e.max_vteps = uint32_t(Ranged(env, o, limit::maxVteps));
   if (o.Has("maxLearnedVteps")) e.max_learned_vteps = U32(env, o, "maxLearnedVteps");
   e.busy_poll = Bool(env, o, "busyPoll");
-  if (o.Has("idleSpinUs")) e.idle_spin_us = U32(env, o, "idleSpinUs");
-  int64_t cpu = I64(env, o, "cpu");
-  if (cpu < -1 || cpu > 4095) ThrowCoded(env, "INVALID_ARGUMENT", "cpu: must be -1 or a CPU number");
-  e.cpu = int(cpu);
-  e.burst = U32(env, o, "burst");
-  e.event_ring = U32(env, o, "eventRing");
+  if (o.Has("idleSpinUs")) e.idle_spin_us = uint32_t(Ranged(env, o, limit::idleSpinUs));
+  e.cpu = int(Ranged(env, o, limit::cpu));
+  e.burst = uint32_t(Ranged(env, o, limit::burst));
+  e.event_ring = uint32_t(Ranged(env, o, limit::eventRing));
   e.event_mask = U32(env, o, "eventMask") & kAllEvents;
   return e;
 }
@@ -151,88 +158,135 @@ static uint32_t PortKindAndRing(Napi::Env env, const Napi::Object& o) {
   std::string k = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "";
   if (k != "pipe" && k != "afpacket" && k != "tap" && k != "netmap" && k != "afxdp")
     ThrowCoded(env, "INVALID_ARGUMENT", "kind: must be 'pipe', 'afpacket', 'tap', 'netmap' or 'afxdp'");
-  uint32_t ring = U32(env, o, "ringSize");
-  if (ring < 64 || ring > 65536 || (ring & (ring - 1)))
-    ThrowCoded(env, "INVALID_ARGUMENT", "ringSize: must be a power of two in 64..65536");
+  uint32_t ring = Ranged(env, o, limit::ringSize);
+  if (ring & (ring - 1)) ThrowCoded(env, "INVALID_ARGUMENT", "ringSize: must be a power of two in 64..65536");
   return ring;
 }
+
+// One parser per row of VPC_COMMAND_OPS (core/command.h): each reads its op's
+// fields into the Command (everything but new_port and done).
+namespace {
+
+struct ParseCtx {
+  Napi::Env env;
+  const Napi::Object& o;
+  Command* c;
+  uint32_t* ring_size;
+};
+
+void ParseSwitchSettings(const ParseCtx& x) {
+  x.c->switch_cfg.mac_limit = U32(x.env, x.o, "macLimit");
+  x.c->switch_cfg.aging_ms = U32(x.env, x.o, "agingMs");
+  x.c->switch_cfg.learning = Bool(x.env, x.o, "learning");
+  if (x.o.Has("remoteLearning")) x.c->switch_cfg.remote_learning = Bool(x.env, x.o, "remoteLearning");
+  if (x.o.Has("allowUnknownPeers")) x.c->switch_cfg.allow_unknown_peers = Bool(x.env, x.o, "allowUnknownPeers");
+}
+
+void Parse_createSwitch(const ParseCtx& x) {
+  x.c->switch_cfg.vni = U32(x.env, x.o, "vni");
+  x.c->switch_cfg.fdb_capacity = U32(x.env, x.o, "fdbCapacity");
+  ParseSwitchSettings(x);
+}
+
+void Parse_setSwitch(const ParseCtx& x) {
+  x.c->sw = Id(x.env, x.o, "switchId");
+  ParseSwitchSettings(x);
+}
+
+void Parse_deleteSwitch(const ParseCtx& x) { x.c->sw = Id(x.env, x.o, "switchId"); }
+
+void Parse_createPort(const ParseCtx& x) {
+  Napi::Env env = x.env;
+  *x.ring_size = PortKindAndRing(env, x.o);
+  ToPortConfig(env, x.o, &x.c->port_cfg, true);
+  x.c->untagged = OptionalId(env, x.o, "untaggedSwitchId");
+  Napi::Value vl = Field(env, x.o, "vlans");
+  if (!vl.IsArray()) ThrowCoded(env, "INVALID_ARGUMENT", "vlans: must be an array");
+  Napi::Array arr = vl.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const std::string at = "vlans[" + std::to_string(i) + "]";
+    Napi::Value item = arr.Get(i);
+    if (!item.IsObject()) ThrowCoded(env, "INVALID_ARGUMENT", at + ": must be an object");
+    Napi::Object m = item.As<Napi::Object>();
+    uint32_t vlan = U32(env, m, "vlan");
+    if (!limit::vlan.contains(vlan)) ThrowCoded(env, "INVALID_ARGUMENT", range_error(limit::vlan, at + ".vlan"));
+    x.c->vlans.push_back({uint16_t(vlan), Id(env, m, "switchId")});
+  }
+}
+
+void Parse_setPort(const ParseCtx& x) {
+  x.c->port = Id(x.env, x.o, "portId");
+  ToPortConfig(x.env, x.o, &x.c->port_cfg, false);
+}
+
+void Parse_deletePort(const ParseCtx& x) { x.c->port = Id(x.env, x.o, "portId"); }
+
+void Parse_addStaticMac(const ParseCtx& x) {
+  x.c->sw = Id(x.env, x.o, "switchId");
+  x.c->mac = MacField(x.env, Field(x.env, x.o, "mac"), "mac");
+  x.c->port = Id(x.env, x.o, "portId");
+}
+
+void Parse_deleteStaticMac(const ParseCtx& x) {
+  x.c->sw = Id(x.env, x.o, "switchId");
+  x.c->mac = MacField(x.env, Field(x.env, x.o, "mac"), "mac");
+}
+
+void Parse_dumpFdb(const ParseCtx& x) { x.c->sw = Id(x.env, x.o, "switchId"); }
+
+void Parse_flushFdb(const ParseCtx& x) {
+  x.c->sw = Id(x.env, x.o, "switchId");
+  x.c->port = OptionalId(x.env, x.o, "portId");
+}
+
+void Parse_createUplink(const ParseCtx& x) {
+  *x.ring_size = PortKindAndRing(x.env, x.o);
+  x.c->port_cfg.mtu = U32(x.env, x.o, "mtu");
+  x.c->port_cfg.mac = MacField(x.env, Field(x.env, x.o, "mac"), "mac");
+  ToUplinkConfig(x.env, x.o, &x.c->uplink_cfg);
+}
+
+void Parse_deleteUplink(const ParseCtx&) {}
+
+void ParsePeer(const ParseCtx& x) {
+  x.c->sw = Id(x.env, x.o, "switchId");
+  x.c->ip = IpField(x.env, x.o, "ip", false);
+}
+void Parse_addPeer(const ParseCtx& x) { ParsePeer(x); }
+void Parse_deletePeer(const ParseCtx& x) { ParsePeer(x); }
+
+void Parse_addRemoteMac(const ParseCtx& x) {
+  x.c->sw = Id(x.env, x.o, "switchId");
+  x.c->mac = MacField(x.env, Field(x.env, x.o, "mac"), "mac");
+  x.c->ip = IpField(x.env, x.o, "vtep", false);
+}
+
+void Parse_dumpNeighbors(const ParseCtx&) {}
+void Parse_barrier(const ParseCtx&) {}
+
+struct OpParser {
+  const char* name;
+  CmdOp op;
+  void (*parse)(const ParseCtx&);
+};
+
+#define VPC_COMMAND_PARSER_ROW(e, op, handler) {#op, CmdOp::e, &Parse_##op},
+constexpr OpParser kOpParsers[] = {VPC_COMMAND_OPS(VPC_COMMAND_PARSER_ROW)};
+#undef VPC_COMMAND_PARSER_ROW
+
+}  // namespace
 
 void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_size) {
   Napi::Value opv = Field(env, o, "op");
   std::string op = opv.IsString() ? opv.As<Napi::String>().Utf8Value() : "";
-  if (op == "createSwitch" || op == "setSwitch") {
-    c->op = op == "createSwitch" ? CmdOp::kCreateSwitch : CmdOp::kSetSwitch;
-    if (c->op == CmdOp::kCreateSwitch) {
-      c->switch_cfg.vni = U32(env, o, "vni");
-      c->switch_cfg.fdb_capacity = U32(env, o, "fdbCapacity");
-    } else {
-      c->sw = Id(env, o, "switchId");
+  for (const OpParser& p : kOpParsers) {
+    if (op == p.name) {
+      c->op = p.op;
+      p.parse(ParseCtx{env, o, c, ring_size});
+      return;
     }
-    c->switch_cfg.mac_limit = U32(env, o, "macLimit");
-    c->switch_cfg.aging_ms = U32(env, o, "agingMs");
-    c->switch_cfg.learning = Bool(env, o, "learning");
-    if (o.Has("remoteLearning")) c->switch_cfg.remote_learning = Bool(env, o, "remoteLearning");
-    if (o.Has("allowUnknownPeers")) c->switch_cfg.allow_unknown_peers = Bool(env, o, "allowUnknownPeers");
-  } else if (op == "deleteSwitch") {
-    c->op = CmdOp::kDeleteSwitch;
-    c->sw = Id(env, o, "switchId");
-  } else if (op == "createPort") {
-    c->op = CmdOp::kCreatePort;
-    *ring_size = PortKindAndRing(env, o);
-    ToPortConfig(env, o, &c->port_cfg, true);
-    c->untagged = OptionalId(env, o, "untaggedSwitchId");
-    Napi::Value vl = Field(env, o, "vlans");
-    if (!vl.IsArray()) ThrowCoded(env, "INVALID_ARGUMENT", "vlans: must be an array");
-    Napi::Array arr = vl.As<Napi::Array>();
-    for (uint32_t i = 0; i < arr.Length(); ++i) {
-      Napi::Value item = arr.Get(i);
-      if (!item.IsObject()) ThrowCoded(env, "INVALID_ARGUMENT", "vlans[" + std::to_string(i) + "]: must be an object");
-      Napi::Object m = item.As<Napi::Object>();
-      uint32_t vlan = U32(env, m, "vlan");
-      if (vlan > 4095) ThrowCoded(env, "INVALID_ARGUMENT", "vlans[" + std::to_string(i) + "].vlan: must be in 1..4094");
-      c->vlans.push_back({uint16_t(vlan), Id(env, m, "switchId")});
-    }
-  } else if (op == "setPort") {
-    c->op = CmdOp::kSetPort;
-    c->port = Id(env, o, "portId");
-    ToPortConfig(env, o, &c->port_cfg, false);
-  } else if (op == "deletePort") {
-    c->op = CmdOp::kDeletePort;
-    c->port = Id(env, o, "portId");
-  } else if (op == "addStaticMac" || op == "deleteStaticMac") {
-    c->op = op == "addStaticMac" ? CmdOp::kAddStaticMac : CmdOp::kDeleteStaticMac;
-    c->sw = Id(env, o, "switchId");
-    c->mac = MacField(env, Field(env, o, "mac"), "mac");
-    if (c->op == CmdOp::kAddStaticMac) c->port = Id(env, o, "portId");
-  } else if (op == "createUplink") {
-    c->op = CmdOp::kCreateUplink;
-    *ring_size = PortKindAndRing(env, o);
-    c->port_cfg.mtu = U32(env, o, "mtu");
-    c->port_cfg.mac = MacField(env, Field(env, o, "mac"), "mac");
-    ToUplinkConfig(env, o, &c->uplink_cfg);
-  } else if (op == "deleteUplink") {
-    c->op = CmdOp::kDeleteUplink;
-  } else if (op == "addPeer" || op == "deletePeer") {
-    c->op = op == "addPeer" ? CmdOp::kAddPeer : CmdOp::kDeletePeer;
-    c->sw = Id(env, o, "switchId");
-    c->ip = IpField(env, o, "ip", false);
-  } else if (op == "addRemoteMac") {
-    c->op = CmdOp::kAddRemoteMac;
-    c->sw = Id(env, o, "switchId");
-    c->mac = MacField(env, Field(env, o, "mac"), "mac");
-    c->ip = IpField(env, o, "vtep", false);
-  } else if (op == "dumpNeighbors") {
-    c->op = CmdOp::kDumpNeighbors;
-  } else if (op == "dumpFdb") {
-    c->op = CmdOp::kDumpFdb;
-    c->sw = Id(env, o, "switchId");
-  } else if (op == "flushFdb") {
-    c->op = CmdOp::kFlushFdb;
-    c->sw = Id(env, o, "switchId");
-    c->port = OptionalId(env, o, "portId");
-  } else {
-    ThrowCoded(env, "INVALID_ARGUMENT", "op: unknown command '" + op + "'");
   }
+  ThrowCoded(env, "INVALID_ARGUMENT", "op: unknown command '" + op + "'");
 }
 
 void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
@@ -247,10 +301,9 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   };
   req->opts.rx_ring = ring("rxRing");
   req->opts.tx_ring = ring("txRing");
-  req->opts.burst = U32(env, o, "portBurst");
-  if (req->opts.burst > kMaxBurst) ThrowCoded(env, "INVALID_ARGUMENT", "portBurst: must be in 0..256");
-  req->opts.queues = U32(env, o, "queues");
-  if (req->opts.queues > 16) ThrowCoded(env, "INVALID_ARGUMENT", "queues: must be in 0..16 (0: the backend's default)");
+  static_assert(limit::portBurst.max == kMaxBurst && limit::burst.max == kMaxBurst, "core/limits.h: burst is kMaxBurst");
+  req->opts.burst = uint32_t(Ranged(env, o, limit::portBurst));
+  req->opts.queues = uint32_t(Ranged(env, o, limit::queues));
   req->opts.offloads_off = Bool(env, o, "disableOffloads");
   req->opts.promisc = Bool(env, o, "promiscuous");
   auto choice = [&](const char* name, const char* a, const char* b, const char* c) -> int {
@@ -341,25 +394,13 @@ Napi::Object FromResult(Napi::Env env, const Result& r) {
   return o;
 }
 
-static const char* EventName(EventType t) {
-  switch (t) {
-    case EventType::kLearned: return "learned";
-    case EventType::kMoved: return "moved";
-    case EventType::kAged: return "aged";
-    case EventType::kTableFull: return "table_full";
-    case EventType::kPortLimit: return "port_limit";
-    case EventType::kLink: return "link";
-  }
-  return "unknown";
-}
-
 static Napi::Number IdOrMinus(Napi::Env env, uint32_t id) {
   return Napi::Number::New(env, id == kNoId ? -1.0 : double(id));
 }
 
 Napi::Object FromEvent(Napi::Env env, const Event& ev) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("type", EventName(ev.type));
+  o.Set("type", event_type_name(ev.type));
   o.Set("switchId", IdOrMinus(env, ev.sw));
   o.Set("portId", IdOrMinus(env, ev.port));
   o.Set("oldPortId", IdOrMinus(env, ev.old_port));

@@ -313,6 +313,7 @@ static Napi::Array InfoArray(Napi::Env env, const CounterInfo* t, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("name", t[i].name);
+    o.Set("kind", counter_kind_name(t[i].kind));
     o.Set("help", t[i].help);
     a.Set(uint32_t(i), o);
   }
@@ -332,6 +333,7 @@ Napi::Value EngineWrap::Schema(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < PortStatus::kCount; ++i) {
     Napi::Object x = Napi::Object::New(env);
     x.Set("name", PortStatus::kNames[i]);
+    x.Set("kind", "counter");  // backends count events; none reports a level
     x.Set("help", PortStatus::kHelp[i]);
     backend.Set(i, x);
   }

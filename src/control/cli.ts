@@ -10,6 +10,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ApiError, Client, UnreachableError } from './client';
 import { DEFAULT_SOCKET } from './daemon';
 import { VERSION } from './version';
+import { LIMITS } from '../dataplane/validate';
 
 // Exit codes of vpcctl, declared once (docs/operations.md lists them).
 export const EXIT = {
@@ -164,8 +165,8 @@ export function createProgram(io: CliIO = defaultIO): Command {
   });
   sw.command('create <name>').description('create a switch (succeeds if it exists with the same spec)')
     .requiredOption('--vni <n>', 'VXLAN network identifier, 1..16777215', int('vni', 1, 16777215))
-    .option('--mac-limit <n>', 'learned MACs allowed', int('mac-limit', 1, 1_000_000))
-    .option('--aging-seconds <n>', 'learned entries expire after this idle time', int('aging-seconds', 1, 1_000_000))
+    .option('--mac-limit <n>', 'learned MACs allowed', int('mac-limit', LIMITS.macLimitMin, LIMITS.macLimitMax))
+    .option('--aging-seconds <n>', 'learned entries expire after this idle time', int('aging-seconds', LIMITS.agingSecondsMin, LIMITS.agingSecondsMax))
     .option('--learning <bool>', 'learn source MACs', bool)
     .option('--remote-learning <bool>', 'learn MACs behind remote VTEPs (VXLAN)', bool)
     .option('--fdb-capacity <n>', 'initial FDB table size', int('fdb-capacity', 1, 4_194_304))
@@ -177,8 +178,8 @@ export function createProgram(io: CliIO = defaultIO): Command {
       print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: switch ${r.switch.name} vni ${r.switch.vni} uuid ${r.switch.uuid}\n`);
     });
   sw.command('update <ref>').description('change a running switch\'s mutable fields')
-    .option('--mac-limit <n>', 'learned MACs allowed', int('mac-limit', 1, 1_000_000))
-    .option('--aging-seconds <n>', 'aging time', int('aging-seconds', 1, 1_000_000))
+    .option('--mac-limit <n>', 'learned MACs allowed', int('mac-limit', LIMITS.macLimitMin, LIMITS.macLimitMax))
+    .option('--aging-seconds <n>', 'aging time', int('aging-seconds', LIMITS.agingSecondsMin, LIMITS.agingSecondsMax))
     .option('--learning <bool>', 'learn source MACs', bool)
     .option('--remote-learning <bool>', 'learn MACs behind remote VTEPs (VXLAN)', bool)
     .action(async (ref: string, o: Record<string, unknown>, cmd: Command) => {
@@ -219,7 +220,7 @@ export function createProgram(io: CliIO = defaultIO): Command {
     .option('--mac <mac>', 'the port\'s MAC (default: random, kept across restarts)')
     .option('--learning <bool>', 'learn source MACs', bool)
     .option('--flood <bool>', 'receive unknown-unicast/multicast floods', bool)
-    .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', 0, 1_000_000))
+    .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))
     .option('--locked-mac <mac>', 'port security: allowed source MAC, repeatable', collect((v) => v))
     .option('--ring-size <n>', 'ring size (power of two)', int('ring-size', 16, 65536))
     .option('--set <key=value>', 'any other port field (JSON value), repeatable; e.g. --set interface=tap-vm1', collect(keyValue))
@@ -238,7 +239,7 @@ export function createProgram(io: CliIO = defaultIO): Command {
     .option('--mtu <n>', 'L3 MTU', int('mtu', 68, 9000))
     .option('--learning <bool>', 'learn source MACs', bool)
     .option('--flood <bool>', 'receive floods', bool)
-    .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', 0, 1_000_000))
+    .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))
     .option('--locked-mac <mac>', 'port security list (replaces the list), repeatable', collect((v) => v))
     .option('--unlock', 'clear the port security list')
     .action(async (ref: string, o: Record<string, any>, cmd: Command) => {

@@ -12,7 +12,8 @@
 //   port:    vpc_port_rx_packets_total{switch,port}, vpc_port_drops_total{switch,port,reason}
 //   switch:  vpc_switch_learned_total{switch}, vpc_switch_fdb_entries{switch},
 //            vpc_switch_drops_total{switch,reason}
-//   peer:    vpc_peer_rx_packets_total{vtep}, vpc_peer_fdb_learned{vtep} (remote VTEPs)
+//   peer:    vpc_peer_rx_packets_total{peer}, vpc_peer_fdb_learned{peer} (remote VTEPs; the
+//            label was `vtep` before, see docs/operations.md)
 //   uplink:  vpc_uplink_vxlan_rx_total{uplink}, ...; the uplink's port is a
 //            port too: vpc_port_*{switch="",port="<uplink>"}, with its decap
 //            drops in vpc_port_drops_total{...,reason}
@@ -29,8 +30,6 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { CounterInfo, Dataplane, DataplaneStats } from '../dataplane';
 
-// Counters that are really levels, declared once.
-const GAUGES = new Set(['engine.buffers_free', 'engine.large_buffers_free', 'port.fdb_learned', 'port.link_up', 'switch.fdb_entries', 'switch.fdb_static', 'peer.fdb_learned']);
 // Counters left out because a by-reason family carries them.
 const OMITTED = new Set(['switch.drops']);
 
@@ -79,7 +78,7 @@ export class Metrics {
     }
     for (const info of schema.peer ?? []) {
       this.family('peer', info, (s, emit) => {
-        for (const [ip, counters] of Object.entries(s.peers ?? {})) emit(`{vtep="${ip}"}`, counters[info.name] ?? 0);
+        for (const [ip, counters] of Object.entries(s.peers ?? {})) emit(`{peer="${ip}"}`, counters[info.name] ?? 0);
       });
     }
     for (const info of schema.uplink ?? []) {
@@ -179,7 +178,7 @@ export class Metrics {
   private family(object: ObjectName, info: CounterInfo, values: Family['values']): void {
     const key = `${object}.${info.name}`;
     if (OMITTED.has(key)) return;
-    const gauge = GAUGES.has(key);
+    const gauge = info.kind === 'gauge'; // the kind column of the engine's counter tables
     const { name, scale } = metricName(object, info.name, gauge);
     this.families.push({ name, help: info.help, type: gauge ? 'gauge' : 'counter', scale, values });
   }

@@ -46,6 +46,7 @@ import {
   DataplaneEvent,
   DataplaneEventMap,
   DataplaneOptions,
+  CounterInfo,
   DataplaneSchema,
   PortType,
   DataplaneStats,
@@ -957,8 +958,8 @@ function tableRow(table: Float64Array, r: number, names: string[]): Record<strin
   return read(table, r * names.length);
 }
 
-function copyInfo(c: { name: string; help: string }): { name: string; help: string } {
-  return { name: c.name, help: c.help };
+function copyInfo(c: CounterInfo): CounterInfo {
+  return { name: c.name, kind: c.kind, help: c.help };
 }
 
 function sleep(ms: number): Promise<void> {

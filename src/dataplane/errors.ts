@@ -10,6 +10,7 @@
 // `vni: must be an integer in 1..16777215 (got 0)`.
 
 import type { NativeErrorCode } from './native';
+import { NATIVE_TABLES } from './native-tables';
 
 export type ErrorCategory = 'validation' | 'not_found' | 'conflict' | 'limit' | 'state' | 'native';
 
@@ -110,19 +111,17 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
 }
 
-// Default translation of the addon's codes. Callers that know what the
-// command was about refine NOT_FOUND / ALREADY_EXISTS / IN_USE /
-// LIMIT_EXCEEDED through NativeErrorContext.
-export const NATIVE_CODE_MAP: Record<NativeErrorCode, ErrorCode> = {
-  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
-  NOT_FOUND: 'ERR_NOT_FOUND',
-  ALREADY_EXISTS: 'ERR_ALREADY_EXISTS',
-  LIMIT_EXCEEDED: 'ERR_LIMIT',
-  IN_USE: 'ERR_IN_USE',
-  CLOSED: 'ERR_CLOSED',
-  SYSTEM: 'ERR_SYSTEM',
-  INTERNAL: 'ERR_NATIVE',
-};
+// Default translation of the addon's codes, from the engine's status table
+// (VPC_STATUS_CODES in native/netmap/core/command.h, through native-tables.ts).
+// Callers that know what the command was about refine NOT_FOUND /
+// ALREADY_EXISTS / IN_USE / LIMIT_EXCEEDED through NativeErrorContext.
+type TableErrorCode = Exclude<(typeof NATIVE_TABLES.statuses)[number]['error'], ''>;
+// Every error the status table names is one of ERROR_CODES (fails to compile otherwise).
+const tableErrorsKnown: [Exclude<TableErrorCode, ErrorCode>] extends [never] ? true : false = true;
+void tableErrorsKnown;
+export const NATIVE_CODE_MAP: Readonly<Record<NativeErrorCode, ErrorCode>> = Object.freeze(
+  Object.fromEntries(NATIVE_TABLES.statuses.filter((s) => s.code !== 'OK').map((s) => [s.code, s.error])) as Record<NativeErrorCode, ErrorCode>,
+);
 
 export interface NativeErrorContext {
   // What the call was, used as a prefix: "createPort: ...".

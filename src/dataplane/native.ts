@@ -12,6 +12,25 @@
 
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import { NATIVE_TABLES } from './native-tables';
+
+// The lists shared with the engine come from its X-macro tables through
+// native-tables.ts (generated; see scripts/gen-native-tables.js).
+export type NativeOp = (typeof NATIVE_TABLES.ops)[number];
+export type NativeStatusCode = (typeof NATIVE_TABLES.statuses)[number]['code'];
+export type NativeEventType = (typeof NATIVE_TABLES.events)[number];
+export type NativeLimitId = (typeof NATIVE_TABLES.limits)[number]['id'];
+
+export interface NativeLimit {
+  field: string; // the field the range applies to, as error messages name it
+  min: number;
+  max: number;
+}
+
+// Inclusive value ranges the engine checks too (native/netmap/core/limits.h).
+export const NATIVE_LIMITS: Readonly<Record<NativeLimitId, Readonly<NativeLimit>>> = Object.freeze(
+  Object.fromEntries(NATIVE_TABLES.limits.map((l) => [l.id, Object.freeze({ field: l.field, min: l.min, max: l.max })])) as Record<NativeLimitId, NativeLimit>,
+);
 
 export interface NativeEngineOptions {
   bufferCount: number; // buffers in the pool
@@ -32,14 +51,10 @@ export interface NativeEngineOptions {
   icmpTooBigPerSecond?: number; // ICMP too-big answers a second (default 100)
 }
 
-export const EVENT_BITS = {
-  learned: 1,
-  moved: 2,
-  aged: 4,
-  table_full: 8,
-  port_limit: 16,
-  link: 32,
-} as const;
+// An event type's bit in eventMask is 1 << its position in the engine's table.
+export const EVENT_BITS: Readonly<Record<NativeEventType, number>> = Object.freeze(
+  Object.fromEntries(NATIVE_TABLES.events.map((type, i) => [type, 1 << i])) as Record<NativeEventType, number>,
+);
 
 export interface NativeVlanMapping {
   vlan: number; // 1..4094
@@ -122,7 +137,14 @@ export type NativeCommand =
   | { op: 'addRemoteMac'; switchId: number; mac: string; vtep: string }
   | { op: 'dumpNeighbors' }
   | { op: 'dumpFdb'; switchId: number }
-  | { op: 'flushFdb'; switchId: number; portId: number /* -1: whole switch */ };
+  | { op: 'flushFdb'; switchId: number; portId: number /* -1: whole switch */ }
+  | { op: 'barrier' }; // resolves once every earlier command is live
+
+// Every op of the engine's table has its fields declared above, and no other:
+// adding a row to VPC_COMMAND_OPS without its shape here fails to compile.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const commandsCoverOps: Same<NativeCommand['op'], NativeOp> = true;
+void commandsCoverOps;
 
 export interface NativeFdbEntry {
   mac: string;
@@ -169,21 +191,11 @@ export interface NativePortStatus {
   counters: Record<string, number>; // rx_too_big, rx_no_buffer, rx_kernel_drops, ...
 }
 
-export type NativeErrorCode =
-  | 'INVALID_ARGUMENT'
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'LIMIT_EXCEEDED'
-  | 'IN_USE'
-  | 'CLOSED'
-  | 'SYSTEM'
-  | 'INTERNAL';
+export type NativeErrorCode = Exclude<NativeStatusCode, 'OK'>;
 
 export interface NativeError extends Error {
   code: NativeErrorCode;
 }
-
-export type NativeEventType = keyof typeof EVENT_BITS;
 
 export interface NativeEvent {
   type: NativeEventType;
@@ -220,6 +232,7 @@ export interface NativeStats {
 
 export interface NativeCounterInfo {
   name: string;
+  kind: 'counter' | 'gauge'; // gauge: a level that goes up and down (counters.h)
   help: string;
 }
 
@@ -254,6 +267,15 @@ export interface NativeModule {
   // The offload journal (ports/ifutil.h), process-wide.
   setOffloadJournal?(dir: string): void;
   recoverOffloads?(dir: string): string[]; // interfaces whose offloads were restored
+  // The shared lists as the compiled engine has them (native-tables.ts mirrors them).
+  tables?(): NativeTablesExport;
+}
+
+export interface NativeTablesExport {
+  ops: string[];
+  statuses: { code: string; error: string }[];
+  events: string[];
+  limits: { id: string; field: string; min: number; max: number }[];
 }
 
 let cached: NativeModule | undefined;

@@ -3,7 +3,7 @@
 // and returns a normalised copy; it never looks at running state (whether a
 // referenced switch exists is dataplane.ts's business).
 
-import { EVENT_BITS, NativeEngineOptions } from './native';
+import { EVENT_BITS, NATIVE_LIMITS as N, NativeEngineOptions, NativeLimitId } from './native';
 import {
   DEFAULT_OPTIONS,
   EVENT_TYPES,
@@ -36,24 +36,26 @@ import {
   validateVni,
 } from './validate';
 
+// [min, max] of each option, from the engine's table (core/limits.h).
+const limitRange = (id: NativeLimitId): readonly [number, number] => Object.freeze([N[id].min, N[id].max] as const);
 export const SPEC_LIMITS = Object.freeze({
-  bufferCount: [512, 16_777_216],
-  largeBufferCount: [0, 65_536],
-  icmpTooBigPerSecond: [0, 1_000_000],
-  bufferSize: [2048, 16384],
-  headroom: [64, 1024], // and at most bufferSize / 4
-  maxPorts: [1, 65_535],
-  maxSwitches: [1, 1_048_576],
-  maxVteps: [1, 65536],
-  cpu: [-1, 4095],
-  idleSpinUs: [0, 100_000],
-  burst: [1, 256],
-  eventRing: [16, 16_777_216],
-  fdbCapacity: [1, 4_194_304],
-  ringSize: [64, 65_536],
-  lockedMacs: 256,
-  trunkVlans: 4094,
-} as const);
+  bufferCount: limitRange('bufferCount'),
+  largeBufferCount: limitRange('largeBufferCount'),
+  icmpTooBigPerSecond: limitRange('icmpTooBigPerSecond'),
+  bufferSize: limitRange('bufferSize'),
+  headroom: limitRange('headroom'), // and at most bufferSize / 4
+  maxPorts: limitRange('maxPorts'),
+  maxSwitches: limitRange('maxSwitches'),
+  maxVteps: limitRange('maxVteps'),
+  cpu: limitRange('cpu'),
+  idleSpinUs: limitRange('idleSpinUs'),
+  burst: limitRange('burst'),
+  eventRing: limitRange('eventRing'),
+  fdbCapacity: limitRange('fdbCapacity'),
+  ringSize: limitRange('ringSize'),
+  lockedMacs: N.lockedMacs.max,
+  trunkVlans: N.trunkVlans.max,
+});
 
 export const DEFAULT_SWITCH = Object.freeze({ macLimit: 65536, agingSeconds: 300, learning: true, remoteLearning: true, allowUnknownPeers: false });
 // macLimit: a safe default (docs/configuration.md): one VM cannot fill its switch's table;
@@ -311,9 +313,9 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
   }
   if (p.rxRing !== undefined) settings.rxRing = validatePowerOfTwo(p.rxRing, 'rxRing', 64, 65536);
   if (p.txRing !== undefined) settings.txRing = validatePowerOfTwo(p.txRing, 'txRing', 64, 65536);
-  if (p.burst !== undefined) settings.burst = validateInteger(p.burst, 'burst', 1, 256);
+  if (p.burst !== undefined) settings.burst = validateInteger(p.burst, 'burst', 1, N.portBurst.max); // 0 (the engine's burst) is what omitting it gives
   if (p.queues !== undefined) {
-    settings.queues = validateInteger(p.queues, 'queues', 1, 16);
+    settings.queues = validateInteger(p.queues, 'queues', 1, N.queues.max);
     if (settings.queues > 1 && type !== 'tap' && type !== 'afxdp') {
       throw invalid('ERR_INVALID_ARGUMENT', 'queues', 'more than one queue is supported for tap and afxdp ports only', p.queues);
     }

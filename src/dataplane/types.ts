@@ -245,6 +245,7 @@ export interface DataplaneStats {
 
 export interface CounterInfo {
   name: string;
+  kind: 'counter' | 'gauge'; // gauge: a current level (table occupancy, free buffers), not a running total
   help: string;
 }
 

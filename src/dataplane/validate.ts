@@ -5,22 +5,26 @@
 
 import { randomBytes } from 'node:crypto';
 import { DataplaneError, ErrorCode, makeError } from './errors';
+import { NATIVE_LIMITS as N } from './native';
 
+// The ranges the engine checks too come from its table (core/limits.h,
+// through NATIVE_LIMITS); names are the control plane's own.
 export const LIMITS = Object.freeze({
   nameMaxLength: 64,
-  vniMin: 1,
-  vniMax: 16777215,
-  vlanMin: 1,
-  vlanMax: 4094,
-  mtuMin: 68,
-  mtuMax: 9000,
+  vniMin: N.vni.min,
+  vniMax: N.vni.max,
+  vlanMin: N.vlan.min,
+  vlanMax: N.vlan.max,
+  mtuMin: N.mtu.min,
+  mtuMax: N.mtu.max,
   // Ethernet header (14) + one 802.1Q tag (4): what a frame adds to the MTU.
   l2Overhead: 18,
-  agingSecondsMin: 1,
-  agingSecondsMax: 1_000_000,
-  macLimitMin: 1,
-  macLimitMax: 1_000_000,
-  portMacLimitMax: 1_000_000,
+  agingSecondsMin: N.agingSeconds.min,
+  agingSecondsMax: N.agingSeconds.max,
+  macLimitMin: N.switchMacLimit.min,
+  macLimitMax: N.switchMacLimit.max,
+  portMacLimitMin: N.portMacLimit.min,
+  portMacLimitMax: N.portMacLimit.max,
 });
 
 // Renders a received value for an error message, short and unambiguous.
@@ -190,5 +194,5 @@ export function validateMacLimit(value: unknown, field = 'macLimit'): number {
 
 // Per-port limit of learned MACs; 0 means none.
 export function validatePortMacLimit(value: unknown, field = 'macLimit'): number {
-  return validateInteger(value, field, 0, LIMITS.portMacLimitMax);
+  return validateInteger(value, field, LIMITS.portMacLimitMin, LIMITS.portMacLimitMax);
 }

@@ -335,7 +335,7 @@ describe('overlay: vpcd and vpcctl', () => {
   test('metrics: vpc_peer_* and vpc_uplink_* after a VXLAN packet; the remote MAC is learned behind its VTEP', async () => {
     assert.ok(d.metrics !== undefined);
     let text = await scrape(d.metrics);
-    assert.match(text, /^vpc_peer_rx_packets_total\{vtep="198\.18\.0\.2"\} 0$/m);
+    assert.match(text, /^vpc_peer_rx_packets_total\{peer="198\.18\.0\.2"\} 0$/m);
     assert.match(text, /^vpc_uplink_vxlan_rx_total\{uplink="up0"\} 0$/m);
     assert.match(text, /^# TYPE vpc_peer_fdb_learned gauge$/m);
     const inner = Buffer.from(frameHex('ff:ff:ff:ff:ff:ff', '02:00:00:00:bb:01'), 'hex');
@@ -346,7 +346,7 @@ describe('overlay: vpcd and vpcctl', () => {
       const t = await scrape(d.metrics!);
       return /^vpc_uplink_vxlan_rx_total\{uplink="up0"\} 1$/m.test(t) ? t : undefined;
     });
-    assert.match(text, /^vpc_peer_rx_packets_total\{vtep="198\.18\.0\.2"\} 1$/m);
+    assert.match(text, /^vpc_peer_rx_packets_total\{peer="198\.18\.0\.2"\} 1$/m);
     assert.match(text, /^vpc_port_rx_packets_total\{switch="",port="up0"\} 1$/m);
     assert.match(text, /^vpc_port_drops_total\{switch="",port="up0",reason="[a-z_0-9]+"\} 0$/m);
     // The inner broadcast reached the local port, and the source was learned behind the VTEP.

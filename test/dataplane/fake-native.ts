@@ -188,7 +188,8 @@ export class FakeEngine implements NativeEngine {
   }
 
   schema(): NativeSchema {
-    const c = (...names: string[]) => names.map((name) => ({ name, help: `${name} help` }));
+    const gauges = new Set(['fdb_entries']);
+    const c = (...names: string[]) => names.map((name) => ({ name, kind: gauges.has(name) ? ('gauge' as const) : ('counter' as const), help: `${name} help` }));
     return {
       engine: c('iterations'),
       port: c('rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes'),

@@ -17,21 +17,6 @@
 
 namespace vpc {
 
-const char* status_code(Status s) {
-  switch (s) {
-    case Status::kOk: return "OK";
-    case Status::kInvalidArgument: return "INVALID_ARGUMENT";
-    case Status::kNotFound: return "NOT_FOUND";
-    case Status::kAlreadyExists: return "ALREADY_EXISTS";
-    case Status::kLimitExceeded: return "LIMIT_EXCEEDED";
-    case Status::kInUse: return "IN_USE";
-    case Status::kClosed: return "CLOSED";
-    case Status::kSystem: return "SYSTEM";
-    case Status::kInternal: return "INTERNAL";
-  }
-  return "INTERNAL";
-}
-
 static uint64_t mono_ns() {
   return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
                       std::chrono::steady_clock::now().time_since_epoch())

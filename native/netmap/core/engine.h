@@ -126,22 +126,10 @@ class Engine {
   void iteration_idle(uint64_t now_ns);
   void apply_commands();
   void apply(Command& cmd);
-  Result do_create_switch(Command& c);
-  Result do_set_switch(Command& c);
-  Result do_delete_switch(Command& c);
-  Result do_create_port(Command& c);
-  Result do_set_port(Command& c);
-  Result do_delete_port(Command& c);
-  Result do_add_static(Command& c);
-  Result do_delete_static(Command& c);
-  Result do_dump_fdb(Command& c);
-  Result do_flush_fdb(Command& c);
-  Result do_create_uplink(Command& c);
-  Result do_delete_uplink(Command& c);
-  Result do_add_peer(Command& c);
-  Result do_delete_peer(Command& c);
-  Result do_add_remote_mac(Command& c);
-  Result do_dump_neighbors(Command& c);
+  // One handler per row of VPC_COMMAND_OPS (core/command.h).
+#define VPC_COMMAND_HANDLER_DECL(e, op, handler) Result handler(Command& c);
+  VPC_COMMAND_OPS(VPC_COMMAND_HANDLER_DECL)
+#undef VPC_COMMAND_HANDLER_DECL
   Result check_uplink_config(const UplinkConfig& u) const;
   Result insert_static(SwitchState& sw, Mac mac, MemberId mid);
   void release_port_slot(PortId pid);

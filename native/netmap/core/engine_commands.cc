@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/engine.h"
+#include "core/limits.h"
 #include "proto/ethernet.h"
 #include "stages/learn.h"
 
@@ -20,25 +21,24 @@ static std::string mac_str(Mac m) {
 void Engine::apply(Command& c) {
   Result r;
   switch (c.op) {
-    case CmdOp::kCreateSwitch: r = do_create_switch(c); break;
-    case CmdOp::kSetSwitch: r = do_set_switch(c); break;
-    case CmdOp::kDeleteSwitch: r = do_delete_switch(c); break;
-    case CmdOp::kCreatePort: r = do_create_port(c); break;
-    case CmdOp::kSetPort: r = do_set_port(c); break;
-    case CmdOp::kDeletePort: r = do_delete_port(c); break;
-    case CmdOp::kAddStaticMac: r = do_add_static(c); break;
-    case CmdOp::kDeleteStaticMac: r = do_delete_static(c); break;
-    case CmdOp::kDumpFdb: r = do_dump_fdb(c); break;
-    case CmdOp::kFlushFdb: r = do_flush_fdb(c); break;
-    case CmdOp::kCreateUplink: r = do_create_uplink(c); break;
-    case CmdOp::kDeleteUplink: r = do_delete_uplink(c); break;
-    case CmdOp::kAddPeer: r = do_add_peer(c); break;
-    case CmdOp::kDeletePeer: r = do_delete_peer(c); break;
-    case CmdOp::kAddRemoteMac: r = do_add_remote_mac(c); break;
-    case CmdOp::kDumpNeighbors: r = do_dump_neighbors(c); break;
-    case CmdOp::kBarrier: break;
+#define VPC_COMMAND_APPLY_ROW(e, op, handler) \
+  case CmdOp::e: r = handler(c); break;
+    VPC_COMMAND_OPS(VPC_COMMAND_APPLY_ROW)
+#undef VPC_COMMAND_APPLY_ROW
   }
   if (c.done) c.done(std::move(r));
+}
+
+Result Engine::do_barrier(Command&) { return {}; }
+
+// The ranges a switch's mutable settings share with the control plane
+// (core/limits.h; agingMs is agingSeconds in milliseconds).
+static Result check_switch_limits(const SwitchConfig& cfg) {
+  if (!limit::switchMacLimit.contains(cfg.mac_limit))
+    return Result::error(Status::kInvalidArgument, range_error(limit::switchMacLimit));
+  const Limit aging_ms{"agingMs", "agingMs", 1000 * limit::agingSeconds.min, 1000 * limit::agingSeconds.max};
+  if (!aging_ms.contains(cfg.aging_ms)) return Result::error(Status::kInvalidArgument, range_error(aging_ms));
+  return {};
 }
 
 static bool switch_ok(const std::vector<SwitchState>& v, SwitchId s) {
@@ -47,12 +47,8 @@ static bool switch_ok(const std::vector<SwitchState>& v, SwitchId s) {
 
 Result Engine::do_create_switch(Command& c) {
   const SwitchConfig& cfg = c.switch_cfg;
-  if (cfg.vni < 1 || cfg.vni > 16777215)
-    return Result::error(Status::kInvalidArgument, "vni: must be in 1..16777215");
-  if (cfg.mac_limit < 1 || cfg.mac_limit > 16777216)
-    return Result::error(Status::kInvalidArgument, "macLimit: must be in 1..16777216");
-  if (cfg.aging_ms < 1000)
-    return Result::error(Status::kInvalidArgument, "agingMs: must be at least 1000");
+  if (!limit::vni.contains(cfg.vni)) return Result::error(Status::kInvalidArgument, range_error(limit::vni));
+  if (Result r = check_switch_limits(cfg); !r.ok()) return r;
   SwitchId free_id = kNoId;
   for (SwitchId s = 0; s < switches_.size(); ++s) {
     if (switches_[s].in_use) {
@@ -66,7 +62,7 @@ Result Engine::do_create_switch(Command& c) {
   SwitchState& sw = switches_[free_id];
   sw.cfg = cfg;
   sw.refresh_ms = learn_refresh_ms(cfg.aging_ms);
-  sw.fdb = Fdb(std::clamp<uint32_t>(cfg.fdb_capacity, 16, 1u << 22));
+  sw.fdb = Fdb(std::clamp<uint32_t>(cfg.fdb_capacity, 16, uint32_t(limit::fdbCapacity.max)));
   sw.members.clear();
   sw.local_members = 0;
   sw.peers = 0;
@@ -89,9 +85,7 @@ Result Engine::do_create_switch(Command& c) {
 Result Engine::do_set_switch(Command& c) {
   if (!switch_ok(switches_, c.sw)) return Result::error(Status::kNotFound, "switch: no such switch");
   const SwitchConfig& n = c.switch_cfg;
-  if (n.mac_limit < 1 || n.mac_limit > 16777216)
-    return Result::error(Status::kInvalidArgument, "macLimit: must be in 1..16777216");
-  if (n.aging_ms < 1000) return Result::error(Status::kInvalidArgument, "agingMs: must be at least 1000");
+  if (Result r = check_switch_limits(n); !r.ok()) return r;
   SwitchState& sw = switches_[c.sw];
   sw.cfg.mac_limit = n.mac_limit;
   sw.cfg.aging_ms = n.aging_ms;
@@ -139,12 +133,14 @@ Result Engine::do_delete_switch(Command& c) {
 }
 
 Result Engine::check_port_config(const PortConfig& pc) const {
-  uint32_t max_mtu = pool_->max_frame() - kEthHeaderLen - kVlanTagLen;
-  if (pc.mtu < 68 || pc.mtu > max_mtu)
-    return Result::error(Status::kInvalidArgument,
-                         "mtu: must be in 68.." + std::to_string(max_mtu) + " for this buffer size");
-  if (pc.locked_macs.size() > 256)
-    return Result::error(Status::kInvalidArgument, "lockedMacs: at most 256 addresses");
+  const int64_t max_mtu = std::min<int64_t>(limit::mtu.max, pool_->max_frame() - kEthHeaderLen - kVlanTagLen);
+  if (pc.mtu < limit::mtu.min || pc.mtu > max_mtu)
+    return Result::error(Status::kInvalidArgument, "mtu: must be in " + std::to_string(limit::mtu.min) + ".." +
+                                                       std::to_string(max_mtu) + " for this buffer size");
+  if (pc.locked_macs.size() > size_t(limit::lockedMacs.max))
+    return Result::error(Status::kInvalidArgument, "lockedMacs: at most " + std::to_string(limit::lockedMacs.max) + " addresses");
+  if (!limit::portMacLimit.contains(pc.mac_limit))
+    return Result::error(Status::kInvalidArgument, range_error(limit::portMacLimit));
   for (Mac m : pc.locked_macs)
     if (mac_is_multicast(m) || m == 0)
       return Result::error(Status::kInvalidArgument, "lockedMacs: " + mac_str(m) + " is not a unicast address");
@@ -169,7 +165,7 @@ Result Engine::do_create_port(Command& c) {
   std::vector<std::pair<uint16_t, SwitchId>> maps;
   if (c.untagged != kNoId) maps.push_back({0, c.untagged});
   for (const VlanMapping& v : c.vlans) {
-    if (v.vlan < 1 || v.vlan > 4094) return Result::error(Status::kInvalidArgument, "vlans: VLAN ID must be in 1..4094");
+    if (!limit::vlan.contains(v.vlan)) return Result::error(Status::kInvalidArgument, range_error(limit::vlan, "vlans: VLAN ID"));
     maps.push_back({v.vlan, v.sw});
   }
   if (maps.empty()) return Result::error(Status::kInvalidArgument, "port: needs a switch (access) or VLAN mappings (trunk)");

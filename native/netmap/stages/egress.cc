@@ -14,7 +14,8 @@
 //   longer than the MTU without GSO: ICMP too big to the sender (if DF or
 //       IPv6), dropped and counted (mtu_exceeded)
 // Nothing is dropped without a counter: what cannot be segmented or completed
-// is gso_unsupported / gso_malformed, a missing buffer is no_buffer.
+// is gso_unsupported / gso_malformed, a buffer the pool cannot give is
+// no_buffer (and nothing else is).
 #include <algorithm>
 
 #include "core/engine.h"
@@ -33,9 +34,8 @@ Drop offload_drop(OffloadError e) {
     case OffloadError::not_tcp_udp:
     case OffloadError::gso_ufo:
     case OffloadError::gso_unknown:
+    case OffloadError::no_room:  // a segment larger than a buffer: not a pool shortage
       return Drop::gso_unsupported;
-    case OffloadError::no_room:
-      return Drop::no_buffer;
     default:
       return Drop::gso_malformed;
   }
