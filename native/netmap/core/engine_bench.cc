@@ -36,6 +36,7 @@
 
 #include "core/bench_util.h"
 #include "core/engine.h"
+#include "core/limits.h"
 #include "proto/ethernet.h"
 
 using namespace vpc;
@@ -90,9 +91,14 @@ Topology build(const Case& c) {
   t.engine = std::make_unique<Engine>(o);
   auto cs = cmd(CmdOp::kCreateSwitch);
   cs->switch_cfg.vni = 100;
-  cs->switch_cfg.mac_limit = 2000000;
+  cs->switch_cfg.mac_limit = uint32_t(limit::switchMacLimit.max);  // the 1M-MAC cases fill it exactly
   cs->switch_cfg.fdb_capacity = c.macs * 2;
-  t.sw = t.engine->execute(std::move(cs)).id;
+  vpc::Result rs = t.engine->execute(std::move(cs));
+  if (!rs.ok()) {
+    fprintf(stderr, "create switch: %s\n", rs.message.c_str());
+    exit(1);
+  }
+  t.sw = rs.id;
   for (uint32_t p = 0; p <= c.outputs; ++p) {
     auto cp = cmd(CmdOp::kCreatePort);
     PipePair pair = t.engine->new_pipe(1024);
