@@ -274,20 +274,31 @@ Napi::Value EngineWrap::Stats(const Napi::CallbackInfo& info) {
   out.Set("switches", CounterTable(env, o.max_switches, [&](uint32_t s) -> const SwitchCounterBlock& {
     return engine_->switch_counters(s);
   }));
+  // Peers: their totals over every switch (Engine::peer_snapshot).
   Napi::Array peers = Napi::Array::New(env);
   uint32_t k = 0;
-  for (uint32_t v = 0; v < o.max_vteps; ++v) {
-    const PeerCounterBlock& b = engine_->peer_counters(v);
-    if (!cnt_read(b.in_use)) continue;
+  for (const Engine::PeerSnapshot& s : engine_->peer_snapshot()) {
     Napi::Object x = Napi::Object::New(env);
-    x.Set("id", Napi::Number::New(env, v));
-    IpAddr ip;
-    std::memcpy(ip.b, b.ip, 16);
-    x.Set("ip", ip_format(ip));
-    x.Set("counters", CounterObject(env, b.c, kPeerCounterInfo, kPeerCounters));
+    x.Set("id", Napi::Number::New(env, s.slot));
+    x.Set("ip", ip_format(s.ip));
+    x.Set("counters", CounterObject(env, s.c, kPeerCounterInfo, kPeerCounters));
     peers.Set(k++, x);
   }
   out.Set("peers", peers);
+  // Per switch and peer: every live remote membership's block.
+  Napi::Array switch_peers = Napi::Array::New(env);
+  const SwitchPeerBlocks& spb = engine_->switch_peer_counters();
+  for (MemberId m = 0, n = spb.size(); m < n; ++m) {
+    const SwitchPeerCounterBlock& b = spb.at(m);
+    if (!cnt_read(b.in_use)) continue;
+    const uint64_t owner = cnt_read(b.owner);
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("switchId", Napi::Number::New(env, double(owner >> 32)));
+    x.Set("peerId", Napi::Number::New(env, double(owner & 0xFFFFFFFFu)));
+    x.Set("counters", CounterObject(env, b.c, kSwitchPeerCounterInfo, kSwitchPeerCounters));
+    switch_peers.Set(switch_peers.Length(), x);
+  }
+  out.Set("switchPeers", switch_peers);
   if (uplink_port_ != kNoId) {
     const UplinkCounterBlock& ub = engine_->uplink_counters();
     Napi::Object x = Napi::Object::New(env);
@@ -328,6 +339,7 @@ Napi::Value EngineWrap::Schema(const Napi::CallbackInfo& info) {
   o.Set("switch", InfoArray(env, kSwitchCounterInfo, kSwitchCounters));
   o.Set("drop", InfoArray(env, kDropInfo, kDrops));
   o.Set("peer", InfoArray(env, kPeerCounterInfo, kPeerCounters));
+  o.Set("switchPeer", InfoArray(env, kSwitchPeerCounterInfo, kSwitchPeerCounters));
   o.Set("uplink", InfoArray(env, kUplinkCounterInfo, kUplinkCounters));
   Napi::Array backend = Napi::Array::New(env, PortStatus::kCount);
   for (uint32_t i = 0; i < PortStatus::kCount; ++i) {

@@ -91,8 +91,10 @@ export function uplinkView(ctx: ApiContext, u: UplinkObject): Record<string, unk
   return { uuid: u.uuid, ...u.spec, ...live };
 }
 
+// A peer's counters are its switch's traffic with it (per VNI), not the
+// remote VTEP's totals over every switch (those are stats().peers).
 function peerView(ctx: ApiContext, p: PeerObject): Record<string, unknown> {
-  const counters = ctx.controller.dp.stats().peers[p.spec.ip];
+  const counters = ctx.controller.dp.stats().switches[p.spec.switch]?.peers[p.spec.ip];
   return { uuid: p.uuid, ...p.spec, ...(counters === undefined ? {} : { counters }) };
 }
 

@@ -11,6 +11,7 @@ import { ApiError, Client, UnreachableError } from './client';
 import { DEFAULT_SOCKET } from './daemon';
 import { VERSION } from './version';
 import { LIMITS } from '../dataplane/validate';
+import { SPEC_LIMITS } from '../dataplane/specs';
 
 // Exit codes of vpcctl, declared once (docs/operations.md lists them).
 export const EXIT = {
@@ -164,12 +165,12 @@ export function createProgram(io: CliIO = defaultIO): Command {
     print(json, r, () => keyValues(r.switch));
   });
   sw.command('create <name>').description('create a switch (succeeds if it exists with the same spec)')
-    .requiredOption('--vni <n>', 'VXLAN network identifier, 1..16777215', int('vni', 1, 16777215))
+    .requiredOption('--vni <n>', `VXLAN network identifier, ${LIMITS.vniMin}..${LIMITS.vniMax}`, int('vni', LIMITS.vniMin, LIMITS.vniMax))
     .option('--mac-limit <n>', 'learned MACs allowed', int('mac-limit', LIMITS.macLimitMin, LIMITS.macLimitMax))
     .option('--aging-seconds <n>', 'learned entries expire after this idle time', int('aging-seconds', LIMITS.agingSecondsMin, LIMITS.agingSecondsMax))
     .option('--learning <bool>', 'learn source MACs', bool)
     .option('--remote-learning <bool>', 'learn MACs behind remote VTEPs (VXLAN)', bool)
-    .option('--fdb-capacity <n>', 'initial FDB table size', int('fdb-capacity', 1, 4_194_304))
+    .option('--fdb-capacity <n>', 'initial FDB table size', int('fdb-capacity', SPEC_LIMITS.fdbCapacity[0], SPEC_LIMITS.fdbCapacity[1]))
     .option('--uuid <uuid>', 'UUID to give the switch (default: generated)')
     .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
       const { client, json } = ctx(cmd);
@@ -343,8 +344,9 @@ export function createProgram(io: CliIO = defaultIO): Command {
   peer.command('list [switch]').description('list peers (of every switch unless one is given)').action(async (swName: string | undefined, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<{ peers: Record<string, any>[] }>('GET', `/v1/peers${swName === undefined ? '' : `?switch=${encodeURIComponent(swName)}`}`);
-    print(json, r, () => table(['SWITCH', 'VTEP', 'RX-PKTS', 'TX-PKTS', 'DROPS', 'UUID'],
-      r.peers.map((p) => [p.switch, p.ip, human(p.counters?.rx_packets ?? 0), human(p.counters?.tx_packets ?? 0), p.counters?.drops ?? 0, p.uuid])));
+    // Counters of this switch's traffic with the peer (not the peer's totals over every switch).
+    print(json, r, () => table(['SWITCH', 'PEER', 'RX-PKTS', 'RX-BYTES', 'TX-PKTS', 'TX-BYTES', 'DROPS', 'UUID'],
+      r.peers.map((p) => { const c = p.counters ?? {}; return [p.switch, p.ip, human(c.rx_packets ?? 0), human(c.rx_bytes ?? 0), human(c.tx_packets ?? 0), human(c.tx_bytes ?? 0), c.drops ?? 0, p.uuid]; })));
   });
   peer.command('create <switch> <ip>').description('add a remote VTEP to a switch (succeeds if it is there)')
     .option('--uuid <uuid>', 'UUID to give the peer (default: generated)')

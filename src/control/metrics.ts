@@ -12,8 +12,10 @@
 //   port:    vpc_port_rx_packets_total{switch,port}, vpc_port_drops_total{switch,port,reason}
 //   switch:  vpc_switch_learned_total{switch}, vpc_switch_fdb_entries{switch},
 //            vpc_switch_drops_total{switch,reason}
-//   peer:    vpc_peer_rx_packets_total{peer}, vpc_peer_fdb_learned{peer} (remote VTEPs; the
-//            label was `vtep` before, see docs/operations.md)
+//   peer:    vpc_peer_rx_packets_total{peer}, vpc_peer_fdb_learned{peer} (remote VTEPs, totals
+//            over every switch; the label was `vtep` before, see docs/operations.md)
+//   switch and peer: vpc_switch_peer_rx_packets_total{switch,peer}, ... (one switch's
+//            VNI with one remote VTEP)
 //   uplink:  vpc_uplink_vxlan_rx_total{uplink}, ...; the uplink's port is a
 //            port too: vpc_port_*{switch="",port="<uplink>"}, with its decap
 //            drops in vpc_port_drops_total{...,reason}
@@ -40,7 +42,7 @@ export interface MetricsSource {
   generation(): number;
 }
 
-type ObjectName = 'engine' | 'port' | 'switch' | 'peer' | 'uplink' | 'port_backend';
+type ObjectName = 'engine' | 'port' | 'switch' | 'peer' | 'switch_peer' | 'uplink' | 'port_backend';
 
 export function metricName(object: ObjectName, counter: string, gauge: boolean): { name: string; scale: number } {
   let base = counter;
@@ -79,6 +81,13 @@ export class Metrics {
     for (const info of schema.peer ?? []) {
       this.family('peer', info, (s, emit) => {
         for (const [ip, counters] of Object.entries(s.peers ?? {})) emit(`{peer="${ip}"}`, counters[info.name] ?? 0);
+      });
+    }
+    for (const info of schema.switchPeer ?? []) {
+      this.family('switch_peer', info, (s, emit) => {
+        for (const [sw, set] of Object.entries(s.switches)) {
+          for (const [ip, counters] of Object.entries(set.peers ?? {})) emit(`{switch="${sw}",peer="${ip}"}`, counters[info.name] ?? 0);
+        }
       });
     }
     for (const info of schema.uplink ?? []) {

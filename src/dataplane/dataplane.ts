@@ -627,9 +627,18 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     const sws = raw.switches;
     for (let r = 0; r < sws.ids.length; r++) {
       const s = this.switchesById.get(sws.ids[r]!);
-      if (s !== undefined) out.switches[s.name] = { counters: tableRow(sws.counters, r, names.switch), drops: tableRow(sws.drops, r, names.drop) };
+      if (s !== undefined) out.switches[s.name] = { counters: tableRow(sws.counters, r, names.switch), drops: tableRow(sws.drops, r, names.drop), peers: {} };
     }
-    for (const peer of raw.peers) out.peers[peer.ip] = { ...peer.counters };
+    const peerIps = new Map<number, string>();
+    for (const peer of raw.peers) {
+      out.peers[peer.ip] = { ...peer.counters };
+      peerIps.set(peer.id, peer.ip);
+    }
+    for (const sp of raw.switchPeers ?? []) {
+      const sw = this.switchesById.get(sp.switchId);
+      const ip = peerIps.get(sp.peerId);
+      if (sw !== undefined && ip !== undefined) out.switches[sw.name]!.peers[ip] = { ...sp.counters };
+    }
     if (raw.uplink !== undefined && this.uplinkState !== undefined) {
       out.uplink = { name: this.uplinkState.spec.name, counters: { ...raw.uplink.counters } };
     }
@@ -651,6 +660,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         switch: s.switch.map(copyInfo),
         drop: s.drop.map(copyInfo),
         peer: s.peer.map(copyInfo),
+        switchPeer: (s.switchPeer ?? []).map(copyInfo),
         uplink: s.uplink.map(copyInfo),
         backend: (s.backend ?? []).map(copyInfo),
       };
@@ -662,6 +672,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       switch: c.switch.map(copyInfo),
       drop: c.drop.map(copyInfo),
       peer: c.peer.map(copyInfo),
+      switchPeer: c.switchPeer.map(copyInfo),
       uplink: c.uplink.map(copyInfo),
       backend: c.backend.map(copyInfo),
     };

@@ -20,6 +20,7 @@ export type {
   AgedEvent,
   CounterInfo,
   CounterSet,
+  SwitchCounterSet,
   DataplaneEvent,
   DataplaneEventMap,
   DataplaneOptions,

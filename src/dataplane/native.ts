@@ -225,6 +225,10 @@ export interface NativeStats {
   ports: NativeCounterTable; // every port slot in use
   switches: NativeCounterTable; // every switch slot in use
   peers: { id: number; ip: string; counters: Record<string, number> }[]; // every remote VTEP known
+  // Per switch and peer (a VNI's traffic with one remote VTEP): every switch
+  // membership of a remote VTEP; peerId is the id in `peers`. Counter names
+  // in schema().switchPeer.
+  switchPeers: { switchId: number; peerId: number; counters: Record<string, number> }[];
   uplink?: { portId: number; counters: Record<string, number> };
   backend?: { portId: number; counters: Record<string, number> }[]; // kernel-facing ports (the uplink's too)
   eventsDropped: number;
@@ -242,6 +246,7 @@ export interface NativeSchema {
   switch: NativeCounterInfo[];
   drop: NativeCounterInfo[]; // drop reasons, shared by ports and switches
   peer: NativeCounterInfo[];
+  switchPeer: NativeCounterInfo[]; // per switch and peer
   uplink: NativeCounterInfo[];
   backend?: NativeCounterInfo[]; // kernel-facing ports' backend counters
 }

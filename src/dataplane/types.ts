@@ -234,12 +234,18 @@ export interface CounterSet {
   backend?: Record<string, number>; // kernel-facing ports (the uplink too): the backend's counters, names in schema().backend
 }
 
+export interface SwitchCounterSet extends CounterSet {
+  // The switch's traffic with each remote VTEP (its peers, and VTEPs it
+  // learned or holds remote MACs behind), by address; names in schema().switchPeer.
+  peers: Record<string, Record<string, number>>;
+}
+
 export interface DataplaneStats {
   engine: Record<string, number>;
   eventsDropped: number;
   ports: Record<string, CounterSet>; // by port name
-  switches: Record<string, CounterSet>; // by switch name
-  peers: Record<string, Record<string, number>>; // remote VTEPs by address
+  switches: Record<string, SwitchCounterSet>; // by switch name
+  peers: Record<string, Record<string, number>>; // remote VTEPs by address, totals over every switch
   uplink?: { name: string; counters: Record<string, number> };
 }
 
@@ -256,6 +262,7 @@ export interface DataplaneSchema {
   switch: CounterInfo[];
   drop: CounterInfo[];
   peer: CounterInfo[];
+  switchPeer: CounterInfo[]; // per switch and peer: stats().switches[name].peers[ip]
   uplink: CounterInfo[];
   backend: CounterInfo[]; // kernel-facing ports' backend counters (rx_too_big, rx_kernel_drops, tx_errors, ...)
 }

@@ -299,8 +299,8 @@ describe('overlay: vpcd and vpcctl', () => {
     r = await cli('peer', 'create', 'tenant-a', '198.18.0.3');
     assert.match(r.out, /^exists \(same spec\)/);
     r = await cli('peer', 'list');
-    assert.match(r.out, /^SWITCH\s+VTEP\s+RX-PKTS\s+TX-PKTS\s+DROPS\s+UUID$/m);
-    assert.match(r.out, /^tenant-a\s+198\.18\.0\.2\s+0\s+0\s+0\s+[0-9a-f-]{36}$/m);
+    assert.match(r.out, /^SWITCH\s+PEER\s+RX-PKTS\s+RX-BYTES\s+TX-PKTS\s+TX-BYTES\s+DROPS\s+UUID$/m);
+    assert.match(r.out, /^tenant-a\s+198\.18\.0\.2\s+0\s+0\s+0\s+0\s+0\s+[0-9a-f-]{36}$/m);
     assert.match(r.out, /^tenant-a\s+198\.18\.0\.3\s/m);
     r = await cli('--json', 'peer', 'list', 'tenant-a');
     assert.deepEqual((JSON.parse(r.out) as { peers: { ip: string }[] }).peers.map((p) => p.ip), ['198.18.0.2', '198.18.0.3']);
@@ -369,5 +369,45 @@ describe('overlay: vpcd and vpcctl', () => {
     assert.deepEqual((await d.client.call<{ state: unknown }>('GET', '/v1/state')).state, before.state);
     const r = await cli('--json', 'peer', 'list');
     assert.deepEqual((JSON.parse(r.out) as { peers: { ip: string }[] }).peers.map((p) => p.ip), ['198.18.0.2']);
+  });
+
+  // Issue 15: `peer list` printed the VTEP's totals on every switch's row.
+  test('peer list, /v1/peers and metrics count per switch and peer: two VNIs to one peer show their own traffic', async () => {
+    type PeerRow = { switch: string; ip: string; counters?: Record<string, number> };
+    const rows = async (): Promise<PeerRow[]> => (JSON.parse((await cli('--json', 'peer', 'list')).out) as { peers: PeerRow[] }).peers;
+    const row = (list: PeerRow[], sw: string) => list.find((p) => p.switch === sw && p.ip === '198.18.0.2')?.counters ?? {};
+    let r = await cli('switch', 'create', 'tenant-b', '--vni', '1002');
+    assert.equal(r.code, EXIT.OK, r.err);
+    r = await cli('peer', 'create', 'tenant-b', '198.18.0.2');
+    assert.equal(r.code, EXIT.OK, r.err);
+    const before = await rows();
+    const totalBefore = (await d.client.call<{ peers: Record<string, Record<string, number>> }>('GET', '/v1/stats')).peers['198.18.0.2']?.rx_packets ?? 0;
+    const inner = Buffer.from(frameHex('ff:ff:ff:ff:ff:ff', '02:00:00:00:bb:0a'), 'hex');
+    const frames = [1001, 1001, 1002, 1002, 1002].map((vni) => vxlanPacket('02:00:00:00:ff:01', '198.18.0.2', '198.18.0.1', vni, inner));
+    const sent = await d.client.call<{ accepted: number }>('POST', '/v1/test/ports/up0/send', { frames });
+    assert.equal(sent.accepted, 5);
+    const after = await eventually(async () => {
+      const l = await rows();
+      return row(l, 'tenant-b').rx_packets === 3 && (row(l, 'tenant-a').rx_packets ?? 0) - (row(before, 'tenant-a').rx_packets ?? 0) === 2 ? l : undefined;
+    });
+    const a = row(after, 'tenant-a');
+    const b = row(after, 'tenant-b');
+    assert.equal((a.rx_bytes ?? 0) - (row(before, 'tenant-a').rx_bytes ?? 0), 2 * inner.length);
+    assert.deepEqual(b, { rx_packets: 3, rx_bytes: 3 * inner.length, tx_packets: 0, tx_bytes: 0, drops: 0 });
+    // The VTEP's own totals hold both VNIs.
+    const totals = (await d.client.call<{ peers: Record<string, Record<string, number>> }>('GET', '/v1/stats')).peers['198.18.0.2']!;
+    assert.equal(totals.rx_packets! - totalBefore, 5);
+    // The table prints each switch's own figures.
+    r = await cli('peer', 'list');
+    assert.match(r.out, new RegExp(`^tenant-a\\s+198\\.18\\.0\\.2\\s+${a.rx_packets}\\s+${a.rx_bytes}\\s+0\\s+0\\s+0\\s`, 'm'));
+    assert.match(r.out, new RegExp(`^tenant-b\\s+198\\.18\\.0\\.2\\s+3\\s+${3 * inner.length}\\s+0\\s+0\\s+0\\s`, 'm'));
+    r = await cli('--json', 'peer', 'list', 'tenant-b');
+    assert.deepEqual((JSON.parse(r.out) as { peers: PeerRow[] }).peers.map((p) => [p.switch, p.counters?.rx_packets]), [['tenant-b', 3]]);
+    // Prometheus: labels switch and peer.
+    const text = await scrape(d.metrics!);
+    assert.match(text, /^# TYPE vpc_switch_peer_rx_packets_total counter$/m);
+    assert.match(text, /^vpc_switch_peer_rx_packets_total\{switch="tenant-b",peer="198\.18\.0\.2"\} 3$/m);
+    assert.match(text, new RegExp(`^vpc_switch_peer_rx_bytes_total\\{switch="tenant-a",peer="198\\.18\\.0\\.2"\\} ${a.rx_bytes}$`, 'm'));
+    assert.match(text, /^vpc_switch_peer_drops_total\{switch="tenant-b",peer="198\.18\.0\.2"\} 0$/m);
   });
 });

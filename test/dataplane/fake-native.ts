@@ -183,6 +183,7 @@ export class FakeEngine implements NativeEngine {
       ports: table([...this.ports.keys()], 4, (id) => [this.ports.get(id)!.sent.length]),
       switches: table([...this.switches.keys()], 5, (id) => [this.switches.get(id)!.fdb.size]),
       peers: [],
+      switchPeers: [],
       eventsDropped: 0,
     };
   }
@@ -196,6 +197,7 @@ export class FakeEngine implements NativeEngine {
       switch: c('fdb_entries', 'learned', 'moved', 'aged', 'flooded'),
       drop: c('runt', 'port_security'),
       peer: c('rx_packets'),
+      switchPeer: c('rx_packets', 'tx_packets'),
       uplink: c('vxlan_rx'),
     };
   }

@@ -242,6 +242,55 @@ test('two VNIs on the same pair of hosts stay isolated, and the counters say why
   });
 });
 
+// Issue 15: per switch and peer counters. Two VNIs to the same Linux VTEP
+// carry different numbers of frames each way; each switch's counters for
+// the peer show its own, the peer's totals their sum.
+test('two VNIs to the same peer: per switch and peer counters show what each VNI carried, frames and bytes', async (t) => {
+  await withLab(t, ['python3'], async (lab) => {
+    const h = await interop(lab, { family: 4, vnis: [100, 200] });
+    try {
+      const [a100, a200] = h.gA;
+      const [b100, b200] = h.gB;
+      const sp = (st: Stats, sw: string) => st.switches[sw]?.peers?.[h.bIp] ?? {};
+      // Freshly configured hosts may still announce themselves (IGMP reports,
+      // 54 bytes, in the first seconds): measure once the overlay is quiet,
+      // i.e. 1.5 s without a frame to or from the peer (at most 15 s).
+      const key = (st: Stats) => JSON.stringify([sp(st, 's100'), sp(st, 's200')]);
+      let before = await h.a.call<Stats>('statsPlus');
+      for (let quietSince = Date.now(), deadline = Date.now() + 15_000; Date.now() - quietSince < 1500 && Date.now() < deadline; ) {
+        await sleep(250);
+        const now = await h.a.call<Stats>('statsPlus');
+        if (key(now) !== key(before)) quietSince = Date.now();
+        before = now;
+      }
+      // Out of A: 3 frames in VNI 100, 7 in VNI 200 (broadcast: each floods to B once).
+      // Into A from B's guests: 4 in VNI 100, 2 in VNI 200.
+      const counter = (g: Guest, n: number) => countFrames(lab, g.ns, g.dev, TEST_ETHERTYPE, n, 15);  // generous: a loaded machine
+      const count = { b100: counter(b100!, 3), b200: counter(b200!, 7), a100: counter(a100!, 4), a200: counter(a200!, 2) };
+      await Promise.all(Object.values(count).map((c) => c.ready));
+      const frames = (src: string, n: number, base: number) => Array.from({ length: n }, (_, i) => marker(src, TEST_ETHERTYPE, base + i));
+      await sendFrames(a100.ns, a100.dev, frames(a100.mac, 3, 1000));
+      await sendFrames(a200.ns, a200.dev, frames(a200.mac, 7, 2000));
+      await sendFrames(b100.ns, b100.dev, frames(b100.mac, 4, 3000));
+      await sendFrames(b200.ns, b200.dev, frames(b200.mac, 2, 4000));
+      const got = { b100: await count.b100.result, b200: await count.b200.result, a100: await count.a100.result, a200: await count.a200.result };
+      assert.deepEqual([got.b100.count, got.b200.count, got.a100.count, got.a200.count], [3, 7, 4, 2], JSON.stringify(got));
+      const after = await h.a.call<Stats>('statsPlus');
+      const d100 = diff(sp(before, 's100'), sp(after, 's100'));
+      const d200 = diff(sp(before, 's200'), sp(after, 's200'));
+      const total = diff(before.peers[h.bIp], after.peers[h.bIp]);
+      t.diagnostic(`s100 ${JSON.stringify(d100)}, s200 ${JSON.stringify(d200)}, peer totals ${JSON.stringify(total)}`);
+      const len = marker(a100.mac, TEST_ETHERTYPE, 0).length;
+      assert.deepEqual(d100, { tx_packets: 3, tx_bytes: 3 * len, rx_packets: 4, rx_bytes: 4 * len });
+      assert.deepEqual(d200, { tx_packets: 7, tx_bytes: 7 * len, rx_packets: 2, rx_bytes: 2 * len });
+      assert.equal(total.tx_packets, 10);
+      assert.equal(total.rx_packets, 6);
+    } finally {
+      await h.a.close();
+    }
+  });
+});
+
 // ---------------------------------------------------------------- three-host mesh
 
 test('two switch instances and a Linux VTEP in a full mesh: each broadcast reaches every other host exactly once', async (t) => {

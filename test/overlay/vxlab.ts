@@ -173,7 +173,7 @@ export class Agent {
 export interface Stats {
   engine: Record<string, number>;
   ports: Record<string, { counters: Record<string, number>; drops: Record<string, number> }>;
-  switches: Record<string, { counters: Record<string, number>; drops: Record<string, number> }>;
+  switches: Record<string, { counters: Record<string, number>; drops: Record<string, number>; peers?: Record<string, Record<string, number>> }>;
   peers: Record<string, Record<string, number>>;
   uplink?: { name: string; counters: Record<string, number> };
   // agent 'statsPlus' only: the uplink port's counters read from the engine

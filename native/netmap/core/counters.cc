@@ -8,6 +8,7 @@ const CounterInfo kSwitchCounterInfo[kSwitchCounters] = {VPC_SWITCH_COUNTERS(VPC
 const CounterInfo kEngineCounterInfo[kEngineCounters] = {VPC_ENGINE_COUNTERS(VPC_INFO_ROW)};
 const CounterInfo kDropInfo[kDrops] = {VPC_DROP_REASONS(VPC_INFO_ROW)};
 const CounterInfo kPeerCounterInfo[kPeerCounters] = {VPC_PEER_COUNTERS(VPC_INFO_ROW)};
+const CounterInfo kSwitchPeerCounterInfo[kSwitchPeerCounters] = {VPC_SWITCH_PEER_COUNTERS(VPC_INFO_ROW)};
 const CounterInfo kUplinkCounterInfo[kUplinkCounters] = {VPC_UPLINK_COUNTERS(VPC_INFO_ROW)};
 #undef VPC_INFO_ROW
 

@@ -116,6 +116,16 @@ namespace vpc {
   X(drops, counter, "Frames from or to this VTEP that were dropped")           \
   X(fdb_learned, gauge, "FDB entries currently learned behind this VTEP")
 
+// Per switch and peer: one switch's VNI with one remote VTEP (a remote
+// member, core/switch_peer_counters.h). The peer's own counters above are its
+// totals over every switch; these say which VNI the traffic belonged to.
+#define VPC_SWITCH_PEER_COUNTERS(X)                                                  \
+  X(rx_packets, counter, "VXLAN packets received from this peer for this switch's VNI") \
+  X(rx_bytes, counter, "Inner bytes received from this peer for this switch's VNI")     \
+  X(tx_packets, counter, "VXLAN packets sent to this peer for this switch's VNI")       \
+  X(tx_bytes, counter, "Inner bytes sent to this peer for this switch's VNI")           \
+  X(drops, counter, "Frames of this switch from or to this peer that were dropped")
+
 // Per uplink: the underlay side of the VTEP.
 #define VPC_UPLINK_COUNTERS(X)                                                  \
   X(vxlan_rx, counter, "VXLAN packets decapsulated")                                     \
@@ -136,6 +146,7 @@ enum class SwitchCounter : uint16_t { VPC_SWITCH_COUNTERS(VPC_ENUM_ROW) kCount }
 enum class EngineCounter : uint16_t { VPC_ENGINE_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class Drop : uint16_t { VPC_DROP_REASONS(VPC_ENUM_ROW) kCount };
 enum class PeerCounter : uint16_t { VPC_PEER_COUNTERS(VPC_ENUM_ROW) kCount };
+enum class SwitchPeerCounter : uint16_t { VPC_SWITCH_PEER_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class UplinkCounter : uint16_t { VPC_UPLINK_COUNTERS(VPC_ENUM_ROW) kCount };
 #undef VPC_ENUM_ROW
 
@@ -144,6 +155,7 @@ constexpr size_t kSwitchCounters = size_t(SwitchCounter::kCount);
 constexpr size_t kEngineCounters = size_t(EngineCounter::kCount);
 constexpr size_t kDrops = size_t(Drop::kCount);
 constexpr size_t kPeerCounters = size_t(PeerCounter::kCount);
+constexpr size_t kSwitchPeerCounters = size_t(SwitchPeerCounter::kCount);
 constexpr size_t kUplinkCounters = size_t(UplinkCounter::kCount);
 
 enum class CounterKind : uint8_t { counter, gauge };
@@ -159,6 +171,7 @@ extern const CounterInfo kSwitchCounterInfo[kSwitchCounters];
 extern const CounterInfo kEngineCounterInfo[kEngineCounters];
 extern const CounterInfo kDropInfo[kDrops];
 extern const CounterInfo kPeerCounterInfo[kPeerCounters];
+extern const CounterInfo kSwitchPeerCounterInfo[kSwitchPeerCounters];
 extern const CounterInfo kUplinkCounterInfo[kUplinkCounters];
 
 // Single-writer counter cell helpers.
@@ -204,6 +217,9 @@ struct alignas(64) SwitchCounterBlock {
   }
 };
 
+// rx_*/tx_* here hold only what no live (switch, peer) block does: closed
+// memberships' traffic and frames no membership owned. Totals: read them
+// with Engine::peer_snapshot() (core/switch_peer_counters.h).
 struct alignas(64) PeerCounterBlock {
   uint64_t in_use;
   uint64_t generation;
@@ -212,6 +228,17 @@ struct alignas(64) PeerCounterBlock {
   void add(PeerCounter k, uint64_t n) { cnt_add(c[size_t(k)], n); }
   void set(PeerCounter k, uint64_t v) { cnt_set(c[size_t(k)], v); }
 };
+
+// One cache line: `owner` is the switch id (high 32 bits) and the peer's slot
+// (low 32 bits, its PeerCounterBlock index), set while in_use.
+struct alignas(64) SwitchPeerCounterBlock {
+  uint64_t in_use;
+  uint64_t generation;
+  uint64_t owner;
+  uint64_t c[kSwitchPeerCounters];
+  void add(SwitchPeerCounter k, uint64_t n) { cnt_add(c[size_t(k)], n); }
+};
+static_assert(sizeof(SwitchPeerCounterBlock) == 64, "one cache line per switch and peer");
 
 struct alignas(64) UplinkCounterBlock {
   uint64_t c[kUplinkCounters];

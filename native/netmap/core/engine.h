@@ -29,6 +29,7 @@
 #include "core/counters.h"
 #include "core/spsc_ring.h"
 #include "core/state.h"
+#include "core/switch_peer_counters.h"
 #include "ports/pipe.h"
 
 namespace vpc {
@@ -114,6 +115,16 @@ class Engine {
   const PortCounterBlock& port_counters(PortId p) const { return port_ctr_[p]; }
   const SwitchCounterBlock& switch_counters(SwitchId s) const { return switch_ctr_[s]; }
   const PeerCounterBlock& peer_counters(uint32_t v) const { return peer_ctr_[v]; }
+  // Per switch and peer, chunk by chunk (SwitchPeerBlocks::chunk).
+  const SwitchPeerBlocks& switch_peer_counters() const { return switch_peer_ctr_; }
+  // Every peer in use with its PeerCounter values (rx/tx summed over its live
+  // (switch, peer) blocks and its own block). Lock-free, any thread.
+  struct PeerSnapshot {
+    uint32_t slot;
+    IpAddr ip;
+    uint64_t c[kPeerCounters];
+  };
+  std::vector<PeerSnapshot> peer_snapshot() const;
   const UplinkCounterBlock& uplink_counters() const { return *uplink_ctr_; }
 
   // Event consumer side (one consumer thread).
@@ -197,6 +208,30 @@ class Engine {
   const char* vtep_ip_refused(const IpAddr& ip) const;  // nullptr: may be a VTEP
   void vtep_route(VtepState& v);
   MemberId remote_member(SwitchId s, uint32_t vtep, bool create);
+  MemberId member_id(const Member& m) const { return MemberId(&m - members_.data()); }
+  // A remote member's (switch, peer) counters; switch_peer_close when it goes.
+  SwitchPeerCounterBlock& switch_peer(MemberId m) { return switch_peer_ctr_.at(m); }
+  void switch_peer_close(MemberId m);
+  void count_pending(const Neighbor::Pending& q, bool sent);
+  // A frame to or from a peer through remote member m: counted once, on the
+  // switch's traffic with the peer; the peer's totals are summed from these
+  // (core/switch_peer_counters.h, peer_snapshot()).
+  void peer_tx(MemberId m, uint32_t bytes) {
+    SwitchPeerCounterBlock& sp = switch_peer(m);
+    sp.add(SwitchPeerCounter::tx_packets, 1);
+    sp.add(SwitchPeerCounter::tx_bytes, bytes);
+  }
+  void peer_rx(MemberId m, uint32_t bytes) {
+    SwitchPeerCounterBlock& sp = switch_peer(m);
+    sp.add(SwitchPeerCounter::rx_packets, 1);
+    sp.add(SwitchPeerCounter::rx_bytes, bytes);
+  }
+  // A frame dropped to or from a peer: on the peer, and on the switch's
+  // traffic with it unless no membership owned it (m == kNoMember).
+  void peer_drop(VtepState& v, MemberId m) {
+    v.counters->add(PeerCounter::drops, 1);
+    if (m != kNoMember) switch_peer(m).add(SwitchPeerCounter::drops, 1);
+  }
   void release_unreferenced_vteps();
   SwitchId switch_by_vni(uint32_t vni);
 
@@ -244,6 +279,7 @@ class Engine {
   std::unique_ptr<PortCounterBlock[]> port_ctr_;
   std::unique_ptr<SwitchCounterBlock[]> switch_ctr_;
   std::unique_ptr<PeerCounterBlock[]> peer_ctr_;
+  SwitchPeerBlocks switch_peer_ctr_;
   std::unique_ptr<UplinkCounterBlock> uplink_ctr_;
 
   MpmcQueue<Command*> cmdq_;

@@ -119,6 +119,7 @@ Result Engine::do_delete_switch(Command& c) {
                                      [&](const std::pair<SwitchId, MemberId>& x) { return x.second == mid; }),
                       v.members.end());
       v.cache_sw = kNoId;
+      switch_peer_close(mid);
     }
     m = Member{};
   }

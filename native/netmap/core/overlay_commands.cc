@@ -164,6 +164,7 @@ void Engine::release_unreferenced_vteps() {
     for (auto& [s, mid] : v.members) {
       std::vector<MemberId>& list = switches_[s].members;
       list.erase(std::remove(list.begin(), list.end(), mid), list.end());
+      switch_peer_close(mid);
       members_[mid] = Member{};
     }
     if (v.reachable && v.neighbor < neighbors_.size() && neighbors_[v.neighbor].users) neighbors_[v.neighbor].users--;

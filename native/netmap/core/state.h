@@ -108,6 +108,7 @@ struct Neighbor {
   struct Pending {
     Pkt pkt;            // encapsulated, outer destination MAC still unset
     uint32_t vtep;      // for the peer's counters once it is sent
+    MemberId member;    // and its switch's (a remote member of vtep)
     uint16_t inner_len;
   };
   std::vector<Pending> pending;  // frames waiting for the MAC (bounded)

@@ -236,13 +236,13 @@ void Engine::encap_offload(const Member& mem, Pkt p, MemberId from, uint32_t inn
   VtepState& v = vteps_[mem.vtep];
   PortCounterBlock* pc = ports_[uplink_.port].counters;
   if (m.gso()) {
-    if (!segment(p, m, inner_mtu, pc, sw, [&](Pkt q) { encap(mem, q, from); })) v.counters->add(PeerCounter::drops, 1);
+    if (!segment(p, m, inner_mtu, pc, sw, [&](Pkt q) { encap(mem, q, from); })) peer_drop(v, member_id(mem));
     return;
   }
   if (m.needs_csum()) {
     OffloadError err = OffloadError::none;
     if (!csum_complete(pool.frame(p), p.len, m, &err)) {
-      v.counters->add(PeerCounter::drops, 1);
+      peer_drop(v, member_id(mem));
       drop_frame(p, offload_drop(err), pc, sw);
       return;
     }
@@ -252,12 +252,12 @@ void Engine::encap_offload(const Member& mem, Pkt p, MemberId from, uint32_t inn
     if (p.len > pool.max_frame()) {
       // Cannot fit the inner MTU either (it is below a regular buffer).
       answer_too_big(p, inner_mtu, from);
-      v.counters->add(PeerCounter::drops, 1);
+      peer_drop(v, member_id(mem));
       drop_frame(p, Drop::vxlan_too_big, pc, sw);
       return;
     }
     if (!to_regular(p, pc, sw)) {
-      v.counters->add(PeerCounter::drops, 1);
+      peer_drop(v, member_id(mem));
       return;
     }
   }

@@ -207,11 +207,7 @@ void Engine::neighbor_learn(const IpAddr& ip, Mac mac, bool solicited) {
 void Engine::neighbor_flush_pending(Neighbor& nb) {
   for (Neighbor::Pending& q : nb.pending) {
     mac_store(pool_->frame(q.pkt), nb.mac);
-    PeerCounterBlock* pc = vteps_[q.vtep].counters;
-    if (pc) {
-      pc->add(PeerCounter::tx_packets, 1);
-      pc->add(PeerCounter::tx_bytes, q.inner_len);
-    }
+    count_pending(q, true);
     uplink_.counters->add(UplinkCounter::vxlan_tx, 1);
     transmit_uplink(q.pkt);
   }
@@ -295,7 +291,7 @@ void Engine::neighbor_tick() {
           for (Neighbor::Pending& q : nb.pending) {
             uplink_.counters->add(UplinkCounter::neighbor_queue_drops, 1);
             ports_[uplink_.port].counters->drop_tx(Drop::neighbor_unresolved);
-            if (PeerCounterBlock* pc = vteps_[q.vtep].counters) pc->add(PeerCounter::drops, 1);
+            count_pending(q, false);
             cache_->free(q.pkt.buf);
           }
           nb.pending.clear();
@@ -406,7 +402,44 @@ MemberId Engine::remote_member(SwitchId s, uint32_t vt, bool create) {
   m.vtep = vt;
   v.members.push_back({s, mid});
   switches_[s].members.push_back(mid);
+  SwitchPeerCounterBlock& sp = switch_peer(mid);
+  for (uint64_t& c : sp.c) cnt_set(c, 0);
+  cnt_set(sp.owner, uint64_t(s) << 32 | vt);
+  cnt_set(sp.generation, sp.generation + 1);
+  cnt_set(sp.in_use, 1);
+  switch_peer_ctr_.opened(mid);
   return mid;
+}
+
+// The peer keeps what the closing membership carried: its rx/tx move into
+// the peer's own block, in one step for readers (see peer_snapshot).
+void Engine::switch_peer_close(MemberId m) {
+  SwitchPeerCounterBlock& sp = switch_peer(m);
+  PeerCounterBlock& pc = *vteps_[members_[m].vtep].counters;
+  switch_peer_ctr_.fold_begin();
+  pc.add(PeerCounter::rx_packets, sp.c[size_t(SwitchPeerCounter::rx_packets)]);
+  pc.add(PeerCounter::rx_bytes, sp.c[size_t(SwitchPeerCounter::rx_bytes)]);
+  pc.add(PeerCounter::tx_packets, sp.c[size_t(SwitchPeerCounter::tx_packets)]);
+  pc.add(PeerCounter::tx_bytes, sp.c[size_t(SwitchPeerCounter::tx_bytes)]);
+  cnt_set(sp.in_use, 0);
+  switch_peer_ctr_.fold_end();
+}
+
+// Counts a frame that waited for its next hop, sent or dropped. Its peer and
+// its membership may have gone (or been reused) while it waited: it counts
+// only on those still the same.
+void Engine::count_pending(const Neighbor::Pending& q, bool sent) {
+  VtepState& v = vteps_[q.vtep];
+  if (!v.in_use) return;
+  const bool member = q.member < members_.size() && members_[q.member].in_use && members_[q.member].vtep == q.vtep;
+  if (!sent) {
+    peer_drop(v, member ? q.member : kNoMember);
+  } else if (member) {
+    peer_tx(q.member, q.inner_len);
+  } else {
+    v.counters->add(PeerCounter::tx_packets, 1);
+    v.counters->add(PeerCounter::tx_bytes, q.inner_len);
+  }
 }
 
 }  // namespace vpc

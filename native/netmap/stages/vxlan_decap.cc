@@ -248,24 +248,23 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     VtepState& v = vteps_[vt];
     MemberId m = v.cache_sw == s ? v.cache_member : remote_member(s, vt, false);
     if ((m == kNoMember || !members_[m].in_flood) && !open) [[unlikely]] {
-      v.counters->add(PeerCounter::drops, 1);
+      peer_drop(v, m);
       drop(Drop::vxlan_peer_denied);
       continue;
     }
     uint16_t inner_len = uint16_t(udp_len - kUdpHeaderLen - kVxlanHeaderLen);
     if (inner_len < kEthHeaderLen) {
-      v.counters->add(PeerCounter::drops, 1);
+      peer_drop(v, m);
       drop(Drop::vxlan_inner_runt);
       continue;
     }
     if (m == kNoMember) m = remote_member(s, vt, true);
     if (m == kNoMember) {
-      v.counters->add(PeerCounter::drops, 1);
+      peer_drop(v, m);
       drop(Drop::member_table_full);
       continue;
     }
-    v.counters->add(PeerCounter::rx_packets, 1);
-    v.counters->add(PeerCounter::rx_bytes, inner_len);
+    peer_rx(m, inner_len);
     uplink_.counters->add(UplinkCounter::vxlan_rx, 1);
     const uint16_t outer_len = uint16_t(vx + kVxlanHeaderLen - f);
     p.off = uint16_t(p.off + outer_len);

@@ -101,13 +101,13 @@ void Engine::encap(const Member& mem, Pkt p, MemberId from) {
   SwitchState& sw = switches_[mem.sw];
   VtepState& v = vteps_[mem.vtep];
   if (!uplink_.active || !ports_[uplink_.port].up) [[unlikely]] {
-    v.counters->add(PeerCounter::drops, 1);
+    peer_drop(v, member_id(mem));
     drop_frame(p, Drop::no_uplink, nullptr, &sw);
     return;
   }
   PortState& up = ports_[uplink_.port];
   if (!v.reachable) [[unlikely]] {
-    v.counters->add(PeerCounter::drops, 1);
+    peer_drop(v, member_id(mem));
     drop_frame(p, Drop::neighbor_unresolved, up.counters, &sw);
     return;
   }
@@ -124,12 +124,12 @@ void Engine::encap(const Member& mem, Pkt p, MemberId from) {
   // MTU; so the inner L3 MTU is the uplink MTU minus 50 (IPv4) or 70 (IPv6).
   if (uint32_t(overhead - kEthHeaderLen) + inner_len > up.cfg.mtu) [[unlikely]] {
     answer_too_big(p, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0, from);
-    v.counters->add(PeerCounter::drops, 1);
+    peer_drop(v, member_id(mem));
     drop_frame(p, Drop::vxlan_too_big, up.counters, &sw);
     return;
   }
   if (pkt_off(p) < overhead) [[unlikely]] {
-    v.counters->add(PeerCounter::drops, 1);
+    peer_drop(v, member_id(mem));
     drop_frame(p, Drop::no_headroom, up.counters, &sw);
     return;
   }
@@ -168,8 +168,7 @@ void Engine::encap(const Member& mem, Pkt p, MemberId from) {
     store_be16(udp + 6, c == 0 ? 0xFFFF : c);  // zero means "no checksum"
   }
   if (nb.state == Neighbor::kReachable || nb.state == Neighbor::kStale) [[likely]] {
-    v.counters->add(PeerCounter::tx_packets, 1);
-    v.counters->add(PeerCounter::tx_bytes, inner_len);
+    peer_tx(member_id(mem), inner_len);
     uplink_.counters->add(UplinkCounter::vxlan_tx, 1);
     transmit_uplink(p);
     return;
@@ -179,11 +178,11 @@ void Engine::encap(const Member& mem, Pkt p, MemberId from) {
   constexpr size_t kMaxPending = 16;
   if (nb.pending.size() >= kMaxPending) {
     uplink_.counters->add(UplinkCounter::neighbor_queue_drops, 1);
-    v.counters->add(PeerCounter::drops, 1);
+    peer_drop(v, member_id(mem));
     drop_frame(p, Drop::neighbor_unresolved, up.counters, &sw);
     return;
   }
-  nb.pending.push_back({p, mem.vtep, inner_len});
+  nb.pending.push_back({p, mem.vtep, member_id(mem), inner_len});
   if (nb.state == Neighbor::kFailed) {
     nb.state = Neighbor::kIncomplete;
     nb.tries = 0;

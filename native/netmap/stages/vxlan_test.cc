@@ -386,10 +386,8 @@ class VxlanFixture : public testutil::EngineFixture {
   uint64_t ucnt(UplinkCounter k) { return cnt_read(engine().uplink_counters().c[size_t(k)]); }
   uint64_t udrop(Drop d) { return pdrop(up_, d); }
   uint64_t peer_cnt(const IpAddr& ip, PeerCounter k) {
-    for (uint32_t i = 0; i < engine().options().max_vteps; ++i) {
-      const PeerCounterBlock& b = engine().peer_counters(i);
-      if (cnt_read(b.in_use) && std::memcmp(b.ip, ip.b, 16) == 0) return cnt_read(b.c[size_t(k)]);
-    }
+    for (const Engine::PeerSnapshot& s : engine().peer_snapshot())
+      if (s.ip == ip) return s.c[size_t(k)];
     ADD_FAILURE() << "no counters for peer " << ip_format(ip);
     return 0;
   }
@@ -2061,6 +2059,107 @@ TEST_F(VxlanOffloadTest, AnInnerPartialChecksumTravelsWithTheDecapsulatedFrame) 
                                 testframes::ref_pseudo(in.data() + b.l3_off, kIpProtoTcp, l4_len)),
             0xFFFFu);
   peer(locals_[0]).cache().free(pk[0].buf);
+}
+
+// ------------------------------------------------------------ per switch and peer
+
+// Counters per switch and peer (issue 15): one VNI's traffic with one remote
+// VTEP, beside the peer's totals over every VNI.
+class SwitchPeerCountersTest : public VxlanFixture {
+ protected:
+  // The block of switch s with the peer at ip, or nullptr when none is in use.
+  const SwitchPeerCounterBlock* sp_block(SwitchId s, const IpAddr& ip) {
+    uint32_t slot = kNoVtep;
+    for (uint32_t i = 0; i < engine().options().max_vteps; ++i) {
+      const PeerCounterBlock& b = engine().peer_counters(i);
+      if (cnt_read(b.in_use) && std::memcmp(b.ip, ip.b, 16) == 0) slot = i;
+    }
+    if (slot == kNoVtep) return nullptr;
+    const SwitchPeerBlocks& all = engine().switch_peer_counters();
+    for (MemberId m = 0; m < all.size(); ++m) {
+      const SwitchPeerCounterBlock& b = all.at(m);
+      if (cnt_read(b.in_use) && cnt_read(b.owner) == (uint64_t(s) << 32 | slot)) return &b;
+    }
+    return nullptr;
+  }
+  uint64_t sp(SwitchId s, const IpAddr& ip, SwitchPeerCounter k) {
+    const SwitchPeerCounterBlock* b = sp_block(s, ip);
+    if (b == nullptr) ADD_FAILURE() << "no counters for switch " << s << " and peer " << ip_format(ip);
+    return b == nullptr ? 0 : cnt_read(b->c[size_t(k)]);
+  }
+};
+
+TEST_F(SwitchPeerCountersTest, TwoVnisToOnePeerCountApart) {
+  setup4(1, {}, cfg4(), false);  // switch sw_ (VNI kVni) with peer A
+  SwitchId sw2 = create_switch(kVni + 1);
+  PortId l2 = add_port(sw2);
+  ASSERT_TRUE(add_peer(sw2, v4(kPeerA4)).ok());
+  step();
+  wire_out();
+  Vx4 to2;
+  to2.vni = kVni + 1;
+  for (int i = 0; i < 3; ++i) wire(vx4(make_frame(kMacBroadcast, host_mac(0x500), 64)));
+  for (int i = 0; i < 5; ++i) wire(vx4(make_frame(kMacBroadcast, host_mac(0x600), 100), to2));
+  for (int i = 0; i < 2; ++i) local(locals_[0], make_frame(kMacBroadcast, host_mac(1), 80));
+  local(l2, make_frame(kMacBroadcast, host_mac(2), 90));
+  EXPECT_EQ(wire_out().size(), 3u);
+  EXPECT_EQ(recv(locals_[0]).size(), 3u);
+  EXPECT_EQ(recv(l2).size(), 5u);
+
+  EXPECT_EQ(sp(sw_, v4(kPeerA4), SwitchPeerCounter::rx_packets), 3u);
+  EXPECT_EQ(sp(sw_, v4(kPeerA4), SwitchPeerCounter::rx_bytes), 3u * 64);
+  EXPECT_EQ(sp(sw_, v4(kPeerA4), SwitchPeerCounter::tx_packets), 2u);
+  EXPECT_EQ(sp(sw_, v4(kPeerA4), SwitchPeerCounter::tx_bytes), 2u * 80);
+  EXPECT_EQ(sp(sw2, v4(kPeerA4), SwitchPeerCounter::rx_packets), 5u);
+  EXPECT_EQ(sp(sw2, v4(kPeerA4), SwitchPeerCounter::rx_bytes), 5u * 100);
+  EXPECT_EQ(sp(sw2, v4(kPeerA4), SwitchPeerCounter::tx_packets), 1u);
+  EXPECT_EQ(sp(sw2, v4(kPeerA4), SwitchPeerCounter::tx_bytes), 90u);
+  // The peer's own counters stay its totals over both VNIs.
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::rx_packets), 8u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::tx_packets), 3u);
+
+  // A drop on the way to the peer counts on the switch it belongs to.
+  local(l2, make_frame(kMacBroadcast, host_mac(2), 1480));  // inner 1480 + 36 > uplink MTU 1500
+  EXPECT_EQ(sp(sw2, v4(kPeerA4), SwitchPeerCounter::drops), 1u);
+  EXPECT_EQ(sp(sw_, v4(kPeerA4), SwitchPeerCounter::drops), 0u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::drops), 1u);
+
+  // Deleting a switch closes its block; the other switch's stays, and the
+  // peer's totals keep what the closed one carried.
+  ASSERT_TRUE(del_peer(sw2, v4(kPeerA4)).ok());
+  ASSERT_TRUE(delete_port(l2).ok());
+  EXPECT_NE(sp_block(sw2, v4(kPeerA4)), nullptr) << "a MAC learned behind the peer keeps the membership";
+  ASSERT_TRUE(delete_switch(sw2).ok());
+  EXPECT_EQ(sp_block(sw2, v4(kPeerA4)), nullptr);
+  EXPECT_EQ(sp(sw_, v4(kPeerA4), SwitchPeerCounter::rx_packets), 3u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::rx_packets), 8u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::rx_bytes), 3u * 64 + 5u * 100);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::tx_packets), 3u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::tx_bytes), 2u * 80 + 90u);
+}
+
+TEST_F(SwitchPeerCountersTest, AReusedMembershipStartsFromZero) {
+  setup4(1, {}, cfg4(), false);
+  SwitchId sw2 = create_switch(kVni + 1);  // no local ports: it can be deleted
+  ASSERT_TRUE(add_peer(sw2, v4(kPeerA4)).ok());
+  Vx4 to2;
+  to2.vni = kVni + 1;
+  wire(vx4(make_frame(kMacBroadcast, host_mac(0x600), 64), to2));
+  const SwitchPeerCounterBlock* old = sp_block(sw2, v4(kPeerA4));
+  ASSERT_NE(old, nullptr);
+  EXPECT_EQ(cnt_read(old->c[size_t(SwitchPeerCounter::rx_packets)]), 1u);
+  const uint64_t gen = cnt_read(old->generation);
+  ASSERT_TRUE(del_peer(sw2, v4(kPeerA4)).ok());
+  ASSERT_TRUE(delete_switch(sw2).ok());
+  EXPECT_EQ(cnt_read(old->in_use), 0u);
+  // The next membership takes the freed slot and its block, from zero.
+  SwitchId sw3 = create_switch(kVni + 2);
+  ASSERT_TRUE(add_peer(sw3, v4(kPeerA4)).ok());
+  const SwitchPeerCounterBlock* b = sp_block(sw3, v4(kPeerA4));
+  ASSERT_EQ(b, old) << "the member slot is reused";
+  EXPECT_EQ(cnt_read(b->c[size_t(SwitchPeerCounter::rx_packets)]), 0u);
+  EXPECT_NE(cnt_read(b->generation), gen);
+  EXPECT_EQ(sp(sw_, v4(kPeerA4), SwitchPeerCounter::rx_packets), 0u);
 }
 
 }  // namespace
