@@ -8,7 +8,7 @@
 #include "core/engine.h"
 #include "core/limits.h"
 #include "proto/ethernet.h"
-#include "stages/learn.h"
+#include "bridge/learn.h"
 
 namespace vpc {
 
