@@ -277,7 +277,7 @@ Napi::Value EngineWrap::Stats(const Napi::CallbackInfo& info) {
   // Peers: their totals over every switch (Engine::peer_snapshot).
   Napi::Array peers = Napi::Array::New(env);
   uint32_t k = 0;
-  for (const Engine::PeerSnapshot& s : engine_->peer_snapshot()) {
+  for (const PeerSnapshot& s : engine_->peer_snapshot()) {
     Napi::Object x = Napi::Object::New(env);
     x.Set("id", Napi::Number::New(env, s.slot));
     x.Set("ip", ip_format(s.ip));

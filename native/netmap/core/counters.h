@@ -117,7 +117,7 @@ namespace vpc {
   X(fdb_learned, gauge, "FDB entries currently learned behind this VTEP")
 
 // Per switch and peer: one switch's VNI with one remote VTEP (a remote
-// member, core/switch_peer_counters.h). The peer's own counters above are its
+// member, overlay/switch_peer_counters.h). The peer's own counters above are its
 // totals over every switch; these say which VNI the traffic belonged to.
 #define VPC_SWITCH_PEER_COUNTERS(X)                                                  \
   X(rx_packets, counter, "VXLAN packets received from this peer for this switch's VNI") \
@@ -219,7 +219,7 @@ struct alignas(64) SwitchCounterBlock {
 
 // rx_*/tx_* here hold only what no live (switch, peer) block does: closed
 // memberships' traffic and frames no membership owned. Totals: read them
-// with Engine::peer_snapshot() (core/switch_peer_counters.h).
+// with Engine::peer_snapshot() (overlay/switch_peer_counters.h).
 struct alignas(64) PeerCounterBlock {
   uint64_t in_use;
   uint64_t generation;

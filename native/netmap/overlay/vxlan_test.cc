@@ -386,7 +386,7 @@ class VxlanFixture : public testutil::EngineFixture {
   uint64_t ucnt(UplinkCounter k) { return cnt_read(engine().uplink_counters().c[size_t(k)]); }
   uint64_t udrop(Drop d) { return pdrop(up_, d); }
   uint64_t peer_cnt(const IpAddr& ip, PeerCounter k) {
-    for (const Engine::PeerSnapshot& s : engine().peer_snapshot())
+    for (const PeerSnapshot& s : engine().peer_snapshot())
       if (s.ip == ip) return s.c[size_t(k)];
     ADD_FAILURE() << "no counters for peer " << ip_format(ip);
     return 0;

@@ -1,4 +1,4 @@
-#include "core/switch_peer_counters.h"
+#include "overlay/switch_peer_counters.h"
 
 #include <sys/mman.h>
 

@@ -22,10 +22,19 @@
 #include <atomic>
 #include <cstdint>
 
+#include "bridge/state.h"  // MemberId, kMaxMembers: the bridge's member ids index the blocks
 #include "core/counters.h"
-#include "core/state.h"
+#include "proto/inet.h"
 
 namespace vpc {
+
+// A peer's counters as readers see them: PeerCounter values with rx/tx
+// summed over its live (switch, peer) blocks (Overlay::peer_snapshot).
+struct PeerSnapshot {
+  uint32_t slot;
+  IpAddr ip;
+  uint64_t c[kPeerCounters];
+};
 
 class SwitchPeerBlocks {
  public:
