@@ -3,7 +3,7 @@
 // Owns: the switch table (SwitchState: config, FDB, member list, counters),
 // the member table, the VNI -> switch map, each local port's memberships and
 // learning state (BridgePort), each remote VTEP's memberships, learning state
-// and references (BridgeVtep), the switch counter blocks.
+// and references (BridgePeer), the switch counter blocks.
 //
 // Stages (bridge/forward.cc), called by the engine's graph (core/engine.cc):
 //   classify(): a local port's burst -> frames mapped to members (Burst)
@@ -67,17 +67,17 @@ class Bridge {
   // The member through which VTEP `vt` joins switch `s`; created when
   // `create` (kNoMember: the member table is full).
   MemberId remote_member(SwitchId s, uint32_t vt, bool create) {
-    BridgeVtep& v = vteps_[vt];
+    BridgePeer& v = peers_[vt];
     if (v.cache_sw == s) return v.cache_member;
     return remote_member_slow(s, vt, create);
   }
   bool is_peer(MemberId m) const { return members_[m].in_flood; }
 
   // ---- VTEP lifetime (the overlay creates and releases VTEPs)
-  void vtep_created(uint32_t vt, uint64_t* learned_gauge);
-  bool vtep_referenced(uint32_t vt) const { return vteps_[vt].referenced(); }
+  void peer_created(uint32_t vt, uint64_t* learned_gauge);
+  bool peer_referenced(uint32_t vt) const { return peers_[vt].referenced(); }
   // Removes the members of a VTEP the overlay releases.
-  void vtep_released(uint32_t vt);
+  void peer_released(uint32_t vt);
 
   // ---- commands (bridge/commands.cc)
   Result create_switch(const SwitchConfig& cfg);
@@ -116,7 +116,7 @@ class Bridge {
   // forward.cc
   LearnSource& source_of(MemberId m) {
     const Member& mem = members_[m];
-    return mem.remote() ? vteps_[mem.vtep].learn : ports_[mem.port].learn;
+    return mem.remote() ? peers_[mem.vtep].learn : ports_[mem.port].learn;
   }
   void enqueue(PortId out, const Member& mem, Pkt p, MemberId from);
   [[gnu::noinline]] void egress_slow(PortId out, const Member& mem, Pkt p, MemberId from);
@@ -138,7 +138,7 @@ class Bridge {
   std::vector<SwitchState> switches_;
   std::vector<Member> members_;
   std::vector<BridgePort> ports_;  // indexed by PortId, like the core's
-  std::vector<BridgeVtep> vteps_;  // indexed by VTEP id, like the overlay's
+  std::vector<BridgePeer> peers_;  // indexed by VTEP id, like the overlay's
   // VNI -> switch for decapsulation, with a one-entry cache in front.
   std::unordered_map<uint32_t, SwitchId> vni_map_;
   uint32_t last_vni_ = 0;

@@ -29,7 +29,7 @@ Bridge::Bridge(Core& core, Overlay& overlay, uint32_t max_switches, uint32_t max
     : core_(core), overlay_(overlay) {
   switches_.resize(max_switches);
   ports_.resize(core.max_ports());
-  vteps_.resize(max_vteps);
+  peers_.resize(max_vteps);
   members_.reserve(1024);
   switch_ctr_.reset(new SwitchCounterBlock[max_switches]());
   for (uint32_t i = 0; i < max_switches; ++i) switches_[i].counters = &switch_ctr_[i];
@@ -112,7 +112,7 @@ Result Bridge::delete_switch(SwitchId id) {
   for (MemberId mid : sw.members) {
     Member& m = members_[mid];
     if (m.remote()) {
-      BridgeVtep& v = vteps_[m.vtep];
+      BridgePeer& v = peers_[m.vtep];
       v.members.erase(std::remove_if(v.members.begin(), v.members.end(),
                                      [&](const std::pair<SwitchId, MemberId>& x) { return x.second == mid; }),
                       v.members.end());
@@ -279,7 +279,7 @@ Result Bridge::insert_static(SwitchState& sw, Mac mac, MemberId mid) {
     if (!ins.entry) return Result::error(Status::kLimitExceeded, "fdb: out of memory growing the table");
   }
   sw.static_entries++;
-  if (members_[mid].remote()) vteps_[members_[mid].vtep].statics++;
+  if (members_[mid].remote()) peers_[members_[mid].vtep].statics++;
   sw.generation++;
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
   sw.counters->set(SwitchCounter::fdb_static, sw.static_entries);
@@ -315,7 +315,7 @@ Result Bridge::dump_fdb(SwitchId s) const {
     d.age_ms = st ? 0u : uint32_t(now_ms - e.last_seen_ms);
     if (m.remote()) {
       d.remote = true;
-      d.vtep = overlay_.vtep_ip(m.vtep);
+      d.vtep = overlay_.peer_ip(m.vtep);
       d.port = overlay_.uplink_port();
     }
     r.entries.push_back(d);
@@ -351,7 +351,7 @@ SwitchId Bridge::switch_by_vni_slow(uint32_t vni) {
 }
 
 MemberId Bridge::remote_member_slow(SwitchId s, uint32_t vt, bool create) {
-  BridgeVtep& v = vteps_[vt];
+  BridgePeer& v = peers_[vt];
   for (auto& [sw, m] : v.members)
     if (sw == s) {
       v.cache_sw = s;
@@ -383,20 +383,20 @@ MemberId Bridge::remote_member_slow(SwitchId s, uint32_t vt, bool create) {
 }
 
 
-void Bridge::vtep_created(uint32_t vt, uint64_t* learned_gauge) {
-  vteps_[vt] = BridgeVtep{};
-  vteps_[vt].learn.learned_gauge = learned_gauge;
+void Bridge::peer_created(uint32_t vt, uint64_t* learned_gauge) {
+  peers_[vt] = BridgePeer{};
+  peers_[vt].learn.learned_gauge = learned_gauge;
 }
 
-void Bridge::vtep_released(uint32_t vt) {
-  BridgeVtep& v = vteps_[vt];
+void Bridge::peer_released(uint32_t vt) {
+  BridgePeer& v = peers_[vt];
   for (auto& [s, mid] : v.members) {
     std::vector<MemberId>& list = switches_[s].members;
     list.erase(std::remove(list.begin(), list.end(), mid), list.end());
     overlay_.member_closed(mid, vt);
     members_[mid] = Member{};
   }
-  v = BridgeVtep{};
+  v = BridgePeer{};
 }
 
 // VTEP `vt` becomes a peer of switch `s`: it joins the switch's flood list.
@@ -406,17 +406,17 @@ Result Bridge::add_peer(SwitchId s, uint32_t vt) {
   Member& m = members_[mid];
   if (m.in_flood) return {};  // already a peer: idempotent
   m.in_flood = true;
-  vteps_[vt].configured++;
+  peers_[vt].configured++;
   switches_[s].peers++;
   return {};
 }
 
 // MACs learned behind it stay until they age: the VTEP may still send.
 bool Bridge::delete_peer(SwitchId s, uint32_t vt) {
-  MemberId mid = vt == kNoVtep ? kNoMember : remote_member(s, vt, false);
+  MemberId mid = vt == kNoPeer ? kNoMember : remote_member(s, vt, false);
   if (mid == kNoMember || !members_[mid].in_flood) return false;
   members_[mid].in_flood = false;
-  vteps_[vt].configured--;
+  peers_[vt].configured--;
   switches_[s].peers--;
   return true;
 }

@@ -11,8 +11,8 @@
 namespace vpc {
 
 std::string Bridge::check_invariants() const {
-  std::vector<uint32_t> learned_port(ports_.size(), 0), learned_vtep(vteps_.size(), 0),
-      statics_vtep(vteps_.size(), 0), configured_vtep(vteps_.size(), 0);
+  std::vector<uint32_t> learned_port(ports_.size(), 0), learned_vtep(peers_.size(), 0),
+      statics_vtep(peers_.size(), 0), configured_vtep(peers_.size(), 0);
   // Ports: every member of a port points back at it.
   for (PortId p = 0; p < ports_.size(); ++p) {
     const PortState& ps = core_.port(p);
@@ -92,9 +92,9 @@ std::string Bridge::check_invariants() const {
   }
   // VTEPs: their reference counts match the FDB entries and switch
   // memberships that point at them; only VTEPs the overlay holds are used.
-  for (uint32_t v = 0; v < vteps_.size(); ++v) {
-    const BridgeVtep& vt = vteps_[v];
-    if (!overlay_.vtep_in_use(v)) {
+  for (uint32_t v = 0; v < peers_.size(); ++v) {
+    const BridgePeer& vt = peers_[v];
+    if (!overlay_.peer_in_use(v)) {
       if (learned_vtep[v] || statics_vtep[v] || configured_vtep[v]) return invariant_at("vtep", v) + "referenced but not in use";
       continue;
     }
@@ -113,9 +113,9 @@ std::string Bridge::check_invariants() const {
   for (MemberId mid = 0; mid < members_.size(); ++mid) {
     const Member& m = members_[mid];
     if (!m.in_use || !m.remote()) continue;
-    if (m.vtep >= vteps_.size() || !overlay_.vtep_in_use(m.vtep)) return invariant_at("member", mid) + "remote member of a dead VTEP";
+    if (m.vtep >= peers_.size() || !overlay_.peer_in_use(m.vtep)) return invariant_at("member", mid) + "remote member of a dead VTEP";
     bool found = false;
-    for (auto& [s, x] : vteps_[m.vtep].members) found |= x == mid;
+    for (auto& [s, x] : peers_[m.vtep].members) found |= x == mid;
     if (!found) return invariant_at("member", mid) + "missing from its VTEP's list";
   }
   return "";

@@ -25,7 +25,7 @@ Event Bridge::mac_event(EventType t, SwitchId sw, const Member& m, Mac mac) cons
   ev.vlan = m.vlan;
   ev.old_port = kNoId;
   if (m.remote()) {
-    ev.vtep = overlay_.vtep_ip(m.vtep);
+    ev.vtep = overlay_.peer_ip(m.vtep);
     ev.port = overlay_.uplink_port();
   }
   return ev;
@@ -119,7 +119,7 @@ bool Bridge::learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId mid
       ev.old_port = old.port;
       ev.old_vlan = old.vlan;
       if (old.remote()) {
-        ev.old_vtep = overlay_.vtep_ip(old.vtep);
+        ev.old_vtep = overlay_.peer_ip(old.vtep);
         ev.old_port = overlay_.uplink_port();
       }
       core_.emit(ev);
@@ -177,7 +177,7 @@ void Bridge::remove_entry_effects(SwitchState& sw, const FdbEntry& e) {
   if (e.flags & kFdbStatic) {
     sw.static_entries--;
     const Member& m = members_[e.member];
-    if (m.remote() && vteps_[m.vtep].statics) vteps_[m.vtep].statics--;
+    if (m.remote() && peers_[m.vtep].statics) peers_[m.vtep].statics--;
   } else if (e.member < members_.size()) {
     LearnSource& ls = source_of(e.member);
     if (ls.learned) ls.learned--;

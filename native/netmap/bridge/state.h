@@ -24,8 +24,8 @@ constexpr uint32_t kMaxMembers = 0xFFFC;
 // aging, limits and move detection as local ones, and forwarding to such a
 // member means handing the frame to the overlay (encapsulation towards its
 // VTEP). The VTEP id indexes the overlay's VTEP table and the bridge's
-// BridgeVtep table alike.
-constexpr uint32_t kNoVtep = 0xFFFFFFFFu;
+// BridgePeer table alike.
+constexpr uint32_t kNoPeer = 0xFFFFFFFFu;
 
 struct Member {
   PortId port = kNoId;
@@ -33,8 +33,8 @@ struct Member {
   uint16_t vlan = 0;
   bool in_use = false;
   bool in_flood = true;  // remote members: the VTEP is in the switch's flood list
-  uint32_t vtep = kNoVtep;
-  bool remote() const { return vtep != kNoVtep; }
+  uint32_t vtep = kNoPeer;
+  bool remote() const { return vtep != kNoPeer; }
 };
 
 // Where learned entries come from: a local port, or a remote VTEP. Holds the
@@ -83,7 +83,7 @@ struct BridgePort {
 // learning state, and the references that keep it: switches that list it as
 // a peer and static FDB entries behind it. Indexed by the overlay's VTEP id;
 // the overlay releases a VTEP once the bridge holds no reference to it.
-struct BridgeVtep {
+struct BridgePeer {
   uint32_t configured = 0;     // switches that list it as a peer
   uint32_t statics = 0;        // static FDB entries pointing at it
   std::vector<std::pair<SwitchId, MemberId>> members;  // one per switch it joins

@@ -42,13 +42,13 @@ Result Engine::do_create_switch(Command& c) { return bridge_.create_switch(c.swi
 Result Engine::do_set_switch(Command& c) { return bridge_.set_switch(c.sw, c.switch_cfg); }
 Result Engine::do_delete_switch(Command& c) {
   Result r = bridge_.delete_switch(c.sw);
-  if (r.ok()) overlay_.release_unreferenced_vteps();
+  if (r.ok()) overlay_.release_unreferenced_peers();
   return r;
 }
 Result Engine::do_add_static(Command& c) { return bridge_.add_static(c.sw, c.port, c.mac); }
 Result Engine::do_delete_static(Command& c) {
   Result r = bridge_.delete_static(c.sw, c.mac);
-  if (r.ok()) overlay_.release_unreferenced_vteps();
+  if (r.ok()) overlay_.release_unreferenced_peers();
   return r;
 }
 Result Engine::do_dump_fdb(Command& c) { return bridge_.dump_fdb(c.sw); }

@@ -22,7 +22,7 @@ static bool unicast_ip(const IpAddr& a) {
 // The one check for configured peers and static remote MACs (commands) and
 // for VTEPs learned from traffic (decapsulation), so traffic cannot create a
 // VTEP the API would refuse. Returns the reason, or nullptr when it may.
-const char* Overlay::vtep_ip_refused(const IpAddr& ip) const {
+const char* Overlay::peer_ip_refused(const IpAddr& ip) const {
   if (!unicast_ip(ip)) return "must be a unicast IP address";
   if (uplink_.active && (ip.is_v4() ? uplink_.cfg.ip4 : uplink_.cfg.ip6) == ip) return "is this host's own VTEP address";
   return nullptr;
@@ -81,8 +81,8 @@ Result Overlay::create_uplink(Command& c) {
   uplink_.mac = mac;
   UplinkCounterBlock& uc = *uplink_.counters;
   std::fill(std::begin(uc.c), std::end(uc.c), 0);
-  for (VtepState& v : vteps_)
-    if (v.in_use) vtep_route(v);
+  for (PeerState& v : peers_)
+    if (v.in_use) peer_route(v);
   Result r;
   r.id = pid;
   r.mac = mac;
@@ -95,7 +95,7 @@ Result Overlay::delete_uplink() {
   bridge_.forget_learned_remote();
   drop_pending();
   neighbors_.clear();
-  for (VtepState& v : vteps_) v.reachable = false;
+  for (PeerState& v : peers_) v.reachable = false;
   PortId pid = uplink_.port;
   uplink_.active = false;
   uplink_.port = kNoId;
@@ -112,37 +112,37 @@ void Overlay::drop_pending() {
 
 Result Overlay::add_peer(SwitchId s, const IpAddr& ip) {
   if (!bridge_.switch_exists(s)) return Result::error(Status::kNotFound, "switch: no such switch");
-  if (const char* why = vtep_ip_refused(ip)) return Result::error(Status::kInvalidArgument, std::string("peer: ") + why);
-  uint32_t vt = vtep_get(ip);
-  if (vt == kNoVtep) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
+  if (const char* why = peer_ip_refused(ip)) return Result::error(Status::kInvalidArgument, std::string("peer: ") + why);
+  uint32_t vt = peer_get(ip);
+  if (vt == kNoPeer) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
   Result r = bridge_.add_peer(s, vt);
-  if (r.ok()) vtep_configure(vteps_[vt]);
+  if (r.ok()) peer_configure(peers_[vt]);
   return r;
 }
 
 Result Overlay::delete_peer(SwitchId s, const IpAddr& ip) {
   if (!bridge_.switch_exists(s)) return Result::error(Status::kNotFound, "switch: no such switch");
-  uint32_t vt = vtep_find(ip);
+  uint32_t vt = peer_find(ip);
   if (!bridge_.delete_peer(s, vt))
     return Result::error(Status::kNotFound, "peer: " + ip_format(ip) + " is not a peer of this switch");
-  release_unreferenced_vteps();
+  release_unreferenced_peers();
   return {};
 }
 
-// Frees every VTEP nothing refers to any more (BridgeVtep::referenced),
+// Frees every VTEP nothing refers to any more (BridgePeer::referenced),
 // with its per-switch members: VTEPs learned from traffic would otherwise
 // pile up until maxVteps. Cheap enough for every housekeeping tick.
-void Overlay::release_unreferenced_vteps() {
-  for (uint32_t vt = 0; vt < vteps_.size(); ++vt) {
-    VtepState& v = vteps_[vt];
-    if (!v.in_use || bridge_.vtep_referenced(vt)) continue;
-    bridge_.vtep_released(vt);
+void Overlay::release_unreferenced_peers() {
+  for (uint32_t vt = 0; vt < peers_.size(); ++vt) {
+    PeerState& v = peers_[vt];
+    if (!v.in_use || bridge_.peer_referenced(vt)) continue;
+    bridge_.peer_released(vt);
     if (v.reachable && v.neighbor < neighbors_.size() && neighbors_[v.neighbor].users) neighbors_[v.neighbor].users--;
-    vtep_index_.erase(v.ip);
-    if (last_vtep_ == vt) set_last_vtep(kNoVtep);
+    peer_index_.erase(v.ip);
+    if (last_peer_ == vt) set_last_peer(kNoPeer);
     cnt_set(v.counters->in_use, 0);
-    vtep_configure(v);  // gives back its learned slot, if it held one
-    v = VtepState{};
+    peer_configure(v);  // gives back its learned slot, if it held one
+    v = PeerState{};
   }
 }
 
@@ -150,11 +150,11 @@ Result Overlay::add_remote_mac(SwitchId s, Mac mac, const IpAddr& ip) {
   if (!bridge_.switch_exists(s)) return Result::error(Status::kNotFound, "switch: no such switch");
   if (mac_is_multicast(mac) || mac == 0)
     return Result::error(Status::kInvalidArgument, "mac: a static entry needs a unicast address");
-  if (const char* why = vtep_ip_refused(ip)) return Result::error(Status::kInvalidArgument, std::string("vtep: ") + why);
-  uint32_t vt = vtep_get(ip);
-  if (vt == kNoVtep) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
+  if (const char* why = peer_ip_refused(ip)) return Result::error(Status::kInvalidArgument, std::string("vtep: ") + why);
+  uint32_t vt = peer_get(ip);
+  if (vt == kNoPeer) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
   Result r = bridge_.add_remote_mac(s, mac, vt);
-  if (r.ok()) vtep_configure(vteps_[vt]);
+  if (r.ok()) peer_configure(peers_[vt]);
   return r;
 }
 
@@ -170,7 +170,7 @@ Result Overlay::dump_neighbors() const {
 
 Overlay::Overlay(Core& core, Bridge& bridge, uint32_t max_vteps, uint32_t max_learned_vteps)
     : core_(core), bridge_(bridge), max_learned_vteps_(max_learned_vteps) {
-  vteps_.resize(max_vteps);
+  peers_.resize(max_vteps);
   peer_ctr_.reset(new PeerCounterBlock[max_vteps]());
   uplink_ctr_ = std::make_unique<UplinkCounterBlock>();
   uplink_.counters = uplink_ctr_.get();
@@ -180,7 +180,7 @@ Overlay::~Overlay() { drop_pending(); }
 
 void Overlay::tick() {
   if (uplink_.active) neighbor_tick();
-  release_unreferenced_vteps();
+  release_unreferenced_peers();
 }
 
 uint32_t Overlay::frames_pending() const {

@@ -227,15 +227,15 @@ struct Overlay::RxSetup {
   const bool open = bridge_.allows_unknown_peers(s) && uplink_.cfg.allow_unknown_peers;
   const bool v4 = o.v4;
   uint32_t vt;
-  if (v4 && last_vtep_is_v4_ && last_vtep_ip4_ == o.src_ip4 && vteps_[last_vtep_].in_use) {
-    vt = last_vtep_;
+  if (v4 && last_peer_is_v4_ && last_peer_ip4_ == o.src_ip4 && peers_[last_peer_].in_use) {
+    vt = last_peer_;
   } else {
     if (v4) o.src_ip = IpAddr::from_v4(o.src_ip4);
-    vt = vtep_find(o.src_ip);
-    if (vt == kNoVtep || (!v4 && o.src_ip.is_v4())) [[unlikely]] {
+    vt = peer_find(o.src_ip);
+    if (vt == kNoPeer || (!v4 && o.src_ip.is_v4())) [[unlikely]] {
       // A new VTEP: only from an address addPeer would accept (and never an
       // IPv4-mapped source over IPv6, which would pose as an IPv4 VTEP).
-      if (vtep_ip_refused(o.src_ip) || (!v4 && o.src_ip.is_v4())) {
+      if (peer_ip_refused(o.src_ip) || (!v4 && o.src_ip.is_v4())) {
         *why = Drop::vxlan_peer_invalid;
         return false;
       }
@@ -243,14 +243,14 @@ struct Overlay::RxSetup {
         *why = Drop::vxlan_peer_denied;
         return false;
       }
-      vt = vtep_learn(o.src_ip);
-      if (vt == kNoVtep) {
+      vt = peer_learn(o.src_ip);
+      if (vt == kNoPeer) {
         *why = Drop::vxlan_vtep_table_full;
         return false;
       }
     }
   }
-  VtepState& v = vteps_[vt];
+  PeerState& v = peers_[vt];
   MemberId m = bridge_.remote_member(s, vt, false);
   if ((m == kNoMember || !bridge_.is_peer(m)) && !open) [[unlikely]] {
     peer_drop(v, m);

@@ -63,7 +63,7 @@ uint32_t inner_flow_hash(const uint8_t* f, uint16_t len) {
 }  // namespace
 
 // Builds the VTEP's outer-header template for the next hop's current MAC.
-void Overlay::build_outer(VtepState& v, const Neighbor& nb) {
+void Overlay::build_outer(PeerState& v, const Neighbor& nb) {
   const UplinkConfig& u = uplink_.cfg;
   uint8_t* o = v.outer;
   std::memset(o, 0, sizeof(v.outer));
@@ -101,7 +101,7 @@ void Overlay::build_outer(VtepState& v, const Neighbor& nb) {
 
 // Sends an inner frame to the member's remote VTEP.
 void Overlay::encap(uint32_t vt, SwitchState& sw, Pkt p, MemberId from, MemberId via) {
-  VtepState& v = vteps_[vt];
+  PeerState& v = peers_[vt];
   if (!uplink_up()) [[unlikely]] {
     peer_drop(v, via);
     core_.drop_frame(p, Drop::no_uplink, nullptr, sw.counters);
@@ -202,7 +202,7 @@ void Overlay::encap_offload(uint32_t vt, SwitchState& swr, Pkt p, MemberId from,
   BufferPool& pool = core_.pool();
   OffloadMeta& m = pool.meta(p.buf);
   SwitchCounterBlock* sw = swr.counters;
-  VtepState& v = vteps_[vt];
+  PeerState& v = peers_[vt];
   PortCounterBlock* pc = core_.port(uplink_.port).counters;
   if (m.gso()) {
     if (!core_.segment(p, m, inner_mtu, pc, sw, [&](Pkt q) { encap(vt, swr, q, from, via); }))

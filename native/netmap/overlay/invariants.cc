@@ -12,19 +12,19 @@ namespace vpc {
 std::string Overlay::check_invariants() const {
   size_t vteps_in_use = 0;
   std::vector<uint32_t> users(neighbors_.size(), 0);
-  for (uint32_t v = 0; v < vteps_.size(); ++v) {
-    const VtepState& vt = vteps_[v];
+  for (uint32_t v = 0; v < peers_.size(); ++v) {
+    const PeerState& vt = peers_[v];
     if (!vt.in_use) continue;
     ++vteps_in_use;
-    auto it = vtep_index_.find(vt.ip);
-    if (it == vtep_index_.end() || it->second != v) return invariant_at("vtep", v) + "not in the index";
+    auto it = peer_index_.find(vt.ip);
+    if (it == peer_index_.end() || it->second != v) return invariant_at("vtep", v) + "not in the index";
     if (vt.reachable) {
       if (vt.neighbor >= neighbors_.size()) return invariant_at("vtep", v) + "reachable through a missing neighbour";
       ++users[vt.neighbor];
     }
   }
-  if (vtep_index_.size() != vteps_in_use)
-    return "vtep_index: " + std::to_string(vtep_index_.size()) + " entries for " + std::to_string(vteps_in_use) +
+  if (peer_index_.size() != vteps_in_use)
+    return "vtep_index: " + std::to_string(peer_index_.size()) + " entries for " + std::to_string(vteps_in_use) +
            " VTEPs";
   // Neighbours: `users` counts the VTEPs routed through each; pending queues
   // are bounded and hold frames only while unresolved.

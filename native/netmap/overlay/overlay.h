@@ -2,7 +2,7 @@
 // encapsulation and decapsulation, and the underlay responder (ARP, ND, echo
 // for the VTEP address).
 //
-// Owns: the uplink (UplinkState), the VTEP table (VtepState: address, next
+// Owns: the uplink (UplinkState), the VTEP table (PeerState: address, next
 // hop, outer-header template) and its address index, the neighbour table with
 // the frames waiting for a next hop, the peer and uplink counter blocks.
 //
@@ -52,8 +52,8 @@ class Overlay {
   // ---- what the bridge asks
   bool uplink_up() const { return uplink_.active && core_.port(uplink_.port).up; }
   PortId uplink_port() const { return uplink_.active ? uplink_.port : kNoId; }
-  const IpAddr& vtep_ip(uint32_t vt) const { return vteps_[vt].ip; }
-  bool vtep_in_use(uint32_t vt) const { return vt < vteps_.size() && vteps_[vt].in_use; }
+  const IpAddr& peer_ip(uint32_t vt) const { return peers_[vt].ip; }
+  bool peer_in_use(uint32_t vt) const { return vt < peers_.size() && peers_[vt].in_use; }
   // The bridge created remote member m (VTEP vt joins switch s) / is about
   // to remove it: its (switch, peer) counters open from zero / fold into the
   // peer's totals.
@@ -68,7 +68,7 @@ class Overlay {
   Result add_remote_mac(SwitchId s, Mac mac, const IpAddr& ip);
   Result dump_neighbors() const;
   // Frees every VTEP the bridge no longer refers to.
-  void release_unreferenced_vteps();
+  void release_unreferenced_peers();
 
   // ---- housekeeping: neighbour timers, unreferenced VTEPs
   void tick();
@@ -103,12 +103,12 @@ class Overlay {
   }
   // A frame dropped to or from a peer: on the peer, and on the switch's
   // traffic with it unless no membership owned it (m == kNoMember).
-  void peer_drop(VtepState& v, MemberId m) {
+  void peer_drop(PeerState& v, MemberId m) {
     v.counters->add(PeerCounter::drops, 1);
     if (m != kNoMember) switch_peer_ctr_.at(m).add(SwitchPeerCounter::drops, 1);
   }
   void count_pending(const Neighbor::Pending& q, bool sent);
-  void build_outer(VtepState& v, const Neighbor& nb);
+  void build_outer(PeerState& v, const Neighbor& nb);
   void transmit_uplink(Pkt p) { core_.stage(uplink_.port, p); }
   // underlay.cc
   bool handle_arp(Pkt& p, uint8_t* f);
@@ -120,17 +120,17 @@ class Overlay {
   void neighbor_tick();
   void neighbor_flush_pending(Neighbor& nb);
   void drop_pending();
-  uint32_t vtep_find(const IpAddr& ip);
-  void set_last_vtep(uint32_t vt) {
-    last_vtep_ = vt;
-    last_vtep_is_v4_ = vt != kNoVtep && vteps_[vt].ip.is_v4();
-    last_vtep_ip4_ = last_vtep_is_v4_ ? vteps_[vt].ip.v4() : 0;
+  uint32_t peer_find(const IpAddr& ip);
+  void set_last_peer(uint32_t vt) {
+    last_peer_ = vt;
+    last_peer_is_v4_ = vt != kNoPeer && peers_[vt].ip.is_v4();
+    last_peer_ip4_ = last_peer_is_v4_ ? peers_[vt].ip.v4() : 0;
   }
-  uint32_t vtep_get(const IpAddr& ip);    // finds or creates; kNoVtep when full
-  uint32_t vtep_learn(const IpAddr& ip);  // creates a learned VTEP; kNoVtep at the learned limit
-  void vtep_configure(VtepState& v);      // a learned VTEP is now the operator's (peer, static MAC)
-  const char* vtep_ip_refused(const IpAddr& ip) const;  // nullptr: may be a VTEP
-  void vtep_route(VtepState& v);
+  uint32_t peer_get(const IpAddr& ip);    // finds or creates; kNoPeer when full
+  uint32_t peer_learn(const IpAddr& ip);  // creates a learned VTEP; kNoPeer at the learned limit
+  void peer_configure(PeerState& v);      // a learned VTEP is now the operator's (peer, static MAC)
+  const char* peer_ip_refused(const IpAddr& ip) const;  // nullptr: may be a VTEP
+  void peer_route(PeerState& v);
   // commands.cc
   Result check_uplink_config(const UplinkConfig& u) const;
 
@@ -139,14 +139,14 @@ class Overlay {
   uint32_t max_learned_vteps_;
   UplinkState uplink_;
   SwitchPeerBlocks switch_peer_ctr_;
-  std::vector<VtepState> vteps_;
+  std::vector<PeerState> peers_;
   std::vector<Neighbor> neighbors_;
   // The VTEP the last lookup found (most frames come from the one the
   // previous came from), with its IPv4 address for decap's one compare.
-  uint32_t last_vtep_ = kNoVtep;
-  bool last_vtep_is_v4_ = false;
-  uint32_t last_vtep_ip4_ = 0;
-  uint32_t learned_vteps_ = 0;  // VTEPs in use with VtepState::learned_only
+  uint32_t last_peer_ = kNoPeer;
+  bool last_peer_is_v4_ = false;
+  uint32_t last_peer_ip4_ = 0;
+  uint32_t learned_peers_ = 0;  // VTEPs in use with PeerState::learned_only
   struct IpHash {
     size_t operator()(const IpAddr& a) const {
       uint64_t x, y;
@@ -155,7 +155,7 @@ class Overlay {
       return size_t((x * 0x9E3779B97F4A7C15ull) ^ (y * 0xD6E8FEB86659FD93ull));
     }
   };
-  std::unordered_map<IpAddr, uint32_t, IpHash> vtep_index_;
+  std::unordered_map<IpAddr, uint32_t, IpHash> peer_index_;
   std::unique_ptr<PeerCounterBlock[]> peer_ctr_;
   std::unique_ptr<UplinkCounterBlock> uplink_ctr_;
 };

@@ -32,7 +32,7 @@ void Overlay::member_opened(MemberId m, SwitchId s, uint32_t vt) {
 // the peer's own block, in one step for readers (see peer_snapshot).
 void Overlay::member_closed(MemberId m, uint32_t vt) {
   SwitchPeerCounterBlock& sp = switch_peer_ctr_.at(m);
-  PeerCounterBlock& pc = *vteps_[vt].counters;
+  PeerCounterBlock& pc = *peers_[vt].counters;
   switch_peer_ctr_.fold_begin();
   for (auto [from, to] : kSummed) pc.add(to, sp.c[size_t(from)]);
   cnt_set(sp.in_use, 0);
@@ -43,7 +43,7 @@ void Overlay::member_closed(MemberId m, uint32_t vt) {
 // its membership may have gone (or been reused) while it waited: it counts
 // only on those still the same.
 void Overlay::count_pending(const Neighbor::Pending& q, bool sent) {
-  VtepState& v = vteps_[q.vtep];
+  PeerState& v = peers_[q.vtep];
   if (!v.in_use) return;
   const SwitchPeerCounterBlock& sp = switch_peer_ctr_.at(q.member);
   const bool member = cnt_read(sp.in_use) && cnt_read(sp.generation) == q.member_gen;
@@ -64,7 +64,7 @@ std::vector<PeerSnapshot> Overlay::peer_snapshot() const {
     const uint64_t start = switch_peer_ctr_.read_begin();
     out.clear();
     at.clear();
-    for (uint32_t v = 0; v < vteps_.size(); ++v) {
+    for (uint32_t v = 0; v < peers_.size(); ++v) {
       const PeerCounterBlock& b = peer_ctr_[v];
       if (!cnt_read(b.in_use)) continue;
       PeerSnapshot s;

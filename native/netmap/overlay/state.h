@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "bridge/state.h"  // kNoVtep, the VTEP id shared with BridgeVtep
+#include "bridge/state.h"  // kNoPeer, the VTEP id shared with BridgePeer
 #include "core/command.h"
 #include "core/counters.h"
 #include "proto/inet.h"
@@ -32,11 +32,11 @@ struct Neighbor {
   std::vector<Pending> pending;  // frames waiting for the MAC (bounded)
 };
 
-struct VtepState {
+struct PeerState {
   bool in_use = false;
   IpAddr ip;
   bool learned_only = false;   // created by decapsulation and never configured: counts against max_learned_vteps
-  // Released once the bridge holds no reference to it (BridgeVtep::
+  // Released once the bridge holds no reference to it (BridgePeer::
   // referenced: no switch lists it as a peer, no FDB entry points at it).
   uint32_t neighbor = 0;       // index in the neighbour table: itself or the gateway
   bool reachable = true;       // false: no route (off-link and no gateway)

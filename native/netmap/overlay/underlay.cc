@@ -307,22 +307,22 @@ void Overlay::neighbor_tick() {
 
 // ---------------------------------------------------------------- VTEPs
 
-uint32_t Overlay::vtep_find(const IpAddr& ip) {
-  if (last_vtep_ != kNoVtep && vteps_[last_vtep_].in_use && vteps_[last_vtep_].ip == ip) return last_vtep_;
-  auto it = vtep_index_.find(ip);
-  if (it == vtep_index_.end()) return kNoVtep;
-  set_last_vtep(it->second);
+uint32_t Overlay::peer_find(const IpAddr& ip) {
+  if (last_peer_ != kNoPeer && peers_[last_peer_].in_use && peers_[last_peer_].ip == ip) return last_peer_;
+  auto it = peer_index_.find(ip);
+  if (it == peer_index_.end()) return kNoPeer;
+  set_last_peer(it->second);
   return it->second;
 }
 
-uint32_t Overlay::vtep_get(const IpAddr& ip) {
-  uint32_t v = vtep_find(ip);
-  if (v != kNoVtep) return v;
-  for (uint32_t i = 0; i < vteps_.size(); ++i) {
-    if (vteps_[i].in_use) continue;
-    VtepState& s = vteps_[i];
-    s = VtepState{};
-    s.reachable = false;  // no route yet: vtep_route must not release neighbour 0's use
+uint32_t Overlay::peer_get(const IpAddr& ip) {
+  uint32_t v = peer_find(ip);
+  if (v != kNoPeer) return v;
+  for (uint32_t i = 0; i < peers_.size(); ++i) {
+    if (peers_[i].in_use) continue;
+    PeerState& s = peers_[i];
+    s = PeerState{};
+    s.reachable = false;  // no route yet: peer_route must not release neighbour 0's use
     s.in_use = true;
     s.ip = ip;
     s.counters = &peer_ctr_[i];
@@ -331,31 +331,31 @@ uint32_t Overlay::vtep_get(const IpAddr& ip) {
     std::memcpy(pc.ip, ip.b, 16);
     cnt_set(pc.generation, pc.generation + 1);
     cnt_set(pc.in_use, 1);
-    bridge_.vtep_created(i, &pc.c[size_t(PeerCounter::fdb_learned)]);
-    vtep_index_[ip] = i;
-    vtep_route(s);
+    bridge_.peer_created(i, &pc.c[size_t(PeerCounter::fdb_learned)]);
+    peer_index_[ip] = i;
+    peer_route(s);
     return i;
   }
-  return kNoVtep;
+  return kNoPeer;
 }
 
-uint32_t Overlay::vtep_learn(const IpAddr& ip) {
-  if (learned_vteps_ >= max_learned_vteps_) return kNoVtep;
-  uint32_t v = vtep_get(ip);
-  if (v == kNoVtep) return kNoVtep;
-  vteps_[v].learned_only = true;
-  learned_vteps_++;
+uint32_t Overlay::peer_learn(const IpAddr& ip) {
+  if (learned_peers_ >= max_learned_vteps_) return kNoPeer;
+  uint32_t v = peer_get(ip);
+  if (v == kNoPeer) return kNoPeer;
+  peers_[v].learned_only = true;
+  learned_peers_++;
   return v;
 }
 
-void Overlay::vtep_configure(VtepState& v) {
+void Overlay::peer_configure(PeerState& v) {
   if (!v.learned_only) return;
   v.learned_only = false;
-  learned_vteps_--;
+  learned_peers_--;
 }
 
 // Chooses the next hop: the VTEP itself when it is on-link, else the gateway.
-void Overlay::vtep_route(VtepState& v) {
+void Overlay::peer_route(PeerState& v) {
   const UplinkConfig& u = uplink_.cfg;
   if (v.reachable && v.neighbor < neighbors_.size() && neighbors_[v.neighbor].users) neighbors_[v.neighbor].users--;
   v.reachable = false;

@@ -2069,12 +2069,12 @@ class SwitchPeerCountersTest : public VxlanFixture {
  protected:
   // The block of switch s with the peer at ip, or nullptr when none is in use.
   const SwitchPeerCounterBlock* sp_block(SwitchId s, const IpAddr& ip) {
-    uint32_t slot = kNoVtep;
+    uint32_t slot = kNoPeer;
     for (uint32_t i = 0; i < engine().options().max_vteps; ++i) {
       const PeerCounterBlock& b = engine().peer_counters(i);
       if (cnt_read(b.in_use) && std::memcmp(b.ip, ip.b, 16) == 0) slot = i;
     }
-    if (slot == kNoVtep) return nullptr;
+    if (slot == kNoPeer) return nullptr;
     const SwitchPeerBlocks& all = engine().switch_peer_counters();
     for (MemberId m = 0; m < all.size(); ++m) {
       const SwitchPeerCounterBlock& b = all.at(m);
