@@ -135,6 +135,9 @@ class Bridge {
 
   Core& core_;
   Overlay& overlay_;
+  // The core's port table, for the delivery loops' lookups (the core never
+  // moves it: it is sized once, at construction). Read only.
+  PortState* const tx_ports_;
   std::vector<SwitchState> switches_;
   std::vector<Member> members_;
   std::vector<BridgePort> ports_;  // indexed by PortId, like the core's

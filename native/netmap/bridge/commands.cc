@@ -26,7 +26,7 @@ static bool switch_ok(const std::vector<SwitchState>& v, SwitchId s) {
 }
 
 Bridge::Bridge(Core& core, Overlay& overlay, uint32_t max_switches, uint32_t max_vteps)
-    : core_(core), overlay_(overlay) {
+    : core_(core), overlay_(overlay), tx_ports_(&core.port(0)) {
   switches_.resize(max_switches);
   ports_.resize(core.max_ports());
   peers_.resize(max_vteps);

@@ -1,18 +1,21 @@
-// Stage 3, forward: the batch driver and the per-destination flush.
+// The bridge's stages: classify, learn + look up, deliver.
 //
 // A received burst goes through three passes (the VALE two-pass shape, with
 // the lookup split off so FDB cache misses overlap):
-//   0. classify every frame (local ports: classify.h; the uplink: the outer
-//      checks and decapsulation in overlay/decap.cc) and read its MACs;
+//   0. classify every frame and read its MACs (local ports: classify() here,
+//      with classify.h; the uplink: the overlay's outer checks and
+//      decapsulation, overlay/decap.cc, which fill the same Burst);
 //   1. learn the source, look up the destination: each frame gets a member,
-//      FLOOD_* or DROP;
-//   2. deliver: stage unicast frames on their egress port's queue (or
-//      encapsulate them towards a remote VTEP), replicate floods, free drops.
+//      FLOOD_* or DROP (forward());
+//   2. deliver: stage unicast frames on their egress port's queue (the core's
+//      tx), or hand them to the overlay's encap for a remote member;
+//      replicate floods, free drops.
 // Egress queues are flushed once per engine iteration (or when one fills), so
 // a port sees one tx_burst per iteration, not one per frame.
-#include "core/engine.h"
+#include "bridge/bridge.h"
 #include "bridge/classify.h"
 #include "bridge/learn.h"
+#include "overlay/overlay.h"
 
 namespace vpc {
 
@@ -47,8 +50,7 @@ void Bridge::answer_too_big(Pkt p, uint32_t l3_mtu, MemberId from) {
     overlay_.encap(mem.vtep, switches_[mem.sw], p, from, MemberId(&mem - members_.data()));
     return;
   }
-  Core& core = core_;
-  PortState& ps = core.port(out);
+  PortState& ps = tx_ports_[out];
   // Frames with offload state (or in a large buffer), frames longer than this
   // port's MTU, and tagged frames without headroom take the egress slow path
   // (core/egress.cc): one bit test and one compare for everything else.
@@ -56,8 +58,8 @@ void Bridge::answer_too_big(Pkt p, uint32_t l3_mtu, MemberId from) {
     egress_slow(out, mem, p, from);
     return;
   }
-  if (mem.vlan) vlan_push(core.pool().data(p.buf), p, mem.vlan);
-  core.stage(out, ps, p);
+  if (mem.vlan) vlan_push(core_.pool().data(p.buf), p, mem.vlan);
+  core_.stage(out, ps, p);
 }
 
 // Frames that enqueue() cannot stage as they are: longer than the port's MTU
@@ -224,7 +226,7 @@ void Bridge::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
     if (!core_.copy_frame(p, &q)) [[unlikely]] {
       const Member& mem = members_[m];
       PortId out = mem.remote() ? overlay_.uplink_port() : mem.port;
-      Core::drop_frame_count(Drop::no_buffer, out == kNoId ? nullptr : core_.port(out).counters, sw.counters);
+      Core::drop_frame_count(Drop::no_buffer, out == kNoId ? nullptr : tx_ports_[out].counters, sw.counters);
       return;
     }
     sw.counters->add(SwitchCounter::flood_copies, 1);
@@ -236,7 +238,7 @@ void Bridge::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
     if (mem.remote()) {
       if (from_remote || !mem.in_flood || !uplink_up) continue;
     } else {
-      const PortState& ps = core_.port(mem.port);
+      const PortState& ps = tx_ports_[mem.port];
       if (!ps.up) continue;
       if (!is_bcast && !ps.cfg.flood) continue;
     }
