@@ -405,6 +405,7 @@ uint16_t vq_pending(const VirtQueue& q) {
 }
 
 uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max) {
+  if (q.broken) return 0;
   const uint16_t pending = uint16_t(load16_acquire(q.avail + 1) - q.last_avail);
   if (pending == 0) return 0;
   if (pending > q.num) {
@@ -444,12 +445,14 @@ uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max)
 }
 
 uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t n) {
-  uint16_t avail_idx = load16_acquire(q.avail + 1);
+  uint16_t avail_idx = q.broken ? 0 : load16_acquire(q.avail + 1);
   const uint16_t start_used = q.used_idx;
   bool reread = false;
   uint16_t done = 0, sent = 0;
   uint64_t bytes = 0;
-  if (uint16_t(avail_idx - q.last_avail) > q.num) {
+  if (q.broken) {
+    // Never looked at again until the front end sets the queue up anew.
+  } else if (uint16_t(avail_idx - q.last_avail) > q.num) {
     q.fail(VirtqDrop::ring_bad_avail_idx, "receive queue: avail index more than the queue size ahead");
   } else {
     for (; done < n; ++done) {
