@@ -327,6 +327,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
                   xdpMode: p.kernel.xdpMode,
                   zeroCopy: p.kernel.zeroCopy,
                   ioUring: p.kernel.ioUring,
+                  vhostMode: p.kernel.vhostMode,
                 }),
           },
           { op: 'createPort', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
@@ -636,6 +637,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       const name = this.portsById.get(b.portId)?.name ?? (this.uplinkState?.id === b.portId ? this.uplinkState.spec.name : undefined);
       const set = name === undefined ? undefined : out.ports[name];
       if (set !== undefined) set.backend = { ...b.counters };
+      if (set !== undefined && b.queues !== undefined) set.queues = b.queues.map((q) => ({ queue: q.queue, counters: { ...q.counters }, drops: { ...q.drops } }));
     }
     return out;
   }
@@ -652,6 +654,8 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         peer: s.peer.map(copyInfo),
         uplink: s.uplink.map(copyInfo),
         backend: (s.backend ?? []).map(copyInfo),
+        virtq: (s.virtq ?? []).map(copyInfo),
+        virtqDrop: (s.virtqDrop ?? []).map(copyInfo),
       };
     }
     const c = this.schemaCache;
@@ -663,6 +667,8 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       peer: c.peer.map(copyInfo),
       uplink: c.uplink.map(copyInfo),
       backend: c.backend.map(copyInfo),
+      virtq: c.virtq.map(copyInfo),
+      virtqDrop: c.virtqDrop.map(copyInfo),
     };
   }
 
@@ -935,6 +941,8 @@ function portInfo(p: PortState): PortInfo {
     });
     if (p.type === 'tap') info.persistent = k.persistent;
     if (k.ioUring !== undefined) info.ioUring = k.ioUring;
+    if (k.socket !== undefined) info.socket = k.socket;
+    if (k.vhostMode !== undefined) info.vhostMode = k.vhostMode;
     if (k.queue !== undefined) info.queue = k.queue;
   }
   return info;

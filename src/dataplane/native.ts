@@ -12,6 +12,7 @@
 
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import type { VhostUserStatus } from './types';
 
 export interface NativeEngineOptions {
   bufferCount: number; // buffers in the pool
@@ -66,6 +67,7 @@ export type NativeCommand =
       zeroCopy?: string; // afxdp: 'auto' | 'on' | 'off'
       persistent?: boolean; // tap: a tap the switch creates outlives the port
       ioUring?: string; // tap: 'auto' | 'on' | 'off'
+      vhostMode?: string; // vhostuser: 'server' | 'client'
       mtu: number; // L3 MTU; a frame may be mtu + 14 bytes (+4 when tagged)
       mac: string; // the port's own MAC (informational for pipes)
       learning: boolean;
@@ -148,7 +150,7 @@ export interface NativeResult {
   neighbors?: NativeNeighbor[]; // dumpNeighbors
 }
 
-export type NativePortKind = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp';
+export type NativePortKind = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp' | 'vhostuser';
 
 // What a kernel-facing port reports about itself (engine.portStatus()).
 export interface NativePortStatus {
@@ -167,6 +169,7 @@ export interface NativePortStatus {
   queueRx: number[];
   lastError: string;
   counters: Record<string, number>; // rx_too_big, rx_no_buffer, rx_kernel_drops, ...
+  vhost?: VhostUserStatus; // vhostuser ports
 }
 
 export type NativeErrorCode =
@@ -214,7 +217,11 @@ export interface NativeStats {
   switches: NativeCounterTable; // every switch slot in use
   peers: { id: number; ip: string; counters: Record<string, number> }[]; // every remote VTEP known
   uplink?: { portId: number; counters: Record<string, number> };
-  backend?: { portId: number; counters: Record<string, number> }[]; // kernel-facing ports (the uplink's too)
+  backend?: {
+    portId: number;
+    counters: Record<string, number>;
+    queues?: { queue: number; counters: Record<string, number>; drops: Record<string, number> }[]; // vhostuser
+  }[]; // kernel-facing ports (the uplink's too)
   eventsDropped: number;
 }
 
@@ -231,6 +238,8 @@ export interface NativeSchema {
   peer: NativeCounterInfo[];
   uplink: NativeCounterInfo[];
   backend?: NativeCounterInfo[]; // kernel-facing ports' backend counters
+  virtq?: NativeCounterInfo[]; // vhostuser ports, per virtqueue
+  virtqDrop?: NativeCounterInfo[];
 }
 
 export interface NativeEngine {

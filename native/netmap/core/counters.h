@@ -126,6 +126,33 @@ namespace vpc {
   X(neighbor_queue_drops, "Frames dropped while waiting for a next hop")        \
   X(to_host, "Uplink frames for the host, not the switch (other addresses, protocols or UDP ports; left to the host stack, not drops)")
 
+// Per virtqueue of a vhost-user port (ports/virtio_ring.h): what moved, and
+// why frames were dropped there. The ring_* reasons are a guest breaking the
+// virtio rules: the queue is marked broken (lastError) until the front end
+// sets it up again.
+#define VPC_VIRTQ_COUNTERS(X)                                                     \
+  X(packets, "Frames moved through the virtqueue")                               \
+  X(bytes, "Frame bytes moved through the virtqueue (virtio-net headers not counted)") \
+  X(notifies, "Interrupts sent to the guest through the call eventfd")         \
+  X(guest_full, "Times a frame for the guest found no free receive buffer (the frame stays with the engine: tx_ring_full)")
+
+#define VPC_VIRTQ_DROPS(X)                                                        \
+  X(ring_bad_avail_idx, "Avail index moved by more than the queue size")         \
+  X(ring_bad_head, "Avail ring entry names a descriptor beyond the queue size")  \
+  X(ring_bad_next, "Descriptor's next index beyond its table")                  \
+  X(ring_desc_loop, "Descriptor chain longer than its table (a loop)")          \
+  X(ring_bad_addr, "Descriptor or ring address outside the guest memory regions") \
+  X(ring_bad_indirect, "Indirect table not negotiated, nested, empty, misaligned in length or combined with NEXT") \
+  X(ring_wrong_direction, "Device-writable descriptor in a transmit chain, or read-only one in a receive chain") \
+  X(ring_short_buffer, "Mergeable receive buffer shorter than the virtio-net header") \
+  X(short_chain, "Transmit chain shorter than the virtio-net header, or with no frame") \
+  X(too_big, "Transmit chain longer than the largest frame (65,535 bytes) or than a buffer when large buffers are off") \
+  X(bad_vnet_hdr, "Invalid virtio-net header (UFO, unknown GSO type, checksum offsets outside the frame)") \
+  X(no_buffer, "No free engine buffer for a frame from the guest")              \
+  X(guest_buffer_small, "Frame longer than the guest's receive chain (no mergeable buffers)") \
+  X(offload_refused, "Frame with GSO state for a guest that did not negotiate that offload, or whose checksum could not be completed") \
+  X(not_ready, "Frame for a queue that is broken, disabled or not set up")
+
 #define VPC_ENUM_ROW(name, help) name,
 enum class PortCounter : uint16_t { VPC_PORT_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class SwitchCounter : uint16_t { VPC_SWITCH_COUNTERS(VPC_ENUM_ROW) kCount };
@@ -133,6 +160,8 @@ enum class EngineCounter : uint16_t { VPC_ENGINE_COUNTERS(VPC_ENUM_ROW) kCount }
 enum class Drop : uint16_t { VPC_DROP_REASONS(VPC_ENUM_ROW) kCount };
 enum class PeerCounter : uint16_t { VPC_PEER_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class UplinkCounter : uint16_t { VPC_UPLINK_COUNTERS(VPC_ENUM_ROW) kCount };
+enum class VirtqCounter : uint16_t { VPC_VIRTQ_COUNTERS(VPC_ENUM_ROW) kCount };
+enum class VirtqDrop : uint16_t { VPC_VIRTQ_DROPS(VPC_ENUM_ROW) kCount };
 #undef VPC_ENUM_ROW
 
 constexpr size_t kPortCounters = size_t(PortCounter::kCount);
@@ -141,6 +170,8 @@ constexpr size_t kEngineCounters = size_t(EngineCounter::kCount);
 constexpr size_t kDrops = size_t(Drop::kCount);
 constexpr size_t kPeerCounters = size_t(PeerCounter::kCount);
 constexpr size_t kUplinkCounters = size_t(UplinkCounter::kCount);
+constexpr size_t kVirtqCounters = size_t(VirtqCounter::kCount);
+constexpr size_t kVirtqDrops = size_t(VirtqDrop::kCount);
 
 struct CounterInfo {
   const char* name;
@@ -152,6 +183,8 @@ extern const CounterInfo kEngineCounterInfo[kEngineCounters];
 extern const CounterInfo kDropInfo[kDrops];
 extern const CounterInfo kPeerCounterInfo[kPeerCounters];
 extern const CounterInfo kUplinkCounterInfo[kUplinkCounters];
+extern const CounterInfo kVirtqCounterInfo[kVirtqCounters];
+extern const CounterInfo kVirtqDropInfo[kVirtqDrops];
 
 // Single-writer counter cell helpers.
 inline void cnt_add(uint64_t& c, uint64_t n) {

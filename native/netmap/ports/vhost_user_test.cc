@@ -1,0 +1,607 @@
+// Tests for ports/vhost_user.h and ports/virtio_ring.h with a fake front end:
+// the test connects to the port's socket, speaks the vhost-user protocol,
+// shares a memfd as guest memory, and plays the guest's virtio-net driver
+// on split rings laid out in it. The test thread is also the engine
+// (rx_burst handles the messages the watcher thread flags).
+#include "ports/vhost_user.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "core/test_util.h"
+
+namespace vpc {
+namespace {
+
+using testutil::Bytes;
+using testutil::make_frame;
+using namespace vfeat;
+
+constexpr uint64_t kMemSize = 4 << 20;
+constexpr uint64_t kGpaBase = 0x40000000;  // guest-physical address of the region
+constexpr uint32_t kQ = 256;               // queue size
+
+std::shared_ptr<BufferPool> test_pool() {
+  BufferPoolOptions o;
+  o.count = 2048;
+  o.large_count = 16;
+  o.hugepages = false;
+  return BufferPool::create(o);
+}
+
+// Guest memory layout: per queue q, rings at q * 64 KiB; buffers from 1 MiB.
+struct Layout {
+  static uint64_t desc(uint32_t q) { return uint64_t(q) * 0x10000; }
+  static uint64_t avail(uint32_t q) { return desc(q) + 16 * kQ; }
+  static uint64_t used(uint32_t q) { return desc(q) + 0x8000; }
+  static constexpr uint64_t kBuffers = 1 << 20;
+};
+
+class FakeFrontend {
+ public:
+  explicit FakeFrontend(const std::string& path) {
+    memfd_ = memfd_create("guest", MFD_CLOEXEC);
+    EXPECT_EQ(ftruncate(memfd_, kMemSize), 0);
+    mem_ = static_cast<uint8_t*>(mmap(nullptr, kMemSize, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0));
+    std::memset(mem_, 0, kMemSize);
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  }
+  ~FakeFrontend() {
+    if (fd_ >= 0) close(fd_);
+    munmap(mem_, kMemSize);
+    close(memfd_);
+    for (int f : efds_) close(f);
+  }
+  bool connected() const { return connected_; }
+  void hang_up() {
+    close(fd_);
+    fd_ = -1;
+  }
+  uint8_t* host(uint64_t off) { return mem_ + off; }
+  uint64_t gpa(uint64_t off) const { return kGpaBase + off; }
+  uint64_t uva(uint64_t off) const { return uint64_t(uintptr_t(mem_)) + off; }
+
+  // Sends one message; pumps the port (the engine) until a reply arrives
+  // when one is expected. Returns the reply payload.
+  std::vector<uint8_t> call(Port& port, uint32_t req, const void* payload, uint32_t size, std::vector<int> fds = {},
+                            bool want_reply = true, bool need_reply = false) {
+    uint8_t buf[512];
+    const uint32_t flags = 1 | (need_reply ? kVuFlagNeedReply : 0);
+    std::memcpy(buf, &req, 4);
+    std::memcpy(buf + 4, &flags, 4);
+    std::memcpy(buf + 8, &size, 4);
+    if (size) std::memcpy(buf + 12, payload, size);
+    iovec iov{buf, 12 + size};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+    if (!fds.empty()) {
+      mh.msg_control = cbuf;
+      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    EXPECT_EQ(sendmsg(fd_, &mh, 0), ssize_t(12 + size));
+    Pkt scratch[kMaxBurst];
+    if (!want_reply && !need_reply) {
+      // No reply to wait for: give the engine a few rounds to take it.
+      for (int i = 0; i < 20; ++i) {
+        uint16_t n = port.rx_burst(scratch, kMaxBurst);
+        for (uint16_t k = 0; k < n; ++k) stray_.push_back(scratch[k]);
+        usleep(1000);
+      }
+      return {};
+    }
+    for (int i = 0; i < 4000; ++i) {
+      uint16_t n = port.rx_burst(scratch, kMaxBurst);
+      for (uint16_t k = 0; k < n; ++k) stray_.push_back(scratch[k]);
+      pollfd pf{fd_, POLLIN, 0};
+      if (poll(&pf, 1, 1) == 1) break;
+    }
+    uint8_t hdr[12];
+    if (recv(fd_, hdr, 12, MSG_DONTWAIT) != 12) {
+      ADD_FAILURE() << "no reply to request " << req;
+      return {};
+    }
+    uint32_t rsize, rflags, rreq;
+    std::memcpy(&rreq, hdr, 4);
+    std::memcpy(&rflags, hdr + 4, 4);
+    std::memcpy(&rsize, hdr + 8, 4);
+    EXPECT_EQ(rreq, req);
+    EXPECT_TRUE(rflags & kVuFlagReply);
+    std::vector<uint8_t> out(rsize);
+    if (rsize) {
+      EXPECT_EQ(recv(fd_, out.data(), rsize, MSG_DONTWAIT), ssize_t(rsize));
+    }
+    return out;
+  }
+  // For messages without an inherent reply: REPLY_ACK's status (0: ok).
+  uint64_t ack(Port& port, uint32_t req, const void* payload, uint32_t size, std::vector<int> fds = {}) {
+    auto r = call(port, req, payload, size, std::move(fds), false, true);
+    uint64_t v = ~0ull;
+    if (r.size() == 8) std::memcpy(&v, r.data(), 8);
+    return v;
+  }
+  uint64_t get_u64(Port& port, uint32_t req) {
+    auto r = call(port, req, nullptr, 0);
+    uint64_t v = 0;
+    if (r.size() == 8) std::memcpy(&v, r.data(), 8);
+    return v;
+  }
+
+  // The whole set-up QEMU does, with REPLY_ACK on every message.
+  void setup(Port& port, uint64_t features, uint32_t queues = 2) {
+    uint64_t pf = get_u64(port, kVuGetProtocolFeatures);
+    ASSERT_TRUE(pf & (1ull << kVuPfReplyAck));
+    const uint64_t f = get_u64(port, kVuGetFeatures);
+    ASSERT_EQ(features & ~f, 0u) << "asked for features the port does not offer";
+    uint64_t want_pf = (1ull << kVuPfReplyAck) | (1ull << kVuPfMq);
+    call(port, kVuSetProtocolFeatures, &want_pf, 8, {}, false);  // REPLY_ACK is on from the next message
+    ASSERT_EQ(ack(port, kVuSetOwner, nullptr, 0), 0u);
+    uint64_t feat = features | bit(kVuProtocolFeaturesBit);
+    ASSERT_EQ(ack(port, kVuSetFeatures, &feat, 8), 0u);
+    uint8_t mt[8 + 32] = {};
+    uint32_t n = 1;
+    std::memcpy(mt, &n, 4);
+    uint64_t reg[4] = {kGpaBase, kMemSize, uva(0), 0};
+    std::memcpy(mt + 8, reg, 32);
+    ASSERT_EQ(ack(port, kVuSetMemTable, mt, sizeof mt, {memfd_}), 0u);
+    for (uint32_t q = 0; q < queues; ++q) {
+      uint32_t num[2] = {q, kQ};
+      ASSERT_EQ(ack(port, kVuSetVringNum, num, 8), 0u);
+      uint32_t base[2] = {q, 0};
+      ASSERT_EQ(ack(port, kVuSetVringBase, base, 8), 0u);
+      uint8_t addr[40] = {};
+      uint64_t a[4] = {uva(Layout::desc(q)), uva(Layout::used(q)), uva(Layout::avail(q)), 0};
+      std::memcpy(addr, &q, 4);
+      std::memcpy(addr + 8, a, 32);
+      ASSERT_EQ(ack(port, kVuSetVringAddr, addr, 40), 0u);
+      int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      efds_.push_back(call);
+      efds_.push_back(kick);
+      calls_[q] = call;
+      kicks_[q] = kick;
+      uint64_t idx = q;
+      ASSERT_EQ(ack(port, kVuSetVringCall, &idx, 8, {call}), 0u);
+      ASSERT_EQ(ack(port, kVuSetVringKick, &idx, 8, {kick}), 0u);
+      uint32_t en[2] = {q, 1};
+      ASSERT_EQ(ack(port, kVuSetVringEnable, en, 8), 0u);
+    }
+  }
+
+  // ---- the guest driver's side of the rings
+  VringDesc* desc(uint32_t q) { return reinterpret_cast<VringDesc*>(host(Layout::desc(q))); }
+  uint16_t* avail(uint32_t q) { return reinterpret_cast<uint16_t*>(host(Layout::avail(q))); }
+  uint8_t* used(uint32_t q) { return host(Layout::used(q)); }
+  uint16_t used_idx(uint32_t q) { return __atomic_load_n(reinterpret_cast<uint16_t*>(used(q) + 2), __ATOMIC_ACQUIRE); }
+  void used_elem(uint32_t q, uint16_t i, uint32_t* id, uint32_t* len) {
+    std::memcpy(id, used(q) + 4 + 8 * (i % kQ), 4);
+    std::memcpy(len, used(q) + 8 + 8 * (i % kQ), 4);
+  }
+  void publish(uint32_t q, uint16_t head) {
+    uint16_t* a = avail(q);
+    const uint16_t i = a[1];
+    a[2 + i % kQ] = head;
+    __atomic_store_n(&a[1], uint16_t(i + 1), __ATOMIC_RELEASE);
+  }
+  // Transmits hdr + frame from one descriptor (each descriptor slot d has a
+  // 64 KiB + header buffer of its own... a 4 KiB one here, enough for tests).
+  uint64_t buf(uint32_t q, uint32_t d) { return Layout::kBuffers + (uint64_t(q) * kQ + d) * 4096 % (kMemSize - Layout::kBuffers); }
+  void send(const Bytes& f, const uint8_t* vnet = nullptr) {
+    const uint16_t d = next_tx_++ % kQ;
+    uint8_t* b = host(buf(1, d));
+    std::memset(b, 0, 12);
+    if (vnet) std::memcpy(b, vnet, 10);
+    std::memcpy(b + 12, f.data(), f.size());
+    desc(1)[d] = VringDesc{gpa(buf(1, d)), uint32_t(12 + f.size()), 0, 0};
+    publish(1, d);
+  }
+  // Gives the device `n` receive buffers of `size` bytes (<= 4096).
+  void post_rx(uint32_t n, uint32_t size) {
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint16_t d = next_rx_++ % kQ;
+      desc(0)[d] = VringDesc{gpa(buf(0, d)), size, kDescWrite, 0};
+      publish(0, d);
+    }
+  }
+  int call_fd(uint32_t q) const { return calls_[q]; }
+  int kick_fd(uint32_t q) const { return kicks_[q]; }
+  std::vector<Pkt> stray_;  // frames rx_burst returned while pumping messages
+
+ private:
+  int memfd_ = -1, fd_ = -1;
+  uint8_t* mem_ = nullptr;
+  bool connected_ = false;
+  std::vector<int> efds_;
+  int calls_[4] = {-1, -1, -1, -1}, kicks_[4] = {-1, -1, -1, -1};
+  uint16_t next_tx_ = 0, next_rx_ = 0;
+};
+
+class VhostUser : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pool = test_pool();
+    dir = "/tmp/vpc-vhu-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
+    mkdir(dir.c_str(), 0700);
+    status = std::make_shared<PortStatus>();
+    VhostUserOptions o;
+    o.socket = dir + "/s.sock";
+    port = VhostUserPort::open(o, pool, status);
+    cache = std::make_unique<BufferCache>(pool);
+  }
+  void TearDown() override {
+    if (port) port->detach();
+    port.reset();
+    cache.reset();
+    rmdir(dir.c_str());
+  }
+  std::unique_ptr<FakeFrontend> connect_and_setup(uint64_t features) {
+    auto fe = std::make_unique<FakeFrontend>(dir + "/s.sock");
+    EXPECT_TRUE(fe->connected());
+    fe->setup(*port, features);
+    return fe;
+  }
+  uint16_t rx(Pkt* out, int tries = 50) {
+    for (int i = 0; i < tries; ++i) {
+      uint16_t n = port->rx_burst(out, kMaxBurst);
+      if (n) return n;
+    }
+    return 0;
+  }
+  Pkt pkt_of(const Bytes& f) {
+    uint32_t idx = 0;
+    EXPECT_TRUE(cache->alloc(&idx));
+    std::memcpy(pool->data(idx) + pool->headroom(), f.data(), f.size());
+    return Pkt{idx, pool->headroom(), uint16_t(f.size())};
+  }
+  const VirtqCounters& qc(uint32_t q) { return status->vhost->q[q]; }
+
+  static inline int seq = 0;
+  std::shared_ptr<BufferPool> pool;
+  std::shared_ptr<PortStatus> status;
+  std::unique_ptr<VhostUserPort> port;
+  std::unique_ptr<BufferCache> cache;
+  std::string dir;
+};
+
+const uint64_t kBase = bit(kVersion1) | bit(kNetMrgRxbuf) | bit(kRingEventIdx) | bit(kRingIndirect) |
+                       bit(kNetCsum) | bit(kNetGuestCsum) | bit(kNetHostTso4) | bit(kNetGuestTso4);
+
+TEST_F(VhostUser, NegotiatesAndComesUp) {
+  EXPECT_EQ(port->link_state(), LinkState::kDown);
+  auto fe = connect_and_setup(kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  EXPECT_TRUE(status->vhost->connected.load());
+  EXPECT_EQ(status->vhost->features.load() & kBase, kBase);
+  EXPECT_EQ(port->tx_offloads(), uint32_t(kOffCsum | kOffTso4));
+  std::vector<VhostStatus::Queue> qs;
+  std::vector<VhostStatus::Region> rs;
+  status->vhost->layout(&qs, &rs);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].gpa, kGpaBase);
+  EXPECT_EQ(rs[0].size, kMemSize);
+  ASSERT_EQ(qs.size(), 2u);
+  EXPECT_TRUE(qs[0].ready && qs[1].ready);
+  EXPECT_EQ(fe->get_u64(*port, kVuGetQueueNum), 1u);
+  EXPECT_EQ(virtio_feature_names(bit(kVersion1) | bit(kNetMrgRxbuf)), "mrg_rxbuf version_1");
+}
+
+TEST_F(VhostUser, RefusesWhatItDoesNotSupport) {
+  auto fe = connect_and_setup(kBase);
+  // Not offered: an ack with an error, the port says why.
+  uint64_t ufo = bit(kNetHostUfo) | bit(kVersion1);
+  EXPECT_NE(fe->ack(*port, kVuSetFeatures, &ufo, 8), 0u);
+  EXPECT_NE(status->error().find("host_ufo"), std::string::npos) << status->error();
+  // An unsupported message with REPLY_ACK: refused, not ignored.
+  uint8_t mac[8] = {};
+  EXPECT_EQ(fe->ack(*port, kVuSendRarp, mac, 8), 1u);
+  EXPECT_NE(status->error().find("SEND_RARP"), std::string::npos);
+  // An unsupported request that expects its own reply gets an empty one.
+  EXPECT_TRUE(fe->call(*port, kVuGetConfig, nullptr, 0).empty());
+  // A queue that does not exist.
+  uint32_t num[2] = {7, 256};
+  EXPECT_EQ(fe->ack(*port, kVuSetVringNum, num, 8), 1u);
+  // A queue size that is not a power of two.
+  uint32_t odd[2] = {0, 100};
+  EXPECT_EQ(fe->ack(*port, kVuSetVringNum, odd, 8), 1u);
+  EXPECT_GE(status->vhost->refused.load(), 5u);
+  EXPECT_EQ(port->link_state(), LinkState::kUp) << "a refusal does not break the device";
+}
+
+TEST_F(VhostUser, GuestTransmitReachesTheEngine) {
+  auto fe = connect_and_setup(kBase);
+  std::vector<Bytes> frames;
+  for (int i = 0; i < 5; ++i) frames.push_back(make_frame(testutil::host_mac(1), testutil::host_mac(2), uint16_t(60 + i * 100)));
+  for (auto& f : frames) fe->send(f);
+  Pkt out[kMaxBurst];
+  ASSERT_EQ(rx(out), 5);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Bytes(pool->frame(out[i]), pool->frame(out[i]) + out[i].len), frames[i]) << i;
+    EXPECT_FALSE(pkt_has_meta(out[i]));
+    cache->free(out[i].buf);
+  }
+  EXPECT_EQ(fe->used_idx(1), 5);
+  uint32_t id, len;
+  fe->used_elem(1, 4, &id, &len);
+  EXPECT_EQ(id, 4u);
+  EXPECT_EQ(cnt_read(qc(1).c[size_t(VirtqCounter::packets)]), 5u);
+}
+
+TEST_F(VhostUser, ChecksumPartialAndTsoFromTheGuestKeepTheirState) {
+  auto fe = connect_and_setup(kBase);
+  // A 3000-byte TCPv4 super-frame split over a chain: header alone, then
+  // two data descriptors in an indirect table.
+  Bytes f = make_frame(testutil::host_mac(1), testutil::host_mac(2), 3000);
+  uint8_t vnet[10];
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoTcpv4;
+  m.gso_size = 1448;
+  m.hdr_len = 54;
+  m.csum_start = 34;
+  m.csum_offset = 16;
+  offload_to_vnet(m, vnet);
+  const uint64_t hb = fe->buf(1, 10), d1 = fe->buf(1, 11), d2 = fe->buf(1, 12), it = fe->buf(1, 13);
+  std::memset(fe->host(hb), 0, 12);
+  std::memcpy(fe->host(hb), vnet, 10);
+  std::memcpy(fe->host(d1), f.data(), 2000);
+  std::memcpy(fe->host(d2), f.data() + 2000, 1000);
+  VringDesc* table = reinterpret_cast<VringDesc*>(fe->host(it));
+  table[0] = VringDesc{fe->gpa(hb), 12, kDescNext, 1};
+  table[1] = VringDesc{fe->gpa(d1), 2000, kDescNext, 2};
+  table[2] = VringDesc{fe->gpa(d2), 1000, 0, 0};
+  fe->desc(1)[0] = VringDesc{fe->gpa(it), 3 * 16, kDescIndirect, 0};
+  fe->publish(1, 0);
+  Pkt out[kMaxBurst];
+  ASSERT_EQ(rx(out), 1);
+  ASSERT_TRUE(pkt_has_meta(out[0]));
+  EXPECT_TRUE(pool->is_large(out[0].buf)) << "a frame longer than a buffer lands in a large one";
+  EXPECT_EQ(Bytes(pool->frame(out[0]), pool->frame(out[0]) + out[0].len), f);
+  const OffloadMeta& got = pool->meta(out[0].buf);
+  EXPECT_EQ(got.gso_type, OffloadMeta::kGsoTcpv4);
+  EXPECT_EQ(got.gso_size, 1448);
+  EXPECT_EQ(got.csum_start, 34);
+  cache->free(out[0].buf);
+}
+
+TEST_F(VhostUser, EngineFramesReachTheGuestInMergedBuffers) {
+  auto fe = connect_and_setup(kBase);
+  fe->post_rx(8, 1024);
+  Bytes small = make_frame(testutil::host_mac(2), testutil::host_mac(1), 60);
+  Bytes big = make_frame(testutil::host_mac(2), testutil::host_mac(1), 1900);
+  Pkt in[2] = {pkt_of(small), pkt_of(big)};
+  ASSERT_EQ(port->tx_burst(in, 2), 2);
+  ASSERT_EQ(fe->used_idx(0), 3) << "60 bytes in one buffer, 12 + 1900 in two";
+  uint32_t id, len;
+  fe->used_elem(0, 0, &id, &len);
+  EXPECT_EQ(len, 72u);
+  const uint8_t* b0 = fe->host(fe->buf(0, id));
+  EXPECT_EQ(b0[10], 1);
+  EXPECT_EQ(Bytes(b0 + 12, b0 + 72), small);
+  Bytes got;
+  fe->used_elem(0, 1, &id, &len);
+  const uint8_t* h = fe->host(fe->buf(0, id));
+  EXPECT_EQ(h[10], 2) << "num_buffers";
+  got.insert(got.end(), h + 12, h + len);
+  for (uint16_t k = 2; k < 3; ++k) {
+    fe->used_elem(0, k, &id, &len);
+    got.insert(got.end(), fe->host(fe->buf(0, id)), fe->host(fe->buf(0, id)) + len);
+  }
+  EXPECT_EQ(got, big);
+  // EVENT_IDX: used_event 0 was passed, so the guest was notified once.
+  uint64_t v = 0;
+  EXPECT_EQ(read(fe->call_fd(0), &v, 8), 8);
+  // Out of buffers: the rest stays with the engine (tx_ring_full there).
+  Pkt more[4];
+  for (auto& p : more) p = pkt_of(big);
+  EXPECT_EQ(port->tx_burst(more, 4), 2) << "five buffers left: two frames of two buffers";
+  for (int i = 2; i < 4; ++i) cache->free(more[i].buf);
+  EXPECT_GE(cnt_read(qc(0).c[size_t(VirtqCounter::guest_full)]), 1u);
+}
+
+TEST_F(VhostUser, EventIdxSuppressesNotifications) {
+  auto fe = connect_and_setup(kBase);
+  // used_event (after the avail ring) = 5: notify only when used crosses 5.
+  fe->avail(0)[2 + kQ] = 5;
+  fe->post_rx(16, 1024);
+  uint64_t v;
+  for (int i = 0; i < 4; ++i) {
+    Pkt p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+    ASSERT_EQ(port->tx_burst(&p, 1), 1);
+    if (i == 0) EXPECT_EQ(read(fe->call_fd(0), &v, 8), 8) << "the first interrupt is always sent";
+  }
+  EXPECT_EQ(read(fe->call_fd(0), &v, 8), -1) << "used 2..4 do not pass used_event 5";
+  Pkt p[2] = {pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60)),
+              pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60))};
+  ASSERT_EQ(port->tx_burst(p, 2), 2);
+  EXPECT_EQ(read(fe->call_fd(0), &v, 8), 8) << "used moved past 5";
+}
+
+TEST_F(VhostUser, HostileChainsBreakTheQueueNotTheSwitch) {
+  struct Case {
+    const char* name;
+    VirtqDrop reason;
+    std::function<void(FakeFrontend&)> make;
+  };
+  std::vector<Case> cases = {
+      {"head beyond the queue", VirtqDrop::ring_bad_head, [](FakeFrontend& fe) { fe.publish(1, kQ + 3); }},
+      {"chain that loops", VirtqDrop::ring_desc_loop,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{fe.gpa(fe.buf(1, 0)), 100, kDescNext, 1};
+         fe.desc(1)[1] = VringDesc{fe.gpa(fe.buf(1, 1)), 100, kDescNext, 0};
+         fe.publish(1, 0);
+       }},
+      {"address outside memory", VirtqDrop::ring_bad_addr,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{kGpaBase + kMemSize - 10, 100, 0, 0};
+         fe.publish(1, 0);
+       }},
+      {"length that wraps", VirtqDrop::ring_bad_addr,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{~0ull - 5, 0xFFFFFFFF, 0, 0};
+         fe.publish(1, 0);
+       }},
+      {"avail index far ahead", VirtqDrop::ring_bad_avail_idx,
+       [](FakeFrontend& fe) { fe.avail(1)[1] = uint16_t(kQ + 7); }},
+      {"next beyond the table", VirtqDrop::ring_bad_next,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{fe.gpa(fe.buf(1, 0)), 100, kDescNext, uint16_t(kQ + 1)};
+         fe.publish(1, 0);
+       }},
+      {"nested indirect", VirtqDrop::ring_bad_indirect,
+       [](FakeFrontend& fe) {
+         auto* t = reinterpret_cast<VringDesc*>(fe.host(fe.buf(1, 5)));
+         t[0] = VringDesc{fe.gpa(fe.buf(1, 5)), 32, kDescIndirect, 0};
+         fe.desc(1)[0] = VringDesc{fe.gpa(fe.buf(1, 5)), 32, kDescIndirect, 0};
+         fe.publish(1, 0);
+       }},
+      {"writable descriptor in a transmit chain", VirtqDrop::ring_wrong_direction,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{fe.gpa(fe.buf(1, 0)), 100, kDescWrite, 0};
+         fe.publish(1, 0);
+       }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    TearDown();
+    SetUp();
+    auto fe = connect_and_setup(kBase);
+    c.make(*fe);
+    Pkt out[kMaxBurst];
+    EXPECT_EQ(rx(out, 5), 0);
+    EXPECT_EQ(cnt_read(qc(1).drops[size_t(c.reason)]), 1u);
+    EXPECT_EQ(port->link_state(), LinkState::kUp) << "the receive queue still works";
+    std::vector<VhostStatus::Queue> qs;
+    std::vector<VhostStatus::Region> rs;
+    status->vhost->layout(&qs, &rs);
+    ASSERT_EQ(qs.size(), 2u);
+    EXPECT_TRUE(qs[1].broken);
+    EXPECT_FALSE(qs[1].error.empty());
+    EXPECT_NE(status->error().find("broken"), std::string::npos) << status->error();
+    // The other direction goes on.
+    fe->post_rx(2, 1024);
+    Pkt p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+    EXPECT_EQ(port->tx_burst(&p, 1), 1);
+    EXPECT_EQ(fe->used_idx(0), 1);
+    // Setting the ring up again (a new kick) clears it.
+    int kick = eventfd(0, EFD_CLOEXEC);
+    uint64_t idx = 1;
+    uint32_t base[2] = {1, fe->avail(1)[1]};
+    EXPECT_EQ(fe->ack(*port, kVuSetVringBase, base, 8), 0u);
+    EXPECT_EQ(fe->ack(*port, kVuSetVringKick, &idx, 8, {kick}), 0u);
+    close(kick);
+    fe->send(make_frame(testutil::host_mac(1), testutil::host_mac(2), 60));
+    EXPECT_EQ(rx(out), 1);
+    cache->free(out[0].buf);
+  }
+}
+
+TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
+  {
+    auto fe = connect_and_setup(kBase);
+    EXPECT_EQ(port->link_state(), LinkState::kUp);
+    fe->hang_up();
+    Pkt out[kMaxBurst];
+    for (int i = 0; i < 200 && status->vhost->connected.load(); ++i) {
+      port->rx_burst(out, kMaxBurst);
+      usleep(1000);
+    }
+  }
+  EXPECT_FALSE(status->vhost->connected.load());
+  EXPECT_EQ(port->link_state(), LinkState::kDown);
+  std::vector<VhostStatus::Queue> qs;
+  std::vector<VhostStatus::Region> rs;
+  status->vhost->layout(&qs, &rs);
+  EXPECT_TRUE(rs.empty());
+  for (auto& q : qs) EXPECT_FALSE(q.ready);
+  // Frames for a port without a guest receive queue are counted drops.
+  Pkt p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+  EXPECT_EQ(port->tx_burst(&p, 1), 1);
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::not_ready)]), 1u);
+  // The next front end gets a fresh device.
+  auto fe2 = connect_and_setup(kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  EXPECT_EQ(status->vhost->connects.load(), 2u);
+}
+
+TEST_F(VhostUser, SleepingEngineAsksForKicks) {
+  auto fe = connect_and_setup(kBase);
+  Waker w;
+  w.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  port->attach(&w);
+  Pkt out[kMaxBurst];
+  port->rx_burst(out, kMaxBurst);  // polling: kicks off
+  w.sleeping.store(true);
+  port->rx_burst(out, kMaxBurst);  // about to sleep: avail_event = next entry
+  const uint16_t avail_event = *reinterpret_cast<uint16_t*>(fe->used(1) + 4 + 8 * kQ);
+  EXPECT_EQ(avail_event, 0);
+  // The port's poll fd becomes readable on a kick.
+  pollfd pf{port->poll_fd(), POLLIN, 0};
+  EXPECT_EQ(poll(&pf, 1, 0), 0);
+  uint64_t one = 1;
+  ASSERT_EQ(write(fe->kick_fd(1), &one, 8), 8);
+  EXPECT_EQ(poll(&pf, 1, 100), 1);
+  w.sleeping.store(false);
+  port->attach(nullptr);
+  close(w.fd);
+}
+
+// The ring code alone, on a heap buffer: a guest's receive chain without
+// mergeable buffers that is too short drops the frame and keeps the buffer.
+TEST(VirtioRing, ShortReceiveChainWithoutMergeableBuffers) {
+  auto pool = test_pool();
+  BufferCache cache(pool);
+  std::vector<uint8_t> mem(1 << 16);
+  GuestMemory gm;
+  ASSERT_TRUE(gm.add(GuestRegion{0x1000, mem.size(), 0x1000, mem.data()}));
+  VirtqCounters ctr;
+  VirtQueue q;
+  q.ctr = &ctr;
+  q.num = 8;
+  q.desc_uva = 0x1000;
+  q.avail_uva = 0x1000 + 128;
+  q.used_uva = 0x1000 + 256;
+  q.addr_set = q.enabled = q.started = true;
+  std::string err;
+  ASSERT_TRUE(q.map(gm, &err)) << err;
+  VirtioNetCtx c;
+  c.mem = &gm;
+  c.pool = pool.get();
+  c.cache = &cache;
+  c.hdr_len = kVnetHdrLen;
+  q.desc[0] = VringDesc{0x1000 + 1024, 64, kDescWrite, 0};
+  q.avail[2] = 0;
+  q.avail[1] = 1;
+  uint32_t idx;
+  ASSERT_TRUE(cache.alloc(&idx));
+  Pkt p{idx, pool->headroom(), 200};
+  EXPECT_EQ(vq_enqueue(q, c, &p, 1), 1);
+  EXPECT_EQ(cnt_read(ctr.drops[size_t(VirtqDrop::guest_buffer_small)]), 1u);
+  EXPECT_EQ(q.last_avail, 0) << "the buffer stays with the device for the next frame";
+  EXPECT_FALSE(q.broken);
+  // A region wrapping the address space is refused.
+  EXPECT_FALSE(gm.add(GuestRegion{~0ull - 10, 100, 0, mem.data()}));
+  EXPECT_EQ(gm.gpa(0x1000 + mem.size() - 4, 8), nullptr) << "a range leaving the region is never translated";
+}
+
+}  // namespace
+}  // namespace vpc
