@@ -173,7 +173,7 @@ export class Vm {
   static async boot(own: (c: { kill(signal?: NodeJS.Signals): boolean }) => void, opts: VmOptions): Promise<Vm> {
     const vm = new Vm(opts, guestImage());
     own(vm.child);
-    const m = await vm.waitFor(/@@READY (\S+) (\S+) (\S+)/, opts.bootTimeoutMs ?? 420_000, 'boot');
+    const m = await vm.waitFor(/@@READY (\S+) (\S+) (\S+)\r?\n/, opts.bootTimeoutMs ?? 420_000, 'boot');
     vm.guestMac = m[2]!;
     vm.features = m[3]!;
     for (const f of vm.console.matchAll(/@@FAIL ([^\r\n]*)/g)) throw new Error(`${vm.name}: guest init: ${f[1]}\n${vm.tail()}`);
