@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { Dataplane, DataplaneError } from '../../src/dataplane/index';
 import { validatePortSpec } from '../../src/dataplane/specs';
 import { Metrics } from '../../src/control/metrics';
+import { formatVhost } from '../../src/control/vhost-view';
 
 function tmpdir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'vpc-vhu-'));
@@ -84,6 +85,12 @@ describe('vhostuser ports in the dataplane', () => {
       assert.deepEqual(v.queues.map((q) => q.role), ['guest-rx', 'guest-tx', 'guest-rx', 'guest-tx']);
       assert.deepEqual(v.regions, []);
       assert.ok('ring_desc_loop' in v.queues[1]!.drops);
+
+      // What `vpcctl port show` prints under "vhost-user device:".
+      const shown = formatVhost(v);
+      assert.match(shown, new RegExp(`^socket +${sock.replace(/[.]/g, '\\.')} \\(server\\)$`, 'm'));
+      assert.match(shown, /^ {2} 3 guest-tx size 0 +unset /m);
+      assert.match(shown, /^ {2}\(none mapped\)$/m);
 
       // Not connected: the link is down (frames for it count link_down).
       assert.equal(dp.stats().ports.vm1!.counters.link_up, 0);
