@@ -10,6 +10,8 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ApiError, Client, UnreachableError } from './client';
 import { DEFAULT_SOCKET } from './daemon';
 import { VERSION } from './version';
+import type { VhostUserStatus } from '../dataplane';
+import { formatVhost } from './vhost-view';
 
 // Exit codes of vpcctl, declared once (docs/operations.md lists them).
 export const EXIT = {
@@ -206,8 +208,9 @@ export function createProgram(io: CliIO = defaultIO): Command {
     print(json, r, () => {
       const { backend, ...port } = r.port as { backend?: Record<string, unknown> };
       if (backend === undefined) return keyValues(port);
-      const { counters, ...live } = backend;
-      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}`;
+      const { counters, vhost, ...live } = backend;
+      const device = vhost === undefined ? '' : `\nvhost-user device:\n${formatVhost(vhost as VhostUserStatus)}`;
+      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${device}`;
     });
   });
   port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')

@@ -300,6 +300,7 @@ void VhostUserPort::service() {
     if (!connected_) {
       connected_ = true;
       vst_->connected.store(true);
+      status_->attached.store(true, std::memory_order_relaxed);
       vst_->connects.fetch_add(1, std::memory_order_relaxed);
     }
     bool alive = true, more = true;
@@ -712,6 +713,7 @@ void VhostUserPort::disconnect() {
   }
   connected_ = false;
   vst_->connected.store(false);
+  status_->attached.store(false, std::memory_order_relaxed);
   reset_device();
   refresh();
 }

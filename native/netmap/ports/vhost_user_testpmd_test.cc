@@ -194,5 +194,47 @@ TEST_F(VhostTestpmd, IoLoopThroughTheSwitchBothWays) {
   EXPECT_GE(sa->vhost->disconnects.load(), 1u);
 }
 
+// Client mode: testpmd owns socket a (server=1) and waits for the switch to
+// connect. The switch side is then deleted and created again (what a vpcd
+// restart does to its ports): it reconnects by itself and frames flow again.
+// Two testpmd processes here (txonly into a, rxonly on b): a functional
+// check, not a measurement.
+TEST_F(VhostTestpmd, ClientModeReconnectsAfterTheSwitchSideRestarts) {
+  std::shared_ptr<PortStatus> sa, sb;
+  PortId b = add_vhost(dir + "/b.sock", false, &sb);
+  h.engine().start();
+  const std::string prefix = "vpcvc" + std::to_string(getpid());
+  Testpmd rx, tx;
+  ASSERT_TRUE(rx.start(prefix + "r", {"net_virtio_user1,path=" + dir + "/b.sock"},
+                       {"--forward-mode=rxonly", "--stats-period", "1", "--total-num-mbufs=8192"}, dir + "/rx.log"));
+  ASSERT_TRUE(tx.start(prefix + "t", {"net_virtio_user0,path=" + dir + "/a.sock,server=1"},
+                       {"--forward-mode=txonly", "--stats-period", "1", "--total-num-mbufs=8192"}, dir + "/tx.log"));
+  // testpmd creates the socket and blocks in accept(): the port connects
+  // within a second of its creation, whichever came first.
+  ASSERT_TRUE(wait_until([&] { return access((dir + "/a.sock").c_str(), F_OK) == 0; }, 20000)) << tx.output();
+  PortId a = add_vhost(dir + "/a.sock", true, &sa);
+  EXPECT_TRUE(wait_until([&] { return port_counter(a, PortCounter::rx_packets) > 1000 &&
+                                      port_counter(b, PortCounter::tx_packets) > 1000; }, 30000))
+      << tx.output() << rx.output() << sa->error() << sb->error();
+  EXPECT_EQ(sa->vhost->connects.load(), 1u);
+
+  // The switch side goes away and comes back.
+  auto del = testutil::EngineHarness::cmd(CmdOp::kDeletePort);
+  del->port = a;
+  ASSERT_TRUE(h.run(std::move(del)).ok());
+  const uint64_t b_before = port_counter(b, PortCounter::tx_packets);
+  std::shared_ptr<PortStatus> sa2;
+  PortId a2 = add_vhost(dir + "/a.sock", true, &sa2);
+  EXPECT_TRUE(wait_until([&] { return port_counter(a2, PortCounter::rx_packets) > 1000 &&
+                                      port_counter(b, PortCounter::tx_packets) > b_before + 1000; }, 30000))
+      << tx.output() << sa2->error();
+  EXPECT_GE(sa2->vhost->connects.load(), 1u);
+  tx.stop();
+  rx.stop();
+  uint64_t rxn = 0, txn = 0;
+  ASSERT_TRUE(totals(rx.output(), &rxn, &txn)) << rx.output();
+  EXPECT_GT(rxn, 2000u) << "frames from a reached b's guest before and after the reconnection";
+}
+
 }  // namespace
 }  // namespace vpc
