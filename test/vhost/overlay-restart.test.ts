@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { removeDir, spawnVpcd, TEST_ENGINE, tempDir, type VpcdProcess } from '../control/helpers';
-import { type Guest, Lab, run, skipReason } from '../ports/lab';
+import { type Guest, Lab, run, skipReason, sleep } from '../ports/lab';
 import { guest, linuxVtep, quietNetns } from '../overlay/vxlab';
 import { ensureGuestTools, guestImage, Vm } from './guest';
 import { linkEvents, portView, until } from './vhostlab';
@@ -69,7 +69,7 @@ switches:
 
   after(async () => {
     await vm?.kill();
-    await d?.stop();
+    if (d) await Promise.race([d.stop(), sleep(15_000)]);
     lab?.cleanup();
     if (dir) removeDir(dir);
   });

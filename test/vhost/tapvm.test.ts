@@ -9,12 +9,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, run, withLab } from '../ports/lab';
+import { eventually, run, skipReason, withLab } from '../ports/lab';
 import { ensureGuestTools, VIRTIO_NET_F, Vm } from './guest';
 
-test('a QEMU guest on a tap held by QEMU (afpacket port) pings a veth guest and sends it 4 MiB over TCP intact', { timeout: 900_000 }, async (t) => {
-  ensureGuestTools();
-  await withLab(t, ['ip', 'ping', 'sha256sum', 'busybox'], async (lab, dp) => {
+// Only a host where namespaces cannot be made (not Linux, not root) skips;
+// a missing tool is installed or named in the failure (ensureGuestTools).
+test('a QEMU guest on a tap held by QEMU (afpacket port) pings a veth guest and sends it 4 MiB over TCP intact', { skip: skipReason([]), timeout: 900_000 }, async (t) => {
+  ensureGuestTools(['ss', 'sha256sum']);
+  await withLab(t, [], async (lab, dp) => {
     await dp.createSwitch({ name: 'a', vni: 100 });
     const tap = lab.name('t');
     run('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);

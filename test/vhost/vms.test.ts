@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { removeDir, spawnVpcd, TEST_ENGINE, tempDir, type VpcdProcess } from '../control/helpers';
-import { type Guest, Lab, skipReason } from '../ports/lab';
+import { type Guest, Lab, skipReason, sleep } from '../ports/lab';
 import { ensureGuestTools, guestImage, VIRTIO_NET_F, Vm } from './guest';
 import { assertSameHoldings, holdings, type Holdings, linkEvents, portView, restingHoldings, stats, sumDrops, until } from './vhostlab';
 
@@ -72,7 +72,7 @@ ${TEST_ENGINE}switches:
   after(async () => {
     await vm1?.kill();
     await vm2?.kill();
-    await d?.stop();
+    if (d) await Promise.race([d.stop(), sleep(15_000)]);
     lab?.cleanup();
     if (dir) removeDir(dir);
   });
