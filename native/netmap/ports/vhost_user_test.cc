@@ -515,6 +515,31 @@ TEST_F(VhostUser, HostileChainsBreakTheQueueNotTheSwitch) {
   }
 }
 
+// A receive buffer of zero bytes cannot even hold the header: the guest's
+// receive queue breaks, its transmit queue goes on.
+TEST_F(VhostUser, EmptyMergeableReceiveBufferBreaksTheReceiveQueue) {
+  auto fe = connect_and_setup(kBase);
+  fe->desc(0)[0] = VringDesc{fe->gpa(fe->buf(0, 0)), 0, kDescWrite, 0};
+  fe->desc(0)[1] = VringDesc{fe->gpa(fe->buf(0, 1)), 1024, kDescWrite, 0};
+  fe->publish(0, 0);
+  fe->publish(0, 1);
+  Pkt p[2] = {pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60)),
+              pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60))};
+  EXPECT_EQ(port->tx_burst(p, 2), 2) << "taken: one counted as the breaking drop, one as not_ready";
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::ring_short_buffer)]), 1u);
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::not_ready)]), 1u);
+  EXPECT_EQ(fe->used_idx(0), 0) << "nothing published into a broken ring";
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  std::vector<VhostStatus::Queue> qs;
+  std::vector<VhostStatus::Region> rs;
+  status->vhost->layout(&qs, &rs);
+  EXPECT_TRUE(qs[0].broken);
+  fe->send(make_frame(testutil::host_mac(1), testutil::host_mac(2), 60));
+  Pkt out[kMaxBurst];
+  ASSERT_EQ(rx(out), 1);
+  cache->free(out[0].buf);
+}
+
 TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
   {
     auto fe = connect_and_setup(kBase);

@@ -343,6 +343,10 @@ Chain write_rx_frame(VirtQueue& q, const VirtioNetCtx& c, const Pkt& p, uint16_t
       fw += t;
       blen += t;
     }
+    if (first && c.mrg_rxbuf) {  // an empty mergeable buffer: not even a header fits
+      *why = VirtqDrop::ring_short_buffer;
+      return Chain::kBroken;
+    }
     put_used(q, uint16_t(q.used_idx + nbufs), head, blen);
     ++nbufs;
     ++idx;
