@@ -16,6 +16,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <vector>
 
@@ -578,7 +580,17 @@ TEST_F(VhostUser, EmptyMergeableReceiveBufferBreaksTheReceiveQueue) {
   cache->free(out[0].buf);
 }
 
+size_t open_fds() {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
 TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
+  const size_t fds_before = open_fds();
   {
     auto fe = connect_and_setup(kBase);
     EXPECT_EQ(port->link_state(), LinkState::kUp);
@@ -591,6 +603,12 @@ TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
   }
   EXPECT_FALSE(status->vhost->connected.load());
   EXPECT_EQ(port->link_state(), LinkState::kDown);
+  EXPECT_EQ(open_fds(), fds_before) << "the connection, the memory fd and every eventfd closed";
+  {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line)) EXPECT_EQ(line.find("memfd:guest"), std::string::npos) << "still mapped: " << line;
+  }
   std::vector<VhostStatus::Queue> qs;
   std::vector<VhostStatus::Region> rs;
   status->vhost->layout(&qs, &rs);
