@@ -18,7 +18,8 @@
 //   2 avail:   u16 ring slot, u16 head, then u16 avail idx (added or set)
 //   3 dequeue: u8 max frames
 //   4 enqueue: u8 count, per frame u16 length (% 2000, >= 14), u8 offload
-//              (bit 0 checksum-partial, bit 1 TSO4, bit 2 in a large buffer)
+//              (bit 0 checksum-partial, bit 1 TSO4, bit 2 in a large buffer;
+//              a frame longer than a regular buffer is always in a large one)
 // After every operation: buffers are either with the test, in the cache or
 // in the pool (the audit checks double frees), and a broken queue stays
 // broken (the device never touches it again).
@@ -108,7 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           size_t room;
           uint8_t* p = g.at(r, off, &room);
           Bytes b = in.bytes(in.u8());
-          std::memcpy(p, b.data(), std::min(room, b.size()));
+          if (!b.empty()) std::memcpy(p, b.data(), std::min(room, b.size()));
           break;
         }
         case 1: {
@@ -150,7 +151,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const uint16_t len = uint16_t(in.u16() % 2000 + 14);
             const uint8_t off = in.u8();
             uint32_t idx;
-            const bool large = off & 4;
+            const bool large = (off & 4) || len > pool->max_frame();
             if (!(large ? cache.alloc_large(&idx) : cache.alloc(&idx))) break;
             Pkt p{idx, pool->headroom(), len};
             std::memset(pool->data(idx) + pool->headroom(), 0xAB, len);

@@ -602,6 +602,15 @@ void VhostUserPort::dispatch(uint32_t req, uint32_t flags, const uint8_t* p, uin
         q->last_error.clear();
         if (!(features_ & vfeat::bit(kVuProtocolFeaturesBit))) q->enabled = true;
         remap_queue(i);  // also takes the used index from the ring
+        // A base the avail ring cannot have (more than the queue size behind
+        // its index) comes from a front end that lost track: DPDK's
+        // virtio-user reconnecting in server mode sends 0, and a restarted
+        // switch could not answer its GET_VRING_BASE. Every descriptor taken
+        // is given back at once and in order, so the used index in guest
+        // memory is where the ring stands: start from there.
+        if (q->desc && q->used_idx != q->last_avail &&
+            uint16_t(__atomic_load_n(q->avail + 1, __ATOMIC_ACQUIRE) - q->last_avail) > q->num)
+          q->last_avail = q->used_idx;
       } else if (req == kVuSetVringCall) {
         replace_fd(&q->call_fd, f);
       } else {

@@ -16,6 +16,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <vector>
 
@@ -427,7 +429,9 @@ TEST_F(VhostUser, EventIdxSuppressesNotifications) {
   for (int i = 0; i < 4; ++i) {
     Pkt p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
     ASSERT_EQ(port->tx_burst(&p, 1), 1);
-    if (i == 0) EXPECT_EQ(read(fe->call_fd(0), &v, 8), 8) << "the first interrupt is always sent";
+    if (i == 0) {
+      EXPECT_EQ(read(fe->call_fd(0), &v, 8), 8) << "the first interrupt is always sent";
+    }
   }
   EXPECT_EQ(read(fe->call_fd(0), &v, 8), -1) << "used 2..4 do not pass used_event 5";
   Pkt p[2] = {pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60)),
@@ -515,7 +519,78 @@ TEST_F(VhostUser, HostileChainsBreakTheQueueNotTheSwitch) {
   }
 }
 
+// Chains of 1,000 descriptors are valid, but a burst stops walking after the
+// frame that crosses the budget: the rest waits for the next burst, so a
+// guest cannot make one rx_burst hold the engine up for long.
+TEST_F(VhostUser, LongChainsAreTakenAFewPerBurst) {
+  auto fe = connect_and_setup(kBase);
+  constexpr uint32_t kFrames = 20, kLinks = 1000;
+  const uint64_t data = 3 << 20;  // 12 zero bytes of header, then the frame's bytes
+  std::memset(fe->host(data), 0, 12);
+  std::memset(fe->host(data + 12), 0x5A, kLinks);
+  for (uint32_t f = 0; f < kFrames; ++f) {
+    const uint64_t t = (2 << 20) + uint64_t(f) * kLinks * 16;
+    auto* table = reinterpret_cast<VringDesc*>(fe->host(t));
+    table[0] = VringDesc{fe->gpa(data), 12, kDescNext, 1};
+    for (uint32_t i = 1; i < kLinks; ++i)
+      table[i] = VringDesc{fe->gpa(data + 12 + i), 1, uint16_t(i + 1 < kLinks ? kDescNext : 0), uint16_t(i + 1)};
+    fe->desc(1)[f] = VringDesc{fe->gpa(t), kLinks * 16, kDescIndirect, 0};
+    fe->publish(1, uint16_t(f));
+  }
+  Pkt out[kMaxBurst];
+  const uint16_t first = port->rx_burst(out, kMaxBurst);
+  EXPECT_GT(first, 0);
+  EXPECT_LT(first, kFrames) << "the walk budget ends the burst early";
+  uint32_t total = first;
+  for (uint16_t i = 0; i < first; ++i) {
+    EXPECT_EQ(out[i].len, kLinks - 1);
+    cache->free(out[i].buf);
+  }
+  for (int round = 0; round < 10 && total < kFrames; ++round) {
+    const uint16_t n = port->rx_burst(out, kMaxBurst);
+    for (uint16_t i = 0; i < n; ++i) cache->free(out[i].buf);
+    total += n;
+  }
+  EXPECT_EQ(total, kFrames) << "every frame arrives, a few bursts later";
+  EXPECT_FALSE(status->vhost->q[1].drops[size_t(VirtqDrop::ring_desc_loop)]);
+}
+
+// A receive buffer of zero bytes cannot even hold the header: the guest's
+// receive queue breaks, its transmit queue goes on.
+TEST_F(VhostUser, EmptyMergeableReceiveBufferBreaksTheReceiveQueue) {
+  auto fe = connect_and_setup(kBase);
+  fe->desc(0)[0] = VringDesc{fe->gpa(fe->buf(0, 0)), 0, kDescWrite, 0};
+  fe->desc(0)[1] = VringDesc{fe->gpa(fe->buf(0, 1)), 1024, kDescWrite, 0};
+  fe->publish(0, 0);
+  fe->publish(0, 1);
+  Pkt p[2] = {pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60)),
+              pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60))};
+  EXPECT_EQ(port->tx_burst(p, 2), 2) << "taken: one counted as the breaking drop, one as not_ready";
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::ring_short_buffer)]), 1u);
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::not_ready)]), 1u);
+  EXPECT_EQ(fe->used_idx(0), 0) << "nothing published into a broken ring";
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  std::vector<VhostStatus::Queue> qs;
+  std::vector<VhostStatus::Region> rs;
+  status->vhost->layout(&qs, &rs);
+  EXPECT_TRUE(qs[0].broken);
+  fe->send(make_frame(testutil::host_mac(1), testutil::host_mac(2), 60));
+  Pkt out[kMaxBurst];
+  ASSERT_EQ(rx(out), 1);
+  cache->free(out[0].buf);
+}
+
+size_t open_fds() {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
 TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
+  const size_t fds_before = open_fds();
   {
     auto fe = connect_and_setup(kBase);
     EXPECT_EQ(port->link_state(), LinkState::kUp);
@@ -528,6 +603,12 @@ TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
   }
   EXPECT_FALSE(status->vhost->connected.load());
   EXPECT_EQ(port->link_state(), LinkState::kDown);
+  EXPECT_EQ(open_fds(), fds_before) << "the connection, the memory fd and every eventfd closed";
+  {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line)) EXPECT_EQ(line.find("memfd:guest"), std::string::npos) << "still mapped: " << line;
+  }
   std::vector<VhostStatus::Queue> qs;
   std::vector<VhostStatus::Region> rs;
   status->vhost->layout(&qs, &rs);

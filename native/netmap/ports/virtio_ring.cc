@@ -61,6 +61,11 @@ constexpr VirtqDrop kOk = VirtqDrop::kCount;
 // a header and up to 17 pages (Linux's MAX_SKB_FRAGS + 2); Linux's vhost
 // stops at 1,024 (UIO_MAXIOV) too. Bounds the work a hostile chain costs.
 constexpr uint32_t kMaxChain = 1024;
+// Descriptors one call of vq_dequeue/vq_enqueue walks at most (it stops after
+// the frame that crosses it): a burst of 256 real frames walks a few hundred;
+// a guest whose chains are all 1,024 descriptors long cannot make one burst
+// cost the engine more than this, so other ports are not held up.
+constexpr uint32_t kBurstWalkBudget = 8192;
 
 // Loads from guest memory: the guest writes it concurrently, so each value is
 // loaded once into a local and the compiler is told memory may change.
@@ -90,8 +95,8 @@ inline void publish_used(VirtQueue& q) { __atomic_store_n(used_idx_ptr(q), q.use
 // of guest memory: a descriptor that spans two regions gives two pieces.
 class DescWalker {
  public:
-  DescWalker(const VirtQueue& q, const VirtioNetCtx& c)
-      : mem_(*c.mem), main_(q.desc), main_num_(q.num), indirect_ok_(c.indirect) {}
+  DescWalker(const VirtQueue& q, const VirtioNetCtx& c, uint32_t* walked)
+      : mem_(*c.mem), main_(q.desc), main_num_(q.num), indirect_ok_(c.indirect), walked_(walked) {}
 
   VirtqDrop begin(uint16_t head) {
     tab_ = main_;
@@ -126,6 +131,7 @@ class DescWalker {
 
  private:
   VirtqDrop load(uint32_t i) {
+    ++*walked_;
     if (++steps_ > kMaxChain || ++table_steps_ > tab_num_) return VirtqDrop::ring_desc_loop;
     const VringDesc d = load_desc(tab_ + i);
     if (d.flags & kDescIndirect) {
@@ -152,6 +158,7 @@ class DescWalker {
   const VringDesc* main_;
   uint32_t main_num_;
   bool indirect_ok_;
+  uint32_t* walked_;
   const VringDesc* tab_ = nullptr;
   uint32_t tab_num_ = 0;
   bool in_indirect_ = false;
@@ -166,9 +173,10 @@ enum class Chain : uint8_t { kOk, kDrop, kBroken, kFull };
 
 // One transmit chain into a pool buffer (upgraded to a large buffer when the
 // frame outgrows a regular one).
-Chain read_tx_chain(const VirtQueue& q, const VirtioNetCtx& c, uint16_t head, Pkt* out, VirtqDrop* why) {
+Chain read_tx_chain(const VirtQueue& q, const VirtioNetCtx& c, uint16_t head, Pkt* out, VirtqDrop* why,
+                    uint32_t* walked) {
   BufferPool& pool = *c.pool;
-  DescWalker w(q, c);
+  DescWalker w(q, c, walked);
   uint8_t hdr[kVnetHdrMrgLen];
   uint32_t hgot = 0, idx = kNoId, cap = 0, flen = 0;
   uint8_t* dst = nullptr;
@@ -279,7 +287,7 @@ bool rx_header(const VirtioNetCtx& c, const Pkt& p, uint8_t* hdr, VirtqDrop* why
 // mergeable buffers as it takes. Nothing is published here; on kOk the
 // caller's used index and last_avail have moved.
 Chain write_rx_frame(VirtQueue& q, const VirtioNetCtx& c, const Pkt& p, uint16_t* avail_idx, bool* reread,
-                     VirtqDrop* why) {
+                     VirtqDrop* why, uint32_t* walked) {
   uint8_t hdr[kVnetHdrMrgLen];
   if (!rx_header(c, p, hdr, why)) return Chain::kDrop;
   const uint8_t* f = c.pool->frame(p);
@@ -287,7 +295,7 @@ Chain write_rx_frame(VirtQueue& q, const VirtioNetCtx& c, const Pkt& p, uint16_t
   uint32_t hw = 0, fw = 0;
   uint16_t idx = q.last_avail, nbufs = 0;
   uint8_t* num_buffers = nullptr;
-  DescWalker w(q, c);
+  DescWalker w(q, c, walked);
   while (hw < c.hdr_len || fw < len) {
     if (nbufs && !c.mrg_rxbuf) {
       *why = VirtqDrop::guest_buffer_small;
@@ -342,6 +350,10 @@ Chain write_rx_frame(VirtQueue& q, const VirtioNetCtx& c, const Pkt& p, uint16_t
       std::memcpy(d, f + fw, t);
       fw += t;
       blen += t;
+    }
+    if (first && c.mrg_rxbuf) {  // an empty mergeable buffer: not even a header fits
+      *why = VirtqDrop::ring_short_buffer;
+      return Chain::kBroken;
     }
     put_used(q, uint16_t(q.used_idx + nbufs), head, blen);
     ++nbufs;
@@ -417,7 +429,8 @@ uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max)
   const uint32_t mask = q.num - 1;
   uint16_t n = 0, k = 0;
   uint64_t bytes = 0;
-  for (; k < todo; ++k) {
+  uint32_t walked = 0;
+  for (; k < todo && walked < kBurstWalkBudget; ++k) {
     const uint16_t head = load16(q.avail + 2 + (q.last_avail & mask));
     if (head >= q.num) {
       q.fail(VirtqDrop::ring_bad_head, "transmit queue: avail entry names descriptor " + std::to_string(head) +
@@ -425,7 +438,7 @@ uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max)
       break;
     }
     VirtqDrop why = kOk;
-    const Chain r = read_tx_chain(q, c, head, &out[n], &why);
+    const Chain r = read_tx_chain(q, c, head, &out[n], &why, &walked);
     if (r == Chain::kBroken) {
       q.fail(why, std::string("transmit queue: chain at descriptor ") + std::to_string(head) + ": " +
                       kVirtqDropInfo[size_t(why)].help);
@@ -449,15 +462,16 @@ uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t
   const uint16_t start_used = q.used_idx;
   bool reread = false;
   uint16_t done = 0, sent = 0;
+  uint32_t walked = 0;
   uint64_t bytes = 0;
   if (q.broken) {
     // Never looked at again until the front end sets the queue up anew.
   } else if (uint16_t(avail_idx - q.last_avail) > q.num) {
     q.fail(VirtqDrop::ring_bad_avail_idx, "receive queue: avail index more than the queue size ahead");
   } else {
-    for (; done < n; ++done) {
+    for (; done < n && walked < kBurstWalkBudget; ++done) {
       VirtqDrop why = kOk;
-      const Chain r = write_rx_frame(q, c, in[done], &avail_idx, &reread, &why);
+      const Chain r = write_rx_frame(q, c, in[done], &avail_idx, &reread, &why, &walked);
       if (r == Chain::kFull) {
         q.ctr->add(VirtqCounter::guest_full);
         break;
