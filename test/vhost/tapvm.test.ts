@@ -12,6 +12,20 @@ import assert from 'node:assert/strict';
 import { eventually, run, skipReason, withLab } from '../ports/lab';
 import { ensureGuestTools, VIRTIO_NET_F, Vm } from './guest';
 
+// The VM's port's drops during the test (the second test reads them).
+let tapDrops: Record<string, number> | undefined;
+
+// One connection on port 5001: prints "<sha256> <bytes>" when it ends.
+// Exits by itself after 300 s whatever happens.
+const SINK = `
+const h = require('crypto').createHash('sha256'); let n = 0;
+const srv = require('net').createServer((c) => {
+  c.on('data', (d) => { h.update(d); n += d.length; });
+  c.on('end', () => { console.log(h.digest('hex') + ' ' + n); process.exit(0); });
+}).listen(5001);
+setTimeout(() => process.exit(2), 300000).unref();
+`;
+
 // Only a host where namespaces cannot be made (not Linux, not root) skips;
 // a missing tool is installed or named in the failure (ensureGuestTools).
 test('a QEMU guest on a tap held by QEMU (afpacket port) pings a veth guest and sends it 4 MiB over TCP intact', { skip: skipReason([]), timeout: 900_000 }, async (t) => {
@@ -33,17 +47,31 @@ test('a QEMU guest on a tap held by QEMU (afpacket port) pings a veth guest and 
       const p = await vm.pingUntil(g.ip);
       assert.ok(p.received > 0, `VM -> veth guest ping failed:\n${p.out}\n${vm.tail()}`);
 
-      // 4 MiB from the VM to the veth guest over TCP (busybox nc at both ends).
-      const sink = lab.spawnIn(g.ns, 'sh', ['-c', 'sleep 200 | timeout 200 busybox nc -l -p 5001 | sha256sum; echo done']);
+      // 4 MiB from the VM (busybox nc) to the veth guest (a Node sink that
+      // prints the SHA-256 and length of what it received, then exits).
+      const sink = lab.spawnIn(g.ns, process.execPath, ['-e', SINK]);
       await eventually(() => assert.match(lab.ns(g.ns, 'ss', ['-ltn']), /:5001\b/), 10_000);
       const sent = await vm.run('dd if=/dev/urandom of=/tmp/tx bs=4096 count=1024 2>/dev/null; sha256sum /tmp/tx; nc 198.18.7.1 5001 </tmp/tx; echo nc=$?', 240_000);
       assert.match(sent.out, /nc=0/, `sending failed:\n${sent.out}`);
       const got = await sink.done;
       const want = /^([0-9a-f]{64})/m.exec(sent.out)?.[1];
       assert.ok(want, sent.out);
-      assert.match(got, new RegExp(`^${want}`, 'm'), `the data arrived altered or incomplete:\nsent ${want}\nreceived ${got}`);
+      assert.match(got, new RegExp(`^${want} ${4096 * 1024}$`, 'm'), `the data arrived altered or incomplete:\nsent ${want}\nreceived ${got}`);
+      tapDrops = Object.fromEntries(Object.entries(dp.stats().ports.vm?.drops ?? {}).filter(([, v]) => v > 0));
     } finally {
       await vm.kill();
     }
   });
+});
+
+// Known bug, kept visible: with the guest's default TSO, part of its
+// super-frames are dropped as `oversize` at the afpacket port on its tap
+// (about 1 in 10 in a 4 MiB transfer; TCP recovers by retransmitting). The
+// likely cause: bridge/classify.h's offload_fits_mtu() takes the virtio-net
+// header's hdr_len as the header length, and Linux fills hdr_len with the
+// skb's linear length (virtio_net_hdr_from_skb), which may include payload,
+// so hdr_len + gso_size exceeds the MTU. Reported; not fixed here.
+test('the switch drops none of the tap VM\'s super-frames', { skip: skipReason([]), todo: 'oversize drops of TSO super-frames at an afpacket port on a VM tap (hdr_len from virtio_net_hdr_from_skb)' }, () => {
+  assert.ok(tapDrops, 'the transfer above ran');
+  assert.deepEqual(tapDrops, {}, 'drops at the VM\'s port during the transfer');
 });
