@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Dataplane, DataplaneError } from '../../src/dataplane/index';
 import { validatePortSpec } from '../../src/dataplane/specs';
 import { Metrics } from '../../src/control/metrics';
-import { formatVhost } from '../../src/control/vhost-view';
+import { formatVhost } from '../../src/control/cli/vhost';
 
 function tmpdir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'vpc-vhu-'));

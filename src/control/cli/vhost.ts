@@ -1,8 +1,8 @@
-// How `vpcctl port show` prints a vhost-user port's device (the `vhost`
+// How `vpcctl port show` (cli/port.ts) prints a vhost-user port's device (the `vhost`
 // object of its backend status): the connection and negotiated features as
 // key/value lines, one line per virtqueue, one per memory region.
 
-import type { VhostUserStatus } from '../dataplane';
+import type { VhostUserStatus } from '../../dataplane';
 
 function nonZero(rec: Record<string, number>): string {
   const parts = Object.entries(rec).filter(([, v]) => v !== 0).map(([k, v]) => `${k}=${v}`);
