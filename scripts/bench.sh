@@ -16,6 +16,10 @@
 #                                      guest-to-guest TCP (iperf3, default guest
 #                                      offloads) through the same systems
 #                                      -> bench/results/e2e-tcp.{json,md}
+#   e2e vhost [--seconds S] [--rounds N] [--only ID,..] [--busy-poll] [--note T]
+#                                      vhost-user ports: this switch vs OVS-DPDK
+#                                      and the testpmd ceiling, testpmd as the VMs
+#                                      -> bench/results/e2e-vhost.{json,md}
 #
 # Figures are printed and written as JSON under bench/results/.
 set -euo pipefail

@@ -146,8 +146,40 @@ def commands_seeds():
     return s
 
 
+# vhost: the hostile-guest ring target (native/fuzz/fuzz_vhost.cc).
+def vq_desc(i, off, ln, flags=0, nxt=0):
+    return bytes([1]) + u16(i) + bytes([0]) + u16(off) + u16(flags) + u16(ln) + u16(nxt)
+
+
+def vq_avail(slot, head, add=1):
+    return bytes([2]) + u16(slot) + u16(head) + u16(add)
+
+
+def vq_write(off, data):
+    return bytes([0, 0]) + u16(off) + bytes([len(data)]) + data
+
+
+def le_desc(addr, ln, flags, nxt):
+    return struct.pack("<QIHH", addr, ln, flags, nxt)
+
+
+def vhost_seeds():
+    head = bytes([0x0F, 8]) + u16(0) + u16(0)  # mrg, indirect, event_idx, 12-byte header; 256 entries
+    g0 = 0x100000
+    s = {}
+    s["tx-plain"] = head + vq_desc(0, 0x4000, 74) + vq_avail(0, 0) + bytes([3, 32])
+    s["rx-mergeable"] = (head + vq_desc(0, 0x5000, 1024, 2) + vq_desc(1, 0x5400, 1024, 2) + vq_avail(0, 0) +
+                         vq_avail(1, 1) + bytes([4, 1]) + u16(1500) + bytes([1]) + bytes([4, 0]) + u16(60) + bytes([0]))
+    table = le_desc(g0 + 0x7000, 12, 1, 1) + le_desc(g0 + 0x7100, 100, 1, 2) + le_desc(g0 + 0x7200, 50, 0, 0)
+    s["tx-indirect"] = head + vq_write(0x6000, table) + vq_desc(0, 0x6000, 48, 4) + vq_avail(0, 0) + bytes([3, 8])
+    s["tx-loop"] = head + vq_desc(0, 0x4000, 20, 1, 1) + vq_desc(1, 0x4100, 20, 1, 0) + vq_avail(0, 0) + bytes([3, 8])
+    s["rx-legacy"] = (bytes([0x00, 4]) + u16(0xFFFE) + u16(7) + vq_desc(3, 0x5000, 80, 2) + vq_avail(14, 3, 0x8000 | 0xFFFF) +
+                      bytes([4, 0]) + u16(60) + bytes([0]))
+    return s
+
+
 def main():
-    targets = {"local": local_seeds(), "uplink": uplink_seeds(), "commands": commands_seeds()}
+    targets = {"local": local_seeds(), "uplink": uplink_seeds(), "commands": commands_seeds(), "vhost": vhost_seeds()}
     for t, seeds in targets.items():
         d = os.path.join(ROOT, t)
         os.makedirs(d, exist_ok=True)

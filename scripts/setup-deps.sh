@@ -41,6 +41,7 @@ TEST_PACKAGES=(
   frr                 # EVPN integration test: a Linux VTEP host speaking BGP EVPN (FRR bgpd)
   qemu-system-x86     # vhost-user integration tests: tiny TCG guests (kernel fetched with apt-get download, not installed)
   busybox-static      # vhost-user integration tests: the tiny guests' initramfs
+  xz-utils            # vhost-user integration tests: the guest kernel taken out of its bzImage (xz)
   dpdk                # vhost-user tests and benchmark: dpdk-testpmd as a virtio-user frontend
   dpdk-dev            # vhost-user tests: librte-net-virtio for testpmd's virtio-user vdev
   openvswitch-switch-dpdk  # e2e vhost benchmark: OVS with DPDK as a peer (private instance)

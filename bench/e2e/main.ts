@@ -5,7 +5,7 @@
 // private network namespaces, with the project's own generator/sink
 // (build/trafgen, bench/trafgen/trafgen.cc). See docs/benchmarks.md.
 //
-//   SUITE     l2 | vxlan | ports | frames | tcp   (default: the first four)
+//   SUITE     l2 | vxlan | ports | frames | tcp | vhost   (default: the first four)
 //   --seconds S      length of each throughput run (default 3; tcp: 5)
 //   --rounds N       throughput/latency runs per system; the best is kept (default 3)
 //   --latency-rate R offered load of the latency runs, frames/s (default 20000)
@@ -17,7 +17,9 @@
 //   --note TEXT      tcp: a remark kept with the results (e.g. "machine busy")
 //
 // Writes bench/results/e2e.json (raw figures, machine), e2e.md (tables) and
-// e2e.svg (chart); the tcp suite (tcp.ts) writes e2e-tcp.json and e2e-tcp.md. Everything is bounded: each trafgen run stops by itself,
+// e2e.svg (chart); the tcp suite (tcp.ts) writes e2e-tcp.json and e2e-tcp.md,
+// the vhost suite (vhost.ts: testpmd virtio-user <-> vhost-user switches)
+// e2e-vhost.json and e2e-vhost.md. Everything is bounded: each trafgen run stops by itself,
 // each system is torn down after its runs, and the namespaces go away on
 // exit, on errors and on Ctrl-C.
 
@@ -28,6 +30,7 @@ import * as path from 'node:path';
 import { ovsVersion } from './ovs';
 import { Missing, PORT_BACKENDS, type Placement, SUITES, type SystemDef, type SystemRun, toolsMissing } from './systems';
 import { type TcpReport, compare, runTcp, tcpToolsMissing } from './tcp';
+import { type VhostReport, renderVhostMarkdown, runVhost, vhostCompare, vhostMissing } from './vhost';
 import { Topo, cleanupAll, releaseLock, takeLock, trySh } from './topo';
 import { renderMarkdown, renderSvg, renderTcpMarkdown } from './report';
 
@@ -123,8 +126,8 @@ function parseArgs(argv: string[]): Options {
       if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error('--idle-spin-us needs an integer in 0..100000');
       o.placement.idleSpinUs = v;
     }
-    else if ([...PACKET_SUITES, 'tcp'].includes(a)) o.suites.push(a);
-    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --idle-spin-us, --no-jumbo, --no-latency, --note)`);
+    else if ([...PACKET_SUITES, 'tcp', 'vhost'].includes(a)) o.suites.push(a);
+    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp, vhost; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --idle-spin-us, --no-jumbo, --no-latency, --note)`);
   }
   if (o.suites.length === 0) o.suites = [...PACKET_SUITES];
   return o;
@@ -275,13 +278,53 @@ function machine(): Record<string, unknown> {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces, veth, tap, AF_PACKET): run as root');
-  const tools = toolsMissing() ?? (o.suites.includes('tcp') ? tcpToolsMissing() : undefined);
+  const tools = toolsMissing() ?? (o.suites.includes('tcp') ? tcpToolsMissing() : undefined) ?? (o.suites.includes('vhost') ? vhostMissing() : undefined);
   if (tools) throw new Error(tools);
-  const packetSuites = o.suites.filter((s) => s !== 'tcp');
+  const packetSuites = o.suites.filter((s) => s !== 'tcp' && s !== 'vhost');
   if (packetSuites.length && !fs.existsSync(TRAFGEN)) throw new Error(`${TRAFGEN} not built (cmake --build build --target trafgen)`);
   takeLock();
   if (o.suites.includes('tcp')) await tcp(o);
+  if (o.suites.includes('vhost')) await vhost(o);
   if (packetSuites.length) await packets({ ...o, suites: packetSuites });
+}
+
+// The vhost suite: bench/results/e2e-vhost.{json,md}. A run with --only
+// merges its systems into the last results (marked partial).
+async function vhost(o: Options): Promise<void> {
+  const started = new Date();
+  const m0 = machine();
+  log(`e2e vhost: ${o.seconds} s per round, ${o.rounds} rounds per case; testpmd on CPU ${o.placement.genCpu}, the switch on CPU ${o.placement.switchCpu}`);
+  const r = await runVhost({ seconds: o.seconds, rounds: o.rounds, only: o.only, placement: o.placement, log });
+  const result: VhostReport = {
+    benchmark: 'e2e-vhost',
+    started: started.toISOString(),
+    seconds: (Date.now() - started.getTime()) / 1000,
+    machine: { ...m0, loadAverageAtEnd: os.loadavg().map((v) => Math.round(v * 100) / 100) },
+    ...(o.note ? { note: o.note } : {}),
+    method: r.method,
+    systems: r.systems,
+    ratios: r.ratios,
+    goals: r.goals,
+  };
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const jsonPath = path.join(RESULTS, 'e2e-vhost.json');
+  if (o.only && fs.existsSync(jsonPath)) {
+    try {
+      const prev = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as VhostReport;
+      const fresh = new Map(result.systems.map((x) => [x.id, x]));
+      result.systems = [...prev.systems.map((x) => fresh.get(x.id) ?? x), ...result.systems.filter((x) => !prev.systems.some((y) => y.id === x.id))];
+      Object.assign(result, vhostCompare(result.systems));
+      result.partial = `this run: only ${[...o.only].join(', ')}; other systems from ${prev.started}`;
+    } catch {
+      // unreadable: overwrite
+    }
+  }
+  fs.writeFileSync(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
+  const md = renderVhostMarkdown(result);
+  fs.writeFileSync(path.join(RESULTS, 'e2e-vhost.md'), md);
+  log('');
+  log(md);
+  log(`e2e vhost: wrote bench/results/e2e-vhost.json, e2e-vhost.md in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
 }
 
 // The tcp suite: bench/results/e2e-tcp.{json,md}. A run with --only merges

@@ -41,7 +41,9 @@ export class Ovs {
 
   // otherConfig: more Open_vSwitch other_config keys, set before
   // ovs-vswitchd starts (some, like userspace-tso-enable, are read only then).
-  static async start(topo: Topo, ns: string, tag: string, pmdCpuMask: string, otherConfig: Record<string, string> = {}): Promise<Ovs> {
+  // vswitchd: another ovs-vswitchd binary (the DPDK build); env: more
+  // environment for it (DPDK's RUNTIME_DIRECTORY).
+  static async start(topo: Topo, ns: string, tag: string, pmdCpuMask: string, otherConfig: Record<string, string> = {}, vswitchd: { binary?: string; env?: Record<string, string> } = {}): Promise<Ovs> {
     const o = new Ovs(topo, ns, tag);
     const schema = SCHEMA_CANDIDATES.find((p) => fs.existsSync(p))!;
     sh('ovsdb-tool', ['create', path.join(o.dir, 'conf.db'), schema], 15_000, o.env);
@@ -57,10 +59,10 @@ export class Ovs {
     o.vsctl(['--no-wait', 'set', 'Open_vSwitch', '.', `other_config:pmd-cpu-mask=${pmdCpuMask}`, ...Object.entries(otherConfig).map(([k, v]) => `other_config:${k}=${v}`)]);
     topo.spawnIn(
       ns,
-      'ovs-vswitchd',
+      vswitchd.binary ?? 'ovs-vswitchd',
       [o.db, `--pidfile=${path.join(o.dir, 'ovs-vswitchd.pid')}`, `--unixctl=${path.join(o.dir, 'ovs-vswitchd.ctl')}`,
         `--log-file=${path.join(o.dir, 'ovs-vswitchd.log')}`, '-vconsole:off'],
-      o.env,
+      { ...o.env, ...vswitchd.env },
     );
     await o.waitFor(path.join(o.dir, 'ovs-vswitchd.ctl'), 'ovs-vswitchd');
     topo.onCleanup(() => {
@@ -95,6 +97,11 @@ export class Ovs {
 
   vsctl(args: string[], timeoutMs = 20_000): string {
     return sh('ovs-vsctl', [`--db=${this.db}`, '--timeout=15', ...args], timeoutMs, this.env);
+  }
+
+  // ovs-ofctl on a bridge of this instance (its br*.mgmt socket is in OVS_RUNDIR).
+  ofctl(args: string[]): string {
+    return sh('ovs-ofctl', args, 15_000, this.env);
   }
 
   appctl(args: string[]): string {

@@ -156,8 +156,8 @@ static void ToPortConfig(Napi::Env env, const Napi::Object& o, PortConfig* pc, b
 static uint32_t PortKindAndRing(Napi::Env env, const Napi::Object& o) {
   Napi::Value kind = Field(env, o, "kind");
   std::string k = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "";
-  if (k != "pipe" && k != "afpacket" && k != "tap" && k != "netmap" && k != "afxdp")
-    ThrowCoded(env, "INVALID_ARGUMENT", "kind: must be 'pipe', 'afpacket', 'tap', 'netmap' or 'afxdp'");
+  if (k != "pipe" && k != "afpacket" && k != "tap" && k != "netmap" && k != "afxdp" && k != "vhostuser")
+    ThrowCoded(env, "INVALID_ARGUMENT", "kind: must be 'pipe', 'afpacket', 'tap', 'netmap', 'afxdp' or 'vhostuser'");
   uint32_t ring = Ranged(env, o, limit::ringSize);
   if (ring & (ring - 1)) ThrowCoded(env, "INVALID_ARGUMENT", "ringSize: must be a power of two in 64..65536");
   return ring;
@@ -319,6 +319,14 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   req->opts.zero_copy = KernelPortOptions::ZeroCopy(choice("zeroCopy", "auto", "on", "off"));
   req->opts.io_uring = KernelPortOptions::IoUring(choice("ioUring", "auto", "on", "off"));
   if (o.Has("persistent")) req->opts.persistent = Bool(env, o, "persistent");
+  {
+    Napi::Value m = o.Get("vhostMode");
+    if (!m.IsUndefined() && !m.IsNull()) {
+      std::string s = m.IsString() ? m.As<Napi::String>().Utf8Value() : "";
+      if (s != "server" && s != "client") ThrowCoded(env, "INVALID_ARGUMENT", "vhostMode: must be 'server' or 'client'");
+      req->opts.vhost_client = s == "client";
+    }
+  }
 }
 
 Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st) {
@@ -342,6 +350,7 @@ Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st) {
   o.Set("queueRx", qrx);
   o.Set("lastError", st.error());
   o.Set("counters", BackendCounters(env, st));
+  AddVhostStatus(env, o, st);
   return o;
 }
 

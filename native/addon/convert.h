@@ -32,6 +32,10 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req);
 Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st);
 // The backend's counters (PortStatus::kNames) as {name: value}.
 Napi::Object BackendCounters(Napi::Env env, const PortStatus& st);
+// vhost-user ports (vhost_status.cc): portStatus().vhost, and the per-queue
+// counters of stats() (an empty array for other backends).
+void AddVhostStatus(Napi::Env env, Napi::Object& out, const PortStatus& st);
+Napi::Array VhostQueueStats(Napi::Env env, const PortStatus& st);
 
 Napi::Object FromResult(Napi::Env env, const Result& r);
 Napi::Object FromEvent(Napi::Env env, const Event& ev);

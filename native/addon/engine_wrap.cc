@@ -313,6 +313,7 @@ Napi::Value EngineWrap::Stats(const Napi::CallbackInfo& info) {
     Napi::Object x = Napi::Object::New(env);
     x.Set("portId", Napi::Number::New(env, id));
     x.Set("counters", BackendCounters(env, *st));
+    if (st->vhost) x.Set("queues", VhostQueueStats(env, *st));
     backend.Set(b++, x);
   }
   out.Set("backend", backend);
@@ -350,6 +351,8 @@ Napi::Value EngineWrap::Schema(const Napi::CallbackInfo& info) {
     backend.Set(i, x);
   }
   o.Set("backend", backend);
+  o.Set("virtq", InfoArray(env, kVirtqCounterInfo, kVirtqCounters));
+  o.Set("virtqDrop", InfoArray(env, kVirtqDropInfo, kVirtqDrops));
   return o;
 }
 

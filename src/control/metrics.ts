@@ -21,6 +21,10 @@
 //            drops in vpc_port_drops_total{...,reason}
 //   backend: vpc_port_backend_rx_too_big_total{switch,port}, ... for every
 //            kernel-facing port, the uplink included (names: schema().backend)
+//   vhost:   vpc_vhost_queue_packets_total{switch,port,queue}, ... per virtqueue
+//            of a vhostuser port (names: schema().virtq; queue 2k is guest
+//            receive queue k, 2k+1 guest transmit queue k), and
+//            vpc_vhost_queue_drops_total{switch,port,queue,reason} (schema().virtqDrop)
 // A port's `switch` label is its switch (access port) or its switches joined
 // with "," (trunk). A counter that is the sum of a by-reason family
 // (switch "drops") is left out: sum by (switch) gives it.
@@ -42,7 +46,7 @@ export interface MetricsSource {
   generation(): number;
 }
 
-type ObjectName = 'engine' | 'port' | 'switch' | 'peer' | 'switch_peer' | 'uplink' | 'port_backend';
+type ObjectName = 'engine' | 'port' | 'switch' | 'peer' | 'switch_peer' | 'uplink' | 'port_backend' | 'vhost_queue';
 
 export function metricName(object: ObjectName, counter: string, gauge: boolean): { name: string; scale: number } {
   let base = counter;
@@ -100,6 +104,27 @@ export class Metrics {
         for (const [port, set] of Object.entries(s.ports)) {
           if (set.backend !== undefined) emit(`{switch="${self.portLabel(port)}",port="${port}"}`, set.backend[info.name] ?? 0);
         }
+      });
+    }
+    for (const info of schema.virtq ?? []) {
+      this.family('vhost_queue', info, (s, emit) => {
+        for (const [port, set] of Object.entries(s.ports)) {
+          for (const q of set.queues ?? []) emit(`{switch="${self.portLabel(port)}",port="${port}",queue="${q.queue}"}`, q.counters[info.name] ?? 0);
+        }
+      });
+    }
+    if ((schema.virtqDrop ?? []).length > 0) {
+      this.families.push({
+        name: 'vpc_vhost_queue_drops_total', type: 'counter', scale: 1,
+        help: `Frames dropped at a virtqueue of a vhost-user port, by reason (${schema.virtqDrop.map((d) => d.name).join(', ')})`,
+        values: (s, emit) => {
+          for (const [port, set] of Object.entries(s.ports)) {
+            const sw = self.portLabel(port);
+            for (const q of set.queues ?? []) {
+              for (const [reason, v] of Object.entries(q.drops)) emit(`{switch="${sw}",port="${port}",queue="${q.queue}",reason="${reason}"}`, v);
+            }
+          }
+        },
       });
     }
     const reasons = schema.drop.map((d) => d.name).join(', ');

@@ -170,9 +170,10 @@ interface FieldRules {
 
 const SWITCH_RULES: FieldRules = { standIns: { name: 'x', vni: 1 }, required: ['name', 'vni'], pivots: [] };
 const PORT_RULES: FieldRules = {
-  standIns: { name: 'x', switch: 'x', interface: 'x' },
+  standIns: { name: 'x', switch: 'x', interface: 'x', socket: '/x' },
   required: ['name', 'type', 'interface', 'switch'],
-  alternatives: { switch: ['vlans', 'untagged'] }, // a trunk needs no `switch`
+  // A trunk needs no `switch`; a vhostuser port has a `socket`, no `interface`.
+  alternatives: { switch: ['vlans', 'untagged'], interface: ['socket'] },
   pivots: ['type'],
 };
 const UPLINK_RULES: FieldRules = {

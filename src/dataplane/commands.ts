@@ -42,6 +42,7 @@ export function createPortCommand(p: NormalizedPort, untaggedSwitchId: number, v
           xdpMode: p.kernel.xdpMode,
           zeroCopy: p.kernel.zeroCopy,
           ioUring: p.kernel.ioUring,
+          vhostMode: p.kernel.vhostMode,
         }),
   };
 }

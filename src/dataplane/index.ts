@@ -46,6 +46,8 @@ export type {
   SwitchSpec,
   SwitchUpdate,
   TableFullEvent,
+  VhostQueueStatus,
+  VhostUserStatus,
   VlanMapping,
 } from './types';
 export { DEFAULT_PORT, DEFAULT_SWITCH } from './specs';

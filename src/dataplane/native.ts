@@ -31,6 +31,7 @@ export interface NativeLimit {
 export const NATIVE_LIMITS: Readonly<Record<NativeLimitId, Readonly<NativeLimit>>> = Object.freeze(
   Object.fromEntries(NATIVE_TABLES.limits.map((l) => [l.id, Object.freeze({ field: l.field, min: l.min, max: l.max })])) as Record<NativeLimitId, NativeLimit>,
 );
+import type { VhostUserStatus } from './types';
 
 export interface NativeEngineOptions {
   bufferCount: number; // buffers in the pool
@@ -81,6 +82,7 @@ export type NativeCommand =
       zeroCopy?: string; // afxdp: 'auto' | 'on' | 'off'
       persistent?: boolean; // tap: a tap the switch creates outlives the port
       ioUring?: string; // tap: 'auto' | 'on' | 'off'
+      vhostMode?: string; // vhostuser: 'server' | 'client'
       mtu: number; // L3 MTU; a frame may be mtu + 14 bytes (+4 when tagged)
       mac: string; // the port's own MAC (informational for pipes)
       learning: boolean;
@@ -170,7 +172,7 @@ export interface NativeResult {
   neighbors?: NativeNeighbor[]; // dumpNeighbors
 }
 
-export type NativePortKind = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp';
+export type NativePortKind = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp' | 'vhostuser';
 
 // What a kernel-facing port reports about itself (engine.portStatus()).
 export interface NativePortStatus {
@@ -189,6 +191,7 @@ export interface NativePortStatus {
   queueRx: number[];
   lastError: string;
   counters: Record<string, number>; // rx_too_big, rx_no_buffer, rx_kernel_drops, ...
+  vhost?: VhostUserStatus; // vhostuser ports
 }
 
 export type NativeErrorCode = Exclude<NativeStatusCode, 'OK'>;
@@ -230,7 +233,11 @@ export interface NativeStats {
   // in schema().switchPeer.
   switchPeers: { switchId: number; peerId: number; counters: Record<string, number> }[];
   uplink?: { portId: number; counters: Record<string, number> };
-  backend?: { portId: number; counters: Record<string, number> }[]; // kernel-facing ports (the uplink's too)
+  backend?: {
+    portId: number;
+    counters: Record<string, number>;
+    queues?: { queue: number; counters: Record<string, number>; drops: Record<string, number> }[]; // vhostuser
+  }[]; // kernel-facing ports (the uplink's too)
   eventsDropped: number;
 }
 
@@ -249,6 +256,8 @@ export interface NativeSchema {
   switchPeer: NativeCounterInfo[]; // per switch and peer
   uplink: NativeCounterInfo[];
   backend?: NativeCounterInfo[]; // kernel-facing ports' backend counters
+  virtq?: NativeCounterInfo[]; // vhostuser ports, per virtqueue
+  virtqDrop?: NativeCounterInfo[];
 }
 
 export interface NativeEngine {

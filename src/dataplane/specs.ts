@@ -239,6 +239,8 @@ export interface KernelPortSettings {
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp only
   ioUring?: 'auto' | 'on' | 'off'; // tap only
   persistent: boolean;
+  socket?: string; // vhostuser only: the unix socket path
+  vhostMode?: 'server' | 'client'; // vhostuser only (the spec's `mode`)
 }
 
 export interface NormalizedPortUpdate {
@@ -251,7 +253,51 @@ export interface NormalizedPortUpdate {
 
 const KERNEL_PORT_KEYS_LIST = [
   'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous', 'xdpMode', 'zeroCopy', 'ioUring', 'persistent',
+  'socket', 'mode',
 ] as const;
+
+// sun_path holds 108 bytes with the terminating NUL.
+export const SOCKET_PATH_MAX = 107;
+
+// A vhost-user socket path as the native spec grammar takes it (ports/spec.h).
+export function validateSocketPath(value: unknown, field = 'socket'): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw invalid('ERR_INVALID_ARGUMENT', field, 'is required for vhostuser ports: the absolute path of the vhost-user unix socket, e.g. "/run/vpc/vm1.sock"', value);
+  }
+  if (!value.startsWith('/')) throw invalid('ERR_INVALID_ARGUMENT', field, 'must be an absolute path (start with "/")', value);
+  const bytes = Buffer.byteLength(value);
+  if (bytes > SOCKET_PATH_MAX) {
+    throw invalid('ERR_INVALID_ARGUMENT', field, `is ${bytes} bytes long; a unix socket path holds at most ${SOCKET_PATH_MAX}: use a shorter one`, value);
+  }
+  const bad = /[^\x21-\x7e]/.exec(value);
+  if (bad !== null) throw invalid('ERR_INVALID_ARGUMENT', field, `has a space or control character at position ${bad.index + 1}: use printable characters only`, value);
+  return value;
+}
+
+// vhostuser: `socket`, `mode`, `queues` and `burst`; nothing that names an
+// interface or a kernel ring.
+function validateVhostSettings(p: Record<string, unknown>): KernelPortSettings {
+  for (const key of ['interface', 'queue', 'rxRing', 'txRing', 'disableOffloads', 'promiscuous', 'xdpMode', 'zeroCopy', 'ioUring', 'persistent'] as const) {
+    if (p[key] !== undefined) throw invalid('ERR_INVALID_ARGUMENT', key, 'does not apply to vhostuser ports (they take socket, mode, queues and burst)', undefined, false);
+  }
+  const socket = validateSocketPath(p.socket);
+  if (p.mode !== undefined && p.mode !== 'server' && p.mode !== 'client') {
+    throw invalid('ERR_INVALID_ARGUMENT', 'mode', "must be 'server' (vpcd listens on the socket) or 'client' (the hypervisor listens, vpcd connects)", p.mode);
+  }
+  return {
+    interface: socket,
+    spec: `vhostuser:${socket}`,
+    socket,
+    vhostMode: (p.mode as 'server' | 'client' | undefined) ?? 'server',
+    rxRing: 0,
+    txRing: 0,
+    burst: p.burst === undefined ? 0 : validateInteger(p.burst, 'burst', 1, 256),
+    queues: p.queues === undefined ? 1 : validateInteger(p.queues, 'queues', 1, 16),
+    disableOffloads: false,
+    promiscuous: true,
+    persistent: false,
+  };
+}
 
 export const IFNAME_MAX = 15; // Linux IFNAMSIZ - 1
 
@@ -275,9 +321,13 @@ export function validateInterfaceName(value: unknown, field = 'interface'): stri
 export function validateKernelSettings(p: Record<string, unknown>, type: PortType): KernelPortSettings | undefined {
   if (type === 'pipe') {
     for (const key of KERNEL_PORT_KEYS_LIST) {
-      if (p[key] !== undefined) throw invalid('ERR_INVALID_ARGUMENT', key, 'applies only to kernel-facing ports (type afpacket, tap, netmap or afxdp)', undefined, false);
+      if (p[key] !== undefined) throw invalid('ERR_INVALID_ARGUMENT', key, 'applies only to kernel-facing ports (type afpacket, tap, netmap, afxdp or vhostuser)', undefined, false);
     }
     return undefined;
+  }
+  if (type === 'vhostuser') return validateVhostSettings(p);
+  for (const key of ['socket', 'mode'] as const) {
+    if (p[key] !== undefined) throw invalid('ERR_INVALID_ARGUMENT', key, 'applies only to vhostuser ports', undefined, false);
   }
   let iface: string;
   let spec: string;
@@ -351,7 +401,7 @@ const PORT_KEYS = [
 ] as const;
 export const PORT_UPDATE_KEYS = ['mtu', 'learning', 'flood', 'macLimit', 'lockedMacs'] as const;
 const PORT_FIXED_KEYS = ['name', 'type', 'switch', 'vlans', 'untagged', 'mac', 'ringSize', ...KERNEL_PORT_KEYS_LIST];
-const PORT_TYPES: readonly PortType[] = ['pipe', 'afpacket', 'tap', 'netmap', 'afxdp'];
+const PORT_TYPES: readonly PortType[] = ['pipe', 'afpacket', 'tap', 'netmap', 'afxdp', 'vhostuser'];
 
 export function validateLockedMacs(value: unknown, field = 'lockedMacs'): string[] {
   const list = validateArray(value, field, SPEC_LIMITS.lockedMacs);

@@ -29,6 +29,8 @@ export function copySchema(s: NativeSchema | DataplaneSchema): DataplaneSchema {
     switchPeer: (s.switchPeer ?? []).map(copyInfo),
     uplink: s.uplink.map(copyInfo),
     backend: (s.backend ?? []).map(copyInfo),
+    virtq: (s.virtq ?? []).map(copyInfo),
+    virtqDrop: (s.virtqDrop ?? []).map(copyInfo),
   };
 }
 
@@ -69,6 +71,7 @@ export function decodeStats(raw: NativeStats, names: CounterNames, registry: Nam
     const name = registry.livePortName(b.portId);
     const set = name === undefined ? undefined : out.ports[name];
     if (set !== undefined) set.backend = { ...b.counters };
+    if (set !== undefined && b.queues !== undefined) set.queues = b.queues.map((q) => ({ queue: q.queue, counters: { ...q.counters }, drops: { ...q.drops } }));
   }
   return out;
 }

@@ -108,8 +108,9 @@ export interface SwitchInfo {
 
 // 'pipe': in-process. The others are kernel-facing backends (docs/ports.md):
 // 'afpacket' (any interface), 'tap' (the switch holds the tap: a container's or host stack's NIC; a VM's tap is an afpacket port), 'netmap' (NIC or
-// VALE port, needs /dev/netmap), 'afxdp' (AF_XDP, one socket per rx queue; built when libxdp/libbpf are present).
-export type PortType = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp';
+// VALE port, needs /dev/netmap), 'afxdp' (AF_XDP, one socket per rx queue; built when libxdp/libbpf are present),
+// 'vhostuser' (a VM's virtio-net over a vhost-user socket: `socket`, `mode`, `queues`).
+export type PortType = 'pipe' | 'afpacket' | 'tap' | 'netmap' | 'afxdp' | 'vhostuser';
 
 export interface VlanMapping {
   vlan: number; // 1..4094
@@ -133,12 +134,14 @@ export interface PortSpec {
   lockedMacs?: string[]; // port security: only these source MACs pass (default [] = off)
   ringSize?: number; // pipe ring size, power of two (default 1024)
   // Kernel-facing ports (type !== 'pipe'):
-  interface?: string; // required: the interface (1..15 of [A-Za-z0-9._-]); netmap also "valeN:port"
+  interface?: string; // required (not for vhostuser): the interface (1..15 of [A-Za-z0-9._-]); netmap also "valeN:port"
+  socket?: string; // vhostuser: required, the unix socket's absolute path (at most 107 bytes)
+  mode?: 'server' | 'client'; // vhostuser: server = vpcd listens on `socket`; client = the hypervisor does and vpcd connects, every second until it answers (default 'server')
   queue?: number; // afxdp: the first queue (alone unless `queues` says more); netmap: this one ring pair; 0..1023
   rxRing?: number; // frames/slots in the receive ring, power of two 64..65536 (default: backend's, afpacket 2048)
   txRing?: number; // same for transmit
   burst?: number; // most frames taken per receive call, 1..256 (default: the dataplane's burst)
-  queues?: number; // tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1); afxdp: 1..16 queues from `queue` (default: every rx queue, at most 16; one with `queue`)
+  queues?: number; // vhostuser: 1..16 queue pairs offered (MQ when > 1; default 1); tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1); afxdp: 1..16 queues from `queue` (default: every rx queue, at most 16; one with `queue`)
   disableOffloads?: boolean; // GRO/LRO/GSO/TSO/tx-csum off while attached, restored after (default: true for afxdp, false for afpacket)
   promiscuous?: boolean; // afpacket: receive frames for every MAC (default true)
   xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook; auto = native, else generic (default 'auto')
@@ -164,6 +167,40 @@ export interface PortStatus {
   queueRx: number[]; // frames received per queue of the port (length = queues)
   lastError: string; // '' when fine; else what went wrong and what the port does about it
   counters: Record<string, number>; // backend drops and syscalls: rx_too_big, rx_no_buffer, kicks, ...
+  vhost?: VhostUserStatus; // vhostuser ports
+}
+
+// A vhost-user port's device as its front end set it up.
+export interface VhostUserStatus {
+  socket: string;
+  mode: 'server' | 'client';
+  connected: boolean;
+  features: string; // negotiated virtio feature bits, hex
+  featureNames: string; // the same by name: "csum guest_csum ... mrg_rxbuf ... event_idx ... version_1"
+  protocolFeatures: string; // hex
+  deviceStatus: number; // virtio device status byte (SET_STATUS)
+  maxQueuePairs: number;
+  connects: number;
+  disconnects: number;
+  messages: number;
+  refused: number; // vhost-user messages refused (unsupported, malformed); lastError says the latest
+  queues: VhostQueueStatus[]; // 2 per queue pair: even = guest receive, odd = guest transmit
+  regions: { guestPhysical: string; size: number; frontendVirtual: string }[];
+}
+
+export interface VhostQueueStatus {
+  index: number;
+  role: 'guest-rx' | 'guest-tx';
+  size: number; // 0: not set up
+  enabled: boolean;
+  started: boolean;
+  ready: boolean;
+  broken: boolean; // the guest broke the ring rules; see lastError
+  lastAvail: number;
+  usedIdx: number;
+  lastError: string;
+  counters: Record<string, number>; // names in schema().virtq
+  drops: Record<string, number>; // names in schema().virtqDrop
 }
 
 // Fields of a running port that can change.
@@ -202,6 +239,8 @@ export interface PortInfo {
   promiscuous?: boolean;
   persistent?: boolean; // tap ports
   ioUring?: 'auto' | 'on' | 'off'; // tap ports, when set
+  socket?: string; // vhostuser ports
+  vhostMode?: 'server' | 'client'; // vhostuser ports (the spec's `mode`)
 }
 
 // ---------------------------------------------------------------- fdb
@@ -232,6 +271,9 @@ export interface CounterSet {
   counters: Record<string, number>;
   drops: Record<string, number>;
   backend?: Record<string, number>; // kernel-facing ports (the uplink too): the backend's counters, names in schema().backend
+  // vhostuser ports: per virtqueue (even: guest receive, odd: guest transmit),
+  // names in schema().virtq and schema().virtqDrop.
+  queues?: { queue: number; counters: Record<string, number>; drops: Record<string, number> }[];
 }
 
 export interface SwitchCounterSet extends CounterSet {
@@ -265,6 +307,8 @@ export interface DataplaneSchema {
   switchPeer: CounterInfo[]; // per switch and peer: stats().switches[name].peers[ip]
   uplink: CounterInfo[];
   backend: CounterInfo[]; // kernel-facing ports' backend counters (rx_too_big, rx_kernel_drops, tx_errors, ...)
+  virtq: CounterInfo[]; // vhostuser ports, per virtqueue (packets, bytes, notifies, guest_full)
+  virtqDrop: CounterInfo[]; // vhostuser ports, per virtqueue drop reasons (ring_* = a guest breaking the virtio rules)
 }
 
 export interface EngineInfo {

@@ -260,6 +260,9 @@ void Core::tick_ports() {
     PortState& ps = ports_[p];
     bool up = ps.port->link_state() == LinkState::kUp;
     ps.tx_limit = ps.port->tx_frame_limit();
+    // What a port takes can change with its peer (a vhost-user guest
+    // negotiates its offloads); read with the link, before it is reported up.
+    ps.tx_offloads = ps.port->tx_offloads();
     if (up == ps.up) continue;
     ps.up = up;
     ps.counters->add(PortCounter::link_changes, 1);

@@ -10,6 +10,8 @@ const CounterInfo kDropInfo[kDrops] = {VPC_DROP_REASONS(VPC_INFO_ROW)};
 const CounterInfo kPeerCounterInfo[kPeerCounters] = {VPC_PEER_COUNTERS(VPC_INFO_ROW)};
 const CounterInfo kSwitchPeerCounterInfo[kSwitchPeerCounters] = {VPC_SWITCH_PEER_COUNTERS(VPC_INFO_ROW)};
 const CounterInfo kUplinkCounterInfo[kUplinkCounters] = {VPC_UPLINK_COUNTERS(VPC_INFO_ROW)};
+const CounterInfo kVirtqCounterInfo[kVirtqCounters] = {VPC_VIRTQ_COUNTERS(VPC_INFO_ROW)};
+const CounterInfo kVirtqDropInfo[kVirtqDrops] = {VPC_VIRTQ_DROPS(VPC_INFO_ROW)};
 #undef VPC_INFO_ROW
 
 const char* counter_kind_name(CounterKind k) { return k == CounterKind::gauge ? "gauge" : "counter"; }

@@ -140,6 +140,33 @@ namespace vpc {
   X(neighbor_queue_drops, counter, "Frames dropped while waiting for a next hop")        \
   X(to_host, counter, "Uplink frames for the host, not the switch (other addresses, protocols or UDP ports; left to the host stack, not drops)")
 
+// Per virtqueue of a vhost-user port (ports/virtio_ring.h): what moved, and
+// why frames were dropped there. The ring_* reasons are a guest breaking the
+// virtio rules: the queue is marked broken (lastError) until the front end
+// sets it up again.
+#define VPC_VIRTQ_COUNTERS(X)                                                     \
+  X(packets, counter, "Frames moved through the virtqueue")                               \
+  X(bytes, counter, "Frame bytes moved through the virtqueue (virtio-net headers not counted)") \
+  X(notifies, counter, "Interrupts sent to the guest through the call eventfd")         \
+  X(guest_full, counter, "Times a frame for the guest found no free receive buffer (the frame stays with the engine: tx_ring_full)")
+
+#define VPC_VIRTQ_DROPS(X)                                                        \
+  X(ring_bad_avail_idx, counter, "Avail index moved by more than the queue size")         \
+  X(ring_bad_head, counter, "Avail ring entry names a descriptor beyond the queue size")  \
+  X(ring_bad_next, counter, "Descriptor's next index beyond its table")                  \
+  X(ring_desc_loop, counter, "Descriptor chain longer than its table (a loop)")          \
+  X(ring_bad_addr, counter, "Descriptor or ring address outside the guest memory regions") \
+  X(ring_bad_indirect, counter, "Indirect table not negotiated, nested, empty, misaligned in length or combined with NEXT") \
+  X(ring_wrong_direction, counter, "Device-writable descriptor in a transmit chain, or read-only one in a receive chain") \
+  X(ring_short_buffer, counter, "Mergeable receive buffer shorter than the virtio-net header") \
+  X(short_chain, counter, "Transmit chain shorter than the virtio-net header, or with no frame") \
+  X(too_big, counter, "Transmit chain longer than the largest frame (65,535 bytes) or than a buffer when large buffers are off") \
+  X(bad_vnet_hdr, counter, "Invalid virtio-net header (UFO, unknown GSO type, checksum offsets outside the frame)") \
+  X(no_buffer, counter, "No free engine buffer for a frame from the guest")              \
+  X(guest_buffer_small, counter, "Frame longer than the guest's receive chain (no mergeable buffers)") \
+  X(offload_refused, counter, "Frame with GSO state for a guest that did not negotiate that offload, or whose checksum could not be completed") \
+  X(not_ready, counter, "Frame for a queue that is broken, disabled or not set up")
+
 #define VPC_ENUM_ROW(name, kind, help) name,
 enum class PortCounter : uint16_t { VPC_PORT_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class SwitchCounter : uint16_t { VPC_SWITCH_COUNTERS(VPC_ENUM_ROW) kCount };
@@ -148,6 +175,8 @@ enum class Drop : uint16_t { VPC_DROP_REASONS(VPC_ENUM_ROW) kCount };
 enum class PeerCounter : uint16_t { VPC_PEER_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class SwitchPeerCounter : uint16_t { VPC_SWITCH_PEER_COUNTERS(VPC_ENUM_ROW) kCount };
 enum class UplinkCounter : uint16_t { VPC_UPLINK_COUNTERS(VPC_ENUM_ROW) kCount };
+enum class VirtqCounter : uint16_t { VPC_VIRTQ_COUNTERS(VPC_ENUM_ROW) kCount };
+enum class VirtqDrop : uint16_t { VPC_VIRTQ_DROPS(VPC_ENUM_ROW) kCount };
 #undef VPC_ENUM_ROW
 
 constexpr size_t kPortCounters = size_t(PortCounter::kCount);
@@ -157,6 +186,8 @@ constexpr size_t kDrops = size_t(Drop::kCount);
 constexpr size_t kPeerCounters = size_t(PeerCounter::kCount);
 constexpr size_t kSwitchPeerCounters = size_t(SwitchPeerCounter::kCount);
 constexpr size_t kUplinkCounters = size_t(UplinkCounter::kCount);
+constexpr size_t kVirtqCounters = size_t(VirtqCounter::kCount);
+constexpr size_t kVirtqDrops = size_t(VirtqDrop::kCount);
 
 enum class CounterKind : uint8_t { counter, gauge };
 
@@ -173,6 +204,8 @@ extern const CounterInfo kDropInfo[kDrops];
 extern const CounterInfo kPeerCounterInfo[kPeerCounters];
 extern const CounterInfo kSwitchPeerCounterInfo[kSwitchPeerCounters];
 extern const CounterInfo kUplinkCounterInfo[kUplinkCounters];
+extern const CounterInfo kVirtqCounterInfo[kVirtqCounters];
+extern const CounterInfo kVirtqDropInfo[kVirtqDrops];
 
 // Single-writer counter cell helpers.
 inline void cnt_add(uint64_t& c, uint64_t n) {

@@ -54,8 +54,9 @@ class Port {
   // buffer still held in rings the engine can reach.
   virtual void detach() {}
 
-  // Transmit offloads (core/offload.h). The engine reads these once, when the
-  // port is attached, and adapts every frame before tx_burst: a frame whose
+  // Transmit offloads (core/offload.h). The engine reads these when the port
+  // is attached (tx_offloads() again with every link check, as a vhost-user
+  // guest negotiates after), and adapts every frame before tx_burst: a frame whose
   // descriptor has kPktMeta set reaches tx_burst only if the port accepts
   // what BufferPool::meta() says (offload_needs(meta) within tx_offloads()),
   // its length is within tx_max_frame() and, when it lives in a large buffer,

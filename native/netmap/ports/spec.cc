@@ -8,6 +8,7 @@
 #include "ports/afxdp.h"
 #include "ports/netmap.h"
 #include "ports/tap.h"
+#include "ports/vhost_user.h"
 
 namespace vpc {
 
@@ -18,6 +19,7 @@ const char* backend_name(PortBackend b) {
     case PortBackend::kAfXdp: return "afxdp";
     case PortBackend::kNetmap: return "netmap";
     case PortBackend::kVale: return "vale";
+    case PortBackend::kVhostUser: return "vhostuser";
   }
   return "?";
 }
@@ -113,8 +115,34 @@ static bool parse_queue(std::string_view q, std::string_view text, int* out, std
   return true;
 }
 
+// vhostuser:PATH: an absolute path that fits sun_path (107 bytes and a NUL),
+// printable, without spaces (they only cause trouble in command lines).
+static bool parse_vhost_spec(std::string_view text, std::string_view path, PortSpec* out, std::string* err) {
+  if (path.empty() || path[0] != '/') {
+    *err = "vhost-user socket in " + quoted(text) + " must be an absolute path, e.g. vhostuser:/run/vpc/vm1.sock";
+    return false;
+  }
+  if (path.size() > 107) {
+    *err = "vhost-user socket path in " + quoted(text) + " is " + std::to_string(path.size()) +
+           " bytes long; a unix socket path holds at most 107: use a shorter one";
+    return false;
+  }
+  for (size_t i = 0; i < path.size(); ++i)
+    if (!std::isgraph(static_cast<unsigned char>(path[i]))) {
+      *err = "vhost-user socket path in " + quoted(text) + " has a space or control character at position " +
+             std::to_string(i + 1) + ": use printable characters only";
+      return false;
+    }
+  PortSpec s;
+  s.backend = PortBackend::kVhostUser;
+  s.ifname = std::string(path);
+  s.canonical = "vhostuser:" + s.ifname;
+  *out = std::move(s);
+  return true;
+}
+
 bool parse_port_spec(std::string_view text, PortSpec* out, std::string* err) {
-  const char* kForms = "afpacket:IF, afxdp:IF[@queue], tap:IF, netmap:IF[^|@queue] or valeN:PORT";
+  const char* kForms = "afpacket:IF, afxdp:IF[@queue], tap:IF, netmap:IF[^|@queue], valeN:PORT or vhostuser:/PATH";
   if (text.empty()) {
     *err = std::string("port spec is empty: write one of ") + kForms;
     return false;
@@ -131,6 +159,7 @@ bool parse_port_spec(std::string_view text, PortSpec* out, std::string* err) {
   else if (head == "tap") s.backend = PortBackend::kTap;
   else if (head == "afxdp") s.backend = PortBackend::kAfXdp;
   else if (head == "netmap") s.backend = PortBackend::kNetmap;
+  else if (head == "vhostuser") return parse_vhost_spec(text, text.substr(colon + 1), out, err);
   else if (head.substr(0, 4) == "vale") {
     s.backend = PortBackend::kVale;
     std::string_view sw = head.substr(4);
@@ -190,6 +219,14 @@ std::unique_ptr<Port> open_port(const PortSpec& spec, const KernelPortOptions& o
     case PortBackend::kNetmap:
     case PortBackend::kVale: return NetmapPort::open(spec, opts, std::move(pool), std::move(status));
     case PortBackend::kAfXdp: return open_afxdp_port(spec, opts, std::move(pool), std::move(status));
+    case PortBackend::kVhostUser: {
+      VhostUserOptions v;
+      v.socket = spec.ifname;
+      v.client = opts.vhost_client;
+      v.queue_pairs = opts.queues ? opts.queues : 1;
+      v.burst = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
+      return VhostUserPort::open(v, std::move(pool), std::move(status));
+    }
   }
   throw PortError(Status::kInvalidArgument, "unknown backend");
 }

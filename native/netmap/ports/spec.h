@@ -11,13 +11,16 @@
 //                                              netmap NIC rings: all pairs,
 //                                              "^" the host ring pair, "@k" pair k
 //            | vale ":" vport                  netmap VALE switch port
+//            | "vhostuser:" path               vhost-user socket (a VM's virtio-net);
+//                                              server or client by the port options
 //   vale     = "vale" *15( ALNUM / "_" )       e.g. vale0, valeA
 //   ifname   = 1*15( ALNUM / "." / "-" / "_" ), not "." or ".."
 //   vport    = 1*15( ALNUM / "." / "-" / "_" )
 //   queue    = 1*4DIGIT                        0..1023
+//   path     = "/" 1*106( VCHAR )              absolute; sun_path holds 107 bytes
 //
 // Examples: afpacket:veth-a  tap:vm1  afxdp:eth0@2  netmap:eth0  netmap:eth0^
-//           vale0:p1
+//           vale0:p1  vhostuser:/run/vpc/vm1.sock
 //
 // 15 characters is Linux's limit (IFNAMSIZ - 1). The character set is the
 // portable subset every tool (ip, ethtool, udev) accepts; Linux allows more,
@@ -38,12 +41,12 @@
 
 namespace vpc {
 
-enum class PortBackend : uint8_t { kAfPacket, kTap, kAfXdp, kNetmap, kVale };
+enum class PortBackend : uint8_t { kAfPacket, kTap, kAfXdp, kNetmap, kVale, kVhostUser };
 const char* backend_name(PortBackend b);
 
 struct PortSpec {
   PortBackend backend = PortBackend::kAfPacket;
-  std::string ifname;     // interface name; for VALE the port name ("p1")
+  std::string ifname;     // interface name; for VALE the port name ("p1"); for vhostuser the socket path
   std::string vale;       // VALE switch name ("vale0"); empty otherwise
   int queue = -1;         // "@k"; -1: every queue
   bool host_rings = false;  // netmap "^"
@@ -81,7 +84,12 @@ struct KernelPortOptions {
   // tap: batch reads and writes through io_uring; auto falls back to one
   // read()/write() per frame where io_uring is missing or forbidden.
   enum class IoUring : uint8_t { kAuto, kOn, kOff } io_uring = IoUring::kAuto;
+  // vhostuser: connect to the front end's socket (it listens) instead of
+  // listening on it; `queues` is the most queue pairs offered (0: 1).
+  bool vhost_client = false;
 };
+
+struct VhostStatus;  // ports/vhost_user.h
 
 // What a backend reports about itself, readable from any thread. The engine
 // owns the port; the addon keeps this block by port id so that `details`
@@ -121,6 +129,9 @@ struct PortStatus {
   std::atomic<uint64_t> c[kCount] = {};
   std::atomic<int32_t> ifindex{0};
   std::atomic<bool> attached{false};  // backend currently holds the interface
+  // vhost-user ports: negotiated features, queues, memory regions, per-queue
+  // counters (ports/vhost_user.h); null for every other backend.
+  std::shared_ptr<VhostStatus> vhost;
 
   void add(Counter k, uint64_t n = 1) { c[k].fetch_add(n, std::memory_order_relaxed); }
   void set_error(std::string e);

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <thread>
 
+#include "ports/flow_hash.h"
 #include "ports/ifutil.h"
 #include "ports/vnet.h"
 #include "proto/inet.h"
@@ -34,18 +35,6 @@ int socket_in_netns(int nsfd) {
 
 constexpr uint32_t kDefaultDepth = 256;  // reads per queue and burst, writes in flight (io_uring)
 
-// Which queue a frame leaves on: one flow, one queue. MACs, and for untagged
-// IPv4 the addresses and (unfragmented, no options) the ports.
-uint8_t tx_queue_of(const uint8_t* f, uint32_t len, uint32_t nq) {
-  auto mix = [](uint32_t h, const uint8_t* p) { return (h ^ load_be32(p)) * 0x9E3779B1u; };
-  uint32_t h = mix(mix(mix(0, f), f + 4), f + 8);
-  if (len >= 38 && f[12] == 0x08 && f[13] == 0x00 && f[14] == 0x45) {
-    h = mix(mix(h, f + 26), f + 30);
-    const bool first_fragment_only = (f[20] & 0x3F) == 0 && f[21] == 0;
-    if (first_fragment_only && (f[23] == kIpProtoTcp || f[23] == kIpProtoUdp)) h = mix(h, f + 34);
-  }
-  return uint8_t((h >> 16) % nq);
-}
 }  // namespace
 
 TapPort::TapPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
@@ -311,13 +300,13 @@ uint16_t TapPort::tx_burst(Pkt* pkts, uint16_t n) {
   if (uring_) {
     if (nq == 1) return uint16_t(dropped + uring_->tx(out, nullptr, m));
     uint8_t qs[kMaxBurst];
-    for (uint16_t i = 0; i < m; ++i) qs[i] = tx_queue_of(pool_->data(out[i].buf) + pkt_off(out[i]), out[i].len, nq);
+    for (uint16_t i = 0; i < m; ++i) qs[i] = flow_queue(pool_->data(out[i].buf) + pkt_off(out[i]), out[i].len, nq);
     return uint16_t(dropped + uring_->tx(out, qs, m));
   }
   uint16_t i = 0;
   for (; i < m; ++i) {
     const uint8_t* f = pool_->data(out[i].buf) + pkt_off(out[i]);
-    const int fd = fds_[nq == 1 ? 0 : tx_queue_of(f, out[i].len, nq)];
+    const int fd = fds_[nq == 1 ? 0 : flow_queue(f, out[i].len, nq)];
     ssize_t r = ::write(fd, f - kVnetHdrLen, out[i].len + kVnetHdrLen);
     if (r < 0) {
       if (errno == EAGAIN) break;  // the rest stay with the engine (tx_ring_full)

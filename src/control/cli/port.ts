@@ -5,6 +5,8 @@ import type { CliContext } from './context';
 import { keyValues, planText, portWhere, table } from './format';
 import { bool, collect, defined, int, keyValue, vlanMapping } from './parse';
 import { LIMITS } from '../../dataplane/validate';
+import type { VhostUserStatus } from '../../dataplane';
+import { formatVhost } from './vhost';
 
 export function registerPort(program: Command, { ctx, print }: CliContext): void {
   const port = program.command('port').description('ports (VM NICs, host interfaces, pipes; access or trunk)');
@@ -20,8 +22,9 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     print(json, r, () => {
       const { backend, ...port } = r.port as { backend?: Record<string, unknown> };
       if (backend === undefined) return keyValues(port);
-      const { counters, ...live } = backend;
-      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}`;
+      const { counters, vhost, ...live } = backend;
+      const device = vhost === undefined ? '' : `\nvhost-user device:\n${formatVhost(vhost as VhostUserStatus)}`;
+      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${device}`;
     });
   });
   port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')

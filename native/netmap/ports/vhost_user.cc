@@ -1,0 +1,875 @@
+// vhost-user port (see vhost_user.h): connection handling, the message set,
+// the memory table, and the rings driven from rx_burst/tx_burst.
+#include "ports/vhost_user.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/eventfd.h>
+
+#include "ports/ifutil.h"
+#include "ports/flow_hash.h"
+
+namespace vpc {
+
+namespace {
+
+constexpr uint32_t kHdrSize = 12;  // request, flags, size
+
+const char* request_name(uint32_t r) {
+  switch (r) {
+    case kVuGetFeatures: return "GET_FEATURES";
+    case kVuSetFeatures: return "SET_FEATURES";
+    case kVuSetOwner: return "SET_OWNER";
+    case kVuResetOwner: return "RESET_OWNER";
+    case kVuSetMemTable: return "SET_MEM_TABLE";
+    case kVuSetLogBase: return "SET_LOG_BASE";
+    case kVuSetLogFd: return "SET_LOG_FD";
+    case kVuSetVringNum: return "SET_VRING_NUM";
+    case kVuSetVringAddr: return "SET_VRING_ADDR";
+    case kVuSetVringBase: return "SET_VRING_BASE";
+    case kVuGetVringBase: return "GET_VRING_BASE";
+    case kVuSetVringKick: return "SET_VRING_KICK";
+    case kVuSetVringCall: return "SET_VRING_CALL";
+    case kVuSetVringErr: return "SET_VRING_ERR";
+    case kVuGetProtocolFeatures: return "GET_PROTOCOL_FEATURES";
+    case kVuSetProtocolFeatures: return "SET_PROTOCOL_FEATURES";
+    case kVuGetQueueNum: return "GET_QUEUE_NUM";
+    case kVuSetVringEnable: return "SET_VRING_ENABLE";
+    case kVuSendRarp: return "SEND_RARP";
+    case kVuGetConfig: return "GET_CONFIG";
+    case kVuPostcopyAdvise: return "POSTCOPY_ADVISE";
+    case kVuGetInflightFd: return "GET_INFLIGHT_FD";
+    case kVuGetMaxMemSlots: return "GET_MAX_MEM_SLOTS";
+    case kVuSetStatus: return "SET_STATUS";
+    case kVuGetStatus: return "GET_STATUS";
+  }
+  return "unknown";
+}
+
+// Requests whose answer is a message of their own even without REPLY_ACK:
+// refused ones get an empty reply, which front ends take as an error.
+bool expects_reply(uint32_t r) {
+  return r == kVuGetFeatures || r == kVuGetProtocolFeatures || r == kVuGetVringBase || r == kVuGetQueueNum ||
+         r == kVuGetStatus || r == kVuGetConfig || r == kVuPostcopyAdvise || r == kVuGetInflightFd ||
+         r == kVuGetMaxMemSlots;
+}
+
+uint64_t get_u64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+uint32_t get_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+void close_fds(std::vector<int>& fds) {
+  for (int f : fds)
+    if (f >= 0) ::close(f);
+  fds.clear();
+}
+
+// Reads exactly n bytes, waiting at most a second for the rest of a message
+// that arrived in pieces.
+bool read_full(int fd, uint8_t* p, size_t n) {
+  while (n) {
+    ssize_t r = ::recv(fd, p, n, MSG_DONTWAIT);
+    if (r > 0) {
+      p += r;
+      n -= size_t(r);
+      continue;
+    }
+    if (r == 0) return false;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return false;
+    pollfd pf{fd, POLLIN, 0};
+    if (::poll(&pf, 1, 1000) <= 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string virtio_feature_names(uint64_t f) {
+  std::string s;
+  for (int b = 0; b < 64; ++b) {
+    if (!(f & (1ull << b))) continue;
+    if (!s.empty()) s += ' ';
+    const char* n = vfeat::name(b);
+    s += n ? n : "bit" + std::to_string(b);
+  }
+  return s;
+}
+
+void VhostStatus::set_layout(std::vector<Queue> queues, std::vector<Region> regions) {
+  std::lock_guard<std::mutex> g(mu_);
+  queues_ = std::move(queues);
+  regions_ = std::move(regions);
+}
+
+void VhostStatus::layout(std::vector<Queue>* queues, std::vector<Region>* regions) const {
+  std::lock_guard<std::mutex> g(mu_);
+  *queues = queues_;
+  *regions = regions_;
+}
+
+// ------------------------------------------------------------------ opening
+
+VhostUserPort::VhostUserPort(const VhostUserOptions& opts, std::shared_ptr<BufferPool> pool,
+                             std::shared_ptr<PortStatus> status)
+    : opts_(opts), pool_(std::move(pool)), status_(std::move(status)), vst_(std::make_shared<VhostStatus>()),
+      cache_(pool_) {
+  vqs_.resize(2 * opts_.queue_pairs);
+  for (size_t i = 0; i < vqs_.size(); ++i) vqs_[i].ctr = &vst_->q[i];
+  ctx_.mem = &mem_;
+  ctx_.pool = pool_.get();
+  ctx_.cache = &cache_;
+}
+
+std::unique_ptr<VhostUserPort> VhostUserPort::open(const VhostUserOptions& opts, std::shared_ptr<BufferPool> pool,
+                                                   std::shared_ptr<PortStatus> status) {
+  const std::string where = "vhostuser:" + opts.socket;
+  if (opts.queue_pairs < 1 || opts.queue_pairs > VhostStatus::kMaxPairs)
+    throw PortError(Status::kInvalidArgument, "queues: a vhost-user port has 1..16 queue pairs");
+  sockaddr_un sa{};
+  if (opts.socket.empty() || opts.socket[0] != '/' || opts.socket.size() >= sizeof(sa.sun_path))
+    throw PortError(Status::kInvalidArgument,
+                    "socket: give an absolute path of at most " + std::to_string(sizeof(sa.sun_path) - 1) + " bytes");
+  if (!claim_interface("vhostuser:" + opts.socket))
+    throw PortError(Status::kInUse, where + ": another port of this switch uses that socket: delete it first");
+  std::unique_ptr<VhostUserPort> p(new VhostUserPort(opts, std::move(pool), std::move(status)));
+  p->claimed_ = true;
+  p->epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  p->stop_efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  p->ack_efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (p->epfd_ < 0 || p->stop_efd_ < 0 || p->ack_efd_ < 0)
+    throw PortError(Status::kSystem, sys_error(where + ": epoll/eventfd", errno, nullptr));
+  std::memcpy(sa.sun_path, opts.socket.c_str(), opts.socket.size());
+  sa.sun_family = AF_UNIX;
+  if (!opts.client) {
+    struct stat sb;
+    if (::lstat(opts.socket.c_str(), &sb) == 0) {
+      if (!S_ISSOCK(sb.st_mode))
+        throw PortError(Status::kInvalidArgument, where + ": the path exists and is not a socket; remove it or choose another");
+      // A socket file: in use when someone answers, else left over.
+      int t = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      bool live = t >= 0 && ::connect(t, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+      if (t >= 0) ::close(t);
+      if (live) throw PortError(Status::kInUse, where + ": another process listens on this socket");
+      ::unlink(opts.socket.c_str());
+    }
+    p->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (p->listen_fd_ < 0 || ::bind(p->listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ||
+        ::listen(p->listen_fd_, 1) < 0)
+      throw PortError(errno == ENOENT ? Status::kNotFound : Status::kSystem,
+                      sys_error(where + ": creating the socket" +
+                                    (errno == ENOENT ? std::string(" (does its directory exist?)") : std::string()),
+                                errno, nullptr));
+  }
+  VhostStatus& v = *p->vst_;
+  v.socket = opts.socket;
+  v.client = opts.client;
+  v.max_pairs = opts.queue_pairs;
+  PortStatus& st = *p->status_;
+  st.queues = opts.queue_pairs;
+  st.burst = opts.burst;
+  st.frame_size = p->pool_->max_frame();
+  st.vhost = p->vst_;
+  st.set_io(std::string("vhost-user ") + (opts.client ? "client (connects to the front end's socket, every second until it answers)"
+                                                      : "server (listens; the front end connects)") +
+            ": split virtqueues in the guest's memory, one copy per direction");
+  st.set_offloads("as negotiated with the guest: csum, host_tso4/6 (guest to switch), guest_csum, guest_tso4/6 "
+                  "(switch to guest); see features");
+  p->publish_layout();
+  p->watcher_ = std::thread([q = p.get()] { q->watch(); });
+  return p;
+}
+
+VhostUserPort::~VhostUserPort() {
+  stop_watcher();
+  disconnect();
+  int c = conn_fd_.exchange(-1);
+  if (c >= 0) ::close(c);
+  if (listen_fd_ >= 0) {
+    ::close(listen_fd_);
+    ::unlink(opts_.socket.c_str());
+  }
+  for (int fd : {epfd_, stop_efd_, ack_efd_})
+    if (fd >= 0) ::close(fd);
+  if (claimed_) release_interface("vhostuser:" + opts_.socket);
+}
+
+void VhostUserPort::stop_watcher() {
+  if (!watcher_.joinable()) return;
+  uint64_t one = 1;
+  ssize_t r = ::write(stop_efd_, &one, sizeof one);
+  (void)r;
+  watcher_.join();
+}
+
+void VhostUserPort::attach(Waker* waker) { waker_.store(waker, std::memory_order_release); }
+
+void VhostUserPort::detach() {
+  stop_watcher();
+  waker_.store(nullptr);
+  disconnect();
+  int c = conn_fd_.exchange(-1);
+  if (c >= 0) ::close(c);
+  cache_.flush();
+}
+
+// ------------------------------------------------------------------ watcher
+
+bool VhostUserPort::wait_for_engine() {
+  pending_.store(true, std::memory_order_seq_cst);
+  if (Waker* w = waker_.load(std::memory_order_acquire); w && w->sleeping.load(std::memory_order_seq_cst)) w->wake();
+  pollfd pf[2] = {{ack_efd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
+  for (;;) {
+    int r = ::poll(pf, 2, 1000);
+    if (r < 0 && errno != EINTR) return false;
+    if (pf[1].revents) return false;
+    if (pf[0].revents) {
+      uint64_t v;
+      ssize_t n = ::read(ack_efd_, &v, sizeof v);
+      (void)n;
+      return true;
+    }
+    // The engine has not come by for a second (stopped, or not attached
+    // yet): wake it again in case it went to sleep meanwhile.
+    if (Waker* w = waker_.load(std::memory_order_acquire); w && w->sleeping.load()) w->wake();
+  }
+}
+
+void VhostUserPort::watch() {
+  pthread_setname_np(pthread_self(), "vpc-vhost");
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, opts_.socket.c_str(), opts_.socket.size());
+  for (;;) {
+    const int cfd = conn_fd_.load(std::memory_order_acquire);
+    if (cfd < 0) {
+      int fd = -1;
+      if (opts_.client) {
+        fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+          ::close(fd);
+          fd = -1;
+        }
+        if (fd < 0) {
+          pollfd pf{stop_efd_, POLLIN, 0};
+          if (::poll(&pf, 1, 1000) > 0) return;
+          continue;
+        }
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+      } else {
+        pollfd pf[2] = {{listen_fd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
+        if (::poll(pf, 2, -1) < 0 && errno != EINTR) return;
+        if (pf[1].revents) return;
+        if (!(pf[0].revents & POLLIN)) continue;
+        fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) continue;
+      }
+      conn_fd_.store(fd, std::memory_order_release);
+      if (!wait_for_engine()) return;
+      continue;
+    }
+    pollfd pf[2] = {{cfd, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
+    if (::poll(pf, 2, -1) < 0 && errno != EINTR) return;
+    if (pf[1].revents) return;
+    if (pf[0].revents && !wait_for_engine()) return;
+  }
+}
+
+// ------------------------------------------------------------------ messages (engine thread)
+
+void VhostUserPort::service() {
+  const int fd = conn_fd_.load(std::memory_order_acquire);
+  if (fd >= 0) {
+    if (!connected_) {
+      connected_ = true;
+      vst_->connected.store(true);
+      status_->attached.store(true, std::memory_order_relaxed);
+      vst_->connects.fetch_add(1, std::memory_order_relaxed);
+    }
+    bool alive = true, more = true;
+    // Bounded, so that a flood of messages cannot keep the engine from its
+    // rings; the watcher raises the flag again for the rest.
+    for (int i = 0; i < 64 && alive && more; ++i) alive = handle_message(fd, &more);
+    if (!alive) {
+      disconnect();
+      conn_fd_.store(-1, std::memory_order_release);
+      ::close(fd);
+    }
+  }
+  refresh();
+  pending_.store(false, std::memory_order_release);
+  uint64_t one = 1;
+  ssize_t r = ::write(ack_efd_, &one, sizeof one);
+  (void)r;
+}
+
+bool VhostUserPort::handle_message(int fd, bool* more) {
+  uint8_t hdr[kHdrSize];
+  iovec iov{hdr, kHdrSize};
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kVuMaxFds)];
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = cbuf;
+  mh.msg_controllen = sizeof cbuf;
+  ssize_t r = ::recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+    *more = false;
+    return true;
+  }
+  if (r <= 0) {
+    status_->set_error(r == 0 ? "vhost-user front end closed the connection" : "vhost-user socket: " + std::string(strerror(errno)));
+    return false;
+  }
+  std::vector<int> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+      for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+        int f;
+        std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+        fds.push_back(f);
+      }
+  if (size_t(r) < kHdrSize && !read_full(fd, hdr + r, kHdrSize - size_t(r))) {
+    close_fds(fds);
+    status_->set_error("vhost-user: truncated message header; connection dropped");
+    return false;
+  }
+  const uint32_t req = get_u32(hdr), flags = get_u32(hdr + 4), size = get_u32(hdr + 8);
+  if ((flags & 3) != kVuVersion || size > kVuMaxPayload || (mh.msg_flags & MSG_CTRUNC)) {
+    close_fds(fds);
+    status_->set_error("vhost-user: message " + std::to_string(req) + " has protocol version " +
+                       std::to_string(flags & 3) + ", size " + std::to_string(size) +
+                       (mh.msg_flags & MSG_CTRUNC ? " and too many fds" : "") + "; connection dropped");
+    return false;
+  }
+  uint8_t payload[kVuMaxPayload];
+  if (size && !read_full(fd, payload, size)) {
+    close_fds(fds);
+    status_->set_error("vhost-user: truncated message; connection dropped");
+    return false;
+  }
+  vst_->messages.fetch_add(1, std::memory_order_relaxed);
+  dispatch(req, flags, payload, size, fds, fd);
+  close_fds(fds);  // whatever the message did not keep
+  return conn_fd_.load(std::memory_order_relaxed) >= 0 && connected_;
+}
+
+bool VhostUserPort::reply(int fd, uint32_t req, const void* payload, uint32_t size) {
+  uint8_t buf[kHdrSize + 64];
+  const uint32_t flags = kVuVersion | kVuFlagReply;
+  std::memcpy(buf, &req, 4);
+  std::memcpy(buf + 4, &flags, 4);
+  std::memcpy(buf + 8, &size, 4);
+  if (size) std::memcpy(buf + kHdrSize, payload, size);
+  const uint8_t* p = buf;
+  size_t n = kHdrSize + size;
+  while (n) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      p += w;
+      n -= size_t(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) {
+      pollfd pf{fd, POLLOUT, 0};
+      if (::poll(&pf, 1, 1000) > 0) continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+void VhostUserPort::refuse(int fd, uint32_t req, uint32_t flags, const std::string& why) {
+  vst_->refused.fetch_add(1, std::memory_order_relaxed);
+  status_->set_error("vhost-user: refused " + std::string(request_name(req)) + " (" + std::to_string(req) + "): " + why);
+  if (expects_reply(req)) {
+    reply(fd, req, nullptr, 0);
+  } else if (flags & kVuFlagNeedReply) {
+    uint64_t err = 1;
+    reply(fd, req, &err, 8);
+  }
+}
+
+uint64_t VhostUserPort::offered_features() const {
+  using namespace vfeat;
+  uint64_t f = bit(kVersion1) | bit(kAnyLayout) | bit(kRingIndirect) | bit(kRingEventIdx) | bit(kNetMrgRxbuf) |
+               bit(kNetCsum) | bit(kNetGuestCsum) | bit(kNetHostTso4) | bit(kNetHostTso6) | bit(kNetHostEcn) |
+               bit(kNetGuestTso4) | bit(kNetGuestTso6) | bit(kNetGuestEcn) | bit(kVuProtocolFeaturesBit);
+  if (opts_.queue_pairs > 1) f |= bit(kNetMq);
+  return f;
+}
+
+uint64_t VhostUserPort::offered_protocol_features() {
+  return (1ull << kVuPfMq) | (1ull << kVuPfReplyAck) | (1ull << kVuPfStatus);
+}
+
+VirtQueue* VhostUserPort::queue_of(const uint8_t* p, uint32_t size, int fd, uint32_t req, uint32_t flags) {
+  const uint32_t idx = size >= 4 ? (req == kVuSetVringKick || req == kVuSetVringCall || req == kVuSetVringErr
+                                        ? uint32_t(get_u64(p) & 0xFF)
+                                        : get_u32(p))
+                                  : ~0u;
+  if (idx >= vqs_.size()) {
+    refuse(fd, req, flags,
+           size < 4 ? "payload too short"
+                    : "queue " + std::to_string(idx) + " does not exist (the port has " + std::to_string(vqs_.size()) +
+                          " virtqueues: set queues on the port for more)");
+    return nullptr;
+  }
+  return &vqs_[idx];
+}
+
+void VhostUserPort::replace_fd(int* slot, int fd) {
+  if (*slot >= 0) ::close(*slot);
+  *slot = fd;
+}
+
+void VhostUserPort::set_kick(uint32_t i, int fd) {
+  VirtQueue& q = vqs_[i];
+  if (q.kick_fd >= 0 && (i & 1)) epoll_ctl(epfd_, EPOLL_CTL_DEL, q.kick_fd, nullptr);
+  replace_fd(&q.kick_fd, fd);
+  if (fd >= 0) {
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);  // drained without blocking
+    if (i & 1) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = i;
+      epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    }
+  }
+}
+
+void VhostUserPort::remap_queue(uint32_t i) {
+  VirtQueue& q = vqs_[i];
+  std::string err;
+  if (!q.map(mem_, &err)) {
+    if (!err.empty() && mem_.count()) status_->set_error("virtqueue " + std::to_string(i) + ": " + err);
+    return;
+  }
+  // Receive queues are filled by polling: the guest need not kick them.
+  if (!(i & 1)) vq_set_kicks(q, ctx_, false);
+}
+
+void VhostUserPort::apply_features() {
+  using namespace vfeat;
+  const uint64_t f = features_;
+  ctx_.mrg_rxbuf = f & bit(kNetMrgRxbuf);
+  ctx_.hdr_len = (f & (bit(kVersion1) | bit(kNetMrgRxbuf))) ? kVnetHdrMrgLen : kVnetHdrLen;
+  ctx_.event_idx = f & bit(kRingEventIdx);
+  ctx_.indirect = f & bit(kRingIndirect);
+  ctx_.guest_csum = f & bit(kNetGuestCsum);
+  ctx_.guest_gso = ((f & bit(kNetGuestTso4)) ? uint32_t(kOffTso4) : 0u) |
+                   ((f & bit(kNetGuestTso6)) ? uint32_t(kOffTso6) : 0u) |
+                   ((f & bit(kNetGuestEcn)) ? uint32_t(kOffTsoEcn) : 0u);
+  tx_offloads_ = ctx_.guest_csum ? (uint32_t(kOffCsum) | ctx_.guest_gso) : 0u;
+  vst_->features.store(f, std::memory_order_relaxed);
+}
+
+void VhostUserPort::dispatch(uint32_t req, uint32_t flags, const uint8_t* p, uint32_t size, std::vector<int>& fds,
+                             int fd) {
+  const bool ack = (flags & kVuFlagNeedReply) && (protocol_features_ & (1ull << kVuPfReplyAck));
+  uint64_t result = 0;  // REPLY_ACK payload: 0 success
+  auto need = [&](uint32_t n) {
+    if (size >= n) return true;
+    refuse(fd, req, flags, "payload of " + std::to_string(size) + " bytes, expected " + std::to_string(n));
+    return false;
+  };
+  switch (req) {
+    case kVuGetFeatures: {
+      const uint64_t f = offered_features();
+      reply(fd, req, &f, 8);
+      return;
+    }
+    case kVuSetFeatures: {
+      if (!need(8)) return;
+      const uint64_t f = get_u64(p);
+      if (f & ~offered_features()) {
+        refuse(fd, req, flags, "features " + virtio_feature_names(f & ~offered_features()) + " were not offered");
+        return;
+      }
+      features_ = f;
+      apply_features();
+      // Without PROTOCOL_FEATURES a ring is enabled as soon as it starts.
+      break;
+    }
+    case kVuSetOwner:
+      break;
+    case kVuResetOwner:
+      reset_device();
+      break;
+    case kVuGetProtocolFeatures: {
+      const uint64_t f = offered_protocol_features();
+      reply(fd, req, &f, 8);
+      return;
+    }
+    case kVuSetProtocolFeatures:
+      if (!need(8)) return;
+      protocol_features_ = get_u64(p) & offered_protocol_features();
+      vst_->protocol_features.store(protocol_features_, std::memory_order_relaxed);
+      break;
+    case kVuGetQueueNum: {
+      const uint64_t n = opts_.queue_pairs;
+      reply(fd, req, &n, 8);
+      return;
+    }
+    case kVuSetMemTable: {
+      std::string err;
+      if (!set_mem_table(p, size, fds, &err)) {
+        refuse(fd, req, flags, err);
+        return;
+      }
+      break;
+    }
+    case kVuSetVringNum: {
+      VirtQueue* q = queue_of(p, size, fd, req, flags);
+      if (!q || !need(8)) return;
+      const uint32_t num = get_u32(p + 4);
+      if (num == 0 || num > kMaxQueueSize || (num & (num - 1))) {
+        refuse(fd, req, flags, "queue size " + std::to_string(num) + ": a split virtqueue has a power of two up to 32768");
+        return;
+      }
+      q->num = num;
+      q->broken = false;
+      remap_queue(uint32_t(q - vqs_.data()));
+      break;
+    }
+    case kVuSetVringAddr: {
+      VirtQueue* q = queue_of(p, size, fd, req, flags);
+      if (!q || !need(40)) return;
+      q->desc_uva = get_u64(p + 8);
+      q->used_uva = get_u64(p + 16);
+      q->avail_uva = get_u64(p + 24);
+      q->addr_set = true;
+      q->broken = false;
+      remap_queue(uint32_t(q - vqs_.data()));
+      break;
+    }
+    case kVuSetVringBase: {
+      VirtQueue* q = queue_of(p, size, fd, req, flags);
+      if (!q || !need(8)) return;
+      q->last_avail = uint16_t(get_u32(p + 4));
+      break;
+    }
+    case kVuGetVringBase: {
+      VirtQueue* q = queue_of(p, size, fd, req, flags);
+      if (!q || !need(8)) return;
+      // Stops the ring: no more processing until the next kick fd.
+      const uint32_t i = uint32_t(q - vqs_.data());
+      q->started = false;
+      set_kick(i, -1);
+      replace_fd(&q->call_fd, -1);
+      const uint32_t st[2] = {i, q->last_avail};
+      reply(fd, req, st, 8);
+      return;
+    }
+    case kVuSetVringKick:
+    case kVuSetVringCall:
+    case kVuSetVringErr: {
+      VirtQueue* q = queue_of(p, size, fd, req, flags);
+      if (!q || !need(8)) return;
+      const bool nofd = get_u64(p) & kVuVringNoFd;
+      if (!nofd && fds.size() != 1) {
+        refuse(fd, req, flags, "expected one file descriptor, got " + std::to_string(fds.size()));
+        return;
+      }
+      int f = -1;
+      if (!nofd) {
+        f = fds[0];
+        fds.clear();
+      }
+      const uint32_t i = uint32_t(q - vqs_.data());
+      if (req == kVuSetVringKick) {
+        set_kick(i, f);
+        q->started = true;
+        q->broken = false;
+        q->last_error.clear();
+        if (!(features_ & vfeat::bit(kVuProtocolFeaturesBit))) q->enabled = true;
+        remap_queue(i);  // also takes the used index from the ring
+        // A base the avail ring cannot have (more than the queue size behind
+        // its index) comes from a front end that lost track: DPDK's
+        // virtio-user reconnecting in server mode sends 0, and a restarted
+        // switch could not answer its GET_VRING_BASE. Every descriptor taken
+        // is given back at once and in order, so the used index in guest
+        // memory is where the ring stands: start from there.
+        if (q->desc && q->used_idx != q->last_avail &&
+            uint16_t(__atomic_load_n(q->avail + 1, __ATOMIC_ACQUIRE) - q->last_avail) > q->num)
+          q->last_avail = q->used_idx;
+      } else if (req == kVuSetVringCall) {
+        replace_fd(&q->call_fd, f);
+      } else {
+        replace_fd(&q->err_fd, f);
+      }
+      break;
+    }
+    case kVuSetVringEnable: {
+      VirtQueue* q = queue_of(p, size, fd, req, flags);
+      if (!q || !need(8)) return;
+      q->enabled = get_u32(p + 4) != 0;
+      break;
+    }
+    case kVuSetStatus:
+      if (!need(8)) return;
+      dev_status_ = uint8_t(get_u64(p));
+      vst_->device_status.store(dev_status_, std::memory_order_relaxed);
+      break;
+    case kVuGetStatus: {
+      const uint64_t s = dev_status_;
+      reply(fd, req, &s, 8);
+      return;
+    }
+    default:
+      refuse(fd, req, flags, "not supported by this switch");
+      return;
+  }
+  if (ack) reply(fd, req, &result, 8);
+}
+
+bool VhostUserPort::set_mem_table(const uint8_t* p, uint32_t size, std::vector<int>& fds, std::string* err) {
+  if (size < 8) {
+    *err = "payload too short";
+    return false;
+  }
+  const uint32_t n = get_u32(p);
+  if (n == 0 || n > GuestMemory::kMaxRegions || size < 8 + 32 * n || fds.size() != n) {
+    *err = std::to_string(n) + " regions with " + std::to_string(fds.size()) + " fds in " + std::to_string(size) +
+           " bytes: expected 1..8 regions, one fd each";
+    return false;
+  }
+  GuestMemory mem;
+  std::vector<Mapping> maps;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint8_t* r = p + 8 + 32 * i;
+    GuestRegion g;
+    g.gpa = get_u64(r);
+    g.size = get_u64(r + 8);
+    g.uva = get_u64(r + 16);
+    const uint64_t off = get_u64(r + 24);
+    struct stat sb;
+    size_t align = 4096;
+    if (::fstat(fds[i], &sb) == 0 && sb.st_blksize > 4096) align = size_t(sb.st_blksize);  // hugetlbfs page size
+    const uint64_t want = g.size + off;
+    void* base = MAP_FAILED;
+    if (g.size && want >= g.size && want < (1ull << 47))
+      base = ::mmap(nullptr, (want + align - 1) & ~(uint64_t(align) - 1), PROT_READ | PROT_WRITE, MAP_SHARED,
+                    fds[i], 0);
+    if (base == MAP_FAILED) {
+      *err = "region " + std::to_string(i) + " (" + std::to_string(g.size) + " bytes at offset " + std::to_string(off) +
+             "): mmap: " + strerror(errno);
+      for (auto& m : maps) ::munmap(m.base, m.len);
+      return false;
+    }
+    maps.push_back({base, size_t((want + align - 1) & ~(uint64_t(align) - 1))});
+    g.host = static_cast<uint8_t*>(base) + off;
+    if (!mem.add(g)) {
+      *err = "region " + std::to_string(i) + " wraps the address space";
+      for (auto& m : maps) ::munmap(m.base, m.len);
+      return false;
+    }
+  }
+  close_fds(fds);
+  for (auto& q : vqs_) q.unmap();
+  unmap_memory();
+  mem_ = mem;
+  maps_ = std::move(maps);
+  for (uint32_t i = 0; i < vqs_.size(); ++i) remap_queue(i);
+  return true;
+}
+
+void VhostUserPort::unmap_memory() {
+  for (auto& q : vqs_) q.unmap();
+  for (auto& m : maps_) ::munmap(m.base, m.len);
+  maps_.clear();
+  mem_.clear();
+}
+
+void VhostUserPort::reset_device() {
+  for (uint32_t i = 0; i < vqs_.size(); ++i) {
+    set_kick(i, -1);
+    replace_fd(&vqs_[i].call_fd, -1);
+    replace_fd(&vqs_[i].err_fd, -1);
+    vqs_[i].reset();
+  }
+  unmap_memory();
+  features_ = 0;
+  protocol_features_ = 0;
+  dev_status_ = 0;
+  apply_features();
+  vst_->protocol_features.store(0);
+  vst_->device_status.store(0);
+}
+
+void VhostUserPort::disconnect() {
+  if (connected_) {
+    vst_->disconnects.fetch_add(1, std::memory_order_relaxed);
+    if (status_->error().empty()) status_->set_error("vhost-user front end disconnected");
+  }
+  connected_ = false;
+  vst_->connected.store(false);
+  status_->attached.store(false, std::memory_order_relaxed);
+  reset_device();
+  refresh();
+}
+
+void VhostUserPort::refresh() {
+  ready_rx_ = ready_tx_ = 0;
+  for (uint32_t k = 0; k < opts_.queue_pairs; ++k) {
+    rxq_ready_[k] = vqs_[2 * k].ready();
+    ready_rx_ += rxq_ready_[k];
+    ready_tx_ += vqs_[2 * k + 1].ready();
+  }
+  link_up_ = connected_ && (ready_rx_ || ready_tx_);
+  kicks_wanted_ = true;  // rings (re)started: the guest is asked to kick, as map() left them
+  publish_layout();
+}
+
+void VhostUserPort::publish_layout() {
+  std::vector<VhostStatus::Queue> qs;
+  for (uint32_t i = 0; i < vqs_.size(); ++i) {
+    const VirtQueue& q = vqs_[i];
+    VhostStatus::Queue s;
+    s.index = i;
+    s.size = q.num;
+    s.enabled = q.enabled;
+    s.started = q.started;
+    s.ready = q.ready();
+    s.broken = q.broken;
+    s.last_avail = q.last_avail;
+    s.used_idx = q.used_idx;
+    s.error = q.last_error;
+    qs.push_back(std::move(s));
+  }
+  std::vector<VhostStatus::Region> rs;
+  for (uint32_t i = 0; i < mem_.count(); ++i) rs.push_back({mem_.region(i).gpa, mem_.region(i).size, mem_.region(i).uva});
+  vst_->set_layout(std::move(qs), std::move(rs));
+}
+
+LinkState VhostUserPort::link_state() const {
+  // Housekeeping (the engine thread, every 100 ms): a queue the rings found
+  // broken is reported here, off the frame path.
+  auto* self = const_cast<VhostUserPort*>(this);
+  if (self->layout_dirty_.exchange(false, std::memory_order_relaxed)) {
+    for (size_t i = 0; i < vqs_.size(); ++i)
+      if (vqs_[i].broken && !vqs_[i].last_error.empty())
+        status_->set_error("virtqueue " + std::to_string(i) + " broken: " + vqs_[i].last_error);
+    self->refresh();
+  } else if (connected_) {
+    self->publish_layout();  // ring indexes move
+  }
+  return link_up_ ? LinkState::kUp : LinkState::kDown;
+}
+
+// ------------------------------------------------------------------ the rings (engine thread)
+
+uint16_t VhostUserPort::rx_burst(Pkt* pkts, uint16_t max) {
+  if (pending_.load(std::memory_order_acquire)) [[unlikely]]
+    service();
+  if (!ready_tx_) return 0;
+  if (max > opts_.burst) max = uint16_t(opts_.burst);
+  // Kicks are wanted only while the engine is about to sleep.
+  const Waker* w = waker_.load(std::memory_order_relaxed);
+  const bool want = w && w->sleeping.load(std::memory_order_relaxed);
+  const uint32_t pairs = opts_.queue_pairs;
+  if (want || want != kicks_wanted_) {
+    kicks_wanted_ = want;
+    for (uint32_t k = 0; k < pairs; ++k) {
+      VirtQueue& q = vqs_[2 * k + 1];
+      if (!q.ready()) continue;
+      if (want && q.kick_fd >= 0) {
+        uint64_t v;
+        ssize_t r = ::read(q.kick_fd, &v, sizeof v);
+        (void)r;
+      }
+      vq_set_kicks(q, ctx_, want);
+    }
+  }
+  uint16_t n = 0;
+  for (uint32_t k = 0; k < pairs && n < max; ++k) {
+    VirtQueue& q = vqs_[2 * ((rr_ + k) % pairs) + 1];
+    if (!q.ready()) continue;
+    const uint16_t got = vq_dequeue(q, ctx_, pkts + n, uint16_t(max - n));
+    if (q.broken) [[unlikely]] {
+      ready_tx_--;
+      layout_dirty_.store(true, std::memory_order_relaxed);
+    }
+    if (got) {
+      n = uint16_t(n + got);
+      const uint32_t pair = (rr_ + k) % pairs;
+      if (pair < PortStatus::kMaxQueues) status_->queue_rx[pair].fetch_add(got, std::memory_order_relaxed);
+    }
+    vq_notify(q, ctx_);
+  }
+  rr_++;
+  return n;
+}
+
+uint16_t VhostUserPort::tx_burst(Pkt* pkts, uint16_t n) {
+  if (!ready_rx_) {
+    // Connected but the guest's receive queue is not set up (yet): counted here.
+    for (uint16_t i = 0; i < n; ++i) cache_.free(pkts[i].buf);
+    if (!vqs_.empty()) vqs_[0].ctr->drop(VirtqDrop::not_ready, n);
+    return n;
+  }
+  if (n > kMaxBurst) n = kMaxBurst;
+  if (ready_rx_ == 1 && rxq_ready_[0]) {
+    VirtQueue& q = vqs_[0];
+    const uint16_t done = vq_enqueue(q, ctx_, pkts, n);
+    if (q.broken) [[unlikely]] {
+      ready_rx_--;
+      rxq_ready_[0] = 0;
+      layout_dirty_.store(true, std::memory_order_relaxed);
+    }
+    vq_notify(q, ctx_);
+    return done;
+  }
+  // Several receive queues: one flow, one queue. Frames a queue did not take
+  // go to the end, in order, as the engine expects.
+  uint8_t qs[kMaxBurst];
+  uint8_t ready[VhostStatus::kMaxPairs];
+  uint32_t nr = 0;
+  for (uint32_t k = 0; k < opts_.queue_pairs; ++k)
+    if (rxq_ready_[k]) ready[nr++] = uint8_t(k);
+  for (uint16_t i = 0; i < n; ++i) qs[i] = ready[flow_queue(pool_->frame(pkts[i]), pkts[i].len, nr)];
+  Pkt taken[kMaxBurst], left[kMaxBurst], run[kMaxBurst];
+  uint16_t nt = 0, nl = 0;
+  for (uint32_t k = 0; k < nr; ++k) {
+    const uint8_t qi = ready[k];
+    uint16_t m = 0;
+    for (uint16_t i = 0; i < n; ++i)
+      if (qs[i] == qi) run[m++] = pkts[i];
+    if (!m) continue;
+    VirtQueue& q = vqs_[2 * qi];
+    const uint16_t done = vq_enqueue(q, ctx_, run, m);
+    if (q.broken) [[unlikely]] {
+      ready_rx_--;
+      rxq_ready_[qi] = 0;
+      layout_dirty_.store(true, std::memory_order_relaxed);
+    }
+    vq_notify(q, ctx_);
+    std::memcpy(taken + nt, run, done * sizeof(Pkt));
+    nt = uint16_t(nt + done);
+    std::memcpy(left + nl, run + done, (m - done) * sizeof(Pkt));
+    nl = uint16_t(nl + m - done);
+  }
+  std::memcpy(pkts, taken, nt * sizeof(Pkt));
+  std::memcpy(pkts + nt, left, nl * sizeof(Pkt));
+  return nt;
+}
+
+}  // namespace vpc

@@ -1,0 +1,206 @@
+// vhost-user port: a VM's (or testpmd's) virtio-net device served straight
+// from the guest's memory. Written from QEMU's docs/interop/vhost-user.rst
+// (the protocol) and the virtio 1.x specification (the rings,
+// ports/virtio_ring.h).
+//
+//   guest virtio-net  ──transmitq──►  vq_dequeue (one copy)  ──► rx_burst
+//   tx_burst ──► vq_enqueue (one copy) ──receiveq──►  guest virtio-net
+//
+// Threads. Everything that touches the device state (the memory table, the
+// rings, the eventfds) runs on the engine thread: the rings in rx_burst and
+// tx_burst, the vhost-user messages in rx_burst too, but only when there are
+// some. A small watcher thread per port owns nothing but waiting: it accepts
+// (server mode) or connects every second (client mode), then polls the
+// connection; when a message is readable it raises a flag, wakes a sleeping
+// engine and waits until the engine has handled every queued message. The
+// engine's cost is one relaxed load per rx_burst; no lock, no system call
+// on the frame path but the guest notifications the rings ask for.
+//
+// Sleeping. poll_fd() is an epoll descriptor holding the kick eventfds of the
+// transmit queues. While the engine polls, the guest is told not to kick
+// (EVENT_IDX: avail_event left behind; otherwise VRING_USED_F_NO_NOTIFY).
+// When the engine announces that it is about to sleep (Waker::sleeping), the
+// next rx_burst drains the kick eventfds, asks for kicks again and looks at
+// the rings once more, so a frame published meanwhile is never missed.
+//
+// Link. Up while a front end is connected and a queue is ready (memory
+// mapped, addresses set, kick received, enabled, not broken). A disconnect
+// (the front end exits or closes) unmaps every region and closes every fd;
+// the port goes down (an event) until the next connection. In client mode
+// the port reconnects every second, also after the switch restarts, so a
+// guest is never stranded.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/buffer_pool.h"
+#include "ports/port.h"
+#include "ports/spec.h"
+#include "ports/virtio_ring.h"
+
+namespace vpc {
+
+// vhost-user request codes (front end -> back end) used here.
+enum VhostUserRequest : uint32_t {
+  kVuGetFeatures = 1,
+  kVuSetFeatures = 2,
+  kVuSetOwner = 3,
+  kVuResetOwner = 4,
+  kVuSetMemTable = 5,
+  kVuSetLogBase = 6,
+  kVuSetLogFd = 7,
+  kVuSetVringNum = 8,
+  kVuSetVringAddr = 9,
+  kVuSetVringBase = 10,
+  kVuGetVringBase = 11,
+  kVuSetVringKick = 12,
+  kVuSetVringCall = 13,
+  kVuSetVringErr = 14,
+  kVuGetProtocolFeatures = 15,
+  kVuSetProtocolFeatures = 16,
+  kVuGetQueueNum = 17,
+  kVuSetVringEnable = 18,
+  kVuSendRarp = 19,
+  kVuGetConfig = 24,
+  kVuPostcopyAdvise = 28,
+  kVuGetInflightFd = 31,
+  kVuGetMaxMemSlots = 36,
+  kVuSetStatus = 39,
+  kVuGetStatus = 40,
+};
+constexpr uint32_t kVuVersion = 1, kVuFlagReply = 1u << 2, kVuFlagNeedReply = 1u << 3;
+constexpr int kVuProtocolFeaturesBit = 30;  // VHOST_USER_F_PROTOCOL_FEATURES
+constexpr int kVuPfMq = 0, kVuPfReplyAck = 3, kVuPfStatus = 16;
+constexpr uint64_t kVuVringNoFd = 1ull << 8;
+constexpr uint32_t kVuMaxPayload = 8 + 32 * GuestMemory::kMaxRegions + 64;
+constexpr uint32_t kVuMaxFds = 8;
+
+// What a vhost-user port shows in its status, readable from any thread.
+struct VhostStatus {
+  static constexpr uint32_t kMaxPairs = PortStatus::kMaxQueues;
+  std::string socket;
+  bool client = false;
+  uint32_t max_pairs = 1;
+
+  std::atomic<bool> connected{false};
+  std::atomic<uint64_t> features{0}, protocol_features{0};
+  std::atomic<uint32_t> device_status{0};
+  std::atomic<uint64_t> connects{0}, disconnects{0}, messages{0}, refused{0};
+  // Per virtqueue (index 2k: guest receiveq k, 2k + 1: transmitq k); the
+  // engine is the only writer.
+  VirtqCounters q[2 * kMaxPairs];
+
+  struct Queue {
+    uint32_t index = 0, size = 0;
+    bool enabled = false, started = false, ready = false, broken = false;
+    uint16_t last_avail = 0, used_idx = 0;
+    std::string error;
+  };
+  struct Region {
+    uint64_t gpa = 0, size = 0, uva = 0;
+  };
+  void set_layout(std::vector<Queue> queues, std::vector<Region> regions);
+  void layout(std::vector<Queue>* queues, std::vector<Region>* regions) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Queue> queues_;
+  std::vector<Region> regions_;
+};
+
+// Names of the negotiated feature bits, space separated ("version_1 mrg_rxbuf ...").
+std::string virtio_feature_names(uint64_t features);
+
+struct VhostUserOptions {
+  std::string socket;      // path of the unix socket
+  bool client = false;     // connect to it (the front end listens) instead of listening
+  uint32_t queue_pairs = 1;  // most queue pairs offered (MQ when > 1), 1..16
+  uint32_t burst = kMaxBurst;
+};
+
+class VhostUserPort final : public Port {
+ public:
+  static std::unique_ptr<VhostUserPort> open(const VhostUserOptions& opts, std::shared_ptr<BufferPool> pool,
+                                             std::shared_ptr<PortStatus> status);
+  ~VhostUserPort() override;
+
+  const char* kind() const override { return "vhostuser"; }
+  uint16_t rx_burst(Pkt* pkts, uint16_t max) override;
+  uint16_t tx_burst(Pkt* pkts, uint16_t n) override;
+  int poll_fd() const override { return epfd_; }
+  LinkState link_state() const override;
+  void attach(Waker* waker) override;
+  void detach() override;
+  uint32_t tx_offloads() const override { return tx_offloads_; }
+
+  // Features offered to the front end.
+  uint64_t offered_features() const;
+  static uint64_t offered_protocol_features();
+  const std::shared_ptr<VhostStatus>& vhost_status() const { return vst_; }
+
+ private:
+  VhostUserPort(const VhostUserOptions& opts, std::shared_ptr<BufferPool> pool, std::shared_ptr<PortStatus> status);
+  void watch();                 // the watcher thread
+  bool wait_for_engine();       // watcher: raise the flag, wake the engine, wait; false: stopping
+  void stop_watcher();
+  void service();               // engine: handle queued messages (and a new or lost connection)
+  bool handle_message(int fd, bool* more);  // false: the connection is to be dropped
+  void dispatch(uint32_t req, uint32_t flags, const uint8_t* p, uint32_t size, std::vector<int>& fds, int fd);
+  bool reply(int fd, uint32_t req, const void* payload, uint32_t size);
+  void refuse(int fd, uint32_t req, uint32_t flags, const std::string& why);
+  bool set_mem_table(const uint8_t* p, uint32_t size, std::vector<int>& fds, std::string* err);
+  void unmap_memory();
+  void disconnect();           // engine: drop the connection and everything it set up
+  void reset_device();         // features, queues (fds closed), memory
+  void apply_features();
+  void remap_queue(uint32_t i);
+  void set_kick(uint32_t i, int fd);
+  void replace_fd(int* slot, int fd);
+  void refresh();              // recompute readiness and publish the status
+  void publish_layout();
+  VirtQueue* queue_of(const uint8_t* p, uint32_t size, int fd, uint32_t req, uint32_t flags);
+
+  VhostUserOptions opts_;
+  std::shared_ptr<BufferPool> pool_;
+  std::shared_ptr<PortStatus> status_;
+  std::shared_ptr<VhostStatus> vst_;
+  BufferCache cache_;
+  std::atomic<Waker*> waker_{nullptr};
+
+  // Watcher <-> engine.
+  std::thread watcher_;
+  int listen_fd_ = -1;
+  int stop_efd_ = -1;   // the watcher stops
+  int ack_efd_ = -1;    // the engine is done with the pending messages
+  std::atomic<int> conn_fd_{-1};
+  std::atomic<bool> pending_{false};
+  bool claimed_ = false;
+
+  // Device state (engine thread).
+  int epfd_ = -1;
+  bool connected_ = false;
+  uint64_t features_ = 0, protocol_features_ = 0;
+  uint8_t dev_status_ = 0;
+  GuestMemory mem_;
+  struct Mapping {
+    void* base;
+    size_t len;
+  };
+  std::vector<Mapping> maps_;
+  std::vector<VirtQueue> vqs_;  // 2 * queue_pairs
+  VirtioNetCtx ctx_;
+  uint32_t tx_offloads_ = 0;
+  uint32_t ready_rx_ = 0, ready_tx_ = 0;  // ready guest receive / transmit queues
+  uint8_t rxq_ready_[VhostStatus::kMaxPairs] = {};  // guest receiveq k ready
+  bool link_up_ = false;
+  bool kicks_wanted_ = true;
+  uint32_t rr_ = 0;
+  std::atomic<bool> layout_dirty_{false};
+};
+
+}  // namespace vpc

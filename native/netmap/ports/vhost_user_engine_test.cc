@@ -1,0 +1,176 @@
+// vhost-user ports in the engine: two fake guests (ports/vhost_user_fake.h)
+// on one switch, the engine stepped with run_once on the test thread.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/test_harness.h"
+#include "ports/vhost_user_fake.h"
+#include "proto/inet.h"
+
+namespace vpc {
+namespace {
+
+using namespace vhost_fake;
+using testutil::host_mac;
+
+// A TCPv4 frame with `payload` bytes after a 20-byte TCP header, from A to B.
+Bytes tcp4_frame(uint32_t payload) {
+  Bytes f(14 + 20 + 20 + payload);
+  mac_store(f.data(), host_mac(2));
+  mac_store(f.data() + 6, host_mac(1));
+  store_be16(f.data() + 12, kEtherTypeIpv4);
+  uint8_t* ip = f.data() + 14;
+  ip[0] = 0x45;
+  store_be16(ip + 2, uint16_t(20 + 20 + payload));
+  ip[6] = 0x40;  // DF
+  ip[8] = 64;
+  ip[9] = kIpProtoTcp;
+  const uint8_t src[4] = {198, 18, 0, 1}, dst[4] = {198, 18, 0, 2};
+  std::memcpy(ip + 12, src, 4);
+  std::memcpy(ip + 16, dst, 4);
+  uint8_t* tcp = ip + 20;
+  store_be16(tcp, 40000);
+  store_be16(tcp + 2, 5201);
+  tcp[12] = 5 << 4;
+  tcp[13] = 0x18;  // PSH ACK
+  for (uint32_t i = 0; i < payload; ++i) tcp[20 + i] = uint8_t(i * 13 + 1);
+  return f;
+}
+
+class VhostEngine : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EngineOptions o;
+    o.pool.count = 4096;
+    o.pool.large_count = 32;
+    o.pool.hugepages = false;
+    h.make_engine(o);
+    SwitchConfig sc;
+    sc.vni = 7;
+    sw = h.try_create_switch(sc).id;
+    dir = "/tmp/vpc-vhe-" + std::to_string(getpid());
+    mkdir(dir.c_str(), 0700);
+  }
+  void TearDown() override {
+    h.destroy_all();
+    rmdir(dir.c_str());
+  }
+  // Opens a port, sets it up from a fake guest (the test pumps the port),
+  // then hands it to the engine.
+  PortId add(const std::string& name, uint64_t features, std::unique_ptr<FakeFrontend>* fe,
+             std::shared_ptr<PortStatus>* st) {
+    *st = std::make_shared<PortStatus>();
+    VhostUserOptions vo;
+    vo.socket = dir + "/" + name;
+    auto port = VhostUserPort::open(vo, h.engine().pool(), *st);
+    *fe = std::make_unique<FakeFrontend>(vo.socket);
+    (*fe)->setup(*port, features);
+    auto c = testutil::EngineHarness::cmd(CmdOp::kCreatePort);
+    c->new_port = std::move(port);
+    c->untagged = sw;
+    Result r = h.run(std::move(c));
+    EXPECT_TRUE(r.ok()) << r.message;
+    return r.id;
+  }
+  uint64_t ctr(PortId p, PortCounter k) { return cnt_read(h.engine().port_counters(p).c[size_t(k)]); }
+
+  testutil::EngineHarness h;
+  SwitchId sw = 0;
+  std::string dir;
+};
+
+const uint64_t kFeatures = bit(kVersion1) | bit(kNetMrgRxbuf) | bit(kRingEventIdx) | bit(kRingIndirect) |
+                           bit(kNetCsum) | bit(kNetGuestCsum) | bit(kNetHostTso4) | bit(kNetGuestTso4) |
+                           bit(kNetHostTso6) | bit(kNetGuestTso6);
+
+// A guest's TSO super-frame reaches a guest that negotiated GUEST_TSO4 as
+// one frame with its virtio-net header, in merged buffers; nothing is
+// segmented on the way.
+TEST_F(VhostEngine, TsoFrameReachesAnotherGuestWhole) {
+  std::unique_ptr<FakeFrontend> ga, gb;
+  std::shared_ptr<PortStatus> sa, sb;
+  PortId a = add("a.sock", kFeatures, &ga, &sa), b = add("b.sock", kFeatures, &gb, &sb);
+  gb->post_rx(32, 4096);
+  const Bytes f = tcp4_frame(20000);
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoTcpv4;
+  m.gso_size = 1448;
+  m.hdr_len = 54;
+  m.csum_start = 34;
+  m.csum_offset = 16;
+  // One descriptor holding the header and the frame, far from the rings.
+  const uint64_t at = 3 << 20;
+  std::memset(ga->host(at), 0, 12);
+  offload_to_vnet(m, ga->host(at));
+  std::memcpy(ga->host(at + 12), f.data(), f.size());
+  ga->desc(1)[0] = VringDesc{ga->gpa(at), uint32_t(12 + f.size()), 0, 0};
+  ga->publish(1, 0);
+  for (int i = 0; i < 20 && gb->used_idx(0) == 0; ++i) h.engine().run_once();
+  ASSERT_EQ(ctr(a, PortCounter::rx_packets), 1u) << sa->error();
+  ASSERT_EQ(ctr(b, PortCounter::tx_packets), 1u) << sb->error();
+  EXPECT_EQ(ctr(b, PortCounter::tx_gso_frames), 0u) << "not segmented";
+  const uint16_t nbufs = uint16_t((12 + f.size() + 4095) / 4096);
+  ASSERT_EQ(gb->used_idx(0), nbufs);
+  Bytes got;
+  OffloadMeta seen;
+  for (uint16_t k = 0; k < nbufs; ++k) {
+    uint32_t id, len;
+    gb->used_elem(0, k, &id, &len);
+    const uint8_t* p = gb->host(gb->buf(0, id));
+    if (k == 0) {
+      ASSERT_TRUE(offload_from_vnet(p, &seen));
+      EXPECT_EQ(p[10] | (p[11] << 8), nbufs) << "num_buffers";
+      p += 12;
+      len -= 12;
+    }
+    got.insert(got.end(), p, p + len);
+  }
+  EXPECT_EQ(got, f);
+  EXPECT_EQ(seen.gso_type, OffloadMeta::kGsoTcpv4);
+  EXPECT_EQ(seen.gso_size, 1448);
+  EXPECT_TRUE(seen.needs_csum());
+  EXPECT_EQ(seen.csum_start, 34);
+  EXPECT_EQ(seen.csum_offset, 16);
+}
+
+// The same super-frame to a guest that did not negotiate GUEST_TSO4 or
+// GUEST_CSUM: the engine cuts it into complete segments first.
+TEST_F(VhostEngine, TsoFrameIsSegmentedForAGuestWithoutTso) {
+  std::unique_ptr<FakeFrontend> ga, gb;
+  std::shared_ptr<PortStatus> sa, sb;
+  PortId a = add("a.sock", kFeatures, &ga, &sa);
+  PortId b = add("b.sock", bit(kVersion1) | bit(kNetMrgRxbuf) | bit(kRingEventIdx), &gb, &sb);
+  gb->post_rx(64, 2048);
+  const Bytes f = tcp4_frame(5000);
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoTcpv4;
+  m.gso_size = 1448;
+  m.hdr_len = 54;
+  m.csum_start = 34;
+  m.csum_offset = 16;
+  const uint64_t at = 3 << 20;
+  std::memset(ga->host(at), 0, 12);
+  offload_to_vnet(m, ga->host(at));
+  std::memcpy(ga->host(at + 12), f.data(), f.size());
+  ga->desc(1)[0] = VringDesc{ga->gpa(at), uint32_t(12 + f.size()), 0, 0};
+  ga->publish(1, 0);
+  for (int i = 0; i < 20 && gb->used_idx(0) < 4; ++i) h.engine().run_once();
+  EXPECT_EQ(ctr(a, PortCounter::rx_packets), 1u);
+  EXPECT_EQ(ctr(b, PortCounter::tx_gso_frames), 1u);
+  EXPECT_EQ(ctr(b, PortCounter::tx_packets), 4u) << "5000 bytes in segments of 1448";
+  ASSERT_EQ(gb->used_idx(0), 4);
+  for (uint16_t k = 0; k < 4; ++k) {
+    uint32_t id, len;
+    gb->used_elem(0, k, &id, &len);
+    const uint8_t* p = gb->host(gb->buf(0, id));
+    EXPECT_EQ(p[0], 0) << "no offload flags for this guest";
+    EXPECT_EQ(p[1], 0);
+    EXPECT_LE(len - 12, 14u + 20 + 20 + 1448);
+  }
+}
+
+}  // namespace
+}  // namespace vpc

@@ -1,0 +1,236 @@
+// A fake vhost-user front end for the tests (ports/vhost_user_test.cc,
+// ports/vhost_user_engine_test.cc): it connects to a port's socket, speaks
+// the protocol, shares a memfd as guest memory and plays the guest's
+// virtio-net driver on split rings laid out in it. Whoever calls call()
+// plays the engine: it pumps the port's rx_burst until the reply comes.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/test_util.h"
+#include "ports/vhost_user.h"
+
+namespace vpc::vhost_fake {
+
+using testutil::Bytes;
+using namespace vfeat;
+
+constexpr uint64_t kMemSize = 4 << 20;
+constexpr uint64_t kGpaBase = 0x40000000;  // guest-physical address of the region
+constexpr uint32_t kQ = 256;               // queue size
+
+inline std::shared_ptr<BufferPool> test_pool() {
+  BufferPoolOptions o;
+  o.count = 2048;
+  o.large_count = 16;
+  o.hugepages = false;
+  return BufferPool::create(o);
+}
+
+// Guest memory layout: per queue q, rings at q * 64 KiB; buffers from 1 MiB.
+struct Layout {
+  static uint64_t desc(uint32_t q) { return uint64_t(q) * 0x10000; }
+  static uint64_t avail(uint32_t q) { return desc(q) + 16 * kQ; }
+  static uint64_t used(uint32_t q) { return desc(q) + 0x8000; }
+  static constexpr uint64_t kBuffers = 1 << 20;
+};
+
+class FakeFrontend {
+ public:
+  explicit FakeFrontend(const std::string& path) {
+    memfd_ = memfd_create("guest", MFD_CLOEXEC);
+    EXPECT_EQ(ftruncate(memfd_, kMemSize), 0);
+    mem_ = static_cast<uint8_t*>(mmap(nullptr, kMemSize, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0));
+    std::memset(mem_, 0, kMemSize);
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  }
+  ~FakeFrontend() {
+    if (fd_ >= 0) close(fd_);
+    munmap(mem_, kMemSize);
+    close(memfd_);
+    for (int f : efds_) close(f);
+  }
+  bool connected() const { return connected_; }
+  void hang_up() {
+    close(fd_);
+    fd_ = -1;
+  }
+  uint8_t* host(uint64_t off) { return mem_ + off; }
+  uint64_t gpa(uint64_t off) const { return kGpaBase + off; }
+  uint64_t uva(uint64_t off) const { return uint64_t(uintptr_t(mem_)) + off; }
+
+  // Sends one message; pumps the port (the engine) until a reply arrives
+  // when one is expected. Returns the reply payload.
+  std::vector<uint8_t> call(Port& port, uint32_t req, const void* payload, uint32_t size, std::vector<int> fds = {},
+                            bool want_reply = true, bool need_reply = false) {
+    uint8_t buf[512];
+    const uint32_t flags = 1 | (need_reply ? kVuFlagNeedReply : 0);
+    std::memcpy(buf, &req, 4);
+    std::memcpy(buf + 4, &flags, 4);
+    std::memcpy(buf + 8, &size, 4);
+    if (size) std::memcpy(buf + 12, payload, size);
+    iovec iov{buf, 12 + size};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+    if (!fds.empty()) {
+      mh.msg_control = cbuf;
+      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    EXPECT_EQ(sendmsg(fd_, &mh, 0), ssize_t(12 + size));
+    Pkt scratch[kMaxBurst];
+    if (!want_reply && !need_reply) {
+      // No reply to wait for: give the engine a few rounds to take it.
+      for (int i = 0; i < 20; ++i) {
+        uint16_t n = port.rx_burst(scratch, kMaxBurst);
+        for (uint16_t k = 0; k < n; ++k) stray_.push_back(scratch[k]);
+        usleep(1000);
+      }
+      return {};
+    }
+    for (int i = 0; i < 4000; ++i) {
+      uint16_t n = port.rx_burst(scratch, kMaxBurst);
+      for (uint16_t k = 0; k < n; ++k) stray_.push_back(scratch[k]);
+      pollfd pf{fd_, POLLIN, 0};
+      if (poll(&pf, 1, 1) == 1) break;
+    }
+    uint8_t hdr[12];
+    if (recv(fd_, hdr, 12, MSG_DONTWAIT) != 12) {
+      ADD_FAILURE() << "no reply to request " << req;
+      return {};
+    }
+    uint32_t rsize, rflags, rreq;
+    std::memcpy(&rreq, hdr, 4);
+    std::memcpy(&rflags, hdr + 4, 4);
+    std::memcpy(&rsize, hdr + 8, 4);
+    EXPECT_EQ(rreq, req);
+    EXPECT_TRUE(rflags & kVuFlagReply);
+    std::vector<uint8_t> out(rsize);
+    if (rsize) {
+      EXPECT_EQ(recv(fd_, out.data(), rsize, MSG_DONTWAIT), ssize_t(rsize));
+    }
+    return out;
+  }
+  // For messages without an inherent reply: REPLY_ACK's status (0: ok).
+  uint64_t ack(Port& port, uint32_t req, const void* payload, uint32_t size, std::vector<int> fds = {}) {
+    auto r = call(port, req, payload, size, std::move(fds), false, true);
+    uint64_t v = ~0ull;
+    if (r.size() == 8) std::memcpy(&v, r.data(), 8);
+    return v;
+  }
+  uint64_t get_u64(Port& port, uint32_t req) {
+    auto r = call(port, req, nullptr, 0);
+    uint64_t v = 0;
+    if (r.size() == 8) std::memcpy(&v, r.data(), 8);
+    return v;
+  }
+
+  // The whole set-up QEMU does, with REPLY_ACK on every message.
+  void setup(Port& port, uint64_t features, uint32_t queues = 2) {
+    uint64_t pf = get_u64(port, kVuGetProtocolFeatures);
+    ASSERT_TRUE(pf & (1ull << kVuPfReplyAck));
+    const uint64_t f = get_u64(port, kVuGetFeatures);
+    ASSERT_EQ(features & ~f, 0u) << "asked for features the port does not offer";
+    uint64_t want_pf = (1ull << kVuPfReplyAck) | (1ull << kVuPfMq);
+    call(port, kVuSetProtocolFeatures, &want_pf, 8, {}, false);  // REPLY_ACK is on from the next message
+    ASSERT_EQ(ack(port, kVuSetOwner, nullptr, 0), 0u);
+    uint64_t feat = features | bit(kVuProtocolFeaturesBit);
+    ASSERT_EQ(ack(port, kVuSetFeatures, &feat, 8), 0u);
+    uint8_t mt[8 + 32] = {};
+    uint32_t n = 1;
+    std::memcpy(mt, &n, 4);
+    uint64_t reg[4] = {kGpaBase, kMemSize, uva(0), 0};
+    std::memcpy(mt + 8, reg, 32);
+    ASSERT_EQ(ack(port, kVuSetMemTable, mt, sizeof mt, {memfd_}), 0u);
+    for (uint32_t q = 0; q < queues; ++q) {
+      uint32_t num[2] = {q, kQ};
+      ASSERT_EQ(ack(port, kVuSetVringNum, num, 8), 0u);
+      uint32_t base[2] = {q, 0};
+      ASSERT_EQ(ack(port, kVuSetVringBase, base, 8), 0u);
+      uint8_t addr[40] = {};
+      uint64_t a[4] = {uva(Layout::desc(q)), uva(Layout::used(q)), uva(Layout::avail(q)), 0};
+      std::memcpy(addr, &q, 4);
+      std::memcpy(addr + 8, a, 32);
+      ASSERT_EQ(ack(port, kVuSetVringAddr, addr, 40), 0u);
+      int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      efds_.push_back(call);
+      efds_.push_back(kick);
+      calls_[q] = call;
+      kicks_[q] = kick;
+      uint64_t idx = q;
+      ASSERT_EQ(ack(port, kVuSetVringCall, &idx, 8, {call}), 0u);
+      ASSERT_EQ(ack(port, kVuSetVringKick, &idx, 8, {kick}), 0u);
+      uint32_t en[2] = {q, 1};
+      ASSERT_EQ(ack(port, kVuSetVringEnable, en, 8), 0u);
+    }
+  }
+
+  // ---- the guest driver's side of the rings
+  VringDesc* desc(uint32_t q) { return reinterpret_cast<VringDesc*>(host(Layout::desc(q))); }
+  uint16_t* avail(uint32_t q) { return reinterpret_cast<uint16_t*>(host(Layout::avail(q))); }
+  uint8_t* used(uint32_t q) { return host(Layout::used(q)); }
+  uint16_t used_idx(uint32_t q) { return __atomic_load_n(reinterpret_cast<uint16_t*>(used(q) + 2), __ATOMIC_ACQUIRE); }
+  void used_elem(uint32_t q, uint16_t i, uint32_t* id, uint32_t* len) {
+    std::memcpy(id, used(q) + 4 + 8 * (i % kQ), 4);
+    std::memcpy(len, used(q) + 8 + 8 * (i % kQ), 4);
+  }
+  void publish(uint32_t q, uint16_t head) {
+    uint16_t* a = avail(q);
+    const uint16_t i = a[1];
+    a[2 + i % kQ] = head;
+    __atomic_store_n(&a[1], uint16_t(i + 1), __ATOMIC_RELEASE);
+  }
+  // Transmits hdr + frame from one descriptor (each descriptor slot d has a
+  // 64 KiB + header buffer of its own... a 4 KiB one here, enough for tests).
+  uint64_t buf(uint32_t q, uint32_t d) { return Layout::kBuffers + (uint64_t(q) * kQ + d) * 4096 % (kMemSize - Layout::kBuffers); }
+  void send(const Bytes& f, const uint8_t* vnet = nullptr) {
+    const uint16_t d = next_tx_++ % kQ;
+    uint8_t* b = host(buf(1, d));
+    std::memset(b, 0, 12);
+    if (vnet) std::memcpy(b, vnet, 10);
+    std::memcpy(b + 12, f.data(), f.size());
+    desc(1)[d] = VringDesc{gpa(buf(1, d)), uint32_t(12 + f.size()), 0, 0};
+    publish(1, d);
+  }
+  // Gives the device `n` receive buffers of `size` bytes (<= 4096).
+  void post_rx(uint32_t n, uint32_t size) {
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint16_t d = next_rx_++ % kQ;
+      desc(0)[d] = VringDesc{gpa(buf(0, d)), size, kDescWrite, 0};
+      publish(0, d);
+    }
+  }
+  int call_fd(uint32_t q) const { return calls_[q]; }
+  int kick_fd(uint32_t q) const { return kicks_[q]; }
+  std::vector<Pkt> stray_;  // frames rx_burst returned while pumping messages
+
+ private:
+  int memfd_ = -1, fd_ = -1;
+  uint8_t* mem_ = nullptr;
+  bool connected_ = false;
+  std::vector<int> efds_;
+  int calls_[4] = {-1, -1, -1, -1}, kicks_[4] = {-1, -1, -1, -1};
+  uint16_t next_tx_ = 0, next_rx_ = 0;
+};
+
+}  // namespace vpc::vhost_fake

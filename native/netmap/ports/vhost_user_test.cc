@@ -1,0 +1,483 @@
+// Tests for ports/vhost_user.h and ports/virtio_ring.h with a fake front end:
+// the test connects to the port's socket, speaks the vhost-user protocol,
+// shares a memfd as guest memory, and plays the guest's virtio-net driver
+// on split rings laid out in it. The test thread is also the engine
+// (rx_burst handles the messages the watcher thread flags).
+#include "ports/vhost_user.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <vector>
+
+#include "core/test_util.h"
+#include "ports/vhost_user_fake.h"
+
+namespace vpc {
+namespace {
+
+using testutil::Bytes;
+using testutil::make_frame;
+using namespace vfeat;
+using namespace vhost_fake;
+
+
+class VhostUser : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pool = test_pool();
+    dir = "/tmp/vpc-vhu-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
+    mkdir(dir.c_str(), 0700);
+    status = std::make_shared<PortStatus>();
+    VhostUserOptions o;
+    o.socket = dir + "/s.sock";
+    port = VhostUserPort::open(o, pool, status);
+    cache = std::make_unique<BufferCache>(pool);
+  }
+  void TearDown() override {
+    if (port) port->detach();
+    port.reset();
+    cache.reset();
+    rmdir(dir.c_str());
+  }
+  std::unique_ptr<FakeFrontend> connect_and_setup(uint64_t features) {
+    auto fe = std::make_unique<FakeFrontend>(dir + "/s.sock");
+    EXPECT_TRUE(fe->connected());
+    fe->setup(*port, features);
+    return fe;
+  }
+  uint16_t rx(Pkt* out, int tries = 50) {
+    for (int i = 0; i < tries; ++i) {
+      uint16_t n = port->rx_burst(out, kMaxBurst);
+      if (n) return n;
+    }
+    return 0;
+  }
+  Pkt pkt_of(const Bytes& f) {
+    uint32_t idx = 0;
+    EXPECT_TRUE(cache->alloc(&idx));
+    std::memcpy(pool->data(idx) + pool->headroom(), f.data(), f.size());
+    return Pkt{idx, pool->headroom(), uint16_t(f.size())};
+  }
+  const VirtqCounters& qc(uint32_t q) { return status->vhost->q[q]; }
+
+  static inline int seq = 0;
+  std::shared_ptr<BufferPool> pool;
+  std::shared_ptr<PortStatus> status;
+  std::unique_ptr<VhostUserPort> port;
+  std::unique_ptr<BufferCache> cache;
+  std::string dir;
+};
+
+const uint64_t kBase = bit(kVersion1) | bit(kNetMrgRxbuf) | bit(kRingEventIdx) | bit(kRingIndirect) |
+                       bit(kNetCsum) | bit(kNetGuestCsum) | bit(kNetHostTso4) | bit(kNetGuestTso4);
+
+TEST_F(VhostUser, NegotiatesAndComesUp) {
+  EXPECT_EQ(port->link_state(), LinkState::kDown);
+  auto fe = connect_and_setup(kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  EXPECT_TRUE(status->vhost->connected.load());
+  EXPECT_EQ(status->vhost->features.load() & kBase, kBase);
+  EXPECT_EQ(port->tx_offloads(), uint32_t(kOffCsum | kOffTso4));
+  std::vector<VhostStatus::Queue> qs;
+  std::vector<VhostStatus::Region> rs;
+  status->vhost->layout(&qs, &rs);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].gpa, kGpaBase);
+  EXPECT_EQ(rs[0].size, kMemSize);
+  ASSERT_EQ(qs.size(), 2u);
+  EXPECT_TRUE(qs[0].ready && qs[1].ready);
+  EXPECT_EQ(fe->get_u64(*port, kVuGetQueueNum), 1u);
+  EXPECT_EQ(virtio_feature_names(bit(kVersion1) | bit(kNetMrgRxbuf)), "mrg_rxbuf version_1");
+}
+
+TEST_F(VhostUser, RefusesWhatItDoesNotSupport) {
+  auto fe = connect_and_setup(kBase);
+  // Not offered: an ack with an error, the port says why.
+  uint64_t ufo = bit(kNetHostUfo) | bit(kVersion1);
+  EXPECT_NE(fe->ack(*port, kVuSetFeatures, &ufo, 8), 0u);
+  EXPECT_NE(status->error().find("host_ufo"), std::string::npos) << status->error();
+  // An unsupported message with REPLY_ACK: refused, not ignored.
+  uint8_t mac[8] = {};
+  EXPECT_EQ(fe->ack(*port, kVuSendRarp, mac, 8), 1u);
+  EXPECT_NE(status->error().find("SEND_RARP"), std::string::npos);
+  // An unsupported request that expects its own reply gets an empty one.
+  EXPECT_TRUE(fe->call(*port, kVuGetConfig, nullptr, 0).empty());
+  // A queue that does not exist.
+  uint32_t num[2] = {7, 256};
+  EXPECT_EQ(fe->ack(*port, kVuSetVringNum, num, 8), 1u);
+  // A queue size that is not a power of two.
+  uint32_t odd[2] = {0, 100};
+  EXPECT_EQ(fe->ack(*port, kVuSetVringNum, odd, 8), 1u);
+  EXPECT_GE(status->vhost->refused.load(), 5u);
+  EXPECT_EQ(port->link_state(), LinkState::kUp) << "a refusal does not break the device";
+}
+
+TEST_F(VhostUser, GuestTransmitReachesTheEngine) {
+  auto fe = connect_and_setup(kBase);
+  std::vector<Bytes> frames;
+  for (int i = 0; i < 5; ++i) frames.push_back(make_frame(testutil::host_mac(1), testutil::host_mac(2), uint16_t(60 + i * 100)));
+  for (auto& f : frames) fe->send(f);
+  Pkt out[kMaxBurst];
+  ASSERT_EQ(rx(out), 5);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Bytes(pool->frame(out[i]), pool->frame(out[i]) + out[i].len), frames[i]) << i;
+    EXPECT_FALSE(pkt_has_meta(out[i]));
+    cache->free(out[i].buf);
+  }
+  EXPECT_EQ(fe->used_idx(1), 5);
+  uint32_t id, len;
+  fe->used_elem(1, 4, &id, &len);
+  EXPECT_EQ(id, 4u);
+  EXPECT_EQ(cnt_read(qc(1).c[size_t(VirtqCounter::packets)]), 5u);
+}
+
+TEST_F(VhostUser, ChecksumPartialAndTsoFromTheGuestKeepTheirState) {
+  auto fe = connect_and_setup(kBase);
+  // A 3000-byte TCPv4 super-frame split over a chain: header alone, then
+  // two data descriptors in an indirect table.
+  Bytes f = make_frame(testutil::host_mac(1), testutil::host_mac(2), 3000);
+  uint8_t vnet[10];
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoTcpv4;
+  m.gso_size = 1448;
+  m.hdr_len = 54;
+  m.csum_start = 34;
+  m.csum_offset = 16;
+  offload_to_vnet(m, vnet);
+  const uint64_t hb = fe->buf(1, 10), d1 = fe->buf(1, 11), d2 = fe->buf(1, 12), it = fe->buf(1, 13);
+  std::memset(fe->host(hb), 0, 12);
+  std::memcpy(fe->host(hb), vnet, 10);
+  std::memcpy(fe->host(d1), f.data(), 2000);
+  std::memcpy(fe->host(d2), f.data() + 2000, 1000);
+  VringDesc* table = reinterpret_cast<VringDesc*>(fe->host(it));
+  table[0] = VringDesc{fe->gpa(hb), 12, kDescNext, 1};
+  table[1] = VringDesc{fe->gpa(d1), 2000, kDescNext, 2};
+  table[2] = VringDesc{fe->gpa(d2), 1000, 0, 0};
+  fe->desc(1)[0] = VringDesc{fe->gpa(it), 3 * 16, kDescIndirect, 0};
+  fe->publish(1, 0);
+  Pkt out[kMaxBurst];
+  ASSERT_EQ(rx(out), 1);
+  ASSERT_TRUE(pkt_has_meta(out[0]));
+  EXPECT_TRUE(pool->is_large(out[0].buf)) << "a frame longer than a buffer lands in a large one";
+  EXPECT_EQ(Bytes(pool->frame(out[0]), pool->frame(out[0]) + out[0].len), f);
+  const OffloadMeta& got = pool->meta(out[0].buf);
+  EXPECT_EQ(got.gso_type, OffloadMeta::kGsoTcpv4);
+  EXPECT_EQ(got.gso_size, 1448);
+  EXPECT_EQ(got.csum_start, 34);
+  cache->free(out[0].buf);
+}
+
+TEST_F(VhostUser, EngineFramesReachTheGuestInMergedBuffers) {
+  auto fe = connect_and_setup(kBase);
+  fe->post_rx(8, 1024);
+  Bytes small = make_frame(testutil::host_mac(2), testutil::host_mac(1), 60);
+  Bytes big = make_frame(testutil::host_mac(2), testutil::host_mac(1), 1900);
+  Pkt in[2] = {pkt_of(small), pkt_of(big)};
+  ASSERT_EQ(port->tx_burst(in, 2), 2);
+  ASSERT_EQ(fe->used_idx(0), 3) << "60 bytes in one buffer, 12 + 1900 in two";
+  uint32_t id, len;
+  fe->used_elem(0, 0, &id, &len);
+  EXPECT_EQ(len, 72u);
+  const uint8_t* b0 = fe->host(fe->buf(0, id));
+  EXPECT_EQ(b0[10], 1);
+  EXPECT_EQ(Bytes(b0 + 12, b0 + 72), small);
+  Bytes got;
+  fe->used_elem(0, 1, &id, &len);
+  const uint8_t* h = fe->host(fe->buf(0, id));
+  EXPECT_EQ(h[10], 2) << "num_buffers";
+  got.insert(got.end(), h + 12, h + len);
+  for (uint16_t k = 2; k < 3; ++k) {
+    fe->used_elem(0, k, &id, &len);
+    got.insert(got.end(), fe->host(fe->buf(0, id)), fe->host(fe->buf(0, id)) + len);
+  }
+  EXPECT_EQ(got, big);
+  // EVENT_IDX: used_event 0 was passed, so the guest was notified once.
+  uint64_t v = 0;
+  EXPECT_EQ(read(fe->call_fd(0), &v, 8), 8);
+  // Out of buffers: the rest stays with the engine (tx_ring_full there).
+  Pkt more[4];
+  for (auto& p : more) p = pkt_of(big);
+  EXPECT_EQ(port->tx_burst(more, 4), 2) << "five buffers left: two frames of two buffers";
+  for (int i = 2; i < 4; ++i) cache->free(more[i].buf);
+  EXPECT_GE(cnt_read(qc(0).c[size_t(VirtqCounter::guest_full)]), 1u);
+}
+
+TEST_F(VhostUser, EventIdxSuppressesNotifications) {
+  auto fe = connect_and_setup(kBase);
+  // used_event (after the avail ring) = 5: notify only when used crosses 5.
+  fe->avail(0)[2 + kQ] = 5;
+  fe->post_rx(16, 1024);
+  uint64_t v;
+  for (int i = 0; i < 4; ++i) {
+    Pkt p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+    ASSERT_EQ(port->tx_burst(&p, 1), 1);
+    if (i == 0) {
+      EXPECT_EQ(read(fe->call_fd(0), &v, 8), 8) << "the first interrupt is always sent";
+    }
+  }
+  EXPECT_EQ(read(fe->call_fd(0), &v, 8), -1) << "used 2..4 do not pass used_event 5";
+  Pkt p[2] = {pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60)),
+              pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60))};
+  ASSERT_EQ(port->tx_burst(p, 2), 2);
+  EXPECT_EQ(read(fe->call_fd(0), &v, 8), 8) << "used moved past 5";
+}
+
+TEST_F(VhostUser, HostileChainsBreakTheQueueNotTheSwitch) {
+  struct Case {
+    const char* name;
+    VirtqDrop reason;
+    std::function<void(FakeFrontend&)> make;
+  };
+  std::vector<Case> cases = {
+      {"head beyond the queue", VirtqDrop::ring_bad_head, [](FakeFrontend& fe) { fe.publish(1, kQ + 3); }},
+      {"chain that loops", VirtqDrop::ring_desc_loop,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{fe.gpa(fe.buf(1, 0)), 100, kDescNext, 1};
+         fe.desc(1)[1] = VringDesc{fe.gpa(fe.buf(1, 1)), 100, kDescNext, 0};
+         fe.publish(1, 0);
+       }},
+      {"address outside memory", VirtqDrop::ring_bad_addr,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{kGpaBase + kMemSize - 10, 100, 0, 0};
+         fe.publish(1, 0);
+       }},
+      {"length that wraps", VirtqDrop::ring_bad_addr,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{~0ull - 5, 0xFFFFFFFF, 0, 0};
+         fe.publish(1, 0);
+       }},
+      {"avail index far ahead", VirtqDrop::ring_bad_avail_idx,
+       [](FakeFrontend& fe) { fe.avail(1)[1] = uint16_t(kQ + 7); }},
+      {"next beyond the table", VirtqDrop::ring_bad_next,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{fe.gpa(fe.buf(1, 0)), 100, kDescNext, uint16_t(kQ + 1)};
+         fe.publish(1, 0);
+       }},
+      {"nested indirect", VirtqDrop::ring_bad_indirect,
+       [](FakeFrontend& fe) {
+         auto* t = reinterpret_cast<VringDesc*>(fe.host(fe.buf(1, 5)));
+         t[0] = VringDesc{fe.gpa(fe.buf(1, 5)), 32, kDescIndirect, 0};
+         fe.desc(1)[0] = VringDesc{fe.gpa(fe.buf(1, 5)), 32, kDescIndirect, 0};
+         fe.publish(1, 0);
+       }},
+      {"writable descriptor in a transmit chain", VirtqDrop::ring_wrong_direction,
+       [](FakeFrontend& fe) {
+         fe.desc(1)[0] = VringDesc{fe.gpa(fe.buf(1, 0)), 100, kDescWrite, 0};
+         fe.publish(1, 0);
+       }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    TearDown();
+    SetUp();
+    auto fe = connect_and_setup(kBase);
+    c.make(*fe);
+    Pkt out[kMaxBurst];
+    EXPECT_EQ(rx(out, 5), 0);
+    EXPECT_EQ(cnt_read(qc(1).drops[size_t(c.reason)]), 1u);
+    EXPECT_EQ(port->link_state(), LinkState::kUp) << "the receive queue still works";
+    std::vector<VhostStatus::Queue> qs;
+    std::vector<VhostStatus::Region> rs;
+    status->vhost->layout(&qs, &rs);
+    ASSERT_EQ(qs.size(), 2u);
+    EXPECT_TRUE(qs[1].broken);
+    EXPECT_FALSE(qs[1].error.empty());
+    EXPECT_NE(status->error().find("broken"), std::string::npos) << status->error();
+    // The other direction goes on.
+    fe->post_rx(2, 1024);
+    Pkt p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+    EXPECT_EQ(port->tx_burst(&p, 1), 1);
+    EXPECT_EQ(fe->used_idx(0), 1);
+    // Setting the ring up again (a new kick) clears it.
+    int kick = eventfd(0, EFD_CLOEXEC);
+    uint64_t idx = 1;
+    uint32_t base[2] = {1, fe->avail(1)[1]};
+    EXPECT_EQ(fe->ack(*port, kVuSetVringBase, base, 8), 0u);
+    EXPECT_EQ(fe->ack(*port, kVuSetVringKick, &idx, 8, {kick}), 0u);
+    close(kick);
+    fe->send(make_frame(testutil::host_mac(1), testutil::host_mac(2), 60));
+    EXPECT_EQ(rx(out), 1);
+    cache->free(out[0].buf);
+  }
+}
+
+// Chains of 1,000 descriptors are valid, but a burst stops walking after the
+// frame that crosses the budget: the rest waits for the next burst, so a
+// guest cannot make one rx_burst hold the engine up for long.
+TEST_F(VhostUser, LongChainsAreTakenAFewPerBurst) {
+  auto fe = connect_and_setup(kBase);
+  constexpr uint32_t kFrames = 20, kLinks = 1000;
+  const uint64_t data = 3 << 20;  // 12 zero bytes of header, then the frame's bytes
+  std::memset(fe->host(data), 0, 12);
+  std::memset(fe->host(data + 12), 0x5A, kLinks);
+  for (uint32_t f = 0; f < kFrames; ++f) {
+    const uint64_t t = (2 << 20) + uint64_t(f) * kLinks * 16;
+    auto* table = reinterpret_cast<VringDesc*>(fe->host(t));
+    table[0] = VringDesc{fe->gpa(data), 12, kDescNext, 1};
+    for (uint32_t i = 1; i < kLinks; ++i)
+      table[i] = VringDesc{fe->gpa(data + 12 + i), 1, uint16_t(i + 1 < kLinks ? kDescNext : 0), uint16_t(i + 1)};
+    fe->desc(1)[f] = VringDesc{fe->gpa(t), kLinks * 16, kDescIndirect, 0};
+    fe->publish(1, uint16_t(f));
+  }
+  Pkt out[kMaxBurst];
+  const uint16_t first = port->rx_burst(out, kMaxBurst);
+  EXPECT_GT(first, 0);
+  EXPECT_LT(first, kFrames) << "the walk budget ends the burst early";
+  uint32_t total = first;
+  for (uint16_t i = 0; i < first; ++i) {
+    EXPECT_EQ(out[i].len, kLinks - 1);
+    cache->free(out[i].buf);
+  }
+  for (int round = 0; round < 10 && total < kFrames; ++round) {
+    const uint16_t n = port->rx_burst(out, kMaxBurst);
+    for (uint16_t i = 0; i < n; ++i) cache->free(out[i].buf);
+    total += n;
+  }
+  EXPECT_EQ(total, kFrames) << "every frame arrives, a few bursts later";
+  EXPECT_FALSE(status->vhost->q[1].drops[size_t(VirtqDrop::ring_desc_loop)]);
+}
+
+// A receive buffer of zero bytes cannot even hold the header: the guest's
+// receive queue breaks, its transmit queue goes on.
+TEST_F(VhostUser, EmptyMergeableReceiveBufferBreaksTheReceiveQueue) {
+  auto fe = connect_and_setup(kBase);
+  fe->desc(0)[0] = VringDesc{fe->gpa(fe->buf(0, 0)), 0, kDescWrite, 0};
+  fe->desc(0)[1] = VringDesc{fe->gpa(fe->buf(0, 1)), 1024, kDescWrite, 0};
+  fe->publish(0, 0);
+  fe->publish(0, 1);
+  Pkt p[2] = {pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60)),
+              pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60))};
+  EXPECT_EQ(port->tx_burst(p, 2), 2) << "taken: one counted as the breaking drop, one as not_ready";
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::ring_short_buffer)]), 1u);
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::not_ready)]), 1u);
+  EXPECT_EQ(fe->used_idx(0), 0) << "nothing published into a broken ring";
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  std::vector<VhostStatus::Queue> qs;
+  std::vector<VhostStatus::Region> rs;
+  status->vhost->layout(&qs, &rs);
+  EXPECT_TRUE(qs[0].broken);
+  fe->send(make_frame(testutil::host_mac(1), testutil::host_mac(2), 60));
+  Pkt out[kMaxBurst];
+  ASSERT_EQ(rx(out), 1);
+  cache->free(out[0].buf);
+}
+
+size_t open_fds() {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
+  const size_t fds_before = open_fds();
+  {
+    auto fe = connect_and_setup(kBase);
+    EXPECT_EQ(port->link_state(), LinkState::kUp);
+    fe->hang_up();
+    Pkt out[kMaxBurst];
+    for (int i = 0; i < 200 && status->vhost->connected.load(); ++i) {
+      port->rx_burst(out, kMaxBurst);
+      usleep(1000);
+    }
+  }
+  EXPECT_FALSE(status->vhost->connected.load());
+  EXPECT_EQ(port->link_state(), LinkState::kDown);
+  EXPECT_EQ(open_fds(), fds_before) << "the connection, the memory fd and every eventfd closed";
+  {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line)) EXPECT_EQ(line.find("memfd:guest"), std::string::npos) << "still mapped: " << line;
+  }
+  std::vector<VhostStatus::Queue> qs;
+  std::vector<VhostStatus::Region> rs;
+  status->vhost->layout(&qs, &rs);
+  EXPECT_TRUE(rs.empty());
+  for (auto& q : qs) EXPECT_FALSE(q.ready);
+  // Frames for a port without a guest receive queue are counted drops.
+  Pkt p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+  EXPECT_EQ(port->tx_burst(&p, 1), 1);
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::not_ready)]), 1u);
+  // The next front end gets a fresh device.
+  auto fe2 = connect_and_setup(kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  EXPECT_EQ(status->vhost->connects.load(), 2u);
+}
+
+TEST_F(VhostUser, SleepingEngineAsksForKicks) {
+  auto fe = connect_and_setup(kBase);
+  Waker w;
+  w.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  port->attach(&w);
+  Pkt out[kMaxBurst];
+  port->rx_burst(out, kMaxBurst);  // polling: kicks off
+  w.sleeping.store(true);
+  port->rx_burst(out, kMaxBurst);  // about to sleep: avail_event = next entry
+  const uint16_t avail_event = *reinterpret_cast<uint16_t*>(fe->used(1) + 4 + 8 * kQ);
+  EXPECT_EQ(avail_event, 0);
+  // The port's poll fd becomes readable on a kick.
+  pollfd pf{port->poll_fd(), POLLIN, 0};
+  EXPECT_EQ(poll(&pf, 1, 0), 0);
+  uint64_t one = 1;
+  ASSERT_EQ(write(fe->kick_fd(1), &one, 8), 8);
+  EXPECT_EQ(poll(&pf, 1, 100), 1);
+  w.sleeping.store(false);
+  port->attach(nullptr);
+  close(w.fd);
+}
+
+// The ring code alone, on a heap buffer: a guest's receive chain without
+// mergeable buffers that is too short drops the frame and keeps the buffer.
+TEST(VirtioRing, ShortReceiveChainWithoutMergeableBuffers) {
+  auto pool = test_pool();
+  BufferCache cache(pool);
+  std::vector<uint8_t> mem(1 << 16);
+  GuestMemory gm;
+  ASSERT_TRUE(gm.add(GuestRegion{0x1000, mem.size(), 0x1000, mem.data()}));
+  VirtqCounters ctr;
+  VirtQueue q;
+  q.ctr = &ctr;
+  q.num = 8;
+  q.desc_uva = 0x1000;
+  q.avail_uva = 0x1000 + 128;
+  q.used_uva = 0x1000 + 256;
+  q.addr_set = q.enabled = q.started = true;
+  std::string err;
+  ASSERT_TRUE(q.map(gm, &err)) << err;
+  VirtioNetCtx c;
+  c.mem = &gm;
+  c.pool = pool.get();
+  c.cache = &cache;
+  c.hdr_len = kVnetHdrLen;
+  q.desc[0] = VringDesc{0x1000 + 1024, 64, kDescWrite, 0};
+  q.avail[2] = 0;
+  q.avail[1] = 1;
+  uint32_t idx;
+  ASSERT_TRUE(cache.alloc(&idx));
+  Pkt p{idx, pool->headroom(), 200};
+  EXPECT_EQ(vq_enqueue(q, c, &p, 1), 1);
+  EXPECT_EQ(cnt_read(ctr.drops[size_t(VirtqDrop::guest_buffer_small)]), 1u);
+  EXPECT_EQ(q.last_avail, 0) << "the buffer stays with the device for the next frame";
+  EXPECT_FALSE(q.broken);
+  // A region wrapping the address space is refused.
+  EXPECT_FALSE(gm.add(GuestRegion{~0ull - 10, 100, 0, mem.data()}));
+  EXPECT_EQ(gm.gpa(0x1000 + mem.size() - 4, 8), nullptr) << "a range leaving the region is never translated";
+}
+
+}  // namespace
+}  // namespace vpc
