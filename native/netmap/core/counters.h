@@ -116,6 +116,8 @@ namespace vpc {
 #define VPC_UPLINK_COUNTERS(X)                                                  \
   X(vxlan_rx, "VXLAN packets decapsulated")                                     \
   X(vxlan_tx, "VXLAN packets encapsulated")                                     \
+  X(vxlan_tx_batched, "VXLAN packets handed to the uplink in UDP GSO super-frames (several per frame)") \
+  X(vxlan_rx_coalesced, "VXLAN packets received in UDP GSO super-frames whose inner TCP segments became one frame") \
   X(arp_requests_sent, "ARP requests sent to resolve next hops")                \
   X(arp_replies_sent, "ARP replies sent for the VTEP address")                  \
   X(nd_solicits_sent, "Neighbor Solicitations sent to resolve next hops")       \

@@ -63,6 +63,10 @@ struct EngineOptions {
   uint32_t icmp_too_big_per_s = 100;
 };
 
+// The hash of an inner frame that picks its VXLAN UDP source port
+// (stages/vxlan_encap.cc), for batches to send the flow from the same port.
+uint32_t vxlan_flow_hash(const uint8_t* f, uint16_t len);
+
 class Engine {
  public:
   // Throws std::invalid_argument (bad options) or std::system_error.
@@ -192,6 +196,10 @@ class Engine {
   void process_uplink(Pkt* pkts, uint16_t n);
   void encap(const Member& mem, Pkt p, MemberId from);
   void encap_offload(const Member& mem, Pkt p, MemberId from, uint32_t inner_mtu);
+  // VXLAN super-frames across the underlay (stages/vxlan_uso.cc).
+  bool encap_uso(const Member& mem, Pkt p, uint32_t inner_mtu);
+  bool uplink_super_fits(Pkt p, uint32_t max_len) const;
+  bool uplink_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint16_t outer_len, MemberId m, VtepState& v);
   void build_outer(VtepState& v, const Neighbor& nb);
   void transmit_uplink(Pkt p);
   bool handle_arp(Pkt& p, uint8_t* f);

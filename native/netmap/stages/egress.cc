@@ -236,6 +236,8 @@ void Engine::encap_offload(const Member& mem, Pkt p, MemberId from, uint32_t inn
   VtepState& v = vteps_[mem.vtep];
   PortCounterBlock* pc = ports_[uplink_.port].counters;
   if (m.gso()) {
+    constexpr uint32_t kUso = kOffUso | kOffCsum;
+    if ((ports_[uplink_.port].tx_offloads & kUso) == kUso && encap_uso(mem, p, inner_mtu)) return;
     if (!segment(p, m, inner_mtu, pc, sw, [&](Pkt q) { encap(mem, q, from); })) v.counters->add(PeerCounter::drops, 1);
     return;
   }

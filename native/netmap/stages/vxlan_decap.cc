@@ -68,7 +68,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       drop(Drop::runt);
       continue;
     }
-    if (p.len > up.max_len) [[unlikely]] {
+    if (p.len > up.max_len && !uplink_super_fits(p, up.max_len)) [[unlikely]] {
       // Longer than the uplink's configured MTU allows (a peer on a larger
       // underlay MTU): it could not be answered or forwarded consistently.
       drop(Drop::oversize);
@@ -76,14 +76,15 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     }
     // Offload state on the underlay: a checksum the kernel verified
     // (DATA_VALID) or will not need (partial: built on this host) is trusted;
-    // an outer super-frame is not taken apart here. What is decapsulated is
+    // an outer super-frame (checksum-partial) is taken apart after the
+    // outer checks (uplink_super, stages/vxlan_uso.cc). What is decapsulated is
     // plain (a large buffer keeps the flag, with nothing pending), except an
     // inner L4 checksum the sender left partial (below).
     bool csum_trusted = false;
-    OffloadMeta inner_csum{};
+    OffloadMeta inner_csum{};  // also an outer super-frame's state (stages/vxlan_uso.cc)
     if (pkt_has_meta(p)) [[unlikely]] {
       OffloadMeta& m = pool.meta(p.buf);
-      if (m.gso()) {
+      if (m.gso() && !m.needs_csum()) {
         drop(Drop::gso_unsupported);
         continue;
       }
@@ -270,6 +271,11 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     const uint16_t outer_len = uint16_t(vx + kVxlanHeaderLen - f);
     p.off = uint16_t(p.off + outer_len);
     p.len = inner_len;
+    if (inner_csum.gso()) [[unlikely]] {
+      if (k) switch_frames(pc, nullptr, inner, k, inm, src, dst, dest);  // keeps the order
+      k = 0;
+      if (!uplink_super(p, inner_csum, uint16_t(udp - f), outer_len, m, v)) continue;
+    }
     if (inner_csum.csum_start >= outer_len + kEthHeaderLen) [[unlikely]] {
       // A VTEP on this host over a veth underlay (Linux's vxlan device with
       // tx checksumming on) leaves the *inner* TCP/UDP checksum partial: it

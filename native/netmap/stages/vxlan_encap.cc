@@ -194,4 +194,6 @@ void Engine::encap(const Member& mem, Pkt p, MemberId from) {
 
 void Engine::transmit_uplink(Pkt p) { stage(uplink_.port, ports_[uplink_.port], p); }
 
+uint32_t vxlan_flow_hash(const uint8_t* f, uint16_t len) { return inner_flow_hash(f, len); }
+
 }  // namespace vpc
