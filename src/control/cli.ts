@@ -204,10 +204,11 @@ export function createProgram(io: CliIO = defaultIO): Command {
     const { client, json } = ctx(cmd);
     const r = await client.call<{ port: Record<string, unknown> }>('GET', `/v1/ports/${encodeURIComponent(ref)}`);
     print(json, r, () => {
-      const { backend, ...port } = r.port as { backend?: Record<string, unknown> };
-      if (backend === undefined) return keyValues(port);
+      const { backend, warnings, ...port } = r.port as { backend?: Record<string, unknown>; warnings?: string[] };
+      const warn = (warnings ?? []).map((w) => `warning: ${w}\n`).join('');
+      if (backend === undefined) return `${keyValues(port)}${warn}`;
       const { counters, ...live } = backend;
-      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}`;
+      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${warn}`;
     });
   });
   port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')
