@@ -672,7 +672,7 @@ async function iperfTcp(lab: Lab, from: Guest, to: Guest): Promise<{ gbps: numbe
 // its uplink as UDP GSO batches of VXLAN packets, which B's kernel cuts for
 // its vxlan socket; B's vxlan device hands its tunnel GSO frames over whole
 // (a veth underlay does not segment them), and A's uplink decapsulates each
-// into one inner TCP super-frame (stages/vxlan_uso.cc): no oversize drops.
+// into one inner TCP super-frame (native/netmap/overlay/uso.cc): no oversize drops.
 test('TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3 both ways against a Linux VTEP is not collapsed', async (t) => {
   await withLab(t, ['iperf3', 'ss'], async (lab) => {
     const h = await interop(lab, { family: 4, vnis: [100], guestMtu: 1500 });

@@ -64,7 +64,7 @@ struct EngineOptions {
 };
 
 // The hash of an inner frame that picks its VXLAN UDP source port
-// (stages/vxlan_encap.cc), for batches to send the flow from the same port.
+// (overlay/encap.cc), for batches to send the flow from the same port.
 uint32_t vxlan_flow_hash(const uint8_t* f, uint16_t len);
 
 class Engine {
@@ -154,7 +154,7 @@ class Engine {
   Result check_port_config(const PortConfig& pc) const;
   void apply_port_config(PortState& ps, const PortConfig& pc);
 
-  // Hot path (stages/forward.cc, learn.cc).
+  // Hot path (bridge/forward.cc, learn.cc).
   void process(PortId in_port, Pkt* pkts, uint16_t n);
   void switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* pkts, uint16_t n, MemberId* inm, Mac* src,
                      Mac* dst, uint16_t* dest);
@@ -177,7 +177,7 @@ class Engine {
   }
   bool copy_frame(const Pkt& p, Pkt* q);
   [[gnu::noinline]] bool copy_frame_meta(const Pkt& p, Pkt* q);
-  // Egress adaptation (stages/egress.cc).
+  // Egress adaptation (core/egress.cc).
   [[gnu::noinline]] void egress_slow(PortId out, const Member& mem, Pkt p, MemberId from);
   void egress_offload(PortId out, PortState& ps, Pkt p, SwitchState* sw);
   template <class Emit>
@@ -192,11 +192,11 @@ class Engine {
   void drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw);
   void drop_frame_count(Drop why, PortCounterBlock* port, SwitchState* sw);
 
-  // Overlay (stages/vxlan_encap.cc, vxlan_decap.cc, underlay.cc).
+  // Overlay (overlay/encap.cc, overlay/decap.cc, underlay.cc).
   void process_uplink(Pkt* pkts, uint16_t n);
   void encap(const Member& mem, Pkt p, MemberId from);
   void encap_offload(const Member& mem, Pkt p, MemberId from, uint32_t inner_mtu);
-  // VXLAN super-frames across the underlay (stages/vxlan_uso.cc).
+  // VXLAN super-frames across the underlay (overlay/uso.cc).
   bool encap_uso(const Member& mem, Pkt p, uint32_t inner_mtu);
   bool uplink_super_fits(Pkt p, uint32_t max_len) const;
   bool uplink_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint16_t outer_len, MemberId m, VtepState& v);
@@ -287,7 +287,7 @@ class Engine {
   bool sleep_armed_ = false;
   bool manual_clock_ = false;   // run_once_at() was used
   uint64_t manual_now_ns_ = 0;
-  // ICMP too-big token bucket, in thousandths of a token (stages/egress.cc).
+  // ICMP too-big token bucket, in thousandths of a token (core/egress.cc).
   uint64_t too_big_tokens_ = 0;  // starts full (constructor)
   uint32_t too_big_ms_ = 0;
 };

@@ -18,7 +18,7 @@
 //   the frame's OffloadMeta (a zero header for a plain frame), so a guest gets
 //   super-frames whole: tx_offloads() = checksum, TSO4, TSO6, ECN, and UDP
 //   GSO (the kernel segments a USO frame for a device without it; an uplink
-//   sends batches of VXLAN packets that way, stages/vxlan_uso.cc).
+//   sends batches of VXLAN packets that way, overlay/uso.cc).
 // - Rings and memory: regular 2 KiB slots (2048 per ring, 4 MiB each way),
 //   the same as without offloads, so the 64-byte path is unchanged. A frame
 //   larger than a slot is not given a slot of its own size: on receive the

@@ -276,7 +276,7 @@ TEST(VnetPorts, AfPacketCarriesSuperFramesWithTheirStateBothWaysAndPutsTagsBack)
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
-// An uplink's VXLAN batch (stages/vxlan_uso.cc) is a UDP GSO frame: the
+// An uplink's VXLAN batch (overlay/uso.cc) is a UDP GSO frame: the
 // kernel takes it from AF_PACKET and a veth carries it whole, state and all.
 TEST(VnetPorts, AfPacketSendsUdpGsoFramesWhole) {
   std::string skip = in_own_netns([&] {

@@ -77,11 +77,11 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     // Offload state on the underlay: a checksum the kernel verified
     // (DATA_VALID) or will not need (partial: built on this host) is trusted;
     // an outer super-frame (checksum-partial) is taken apart after the
-    // outer checks (uplink_super, stages/vxlan_uso.cc). What is decapsulated is
+    // outer checks (uplink_super, overlay/uso.cc). What is decapsulated is
     // plain (a large buffer keeps the flag, with nothing pending), except an
     // inner L4 checksum the sender left partial (below).
     bool csum_trusted = false;
-    OffloadMeta inner_csum{};  // also an outer super-frame's state (stages/vxlan_uso.cc)
+    OffloadMeta inner_csum{};  // also an outer super-frame's state (overlay/uso.cc)
     if (pkt_has_meta(p)) [[unlikely]] {
       OffloadMeta& m = pool.meta(p.buf);
       if (m.gso() && !m.needs_csum()) {
@@ -280,7 +280,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       // A VTEP on this host over a veth underlay (Linux's vxlan device with
       // tx checksumming on) leaves the *inner* TCP/UDP checksum partial: it
       // travels with the inner frame, and egress completes it for a port that
-      // does not take partial checksums (stages/egress.cc). A partial outer
+      // does not take partial checksums (core/egress.cc). A partial outer
       // checksum (csum_start in the outer headers) needs nothing.
       inner_csum.hdr_len = 0;
       offload_shift(inner_csum, -int(outer_len));
