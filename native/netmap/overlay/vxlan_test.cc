@@ -2284,5 +2284,89 @@ TEST_F(VxlanUsoTest, LinuxTunnelGsoIsDecapsulatedAsATcpSuperFrame) {
   EXPECT_EQ(udrop(Drop::gso_malformed), 1u);
 }
 
+// The same both ways over an IPv6 underlay: the batch's checksum starts at
+// the outer UDP header behind the 40-byte IPv6 header, every packet cut from
+// it has its UDP checksum over the RFC 8200 pseudo-header, and a batch from
+// the peer is coalesced.
+TEST_F(VxlanUsoTest, OverAnIpv6Underlay) {
+  sw_ = create_switch(kVni);
+  locals_.push_back(add_port(sw_));
+  make_uplink(cfg46());
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
+  ASSERT_TRUE(add_remote_mac(sw_, host_mac(0x700), kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  testframes::Spec sp;
+  sp.dst = host_mac(0x700);
+  sp.src = host_mac(1);
+  sp.payload = 12000;
+  sp.full_csum = false;
+  testframes::Built b = testframes::build(sp);
+  local_meta(locals_[0], b.f, testutil::tso_meta(b, false, 1448));
+  std::vector<Out> out = wire_out_meta();
+  ASSERT_EQ(out.size(), 1u);
+  const Out& o = out[0];
+  ASSERT_TRUE(o.meta);
+  EXPECT_EQ(o.m.gso_kind(), OffloadMeta::kGsoUdpL4);
+  EXPECT_EQ(o.m.csum_start, 54u);
+  EXPECT_EQ(o.m.hdr_len, 62u);
+  EXPECT_EQ(o.m.gso_size, 8u + 54u + 1390u) << "inner MTU 1500 - 70 = 1430";
+  FrameLayout L;
+  ASSERT_TRUE(frame_layout(o.f.data(), uint32_t(o.f.size()), &L));
+  const uint32_t n = gso_segments(o.f.data(), uint32_t(o.f.size()), o.m, L, o.m.gso_size);
+  std::vector<Bytes> inner;
+  for (uint32_t i = 0; i < n; ++i) {
+    Bytes pkt(L.hdr_len + o.m.gso_size);
+    pkt.resize(gso_write_segment(o.f.data(), uint32_t(o.f.size()), L, o.m.gso_size, i, pkt.data(), uint32_t(pkt.size())));
+    EXPECT_LE(pkt.size(), 1514u);
+    EXPECT_EQ(get_ip6(pkt, 38), kPeerA6);
+    EXPECT_EQ(ref_csum6(pkt.data() + 22, pkt.data() + 38, pkt.data() + 54, pkt.size() - 54, kIpProtoUdp), 0) << "UDP checksum";
+    EXPECT_EQ(get32(pkt, 66) >> 8, kVni);
+    inner.emplace_back(pkt.begin() + 70, pkt.end());
+  }
+  testutil::expect_segments(inner, b, false, 1430, 1390);
+
+  // From the peer: its batch of another connection's segments.
+  testframes::Spec rs;
+  rs.dst = host_mac(0x600);
+  rs.src = host_mac(0x500);
+  rs.payload = 7000;
+  rs.full_csum = false;
+  testframes::Built rb = testframes::build(rs);
+  FrameLayout RL;
+  ASSERT_TRUE(frame_layout(rb.f.data(), uint32_t(rb.f.size()), &RL));
+  const uint16_t mss = 1376;
+  const uint32_t rn = gso_segments(rb.f.data(), uint32_t(rb.f.size()), testutil::tso_meta(rb, false, mss), RL, mss);
+  Bytes rest;
+  for (uint32_t i = 0; i < rn; ++i) {
+    if (i) {
+      Bytes h = vxlan_hdr(kVni);
+      rest.insert(rest.end(), h.begin(), h.end());
+    }
+    Bytes seg(RL.hdr_len + mss);
+    seg.resize(gso_write_segment(rb.f.data(), uint32_t(rb.f.size()), RL, mss, i, seg.data(), uint32_t(seg.size())));
+    rest.insert(rest.end(), seg.begin(), seg.end());
+  }
+  Vx6 vo;
+  vo.csum = Csum::kZero;
+  Bytes pkt = vx6(rest, vo);
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoUdpL4;
+  m.gso_size = uint16_t(kVxlanHeaderLen + RL.hdr_len + mss);
+  m.csum_start = 54;
+  m.csum_offset = 6;
+  send_up(pkt, m);
+  Pkt pk[8];
+  ASSERT_EQ(peer(locals_[0]).recv(pk, 8), 1u);
+  ASSERT_TRUE(pkt_has_meta(pk[0]));
+  EXPECT_EQ(pool_->meta(pk[0].buf).gso_size, mss);
+  EXPECT_EQ(pk[0].len, rb.f.size());
+  EXPECT_TRUE(std::equal(rb.f.begin() + rb.hdr_len, rb.f.end(), pool_->frame(pk[0]) + rb.hdr_len));
+  peer(locals_[0]).cache().free(pk[0].buf);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_coalesced), rn);
+}
+
 }  // namespace
 }  // namespace vpc
