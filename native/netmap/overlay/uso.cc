@@ -22,15 +22,16 @@
 // would have to.
 #include <algorithm>
 
-#include "core/engine.h"
+#include "core/egress.h"
+#include "overlay/overlay.h"
 #include "proto/gso.h"
 #include "proto/tunnel_gso.h"
 
 namespace vpc {
 
-bool Engine::encap_uso(const Member& mem, Pkt p, uint32_t inner_mtu) {
-  BufferPool& pool = *pool_;
-  VtepState& v = vteps_[mem.vtep];
+bool Overlay::encap_uso(uint32_t vt, SwitchState& sw, Pkt p, uint32_t inner_mtu) {
+  BufferPool& pool = core_.pool();
+  VtepState& v = vteps_[vt];
   const Neighbor& nb = neighbors_[v.neighbor];
   if (nb.state != Neighbor::kReachable && nb.state != Neighbor::kStale) return false;  // encap() queues
   const OffloadMeta m = pool.meta(p.buf);
@@ -43,9 +44,8 @@ bool Engine::encap_uso(const Member& mem, Pkt p, uint32_t inner_mtu) {
   const uint32_t n = gso_segments(f, p.len, m, L, mss, &err);
   if (n < 2) return false;  // the ordinary path says why, or sends the one segment
 
-  SwitchState& sw = switches_[mem.sw];
   const UplinkConfig& u = uplink_.cfg;
-  PortState& up = ports_[uplink_.port];
+  PortState& up = core_.port(uplink_.port);
   const uint16_t overhead = v.outer_len;                          // Ethernet + IP + UDP + VXLAN
   const uint16_t hdr = uint16_t(overhead - kVxlanHeaderLen);     // Ethernet + IP + UDP
   const uint16_t udp_off = uint16_t(hdr - kUdpHeaderLen);
@@ -66,7 +66,7 @@ bool Engine::encap_uso(const Member& mem, Pkt p, uint32_t inner_mtu) {
   while (done < n) {
     const uint32_t k = std::min(per_frame, n - done);
     uint32_t idx;
-    if (!cache_->alloc_large(&idx)) break;
+    if (!core_.cache().alloc_large(&idx)) break;
     Pkt q{idx, pool.headroom(), 0};
     uint8_t* o = pool.frame(q);
     std::memcpy(o, v.outer, hdr);
@@ -85,7 +85,7 @@ bool Engine::encap_uso(const Member& mem, Pkt p, uint32_t inner_mtu) {
       inner_bytes += w;
     }
     if (!ok) [[unlikely]] {
-      cache_->free(idx);
+      core_.cache().free(idx);
       lost = Drop::gso_malformed;
       break;
     }
@@ -144,15 +144,15 @@ bool Engine::encap_uso(const Member& mem, Pkt p, uint32_t inner_mtu) {
     pc->drop_tx(lost, n - done);
     sw.counters->drop(lost, n - done);
   }
-  cache_->free(p.buf);
+  core_.cache().free(p.buf);
   return true;
 }
 
 // An uplink frame longer than the uplink's MTU is taken only as a
 // super-frame whose segments fit it.
-bool Engine::uplink_super_fits(Pkt p, uint32_t max_len) const {
+bool Overlay::super_fits(Pkt p, uint32_t max_len) const {
   if (!pkt_has_meta(p)) return false;
-  const OffloadMeta& m = pool_->meta(p.buf);
+  const OffloadMeta& m = core_.pool().meta(p.buf);
   if (!m.gso() || !m.needs_csum()) return false;
   if (m.gso_kind() == OffloadMeta::kGsoUdpL4) return uint32_t(m.csum_start) + kUdpHeaderLen + m.gso_size <= max_len;
   return std::max<uint32_t>(m.hdr_len, uint32_t(m.csum_start) + 20) + m.gso_size <= max_len;
@@ -163,14 +163,15 @@ bool Engine::uplink_super_fits(Pkt p, uint32_t max_len) const {
 // header is in the original frame; m: the remote member it comes from. True:
 // p is the inner frame to switch (state set). False: consumed here, dropped
 // and counted or switched chunk by chunk.
-bool Engine::uplink_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint16_t outer_len, MemberId m,
-                          VtepState& v) {
-  BufferPool& pool = *pool_;
-  PortCounterBlock* pc = ports_[uplink_.port].counters;
+bool Overlay::take_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint16_t outer_len, MemberId m,
+                         uint32_t vt) {
+  BufferPool& pool = core_.pool();
+  VtepState& v = vteps_[vt];
+  PortCounterBlock* pc = core_.port(uplink_.port).counters;
   auto drop = [&](Drop why) {
     v.counters->add(PeerCounter::drops, 1);
     pc->drop_rx(why);
-    cache_->free(p.buf);
+    core_.cache().free(p.buf);
     return false;
   };
   if (gso.gso_kind() != OffloadMeta::kGsoUdpL4) {
@@ -198,10 +199,7 @@ bool Engine::uplink_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint
   const uint32_t n = chunk > kVxlanHeaderLen ? (span + chunk - 1) / chunk : 0;
   if (n == 0 || n > kMaxBurst) return drop(Drop::gso_malformed);
   Pkt out[kMaxBurst];
-  MemberId inm[kMaxBurst];
-  uint16_t dest[kMaxBurst];
-  Mac src[kMaxBurst];
-  Mac dst[kMaxBurst];
+  Burst ob;
   uint16_t k = 0;
   for (uint32_t i = 0; i < n; ++i) {
     const uint8_t* ch = chunks + size_t(i) * chunk;
@@ -216,7 +214,7 @@ bool Engine::uplink_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint
       why = Drop::vxlan_inner_runt;
     } else if (ilen > pool.max_frame()) {
       why = Drop::oversize;
-    } else if (!cache_->alloc(&idx)) {
+    } else if (!core_.cache().alloc(&idx)) {
       why = Drop::no_buffer;
     } else {
       ok = true;
@@ -230,18 +228,21 @@ bool Engine::uplink_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint
     uint8_t* d = pool.frame(q);
     std::memcpy(d, ch + kVxlanHeaderLen, ilen);
     out[k] = q;
-    inm[k] = m;
-    dst[k] = eth_dst(d);
-    src[k] = eth_src(d);
-    dest[k] = 0;
+    ob.inm[k] = m;
+    ob.dst[k] = eth_dst(d);
+    ob.src[k] = eth_src(d);
+    ob.dest[k] = 0;
     ++k;
   }
   if (k > 1) {
     v.counters->add(PeerCounter::rx_packets, k - 1);
     uplink_.counters->add(UplinkCounter::vxlan_rx, k - 1);
   }
-  cache_->free(p.buf);
-  if (k) switch_frames(pc, nullptr, out, k, inm, src, dst, dest);
+  core_.cache().free(p.buf);
+  // Straight to the bridge (decap() forwarded the frames before this one).
+  ob.pkts = out;
+  ob.n = k;
+  if (k) bridge_.forward(ob, pc, nullptr);
   return false;
 }
 
