@@ -34,6 +34,7 @@ import { ControlError, toControlError } from './errors';
 import type { DataplaneStats } from '../dataplane';
 import type { Logger } from './logging';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
+import { portOverlayMtuWarnings } from './overlay-mtu';
 
 export const API_VERSION = 'v1';
 // Room for the largest configuration (POST /v1/apply), JSON-escaped.
@@ -205,7 +206,8 @@ function portRoutes(ctx: ApiContext): Route[] {
       const p = c.requirePort(params.ref!);
       // One port also shows what its backend opened and how it is doing.
       const backend = c.dp.portStatus(p.spec.name);
-      return [200, { port: { ...portView(ctx, p, c.dp.stats()), ...(backend === undefined ? {} : { backend }) } }];
+      const warnings = portOverlayMtuWarnings(c.current, p);
+      return [200, { port: { ...portView(ctx, p, c.dp.stats()), ...(backend === undefined ? {} : { backend }), ...(warnings.length > 0 ? { warnings } : {}) } }];
     }),
     route('PATCH', '/v1/ports/:ref', async ({ params, body }) => {
       const r = await c.updatePort(params.ref!, bodyObject(body));

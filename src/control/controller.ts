@@ -51,6 +51,7 @@ import {
   UplinkObject,
 } from './model';
 import { vtepHeldByKernel } from './hostcheck';
+import { overlayMtuWarnings } from './overlay-mtu';
 import { applyPlan, describeStep, plan, resolveTarget, runBestEffort, Step, summarize, undo } from './reconcile';
 import { StateStore } from './state';
 
@@ -404,9 +405,10 @@ export class Controller {
 
   private async commit(target: Model, opts: { dryRun: boolean; source: string; warnings: string[] }): Promise<ApplyResult> {
     const steps = plan(this.model, target);
-    // A new uplink whose VTEP address the kernel holds too works badly;
-    // said for a dry run as well.
-    const warnings = [...opts.warnings, ...uplinkWarnings(steps)];
+    // A new uplink whose VTEP address the kernel holds too works badly, and
+    // so does a port whose MTU exceeds its switch's inner MTU over the
+    // overlay (overlay-mtu.ts); said for a dry run as well.
+    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...(steps.length > 0 ? overlayMtuWarnings(target) : [])];
     const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings };
     if (opts.dryRun) return result;
     for (const w of warnings) this.log.warn({ source: opts.source }, w);

@@ -19,6 +19,8 @@ import { EXIT, runCli } from '../../src/control/cli';
 import { parseConfig } from '../../src/control/config';
 import { Controller } from '../../src/control/controller';
 import { ControlError } from '../../src/control/errors';
+import { emptyModel, type Model, type UplinkObject } from '../../src/control/model';
+import { overlayInnerMtu, overlayMtuWarnings } from '../../src/control/overlay-mtu';
 import { createLogger } from '../../src/control/logging';
 import { checksumOf, StateStore } from '../../src/control/state';
 import { eventually, frameHex, removeDir, spawnVpcd, tempDir, TEST_ENGINE, VpcdProcess } from './helpers';
@@ -151,6 +153,52 @@ describe('overlay: plan and apply', () => {
       await c.deleteUplink(up.object.uuid);
       assert.equal(c.current.uplinks.length, 0);
     });
+  });
+});
+
+// Issue 11, item 6: a port whose MTU exceeds its switch's inner MTU over
+// the overlay is said at apply time (and in `port show`, below); it is never
+// refused.
+describe('overlay: port MTU above the inner MTU', () => {
+  const WARN = /^port "vm1": its MTU is 1500, above the inner MTU 1450 of switch "tenant-a" over the overlay \(uplink MTU 1500 minus the VXLAN headers\).*Give the guest MTU 1450, or raise the uplink's MTU to 1550/;
+
+  test('warned at apply time (dry run too), not for a port that fits or a switch without remote VTEPs', async () => {
+    await withController(async (c) => {
+      const dry = await c.apply(parseConfig(OVERLAY), { dryRun: true });
+      assert.equal(dry.warnings.length, 1, dry.warnings.join('\n'));
+      assert.match(dry.warnings[0]!, WARN);
+      const r = await c.apply(parseConfig(OVERLAY));
+      assert.deepEqual(r.warnings, dry.warnings);
+      // The port at the inner MTU: nothing to say.
+      const fits = OVERLAY.replace('{ name: vm1, type: pipe,', '{ name: vm1, type: pipe, mtu: 1450,');
+      assert.deepEqual((await c.apply(parseConfig(fits))).warnings, []);
+      // No remote VTEP for the switch: no overlay, no limit.
+      assert.deepEqual((await c.apply(parseConfig(NO_OVERLAY))).warnings, []);
+    });
+  });
+
+  test('an IPv6 VTEP costs 20 bytes more; a trunk port is checked per switch; the interface MTU counts when larger', async () => {
+    const up: UplinkObject = { uuid: 'u', spec: { name: 'up0', type: 'pipe', localIp6: '2001:db8::1/64', mtu: 1600 } };
+    const model = {
+      ...emptyModel(),
+      uplinks: [up],
+      switches: [{ uuid: 's1', spec: { name: 'a', vni: 1 } }, { uuid: 's2', spec: { name: 'b', vni: 2 } }],
+      peers: [{ uuid: 'p', spec: { switch: 'b', ip: '2001:db8::2' } }],
+      ports: [
+        { uuid: 't', spec: { name: 'trunk', type: 'afpacket', interface: 'eth7', untagged: 'a', vlans: [{ vlan: 10, switch: 'b' }], mtu: 1500 } },
+        { uuid: 'q', spec: { name: 'fits', type: 'afpacket', interface: 'eth8', switch: 'b', mtu: 1530 } },
+      ],
+    } as Model;
+    const ifMtu = (ifname: string): number | undefined => ({ eth7: 9000, eth8: 1500 })[ifname];
+    const w = overlayMtuWarnings(model, ifMtu);
+    assert.equal(w.length, 1, w.join('\n'));
+    assert.match(w[0]!, /^port "trunk": its interface eth7 has MTU 9000, above the inner MTU 1530 of switch "b" over the overlay \(uplink MTU 1600 /);
+    assert.match(w[0]!, /raise the uplink's MTU to 9070/);
+    assert.equal(overlayInnerMtu(model, 'a'), undefined, 'no remote VTEP');
+    // A static MAC behind a VTEP makes a switch an overlay switch too.
+    model.fdb = [{ uuid: 'f', spec: { switch: 'a', mac: '02:00:00:00:00:09', vtep: '198.18.0.2' } }];
+    assert.deepEqual(overlayInnerMtu(model, 'a'), { mtu: 1550, uplinkMtu: 1600 });
+    assert.equal(overlayMtuWarnings(model, ifMtu).length, 2);
   });
 });
 
@@ -290,6 +338,14 @@ describe('overlay: vpcd and vpcctl', () => {
     assert.equal((JSON.parse(r.out) as { uplink: string }).uplink, 'up0');
     r = await cli('uplink', 'show', 'nope');
     assert.equal(r.code, EXIT.NOT_FOUND);
+  });
+
+  test('port show warns when the port\'s MTU exceeds its switch\'s inner MTU over the overlay', async () => {
+    const r = await cli('port', 'show', 'vm1');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /^warning: port "vm1": its MTU is 1500, above the inner MTU 1450 of switch "tenant-a" over the overlay/m);
+    const j = JSON.parse((await cli('--json', 'port', 'show', 'vm1')).out) as { port: { warnings?: string[] } };
+    assert.equal(j.port.warnings?.length, 1);
   });
 
   test('peer create/list/delete and fdb --vtep, with exit codes', async () => {

@@ -130,6 +130,8 @@ namespace vpc {
 #define VPC_UPLINK_COUNTERS(X)                                                  \
   X(vxlan_rx, counter, "VXLAN packets decapsulated")                                     \
   X(vxlan_tx, counter, "VXLAN packets encapsulated")                                     \
+  X(vxlan_tx_batched, counter, "VXLAN packets handed to the uplink in UDP GSO super-frames (several per frame)") \
+  X(vxlan_rx_coalesced, counter, "VXLAN packets received in UDP GSO super-frames whose inner TCP segments became one frame") \
   X(arp_requests_sent, counter, "ARP requests sent to resolve next hops")                \
   X(arp_replies_sent, counter, "ARP replies sent for the VTEP address")                  \
   X(nd_solicits_sent, counter, "Neighbor Solicitations sent to resolve next hops")       \

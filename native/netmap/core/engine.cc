@@ -209,11 +209,17 @@ void Engine::iteration_idle(uint64_t now_ns) {
   // Within the spin window after the last frame, keep looking: a frame that
   // arrives now costs no wake-up (the poll(2) path adds tens of microseconds
   // and a scheduler round trip to every frame of a light load). The pause
-  // lets a hyper-threaded sibling run while we spin.
+  // lets a hyper-threaded sibling run while we spin; the yield lets a thread
+  // that shares our CPU run (another engine on the same core, the next hop
+  // of the frame we just sent): without it that thread waited for the end of
+  // our window or our time slice, and two engines pinned to one CPU
+  // answered each other's frames hundreds of microseconds late. With nothing
+  // else runnable it returns at once.
   if (now_ns - last_work_ns_ < uint64_t(opts_.idle_spin_us) * 1000) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+    sched_yield();
     return;
   }
   if (!sleep_armed_) {

@@ -120,6 +120,7 @@ inline EngineOptions small_engine_options() {
 class EngineHarness {
  public:
   ~EngineHarness() { destroy_all(); }
+  PipeOptions uplink_pipe;  // what the uplink's pipe takes (try_uplink)
 
   void make_engine(const EngineOptions& o) {
     destroy_all();
@@ -164,7 +165,7 @@ class EngineHarness {
   }
   // Creates the uplink (VTEP) on a pipe port; keeps its peer.
   Result try_uplink(const UplinkConfig& u, Mac mac, uint32_t mtu = 1500, uint32_t ring = 1024) {
-    auto pair = engine_->new_pipe(ring);
+    auto pair = engine_->new_pipe(ring, uplink_pipe);
     auto c = cmd(CmdOp::kCreateUplink);
     c->new_port = std::move(pair.port);
     c->port_cfg.mac = mac;

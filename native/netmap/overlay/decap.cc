@@ -71,7 +71,7 @@ struct Overlay::RxSetup {
     *why = Drop::runt;
     return Rx::kDrop;
   }
-  if (p.len > rs.max_len) [[unlikely]] {
+  if (p.len > rs.max_len && !super_fits(p, rs.max_len)) [[unlikely]] {
     // Longer than the uplink's configured MTU allows (a peer on a larger
     // underlay MTU): it could not be answered or forwarded consistently.
     *why = Drop::oversize;
@@ -79,14 +79,15 @@ struct Overlay::RxSetup {
   }
   // Offload state on the underlay: a checksum the kernel verified
   // (DATA_VALID) or will not need (partial: built on this host) is trusted;
-  // an outer super-frame is not taken apart here. What is decapsulated is
+  // an outer super-frame (checksum-partial) is taken apart after the outer
+  // checks (take_super, overlay/uso.cc). What is decapsulated is
   // plain (a large buffer keeps the flag, with nothing pending), except an
   // inner L4 checksum the sender left partial (strip below).
   o.csum_trusted = false;
   o.inner_csum = OffloadMeta{};
   if (pkt_has_meta(p)) [[unlikely]] {
     OffloadMeta& m = pool.meta(p.buf);
-    if (m.gso()) {
+    if (m.gso() && !m.needs_csum()) {
       *why = Drop::gso_unsupported;
       return Rx::kDrop;
     }
@@ -313,6 +314,18 @@ void Overlay::decap(Pkt* pkts, uint16_t n, Burst& b) {
     const uint16_t outer_len = uint16_t(in_f - o.f);
     p.off = uint16_t(p.off + outer_len);
     p.len = inner_len;
+    if (o.inner_csum.gso()) [[unlikely]] {
+      // An outer super-frame (its state is in inner_csum). The frames so far
+      // go to the bridge first, so that chunks switched one by one keep
+      // their place in the order.
+      if (k) {
+        b.pkts = pkts;
+        b.n = k;
+        bridge_.forward(b, pc, nullptr);
+        k = 0;
+      }
+      if (!take_super(p, o.inner_csum, uint16_t(o.udp - o.f), outer_len, m, o.vt)) continue;
+    }
     if (o.inner_csum.csum_start >= outer_len + kEthHeaderLen) [[unlikely]] {
       // A VTEP on this host over a veth underlay (Linux's vxlan device with
       // tx checksumming on) leaves the *inner* TCP/UDP checksum partial: it

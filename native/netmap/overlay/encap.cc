@@ -205,6 +205,8 @@ void Overlay::encap_offload(uint32_t vt, SwitchState& swr, Pkt p, MemberId from,
   PeerState& v = peers_[vt];
   PortCounterBlock* pc = core_.port(uplink_.port).counters;
   if (m.gso()) {
+    constexpr uint32_t kUso = kOffUso | kOffCsum;
+    if ((core_.port(uplink_.port).tx_offloads & kUso) == kUso && encap_uso(vt, swr, p, via, inner_mtu)) return;
     if (!core_.segment(p, m, inner_mtu, pc, sw, [&](Pkt q) { encap(vt, swr, q, from, via); }))
       peer_drop(v, via);
     return;
@@ -234,5 +236,7 @@ void Overlay::encap_offload(uint32_t vt, SwitchState& swr, Pkt p, MemberId from,
   pkt_set_meta(p, false);
   encap(vt, swr, p, from, via);
 }
+
+uint32_t vxlan_flow_hash(const uint8_t* f, uint16_t len) { return inner_flow_hash(f, len); }
 
 }  // namespace vpc

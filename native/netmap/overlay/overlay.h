@@ -26,6 +26,10 @@
 
 namespace vpc {
 
+// The hash of an inner frame that picks its VXLAN UDP source port
+// (overlay/encap.cc), for batches to send the flow from the same port.
+uint32_t vxlan_flow_hash(const uint8_t* f, uint16_t len);
+
 class Overlay {
  public:
   Overlay(Core& core, Bridge& bridge, uint32_t max_vteps, uint32_t max_learned_vteps);
@@ -109,6 +113,10 @@ class Overlay {
   }
   void count_pending(const Neighbor::Pending& q, bool sent);
   void build_outer(PeerState& v, const Neighbor& nb);
+  // uso.cc: VXLAN super-frames across the underlay
+  bool encap_uso(uint32_t vt, SwitchState& sw, Pkt p, MemberId via, uint32_t inner_mtu);
+  bool super_fits(Pkt p, uint32_t max_len) const;
+  bool take_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint16_t outer_len, MemberId m, uint32_t vt);
   void transmit_uplink(Pkt p) { core_.stage(uplink_.port, p); }
   // underlay.cc
   bool handle_arp(Pkt& p, uint8_t* f);

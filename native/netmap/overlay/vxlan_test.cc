@@ -1943,6 +1943,7 @@ class VxlanOffloadTest : public VxlanFixture {
 };
 
 TEST_F(VxlanOffloadTest, SuperFrameIsSegmentedToTheInnerMtuThenEncapsulated) {
+  uplink_pipe.tx_offloads = kOffAll & ~kOffUso;  // an uplink that takes no UDP GSO
   testframes::Spec sp = to_remote(30000);
   testframes::Built b = testframes::build(sp);
   local_meta(locals_[0], b.f, testutil::tso_meta(b, false, 1448));
@@ -2160,6 +2161,310 @@ TEST_F(SwitchPeerCountersTest, AReusedMembershipStartsFromZero) {
   EXPECT_EQ(cnt_read(b->c[size_t(SwitchPeerCounter::rx_packets)]), 0u);
   EXPECT_NE(cnt_read(b->generation), gen);
   EXPECT_EQ(sp(sw_, v4(kPeerA4), SwitchPeerCounter::rx_packets), 0u);
+}
+
+// ------------------------------------------------------------ super-frames across the underlay
+
+// What the uplink's pipe got, with its state (a batch comes in a large buffer).
+struct Out {
+  Bytes f;
+  bool meta = false;
+  OffloadMeta m;
+};
+
+class VxlanUsoTest : public VxlanOffloadTest {
+ protected:
+  std::vector<Out> wire_out_meta() {
+    std::vector<Out> out;
+    Pkt pk[64];
+    uint32_t n;
+    while ((n = peer(up_).recv(pk, 64)) > 0) {
+      for (uint32_t i = 0; i < n; ++i) {
+        Out o;
+        o.f.assign(pool_->frame(pk[i]), pool_->frame(pk[i]) + pk[i].len);
+        o.meta = pkt_has_meta(pk[i]);
+        if (o.meta) o.m = pool_->meta(pk[i].buf);
+        out.push_back(o);
+        peer(up_).cache().free(pk[i].buf);
+      }
+    }
+    return out;
+  }
+  // One USO batch of the segments of b at mss, as another switch sends it:
+  // outer headers from peer A, then VXLAN header + segment, chunk by chunk.
+  std::pair<Bytes, OffloadMeta> batch_from_a(const testframes::Built& b, uint16_t mss, uint32_t* chunk,
+                                             uint32_t* segments) {
+    FrameLayout L;
+    EXPECT_TRUE(frame_layout(b.f.data(), uint32_t(b.f.size()), &L));
+    OffloadMeta tso = testutil::tso_meta(b, false, mss);
+    const uint32_t n = gso_segments(b.f.data(), uint32_t(b.f.size()), tso, L, mss);
+    Bytes rest;  // everything after the first VXLAN header (vx4 writes that one)
+    for (uint32_t i = 0; i < n; ++i) {
+      if (i) {
+        Bytes h = vxlan_hdr(kVni);
+        rest.insert(rest.end(), h.begin(), h.end());
+      }
+      Bytes seg(L.hdr_len + mss);
+      seg.resize(gso_write_segment(b.f.data(), uint32_t(b.f.size()), L, mss, i, seg.data(), uint32_t(seg.size())));
+      rest.insert(rest.end(), seg.begin(), seg.end());
+    }
+    *chunk = kVxlanHeaderLen + L.hdr_len + mss;
+    *segments = n;
+    OffloadMeta m;
+    m.flags = OffloadMeta::kNeedsCsum;
+    m.gso_type = OffloadMeta::kGsoUdpL4;
+    m.gso_size = uint16_t(*chunk);
+    m.csum_start = 34;
+    m.csum_offset = 6;
+    m.hdr_len = 42;
+    return {vx4(rest), m};
+  }
+  // setup4(1) and a guest's TCP super-frame (checksum-partial) that peer A's
+  // side sends to a MAC the switch does not know (flooded to the port).
+  testframes::Built from_remote(uint32_t payload) {
+    setup4(1);
+    testframes::Spec sp;
+    sp.dst = host_mac(0x600);
+    sp.src = host_mac(0x500);
+    sp.payload = payload;
+    sp.full_csum = false;
+    return testframes::build(sp);
+  }
+  void send_up(const Bytes& f, const OffloadMeta& m) {
+    ASSERT_TRUE(peer(up_).send_meta(f.data(), uint32_t(f.size()), m));
+    step();
+  }
+};
+
+// An uplink that takes UDP GSO gets the segments of a super-frame batched:
+// one frame with outer headers once and VXLAN header + segment per chunk.
+// Cut the way the kernel cuts a UDP GSO frame (here proto/gso.h, which does
+// the same), it gives exactly the packets the switch sends one by one.
+TEST_F(VxlanUsoTest, SuperFrameLeavesAsOneUdpGsoBatch) {
+  testframes::Spec sp = to_remote(30000);
+  testframes::Built b = testframes::build(sp);
+  local_meta(locals_[0], b.f, testutil::tso_meta(b, false, 1448));
+  std::vector<Out> out = wire_out_meta();
+  ASSERT_EQ(out.size(), 1u) << "22 segments fit one batch";
+  const Out& o = out[0];
+  ASSERT_TRUE(o.meta);
+  EXPECT_EQ(o.m.gso_kind(), OffloadMeta::kGsoUdpL4);
+  EXPECT_TRUE(o.m.needs_csum());
+  EXPECT_EQ(o.m.csum_start, 34u) << "the outer UDP header";
+  EXPECT_EQ(o.m.csum_offset, 6u);
+  EXPECT_EQ(o.m.hdr_len, 42u);
+  EXPECT_EQ(o.m.gso_size, 8u + 54u + 1410u) << "VXLAN header + a full segment (inner MTU 1450)";
+  FrameLayout L;
+  ASSERT_TRUE(frame_layout(o.f.data(), uint32_t(o.f.size()), &L));
+  const uint32_t n = gso_segments(o.f.data(), uint32_t(o.f.size()), o.m, L, o.m.gso_size);
+  std::vector<Bytes> inner;
+  uint16_t sport = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    Bytes pkt(L.hdr_len + o.m.gso_size);
+    pkt.resize(gso_write_segment(o.f.data(), uint32_t(o.f.size()), L, o.m.gso_size, i, pkt.data(), uint32_t(pkt.size())));
+    EXPECT_LE(pkt.size(), 1514u) << "every outer packet within the uplink MTU";
+    Sent4 s = parse4(pkt);
+    EXPECT_EQ(s.dip, kPeerA4);
+    EXPECT_EQ(s.vni, kVni);
+    EXPECT_NE(s.udp_csum, 0) << "the segmenter computes each packet's checksum";
+    uint8_t sa[4], da[4];
+    store_be32(sa, s.sip);
+    store_be32(da, s.dip);
+    EXPECT_EQ(ref_csum4(sa, da, pkt.data() + 34, pkt.size() - 34, kIpProtoUdp), 0) << "UDP checksum";
+    if (i == 0) sport = s.sport;
+    EXPECT_EQ(s.sport, sport) << "one flow, one source port";
+    inner.push_back(s.inner);
+  }
+  testutil::expect_segments(inner, b, false, 1450, 1410);
+  EXPECT_EQ(pc(up_, PortCounter::tx_gso_frames), 1u);
+  EXPECT_EQ(pc(up_, PortCounter::tx_gso_segments), inner.size());
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::tx_packets), inner.size());
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_tx), inner.size());
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_tx_batched), inner.size());
+}
+
+// More segments than one 64 KiB frame holds: several batches, the last may
+// be a single packet (then checksum-partial, not GSO).
+TEST_F(VxlanUsoTest, LargeSuperFramesAreSplitIntoBatchesWithin64KiB) {
+  testframes::Spec sp = to_remote(64000);
+  testframes::Built b = testframes::build(sp);
+  local_meta(locals_[0], b.f, testutil::tso_meta(b, false, 1000));
+  std::vector<Out> out = wire_out_meta();
+  ASSERT_GE(out.size(), 2u);
+  uint32_t segs = 0;
+  for (const Out& o : out) {
+    EXPECT_LE(o.f.size(), 65535u);
+    ASSERT_TRUE(o.meta);
+    EXPECT_EQ(get16(o.f, 16), o.f.size() - 14) << "outer IPv4 total length";
+    segs += o.m.gso() ? uint32_t((o.f.size() - 42 + o.m.gso_size - 1) / o.m.gso_size) : 1u;
+  }
+  EXPECT_EQ(segs, 64u) << "64000 bytes at mss 1000";
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_tx), 64u);
+}
+
+// The far end: a batch of one connection's segments becomes one TCP
+// super-frame for the guest again.
+TEST_F(VxlanUsoTest, ReceivedBatchIsCoalescedIntoOneSuperFrame) {
+  testframes::Built b = from_remote(20000);
+  uint32_t chunk = 0, n = 0;
+  auto [pkt, m] = batch_from_a(b, 1410, &chunk, &n);
+  ASSERT_GT(pkt.size(), 1514u) << "larger than the uplink MTU: taken as a super-frame";
+  send_up(pkt, m);
+  Pkt pk[64];
+  ASSERT_EQ(peer(locals_[0]).recv(pk, 64), 1u);
+  ASSERT_TRUE(pkt_has_meta(pk[0]));
+  OffloadMeta im = pool_->meta(pk[0].buf);
+  EXPECT_EQ(im.gso_kind(), OffloadMeta::kGsoTcpv4);
+  EXPECT_EQ(im.gso_size, 1410u);
+  EXPECT_EQ(im.csum_start, b.l4_off);
+  Bytes got(pool_->frame(pk[0]), pool_->frame(pk[0]) + pk[0].len);
+  peer(locals_[0]).cache().free(pk[0].buf);
+  ASSERT_EQ(got.size(), b.f.size());
+  EXPECT_TRUE(std::equal(b.f.begin() + b.hdr_len, b.f.end(), got.begin() + b.hdr_len)) << "payload";
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx), n);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_coalesced), n);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::rx_packets), n);
+  EXPECT_EQ(pc(up_, PortCounter::rx_drops), 0u);
+}
+
+// A batch that is not one connection's consecutive segments is decapsulated
+// chunk by chunk, each inner frame as it was sent.
+TEST_F(VxlanUsoTest, OtherBatchesAreDecapsulatedChunkByChunk) {
+  testframes::Built b = from_remote(5000);
+  uint32_t chunk = 0, n = 0;
+  auto [pkt, m] = batch_from_a(b, 1000, &chunk, &n);
+  ASSERT_EQ(n, 5u);
+  pkt[50 + 2 * chunk + 100] ^= 0x55;  // damage the third segment's payload: its TCP checksum fails
+  send_up(pkt, m);
+  auto r = recv(locals_[0]);
+  ASSERT_EQ(r.size(), n) << "every segment delivered, plain";
+  for (uint32_t i = 0; i < n; ++i) {
+    const size_t at = 42 + size_t(i) * chunk + 8;
+    const size_t end = std::min(pkt.size(), at + chunk - 8);
+    EXPECT_EQ(r[i], Bytes(pkt.begin() + at, pkt.begin() + end)) << "segment " << i;
+  }
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx), n);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_coalesced), 0u);
+}
+
+// Linux's vxlan device over a veth underlay hands over its tunnel GSO frames
+// unsegmented; AF_PACKET reports them as TCP GSO with the checksum start in
+// the inner frame. Decapsulated, the inner frame is a TCP super-frame.
+TEST_F(VxlanUsoTest, LinuxTunnelGsoIsDecapsulatedAsATcpSuperFrame) {
+  testframes::Built b = from_remote(30000);
+  Bytes pkt = vx4(b.f);
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoTcpv4;
+  m.gso_size = 1398;  // 50 + 66 + 1398 = 1514: each segment fits the uplink
+  m.hdr_len = uint16_t(50 + b.hdr_len);
+  m.csum_start = uint16_t(50 + b.l4_off);
+  m.csum_offset = 16;
+  send_up(pkt, m);
+  Pkt pk[8];
+  ASSERT_EQ(peer(locals_[0]).recv(pk, 8), 1u);
+  ASSERT_TRUE(pkt_has_meta(pk[0]));
+  OffloadMeta im = pool_->meta(pk[0].buf);
+  EXPECT_EQ(im.gso_kind(), OffloadMeta::kGsoTcpv4);
+  EXPECT_EQ(im.gso_size, 1398u);
+  EXPECT_EQ(im.csum_start, b.l4_off);
+  EXPECT_EQ(Bytes(pool_->frame(pk[0]), pool_->frame(pk[0]) + pk[0].len), b.f);
+  peer(locals_[0]).cache().free(pk[0].buf);
+  // Segments that would not fit the uplink's MTU are still oversize.
+  m.gso_size = 1500;
+  send_up(pkt, m);
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::oversize), 1u);
+  // TCP GSO whose checksum starts in the outer headers is not a tunnel frame.
+  m.gso_size = 1398;
+  m.csum_start = 34;
+  send_up(pkt, m);
+  EXPECT_TRUE(recv(locals_[0]).empty());
+  EXPECT_EQ(udrop(Drop::gso_malformed), 1u);
+}
+
+// The same both ways over an IPv6 underlay: the batch's checksum starts at
+// the outer UDP header behind the 40-byte IPv6 header, every packet cut from
+// it has its UDP checksum over the RFC 8200 pseudo-header, and a batch from
+// the peer is coalesced.
+TEST_F(VxlanUsoTest, OverAnIpv6Underlay) {
+  sw_ = create_switch(kVni);
+  locals_.push_back(add_port(sw_));
+  make_uplink(cfg46());
+  ASSERT_TRUE(add_peer(sw_, kPeerA6).ok());
+  ASSERT_TRUE(add_remote_mac(sw_, host_mac(0x700), kPeerA6).ok());
+  step();
+  wire_out();
+  resolve6(kPeerA6, kMacA);
+  testframes::Spec sp;
+  sp.dst = host_mac(0x700);
+  sp.src = host_mac(1);
+  sp.payload = 12000;
+  sp.full_csum = false;
+  testframes::Built b = testframes::build(sp);
+  local_meta(locals_[0], b.f, testutil::tso_meta(b, false, 1448));
+  std::vector<Out> out = wire_out_meta();
+  ASSERT_EQ(out.size(), 1u);
+  const Out& o = out[0];
+  ASSERT_TRUE(o.meta);
+  EXPECT_EQ(o.m.gso_kind(), OffloadMeta::kGsoUdpL4);
+  EXPECT_EQ(o.m.csum_start, 54u);
+  EXPECT_EQ(o.m.hdr_len, 62u);
+  EXPECT_EQ(o.m.gso_size, 8u + 54u + 1390u) << "inner MTU 1500 - 70 = 1430";
+  FrameLayout L;
+  ASSERT_TRUE(frame_layout(o.f.data(), uint32_t(o.f.size()), &L));
+  const uint32_t n = gso_segments(o.f.data(), uint32_t(o.f.size()), o.m, L, o.m.gso_size);
+  std::vector<Bytes> inner;
+  for (uint32_t i = 0; i < n; ++i) {
+    Bytes pkt(L.hdr_len + o.m.gso_size);
+    pkt.resize(gso_write_segment(o.f.data(), uint32_t(o.f.size()), L, o.m.gso_size, i, pkt.data(), uint32_t(pkt.size())));
+    EXPECT_LE(pkt.size(), 1514u);
+    EXPECT_EQ(get_ip6(pkt, 38), kPeerA6);
+    EXPECT_EQ(ref_csum6(pkt.data() + 22, pkt.data() + 38, pkt.data() + 54, pkt.size() - 54, kIpProtoUdp), 0) << "UDP checksum";
+    EXPECT_EQ(get32(pkt, 66) >> 8, kVni);
+    inner.emplace_back(pkt.begin() + 70, pkt.end());
+  }
+  testutil::expect_segments(inner, b, false, 1430, 1390);
+
+  // From the peer: its batch of another connection's segments.
+  testframes::Spec rs;
+  rs.dst = host_mac(0x600);
+  rs.src = host_mac(0x500);
+  rs.payload = 7000;
+  rs.full_csum = false;
+  testframes::Built rb = testframes::build(rs);
+  FrameLayout RL;
+  ASSERT_TRUE(frame_layout(rb.f.data(), uint32_t(rb.f.size()), &RL));
+  const uint16_t mss = 1376;
+  const uint32_t rn = gso_segments(rb.f.data(), uint32_t(rb.f.size()), testutil::tso_meta(rb, false, mss), RL, mss);
+  Bytes rest;
+  for (uint32_t i = 0; i < rn; ++i) {
+    if (i) {
+      Bytes h = vxlan_hdr(kVni);
+      rest.insert(rest.end(), h.begin(), h.end());
+    }
+    Bytes seg(RL.hdr_len + mss);
+    seg.resize(gso_write_segment(rb.f.data(), uint32_t(rb.f.size()), RL, mss, i, seg.data(), uint32_t(seg.size())));
+    rest.insert(rest.end(), seg.begin(), seg.end());
+  }
+  Vx6 vo;
+  vo.csum = Csum::kZero;
+  Bytes pkt = vx6(rest, vo);
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoUdpL4;
+  m.gso_size = uint16_t(kVxlanHeaderLen + RL.hdr_len + mss);
+  m.csum_start = 54;
+  m.csum_offset = 6;
+  send_up(pkt, m);
+  Pkt pk[8];
+  ASSERT_EQ(peer(locals_[0]).recv(pk, 8), 1u);
+  ASSERT_TRUE(pkt_has_meta(pk[0]));
+  EXPECT_EQ(pool_->meta(pk[0].buf).gso_size, mss);
+  EXPECT_EQ(pk[0].len, rb.f.size());
+  EXPECT_TRUE(std::equal(rb.f.begin() + rb.hdr_len, rb.f.end(), pool_->frame(pk[0]) + rb.hdr_len));
+  peer(locals_[0]).cache().free(pk[0].buf);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_coalesced), rn);
 }
 
 }  // namespace

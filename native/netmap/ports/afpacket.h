@@ -16,7 +16,9 @@
 //   are; the header becomes the frame's OffloadMeta (ports/vnet.h), an invalid
 //   one a counted drop (rx_bad_vnet). On transmit the header is written from
 //   the frame's OffloadMeta (a zero header for a plain frame), so a guest gets
-//   super-frames whole: tx_offloads() = checksum, TSO4, TSO6, ECN.
+//   super-frames whole: tx_offloads() = checksum, TSO4, TSO6, ECN, and UDP
+//   GSO (the kernel segments a USO frame for a device without it; an uplink
+//   sends batches of VXLAN packets that way, overlay/uso.cc).
 // - Rings and memory: regular 2 KiB slots (2048 per ring, 4 MiB each way),
 //   the same as without offloads, so the 64-byte path is unchanged. A frame
 //   larger than a slot is not given a slot of its own size: on receive the
@@ -71,7 +73,7 @@ class AfPacketPort final : public Port {
   // its frames from it, so NICs that filter unicast still accept replies.
   Mac hw_mac() const override { return mac_; }
   uint32_t tx_frame_limit() const override { return tx_limit_; }
-  uint32_t tx_offloads() const override { return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn; }
+  uint32_t tx_offloads() const override { return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | kOffUso; }
   void detach() override;
 
  private:

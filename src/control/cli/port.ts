@@ -20,11 +20,12 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     const { client, json } = ctx(cmd);
     const r = await client.call<{ port: Record<string, unknown> }>('GET', `/v1/ports/${encodeURIComponent(ref)}`);
     print(json, r, () => {
-      const { backend, ...port } = r.port as { backend?: Record<string, unknown> };
-      if (backend === undefined) return keyValues(port);
+      const { backend, warnings, ...port } = r.port as { backend?: Record<string, unknown>; warnings?: string[] };
+      const warn = (warnings ?? []).map((w) => `warning: ${w}\n`).join('');
+      if (backend === undefined) return `${keyValues(port)}${warn}`;
       const { counters, vhost, ...live } = backend;
       const device = vhost === undefined ? '' : `\nvhost-user device:\n${formatVhost(vhost as VhostUserStatus)}`;
-      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${device}`;
+      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${device}${warn}`;
     });
   });
   port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')

@@ -1,0 +1,67 @@
+// A port whose MTU is larger than its switch's inner MTU over the overlay.
+//
+// A switch with remote VTEPs (peers, or static MACs behind a VTEP) carries
+// its frames to them inside VXLAN: the inner frame must fit the uplink's MTU
+// minus 50 bytes (VXLAN over IPv4) or 70 (over IPv6). A guest whose interface
+// has a larger MTU sends frames the switch cannot encapsulate: they are
+// dropped (vxlan_too_big) and answered with ICMP too big when DF is set or
+// over IPv6, so TCP recovers after a round trip while anything else is lost.
+// Linux's vxlan device has the same limit. Reported as a warning when a
+// configuration is applied and in `vpcctl port show`; never refused (the
+// guest may use a smaller MTU than its interface's).
+
+import * as fs from 'node:fs';
+import { switchesOfPort, VXLAN_OVERHEAD, type PortSpec } from '../dataplane';
+import { isRemote, type Model, type PortObject } from './model';
+
+// The MTU of a kernel interface of vpcd's namespace (undefined: none such).
+export type InterfaceMtu = (ifname: string) => number | undefined;
+
+export function hostInterfaceMtu(ifname: string): number | undefined {
+  try {
+    const v = Number(fs.readFileSync(`/sys/class/net/${ifname}/mtu`, 'utf8').trim());
+    return Number.isInteger(v) && v > 0 ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// The switch's inner MTU over the overlay: the smallest over its remote
+// VTEPs' address families; undefined when it has no remote VTEP or there is
+// no uplink.
+export function overlayInnerMtu(model: Model, sw: string): { mtu: number; uplinkMtu: number } | undefined {
+  const up = model.uplinks[0];
+  if (up === undefined) return undefined;
+  const vteps = [
+    ...model.peers.filter((p) => p.spec.switch === sw).map((p) => p.spec.ip),
+    ...model.fdb.flatMap((f) => (isRemote(f.spec) && f.spec.switch === sw ? [f.spec.vtep] : [])),
+  ];
+  if (vteps.length === 0) return undefined;
+  const uplinkMtu = up.spec.mtu ?? 1500;
+  const overhead = vteps.some((ip) => ip.includes(':')) ? VXLAN_OVERHEAD.ipv6 : VXLAN_OVERHEAD.ipv4;
+  return { mtu: uplinkMtu - overhead, uplinkMtu };
+}
+
+// One warning per switch of the port whose inner MTU the port's MTU (or its
+// kernel interface's, when larger) exceeds.
+export function portOverlayMtuWarnings(model: Model, port: PortObject, ifMtu: InterfaceMtu = hostInterfaceMtu): string[] {
+  const spec = port.spec as PortSpec;
+  const own = spec.mtu ?? 1500;
+  const iface = spec.interface !== undefined ? ifMtu(spec.interface) : undefined;
+  const mtu = Math.max(own, iface ?? 0);
+  const why = iface !== undefined && iface > own ? `its interface ${spec.interface} has MTU ${iface}` : `its MTU is ${own}`;
+  const out: string[] = [];
+  for (const sw of switchesOfPort({ switch: spec.switch, untagged: spec.untagged, vlans: spec.vlans ?? [] })) {
+    const inner = overlayInnerMtu(model, sw);
+    if (inner === undefined || mtu <= inner.mtu) continue;
+    out.push(`port "${spec.name}": ${why}, above the inner MTU ${inner.mtu} of switch "${sw}" over the overlay ` +
+      `(uplink MTU ${inner.uplinkMtu} minus the VXLAN headers): frames to remote VTEPs larger than that are dropped ` +
+      `and answered with ICMP too big (DF or IPv6). Give the guest MTU ${inner.mtu}, or raise the uplink's MTU to ` +
+      `${mtu + (inner.uplinkMtu - inner.mtu)} (docs/configuration.md, uplinks: mtu)`);
+  }
+  return out;
+}
+
+export function overlayMtuWarnings(model: Model, ifMtu: InterfaceMtu = hostInterfaceMtu): string[] {
+  return model.ports.flatMap((p) => portOverlayMtuWarnings(model, p, ifMtu));
+}
