@@ -532,10 +532,6 @@ export class EvpnSync {
     const queued = this.dpQueue.get(k);
     const want = best?.vtep;
     if (want === (queued !== undefined ? queued.vtep : cur)) return;
-    if (want !== undefined && cur === undefined && queued === undefined && (this.installed.get(s.name)?.size ?? 0) >= s.macLimit) {
-      this.counters.limited++;
-      return;
-    }
     if (want !== undefined && cur !== undefined && cur !== want) this.counters.moves++;
     this.dpQueue.set(k, { switch: s.name, mac, vtep: want, receivedAt: best?.receivedAt });
   }
@@ -622,6 +618,11 @@ export class EvpnSync {
         inst.delete(op.mac);
         await this.o.dp.deleteStaticMac({ switch: op.switch, mac: op.mac }, { evpn: true });
       } else {
+        const limit = this.managedSwitch(op.switch)?.macLimit ?? Infinity;
+        if (cur === undefined && inst.size >= limit) {
+          this.counters.limited++; // the switch's macLimit bounds EVPN entries too
+          return;
+        }
         inst.set(op.mac, op.vtep);
         await this.o.dp.addRemoteMac({ switch: op.switch, mac: op.mac, vtep: op.vtep }, { evpn: true });
         if (cur !== undefined && cur !== op.vtep && op.receivedAt !== undefined) this.o.onMoveConverged?.('install', (this.now() - op.receivedAt) / 1000);
@@ -633,6 +634,11 @@ export class EvpnSync {
       this.counters.installErrors++;
       this.o.log.warn({ switch: op.switch, mac: op.mac, vtep: op.vtep ?? null, code, err: (err as Error).message }, 'EVPN: could not update the FDB');
     }
+  }
+
+  private managedSwitch(name: string): SwitchInfo | undefined {
+    for (const s of this.switchesByVni.values()) if (s.name === name) return s;
+    return undefined;
   }
 
   // True when nothing waits (tests, `bgp status`).
