@@ -221,12 +221,15 @@ describe('EVPN sync', () => {
         await settle();
         dp.events([movedHere(m, '198.18.0.12')]); // and it speaks here again
         await settle();
-        const ours = api.macAdds(m).at(-1)!.seq;
-        // Until it is a duplicate we outbid the other host by one; after, never.
-        assert.equal(ours, i < DUP_MOVES ? seq + 1 : seq, `round ${i}`);
-        seq = ours + 1;
+        const adds = api.macAdds(m);
+        // Until it is a duplicate we outbid the other host by one; then our
+        // route is withdrawn and no longer sent (RFC 7432 section 15.1).
+        if (i < DUP_MOVES) assert.equal(adds.at(-1)!.seq, seq + 1, `round ${i}`);
+        else assert.equal(adds.length, DUP_MOVES, `round ${i}: nothing more advertised`);
+        seq = adds.at(-1)!.seq + 1;
       }
       assert.equal(sync.stats().duplicates, 1);
+      assert.ok(api.withdraws().some((w) => w.type === 2 && w.mac === m), 'withdrawn');
     } finally {
       await sync.stop();
     }
@@ -259,6 +262,25 @@ describe('EVPN sync', () => {
       assert.equal(lim.sync.stats().limited, 2);
     } finally {
       await lim.sync.stop();
+    }
+  });
+
+  test('a route gobgpd refuses does not hold up the others', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      await settle();
+      const bad = '02:00:00:00:00:66';
+      const real = api.updateRoutes.bind(api);
+      api.updateRoutes = async (adds, withdraws) => {
+        if (adds.some((r) => r.type === 2 && r.mac === bad)) throw new Error('invalid MAC mobility sequence number');
+        return real(adds, withdraws);
+      };
+      dp.events([learned('02:00:00:00:00:65'), learned(bad), learned('02:00:00:00:00:67')]);
+      await settle();
+      assert.deepEqual(api.adds().filter((r) => r.type === 2).map((r) => (r as MacRoute).mac).sort(), ['02:00:00:00:00:65', '02:00:00:00:00:67']);
+      assert.equal(sync.stats().rejected, 1);
+    } finally {
+      await sync.stop();
     }
   });
 
