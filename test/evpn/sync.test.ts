@@ -284,6 +284,28 @@ describe('EVPN sync', () => {
     }
   });
 
+  test('taking over a running gobgpd: what it has is not sent again; relearned MACs keep their sequence numbers', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      await settle();
+      const imetOurs = api.adds().find((r) => r.type === 3)!;
+      const m1: MacRoute = { ...(remote('02:00:00:00:00:31', OUR_VTEP, 2).route as MacRoute), rd: autoRd('198.18.0.1', VNI) };
+      const gone: MacRoute = { ...m1, mac: '02:00:00:00:00:32', vni: 9999, rd: autoRd('198.18.0.1', 9999) };
+      const old = new FakeSpeaker();
+      old.listRoutes = async () => [imetOurs, m1, gone].map((route) => ({ route, withdraw: false, neighbor: '' }));
+      await sync.attach(old, { adopt: true });
+      await settle();
+      assert.deepEqual(old.adds(), [], 'nothing it has is sent again');
+      assert.deepEqual(old.withdraws().map((r) => (r as MacRoute).mac), ['02:00:00:00:00:32'], 'the route of a switch that is gone is withdrawn');
+      assert.ok(sync.routes().some((r) => r.type === 2 && r.mac === m1.mac && r.origin === 'local'), 'kept while the MAC is learned again');
+      dp.events([learned(m1.mac)]);
+      await settle();
+      assert.equal(old.macAdds(m1.mac).at(-1)!.seq, 2);
+    } finally {
+      await sync.stop();
+    }
+  });
+
   test('re-attaching (gobgpd restarted) sends everything again', async () => {
     const { dp, sync, settle } = await setup();
     try {

@@ -161,8 +161,12 @@ export class EvpnSync {
   async attach(api: BgpSpeakerApi, opts: { adopt?: boolean } = {}): Promise<void> {
     this.detach();
     this.api = api;
-    if (opts.adopt === true) await this.adoptAdvertised(api);
-    for (const [key, route] of this.advertised) this.outbox.set(key, { route, withdraw: false, queuedAt: this.now() });
+    // A gobgpd taken over still has our routes: only what differs is sent
+    // (each type-2 path costs gobgpd a scan of its table).
+    const has = opts.adopt === true ? await this.adoptAdvertised(api) : new Set<string>();
+    for (const [key, route] of this.advertised) {
+      if (!has.has(`${key}#${route.type === 2 ? route.seq : 0}`)) this.outbox.set(key, { route, withdraw: false, queuedAt: this.now() });
+    }
     this.watch(api);
   }
 
@@ -185,11 +189,14 @@ export class EvpnSync {
   // the new engine learns the MACs again (they keep their sequence numbers).
   // Those not learned again within ADOPT_GRACE_MS are withdrawn; routes of
   // switches that no longer exist at once.
-  private async adoptAdvertised(api: BgpSpeakerApi): Promise<void> {
+  // Returns the routes gobgpd has from us ("routeKey#seq").
+  private async adoptAdvertised(api: BgpSpeakerApi): Promise<Set<string>> {
     const ours = (await api.listRoutes()).filter((r) => r.neighbor === '' && !r.withdraw && r.route.nextHop === this.vtep);
     const gone: EvpnRoute[] = [];
+    const has = new Set<string>();
     for (const r of ours) {
       const key = routeKey(r.route);
+      has.add(`${key}#${r.route.type === 2 ? r.route.seq : 0}`);
       const sw = this.switchesByVni.get(r.route.vni);
       if (sw === undefined) {
         if (!this.advertised.has(key)) gone.push(r.route);
@@ -211,6 +218,7 @@ export class EvpnSync {
         this.adopted.clear();
       }, ADOPT_GRACE_MS).unref();
     }
+    return has;
   }
   // Routes the previous vpcd advertised whose MACs were not learned again yet.
   private readonly adopted = new Map<string, MacRoute>();
