@@ -33,6 +33,10 @@ class FakeDp extends EventEmitter {
   async fdb(): Promise<FdbEntry[]> {
     return this.fdbEntries;
   }
+  configuredPeers: string[] = [];
+  peers(): { switch: string; ip: string }[] {
+    return [...this.configuredPeers, ...this.peersAdded.filter((ip) => !this.peersDeleted.includes(ip))].map((ip) => ({ switch: 'tenant', ip }));
+  }
   async addPeer(p: { ip: string }): Promise<void> {
     this.peersAdded.push(p.ip);
   }
@@ -154,6 +158,13 @@ describe('EVPN sync', () => {
       await settle();
       assert.equal(dp.evpnMacs.has('02:00:00:00:00:03'), false);
       api.push!([imet('198.18.0.12', true), remote('02:00:00:00:00:02', '198.18.0.12', 0, true)]);
+      await settle();
+      assert.deepEqual(dp.peersDeleted, ['198.18.0.12']);
+      // A peer the configuration lists is left alone when its IMET route comes and goes.
+      dp.configuredPeers = ['198.18.0.14'];
+      api.push!([imet('198.18.0.14')]);
+      await settle();
+      api.push!([imet('198.18.0.14', true)]);
       await settle();
       assert.deepEqual(dp.peersDeleted, ['198.18.0.12']);
       assert.equal(dp.evpnMacs.size, 0);

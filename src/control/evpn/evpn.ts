@@ -30,7 +30,7 @@ import { ResolvedBgp } from './config';
 import type { BgpSpeakerApi } from './gobgp';
 import { autoRd, autoRouteTarget, EvpnRoute, ImetRoute, MacRoute, ReceivedRoute, routeKey, vniOf, vtepOf } from './routes';
 
-export type EvpnDataplane = Pick<Dataplane, 'switches' | 'uplink' | 'fdb' | 'addPeer' | 'deletePeer' | 'addRemoteMac' | 'deleteStaticMac' | 'updateSwitch' | 'on' | 'off'>;
+export type EvpnDataplane = Pick<Dataplane, 'switches' | 'uplink' | 'fdb' | 'peers' | 'addPeer' | 'deletePeer' | 'addRemoteMac' | 'deleteStaticMac' | 'updateSwitch' | 'on' | 'off'>;
 
 export const DUP_MOVES = 5; // RFC 7432 section 15.1: M = 5 moves ...
 export const DUP_WINDOW_MS = 180_000; // ... in N = 180 seconds
@@ -590,8 +590,10 @@ export class EvpnSync {
     const want = new Set(this.imets.get(s.vni)?.values() ?? []);
     const have = this.peers.get(s.name) ?? new Set<string>();
     this.peers.set(s.name, have);
+    const configured = new Set(want.size > 0 ? this.o.dp.peers(s.name).map((p) => p.ip) : []);
     for (const ip of want) {
       if (have.has(ip)) continue;
+      if (configured.has(ip)) continue; // a configured peer: the operator's, not ours to remove later
       have.add(ip);
       this.o.dp.addPeer({ switch: s.name, ip }).catch((err) => {
         have.delete(ip);
