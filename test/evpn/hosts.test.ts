@@ -105,9 +105,20 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     lab?.cleanup();
   });
 
-  const status = (h: Host): Promise<BgpStatusBody> => h.vpcd!.client.call<BgpStatusBody>('GET', '/v1/bgp');
-  const routes = (h: Host): Promise<RoutesBody> => h.vpcd!.client.call<RoutesBody>('GET', '/v1/bgp/routes?switch=tenant');
-  const fdb = (h: Host): Promise<FdbBody> => h.vpcd!.client.call<FdbBody>('GET', '/v1/switches/tenant/fdb');
+  // GETs are retried once on EPIPE: Node's keep-alive agent may reuse a
+  // connection vpcd is closing after its idle timeout (a race of the client,
+  // not of what is tested here).
+  const get = async <T>(h: Host, path: string): Promise<T> => {
+    try {
+      return await h.vpcd!.client.call<T>('GET', path);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EPIPE') throw err;
+      return h.vpcd!.client.call<T>('GET', path);
+    }
+  };
+  const status = (h: Host): Promise<BgpStatusBody> => get<BgpStatusBody>(h, '/v1/bgp');
+  const routes = (h: Host): Promise<RoutesBody> => get<RoutesBody>(h, '/v1/bgp/routes?switch=tenant');
+  const fdb = (h: Host): Promise<FdbBody> => get<FdbBody>(h, '/v1/switches/tenant/fdb');
   const established = async (h: Host): Promise<boolean> => (await status(h)).bgp?.neighbors.some((n) => n.state === 'established') === true;
   const ping = async (from: Guest, to: string): Promise<boolean> => (await lab.ping(from, to, 3)).ok;
 
