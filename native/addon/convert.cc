@@ -225,11 +225,13 @@ void Parse_addStaticMac(const ParseCtx& x) {
   x.c->sw = Id(x.env, x.o, "switchId");
   x.c->mac = MacField(x.env, Field(x.env, x.o, "mac"), "mac");
   x.c->port = Id(x.env, x.o, "portId");
+  x.c->evpn = x.o.Has("evpn") && x.o.Get("evpn").ToBoolean().Value();
 }
 
 void Parse_deleteStaticMac(const ParseCtx& x) {
   x.c->sw = Id(x.env, x.o, "switchId");
   x.c->mac = MacField(x.env, Field(x.env, x.o, "mac"), "mac");
+  x.c->evpn = x.o.Has("evpn") && x.o.Get("evpn").ToBoolean().Value();
 }
 
 void Parse_dumpFdb(const ParseCtx& x) { x.c->sw = Id(x.env, x.o, "switchId"); }
@@ -259,6 +261,7 @@ void Parse_addRemoteMac(const ParseCtx& x) {
   x.c->sw = Id(x.env, x.o, "switchId");
   x.c->mac = MacField(x.env, Field(x.env, x.o, "mac"), "mac");
   x.c->ip = IpField(x.env, x.o, "vtep", false);
+  x.c->evpn = x.o.Has("evpn") && x.o.Get("evpn").ToBoolean().Value();
 }
 
 void Parse_dumpNeighbors(const ParseCtx&) {}
@@ -382,6 +385,7 @@ Napi::Object FromResult(Napi::Env env, const Result& r) {
       x.Set("vlan", Napi::Number::New(env, e.vlan));
       x.Set("static", Napi::Boolean::New(env, e.is_static));
       x.Set("ageMs", Napi::Number::New(env, e.age_ms));
+      if (e.evpn) x.Set("evpn", Napi::Boolean::New(env, true));
       x.Set("vtep", e.remote ? Napi::String::New(env, ip_format(e.vtep)) : Napi::String::New(env, ""));
       a.Set(uint32_t(i), x);
     }

@@ -15,6 +15,8 @@
 //   GET    /v1/fdb[?switch=S]           static entries    POST /v1/fdb {switch, mac, port | vtep, uuid?}
 //   GET    /v1/fdb/:switch/:mac         DELETE /v1/fdb/:switch/:mac
 //   GET    /v1/stats
+//   GET    /v1/bgp                      the EVPN speaker: sessions, route counts ({bgp: null} without a bgp section)
+//   GET    /v1/bgp/routes[?switch=S]    EVPN routes: ours and received
 //   GET    /v1/state                    the running desired state (for backups)
 //   POST   /v1/apply                    {config: "<yaml>", dryRun?: bool}
 //   POST   /v1/reload                   re-read the --config file (as SIGHUP)
@@ -33,6 +35,8 @@ import { Controller, MutationResult } from './controller';
 import { ControlError, toControlError } from './errors';
 import type { DataplaneStats } from '../dataplane';
 import type { Logger } from './logging';
+import type { BgpStatus } from './evpn/service';
+import type { EvpnRouteView } from './evpn/evpn';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
 import { portOverlayMtuWarnings } from './overlay-mtu';
 
@@ -49,6 +53,7 @@ export interface ApiContext {
   socketPath: string;
   metricsAddress?: string;
   reload: () => Promise<unknown>;
+  bgp?: { status(): BgpStatus | undefined; routes(switchName?: string): EvpnRouteView[]; resync(): Promise<void> };
 }
 
 type Params = Record<string, string>;
@@ -186,7 +191,9 @@ function switchRoutes(ctx: ApiContext): Route[] {
       const s = c.requireSwitch(params.ref!);
       const port = body === undefined ? undefined : bodyObject(body).port;
       if (port !== undefined && typeof port !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'port: must be a string', { field: 'port' });
-      return [200, { switch: s.spec.name, removed: await c.dp.flushFdb(s.spec.name, port) }];
+      const removed = await c.dp.flushFdb(s.spec.name, port);
+      await ctx.bgp?.resync(); // EVPN withdraws the routes of the flushed MACs
+      return [200, { switch: s.spec.name, removed }];
     }),
   ];
 }
@@ -238,6 +245,12 @@ function uplinkRoutes(ctx: ApiContext): Route[] {
     route('DELETE', '/v1/uplinks/:ref', async ({ params }) => {
       const r = await c.deleteUplink(params.ref!);
       return [200, deletedBody(r, r.object.spec.name)];
+    }),
+    route('GET', '/v1/bgp', () => [200, { bgp: ctx.bgp?.status() ?? null }]),
+    route('GET', '/v1/bgp/routes', ({ query }) => {
+      const sw = query.get('switch') ?? undefined;
+      if (sw !== undefined) c.requireSwitch(sw);
+      return [200, { bgp: ctx.bgp?.status() !== undefined, routes: ctx.bgp?.routes(sw) ?? [] }];
     }),
     route('GET', '/v1/neighbors', async () => [200, { uplink: c.current.uplinks[0]?.spec.name ?? null, neighbors: await neighbors(ctx) }]),
   ];

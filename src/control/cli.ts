@@ -11,6 +11,7 @@
 import { Command, CommanderError } from 'commander';
 import { ApiError, Client, UnreachableError } from './client';
 import { registerApply } from './cli/apply';
+import { registerBgp } from './cli/bgp';
 import { CliContext, CliError, CliIO, EXIT, exitCodeForStatus, Registrar } from './cli/context';
 import { registerFdb } from './cli/fdb';
 import { registerPeer } from './cli/peer';
@@ -38,6 +39,7 @@ const REGISTRARS: readonly Registrar[] = [
   registerPeer,
   registerStats,
   registerApply, // apply, state
+  registerBgp,
 ];
 
 const defaultIO: CliIO = {

@@ -92,7 +92,7 @@ class Bridge {
   void uplink_opened(PortId pid);
   void leave(PortId pid);
   Result add_static(SwitchId s, PortId port, Mac mac);
-  Result delete_static(SwitchId s, Mac mac);
+  Result delete_static(SwitchId s, Mac mac, bool evpn = false);  // evpn: only an entry of kind evpn
   Result dump_fdb(SwitchId s) const;
   Result flush_fdb(SwitchId s, PortId port);
   // Peers and remote MACs (for the overlay's commands, which own the VTEPs).
@@ -100,7 +100,7 @@ class Bridge {
   Result add_peer(SwitchId s, uint32_t vt);
   // False when vt is not a peer of s.
   bool delete_peer(SwitchId s, uint32_t vt);
-  Result add_remote_mac(SwitchId s, Mac mac, uint32_t vt);
+  Result add_remote_mac(SwitchId s, Mac mac, uint32_t vt, bool evpn = false);
   bool any_peers() const;
   // The uplink goes: learned remote entries go with it.
   void forget_learned_remote();
@@ -125,12 +125,14 @@ class Bridge {
   bool learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId m, Mac src, Drop* why);
   bool evict_for(SwitchState& sw, SwitchId s, const LearnSource& ls);
   Event mac_event(EventType t, SwitchId sw, const Member& m, Mac mac) const;
+  Event moved_event(const Member& now, const Member& old, Mac mac) const;
+  void learn_over_evpn(SwitchState& sw, FdbEntry& e, LearnSource& ls, MemberId mid);
   void remove_entry_effects(SwitchState& sw, const FdbEntry& e);
   void age_switch(SwitchId s, SwitchState& sw);
   // commands.cc
   SwitchId switch_by_vni_slow(uint32_t vni);
   MemberId remote_member_slow(SwitchId s, uint32_t vt, bool create);
-  Result insert_static(SwitchState& sw, Mac mac, MemberId mid);
+  Result insert_static(SwitchState& sw, Mac mac, MemberId mid, uint16_t flags = kFdbStatic);
   MemberId member_of(PortId p, SwitchId s) const;
 
   Core& core_;

@@ -262,20 +262,22 @@ Result Bridge::add_static(SwitchId s, PortId port, Mac mac) {
 // Static entries never age and learning never overwrites them. They count in
 // the table but are accepted beyond macLimit: the limit guards against
 // learning floods, not against the operator.
-Result Bridge::insert_static(SwitchState& sw, Mac mac, MemberId mid) {
+// `flags` is kFdbStatic, or kFdbStatic | kFdbEvpn for an entry of the EVPN
+// control plane: it replaces a learned or EVPN entry (the MAC moved), never
+// a configured static one, and a configured static entry replaces it.
+Result Bridge::insert_static(SwitchState& sw, Mac mac, MemberId mid, uint16_t flags) {
   FdbEntry* e = sw.fdb.find(mac);
   if (e) {
-    if (e->flags & kFdbStatic) {
-      if (e->member == mid) return {};  // same entry: idempotent
+    if (e->member == mid && e->flags == flags) return {};  // same entry: idempotent
+    if ((e->flags & kFdbStatic) && !(e->flags & kFdbEvpn))
       return Result::error(Status::kAlreadyExists, "mac: " + mac_str(mac) + " is already a static entry elsewhere");
-    }
-    // A learned entry is replaced by the static one.
+    // A learned (or EVPN) entry is replaced.
     remove_entry_effects(sw, *e);
     e->member = mid;
-    e->flags = kFdbStatic;
+    e->flags = flags;
     e->last_seen_ms = core_.now_ms();
   } else {
-    auto ins = sw.fdb.insert(mac, mid, kFdbStatic, core_.now_ms());
+    auto ins = sw.fdb.insert(mac, mid, flags, core_.now_ms());
     if (!ins.entry) return Result::error(Status::kLimitExceeded, "fdb: out of memory growing the table");
   }
   sw.static_entries++;
@@ -286,12 +288,12 @@ Result Bridge::insert_static(SwitchState& sw, Mac mac, MemberId mid) {
   return {};
 }
 
-Result Bridge::delete_static(SwitchId s, Mac mac) {
+Result Bridge::delete_static(SwitchId s, Mac mac, bool evpn) {
   if (!switch_ok(switches_, s)) return Result::error(Status::kNotFound, "switch: no such switch");
   SwitchState& sw = switches_[s];
   FdbEntry* e = sw.fdb.find(mac);
-  if (!e || !(e->flags & kFdbStatic))
-    return Result::error(Status::kNotFound, "mac: " + mac_str(mac) + " has no static entry in this switch");
+  if (!e || !(e->flags & kFdbStatic) || bool(e->flags & kFdbEvpn) != evpn)
+    return Result::error(Status::kNotFound, "mac: " + mac_str(mac) + " has no " + (evpn ? "EVPN" : "static") + " entry in this switch");
   remove_entry_effects(sw, *e);
   sw.fdb.erase(mac);
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
@@ -312,6 +314,7 @@ Result Bridge::dump_fdb(SwitchId s) const {
     d.port = m.port;
     d.vlan = m.vlan;
     d.is_static = st;
+    d.evpn = e.flags & kFdbEvpn;
     d.age_ms = st ? 0u : uint32_t(now_ms - e.last_seen_ms);
     if (m.remote()) {
       d.remote = true;
@@ -421,10 +424,10 @@ bool Bridge::delete_peer(SwitchId s, uint32_t vt) {
   return true;
 }
 
-Result Bridge::add_remote_mac(SwitchId s, Mac mac, uint32_t vt) {
+Result Bridge::add_remote_mac(SwitchId s, Mac mac, uint32_t vt, bool evpn) {
   MemberId mid = remote_member(s, vt, true);
   if (mid == kNoMember) return Result::error(Status::kLimitExceeded, "peers: too many switch memberships");
-  return insert_static(switches_[s], mac, mid);
+  return insert_static(switches_[s], mac, mid, evpn ? kFdbStatic | kFdbEvpn : kFdbStatic);
 }
 
 bool Bridge::any_peers() const {

@@ -47,7 +47,7 @@ Result Engine::do_delete_switch(Command& c) {
 }
 Result Engine::do_add_static(Command& c) { return bridge_.add_static(c.sw, c.port, c.mac); }
 Result Engine::do_delete_static(Command& c) {
-  Result r = bridge_.delete_static(c.sw, c.mac);
+  Result r = bridge_.delete_static(c.sw, c.mac, c.evpn);
   if (r.ok()) overlay_.release_unreferenced_peers();
   return r;
 }
@@ -57,7 +57,7 @@ Result Engine::do_create_uplink(Command& c) { return overlay_.create_uplink(c); 
 Result Engine::do_delete_uplink(Command&) { return overlay_.delete_uplink(); }
 Result Engine::do_add_peer(Command& c) { return overlay_.add_peer(c.sw, c.ip); }
 Result Engine::do_delete_peer(Command& c) { return overlay_.delete_peer(c.sw, c.ip); }
-Result Engine::do_add_remote_mac(Command& c) { return overlay_.add_remote_mac(c.sw, c.mac, c.ip); }
+Result Engine::do_add_remote_mac(Command& c) { return overlay_.add_remote_mac(c.sw, c.mac, c.ip, c.evpn); }
 Result Engine::do_dump_neighbors(Command&) { return overlay_.dump_neighbors(); }
 Result Engine::do_barrier(Command&) { return {}; }
 

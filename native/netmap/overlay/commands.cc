@@ -146,14 +146,14 @@ void Overlay::release_unreferenced_peers() {
   }
 }
 
-Result Overlay::add_remote_mac(SwitchId s, Mac mac, const IpAddr& ip) {
+Result Overlay::add_remote_mac(SwitchId s, Mac mac, const IpAddr& ip, bool evpn) {
   if (!bridge_.switch_exists(s)) return Result::error(Status::kNotFound, "switch: no such switch");
   if (mac_is_multicast(mac) || mac == 0)
     return Result::error(Status::kInvalidArgument, "mac: a static entry needs a unicast address");
   if (const char* why = peer_ip_refused(ip)) return Result::error(Status::kInvalidArgument, std::string("vtep: ") + why);
   uint32_t vt = peer_get(ip);
   if (vt == kNoPeer) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
-  Result r = bridge_.add_remote_mac(s, mac, vt);
+  Result r = bridge_.add_remote_mac(s, mac, vt, evpn);
   if (r.ok()) peer_configure(peers_[vt]);
   return r;
 }

@@ -69,7 +69,7 @@ class Overlay {
   Result delete_uplink();
   Result add_peer(SwitchId s, const IpAddr& ip);
   Result delete_peer(SwitchId s, const IpAddr& ip);
-  Result add_remote_mac(SwitchId s, Mac mac, const IpAddr& ip);
+  Result add_remote_mac(SwitchId s, Mac mac, const IpAddr& ip, bool evpn = false);  // evpn: the kind kFdbEvpn
   Result dump_neighbors() const;
   // Frees every VTEP the bridge no longer refers to.
   void release_unreferenced_peers();
