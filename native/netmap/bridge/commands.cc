@@ -37,6 +37,10 @@ void Engine::apply(Command& c) {
     case CmdOp::kAddRemoteMac: r = do_add_remote_mac(c); break;
     case CmdOp::kDumpNeighbors: r = do_dump_neighbors(c); break;
     case CmdOp::kBarrier: break;
+    case CmdOp::kStartCapture:
+    case CmdOp::kStopCapture:
+    case CmdOp::kStartTrace:
+    case CmdOp::kStopTrace: r = do_observe(c); break;
   }
   if (c.done) c.done(std::move(r));
 }

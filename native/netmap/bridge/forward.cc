@@ -12,19 +12,11 @@
 // a port sees one tx_burst per iteration, not one per frame.
 #include "core/engine.h"
 #include "bridge/classify.h"
+#include "bridge/dest.h"
 #include "bridge/learn.h"
 
 namespace vpc {
 
-namespace {
-// Destinations above every member id.
-constexpr uint16_t kDestDrop = 0xFFFF;
-constexpr uint16_t kDestFloodBcast = 0xFFFE;
-constexpr uint16_t kDestFloodMcast = 0xFFFD;
-constexpr uint16_t kDestFloodUnknown = 0xFFFC;
-constexpr uint16_t kDestFirstSpecial = 0xFFFC;
-static_assert(kMaxMembers <= kDestFirstSpecial, "member ids stay below the special destinations");
-}  // namespace
 
 // Frames ahead whose header is prefetched in pass 0, and whose FDB slots are
 // prefetched in pass 1. Short distances on purpose: a core keeps only a dozen
@@ -39,6 +31,7 @@ void Engine::drop_frame_count(Drop why, PortCounterBlock* port, SwitchState* sw)
 
 void Engine::drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw) {
   drop_frame_count(why, port, sw);
+  if (observe_ & kObserveTrace) [[unlikely]] trace_drop(p.buf, why);
   cache_->free(p.buf);
 }
 
@@ -117,6 +110,7 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
     Drop why;
     if (!classify(in, pool.data(p.buf), p, &inm[i], &why, meta)) [[unlikely]] {
       in.counters->drop_rx(why);
+      if (observe_ & kObserveTrace) [[unlikely]] trace_drop(p.buf, why);
       dest[i] = kDestDrop;
       continue;
     }
@@ -149,6 +143,7 @@ void Engine::switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* 
     if (src[j] != cached_src) fdb.prefetch(src[j]);
   };
   for (uint16_t j = 0; j < n && j < kFdbPrefetch; ++j) prefetch_fdb(j);
+  if (observe_ & kObserveTrace) [[unlikely]] trace_pre_switch(pkts, n, inm, src, dest);
   SwitchId run_sw = kNoId;
   uint64_t run_len = 0;
   for (uint16_t i = 0; i < n; ++i) {
@@ -170,6 +165,7 @@ void Engine::switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* 
         !learn(ls, mem.remote() ? nullptr : &ports_[mem.port].cfg.locked_macs, m, src[i], &why)) [[unlikely]] {
       in_ctr->drop_rx(why);
       sw.counters->drop(why);
+      if (observe_ & kObserveTrace) [[unlikely]] trace_drop(pkts[i].buf, why);
       dest[i] = kDestDrop;
       continue;
     }
@@ -183,17 +179,20 @@ void Engine::switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* 
     } else if (e->member == m) [[unlikely]] {
       in_ctr->drop_rx(Drop::same_port);
       sw.counters->drop(Drop::same_port);
+      if (observe_ & kObserveTrace) [[unlikely]] trace_drop(pkts[i].buf, Drop::same_port);
       dest[i] = kDestDrop;
     } else if (mem.remote() && members[e->member].remote()) [[unlikely]] {
       // Split horizon: what came from one VTEP never goes on to another.
       in_ctr->drop_rx(Drop::remote_to_remote);
       sw.counters->drop(Drop::remote_to_remote);
+      if (observe_ & kObserveTrace) [[unlikely]] trace_drop(pkts[i].buf, Drop::remote_to_remote);
       dest[i] = kDestDrop;
     } else {
       dest[i] = e->member;
     }
   }
   if (run_len) switches[run_sw].counters->add(SwitchCounter::rx_packets, run_len);
+  if (observe_ & kObserveTrace) [[unlikely]] trace_post_switch(pkts, n, inm, src, dst, dest);
 
   // Pass 2: deliver.
   for (uint16_t i = 0; i < n; ++i) {

@@ -127,7 +127,14 @@ enum class CmdOp : uint8_t {
   kAddRemoteMac,    // sw + mac + ip: static MAC -> VTEP entry
   kDumpNeighbors,
   kBarrier,  // does nothing; resolves once every earlier command is live
+  kStartCapture,  // capture: attach it (Result::id names it)
+  kStopCapture,   // port: the capture's id
+  kStartTrace,    // trace: replaces the running trace
+  kStopTrace,
 };
+
+struct CaptureSession;
+class TraceSession;
 
 struct Command {
   CmdOp op = CmdOp::kBarrier;
@@ -141,6 +148,8 @@ struct Command {
   SwitchId untagged = kNoId;         // CreatePort: switch for untagged frames
   std::vector<VlanMapping> vlans;    // CreatePort: trunk mappings
   std::unique_ptr<Port> new_port;    // CreatePort: opened outside the engine thread
+  std::shared_ptr<CaptureSession> capture;  // StartCapture
+  std::shared_ptr<TraceSession> trace;      // StartTrace
   std::function<void(Result&&)> done;  // called exactly once, on the engine thread
                                        // (or on the caller's thread when the engine is stopped)
 };

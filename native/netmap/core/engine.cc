@@ -71,6 +71,7 @@ Engine::Engine(const EngineOptions& o)
   waker_.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (waker_.fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   epoch_ns_ = mono_ns();
+  obs_ = std::make_unique<Observers>();
   rebuild_poll_set();
 }
 
@@ -189,12 +190,14 @@ uint32_t Engine::iterate(uint64_t now_ns) {
     PortId pid = active_ports_[k];
     uint16_t n = ports_[pid].port->rx_burst(rx_, burst);
     if (n) {
+      if (observe_) [[unlikely]] observe_rx(pid, rx_, n);
       process(pid, rx_, n);
       work += n;
       ++batches;
     }
   }
   flush_tx();
+  if (observe_ & kObserveTrace) [[unlikely]] observe_end();
   if (int32_t(now_ms_ - next_housekeeping_ms_) >= 0) housekeeping();
   notify_if_needed();
   ec.add(EngineCounter::iterations, 1);
@@ -342,6 +345,7 @@ void Engine::flush_port(PortId p) {
   PortCounterBlock& pc = *ps.counters;
   uint16_t sent = 0;
   if (ps.up) {
+    if (observe_) [[unlikely]] observe_tx(p, ps.txq, n);
     sent = ps.port->tx_burst(ps.txq, n);
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < sent; ++i) bytes += ps.txq[i].len;

@@ -27,6 +27,7 @@
 #include "core/buffer_pool.h"
 #include "core/command.h"
 #include "core/counters.h"
+#include "core/observe.h"
 #include "core/spsc_ring.h"
 #include "core/state.h"
 #include "ports/pipe.h"
@@ -142,6 +143,18 @@ class Engine {
   Result do_delete_peer(Command& c);
   Result do_add_remote_mac(Command& c);
   Result do_dump_neighbors(Command& c);
+  // Capture and trace (core/observe.cc).
+  Result do_observe(Command& c);
+  void observe_rx(PortId pid, Pkt* pkts, uint16_t n);
+  void observe_tx(PortId pid, const Pkt* pkts, uint16_t n);
+  void observe_end();
+  void observe_update();
+  bool capture_matches(const CaptureFilter& f, PortId pid, const uint8_t* frame, uint32_t len) const;
+  void capture_batch(PortId pid, const Pkt* pkts, uint16_t n, uint8_t dir);
+  [[gnu::noinline]] void trace_drop(uint32_t buf, Drop why);
+  void trace_pre_switch(const Pkt* pkts, uint16_t n, const MemberId* inm, const Mac* src, const uint16_t* dest);
+  void trace_post_switch(const Pkt* pkts, uint16_t n, const MemberId* inm, const Mac* src, const Mac* dst,
+                         const uint16_t* dest);
   Result check_uplink_config(const UplinkConfig& u) const;
   Result insert_static(SwitchState& sw, Mac mac, MemberId mid);
   void release_port_slot(PortId pid);
@@ -271,6 +284,10 @@ class Engine {
   std::thread thread_;
 
   Pkt rx_[kMaxBurst];
+  // Capture and trace: bits kObserveCapture/kObserveTrace, tested once per
+  // burst (zero while neither runs); their state in obs_.
+  uint8_t observe_ = 0;
+  std::unique_ptr<Observers> obs_;
   uint64_t epoch_ns_ = 0;
   uint32_t now_ms_ = 0;
   uint32_t next_housekeeping_ms_ = 0;

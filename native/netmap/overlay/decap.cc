@@ -58,6 +58,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
     bytes += p.len;
     auto drop = [&](Drop why) {
       pc->drop_rx(why);
+      if (observe_ & kObserveTrace) [[unlikely]] trace_drop(p.buf, why);
       cache_->free(p.buf);
     };
     auto to_host = [&]() {
