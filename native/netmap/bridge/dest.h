@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "core/state.h"
+#include "bridge/state.h"
 
 namespace vpc {
 
