@@ -472,6 +472,31 @@ test('capture on the uplink shows the outer headers (VXLAN, VNI), and a switch c
       assert.ok(dirs.includes('in') && dirs.includes('out'), JSON.stringify(dirs));
       // The switch capture of VNI 200 saw none of VNI 100's traffic.
       assert.deepEqual(s2.frames, [], 'switch s200 carried nothing');
+
+      // A trace on the uplink shows decapsulation; one on the local port, encapsulation.
+      type Tr = { records: { port: string; lines: { stage: string; text: string }[] }[] };
+      const traceOf = async (port: string): Promise<Tr> => {
+        await h.a.call('startTrace', { count: 2, port });
+        const p2 = await ping(lab, h.gA[0]!, h.gB[0]!.ip, 3);
+        assert.equal(p2.received, 3, p2.out);
+        const tr = await eventually(async () => {
+          const x = await h.a.call<Tr>('trace');
+          if (x.records.length < 2) throw new Error(`${x.records.length} records`);
+          return x;
+        }, 5000);
+        await h.a.call('stopTrace');
+        return tr;
+      };
+      const fromUp = await traceOf('up');
+      t.diagnostic(JSON.stringify(fromUp));
+      const dec = fromUp.records.flatMap((r) => r.lines).filter((l) => l.stage === 'decap');
+      assert.ok(dec.length >= 1, JSON.stringify(fromUp));
+      assert.match(dec[0]!.text, new RegExp(`^vni 100 from vtep ${h.bIp.replace(/\./g, '\\.')}, switch s100`));
+      const fromPort = await traceOf('p100');
+      const enc = fromPort.records.flatMap((r) => r.lines).filter((l) => l.stage === 'encap');
+      assert.ok(enc.length >= 1, JSON.stringify(fromPort));
+      assert.match(enc[0]!.text, /^vxlan vni 100 to vtep 198\.18\.0\.2 via the uplink port up$/);
+      assert.ok(fromPort.records.some((r) => r.lines.some((l) => l.stage === 'tx' && /^port up, /.test(l.text))), JSON.stringify(fromPort));
     } finally {
       await h.a.close();
       tmp.remove();

@@ -131,6 +131,7 @@ void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
   const Member* members = members_.data();
   SwitchState* switches = switches_.data();
   const Mac cached_src = port_ls ? port_ls->cache_src : ~0ull;
+  const bool tracing = core_.observer().tracing();  // capture and trace (core/observe.h)
 
   // Pass 1: learn the source, look up the destination.
   auto prefetch_fdb = [&](uint16_t j) {
@@ -140,7 +141,7 @@ void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
     if (src[j] != cached_src) fdb.prefetch(src[j]);
   };
   for (uint16_t j = 0; j < n && j < kFdbPrefetch; ++j) prefetch_fdb(j);
-  if (core_.observer().tracing()) [[unlikely]] trace_before(b);
+  if (tracing) [[unlikely]] trace_before(b);
   SwitchId run_sw = kNoId;
   uint64_t run_len = 0;
   for (uint16_t i = 0; i < n; ++i) {
@@ -162,7 +163,7 @@ void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
         !learn(ls, mem.remote() ? nullptr : &core_.port(mem.port).cfg.locked_macs, m, src[i], &why)) [[unlikely]] {
       in_ctr->drop_rx(why);
       sw.counters->drop(why);
-      if (core_.observer().tracing()) [[unlikely]] core_.observer().drop(pkts[i].buf, why);
+      if (tracing) [[unlikely]] core_.observer().drop(pkts[i].buf, why);
       dest[i] = kDestDrop;
       continue;
     }
@@ -176,20 +177,20 @@ void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
     } else if (e->member == m) [[unlikely]] {
       in_ctr->drop_rx(Drop::same_port);
       sw.counters->drop(Drop::same_port);
-      if (core_.observer().tracing()) [[unlikely]] core_.observer().drop(pkts[i].buf, Drop::same_port);
+      if (tracing) [[unlikely]] core_.observer().drop(pkts[i].buf, Drop::same_port);
       dest[i] = kDestDrop;
     } else if (mem.remote() && members[e->member].remote()) [[unlikely]] {
       // Split horizon: what came from one VTEP never goes on to another.
       in_ctr->drop_rx(Drop::remote_to_remote);
       sw.counters->drop(Drop::remote_to_remote);
-      if (core_.observer().tracing()) [[unlikely]] core_.observer().drop(pkts[i].buf, Drop::remote_to_remote);
+      if (tracing) [[unlikely]] core_.observer().drop(pkts[i].buf, Drop::remote_to_remote);
       dest[i] = kDestDrop;
     } else {
       dest[i] = e->member;
     }
   }
   if (run_len) switches[run_sw].counters->add(SwitchCounter::rx_packets, run_len);
-  if (core_.observer().tracing()) [[unlikely]] trace_after(b);
+  if (tracing) [[unlikely]] trace_after(b);
 
   // Pass 2: deliver.
   for (uint16_t i = 0; i < n; ++i) {
