@@ -65,6 +65,31 @@ static uint32_t OptionalId(Napi::Env env, const Napi::Object& o, const char* nam
   return uint32_t(v);
 }
 
+std::shared_ptr<CaptureSession> ToCaptureSession(Napi::Env env, const Napi::Object& o) {
+  CaptureFilter f;
+  f.port = OptionalId(env, o, "portId");
+  f.sw = OptionalId(env, o, "switchId");
+  const uint32_t dir = U32(env, o, "direction");
+  if (dir < kCaptureIn || dir > kCaptureBoth) ThrowCoded(env, "INVALID_ARGUMENT", "direction: must be 1 (in), 2 (out) or 3 (both)");
+  f.dirs = uint8_t(dir);
+  const uint32_t snaplen = U32(env, o, "snaplen"), slots = U32(env, o, "slots");
+  try {
+    return std::make_shared<CaptureSession>(f, slots, snaplen);
+  } catch (const std::invalid_argument& e) {
+    ThrowCoded(env, "INVALID_ARGUMENT", e.what());
+  }
+}
+
+std::shared_ptr<TraceSession> ToTraceSession(Napi::Env env, const Napi::Object& o) {
+  const uint32_t count = U32(env, o, "count");
+  const PortId port = OptionalId(env, o, "portId");
+  try {
+    return std::make_shared<TraceSession>(count, port);
+  } catch (const std::invalid_argument& e) {
+    ThrowCoded(env, "INVALID_ARGUMENT", e.what());
+  }
+}
+
 // An IP address field; with `optional`, an absent field or '' gives zero.
 static IpAddr IpField(Napi::Env env, const Napi::Object& o, const char* name, bool optional) {
   IpAddr a;
@@ -266,6 +291,16 @@ void Parse_addRemoteMac(const ParseCtx& x) {
 
 void Parse_dumpNeighbors(const ParseCtx&) {}
 void Parse_barrier(const ParseCtx&) {}
+
+// Capture and trace carry a ring the addon itself creates
+// (native/addon/observe_wrap.cc): JavaScript cannot send them as commands.
+void ParseObserve(const ParseCtx& x, const char* op) {
+  ThrowCoded(x.env, "INVALID_ARGUMENT", std::string("op: '") + op + "' is started through startCapture()/startTrace(), not command()");
+}
+void Parse_startCapture(const ParseCtx& x) { ParseObserve(x, "startCapture"); }
+void Parse_stopCapture(const ParseCtx& x) { ParseObserve(x, "stopCapture"); }
+void Parse_startTrace(const ParseCtx& x) { ParseObserve(x, "startTrace"); }
+void Parse_stopTrace(const ParseCtx& x) { ParseObserve(x, "stopTrace"); }
 
 struct OpParser {
   const char* name;

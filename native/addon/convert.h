@@ -37,6 +37,11 @@ Napi::Object BackendCounters(Napi::Env env, const PortStatus& st);
 void AddVhostStatus(Napi::Env env, Napi::Object& out, const PortStatus& st);
 Napi::Array VhostQueueStats(Napi::Env env, const PortStatus& st);
 
+// captureStart({portId, switchId (-1: none), direction: 1 in | 2 out | 3 both,
+// snaplen, slots}) and traceStart({count, portId (-1: any)}).
+std::shared_ptr<CaptureSession> ToCaptureSession(Napi::Env env, const Napi::Object& o);
+std::shared_ptr<TraceSession> ToTraceSession(Napi::Env env, const Napi::Object& o);
+
 Napi::Object FromResult(Napi::Env env, const Result& r);
 Napi::Object FromEvent(Napi::Env env, const Event& ev);
 Napi::String MacString(Napi::Env env, Mac m);

@@ -33,6 +33,12 @@ Napi::Function EngineWrap::Init(Napi::Env env) {
                          InstanceMethod<&EngineWrap::PipeSetLink>("pipeSetLink"),
                          InstanceMethod<&EngineWrap::Info>("info"),
                          InstanceMethod<&EngineWrap::PortStatusOf>("portStatus"),
+                         InstanceMethod<&EngineWrap::CaptureStart>("captureStart"),
+                         InstanceMethod<&EngineWrap::CaptureRead>("captureRead"),
+                         InstanceMethod<&EngineWrap::CaptureStop>("captureStop"),
+                         InstanceMethod<&EngineWrap::TraceStart>("traceStart"),
+                         InstanceMethod<&EngineWrap::TraceRead>("traceRead"),
+                         InstanceMethod<&EngineWrap::TraceStop>("traceStop"),
                      });
 }
 
@@ -103,6 +109,9 @@ void EngineWrap::Shutdown(Napi::Env env) {
   pending_status_.clear();
   port_status_.clear();
   pending_delete_port_.clear();
+  pending_captures_.clear();
+  captures_.clear();
+  trace_.reset();
   peers_.clear();
   hub_->wrap = nullptr;
   tsfn_.Release();
@@ -135,6 +144,10 @@ Napi::Value EngineWrap::Command(const Napi::CallbackInfo& info) {
     }
   }
   if (cmd->op == CmdOp::kDeletePort) pending_delete_port_[id] = cmd->port;
+  return Submit(env, std::move(cmd), id);
+}
+
+Napi::Promise EngineWrap::Submit(Napi::Env env, std::unique_ptr<vpc::Command> cmd, uint32_t id) {
   pending_ops_[id] = cmd->op;
   Hub* hub = hub_;
   Tsfn* t = &tsfn_;
@@ -169,6 +182,10 @@ void EngineWrap::SettleCompletions(Napi::Env env) {
     CmdOp op = pending_ops_[id];
     pending_ops_.erase(id);
     if (op == CmdOp::kCreateUplink && r.ok()) uplink_port_ = r.id;
+    if (op == CmdOp::kStartCapture) {
+      if (r.ok()) captures_[r.id] = pending_captures_[id];
+      pending_captures_.erase(id);
+    }
     if (op == CmdOp::kDeleteUplink && r.ok()) {
       peers_.erase(uplink_port_);
       port_status_.erase(uplink_port_);

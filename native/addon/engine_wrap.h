@@ -51,6 +51,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value PipeSetLink(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value PortStatusOf(const Napi::CallbackInfo& info);
+  // Capture and trace (observe_wrap.cc).
+  Napi::Value CaptureStart(const Napi::CallbackInfo& info);
+  Napi::Value CaptureRead(const Napi::CallbackInfo& info);
+  Napi::Value CaptureStop(const Napi::CallbackInfo& info);
+  Napi::Value TraceStart(const Napi::CallbackInfo& info);
+  Napi::Value TraceRead(const Napi::CallbackInfo& info);
+  Napi::Value TraceStop(const Napi::CallbackInfo& info);
+  // Submits a command whose result settles the returned Promise.
+  Napi::Promise Submit(Napi::Env env, std::unique_ptr<vpc::Command> cmd, uint32_t id);
   // Opens a kernel-facing port (kind != 'pipe') for a createPort command;
   // throws a coded JS error (with `stage: 'open'`) when it cannot.
   std::unique_ptr<Port> OpenKernelPort(Napi::Env env, const Napi::Object& o, std::shared_ptr<PortStatus>* status);
@@ -74,6 +83,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::unordered_map<uint32_t, std::shared_ptr<PortStatus>> port_status_;     // by port id
   std::unordered_map<uint32_t, CmdOp> pending_ops_;
   std::unordered_map<uint32_t, uint32_t> pending_delete_port_;  // cmd -> port id
+  std::unordered_map<uint32_t, std::shared_ptr<CaptureSession>> pending_captures_;  // by command
+  std::unordered_map<uint32_t, std::shared_ptr<CaptureSession>> captures_;          // by capture id
+  std::shared_ptr<TraceSession> trace_;  // the last trace started (readable after it stops)
   std::vector<Event> event_buf_;
   uint32_t uplink_port_ = kNoId;
 };

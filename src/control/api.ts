@@ -17,6 +17,9 @@
 //   GET    /v1/stats
 //   GET    /v1/bgp                      the EVPN speaker: sessions, route counts ({bgp: null} without a bgp section)
 //   GET    /v1/bgp/routes[?switch=S]    EVPN routes: ours and received
+//   GET    /v1/capture?port=P|switch=S&...   a pcap (or NDJSON) stream (observe-api.ts)
+//   POST   /v1/trace {count, port?}     trace the next `count` frames (replaces a running trace)
+//   GET    /v1/trace                    the trace's records so far    DELETE /v1/trace: stop
 //   GET    /v1/state                    the running desired state (for backups)
 //   POST   /v1/apply                    {config: "<yaml>", dryRun?: bool}
 //   POST   /v1/reload                   re-read the --config file (as SIGHUP)
@@ -37,6 +40,8 @@ import type { DataplaneStats } from '../dataplane';
 import type { Logger } from './logging';
 import type { BgpStatus } from './evpn/service';
 import type { EvpnRouteView } from './evpn/evpn';
+import { serveCapture } from './observe-api';
+import type { TraceSpec } from '../dataplane';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
 import { portOverlayMtuWarnings } from './overlay-mtu';
 
@@ -123,6 +128,7 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     ...uplinkRoutes(ctx),
     ...peerRoutes(ctx),
     ...fdbRoutes(ctx),
+    ...traceRoutes(ctx),
     ...stateRoutes(ctx),
     ...(ctx.testHooks ? testHookRoutes(ctx) : []),
   ];
@@ -319,6 +325,23 @@ function stateRoutes(ctx: ApiContext): Route[] {
   ];
 }
 
+// Packet trace (capture streams: observe-api.ts).
+function traceRoutes(ctx: ApiContext): Route[] {
+  const c = ctx.controller;
+  return [
+    route('POST', '/v1/trace', async ({ body }) => {
+      const spec = bodyObject(body) as unknown as TraceSpec;
+      await c.dp.startTrace(spec);
+      return [200, { started: spec }];
+    }),
+    route('GET', '/v1/trace', () => [200, c.dp.trace() ?? { count: 0, records: [] }]),
+    route('DELETE', '/v1/trace', async () => {
+      await c.dp.stopTrace();
+      return [200, { stopped: true }];
+    }),
+  ];
+}
+
 // --test-hooks only: play the far end of a pipe port (or pipe uplink).
 function testHookRoutes(ctx: ApiContext): Route[] {
   const c = ctx.controller;
@@ -398,6 +421,11 @@ export function createApiServer(ctx: ApiContext): http.Server {
             } catch (err) {
               throw new ControlError('ERR_BAD_REQUEST', `the request body is not valid JSON: ${(err as Error).message}`);
             }
+          }
+          if (pathName === '/v1/capture' && req.method === 'GET') {
+            await serveCapture(ctx.controller, url.searchParams, req, res);
+            ctx.log.debug({ method: req.method, url: req.url }, 'api: capture started');
+            return;
           }
           let pathMatched = false;
           for (const r of routes) {

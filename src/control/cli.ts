@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 import { ApiError, Client, UnreachableError } from './client';
 import { registerApply } from './cli/apply';
 import { registerBgp } from './cli/bgp';
+import { registerCapture } from './cli/capture';
 import { CliContext, CliError, CliIO, EXIT, exitCodeForStatus, Registrar } from './cli/context';
 import { registerFdb } from './cli/fdb';
 import { registerPeer } from './cli/peer';
@@ -19,6 +20,7 @@ import { registerPort } from './cli/port';
 import { registerStats } from './cli/stats';
 import { registerStatus } from './cli/status';
 import { registerSwitch } from './cli/switch';
+import { registerTrace } from './cli/trace';
 import { registerUplink } from './cli/uplink';
 import { DEFAULT_SOCKET } from './daemon';
 import { VERSION } from './version';
@@ -38,6 +40,8 @@ const REGISTRARS: readonly Registrar[] = [
   registerUplink, // and neighbors
   registerPeer,
   registerStats,
+  registerCapture,
+  registerTrace,
   registerApply, // apply, state
   registerBgp,
 ];
@@ -45,6 +49,16 @@ const REGISTRARS: readonly Registrar[] = [
 const defaultIO: CliIO = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
+  write: (b) => process.stdout.write(b),
+  isTTY: process.stdout.isTTY === true,
+  onInterrupt: (fn) => {
+    process.on('SIGINT', fn);
+    process.on('SIGTERM', fn);
+    return () => {
+      process.off('SIGINT', fn);
+      process.off('SIGTERM', fn);
+    };
+  },
 };
 
 export function createProgram(io: CliIO = defaultIO): Command {

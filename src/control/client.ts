@@ -78,6 +78,43 @@ export class Client {
     });
   }
 
+  // A streamed GET (capture): calls onData for every chunk of a 2xx answer
+  // and resolves with the trailers at its end; rejects with ApiError for any
+  // other answer. No timeout: the server ends the stream. `abort` ends it
+  // early from this side (the server then stops what it streams).
+  stream(path: string, onData: (chunk: Buffer) => void, abort?: AbortSignal): Promise<Record<string, string | undefined>> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: this.socketPath, method: 'GET', path, signal: abort }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status < 200 || status >= 300) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            let b: Record<string, any> = {};
+            try {
+              b = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, any>;
+            } catch {
+              // not JSON
+            }
+            const e = (b.error ?? {}) as Record<string, unknown>;
+            reject(new ApiError(status, typeof e.code === 'string' ? e.code : `HTTP_${status}`, typeof e.message === 'string' ? e.message : `HTTP ${status}`, b));
+          });
+          return;
+        }
+        res.on('data', onData);
+        res.on('end', () => resolve(res.trailers));
+        res.on('error', reject);
+        res.on('aborted', () => resolve(res.trailers));
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.name === 'AbortError') resolve({});
+        else if (['ENOENT', 'ECONNREFUSED', 'EACCES', 'EPERM', 'ENOTSOCK'].includes(err.code ?? '')) reject(new UnreachableError(this.socketPath, err.code!));
+        else reject(err);
+      });
+      req.end();
+    });
+  }
+
   // Resolves with the body of a 2xx answer; rejects with ApiError otherwise.
   async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
     const r = await this.raw(method, path, body);

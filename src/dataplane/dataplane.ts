@@ -48,6 +48,7 @@ import {
   validateRemoteMacSpec,
   validateUplinkSpec,
 } from './overlay';
+import { Capture, CaptureSpec, openCapture, TraceResult, TraceSpec, traceResult, validateCaptureSpec, validateTraceSpec } from './observe';
 import { createPipeEnd } from './pipe';
 import { duplicatePortName, NameRegistry, PortState, portInfo, SwitchState } from './registry';
 import {
@@ -495,6 +496,44 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       this.schemaCache = copySchema(this.callNative(() => this.engine.schema(), 'schema'));
     }
     return copySchema(this.schemaCache);
+  }
+
+  // ---------------------------------------------------------------- capture and trace (observe.ts)
+
+  async startCapture(spec: CaptureSpec): Promise<Capture> {
+    this.assertOpen();
+    const s = validateCaptureSpec(spec);
+    return this.serial(async () => openCapture(this.engine, this.names, s));
+  }
+
+  // Starts tracing the next `count` frames (replacing a running trace).
+  async startTrace(spec: TraceSpec): Promise<void> {
+    this.assertOpen();
+    const s = validateTraceSpec(spec);
+    return this.serial(async () => {
+      const portId = s.port === undefined ? -1 : this.names.requireEndpoint(s.port, 'port').id;
+      try {
+        await this.engine.traceStart({ count: s.count, portId });
+      } catch (err) {
+        throw mapNativeError(err, { op: 'trace' });
+      }
+    });
+  }
+
+  // The last trace's records so far; undefined before any trace.
+  trace(): TraceResult | undefined {
+    this.assertOpen();
+    const raw = this.callNative(() => this.engine.traceRead(), 'trace');
+    return raw === undefined ? undefined : traceResult(raw, this.names);
+  }
+
+  async stopTrace(): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.engine.traceStop();
+    } catch (err) {
+      throw mapNativeError(err, { op: 'trace' });
+    }
   }
 
   // ---------------------------------------------------------------- pipes

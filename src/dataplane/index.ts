@@ -2,6 +2,8 @@
 // here, never from native.ts.
 
 export { Dataplane } from './dataplane';
+export type { Capture, CaptureChunk, CaptureDirection, CaptureSpec, TraceLine, TraceRecord, TraceResult, TraceSpec } from './observe';
+export { CAPTURE_DEFAULTS } from './observe';
 export {
   ConflictError,
   DataplaneError,

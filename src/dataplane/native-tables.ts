@@ -5,7 +5,7 @@
 // fails when this file and the compiled addon differ.
 
 export const NATIVE_TABLES = {
-  ops: ['createSwitch', 'setSwitch', 'deleteSwitch', 'createPort', 'setPort', 'deletePort', 'addStaticMac', 'deleteStaticMac', 'dumpFdb', 'flushFdb', 'createUplink', 'deleteUplink', 'addPeer', 'deletePeer', 'addRemoteMac', 'dumpNeighbors', 'barrier'],
+  ops: ['createSwitch', 'setSwitch', 'deleteSwitch', 'createPort', 'setPort', 'deletePort', 'addStaticMac', 'deleteStaticMac', 'dumpFdb', 'flushFdb', 'createUplink', 'deleteUplink', 'addPeer', 'deletePeer', 'addRemoteMac', 'dumpNeighbors', 'barrier', 'startCapture', 'stopCapture', 'startTrace', 'stopTrace'],
   statuses: [
     { code: 'OK', error: '' },
     { code: 'INVALID_ARGUMENT', error: 'ERR_INVALID_ARGUMENT' },

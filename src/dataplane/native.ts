@@ -144,8 +144,11 @@ export type NativeCommand =
 
 // Every op of the engine's table has its fields declared above, and no other:
 // adding a row to VPC_COMMAND_OPS without its shape here fails to compile.
+// Capture and trace are the exception: they carry a ring the addon creates,
+// so they go through startCapture()/startTrace(), never command().
+type ObserveOp = 'startCapture' | 'stopCapture' | 'startTrace' | 'stopTrace';
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const commandsCoverOps: Same<NativeCommand['op'], NativeOp> = true;
+const commandsCoverOps: Same<NativeCommand['op'], Exclude<NativeOp, ObserveOp>> = true;
 void commandsCoverOps;
 
 export interface NativeFdbEntry {
@@ -275,6 +278,28 @@ export interface NativeEngine {
   info(): { hugepages: boolean; bufferCount: number; bufferSize: number; buffersFree: number };
   // Kernel-facing ports only; undefined for pipes and unknown ids.
   portStatus?(portId: number): NativePortStatus | undefined;
+  // Capture and trace (native/addon/observe_wrap.cc).
+  captureStart(o: { portId: number; switchId: number; direction: number; snaplen: number; slots: number }): Promise<{ id: number }>;
+  captureRead(id: number, maxRecords: number): NativeCaptureRead | undefined; // undefined: no such capture
+  captureStop(id: number): Promise<unknown>;
+  traceStart(o: { count: number; portId: number }): Promise<unknown>;
+  traceRead(): NativeTraceRead | undefined; // undefined: no trace started yet
+  traceStop(): Promise<unknown>;
+}
+
+export interface NativeCaptureRead {
+  pcap: Buffer; // libpcap records
+  ports: Uint16Array; // per record
+  dirs: Uint8Array; // per record: 1 in, 2 out
+  captured: number;
+  dropped: number;
+  header: Buffer; // pcap file header
+}
+
+export interface NativeTraceRead {
+  count: number;
+  portId: number; // -1: any port
+  records: { portId: number; length: number; truncated: boolean; lines: { ns: number; stage: string; text: string }[] }[];
 }
 
 export interface NativeModule {

@@ -224,6 +224,27 @@ export class FakeEngine implements NativeEngine {
   info(): { hugepages: boolean; bufferCount: number; bufferSize: number; buffersFree: number } {
     return { hugepages: false, bufferCount: this.options.bufferCount, bufferSize: this.options.bufferSize, buffersFree: this.options.bufferCount };
   }
+
+  // The fake moves no frames: capture and trace are the real engine's
+  // (test/dataplane/observe.test.ts, test/ports/capture.test.ts).
+  captureStart(): Promise<{ id: number }> {
+    return Promise.reject(nativeError('INTERNAL', 'capture: not in the fake engine'));
+  }
+  captureRead(): undefined {
+    return undefined;
+  }
+  captureStop(): Promise<unknown> {
+    return Promise.reject(nativeError('NOT_FOUND', 'capture: not running'));
+  }
+  traceStart(): Promise<unknown> {
+    return Promise.reject(nativeError('INTERNAL', 'trace: not in the fake engine'));
+  }
+  traceRead(): undefined {
+    return undefined;
+  }
+  traceStop(): Promise<unknown> {
+    return Promise.resolve({});
+  }
 }
 
 // A NativeModule whose engines are FakeEngines; `last` is the latest one.

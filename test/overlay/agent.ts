@@ -15,7 +15,7 @@
 // --agent it does nothing.
 
 import { createInterface } from 'node:readline';
-import { Dataplane, DataplaneEvent } from '../../src/dataplane/index';
+import { Capture, CaptureSpec, Dataplane, DataplaneEvent } from '../../src/dataplane/index';
 
 if (process.argv[2] === '--agent') {
   const options = JSON.parse(process.argv[3] ?? '{}') as Record<string, unknown>;
@@ -26,6 +26,7 @@ if (process.argv[2] === '--agent') {
   const dp = new Dataplane(options);
   dp.start();
   const events: DataplaneEvent[] = [];
+  const captures = new Map<number, { cap: Capture; chunks: Buffer[]; frames: { port: string; direction: string }[] }>();
   dp.on('event', (ev: DataplaneEvent) => {
     if (events.length < 10_000) events.push(ev);
   });
@@ -42,6 +43,19 @@ if (process.argv[2] === '--agent') {
         let result: unknown;
         if (req.method === 'events') {
           result = events.splice(0, events.length);
+        } else if (req.method === 'captureStart') {
+          // A capture lives here; the test collects it as one pcap file.
+          const cap = await dp.startCapture(req.args?.[0] as CaptureSpec);
+          captures.set(cap.id, { cap, chunks: [cap.header], frames: [] });
+          result = cap.id;
+        } else if (req.method === 'captureCollect') {
+          // Stops the capture; returns the pcap (base64) and each frame's port and direction.
+          const c = captures.get(req.args?.[0] as number);
+          if (c === undefined) throw new Error('no such capture');
+          const chunk = c.cap.read();
+          await c.cap.stop();
+          captures.delete(c.cap.id);
+          result = { pcap: Buffer.concat([...c.chunks, chunk.pcap]).toString('base64'), frames: [...c.frames, ...chunk.frames], dropped: chunk.dropped };
         } else if (req.method === 'statsPlus') {
           // dp.stats() plus the uplink port's counter set on its own (stats()
           // lists it under the uplink's name among the ports).

@@ -15,6 +15,7 @@
 // malformed packet. Every background process is bounded and killed in
 // cleanup; the namespaces take every interface with them.
 
+import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Guest, Lab, eventually, run, sleep } from '../ports/lab';
@@ -488,6 +489,68 @@ test('tshark decodes what the switch puts on an IPv4 underlay: VNI, port 4789, I
 
 test('tshark decodes what the switch puts on an IPv6 underlay: VNI, port 4789, UDP checksum good', async (t) => {
   await capture(t, 6);
+});
+
+test('capture on the uplink shows the outer headers (VXLAN, VNI), and a switch capture only its VNI; tshark reads the pcap', async (t) => {
+  await withLab(t, ['tshark'], async (lab) => {
+    const h = await interop(lab, { family: 4, vnis: [100, 200] });
+    const tmp = tempDir(lab);
+    try {
+      const up = await h.a.call<number>('captureStart', { port: 'up', direction: 'both' });
+      const sw = await h.a.call<number>('captureStart', { switch: 's200', direction: 'both' });
+      const ab = await ping(lab, h.gA[0]!, h.gB[0]!.ip, 3);
+      assert.equal(ab.received, 3, ab.out);
+      await sleep(100);
+      const u = await h.a.call<{ pcap: string; frames: { port: string; direction: string }[]; dropped: number }>('captureCollect', up);
+      const s2 = await h.a.call<{ pcap: string; frames: { port: string; direction: string }[] }>('captureCollect', sw);
+      const file = `${tmp.dir}/uplink.pcap`;
+      writeFileSync(file, Buffer.from(u.pcap, 'base64'));
+      const pkts = tsharkDecode(file, 4).filter((p) => p.dport === 4789);
+      t.diagnostic(`uplink capture: ${u.frames.length} frames, ${pkts.length} VXLAN; dropped ${u.dropped}`);
+      assert.equal(u.dropped, 0);
+      assert.ok(u.frames.every((f) => f.port === 'up'), JSON.stringify(u.frames));
+      const out = pkts.filter((p) => p.src === h.aIp);
+      const inn = pkts.filter((p) => p.src === h.bIp);
+      assert.ok(out.length >= 3 && inn.length >= 3, `VXLAN both ways in the uplink capture: ${JSON.stringify(pkts)}`);
+      for (const p of pkts) {
+        assert.equal(p.vni, '100', JSON.stringify(p));
+        assert.match(p.protocols, /^eth:ethertype:ip:udp:vxlan:eth:ethertype:(ip:icmp|arp)/, JSON.stringify(p));
+      }
+      // Direction: what the switch sent is "out", what B sent is "in".
+      const dirs = u.frames.map((f) => f.direction);
+      assert.ok(dirs.includes('in') && dirs.includes('out'), JSON.stringify(dirs));
+      // The switch capture of VNI 200 saw none of VNI 100's traffic.
+      assert.deepEqual(s2.frames, [], 'switch s200 carried nothing');
+
+      // A trace on the uplink shows decapsulation; one on the local port, encapsulation.
+      type Tr = { records: { port: string; lines: { stage: string; text: string }[] }[] };
+      const traceOf = async (port: string): Promise<Tr> => {
+        await h.a.call('startTrace', { count: 2, port });
+        const p2 = await ping(lab, h.gA[0]!, h.gB[0]!.ip, 3);
+        assert.equal(p2.received, 3, p2.out);
+        const tr = await eventually(async () => {
+          const x = await h.a.call<Tr>('trace');
+          if (x.records.length < 2) throw new Error(`${x.records.length} records`);
+          return x;
+        }, 5000);
+        await h.a.call('stopTrace');
+        return tr;
+      };
+      const fromUp = await traceOf('up');
+      t.diagnostic(JSON.stringify(fromUp));
+      const dec = fromUp.records.flatMap((r) => r.lines).filter((l) => l.stage === 'decap');
+      assert.ok(dec.length >= 1, JSON.stringify(fromUp));
+      assert.match(dec[0]!.text, new RegExp(`^vni 100 from vtep ${h.bIp.replace(/\./g, '\\.')}, switch s100`));
+      const fromPort = await traceOf('p100');
+      const enc = fromPort.records.flatMap((r) => r.lines).filter((l) => l.stage === 'encap');
+      assert.ok(enc.length >= 1, JSON.stringify(fromPort));
+      assert.match(enc[0]!.text, /^vxlan vni 100 to vtep 198\.18\.0\.2 via the uplink port up$/);
+      assert.ok(fromPort.records.some((r) => r.lines.some((l) => l.stage === 'tx' && /^port up, /.test(l.text))), JSON.stringify(fromPort));
+    } finally {
+      await h.a.close();
+      tmp.remove();
+    }
+  });
 });
 
 // ---------------------------------------------------------------- API

@@ -108,6 +108,14 @@ class Bridge {
   // ---- housekeeping
   void age_all();
 
+  // Capture and trace (bridge/observe.cc): whether a frame on `port` belongs
+  // to switch `s` (by the port's untagged member or the frame's 802.1Q tag),
+  // the switch's VNI, and the trace lines of classify/decap, learn and lookup.
+  bool carries(SwitchId s, PortId port, const uint8_t* frame, uint32_t len) const;
+  uint32_t vni_of(SwitchId s) const { return switches_[s].cfg.vni; }
+  void trace_before(const Burst& b);
+  void trace_after(const Burst& b);
+
   // ---- test seam (core/engine_seams.cc): switches, members, FDBs, learned
   // and reference counts; "" when they hold.
   std::string check_invariants() const;

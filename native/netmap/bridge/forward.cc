@@ -14,20 +14,12 @@
 // a port sees one tx_burst per iteration, not one per frame.
 #include "bridge/bridge.h"
 #include "bridge/classify.h"
+#include "bridge/dest.h"
 #include "bridge/learn.h"
 #include "overlay/overlay.h"
 
 namespace vpc {
 
-namespace {
-// Destinations above every member id.
-constexpr uint16_t kDestDrop = 0xFFFF;
-constexpr uint16_t kDestFloodBcast = 0xFFFE;
-constexpr uint16_t kDestFloodMcast = 0xFFFD;
-constexpr uint16_t kDestFloodUnknown = 0xFFFC;
-constexpr uint16_t kDestFirstSpecial = 0xFFFC;
-static_assert(kMaxMembers <= kDestFirstSpecial, "member ids stay below the special destinations");
-}  // namespace
 
 // Frames ahead whose header is prefetched in pass 0, and whose FDB slots are
 // prefetched in pass 1. Short distances on purpose: a core keeps only a dozen
@@ -112,6 +104,7 @@ void Bridge::classify(PortId pid, Pkt* pkts, uint16_t n, Burst& b) {
     Drop why;
     if (!vpc::classify(bp, in.max_len, pool.data(p.buf), p, &inm[i], &why, meta)) [[unlikely]] {
       in.counters->drop_rx(why);
+      if (core_.observer().tracing()) [[unlikely]] core_.observer().drop(p.buf, why);
       dest[i] = kDestDrop;
       continue;
     }
@@ -140,6 +133,7 @@ void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
   const Member* members = members_.data();
   SwitchState* switches = switches_.data();
   const Mac cached_src = port_ls ? port_ls->cache_src : ~0ull;
+  const bool tracing = core_.observer().tracing();  // capture and trace (core/observe.h)
 
   // Pass 1: learn the source, look up the destination.
   auto prefetch_fdb = [&](uint16_t j) {
@@ -149,6 +143,7 @@ void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
     if (src[j] != cached_src) fdb.prefetch(src[j]);
   };
   for (uint16_t j = 0; j < n && j < kFdbPrefetch; ++j) prefetch_fdb(j);
+  if (tracing) [[unlikely]] trace_before(b);
   SwitchId run_sw = kNoId;
   uint64_t run_len = 0;
   for (uint16_t i = 0; i < n; ++i) {
@@ -170,6 +165,7 @@ void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
         !learn(ls, mem.remote() ? nullptr : &core_.port(mem.port).cfg.locked_macs, m, src[i], &why)) [[unlikely]] {
       in_ctr->drop_rx(why);
       sw.counters->drop(why);
+      if (tracing) [[unlikely]] core_.observer().drop(pkts[i].buf, why);
       dest[i] = kDestDrop;
       continue;
     }
@@ -183,17 +179,20 @@ void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
     } else if (e->member == m) [[unlikely]] {
       in_ctr->drop_rx(Drop::same_port);
       sw.counters->drop(Drop::same_port);
+      if (tracing) [[unlikely]] core_.observer().drop(pkts[i].buf, Drop::same_port);
       dest[i] = kDestDrop;
     } else if (mem.remote() && members[e->member].remote()) [[unlikely]] {
       // Split horizon: what came from one VTEP never goes on to another.
       in_ctr->drop_rx(Drop::remote_to_remote);
       sw.counters->drop(Drop::remote_to_remote);
+      if (tracing) [[unlikely]] core_.observer().drop(pkts[i].buf, Drop::remote_to_remote);
       dest[i] = kDestDrop;
     } else {
       dest[i] = e->member;
     }
   }
   if (run_len) switches[run_sw].counters->add(SwitchCounter::rx_packets, run_len);
+  if (tracing) [[unlikely]] trace_after(b);
 
   // Pass 2: deliver.
   for (uint16_t i = 0; i < n; ++i) {

@@ -143,12 +143,19 @@ struct Result {
   X(kDeletePeer, deletePeer, do_delete_peer)                                \
   X(kAddRemoteMac, addRemoteMac, do_add_remote_mac) /* sw + mac + ip */     \
   X(kDumpNeighbors, dumpNeighbors, do_dump_neighbors)                       \
-  X(kBarrier, barrier, do_barrier) /* resolves once every earlier command is live */
+  X(kBarrier, barrier, do_barrier) /* resolves once every earlier command is live */ \
+  X(kStartCapture, startCapture, do_start_capture) /* capture: attach it (Result::id names it) */ \
+  X(kStopCapture, stopCapture, do_stop_capture) /* port: the capture's id */ \
+  X(kStartTrace, startTrace, do_start_trace) /* trace: replaces the running trace */ \
+  X(kStopTrace, stopTrace, do_stop_trace)
 
 #define VPC_COMMAND_ENUM_ROW(e, op, handler) e,
 enum class CmdOp : uint8_t { VPC_COMMAND_OPS(VPC_COMMAND_ENUM_ROW) };
 #undef VPC_COMMAND_ENUM_ROW
 const char* command_op_name(CmdOp op);  // "createSwitch", ...
+
+struct CaptureSession;
+class TraceSession;
 
 struct Command {
   CmdOp op = CmdOp::kBarrier;
@@ -163,6 +170,8 @@ struct Command {
   SwitchId untagged = kNoId;         // CreatePort: switch for untagged frames
   std::vector<VlanMapping> vlans;    // CreatePort: trunk mappings
   std::unique_ptr<Port> new_port;    // CreatePort: opened outside the engine thread
+  std::shared_ptr<CaptureSession> capture;  // StartCapture
+  std::shared_ptr<TraceSession> trace;      // StartTrace
   std::function<void(Result&&)> done;  // called exactly once, on the engine thread
                                        // (or on the caller's thread when the engine is stopped)
 };

@@ -21,6 +21,7 @@ Core::Core(const CoreOptions& o) : opts_(o), events_(o.event_ring) {
   cache_ = std::make_unique<BufferCache>(pool_);
   ports_.resize(o.max_ports);
   engine_ctr_ = std::make_unique<EngineCounterBlock>();
+  observer_ = std::make_unique<Observer>(*pool_, *engine_ctr_);
   port_ctr_.reset(new PortCounterBlock[o.max_ports]());
   for (uint32_t i = 0; i < o.max_ports; ++i) ports_[i].counters = &port_ctr_[i];
   waker_.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -184,6 +185,7 @@ void Core::flush_port(PortId p) {
   PortCounterBlock& pc = *ps.counters;
   uint16_t sent = 0;
   if (ps.up) {
+    if (observer_->on()) [[unlikely]] observer_->tx(p, ps.txq, n);
     sent = ps.port->tx_burst(ps.txq, n);
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < sent; ++i) bytes += ps.txq[i].len;

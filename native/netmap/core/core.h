@@ -21,6 +21,7 @@
 #include "core/buffer_pool.h"
 #include "core/command.h"
 #include "core/counters.h"
+#include "core/observe.h"
 #include "core/spsc_ring.h"
 #include "core/state.h"
 
@@ -60,6 +61,7 @@ class Core {
   // Frees p and counts it on the port and the switch (either may be null).
   void drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchCounterBlock* sw) {
     drop_frame_count(why, port, sw);
+    if (observer_->tracing()) [[unlikely]] observer_->drop(p.buf, why);
     cache_->free(p.buf);
   }
   static void drop_frame_count(Drop why, PortCounterBlock* port, SwitchCounterBlock* sw) {
@@ -116,6 +118,8 @@ class Core {
   EngineCounterBlock& engine_counters() const { return *engine_ctr_; }
 
   // ---- poll set and housekeeping
+  // Capture and trace (core/observe.h).
+  Observer& observer() { return *observer_; }
   Waker& waker() { return waker_; }
   // Sleeps in poll(2) on every port's fd and the waker, at most timeout_ms.
   void sleep_until_work(int timeout_ms);
@@ -147,6 +151,7 @@ class Core {
 
   std::unique_ptr<EngineCounterBlock> engine_ctr_;
   std::unique_ptr<PortCounterBlock[]> port_ctr_;
+  std::unique_ptr<Observer> observer_;
 
   SpscRing<Event> events_;
   std::atomic<bool> notify_pending_{false};

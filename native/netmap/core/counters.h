@@ -64,7 +64,8 @@ namespace vpc {
   X(aging_scanned, counter, "FDB slots visited by the aging sweep")                    \
   X(icmp_too_big_sent, counter, "ICMP Fragmentation Needed / ICMPv6 Packet Too Big answers sent") \
   X(icmp_too_big_limited, counter, "Too-big answers not sent because of the rate limit") \
-  X(icmp_too_big_skipped, counter, "Too-big frames not answered: no DF, ICMP errors, multicast, bad source (proto/too_big.h)")
+  X(icmp_too_big_skipped, counter, "Too-big frames not answered: no DF, ICMP errors, multicast, bad source (proto/too_big.h)") \
+  X(capture_ring_full, counter, "Frames not captured because a capture's ring was full (the capture reader fell behind)")
 
 // Drop reasons, shared by ports and switches: a frame dropped after it was
 // mapped to a switch counts at both its ingress (or egress) port and there.

@@ -62,6 +62,8 @@ Engine::Engine(const EngineOptions& o)
       overlay_(core_, bridge_, opts_.max_vteps, opts_.max_learned_vteps),
       cmdq_(o.command_queue) {
   epoch_ns_ = mono_ns();
+  core_.observer().set_switch_match(
+      [this](SwitchId s, PortId p, const uint8_t* f, uint32_t len) { return capture_carries(s, p, f, len); });
 }
 
 Engine::~Engine() {
@@ -147,12 +149,14 @@ uint32_t Engine::iterate(uint64_t now_ns) {
     PortId pid = active[k];
     uint16_t n = core_.port(pid).port->rx_burst(rx_, burst);
     if (n) {
+      if (core_.observer().on()) [[unlikely]] core_.observer().rx(pid, rx_, n);
       process(pid, rx_, n);
       work += n;
       ++batches;
     }
   }
   flush_tx();
+  if (core_.observer().tracing()) [[unlikely]] core_.observer().end_iteration();
   if (int32_t(now_ms - next_housekeeping_ms_) >= 0) housekeeping();
   core_.notify_if_needed();
   ec.add(EngineCounter::iterations, 1);

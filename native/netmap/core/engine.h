@@ -149,6 +149,8 @@ class Engine {
 #define VPC_COMMAND_HANDLER_DECL(e, op, handler) Result handler(Command& c);
   VPC_COMMAND_OPS(VPC_COMMAND_HANDLER_DECL)
 #undef VPC_COMMAND_HANDLER_DECL
+  Result do_observe(Command& c);  // capture and trace (core/engine_observe.cc)
+  bool capture_carries(SwitchId s, PortId port, const uint8_t* frame, uint32_t len);
 
   EngineOptions opts_;
   // The owners. Declared in this order: the bridge and the overlay hold

@@ -299,6 +299,7 @@ void Overlay::decap(Pkt* pkts, uint16_t n, Burst& b) {
     if (r != Rx::kTunnel) [[unlikely]] {
       if (r == Rx::kDrop) {
         pc->drop_rx(why);
+        if (core_.observer().tracing()) [[unlikely]] core_.observer().drop(p.buf, why);
         core_.cache().free(p.buf);
       } else if (r == Rx::kHost) {
         uplink_.counters->add(UplinkCounter::to_host, 1);

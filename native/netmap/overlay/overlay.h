@@ -56,6 +56,7 @@ class Overlay {
   // ---- what the bridge asks
   bool uplink_up() const { return uplink_.active && core_.port(uplink_.port).up; }
   PortId uplink_port() const { return uplink_.active ? uplink_.port : kNoId; }
+  uint16_t udp_port() const { return uplink_.cfg.udp_port; }
   const IpAddr& peer_ip(uint32_t vt) const { return peers_[vt].ip; }
   bool peer_in_use(uint32_t vt) const { return vt < peers_.size() && peers_[vt].in_use; }
   // The bridge created remote member m (VTEP vt joins switch s) / is about

@@ -38,6 +38,11 @@ export interface CliIO {
   out: (text: string) => void;
   err: (text: string) => void;
   sleep?: (ms: number) => Promise<void>;
+  // Binary output (vpcctl capture's pcap) and whether stdout is a terminal.
+  write?: (bytes: Buffer) => void;
+  isTTY?: boolean;
+  // Called when the user interrupts (Ctrl-C); returns a function that stops listening.
+  onInterrupt?: (fn: () => void) => () => void;
 }
 
 export interface CliContext {
