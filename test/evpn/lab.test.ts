@@ -83,3 +83,40 @@ test('lab check: plain gobgpd x3 and FRR form a full mesh, exchange type-2/3 rou
     await lab.cleanup();
   }
 });
+
+test('lab check, route reflector: FRR accepts the speakers of its subnet and reflects their routes to each other', async (t) => {
+  const reason = evpnSkipReason();
+  if (reason !== undefined) {
+    t.skip(reason);
+    return;
+  }
+  const lab = new EvpnLab({ routeReflector: true });
+  try {
+    const frr = lab.frr!;
+    await lab.startFrr();
+    await Promise.all(lab.hosts.map((h) => lab.startPlainGobgpd(h)));
+    for (const h of lab.hosts) {
+      await lab.until(async () => (await lab.gobgpNeighbors(h)).some((p) => p.address === frr.bgp && /^(6|ESTABLISHED)$/i.test(p.state)), 30_000, `host ${h.n} peers with the reflector`).catch(async (e: Error) => {
+        throw new Error(`${e.message}\n${await lab.vtysh('show bgp l2vpn evpn summary')}\n${lab.logs()}`);
+      });
+      assert.deepEqual((await lab.gobgpNeighbors(h)).map((p) => p.address), [frr.bgp], 'one session: the reflector');
+    }
+    for (const h of lab.hosts) await lab.advertisePlain(h, [h.guest.mac]);
+    // Each speaker gets the others' routes through the reflector, next hop
+    // (the advertiser's VTEP) unchanged.
+    for (const h of lab.hosts) {
+      for (const o of lab.hosts.filter((x) => x !== h)) {
+        await lab.until(async () => {
+          const rib = (await lab.gobgp(h, ['global', 'rib', '-a', 'evpn'])).out;
+          const line = rib.split('\n').find((l) => l.includes(`[mac:${o.guest.mac}]`)) ?? '';
+          return line.includes(o.vtep);
+        }, 15_000, `host ${h.n} has host ${o.n}'s MAC behind ${o.vtep}, reflected`);
+      }
+    }
+    const want = lab.hosts.map((h) => h.vtep).sort().join(',');
+    await lab.until(() => lab.frrFdb().get('flood') === want, 15_000, 'the reflector installs the three VTEPs for itself too');
+    t.diagnostic(`reflector sessions: ${JSON.stringify([...(await lab.frrSessions())])}`);
+  } finally {
+    await lab.cleanup();
+  }
+});

@@ -114,6 +114,7 @@ export interface Host {
 
 export interface SwitchHost extends Host {
   dir: string; // vpcd's dir: socket, state, config
+  extraPorts: string[]; // more guest veths (host side) the switch takes as ports
   vpcd?: VpcdProcess;
   gobgpd?: ChildProcess; // plain gobgpd (lab check mode)
   apiPort: number; // plain gobgpd's gRPC port
@@ -130,6 +131,10 @@ export interface EvpnLabOptions {
   frr?: boolean; // default true
   keepalive?: number; // seconds, default 3
   holdTime?: number; // seconds, default 9
+  // The FRR host is the route reflector: switch hosts peer with it alone,
+  // and it accepts any speaker of the underlay subnet (bgp listen range),
+  // so a new host needs no change elsewhere. Default: full mesh.
+  routeReflector?: boolean;
 }
 
 export interface FdbView {
@@ -147,11 +152,14 @@ export class EvpnLab {
   readonly underlay: string;
   readonly keepalive: number;
   readonly holdTime: number;
+  readonly routeReflector: boolean;
   private readonly children: ChildProcess[] = [];
 
   constructor(opts: EvpnLabOptions = {}) {
     this.keepalive = opts.keepalive ?? 3;
     this.holdTime = opts.holdTime ?? 9;
+    this.routeReflector = opts.routeReflector === true;
+    if (this.routeReflector && opts.frr === false) throw new Error('the route reflector is the FRR host: frr must be true');
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${this.lab.name('e')}-`));
     fs.chmodSync(this.tmp, 0o755); // FRR (user frr) reaches its own dir inside
     try {
@@ -201,7 +209,7 @@ export class EvpnLab {
     const guest = this.addGuest(`g${n}`, ns, `g${n}`, guestMac(n), guestIp(n));
     const dir = path.join(this.tmp, `h${n}`);
     fs.mkdirSync(dir);
-    return { n, ns, dev: 'up0', vtep: vtepIp(n), bgp: bgpIp(n), guest, hostDev: `g${n}`, dir, apiPort: 50051 };
+    return { n, ns, dev: 'up0', vtep: vtepIp(n), bgp: bgpIp(n), guest, hostDev: `g${n}`, dir, apiPort: 50051, extraPorts: [] };
   }
 
   private frrHost(n: number): FrrHost {
@@ -223,8 +231,19 @@ export class EvpnLab {
     return { n, ns, dev: 'eth0', vtep: vtepIp(n), bgp: bgpIp(n), guest, hostDev: `g${n}`, dir };
   }
 
+  // A second guest on switch host h (port m<n> of its switch), its NIC
+  // down until a test brings it up (a VM that arrives later: a MAC move).
+  // Call before vpcd starts.
+  spareGuest(h: SwitchHost, mac: string, ip: string): Guest {
+    const g = this.addGuest(`m${h.n}`, h.ns, `m${h.n}`, mac, ip);
+    run('ip', ['-n', g.ns, 'link', 'set', g.dev, 'down']);
+    h.extraPorts.push(`m${h.n}`);
+    return g;
+  }
+
   // The BGP addresses of every host but `self`.
   neighborsOf(self: Host): string[] {
+    if (this.routeReflector && self !== this.frr) return [this.frr!.bgp];
     return this.all.filter((h) => h !== self).map((h) => h.bgp);
   }
 
@@ -234,7 +253,7 @@ export class EvpnLab {
   // guest port. No peer list, no remote MAC: BGP EVPN finds those.
   vpcdConfig(h: SwitchHost, extra: { bgp?: string; switch?: string } = {}): string {
     const neighbors = this.neighborsOf(h)
-      .map((ip) => `    - { address: ${ip} }\n`)
+      .map((ip) => `    - ${ip}\n`)
       .join('');
     return `${ENGINE}uplinks:
   - { name: up0, type: afpacket, interface: up0, localIp: ${h.vtep}/24 }
@@ -243,13 +262,12 @@ bgp:
   routerId: ${h.bgp}
   keepalive: ${this.keepalive}
   holdTime: ${this.holdTime}
-  neighbors:
-${neighbors}${extra.bgp ?? ''}switches:
+  localAddress: ${h.bgp}
+${this.routeReflector ? `  routeReflector: ${this.frr!.bgp}\n` : `  neighbors:\n${neighbors}`}${extra.bgp ?? ''}switches:
   - name: ${SWITCH}
     vni: ${VNI}
 ${extra.switch ?? ''}    ports:
-      - { name: ${h.hostDev}, type: afpacket, interface: ${h.hostDev} }
-`;
+${[h.hostDev, ...h.extraPorts].map((p) => `      - { name: ${p}, type: afpacket, interface: ${p} }\n`).join('')}`;
   }
 
   async startVpcd(h: SwitchHost, config = this.vpcdConfig(h)): Promise<VpcdProcess> {
@@ -345,8 +363,21 @@ ${extra.switch ?? ''}    ports:
     await this.until(async () => (await this.gobgp(h, ['global'])).code === 0, 10_000, `gobgpd on host ${h.n} answers`);
   }
 
+  // The gobgp CLI against host h's gobgpd: the plain one, or vpcd's managed
+  // one (its API address read from its command line).
   gobgp(h: SwitchHost, args: string[]): Promise<{ code: number; out: string }> {
-    return runAsync('ip', ['netns', 'exec', h.ns, GOBGP, '-u', '127.0.0.1', '-p', String(h.apiPort), ...args], 15_000);
+    let target = `127.0.0.1:${h.apiPort}`;
+    if (!h.gobgpd) {
+      const pid = this.gobgpdPids(h)[0];
+      if (pid === undefined) return Promise.resolve({ code: 1, out: `no gobgpd runs on host ${h.n}` });
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const i = argv.findIndex((a) => a.startsWith('--api-hosts'));
+      const v = i < 0 ? undefined : argv[i].includes('=') ? argv[i].split('=')[1] : argv[i + 1];
+      if (v !== undefined) target = v.split(',')[0]!;
+    }
+    const m = /^(.*):(\d+)$/.exec(target);
+    const hostPart = (m?.[1] ?? '127.0.0.1').replace(/^\[|\]$/g, '') || '127.0.0.1';
+    return runAsync('ip', ['netns', 'exec', h.ns, GOBGP, '-u', hostPart, '-p', m?.[2] ?? '50051', ...args], 15_000);
   }
 
   // Host h's IMET (type 3) and MAC (type 2) routes, as its switch would
@@ -379,7 +410,9 @@ ${extra.switch ?? ''}    ports:
     const f = this.frr;
     if (!f) throw new Error('this lab has no FRR host');
     const conf = path.join(f.dir, 'frr.conf');
-    const neighbors = this.neighborsOf(f);
+    // Full mesh: every switch host by address. Route reflector: one peer
+    // group that any speaker of the underlay subnet joins (listen range).
+    const peers = this.routeReflector ? ['hosts'] : this.neighborsOf(f);
     fs.writeFileSync(
       conf,
       `frr defaults traditional
@@ -388,8 +421,8 @@ router bgp ${ASN}
  bgp router-id ${f.bgp}
  no bgp default ipv4-unicast
  timers bgp ${this.keepalive} ${this.holdTime}
-${neighbors.map((ip) => ` neighbor ${ip} remote-as ${ASN}\n neighbor ${ip} timers connect 1\n neighbor ${ip} update-source ${f.bgp}\n`).join('')} address-family l2vpn evpn
-${neighbors.map((ip) => `  neighbor ${ip} activate\n`).join('')}  advertise-all-vni
+${this.routeReflector ? ' neighbor hosts peer-group\n' : ''}${peers.map((p) => ` neighbor ${p} remote-as ${ASN}\n neighbor ${p} timers connect 1\n neighbor ${p} update-source ${f.bgp}\n`).join('')}${this.routeReflector ? ` bgp listen range ${bgpIp(0)}/24 peer-group hosts\n` : ''} address-family l2vpn evpn
+${peers.map((p) => `  neighbor ${p} activate\n${this.routeReflector ? `  neighbor ${p} route-reflector-client\n` : ''}`).join('')}  advertise-all-vni
  exit-address-family
 `,
     );
@@ -406,7 +439,8 @@ ${neighbors.map((ip) => `  neighbor ${ip} activate\n`).join('')}  advertise-all-
     f.zebra = this.spawnIn(f.ns, 'timeout', ['900', `${FRR_DIR}/zebra`, ...common('zebra'), '-f', path.join(f.dir, 'zebra.conf')], path.join(f.dir, 'zebra.out'));
     await this.until(() => fs.existsSync(path.join(f.dir, 'zserv.api')), 10_000, 'zebra listens on its zserv socket');
     f.bgpd = this.spawnIn(f.ns, 'timeout', ['900', `${FRR_DIR}/bgpd`, ...common('bgpd'), '-f', conf], path.join(f.dir, 'bgpd.out'));
-    await this.until(async () => (await this.vtysh('show bgp l2vpn evpn summary')).includes('local AS number'), 15_000, 'bgpd answers vtysh');
+    // "No BGP neighbors" until a speaker of the listen range connects.
+    await this.until(async () => /local AS number|No BGP neighbors/.test(await this.vtysh('show bgp l2vpn evpn summary')), 15_000, 'bgpd answers vtysh');
   }
 
   async vtysh(...cmds: string[]): Promise<string> {
