@@ -60,7 +60,8 @@ namespace vpc {
   X(aging_scanned, "FDB slots visited by the aging sweep")                    \
   X(icmp_too_big_sent, "ICMP Fragmentation Needed / ICMPv6 Packet Too Big answers sent") \
   X(icmp_too_big_limited, "Too-big answers not sent because of the rate limit") \
-  X(icmp_too_big_skipped, "Too-big frames not answered: no DF, ICMP errors, multicast, bad source (proto/too_big.h)")
+  X(icmp_too_big_skipped, "Too-big frames not answered: no DF, ICMP errors, multicast, bad source (proto/too_big.h)") \
+  X(iteration_max_ns, "Longest poll-loop iteration in the previous housekeeping period (idle_poll_ms), its sleep in poll(2) excluded")
 
 // Drop reasons, shared by ports and switches: a frame dropped after it was
 // mapped to a switch counts at both its ingress (or egress) port and there.

@@ -211,7 +211,9 @@ uint32_t Engine::run_once() {
   if (running_.load()) return 0;
   uint64_t t0 = mono_ns();
   uint32_t work = iterate(t0);
-  engine_ctr_->add(work ? EngineCounter::busy_ns : EngineCounter::idle_ns, mono_ns() - t0);
+  uint64_t d = mono_ns() - t0;
+  engine_ctr_->add(work ? EngineCounter::busy_ns : EngineCounter::idle_ns, d);
+  if (d > iter_max_ns_) iter_max_ns_ = d;
   return work;
 }
 
@@ -240,6 +242,10 @@ void Engine::run() {
     }
     uint64_t t2 = mono_ns();
     engine_ctr_->add(work ? EngineCounter::busy_ns : EngineCounter::idle_ns, t2 - t);
+    // The iteration's own cost (a stall shows here), without its sleep.
+    uint64_t own = t2 - t - slept_ns_;
+    slept_ns_ = 0;
+    if (own > iter_max_ns_) iter_max_ns_ = own;
     t = t2;
   }
   waker_.sleeping.store(false);
@@ -287,7 +293,9 @@ void Engine::rebuild_poll_set() {
 void Engine::sleep_until_work() {
   int32_t until_hk = int32_t(next_housekeeping_ms_ - now_ms_);
   int timeout = std::clamp<int32_t>(until_hk, 1, int32_t(opts_.idle_poll_ms));
+  uint64_t t0 = mono_ns();
   int r = poll(pollfds_.data(), pollfds_.size(), timeout);
+  slept_ns_ += mono_ns() - t0;
   if (r > 0 && (pollfds_[0].revents & POLLIN)) {
     uint64_t v;
     ssize_t n = read(waker_.fd, &v, sizeof(v));
@@ -389,6 +397,8 @@ void Engine::housekeeping() {
   }
   engine_ctr_->set(EngineCounter::buffers_free, pool_->available());
   engine_ctr_->set(EngineCounter::large_buffers_free, pool_->large_available());
+  engine_ctr_->set(EngineCounter::iteration_max_ns, iter_max_ns_);
+  iter_max_ns_ = 0;
 }
 
 void Engine::remove_entry_effects(SwitchState& sw, const FdbEntry& e) {
