@@ -204,6 +204,7 @@ void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_
     c->sw = Id(env, o, "switchId");
     c->mac = MacField(env, Field(env, o, "mac"), "mac");
     if (c->op == CmdOp::kAddStaticMac) c->port = Id(env, o, "portId");
+    c->evpn = o.Has("evpn") && o.Get("evpn").ToBoolean().Value();
   } else if (op == "createUplink") {
     c->op = CmdOp::kCreateUplink;
     *ring_size = PortKindAndRing(env, o);
@@ -221,6 +222,7 @@ void ToCommand(Napi::Env env, const Napi::Object& o, Command* c, uint32_t* ring_
     c->sw = Id(env, o, "switchId");
     c->mac = MacField(env, Field(env, o, "mac"), "mac");
     c->ip = IpField(env, o, "vtep", false);
+    c->evpn = o.Has("evpn") && o.Get("evpn").ToBoolean().Value();
   } else if (op == "dumpNeighbors") {
     c->op = CmdOp::kDumpNeighbors;
   } else if (op == "dumpFdb") {
@@ -320,6 +322,7 @@ Napi::Object FromResult(Napi::Env env, const Result& r) {
       x.Set("vlan", Napi::Number::New(env, e.vlan));
       x.Set("static", Napi::Boolean::New(env, e.is_static));
       x.Set("ageMs", Napi::Number::New(env, e.age_ms));
+      if (e.evpn) x.Set("evpn", Napi::Boolean::New(env, true));
       x.Set("vtep", e.remote ? Napi::String::New(env, ip_format(e.vtep)) : Napi::String::New(env, ""));
       a.Set(uint32_t(i), x);
     }

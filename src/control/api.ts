@@ -15,6 +15,8 @@
 //   GET    /v1/fdb[?switch=S]           static entries    POST /v1/fdb {switch, mac, port | vtep, uuid?}
 //   GET    /v1/fdb/:switch/:mac         DELETE /v1/fdb/:switch/:mac
 //   GET    /v1/stats
+//   GET    /v1/bgp                      the EVPN speaker: sessions, route counts ({bgp: null} without a bgp section)
+//   GET    /v1/bgp/routes[?switch=S]    EVPN routes: ours and received
 //   GET    /v1/state                    the running desired state (for backups)
 //   POST   /v1/apply                    {config: "<yaml>", dryRun?: bool}
 //   POST   /v1/reload                   re-read the --config file (as SIGHUP)
@@ -33,6 +35,8 @@ import { Controller } from './controller';
 import { ControlError, toControlError } from './errors';
 import type { DataplaneStats } from '../dataplane';
 import type { Logger } from './logging';
+import type { BgpStatus } from './evpn/service';
+import type { EvpnRouteView } from './evpn/evpn';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
 
 export const API_VERSION = 'v1';
@@ -48,6 +52,7 @@ export interface ApiContext {
   socketPath: string;
   metricsAddress?: string;
   reload: () => Promise<unknown>;
+  bgp?: { status(): BgpStatus | undefined; routes(switchName?: string): EvpnRouteView[] };
 }
 
 type Params = Record<string, string>;
@@ -190,6 +195,12 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     route('DELETE', '/v1/uplinks/:ref', async ({ params }) => {
       const r = await c.deleteUplink(params.ref!);
       return [200, { deleted: { uuid: r.object.uuid, name: r.object.spec.name }, plan: r.plan }];
+    }),
+    route('GET', '/v1/bgp', () => [200, { bgp: ctx.bgp?.status() ?? null }]),
+    route('GET', '/v1/bgp/routes', ({ query }) => {
+      const sw = query.get('switch') ?? undefined;
+      if (sw !== undefined) c.requireSwitch(sw);
+      return [200, { bgp: ctx.bgp?.status() !== undefined, routes: ctx.bgp?.routes(sw) ?? [] }];
     }),
     route('GET', '/v1/neighbors', async () => [200, { uplink: c.current.uplinks[0]?.spec.name ?? null, neighbors: await neighbors(ctx) }]),
     route('GET', '/v1/peers', ({ query }) => {

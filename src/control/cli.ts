@@ -10,6 +10,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ApiError, Client, UnreachableError } from './client';
 import { DEFAULT_SOCKET } from './daemon';
 import { VERSION } from './version';
+import { registerBgpCommands } from './cli/bgp';
 
 // Exit codes of vpcctl, declared once (docs/operations.md lists them).
 export const EXIT = {
@@ -403,6 +404,7 @@ export function createProgram(io: CliIO = defaultIO): Command {
     const r = await client.call('GET', '/v1/state');
     io.out(`${JSON.stringify(r, null, 2)}\n`);
   });
+  registerBgpCommands(program, io);
   return program;
 }
 

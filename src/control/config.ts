@@ -25,6 +25,7 @@
 import { CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Node, parseDocument, Document } from 'yaml';
 import { DataplaneOptions, PeerSpec, PortSpec, SwitchSpec, UplinkSpec, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
+import { BgpSpec, parseBgp } from './evpn/config';
 import {
   combinedError, ENGINE_RULES, fdbKey, FdbSpec, fieldErrors, ipFamily, isRemote, maxMtuOf, parseFdb, parsePeer, parsePort, parseSwitch, parseUplink, peerKey,
   portSwitches, prefixed,
@@ -43,9 +44,10 @@ export interface DesiredState {
   uplinks: DesiredObject<UplinkSpec>[];
   peers: DesiredObject<PeerSpec>[];
   fdb: DesiredObject<FdbSpec>[];
+  bgp?: BgpSpec; // the BGP EVPN speaker (src/control/evpn/config.ts)
 }
 
-const TOP_KEYS = ['version', 'engine', 'switches', 'ports', 'uplinks'];
+const TOP_KEYS = ['version', 'engine', 'switches', 'ports', 'uplinks', 'bgp'];
 
 // Bounds on a configuration, checked before it is parsed: a YAML parser
 // given 100,000 nested brackets or an alias bomb runs out of memory or time.
@@ -194,6 +196,12 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
       }
     }
     parseUplinks(top.uplinks, desired, maxMtu, report, fail);
+    if (top.bgp !== undefined) {
+      const own = [desired.uplinks[0]?.spec.localIp, desired.uplinks[0]?.spec.localIp6].filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!);
+      const b = parseBgp(top.bgp, 'bgp', own);
+      for (const e of b.errors) report(new ControlError(e.code, e.message, { field: e.field }));
+      if (b.spec !== undefined) desired.bgp = b.spec;
+    }
     parseSwitches(top.switches, desired, maxMtu, report, fail);
     parseTopPorts(top.ports, desired, maxMtu, report, fail);
     errors.push(...crossCheck(desired).map((d) => {

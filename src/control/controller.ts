@@ -73,6 +73,9 @@ export class Controller {
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
   readonly startedAt = Date.now();
+  // Called after every change that was applied and persisted (and after a
+  // restore), with the new model: the EVPN speaker follows it.
+  onChange?: (model: Model) => void;
 
   constructor(readonly dp: Dataplane, readonly store: StateStore, private readonly log: Logger, engine: DataplaneOptions) {
     this.model = emptyModel(engine);
@@ -93,6 +96,7 @@ export class Controller {
       const steps = plan(this.model, target);
       await applyPlan(this.dp, steps);
       this.model = target;
+      this.onChange?.(cloneModel(target));
       for (const w of uplinkWarnings(steps)) this.log.warn({ source: 'state' }, w);
       return steps.length;
     });
@@ -389,6 +393,7 @@ export class Controller {
       uplinks: tag<UplinkSpec>(this.model.uplinks, 'uplinks', byName),
       peers: tag<PeerSpec>(this.model.peers, 'peers', peerKey),
       fdb: tag<FdbSpec>(this.model.fdb, 'fdb', fdbKey),
+      ...(this.model.bgp === undefined ? {} : { bgp: JSON.parse(JSON.stringify(this.model.bgp)) as NonNullable<Model['bgp']> }),
     };
   }
 
@@ -408,9 +413,15 @@ export class Controller {
     // said for a dry run as well.
     const warnings = [...opts.warnings, ...uplinkWarnings(steps)];
     const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings };
+    // The BGP speaker is no dataplane object: a change is one line of the plan.
+    const bgpChange = bgpPlanLine(this.model.bgp, target.bgp);
+    if (bgpChange !== undefined) {
+      result.plan.push(bgpChange.line);
+      result.summary[bgpChange.op] += 1;
+    }
     if (opts.dryRun) return result;
     for (const w of warnings) this.log.warn({ source: opts.source }, w);
-    if (steps.length === 0) return result;
+    if (steps.length === 0 && bgpChange === undefined) return result;
     const t0 = process.hrtime.bigint();
     try {
       await applyPlan(this.dp, steps, { onStep: (s) => this.logStep(s, opts.source) });
@@ -428,6 +439,7 @@ export class Controller {
         `state file ${this.store.file} could not be written (${(err as Error).message}); the change was ${undoErrors.length > 0 ? 'NOT fully undone' : 'undone'}`, { cause: err });
     }
     this.model = target;
+    this.onChange?.(cloneModel(target));
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     this.log.info({ source: opts.source, ...result.summary, generation: this.store.generation, ms: Math.round(ms * 10) / 10 }, 'state changed');
     result.applied = true;
@@ -456,6 +468,15 @@ export class Controller {
   }
 }
 
+
+// The plan's line for a change of the `bgp` section, if it changed.
+function bgpPlanLine(from: Model['bgp'], to: Model['bgp']): { line: string; op: 'create' | 'update' | 'delete' } | undefined {
+  if (sameValue(from ?? null, to ?? null)) return undefined;
+  if (from === undefined) return { line: `+ bgp (AS ${to!.asn}, router ID ${to!.routerId})`, op: 'create' };
+  if (to === undefined) return { line: `- bgp (AS ${from.asn}, router ID ${from.routerId})`, op: 'delete' };
+  const keys = [...new Set([...Object.keys(from), ...Object.keys(to)])].filter((k) => !sameValue((from as unknown as Record<string, unknown>)[k], (to as unknown as Record<string, unknown>)[k])).sort();
+  return { line: `~ bgp (${keys.join(', ')})`, op: 'update' };
+}
 
 // What is wrong around the uplinks a plan creates (read from the host, see hostcheck.ts).
 function uplinkWarnings(steps: Step[]): string[] {

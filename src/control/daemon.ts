@@ -25,6 +25,9 @@ import { createLogger, EventLogger, LogFormat, Logger } from './logging';
 import { Metrics } from './metrics';
 import { Model, portSwitches } from './model';
 import { StateStore } from './state';
+import { EvpnService } from './evpn/service';
+import { registerEvpnMetrics } from './evpn/metrics';
+import { SpeakerError } from './evpn/speaker';
 
 export const DEFAULT_SOCKET = '/run/vpc/vpcd.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/vpcd';
@@ -105,8 +108,10 @@ export class Daemon {
   private api?: http.Server;
   private metricsServer?: http.Server;
   private events?: EventLogger;
+  private evpn?: EvpnService;
   private stopping?: Promise<void>;
   metricsAddress?: string;
+  private moveConverged?: (phase: 'advertise' | 'install', seconds: number) => void;
 
   constructor(readonly opts: DaemonOptions, readonly log: Logger = createLogger(opts.logLevel as never, undefined, opts.logFormat)) {}
 
@@ -141,6 +146,12 @@ export class Daemon {
     dp.on('event', (e) => this.events?.event(e));
     dp.start();
     this.controller = new Controller(dp, store, log, engine);
+    // The EVPN speaker follows every applied change (src/control/evpn).
+    const evpn = new EvpnService({ dp, stateDir: path.resolve(opts.stateDir), log, onMoveConverged: (phase, s) => this.moveConverged?.(phase, s) });
+    this.evpn = evpn;
+    this.controller.onChange = (m) => {
+      evpn.update(m).catch(() => undefined); // logged by the service
+    };
     try {
       if (saved !== undefined) {
         const n = await this.controller.restore(saved);
@@ -151,6 +162,13 @@ export class Daemon {
       const e = toControlError(err);
       dp.close();
       throw new DaemonExit(VPCD_EXIT.RESTORE_FAILED, e.message, e.toJSON());
+    }
+    try {
+      await evpn.update(this.controller.current);
+    } catch (err) {
+      await evpn.stop().catch(() => undefined);
+      await this.controller.shutdown();
+      throw new DaemonExit(VPCD_EXIT.FATAL, `bgp: ${(err as Error).message}${err instanceof SpeakerError ? '' : ' (see the log)'}`);
     }
 
     await this.listenApi();
@@ -196,6 +214,7 @@ export class Daemon {
       socketPath: opts.socket,
       metricsAddress: opts.metrics,
       reload: () => this.reload(),
+      bgp: this.evpn,
     });
     await new Promise<void>((resolve, reject) => {
       this.api!.once('error', reject);
@@ -221,6 +240,7 @@ export class Daemon {
       },
       generation: () => controller.generation,
     });
+    if (this.evpn !== undefined) this.moveConverged = registerEvpnMetrics(metrics.registry, this.evpn);
     this.metricsServer = http.createServer((req, res) => {
       const url = (req.url ?? '/').split('?')[0];
       if (url !== '/metrics') {
@@ -261,6 +281,7 @@ export class Daemon {
         this.metricsServer?.close();
         this.api?.closeAllConnections?.();
         this.metricsServer?.closeAllConnections?.();
+        await this.evpn?.stop().catch((err) => this.log.error({ err: (err as Error).message }, 'EVPN: stop failed'));
         await this.controller.shutdown();
         this.events?.close();
         try {

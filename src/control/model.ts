@@ -31,6 +31,7 @@ import {
   SWITCH_UPDATE_KEYS,
 } from '../dataplane';
 import { ControlError, ErrorDetail } from './errors';
+import type { BgpSpec } from './evpn/config';
 
 export interface SwitchObject {
   uuid: string;
@@ -70,6 +71,7 @@ export interface Model {
   uplinks: UplinkObject[];
   peers: PeerObject[];
   fdb: FdbObject[];
+  bgp?: BgpSpec; // the BGP EVPN speaker, when this host has one
 }
 
 export type ObjectKind = 'switch' | 'port' | 'uplink' | 'peer' | 'fdb';

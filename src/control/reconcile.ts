@@ -63,6 +63,7 @@ export type Step =
 export function resolveTarget(current: Model, desired: DesiredState): Model {
   const engine = desired.engine ?? current.engine;
   const target: Model = { engine: { ...engine }, switches: [], ports: [], uplinks: [], peers: [], fdb: [] };
+  if (desired.bgp !== undefined) target.bgp = JSON.parse(JSON.stringify(desired.bgp)) as NonNullable<Model['bgp']>;
   const taken = new Map<string, string>(); // uuid -> "kind name" among running objects
   for (const s of current.switches) taken.set(s.uuid, `switch "${s.spec.name}"`);
   for (const p of current.ports) taken.set(p.uuid, `port "${p.spec.name}"`);

@@ -7,7 +7,7 @@
 //                "uplinks": [...], "peers": [...], "fdb": [...] } }
 //
 // Versions: 1 has no overlay (no uplinks, peers or vtep FDB entries); 2 adds
-// them. A state without overlay objects is still written as version 1, so
+// them; 3 adds `bgp` (the EVPN speaker), and is written only with it. A state without overlay objects is still written as version 1, so
 // that an older vpcd can read it back after a downgrade; one with overlay
 // objects is version 2, which an older vpcd refuses (ERR_STATE_VERSION)
 // rather than silently dropping the overlay. Both versions are read.
@@ -32,12 +32,14 @@ import { crossCheck, DesiredState } from './config';
 import { ControlError } from './errors';
 import { emptyModel, isRemote, maxMtuOf, Model, parseFdb, parsePeer, parsePort, parseSwitch, parseUplink, validateUuid } from './model';
 import { validateOptions } from '../dataplane';
+import { resolveBgp } from './evpn/config';
 
 export const STATE_FORMAT = 'vpcd-state';
-export const STATE_VERSION = 2;
+export const STATE_VERSION = 3;
 
 // The oldest format version that can hold `model` (see the header).
 export function stateVersionFor(model: Model): number {
+  if (model.bgp !== undefined) return 3;
   return model.uplinks.length > 0 || model.peers.length > 0 || model.fdb.some((f) => isRemote(f.spec)) ? 2 : 1;
 }
 export const STATE_FILE = 'state.json';
@@ -203,7 +205,16 @@ export function validateModel(value: unknown, file: string, version = STATE_VERS
   for (const key of ['switches', 'ports', 'uplinks', 'peers', 'fdb']) {
     if (!Array.isArray(v[key])) throw corrupt(file, `state.${key} is not a list`);
   }
+  if (v.bgp !== undefined && version < 3) throw corrupt(file, `state.bgp is not part of format version ${version}`);
   const model = emptyModel();
+  if (v.bgp !== undefined) {
+    try {
+      resolveBgp(v.bgp, 'state.bgp');
+    } catch (err) {
+      throw corrupt(file, `schema: ${(err as Error).message}`, err);
+    }
+    model.bgp = v.bgp as NonNullable<Model['bgp']>;
+  }
   try {
     model.engine = (v.engine ?? {}) as Model['engine'];
     validateOptions(model.engine);

@@ -426,13 +426,15 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     });
   }
 
-  async deleteStaticMac(ref: StaticMacRef): Promise<void> {
+  // opts.evpn: removes the entry of kind `evpn` (addRemoteMac with evpn)
+  // instead of a static one; neither removes the other.
+  async deleteStaticMac(ref: StaticMacRef, opts: { evpn?: boolean } = {}): Promise<void> {
     this.assertOpen();
     const r = validateStaticMacRef(ref);
     return this.serial(async () => {
       const sw = this.requireSwitch(r.switch, 'switch');
       await this.command(
-        { op: 'deleteStaticMac', switchId: sw.id, mac: r.mac },
+        { op: 'deleteStaticMac', switchId: sw.id, mac: r.mac, ...(opts.evpn === true ? { evpn: true } : {}) },
         { op: 'deleteStaticMac', field: 'mac', codes: { NOT_FOUND: 'ERR_UNKNOWN_MAC' } },
       );
     });
@@ -448,6 +450,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       const entries = (result.entries ?? []).map(
         (e): FdbEntry => {
           const entry: FdbEntry = { mac: e.mac, port: this.portName(e.portId), vlan: e.vlan, static: e.static, ageSeconds: e.static ? 0 : e.ageMs / 1000 };
+          if (e.evpn === true) entry.evpn = true;
           if (e.vtep) {
             entry.vtep = e.vtep;
             entry.port = this.uplinkState?.spec.name ?? '';
@@ -583,14 +586,17 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     return out.sort((a, b) => (a.switch === b.switch ? (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0) : a.switch < b.switch ? -1 : 1));
   }
 
-  // A static MAC -> VTEP entry (deleted with deleteStaticMac).
-  async addRemoteMac(spec: RemoteMacSpec): Promise<void> {
+  // A static MAC -> VTEP entry (deleted with deleteStaticMac). With
+  // opts.evpn, an entry of kind `evpn` (the EVPN control plane's): never
+  // aged either, but it replaces a learned or EVPN entry of the MAC, and the
+  // MAC speaking on a local port moves it there (a `moved` event).
+  async addRemoteMac(spec: RemoteMacSpec, opts: { evpn?: boolean } = {}): Promise<void> {
     this.assertOpen();
     const r = validateRemoteMacSpec(spec);
     return this.serial(async () => {
       const sw = this.requireSwitch(r.switch, 'switch');
       await this.command(
-        { op: 'addRemoteMac', switchId: sw.id, mac: r.mac, vtep: r.vtep },
+        { op: 'addRemoteMac', switchId: sw.id, mac: r.mac, vtep: r.vtep, ...(opts.evpn === true ? { evpn: true } : {}) },
         { op: 'addRemoteMac', field: 'mac', codes: { ALREADY_EXISTS: 'ERR_DUPLICATE_MAC', NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } },
       );
     });

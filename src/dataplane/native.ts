@@ -86,7 +86,7 @@ export type NativeCommand =
     }
   | { op: 'deletePort'; portId: number }
   | { op: 'addStaticMac'; switchId: number; mac: string; portId: number }
-  | { op: 'deleteStaticMac'; switchId: number; mac: string }
+  | { op: 'deleteStaticMac'; switchId: number; mac: string; evpn?: boolean }
   | {
       op: 'createUplink';
       kind: NativePortKind;
@@ -119,7 +119,7 @@ export type NativeCommand =
   | { op: 'deleteUplink' }
   | { op: 'addPeer'; switchId: number; ip: string }
   | { op: 'deletePeer'; switchId: number; ip: string }
-  | { op: 'addRemoteMac'; switchId: number; mac: string; vtep: string }
+  | { op: 'addRemoteMac'; switchId: number; mac: string; vtep: string; evpn?: boolean }
   | { op: 'dumpNeighbors' }
   | { op: 'dumpFdb'; switchId: number }
   | { op: 'flushFdb'; switchId: number; portId: number /* -1: whole switch */ };
@@ -131,6 +131,7 @@ export interface NativeFdbEntry {
   static: boolean;
   ageMs: number; // since last seen; 0 for static entries
   vtep: string; // remote entries: the VTEP's address; '' for local ones
+  evpn?: boolean; // installed by the EVPN control plane
 }
 
 export interface NativeNeighbor {

@@ -224,6 +224,7 @@ export interface FdbEntry {
   static: boolean;
   ageSeconds: number; // since last seen; 0 for static entries
   vtep?: string; // remote entries: the VTEP behind which the MAC lives (port is the uplink's name)
+  evpn?: boolean; // kind `evpn`: installed from a BGP EVPN route (static: true too: never aged)
 }
 
 // ---------------------------------------------------------------- stats

@@ -83,6 +83,7 @@ struct FdbDumpEntry {
   uint32_t age_ms;
   bool remote = false;
   IpAddr vtep;     // remote entries: the VTEP behind which the MAC lives
+  bool evpn = false;  // installed by EVPN (kFdbEvpn)
 };
 
 struct NeighborDumpEntry {
@@ -137,6 +138,7 @@ struct Command {
   SwitchConfig switch_cfg;
   PortConfig port_cfg;
   IpAddr ip;                         // peers, remote MACs
+  bool evpn = false;                 // AddRemoteMac/DeleteStaticMac: the EVPN kind (kFdbEvpn)
   UplinkConfig uplink_cfg;
   SwitchId untagged = kNoId;         // CreatePort: switch for untagged frames
   std::vector<VlanMapping> vlans;    // CreatePort: trunk mappings

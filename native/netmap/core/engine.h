@@ -143,7 +143,7 @@ class Engine {
   Result do_add_remote_mac(Command& c);
   Result do_dump_neighbors(Command& c);
   Result check_uplink_config(const UplinkConfig& u) const;
-  Result insert_static(SwitchState& sw, Mac mac, MemberId mid);
+  Result insert_static(SwitchState& sw, Mac mac, MemberId mid, uint16_t flags = kFdbStatic);
   void release_port_slot(PortId pid);
   void activate_port_slot(PortId pid);
   PortId free_port_slot() const;
@@ -159,6 +159,7 @@ class Engine {
     return mem.remote() ? vteps_[mem.vtep].learn : ports_[mem.port].learn;
   }
   bool learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId m, Mac src, Drop* why);
+  void learn_over_evpn(SwitchState& sw, FdbEntry& e, LearnSource& ls, MemberId mid);
   bool evict_for(SwitchState& sw, SwitchId s, const LearnSource& ls);
   void enqueue(PortId out, const Member& mem, Pkt p, MemberId from);
   // Puts a frame on the port's staged queue (flushed once per iteration).
@@ -218,6 +219,7 @@ class Engine {
   void remove_entry_effects(SwitchState& sw, const FdbEntry& e);
   void emit(const Event& ev);
   Event mac_event(EventType t, SwitchId sw, const Member& m, Mac mac) const;
+  Event moved_event(const Member& now, const Member& old, Mac mac) const;
   void notify_if_needed();
   void rebuild_poll_set();
   void sleep_until_work();

@@ -337,20 +337,22 @@ Result Engine::do_add_static(Command& c) {
 // Static entries never age and learning never overwrites them. They count in
 // the table but are accepted beyond macLimit: the limit guards against
 // learning floods, not against the operator.
-Result Engine::insert_static(SwitchState& sw, Mac mac, MemberId mid) {
+// `flags` is kFdbStatic, or kFdbStatic | kFdbEvpn for an entry of the EVPN
+// control plane: it replaces a learned or EVPN entry (the MAC moved), never
+// a configured static one, and a configured static entry replaces it.
+Result Engine::insert_static(SwitchState& sw, Mac mac, MemberId mid, uint16_t flags) {
   FdbEntry* e = sw.fdb.find(mac);
   if (e) {
-    if (e->flags & kFdbStatic) {
-      if (e->member == mid) return {};  // same entry: idempotent
+    if (e->member == mid && e->flags == flags) return {};  // same entry: idempotent
+    if ((e->flags & kFdbStatic) && !(e->flags & kFdbEvpn))
       return Result::error(Status::kAlreadyExists, "mac: " + mac_str(mac) + " is already a static entry elsewhere");
-    }
-    // A learned entry is replaced by the static one.
+    // A learned (or EVPN) entry is replaced.
     remove_entry_effects(sw, *e);
     e->member = mid;
-    e->flags = kFdbStatic;
+    e->flags = flags;
     e->last_seen_ms = now_ms_;
   } else {
-    auto ins = sw.fdb.insert(mac, mid, kFdbStatic, now_ms_);
+    auto ins = sw.fdb.insert(mac, mid, flags, now_ms_);
     if (!ins.entry) return Result::error(Status::kLimitExceeded, "fdb: out of memory growing the table");
   }
   sw.static_entries++;
@@ -368,8 +370,8 @@ Result Engine::do_delete_static(Command& c) {
   if (!switch_ok(switches_, c.sw)) return Result::error(Status::kNotFound, "switch: no such switch");
   SwitchState& sw = switches_[c.sw];
   FdbEntry* e = sw.fdb.find(c.mac);
-  if (!e || !(e->flags & kFdbStatic))
-    return Result::error(Status::kNotFound, "mac: " + mac_str(c.mac) + " has no static entry in this switch");
+  if (!e || !(e->flags & kFdbStatic) || bool(e->flags & kFdbEvpn) != c.evpn)
+    return Result::error(Status::kNotFound, "mac: " + mac_str(c.mac) + " has no " + (c.evpn ? "EVPN" : "static") + " entry in this switch");
   remove_entry_effects(sw, *e);
   sw.fdb.erase(c.mac);
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
@@ -390,6 +392,7 @@ Result Engine::do_dump_fdb(Command& c) {
     d.port = m.port;
     d.vlan = m.vlan;
     d.is_static = st;
+    d.evpn = e.flags & kFdbEvpn;
     d.age_ms = st ? 0u : uint32_t(now_ms_ - e.last_seen_ms);
     if (m.remote()) {
       d.remote = true;

@@ -184,7 +184,7 @@ Result Engine::do_add_remote_mac(Command& c) {
   if (vt == kNoVtep) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
   MemberId mid = remote_member(c.sw, vt, true);
   if (mid == kNoMember) return Result::error(Status::kLimitExceeded, "peers: too many switch memberships");
-  return insert_static(switches_[c.sw], c.mac, mid);
+  return insert_static(switches_[c.sw], c.mac, mid, c.evpn ? kFdbStatic | kFdbEvpn : kFdbStatic);
 }
 
 Result Engine::do_dump_neighbors(Command& c) {

@@ -30,6 +30,18 @@ Event Engine::mac_event(EventType t, SwitchId sw, const Member& m, Mac mac) cons
   return ev;
 }
 
+// `mac` moved from member `old` to member `now` (of the same switch).
+Event Engine::moved_event(const Member& now, const Member& old, Mac mac) const {
+  Event ev = mac_event(EventType::kMoved, now.sw, now, mac);
+  ev.old_port = old.port;
+  ev.old_vlan = old.vlan;
+  if (old.remote()) {
+    ev.old_vtep = vteps_[old.vtep].ip;
+    ev.old_port = uplink_.active ? uplink_.port : kNoId;
+  }
+  return ev;
+}
+
 // The switch table is full and `ls` wants to learn a new MAC. When `ls` is
 // below its fair share (the limit over the switch's sources), the source with
 // the most learned entries, if above its share, gives up its oldest entry:
@@ -62,6 +74,23 @@ bool Engine::evict_for(SwitchState& sw, SwitchId s, const LearnSource& ls) {
   return sw.fdb.size() < sw.cfg.mac_limit;
 }
 
+// The EVPN control plane put `e` behind a remote VTEP, and the MAC now speaks
+// from a learning source here: it moved (RFC 7432 section 15). The entry
+// becomes an ordinary learned one and the move is reported, so that the
+// control plane advertises it with a higher sequence number.
+void Engine::learn_over_evpn(SwitchState& sw, FdbEntry& e, LearnSource& ls, MemberId mid) {
+  emit(moved_event(members_[mid], members_[e.member], e.mac));
+  remove_entry_effects(sw, e);  // counted as static until now
+  e.member = mid;
+  e.flags = 0;
+  e.last_seen_ms = now_ms_;
+  ls.learned++;
+  if (ls.learned_gauge) cnt_set(*ls.learned_gauge, ls.learned);
+  sw.counters->add(SwitchCounter::moved, 1);
+  sw.counters->set(SwitchCounter::fdb_static, sw.static_entries);
+  release_unreferenced_vteps();
+}
+
 // Slow path: the caller already checked learn_cache_hit().
 bool Engine::learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId mid, Mac src, Drop* why) {
   const Member& mem = members_[mid];
@@ -92,6 +121,8 @@ bool Engine::learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId mid
 
   FdbEntry* e = sw.fdb.find(src);
   if (e) {
+    if (e->member != mid && (e->flags & kFdbEvpn) && may_learn && !(ls.mac_limit && ls.learned >= ls.mac_limit))
+      learn_over_evpn(sw, *e, ls, mid);  // now e->member == mid
     if (e->member != mid) {
       if (e->flags & kFdbStatic) {
         *why = Drop::static_mac_conflict;
@@ -114,14 +145,7 @@ bool Engine::learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId mid
       if (ols.learned) ols.learned--;
       if (ols.learned_gauge) cnt_set(*ols.learned_gauge, ols.learned);
       if (ols.mac_limit == 0 || ols.learned < ols.mac_limit) ols.limit_reported = false;
-      Event ev = mac_event(EventType::kMoved, mem.sw, mem, src);
-      ev.old_port = old.port;
-      ev.old_vlan = old.vlan;
-      if (old.remote()) {
-        ev.old_vtep = vteps_[old.vtep].ip;
-        ev.old_port = uplink_.active ? uplink_.port : kNoId;
-      }
-      emit(ev);
+      emit(moved_event(mem, old, src));
       e->member = mid;
       ls.learned++;
       if (ls.learned_gauge) cnt_set(*ls.learned_gauge, ls.learned);

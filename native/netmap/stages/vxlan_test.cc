@@ -2063,5 +2063,111 @@ TEST_F(VxlanOffloadTest, AnInnerPartialChecksumTravelsWithTheDecapsulatedFrame) 
   peer(locals_[0]).cache().free(pk[0].buf);
 }
 
+// ---------------------------------------------------------------- EVPN entries
+//
+// Entries of kind `evpn` (kFdbStatic | kFdbEvpn, installed from BGP EVPN
+// routes by the control plane): never aged, replaced by a newer route, and
+// moved by local learning (MAC mobility, RFC 7432 section 15).
+
+Result evpn_command(testutil::EngineFixture& f, CmdOp op, SwitchId s, Mac m, const IpAddr& ip) {
+  auto c = f.cmd(op);
+  c->sw = s;
+  c->mac = m;
+  c->ip = ip;
+  c->evpn = true;
+  return f.run(std::move(c));
+}
+
+TEST_F(VxlanDecapTest, EvpnEntryNeverAgesAndLocalLearningMovesIt) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_poll_ms = 10;
+  make_engine(o);
+  SwitchConfig sc1;
+  sc1.aging_ms = 1000;
+  sc1.remote_learning = false;  // EVPN-managed switches learn from routes
+  setup4(1, sc1);
+  Mac m = host_mac(0x900);
+  ASSERT_TRUE(evpn_command(*this, CmdOp::kAddRemoteMac, sw_, m, v4(kPeerA4)).ok());
+  auto e = entry(sw_, m);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->evpn);
+  EXPECT_TRUE(e->is_static);
+  EXPECT_EQ(e->vtep, v4(kPeerA4));
+  EXPECT_EQ(sc(sw_, SwitchCounter::fdb_static), 1u);
+  // Steps the engine for up to `ms` while `more()` holds.
+  auto run_for = [&](int ms, auto&& more) {
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms); more() && std::chrono::steady_clock::now() < until;
+         std::this_thread::sleep_for(std::chrono::milliseconds(10)))
+      step();
+  };
+  // Past the aging time (and a sweep period), it is still there.
+  run_for(1500, [] { return true; });
+  ASSERT_TRUE(entry(sw_, m)) << "EVPN entries do not age";
+  EXPECT_EQ(count_events(EventType::kAged), 0u);
+  // Unicast to it goes to A only.
+  local(locals_[0], make_frame(m, host_mac(1), 64));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(parse4(out[0]).dip, kPeerA4);
+  events();
+  events_.clear();
+  // The MAC speaks on a local port: it moved here. The entry becomes a
+  // learned one, and the move is reported with the VTEP it left.
+  local(locals_[0], make_frame(kMacBroadcast, m, 64));
+  auto mv = events_of(EventType::kMoved);
+  ASSERT_EQ(mv.size(), 1u);
+  EXPECT_EQ(mv[0].mac, m);
+  EXPECT_EQ(mv[0].port, locals_[0]);
+  EXPECT_TRUE(mv[0].vtep.is_zero());
+  EXPECT_EQ(mv[0].old_vtep, v4(kPeerA4));
+  e = entry(sw_, m);
+  ASSERT_TRUE(e);
+  EXPECT_FALSE(e->evpn);
+  EXPECT_FALSE(e->is_static);
+  EXPECT_EQ(e->port, locals_[0]);
+  EXPECT_EQ(sc(sw_, SwitchCounter::fdb_static), 0u);
+  EXPECT_EQ(pc(locals_[0], PortCounter::fdb_learned), 2u);  // host_mac(1) and m
+  EXPECT_EQ(engine().check_invariants(), "");
+  // Now it is an ordinary learned entry: it ages.
+  run_for(4000, [&] { return entry(sw_, m).has_value(); });
+  EXPECT_FALSE(entry(sw_, m));
+}
+
+TEST_F(VxlanDecapTest, EvpnEntriesReplaceEachOtherButNeverAConfiguredStatic) {
+  setup4(1);
+  Mac m = host_mac(0x901);
+  // Learned locally first, then a route says it is behind A (it moved there).
+  local(locals_[0], make_frame(kMacBroadcast, m, 64));
+  ASSERT_TRUE(evpn_command(*this, CmdOp::kAddRemoteMac, sw_, m, v4(kPeerA4)).ok());
+  EXPECT_EQ(entry(sw_, m)->vtep, v4(kPeerA4));
+  EXPECT_EQ(pc(locals_[0], PortCounter::fdb_learned), 0u);
+  // Idempotent, then behind B (a newer route).
+  ASSERT_TRUE(evpn_command(*this, CmdOp::kAddRemoteMac, sw_, m, v4(kPeerA4)).ok());
+  ASSERT_TRUE(evpn_command(*this, CmdOp::kAddRemoteMac, sw_, m, v4(kPeerB4)).ok());
+  EXPECT_EQ(entry(sw_, m)->vtep, v4(kPeerB4));
+  EXPECT_EQ(sc(sw_, SwitchCounter::fdb_static), 1u);
+  // A static delete does not remove an EVPN entry, nor the reverse.
+  auto del = cmd(CmdOp::kDeleteStaticMac);
+  del->sw = sw_;
+  del->mac = m;
+  EXPECT_EQ(run(std::move(del)).status, Status::kNotFound);
+  Mac st = host_mac(0x902);
+  ASSERT_TRUE(add_remote_mac(sw_, st, v4(kPeerA4)).ok());
+  EXPECT_EQ(evpn_command(*this, CmdOp::kDeleteStaticMac, sw_, st, IpAddr{}).status, Status::kNotFound);
+  // A route never replaces a configured static entry.
+  EXPECT_EQ(evpn_command(*this, CmdOp::kAddRemoteMac, sw_, st, v4(kPeerB4)).status, Status::kAlreadyExists);
+  EXPECT_FALSE(entry(sw_, st)->evpn);
+  // A configured static entry replaces an EVPN one.
+  ASSERT_TRUE(add_remote_mac(sw_, m, v4(kPeerA4)).ok());
+  EXPECT_FALSE(entry(sw_, m)->evpn);
+  EXPECT_EQ(evpn_command(*this, CmdOp::kDeleteStaticMac, sw_, m, IpAddr{}).status, Status::kNotFound);
+  // Withdrawn: the EVPN delete removes it.
+  Mac w = host_mac(0x903);
+  ASSERT_TRUE(evpn_command(*this, CmdOp::kAddRemoteMac, sw_, w, v4(kPeerB4)).ok());
+  ASSERT_TRUE(evpn_command(*this, CmdOp::kDeleteStaticMac, sw_, w, IpAddr{}).ok());
+  EXPECT_FALSE(entry(sw_, w));
+  EXPECT_EQ(engine().check_invariants(), "");
+}
+
 }  // namespace
 }  // namespace vpc

@@ -24,6 +24,10 @@ namespace vpc {
 // flags bits of FdbEntry.
 constexpr uint16_t kFdbStatic = 1;  // configured: never aged, never moved by learning
 constexpr uint16_t kFdbRemote = 2;  // reserved for VXLAN remote entries; the table gives it no meaning
+// With kFdbStatic: installed by the EVPN control plane (a BGP route). Kept
+// like a static entry (never aged, counted as static), except that the MAC
+// appearing on a learning source is a move (MAC mobility), not a conflict.
+constexpr uint16_t kFdbEvpn = 4;
 
 struct FdbEntry {
   Mac mac;                // 48-bit key; kFdbEmptyMac marks a free slot

@@ -1,0 +1,58 @@
+// vpcctl bgp: the EVPN speaker's sessions and routes.
+//
+//   vpcctl bgp status [--json]             sessions (state, uptime, routes in/out) and route counts
+//   vpcctl bgp routes [--switch S] [--json] EVPN routes: ours (local) and received (remote)
+
+import { Command } from 'commander';
+import { Client } from '../client';
+import type { CliIO } from '../cli';
+import { table } from '../cli';
+import type { EvpnRouteView } from '../evpn/evpn';
+import type { BgpStatus } from '../evpn/service';
+
+function uptime(seconds: number): string {
+  if (seconds <= 0) return '-';
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
+}
+
+export function bgpStatusText(b: BgpStatus | null): string {
+  if (b === null) return 'BGP is not configured (no `bgp:` section)\n';
+  const e = b.evpn;
+  const head = [
+    `AS ${b.asn}, router ID ${b.routerId}, ${b.managed ? `managed gobgpd${b.pid === undefined ? '' : ` (pid ${b.pid})`}` : 'external gobgpd'} at ${b.api || '-'}: ${b.speaker}${b.restarts > 0 ? `, restarted ${b.restarts} time(s)` : ''}`,
+    `routes: ${e.routesAdvertised} advertised, ${e.routesReceived} received; ${e.macsInstalled} MACs installed, ${e.floodPeers} flood-list peers; ${e.pending} pending`,
+    `MAC moves ${e.moves}, duplicates ${e.duplicates}, over macLimit ${e.limited}, FDB errors ${e.installErrors}`,
+  ].join('\n');
+  const rows = b.neighbors.map((n) => [n.address, n.asn, n.state, uptime(n.uptimeSeconds), n.received, n.accepted, n.advertised, n.routerId || '-']);
+  return `${head}\n\n${rows.length === 0 ? 'no neighbours\n' : table(['NEIGHBOR', 'AS', 'STATE', 'UPTIME', 'ROUTES-IN', 'ACCEPTED', 'ROUTES-OUT', 'ROUTER-ID'], rows)}`;
+}
+
+export function bgpRoutesText(routes: EvpnRouteView[]): string {
+  if (routes.length === 0) return 'no EVPN routes\n';
+  return table(['SWITCH', 'VNI', 'TYPE', 'MAC', 'IP', 'VTEP', 'SEQ', 'ORIGIN', 'BEST'],
+    routes.map((r) => [r.switch || '-', r.vni, r.type === 2 ? '2 mac' : '3 imet', r.mac ?? '-', r.ip ?? '-', r.vtep, r.seq ?? '-', r.origin === 'local' ? 'local' : `${r.neighbor || 'remote'}`, r.best ? '*' : '']));
+}
+
+// Adds `bgp status` and `bgp routes` to the program.
+export function registerBgpCommands(program: Command, io: CliIO): void {
+  const ctx = (cmd: Command): { client: Client; json: boolean } => {
+    const o = cmd.optsWithGlobals() as { socket: string; json: boolean };
+    return { client: new Client(o.socket), json: o.json };
+  };
+  const bgp = program.command('bgp').description('the BGP EVPN speaker: sessions and routes');
+  bgp.command('status').description('BGP sessions (state, uptime, routes in and out) and EVPN route counts').action(async (_o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<{ bgp: BgpStatus | null }>('GET', '/v1/bgp');
+    io.out(json ? `${JSON.stringify(r, null, 2)}\n` : bgpStatusText(r.bgp));
+  });
+  bgp.command('routes').description('EVPN routes: this host\'s (local) and the other hosts\' (remote)')
+    .option('--switch <switch>', 'only the routes of this switch')
+    .action(async (o: { switch?: string }, cmd: Command) => {
+      const { client, json } = ctx(cmd);
+      const r = await client.call<{ bgp: boolean; routes: EvpnRouteView[] }>('GET', `/v1/bgp/routes${o.switch === undefined ? '' : `?switch=${encodeURIComponent(o.switch)}`}`);
+      io.out(json ? `${JSON.stringify(r, null, 2)}\n` : r.bgp ? bgpRoutesText(r.routes) : 'BGP is not configured (no `bgp:` section)\n');
+    });
+}

@@ -1,0 +1,693 @@
+// EVPN sync: keeps BGP (through a BgpSpeakerApi: gobgpd) and the switches
+// of this host in agreement. Design: docs/design/evpn.md.
+//
+// Out (this host's routes):
+//   - one type-3 (IMET) route per managed switch, while the uplink has a VTEP
+//     address;
+//   - one type-2 route per MAC of a managed switch that lives on a local
+//     port: learned (`learned`/`moved` events, withdrawn on `aged`) or a
+//     static entry of the configuration (sticky).
+// In (routes of other hosts, best paths of gobgpd's table):
+//   - type 3 -> the switch's flood list (Dataplane peers);
+//   - type 2 -> an FDB entry of kind `evpn` (never aged) behind the route's
+//     VTEP (next hop), unless the MAC lives here and our route wins.
+// MAC mobility (RFC 7432 section 15): a MAC learned here that a remote route
+// also claims is advertised with that route's sequence number + 1; of two
+// routes for one MAC, the higher sequence number wins, and on a tie the
+// lower VTEP address (section 15.1: the same MAC learned on two hosts at
+// once). A MAC that moves more than DUP_MOVES times in DUP_WINDOW_MS is a
+// duplicate (section 15.1): its sequence number is no longer raised, and
+// the loop stops.
+//
+// Routes go to gobgpd in batches, at most `advertiseRate` a second; the
+// dataplane is changed in pipelined batches too, so 100,000 MACs neither
+// stall the engine nor flood the peers. A switch's macLimit bounds both what
+// it advertises and the EVPN entries it installs.
+
+import type { Dataplane, DataplaneEvent, FdbEntry, SwitchInfo } from '../../dataplane';
+import type { Logger } from '../logging';
+import { ResolvedBgp } from './config';
+import type { BgpSpeakerApi } from './gobgp';
+import { autoRd, autoRouteTarget, EvpnRoute, ImetRoute, MacRoute, ReceivedRoute, routeKey, vniOf, vtepOf } from './routes';
+
+export type EvpnDataplane = Pick<Dataplane, 'switches' | 'uplink' | 'fdb' | 'addPeer' | 'deletePeer' | 'addRemoteMac' | 'deleteStaticMac' | 'updateSwitch' | 'on' | 'off'>;
+
+export const DUP_MOVES = 5; // RFC 7432 section 15.1: M = 5 moves ...
+export const DUP_WINDOW_MS = 180_000; // ... in N = 180 seconds
+const TICK_MS = 20;
+const DP_BATCH = 512;
+
+interface LocalMac {
+  seq: number;
+  sticky: boolean; // a static entry of the configuration
+  movedAt?: number; // ms (hrtime) of the `moved` event that made it local
+}
+
+interface RemoteRoute {
+  vtep: string;
+  seq: number;
+  sticky: boolean;
+  ip?: string;
+  neighbor: string;
+  receivedAt: number; // ms, monotonic
+}
+
+export interface EvpnStats {
+  sessionsEstablished: number;
+  routesAdvertised: number; // type 2 + type 3 we have out now
+  routesReceived: number; // type 2 + type 3 of other hosts we hold now
+  macsInstalled: number; // EVPN FDB entries
+  floodPeers: number; // VTEPs in managed switches' flood lists
+  updatesSent: number; // paths handed to gobgpd (advertise + withdraw)
+  moves: number; // MACs that moved (here or away)
+  duplicates: number; // MACs flagged as duplicates
+  limited: number; // routes not advertised or not installed: macLimit
+  installErrors: number;
+  pending: number; // updates waiting for the rate limit
+}
+
+export interface EvpnRouteView {
+  switch: string;
+  vni: number;
+  type: 2 | 3;
+  mac?: string;
+  ip?: string;
+  vtep: string;
+  seq?: number;
+  origin: 'local' | 'remote';
+  neighbor?: string;
+  best: boolean; // type 2: the route that decides where the MAC is
+}
+
+export interface EvpnOptions {
+  dp: EvpnDataplane;
+  bgp: ResolvedBgp;
+  log: Logger;
+  now?: () => number; // ms, monotonic (tests)
+  onMoveConverged?: (phase: 'advertise' | 'install', seconds: number) => void;
+}
+
+function cmpIp(a: string, b: string): number {
+  const key = (ip: string): string => (ip.includes(':') ? `6${ip}` : `4${ip.split('.').map((o) => o.padStart(3, '0')).join('.')}`);
+  return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+}
+
+export class EvpnSync {
+  private api?: BgpSpeakerApi;
+  private watcher?: { cancel(): void };
+  private readonly local = new Map<string, Map<string, LocalMac>>(); // switch -> mac -> ...
+  private readonly remote = new Map<number, Map<string, Map<string, RemoteRoute>>>(); // vni -> mac -> route key -> ...
+  private readonly imets = new Map<number, Map<string, string>>(); // vni -> route key -> vtep
+  private readonly installed = new Map<string, Map<string, string>>(); // switch -> mac -> vtep (EVPN entries in the dp)
+  private readonly peers = new Map<string, Set<string>>(); // switch -> flood list we put in the dp
+  private readonly advertised = new Map<string, EvpnRoute>(); // route key -> route (what gobgpd has from us)
+  private readonly outbox = new Map<string, { route: EvpnRoute; withdraw: boolean; queuedAt: number; move?: number }>();
+  private readonly dpQueue = new Map<string, { switch: string; mac: string; vtep?: string; receivedAt?: number }>(); // "sw/mac"
+  private readonly moveLog = new Map<string, number[]>(); // "sw/mac" -> times of recent moves
+  private readonly duplicates = new Set<string>();
+  private switchesByVni = new Map<number, SwitchInfo>();
+  private managed = new Set<string>();
+  private vtep = '';
+  private timer?: NodeJS.Timeout;
+  private flushing = false;
+  private draining = false;
+  private stopped = false;
+  private credit = 0;
+  private lastTick = 0;
+  private readonly onEvents = (events: DataplaneEvent[]): void => this.events(events);
+  readonly counters = { updatesSent: 0, moves: 0, duplicates: 0, limited: 0, installErrors: 0 };
+  sessions = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly o: EvpnOptions) {
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  get bgp(): ResolvedBgp {
+    return this.o.bgp;
+  }
+
+  // ---------------------------------------------------------------- life cycle
+
+  // Starts following the dataplane (events) and the switches; routes go out
+  // once a speaker is attached.
+  async start(): Promise<void> {
+    this.o.dp.on('events', this.onEvents);
+    await this.refresh();
+    this.lastTick = this.now();
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+  }
+
+  // A (new) connection to the speaker: everything we advertise is sent
+  // again (gobgpd may have restarted with an empty table), then the best
+  // paths are followed. Remote routes we hold stay until the speaker's
+  // table says otherwise (the initial dump replaces them, see watch()).
+  async attach(api: BgpSpeakerApi, opts: { adopt?: boolean } = {}): Promise<void> {
+    this.detach();
+    this.api = api;
+    if (opts.adopt === true) await this.adoptAdvertised(api);
+    for (const [key, route] of this.advertised) this.outbox.set(key, { route, withdraw: false, queuedAt: this.now() });
+    this.watch(api);
+  }
+
+  detach(): void {
+    this.watcher?.cancel();
+    this.watcher = undefined;
+    this.api = undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.detach();
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.o.dp.off('events', this.onEvents);
+  }
+
+  // After vpcd restarted next to a gobgpd that kept running: the type-2
+  // routes it still has from us keep their sequence numbers, and stay
+  // advertised (traffic to this host keeps flowing) until refresh() finds
+  // the MACs again or they are withdrawn below.
+  private async adoptAdvertised(api: BgpSpeakerApi): Promise<void> {
+    const ours = (await api.listRoutes()).filter((r) => r.neighbor === '' && !r.withdraw && r.route.nextHop === this.vtep);
+    const stale: EvpnRoute[] = [];
+    for (const r of ours) {
+      const key = routeKey(r.route);
+      if (this.advertised.has(key)) continue;
+      const sw = this.switchesByVni.get(r.route.vni);
+      if (r.route.type === 2 && sw !== undefined) {
+        const l = this.local.get(sw.name)?.get(r.route.mac);
+        if (l !== undefined) l.seq = Math.max(l.seq, r.route.seq);
+        else stale.push(r.route);
+      } else if (r.route.type === 3 && sw === undefined) stale.push(r.route);
+    }
+    if (stale.length > 0) {
+      this.o.log.info({ routes: stale.length }, 'EVPN: withdrawing routes the previous vpcd advertised for MACs that are gone');
+      for (const r of stale) this.outbox.set(routeKey(r), { route: r, withdraw: true, queuedAt: this.now() });
+    }
+  }
+
+  private watch(api: BgpSpeakerApi): void {
+    this.watcher = api.watch(
+      (routes) => {
+        if (this.api === api) this.received(routes);
+      },
+      (err) => {
+        if (this.api !== api) return;
+        this.o.log.warn({ err: err?.message }, 'EVPN: the route stream from gobgpd ended; reconnecting');
+        this.api = undefined;
+        setTimeout(() => {
+          if (!this.stopped && this.api === undefined) this.attach(api).catch((e) => this.o.log.error({ err: (e as Error).message }, 'EVPN: reattach failed'));
+        }, 1000).unref();
+      },
+    );
+    // The initial dump arrives at once; after that, remote routes the new
+    // table lacks are gone (the speaker restarted and the session did not
+    // come back within the hold time).
+    const grace = Math.max(3, this.o.bgp.holdTime) * 1000;
+    setTimeout(() => {
+      if (this.api !== api) return;
+      api.listRoutes().then((rs) => {
+        const present = new Set(rs.filter((r) => !r.withdraw).map((r) => `${routeKey(r.route)}@${vtepOf(r.route)}`));
+        this.dropMissing(present);
+      }, () => undefined);
+    }, grace).unref();
+  }
+
+  // Remote routes not in `present` (keys routeKey@VTEP) are withdrawn.
+  private dropMissing(present: Set<string>): void {
+    let n = 0;
+    const touched: { vni: number; mac: string }[] = [];
+    for (const [vni, macs] of this.remote) {
+      for (const [mac, rs] of macs) {
+        for (const [key, rr] of rs) {
+          if (present.has(`${key}@${rr.vtep}`)) continue;
+          rs.delete(key);
+          n++;
+          touched.push({ vni, mac });
+        }
+        if (rs.size === 0) macs.delete(mac);
+      }
+      if (macs.size === 0) this.remote.delete(vni);
+    }
+    const floods: number[] = [];
+    for (const [vni, keys] of this.imets) {
+      for (const [key, vtep] of keys) {
+        if (present.has(`${key}@${vtep}`)) continue;
+        keys.delete(key);
+        n++;
+        floods.push(vni);
+      }
+      if (keys.size === 0) this.imets.delete(vni);
+    }
+    if (n === 0) return;
+    this.o.log.info({ routes: n }, 'EVPN: dropping remote routes the speaker no longer has');
+    for (const { vni, mac } of touched) {
+      const s = this.switchesByVni.get(vni);
+      if (s !== undefined) this.decide(s, mac);
+    }
+    for (const vni of new Set(floods)) {
+      const s = this.switchesByVni.get(vni);
+      if (s !== undefined) this.syncFlood(s);
+    }
+  }
+
+  // ---------------------------------------------------------------- switches
+
+  private isManaged(name: string): boolean {
+    return this.o.bgp.switches === undefined || this.o.bgp.switches.includes(name);
+  }
+
+  // Re-reads the switches and the uplink (after every configuration change):
+  // new switches get their IMET route and their local MACs advertised; gone
+  // ones are withdrawn and forgotten. `staticMacs` are the configuration's
+  // static entries on local ports.
+  async refresh(staticMacs: { switch: string; mac: string }[] = this.lastStatics): Promise<void> {
+    this.lastStatics = staticMacs;
+    const up = this.o.dp.uplink();
+    const vtep = up?.localIp?.split('/')[0] ?? up?.localIp6?.split('/')[0] ?? '';
+    const switches = this.o.dp.switches().filter((s) => this.isManaged(s.name));
+    const names = new Set(switches.map((s) => s.name));
+    if (vtep !== this.vtep) {
+      // A new VTEP address: every route we have out changes its next hop.
+      for (const [key, route] of this.advertised) this.outbox.set(key, { route, withdraw: true, queuedAt: this.now() });
+      this.advertised.clear();
+      this.vtep = vtep;
+    }
+    for (const name of [...this.managed]) {
+      if (!names.has(name)) this.forgetSwitch(name);
+    }
+    this.switchesByVni = new Map(switches.map((s) => [s.vni, s]));
+    for (const s of switches) {
+      const fresh = !this.managed.has(s.name);
+      this.managed.add(s.name);
+      if (fresh) {
+        if (!this.o.bgp.remoteLearning && s.remoteLearning) {
+          await this.o.dp.updateSwitch(s.name, { remoteLearning: false });
+          this.o.log.info({ switch: s.name }, 'EVPN manages this switch: learning from VXLAN frames is off (bgp.remoteLearning)');
+        }
+        // Local MACs it already has (learned before, or static).
+        const entries: FdbEntry[] = await this.o.dp.fdb(s.name);
+        const local = this.local.get(s.name) ?? new Map<string, LocalMac>();
+        this.local.set(s.name, local);
+        for (const e of entries) if (e.vtep === undefined && !local.has(e.mac)) local.set(e.mac, { seq: this.remoteSeq(s.vni, e.mac) + (this.hasRemote(s.vni, e.mac) ? 1 : 0), sticky: e.static });
+        // Routes received before the switch existed.
+        for (const mac of this.remote.get(s.vni)?.keys() ?? []) this.decide(s, mac);
+        this.syncFlood(s);
+      }
+      const local = this.local.get(s.name)!;
+      for (const st of staticMacs) if (st.switch === s.name) local.set(st.mac, { seq: local.get(st.mac)?.seq ?? 0, sticky: true });
+      this.advertiseSwitch(s);
+    }
+  }
+  private lastStatics: { switch: string; mac: string }[] = [];
+
+  private forgetSwitch(name: string): void {
+    this.managed.delete(name);
+    for (const [key, route] of this.advertised) {
+      const sw = this.switchesByVni.get(route.vni);
+      if (sw?.name === name) this.withdraw(key);
+    }
+    this.local.delete(name);
+    this.installed.delete(name); // the dp removed them with the switch
+    this.peers.delete(name);
+    for (const k of [...this.dpQueue.keys()]) if (k.startsWith(`${name}/`)) this.dpQueue.delete(k);
+  }
+
+  private advertiseSwitch(s: SwitchInfo): void {
+    if (this.vtep === '') return;
+    const imet = this.imetRoute(s);
+    const key = routeKey(imet);
+    if (!this.advertised.has(key)) this.advertise(imet);
+    let count = [...this.advertised.values()].filter((r) => r.type === 2 && r.vni === s.vni).length;
+    for (const [mac, l] of this.local.get(s.name) ?? []) {
+      const route = this.macRoute(s, mac, l);
+      const prev = this.advertised.get(routeKey(route));
+      if (prev !== undefined && (prev as MacRoute).seq === l.seq && (prev as MacRoute).sticky === l.sticky) continue;
+      if (this.ourRouteLoses(s.vni, mac, l)) continue;
+      if (prev === undefined && count >= s.macLimit) {
+        this.counters.limited++;
+        continue;
+      }
+      if (prev === undefined) count++;
+      this.advertise(route);
+    }
+  }
+
+  private imetRoute(s: SwitchInfo): ImetRoute {
+    return { type: 3, rd: autoRd(this.o.bgp.routerId, s.vni), ethernetTag: 0, originator: this.vtep, vni: s.vni, nextHop: this.vtep, rts: [autoRouteTarget(this.o.bgp.asn, s.vni)], encapVxlan: true };
+  }
+
+  private macRoute(s: SwitchInfo, mac: string, l: LocalMac): MacRoute {
+    return { type: 2, rd: autoRd(this.o.bgp.routerId, s.vni), ethernetTag: 0, mac, vni: s.vni, nextHop: this.vtep, rts: [autoRouteTarget(this.o.bgp.asn, s.vni)], encapVxlan: true, seq: l.seq, sticky: l.sticky };
+  }
+
+  private advertise(route: EvpnRoute, move?: number): void {
+    const key = routeKey(route);
+    this.advertised.set(key, route);
+    this.outbox.set(key, { route, withdraw: false, queuedAt: this.now(), move });
+  }
+
+  private withdraw(key: string): void {
+    const route = this.advertised.get(key);
+    if (route === undefined) return;
+    this.advertised.delete(key);
+    this.outbox.set(key, { route, withdraw: true, queuedAt: this.now() });
+  }
+
+  // ---------------------------------------------------------------- local MACs
+
+  private events(events: DataplaneEvent[]): void {
+    for (const e of events) {
+      if (e.type !== 'learned' && e.type !== 'moved' && e.type !== 'aged') continue;
+      if (!this.managed.has(e.switch)) continue;
+      const s = this.o.dp.switches().find((x) => x.name === e.switch);
+      if (s === undefined) continue;
+      const local = this.local.get(s.name) ?? new Map<string, LocalMac>();
+      this.local.set(s.name, local);
+      const here = e.vtep === undefined;
+      if (e.type === 'aged') {
+        if (!here) continue;
+        const l = local.get(e.mac);
+        if (l === undefined || l.sticky) continue;
+        local.delete(e.mac);
+        this.withdraw(routeKey(this.macRoute(s, e.mac, l)));
+        // A remote route may now decide where the MAC is.
+        this.decide(s, e.mac);
+        continue;
+      }
+      if (!here) {
+        // Learned behind a VTEP from VXLAN frames (bgp.remoteLearning): not ours.
+        const l = local.get(e.mac);
+        if (l !== undefined && !l.sticky) {
+          local.delete(e.mac);
+          this.withdraw(routeKey(this.macRoute(s, e.mac, l)));
+        }
+        continue;
+      }
+      const known = local.get(e.mac);
+      if (known !== undefined) continue; // port to port on this host: the route is the same
+      const fromRemote = e.type === 'moved' && e.oldVtep !== undefined;
+      const k = `${s.name}/${e.mac}`;
+      let seq = this.hasRemote(s.vni, e.mac) ? this.remoteSeq(s.vni, e.mac) + 1 : 0;
+      if (fromRemote || this.hasRemote(s.vni, e.mac)) {
+        this.counters.moves++;
+        if (this.noteMove(k)) seq = this.remoteSeq(s.vni, e.mac); // a duplicate: no more increments
+      }
+      const l: LocalMac = { seq, sticky: false };
+      if (fromRemote) l.movedAt = this.now();
+      local.set(e.mac, l);
+      // The dp moved its EVPN entry to the local port itself.
+      this.installed.get(s.name)?.delete(e.mac);
+      this.dpQueue.delete(k);
+      if (this.ourRouteLoses(s.vni, e.mac, l)) continue;
+      if (this.countAdvertised(s.vni) >= s.macLimit) {
+        this.counters.limited++;
+        continue;
+      }
+      this.advertise(this.macRoute(s, e.mac, l), l.movedAt);
+    }
+  }
+
+  // Records a move; true when the MAC is (now) a duplicate.
+  private noteMove(k: string): boolean {
+    if (this.duplicates.has(k)) return true;
+    const t = this.now();
+    const log = (this.moveLog.get(k) ?? []).filter((x) => t - x < DUP_WINDOW_MS);
+    log.push(t);
+    this.moveLog.set(k, log);
+    if (log.length > DUP_MOVES) {
+      this.duplicates.add(k);
+      this.counters.duplicates++;
+      this.o.log.warn({ mac: k }, `EVPN: MAC moved ${log.length} times in ${DUP_WINDOW_MS / 1000} s: a duplicate MAC (RFC 7432 section 15.1); its sequence number is no longer raised`);
+      return true;
+    }
+    return false;
+  }
+
+  private countAdvertised(vni: number): number {
+    let n = 0;
+    for (const r of this.advertised.values()) if (r.type === 2 && r.vni === vni) n++;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- remote routes
+
+  private hasRemote(vni: number, mac: string): boolean {
+    return (this.remote.get(vni)?.get(mac)?.size ?? 0) > 0;
+  }
+
+  private remoteSeq(vni: number, mac: string): number {
+    let seq = 0;
+    for (const r of this.remote.get(vni)?.get(mac)?.values() ?? []) seq = Math.max(seq, r.seq);
+    return seq;
+  }
+
+  // The winning remote route for a MAC: highest sequence number, then the
+  // lowest VTEP address.
+  private bestRemote(vni: number, mac: string): RemoteRoute | undefined {
+    let best: RemoteRoute | undefined;
+    for (const r of this.remote.get(vni)?.get(mac)?.values() ?? []) {
+      if (best === undefined || r.seq > best.seq || (r.seq === best.seq && cmpIp(r.vtep, best.vtep) < 0)) best = r;
+    }
+    return best;
+  }
+
+  private ourRouteLoses(vni: number, mac: string, l: LocalMac): boolean {
+    const b = this.bestRemote(vni, mac);
+    if (b === undefined) return false;
+    if (l.sticky && !b.sticky) return false;
+    return b.seq > l.seq || (b.seq === l.seq && cmpIp(b.vtep, this.vtep) < 0);
+  }
+
+  private received(routes: ReceivedRoute[]): void {
+    const touched = new Map<string, { s: SwitchInfo; mac: string }>();
+    const floods = new Set<SwitchInfo>();
+    for (const r of routes) {
+      const route = r.route;
+      const vtep = vtepOf(route);
+      if (r.neighbor === '') continue; // ours
+      if (!r.withdraw && (vtep === '' || vtep === this.vtep)) continue;
+      const key = routeKey(route);
+      if (route.type === 3 && r.withdraw) {
+        // A withdrawal may come without its attributes (no PMSI label): find it by key.
+        for (const [vni, m] of this.imets) {
+          if (!m.delete(key)) continue;
+          if (m.size === 0) this.imets.delete(vni);
+          const s = this.switchesByVni.get(vni);
+          if (s !== undefined) floods.add(s);
+        }
+        continue;
+      }
+      const vni = vniOf(route, (v) => this.switchesByVni.has(v) || this.remote.has(v)) ?? route.vni;
+      if (vni === 0) continue;
+      const s = this.switchesByVni.get(vni);
+      if (route.type === 3) {
+        const m = this.imets.get(vni) ?? new Map<string, string>();
+        if (r.withdraw) m.delete(key);
+        else m.set(key, vtep);
+        if (m.size === 0) this.imets.delete(vni);
+        else this.imets.set(vni, m);
+        if (s !== undefined) floods.add(s);
+        continue;
+      }
+      const byMac = this.remote.get(vni) ?? new Map<string, Map<string, RemoteRoute>>();
+      this.remote.set(vni, byMac);
+      const rs = byMac.get(route.mac) ?? new Map<string, RemoteRoute>();
+      if (r.withdraw) rs.delete(key);
+      else {
+        const rr: RemoteRoute = { vtep, seq: route.seq, sticky: route.sticky, neighbor: r.neighbor, receivedAt: this.now() };
+        if (route.ip !== undefined) rr.ip = route.ip;
+        rs.set(key, rr);
+      }
+      if (rs.size === 0) byMac.delete(route.mac);
+      else byMac.set(route.mac, rs);
+      if (byMac.size === 0) this.remote.delete(vni);
+      if (s !== undefined) touched.set(`${s.name}/${route.mac}`, { s, mac: route.mac });
+    }
+    for (const { s, mac } of touched.values()) this.decide(s, mac);
+    for (const s of floods) this.syncFlood(s);
+  }
+
+  // Where a MAC of switch `s` lives, after a change of its routes or of its
+  // local presence; queues the dataplane change and our route's.
+  private decide(s: SwitchInfo, mac: string): void {
+    if (!this.managed.has(s.name)) return;
+    const best = this.bestRemote(s.vni, mac);
+    const l = this.local.get(s.name)?.get(mac);
+    const k = `${s.name}/${mac}`;
+    if (l !== undefined) {
+      const ours = routeKey(this.macRoute(s, mac, l));
+      if (best === undefined || !this.ourRouteLoses(s.vni, mac, l)) {
+        // We win (or nobody else claims it): make sure our route is out.
+        if (!this.advertised.has(ours) && this.vtep !== '' && this.countAdvertised(s.vni) < s.macLimit) this.advertise(this.macRoute(s, mac, l));
+        return;
+      }
+      // It moved away (or lost a tie): withdraw ours, forward to the winner.
+      this.counters.moves++;
+      this.local.get(s.name)!.delete(mac);
+      this.withdraw(ours);
+    }
+    const cur = this.installed.get(s.name)?.get(mac);
+    const queued = this.dpQueue.get(k);
+    const want = best?.vtep;
+    if (want === (queued !== undefined ? queued.vtep : cur)) return;
+    if (want !== undefined && cur === undefined && queued === undefined && (this.installed.get(s.name)?.size ?? 0) >= s.macLimit) {
+      this.counters.limited++;
+      return;
+    }
+    if (want !== undefined && cur !== undefined && cur !== want) this.counters.moves++;
+    this.dpQueue.set(k, { switch: s.name, mac, vtep: want, receivedAt: best?.receivedAt });
+  }
+
+  private syncFlood(s: SwitchInfo): void {
+    const want = new Set(this.imets.get(s.vni)?.values() ?? []);
+    const have = this.peers.get(s.name) ?? new Set<string>();
+    this.peers.set(s.name, have);
+    for (const ip of want) {
+      if (have.has(ip)) continue;
+      have.add(ip);
+      this.o.dp.addPeer({ switch: s.name, ip }).catch((err) => {
+        have.delete(ip);
+        this.counters.installErrors++;
+        this.o.log.warn({ switch: s.name, vtep: ip, err: (err as Error).message }, 'EVPN: could not add a flood-list peer');
+      });
+    }
+    for (const ip of [...have]) {
+      if (want.has(ip)) continue;
+      have.delete(ip);
+      this.o.dp.deletePeer({ switch: s.name, ip }).catch((err) => this.o.log.warn({ switch: s.name, vtep: ip, err: (err as Error).message }, 'EVPN: could not remove a flood-list peer'));
+    }
+  }
+
+  // ---------------------------------------------------------------- batching
+
+  private tick(): void {
+    const t = this.now();
+    const rate = this.o.bgp.advertiseRate;
+    this.credit = Math.min(rate, this.credit + ((t - this.lastTick) / 1000) * rate);
+    this.lastTick = t;
+    void this.flush();
+    void this.drain();
+  }
+
+  // Sends queued updates to the speaker, within the rate's credit.
+  async flush(): Promise<void> {
+    if (this.flushing || this.api === undefined || this.outbox.size === 0) return;
+    const n = Math.floor(this.credit);
+    if (n <= 0) return;
+    this.flushing = true;
+    const api = this.api;
+    const batch = [...this.outbox.entries()].slice(0, n);
+    for (const [k] of batch) this.outbox.delete(k);
+    this.credit -= batch.length;
+    const adds = batch.filter(([, v]) => !v.withdraw).map(([, v]) => v.route);
+    const withdraws = batch.filter(([, v]) => v.withdraw).map(([, v]) => v.route);
+    try {
+      await api.updateRoutes(adds, withdraws);
+      this.counters.updatesSent += batch.length;
+      const t = this.now();
+      for (const [, v] of batch) if (v.move !== undefined) this.o.onMoveConverged?.('advertise', (t - v.move) / 1000);
+    } catch (err) {
+      // Put them back (unless something newer was queued meanwhile).
+      for (const [k, v] of batch) if (!this.outbox.has(k)) this.outbox.set(k, v);
+      this.o.log.warn({ err: (err as Error).message, routes: batch.length }, 'EVPN: gobgpd refused an update; retrying');
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  // Applies queued dataplane changes, DP_BATCH at a time, pipelined.
+  async drain(): Promise<void> {
+    if (this.draining || this.dpQueue.size === 0) return;
+    this.draining = true;
+    try {
+      while (this.dpQueue.size > 0 && !this.stopped) {
+        const batch = [...this.dpQueue.entries()].slice(0, DP_BATCH);
+        for (const [k] of batch) this.dpQueue.delete(k);
+        await Promise.all(batch.map(([, op]) => this.apply(op)));
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async apply(op: { switch: string; mac: string; vtep?: string; receivedAt?: number }): Promise<void> {
+    const inst = this.installed.get(op.switch) ?? new Map<string, string>();
+    this.installed.set(op.switch, inst);
+    const cur = inst.get(op.mac);
+    try {
+      if (op.vtep === undefined) {
+        if (cur === undefined) return;
+        inst.delete(op.mac);
+        await this.o.dp.deleteStaticMac({ switch: op.switch, mac: op.mac }, { evpn: true });
+      } else {
+        inst.set(op.mac, op.vtep);
+        await this.o.dp.addRemoteMac({ switch: op.switch, mac: op.mac, vtep: op.vtep }, { evpn: true });
+        if (cur !== undefined && cur !== op.vtep && op.receivedAt !== undefined) this.o.onMoveConverged?.('install', (this.now() - op.receivedAt) / 1000);
+      }
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (op.vtep === undefined && (code === 'ERR_UNKNOWN_MAC' || code === 'ERR_UNKNOWN_SWITCH')) return; // already gone (a local learn moved it)
+      if (op.vtep !== undefined) inst.delete(op.mac);
+      this.counters.installErrors++;
+      this.o.log.warn({ switch: op.switch, mac: op.mac, vtep: op.vtep ?? null, code, err: (err as Error).message }, 'EVPN: could not update the FDB');
+    }
+  }
+
+  // True when nothing waits (tests, `bgp status`).
+  idle(): boolean {
+    return this.outbox.size === 0 && this.dpQueue.size === 0 && !this.flushing && !this.draining;
+  }
+
+  // ---------------------------------------------------------------- views
+
+  stats(): EvpnStats {
+    let received = 0;
+    for (const macs of this.remote.values()) for (const rs of macs.values()) received += rs.size;
+    for (const m of this.imets.values()) received += m.size;
+    let installed = 0;
+    for (const m of this.installed.values()) installed += m.size;
+    let floodPeers = 0;
+    for (const p of this.peers.values()) floodPeers += p.size;
+    return {
+      sessionsEstablished: this.sessions,
+      routesAdvertised: this.advertised.size,
+      routesReceived: received,
+      macsInstalled: installed,
+      floodPeers,
+      pending: this.outbox.size + this.dpQueue.size,
+      ...this.counters,
+    };
+  }
+
+  routes(switchName?: string): EvpnRouteView[] {
+    const out: EvpnRouteView[] = [];
+    const nameOf = (vni: number): string => this.switchesByVni.get(vni)?.name ?? '';
+    for (const r of this.advertised.values()) {
+      const sw = nameOf(r.vni);
+      if (switchName !== undefined && sw !== switchName) continue;
+      if (r.type === 3) out.push({ switch: sw, vni: r.vni, type: 3, vtep: r.nextHop, origin: 'local', best: true });
+      else out.push({ switch: sw, vni: r.vni, type: 2, mac: r.mac, vtep: r.nextHop, seq: r.seq, origin: 'local', best: true });
+    }
+    for (const [vni, keys] of this.imets) {
+      const sw = nameOf(vni);
+      if (switchName !== undefined && sw !== switchName) continue;
+      for (const vtep of keys.values()) out.push({ switch: sw, vni, type: 3, vtep, origin: 'remote', best: true });
+    }
+    for (const [vni, macs] of this.remote) {
+      const sw = nameOf(vni);
+      if (switchName !== undefined && sw !== switchName) continue;
+      for (const [mac, rs] of macs) {
+        const best = this.bestRemote(vni, mac);
+        const l = this.local.get(sw)?.get(mac);
+        for (const r of rs.values()) {
+          const v: EvpnRouteView = { switch: sw, vni, type: 2, mac, vtep: r.vtep, seq: r.seq, origin: 'remote', neighbor: r.neighbor, best: r === best && (l === undefined || this.ourRouteLoses(vni, mac, l)) };
+          if (r.ip !== undefined) v.ip = r.ip;
+          out.push(v);
+        }
+      }
+    }
+    return out.sort((a, b) => (a.switch === b.switch ? (a.type === b.type ? ((a.mac ?? '') + a.vtep < (b.mac ?? '') + b.vtep ? -1 : 1) : a.type - b.type) : a.switch < b.switch ? -1 : 1));
+  }
+}

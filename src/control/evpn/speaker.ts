@@ -1,0 +1,290 @@
+// The managed BGP speaker: a gobgpd that vpcd configures, starts and
+// supervises.
+//
+// vpcd writes STATE_DIR/gobgpd.toml (global AS, router ID and port; one
+// neighbour per configured one, with the l2vpn-evpn family and the timers),
+// then runs `gobgpd -f gobgpd.toml --api-hosts 127.0.0.1:<port>`. The API
+// port is a free loopback port picked at start, so several vpcds (tests,
+// namespaces sharing a loopback) never collide. When gobgpd exits without
+// being asked to, it is started again after a backoff (1 s, doubling to
+// 30 s, back to 1 s once it ran for a minute), and `onStart` runs again so
+// that vpcd re-advertises everything.
+
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Logger } from '../logging';
+import { ResolvedBgp } from './config';
+
+export const GOBGPD_PACKAGE = 'gobgpd';
+const SEARCH = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin', '/bin', '/sbin'];
+
+export class SpeakerError extends Error {}
+
+// The gobgpd binary: VPCD_GOBGPD, else the PATH and the usual directories.
+export function findGobgpd(env: NodeJS.ProcessEnv = process.env): string {
+  const given = env.VPCD_GOBGPD;
+  if (given !== undefined && given !== '') {
+    if (!isExecutable(given)) throw new SpeakerError(`VPCD_GOBGPD=${given} is not an executable file`);
+    return given;
+  }
+  const dirs = [...(env.PATH ?? '').split(':').filter((d) => d !== ''), ...SEARCH];
+  for (const d of dirs) {
+    const f = path.join(d, 'gobgpd');
+    if (isExecutable(f)) return f;
+  }
+  throw new SpeakerError(`gobgpd was not found (searched PATH and ${SEARCH.join(', ')}): bgp.managed needs it; install the Debian package ${GOBGPD_PACKAGE} (apt install ${GOBGPD_PACKAGE}), or run your own gobgpd and set bgp.managed: false with bgp.address`);
+}
+
+function isExecutable(f: string): boolean {
+  try {
+    fs.accessSync(f, fs.constants.X_OK);
+    return fs.statSync(f).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function q(s: string): string {
+  return JSON.stringify(s); // a TOML basic string (the values are addresses)
+}
+
+// gobgpd's TOML configuration for `bgp`.
+export function gobgpdConfig(b: ResolvedBgp): string {
+  const lines = ['# Written by vpcd from its `bgp:` configuration; rewritten at every start.', '[global.config]', `  as = ${b.asn}`, `  router-id = ${q(b.routerId)}`, `  port = ${b.port}`];
+  if (b.localAddress !== undefined) lines.push(`  local-address-list = [${q(b.localAddress)}]`);
+  for (const n of b.neighbors) {
+    lines.push(
+      '',
+      '[[neighbors]]',
+      '  [neighbors.config]',
+      `    neighbor-address = ${q(n.address)}`,
+      `    peer-as = ${n.asn}`,
+      '  [neighbors.timers.config]',
+      `    hold-time = ${b.holdTime}`,
+      `    keepalive-interval = ${b.keepalive}`,
+      '    connect-retry = 2',
+    );
+    if (b.localAddress !== undefined) lines.push('  [neighbors.transport.config]', `    local-address = ${q(b.localAddress)}`);
+    if (n.routeReflectorClient) {
+      lines.push('  [neighbors.route-reflector.config]', '    route-reflector-client = true', `    route-reflector-cluster-id = ${q(b.clusterId ?? b.routerId)}`);
+    }
+    lines.push('  [[neighbors.afi-safis]]', '    [neighbors.afi-safis.config]', '      afi-safi-name = "l2vpn-evpn"');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// A free TCP port on 127.0.0.1.
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ManagedSpeakerOptions {
+  bgp: ResolvedBgp;
+  dir: string; // where gobgpd.toml goes (the state dir)
+  log: Logger;
+  binary?: string;
+  // Runs after every (re)start, with the API address (`adopted`: a gobgpd
+  // an earlier vpcd started and that kept running); a rejection is logged
+  // and gobgpd restarted.
+  onStart: (apiAddress: string, adopted: boolean) => Promise<void>;
+  onExit?: (code: number | null, signal: string | null) => void;
+}
+
+export class ManagedSpeaker {
+  private child?: ChildProcess;
+  private adopted?: { pid: number; poll: NodeJS.Timeout };
+  private stopping = false;
+  private timer?: NodeJS.Timeout;
+  private backoffMs = 1000;
+  private startedAt = 0;
+  restarts = 0;
+  apiAddress = '';
+  readonly binary: string;
+  readonly configFile: string;
+
+  constructor(private readonly o: ManagedSpeakerOptions) {
+    this.binary = o.binary ?? findGobgpd();
+    this.configFile = path.join(o.dir, 'gobgpd.toml');
+    this.pidFile = path.join(o.dir, 'gobgpd.json');
+  }
+
+  readonly pidFile: string;
+
+  get pid(): number | undefined {
+    return this.child?.pid ?? this.adopted?.pid;
+  }
+
+  // The gobgpd an earlier vpcd of this state dir started, if it still runs
+  // with the configuration we would write: vpcd was killed, gobgpd was not,
+  // and its sessions and routes are still up. Taking it over keeps the
+  // guests' traffic flowing across the vpcd restart.
+  private adoptable(config: string): { pid: number; api: string } | undefined {
+    try {
+      const rec = JSON.parse(fs.readFileSync(this.pidFile, 'utf8')) as { pid: number; api: string; config: string };
+      if (rec.config !== config || !Number.isInteger(rec.pid) || rec.pid <= 1) return undefined;
+      const cmdline = fs.readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0');
+      if (!path.basename(cmdline[0] ?? '').startsWith('gobgpd') || !cmdline.includes(this.configFile) || !cmdline.includes(rec.api)) return undefined;
+      return { pid: rec.pid, api: rec.api };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async start(): Promise<void> {
+    fs.mkdirSync(this.o.dir, { recursive: true, mode: 0o750 });
+    const config = gobgpdConfig(this.o.bgp);
+    const old = this.restarts === 0 ? this.adoptable(config) : undefined;
+    if (old !== undefined) {
+      this.apiAddress = old.api;
+      this.startedAt = Date.now();
+      const poll = setInterval(() => {
+        try {
+          process.kill(old.pid, 0);
+        } catch {
+          clearInterval(poll);
+          this.adopted = undefined;
+          if (this.stopping) return;
+          this.o.log.error({ pid: old.pid, restartInMs: this.backoffMs }, 'gobgpd (adopted) exited; starting a new one');
+          this.schedule();
+        }
+      }, 1000);
+      poll.unref();
+      this.adopted = { pid: old.pid, poll };
+      this.o.log.info({ pid: old.pid, api: old.api }, 'gobgpd of the previous vpcd still runs with this configuration: taken over (its sessions and routes stay up)');
+      try {
+        await this.o.onStart(this.apiAddress, true);
+      } catch (err) {
+        this.o.log.error({ err: (err as Error).message }, 'the running gobgpd could not be taken over; replacing it');
+        clearInterval(poll);
+        this.adopted = undefined;
+        await killAndWait(old.pid);
+        this.restarts++;
+        await this.start();
+      }
+      return;
+    }
+    const stray = this.strayPid();
+    if (stray !== undefined) {
+      this.o.log.warn({ pid: stray }, 'stopping the gobgpd an earlier vpcd left running with another configuration');
+      await killAndWait(stray);
+    }
+    fs.writeFileSync(this.configFile, config, { mode: 0o640 });
+    const port = await freeLoopbackPort();
+    this.apiAddress = `127.0.0.1:${port}`;
+    const args = ['-f', this.configFile, '-t', 'toml', '--api-hosts', this.apiAddress, '--pprof-disable', '-p', '-l', 'warn'];
+    const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    this.startedAt = Date.now();
+    const relay = (d: Buffer): void => {
+      for (const line of d.toString().split('\n')) if (line.trim() !== '') this.o.log.warn({ gobgpd: line.trim().slice(0, 500) }, 'gobgpd');
+    };
+    child.stdout!.on('data', relay);
+    child.stderr!.on('data', relay);
+    child.once('exit', (code, signal) => {
+      if (this.child === child) this.child = undefined;
+      this.o.onExit?.(code, signal);
+      if (this.stopping) return;
+      this.o.log.error({ code, signal, restartInMs: this.backoffMs }, 'gobgpd exited; restarting it');
+      this.schedule();
+    });
+    const spawned = await new Promise<Error | undefined>((resolve) => {
+      child.once('spawn', () => resolve(undefined));
+      child.once('error', (err) => resolve(err));
+    });
+    if (spawned !== undefined) {
+      this.child = undefined;
+      throw new SpeakerError(`gobgpd (${this.binary}) could not be started: ${spawned.message}`);
+    }
+    this.o.log.info({ pid: child.pid, api: this.apiAddress, config: this.configFile }, 'gobgpd started');
+    fs.writeFileSync(this.pidFile, JSON.stringify({ pid: child.pid, api: this.apiAddress, config }), { mode: 0o640 });
+    try {
+      await this.o.onStart(this.apiAddress, false);
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'gobgpd started but vpcd could not set it up; restarting it');
+      child.kill('SIGKILL');
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined || this.stopping) return;
+    if (Date.now() - this.startedAt > 60_000) this.backoffMs = 1000;
+    const wait = this.backoffMs;
+    this.backoffMs = Math.min(30_000, this.backoffMs * 2);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.restarts++;
+      this.start().catch((err) => {
+        this.o.log.error({ err: (err as Error).message }, 'gobgpd restart failed');
+        this.schedule();
+      });
+    }, wait);
+  }
+
+  // A gobgpd recorded in the pid file that still runs our config file.
+  private strayPid(): number | undefined {
+    try {
+      const rec = JSON.parse(fs.readFileSync(this.pidFile, 'utf8')) as { pid: number };
+      const cmdline = fs.readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0');
+      return path.basename(cmdline[0] ?? '').startsWith('gobgpd') && cmdline.includes(this.configFile) ? rec.pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  // Stops gobgpd (SIGTERM, SIGKILL after 5 s) and does not restart it.
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.adopted !== undefined) {
+      clearInterval(this.adopted.poll);
+      await killAndWait(this.adopted.pid);
+      this.adopted = undefined;
+    }
+    fs.rmSync(this.pidFile, { force: true });
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await gone;
+    clearTimeout(t);
+  }
+}
+
+// SIGTERM, then SIGKILL after 5 s; resolves once the process is gone (it is
+// not our child: polled).
+async function killAndWait(pid: number): Promise<void> {
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 5000;
+  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (alive()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    while (alive()) await new Promise((r) => setTimeout(r, 20));
+  }
+}

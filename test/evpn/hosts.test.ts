@@ -1,0 +1,193 @@
+// Two hosts, each a vpcd with its managed gobgpd in a network namespace,
+// forming one VPC over BGP EVPN (iBGP, AS 64512) with no peer lists and no
+// static remote MACs: type-3 routes build the flood lists, type-2 routes the
+// remote FDB entries (kind evpn), and the guests reach each other.
+//
+//   ga (guest 198.19.0.1)       gb (guest 198.19.0.2)
+//     | veth g1                   | veth g1
+//   ha: vpcd + gobgpd           hb: vpcd + gobgpd
+//     kernel 198.18.0.1/24        kernel 198.18.0.2/24   (BGP, router IDs)
+//     VTEP   198.18.0.11          VTEP   198.18.0.12     (the switch's own)
+//     +------------ veth ul -------------+
+//
+// Also: the routes read back from gobgpd carry the MAC we sent (the
+// keepCase check), gobgpd killed -9 is restarted and re-advertises, and a
+// BGP session that dies takes the neighbour's routes (FDB entries and flood
+// list) with it after the hold time.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { GobgpClient } from '../../src/control/evpn/gobgp';
+import { eventually, removeDir, spawnVpcd, tempDir, VPCCTL, VpcdProcess } from '../control/helpers';
+import { Guest, Lab, skipReason } from '../ports/lab';
+
+const GOBGPD = ['/usr/bin/gobgpd', '/usr/sbin/gobgpd'].find((f) => fs.existsSync(f));
+const PROTOS = fs.existsSync('/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto');
+
+function skip(): string | undefined {
+  const base = skipReason(['ip', 'ping']);
+  if (base !== undefined) return base;
+  if (GOBGPD === undefined) return 'gobgpd is not installed (Debian package gobgpd)';
+  if (!PROTOS) return 'GoBGP API protos missing (Debian package golang-github-osrg-gobgp-dev)';
+  return undefined;
+}
+
+const ENGINE = 'engine: { bufferCount: 4096, hugepages: false, maxPorts: 16, maxSwitches: 8, eventRing: 4096 }\n';
+
+function config(host: 1 | 2, holdTime = 9, keepalive = 3): string {
+  const other = host === 1 ? 2 : 1;
+  return `${ENGINE}uplinks:
+  - { name: up0, type: afpacket, interface: ul, localIp: 198.18.0.1${host}/24 }
+switches:
+  - name: tenant
+    vni: 1001
+    ports:
+      - { name: g1, type: afpacket, interface: g1 }
+bgp:
+  asn: 64512
+  routerId: 198.18.0.${host}
+  neighbors: [198.18.0.${other}]
+  holdTime: ${holdTime}
+  keepalive: ${keepalive}
+`;
+}
+
+interface Host {
+  ns: string;
+  guest: Guest;
+  vpcd?: VpcdProcess;
+  dir: string;
+}
+
+type BgpStatusBody = { bgp: { neighbors: { address: string; state: string; received: number; advertised: number }[]; pid?: number; api: string; restarts: number; evpn: Record<string, number> } | null };
+type RoutesBody = { routes: { type: number; mac?: string; vtep: string; origin: string; seq?: number }[] };
+type FdbBody = { entries: { mac: string; vtep?: string; evpn?: boolean; static: boolean }[] };
+
+describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240_000 }, () => {
+  const reason = skip();
+  let lab: Lab;
+  const hosts: Host[] = [];
+
+  before(async () => {
+    if (reason !== undefined) return;
+    lab = new Lab();
+    const ha = lab.netns('ha');
+    const hb = lab.netns('hb');
+    lab.vethBetween(ha, 'ul', hb, 'ul');
+    lab.ns(ha, 'ip', ['addr', 'add', '198.18.0.1/24', 'dev', 'ul']);
+    lab.ns(hb, 'ip', ['addr', 'add', '198.18.0.2/24', 'dev', 'ul']);
+    for (const [i, ns] of [ha, hb].entries()) {
+      const gns = lab.netns(i === 0 ? 'ga' : 'gb');
+      lab.vethBetween(ns, 'g1', gns, 'eth0');
+      const guest = lab.configure(gns, 'eth0', `02:00:00:00:0a:0${i + 1}`, `198.19.0.${i + 1}/24`);
+      hosts.push({ ns, guest, dir: tempDir('vpcd-evpn-') });
+    }
+    for (const [i, h] of hosts.entries()) {
+      h.vpcd = await spawnVpcd({ dir: h.dir, config: config((i + 1) as 1 | 2), netns: h.ns });
+    }
+  });
+
+  after(async () => {
+    for (const h of hosts) {
+      await h.vpcd?.stop();
+      // A gobgpd left behind by a failed test (kill -9 of vpcd) goes too.
+      try {
+        const rec = JSON.parse(fs.readFileSync(`${h.dir}/state/gobgpd.json`, 'utf8')) as { pid: number };
+        process.kill(rec.pid, 'SIGKILL');
+      } catch {
+        // none
+      }
+      removeDir(h.dir);
+    }
+    lab?.cleanup();
+  });
+
+  const status = (h: Host): Promise<BgpStatusBody> => h.vpcd!.client.call<BgpStatusBody>('GET', '/v1/bgp');
+  const routes = (h: Host): Promise<RoutesBody> => h.vpcd!.client.call<RoutesBody>('GET', '/v1/bgp/routes?switch=tenant');
+  const fdb = (h: Host): Promise<FdbBody> => h.vpcd!.client.call<FdbBody>('GET', '/v1/switches/tenant/fdb');
+  const established = async (h: Host): Promise<boolean> => (await status(h)).bgp?.neighbors.some((n) => n.state === 'established') === true;
+  const ping = async (from: Guest, to: string): Promise<boolean> => (await lab.ping(from, to, 3)).ok;
+
+  it('sessions come up, IMET routes make the flood lists, guests reach each other', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    await eventually(async () => (await established(a)) && (await established(b)), 30_000, 200);
+    // Type 3 of the other host -> its VTEP is in the switch's flood list.
+    await eventually(async () => (await routes(a)).routes.some((r) => r.type === 3 && r.origin !== 'local' && r.vtep === '198.18.0.12'), 10_000, 100);
+    await eventually(async () => (await routes(b)).routes.some((r) => r.type === 3 && r.origin !== 'local' && r.vtep === '198.18.0.11'), 10_000, 100);
+    const peers = await a.vpcd!.client.call<{ peers: unknown[] }>('GET', '/v1/peers');
+    assert.equal(peers.peers.length, 0, 'no configured peers: EVPN made the flood list');
+    // Both ways.
+    assert.ok(await ping(a.guest, b.guest.ip), 'a -> b');
+    assert.ok(await ping(b.guest, a.guest.ip), 'b -> a');
+    // Each guest's MAC is a type-2 route of its host, and an evpn FDB entry on the other.
+    await eventually(async () => (await fdb(b)).entries.find((e) => e.mac === a.guest.mac && e.evpn === true && e.vtep === '198.18.0.11'), 10_000, 100);
+    await eventually(async () => (await fdb(a)).entries.find((e) => e.mac === b.guest.mac && e.evpn === true && e.vtep === '198.18.0.12'), 10_000, 100);
+    const ra = await routes(a);
+    assert.ok(ra.routes.some((r) => r.type === 2 && r.mac === a.guest.mac && r.origin === 'local' && r.vtep === '198.18.0.11'));
+    assert.ok(ra.routes.some((r) => r.type === 2 && r.mac === b.guest.mac && r.origin !== 'local' && r.vtep === '198.18.0.12'));
+    // vpcctl
+    const out = execFileSync(process.execPath, [VPCCTL, '-s', a.vpcd!.socket, 'bgp', 'status'], { encoding: 'utf8' });
+    assert.match(out, /198\.18\.0\.2\s+64512\s+established/);
+    const r2 = execFileSync(process.execPath, [VPCCTL, '-s', a.vpcd!.socket, 'bgp', 'routes', '--switch', 'tenant'], { encoding: 'utf8' });
+    assert.match(r2, new RegExp(`${b.guest.mac}\\s+-\\s+198\\.18\\.0\\.12`));
+  });
+
+  it('what gobgpd holds is what vpcd sent (read back over the API: MAC, VNI, next hop)', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a] = hosts as [Host, Host];
+    const s = (await status(a)).bgp!;
+    // The API port is on the namespace's loopback: ask from inside it.
+    const script = `const { GobgpClient } = require(${JSON.stringify(require.resolve('../../src/control/evpn/gobgp'))});
+      const c = new GobgpClient(${JSON.stringify(s.api)});
+      c.listRoutes().then((r) => { process.stdout.write(JSON.stringify(r)); c.close(); }, (e) => { console.error(e); process.exit(1); });`;
+    const out = lab.ns(a.ns, process.execPath, ['-e', script], 20_000);
+    const rs = JSON.parse(out) as { route: { type: number; mac?: string; vni: number; nextHop: string; encapVxlan: boolean; rts: { asn: number; value: number }[] }; neighbor: string }[];
+    const ours = rs.find((r) => r.neighbor === '' && r.route.type === 2 && r.route.mac === a.guest.mac);
+    assert.ok(ours, `our type-2 route for ${a.guest.mac} in gobgpd's table: ${out}`);
+    assert.equal(ours.route.vni, 1001);
+    assert.equal(ours.route.nextHop, '198.18.0.11');
+    assert.equal(ours.route.encapVxlan, true);
+    assert.deepEqual(ours.route.rts, [{ asn: 64512, value: 1001 }]);
+    assert.ok(GobgpClient, 'the client module loads in the test process too');
+  });
+
+  it('gobgpd killed -9 is restarted and re-advertises; the other host keeps the routes', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    const before = (await status(a)).bgp!;
+    assert.ok(before.pid !== undefined);
+    process.kill(before.pid!, 'SIGKILL');
+    await eventually(async () => {
+      const s = (await status(a)).bgp!;
+      return s.restarts >= 1 && s.pid !== before.pid && s.neighbors.some((n) => n.state === 'established');
+    }, 30_000, 200);
+    await eventually(async () => (await fdb(b)).entries.find((e) => e.mac === a.guest.mac && e.evpn === true), 15_000, 100);
+    await eventually(async () => (await routes(a)).routes.some((r) => r.type === 3 && r.origin !== 'local'), 15_000, 100);
+    assert.ok(await ping(a.guest, b.guest.ip), 'a -> b after the restart');
+  });
+
+  it('a dead session takes the neighbour\'s routes with it (hold time)', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    // B's whole host dies: vpcd and gobgpd killed -9.
+    const pid = (await status(b)).bgp!.pid!;
+    await b.vpcd!.kill9();
+    process.kill(pid, 'SIGKILL');
+    const t0 = Date.now();
+    await eventually(async () => {
+      const f = await fdb(a);
+      const r = await routes(a);
+      return !f.entries.some((e) => e.mac === b.guest.mac) && !r.routes.some((x) => x.origin !== 'local');
+    }, 20_000, 100);
+    const seconds = (Date.now() - t0) / 1000;
+    t.diagnostic(`B's routes, FDB entries and flood-list peer gone from A ${seconds.toFixed(1)} s after B died (hold time 9 s)`);
+    // B comes back from its state file; everything is learned again.
+    b.vpcd = await spawnVpcd({ dir: b.dir, noConfig: true, netns: b.ns });
+    await eventually(async () => (await established(a)) && (await established(b)), 30_000, 200);
+    assert.ok(await ping(b.guest, a.guest.ip), 'b -> a after B restarted');
+    await eventually(async () => (await fdb(a)).entries.find((e) => e.mac === b.guest.mac && e.evpn === true), 15_000, 100);
+  });
+});
