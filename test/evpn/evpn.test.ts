@@ -155,24 +155,24 @@ describe('BGP EVPN: three switch hosts and FRR', { skip: reason }, () => {
   });
 
   test('each broadcast reaches every other guest exactly once', async (t) => {
+    // Every guest sends N broadcasts (sequence numbers of its own) at the
+    // same time; each guest counts what it receives: exactly the others'
+    // 3 x N, every one once, none of its own back.
     const N = 10;
     const guests = lab.guests;
+    const counters = guests.map((g) => ({ g, c: countFrames(lab.lab, g.ns, g.dev, TEST_ETHERTYPE, N * (guests.length - 1), 8, 1.0) }));
+    await Promise.all(counters.map((x) => x.c.ready));
+    await Promise.all(guests.map((from, i) => sendFrames(from.ns, from.dev, Array.from({ length: N }, (_, k) => marker(from.mac, TEST_ETHERTYPE, 1000 * (i + 1) + k)), { gap: 0.002 })));
     const results: string[] = [];
-    for (const [i, from] of guests.entries()) {
-      const others = guests.filter((g) => g !== from);
-      const counters = others.map((g) => ({ g, c: countFrames(lab.lab, g.ns, g.dev, TEST_ETHERTYPE, N, 5, 0.8) }));
-      await Promise.all(counters.map((x) => x.c.ready));
-      const frames = Array.from({ length: N }, (_, k) => marker(from.mac, TEST_ETHERTYPE, 1000 * (i + 1) + k));
-      await sendFrames(from.ns, from.dev, frames, { gap: 0.002 });
-      for (const { g, c } of counters) {
-        const r = await c.result;
-        results.push(`${from.ip}->${g.ip}: ${r.count}`);
-        assert.equal(r.count, N, `${from.ip} -> ${g.ip}: ${N} broadcasts sent, ${r.count} received (${r.distinct} distinct, most copies of one ${r.maxDup})\n${await dump(lab)}`);
-        assert.equal(r.distinct, N);
-        assert.equal(r.maxDup, 1, 'no duplicate');
-      }
+    for (const { g, c } of counters) {
+      const r = await c.result;
+      results.push(`${g.ip}: ${r.count} (${r.distinct} distinct, max copies ${r.maxDup})`);
+      const want = N * (guests.length - 1);
+      assert.equal(r.count, want, `${g.ip}: ${want} broadcasts from the others, ${r.count} received (${r.distinct} distinct, most copies of one ${r.maxDup})\n${await dump(lab)}`);
+      assert.equal(r.distinct, want, 'each of the others\' broadcasts, none of its own');
+      assert.equal(r.maxDup, 1, 'no duplicate');
     }
-    t.diagnostic(`broadcast copies received: ${results.join(', ')}`);
+    t.diagnostic(`broadcasts received (${N} sent by each of ${guests.length} guests at once): ${results.join(', ')}`);
   });
 
   test('MAC move: host 1\'s guest MAC reappears behind host 2; every FDB converges (time reported)', async (t) => {
@@ -198,28 +198,59 @@ describe('BGP EVPN: three switch hosts and FRR', { skip: reason }, () => {
     }
   });
 
+  // Waits until every host of `hosts` has `n` more FDB entries than in
+  // `base` (a counter read, polled every `stepMs`), then checks once, with a
+  // dump, that `n` entries with `prefix` are behind `vtep` (or local on the
+  // source). Resolves with the time each host got there.
+  async function installed(hosts: Host[], base: Map<Host, number>, n: number, boundMs: number, stepMs: number): Promise<Map<Host, number | undefined>> {
+    return watch(lab, hosts, async (h) => (await lab.fdbSize(h)) >= base.get(h)! + n, boundMs, stepMs);
+  }
+
+  async function sizes(hosts: Host[]): Promise<Map<Host, number>> {
+    return new Map(await Promise.all(hosts.map(async (h) => [h, await lab.fdbSize(h)] as [Host, number])));
+  }
+
+  function since(t0: number, times: Map<Host, number | undefined>, hosts: Host[]): string {
+    return hosts.map((h) => `${name(lab, h)} ${times.get(h) === undefined ? 'never' : `${(times.get(h)! - t0).toFixed(0)} ms`}`).join(', ');
+  }
+
   test('scale: 1,000 MACs on one host are installed on every other host (time reported)', async (t) => {
     const src = lab.hosts[2];
     const prefix = '02:5c:01:00';
     const others = lab.all.filter((h) => h !== src);
-    const watching = watch(lab, others, async (h) => (await countBehind(lab, h, src.vtep, prefix)) >= 1000, 60_000, 20);
+    const base = await sizes(lab.all);
+    // Where the time goes: the switch learns, vpcd advertises to its gobgpd,
+    // BGP carries the routes to the other gobgpd, their vpcd install them.
+    const switchHosts = lab.hosts;
+    const rib0 = new Map(await Promise.all(switchHosts.map(async (h) => [h, await lab.ribSize(h)] as [Host, number])));
+    const learning = installed([src], base, 1000, 60_000, 10);
+    const ribs = watch(lab, switchHosts, async (h) => (await lab.ribSize(h as SwitchHost)) >= rib0.get(h)! + 1000, 60_000, 50);
+    const watching = installed(others, base, 1000, 60_000, 20);
     const sent = await sendFromMacs(src.guest.ns, src.guest.dev, prefix, 0, 1000);
-    const times = await watching;
+    const [learnt, times, ribTimes] = await Promise.all([learning, watching, ribs]);
+    t.diagnostic(`1,000 MACs, each gobgpd's RIB holding them: ${since(sent.t0, ribTimes, switchHosts)} after the first frame (polled every ~50 ms)`);
     const counts = await Promise.all(others.map(async (h) => `${name(lab, h)} ${await countBehind(lab, h, src.vtep, prefix)}`));
     const late = others.filter((h) => times.get(h) === undefined);
     assert.deepEqual(late.map((h) => name(lab, h)), [], `1,000 MACs not installed everywhere within 60 s: ${counts.join(', ')}\n${lab.logs()}`);
+    for (const h of others) assert.equal(await countBehind(lab, h, src.vtep, prefix), 1000, `${name(lab, h)}: the 1,000 MACs behind host ${src.n}'s VTEP`);
     const last = Math.max(...others.map((h) => times.get(h)!));
-    t.diagnostic(`1,000 MACs: sent in ${(sent.t1 - sent.t0).toFixed(0)} ms; installed on every other host ${(last - sent.t0).toFixed(0)} ms after the first frame (${others.map((h) => `${name(lab, h)} ${(times.get(h)! - sent.t0).toFixed(0)} ms`).join(', ')}; goal < 2000 ms; polled every ~20 ms)`);
+    t.diagnostic(
+      `1,000 MACs: sent in ${(sent.t1 - sent.t0).toFixed(0)} ms; learned: ${since(sent.t0, learnt, [src])} after the first frame; ` +
+        `installed on every other host ${(last - sent.t0).toFixed(0)} ms after the first frame (${since(sent.t0, times, others)}; goal < 2000 ms; polled every ~20 ms)`,
+    );
   });
 
   test('scale: 10,000 remote MACs install without stalling the engine (longest iteration reported)', async (t) => {
     const src = lab.hosts[2];
     const [rx] = lab.hosts; // the receiving host whose engine is watched
     const prefix = '02:5c:02';
-    const baseline = (await lab.stats(rx)).engine.iteration_max_ns;
-    assert.equal(typeof baseline, 'number', 'the engine publishes iteration_max_ns');
-    // Sample the gauge (refreshed every 100 ms) more often than it changes,
-    // and keep a ping running between two other hosts' guests meanwhile.
+    const N = 10_000;
+    const base = await sizes(lab.hosts);
+    assert.equal(typeof (await lab.stats(rx)).engine.iteration_max_ns, 'number', 'the engine publishes iteration_max_ns');
+    // Sample the gauge (refreshed every 100 ms) more often than it changes:
+    // 3 s before the install (the noise floor: the engine thread also waits
+    // for a CPU on a busy machine, and the gauge is wall time), then during
+    // it, with a ping running between two guests meanwhile.
     let sampling = true;
     let longest = 0;
     let samples = 0;
@@ -233,24 +264,40 @@ describe('BGP EVPN: three switch hosts and FRR', { skip: reason }, () => {
         await sleep(40);
       }
     })();
+    await sleep(3000);
+    const idleLongest = longest;
+    const idleSamples = samples;
+    longest = 0;
+    samples = 0;
     const pinger = lab.lab.nsAsync(rx.guest.ns, 'ping', ['-c', '100', '-i', '0.05', '-W', '5', '-n', lab.hosts[1].guest.ip], 60_000);
-    const watching = watch(lab, [rx], async (h) => (await countBehind(lab, h, src.vtep, prefix)) >= 10_000, 120_000, 100);
-    const sent = await sendFromMacs(src.guest.ns, src.guest.dev, prefix, 0, 10_000, { every: 500, pause: 0.002 });
-    const times = await watching;
+    const learning = installed([src], base, N, 90_000, 20);
+    const watching = installed([rx], base, N, 90_000, 50);
+    // The guest's veth and the port's ring drop what the engine cannot take
+    // at once on a busy machine: the frames go in paced rounds, a round
+    // more (the same MACs: a refresh for those already learned) while the
+    // switch has not learned them all, at most 4.
+    const sent = await sendFromMacs(src.guest.ns, src.guest.dev, prefix, 0, N, { every: 100, pause: 0.003 });
+    let rounds = 1;
+    for (; rounds < 4 && (await lab.fdbSize(src)) < base.get(src)! + N; rounds++) {
+      await sleep(1000);
+      if ((await lab.fdbSize(src)) >= base.get(src)! + N) break;
+      await sendFromMacs(src.guest.ns, src.guest.dev, prefix, 0, N, { every: 100, pause: 0.003 });
+    }
+    const [learnt, times] = await Promise.all([learning, watching]);
     // Two more gauge periods after the last install.
     await sleep(300);
     sampling = false;
     await sampler;
     const pr = await pinger;
     const m = /(\d+) packets transmitted, (\d+) received/.exec(pr.out);
-    const installed = await countBehind(lab, rx, src.vtep, prefix);
-    assert.ok(times.get(rx) !== undefined, `10,000 MACs not installed on host ${rx.n} within 120 s (${installed} are)\n${lab.logs()}`);
     const st = await lab.stats(rx);
-    t.diagnostic(
-      `10,000 remote MACs on host ${rx.n}: installed ${(times.get(rx)! - sent.t0).toFixed(0)} ms after the first frame; longest engine iteration meanwhile ` +
-        `${(longest / 1e6).toFixed(2)} ms (iteration_max_ns, ${samples} samples; ${(baseline / 1e6).toFixed(2)} ms before); ` +
-        `ping host ${rx.n} -> host 2 meanwhile: ${m?.[2] ?? '?'}/${m?.[1] ?? '?'} replies; engine events dropped: ${st.engine.events_dropped}`,
-    );
+    const grown = (await Promise.all([src, rx].map(async (h) => `host ${h.n} +${(await lab.fdbSize(h)) - base.get(h)!}`))).join(', ');
+    const status = `learned on host ${src.n}: ${since(sent.t0, learnt, [src])}; installed on host ${rx.n}: ${since(sent.t0, times, [rx])}; FDB growth ${grown}; ` +
+      `longest engine iteration on host ${rx.n} meanwhile ${(longest / 1e6).toFixed(2)} ms (iteration_max_ns, ${samples} samples; ${(idleLongest / 1e6).toFixed(2)} ms over the 3 s before, ${idleSamples} samples); ` +
+      `ping host ${rx.n} -> host 2 meanwhile: ${m?.[2] ?? '?'}/${m?.[1] ?? '?'} replies; engine events dropped on host ${src.n}: ${(await lab.stats(src)).engine.events_dropped}, on host ${rx.n}: ${st.engine.events_dropped}`;
+    t.diagnostic(`10,000 remote MACs: sent in ${(sent.t1 - sent.t0).toFixed(0)} ms (${rounds} round(s)); ${status}`);
+    assert.ok(times.get(rx) !== undefined, `10,000 MACs not installed on host ${rx.n} within 90 s (${status})\n${lab.logs()}`);
+    assert.equal(await countBehind(lab, rx, src.vtep, prefix), N, `host ${rx.n}: the 10,000 MACs behind host ${src.n}'s VTEP`);
     assert.ok(m !== null && Number(m[2]) > 0, `guests kept talking during the install:\n${pr.out}`);
   });
 

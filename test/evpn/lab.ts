@@ -47,6 +47,9 @@ export const SWITCH = 'tenant';
 export const FRR_INDEX = 9;
 export const GUEST_MTU = 1450; // 1500 underlay - 50 (VXLAN over IPv4)
 export const TEST_ETHERTYPE = 0x88b5; // IEEE local experimental
+// Guest ports learn up to this many MACs (the default, 1,024, would stop
+// the scale tests' 11,000 MACs from one guest).
+const PORT_MAC_LIMIT = 16384;
 // A small engine; an event ring that holds a burst of 10,000 learned MACs.
 const ENGINE = 'engine: { bufferCount: 8192, hugepages: false, maxPorts: 8, maxSwitches: 4, eventRing: 32768 }\n';
 
@@ -267,7 +270,7 @@ ${this.routeReflector ? `  routeReflector: ${this.frr!.bgp}\n` : `  neighbors:\n
   - name: ${SWITCH}
     vni: ${VNI}
 ${extra.switch ?? ''}    ports:
-${[h.hostDev, ...h.extraPorts].map((p) => `      - { name: ${p}, type: afpacket, interface: ${p} }\n`).join('')}`;
+${[h.hostDev, ...h.extraPorts].map((p) => `      - { name: ${p}, type: afpacket, interface: ${p}, macLimit: ${PORT_MAC_LIMIT} }\n`).join('')}`;
   }
 
   async startVpcd(h: SwitchHost, config = this.vpcdConfig(h)): Promise<VpcdProcess> {
@@ -324,9 +327,16 @@ ${[h.hostDev, ...h.extraPorts].map((p) => `      - { name: ${p}, type: afpacket,
     return m;
   }
 
-  async stats(h: SwitchHost): Promise<{ engine: Record<string, number>; peers: Record<string, Record<string, number>> }> {
+  async stats(h: SwitchHost): Promise<{ engine: Record<string, number>; peers: Record<string, Record<string, number>>; switches: Record<string, { counters: Record<string, number> }> }> {
     if (!h.vpcd) throw new Error(`host ${h.n}: vpcd is not running`);
     return h.vpcd.client.call('GET', '/v1/stats');
+  }
+
+  // Entries in the switch's FDB on host h: a counter read on switch hosts
+  // (cheap enough to poll while 10,000 entries go in), a dump on FRR's.
+  async fdbSize(h: Host): Promise<number> {
+    if (h === this.frr) return this.frrFdb().size - 1; // less the flood list
+    return (await this.stats(h as SwitchHost)).switches[SWITCH]?.counters.fdb_entries ?? 0;
   }
 
   // ------------------------------------------------------------ plain gobgpd (lab check)
@@ -393,6 +403,15 @@ ${[h.hostDev, ...h.extraPorts].map((p) => `      - { name: ${p}, type: afpacket,
       const r = await this.gobgp(h, c);
       if (r.code !== 0) throw new Error(`gobgp ${c.join(' ')} on host ${h.n}: ${r.out}`);
     }
+  }
+
+  // How many EVPN destinations host h's gobgpd holds (its RIB, local and
+  // received), from `gobgp global rib summary`.
+  async ribSize(h: SwitchHost): Promise<number> {
+    const r = await this.gobgp(h, ['global', 'rib', 'summary', '-a', 'evpn']);
+    const m = /Destination:\s*(\d+)/.exec(r.out);
+    if (r.code !== 0 || !m) throw new Error(`gobgp rib summary on host ${h.n}: ${r.out}`);
+    return Number(m[1]);
   }
 
   async gobgpNeighbors(h: SwitchHost): Promise<Array<{ address: string; state: string }>> {
