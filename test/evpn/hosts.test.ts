@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { GobgpClient } from '../../src/control/evpn/gobgp';
-import { eventually, removeDir, spawnVpcd, tempDir, VPCCTL, VpcdProcess } from '../control/helpers';
+import { eventually, frameHex, removeDir, spawnVpcd, tempDir, VPCCTL, VpcdProcess } from '../control/helpers';
 import { Guest, Lab, skipReason } from '../ports/lab';
 
 const GOBGPD = ['/usr/bin/gobgpd', '/usr/sbin/gobgpd'].find((f) => fs.existsSync(f));
@@ -45,6 +45,7 @@ switches:
     vni: 1001
     ports:
       - { name: g1, type: afpacket, interface: g1 }
+      - { name: p1, type: pipe, ringSize: 4096, macLimit: 0 }
 bgp:
   asn: 64512
   routerId: 198.18.0.${host}
@@ -85,7 +86,7 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
       hosts.push({ ns, guest, dir: tempDir('vpcd-evpn-') });
     }
     for (const [i, h] of hosts.entries()) {
-      h.vpcd = await spawnVpcd({ dir: h.dir, config: config((i + 1) as 1 | 2), netns: h.ns });
+      h.vpcd = await spawnVpcd({ dir: h.dir, config: config((i + 1) as 1 | 2), netns: h.ns, testHooks: true });
     }
   });
 
@@ -154,6 +155,39 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     assert.ok(GobgpClient, 'the client module loads in the test process too');
   });
 
+  // Frames from `macs` entering host h's pipe port p1.
+  const sendFrom = async (h: Host, macs: string[]): Promise<void> => {
+    for (let i = 0; i < macs.length; i += 500) {
+      await h.vpcd!.client.call('POST', '/v1/test/ports/p1/send', { frames: macs.slice(i, i + 500).map((m) => frameHex('ff:ff:ff:ff:ff:ff', m)) });
+    }
+  };
+
+  it('1,000 MACs learned on one host are installed on the other (time reported)', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    const macs = Array.from({ length: 1000 }, (_, i) => `02:00:00:10:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
+    const t0 = Date.now();
+    await sendFrom(a, macs);
+    await eventually(async () => (await fdb(b)).entries.filter((e) => e.evpn === true && e.vtep === '198.18.0.11' && e.mac.startsWith('02:00:00:10:')).length === 1000, 30_000, 20);
+    t.diagnostic(`1000 MACs learned on A installed on B in ${Date.now() - t0} ms (frames sent to B's FDB, polled every 20 ms)`);
+  });
+
+  it('a MAC that moves to the other host converges there (time reported)', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    const m = '02:00:00:10:00:07'; // learned on A above
+    await eventually(async () => (await fdb(b)).entries.find((e) => e.mac === m && e.evpn === true), 10_000, 20);
+    const t0 = Date.now();
+    await sendFrom(b, [m]); // it speaks on B now
+    await eventually(async () => (await fdb(a)).entries.find((e) => e.mac === m && e.evpn === true && e.vtep === '198.18.0.12'), 10_000, 5);
+    const ms = Date.now() - t0;
+    const ra = await routes(a);
+    const rb = await routes(b);
+    assert.ok(rb.routes.some((r) => r.type === 2 && r.mac === m && r.origin === 'local' && r.seq === 1), 'B advertises it with sequence number 1');
+    assert.ok(!ra.routes.some((r) => r.type === 2 && r.mac === m && r.origin === 'local'), 'A withdrew its route');
+    t.diagnostic(`MAC move: first frame on B to A's FDB pointing at B in ${ms} ms (polled every 5 ms)`);
+  });
+
   it('gobgpd killed -9 is restarted and re-advertises; the other host keeps the routes', async (t) => {
     if (reason !== undefined) return t.skip(reason);
     const [a, b] = hosts as [Host, Host];
@@ -167,6 +201,33 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     await eventually(async () => (await fdb(b)).entries.find((e) => e.mac === a.guest.mac && e.evpn === true), 15_000, 100);
     await eventually(async () => (await routes(a)).routes.some((r) => r.type === 3 && r.origin !== 'local'), 15_000, 100);
     assert.ok(await ping(a.guest, b.guest.ip), 'a -> b after the restart');
+  });
+
+  it('vpcd killed -9 alone restarts next to its gobgpd: the other host never loses its routes', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    const gobgpd = (await status(a)).bgp!.pid!;
+    await a.vpcd!.kill9();
+    process.kill(gobgpd, 0); // gobgpd still runs
+    let lost = 0;
+    let samples = 0;
+    let restarted = false;
+    const watching = (async () => {
+      while (!restarted || samples < 5) {
+        samples++;
+        if (!(await fdb(b)).entries.some((e) => e.mac === a.guest.mac && e.evpn === true)) lost++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    a.vpcd = await spawnVpcd({ dir: a.dir, noConfig: true, netns: a.ns, testHooks: true });
+    await eventually(async () => (await status(a)).bgp?.neighbors.some((n) => n.state === 'established'), 15_000, 100);
+    restarted = true;
+    await watching;
+    assert.equal((await status(a)).bgp!.pid, gobgpd, 'the running gobgpd was taken over');
+    assert.equal(lost, 0, `B lost A's guest MAC in ${lost} of ${samples} samples`);
+    assert.ok(await ping(a.guest, b.guest.ip), 'a -> b after the restart');
+    await eventually(async () => (await routes(a)).routes.some((r) => r.type === 2 && r.origin === 'local' && r.mac === a.guest.mac), 10_000, 100);
+    t.diagnostic(`B kept A's routes through A's vpcd restart (${samples} samples, every 100 ms)`);
   });
 
   it('a dead session takes the neighbour\'s routes with it (hold time)', async (t) => {

@@ -35,6 +35,7 @@ export type EvpnDataplane = Pick<Dataplane, 'switches' | 'uplink' | 'fdb' | 'add
 export const DUP_MOVES = 5; // RFC 7432 section 15.1: M = 5 moves ...
 export const DUP_WINDOW_MS = 180_000; // ... in N = 180 seconds
 const TICK_MS = 20;
+export const ADOPT_GRACE_MS = 60_000;
 const DP_BATCH = 512;
 
 interface LocalMac {
@@ -164,28 +165,41 @@ export class EvpnSync {
     this.o.dp.off('events', this.onEvents);
   }
 
-  // After vpcd restarted next to a gobgpd that kept running: the type-2
-  // routes it still has from us keep their sequence numbers, and stay
-  // advertised (traffic to this host keeps flowing) until refresh() finds
-  // the MACs again or they are withdrawn below.
+  // After vpcd restarted next to a gobgpd that kept running (see
+  // speaker.ts): the type-2 routes it still has from us stay advertised, so
+  // the other hosts keep sending this host's guests their traffic, while
+  // the new engine learns the MACs again (they keep their sequence numbers).
+  // Those not learned again within ADOPT_GRACE_MS are withdrawn; routes of
+  // switches that no longer exist at once.
   private async adoptAdvertised(api: BgpSpeakerApi): Promise<void> {
     const ours = (await api.listRoutes()).filter((r) => r.neighbor === '' && !r.withdraw && r.route.nextHop === this.vtep);
-    const stale: EvpnRoute[] = [];
+    const gone: EvpnRoute[] = [];
     for (const r of ours) {
       const key = routeKey(r.route);
-      if (this.advertised.has(key)) continue;
       const sw = this.switchesByVni.get(r.route.vni);
-      if (r.route.type === 2 && sw !== undefined) {
-        const l = this.local.get(sw.name)?.get(r.route.mac);
-        if (l !== undefined) l.seq = Math.max(l.seq, r.route.seq);
-        else stale.push(r.route);
-      } else if (r.route.type === 3 && sw === undefined) stale.push(r.route);
+      if (sw === undefined) {
+        if (!this.advertised.has(key)) gone.push(r.route);
+        continue;
+      }
+      if (r.route.type !== 2) continue;
+      const l = this.local.get(sw.name)?.get(r.route.mac);
+      if (l !== undefined) l.seq = Math.max(l.seq, r.route.seq);
+      else if (!this.advertised.has(key)) {
+        this.advertised.set(key, r.route);
+        this.adopted.set(key, r.route);
+      }
     }
-    if (stale.length > 0) {
-      this.o.log.info({ routes: stale.length }, 'EVPN: withdrawing routes the previous vpcd advertised for MACs that are gone');
-      for (const r of stale) this.outbox.set(routeKey(r), { route: r, withdraw: true, queuedAt: this.now() });
+    for (const r of gone) this.outbox.set(routeKey(r), { route: r, withdraw: true, queuedAt: this.now() });
+    if (this.adopted.size > 0) {
+      this.o.log.info({ routes: this.adopted.size, graceSeconds: ADOPT_GRACE_MS / 1000 }, 'EVPN: keeping the MAC routes of the previous vpcd while the switches learn the MACs again');
+      setTimeout(() => {
+        for (const key of this.adopted.keys()) this.withdraw(key);
+        this.adopted.clear();
+      }, ADOPT_GRACE_MS).unref();
     }
   }
+  // Routes the previous vpcd advertised whose MACs were not learned again yet.
+  private readonly adopted = new Map<string, MacRoute>();
 
   private watch(api: BgpSpeakerApi): void {
     this.watcher = api.watch(
@@ -395,6 +409,12 @@ export class EvpnSync {
         if (this.noteMove(k)) seq = this.remoteSeq(s.vni, e.mac); // a duplicate: no more increments
       }
       const l: LocalMac = { seq, sticky: false };
+      const before = this.adopted.get(routeKey(this.macRoute(s, e.mac, l)));
+      if (before !== undefined) {
+        // Learned again after a vpcd restart: the route we had out stays as it was.
+        this.adopted.delete(routeKey(before));
+        l.seq = Math.max(l.seq, before.seq);
+      }
       if (fromRemote) l.movedAt = this.now();
       local.set(e.mac, l);
       // The dp moved its EVPN entry to the local port itself.
@@ -532,10 +552,6 @@ export class EvpnSync {
     const queued = this.dpQueue.get(k);
     const want = best?.vtep;
     if (want === (queued !== undefined ? queued.vtep : cur)) return;
-    if (want !== undefined && cur === undefined && queued === undefined && (this.installed.get(s.name)?.size ?? 0) >= s.macLimit) {
-      this.counters.limited++;
-      return;
-    }
     if (want !== undefined && cur !== undefined && cur !== want) this.counters.moves++;
     this.dpQueue.set(k, { switch: s.name, mac, vtep: want, receivedAt: best?.receivedAt });
   }
@@ -622,6 +638,11 @@ export class EvpnSync {
         inst.delete(op.mac);
         await this.o.dp.deleteStaticMac({ switch: op.switch, mac: op.mac }, { evpn: true });
       } else {
+        const limit = this.managedSwitch(op.switch)?.macLimit ?? Infinity;
+        if (cur === undefined && inst.size >= limit) {
+          this.counters.limited++; // the switch's macLimit bounds EVPN entries too
+          return;
+        }
         inst.set(op.mac, op.vtep);
         await this.o.dp.addRemoteMac({ switch: op.switch, mac: op.mac, vtep: op.vtep }, { evpn: true });
         if (cur !== undefined && cur !== op.vtep && op.receivedAt !== undefined) this.o.onMoveConverged?.('install', (this.now() - op.receivedAt) / 1000);
@@ -633,6 +654,11 @@ export class EvpnSync {
       this.counters.installErrors++;
       this.o.log.warn({ switch: op.switch, mac: op.mac, vtep: op.vtep ?? null, code, err: (err as Error).message }, 'EVPN: could not update the FDB');
     }
+  }
+
+  private managedSwitch(name: string): SwitchInfo | undefined {
+    for (const s of this.switchesByVni.values()) if (s.name === name) return s;
+    return undefined;
   }
 
   // True when nothing waits (tests, `bgp status`).

@@ -59,60 +59,115 @@ export class GobgpProtos {
 
   // { '@type': 'apipb.X', ...fields } -> google.protobuf.Any. Nested
   // AnyMessages (an NLRI's RD, MpReach's nlris, communities) are packed too.
-  pack(msg: AnyMessage): { type_url: string; value: Buffer } {
+  pack(msg: AnyMessage | PackedAny): PackedAny {
+    if (isPacked(msg)) return msg; // packed already (an NLRI inside MP_REACH_NLRI)
     const name = msg['@type'];
+    const shared = SHARED_TYPES.has(name);
+    const key = shared ? JSON.stringify(msg) : '';
+    if (shared) {
+      const hit = this.packedCache.get(key);
+      if (hit !== undefined) return hit;
+    }
     const type = this.lookup(name);
     const message = type.fromObject(this.packFields(type, msg, name));
     const err = type.verify(message);
     if (err !== null) throw new BgpApiError(`${name}: ${err}`);
-    return { type_url: TYPE_PREFIX + name, value: Buffer.from(type.encode(message).finish()) };
+    const packed = { type_url: TYPE_PREFIX + name, value: Buffer.from(type.encode(message).finish()) };
+    if (shared) {
+      if (this.packedCache.size >= 4096) this.packedCache.clear();
+      this.packedCache.set(key, packed);
+    }
+    return packed;
   }
+
+  // Attributes most routes share (origin, communities of a VNI, RDs): packed once.
+  private readonly packedCache = new Map<string, PackedAny>();
 
   unpack(any: { type_url?: string; value?: Uint8Array }): AnyMessage {
     const name = (any.type_url ?? '').replace(/^.*\//, '');
+    const shared = SHARED_TYPES.has(name);
+    const key = shared ? `${name}:${Buffer.from(any.value ?? new Uint8Array()).toString('base64')}` : '';
+    if (shared) {
+      const hit = this.unpackedCache.get(key);
+      if (hit !== undefined) return hit;
+    }
     const type = this.lookup(name);
     const obj = type.toObject(type.decode(any.value ?? new Uint8Array()), { longs: Number, enums: String, defaults: true, bytes: Buffer }) as Record<string, unknown>;
-    return { '@type': name, ...this.unpackFields(type, obj) };
+    const msg: AnyMessage = { '@type': name, ...this.unpackFields(type, obj) };
+    if (shared) {
+      if (this.unpackedCache.size >= 4096) this.unpackedCache.clear();
+      this.unpackedCache.set(key, msg); // read-only for the callers (decodePath copies what it keeps)
+    }
+    return msg;
   }
 
+  private readonly unpackedCache = new Map<string, AnyMessage>();
+
+  // Types by name, and what each field holds, computed once (protobufjs'
+  // lookups and fullName walk the namespace tree on every call).
+  private readonly types = new Map<string, Protobuf.Type>();
+  private readonly fieldKinds = new Map<Protobuf.Type, Map<string, { repeated: boolean; any: boolean; message?: Protobuf.Type }>>();
+
   private lookup(name: string): Protobuf.Type {
-    try {
-      return this.root.lookupType(name);
-    } catch {
-      throw new BgpApiError(`unknown message type ${JSON.stringify(name)} in GoBGP's API`);
+    let t = this.types.get(name);
+    if (t === undefined) {
+      try {
+        t = this.root.lookupType(name);
+      } catch {
+        throw new BgpApiError(`unknown message type ${JSON.stringify(name)} in GoBGP's API`);
+      }
+      this.types.set(name, t);
     }
+    return t;
+  }
+
+  private kinds(type: Protobuf.Type): Map<string, { repeated: boolean; any: boolean; message?: Protobuf.Type }> {
+    let k = this.fieldKinds.get(type);
+    if (k === undefined) {
+      k = new Map();
+      for (const [name, field] of Object.entries(type.fields)) {
+        field.resolve();
+        const sub = field.resolvedType;
+        const any = sub !== null && sub.fullName === '.google.protobuf.Any';
+        const message = !any && sub !== null && 'fields' in sub ? (sub as Protobuf.Type) : undefined;
+        k.set(name, message === undefined ? { repeated: field.repeated, any } : { repeated: field.repeated, any, message });
+      }
+      this.fieldKinds.set(type, k);
+    }
+    return k;
   }
 
   private packFields(type: Protobuf.Type, obj: Record<string, unknown>, where: string): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(obj)) {
+    const kinds = this.kinds(type);
+    for (const key in obj) {
       if (key === '@type') continue;
-      const field = type.fields[key];
-      if (field === undefined) {
-        throw new BgpApiError(`${where}.${key}: ${type.name} has no field "${key}" (fields: ${Object.keys(type.fields).join(', ')})`);
+      const value = obj[key];
+      const kind = kinds.get(key);
+      if (kind === undefined) {
+        throw new BgpApiError(`${where}.${key}: ${type.name} has no field "${key}" (fields: ${[...kinds.keys()].join(', ')})`);
       }
-      field.resolve();
-      const sub = field.resolvedType;
       const one = (v: unknown, i?: number): unknown => {
-        const at = i === undefined ? `${where}.${key}` : `${where}.${key}[${i}]`;
-        if (sub !== null && sub.fullName === '.google.protobuf.Any') return this.pack(v as AnyMessage);
-        if (sub !== null && 'fields' in sub && typeof v === 'object' && v !== null && !Buffer.isBuffer(v)) return this.packFields(sub as Protobuf.Type, v as Record<string, unknown>, at);
+        if (kind.any) return this.pack(v as AnyMessage | PackedAny);
+        if (kind.message !== undefined && typeof v === 'object' && v !== null && !Buffer.isBuffer(v)) {
+          return this.packFields(kind.message, v as Record<string, unknown>, i === undefined ? `${where}.${key}` : `${where}.${key}[${i}]`);
+        }
         return v;
       };
-      out[key] = field.repeated && Array.isArray(value) ? value.map((v, i) => one(v, i)) : one(value);
+      out[key] = kind.repeated && Array.isArray(value) ? value.map((v, i) => one(v, i)) : one(value);
     }
     return out;
   }
 
   private unpackFields(type: Protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
     const out: Record<string, unknown> = {};
+    const kinds = this.kinds(type);
     for (const [key, value] of Object.entries(obj)) {
-      const field = type.fields[key];
-      const sub = field?.resolvedType;
+      const kind = kinds.get(key);
       const one = (v: unknown): unknown => {
-        if (v === null || v === undefined) return v;
-        if (sub && sub.fullName === '.google.protobuf.Any') return this.unpack(v as { type_url: string; value: Uint8Array });
-        if (sub && 'fields' in sub && typeof v === 'object' && !Buffer.isBuffer(v)) return this.unpackFields(sub as Protobuf.Type, v as Record<string, unknown>);
+        if (v === null || v === undefined || kind === undefined) return v;
+        if (kind.any) return this.unpack(v as { type_url: string; value: Uint8Array });
+        if (kind.message !== undefined && typeof v === 'object' && !Buffer.isBuffer(v)) return this.unpackFields(kind.message, v as Record<string, unknown>);
         return v;
       };
       out[key] = Array.isArray(value) ? value.map(one) : one(value);
@@ -128,9 +183,22 @@ export class GobgpProtos {
   // An EVPN route as an API Path, Anys packed.
   packedPath(r: EvpnRoute, withdraw = false): Record<string, unknown> {
     const p = pathOf(r, withdraw);
-    return { family: p.family, nlri: this.pack(p.nlri), pattrs: p.pattrs.map((a) => this.pack(a)), is_withdraw: withdraw };
+    const nlri = this.pack(p.nlri);
+    const pattrs = p.pattrs.map((a) => this.pack(a['@type'] === 'apipb.MpReachNLRIAttribute' ? { ...a, nlris: [nlri] } : a));
+    return { family: p.family, nlri, pattrs, is_withdraw: withdraw };
   }
 }
+
+export interface PackedAny {
+  type_url: string;
+  value: Buffer;
+}
+
+function isPacked(v: AnyMessage | PackedAny): v is PackedAny {
+  return typeof (v as PackedAny).type_url === 'string' && Buffer.isBuffer((v as PackedAny).value) && (v as AnyMessage)['@type'] === undefined;
+}
+
+const SHARED_TYPES = new Set(['apipb.OriginAttribute', 'apipb.ExtendedCommunitiesAttribute', 'apipb.RouteDistinguisherIPAddress', 'apipb.PmsiTunnelAttribute']);
 
 // Paths and peers as grpc-js delivers them (keepCase, enums as strings).
 export interface ApiPath {

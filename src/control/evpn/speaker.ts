@@ -23,18 +23,18 @@ const SEARCH = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin', '/
 export class SpeakerError extends Error {}
 
 // The gobgpd binary: VPCD_GOBGPD, else the PATH and the usual directories.
-export function findGobgpd(env: NodeJS.ProcessEnv = process.env): string {
+export function findGobgpd(env: NodeJS.ProcessEnv = process.env, search: readonly string[] = SEARCH): string {
   const given = env.VPCD_GOBGPD;
   if (given !== undefined && given !== '') {
     if (!isExecutable(given)) throw new SpeakerError(`VPCD_GOBGPD=${given} is not an executable file`);
     return given;
   }
-  const dirs = [...(env.PATH ?? '').split(':').filter((d) => d !== ''), ...SEARCH];
+  const dirs = [...(env.PATH ?? '').split(':').filter((d) => d !== ''), ...search];
   for (const d of dirs) {
     const f = path.join(d, 'gobgpd');
     if (isExecutable(f)) return f;
   }
-  throw new SpeakerError(`gobgpd was not found (searched PATH and ${SEARCH.join(', ')}): bgp.managed needs it; install the Debian package ${GOBGPD_PACKAGE} (apt install ${GOBGPD_PACKAGE}), or run your own gobgpd and set bgp.managed: false with bgp.address`);
+  throw new SpeakerError(`gobgpd was not found (searched PATH and ${search.join(', ')}): bgp.managed needs it; install the Debian package ${GOBGPD_PACKAGE} (apt install ${GOBGPD_PACKAGE}), or run your own gobgpd and set bgp.managed: false with bgp.address`);
 }
 
 function isExecutable(f: string): boolean {

@@ -1,0 +1,89 @@
+// The `bgp` section: validation (each error names its field and reason),
+// the state file (format 3), and the plan line of a change.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseConfig } from '../../src/control/config';
+import { ControlError } from '../../src/control/errors';
+import { parseBgp, resolveBgp } from '../../src/control/evpn/config';
+import { findGobgpd, gobgpdConfig } from '../../src/control/evpn/speaker';
+import { StateStore } from '../../src/control/state';
+import { emptyModel } from '../../src/control/model';
+import { removeDir, tempDir } from '../control/helpers';
+
+const OK = { asn: 64512, routerId: '198.18.0.1', neighbors: ['198.18.0.2'] };
+
+function messages(v: unknown, own: string[] = []): string[] {
+  return parseBgp(v, 'bgp', own).errors.map((e) => e.message);
+}
+
+describe('bgp configuration', () => {
+  test('defaults', () => {
+    const b = resolveBgp(OK);
+    assert.deepEqual(b, { asn: 64512, routerId: '198.18.0.1', neighbors: [{ address: '198.18.0.2', asn: 64512, routeReflectorClient: false }], holdTime: 90, keepalive: 30, managed: true, port: 179, remoteLearning: false, advertiseRate: 20000 });
+    assert.equal(resolveBgp({ ...OK, holdTime: 9 }).keepalive, 3);
+    assert.deepEqual(resolveBgp({ asn: 64512, routerId: '198.18.0.1', routeReflector: '198.18.0.10' }).neighbors, [{ address: '198.18.0.10', asn: 64512, routeReflectorClient: false }]);
+  });
+
+  test('bad input: each error names the field and the reason', () => {
+    assert.deepEqual(messages({ ...OK, asn: 0 }), ['bgp.asn: must be an AS number, an integer in 1..4294967294 (got 0)']);
+    assert.match(messages({ ...OK, asn: 23456 })[0]!, /^bgp\.asn: AS 23456 is reserved \(AS_TRANS/);
+    assert.match(messages({ ...OK, asn: 'x' })[0]!, /^bgp\.asn: must be an AS number/);
+    assert.match(messages({ ...OK, routerId: '2001:db8::1' })[0]!, /^bgp\.routerId: must be the router ID, an IPv4 address \(got "2001:db8::1"\)/);
+    assert.match(messages({ ...OK, routerId: '0.0.0.0' })[0]!, /^bgp\.routerId: .*not 0\.0\.0\.0/);
+    assert.match(messages({ ...OK, neighbors: ['198.18.0.1'] })[0]!, /^bgp\.neighbors\[0\]: 198\.18\.0\.1 is this host's own address/);
+    assert.match(messages({ ...OK, neighbors: ['198.18.0.11'] }, ['198.18.0.11'])[0]!, /^bgp\.neighbors\[0\]: 198\.18\.0\.11 is this host's own address \(routerId, localAddress or the VTEP\)/);
+    assert.match(messages({ ...OK, neighbors: ['198.18.0.2', '198.18.0.2'] })[0]!, /^bgp\.neighbors\[1\]: neighbour 198\.18\.0\.2 is listed twice/);
+    assert.match(messages({ ...OK, neighbors: [{ address: '198.18.0.3', asn: 65535 }] })[0]!, /^bgp\.neighbors\[0\]\.asn: AS 65535 is reserved/);
+    assert.match(messages({ ...OK, neighbors: ['nope'] })[0]!, /^bgp\.neighbors\[0\]: must be the neighbour's IP address/);
+    assert.match(messages({ asn: 64512, routerId: '198.18.0.1' })[0]!, /^bgp\.neighbors: a BGP speaker needs neighbors/);
+    assert.match(messages({ ...OK, routeReflector: '198.18.0.10' })[0]!, /^bgp\.routeReflector: give either neighbors or routeReflector/);
+    assert.match(messages({ ...OK, holdTime: 2 })[0]!, /^bgp\.holdTime: must be 0 .* or at least 3 seconds/);
+    assert.match(messages({ ...OK, holdTime: 9, keepalive: 9 })[0]!, /^bgp\.keepalive: must be below holdTime \(9\)/);
+    assert.match(messages({ ...OK, managed: false })[0]!, /^bgp\.address: managed: false needs the address/);
+    assert.match(messages({ ...OK, address: '127.0.0.1:50051' })[0]!, /^bgp\.address: is the API address of an external gobgpd/);
+    assert.match(messages({ ...OK, managed: false, address: 'x' })[0]!, /^bgp\.address: must be HOST:PORT/);
+    assert.match(messages({ ...OK, neighbours: [] })[0]!, /^bgp\.neighbours: unknown field/);
+    assert.equal(messages({ ...OK, asn: 0, routerId: 'x' }).length, 2, 'every error, not just the first');
+  });
+
+  test('in a config file: errors with their lines; the neighbour may not be our VTEP', () => {
+    const text = 'uplinks:\n  - { name: up0, type: pipe, localIp: 198.18.0.11/24 }\nbgp:\n  asn: 64512\n  routerId: 198.18.0.1\n  neighbors: [198.18.0.11]\n';
+    assert.throws(() => parseConfig(text, 'f.yaml'), (err: ControlError) => {
+      assert.equal(err.code, 'ERR_CONFIG_INVALID');
+      assert.match(err.message, /f\.yaml:6: bgp\.neighbors\[0\]: 198\.18\.0\.11 is this host's own address/);
+      return true;
+    });
+    const d = parseConfig('bgp: { asn: 64512, routerId: 198.18.0.1, neighbors: [198.18.0.2] }\n', 'g.yaml');
+    assert.deepEqual(d.bgp, OK);
+  });
+
+  test('the state file keeps bgp as format version 3, and refuses it in older formats', () => {
+    const dir = tempDir('evpn-state-');
+    try {
+      const store = new StateStore(dir);
+      store.save({ ...emptyModel(), bgp: OK });
+      const doc = JSON.parse(require('node:fs').readFileSync(store.file, 'utf8')) as { version: number; state: { bgp: unknown } };
+      assert.equal(doc.version, 3);
+      assert.deepEqual(new StateStore(dir).load()!.bgp, OK);
+      store.save(emptyModel());
+      assert.equal(JSON.parse(require('node:fs').readFileSync(store.file, 'utf8')).version, 1, 'without bgp, still the oldest format that fits');
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test('gobgpd missing: the error names the Debian package', () => {
+    assert.throws(() => findGobgpd({ PATH: '' }, []), /gobgpd was not found .*install the Debian package gobgpd \(apt install gobgpd\)/);
+    assert.throws(() => findGobgpd({ VPCD_GOBGPD: '/nonexistent/gobgpd' }), /VPCD_GOBGPD=\/nonexistent\/gobgpd is not an executable file/);
+  });
+
+  test('the managed gobgpd configuration', () => {
+    const toml = gobgpdConfig(resolveBgp({ ...OK, holdTime: 9, keepalive: 3, neighbors: ['198.18.0.2', { address: '198.18.0.3', routeReflectorClient: true }] }));
+    assert.match(toml, /\[global\.config\]\n {2}as = 64512\n {2}router-id = "198\.18\.0\.1"\n {2}port = 179\n/);
+    assert.equal((toml.match(/\[\[neighbors\]\]/g) ?? []).length, 2);
+    assert.match(toml, /neighbor-address = "198\.18\.0\.2"\n {4}peer-as = 64512\n {2}\[neighbors\.timers\.config\]\n {4}hold-time = 9\n {4}keepalive-interval = 3/);
+    assert.match(toml, /route-reflector-client = true\n {4}route-reflector-cluster-id = "198\.18\.0\.1"/);
+    assert.equal((toml.match(/afi-safi-name = "l2vpn-evpn"/g) ?? []).length, 2);
+  });
+});

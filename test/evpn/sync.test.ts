@@ -1,0 +1,278 @@
+// EVPN sync logic (src/control/evpn/evpn.ts) against a fake dataplane and a
+// fake BGP speaker: what is advertised for local MACs, what received routes
+// do to the FDB and the flood list, MAC mobility (RFC 7432 section 15),
+// duplicate detection, the rate limit and macLimit.
+
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { describe, test } from 'node:test';
+import type { DataplaneEvent, FdbEntry, SwitchInfo, UplinkInfo } from '../../src/dataplane';
+import { resolveBgp } from '../../src/control/evpn/config';
+import { DUP_MOVES, EvpnDataplane, EvpnSync } from '../../src/control/evpn/evpn';
+import type { BgpPeerStatus, BgpSpeakerApi } from '../../src/control/evpn/gobgp';
+import { autoRd, autoRouteTarget, EvpnRoute, MacRoute, ReceivedRoute } from '../../src/control/evpn/routes';
+import { createLogger } from '../../src/control/logging';
+
+const VNI = 1001;
+const OUR_VTEP = '198.18.0.11';
+
+class FakeDp extends EventEmitter {
+  fdbEntries: FdbEntry[] = [];
+  peersAdded: string[] = [];
+  peersDeleted: string[] = [];
+  evpnMacs = new Map<string, string>(); // mac -> vtep
+  ops: string[] = [];
+  macLimit = 65536;
+  remoteLearning = true;
+  switches(): SwitchInfo[] {
+    return [{ name: 'tenant', id: 0, vni: VNI, macLimit: this.macLimit, agingSeconds: 300, learning: true, remoteLearning: this.remoteLearning, allowUnknownPeers: false, fdbCapacity: 1024, ports: ['p1'] }];
+  }
+  uplink(): UplinkInfo {
+    return { name: 'up0', id: 1, type: 'pipe', mtu: 1500, mac: '02:00:00:00:ff:01', localIp: `${OUR_VTEP}/24`, udpPort: 4789, srcPortRange: [49152, 65535], ttl: 64, df: true, udp6ZeroChecksum: false, allowUnknownPeers: true, neighborReachableSeconds: 30 };
+  }
+  async fdb(): Promise<FdbEntry[]> {
+    return this.fdbEntries;
+  }
+  async addPeer(p: { ip: string }): Promise<void> {
+    this.peersAdded.push(p.ip);
+  }
+  async deletePeer(p: { ip: string }): Promise<void> {
+    this.peersDeleted.push(p.ip);
+  }
+  async addRemoteMac(s: { mac: string; vtep: string }, o?: { evpn?: boolean }): Promise<void> {
+    assert.equal(o?.evpn, true);
+    this.evpnMacs.set(s.mac, s.vtep);
+    this.ops.push(`add ${s.mac} ${s.vtep}`);
+  }
+  async deleteStaticMac(s: { mac: string }, o?: { evpn?: boolean }): Promise<void> {
+    assert.equal(o?.evpn, true);
+    this.evpnMacs.delete(s.mac);
+    this.ops.push(`del ${s.mac}`);
+  }
+  async updateSwitch(_n: string, u: { remoteLearning?: boolean }): Promise<SwitchInfo> {
+    if (u.remoteLearning !== undefined) this.remoteLearning = u.remoteLearning;
+    return this.switches()[0]!;
+  }
+  events(list: DataplaneEvent[]): void {
+    this.emit('events', list);
+  }
+}
+
+class FakeSpeaker implements BgpSpeakerApi {
+  batches: { adds: EvpnRoute[]; withdraws: EvpnRoute[] }[] = [];
+  push?: (r: ReceivedRoute[]) => void;
+  async updateRoutes(adds: EvpnRoute[], withdraws: EvpnRoute[]): Promise<void> {
+    this.batches.push({ adds, withdraws });
+  }
+  async listRoutes(): Promise<ReceivedRoute[]> {
+    return [];
+  }
+  async listPeers(): Promise<BgpPeerStatus[]> {
+    return [];
+  }
+  watch(onRoutes: (r: ReceivedRoute[]) => void): { cancel(): void } {
+    this.push = onRoutes;
+    return { cancel: () => undefined };
+  }
+  close(): void {}
+  adds(): EvpnRoute[] {
+    return this.batches.flatMap((b) => b.adds);
+  }
+  withdraws(): EvpnRoute[] {
+    return this.batches.flatMap((b) => b.withdraws);
+  }
+  macAdds(mac: string): MacRoute[] {
+    return this.adds().filter((r): r is MacRoute => r.type === 2 && r.mac === mac);
+  }
+}
+
+const log = createLogger('silent' as never);
+
+function remote(mac: string, vtep: string, seq = 0, withdraw = false, router = vtep): ReceivedRoute {
+  return { route: { type: 2, rd: autoRd(router, VNI), ethernetTag: 0, mac, vni: VNI, nextHop: vtep, rts: [autoRouteTarget(64512, VNI)], encapVxlan: true, seq, sticky: false }, withdraw, neighbor: '198.18.0.2' };
+}
+
+function imet(vtep: string, withdraw = false): ReceivedRoute {
+  return { route: { type: 3, rd: autoRd(vtep, VNI), ethernetTag: 0, originator: vtep, vni: VNI, nextHop: vtep, rts: [autoRouteTarget(64512, VNI)], encapVxlan: true, pmsi: { type: 6, label: VNI, id: vtep } }, withdraw, neighbor: '198.18.0.2' };
+}
+
+async function setup(bgp: Record<string, unknown> = {}): Promise<{ dp: FakeDp; api: FakeSpeaker; sync: EvpnSync; clock: { t: number }; settle(): Promise<void> }> {
+  const dp = new FakeDp();
+  const api = new FakeSpeaker();
+  const clock = { t: 1000 };
+  const sync = new EvpnSync({ dp: dp as unknown as EvpnDataplane, bgp: resolveBgp({ asn: 64512, routerId: '198.18.0.1', neighbors: ['198.18.0.2'], ...bgp }), log, now: () => clock.t });
+  await sync.start();
+  await sync.attach(api);
+  // Lets the sync's timer send what is queued: the clock moves a second per round.
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 200 && !sync.idle(); i++) {
+      clock.t += 1000;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.ok(sync.idle(), 'the sync settled');
+  };
+  return { dp, api, sync, clock, settle };
+}
+
+const learned = (mac: string): DataplaneEvent => ({ type: 'learned', switch: 'tenant', port: 'p1', vlan: 0, mac });
+const aged = (mac: string): DataplaneEvent => ({ type: 'aged', switch: 'tenant', port: 'p1', vlan: 0, mac });
+const movedHere = (mac: string, from: string): DataplaneEvent => ({ type: 'moved', switch: 'tenant', port: 'p1', oldPort: 'up0', vlan: 0, oldVlan: 0, mac, oldVtep: from });
+
+describe('EVPN sync', () => {
+  test('our IMET route, a type-2 route per learned MAC, withdrawn when it ages; VXLAN learning off', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      await settle();
+      const im = api.adds().find((r) => r.type === 3)!;
+      assert.equal(im.nextHop, OUR_VTEP);
+      assert.equal(dp.remoteLearning, false, 'EVPN switched learning from VXLAN frames off');
+      dp.events([learned('02:00:00:00:00:01')]);
+      await settle();
+      const r = api.macAdds('02:00:00:00:00:01');
+      assert.equal(r.length, 1);
+      assert.equal(r[0]!.seq, 0);
+      assert.equal(r[0]!.nextHop, OUR_VTEP);
+      assert.deepEqual(r[0]!.rts, [{ asn: 64512, value: VNI }]);
+      dp.events([aged('02:00:00:00:00:01')]);
+      await settle();
+      assert.ok(api.withdraws().some((w) => w.type === 2 && w.mac === '02:00:00:00:00:01'));
+      assert.equal(sync.stats().routesAdvertised, 1, 'only the IMET route is left');
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('received IMET routes make the flood list; received MACs become evpn entries; withdrawals undo both', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      api.push!([imet('198.18.0.12'), remote('02:00:00:00:00:02', '198.18.0.12')]);
+      await settle();
+      assert.deepEqual(dp.peersAdded, ['198.18.0.12']);
+      assert.equal(dp.evpnMacs.get('02:00:00:00:00:02'), '198.18.0.12');
+      // Our own routes in the table (neighbor '') are not installed.
+      api.push!([{ ...remote('02:00:00:00:00:03', OUR_VTEP), neighbor: '' }]);
+      await settle();
+      assert.equal(dp.evpnMacs.has('02:00:00:00:00:03'), false);
+      api.push!([imet('198.18.0.12', true), remote('02:00:00:00:00:02', '198.18.0.12', 0, true)]);
+      await settle();
+      assert.deepEqual(dp.peersDeleted, ['198.18.0.12']);
+      assert.equal(dp.evpnMacs.size, 0);
+      assert.equal(sync.stats().routesReceived, 0);
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('MAC mobility: a MAC that moves here is advertised with the remote sequence + 1; a higher remote one takes it away', async () => {
+    const { dp, api, sync, settle } = await setup();
+    const m = '02:00:00:00:00:05';
+    try {
+      api.push!([remote(m, '198.18.0.12', 4)]);
+      await settle();
+      assert.equal(dp.evpnMacs.get(m), '198.18.0.12');
+      // The VM arrives here: the dataplane moves the evpn entry to the port.
+      dp.evpnMacs.delete(m);
+      dp.events([movedHere(m, '198.18.0.12')]);
+      await settle();
+      assert.equal(api.macAdds(m).at(-1)!.seq, 5);
+      assert.equal(sync.stats().moves, 1);
+      // The old host withdraws; we keep ours.
+      api.push!([remote(m, '198.18.0.12', 4, true)]);
+      await settle();
+      assert.equal(dp.evpnMacs.has(m), false);
+      // It moves on to a third host, which says 6: ours is withdrawn, the entry points there.
+      api.push!([remote(m, '198.18.0.13', 6)]);
+      await settle();
+      assert.ok(api.withdraws().some((w) => w.type === 2 && w.mac === m && w.seq === 5));
+      assert.equal(dp.evpnMacs.get(m), '198.18.0.13');
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('the same MAC on two hosts at once (equal sequence numbers): the lower VTEP address wins', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      // We (198.18.0.11) and 198.18.0.12 both learn A: ours stays, nothing installed.
+      dp.events([learned('02:00:00:00:00:0a')]);
+      api.push!([remote('02:00:00:00:00:0a', '198.18.0.12', 0)]);
+      await settle();
+      assert.equal(dp.evpnMacs.has('02:00:00:00:00:0a'), false);
+      assert.equal(api.withdraws().filter((w) => w.type === 2).length, 0);
+      // 198.18.0.5 (lower than ours) learns B as we do: ours is withdrawn, B is forwarded there.
+      dp.events([learned('02:00:00:00:00:0b')]);
+      await settle();
+      api.push!([remote('02:00:00:00:00:0b', '198.18.0.5', 0)]);
+      await settle();
+      assert.ok(api.withdraws().some((w) => w.type === 2 && w.mac === '02:00:00:00:00:0b'));
+      assert.equal(dp.evpnMacs.get('02:00:00:00:00:0b'), '198.18.0.5');
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test(`a MAC moving more than ${DUP_MOVES} times is a duplicate: its sequence number stops rising`, async () => {
+    const { dp, api, sync, settle } = await setup();
+    const m = '02:00:00:00:00:0d';
+    try {
+      let seq = 0;
+      for (let i = 0; i < DUP_MOVES + 3; i++) {
+        api.push!([remote(m, '198.18.0.12', seq)]); // the other host claims it (again)
+        await settle();
+        dp.events([movedHere(m, '198.18.0.12')]); // and it speaks here again
+        await settle();
+        const ours = api.macAdds(m).at(-1)!.seq;
+        // Until it is a duplicate we outbid the other host by one; after, never.
+        assert.equal(ours, i < DUP_MOVES ? seq + 1 : seq, `round ${i}`);
+        seq = ours + 1;
+      }
+      assert.equal(sync.stats().duplicates, 1);
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('advertisements are rate limited and batched; macLimit bounds what is advertised and installed', async () => {
+    const { dp, api, sync, clock } = await setup({ advertiseRate: 100 });
+    await new Promise((r) => setTimeout(r, 50)); // the IMET route goes with the first credit
+    try {
+      const events: DataplaneEvent[] = [];
+      for (let i = 0; i < 1000; i++) events.push(learned(`02:00:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`));
+      dp.events(events);
+      clock.t += 1000; // one second of credit
+      await new Promise((r) => setTimeout(r, 100));
+      const sent = api.batches.reduce((n, b) => n + b.adds.length + b.withdraws.length, 0);
+      assert.ok(sent > 0 && sent <= 100, `at most a second's worth (100) sent, got ${sent}`);
+      assert.ok(sync.stats().pending >= 900);
+    } finally {
+      await sync.stop();
+    }
+    const lim = await setup();
+    try {
+      lim.dp.macLimit = 2;
+      await lim.sync.refresh();
+      lim.dp.events([learned('02:00:00:00:01:01'), learned('02:00:00:00:01:02'), learned('02:00:00:00:01:03')]);
+      lim.api.push!([remote('02:00:00:00:02:01', '198.18.0.12'), remote('02:00:00:00:02:02', '198.18.0.12'), remote('02:00:00:00:02:03', '198.18.0.12')]);
+      await lim.settle();
+      assert.equal(lim.api.adds().filter((r) => r.type === 2).length, 2);
+      assert.equal(lim.dp.evpnMacs.size, 2);
+      assert.equal(lim.sync.stats().limited, 2);
+    } finally {
+      await lim.sync.stop();
+    }
+  });
+
+  test('re-attaching (gobgpd restarted) sends everything again', async () => {
+    const { dp, sync, settle } = await setup();
+    try {
+      dp.events([learned('02:00:00:00:00:21')]);
+      await settle();
+      const again = new FakeSpeaker();
+      await sync.attach(again);
+      await settle();
+      assert.deepEqual(again.adds().map((r) => r.type).sort(), [2, 3]);
+    } finally {
+      await sync.stop();
+    }
+  });
+});
