@@ -332,6 +332,16 @@ ${[h.hostDev, ...h.extraPorts].map((p) => `      - { name: ${p}, type: afpacket,
     return h.vpcd.client.call('GET', '/v1/stats');
   }
 
+  // vpcd's EVPN status on host h (GET /v1/bgp): sessions, routes received
+  // and installed, pending work, errors; for failure messages.
+  async bgpStatus(h: SwitchHost): Promise<string> {
+    try {
+      return JSON.stringify((await h.vpcd!.client.call<{ bgp: unknown }>('GET', '/v1/bgp')).bgp);
+    } catch (e) {
+      return `(no status: ${(e as Error).message})`;
+    }
+  }
+
   // Entries in the switch's FDB on host h: a counter read on switch hosts
   // (cheap enough to poll while 10,000 entries go in), a dump on FRR's.
   async fdbSize(h: Host): Promise<number> {
