@@ -1,7 +1,7 @@
 // The VXLAN overlay's public types and their validation: the uplink (this
 // host's VTEP on the underlay), peers (remote VTEPs in a switch's flood list)
 // and static remote MACs. The Dataplane methods that use them are in
-// dataplane.ts; the engine side is native/netmap/stages/vxlan_*.cc.
+// dataplane.ts; the engine side is native/netmap/overlay/.
 
 import { isIP } from 'node:net';
 

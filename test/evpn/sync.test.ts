@@ -33,6 +33,10 @@ class FakeDp extends EventEmitter {
   async fdb(): Promise<FdbEntry[]> {
     return this.fdbEntries;
   }
+  configuredPeers: string[] = [];
+  peers(): { switch: string; ip: string }[] {
+    return [...this.configuredPeers, ...this.peersAdded.filter((ip) => !this.peersDeleted.includes(ip))].map((ip) => ({ switch: 'tenant', ip }));
+  }
   async addPeer(p: { ip: string }): Promise<void> {
     this.peersAdded.push(p.ip);
   }
@@ -156,6 +160,13 @@ describe('EVPN sync', () => {
       api.push!([imet('198.18.0.12', true), remote('02:00:00:00:00:02', '198.18.0.12', 0, true)]);
       await settle();
       assert.deepEqual(dp.peersDeleted, ['198.18.0.12']);
+      // A peer the configuration lists is left alone when its IMET route comes and goes.
+      dp.configuredPeers = ['198.18.0.14'];
+      api.push!([imet('198.18.0.14')]);
+      await settle();
+      api.push!([imet('198.18.0.14', true)]);
+      await settle();
+      assert.deepEqual(dp.peersDeleted, ['198.18.0.12']);
       assert.equal(dp.evpnMacs.size, 0);
       assert.equal(sync.stats().routesReceived, 0);
     } finally {
@@ -221,12 +232,15 @@ describe('EVPN sync', () => {
         await settle();
         dp.events([movedHere(m, '198.18.0.12')]); // and it speaks here again
         await settle();
-        const ours = api.macAdds(m).at(-1)!.seq;
-        // Until it is a duplicate we outbid the other host by one; after, never.
-        assert.equal(ours, i < DUP_MOVES ? seq + 1 : seq, `round ${i}`);
-        seq = ours + 1;
+        const adds = api.macAdds(m);
+        // Until it is a duplicate we outbid the other host by one; then our
+        // route is withdrawn and no longer sent (RFC 7432 section 15.1).
+        if (i < DUP_MOVES) assert.equal(adds.at(-1)!.seq, seq + 1, `round ${i}`);
+        else assert.equal(adds.length, DUP_MOVES, `round ${i}: nothing more advertised`);
+        seq = adds.at(-1)!.seq + 1;
       }
       assert.equal(sync.stats().duplicates, 1);
+      assert.ok(api.withdraws().some((w) => w.type === 2 && w.mac === m), 'withdrawn');
     } finally {
       await sync.stop();
     }
@@ -259,6 +273,47 @@ describe('EVPN sync', () => {
       assert.equal(lim.sync.stats().limited, 2);
     } finally {
       await lim.sync.stop();
+    }
+  });
+
+  test('a route gobgpd refuses does not hold up the others', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      await settle();
+      const bad = '02:00:00:00:00:66';
+      const real = api.updateRoutes.bind(api);
+      api.updateRoutes = async (adds, withdraws) => {
+        if (adds.some((r) => r.type === 2 && r.mac === bad)) throw new Error('invalid MAC mobility sequence number');
+        return real(adds, withdraws);
+      };
+      dp.events([learned('02:00:00:00:00:65'), learned(bad), learned('02:00:00:00:00:67')]);
+      await settle();
+      assert.deepEqual(api.adds().filter((r) => r.type === 2).map((r) => (r as MacRoute).mac).sort(), ['02:00:00:00:00:65', '02:00:00:00:00:67']);
+      assert.equal(sync.stats().rejected, 1);
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('taking over a running gobgpd: what it has is not sent again; relearned MACs keep their sequence numbers', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      await settle();
+      const imetOurs = api.adds().find((r) => r.type === 3)!;
+      const m1: MacRoute = { ...(remote('02:00:00:00:00:31', OUR_VTEP, 2).route as MacRoute), rd: autoRd('198.18.0.1', VNI) };
+      const gone: MacRoute = { ...m1, mac: '02:00:00:00:00:32', vni: 9999, rd: autoRd('198.18.0.1', 9999) };
+      const old = new FakeSpeaker();
+      old.listRoutes = async () => [imetOurs, m1, gone].map((route) => ({ route, withdraw: false, neighbor: '' }));
+      await sync.attach(old, { adopt: true });
+      await settle();
+      assert.deepEqual(old.adds(), [], 'nothing it has is sent again');
+      assert.deepEqual(old.withdraws().map((r) => (r as MacRoute).mac), ['02:00:00:00:00:32'], 'the route of a switch that is gone is withdrawn');
+      assert.ok(sync.routes().some((r) => r.type === 2 && r.mac === m1.mac && r.origin === 'local'), 'kept while the MAC is learned again');
+      dp.events([learned(m1.mac)]);
+      await settle();
+      assert.equal(old.macAdds(m1.mac).at(-1)!.seq, 2);
+    } finally {
+      await sync.stop();
     }
   });
 

@@ -1,5 +1,5 @@
 // Engine lifecycle, poll loop, command application and housekeeping.
-// The per-packet stages live in stages/ (classify, learn, forward).
+// The per-packet stages live in bridge/ (classify, learn, forward) and overlay/.
 #include "core/engine.h"
 
 #include <poll.h>
@@ -316,7 +316,7 @@ void Engine::apply_commands() {
 // Whether the egress interface takes a frame of this length (Port::
 // tx_frame_limit(): an 802.1Q-tagged frame may be 4 bytes longer). A GSO
 // super-frame staged here is one the port takes as it is (egress adaptation,
-// stages/egress.cc): the kernel checks its segments, not its length.
+// core/egress.cc): the kernel checks its segments, not its length.
 static inline bool fits_egress(const BufferPool& pool, const Pkt& p, uint32_t limit) {
   if (p.len <= limit) return true;
   if (pkt_has_meta(p) && pool.meta(p.buf).gso()) return true;

@@ -150,7 +150,7 @@ class Engine {
   Result check_port_config(const PortConfig& pc) const;
   void apply_port_config(PortState& ps, const PortConfig& pc);
 
-  // Hot path (stages/forward.cc, learn.cc).
+  // Hot path (bridge/forward.cc, learn.cc).
   void process(PortId in_port, Pkt* pkts, uint16_t n);
   void switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* pkts, uint16_t n, MemberId* inm, Mac* src,
                      Mac* dst, uint16_t* dest);
@@ -174,7 +174,7 @@ class Engine {
   }
   bool copy_frame(const Pkt& p, Pkt* q);
   [[gnu::noinline]] bool copy_frame_meta(const Pkt& p, Pkt* q);
-  // Egress adaptation (stages/egress.cc).
+  // Egress adaptation (core/egress.cc).
   [[gnu::noinline]] void egress_slow(PortId out, const Member& mem, Pkt p, MemberId from);
   void egress_offload(PortId out, PortState& ps, Pkt p, SwitchState* sw);
   template <class Emit>
@@ -189,7 +189,7 @@ class Engine {
   void drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw);
   void drop_frame_count(Drop why, PortCounterBlock* port, SwitchState* sw);
 
-  // Overlay (stages/vxlan_encap.cc, vxlan_decap.cc, underlay.cc).
+  // Overlay (overlay/encap.cc, overlay/decap.cc, underlay.cc).
   void process_uplink(Pkt* pkts, uint16_t n);
   void encap(const Member& mem, Pkt p, MemberId from);
   void encap_offload(const Member& mem, Pkt p, MemberId from, uint32_t inner_mtu);
@@ -283,7 +283,7 @@ class Engine {
   bool sleep_armed_ = false;
   bool manual_clock_ = false;   // run_once_at() was used
   uint64_t manual_now_ns_ = 0;
-  // ICMP too-big token bucket, in thousandths of a token (stages/egress.cc).
+  // ICMP too-big token bucket, in thousandths of a token (core/egress.cc).
   uint64_t too_big_tokens_ = 0;  // starts full (constructor)
   uint32_t too_big_ms_ = 0;
 };

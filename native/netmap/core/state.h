@@ -8,13 +8,13 @@
 #include "core/command.h"
 #include "core/counters.h"
 #include "proto/inet.h"
-#include "tables/fdb.h"
+#include "bridge/fdb.h"
 
 namespace vpc {
 
 // One (port, VLAN) attachment to a switch. The FDB maps a MAC to a member, so
 // a single lookup yields the egress port and the tag to push (vlan 0: none).
-// Member ids stay below the special destinations of stages/forward.cc
+// Member ids stay below the special destinations of bridge/forward.cc
 // (0xFFFC..0xFFFF: flood kinds and drop).
 constexpr uint32_t kMaxMembers = 0xFFFC;
 

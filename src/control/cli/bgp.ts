@@ -24,7 +24,7 @@ export function bgpStatusText(b: BgpStatus | null): string {
   const head = [
     `AS ${b.asn}, router ID ${b.routerId}, ${b.managed ? `managed gobgpd${b.pid === undefined ? '' : ` (pid ${b.pid})`}` : 'external gobgpd'} at ${b.api || '-'}: ${b.speaker}${b.restarts > 0 ? `, restarted ${b.restarts} time(s)` : ''}`,
     `routes: ${e.routesAdvertised} advertised, ${e.routesReceived} received; ${e.macsInstalled} MACs installed, ${e.floodPeers} flood-list peers; ${e.pending} pending`,
-    `MAC moves ${e.moves}, duplicates ${e.duplicates}, over macLimit ${e.limited}, FDB errors ${e.installErrors}`,
+    `MAC moves ${e.moves}, duplicates ${e.duplicates}, over macLimit ${e.limited}, FDB errors ${e.installErrors}, refused by gobgpd ${e.rejected}`,
   ].join('\n');
   const rows = b.neighbors.map((n) => [n.address, n.asn, n.state, uptime(n.uptimeSeconds), n.received, n.accepted, n.advertised, n.routerId || '-']);
   return `${head}\n\n${rows.length === 0 ? 'no neighbours\n' : table(['NEIGHBOR', 'AS', 'STATE', 'UPTIME', 'ROUTES-IN', 'ACCEPTED', 'ROUTES-OUT', 'ROUTER-ID'], rows)}`;

@@ -30,18 +30,31 @@ import { ResolvedBgp } from './config';
 import type { BgpSpeakerApi } from './gobgp';
 import { autoRd, autoRouteTarget, EvpnRoute, ImetRoute, MacRoute, ReceivedRoute, routeKey, vniOf, vtepOf } from './routes';
 
-export type EvpnDataplane = Pick<Dataplane, 'switches' | 'uplink' | 'fdb' | 'addPeer' | 'deletePeer' | 'addRemoteMac' | 'deleteStaticMac' | 'updateSwitch' | 'on' | 'off'>;
+export type EvpnDataplane = Pick<Dataplane, 'switches' | 'uplink' | 'fdb' | 'peers' | 'addPeer' | 'deletePeer' | 'addRemoteMac' | 'deleteStaticMac' | 'updateSwitch' | 'on' | 'off'>;
 
 export const DUP_MOVES = 5; // RFC 7432 section 15.1: M = 5 moves ...
 export const DUP_WINDOW_MS = 180_000; // ... in N = 180 seconds
 const TICK_MS = 20;
 export const ADOPT_GRACE_MS = 60_000;
 const DP_BATCH = 512;
+// Paths per AddPathStream call: gobgpd 3.10 scans its whole EVPN table for
+// each type-2 path it is given (MAC mobility, server.go fixupApiPath), so a
+// big batch can run for a minute; small ones keep moves and withdrawals
+// flowing in between.
+const MAX_BATCH = 256;
 
 interface LocalMac {
   seq: number;
   sticky: boolean; // a static entry of the configuration
+  duplicate?: boolean; // moved too often (RFC 7432 s15.1): not advertised
   movedAt?: number; // ms (hrtime) of the `moved` event that made it local
+}
+
+interface OutboxEntry {
+  route: EvpnRoute;
+  withdraw: boolean;
+  queuedAt: number;
+  move?: number; // when the move that caused it happened (convergence metric)
 }
 
 interface RemoteRoute {
@@ -64,6 +77,7 @@ export interface EvpnStats {
   duplicates: number; // MACs flagged as duplicates
   limited: number; // routes not advertised or not installed: macLimit
   installErrors: number;
+  rejected: number; // routes gobgpd refused (dropped)
   pending: number; // updates waiting for the rate limit
 }
 
@@ -102,7 +116,7 @@ export class EvpnSync {
   private readonly installed = new Map<string, Map<string, string>>(); // switch -> mac -> vtep (EVPN entries in the dp)
   private readonly peers = new Map<string, Set<string>>(); // switch -> flood list we put in the dp
   private readonly advertised = new Map<string, EvpnRoute>(); // route key -> route (what gobgpd has from us)
-  private readonly outbox = new Map<string, { route: EvpnRoute; withdraw: boolean; queuedAt: number; move?: number }>();
+  private readonly outbox = new Map<string, OutboxEntry>();
   private readonly dpQueue = new Map<string, { switch: string; mac: string; vtep?: string; receivedAt?: number }>(); // "sw/mac"
   private readonly moveLog = new Map<string, number[]>(); // "sw/mac" -> times of recent moves
   private readonly duplicates = new Set<string>();
@@ -116,7 +130,7 @@ export class EvpnSync {
   private credit = 0;
   private lastTick = 0;
   private readonly onEvents = (events: DataplaneEvent[]): void => this.events(events);
-  readonly counters = { updatesSent: 0, moves: 0, duplicates: 0, limited: 0, installErrors: 0 };
+  readonly counters = { updatesSent: 0, moves: 0, duplicates: 0, limited: 0, installErrors: 0, rejected: 0 };
   sessions = 0;
   private readonly now: () => number;
 
@@ -147,8 +161,12 @@ export class EvpnSync {
   async attach(api: BgpSpeakerApi, opts: { adopt?: boolean } = {}): Promise<void> {
     this.detach();
     this.api = api;
-    if (opts.adopt === true) await this.adoptAdvertised(api);
-    for (const [key, route] of this.advertised) this.outbox.set(key, { route, withdraw: false, queuedAt: this.now() });
+    // A gobgpd taken over still has our routes: only what differs is sent
+    // (each type-2 path costs gobgpd a scan of its table).
+    const has = opts.adopt === true ? await this.adoptAdvertised(api) : new Set<string>();
+    for (const [key, route] of this.advertised) {
+      if (!has.has(`${key}#${route.type === 2 ? route.seq : 0}`)) this.outbox.set(key, { route, withdraw: false, queuedAt: this.now() });
+    }
     this.watch(api);
   }
 
@@ -171,11 +189,14 @@ export class EvpnSync {
   // the new engine learns the MACs again (they keep their sequence numbers).
   // Those not learned again within ADOPT_GRACE_MS are withdrawn; routes of
   // switches that no longer exist at once.
-  private async adoptAdvertised(api: BgpSpeakerApi): Promise<void> {
+  // Returns the routes gobgpd has from us ("routeKey#seq").
+  private async adoptAdvertised(api: BgpSpeakerApi): Promise<Set<string>> {
     const ours = (await api.listRoutes()).filter((r) => r.neighbor === '' && !r.withdraw && r.route.nextHop === this.vtep);
     const gone: EvpnRoute[] = [];
+    const has = new Set<string>();
     for (const r of ours) {
       const key = routeKey(r.route);
+      has.add(`${key}#${r.route.type === 2 ? r.route.seq : 0}`);
       const sw = this.switchesByVni.get(r.route.vni);
       if (sw === undefined) {
         if (!this.advertised.has(key)) gone.push(r.route);
@@ -197,6 +218,7 @@ export class EvpnSync {
         this.adopted.clear();
       }, ADOPT_GRACE_MS).unref();
     }
+    return has;
   }
   // Routes the previous vpcd advertised whose MACs were not learned again yet.
   private readonly adopted = new Map<string, MacRoute>();
@@ -335,6 +357,7 @@ export class EvpnSync {
     if (!this.advertised.has(key)) this.advertise(imet);
     let count = [...this.advertised.values()].filter((r) => r.type === 2 && r.vni === s.vni).length;
     for (const [mac, l] of this.local.get(s.name) ?? []) {
+      if (l.duplicate) continue;
       const route = this.macRoute(s, mac, l);
       const prev = this.advertised.get(routeKey(route));
       if (prev !== undefined && (prev as MacRoute).seq === l.seq && (prev as MacRoute).sticky === l.sticky) continue;
@@ -403,12 +426,14 @@ export class EvpnSync {
       if (known !== undefined) continue; // port to port on this host: the route is the same
       const fromRemote = e.type === 'moved' && e.oldVtep !== undefined;
       const k = `${s.name}/${e.mac}`;
-      let seq = this.hasRemote(s.vni, e.mac) ? this.remoteSeq(s.vni, e.mac) + 1 : 0;
+      const seq = this.hasRemote(s.vni, e.mac) ? this.remoteSeq(s.vni, e.mac) + 1 : 0;
+      const l: LocalMac = { seq, sticky: false };
       if (fromRemote || this.hasRemote(s.vni, e.mac)) {
         this.counters.moves++;
-        if (this.noteMove(k)) seq = this.remoteSeq(s.vni, e.mac); // a duplicate: no more increments
+        // A duplicate is no longer advertised (section 15.1: stop sending
+        // routes for it), so the two hosts stop outbidding each other.
+        if (this.noteMove(k)) l.duplicate = true;
       }
-      const l: LocalMac = { seq, sticky: false };
       const before = this.adopted.get(routeKey(this.macRoute(s, e.mac, l)));
       if (before !== undefined) {
         // Learned again after a vpcd restart: the route we had out stays as it was.
@@ -420,6 +445,10 @@ export class EvpnSync {
       // The dp moved its EVPN entry to the local port itself.
       this.installed.get(s.name)?.delete(e.mac);
       this.dpQueue.delete(k);
+      if (l.duplicate) {
+        this.withdraw(routeKey(this.macRoute(s, e.mac, l)));
+        continue;
+      }
       if (this.ourRouteLoses(s.vni, e.mac, l)) continue;
       if (this.countAdvertised(s.vni) >= s.macLimit) {
         this.counters.limited++;
@@ -538,6 +567,7 @@ export class EvpnSync {
     const k = `${s.name}/${mac}`;
     if (l !== undefined) {
       const ours = routeKey(this.macRoute(s, mac, l));
+      if (l.duplicate) return; // neither advertised nor followed until it calms down
       if (best === undefined || !this.ourRouteLoses(s.vni, mac, l)) {
         // We win (or nobody else claims it): make sure our route is out.
         if (!this.advertised.has(ours) && this.vtep !== '' && this.countAdvertised(s.vni) < s.macLimit) this.advertise(this.macRoute(s, mac, l));
@@ -560,8 +590,10 @@ export class EvpnSync {
     const want = new Set(this.imets.get(s.vni)?.values() ?? []);
     const have = this.peers.get(s.name) ?? new Set<string>();
     this.peers.set(s.name, have);
+    const configured = new Set(want.size > 0 ? this.o.dp.peers(s.name).map((p) => p.ip) : []);
     for (const ip of want) {
       if (have.has(ip)) continue;
+      if (configured.has(ip)) continue; // a configured peer: the operator's, not ours to remove later
       have.add(ip);
       this.o.dp.addPeer({ switch: s.name, ip }).catch((err) => {
         have.delete(ip);
@@ -594,23 +626,44 @@ export class EvpnSync {
     if (n <= 0) return;
     this.flushing = true;
     const api = this.api;
-    const batch = [...this.outbox.entries()].slice(0, n);
+    const batch: [string, OutboxEntry][] = [];
+    for (const e of this.outbox) {
+      if (batch.length >= Math.min(n, MAX_BATCH)) break;
+      batch.push(e);
+    }
     for (const [k] of batch) this.outbox.delete(k);
     this.credit -= batch.length;
-    const adds = batch.filter(([, v]) => !v.withdraw).map(([, v]) => v.route);
-    const withdraws = batch.filter(([, v]) => v.withdraw).map(([, v]) => v.route);
     try {
-      await api.updateRoutes(adds, withdraws);
-      this.counters.updatesSent += batch.length;
-      const t = this.now();
-      for (const [, v] of batch) if (v.move !== undefined) this.o.onMoveConverged?.('advertise', (t - v.move) / 1000);
+      await this.send(api, batch);
     } catch (err) {
-      // Put them back (unless something newer was queued meanwhile).
-      for (const [k, v] of batch) if (!this.outbox.has(k)) this.outbox.set(k, v);
-      this.o.log.warn({ err: (err as Error).message, routes: batch.length }, 'EVPN: gobgpd refused an update; retrying');
+      if (batch.length === 1 || this.api !== api) {
+        // Put them back (unless something newer was queued meanwhile): the
+        // speaker is away, or this one route will be tried again.
+        for (const [k, v] of batch) if (!this.outbox.has(k)) this.outbox.set(k, v);
+        this.o.log.warn({ err: (err as Error).message, routes: batch.length }, 'EVPN: gobgpd did not take an update; retrying');
+      } else {
+        // One bad route fails the whole stream: send them one by one, and
+        // drop those gobgpd refuses (logged and counted).
+        for (const e of batch) {
+          try {
+            await this.send(api, [e]);
+          } catch (one) {
+            this.counters.rejected++;
+            if (!e[1].withdraw) this.advertised.delete(e[0]);
+            this.o.log.warn({ err: (one as Error).message, route: e[0], withdraw: e[1].withdraw }, 'EVPN: gobgpd refused a route; dropped');
+          }
+        }
+      }
     } finally {
       this.flushing = false;
     }
+  }
+
+  private async send(api: BgpSpeakerApi, batch: [string, OutboxEntry][]): Promise<void> {
+    await api.updateRoutes(batch.filter(([, v]) => !v.withdraw).map(([, v]) => v.route), batch.filter(([, v]) => v.withdraw).map(([, v]) => v.route));
+    this.counters.updatesSent += batch.length;
+    const t = this.now();
+    for (const [, v] of batch) if (v.move !== undefined) this.o.onMoveConverged?.('advertise', (t - v.move) / 1000);
   }
 
   // Applies queued dataplane changes, DP_BATCH at a time, pipelined.

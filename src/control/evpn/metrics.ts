@@ -8,7 +8,8 @@
 //   vpcd_evpn_macs_installed                  FDB entries of kind evpn
 //   vpcd_evpn_flood_peers                     VTEPs in managed switches' flood lists
 //   vpcd_evpn_updates_sent_total              paths handed to gobgpd (advertise + withdraw)
-//   vpcd_evpn_mac_moves_total, vpcd_evpn_duplicate_macs_total, vpcd_evpn_limited_total
+//   vpcd_evpn_mac_moves_total, vpcd_evpn_duplicate_macs_total, vpcd_evpn_limited_total,
+//   vpcd_evpn_rejected_total
 //   vpcd_evpn_pending                         updates waiting (rate limit, FDB batches)
 //   vpcd_evpn_speaker_restarts_total          managed gobgpd restarts
 //   vpcd_evpn_mac_move_seconds{phase}         MAC-move convergence: `advertise` from the
@@ -55,6 +56,7 @@ export function registerEvpnMetrics(registry: Registry, evpn: EvpnService): (pha
   single('vpcd_evpn_mac_moves_total', 'MACs that moved to or away from this host', (s) => s.evpn.moves);
   single('vpcd_evpn_duplicate_macs_total', 'MACs flagged as duplicates (RFC 7432 section 15.1)', (s) => s.evpn.duplicates);
   single('vpcd_evpn_limited_total', 'routes not advertised or not installed because of a switch macLimit', (s) => s.evpn.limited);
+  single('vpcd_evpn_rejected_total', 'routes gobgpd refused (dropped, see the log)', (s) => s.evpn.rejected);
   single('vpcd_evpn_pending', 'updates waiting for the rate limit or an FDB batch', (s) => s.evpn.pending);
   single('vpcd_evpn_speaker_restarts_total', 'restarts of the managed gobgpd', (s) => s.restarts);
   const moves = new Histogram({

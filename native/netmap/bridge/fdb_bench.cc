@@ -1,11 +1,11 @@
-// Microbenchmark for the FDB (tables/fdb.h): lookups and inserts at 1,000
+// Microbenchmark for the FDB (bridge/fdb.h): lookups and inserts at 1,000
 // and 1,000,000 entries, plus the stall of the largest doubling. Random
 // 48-bit MACs, fixed seeds, single thread. Prints figures; asserts nothing
 // about time. Each figure is the best of kRuns runs.
 //
 // Build (from the repo root):
-//   g++ -std=c++20 -O2 -I native/netmap native/netmap/tables/fdb_bench.cc
-//       native/netmap/tables/fdb.cc -o /tmp/fdb_bench && /tmp/fdb_bench
+//   g++ -std=c++20 -O2 -I native/netmap native/netmap/bridge/fdb_bench.cc
+//       native/netmap/bridge/fdb.cc -o /tmp/fdb_bench && /tmp/fdb_bench
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -14,7 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "tables/fdb.h"
+#include "bridge/fdb.h"
 
 using namespace vpc;
 using Clock = std::chrono::steady_clock;

@@ -1,5 +1,5 @@
 // Egress adaptation: what happens to a frame on its way to a port that cannot
-// take it as it is. Reached from enqueue() (stages/forward.cc) for frames with
+// take it as it is. Reached from enqueue() (bridge/forward.cc) for frames with
 // kPktMeta set (offload state, or a large buffer) and for frames longer than
 // the egress port's MTU, and from encap() for frames with offload state; plain
 // frames never come here (one bit test and one compare in enqueue).

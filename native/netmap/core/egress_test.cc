@@ -1,4 +1,4 @@
-// Offload state through the engine with pipe ports (stages/egress.cc,
+// Offload state through the engine with pipe ports (core/egress.cc,
 // classify, flood): super-frames segmented for ports that cannot take them,
 // checksums completed, state kept for ports that can, VLAN tags and IPv6,
 // flood copies, ICMP too big with its rate limit, and what is refused.
@@ -9,7 +9,7 @@
 
 #include "core/test_util.h"
 #include "proto/test_frames.h"
-#include "stages/offload_test_util.h"
+#include "core/offload_test_util.h"
 
 namespace vpc {
 namespace {

@@ -26,7 +26,7 @@
 #include "proto/gso.h"
 #include "proto/inet.h"
 #include "proto/test_frames.h"
-#include "stages/offload_test_util.h"
+#include "core/offload_test_util.h"
 
 namespace vpc {
 namespace {

@@ -1,8 +1,8 @@
-// Tests for the FDB (tables/fdb.h). The model test drives the table and a
+// Tests for the FDB (bridge/fdb.h). The model test drives the table and a
 // std::unordered_map side by side through random operations on keys built to
 // collide, so backward-shift deletion and aging across wrapped clusters are
 // exercised, and checks the probing invariant as it goes.
-#include "tables/fdb.h"
+#include "bridge/fdb.h"
 
 #include <gtest/gtest.h>
 

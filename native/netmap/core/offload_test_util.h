@@ -1,5 +1,5 @@
-// Shared by the engine's offload tests (stages/egress_test.cc,
-// stages/vxlan_test.cc): the state a guest's virtio_net_hdr gives a frame
+// Shared by the engine's offload tests (core/egress_test.cc,
+// overlay/vxlan_test.cc): the state a guest's virtio_net_hdr gives a frame
 // built by proto/test_frames.h, and an independent check of a segmentation.
 #pragma once
 

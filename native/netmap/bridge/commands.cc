@@ -7,7 +7,7 @@
 
 #include "core/engine.h"
 #include "proto/ethernet.h"
-#include "stages/learn.h"
+#include "bridge/learn.h"
 
 namespace vpc {
 

@@ -1,6 +1,6 @@
 // Out-of-line parts of the FDB: allocation, growth and backward-shift
 // deletion. The lookup and learning fast paths are inline in fdb.h.
-#include "tables/fdb.h"
+#include "bridge/fdb.h"
 
 #include <sys/mman.h>
 

@@ -10,7 +10,7 @@
 // a lookup usually touches one cache line. The load factor is kept at or
 // below 3/4 by doubling. Deletion uses backward shift, so there are no
 // tombstones and probe lengths do not degrade under churn. Design notes and
-// measured numbers: docs/design/fdb.md (bench: tables/fdb_bench.cc).
+// measured numbers: docs/design/fdb.md (bench: bridge/fdb_bench.cc).
 #pragma once
 
 #include <cstddef>

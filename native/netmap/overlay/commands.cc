@@ -1,5 +1,5 @@
 // Commands for the VXLAN overlay: the uplink (VTEP), peers (flood lists) and
-// static remote MACs. Same rules as engine_commands.cc: validate everything,
+// static remote MACs. Same rules as bridge/commands.cc: validate everything,
 // then change; a failed command leaves the tables as they were.
 #include <algorithm>
 #include <string>

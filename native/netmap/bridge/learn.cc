@@ -5,11 +5,11 @@
 // learning may never overwrite, move detection. A source is a local port or a
 // remote VTEP (MACs learned from decapsulated frames): both go through here,
 // so remote entries age, count against limits and move exactly like local
-// ones. The fast path is the per-source last-source cache (stages/learn.h).
+// ones. The fast path is the per-source last-source cache (bridge/learn.h).
 #include <algorithm>
 
 #include "core/engine.h"
-#include "stages/learn.h"
+#include "bridge/learn.h"
 
 namespace vpc {
 

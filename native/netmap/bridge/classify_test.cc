@@ -1,7 +1,7 @@
-// Tests for stages/classify.h on hand-built PortState: every drop reason of
+// Tests for bridge/classify.h on hand-built PortState: every drop reason of
 // the classify stage, member selection on access and trunk ports, tag removal
 // and the MTU boundary.
-#include "stages/classify.h"
+#include "bridge/classify.h"
 
 #include <gtest/gtest.h>
 

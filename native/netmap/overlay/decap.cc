@@ -274,7 +274,7 @@ void Engine::process_uplink(Pkt* pkts, uint16_t n) {
       // A VTEP on this host over a veth underlay (Linux's vxlan device with
       // tx checksumming on) leaves the *inner* TCP/UDP checksum partial: it
       // travels with the inner frame, and egress completes it for a port that
-      // does not take partial checksums (stages/egress.cc). A partial outer
+      // does not take partial checksums (core/egress.cc). A partial outer
       // checksum (csum_start in the outer headers) needs nothing.
       inner_csum.hdr_len = 0;
       offload_shift(inner_csum, -int(outer_len));

@@ -3,7 +3,7 @@
 // A received burst goes through three passes (the VALE two-pass shape, with
 // the lookup split off so FDB cache misses overlap):
 //   0. classify every frame (local ports: classify.h; the uplink: the outer
-//      checks and decapsulation in vxlan_decap.cc) and read its MACs;
+//      checks and decapsulation in overlay/decap.cc) and read its MACs;
 //   1. learn the source, look up the destination: each frame gets a member,
 //      FLOOD_* or DROP;
 //   2. deliver: stage unicast frames on their egress port's queue (or
@@ -11,8 +11,8 @@
 // Egress queues are flushed once per engine iteration (or when one fills), so
 // a port sees one tx_burst per iteration, not one per frame.
 #include "core/engine.h"
-#include "stages/classify.h"
-#include "stages/learn.h"
+#include "bridge/classify.h"
+#include "bridge/learn.h"
 
 namespace vpc {
 
@@ -85,7 +85,7 @@ bool Engine::copy_frame_meta(const Pkt& p, Pkt* q) {
   PortState& ps = ports_[out];
   // Frames with offload state (or in a large buffer), frames longer than this
   // port's MTU, and tagged frames without headroom take the egress slow path
-  // (stages/egress.cc): one bit test and one compare for everything else.
+  // (core/egress.cc): one bit test and one compare for everything else.
   if (pkt_has_meta(p) || p.len > ps.max_len || (mem.vlan && pkt_off(p) < kVlanTagLen)) [[unlikely]] {
     egress_slow(out, mem, p, from);
     return;

@@ -1,0 +1,47 @@
+// vpcctl bgp status / routes: their text, and a vpcd without a bgp section.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { describe, test } from 'node:test';
+import { bgpRoutesText, bgpStatusText } from '../../src/control/cli/bgp';
+import type { BgpStatus } from '../../src/control/evpn/service';
+import { removeDir, spawnVpcd, TEST_ENGINE, VPCCTL } from '../control/helpers';
+
+const STATUS: BgpStatus = {
+  asn: 64512, routerId: '198.18.0.1', managed: true, api: '127.0.0.1:40000', speaker: 'up', pid: 1234, restarts: 1,
+  neighbors: [{ address: '198.18.0.2', asn: 64512, state: 'established', routerId: '198.18.0.2', uptimeSeconds: 3725, adminDown: false, received: 7, accepted: 7, advertised: 5, messagesIn: 20, messagesOut: 21 }],
+  evpn: { sessionsEstablished: 1, routesAdvertised: 5, routesReceived: 7, macsInstalled: 6, floodPeers: 1, updatesSent: 9, moves: 2, duplicates: 0, limited: 0, installErrors: 0, rejected: 0, pending: 0 },
+};
+
+describe('vpcctl bgp', () => {
+  test('status and routes as text', () => {
+    const s = bgpStatusText(STATUS);
+    assert.match(s, /^AS 64512, router ID 198\.18\.0\.1, managed gobgpd \(pid 1234\) at 127\.0\.0\.1:40000: up, restarted 1 time\(s\)$/m);
+    assert.match(s, /routes: 5 advertised, 7 received; 6 MACs installed, 1 flood-list peers; 0 pending/);
+    assert.match(s, /^198\.18\.0\.2\s+64512\s+established\s+1h02m\s+7\s+7\s+5\s+198\.18\.0\.2$/m);
+    assert.equal(bgpStatusText(null), 'BGP is not configured (no `bgp:` section)\n');
+    const r = bgpRoutesText([
+      { switch: 'tenant', vni: 1001, type: 3, vtep: '198.18.0.11', origin: 'local', best: true },
+      { switch: 'tenant', vni: 1001, type: 2, mac: '02:00:00:00:00:01', vtep: '198.18.0.12', seq: 2, origin: 'remote', neighbor: '198.18.0.2', best: true },
+    ]);
+    assert.match(r, /^SWITCH\s+VNI\s+TYPE\s+MAC\s+IP\s+VTEP\s+SEQ\s+ORIGIN\s+BEST$/m);
+    assert.match(r, /^tenant\s+1001\s+2 mac\s+02:00:00:00:00:01\s+-\s+198\.18\.0\.12\s+2\s+198\.18\.0\.2\s+\*$/m);
+    assert.equal(bgpRoutesText([]), 'no EVPN routes\n');
+  });
+
+  test('a vpcd without a bgp section says so', async () => {
+    const d = await spawnVpcd({ config: `${TEST_ENGINE}switches: [{ name: s1, vni: 10 }]\n` });
+    try {
+      assert.deepEqual(await d.client.call('GET', '/v1/bgp'), { bgp: null });
+      assert.deepEqual(await d.client.call('GET', '/v1/bgp/routes'), { bgp: false, routes: [] });
+      const out = execFileSync(process.execPath, [VPCCTL, '-s', d.socket, 'bgp', 'status'], { encoding: 'utf8' });
+      assert.equal(out, 'BGP is not configured (no `bgp:` section)\n');
+      const json = JSON.parse(execFileSync(process.execPath, [VPCCTL, '-s', d.socket, '--json', 'bgp', 'routes', '--switch', 's1'], { encoding: 'utf8' }));
+      assert.deepEqual(json, { bgp: false, routes: [] });
+      assert.throws(() => execFileSync(process.execPath, [VPCCTL, '-s', d.socket, 'bgp', 'routes', '--switch', 'nope'], { stdio: 'pipe' }), (e: { status: number }) => e.status === 5);
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
+    }
+  });
+});
