@@ -12,7 +12,9 @@
 //      host's FDB update is reported);
 //   4. host death: kill -9 of one host's vpcd and gobgpd; the others drop
 //      its MACs and its VTEP (time reported); then a host cut off the
-//      underlay (no TCP reset): dropped when the hold time (9 s) runs out.
+//      underlay (no TCP reset): dropped when the hold time (9 s) runs out;
+//   5. the dead host comes back with 1,000 MACs learned while its sessions
+//      come up: they reach every live host.
 // Second lab, scale: 1,000 MACs on one host installed everywhere (time
 // reported), then 10,000 more: the longest engine iteration
 // (iteration_max_ns, sampled) on a receiving host is reported.
@@ -261,6 +263,26 @@ describe('BGP EVPN: three switch hosts and FRR', { skip: reason }, () => {
     const late2 = rest2.filter((h) => times2.get(h) === undefined);
     assert.deepEqual(late2.map((h) => name(lab, h)), [], `host ${cut.n}'s entries still there after the hold time:\n${await dump(lab, late2)}`);
     t.diagnostic(`cut off: host ${cut.n}'s MACs and VTEP dropped by ${rest2.map((h) => `${name(lab, h)} after ${times2.get(h)! - t1} ms`).join(', ')} (hold time ${lab.holdTime} s)`);
+  });
+
+  test('a host comes back (vpcd started again after kill -9) with 1,000 MACs learned before its sessions are up: they reach every live host', async (t) => {
+    const back = lab.hosts[2];
+    const live = [lab.hosts[0], frr]; // host 2 is still cut off
+    const prefix = '02:5c:03:00';
+    const t0 = Date.now();
+    await lab.startVpcd(back);
+    // Frames right away: the switch learns while BGP is still connecting,
+    // so the routes meet sessions that are coming up.
+    const sent = await sendFromMacs(back.guest.ns, back.guest.dev, prefix, 0, 1000);
+    const times = await watch(lab, live, async (h) => {
+      const w = await lab.where(h);
+      if (h === frr && !(w.get('flood') ?? '').split(',').includes(back.vtep)) return false;
+      return (await countBehind(lab, h, back.vtep, prefix)) === 1000;
+    }, 60_000, 100);
+    const late = live.filter((h) => times.get(h) === undefined);
+    const counts = await Promise.all(live.map(async (h) => `${name(lab, h)} ${await countBehind(lab, h, back.vtep, prefix)}`));
+    assert.deepEqual(late.map((h) => name(lab, h)), [], `host ${back.n}'s 1,000 MACs not on every live host within 60 s: ${counts.join(', ')}\n${await dump(lab, [lab.hosts[0], back])}`);
+    t.diagnostic(`host ${back.n} back: vpcd ready ${sent.t0 - t0 > 0 ? (sent.t0 - t0).toFixed(0) : '?'} ms after the start; its 1,000 MACs on ${live.map((h) => `${name(lab, h)} after ${(times.get(h)! - sent.t0).toFixed(0)} ms`).join(', ')} (from the first frame)`);
   });
 });
 
