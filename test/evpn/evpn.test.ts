@@ -96,12 +96,7 @@ async function startLab(prepare: (lab: EvpnLab) => void = () => undefined): Prom
     prepare(lab);
     await lab.startFrr();
     await lab.startAllVpcd();
-    await lab.until(async () => {
-      const s = await lab.frrSessions();
-      return lab.hosts.every((h) => s.get(h.bgp) === 'Established');
-    }, 40_000, 'FRR has its sessions with the three switch hosts established').catch(async (e: Error) => {
-      throw new Error(`${e.message}\n${await dump(lab)}`);
-    });
+    await lab.frrSessionsUp();
     for (const h of lab.hosts) {
       await lab.until(async () => (await lab.gobgpNeighbors(h)).filter((p) => /^(6|ESTABLISHED)$/i.test(p.state)).length === 3, 30_000, `host ${h.n}'s gobgpd has 3 sessions`);
     }

@@ -8,28 +8,17 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ASN, EvpnLab, evpnSkipReason, guestMac, VNI, vtepIp } from './lab';
+import { ASN, guestMac, VNI, vtepIp, withEvpnLab } from './lab';
 import { sendFrames, marker } from '../overlay/vxlab';
 
 test('lab check: plain gobgpd x3 and FRR form a full mesh, exchange type-2/3 routes both ways, and a dead speaker is withdrawn', async (t) => {
-  const reason = evpnSkipReason();
-  if (reason !== undefined) {
-    t.skip(reason);
-    return;
-  }
-  const lab = new EvpnLab();
-  try {
+  await withEvpnLab(t, {}, async (lab) => {
     const frr = lab.frr!;
     await lab.startFrr();
     await Promise.all(lab.hosts.map((h) => lab.startPlainGobgpd(h)));
 
     // Every session of the mesh establishes (connect retry 1 s).
-    await lab.until(async () => {
-      const s = await lab.frrSessions();
-      return lab.hosts.every((h) => s.get(h.bgp) === 'Established');
-    }, 30_000, 'FRR has its three sessions established').catch(async (e: Error) => {
-      throw new Error(`${e.message}\n${await lab.vtysh('show bgp l2vpn evpn summary')}\n${lab.logs()}`);
-    });
+    await lab.frrSessionsUp();
     for (const h of lab.hosts) {
       await lab.until(async () => (await lab.gobgpNeighbors(h)).filter((p) => /^(6|ESTABLISHED)$/i.test(p.state)).length === 3, 30_000, `host ${h.n}'s gobgpd has 3 sessions`);
     }
@@ -79,19 +68,11 @@ test('lab check: plain gobgpd x3 and FRR form a full mesh, exchange type-2/3 rou
     t.diagnostic(`FRR dropped the dead speaker's MAC and VTEP ${ms} ms after kill -9 (hold time ${lab.holdTime} s)`);
     const f = lab.frrFdb();
     for (const h of lab.hosts.filter((x) => x !== dead)) assert.equal(f.get(h.guest.mac), h.vtep, 'the live hosts stay');
-  } finally {
-    await lab.cleanup();
-  }
+  });
 });
 
 test('lab check, route reflector: FRR accepts the speakers of its subnet and reflects their routes to each other', async (t) => {
-  const reason = evpnSkipReason();
-  if (reason !== undefined) {
-    t.skip(reason);
-    return;
-  }
-  const lab = new EvpnLab({ routeReflector: true });
-  try {
+  await withEvpnLab(t, { routeReflector: true }, async (lab) => {
     const frr = lab.frr!;
     await lab.startFrr();
     await Promise.all(lab.hosts.map((h) => lab.startPlainGobgpd(h)));
@@ -116,7 +97,5 @@ test('lab check, route reflector: FRR accepts the speakers of its subnet and ref
     const want = lab.hosts.map((h) => h.vtep).sort().join(',');
     await lab.until(() => lab.frrFdb().get('flood') === want, 15_000, 'the reflector installs the three VTEPs for itself too');
     t.diagnostic(`reflector sessions: ${JSON.stringify([...(await lab.frrSessions())])}`);
-  } finally {
-    await lab.cleanup();
-  }
+  });
 });

@@ -479,6 +479,16 @@ ${peers.map((p) => `  neighbor ${p} activate\n${this.routeReflector ? `  neighbo
     return r.out;
   }
 
+  // Waits until FRR has a session established with every switch host.
+  async frrSessionsUp(timeoutMs = 40_000): Promise<void> {
+    await this.until(async () => {
+      const s = await this.frrSessions();
+      return this.hosts.every((h) => s.get(h.bgp) === 'Established');
+    }, timeoutMs, 'FRR has its sessions with the switch hosts established').catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await this.vtysh('show bgp l2vpn evpn summary')}\n${this.logs()}`);
+    });
+  }
+
   // FRR's BGP sessions: neighbour -> state ("Established" or the FSM state).
   async frrSessions(): Promise<Map<string, string>> {
     const out = await this.vtysh('show bgp l2vpn evpn summary json');
@@ -628,4 +638,20 @@ export async function sendFromMacs(ns: string, iface: string, prefix: string, st
   if (r.code !== 0) throw new Error(`sending from ${count} MACs in ${ns}/${iface} failed: ${r.out}`);
   const j = JSON.parse(r.out.trim().split('\n').pop() ?? '{}') as { t0: number; t1: number };
   return { t0: j.t0 * 1000, t1: j.t1 * 1000 };
+}
+
+// Runs `fn` on a new lab and tears it down afterwards; skips the test, with
+// the reason, where the lab cannot run.
+export async function withEvpnLab(t: { skip(msg: string): void }, opts: EvpnLabOptions, fn: (lab: EvpnLab) => Promise<void>): Promise<void> {
+  const reason = evpnSkipReason();
+  if (reason !== undefined) {
+    t.skip(reason);
+    return;
+  }
+  const lab = new EvpnLab(opts);
+  try {
+    await fn(lab);
+  } finally {
+    await lab.cleanup();
+  }
 }
