@@ -52,7 +52,7 @@ export interface ApiContext {
   socketPath: string;
   metricsAddress?: string;
   reload: () => Promise<unknown>;
-  bgp?: { status(): BgpStatus | undefined; routes(switchName?: string): EvpnRouteView[] };
+  bgp?: { status(): BgpStatus | undefined; routes(switchName?: string): EvpnRouteView[]; resync(): Promise<void> };
 }
 
 type Params = Record<string, string>;
@@ -157,7 +157,9 @@ export function buildRoutes(ctx: ApiContext): Route[] {
       const s = c.requireSwitch(params.ref!);
       const port = body === undefined ? undefined : bodyObject(body).port;
       if (port !== undefined && typeof port !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'port: must be a string', { field: 'port' });
-      return [200, { switch: s.spec.name, removed: await c.dp.flushFdb(s.spec.name, port) }];
+      const removed = await c.dp.flushFdb(s.spec.name, port);
+      await ctx.bgp?.resync(); // EVPN withdraws the routes of the flushed MACs
+      return [200, { switch: s.spec.name, removed }];
     }),
     route('GET', '/v1/ports', () => {
       const stats = c.dp.stats();

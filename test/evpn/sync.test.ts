@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import type { DataplaneEvent, FdbEntry, SwitchInfo, UplinkInfo } from '../../src/dataplane';
 import { resolveBgp } from '../../src/control/evpn/config';
 import { DUP_MOVES, EvpnDataplane, EvpnSync } from '../../src/control/evpn/evpn';
-import type { BgpPeerStatus, BgpSpeakerApi } from '../../src/control/evpn/gobgp';
+import { BgpApiError, type BgpPeerStatus, type BgpSpeakerApi } from '../../src/control/evpn/gobgp';
 import { autoRd, autoRouteTarget, EvpnRoute, MacRoute, ReceivedRoute } from '../../src/control/evpn/routes';
 import { createLogger } from '../../src/control/logging';
 
@@ -283,7 +283,7 @@ describe('EVPN sync', () => {
       const bad = '02:00:00:00:00:66';
       const real = api.updateRoutes.bind(api);
       api.updateRoutes = async (adds, withdraws) => {
-        if (adds.some((r) => r.type === 2 && r.mac === bad)) throw new Error('invalid MAC mobility sequence number');
+        if (adds.some((r) => r.type === 2 && r.mac === bad)) throw new BgpApiError('gobgpd AddPathStream: invalid MAC mobility sequence number', 2);
         return real(adds, withdraws);
       };
       dp.events([learned('02:00:00:00:00:65'), learned(bad), learned('02:00:00:00:00:67')]);
@@ -312,6 +312,21 @@ describe('EVPN sync', () => {
       dp.events([learned(m1.mac)]);
       await settle();
       assert.equal(old.macAdds(m1.mac).at(-1)!.seq, 2);
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('MACs that leave the FDB without an event (flush, port deleted) are withdrawn at the next refresh', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      dp.fdbEntries = [{ mac: '02:00:00:00:00:41', port: 'p1', vlan: 0, static: false, ageSeconds: 1 }];
+      dp.events([learned('02:00:00:00:00:41'), learned('02:00:00:00:00:42')]);
+      await settle();
+      assert.equal(api.macAdds('02:00:00:00:00:42').length, 1);
+      await sync.refresh();
+      await settle();
+      assert.deepEqual(api.withdraws().filter((w) => w.type === 2).map((w) => (w as MacRoute).mac), ['02:00:00:00:00:42']);
     } finally {
       await sync.stop();
     }

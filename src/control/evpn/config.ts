@@ -148,7 +148,7 @@ export function parseBgp(value: unknown, at = 'bgp', ownAddresses: string[] = []
     }
   }
   if (b.routeReflector !== undefined) addNeighbor(b.routeReflector, 'routeReflector', false, asn);
-  if (b.neighbors === undefined && b.routeReflector === undefined) fail('neighbors', 'a BGP speaker needs neighbors (or one routeReflector)');
+  if (b.neighbors === undefined && b.routeReflector === undefined && b.managed !== false) fail('neighbors', 'a BGP speaker needs neighbors (or one routeReflector)');
   if (b.clusterId !== undefined) {
     const e = ipv4Error(b.clusterId, 'a cluster ID');
     if (e) fail('clusterId', e);

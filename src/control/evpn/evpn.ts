@@ -27,7 +27,7 @@
 import type { Dataplane, DataplaneEvent, FdbEntry, SwitchInfo } from '../../dataplane';
 import type { Logger } from '../logging';
 import { ResolvedBgp } from './config';
-import type { BgpSpeakerApi } from './gobgp';
+import { BgpApiError, type BgpSpeakerApi } from './gobgp';
 import { autoRd, autoRouteTarget, EvpnRoute, ImetRoute, MacRoute, ReceivedRoute, routeKey, vniOf, vtepOf } from './routes';
 
 export type EvpnDataplane = Pick<Dataplane, 'switches' | 'uplink' | 'fdb' | 'peers' | 'addPeer' | 'deletePeer' | 'addRemoteMac' | 'deleteStaticMac' | 'updateSwitch' | 'on' | 'off'>;
@@ -100,6 +100,16 @@ export interface EvpnOptions {
   log: Logger;
   now?: () => number; // ms, monotonic (tests)
   onMoveConverged?: (phase: 'advertise' | 'install', seconds: number) => void;
+  // The route stream of `api` ended: the owner reconnects (a managed
+  // gobgpd that died is restarted by its supervisor anyway).
+  onSpeakerLost?: (api: BgpSpeakerApi) => void;
+}
+
+// gobgpd answered with an error about the request (gRPC UNKNOWN or
+// INVALID_ARGUMENT), as opposed to being unreachable or too slow.
+function refused(err: unknown): boolean {
+  if (!(err instanceof BgpApiError)) return false;
+  return err.grpcCode === 2 || err.grpcCode === 3 || err.grpcCode === undefined; // undefined: refused by pack() before sending
 }
 
 function cmpIp(a: string, b: string): number {
@@ -230,11 +240,9 @@ export class EvpnSync {
       },
       (err) => {
         if (this.api !== api) return;
-        this.o.log.warn({ err: err?.message }, 'EVPN: the route stream from gobgpd ended; reconnecting');
-        this.api = undefined;
-        setTimeout(() => {
-          if (!this.stopped && this.api === undefined) this.attach(api).catch((e) => this.o.log.error({ err: (e as Error).message }, 'EVPN: reattach failed'));
-        }, 1000).unref();
+        this.o.log.warn({ err: err?.message }, 'EVPN: the route stream from gobgpd ended');
+        this.api = undefined; // routes wait in the outbox until a speaker is attached again
+        this.o.onSpeakerLost?.(api);
       },
     );
     // The initial dump arrives at once; after that, remote routes the new
@@ -332,11 +340,25 @@ export class EvpnSync {
         this.syncFlood(s);
       }
       const local = this.local.get(s.name)!;
+      if (!fresh) await this.forgetGone(s, local);
       for (const st of staticMacs) if (st.switch === s.name) local.set(st.mac, { seq: local.get(st.mac)?.seq ?? 0, sticky: true });
       this.advertiseSwitch(s);
     }
   }
   private lastStatics: { switch: string; mac: string }[] = [];
+
+  // Local MACs that left the FDB without an `aged` event (a flush, a port
+  // deleted, a static entry removed) are withdrawn.
+  private async forgetGone(s: SwitchInfo, local: Map<string, LocalMac>): Promise<void> {
+    if (local.size === 0) return;
+    const here = new Set((await this.o.dp.fdb(s.name)).filter((e) => e.vtep === undefined).map((e) => e.mac));
+    for (const [mac, l] of [...local]) {
+      if (here.has(mac)) continue;
+      local.delete(mac);
+      this.withdraw(routeKey(this.macRoute(s, mac, l)));
+      this.decide(s, mac);
+    }
+  }
 
   private forgetSwitch(name: string): void {
     this.managed.delete(name);
@@ -633,21 +655,29 @@ export class EvpnSync {
     }
     for (const [k] of batch) this.outbox.delete(k);
     this.credit -= batch.length;
+    const putBack = (entries: [string, OutboxEntry][]): void => {
+      // Unless something newer was queued meanwhile.
+      for (const [k, v] of entries) if (!this.outbox.has(k)) this.outbox.set(k, v);
+    };
     try {
       await this.send(api, batch);
     } catch (err) {
-      if (batch.length === 1 || this.api !== api) {
-        // Put them back (unless something newer was queued meanwhile): the
-        // speaker is away, or this one route will be tried again.
-        for (const [k, v] of batch) if (!this.outbox.has(k)) this.outbox.set(k, v);
+      if (!refused(err) || this.api !== api) {
+        // gobgpd is away (it died, or the call timed out): all of it again later.
+        putBack(batch);
         this.o.log.warn({ err: (err as Error).message, routes: batch.length }, 'EVPN: gobgpd did not take an update; retrying');
       } else {
         // One bad route fails the whole stream: send them one by one, and
         // drop those gobgpd refuses (logged and counted).
-        for (const e of batch) {
+        for (let i = 0; i < batch.length; i++) {
+          const e = batch[i]!;
           try {
             await this.send(api, [e]);
           } catch (one) {
+            if (!refused(one)) {
+              putBack(batch.slice(i));
+              break;
+            }
             this.counters.rejected++;
             if (!e[1].withdraw) this.advertised.delete(e[0]);
             this.o.log.warn({ err: (one as Error).message, route: e[0], withdraw: e[1].withdraw }, 'EVPN: gobgpd refused a route; dropped');

@@ -81,7 +81,22 @@ export class EvpnService {
     const bgp = this.bgp!;
     const { log } = this.o;
     this.protos ??= new GobgpProtos();
-    this.sync = new EvpnSync({ dp: this.o.dp, bgp, log, onMoveConverged: this.o.onMoveConverged });
+    this.sync = new EvpnSync({
+      dp: this.o.dp,
+      bgp,
+      log,
+      onMoveConverged: this.o.onMoveConverged,
+      onSpeakerLost: (lost) => {
+        // Reconnect to the same gobgpd unless a new connection replaced it
+        // meanwhile (a managed gobgpd that died is restarted and connected
+        // by its supervisor).
+        setTimeout(() => {
+          if (this.sync !== sync || this.client !== lost) return;
+          if (bgp.managed && this.speaker?.pid === undefined) return;
+          connect((lost as GobgpClient).address, false).catch((err) => log.warn({ err: (err as Error).message }, 'EVPN: reconnecting to gobgpd failed'));
+        }, 2000).unref();
+      },
+    });
     await this.sync.start();
     await this.sync.refresh(statics);
     const sync = this.sync;
@@ -172,6 +187,13 @@ export class EvpnService {
     };
     if (this.speaker?.pid !== undefined) s.pid = this.speaker.pid;
     return s;
+  }
+
+  // The FDB changed without events (a flush): withdraw what left it.
+  resync(): Promise<void> {
+    const next = this.chain.then(() => this.sync?.refresh());
+    this.chain = next.catch((err) => this.o.log.error({ err: (err as Error).message }, 'EVPN: resync failed'));
+    return next;
   }
 
   routes(switchName?: string): EvpnRouteView[] {

@@ -1,0 +1,47 @@
+// bgp.managed: false: vpcd uses an operator's gobgpd (here one the test
+// starts on a loopback port and configures over the API) and only adds and
+// withdraws paths in it.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { describe, test } from 'node:test';
+import { GobgpClient } from '../../src/control/evpn/gobgp';
+import { freeLoopbackPort } from '../../src/control/evpn/speaker';
+import { eventually, frameHex, removeDir, spawnVpcd, TEST_ENGINE } from '../control/helpers';
+
+const GOBGPD = ['/usr/bin/gobgpd', '/usr/sbin/gobgpd'].find((f) => fs.existsSync(f));
+const PROTOS = fs.existsSync('/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto');
+
+describe('EVPN with an external gobgpd', { skip: GOBGPD !== undefined && PROTOS ? false : 'gobgpd (Debian package gobgpd) or its protos missing' }, () => {
+  test('vpcd advertises into it and withdraws what goes; bgp status names it', async () => {
+    const port = await freeLoopbackPort();
+    const g = spawn(GOBGPD!, ['--api-hosts', `127.0.0.1:${port}`, '--pprof-disable', '-p', '-l', 'warn'], { stdio: 'ignore' });
+    const c = new GobgpClient(`127.0.0.1:${port}`);
+    let d: Awaited<ReturnType<typeof spawnVpcd>> | undefined;
+    try {
+      await c.waitReady(10_000);
+      await c.startBgp({ asn: 64512, routerId: '198.18.0.1', listenPort: -1 });
+      d = await spawnVpcd({
+        testHooks: true,
+        config: `${TEST_ENGINE}uplinks:\n  - { name: up0, type: pipe, localIp: 198.18.0.11/24 }\nswitches:\n  - name: s1\n    vni: 1001\n    ports: [{ name: p1, type: pipe }]\nbgp: { asn: 64512, routerId: 198.18.0.1, managed: false, address: "127.0.0.1:${port}" }\n`,
+      });
+      const ours = async (): Promise<{ type: number; mac?: string }[]> => (await c.listRoutes()).filter((r) => r.neighbor === '').map((r) => ({ type: r.route.type, ...(r.route.type === 2 ? { mac: r.route.mac } : {}) }));
+      await eventually(async () => (await ours()).some((r) => r.type === 3), 15_000, 100);
+      await d.client.call('POST', '/v1/test/ports/p1/send', { frames: [frameHex('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:51')] });
+      await eventually(async () => (await ours()).some((r) => r.type === 2 && r.mac === '02:00:00:00:00:51'), 15_000, 100);
+      const st = await d.client.call<{ bgp: { managed: boolean; api: string; speaker: string } }>('GET', '/v1/bgp');
+      assert.equal(st.bgp.managed, false);
+      assert.equal(st.bgp.api, `127.0.0.1:${port}`);
+      // The switch goes: its routes are withdrawn from the operator's gobgpd.
+      await d.client.call('DELETE', '/v1/ports/p1');
+      await d.client.call('DELETE', '/v1/switches/s1');
+      await eventually(async () => (await ours()).length === 0, 15_000, 100);
+    } finally {
+      await d?.stop();
+      if (d) removeDir(d.dir);
+      c.close();
+      g.kill('SIGKILL');
+    }
+  });
+});
