@@ -19,8 +19,10 @@ import * as path from 'node:path';
 const root = path.resolve(__dirname, '..', '..');
 
 // One entry per benchmark binary. The vxlan suite collects from
-// Engine::process( only: the uplink's process_uplink runs inside process, and
-// a second matching --toggle-collect on the way in would switch collection off.
+// Engine::process( only: the stages process calls (the bridge's and the
+// overlay's) are counted inside it, and a second matching --toggle-collect on
+// the way in would switch collection off (so no Engine::process* may run
+// inside Engine::process).
 interface Suite {
   binary: string;
   cases: string[];

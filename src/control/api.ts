@@ -31,7 +31,7 @@
 
 import * as http from 'node:http';
 import { CONFIG_LIMITS, parseConfig } from './config';
-import { Controller } from './controller';
+import { Controller, MutationResult } from './controller';
 import { ControlError, toControlError } from './errors';
 import type { DataplaneStats } from '../dataplane';
 import type { Logger } from './logging';
@@ -113,9 +113,32 @@ function bodyObject(body: unknown): Record<string, unknown> {
 }
 
 export function buildRoutes(ctx: ApiContext): Route[] {
+  return [
+    ...statusRoutes(ctx),
+    ...switchRoutes(ctx),
+    ...portRoutes(ctx),
+    ...uplinkRoutes(ctx),
+    ...peerRoutes(ctx),
+    ...fdbRoutes(ctx),
+    ...stateRoutes(ctx),
+    ...(ctx.testHooks ? testHookRoutes(ctx) : []),
+  ];
+}
+
+// 201 when a create made something, 200 when it found it there.
+function createdStatus(r: MutationResult<unknown>): number {
+  return r.created === true ? 201 : 200;
+}
+
+// The answer to a delete: what was deleted and the plan that did it.
+function deletedBody(r: MutationResult<{ uuid: string }>, name: string): Record<string, unknown> {
+  return { deleted: { uuid: r.object.uuid, name }, plan: r.plan };
+}
+
+// The daemon and its engine: what runs, and the counters.
+function statusRoutes(ctx: ApiContext): Route[] {
   const c = ctx.controller;
-  const created = (r: { created?: boolean }): number => (r.created === true ? 201 : 200);
-  const routes: Route[] = [
+  return [
     route('GET', '/v1/status', () => {
       const m = c.current;
       const running = c.dp.running;
@@ -135,10 +158,18 @@ export function buildRoutes(ctx: ApiContext): Route[] {
         testHooks: ctx.testHooks,
       }];
     }),
+    route('GET', '/v1/stats', () => [200, c.dp.stats()]),
+  ];
+}
+
+// Switches, and the live FDB of one.
+function switchRoutes(ctx: ApiContext): Route[] {
+  const c = ctx.controller;
+  return [
     route('GET', '/v1/switches', () => [200, { switches: c.current.switches.map((s) => switchView(ctx, s)) }]),
     route('POST', '/v1/switches', async ({ body }) => {
       const r = await c.createSwitch(bodyObject(body));
-      return [created(r), { switch: switchView(ctx, r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { switch: switchView(ctx, r.object), created: r.created, plan: r.plan }];
     }),
     route('GET', '/v1/switches/:ref', ({ params }) => [200, { switch: switchView(ctx, c.requireSwitch(params.ref!)) }]),
     route('PATCH', '/v1/switches/:ref', async ({ params, body }) => {
@@ -147,7 +178,7 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     }),
     route('DELETE', '/v1/switches/:ref', async ({ params }) => {
       const r = await c.deleteSwitch(params.ref!);
-      return [200, { deleted: { uuid: r.object.uuid, name: r.object.spec.name }, plan: r.plan }];
+      return [200, deletedBody(r, r.object.spec.name)];
     }),
     route('GET', '/v1/switches/:ref/fdb', async ({ params }) => {
       const s = c.requireSwitch(params.ref!);
@@ -161,13 +192,19 @@ export function buildRoutes(ctx: ApiContext): Route[] {
       await ctx.bgp?.resync(); // EVPN withdraws the routes of the flushed MACs
       return [200, { switch: s.spec.name, removed }];
     }),
+  ];
+}
+
+function portRoutes(ctx: ApiContext): Route[] {
+  const c = ctx.controller;
+  return [
     route('GET', '/v1/ports', () => {
       const stats = c.dp.stats();
       return [200, { ports: c.current.ports.map((p) => portView(ctx, p, stats)) }];
     }),
     route('POST', '/v1/ports', async ({ body }) => {
       const r = await c.createPort(bodyObject(body));
-      return [created(r), { port: portView(ctx, r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { port: portView(ctx, r.object), created: r.created, plan: r.plan }];
     }),
     route('GET', '/v1/ports/:ref', ({ params }) => {
       const p = c.requirePort(params.ref!);
@@ -181,12 +218,19 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     }),
     route('DELETE', '/v1/ports/:ref', async ({ params }) => {
       const r = await c.deletePort(params.ref!);
-      return [200, { deleted: { uuid: r.object.uuid, name: r.object.spec.name }, plan: r.plan }];
+      return [200, deletedBody(r, r.object.spec.name)];
     }),
+  ];
+}
+
+// The uplink and its neighbour cache.
+function uplinkRoutes(ctx: ApiContext): Route[] {
+  const c = ctx.controller;
+  return [
     route('GET', '/v1/uplinks', () => [200, { uplinks: c.current.uplinks.map((u) => uplinkView(ctx, u)) }]),
     route('POST', '/v1/uplinks', async ({ body }) => {
       const r = await c.createUplink(bodyObject(body));
-      return [created(r), { uplink: uplinkView(ctx, r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { uplink: uplinkView(ctx, r.object), created: r.created, plan: r.plan }];
     }),
     route('GET', '/v1/uplinks/:ref', async ({ params }) => {
       const u = c.requireUplink(params.ref!);
@@ -196,7 +240,7 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     }),
     route('DELETE', '/v1/uplinks/:ref', async ({ params }) => {
       const r = await c.deleteUplink(params.ref!);
-      return [200, { deleted: { uuid: r.object.uuid, name: r.object.spec.name }, plan: r.plan }];
+      return [200, deletedBody(r, r.object.spec.name)];
     }),
     route('GET', '/v1/bgp', () => [200, { bgp: ctx.bgp?.status() ?? null }]),
     route('GET', '/v1/bgp/routes', ({ query }) => {
@@ -205,6 +249,12 @@ export function buildRoutes(ctx: ApiContext): Route[] {
       return [200, { bgp: ctx.bgp?.status() !== undefined, routes: ctx.bgp?.routes(sw) ?? [] }];
     }),
     route('GET', '/v1/neighbors', async () => [200, { uplink: c.current.uplinks[0]?.spec.name ?? null, neighbors: await neighbors(ctx) }]),
+  ];
+}
+
+function peerRoutes(ctx: ApiContext): Route[] {
+  const c = ctx.controller;
+  return [
     route('GET', '/v1/peers', ({ query }) => {
       const sw = query.get('switch');
       if (sw !== null) c.requireSwitch(sw);
@@ -212,20 +262,28 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     }),
     route('POST', '/v1/peers', async ({ body }) => {
       const r = await c.createPeer(bodyObject(body));
-      return [created(r), { peer: peerView(ctx, r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { peer: peerView(ctx, r.object), created: r.created, plan: r.plan }];
     }),
     route('GET', '/v1/peers/:switch/:ip', ({ params }) => [200, { peer: peerView(ctx, c.requirePeer(params.switch!, params.ip!)) }]),
     route('DELETE', '/v1/peers/:switch/:ip', async ({ params }) => {
       const r = await c.deletePeer(params.switch!, params.ip!);
-      return [200, { deleted: { uuid: r.object.uuid, name: `${r.object.spec.switch}/${r.object.spec.ip}` }, plan: r.plan }];
+      return [200, deletedBody(r, `${r.object.spec.switch}/${r.object.spec.ip}`)];
     }),
+  ];
+}
+
+// Static FDB entries (the configured ones; a switch's live FDB is under
+// switchRoutes).
+function fdbRoutes(ctx: ApiContext): Route[] {
+  const c = ctx.controller;
+  return [
     route('GET', '/v1/fdb', ({ query }) => {
       const sw = query.get('switch');
       return [200, { fdb: c.current.fdb.filter((f) => sw === null || f.spec.switch === sw).map(fdbView) }];
     }),
     route('POST', '/v1/fdb', async ({ body }) => {
       const r = await c.createFdb(bodyObject(body));
-      return [created(r), { fdb: fdbView(r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { fdb: fdbView(r.object), created: r.created, plan: r.plan }];
     }),
     route('GET', '/v1/fdb/:switch/:mac', ({ params }) => {
       const f = c.findFdb(params.switch!, params.mac!);
@@ -234,9 +292,16 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     }),
     route('DELETE', '/v1/fdb/:switch/:mac', async ({ params }) => {
       const r = await c.deleteFdb(params.switch!, params.mac!);
-      return [200, { deleted: { uuid: r.object.uuid, name: fdbKey(r.object.spec) }, plan: r.plan }];
+      return [200, deletedBody(r, fdbKey(r.object.spec))];
     }),
-    route('GET', '/v1/stats', () => [200, c.dp.stats()]),
+  ];
+}
+
+// The desired state as a whole: read it, apply a configuration, re-read the
+// configuration file.
+function stateRoutes(ctx: ApiContext): Route[] {
+  const c = ctx.controller;
+  return [
     route('GET', '/v1/state', () => [200, { generation: c.generation, state: c.current }]),
     route('POST', '/v1/apply', async ({ body }) => {
       const b = bodyObject(body);
@@ -248,29 +313,32 @@ export function buildRoutes(ctx: ApiContext): Route[] {
     }),
     route('POST', '/v1/reload', async () => [200, await ctx.reload()]),
   ];
-  if (ctx.testHooks) {
-    routes.push(
-      route('POST', '/v1/test/ports/:ref/send', ({ params, body }) => {
-        const b = bodyObject(body);
-        const name = c.findUplink(params.ref!)?.spec.name ?? c.requirePort(params.ref!).spec.name;
-        if (!Array.isArray(b.frames) || b.frames.some((f) => typeof f !== 'string' || !/^([0-9a-fA-F]{2})+$/.test(f))) {
-          throw new ControlError('ERR_BAD_REQUEST', 'frames: must be a list of hex strings', { field: 'frames' });
-        }
-        const repeat = typeof b.repeat === 'number' && Number.isInteger(b.repeat) && b.repeat > 0 ? Math.min(b.repeat, 100000) : 1;
-        const frames = (b.frames as string[]).map((f) => Buffer.from(f, 'hex'));
-        const end = c.dp.pipe(name);
-        let accepted = 0;
-        for (let i = 0; i < repeat; i++) accepted += end.send(frames);
-        return [200, { accepted }];
-      }),
-      route('POST', '/v1/test/ports/:ref/receive', ({ params, body }) => {
-        const name = c.findUplink(params.ref!)?.spec.name ?? c.requirePort(params.ref!).spec.name;
-        const max = body !== undefined && typeof bodyObject(body).max === 'number' ? (bodyObject(body).max as number) : 256;
-        return [200, { frames: c.dp.pipe(name).receive(max).map((f) => f.toString('hex')) }];
-      }),
-    );
-  }
-  return routes;
+}
+
+// --test-hooks only: play the far end of a pipe port (or pipe uplink).
+function testHookRoutes(ctx: ApiContext): Route[] {
+  const c = ctx.controller;
+  const pipeName = (ref: string): string => c.findUplink(ref)?.spec.name ?? c.requirePort(ref).spec.name;
+  return [
+    route('POST', '/v1/test/ports/:ref/send', ({ params, body }) => {
+      const b = bodyObject(body);
+      const name = pipeName(params.ref!);
+      if (!Array.isArray(b.frames) || b.frames.some((f) => typeof f !== 'string' || !/^([0-9a-fA-F]{2})+$/.test(f))) {
+        throw new ControlError('ERR_BAD_REQUEST', 'frames: must be a list of hex strings', { field: 'frames' });
+      }
+      const repeat = typeof b.repeat === 'number' && Number.isInteger(b.repeat) && b.repeat > 0 ? Math.min(b.repeat, 100000) : 1;
+      const frames = (b.frames as string[]).map((f) => Buffer.from(f, 'hex'));
+      const end = c.dp.pipe(name);
+      let accepted = 0;
+      for (let i = 0; i < repeat; i++) accepted += end.send(frames);
+      return [200, { accepted }];
+    }),
+    route('POST', '/v1/test/ports/:ref/receive', ({ params, body }) => {
+      const name = pipeName(params.ref!);
+      const max = body !== undefined && typeof bodyObject(body).max === 'number' ? (bodyObject(body).max as number) : 256;
+      return [200, { frames: c.dp.pipe(name).receive(max).map((f) => f.toString('hex')) }];
+    }),
+  ];
 }
 
 // The request target; one that is not a valid URL is the client's error.

@@ -135,143 +135,121 @@ function fixedSame(a: Record<string, unknown>, b: Record<string, unknown>, mutab
 
 export function plan(current: Model, target: Model): Step[] {
   const maxMtu = maxMtuOf(target.engine);
-  const delFdb: Step[] = [];
-  const delPeers: Step[] = [];
-  const delPorts: Step[] = [];
-  const delUplinks: Step[] = [];
-  const delSwitches: Step[] = [];
-  const updSwitches: Step[] = [];
-  const newSwitches: Step[] = [];
-  const updPorts: Step[] = [];
-  const newPorts: Step[] = [];
-  const newUplinks: Step[] = [];
-  const newPeers: Step[] = [];
-  const newFdb: Step[] = [];
-
-  const replacedSwitches = new Map<string, string>();
-  for (const t of target.switches) {
-    const c = current.switches.find((o) => o.spec.name === t.spec.name);
-    if (c === undefined) {
-      newSwitches.push({ op: 'create', kind: 'switch', name: t.spec.name, uuid: t.uuid, spec: t.spec });
-      continue;
-    }
-    const a = normalSwitch(c.spec);
-    const b = normalSwitch(t.spec);
-    const changed = changedFields(a, b);
-    const fixed = changed.filter((k) => !SWITCH_MUTABLE.includes(k));
-    if (c.uuid !== t.uuid || fixed.length > 0) {
-      const why = c.uuid !== t.uuid ? 'uuid changed' : `${fixed.join(', ')} changed`;
-      replacedSwitches.set(t.spec.name, why);
-      delSwitches.push({ op: 'delete', kind: 'switch', name: c.spec.name, uuid: c.uuid, spec: c.spec, reason: `replace: ${why}` });
-      newSwitches.push({ op: 'create', kind: 'switch', name: t.spec.name, uuid: t.uuid, spec: t.spec, reason: `replace: ${why}` });
-    } else if (changed.length > 0) {
-      updSwitches.push({ op: 'update', kind: 'switch', name: t.spec.name, uuid: t.uuid, from: pick(a, changed), to: pick(b, changed) });
-    }
-  }
-  for (const c of current.switches) {
-    if (!target.switches.some((t) => t.spec.name === c.spec.name)) {
-      delSwitches.push({ op: 'delete', kind: 'switch', name: c.spec.name, uuid: c.uuid, spec: c.spec });
-    }
-  }
-
-  const replacedPorts = new Set<string>();
-  for (const t of target.ports) {
-    const c = current.ports.find((o) => o.spec.name === t.spec.name);
-    if (c === undefined) {
-      newPorts.push({ op: 'create', kind: 'port', name: t.spec.name, uuid: t.uuid, spec: t.spec });
-      continue;
-    }
-    const a = normalPort(c.spec, maxMtu);
-    const b = normalPort(t.spec, maxMtu);
-    const changed = changedFields(a, b);
-    const fixed = changed.filter((k) => !PORT_MUTABLE.includes(k));
-    const hit = portSwitches(c.spec).find((s) => replacedSwitches.has(s));
-    if (c.uuid !== t.uuid || fixed.length > 0 || hit !== undefined) {
-      const why = c.uuid !== t.uuid ? 'uuid changed' : fixed.length > 0 ? `${fixed.join(', ')} changed` : `switch "${hit}" is replaced`;
-      replacedPorts.add(t.spec.name);
-      delPorts.push({ op: 'delete', kind: 'port', name: c.spec.name, uuid: c.uuid, spec: c.spec, reason: `replace: ${why}` });
-      newPorts.push({ op: 'create', kind: 'port', name: t.spec.name, uuid: t.uuid, spec: t.spec, reason: `replace: ${why}` });
-    } else if (changed.length > 0) {
-      updPorts.push({ op: 'update', kind: 'port', name: t.spec.name, uuid: t.uuid, from: pick(a, changed), to: pick(b, changed) });
-    }
-  }
-  for (const c of current.ports) {
-    if (!target.ports.some((t) => t.spec.name === c.spec.name)) {
-      delPorts.push({ op: 'delete', kind: 'port', name: c.spec.name, uuid: c.uuid, spec: c.spec });
-    }
-  }
-
+  const switches = diff('switch', current.switches, target.switches, (s) => s.name, switchChange);
+  const ports = diff('port', current.ports, target.ports, (s) => s.name, (c, t) => portChange(c, t, maxMtu, switches.replaced));
   // The uplink (at most one). Replacing or removing it takes its peers and
   // remote entries with it (the dataplane refuses to delete an uplink with peers).
-  let uplinkChange: string | undefined;
-  for (const t of target.uplinks) {
-    const c = current.uplinks.find((o) => o.spec.name === t.spec.name);
-    if (c === undefined) {
-      newUplinks.push({ op: 'create', kind: 'uplink', name: t.spec.name, uuid: t.uuid, spec: t.spec });
-      continue;
-    }
-    const changed = changedFields(normalUplink(c.spec, maxMtu), normalUplink(t.spec, maxMtu));
-    if (c.uuid !== t.uuid || changed.length > 0) {
-      const why = c.uuid !== t.uuid ? 'uuid changed' : `${changed.join(', ')} changed`;
-      uplinkChange = `uplink "${t.spec.name}" is replaced`;
-      delUplinks.push({ op: 'delete', kind: 'uplink', name: c.spec.name, uuid: c.uuid, spec: c.spec, reason: `replace: ${why}` });
-      newUplinks.push({ op: 'create', kind: 'uplink', name: t.spec.name, uuid: t.uuid, spec: t.spec, reason: `replace: ${why}` });
-    }
-  }
-  for (const c of current.uplinks) {
-    if (!target.uplinks.some((t) => t.spec.name === c.spec.name)) {
-      uplinkChange = `uplink "${c.spec.name}" is replaced`;
-      delUplinks.push({ op: 'delete', kind: 'uplink', name: c.spec.name, uuid: c.uuid, spec: c.spec });
-    }
-  }
-
-  for (const t of target.peers) {
-    const key = peerKey(t.spec);
-    const c = current.peers.find((o) => peerKey(o.spec) === key);
-    if (c === undefined) {
-      newPeers.push({ op: 'create', kind: 'peer', name: key, uuid: t.uuid, spec: t.spec });
-      continue;
-    }
-    const why = c.uuid !== t.uuid ? 'uuid changed'
-      : replacedSwitches.has(c.spec.switch) ? `switch "${c.spec.switch}" is replaced` : uplinkChange;
-    if (why !== undefined) {
-      delPeers.push({ op: 'delete', kind: 'peer', name: key, uuid: c.uuid, spec: c.spec, reason: `replace: ${why}` });
-      newPeers.push({ op: 'create', kind: 'peer', name: key, uuid: t.uuid, spec: t.spec, reason: `replace: ${why}` });
-    }
-  }
-  for (const c of current.peers) {
-    if (!target.peers.some((t) => peerKey(t.spec) === peerKey(c.spec))) {
-      delPeers.push({ op: 'delete', kind: 'peer', name: peerKey(c.spec), uuid: c.uuid, spec: c.spec });
-    }
-  }
-
-  const whereOf = (f: FdbSpec): string => (isRemote(f) ? `vtep ${f.vtep}` : `port ${f.port}`);
-  for (const t of target.fdb) {
-    const key = fdbKey(t.spec);
-    const c = current.fdb.find((o) => fdbKey(o.spec) === key);
-    if (c === undefined) {
-      newFdb.push({ op: 'create', kind: 'fdb', name: key, uuid: t.uuid, spec: t.spec });
-      continue;
-    }
-    const why = c.uuid !== t.uuid ? 'uuid changed'
-      : whereOf(c.spec) !== whereOf(t.spec) ? (isRemote(t.spec) || isRemote(c.spec) ? 'target changed' : 'port changed')
-        : replacedSwitches.has(c.spec.switch) ? `switch "${c.spec.switch}" is replaced`
-          : isRemote(c.spec) ? uplinkChange
-            : replacedPorts.has(c.spec.port) ? `port "${c.spec.port}" is replaced` : undefined;
-    if (why !== undefined) {
-      delFdb.push({ op: 'delete', kind: 'fdb', name: key, uuid: c.uuid, spec: c.spec, reason: `replace: ${why}` });
-      newFdb.push({ op: 'create', kind: 'fdb', name: key, uuid: t.uuid, spec: t.spec, reason: `replace: ${why}` });
-    }
-  }
-  for (const c of current.fdb) {
-    if (!target.fdb.some((t) => fdbKey(t.spec) === fdbKey(c.spec))) {
-      delFdb.push({ op: 'delete', kind: 'fdb', name: fdbKey(c.spec), uuid: c.uuid, spec: c.spec });
-    }
-  }
+  const uplinks = diff('uplink', current.uplinks, target.uplinks, (s) => s.name, (c, t) => uplinkChange(c, t, maxMtu));
+  const goneUplink = uplinks.deletes[uplinks.deletes.length - 1];
+  const uplinkGone = goneUplink === undefined ? undefined : `uplink "${goneUplink.name}" is replaced`;
+  const peers = diff('peer', current.peers, target.peers, peerKey, (c) => {
+    const why = switches.replaced.has(c.switch) ? `switch "${c.switch}" is replaced` : uplinkGone;
+    return why === undefined ? undefined : { replace: why };
+  });
+  const fdb = diff('fdb', current.fdb, target.fdb, fdbKey, (c, t) => fdbChange(c, t, { switches: switches.replaced, ports: ports.replaced, uplink: uplinkGone }));
   return [
-    ...delFdb, ...delPeers, ...delPorts, ...delUplinks, ...delSwitches, ...updSwitches, ...newSwitches,
-    ...updPorts, ...newPorts, ...newUplinks, ...newPeers, ...newFdb,
+    ...fdb.deletes, ...peers.deletes, ...ports.deletes, ...uplinks.deletes, ...switches.deletes, ...switches.updates, ...switches.creates,
+    ...ports.updates, ...ports.creates, ...uplinks.creates, ...peers.creates, ...fdb.creates,
   ];
+}
+
+interface SpecOf {
+  switch: SwitchSpec;
+  port: PortSpec;
+  uplink: UplinkSpec;
+  peer: PeerSpec;
+  fdb: FdbSpec;
+}
+type Kind = keyof SpecOf;
+
+// How a running object must change to become its target (same key, same
+// UUID): replaced (with the reason), updated in place (the changed mutable
+// fields), or not at all (undefined).
+type Change = { replace: string } | { update: { from: Record<string, unknown>; to: Record<string, unknown> } } | undefined;
+
+// The steps of one kind of object, by phase; `replaced` holds the keys of
+// the objects replaced (their dependents are replaced too).
+interface KindSteps {
+  deletes: Step[];
+  updates: Step[];
+  creates: Step[];
+  replaced: Set<string>;
+}
+
+// Compares the running objects of one kind with their targets, matched by
+// `key`: a new key is created, a missing one deleted, and one whose UUID
+// changed replaced; the rest change as `change` says.
+function diff<K extends Kind>(
+  kind: K,
+  current: readonly { uuid: string; spec: SpecOf[K] }[],
+  target: readonly { uuid: string; spec: SpecOf[K] }[],
+  key: (spec: SpecOf[K]) => string,
+  change: (current: SpecOf[K], target: SpecOf[K]) => Change,
+): KindSteps {
+  const out: KindSteps = { deletes: [], updates: [], creates: [], replaced: new Set() };
+  const step = (op: 'create' | 'delete', o: { uuid: string; spec: SpecOf[K] }, reason?: string): Step =>
+    ({ op, kind, name: key(o.spec), uuid: o.uuid, spec: o.spec, ...(reason === undefined ? {} : { reason }) }) as Step;
+  for (const t of target) {
+    const name = key(t.spec);
+    const c = current.find((o) => key(o.spec) === name);
+    if (c === undefined) {
+      out.creates.push(step('create', t));
+      continue;
+    }
+    // Compared even when the UUID changed: a spec the engine would refuse
+    // fails the plan either way.
+    const fields = change(c.spec, t.spec);
+    const ch: Change = c.uuid !== t.uuid ? { replace: 'uuid changed' } : fields;
+    if (ch === undefined) continue;
+    if ('replace' in ch) {
+      out.replaced.add(name);
+      out.deletes.push(step('delete', c, `replace: ${ch.replace}`));
+      out.creates.push(step('create', t, `replace: ${ch.replace}`));
+    } else {
+      out.updates.push({ op: 'update', kind, name, uuid: t.uuid, from: ch.update.from, to: ch.update.to } as Step);
+    }
+  }
+  for (const c of current) {
+    if (!target.some((t) => key(t.spec) === key(c.spec))) out.deletes.push(step('delete', c));
+  }
+  return out;
+}
+
+// Replaced when a fixed field changed, updated when only mutable ones did.
+function fieldChange(a: Record<string, unknown>, b: Record<string, unknown>, mutable: readonly string[]): Change {
+  const changed = changedFields(a, b);
+  const fixed = changed.filter((k) => !mutable.includes(k));
+  if (fixed.length > 0) return { replace: `${fixed.join(', ')} changed` };
+  return changed.length > 0 ? { update: { from: pick(a, changed), to: pick(b, changed) } } : undefined;
+}
+
+function switchChange(c: SwitchSpec, t: SwitchSpec): Change {
+  return fieldChange(normalSwitch(c), normalSwitch(t), SWITCH_MUTABLE);
+}
+
+// A port is replaced with its switch, too.
+function portChange(c: PortSpec, t: PortSpec, maxMtu: number, replacedSwitches: ReadonlySet<string>): Change {
+  const ch = fieldChange(normalPort(c, maxMtu), normalPort(t, maxMtu), PORT_MUTABLE);
+  if (ch !== undefined && 'replace' in ch) return ch;
+  const hit = portSwitches(c).find((s) => replacedSwitches.has(s));
+  return hit !== undefined ? { replace: `switch "${hit}" is replaced` } : ch;
+}
+
+// The uplink has no update: any change replaces it.
+function uplinkChange(c: UplinkSpec, t: UplinkSpec, maxMtu: number): Change {
+  const changed = changedFields(normalUplink(c, maxMtu), normalUplink(t, maxMtu));
+  return changed.length === 0 ? undefined : { replace: `${changed.join(', ')} changed` };
+}
+
+// An entry is replaced when it points elsewhere, or when what it points
+// through (its switch, its port, or the uplink for a remote entry) is.
+function fdbChange(c: FdbSpec, t: FdbSpec, replaced: { switches: ReadonlySet<string>; ports: ReadonlySet<string>; uplink: string | undefined }): Change {
+  const whereOf = (f: FdbSpec): string => (isRemote(f) ? `vtep ${f.vtep}` : `port ${f.port}`);
+  const why = whereOf(c) !== whereOf(t) ? (isRemote(t) || isRemote(c) ? 'target changed' : 'port changed')
+    : replaced.switches.has(c.switch) ? `switch "${c.switch}" is replaced`
+      : isRemote(c) ? replaced.uplink
+        : replaced.ports.has(c.port) ? `port "${c.port}" is replaced` : undefined;
+  return why === undefined ? undefined : { replace: why };
 }
 
 function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {

@@ -6,7 +6,7 @@
 
 #include "core/counters.h"
 #include "core/offload.h"
-#include "core/state.h"
+#include "bridge/state.h"
 #include "proto/ethernet.h"
 
 namespace vpc {
@@ -23,9 +23,11 @@ inline bool offload_fits_mtu(const OffloadMeta& m, uint32_t len, uint32_t max_le
 
 // Returns true and sets *member when the frame may enter a switch; otherwise
 // returns false with the drop reason in *why. May rewrite p (tag removal).
+// `in`: the port's memberships; `max_len`: its largest untagged frame (the
+// core's PortState::max_len).
 // `meta` is the pool's offload side table (BufferPool::meta_table()), read
 // only for frames with kPktMeta set.
-inline bool classify(const PortState& in, uint8_t* buf, Pkt& p, MemberId* member, Drop* why,
+inline bool classify(const BridgePort& in, uint32_t max_len, uint8_t* buf, Pkt& p, MemberId* member, Drop* why,
                      OffloadMeta* meta = nullptr) {
   if (p.len < kEthHeaderLen) [[unlikely]] {
     *why = Drop::runt;
@@ -55,8 +57,8 @@ inline bool classify(const PortState& in, uint8_t* buf, Pkt& p, MemberId* member
     *why = Drop::vlan_not_member;
     return false;
   }
-  if (p.len > in.max_len) [[unlikely]] {
-    if (!pkt_has_meta(p) || !meta || !offload_fits_mtu(meta[p.buf], p.len, in.max_len)) {
+  if (p.len > max_len) [[unlikely]] {
+    if (!pkt_has_meta(p) || !meta || !offload_fits_mtu(meta[p.buf], p.len, max_len)) {
       *why = Drop::oversize;
       return false;
     }

@@ -1,4 +1,4 @@
-// Tests for bridge/classify.h on hand-built PortState: every drop reason of
+// Tests for bridge/classify.h on hand-built ports (memberships and MTU): every drop reason of
 // the classify stage, member selection on access and trunk ports, tag removal
 // and the MTU boundary.
 #include "bridge/classify.h"
@@ -21,21 +21,26 @@ constexpr Mac kDst = 0x0A0B0C0D0E0Full;
 constexpr Mac kSrc = 0x020000000001ull;
 constexpr uint16_t kOff = 128;
 
+// What classify reads of a port: the bridge's memberships and the core's
+// largest untagged frame.
+struct TestPort {
+  BridgePort bp;
+  uint32_t max_len = 0;
+};
+
 // An access port: untagged frames go to member 7.
-void make_access(PortState& ps, MemberId untagged = 7, uint32_t mtu = 1500) {
-  ps.in_use = true;
-  ps.cfg.mtu = mtu;
+void make_access(TestPort& ps, MemberId untagged = 7, uint32_t mtu = 1500) {
   ps.max_len = mtu + kEthHeaderLen;
-  ps.untagged = untagged;
+  ps.bp.untagged = untagged;
 }
 
 // A trunk: VLAN 10 -> member 3, VLAN 20 -> member 4, native (untagged) optional.
-void make_trunk(PortState& ps, MemberId native = kNoMember, uint32_t mtu = 1500) {
+void make_trunk(TestPort& ps, MemberId native = kNoMember, uint32_t mtu = 1500) {
   make_access(ps, native, mtu);
-  ps.vlan_map.reset(new MemberId[4096]);
-  std::fill(ps.vlan_map.get(), ps.vlan_map.get() + 4096, kNoMember);
-  ps.vlan_map[10] = 3;
-  ps.vlan_map[20] = 4;
+  ps.bp.vlan_map.reset(new MemberId[4096]);
+  std::fill(ps.bp.vlan_map.get(), ps.bp.vlan_map.get() + 4096, kNoMember);
+  ps.bp.vlan_map[10] = 3;
+  ps.bp.vlan_map[20] = 4;
 }
 
 struct Outcome {
@@ -46,7 +51,7 @@ struct Outcome {
   Bytes bytes;  // frame bytes after classify (only when ok)
 };
 
-Outcome run(const PortState& ps, const Bytes& frame) {
+Outcome run(const TestPort& ps, const Bytes& frame) {
   static uint8_t buf[4096];
   memset(buf, 0xEE, sizeof(buf));
   if (!frame.empty()) memcpy(buf + kOff, frame.data(), frame.size());  // data() may be null
@@ -54,13 +59,13 @@ Outcome run(const PortState& ps, const Bytes& frame) {
   o.p = Pkt{0, kOff, uint16_t(frame.size())};
   o.member = 0x1234;
   o.why = Drop::kCount;
-  o.ok = classify(ps, buf, o.p, &o.member, &o.why);
+  o.ok = classify(ps.bp, ps.max_len, buf, o.p, &o.member, &o.why);
   if (o.ok) o.bytes.assign(buf + o.p.off, buf + o.p.off + o.p.len);
   return o;
 }
 
 TEST(Classify, RuntBelowEthernetHeader) {
-  PortState ps;
+  TestPort ps;
   make_access(ps);
   Bytes full = make_frame(kDst, kSrc, 64);
   for (uint16_t len : {0, 1, 6, 12, 13}) {
@@ -73,7 +78,7 @@ TEST(Classify, RuntBelowEthernetHeader) {
 }
 
 TEST(Classify, FourteenByteFrameAccepted) {
-  PortState ps;
+  TestPort ps;
   make_access(ps);
   Bytes f = make_frame(kDst, kSrc, 14);
   Outcome o = run(ps, f);
@@ -85,7 +90,7 @@ TEST(Classify, FourteenByteFrameAccepted) {
 }
 
 TEST(Classify, TaggedShorterThan18IsTruncated) {
-  PortState ps;
+  TestPort ps;
   make_trunk(ps);
   Bytes full = make_frame(kDst, kSrc, 64, 10);
   for (uint16_t len : {14, 15, 16, 17}) {
@@ -103,13 +108,13 @@ TEST(Classify, TaggedShorterThan18IsTruncated) {
 }
 
 TEST(Classify, Vid4095Reserved) {
-  PortState ps;
+  TestPort ps;
   make_trunk(ps, 9);
   Outcome o = run(ps, make_frame(kDst, kSrc, 64, 4095));
   EXPECT_FALSE(o.ok);
   EXPECT_EQ(o.why, Drop::vlan_reserved);
   // Also on an access port (checked before membership).
-  PortState acc;
+  TestPort acc;
   make_access(acc);
   o = run(acc, make_frame(kDst, kSrc, 64, 4095));
   EXPECT_FALSE(o.ok);
@@ -117,7 +122,7 @@ TEST(Classify, Vid4095Reserved) {
 }
 
 TEST(Classify, PriorityTagGoesToUntaggedMemberWithTagStripped) {
-  PortState ps;
+  TestPort ps;
   make_access(ps);
   Bytes f = make_frame(kDst, kSrc, 64, 0, kEtherTypeIpv4, /*pcp=*/5);
   Outcome o = run(ps, f);
@@ -129,7 +134,7 @@ TEST(Classify, PriorityTagGoesToUntaggedMemberWithTagStripped) {
   EXPECT_EQ(load_be16(o.bytes.data() + 12), kEtherTypeIpv4);
 
   // On a trunk with a native member too.
-  PortState tr;
+  TestPort tr;
   make_trunk(tr, 11);
   o = run(tr, f);
   ASSERT_TRUE(o.ok);
@@ -137,7 +142,7 @@ TEST(Classify, PriorityTagGoesToUntaggedMemberWithTagStripped) {
   EXPECT_EQ(o.bytes, testutil::strip_tag(f));
 
   // Trunk without native: a priority-tagged frame has nowhere to go.
-  PortState tr2;
+  TestPort tr2;
   make_trunk(tr2);
   o = run(tr2, f);
   EXPECT_FALSE(o.ok);
@@ -145,7 +150,7 @@ TEST(Classify, PriorityTagGoesToUntaggedMemberWithTagStripped) {
 }
 
 TEST(Classify, TaggedOnAccessPortIsNotMember) {
-  PortState ps;
+  TestPort ps;
   make_access(ps);
   Outcome o = run(ps, make_frame(kDst, kSrc, 64, 10));
   EXPECT_FALSE(o.ok);
@@ -153,13 +158,13 @@ TEST(Classify, TaggedOnAccessPortIsNotMember) {
 }
 
 TEST(Classify, UntaggedOnTrunkWithoutNativeIsNotMember) {
-  PortState ps;
+  TestPort ps;
   make_trunk(ps);
   Outcome o = run(ps, make_frame(kDst, kSrc, 64));
   EXPECT_FALSE(o.ok);
   EXPECT_EQ(o.why, Drop::vlan_not_member);
   // With a native member the same frame is accepted untouched.
-  PortState nat;
+  TestPort nat;
   make_trunk(nat, 12);
   Bytes f = make_frame(kDst, kSrc, 64);
   o = run(nat, f);
@@ -169,7 +174,7 @@ TEST(Classify, UntaggedOnTrunkWithoutNativeIsNotMember) {
 }
 
 TEST(Classify, TrunkUnmappedVidIsNotMember) {
-  PortState ps;
+  TestPort ps;
   make_trunk(ps, 12);
   for (int vid : {1, 11, 19, 21, 4094}) {
     Outcome o = run(ps, make_frame(kDst, kSrc, 64, vid));
@@ -179,7 +184,7 @@ TEST(Classify, TrunkUnmappedVidIsNotMember) {
 }
 
 TEST(Classify, TrunkVidPicksMemberAndStripsTag) {
-  PortState ps;
+  TestPort ps;
   make_trunk(ps);
   Bytes f10 = make_frame(kDst, kSrc, 100, 10, kEtherTypeIpv6, 3, 1);
   Outcome o = run(ps, f10);
@@ -201,7 +206,7 @@ TEST(Classify, TrunkVidPicksMemberAndStripsTag) {
 }
 
 TEST(Classify, OversizeBoundaryUntagged) {
-  PortState ps;
+  TestPort ps;
   make_access(ps, 7, 1500);
   Outcome o = run(ps, make_frame(kDst, kSrc, 1514));
   EXPECT_TRUE(o.ok);
@@ -210,7 +215,7 @@ TEST(Classify, OversizeBoundaryUntagged) {
   EXPECT_FALSE(o.ok);
   EXPECT_EQ(o.why, Drop::oversize);
 
-  PortState small;
+  TestPort small;
   make_access(small, 7, 68);
   EXPECT_TRUE(run(small, make_frame(kDst, kSrc, 82)).ok);
   o = run(small, make_frame(kDst, kSrc, 83));
@@ -219,7 +224,7 @@ TEST(Classify, OversizeBoundaryUntagged) {
 }
 
 TEST(Classify, OversizeBoundaryTaggedDoesNotCountTheTag) {
-  PortState ps;
+  TestPort ps;
   make_trunk(ps, kNoMember, 1500);
   Outcome o = run(ps, make_frame(kDst, kSrc, 1518, 10));
   ASSERT_TRUE(o.ok);

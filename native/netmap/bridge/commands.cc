@@ -1,13 +1,16 @@
-// Commands: how the control plane's requests change the engine's tables.
-// Runs on the engine thread between iterations (or on the caller's thread
-// while the engine is stopped). Each command validates everything before it
-// changes anything, so a failed command leaves the tables as they were.
+// The bridge's commands: switches, port memberships, static MACs, FDB dumps
+// and flushes, and the bridge's side of peers and remote MACs. Called by the
+// engine's command dispatch (core/engine_commands.cc) on the engine thread
+// between iterations (or on the caller's thread while the engine is stopped).
+// Each command validates everything before it changes anything, so a failed
+// command leaves the tables as they were.
 #include <algorithm>
 #include <string>
 
-#include "core/engine.h"
-#include "proto/ethernet.h"
+#include "bridge/bridge.h"
 #include "bridge/learn.h"
+#include "overlay/overlay.h"
+#include "proto/ethernet.h"
 
 namespace vpc {
 
@@ -17,36 +20,21 @@ static std::string mac_str(Mac m) {
   return b;
 }
 
-void Engine::apply(Command& c) {
-  Result r;
-  switch (c.op) {
-    case CmdOp::kCreateSwitch: r = do_create_switch(c); break;
-    case CmdOp::kSetSwitch: r = do_set_switch(c); break;
-    case CmdOp::kDeleteSwitch: r = do_delete_switch(c); break;
-    case CmdOp::kCreatePort: r = do_create_port(c); break;
-    case CmdOp::kSetPort: r = do_set_port(c); break;
-    case CmdOp::kDeletePort: r = do_delete_port(c); break;
-    case CmdOp::kAddStaticMac: r = do_add_static(c); break;
-    case CmdOp::kDeleteStaticMac: r = do_delete_static(c); break;
-    case CmdOp::kDumpFdb: r = do_dump_fdb(c); break;
-    case CmdOp::kFlushFdb: r = do_flush_fdb(c); break;
-    case CmdOp::kCreateUplink: r = do_create_uplink(c); break;
-    case CmdOp::kDeleteUplink: r = do_delete_uplink(c); break;
-    case CmdOp::kAddPeer: r = do_add_peer(c); break;
-    case CmdOp::kDeletePeer: r = do_delete_peer(c); break;
-    case CmdOp::kAddRemoteMac: r = do_add_remote_mac(c); break;
-    case CmdOp::kDumpNeighbors: r = do_dump_neighbors(c); break;
-    case CmdOp::kBarrier: break;
-  }
-  if (c.done) c.done(std::move(r));
-}
-
 static bool switch_ok(const std::vector<SwitchState>& v, SwitchId s) {
   return s < v.size() && v[s].in_use;
 }
 
-Result Engine::do_create_switch(Command& c) {
-  const SwitchConfig& cfg = c.switch_cfg;
+Bridge::Bridge(Core& core, Overlay& overlay, uint32_t max_switches, uint32_t max_vteps)
+    : core_(core), overlay_(overlay) {
+  switches_.resize(max_switches);
+  ports_.resize(core.max_ports());
+  vteps_.resize(max_vteps);
+  members_.reserve(1024);
+  switch_ctr_.reset(new SwitchCounterBlock[max_switches]());
+  for (uint32_t i = 0; i < max_switches; ++i) switches_[i].counters = &switch_ctr_[i];
+}
+
+Result Bridge::create_switch(const SwitchConfig& cfg) {
   if (cfg.vni < 1 || cfg.vni > 16777215)
     return Result::error(Status::kInvalidArgument, "vni: must be in 1..16777215");
   if (cfg.mac_limit < 1 || cfg.mac_limit > 16777216)
@@ -86,13 +74,12 @@ Result Engine::do_create_switch(Command& c) {
   return r;
 }
 
-Result Engine::do_set_switch(Command& c) {
-  if (!switch_ok(switches_, c.sw)) return Result::error(Status::kNotFound, "switch: no such switch");
-  const SwitchConfig& n = c.switch_cfg;
+Result Bridge::set_switch(SwitchId id, const SwitchConfig& n) {
+  if (!switch_ok(switches_, id)) return Result::error(Status::kNotFound, "switch: no such switch");
   if (n.mac_limit < 1 || n.mac_limit > 16777216)
     return Result::error(Status::kInvalidArgument, "macLimit: must be in 1..16777216");
   if (n.aging_ms < 1000) return Result::error(Status::kInvalidArgument, "agingMs: must be at least 1000");
-  SwitchState& sw = switches_[c.sw];
+  SwitchState& sw = switches_[id];
   sw.cfg.mac_limit = n.mac_limit;
   sw.cfg.aging_ms = n.aging_ms;
   sw.refresh_ms = learn_refresh_ms(n.aging_ms);
@@ -104,9 +91,9 @@ Result Engine::do_set_switch(Command& c) {
   return {};
 }
 
-Result Engine::do_delete_switch(Command& c) {
-  if (!switch_ok(switches_, c.sw)) return Result::error(Status::kNotFound, "switch: no such switch");
-  SwitchState& sw = switches_[c.sw];
+Result Bridge::delete_switch(SwitchId id) {
+  if (!switch_ok(switches_, id)) return Result::error(Status::kNotFound, "switch: no such switch");
+  SwitchState& sw = switches_[id];
   if (sw.local_members)
     return Result::error(Status::kInUse, "switch: still has " + std::to_string(sw.local_members) +
                                              " port(s); delete or move them first");
@@ -120,7 +107,7 @@ Result Engine::do_delete_switch(Command& c) {
   for (MemberId mid : sw.members) {
     Member& m = members_[mid];
     if (m.remote()) {
-      VtepState& v = vteps_[m.vtep];
+      BridgeVtep& v = vteps_[m.vtep];
       v.members.erase(std::remove_if(v.members.begin(), v.members.end(),
                                      [&](const std::pair<SwitchId, MemberId>& x) { return x.second == mid; }),
                       v.members.end());
@@ -134,39 +121,16 @@ Result Engine::do_delete_switch(Command& c) {
   vni_map_.erase(sw.cfg.vni);
   last_vni_sw_ = kNoId;
   cnt_set(sw.counters->in_use, 0);
-  release_unreferenced_vteps();
   return {};
 }
 
-Result Engine::check_port_config(const PortConfig& pc) const {
-  uint32_t max_mtu = pool_->max_frame() - kEthHeaderLen - kVlanTagLen;
-  if (pc.mtu < 68 || pc.mtu > max_mtu)
-    return Result::error(Status::kInvalidArgument,
-                         "mtu: must be in 68.." + std::to_string(max_mtu) + " for this buffer size");
-  if (pc.locked_macs.size() > 256)
-    return Result::error(Status::kInvalidArgument, "lockedMacs: at most 256 addresses");
-  for (Mac m : pc.locked_macs)
-    if (mac_is_multicast(m) || m == 0)
-      return Result::error(Status::kInvalidArgument, "lockedMacs: " + mac_str(m) + " is not a unicast address");
-  return {};
-}
+// ---------------------------------------------------------------- ports
 
-void Engine::apply_port_config(PortState& ps, const PortConfig& pc) {
-  ps.cfg = pc;
-  std::sort(ps.cfg.locked_macs.begin(), ps.cfg.locked_macs.end());
-  ps.max_len = pc.mtu + kEthHeaderLen;
-  ps.learn.learning = pc.learning;
-  ps.learn.mac_limit = pc.mac_limit;
-  ps.learn.cache_member = kNoMember;  // security or learning may have changed
-  if (pc.mac_limit == 0 || ps.learn.learned < pc.mac_limit) ps.learn.limit_reported = false;
-}
-
-Result Engine::do_create_port(Command& c) {
-  if (!c.new_port) return Result::error(Status::kInvalidArgument, "port: no backend given");
-  Result bad = check_port_config(c.port_cfg);
-  if (!bad.ok()) return bad;
-  // Validate every mapping before touching anything.
-  std::vector<std::pair<uint16_t, SwitchId>> maps;
+// The (VLAN, switch) mappings of a new port, all checked before anything
+// changes: VLAN IDs, existing switches, no VLAN or switch twice.
+Result Bridge::check_join(const Command& c, std::vector<std::pair<uint16_t, SwitchId>>* out) const {
+  std::vector<std::pair<uint16_t, SwitchId>>& maps = *out;
+  maps.clear();
   if (c.untagged != kNoId) maps.push_back({0, c.untagged});
   for (const VlanMapping& v : c.vlans) {
     if (v.vlan < 1 || v.vlan > 4094) return Result::error(Status::kInvalidArgument, "vlans: VLAN ID must be in 1..4094");
@@ -182,29 +146,38 @@ Result Engine::do_create_port(Command& c) {
         return Result::error(Status::kInvalidArgument, "vlans: a port joins a switch at most once");
     }
   }
-  PortId pid = free_port_slot();
-  if (pid == kNoId) return Result::error(Status::kLimitExceeded, "ports: maxPorts reached");
+  return {};
+}
+
+Result Bridge::check_members_free(size_t wanted) const {
   size_t free_members = 0;
   for (const Member& m : members_) free_members += !m.in_use;
-  if (members_.size() - free_members + maps.size() > kMaxMembers)
+  if (members_.size() - free_members + wanted > kMaxMembers)
     return Result::error(Status::kLimitExceeded, "ports: too many switch memberships");
+  return {};
+}
 
-  PortState& ps = ports_[pid];
-  ps.port = std::move(c.new_port);
-  ps.learn = LearnSource{};
-  ps.learn.learned_gauge = &ps.counters->c[size_t(PortCounter::fdb_learned)];
-  apply_port_config(ps, c.port_cfg);
-  ps.untagged = kNoMember;
-  ps.vlan_map.reset();
-  ps.members.clear();
-  ps.is_uplink = false;
-  ps.txn = 0;
-  ps.tx_dirty = false;
-  ps.up = ps.port->link_state() == LinkState::kUp;
-  ps.tx_limit = ps.port->tx_frame_limit();
-  if (!c.vlans.empty()) {
-    ps.vlan_map.reset(new MemberId[4096]);
-    std::fill(ps.vlan_map.get(), ps.vlan_map.get() + 4096, kNoMember);
+void Bridge::set_port_learning(PortId pid, const PortConfig& pc) {
+  LearnSource& ls = ports_[pid].learn;
+  ls.learning = pc.learning;
+  ls.mac_limit = pc.mac_limit;
+  ls.cache_member = kNoMember;  // security or learning may have changed
+  if (pc.mac_limit == 0 || ls.learned < pc.mac_limit) ls.limit_reported = false;
+}
+
+// A port the core just opened joins its switches: one member per mapping.
+void Bridge::join(PortId pid, const std::vector<std::pair<uint16_t, SwitchId>>& maps, const PortConfig& pc,
+                  bool trunk) {
+  BridgePort& bp = ports_[pid];
+  bp.learn = LearnSource{};
+  bp.learn.learned_gauge = &core_.port_counters(pid).c[size_t(PortCounter::fdb_learned)];
+  set_port_learning(pid, pc);
+  bp.untagged = kNoMember;
+  bp.vlan_map.reset();
+  bp.members.clear();
+  if (trunk) {
+    bp.vlan_map.reset(new MemberId[4096]);
+    std::fill(bp.vlan_map.get(), bp.vlan_map.get() + 4096, kNoMember);
   }
   for (auto& [vlan, sw] : maps) {
     MemberId mid = kNoMember;
@@ -224,58 +197,27 @@ Result Engine::do_create_port(Command& c) {
     members_[mid].in_use = true;
     switches_[sw].members.push_back(mid);
     switches_[sw].local_members++;
-    ps.members.push_back(mid);
-    if (vlan == 0) ps.untagged = mid;
-    else ps.vlan_map[vlan] = mid;
+    bp.members.push_back(mid);
+    if (vlan == 0) bp.untagged = mid;
+    else bp.vlan_map[vlan] = mid;
   }
-  activate_port_slot(pid);
-  Result r;
-  r.id = pid;
-  return r;
 }
 
-void Engine::activate_port_slot(PortId pid) {
-  PortState& ps = ports_[pid];
-  PortCounterBlock& pc = *ps.counters;
-  std::fill(std::begin(pc.c), std::end(pc.c), 0);
-  std::fill(std::begin(pc.drops), std::end(pc.drops), 0);
-  pc.set(PortCounter::link_up, ps.up ? 1 : 0);
-  cnt_set(pc.generation, pc.generation + 1);
-  cnt_set(pc.in_use, 1);
-  ps.in_use = true;
-  ps.port->attach(&waker_);
-  ps.tx_offloads = ps.port->tx_offloads();
-  ps.tx_max_frame = ps.port->tx_max_frame();
-  ps.tx_large = ps.port->tx_large_buffers();
-  active_ports_.push_back(pid);
-  rebuild_poll_set();
+// The uplink's port is in no switch; it learns nothing itself (remote MACs
+// are learned per VTEP).
+void Bridge::uplink_opened(PortId pid) {
+  BridgePort& bp = ports_[pid];
+  bp.learn = LearnSource{};
+  bp.untagged = kNoMember;
+  bp.vlan_map.reset();
+  bp.members.clear();
 }
 
-PortId Engine::free_port_slot() const {
-  for (PortId p = 0; p < ports_.size(); ++p)
-    if (!ports_[p].in_use) return p;
-  return kNoId;
-}
-
-Result Engine::do_set_port(Command& c) {
-  if (c.port >= ports_.size() || !ports_[c.port].in_use) return Result::error(Status::kNotFound, "port: no such port");
-  Result bad = check_port_config(c.port_cfg);
-  if (!bad.ok()) return bad;
-  PortState& ps = ports_[c.port];
-  Mac own = ps.cfg.mac;
-  apply_port_config(ps, c.port_cfg);
-  ps.cfg.mac = own;
-  return {};
-}
-
-Result Engine::do_delete_port(Command& c) {
-  if (c.port >= ports_.size() || !ports_[c.port].in_use) return Result::error(Status::kNotFound, "port: no such port");
-  if (ports_[c.port].is_uplink)
-    return Result::error(Status::kInUse, "port: is the uplink; delete the uplink instead");
-  PortId pid = c.port;
-  PortState& ps = ports_[pid];
-  // Forget every FDB entry that points at it, learned or static.
-  for (MemberId mid : ps.members) {
+// A port leaves every switch: every FDB entry that points at it goes,
+// learned or static.
+void Bridge::leave(PortId pid) {
+  BridgePort& bp = ports_[pid];
+  for (MemberId mid : bp.members) {
     Member& m = members_[mid];
     SwitchState& sw = switches_[m.sw];
     sw.fdb.erase_if([mid](const FdbEntry& e) { return e.member == mid; },
@@ -287,51 +229,28 @@ Result Engine::do_delete_port(Command& c) {
     sw.local_members--;
     m = Member{};
   }
-  ps.members.clear();
-  release_port_slot(pid);
-  return {};
-}
-
-// Frees a port slot whose members are already gone: flushes its staged
-// frames, detaches the backend, stops polling it.
-void Engine::release_port_slot(PortId pid) {
-  PortState& ps = ports_[pid];
-  if (ps.txn) {
-    ps.counters->drop_tx(Drop::port_deleted, ps.txn);
-    for (uint16_t i = 0; i < ps.txn; ++i) cache_->free(ps.txq[i].buf);
-    ps.txn = 0;
-  }
-  if (ps.tx_dirty) {
-    dirty_ports_.erase(std::remove(dirty_ports_.begin(), dirty_ports_.end(), pid), dirty_ports_.end());
-    ps.tx_dirty = false;
-  }
-  ps.port->detach();
-  ps.port.reset();
-  ps.vlan_map.reset();
-  ps.in_use = false;
-  ps.is_uplink = false;
-  cnt_set(ps.counters->in_use, 0);
-  active_ports_.erase(std::remove(active_ports_.begin(), active_ports_.end(), pid), active_ports_.end());
-  rebuild_poll_set();
+  bp.members.clear();
+  bp.vlan_map.reset();
 }
 
 // Finds the member through which port `p` belongs to switch `s`.
-static MemberId member_of(const std::vector<PortState>& ports, const std::vector<Member>& members,
-                          PortId p, SwitchId s) {
-  if (p >= ports.size() || !ports[p].in_use) return kNoMember;
-  for (MemberId mid : ports[p].members)
-    if (members[mid].sw == s) return mid;
+MemberId Bridge::member_of(PortId p, SwitchId s) const {
+  if (p >= ports_.size() || !core_.port(p).in_use) return kNoMember;
+  for (MemberId mid : ports_[p].members)
+    if (members_[mid].sw == s) return mid;
   return kNoMember;
 }
 
-Result Engine::do_add_static(Command& c) {
-  if (!switch_ok(switches_, c.sw)) return Result::error(Status::kNotFound, "switch: no such switch");
-  if (c.port >= ports_.size() || !ports_[c.port].in_use) return Result::error(Status::kNotFound, "port: no such port");
-  if (mac_is_multicast(c.mac) || c.mac == 0)
+// ---------------------------------------------------------------- FDB
+
+Result Bridge::add_static(SwitchId s, PortId port, Mac mac) {
+  if (!switch_ok(switches_, s)) return Result::error(Status::kNotFound, "switch: no such switch");
+  if (port >= ports_.size() || !core_.port(port).in_use) return Result::error(Status::kNotFound, "port: no such port");
+  if (mac_is_multicast(mac) || mac == 0)
     return Result::error(Status::kInvalidArgument, "mac: a static entry needs a unicast address");
-  MemberId mid = member_of(ports_, members_, c.port, c.sw);
+  MemberId mid = member_of(port, s);
   if (mid == kNoMember) return Result::error(Status::kInvalidArgument, "port: is not a member of this switch");
-  return insert_static(switches_[c.sw], c.mac, mid);
+  return insert_static(switches_[s], mac, mid);
 }
 
 // Static entries never age and learning never overwrites them. They count in
@@ -340,7 +259,7 @@ Result Engine::do_add_static(Command& c) {
 // `flags` is kFdbStatic, or kFdbStatic | kFdbEvpn for an entry of the EVPN
 // control plane: it replaces a learned or EVPN entry (the MAC moved), never
 // a configured static one, and a configured static entry replaces it.
-Result Engine::insert_static(SwitchState& sw, Mac mac, MemberId mid, uint16_t flags) {
+Result Bridge::insert_static(SwitchState& sw, Mac mac, MemberId mid, uint16_t flags) {
   FdbEntry* e = sw.fdb.find(mac);
   if (e) {
     if (e->member == mid && e->flags == flags) return {};  // same entry: idempotent
@@ -350,41 +269,38 @@ Result Engine::insert_static(SwitchState& sw, Mac mac, MemberId mid, uint16_t fl
     remove_entry_effects(sw, *e);
     e->member = mid;
     e->flags = flags;
-    e->last_seen_ms = now_ms_;
+    e->last_seen_ms = core_.now_ms();
   } else {
-    auto ins = sw.fdb.insert(mac, mid, flags, now_ms_);
+    auto ins = sw.fdb.insert(mac, mid, flags, core_.now_ms());
     if (!ins.entry) return Result::error(Status::kLimitExceeded, "fdb: out of memory growing the table");
   }
   sw.static_entries++;
-  if (members_[mid].remote()) {
-    vteps_[members_[mid].vtep].statics++;
-    vtep_configure(vteps_[members_[mid].vtep]);
-  }
+  if (members_[mid].remote()) vteps_[members_[mid].vtep].statics++;
   sw.generation++;
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
   sw.counters->set(SwitchCounter::fdb_static, sw.static_entries);
   return {};
 }
 
-Result Engine::do_delete_static(Command& c) {
-  if (!switch_ok(switches_, c.sw)) return Result::error(Status::kNotFound, "switch: no such switch");
-  SwitchState& sw = switches_[c.sw];
-  FdbEntry* e = sw.fdb.find(c.mac);
-  if (!e || !(e->flags & kFdbStatic) || bool(e->flags & kFdbEvpn) != c.evpn)
-    return Result::error(Status::kNotFound, "mac: " + mac_str(c.mac) + " has no " + (c.evpn ? "EVPN" : "static") + " entry in this switch");
+Result Bridge::delete_static(SwitchId s, Mac mac, bool evpn) {
+  if (!switch_ok(switches_, s)) return Result::error(Status::kNotFound, "switch: no such switch");
+  SwitchState& sw = switches_[s];
+  FdbEntry* e = sw.fdb.find(mac);
+  if (!e || !(e->flags & kFdbStatic) || bool(e->flags & kFdbEvpn) != evpn)
+    return Result::error(Status::kNotFound, "mac: " + mac_str(mac) + " has no " + (evpn ? "EVPN" : "static") + " entry in this switch");
   remove_entry_effects(sw, *e);
-  sw.fdb.erase(c.mac);
+  sw.fdb.erase(mac);
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
   sw.counters->set(SwitchCounter::fdb_static, sw.static_entries);
-  release_unreferenced_vteps();
   return {};
 }
 
-Result Engine::do_dump_fdb(Command& c) {
-  if (!switch_ok(switches_, c.sw)) return Result::error(Status::kNotFound, "switch: no such switch");
+Result Bridge::dump_fdb(SwitchId s) const {
+  if (!switch_ok(switches_, s)) return Result::error(Status::kNotFound, "switch: no such switch");
   Result r;
-  r.entries.reserve(switches_[c.sw].fdb.size());
-  switches_[c.sw].fdb.for_each([&](const FdbEntry& e) {
+  const uint32_t now_ms = core_.now_ms();
+  r.entries.reserve(switches_[s].fdb.size());
+  switches_[s].fdb.for_each([&](const FdbEntry& e) {
     const Member& m = members_[e.member];
     bool st = e.flags & kFdbStatic;
     FdbDumpEntry d;
@@ -393,25 +309,25 @@ Result Engine::do_dump_fdb(Command& c) {
     d.vlan = m.vlan;
     d.is_static = st;
     d.evpn = e.flags & kFdbEvpn;
-    d.age_ms = st ? 0u : uint32_t(now_ms_ - e.last_seen_ms);
+    d.age_ms = st ? 0u : uint32_t(now_ms - e.last_seen_ms);
     if (m.remote()) {
       d.remote = true;
-      d.vtep = vteps_[m.vtep].ip;
-      d.port = uplink_.active ? uplink_.port : kNoId;
+      d.vtep = overlay_.vtep_ip(m.vtep);
+      d.port = overlay_.uplink_port();
     }
     r.entries.push_back(d);
   });
   return r;
 }
 
-Result Engine::do_flush_fdb(Command& c) {
-  if (!switch_ok(switches_, c.sw)) return Result::error(Status::kNotFound, "switch: no such switch");
+Result Bridge::flush_fdb(SwitchId s, PortId port) {
+  if (!switch_ok(switches_, s)) return Result::error(Status::kNotFound, "switch: no such switch");
   MemberId only = kNoMember;
-  if (c.port != kNoId) {
-    only = member_of(ports_, members_, c.port, c.sw);
+  if (port != kNoId) {
+    only = member_of(port, s);
     if (only == kNoMember) return Result::error(Status::kNotFound, "port: is not a member of this switch");
   }
-  SwitchState& sw = switches_[c.sw];
+  SwitchState& sw = switches_[s];
   Result r;
   r.removed = sw.fdb.erase_if(
       [only](const FdbEntry& e) { return !(e.flags & kFdbStatic) && (only == kNoMember || e.member == only); },
@@ -419,6 +335,108 @@ Result Engine::do_flush_fdb(Command& c) {
   sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
   if (sw.fdb.size() < sw.cfg.mac_limit) sw.full_reported = false;
   return r;
+}
+
+// ---------------------------------------------------------------- remote members
+
+SwitchId Bridge::switch_by_vni_slow(uint32_t vni) {
+  auto it = vni_map_.find(vni);
+  if (it == vni_map_.end()) return kNoId;
+  last_vni_ = vni;
+  last_vni_sw_ = it->second;
+  return it->second;
+}
+
+MemberId Bridge::remote_member_slow(SwitchId s, uint32_t vt, bool create) {
+  BridgeVtep& v = vteps_[vt];
+  for (auto& [sw, m] : v.members)
+    if (sw == s) {
+      v.cache_sw = s;
+      v.cache_member = m;
+      return m;
+    }
+  if (!create) return kNoMember;
+  size_t used = 0;
+  MemberId mid = kNoMember;
+  for (size_t i = 0; i < members_.size(); ++i) {
+    if (members_[i].in_use) ++used;
+    else if (mid == kNoMember) mid = MemberId(i);
+  }
+  if (used >= kMaxMembers) return kNoMember;
+  if (mid == kNoMember) {
+    mid = MemberId(members_.size());
+    members_.push_back({});
+  }
+  Member& m = members_[mid];
+  m = Member{};
+  m.sw = s;
+  m.in_use = true;
+  m.in_flood = false;
+  m.vtep = vt;
+  v.members.push_back({s, mid});
+  switches_[s].members.push_back(mid);
+  return mid;
+}
+
+
+void Bridge::vtep_created(uint32_t vt, uint64_t* learned_gauge) {
+  vteps_[vt] = BridgeVtep{};
+  vteps_[vt].learn.learned_gauge = learned_gauge;
+}
+
+void Bridge::vtep_released(uint32_t vt) {
+  BridgeVtep& v = vteps_[vt];
+  for (auto& [s, mid] : v.members) {
+    std::vector<MemberId>& list = switches_[s].members;
+    list.erase(std::remove(list.begin(), list.end(), mid), list.end());
+    members_[mid] = Member{};
+  }
+  v = BridgeVtep{};
+}
+
+// VTEP `vt` becomes a peer of switch `s`: it joins the switch's flood list.
+Result Bridge::add_peer(SwitchId s, uint32_t vt) {
+  MemberId mid = remote_member(s, vt, true);
+  if (mid == kNoMember) return Result::error(Status::kLimitExceeded, "peers: too many switch memberships");
+  Member& m = members_[mid];
+  if (m.in_flood) return {};  // already a peer: idempotent
+  m.in_flood = true;
+  vteps_[vt].configured++;
+  switches_[s].peers++;
+  return {};
+}
+
+// MACs learned behind it stay until they age: the VTEP may still send.
+bool Bridge::delete_peer(SwitchId s, uint32_t vt) {
+  MemberId mid = vt == kNoVtep ? kNoMember : remote_member(s, vt, false);
+  if (mid == kNoMember || !members_[mid].in_flood) return false;
+  members_[mid].in_flood = false;
+  vteps_[vt].configured--;
+  switches_[s].peers--;
+  return true;
+}
+
+Result Bridge::add_remote_mac(SwitchId s, Mac mac, uint32_t vt, bool evpn) {
+  MemberId mid = remote_member(s, vt, true);
+  if (mid == kNoMember) return Result::error(Status::kLimitExceeded, "peers: too many switch memberships");
+  return insert_static(switches_[s], mac, mid, evpn ? kFdbStatic | kFdbEvpn : kFdbStatic);
+}
+
+bool Bridge::any_peers() const {
+  for (const SwitchState& sw : switches_)
+    if (sw.in_use && sw.peers) return true;
+  return false;
+}
+
+// Learned remote entries go; static remote entries stay (they point at
+// VTEPs, not at the uplink) and start working again with a new uplink.
+void Bridge::forget_learned_remote() {
+  for (SwitchState& sw : switches_) {
+    if (!sw.in_use) continue;
+    sw.fdb.erase_if([&](const FdbEntry& e) { return members_[e.member].remote() && !(e.flags & kFdbStatic); },
+                    [&](const FdbEntry& e) { remove_entry_effects(sw, e); });
+    sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
+  }
 }
 
 }  // namespace vpc

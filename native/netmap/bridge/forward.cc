@@ -32,57 +32,23 @@ static_assert(kMaxMembers <= kDestFirstSpecial, "member ids stay below the speci
 constexpr uint16_t kFramePrefetch = 4;
 constexpr uint16_t kFdbPrefetch = 8;
 
-void Engine::drop_frame_count(Drop why, PortCounterBlock* port, SwitchState* sw) {
-  if (port) port->drop_tx(why);
-  if (sw) sw->counters->drop(why);
-}
+void Bridge::deliver_to(MemberId m, Pkt p) { enqueue(members_[m].port, members_[m], p, kNoMember); }
 
-void Engine::drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw) {
-  drop_frame_count(why, port, sw);
-  cache_->free(p.buf);
-}
-
-void Engine::deliver_to(MemberId m, Pkt p) { enqueue(members_[m].port, members_[m], p, kNoMember); }
-
-// A copy of p in a fresh buffer, at the headroom offset. A frame with
-// offload state keeps it (and gets a large buffer when it needs one).
-[[gnu::always_inline]] inline bool Engine::copy_frame(const Pkt& p, Pkt* q) {
-  if (pkt_has_meta(p)) [[unlikely]]
-    return copy_frame_meta(p, q);
-  BufferPool& pool = *pool_;
-  uint32_t idx;
-  if (!cache_->alloc(&idx)) [[unlikely]]
-    return false;
-  *q = Pkt{idx, pool.headroom(), p.len};
-  std::memcpy(pool.frame(*q), pool.frame(p), p.len);
-  return true;
-}
-
-bool Engine::copy_frame_meta(const Pkt& p, Pkt* q) {
-  BufferPool& pool = *pool_;
-  uint32_t idx;
-  const bool large = p.len > pool.max_frame();
-  if (!(large ? cache_->alloc_large(&idx) : cache_->alloc(&idx))) return false;
-  *q = Pkt{idx, pool.headroom(), p.len};
-  std::memcpy(pool.frame(*q), pool.frame(p), p.len);
-  const OffloadMeta& m = pool.meta(p.buf);
-  // A small copy of a frame with nothing pending is a plain frame again.
-  if (large || m.flags || m.gso()) {
-    pool.meta(idx) = m;
-    pkt_set_meta(*q, true);
-  }
-  return true;
+void Bridge::answer_too_big(Pkt p, uint32_t l3_mtu, MemberId from) {
+  Pkt q;
+  if (from != kNoMember && core_.too_big_reply(p, l3_mtu, &q)) deliver_to(from, q);
 }
 
 // `from` is the ingress member: where an ICMP "too big" answer goes.
 // Inlined into the delivery loop: every call it makes is on a cold path, so
 // the common case (a local port, a plain frame) costs no call at all.
-[[gnu::always_inline]] inline void Engine::enqueue(PortId out, const Member& mem, Pkt p, MemberId from) {
+[[gnu::always_inline]] inline void Bridge::enqueue(PortId out, const Member& mem, Pkt p, MemberId from) {
   if (mem.remote()) [[unlikely]] {
-    encap(mem, p, from);
+    overlay_.encap(mem.vtep, switches_[mem.sw], p, from);
     return;
   }
-  PortState& ps = ports_[out];
+  Core& core = core_;
+  PortState& ps = core.port(out);
   // Frames with offload state (or in a large buffer), frames longer than this
   // port's MTU, and tagged frames without headroom take the egress slow path
   // (core/egress.cc): one bit test and one compare for everything else.
@@ -90,22 +56,49 @@ bool Engine::copy_frame_meta(const Pkt& p, Pkt* q) {
     egress_slow(out, mem, p, from);
     return;
   }
-  if (mem.vlan) vlan_push(pool_->data(p.buf), p, mem.vlan);
-  stage(out, ps, p);
+  if (mem.vlan) vlan_push(core.pool().data(p.buf), p, mem.vlan);
+  core.stage(out, ps, p);
 }
 
-void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
-  PortState& in = ports_[pid];
-  if (in.is_uplink) [[unlikely]] {
-    process_uplink(pkts, n);
+// Frames that enqueue() cannot stage as they are: longer than the port's MTU
+// (ICMP too big to the sender), tagged without headroom, or with offload
+// state (the core's egress adaptation, core/egress.cc).
+void Bridge::egress_slow(PortId out, const Member& mem, Pkt p, MemberId from) {
+  PortState& ps = core_.port(out);
+  SwitchCounterBlock* sw = switches_[mem.sw].counters;
+  BufferPool& pool = core_.pool();
+  const bool meta = pkt_has_meta(p);
+  if (p.len > ps.max_len && !(meta && pool.meta(p.buf).gso())) {
+    // Longer than this port's MTU, and not a super-frame that segments to fit.
+    answer_too_big(p, ps.cfg.mtu, from);
+    core_.drop_frame(p, Drop::mtu_exceeded, ps.counters, sw);
     return;
   }
-  const BufferPool& pool = *pool_;
+  if (mem.vlan) {
+    if (pkt_off(p) < kVlanTagLen) [[unlikely]] {
+      core_.drop_frame(p, Drop::no_headroom, ps.counters, sw);
+      return;
+    }
+    vlan_push(pool.data(p.buf), p, mem.vlan);
+    if (meta) offload_shift(pool.meta(p.buf), kVlanTagLen);
+  }
+  if (!meta) {
+    core_.stage(out, ps, p);
+    return;
+  }
+  core_.egress_offload(out, ps, p, sw);
+}
+
+// Pass 0 for a local port: rx -> members.
+void Bridge::classify(PortId pid, Pkt* pkts, uint16_t n, Burst& b) {
+  const PortState& in = core_.port(pid);
+  const BridgePort& bp = ports_[pid];
+  const BufferPool& pool = core_.pool();
   OffloadMeta* const meta = pool.meta_table();
-  MemberId inm[kMaxBurst];
-  uint16_t dest[kMaxBurst];
-  Mac src[kMaxBurst];
-  Mac dst[kMaxBurst];
+  MemberId* inm = b.inm;
+  uint16_t* dest = b.dest;
+  Mac* src = b.src;
+  Mac* dst = b.dst;
   uint64_t bytes = 0;
 
   // Pass 0: classify and read the MACs.
@@ -115,7 +108,7 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
     Pkt& p = pkts[i];
     bytes += p.len;
     Drop why;
-    if (!classify(in, pool.data(p.buf), p, &inm[i], &why, meta)) [[unlikely]] {
+    if (!vpc::classify(bp, in.max_len, pool.data(p.buf), p, &inm[i], &why, meta)) [[unlikely]] {
       in.counters->drop_rx(why);
       dest[i] = kDestDrop;
       continue;
@@ -127,16 +120,21 @@ void Engine::process(PortId pid, Pkt* pkts, uint16_t n) {
   }
   in.counters->add(PortCounter::rx_packets, n);
   in.counters->add(PortCounter::rx_bytes, bytes);
-  switch_frames(in.counters, &in.learn, pkts, n, inm, src, dst, dest);
+  b.pkts = pkts;
+  b.n = n;
 }
 
 // Passes 1 and 2 for frames already mapped to members (dest[i] is kDestDrop
 // for frames to skip, anything else otherwise). Frames may come from local
 // ports or from remote VTEPs; in_ctr is the receiving port's counter block.
-// `port_ls` is the learn source every frame shares when they all came from
-// one local port, or nullptr (decapsulated frames: one source per VTEP).
-void Engine::switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* pkts, uint16_t n, MemberId* inm,
-                           Mac* src, Mac* dst, uint16_t* dest) {
+void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
+  Pkt* const pkts = b.pkts;
+  const uint16_t n = b.n;
+  MemberId* const inm = b.inm;
+  uint16_t* const dest = b.dest;
+  const Mac* const src = b.src;
+  const Mac* const dst = b.dst;
+  const uint32_t now_ms = core_.now_ms();
   const Member* members = members_.data();
   SwitchState* switches = switches_.data();
   const Mac cached_src = port_ls ? port_ls->cache_src : ~0ull;
@@ -166,8 +164,8 @@ void Engine::switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* 
     ++run_len;
     Drop why;
     LearnSource& ls = port_ls ? *port_ls : source_of(m);
-    if (!learn_cache_hit(ls, m, src[i], sw, now_ms_) &&
-        !learn(ls, mem.remote() ? nullptr : &ports_[mem.port].cfg.locked_macs, m, src[i], &why)) [[unlikely]] {
+    if (!learn_cache_hit(ls, m, src[i], sw, now_ms) &&
+        !learn(ls, mem.remote() ? nullptr : &core_.port(mem.port).cfg.locked_macs, m, src[i], &why)) [[unlikely]] {
       in_ctr->drop_rx(why);
       sw.counters->drop(why);
       dest[i] = kDestDrop;
@@ -202,7 +200,7 @@ void Engine::switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* 
       const Member& mem = members[d];
       enqueue(mem.port, mem, pkts[i], inm[i]);
     } else if (d == kDestDrop) {
-      cache_->free(pkts[i].buf);
+      core_.cache().free(pkts[i].buf);
     } else {
       SwitchState& sw = switches[members[inm[i]].sw];
       sw.counters->add(SwitchCounter::flooded, 1);
@@ -212,21 +210,21 @@ void Engine::switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* 
   }
 }
 
-void Engine::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
+void Bridge::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
   // Collect the recipients first so the original buffer can go to the last
   // one and only the others need a copy. Head-end replication: every remote
   // VTEP in the flood list gets one copy, except when the frame itself came
   // from a VTEP (split horizon: decapsulated floods stay local).
   const bool from_remote = members_[in_member].remote();
-  const bool uplink_up = uplink_.active && ports_[uplink_.port].up;
+  const bool uplink_up = overlay_.uplink_up();
   MemberId to[64];
   uint32_t k = 0;
   auto copy_to = [&](MemberId m) {
     Pkt q;
-    if (!copy_frame(p, &q)) [[unlikely]] {
+    if (!core_.copy_frame(p, &q)) [[unlikely]] {
       const Member& mem = members_[m];
-      PortId out = mem.remote() ? (uplink_.active ? uplink_.port : kNoId) : mem.port;
-      drop_frame_count(Drop::no_buffer, out == kNoId ? nullptr : ports_[out].counters, &sw);
+      PortId out = mem.remote() ? overlay_.uplink_port() : mem.port;
+      Core::drop_frame_count(Drop::no_buffer, out == kNoId ? nullptr : core_.port(out).counters, sw.counters);
       return;
     }
     sw.counters->add(SwitchCounter::flood_copies, 1);
@@ -238,7 +236,7 @@ void Engine::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
     if (mem.remote()) {
       if (from_remote || !mem.in_flood || !uplink_up) continue;
     } else {
-      const PortState& ps = ports_[mem.port];
+      const PortState& ps = core_.port(mem.port);
       if (!ps.up) continue;
       if (!is_bcast && !ps.cfg.flood) continue;
     }
@@ -250,7 +248,7 @@ void Engine::flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast) {
     to[k++] = m;
   }
   if (k == 0) {
-    cache_->free(p.buf);
+    core_.cache().free(p.buf);
     return;
   }
   for (uint32_t c = 0; c + 1 < k; ++c) copy_to(to[c]);

@@ -1,4 +1,4 @@
-// Stage 2, learn: the inline fast path. The slow path is Engine::learn
+// Stage 2, learn: the inline fast path. The slow path is Bridge::learn
 // (learn.cc).
 #pragma once
 

@@ -1,4 +1,10 @@
-// The engine: one dataplane thread running the poll loop over every port.
+// The engine: one dataplane thread running the poll loop over every port,
+// and the three owners it drives (docs/design/engine.md):
+//   core (core/core.h):        ports, tx staging, the buffer pool, events
+//   bridge (bridge/bridge.h):  switches, members, the FDB, learning, forwarding
+//   overlay (overlay/overlay.h): the uplink, VTEPs, neighbours, encap/decap
+// Engine itself holds the lifecycle, the command queue and its dispatch, and
+// the stage graph (process(): which owner's stage a burst goes through next).
 //
 // Threading contract
 // - The engine thread owns every table (switches, ports, members, FDBs). No
@@ -24,11 +30,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bridge/bridge.h"
 #include "core/buffer_pool.h"
 #include "core/command.h"
+#include "core/core.h"
 #include "core/counters.h"
 #include "core/spsc_ring.h"
-#include "core/state.h"
+#include "overlay/overlay.h"
 #include "ports/pipe.h"
 
 namespace vpc {
@@ -89,7 +97,7 @@ class Engine {
   // Buffers the engine holds between iterations (staged tx frames, frames
   // waiting for a neighbour), not counting the free ones in its cache.
   uint32_t buffers_held() const;
-  uint32_t buffers_cached() const { return cache_->cached(); }
+  uint32_t buffers_cached() const { return core_.cache().cached(); }
   // Checks the tables' cross-references and counts (ports, members,
   // switches, FDBs, VTEPs, neighbours). Returns "" when they hold, else a
   // description of the first violation. Only while the engine is stopped.
@@ -104,169 +112,49 @@ class Engine {
 
   // Creates the outside end of a pipe port for a CreatePort command. The
   // PipePeer stays valid after the port is deleted (it then accepts nothing).
-  PipePair new_pipe(uint32_t ring_size, const PipeOptions& o = {}) { return make_pipe(pool_, ring_size, o); }
+  PipePair new_pipe(uint32_t ring_size, const PipeOptions& o = {}) { return make_pipe(core_.pool_ptr(), ring_size, o); }
 
-  std::shared_ptr<BufferPool> pool() const { return pool_; }
+  std::shared_ptr<BufferPool> pool() const { return core_.pool_ptr(); }
   const EngineOptions& options() const { return opts_; }
 
   // Counter blocks (read with cnt_read()).
-  const EngineCounterBlock& engine_counters() const { return *engine_ctr_; }
-  const PortCounterBlock& port_counters(PortId p) const { return port_ctr_[p]; }
-  const SwitchCounterBlock& switch_counters(SwitchId s) const { return switch_ctr_[s]; }
-  const PeerCounterBlock& peer_counters(uint32_t v) const { return peer_ctr_[v]; }
-  const UplinkCounterBlock& uplink_counters() const { return *uplink_ctr_; }
+  const EngineCounterBlock& engine_counters() const { return core_.engine_counters(); }
+  const PortCounterBlock& port_counters(PortId p) const { return core_.port_counters(p); }
+  const SwitchCounterBlock& switch_counters(SwitchId s) const { return bridge_.switch_counters(s); }
+  const PeerCounterBlock& peer_counters(uint32_t v) const { return overlay_.peer_counters(v); }
+  const UplinkCounterBlock& uplink_counters() const { return overlay_.uplink_counters(); }
 
   // Event consumer side (one consumer thread).
-  void set_notify(std::function<void()> fn) { notify_ = std::move(fn); }
-  uint32_t drain_events(Event* out, uint32_t max);
+  void set_notify(std::function<void()> fn) { core_.set_notify(std::move(fn)); }
+  uint32_t drain_events(Event* out, uint32_t max) { return core_.drain_events(out, max); }
 
  private:
+  // ---- the poll loop (core/engine.cc)
   void run();
   uint32_t iterate(uint64_t now_ns);
   void iteration_idle(uint64_t now_ns);
+  void housekeeping();
+  // The stage graph for one received burst (core/engine.cc).
+  [[gnu::noinline]] void process(PortId in_port, Pkt* pkts, uint16_t n);
+  [[gnu::noinline]] void flush_tx() { core_.flush_tx(); }
+
+  // ---- commands (core/engine_commands.cc): the dispatch, and the commands
+  // that change more than one owner's tables.
   void apply_commands();
   void apply(Command& cmd);
-  Result do_create_switch(Command& c);
-  Result do_set_switch(Command& c);
-  Result do_delete_switch(Command& c);
   Result do_create_port(Command& c);
   Result do_set_port(Command& c);
   Result do_delete_port(Command& c);
-  Result do_add_static(Command& c);
-  Result do_delete_static(Command& c);
-  Result do_dump_fdb(Command& c);
-  Result do_flush_fdb(Command& c);
-  Result do_create_uplink(Command& c);
-  Result do_delete_uplink(Command& c);
-  Result do_add_peer(Command& c);
-  Result do_delete_peer(Command& c);
-  Result do_add_remote_mac(Command& c);
-  Result do_dump_neighbors(Command& c);
-  Result check_uplink_config(const UplinkConfig& u) const;
-  Result insert_static(SwitchState& sw, Mac mac, MemberId mid, uint16_t flags = kFdbStatic);
-  void release_port_slot(PortId pid);
-  void activate_port_slot(PortId pid);
-  PortId free_port_slot() const;
-  Result check_port_config(const PortConfig& pc) const;
-  void apply_port_config(PortState& ps, const PortConfig& pc);
-
-  // Hot path (bridge/forward.cc, learn.cc).
-  void process(PortId in_port, Pkt* pkts, uint16_t n);
-  void switch_frames(PortCounterBlock* in_ctr, LearnSource* port_ls, Pkt* pkts, uint16_t n, MemberId* inm, Mac* src,
-                     Mac* dst, uint16_t* dest);
-  LearnSource& source_of(MemberId m) {
-    const Member& mem = members_[m];
-    return mem.remote() ? vteps_[mem.vtep].learn : ports_[mem.port].learn;
-  }
-  bool learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId m, Mac src, Drop* why);
-  void learn_over_evpn(SwitchState& sw, FdbEntry& e, LearnSource& ls, MemberId mid);
-  bool evict_for(SwitchState& sw, SwitchId s, const LearnSource& ls);
-  void enqueue(PortId out, const Member& mem, Pkt p, MemberId from);
-  // Puts a frame on the port's staged queue (flushed once per iteration).
-  void stage(PortId out, PortState& ps, Pkt p) {
-    ps.txq[ps.txn++] = p;
-    if (!ps.tx_dirty) [[unlikely]] mark_dirty(out);
-    if (ps.txn == kTxQueueLen) [[unlikely]] flush_port(out);
-  }
-  [[gnu::noinline]] void mark_dirty(PortId out) {
-    ports_[out].tx_dirty = true;
-    dirty_ports_.push_back(out);
-  }
-  bool copy_frame(const Pkt& p, Pkt* q);
-  [[gnu::noinline]] bool copy_frame_meta(const Pkt& p, Pkt* q);
-  // Egress adaptation (core/egress.cc).
-  [[gnu::noinline]] void egress_slow(PortId out, const Member& mem, Pkt p, MemberId from);
-  void egress_offload(PortId out, PortState& ps, Pkt p, SwitchState* sw);
-  template <class Emit>
-  bool segment(Pkt p, const OffloadMeta& m, uint32_t l3_mtu, PortCounterBlock* pc, SwitchState* sw, Emit&& emit);
-  bool to_regular(Pkt& p, PortCounterBlock* pc, SwitchState* sw);
-  void answer_too_big(Pkt p, uint32_t l3_mtu, MemberId from);
-  void deliver_to(MemberId m, Pkt p);
-  void flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast);
-  void flush_port(PortId p);
-  uint16_t drop_too_big_for_egress(PortState& ps, uint16_t n);
-  void flush_tx();
-  void drop_frame(Pkt p, Drop why, PortCounterBlock* port, SwitchState* sw);
-  void drop_frame_count(Drop why, PortCounterBlock* port, SwitchState* sw);
-
-  // Overlay (overlay/encap.cc, overlay/decap.cc, underlay.cc).
-  void process_uplink(Pkt* pkts, uint16_t n);
-  void encap(const Member& mem, Pkt p, MemberId from);
-  void encap_offload(const Member& mem, Pkt p, MemberId from, uint32_t inner_mtu);
-  void build_outer(VtepState& v, const Neighbor& nb);
-  void transmit_uplink(Pkt p);
-  bool handle_arp(Pkt& p, uint8_t* f);
-  int handle_ipv4_local(Pkt& p, uint8_t* f, uint16_t ihl);
-  int handle_ipv6_local(Pkt& p, uint8_t* f);
-  void neighbor_learn(const IpAddr& ip, Mac mac, bool solicited);
-  uint32_t neighbor_for(const IpAddr& next_hop);
-  void neighbor_request(Neighbor& nb);
-  void neighbor_tick();
-  void neighbor_flush_pending(Neighbor& nb);
-  uint32_t vtep_find(const IpAddr& ip);
-  uint32_t vtep_get(const IpAddr& ip);  // finds or creates; kNoVtep when full
-  uint32_t vtep_learn(const IpAddr& ip);  // creates a learned VTEP; kNoVtep at the learned limit
-  void vtep_configure(VtepState& v);  // a learned VTEP is now the operator's (peer, static MAC)
-  const char* vtep_ip_refused(const IpAddr& ip) const;  // nullptr: may be a VTEP
-  void vtep_route(VtepState& v);
-  MemberId remote_member(SwitchId s, uint32_t vtep, bool create);
-  void release_unreferenced_vteps();
-  SwitchId switch_by_vni(uint32_t vni);
-
-  // Housekeeping.
-  void housekeeping();
-  void age_switch(SwitchId s, SwitchState& sw);
-  void remove_entry_effects(SwitchState& sw, const FdbEntry& e);
-  void emit(const Event& ev);
-  Event mac_event(EventType t, SwitchId sw, const Member& m, Mac mac) const;
-  Event moved_event(const Member& now, const Member& old, Mac mac) const;
-  void notify_if_needed();
-  void rebuild_poll_set();
-  void sleep_until_work();
-  uint32_t now_ms() const { return now_ms_; }
 
   EngineOptions opts_;
-  std::shared_ptr<BufferPool> pool_;
-  std::unique_ptr<BufferCache> cache_;  // the engine thread's (or stopped caller's)
-
-  std::vector<SwitchState> switches_;
-  std::vector<PortState> ports_;
-  std::vector<Member> members_;
-  std::vector<VtepState> vteps_;
-  std::vector<Neighbor> neighbors_;
-  UplinkState uplink_;
-  // VNI -> switch for decapsulation, with a one-entry cache in front.
-  std::unordered_map<uint32_t, SwitchId> vni_map_;
-  uint32_t last_vni_ = 0;
-  SwitchId last_vni_sw_ = kNoId;
-  uint32_t last_vtep_ = kNoVtep;
-  uint32_t learned_vteps_ = 0;  // VTEPs in use with VtepState::learned_only
-  struct IpHash {
-    size_t operator()(const IpAddr& a) const {
-      uint64_t x, y;
-      std::memcpy(&x, a.b, 8);
-      std::memcpy(&y, a.b + 8, 8);
-      return size_t((x * 0x9E3779B97F4A7C15ull) ^ (y * 0xD6E8FEB86659FD93ull));
-    }
-  };
-  std::unordered_map<IpAddr, uint32_t, IpHash> vtep_index_;
-  std::vector<PortId> active_ports_;
-  std::vector<PortId> dirty_ports_;
-  std::vector<pollfd> pollfds_;
-
-  std::unique_ptr<EngineCounterBlock> engine_ctr_;
-  std::unique_ptr<PortCounterBlock[]> port_ctr_;
-  std::unique_ptr<SwitchCounterBlock[]> switch_ctr_;
-  std::unique_ptr<PeerCounterBlock[]> peer_ctr_;
-  std::unique_ptr<UplinkCounterBlock> uplink_ctr_;
+  // The owners. Declared in this order: the bridge and the overlay hold
+  // references to the core and to each other; the overlay is destroyed first
+  // (its pending frames go back to the core's cache).
+  Core core_;
+  Bridge bridge_;
+  Overlay overlay_;
 
   MpmcQueue<Command*> cmdq_;
-  SpscRing<Event> events_;
-  std::atomic<bool> notify_pending_{false};
-  bool events_pushed_ = false;
-  std::function<void()> notify_;
-
-  Waker waker_;
   std::mutex lifecycle_mu_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};
@@ -274,7 +162,6 @@ class Engine {
 
   Pkt rx_[kMaxBurst];
   uint64_t epoch_ns_ = 0;
-  uint32_t now_ms_ = 0;
   uint32_t next_housekeeping_ms_ = 0;
   uint32_t idle_iters_ = 0;
   uint64_t last_work_ns_ = 0;  // start of the last iteration that moved frames
@@ -283,9 +170,6 @@ class Engine {
   bool sleep_armed_ = false;
   bool manual_clock_ = false;   // run_once_at() was used
   uint64_t manual_now_ns_ = 0;
-  // ICMP too-big token bucket, in thousandths of a token (core/egress.cc).
-  uint64_t too_big_tokens_ = 0;  // starts full (constructor)
-  uint32_t too_big_ms_ = 0;
 };
 
 }  // namespace vpc

@@ -1,10 +1,11 @@
-// Commands for the VXLAN overlay: the uplink (VTEP), peers (flood lists) and
-// static remote MACs. Same rules as bridge/commands.cc: validate everything,
-// then change; a failed command leaves the tables as they were.
+// The overlay's commands: the uplink (VTEP), peers (flood lists) and static
+// remote MACs; the VTEPs they name are the overlay's, the memberships and FDB
+// entries the bridge's (bridge/commands.cc). Same rules as there: validate
+// everything, then change; a failed command leaves the tables as they were.
 #include <algorithm>
 #include <string>
 
-#include "core/engine.h"
+#include "overlay/overlay.h"
 
 namespace vpc {
 
@@ -21,13 +22,13 @@ static bool unicast_ip(const IpAddr& a) {
 // The one check for configured peers and static remote MACs (commands) and
 // for VTEPs learned from traffic (decapsulation), so traffic cannot create a
 // VTEP the API would refuse. Returns the reason, or nullptr when it may.
-const char* Engine::vtep_ip_refused(const IpAddr& ip) const {
+const char* Overlay::vtep_ip_refused(const IpAddr& ip) const {
   if (!unicast_ip(ip)) return "must be a unicast IP address";
   if (uplink_.active && (ip.is_v4() ? uplink_.cfg.ip4 : uplink_.cfg.ip6) == ip) return "is this host's own VTEP address";
   return nullptr;
 }
 
-Result Engine::check_uplink_config(const UplinkConfig& u) const {
+Result Overlay::check_uplink_config(const UplinkConfig& u) const {
   const bool has4 = !u.ip4.is_zero(), has6 = !u.ip6.is_zero();
   if (!has4 && !has6) return Result::error(Status::kInvalidArgument, "uplink: needs a local IPv4 or IPv6 VTEP address");
   if (has4 && (!u.ip4.is_v4() || !unicast_ip(u.ip4)))
@@ -52,37 +53,26 @@ Result Engine::check_uplink_config(const UplinkConfig& u) const {
   if (u.ttl == 0) return Result::error(Status::kInvalidArgument, "ttl: must be in 1..255");
   if (u.neighbor_reachable_ms < 1000 || u.neighbor_retry_ms < 100)
     return Result::error(Status::kInvalidArgument, "neighbor timers: reachable >= 1000 ms, retry >= 100 ms");
-  if (pool_->headroom() < kVxlanOverhead6 + kVlanTagLen)
+  if (core_.pool().headroom() < kVxlanOverhead6 + kVlanTagLen)
     return Result::error(Status::kInvalidArgument, "headroom: VXLAN needs at least 74 bytes of buffer headroom");
   return {};
 }
 
-Result Engine::do_create_uplink(Command& c) {
+Result Overlay::create_uplink(Command& c) {
   if (uplink_.active) return Result::error(Status::kAlreadyExists, "uplink: this engine already has an uplink");
   if (!c.new_port) return Result::error(Status::kInvalidArgument, "uplink: no port backend given");
   Result bad = check_uplink_config(c.uplink_cfg);
   if (!bad.ok()) return bad;
-  bad = check_port_config(c.port_cfg);
+  bad = core_.check_port_config(c.port_cfg);
   if (!bad.ok()) return bad;
   Mac mac = c.new_port->hw_mac() ? c.new_port->hw_mac() : c.port_cfg.mac;
   if (mac == 0 || mac_is_multicast(mac)) return Result::error(Status::kInvalidArgument, "mac: the uplink needs a unicast MAC");
-  PortId pid = free_port_slot();
-  if (pid == kNoId) return Result::error(Status::kLimitExceeded, "ports: maxPorts reached");
+  if (!core_.has_free_port_slot()) return Result::error(Status::kLimitExceeded, "ports: maxPorts reached");
 
-  PortState& ps = ports_[pid];
-  ps.port = std::move(c.new_port);
-  ps.learn = LearnSource{};
-  apply_port_config(ps, c.port_cfg);
-  ps.cfg.mac = mac;
-  ps.untagged = kNoMember;
-  ps.vlan_map.reset();
-  ps.members.clear();
-  ps.is_uplink = true;
-  ps.txn = 0;
-  ps.tx_dirty = false;
-  ps.up = ps.port->link_state() == LinkState::kUp;
-  ps.tx_limit = ps.port->tx_frame_limit();
-  activate_port_slot(pid);
+  PortConfig pc = c.port_cfg;
+  pc.mac = mac;
+  PortId pid = core_.open_port(std::move(c.new_port), pc, true);
+  bridge_.uplink_opened(pid);
 
   uplink_.active = true;
   uplink_.generation++;
@@ -99,101 +89,104 @@ Result Engine::do_create_uplink(Command& c) {
   return r;
 }
 
-Result Engine::do_delete_uplink(Command& c) {
-  (void)c;
+Result Overlay::delete_uplink() {
   if (!uplink_.active) return Result::error(Status::kNotFound, "uplink: there is none");
-  for (const SwitchState& sw : switches_)
-    if (sw.in_use && sw.peers)
-      return Result::error(Status::kInUse, "uplink: switches still have peers; delete them first");
-  // Learned remote entries go; static remote entries stay (they point at
-  // VTEPs, not at the uplink) and start working again with a new uplink.
-  for (SwitchState& sw : switches_) {
-    if (!sw.in_use) continue;
-    sw.fdb.erase_if([&](const FdbEntry& e) { return members_[e.member].remote() && !(e.flags & kFdbStatic); },
-                    [&](const FdbEntry& e) { remove_entry_effects(sw, e); });
-    sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
-  }
-  for (Neighbor& nb : neighbors_)
-    for (Neighbor::Pending& q : nb.pending) cache_->free(q.pkt.buf);
+  if (bridge_.any_peers()) return Result::error(Status::kInUse, "uplink: switches still have peers; delete them first");
+  bridge_.forget_learned_remote();
+  drop_pending();
   neighbors_.clear();
   for (VtepState& v : vteps_) v.reachable = false;
   PortId pid = uplink_.port;
   uplink_.active = false;
   uplink_.port = kNoId;
-  release_port_slot(pid);
+  bridge_.leave(pid);
+  core_.close_port(pid);
   return {};
 }
 
-Result Engine::do_add_peer(Command& c) {
-  if (c.sw >= switches_.size() || !switches_[c.sw].in_use) return Result::error(Status::kNotFound, "switch: no such switch");
-  if (const char* why = vtep_ip_refused(c.ip)) return Result::error(Status::kInvalidArgument, std::string("peer: ") + why);
-  uint32_t vt = vtep_get(c.ip);
+// Frees the frames waiting for a next hop (the uplink goes, or the engine).
+void Overlay::drop_pending() {
+  for (Neighbor& nb : neighbors_)
+    for (Neighbor::Pending& q : nb.pending) core_.cache().free(q.pkt.buf);
+}
+
+Result Overlay::add_peer(SwitchId s, const IpAddr& ip) {
+  if (!bridge_.switch_exists(s)) return Result::error(Status::kNotFound, "switch: no such switch");
+  if (const char* why = vtep_ip_refused(ip)) return Result::error(Status::kInvalidArgument, std::string("peer: ") + why);
+  uint32_t vt = vtep_get(ip);
   if (vt == kNoVtep) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
-  MemberId mid = remote_member(c.sw, vt, true);
-  if (mid == kNoMember) return Result::error(Status::kLimitExceeded, "peers: too many switch memberships");
-  Member& m = members_[mid];
-  if (m.in_flood) return {};  // already a peer: idempotent
-  m.in_flood = true;
-  vtep_configure(vteps_[vt]);
-  vteps_[vt].configured++;
-  switches_[c.sw].peers++;
-  return {};
+  Result r = bridge_.add_peer(s, vt);
+  if (r.ok()) vtep_configure(vteps_[vt]);
+  return r;
 }
 
-Result Engine::do_delete_peer(Command& c) {
-  if (c.sw >= switches_.size() || !switches_[c.sw].in_use) return Result::error(Status::kNotFound, "switch: no such switch");
-  uint32_t vt = vtep_find(c.ip);
-  MemberId mid = vt == kNoVtep ? kNoMember : remote_member(c.sw, vt, false);
-  if (mid == kNoMember || !members_[mid].in_flood)
-    return Result::error(Status::kNotFound, "peer: " + ip_format(c.ip) + " is not a peer of this switch");
-  // MACs learned behind it stay until they age: the VTEP may still send.
-  members_[mid].in_flood = false;
-  vteps_[vt].configured--;
-  switches_[c.sw].peers--;
+Result Overlay::delete_peer(SwitchId s, const IpAddr& ip) {
+  if (!bridge_.switch_exists(s)) return Result::error(Status::kNotFound, "switch: no such switch");
+  uint32_t vt = vtep_find(ip);
+  if (!bridge_.delete_peer(s, vt))
+    return Result::error(Status::kNotFound, "peer: " + ip_format(ip) + " is not a peer of this switch");
   release_unreferenced_vteps();
   return {};
 }
 
-// Frees every VTEP nothing refers to any more (see VtepState::unreferenced),
+// Frees every VTEP nothing refers to any more (BridgeVtep::referenced),
 // with its per-switch members: VTEPs learned from traffic would otherwise
 // pile up until maxVteps. Cheap enough for every housekeeping tick.
-void Engine::release_unreferenced_vteps() {
+void Overlay::release_unreferenced_vteps() {
   for (uint32_t vt = 0; vt < vteps_.size(); ++vt) {
     VtepState& v = vteps_[vt];
-    if (!v.in_use || !v.unreferenced()) continue;
-    for (auto& [s, mid] : v.members) {
-      std::vector<MemberId>& list = switches_[s].members;
-      list.erase(std::remove(list.begin(), list.end(), mid), list.end());
-      members_[mid] = Member{};
-    }
+    if (!v.in_use || bridge_.vtep_referenced(vt)) continue;
+    bridge_.vtep_released(vt);
     if (v.reachable && v.neighbor < neighbors_.size() && neighbors_[v.neighbor].users) neighbors_[v.neighbor].users--;
     vtep_index_.erase(v.ip);
-    if (last_vtep_ == vt) last_vtep_ = kNoVtep;
+    if (last_vtep_ == vt) set_last_vtep(kNoVtep);
     cnt_set(v.counters->in_use, 0);
     vtep_configure(v);  // gives back its learned slot, if it held one
     v = VtepState{};
   }
 }
 
-Result Engine::do_add_remote_mac(Command& c) {
-  if (c.sw >= switches_.size() || !switches_[c.sw].in_use) return Result::error(Status::kNotFound, "switch: no such switch");
-  if (mac_is_multicast(c.mac) || c.mac == 0)
+Result Overlay::add_remote_mac(SwitchId s, Mac mac, const IpAddr& ip, bool evpn) {
+  if (!bridge_.switch_exists(s)) return Result::error(Status::kNotFound, "switch: no such switch");
+  if (mac_is_multicast(mac) || mac == 0)
     return Result::error(Status::kInvalidArgument, "mac: a static entry needs a unicast address");
-  if (const char* why = vtep_ip_refused(c.ip)) return Result::error(Status::kInvalidArgument, std::string("vtep: ") + why);
-  uint32_t vt = vtep_get(c.ip);
+  if (const char* why = vtep_ip_refused(ip)) return Result::error(Status::kInvalidArgument, std::string("vtep: ") + why);
+  uint32_t vt = vtep_get(ip);
   if (vt == kNoVtep) return Result::error(Status::kLimitExceeded, "peers: maxVteps reached");
-  MemberId mid = remote_member(c.sw, vt, true);
-  if (mid == kNoMember) return Result::error(Status::kLimitExceeded, "peers: too many switch memberships");
-  return insert_static(switches_[c.sw], c.mac, mid, c.evpn ? kFdbStatic | kFdbEvpn : kFdbStatic);
+  Result r = bridge_.add_remote_mac(s, mac, vt, evpn);
+  if (r.ok()) vtep_configure(vteps_[vt]);
+  return r;
 }
 
-Result Engine::do_dump_neighbors(Command& c) {
-  (void)c;
+Result Overlay::dump_neighbors() const {
   static const char* kStates[] = {"incomplete", "reachable", "stale", "failed"};
   Result r;
   for (const Neighbor& nb : neighbors_)
-    r.neighbors.push_back({nb.ip, nb.mac, kStates[nb.state], uint32_t(now_ms_ - nb.updated_ms)});
+    r.neighbors.push_back({nb.ip, nb.mac, kStates[nb.state], uint32_t(core_.now_ms() - nb.updated_ms)});
   return r;
+}
+
+// ---------------------------------------------------------------- lifetime
+
+Overlay::Overlay(Core& core, Bridge& bridge, uint32_t max_vteps, uint32_t max_learned_vteps)
+    : core_(core), bridge_(bridge), max_learned_vteps_(max_learned_vteps) {
+  vteps_.resize(max_vteps);
+  peer_ctr_.reset(new PeerCounterBlock[max_vteps]());
+  uplink_ctr_ = std::make_unique<UplinkCounterBlock>();
+  uplink_.counters = uplink_ctr_.get();
+}
+
+Overlay::~Overlay() { drop_pending(); }
+
+void Overlay::tick() {
+  if (uplink_.active) neighbor_tick();
+  release_unreferenced_vteps();
+}
+
+uint32_t Overlay::frames_pending() const {
+  uint32_t n = 0;
+  for (const Neighbor& nb : neighbors_) n += uint32_t(nb.pending.size());
+  return n;
 }
 
 }  // namespace vpc

@@ -1,6 +1,8 @@
-// VXLAN encapsulation (RFC 7348): outer Ethernet, IPv4 or IPv6, UDP and VXLAN
-// headers are written into the buffer's headroom in front of the inner frame,
-// so the inner bytes never move.
+// The overlay's transmit stage, VXLAN encapsulation (RFC 7348): the bridge
+// hands it frames for remote members; outer Ethernet, IPv4 or IPv6, UDP and
+// VXLAN headers are written into the buffer's headroom in front of the inner
+// frame, so the inner bytes never move, and the result is staged on the
+// uplink (the core's tx).
 //
 //   IPv4: header checksum computed (incrementally, from the template's sum),
 //         UDP checksum zero (RFC 7348 5), DF and TTL from the uplink.
@@ -8,7 +10,8 @@
 //         only when udp6_zero_checksum is set (RFC 6935/6936).
 //   UDP source port: a hash of the inner flow mapped into the configured
 //         range, so underlay ECMP spreads flows while keeping each in order.
-#include "core/engine.h"
+#include "core/egress.h"
+#include "overlay/overlay.h"
 
 namespace vpc {
 
@@ -60,7 +63,7 @@ uint32_t inner_flow_hash(const uint8_t* f, uint16_t len) {
 }  // namespace
 
 // Builds the VTEP's outer-header template for the next hop's current MAC.
-void Engine::build_outer(VtepState& v, const Neighbor& nb) {
+void Overlay::build_outer(VtepState& v, const Neighbor& nb) {
   const UplinkConfig& u = uplink_.cfg;
   uint8_t* o = v.outer;
   std::memset(o, 0, sizeof(v.outer));
@@ -97,18 +100,17 @@ void Engine::build_outer(VtepState& v, const Neighbor& nb) {
 }
 
 // Sends an inner frame to the member's remote VTEP.
-void Engine::encap(const Member& mem, Pkt p, MemberId from) {
-  SwitchState& sw = switches_[mem.sw];
-  VtepState& v = vteps_[mem.vtep];
-  if (!uplink_.active || !ports_[uplink_.port].up) [[unlikely]] {
+void Overlay::encap(uint32_t vt, SwitchState& sw, Pkt p, MemberId from) {
+  VtepState& v = vteps_[vt];
+  if (!uplink_up()) [[unlikely]] {
     v.counters->add(PeerCounter::drops, 1);
-    drop_frame(p, Drop::no_uplink, nullptr, &sw);
+    core_.drop_frame(p, Drop::no_uplink, nullptr, sw.counters);
     return;
   }
-  PortState& up = ports_[uplink_.port];
+  PortState& up = core_.port(uplink_.port);
   if (!v.reachable) [[unlikely]] {
     v.counters->add(PeerCounter::drops, 1);
-    drop_frame(p, Drop::neighbor_unresolved, up.counters, &sw);
+    core_.drop_frame(p, Drop::neighbor_unresolved, up.counters, sw.counters);
     return;
   }
   Neighbor& nb = neighbors_[v.neighbor];
@@ -117,24 +119,24 @@ void Engine::encap(const Member& mem, Pkt p, MemberId from) {
   const uint16_t overhead = v.outer_len;
   const uint16_t inner_len = p.len;
   if (pkt_has_meta(p)) [[unlikely]] {
-    encap_offload(mem, p, from, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0);
+    encap_offload(vt, sw, p, from, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0);
     return;
   }
   // The outer IP packet (IP + UDP + VXLAN + inner frame) must fit the uplink
   // MTU; so the inner L3 MTU is the uplink MTU minus 50 (IPv4) or 70 (IPv6).
   if (uint32_t(overhead - kEthHeaderLen) + inner_len > up.cfg.mtu) [[unlikely]] {
-    answer_too_big(p, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0, from);
+    bridge_.answer_too_big(p, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0, from);
     v.counters->add(PeerCounter::drops, 1);
-    drop_frame(p, Drop::vxlan_too_big, up.counters, &sw);
+    core_.drop_frame(p, Drop::vxlan_too_big, up.counters, sw.counters);
     return;
   }
   if (pkt_off(p) < overhead) [[unlikely]] {
     v.counters->add(PeerCounter::drops, 1);
-    drop_frame(p, Drop::no_headroom, up.counters, &sw);
+    core_.drop_frame(p, Drop::no_headroom, up.counters, sw.counters);
     return;
   }
   const UplinkConfig& u = uplink_.cfg;
-  uint8_t* base = pool_->data(p.buf);
+  uint8_t* base = core_.pool().data(p.buf);
   const uint32_t span = uint32_t(u.src_port_max - u.src_port_min) + 1;
   const uint16_t sport = uint16_t(u.src_port_min + inner_flow_hash(base + pkt_off(p), inner_len) % span);
   p.off = uint16_t(p.off - overhead);
@@ -180,18 +182,58 @@ void Engine::encap(const Member& mem, Pkt p, MemberId from) {
   if (nb.pending.size() >= kMaxPending) {
     uplink_.counters->add(UplinkCounter::neighbor_queue_drops, 1);
     v.counters->add(PeerCounter::drops, 1);
-    drop_frame(p, Drop::neighbor_unresolved, up.counters, &sw);
+    core_.drop_frame(p, Drop::neighbor_unresolved, up.counters, sw.counters);
     return;
   }
-  nb.pending.push_back({p, mem.vtep, inner_len});
+  nb.pending.push_back({p, vt, inner_len});
+  const uint32_t now_ms = core_.now_ms();
   if (nb.state == Neighbor::kFailed) {
     nb.state = Neighbor::kIncomplete;
     nb.tries = 0;
-    nb.next_try_ms = now_ms_;
+    nb.next_try_ms = now_ms;
   }
-  if (int32_t(now_ms_ - nb.next_try_ms) >= 0) neighbor_request(nb);
+  if (int32_t(now_ms - nb.next_try_ms) >= 0) neighbor_request(nb);
 }
 
-void Engine::transmit_uplink(Pkt p) { stage(uplink_.port, ports_[uplink_.port], p); }
+// Encapsulation of a frame with offload state: a super-frame is segmented to
+// the overlay's inner MTU (whatever the sender's gso_size) and each segment
+// encapsulated; a checksum-partial frame is completed first. What leaves
+// through the uplink is always plain.
+void Overlay::encap_offload(uint32_t vt, SwitchState& swr, Pkt p, MemberId from, uint32_t inner_mtu) {
+  BufferPool& pool = core_.pool();
+  OffloadMeta& m = pool.meta(p.buf);
+  SwitchCounterBlock* sw = swr.counters;
+  VtepState& v = vteps_[vt];
+  PortCounterBlock* pc = core_.port(uplink_.port).counters;
+  if (m.gso()) {
+    if (!core_.segment(p, m, inner_mtu, pc, sw, [&](Pkt q) { encap(vt, swr, q, from); }))
+      v.counters->add(PeerCounter::drops, 1);
+    return;
+  }
+  if (m.needs_csum()) {
+    OffloadError err = OffloadError::none;
+    if (!csum_complete(pool.frame(p), p.len, m, &err)) {
+      v.counters->add(PeerCounter::drops, 1);
+      core_.drop_frame(p, offload_drop(err), pc, sw);
+      return;
+    }
+    pc->add(PortCounter::tx_csum_completed, 1);
+  }
+  if (pool.is_large(p.buf)) {
+    if (p.len > pool.max_frame()) {
+      // Cannot fit the inner MTU either (it is below a regular buffer).
+      bridge_.answer_too_big(p, inner_mtu, from);
+      v.counters->add(PeerCounter::drops, 1);
+      core_.drop_frame(p, Drop::vxlan_too_big, pc, sw);
+      return;
+    }
+    if (!core_.to_regular(p, pc, sw)) {
+      v.counters->add(PeerCounter::drops, 1);
+      return;
+    }
+  }
+  pkt_set_meta(p, false);
+  encap(vt, swr, p, from);
+}
 
 }  // namespace vpc

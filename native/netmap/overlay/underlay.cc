@@ -8,7 +8,7 @@
 // dropped and counted; the next frame for it starts over).
 #include <algorithm>
 
-#include "core/engine.h"
+#include "overlay/overlay.h"
 
 namespace vpc {
 
@@ -45,7 +45,7 @@ void icmp6_checksum(uint8_t* ip6, uint16_t icmp_len) {
 
 // ---------------------------------------------------------------- responders
 
-bool Engine::handle_arp(Pkt& p, uint8_t* f) {
+bool Overlay::handle_arp(Pkt& p, uint8_t* f) {
   if (p.len < kEthHeaderLen + kArpLen) return false;
   uint8_t* a = f + kEthHeaderLen;
   if (load_be16(a) != 1 || load_be16(a + 2) != kEtherTypeIpv4 || a[4] != 6 || a[5] != 4) return false;
@@ -76,7 +76,7 @@ bool Engine::handle_arp(Pkt& p, uint8_t* f) {
 
 // ICMP to our IPv4 address: echo requests get a reply, the rest is not ours.
 // Returns 1 when the buffer was consumed.
-int Engine::handle_ipv4_local(Pkt& p, uint8_t* f, uint16_t ihl) {
+int Overlay::handle_ipv4_local(Pkt& p, uint8_t* f, uint16_t ihl) {
   uint8_t* ip = f + kEthHeaderLen;
   uint16_t tot = load_be16(ip + 2);
   if (tot < ihl + 8) return 0;
@@ -105,7 +105,7 @@ int Engine::handle_ipv4_local(Pkt& p, uint8_t* f, uint16_t ihl) {
 // ICMPv6 for us: Neighbor Solicitations for our address, Advertisements for
 // next hops we track, and echo requests. Returns 1 when the buffer was
 // consumed.
-int Engine::handle_ipv6_local(Pkt& p, uint8_t* f) {
+int Overlay::handle_ipv6_local(Pkt& p, uint8_t* f) {
   uint8_t* ip = f + kEthHeaderLen;
   const IpAddr& me = uplink_.cfg.ip6;
   uint32_t plen = load_be16(ip + 4);
@@ -176,13 +176,13 @@ int Engine::handle_ipv6_local(Pkt& p, uint8_t* f) {
 
 // ---------------------------------------------------------------- neighbours
 
-uint32_t Engine::neighbor_for(const IpAddr& ip) {
+uint32_t Overlay::neighbor_for(const IpAddr& ip) {
   for (uint32_t i = 0; i < neighbors_.size(); ++i)
     if (neighbors_[i].ip == ip) return i;
   Neighbor nb;
   nb.ip = ip;
   nb.state = Neighbor::kIncomplete;
-  nb.next_try_ms = now_ms_;
+  nb.next_try_ms = core_.now_ms();
   neighbors_.push_back(std::move(nb));
   uint32_t idx = uint32_t(neighbors_.size() - 1);
   // Resolve right away, so the first frame rarely has to wait.
@@ -190,13 +190,13 @@ uint32_t Engine::neighbor_for(const IpAddr& ip) {
   return idx;
 }
 
-void Engine::neighbor_learn(const IpAddr& ip, Mac mac, bool solicited) {
+void Overlay::neighbor_learn(const IpAddr& ip, Mac mac, bool solicited) {
   (void)solicited;
   for (Neighbor& nb : neighbors_) {
     if (nb.ip != ip) continue;
     nb.mac = mac;
     nb.state = Neighbor::kReachable;
-    nb.updated_ms = now_ms_;
+    nb.updated_ms = core_.now_ms();
     nb.tries = 0;
     uplink_.counters->add(UplinkCounter::neighbors_resolved, 1);
     neighbor_flush_pending(nb);
@@ -204,9 +204,9 @@ void Engine::neighbor_learn(const IpAddr& ip, Mac mac, bool solicited) {
   }
 }
 
-void Engine::neighbor_flush_pending(Neighbor& nb) {
+void Overlay::neighbor_flush_pending(Neighbor& nb) {
   for (Neighbor::Pending& q : nb.pending) {
-    mac_store(pool_->frame(q.pkt), nb.mac);
+    mac_store(core_.pool().frame(q.pkt), nb.mac);
     PeerCounterBlock* pc = vteps_[q.vtep].counters;
     if (pc) {
       pc->add(PeerCounter::tx_packets, 1);
@@ -218,20 +218,20 @@ void Engine::neighbor_flush_pending(Neighbor& nb) {
   nb.pending.clear();
 }
 
-void Engine::neighbor_request(Neighbor& nb) {
-  nb.next_try_ms = now_ms_ + uplink_.cfg.neighbor_retry_ms;
+void Overlay::neighbor_request(Neighbor& nb) {
+  nb.next_try_ms = core_.now_ms() + uplink_.cfg.neighbor_retry_ms;
   nb.tries++;
-  if (!uplink_.active || !ports_[uplink_.port].up) return;
+  if (!uplink_.active || !core_.port(uplink_.port).up) return;
   const UplinkConfig& u = uplink_.cfg;
   uint32_t idx;
-  if (!cache_->alloc(&idx)) return;
-  Pkt p{idx, pool_->headroom(), 0};
-  uint8_t* f = pool_->frame(p);
+  if (!core_.cache().alloc(&idx)) return;
+  Pkt p{idx, core_.pool().headroom(), 0};
+  uint8_t* f = core_.pool().frame(p);
   std::memset(f, 0, 86);
   mac_store(f + 6, uplink_.mac);
   if (nb.ip.is_v4()) {
     if (u.ip4.is_zero()) {
-      cache_->free(idx);
+      core_.cache().free(idx);
       return;
     }
     mac_store(f, kMacBroadcast);
@@ -249,7 +249,7 @@ void Engine::neighbor_request(Neighbor& nb) {
     uplink_.counters->add(UplinkCounter::arp_requests_sent, 1);
   } else {
     if (u.ip6.is_zero()) {
-      cache_->free(idx);
+      core_.cache().free(idx);
       return;
     }
     IpAddr group = ipv6_solicited_node(nb.ip);
@@ -275,12 +275,12 @@ void Engine::neighbor_request(Neighbor& nb) {
   transmit_uplink(p);
 }
 
-void Engine::neighbor_tick() {
+void Overlay::neighbor_tick() {
   const UplinkConfig& u = uplink_.cfg;
   for (Neighbor& nb : neighbors_) {
     switch (nb.state) {
       case Neighbor::kReachable:
-        if (now_ms_ - nb.updated_ms >= u.neighbor_reachable_ms) {
+        if (core_.now_ms() - nb.updated_ms >= u.neighbor_reachable_ms) {
           nb.state = Neighbor::kStale;
           nb.tries = 0;
           if (nb.users) neighbor_request(nb);  // nobody routes through it: let it rest
@@ -288,15 +288,15 @@ void Engine::neighbor_tick() {
         break;
       case Neighbor::kIncomplete:
       case Neighbor::kStale:
-        if (int32_t(now_ms_ - nb.next_try_ms) < 0) break;
+        if (int32_t(core_.now_ms() - nb.next_try_ms) < 0) break;
         if (nb.tries >= kMaxTries || nb.users == 0) {
           nb.state = Neighbor::kFailed;
           uplink_.counters->add(UplinkCounter::neighbors_failed, 1);
           for (Neighbor::Pending& q : nb.pending) {
             uplink_.counters->add(UplinkCounter::neighbor_queue_drops, 1);
-            ports_[uplink_.port].counters->drop_tx(Drop::neighbor_unresolved);
+            core_.port(uplink_.port).counters->drop_tx(Drop::neighbor_unresolved);
             if (PeerCounterBlock* pc = vteps_[q.vtep].counters) pc->add(PeerCounter::drops, 1);
-            cache_->free(q.pkt.buf);
+            core_.cache().free(q.pkt.buf);
           }
           nb.pending.clear();
         } else {
@@ -311,15 +311,15 @@ void Engine::neighbor_tick() {
 
 // ---------------------------------------------------------------- VTEPs
 
-uint32_t Engine::vtep_find(const IpAddr& ip) {
+uint32_t Overlay::vtep_find(const IpAddr& ip) {
   if (last_vtep_ != kNoVtep && vteps_[last_vtep_].in_use && vteps_[last_vtep_].ip == ip) return last_vtep_;
   auto it = vtep_index_.find(ip);
   if (it == vtep_index_.end()) return kNoVtep;
-  last_vtep_ = it->second;
+  set_last_vtep(it->second);
   return it->second;
 }
 
-uint32_t Engine::vtep_get(const IpAddr& ip) {
+uint32_t Overlay::vtep_get(const IpAddr& ip) {
   uint32_t v = vtep_find(ip);
   if (v != kNoVtep) return v;
   for (uint32_t i = 0; i < vteps_.size(); ++i) {
@@ -335,7 +335,7 @@ uint32_t Engine::vtep_get(const IpAddr& ip) {
     std::memcpy(pc.ip, ip.b, 16);
     cnt_set(pc.generation, pc.generation + 1);
     cnt_set(pc.in_use, 1);
-    s.learn.learned_gauge = &pc.c[size_t(PeerCounter::fdb_learned)];
+    bridge_.vtep_created(i, &pc.c[size_t(PeerCounter::fdb_learned)]);
     vtep_index_[ip] = i;
     vtep_route(s);
     return i;
@@ -343,8 +343,8 @@ uint32_t Engine::vtep_get(const IpAddr& ip) {
   return kNoVtep;
 }
 
-uint32_t Engine::vtep_learn(const IpAddr& ip) {
-  if (learned_vteps_ >= opts_.max_learned_vteps) return kNoVtep;
+uint32_t Overlay::vtep_learn(const IpAddr& ip) {
+  if (learned_vteps_ >= max_learned_vteps_) return kNoVtep;
   uint32_t v = vtep_get(ip);
   if (v == kNoVtep) return kNoVtep;
   vteps_[v].learned_only = true;
@@ -352,14 +352,14 @@ uint32_t Engine::vtep_learn(const IpAddr& ip) {
   return v;
 }
 
-void Engine::vtep_configure(VtepState& v) {
+void Overlay::vtep_configure(VtepState& v) {
   if (!v.learned_only) return;
   v.learned_only = false;
   learned_vteps_--;
 }
 
 // Chooses the next hop: the VTEP itself when it is on-link, else the gateway.
-void Engine::vtep_route(VtepState& v) {
+void Overlay::vtep_route(VtepState& v) {
   const UplinkConfig& u = uplink_.cfg;
   if (v.reachable && v.neighbor < neighbors_.size() && neighbors_[v.neighbor].users) neighbors_[v.neighbor].users--;
   v.reachable = false;
@@ -375,38 +375,6 @@ void Engine::vtep_route(VtepState& v) {
   v.neighbor = neighbor_for(hop);
   neighbors_[v.neighbor].users++;
   v.reachable = true;
-}
-
-MemberId Engine::remote_member(SwitchId s, uint32_t vt, bool create) {
-  VtepState& v = vteps_[vt];
-  if (v.cache_sw == s) return v.cache_member;
-  for (auto& [sw, m] : v.members)
-    if (sw == s) {
-      v.cache_sw = s;
-      v.cache_member = m;
-      return m;
-    }
-  if (!create) return kNoMember;
-  size_t used = 0;
-  MemberId mid = kNoMember;
-  for (size_t i = 0; i < members_.size(); ++i) {
-    if (members_[i].in_use) ++used;
-    else if (mid == kNoMember) mid = MemberId(i);
-  }
-  if (used >= kMaxMembers) return kNoMember;
-  if (mid == kNoMember) {
-    mid = MemberId(members_.size());
-    members_.push_back({});
-  }
-  Member& m = members_[mid];
-  m = Member{};
-  m.sw = s;
-  m.in_use = true;
-  m.in_flood = false;
-  m.vtep = vt;
-  v.members.push_back({s, mid});
-  switches_[s].members.push_back(mid);
-  return mid;
 }
 
 }  // namespace vpc

@@ -3,10 +3,9 @@
 //   vpcctl bgp status [--json]             sessions (state, uptime, routes in/out) and route counts
 //   vpcctl bgp routes [--switch S] [--json] EVPN routes: ours (local) and received (remote)
 
-import { Command } from 'commander';
-import { Client } from '../client';
-import type { CliIO } from '../cli';
-import { table } from '../cli';
+import type { Command } from 'commander';
+import type { CliContext } from './context';
+import { table } from './format';
 import type { EvpnRouteView } from '../evpn/evpn';
 import type { BgpStatus } from '../evpn/service';
 
@@ -37,22 +36,18 @@ export function bgpRoutesText(routes: EvpnRouteView[]): string {
 }
 
 // Adds `bgp status` and `bgp routes` to the program.
-export function registerBgpCommands(program: Command, io: CliIO): void {
-  const ctx = (cmd: Command): { client: Client; json: boolean } => {
-    const o = cmd.optsWithGlobals() as { socket: string; json: boolean };
-    return { client: new Client(o.socket), json: o.json };
-  };
+export function registerBgp(program: Command, { ctx, print }: CliContext): void {
   const bgp = program.command('bgp').description('the BGP EVPN speaker: sessions and routes');
   bgp.command('status').description('BGP sessions (state, uptime, routes in and out) and EVPN route counts').action(async (_o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<{ bgp: BgpStatus | null }>('GET', '/v1/bgp');
-    io.out(json ? `${JSON.stringify(r, null, 2)}\n` : bgpStatusText(r.bgp));
+    print(json, r, () => bgpStatusText(r.bgp));
   });
   bgp.command('routes').description('EVPN routes: this host\'s (local) and the other hosts\' (remote)')
     .option('--switch <switch>', 'only the routes of this switch')
     .action(async (o: { switch?: string }, cmd: Command) => {
       const { client, json } = ctx(cmd);
       const r = await client.call<{ bgp: boolean; routes: EvpnRouteView[] }>('GET', `/v1/bgp/routes${o.switch === undefined ? '' : `?switch=${encodeURIComponent(o.switch)}`}`);
-      io.out(json ? `${JSON.stringify(r, null, 2)}\n` : r.bgp ? bgpRoutesText(r.routes) : 'BGP is not configured (no `bgp:` section)\n');
+      print(json, r, () => (r.bgp ? bgpRoutesText(r.routes) : 'BGP is not configured (no `bgp:` section)\n'));
     });
 }

@@ -1,0 +1,151 @@
+// The bridge owner: switches, members, the FDB, learning and forwarding.
+//
+// Owns: the switch table (SwitchState: config, FDB, member list, counters),
+// the member table, the VNI -> switch map, each local port's memberships and
+// learning state (BridgePort), each remote VTEP's memberships, learning state
+// and references (BridgeVtep), the switch counter blocks.
+//
+// Stages (bridge/forward.cc), called by the engine's graph (core/engine.cc):
+//   classify(): a local port's burst -> frames mapped to members (Burst)
+//   forward():  learn the sources, look up the destinations, deliver: local
+//               members -> Core::stage (tx); remote members -> Overlay::encap
+// The overlay's decap() fills the same Burst for the uplink's frames.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bridge/state.h"
+#include "core/core.h"
+
+namespace vpc {
+
+class Overlay;
+
+// A burst on its way through the bridge: each frame with the member it
+// entered through, its MACs, and (after lookup) its destination: a member,
+// or one of the flood kinds or drop (bridge/forward.cc). pkts points at the
+// receive array (frames are rewritten and compacted in place).
+struct Burst {
+  Pkt* pkts = nullptr;
+  uint16_t n = 0;
+  MemberId inm[kMaxBurst];
+  uint16_t dest[kMaxBurst];
+  Mac src[kMaxBurst];
+  Mac dst[kMaxBurst];
+};
+
+class Bridge {
+ public:
+  Bridge(Core& core, Overlay& overlay, uint32_t max_switches, uint32_t max_vteps);
+  Bridge(const Bridge&) = delete;
+  Bridge& operator=(const Bridge&) = delete;
+
+  const SwitchCounterBlock& switch_counters(SwitchId s) const { return switch_ctr_[s]; }
+
+  // ---- stages (bridge/forward.cc)
+  // rx -> classify: maps a local port's frames to members, reads their MACs.
+  void classify(PortId in, Pkt* pkts, uint16_t n, Burst& b);
+  // learn -> lookup -> deliver. `port_ls`: the learn source every frame
+  // shares when they came from one local port (classify), or nullptr
+  // (decapsulated frames: one source per VTEP).
+  void forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls);
+  LearnSource* port_learn(PortId p) { return &ports_[p].learn; }
+  // Sends p to member m (an ICMP answer, a flood copy).
+  void deliver_to(MemberId m, Pkt p);
+  // Answers p with ICMP too big towards `from`, the member it came from
+  // (kNoMember: nobody to answer).
+  void answer_too_big(Pkt p, uint32_t l3_mtu, MemberId from);
+
+  // ---- what the overlay's decap asks (overlay/decap.cc)
+  SwitchId switch_by_vni(uint32_t vni) {
+    if (vni == last_vni_ && last_vni_sw_ != kNoId) return last_vni_sw_;
+    return switch_by_vni_slow(vni);
+  }
+  bool allows_unknown_peers(SwitchId s) const { return switches_[s].cfg.allow_unknown_peers; }
+  // The member through which VTEP `vt` joins switch `s`; created when
+  // `create` (kNoMember: the member table is full).
+  MemberId remote_member(SwitchId s, uint32_t vt, bool create) {
+    BridgeVtep& v = vteps_[vt];
+    if (v.cache_sw == s) return v.cache_member;
+    return remote_member_slow(s, vt, create);
+  }
+  bool is_peer(MemberId m) const { return members_[m].in_flood; }
+
+  // ---- VTEP lifetime (the overlay creates and releases VTEPs)
+  void vtep_created(uint32_t vt, uint64_t* learned_gauge);
+  bool vtep_referenced(uint32_t vt) const { return vteps_[vt].referenced(); }
+  // Removes the members of a VTEP the overlay releases.
+  void vtep_released(uint32_t vt);
+
+  // ---- commands (bridge/commands.cc)
+  Result create_switch(const SwitchConfig& cfg);
+  Result set_switch(SwitchId s, const SwitchConfig& cfg);
+  Result delete_switch(SwitchId s);
+  // Ports: check_join validates the (VLAN, switch) mappings of a new port
+  // before anything changes; join then creates its members.
+  Result check_join(const Command& c, std::vector<std::pair<uint16_t, SwitchId>>* maps) const;
+  void join(PortId pid, const std::vector<std::pair<uint16_t, SwitchId>>& maps, const PortConfig& pc, bool trunk);
+  void set_port_learning(PortId pid, const PortConfig& pc);
+  Result check_members_free(size_t wanted) const;
+  void uplink_opened(PortId pid);
+  void leave(PortId pid);
+  Result add_static(SwitchId s, PortId port, Mac mac);
+  Result delete_static(SwitchId s, Mac mac, bool evpn = false);  // evpn: only an entry of kind evpn
+  Result dump_fdb(SwitchId s) const;
+  Result flush_fdb(SwitchId s, PortId port);
+  // Peers and remote MACs (for the overlay's commands, which own the VTEPs).
+  bool switch_exists(SwitchId s) const { return s < switches_.size() && switches_[s].in_use; }
+  Result add_peer(SwitchId s, uint32_t vt);
+  // False when vt is not a peer of s.
+  bool delete_peer(SwitchId s, uint32_t vt);
+  Result add_remote_mac(SwitchId s, Mac mac, uint32_t vt, bool evpn = false);
+  bool any_peers() const;
+  // The uplink goes: learned remote entries go with it.
+  void forget_learned_remote();
+
+  // ---- housekeeping
+  void age_all();
+
+  // ---- test seam (core/engine_seams.cc): switches, members, FDBs, learned
+  // and reference counts; "" when they hold.
+  std::string check_invariants() const;
+
+ private:
+  // forward.cc
+  LearnSource& source_of(MemberId m) {
+    const Member& mem = members_[m];
+    return mem.remote() ? vteps_[mem.vtep].learn : ports_[mem.port].learn;
+  }
+  void enqueue(PortId out, const Member& mem, Pkt p, MemberId from);
+  [[gnu::noinline]] void egress_slow(PortId out, const Member& mem, Pkt p, MemberId from);
+  void flood(SwitchState& sw, MemberId in_member, Pkt p, bool is_bcast);
+  // learn.cc
+  bool learn(LearnSource& ls, const std::vector<Mac>* locked, MemberId m, Mac src, Drop* why);
+  bool evict_for(SwitchState& sw, SwitchId s, const LearnSource& ls);
+  Event mac_event(EventType t, SwitchId sw, const Member& m, Mac mac) const;
+  Event moved_event(const Member& now, const Member& old, Mac mac) const;
+  void learn_over_evpn(SwitchState& sw, FdbEntry& e, LearnSource& ls, MemberId mid);
+  void remove_entry_effects(SwitchState& sw, const FdbEntry& e);
+  void age_switch(SwitchId s, SwitchState& sw);
+  // commands.cc
+  SwitchId switch_by_vni_slow(uint32_t vni);
+  MemberId remote_member_slow(SwitchId s, uint32_t vt, bool create);
+  Result insert_static(SwitchState& sw, Mac mac, MemberId mid, uint16_t flags = kFdbStatic);
+  MemberId member_of(PortId p, SwitchId s) const;
+
+  Core& core_;
+  Overlay& overlay_;
+  std::vector<SwitchState> switches_;
+  std::vector<Member> members_;
+  std::vector<BridgePort> ports_;  // indexed by PortId, like the core's
+  std::vector<BridgeVtep> vteps_;  // indexed by VTEP id, like the overlay's
+  // VNI -> switch for decapsulation, with a one-entry cache in front.
+  std::unordered_map<uint32_t, SwitchId> vni_map_;
+  uint32_t last_vni_ = 0;
+  SwitchId last_vni_sw_ = kNoId;
+  std::unique_ptr<SwitchCounterBlock[]> switch_ctr_;
+};
+
+}  // namespace vpc

@@ -1,0 +1,276 @@
+// The core owner: port slots, tx staging and flush, events, the poll set.
+// Egress adaptation is core/egress.cc; the loop that drives all of it is
+// core/engine.cc.
+#include "core/core.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+
+#include "proto/ethernet.h"
+
+namespace vpc {
+
+Core::Core(const CoreOptions& o) : opts_(o), events_(o.event_ring) {
+  too_big_tokens_ = uint64_t(o.icmp_too_big_per_s) * 1000;
+  pool_ = BufferPool::create(o.pool);
+  cache_ = std::make_unique<BufferCache>(pool_);
+  ports_.resize(o.max_ports);
+  engine_ctr_ = std::make_unique<EngineCounterBlock>();
+  port_ctr_.reset(new PortCounterBlock[o.max_ports]());
+  for (uint32_t i = 0; i < o.max_ports; ++i) ports_[i].counters = &port_ctr_[i];
+  waker_.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (waker_.fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  rebuild_poll_set();
+}
+
+Core::~Core() {
+  // Release every port's buffers, then the cache.
+  for (PortId p = 0; p < ports_.size(); ++p) {
+    PortState& ps = ports_[p];
+    if (!ps.in_use) continue;
+    for (uint16_t i = 0; i < ps.txn; ++i) cache_->free(ps.txq[i].buf);
+    ps.txn = 0;
+    ps.port->detach();
+    ps.port.reset();
+  }
+  cache_.reset();
+  if (waker_.fd >= 0) close(waker_.fd);
+}
+
+bool Core::copy_frame_meta(const Pkt& p, Pkt* q) {
+  BufferPool& pool = *pool_;
+  uint32_t idx;
+  const bool large = p.len > pool.max_frame();
+  if (!(large ? cache_->alloc_large(&idx) : cache_->alloc(&idx))) return false;
+  *q = Pkt{idx, pool.headroom(), p.len};
+  std::memcpy(pool.frame(*q), pool.frame(p), p.len);
+  const OffloadMeta& m = pool.meta(p.buf);
+  // A small copy of a frame with nothing pending is a plain frame again.
+  if (large || m.flags || m.gso()) {
+    pool.meta(idx) = m;
+    pkt_set_meta(*q, true);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- port slots
+
+static std::string mac_str(Mac m) {
+  char b[18];
+  mac_format(m, b);
+  return b;
+}
+
+Result Core::check_port_config(const PortConfig& pc) const {
+  uint32_t max_mtu = pool_->max_frame() - kEthHeaderLen - kVlanTagLen;
+  if (pc.mtu < 68 || pc.mtu > max_mtu)
+    return Result::error(Status::kInvalidArgument,
+                         "mtu: must be in 68.." + std::to_string(max_mtu) + " for this buffer size");
+  if (pc.locked_macs.size() > 256)
+    return Result::error(Status::kInvalidArgument, "lockedMacs: at most 256 addresses");
+  for (Mac m : pc.locked_macs)
+    if (mac_is_multicast(m) || m == 0)
+      return Result::error(Status::kInvalidArgument, "lockedMacs: " + mac_str(m) + " is not a unicast address");
+  return {};
+}
+
+void Core::set_port_config(PortState& ps, const PortConfig& pc) {
+  ps.cfg = pc;
+  std::sort(ps.cfg.locked_macs.begin(), ps.cfg.locked_macs.end());
+  ps.max_len = pc.mtu + kEthHeaderLen;
+}
+
+bool Core::has_free_port_slot() const {
+  for (const PortState& ps : ports_)
+    if (!ps.in_use) return true;
+  return false;
+}
+
+PortId Core::open_port(std::unique_ptr<Port> backend, const PortConfig& pc, bool is_uplink) {
+  PortId pid = kNoId;
+  for (PortId p = 0; p < ports_.size(); ++p)
+    if (!ports_[p].in_use) {
+      pid = p;
+      break;
+    }
+  if (pid == kNoId) return kNoId;
+  PortState& ps = ports_[pid];
+  ps.port = std::move(backend);
+  set_port_config(ps, pc);
+  ps.is_uplink = is_uplink;
+  ps.txn = 0;
+  ps.tx_dirty = false;
+  ps.up = ps.port->link_state() == LinkState::kUp;
+  ps.tx_limit = ps.port->tx_frame_limit();
+  PortCounterBlock& pcb = *ps.counters;
+  std::fill(std::begin(pcb.c), std::end(pcb.c), 0);
+  std::fill(std::begin(pcb.drops), std::end(pcb.drops), 0);
+  pcb.set(PortCounter::link_up, ps.up ? 1 : 0);
+  cnt_set(pcb.generation, pcb.generation + 1);
+  cnt_set(pcb.in_use, 1);
+  ps.in_use = true;
+  ps.port->attach(&waker_);
+  ps.tx_offloads = ps.port->tx_offloads();
+  ps.tx_max_frame = ps.port->tx_max_frame();
+  ps.tx_large = ps.port->tx_large_buffers();
+  active_ports_.push_back(pid);
+  rebuild_poll_set();
+  return pid;
+}
+
+void Core::close_port(PortId pid) {
+  PortState& ps = ports_[pid];
+  if (ps.txn) {
+    ps.counters->drop_tx(Drop::port_deleted, ps.txn);
+    for (uint16_t i = 0; i < ps.txn; ++i) cache_->free(ps.txq[i].buf);
+    ps.txn = 0;
+  }
+  if (ps.tx_dirty) {
+    dirty_ports_.erase(std::remove(dirty_ports_.begin(), dirty_ports_.end(), pid), dirty_ports_.end());
+    ps.tx_dirty = false;
+  }
+  ps.port->detach();
+  ps.port.reset();
+  ps.in_use = false;
+  ps.is_uplink = false;
+  cnt_set(ps.counters->in_use, 0);
+  active_ports_.erase(std::remove(active_ports_.begin(), active_ports_.end(), pid), active_ports_.end());
+  rebuild_poll_set();
+}
+
+// ---------------------------------------------------------------- tx flush
+
+// Whether the egress interface takes a frame of this length (Port::
+// tx_frame_limit(): an 802.1Q-tagged frame may be 4 bytes longer). A GSO
+// super-frame staged here is one the port takes as it is (egress adaptation,
+// core/egress.cc): the kernel checks its segments, not its length.
+static inline bool fits_egress(const BufferPool& pool, const Pkt& p, uint32_t limit) {
+  if (p.len <= limit) return true;
+  if (pkt_has_meta(p) && pool.meta(p.buf).gso()) return true;
+  return p.len <= limit + kVlanTagLen && load_be16(pool.frame(p) + 12) == kEtherTypeVlan;
+}
+
+// Drops the staged frames the egress interface would refuse, keeping the
+// order of the rest. Returns how many remain.
+uint16_t Core::drop_too_big_for_egress(PortState& ps, uint16_t n) {
+  uint16_t k = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    if (fits_egress(*pool_, ps.txq[i], ps.tx_limit)) [[likely]] {
+      ps.txq[k++] = ps.txq[i];
+    } else {
+      ps.counters->drop_tx(Drop::egress_too_big);
+      cache_->free(ps.txq[i].buf);
+    }
+  }
+  return k;
+}
+
+void Core::flush_port(PortId p) {
+  PortState& ps = ports_[p];
+  uint16_t n = ps.txn;
+  if (!n) return;
+  if (ps.tx_limit) [[unlikely]] {
+    n = drop_too_big_for_egress(ps, n);
+    ps.txn = n;
+    if (!n) return;
+  }
+  PortCounterBlock& pc = *ps.counters;
+  uint16_t sent = 0;
+  if (ps.up) {
+    sent = ps.port->tx_burst(ps.txq, n);
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < sent; ++i) bytes += ps.txq[i].len;
+    pc.add(PortCounter::tx_packets, sent);
+    pc.add(PortCounter::tx_bytes, bytes);
+  }
+  if (sent < n) {
+    pc.drop_tx(ps.up ? Drop::tx_ring_full : Drop::link_down, n - sent);
+    for (uint16_t i = sent; i < n; ++i) cache_->free(ps.txq[i].buf);
+  }
+  ps.txn = 0;
+}
+
+void Core::flush_tx() {
+  for (PortId p : dirty_ports_) {
+    flush_port(p);
+    ports_[p].tx_dirty = false;
+  }
+  dirty_ports_.clear();
+}
+
+uint32_t Core::frames_staged() const {
+  uint32_t n = 0;
+  for (PortId p : active_ports_) n += ports_[p].txn;
+  return n;
+}
+
+// ---------------------------------------------------------------- events
+
+uint32_t Core::drain_events(Event* out, uint32_t max) {
+  // Clear first: an event pushed after this store re-arms the notification.
+  notify_pending_.store(false, std::memory_order_seq_cst);
+  return events_.pop(out, max);
+}
+
+void Core::emit(const Event& ev) {
+  if (!(opts_.event_mask & event_bit(ev.type))) return;
+  if (events_.push(&ev, 1) == 1) {
+    engine_ctr_->add(EngineCounter::events, 1);
+    events_pushed_ = true;
+  } else {
+    engine_ctr_->add(EngineCounter::events_dropped, 1);
+  }
+}
+
+void Core::notify_if_needed() {
+  if (!events_pushed_) return;
+  events_pushed_ = false;
+  if (notify_ && !notify_pending_.exchange(true, std::memory_order_seq_cst)) notify_();
+}
+
+// ---------------------------------------------------------------- poll set, housekeeping
+
+void Core::rebuild_poll_set() {
+  pollfds_.clear();
+  pollfds_.push_back({waker_.fd, POLLIN, 0});
+  for (PortId p : active_ports_) {
+    int fd = ports_[p].port->poll_fd();
+    if (fd >= 0) pollfds_.push_back({fd, POLLIN, 0});
+  }
+}
+
+void Core::sleep_until_work(int timeout_ms) {
+  int r = poll(pollfds_.data(), pollfds_.size(), timeout_ms);
+  if (r > 0 && (pollfds_[0].revents & POLLIN)) {
+    uint64_t v;
+    ssize_t n = read(waker_.fd, &v, sizeof(v));
+    (void)n;
+  }
+}
+
+void Core::tick_ports() {
+  for (PortId p : active_ports_) {
+    PortState& ps = ports_[p];
+    bool up = ps.port->link_state() == LinkState::kUp;
+    ps.tx_limit = ps.port->tx_frame_limit();
+    if (up == ps.up) continue;
+    ps.up = up;
+    ps.counters->add(PortCounter::link_changes, 1);
+    ps.counters->set(PortCounter::link_up, up ? 1 : 0);
+    Event ev{};
+    ev.type = EventType::kLink;
+    ev.up = up;
+    ev.sw = kNoId;
+    ev.port = p;
+    ev.old_port = kNoId;
+    emit(ev);
+  }
+  engine_ctr_->set(EngineCounter::buffers_free, pool_->available());
+  engine_ctr_->set(EngineCounter::large_buffers_free, pool_->large_available());
+}
+
+}  // namespace vpc

@@ -1,0 +1,100 @@
+// The command dispatch: each command goes to the owner whose tables it
+// changes (bridge/commands.cc, overlay/commands.cc). The few that change
+// more than one owner's tables are composed here: a port is the core's slot
+// and the bridge's memberships; deleting a switch or a static entry may
+// leave a VTEP the overlay then releases.
+//
+// Runs on the engine thread between iterations (or on the caller's thread
+// while the engine is stopped). Each command validates everything before it
+// changes anything, so a failed command leaves the tables as they were.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/engine.h"
+
+namespace vpc {
+
+void Engine::apply_commands() {
+  Command* c;
+  // Bounded so that a command storm cannot starve the ports.
+  for (int i = 0; i < 64 && cmdq_.pop(&c); ++i) {
+    std::unique_ptr<Command> owned(c);
+    apply(*owned);
+    core_.engine_counters().add(EngineCounter::commands, 1);
+  }
+}
+
+void Engine::apply(Command& c) {
+  Result r;
+  switch (c.op) {
+    case CmdOp::kCreateSwitch: r = bridge_.create_switch(c.switch_cfg); break;
+    case CmdOp::kSetSwitch: r = bridge_.set_switch(c.sw, c.switch_cfg); break;
+    case CmdOp::kDeleteSwitch:
+      r = bridge_.delete_switch(c.sw);
+      if (r.ok()) overlay_.release_unreferenced_vteps();
+      break;
+    case CmdOp::kCreatePort: r = do_create_port(c); break;
+    case CmdOp::kSetPort: r = do_set_port(c); break;
+    case CmdOp::kDeletePort: r = do_delete_port(c); break;
+    case CmdOp::kAddStaticMac: r = bridge_.add_static(c.sw, c.port, c.mac); break;
+    case CmdOp::kDeleteStaticMac:
+      r = bridge_.delete_static(c.sw, c.mac, c.evpn);
+      if (r.ok()) overlay_.release_unreferenced_vteps();
+      break;
+    case CmdOp::kDumpFdb: r = bridge_.dump_fdb(c.sw); break;
+    case CmdOp::kFlushFdb: r = bridge_.flush_fdb(c.sw, c.port); break;
+    case CmdOp::kCreateUplink: r = overlay_.create_uplink(c); break;
+    case CmdOp::kDeleteUplink: r = overlay_.delete_uplink(); break;
+    case CmdOp::kAddPeer: r = overlay_.add_peer(c.sw, c.ip); break;
+    case CmdOp::kDeletePeer: r = overlay_.delete_peer(c.sw, c.ip); break;
+    case CmdOp::kAddRemoteMac: r = overlay_.add_remote_mac(c.sw, c.mac, c.ip, c.evpn); break;
+    case CmdOp::kDumpNeighbors: r = overlay_.dump_neighbors(); break;
+    case CmdOp::kBarrier: break;
+  }
+  if (c.done) c.done(std::move(r));
+}
+
+// A port: the core opens the slot, the bridge creates its memberships.
+Result Engine::do_create_port(Command& c) {
+  if (!c.new_port) return Result::error(Status::kInvalidArgument, "port: no backend given");
+  Result bad = core_.check_port_config(c.port_cfg);
+  if (!bad.ok()) return bad;
+  // Validate every mapping before touching anything.
+  std::vector<std::pair<uint16_t, SwitchId>> maps;
+  bad = bridge_.check_join(c, &maps);
+  if (!bad.ok()) return bad;
+  if (!core_.has_free_port_slot()) return Result::error(Status::kLimitExceeded, "ports: maxPorts reached");
+  bad = bridge_.check_members_free(maps.size());
+  if (!bad.ok()) return bad;
+  PortId pid = core_.open_port(std::move(c.new_port), c.port_cfg, false);
+  bridge_.join(pid, maps, c.port_cfg, !c.vlans.empty());
+  Result r;
+  r.id = pid;
+  return r;
+}
+
+Result Engine::do_set_port(Command& c) {
+  if (c.port >= core_.max_ports() || !core_.port(c.port).in_use)
+    return Result::error(Status::kNotFound, "port: no such port");
+  Result bad = core_.check_port_config(c.port_cfg);
+  if (!bad.ok()) return bad;
+  PortState& ps = core_.port(c.port);
+  Mac own = ps.cfg.mac;
+  core_.set_port_config(ps, c.port_cfg);
+  ps.cfg.mac = own;
+  bridge_.set_port_learning(c.port, c.port_cfg);
+  return {};
+}
+
+Result Engine::do_delete_port(Command& c) {
+  if (c.port >= core_.max_ports() || !core_.port(c.port).in_use)
+    return Result::error(Status::kNotFound, "port: no such port");
+  if (core_.port(c.port).is_uplink)
+    return Result::error(Status::kInUse, "port: is the uplink; delete the uplink instead");
+  bridge_.leave(c.port);
+  core_.close_port(c.port);
+  return {};
+}
+
+}  // namespace vpc

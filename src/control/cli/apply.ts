@@ -1,0 +1,34 @@
+// vpcctl apply: apply a configuration file (the desired state) and print the
+// plan; vpcctl state: print the running desired state.
+
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { CliContext, CliError, EXIT } from './context';
+import { planText } from './format';
+
+export function registerApply(program: Command, { io, ctx, print }: CliContext): void {
+  program.command('apply').description('apply a configuration file (desired state); prints the plan')
+    .requiredOption('-f, --file <file>', 'YAML configuration')
+    .option('--dry-run', 'print the plan, change nothing')
+    .action(async (o: { file: string; dryRun?: boolean }, cmd: Command) => {
+      const { client, json } = ctx(cmd);
+      let text: string;
+      try {
+        text = fs.readFileSync(o.file, 'utf8');
+      } catch (err) {
+        throw new CliError(EXIT.INVALID, `cannot read ${o.file}: ${(err as Error).message}`);
+      }
+      const r = await client.call<Record<string, any>>('POST', '/v1/apply', { config: text, dryRun: o.dryRun === true, source: o.file });
+      print(json, r, () => {
+        const head = r.plan.length === 0 ? 'no changes: the running state already matches' : `plan (${r.summary.create} to create, ${r.summary.update} to change, ${r.summary.delete} to remove):`;
+        const tail = r.plan.length === 0 ? '' : r.applied ? 'applied.\n' : 'dry run: nothing was changed.\n';
+        return `${head}\n${planText(r.plan)}${(r.warnings as string[]).map((w) => `warning: ${w}\n`).join('')}${tail}`;
+      });
+    });
+
+  program.command('state').description('print the running desired state as JSON (backups, debugging)').action(async (_o, cmd: Command) => {
+    const { client } = ctx(cmd);
+    const r = await client.call('GET', '/v1/state');
+    io.out(`${JSON.stringify(r, null, 2)}\n`);
+  });
+}

@@ -1,0 +1,28 @@
+// vpcctl peer: remote VTEPs in a switch's flood list.
+
+import type { Command } from 'commander';
+import type { CliContext } from './context';
+import { human, table } from './format';
+import { defined } from './parse';
+
+export function registerPeer(program: Command, { ctx, print }: CliContext): void {
+  const peer = program.command('peer').description('remote VTEPs in a switch\'s flood list (VXLAN head-end replication)');
+  peer.command('list [switch]').description('list peers (of every switch unless one is given)').action(async (swName: string | undefined, _o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<{ peers: Record<string, any>[] }>('GET', `/v1/peers${swName === undefined ? '' : `?switch=${encodeURIComponent(swName)}`}`);
+    print(json, r, () => table(['SWITCH', 'VTEP', 'RX-PKTS', 'TX-PKTS', 'DROPS', 'UUID'],
+      r.peers.map((p) => [p.switch, p.ip, human(p.counters?.rx_packets ?? 0), human(p.counters?.tx_packets ?? 0), p.counters?.drops ?? 0, p.uuid])));
+  });
+  peer.command('create <switch> <ip>').description('add a remote VTEP to a switch (succeeds if it is there)')
+    .option('--uuid <uuid>', 'UUID to give the peer (default: generated)')
+    .action(async (swName: string, ip: string, o: { uuid?: string }, cmd: Command) => {
+      const { client, json } = ctx(cmd);
+      const r = await client.call<Record<string, any>>('POST', '/v1/peers', defined({ switch: swName, ip, uuid: o.uuid }));
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: peer ${r.peer.ip} of switch ${r.peer.switch} uuid ${r.peer.uuid}\n`);
+    });
+  peer.command('delete <switch> <ip>').description('remove a remote VTEP from a switch').action(async (swName: string, ip: string, _o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<Record<string, any>>('DELETE', `/v1/peers/${encodeURIComponent(swName)}/${encodeURIComponent(ip)}`);
+    print(json, r, () => `deleted: peer ${r.deleted.name} (uuid ${r.deleted.uuid})\n`);
+  });
+}

@@ -1,0 +1,68 @@
+// vpcctl port: ports (VM NICs, host interfaces, pipes; access or trunk).
+
+import type { Command } from 'commander';
+import type { CliContext } from './context';
+import { keyValues, planText, portWhere, table } from './format';
+import { bool, collect, defined, int, keyValue, vlanMapping } from './parse';
+
+export function registerPort(program: Command, { ctx, print }: CliContext): void {
+  const port = program.command('port').description('ports (VM NICs, host interfaces, pipes; access or trunk)');
+  port.command('list').description('list ports').action(async (_o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<{ ports: Record<string, any>[] }>('GET', '/v1/ports');
+    print(json, r, () => table(['NAME', 'TYPE', 'MODE', 'SWITCH', 'LINK', 'MTU', 'MAC', 'UUID'],
+      r.ports.map((p) => [p.name, p.type, p.mode ?? '-', portWhere(p) || '-', p.link ?? '-', p.mtu ?? '-', p.mac ?? '-', p.uuid])));
+  });
+  port.command('show <ref>').description('one port, by name or UUID').action(async (ref: string, _o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<{ port: Record<string, unknown> }>('GET', `/v1/ports/${encodeURIComponent(ref)}`);
+    print(json, r, () => {
+      const { backend, ...port } = r.port as { backend?: Record<string, unknown> };
+      if (backend === undefined) return keyValues(port);
+      const { counters, ...live } = backend;
+      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}`;
+    });
+  });
+  port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')
+    .requiredOption('--type <type>', 'port type (see docs/configuration.md; e.g. pipe, tap, afpacket)')
+    .option('--switch <name>', 'access port of this switch')
+    .option('--vlan <vlan=switch>', 'trunk: VLAN mapping, repeatable', collect(vlanMapping))
+    .option('--untagged <switch>', 'trunk: native (untagged) switch')
+    .option('--mtu <n>', 'L3 MTU', int('mtu', 68, 9000))
+    .option('--mac <mac>', 'the port\'s MAC (default: random, kept across restarts)')
+    .option('--learning <bool>', 'learn source MACs', bool)
+    .option('--flood <bool>', 'receive unknown-unicast/multicast floods', bool)
+    .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', 0, 1_000_000))
+    .option('--locked-mac <mac>', 'port security: allowed source MAC, repeatable', collect((v) => v))
+    .option('--ring-size <n>', 'ring size (power of two)', int('ring-size', 16, 65536))
+    .option('--set <key=value>', 'any other port field (JSON value), repeatable; e.g. --set interface=tap-vm1', collect(keyValue))
+    .option('--uuid <uuid>', 'UUID to give the port (default: generated)')
+    .action(async (name: string, o: Record<string, any>, cmd: Command) => {
+      const { client, json } = ctx(cmd);
+      const body = defined({
+        name, type: o.type, switch: o.switch, vlans: o.vlan, untagged: o.untagged, mtu: o.mtu, mac: o.mac, learning: o.learning,
+        flood: o.flood, macLimit: o.macLimit, lockedMacs: o.lockedMac, ringSize: o.ringSize, uuid: o.uuid,
+        ...Object.fromEntries((o.set ?? []) as [string, unknown][]),
+      });
+      const r = await client.call<Record<string, any>>('POST', '/v1/ports', body);
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: port ${r.port.name} (${r.port.type}, ${portWhere(r.port)}) mac ${r.port.mac} uuid ${r.port.uuid}\n`);
+    });
+  port.command('update <ref>').description('change a running port\'s mutable fields')
+    .option('--mtu <n>', 'L3 MTU', int('mtu', 68, 9000))
+    .option('--learning <bool>', 'learn source MACs', bool)
+    .option('--flood <bool>', 'receive floods', bool)
+    .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', 0, 1_000_000))
+    .option('--locked-mac <mac>', 'port security list (replaces the list), repeatable', collect((v) => v))
+    .option('--unlock', 'clear the port security list')
+    .action(async (ref: string, o: Record<string, any>, cmd: Command) => {
+      const { client, json } = ctx(cmd);
+      const body = defined({ mtu: o.mtu, learning: o.learning, flood: o.flood, macLimit: o.macLimit, lockedMacs: o.unlock ? [] : o.lockedMac });
+      const r = await client.call<Record<string, any>>('PATCH', `/v1/ports/${encodeURIComponent(ref)}`, body);
+      print(json, r, () => `updated: port ${r.port.name}\n${planText(r.plan)}`);
+    });
+  port.command('delete <ref>').description('delete a port (and its static FDB entries)').action(async (ref: string, _o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const r = await client.call<Record<string, any>>('DELETE', `/v1/ports/${encodeURIComponent(ref)}`);
+    print(json, r, () => `deleted: port ${r.deleted.name} (uuid ${r.deleted.uuid})\n${planText(r.plan)}`);
+  });
+}

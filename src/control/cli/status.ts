@@ -1,0 +1,21 @@
+// vpcctl status: the daemon, its engine and how many objects run.
+
+import type { Command } from 'commander';
+import type { CliContext } from './context';
+import { keyValues } from './format';
+
+export function registerStatus(program: Command, { ctx, print }: CliContext): void {
+  program.command('status').description('daemon, engine and object counts').action(async (_o, cmd: Command) => {
+    const { client, json } = ctx(cmd);
+    const s = await client.call<Record<string, any>>('GET', '/v1/status');
+    print(json, s, () => keyValues({
+      vpcd: `${s.version} (pid ${s.pid}), up ${s.uptimeSeconds}s, API ${s.apiVersion}`,
+      socket: s.socket,
+      metrics: s.metrics ?? 'off',
+      config: s.config ?? '(none)',
+      state: `${s.stateFile} (generation ${s.stateGeneration})`,
+      engine: `${s.engine.running ? 'running' : 'stopped'}, ${s.engine.bufferCount} buffers (${s.engine.buffersFree} free), hugepages ${s.engine.hugepages ? 'yes' : 'no'}, maxPorts ${s.engine.options.maxPorts}`,
+      objects: `${s.counts.switches} switches, ${s.counts.ports} ports, ${s.counts.uplinks ?? 0} uplink(s), ${s.counts.peers ?? 0} peers, ${s.counts.fdb} static fdb entries`,
+    }));
+  });
+}
