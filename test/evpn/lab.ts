@@ -273,10 +273,19 @@ ${extra.switch ?? ''}    ports:
 ${[h.hostDev, ...h.extraPorts].map((p) => `      - { name: ${p}, type: afpacket, interface: ${p}, macLimit: ${PORT_MAC_LIMIT} }\n`).join('')}`;
   }
 
+  // vpcd on host h, waited for up to 60 s: with its managed gobgpd to start
+  // and connect to, on a loaded machine it can take longer than the
+  // control tests' 15 s.
   async startVpcd(h: SwitchHost, config = this.vpcdConfig(h)): Promise<VpcdProcess> {
-    const v = await spawnVpcd({ dir: h.dir, config, netns: h.ns });
+    const v = await spawnVpcd({ dir: h.dir, config, netns: h.ns, waitReady: false });
     this.lab.own(v.proc);
     h.vpcd = v;
+    let exited = false;
+    void v.exited.then(() => (exited = true));
+    await this.until(() => exited || v.logs.some((l) => l.includes('"msg":"vpcd ready"')), 60_000, `vpcd on host ${h.n} is ready`).catch((e: Error) => {
+      throw new Error(`${e.message}\n${v.logs.join('\n')}\n${v.stderr.join('')}`);
+    });
+    if (exited) throw new Error(`vpcd on host ${h.n} exited at start:\n${v.logs.join('\n')}\n${v.stderr.join('')}`);
     return v;
   }
 
