@@ -60,6 +60,7 @@ describe('metrics', () => {
       for (const c of schema.switch.filter((s) => s.name !== 'drops')) assert.match(text, new RegExp(`^vpc_switch_${c.name}(_total)?\\{switch="a"\\} `, 'm'), c.name);
       for (const d of schema.drop) assert.match(text, new RegExp(`^vpc_port_drops_total\\{switch="a,b",port="t",reason="${d.name}"\\} 0$`, 'm'), d.name);
       assert.match(text, /^# TYPE vpc_switch_fdb_entries gauge$/m);
+      assert.match(text, /^# TYPE vpc_engine_iteration_max_seconds gauge$/m); // a stall, not a running total
       assert.match(text, /^vpc_state_generation 3$/m);
       assert.match(text, /^process_cpu_seconds_total /m);
       assert.match(text, /^nodejs_eventloop_lag_seconds /m);

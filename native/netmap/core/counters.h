@@ -65,7 +65,8 @@ namespace vpc {
   X(icmp_too_big_sent, counter, "ICMP Fragmentation Needed / ICMPv6 Packet Too Big answers sent") \
   X(icmp_too_big_limited, counter, "Too-big answers not sent because of the rate limit") \
   X(icmp_too_big_skipped, counter, "Too-big frames not answered: no DF, ICMP errors, multicast, bad source (proto/too_big.h)") \
-  X(capture_ring_full, counter, "Frames not captured because a capture's ring was full (the capture reader fell behind)")
+  X(capture_ring_full, counter, "Frames not captured because a capture's ring was full (the capture reader fell behind)") \
+  X(iteration_max_ns, gauge, "Longest poll-loop iteration in the previous housekeeping period (idle_poll_ms), its sleep in poll(2) excluded")
 
 // Drop reasons, shared by ports and switches: a frame dropped after it was
 // mapped to a switch counts at both its ingress (or egress) port and there.

@@ -173,7 +173,9 @@ uint32_t Engine::run_once() {
   if (running_.load()) return 0;
   uint64_t t0 = mono_ns();
   uint32_t work = iterate(t0);
-  core_.engine_counters().add(work ? EngineCounter::busy_ns : EngineCounter::idle_ns, mono_ns() - t0);
+  uint64_t d = mono_ns() - t0;
+  core_.engine_counters().add(work ? EngineCounter::busy_ns : EngineCounter::idle_ns, d);
+  if (d > iter_max_ns_) iter_max_ns_ = d;
   return work;
 }
 
@@ -202,6 +204,10 @@ void Engine::run() {
     }
     uint64_t t2 = mono_ns();
     core_.engine_counters().add(work ? EngineCounter::busy_ns : EngineCounter::idle_ns, t2 - t);
+    // The iteration's own cost (a stall shows here), without its sleep.
+    uint64_t own = t2 - t - slept_ns_;
+    slept_ns_ = 0;
+    if (own > iter_max_ns_) iter_max_ns_ = own;
     t = t2;
   }
   core_.waker().sleeping.store(false);
@@ -237,7 +243,9 @@ void Engine::iteration_idle(uint64_t now_ns) {
     return;
   }
   const int32_t until_hk = int32_t(next_housekeeping_ms_ - core_.now_ms());
+  const uint64_t s0 = mono_ns();
   core_.sleep_until_work(std::clamp<int32_t>(until_hk, 1, int32_t(opts_.idle_poll_ms)));
+  slept_ns_ += mono_ns() - s0;
   sleep_armed_ = false;
   core_.waker().sleeping.store(false, std::memory_order_relaxed);
   idle_iters_ = 0;
@@ -251,6 +259,8 @@ void Engine::housekeeping() {
   bridge_.age_all();
   overlay_.tick();
   core_.tick_ports();
+  core_.engine_counters().set(EngineCounter::iteration_max_ns, iter_max_ns_);
+  iter_max_ns_ = 0;
 }
 
 // ---------------------------------------------------------------- the stage graph

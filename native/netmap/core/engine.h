@@ -171,6 +171,8 @@ class Engine {
   uint32_t next_housekeeping_ms_ = 0;
   uint32_t idle_iters_ = 0;
   uint64_t last_work_ns_ = 0;  // start of the last iteration that moved frames
+  uint64_t slept_ns_ = 0;      // time the current iteration spent in poll(2)
+  uint64_t iter_max_ns_ = 0;   // longest iteration since housekeeping published it
   bool sleep_armed_ = false;
   bool manual_clock_ = false;   // run_once_at() was used
   uint64_t manual_now_ns_ = 0;

@@ -1150,22 +1150,49 @@ TEST_F(EngineTest, IdleSpinOutOfRangeIsRefused) {
   EXPECT_NO_THROW(Engine e(o));
 }
 
+// An engine with options `o`, started, that has switched one frame; then
+// it is left idle and the test waits (bounded) for it to sleep.
+class IdleEngineTest : public EngineTest {
+ protected:
+  void start_after_one_frame(const EngineOptions& o) {
+    make_engine(o);
+    SwitchId sw = create_switch(100);
+    PortId a = add_port(sw), b = add_port(sw);
+    engine().start();
+    send_settle(a, make_frame(kMacBroadcast, host_mac(1), 64));
+    ASSERT_EQ(recv(b).size(), 1u);
+  }
+  uint64_t counter(EngineCounter k) { return cnt_read(engine().engine_counters().c[size_t(k)]); }
+  // Waits up to `tries` x 10 ms for `n` more sleeps in poll(2); the count.
+  uint64_t wait_sleeps(uint64_t n, int tries) {
+    uint64_t before = counter(EngineCounter::sleeps);
+    for (int i = 0; i < tries && counter(EngineCounter::sleeps) < before + n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return counter(EngineCounter::sleeps) - before;
+  }
+};
+
 // An idle engine sleeps in poll(2) whatever the spin window: adaptive polling
 // spins only after traffic. (Bounded wait; no timing is asserted.)
-TEST_F(EngineTest, AdaptivePollingStillSleepsWhenIdle) {
+TEST_F(IdleEngineTest, AdaptivePollingStillSleepsWhenIdle) {
   EngineOptions o = testutil::small_engine_options();
   o.idle_spin_us = 100000;  // the longest window: 100 ms after the last frame
-  make_engine(o);
-  SwitchId sw = create_switch(100);
-  PortId a = add_port(sw), b = add_port(sw);
-  engine().start();
-  send_settle(a, make_frame(kMacBroadcast, host_mac(1), 64));
-  ASSERT_EQ(recv(b).size(), 1u);
-  const auto& ec = engine().engine_counters();
-  uint64_t before = cnt_read(ec.c[size_t(EngineCounter::sleeps)]);
-  for (int i = 0; i < 200 && cnt_read(ec.c[size_t(EngineCounter::sleeps)]) <= before + 2; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_GT(cnt_read(ec.c[size_t(EngineCounter::sleeps)]), before + 2) << "an idle engine must sleep, not spin";
+  start_after_one_frame(o);
+  EXPECT_GE(wait_sleeps(3, 200), 3u) << "an idle engine must sleep, not spin";
+}
+
+// iteration_max_ns is the longest iteration of the last housekeeping
+// period without its sleep: an idle engine that sleeps up to a second at a
+// time reports iterations of microseconds, not the second it slept.
+// (Bounded wait; the bound asserted is half the sleep, not a timing.)
+TEST_F(IdleEngineTest, IterationMaxLeavesTheSleepOut) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_poll_ms = 1000;
+  start_after_one_frame(o);
+  ASSERT_GE(wait_sleeps(3, 500), 3u);
+  uint64_t max_ns = counter(EngineCounter::iteration_max_ns);
+  EXPECT_GT(max_ns, 0u) << "housekeeping publishes the longest iteration";
+  EXPECT_LT(max_ns, 500000000u) << "a 1 s sleep in poll(2) must not count as iteration time";
 }
 
 }  // namespace
