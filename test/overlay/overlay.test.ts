@@ -512,15 +512,25 @@ test('capture on the uplink shows the outer headers (VXLAN, VNI), and a switch c
       const out = pkts.filter((p) => p.src === h.aIp);
       const inn = pkts.filter((p) => p.src === h.bIp);
       assert.ok(out.length >= 3 && inn.length >= 3, `VXLAN both ways in the uplink capture: ${JSON.stringify(pkts)}`);
+      // Every packet is VXLAN of VNI 100 with its outer headers; the pings are
+      // among them (a freshly created guest may also send an IGMP report).
       for (const p of pkts) {
         assert.equal(p.vni, '100', JSON.stringify(p));
-        assert.match(p.protocols, /^eth:ethertype:ip:udp:vxlan:eth:ethertype:(ip:icmp|arp)/, JSON.stringify(p));
+        assert.match(p.protocols, /^eth:ethertype:ip:udp:vxlan:eth:ethertype:/, JSON.stringify(p));
       }
+      const icmp = pkts.filter((p) => /vxlan:eth:ethertype:ip:icmp/.test(p.protocols));
+      assert.ok(icmp.length >= 6, `3 echo requests and 3 replies in the uplink capture: ${JSON.stringify(pkts)}`);
       // Direction: what the switch sent is "out", what B sent is "in".
       const dirs = u.frames.map((f) => f.direction);
       assert.ok(dirs.includes('in') && dirs.includes('out'), JSON.stringify(dirs));
       // The switch capture of VNI 200 saw none of VNI 100's traffic.
-      assert.deepEqual(s2.frames, [], 'switch s200 carried nothing');
+      // (s200's own guests may speak, e.g. an IGMP report; none of the pings.)
+      if (s2.frames.length > 0) {
+        const f2 = `${tmp.dir}/s200.pcap`;
+        writeFileSync(f2, Buffer.from((s2 as { pcap: string }).pcap, 'base64'));
+        const icmp2 = tsharkDecode(f2, 4).filter((p) => /icmp/.test(p.protocols));
+        assert.deepEqual(icmp2, [], 'switch s200 carried none of the pings of VNI 100');
+      }
 
       // A trace on the uplink shows decapsulation; one on the local port, encapsulation.
       type Tr = { records: { port: string; lines: { stage: string; text: string }[] }[] };
