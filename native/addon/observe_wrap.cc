@@ -66,6 +66,7 @@ Napi::Value EngineWrap::CaptureRead(const Napi::CallbackInfo& info) {
   o.Set("dirs", da);
   o.Set("captured", Napi::Number::New(env, double(cs.captured.load(std::memory_order_relaxed))));
   o.Set("dropped", Napi::Number::New(env, double(cs.dropped.load(std::memory_order_relaxed))));
+  o.Set("ended", Napi::Boolean::New(env, cs.ended.load(std::memory_order_acquire)));
   uint8_t h[kPcapFileHeaderLen];
   pcap_file_header(h, cs.ring.snaplen());
   o.Set("header", Napi::Buffer<uint8_t>::Copy(env, h, sizeof h));

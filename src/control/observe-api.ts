@@ -113,7 +113,8 @@ export async function serveCapture(c: Controller, q: URLSearchParams, req: http.
       }
       sent += records.length;
     }
-    if (count !== undefined && sent >= count) {
+    // Done: enough frames, or the port or switch was deleted and its ring is empty.
+    if ((count !== undefined && sent >= count) || (chunk.ended && chunk.frames.length === 0)) {
       finish();
       return;
     }

@@ -293,6 +293,7 @@ export interface NativeCaptureRead {
   dirs: Uint8Array; // per record: 1 in, 2 out
   captured: number;
   dropped: number;
+  ended: boolean; // its port or switch was deleted: nothing more will come
   header: Buffer; // pcap file header
 }
 

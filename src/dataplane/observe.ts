@@ -34,6 +34,7 @@ export interface CaptureChunk {
   frames: { port: string; direction: 'in' | 'out' }[]; // one per record, same order
   captured: number; // frames captured since the start
   dropped: number; // frames not captured because the ring was full
+  ended: boolean; // the captured port or switch was deleted: this is the last chunk
 }
 
 export interface Capture {
@@ -129,7 +130,7 @@ export async function openCapture(
       const r = stopped ? undefined : engine.captureRead(id, max);
       if (r === undefined) throw makeError('ERR_NOT_FOUND', `capture ${id}: not running`);
       const frames = Array.from(r.ports, (p, i) => ({ port: nameOf(p), direction: r.dirs[i] === 1 ? ('in' as const) : ('out' as const) }));
-      return { pcap: r.pcap, frames, captured: r.captured, dropped: r.dropped };
+      return { pcap: r.pcap, frames, captured: r.captured, dropped: r.dropped, ended: r.ended };
     },
     async stop(): Promise<void> {
       if (stopped) return;

@@ -112,6 +112,7 @@ struct CaptureSession {
   uint32_t id = 0;                        // set by the engine when attached
   std::atomic<uint64_t> captured{0};      // engine writes, anyone reads
   std::atomic<uint64_t> dropped{0};       // ring full: not captured
+  std::atomic<bool> ended{false};         // its port or switch was deleted: detached, gets nothing more
 };
 
 // Classic libpcap file format (LINKTYPE_ETHERNET), microsecond timestamps.

@@ -42,6 +42,7 @@ Result Engine::do_create_switch(Command& c) { return bridge_.create_switch(c.swi
 Result Engine::do_set_switch(Command& c) { return bridge_.set_switch(c.sw, c.switch_cfg); }
 Result Engine::do_delete_switch(Command& c) {
   Result r = bridge_.delete_switch(c.sw);
+  if (r.ok()) core_.observer().forget(kNoId, c.sw);
   if (r.ok()) overlay_.release_unreferenced_peers();
   return r;
 }
@@ -54,7 +55,12 @@ Result Engine::do_delete_static(Command& c) {
 Result Engine::do_dump_fdb(Command& c) { return bridge_.dump_fdb(c.sw); }
 Result Engine::do_flush_fdb(Command& c) { return bridge_.flush_fdb(c.sw, c.port); }
 Result Engine::do_create_uplink(Command& c) { return overlay_.create_uplink(c); }
-Result Engine::do_delete_uplink(Command&) { return overlay_.delete_uplink(); }
+Result Engine::do_delete_uplink(Command&) {
+  const PortId up = overlay_.uplink_port();
+  Result r = overlay_.delete_uplink();
+  if (r.ok() && up != kNoId) core_.observer().forget(up, kNoId);
+  return r;
+}
 Result Engine::do_add_peer(Command& c) { return overlay_.add_peer(c.sw, c.ip); }
 Result Engine::do_delete_peer(Command& c) { return overlay_.delete_peer(c.sw, c.ip); }
 Result Engine::do_add_remote_mac(Command& c) { return overlay_.add_remote_mac(c.sw, c.mac, c.ip, c.evpn); }
@@ -100,6 +106,7 @@ Result Engine::do_delete_port(Command& c) {
     return Result::error(Status::kInUse, "port: is the uplink; delete the uplink instead");
   bridge_.leave(c.port);
   core_.close_port(c.port);
+  core_.observer().forget(c.port, kNoId);
   return {};
 }
 

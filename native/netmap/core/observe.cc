@@ -42,6 +42,17 @@ Result Observer::stop_capture(const std::shared_ptr<CaptureSession>& s) {
   return Result{};
 }
 
+void Observer::forget(PortId port, SwitchId sw) {
+  auto gone = [&](const std::shared_ptr<CaptureSession>& s) {
+    const bool hit = (port != kNoId && s->filter.port == port) || (sw != kNoId && s->filter.sw == sw);
+    if (hit) s->ended.store(true, std::memory_order_release);
+    return hit;
+  };
+  captures_.erase(std::remove_if(captures_.begin(), captures_.end(), gone), captures_.end());
+  if (trace_ && port != kNoId && trace_->port() == port) trace_.reset();
+  update();
+}
+
 // Commands run between iterations, so no trace record is open here.
 void Observer::start_trace(std::shared_ptr<TraceSession> t) {
   trace_ = std::move(t);

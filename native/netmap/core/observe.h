@@ -37,6 +37,10 @@ class Observer {
   Result stop_capture(const std::shared_ptr<CaptureSession>& s);
   void start_trace(std::shared_ptr<TraceSession> t);
   void stop_trace();
+  // Port `port` or switch `sw` (kNoId: none) was deleted: its captures (and a
+  // trace filtered on the port) are detached, so a later port or switch
+  // given the same id is not observed by them. Captures are marked ended.
+  void forget(PortId port, SwitchId sw);
 
   // Hooks.
   void rx(PortId pid, const Pkt* pkts, uint16_t n);   // a received burst, before anything else

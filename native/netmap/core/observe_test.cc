@@ -210,6 +210,34 @@ TEST_F(ObserveTest, SwitchCaptureTakesOnlyThatSwitchsMemberOfATrunk) {
   EXPECT_EQ(recv(c).size(), 1u);
 }
 
+TEST_F(ObserveTest, DeletingAPortOrSwitchEndsItsCapturesAndANewOneWithItsIdIsNotCaptured) {
+  SwitchId s = create_switch(100);
+  PortId a = add_port(s), b = add_port(s);
+  auto on_a = start_capture({a, kNoId, kCaptureBoth});
+  auto on_s = start_capture({kNoId, s, kCaptureBoth});
+  auto on_b = start_capture({b, kNoId, kCaptureBoth});
+  auto tr = start_trace(10, a);
+  ASSERT_TRUE(delete_port(a).ok());
+  EXPECT_TRUE(on_a->ended.load());
+  EXPECT_FALSE(on_s->ended.load());
+  EXPECT_EQ(stop_capture(on_a).status, Status::kNotFound) << "detached by the delete";
+  PortId a2 = add_port(s);
+  ASSERT_EQ(a2, a) << "the slot is reused";
+  send(a2, {make_frame(host_mac(2), host_mac(1), 64)});
+  engine_->run_once();
+  EXPECT_EQ(drain(*on_a).size(), 0u) << "the new port with the old id is not captured";
+  EXPECT_EQ(tr->published(), 0u) << "nor traced";
+  EXPECT_EQ(drain(*on_s).size(), 2u) << "in on a2, out on b";
+  ASSERT_TRUE(delete_port(a2).ok());
+  ASSERT_TRUE(delete_port(b).ok());
+  EXPECT_TRUE(on_b->ended.load());
+  auto del = cmd(CmdOp::kDeleteSwitch);
+  del->sw = s;
+  ASSERT_TRUE(run(std::move(del)).ok());
+  EXPECT_TRUE(on_s->ended.load());
+  EXPECT_EQ(engine_counter(EngineCounter::capture_ring_full), 0u);
+}
+
 TEST_F(ObserveTest, CaptureCommandsValidate) {
   SwitchId s = create_switch(100);
   PortId a = add_port(s);
