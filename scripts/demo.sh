@@ -159,6 +159,7 @@ main() {
    $vpcctl stats --watch     # counters every 2 s
    $vpcctl fdb list tenant-a # learned MACs
    $vpcctl port list
+   $vpcctl capture a1 --count 5   # frames a1 sends and gets (-w FILE.pcap for Wireshark)
    curl -s http://$METRICS/metrics | grep vpc_port_rx_packets_total
 
  Ctrl-C here stops vpcd and removes the namespaces, veths and state it made.
