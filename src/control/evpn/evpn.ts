@@ -35,6 +35,11 @@ export type EvpnDataplane = Pick<Dataplane, 'switches' | 'uplink' | 'fdb' | 'pee
 export const DUP_MOVES = 5; // RFC 7432 section 15.1: M = 5 moves ...
 export const DUP_WINDOW_MS = 180_000; // ... in N = 180 seconds
 const TICK_MS = 20;
+// How often the speaker's whole EVPN table is read back and what the route
+// stream missed is taken in. gobgpd's WatchEvent stream was seen to skip
+// updates under load (a host holding 700 of the 1,000 routes its own gobgpd
+// had, for good): the stream is for speed, this read for correctness.
+const RESYNC_MS = 5_000;
 export const ADOPT_GRACE_MS = 60_000;
 const DP_BATCH = 512;
 // Paths per AddPathStream call: gobgpd 3.10 scans its whole EVPN table for
@@ -256,6 +261,26 @@ export class EvpnSync {
         this.dropMissing(present);
       }, () => undefined);
     }, grace).unref();
+  }
+
+  // The speaker's table read back: every route it holds that the stream did
+  // not bring is taken in (what we already hold changes nothing: decide()
+  // leaves an entry that is where it should be alone). Removals stay with
+  // the stream and the check after a reconnect (watch()): a route missing
+  // from a snapshot may be one the stream brought after it.
+  private resyncing = false;
+  private lastResync = 0;
+  private async resync(api: BgpSpeakerApi): Promise<void> {
+    this.resyncing = true;
+    try {
+      const rs = await api.listRoutes();
+      if (this.api === api && !this.stopped) this.received(rs.filter((r) => !r.withdraw));
+    } catch {
+      // The stream's end (or the next read) reports a speaker that is gone.
+    } finally {
+      this.resyncing = false;
+      this.lastResync = this.now();
+    }
   }
 
   // Remote routes not in `present` (keys routeKey@VTEP) are withdrawn.
@@ -567,7 +592,9 @@ export class EvpnSync {
       const rs = byMac.get(route.mac) ?? new Map<string, RemoteRoute>();
       if (r.withdraw) rs.delete(key);
       else {
-        const rr: RemoteRoute = { vtep, seq: route.seq, sticky: route.sticky, neighbor: r.neighbor, receivedAt: this.now() };
+        const had = rs.get(key);
+        const same = had !== undefined && had.vtep === vtep && had.seq === route.seq;
+        const rr: RemoteRoute = { vtep, seq: route.seq, sticky: route.sticky, neighbor: r.neighbor, receivedAt: same ? had.receivedAt : this.now() };
         if (route.ip !== undefined) rr.ip = route.ip;
         rs.set(key, rr);
       }
@@ -634,6 +661,7 @@ export class EvpnSync {
 
   private tick(): void {
     const t = this.now();
+    if (this.api !== undefined && !this.resyncing && t - this.lastResync >= RESYNC_MS) void this.resync(this.api);
     const rate = this.o.bgp.advertiseRate;
     this.credit = Math.min(rate, this.credit + ((t - this.lastTick) / 1000) * rate);
     this.lastTick = t;
