@@ -146,6 +146,32 @@ describe('EVPN sync', () => {
     }
   });
 
+  test('routes the stream missed are taken in from the speaker\'s table within seconds (read back every 5 s)', async () => {
+    const { dp, api, sync, clock, settle } = await setup();
+    try {
+      await settle();
+      // gobgpd holds these, but its WatchEvent stream never brought them.
+      api.listRoutes = async () => [imet('198.18.0.12'), remote('02:00:00:00:00:07', '198.18.0.12')];
+      assert.equal(dp.evpnMacs.has('02:00:00:00:00:07'), false);
+      clock.t += 6000;
+      for (let i = 0; i < 100 && !dp.evpnMacs.has('02:00:00:00:00:07'); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        await settle();
+      }
+      assert.equal(dp.evpnMacs.get('02:00:00:00:00:07'), '198.18.0.12');
+      assert.deepEqual(dp.peersAdded, ['198.18.0.12']);
+      // Read again: nothing changes (no second install, no second peer).
+      const installs = dp.evpnMacs.size;
+      clock.t += 6000;
+      await new Promise((r) => setTimeout(r, 100));
+      await settle();
+      assert.equal(dp.evpnMacs.size, installs);
+      assert.deepEqual(dp.peersAdded, ['198.18.0.12']);
+    } finally {
+      await sync.stop();
+    }
+  });
+
   test('received IMET routes make the flood list; received MACs become evpn entries; withdrawals undo both', async () => {
     const { dp, api, sync, settle } = await setup();
     try {
