@@ -15,9 +15,22 @@ namespace vpc {
 // super-frame is measured by its segments (gso_size plus headers; hdr_len is
 // a hint the egress re-checks, at least an IPv4 + TCP header when missing),
 // anything else by its length.
-inline bool offload_fits_mtu(const OffloadMeta& m, uint32_t len, uint32_t max_len) {
+// `f` (the frame, optional): for TCP the headers are measured in it, from the
+// checksum start to the end of the TCP header, not taken from hdr_len: Linux
+// fills a virtio-net header's hdr_len with the skb's linear length, which may
+// include payload (a VM's tap through an AF_PACKET port: 1 in 10 of its TSO
+// frames was dropped as oversize).
+inline bool offload_fits_mtu(const OffloadMeta& m, uint32_t len, uint32_t max_len, const uint8_t* f = nullptr) {
   if (!m.gso()) return len <= max_len;
-  const uint32_t hdr = m.hdr_len > kEthHeaderLen + 40 ? m.hdr_len : kEthHeaderLen + 40;
+  uint32_t hdr = kEthHeaderLen + 40;
+  const uint8_t k = m.gso_kind();
+  if (f != nullptr && m.needs_csum() && (k == OffloadMeta::kGsoTcpv4 || k == OffloadMeta::kGsoTcpv6) &&
+      uint32_t(m.csum_start) + 20 <= len) {
+    const uint32_t tcp_end = uint32_t(m.csum_start) + (uint32_t(f[m.csum_start + 12] >> 4) * 4u);
+    if (tcp_end > hdr) hdr = tcp_end;
+  } else if (m.hdr_len > hdr) {
+    hdr = m.hdr_len;
+  }
   return hdr + m.gso_size <= max_len;
 }
 
@@ -58,7 +71,7 @@ inline bool classify(const BridgePort& in, uint32_t max_len, uint8_t* buf, Pkt& 
     return false;
   }
   if (p.len > max_len) [[unlikely]] {
-    if (!pkt_has_meta(p) || !meta || !offload_fits_mtu(meta[p.buf], p.len, max_len)) {
+    if (!pkt_has_meta(p) || !meta || !offload_fits_mtu(meta[p.buf], p.len, max_len, buf + pkt_off(p))) {
       *why = Drop::oversize;
       return false;
     }

@@ -223,6 +223,27 @@ TEST(Classify, OversizeBoundaryUntagged) {
   EXPECT_EQ(o.why, Drop::oversize);
 }
 
+// A TSO frame is measured by its segments: headers (to the end of the TCP
+// header, read in the frame) plus gso_size. hdr_len as Linux fills it from a
+// tap (the skb's linear length, payload included) is not trusted.
+TEST(Classify, TsoFrameFitsByItsSegmentsNotByHdrLen) {
+  std::vector<uint8_t> f(14 + 20 + 32 + 4000, 0);
+  f[14 + 20 + 12] = 8 << 4;  // TCP data offset: 32 bytes (timestamps)
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.csum_start = 14 + 20;
+  m.csum_offset = 16;
+  m.gso_type = OffloadMeta::kGsoTcpv4;
+  m.gso_size = 1448;   // 66 + 1448 = 1514: a full-size segment
+  m.hdr_len = 200;     // the linear length, 134 bytes of payload included
+  EXPECT_TRUE(offload_fits_mtu(m, uint32_t(f.size()), 1514, f.data()));
+  EXPECT_FALSE(offload_fits_mtu(m, uint32_t(f.size()), 1514)) << "without the frame, hdr_len is all there is";
+  m.gso_size = 1449;
+  EXPECT_FALSE(offload_fits_mtu(m, uint32_t(f.size()), 1514, f.data())) << "one byte over the MTU";
+  m.gso_type = OffloadMeta::kGsoNone;
+  EXPECT_FALSE(offload_fits_mtu(m, uint32_t(f.size()), 1514, f.data())) << "no GSO: the length counts";
+}
+
 TEST(Classify, OversizeBoundaryTaggedDoesNotCountTheTag) {
   TestPort ps;
   make_trunk(ps, kNoMember, 1500);
