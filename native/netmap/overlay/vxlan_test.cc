@@ -2190,15 +2190,10 @@ class VxlanUsoTest : public VxlanOffloadTest {
     }
     return out;
   }
-  // One USO batch of the segments of b at mss, as another switch sends it:
-  // outer headers from peer A, then VXLAN header + segment, chunk by chunk.
-  std::pair<Bytes, OffloadMeta> batch_from_a(const testframes::Built& b, uint16_t mss, uint32_t* chunk,
-                                             uint32_t* segments) {
-    FrameLayout L;
-    EXPECT_TRUE(frame_layout(b.f.data(), uint32_t(b.f.size()), &L));
-    OffloadMeta tso = testutil::tso_meta(b, false, mss);
-    const uint32_t n = gso_segments(b.f.data(), uint32_t(b.f.size()), tso, L, mss);
-    Bytes rest;  // everything after the first VXLAN header (vx4 writes that one)
+  // The n segments of b at mss, each but the first behind its own VXLAN
+  // header: a USO batch after its first VXLAN header (vx4/vx6 write that one).
+  static Bytes uso_chunks(const testframes::Built& b, const FrameLayout& L, uint16_t mss, uint32_t n) {
+    Bytes rest;
     for (uint32_t i = 0; i < n; ++i) {
       if (i) {
         Bytes h = vxlan_hdr(kVni);
@@ -2208,6 +2203,17 @@ class VxlanUsoTest : public VxlanOffloadTest {
       seg.resize(gso_write_segment(b.f.data(), uint32_t(b.f.size()), L, mss, i, seg.data(), uint32_t(seg.size())));
       rest.insert(rest.end(), seg.begin(), seg.end());
     }
+    return rest;
+  }
+  // One USO batch of the segments of b at mss, as another switch sends it:
+  // outer headers from peer A, then VXLAN header + segment, chunk by chunk.
+  std::pair<Bytes, OffloadMeta> batch_from_a(const testframes::Built& b, uint16_t mss, uint32_t* chunk,
+                                             uint32_t* segments) {
+    FrameLayout L;
+    EXPECT_TRUE(frame_layout(b.f.data(), uint32_t(b.f.size()), &L));
+    OffloadMeta tso = testutil::tso_meta(b, false, mss);
+    const uint32_t n = gso_segments(b.f.data(), uint32_t(b.f.size()), tso, L, mss);
+    Bytes rest = uso_chunks(b, L, mss, n);  // vx4 writes the first VXLAN header
     *chunk = kVxlanHeaderLen + L.hdr_len + mss;
     *segments = n;
     OffloadMeta m;
@@ -2437,16 +2443,7 @@ TEST_F(VxlanUsoTest, OverAnIpv6Underlay) {
   ASSERT_TRUE(frame_layout(rb.f.data(), uint32_t(rb.f.size()), &RL));
   const uint16_t mss = 1376;
   const uint32_t rn = gso_segments(rb.f.data(), uint32_t(rb.f.size()), testutil::tso_meta(rb, false, mss), RL, mss);
-  Bytes rest;
-  for (uint32_t i = 0; i < rn; ++i) {
-    if (i) {
-      Bytes h = vxlan_hdr(kVni);
-      rest.insert(rest.end(), h.begin(), h.end());
-    }
-    Bytes seg(RL.hdr_len + mss);
-    seg.resize(gso_write_segment(rb.f.data(), uint32_t(rb.f.size()), RL, mss, i, seg.data(), uint32_t(seg.size())));
-    rest.insert(rest.end(), seg.begin(), seg.end());
-  }
+  Bytes rest = uso_chunks(rb, RL, mss, rn);
   Vx6 vo;
   vo.csum = Csum::kZero;
   Bytes pkt = vx6(rest, vo);
