@@ -276,6 +276,18 @@ TEST(VnetPorts, AfPacketCarriesSuperFramesWithTheirStateBothWaysAndPutsTagsBack)
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
+// Sends `f` with offload state `m` out of `port`, from a large buffer.
+void send_super(Port& port, BufferCache& cache, const std::vector<uint8_t>& f, const OffloadMeta& m) {
+  BufferPool& pool = cache.pool();
+  uint32_t b;
+  ASSERT_TRUE(cache.alloc_large(&b));
+  std::memcpy(pool.data(b) + pool.headroom(), f.data(), f.size());
+  Pkt out{b, pool.headroom(), uint16_t(f.size())};
+  pool.meta(b) = m;
+  pkt_set_meta(out, true);
+  ASSERT_EQ(port.tx_burst(&out, 1), 1);
+}
+
 // An uplink's VXLAN batch (overlay/uso.cc) is a UDP GSO frame: the
 // kernel takes it from AF_PACKET and a veth carries it whole, state and all.
 TEST(VnetPorts, AfPacketSendsUdpGsoFramesWhole) {
@@ -305,13 +317,7 @@ TEST(VnetPorts, AfPacketSendsUdpGsoFramesWhole) {
     m.csum_start = 34;
     m.csum_offset = 6;
     m.hdr_len = 42;
-    uint32_t b;
-    ASSERT_TRUE(cache.alloc_large(&b));
-    std::memcpy(pool->data(b) + pool->headroom(), f.data(), f.size());
-    Pkt out{b, pool->headroom(), uint16_t(f.size())};
-    pool->meta(b) = m;
-    pkt_set_meta(out, true);
-    ASSERT_EQ(port->tx_burst(&out, 1), 1);
+    send_super(*port, cache, f, m);
     std::vector<uint8_t> r(70000);
     bool seen = false;
     for (int i = 0; i < 50 && !seen; ++i) {
@@ -360,13 +366,7 @@ TEST(VnetPorts, AfPacketSuperFramesAreSegmentedByTheKernelForAnInterfaceWithoutT
       m.gso_size = uint16_t(mss);
       // A TSO sender seeds the checksum field with the pseudo-header sum.
       store_be16(f.data() + 34 + 16, uint16_t(~csum_fold(csum_pseudo4(f.data() + 26, f.data() + 30, uint16_t(f.size() - 34), 6))));
-      uint32_t b;
-      ASSERT_TRUE(cache.alloc_large(&b));
-      std::memcpy(pool->data(b) + pool->headroom(), f.data(), f.size());
-      Pkt out{b, pool->headroom(), uint16_t(f.size())};
-      pool->meta(b) = m;
-      pkt_set_meta(out, true);
-      ASSERT_EQ(port->tx_burst(&out, 1), 1);
+      send_super(*port, cache, f, m);
       uint32_t got = 0, bytes = 0;
       for (;;) {
         OffloadMeta rm;
