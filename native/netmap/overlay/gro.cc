@@ -17,10 +17,31 @@
 // two or more. When no large buffer is free the segments go on one by one.
 // decap() calls this only for a burst with two frames of kGroMinLen bytes or
 // more, so 64-byte traffic costs one compare per frame.
+#include "core/trace.h"
 #include "overlay/overlay.h"
 #include "proto/gro.h"
 
 namespace vpc {
+
+namespace {
+
+// A trace follows the run into its super-frame: the first traced segment's
+// record goes on with the new buffer, the others end with the line saying
+// where they went.
+void trace_coalesced(Observer& ob, const Pkt* seg, uint32_t n, uint32_t into, uint32_t len) {
+  const uint64_t ns = Observer::mono_ns();
+  bool followed = false;
+  for (uint32_t k = 0; k < n; ++k) {
+    TraceRecord* r = ob.traced(seg[k].buf);
+    if (!r) continue;
+    TraceSession::add(*r, ns, TraceStage::decap, "GRO: segment %u of %u coalesced into one %u-byte TCP super-frame%s", k + 1,
+                      n, len, followed ? " (followed by an earlier segment's record)" : "");
+    r->buf = followed ? kNoTraceBuf : into;
+    followed = true;
+  }
+}
+
+}  // namespace
 
 uint16_t Overlay::gro(Pkt* pkts, uint16_t n, Burst& b) {
   uint16_t i = 0;
@@ -69,6 +90,8 @@ uint16_t Overlay::gro(Pkt* pkts, uint16_t n, Burst& b) {
     pool.meta(idx) = tcp_run_finish(o, r);
     Pkt q{idx, pool.headroom(), uint16_t(pos)};
     pkt_set_meta(q, true);
+    if (core_.observer().trace_open()) [[unlikely]]
+      trace_coalesced(core_.observer(), pkts + i, uint32_t(j - i), idx, pos);
     for (uint16_t k = i; k < j; ++k) cache.free(pkts[k].buf);
     uplink_.counters->add(UplinkCounter::vxlan_rx_gro, uint64_t(j - i));
     uplink_.counters->add(UplinkCounter::vxlan_rx_gro_frames, 1);

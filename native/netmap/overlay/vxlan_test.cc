@@ -23,6 +23,7 @@
 
 #include "core/engine.h"
 #include "core/test_util.h"
+#include "core/trace.h"
 #include "proto/gso.h"
 #include "proto/inet.h"
 #include "proto/test_frames.h"
@@ -2414,6 +2415,41 @@ TEST_F(VxlanUsoTest, SegmentsReceivedOneByOneAreCoalescedForTheGuest) {
   EXPECT_EQ(r2[2].size(), L.hdr_len + 2u * mss);
   EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_gro), n + 4);
   EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_gro_frames), 3u);
+}
+
+// A trace follows a coalesced run: the first segment's record goes on with
+// the super-frame to its port, the others say where they went.
+TEST_F(VxlanUsoTest, TraceFollowsSegmentsIntoTheirSuperFrame) {
+  testframes::Built b = from_remote(3000);
+  FrameLayout L;
+  ASSERT_TRUE(frame_layout(b.f.data(), uint32_t(b.f.size()), &L));
+  const uint16_t mss = 1000;
+  std::vector<Bytes> wire;
+  for (uint32_t i = 0; i < 3; ++i) {
+    Bytes s(L.hdr_len + mss);
+    s.resize(gso_write_segment(b.f.data(), uint32_t(b.f.size()), L, mss, i, s.data(), uint32_t(s.size())));
+    wire.push_back(vx4(s));
+  }
+  auto t = std::make_shared<TraceSession>(3, up_);
+  auto c = cmd(CmdOp::kStartTrace);
+  c->trace = t;
+  ASSERT_TRUE(run(std::move(c)).ok());
+  ASSERT_EQ(send_frames(up_, wire), 3u);
+  step();
+  ASSERT_EQ(t->published(), 3u);
+  auto text = [&](uint32_t k) {
+    std::string s;
+    const TraceRecord& r = t->record(k);
+    for (uint8_t i = 0; i < r.nlines; ++i) s += std::string(trace_stage_name(r.lines[i].stage)) + ": " + r.lines[i].text + "\n";
+    return s;
+  };
+  const std::string first = text(0);
+  EXPECT_NE(first.find("GRO: segment 1 of 3 coalesced into one " + std::to_string(b.f.size()) + "-byte TCP super-frame"), std::string::npos) << first;
+  EXPECT_NE(first.find("tx: port#" + std::to_string(locals_[0])), std::string::npos) << "followed to its port:\n" << first;
+  const std::string second = text(1);
+  EXPECT_NE(second.find("segment 2 of 3"), std::string::npos) << second;
+  EXPECT_EQ(second.find("tx:"), std::string::npos) << "ends where it was coalesced:\n" << second;
+  EXPECT_EQ(recv(locals_[0]).size(), 1u);
 }
 
 // Linux's vxlan device over a veth underlay hands over its tunnel GSO frames
