@@ -2,7 +2,9 @@
 // The chart is plain SVG written here: no charting library.
 
 import type { SuiteResult, SystemResult } from './main';
-import { COLLAPSE, TCP_REFERENCE, type TcpReport } from './tcp';
+import { COLLAPSE, TCP_REFERENCE, type TcpGroup, type TcpReport } from './tcp';
+
+const PATH_LABEL: Record<TcpGroup, string> = { local: 'local', vxlan: 'VXLAN', vxwire: 'VXLAN, wire-like underlay' };
 
 interface Results {
   started: string;
@@ -31,6 +33,8 @@ function suiteTable(s: SuiteResult, r: Results): string[] {
   out.push(`### ${s.title}`, '');
   const head = ['system', 'Mpps', 'Gbit/s', 'loss at max'];
   if (withLatency) head.push(`p50 us`, `p99 us`, `p99.9 us`, `loss at ${r.method.latencyRate / 1000}k`);
+  const withIdle = s.systems.some((x) => x.idle_cpu_pct !== undefined);
+  if (withIdle) head.push('idle CPU');
   head.push('this switch ÷ system (pps; p99: >1 is worse)');
   out.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
   for (const x of s.systems) {
@@ -44,6 +48,7 @@ function suiteTable(s: SuiteResult, r: Results): string[] {
       const l = x.latency;
       row.push(l ? f1(l.latency_us.p50) : '-', l ? f1(l.latency_us.p99) : '-', l ? f1(l.latency_us.p999) : '-', l ? `${l.loss_pct.toFixed(2)}%` : '-');
     }
+    if (withIdle) row.push(x.idle_cpu_pct !== undefined ? `${x.idle_cpu_pct.toFixed(2)}%` : '-');
     const oursId = s.peers[x.id];
     const o = oursId ? find(s, oursId) : undefined;
     if (o?.throughput) {
@@ -201,7 +206,7 @@ export function renderSvg(r: Results): string {
 
 const gbps = (v: number): string => (v === 0 ? '0' : v >= 10 ? v.toFixed(2) : v >= 0.01 ? v.toFixed(3) : v.toPrecision(2));
 
-function refLabel(r: TcpReport, group: 'local' | 'vxlan'): string {
+function refLabel(r: TcpReport, group: TcpGroup): string {
   const id = TCP_REFERENCE[group];
   return r.systems.find((x) => x.id === id)?.label ?? id;
 }
@@ -219,7 +224,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
     '',
     `iperf3 for ${String(method.seconds)} s per run between two guests (network namespaces) that keep the kernel's default offloads (on veth: TSO, GSO, checksum offload on; what each guest had is under "what ran"). ` +
       `Gbit/s as iperf3 reports it (TCP payload). Ratio: receiver Gbit/s over the reference of the same run, MTU and number of streams ` +
-      `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}). **collapsed**: the run failed or received less than ${COLLAPSE * 100}% of the reference. See docs/benchmarks.md.`,
+      `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}; wire-like underlay rows: ${refLabel(r, 'vxwire')}, over an underlay whose veths have TSO, GSO and UDP segmentation off, so the kernel cuts every batch before the veth and each VXLAN packet crosses on its own, as on a wire). **collapsed**: the run failed or received less than ${COLLAPSE * 100}% of the reference. See docs/benchmarks.md.`,
     '',
     '### Guest to guest TCP throughput (iperf3)',
     '',
@@ -233,7 +238,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
       let status = '';
       if (run.error) status = `**failed**: ${run.error}`;
       else if (run.collapsed) status = `**collapsed** (below ${COLLAPSE * 100}% of the reference)`;
-      const row = [x.group === 'vxlan' ? 'VXLAN' : 'local', x.label, String(run.mtu), String(run.streams), gbps(run.receiver_gbps), gbps(run.sender_gbps), String(run.retransmits), ratioCell, status];
+      const row = [PATH_LABEL[x.group], x.label, String(run.mtu), String(run.streams), gbps(run.receiver_gbps), gbps(run.sender_gbps), String(run.retransmits), ratioCell, status];
       out.push(`| ${row.map(esc).join(' | ')} |`);
     }
   }
@@ -251,7 +256,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
     for (const x of lat) {
       const l = x.latency!;
       const ref = x.id === TCP_REFERENCE[x.group];
-      const row = [x.group === 'vxlan' ? 'VXLAN' : 'local', x.label, String(l.roundTrips), f1(l.p50_us), f1(l.p99_us), f1(l.p999_us), ref ? 'reference' : l.ratio_p99 !== undefined ? `${l.ratio_p99.toFixed(2)}x` : '-', l.error ? `**failed**: ${l.error}` : ''];
+      const row = [PATH_LABEL[x.group], x.label, String(l.roundTrips), f1(l.p50_us), f1(l.p99_us), f1(l.p999_us), ref ? 'reference' : l.ratio_p99 !== undefined ? `${l.ratio_p99.toFixed(2)}x` : '-', l.error ? `**failed**: ${l.error}` : ''];
       out.push(`| ${row.map(esc).join(' | ')} |`);
     }
     out.push('');
