@@ -6,6 +6,9 @@
 #   fdb                                FDB lookup/insert micro-benchmark
 #   vxlan [--seconds S] [--only CASE]  VXLAN encap/decap over pipe ports (Mpps)
 #   vxlan --callgrind [--only CASE]    instructions per frame, encap and decap
+#   vhost [--seconds S] [--only CASE]  split-virtqueue copy both ways, no engine (Mpps)
+#   vhost --callgrind [--only CASE]    instructions per frame, pipe <-> vhost-user
+#                                      through the engine (a guest played in-process)
 #   metrics [--ports N] [--scrapes N]  cost of a Prometheus scrape with 1,000 ports
 #   e2e [l2|vxlan|ports|frames ...] [--seconds S] [--rounds N] [--only ID,..]
 #                                      this switch vs the wire, Linux bridge (veth,
@@ -36,7 +39,7 @@ if [ "$suite" = e2e ]; then
   npx tsc -p . >/dev/null || echo "bench: tsc reported errors (see npx tsc -p .); running what was emitted" >&2
   exec node dist/bench/e2e/main.js "$@"
 fi
-cmake --build build --target engine_bench fdb_bench vxlan_bench >/dev/null
+cmake --build build --target engine_bench fdb_bench vxlan_bench virtio_bench >/dev/null
 
 case "$suite" in
   core)
@@ -54,11 +57,17 @@ case "$suite" in
     fi
     exec ./build/vxlan_bench --json bench/results/vxlan.json "$@"
     ;;
+  vhost)
+    if [[ " $* " == *" --callgrind "* ]]; then
+      exec node dist/bench/callgrind.js --suite vhost "$@"
+    fi
+    exec ./build/virtio_bench "$@"
+    ;;
   metrics)
     exec node dist/bench/metrics.js "$@"
     ;;
   *)
-    echo "bench: unknown suite '$suite' (known: core, fdb, vxlan, metrics, e2e)" >&2
+    echo "bench: unknown suite '$suite' (known: core, fdb, vxlan, vhost, metrics, e2e)" >&2
     exit 2
     ;;
 esac

@@ -232,7 +232,11 @@ async function round(t: Topo, ns: string, be: Backend, c: { size: number; flows:
     t.tempDir(`fr${n}`),
   );
   try {
-    await f.waitFor(/testpmd> /, 60_000);
+    try {
+      await f.waitFor(/testpmd> /, 60_000);
+    } catch (err) {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}${await stallReport(f, be, ns)}`);
+    }
     // Both links up (a backend that connects to testpmd's sockets takes a
     // moment) before the first burst, or the burst is lost.
     const deadline = Date.now() + 30_000;
@@ -256,6 +260,66 @@ async function round(t: Topo, ns: string, be: Backend, c: { size: number; flows:
   } finally {
     await f.quit();
   }
+}
+
+// What a frontend that never showed its prompt is waiting for: each of its
+// threads' name, kernel wait channel and system call (number, first argument:
+// for recvfrom/recvmsg/poll the fd), what those fds are, both ends of the
+// vhost-user connections with their queues (ss: a request unread on the
+// backend's side, or a reply unread on the frontend's), and the backend's
+// own view of them (when it is this switch).
+async function stallReport(f: Testpmd, be: Backend, ns: string): Promise<string> {
+  const pid = f.child.pid;
+  const threads: string[] = [];
+  const rd = (p: string): string => {
+    try {
+      return fs.readFileSync(p, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  if (pid) {
+    let tids: string[] = [];
+    try {
+      tids = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      // gone
+    }
+    for (const tid of tids) {
+      const dir = `/proc/${pid}/task/${tid}`;
+      const sc = rd(`${dir}/syscall`).split(' ');
+      const fd = sc.length > 1 ? Number.parseInt(sc[1]!, 16) : NaN;
+      let what = '';
+      if (Number.isFinite(fd) && fd >= 0 && fd < 65536) {
+        try {
+          what = ` -> fd ${fd} ${fs.readlinkSync(`/proc/${pid}/fd/${fd}`)}`;
+        } catch {
+          // not an fd
+        }
+      }
+      threads.push(`${rd(`${dir}/comm`)} ${rd(`${dir}/wchan`)} syscall ${sc[0]}${what}`);
+    }
+  }
+  const dir = path.dirname(be.sockets[0]);
+  const socks = trySh('ip', ['netns', 'exec', ns, 'ss', '-xpn'], 5000)
+    .out.split('\n')
+    .filter((l) => l.includes(dir) || (pid !== undefined && l.includes(`pid=${pid},`)))
+    .map((l) => l.replace(/\s+/g, ' ').trim());
+  let backend = '';
+  if (be.stats) {
+    try {
+      const st = (await be.stats()) as { ports?: Record<string, { vhost?: Record<string, unknown>; lastError?: string }> };
+      backend = Object.entries(st.ports ?? {})
+        .map(([name, p]) => {
+          const v = p.vhost ?? {};
+          return `${name}: connected ${String(v.connected)} connects ${String(v.connects)} disconnects ${String(v.disconnects)} messages ${String(v.messages)} refused ${String(v.refused)} status ${String(v.deviceStatus)} lastError ${JSON.stringify(p.lastError ?? '')}`;
+        })
+        .join('; ');
+    } catch (err) {
+      backend = `stats failed: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  return ` [stalled frontend: threads ${threads.join(' | ') || 'unknown'}; sockets ${socks.join(' | ') || 'none'}${backend ? `; backend ${backend}` : ''}]`;
 }
 
 function stats(v: number[]): { min: number; median: number; max: number } {
@@ -295,7 +359,7 @@ export async function runVhost(o: VhostOptions): Promise<{ systems: VhostSystemR
           try {
             cr.mpps.push(await round(t, ns, be, c, o, n++));
           } catch (err) {
-            (cr.errors ??= []).push(err instanceof Error ? err.message.slice(0, 400) : String(err));
+            (cr.errors ??= []).push(err instanceof Error ? err.message.slice(0, 4000) : String(err));
           }
         }
         if (cr.mpps.length) Object.assign(cr, stats(cr.mpps));

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <sys/eventfd.h>
 
@@ -81,9 +82,23 @@ void close_fds(std::vector<int>& fds) {
   fds.clear();
 }
 
+// Waits until fd is ready for `events`, at most until `deadline`; a signal
+// does not cut the wait short. False on timeout or error.
+bool wait_ready(int fd, short events, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd pf{fd, events, 0};
+    const int r = ::poll(&pf, 1, int(left.count()));
+    if (r > 0) return true;
+    if (r == 0 || errno != EINTR) return false;
+  }
+}
+
 // Reads exactly n bytes, waiting at most a second for the rest of a message
 // that arrived in pieces.
 bool read_full(int fd, uint8_t* p, size_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   while (n) {
     ssize_t r = ::recv(fd, p, n, MSG_DONTWAIT);
     if (r > 0) {
@@ -93,9 +108,7 @@ bool read_full(int fd, uint8_t* p, size_t n) {
     }
     if (r == 0) return false;
     if (errno == EINTR) continue;
-    if (errno != EAGAIN) return false;
-    pollfd pf{fd, POLLIN, 0};
-    if (::poll(&pf, 1, 1000) <= 0) return false;
+    if (errno != EAGAIN || !wait_ready(fd, POLLIN, deadline)) return false;
   }
   return true;
 }
@@ -299,6 +312,7 @@ void VhostUserPort::service() {
   if (fd >= 0) {
     if (!connected_) {
       connected_ = true;
+      reply_lost_ = false;
       vst_->connected.store(true);
       status_->attached.store(true, std::memory_order_relaxed);
       vst_->connects.fetch_add(1, std::memory_order_relaxed);
@@ -368,7 +382,7 @@ bool VhostUserPort::handle_message(int fd, bool* more) {
   vst_->messages.fetch_add(1, std::memory_order_relaxed);
   dispatch(req, flags, payload, size, fds, fd);
   close_fds(fds);  // whatever the message did not keep
-  return conn_fd_.load(std::memory_order_relaxed) >= 0 && connected_;
+  return !reply_lost_ && conn_fd_.load(std::memory_order_relaxed) >= 0 && connected_;
 }
 
 bool VhostUserPort::reply(int fd, uint32_t req, const void* payload, uint32_t size) {
@@ -388,10 +402,17 @@ bool VhostUserPort::reply(int fd, uint32_t req, const void* payload, uint32_t si
       continue;
     }
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && errno == EAGAIN) {
-      pollfd pf{fd, POLLOUT, 0};
-      if (::poll(&pf, 1, 1000) > 0) continue;
-    }
+    // The front end waits for this reply (or has a part of it): the stream
+    // cannot go on without it. The connection is dropped (handle_message),
+    // so that the front end sees the error instead of waiting forever, or
+    // taking the next reply for this one. A full socket (hundreds of replies
+    // unread) is a front end that stopped reading: the engine does not wait
+    // for it, every other port would wait too.
+    const int e = w < 0 ? errno : EAGAIN;
+    reply_lost_ = true;
+    status_->set_error("vhost-user: the reply to " + std::string(request_name(req)) + " could not be sent (" +
+                       (e == EAGAIN ? std::string("the front end reads no replies") : std::string(strerror(e))) +
+                       "); connection dropped");
     return false;
   }
   return true;

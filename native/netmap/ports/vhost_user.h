@@ -151,7 +151,7 @@ class VhostUserPort final : public Port {
   void service();               // engine: handle queued messages (and a new or lost connection)
   bool handle_message(int fd, bool* more);  // false: the connection is to be dropped
   void dispatch(uint32_t req, uint32_t flags, const uint8_t* p, uint32_t size, std::vector<int>& fds, int fd);
-  bool reply(int fd, uint32_t req, const void* payload, uint32_t size);
+  bool reply(int fd, uint32_t req, const void* payload, uint32_t size);  // false: lost, connection to drop
   void refuse(int fd, uint32_t req, uint32_t flags, const std::string& why);
   bool set_mem_table(const uint8_t* p, uint32_t size, std::vector<int>& fds, std::string* err);
   void unmap_memory();
@@ -184,6 +184,7 @@ class VhostUserPort final : public Port {
   // Device state (engine thread).
   int epfd_ = -1;
   bool connected_ = false;
+  bool reply_lost_ = false;  // a reply could not be sent: the connection is dropped
   uint64_t features_ = 0, protocol_features_ = 0;
   uint8_t dev_status_ = 0;
   GuestMemory mem_;

@@ -19,6 +19,7 @@
 
 #include "core/test_util.h"
 #include "ports/vhost_user.h"
+#include "ports/vhost_user_request.h"
 
 namespace vpc::vhost_fake {
 
@@ -77,27 +78,8 @@ class FakeFrontend {
   // when one is expected. Returns the reply payload.
   std::vector<uint8_t> call(Port& port, uint32_t req, const void* payload, uint32_t size, std::vector<int> fds = {},
                             bool want_reply = true, bool need_reply = false) {
-    uint8_t buf[512];
     const uint32_t flags = 1 | (need_reply ? kVuFlagNeedReply : 0);
-    std::memcpy(buf, &req, 4);
-    std::memcpy(buf + 4, &flags, 4);
-    std::memcpy(buf + 8, &size, 4);
-    if (size) std::memcpy(buf + 12, payload, size);
-    iovec iov{buf, 12 + size};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 8)];
-    if (!fds.empty()) {
-      mh.msg_control = cbuf;
-      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-      cmsghdr* c = CMSG_FIRSTHDR(&mh);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    EXPECT_EQ(sendmsg(fd_, &mh, 0), ssize_t(12 + size));
+    EXPECT_EQ(vu_send_request(fd_, req, flags, payload, size, fds.data(), fds.size()), ssize_t(12 + size));
     Pkt scratch[kMaxBurst];
     if (!want_reply && !need_reply) {
       // No reply to wait for: give the engine a few rounds to take it.

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,7 @@
 
 #include "core/test_util.h"
 #include "ports/vhost_user_fake.h"
+#include "ports/vhost_user_request.h"
 
 namespace vpc {
 namespace {
@@ -415,6 +417,44 @@ TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
   EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::not_ready)]), 1u);
   // The next front end gets a fresh device.
   auto fe2 = connect_and_setup(kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  EXPECT_EQ(status->vhost->connects.load(), 2u);
+}
+
+// A reply the port cannot send (here: a front end that asks and never reads,
+// until the socket is full) would leave the reply stream one short: the
+// front end would wait forever for it, or take the next reply for it. The
+// port drops the connection instead, says why, and the next front end
+// comes up as usual.
+TEST_F(VhostUser, AReplyThatCannotBeSentDropsTheConnection) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, (dir + "/s.sock").c_str(), sizeof sa.sun_path - 1);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  Pkt out[kMaxBurst];
+  uint64_t sent = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline &&
+         !(status->vhost->disconnects.load() && !status->vhost->connected.load())) {
+    for (int i = 0; i < 64; ++i)
+      if (vu_send_request(fd, kVuGetFeatures, kVuVersion, nullptr, 0) == 12) ++sent;
+    port->rx_burst(out, kMaxBurst);
+  }
+  EXPECT_FALSE(status->vhost->connected.load()) << sent << " requests, " << status->vhost->messages.load()
+                                                << " handled; " << status->error();
+  EXPECT_EQ(status->vhost->disconnects.load(), 1u);
+  EXPECT_NE(status->error().find("the reply to GET_FEATURES could not be sent"), std::string::npos) << status->error();
+  // The front end sees the connection closed after the replies it left (a
+  // reset: the port closed it with requests still unread).
+  char buf[4096];
+  ssize_t r;
+  while ((r = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+  }
+  EXPECT_TRUE(r == 0 || errno == ECONNRESET) << "the connection is closed: " << strerror(errno);
+  close(fd);
+  auto fe = connect_and_setup(kBase);
   EXPECT_EQ(port->link_state(), LinkState::kUp);
   EXPECT_EQ(status->vhost->connects.load(), 2u);
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -38,35 +39,70 @@ std::string unique_dir() {
 
 struct Testpmd {
   pid_t pid = -1;
+  int cmd_fd = -1;  // interactive mode: testpmd's stdin
   std::string log;
   ~Testpmd() { stop(); }
-  // vdevs: "net_virtio_user0,path=..." strings; args after "--".
+  // vdevs: "net_virtio_user0,path=..." strings; args after "--"; eal: more
+  // EAL arguments. With `interactive`, testpmd reads commands from a pipe
+  // (command()); otherwise its stdin is /dev/null.
   bool start(const std::string& prefix, const std::vector<std::string>& vdevs, const std::vector<std::string>& args,
-             const std::string& logfile) {
+             const std::string& logfile, bool interactive = false, const std::vector<std::string>& eal = {},
+             const std::string& mem = "512") {
     log = logfile;
-    std::vector<std::string> argv = {kTestpmd, "--no-huge", "-m", "512", "--no-pci", "--file-prefix", prefix,
+    std::vector<std::string> argv = {kTestpmd, "--no-huge", "-m", mem, "--no-pci", "--file-prefix", prefix,
                                      "--log-level", "lib.eal:error"};
+    for (const auto& e : eal) argv.push_back(e);
     for (const auto& v : vdevs) {
       argv.push_back("--vdev");
       argv.push_back(v);
     }
     argv.push_back("--");
+    if (interactive) argv.push_back("-i");
     for (const auto& a : args) argv.push_back(a);
+    int in[2] = {-1, -1};
+    if (interactive && pipe2(in, O_CLOEXEC) != 0) return false;
     pid = fork();
     if (pid < 0) return false;
     if (pid == 0) {
       FILE* f = freopen(logfile.c_str(), "w", stdout);
       (void)f;
+      setvbuf(stdout, nullptr, _IONBF, 0);
       dup2(fileno(stdout), 2);
-      int devnull = ::open("/dev/null", O_RDONLY);
-      if (devnull >= 0) dup2(devnull, 0);
+      int src = interactive ? in[0] : ::open("/dev/null", O_RDONLY);
+      if (src >= 0) dup2(src, 0);
       std::vector<char*> av;
       for (auto& s : argv) av.push_back(s.data());
       av.push_back(nullptr);
       execv(kTestpmd, av.data());
       _exit(127);
     }
+    if (interactive) {
+      ::close(in[0]);
+      cmd_fd = in[1];
+    }
     return true;
+  }
+  void command(const std::string& line) {
+    const std::string l = line + "\n";
+    if (cmd_fd >= 0 && ::write(cmd_fd, l.data(), l.size()) != ssize_t(l.size())) ADD_FAILURE() << "testpmd stdin";
+  }
+  // Interactive mode: what the benchmark does at the end of a round. Waits
+  // for the process to exit (SIGKILL after `ms`); false if it had to be killed.
+  bool quit(int ms) {
+    command("stop");
+    command("quit");
+    ::close(cmd_fd);
+    cmd_fd = -1;
+    for (int i = 0; i < ms / 10; ++i) {
+      int st;
+      if (waitpid(pid, &st, WNOHANG) == pid) {
+        pid = -1;
+        return true;
+      }
+      usleep(10000);
+    }
+    stop();
+    return false;
   }
   std::string output() const {
     std::ifstream in(log);
@@ -76,6 +112,10 @@ struct Testpmd {
   }
   // SIGINT makes testpmd stop forwarding and print its totals.
   void stop() {
+    if (cmd_fd >= 0) {
+      ::close(cmd_fd);
+      cmd_fd = -1;
+    }
     if (pid <= 0) return;
     kill(pid, SIGINT);
     for (int i = 0; i < 100; ++i) {
@@ -192,6 +232,92 @@ TEST_F(VhostTestpmd, IoLoopThroughTheSwitchBothWays) {
   sa->vhost->layout(&qs, &rs);
   EXPECT_TRUE(rs.empty()) << "mappings released";
   EXPECT_GE(sa->vhost->disconnects.load(), 1u);
+}
+
+// A front end connects, forwards and quits, again and again, against the
+// same two switch ports: what `npm run bench -- e2e vhost` does with a fresh
+// testpmd per round (interactive, both lcores on one CPU, mac forwarding,
+// 1518-byte frames, queue_size=1024, `start tx_first 4` once both links are
+// up, then `stop` and `quit`). Every cycle must come up (both links up, frames
+// through both ports) and quit by itself; the switch must not keep anything
+// of a gone front end (fds, mappings). The bound per cycle is a hang
+// detector (a stalled front end waits forever), not a timing assertion.
+TEST_F(VhostTestpmd, FrontEndReconnectsCycleAfterCycle) {
+  std::shared_ptr<PortStatus> sa, sb;
+  PortId a = add_vhost(dir + "/a.sock", false, &sa), b = add_vhost(dir + "/b.sock", false, &sb);
+  h.engine().start();
+  const char* env = getenv("VPC_VHOST_CYCLES");  // more cycles when hunting a rare failure
+  const int cycles = env && atoi(env) > 0 ? atoi(env) : 15;
+  const std::string mac[2] = {"02:00:00:00:0a:01", "02:00:00:00:0a:02"};
+  const std::string cpu = std::to_string(sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0);
+  size_t fds_after_first = 0, maps_after_first = 0;
+  auto count = [](const char* path, bool lines) {
+    size_t n = 0;
+    if (lines) {
+      std::ifstream in(path);
+      for (std::string l; std::getline(in, l);) ++n;
+    } else if (DIR* d = opendir(path)) {
+      while (readdir(d)) ++n;
+      closedir(d);
+    }
+    return n;
+  };
+  // As the benchmark's cases: one flow, then many (the tx_first bursts vary
+  // the IPv4 source), cycle after cycle.
+  auto args = [&](int c) {
+    std::vector<std::string> v = {"--forward-mode=mac", "--eth-peer=0," + mac[1], "--eth-peer=1," + mac[0],
+                                  "--burst=128", "--rxd=1024", "--txd=1024", "--total-num-mbufs=32768",
+                                  "--txpkts=1514"};
+    if (c % 2) v.push_back("--txonly-multi-flow");
+    return v;
+  };
+  for (int c = 0; c < cycles; ++c) {
+    const uint64_t ra = port_counter(a, PortCounter::rx_packets), rb = port_counter(b, PortCounter::rx_packets);
+    const uint64_t connects = sa->vhost->connects.load() + sb->vhost->connects.load();
+    Testpmd t;
+    ASSERT_TRUE(t.start("vpcvr" + std::to_string(getpid()) + "c" + std::to_string(c),
+                        {"net_virtio_user0,path=" + dir + "/a.sock,queue_size=1024,mac=" + mac[0],
+                         "net_virtio_user1,path=" + dir + "/b.sock,queue_size=1024,mac=" + mac[1]},
+                        args(c),
+                        dir + "/testpmd.log", true, {"--lcores=0@" + cpu + ",1@" + cpu}, "1024"));
+    auto state = [&] {
+      std::ostringstream o;
+      o << "cycle " << c << " of " << cycles << "; a: connects " << sa->vhost->connects.load() << " messages "
+        << sa->vhost->messages.load() << " refused " << sa->vhost->refused.load() << " link "
+        << port_counter(a, PortCounter::link_up) << " rx " << port_counter(a, PortCounter::rx_packets) - ra << " ("
+        << sa->error() << "); b: connects " << sb->vhost->connects.load() << " messages "
+        << sb->vhost->messages.load() << " refused " << sb->vhost->refused.load() << " link "
+        << port_counter(b, PortCounter::link_up) << " rx " << port_counter(b, PortCounter::rx_packets) - rb << " ("
+        << sb->error() << ")\n"
+        << t.output();
+      return o.str();
+    };
+    ASSERT_TRUE(wait_until([&] {
+      return sa->vhost->connects.load() + sb->vhost->connects.load() >= connects + 2 &&
+             port_counter(a, PortCounter::link_up) && port_counter(b, PortCounter::link_up);
+    }, 30000)) << "the front end's ports did not come up: " << state();
+    t.command("start tx_first 4");
+    ASSERT_TRUE(wait_until([&] {
+      return port_counter(a, PortCounter::rx_packets) > ra + 1000 && port_counter(b, PortCounter::rx_packets) > rb + 1000;
+    }, 30000)) << "no frames through the switch: " << state();
+    ASSERT_TRUE(t.quit(30000)) << "testpmd did not quit: " << state();
+    ASSERT_TRUE(wait_until([&] { return !sa->vhost->connected.load() && !sb->vhost->connected.load(); }, 10000))
+        << state();
+    // What the switch holds with no front end: the same after every cycle.
+    usleep(200000);  // the housekeeping that follows a disconnect
+    const size_t fds = count("/proc/self/fd", false), maps = count("/proc/self/maps", true);
+    if (c == 0) {
+      fds_after_first = fds;
+      maps_after_first = maps;
+    } else {
+      EXPECT_LE(fds, fds_after_first) << "cycle " << c << ": file descriptors leak";
+      EXPECT_LE(maps, maps_after_first) << "cycle " << c << ": mappings leak";
+    }
+  }
+  EXPECT_EQ(sa->vhost->refused.load(), 0u) << sa->error();
+  EXPECT_EQ(sb->vhost->refused.load(), 0u) << sb->error();
+  EXPECT_EQ(sa->vhost->connects.load(), uint64_t(cycles));
+  EXPECT_EQ(sb->vhost->disconnects.load(), uint64_t(cycles));
 }
 
 // Client mode: testpmd owns socket a (server=1) and waits for the switch to
