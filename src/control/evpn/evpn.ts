@@ -157,6 +157,11 @@ export class EvpnSync {
     return this.o.bgp;
   }
 
+  // The neighbours (and their timers) changed on the running speaker.
+  reconfigure(bgp: ResolvedBgp): void {
+    this.o.bgp = bgp;
+  }
+
   // ---------------------------------------------------------------- life cycle
 
   // Starts following the dataplane (events) and the switches; routes go out
