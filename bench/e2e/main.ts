@@ -78,6 +78,7 @@ export interface SystemResult {
   engine?: EngineProfile;
   steps?: TrafgenResult[]; // ports suite: one per offered rate
   load1?: number[]; // the machine's 1-minute load average when each round started
+  idle_cpu_pct?: number; // this switch: percent of one CPU its engine used while no traffic ran
 }
 
 export interface SuiteResult {
@@ -180,6 +181,7 @@ function merge(best: SystemResult, r: SystemResult): void {
     best.engine = r.engine;
   }
   if (r.latency && (!best.latency || r.latency.latency_us.p99 < best.latency.latency_us.p99)) best.latency = r.latency;
+  if (r.idle_cpu_pct !== undefined) best.idle_cpu_pct = Math.max(best.idle_cpu_pct ?? 0, r.idle_cpu_pct); // the worst round
   if (best.throughput) delete best.missing;
   else if (r.missing) best.missing = r.missing;
 }
@@ -231,12 +233,14 @@ async function runSystem(def: SystemDef, o: Options, size: number, mode: 'full' 
       }
     }
     res.rounds = { throughput: tps, p99: p99s };
+    if (mode === 'full' && run.idleCpu) res.idle_cpu_pct = Math.round((await run.idleCpu(3)) * 1000) / 1000;
     const tp = res.throughput!;
     const lat = res.latency;
     log(
       `  ${def.id}: ${fmtK(tp.rx_pps)} delivered of ${fmtK(tp.tx_pps)} offered (loss ${tp.loss_pct.toFixed(1)}%)` +
         (lat ? `; at ${fmtK(o.latencyRate)}: p50 ${lat.latency_us.p50.toFixed(1)} us, p99 ${lat.latency_us.p99.toFixed(1)} us, loss ${lat.loss_pct.toFixed(2)}%` : '') +
         (res.engine ? `; engine ${res.engine.busy_ns_per_packet.toFixed(0)} ns/pkt busy, batch ${res.engine.mean_batch.toFixed(1)}` : '') +
+        (res.idle_cpu_pct !== undefined ? `; idle ${res.idle_cpu_pct.toFixed(2)}% CPU` : '') +
         ` [${((Date.now() - t0) / 1000).toFixed(1)} s]`,
     );
   } catch (err) {

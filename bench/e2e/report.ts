@@ -31,6 +31,8 @@ function suiteTable(s: SuiteResult, r: Results): string[] {
   out.push(`### ${s.title}`, '');
   const head = ['system', 'Mpps', 'Gbit/s', 'loss at max'];
   if (withLatency) head.push(`p50 us`, `p99 us`, `p99.9 us`, `loss at ${r.method.latencyRate / 1000}k`);
+  const withIdle = s.systems.some((x) => x.idle_cpu_pct !== undefined);
+  if (withIdle) head.push('idle CPU');
   head.push('this switch ÷ system (pps; p99: >1 is worse)');
   out.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
   for (const x of s.systems) {
@@ -44,6 +46,7 @@ function suiteTable(s: SuiteResult, r: Results): string[] {
       const l = x.latency;
       row.push(l ? f1(l.latency_us.p50) : '-', l ? f1(l.latency_us.p99) : '-', l ? f1(l.latency_us.p999) : '-', l ? `${l.loss_pct.toFixed(2)}%` : '-');
     }
+    if (withIdle) row.push(x.idle_cpu_pct !== undefined ? `${x.idle_cpu_pct.toFixed(2)}%` : '-');
     const oursId = s.peers[x.id];
     const o = oursId ? find(s, oursId) : undefined;
     if (o?.throughput) {

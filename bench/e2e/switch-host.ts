@@ -5,10 +5,12 @@
 //
 // It builds the switch (ports, optional VXLAN uplink and peers), prints one
 // JSON line {"ready": ...} or {"error": ...}, then answers lines on stdin:
-// "stats" prints {"stats": dp.stats(), "ports": portStatus()...}; "stop" or
+// "stats" prints {"stats": dp.stats(), "ports": portStatus()...}; "cpu"
+// prints {"cpuNs": N}, the CPU time the engine thread has used so far; "stop" or
 // the end of stdin closes the dataplane and exits. It exits by itself after
 // `deadlineMs` whatever happens, so no switch outlives a benchmark run.
 
+import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import { Dataplane } from '../../src/dataplane';
 import type { PeerSpec, PortSpec, UplinkSpec } from '../../src/dataplane';
@@ -24,6 +26,22 @@ export interface HostConfig {
   uplink?: UplinkSpec;
   peers?: PeerSpec[];
   deadlineMs: number;
+}
+
+// CPU time of this process's engine threads (named vpc-engine), in ns, from
+// the scheduler's own accounting (/proc/self/task/TID/schedstat: time spent
+// on a CPU), which is exact where utime/stime count 10 ms ticks.
+function engineCpuNs(): number {
+  let ns = 0;
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      if (fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== 'vpc-engine') continue;
+      ns += Number(fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns;
 }
 
 function out(obj: unknown): void {
@@ -70,6 +88,8 @@ async function main(): Promise<void> {
     const cmd = line.trim();
     if (cmd === 'stats') {
       out({ stats: dp.stats(), ports: portsOf() });
+    } else if (cmd === 'cpu') {
+      out({ cpuNs: engineCpuNs() });
     } else if (cmd === 'stop') {
       finish();
     }

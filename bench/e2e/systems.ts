@@ -39,6 +39,7 @@ export interface SystemRun {
   used: string; // what exactly was run (mode, port types) for the report
   counters?: () => Promise<Record<string, number> | undefined>; // engine counters of this switch
   stats?: () => Promise<Record<string, unknown>>; // this switch's full stats() (port counters and drop reasons)
+  idleCpu?: (seconds: number) => Promise<number>; // percent of one CPU this switch's engine uses with no traffic
   guests?: { tx: Guest; rx: Guest }; // the two guest interfaces (not for bridge-tap, where trafgen holds tap fds)
 }
 
@@ -63,7 +64,7 @@ function guestRun(g: string, s: string, used: string, h?: SwitchHost): SystemRun
     rx: `afpacket:s0@${s}`,
     used,
     guests: { tx: { ns: g, dev: 'g0' }, rx: { ns: s, dev: 's0' } },
-    ...(h ? { counters: engineCounters(h), stats: () => h.stats() } : {}),
+    ...(h ? { counters: engineCounters(h), stats: () => h.stats(), idleCpu: (sec: number) => h.idleCpu(sec) } : {}),
   };
 }
 
@@ -103,6 +104,23 @@ export class SwitchHost {
   async stats(): Promise<Record<string, unknown>> {
     this.child.stdin!.write('stats\n');
     return this.next(5000);
+  }
+
+  // Percent of one CPU the engine thread uses over `seconds` with no
+  // traffic: after the last frame it spins for its adaptive-polling window
+  // (a fraction of a millisecond), so the wait before the first sample is
+  // well past it.
+  async idleCpu(seconds: number): Promise<number> {
+    await new Promise((r) => setTimeout(r, 500));
+    const cpu = async (): Promise<number> => {
+      this.child.stdin!.write('cpu\n');
+      return Number((await this.next(5000)).cpuNs);
+    };
+    const a = await cpu();
+    const t0 = process.hrtime.bigint();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const b = await cpu();
+    return (100 * (b - a)) / Number(process.hrtime.bigint() - t0);
   }
 
   // Frames above 1500 bytes need larger buffers: 16 KiB ones (fewer of

@@ -180,7 +180,11 @@ bool AfPacketPort::open_socket(Status* code, std::string* err) {
   if (big_fd_ < 0) return fail(Status::kSystem, "socket(AF_PACKET) for large frames", errno, "CAP_NET_RAW");
   if (setsockopt(big_fd_, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)) < 0)
     return fail(Status::kSystem, "PACKET_VNET_HDR (large-frame socket)", errno, nullptr);
-  setsockopt(big_fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof(v));
+  // No PACKET_QDISC_BYPASS here: the bypass (dev_direct_xmit) drops a frame
+  // that the device cannot take as it is rather than segmenting it, so a
+  // super-frame or a VXLAN batch sent to an interface without TSO or UDP
+  // segmentation (a NIC without USO, a veth with offloads off, disableOffloads)
+  // was lost whole. Through the qdisc path the kernel segments in software.
   if (setsockopt(big_fd_, SOL_SOCKET, SO_SNDBUFFORCE, &kBigSendBytes, sizeof(kBigSendBytes)) < 0)
     setsockopt(big_fd_, SOL_SOCKET, SO_SNDBUF, &kBigSendBytes, sizeof(kBigSendBytes));
   sll.sll_protocol = 0;
@@ -422,10 +426,11 @@ uint16_t AfPacketPort::tx_burst(Pkt* pkts, uint16_t n) {
   for (; i < n; ++i) {
     const Pkt& p = pkts[i];
     const OffloadMeta* meta = pkt_has_meta(p) ? &pool_->meta(p.buf) : nullptr;
-    if (p.len > tx_max_) {
-      // Larger than a slot: what the ring holds leaves first (a kick sends
-      // every pending slot before it returns), then the run goes through
-      // the second socket.
+    if (p.len > tx_max_ || (meta && meta->gso())) {
+      // Larger than a slot, or to be segmented (even if small: the ring's
+      // socket bypasses the qdisc, see open_socket): what the ring holds
+      // leaves first (a kick sends every pending slot before it returns),
+      // then the run goes through the second socket.
       if (queued) {
         kick();
         queued = 0;

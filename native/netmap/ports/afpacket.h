@@ -8,7 +8,7 @@
 //
 // - Socket bound to the interface's ifindex with ETH_P_ALL, promiscuous
 //   through PACKET_ADD_MEMBERSHIP (undone by the kernel when the socket
-//   closes), PACKET_QDISC_BYPASS on tx, PACKET_IGNORE_OUTGOING so frames that
+//   closes), PACKET_QDISC_BYPASS on the ring's tx, PACKET_IGNORE_OUTGOING so frames that
 //   others send on the interface do not come back as received ones.
 // - Offloads (PACKET_VNET_HDR): every frame comes with a virtio_net_hdr, so
 //   a guest with TSO/GSO and checksum offload on (every veth's default) hands
@@ -17,8 +17,11 @@
 //   one a counted drop (rx_bad_vnet). On transmit the header is written from
 //   the frame's OffloadMeta (a zero header for a plain frame), so a guest gets
 //   super-frames whole: tx_offloads() = checksum, TSO4, TSO6, ECN, and UDP
-//   GSO (the kernel segments a USO frame for a device without it; an uplink
-//   sends batches of VXLAN packets that way, overlay/uso.cc).
+//   GSO (the kernel segments a super-frame for a device without the offload;
+//   an uplink sends batches of VXLAN packets that way, overlay/uso.cc).
+//   Frames with GSO state leave through the second socket below, which goes
+//   through the qdisc layer: only that path segments in software
+//   (PACKET_QDISC_BYPASS would drop them).
 // - Rings and memory: regular 2 KiB slots (2048 per ring, 4 MiB each way),
 //   the same as without offloads, so the 64-byte path is unchanged. A frame
 //   larger than a slot is not given a slot of its own size: on receive the
