@@ -53,6 +53,7 @@ describe('vpcctl bgp', () => {
       assert.deepEqual(await d.client.call('GET', '/v1/bgp/routes'), { bgp: false, routes: [] });
       const out = execFileSync(process.execPath, [VPCCTL, '-s', d.socket, 'bgp', 'status'], { encoding: 'utf8' });
       assert.equal(out, 'BGP is not configured (no `bgp:` section)\n');
+      assert.equal(execFileSync(process.execPath, [VPCCTL, '-s', d.socket, 'bgp', 'show'], { encoding: 'utf8' }), out, 'show is status');
       const json = JSON.parse(execFileSync(process.execPath, [VPCCTL, '-s', d.socket, '--json', 'bgp', 'routes', '--switch', 's1'], { encoding: 'utf8' }));
       assert.deepEqual(json, { bgp: false, routes: [] });
       assert.throws(() => execFileSync(process.execPath, [VPCCTL, '-s', d.socket, 'bgp', 'routes', '--switch', 'nope'], { stdio: 'pipe' }), (e: { status: number }) => e.status === 5);

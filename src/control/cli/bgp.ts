@@ -1,6 +1,6 @@
 // vpcctl bgp: the EVPN speaker's sessions and routes.
 //
-//   vpcctl bgp status [--json]             sessions (state, uptime, routes in/out) and route counts;
+//   vpcctl bgp status|show [--json]        sessions (state, uptime, routes in/out) and route counts;
 //                                          the speaker up, busy (slow to answer) or down, and how stale
 //   vpcctl bgp routes [--switch S] [--json] EVPN routes: ours (local) and received (remote)
 
@@ -47,7 +47,7 @@ export function bgpRoutesText(routes: EvpnRouteView[]): string {
 // Adds `bgp status` and `bgp routes` to the program.
 export function registerBgp(program: Command, { ctx, print }: CliContext): void {
   const bgp = program.command('bgp').description('the BGP EVPN speaker: sessions and routes');
-  bgp.command('status').description('BGP sessions (state, uptime, routes in and out) and EVPN route counts').action(async (_o, cmd: Command) => {
+  bgp.command('status').alias('show').description('BGP sessions (state, uptime, routes in and out), the speaker up, busy or down, and EVPN route counts').action(async (_o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<{ bgp: BgpStatus | null }>('GET', '/v1/bgp');
     print(json, r, () => bgpStatusText(r.bgp));
