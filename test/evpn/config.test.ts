@@ -101,6 +101,11 @@ describe('bgp configuration', () => {
     const timers = resolveBgp({ ...OK, neighbors: ['198.18.0.2', '198.18.0.3', '198.18.0.4'], holdTime: 30 });
     assert.equal(restartReason(a, timers), undefined);
     assert.equal(neighborPlan(a, timers).change.length, 3);
+    // The sync's rate limit is read at every tick: nothing restarts.
+    const rate = resolveBgp({ ...OK, neighbors: ['198.18.0.2', '198.18.0.3', '198.18.0.4'], advertiseRate: 500 });
+    assert.equal(restartReason(a, rate), undefined);
+    assert.deepEqual(neighborPlan(a, rate), { add: [], remove: [], change: [] });
+    assert.equal(restartReason(a, resolveBgp({ ...OK, switches: ['tenant'] })), 'bgp.switches');
     // Global settings need a new gobgpd; the reason names them.
     assert.equal(restartReason(a, resolveBgp({ ...OK, asn: 64513 })), 'bgp.asn');
     assert.equal(restartReason(a, resolveBgp({ ...OK, routerId: '198.18.0.9', port: 1179 })), 'bgp.port, bgp.routerId');

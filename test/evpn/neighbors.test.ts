@@ -109,7 +109,7 @@ test('bgp neighbours added, changed and removed on a running host: the untouched
     assert.equal(after.neighbors.find((n) => n.address === h2.bgp)?.establishedAt, s12.establishedAt, 'host 1: same session to host 2');
     assert.equal((await bgp(h2)).neighbors.find((n) => n.address === h1.bgp)?.establishedAt, s21.establishedAt, 'host 2: same session to host 1');
     const log = h1.vpcd!.logs.join('\n');
-    assert.match(log, /neighbours changed on the running gobgpd/);
+    assert.match(log, /change applied to the running gobgpd/);
     assert.doesNotMatch(log, /restarting it/);
   });
 });

@@ -157,7 +157,8 @@ export class EvpnSync {
     return this.o.bgp;
   }
 
-  // The neighbours (and their timers) changed on the running speaker.
+  // Settings the running sync takes: the hold time (the grace after a
+  // reconnect) and advertiseRate (read at every tick).
   reconfigure(bgp: ResolvedBgp): void {
     this.o.bgp = bgp;
   }

@@ -162,7 +162,7 @@ export class EvpnService {
     this.speaker.reconfigure(next);
     log.info(
       { added: plan.add.map((p) => p.address), removed: plan.remove, changed: plan.change.map((p) => p.address) },
-      'bgp: neighbours changed on the running gobgpd (the other sessions stay up)',
+      'bgp: change applied to the running gobgpd (sessions to unchanged neighbours stay up)',
     );
     return true;
   }

@@ -93,12 +93,13 @@ export function gobgpdConfig(b: ResolvedBgp): string {
   return `${lines.join('\n')}\n`;
 }
 
-// What only a new gobgpd takes: every setting but the neighbours and their
-// session settings (timers, cluster ID), which the running one changes
-// through its API. undefined: a and b differ in neighbours at most.
+// What only a new gobgpd (and a new sync) takes: every setting but the
+// neighbours and their session settings (timers, cluster ID), which the
+// running gobgpd changes through its API, and advertiseRate, which the sync
+// reads at every tick. undefined: a and b differ in those at most.
 export function restartReason(a: ResolvedBgp, b: ResolvedBgp): string | undefined {
   const rest = (x: ResolvedBgp): Record<string, unknown> => {
-    const { neighbors: _n, holdTime: _h, keepalive: _k, clusterId: _c, ...others } = x;
+    const { neighbors: _n, holdTime: _h, keepalive: _k, clusterId: _c, advertiseRate: _r, ...others } = x;
     return others;
   };
   const ra = rest(a);
