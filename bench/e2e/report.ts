@@ -2,7 +2,9 @@
 // The chart is plain SVG written here: no charting library.
 
 import type { SuiteResult, SystemResult } from './main';
-import { COLLAPSE, TCP_REFERENCE, type TcpReport } from './tcp';
+import { COLLAPSE, TCP_REFERENCE, type TcpGroup, type TcpReport } from './tcp';
+
+const PATH_LABEL: Record<TcpGroup, string> = { local: 'local', vxlan: 'VXLAN', vxwire: 'VXLAN, wire-like underlay' };
 
 interface Results {
   started: string;
@@ -204,7 +206,7 @@ export function renderSvg(r: Results): string {
 
 const gbps = (v: number): string => (v === 0 ? '0' : v >= 10 ? v.toFixed(2) : v >= 0.01 ? v.toFixed(3) : v.toPrecision(2));
 
-function refLabel(r: TcpReport, group: 'local' | 'vxlan'): string {
+function refLabel(r: TcpReport, group: TcpGroup): string {
   const id = TCP_REFERENCE[group];
   return r.systems.find((x) => x.id === id)?.label ?? id;
 }
@@ -222,7 +224,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
     '',
     `iperf3 for ${String(method.seconds)} s per run between two guests (network namespaces) that keep the kernel's default offloads (on veth: TSO, GSO, checksum offload on; what each guest had is under "what ran"). ` +
       `Gbit/s as iperf3 reports it (TCP payload). Ratio: receiver Gbit/s over the reference of the same run, MTU and number of streams ` +
-      `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}). **collapsed**: the run failed or received less than ${COLLAPSE * 100}% of the reference. See docs/benchmarks.md.`,
+      `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}; wire-like underlay rows: ${refLabel(r, 'vxwire')}, over an underlay whose veths have TSO, GSO and UDP segmentation off, so the kernel cuts every batch before the veth and each VXLAN packet crosses on its own, as on a wire). **collapsed**: the run failed or received less than ${COLLAPSE * 100}% of the reference. See docs/benchmarks.md.`,
     '',
     '### Guest to guest TCP throughput (iperf3)',
     '',
@@ -236,7 +238,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
       let status = '';
       if (run.error) status = `**failed**: ${run.error}`;
       else if (run.collapsed) status = `**collapsed** (below ${COLLAPSE * 100}% of the reference)`;
-      const row = [x.group === 'vxlan' ? 'VXLAN' : 'local', x.label, String(run.mtu), String(run.streams), gbps(run.receiver_gbps), gbps(run.sender_gbps), String(run.retransmits), ratioCell, status];
+      const row = [PATH_LABEL[x.group], x.label, String(run.mtu), String(run.streams), gbps(run.receiver_gbps), gbps(run.sender_gbps), String(run.retransmits), ratioCell, status];
       out.push(`| ${row.map(esc).join(' | ')} |`);
     }
   }
@@ -254,7 +256,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
     for (const x of lat) {
       const l = x.latency!;
       const ref = x.id === TCP_REFERENCE[x.group];
-      const row = [x.group === 'vxlan' ? 'VXLAN' : 'local', x.label, String(l.roundTrips), f1(l.p50_us), f1(l.p99_us), f1(l.p999_us), ref ? 'reference' : l.ratio_p99 !== undefined ? `${l.ratio_p99.toFixed(2)}x` : '-', l.error ? `**failed**: ${l.error}` : ''];
+      const row = [PATH_LABEL[x.group], x.label, String(l.roundTrips), f1(l.p50_us), f1(l.p99_us), f1(l.p999_us), ref ? 'reference' : l.ratio_p99 !== undefined ? `${l.ratio_p99.toFixed(2)}x` : '-', l.error ? `**failed**: ${l.error}` : ''];
       out.push(`| ${row.map(esc).join(' | ')} |`);
     }
     out.push('');

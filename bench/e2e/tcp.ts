@@ -33,9 +33,12 @@ const RX_IP = '198.18.0.2';
 
 export const TCP_LOCAL = ['wire', 'bridge', 'ovs-afxdp', 'ovs-afpacket', 'ovs-afpacket-tso', 'ours-afpacket', 'ours-tap', 'ours-afxdp'];
 export const TCP_VXLAN = ['vx-linux', 'vx-ours'];
+// The same over an underlay that segments like a wire (systems.ts, vxlanWire).
+export const TCP_VXWIRE = ['vx-linux-wire', 'vx-ours-wire'];
+export type TcpGroup = 'local' | 'vxlan' | 'vxwire';
 // The reference of each group: ratios are to it, in the same run, at the same
 // MTU and number of streams.
-export const TCP_REFERENCE: Record<'local' | 'vxlan', string> = { local: 'bridge', vxlan: 'vx-linux' };
+export const TCP_REFERENCE: Record<TcpGroup, string> = { local: 'bridge', vxlan: 'vx-linux', vxwire: 'vx-linux-wire' };
 // A result below this share of the reference counts as a collapse (issue 11:
 // "any iperf3 result below 10% of the bridge's is a bug").
 export const COLLAPSE = 0.1;
@@ -68,7 +71,7 @@ export interface TcpSystem {
   id: string;
   label: string;
   family: string;
-  group: 'local' | 'vxlan';
+  group: TcpGroup;
   used?: string;
   guestOffloads?: string; // ethtool -k of the sending guest's interface, as the runs saw it
   runs: TcpRun[];
@@ -277,11 +280,11 @@ async function switchDrops(run: SystemRun): Promise<Record<string, number>> {
 // ------------------------------------------------------------ suite
 
 // One system at one MTU: set up, address, runs, tear down.
-async function runAt(d: SystemDef, group: 'local' | 'vxlan', mtu: number, o: TcpOptions, res: TcpSystem): Promise<void> {
+async function runAt(d: SystemDef, group: TcpGroup, mtu: number, o: TcpOptions, res: TcpSystem): Promise<void> {
   // Over VXLAN the guests' MTU is the underlay's minus the 50 bytes of
   // VXLAN over IPv4: 1500 guests over a 1600 underlay (as the vxlan suite),
   // jumbo guests at 8950 over a 9000 underlay (this switch's largest MTU).
-  const jumboVx = group === 'vxlan' && mtu > 1500;
+  const jumboVx = group !== 'local' && mtu > 1500;
   const t = new Topo({ keepOffloads: true, mtu: jumboVx ? 8950 : mtu, underlayMtu: jumboVx ? 9000 : 1600 });
   const streamsList = mtu === 1500 ? [1, 4] : [1];
   const t0 = Date.now();
@@ -349,7 +352,7 @@ export function compare(systems: TcpSystem[]): void {
 }
 
 export async function runTcp(o: TcpOptions): Promise<TcpResult> {
-  const groups: Array<['local' | 'vxlan', string[]]> = [['local', TCP_LOCAL], ['vxlan', TCP_VXLAN]];
+  const groups: Array<[TcpGroup, string[]]> = [['local', TCP_LOCAL], ['vxlan', TCP_VXLAN], ['vxwire', TCP_VXWIRE]];
   const systems: TcpSystem[] = [];
   o.log(`tcp: iperf3 ${o.seconds} s per run, 1 and 4 streams at MTU 1500${o.jumbo ? ', 1 stream at the jumbo MTU' : ''}${o.latency ? ', TCP request/response latency' : ''}; guests keep the kernel's default offloads; switch on CPU ${o.placement.switchCpu}, iperf3 not pinned`);
   for (const [group, ids] of groups) {

@@ -134,6 +134,8 @@ namespace vpc {
   X(vxlan_tx, counter, "VXLAN packets encapsulated")                                     \
   X(vxlan_tx_batched, counter, "VXLAN packets handed to the uplink in UDP GSO super-frames (several per frame)") \
   X(vxlan_rx_coalesced, counter, "VXLAN packets received in UDP GSO super-frames whose inner TCP segments became one frame") \
+  X(vxlan_rx_gro, counter, "VXLAN packets received one by one whose inner TCP segments were coalesced into super-frames (GRO)") \
+  X(vxlan_rx_gro_frames, counter, "Super-frames made by coalescing inner TCP segments received one VXLAN packet each (GRO)") \
   X(arp_requests_sent, counter, "ARP requests sent to resolve next hops")                \
   X(arp_replies_sent, counter, "ARP replies sent for the VTEP address")                  \
   X(nd_solicits_sent, counter, "Neighbor Solicitations sent to resolve next hops")       \

@@ -279,7 +279,7 @@ struct Overlay::RxSetup {
 // rx_ipv4/rx_ipv6, rx_vxlan), admitted into a switch (admit), and its outer
 // headers stripped; what comes out is a Burst of inner frames for the
 // bridge, each mapped to its VTEP's member. Frames are compacted in place in
-// pkts.
+// pkts; runs of one connection's TCP segments are coalesced (gro.cc).
 void Overlay::decap(Pkt* pkts, uint16_t n, Burst& b) {
   const PortState& up = core_.port(uplink_.port);
   PortCounterBlock* pc = up.counters;
@@ -321,7 +321,7 @@ void Overlay::decap(Pkt* pkts, uint16_t n, Burst& b) {
       // their place in the order.
       if (k) {
         b.pkts = pkts;
-        b.n = k;
+        b.n = gro_worth(bytes, i) ? gro(pkts, k, b) : k;
         bridge_.forward(b, pc, nullptr);
         k = 0;
       }
@@ -348,7 +348,7 @@ void Overlay::decap(Pkt* pkts, uint16_t n, Burst& b) {
   pc->add(PortCounter::rx_packets, n);
   pc->add(PortCounter::rx_bytes, bytes);
   b.pkts = pkts;
-  b.n = k;
+  b.n = gro_worth(bytes, n) ? gro(pkts, k, b) : k;
 }
 
 }  // namespace vpc

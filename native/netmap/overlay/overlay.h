@@ -119,6 +119,13 @@ class Overlay {
   bool super_fits(Pkt p, uint32_t max_len) const;
   bool take_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint16_t outer_len, MemberId m, uint32_t vt);
   void transmit_uplink(Pkt p) { core_.stage(uplink_.port, p); }
+  // gro.cc: inner TCP segments received one VXLAN packet each, coalesced.
+  static constexpr uint16_t kGroMinLen = 128;  // shorter: pure ACKs, small requests
+  uint16_t gro(Pkt* pkts, uint16_t n, Burst& b);
+  // decap() looks for runs only in a burst whose frames average kGroMinLen
+  // inner bytes or more (`bytes` of the first `n` outer frames, VXLAN over
+  // IPv4 adds 50): 64-byte traffic pays nothing per frame.
+  static bool gro_worth(uint64_t bytes, uint32_t n) { return n >= 2 && bytes >= uint64_t(n) * (kGroMinLen + 50); }
   // underlay.cc
   bool handle_arp(Pkt& p, uint8_t* f);
   int handle_ipv4_local(Pkt& p, uint8_t* f, uint16_t ihl);

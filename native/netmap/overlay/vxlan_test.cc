@@ -2353,6 +2353,69 @@ TEST_F(VxlanUsoTest, OtherBatchesAreDecapsulatedChunkByChunk) {
   EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_coalesced), 0u);
 }
 
+// Over a wire a guest's stream arrives one VXLAN packet per segment: the
+// segments of one burst become one super-frame (GRO) for a port that takes
+// TSO, and the same segments again, cut at egress, for a port that does not.
+TEST_F(VxlanUsoTest, SegmentsReceivedOneByOneAreCoalescedForTheGuest) {
+  testframes::Built b = from_remote(20000);
+  PipeOptions plain;
+  plain.tx_offloads = 0;
+  Result r = try_add_port(sw_, {}, {}, 256, plain);
+  ASSERT_TRUE(r.ok());
+  const PortId no_tso = r.id;
+  FrameLayout L;
+  ASSERT_TRUE(frame_layout(b.f.data(), uint32_t(b.f.size()), &L));
+  const uint16_t mss = 1410;
+  const uint32_t n = gso_segments(b.f.data(), uint32_t(b.f.size()), testutil::tso_meta(b, false, mss), L, mss);
+  std::vector<Bytes> segs, wire;
+  for (uint32_t i = 0; i < n; ++i) {
+    Bytes s(L.hdr_len + mss);
+    s.resize(gso_write_segment(b.f.data(), uint32_t(b.f.size()), L, mss, i, s.data(), uint32_t(s.size())));
+    segs.push_back(s);
+    wire.push_back(vx4(s));
+  }
+  ASSERT_EQ(send_frames(up_, wire), n);
+  step();
+  Pkt pk[64];
+  ASSERT_EQ(peer(locals_[0]).recv(pk, 64), 1u) << "one super-frame";
+  ASSERT_TRUE(pkt_has_meta(pk[0]));
+  const OffloadMeta im = pool_->meta(pk[0].buf);
+  EXPECT_EQ(im.gso_kind(), OffloadMeta::kGsoTcpv4);
+  EXPECT_EQ(im.gso_size, mss);
+  EXPECT_TRUE(im.needs_csum());
+  EXPECT_EQ(im.csum_start, b.l4_off);
+  Bytes got(pool_->frame(pk[0]), pool_->frame(pk[0]) + pk[0].len);
+  peer(locals_[0]).cache().free(pk[0].buf);
+  ASSERT_EQ(got.size(), b.f.size());
+  EXPECT_TRUE(std::equal(b.f.begin() + b.hdr_len, b.f.end(), got.begin() + b.hdr_len)) << "payload";
+  EXPECT_EQ(get16(got, 16), got.size() - 14) << "IPv4 total length";
+  EXPECT_TRUE(ipv4_checksum_ok(got.data() + 14, 20));
+  EXPECT_EQ(recv(no_tso), segs) << "cut again at egress: the segments as they were sent";
+  EXPECT_EQ(pc(no_tso, PortCounter::tx_gso_frames), 1u);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx), n);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_gro), n);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_gro_frames), 1u);
+  EXPECT_EQ(peer_cnt(v4(kPeerA4), PeerCounter::rx_packets), n);
+
+  // A damaged segment in the middle of the next burst passes on as it came
+  // (the guest drops it); the runs on either side are coalesced.
+  std::vector<Bytes> wire2;
+  for (uint32_t i = 0; i < 5; ++i) {
+    Bytes s = segs[i];
+    if (i == 2) s[s.size() - 1] ^= 0x55;
+    wire2.push_back(vx4(s));
+  }
+  ASSERT_EQ(send_frames(up_, wire2), 5u);
+  step();
+  auto r2 = recv(locals_[0]);
+  ASSERT_EQ(r2.size(), 3u);
+  EXPECT_EQ(r2[0].size(), L.hdr_len + 2u * mss);
+  EXPECT_EQ(r2[1].back(), uint8_t(segs[2].back() ^ 0x55)) << "the damaged one, alone";
+  EXPECT_EQ(r2[2].size(), L.hdr_len + 2u * mss);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_gro), n + 4);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_gro_frames), 3u);
+}
+
 // Linux's vxlan device over a veth underlay hands over its tunnel GSO frames
 // unsegmented; AF_PACKET reports them as TCP GSO with the checksum start in
 // the inner frame. Decapsulated, the inner frame is a TCP super-frame.
