@@ -1,4 +1,13 @@
 // Client of the control API (vpcctl, tests): JSON over HTTP on the Unix socket.
+//
+// Every request goes on a connection of its own (`agent: false`, which sends
+// `Connection: close`): never on a kept-alive one. Node's global agent keeps
+// connections alive, and one that vpcd closed as idle just as a request went
+// out on it fails with ECONNRESET or EPIPE: for a GET that is a spurious
+// error, for a POST a request the daemon may or may not have applied, which
+// the client must not send again. A connection to a local Unix socket costs
+// a few microseconds; vpcctl makes one or two calls; there is nothing to save
+// by reusing one.
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -42,6 +51,7 @@ export class Client {
       const req = http.request(
         {
           socketPath: this.socketPath,
+          agent: false,
           method,
           path,
           headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
@@ -84,7 +94,7 @@ export class Client {
   // early from this side (the server then stops what it streams).
   stream(path: string, onData: (chunk: Buffer) => void, abort?: AbortSignal): Promise<Record<string, string | undefined>> {
     return new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: this.socketPath, method: 'GET', path, signal: abort }, (res) => {
+      const req = http.request({ socketPath: this.socketPath, agent: false, method: 'GET', path, signal: abort }, (res) => {
         const status = res.statusCode ?? 0;
         if (status < 200 || status >= 300) {
           const chunks: Buffer[] = [];

@@ -3,12 +3,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
+import { Registry } from 'prom-client';
+import { registerEvpnMetrics } from '../../src/control/evpn/metrics';
+import type { EvpnService } from '../../src/control/evpn/service';
 import { bgpRoutesText, bgpStatusText } from '../../src/control/cli/bgp';
 import type { BgpStatus } from '../../src/control/evpn/service';
 import { removeDir, spawnVpcd, TEST_ENGINE, VPCCTL } from '../control/helpers';
 
 const STATUS: BgpStatus = {
-  asn: 64512, routerId: '198.18.0.1', managed: true, api: '127.0.0.1:40000', speaker: 'up', pid: 1234, restarts: 1,
+  asn: 64512, routerId: '198.18.0.1', managed: true, api: '127.0.0.1:40000', speaker: 'up', stale: false, ageSeconds: 0.4, pid: 1234, restarts: 1,
   neighbors: [{ address: '198.18.0.2', asn: 64512, state: 'established', routerId: '198.18.0.2', uptimeSeconds: 3725, adminDown: false, received: 7, accepted: 7, advertised: 5, messagesIn: 20, messagesOut: 21 }],
   evpn: { sessionsEstablished: 1, routesAdvertised: 5, routesReceived: 7, macsInstalled: 6, floodPeers: 1, updatesSent: 9, moves: 2, duplicates: 0, limited: 0, installErrors: 0, rejected: 0, pending: 0 },
 };
@@ -19,6 +22,8 @@ describe('vpcctl bgp', () => {
     assert.match(s, /^AS 64512, router ID 198\.18\.0\.1, managed gobgpd \(pid 1234\) at 127\.0\.0\.1:40000: up, restarted 1 time\(s\)$/m);
     assert.match(s, /routes: 5 advertised, 7 received; 6 MACs installed, 1 flood-list peers; 0 pending/);
     assert.match(s, /^198\.18\.0\.2\s+64512\s+established\s+1h02m\s+7\s+7\s+5\s+198\.18\.0\.2$/m);
+    assert.match(bgpStatusText({ ...STATUS, speaker: 'busy', stale: true, ageSeconds: 7.25 }), /: busy \(gobgpd did not answer in time; stale: sessions as of 7\.3 s ago\), restarted/);
+    assert.match(bgpStatusText({ ...STATUS, speaker: 'down', stale: true, ageSeconds: undefined }), /: down \(gobgpd cannot be reached; stale: no answer yet\), restarted/);
     assert.equal(bgpStatusText(null), 'BGP is not configured (no `bgp:` section)\n');
     const r = bgpRoutesText([
       { switch: 'tenant', vni: 1001, type: 3, vtep: '198.18.0.11', origin: 'local', best: true },
@@ -29,6 +34,18 @@ describe('vpcctl bgp', () => {
     assert.equal(bgpRoutesText([]), 'no EVPN routes\n');
   });
 
+  test('the speaker state metric', async () => {
+    const registry = new Registry();
+    let status: BgpStatus = { ...STATUS, speaker: 'busy', stale: true };
+    registerEvpnMetrics(registry, { status: () => status } as unknown as EvpnService);
+    const text = await registry.metrics();
+    assert.match(text, /^vpcd_evpn_speaker_state\{state="busy"\} 1$/m);
+    assert.match(text, /^vpcd_evpn_speaker_state\{state="up"\} 0$/m);
+    assert.match(text, /^vpcd_bgp_session_up\{neighbor="198\.18\.0\.2"\} 1$/m, 'the last known sessions stay');
+    status = { ...STATUS, speaker: 'down', stale: true };
+    assert.match(await registry.metrics(), /^vpcd_evpn_speaker_state\{state="down"\} 1$/m);
+  });
+
   test('a vpcd without a bgp section says so', async () => {
     const d = await spawnVpcd({ config: `${TEST_ENGINE}switches: [{ name: s1, vni: 10 }]\n` });
     try {
@@ -36,6 +53,7 @@ describe('vpcctl bgp', () => {
       assert.deepEqual(await d.client.call('GET', '/v1/bgp/routes'), { bgp: false, routes: [] });
       const out = execFileSync(process.execPath, [VPCCTL, '-s', d.socket, 'bgp', 'status'], { encoding: 'utf8' });
       assert.equal(out, 'BGP is not configured (no `bgp:` section)\n');
+      assert.equal(execFileSync(process.execPath, [VPCCTL, '-s', d.socket, 'bgp', 'show'], { encoding: 'utf8' }), out, 'show is status');
       const json = JSON.parse(execFileSync(process.execPath, [VPCCTL, '-s', d.socket, '--json', 'bgp', 'routes', '--switch', 's1'], { encoding: 'utf8' }));
       assert.deepEqual(json, { bgp: false, routes: [] });
       assert.throws(() => execFileSync(process.execPath, [VPCCTL, '-s', d.socket, 'bgp', 'routes', '--switch', 'nope'], { stdio: 'pipe' }), (e: { status: number }) => e.status === 5);

@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import { parseConfig } from '../../src/control/config';
 import { ControlError } from '../../src/control/errors';
 import { parseBgp, resolveBgp } from '../../src/control/evpn/config';
-import { findGobgpd, gobgpdConfig } from '../../src/control/evpn/speaker';
+import { findGobgpd, gobgpdConfig, restartReason } from '../../src/control/evpn/speaker';
+import { neighborPlan } from '../../src/control/evpn/service';
 import { StateStore } from '../../src/control/state';
 import { emptyModel } from '../../src/control/model';
 import { removeDir, tempDir } from '../control/helpers';
@@ -85,5 +86,29 @@ describe('bgp configuration', () => {
     assert.match(toml, /neighbor-address = "198\.18\.0\.2"\n {4}peer-as = 64512\n {2}\[neighbors\.timers\.config\]\n {4}hold-time = 9\n {4}keepalive-interval = 3/);
     assert.match(toml, /route-reflector-client = true\n {4}route-reflector-cluster-id = "198\.18\.0\.1"/);
     assert.equal((toml.match(/afi-safi-name = "l2vpn-evpn"/g) ?? []).length, 2);
+  });
+
+  test('what a running gobgpd takes through its API, and what needs a new one', () => {
+    const a = resolveBgp({ ...OK, neighbors: ['198.18.0.2', '198.18.0.3', '198.18.0.4'] });
+    const b = resolveBgp({ ...OK, neighbors: ['198.18.0.2', { address: '198.18.0.4', routeReflectorClient: true }, '198.18.0.5'] });
+    assert.equal(restartReason(a, b), undefined, 'neighbours alone: no restart');
+    const plan = neighborPlan(a, b);
+    assert.deepEqual(plan.add.map((p) => p.address), ['198.18.0.5']);
+    assert.deepEqual(plan.remove, ['198.18.0.3']);
+    assert.deepEqual(plan.change.map((p) => [p.address, p.routeReflectorClient, p.clusterId]), [['198.18.0.4', true, '198.18.0.1']]);
+    assert.deepEqual(neighborPlan(a, a), { add: [], remove: [], change: [] }, '198.18.0.2 untouched');
+    // Timers are session settings: every neighbour is replaced, gobgpd stays.
+    const timers = resolveBgp({ ...OK, neighbors: ['198.18.0.2', '198.18.0.3', '198.18.0.4'], holdTime: 30 });
+    assert.equal(restartReason(a, timers), undefined);
+    assert.equal(neighborPlan(a, timers).change.length, 3);
+    // The sync's rate limit is read at every tick: nothing restarts.
+    const rate = resolveBgp({ ...OK, neighbors: ['198.18.0.2', '198.18.0.3', '198.18.0.4'], advertiseRate: 500 });
+    assert.equal(restartReason(a, rate), undefined);
+    assert.deepEqual(neighborPlan(a, rate), { add: [], remove: [], change: [] });
+    assert.equal(restartReason(a, resolveBgp({ ...OK, switches: ['tenant'] })), 'bgp.switches');
+    // Global settings need a new gobgpd; the reason names them.
+    assert.equal(restartReason(a, resolveBgp({ ...OK, asn: 64513 })), 'bgp.asn');
+    assert.equal(restartReason(a, resolveBgp({ ...OK, routerId: '198.18.0.9', port: 1179 })), 'bgp.port, bgp.routerId');
+    assert.equal(restartReason(a, resolveBgp({ ...OK, localAddress: '198.18.0.1' })), 'bgp.localAddress');
   });
 });

@@ -88,8 +88,8 @@ async function dump(lab: EvpnLab, hosts: Host[] = lab.all): Promise<string> {
 }
 
 // A lab with its sessions up: FRR's with the three switch hosts and each
-// managed gobgpd's three, and every switch's IMET route at FRR (its flood
-// list has the three VTEPs). `prepare` runs before the daemons start.
+// managed gobgpd's three, and every IMET route installed (FRR's flood list
+// has the three switch VTEPs, each switch host's the three others). `prepare` runs before the daemons start.
 async function startLab(prepare: (lab: EvpnLab) => void = () => undefined): Promise<EvpnLab> {
   const lab = new EvpnLab({ keepalive: 3, holdTime: 9 });
   try {
@@ -104,6 +104,7 @@ async function startLab(prepare: (lab: EvpnLab) => void = () => undefined): Prom
     await lab.until(() => lab.frrFdb().get('flood') === want, 15_000, 'FRR floods to the three switch VTEPs').catch(async (e: Error) => {
       throw new Error(`${e.message}\n${await dump(lab)}`);
     });
+    await lab.floodListsComplete(); // the switch hosts' flood lists too (FRR's update timer)
     return lab;
   } catch (err) {
     await lab.cleanup();

@@ -498,6 +498,29 @@ ${peers.map((p) => `  neighbor ${p} activate\n${this.routeReflector ? `  neighbo
     });
   }
 
+  // Waits until every flood list has every other host's VTEP: each switch
+  // host's (its EVPN status: the VTEPs of the IMET routes it installed) and
+  // FRR's (its kernel FDB). Sessions being Established is not enough: FRR
+  // sends a new peer its table only when its update group's coalesce timer
+  // fires (1 s by default in FRR 8.4), and reflects routes with that delay
+  // too, so for about a second a broadcast (the first ARP of a ping) reaches
+  // only some hosts. Resolves with the time it took, in ms.
+  async floodListsComplete(timeoutMs = 30_000): Promise<number> {
+    const t0 = Date.now();
+    const others = this.all.length - 1;
+    const frrWant = this.hosts.map((h) => h.vtep).sort().join(',');
+    await this.until(async () => {
+      for (const h of this.hosts) {
+        const b = (await h.vpcd!.client.call<{ bgp: { evpn: { floodPeers: number } } | null }>('GET', '/v1/bgp')).bgp;
+        if (b?.evpn.floodPeers !== others) return false;
+      }
+      return this.frr === undefined || this.frrFdb().get('flood') === frrWant;
+    }, timeoutMs, 'every flood list has every other VTEP').catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${(await Promise.all(this.hosts.map((h) => this.bgpStatus(h)))).join('\n')}\nFRR flood list: ${this.frr ? this.frrFdb().get('flood') : '-'}\n${this.logs()}`);
+    });
+    return Date.now() - t0;
+  }
+
   // FRR's BGP sessions: neighbour -> state ("Established" or the FSM state).
   async frrSessions(): Promise<Map<string, string>> {
     const out = await this.vtysh('show bgp l2vpn evpn summary json');

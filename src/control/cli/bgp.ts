@@ -1,6 +1,7 @@
 // vpcctl bgp: the EVPN speaker's sessions and routes.
 //
-//   vpcctl bgp status [--json]             sessions (state, uptime, routes in/out) and route counts
+//   vpcctl bgp status|show [--json]        sessions (state, uptime, routes in/out) and route counts;
+//                                          the speaker up, busy (slow to answer) or down, and how stale
 //   vpcctl bgp routes [--switch S] [--json] EVPN routes: ours (local) and received (remote)
 
 import type { Command } from 'commander';
@@ -17,11 +18,19 @@ function uptime(seconds: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
 }
 
+// up; busy (connected, did not answer in time); down (unreachable). Busy or
+// down: the sessions shown are gobgpd's last answer, and how old it is.
+function speakerText(b: BgpStatus): string {
+  if (!b.stale) return b.speaker;
+  const age = b.ageSeconds === undefined ? 'no answer yet' : `sessions as of ${b.ageSeconds.toFixed(1)} s ago`;
+  return `${b.speaker} (${b.speaker === 'busy' ? 'gobgpd did not answer in time' : 'gobgpd cannot be reached'}; stale: ${age})`;
+}
+
 export function bgpStatusText(b: BgpStatus | null): string {
   if (b === null) return 'BGP is not configured (no `bgp:` section)\n';
   const e = b.evpn;
   const head = [
-    `AS ${b.asn}, router ID ${b.routerId}, ${b.managed ? `managed gobgpd${b.pid === undefined ? '' : ` (pid ${b.pid})`}` : 'external gobgpd'} at ${b.api || '-'}: ${b.speaker}${b.restarts > 0 ? `, restarted ${b.restarts} time(s)` : ''}`,
+    `AS ${b.asn}, router ID ${b.routerId}, ${b.managed ? `managed gobgpd${b.pid === undefined ? '' : ` (pid ${b.pid})`}` : 'external gobgpd'} at ${b.api || '-'}: ${speakerText(b)}${b.restarts > 0 ? `, restarted ${b.restarts} time(s)` : ''}`,
     `routes: ${e.routesAdvertised} advertised, ${e.routesReceived} received; ${e.macsInstalled} MACs installed, ${e.floodPeers} flood-list peers; ${e.pending} pending`,
     `MAC moves ${e.moves}, duplicates ${e.duplicates}, over macLimit ${e.limited}, FDB errors ${e.installErrors}, refused by gobgpd ${e.rejected}`,
   ].join('\n');
@@ -38,7 +47,7 @@ export function bgpRoutesText(routes: EvpnRouteView[]): string {
 // Adds `bgp status` and `bgp routes` to the program.
 export function registerBgp(program: Command, { ctx, print }: CliContext): void {
   const bgp = program.command('bgp').description('the BGP EVPN speaker: sessions and routes');
-  bgp.command('status').description('BGP sessions (state, uptime, routes in and out) and EVPN route counts').action(async (_o, cmd: Command) => {
+  bgp.command('status').alias('show').description('BGP sessions (state, uptime, routes in and out), the speaker up, busy or down, and EVPN route counts').action(async (_o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<{ bgp: BgpStatus | null }>('GET', '/v1/bgp');
     print(json, r, () => bgpStatusText(r.bgp));

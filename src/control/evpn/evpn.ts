@@ -157,6 +157,12 @@ export class EvpnSync {
     return this.o.bgp;
   }
 
+  // Settings the running sync takes: the hold time (the grace after a
+  // reconnect) and advertiseRate (read at every tick).
+  reconfigure(bgp: ResolvedBgp): void {
+    this.o.bgp = bgp;
+  }
+
   // ---------------------------------------------------------------- life cycle
 
   // Starts following the dataplane (events) and the switches; routes go out

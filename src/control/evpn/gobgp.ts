@@ -218,6 +218,7 @@ export interface BgpPeerStatus {
   state: string; // idle, connect, active, opensent, openconfirm, established
   routerId: string;
   uptimeSeconds: number; // 0 when not established
+  establishedAt?: string; // ISO 8601: when the current session came up (established only)
   adminDown: boolean;
   received: number; // EVPN paths received (adj-rib-in)
   accepted: number;
@@ -252,7 +253,7 @@ export interface BgpSpeakerApi {
   updateRoutes(adds: EvpnRoute[], withdraws: EvpnRoute[]): Promise<void>;
   // Every EVPN route in the global table (ours and received).
   listRoutes(): Promise<ReceivedRoute[]>;
-  listPeers(): Promise<BgpPeerStatus[]>;
+  listPeers(timeoutMs?: number): Promise<BgpPeerStatus[]>;
   // Best-path changes (initial table first). `onEnd` is called once when the
   // stream ends or fails; cancel() ends it without calling onEnd.
   watch(onRoutes: (routes: ReceivedRoute[]) => void, onEnd: (err?: Error) => void): { cancel(): void };
@@ -358,8 +359,10 @@ export class GobgpClient implements BgpSpeakerApi {
     }
   }
 
-  async listPeers(): Promise<BgpPeerStatus[]> {
-    const res = await this.stream<{ peer: ApiPeer }>('ListPeer', { address: '', enableAdvertised: true });
+  // `timeoutMs`: a busy gobgpd (a large table) answers late; the caller
+  // tells that (DEADLINE_EXCEEDED) from an unreachable one (UNAVAILABLE).
+  async listPeers(timeoutMs?: number): Promise<BgpPeerStatus[]> {
+    const res = await this.stream<{ peer: ApiPeer }>('ListPeer', { address: '', enableAdvertised: true }, timeoutMs);
     return res.map((r) => peerStatus(r.peer));
   }
 
@@ -416,7 +419,7 @@ function peerStatus(p: ApiPeer): BgpPeerStatus {
   const state = SESSION_STATES[p.state?.session_state ?? 'UNKNOWN'] ?? String(p.state?.session_state).toLowerCase();
   const evpn = (p.afi_safis ?? []).find((a) => a.config?.family?.afi === EVPN_FAMILY.afi && a.config?.family?.safi === EVPN_FAMILY.safi);
   const up = p.timers?.state?.uptime?.seconds ?? 0;
-  return {
+  const s: BgpPeerStatus = {
     address: p.state?.neighbor_address || p.conf?.neighbor_address || '',
     asn: p.state?.peer_asn || p.conf?.peer_asn || 0,
     state,
@@ -429,6 +432,8 @@ function peerStatus(p: ApiPeer): BgpPeerStatus {
     messagesIn: p.state?.messages?.received?.total ?? 0,
     messagesOut: p.state?.messages?.sent?.total ?? 0,
   };
+  if (state === 'established' && up > 0) s.establishedAt = new Date(up * 1000).toISOString();
+  return s;
 }
 
 function peerMessage(p: PeerConfig): Record<string, unknown> {

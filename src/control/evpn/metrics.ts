@@ -2,6 +2,7 @@
 // prom-client registry next to the dataplane families):
 //   vpcd_bgp_session_up{neighbor}             1 while the session is established
 //   vpcd_bgp_session_state{neighbor,state}    1 for the session's current state
+//   vpcd_evpn_speaker_state{state}            1 for the speaker's state: up, busy, down
 //   vpcd_bgp_routes_received{neighbor}        EVPN paths received from the neighbour
 //   vpcd_bgp_routes_advertised{neighbor}      EVPN paths sent to the neighbour
 //   vpcd_evpn_routes{origin}                  routes held now: local (ours) and remote
@@ -19,6 +20,7 @@
 import { Gauge, Histogram, Registry } from 'prom-client';
 import type { EvpnService } from './service';
 
+const SPEAKER_STATES = ['up', 'busy', 'down'];
 const STATES = ['idle', 'connect', 'active', 'opensent', 'openconfirm', 'established', 'unknown'];
 
 export function registerEvpnMetrics(registry: Registry, evpn: EvpnService): (phase: 'advertise' | 'install', seconds: number) => void {
@@ -32,6 +34,10 @@ export function registerEvpnMetrics(registry: Registry, evpn: EvpnService): (pha
   });
   gauge('vpcd_bgp_session_state', 'BGP session state (1 for the current one)', ['neighbor', 'state'], (g) => {
     for (const n of status()?.neighbors ?? []) for (const st of STATES) g.set({ neighbor: n.address, state: st }, n.state === st ? 1 : 0);
+  });
+  gauge('vpcd_evpn_speaker_state', 'the BGP speaker: up, busy (connected, did not answer in time) or down (unreachable); 1 for the current one', ['state'], (g) => {
+    const s = status();
+    if (s !== undefined) for (const st of SPEAKER_STATES) g.set({ state: st }, s.speaker === st ? 1 : 0);
   });
   gauge('vpcd_bgp_routes_received', 'EVPN paths received from the neighbour (adj-rib-in)', ['neighbor'], (g) => {
     for (const n of status()?.neighbors ?? []) g.set({ neighbor: n.address }, n.received);

@@ -8,15 +8,26 @@ import type { Logger } from '../logging';
 import { isRemote, Model } from '../model';
 import { resolveBgp, ResolvedBgp } from './config';
 import { EvpnRouteView, EvpnStats, EvpnSync } from './evpn';
-import { BgpPeerStatus, GobgpClient, GobgpProtos } from './gobgp';
-import { ManagedSpeaker } from './speaker';
+import * as grpc from '@grpc/grpc-js';
+import { BgpApiError, BgpPeerStatus, GobgpClient, GobgpProtos, PeerConfig } from './gobgp';
+import { ManagedSpeaker, peerConfigs, restartReason } from './speaker';
+
+// The speaker as vpcd last saw it: `up` answers; `busy` is connected but did
+// not answer ListPeer within PEER_TIMEOUT_MS (a large table keeps gobgpd
+// busy): the neighbours shown are its last answer, `ageSeconds` old; `down`
+// cannot be reached (not running, refused, the connection lost).
+export type SpeakerState = 'up' | 'busy' | 'down';
 
 export interface BgpStatus {
   asn: number;
   routerId: string;
   managed: boolean;
   api: string; // the gobgpd API address in use
-  speaker: 'up' | 'down';
+  speaker: SpeakerState;
+  // `neighbors` are from an earlier answer (the speaker is busy or down);
+  // ageSeconds: how long ago gobgpd last answered (absent before its first answer).
+  stale: boolean;
+  ageSeconds?: number;
   pid?: number; // managed gobgpd
   restarts: number;
   neighbors: BgpPeerStatus[];
@@ -31,6 +42,30 @@ export interface EvpnServiceOptions {
 }
 
 const PEER_POLL_MS = 1000;
+const PEER_TIMEOUT_MS = 3000; // a ListPeer slower than this: the speaker is busy
+
+// The neighbour changes the running gobgpd takes through its API.
+export interface NeighborPlan {
+  add: PeerConfig[];
+  remove: string[];
+  change: PeerConfig[]; // replaced (DeletePeer + AddPeer): their sessions restart with the new settings
+}
+
+// What changes between the neighbours of a and b; unchanged neighbours are
+// in none of the lists (their sessions are not touched).
+export function neighborPlan(a: ResolvedBgp, b: ResolvedBgp): NeighborPlan {
+  const before = new Map(peerConfigs(a).map((p) => [p.address, p]));
+  const after = peerConfigs(b);
+  const plan: NeighborPlan = { add: [], remove: [], change: [] };
+  for (const p of after) {
+    const old = before.get(p.address);
+    if (old === undefined) plan.add.push(p);
+    else if (JSON.stringify(old) !== JSON.stringify(p)) plan.change.push(p);
+    before.delete(p.address);
+  }
+  plan.remove = [...before.keys()];
+  return plan;
+}
 
 export class EvpnService {
   private bgp?: ResolvedBgp;
@@ -40,6 +75,9 @@ export class EvpnService {
   private client?: GobgpClient;
   private protos?: GobgpProtos;
   private peers: BgpPeerStatus[] = [];
+  private speakerState: SpeakerState = 'down';
+  private lastAnswer = 0; // Date.now() of gobgpd's last ListPeer answer; 0: none yet
+  private polling = false;
   private poll?: NodeJS.Timeout;
   private externalRetry?: NodeJS.Timeout;
   private chain: Promise<void> = Promise.resolve();
@@ -51,8 +89,10 @@ export class EvpnService {
     return this.sync !== undefined;
   }
 
-  // Follows the model: starts, reconfigures (a changed `bgp` restarts the
-  // speaker) or stops the EVPN service; otherwise refreshes the switches.
+  // Follows the model: starts, reconfigures or stops the EVPN service;
+  // otherwise refreshes the switches. A change of the neighbours alone goes
+  // to the running gobgpd (sessions to the others stay up); any other change
+  // of `bgp` restarts the speaker.
   // Changes are applied one at a time, in order.
   update(model: Model): Promise<void> {
     this.model = model;
@@ -66,15 +106,65 @@ export class EvpnService {
     const spec = model.bgp === undefined ? '' : JSON.stringify(model.bgp);
     const statics = model.fdb.filter((f) => !isRemote(f.spec)).map((f) => ({ switch: f.spec.switch, mac: f.spec.mac }));
     if (spec !== this.spec) {
+      const own = model.uplinks.flatMap((u) => [u.spec.localIp, u.spec.localIp6]).filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!);
+      const next = model.bgp === undefined ? undefined : resolveBgp(model.bgp, 'bgp', own);
+      if (next !== undefined && (await this.applyLive(next))) {
+        this.spec = spec;
+        await this.sync?.refresh(statics);
+        return;
+      }
       await this.stopAll();
       this.spec = spec;
-      if (model.bgp === undefined) return;
-      const own = model.uplinks.flatMap((u) => [u.spec.localIp, u.spec.localIp6]).filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!);
-      this.bgp = resolveBgp(model.bgp, 'bgp', own);
+      if (next === undefined) return;
+      this.bgp = next;
       await this.startAll(statics);
       return;
     }
     await this.sync?.refresh(statics);
+  }
+
+  // Applies `next` to the running managed gobgpd when only its neighbours
+  // (and their session settings) changed: AddPeer for a new one, DeletePeer
+  // for a removed one, both for a changed one; the others are not touched.
+  // Then checks that gobgpd has exactly the configured neighbours. false:
+  // the change needs a new gobgpd (a global setting), or the live change
+  // failed; the caller restarts it (and says so in the log).
+  private async applyLive(next: ResolvedBgp): Promise<boolean> {
+    const prev = this.bgp;
+    const { log } = this.o;
+    if (prev === undefined || this.sync === undefined) return false;
+    const why = restartReason(prev, next);
+    if (why !== undefined) {
+      if (prev.managed) log.warn({ changed: why }, 'bgp: gobgpd cannot take this change while it runs; restarting it (every BGP session of this host restarts)');
+      else log.info({ changed: why }, 'bgp: reconnecting to the external gobgpd with the new settings');
+      return false;
+    }
+    const client = this.client;
+    if (!prev.managed || this.speaker?.pid === undefined || client === undefined) {
+      // External gobgpd: its neighbours are the operator's; reconnecting
+      // changes no session. Managed gobgpd not running right now: it starts
+      // with the new configuration.
+      return false;
+    }
+    const plan = neighborPlan(prev, next);
+    try {
+      for (const a of [...plan.remove, ...plan.change.map((p) => p.address)]) await client.deletePeer(a);
+      for (const p of [...plan.change, ...plan.add]) await client.addPeer(p);
+      const have = (await client.listPeers(PEER_TIMEOUT_MS * 5)).map((p) => p.address).sort();
+      const want = next.neighbors.map((n) => n.address).sort();
+      if (JSON.stringify(have) !== JSON.stringify(want)) throw new Error(`gobgpd has neighbours [${have.join(', ')}] after the change, not [${want.join(', ')}]`);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'bgp: the neighbour change could not be applied to the running gobgpd; restarting it with the new configuration');
+      return false;
+    }
+    this.bgp = next;
+    this.sync.reconfigure(next);
+    this.speaker.reconfigure(next);
+    log.info(
+      { added: plan.add.map((p) => p.address), removed: plan.remove, changed: plan.change.map((p) => p.address) },
+      'bgp: change applied to the running gobgpd (sessions to unchanged neighbours stay up)',
+    );
+    return true;
   }
 
   private async startAll(statics: { switch: string; mac: string }[]): Promise<void> {
@@ -113,6 +203,7 @@ export class EvpnService {
         }
       }
       await sync.attach(client, { adopt });
+      this.speakerState = 'up';
       log.info({ api: address, adopted: adopt, managed: bgp.managed }, 'EVPN: connected to gobgpd');
     };
     if (bgp.managed) {
@@ -132,11 +223,18 @@ export class EvpnService {
     this.poll.unref();
   }
 
+  // One ListPeer at a time, PEER_TIMEOUT_MS at most: one that times out
+  // leaves the last answer in place (the speaker is busy, not gone).
   private pollPeers(): void {
     const client = this.client;
-    if (client === undefined) return;
-    client.listPeers().then(
+    if (client === undefined || this.polling) return;
+    this.polling = true;
+    client.listPeers(PEER_TIMEOUT_MS).then(
       (peers) => {
+        if (this.client !== client) return;
+        if (this.speakerState !== 'up') this.o.log.info({ was: this.speakerState }, 'gobgpd answers again');
+        this.speakerState = 'up';
+        this.lastAnswer = Date.now();
         const before = new Map(this.peers.map((p) => [p.address, p.state]));
         this.peers = peers;
         if (this.sync) this.sync.sessions = peers.filter((p) => p.state === 'established').length;
@@ -147,11 +245,21 @@ export class EvpnService {
           }
         }
       },
-      () => {
+      (err: Error) => {
+        if (this.client !== client) return;
+        if (err instanceof BgpApiError && err.grpcCode === grpc.status.DEADLINE_EXCEEDED) {
+          if (this.speakerState === 'up') this.o.log.warn({ timeoutMs: PEER_TIMEOUT_MS }, 'gobgpd did not answer ListPeer in time (busy?): showing its last answer as stale');
+          this.speakerState = 'busy';
+          return;
+        }
+        if (this.speakerState !== 'down') this.o.log.warn({ err: err.message }, 'gobgpd cannot be reached');
+        this.speakerState = 'down';
         this.peers = this.peers.map((p) => ({ ...p, state: 'unknown' }));
         if (this.sync) this.sync.sessions = 0;
       },
-    );
+    ).finally(() => {
+      this.polling = false;
+    });
   }
 
   private async stopAll(): Promise<void> {
@@ -165,6 +273,8 @@ export class EvpnService {
     this.client?.close();
     this.client = undefined;
     this.peers = [];
+    this.speakerState = 'down';
+    this.lastAnswer = 0;
   }
 
   async stop(): Promise<void> {
@@ -180,12 +290,14 @@ export class EvpnService {
       routerId: b.routerId,
       managed: b.managed,
       api: this.speaker?.apiAddress ?? b.address ?? '',
-      speaker: this.client !== undefined && this.peers.every((p) => p.state !== 'unknown') ? 'up' : 'down',
+      speaker: this.client === undefined ? 'down' : this.speakerState,
+      stale: this.speakerState !== 'up',
       restarts: this.speaker?.restarts ?? 0,
       neighbors: this.peers,
       evpn: this.sync.stats(),
     };
     if (this.speaker?.pid !== undefined) s.pid = this.speaker.pid;
+    if (this.lastAnswer > 0) s.ageSeconds = Math.round((Date.now() - this.lastAnswer) / 100) / 10;
     return s;
   }
 

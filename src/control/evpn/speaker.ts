@@ -16,6 +16,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from '../logging';
 import { ResolvedBgp } from './config';
+import type { PeerConfig } from './gobgp';
 
 export const GOBGPD_PACKAGE = 'gobgpd';
 const SEARCH = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin', '/bin', '/sbin'];
@@ -50,11 +51,28 @@ function q(s: string): string {
   return JSON.stringify(s); // a TOML basic string (the values are addresses)
 }
 
+// The neighbours gobgpd gets for `bgp`, one PeerConfig each: written to
+// gobgpd.toml at start and sent with AddPeer when the neighbours change while
+// it runs (service.ts), so that both ways configure the same session.
+export function peerConfigs(b: ResolvedBgp): PeerConfig[] {
+  return b.neighbors.map((n) => {
+    const p: PeerConfig = { address: n.address, asn: n.asn, holdTime: b.holdTime, keepalive: b.keepalive, connectRetry: CONNECT_RETRY };
+    if (b.localAddress !== undefined) p.localAddress = b.localAddress;
+    if (n.routeReflectorClient) {
+      p.routeReflectorClient = true;
+      p.clusterId = b.clusterId ?? b.routerId;
+    }
+    return p;
+  });
+}
+
+const CONNECT_RETRY = 2; // seconds
+
 // gobgpd's TOML configuration for `bgp`.
 export function gobgpdConfig(b: ResolvedBgp): string {
-  const lines = ['# Written by vpcd from its `bgp:` configuration; rewritten at every start.', '[global.config]', `  as = ${b.asn}`, `  router-id = ${q(b.routerId)}`, `  port = ${b.port}`];
+  const lines = ['# Written by vpcd from its `bgp:` configuration; rewritten at every start and neighbour change.', '[global.config]', `  as = ${b.asn}`, `  router-id = ${q(b.routerId)}`, `  port = ${b.port}`];
   if (b.localAddress !== undefined) lines.push(`  local-address-list = [${q(b.localAddress)}]`);
-  for (const n of b.neighbors) {
+  for (const n of peerConfigs(b)) {
     lines.push(
       '',
       '[[neighbors]]',
@@ -62,17 +80,32 @@ export function gobgpdConfig(b: ResolvedBgp): string {
       `    neighbor-address = ${q(n.address)}`,
       `    peer-as = ${n.asn}`,
       '  [neighbors.timers.config]',
-      `    hold-time = ${b.holdTime}`,
-      `    keepalive-interval = ${b.keepalive}`,
-      '    connect-retry = 2',
+      `    hold-time = ${n.holdTime}`,
+      `    keepalive-interval = ${n.keepalive}`,
+      `    connect-retry = ${n.connectRetry}`,
     );
-    if (b.localAddress !== undefined) lines.push('  [neighbors.transport.config]', `    local-address = ${q(b.localAddress)}`);
-    if (n.routeReflectorClient) {
-      lines.push('  [neighbors.route-reflector.config]', '    route-reflector-client = true', `    route-reflector-cluster-id = ${q(b.clusterId ?? b.routerId)}`);
+    if (n.localAddress !== undefined) lines.push('  [neighbors.transport.config]', `    local-address = ${q(n.localAddress)}`);
+    if (n.routeReflectorClient === true) {
+      lines.push('  [neighbors.route-reflector.config]', '    route-reflector-client = true', `    route-reflector-cluster-id = ${q(n.clusterId!)}`);
     }
     lines.push('  [[neighbors.afi-safis]]', '    [neighbors.afi-safis.config]', '      afi-safi-name = "l2vpn-evpn"');
   }
   return `${lines.join('\n')}\n`;
+}
+
+// What only a new gobgpd (and a new sync) takes: every setting but the
+// neighbours and their session settings (timers, cluster ID), which the
+// running gobgpd changes through its API, and advertiseRate, which the sync
+// reads at every tick. undefined: a and b differ in those at most.
+export function restartReason(a: ResolvedBgp, b: ResolvedBgp): string | undefined {
+  const rest = (x: ResolvedBgp): Record<string, unknown> => {
+    const { neighbors: _n, holdTime: _h, keepalive: _k, clusterId: _c, advertiseRate: _r, ...others } = x;
+    return others;
+  };
+  const ra = rest(a);
+  const rb = rest(b);
+  const changed = [...new Set([...Object.keys(ra), ...Object.keys(rb)])].filter((k) => JSON.stringify(ra[k]) !== JSON.stringify(rb[k])).sort();
+  return changed.length === 0 ? undefined : changed.map((k) => `bgp.${k}`).join(', ');
 }
 
 // A free TCP port on 127.0.0.1.
@@ -212,6 +245,17 @@ export class ManagedSpeaker {
       this.o.log.error({ err: (err as Error).message }, 'gobgpd started but vpcd could not set it up; restarting it');
       child.kill('SIGKILL');
     }
+  }
+
+  // The neighbours changed and the running gobgpd took them through its API
+  // (service.ts): gobgpd.toml and the takeover record follow, so that a
+  // restart (gobgpd died) and a later vpcd (takeover) see the new ones.
+  reconfigure(bgp: ResolvedBgp): void {
+    this.o.bgp = bgp;
+    const config = gobgpdConfig(bgp);
+    fs.writeFileSync(this.configFile, config, { mode: 0o640 });
+    const pid = this.pid;
+    if (pid !== undefined) fs.writeFileSync(this.pidFile, JSON.stringify({ pid, api: this.apiAddress, config }), { mode: 0o640 });
   }
 
   private schedule(): void {
