@@ -130,7 +130,7 @@ export interface PortSpec {
   mac?: string; // the port's own unicast MAC (default: random locally administered)
   learning?: boolean; // default true
   flood?: boolean; // receive unknown-unicast/multicast floods (default true; broadcast always)
-  macLimit?: number; // learned MACs on this port, 0..1,000,000; 0: no limit (default 0)
+  macLimit?: number; // learned MACs on this port, 0..1,000,000; 0: no limit (default 1024, DEFAULT_PORT in specs.ts: one guest cannot fill its switch)
   lockedMacs?: string[]; // port security: only these source MACs pass (default [] = off)
   ringSize?: number; // pipe ring size, power of two (default 1024)
   // Kernel-facing ports (type !== 'pipe'):
