@@ -519,5 +519,123 @@ TEST(VirtioRing, ShortReceiveChainWithoutMergeableBuffers) {
   EXPECT_EQ(gm.gpa(0x1000 + mem.size() - 4, 8), nullptr) << "a range leaving the region is never translated";
 }
 
+// One-descriptor buffers (the rings' shortcut) at their edges: a buffer that
+// spans two regions, the 10-byte header, a bad virtio-net header, a buffer
+// that leaves guest memory. Two adjacent regions, rings in the first.
+struct TwoRegionRing {
+  std::shared_ptr<BufferPool> pool = test_pool();
+  BufferCache cache{pool};
+  std::vector<uint8_t> a = std::vector<uint8_t>(1 << 16), b = std::vector<uint8_t>(1 << 16);
+  GuestMemory gm;
+  VirtqCounters ctr;
+  VirtQueue q;
+  VirtioNetCtx c;
+  static constexpr uint64_t kA = 0x10000, kB = kA + (1 << 16);
+  TwoRegionRing() {
+    EXPECT_TRUE(gm.add(GuestRegion{kA, a.size(), kA, a.data()}));
+    EXPECT_TRUE(gm.add(GuestRegion{kB, b.size(), kB, b.data()}));
+    q.ctr = &ctr;
+    q.num = 8;
+    q.desc_uva = kA;
+    q.avail_uva = kA + 128;
+    q.used_uva = kA + 256;
+    q.addr_set = q.enabled = q.started = true;
+    std::string err;
+    EXPECT_TRUE(q.map(gm, &err)) << err;
+    c.mem = &gm;
+    c.pool = pool.get();
+    c.cache = &cache;
+  }
+  uint8_t* host(uint64_t gpa) { return gpa >= kB ? b.data() + (gpa - kB) : a.data() + (gpa - kA); }
+  void post(uint16_t at, VringDesc d) {
+    q.desc[at] = d;
+    q.avail[2 + (q.avail[1] & 7)] = at;
+    q.avail[1]++;
+  }
+  uint16_t used_idx() {
+    uint16_t v;
+    std::memcpy(&v, q.used + 2, 2);
+    return v;
+  }
+  void used(uint16_t i, uint32_t* id, uint32_t* len) {
+    std::memcpy(id, q.used + 4 + 8 * i, 4);
+    std::memcpy(len, q.used + 8 + 8 * i, 4);
+  }
+  Pkt pkt(const Bytes& f) {
+    uint32_t idx = 0;
+    EXPECT_TRUE(cache.alloc(&idx));
+    std::memcpy(pool->data(idx) + pool->headroom(), f.data(), f.size());
+    return Pkt{idx, pool->headroom(), uint16_t(f.size())};
+  }
+};
+
+TEST(VirtioRing, OneDescriptorReceiveBuffers) {
+  TwoRegionRing r;
+  r.c.hdr_len = kVnetHdrLen;
+  Bytes f = make_frame(testutil::host_mac(2), testutil::host_mac(1), 100);
+  // Whole in the first region, 10-byte header: nothing written past it.
+  std::memset(r.host(r.kA + 4096), 0xAA, 256);
+  r.post(0, VringDesc{r.kA + 4096, 256, kDescWrite, 0});
+  // Straddling the two regions: 40 bytes in the first, the rest in the second.
+  r.post(1, VringDesc{r.kB - 40, 256, kDescWrite, 0});
+  Pkt in[2] = {r.pkt(f), r.pkt(f)};
+  ASSERT_EQ(vq_enqueue(r.q, r.c, in, 2), 2);
+  ASSERT_EQ(r.used_idx(), 2);
+  uint32_t id, len;
+  r.used(0, &id, &len);
+  EXPECT_EQ(id, 0u);
+  EXPECT_EQ(len, 10 + f.size());
+  const uint8_t* b0 = r.host(r.kA + 4096);
+  EXPECT_EQ(Bytes(b0, b0 + 10), Bytes(10, 0)) << "a 10-byte header has no num_buffers";
+  EXPECT_EQ(Bytes(b0 + 10, b0 + 10 + f.size()), f);
+  EXPECT_EQ(b0[10 + f.size()], 0xAA);
+  r.used(1, &id, &len);
+  EXPECT_EQ(id, 1u);
+  EXPECT_EQ(len, 10 + f.size());
+  Bytes got(r.host(r.kB - 40), r.host(r.kB - 40) + 40);
+  got.insert(got.end(), r.host(r.kB), r.host(r.kB) + (10 + f.size() - 40));
+  EXPECT_EQ(Bytes(got.begin() + 10, got.end()), f);
+  // A buffer that leaves guest memory breaks the queue.
+  r.post(2, VringDesc{r.kB + (1 << 16) - 20, 256, kDescWrite, 0});
+  Pkt one = r.pkt(f);
+  EXPECT_EQ(vq_enqueue(r.q, r.c, &one, 1), 1);
+  EXPECT_TRUE(r.q.broken);
+  EXPECT_EQ(cnt_read(r.ctr.drops[size_t(VirtqDrop::ring_bad_addr)]), 1u);
+}
+
+TEST(VirtioRing, OneDescriptorTransmitBuffers) {
+  TwoRegionRing r;
+  r.c.hdr_len = kVnetHdrMrgLen;
+  Bytes f = make_frame(testutil::host_mac(1), testutil::host_mac(2), 100);
+  auto put = [&](uint64_t gpa, const uint8_t* hdr) {
+    Bytes all(hdr, hdr + 12);
+    all.insert(all.end(), f.begin(), f.end());
+    for (size_t i = 0; i < all.size(); ++i) *r.host(gpa + i) = all[i];
+  };
+  const uint8_t plain[12] = {}, bad[12] = {0x80};
+  put(r.kA + 4096, plain);
+  put(r.kB - 30, plain);  // straddles the two regions
+  put(r.kA + 8192, bad);
+  const uint32_t l = 12 + uint32_t(f.size());
+  r.post(0, VringDesc{r.kA + 4096, l, 0, 0});
+  r.post(1, VringDesc{r.kB - 30, l, 0, 0});
+  r.post(2, VringDesc{r.kA + 8192, l, 0, 0});
+  Pkt out[4];
+  ASSERT_EQ(vq_dequeue(r.q, r.c, out, 4), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(Bytes(r.pool->frame(out[i]), r.pool->frame(out[i]) + out[i].len), f) << i;
+    EXPECT_FALSE(pkt_has_meta(out[i]));
+    r.cache.free(out[i].buf);
+  }
+  EXPECT_EQ(cnt_read(r.ctr.drops[size_t(VirtqDrop::bad_vnet_hdr)]), 1u);
+  EXPECT_EQ(r.used_idx(), 3) << "a dropped frame's buffer goes back too";
+  EXPECT_FALSE(r.q.broken);
+  // Device-writable: the wrong direction breaks the queue.
+  r.post(3, VringDesc{r.kA + 4096, l, kDescWrite, 0});
+  EXPECT_EQ(vq_dequeue(r.q, r.c, out, 4), 0);
+  EXPECT_TRUE(r.q.broken);
+  EXPECT_EQ(cnt_read(r.ctr.drops[size_t(VirtqDrop::ring_wrong_direction)]), 1u);
+}
+
 }  // namespace
 }  // namespace vpc

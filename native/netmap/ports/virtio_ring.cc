@@ -171,6 +171,50 @@ class DescWalker {
 
 enum class Chain : uint8_t { kOk, kDrop, kBroken, kFull };
 
+// The frame copied into pool buffer idx: its virtio-net header (a local copy)
+// checked and turned into offload metadata. Frees idx on a bad header.
+[[gnu::always_inline]] inline Chain finish_tx(const VirtioNetCtx& c, const uint8_t* hdr, uint32_t idx, uint32_t flen, bool large, Pkt* out,
+                                               VirtqDrop* why) {
+  BufferPool& pool = *c.pool;
+  Pkt pk{idx, pool.headroom(), uint16_t(flen)};
+  OffloadMeta m;
+  // A plain header (no flags, no GSO) is the common case: decided here
+  // without the call; vnet_read says the same for it.
+  const VnetVerdict v = (hdr[0] | hdr[1]) == 0 ? VnetVerdict::kPlain : vnet_read(hdr, flen, &m);
+  if (v == VnetVerdict::kInvalid) {
+    c.cache->free(idx);
+    *why = VirtqDrop::bad_vnet_hdr;
+    return Chain::kDrop;
+  }
+  if (v == VnetVerdict::kOffload || large) {
+    pool.meta(idx) = v == VnetVerdict::kOffload ? m : OffloadMeta{};
+    pkt_set_meta(pk, true);
+  }
+  *out = pk;
+  return Chain::kOk;
+}
+
+// The common transmit case without the chain walker: one descriptor, neither
+// chained nor indirect nor device-writable, header and frame in one mapped
+// region, the frame fits a regular buffer. Returns false, having written
+// nothing and taken no buffer, for anything else (or when no buffer is
+// free): read_tx_chain then reads the descriptor anew and decides.
+bool tx_fast(const VirtQueue& q, const VirtioNetCtx& c, uint16_t head, Pkt* out, Chain* r, VirtqDrop* why) {
+  const VringDesc d = load_desc(q.desc + head);
+  if (d.flags & (kDescNext | kDescIndirect | kDescWrite)) return false;
+  if (d.len <= c.hdr_len || d.len - c.hdr_len > c.pool->max_frame()) return false;
+  const uint8_t* h = c.mem->gpa(d.addr, d.len);
+  if (!h) return false;
+  uint32_t idx;
+  if (!c.cache->alloc(&idx)) return false;
+  uint8_t hdr[kVnetHdrMrgLen];  // vnet_read looks at the first 10 bytes only
+  std::memcpy(hdr, h, kVnetHdrLen);
+  const uint32_t flen = d.len - c.hdr_len;
+  std::memcpy(c.pool->data(idx) + c.pool->headroom(), h + c.hdr_len, flen);
+  *r = finish_tx(c, hdr, idx, flen, false, out, why);
+  return true;
+}
+
 // One transmit chain into a pool buffer (upgraded to a large buffer when the
 // frame outgrows a regular one).
 Chain read_tx_chain(const VirtQueue& q, const VirtioNetCtx& c, uint16_t head, Pkt* out, VirtqDrop* why,
@@ -243,20 +287,7 @@ Chain read_tx_chain(const VirtQueue& q, const VirtioNetCtx& c, uint16_t head, Pk
     *why = VirtqDrop::short_chain;
     return Chain::kDrop;
   }
-  Pkt pk{idx, pool.headroom(), uint16_t(flen)};
-  OffloadMeta m;
-  const VnetVerdict v = vnet_read(hdr, flen, &m);
-  if (v == VnetVerdict::kInvalid) {
-    give_back();
-    *why = VirtqDrop::bad_vnet_hdr;
-    return Chain::kDrop;
-  }
-  if (v == VnetVerdict::kOffload || large) {
-    pool.meta(idx) = v == VnetVerdict::kOffload ? m : OffloadMeta{};
-    pkt_set_meta(pk, true);
-  }
-  *out = pk;
-  return Chain::kOk;
+  return finish_tx(c, hdr, idx, flen, large, out, why);
 }
 
 // The virtio-net header for a frame going to the guest, its checksum
@@ -280,6 +311,34 @@ bool rx_header(const VirtioNetCtx& c, const Pkt& p, uint8_t* hdr, VirtqDrop* why
   // DATA_VALID only means something to a guest that negotiated GUEST_CSUM.
   m.flags &= c.guest_csum ? uint8_t(OffloadMeta::kNeedsCsum | OffloadMeta::kDataValid) : uint8_t(0);
   offload_to_vnet(m, hdr);
+  return true;
+}
+
+// The common receive case without the chain walker: a frame without offload
+// metadata, whole into the next avail buffer when that is one descriptor,
+// neither chained nor indirect, device-writable, header and frame in one
+// mapped region. Returns false, having written nothing, for anything else:
+// write_rx_frame then reads the buffer anew and decides.
+bool rx_fast(VirtQueue& q, const VirtioNetCtx& c, const Pkt& p, uint16_t avail_idx) {
+  if (pkt_has_meta(p) || q.last_avail == avail_idx) return false;
+  const uint16_t head = load16(q.avail + 2 + (q.last_avail & (q.num - 1)));
+  if (head >= q.num) return false;
+  const VringDesc d = load_desc(q.desc + head);
+  if ((d.flags & (kDescNext | kDescIndirect | kDescWrite)) != kDescWrite) return false;
+  const uint32_t blen = c.hdr_len + p.len;
+  if (d.len < blen) return false;
+  uint8_t* h = c.mem->gpa(d.addr, blen);
+  if (!h) return false;
+  // The header rx_header() writes for such a frame: zero, num_buffers 1.
+  const uint64_t zero = 0;
+  const uint16_t tail[2] = {0, 1};
+  std::memcpy(h, &zero, 8);
+  if (c.hdr_len == kVnetHdrMrgLen) std::memcpy(h + 8, tail, 4);
+  else std::memcpy(h + 8, tail, 2);
+  std::memcpy(h + c.hdr_len, c.pool->frame(p), p.len);
+  put_used(q, q.used_idx, head, blen);
+  q.used_idx++;
+  q.last_avail++;
   return true;
 }
 
@@ -438,7 +497,9 @@ uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max)
       break;
     }
     VirtqDrop why = kOk;
-    const Chain r = read_tx_chain(q, c, head, &out[n], &why, &walked);
+    Chain r;
+    if (tx_fast(q, c, head, &out[n], &r, &why)) ++walked;
+    else r = read_tx_chain(q, c, head, &out[n], &why, &walked);
     if (r == Chain::kBroken) {
       q.fail(why, std::string("transmit queue: chain at descriptor ") + std::to_string(head) + ": " +
                       kVirtqDropInfo[size_t(why)].help);
@@ -471,7 +532,9 @@ uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t
   } else {
     for (; done < n && walked < kBurstWalkBudget; ++done) {
       VirtqDrop why = kOk;
-      const Chain r = write_rx_frame(q, c, in[done], &avail_idx, &reread, &why, &walked);
+      Chain r = Chain::kOk;
+      if (rx_fast(q, c, in[done], avail_idx)) ++walked;
+      else r = write_rx_frame(q, c, in[done], &avail_idx, &reread, &why, &walked);
       if (r == Chain::kFull) {
         q.ctr->add(VirtqCounter::guest_full);
         break;
