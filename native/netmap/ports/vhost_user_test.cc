@@ -595,10 +595,16 @@ TEST(VirtioRing, OneDescriptorReceiveBuffers) {
   Bytes got(r.host(r.kB - 40), r.host(r.kB - 40) + 40);
   got.insert(got.end(), r.host(r.kB), r.host(r.kB) + (10 + f.size() - 40));
   EXPECT_EQ(Bytes(got.begin() + 10, got.end()), f);
-  // A buffer that leaves guest memory breaks the queue.
-  r.post(2, VringDesc{r.kB + (1 << 16) - 20, 256, kDescWrite, 0});
-  Pkt one = r.pkt(f);
-  EXPECT_EQ(vq_enqueue(r.q, r.c, &one, 1), 1);
+  // Whole in the second region, then one that starts there and leaves guest
+  // memory: the frame is dropped and the queue broken.
+  r.post(2, VringDesc{r.kB + 4096, 256, kDescWrite, 0});
+  r.post(3, VringDesc{r.kB + (1 << 16) - 20, 256, kDescWrite, 0});
+  Pkt two[2] = {r.pkt(f), r.pkt(f)};
+  EXPECT_EQ(vq_enqueue(r.q, r.c, two, 2), 2);
+  r.used(2, &id, &len);
+  EXPECT_EQ(id, 2u);
+  EXPECT_EQ(Bytes(r.host(r.kB + 4096 + 10), r.host(r.kB + 4096 + 10) + f.size()), f);
+  EXPECT_EQ(r.used_idx(), 3);
   EXPECT_TRUE(r.q.broken);
   EXPECT_EQ(cnt_read(r.ctr.drops[size_t(VirtqDrop::ring_bad_addr)]), 1u);
 }

@@ -91,6 +91,31 @@ inline void put_used(VirtQueue& q, uint16_t at, uint32_t id, uint32_t len) {
 
 inline void publish_used(VirtQueue& q) { __atomic_store_n(used_idx_ptr(q), q.used_idx, __ATOMIC_RELEASE); }
 
+// GuestMemory::gpa() for the shortcuts below, with the region the last
+// translation hit kept in locals for one vq_enqueue/vq_dequeue call (the
+// memory table only changes between calls): a guest's buffers mostly lie in
+// one region, and then a translation is two compares. Same answer as gpa():
+// a pointer only when the whole range lies inside one mapped region.
+class GpaCache {
+ public:
+  explicit GpaCache(const GuestMemory& m) : m_(m) {}
+  uint8_t* range(uint64_t addr, uint64_t len) {
+    const uint64_t off = addr - gpa_;
+    if (off < size_ && len <= size_ - off) [[likely]] return host_ + off;
+    uint8_t* p = m_.gpa(addr, len);
+    if (p) {
+      const GuestRegion& r = m_.last();
+      gpa_ = r.gpa, size_ = r.size, host_ = r.host;
+    }
+    return p;
+  }
+
+ private:
+  const GuestMemory& m_;
+  uint64_t gpa_ = 0, size_ = 0;  // size 0: the first translation asks m_
+  uint8_t* host_ = nullptr;
+};
+
 // Walks one descriptor chain (and its indirect table), yielding host pieces
 // of guest memory: a descriptor that spans two regions gives two pieces.
 class DescWalker {
@@ -199,11 +224,12 @@ enum class Chain : uint8_t { kOk, kDrop, kBroken, kFull };
 // region, the frame fits a regular buffer. Returns false, having written
 // nothing and taken no buffer, for anything else (or when no buffer is
 // free): read_tx_chain then reads the descriptor anew and decides.
-bool tx_fast(const VirtQueue& q, const VirtioNetCtx& c, uint16_t head, Pkt* out, Chain* r, VirtqDrop* why) {
+bool tx_fast(const VirtQueue& q, const VirtioNetCtx& c, GpaCache& gc, uint16_t head, Pkt* out, Chain* r,
+             VirtqDrop* why) {
   const VringDesc d = load_desc(q.desc + head);
   if (d.flags & (kDescNext | kDescIndirect | kDescWrite)) return false;
   if (d.len <= c.hdr_len || d.len - c.hdr_len > c.pool->max_frame()) return false;
-  const uint8_t* h = c.mem->gpa(d.addr, d.len);
+  const uint8_t* h = gc.range(d.addr, d.len);
   if (!h) return false;
   uint32_t idx;
   if (!c.cache->alloc(&idx)) return false;
@@ -319,7 +345,7 @@ bool rx_header(const VirtioNetCtx& c, const Pkt& p, uint8_t* hdr, VirtqDrop* why
 // neither chained nor indirect, device-writable, header and frame in one
 // mapped region. Returns false, having written nothing, for anything else:
 // write_rx_frame then reads the buffer anew and decides.
-bool rx_fast(VirtQueue& q, const VirtioNetCtx& c, const Pkt& p, uint16_t avail_idx) {
+bool rx_fast(VirtQueue& q, const VirtioNetCtx& c, GpaCache& gc, const Pkt& p, uint16_t avail_idx) {
   if (pkt_has_meta(p) || q.last_avail == avail_idx) return false;
   const uint16_t head = load16(q.avail + 2 + (q.last_avail & (q.num - 1)));
   if (head >= q.num) return false;
@@ -327,7 +353,7 @@ bool rx_fast(VirtQueue& q, const VirtioNetCtx& c, const Pkt& p, uint16_t avail_i
   if ((d.flags & (kDescNext | kDescIndirect | kDescWrite)) != kDescWrite) return false;
   const uint32_t blen = c.hdr_len + p.len;
   if (d.len < blen) return false;
-  uint8_t* h = c.mem->gpa(d.addr, blen);
+  uint8_t* h = gc.range(d.addr, blen);
   if (!h) return false;
   // The header rx_header() writes for such a frame: zero, num_buffers 1.
   const uint64_t zero = 0;
@@ -489,6 +515,7 @@ uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max)
   uint16_t n = 0, k = 0;
   uint64_t bytes = 0;
   uint32_t walked = 0;
+  GpaCache gc(*c.mem);
   for (; k < todo && walked < kBurstWalkBudget; ++k) {
     const uint16_t head = load16(q.avail + 2 + (q.last_avail & mask));
     if (head >= q.num) {
@@ -498,7 +525,7 @@ uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max)
     }
     VirtqDrop why = kOk;
     Chain r;
-    if (tx_fast(q, c, head, &out[n], &r, &why)) ++walked;
+    if (tx_fast(q, c, gc, head, &out[n], &r, &why)) ++walked;
     else r = read_tx_chain(q, c, head, &out[n], &why, &walked);
     if (r == Chain::kBroken) {
       q.fail(why, std::string("transmit queue: chain at descriptor ") + std::to_string(head) + ": " +
@@ -530,10 +557,11 @@ uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t
   } else if (uint16_t(avail_idx - q.last_avail) > q.num) {
     q.fail(VirtqDrop::ring_bad_avail_idx, "receive queue: avail index more than the queue size ahead");
   } else {
+    GpaCache gc(*c.mem);
     for (; done < n && walked < kBurstWalkBudget; ++done) {
       VirtqDrop why = kOk;
       Chain r = Chain::kOk;
-      if (rx_fast(q, c, in[done], avail_idx)) ++walked;
+      if (rx_fast(q, c, gc, in[done], avail_idx)) ++walked;
       else r = write_rx_frame(q, c, in[done], &avail_idx, &reread, &why, &walked);
       if (r == Chain::kFull) {
         q.ctr->add(VirtqCounter::guest_full);

@@ -89,6 +89,8 @@ class GuestMemory {
       }
     return nullptr;
   }
+  // The region the last successful translation used (count() > 0).
+  const GuestRegion& last() const { return r_[last_]; }
   // The same for the front end's virtual addresses (vring addresses).
   uint8_t* uva(uint64_t addr, uint64_t len) const;
 
