@@ -15,8 +15,9 @@
 // state (they were never on a wire as they are), segments whose TCP checksum
 // is wrong (the guest drops them, as it would have), anything but a run of
 // two or more. When no large buffer is free the segments go on one by one.
-// decap() calls this only for a burst with two frames of kGroMinLen bytes or
-// more, so 64-byte traffic costs one compare per frame.
+// decap() calls this only for a burst whose frames average kGroMinLen inner
+// bytes or more (gro_worth, from the byte count it keeps anyway), so 64-byte
+// traffic pays nothing per frame.
 #include "core/trace.h"
 #include "overlay/overlay.h"
 #include "proto/gro.h"

@@ -2191,17 +2191,23 @@ class VxlanUsoTest : public VxlanOffloadTest {
     }
     return out;
   }
+  // The first n segments of b at mss, as proto/gso.h cuts them.
+  static std::vector<Bytes> segments_of(const testframes::Built& b, const FrameLayout& L, uint16_t mss, uint32_t n) {
+    std::vector<Bytes> out;
+    for (uint32_t i = 0; i < n; ++i) {
+      Bytes seg(L.hdr_len + mss);
+      seg.resize(gso_write_segment(b.f.data(), uint32_t(b.f.size()), L, mss, i, seg.data(), uint32_t(seg.size())));
+      out.push_back(seg);
+    }
+    return out;
+  }
   // The n segments of b at mss, each but the first behind its own VXLAN
   // header: a USO batch after its first VXLAN header (vx4/vx6 write that one).
   static Bytes uso_chunks(const testframes::Built& b, const FrameLayout& L, uint16_t mss, uint32_t n) {
     Bytes rest;
-    for (uint32_t i = 0; i < n; ++i) {
-      if (i) {
-        Bytes h = vxlan_hdr(kVni);
-        rest.insert(rest.end(), h.begin(), h.end());
-      }
-      Bytes seg(L.hdr_len + mss);
-      seg.resize(gso_write_segment(b.f.data(), uint32_t(b.f.size()), L, mss, i, seg.data(), uint32_t(seg.size())));
+    const Bytes h = vxlan_hdr(kVni);
+    for (const Bytes& seg : segments_of(b, L, mss, n)) {
+      if (!rest.empty()) rest.insert(rest.end(), h.begin(), h.end());
       rest.insert(rest.end(), seg.begin(), seg.end());
     }
     return rest;
@@ -2368,13 +2374,9 @@ TEST_F(VxlanUsoTest, SegmentsReceivedOneByOneAreCoalescedForTheGuest) {
   ASSERT_TRUE(frame_layout(b.f.data(), uint32_t(b.f.size()), &L));
   const uint16_t mss = 1410;
   const uint32_t n = gso_segments(b.f.data(), uint32_t(b.f.size()), testutil::tso_meta(b, false, mss), L, mss);
-  std::vector<Bytes> segs, wire;
-  for (uint32_t i = 0; i < n; ++i) {
-    Bytes s(L.hdr_len + mss);
-    s.resize(gso_write_segment(b.f.data(), uint32_t(b.f.size()), L, mss, i, s.data(), uint32_t(s.size())));
-    segs.push_back(s);
-    wire.push_back(vx4(s));
-  }
+  const std::vector<Bytes> segs = segments_of(b, L, mss, n);
+  std::vector<Bytes> wire;
+  for (const Bytes& seg : segs) wire.push_back(vx4(seg));
   ASSERT_EQ(send_frames(up_, wire), n);
   step();
   Pkt pk[64];
@@ -2425,11 +2427,7 @@ TEST_F(VxlanUsoTest, TraceFollowsSegmentsIntoTheirSuperFrame) {
   ASSERT_TRUE(frame_layout(b.f.data(), uint32_t(b.f.size()), &L));
   const uint16_t mss = 1000;
   std::vector<Bytes> wire;
-  for (uint32_t i = 0; i < 3; ++i) {
-    Bytes s(L.hdr_len + mss);
-    s.resize(gso_write_segment(b.f.data(), uint32_t(b.f.size()), L, mss, i, s.data(), uint32_t(s.size())));
-    wire.push_back(vx4(s));
-  }
+  for (const Bytes& seg : segments_of(b, L, mss, 3)) wire.push_back(vx4(seg));
   auto t = std::make_shared<TraceSession>(3, up_);
   auto c = cmd(CmdOp::kStartTrace);
   c->trace = t;
