@@ -426,7 +426,7 @@ bool AfXdpPort::attach_prog(int idx, uint32_t* map_entries, Status* code, std::s
   // kernel then hands over frames larger than a page (a generic-XDP TSO
   // batch, a jumbo frame on native XDP) instead of dropping them.
   bpf_program* bp = bpf_object__find_program_by_name(obj, "xsk_def_prog");
-  if (bp && !getenv("XNOFRAGS")) bpf_program__set_flags(bp, bpf_program__flags(bp) | BPF_F_XDP_HAS_FRAGS);
+  if (bp) bpf_program__set_flags(bp, bpf_program__flags(bp) | BPF_F_XDP_HAS_FRAGS);
   int r = bpf_object__load(obj);
   if (r < 0 && bp) {  // a kernel before 5.18: load it again without the flag
     xdp_program__close(prog_);
