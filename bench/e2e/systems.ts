@@ -191,9 +191,12 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'
       t.veth(g, 'g0', b, 'bg');
       t.veth(s, 's0', b, 'bs');
       const h = await SwitchHost.start(t, b, {
+        // AF_XDP takes buffers of one page at most; a jumbo MTU does not need
+        // more (frames span chunks and land in large buffers).
+        ...(type === 'afxdp' ? { bufferSize: 2048, bufferCount: 65536 } : {}),
         cpu: p.switchCpu,
         busyPoll: p.busyPoll,
-      idleSpinUs: p.idleSpinUs,
+        idleSpinUs: p.idleSpinUs,
         switches: [{ name: 'bench', vni: VNI }],
         ports: [
           { name: 'pg', type, interface: 'bg', switch: 'bench', mtu: t.mtu },

@@ -136,7 +136,7 @@ export function fdbKey(spec: { switch: string; mac: string }): string {
 
 export function maxMtuOf(engine: DataplaneOptions): number {
   const o = validateOptions(engine);
-  return maxMtuFor(o.bufferSize, o.headroom);
+  return maxMtuFor(o.bufferSize, o.headroom, o.largeBufferCount);
 }
 
 // Re-throws a dataplane validation error with `prefix` put in front of its

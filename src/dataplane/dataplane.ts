@@ -104,7 +104,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     super();
     const resolved = validateOptions(options);
     this.options = Object.freeze({ ...resolved, events: [...resolved.events] });
-    this.maxMtu = maxMtuFor(resolved.bufferSize, resolved.headroom);
+    this.maxMtu = maxMtuFor(resolved.bufferSize, resolved.headroom, resolved.largeBufferCount);
 
     let mod: NativeModule;
     try {

@@ -169,8 +169,11 @@ export function validateVlan(value: unknown, field = 'vlan'): number {
 }
 
 // Largest MTU a buffer can carry: a tagged frame (mtu + 18) must fit after
-// the headroom.
-export function maxMtuFor(bufferSize: number, headroom: number): number {
+// the headroom. With large buffers (largeBufferCount > 0) a port that
+// receives long frames into them (every backend but netmap; afxdp with
+// multi-buffer) takes any MTU up to the maximum: the engine checks the port.
+export function maxMtuFor(bufferSize: number, headroom: number, largeBufferCount = 0): number {
+  if (largeBufferCount > 0) return LIMITS.mtuMax;
   return Math.min(LIMITS.mtuMax, bufferSize - headroom - LIMITS.l2Overhead);
 }
 

@@ -105,7 +105,7 @@ describe('config: one error per kind of mistake, with path and line', () => {
   });
 
   test('MTU out of range for the engine buffers', () => {
-    expectError('engine: { bufferSize: 2048 }\nswitches:\n  - name: a\n    vni: 1\n    ports:\n      - name: p\n        type: pipe\n        mtu: 9000\n',
+    expectError('engine: { bufferSize: 2048, largeBufferCount: 0 }\nswitches:\n  - name: a\n    vni: 1\n    ports:\n      - name: p\n        type: pipe\n        mtu: 9000\n',
       'ERR_INVALID_ARGUMENT', 'switches[0].ports[0].mtu', 8);
   });
 

@@ -54,8 +54,11 @@ describe('construction', () => {
     assert.equal(fake.options.hugepages, false);
     assert.equal(fake.options.cpu, -1);
     assert.equal(fake.options.eventMask, EVENT_BITS.learned | EVENT_BITS.moved | EVENT_BITS.link);
-    assert.equal(dp.maxMtu, 1902);
+    assert.equal(dp.maxMtu, 9000, 'large buffers carry longer frames (the engine checks the port type)');
     dp.close();
+    const small = new Dataplane({ bufferCount: 4096, largeBufferCount: 0 }, fakeNative());
+    assert.equal(small.maxMtu, 1902, 'without large buffers: what a 2048-byte buffer holds');
+    small.close();
   });
   test('a missing addon is ERR_NATIVE', () => {
     const broken = { get Engine(): never { throw new Error('Cannot find module vpc_native.node'); } };
@@ -170,7 +173,7 @@ describe('commands', () => {
     );
     await rejectsCode(dp.createPort({ name: 'p', type: 'pipe', vlans: [{ vlan: 4095, switch: 's1' }] }), 'ERR_INVALID_VLAN', 'vlans[0].vlan');
     await rejectsCode(dp.createPort({ name: 'p', type: 'pipe', switch: 's1', mac: '01:00:00:00:00:01' }), 'ERR_INVALID_MAC', 'mac');
-    await rejectsCode(dp.createPort({ name: 'p', type: 'pipe', switch: 's1', mtu: 9000 }), 'ERR_INVALID_ARGUMENT', 'mtu');
+    await rejectsCode(dp.createPort({ name: 'p', type: 'pipe', switch: 's1', mtu: 9001 }), 'ERR_INVALID_ARGUMENT', 'mtu');
     assert.equal(fake.commands.length, sent);
     assert.deepEqual(snapshot(dp), before);
 

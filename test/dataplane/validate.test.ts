@@ -100,6 +100,8 @@ describe('numbers', () => {
   test('MTU 68..9000, capped by buffer geometry', () => {
     assert.equal(v.maxMtuFor(2048, 128), 1902);
     assert.equal(v.maxMtuFor(16384, 128), 9000);
+    assert.equal(v.maxMtuFor(2048, 128, 0), 1902, 'no large buffers: what one buffer holds');
+    assert.equal(v.maxMtuFor(2048, 128, 512), 9000, 'large buffers: the engine checks the port type');
     assert.equal(v.validateMtu(68), 68);
     assert.equal(v.validateMtu(9000), 9000);
     assert.equal(v.validateMtu(1902, 'mtu', 1902), 1902);

@@ -66,6 +66,14 @@ async function deleteInterface(lab: Lab, dp: Dataplane, iface: string, port: str
   }, 5000);
 }
 
+// Switch 'a' and two veth guests whose switch-side interfaces are s1, s2.
+async function twoGuests(lab: Lab, dp: Dataplane): Promise<{ s1: string; s2: string; g1: Guest; g2: Guest }> {
+  await dp.createSwitch({ name: 'a', vni: 100 });
+  const s1 = lab.name('x1');
+  const s2 = lab.name('x2');
+  return { s1, s2, g1: lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24'), g2: lab.vethGuest('g2', s2, mac(2), '198.18.1.2/24') };
+}
+
 async function pingBoth(lab: Lab, a: Guest, b: Guest): Promise<void> {
   const r1 = await lab.ping(a, b.ip);
   assert.ok(r1.ok, `ping ${a.ip} -> ${b.ip} failed:\n${r1.out}`);
@@ -99,11 +107,7 @@ test('three guests (veth+afxdp, veth+afpacket, tap) reach each other; ARP resolv
 
 test('two guests on afxdp ports ping each other (ARP + ICMP); detach leaves no XDP program', async (t) => {
   await withLab(t, async (lab, dp) => {
-    await dp.createSwitch({ name: 'a', vni: 100 });
-    const s1 = lab.name('x1');
-    const s2 = lab.name('x2');
-    const g1 = lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24');
-    const g2 = lab.vethGuest('g2', s2, mac(2), '198.18.1.2/24');
+    const { s1, s2, g1, g2 } = await twoGuests(lab, dp);
     assert.equal(xdpOf(s1), '', 'no XDP program before');
     const fdsBefore = fs.readdirSync('/proc/self/fd').length;
     await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
@@ -154,11 +158,7 @@ test('an afxdp guest and an afpacket guest ping each other in one switch', async
 
 test('xdpMode generic: forced generic XDP (SKB mode), copy; zeroCopy on is refused on veth with what to do', async (t) => {
   await withLab(t, async (lab, dp) => {
-    await dp.createSwitch({ name: 'a', vni: 100 });
-    const s1 = lab.name('x1');
-    const s2 = lab.name('x2');
-    const g1 = lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24');
-    const g2 = lab.vethGuest('g2', s2, mac(2), '198.18.1.2/24');
+    const { s1, s2, g1, g2 } = await twoGuests(lab, dp);
     await assert.rejects(dp.createPort({ name: 'z', type: 'afxdp', interface: s1, switch: 'a', zeroCopy: 'on' }), /zero-copy.*zeroCopy: 'auto' or 'off'/s);
     assert.equal(xdpOf(s1), '', 'a failed open leaves no XDP program');
     await assert.rejects(dp.createPort({ name: 'z', type: 'afpacket', interface: s1, switch: 'a', xdpMode: 'generic' }), /applies only to afxdp/);
@@ -178,6 +178,35 @@ test('xdpMode generic: forced generic XDP (SKB mode), copy; zeroCopy on is refus
     assert.equal(xdpOf(s2), '');
   });
 });
+
+// A jumbo MTU over the default 2 KiB buffers: a 9000-byte frame spans five
+// UMEM chunks (multi-buffer) both ways and lands in a large buffer in the
+// switch. Before, an AF_XDP port could not have an MTU above 1902.
+for (const mode of ['native', 'generic'] as const) {
+  test(`afxdp at MTU 9000 over 2 KiB buffers (${mode} XDP): 8972-byte pings with DF cross both ways`, async (t) => {
+    await withLab(t, async (lab, dp) => {
+      const { s1, s2, g1, g2 } = await twoGuests(lab, dp);
+      for (const [g, side] of [[g1, s1], [g2, s2]] as const) {
+        run('ip', ['-n', g.ns, 'link', 'set', g.dev, 'mtu', '9000']);
+        run('ip', ['link', 'set', side, 'mtu', '9000']);
+      }
+      assert.equal(dp.options.bufferSize, 2048);
+      for (const [name, side] of [['x1', s1], ['x2', s2]]) {
+        await dp.createPort({ name, type: 'afxdp', interface: side, switch: 'a', mtu: 9000, xdpMode: mode });
+      }
+      assert.match(dp.portStatus('x1')?.offloads ?? '', /multi-buffer/);
+      for (const [a, b] of [[g1, g2], [g2, g1]] as const) {
+        const r = await lab.nsAsync(a.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', '-n', '-M', 'do', '-s', '8972', b.ip], 10_000);
+        assert.equal(r.code, 0, `jumbo ping ${a.ip} -> ${b.ip}:\n${r.out}`);
+      }
+      const c1 = dp.portStatus('x1')?.counters;
+      const c2 = dp.portStatus('x2')?.counters;
+      t.diagnostic(`x1: ${JSON.stringify(c1)}`);
+      assert.ok((c1?.rx_super ?? 0) >= 3 && (c2?.rx_super ?? 0) >= 3, 'jumbo frames were received over several chunks');
+      assert.equal((c1?.rx_too_big ?? 0) + (c2?.rx_too_big ?? 0) + (c1?.rx_kernel_drops ?? 0) + (c2?.rx_kernel_drops ?? 0), 0);
+    });
+  });
+}
 
 test('afxdp errors: missing interface; an interface with someone else\'s XDP program is busy and left alone', async (t) => {
   await withLab(t, async (lab, dp) => {
@@ -239,11 +268,7 @@ test('iperf3 TCP between two afxdp guests completes at full MTU (guest tx checks
     return;
   }
   await withLab(t, async (lab, dp) => {
-    await dp.createSwitch({ name: 'a', vni: 100 });
-    const s1 = lab.name('x1');
-    const s2 = lab.name('x2');
-    const g1 = lab.vethGuest('g1', s1, mac(1), '198.18.1.1/24');
-    const g2 = lab.vethGuest('g2', s2, mac(2), '198.18.1.2/24');
+    const { s1, s2, g1, g2 } = await twoGuests(lab, dp);
     for (const g of [g1, g2]) lab.ns(g.ns, 'ethtool', ['-K', g.dev, 'tx', 'on']);
     await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
     await dp.createPort({ name: 'x2', type: 'afxdp', interface: s2, switch: 'a' });

@@ -67,11 +67,16 @@ static std::string mac_str(Mac m) {
   return b;
 }
 
-Result Core::check_port_config(const PortConfig& pc) const {
-  const int64_t max_mtu = std::min<int64_t>(limit::mtu.max, pool_->max_frame() - kEthHeaderLen - kVlanTagLen);
+Result Core::check_port_config(const PortConfig& pc, const Port& backend) const {
+  const bool large = pool_->max_large_frame() > 0 && backend.rx_large_frames();
+  const int64_t max_mtu =
+      std::min<int64_t>(limit::mtu.max, (large ? pool_->max_large_frame() : pool_->max_frame()) - kEthHeaderLen - kVlanTagLen);
   if (pc.mtu < limit::mtu.min || pc.mtu > max_mtu)
-    return Result::error(Status::kInvalidArgument, "mtu: must be in " + std::to_string(limit::mtu.min) + ".." +
-                                                       std::to_string(max_mtu) + " for this buffer size");
+    return Result::error(Status::kInvalidArgument,
+                         "mtu: must be in " + std::to_string(limit::mtu.min) + ".." + std::to_string(max_mtu) +
+                             (large ? "" : pool_->max_large_frame() ? std::string(" for this buffer size (a ") + backend.kind() +
+                                                                          " port receives each frame into one buffer)"
+                                                                    : " for this buffer size (no large buffers)"));
   if (pc.locked_macs.size() > size_t(limit::lockedMacs.max))
     return Result::error(Status::kInvalidArgument, "lockedMacs: at most " + std::to_string(limit::lockedMacs.max) + " addresses");
   if (!limit::portMacLimit.contains(pc.mac_limit))

@@ -75,7 +75,9 @@ class Core {
   uint32_t max_ports() const { return uint32_t(ports_.size()); }
   const std::vector<PortId>& active_ports() const { return active_ports_; }
   PortCounterBlock& port_counters(PortId p) const { return port_ctr_[p]; }
-  Result check_port_config(const PortConfig& pc) const;
+  // `backend`: the port the config is for (its MTU may exceed a regular
+  // buffer when it receives long frames into large buffers).
+  Result check_port_config(const PortConfig& pc, const Port& backend) const;
   // Opens a free slot for a backend (config already checked); kNoId when
   // every slot is taken. The port is polled from the next iteration on.
   PortId open_port(std::unique_ptr<Port> backend, const PortConfig& pc, bool is_uplink);

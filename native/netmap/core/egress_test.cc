@@ -115,6 +115,36 @@ TEST_F(EgressTest, TsoSuperFrameIsSegmentedForAPortThatTakesNothing) {
   expect_no_leak();
 }
 
+// A 9000-byte MTU over 2 KiB buffers: a port that receives long frames into
+// large buffers (every backend but netmap) takes it, and a jumbo frame crosses
+// whole; one byte more is an oversize drop at ingress.
+TEST_F(EgressTest, JumboMtuOverRegularBuffersCrossesInALargeBuffer) {
+  ASSERT_EQ(pool_->buf_size(), 2048u);
+  PortConfig jumbo;
+  jumbo.mtu = 9000;
+  s_ = create_switch(1);
+  in_ = add(s_, PipeOptions{}, jumbo);
+  out_ = add(s_, PipeOptions{}, jumbo);
+  ASSERT_NE(out_, kNoId);
+  Spec sp;
+  sp.payload = 9000 - 40;  // IPv4 + TCP headers: a 9000-byte IP packet
+  sp.dst = testutil::host_mac(2);
+  ASSERT_TRUE(add_static(s_, out_, sp.dst).ok());
+  Built b = testframes::build(sp);
+  ASSERT_EQ(b.f.size(), 9014u);
+  inject(in_, b.f, OffloadMeta{});
+  auto got = take(out_);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0].large);
+  EXPECT_EQ(got[0].f, b.f) << "the frame arrives whole and unchanged";
+  sp.payload += 1;
+  Built over = testframes::build(sp);
+  inject(in_, over.f, OffloadMeta{});
+  EXPECT_TRUE(take(out_).empty());
+  EXPECT_EQ(pc(in_, PortCounter::rx_drops), 1u) << "9001 bytes of IP: over the port's MTU";
+  expect_no_leak();
+}
+
 TEST_F(EgressTest, SegmentsFollowTheEgressMtuAndOddSegmentSizes) {
   Spec sp = two_ports(none(), 10001, 1280);
   const PortId in = in_, out = out_;

@@ -70,7 +70,7 @@ Result Engine::do_barrier(Command&) { return {}; }
 // A port: the core opens the slot, the bridge creates its memberships.
 Result Engine::do_create_port(Command& c) {
   if (!c.new_port) return Result::error(Status::kInvalidArgument, "port: no backend given");
-  Result bad = core_.check_port_config(c.port_cfg);
+  Result bad = core_.check_port_config(c.port_cfg, *c.new_port);
   if (!bad.ok()) return bad;
   // Validate every mapping before touching anything.
   std::vector<std::pair<uint16_t, SwitchId>> maps;
@@ -89,7 +89,7 @@ Result Engine::do_create_port(Command& c) {
 Result Engine::do_set_port(Command& c) {
   if (c.port >= core_.max_ports() || !core_.port(c.port).in_use)
     return Result::error(Status::kNotFound, "port: no such port");
-  Result bad = core_.check_port_config(c.port_cfg);
+  Result bad = core_.check_port_config(c.port_cfg, *core_.port(c.port).port);
   if (!bad.ok()) return bad;
   PortState& ps = core_.port(c.port);
   Mac own = ps.cfg.mac;

@@ -945,9 +945,17 @@ TEST_F(EngineTest, CommandResultsForBadInput) {
     k->untagged = A;  // no backend
     EXPECT_EQ(run(std::move(k)).status, Status::kInvalidArgument);
   }
-  // MTU bounds: buffer 2048 - headroom 128 - 14 - 4 = 1902.
+  // MTU bounds: a port whose frames fit one buffer: 2048 - headroom 128 -
+  // 14 - 4 = 1902; one that receives long frames into large buffers: 9000.
   PortConfig pc_;
+  PipeOptions one_buffer;
+  one_buffer.rx_large_frames = false;
   pc_.mtu = 1903;
+  Result r1903 = try_add_port(A, pc_, {}, 256, one_buffer);
+  EXPECT_EQ(r1903.status, Status::kInvalidArgument);
+  EXPECT_NE(r1903.message.find("68..1902"), std::string::npos) << r1903.message;
+  EXPECT_NE(r1903.message.find("receives each frame into one buffer"), std::string::npos) << r1903.message;
+  pc_.mtu = 9001;
   EXPECT_EQ(try_add_port(A, pc_).status, Status::kInvalidArgument);
   pc_.mtu = 67;
   EXPECT_EQ(try_add_port(A, pc_).status, Status::kInvalidArgument);
@@ -962,7 +970,7 @@ TEST_F(EngineTest, CommandResultsForBadInput) {
   {
     auto k = cmd(CmdOp::kSetPort);
     k->port = p_ok.id;
-    k->port_cfg.mtu = 5000;
+    k->port_cfg.mtu = 9001;
     EXPECT_EQ(run(std::move(k)).status, Status::kInvalidArgument);
   }
 

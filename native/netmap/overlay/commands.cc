@@ -63,7 +63,7 @@ Result Overlay::create_uplink(Command& c) {
   if (!c.new_port) return Result::error(Status::kInvalidArgument, "uplink: no port backend given");
   Result bad = check_uplink_config(c.uplink_cfg);
   if (!bad.ok()) return bad;
-  bad = core_.check_port_config(c.port_cfg);
+  bad = core_.check_port_config(c.port_cfg, *c.new_port);
   if (!bad.ok()) return bad;
   Mac mac = c.new_port->hw_mac() ? c.new_port->hw_mac() : c.port_cfg.mac;
   if (mac == 0 || mac_is_multicast(mac)) return Result::error(Status::kInvalidArgument, "mac: the uplink needs a unicast MAC");

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bridge/bridge.h"
+#include "core/coalesce.h"
 #include "core/core.h"
 #include "overlay/switch_peer_counters.h"
 #include "overlay/state.h"
@@ -120,12 +121,11 @@ class Overlay {
   bool take_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint16_t outer_len, MemberId m, uint32_t vt);
   void transmit_uplink(Pkt p) { core_.stage(uplink_.port, p); }
   // gro.cc: inner TCP segments received one VXLAN packet each, coalesced.
-  static constexpr uint16_t kGroMinLen = 128;  // shorter: pure ACKs, small requests
   uint16_t gro(Pkt* pkts, uint16_t n, Burst& b);
-  // decap() looks for runs only in a burst whose frames average kGroMinLen
-  // inner bytes or more (`bytes` of the first `n` outer frames, VXLAN over
-  // IPv4 adds 50): 64-byte traffic pays nothing per frame.
-  static bool gro_worth(uint64_t bytes, uint32_t n) { return n >= 2 && bytes >= uint64_t(n) * (kGroMinLen + 50); }
+  // decap() looks for runs only in a burst whose frames average
+  // kCoalesceMinLen inner bytes or more (`bytes` of the first `n` outer
+  // frames, VXLAN over IPv4 adds 50): 64-byte traffic pays nothing per frame.
+  static bool gro_worth(uint64_t bytes, uint32_t n) { return coalesce_worth(bytes, n, 50); }
   // underlay.cc
   bool handle_arp(Pkt& p, uint8_t* f);
   int handle_ipv4_local(Pkt& p, uint8_t* f, uint16_t ihl);

@@ -134,6 +134,7 @@ std::unique_ptr<Port> open_afxdp_port(const PortSpec& spec, const KernelPortOpti
 #include <mutex>
 #include <vector>
 
+#include "core/coalesce.h"
 #include "ports/ifutil.h"
 #include "ports/vnet_sender.h"
 
@@ -250,6 +251,8 @@ class AfXdpPort final : public Port {
   // kMaxTxDescs chunks is one descriptor chain); what does not fit that
   // leaves through vnet_ (a copy), so any frame is taken.
   bool tx_large_buffers() const override { return true; }
+  // Without multi-buffer the kernel drops a frame longer than a chunk.
+  bool rx_large_frames() const override { return !xsks_.empty() && xsks_[0].sg; }
   // Frames with offload state leave through vnet_ (a packet socket with
   // virtio-net headers): the kernel keeps a TSO frame whole to the device.
   // With disableOffloads the interface's own offloads are off too, and every
@@ -343,8 +346,9 @@ std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPor
   if (pool->buf_size() > 4096)
     throw PortError(Status::kInvalidArgument,
                     w + ": AF_XDP needs buffers of at most 4096 bytes (a UMEM chunk fits in a page); the buffer pool "
-                        "uses " + std::to_string(pool->buf_size()) + ": lower the buffer size or use afpacket:" +
-                        spec.ifname);
+                        "uses " + std::to_string(pool->buf_size()) + ": lower the buffer size (a jumbo MTU does not "
+                        "need large buffers: longer frames span several chunks and land in the pool's large "
+                        "buffers) or use afpacket:" + spec.ifname);
   if (!claim_interface(spec.ifname))
     throw PortError(Status::kInUse, "interface " + spec.ifname +
                                         " is already attached to another port of this switch: delete that port "
@@ -890,6 +894,22 @@ uint16_t AfXdpPort::rx_burst(Pkt* pkts, uint16_t max) {
   if (!got) {
     reap_completions();
     flush_tx();
+    return 0;
+  }
+  if (!opts_.offloads_off && got >= 2) {
+    // GRO: segments of one TCP connection that arrived one by one (from a
+    // wire, or a veth guest without TSO under native XDP) become one TSO
+    // frame, which a guest's port takes whole.
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < got; ++i) bytes += pkts[i].len;
+    if (coalesce_worth(bytes, got))
+      got = coalesce_tcp_runs(
+          *pool_, cache_, pkts, uint16_t(got), true, [](uint16_t, uint16_t) { return true; },
+          [](uint16_t, uint16_t) {},
+          [&](uint16_t i, uint16_t j, Pkt) {
+            status_->add(PortStatus::rx_gro, uint64_t(j - i));
+            status_->add(PortStatus::rx_offload);
+          });
   }
   return uint16_t(got);
 }

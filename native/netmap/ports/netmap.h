@@ -38,6 +38,7 @@ class NetmapPort final : public Port {
   ~NetmapPort() override;
 
   const char* kind() const override { return "netmap"; }
+  bool rx_large_frames() const override { return false; }  // a frame is one netmap slot
   uint16_t rx_burst(Pkt* pkts, uint16_t max) override;
   uint16_t tx_burst(Pkt* pkts, uint16_t n) override;
   int poll_fd() const override { return fd_; }

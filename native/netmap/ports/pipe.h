@@ -32,6 +32,7 @@ struct PipeOptions {
   uint32_t tx_offloads = kOffAll;
   uint32_t tx_max_frame = 65535;
   bool tx_large_buffers = true;
+  bool rx_large_frames = true;  // false: acts like a backend whose frames fit one buffer (netmap)
 };
 
 struct PipeShared {
@@ -71,6 +72,7 @@ class PipePort final : public Port {
   uint32_t tx_offloads() const override { return s_->opts.tx_offloads; }
   uint32_t tx_max_frame() const override { return s_->opts.tx_max_frame; }
   bool tx_large_buffers() const override { return s_->opts.tx_large_buffers; }
+  bool rx_large_frames() const override { return s_->opts.rx_large_frames; }
 
  private:
   std::shared_ptr<PipeShared> s_;

@@ -72,6 +72,11 @@ class Port {
   // False for backends that hand buffers to the kernel by address (AF_XDP's
   // UMEM chunks): they only ever get regular buffers.
   virtual bool tx_large_buffers() const { return true; }
+  // True when a received frame longer than a regular buffer holds lands in
+  // one of the pool's large buffers: the port's MTU may then exceed what a
+  // regular buffer holds (a 9000-byte MTU over 2 KiB buffers). False for
+  // backends whose frames must fit the buffer the kernel wrote (netmap).
+  virtual bool rx_large_frames() const { return true; }
 };
 
 }  // namespace vpc

@@ -102,6 +102,7 @@ struct PortStatus {
   X(rx_csum_completed, "Frames whose partial (offloaded) checksum was completed in software") \
   X(rx_offload, "Frames received with offload state (checksum-partial or TSO/GSO), kept beside the frame") \
   X(rx_super, "Frames received larger than a regular buffer (TSO/GSO super-frames), held in large buffers") \
+  X(rx_gro, "TCP segments received one by one and coalesced into super-frames (GRO; afxdp)") \
   X(rx_bad_vnet, "Frames dropped because their virtio-net header was invalid or asked for an offload the switch does not do (UFO/USO)") \
   X(tx_offload, "Frames transmitted with offload state in their virtio-net header") \
   X(tx_super, "Frames transmitted through the port's packet socket for large or offloaded frames (larger than a ring slot, or with TSO state: one sendmmsg per run of them)") \
