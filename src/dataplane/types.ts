@@ -184,6 +184,9 @@ export interface VhostUserStatus {
   disconnects: number;
   messages: number;
   refused: number; // vhost-user messages refused (unsupported, malformed); lastError says the latest
+  // Connections the port dropped, by reason (closed_mid_message, bad_version, too_big,
+  // too_many_fds, reply_lost: ports/vhost_user.h); lastError says the latest.
+  connectionDrops: Record<string, number>;
   queues: VhostQueueStatus[]; // 2 per queue pair: even = guest receive, odd = guest transmit
   regions: { guestPhysical: string; size: number; frontendVirtual: string }[];
 }

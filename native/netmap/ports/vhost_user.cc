@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <sys/eventfd.h>
 
@@ -24,7 +23,7 @@ namespace vpc {
 
 namespace {
 
-constexpr uint32_t kHdrSize = 12;  // request, flags, size
+constexpr uint32_t kHdrSize = kVuHeaderSize;
 
 const char* request_name(uint32_t r) {
   switch (r) {
@@ -82,38 +81,11 @@ void close_fds(std::vector<int>& fds) {
   fds.clear();
 }
 
-// Waits until fd is ready for `events`, at most until `deadline`; a signal
-// does not cut the wait short. False on timeout or error.
-bool wait_ready(int fd, short events, std::chrono::steady_clock::time_point deadline) {
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd pf{fd, events, 0};
-    const int r = ::poll(&pf, 1, int(left.count()));
-    if (r > 0) return true;
-    if (r == 0 || errno != EINTR) return false;
-  }
-}
-
-// Reads exactly n bytes, waiting at most a second for the rest of a message
-// that arrived in pieces.
-bool read_full(int fd, uint8_t* p, size_t n) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  while (n) {
-    ssize_t r = ::recv(fd, p, n, MSG_DONTWAIT);
-    if (r > 0) {
-      p += r;
-      n -= size_t(r);
-      continue;
-    }
-    if (r == 0) return false;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN || !wait_ready(fd, POLLIN, deadline)) return false;
-  }
-  return true;
-}
-
 }  // namespace
+
+#define VPC_ROW(name, help) #name,
+const char* const kVhostDropNames[kVhostDrops] = {VPC_VHOST_DROPS(VPC_ROW)};
+#undef VPC_ROW
 
 std::string virtio_feature_names(uint64_t f) {
   std::string s;
@@ -313,6 +285,7 @@ void VhostUserPort::service() {
     if (!connected_) {
       connected_ = true;
       reply_lost_ = false;
+      in_.clear();
       vst_->connected.store(true);
       status_->attached.store(true, std::memory_order_relaxed);
       vst_->connects.fetch_add(1, std::memory_order_relaxed);
@@ -334,54 +307,82 @@ void VhostUserPort::service() {
   (void)r;
 }
 
+void VhostUserPort::Incoming::clear() {
+  close_fds(fds);
+  got = 0;
+}
+
+bool VhostUserPort::drop_connection(VhostDrop why, const std::string& detail) {
+  vst_->drops[size_t(why)].fetch_add(1, std::memory_order_relaxed);
+  status_->set_error("vhost-user: " + detail + "; connection dropped (" + kVhostDropNames[size_t(why)] + ")");
+  return false;
+}
+
+// Reads what the socket holds of the current message, never past its end
+// (the next message's file descriptors must not be taken with this one's),
+// and dispatches the message once it is whole. What is not whole yet stays
+// in in_ until the watcher sees more bytes: the engine never waits for a
+// front end, so one that stalls in the middle of a message (hostile, or
+// stopped by a debugger) holds its own connection and nothing else. The
+// header is checked as soon as it is complete, before any payload is
+// waited for.
 bool VhostUserPort::handle_message(int fd, bool* more) {
-  uint8_t hdr[kHdrSize];
-  iovec iov{hdr, kHdrSize};
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kVuMaxFds)];
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof cbuf;
-  ssize_t r = ::recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-    *more = false;
-    return true;
+  for (;;) {
+    const bool in_hdr = in_.got < kHdrSize;
+    const uint32_t size = in_hdr ? 0 : get_u32(in_.hdr + 8);
+    const uint32_t end = kHdrSize + size;
+    if (!in_hdr && in_.got == end) break;
+    iovec iov = in_hdr ? iovec{in_.hdr + in_.got, kHdrSize - in_.got}
+                       : iovec{in_.payload + (in_.got - kHdrSize), end - in_.got};
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kVuMaxFds)];
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof cbuf;
+    const ssize_t r = ::recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      *more = false;
+      return true;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+          int f;
+          std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+          in_.fds.push_back(f);
+        }
+    if (r == 0 && in_.got)
+      return drop_connection(VhostDrop::closed_mid_message,
+                             "the front end closed the connection in the middle of a message (" +
+                                 std::to_string(in_.got) + " of " +
+                                 (in_hdr ? std::string("the 12 header") : std::to_string(end)) + " bytes)");
+    if (r <= 0) {
+      status_->set_error(r == 0 ? "vhost-user front end closed the connection"
+                                : "vhost-user socket: " + std::string(strerror(errno)));
+      return false;
+    }
+    in_.got += uint32_t(r);
+    if ((mh.msg_flags & MSG_CTRUNC) || in_.fds.size() > kVuMaxFds)
+      return drop_connection(VhostDrop::too_many_fds, "a message came with more than " +
+                                                          std::to_string(kVuMaxFds) + " file descriptors");
+    if (in_hdr && in_.got == kHdrSize) {
+      const uint32_t req = get_u32(in_.hdr), flags = get_u32(in_.hdr + 4), sz = get_u32(in_.hdr + 8);
+      if ((flags & 3) != kVuVersion)
+        return drop_connection(VhostDrop::bad_version, "message " + std::to_string(req) + " has protocol version " +
+                                                           std::to_string(flags & 3) + ", expected 1");
+      if (sz > kVuMaxPayload)
+        return drop_connection(VhostDrop::too_big, std::string("message ") + request_name(req) + " (" +
+                                                       std::to_string(req) + ") announces " + std::to_string(sz) +
+                                                       " bytes of payload, at most " +
+                                                       std::to_string(kVuMaxPayload) + " are taken");
+    }
   }
-  if (r <= 0) {
-    status_->set_error(r == 0 ? "vhost-user front end closed the connection" : "vhost-user socket: " + std::string(strerror(errno)));
-    return false;
-  }
-  std::vector<int> fds;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-      for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-        int f;
-        std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-        fds.push_back(f);
-      }
-  if (size_t(r) < kHdrSize && !read_full(fd, hdr + r, kHdrSize - size_t(r))) {
-    close_fds(fds);
-    status_->set_error("vhost-user: truncated message header; connection dropped");
-    return false;
-  }
-  const uint32_t req = get_u32(hdr), flags = get_u32(hdr + 4), size = get_u32(hdr + 8);
-  if ((flags & 3) != kVuVersion || size > kVuMaxPayload || (mh.msg_flags & MSG_CTRUNC)) {
-    close_fds(fds);
-    status_->set_error("vhost-user: message " + std::to_string(req) + " has protocol version " +
-                       std::to_string(flags & 3) + ", size " + std::to_string(size) +
-                       (mh.msg_flags & MSG_CTRUNC ? " and too many fds" : "") + "; connection dropped");
-    return false;
-  }
-  uint8_t payload[kVuMaxPayload];
-  if (size && !read_full(fd, payload, size)) {
-    close_fds(fds);
-    status_->set_error("vhost-user: truncated message; connection dropped");
-    return false;
-  }
+  const uint32_t req = get_u32(in_.hdr), flags = get_u32(in_.hdr + 4), size = get_u32(in_.hdr + 8);
   vst_->messages.fetch_add(1, std::memory_order_relaxed);
-  dispatch(req, flags, payload, size, fds, fd);
-  close_fds(fds);  // whatever the message did not keep
+  dispatch(req, flags, in_.payload, size, in_.fds, fd);
+  in_.clear();  // and whatever file descriptors the message did not keep
   return !reply_lost_ && conn_fd_.load(std::memory_order_relaxed) >= 0 && connected_;
 }
 
@@ -410,6 +411,7 @@ bool VhostUserPort::reply(int fd, uint32_t req, const void* payload, uint32_t si
     // for it, every other port would wait too.
     const int e = w < 0 ? errno : EAGAIN;
     reply_lost_ = true;
+    vst_->drops[size_t(VhostDrop::reply_lost)].fetch_add(1, std::memory_order_relaxed);
     status_->set_error("vhost-user: the reply to " + std::string(request_name(req)) + " could not be sent (" +
                        (e == EAGAIN ? std::string("the front end reads no replies") : std::string(strerror(e))) +
                        "); connection dropped");
@@ -742,6 +744,7 @@ void VhostUserPort::disconnect() {
     if (status_->error().empty()) status_->set_error("vhost-user front end disconnected");
   }
   connected_ = false;
+  in_.clear();  // a message the front end left half sent
   vst_->connected.store(false);
   status_->attached.store(false, std::memory_order_relaxed);
   reset_device();

@@ -1,6 +1,7 @@
 // vhost-user ports in the engine: two fake guests (ports/vhost_user_fake.h)
 // on one switch, the engine stepped with run_once on the test thread.
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,6 +171,49 @@ TEST_F(VhostEngine, TsoFrameIsSegmentedForAGuestWithoutTso) {
     EXPECT_EQ(p[1], 0);
     EXPECT_LE(len - 12, 14u + 20 + 20 + 1448);
   }
+}
+
+// A front end that sends the header of a message and then nothing (hostile,
+// or stopped in a debugger) must cost the engine nothing: frames between
+// two pipe ports keep crossing in every iteration while the port holds the
+// incomplete message, and the message is handled when the rest comes. A
+// port that waited for the rest would hold the engine (here the test
+// thread) until it gave up and dropped the connection.
+TEST_F(VhostEngine, AFrontEndStalledMidMessageDoesNotHoldTheEngine) {
+  std::unique_ptr<FakeFrontend> g;
+  std::shared_ptr<PortStatus> st;
+  add("g.sock", kFeatures, &g, &st);
+  const PortId p1 = h.try_add_port(sw).id, p2 = h.try_add_port(sw).id;
+  ASSERT_TRUE(h.add_static(sw, p2, host_mac(2)).ok());
+  const uint64_t handled = st->vhost->messages.load();
+  int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const uint64_t queue0 = 0;  // and an fd
+  const std::vector<uint8_t> msg = vu_message(kVuSetVringCall, kVuVersion | kVuFlagNeedReply, &queue0, 8);
+  ASSERT_EQ(g->send_raw(msg.data(), 12, {call}), 12);
+  auto step = [&] {
+    EXPECT_EQ(h.send_frames(p1, {testutil::make_frame(host_mac(2), host_mac(1), 64)}), 1u);
+    h.engine().run_once();
+  };
+  ASSERT_TRUE(g->wait_taken(step)) << "the port took the header";
+  // The header is with the port, the payload is not coming: every further
+  // iteration still forwards.
+  constexpr int kIterations = 200;
+  for (int i = 0; i < kIterations; ++i) step();
+  const uint64_t sent = h.pc(p1, PortCounter::rx_packets);
+  EXPECT_GE(sent, uint64_t(kIterations));
+  EXPECT_EQ(h.recv(p2).size(), sent) << "every frame crossed while the message was incomplete";
+  EXPECT_TRUE(st->vhost->connected.load()) << st->error();
+  EXPECT_EQ(st->vhost->disconnects.load(), 0u);
+  EXPECT_EQ(st->vhost->messages.load(), handled);
+  // The rest arrives: the message is handled whole.
+  ASSERT_EQ(g->send_raw(msg.data() + 12, 8), 8);
+  ASSERT_TRUE(g->wait_reply(step));
+  std::vector<uint8_t> ack;
+  ASSERT_TRUE(g->read_reply(kVuSetVringCall, &ack));
+  ASSERT_EQ(ack.size(), 8u);
+  EXPECT_EQ(ack[0], 0) << st->error();
+  EXPECT_EQ(st->vhost->messages.load(), handled + 1);
+  close(call);
 }
 
 }  // namespace

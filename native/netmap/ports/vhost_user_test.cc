@@ -459,6 +459,117 @@ TEST_F(VhostUser, AReplyThatCannotBeSentDropsTheConnection) {
   EXPECT_EQ(status->vhost->connects.load(), 2u);
 }
 
+// A message that arrives in pieces (here: five bytes of header with the file
+// descriptor, the rest of the header, half the payload, the other half) is
+// kept between bursts and handled when whole. The engine, here the test
+// thread, never waits for the rest: a port that waited would hold the test
+// thread until it gave up and dropped the connection.
+TEST_F(VhostUser, AMessageInPiecesIsTakenBetweenBurstsWithoutWaiting) {
+  auto fe = connect_and_setup(kBase);
+  const uint64_t handled = status->vhost->messages.load();
+  int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const uint64_t queue0 = 0;  // and an fd
+  const std::vector<uint8_t> msg = vu_message(kVuSetVringCall, kVuVersion | kVuFlagNeedReply, &queue0, 8);
+  const size_t cuts[] = {0, 5, 12, 16, 20};
+  Pkt out[kMaxBurst];
+  for (size_t k = 0; k + 1 < std::size(cuts); ++k) {
+    ASSERT_EQ(fe->send_raw(msg.data() + cuts[k], cuts[k + 1] - cuts[k], k == 0 ? std::vector<int>{call} : std::vector<int>{}),
+              ssize_t(cuts[k + 1] - cuts[k]));
+    if (k + 2 == std::size(cuts)) break;
+    // Until the port has taken the piece, then some more bursts: no reply,
+    // no drop, the rings still served.
+    ASSERT_TRUE(fe->wait_taken(*port)) << "the port took the piece ending at byte " << cuts[k + 1];
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(port->rx_burst(out, kMaxBurst), 0);
+    pollfd pf{fe->fd(), POLLIN, 0};
+    EXPECT_EQ(poll(&pf, 1, 0), 0) << "no reply before the message is whole";
+    EXPECT_TRUE(status->vhost->connected.load()) << status->error();
+    EXPECT_EQ(status->vhost->messages.load(), handled);
+  }
+  ASSERT_TRUE(fe->wait_reply(*port));
+  std::vector<uint8_t> ack;
+  ASSERT_TRUE(fe->read_reply(kVuSetVringCall, &ack));
+  ASSERT_EQ(ack.size(), 8u);
+  EXPECT_EQ(ack[0], 0) << "the queue index and the fd were put together: " << status->error();
+  EXPECT_EQ(status->vhost->messages.load(), handled + 1);
+  EXPECT_EQ(status->vhost->disconnects.load(), 0u);
+  // The new call eventfd is the one the port signals.
+  fe->post_rx(2, 1024);
+  Pkt p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+  ASSERT_EQ(port->tx_burst(&p, 1), 1);
+  uint64_t v = 0;
+  EXPECT_EQ(read(call, &v, 8), 8);
+  close(call);
+}
+
+// What cannot be vhost-user drops the connection at once (the header is
+// judged before any payload is waited for), counted by reason and named in
+// lastError; the next front end comes up as usual.
+TEST_F(VhostUser, GarbageDropsTheConnectionWithItsReason) {
+  struct Case {
+    const char* name;
+    VhostDrop reason;
+    const char* says;
+    std::function<void(FakeFrontend&)> send;
+  };
+  auto header = [](uint32_t req, uint32_t flags, uint32_t size) {
+    std::vector<uint8_t> h = vu_message(req, flags);
+    std::memcpy(h.data() + 8, &size, 4);  // a payload announced, not sent
+    return h;
+  };
+  const std::vector<Case> cases = {
+      {"not vhost-user", VhostDrop::bad_version, "protocol version 3",
+       [&](FakeFrontend& fe) {
+         const char junk[] = "GET / HTTP/1.1\r\n\r\n";
+         fe.send_raw(junk, sizeof junk - 1);
+       }},
+      {"a payload of 1 MiB announced", VhostDrop::too_big, "announces 1048576 bytes",
+       [&](FakeFrontend& fe) {
+         auto h = header(kVuSetMemTable, kVuVersion, 1 << 20);
+         fe.send_raw(h.data(), h.size());
+       }},
+      {"ten fds over two pieces", VhostDrop::too_many_fds, "more than 8 file descriptors",
+       [&](FakeFrontend& fe) {
+         std::vector<int> five;
+         for (int i = 0; i < 5; ++i) five.push_back(eventfd(0, EFD_CLOEXEC));
+         auto h = header(kVuSetMemTable, kVuVersion, 8 + 32 * 5);
+         fe.send_raw(h.data(), 6, five);
+         EXPECT_TRUE(fe.wait_taken(*port));
+         fe.send_raw(h.data() + 6, 6, five);
+         for (int f : five) close(f);
+       }},
+      {"closed after half a header", VhostDrop::closed_mid_message, "in the middle of a message (7 of the 12",
+       [&](FakeFrontend& fe) {
+         auto h = header(kVuGetFeatures, kVuVersion, 0);
+         fe.send_raw(h.data(), 7);
+         EXPECT_TRUE(fe.wait_taken(*port));
+         fe.hang_up();
+       }},
+  };
+  const size_t fds_before = open_fds();
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const uint64_t disconnects = status->vhost->disconnects.load();
+    {
+      FakeFrontend fe(dir + "/s.sock");
+      ASSERT_TRUE(fe.connected());
+      c.send(fe);
+      Pkt out[kMaxBurst];
+      for (int i = 0; i < 5000 && status->vhost->disconnects.load() == disconnects; ++i) {
+        port->rx_burst(out, kMaxBurst);
+        usleep(200);
+      }
+    }
+    EXPECT_EQ(status->vhost->disconnects.load(), disconnects + 1);
+    EXPECT_FALSE(status->vhost->connected.load());
+    EXPECT_EQ(status->vhost->drops[size_t(c.reason)].load(), 1u);
+    EXPECT_NE(status->error().find(c.says), std::string::npos) << status->error();
+    EXPECT_NE(status->error().find(kVhostDropNames[size_t(c.reason)]), std::string::npos) << status->error();
+  }
+  EXPECT_EQ(open_fds(), fds_before) << "the fds of a dropped message are closed";
+  auto fe = connect_and_setup(kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+}
+
 TEST_F(VhostUser, SleepingEngineAsksForKicks) {
   auto fe = connect_and_setup(kBase);
   Waker w;
