@@ -468,14 +468,11 @@ void VhostUserPort::set_kick(uint32_t i, int fd) {
   VirtQueue& q = vqs_[i];
   if (q.kick_fd >= 0 && (i & 1)) epoll_ctl(epfd_, EPOLL_CTL_DEL, q.kick_fd, nullptr);
   replace_fd(&q.kick_fd, fd);
-  if (fd >= 0) {
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);  // drained without blocking
-    if (i & 1) {
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u32 = i;
-      epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
-    }
+  if (fd >= 0 && (i & 1)) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = i;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
   }
 }
 
@@ -616,6 +613,10 @@ void VhostUserPort::dispatch(uint32_t req, uint32_t flags, const uint8_t* p, uin
       if (!nofd) {
         f = fds[0];
         fds.clear();
+        // The engine drains kicks and signals calls and errors, never
+        // waiting: a front end that passes a pipe nobody reads (not an
+        // eventfd) would otherwise stop it in write() once the pipe is full.
+        fcntl(f, F_SETFL, fcntl(f, F_GETFL) | O_NONBLOCK);
       }
       const uint32_t i = uint32_t(q - vqs_.data());
       if (req == kVuSetVringKick) {

@@ -5,9 +5,11 @@
 // (rx_burst handles the messages the watcher thread flags).
 #include "ports/vhost_user.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -568,6 +570,33 @@ TEST_F(VhostUser, GarbageDropsTheConnectionWithItsReason) {
   EXPECT_EQ(open_fds(), fds_before) << "the fds of a dropped message are closed";
   auto fe = connect_and_setup(kBase);
   EXPECT_EQ(port->link_state(), LinkState::kUp);
+}
+
+// A call descriptor that is a pipe nobody reads, not an eventfd: once it is
+// full, a blocking write() would stop the engine for good. The port makes
+// every descriptor it signals non-blocking; notifications beyond what the
+// pipe holds are lost, the engine goes on.
+TEST_F(VhostUser, ACallDescriptorThatFillsUpNeverBlocksTheEngine) {
+  auto fe = connect_and_setup(kBase & ~bit(kRingEventIdx));  // a notification per burst
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  ASSERT_EQ(fcntl(p[1], F_SETPIPE_SZ, 4096), 4096);
+  uint64_t idx = 0;
+  ASSERT_EQ(fe->ack(*port, kVuSetVringCall, &idx, 8, {p[1]}), 0u);
+  ASSERT_TRUE(fcntl(p[1], F_GETFL) & O_NONBLOCK) << "the port made the call descriptor non-blocking";
+  constexpr int kBursts = 4096 / 8 + 100;  // 100 more than the pipe holds
+  for (int i = 0; i < kBursts; ++i) {
+    fe->post_rx(1, 1024);
+    Pkt one = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+    ASSERT_EQ(port->tx_burst(&one, 1), 1);
+  }
+  EXPECT_EQ(fe->used_idx(0), uint16_t(kBursts));
+  EXPECT_EQ(cnt_read(qc(0).c[size_t(VirtqCounter::notifies)]), uint64_t(kBursts));
+  int queued = 0;
+  ASSERT_EQ(ioctl(p[0], FIONREAD, &queued), 0);
+  EXPECT_EQ(queued, 4096) << "the pipe is full; the notifications after that were dropped";
+  close(p[0]);
+  close(p[1]);
 }
 
 TEST_F(VhostUser, SleepingEngineAsksForKicks) {
