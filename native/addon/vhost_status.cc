@@ -43,6 +43,7 @@ void AddVhostStatus(Napi::Env env, Napi::Object& out, const PortStatus& st) {
   for (size_t i = 0; i < kVhostDrops; ++i)
     drops.Set(kVhostDropNames[i], Napi::Number::New(env, double(v.drops[i].load(std::memory_order_relaxed))));
   o.Set("connectionDrops", drops);
+  o.Set("watcherErrors", Napi::Number::New(env, double(v.watcher_errors.load(std::memory_order_relaxed))));
   std::vector<VhostStatus::Queue> qs;
   std::vector<VhostStatus::Region> rs;
   v.layout(&qs, &rs);

@@ -110,6 +110,7 @@ describe('vhostuser ports in the dataplane', () => {
       assert.equal(after.disconnects, 1);
       assert.equal(after.connected, false);
       assert.deepEqual(after.connectionDrops, { closed_mid_message: 0, bad_version: 0, too_big: 0, too_many_fds: 0, reply_lost: 0 });
+      assert.equal(after.watcherErrors, 0);
 
       // One that writes what is not vhost-user is dropped, with the reason.
       await new Promise<void>((resolve, reject) => {
@@ -121,7 +122,7 @@ describe('vhostuser ports in the dataplane', () => {
       assert.equal(dropped.vhost!.disconnects, 2);
       assert.equal(dropped.vhost!.connectionDrops.bad_version, 1);
       assert.match(dropped.lastError, /protocol version 3, expected 1; connection dropped \(bad_version\)/);
-      assert.match(formatVhost(dropped.vhost!), /^dropped +bad_version=1$/m);
+      assert.match(formatVhost(dropped.vhost!), /^dropped +bad_version=1 \(watcher errors 0\)$/m);
 
       // Per-queue counters in stats() and in the Prometheus families.
       const s = dp.stats().ports.vm1!;

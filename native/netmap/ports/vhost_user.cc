@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <sys/eventfd.h>
 
@@ -198,7 +199,12 @@ VhostUserPort::~VhostUserPort() {
 
 void VhostUserPort::stop_watcher() {
   if (!watcher_.joinable()) return;
-  uint64_t one = 1;
+  {
+    std::lock_guard<std::mutex> g(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();  // a watcher pausing after a failure
+  uint64_t one = 1;       // a watcher in poll
   ssize_t r = ::write(stop_efd_, &one, sizeof one);
   (void)r;
   watcher_.join();
@@ -217,13 +223,46 @@ void VhostUserPort::detach() {
 
 // ------------------------------------------------------------------ watcher
 
+int VhostUserPort::watcher_poll(pollfd* pf, nfds_t n, int timeout_ms) {
+  return opts_.poll_for_test ? opts_.poll_for_test(pf, n, timeout_ms) : ::poll(pf, n, timeout_ms);
+}
+
+bool VhostUserPort::pause(int ms) {
+  // A condition variable rather than poll(2) on stop_efd_: the pause that
+  // follows a failing poll must not depend on poll.
+  std::unique_lock<std::mutex> g(stop_mu_);
+  return !stop_cv_.wait_for(g, std::chrono::milliseconds(ms), [this] { return stopping_; });
+}
+
+// A failed call in the watcher: the thread must neither end (the port would
+// never accept or read again, silently) nor spin on a call that fails at
+// once (an fd limit reached makes accept fail while the listening socket
+// stays readable). It says what failed and retries after a pause that
+// doubles from 10 ms to 1 s; the caller resets *backoff_ms after a success.
+bool VhostUserPort::watcher_failed(const char* call, int err, int* backoff_ms) {
+  *backoff_ms = std::min(*backoff_ms ? *backoff_ms * 2 : 10, 1000);
+  vst_->watcher_errors.fetch_add(1, std::memory_order_relaxed);
+  const char* name = strerrorname_np(err);
+  status_->set_error("vhost-user watcher: " + std::string(call) + " failed: " + strerror(err) + " (" +
+                     (name ? name : "errno " + std::to_string(err)) + "); retrying in " +
+                     std::to_string(*backoff_ms) + " ms");
+  return pause(*backoff_ms);
+}
+
 bool VhostUserPort::wait_for_engine() {
   pending_.store(true, std::memory_order_seq_cst);
   if (Waker* w = waker_.load(std::memory_order_acquire); w && w->sleeping.load(std::memory_order_seq_cst)) w->wake();
-  pollfd pf[2] = {{ack_efd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
+  int backoff = 0;
   for (;;) {
-    int r = ::poll(pf, 2, 1000);
-    if (r < 0 && errno != EINTR) return false;
+    pollfd pf[2] = {{ack_efd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
+    const int r = watcher_poll(pf, 2, 1000);
+    if (r < 0) {
+      // The flag stays raised: the engine takes the messages meanwhile and
+      // its acknowledgement waits in ack_efd_ for the next poll.
+      if (errno != EINTR && !watcher_failed("poll (waiting for the engine)", errno, &backoff)) return false;
+      continue;
+    }
+    backoff = 0;
     if (pf[1].revents) return false;
     if (pf[0].revents) {
       uint64_t v;
@@ -242,36 +281,54 @@ void VhostUserPort::watch() {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, opts_.socket.c_str(), opts_.socket.size());
+  int backoff = 0;  // ms; grows while a call keeps failing (watcher_failed)
   for (;;) {
     const int cfd = conn_fd_.load(std::memory_order_acquire);
     if (cfd < 0) {
       int fd = -1;
       if (opts_.client) {
         fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
-          ::close(fd);
-          fd = -1;
-        }
         if (fd < 0) {
-          pollfd pf{stop_efd_, POLLIN, 0};
-          if (::poll(&pf, 1, 1000) > 0) return;
+          if (!watcher_failed("socket", errno, &backoff)) return;
+          continue;
+        }
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+          // The front end is not listening (yet): the normal wait, every second.
+          ::close(fd);
+          if (!pause(1000)) return;
           continue;
         }
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
       } else {
         pollfd pf[2] = {{listen_fd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
-        if (::poll(pf, 2, -1) < 0 && errno != EINTR) return;
+        if (watcher_poll(pf, 2, -1) < 0) {
+          if (errno != EINTR && !watcher_failed("poll (listening socket)", errno, &backoff)) return;
+          continue;
+        }
         if (pf[1].revents) return;
         if (!(pf[0].revents & POLLIN)) continue;
         fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) continue;
+        if (fd < 0) {
+          // Gone before it was accepted, or nothing after all: wait again.
+          // Anything else (EMFILE, ENFILE, ENOBUFS, ENOMEM) leaves the
+          // connection queued and the socket readable: pause, then retry.
+          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED &&
+              errno != EPROTO && !watcher_failed("accept", errno, &backoff))
+            return;
+          continue;
+        }
       }
+      backoff = 0;
       conn_fd_.store(fd, std::memory_order_release);
       if (!wait_for_engine()) return;
       continue;
     }
     pollfd pf[2] = {{cfd, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
-    if (::poll(pf, 2, -1) < 0 && errno != EINTR) return;
+    if (watcher_poll(pf, 2, -1) < 0) {
+      if (errno != EINTR && !watcher_failed("poll (connection)", errno, &backoff)) return;
+      continue;
+    }
+    backoff = 0;
     if (pf[1].revents) return;
     if (pf[0].revents && !wait_for_engine()) return;
   }

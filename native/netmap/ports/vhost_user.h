@@ -22,7 +22,10 @@
 // costs the engine nothing, it only holds its own connection. A message
 // that cannot be vhost-user (wrong version, a payload larger than any
 // request, too many descriptors) drops the connection, counted by reason
-// (VhostStatus::drops) and named in lastError.
+// (VhostStatus::drops) and named in lastError. The watcher never ends on an
+// error of its own either: a failing poll/accept is shown (lastError,
+// watcher_errors) and retried after a pause growing from 10 ms to 1 s; only
+// detaching the port stops it.
 //
 // Sleeping. poll_fd() is an epoll descriptor holding the kick eventfds of the
 // transmit queues. While the engine polls, the guest is told not to kick
@@ -39,7 +42,11 @@
 // guest is never stranded.
 #pragma once
 
+#include <poll.h>
+
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -115,6 +122,7 @@ struct VhostStatus {
   std::atomic<uint32_t> device_status{0};
   std::atomic<uint64_t> connects{0}, disconnects{0}, messages{0}, refused{0};
   std::atomic<uint64_t> drops[kVhostDrops] = {};  // connections dropped, by reason
+  std::atomic<uint64_t> watcher_errors{0};         // failed poll/accept/socket calls, each retried
   // Per virtqueue (index 2k: guest receiveq k, 2k + 1: transmitq k); the
   // engine is the only writer.
   VirtqCounters q[2 * kMaxPairs];
@@ -145,6 +153,8 @@ struct VhostUserOptions {
   bool client = false;     // connect to it (the front end listens) instead of listening
   uint32_t queue_pairs = 1;  // most queue pairs offered (MQ when > 1), 1..16
   uint32_t burst = kMaxBurst;
+  // Tests only: stands in for poll(2) in the watcher thread (fault injection).
+  std::function<int(pollfd*, nfds_t, int)> poll_for_test;
 };
 
 class VhostUserPort final : public Port {
@@ -171,6 +181,9 @@ class VhostUserPort final : public Port {
   VhostUserPort(const VhostUserOptions& opts, std::shared_ptr<BufferPool> pool, std::shared_ptr<PortStatus> status);
   void watch();                 // the watcher thread
   bool wait_for_engine();       // watcher: raise the flag, wake the engine, wait; false: stopping
+  int watcher_poll(pollfd* pf, nfds_t n, int timeout_ms);
+  bool watcher_failed(const char* call, int err, int* backoff_ms);  // shows it, pauses; false: stopping
+  bool pause(int ms);           // watcher: sleeps unless told to stop; false: stopping
   void stop_watcher();
   void service();               // engine: handle queued messages (and a new or lost connection)
   bool handle_message(int fd, bool* more);  // false: the connection is to be dropped
@@ -205,6 +218,9 @@ class VhostUserPort final : public Port {
   std::atomic<int> conn_fd_{-1};
   std::atomic<bool> pending_{false};
   bool claimed_ = false;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // under stop_mu_
 
   // The message being received (engine thread). A front end may send one in
   // pieces: what came so far, file descriptors included, waits here for the

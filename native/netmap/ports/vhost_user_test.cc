@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -570,6 +571,94 @@ TEST_F(VhostUser, GarbageDropsTheConnectionWithItsReason) {
   EXPECT_EQ(open_fds(), fds_before) << "the fds of a dropped message are closed";
   auto fe = connect_and_setup(kBase);
   EXPECT_EQ(port->link_state(), LinkState::kUp);
+}
+
+// poll(2) failing in the watcher thread (injected: ENOMEM three times on
+// each of its waits) used to end the thread silently: the port would never
+// accept or read again. The watcher says which call failed and why, pauses,
+// retries, and the front end is served once poll works again.
+TEST_F(VhostUser, TheWatcherOutlivesFailingPollsAndSaysWhy) {
+  std::atomic<int> listening{3}, connection{3}, engine{3};
+  VhostUserOptions o;
+  o.socket = dir + "/p.sock";
+  o.poll_for_test = [&](pollfd* pf, nfds_t n, int timeout) {
+    // Which wait this is: the listening socket, the connection, or the
+    // engine's acknowledgement (an eventfd, not a socket).
+    int acc = 0;
+    socklen_t len = sizeof acc;
+    const bool sock = getsockopt(pf[0].fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0;
+    std::atomic<int>& left = !sock ? engine : acc ? listening : connection;
+    if (left.fetch_sub(1) > 0) {
+      errno = ENOMEM;
+      return -1;
+    }
+    return ::poll(pf, n, timeout);
+  };
+  auto st = std::make_shared<PortStatus>();
+  auto p = VhostUserPort::open(o, pool, st);
+  ASSERT_TRUE(testutil::wait_until([&] { return listening.load() < 3; }, 10000)) << "the first poll failed";
+  FakeFrontend fe(o.socket);
+  ASSERT_TRUE(fe.connected());
+  fe.setup(*p, kBase);
+  EXPECT_EQ(listening.load(), -1) << "three failures, then a poll that worked";
+  EXPECT_EQ(p->link_state(), LinkState::kUp) << st->error();
+  EXPECT_EQ(st->vhost->watcher_errors.load(), 9u);
+  // The waits fail in order (the listening socket, the engine's first
+  // acknowledgement, the connection): lastError shows the last one.
+  EXPECT_NE(st->error().find("vhost-user watcher: poll (connection) failed: Cannot allocate memory (ENOMEM); "
+                             "retrying in 40 ms"),
+            std::string::npos)
+      << st->error();
+  p->detach();
+}
+
+// accept() failing while the connection stays queued (the process is out of
+// file descriptors) used to be retried at once, for ever, without a word: a
+// watcher spinning on a core. It says so, pauses, and accepts the front end
+// once descriptors are free again.
+TEST_F(VhostUser, AcceptFailingForLackOfDescriptorsIsShownAndRetried) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  {
+    // The lowest free descriptor number becomes the limit: the port's next
+    // accept() fails with EMFILE. Restored however the block ends.
+    const int lowest = eventfd(0, EFD_CLOEXEC);
+    ASSERT_GE(lowest, 0);
+    close(lowest);
+    struct Restore {
+      rlimit r;
+      ~Restore() { setrlimit(RLIMIT_NOFILE, &r); }
+    } restore{saved};
+    rlimit low = saved;
+    low.rlim_cur = rlim_t(lowest);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, (dir + "/s.sock").c_str(), sizeof sa.sun_path - 1);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << "queued until accepted";
+    EXPECT_TRUE(testutil::wait_until([&] { return status->vhost->watcher_errors.load() >= 2; }, 10000));
+    EXPECT_NE(status->error().find("vhost-user watcher: accept failed: Too many open files (EMFILE); retrying in"),
+              std::string::npos)
+        << status->error();
+    EXPECT_FALSE(status->vhost->connected.load());
+  }
+  Pkt out[kMaxBurst];
+  for (int i = 0; i < 5000 && !status->vhost->connected.load(); ++i) {
+    port->rx_burst(out, kMaxBurst);
+    usleep(1000);
+  }
+  ASSERT_TRUE(status->vhost->connected.load()) << status->error();
+  ASSERT_EQ(vu_send_request(fd, kVuGetQueueNum, kVuVersion, nullptr, 0), 12);
+  pollfd pf{fd, POLLIN, 0};
+  for (int i = 0; i < 5000 && poll(&pf, 1, 0) == 0; ++i) {
+    port->rx_burst(out, kMaxBurst);
+    usleep(1000);
+  }
+  uint8_t reply[20];
+  EXPECT_EQ(recv(fd, reply, sizeof reply, MSG_DONTWAIT), 20) << "GET_QUEUE_NUM answered on the accepted connection";
+  close(fd);
 }
 
 // A call descriptor that is a pipe nobody reads, not an eventfd: once it is
