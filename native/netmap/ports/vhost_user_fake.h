@@ -86,6 +86,15 @@ class FakeFrontend {
     std::memset(mem_, 0, kMemSize);
     connected_ = dial(path);
   }
+  // Closes the connection and connects again, as QEMU does with a client
+  // chardev's reconnect: every 10 ms until the socket answers, at most
+  // `tries` times. Guest memory and the rings stay as they are.
+  bool reconnect(const std::string& path, int tries = 500) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    for (int i = 0; i < tries && !(connected_ = dial(path)); ++i) usleep(10000);
+    return connected_;
+  }
   ~FakeFrontend() {
     if (fd_ >= 0) close(fd_);
     munmap(mem_, kMemSize);
@@ -191,8 +200,10 @@ class FakeFrontend {
     return v;
   }
 
-  // The whole set-up QEMU does, with REPLY_ACK on every message.
-  void setup(const Pump& port, uint64_t features, uint32_t queues = 2) {
+  // The whole set-up QEMU does, with REPLY_ACK on every message. `resume`:
+  // the rings go on where they stand (a reconnection: each ring's base is
+  // its used index, as QEMU restores it when the back end went away).
+  void setup(const Pump& port, uint64_t features, uint32_t queues = 2, bool resume = false) {
     uint64_t pf = get_u64(port, kVuGetProtocolFeatures);
     ASSERT_TRUE(pf & (1ull << kVuPfReplyAck));
     const uint64_t f = get_u64(port, kVuGetFeatures);
@@ -211,7 +222,7 @@ class FakeFrontend {
     for (uint32_t q = 0; q < queues; ++q) {
       uint32_t num[2] = {q, kQ};
       ASSERT_EQ(ack(port, kVuSetVringNum, num, 8), 0u);
-      uint32_t base[2] = {q, 0};
+      uint32_t base[2] = {q, resume ? used_idx(q) : 0u};
       ASSERT_EQ(ack(port, kVuSetVringBase, base, 8), 0u);
       uint8_t addr[40] = {};
       uint64_t a[4] = {uva(Layout::desc(q)), uva(Layout::used(q)), uva(Layout::avail(q)), 0};
