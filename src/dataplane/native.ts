@@ -76,7 +76,7 @@ export type NativeCommand =
       txRing?: number;
       portBurst?: number; // 0: engine burst; else 1..256
       queues?: number; // 0..16: tap multi-queue; afxdp 0 = every rx queue
-      disableOffloads?: boolean; // afpacket: GRO/GSO/TSO/tx-csum off while attached
+      disableOffloads?: boolean; // afpacket, afxdp: GRO/GSO/TSO/tx-csum off while attached
       promiscuous?: boolean; // afpacket: PACKET_MR_PROMISC
       xdpMode?: string; // afxdp: 'auto' | 'native' | 'generic'
       zeroCopy?: string; // afxdp: 'auto' | 'on' | 'off'

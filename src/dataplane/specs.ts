@@ -349,9 +349,9 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
     txRing: 0,
     burst: 0,
     queues: type === 'afxdp' ? 0 : 1,
-    // afxdp cannot carry offload state (no virtio-net header on AF_XDP):
-    // it turns the interface's offloads off. afpacket and tap carry it.
-    disableOffloads: type === 'afxdp',
+    // Every kernel port carries offload state by default: afpacket and tap
+    // in virtio-net headers, afxdp through a packet socket beside its rings.
+    disableOffloads: false,
     promiscuous: true,
     persistent: false,
   };

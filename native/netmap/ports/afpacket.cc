@@ -29,7 +29,6 @@ constexpr uint32_t kSllOff = TPACKET_ALIGN(sizeof(tpacket2_hdr));
 // kernel charges what is queued, nothing up front). A 64 KiB TSO frame from a
 // veth costs ~70-130 KiB of it; 16 MiB holds a ring's worth of bursts.
 constexpr int kQueuedBytes = 16 << 20;
-constexpr int kBigSendBytes = 4 << 20;
 constexpr uint16_t kSkipPos = 0xFFFF;  // a queued frame read only to be dropped
 
 uint32_t pow2_at_least(uint32_t v) {
@@ -174,23 +173,14 @@ bool AfPacketPort::open_socket(Status* code, std::string* err) {
     if (setsockopt(fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
       return fail(Status::kSystem, "promiscuous mode (PACKET_ADD_MEMBERSHIP)", errno, "CAP_NET_RAW");
   }
-  // The socket for frames larger than a slot: no ring (so sendmmsg copies
-  // them), protocol 0 (so it receives nothing), same interface.
-  big_fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (big_fd_ < 0) return fail(Status::kSystem, "socket(AF_PACKET) for large frames", errno, "CAP_NET_RAW");
-  if (setsockopt(big_fd_, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)) < 0)
-    return fail(Status::kSystem, "PACKET_VNET_HDR (large-frame socket)", errno, nullptr);
-  // No PACKET_QDISC_BYPASS here: the bypass (dev_direct_xmit) drops a frame
-  // that the device cannot take as it is rather than segmenting it, so a
-  // super-frame or a VXLAN batch sent to an interface without TSO or UDP
-  // segmentation (a NIC without USO, a veth with offloads off, disableOffloads)
-  // was lost whole. Through the qdisc path the kernel segments in software.
-  if (setsockopt(big_fd_, SOL_SOCKET, SO_SNDBUFFORCE, &kBigSendBytes, sizeof(kBigSendBytes)) < 0)
-    setsockopt(big_fd_, SOL_SOCKET, SO_SNDBUF, &kBigSendBytes, sizeof(kBigSendBytes));
-  sll.sll_protocol = 0;
-  if (bind(big_fd_, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0)
-    return fail(errno == ENODEV ? Status::kNotFound : Status::kSystem, "bind (large-frame socket)", errno, nullptr);
-  tx_big_n_ = 0;
+  // Frames larger than a slot, or to be segmented, go through a second
+  // socket (ports/vnet_sender.h: no ring, and through the qdisc).
+  {
+    std::string what;
+    int e = 0;
+    if (!big_.open(idx, &what, &e))
+      return fail(e == ENODEV ? Status::kNotFound : Status::kSystem, what, e, "CAP_NET_RAW");
+  }
 
   epoll_event ev{};
   ev.events = EPOLLIN;
@@ -210,8 +200,7 @@ void AfPacketPort::close_socket() {
     close(fd_);  // also drops the promiscuous membership
     fd_ = -1;
   }
-  if (big_fd_ >= 0) close(big_fd_);
-  big_fd_ = -1;
+  big_.close();
   if (ring_) munmap(ring_, ring_bytes_);
   ring_ = nullptr;
   ring_bytes_ = 0;
@@ -422,7 +411,6 @@ void AfPacketPort::kick() {
 uint16_t AfPacketPort::tx_burst(Pkt* pkts, uint16_t n) {
   if (fd_ < 0) return 0;
   uint16_t i = 0, queued = 0;
-  tx_big_n_ = 0;
   for (; i < n; ++i) {
     const Pkt& p = pkts[i];
     const OffloadMeta* meta = pkt_has_meta(p) ? &pool_->meta(p.buf) : nullptr;
@@ -435,15 +423,11 @@ uint16_t AfPacketPort::tx_burst(Pkt* pkts, uint16_t n) {
         kick();
         queued = 0;
       }
-      uint8_t* hdr = tx_hdr_[tx_big_n_];
-      vnet_write(meta, hdr);
-      tx_iov_[tx_big_n_][0] = iovec{hdr, kVnetHdrLen};
-      tx_iov_[tx_big_n_][1] = iovec{pool_->data(p.buf) + pkt_off(p), p.len};
-      tx_big_[tx_big_n_++] = i;
+      big_.add(*pool_, pkts, i);
       continue;
     }
-    if (tx_big_n_) {
-      const uint32_t want = tx_big_n_, sent = tx_flush_big(pkts);
+    if (big_.pending()) {
+      const uint32_t want = big_.pending(), sent = big_.flush(cache_, *pool_, pkts, *status_);
       if (sent < want) return uint16_t(i - (want - sent));  // the rest stay with the engine
     }
     auto* h = reinterpret_cast<tpacket2_hdr*>(tx_frame(tx_head_));
@@ -461,43 +445,11 @@ uint16_t AfPacketPort::tx_burst(Pkt* pkts, uint16_t n) {
     ++queued;
   }
   if (queued) kick();
-  if (tx_big_n_) {
-    const uint32_t want = tx_big_n_, sent = tx_flush_big(pkts);
+  if (big_.pending()) {
+    const uint32_t want = big_.pending(), sent = big_.flush(cache_, *pool_, pkts, *status_);
     if (sent < want) return uint16_t(i - (want - sent));
   }
   return i;
-}
-
-uint32_t AfPacketPort::tx_flush_big(const Pkt* pkts) {
-  const uint32_t n = tx_big_n_;
-  tx_big_n_ = 0;
-  for (uint32_t k = 0; k < n; ++k) {
-    tx_mm_[k] = mmsghdr{};
-    tx_mm_[k].msg_hdr.msg_iov = tx_iov_[k];
-    tx_mm_[k].msg_hdr.msg_iovlen = 2;
-  }
-  uint32_t done = 0;  // sent, or refused and dropped
-  while (done < n) {
-    status_->add(PortStatus::kicks);
-    const int r = sendmmsg(big_fd_, tx_mm_ + done, n - done, MSG_DONTWAIT);
-    if (r > 0) {
-      for (uint32_t k = done; k < done + uint32_t(r); ++k) {
-        const Pkt& p = pkts[tx_big_[k]];
-        if (pkt_has_meta(p) && pool_->meta(p.buf).pending()) status_->add(PortStatus::tx_offload);
-        status_->add(PortStatus::tx_super);
-        cache_.free(p.buf);
-      }
-      done += uint32_t(r);
-      continue;
-    }
-    if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) break;  // the rest stay with the engine
-    // The kernel refused the first one (an invalid header, the interface
-    // went away): count and drop it, so one bad frame cannot stall the port.
-    status_->add(PortStatus::tx_errors);
-    cache_.free(pkts[tx_big_[done]].buf);
-    ++done;
-  }
-  return done;
 }
 
 // Frames that could not be taken are dropped (never cut); lastError says why

@@ -57,6 +57,7 @@
 #include "ports/ifutil.h"
 #include "ports/port.h"
 #include "ports/spec.h"
+#include "ports/vnet_sender.h"
 
 namespace vpc {
 
@@ -94,9 +95,6 @@ class AfPacketPort final : public Port {
   // buffers (one recvmmsg) and fills their reserved places in pkts; returns
   // how many of them failed (their places hold kNoId).
   uint32_t rx_queued(Pkt* pkts, uint32_t n);
-  // Sends the pending run of super-frames (one sendmmsg); returns how many
-  // left. The ones that did not stay with the caller.
-  uint32_t tx_flush_big(const Pkt* pkts);
 
   std::string ifname_;
   KernelPortOptions opts_;
@@ -107,7 +105,7 @@ class AfPacketPort final : public Port {
   int ctl_ = -1;   // interface ioctls
   int epfd_ = -1;  // what the engine polls; holds fd_ while it is open
   int fd_ = -1;    // the packet socket; -1 while the interface is gone
-  int big_fd_ = -1;  // transmit-only packet socket (no ring, protocol 0) for frames larger than a slot
+  VnetSender big_;  // frames larger than a slot, or to be segmented (its own socket, see vnet_sender.h)
   int ifindex_ = 0;
   Mac mac_ = 0;
   uint8_t* ring_ = nullptr;
@@ -137,11 +135,6 @@ class AfPacketPort final : public Port {
   mmsghdr rx_mm_[kMaxBurst];
   iovec rx_iov_[kMaxBurst][2];
   alignas(8) uint8_t rx_cmsg_[kMaxBurst][64];
-  mmsghdr tx_mm_[kMaxBurst];
-  iovec tx_iov_[kMaxBurst][2];
-  uint8_t tx_hdr_[kMaxBurst][16];
-  uint16_t tx_big_[kMaxBurst];  // positions in pkts of the pending run
-  uint32_t tx_big_n_ = 0;
   uint8_t scratch_[64];
 };
 

@@ -52,6 +52,7 @@
 #include <string>
 
 #include "core/buffer_pool.h"
+#include "core/offload.h"
 #include "core/types.h"
 #include "ports/port.h"
 #include "ports/spec.h"
@@ -73,6 +74,13 @@ inline Pkt xsk_pkt_of(uint64_t addr, uint32_t len, uint32_t shift) {
 // tag) / IPv4 (unfragmented) or IPv6 (no extension headers) / TCP or UDP.
 // Returns true when it completed the checksum.
 bool complete_hidden_partial_checksum(uint8_t* frame, uint32_t len);
+
+// XDP also hides a frame's GSO state. A TCP frame (Ethernet, up to two VLAN
+// tags, IPv4 or IPv6) whose IP packet is longer than `mtu` is a TSO batch:
+// fills *m as the sender's kernel had it (GSO TCPv4/v6, segment size = mtu -
+// IP header - TCP header with options, checksum-partial at the TCP checksum)
+// and returns true. Anything else: false, *m untouched.
+bool infer_tso(const uint8_t* frame, uint32_t len, uint32_t mtu, OffloadMeta* m);
 
 // The queues a port opens: first..first+count-1 of an interface with
 // `of_interface` rx queues (0: unknown).

@@ -7,6 +7,9 @@
 
 #include <cstring>
 
+#include "core/offload_test_util.h"
+#include "proto/gso.h"
+
 namespace vpc {
 namespace {
 
@@ -71,6 +74,72 @@ TEST(Afxdp, HiddenPartialChecksumIsCompletedAndCorrectOnesAreLeftAlone) {
   // A wrong checksum that is not the pseudo-header sum is not "fixed".
   f[14 + 20 + 17] ^= 1;
   EXPECT_FALSE(complete_hidden_partial_checksum(f, len));
+}
+
+// A TSO batch that XDP handed over without its GSO state (generic XDP, or
+// multi-buffer): the state is rebuilt from the MTU, and segmenting with it
+// gives what the sender's kernel would have sent (checked independently).
+TEST(Afxdp, TsoStateOfAnOversizedTcpFrameIsRebuiltFromTheMtu) {
+  struct Case {
+    bool v6;
+    std::vector<uint16_t> tags;
+    uint32_t tcp_opt, payload, mtu;
+  } cases[] = {
+      {false, {}, 12, 65000, 1500},       // IPv4, timestamps: segments of 1448
+      {true, {}, 12, 64000, 1500},        // IPv6: 1428
+      {false, {0x8100}, 0, 20000, 9000},  // tagged, jumbo MTU, no options: 8960
+      {true, {0x88A8, 0x8100}, 20, 3001, 1400},  // two tags, odd sizes
+  };
+  for (const Case& c : cases) {
+    testframes::Spec sp;
+    sp.v6 = c.v6;
+    sp.tpids = c.tags;
+    sp.tcp_opt = c.tcp_opt;
+    sp.payload = c.payload;
+    sp.full_csum = false;  // as the sender's kernel leaves it: pseudo-header sum
+    const testframes::Built b = testframes::build(sp);
+    SCOPED_TRACE((c.v6 ? "IPv6 payload " : "IPv4 payload ") + std::to_string(c.payload) + " mtu " +
+                 std::to_string(c.mtu));
+    OffloadMeta m;
+    ASSERT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), c.mtu, &m));
+    const uint16_t mss = uint16_t(c.mtu - (b.hdr_len - b.l3_off));
+    EXPECT_EQ(m.gso_size, mss);
+    EXPECT_EQ(m.gso_kind(), c.v6 ? OffloadMeta::kGsoTcpv6 : OffloadMeta::kGsoTcpv4);
+    EXPECT_TRUE(m.needs_csum());
+    EXPECT_EQ(m.csum_start, b.l4_off);
+    EXPECT_EQ(m.csum_offset, 16);
+    EXPECT_EQ(m.hdr_len, b.hdr_len);
+    FrameLayout L;
+    ASSERT_TRUE(frame_layout(b.f.data(), uint32_t(b.f.size()), &L));
+    const uint32_t n = gso_segments(b.f.data(), uint32_t(b.f.size()), m, L, m.gso_size);
+    std::vector<testframes::Bytes> segs(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      segs[i].resize(gso_max_segment_len(L, m.gso_size));
+      segs[i].resize(gso_write_segment(b.f.data(), uint32_t(b.f.size()), L, m.gso_size, i, segs[i].data(),
+                                       uint32_t(segs[i].size())));
+    }
+    testutil::expect_segments(segs, b, c.v6, c.mtu, mss);
+  }
+}
+
+TEST(Afxdp, FramesWithinTheMtuAndNonTcpFramesGetNoTsoState) {
+  OffloadMeta m;
+  m.gso_size = 77;  // untouched when the answer is no
+  testframes::Spec sp;
+  sp.payload = 1460;  // IP packet of exactly 1500 bytes
+  testframes::Built b = testframes::build(sp);
+  EXPECT_FALSE(infer_tso(b.f.data(), uint32_t(b.f.size()), 1500, &m));
+  EXPECT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), 1499, &m));  // one byte over
+  m.gso_size = 77;
+  sp.payload = 4000;
+  sp.proto = kIpProtoUdp;  // a UDP GSO batch: its segment size cannot be known
+  b = testframes::build(sp);
+  EXPECT_FALSE(infer_tso(b.f.data(), uint32_t(b.f.size()), 1500, &m));
+  sp.proto = kIpProtoTcp;
+  b = testframes::build(sp);
+  EXPECT_FALSE(infer_tso(b.f.data(), 100, 1500, &m)) << "truncated";
+  EXPECT_FALSE(infer_tso(b.f.data(), uint32_t(b.f.size()), 40, &m)) << "headers alone exceed the MTU";
+  EXPECT_EQ(m.gso_size, 77);
 }
 
 // Which queues a port opens, from the spec's "@q", the queues option, the

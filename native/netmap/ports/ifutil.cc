@@ -118,15 +118,16 @@ struct Offload {
   const char* name;
   uint32_t get, set;
   uint32_t flag;  // for ETHTOOL_GFLAGS: the bit; 0 for boolean commands
+  bool receive;   // a receive-side offload (merges frames before the switch sees them)
 };
 // Order matters: GRO/LRO and the segmentation offloads go first, tx
 // checksumming last (TSO depends on it); restore runs in reverse.
 const Offload kOffloads[] = {
-    {"gro", ETHTOOL_GGRO, ETHTOOL_SGRO, 0},
-    {"lro", ETHTOOL_GFLAGS, ETHTOOL_SFLAGS, ETH_FLAG_LRO},
-    {"gso", ETHTOOL_GGSO, ETHTOOL_SGSO, 0},
-    {"tso", ETHTOOL_GTSO, ETHTOOL_STSO, 0},
-    {"tx-checksum", ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM, 0},
+    {"gro", ETHTOOL_GGRO, ETHTOOL_SGRO, 0, true},
+    {"lro", ETHTOOL_GFLAGS, ETHTOOL_SFLAGS, ETH_FLAG_LRO, true},
+    {"gso", ETHTOOL_GGSO, ETHTOOL_SGSO, 0, false},
+    {"tso", ETHTOOL_GTSO, ETHTOOL_STSO, 0, false},
+    {"tx-checksum", ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM, 0, false},
 };
 }  // namespace
 
@@ -200,7 +201,7 @@ std::vector<std::string> offloads_recover(int ctl, const std::string& dir, std::
   return restored;
 }
 
-std::string offloads_off(int ctl, const std::string& ifname, OffloadSaved* saved) {
+std::string offloads_off(int ctl, const std::string& ifname, OffloadSaved* saved, bool receive_only) {
   saved->ifname = ifname;
   saved->ifindex = if_index(ctl, ifname);
   saved->changed.clear();
@@ -208,6 +209,7 @@ std::string offloads_off(int ctl, const std::string& ifname, OffloadSaved* saved
   // First what is on, recorded in the journal before anything changes.
   std::vector<const Offload*> on;
   for (const Offload& o : kOffloads) {
+    if (receive_only && !o.receive) continue;
     uint32_t v = 0;
     if (ethtool_rw(ctl, ifname, o.get, &v, false) < 0) continue;  // not supported: nothing to do
     if (!(o.flag ? (v & o.flag) != 0 : v != 0)) continue;

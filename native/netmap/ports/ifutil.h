@@ -43,7 +43,8 @@ struct OffloadSaved {
   std::string journal;  // the record written for it, if any
 };
 // Returns a human-readable summary ("turned off: gro tso tx-checksum" or why not).
-std::string offloads_off(int ctl, const std::string& ifname, OffloadSaved* saved);
+// receive_only: GRO and LRO only (the transmit offloads stay as they are).
+std::string offloads_off(int ctl, const std::string& ifname, OffloadSaved* saved, bool receive_only = false);
 void offloads_restore(int ctl, OffloadSaved* saved);
 
 // The offload journal: with a directory set, offloads_off() writes a small

@@ -104,7 +104,7 @@ struct PortStatus {
   X(rx_super, "Frames received larger than a regular buffer (TSO/GSO super-frames), held in large buffers") \
   X(rx_bad_vnet, "Frames dropped because their virtio-net header was invalid or asked for an offload the switch does not do (UFO/USO)") \
   X(tx_offload, "Frames transmitted with offload state in their virtio-net header") \
-  X(tx_super, "Frames transmitted larger than a ring slot (one sendmmsg per run of them)") \
+  X(tx_super, "Frames transmitted through the port's packet socket for large or offloaded frames (larger than a ring slot, or with TSO state: one sendmmsg per run of them)") \
   X(tx_too_big, "Frames dropped because they do not fit a transmit slot")            \
   X(tx_errors, "Transmit system calls that failed")                                  \
   X(kicks, "Transmit kicks (one system call per transmitted batch)")                 \
