@@ -39,6 +39,11 @@ void AddVhostStatus(Napi::Env env, Napi::Object& out, const PortStatus& st) {
   o.Set("disconnects", Napi::Number::New(env, double(v.disconnects.load(std::memory_order_relaxed))));
   o.Set("messages", Napi::Number::New(env, double(v.messages.load(std::memory_order_relaxed))));
   o.Set("refused", Napi::Number::New(env, double(v.refused.load(std::memory_order_relaxed))));
+  Napi::Object drops = Napi::Object::New(env);
+  for (size_t i = 0; i < kVhostDrops; ++i)
+    drops.Set(kVhostDropNames[i], Napi::Number::New(env, double(v.drops[i].load(std::memory_order_relaxed))));
+  o.Set("connectionDrops", drops);
+  o.Set("watcherErrors", Napi::Number::New(env, double(v.watcher_errors.load(std::memory_order_relaxed))));
   std::vector<VhostStatus::Queue> qs;
   std::vector<VhostStatus::Region> rs;
   v.layout(&qs, &rs);

@@ -109,6 +109,20 @@ describe('vhostuser ports in the dataplane', () => {
       assert.equal(after.connects, 1);
       assert.equal(after.disconnects, 1);
       assert.equal(after.connected, false);
+      assert.deepEqual(after.connectionDrops, { closed_mid_message: 0, bad_version: 0, too_big: 0, too_many_fds: 0, reply_lost: 0 });
+      assert.equal(after.watcherErrors, 0);
+
+      // One that writes what is not vhost-user is dropped, with the reason.
+      await new Promise<void>((resolve, reject) => {
+        const c = net.createConnection(sock, () => c.write('GET / HTTP/1.1\r\n\r\n'));
+        c.on('close', () => resolve());
+        c.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' ? resolve() : reject(e)));
+      });
+      const dropped = dp.portStatus('vm1')!;
+      assert.equal(dropped.vhost!.disconnects, 2);
+      assert.equal(dropped.vhost!.connectionDrops.bad_version, 1);
+      assert.match(dropped.lastError, /protocol version 3, expected 1; connection dropped \(bad_version\)/);
+      assert.match(formatVhost(dropped.vhost!), /^dropped +bad_version=1 \(watcher errors 0\)$/m);
 
       // Per-queue counters in stats() and in the Prometheus families.
       const s = dp.stats().ports.vm1!;

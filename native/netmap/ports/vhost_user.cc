@@ -24,7 +24,7 @@ namespace vpc {
 
 namespace {
 
-constexpr uint32_t kHdrSize = 12;  // request, flags, size
+constexpr uint32_t kHdrSize = kVuHeaderSize;
 
 const char* request_name(uint32_t r) {
   switch (r) {
@@ -82,38 +82,11 @@ void close_fds(std::vector<int>& fds) {
   fds.clear();
 }
 
-// Waits until fd is ready for `events`, at most until `deadline`; a signal
-// does not cut the wait short. False on timeout or error.
-bool wait_ready(int fd, short events, std::chrono::steady_clock::time_point deadline) {
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd pf{fd, events, 0};
-    const int r = ::poll(&pf, 1, int(left.count()));
-    if (r > 0) return true;
-    if (r == 0 || errno != EINTR) return false;
-  }
-}
-
-// Reads exactly n bytes, waiting at most a second for the rest of a message
-// that arrived in pieces.
-bool read_full(int fd, uint8_t* p, size_t n) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  while (n) {
-    ssize_t r = ::recv(fd, p, n, MSG_DONTWAIT);
-    if (r > 0) {
-      p += r;
-      n -= size_t(r);
-      continue;
-    }
-    if (r == 0) return false;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN || !wait_ready(fd, POLLIN, deadline)) return false;
-  }
-  return true;
-}
-
 }  // namespace
+
+#define VPC_ROW(name, help) #name,
+const char* const kVhostDropNames[kVhostDrops] = {VPC_VHOST_DROPS(VPC_ROW)};
+#undef VPC_ROW
 
 std::string virtio_feature_names(uint64_t f) {
   std::string s;
@@ -226,7 +199,12 @@ VhostUserPort::~VhostUserPort() {
 
 void VhostUserPort::stop_watcher() {
   if (!watcher_.joinable()) return;
-  uint64_t one = 1;
+  {
+    std::lock_guard<std::mutex> g(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();  // a watcher pausing after a failure
+  uint64_t one = 1;       // a watcher in poll
   ssize_t r = ::write(stop_efd_, &one, sizeof one);
   (void)r;
   watcher_.join();
@@ -245,13 +223,46 @@ void VhostUserPort::detach() {
 
 // ------------------------------------------------------------------ watcher
 
+int VhostUserPort::watcher_poll(pollfd* pf, nfds_t n, int timeout_ms) {
+  return opts_.poll_for_test ? opts_.poll_for_test(pf, n, timeout_ms) : ::poll(pf, n, timeout_ms);
+}
+
+bool VhostUserPort::pause(int ms) {
+  // A condition variable rather than poll(2) on stop_efd_: the pause that
+  // follows a failing poll must not depend on poll.
+  std::unique_lock<std::mutex> g(stop_mu_);
+  return !stop_cv_.wait_for(g, std::chrono::milliseconds(ms), [this] { return stopping_; });
+}
+
+// A failed call in the watcher: the thread must neither end (the port would
+// never accept or read again, silently) nor spin on a call that fails at
+// once (an fd limit reached makes accept fail while the listening socket
+// stays readable). It says what failed and retries after a pause that
+// doubles from 10 ms to 1 s; the caller resets *backoff_ms after a success.
+bool VhostUserPort::watcher_failed(const char* call, int err, int* backoff_ms) {
+  *backoff_ms = std::min(*backoff_ms ? *backoff_ms * 2 : 10, 1000);
+  vst_->watcher_errors.fetch_add(1, std::memory_order_relaxed);
+  const char* name = strerrorname_np(err);
+  status_->set_error("vhost-user watcher: " + std::string(call) + " failed: " + strerror(err) + " (" +
+                     (name ? name : "errno " + std::to_string(err)) + "); retrying in " +
+                     std::to_string(*backoff_ms) + " ms");
+  return pause(*backoff_ms);
+}
+
 bool VhostUserPort::wait_for_engine() {
   pending_.store(true, std::memory_order_seq_cst);
   if (Waker* w = waker_.load(std::memory_order_acquire); w && w->sleeping.load(std::memory_order_seq_cst)) w->wake();
-  pollfd pf[2] = {{ack_efd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
+  int backoff = 0;
   for (;;) {
-    int r = ::poll(pf, 2, 1000);
-    if (r < 0 && errno != EINTR) return false;
+    pollfd pf[2] = {{ack_efd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
+    const int r = watcher_poll(pf, 2, 1000);
+    if (r < 0) {
+      // The flag stays raised: the engine takes the messages meanwhile and
+      // its acknowledgement waits in ack_efd_ for the next poll.
+      if (errno != EINTR && !watcher_failed("poll (waiting for the engine)", errno, &backoff)) return false;
+      continue;
+    }
+    backoff = 0;
     if (pf[1].revents) return false;
     if (pf[0].revents) {
       uint64_t v;
@@ -270,36 +281,54 @@ void VhostUserPort::watch() {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, opts_.socket.c_str(), opts_.socket.size());
+  int backoff = 0;  // ms; grows while a call keeps failing (watcher_failed)
   for (;;) {
     const int cfd = conn_fd_.load(std::memory_order_acquire);
     if (cfd < 0) {
       int fd = -1;
       if (opts_.client) {
         fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
-          ::close(fd);
-          fd = -1;
-        }
         if (fd < 0) {
-          pollfd pf{stop_efd_, POLLIN, 0};
-          if (::poll(&pf, 1, 1000) > 0) return;
+          if (!watcher_failed("socket", errno, &backoff)) return;
+          continue;
+        }
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+          // The front end is not listening (yet): the normal wait, every second.
+          ::close(fd);
+          if (!pause(1000)) return;
           continue;
         }
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
       } else {
         pollfd pf[2] = {{listen_fd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
-        if (::poll(pf, 2, -1) < 0 && errno != EINTR) return;
+        if (watcher_poll(pf, 2, -1) < 0) {
+          if (errno != EINTR && !watcher_failed("poll (listening socket)", errno, &backoff)) return;
+          continue;
+        }
         if (pf[1].revents) return;
         if (!(pf[0].revents & POLLIN)) continue;
         fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) continue;
+        if (fd < 0) {
+          // Gone before it was accepted, or nothing after all: wait again.
+          // Anything else (EMFILE, ENFILE, ENOBUFS, ENOMEM) leaves the
+          // connection queued and the socket readable: pause, then retry.
+          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED &&
+              errno != EPROTO && !watcher_failed("accept", errno, &backoff))
+            return;
+          continue;
+        }
       }
+      backoff = 0;
       conn_fd_.store(fd, std::memory_order_release);
       if (!wait_for_engine()) return;
       continue;
     }
     pollfd pf[2] = {{cfd, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
-    if (::poll(pf, 2, -1) < 0 && errno != EINTR) return;
+    if (watcher_poll(pf, 2, -1) < 0) {
+      if (errno != EINTR && !watcher_failed("poll (connection)", errno, &backoff)) return;
+      continue;
+    }
+    backoff = 0;
     if (pf[1].revents) return;
     if (pf[0].revents && !wait_for_engine()) return;
   }
@@ -313,6 +342,7 @@ void VhostUserPort::service() {
     if (!connected_) {
       connected_ = true;
       reply_lost_ = false;
+      in_.clear();
       vst_->connected.store(true);
       status_->attached.store(true, std::memory_order_relaxed);
       vst_->connects.fetch_add(1, std::memory_order_relaxed);
@@ -334,54 +364,82 @@ void VhostUserPort::service() {
   (void)r;
 }
 
+void VhostUserPort::Incoming::clear() {
+  close_fds(fds);
+  got = 0;
+}
+
+bool VhostUserPort::drop_connection(VhostDrop why, const std::string& detail) {
+  vst_->drops[size_t(why)].fetch_add(1, std::memory_order_relaxed);
+  status_->set_error("vhost-user: " + detail + "; connection dropped (" + kVhostDropNames[size_t(why)] + ")");
+  return false;
+}
+
+// Reads what the socket holds of the current message, never past its end
+// (the next message's file descriptors must not be taken with this one's),
+// and dispatches the message once it is whole. What is not whole yet stays
+// in in_ until the watcher sees more bytes: the engine never waits for a
+// front end, so one that stalls in the middle of a message (hostile, or
+// stopped by a debugger) holds its own connection and nothing else. The
+// header is checked as soon as it is complete, before any payload is
+// waited for.
 bool VhostUserPort::handle_message(int fd, bool* more) {
-  uint8_t hdr[kHdrSize];
-  iovec iov{hdr, kHdrSize};
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kVuMaxFds)];
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof cbuf;
-  ssize_t r = ::recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-    *more = false;
-    return true;
+  for (;;) {
+    const bool in_hdr = in_.got < kHdrSize;
+    const uint32_t size = in_hdr ? 0 : get_u32(in_.hdr + 8);
+    const uint32_t end = kHdrSize + size;
+    if (!in_hdr && in_.got == end) break;
+    iovec iov = in_hdr ? iovec{in_.hdr + in_.got, kHdrSize - in_.got}
+                       : iovec{in_.payload + (in_.got - kHdrSize), end - in_.got};
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kVuMaxFds)];
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof cbuf;
+    const ssize_t r = ::recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      *more = false;
+      return true;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+          int f;
+          std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+          in_.fds.push_back(f);
+        }
+    if (r == 0 && in_.got)
+      return drop_connection(VhostDrop::closed_mid_message,
+                             "the front end closed the connection in the middle of a message (" +
+                                 std::to_string(in_.got) + " of " +
+                                 (in_hdr ? std::string("the 12 header") : std::to_string(end)) + " bytes)");
+    if (r <= 0) {
+      status_->set_error(r == 0 ? "vhost-user front end closed the connection"
+                                : "vhost-user socket: " + std::string(strerror(errno)));
+      return false;
+    }
+    in_.got += uint32_t(r);
+    if ((mh.msg_flags & MSG_CTRUNC) || in_.fds.size() > kVuMaxFds)
+      return drop_connection(VhostDrop::too_many_fds, "a message came with more than " +
+                                                          std::to_string(kVuMaxFds) + " file descriptors");
+    if (in_hdr && in_.got == kHdrSize) {
+      const uint32_t req = get_u32(in_.hdr), flags = get_u32(in_.hdr + 4), sz = get_u32(in_.hdr + 8);
+      if ((flags & 3) != kVuVersion)
+        return drop_connection(VhostDrop::bad_version, "message " + std::to_string(req) + " has protocol version " +
+                                                           std::to_string(flags & 3) + ", expected 1");
+      if (sz > kVuMaxPayload)
+        return drop_connection(VhostDrop::too_big, std::string("message ") + request_name(req) + " (" +
+                                                       std::to_string(req) + ") announces " + std::to_string(sz) +
+                                                       " bytes of payload, at most " +
+                                                       std::to_string(kVuMaxPayload) + " are taken");
+    }
   }
-  if (r <= 0) {
-    status_->set_error(r == 0 ? "vhost-user front end closed the connection" : "vhost-user socket: " + std::string(strerror(errno)));
-    return false;
-  }
-  std::vector<int> fds;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-      for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-        int f;
-        std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-        fds.push_back(f);
-      }
-  if (size_t(r) < kHdrSize && !read_full(fd, hdr + r, kHdrSize - size_t(r))) {
-    close_fds(fds);
-    status_->set_error("vhost-user: truncated message header; connection dropped");
-    return false;
-  }
-  const uint32_t req = get_u32(hdr), flags = get_u32(hdr + 4), size = get_u32(hdr + 8);
-  if ((flags & 3) != kVuVersion || size > kVuMaxPayload || (mh.msg_flags & MSG_CTRUNC)) {
-    close_fds(fds);
-    status_->set_error("vhost-user: message " + std::to_string(req) + " has protocol version " +
-                       std::to_string(flags & 3) + ", size " + std::to_string(size) +
-                       (mh.msg_flags & MSG_CTRUNC ? " and too many fds" : "") + "; connection dropped");
-    return false;
-  }
-  uint8_t payload[kVuMaxPayload];
-  if (size && !read_full(fd, payload, size)) {
-    close_fds(fds);
-    status_->set_error("vhost-user: truncated message; connection dropped");
-    return false;
-  }
+  const uint32_t req = get_u32(in_.hdr), flags = get_u32(in_.hdr + 4), size = get_u32(in_.hdr + 8);
   vst_->messages.fetch_add(1, std::memory_order_relaxed);
-  dispatch(req, flags, payload, size, fds, fd);
-  close_fds(fds);  // whatever the message did not keep
+  dispatch(req, flags, in_.payload, size, in_.fds, fd);
+  in_.clear();  // and whatever file descriptors the message did not keep
   return !reply_lost_ && conn_fd_.load(std::memory_order_relaxed) >= 0 && connected_;
 }
 
@@ -410,6 +468,7 @@ bool VhostUserPort::reply(int fd, uint32_t req, const void* payload, uint32_t si
     // for it, every other port would wait too.
     const int e = w < 0 ? errno : EAGAIN;
     reply_lost_ = true;
+    vst_->drops[size_t(VhostDrop::reply_lost)].fetch_add(1, std::memory_order_relaxed);
     status_->set_error("vhost-user: the reply to " + std::string(request_name(req)) + " could not be sent (" +
                        (e == EAGAIN ? std::string("the front end reads no replies") : std::string(strerror(e))) +
                        "); connection dropped");
@@ -466,14 +525,11 @@ void VhostUserPort::set_kick(uint32_t i, int fd) {
   VirtQueue& q = vqs_[i];
   if (q.kick_fd >= 0 && (i & 1)) epoll_ctl(epfd_, EPOLL_CTL_DEL, q.kick_fd, nullptr);
   replace_fd(&q.kick_fd, fd);
-  if (fd >= 0) {
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);  // drained without blocking
-    if (i & 1) {
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u32 = i;
-      epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
-    }
+  if (fd >= 0 && (i & 1)) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = i;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
   }
 }
 
@@ -614,6 +670,10 @@ void VhostUserPort::dispatch(uint32_t req, uint32_t flags, const uint8_t* p, uin
       if (!nofd) {
         f = fds[0];
         fds.clear();
+        // The engine drains kicks and signals calls and errors, never
+        // waiting: a front end that passes a pipe nobody reads (not an
+        // eventfd) would otherwise stop it in write() once the pipe is full.
+        fcntl(f, F_SETFL, fcntl(f, F_GETFL) | O_NONBLOCK);
       }
       const uint32_t i = uint32_t(q - vqs_.data());
       if (req == kVuSetVringKick) {
@@ -742,6 +802,7 @@ void VhostUserPort::disconnect() {
     if (status_->error().empty()) status_->set_error("vhost-user front end disconnected");
   }
   connected_ = false;
+  in_.clear();  // a message the front end left half sent
   vst_->connected.store(false);
   status_->attached.store(false, std::memory_order_relaxed);
   reset_device();

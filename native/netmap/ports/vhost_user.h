@@ -11,10 +11,21 @@
 // tx_burst, the vhost-user messages in rx_burst too, but only when there are
 // some. A small watcher thread per port owns nothing but waiting: it accepts
 // (server mode) or connects every second (client mode), then polls the
-// connection; when a message is readable it raises a flag, wakes a sleeping
-// engine and waits until the engine has handled every queued message. The
-// engine's cost is one relaxed load per rx_burst; no lock, no system call
-// on the frame path but the guest notifications the rings ask for.
+// connection; when bytes are readable it raises a flag, wakes a sleeping
+// engine and waits until the engine has taken what was queued. The engine's
+// cost is one relaxed load per rx_burst; no lock, no system call on the
+// frame path but the guest notifications the rings ask for.
+//
+// The engine never waits for a front end. It reads without blocking, and a
+// message that arrived in pieces is kept (bytes and file descriptors) until
+// the rest is readable: a front end that sends half a message and stops
+// costs the engine nothing, it only holds its own connection. A message
+// that cannot be vhost-user (wrong version, a payload larger than any
+// request, too many descriptors) drops the connection, counted by reason
+// (VhostStatus::drops) and named in lastError. The watcher never ends on an
+// error of its own either: a failing poll/accept is shown (lastError,
+// watcher_errors) and retried after a pause growing from 10 ms to 1 s; only
+// detaching the port stops it.
 //
 // Sleeping. poll_fd() is an epoll descriptor holding the kick eventfds of the
 // transmit queues. While the engine polls, the guest is told not to kick
@@ -31,7 +42,11 @@
 // guest is never stranded.
 #pragma once
 
+#include <poll.h>
+
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -77,8 +92,23 @@ constexpr uint32_t kVuVersion = 1, kVuFlagReply = 1u << 2, kVuFlagNeedReply = 1u
 constexpr int kVuProtocolFeaturesBit = 30;  // VHOST_USER_F_PROTOCOL_FEATURES
 constexpr int kVuPfMq = 0, kVuPfReplyAck = 3, kVuPfStatus = 16;
 constexpr uint64_t kVuVringNoFd = 1ull << 8;
+constexpr uint32_t kVuHeaderSize = 12;  // request, flags, size
 constexpr uint32_t kVuMaxPayload = 8 + 32 * GuestMemory::kMaxRegions + 64;
 constexpr uint32_t kVuMaxFds = 8;
+
+// Why the port dropped a front end's connection (VhostStatus::drops); the
+// message in lastError gives the details.
+#define VPC_VHOST_DROPS(X)                                                                                   \
+  X(closed_mid_message, "the front end closed the connection in the middle of a message")                 \
+  X(bad_version, "a message header without protocol version 1 (not vhost-user, or the stream is out of step)") \
+  X(too_big, "a message announcing a payload larger than any request the switch handles")                 \
+  X(too_many_fds, "a message carrying more file descriptors than any request does")                       \
+  X(reply_lost, "a reply could not be sent (the front end stopped reading its replies)")
+#define VPC_ROW(name, help) name,
+enum class VhostDrop : uint8_t { VPC_VHOST_DROPS(VPC_ROW) kCount };
+#undef VPC_ROW
+constexpr size_t kVhostDrops = size_t(VhostDrop::kCount);
+extern const char* const kVhostDropNames[kVhostDrops];
 
 // What a vhost-user port shows in its status, readable from any thread.
 struct VhostStatus {
@@ -91,6 +121,8 @@ struct VhostStatus {
   std::atomic<uint64_t> features{0}, protocol_features{0};
   std::atomic<uint32_t> device_status{0};
   std::atomic<uint64_t> connects{0}, disconnects{0}, messages{0}, refused{0};
+  std::atomic<uint64_t> drops[kVhostDrops] = {};  // connections dropped, by reason
+  std::atomic<uint64_t> watcher_errors{0};         // failed poll/accept/socket calls, each retried
   // Per virtqueue (index 2k: guest receiveq k, 2k + 1: transmitq k); the
   // engine is the only writer.
   VirtqCounters q[2 * kMaxPairs];
@@ -121,6 +153,8 @@ struct VhostUserOptions {
   bool client = false;     // connect to it (the front end listens) instead of listening
   uint32_t queue_pairs = 1;  // most queue pairs offered (MQ when > 1), 1..16
   uint32_t burst = kMaxBurst;
+  // Tests only: stands in for poll(2) in the watcher thread (fault injection).
+  std::function<int(pollfd*, nfds_t, int)> poll_for_test;
 };
 
 class VhostUserPort final : public Port {
@@ -147,9 +181,13 @@ class VhostUserPort final : public Port {
   VhostUserPort(const VhostUserOptions& opts, std::shared_ptr<BufferPool> pool, std::shared_ptr<PortStatus> status);
   void watch();                 // the watcher thread
   bool wait_for_engine();       // watcher: raise the flag, wake the engine, wait; false: stopping
+  int watcher_poll(pollfd* pf, nfds_t n, int timeout_ms);
+  bool watcher_failed(const char* call, int err, int* backoff_ms);  // shows it, pauses; false: stopping
+  bool pause(int ms);           // watcher: sleeps unless told to stop; false: stopping
   void stop_watcher();
   void service();               // engine: handle queued messages (and a new or lost connection)
   bool handle_message(int fd, bool* more);  // false: the connection is to be dropped
+  bool drop_connection(VhostDrop why, const std::string& detail);  // counts, says why; false
   void dispatch(uint32_t req, uint32_t flags, const uint8_t* p, uint32_t size, std::vector<int>& fds, int fd);
   bool reply(int fd, uint32_t req, const void* payload, uint32_t size);  // false: lost, connection to drop
   void refuse(int fd, uint32_t req, uint32_t flags, const std::string& why);
@@ -180,6 +218,20 @@ class VhostUserPort final : public Port {
   std::atomic<int> conn_fd_{-1};
   std::atomic<bool> pending_{false};
   bool claimed_ = false;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // under stop_mu_
+
+  // The message being received (engine thread). A front end may send one in
+  // pieces: what came so far, file descriptors included, waits here for the
+  // next readable event instead of the engine waiting for the rest.
+  struct Incoming {
+    uint8_t hdr[kVuHeaderSize];
+    uint8_t payload[kVuMaxPayload];
+    uint32_t got = 0;       // bytes of header and payload received
+    std::vector<int> fds;   // received with them
+    void clear();           // closes the fds
+  } in_;
 
   // Device state (engine thread).
   int epfd_ = -1;

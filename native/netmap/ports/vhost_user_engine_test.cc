@@ -1,7 +1,9 @@
 // vhost-user ports in the engine: two fake guests (ports/vhost_user_fake.h)
 // on one switch, the engine stepped with run_once on the test thread.
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/test_harness.h"
@@ -170,6 +172,143 @@ TEST_F(VhostEngine, TsoFrameIsSegmentedForAGuestWithoutTso) {
     EXPECT_EQ(p[1], 0);
     EXPECT_LE(len - 12, 14u + 20 + 20 + 1448);
   }
+}
+
+// A front end that sends the header of a message and then nothing (hostile,
+// or stopped in a debugger) must cost the engine nothing: frames between
+// two pipe ports keep crossing in every iteration while the port holds the
+// incomplete message, and the message is handled when the rest comes. A
+// port that waited for the rest would hold the engine (here the test
+// thread) until it gave up and dropped the connection.
+TEST_F(VhostEngine, AFrontEndStalledMidMessageDoesNotHoldTheEngine) {
+  std::unique_ptr<FakeFrontend> g;
+  std::shared_ptr<PortStatus> st;
+  add("g.sock", kFeatures, &g, &st);
+  const PortId p1 = h.try_add_port(sw).id, p2 = h.try_add_port(sw).id;
+  ASSERT_TRUE(h.add_static(sw, p2, host_mac(2)).ok());
+  const uint64_t handled = st->vhost->messages.load();
+  int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const uint64_t queue0 = 0;  // and an fd
+  const std::vector<uint8_t> msg = vu_message(kVuSetVringCall, kVuVersion | kVuFlagNeedReply, &queue0, 8);
+  ASSERT_EQ(g->send_raw(msg.data(), 12, {call}), 12);
+  auto step = [&] {
+    EXPECT_EQ(h.send_frames(p1, {testutil::make_frame(host_mac(2), host_mac(1), 64)}), 1u);
+    h.engine().run_once();
+  };
+  ASSERT_TRUE(g->wait_taken(step)) << "the port took the header";
+  // The header is with the port, the payload is not coming: every further
+  // iteration still forwards.
+  constexpr int kIterations = 200;
+  for (int i = 0; i < kIterations; ++i) step();
+  const uint64_t sent = h.pc(p1, PortCounter::rx_packets);
+  EXPECT_GE(sent, uint64_t(kIterations));
+  EXPECT_EQ(h.recv(p2).size(), sent) << "every frame crossed while the message was incomplete";
+  EXPECT_TRUE(st->vhost->connected.load()) << st->error();
+  EXPECT_EQ(st->vhost->disconnects.load(), 0u);
+  EXPECT_EQ(st->vhost->messages.load(), handled);
+  // The rest arrives: the message is handled whole.
+  ASSERT_EQ(g->send_raw(msg.data() + 12, 8), 8);
+  ASSERT_TRUE(g->wait_reply(step));
+  std::vector<uint8_t> ack;
+  ASSERT_TRUE(g->read_reply(kVuSetVringCall, &ack));
+  ASSERT_EQ(ack.size(), 8u);
+  EXPECT_EQ(ack[0], 0) << st->error();
+  EXPECT_EQ(st->vhost->messages.load(), handled + 1);
+  close(call);
+}
+
+// Server mode across a restart of the switch's side: the port is deleted
+// (its socket goes) and created again on the same path, once cleanly and
+// once over the socket file a killed switch leaves behind, while the front
+// end reconnects as QEMU's client chardev does. Frames cross both ways
+// before and after each time.
+TEST_F(VhostEngine, ServerPortDeletedAndCreatedAgainServesTheReconnectingFrontEnd) {
+  std::unique_ptr<FakeFrontend> g;
+  std::shared_ptr<PortStatus> st;
+  PortId v = add("r.sock", kFeatures, &g, &st);
+  const std::string path = dir + "/r.sock";
+  const PortId p = h.try_add_port(sw).id;
+  g->post_rx(64, 2048);
+  uint32_t to_guest = 0;
+  // One frame each way: guest (host_mac(1)) -> pipe, pipe -> guest.
+  auto traffic = [&](PortId vp, const char* when) {
+    SCOPED_TRACE(when);
+    const uint64_t pipe_in = h.pc(p, PortCounter::tx_packets);
+    g->send(testutil::make_frame(host_mac(2), host_mac(1), 64));
+    std::vector<Bytes> got;
+    for (int i = 0; i < 100 && got.empty(); ++i) {
+      h.engine().run_once();
+      auto r = h.recv(p);
+      got.insert(got.end(), r.begin(), r.end());
+    }
+    ASSERT_EQ(got.size(), 1u) << "guest to pipe: " << st->error();
+    EXPECT_EQ(h.pc(p, PortCounter::tx_packets), pipe_in + 1);
+    EXPECT_EQ(h.send_frames(p, {testutil::make_frame(host_mac(1), host_mac(2), 64)}), 1u);
+    ++to_guest;
+    for (int i = 0; i < 100 && g->used_idx(0) != to_guest; ++i) h.engine().run_once();
+    EXPECT_EQ(g->used_idx(0), to_guest) << "pipe to guest: " << st->error();
+    EXPECT_EQ(ctr(vp, PortCounter::tx_packets), 1u);
+  };
+  traffic(v, "first port");
+  // The switch side goes and comes back; the front end reconnects.
+  auto recreate = [&](const char* when) {
+    SCOPED_TRACE(when);
+    const size_t seen = h.events().size();
+    st = std::make_shared<PortStatus>();
+    VhostUserOptions vo;
+    vo.socket = path;
+    std::unique_ptr<VhostUserPort> port;
+    try {
+      port = VhostUserPort::open(vo, h.engine().pool(), st);
+    } catch (const PortError& e) {
+      ADD_FAILURE() << e.what();
+      return PortId(0);
+    }
+    auto c = testutil::EngineHarness::cmd(CmdOp::kCreatePort);
+    c->new_port = std::move(port);
+    c->untagged = sw;
+    Result r = h.run(std::move(c));
+    EXPECT_TRUE(r.ok()) << r.message;
+    EXPECT_TRUE(g->reconnect(path)) << strerror(errno);
+    g->setup([&] { h.engine().run_once(); }, kFeatures, 2, /*resume=*/true);
+    EXPECT_EQ(st->vhost->connects.load(), 1u);
+    // The engine reads the link with its housekeeping: until then frames for
+    // the port count as link_down.
+    auto up = [&] {
+      const std::vector<Event>& ev = h.events();
+      for (size_t i = seen; i < ev.size(); ++i)
+        if (ev[i].type == EventType::kLink && ev[i].port == r.id && ev[i].up) return true;
+      return false;
+    };
+    for (int i = 0; i < 5000 && !up(); ++i) {
+      h.engine().run_once();
+      usleep(1000);
+    }
+    EXPECT_TRUE(up()) << st->error();
+    return r.id;
+  };
+  ASSERT_TRUE(h.delete_port(v).ok());
+  struct stat sb;
+  EXPECT_NE(lstat(path.c_str(), &sb), 0) << "the deleted port removed its socket";
+  EXPECT_FALSE(g->reconnect(path, 1)) << "nothing listens while the port is gone";
+  v = recreate("created again after a delete");
+  traffic(v, "second port");
+  // A killed switch leaves its socket file: the next port replaces it.
+  ASSERT_TRUE(h.delete_port(v).ok());
+  {
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ASSERT_EQ(listen(s, 1), 0);
+    close(s);  // the file stays, nobody answers
+    ASSERT_EQ(lstat(path.c_str(), &sb), 0);
+  }
+  EXPECT_FALSE(g->reconnect(path, 1)) << "a stale socket refuses connections";
+  v = recreate("created again over a stale socket file");
+  traffic(v, "third port");
+  ASSERT_TRUE(h.delete_port(v).ok());
 }
 
 }  // namespace

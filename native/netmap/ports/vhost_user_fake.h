@@ -1,20 +1,25 @@
 // A fake vhost-user front end for the tests (ports/vhost_user_test.cc,
 // ports/vhost_user_engine_test.cc): it connects to a port's socket, speaks
 // the protocol, shares a memfd as guest memory and plays the guest's
-// virtio-net driver on split rings laid out in it. Whoever calls call()
-// plays the engine: it pumps the port's rx_burst until the reply comes.
+// virtio-net driver on split rings laid out in it. While call() waits for a
+// reply it plays the engine through a Pump: the port's rx_burst on the test
+// thread, or a step of its own (an engine's run_once).
 #pragma once
 
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/test_util.h"
@@ -46,6 +51,32 @@ struct Layout {
   static constexpr uint64_t kBuffers = 1 << 20;
 };
 
+// A request's bytes, to be sent whole, in pieces, or spoilt.
+inline std::vector<uint8_t> vu_message(uint32_t req, uint32_t flags, const void* payload = nullptr, uint32_t size = 0) {
+  std::vector<uint8_t> m(12 + size);
+  vu_encode(m.data(), req, flags, payload, size);
+  return m;
+}
+
+// Plays the engine while the fake waits for a reply: pumps a port's rx_burst
+// (frames it returns are kept in `stray`), or runs a step of the caller's.
+class Pump {
+ public:
+  Pump(Port& port) : port_(&port) {}  // NOLINT: implicit, call(*port, ...) reads well
+  template <class F, class = std::enable_if_t<std::is_invocable_v<F&>>>
+  Pump(F step) : step_(std::move(step)) {}  // NOLINT
+  void operator()(std::vector<Pkt>& stray) const {
+    if (step_) return step_();
+    Pkt scratch[kMaxBurst];
+    const uint16_t n = port_->rx_burst(scratch, kMaxBurst);
+    stray.insert(stray.end(), scratch, scratch + n);
+  }
+
+ private:
+  Port* port_ = nullptr;
+  std::function<void()> step_;
+};
+
 class FakeFrontend {
  public:
   explicit FakeFrontend(const std::string& path) {
@@ -53,11 +84,16 @@ class FakeFrontend {
     EXPECT_EQ(ftruncate(memfd_, kMemSize), 0);
     mem_ = static_cast<uint8_t*>(mmap(nullptr, kMemSize, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0));
     std::memset(mem_, 0, kMemSize);
-    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    connected_ = dial(path);
+  }
+  // Closes the connection and connects again, as QEMU does with a client
+  // chardev's reconnect: every 10 ms until the socket answers, at most
+  // `tries` times. Guest memory and the rings stay as they are.
+  bool reconnect(const std::string& path, int tries = 500) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    for (int i = 0; i < tries && !(connected_ = dial(path)); ++i) usleep(10000);
+    return connected_;
   }
   ~FakeFrontend() {
     if (fd_ >= 0) close(fd_);
@@ -70,65 +106,104 @@ class FakeFrontend {
     close(fd_);
     fd_ = -1;
   }
-  uint8_t* host(uint64_t off) { return mem_ + off; }
-  uint64_t gpa(uint64_t off) const { return kGpaBase + off; }
-  uint64_t uva(uint64_t off) const { return uint64_t(uintptr_t(mem_)) + off; }
-
-  // Sends one message; pumps the port (the engine) until a reply arrives
-  // when one is expected. Returns the reply payload.
-  std::vector<uint8_t> call(Port& port, uint32_t req, const void* payload, uint32_t size, std::vector<int> fds = {},
-                            bool want_reply = true, bool need_reply = false) {
-    const uint32_t flags = 1 | (need_reply ? kVuFlagNeedReply : 0);
-    EXPECT_EQ(vu_send_request(fd_, req, flags, payload, size, fds.data(), fds.size()), ssize_t(12 + size));
-    Pkt scratch[kMaxBurst];
-    if (!want_reply && !need_reply) {
-      // No reply to wait for: give the engine a few rounds to take it.
-      for (int i = 0; i < 20; ++i) {
-        uint16_t n = port.rx_burst(scratch, kMaxBurst);
-        for (uint16_t k = 0; k < n; ++k) stray_.push_back(scratch[k]);
-        usleep(1000);
-      }
-      return {};
+  int fd() const { return fd_; }
+  // Sends bytes as they are (a piece of a message, or garbage), with `fds`
+  // as SCM_RIGHTS. Returns what sendmsg returned.
+  ssize_t send_raw(const void* p, size_t n, std::vector<int> fds = {}) {
+    iovec iov{const_cast<void*>(p), n};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 16)];
+    if (!fds.empty()) {
+      mh.msg_control = cbuf;
+      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
     }
-    for (int i = 0; i < 4000; ++i) {
-      uint16_t n = port.rx_burst(scratch, kMaxBurst);
-      for (uint16_t k = 0; k < n; ++k) stray_.push_back(scratch[k]);
-      pollfd pf{fd_, POLLIN, 0};
-      if (poll(&pf, 1, 1) == 1) break;
-    }
+    return sendmsg(fd_, &mh, MSG_NOSIGNAL);
+  }
+  // Reads one reply (header and payload) if one is there; false if not.
+  bool read_reply(uint32_t req, std::vector<uint8_t>* out) {
     uint8_t hdr[12];
-    if (recv(fd_, hdr, 12, MSG_DONTWAIT) != 12) {
-      ADD_FAILURE() << "no reply to request " << req;
-      return {};
-    }
+    if (recv(fd_, hdr, 12, MSG_DONTWAIT) != 12) return false;
     uint32_t rsize, rflags, rreq;
     std::memcpy(&rreq, hdr, 4);
     std::memcpy(&rflags, hdr + 4, 4);
     std::memcpy(&rsize, hdr + 8, 4);
     EXPECT_EQ(rreq, req);
     EXPECT_TRUE(rflags & kVuFlagReply);
-    std::vector<uint8_t> out(rsize);
+    out->assign(rsize, 0);
     if (rsize) {
-      EXPECT_EQ(recv(fd_, out.data(), rsize, MSG_DONTWAIT), ssize_t(rsize));
+      EXPECT_EQ(recv(fd_, out->data(), rsize, MSG_DONTWAIT), ssize_t(rsize));
     }
+    return true;
+  }
+  // Plays the engine until the port has taken every byte sent so far (the
+  // socket's send queue is empty), at most about 5 s; false if it has not.
+  bool wait_taken(const Pump& pump) {
+    int outq = -1;
+    for (int i = 0; i < 5000; ++i) {
+      pump(stray_);
+      if (ioctl(fd_, SIOCOUTQ, &outq) != 0) return false;
+      if (outq == 0) return true;
+      usleep(1000);
+    }
+    return false;
+  }
+  // Plays the engine until a reply is readable (at most about 4 s).
+  bool wait_reply(const Pump& pump) {
+    for (int i = 0; i < 4000; ++i) {
+      pump(stray_);
+      pollfd pf{fd_, POLLIN, 0};
+      if (poll(&pf, 1, 1) == 1) return true;
+    }
+    return false;
+  }
+  uint8_t* host(uint64_t off) { return mem_ + off; }
+  uint64_t gpa(uint64_t off) const { return kGpaBase + off; }
+  uint64_t uva(uint64_t off) const { return uint64_t(uintptr_t(mem_)) + off; }
+
+  // Sends one message; plays the engine until a reply arrives when one is
+  // expected. Returns the reply payload.
+  std::vector<uint8_t> call(const Pump& pump, uint32_t req, const void* payload, uint32_t size,
+                            std::vector<int> fds = {}, bool want_reply = true, bool need_reply = false) {
+    const uint32_t flags = 1 | (need_reply ? kVuFlagNeedReply : 0);
+    EXPECT_EQ(vu_send_request(fd_, req, flags, payload, size, fds.data(), fds.size()), ssize_t(12 + size));
+    if (!want_reply && !need_reply) {
+      // No reply to wait for: give the engine a few rounds to take it.
+      for (int i = 0; i < 20; ++i) {
+        pump(stray_);
+        usleep(1000);
+      }
+      return {};
+    }
+    wait_reply(pump);
+    std::vector<uint8_t> out;
+    if (!read_reply(req, &out)) ADD_FAILURE() << "no reply to request " << req;
     return out;
   }
   // For messages without an inherent reply: REPLY_ACK's status (0: ok).
-  uint64_t ack(Port& port, uint32_t req, const void* payload, uint32_t size, std::vector<int> fds = {}) {
+  uint64_t ack(const Pump& port, uint32_t req, const void* payload, uint32_t size, std::vector<int> fds = {}) {
     auto r = call(port, req, payload, size, std::move(fds), false, true);
     uint64_t v = ~0ull;
     if (r.size() == 8) std::memcpy(&v, r.data(), 8);
     return v;
   }
-  uint64_t get_u64(Port& port, uint32_t req) {
+  uint64_t get_u64(const Pump& port, uint32_t req) {
     auto r = call(port, req, nullptr, 0);
     uint64_t v = 0;
     if (r.size() == 8) std::memcpy(&v, r.data(), 8);
     return v;
   }
 
-  // The whole set-up QEMU does, with REPLY_ACK on every message.
-  void setup(Port& port, uint64_t features, uint32_t queues = 2) {
+  // The whole set-up QEMU does, with REPLY_ACK on every message. `resume`:
+  // the rings go on where they stand (a reconnection: each ring's base is
+  // its used index, as QEMU restores it when the back end went away).
+  void setup(const Pump& port, uint64_t features, uint32_t queues = 2, bool resume = false) {
     uint64_t pf = get_u64(port, kVuGetProtocolFeatures);
     ASSERT_TRUE(pf & (1ull << kVuPfReplyAck));
     const uint64_t f = get_u64(port, kVuGetFeatures);
@@ -147,7 +222,7 @@ class FakeFrontend {
     for (uint32_t q = 0; q < queues; ++q) {
       uint32_t num[2] = {q, kQ};
       ASSERT_EQ(ack(port, kVuSetVringNum, num, 8), 0u);
-      uint32_t base[2] = {q, 0};
+      uint32_t base[2] = {q, resume ? used_idx(q) : 0u};
       ASSERT_EQ(ack(port, kVuSetVringBase, base, 8), 0u);
       uint8_t addr[40] = {};
       uint64_t a[4] = {uva(Layout::desc(q)), uva(Layout::used(q)), uva(Layout::avail(q)), 0};
@@ -207,6 +282,17 @@ class FakeFrontend {
   std::vector<Pkt> stray_;  // frames rx_burst returned while pumping messages
 
  private:
+  bool dial(const std::string& path) {
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return true;
+    close(fd_);
+    fd_ = -1;
+    return false;
+  }
+
   int memfd_ = -1, fd_ = -1;
   uint8_t* mem_ = nullptr;
   bool connected_ = false;

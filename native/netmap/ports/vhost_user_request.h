@@ -12,16 +12,22 @@
 
 namespace vpc {
 
+// Writes request `req` (header, then `size` payload bytes) into buf, which
+// holds 12 + size bytes.
+inline void vu_encode(uint8_t* buf, uint32_t req, uint32_t flags, const void* payload, uint32_t size) {
+  std::memcpy(buf, &req, 4);
+  std::memcpy(buf + 4, &flags, 4);
+  std::memcpy(buf + 8, &size, 4);
+  if (size) std::memcpy(buf + 12, payload, size);
+}
+
 // Sends request `req` (header, then `size` payload bytes, with `nfds` file
 // descriptors as SCM_RIGHTS) in one sendmsg. Returns what sendmsg returned.
 inline ssize_t vu_send_request(int sock, uint32_t req, uint32_t flags, const void* payload, uint32_t size,
                                const int* fds = nullptr, size_t nfds = 0) {
   uint8_t buf[12 + kVuMaxPayload];
   if (size > kVuMaxPayload || nfds > kVuMaxFds) return -1;
-  std::memcpy(buf, &req, 4);
-  std::memcpy(buf + 4, &flags, 4);
-  std::memcpy(buf + 8, &size, 4);
-  if (size) std::memcpy(buf + 12, payload, size);
+  vu_encode(buf, req, flags, payload, size);
   iovec iov{buf, 12 + size};
   msghdr mh{};
   mh.msg_iov = &iov;

@@ -5,10 +5,13 @@
 // (rx_burst handles the messages the watcher thread flags).
 #include "ports/vhost_user.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -457,6 +460,232 @@ TEST_F(VhostUser, AReplyThatCannotBeSentDropsTheConnection) {
   auto fe = connect_and_setup(kBase);
   EXPECT_EQ(port->link_state(), LinkState::kUp);
   EXPECT_EQ(status->vhost->connects.load(), 2u);
+}
+
+// A message that arrives in pieces (here: five bytes of header with the file
+// descriptor, the rest of the header, half the payload, the other half) is
+// kept between bursts and handled when whole. The engine, here the test
+// thread, never waits for the rest: a port that waited would hold the test
+// thread until it gave up and dropped the connection.
+TEST_F(VhostUser, AMessageInPiecesIsTakenBetweenBurstsWithoutWaiting) {
+  auto fe = connect_and_setup(kBase);
+  const uint64_t handled = status->vhost->messages.load();
+  int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const uint64_t queue0 = 0;  // and an fd
+  const std::vector<uint8_t> msg = vu_message(kVuSetVringCall, kVuVersion | kVuFlagNeedReply, &queue0, 8);
+  const size_t cuts[] = {0, 5, 12, 16, 20};
+  Pkt out[kMaxBurst];
+  for (size_t k = 0; k + 1 < std::size(cuts); ++k) {
+    ASSERT_EQ(fe->send_raw(msg.data() + cuts[k], cuts[k + 1] - cuts[k], k == 0 ? std::vector<int>{call} : std::vector<int>{}),
+              ssize_t(cuts[k + 1] - cuts[k]));
+    if (k + 2 == std::size(cuts)) break;
+    // Until the port has taken the piece, then some more bursts: no reply,
+    // no drop, the rings still served.
+    ASSERT_TRUE(fe->wait_taken(*port)) << "the port took the piece ending at byte " << cuts[k + 1];
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(port->rx_burst(out, kMaxBurst), 0);
+    pollfd pf{fe->fd(), POLLIN, 0};
+    EXPECT_EQ(poll(&pf, 1, 0), 0) << "no reply before the message is whole";
+    EXPECT_TRUE(status->vhost->connected.load()) << status->error();
+    EXPECT_EQ(status->vhost->messages.load(), handled);
+  }
+  ASSERT_TRUE(fe->wait_reply(*port));
+  std::vector<uint8_t> ack;
+  ASSERT_TRUE(fe->read_reply(kVuSetVringCall, &ack));
+  ASSERT_EQ(ack.size(), 8u);
+  EXPECT_EQ(ack[0], 0) << "the queue index and the fd were put together: " << status->error();
+  EXPECT_EQ(status->vhost->messages.load(), handled + 1);
+  EXPECT_EQ(status->vhost->disconnects.load(), 0u);
+  // The new call eventfd is the one the port signals.
+  fe->post_rx(2, 1024);
+  Pkt p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+  ASSERT_EQ(port->tx_burst(&p, 1), 1);
+  uint64_t v = 0;
+  EXPECT_EQ(read(call, &v, 8), 8);
+  close(call);
+}
+
+// What cannot be vhost-user drops the connection at once (the header is
+// judged before any payload is waited for), counted by reason and named in
+// lastError; the next front end comes up as usual.
+TEST_F(VhostUser, GarbageDropsTheConnectionWithItsReason) {
+  struct Case {
+    const char* name;
+    VhostDrop reason;
+    const char* says;
+    std::function<void(FakeFrontend&)> send;
+  };
+  auto header = [](uint32_t req, uint32_t flags, uint32_t size) {
+    std::vector<uint8_t> h = vu_message(req, flags);
+    std::memcpy(h.data() + 8, &size, 4);  // a payload announced, not sent
+    return h;
+  };
+  const std::vector<Case> cases = {
+      {"not vhost-user", VhostDrop::bad_version, "protocol version 3",
+       [&](FakeFrontend& fe) {
+         const char junk[] = "GET / HTTP/1.1\r\n\r\n";
+         fe.send_raw(junk, sizeof junk - 1);
+       }},
+      {"a payload of 1 MiB announced", VhostDrop::too_big, "announces 1048576 bytes",
+       [&](FakeFrontend& fe) {
+         auto h = header(kVuSetMemTable, kVuVersion, 1 << 20);
+         fe.send_raw(h.data(), h.size());
+       }},
+      {"ten fds over two pieces", VhostDrop::too_many_fds, "more than 8 file descriptors",
+       [&](FakeFrontend& fe) {
+         std::vector<int> five;
+         for (int i = 0; i < 5; ++i) five.push_back(eventfd(0, EFD_CLOEXEC));
+         auto h = header(kVuSetMemTable, kVuVersion, 8 + 32 * 5);
+         fe.send_raw(h.data(), 6, five);
+         EXPECT_TRUE(fe.wait_taken(*port));
+         fe.send_raw(h.data() + 6, 6, five);
+         for (int f : five) close(f);
+       }},
+      {"closed after half a header", VhostDrop::closed_mid_message, "in the middle of a message (7 of the 12",
+       [&](FakeFrontend& fe) {
+         auto h = header(kVuGetFeatures, kVuVersion, 0);
+         fe.send_raw(h.data(), 7);
+         EXPECT_TRUE(fe.wait_taken(*port));
+         fe.hang_up();
+       }},
+  };
+  const size_t fds_before = open_fds();
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const uint64_t disconnects = status->vhost->disconnects.load();
+    {
+      FakeFrontend fe(dir + "/s.sock");
+      ASSERT_TRUE(fe.connected());
+      c.send(fe);
+      Pkt out[kMaxBurst];
+      for (int i = 0; i < 5000 && status->vhost->disconnects.load() == disconnects; ++i) {
+        port->rx_burst(out, kMaxBurst);
+        usleep(200);
+      }
+    }
+    EXPECT_EQ(status->vhost->disconnects.load(), disconnects + 1);
+    EXPECT_FALSE(status->vhost->connected.load());
+    EXPECT_EQ(status->vhost->drops[size_t(c.reason)].load(), 1u);
+    EXPECT_NE(status->error().find(c.says), std::string::npos) << status->error();
+    EXPECT_NE(status->error().find(kVhostDropNames[size_t(c.reason)]), std::string::npos) << status->error();
+  }
+  EXPECT_EQ(open_fds(), fds_before) << "the fds of a dropped message are closed";
+  auto fe = connect_and_setup(kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+}
+
+// poll(2) failing in the watcher thread (injected: ENOMEM three times on
+// each of its waits) used to end the thread silently: the port would never
+// accept or read again. The watcher says which call failed and why, pauses,
+// retries, and the front end is served once poll works again.
+TEST_F(VhostUser, TheWatcherOutlivesFailingPollsAndSaysWhy) {
+  std::atomic<int> listening{3}, connection{3}, engine{3};
+  VhostUserOptions o;
+  o.socket = dir + "/p.sock";
+  o.poll_for_test = [&](pollfd* pf, nfds_t n, int timeout) {
+    // Which wait this is: the listening socket, the connection, or the
+    // engine's acknowledgement (an eventfd, not a socket).
+    int acc = 0;
+    socklen_t len = sizeof acc;
+    const bool sock = getsockopt(pf[0].fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0;
+    std::atomic<int>& left = !sock ? engine : acc ? listening : connection;
+    if (left.fetch_sub(1) > 0) {
+      errno = ENOMEM;
+      return -1;
+    }
+    return ::poll(pf, n, timeout);
+  };
+  auto st = std::make_shared<PortStatus>();
+  auto p = VhostUserPort::open(o, pool, st);
+  ASSERT_TRUE(testutil::wait_until([&] { return listening.load() < 3; }, 10000)) << "the first poll failed";
+  FakeFrontend fe(o.socket);
+  ASSERT_TRUE(fe.connected());
+  fe.setup(*p, kBase);
+  EXPECT_EQ(listening.load(), -1) << "three failures, then a poll that worked";
+  EXPECT_EQ(p->link_state(), LinkState::kUp) << st->error();
+  EXPECT_EQ(st->vhost->watcher_errors.load(), 9u);
+  // The waits fail in order (the listening socket, the engine's first
+  // acknowledgement, the connection): lastError shows the last one.
+  EXPECT_NE(st->error().find("vhost-user watcher: poll (connection) failed: Cannot allocate memory (ENOMEM); "
+                             "retrying in 40 ms"),
+            std::string::npos)
+      << st->error();
+  p->detach();
+}
+
+// accept() failing while the connection stays queued (the process is out of
+// file descriptors) used to be retried at once, for ever, without a word: a
+// watcher spinning on a core. It says so, pauses, and accepts the front end
+// once descriptors are free again.
+TEST_F(VhostUser, AcceptFailingForLackOfDescriptorsIsShownAndRetried) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  {
+    // The lowest free descriptor number becomes the limit: the port's next
+    // accept() fails with EMFILE. Restored however the block ends.
+    const int lowest = eventfd(0, EFD_CLOEXEC);
+    ASSERT_GE(lowest, 0);
+    close(lowest);
+    struct Restore {
+      rlimit r;
+      ~Restore() { setrlimit(RLIMIT_NOFILE, &r); }
+    } restore{saved};
+    rlimit low = saved;
+    low.rlim_cur = rlim_t(lowest);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, (dir + "/s.sock").c_str(), sizeof sa.sun_path - 1);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << "queued until accepted";
+    EXPECT_TRUE(testutil::wait_until([&] { return status->vhost->watcher_errors.load() >= 2; }, 10000));
+    EXPECT_NE(status->error().find("vhost-user watcher: accept failed: Too many open files (EMFILE); retrying in"),
+              std::string::npos)
+        << status->error();
+    EXPECT_FALSE(status->vhost->connected.load());
+  }
+  Pkt out[kMaxBurst];
+  for (int i = 0; i < 5000 && !status->vhost->connected.load(); ++i) {
+    port->rx_burst(out, kMaxBurst);
+    usleep(1000);
+  }
+  ASSERT_TRUE(status->vhost->connected.load()) << status->error();
+  ASSERT_EQ(vu_send_request(fd, kVuGetQueueNum, kVuVersion, nullptr, 0), 12);
+  pollfd pf{fd, POLLIN, 0};
+  for (int i = 0; i < 5000 && poll(&pf, 1, 0) == 0; ++i) {
+    port->rx_burst(out, kMaxBurst);
+    usleep(1000);
+  }
+  uint8_t reply[20];
+  EXPECT_EQ(recv(fd, reply, sizeof reply, MSG_DONTWAIT), 20) << "GET_QUEUE_NUM answered on the accepted connection";
+  close(fd);
+}
+
+// A call descriptor that is a pipe nobody reads, not an eventfd: once it is
+// full, a blocking write() would stop the engine for good. The port makes
+// every descriptor it signals non-blocking; notifications beyond what the
+// pipe holds are lost, the engine goes on.
+TEST_F(VhostUser, ACallDescriptorThatFillsUpNeverBlocksTheEngine) {
+  auto fe = connect_and_setup(kBase & ~bit(kRingEventIdx));  // a notification per burst
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  ASSERT_EQ(fcntl(p[1], F_SETPIPE_SZ, 4096), 4096);
+  uint64_t idx = 0;
+  ASSERT_EQ(fe->ack(*port, kVuSetVringCall, &idx, 8, {p[1]}), 0u);
+  ASSERT_TRUE(fcntl(p[1], F_GETFL) & O_NONBLOCK) << "the port made the call descriptor non-blocking";
+  constexpr int kBursts = 4096 / 8 + 100;  // 100 more than the pipe holds
+  for (int i = 0; i < kBursts; ++i) {
+    fe->post_rx(1, 1024);
+    Pkt one = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+    ASSERT_EQ(port->tx_burst(&one, 1), 1);
+  }
+  EXPECT_EQ(fe->used_idx(0), uint16_t(kBursts));
+  EXPECT_EQ(cnt_read(qc(0).c[size_t(VirtqCounter::notifies)]), uint64_t(kBursts));
+  int queued = 0;
+  ASSERT_EQ(ioctl(p[0], FIONREAD, &queued), 0);
+  EXPECT_EQ(queued, 4096) << "the pipe is full; the notifications after that were dropped";
+  close(p[0]);
+  close(p[1]);
 }
 
 TEST_F(VhostUser, SleepingEngineAsksForKicks) {

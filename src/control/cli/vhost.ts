@@ -13,6 +13,7 @@ export function formatVhost(v: VhostUserStatus): string {
   const lines = [
     `socket            ${v.socket} (${v.mode})`,
     `connected         ${v.connected} (connects ${v.connects}, disconnects ${v.disconnects}, messages ${v.messages}, refused ${v.refused})`,
+    `dropped           ${nonZero(v.connectionDrops)} (watcher errors ${v.watcherErrors})`,
     `features          ${v.features} ${v.featureNames}`,
     `protocolFeatures  ${v.protocolFeatures}`,
     `deviceStatus      ${v.deviceStatus}`,
