@@ -144,7 +144,7 @@ export interface PortSpec {
   queues?: number; // vhostuser: 1..16 queue pairs offered (MQ when > 1; default 1); tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1); afxdp: 1..16 queues from `queue` (default: every rx queue, at most 16; one with `queue`)
   disableOffloads?: boolean; // GRO/LRO/GSO/TSO/tx-csum off while attached, restored after; afxdp then takes no offloads (default false; afxdp always turns GRO/LRO off)
   promiscuous?: boolean; // afpacket: receive frames for every MAC (default true)
-  xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook; auto = native, else generic (default 'auto')
+  xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook; auto = native, else generic (on a veth: generic first) (default 'auto')
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp: AF_XDP zero-copy; auto = where the driver has it (default 'auto')
   ioUring?: 'auto' | 'on' | 'off'; // tap: batch reads and writes through io_uring; auto = where the kernel allows it, else read()/write() per frame (default 'auto')
   persistent?: boolean; // tap: a tap the switch creates stays after the port is deleted or vpcd stops (default false)
