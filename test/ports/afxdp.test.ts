@@ -191,6 +191,7 @@ for (const mode of ['native', 'generic'] as const) {
         run('ip', ['link', 'set', side, 'mtu', '9000']);
       }
       assert.equal(dp.options.bufferSize, 2048);
+      const free0 = dp.stats().engine;
       for (const [name, side] of [['x1', s1], ['x2', s2]]) {
         await dp.createPort({ name, type: 'afxdp', interface: side, switch: 'a', mtu: 9000, xdpMode: mode });
       }
@@ -204,6 +205,16 @@ for (const mode of ['native', 'generic'] as const) {
       t.diagnostic(`x1: ${JSON.stringify(c1)}`);
       assert.ok((c1?.rx_super ?? 0) >= 3 && (c2?.rx_super ?? 0) >= 3, 'jumbo frames were received over several chunks');
       assert.equal((c1?.rx_too_big ?? 0) + (c2?.rx_too_big ?? 0) + (c1?.rx_kernel_drops ?? 0) + (c2?.rx_kernel_drops ?? 0), 0);
+      // Every buffer comes back once the ports are gone: the large buffers
+      // sent as descriptor chains (freed on their last chunk's completion)
+      // and the chunks lent to the fill rings.
+      await dp.deletePort('x1');
+      await dp.deletePort('x2');
+      await eventually(() => {
+        const e = dp.stats().engine;
+        assert.equal(e.large_buffers_free, free0.large_buffers_free, 'large buffers back');
+        assert.equal(e.buffers_free, free0.buffers_free, 'regular buffers back');
+      }, 3000);
     });
   });
 }

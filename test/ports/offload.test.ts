@@ -188,6 +188,7 @@ for (const mode of ['native', 'generic'] as const) {
         return;
       }
       await dp.createSwitch({ name: 'a', vni: 100 });
+      const free0 = dp.stats().engine;
       const g1 = lab.vethGuest('g1', lab.name('x1'), mac(1), '198.18.64.1/24');
       const g2 = lab.vethGuest('g2', lab.name('x2'), mac(2), '198.18.64.2/24');
       for (const k of [1, 2]) await dp.createPort({ name: `x${k}`, type: 'afxdp', interface: lab.name(`x${k}`), switch: 'a', xdpMode: mode });
@@ -212,6 +213,14 @@ for (const mode of ['native', 'generic'] as const) {
       }
       assert.ok((dp.portStatus('x2')?.counters.tx_super ?? 0) > 0, 'super-frames left whole through the packet socket');
       assert.equal(c1?.rx_too_big ?? 0, 0, 'nothing was too big');
+      // Every buffer comes back once the ports are gone (chains, GRO'd and
+      // joined frames, frames sent through the packet socket).
+      for (const k of [1, 2]) await dp.deletePort(`x${k}`);
+      await eventually(() => {
+        const e = dp.stats().engine;
+        assert.equal(e.large_buffers_free, free0.large_buffers_free, 'large buffers back');
+        assert.equal(e.buffers_free, free0.buffers_free, 'regular buffers back');
+      }, 3000);
     });
   });
 }
