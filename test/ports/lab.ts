@@ -245,3 +245,21 @@ export async function withLab(t: { skip(msg: string): void }, tools: string[] | 
     lab.cleanup();
   }
 }
+
+// The pool's free lists are back where they were (engine.buffers_free and
+// large_buffers_free, refreshed by housekeeping), give or take what the
+// engine's own buffer cache holds (at most 512 regular and 16 large buffers,
+// core/buffer_pool.h): a buffer lost per frame shows, a handful in the cache
+// does not fail the test.
+export async function expectBuffersBack(dp: Dataplane, before: Record<string, number>): Promise<void> {
+  const large0 = before.large_buffers_free ?? 0;
+  const regular0 = before.buffers_free ?? 0;
+  assert.ok(large0 > 0 && regular0 > 0, 'the engine reports its free buffers');
+  await eventually(() => {
+    const e = dp.stats().engine;
+    const large = e.large_buffers_free ?? 0;
+    const regular = e.buffers_free ?? 0;
+    assert.ok(large0 - large <= 16, `large buffers back: ${large} free, ${large0} before`);
+    assert.ok(regular0 - regular <= 512, `regular buffers back: ${regular} free, ${regular0} before`);
+  }, 3000);
+}

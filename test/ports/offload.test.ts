@@ -21,7 +21,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../../src/dataplane/index';
-import { eventually, Guest, Lab, run, tapGuest, withLab } from './lab';
+import { eventually, expectBuffersBack, Guest, Lab, run, tapGuest, withLab } from './lab';
 
 const SECONDS = '3';
 
@@ -216,11 +216,7 @@ for (const mode of ['native', 'generic'] as const) {
       // Every buffer comes back once the ports are gone (chains, GRO'd and
       // joined frames, frames sent through the packet socket).
       for (const k of [1, 2]) await dp.deletePort(`x${k}`);
-      await eventually(() => {
-        const e = dp.stats().engine;
-        assert.equal(e.large_buffers_free, free0.large_buffers_free, 'large buffers back');
-        assert.equal(e.buffers_free, free0.buffers_free, 'regular buffers back');
-      }, 3000);
+      await expectBuffersBack(dp, free0);
     });
   });
 }

@@ -287,6 +287,17 @@ class AfXdpPort final : public Port {
   // `first`, into a large buffer, and gives their chunks back. False (and
   // counted) when the frame is too big or no large buffer is free.
   bool gather(Xsk& x, uint32_t first, uint32_t n, Pkt* out);
+  // What XDP dropped of a received frame's state: a TSO batch's GSO state
+  // (infer_tso, frames longer than the MTU) or a hidden partial checksum.
+  void restore_state(Pkt& p) {
+    uint8_t* f = pool_->frame(p);
+    if (p.len > mtu_frame_ && infer_tso(f, p.len, mtu_, &pool_->meta(p.buf))) {
+      pkt_set_meta(p, true);
+      status_->add(PortStatus::rx_offload);
+    } else if (complete_hidden_partial_checksum(f, p.len)) {
+      status_->add(PortStatus::rx_csum_completed);
+    }
+  }
   // The buffer a UMEM chunk belongs to: itself, or the large buffer it is part of.
   uint32_t buffer_of_chunk(uint32_t c) const {
     const uint32_t regular = pool_->count();
@@ -667,6 +678,10 @@ bool AfXdpPort::open_queues(uint32_t busy_wait_ms, Status* code, std::string* er
       close_all();
       return false;
     }
+    // Buffers on the fill ring before the XSKMAP entry: a frame redirected
+    // to a socket with an empty fill ring is dropped by the kernel
+    // (rx_kernel_drops; seen as one lost frame at attach).
+    refill(x);
     if (bpf_map_update_elem(map_fd_, &x.queue, &x.fd, BPF_ANY) < 0) {
       const int e = errno;
       return fail(Status::kSystem, sys_error(w + ": adding the socket of queue " + std::to_string(x.queue) +
@@ -685,7 +700,6 @@ bool AfXdpPort::open_queues(uint32_t busy_wait_ms, Status* code, std::string* er
     int e = 0;
     if (!vnet_.open(idx, &what, &e)) return fail(Status::kSystem, sys_error(w + ": " + what, e, "CAP_NET_RAW"));
   }
-  for (Xsk& x : xsks_) refill(x);
   ifindex_ = idx;
   read_mtu();
   const Xsk& first = xsks_[0];
@@ -818,13 +832,7 @@ uint32_t AfXdpPort::receive(Xsk& x, Pkt* pkts, uint32_t max) {
       Pkt p = xsk_pkt_of(d->addr, d->len, shift_);
       lent_[p.buf] = 0;
       ++used;
-      uint8_t* f = pool_->frame(p);
-      if (p.len > mtu_frame_ && infer_tso(f, p.len, mtu_, &pool_->meta(p.buf))) {
-        pkt_set_meta(p, true);
-        status_->add(PortStatus::rx_offload);
-      } else if (complete_hidden_partial_checksum(f, p.len)) {
-        status_->add(PortStatus::rx_csum_completed);
-      }
+      restore_state(p);
       pkts[got++] = p;
       continue;
     }
@@ -866,14 +874,8 @@ bool AfXdpPort::gather(Xsk& x, uint32_t first, uint32_t n, Pkt* out) {
   }
   if (big == kNoId) return false;
   Pkt p{big, pool_->headroom(), uint16_t(total)};
-  uint8_t* f = pool_->frame(p);
   status_->add(PortStatus::rx_super);
-  if (total > mtu_frame_ && infer_tso(f, total, mtu_, &pool_->meta(big))) {
-    pkt_set_meta(p, true);
-    status_->add(PortStatus::rx_offload);
-  } else if (complete_hidden_partial_checksum(f, total)) {
-    status_->add(PortStatus::rx_csum_completed);
-  }
+  restore_state(p);
   *out = p;
   return true;
 }
