@@ -358,6 +358,45 @@ describe('EVPN sync', () => {
     }
   });
 
+  // After attaching, the speaker's table is read once (after the hold time,
+  // at least 3 s) and remote routes it lacks are dropped: a speaker that
+  // restarted lost them. gobgpd answers such a read late, with a copy made
+  // before the stream's newest routes: those must stay.
+  test('the table read after attaching drops what the speaker lost, not a route the stream brought during the read', async () => {
+    const { dp, api, sync, clock, settle } = await setup({ holdTime: 0 });
+    try {
+      const attached = Date.now();
+      const [a, b, c] = ['02:00:00:00:00:0a', '02:00:00:00:00:0b', '02:00:00:00:00:0c'];
+      api.push!([imet('198.18.0.12'), remote(a, '198.18.0.12'), remote(b, '198.18.0.12')]);
+      await settle();
+      assert.deepEqual([a, b].map((m) => dp.evpnMacs.get(m)), ['198.18.0.12', '198.18.0.12']);
+      // Reads before the check (the periodic read-back) get the whole table;
+      // the check's read (3 s after attaching) waits for its answer.
+      let check: ((r: ReceivedRoute[]) => void) | undefined;
+      api.listRoutes = () =>
+        new Promise((resolve) => {
+          if (Date.now() - attached < 2900 || check !== undefined) resolve([imet('198.18.0.12'), remote(a, '198.18.0.12'), remote(b, '198.18.0.12'), remote(c, '198.18.0.12')]);
+          else check = resolve;
+        });
+      for (let i = 0; i < 400 && check === undefined; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(check, 'the speaker\'s table was read within 10 s of attaching');
+      // While the read is under way, the stream brings c; the copy, made
+      // before c came, lacks it, and lacks b, which the speaker lost.
+      clock.t += 1;
+      api.push!([remote(c, '198.18.0.12')]);
+      await settle();
+      check([imet('198.18.0.12'), remote(a, '198.18.0.12')]);
+      await new Promise((r) => setTimeout(r, 50));
+      await settle();
+      assert.equal(dp.evpnMacs.get(a), '198.18.0.12');
+      assert.equal(dp.evpnMacs.get(c), '198.18.0.12', 'a route that came while the table was read stays');
+      assert.equal(dp.evpnMacs.has(b), false, 'a route the speaker no longer has is dropped');
+      assert.deepEqual(dp.peersDeleted, [], 'the IMET route held before the read is in the copy: the flood list keeps its peer');
+    } finally {
+      await sync.stop();
+    }
+  });
+
   test('re-attaching (gobgpd restarted) sends everything again', async () => {
     const { dp, sync, settle } = await setup();
     try {

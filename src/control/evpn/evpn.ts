@@ -128,6 +128,7 @@ export class EvpnSync {
   private readonly local = new Map<string, Map<string, LocalMac>>(); // switch -> mac -> ...
   private readonly remote = new Map<number, Map<string, Map<string, RemoteRoute>>>(); // vni -> mac -> route key -> ...
   private readonly imets = new Map<number, Map<string, string>>(); // vni -> route key -> vtep
+  private readonly imetAt = new Map<string, number>(); // IMET route key -> when it came (ms, monotonic)
   private readonly installed = new Map<string, Map<string, string>>(); // switch -> mac -> vtep (EVPN entries in the dp)
   private readonly peers = new Map<string, Set<string>>(); // switch -> flood list we put in the dp
   private readonly advertised = new Map<string, EvpnRoute>(); // route key -> route (what gobgpd has from us)
@@ -258,13 +259,17 @@ export class EvpnSync {
     );
     // The initial dump arrives at once; after that, remote routes the new
     // table lacks are gone (the speaker restarted and the session did not
-    // come back within the hold time).
+    // come back within the hold time). A route the stream brings while the
+    // table is being read may be missing from the copy (gobgpd makes it, then
+    // answers later): only routes held before the read began are judged.
     const grace = Math.max(3, this.o.bgp.holdTime) * 1000;
     setTimeout(() => {
       if (this.api !== api) return;
+      const asked = this.now();
       api.listRoutes().then((rs) => {
+        if (this.api !== api || this.stopped) return;
         const present = new Set(rs.filter((r) => !r.withdraw).map((r) => `${routeKey(r.route)}@${vtepOf(r.route)}`));
-        this.dropMissing(present);
+        this.dropMissing(present, asked);
       }, () => undefined);
     }, grace).unref();
   }
@@ -289,14 +294,15 @@ export class EvpnSync {
     }
   }
 
-  // Remote routes not in `present` (keys routeKey@VTEP) are withdrawn.
-  private dropMissing(present: Set<string>): void {
+  // Remote routes received before `before` and not in `present` (keys
+  // routeKey@VTEP) are withdrawn.
+  private dropMissing(present: Set<string>, before: number): void {
     let n = 0;
     const touched: { vni: number; mac: string }[] = [];
     for (const [vni, macs] of this.remote) {
       for (const [mac, rs] of macs) {
         for (const [key, rr] of rs) {
-          if (present.has(`${key}@${rr.vtep}`)) continue;
+          if (present.has(`${key}@${rr.vtep}`) || rr.receivedAt >= before) continue;
           rs.delete(key);
           n++;
           touched.push({ vni, mac });
@@ -308,8 +314,9 @@ export class EvpnSync {
     const floods: number[] = [];
     for (const [vni, keys] of this.imets) {
       for (const [key, vtep] of keys) {
-        if (present.has(`${key}@${vtep}`)) continue;
+        if (present.has(`${key}@${vtep}`) || (this.imetAt.get(key) ?? 0) >= before) continue;
         keys.delete(key);
+        this.imetAt.delete(key);
         n++;
         floods.push(vni);
       }
@@ -575,6 +582,7 @@ export class EvpnSync {
         // A withdrawal may come without its attributes (no PMSI label): find it by key.
         for (const [vni, m] of this.imets) {
           if (!m.delete(key)) continue;
+          this.imetAt.delete(key);
           if (m.size === 0) this.imets.delete(vni);
           const s = this.switchesByVni.get(vni);
           if (s !== undefined) floods.add(s);
@@ -586,8 +594,13 @@ export class EvpnSync {
       const s = this.switchesByVni.get(vni);
       if (route.type === 3) {
         const m = this.imets.get(vni) ?? new Map<string, string>();
-        if (r.withdraw) m.delete(key);
-        else m.set(key, vtep);
+        if (r.withdraw) {
+          m.delete(key);
+          this.imetAt.delete(key);
+        } else {
+          if (m.get(key) !== vtep) this.imetAt.set(key, this.now());
+          m.set(key, vtep);
+        }
         if (m.size === 0) this.imets.delete(vni);
         else this.imets.set(vni, m);
         if (s !== undefined) floods.add(s);
