@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApiError } from '../../src/control/client';
 import { eventually, removeDir, spawnVpcd, TEST_ENGINE, VPCCTL, VpcdProcess } from '../control/helpers';
-import { Guest, Lab, run, skipReason } from './lab';
+import { Guest, Lab, run, skipReason, sleep } from './lab';
 
 const mac = (n: number): string => `02:00:5e:30:00:${n.toString(16).padStart(2, '0')}`;
 
@@ -87,13 +87,19 @@ async function withSetup(t: { skip(msg: string): void }, fn: (s: Setup) => Promi
   }
 }
 
-// ARP and ICMP from g1 to g2 until `until` settles (at most 40 rounds).
+// ARP and ICMP from g1 to g2, a round every 100 ms, until `until` settles
+// (at most 30 s). Bounded by time, not by rounds: the captures (each a
+// vpcctl process) may attach seconds after the traffic starts on a busy
+// machine, and 40 quick rounds once ended before they had (CI saw "1 frames
+// captured" of 6).
 async function traffic(lab: Lab, from: Guest, to: string, until: Promise<unknown>, extra: string[] = []): Promise<void> {
   let done = false;
   void until.finally(() => (done = true));
-  for (let i = 0; i < 40 && !done; i++) {
+  const end = Date.now() + 30_000;
+  while (!done && Date.now() < end) {
     lab.ns(from.ns, 'ip', ['neigh', 'flush', 'dev', from.dev]);
     await lab.nsAsync(from.ns, 'ping', ['-c', '1', '-W', '1', ...extra, to], 5000);
+    await sleep(100);
   }
 }
 
