@@ -53,7 +53,11 @@ test('bgp neighbours added, changed and removed on a running host: the untouched
     const before = await bgp(h1);
     const s12 = before.neighbors.find((n) => n.address === h2.bgp)!;
     assert.ok(s12.establishedAt, 'the session to host 2 says when it came up');
+    // Host 2's status is refreshed once a second: it may report the session
+    // a moment after host 1 does (CI once read it before it had a time).
+    await lab.until(async () => (await bgp(h2)).neighbors.some((n) => n.address === h1.bgp && n.state === 'established' && n.establishedAt !== undefined), 60_000, 'host 2 reports its session with host 1 and when it came up');
     const s21 = (await bgp(h2)).neighbors.find((n) => n.address === h1.bgp)!;
+    assert.ok(s21.establishedAt, 'the session to host 1 says when it came up');
     const routes12 = (await routesFrom(h1, h2.vtep)).length;
 
     // Watch host 1's session to host 2, and what it learned over it, all along.

@@ -172,6 +172,39 @@ describe('EVPN sync', () => {
     }
   });
 
+  // The periodic read-back takes in what the stream missed. gobgpd copies
+  // its table and answers later: a withdrawal the stream brings in between
+  // must not be undone by the copy (it was, for good: CI saw a host keep
+  // 1,000 routes another had withdrawn).
+  test('a read-back answered late does not bring back a route the stream withdrew meanwhile', async () => {
+    const { dp, api, sync, clock, settle } = await setup();
+    try {
+      const [a, b] = ['02:00:00:00:00:1a', '02:00:00:00:00:1b'];
+      api.push!([imet('198.18.0.12'), remote(a, '198.18.0.12')]);
+      await settle();
+      assert.equal(dp.evpnMacs.get(a), '198.18.0.12');
+      let answer: ((r: ReceivedRoute[]) => void) | undefined;
+      api.listRoutes = () => new Promise((resolve) => (answer = resolve));
+      clock.t += 6000; // the next tick reads the table back
+      for (let i = 0; i < 200 && answer === undefined; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(answer, 'the table was read back');
+      // While gobgpd answers, a is withdrawn on the stream.
+      clock.t += 1;
+      api.push!([remote(a, '198.18.0.12', 0, true)]);
+      await settle();
+      assert.equal(dp.evpnMacs.has(a), false);
+      // The copy, made before the withdrawal, still has a; it also has b,
+      // which the stream never brought.
+      answer!([imet('198.18.0.12'), remote(a, '198.18.0.12'), remote(b, '198.18.0.12')]);
+      await new Promise((r) => setTimeout(r, 50));
+      await settle();
+      assert.equal(dp.evpnMacs.has(a), false, 'the withdrawn route stays withdrawn');
+      assert.equal(dp.evpnMacs.get(b), '198.18.0.12', 'what the stream missed is still taken in');
+    } finally {
+      await sync.stop();
+    }
+  });
+
   test('received IMET routes make the flood list; received MACs become evpn entries; withdrawals undo both', async () => {
     const { dp, api, sync, settle } = await setup();
     try {

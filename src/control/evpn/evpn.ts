@@ -40,6 +40,9 @@ const TICK_MS = 20;
 // updates under load (a host holding 700 of the 1,000 routes its own gobgpd
 // had, for good): the stream is for speed, this read for correctness.
 const RESYNC_MS = 5_000;
+// How long the time of a route's last stream event is kept (resync()): far
+// longer than a read of the speaker's table takes.
+const STREAM_MEMORY_MS = 600_000;
 export const ADOPT_GRACE_MS = 60_000;
 const DP_BATCH = 512;
 // Paths per AddPathStream call: gobgpd 3.10 scans its whole EVPN table for
@@ -129,6 +132,7 @@ export class EvpnSync {
   private readonly remote = new Map<number, Map<string, Map<string, RemoteRoute>>>(); // vni -> mac -> route key -> ...
   private readonly imets = new Map<number, Map<string, string>>(); // vni -> route key -> vtep
   private readonly imetAt = new Map<string, number>(); // IMET route key -> when it came (ms, monotonic)
+  private readonly streamAt = new Map<string, number>(); // route key -> its last add or withdrawal on the stream (ms)
   private readonly installed = new Map<string, Map<string, string>>(); // switch -> mac -> vtep (EVPN entries in the dp)
   private readonly peers = new Map<string, Set<string>>(); // switch -> flood list we put in the dp
   private readonly advertised = new Map<string, EvpnRoute>(); // route key -> route (what gobgpd has from us)
@@ -248,7 +252,10 @@ export class EvpnSync {
   private watch(api: BgpSpeakerApi): void {
     this.watcher = api.watch(
       (routes) => {
-        if (this.api === api) this.received(routes);
+        if (this.api !== api) return;
+        const t = this.now();
+        for (const r of routes) this.streamAt.set(routeKey(r.route), t);
+        this.received(routes);
       },
       (err) => {
         if (this.api !== api) return;
@@ -279,13 +286,21 @@ export class EvpnSync {
   // leaves an entry that is where it should be alone). Removals stay with
   // the stream and the check after a reconnect (watch()): a route missing
   // from a snapshot may be one the stream brought after it.
+  // The copy is as old as the read: a route the stream added or withdrew
+  // since the read began is left to the stream (else a withdrawal that came
+  // while gobgpd answered was undone by its stale copy, for good).
   private resyncing = false;
   private lastResync = 0;
   private async resync(api: BgpSpeakerApi): Promise<void> {
     this.resyncing = true;
+    const asked = this.now();
     try {
       const rs = await api.listRoutes();
-      if (this.api === api && !this.stopped) this.received(rs.filter((r) => !r.withdraw));
+      const fresh = (r: ReceivedRoute): boolean => (this.streamAt.get(routeKey(r.route)) ?? -Infinity) >= asked;
+      if (this.api === api && !this.stopped) this.received(rs.filter((r) => !r.withdraw && !fresh(r)));
+      // What the stream did long before any read still under way is no
+      // longer needed to judge one.
+      for (const [k, t] of this.streamAt) if (t < asked - STREAM_MEMORY_MS) this.streamAt.delete(k);
     } catch {
       // The stream's end (or the next read) reports a speaker that is gone.
     } finally {
