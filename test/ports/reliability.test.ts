@@ -83,7 +83,9 @@ test('a broadcast longer than another port\'s interface MTU is a counted drop th
     await new Promise((r) => setTimeout(r, 400)); // a few housekeeping ticks
     const mid = dp.stats().ports.p2!;
     await sendFrames(g1.ns, g1.dev, [bigBroadcast(g1.mac, 1600)]);
-    await eventually(() => assert.equal(dp.stats().ports.p2!.counters.tx_packets - mid.counters.tx_packets, 1), 3000);
+    // By bytes, not by frames: the guests' own IPv6 chatter after an MTU
+    // change (small multicast frames) may leave through p2 as well.
+    await eventually(() => assert.ok(dp.stats().ports.p2!.counters.tx_bytes - mid.counters.tx_bytes >= 1600, 'the 1600-byte broadcast left through p2'), 3000);
     assert.equal(dp.stats().ports.p2!.drops.egress_too_big, now.drops.egress_too_big, 'no new drop');
   });
 });
