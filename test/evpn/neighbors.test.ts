@@ -33,8 +33,11 @@ async function routesFrom(h: SwitchHost, vtep: string): Promise<EvpnRouteView[]>
   return r.routes.filter((x) => x.origin === 'remote' && x.vtep === vtep);
 }
 
+// Until host h reports its session with `peer` established, with the time it
+// came up (a host's status is refreshed once a second, and the time can come
+// a refresh after the state).
 async function established(lab: EvpnLab, h: SwitchHost, peer: string, what: string): Promise<void> {
-  await lab.until(async () => (await bgp(h)).neighbors.some((n) => n.address === peer && n.state === 'established'), 60_000, what).catch(async (e: Error) => {
+  await lab.until(async () => (await bgp(h)).neighbors.some((n) => n.address === peer && n.state === 'established' && n.establishedAt !== undefined), 60_000, what).catch(async (e: Error) => {
     throw new Error(`${e.message}\n${await lab.bgpStatus(h)}\n${lab.logs()}`);
   });
 }
@@ -53,9 +56,9 @@ test('bgp neighbours added, changed and removed on a running host: the untouched
     const before = await bgp(h1);
     const s12 = before.neighbors.find((n) => n.address === h2.bgp)!;
     assert.ok(s12.establishedAt, 'the session to host 2 says when it came up');
-    // Host 2's status is refreshed once a second: it may report the session
-    // a moment after host 1 does (CI once read it before it had a time).
-    await lab.until(async () => (await bgp(h2)).neighbors.some((n) => n.address === h1.bgp && n.state === 'established' && n.establishedAt !== undefined), 60_000, 'host 2 reports its session with host 1 and when it came up');
+    // Host 2 may report the session a moment after host 1 does (CI once
+    // read it before it had a time).
+    await established(lab, h2, h1.bgp, 'host 2 has its session with host 1');
     const s21 = (await bgp(h2)).neighbors.find((n) => n.address === h1.bgp)!;
     assert.ok(s21.establishedAt, 'the session to host 1 says when it came up');
     const routes12 = (await routesFrom(h1, h2.vtep)).length;
