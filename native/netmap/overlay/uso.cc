@@ -187,7 +187,10 @@ bool Overlay::take_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint1
   const uint32_t span = uint32_t(p.len) + kVxlanHeaderLen;
   const uint32_t chunk = gso.gso_size;
   UsoCoalesced c;
-  if (uso_coalesce(chunks, span, chunk, &c)) {
+  // super_fits() let only a checksum-partial batch this far: one built on
+  // this host (the far end's switch, over a veth or virtio underlay), whose
+  // inner TCP checksums need no second pass (tunnel_gso.h).
+  if (uso_coalesce(chunks, span, chunk, !gso.needs_csum(), &c)) {
     p.len = uint16_t(c.inner_len);
     pool.meta(p.buf) = c.meta;
     pkt_set_meta(p, true);

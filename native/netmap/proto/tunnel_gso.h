@@ -40,13 +40,20 @@ struct UsoCoalesced {
 // has the first one's VXLAN header and carries the next segment of the same
 // TCP connection (same headers but for lengths, IPv4 ID, sequence number,
 // flags and checksums; sequence numbers contiguous; every segment but the
-// last of the first one's size; IPv4 header and TCP checksums correct; no
-// SYN, RST or URG; PSH and FIN only on the last, CWR only on the first), the
+// last of the first one's size; IPv4 header checksums correct, and with
+// `verify` the TCP checksums too; no SYN, RST or URG; PSH and FIN only on the
+// last, CWR only on the first), the
 // inner frames are rewritten in place as one: the first chunk's headers, the
 // payloads one after the other, lengths and IPv4 header checksum set, PSH and
 // FIN of the last segment kept, the TCP checksum field seeded with the
 // pseudo-header sum. Returns false, with the bytes unchanged, otherwise
 // (including a single chunk).
-bool uso_coalesce(uint8_t* p, uint32_t len, uint32_t chunk, UsoCoalesced* out);
+//
+// `verify` false: the batch is checksum-partial (its outer UDP checksum not
+// yet computed), so it was built on this host and never crossed a wire; its
+// segments' TCP checksums are what their sender computed over these very
+// bytes, and are trusted as the kernel trusts a checksum-partial frame
+// (proto/gro.h). A batch that came off a wire is verified.
+bool uso_coalesce(uint8_t* p, uint32_t len, uint32_t chunk, bool verify, UsoCoalesced* out);
 
 }  // namespace vpc

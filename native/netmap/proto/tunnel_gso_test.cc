@@ -97,7 +97,7 @@ TEST(UsoCoalesce, RebuildsTheSuperFrameOverIpv4AndIpv6) {
       Batch bt = batch_of(b, 1398);
       Bytes got = bt.bytes;
       UsoCoalesced c;
-      ASSERT_TRUE(uso_coalesce(got.data(), uint32_t(got.size()), bt.chunk, &c));
+      ASSERT_TRUE(uso_coalesce(got.data(), uint32_t(got.size()), bt.chunk, true, &c));
       expect_rebuilt(got, c, b, v6, 1398, uint32_t(bt.at.size()));
       EXPECT_TRUE(std::equal(got.begin(), got.begin() + 8, bt.bytes.begin())) << "VXLAN header kept";
     }
@@ -109,7 +109,7 @@ TEST(UsoCoalesce, KeepsFinAndPshOfTheLastSegmentAndCwrOfTheFirst) {
   Batch bt = batch_of(b, 1000);
   Bytes got = bt.bytes;
   UsoCoalesced c;
-  ASSERT_TRUE(uso_coalesce(got.data(), uint32_t(got.size()), bt.chunk, &c));
+  ASSERT_TRUE(uso_coalesce(got.data(), uint32_t(got.size()), bt.chunk, true, &c));
   expect_rebuilt(got, c, b, false, 1000, 5);
   EXPECT_EQ(got[8 + b.l4_off + 13], 0x80 | 0x10 | 0x08 | 0x01);
   EXPECT_NE(c.meta.gso_type & OffloadMeta::kGsoEcn, 0) << "CWR: the ECN flag of the GSO type";
@@ -127,7 +127,7 @@ TEST(UsoCoalesce, RefusesWhatIsNotOneConnectionsSegments) {
     change(got);
     const Bytes before = got;
     UsoCoalesced c;
-    EXPECT_FALSE(uso_coalesce(got.data(), uint32_t(got.size()), chunk ? chunk : bt.chunk, &c));
+    EXPECT_FALSE(uso_coalesce(got.data(), uint32_t(got.size()), chunk ? chunk : bt.chunk, true, &c));
     EXPECT_EQ(got, before) << "unchanged when refused";
   };
   const uint32_t s2 = bt.at[2] + 8;  // third segment's Ethernet header
@@ -151,6 +151,29 @@ TEST(UsoCoalesce, RefusesWhatIsNotOneConnectionsSegments) {
   refused("truncated IPv4 length", [&](Bytes& g) { g.resize(g.size() - 3); });
 }
 
+// A checksum-partial batch (built on this host) is not checked a second
+// time: only the TCP checksum may be off; every other rule still holds.
+TEST(UsoCoalesce, TrustsTheTcpChecksumsOfAHostBuiltBatchOnly) {
+  testframes::Built b = super(false, 6000);
+  const Batch bt = batch_of(b, 1000);
+  FrameLayout L;
+  ASSERT_TRUE(frame_layout(b.f.data(), uint32_t(b.f.size()), &L));
+  const uint32_t s2 = bt.at[2] + 8;
+  Bytes got = bt.bytes;
+  got[s2 + L.hdr_len + 7] ^= 0x40;  // a payload bit: that segment's TCP checksum no longer adds up
+  UsoCoalesced c;
+  EXPECT_FALSE(uso_coalesce(got.data(), uint32_t(got.size()), bt.chunk, true, &c)) << "verified: refused";
+  ASSERT_TRUE(uso_coalesce(got.data(), uint32_t(got.size()), bt.chunk, false, &c)) << "trusted: coalesced";
+  EXPECT_EQ(c.segments, 6u);
+  EXPECT_EQ(c.inner_len, L.hdr_len + 6000u);
+  Bytes seq = bt.bytes;
+  store_be32(seq.data() + s2 + L.l4_off + 4, load_be32(seq.data() + s2 + L.l4_off + 4) + 1);
+  EXPECT_FALSE(uso_coalesce(seq.data(), uint32_t(seq.size()), bt.chunk, false, &c)) << "a sequence gap, trusted or not";
+  Bytes iph = bt.bytes;
+  iph[s2 + L.l3_off + 10] ^= 1;
+  EXPECT_FALSE(uso_coalesce(iph.data(), uint32_t(iph.size()), bt.chunk, false, &c)) << "a bad IPv4 header checksum";
+}
+
 TEST(UsoCoalesce, RefusesUdpInside) {
   testframes::Spec sp;
   sp.proto = kIpProtoUdp;
@@ -165,7 +188,7 @@ TEST(UsoCoalesce, RefusesUdpInside) {
     g.insert(g.end(), b.f.begin(), b.f.end());
   }
   UsoCoalesced c;
-  EXPECT_FALSE(uso_coalesce(g.data(), uint32_t(g.size()), chunk, &c));
+  EXPECT_FALSE(uso_coalesce(g.data(), uint32_t(g.size()), chunk, true, &c));
 }
 
 // Every truncation and random damage: never reads or writes outside the
@@ -176,7 +199,7 @@ TEST(UsoCoalesce, DamagedInputStaysInBounds) {
   for (uint32_t cut = 0; cut <= bt.bytes.size(); cut += 97) {
     std::vector<uint8_t> g(bt.bytes.begin(), bt.bytes.begin() + cut);
     UsoCoalesced c;
-    if (uso_coalesce(g.data(), uint32_t(g.size()), bt.chunk, &c)) {
+    if (uso_coalesce(g.data(), uint32_t(g.size()), bt.chunk, cut % 2 == 0, &c)) {
       EXPECT_LE(c.inner_len, g.size());
     }
   }
@@ -187,7 +210,7 @@ TEST(UsoCoalesce, DamagedInputStaysInBounds) {
     for (int k = 0; k < 3; ++k) g[rnd() % g.size()] = uint8_t(rnd());
     UsoCoalesced c;
     const uint32_t chunk = (t % 5 == 0) ? rnd() % 3000 : bt.chunk;
-    if (uso_coalesce(g.data(), uint32_t(g.size()), chunk, &c)) {
+    if (uso_coalesce(g.data(), uint32_t(g.size()), chunk, t % 2 == 0, &c)) {
       EXPECT_LE(c.inner_len, g.size());
     }
   }
