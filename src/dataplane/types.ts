@@ -142,7 +142,7 @@ export interface PortSpec {
   txRing?: number; // same for transmit
   burst?: number; // most frames taken per receive call, 1..256 (default: the dataplane's burst)
   queues?: number; // vhostuser: 1..16 queue pairs offered (MQ when > 1; default 1); tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1); afxdp: 1..16 queues from `queue` (default: every rx queue, at most 16; one with `queue`)
-  disableOffloads?: boolean; // GRO/LRO/GSO/TSO/tx-csum off while attached, restored after; afxdp then takes no offloads (default false; afxdp always turns GRO/LRO off)
+  disableOffloads?: boolean; // GRO/LRO/GSO/TSO/tx-csum off while attached, restored after; super-frames are then cut by the kernel's software GSO (default false; afxdp always turns GRO/LRO off)
   promiscuous?: boolean; // afpacket: receive frames for every MAC (default true)
   xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook; auto = native, else generic (on a veth: generic first) (default 'auto')
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp: AF_XDP zero-copy; auto = where the driver has it (default 'auto')

@@ -19,6 +19,7 @@ import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Guest, Lab, eventually, run, sleep } from '../ports/lab';
+import { checkContiguous, segmentsIn } from '../ports/tcp-segments';
 import {
   Agent,
   Stats,
@@ -766,11 +767,11 @@ test('MTU over IPv6: inner L3 1430 passes with DF, 1431 is dropped, counted (vxl
 // ---------------------------------------------------------------- TCP with default guests
 
 // One bounded iperf3 TCP run (one stream) from `from` to `to`.
-async function iperfTcp(lab: Lab, from: Guest, to: Guest): Promise<{ gbps: number; retransmits: number }> {
-  const srv = lab.spawnIn(to.ns, 'iperf3', ['-s', '-1', '-B', to.ip]);
+async function iperfTcp(lab: Lab, from: Guest, to: Guest, args = ['-t', '3'], toAddr = to.ip): Promise<{ gbps: number; retransmits: number }> {
+  const srv = lab.spawnIn(to.ns, 'iperf3', ['-s', '-1', '-B', toAddr]);
   try {
     await eventually(async () => assert.ok((await lab.nsAsync(to.ns, 'ss', ['-ltn'])).out.includes(':5201')), 3000);
-    const r = await lab.nsAsync(from.ns, 'iperf3', ['-c', to.ip, '-t', '3', '--connect-timeout', '3000', '-J'], 30_000);
+    const r = await lab.nsAsync(from.ns, 'iperf3', ['-c', toAddr, ...args, '--connect-timeout', '3000', '-J'], 30_000);
     assert.equal(r.code, 0, `iperf3 ${from.ip} -> ${to.ip} failed:\n${r.out.slice(0, 2000)}`);
     const j = JSON.parse(r.out) as { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } };
     assert.ok(j.end?.sum_received !== undefined, `iperf3 ${from.ip} -> ${to.ip} gave no result: ${j.error ?? r.out.slice(0, 2000)}`);
@@ -831,6 +832,64 @@ test('TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3
       assert.ok((up.vxlan_tx_batched ?? 0) > 0, `A's segments left in UDP GSO batches: ${JSON.stringify(up)}`);
     } finally {
       await h.a.close();
+    }
+  });
+});
+
+// The switch's own segmentation, seen by an independent decoder. A guest's
+// TSO super-frames for a remote VTEP are cut by this switch to the overlay's
+// inner MTU (1450 over a 1500-byte underlay) before encapsulation: no port
+// takes them whole there. Host A's underlay veth has TSO, GSO and UDP
+// segmentation off, as a wire would, so each VXLAN packet crosses on its own
+// and tshark on host B's side of the underlay decodes every inner segment:
+// TCP checksums (computed by the switch) good, every inner frame within the
+// inner MTU, sequence numbers contiguous, over IPv4 and IPv6 inside.
+test('TSO super-frames to a remote VTEP are cut by the switch to the inner MTU: tshark on the underlay sees good inner TCP checksums, segments within the MTU, contiguous (IPv4 and IPv6 inside)', async (t) => {
+  await withLab(t, ['iperf3', 'ss', 'tcpdump', 'tshark', 'ethtool'], async (lab) => {
+    const h = await interop(lab, { family: 4, vnis: [100], guestMtu: 1500 });
+    const [gA] = h.gA;
+    const [gB] = h.gB;
+    const tmp = tempDir(lab);
+    try {
+      run('ip', ['netns', 'exec', h.nsA, 'ethtool', '-K', 'up0', 'tso', 'off', 'gso', 'off', 'tx-udp-segmentation', 'off']);
+      for (const [g, a] of [[gA, '2001:db8:65::1'], [gB, '2001:db8:65::2']] as const) {
+        lab.ns(g.ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.eth0.disable_ipv6=0']);
+        run('ip', ['-n', g.ns, 'addr', 'add', `${a}/64`, 'dev', 'eth0', 'nodad']);
+      }
+      assert.match(run('ip', ['netns', 'exec', gA.ns, 'ethtool', '-k', 'eth0']), /^tcp-segmentation-offload: on/m, 'the guest keeps TSO on');
+      const innerMtu = 1450;
+      for (const [src, dst] of [[gA.ip, gB.ip], ['2001:db8:65::1', '2001:db8:65::2']]) {
+        const v6 = src.includes(':');
+        const file = `${tmp.dir}/${v6 ? 'v6' : 'v4'}.pcap`;
+        // A batch is made only of one super-frame's segments (overlay/uso.cc).
+        const before = (await h.a.call<Stats>('statsPlus')).uplink?.counters.vxlan_tx_batched ?? 0;
+        // Full frames (checksums need the payload), a 32 MiB buffer, at most
+        // 20,000 frames, 20 s at most.
+        const cap = background(lab, h.nsB, 'timeout', ['20', 'tcpdump', '-i', 'eth0', '-nn', '-s', '0', '-B', '32768', '-c', '20000', '-w', file, 'udp port 4789'], 'listening on');
+        await cap.ready;
+        const r = await iperfTcp(lab, gA, gB, ['-n', '4M'], dst);
+        await sleep(200);
+        cap.stop();
+        const c0 = await cap.done;
+        const st = await h.a.call<Stats>('statsPlus');
+        const batched = (st.uplink?.counters.vxlan_tx_batched ?? 0) - before;
+        const segs = segmentsIn(file, src);
+        const c = checkContiguous(segs);
+        const bad = segs.filter((x) => x.tcpCsum !== 1 || x.ipCsum !== 1);
+        // The captured frame is outer Ethernet + IPv4 + UDP + VXLAN (50 bytes) + the inner frame.
+        const maxInner = Math.max(...segs.map((x) => x.len - 50));
+        t.diagnostic(`${src} -> ${dst}: ${r.gbps.toFixed(2)} Gbit/s; ${batched} VXLAN packets from cut super-frames; ${segs.length} inner data segments captured, ` +
+          `largest inner frame ${maxInner} bytes, ${bad.length} with a bad checksum, ${c.streams} streams, ${c.retransmitted} retransmitted, ${c.gaps.length} gaps; ` +
+          `uplink ${JSON.stringify(st.uplink?.counters)}; tcpdump: ${c0.err.trim().split('\n').slice(-2).join(' | ')}`);
+        assert.ok(batched > 1000, `the guest's super-frames were cut by the switch: ${batched} packets`);
+        assert.ok(segs.length > 1000, `the data crossed as segments: ${segs.length}`);
+        assert.equal(bad.length, 0, `inner segments with a bad TCP or IP checksum: ${JSON.stringify(bad.slice(0, 5))}`);
+        assert.ok(maxInner <= 14 + innerMtu, `every inner frame within the inner MTU ${innerMtu}: largest ${maxInner}`);
+        assert.deepEqual(c.gaps, [], 'sequence numbers contiguous');
+      }
+    } finally {
+      await h.a.close();
+      tmp.remove();
     }
   });
 });

@@ -1,15 +1,19 @@
 // Guests with their default offloads (TSO, GSO and checksum offload on, MTU
 // 1500) through the kernel-facing ports: iperf3 TCP through afpacket ports,
 // tap ports, AF_XDP ports (native and generic XDP), and from an afpacket
-// guest to an AF_XDP guest whose port takes no offloads (disableOffloads, so
-// the engine segments for it), each next to the Linux bridge on the same kind
-// of topology in the same test; and the segments a 64 KiB TSO frame becomes
-// on its way to that AF_XDP guest, checked by tshark.
+// guest to an AF_XDP guest whose interface has its offloads off
+// (disableOffloads: the kernel's software GSO cuts the super-frames), each
+// next to the Linux bridge on the same kind of topology in the same test; and
+// the segments a 64 KiB TSO frame becomes on its way to that AF_XDP guest,
+// checked by tshark. (The switch's own segmentation, for an egress that takes
+// no TSO, is checked the same way where it cuts frames for a VXLAN overlay:
+// test/overlay/overlay.test.ts.)
 //
 // Throughput is reported (t.diagnostic), and asserted only against collapse:
 // a run under 10% of the bridge's is what the 0.00025 Gbit/s of a switch that
 // dropped super-frames looked like, whatever the machine's load. For the
-// port without offloads the bridge's port has them off too (like for like).
+// port without offloads the bridge's port has them off too (like for like),
+// and the default bridge's 10% applies as well.
 //
 // Safety: namespaces and veths the lab creates (the bridge lives in a
 // namespace of its own), addresses from 198.18.0.0/15 and 2001:db8::/32,
@@ -23,6 +27,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../../src/dataplane/index';
 import { eventually, expectBuffersBack, Guest, Lab, run, tapGuest, withLab } from './lab';
+import { checkContiguous, segmentsIn } from './tcp-segments';
 
 const SECONDS = '3';
 
@@ -148,9 +153,10 @@ async function afxdpMissing(dp: Dataplane, lab: Lab): Promise<string | undefined
 }
 
 // An afpacket guest (g1, TSO on) and an AF_XDP guest (g2) on one switch.
-// The AF_XDP port has disableOffloads: it takes no offload state, so the
-// switch segments and completes every frame for it (by default an AF_XDP port
-// hands such frames to the kernel through a packet socket).
+// The AF_XDP port has disableOffloads: its interface's TSO, GSO and tx
+// checksum are off, so the super-frames it hands the kernel through its
+// packet socket are cut and completed by the kernel's software GSO before the
+// veth, as a bridge's would be.
 async function mixedGuests(lab: Lab, dp: Dataplane): Promise<[Guest, Guest]> {
   await dp.createSwitch({ name: 'a', vni: 100 });
   const g1 = lab.vethGuest('g1', lab.name('s1'), mac(1), '198.18.63.1/24');
@@ -160,7 +166,7 @@ async function mixedGuests(lab: Lab, dp: Dataplane): Promise<[Guest, Guest]> {
   return [g1, g2];
 }
 
-test('iperf3 TCP from a default afpacket guest to an AF_XDP guest with disableOffloads (segmented by the switch) is not collapsed next to the Linux bridge', async (t) => {
+test('iperf3 TCP from a default afpacket guest to an AF_XDP guest with disableOffloads (segmented by the kernel) is not collapsed next to the Linux bridge', async (t) => {
   await withLab(t, ['ip', 'ethtool', 'iperf3', 'ss'], async (lab, dp) => {
     const missing = await afxdpMissing(dp, lab);
     if (missing !== undefined) {
@@ -171,14 +177,17 @@ test('iperf3 TCP from a default afpacket guest to an AF_XDP guest with disableOf
     // disableOffloads turns the port's TSO, GSO and tx checksum off, so
     // every 64 KiB batch reaches the receiving guest as MTU-sized segments,
     // each through its TCP stack (veth guests have no GRO by default): the
-    // like-for-like reference is a bridge whose port does the same. Against
-    // the default bridge this path measured 0.08-0.12x on a 2-vCPU machine,
-    // where the kernel bridge with those features off got 0.26x.
+    // like-for-like reference is a bridge whose port does the same. When the
+    // switch cut them itself and sent each through the AF_XDP rings, this
+    // path measured 0.08-0.12x the default bridge (0.35-0.48x like for
+    // like); with the kernel cutting them, 0.22x (0.88x), on 2-vCPU machines.
     const off = ['tso', 'gso', 'tx'];
     const { sw, bridge } = await compareWithBridge(t, lab, 'afpacket -> afxdp', g1, g2, off);
     run('ip', ['netns', 'exec', lab.name('br'), 'ethtool', '-K', 'p2', ...off.flatMap((f) => [f, 'on'])]);
     const dflt = await iperf(lab, bridge[0], bridge[1]);
     t.diagnostic(`afpacket -> afxdp against the default Linux bridge: ${dflt.gbps.toFixed(2)} Gbit/s, ratio ${(sw.gbps / dflt.gbps).toFixed(2)}`);
+    // Issue 11: no configuration under 10% of the (default) bridge's.
+    assert.ok(sw.gbps >= 0.1 * dflt.gbps, `afpacket -> afxdp with disableOffloads: ${sw.gbps.toFixed(2)} Gbit/s, under 10% of the default bridge's ${dflt.gbps.toFixed(2)}`);
     const back = await iperf(lab, g2, g1);
     t.diagnostic(`afxdp -> afpacket: ${back.gbps.toFixed(2)} Gbit/s (${back.retransmits} retransmits)`);
     const c1 = dp.portStatus('p1')?.counters;
@@ -186,6 +195,7 @@ test('iperf3 TCP from a default afpacket guest to an AF_XDP guest with disableOf
     t.diagnostic(`x2: ${JSON.stringify(dp.portStatus('x2')?.counters)}`);
     t.diagnostic(`engine: ${JSON.stringify(dp.stats().engine)}`);
     assert.ok((c1?.rx_super ?? 0) > 0, 'the afpacket guest sent super-frames');
+    assert.ok((dp.portStatus('x2')?.counters.tx_super ?? 0) > 0, 'the AF_XDP port handed them to the kernel whole, through its packet socket');
   });
 });
 
@@ -239,57 +249,7 @@ for (const mode of ['native', 'generic'] as const) {
   });
 }
 
-// One field row of tshark's output per frame.
-interface Seg {
-  len: number;
-  stream: number;
-  seq: number;
-  tcpLen: number;
-  tcpCsum: number;
-  ipCsum: number;
-}
-
-// Sender's data segments (tcp.len > 0) in the capture, checksums verified.
-function segmentsIn(file: string, src: string): Seg[] {
-  const ipField = src.includes(':') ? 'ipv6.src' : 'ip.src';
-  const out = run('tshark', [
-    '-r', file, '-n',
-    '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.analyze_sequence_numbers:FALSE',
-    '-Y', `${ipField} == ${src} && tcp.len > 0`,
-    '-T', 'fields', '-E', 'separator=,',
-    '-e', 'frame.len', '-e', 'tcp.stream', '-e', 'tcp.seq_raw', '-e', 'tcp.len', '-e', 'tcp.checksum.status', '-e', 'ip.checksum.status',
-  ], 60_000);
-  return out.trim().split('\n').filter((l) => l.length > 0).map((l) => {
-    const [len, stream, seq, tcpLen, tcpCsum, ipCsum] = l.split(',');
-    return { len: Number(len), stream: Number(stream), seq: Number(seq), tcpLen: Number(tcpLen), tcpCsum: Number(tcpCsum), ipCsum: ipCsum === '' ? 1 : Number(ipCsum) };
-  });
-}
-
-// Within each stream, every byte once: sorted by sequence number (modulo
-// 2^32 from the first), each segment starts where the previous one ended.
-// Retransmissions of the same bytes are counted, not gaps.
-function checkContiguous(segs: Seg[]): { streams: number; gaps: string[]; retransmitted: number } {
-  const byStream = new Map<number, Seg[]>();
-  for (const s of segs) byStream.set(s.stream, [...(byStream.get(s.stream) ?? []), s]);
-  const gaps: string[] = [];
-  let retransmitted = 0;
-  for (const [stream, list] of byStream) {
-    const base = list[0].seq;
-    const rel = list.map((s) => ({ ...s, r: (s.seq - base + 2 ** 32) % 2 ** 32 })).sort((x, y) => x.r - y.r);
-    let next = rel[0].r;
-    for (const s of rel) {
-      if (s.r + s.tcpLen <= next) {
-        ++retransmitted;
-        continue;
-      }
-      if (s.r !== next) gaps.push(`stream ${stream}: expected ${next}, got ${s.r} (+${s.tcpLen})`);
-      next = s.r + s.tcpLen;
-    }
-  }
-  return { streams: byStream.size, gaps, retransmitted };
-}
-
-test('a 64 KiB TSO frame leaving through a port without TSO (AF_XDP, disableOffloads) arrives as correct segments: tshark checksums good, within the MTU, contiguous (IPv4 and IPv6)', async (t) => {
+test('a 64 KiB TSO frame leaving through a port whose interface has no TSO (AF_XDP, disableOffloads) arrives as correct segments: tshark checksums good, within the MTU, contiguous (IPv4 and IPv6)', async (t) => {
   await withLab(t, ['ip', 'ethtool', 'iperf3', 'ss', 'tcpdump', 'tshark'], async (lab, dp) => {
     const missing = await afxdpMissing(dp, lab);
     if (missing !== undefined) {
