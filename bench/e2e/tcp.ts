@@ -256,12 +256,24 @@ async function address(t: Topo, run: SystemRun): Promise<string | undefined> {
 }
 
 // This switch's drop counters (ports and switches) flattened to "port.reason".
+// The backends' own loss counters (portStatus): frames the kernel dropped
+// before the switch saw them, or refused from it; the engine's drop reasons
+// do not include these.
+const BACKEND_LOSS = ['rx_kernel_drops', 'rx_too_big', 'rx_no_buffer', 'rx_bad_vnet', 'tx_errors', 'tx_too_big'];
+
 function drops(stats: Record<string, unknown> | undefined): Record<string, number> {
   const out: Record<string, number> = {};
   const s = stats?.stats as { ports?: Record<string, { drops?: Record<string, number> }>; switches?: Record<string, { drops?: Record<string, number> }> } | undefined;
   for (const table of [s?.ports, s?.switches]) {
     for (const [name, obj] of Object.entries(table ?? {})) {
       for (const [k, v] of Object.entries(obj.drops ?? {})) if (typeof v === 'number') out[`${name}.${k}`] = v;
+    }
+  }
+  const backends = stats?.ports as Record<string, { counters?: Record<string, number> } | undefined> | undefined;
+  for (const [name, st] of Object.entries(backends ?? {})) {
+    for (const k of BACKEND_LOSS) {
+      const v = st?.counters?.[k];
+      if (typeof v === 'number') out[`${name}.${k}`] = v;
     }
   }
   return out;
