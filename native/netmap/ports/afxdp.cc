@@ -260,7 +260,7 @@ class AfXdpPort final : public Port {
   // the device, as it would a bridge's (as for afpacket ports). The switch
   // cutting them itself and sending each segment through the rings gave
   // 0.09x the default bridge's TCP (0.48x a bridge whose port segments);
-  // this way 0.22x (0.88x), docs/ports.md.
+  // this way 0.16-0.22x (0.53-0.88x), docs/ports.md.
   uint32_t tx_offloads() const override { return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | kOffUso; }
   int poll_fd() const override { return epfd_; }
   LinkState link_state() const override { return const_cast<AfXdpPort*>(this)->check_link(); }
