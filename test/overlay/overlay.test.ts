@@ -839,9 +839,14 @@ test('TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3
 // The switch's own segmentation, seen by an independent decoder. A guest's
 // TSO super-frames for a remote VTEP are cut by this switch to the overlay's
 // inner MTU (1450 over a 1500-byte underlay) before encapsulation: no port
-// takes them whole there. Host A's underlay veth has TSO, GSO and UDP
-// segmentation off, as a wire would, so each VXLAN packet crosses on its own
-// and tshark on host B's side of the underlay decodes every inner segment:
+// takes them whole there. The guests keep every default; host A's underlay
+// veth (the switch host's own uplink interface, not a guest's) has TSO, GSO
+// and UDP segmentation off, as a wire-like underlay (the bench's
+// vx-ours-wire rows), so each VXLAN packet crosses on its own. With that
+// interface at its defaults the batch crosses whole and Linux's GRO on host B
+// joins the segments again (tried: B's guest then saw 114 frames of up to
+// 61,578 bytes), so nothing would show how this switch cut them. Here
+// tshark on host B's side of the underlay decodes every inner segment:
 // TCP checksums (computed by the switch) good, every inner frame within the
 // inner MTU, sequence numbers contiguous, over IPv4 and IPv6 inside.
 test('TSO super-frames to a remote VTEP are cut by the switch to the inner MTU: tshark on the underlay sees good inner TCP checksums, segments within the MTU, contiguous (IPv4 and IPv6 inside)', async (t) => {
