@@ -7,7 +7,8 @@
 //
 //   SUITE     l2 | vxlan | ports | frames | tcp | vhost   (default: the first four)
 //   --seconds S      length of each throughput run (default 3; tcp: 5)
-//   --rounds N       throughput/latency runs per system; the best is kept (default 3)
+//   --rounds N       throughput/latency runs per system; the best is kept (default 3);
+//                    tcp: interleaved rounds, the median is kept
 //   --latency-rate R offered load of the latency runs, frames/s (default 20000)
 //   --only ID[,ID]   only these systems (ids as in the tables)
 //   --busy-poll      this switch's engine spins instead of sleeping when idle
@@ -336,7 +337,7 @@ async function vhost(o: Options): Promise<void> {
 async function tcp(o: Options): Promise<void> {
   const started = new Date();
   const m0 = machine();
-  const r = await runTcp({ seconds: o.tcpSeconds, jumbo: o.jumbo, latency: o.tcpLatency, only: o.only, placement: o.placement, log });
+  const r = await runTcp({ seconds: o.tcpSeconds, rounds: o.rounds, jumbo: o.jumbo, latency: o.tcpLatency, only: o.only, placement: o.placement, log });
   const result: TcpReport = {
     benchmark: 'e2e-tcp',
     started: started.toISOString(),

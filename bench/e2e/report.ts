@@ -213,7 +213,8 @@ function refLabel(r: TcpReport, group: TcpGroup): string {
 
 export function renderTcpMarkdown(r: TcpReport): string {
   const m = r.machine;
-  const method = r.method as { tool?: string; seconds?: number };
+  const method = r.method as { tool?: string; seconds?: number; rounds?: number };
+  const rounds = method.rounds ?? 1;
   const out: string[] = [
     '# End-to-end TCP benchmark (npm run bench -- e2e tcp)',
     '',
@@ -223,8 +224,11 @@ export function renderTcpMarkdown(r: TcpReport): string {
     ...(r.note ? ['', `**Note:** ${esc(r.note)}`] : []),
     '',
     `iperf3 for ${String(method.seconds)} s per run between two guests (network namespaces) that keep the kernel's default offloads (on veth: TSO, GSO, checksum offload on; what each guest had is under "what ran"). ` +
-      `Gbit/s as iperf3 reports it (TCP payload). Ratio: receiver Gbit/s over the reference of the same run, MTU and number of streams ` +
-      `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}; wire-like underlay rows: ${refLabel(r, 'vxwire')}, over an underlay whose veths have TSO, GSO and UDP segmentation off, so the kernel cuts every batch before the veth and each VXLAN packet crosses on its own, as on a wire). **collapsed**: the run failed or received less than ${COLLAPSE * 100}% of the reference. See docs/benchmarks.md.`,
+      (rounds > 1
+        ? `Every run repeated in ${rounds} interleaved rounds (each round runs every system once, in the same order): Gbit/s and retransmits are the median round's, with the rounds' range in brackets; the ratio is the median of the round-by-round ratios, each a system's round over the reference's round of the same pass, with their range. `
+        : '') +
+      `Gbit/s as iperf3 reports it (TCP payload). Ratio: receiver Gbit/s over the reference of the same run (round), MTU and number of streams ` +
+      `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}; wire-like underlay rows: ${refLabel(r, 'vxwire')}, over an underlay whose veths have TSO, GSO and UDP segmentation off, so the kernel cuts every batch before the veth and each VXLAN packet crosses on its own, as on a wire). **collapsed**: a round of the run failed or received less than ${COLLAPSE * 100}% of the reference's. See docs/benchmarks.md.`,
     '',
     '### Guest to guest TCP throughput (iperf3)',
     '',
@@ -234,11 +238,15 @@ export function renderTcpMarkdown(r: TcpReport): string {
   for (const x of r.systems) {
     for (const run of x.runs) {
       const ref = x.id === TCP_REFERENCE[x.group];
-      const ratioCell = ref ? 'reference' : run.ratio !== undefined ? `${run.ratio.toFixed(2)}x` : '-';
+      const range = run.ratio_min !== undefined && run.ratio_max !== undefined ? ` (${run.ratio_min.toFixed(2)}–${run.ratio_max.toFixed(2)})` : '';
+      const ratioCell = ref ? 'reference' : run.ratio !== undefined ? `${run.ratio.toFixed(2)}x${range}` : '-';
+      const ok = (run.rounds ?? []).filter((y) => !y.error).map((y) => y.receiver_gbps);
+      const recv = gbps(run.receiver_gbps) + (ok.length > 1 ? ` (${gbps(Math.min(...ok))}–${gbps(Math.max(...ok))})` : '');
       let status = '';
       if (run.error) status = `**failed**: ${run.error}`;
-      else if (run.collapsed) status = `**collapsed** (below ${COLLAPSE * 100}% of the reference)`;
-      const row = [PATH_LABEL[x.group], x.label, String(run.mtu), String(run.streams), gbps(run.receiver_gbps), gbps(run.sender_gbps), String(run.retransmits), ratioCell, status];
+      else if (run.collapsed) status = `**collapsed** (a round failed or fell below ${COLLAPSE * 100}% of the reference's)`;
+      if (!run.error && run.failed_rounds) status += `${status ? '; ' : ''}${run.failed_rounds} of ${run.rounds!.length} rounds failed: ${[...new Set(run.rounds!.filter((y) => y.error).map((y) => y.error))].join('; ')}`;
+      const row = [PATH_LABEL[x.group], x.label, String(run.mtu), String(run.streams), recv, gbps(run.sender_gbps), String(run.retransmits), ratioCell, status];
       out.push(`| ${row.map(esc).join(' | ')} |`);
     }
   }
@@ -264,6 +272,6 @@ export function renderTcpMarkdown(r: TcpReport): string {
   const used = r.systems.filter((x) => x.used || x.guestOffloads).map((x) => `- **${x.label}**: ${x.used ?? ''}${x.guestOffloads ? `; sending guest ${x.guestOffloads}` : ''}`);
   const dropLines = r.systems.flatMap((x) => x.runs.filter((run) => run.switchDrops).map((run) => `- **${x.label}**, MTU ${run.mtu}, ${run.streams} stream(s): ${Object.entries(run.switchDrops!).map(([k, v]) => `${k} ${v}`).join(', ')}`));
   if (used.length) out.push('<details><summary>what ran</summary>', '', ...used, '', '</details>', '');
-  if (dropLines.length) out.push('<details><summary>this switch: drop counters that moved during each run</summary>', '', ...dropLines, '', '</details>', '');
+  if (dropLines.length) out.push('<details><summary>this switch: drop counters that moved during each run (summed over its rounds)</summary>', '', ...dropLines, '', '</details>', '');
   return `${out.join('\n')}\n`;
 }

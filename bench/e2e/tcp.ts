@@ -10,7 +10,11 @@
 //   vxlan   Linux bridge + vxlan on two hosts, this switch on both hosts
 //
 // On each: iperf3 with 1 and 4 streams at MTU 1500, 1 stream at the jumbo
-// MTU, and a TCP request/response latency run (tcp-rr.ts). Every run is
+// MTU, and a TCP request/response latency run (tcp-rr.ts). The throughput
+// runs repeat in interleaved rounds: each round visits every system once, in
+// order, so a slow phase of the machine lands on neighbours rather than on
+// one system; a run reports the median round, and its ratio is the median of
+// the round-by-round ratios to the reference's run of the same round. Every run is
 // bounded (iperf3 -t and --connect-timeout, plus a hard kill); a run that
 // fails or collapses is recorded with its error and 0 Gbit/s, and the next
 // one goes on. Everything a run creates belongs to its Topo and is removed
@@ -46,6 +50,7 @@ const LATENCY_ROUNDS = 3;
 
 export interface TcpOptions {
   seconds: number;
+  rounds: number; // interleaved rounds of every throughput run
   jumbo: boolean;
   latency: boolean;
   only?: Set<string>;
@@ -53,18 +58,30 @@ export interface TcpOptions {
   log: (s: string) => void;
 }
 
-export interface TcpRun {
-  mtu: number;
-  streams: number;
+// One iperf3 run of one round.
+export interface TcpRound {
   seconds: number;
   sender_gbps: number;
   receiver_gbps: number;
   retransmits: number;
   cpu?: { sender: number; receiver: number }; // iperf3's host_total / remote_total, percent
-  ratio?: number; // receiver Gbit/s over the reference's, same MTU and streams
-  collapsed?: boolean; // failed, or below COLLAPSE of the reference
+  ratio?: number; // receiver Gbit/s over the reference's in the same round, MTU and streams
   switchDrops?: Record<string, number>; // this switch: drop counters that moved during the run
   error?: string;
+}
+
+// One (MTU, streams) case of a system: its rounds and what they add up to.
+// With rounds, the figures are the medians of the rounds that did not fail
+// (error only when every round failed), switchDrops their sum.
+export interface TcpRun extends Omit<TcpRound, 'ratio'> {
+  mtu: number;
+  streams: number;
+  ratio?: number; // median of the rounds' ratios (or receiver Gbit/s over the reference's)
+  ratio_min?: number;
+  ratio_max?: number;
+  collapsed?: boolean; // a round failed, or one fell below COLLAPSE of the reference
+  failed_rounds?: number;
+  rounds?: TcpRound[];
 }
 
 export interface TcpSystem {
@@ -166,9 +183,9 @@ interface IperfJson {
 
 let nextPort = 5201;
 
-async function iperf(t: Topo, g: Guest, s: Guest, streams: number, seconds: number): Promise<Omit<TcpRun, 'mtu'>> {
+async function iperf(t: Topo, g: Guest, s: Guest, streams: number, seconds: number): Promise<TcpRound> {
   const port = nextPort++;
-  const failed = (error: string): Omit<TcpRun, 'mtu'> => ({ streams, seconds, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, collapsed: true, error });
+  const failed = (error: string): TcpRound => ({ seconds, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, error });
   let server: ChildProcess;
   try {
     // -1: one test, then exit; --forceflush: "Server listening" reaches the
@@ -194,7 +211,6 @@ async function iperf(t: Topo, g: Guest, s: Guest, streams: number, seconds: numb
     return { ...failed(`iperf3: ${j.error ?? 'no summary in its output'}`), ...part };
   }
   return {
-    streams,
     seconds: sent.seconds ?? seconds,
     sender_gbps: (sent.bits_per_second ?? 0) / 1e9,
     receiver_gbps: (recv.bits_per_second ?? 0) / 1e9,
@@ -291,14 +307,21 @@ async function switchDrops(run: SystemRun): Promise<Record<string, number>> {
 
 // ------------------------------------------------------------ suite
 
-// One system at one MTU: set up, address, runs, tear down.
-async function runAt(d: SystemDef, group: TcpGroup, mtu: number, o: TcpOptions, res: TcpSystem): Promise<void> {
+// One system at one MTU in one round: set up, address, runs, tear down.
+// Each run's round is added to res's run of the same MTU and streams.
+async function runAt(d: SystemDef, group: TcpGroup, mtu: number, o: TcpOptions, res: TcpSystem, round: number): Promise<void> {
   // Over VXLAN the guests' MTU is the underlay's minus the 50 bytes of
   // VXLAN over IPv4: 1500 guests over a 1600 underlay (as the vxlan suite),
   // jumbo guests at 8950 over a 9000 underlay (this switch's largest MTU).
   const jumboVx = group !== 'local' && mtu > 1500;
   const t = new Topo({ keepOffloads: true, mtu: jumboVx ? 8950 : mtu, underlayMtu: jumboVx ? 9000 : 1600 });
   const streamsList = mtu === 1500 ? [1, 4] : [1];
+  const add = (streams: number, r: TcpRound): void => {
+    let run = res.runs.find((x) => x.mtu === t.mtu && x.streams === streams);
+    if (!run) res.runs.push((run = { mtu: t.mtu, streams, seconds: 0, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, rounds: [] }));
+    run.rounds!.push(r);
+    settle(run);
+  };
   const t0 = Date.now();
   try {
     let run: SystemRun;
@@ -307,24 +330,24 @@ async function runAt(d: SystemDef, group: TcpGroup, mtu: number, o: TcpOptions, 
       if (!run.guests) throw new Error('this system has no guest interfaces');
     } catch (err) {
       const why = err instanceof Missing ? err.message : `could not be set up: ${err instanceof Error ? err.message : String(err)}`;
-      for (const streams of streamsList) res.runs.push({ mtu: t.mtu, streams, seconds: 0, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, collapsed: true, error: why });
+      for (const streams of streamsList) add(streams, { seconds: 0, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, error: why });
       o.log(`  ${d.id} MTU ${t.mtu}: MISSING: ${why}`);
       return;
     }
     res.used = res.used ?? run.used;
-    if (mtu === 1500) res.guestOffloads = offloads(run.guests.tx);
+    if (mtu === 1500) res.guestOffloads = res.guestOffloads ?? offloads(run.guests.tx);
     const unreachable = await address(t, run);
     for (const streams of streamsList) {
       const before = await switchDrops(run);
-      const r: TcpRun = unreachable
-        ? { mtu: t.mtu, streams, seconds: 0, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, collapsed: true, error: unreachable }
-        : { mtu: t.mtu, ...(await iperf(t, run.guests.tx, run.guests.rx, streams, o.seconds)) };
+      const r: TcpRound = unreachable
+        ? { seconds: 0, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, error: unreachable }
+        : await iperf(t, run.guests.tx, run.guests.rx, streams, o.seconds);
       const moved = delta(before, await switchDrops(run));
       if (moved) r.switchDrops = moved;
-      res.runs.push(r);
+      add(streams, r);
       o.log(`  ${d.id} MTU ${t.mtu} P${streams}: ${r.receiver_gbps.toFixed(3)} Gbit/s received (${r.sender_gbps.toFixed(3)} sent), ${r.retransmits} retransmits${r.error ? `; ERROR: ${r.error}` : ''}${moved ? `; switch drops ${JSON.stringify(moved)}` : ''}`);
     }
-    if (o.latency && mtu === 1500) {
+    if (o.latency && mtu === 1500 && round === 0) {
       // Best of LATENCY_ROUNDS short runs (lowest p99), as the packet suites
       // keep their best latency round: a burst of other work on the machine
       // then spoils one round, not the row.
@@ -346,16 +369,68 @@ async function runAt(d: SystemDef, group: TcpGroup, mtu: number, o: TcpOptions, 
   }
 }
 
-// Ratios to the group's reference (same MTU and streams) and collapses.
+// The median of a list (the lower of the two middle values for an even
+// count, so that it is always one of the measured values).
+export function median(v: number[]): number {
+  if (v.length === 0) return 0;
+  const s = [...v].sort((a, b) => a - b);
+  return s[(s.length - 1) >> 1]!;
+}
+
+function roundsOf(r: TcpRun): TcpRound[] {
+  return r.rounds ?? [r];
+}
+
+// A run's figures from its rounds: medians of the rounds that did not fail,
+// the error only when every round failed, drop counters summed.
+export function settle(run: TcpRun): void {
+  const all = run.rounds;
+  if (!all || all.length === 0) return;
+  const ok = all.filter((r) => !r.error);
+  run.failed_rounds = all.length - ok.length || undefined;
+  const drops: Record<string, number> = {};
+  for (const r of all) for (const [k, v] of Object.entries(r.switchDrops ?? {})) drops[k] = (drops[k] ?? 0) + v;
+  run.switchDrops = Object.keys(drops).length ? drops : undefined;
+  if (ok.length === 0) {
+    Object.assign(run, { seconds: 0, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, cpu: undefined, error: [...new Set(all.map((r) => r.error))].join('; ') });
+    return;
+  }
+  run.error = undefined;
+  run.seconds = median(ok.map((r) => r.seconds));
+  run.receiver_gbps = median(ok.map((r) => r.receiver_gbps));
+  run.sender_gbps = median(ok.map((r) => r.sender_gbps));
+  run.retransmits = median(ok.map((r) => r.retransmits));
+  const cpus = ok.filter((r) => r.cpu).map((r) => r.cpu!);
+  run.cpu = cpus.length ? { sender: median(cpus.map((c) => c.sender)), receiver: median(cpus.map((c) => c.receiver)) } : undefined;
+}
+
+// Ratios to the group's reference (same MTU and streams), round by round
+// (round i of a system over round i of the reference: the two ran minutes
+// apart at most), their median, and collapses: a failed round, or one below
+// COLLAPSE of the reference's, marks the run.
 export function compare(systems: TcpSystem[]): void {
   for (const x of systems) {
     const ref = systems.find((y) => y.id === TCP_REFERENCE[x.group]);
     for (const r of x.runs) {
       const rr = ref?.runs.find((y) => y.mtu === r.mtu && y.streams === r.streams);
-      if (rr && !rr.error && rr.receiver_gbps > 0 && !r.error) {
-        r.ratio = Math.round((r.receiver_gbps / rr.receiver_gbps) * 1000) / 1000;
-        if (r.receiver_gbps < COLLAPSE * rr.receiver_gbps) r.collapsed = true;
-      }
+      const mine = roundsOf(r);
+      const theirs = rr ? roundsOf(rr) : [];
+      const ratios: number[] = [];
+      r.collapsed = undefined;
+      mine.forEach((m, i) => {
+        const o = theirs[i];
+        if (r.rounds) m.ratio = undefined;
+        if (m.error || m.receiver_gbps === 0) r.collapsed = true;
+        if (!o || o.error || o.receiver_gbps <= 0 || m.error) return;
+        const q = m.receiver_gbps / o.receiver_gbps;
+        if (r.rounds) m.ratio = Math.round(q * 1000) / 1000;
+        ratios.push(q);
+        if (q < COLLAPSE) r.collapsed = true;
+      });
+      const round3 = (v: number): number => Math.round(v * 1000) / 1000;
+      r.ratio = ratios.length ? round3(median(ratios)) : undefined;
+      r.ratio_min = ratios.length > 1 ? round3(Math.min(...ratios)) : undefined;
+      r.ratio_max = ratios.length > 1 ? round3(Math.max(...ratios)) : undefined;
       if (r.error || r.receiver_gbps === 0) r.collapsed = true;
     }
     const rl = ref?.latency;
@@ -366,31 +441,38 @@ export function compare(systems: TcpSystem[]): void {
 export async function runTcp(o: TcpOptions): Promise<TcpResult> {
   const groups: Array<[TcpGroup, string[]]> = [['local', TCP_LOCAL], ['vxlan', TCP_VXLAN], ['vxwire', TCP_VXWIRE]];
   const systems: TcpSystem[] = [];
-  o.log(`tcp: iperf3 ${o.seconds} s per run, 1 and 4 streams at MTU 1500${o.jumbo ? ', 1 stream at the jumbo MTU' : ''}${o.latency ? ', TCP request/response latency' : ''}; guests keep the kernel's default offloads; switch on CPU ${o.placement.switchCpu}, iperf3 not pinned`);
+  o.log(`tcp: ${o.rounds} interleaved rounds of iperf3 ${o.seconds} s per run, 1 and 4 streams at MTU 1500${o.jumbo ? ', 1 stream at the jumbo MTU' : ''}${o.latency ? ', TCP request/response latency' : ''}; guests keep the kernel's default offloads; switch on CPU ${o.placement.switchCpu}, iperf3 not pinned`);
   for (const [group, ids] of groups) {
     for (const id of ids) {
       if (o.only && !o.only.has(id)) continue;
       const d = def(id);
-      const res: TcpSystem = { id, label: d.label, family: d.family, group, runs: [] };
-      systems.push(res);
-      o.log(`${group}: ${d.label}`);
-      for (const mtu of o.jumbo ? [1500, 9000] : [1500]) await runAt(d, group, mtu, o, res);
-      if (!res.used) res.missing = res.runs[0]?.error; // set up at no MTU
+      systems.push({ id, label: d.label, family: d.family, group, runs: [] });
     }
   }
+  // Round by round, every system in turn (the same order each round).
+  for (let round = 0; round < o.rounds; round++) {
+    for (const res of systems) {
+      const d = def(res.id);
+      o.log(`${res.group}: ${d.label} (round ${round + 1} of ${o.rounds})`);
+      for (const mtu of o.jumbo ? [1500, 9000] : [1500]) await runAt(d, res.group, mtu, o, res, round);
+    }
+  }
+  for (const res of systems) if (!res.used) res.missing = res.runs[0]?.error; // set up at no MTU
   compare(systems);
   return {
     systems,
     method: {
       tool: (trySh('iperf3', ['--version']).out.split('\n')[0] ?? '').trim(),
       seconds: o.seconds,
+      rounds: o.rounds,
+      roundsMethod: 'interleaved: each round runs every system once, in the same order; a run reports the median of its rounds, its ratio the median of the round-by-round ratios to the reference',
       streams: [1, 4],
       mtu: o.jumbo ? [1500, 9000] : [1500],
       vxlanJumbo: 'guests 8950 over a 9000-byte underlay',
       placement: { switchCpu: o.placement.switchCpu, busyPoll: o.placement.busyPoll, iperf3: 'not pinned' },
       guests: "the kernel's defaults, never changed (veth: TSO, GSO, scatter-gather, checksum offload on, GRO off); IPv4 198.18.0.1 -> 198.18.0.2",
       latency: o.latency ? `tcp-rr.ts: 64-byte request, 64-byte echo, Nagle off, ${LATENCY_ROUNDS} rounds of 1 s after 200 warm-up round trips each, the round with the lowest p99 kept; timed in the client (Node) with process.hrtime` : 'off',
-      collapse: `a run that failed or received less than ${COLLAPSE * 100}% of the reference (same MTU and streams)`,
+      collapse: `a run with a round that failed or received less than ${COLLAPSE * 100}% of the reference's (same round, MTU and streams)`,
       cpus: os.cpus().length,
     },
   };

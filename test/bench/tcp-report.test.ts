@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compare, type TcpReport, type TcpRun, type TcpSystem } from '../../bench/e2e/tcp';
+import { compare, median, settle, type TcpReport, type TcpRun, type TcpSystem } from '../../bench/e2e/tcp';
 import { percentile } from '../../bench/e2e/tcp-rr';
 import { renderTcpMarkdown } from '../../bench/e2e/report';
 
@@ -83,4 +83,61 @@ test('percentiles of the request/response samples', () => {
   assert.equal(percentile(s, 0.999), 999);
   assert.equal(percentile([], 0.5), 0);
   assert.equal(percentile([7], 0.99), 7);
+});
+
+// Interleaved rounds: a system's round i is paired with the reference's
+// round i; the run reports medians and the range.
+function rounds(mtu: number, streams: number, gbit: Array<number | string>): TcpRun {
+  const r: TcpRun = { mtu, streams, seconds: 0, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, rounds: [] };
+  for (const g of gbit) {
+    r.rounds!.push(typeof g === 'string' ? { seconds: 0, sender_gbps: 0, receiver_gbps: 0, retransmits: 0, error: g } : { seconds: 5, sender_gbps: g, receiver_gbps: g, retransmits: Math.round(g * 10) });
+    settle(r);
+  }
+  return r;
+}
+
+test('rounds: medians of the rounds, ratios paired round by round, their median and range', () => {
+  // The machine's slow phase hits round 2 of both: paired ratios stay near 0.5.
+  const systems = [sys('bridge', 'local', [rounds(1500, 1, [20, 6, 22])]), sys('ours-afpacket', 'local', [rounds(1500, 1, [10, 3.3, 10])])];
+  compare(systems);
+  const mine = systems[1]!.runs[0]!;
+  assert.equal(mine.receiver_gbps, 10);
+  assert.equal(mine.retransmits, 100);
+  assert.deepEqual(mine.rounds!.map((x) => x.ratio), [0.5, 0.55, 0.455]);
+  assert.equal(mine.ratio, 0.5); // not 10 / 20 by chance: the median of the pairs
+  assert.equal(mine.ratio_min, 0.455);
+  assert.equal(mine.ratio_max, 0.55);
+  assert.equal(mine.collapsed, undefined);
+  const md = renderTcpMarkdown({ benchmark: 'e2e-tcp', started: '2026-12-01T00:00:00.000Z', seconds: 60, machine: { cpus: 2 }, method: { seconds: 5, rounds: 3 }, systems });
+  assert.match(md, /\| local \| ours-afpacket \| 1500 \| 1 \| 10\.00 \(3\.300–10\.00\) \| 10\.00 \| 100 \| 0\.50x \(0\.46–0\.55\) \|/);
+  assert.match(md, /3 interleaved rounds/);
+});
+
+test('rounds: one round below 10% or failed marks the run; the figures come from the rounds that ran', () => {
+  const systems = [
+    sys('bridge', 'local', [rounds(1500, 1, [20, 20, 20]), rounds(1500, 4, [20, 20, 20])]),
+    sys('ours-tap', 'local', [rounds(1500, 1, [10, 1, 10]), rounds(1500, 4, [10, 'iperf3: unable to connect', 12])]),
+    sys('ours-afxdp', 'local', [rounds(1500, 1, ['could not be set up', 'could not be set up', 'x'])]),
+  ];
+  compare(systems);
+  const [p1, p4] = systems[1]!.runs;
+  assert.equal(p1!.collapsed, true); // round 2: 5% of the bridge's
+  assert.equal(p1!.ratio, 0.5);
+  assert.equal(p4!.collapsed, true);
+  assert.equal(p4!.failed_rounds, 1);
+  assert.equal(p4!.error, undefined);
+  assert.equal(p4!.receiver_gbps, 10); // the lower middle of 10 and 12: a measured value
+  const all = systems[2]!.runs[0]!;
+  assert.equal(all.error, 'could not be set up; x');
+  assert.equal(all.receiver_gbps, 0);
+  assert.equal(all.ratio, undefined);
+  assert.equal(all.collapsed, true);
+  const md = renderTcpMarkdown({ benchmark: 'e2e-tcp', started: '2026-12-01T00:00:00.000Z', seconds: 60, machine: { cpus: 2 }, method: { seconds: 5, rounds: 3 }, systems });
+  assert.match(md, /\*\*collapsed\*\* \(a round failed or fell below 10% of the reference's\); 1 of 3 rounds failed: iperf3: unable to connect/);
+});
+
+test('the median is a measured value', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2);
+  assert.equal(median([]), 0);
 });
