@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { type Guest, Missing, type Placement, SUITES, type SystemDef, type SystemRun, TCP_ONLY } from './systems';
 import type { RrResult } from './tcp-rr';
-import { Topo, sleep, trySh, which } from './topo';
+import { Topo, median, sleep, trySh, which } from './topo';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const RR = path.join(ROOT, 'dist', 'bench', 'e2e', 'tcp-rr.js');
@@ -367,14 +367,6 @@ async function runAt(d: SystemDef, group: TcpGroup, mtu: number, o: TcpOptions, 
     t.cleanup();
     o.log(`  ${d.id} MTU ${t.mtu}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
-}
-
-// The median of a list (the lower of the two middle values for an even
-// count, so that it is always one of the measured values).
-export function median(v: number[]): number {
-  if (v.length === 0) return 0;
-  const s = [...v].sort((a, b) => a - b);
-  return s[(s.length - 1) >> 1]!;
 }
 
 function roundsOf(r: TcpRun): TcpRound[] {

@@ -213,6 +213,15 @@ export class Topo {
   }
 }
 
+// The median of a list (the mean of the two middle values for an even
+// count; 0 for none). Shared by the suites that repeat a run in rounds.
+export function median(v: number[]): number {
+  if (v.length === 0) return 0;
+  const s = [...v].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

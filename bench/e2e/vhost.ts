@@ -34,7 +34,7 @@ import * as path from 'node:path';
 import { Ovs, ovsMissing } from './ovs';
 import { Missing, type Placement, SwitchHost } from './systems';
 import { Testpmd, testpmdMissing } from './testpmd';
-import { Topo, sleep, trySh } from './topo';
+import { Topo, median, sleep, trySh } from './topo';
 
 export const OVS_DPDK = '/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk';
 const MAC = ['02:00:00:00:0a:01', '02:00:00:00:0a:02'];
@@ -323,9 +323,7 @@ async function stallReport(f: Testpmd, be: Backend, ns: string): Promise<string>
 }
 
 function stats(v: number[]): { min: number; median: number; max: number } {
-  const s = [...v].sort((x, y) => x - y);
-  const mid = s.length >> 1;
-  return { min: s[0]!, median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, max: s[s.length - 1]! };
+  return { min: Math.min(...v), median: median(v), max: Math.max(...v) };
 }
 
 export function vhostMissing(): string | undefined {
