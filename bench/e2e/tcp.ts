@@ -1,8 +1,8 @@
 // npm run bench -- e2e tcp: guest-to-guest TCP with iperf3 (issue 11).
 //
 // The guests are interfaces in their own namespaces with the kernel's
-// defaults (on veth: TSO, GSO, checksum offload on; the topology is built
-// with keepOffloads), as a container runtime leaves them. Each system is one of
+// defaults (on veth: TSO, GSO, checksum offload on; Topo never changes
+// them), as a container runtime leaves them. Each system is one of
 // the packet suites' definitions (systems.ts), built afresh per MTU:
 //
 //   local   wire, Linux bridge, OVS userspace (AF_XDP and system ports),
@@ -314,7 +314,7 @@ async function runAt(d: SystemDef, group: TcpGroup, mtu: number, o: TcpOptions, 
   // VXLAN over IPv4: 1500 guests over a 1600 underlay (as the vxlan suite),
   // jumbo guests at 8950 over a 9000 underlay (this switch's largest MTU).
   const jumboVx = group !== 'local' && mtu > 1500;
-  const t = new Topo({ keepOffloads: true, mtu: jumboVx ? 8950 : mtu, underlayMtu: jumboVx ? 9000 : 1600 });
+  const t = new Topo({ mtu: jumboVx ? 8950 : mtu, underlayMtu: jumboVx ? 9000 : 1600 });
   const streamsList = mtu === 1500 ? [1, 4] : [1];
   const add = (streams: number, r: TcpRound): void => {
     let run = res.runs.find((x) => x.mtu === t.mtu && x.streams === streams);

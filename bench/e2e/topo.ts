@@ -81,13 +81,12 @@ export function releaseLock(): void {
   }
 }
 
-// How a topology's links are made. The packet suites (l2, vxlan, ports,
-// frames) turn veth offloads off, so that a userspace port never receives a
-// 64 KiB super-frame from trafgen's side. The tcp suite keeps every veth as
-// the kernel creates it, as a container runtime does (on veth: TSO, GSO and
-// checksum offload on).
+// How a topology's links are made. Every veth stays as the kernel creates
+// it, as a container runtime leaves it (TSO, GSO and checksum offload on, GRO
+// off): no suite tunes a guest. trafgen's frames are raw and whole (the
+// packet suites), so offloads change nothing for them; iperf3's TCP (the tcp
+// suite) gets what a container's TCP gets.
 export interface TopoOptions {
-  keepOffloads?: boolean; // default false: tso, gso and gro off on both ends of every veth
   mtu?: number; // guest and switch-side veths (default 1500)
   underlayMtu?: number; // the veth between two VXLAN hosts (default 1600)
 }
@@ -102,7 +101,6 @@ export function cleanupAll(): void {
 
 export class Topo {
   readonly id = randomBytes(2).toString('hex');
-  readonly keepOffloads: boolean;
   readonly mtu: number;
   readonly underlayMtu: number;
   private readonly namespaces: string[] = [];
@@ -111,7 +109,6 @@ export class Topo {
   private readonly finalizers: Array<() => void> = [];
 
   constructor(o: TopoOptions = {}) {
-    this.keepOffloads = o.keepOffloads ?? false;
     this.mtu = o.mtu ?? 1500;
     this.underlayMtu = o.underlayMtu ?? 1600;
     live.add(this);
@@ -141,13 +138,11 @@ export class Topo {
     return sh('ip', ['netns', 'exec', ns, cmd, ...args], timeoutMs, env);
   }
 
-  // A veth pair between two of our namespaces, both ends up; unless the
-  // topology keeps offloads, those that would hand 64 KiB super-frames to a
-  // userspace port are turned off.
+  // A veth pair between two of our namespaces, both ends up, with the
+  // kernel's default offloads.
   veth(ns1: string, dev1: string, ns2: string, dev2: string, mtu = this.mtu): void {
     sh('ip', ['-n', ns1, 'link', 'add', dev1, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', dev2, 'netns', ns2, 'mtu', String(mtu)]);
     for (const [ns, dev] of [[ns1, dev1], [ns2, dev2]] as const) {
-      if (!this.keepOffloads) trySh('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
       sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
     }
   }
