@@ -105,7 +105,11 @@ describe('bgp configuration', () => {
     const rate = resolveBgp({ ...OK, neighbors: ['198.18.0.2', '198.18.0.3', '198.18.0.4'], advertiseRate: 500 });
     assert.equal(restartReason(a, rate), undefined);
     assert.deepEqual(neighborPlan(a, rate), { add: [], remove: [], change: [] });
-    assert.equal(restartReason(a, resolveBgp({ ...OK, switches: ['tenant'] })), 'bgp.switches');
+    // So are the switches it manages and its VXLAN learning: gobgpd never
+    // sees them, and the sync follows them at its next refresh.
+    const sync = resolveBgp({ ...OK, neighbors: ['198.18.0.2', '198.18.0.3', '198.18.0.4'], switches: ['tenant'], remoteLearning: true });
+    assert.equal(restartReason(a, sync), undefined);
+    assert.deepEqual(neighborPlan(a, sync), { add: [], remove: [], change: [] });
     // Global settings need a new gobgpd; the reason names them.
     assert.equal(restartReason(a, resolveBgp({ ...OK, asn: 64513 })), 'bgp.asn');
     assert.equal(restartReason(a, resolveBgp({ ...OK, routerId: '198.18.0.9', port: 1179 })), 'bgp.port, bgp.routerId');

@@ -2,7 +2,9 @@
 //   - a neighbour added, changed or removed in one host's `bgp` section goes
 //     to its running gobgpd through the API: the session to the untouched
 //     neighbour stays Established (same gobgpd, same establishment time) and
-//     the routes learned over it stay installed the whole time;
+//     the routes learned over it stay installed the whole time; so does a
+//     change of the sync's own settings (bgp.switches, remoteLearning), which
+//     the running switch follows without any session change;
 //   - a gobgpd that is slow to answer (here: stopped with SIGSTOP, by PID) is
 //     reported `busy` with its last known sessions marked stale, not `down`.
 
@@ -12,11 +14,12 @@ import { test } from 'node:test';
 import type { BgpStatus } from '../../src/control/evpn/service';
 import type { EvpnRouteView } from '../../src/control/evpn/evpn';
 import { VPCCTL } from '../control/helpers';
-import { EvpnLab, SwitchHost, sendFromMacs, withEvpnLab } from './lab';
+import { EvpnLab, SWITCH, SwitchHost, sendFromMacs, withEvpnLab } from './lab';
 
-// Host h's configuration with exactly these neighbours (mappings allowed).
-function withNeighbors(lab: EvpnLab, h: SwitchHost, neighbors: string[]): string {
-  const cfg = lab.vpcdConfig(h);
+// Host h's configuration with exactly these neighbours (mappings allowed),
+// and `bgp` lines of its own.
+function withNeighbors(lab: EvpnLab, h: SwitchHost, neighbors: string[], bgpLines?: string): string {
+  const cfg = lab.vpcdConfig(h, bgpLines === undefined ? {} : { bgp: bgpLines });
   const list = / {2}neighbors:\n(?: {4}- .*\n)+/;
   assert.match(cfg, list, 'the lab config has a neighbors list');
   return cfg.replace(list, `  neighbors:\n${neighbors.map((n) => `    - ${n}\n`).join('')}`);
@@ -42,7 +45,7 @@ async function established(lab: EvpnLab, h: SwitchHost, peer: string, what: stri
   });
 }
 
-test('bgp neighbours added, changed and removed on a running host: the untouched session and its routes stay up', async (t) => {
+test('bgp neighbours added, changed and removed, and the sync\'s settings changed, on a running host: the untouched session and its routes stay up', async (t) => {
   await withEvpnLab(t, { switchHosts: 3, frr: false }, async (lab) => {
     const [h1, h2, h3] = lab.hosts as [SwitchHost, SwitchHost, SwitchHost];
     // Host 1 starts with host 2 alone; hosts 2 and 3 list everyone.
@@ -80,8 +83,8 @@ test('bgp neighbours added, changed and removed on a running host: the untouched
         await new Promise((r2) => setTimeout(r2, 50));
       }
     })();
-    const apply = async (neighbors: string[]): Promise<void> => {
-      const config = withNeighbors(lab, h1, neighbors);
+    const apply = async (neighbors: string[], bgpLines?: string): Promise<void> => {
+      const config = withNeighbors(lab, h1, neighbors, bgpLines);
       const r = await h1.vpcd!.client.call<{ applied: boolean }>('POST', '/v1/apply', { config });
       assert.equal(r.applied, true);
       // Acknowledged once persisted: the running state has the new neighbours.
@@ -106,6 +109,13 @@ test('bgp neighbours added, changed and removed on a running host: the untouched
       // 3. Remove host 3: its routes go.
       await apply([h2.bgp]);
       await lab.until(async () => !(await bgp(h1)).neighbors.some((n) => n.address === h3.bgp) && (await routesFrom(h1, h3.vtep)).length === 0, 30_000, 'host 1 dropped host 3 and its routes');
+
+      // 4. The sync's own settings (the switches it manages, VXLAN
+      // learning): no session changes, and the switch follows.
+      const learning = async (): Promise<boolean> => (await h1.vpcd!.client.call<{ switch: { remoteLearning: boolean } }>('GET', `/v1/switches/${SWITCH}`)).switch.remoteLearning;
+      assert.equal(await learning(), false, 'EVPN turned VXLAN learning off');
+      await apply([h2.bgp], `  switches: [${SWITCH}]\n  remoteLearning: true\n`);
+      await lab.until(learning, 30_000, 'bgp.remoteLearning: true applied to the running switch');
     } finally {
       watching = false;
       await watcher;
@@ -117,6 +127,7 @@ test('bgp neighbours added, changed and removed on a running host: the untouched
     assert.equal((await bgp(h2)).neighbors.find((n) => n.address === h1.bgp)?.establishedAt, s21.establishedAt, 'host 2: same session to host 1');
     const log = h1.vpcd!.logs.join('\n');
     assert.match(log, /change applied to the running gobgpd/);
+    assert.match(log, /change applied to the EVPN sync/);
     assert.doesNotMatch(log, /restarting it/);
   });
 });

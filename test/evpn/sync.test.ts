@@ -430,6 +430,90 @@ describe('EVPN sync', () => {
     }
   });
 
+  // bgp.switches and bgp.remoteLearning change without a new gobgpd
+  // (service.ts applies them to the sync, then refreshes it).
+  test('a switch taken out of bgp.switches is handed back (routes withdrawn, EVPN entries and flood peers removed, VXLAN learning on), and taken over again', async () => {
+    const { dp, api, sync, settle } = await setup();
+    const bgp = (more: Record<string, unknown> = {}): ReturnType<typeof resolveBgp> => resolveBgp({ asn: 64512, routerId: '198.18.0.1', neighbors: ['198.18.0.2'], ...more });
+    const ours = '02:00:00:00:00:31';
+    const theirs = '02:00:00:00:00:99';
+    try {
+      dp.fdbEntries = [{ mac: ours, port: 'p1', vlan: 0, static: false, ageSeconds: 1 }];
+      dp.events([learned(ours)]);
+      api.push!([imet('198.18.0.12'), remote(theirs, '198.18.0.12')]);
+      await settle();
+      assert.equal(dp.evpnMacs.get(theirs), '198.18.0.12');
+      assert.deepEqual(dp.peersAdded, ['198.18.0.12']);
+      assert.equal(dp.remoteLearning, false);
+      assert.equal(api.macAdds(ours).length, 1);
+
+      const before = api.withdraws().length;
+      sync.reconfigure(bgp({ switches: ['another'] }));
+      await sync.refresh();
+      await settle();
+      const withdrawn = api.withdraws().slice(before);
+      assert.deepEqual(withdrawn.map((r) => (r.type === 2 ? r.mac : 'imet')).sort(), [ours, 'imet'], 'our IMET and MAC routes withdrawn');
+      assert.equal(dp.evpnMacs.size, 0, 'the EVPN entry is gone from the switch');
+      assert.deepEqual(dp.peersDeleted, ['198.18.0.12'], 'so is the flood-list peer');
+      assert.equal(dp.remoteLearning, true, 'learning from VXLAN frames is back');
+      assert.equal(sync.stats().routesAdvertised, 0);
+      // Not managed: its MACs are not advertised, received routes not installed.
+      const adds = api.adds().length;
+      dp.events([learned('02:00:00:00:00:32')]);
+      api.push!([remote('02:00:00:00:00:98', '198.18.0.12')]);
+      await settle();
+      assert.equal(api.adds().length, adds);
+      assert.equal(dp.evpnMacs.size, 0);
+
+      sync.reconfigure(bgp());
+      await sync.refresh();
+      await settle();
+      assert.equal(dp.remoteLearning, false, 'taken over again: VXLAN learning off');
+      assert.equal(dp.evpnMacs.get(theirs), '198.18.0.12');
+      assert.equal(dp.evpnMacs.get('02:00:00:00:00:98'), '198.18.0.12', 'a route received meanwhile is installed');
+      assert.equal(dp.peersAdded.length, 2, 'the flood-list peer is added again');
+      assert.equal(api.adds().slice(adds).filter((r) => r.type === 3).length, 1, 'our IMET route again');
+      assert.equal(api.macAdds(ours).length, 2, 'our MAC again (the switch still has it)');
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('EVPN turned off or replaced: releaseAll() hands every switch back and withdraws our routes', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      dp.events([learned('02:00:00:00:00:41')]);
+      api.push!([imet('198.18.0.12'), remote('02:00:00:00:00:97', '198.18.0.12')]);
+      await settle();
+      assert.equal(dp.evpnMacs.size, 1);
+      const before = api.withdraws().length;
+      await sync.releaseAll(2000);
+      assert.deepEqual(api.withdraws().slice(before).map((r) => (r.type === 2 ? r.mac : 'imet')).sort(), ['02:00:00:00:00:41', 'imet']);
+      assert.equal(dp.evpnMacs.size, 0);
+      assert.deepEqual(dp.peersDeleted, ['198.18.0.12']);
+      assert.equal(dp.remoteLearning, true);
+      assert.ok(sync.idle());
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('bgp.remoteLearning changed while running: learning from VXLAN frames follows on the managed switches', async () => {
+    const { dp, sync, settle } = await setup();
+    try {
+      await settle();
+      assert.equal(dp.remoteLearning, false);
+      sync.reconfigure(resolveBgp({ asn: 64512, routerId: '198.18.0.1', neighbors: ['198.18.0.2'], remoteLearning: true }));
+      await sync.refresh();
+      assert.equal(dp.remoteLearning, true);
+      sync.reconfigure(resolveBgp({ asn: 64512, routerId: '198.18.0.1', neighbors: ['198.18.0.2'] }));
+      await sync.refresh();
+      assert.equal(dp.remoteLearning, false);
+    } finally {
+      await sync.stop();
+    }
+  });
+
   test('re-attaching (gobgpd restarted) sends everything again', async () => {
     const { dp, sync, settle } = await setup();
     try {

@@ -164,9 +164,15 @@ export class EvpnSync {
 
   // Settings the running sync takes: the hold time (the grace after a
   // reconnect) and advertiseRate (read at every tick).
+  // A new `bgp` that the running speaker takes as it is (service.ts): the
+  // neighbours, the session timers, advertiseRate, and the sync's own
+  // settings, `switches` and `remoteLearning`, which the next refresh()
+  // follows.
   reconfigure(bgp: ResolvedBgp): void {
+    if (bgp.remoteLearning !== this.o.bgp.remoteLearning) this.learningChanged = true;
     this.o.bgp = bgp;
   }
+  private learningChanged = false;
 
   // ---------------------------------------------------------------- life cycle
 
@@ -200,6 +206,22 @@ export class EvpnSync {
     this.watcher?.cancel();
     this.watcher = undefined;
     this.api = undefined;
+  }
+
+  // EVPN turned off, or this sync about to be replaced by a new one (a
+  // global bgp key changed): every managed switch is handed back
+  // (release()), the dataplane changes are applied, and the withdrawals go
+  // to the speaker while it takes them, for at most `ms` (an external
+  // gobgpd keeps what it is not told to withdraw). Not on a shutdown: the
+  // dataplane goes with vpcd, and a gobgpd that outlives it keeps our
+  // routes for the next vpcd (adoptAdvertised()).
+  async releaseAll(ms = 5000): Promise<void> {
+    for (const s of this.o.dp.switches()) if (this.managed.has(s.name)) await this.release(s);
+    const until = Date.now() + ms;
+    const busy = (): boolean => this.dpQueue.size > 0 || this.draining || this.flushing || (this.api !== undefined && this.outbox.size > 0);
+    while (busy() && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, TICK_MS)); // the timer's ticks apply and send them (at advertiseRate)
+    }
   }
 
   async stop(): Promise<void> {
@@ -357,14 +379,18 @@ export class EvpnSync {
 
   // Re-reads the switches and the uplink (after every configuration change):
   // new switches get their IMET route and their local MACs advertised; gone
-  // ones are withdrawn and forgotten. `staticMacs` are the configuration's
-  // static entries on local ports.
+  // ones are withdrawn and forgotten, and those that stay but are no longer
+  // managed (bgp.switches) are handed back (release()). `staticMacs` are the
+  // configuration's static entries on local ports.
   async refresh(staticMacs: { switch: string; mac: string }[] = this.lastStatics): Promise<void> {
     this.lastStatics = staticMacs;
     const up = this.o.dp.uplink();
     const vtep = up?.localIp?.split('/')[0] ?? up?.localIp6?.split('/')[0] ?? '';
-    const switches = this.o.dp.switches().filter((s) => this.isManaged(s.name));
+    const all = this.o.dp.switches();
+    const switches = all.filter((s) => this.isManaged(s.name));
     const names = new Set(switches.map((s) => s.name));
+    const relearn = this.learningChanged;
+    this.learningChanged = false;
     if (vtep !== this.vtep) {
       // A new VTEP address: every route we have out changes its next hop.
       for (const [key, route] of this.advertised) this.outbox.set(key, { route, withdraw: true, queuedAt: this.now() });
@@ -372,17 +398,23 @@ export class EvpnSync {
       this.vtep = vtep;
     }
     for (const name of [...this.managed]) {
-      if (!names.has(name)) this.forgetSwitch(name);
+      if (names.has(name)) continue;
+      const kept = all.find((s) => s.name === name);
+      if (kept !== undefined) {
+        await this.release(kept);
+        continue;
+      }
+      this.forgetSwitch(name);
+      this.installed.delete(name); // the dp removed them with the switch
+      this.peers.delete(name);
+      this.learningOff.delete(name);
     }
     this.switchesByVni = new Map(switches.map((s) => [s.vni, s]));
     for (const s of switches) {
       const fresh = !this.managed.has(s.name);
       this.managed.add(s.name);
+      if (fresh || relearn) await this.followLearning(s, true);
       if (fresh) {
-        if (!this.o.bgp.remoteLearning && s.remoteLearning) {
-          await this.o.dp.updateSwitch(s.name, { remoteLearning: false });
-          this.o.log.info({ switch: s.name }, 'EVPN manages this switch: learning from VXLAN frames is off (bgp.remoteLearning)');
-        }
         // Local MACs it already has (learned before, or static).
         const entries: FdbEntry[] = await this.o.dp.fdb(s.name);
         const local = this.local.get(s.name) ?? new Map<string, LocalMac>();
@@ -413,6 +445,9 @@ export class EvpnSync {
     }
   }
 
+  // Stops managing a switch: our routes for it are withdrawn, its local MACs
+  // and queued dataplane changes forgotten. What the sync put in its
+  // dataplane is the caller's (gone with a deleted switch; release()).
   private forgetSwitch(name: string): void {
     this.managed.delete(name);
     for (const [key, route] of this.advertised) {
@@ -420,9 +455,41 @@ export class EvpnSync {
       if (sw?.name === name) this.withdraw(key);
     }
     this.local.delete(name);
-    this.installed.delete(name); // the dp removed them with the switch
-    this.peers.delete(name);
     for (const k of [...this.dpQueue.keys()]) if (k.startsWith(`${name}/`)) this.dpQueue.delete(k);
+  }
+
+  // A switch that stays but is no longer managed (bgp.switches changed while
+  // running): besides forgetting it, the EVPN entries and flood-list peers
+  // the sync installed are removed, and learning from VXLAN frames is back
+  // if the sync had turned it off. The switch is then as its configuration
+  // has it, and takes part in flooding and learning like any other.
+  private async release(s: SwitchInfo): Promise<void> {
+    this.forgetSwitch(s.name);
+    const installed = this.installed.get(s.name);
+    for (const mac of installed?.keys() ?? []) this.dpQueue.set(`${s.name}/${mac}`, { switch: s.name, mac });
+    for (const ip of this.peers.get(s.name) ?? []) {
+      this.o.dp.deletePeer({ switch: s.name, ip }).catch((err) => this.o.log.warn({ switch: s.name, vtep: ip, err: (err as Error).message }, 'EVPN: could not remove a flood-list peer'));
+    }
+    this.peers.delete(s.name);
+    await this.followLearning(s, false);
+    this.o.log.info({ switch: s.name, macs: installed?.size ?? 0 }, 'EVPN no longer manages this switch (bgp.switches): its routes are withdrawn and its EVPN entries removed');
+  }
+
+  // Learning from VXLAN frames on switch `s`: off while EVPN manages it with
+  // bgp.remoteLearning false (the sync remembers that it turned it off);
+  // back on when the sync lets the switch go or the setting turns true. A
+  // switch configured without it is left alone.
+  private readonly learningOff = new Set<string>();
+  private async followLearning(s: SwitchInfo, managed: boolean): Promise<void> {
+    const off = managed && !this.o.bgp.remoteLearning;
+    if (off && s.remoteLearning) {
+      await this.o.dp.updateSwitch(s.name, { remoteLearning: false });
+      this.learningOff.add(s.name);
+      this.o.log.info({ switch: s.name }, 'EVPN manages this switch: learning from VXLAN frames is off (bgp.remoteLearning)');
+    } else if (!off && this.learningOff.delete(s.name) && !s.remoteLearning) {
+      await this.o.dp.updateSwitch(s.name, { remoteLearning: true });
+      this.o.log.info({ switch: s.name }, 'learning from VXLAN frames is on again on this switch');
+    }
   }
 
   private advertiseSwitch(s: SwitchInfo): void {

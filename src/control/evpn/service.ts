@@ -67,6 +67,11 @@ export function neighborPlan(a: ResolvedBgp, b: ResolvedBgp): NeighborPlan {
   return plan;
 }
 
+// The sync's own settings that differ between a and b ("bgp.switches", ...).
+function syncChanges(a: ResolvedBgp, b: ResolvedBgp): string[] {
+  return (['switches', 'remoteLearning', 'advertiseRate'] as const).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map((k) => `bgp.${k}`);
+}
+
 export class EvpnService {
   private bgp?: ResolvedBgp;
   private spec = '';
@@ -90,9 +95,10 @@ export class EvpnService {
   }
 
   // Follows the model: starts, reconfigures or stops the EVPN service;
-  // otherwise refreshes the switches. A change of the neighbours alone goes
-  // to the running gobgpd (sessions to the others stay up); any other change
-  // of `bgp` restarts the speaker.
+  // otherwise refreshes the switches. A change of the neighbours goes to the
+  // running gobgpd (sessions to the others stay up), one of the sync's own
+  // settings (switches, remoteLearning, advertiseRate) to the sync alone (no
+  // session changes); any other change of `bgp` restarts the speaker.
   // Changes are applied one at a time, in order.
   update(model: Model): Promise<void> {
     this.model = model;
@@ -113,6 +119,11 @@ export class EvpnService {
         await this.sync?.refresh(statics);
         return;
       }
+      // The switches go back to their configuration before the old sync
+      // stops: a new sync (or none) then starts from a clean dataplane, and
+      // no entry or flood-list peer is left behind that nobody owns (a new
+      // sync would take such a peer for a configured one, for good).
+      await this.sync?.releaseAll();
       await this.stopAll();
       this.spec = spec;
       if (next === undefined) return;
@@ -123,12 +134,14 @@ export class EvpnService {
     await this.sync?.refresh(statics);
   }
 
-  // Applies `next` to the running managed gobgpd when only its neighbours
-  // (and their session settings) changed: AddPeer for a new one, DeletePeer
-  // for a removed one, both for a changed one; the others are not touched.
-  // Then checks that gobgpd has exactly the configured neighbours. false:
-  // the change needs a new gobgpd (a global setting), or the live change
-  // failed; the caller restarts it (and says so in the log).
+  // Applies `next` to the running service when only the neighbours (and
+  // their session settings) or the sync's own settings changed. Neighbours
+  // go to the managed gobgpd: AddPeer for a new one, DeletePeer for a
+  // removed one, both for a changed one; the others are not touched. Then
+  // checks that gobgpd has exactly the configured neighbours. The sync takes
+  // the rest (the caller refreshes it). false: the change needs a new
+  // gobgpd (a global setting), or the live change failed; the caller
+  // restarts it (and says so in the log).
   private async applyLive(next: ResolvedBgp): Promise<boolean> {
     const prev = this.bgp;
     const { log } = this.o;
@@ -139,6 +152,15 @@ export class EvpnService {
       else log.info({ changed: why }, 'bgp: reconnecting to the external gobgpd with the new settings');
       return false;
     }
+    const plan = neighborPlan(prev, next);
+    if (plan.add.length + plan.remove.length + plan.change.length === 0) {
+      // Nothing for gobgpd (managed or external): the sync's settings alone.
+      this.bgp = next;
+      this.sync.reconfigure(next);
+      this.speaker?.reconfigure(next);
+      log.info({ changed: syncChanges(prev, next) }, 'bgp: change applied to the EVPN sync (no BGP session changes)');
+      return true;
+    }
     const client = this.client;
     if (!prev.managed || this.speaker?.pid === undefined || client === undefined) {
       // External gobgpd: its neighbours are the operator's; reconnecting
@@ -146,7 +168,6 @@ export class EvpnService {
       // with the new configuration.
       return false;
     }
-    const plan = neighborPlan(prev, next);
     try {
       for (const a of [...plan.remove, ...plan.change.map((p) => p.address)]) await client.deletePeer(a);
       for (const p of [...plan.change, ...plan.add]) await client.addPeer(p);

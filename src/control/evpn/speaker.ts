@@ -95,11 +95,13 @@ export function gobgpdConfig(b: ResolvedBgp): string {
 
 // What only a new gobgpd (and a new sync) takes: every setting but the
 // neighbours and their session settings (timers, cluster ID), which the
-// running gobgpd changes through its API, and advertiseRate, which the sync
-// reads at every tick. undefined: a and b differ in those at most.
+// running gobgpd changes through its API, and the sync's own settings,
+// which gobgpd never sees: advertiseRate (read at every tick), and
+// switches and remoteLearning (followed by the sync's next refresh).
+// undefined: a and b differ in those at most.
 export function restartReason(a: ResolvedBgp, b: ResolvedBgp): string | undefined {
   const rest = (x: ResolvedBgp): Record<string, unknown> => {
-    const { neighbors: _n, holdTime: _h, keepalive: _k, clusterId: _c, advertiseRate: _r, ...others } = x;
+    const { neighbors: _n, holdTime: _h, keepalive: _k, clusterId: _c, advertiseRate: _r, switches: _s, remoteLearning: _l, ...others } = x;
     return others;
   };
   const ra = rest(a);
