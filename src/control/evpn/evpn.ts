@@ -162,12 +162,10 @@ export class EvpnSync {
     return this.o.bgp;
   }
 
-  // Settings the running sync takes: the hold time (the grace after a
-  // reconnect) and advertiseRate (read at every tick).
-  // A new `bgp` that the running speaker takes as it is (service.ts): the
-  // neighbours, the session timers, advertiseRate, and the sync's own
-  // settings, `switches` and `remoteLearning`, which the next refresh()
-  // follows.
+  // A new `bgp` that needs no new speaker (service.ts). The sync reads the
+  // hold time (the grace after a reconnect) and advertiseRate (every tick)
+  // as they come; `switches` and `remoteLearning` are followed by the
+  // refresh() the service runs next.
   reconfigure(bgp: ResolvedBgp): void {
     if (bgp.remoteLearning !== this.o.bgp.remoteLearning) this.learningChanged = true;
     this.o.bgp = bgp;
@@ -459,10 +457,10 @@ export class EvpnSync {
   }
 
   // A switch that stays but is no longer managed (bgp.switches changed while
-  // running): besides forgetting it, the EVPN entries and flood-list peers
-  // the sync installed are removed, and learning from VXLAN frames is back
-  // if the sync had turned it off. The switch is then as its configuration
-  // has it, and takes part in flooding and learning like any other.
+  // running, or releaseAll()): besides forgetting it, the EVPN entries and
+  // flood-list peers the sync installed are removed, and learning from
+  // VXLAN frames is back if the sync had turned it off. The switch is then
+  // as its configuration has it, and floods and learns like any other.
   private async release(s: SwitchInfo): Promise<void> {
     this.forgetSwitch(s.name);
     const installed = this.installed.get(s.name);
@@ -472,7 +470,7 @@ export class EvpnSync {
     }
     this.peers.delete(s.name);
     await this.followLearning(s, false);
-    this.o.log.info({ switch: s.name, macs: installed?.size ?? 0 }, 'EVPN no longer manages this switch (bgp.switches): its routes are withdrawn and its EVPN entries removed');
+    this.o.log.info({ switch: s.name, macs: installed?.size ?? 0 }, 'EVPN hands this switch back: its routes are withdrawn, its EVPN entries and flood-list peers removed');
   }
 
   // Learning from VXLAN frames on switch `s`: off while EVPN manages it with
