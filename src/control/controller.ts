@@ -50,6 +50,8 @@ import {
   SwitchObject,
   UplinkObject,
 } from './model';
+import { modelBgp, ResolvedBgp } from './evpn/config';
+import { restartReason } from './evpn/speaker';
 import { vtepHeldByKernel } from './hostcheck';
 import { overlayMtuWarnings } from './overlay-mtu';
 import { applyPlan, describeStep, plan, resolveTarget, runBestEffort, Step, summarize, undo } from './reconcile';
@@ -420,6 +422,7 @@ export class Controller {
     if (bgpChange !== undefined) {
       result.plan.push(bgpChange.line);
       result.summary[bgpChange.op] += 1;
+      warnings.push(...bgpRestartWarnings(this.model, target));
     }
     if (opts.dryRun) return result;
     for (const w of warnings) this.log.warn({ source: opts.source }, w);
@@ -478,6 +481,23 @@ function bgpPlanLine(from: Model['bgp'], to: Model['bgp']): { line: string; op: 
   if (to === undefined) return { line: `- bgp (AS ${from.asn}, router ID ${from.routerId})`, op: 'delete' };
   const keys = [...new Set([...Object.keys(from), ...Object.keys(to)])].filter((k) => !sameValue((from as unknown as Record<string, unknown>)[k], (to as unknown as Record<string, unknown>)[k])).sort();
   return { line: `~ bgp (${keys.join(', ')})`, op: 'update' };
+}
+
+// A change of `bgp` that the running managed gobgpd cannot take (a global
+// key, evpn/speaker.ts restartReason): said before it is applied, dry run
+// included, since every BGP session of the host goes down and comes back.
+function bgpRestartWarnings(from: Model, to: Model): string[] {
+  let a: ResolvedBgp | undefined;
+  let b: ResolvedBgp | undefined;
+  try {
+    a = modelBgp(from);
+    b = modelBgp(to);
+  } catch {
+    return []; // a bad section is refused with its own error
+  }
+  const why = a === undefined || b === undefined || !a.managed ? undefined : restartReason(a, b);
+  if (why === undefined) return [];
+  return [`${why}: gobgpd cannot take this change while it runs; applying it restarts gobgpd, and every BGP session of this host goes down and comes back (neighbours, their timers, switches, remoteLearning and advertiseRate change without a restart)`];
 }
 
 // What is wrong around the uplinks a plan creates (read from the host, see hostcheck.ts).

@@ -11,6 +11,9 @@ import { neighborPlan } from '../../src/control/evpn/service';
 import { StateStore } from '../../src/control/state';
 import { emptyModel } from '../../src/control/model';
 import { removeDir, tempDir } from '../control/helpers';
+import { Controller } from '../../src/control/controller';
+import { createLogger } from '../../src/control/logging';
+import { Dataplane } from '../../src/dataplane';
 
 const OK = { asn: 64512, routerId: '198.18.0.1', neighbors: ['198.18.0.2'] };
 
@@ -114,5 +117,31 @@ describe('bgp configuration', () => {
     assert.equal(restartReason(a, resolveBgp({ ...OK, asn: 64513 })), 'bgp.asn');
     assert.equal(restartReason(a, resolveBgp({ ...OK, routerId: '198.18.0.9', port: 1179 })), 'bgp.port, bgp.routerId');
     assert.equal(restartReason(a, resolveBgp({ ...OK, localAddress: '198.18.0.1' })), 'bgp.localAddress');
+  });
+
+  test('a plan that restarts the managed gobgpd says so, dry run included; neighbours and the sync\'s settings do not', async () => {
+    const dir = tempDir();
+    const engine = { bufferCount: 1024, hugepages: false, maxPorts: 4, maxSwitches: 4 };
+    const dp = new Dataplane(engine);
+    dp.start();
+    const c = new Controller(dp, new StateStore(`${dir}/state`), createLogger('silent' as never), engine);
+    try {
+      const config = (bgp: string): string => `uplinks:\n  - { name: up0, type: pipe, localIp: 198.18.0.11/24 }\nswitches:\n  - { name: tenant, vni: 1001 }\nbgp: { asn: 64512, routerId: 198.18.0.1, ${bgp} }\n`;
+      assert.deepEqual((await c.apply(parseConfig(config('neighbors: [198.18.0.2]')))).warnings, []);
+      const live = await c.apply(parseConfig(config('neighbors: [198.18.0.2, 198.18.0.3], holdTime: 30, switches: [tenant], remoteLearning: true')), { dryRun: true });
+      assert.deepEqual(live.plan, ['~ bgp (holdTime, neighbors, remoteLearning, switches)']);
+      assert.deepEqual(live.warnings, []);
+      const restart = parseConfig(config('neighbors: [198.18.0.2], port: 1179'));
+      const dry = await c.apply(restart, { dryRun: true });
+      assert.equal(dry.warnings.length, 1, dry.warnings.join('\n'));
+      assert.match(dry.warnings[0]!, /^bgp\.port: gobgpd cannot take this change while it runs; applying it restarts gobgpd, and every BGP session of this host goes down and comes back/);
+      assert.deepEqual((await c.apply(restart)).warnings, dry.warnings, 'the real apply says it too');
+      // An external gobgpd is the operator's: nothing of ours restarts.
+      await c.apply(parseConfig(config('managed: false, address: "127.0.0.1:50051"')));
+      assert.deepEqual((await c.apply(parseConfig(config('managed: false, address: "127.0.0.1:50052"')), { dryRun: true })).warnings, []);
+    } finally {
+      dp.close();
+      removeDir(dir);
+    }
   });
 });

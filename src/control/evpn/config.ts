@@ -21,6 +21,7 @@
 
 import { isIP } from 'node:net';
 import { ControlError, ErrorDetail } from '../errors';
+import type { Model } from '../model';
 
 export interface BgpNeighborSpec {
   address: string;
@@ -218,4 +219,12 @@ export function resolveBgp(value: unknown, at = 'bgp', ownAddresses: string[] = 
     });
   }
   return r.resolved!;
+}
+
+// A model's `bgp`, resolved against its uplinks' VTEP addresses (which no
+// neighbour may have); undefined without a `bgp` section.
+export function modelBgp(model: Pick<Model, 'bgp' | 'uplinks'>): ResolvedBgp | undefined {
+  if (model.bgp === undefined) return undefined;
+  const own = model.uplinks.flatMap((u) => [u.spec.localIp, u.spec.localIp6]).filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!);
+  return resolveBgp(model.bgp, 'bgp', own);
 }

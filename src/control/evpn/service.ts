@@ -6,7 +6,7 @@
 import type { Dataplane } from '../../dataplane';
 import type { Logger } from '../logging';
 import { isRemote, Model } from '../model';
-import { resolveBgp, ResolvedBgp } from './config';
+import { modelBgp, ResolvedBgp } from './config';
 import { EvpnRouteView, EvpnStats, EvpnSync } from './evpn';
 import * as grpc from '@grpc/grpc-js';
 import { BgpApiError, BgpPeerStatus, GobgpClient, GobgpProtos, PeerConfig } from './gobgp';
@@ -112,8 +112,7 @@ export class EvpnService {
     const spec = model.bgp === undefined ? '' : JSON.stringify(model.bgp);
     const statics = model.fdb.filter((f) => !isRemote(f.spec)).map((f) => ({ switch: f.spec.switch, mac: f.spec.mac }));
     if (spec !== this.spec) {
-      const own = model.uplinks.flatMap((u) => [u.spec.localIp, u.spec.localIp6]).filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!);
-      const next = model.bgp === undefined ? undefined : resolveBgp(model.bgp, 'bgp', own);
+      const next = modelBgp(model);
       if (next !== undefined && (await this.applyLive(next))) {
         this.spec = spec;
         await this.sync?.refresh(statics);
