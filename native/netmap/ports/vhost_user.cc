@@ -742,27 +742,33 @@ bool VhostUserPort::set_mem_table(const uint8_t* p, uint32_t size, std::vector<i
     g.size = get_u64(r + 8);
     g.uva = get_u64(r + 16);
     const uint64_t off = get_u64(r + 24);
-    struct stat sb;
-    size_t align = 4096;
-    if (::fstat(fds[i], &sb) == 0 && sb.st_blksize > 4096) align = size_t(sb.st_blksize);  // hugetlbfs page size
-    const uint64_t want = g.size + off;
-    void* base = MAP_FAILED;
-    if (g.size && want >= g.size && want < (1ull << 47))
-      base = ::mmap(nullptr, (want + align - 1) & ~(uint64_t(align) - 1), PROT_READ | PROT_WRITE, MAP_SHARED,
-                    fds[i], 0);
-    if (base == MAP_FAILED) {
-      *err = "region " + std::to_string(i) + " (" + std::to_string(g.size) + " bytes at offset " + std::to_string(off) +
-             "): mmap: " + strerror(errno);
+    const std::string what = "region " + std::to_string(i) + " (" + std::to_string(g.size) + " bytes at offset " +
+                             std::to_string(off) + ")";
+    auto give_up = [&](const std::string& why) {
+      *err = what + ": " + why;
       for (auto& m : maps) ::munmap(m.base, m.len);
       return false;
-    }
+    };
+    // Guest memory is a shared file (a memfd, or a file on hugetlbfs or
+    // tmpfs) that holds the whole region. A region that runs past the end
+    // of its file maps without complaint, but the first touch of a page
+    // beyond the end is a SIGBUS: the whole switch would die of one bad
+    // memory table.
+    struct stat sb;
+    if (::fstat(fds[i], &sb) != 0) return give_up(std::string("fstat: ") + strerror(errno));
+    if (!S_ISREG(sb.st_mode)) return give_up("its fd is not a regular file: guest memory must be a shared memfd, hugetlbfs or tmpfs file");
+    const uint64_t want = g.size + off;
+    if (g.size == 0 || want < g.size || want >= (1ull << 47)) return give_up("size or offset out of range");
+    if (want > uint64_t(sb.st_size))
+      return give_up("ends beyond its file's " + std::to_string(sb.st_size) +
+                     " bytes (touching it would fault)");
+    const size_t align = sb.st_blksize > 4096 ? size_t(sb.st_blksize) : 4096;  // hugetlbfs: its page size
+    void* base = ::mmap(nullptr, (want + align - 1) & ~(uint64_t(align) - 1), PROT_READ | PROT_WRITE, MAP_SHARED,
+                        fds[i], 0);
+    if (base == MAP_FAILED) return give_up(std::string("mmap: ") + strerror(errno));
     maps.push_back({base, size_t((want + align - 1) & ~(uint64_t(align) - 1))});
     g.host = static_cast<uint8_t*>(base) + off;
-    if (!mem.add(g)) {
-      *err = "region " + std::to_string(i) + " wraps the address space";
-      for (auto& m : maps) ::munmap(m.base, m.len);
-      return false;
-    }
+    if (!mem.add(g)) return give_up("wraps the address space");
   }
   close_fds(fds);
   for (auto& q : vqs_) q.unmap();

@@ -148,6 +148,51 @@ TEST_F(VhostUser, GuestTransmitReachesTheEngine) {
   EXPECT_EQ(cnt_read(qc(1).c[size_t(VirtqCounter::packets)]), 5u);
 }
 
+
+// A memory table whose region runs past the end of its file mapped without
+// complaint, and the first look at a ring there was a SIGBUS that took the
+// whole switch down. Such a table, and one whose fd is not a file at all, is
+// refused with the reason; the table in force stays, and so do the queues.
+TEST_F(VhostUser, AMemoryTableThatCannotBeMappedSafelyIsRefused) {
+  auto fe = connect_and_setup(kBase);
+  auto table = [&](uint64_t size, uint64_t offset, int fd) {
+    uint8_t mt[8 + 32] = {};
+    uint32_t n = 1;
+    std::memcpy(mt, &n, 4);
+    uint64_t reg[4] = {kGpaBase, size, fe->uva(0), offset};
+    std::memcpy(mt + 8, reg, 32);
+    return fe->ack(*port, kVuSetMemTable, mt, sizeof mt, {fd});
+  };
+  const int small = memfd_create("small", MFD_CLOEXEC);
+  ASSERT_EQ(ftruncate(small, 4096), 0);
+  EXPECT_NE(table(kMemSize, 0, small), 0u);
+  EXPECT_NE(status->error().find("region 0 (4194304 bytes at offset 0): ends beyond its file's 4096 bytes"),
+            std::string::npos)
+      << status->error();
+  const int whole = memfd_create("whole", MFD_CLOEXEC);
+  ASSERT_EQ(ftruncate(whole, kMemSize), 0);
+  EXPECT_NE(table(kMemSize, 4096, whole), 0u) << "the offset pushes the region past the end";
+  EXPECT_NE(status->error().find("ends beyond its file's"), std::string::npos) << status->error();
+  const int efd = eventfd(0, EFD_CLOEXEC);
+  EXPECT_NE(table(kMemSize, 0, efd), 0u);
+  EXPECT_NE(status->error().find("not a regular file"), std::string::npos) << status->error();
+  EXPECT_NE(table(0, 0, whole), 0u);
+  EXPECT_NE(status->error().find("size or offset out of range"), std::string::npos) << status->error();
+  for (int fd : {small, whole, efd}) close(fd);
+
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  std::vector<VhostStatus::Queue> qs;
+  std::vector<VhostStatus::Region> rs;
+  status->vhost->layout(&qs, &rs);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].size, kMemSize);
+  const Bytes f = make_frame(testutil::host_mac(1), testutil::host_mac(2), 60);
+  fe->send(f);
+  Pkt out[kMaxBurst];
+  ASSERT_EQ(rx(out), 1) << "the table in force still serves the queues";
+  EXPECT_EQ(Bytes(pool->frame(out[0]), pool->frame(out[0]) + out[0].len), f);
+  cache->free(out[0].buf);
+}
 TEST_F(VhostUser, ChecksumPartialAndTsoFromTheGuestKeepTheirState) {
   auto fe = connect_and_setup(kBase);
   // A 3000-byte TCPv4 super-frame split over a chain: header alone, then
