@@ -192,12 +192,15 @@ test('vpcctl trace: a forwarded frame shows rx, classify, learn, lookup and tx; 
     assert.doesNotMatch(text, / drop /);
 
     // p3's MTU is 1400: a 1450-byte ping from g3 (MTU 1500) is too long.
+    // Sent without DF (-M dont): with DF the switch answers the first one
+    // with ICMP fragmentation-needed, g3 learns MTU 1400 and cuts the next
+    // ones itself, so a trace that starts late would see no long frame.
     await lab.nsAsync(g3.ns, 'ping', ['-c', '1', '-W', '1', g2.ip], 5000);  // ARP first
     // Up to 3 frames: ARP may come first (g2 asking for g3, or g3 refreshing).
     const tr2 = vpcctl(d.socket, ['--json', 'trace', '--count', '3', '--port', 'p3', '--seconds', '20']);
     let done = false;
     void tr2.done.finally(() => (done = true));
-    for (let i = 0; i < 40 && !done; i++) await lab.nsAsync(g3.ns, 'ping', ['-c', '1', '-W', '1', '-s', '1450', g2.ip], 5000);
+    for (let i = 0; i < 40 && !done; i++) await lab.nsAsync(g3.ns, 'ping', ['-c', '1', '-W', '1', '-M', 'dont', '-s', '1450', g2.ip], 5000);
     const r2 = await tr2.done;
     assert.equal(r2.code, 0, r2.stderr);
     const j = JSON.parse(r2.stdout.toString()) as { records: { port: string; length: number; lines: { stage: string; text: string }[] }[] };

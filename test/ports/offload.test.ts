@@ -3,7 +3,8 @@
 // tap ports, AF_XDP ports (native and generic XDP), and from an afpacket
 // guest to an AF_XDP guest whose interface has its offloads off
 // (disableOffloads: the kernel's software GSO cuts the super-frames), each
-// next to the Linux bridge on the same kind of topology in the same test; and
+// next to the Linux bridge on the same kind of topology in the same test;
+// guests with MTU 9000 on ports of MTU 1500 (answered with ICMP too big); and
 // the segments a 64 KiB TSO frame becomes on its way to that AF_XDP guest,
 // checked by tshark. (The switch's own segmentation, for an egress that takes
 // no TSO, is checked the same way where it cuts frames for a VXLAN overlay:
@@ -135,6 +136,42 @@ test('iperf3 TCP between two default tap guests (IFF_VNET_HDR, TUNSETOFFLOAD) is
     assert.ok((c2?.tx_offload ?? 0) > 0, 'and got them back as they are');
     assert.equal(c1?.rx_bad_vnet, 0);
     assert.equal(c1?.rx_too_big, 0);
+  });
+});
+
+// Guests whose interfaces have MTU 9000 (the veth's both ends, or the tap
+// in the guest) on ports left at the default MTU of 1500: every full-sized
+// segment is longer than the port takes. Before the switch answered such
+// frames with ICMP fragmentation-needed, it dropped them all (counted as
+// oversize) and the transfer stood still at 0.00 Gbit/s; now the sender's
+// path MTU drops to the port's and TCP goes on at that MTU.
+test('iperf3 TCP between guests with MTU 9000 on ports of MTU 1500 (afpacket, tap) is not collapsed: ICMP fragmentation-needed at ingress', async (t) => {
+  await withLab(t, ['ip', 'ethtool', 'iperf3', 'ss'], async (lab, dp) => {
+    await dp.createSwitch({ name: 'a', vni: 100 });
+    const jumbo = (g: Guest, switchSide?: string): Guest => {
+      if (switchSide !== undefined) run('ip', ['link', 'set', switchSide, 'mtu', '9000']);
+      run('ip', ['-n', g.ns, 'link', 'set', g.dev, 'mtu', '9000']);
+      return g;
+    };
+    const g1 = jumbo(lab.vethGuest('g1', lab.name('s1'), mac(1), '198.18.65.1/24'), lab.name('s1'));
+    const g2 = jumbo(lab.vethGuest('g2', lab.name('s2'), mac(2), '198.18.65.2/24'), lab.name('s2'));
+    await dp.createPort({ name: 'p1', type: 'afpacket', interface: lab.name('s1'), switch: 'a' });
+    await dp.createPort({ name: 'p2', type: 'afpacket', interface: lab.name('s2'), switch: 'a' });
+    const t3 = jumbo(await tapGuest(lab, dp, 't3', 'a', 't3', mac(3), '198.18.65.3/24'));
+    const sent0 = dp.stats().engine.icmp_too_big_sent ?? 0;
+    const { sw } = await compareWithBridge(t, lab, 'afpacket (MTU 9000 guests, ports at 1500)', g1, g2);
+    const viaTap = await iperf(lab, t3, g1);
+    t.diagnostic(`tap -> afpacket (MTU 9000 guests, ports at 1500): ${viaTap.gbps.toFixed(2)} Gbit/s (${viaTap.retransmits} retransmits)`);
+    assert.ok(viaTap.gbps >= 0.1 * sw.gbps, `tap guest with MTU 9000: ${viaTap.gbps.toFixed(3)} Gbit/s`);
+    for (const [from, to] of [[g1, g2], [t3, g1]] as const) {
+      const route = run('ip', ['-n', from.ns, 'route', 'get', to.ip]);
+      assert.match(route, /mtu 1500/, `the sender ${from.ip} learned the port's MTU: ${route.trim()}`);
+    }
+    const s = dp.stats();
+    const nonzero = (d: Record<string, number>): string => JSON.stringify(Object.fromEntries(Object.entries(d).filter(([, v]) => v > 0)));
+    t.diagnostic(`engine: icmp_too_big_sent ${s.engine.icmp_too_big_sent}; drops p1 ${nonzero(s.ports.p1.drops)}, t3 ${nonzero(s.ports.t3.drops)}`);
+    assert.ok((s.engine.icmp_too_big_sent ?? 0) >= sent0 + 2, 'both senders were answered');
+    assert.ok(s.ports.p1.drops.oversize > 0 && s.ports.t3.drops.oversize > 0, 'the frames over the port MTU are counted drops');
   });
 });
 

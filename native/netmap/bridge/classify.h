@@ -35,7 +35,8 @@ inline bool offload_fits_mtu(const OffloadMeta& m, uint32_t len, uint32_t max_le
 }
 
 // Returns true and sets *member when the frame may enter a switch; otherwise
-// returns false with the drop reason in *why. May rewrite p (tag removal).
+// returns false with the drop reason in *why (for Drop::oversize, *member is
+// the member the frame came from). May rewrite p (tag removal).
 // `in`: the port's memberships; `max_len`: its largest untagged frame (the
 // core's PortState::max_len).
 // `meta` is the pool's offload side table (BufferPool::meta_table()), read
@@ -70,13 +71,13 @@ inline bool classify(const BridgePort& in, uint32_t max_len, uint8_t* buf, Pkt& 
     *why = Drop::vlan_not_member;
     return false;
   }
+  *member = m;
   if (p.len > max_len) [[unlikely]] {
     if (!pkt_has_meta(p) || !meta || !offload_fits_mtu(meta[p.buf], p.len, max_len, buf + pkt_off(p))) {
-      *why = Drop::oversize;
+      *why = Drop::oversize;  // *member says where an ICMP too big answer goes
       return false;
     }
   }
-  *member = m;
   return true;
 }
 

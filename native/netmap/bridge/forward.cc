@@ -103,6 +103,11 @@ void Bridge::classify(PortId pid, Pkt* pkts, uint16_t n, Burst& b) {
     bytes += p.len;
     Drop why;
     if (!vpc::classify(bp, in.max_len, pool.data(p.buf), p, &inm[i], &why, meta)) [[unlikely]] {
+      // Longer than this port's MTU (a guest whose interface MTU is larger
+      // than the port's): answered like a frame too big for its egress, so
+      // the sender's TCP learns the path MTU instead of losing every full
+      // segment.
+      if (why == Drop::oversize) answer_too_big(p, in.cfg.mtu, inm[i]);
       in.counters->drop_rx(why);
       if (core_.observer().tracing()) [[unlikely]] core_.observer().drop(p.buf, why);
       dest[i] = kDestDrop;

@@ -450,6 +450,63 @@ TEST_F(EgressTest, IcmpFragmentationNeededForAnEgressWithASmallerMtu) {
   expect_no_leak();
 }
 
+// A frame longer than the MTU of the port it comes in on (a guest whose
+// interface MTU is larger than its port's) is an oversize drop at ingress,
+// and is answered like one too big for its egress: without the answer, the
+// sender's TCP lost every full-sized segment and a transfer stood still
+// (0.00 Gbit/s between two guests with MTU 9000 on ports of MTU 1500).
+// A TSO super-frame whose segments are too long is answered the same way.
+TEST_F(EgressTest, IcmpFragmentationNeededForAFrameOverItsIngressPortMtu) {
+  SwitchId s = create_switch(1);
+  PortId in = add(kNoId, PipeOptions{}, {}, {{100, s}});  // MTU 1500, tagged 100
+  PortConfig big;
+  big.mtu = 9000;
+  PortId out = add(s, PipeOptions{}, big);
+  Spec sp;
+  sp.tpids = {kEtherTypeVlan};
+  sp.payload = 8000;  // IP 8040 > 1500
+  sp.dst = testutil::host_mac(2);
+  sp.src = testutil::host_mac(1);
+  ASSERT_TRUE(add_static(s, out, sp.dst).ok());
+  inject(in, testframes::build(sp).f, OffloadMeta{});  // a large buffer, no offload state
+  EXPECT_TRUE(take(out).empty());
+  EXPECT_EQ(pc(in, PortCounter::rx_drops), 1u);
+  auto back = take(in);
+  ASSERT_EQ(back.size(), 1u);
+  const Bytes& a = back[0].f;
+  EXPECT_EQ(mac_load(a.data()), sp.src) << "to the sender";
+  EXPECT_EQ(load_be16(a.data() + 14) & 0xFFF, 100) << "on the sender's VLAN";
+  const uint8_t* ip = a.data() + 18;
+  EXPECT_EQ(ip[9], kIpProtoIcmp);
+  EXPECT_EQ(load_be32(ip + 16), testframes::kSrc4);
+  EXPECT_EQ(ip[20], 3);
+  EXPECT_EQ(ip[21], 4);
+  EXPECT_EQ(load_be16(ip + 20 + 6), 1500) << "the ingress port's MTU";
+  EXPECT_EQ(ec(EngineCounter::icmp_too_big_sent), 1u);
+
+  // A super-frame cut into 8000-byte segments: answered too.
+  sp.payload = 30000;
+  sp.full_csum = false;
+  Built b = testframes::build(sp);
+  inject(in, b.f, tso_meta(b, false, 8000));
+  EXPECT_TRUE(take(out).empty());
+  back = take(in);
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(load_be16(back[0].f.data() + 18 + 20 + 6), 1500);
+  EXPECT_EQ(pc(in, PortCounter::rx_drops), 2u);
+
+  // Without DF: dropped and counted, not answered.
+  Spec nodf = sp;
+  nodf.payload = 8000;
+  nodf.full_csum = true;
+  nodf.frag = 0;
+  inject(in, testframes::build(nodf).f, OffloadMeta{});
+  EXPECT_TRUE(take(in).empty());
+  EXPECT_EQ(pc(in, PortCounter::rx_drops), 3u);
+  EXPECT_EQ(ec(EngineCounter::icmp_too_big_sent), 2u);
+  expect_no_leak();
+}
+
 TEST_F(EgressTest, TooBigAnswersAreRateLimited) {
   EngineOptions o = testutil::small_engine_options();
   o.icmp_too_big_per_s = 3;
