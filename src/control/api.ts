@@ -43,7 +43,7 @@ import type { EvpnRouteView } from './evpn/evpn';
 import { serveCapture } from './observe-api';
 import type { TraceSpec } from '../dataplane';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
-import { portOverlayMtuWarnings } from './overlay-mtu';
+import { portMtuWarnings } from './port-mtu';
 
 export const API_VERSION = 'v1';
 // Room for the largest configuration (POST /v1/apply), JSON-escaped.
@@ -219,7 +219,7 @@ function portRoutes(ctx: ApiContext): Route[] {
       const p = c.requirePort(params.ref!);
       // One port also shows what its backend opened and how it is doing.
       const backend = c.dp.portStatus(p.spec.name);
-      const warnings = portOverlayMtuWarnings(c.current, p);
+      const warnings = portMtuWarnings(c.current, p);
       return [200, { port: { ...portView(ctx, p, c.dp.stats()), ...(backend === undefined ? {} : { backend }), ...(warnings.length > 0 ? { warnings } : {}) } }];
     }),
     route('PATCH', '/v1/ports/:ref', async ({ params, body }) => {

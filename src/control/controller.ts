@@ -53,7 +53,7 @@ import {
 import { modelBgp, ResolvedBgp } from './evpn/config';
 import { restartReason } from './evpn/speaker';
 import { vtepHeldByKernel } from './hostcheck';
-import { overlayMtuWarnings } from './overlay-mtu';
+import { mtuWarnings } from './port-mtu';
 import { applyPlan, describeStep, plan, resolveTarget, runBestEffort, Step, summarize, undo } from './reconcile';
 import { StateStore } from './state';
 
@@ -413,9 +413,10 @@ export class Controller {
   private async commit(target: Model, opts: { dryRun: boolean; source: string; warnings: string[] }): Promise<ApplyResult> {
     const steps = plan(this.model, target);
     // A new uplink whose VTEP address the kernel holds too works badly, and
-    // so does a port whose MTU exceeds its switch's inner MTU over the
-    // overlay (overlay-mtu.ts); said for a dry run as well.
-    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...(steps.length > 0 ? overlayMtuWarnings(target) : [])];
+    // so does a port whose interface MTU exceeds the port's, or whose MTU
+    // exceeds its switch's inner MTU over the overlay (port-mtu.ts); said for
+    // a dry run as well.
+    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...(steps.length > 0 ? mtuWarnings(target) : [])];
     const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings };
     // The BGP speaker is no dataplane object: a change is one line of the plan.
     const bgpChange = bgpPlanLine(this.model.bgp, target.bgp);

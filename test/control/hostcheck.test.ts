@@ -1,6 +1,7 @@
 // The kernel holding the uplink's VTEP address is detected when the uplink is
 // created (read only: vpcd never changes the host's addresses) and reported
-// as a warning: in the log, and in the answer of an apply (dry run too).
+// as a warning: in the log, and in the answer of an apply (dry run too). So
+// is a port whose kernel interface has a larger MTU than the port takes.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,39 +35,83 @@ test('vtepHeldByKernel: names the interface and the address, IPv4 and IPv6 in an
   assert.deepEqual(vtepHeldByKernel({ name: 'up0', localIp: '198.18.0.1/24' }, host), []);
 });
 
+// A network namespace of the test's own with vpcd in it, started with
+// `config`: `setup` makes its interfaces (through `ip -n NS ...`) first; the
+// daemon, its directory and the namespace are removed afterwards.
+async function withVpcdInNamespace(tag: string, config: string, setup: (ip: (...args: string[]) => string) => void, fn: (d: Awaited<ReturnType<typeof spawnVpcd>>, ip: (...args: string[]) => string) => Promise<void>): Promise<void> {
+  const ns = `${tag}-${process.pid}`;
+  const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    setup(ip);
+    const d = await spawnVpcd({ netns: ns, config });
+    try {
+      await fn(d, ip);
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
+    }
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+}
+
 describe('vpcd with an uplink whose address the kernel holds', () => {
   const root = process.getuid?.() === 0;
   test('warns in the log and in the apply answer; the address is left alone', { skip: root ? false : 'needs root (a network namespace and a veth of its own)' }, async () => {
-    const ns = `vpch-${process.pid}`;
-    const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
-    execFileSync('ip', ['netns', 'add', ns]);
-    try {
+    const switches = 'switches:\n  - { name: t, vni: 5 }\n';
+    const withUplink = `${TEST_ENGINE}uplinks:\n  - { name: up0, type: afpacket, interface: vu0, localIp: 198.18.77.1/24 }\n${switches}`;
+    const setup = (ip: (...args: string[]) => string): void => {
       ip('link', 'set', 'lo', 'up');
       ip('link', 'add', 'vu0', 'type', 'veth', 'peer', 'name', 'vu1');
       ip('link', 'set', 'vu0', 'up');
       ip('link', 'set', 'vu1', 'up');
       ip('addr', 'add', '198.18.77.1/24', 'dev', 'vu1');
-      const switches = 'switches:\n  - { name: t, vni: 5 }\n';
-      const withUplink = `${TEST_ENGINE}uplinks:\n  - { name: up0, type: afpacket, interface: vu0, localIp: 198.18.77.1/24 }\n${switches}`;
-      const d = await spawnVpcd({ netns: ns, config: `${TEST_ENGINE}${switches}` });
-      try {
-        const dry = await d.client.call<{ plan: string[]; warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: withUplink, dryRun: true });
-        assert.equal(dry.applied, false);
-        assert.equal(dry.warnings.length, 1, JSON.stringify(dry));
-        assert.match(dry.warnings[0]!, /localIp 198\.18\.77\.1 is also assigned to the kernel interface vu1 \(198\.18\.77\.1\/24\)/);
+    };
+    await withVpcdInNamespace('vpch', `${TEST_ENGINE}${switches}`, setup, async (d, ip) => {
+      const dry = await d.client.call<{ plan: string[]; warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: withUplink, dryRun: true });
+      assert.equal(dry.applied, false);
+      assert.equal(dry.warnings.length, 1, JSON.stringify(dry));
+      assert.match(dry.warnings[0]!, /localIp 198\.18\.77\.1 is also assigned to the kernel interface vu1 \(198\.18\.77\.1\/24\)/);
 
-        const r = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: withUplink });
-        assert.equal(r.applied, true);
-        assert.deepEqual(r.warnings, dry.warnings);
-        const logged = d.logs.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => /also assigned to the kernel interface vu1/.test(l.msg));
-        assert.deepEqual(logged.map((l) => l.level), ['warn'], d.logs.join('\n'));
-        assert.match(ip('-o', 'addr', 'show', 'dev', 'vu1'), /198\.18\.77\.1\/24/, 'the kernel address is untouched');
-      } finally {
-        await d.stop();
-        removeDir(d.dir);
-      }
-    } finally {
-      execFileSync('ip', ['netns', 'del', ns]);
-    }
+      const r = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: withUplink });
+      assert.equal(r.applied, true);
+      assert.deepEqual(r.warnings, dry.warnings);
+      const logged = d.logs.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => /also assigned to the kernel interface vu1/.test(l.msg));
+      assert.deepEqual(logged.map((l) => l.level), ['warn'], d.logs.join('\n'));
+      assert.match(ip('-o', 'addr', 'show', 'dev', 'vu1'), /198\.18\.77\.1\/24/, 'the kernel address is untouched');
+    });
+  });
+});
+
+// A port whose kernel interface has a larger MTU than the port takes: the
+// guest's long frames are dropped at the port (and answered with ICMP too
+// big). Read from the host, said in the apply answer and in `port show`.
+describe('vpcd with a port whose interface MTU exceeds the port\'s', () => {
+  const root = process.getuid?.() === 0;
+  test('warns in the apply answer (dry run too) and in port show; a port at the interface\'s MTU is not warned about', { skip: root ? false : 'needs root (a network namespace and a veth of its own)' }, async () => {
+    const switches = `${TEST_ENGINE}switches:\n  - { name: t, vni: 5 }\n`;
+    const port = `${switches}ports:\n  - { name: p0, type: afpacket, interface: vm0, switch: t`;
+    const setup = (ip: (...args: string[]) => string): void => {
+      ip('link', 'add', 'vm0', 'mtu', '9000', 'type', 'veth', 'peer', 'name', 'vm1', 'mtu', '9000');
+      ip('link', 'set', 'vm0', 'up');
+      ip('link', 'set', 'vm1', 'up');
+    };
+    await withVpcdInNamespace('vpcm', switches, setup, async (d) => {
+      const WARN = /^port "p0": its interface vm0 has MTU 9000, above the port's MTU 1500: frames longer than that are dropped at the port and answered with ICMP too big .* Set the port's mtu to 9000, or give the interface MTU 1500/;
+      const dry = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: `${port} }\n`, dryRun: true });
+      assert.equal(dry.applied, false);
+      assert.equal(dry.warnings.length, 1, JSON.stringify(dry));
+      assert.match(dry.warnings[0]!, WARN);
+      const r = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: `${port} }\n` });
+      assert.equal(r.applied, true);
+      assert.deepEqual(r.warnings, dry.warnings);
+      const show = await d.client.call<{ port: { warnings?: string[] } }>('GET', '/v1/ports/p0');
+      assert.deepEqual(show.port.warnings, dry.warnings);
+      const fits = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: `${port}, mtu: 9000 }\n` });
+      assert.equal(fits.applied, true);
+      assert.deepEqual(fits.warnings, []);
+      assert.equal((await d.client.call<{ port: { warnings?: string[] } }>('GET', '/v1/ports/p0')).port.warnings, undefined);
+    });
   });
 });

@@ -20,7 +20,7 @@ import { parseConfig } from '../../src/control/config';
 import { Controller } from '../../src/control/controller';
 import { ControlError } from '../../src/control/errors';
 import { emptyModel, type Model, type UplinkObject } from '../../src/control/model';
-import { overlayInnerMtu, overlayMtuWarnings } from '../../src/control/overlay-mtu';
+import { overlayInnerMtu, overlayMtuWarnings } from '../../src/control/port-mtu';
 import { createLogger } from '../../src/control/logging';
 import { checksumOf, StateStore } from '../../src/control/state';
 import { eventually, frameHex, removeDir, spawnVpcd, tempDir, TEST_ENGINE, VpcdProcess } from './helpers';

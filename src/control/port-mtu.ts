@@ -1,17 +1,22 @@
-// A port whose MTU is larger than its switch's inner MTU over the overlay.
+// Ports whose guests can send frames longer than the switch takes from them,
+// reported as warnings when a configuration is applied and in `vpcctl port
+// show`; never refused (the guest may use a smaller MTU than its
+// interface's).
 //
-// A switch with remote VTEPs (peers, or static MACs behind a VTEP) carries
-// its frames to them inside VXLAN: the inner frame must fit the uplink's MTU
-// minus 50 bytes (VXLAN over IPv4) or 70 (over IPv6). A guest whose interface
-// has a larger MTU sends frames the switch cannot encapsulate: they are
-// dropped (vxlan_too_big) and answered with ICMP too big when DF is set or
-// over IPv6, so TCP recovers after a round trip while anything else is lost.
-// Linux's vxlan device has the same limit. Reported as a warning when a
-// configuration is applied and in `vpcctl port show`; never refused (the
-// guest may use a smaller MTU than its interface's).
+// - The port's own MTU: a kernel interface (afpacket, afxdp, netmap, tap)
+//   whose MTU is larger than the port's `mtu` hands over frames the port
+//   does not take. They are dropped (oversize) and answered with ICMP too
+//   big when DF is set or over IPv6, so TCP falls back to the port's MTU
+//   after a round trip while anything else is lost.
+// - The overlay: a switch with remote VTEPs (peers, or static MACs behind a
+//   VTEP) carries its frames to them inside VXLAN: the inner frame must fit
+//   the uplink's MTU minus 50 bytes (VXLAN over IPv4) or 70 (over IPv6). A
+//   guest whose interface has a larger MTU sends frames the switch cannot
+//   encapsulate: they are dropped (vxlan_too_big) and answered the same way.
+//   Linux's vxlan device has the same limit.
 
 import * as fs from 'node:fs';
-import { switchesOfPort, VXLAN_OVERHEAD, type PortSpec } from '../dataplane';
+import { LIMITS, switchesOfPort, VXLAN_OVERHEAD, type PortSpec } from '../dataplane';
 import { isRemote, type Model, type PortObject } from './model';
 
 // The MTU of a kernel interface of vpcd's namespace (undefined: none such).
@@ -64,4 +69,26 @@ export function portOverlayMtuWarnings(model: Model, port: PortObject, ifMtu: In
 
 export function overlayMtuWarnings(model: Model, ifMtu: InterfaceMtu = hostInterfaceMtu): string[] {
   return model.ports.flatMap((p) => portOverlayMtuWarnings(model, p, ifMtu));
+}
+
+// The port's interface has a larger MTU than the port takes.
+export function portInterfaceMtuWarnings(port: PortObject, ifMtu: InterfaceMtu = hostInterfaceMtu): string[] {
+  const spec = port.spec as PortSpec;
+  if (spec.interface === undefined) return [];
+  const own = spec.mtu ?? 1500;
+  const iface = ifMtu(spec.interface);
+  if (iface === undefined || iface <= own) return [];
+  const fix = iface <= LIMITS.mtuMax ? `Set the port's mtu to ${iface}, or give the interface MTU ${own}` : `Give the interface MTU ${own} or less`;
+  return [`port "${spec.name}": its interface ${spec.interface} has MTU ${iface}, above the port's MTU ${own}: frames ` +
+    `longer than that are dropped at the port and answered with ICMP too big (DF or IPv6), so TCP falls back to ` +
+    `MTU ${own} and anything else is lost. ${fix} (docs/configuration.md, ports: mtu)`];
+}
+
+// Every MTU warning of one port, then of a whole model.
+export function portMtuWarnings(model: Model, port: PortObject, ifMtu: InterfaceMtu = hostInterfaceMtu): string[] {
+  return [...portInterfaceMtuWarnings(port, ifMtu), ...portOverlayMtuWarnings(model, port, ifMtu)];
+}
+
+export function mtuWarnings(model: Model, ifMtu: InterfaceMtu = hostInterfaceMtu): string[] {
+  return model.ports.flatMap((p) => portMtuWarnings(model, p, ifMtu));
 }
