@@ -49,6 +49,11 @@ bool infer_tso(const uint8_t* f, uint32_t len, uint32_t mtu, OffloadMeta* m) {
   return true;
 }
 
+bool udp_batch_without_size(const uint8_t* f, uint32_t len, uint32_t mtu) {
+  FrameLayout l;
+  return frame_layout(f, len, &l) && l.l4_proto == kIpProtoUdp && l.ip_end - l.l3_off > mtu;
+}
+
 namespace {
 // "3" or "0-3": queue ids first..first+count-1.
 std::string queue_span(uint32_t first, uint32_t count) {
@@ -296,6 +301,8 @@ class AfXdpPort final : public Port {
     if (p.len > mtu_frame_ && infer_tso(f, p.len, mtu_, &pool_->meta(p.buf))) {
       pkt_set_meta(p, true);
       status_->add(PortStatus::rx_offload);
+    } else if (p.len > mtu_frame_ && udp_batch_without_size(f, p.len, mtu_)) [[unlikely]] {
+      status_->add(PortStatus::rx_udp_gso_lost);  // the engine drops it (oversize); check_link says why
     } else if (complete_hidden_partial_checksum(f, p.len)) {
       status_->add(PortStatus::rx_csum_completed);
     }
@@ -310,6 +317,8 @@ class AfXdpPort final : public Port {
   void flush_tx();
   void describe_io();
   LinkState check_link();
+  void explain_udp_gso_lost();  // lastError, when rx_udp_gso_lost moved since the last look
+  uint64_t udp_gso_lost_seen_ = 0;
   void read_mtu() {
     const int m = if_mtu(ctl_, ifname_);
     if (m > 0) mtu_ = uint32_t(m);
@@ -980,6 +989,17 @@ uint16_t AfXdpPort::tx_burst(Pkt* pkts, uint16_t n) {
   return k;
 }
 
+void AfXdpPort::explain_udp_gso_lost() {
+  const uint64_t n = status_->c[PortStatus::rx_udp_gso_lost].load(std::memory_order_relaxed);
+  if (n == udp_gso_lost_seen_) return;
+  udp_gso_lost_seen_ = n;
+  status_->set_error(std::to_string(n) + " UDP GSO batches (a sender's UDP_SEGMENT sends) arrived whole on " +
+                     ifname_ + " without their segment size, which " +
+                     (prog_mode_ == XDP_FLAGS_SKB_MODE ? "generic" : "native") +
+                     " XDP does not pass on: they cannot be cut as the sender meant and were dropped (oversize). "
+                     "An afpacket port takes them; on a veth, xdpMode: 'native' makes the sender cut them itself");
+}
+
 LinkState AfXdpPort::check_link() {
   int idx = if_index(ctl_, ifname_);
   if (idx <= 0) {
@@ -1015,6 +1035,7 @@ LinkState AfXdpPort::check_link() {
     x.last_stats = xs;
   }
   if (drops) status_->add(PortStatus::rx_kernel_drops, drops);
+  explain_udp_gso_lost();
   read_mtu();  // an MTU change takes effect within a link check
   if (invalid) status_->add(PortStatus::tx_errors, invalid);
   unsigned fl = 0;

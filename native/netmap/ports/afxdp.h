@@ -81,6 +81,11 @@ bool complete_hidden_partial_checksum(uint8_t* frame, uint32_t len);
 // IP header - TCP header with options, checksum-partial at the TCP checksum)
 // and returns true. Anything else: false, *m untouched.
 bool infer_tso(const uint8_t* frame, uint32_t len, uint32_t mtu, OffloadMeta* m);
+// True when a frame longer than the MTU is UDP over IPv4 or IPv6: a sender's
+// UDP GSO batch (UDP_SEGMENT) that XDP handed over whole. Unlike a TCP
+// stream, its datagram boundaries are the sender's gso_size, which XDP does
+// not pass on, so it cannot be cut as meant.
+bool udp_batch_without_size(const uint8_t* frame, uint32_t len, uint32_t mtu);
 
 // The queues a port opens: first..first+count-1 of an interface with
 // `of_interface` rx queues (0: unknown).

@@ -135,8 +135,15 @@ TEST(Afxdp, FramesWithinTheMtuAndNonTcpFramesGetNoTsoState) {
   sp.proto = kIpProtoUdp;  // a UDP GSO batch: its segment size cannot be known
   b = testframes::build(sp);
   EXPECT_FALSE(infer_tso(b.f.data(), uint32_t(b.f.size()), 1500, &m));
+  EXPECT_TRUE(udp_batch_without_size(b.f.data(), uint32_t(b.f.size()), 1500)) << "counted as such";
+  sp.v6 = true;
+  b = testframes::build(sp);
+  EXPECT_TRUE(udp_batch_without_size(b.f.data(), uint32_t(b.f.size()), 1500)) << "IPv6 too";
+  EXPECT_FALSE(udp_batch_without_size(b.f.data(), uint32_t(b.f.size()), 9000)) << "within the MTU";
+  sp.v6 = false;
   sp.proto = kIpProtoTcp;
   b = testframes::build(sp);
+  EXPECT_FALSE(udp_batch_without_size(b.f.data(), uint32_t(b.f.size()), 1500)) << "TCP is rebuilt, not lost";
   EXPECT_FALSE(infer_tso(b.f.data(), 100, 1500, &m)) << "truncated";
   EXPECT_FALSE(infer_tso(b.f.data(), uint32_t(b.f.size()), 40, &m)) << "headers alone exceed the MTU";
   EXPECT_EQ(m.gso_size, 77);

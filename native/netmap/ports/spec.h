@@ -103,7 +103,8 @@ struct PortStatus {
   X(rx_offload, "Frames received with offload state (checksum-partial or TSO/GSO), kept beside the frame") \
   X(rx_super, "Frames received larger than a regular buffer (TSO/GSO super-frames), held in large buffers") \
   X(rx_gro, "TCP segments received one by one and coalesced into super-frames (GRO; afxdp)") \
-  X(rx_bad_vnet, "Frames dropped because their virtio-net header was invalid or asked for an offload the switch does not do (UFO/USO)") \
+  X(rx_udp_gso_lost, "UDP GSO batches (a sender's UDP_SEGMENT sends) that XDP handed over whole without their segment size: they cannot be cut as the sender meant and are dropped as oversize (afxdp; native XDP or an afpacket port takes them)") \
+  X(rx_bad_vnet, "Frames dropped because their virtio-net header was invalid or asked for an offload the switch does not do (UFO)") \
   X(tx_offload, "Frames transmitted with offload state in their virtio-net header") \
   X(tx_super, "Frames transmitted through the port's packet socket for large or offloaded frames (larger than a ring slot, or with TSO state: one sendmmsg per run of them)") \
   X(tx_too_big, "Frames dropped because they do not fit a transmit slot")            \
