@@ -521,7 +521,7 @@ void VhostUserPort::replace_fd(int* slot, int fd) {
   *slot = fd;
 }
 
-void VhostUserPort::set_kick(uint32_t i, int fd) {
+bool VhostUserPort::set_kick(uint32_t i, int fd, std::string* err) {
   VirtQueue& q = vqs_[i];
   if (q.kick_fd >= 0 && (i & 1)) epoll_ctl(epfd_, EPOLL_CTL_DEL, q.kick_fd, nullptr);
   replace_fd(&q.kick_fd, fd);
@@ -529,8 +529,15 @@ void VhostUserPort::set_kick(uint32_t i, int fd) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u32 = i;
-    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      // Not something to wait on (a regular file, say): the guest's kicks
+      // would never wake a sleeping engine.
+      if (err) *err = std::string("the kick descriptor cannot be waited on (epoll: ") + strerror(errno) + "): an eventfd is expected";
+      replace_fd(&q.kick_fd, -1);
+      return false;
+    }
   }
+  return true;
 }
 
 void VhostUserPort::remap_queue(uint32_t i) {
@@ -677,7 +684,11 @@ void VhostUserPort::dispatch(uint32_t req, uint32_t flags, const uint8_t* p, uin
       }
       const uint32_t i = uint32_t(q - vqs_.data());
       if (req == kVuSetVringKick) {
-        set_kick(i, f);
+        std::string err;
+        if (!set_kick(i, f, &err)) {
+          refuse(fd, req, flags, "virtqueue " + std::to_string(i) + ": " + err);
+          return;
+        }
         q->started = true;
         q->broken = false;
         q->last_error.clear();

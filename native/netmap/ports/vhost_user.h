@@ -197,7 +197,10 @@ class VhostUserPort final : public Port {
   void reset_device();         // features, queues (fds closed), memory
   void apply_features();
   void remap_queue(uint32_t i);
-  void set_kick(uint32_t i, int fd);
+  // Takes fd as queue i's kick descriptor (-1: none). False, with the fd
+  // closed and the reason in *err, when a transmit queue's kick cannot be
+  // waited on.
+  bool set_kick(uint32_t i, int fd, std::string* err = nullptr);
   void replace_fd(int* slot, int fd);
   void refresh();              // recompute readiness and publish the status
   void publish_layout();

@@ -230,6 +230,28 @@ TEST_F(VhostUser, ChecksumPartialAndTsoFromTheGuestKeepTheirState) {
   cache->free(out[0].buf);
 }
 
+// A kick descriptor the engine cannot wait on (here a regular file) would
+// leave a sleeping engine deaf to the guest's transmit queue: refused with
+// the reason. The queue comes back with an eventfd.
+TEST_F(VhostUser, AKickDescriptorThatCannotBeWaitedOnIsRefused) {
+  auto fe = connect_and_setup(kBase);
+  const int file = memfd_create("not-an-eventfd", MFD_CLOEXEC);
+  uint64_t idx = 1;
+  EXPECT_NE(fe->ack(*port, kVuSetVringKick, &idx, 8, {file}), 0u);
+  close(file);
+  EXPECT_NE(status->error().find("virtqueue 1: the kick descriptor cannot be waited on (epoll: Operation not permitted)"),
+            std::string::npos)
+      << status->error();
+  const int kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  EXPECT_EQ(fe->ack(*port, kVuSetVringKick, &idx, 8, {kick}), 0u);
+  close(kick);
+  const Bytes f = make_frame(testutil::host_mac(1), testutil::host_mac(2), 60);
+  fe->send(f);
+  Pkt out[kMaxBurst];
+  ASSERT_EQ(rx(out), 1) << "the queue works again";
+  cache->free(out[0].buf);
+}
+
 TEST_F(VhostUser, EngineFramesReachTheGuestInMergedBuffers) {
   auto fe = connect_and_setup(kBase);
   fe->post_rx(8, 1024);
