@@ -507,6 +507,22 @@ TEST_F(EgressTest, IcmpFragmentationNeededForAFrameOverItsIngressPortMtu) {
   expect_no_leak();
 }
 
+// A hostile guest's TSO frame with a gso_size of 1, bound for a port that
+// takes no offloads: one gso_malformed drop, not 60,000 one-byte segments.
+TEST_F(EgressTest, ATinySegmentSizeIsADropNotThousandsOfSegments) {
+  Spec sp = two_ports(none(), 60000);
+  const PortId in = in_, out = out_;
+  Built b = testframes::build(sp);
+  inject(in, b.f, tso_meta(b, false, 1));
+  EXPECT_TRUE(take(out).empty());
+  EXPECT_EQ(pdrop(out, Drop::gso_malformed), 1u);
+  EXPECT_EQ(pc(out, PortCounter::tx_gso_segments), 0u);
+  // The same frame at a sender's real segment size is cut as usual.
+  inject(in, b.f, tso_meta(b, false, 1448));
+  EXPECT_EQ(take(out).size(), (60000u + 1447) / 1448);
+  expect_no_leak();
+}
+
 TEST_F(EgressTest, TooBigAnswersAreRateLimited) {
   EngineOptions o = testutil::small_engine_options();
   o.icmp_too_big_per_s = 3;

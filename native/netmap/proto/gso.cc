@@ -226,7 +226,9 @@ uint32_t gso_segments(const uint8_t* f, uint32_t len, const OffloadMeta& m, cons
   if (mss == 0 || mss > m.gso_size) return fail(err, OffloadError::bad_mss);
   if (!layout_fits(L, len, err)) return 0;
   const uint32_t payload = L.payload_len();
-  return payload == 0 ? 1 : (payload + mss - 1) / mss;
+  const uint32_t n = payload == 0 ? 1 : (payload + mss - 1) / mss;
+  if (n > kGsoMaxSegments) return fail(err, OffloadError::too_many_segments);
+  return n;
 }
 
 uint32_t gso_write_segment(const uint8_t* f, uint32_t len, const FrameLayout& L, uint16_t mss, uint32_t i,

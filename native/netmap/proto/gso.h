@@ -39,6 +39,7 @@ namespace vpc {
   X(gso_ufo, "UDP fragmentation offload (UFO) is refused")                                                       \
   X(gso_unknown, "unknown GSO type")                                                                             \
   X(bad_mss, "segment size 0 or larger than the frame's gso_size")                                                 \
+  X(too_many_segments, "the segment size would cut the frame into more than kGsoMaxSegments segments")            \
   X(bad_csum_offsets, "csum_start/csum_offset point outside the frame")                                          \
   X(no_room, "the output buffer is too small")                                                                   \
   X(bad_segment, "segment index beyond the last segment")
@@ -134,9 +135,17 @@ bool csum_complete(uint8_t* f, uint32_t len, const OffloadMeta& m, OffloadError*
 // is dropped. A frame whose payload fits in one mss gives one segment: the
 // frame with its checksum completed.
 
+// The most segments one super-frame is cut into: 64 KiB at 48 bytes a
+// segment, Linux's smallest TCP MSS (tcp_min_snd_mss). A sender's TCP never
+// asks for more; a gso_size of 1 (a hostile guest's, through its own packet
+// socket or virtqueue) would otherwise make one frame 65,000 segments, and
+// the engine would spend milliseconds and thousands of buffers on it.
+constexpr uint32_t kGsoMaxSegments = (65535 + 47) / 48;
+
 // Number of segments, or 0 with the reason: gso type unknown, UFO, or not
 // matching L (TCPv4 needs IPv4/TCP, TCPv6 IPv6/TCP, USO UDP), mss 0 or above
-// m.gso_size, or a layout that does not fit the frame.
+// m.gso_size, more than kGsoMaxSegments, or a layout that does not fit the
+// frame.
 uint32_t gso_segments(const uint8_t* f, uint32_t len, const OffloadMeta& m, const FrameLayout& L, uint16_t mss,
                       OffloadError* err = nullptr);
 

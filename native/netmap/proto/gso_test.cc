@@ -442,7 +442,7 @@ TEST(GsoSegment, Tcpv4SixtyFourKilobytes) {
 TEST(GsoSegment, Tcpv6WithVlanTagsAndOddSizes) {
   for (uint16_t mss : {1u, 7u, 536u, 1001u, 1440u, 8948u})
     for (uint32_t payload : {1u, 1000u, 1440u, 1441u, 14400u, 65000u}) {
-      if (payload / mss > 2000) continue;  // keep the run short
+      if ((payload + mss - 1) / mss > kGsoMaxSegments) continue;  // refused (TooManySegmentsAreRefused)
       Spec s;
       s.v6 = true;
       s.tpids = {0x88A8, 0x8100};
@@ -499,6 +499,24 @@ TEST(GsoSegment, SmallerMssThanGsoSizeForAnOverlay) {
   e = OffloadError::none;
   EXPECT_EQ(gso_segments(b.f.data(), uint32_t(b.f.size()), m, L, 0, &e), 0u);
   EXPECT_EQ(e, OffloadError::bad_mss);
+}
+
+// A hostile guest's gso_size of 1 (or any size that cuts 64 KiB into more
+// than 1,366 pieces) is refused before a single segment is written; 48 bytes,
+// Linux's smallest TCP MSS, still cuts 64 KiB.
+TEST(GsoSegment, TooManySegmentsAreRefused) {
+  Spec s;
+  s.payload = 65535 - 40;
+  const Built b = build(s);
+  const FrameLayout L = layout_of(b.f);
+  OffloadError e = OffloadError::none;
+  EXPECT_EQ(gso_segments(b.f.data(), uint32_t(b.f.size()), tso(OffloadMeta::kGsoTcpv4, 1), L, 1, &e), 0u);
+  EXPECT_EQ(e, OffloadError::too_many_segments);
+  e = OffloadError::none;
+  EXPECT_EQ(gso_segments(b.f.data(), uint32_t(b.f.size()), tso(OffloadMeta::kGsoTcpv4, 47), L, 47, &e), 0u);
+  EXPECT_EQ(e, OffloadError::too_many_segments);
+  EXPECT_EQ(gso_segments(b.f.data(), uint32_t(b.f.size()), tso(OffloadMeta::kGsoTcpv4, 48), L, 48), (s.payload + 47) / 48);
+  EXPECT_EQ(kGsoMaxSegments, 1366u);
 }
 
 TEST(GsoSegment, MssForMtu) {
@@ -632,7 +650,13 @@ TEST(GsoSegment, RandomDamageNeverBreaksBounds) {
     const uint8_t type = L.l4_proto == kIpProtoUdp ? OffloadMeta::kGsoUdpL4
                          : L.ip_version == 4        ? OffloadMeta::kGsoTcpv4
                                                     : OffloadMeta::kGsoTcpv6;
-    const uint32_t n = gso_segments(f.data(), uint32_t(f.size()), tso(type, mss), L, mss);
+    OffloadError e = OffloadError::none;
+    const uint32_t n = gso_segments(f.data(), uint32_t(f.size()), tso(type, mss), L, mss, &e);
+    if ((L.payload_len() + mss - 1) / mss > kGsoMaxSegments) {
+      EXPECT_EQ(n, 0u);
+      EXPECT_EQ(e, OffloadError::too_many_segments);
+      continue;
+    }
     ASSERT_GT(n, 0u);
     uint32_t total = 0;
     for (uint32_t i = 0; i < n; ++i) {
