@@ -159,10 +159,10 @@ test('iperf3 TCP between guests with MTU 9000 on ports of MTU 1500 (afpacket, ta
     await dp.createPort({ name: 'p2', type: 'afpacket', interface: lab.name('s2'), switch: 'a' });
     const t3 = jumbo(await tapGuest(lab, dp, 't3', 'a', 't3', mac(3), '198.18.65.3/24'));
     const sent0 = dp.stats().engine.icmp_too_big_sent ?? 0;
-    const { sw } = await compareWithBridge(t, lab, 'afpacket (MTU 9000 guests, ports at 1500)', g1, g2);
+    const { br } = await compareWithBridge(t, lab, 'afpacket (MTU 9000 guests, ports at 1500)', g1, g2);
     const viaTap = await iperf(lab, t3, g1);
     t.diagnostic(`tap -> afpacket (MTU 9000 guests, ports at 1500): ${viaTap.gbps.toFixed(2)} Gbit/s (${viaTap.retransmits} retransmits)`);
-    assert.ok(viaTap.gbps >= 0.1 * sw.gbps, `tap guest with MTU 9000: ${viaTap.gbps.toFixed(3)} Gbit/s`);
+    assert.ok(viaTap.gbps >= 0.1 * br.gbps, `tap guest with MTU 9000: ${viaTap.gbps.toFixed(3)} Gbit/s against the bridge's ${br.gbps.toFixed(2)}`);
     for (const [from, to] of [[g1, g2], [t3, g1]] as const) {
       const route = run('ip', ['-n', from.ns, 'route', 'get', to.ip]);
       assert.match(route, /mtu 1500/, `the sender ${from.ip} learned the port's MTU: ${route.trim()}`);
