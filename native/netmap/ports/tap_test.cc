@@ -214,16 +214,26 @@ TEST(Tap, IoUringBatchesReceiveAndSendNotOneCallPerFrame) {
     for (uint32_t i = 0; i < kFrames; ++i) EXPECT_EQ(ids[i], 100 + i);
     port->rx_burst(pkts, kMaxBurst);  // reaps the write completions
     // Frames one at a time into an idle tap: each wakes the poll, none is
-    // left to a blocking kernel worker.
+    // left to a blocking kernel worker. As the engine does, rx_burst is called
+    // again after each frame. Once the bursts have shrunk to one read (after
+    // the first frame or two), the call that hands a lone frame over makes no
+    // system call; the next one posts the reads (one submit).
     for (uint32_t i = 0; i < 16; ++i) {
       k.send(200 + i, 1);
       uint16_t m = 0;
+      uint64_t before = 0;
       for (int tries = 0; tries < 100 && m == 0; ++tries) {
+        before = kicks(*st);
         m = port->rx_burst(pkts, kMaxBurst);
         if (m == 0) wait_readable(*port);
       }
       EXPECT_GE(m, 1) << "frame " << i;
       for (uint16_t j = 0; j < m; ++j) eng.free(pkts[j].buf);
+      const uint64_t handed = kicks(*st);
+      EXPECT_EQ(port->rx_burst(pkts, kMaxBurst), 0) << "frame " << i;
+      if (i < 2) continue;
+      EXPECT_EQ(handed, before) << "frame " << i << " handed over without a submit";
+      EXPECT_EQ(kicks(*st) - handed, 1u) << "frame " << i << ": the next call posts the reads";
     }
     EXPECT_EQ(iou_workers(), 0) << "reads ran inline, none on io_uring worker threads";
     port->detach();

@@ -315,10 +315,30 @@ uint16_t TapUring::take(Pkt* pkts, uint16_t n, uint16_t max) {
   return n;
 }
 
+// As many reads as the last burst could fill, doubling while bursts come
+// back full: a lone frame costs a few failed reads, not rx_depth.
+uint32_t TapUring::next_batch(uint32_t q) const {
+  if (empty_[q] == 0 && filled_[q] > 0) return std::min(batch_[q] * 2, rx_depth_);
+  if (empty_[q] > 0) return std::clamp(filled_[q] * 2, kMinBatch, rx_depth_);
+  return batch_[q];
+}
+
+bool TapUring::light() const {
+  for (uint32_t q = 0; q < max_queues_; ++q)
+    if (fds_[q] >= 0 && !waiting_[q] && next_batch(q) > kMinBatch) return false;
+  return true;
+}
+
 uint16_t TapUring::rx(Pkt* pkts, uint16_t max) {
   reap();
   uint16_t n = take(pkts, 0, max);
   if (n == max || dead_) return n;
+  // At light load (every queue that has frames came back from a one-read
+  // burst) a frame its waiting read brought goes on at once: the burst and
+  // the new waiting read are posted by the next rx(), after this frame has
+  // been forwarded, so their io_uring_enter is not on its path. Under load
+  // the burst grows past one read and the frames wait for it, in one call.
+  if (n && light()) return n;
   // A queue whose waiting read completed has frames: a burst of nonblocking
   // reads, then a new waiting read, all in one submit. The reads run inline,
   // so their frames are in the completion ring when io_uring_enter returns.
@@ -326,12 +346,7 @@ uint16_t TapUring::rx(Pkt* pkts, uint16_t max) {
   for (uint32_t k = 0; k < max_queues_ && want; ++k) {
     const uint32_t q = (next_q_ + k) % max_queues_;
     if (fds_[q] < 0 || waiting_[q]) continue;
-    // As many reads as the last burst could fill, doubling while bursts come
-    // back full: a lone frame costs a few failed reads, not rx_depth.
-    if (empty_[q] == 0 && filled_[q] > 0)
-      batch_[q] = std::min(batch_[q] * 2, rx_depth_);
-    else if (empty_[q] > 0)
-      batch_[q] = std::clamp(filled_[q] * 2, kMinBatch, rx_depth_);
+    batch_[q] = next_batch(q);
     filled_[q] = empty_[q] = 0;
     const uint32_t reads = std::min(want, batch_[q]);
     uint32_t posted = 0;

@@ -20,6 +20,9 @@
 //   frames are left, or waits. A burst has as many reads as the last one
 //   could fill (at least 1), doubling while bursts come back full (up to
 //   rx_depth): a lone frame costs one failed read, a flood full bursts.
+//   At light load (bursts down to one read) rx() hands the waiting read's
+//   frame over at once and leaves the posting to the next rx(), so no
+//   io_uring_enter lies between a lone frame's arrival and its forwarding.
 // - Why not simpler: many reads parked on one tap all wake for one frame, and
 //   io_uring hands each one that then finds nothing to a blocking worker
 //   thread (hundreds of iou-wrk threads, a millisecond of latency); a poll
@@ -117,6 +120,8 @@ class TapUring {
   void drop_read(uint32_t b);  // a read that carried no frame: its buffers go back
   uint16_t take(Pkt* pkts, uint16_t n, uint16_t max);  // hands out stashed reads
   void submit();
+  uint32_t next_batch(uint32_t q) const;  // reads q's next burst posts, from the last one's results
+  bool light() const;  // every queue with frames would post a one-read burst next
   bool wait_returned(uint32_t q, int timeout_ms);
 
   std::unique_ptr<io_uring> ring_;
