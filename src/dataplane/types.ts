@@ -185,7 +185,7 @@ export interface VhostUserStatus {
   messages: number;
   refused: number; // vhost-user messages refused (unsupported, malformed); lastError says the latest
   // Connections the port dropped, by reason (closed_mid_message, bad_version, too_big,
-  // too_many_fds, reply_lost: ports/vhost_user.h); lastError says the latest.
+  // too_many_fds, reply_lost, memory_shrunk: ports/vhost_user.h); lastError says the latest.
   connectionDrops: Record<string, number>;
   watcherErrors: number; // failed poll/accept/socket calls of the port's watcher thread, each retried
   queues: VhostQueueStatus[]; // 2 per queue pair: even = guest receive, odd = guest transmit

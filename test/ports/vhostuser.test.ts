@@ -109,7 +109,7 @@ describe('vhostuser ports in the dataplane', () => {
       assert.equal(after.connects, 1);
       assert.equal(after.disconnects, 1);
       assert.equal(after.connected, false);
-      assert.deepEqual(after.connectionDrops, { closed_mid_message: 0, bad_version: 0, too_big: 0, too_many_fds: 0, reply_lost: 0 });
+      assert.deepEqual(after.connectionDrops, { closed_mid_message: 0, bad_version: 0, too_big: 0, too_many_fds: 0, reply_lost: 0, memory_shrunk: 0 });
       assert.equal(after.watcherErrors, 0);
 
       // One that writes what is not vhost-user is dropped, with the reason.

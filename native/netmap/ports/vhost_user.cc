@@ -17,8 +17,9 @@
 #include <cstring>
 #include <sys/eventfd.h>
 
-#include "ports/ifutil.h"
 #include "ports/flow_hash.h"
+#include "ports/guest_fault.h"
+#include "ports/ifutil.h"
 
 namespace vpc {
 
@@ -347,11 +348,14 @@ void VhostUserPort::service() {
       status_->attached.store(true, std::memory_order_relaxed);
       vst_->connects.fetch_add(1, std::memory_order_relaxed);
     }
-    bool alive = true, more = true;
+    // A connection the port shut down itself (lost_guest_memory) is closed
+    // without reading on, so that lastError keeps its reason.
+    bool alive = !shut_down_, more = true;
     // Bounded, so that a flood of messages cannot keep the engine from its
     // rings; the watcher raises the flag again for the rest.
     for (int i = 0; i < 64 && alive && more; ++i) alive = handle_message(fd, &more);
     if (!alive) {
+      shut_down_ = false;
       disconnect();
       conn_fd_.store(-1, std::memory_order_release);
       ::close(fd);
@@ -757,7 +761,10 @@ bool VhostUserPort::set_mem_table(const uint8_t* p, uint32_t size, std::vector<i
                              std::to_string(off) + ")";
     auto give_up = [&](const std::string& why) {
       *err = what + ": " + why;
-      for (auto& m : maps) ::munmap(m.base, m.len);
+      for (auto& m : maps) {
+        GuestFaultZones::remove(m.zone);
+        ::munmap(m.base, m.len);
+      }
       return false;
     };
     // Guest memory is a shared file (a memfd, or a file on hugetlbfs or
@@ -777,7 +784,15 @@ bool VhostUserPort::set_mem_table(const uint8_t* p, uint32_t size, std::vector<i
     void* base = ::mmap(nullptr, (want + align - 1) & ~(uint64_t(align) - 1), PROT_READ | PROT_WRITE, MAP_SHARED,
                         fds[i], 0);
     if (base == MAP_FAILED) return give_up(std::string("mmap: ") + strerror(errno));
-    maps.push_back({base, size_t((want + align - 1) & ~(uint64_t(align) - 1))});
+    const size_t len = size_t((want + align - 1) & ~(uint64_t(align) - 1));
+    // The file may still shrink under the mapping later (guest_fault.h).
+    const int zone = GuestFaultZones::add(base, len, align);
+    if (zone < 0) {
+      ::munmap(base, len);
+      return give_up("no room to guard it against the front end shrinking its file (" +
+                     std::to_string(GuestFaultZones::kMaxZones) + " guest regions mapped in this process)");
+    }
+    maps.push_back({base, len, zone});
     g.host = static_cast<uint8_t*>(base) + off;
     if (!mem.add(g)) return give_up("wraps the address space");
   }
@@ -792,7 +807,10 @@ bool VhostUserPort::set_mem_table(const uint8_t* p, uint32_t size, std::vector<i
 
 void VhostUserPort::unmap_memory() {
   for (auto& q : vqs_) q.unmap();
-  for (auto& m : maps_) ::munmap(m.base, m.len);
+  for (auto& m : maps_) {
+    GuestFaultZones::remove(m.zone);
+    ::munmap(m.base, m.len);
+  }
   maps_.clear();
   mem_.clear();
 }
@@ -876,6 +894,34 @@ LinkState VhostUserPort::link_state() const {
 
 // ------------------------------------------------------------------ the rings (engine thread)
 
+// The front end shrank a file under one of this port's regions, and a touch
+// past its new end faulted: the fault handler put a zero page there and the
+// burst went on (guest_fault.h). The memory table can no longer be trusted,
+// so the device is reset (every region unmapped, the queues stopped: the
+// port goes down) and the connection shut down; the watcher sees it end and
+// the engine closes it as any other (service()). A new connection starts
+// afresh.
+bool VhostUserPort::lost_guest_memory() {
+  fault_epoch_ = GuestFaultZones::epoch();
+  for (size_t i = 0; i < maps_.size(); ++i) {
+    if (!GuestFaultZones::faults(maps_[i].zone)) continue;
+    const GuestRegion& r = mem_.region(uint32_t(i));
+    drop_connection(VhostDrop::memory_shrunk,
+                    "a page of region " + std::to_string(i) + " (" + std::to_string(r.size) + " bytes at guest address " +
+                        std::to_string(r.gpa) +
+                        ") faulted: the front end shrank its memory file after the table was accepted");
+    reset_device();
+    refresh();
+    const int fd = conn_fd_.load(std::memory_order_acquire);
+    if (fd >= 0) {
+      ::shutdown(fd, SHUT_RDWR);  // the watcher sees it end; service() closes it
+      shut_down_ = true;
+    }
+    return true;
+  }
+  return false;
+}
+
 uint16_t VhostUserPort::rx_burst(Pkt* pkts, uint16_t max) {
   if (pending_.load(std::memory_order_acquire)) [[unlikely]]
     service();
@@ -915,6 +961,13 @@ uint16_t VhostUserPort::rx_burst(Pkt* pkts, uint16_t max) {
     vq_notify(q, ctx_);
   }
   rr_++;
+  if (GuestFaultZones::epoch() != fault_epoch_) [[unlikely]] {
+    if (lost_guest_memory()) {
+      // What this burst read may come from the zero page: none of it goes on.
+      for (uint16_t i = 0; i < n; ++i) cache_.free(pkts[i].buf);
+      return 0;
+    }
+  }
   return n;
 }
 
@@ -935,6 +988,8 @@ uint16_t VhostUserPort::tx_burst(Pkt* pkts, uint16_t n) {
       layout_dirty_.store(true, std::memory_order_relaxed);
     }
     vq_notify(q, ctx_);
+    if (GuestFaultZones::epoch() != fault_epoch_) [[unlikely]]
+      lost_guest_memory();  // the frames went to the zero page: sent, as far as the engine knows
     return done;
   }
   // Several receive queues: one flow, one queue. Frames a queue did not take
@@ -968,6 +1023,7 @@ uint16_t VhostUserPort::tx_burst(Pkt* pkts, uint16_t n) {
   }
   std::memcpy(pkts, taken, nt * sizeof(Pkt));
   std::memcpy(pkts + nt, left, nl * sizeof(Pkt));
+  if (GuestFaultZones::epoch() != fault_epoch_) [[unlikely]] lost_guest_memory();
   return nt;
 }
 

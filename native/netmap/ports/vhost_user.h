@@ -103,7 +103,8 @@ constexpr uint32_t kVuMaxFds = 8;
   X(bad_version, "a message header without protocol version 1 (not vhost-user, or the stream is out of step)") \
   X(too_big, "a message announcing a payload larger than any request the switch handles")                 \
   X(too_many_fds, "a message carrying more file descriptors than any request does")                       \
-  X(reply_lost, "a reply could not be sent (the front end stopped reading its replies)")
+  X(reply_lost, "a reply could not be sent (the front end stopped reading its replies)")                   \
+  X(memory_shrunk, "the front end shrank a memory file after the table was accepted (a touch past its end faulted)")
 #define VPC_ROW(name, help) name,
 enum class VhostDrop : uint8_t { VPC_VHOST_DROPS(VPC_ROW) kCount };
 #undef VPC_ROW
@@ -193,6 +194,9 @@ class VhostUserPort final : public Port {
   void refuse(int fd, uint32_t req, uint32_t flags, const std::string& why);
   bool set_mem_table(const uint8_t* p, uint32_t size, std::vector<int>& fds, std::string* err);
   void unmap_memory();
+  // After a burst in which a guest page faulted somewhere in the process:
+  // true when it was one of this port's, which then drops the front end.
+  bool lost_guest_memory();
   void disconnect();           // engine: drop the connection and everything it set up
   void reset_device();         // features, queues (fds closed), memory
   void apply_features();
@@ -240,14 +244,17 @@ class VhostUserPort final : public Port {
   int epfd_ = -1;
   bool connected_ = false;
   bool reply_lost_ = false;  // a reply could not be sent: the connection is dropped
+  bool shut_down_ = false;   // the port shut the connection down (lost_guest_memory): close it
   uint64_t features_ = 0, protocol_features_ = 0;
   uint8_t dev_status_ = 0;
   GuestMemory mem_;
   struct Mapping {
     void* base;
     size_t len;
+    int zone;  // GuestFaultZones: a SIGBUS in it is caught
   };
   std::vector<Mapping> maps_;
+  uint64_t fault_epoch_ = 0;  // GuestFaultZones::epoch() when last looked
   std::vector<VirtQueue> vqs_;  // 2 * queue_pairs
   VirtioNetCtx ctx_;
   uint32_t tx_offloads_ = 0;

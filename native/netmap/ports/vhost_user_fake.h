@@ -107,6 +107,7 @@ class FakeFrontend {
     fd_ = -1;
   }
   int fd() const { return fd_; }
+  int memfd() const { return memfd_; }  // the guest memory file (a test may shrink it)
   // Sends bytes as they are (a piece of a message, or garbage), with `fds`
   // as SCM_RIGHTS. Returns what sendmsg returned.
   ssize_t send_raw(const void* p, size_t n, std::vector<int> fds = {}) {

@@ -193,6 +193,58 @@ TEST_F(VhostUser, AMemoryTableThatCannotBeMappedSafelyIsRefused) {
   EXPECT_EQ(Bytes(pool->frame(out[0]), pool->frame(out[0]) + out[0].len), f);
   cache->free(out[0].buf);
 }
+// The table was sound when accepted, then the front end shrank the file
+// under it (a memfd it did not seal; tmpfs and hugetlbfs files cannot be
+// sealed). The engine's next touch of a ring page is a SIGBUS: before, the
+// whole process died of it (this test binary with it). Now the fault is
+// caught, that front end loses its connection, counted with the reason, and
+// the switch goes on: the next front end works.
+TEST_F(VhostUser, AFrontEndThatShrinksItsMemoryLosesItsConnectionNotTheSwitch) {
+  const Bytes f = make_frame(testutil::host_mac(1), testutil::host_mac(2), 60);
+  Pkt out[kMaxBurst];
+  {
+    auto fe = connect_and_setup(kBase);
+    fe->send(f);
+    ASSERT_EQ(rx(out), 1);
+    cache->free(out[0].buf);
+    fe->send(f);  // published; then the file goes
+    ASSERT_EQ(ftruncate(fe->memfd(), 0), 0);
+    EXPECT_EQ(rx(out), 0) << "nothing read from a faulted page goes on";
+    EXPECT_EQ(status->vhost->drops[size_t(VhostDrop::memory_shrunk)].load(), 1u);
+    EXPECT_NE(status->error().find("faulted: the front end shrank its memory file"), std::string::npos)
+        << status->error();
+    EXPECT_EQ(port->link_state(), LinkState::kDown);
+    // Frames for the port now are dropped as for any port without a guest,
+    // and touch nothing.
+    Pkt in[1] = {pkt_of(f)};
+    EXPECT_EQ(port->tx_burst(in, 1), 1);
+    // The switch closed the connection: the front end reads its end.
+    char b;
+    ssize_t r = -1;
+    for (int i = 0; i < 200 && r != 0; ++i) {
+      port->rx_burst(out, kMaxBurst);  // the watcher raised the hang-up: the engine closes
+      r = ::recv(fe->fd(), &b, 1, MSG_DONTWAIT);
+      if (r != 0) usleep(5000);
+    }
+    EXPECT_EQ(r, 0) << "the connection ended";
+    EXPECT_NE(status->error().find("(memory_shrunk)"), std::string::npos) << "lastError keeps the reason: " << status->error();
+  }
+  // A new front end, with a sound memory file, is served as before.
+  auto fe2 = connect_and_setup(kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  fe2->send(f);
+  ASSERT_EQ(rx(out), 1);
+  EXPECT_EQ(Bytes(pool->frame(out[0]), pool->frame(out[0]) + out[0].len), f);
+  cache->free(out[0].buf);
+  EXPECT_EQ(status->vhost->drops[size_t(VhostDrop::memory_shrunk)].load(), 1u);
+  // Every buffer came back, the dropped burst's included.
+  fe2.reset();
+  port->detach();
+  port.reset();
+  cache.reset();
+  EXPECT_EQ(pool->available(), pool->count());
+  EXPECT_EQ(pool->large_available(), pool->large_count());
+}
 TEST_F(VhostUser, ChecksumPartialAndTsoFromTheGuestKeepTheirState) {
   auto fe = connect_and_setup(kBase);
   // A 3000-byte TCPv4 super-frame split over a chain: header alone, then
