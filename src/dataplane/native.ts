@@ -49,7 +49,7 @@ export interface NativeEngineOptions {
   burst: number; // rx burst size, 1..256
   eventRing: number; // event ring capacity (power of two)
   eventMask: number; // bitmask of NativeEventType bits to report (see EVENT_BITS)
-  icmpTooBigPerSecond?: number; // ICMP too-big answers a second (default 100)
+  icmpTooBigPerSecond?: number; // ICMP too-big answers a second per switch (default 100)
 }
 
 // An event type's bit in eventMask is 1 << its position in the engine's table.

@@ -27,7 +27,7 @@ export interface DataplaneOptions {
   burst?: number; // rx burst, 1..256 (default 256)
   eventRing?: number; // event ring capacity, power of two (default 65536)
   events?: EventType[]; // event types to report (default: all)
-  icmpTooBigPerSecond?: number; // ICMP too-big answers a second, 0..1000000, 0: none (default 100)
+  icmpTooBigPerSecond?: number; // ICMP too-big answers a second per switch, 0..1000000, 0: none (default 100)
 }
 
 // Options after validation and defaults: every field present.

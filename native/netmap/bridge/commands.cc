@@ -68,6 +68,7 @@ Result Bridge::create_switch(const SwitchConfig& cfg) {
   sw.static_entries = 0;
   sw.generation++;
   sw.full_reported = false;
+  sw.too_big = TooBigBucket{};
   SwitchCounterBlock& sc = *sw.counters;
   std::fill(std::begin(sc.c), std::end(sc.c), 0);
   std::fill(std::begin(sc.drops), std::end(sc.drops), 0);

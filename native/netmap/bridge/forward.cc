@@ -30,8 +30,9 @@ constexpr uint16_t kFdbPrefetch = 8;
 void Bridge::deliver_to(MemberId m, Pkt p) { enqueue(members_[m].port, members_[m], p, kNoMember); }
 
 void Bridge::answer_too_big(Pkt p, uint32_t l3_mtu, MemberId from) {
+  if (from == kNoMember) return;
   Pkt q;
-  if (from != kNoMember && core_.too_big_reply(p, l3_mtu, &q)) deliver_to(from, q);
+  if (core_.too_big_reply(p, l3_mtu, switches_[members_[from].sw].too_big, &q)) deliver_to(from, q);
 }
 
 // `from` is the ingress member: where an ICMP "too big" answer goes.

@@ -10,6 +10,7 @@
 #include "bridge/fdb.h"
 #include "core/command.h"
 #include "core/counters.h"
+#include "core/state.h"
 
 namespace vpc {
 
@@ -64,6 +65,7 @@ struct SwitchState {
   uint32_t generation = 0;
   bool full_reported = false;  // one table_full event per episode
   uint32_t refresh_ms = 1000;  // learn_refresh_ms(cfg.aging_ms)
+  TooBigBucket too_big;        // this switch's ICMP too-big answers
   SwitchCounterBlock* counters = nullptr;
 };
 

@@ -16,7 +16,6 @@
 namespace vpc {
 
 Core::Core(const CoreOptions& o) : opts_(o), events_(o.event_ring) {
-  too_big_tokens_ = uint64_t(o.icmp_too_big_per_s) * 1000;
   pool_ = BufferPool::create(o.pool);
   cache_ = std::make_unique<BufferCache>(pool_);
   ports_.resize(o.max_ports);

@@ -6,7 +6,8 @@
 // Owns: the port table (PortState: backend, config, link state, staged tx
 // queue), the active and dirty port lists, the poll set and its waker, the
 // pool and the engine thread's buffer cache, the engine and port counter
-// blocks, the event ring, the ICMP too-big token bucket.
+// blocks, the event ring. (The ICMP too-big buckets are per switch:
+// bridge/state.h, TooBigBucket in core/state.h.)
 #pragma once
 
 #include <poll.h>
@@ -108,9 +109,9 @@ class Core {
   // Moves a frame out of a large buffer into a regular one. False: dropped.
   bool to_regular(Pkt& p, PortCounterBlock* pc, SwitchCounterBlock* sw);
   // Builds an ICMP Fragmentation Needed / Packet Too Big answer to p in *q
-  // (rate-limited per engine, counted); false when none is to be sent. The
-  // caller delivers it to where p came from.
-  bool too_big_reply(Pkt p, uint32_t l3_mtu, Pkt* q);
+  // (rate-limited by the bucket of p's switch, counted); false when none is
+  // to be sent. The caller delivers it to where p came from.
+  bool too_big_reply(Pkt p, uint32_t l3_mtu, TooBigBucket& bucket, Pkt* q);
 
   // ---- events and counters
   void emit(const Event& ev);
@@ -161,9 +162,6 @@ class Core {
   std::function<void()> notify_;
 
   uint32_t now_ms_ = 0;
-  // ICMP too-big token bucket, in thousandths of a token (core/egress.cc).
-  uint64_t too_big_tokens_ = 0;  // starts full (constructor)
-  uint32_t too_big_ms_ = 0;
 };
 
 // Inlined into the delivery loops: plain frames cost one alloc and a copy.

@@ -100,17 +100,17 @@ bool Core::to_regular(Pkt& p, PortCounterBlock* pc, SwitchCounterBlock* sw) {
 // ICMP Fragmentation Needed / Packet Too Big for a frame that does not fit a
 // path of l3_mtu bytes (proto/too_big.h decides whether it may be answered);
 // the bridge sends it back to the member the frame came from. Rate-limited
-// per engine by a token bucket of icmp_too_big_per_s tokens a second (and as
+// per switch by a token bucket of icmp_too_big_per_s tokens a second (and as
 // many in a burst).
-bool Core::too_big_reply(Pkt p, uint32_t l3_mtu, Pkt* reply) {
+bool Core::too_big_reply(Pkt p, uint32_t l3_mtu, TooBigBucket& b, Pkt* reply) {
   const uint32_t rate = opts_.icmp_too_big_per_s;
   if (rate == 0) return false;
   EngineCounterBlock& ec = *engine_ctr_;
   // Tokens in thousandths: rate per second is rate thousandths per ms.
   const uint64_t cap = uint64_t(rate) * 1000;
-  too_big_tokens_ = std::min<uint64_t>(cap, too_big_tokens_ + uint64_t(now_ms_ - too_big_ms_) * rate);
-  too_big_ms_ = now_ms_;
-  if (too_big_tokens_ < 1000) {
+  b.tokens = b.tokens >= cap ? cap : std::min<uint64_t>(cap, b.tokens + uint64_t(now_ms_ - b.ms) * rate);
+  b.ms = now_ms_;
+  if (b.tokens < 1000) {
     ec.add(EngineCounter::icmp_too_big_limited, 1);
     return false;
   }
@@ -128,7 +128,7 @@ bool Core::too_big_reply(Pkt p, uint32_t l3_mtu, Pkt* reply) {
     ec.add(EngineCounter::icmp_too_big_skipped, 1);
     return false;
   }
-  too_big_tokens_ -= 1000;
+  b.tokens -= 1000;
   ec.add(EngineCounter::icmp_too_big_sent, 1);
   q.len = uint16_t(k);
   *reply = q;

@@ -546,5 +546,35 @@ TEST_F(EgressTest, TooBigAnswersAreRateLimited) {
   expect_no_leak();
 }
 
+// Each switch has its own bucket: a tenant flooding oversized frames uses up
+// its own answers, and another tenant's guest still learns its path MTU.
+TEST_F(EgressTest, TooBigAnswersAreLimitedPerSwitch) {
+  EngineOptions o = testutil::small_engine_options();
+  o.icmp_too_big_per_s = 3;
+  make_engine(o);
+  PortConfig big;
+  big.mtu = 1800;
+  Spec sp;
+  sp.payload = 1700;
+  sp.dst = testutil::host_mac(2);
+  const Bytes f = testframes::build(sp).f;
+  PortId in[2];
+  for (uint32_t t = 0; t < 2; ++t) {
+    const SwitchId s = create_switch(1 + t);
+    in[t] = add(s, PipeOptions{}, big);
+    const PortId out = add(s, none());
+    ASSERT_TRUE(add_static(s, out, sp.dst).ok());
+  }
+  testutil::EngineFixture::send(in[0], std::vector<Bytes>(10, f));
+  engine().run_once();
+  EXPECT_EQ(take(in[0]).size(), 3u) << "the flooding tenant: its burst, then nothing";
+  testutil::EngineFixture::send(in[1], std::vector<Bytes>(2, f));
+  engine().run_once();
+  EXPECT_EQ(take(in[1]).size(), 2u) << "the other tenant is answered";
+  EXPECT_EQ(ec(EngineCounter::icmp_too_big_sent), 5u);
+  EXPECT_EQ(ec(EngineCounter::icmp_too_big_limited), 7u);
+  expect_no_leak();
+}
+
 }  // namespace
 }  // namespace vpc

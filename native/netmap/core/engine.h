@@ -64,7 +64,7 @@ struct EngineOptions {
   uint32_t command_queue = 1024;  // power of two
   uint32_t idle_poll_ms = 100;   // longest sleep; also the housekeeping period
   // ICMP Fragmentation Needed / Packet Too Big answers per second (and burst),
-  // for the whole engine; 0: never answer (the frames are still dropped and
+  // for each switch (one tenant's flood cannot use up another's); 0: never answer (the frames are still dropped and
   // counted). 100/s is what one busy path needs to learn its MTU, and small
   // enough that a flood of oversized frames cannot turn the switch into an
   // amplifier.

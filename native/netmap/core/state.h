@@ -3,6 +3,7 @@
 // learning state are the bridge's (bridge/state.h: BridgePort).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -11,6 +12,14 @@
 #include "ports/port.h"
 
 namespace vpc {
+
+// A token bucket for ICMP too-big answers (Core::too_big_reply), one per
+// switch: a tenant that sends floods of oversized frames uses up its own
+// answers, not another tenant's. In thousandths of a token; starts full.
+struct TooBigBucket {
+  uint64_t tokens = UINT64_MAX;  // full: clamped to the capacity at first use
+  uint32_t ms = 0;               // when it was last filled
+};
 
 constexpr uint16_t kTxQueueLen = 512;
 
