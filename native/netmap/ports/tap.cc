@@ -60,8 +60,6 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
   st.burst = p->burst_;
   st.queues = opts.queues;
   st.frame_size = p->pool_->max_frame();
-  st.set_offloads("virtio-net headers (IFF_VNET_HDR) with TUNSETOFFLOAD csum tso4 tso6 tso_ecn: the guest sends and "
-                  "receives checksum-partial and TSO super-frames up to 64 KiB");
   if (opts.io_uring != KernelPortOptions::IoUring::kOff) {
     const uint32_t rx_depth = opts.rx_ring ? opts.rx_ring : kDefaultDepth;
     const uint32_t tx_depth = opts.tx_ring ? opts.tx_ring : kDefaultDepth;
@@ -89,6 +87,11 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
   Status code;
   std::string err;
   if (!p->open_queues(&code, &err)) throw PortError(code, err);
+  st.set_offloads(std::string("virtio-net headers (IFF_VNET_HDR) with TUNSETOFFLOAD csum tso4 tso6 tso_ecn") +
+                  (p->uso_ ? " uso4 uso6: the guest sends and receives checksum-partial frames, TSO super-frames and "
+                             "UDP GSO batches up to 64 KiB"
+                           : ": the guest sends and receives checksum-partial and TSO super-frames up to 64 KiB (no "
+                             "UDP GSO: the kernel has no TUN_F_USO4/6, before Linux 6.2)"));
   // Bring it up; a device the switch found down goes down again at detach.
   unsigned fl = 0;
   if (if_flags(p->ctl_, ifname, &fl) == 0 && !(fl & IFF_UP)) {
@@ -150,9 +153,19 @@ bool TapPort::open_queues(Status* code, std::string* err) {
     // reads; a no-op on little-endian hosts, refused only by kernels without
     // cross-endian support, which are little endian), then the offloads the
     // switch takes from the guest.
+    // UDP GSO both ways (TUN_F_USO4 | TUN_F_USO6, together or not at all)
+    // where the kernel has it (Linux 6.2): a guest's UDP_SEGMENT batch then
+    // crosses as one frame, as TSO does for TCP. The offloads are the
+    // device's, so every queue asks for the same.
     int hdr_sz = int(kVnetHdrLen), le = 1;
+    constexpr unsigned kTunFUso4 = 0x20, kTunFUso6 = 0x40;  // linux/if_tun.h, 6.2
     const unsigned offl = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
-    if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_sz) < 0 || ioctl(fd, TUNSETOFFLOAD, offl) < 0) {
+    bool set = ioctl(fd, TUNSETVNETHDRSZ, &hdr_sz) == 0;
+    if (set && !(uso_ && ioctl(fd, TUNSETOFFLOAD, offl | kTunFUso4 | kTunFUso6) == 0)) {
+      uso_ = false;
+      set = ioctl(fd, TUNSETOFFLOAD, offl) == 0;
+    }
+    if (!set) {
       int e = errno;
       ::close(fd);
       close_queues();

@@ -24,9 +24,10 @@
 //   sees it in order).
 // - Offloads: the tap is opened with IFF_VNET_HDR (a 10-byte virtio_net_hdr
 //   in front of every frame, both ways) and TUNSETOFFLOAD(CSUM, TSO4, TSO6,
-//   TSO_ECN), so the guest's stack hands over checksum-partial frames and TCP
-//   super-frames of up to 64 KiB instead of segmenting them itself, and gets
-//   them back the same way (tx_offloads()). A read lands as header + regular
+//   TSO_ECN, and USO4/USO6 where the kernel has them, Linux 6.2), so the
+//   guest's stack hands over checksum-partial frames, TCP super-frames and
+//   UDP GSO batches of up to 64 KiB instead of segmenting them itself, and
+//   gets them back the same way (tx_offloads()). A read lands as header + regular
 //   buffer + large buffer (readv): a frame that fits a regular buffer stays
 //   there and the large buffer goes back; a super-frame continues into
 //   the large buffer, and its head (< 2 KiB) is copied over (details in
@@ -63,7 +64,9 @@ class TapPort final : public Port {
   int poll_fd() const override { return epfd_; }
   LinkState link_state() const override { return const_cast<TapPort*>(this)->check_link(); }
   void detach() override;
-  uint32_t tx_offloads() const override { return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn; }
+  uint32_t tx_offloads() const override {
+    return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | (uso_ ? kOffUso : 0u);
+  }
 
  private:
   TapPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
@@ -96,6 +99,7 @@ class TapPort final : public Port {
   uint32_t rx_q_ = 0;
   uint64_t last_open_try_ms_ = 0;
   bool dead_ = false;  // a read or write said the device is gone
+  bool uso_ = true;    // the tap takes UDP GSO (TUN_F_USO4/6); false once a kernel refused it
   std::unique_ptr<uint8_t[]> scratch_;  // read() path: where a super-frame's rest lands before its large buffer
 };
 

@@ -11,8 +11,10 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -40,11 +42,12 @@ std::shared_ptr<BufferPool> pool_with_large() {
 
 constexpr uint16_t kMss = 1448;
 
-// Ethernet [+ 802.1Q] / IPv4 / TCP (198.18.0.1:40000 -> 198.18.0.2:5201) with
-// `payload` bytes of pattern; the TCP checksum field holds a marker.
-std::vector<uint8_t> tcp4_frame(uint32_t payload, uint16_t vlan = 0) {
+// Ethernet [+ 802.1Q] / IPv4 (198.18.0.1 -> 198.18.0.2, DF) with `l4_len`
+// bytes of `proto` behind it, from port 40000 to port 5201 (the flow the
+// helpers below pick out); returns the frame and, in *l4, where L4 starts.
+std::vector<uint8_t> ipv4_frame(uint8_t proto, uint32_t l4_len, uint16_t vlan, uint32_t* l4) {
   const uint32_t l2 = vlan ? 18 : 14;
-  std::vector<uint8_t> f(l2 + 40 + payload, 0);
+  std::vector<uint8_t> f(l2 + 20 + l4_len, 0);
   const uint8_t dst[6] = {0x02, 0, 0, 0, 0, 2}, src[6] = {0x02, 0, 0, 0, 0, 1};
   std::memcpy(f.data(), dst, 6);
   std::memcpy(f.data() + 6, src, 6);
@@ -56,25 +59,46 @@ std::vector<uint8_t> tcp4_frame(uint32_t payload, uint16_t vlan = 0) {
   f[l2 - 2] = 0x08;
   uint8_t* ip = f.data() + l2;
   ip[0] = 0x45;
-  ip[2] = uint8_t((40 + payload) >> 8);
-  ip[3] = uint8_t(40 + payload);
+  ip[2] = uint8_t((20 + l4_len) >> 8);
+  ip[3] = uint8_t(20 + l4_len);
   ip[6] = 0x40;  // DF
   ip[8] = 64;
-  ip[9] = 6;
+  ip[9] = proto;
   const uint8_t sip[4] = {198, 18, 0, 1}, dip[4] = {198, 18, 0, 2};
   std::memcpy(ip + 12, sip, 4);
   std::memcpy(ip + 16, dip, 4);
-  uint8_t* tcp = ip + 20;
-  tcp[0] = 40000 >> 8;
-  tcp[1] = 40000 & 0xFF;
-  tcp[2] = 5201 >> 8;
-  tcp[3] = 5201 & 0xFF;
+  uint8_t* ports = ip + 20;
+  ports[0] = 40000 >> 8;
+  ports[1] = 40000 & 0xFF;
+  ports[2] = 5201 >> 8;
+  ports[3] = 5201 & 0xFF;
+  *l4 = l2 + 20;
+  return f;
+}
+
+// TCP with `payload` bytes of pattern; the TCP checksum field holds a marker.
+std::vector<uint8_t> tcp4_frame(uint32_t payload, uint16_t vlan = 0) {
+  uint32_t l4;
+  std::vector<uint8_t> f = ipv4_frame(6, 20 + payload, vlan, &l4);
+  uint8_t* tcp = f.data() + l4;
   tcp[12] = 0x50;
   tcp[13] = 0x18;  // ACK PSH
   tcp[14] = 0xFF;
   tcp[16] = 0xAB;  // checksum field: a marker (partial checksums are not verified on these paths)
   tcp[17] = 0xCD;
   for (uint32_t i = 0; i < payload; ++i) tcp[20 + i] = uint8_t(i * 7 + 3);
+  return f;
+}
+
+// A UDP GSO batch of `payload` bytes (the UDP length covers the whole batch,
+// as the kernel's own have it).
+std::vector<uint8_t> udp4_batch(uint32_t payload) {
+  uint32_t l4;
+  std::vector<uint8_t> f = ipv4_frame(17, 8 + payload, 0, &l4);
+  uint8_t* udp = f.data() + l4;
+  udp[4] = uint8_t((8 + payload) >> 8);
+  udp[5] = uint8_t(8 + payload);
+  for (uint32_t i = 0; i < payload; ++i) udp[8 + i] = uint8_t(i * 11 + 5);
   return f;
 }
 
@@ -87,6 +111,25 @@ OffloadMeta tso4_meta(uint32_t l2) {
   m.csum_start = uint16_t(l2 + 20);
   m.csum_offset = 16;
   return m;
+}
+
+OffloadMeta uso4_meta(uint16_t seg) {
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoUdpL4;
+  m.gso_size = seg;
+  m.hdr_len = 14 + 28;
+  m.csum_start = 14 + 20;
+  m.csum_offset = 6;
+  return m;
+}
+
+// Linux 6.2 or later: taps take UDP GSO (TUN_F_USO4/6).
+bool kernel_has_tap_uso() {
+  utsname u{};
+  unsigned major = 0, minor = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%u.%u", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 2);
 }
 
 // The kernel's side: a packet socket with virtio-net headers on `ifname`.
@@ -113,7 +156,7 @@ struct VnetSocket {
     mh.msg_iovlen = 2;
     ASSERT_EQ(sendmsg(fd, &mh, 0), ssize_t(sizeof(h) + f.size())) << strerror(errno);
   }
-  // The next frame of the test's flow (TCP to port 5201), header split off;
+  // The next frame of the test's flows (TCP or UDP to port 5201), header split off;
   // an empty frame after the timeout.
   std::vector<uint8_t> receive(OffloadMeta* m, int timeout_ms = 2000) {
     std::vector<uint8_t> b(70000);
@@ -123,7 +166,7 @@ struct VnetSocket {
       ssize_t r = recv(fd, b.data(), b.size(), 0);
       if (r < ssize_t(kVnetHdrLen + 54)) continue;
       std::vector<uint8_t> f(b.begin() + kVnetHdrLen, b.begin() + r);
-      if (f[12] != 0x08 || f[23] != 6 || f[36] != (5201 >> 8) || f[37] != (5201 & 0xFF)) continue;
+      if (f[12] != 0x08 || (f[23] != 6 && f[23] != 17) || f[36] != (5201 >> 8) || f[37] != (5201 & 0xFF)) continue;
       *m = OffloadMeta{};
       vnet_read(b.data(), uint32_t(f.size()), m);
       return f;
@@ -142,7 +185,8 @@ std::vector<Pkt> take(Port& port, BufferCache& cache, uint32_t want) {
     for (uint16_t k = 0; k < n; ++k) {
       const uint8_t* f = pool.frame(burst[k]);
       const uint32_t l2 = f[12] == 0x81 ? 18 : 14;
-      if (burst[k].len >= l2 + 40 && f[l2 - 2] == 0x08 && f[l2 + 9] == 6 && f[l2 + 22] == (5201 >> 8)) got.push_back(burst[k]);
+      if (burst[k].len >= l2 + 28 && f[l2 - 2] == 0x08 && (f[l2 + 9] == 6 || f[l2 + 9] == 17) && f[l2 + 22] == (5201 >> 8))
+        got.push_back(burst[k]);
       else cache.free(burst[k].buf);
     }
     if (!n) usleep(1000);
@@ -205,6 +249,38 @@ void both_ways(Port& port, BufferPool& pool, BufferCache& cache, VnetSocket& ks,
   }
 }
 
+// Sends `f` with offload state `m` out of `port`, from a large buffer.
+void send_super(Port& port, BufferCache& cache, const std::vector<uint8_t>& f, const OffloadMeta& m) {
+  BufferPool& pool = cache.pool();
+  uint32_t b;
+  ASSERT_TRUE(cache.alloc_large(&b));
+  std::memcpy(pool.data(b) + pool.headroom(), f.data(), f.size());
+  Pkt out{b, pool.headroom(), uint16_t(f.size())};
+  pool.meta(b) = m;
+  pkt_set_meta(out, true);
+  ASSERT_EQ(port.tx_burst(&out, 1), 1);
+}
+
+// A UDP GSO batch (40 datagrams of 1,400 bytes, as a QUIC server sends them)
+// in through the port whole with its state, and out whole.
+void uso_both_ways(Port& port, BufferPool& pool, BufferCache& cache, VnetSocket& ks, const PortStatus& st) {
+  const auto batch = udp4_batch(40 * 1400);
+  const OffloadMeta m = uso4_meta(1400);
+  ks.send(batch, &m);
+  auto got = take(port, cache, 1);
+  ASSERT_EQ(got.size(), 1u) << "one frame, not 40 datagrams; bad " << st.c[PortStatus::rx_bad_vnet];
+  EXPECT_TRUE(same_bytes(pool, got[0], batch));
+  ASSERT_TRUE(pkt_has_meta(got[0]));
+  expect_meta(pool.meta(got[0].buf), m);
+  cache.free(got[0].buf);
+
+  send_super(port, cache, batch, m);
+  OffloadMeta rm;
+  auto f = ks.receive(&rm);
+  EXPECT_EQ(f, batch) << "the batch leaves whole";
+  expect_meta(rm, m);
+}
+
 TEST(VnetPorts, TapCarriesSuperFramesWithTheirStateBothWays) {
   for (auto io : {KernelPortOptions::IoUring::kAuto, KernelPortOptions::IoUring::kOff}) {
     std::string skip = in_own_netns([&] {
@@ -213,13 +289,15 @@ TEST(VnetPorts, TapCarriesSuperFramesWithTheirStateBothWays) {
       KernelPortOptions o;
       o.io_uring = io;
       auto port = TapPort::open("vtvnet0", o, pool, st);
-      EXPECT_EQ(port->tx_offloads(), uint32_t(kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn));
+      const bool uso = kernel_has_tap_uso();
+      EXPECT_EQ(port->tx_offloads(), uint32_t(kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | (uso ? uint32_t(kOffUso) : 0u)));
       int ctl = ctl_socket();
       if_set_flags(ctl, "vtvnet0", IFF_UP, 0);
       close(ctl);
       VnetSocket ks("vtvnet0");
       BufferCache cache(pool);
       both_ways(*port, *pool, cache, ks, *st);
+      if (uso) uso_both_ways(*port, *pool, cache, ks, *st);
       cache.flush();
       port->detach();
     }, "/dev/net/tun");
@@ -276,17 +354,6 @@ TEST(VnetPorts, AfPacketCarriesSuperFramesWithTheirStateBothWaysAndPutsTagsBack)
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
-// Sends `f` with offload state `m` out of `port`, from a large buffer.
-void send_super(Port& port, BufferCache& cache, const std::vector<uint8_t>& f, const OffloadMeta& m) {
-  BufferPool& pool = cache.pool();
-  uint32_t b;
-  ASSERT_TRUE(cache.alloc_large(&b));
-  std::memcpy(pool.data(b) + pool.headroom(), f.data(), f.size());
-  Pkt out{b, pool.headroom(), uint16_t(f.size())};
-  pool.meta(b) = m;
-  pkt_set_meta(out, true);
-  ASSERT_EQ(port.tx_burst(&out, 1), 1);
-}
 
 // An uplink's VXLAN batch (overlay/uso.cc) is a UDP GSO frame: the
 // kernel takes it from AF_PACKET and a veth carries it whole, state and all.
