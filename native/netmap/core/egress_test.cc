@@ -50,6 +50,32 @@ class EgressTest : public testutil::EngineFixture {
   }
   SwitchId s_ = kNoId;
   PortId in_ = kNoId, out_ = kNoId;
+  // The rate-limit tests: an engine that answers 3 too-big frames a second;
+  // per tenant, a switch whose sender's port (MTU 1800) takes frames its
+  // receiver's (MTU 1500, no offloads) cannot; oversized() is such a frame,
+  // addressed to the receiver's static MAC.
+  void three_answers_a_second() {
+    EngineOptions o = testutil::small_engine_options();
+    o.icmp_too_big_per_s = 3;
+    make_engine(o);
+  }
+  struct Tenant {
+    PortId in, out;
+  };
+  Tenant tenant(uint32_t vni) {
+    const SwitchId s = create_switch(vni);
+    PortConfig big;
+    big.mtu = 1800;
+    Tenant t{add(s, PipeOptions{}, big), add(s, none())};
+    EXPECT_TRUE(add_static(s, t.out, testutil::host_mac(2)).ok());
+    return t;
+  }
+  static Bytes oversized() {
+    Spec sp;
+    sp.payload = 1700;
+    sp.dst = testutil::host_mac(2);
+    return testframes::build(sp).f;
+  }
   static PipeOptions none() {
     PipeOptions o;
     o.tx_offloads = 0;
@@ -524,53 +550,28 @@ TEST_F(EgressTest, ATinySegmentSizeIsADropNotThousandsOfSegments) {
 }
 
 TEST_F(EgressTest, TooBigAnswersAreRateLimited) {
-  EngineOptions o = testutil::small_engine_options();
-  o.icmp_too_big_per_s = 3;
-  make_engine(o);
-  SwitchId s = create_switch(1);
-  PortConfig big;
-  big.mtu = 1800;
-  PortId in = add(s, PipeOptions{}, big);
-  PortId out = add(s, none());
-  Spec sp;
-  sp.payload = 1700;
-  sp.dst = testutil::host_mac(2);
-  ASSERT_TRUE(add_static(s, out, sp.dst).ok());
-  Bytes f = testframes::build(sp).f;
-  testutil::EngineFixture::send(in, std::vector<Bytes>(10, f));
+  three_answers_a_second();
+  const Tenant t = tenant(1);
+  testutil::EngineFixture::send(t.in, std::vector<Bytes>(10, oversized()));
   engine().run_once();
-  EXPECT_EQ(take(in).size(), 3u) << "a burst of the per-second rate, then nothing";
+  EXPECT_EQ(take(t.in).size(), 3u) << "a burst of the per-second rate, then nothing";
   EXPECT_EQ(ec(EngineCounter::icmp_too_big_sent), 3u);
   EXPECT_EQ(ec(EngineCounter::icmp_too_big_limited), 7u);
-  EXPECT_EQ(pdrop(out, Drop::mtu_exceeded), 10u);
+  EXPECT_EQ(pdrop(t.out, Drop::mtu_exceeded), 10u);
   expect_no_leak();
 }
 
 // Each switch has its own bucket: a tenant flooding oversized frames uses up
 // its own answers, and another tenant's guest still learns its path MTU.
 TEST_F(EgressTest, TooBigAnswersAreLimitedPerSwitch) {
-  EngineOptions o = testutil::small_engine_options();
-  o.icmp_too_big_per_s = 3;
-  make_engine(o);
-  PortConfig big;
-  big.mtu = 1800;
-  Spec sp;
-  sp.payload = 1700;
-  sp.dst = testutil::host_mac(2);
-  const Bytes f = testframes::build(sp).f;
-  PortId in[2];
-  for (uint32_t t = 0; t < 2; ++t) {
-    const SwitchId s = create_switch(1 + t);
-    in[t] = add(s, PipeOptions{}, big);
-    const PortId out = add(s, none());
-    ASSERT_TRUE(add_static(s, out, sp.dst).ok());
-  }
-  testutil::EngineFixture::send(in[0], std::vector<Bytes>(10, f));
+  three_answers_a_second();
+  const Tenant flooding = tenant(1), other = tenant(2);
+  testutil::EngineFixture::send(flooding.in, std::vector<Bytes>(10, oversized()));
   engine().run_once();
-  EXPECT_EQ(take(in[0]).size(), 3u) << "the flooding tenant: its burst, then nothing";
-  testutil::EngineFixture::send(in[1], std::vector<Bytes>(2, f));
+  EXPECT_EQ(take(flooding.in).size(), 3u) << "the flooding tenant: its burst, then nothing";
+  testutil::EngineFixture::send(other.in, std::vector<Bytes>(2, oversized()));
   engine().run_once();
-  EXPECT_EQ(take(in[1]).size(), 2u) << "the other tenant is answered";
+  EXPECT_EQ(take(other.in).size(), 2u) << "the other tenant is answered";
   EXPECT_EQ(ec(EngineCounter::icmp_too_big_sent), 5u);
   EXPECT_EQ(ec(EngineCounter::icmp_too_big_limited), 7u);
   expect_no_leak();
