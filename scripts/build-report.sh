@@ -13,13 +13,13 @@ if [ ! -f "$file" ]; then
   echo "build-report: $file not found (run npm run build first)" >&2
   exit 0
 fi
-afxdp=0 io_uring=0
+afxdp=0 io_uring=0 kpath=0
 while IFS='=' read -r k v; do
-  case "$k" in afxdp) afxdp="$v" ;; io_uring) io_uring="$v" ;; esac
+  case "$k" in afxdp) afxdp="$v" ;; io_uring) io_uring="$v" ;; kpath) kpath="$v" ;; esac
 done <"$file"
 
-if [ "$afxdp" = 1 ] && [ "$io_uring" = 1 ]; then
-  echo "vpc-switch: built with every port backend (AF_XDP, tap with io_uring)."
+if [ "$afxdp" = 1 ] && [ "$io_uring" = 1 ] && [ "$kpath" = 1 ]; then
+  echo "vpc-switch: built with every port backend (AF_XDP, tap with io_uring) and the kernel fast path."
   exit 0
 fi
 pkgs=()
@@ -34,6 +34,10 @@ pkgs=()
   if [ "$io_uring" != 1 ]; then
     echo "   - io_uring batching of tap ports (they make one system call per frame): liburing not found"
     pkgs+=(pkg-config liburing-dev)
+  fi
+  if [ "$kpath" != 1 ]; then
+    echo "   - the kernel fast path of afpacket ports (every frame goes through the engine): clang or libbpf not found"
+    pkgs+=(pkg-config clang libbpf-dev)
   fi
   read -r -a pkgs <<<"$(printf '%s\n' "${pkgs[@]}" | sort -u | tr '\n' ' ')"
   echo " Everything else works. To build them in:"

@@ -155,12 +155,15 @@ function engineCounters(h: SwitchHost): () => Promise<Record<string, number> | u
 }
 
 // tapIo 'off': the tap ports' read()/write()-per-frame path, for comparison
-// with io_uring batching in the same run.
-function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'): SystemDef {
+// with io_uring batching in the same run. kernelPath false: afpacket ports
+// without the kernel fast path (docs/design/kernel-path.md), every frame
+// through the engine.
+function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto', kernelPath = true): SystemDef {
   const rw = type === 'tap' && tapIo === 'off';
+  const engineOnly = type === 'afpacket' && !kernelPath;
   return {
-    id: rw ? 'ours-tap-rw' : `ours-${type}`,
-    label: rw ? 'this switch (tap, read/write)' : `this switch (${type})`,
+    id: rw ? 'ours-tap-rw' : engineOnly ? 'ours-afpacket-engine' : `ours-${type}`,
+    label: rw ? 'this switch (tap, read/write)' : engineOnly ? 'this switch (afpacket, kernel path off)' : `this switch (${type})`,
     family: 'ours',
     async setup(t, p) {
       const { g, s } = endpointsG(t);
@@ -199,11 +202,12 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'
         idleSpinUs: p.idleSpinUs,
         switches: [{ name: 'bench', vni: VNI }],
         ports: [
-          { name: 'pg', type, interface: 'bg', switch: 'bench', mtu: t.mtu },
-          { name: 'ps', type, interface: 'bs', switch: 'bench', mtu: t.mtu },
+          { name: 'pg', type, interface: 'bg', switch: 'bench', mtu: t.mtu, ...(engineOnly ? { kernelPath: false } : {}) },
+          { name: 'ps', type, interface: 'bs', switch: 'bench', mtu: t.mtu, ...(engineOnly ? { kernelPath: false } : {}) },
         ],
       });
-      return guestRun(g, s, `${type} ports on veth, engine pinned to CPU ${p.switchCpu}, busyPoll ${p.busyPoll}`, h);
+      const kp = type === 'afpacket' ? `, kernel path ${engineOnly ? 'off' : 'on'}` : '';
+      return guestRun(g, s, `${type} ports on veth, engine pinned to CPU ${p.switchCpu}, busyPoll ${p.busyPoll}${kp}`, h);
     },
   };
 }
@@ -376,7 +380,7 @@ function vxlan(id: string, label: string, a: Side, bSide: Side, wire = false): S
 export const SUITES: Record<string, { title: string; systems: SystemDef[]; ours: string; peers: Record<string, string> }> = {
   l2: {
     title: 'Layer 2 port to port (64-byte frames)',
-    systems: [wire, bridge, bridgeTap, ovsL2('afxdp'), ovsL2('system'), ours('afxdp'), ours('afpacket'), ours('tap'), ours('tap', 'off')],
+    systems: [wire, bridge, bridgeTap, ovsL2('afxdp'), ovsL2('system'), ours('afxdp'), ours('afpacket'), ours('afpacket', 'auto', false), ours('tap'), ours('tap', 'off')],
     ours: 'ours-afpacket',
     // Like for like: our AF_XDP ports against the wire, the bridge and OVS's
     // AF_XDP ports; AF_PACKET against OVS's AF_PACKET ports; tap against tap.

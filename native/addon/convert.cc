@@ -344,6 +344,7 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   req->opts.queues = uint32_t(Ranged(env, o, limit::queues));
   req->opts.offloads_off = Bool(env, o, "disableOffloads");
   req->opts.promisc = Bool(env, o, "promiscuous");
+  if (!o.Get("kernelPath").IsUndefined()) req->opts.kernel_path = Bool(env, o, "kernelPath");
   auto choice = [&](const char* name, const char* a, const char* b, const char* c) -> int {
     Napi::Value v = o.Get(name);
     if (v.IsUndefined() || v.IsNull()) return 0;
@@ -381,6 +382,7 @@ Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st) {
   o.Set("queues", Napi::Number::New(env, st.queues));
   o.Set("offloads", st.offloads());
   o.Set("io", st.io());
+  o.Set("kernelPath", st.kernel_path());
   const uint32_t nq = std::min<uint32_t>(st.queues, PortStatus::kMaxQueues);
   Napi::Array qrx = Napi::Array::New(env, nq);
   for (uint32_t q = 0; q < nq; ++q)

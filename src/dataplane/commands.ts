@@ -39,6 +39,7 @@ export function createPortCommand(p: NormalizedPort, untaggedSwitchId: number, v
           disableOffloads: p.kernel.disableOffloads,
           persistent: p.kernel.persistent,
           promiscuous: p.kernel.promiscuous,
+          kernelPath: p.kernel.kernelPath,
           xdpMode: p.kernel.xdpMode,
           zeroCopy: p.kernel.zeroCopy,
           ioUring: p.kernel.ioUring,

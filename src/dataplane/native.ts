@@ -78,6 +78,7 @@ export type NativeCommand =
       queues?: number; // 0..16: tap multi-queue; afxdp 0 = every rx queue
       disableOffloads?: boolean; // afpacket, afxdp: GRO/GSO/TSO/tx-csum off while attached
       promiscuous?: boolean; // afpacket: PACKET_MR_PROMISC
+      kernelPath?: boolean; // afpacket: the kernel fast path (default on)
       xdpMode?: string; // afxdp: 'auto' | 'native' | 'generic'
       zeroCopy?: string; // afxdp: 'auto' | 'on' | 'off'
       persistent?: boolean; // tap: a tap the switch creates outlives the port
@@ -192,6 +193,7 @@ export interface NativePortStatus {
   queues: number;
   offloads: string;
   io: string;
+  kernelPath: string;
   queueRx: number[];
   lastError: string;
   counters: Record<string, number>; // rx_too_big, rx_no_buffer, rx_kernel_drops, ...

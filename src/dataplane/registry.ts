@@ -307,6 +307,7 @@ export function portInfo(p: PortState): PortInfo {
     });
     if (p.type === 'tap') info.persistent = k.persistent;
     if (k.ioUring !== undefined) info.ioUring = k.ioUring;
+    if (k.kernelPath !== undefined) info.kernelPath = k.kernelPath;
     if (k.socket !== undefined) info.socket = k.socket;
     if (k.vhostMode !== undefined) info.vhostMode = k.vhostMode;
     if (k.queue !== undefined) info.queue = k.queue;

@@ -235,6 +235,7 @@ export interface KernelPortSettings {
   queues: number; // afxdp: 0 = every rx queue of the interface (or one with `queue`)
   disableOffloads: boolean;
   promiscuous: boolean;
+  kernelPath?: boolean; // afpacket only: the kernel fast path (default true)
   xdpMode?: 'auto' | 'native' | 'generic'; // afxdp only
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp only
   ioUring?: 'auto' | 'on' | 'off'; // tap only
@@ -252,7 +253,7 @@ export interface NormalizedPortUpdate {
 }
 
 const KERNEL_PORT_KEYS_LIST = [
-  'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous', 'xdpMode', 'zeroCopy', 'ioUring', 'persistent',
+  'interface', 'queue', 'rxRing', 'txRing', 'burst', 'queues', 'disableOffloads', 'promiscuous', 'kernelPath', 'xdpMode', 'zeroCopy', 'ioUring', 'persistent',
   'socket', 'mode',
 ] as const;
 
@@ -277,7 +278,7 @@ export function validateSocketPath(value: unknown, field = 'socket'): string {
 // vhostuser: `socket`, `mode`, `queues` and `burst`; nothing that names an
 // interface or a kernel ring.
 function validateVhostSettings(p: Record<string, unknown>): KernelPortSettings {
-  for (const key of ['interface', 'queue', 'rxRing', 'txRing', 'disableOffloads', 'promiscuous', 'xdpMode', 'zeroCopy', 'ioUring', 'persistent'] as const) {
+  for (const key of ['interface', 'queue', 'rxRing', 'txRing', 'disableOffloads', 'promiscuous', 'kernelPath', 'xdpMode', 'zeroCopy', 'ioUring', 'persistent'] as const) {
     if (p[key] !== undefined) throw invalid('ERR_INVALID_ARGUMENT', key, 'does not apply to vhostuser ports (they take socket, mode, queues and burst)', undefined, false);
   }
   const socket = validateSocketPath(p.socket);
@@ -372,6 +373,10 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
   }
   if (p.disableOffloads !== undefined) settings.disableOffloads = validateBoolean(p.disableOffloads, 'disableOffloads');
   if (p.promiscuous !== undefined) settings.promiscuous = validateBoolean(p.promiscuous, 'promiscuous');
+  if (p.kernelPath !== undefined) {
+    if (type !== 'afpacket') throw invalid('ERR_INVALID_ARGUMENT', 'kernelPath', 'applies only to afpacket ports (the kernel fast path, docs/design/kernel-path.md)', undefined, false);
+    settings.kernelPath = validateBoolean(p.kernelPath, 'kernelPath');
+  }
   for (const [key, allowed] of [['xdpMode', ['auto', 'native', 'generic']], ['zeroCopy', ['auto', 'on', 'off']]] as const) {
     const v = p[key];
     if (v === undefined) continue;

@@ -144,6 +144,7 @@ export interface PortSpec {
   queues?: number; // vhostuser: 1..16 queue pairs offered (MQ when > 1; default 1); tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1); afxdp: 1..16 queues from `queue` (default: every rx queue, at most 16; one with `queue`)
   disableOffloads?: boolean; // GRO/LRO/GSO/TSO/tx-csum off while attached, restored after; super-frames are then cut by the kernel's software GSO (default false; afxdp always turns GRO/LRO off)
   promiscuous?: boolean; // afpacket: receive frames for every MAC (default true)
+  kernelPath?: boolean; // afpacket: known-unicast frames between afpacket access ports of one switch are switched in the kernel (TC + BPF), the rest in the engine (default true; docs/design/kernel-path.md)
   xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook; auto = native, else generic (on a veth: generic first) (default 'auto')
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp: AF_XDP zero-copy; auto = where the driver has it (default 'auto')
   ioUring?: 'auto' | 'on' | 'off'; // tap: batch reads and writes through io_uring; auto = where the kernel allows it, else read()/write() per frame (default 'auto')
@@ -164,6 +165,7 @@ export interface PortStatus {
   queues: number;
   offloads: string; // what was done about offloads
   io: string; // how frames cross the kernel: rings, io_uring, or a system call per frame (and why)
+  kernelPath: string; // the kernel fast path: "on: ..." or "off: why" (docs/design/kernel-path.md)
   queueRx: number[]; // frames received per queue of the port (length = queues)
   lastError: string; // '' when fine; else what went wrong and what the port does about it
   counters: Record<string, number>; // backend drops and syscalls: rx_too_big, rx_no_buffer, kicks, ...
@@ -242,6 +244,7 @@ export interface PortInfo {
   disableOffloads?: boolean;
   promiscuous?: boolean;
   persistent?: boolean; // tap ports
+  kernelPath?: boolean; // afpacket ports, when set
   ioUring?: 'auto' | 'on' | 'off'; // tap ports, when set
   socket?: string; // vhostuser ports
   vhostMode?: 'server' | 'client'; // vhostuser ports (the spec's `mode`)

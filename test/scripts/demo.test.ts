@@ -153,22 +153,26 @@ describe('build report', () => {
   };
 
   test('names what is missing and the packages that bring it', () => {
-    const none = report('afxdp=0\nio_uring=0\n');
+    const none = report('afxdp=0\nio_uring=0\nkpath=0\n');
     assert.equal(none.code, 0, 'a build without them works');
-    assert.match(none.err, /Built WITHOUT:\n {3}- AF_XDP ports \(type: afxdp\): libxdp\/libbpf not found\n {3}- io_uring batching of tap ports/);
-    assert.match(none.err, /sudo apt-get install libbpf-dev liburing-dev libxdp-dev pkg-config/);
+    assert.match(none.err, /Built WITHOUT:\n {3}- AF_XDP ports \(type: afxdp\): libxdp\/libbpf not found\n {3}- io_uring batching of tap ports.*\n {3}- the kernel fast path of afpacket ports/);
+    assert.match(none.err, /sudo apt-get install clang libbpf-dev liburing-dev libxdp-dev pkg-config/);
     assert.match(none.err, /npm run build/);
 
-    const uringOnly = report('afxdp=1\nio_uring=0\n');
-    assert.doesNotMatch(uringOnly.err, /AF_XDP/);
+    const uringOnly = report('afxdp=1\nio_uring=0\nkpath=1\n');
+    assert.doesNotMatch(uringOnly.err, /AF_XDP|kernel fast path/);
     assert.match(uringOnly.err, /sudo apt-get install liburing-dev pkg-config /);
 
-    const all = report('afxdp=1\nio_uring=1\n');
+    const kpathOnly = report('afxdp=1\nio_uring=1\nkpath=0\n');
+    assert.match(kpathOnly.err, /kernel fast path of afpacket ports \(every frame goes through the engine\): clang or libbpf not found/);
+    assert.match(kpathOnly.err, /sudo apt-get install clang libbpf-dev pkg-config /);
+
+    const all = report('afxdp=1\nio_uring=1\nkpath=1\n');
     assert.equal(all.err, '');
     assert.match(all.out, /built with every port backend/);
   });
 
   test('this build wrote its features file', () => {
-    assert.match(fs.readFileSync(path.join(ROOT, 'build/features.env'), 'utf8'), /^afxdp=[01]\nio_uring=[01]\n$/);
+    assert.match(fs.readFileSync(path.join(ROOT, 'build/features.env'), 'utf8'), /^afxdp=[01]\nio_uring=[01]\nkpath=[01]\n$/);
   });
 });

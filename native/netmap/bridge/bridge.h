@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bridge/kpath.h"
 #include "bridge/state.h"
 #include "core/core.h"
 
@@ -34,6 +35,7 @@ struct Burst {
   uint16_t dest[kMaxBurst];
   Mac src[kMaxBurst];
   Mac dst[kMaxBurst];
+  bool kpath = false;  // from a kernel-path port (classify)
 };
 
 class Bridge {
@@ -108,6 +110,14 @@ class Bridge {
   // ---- housekeeping
   void age_all();
 
+  // ---- the kernel fast path (bridge/kpath.cc; design in bridge/kpath.h)
+  // sync() runs between iterations while any port has the path, tick() with
+  // housekeeping; port_changed() after a port's settings change.
+  bool kpath_active() const { return !kpath_.active.empty(); }
+  void kpath_sync();
+  void kpath_tick();
+  void kpath_port_changed(PortId pid);
+
   // Capture and trace (bridge/observe.cc): whether a frame on `port` belongs
   // to switch `s` (by the port's untagged member or the frame's 802.1Q tag),
   // the switch's VNI, and the trace lines of classify/decap, learn and lookup.
@@ -137,6 +147,12 @@ class Bridge {
   void learn_over_evpn(SwitchState& sw, FdbEntry& e, LearnSource& ls, MemberId mid);
   void remove_entry_effects(SwitchState& sw, const FdbEntry& e);
   void age_switch(SwitchId s, SwitchState& sw);
+  // kpath.cc
+  void kpath_join(PortId pid);
+  void kpath_leave(PortId pid);
+  void kpath_refresh(PortId pid);
+  void kpath_collect(PortId pid);
+  [[gnu::noinline]] void kpath_note(const Burst& b);
   // commands.cc
   SwitchId switch_by_vni_slow(uint32_t vni);
   MemberId remote_member_slow(SwitchId s, uint32_t vt, bool create);
@@ -157,6 +173,7 @@ class Bridge {
   uint32_t last_vni_ = 0;
   SwitchId last_vni_sw_ = kNoId;
   std::unique_ptr<SwitchCounterBlock[]> switch_ctr_;
+  KpathState kpath_;
 };
 
 }  // namespace vpc

@@ -208,11 +208,14 @@ void Bridge::join(PortId pid, const std::vector<std::pair<uint16_t, SwitchId>>& 
     if (vlan == 0) bp.untagged = mid;
     else bp.vlan_map[vlan] = mid;
   }
+  kpath_join(pid);
 }
 
 // The uplink's port is in no switch; it learns nothing itself (remote MACs
 // are learned per VTEP).
 void Bridge::uplink_opened(PortId pid) {
+  Port& port = *core_.port(pid).port;
+  if (port.kernel_path_wanted()) port.kernel_path(-1, -1, "off: the uplink (VXLAN is the engine's)");
   BridgePort& bp = ports_[pid];
   bp.learn = LearnSource{};
   bp.untagged = kNoMember;
@@ -223,6 +226,7 @@ void Bridge::uplink_opened(PortId pid) {
 // A port leaves every switch: every FDB entry that points at it goes,
 // learned or static.
 void Bridge::leave(PortId pid) {
+  kpath_leave(pid);
   BridgePort& bp = ports_[pid];
   for (MemberId mid : bp.members) {
     Member& m = members_[mid];

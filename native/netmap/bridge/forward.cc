@@ -123,6 +123,7 @@ void Bridge::classify(PortId pid, Pkt* pkts, uint16_t n, Burst& b) {
   in.counters->add(PortCounter::rx_bytes, bytes);
   b.pkts = pkts;
   b.n = n;
+  b.kpath = bp.kpath;
 }
 
 // Passes 1 and 2 for frames already mapped to members (dest[i] is kDestDrop
@@ -199,6 +200,7 @@ void Bridge::forward(Burst& b, PortCounterBlock* in_ctr, LearnSource* port_ls) {
   }
   if (run_len) switches[run_sw].counters->add(SwitchCounter::rx_packets, run_len);
   if (tracing) [[unlikely]] trace_after(b);
+  if (b.kpath) [[unlikely]] kpath_note(b);  // from a port the kernel fast path serves (bridge/kpath.h)
 
   // Pass 2: deliver.
   for (uint16_t i = 0; i < n; ++i) {

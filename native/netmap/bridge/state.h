@@ -79,6 +79,7 @@ struct BridgePort {
   std::unique_ptr<MemberId[]> vlan_map;  // 4096 entries, trunks only
   std::vector<MemberId> members;         // every member of this port
   LearnSource learn;
+  bool kpath = false;                    // the kernel fast path is hooked to it (bridge/kpath.h)
 };
 
 // A remote VTEP as the bridge sees it: one member per switch it joins, its

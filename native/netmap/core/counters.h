@@ -31,7 +31,9 @@ namespace vpc {
   X(link_up, gauge, "1 while the port's link is up, else 0")             \
   X(tx_gso_frames, counter, "Super-frames (GSO) segmented in software for this port") \
   X(tx_gso_segments, counter, "Segments produced by software segmentation for this port") \
-  X(tx_csum_completed, counter, "Checksum-partial frames whose checksum the switch completed for this port")
+  X(tx_csum_completed, counter, "Checksum-partial frames whose checksum the switch completed for this port") \
+  X(rx_kernel_path, counter, "Frames received on this port that the kernel fast path switched (also in rx_packets)") \
+  X(tx_kernel_path, counter, "Frames the kernel fast path transmitted on this port (also in tx_packets)")
 
 #define VPC_SWITCH_COUNTERS(X)                                                     \
   X(fdb_entries, gauge, "MAC entries in the forwarding table (learned and static)")      \
@@ -65,6 +67,8 @@ namespace vpc {
   X(icmp_too_big_sent, counter, "ICMP Fragmentation Needed / ICMPv6 Packet Too Big answers sent") \
   X(icmp_too_big_limited, counter, "Too-big answers not sent because of the rate limit") \
   X(icmp_too_big_skipped, counter, "Too-big frames not answered: no DF, ICMP errors, multicast, bad source (proto/too_big.h)") \
+  X(kernel_path_entries, gauge, "MAC entries the kernel fast path holds (docs/design/kernel-path.md)") \
+  X(kernel_path_full, counter, "MAC entries not given to the kernel fast path because its table was full (their frames go through the engine)") \
   X(capture_ring_full, counter, "Frames not captured because a capture's ring was full (the capture reader fell behind)") \
   X(iteration_max_ns, gauge, "Longest poll-loop iteration in the previous housekeeping period (idle_poll_ms), its sleep in poll(2) excluded")
 

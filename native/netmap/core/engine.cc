@@ -158,6 +158,9 @@ uint32_t Engine::iterate(uint64_t now_ns) {
   flush_tx();
   if (core_.observer().tracing()) [[unlikely]] core_.observer().end_iteration();
   if (int32_t(now_ms - next_housekeeping_ms_) >= 0) housekeeping();
+  // After housekeeping, so that what its aging removed is void in the kernel
+  // before the engine sleeps.
+  if (bridge_.kpath_active()) [[unlikely]] bridge_.kpath_sync();
   core_.notify_if_needed();
   ec.add(EngineCounter::iterations, 1);
   if (work) {
@@ -259,6 +262,7 @@ void Engine::housekeeping() {
   bridge_.age_all();
   overlay_.tick();
   core_.tick_ports();
+  bridge_.kpath_tick();
   core_.engine_counters().set(EngineCounter::iteration_max_ns, iter_max_ns_);
   iter_max_ns_ = 0;
 }

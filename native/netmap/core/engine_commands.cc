@@ -96,6 +96,7 @@ Result Engine::do_set_port(Command& c) {
   core_.set_port_config(ps, c.port_cfg);
   ps.cfg.mac = own;
   bridge_.set_port_learning(c.port, c.port_cfg);
+  bridge_.kpath_port_changed(c.port);
   return {};
 }
 

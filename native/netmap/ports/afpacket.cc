@@ -1,5 +1,7 @@
 #include "ports/afpacket.h"
 
+#include <fcntl.h>
+
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -73,6 +75,7 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
             "recvmmsg() per receive burst, one sendmmsg() per transmitted run");
   const std::string vnet = "virtio-net headers (PACKET_VNET_HDR): checksum-partial and TSO/GSO frames up to 64 KiB "
                            "are received and transmitted as they are";
+  st.set_kernel_path(opts.kernel_path ? "off: the port is in no switch yet" : "off: turned off (kernelPath: false)");
   st.set_offloads(opts.offloads_off ? vnet + "; interface offloads " + offloads_off(p->ctl_, ifname, &p->offloads_)
                                     : vnet + "; interface offloads left as they are");
 
@@ -89,6 +92,8 @@ AfPacketPort::~AfPacketPort() {
     close(ctl_);
   }
   if (epfd_ >= 0) close(epfd_);
+  if (kp_tc_ >= 0) close(kp_tc_);
+  if (kp_sock_ >= 0) close(kp_sock_);
   if (claimed_) release_interface(ifname_);
 }
 
@@ -191,10 +196,47 @@ bool AfPacketPort::open_socket(Status* code, std::string* err) {
   if (!status_->frame_size) status_->frame_size = frame_size_;  // same on every re-open
   status_->ifindex.store(idx, std::memory_order_relaxed);
   status_->attached.store(true, std::memory_order_relaxed);
+  if (kp_tc_ >= 0) kp_hook();  // a re-open: the new socket and interface get the programs too
+  return true;
+}
+
+bool AfPacketPort::kernel_path(int tc_prog, int sock_prog, const std::string& why_not) {
+  if (tc_prog < 0) {
+    status_->set_kernel_path(why_not);
+    return false;
+  }
+  kp_tc_ = fcntl(tc_prog, F_DUPFD_CLOEXEC, 3);
+  kp_sock_ = fcntl(sock_prog, F_DUPFD_CLOEXEC, 3);
+  if (kp_tc_ < 0 || kp_sock_ < 0) {
+    status_->set_kernel_path(std::string("off: ") + strerror(errno));
+    return false;
+  }
+  if (fd_ < 0) {
+    status_->set_kernel_path("on once the interface is back");
+    return true;
+  }
+  return kp_hook();
+}
+
+// The socket's filter first: from then on it refuses what the TC program
+// redirects, so no frame is both switched by the kernel and read here.
+bool AfPacketPort::kp_hook() {
+  std::string why;
+  if (!kpath_attach_socket(fd_, kp_sock_, &why) || !kpath_attach_tc(ifindex_, kp_tc_, &kp_link_, &why)) {
+    status_->set_kernel_path("off: " + why);
+    kp_hooked_ = false;
+    return false;
+  }
+  kp_hooked_ = true;
+  status_->set_kernel_path(
+      "on: known-unicast frames between this switch's afpacket access ports are switched in the kernel (TC ingress "
+      "program and socket filter); everything else comes to the engine");
   return true;
 }
 
 void AfPacketPort::close_socket() {
+  kpath_detach_tc(&kp_link_);
+  kp_hooked_ = false;
   if (fd_ >= 0) {
     if (epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd_, nullptr);
     close(fd_);  // also drops the promiscuous membership

@@ -55,6 +55,7 @@
 
 #include "core/buffer_pool.h"
 #include "ports/ifutil.h"
+#include "ports/kpath.h"
 #include "ports/port.h"
 #include "ports/spec.h"
 #include "ports/vnet_sender.h"
@@ -79,6 +80,9 @@ class AfPacketPort final : public Port {
   uint32_t tx_frame_limit() const override { return tx_limit_; }
   uint32_t tx_offloads() const override { return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | kOffUso; }
   void detach() override;
+  bool kernel_path_wanted() const override { return opts_.kernel_path; }
+  bool kernel_path(int tc_prog, int sock_prog, const std::string& why_not) override;
+  int kernel_ifindex() const override { return kp_hooked_ ? ifindex_ : 0; }
 
  private:
   AfPacketPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
@@ -116,6 +120,12 @@ class AfPacketPort final : public Port {
   uint32_t tx_data_off_ = 0, tx_max_ = 0;
   uint32_t tx_limit_ = 0;  // interface MTU + 14, re-read on every link check (tx_frame_limit)
   void read_mtu();
+  // The kernel fast path (ports/kpath.h): our copies of the programs, hooked
+  // to every socket and interface this port opens.
+  bool kp_hook();
+  int kp_tc_ = -1, kp_sock_ = -1;
+  KpathHook kp_link_;
+  bool kp_hooked_ = false;
   uint32_t burst_ = kMaxBurst;
   bool tx_pending_ = false;  // slots handed to the kernel that a kick may still need to push
   uint32_t empty_polls_ = 0;

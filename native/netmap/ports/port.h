@@ -77,6 +77,20 @@ class Port {
   // regular buffer holds (a 9000-byte MTU over 2 KiB buffers). False for
   // backends whose frames must fit the buffer the kernel wrote (netmap).
   virtual bool rx_large_frames() const { return true; }
+
+  // The kernel fast path (ports/kpath.h, docs/design/kernel-path.md), for
+  // backends whose frames come from a kernel interface. Called on the engine
+  // thread. kernel_path_wanted(): the backend can hook the programs and its
+  // options did not turn the path off. kernel_path() hooks them (tc_prog < 0:
+  // it may not; `why_not` goes to the port's status), false when it could not.
+  // kernel_ifindex(): the interface the kernel path may redirect frames to
+  // now, 0 while there is none (not hooked, interface gone).
+  virtual bool kernel_path_wanted() const { return false; }
+  virtual bool kernel_path(int tc_prog, int sock_prog, const std::string& why_not) {
+    (void)tc_prog, (void)sock_prog, (void)why_not;
+    return false;
+  }
+  virtual int kernel_ifindex() const { return 0; }
 };
 
 }  // namespace vpc

@@ -61,6 +61,16 @@ std::string PortStatus::io() const {
   return io_;
 }
 
+void PortStatus::set_kernel_path(std::string k) {
+  std::lock_guard<std::mutex> g(mu_);
+  kernel_path_ = std::move(k);
+}
+
+std::string PortStatus::kernel_path() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return kernel_path_;
+}
+
 static std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 static bool name_char(char c) {

@@ -77,6 +77,7 @@ struct KernelPortOptions {
   bool offloads_off = false;
   bool promisc = true;       // afpacket: PACKET_MR_PROMISC
   bool persistent = false;   // tap: a tap the switch creates outlives the port (TUNSETPERSIST)
+  bool kernel_path = true;   // afpacket: the kernel fast path (docs/design/kernel-path.md)
   // afxdp: which XDP hook and which copy mode; auto tries native XDP then
   // generic, zero-copy then copy.
   enum class XdpMode : uint8_t { kAuto, kNative, kGeneric } xdp_mode = XdpMode::kAuto;
@@ -142,12 +143,15 @@ struct PortStatus {
   std::string offloads() const;
   void set_io(std::string o);  // how frames cross the kernel boundary, human readable
   std::string io() const;
+  void set_kernel_path(std::string k);  // the kernel fast path: on, or off and why
+  std::string kernel_path() const;
 
  private:
   mutable std::mutex mu_;
   std::string last_error_;
   std::string offloads_;
   std::string io_;
+  std::string kernel_path_ = "off: not this backend (afpacket ports only)";
 };
 
 // An opening failure: `status` is kInvalidArgument, kNotFound, kInUse or

@@ -1,0 +1,80 @@
+// The bridge's side of the kernel fast path (docs/design/kernel-path.md):
+// what the BPF programs of ports/kpath.bpf.c may know of the bridge's tables.
+//
+// The engine stays the only writer of the FDB. The kernel gets a mirror of
+// the entries it has used, written by the engine thread between bursts:
+//   - when the engine forwards a known-unicast frame from one kernel-path
+//     port to another (both access ports of one switch), it notes the
+//     source and destination entries; sync() writes them, stamped with the
+//     switch's generation;
+//   - the generation changes whenever an entry is removed or moves
+//     (SwitchState::generation), and sync() writes it too: every entry of
+//     the switch is then void in the kernel until the engine sees the next
+//     frame of each flow and notes it again. No removal is ever missed;
+//   - ports: interface, switch, MTU and link state, re-read every
+//     housekeeping tick; the whole path is off while a capture or trace runs
+//     (they must see every frame);
+//   - counters: what the kernel switched is added to the ports' and
+//     switches' counters every tick (and counted apart in rx/tx_kernel_path);
+//   - aging: a MAC the kernel keeps switching would age out of the FDB, since
+//     the engine no longer sees its frames; once a second, an entry past half
+//     its aging time takes the kernel's last-use stamp as a refresh.
+// Everything here runs on the engine thread, in commands, between bursts and
+// in housekeeping; nothing runs per frame except note(), for frames the
+// kernel did not take.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/types.h"
+#include "ports/kpath.h"
+
+namespace vpc {
+
+struct KpathState {
+  struct PortRec {
+    bool attached = false;  // its backend hooked the programs to its interface
+    SwitchId sw = kNoId;
+    MemberId member = kNoMember;
+    KpathPort pushed;        // what kp_ports holds for it
+    KpathStats seen;         // the kernel's counters already added to the port's
+  };
+  struct Key {
+    SwitchId sw;
+    Mac mac;
+    bool operator==(const Key& o) const { return sw == o.sw && mac == o.mac; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return size_t((k.mac * 0x9E3779B97F4A7C15ull) ^ k.sw); }
+  };
+  struct Installed {
+    PortId port;
+    uint32_t gen;
+    uint64_t last_ns;  // the kernel's stamp when last read
+  };
+  struct Pending {
+    Key key;
+    PortId port;
+    uint32_t gen;  // the switch's generation when the engine used the entry
+  };
+
+  std::unique_ptr<KernelPath> kp;
+  std::string why;  // why kp is null, once loading was tried
+  bool tried = false;
+  bool pushed_on = false;
+  std::vector<PortRec> ports;  // by PortId
+  std::vector<PortId> active;  // ports with the programs attached
+  std::unordered_map<Key, Installed, KeyHash> installed;  // what kp_fdb holds
+  std::unordered_map<SwitchId, uint32_t> gens;            // what kp_gen holds
+  std::vector<Pending> pending;                           // noted since the last sync
+  uint32_t last_pass_ms = 0;  // kpath_tick's last pass over `installed`
+};
+
+// Room for MAC entries in the kernel's table (kp_fdb). When it is full, new
+// entries are not written and their frames keep going through the engine.
+constexpr uint32_t kKpathMaxEntries = 65536;
+
+}  // namespace vpc

@@ -1,0 +1,357 @@
+// The kernel fast path (bridge/kpath.h, ports/kpath.h) with real interfaces:
+// two afpacket ports on veths in a private network namespace, the guests'
+// ends driven with raw sockets, the engine stepped on the test thread.
+#include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include "core/capture.h"
+#include "core/test_harness.h"
+#include "ports/spec.h"
+#include "ports/test_netns.h"
+#include "proto/ethernet.h"
+
+namespace vpc {
+namespace {
+
+using testutil::host_mac;
+
+const Mac kA = host_mac(1), kB = host_mac(2);
+
+// A frame of a local experimental ethertype (nothing in the kernel answers
+// it), its first payload byte a tag the receiver reports.
+std::vector<uint8_t> tagged_frame(Mac dst, Mac src, uint8_t tag) {
+  std::vector<uint8_t> f(200, tag);
+  mac_store(f.data(), dst);
+  mac_store(f.data() + 6, src);
+  f[12] = 0x88;
+  f[13] = 0xb5;
+  return f;
+}
+
+// The tags of the frames `fd` gives within `ms`, in order; `rd` reads one
+// frame (0 or less: none now).
+template <class Read>
+std::vector<uint8_t> tags_within(int fd, int ms, Read rd) {
+  std::vector<uint8_t> tags;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  for (;;) {
+    uint8_t b[2048];
+    ssize_t n = rd(b, sizeof b);
+    if (n > 14 && b[12] == 0x88 && b[13] == 0xb5) tags.push_back(b[14]);
+    if (n > 0) continue;
+    if (std::chrono::steady_clock::now() >= end) return tags;
+    pollfd p{fd, POLLIN, 0};
+    poll(&p, 1, 5);
+  }
+}
+
+// A raw socket on a guest's end of a veth.
+struct Guest {
+  int fd = -1;
+  explicit Guest(const char* ifname) {
+    fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = int(if_nametoindex(ifname));
+    bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll);
+  }
+  ~Guest() { close(fd); }
+  void send(Mac dst, Mac src, uint8_t tag) {
+    std::vector<uint8_t> f = tagged_frame(dst, src, tag);
+    ASSERT_EQ(::send(fd, f.data(), f.size(), 0), ssize_t(f.size()));
+  }
+  std::vector<uint8_t> recv(int ms = 100) {
+    return tags_within(fd, ms, [&](uint8_t* b, size_t len) {
+      sockaddr_ll from{};
+      socklen_t fl = sizeof from;
+      ssize_t n = recvfrom(fd, b, len, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+      if (n > 0 && from.sll_pkttype == PACKET_OUTGOING) b[12] = 0;  // our own: not counted
+      return n;
+    });
+  }
+};
+
+// A VM as QEMU plugs it in: a tap whose descriptor the "hypervisor" (this
+// test) holds; the switch's afpacket port is on the tap's interface.
+struct TapVm {
+  int fd = -1;
+  explicit TapVm(const char* ifname) {
+    fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    EXPECT_EQ(ioctl(fd, TUNSETIFF, &ifr), 0) << strerror(errno);
+    EXPECT_EQ(system((std::string("ip link set ") + ifname + " up").c_str()), 0);
+  }
+  ~TapVm() { close(fd); }
+  void send(Mac dst, Mac src, uint8_t tag) {
+    std::vector<uint8_t> f = tagged_frame(dst, src, tag);
+    ASSERT_EQ(write(fd, f.data(), f.size()), ssize_t(f.size()));
+  }
+  std::vector<uint8_t> recv(int ms = 100) {
+    return tags_within(fd, ms, [&](uint8_t* b, size_t len) { return read(fd, b, len); });
+  }
+};
+
+struct Pair {
+  std::shared_ptr<PortStatus> sa, sb;
+  PortId pa = kNoId, pb = kNoId;
+  std::unique_ptr<Guest> ga, gb;
+};
+
+class KernelPath : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EngineOptions o;
+    o.pool.count = 4096;
+    o.pool.large_count = 16;
+    o.pool.hugepages = false;
+    h.make_engine(o);
+    SwitchConfig sc;
+    sc.vni = 5;
+    sc.aging_ms = aging_ms_;
+    sw = h.try_create_switch(sc).id;
+  }
+  PortId add(const char* ifname, std::shared_ptr<PortStatus>* st, bool kernel_path = true) {
+    PortSpec spec;
+    std::string err;
+    EXPECT_TRUE(parse_port_spec(std::string("afpacket:") + ifname, &spec, &err)) << err;
+    KernelPortOptions ko;
+    ko.kernel_path = kernel_path;
+    *st = std::make_shared<PortStatus>();
+    auto c = testutil::EngineHarness::cmd(CmdOp::kCreatePort);
+    c->new_port = open_port(spec, ko, h.engine().pool(), *st);
+    c->untagged = sw;
+    Result r = h.run(std::move(c));
+    EXPECT_TRUE(r.ok()) << r.message;
+    return r.id;
+  }
+  // Runs the engine for `ms` (housekeeping included).
+  void pump(int ms = 30) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < end) {
+      h.engine().run_once();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  uint64_t ctr(PortId p, PortCounter k) { return cnt_read(h.engine().port_counters(p).c[size_t(k)]); }
+  // Frames the engine itself read from port p.
+  uint64_t engine_rx(PortId p) { return ctr(p, PortCounter::rx_packets) - ctr(p, PortCounter::rx_kernel_path); }
+  bool start(Pair* p, std::string* skip, bool b_kernel_path);
+  // Runs `body` in a namespace of its own with the pair set up (skipped,
+  // with the reason, where the kernel path cannot be had).
+  void with_pair(bool b_kernel_path, const std::function<void(Pair&, Guest&, Guest&)>& body);
+
+  testutil::EngineHarness h;
+  SwitchId sw = 0;
+  uint32_t aging_ms_ = 300000;
+};
+
+// In the test's own namespace: two veths, an afpacket port on each (the
+// second without the kernel path when `b_kernel_path` is false), the guests'
+// raw sockets, and -- when both ports have the path -- one frame each way
+// through the engine, so the kernel holds both entries. False (with the
+// reason in *skip) where the kernel path cannot be had.
+bool KernelPath::start(Pair* p, std::string* skip, bool b_kernel_path) {
+  // No IPv6 on them: its neighbour discovery and MLD frames would be
+  // counted with the test's own.
+  if (system("sysctl -qw net.ipv6.conf.default.disable_ipv6=1 && ip link add kpa type veth peer name kpa-g && "
+             "ip link add kpb type veth peer name kpb-g && for i in kpa kpa-g kpb kpb-g; do ip link set $i up; done")) {
+    *skip = "cannot create veths";
+    return false;
+  }
+  p->pa = add("kpa", &p->sa);
+  p->pb = add("kpb", &p->sb, b_kernel_path);
+  if (p->sa->kernel_path().rfind("on", 0) != 0) {
+    *skip = "kernel path: " + p->sa->kernel_path();
+    return false;
+  }
+  p->ga = std::make_unique<Guest>("kpa-g");
+  p->gb = std::make_unique<Guest>("kpb-g");
+  pump(150);  // housekeeping: the ports' interfaces reach the kernel's table
+  p->ga->send(kB, kA, 1);  // B unknown: flooded by the engine
+  pump();
+  p->gb->send(kA, kB, 2);  // known: forwarded by the engine, both entries noted
+  pump();
+  EXPECT_EQ(p->gb->recv(0), std::vector<uint8_t>{1});
+  EXPECT_EQ(p->ga->recv(0), std::vector<uint8_t>{2});
+  return true;
+}
+
+void KernelPath::with_pair(bool b_kernel_path, const std::function<void(Pair&, Guest&, Guest&)>& body) {
+  std::string why;
+  std::string skip = in_own_netns([&] {
+    Pair p;
+    if (start(&p, &why, b_kernel_path)) body(p, *p.ga, *p.gb);
+  });
+  if (skip.empty()) skip = why;
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+std::vector<uint8_t> tags(uint8_t from, uint8_t to) {
+  std::vector<uint8_t> v;
+  for (uint8_t t = from; t < to; ++t) v.push_back(t);
+  return v;
+}
+
+// Known unicast between the two ports goes through the kernel once the engine
+// has forwarded one frame each way: the engine no longer reads those frames,
+// the guest still gets every one of them exactly once, and the ports'
+// counters include them after a housekeeping tick.
+TEST_F(KernelPath, KnownUnicastBetweenAccessPortsIsSwitchedInTheKernel) {
+  with_pair(true, [&](Pair& p, Guest& ga, Guest& gb) {
+    for (uint8_t t = 10; t < 20; ++t) ga.send(kB, kA, t);
+    EXPECT_EQ(gb.recv(), tags(10, 20));  // nobody ran the engine: the kernel switched them
+    pump(150);
+    EXPECT_EQ(ctr(p.pa, PortCounter::rx_kernel_path), 10u);
+    EXPECT_EQ(ctr(p.pb, PortCounter::tx_kernel_path), 10u);
+    EXPECT_EQ(engine_rx(p.pa), 1u);  // the engine saw only the first
+    EXPECT_EQ(cnt_read(h.engine().engine_counters().c[size_t(EngineCounter::kernel_path_entries)]), 2u);
+  });
+}
+
+// Removing entries voids what the kernel holds at once (the switch's
+// generation): after a flush, A -> B is unknown again and the engine floods
+// it; a port deleted gets nothing from the kernel.
+TEST_F(KernelPath, AFlushOrADeletedPortSendsFramesBackToTheEngine) {
+  with_pair(true, [&](Pair& p, Guest& ga, Guest& gb) {
+    ga.send(kB, kA, 3);
+    EXPECT_EQ(gb.recv(), std::vector<uint8_t>{3});
+    pump(150);
+    EXPECT_EQ(engine_rx(p.pa), 1u);
+
+    auto c = testutil::EngineHarness::cmd(CmdOp::kFlushFdb);
+    c->sw = sw;
+    c->port = kNoId;
+    ASSERT_TRUE(h.run(std::move(c)).ok());
+    pump();  // the new generation reaches the kernel
+    ga.send(kB, kA, 4);
+    pump();
+    EXPECT_EQ(gb.recv(), std::vector<uint8_t>{4});
+    EXPECT_EQ(engine_rx(p.pa), 2u);  // the engine read it
+    EXPECT_EQ(cnt_read(h.engine().switch_counters(sw).c[size_t(SwitchCounter::flooded_unknown)]), 2u);
+
+    // Both entries again, then B's port goes.
+    gb.send(kA, kB, 5);
+    pump();
+    ga.recv(0);
+    ga.send(kB, kA, 6);
+    EXPECT_EQ(gb.recv(), std::vector<uint8_t>{6});
+    ASSERT_TRUE(h.delete_port(p.pb).ok());
+    pump();
+    ga.send(kB, kA, 7);
+    EXPECT_TRUE(gb.recv().empty());
+    pump();
+    EXPECT_EQ(engine_rx(p.pa), 3u);  // 1, 4 and 7
+    EXPECT_EQ(ctr(p.pa, PortCounter::rx_kernel_path), 2u);  // 3 and 6
+  });
+}
+
+// A capture must see every frame: while one runs, the kernel takes none.
+TEST_F(KernelPath, ACaptureSeesEveryFrame) {
+  with_pair(true, [&](Pair& p, Guest& ga, Guest& gb) {
+    CaptureFilter f;
+    f.port = p.pa;
+    auto cap = std::make_shared<CaptureSession>(f, 64, 128);
+    auto c = testutil::EngineHarness::cmd(CmdOp::kStartCapture);
+    c->capture = cap;
+    ASSERT_TRUE(h.run(std::move(c)).ok());
+    pump();  // the kernel path goes off
+    for (uint8_t t = 5; t < 8; ++t) ga.send(kB, kA, t);
+    pump();
+    EXPECT_EQ(gb.recv(), tags(5, 8));
+    EXPECT_EQ(cap->captured.load(), 3u);
+    c = testutil::EngineHarness::cmd(CmdOp::kStopCapture);
+    c->capture = cap;
+    ASSERT_TRUE(h.run(std::move(c)).ok());
+    pump();
+    ga.send(kB, kA, 8);
+    EXPECT_EQ(gb.recv(), std::vector<uint8_t>{8});  // back in the kernel: nobody ran the engine
+    pump(150);
+    EXPECT_EQ(ctr(p.pa, PortCounter::rx_kernel_path), 1u);
+  });
+}
+
+// A port that asks for no kernel path (kernelPath: false) gets none, and its
+// switch partner then has nobody to redirect to: every frame is the engine's.
+TEST_F(KernelPath, APortCanTurnItOff) {
+  with_pair(false, [&](Pair& p, Guest& ga, Guest& gb) {
+    EXPECT_EQ(p.sb->kernel_path(), "off: turned off (kernelPath: false)");
+    for (uint8_t t = 3; t < 6; ++t) ga.send(kB, kA, t);
+    pump();
+    EXPECT_EQ(gb.recv(), tags(3, 6));
+    pump(150);
+    EXPECT_EQ(ctr(p.pa, PortCounter::rx_kernel_path), 0u);
+    EXPECT_EQ(ctr(p.pa, PortCounter::rx_packets), 4u);
+    EXPECT_EQ(ctr(p.pb, PortCounter::tx_packets), 4u);
+  });
+}
+
+// A VM's tap held by its hypervisor, on an afpacket port: the kernel path
+// takes its frames to another VM's tap as well (redirected to the tap's
+// egress, where the hypervisor reads it), with no copy through the engine.
+TEST_F(KernelPath, VmsOnTapsHeldByTheirHypervisorTakeThePathToo) {
+  std::string skip = in_own_netns([&] {
+    ASSERT_EQ(system("sysctl -qw net.ipv6.conf.default.disable_ipv6=1"), 0);
+    TapVm va("kta"), vb("ktb");
+    std::shared_ptr<PortStatus> sa, sb;
+    PortId pa = add("kta", &sa), pb = add("ktb", &sb);
+    if (sa->kernel_path().rfind("on", 0) != 0) GTEST_SKIP() << "kernel path: " << sa->kernel_path();
+    pump(150);
+    va.send(kB, kA, 1);
+    pump();
+    EXPECT_EQ(vb.recv(), std::vector<uint8_t>{1});
+    vb.send(kA, kB, 2);
+    pump();
+    EXPECT_EQ(va.recv(), std::vector<uint8_t>{2});
+    for (uint8_t t = 10; t < 20; ++t) va.send(kB, kA, t);
+    EXPECT_EQ(vb.recv(), tags(10, 20));  // nobody ran the engine
+    pump(150);
+    EXPECT_EQ(ctr(pa, PortCounter::rx_kernel_path), 10u);
+    EXPECT_EQ(ctr(pb, PortCounter::tx_kernel_path), 10u);
+    EXPECT_EQ(engine_rx(pa), 1u);
+  }, "/dev/net/tun");
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// The engine no longer sees the frames of a pair the kernel switches, yet
+// their MACs must not age out of its table (a flood and an EVPN withdrawal
+// every aging period): the kernel's last-use stamps refresh them.
+class KernelPathAging : public KernelPath {
+ protected:
+  KernelPathAging() { aging_ms_ = 2000; }
+};
+
+TEST_F(KernelPathAging, MacsTheKernelKeepsSwitchingDoNotAge) {
+  with_pair(true, [&](Pair& p, Guest& ga, Guest& gb) {
+    for (int i = 0; i < 35; ++i) {  // 3.5 s: almost twice the aging time
+      ga.send(kB, kA, 3);
+      gb.send(kA, kB, 4);
+      pump(100);
+    }
+    EXPECT_EQ(cnt_read(h.engine().switch_counters(sw).c[size_t(SwitchCounter::aged)]), 0u);
+    EXPECT_EQ(engine_rx(p.pa), 1u);
+    EXPECT_EQ(ctr(p.pa, PortCounter::rx_kernel_path), 35u);
+    // Quiet: now they age, as any MAC does.
+    pump(2600);
+    EXPECT_EQ(cnt_read(h.engine().switch_counters(sw).c[size_t(SwitchCounter::aged)]), 2u);
+  });
+}
+
+}  // namespace
+}  // namespace vpc

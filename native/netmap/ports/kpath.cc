@@ -1,0 +1,211 @@
+// The kernel fast path, Linux side (design in kpath.h).
+#include "ports/kpath.h"
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#ifdef VPC_HAVE_KPATH
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kpath_object.h"  // generated: the compiled kpath.bpf.c (CMakeLists.txt)
+#endif
+
+namespace vpc {
+
+#ifndef VPC_HAVE_KPATH
+
+std::unique_ptr<KernelPath> KernelPath::load(uint32_t, uint32_t, uint32_t, std::string* why) {
+  *why = "not built in (clang and libbpf were not found at build time: on Debian `apt-get install clang libbpf-dev`, and rebuild)";
+  return nullptr;
+}
+KernelPath::~KernelPath() = default;
+bool KernelPath::set_on(bool) { return false; }
+bool KernelPath::set_port(uint32_t, const KpathPort&) { return false; }
+bool KernelPath::set_ifindex(int, uint32_t) { return false; }
+bool KernelPath::clear_ifindex(int) { return false; }
+bool KernelPath::set_gen(uint32_t, uint32_t) { return false; }
+bool KernelPath::set_entry(uint32_t, Mac, uint32_t, uint32_t) { return false; }
+bool KernelPath::erase_entry(uint32_t, Mac) { return false; }
+bool KernelPath::last_use_ns(uint32_t, Mac, uint64_t*) { return false; }
+KpathStats KernelPath::stats(uint32_t) { return {}; }
+void KernelPath::clear_stats(uint32_t) {}
+bool kpath_attach_socket(int, int, std::string* why) {
+  *why = "not built in";
+  return false;
+}
+bool kpath_attach_tc(int, int, KpathHook*, std::string* why) {
+  *why = "not built in";
+  return false;
+}
+void kpath_detach_tc(KpathHook*) {}
+
+#else
+
+namespace {
+
+// Mirrors struct kp_key and kp_dest of kpath.bpf.c.
+struct Key {
+  uint32_t sw;
+  uint8_t mac[6];
+  uint16_t pad;
+};
+struct Dest {
+  uint32_t port;
+  uint32_t gen;
+  uint64_t last_ns;
+};
+
+Key key_of(uint32_t sw, Mac mac) {
+  Key k{};
+  k.sw = sw;
+  for (int i = 0; i < 6; ++i) k.mac[i] = uint8_t(mac >> (40 - 8 * i));
+  return k;
+}
+
+int quiet(enum libbpf_print_level, const char*, va_list) { return 0; }
+
+// BPF_TCX_INGRESS (Linux 6.6); Debian 12's headers predate it.
+constexpr int kTcxIngress = 46;
+
+}  // namespace
+
+std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_switches, uint32_t max_entries,
+                                             std::string* why) {
+  libbpf_set_print(quiet);
+  std::unique_ptr<KernelPath> kp(new KernelPath());
+  bpf_object* obj = bpf_object__open_mem(kKpathObject, kKpathObjectLen, nullptr);
+  if (!obj) {
+    *why = std::string("BPF object: ") + strerror(errno);
+    return nullptr;
+  }
+  kp->obj_ = obj;
+  struct Size {
+    const char* map;
+    uint32_t n;
+  } sizes[] = {{"kp_ports", max_ports}, {"kp_ifx", max_ports},       {"kp_fdb", max_entries},
+               {"kp_gen", max_switches}, {"kp_stats", max_ports}, {"kp_global", 1}};
+  for (const Size& s : sizes) {
+    bpf_map* m = bpf_object__find_map_by_name(obj, s.map);
+    if (!m || bpf_map__set_max_entries(m, s.n ? s.n : 1)) {
+      *why = std::string("BPF map ") + s.map + ": cannot size it";
+      return nullptr;
+    }
+  }
+  if (int r = bpf_object__load(obj)) {
+    *why = std::string("loading the BPF programs: ") + strerror(-r) +
+           (r == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)" : "");
+    return nullptr;
+  }
+  auto prog = [&](const char* n) {
+    bpf_program* p = bpf_object__find_program_by_name(obj, n);
+    return p ? bpf_program__fd(p) : -1;
+  };
+  auto map = [&](const char* n) { return bpf_object__find_map_fd_by_name(obj, n); };
+  kp->tc_prog_ = prog("kp_tc");
+  kp->sock_prog_ = prog("kp_sock");
+  kp->ports_ = map("kp_ports");
+  kp->ifx_ = map("kp_ifx");
+  kp->fdb_ = map("kp_fdb");
+  kp->gen_ = map("kp_gen");
+  kp->stats_ = map("kp_stats");
+  kp->global_ = map("kp_global");
+  kp->ncpu_ = libbpf_num_possible_cpus();
+  if (kp->tc_prog_ < 0 || kp->sock_prog_ < 0 || kp->ncpu_ < 1) {
+    *why = "BPF object: programs missing";
+    return nullptr;
+  }
+  return kp;
+}
+
+KernelPath::~KernelPath() {
+  if (obj_) bpf_object__close(obj_);
+}
+
+bool KernelPath::set_on(bool on) {
+  uint32_t k = 0, v = on;
+  return bpf_map_update_elem(global_, &k, &v, BPF_ANY) == 0;
+}
+
+bool KernelPath::set_port(uint32_t port, const KpathPort& p) {
+  return bpf_map_update_elem(ports_, &port, &p, BPF_ANY) == 0;
+}
+
+bool KernelPath::set_ifindex(int ifindex, uint32_t port) {
+  uint32_t k = uint32_t(ifindex);
+  return bpf_map_update_elem(ifx_, &k, &port, BPF_ANY) == 0;
+}
+
+bool KernelPath::clear_ifindex(int ifindex) {
+  uint32_t k = uint32_t(ifindex);
+  return bpf_map_delete_elem(ifx_, &k) == 0;
+}
+
+bool KernelPath::set_gen(uint32_t sw, uint32_t gen) { return bpf_map_update_elem(gen_, &sw, &gen, BPF_ANY) == 0; }
+
+bool KernelPath::set_entry(uint32_t sw, Mac mac, uint32_t port, uint32_t gen) {
+  Key k = key_of(sw, mac);
+  Dest d{port, gen, 0};
+  return bpf_map_update_elem(fdb_, &k, &d, BPF_ANY) == 0;
+}
+
+bool KernelPath::erase_entry(uint32_t sw, Mac mac) {
+  Key k = key_of(sw, mac);
+  return bpf_map_delete_elem(fdb_, &k) == 0;
+}
+
+bool KernelPath::last_use_ns(uint32_t sw, Mac mac, uint64_t* ns) {
+  Key k = key_of(sw, mac);
+  Dest d{};
+  if (bpf_map_lookup_elem(fdb_, &k, &d)) return false;
+  *ns = d.last_ns;
+  return true;
+}
+
+KpathStats KernelPath::stats(uint32_t port) {
+  std::vector<KpathStats> per(static_cast<size_t>(ncpu_));
+  KpathStats sum;
+  if (bpf_map_lookup_elem(stats_, &port, per.data())) return sum;
+  for (const KpathStats& s : per) {
+    sum.rx_packets += s.rx_packets;
+    sum.rx_bytes += s.rx_bytes;
+    sum.tx_packets += s.tx_packets;
+    sum.tx_bytes += s.tx_bytes;
+  }
+  return sum;
+}
+
+void KernelPath::clear_stats(uint32_t port) {
+  std::vector<KpathStats> zero(static_cast<size_t>(ncpu_));
+  bpf_map_update_elem(stats_, &port, zero.data(), BPF_ANY);
+}
+
+bool kpath_attach_socket(int fd, int prog_fd, std::string* why) {
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &prog_fd, sizeof(prog_fd)) == 0) return true;
+  *why = std::string("socket filter (SO_ATTACH_BPF): ") + strerror(errno);
+  return false;
+}
+
+bool kpath_attach_tc(int ifindex, int prog_fd, KpathHook* h, std::string* why) {
+  int fd = bpf_link_create(prog_fd, ifindex, bpf_attach_type(kTcxIngress), nullptr);
+  if (fd < 0) {
+    int e = errno;
+    *why = std::string("TC ingress program (TCX link): ") + strerror(e) +
+           (e == EINVAL ? " (needs Linux 6.6 or later)" : "");
+    return false;
+  }
+  h->link_fd = fd;
+  return true;
+}
+
+void kpath_detach_tc(KpathHook* h) {
+  if (h->link_fd >= 0) close(h->link_fd);
+  h->link_fd = -1;
+}
+
+#endif  // VPC_HAVE_KPATH
+
+}  // namespace vpc
