@@ -223,6 +223,8 @@ bool AfPacketPort::kernel_path(int tc_prog, int sock_prog, const std::string& wh
 bool AfPacketPort::kp_hook() {
   std::string why;
   if (!kpath_attach_socket(fd_, kp_sock_, &why) || !kpath_attach_tc(ifindex_, kp_tc_, &kp_link_, &why)) {
+    int none = 0;
+    setsockopt(fd_, SOL_SOCKET, SO_DETACH_BPF, &none, sizeof none);  // no filter left without its TC half
     status_->set_kernel_path("off: " + why);
     kp_hooked_ = false;
     return false;
