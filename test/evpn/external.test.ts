@@ -66,8 +66,10 @@ describe('EVPN with an external gobgpd', { skip: GOBGPD !== undefined && PROTOS 
       assert.equal(r.applied, true);
       await eventually(async () => (await ours()) === 0, 15_000, 100);
       assert.equal(await learning(), true, 'the switch is as configured again');
-      const st = await d.client.call<{ bgp: unknown }>('GET', '/v1/bgp');
-      assert.equal(st.bgp, null);
+      // The service follows the configuration after the apply: it withdraws
+      // the routes and gives the switches back first, then stops its sync
+      // and its client, and only then is there no speaker to report.
+      await eventually(async () => (await d.client.call<{ bgp: unknown }>('GET', '/v1/bgp')).bgp === null, 5_000, 100);
     });
   });
 });
