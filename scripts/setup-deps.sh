@@ -5,7 +5,7 @@
 # Idempotent; needs root only when something is missing. Nothing is
 # downloaded from anywhere but Debian's archive.
 #
-#   run   the full build (AF_XDP and io_uring included) and the demo
+#   run   the full build (AF_XDP, io_uring and the kernel fast path included) and the demo
 #         (sudo npm start)
 #   test  run, plus what the tests and benchmarks use (sudo npm test; the
 #         default)
@@ -17,7 +17,8 @@ RUN_PACKAGES=(
   cmake g++ make      # build
   pkg-config          # finds libxdp/libbpf/liburing
   libxdp-dev          # AF_XDP ports (xdp-tools' libxdp, with its default XSK program)
-  libbpf-dev          # AF_XDP ports
+  libbpf-dev          # AF_XDP ports; the kernel fast path of afpacket ports
+  clang               # the kernel fast path's BPF programs (clang -target bpf); fuzz targets (libFuzzer)
   liburing-dev        # tap ports: batched reads and writes through io_uring
   iproute2            # the demo's namespaces and veths; integration tests
   iputils-ping        # the demo's "try it" commands; port integration tests
@@ -25,7 +26,6 @@ RUN_PACKAGES=(
 )
 TEST_PACKAGES=(
   libgtest-dev        # native unit tests
-  clang               # fuzz targets (libFuzzer): npm run fuzz
   libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang
   valgrind            # callgrind instruction counts (npm run bench -- core --callgrind)
   prometheus          # control-plane test: a real Prometheus scrapes vpcd's /metrics
