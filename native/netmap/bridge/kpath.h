@@ -17,11 +17,12 @@
 //   - counters: what the kernel switched is added to the ports' and
 //     switches' counters every tick (and counted apart in rx/tx_kernel_path);
 //   - aging: a MAC the kernel keeps switching would age out of the FDB, since
-//     the engine no longer sees its frames; once a second, an entry past half
-//     its aging time takes the kernel's last-use stamp as a refresh.
+//     the engine no longer sees its frames; once a second (or every quarter
+//     of the shortest aging time, if shorter), an entry past half its aging
+//     time takes the kernel's last-use stamp as a refresh.
 // Everything here runs on the engine thread, in commands, between bursts and
-// in housekeeping; nothing runs per frame except note(), for frames the
-// kernel did not take.
+// in housekeeping; only note() looks at frames, once per burst from a
+// kernel-path port, and only at frames the kernel did not take.
 #pragma once
 
 #include <memory>
