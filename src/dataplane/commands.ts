@@ -66,7 +66,7 @@ export function createUplinkCommand(u: NormalizedUplink): NativeCommand {
     ringSize: u.ringSize,
     ...(k === undefined
       ? {}
-      : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: k.queues, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous, xdpMode: k.xdpMode, zeroCopy: k.zeroCopy }),
+      : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: k.queues, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous, xdpMode: k.xdpMode, zeroCopy: k.zeroCopy, kernelPath: k.kernelPath }),
     mtu: u.mtu,
     mac: u.mac,
     localIp4: u.ip4?.addr ?? '',

@@ -42,6 +42,7 @@ export interface UplinkSpec {
   burst?: number;
   disableOffloads?: boolean;
   promiscuous?: boolean;
+  kernelPath?: boolean; // afpacket: VXLAN over IPv4 to and from afpacket access ports encapsulated in the kernel (default true; docs/design/kernel-path.md)
 }
 
 export interface UplinkInfo {
@@ -89,7 +90,7 @@ export const VXLAN_OVERHEAD = { ipv4: 50, ipv6: 70 } as const;
 const UPLINK_KEYS = [
   'name', 'type', 'interface', 'mtu', 'mac', 'localIp', 'localIp6', 'gateway', 'gateway6', 'udpPort',
   'srcPortRange', 'ttl', 'df', 'udp6ZeroChecksum', 'allowUnknownPeers', 'neighborReachableSeconds',
-  'ringSize', 'rxRing', 'txRing', 'burst', 'disableOffloads', 'promiscuous',
+  'ringSize', 'rxRing', 'txRing', 'burst', 'disableOffloads', 'promiscuous', 'kernelPath',
 ] as const;
 
 export interface NormalizedUplink {
@@ -183,7 +184,7 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
   if (gateway) out.gateway = gateway;
   if (gateway6) out.gateway6 = gateway6;
   const kernel = validateKernelSettings(
-    { interface: u.interface, rxRing: u.rxRing, txRing: u.txRing, burst: u.burst, disableOffloads: u.disableOffloads, promiscuous: u.promiscuous },
+    { interface: u.interface, rxRing: u.rxRing, txRing: u.txRing, burst: u.burst, disableOffloads: u.disableOffloads, promiscuous: u.promiscuous, kernelPath: u.kernelPath },
     type,
   );
   if (kernel) out.kernel = kernel;

@@ -96,7 +96,10 @@ interface Interop {
 
 // Host A (this switch) and host B (Linux VTEP) joined by one underlay veth.
 // `family` picks the VXLAN underlay; the uplink is dual-stack when `dual`.
-async function interop(lab: Lab, o: { family: 4 | 6; vnis: number[]; guestMtu?: number; dual?: boolean; uplink?: Record<string, unknown> }): Promise<Interop> {
+// `kernelPath: false` keeps every frame in the engine (the guests' ports and
+// the uplink); by default known unicast over an IPv4 underlay takes the
+// kernel fast path (docs/design/kernel-path.md).
+async function interop(lab: Lab, o: { family: 4 | 6; vnis: number[]; guestMtu?: number; dual?: boolean; uplink?: Record<string, unknown>; kernelPath?: boolean }): Promise<Interop> {
   const v6 = o.family === 6 || o.dual === true;
   const nsA = quietNetns(lab, 'A');
   const nsB = quietNetns(lab, 'B', v6);
@@ -117,12 +120,13 @@ async function interop(lab: Lab, o: { family: 4 | 6; vnis: number[]; guestMtu?: 
   const a = new Agent(lab, nsA);
   for (const vni of o.vnis) {
     await a.call('createSwitch', { name: `s${vni}`, vni });
-    await a.call('createPort', { name: `p${vni}`, type: 'afpacket', interface: `ga${vni}`, switch: `s${vni}` });
+    await a.call('createPort', { name: `p${vni}`, type: 'afpacket', interface: `ga${vni}`, switch: `s${vni}`, ...(o.kernelPath === false ? { kernelPath: false } : {}) });
   }
   const uplink = await a.call<Interop['uplink']>('createUplink', {
     name: 'up',
     type: 'afpacket',
     interface: 'up0',
+    ...(o.kernelPath === false ? { kernelPath: false } : {}),
     ...(o.family === 4 || o.dual ? { localIp: `${A4}/24` } : {}),
     ...(v6 ? { localIp6: `${A6}/64` } : {}),
     ...o.uplink,
@@ -795,9 +799,10 @@ async function iperfTcp(lab: Lab, from: Guest, to: Guest, args = ['-t', '3'], to
 // its vxlan socket; B's vxlan device hands its tunnel GSO frames over whole
 // (a veth underlay does not segment them), and A's uplink decapsulates each
 // into one inner TCP super-frame (native/netmap/overlay/uso.cc): no oversize drops.
-test('TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3 both ways against a Linux VTEP is not collapsed', async (t) => {
+for (const kernelPath of [false, true]) {
+test(`TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3 both ways against a Linux VTEP is not collapsed (${kernelPath ? 'kernel fast path' : 'engine'})`, async (t) => {
   await withLab(t, ['iperf3', 'ss'], async (lab) => {
-    const h = await interop(lab, { family: 4, vnis: [100], guestMtu: 1500 });
+    const h = await interop(lab, { family: 4, vnis: [100], guestMtu: 1500, kernelPath });
     const [gA] = h.gA;
     const [gB] = h.gB;
     try {
@@ -829,9 +834,72 @@ test('TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3
       assert.ok(ab.gbps >= 0.1 * ref.gbps && ba.gbps >= 0.1 * ref.gbps, `A->B ${ab.gbps.toFixed(2)}, B->A ${ba.gbps.toFixed(2)} vs ${ref.gbps.toFixed(2)} Gbit/s`);
       assert.equal(drops.oversize ?? 0, 0, `Linux's tunnel GSO frames are taken whole: ${JSON.stringify(drops)}`);
       const up = st.uplink?.counters ?? {};
-      assert.ok((up.vxlan_tx_batched ?? 0) > 0, `A's segments left in UDP GSO batches: ${JSON.stringify(up)}`);
+      const upPort = st.ports.up?.counters ?? {};
+      t.diagnostic(`uplink: ${JSON.stringify(up)}; uplink port tx_kernel_path ${upPort.tx_kernel_path}, rx_kernel_path ${upPort.rx_kernel_path}; engine ${JSON.stringify(st.engine)}; uplink kernelPath ${JSON.stringify((await h.a.call<{ kernelPath: string }>('portStatus', 'up'))?.kernelPath)}`);
+      if (!kernelPath) {
+        assert.ok((up.vxlan_tx_batched ?? 0) > 0, `A's segments left in UDP GSO batches: ${JSON.stringify(up)}`);
+        assert.equal(upPort.tx_kernel_path, 0);
+      } else {
+        // A's super-frames are encapsulated by the kernel, each cut 50 bytes
+        // smaller (guest MTU 1500 = the underlay's) by the uplink's GSO; the
+        // Linux VTEP's tunnel super-frames stay with the engine.
+        assert.ok((upPort.tx_kernel_path ?? 0) > 0, `the kernel encapsulated: ${JSON.stringify(upPort)}`);
+        assert.ok((st.ports.p100?.counters.rx_kernel_path ?? 0) > 0, 'counted on the guest port too');
+      }
     } finally {
       await h.a.close();
+    }
+  });
+});
+}
+
+// The kernel fast path over VXLAN (docs/design/kernel-path.md) between two
+// instances of this switch, guests and underlay at their defaults (MTU 1500,
+// so the guests' super-frames are cut 50 bytes smaller by the uplink's GSO).
+// A's kernel encapsulates the data; B's ACKs come back encapsulated by B's
+// kernel (zero UDP checksum, plain frames) and A's kernel decapsulates them.
+// B keeps A's tunnel super-frames for its engine (a veth underlay hands them
+// over whole). Every frame the kernel carried is in the counters.
+test('VXLAN between two instances of this switch: the kernel fast path encapsulates and decapsulates, iperf3 TCP with default guests, counted', async (t) => {
+  await withLab(t, ['iperf3', 'ss'], async (lab) => {
+    const nsA = quietNetns(lab, 'A');
+    const nsB = quietNetns(lab, 'B');
+    lab.vethBetween(nsA, 'up0', nsB, 'up0');
+    const gA = guest(lab, 'a0', nsA, 'ga100', mac(0xa, 1), '198.19.100.1/24', 1500);
+    const gB = guest(lab, 'b0', nsB, 'gb100', mac(0xb, 1), '198.19.100.2/24', 1500);
+    const hosts = [{ a: new Agent(lab, nsA), ip: A4, peer: B4, port: 'ga100' }, { a: new Agent(lab, nsB), ip: B4, peer: A4, port: 'gb100' }];
+    try {
+      for (const h of hosts) {
+        await h.a.call('createSwitch', { name: 's100', vni: 100 });
+        await h.a.call('createPort', { name: 'p100', type: 'afpacket', interface: h.port, switch: 's100' });
+        await h.a.call('createUplink', { name: 'up', type: 'afpacket', interface: 'up0', localIp: `${h.ip}/24` });
+        await h.a.call('addPeer', { switch: 's100', ip: h.peer });
+        const st = await h.a.call<{ kernelPath: string }>('portStatus', 'up');
+        assert.match(st.kernelPath, /^on: /, 'the uplink has the kernel path (clang, libbpf and Linux 6.6 or later)');
+      }
+      const ab = await iperfTcp(lab, gA, gB);
+      await sleep(300); // the kernel's counters are added every housekeeping tick
+      const [sa, sb] = [await hosts[0].a.call<Stats>('statsPlus'), await hosts[1].a.call<Stats>('statsPlus')];
+      const upA = sa.ports.up.counters;
+      const pA = sa.ports.p100.counters;
+      const peerA = sa.peers[B4];
+      t.diagnostic(`A -> B ${ab.gbps.toFixed(2)} Gbit/s (${ab.retransmits} retr); A uplink tx_kernel_path ${upA.tx_kernel_path} rx_kernel_path ${upA.rx_kernel_path}, ` +
+        `p100 rx_kernel_path ${pA.rx_kernel_path} tx_kernel_path ${pA.tx_kernel_path}; A peer ${JSON.stringify(peerA)}; A uplink ${JSON.stringify(sa.uplink?.counters)}; ` +
+        `B uplink port ${JSON.stringify(sb.ports.up.counters)}; A drops ${JSON.stringify(uplinkDrops(sa))}`);
+      assert.ok(ab.gbps > 0, 'the transfer completed');
+      assert.ok(upA.tx_kernel_path > 1000, `A's kernel encapsulated the data: ${upA.tx_kernel_path}`);
+      assert.ok(pA.rx_kernel_path >= upA.tx_kernel_path, 'and counted it on the guest port');
+      assert.ok(upA.rx_kernel_path > 100, `A's kernel decapsulated B's ACKs: ${upA.rx_kernel_path}`);
+      assert.ok(pA.tx_kernel_path >= upA.rx_kernel_path, 'and counted them on the guest port');
+      // The switch's traffic with the peer includes what the kernel carried.
+      assert.ok(peerA.tx_packets >= upA.tx_kernel_path && peerA.rx_packets >= upA.rx_kernel_path, JSON.stringify(peerA));
+      assert.ok((sa.uplink?.counters.vxlan_tx ?? 0) >= upA.tx_kernel_path, JSON.stringify(sa.uplink?.counters));
+      assert.equal(sa.ports.p100.drops.kernel_path_error ?? 0, 0);
+      assert.equal(sa.ports.up.drops.kernel_path_error ?? 0, 0);
+      // B's engine took A's super-frames (their tunnel GSO state stays out of the kernel path).
+      assert.ok((sb.uplink?.counters.vxlan_rx ?? 0) > 0, JSON.stringify(sb.uplink?.counters));
+    } finally {
+      for (const h of hosts) await h.a.close();
     }
   });
 });
@@ -851,7 +919,9 @@ test('TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3
 // inner MTU, sequence numbers contiguous, over IPv4 and IPv6 inside.
 test('TSO super-frames to a remote VTEP are cut by the switch to the inner MTU: tshark on the underlay sees good inner TCP checksums, segments within the MTU, contiguous (IPv4 and IPv6 inside)', async (t) => {
   await withLab(t, ['iperf3', 'ss', 'tcpdump', 'tshark', 'ethtool'], async (lab) => {
-    const h = await interop(lab, { family: 4, vnis: [100], guestMtu: 1500 });
+    // The engine's own segmentation is what is checked (the kernel path would
+    // leave it to the kernel's GSO).
+    const h = await interop(lab, { family: 4, vnis: [100], guestMtu: 1500, kernelPath: false });
     const [gA] = h.gA;
     const [gB] = h.gB;
     const tmp = tempDir(lab);

@@ -114,6 +114,8 @@ class Bridge {
   // sync() runs between iterations while any port has the path, tick() with
   // housekeeping; port_changed() after a port's settings change.
   bool kpath_active() const { return !kpath_.active.empty(); }
+  // The uplink has the kernel path: decapsulated bursts are noted too.
+  bool kpath_uplink() const { return kpath_.uplink != kNoId; }
   void kpath_sync();
   void kpath_tick();
   void kpath_port_changed(PortId pid);
@@ -148,7 +150,15 @@ class Bridge {
   void remove_entry_effects(SwitchState& sw, const FdbEntry& e);
   void age_switch(SwitchId s, SwitchState& sw);
   // kpath.cc
+  bool kpath_load();
+  bool kpath_hook(PortId pid, bool uplink, SwitchId sw, MemberId member);
   void kpath_join(PortId pid);
+  void kpath_uplink_opened(PortId pid);
+  void kpath_uplink_refresh();
+  void kpath_member_closed(MemberId m);
+  bool kpath_remote_record(MemberId m, KpathRemote* r);
+  bool kpath_remote_ready(SwitchId s, uint32_t port);
+  void kpath_collect_remote(MemberId m, KpathState::RemoteRec& rec);
   void kpath_leave(PortId pid);
   void kpath_refresh(PortId pid);
   void kpath_collect(PortId pid);

@@ -118,6 +118,7 @@ Result Bridge::delete_switch(SwitchId id) {
                                      [&](const std::pair<SwitchId, MemberId>& x) { return x.second == mid; }),
                       v.members.end());
       v.cache_sw = kNoId;
+      kpath_member_closed(mid);
       overlay_.member_closed(mid, m.vtep);
     }
     m = Member{};
@@ -214,13 +215,12 @@ void Bridge::join(PortId pid, const std::vector<std::pair<uint16_t, SwitchId>>& 
 // The uplink's port is in no switch; it learns nothing itself (remote MACs
 // are learned per VTEP).
 void Bridge::uplink_opened(PortId pid) {
-  Port& port = *core_.port(pid).port;
-  if (port.kernel_path_wanted()) port.kernel_path(-1, -1, "off: the uplink (VXLAN is the engine's)");
   BridgePort& bp = ports_[pid];
   bp.learn = LearnSource{};
   bp.untagged = kNoMember;
   bp.vlan_map.reset();
   bp.members.clear();
+  kpath_uplink_opened(pid);
 }
 
 // A port leaves every switch: every FDB entry that points at it goes,
@@ -401,6 +401,7 @@ void Bridge::peer_released(uint32_t vt) {
   for (auto& [s, mid] : v.members) {
     std::vector<MemberId>& list = switches_[s].members;
     list.erase(std::remove(list.begin(), list.end(), mid), list.end());
+    kpath_member_closed(mid);
     overlay_.member_closed(mid, vt);
     members_[mid] = Member{};
   }

@@ -4,6 +4,7 @@
 
 #include "bridge/bridge.h"
 #include "bridge/dest.h"
+#include "overlay/overlay.h"
 #include "proto/ethernet.h"
 
 namespace vpc {
@@ -14,9 +15,49 @@ static uint64_t monotonic_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
+// Loads the BPF object, once, with the first port that gets the path, so
+// engines without one never load it. False, with the reason in kpath_.why,
+// where it cannot be had.
+bool Bridge::kpath_load() {
+  KpathState& k = kpath_;
+  if (!k.tried) {
+    k.tried = true;
+    k.kp = KernelPath::load(core_.max_ports(), uint32_t(switches_.size()), kKpathMaxEntries, kKpathMaxRemotes, &k.why);
+    if (k.kp) {
+      k.ports.resize(core_.max_ports());
+      k.global.on = !core_.observer().on();
+      k.global.uplink = kNoId;
+      k.kp->set_global(k.global);
+    }
+  }
+  return k.kp != nullptr;
+}
+
+// Hooks the programs to a port's interface and socket; kpath_refresh then
+// tells the kernel about it.
+bool Bridge::kpath_hook(PortId pid, bool uplink, SwitchId sw, MemberId member) {
+  KpathState& k = kpath_;
+  Port& port = *core_.port(pid).port;
+  if (!kpath_load()) {
+    port.kernel_path(-1, -1, "off: " + k.why);
+    return false;
+  }
+  if (!port.kernel_path(k.kp->tc_prog(), k.kp->sock_prog(), "")) return false;
+  KpathState::PortRec& r = k.ports[pid];
+  r = KpathState::PortRec{};
+  r.attached = true;
+  r.uplink = uplink;
+  r.member = member;
+  r.sw = sw;
+  k.kp->clear_stats(pid);
+  k.active.push_back(pid);
+  ports_[pid].kpath = true;
+  kpath_refresh(pid);
+  return true;
+}
+
 // A port joined its switches: an access port (one untagged member) whose
-// backend can hook the programs gets the kernel path. The BPF object is
-// loaded with the first such port, so engines without one never load it.
+// backend can hook the programs gets the kernel path.
 void Bridge::kpath_join(PortId pid) {
   Port& port = *core_.port(pid).port;
   if (!port.kernel_path_wanted()) return;
@@ -25,30 +66,29 @@ void Bridge::kpath_join(PortId pid) {
     port.kernel_path(-1, -1, "off: a VLAN trunk (only an access port takes it)");
     return;
   }
+  kpath_hook(pid, false, members_[bp.untagged].sw, bp.untagged);
+}
+
+// The uplink opened: VXLAN between it and kernel-path ports may be
+// encapsulated and decapsulated in the kernel (IPv4 underlay).
+void Bridge::kpath_uplink_opened(PortId pid) {
+  if (!core_.port(pid).port->kernel_path_wanted()) return;
+  if (!kpath_hook(pid, true, kNoId, kNoMember)) return;
+  kpath_.uplink = pid;
+  kpath_uplink_refresh();
+}
+
+// kp_global's VTEP half: our address, UDP port and MAC, from the overlay.
+void Bridge::kpath_uplink_refresh() {
   KpathState& k = kpath_;
-  if (!k.tried) {
-    k.tried = true;
-    k.kp = KernelPath::load(core_.max_ports(), uint32_t(switches_.size()), kKpathMaxEntries, &k.why);
-    if (k.kp) {
-      k.ports.resize(core_.max_ports());
-      k.pushed_on = !core_.observer().on();
-      k.kp->set_on(k.pushed_on);
-    }
+  KpathGlobal g;
+  g.on = k.global.on;
+  g.uplink = kNoId;
+  if (k.uplink != kNoId) {
+    g.uplink = k.uplink;
+    overlay_.kpath_uplink(&g);
   }
-  if (!k.kp) {
-    port.kernel_path(-1, -1, "off: " + k.why);
-    return;
-  }
-  if (!port.kernel_path(k.kp->tc_prog(), k.kp->sock_prog(), "")) return;
-  KpathState::PortRec& r = k.ports[pid];
-  r = KpathState::PortRec{};
-  r.attached = true;
-  r.member = bp.untagged;
-  r.sw = members_[bp.untagged].sw;
-  k.kp->clear_stats(pid);
-  k.active.push_back(pid);
-  ports_[pid].kpath = true;
-  kpath_refresh(pid);
+  if (!(g == k.global) && k.kp->set_global(g)) k.global = g;
 }
 
 // Before the port leaves: its last counters, and nothing in the kernel
@@ -64,6 +104,25 @@ void Bridge::kpath_leave(PortId pid) {
   r = KpathState::PortRec{};
   k.active.erase(std::remove(k.active.begin(), k.active.end(), pid), k.active.end());
   ports_[pid].kpath = false;
+  if (pid == k.uplink) {
+    // No VXLAN in the kernel without it: the remote members go, with their
+    // last counters.
+    k.uplink = kNoId;
+    kpath_uplink_refresh();
+    while (!k.remotes.empty()) kpath_member_closed(k.remotes.begin()->first);
+  }
+}
+
+// A remote member is about to go (its id may be reused): its last counters,
+// and its record leaves the kernel. Its entries went with the FDB's (the
+// generation).
+void Bridge::kpath_member_closed(MemberId m) {
+  KpathState& k = kpath_;
+  auto it = k.remotes.find(m);
+  if (it == k.remotes.end()) return;
+  kpath_collect_remote(m, it->second);
+  k.kp->erase_remote(m);
+  k.remotes.erase(it);
 }
 
 // What the kernel needs of a port: where to redirect, its switch, the MTU
@@ -74,15 +133,16 @@ void Bridge::kpath_refresh(PortId pid) {
   const PortState& ps = core_.port(pid);
   KpathPort p;
   p.ifindex = uint32_t(ps.port->kernel_ifindex());
-  p.sw = r.sw;
+  p.sw = r.uplink ? 0 : r.sw;
   p.mtu = ps.cfg.mtu;
   if (ps.tx_limit && ps.tx_limit - kEthHeaderLen < p.mtu) p.mtu = ps.tx_limit - kEthHeaderLen;
   p.on = ps.up && p.ifindex ? 1 : 0;
+  p.uplink = r.uplink ? 1 : 0;
   if (p.ifindex != r.pushed.ifindex) {
     if (r.pushed.ifindex) k.kp->clear_ifindex(int(r.pushed.ifindex));
     if (p.ifindex) k.kp->set_ifindex(int(p.ifindex), pid);
   }
-  if (p.ifindex != r.pushed.ifindex || p.sw != r.pushed.sw || p.mtu != r.pushed.mtu || p.on != r.pushed.on) {
+  if (!(p == r.pushed)) {
     k.kp->set_port(pid, p);
     r.pushed = p;
   }
@@ -92,37 +152,93 @@ void Bridge::kpath_port_changed(PortId pid) {
   if (kpath_.kp && pid < kpath_.ports.size() && kpath_.ports[pid].attached) kpath_refresh(pid);
 }
 
-// A burst from a kernel-path port, looked up: each known-unicast frame to
-// another kernel-path port (an access port of the same switch) means both
+// A burst from a kernel-path port (or the uplink's, decapsulated), looked
+// up: each known-unicast frame between two kernel-path ports of a switch, or
+// between one and a remote VTEP while the uplink has the path too, means both
 // entries may go to the kernel. Only frames the kernel did not take come
 // here, so once a flow's entries are in, its frames no longer do.
 void Bridge::kpath_note(const Burst& b) {
   KpathState& k = kpath_;
+  const bool vxlan = k.uplink != kNoId;
   for (uint16_t i = 0; i < b.n; ++i) {
     if (b.dest[i] >= kDestFirstSpecial) continue;  // flood or drop
     const MemberId from = b.inm[i], to = b.dest[i];
     const Member& x = members_[from];
     const Member& y = members_[to];
-    if (y.remote() || x.vlan || y.vlan || !ports_[y.port].kpath) continue;
+    if (x.vlan || y.vlan) continue;
+    uint32_t xc, yc;  // what the kernel's entries hold for each side
+    if (x.remote()) {
+      if (!vxlan || y.remote()) continue;
+      xc = kKpathRemote | from;
+    } else {
+      xc = x.port;
+    }
+    if (y.remote()) {
+      if (!vxlan) continue;
+      yc = kKpathRemote | to;
+    } else {
+      if (!ports_[y.port].kpath) continue;
+      yc = y.port;
+    }
     const SwitchId s = x.sw;
     const SwitchState& sw = switches_[s];
     const FdbEntry* se = sw.fdb.find(b.src[i]);
     if (!se || se->member != from) continue;  // not learned here (a limit, learning off)
-    auto want = [&](Mac mac, PortId port) {
+    auto want = [&](Mac mac, uint32_t port) {
       auto it = k.installed.find(KpathState::Key{s, mac});
       if (it != k.installed.end() && it->second.port == port && it->second.gen == sw.generation) return;
       k.pending.push_back(KpathState::Pending{KpathState::Key{s, mac}, port, sw.generation});
     };
-    want(b.src[i], x.port);
-    want(b.dst[i], y.port);
+    want(b.src[i], xc);
+    want(b.dst[i], yc);
   }
+}
+
+// A remote member's record for the kernel, built from its VTEP's outer
+// headers; false while the overlay cannot give one (an IPv6 VTEP, a next hop
+// not resolved, the uplink down): its frames stay with the engine.
+bool Bridge::kpath_remote_record(MemberId m, KpathRemote* r) {
+  const Member& mem = members_[m];
+  if (!mem.in_use || !mem.remote() || kpath_.uplink == kNoId) return false;
+  const SwitchState& sw = switches_[mem.sw];
+  if (!overlay_.kpath_remote(mem.vtep, sw.cfg.vni, r)) return false;
+  r->sw = mem.sw;
+  return true;
+}
+
+// Before an entry pointing at a remote member goes in: the member's record
+// and its switch's VNI are in the kernel.
+bool Bridge::kpath_remote_ready(SwitchId s, uint32_t port) {
+  KpathState& k = kpath_;
+  const MemberId m = MemberId(port & ~kKpathRemote);
+  if (!k.remotes.count(m)) {
+    KpathRemote r;
+    if (!kpath_remote_record(m, &r)) return false;
+    if (!k.kp->set_remote(m, r)) {
+      core_.engine_counters().add(EngineCounter::kernel_path_full, 1);
+      return false;
+    }
+    k.remotes[m] = KpathState::RemoteRec{r, {}};
+  }
+  const uint32_t vni = switches_[s].cfg.vni;
+  auto v = k.vnis.find(s);
+  if (v == k.vnis.end() || v->second != vni) {
+    if (v != k.vnis.end()) k.kp->erase_vni(v->second);
+    if (!k.kp->set_vni(vni, s)) return false;
+    k.vnis[s] = vni;
+  }
+  return true;
 }
 
 // Between iterations: the capture switch, the generations, the noted entries.
 void Bridge::kpath_sync() {
   KpathState& k = kpath_;
-  const bool on = !core_.observer().on();
-  if (on != k.pushed_on && k.kp->set_on(on)) k.pushed_on = on;
+  const uint32_t on = core_.observer().on() ? 0 : 1;
+  if (on != k.global.on) {
+    KpathGlobal g = k.global;
+    g.on = on;
+    if (k.kp->set_global(g)) k.global = g;
+  }
   for (auto& [s, gen] : k.gens)
     if (switches_[s].generation != gen && k.kp->set_gen(s, switches_[s].generation)) gen = switches_[s].generation;
   if (k.pending.empty()) return;
@@ -136,6 +252,7 @@ void Bridge::kpath_sync() {
     }
     auto it = k.installed.find(p.key);
     if (it != k.installed.end() && it->second.port == p.port && it->second.gen == p.gen) continue;
+    if ((p.port & kKpathRemote) && !kpath_remote_ready(p.key.sw, p.port)) continue;
     if (!k.kp->set_entry(p.key.sw, p.key.mac, p.port, p.gen)) {
       core_.engine_counters().add(EngineCounter::kernel_path_full, 1);
       continue;
@@ -165,7 +282,26 @@ void Bridge::kpath_collect(PortId pid) {
     pc.add(PortCounter::tx_bytes, now.tx_bytes - r.seen.tx_bytes);
     pc.add(PortCounter::tx_kernel_path, tx);
   }
+  if (now.errors != r.seen.errors) {
+    pc.drop_rx(Drop::kernel_path_error, now.errors - r.seen.errors);
+    if (r.sw != kNoId && !r.uplink) switches_[r.sw].counters->drop(Drop::kernel_path_error, now.errors - r.seen.errors);
+  }
   r.seen = now;
+}
+
+// A remote member's: the switch's traffic with its VTEP (and the uplink's
+// VXLAN counts); what came from it is also the switch's rx.
+void Bridge::kpath_collect_remote(MemberId m, KpathState::RemoteRec& rec) {
+  const KpathStats now = kpath_.kp->remote_stats(m);
+  KpathStats d;
+  d.rx_packets = now.rx_packets - rec.seen.rx_packets;
+  d.rx_bytes = now.rx_bytes - rec.seen.rx_bytes;
+  d.tx_packets = now.tx_packets - rec.seen.tx_packets;
+  d.tx_bytes = now.tx_bytes - rec.seen.tx_bytes;
+  rec.seen = now;
+  if (!d.rx_packets && !d.tx_packets) return;
+  overlay_.kpath_count(m, d);
+  if (d.rx_packets) switches_[members_[m].sw].counters->add(SwitchCounter::rx_packets, d.rx_packets);
 }
 
 // Housekeeping: ports (link, interface, MTU), counters; then, once a second
@@ -179,6 +315,27 @@ void Bridge::kpath_tick() {
   for (PortId pid : k.active) {
     kpath_refresh(pid);
     kpath_collect(pid);
+  }
+  if (k.uplink != kNoId) kpath_uplink_refresh();
+  // Remote members: counters, and the outer headers again (the next hop's
+  // MAC or reachability may have changed; an unusable record is kept, off).
+  for (auto& [m, rec] : k.remotes) {
+    kpath_collect_remote(m, rec);
+    KpathRemote r;
+    if (!kpath_remote_record(m, &r)) {
+      r = rec.pushed;
+      r.on = 0;
+    }
+    if (!(r == rec.pushed) && k.kp->set_remote(m, r)) rec.pushed = r;
+  }
+  for (auto v = k.vnis.begin(); v != k.vnis.end();) {
+    const SwitchState& sw = switches_[v->first];
+    if (sw.in_use && sw.cfg.vni == v->second) {
+      ++v;
+      continue;
+    }
+    k.kp->erase_vni(v->second);  // a later note writes the new one
+    v = k.vnis.erase(v);
   }
   const uint32_t now_ms = core_.now_ms();
   uint32_t period = 1000;

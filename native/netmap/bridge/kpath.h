@@ -16,6 +16,14 @@
 //     (they must see every frame);
 //   - counters: what the kernel switched is added to the ports' and
 //     switches' counters every tick (and counted apart in rx/tx_kernel_path);
+//   - VXLAN (IPv4 underlay): with the programs hooked to the uplink too, a
+//     remote member's entries are written with kKpathRemote | its member id,
+//     and the member's outer headers (the overlay builds them, overlay/
+//     kpath.cc) go to kp_remote; frames from a kernel-path port to it are
+//     encapsulated in the kernel, VXLAN packets from its VTEP to a
+//     kernel-path port decapsulated. The records are rebuilt every tick (the
+//     next hop's MAC, its reachability, the uplink), and leave with the
+//     member;
 //   - aging: a MAC the kernel keeps switching would age out of the FDB, since
 //     the engine no longer sees its frames; once a second (or every quarter
 //     of the shortest aging time, if shorter), an entry past half its aging
@@ -38,6 +46,7 @@ namespace vpc {
 struct KpathState {
   struct PortRec {
     bool attached = false;  // its backend hooked the programs to its interface
+    bool uplink = false;    // the VXLAN uplink
     SwitchId sw = kNoId;
     MemberId member = kNoMember;
     KpathPort pushed;        // what kp_ports holds for it
@@ -52,20 +61,27 @@ struct KpathState {
     size_t operator()(const Key& k) const { return size_t((k.mac * 0x9E3779B97F4A7C15ull) ^ k.sw); }
   };
   struct Installed {
-    PortId port;
+    uint32_t port;  // a port id, or kKpathRemote | a remote member id
     uint32_t gen;
     uint64_t last_ns;  // the kernel's stamp when last read
   };
   struct Pending {
     Key key;
-    PortId port;
+    uint32_t port;  // as Installed::port
     uint32_t gen;  // the switch's generation when the engine used the entry
   };
 
   std::unique_ptr<KernelPath> kp;
   std::string why;  // why kp is null, once loading was tried
   bool tried = false;
-  bool pushed_on = false;
+  KpathGlobal global;  // what kp_global holds (on: no capture or trace runs)
+  PortId uplink = kNoId;  // the uplink, when the programs are hooked to it
+  struct RemoteRec {
+    KpathRemote pushed;
+    KpathStats seen;  // the kernel's counters already added to the member's
+  };
+  std::unordered_map<MemberId, RemoteRec> remotes;  // what kp_remote holds
+  std::unordered_map<SwitchId, uint32_t> vnis;      // what kp_vni holds: a switch's VNI
   std::vector<PortRec> ports;  // by PortId
   std::vector<PortId> active;  // ports with the programs attached
   std::unordered_map<Key, Installed, KeyHash> installed;  // what kp_fdb holds
@@ -77,5 +93,8 @@ struct KpathState {
 // Room for MAC entries in the kernel's table (kp_fdb). When it is full, new
 // entries are not written and their frames keep going through the engine.
 constexpr uint32_t kKpathMaxEntries = 65536;
+// Room for remote members (a VTEP in a switch) in kp_remote; beyond it, the
+// frames of further members go through the engine.
+constexpr uint32_t kKpathMaxRemotes = 4096;
 
 }  // namespace vpc

@@ -285,6 +285,7 @@ void Overlay::decap(Pkt* pkts, uint16_t n, Burst& b) {
   PortCounterBlock* pc = up.counters;
   const BufferPool& pool = core_.pool();
   const RxSetup rs{up.max_len, !uplink_.cfg.ip4.is_zero(), !uplink_.cfg.ip6.is_zero()};
+  b.kpath = bridge_.kpath_uplink();  // the kernel may take this traffic once the bridge notes it
   uint16_t k = 0;
   uint64_t bytes = 0;
   for (uint16_t i = 0; i < n; ++i) {

@@ -76,6 +76,14 @@ class Overlay {
   // Frees every VTEP the bridge no longer refers to.
   void release_unreferenced_peers();
 
+  // ---- the kernel fast path (overlay/kpath.cc; design in bridge/kpath.h)
+  // Our VTEP (address, UDP port, MAC) into g; a remote member's outer
+  // headers (false: the kernel cannot encapsulate to VTEP vt now); what the
+  // kernel carried for remote member m, counted.
+  void kpath_uplink(KpathGlobal* g) const;
+  bool kpath_remote(uint32_t vt, uint32_t vni, KpathRemote* r);
+  void kpath_count(MemberId m, const KpathStats& d);
+
   // ---- housekeeping: neighbour timers, unreferenced VTEPs
   void tick();
 

@@ -231,8 +231,9 @@ bool AfPacketPort::kp_hook() {
   }
   kp_hooked_ = true;
   status_->set_kernel_path(
-      "on: known-unicast frames between this switch's afpacket access ports are switched in the kernel (TC ingress "
-      "program and socket filter); everything else comes to the engine");
+      "on: known-unicast frames between afpacket access ports of a switch, and VXLAN between them and remote VTEPs "
+      "over an IPv4 uplink that has it too, are switched in the kernel (TC ingress program and socket filter); "
+      "everything else comes to the engine");
   return true;
 }
 

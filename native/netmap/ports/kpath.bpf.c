@@ -1,10 +1,12 @@
 // The kernel fast path (design: docs/design/kernel-path.md): two BPF programs
 // that share one decision over the maps the engine keeps.
 //
-//   kp_tc    TC ingress (clsact) on an afpacket port's interface. A frame the
-//            decision takes is redirected to the egress port's interface
-//            (bpf_redirect, as a bridge's forwarding would transmit it) and
-//            counted; everything else goes on (TC_ACT_OK) as before.
+//   kp_tc    TC ingress (TCX) on an afpacket port's interface, and on the
+//            uplink's. A frame the decision takes is redirected to the egress
+//            interface (bpf_redirect, as a bridge's forwarding would transmit
+//            it), VXLAN-encapsulated or -decapsulated on the way when one
+//            side is a remote VTEP, and counted; everything else goes on
+//            (TC_ACT_OK) as before.
 //   kp_sock  socket filter on the port's packet socket. Packet taps run
 //            before TC ingress, so the engine's socket would see every frame
 //            first: this filter refuses exactly the frames kp_tc will take.
@@ -20,16 +22,61 @@
 //     an entry removed or moved in the engine bumps the generation, which
 //     voids every entry of that switch at once;
 //   - it fits both ports' MTU (a super-frame: its segments do).
+// Over VXLAN (IPv4 underlay only; RFC 7348), one side is a remote member
+// (kp_remote: the VTEP's outer headers, built by the engine):
+//   - encapsulation: an IPv4 or IPv6 frame, plain or a TCP super-frame (the
+//     uplink's device segments it, as for Linux's vxlan device), to a MAC
+//     the engine learned behind that VTEP;
+//   - decapsulation, on the uplink: a plain frame (not a super-frame) to our
+//     VTEP address and UDP port, its IPv4 header checksum right, its UDP
+//     checksum zero, no IP options or fragments, VXLAN flags exactly I, a
+//     VNI of a switch, from the VTEP the inner source MAC was learned
+//     behind, to a local access port. Received super-frames, packets with a
+//     UDP checksum (Linux's vxlan device sends one by default; this switch
+//     does not, RFC 7348 5) and everything else go to the engine, which
+//     checks and counts every case.
 // Built with clang -target bpf (CMakeLists.txt), embedded in the library.
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
+
+// kp_dest.port: a remote member (the low bits are its id) instead of a port.
+#define KP_REMOTE 0x80000000u
+// Linux 6.3 (Debian 12's headers predate them).
+#define KP_DECAP_L3_IPV4 (1ULL << 7)
+#define KP_DECAP_L3_IPV6 (1ULL << 8)
+#define KP_VXLAN_LEN 50  // outer Ethernet is the frame's own: IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 
 struct kp_port {
   __u32 ifindex;  // where frames to this port are redirected
   __u32 sw;       // the switch its untagged member joins
   __u32 mtu;      // the smaller of the port's MTU and its interface's
   __u32 on;
+  __u32 uplink;   // the VXLAN uplink (sw unused)
+  __u32 pad;
+};
+
+struct kp_global {
+  __u32 on;           // off while a capture or trace runs
+  __u32 uplink;       // the uplink's port id
+  __u32 ip4;          // our VTEP address, as on the wire
+  __u32 udp_port;     // the VXLAN UDP port
+  __u8 mac[6];        // the uplink's MAC
+  __u16 pad;
+};
+
+// A remote member (a VTEP in one switch): everything encapsulation needs.
+struct kp_remote {
+  __u8 hdr[50];       // outer Ethernet, IPv4, UDP, VXLAN (VNI in); lengths, id, checksum, source port zero
+  __u16 sport_min;    // UDP source ports: sport_min + flow hash % sport_span
+  __u32 sport_span;
+  __u32 sum;          // the ones'-complement sum of hdr's IPv4 header (big-endian words), unfolded
+  __u32 sw;
+  __u32 ifindex;      // the uplink's interface
+  __u32 mtu;          // the overlay's inner MTU (L3 bytes)
+  __u32 on;
+  __u32 peer_ip4;     // the VTEP's address, as on the wire
+  __u32 df;           // hdr has DF set (no IP id needed)
 };
 
 struct kp_key {
@@ -39,13 +86,13 @@ struct kp_key {
 };
 
 struct kp_dest {
-  __u32 port;
+  __u32 port;     // a port id, or KP_REMOTE | a remote member id
   __u32 gen;
   __u64 last_ns;  // last frame from this MAC taken here (refreshed twice a second at most)
 };
 
 struct kp_stats {
-  __u64 rx_packets, rx_bytes, tx_packets, tx_bytes;
+  __u64 rx_packets, rx_bytes, tx_packets, tx_bytes, errors;
 };
 
 // Sizes are set by the loader (ports/kpath.cc) before the object is loaded.
@@ -77,6 +124,22 @@ struct {
   __uint(max_entries, 1);
 } kp_gen SEC(".maps");
 
+// VNI -> switch.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(max_entries, 1);
+} kp_vni SEC(".maps");
+
+// Remote member id -> its VTEP's outer headers.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __type(key, __u32);
+  __type(value, struct kp_remote);
+  __uint(max_entries, 1);
+} kp_remote SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __type(key, __u32);
@@ -84,17 +147,48 @@ struct {
   __uint(max_entries, 1);
 } kp_stats SEC(".maps");
 
+// Per remote member (created by the engine with its kp_remote entry).
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __type(key, __u32);
+  __type(value, struct kp_stats);
+  __uint(max_entries, 1);
+} kp_rstats SEC(".maps");
+
+// Flows whose VXLAN super-frames go to the engine (outer source, UDP source
+// port, VNI: the source port is the sender's hash of the inner flow) -> when
+// the last one came. Their plain frames follow them there for a while, so a
+// flow is never split between two paths and reordered.
+struct kp_flow {
+  __u32 saddr;
+  __u32 sport_vni;
+};
+#define KP_FLOW_HOLD_NS 1000000000ull
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __type(key, struct kp_flow);
+  __type(value, __u64);
+  __uint(max_entries, 4096);
+} kp_gso_flows SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __type(key, __u32);
-  __type(value, __u32);
+  __type(value, struct kp_global);
   __uint(max_entries, 1);
 } kp_global SEC(".maps");
 
+enum { KP_NONE, KP_LOCAL, KP_ENCAP, KP_DECAP };
+
 struct kp_verdict {
-  __u32 in, out;
+  __u32 kind;
+  __u32 in, out;       // ports: ingress, egress (the uplink's for encap)
+  __u32 member;        // the remote member (encap, decap)
+  __u32 ifindex;       // where the frame goes
+  __u32 inner_v6;      // decap: the inner frame is IPv6
+  __u32 shrink;        // encap: the super-frame's segments get 50 bytes smaller
   struct kp_dest* src;
-  struct kp_port* to;
+  struct kp_remote* r;  // encap
 };
 
 static __always_inline __u8 byte_at(struct __sk_buff* skb, __u32 off, int* bad) {
@@ -103,11 +197,10 @@ static __always_inline __u8 byte_at(struct __sk_buff* skb, __u32 off, int* bad) 
   return b;
 }
 
-// Every segment of the frame fits `mtu` (L3 bytes). A super-frame's segments
-// are its L3 and L4 headers plus gso_size; only TCP and UDP over IPv4 and
-// IPv6 without extension headers are judged, anything else goes to the engine.
-static __always_inline int fits(struct __sk_buff* skb, __u32 proto, __u32 mtu) {
-  if (!skb->gso_size) return skb->len <= mtu + 14;
+// The L3 and L4 header bytes of each of a super-frame's segments: TCP (and,
+// unless tcp_only, UDP) over IPv4 and IPv6 without extension headers; 0 for
+// anything else, which goes to the engine.
+static __always_inline __u32 seg_headers(struct __sk_buff* skb, __u32 proto, int tcp_only) {
   int bad = 0;
   __u32 l3, l4p;
   if (proto == 0x0800) {
@@ -122,75 +215,261 @@ static __always_inline int fits(struct __sk_buff* skb, __u32 proto, __u32 mtu) {
   __u32 l4;
   if (l4p == 6)
     l4 = (byte_at(skb, 14 + l3 + 12, &bad) >> 4) * 4;
-  else if (l4p == 17)
+  else if (l4p == 17 && !tcp_only)
     l4 = 8;
   else
     return 0;
-  return !bad && l3 >= 20 && l3 + l4 + skb->gso_size <= mtu;
+  return bad || l3 < 20 ? 0 : l3 + l4;
+}
+
+// Every segment of the frame fits `mtu` (L3 bytes); for a super-frame, once
+// its segment size is `shrink` bytes smaller.
+static __always_inline int fits(struct __sk_buff* skb, __u32 proto, __u32 mtu, int tcp_only, __u32 shrink) {
+  if (!skb->gso_size) return !shrink && skb->len <= mtu + 14;
+  __u32 hl = seg_headers(skb, proto, tcp_only);
+  return hl && skb->gso_size > 2 * shrink && hl + skb->gso_size - shrink <= mtu;
+}
+
+static __always_inline __u32 be16(const __u8* p) { return (__u32)p[0] << 8 | p[1]; }
+
+static __always_inline int mac_eq(const __u8* a, const __u8* b) {
+  int d = 0;
+#pragma unroll
+  for (int i = 0; i < 6; ++i) d |= a[i] ^ b[i];
+  return d == 0;
+}
+
+static __always_inline __u32 fold(__u32 sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return sum;
+}
+
+// A VXLAN packet on the uplink that the kernel may decapsulate and deliver.
+static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global* g, __u32 in_port,
+                                        struct kp_port* from, struct kp_verdict* v) {
+  if (skb->vlan_present) return KP_NONE;
+  __u8 h[64];
+  if (bpf_skb_load_bytes(skb, 0, h, sizeof h)) return KP_NONE;
+  // Outer Ethernet and IPv4: to our MAC, no options, not a fragment, within
+  // the uplink's MTU, to our address, header checksum right.
+  if (!mac_eq(h, g->mac) || be16(h + 12) != 0x0800 || h[14] != 0x45) return KP_NONE;
+  __u32 dst;
+  __builtin_memcpy(&dst, h + 30, 4);
+  if (dst != g->ip4 || h[23] != 17 || be16(h + 36) != g->udp_port) return KP_NONE;
+  // A super-frame (a veth underlay from a VTEP on this host, or UDP GRO
+  // forwarding) stays with the engine: on this kernel the helper would leave
+  // its tunnel GSO state on the decapsulated frame. Its flow's plain frames
+  // follow it (kp_gso_flows).
+  struct kp_flow fl = {.saddr = 0, .sport_vni = (__u32)h[34] << 24 | (__u32)h[35] << 16 | (__u32)h[47] << 8 | h[48]};
+  __builtin_memcpy(&fl.saddr, h + 26, 4);
+  __u64 now = bpf_ktime_get_ns();
+  if (skb->gso_size) {
+    bpf_map_update_elem(&kp_gso_flows, &fl, &now, BPF_ANY);
+    return KP_NONE;
+  }
+  __u64* held = bpf_map_lookup_elem(&kp_gso_flows, &fl);
+  if (held && now - *held < KP_FLOW_HOLD_NS) return KP_NONE;
+  __u32 tot = be16(h + 16);
+  if (tot != skb->len - 14 || tot > from->mtu || (h[20] & 0x3f) || h[21]) return KP_NONE;
+  __u32 sum = 0;
+#pragma unroll
+  for (int i = 0; i < 10; ++i) sum += be16(h + 14 + 2 * i);
+  if (fold(sum) != 0xffff) return KP_NONE;
+  // UDP (checksum zero: a checksummed one goes to the engine, which checks
+  // it) and VXLAN.
+  if (be16(h + 38) != tot - 20 || h[40] || h[41] || h[42] != 0x08) return KP_NONE;
+  __u32 vni = (__u32)h[46] << 16 | (__u32)h[47] << 8 | h[48];
+  __u32* swp = bpf_map_lookup_elem(&kp_vni, &vni);
+  if (!swp) return KP_NONE;
+  __u32 sw = *swp;
+  // The inner frame: unicast IPv4 or IPv6.
+  const __u8* in = h + 50;
+  __u32 proto = be16(in + 12);
+  if ((in[0] & 1) || (proto != 0x0800 && proto != 0x86dd)) return KP_NONE;
+  __u32* gen = bpf_map_lookup_elem(&kp_gen, &sw);
+  if (!gen) return KP_NONE;
+  struct kp_key k = {.sw = sw};
+  __builtin_memcpy(k.mac, in + 6, 6);
+  struct kp_dest* src = bpf_map_lookup_elem(&kp_fdb, &k);
+  if (!src || !(src->port & KP_REMOTE) || src->gen != *gen) return KP_NONE;
+  __u32 member = src->port & ~KP_REMOTE;
+  struct kp_remote* r = bpf_map_lookup_elem(&kp_remote, &member);
+  __u32 saddr;
+  __builtin_memcpy(&saddr, h + 26, 4);
+  if (!r || !r->on || r->sw != sw || r->peer_ip4 != saddr) return KP_NONE;
+  __builtin_memcpy(k.mac, in, 6);
+  struct kp_dest* dst_e = bpf_map_lookup_elem(&kp_fdb, &k);
+  if (!dst_e || dst_e->gen != *gen || (dst_e->port & KP_REMOTE)) return KP_NONE;
+  __u32 out_port = dst_e->port;
+  struct kp_port* to = bpf_map_lookup_elem(&kp_ports, &out_port);
+  if (!to || !to->on || to->uplink || to->sw != sw || !to->ifindex) return KP_NONE;
+  if (skb->len - KP_VXLAN_LEN - 14 > to->mtu) return KP_NONE;
+  v->kind = KP_DECAP;
+  v->in = in_port;
+  v->out = out_port;
+  v->member = member;
+  v->ifindex = to->ifindex;
+  v->inner_v6 = proto == 0x86dd;
+  v->src = src;
+  v->r = 0;
+  return KP_DECAP;
 }
 
 static __always_inline int decide(struct __sk_buff* skb, struct kp_verdict* v) {
   __u32 zero = 0;
-  __u32* on = bpf_map_lookup_elem(&kp_global, &zero);
-  if (!on || !*on) return 0;
+  struct kp_global* g = bpf_map_lookup_elem(&kp_global, &zero);
+  if (!g || !g->on) return KP_NONE;
   __u32 ifx = skb->ifindex;
   __u32* in = bpf_map_lookup_elem(&kp_ifx, &ifx);
-  if (!in) return 0;
+  if (!in) return KP_NONE;
   __u32 in_port = *in;
   struct kp_port* from = bpf_map_lookup_elem(&kp_ports, &in_port);
-  if (!from || !from->on || skb->vlan_present) return 0;
+  if (!from || !from->on) return KP_NONE;
+  if (from->uplink) return decide_decap(skb, g, in_port, from, v);
+  if (skb->vlan_present) return KP_NONE;
   __u8 eth[14];
-  if (bpf_skb_load_bytes(skb, 0, eth, sizeof eth)) return 0;
-  if (eth[0] & 1) return 0;  // broadcast and multicast: the engine floods
-  __u32 proto = (__u32)eth[12] << 8 | eth[13];
-  if (proto == 0x8100 || proto == 0x88a8) return 0;
+  if (bpf_skb_load_bytes(skb, 0, eth, sizeof eth)) return KP_NONE;
+  if (eth[0] & 1) return KP_NONE;  // broadcast and multicast: the engine floods
+  __u32 proto = be16(eth + 12);
+  if (proto == 0x8100 || proto == 0x88a8) return KP_NONE;
   __u32 sw = from->sw;
   __u32* gen = bpf_map_lookup_elem(&kp_gen, &sw);
-  if (!gen) return 0;
+  if (!gen) return KP_NONE;
   struct kp_key k = {.sw = sw};
   __builtin_memcpy(k.mac, eth + 6, 6);
   struct kp_dest* src = bpf_map_lookup_elem(&kp_fdb, &k);
-  if (!src || src->port != in_port || src->gen != *gen) return 0;
+  if (!src || src->port != in_port || src->gen != *gen) return KP_NONE;
   __builtin_memcpy(k.mac, eth, 6);
   struct kp_dest* dst = bpf_map_lookup_elem(&kp_fdb, &k);
-  if (!dst || dst->gen != *gen || dst->port == in_port) return 0;
+  if (!dst || dst->gen != *gen || dst->port == in_port) return KP_NONE;
   __u32 out_port = dst->port;
-  struct kp_port* to = bpf_map_lookup_elem(&kp_ports, &out_port);
-  if (!to || !to->on || to->sw != sw || !to->ifindex) return 0;
-  if (!fits(skb, proto, from->mtu < to->mtu ? from->mtu : to->mtu)) return 0;
   v->in = in_port;
-  v->out = out_port;
   v->src = src;
-  v->to = to;
-  return 1;
+  if (out_port & KP_REMOTE) {
+    // To a VTEP: IPv4 or IPv6 only (the encapsulation helper needs it), a
+    // super-frame only when it is TCP, an IPv4 total length that fits.
+    __u32 member = out_port & ~KP_REMOTE;
+    struct kp_remote* r = bpf_map_lookup_elem(&kp_remote, &member);
+    if (!r || !r->on || r->sw != sw || !r->ifindex) return KP_NONE;
+    if (proto != 0x0800 && proto != 0x86dd) return KP_NONE;
+    if (skb->len + KP_VXLAN_LEN - 14 > 0xffff) return KP_NONE;
+    // A super-frame whose segments would not fit the inner MTU is cut 50
+    // bytes smaller (a guest with the underlay's MTU), as the engine cuts it.
+    __u32 mtu = from->mtu < r->mtu ? from->mtu : r->mtu;
+    if (fits(skb, proto, mtu, 1, 0))
+      v->shrink = 0;
+    else if (fits(skb, proto, mtu, 1, KP_VXLAN_LEN))
+      v->shrink = 1;
+    else
+      return KP_NONE;
+    v->kind = KP_ENCAP;
+    v->out = g->uplink;
+    v->member = member;
+    v->ifindex = r->ifindex;
+    v->r = r;
+    return KP_ENCAP;
+  }
+  struct kp_port* to = bpf_map_lookup_elem(&kp_ports, &out_port);
+  if (!to || !to->on || to->uplink || to->sw != sw || !to->ifindex) return KP_NONE;
+  if (!fits(skb, proto, from->mtu < to->mtu ? from->mtu : to->mtu, 0, 0)) return KP_NONE;
+  v->kind = KP_LOCAL;
+  v->out = out_port;
+  v->ifindex = to->ifindex;
+  v->r = 0;
+  return KP_LOCAL;
+}
+
+// Outer headers in front of the frame (RFC 7348 5): the frame's Ethernet
+// header becomes the inner one. A super-frame is marked as a UDP tunnel with
+// its gso_size kept, so the uplink's device (or software GSO) cuts it into
+// VXLAN packets of the inner MTU, as Linux's vxlan device's are.
+static __always_inline int encap(struct __sk_buff* skb, struct kp_remote* r, int shrink) {
+  __u32 inner = skb->len;
+  __u32 hash = bpf_get_hash_recalc(skb);
+  __u8 h[64];
+  if (bpf_skb_load_bytes(skb, 0, h + 50, 14)) return -1;
+  __builtin_memcpy(h, r->hdr, 50);
+  __u32 tot = inner + KP_VXLAN_LEN - 14;
+  __u32 id = r->df ? 0 : (bpf_get_prandom_u32() & 0xffff);
+  h[16] = tot >> 8;
+  h[17] = tot;
+  h[18] = id >> 8;
+  h[19] = id;
+  __u32 c = ~fold(r->sum + tot + id) & 0xffff;
+  h[24] = c >> 8;
+  h[25] = c;
+  __u32 span = r->sport_span ? r->sport_span : 1;
+  __u32 sport = r->sport_min + hash % span;
+  h[34] = sport >> 8;
+  h[35] = sport;
+  __u32 ulen = tot - 20;
+  h[38] = ulen >> 8;
+  h[39] = ulen;
+  // A plain frame needs no tunnel metadata, and one the sender already
+  // tunnelled (a guest's own VXLAN) could not take it.
+  __u64 flags = 0;
+  if (skb->gso_size)
+    flags = (shrink ? 0 : BPF_F_ADJ_ROOM_FIXED_GSO) | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
+            BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(14);
+  if (bpf_skb_adjust_room(skb, KP_VXLAN_LEN, BPF_ADJ_ROOM_MAC, flags)) return -1;
+  return bpf_skb_store_bytes(skb, 0, h, sizeof h, 0) ? -1 : 0;
+}
+
+// The inner Ethernet header replaces the outer one, and what was between
+// them goes.
+static __always_inline int decap(struct __sk_buff* skb, int inner_v6) {
+  __u8 eth[14];
+  if (bpf_skb_load_bytes(skb, KP_VXLAN_LEN, eth, sizeof eth)) return -1;
+  if (bpf_skb_adjust_room(skb, -KP_VXLAN_LEN, BPF_ADJ_ROOM_MAC, inner_v6 ? KP_DECAP_L3_IPV6 : KP_DECAP_L3_IPV4))
+    return -1;
+  return bpf_skb_store_bytes(skb, 0, eth, sizeof eth, 0) ? -1 : 0;
+}
+
+static __always_inline void count(void* map, __u32 key, int rx, __u64 len) {
+  struct kp_stats* s = bpf_map_lookup_elem(map, &key);
+  if (!s) return;
+  if (rx) {
+    s->rx_packets++;
+    s->rx_bytes += len;
+  } else {
+    s->tx_packets++;
+    s->tx_bytes += len;
+  }
 }
 
 SEC("tc")
 int kp_tc(struct __sk_buff* skb) {
   struct kp_verdict v;
-  if (!decide(skb, &v)) return TC_ACT_OK;
+  int kind = decide(skb, &v);
+  if (kind == KP_NONE) return TC_ACT_OK;
   __u64 len = skb->len;
-  struct kp_stats* s = bpf_map_lookup_elem(&kp_stats, &v.in);
-  if (s) {
-    s->rx_packets++;
-    s->rx_bytes += len;
+  __u64 out_len = len;
+  if (kind == KP_ENCAP || kind == KP_DECAP) {
+    // The socket filter refused the frame already: if the kernel cannot
+    // rewrite it (no memory), it is a counted drop.
+    if (kind == KP_ENCAP ? encap(skb, v.r, v.shrink) : decap(skb, v.inner_v6)) {
+      struct kp_stats* s = bpf_map_lookup_elem(&kp_stats, &v.in);
+      if (s) s->errors++;
+      return TC_ACT_SHOT;
+    }
+    out_len = skb->len;
+    // The switch's traffic with the VTEP, in inner bytes.
+    count(&kp_rstats, v.member, kind == KP_DECAP, kind == KP_DECAP ? out_len : len);
   }
-  s = bpf_map_lookup_elem(&kp_stats, &v.out);
-  if (s) {
-    s->tx_packets++;
-    s->tx_bytes += len;
-  }
+  count(&kp_stats, v.in, 1, len);
+  count(&kp_stats, v.out, 0, out_len);
   // The engine ages this MAC by this stamp; writing it twice a second at
   // most keeps the entry's cache line from bouncing between CPUs.
   __u64 now = bpf_ktime_get_ns();
   if (now - v.src->last_ns > 500000000ull) v.src->last_ns = now;
-  return bpf_redirect(v.to->ifindex, 0);
+  return bpf_redirect(v.ifindex, 0);
 }
 
 SEC("socket")
 int kp_sock(struct __sk_buff* skb) {
   struct kp_verdict v;
-  return decide(skb, &v) ? 0 : skb->len;
+  return decide(skb, &v) != KP_NONE ? 0 : skb->len;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -18,12 +18,12 @@ namespace vpc {
 
 #ifndef VPC_HAVE_KPATH
 
-std::unique_ptr<KernelPath> KernelPath::load(uint32_t, uint32_t, uint32_t, std::string* why) {
+std::unique_ptr<KernelPath> KernelPath::load(uint32_t, uint32_t, uint32_t, uint32_t, std::string* why) {
   *why = "not built in (clang and libbpf were not found at build time: on Debian `apt-get install clang libbpf-dev`, and rebuild)";
   return nullptr;
 }
 KernelPath::~KernelPath() = default;
-bool KernelPath::set_on(bool) { return false; }
+bool KernelPath::set_global(const KpathGlobal&) { return false; }
 bool KernelPath::set_port(uint32_t, const KpathPort&) { return false; }
 bool KernelPath::set_ifindex(int, uint32_t) { return false; }
 bool KernelPath::clear_ifindex(int) { return false; }
@@ -33,6 +33,11 @@ bool KernelPath::erase_entry(uint32_t, Mac) { return false; }
 bool KernelPath::last_use_ns(uint32_t, Mac, uint64_t*) { return false; }
 KpathStats KernelPath::stats(uint32_t) { return {}; }
 void KernelPath::clear_stats(uint32_t) {}
+bool KernelPath::set_vni(uint32_t, uint32_t) { return false; }
+bool KernelPath::erase_vni(uint32_t) { return false; }
+bool KernelPath::set_remote(uint32_t, const KpathRemote&) { return false; }
+void KernelPath::erase_remote(uint32_t) {}
+KpathStats KernelPath::remote_stats(uint32_t) { return {}; }
 bool kpath_attach_socket(int, int, std::string* why) {
   *why = "not built in";
   return false;
@@ -74,7 +79,7 @@ constexpr int kTcxIngress = 46;
 }  // namespace
 
 std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_switches, uint32_t max_entries,
-                                             std::string* why) {
+                                             uint32_t max_remotes, std::string* why) {
   libbpf_set_print(quiet);
   std::unique_ptr<KernelPath> kp(new KernelPath());
   bpf_object* obj = bpf_object__open_mem(kKpathObject, kKpathObjectLen, nullptr);
@@ -86,8 +91,9 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
   struct Size {
     const char* map;
     uint32_t n;
-  } sizes[] = {{"kp_ports", max_ports}, {"kp_ifx", max_ports},       {"kp_fdb", max_entries},
-               {"kp_gen", max_switches}, {"kp_stats", max_ports}, {"kp_global", 1}};
+  } sizes[] = {{"kp_ports", max_ports},     {"kp_ifx", max_ports},      {"kp_fdb", max_entries},
+               {"kp_gen", max_switches},    {"kp_stats", max_ports},    {"kp_global", 1},
+               {"kp_vni", max_switches},    {"kp_remote", max_remotes}, {"kp_rstats", max_remotes}};
   for (const Size& s : sizes) {
     bpf_map* m = bpf_object__find_map_by_name(obj, s.map);
     if (!m || bpf_map__set_max_entries(m, s.n ? s.n : 1)) {
@@ -113,6 +119,9 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
   kp->gen_ = map("kp_gen");
   kp->stats_ = map("kp_stats");
   kp->global_ = map("kp_global");
+  kp->vni_ = map("kp_vni");
+  kp->remote_ = map("kp_remote");
+  kp->rstats_ = map("kp_rstats");
   kp->ncpu_ = libbpf_num_possible_cpus();
   if (kp->tc_prog_ < 0 || kp->sock_prog_ < 0 || kp->ncpu_ < 1) {
     *why = "BPF object: programs missing";
@@ -125,9 +134,9 @@ KernelPath::~KernelPath() {
   if (obj_) bpf_object__close(obj_);
 }
 
-bool KernelPath::set_on(bool on) {
-  uint32_t k = 0, v = on;
-  return bpf_map_update_elem(global_, &k, &v, BPF_ANY) == 0;
+bool KernelPath::set_global(const KpathGlobal& g) {
+  uint32_t k = 0;
+  return bpf_map_update_elem(global_, &k, &g, BPF_ANY) == 0;
 }
 
 bool KernelPath::set_port(uint32_t port, const KpathPort& p) {
@@ -165,22 +174,43 @@ bool KernelPath::last_use_ns(uint32_t sw, Mac mac, uint64_t* ns) {
   return true;
 }
 
-KpathStats KernelPath::stats(uint32_t port) {
+KpathStats KernelPath::sum_stats(int map, uint32_t key) {
   std::vector<KpathStats> per(static_cast<size_t>(ncpu_));
   KpathStats sum;
-  if (bpf_map_lookup_elem(stats_, &port, per.data())) return sum;
+  if (bpf_map_lookup_elem(map, &key, per.data())) return sum;
   for (const KpathStats& s : per) {
     sum.rx_packets += s.rx_packets;
     sum.rx_bytes += s.rx_bytes;
     sum.tx_packets += s.tx_packets;
     sum.tx_bytes += s.tx_bytes;
+    sum.errors += s.errors;
   }
   return sum;
 }
 
+KpathStats KernelPath::stats(uint32_t port) { return sum_stats(stats_, port); }
+KpathStats KernelPath::remote_stats(uint32_t member) { return sum_stats(rstats_, member); }
+
 void KernelPath::clear_stats(uint32_t port) {
   std::vector<KpathStats> zero(static_cast<size_t>(ncpu_));
   bpf_map_update_elem(stats_, &port, zero.data(), BPF_ANY);
+}
+
+bool KernelPath::set_vni(uint32_t vni, uint32_t sw) { return bpf_map_update_elem(vni_, &vni, &sw, BPF_ANY) == 0; }
+bool KernelPath::erase_vni(uint32_t vni) { return bpf_map_delete_elem(vni_, &vni) == 0; }
+
+bool KernelPath::set_remote(uint32_t member, const KpathRemote& r) {
+  std::vector<KpathStats> zero(static_cast<size_t>(ncpu_));
+  int e = bpf_map_update_elem(rstats_, &member, zero.data(), BPF_NOEXIST);
+  if (e && errno != EEXIST) return false;
+  if (bpf_map_update_elem(remote_, &member, &r, BPF_ANY) == 0) return true;
+  bpf_map_delete_elem(rstats_, &member);
+  return false;
+}
+
+void KernelPath::erase_remote(uint32_t member) {
+  bpf_map_delete_elem(remote_, &member);
+  bpf_map_delete_elem(rstats_, &member);
 }
 
 bool kpath_attach_socket(int fd, int prog_fd, std::string* why) {

@@ -25,11 +25,47 @@ struct KpathPort {
   uint32_t sw = 0;
   uint32_t mtu = 0;
   uint32_t on = 0;
+  uint32_t uplink = 0;  // the VXLAN uplink (sw unused)
+  uint32_t pad = 0;
+  bool operator==(const KpathPort&) const = default;
 };
 
-struct KpathStats {
-  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+// Mirrors struct kp_global: the capture switch and this host's VTEP.
+struct KpathGlobal {
+  uint32_t on = 0;
+  uint32_t uplink = 0;    // the uplink's port id
+  uint32_t ip4 = 0;       // our VTEP address, as on the wire (0: none, no decapsulation)
+  uint32_t udp_port = 0;  // the VXLAN UDP port
+  uint8_t mac[6] = {};    // the uplink's MAC
+  uint16_t pad = 0;
+  bool operator==(const KpathGlobal&) const = default;
 };
+
+// Mirrors struct kp_remote: one remote member (a VTEP in one switch), what
+// encapsulation towards it needs (overlay/kpath.cc builds it).
+struct KpathRemote {
+  uint8_t hdr[50] = {};  // outer Ethernet, IPv4, UDP, VXLAN with the VNI; lengths, id, checksum, source port zero
+  uint16_t sport_min = 0;
+  uint32_t sport_span = 1;
+  uint32_t sum = 0;      // the IPv4 header's ones'-complement sum (big-endian words), unfolded
+  uint32_t sw = 0;
+  uint32_t ifindex = 0;  // the uplink's interface
+  uint32_t mtu = 0;      // the overlay's inner MTU (L3 bytes)
+  uint32_t on = 0;
+  uint32_t peer_ip4 = 0;  // as on the wire
+  uint32_t df = 0;
+  bool operator==(const KpathRemote&) const = default;
+};
+static_assert(sizeof(KpathRemote) == 84, "the layout of struct kp_remote");
+
+// The kernel's counters of a port or a remote member. errors: frames the
+// kernel took but could not rewrite (out of memory), dropped.
+struct KpathStats {
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0, errors = 0;
+};
+
+// kp_fdb's destination for a remote member: this bit and the member's id.
+constexpr uint32_t kKpathRemote = 0x80000000u;
 
 class KernelPath {
  public:
@@ -37,8 +73,9 @@ class KernelPath {
   // below max_switches and up to max_entries MAC entries. nullptr, with the
   // reason in *why, where the kernel or the build cannot (no BPF, no
   // CAP_BPF/CAP_NET_ADMIN, not built in).
+  // max_remotes: remote members (VTEP in a switch) the kernel may encapsulate to.
   static std::unique_ptr<KernelPath> load(uint32_t max_ports, uint32_t max_switches, uint32_t max_entries,
-                                          std::string* why);
+                                          uint32_t max_remotes, std::string* why);
   ~KernelPath();
   KernelPath(const KernelPath&) = delete;
   KernelPath& operator=(const KernelPath&) = delete;
@@ -47,7 +84,7 @@ class KernelPath {
   int sock_prog() const { return sock_prog_; }
 
   // Each returns false when the kernel refused (the map is full, say).
-  bool set_on(bool on);
+  bool set_global(const KpathGlobal& g);
   bool set_port(uint32_t port, const KpathPort& p);
   bool set_ifindex(int ifindex, uint32_t port);
   bool clear_ifindex(int ifindex);
@@ -61,12 +98,21 @@ class KernelPath {
   KpathStats stats(uint32_t port);
   // Zeroes a port's counters (a port id is reused after a delete).
   void clear_stats(uint32_t port);
+  // VXLAN: a VNI's switch, and the remote members. set_remote gives a new
+  // member zeroed counters; erase_remote drops them with it.
+  bool set_vni(uint32_t vni, uint32_t sw);
+  bool erase_vni(uint32_t vni);
+  bool set_remote(uint32_t member, const KpathRemote& r);
+  void erase_remote(uint32_t member);
+  KpathStats remote_stats(uint32_t member);
 
  private:
   KernelPath() = default;
   ::bpf_object* obj_ = nullptr;
   int tc_prog_ = -1, sock_prog_ = -1;
+  KpathStats sum_stats(int map, uint32_t key);
   int ports_ = -1, ifx_ = -1, fdb_ = -1, gen_ = -1, stats_ = -1, global_ = -1;
+  int vni_ = -1, remote_ = -1, rstats_ = -1;
   int ncpu_ = 1;
 };
 
