@@ -168,13 +168,13 @@ void Bridge::kpath_note(const Burst& b) {
     if (x.vlan || y.vlan) continue;
     uint32_t xc, yc;  // what the kernel's entries hold for each side
     if (x.remote()) {
-      if (!vxlan || y.remote()) continue;
+      if (!vxlan || y.remote() || !overlay_.kpath_vtep(x.vtep)) continue;
       xc = kKpathRemote | from;
     } else {
       xc = x.port;
     }
     if (y.remote()) {
-      if (!vxlan) continue;
+      if (!vxlan || !overlay_.kpath_vtep(y.vtep)) continue;
       yc = kKpathRemote | to;
     } else {
       if (!ports_[y.port].kpath) continue;
@@ -212,20 +212,29 @@ bool Bridge::kpath_remote_ready(SwitchId s, uint32_t port) {
   KpathState& k = kpath_;
   const MemberId m = MemberId(port & ~kKpathRemote);
   if (!k.remotes.count(m)) {
+    // Refused a moment ago (no next hop yet, the kernel's table full): not
+    // asked again before the next tick, so a busy flow costs no system call
+    // per burst.
+    if (k.refused_tick == k.ticks && k.refused.count(m)) return false;
     KpathRemote r;
-    if (!kpath_remote_record(m, &r)) return false;
-    if (!k.kp->set_remote(m, r)) {
+    bool ok = kpath_remote_record(m, &r);
+    if (ok && !k.kp->set_remote(m, r)) {
       core_.engine_counters().add(EngineCounter::kernel_path_full, 1);
+      ok = false;
+    }
+    if (!ok) {
+      if (k.refused_tick != k.ticks) k.refused.clear();
+      k.refused_tick = k.ticks;
+      k.refused.insert(m);
       return false;
     }
     k.remotes[m] = KpathState::RemoteRec{r, {}};
   }
   const uint32_t vni = switches_[s].cfg.vni;
-  auto v = k.vnis.find(s);
-  if (v == k.vnis.end() || v->second != vni) {
-    if (v != k.vnis.end()) k.kp->erase_vni(v->second);
+  auto v = k.vnis.find(vni);
+  if (v == k.vnis.end() || v->second != s) {
     if (!k.kp->set_vni(vni, s)) return false;
-    k.vnis[s] = vni;
+    k.vnis[vni] = s;
   }
   return true;
 }
@@ -312,6 +321,7 @@ void Bridge::kpath_collect_remote(MemberId m, KpathState::RemoteRec& rec) {
 void Bridge::kpath_tick() {
   KpathState& k = kpath_;
   if (!k.kp) return;
+  ++k.ticks;
   for (PortId pid : k.active) {
     kpath_refresh(pid);
     kpath_collect(pid);
@@ -329,12 +339,12 @@ void Bridge::kpath_tick() {
     if (!(r == rec.pushed) && k.kp->set_remote(m, r)) rec.pushed = r;
   }
   for (auto v = k.vnis.begin(); v != k.vnis.end();) {
-    const SwitchState& sw = switches_[v->first];
-    if (sw.in_use && sw.cfg.vni == v->second) {
+    const SwitchState& sw = switches_[v->second];
+    if (sw.in_use && sw.cfg.vni == v->first) {
       ++v;
       continue;
     }
-    k.kp->erase_vni(v->second);  // a later note writes the new one
+    k.kp->erase_vni(v->first);  // the switch is gone: the VNI's next switch writes it again
     v = k.vnis.erase(v);
   }
   const uint32_t now_ms = core_.now_ms();

@@ -36,6 +36,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/types.h"
@@ -81,7 +82,10 @@ struct KpathState {
     KpathStats seen;  // the kernel's counters already added to the member's
   };
   std::unordered_map<MemberId, RemoteRec> remotes;  // what kp_remote holds
-  std::unordered_map<SwitchId, uint32_t> vnis;      // what kp_vni holds: a switch's VNI
+  std::unordered_map<uint32_t, SwitchId> vnis;      // what kp_vni holds: a VNI's switch
+  uint32_t ticks = 0;                               // kpath_tick calls
+  uint32_t refused_tick = 0;                        // when `refused` was filled
+  std::unordered_set<MemberId> refused;             // remote members refused since
   std::vector<PortRec> ports;  // by PortId
   std::vector<PortId> active;  // ports with the programs attached
   std::unordered_map<Key, Installed, KeyHash> installed;  // what kp_fdb holds

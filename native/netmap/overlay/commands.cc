@@ -72,13 +72,13 @@ Result Overlay::create_uplink(Command& c) {
   PortConfig pc = c.port_cfg;
   pc.mac = mac;
   PortId pid = core_.open_port(std::move(c.new_port), pc, true);
-  bridge_.uplink_opened(pid);
 
   uplink_.active = true;
   uplink_.generation++;
   uplink_.port = pid;
   uplink_.cfg = c.uplink_cfg;
   uplink_.mac = mac;
+  bridge_.uplink_opened(pid);  // after the above: the kernel path reads our VTEP from it
   UplinkCounterBlock& uc = *uplink_.counters;
   std::fill(std::begin(uc.c), std::end(uc.c), 0);
   for (PeerState& v : peers_)

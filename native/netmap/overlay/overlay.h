@@ -81,6 +81,8 @@ class Overlay {
   // headers (false: the kernel cannot encapsulate to VTEP vt now); what the
   // kernel carried for remote member m, counted.
   void kpath_uplink(KpathGlobal* g) const;
+  // VTEP vt could be one (an IPv4 VTEP in use): what note() asks per frame.
+  bool kpath_vtep(uint32_t vt) const { return vt < peers_.size() && peers_[vt].in_use && peers_[vt].ip.is_v4(); }
   bool kpath_remote(uint32_t vt, uint32_t vni, KpathRemote* r);
   void kpath_count(MemberId m, const KpathStats& d);
 
