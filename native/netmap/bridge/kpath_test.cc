@@ -178,6 +178,9 @@ bool KernelPath::start(Pair* p, std::string* skip, bool b_kernel_path) {
   p->pa = add("kpa", &p->sa);
   p->pb = add("kpb", &p->sb, b_kernel_path);
   if (p->sa->kernel_path().rfind("on", 0) != 0) {
+    // Where the kernel path cannot be had (not built in, an older kernel, no
+    // privilege) the tests skip; programs the verifier refuses are a failure.
+    EXPECT_EQ(p->sa->kernel_path().find("verifier"), std::string::npos) << p->sa->kernel_path();
     *skip = "kernel path: " + p->sa->kernel_path();
     return false;
   }

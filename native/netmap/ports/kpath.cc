@@ -102,8 +102,11 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
     }
   }
   if (int r = bpf_object__load(obj)) {
+    // EACCES is the verifier refusing a program (EPERM: missing privilege):
+    // a defect of this build, said as such.
     *why = std::string("loading the BPF programs: ") + strerror(-r) +
-           (r == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)" : "");
+           (r == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN, or root)"
+                        : r == -EACCES ? " (the kernel's verifier refused them: a defect of this build)" : "");
     return nullptr;
   }
   auto prog = [&](const char* n) {
