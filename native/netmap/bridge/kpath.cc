@@ -134,8 +134,7 @@ void Bridge::kpath_refresh(PortId pid) {
   KpathPort p;
   p.ifindex = uint32_t(ps.port->kernel_ifindex());
   p.sw = r.uplink ? 0 : r.sw;
-  p.mtu = ps.cfg.mtu;
-  if (ps.tx_limit && ps.tx_limit - kEthHeaderLen < p.mtu) p.mtu = ps.tx_limit - kEthHeaderLen;
+  p.mtu = ps.l3_mtu();
   p.on = ps.up && p.ifindex ? 1 : 0;
   p.uplink = r.uplink ? 1 : 0;
   if (p.ifindex != r.pushed.ifindex) {

@@ -31,6 +31,10 @@ struct PortState {
   bool up = true;
   bool is_uplink = false;
   uint32_t tx_limit = 0;  // Port::tx_frame_limit(), refreshed with the link state
+  // The largest L3 packet both the port's MTU and its interface take.
+  uint32_t l3_mtu() const {
+    return tx_limit && tx_limit - kEthHeaderLen < cfg.mtu ? tx_limit - kEthHeaderLen : cfg.mtu;
+  }
   // What the backend takes as it is on transmit (ports/port.h), read once
   // when the port is attached.
   bool tx_large = true;

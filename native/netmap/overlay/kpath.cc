@@ -25,8 +25,7 @@ bool Overlay::kpath_remote(uint32_t vt, uint32_t vni, KpathRemote* r) {
   if (v.outer_gen != uplink_.generation || v.outer_mac != nb.mac || v.outer_len == 0) build_outer(v, nb);
   if (v.outer_len != kVxlanOverhead4) return false;
   const PortState& up = core_.port(uplink_.port);
-  uint32_t mtu = up.cfg.mtu;
-  if (up.tx_limit && up.tx_limit - kEthHeaderLen < mtu) mtu = up.tx_limit - kEthHeaderLen;
+  const uint32_t mtu = up.l3_mtu();
   const int ifindex = up.port->kernel_ifindex();
   if (mtu <= kVxlanOverhead4 || ifindex <= 0) return false;
   const UplinkConfig& u = uplink_.cfg;
