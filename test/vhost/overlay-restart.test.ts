@@ -99,7 +99,8 @@ switches:
       }, 60_000);
       assert.equal(v.backend?.vhost?.connected, true);
       assert.ok(connects >= 1, 'the first vpcd had connected');
-      assert.deepEqual(linkEvents(d, 'vm').slice(-1), [true], 'a link-up event');
+      // The event reaches the log a moment after the port's state does.
+      await until(() => assert.deepEqual(linkEvents(d, 'vm').slice(-1), [true], 'a link-up event'), 10_000);
       const back = await vm.pingUntil(GB.ip);
       assert.ok(back.received > 0, `no traffic after the restart:\n${back.out}\n${vm.tail()}`);
       const r = await lab.nsAsync(gb.ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '2', '-n', VM.ip], 30_000);
