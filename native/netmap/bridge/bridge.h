@@ -12,6 +12,7 @@
 // The overlay's decap() fills the same Burst for the uplink's frames.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -119,6 +120,14 @@ class Bridge {
   void kpath_sync();
   void kpath_tick();
   void kpath_port_changed(PortId pid);
+  // On the submitter's thread (Engine::submit): a CreatePort or CreateUplink
+  // whose port wants the kernel path, before the engine has tried to load
+  // it, carries the loaded object. Only the first such command loads it.
+  void kpath_preload(Command& c);
+  // On the engine thread, first thing in those commands: the carried object
+  // becomes the engine's (if it has none yet).
+  void kpath_adopt(Command& c);
+  bool kpath_preloaded() const { return kpath_.preloaded; }  // test seam
 
   // Capture and trace (bridge/observe.cc): whether a frame on `port` belongs
   // to switch `s` (by the port's untagged member or the frame's 802.1Q tag),
@@ -151,6 +160,7 @@ class Bridge {
   void age_switch(SwitchId s, SwitchState& sw);
   // kpath.cc
   bool kpath_load();
+  void kpath_settle(std::unique_ptr<KernelPath> kp, std::string why);
   bool kpath_hook(PortId pid, bool uplink, SwitchId sw, MemberId member);
   void kpath_join(PortId pid);
   void kpath_uplink_opened(PortId pid);
@@ -184,6 +194,7 @@ class Bridge {
   SwitchId last_vni_sw_ = kNoId;
   std::unique_ptr<SwitchCounterBlock[]> switch_ctr_;
   KpathState kpath_;
+  std::atomic<bool> kpath_claimed_{false};  // a submitter has loaded (or the engine tried) it
 };
 
 }  // namespace vpc

@@ -16,21 +16,51 @@ static uint64_t monotonic_ns() {
 }
 
 // Loads the BPF object, once, with the first port that gets the path, so
-// engines without one never load it. False, with the reason in kpath_.why,
-// where it cannot be had.
+// engines without one never load it. Normally a submitter has loaded it
+// already (kpath_preload); this loads it on the engine thread only when no
+// command carried it. False, with the reason in kpath_.why, where it cannot
+// be had.
 bool Bridge::kpath_load() {
   KpathState& k = kpath_;
   if (!k.tried) {
-    k.tried = true;
-    k.kp = KernelPath::load(core_.max_ports(), uint32_t(switches_.size()), kKpathMaxEntries, kKpathMaxRemotes, &k.why);
-    if (k.kp) {
-      k.ports.resize(core_.max_ports());
-      k.global.on = !core_.observer().on();
-      k.global.uplink = kNoId;
-      k.kp->set_global(k.global);
-    }
+    kpath_claimed_.store(true, std::memory_order_relaxed);
+    std::string why;
+    std::unique_ptr<KernelPath> kp =
+        KernelPath::load(core_.max_ports(), uint32_t(switches_.size()), kKpathMaxEntries, kKpathMaxRemotes, &why);
+    kpath_settle(std::move(kp), std::move(why));
   }
   return k.kp != nullptr;
+}
+
+void Bridge::kpath_settle(std::unique_ptr<KernelPath> kp, std::string why) {
+  KpathState& k = kpath_;
+  k.tried = true;
+  k.kp = std::move(kp);
+  k.why = std::move(why);
+  if (k.kp) {
+    k.ports.resize(core_.max_ports());
+    k.global.on = !core_.observer().on();
+    k.global.uplink = kNoId;
+    k.kp->set_global(k.global);
+  }
+}
+
+// Submitter's thread: reads only what never changes after construction (the
+// table sizes) and the claim flag.
+void Bridge::kpath_preload(Command& c) {
+  if (!c.new_port || !c.new_port->kernel_path_wanted()) return;
+  if (kpath_claimed_.exchange(true, std::memory_order_relaxed)) return;
+  auto pre = std::make_shared<KpathPreload>();
+  pre->kp = KernelPath::load(core_.max_ports(), uint32_t(switches_.size()), kKpathMaxEntries, kKpathMaxRemotes, &pre->why);
+  c.kpath = std::move(pre);
+}
+
+void Bridge::kpath_adopt(Command& c) {
+  if (!c.kpath) return;
+  std::shared_ptr<KpathPreload> pre = std::move(c.kpath);
+  if (kpath_.tried) return;  // cannot happen (one claim); the spare closes here
+  kpath_settle(std::move(pre->kp), std::move(pre->why));
+  kpath_.preloaded = true;
 }
 
 // Hooks the programs to a port's interface and socket; kpath_refresh then

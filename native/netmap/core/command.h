@@ -156,6 +156,7 @@ const char* command_op_name(CmdOp op);  // "createSwitch", ...
 
 struct CaptureSession;
 class TraceSession;
+struct KpathPreload;  // bridge/kpath.h
 
 struct Command {
   CmdOp op = CmdOp::kBarrier;
@@ -170,6 +171,9 @@ struct Command {
   SwitchId untagged = kNoId;         // CreatePort: switch for untagged frames
   std::vector<VlanMapping> vlans;    // CreatePort: trunk mappings
   std::unique_ptr<Port> new_port;    // CreatePort: opened outside the engine thread
+  // CreatePort/CreateUplink: the kernel path's BPF object, loaded by the
+  // submitter (Engine::submit) so the engine thread does not stall on it.
+  std::shared_ptr<KpathPreload> kpath;
   std::shared_ptr<CaptureSession> capture;  // StartCapture
   std::shared_ptr<TraceSession> trace;      // StartTrace
   std::function<void(Result&&)> done;  // called exactly once, on the engine thread

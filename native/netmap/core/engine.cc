@@ -101,6 +101,9 @@ void Engine::stop() {
 }
 
 bool Engine::submit(std::unique_ptr<Command> cmd) {
+  // The kernel path's BPF object is loaded here, on the submitter's thread,
+  // by the first command that wants it (tens of ms in the verifier).
+  if (cmd->op == CmdOp::kCreatePort || cmd->op == CmdOp::kCreateUplink) bridge_.kpath_preload(*cmd);
   // The mutex only orders submitters against start()/stop() (so no command
   // can slip into the queue after stop() drained it); the engine itself never
   // takes it, and reads the queue lock-free. It is uncontended in practice:

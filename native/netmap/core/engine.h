@@ -102,6 +102,9 @@ class Engine {
   // switches, FDBs, VTEPs, neighbours). Returns "" when they hold, else a
   // description of the first violation. Only while the engine is stopped.
   std::string check_invariants() const;
+  // Whether the kernel path's BPF object came loaded with a command, from
+  // its submitter's thread, rather than being loaded by the engine.
+  bool kernel_path_preloaded() const { return bridge_.kpath_preloaded(); }
 
   // Submits a command; done is called exactly once. Returns false (and calls
   // done with kClosed, or kLimitExceeded when the queue is full) if it could

@@ -54,7 +54,10 @@ Result Engine::do_delete_static(Command& c) {
 }
 Result Engine::do_dump_fdb(Command& c) { return bridge_.dump_fdb(c.sw); }
 Result Engine::do_flush_fdb(Command& c) { return bridge_.flush_fdb(c.sw, c.port); }
-Result Engine::do_create_uplink(Command& c) { return overlay_.create_uplink(c); }
+Result Engine::do_create_uplink(Command& c) {
+  bridge_.kpath_adopt(c);
+  return overlay_.create_uplink(c);
+}
 Result Engine::do_delete_uplink(Command&) {
   const PortId up = overlay_.uplink_port();
   Result r = overlay_.delete_uplink();
@@ -69,6 +72,7 @@ Result Engine::do_barrier(Command&) { return {}; }
 
 // A port: the core opens the slot, the bridge creates its memberships.
 Result Engine::do_create_port(Command& c) {
+  bridge_.kpath_adopt(c);  // before any check: a failed command still hands it over
   if (!c.new_port) return Result::error(Status::kInvalidArgument, "port: no backend given");
   Result bad = core_.check_port_config(c.port_cfg, *c.new_port);
   if (!bad.ok()) return bad;
