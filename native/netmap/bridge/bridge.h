@@ -127,7 +127,8 @@ class Bridge {
   // On the engine thread, first thing in those commands: the carried object
   // becomes the engine's (if it has none yet).
   void kpath_adopt(Command& c);
-  bool kpath_preloaded() const { return kpath_.preloaded; }  // test seam
+  bool kpath_preloaded() const { return kpath_.preloaded; }  // test seams
+  uint32_t kpath_engine_hooks() const { return kpath_.engine_hooks; }
 
   // Capture and trace (bridge/observe.cc): whether a frame on `port` belongs
   // to switch `s` (by the port's untagged member or the frame's 802.1Q tag),
@@ -195,6 +196,9 @@ class Bridge {
   std::unique_ptr<SwitchCounterBlock[]> switch_ctr_;
   KpathState kpath_;
   std::atomic<bool> kpath_claimed_{false};  // a submitter has loaded (or the engine tried) it
+  // The programs' descriptors once the engine holds them (never closed before
+  // the bridge): submitters hook new ports with them.
+  std::atomic<int> kpath_tc_fd_{-1}, kpath_sock_fd_{-1};
 };
 
 }  // namespace vpc

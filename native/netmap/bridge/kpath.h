@@ -76,6 +76,7 @@ struct KpathState {
   std::string why;  // why kp is null, once loading was tried
   bool tried = false;
   bool preloaded = false;  // kp (or why) came from a submitter's preload
+  uint32_t engine_hooks = 0;  // ports the engine thread hooked itself (the others: their submitters)
   KpathGlobal global;  // what kp_global holds (on: no capture or trace runs)
   PortId uplink = kNoId;  // the uplink, when the programs are hooked to it
   struct RemoteRec {

@@ -105,6 +105,9 @@ class Engine {
   // Whether the kernel path's BPF object came loaded with a command, from
   // its submitter's thread, rather than being loaded by the engine.
   bool kernel_path_preloaded() const { return bridge_.kpath_preloaded(); }
+  // Ports the engine thread hooked to the kernel path itself (the others were
+  // hooked by their submitters).
+  uint32_t kernel_path_engine_hooks() const { return bridge_.kpath_engine_hooks(); }
 
   // Submits a command; done is called exactly once. Returns false (and calls
   // done with kClosed, or kLimitExceeded when the queue is full) if it could

@@ -202,9 +202,11 @@ bool AfPacketPort::open_socket(Status* code, std::string* err) {
 
 bool AfPacketPort::kernel_path(int tc_prog, int sock_prog, const std::string& why_not) {
   if (tc_prog < 0) {
+    if (kp_tc_ >= 0) kp_unhook();
     status_->set_kernel_path(why_not);
     return false;
   }
+  if (kp_tc_ >= 0) return kp_hooked_ || fd_ < 0;  // hooked already (by the submitter)
   kp_tc_ = fcntl(tc_prog, F_DUPFD_CLOEXEC, 3);
   kp_sock_ = fcntl(sock_prog, F_DUPFD_CLOEXEC, 3);
   if (kp_tc_ < 0 || kp_sock_ < 0) {
@@ -235,6 +237,18 @@ bool AfPacketPort::kp_hook() {
       "over an IPv4 uplink that has it too, are switched in the kernel (TC ingress program and socket filter); "
       "everything else comes to the engine");
   return true;
+}
+
+void AfPacketPort::kp_unhook() {
+  kpath_detach_tc(&kp_link_);
+  if (fd_ >= 0) {
+    int none = 0;
+    setsockopt(fd_, SOL_SOCKET, SO_DETACH_BPF, &none, sizeof none);
+  }
+  close(kp_tc_);
+  close(kp_sock_);
+  kp_tc_ = kp_sock_ = -1;
+  kp_hooked_ = false;
 }
 
 void AfPacketPort::close_socket() {

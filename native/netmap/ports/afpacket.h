@@ -123,6 +123,7 @@ class AfPacketPort final : public Port {
   // The kernel fast path (ports/kpath.h): our copies of the programs, hooked
   // to every socket and interface this port opens.
   bool kp_hook();
+  void kp_unhook();  // the hooks go, the port stays on the engine path
   int kp_tc_ = -1, kp_sock_ = -1;
   KpathHook kp_link_;
   bool kp_hooked_ = false;

@@ -80,9 +80,11 @@ class Port {
 
   // The kernel fast path (ports/kpath.h, docs/design/kernel-path.md), for
   // backends whose frames come from a kernel interface. Called on the engine
-  // thread. kernel_path_wanted(): the backend can hook the programs and its
-  // options did not turn the path off. kernel_path() hooks them (tc_prog < 0:
-  // it may not; `why_not` goes to the port's status), false when it could not.
+  // thread, or on the submitter's before the port is handed over
+  // (Bridge::kpath_preload). kernel_path_wanted(): the backend can hook the
+  // programs and its options did not turn the path off. kernel_path() hooks
+  // them (tc_prog < 0: it may not, and any hooks go; `why_not` goes to the
+  // port's status), false when it could not; hooking again changes nothing.
   // kernel_ifindex(): the interface the kernel path may redirect frames to
   // now, 0 while there is none (not hooked, interface gone).
   virtual bool kernel_path_wanted() const { return false; }
