@@ -429,13 +429,61 @@ static __always_inline int decide(struct __sk_buff* skb, struct kp_verdict* v) {
   return KP_LOCAL;
 }
 
+// The engine's hash of the inner flow (inner_flow_hash, overlay/encap.cc),
+// step for step: MACs and EtherType, then for IPv4 the addresses and
+// protocol and, in a first fragment of TCP or UDP, the ports; for IPv6 the
+// addresses, next header and, for TCP or UDP, the ports. A flow keeps one
+// outer UDP source port (RFC 7348 5) whether the engine or the kernel
+// encapsulates it, so it moves between them without changing its ECMP path
+// or its receiver's queue. Fields past the frame's end are left out, as the
+// engine's length checks leave them out.
+static __always_inline __u64 flow_mix(__u64 h, __u64 v) {
+  h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  return h * 0xD6E8FEB86659FD93ull;
+}
+
+static __always_inline __u32 inner_flow_hash(struct __sk_buff* skb) {
+  __u8 f[14];
+  __u64 h = 0x9E3779B97F4A7C15ull;
+  if (bpf_skb_load_bytes(skb, 0, f, 14)) return 0;
+  __u64 a, b;
+  __u32 c;
+  __builtin_memcpy(&a, f, 8);
+  __builtin_memcpy(&c, f + 8, 4);
+  const __u32 et = be16(f + 12);
+  b = c | ((__u64)et << 32);
+  h = flow_mix(h, a);
+  h = flow_mix(h, b);
+  __u32 ports;
+  if (et == 0x0800) {
+    __u8 ip[20];
+    if (bpf_skb_load_bytes(skb, 14, ip, 20)) return h >> 32;
+    __u64 addrs;
+    __builtin_memcpy(&addrs, ip + 12, 8);
+    h = flow_mix(h, addrs ^ ip[9]);
+    const __u32 ihl = (ip[0] & 0x0F) * 4;
+    const int first_fragment = (be16(ip + 6) & 0x1FFF) == 0;
+    if (first_fragment && (ip[9] == 6 || ip[9] == 17) && !bpf_skb_load_bytes(skb, 14 + ihl, &ports, 4))
+      h = flow_mix(h, ports);
+  } else if (et == 0x86DD) {
+    __u8 ip[40];
+    if (bpf_skb_load_bytes(skb, 14, ip, 40)) return h >> 32;
+    __u64 w[4];
+    __builtin_memcpy(w, ip + 8, 32);
+    h = flow_mix(h, w[0] ^ w[2]);
+    h = flow_mix(h, w[1] ^ w[3] ^ ip[6]);
+    if ((ip[6] == 6 || ip[6] == 17) && !bpf_skb_load_bytes(skb, 14 + 40, &ports, 4)) h = flow_mix(h, ports);
+  }
+  return h >> 32;
+}
+
 // Outer headers in front of the frame (RFC 7348 5): the frame's Ethernet
 // header becomes the inner one. A super-frame is marked as a UDP tunnel with
 // its gso_size kept, so the uplink's device (or software GSO) cuts it into
 // VXLAN packets of the inner MTU, as Linux's vxlan device's are.
 static __always_inline int encap(struct __sk_buff* skb, struct kp_remote* r, int shrink) {
   __u32 inner = skb->len;
-  __u32 hash = bpf_get_hash_recalc(skb);
+  __u32 hash = inner_flow_hash(skb);
   __u8 h[64];
   if (bpf_skb_load_bytes(skb, 0, h + 50, 14)) return -1;
   __builtin_memcpy(h, r->hdr, 50);
