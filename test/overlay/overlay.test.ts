@@ -890,6 +890,33 @@ test(`TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3
 });
 }
 
+// Two hosts A and B (namespaces, one underlay veth between them), each
+// running this switch (an Agent) with switch s100 (VNI 100), an afpacket
+// port p100 for its guest (MTU 1500, defaults kept), an afpacket uplink with
+// the kernel path on, and the other host as its peer.
+async function twoInstances(lab: Lab): Promise<{ nsB: string; gA: Guest; gB: Guest; hosts: { a: Agent }[] }> {
+  const nsA = quietNetns(lab, 'A');
+  const nsB = quietNetns(lab, 'B');
+  lab.vethBetween(nsA, 'up0', nsB, 'up0');
+  const gA = guest(lab, 'a0', nsA, 'ga100', mac(0xa, 1), '198.19.100.1/24', 1500);
+  const gB = guest(lab, 'b0', nsB, 'gb100', mac(0xb, 1), '198.19.100.2/24', 1500);
+  const hosts = [{ a: new Agent(lab, nsA), ip: A4, peer: B4, port: 'ga100' }, { a: new Agent(lab, nsB), ip: B4, peer: A4, port: 'gb100' }];
+  try {
+    for (const h of hosts) {
+      await h.a.call('createSwitch', { name: 's100', vni: 100 });
+      await h.a.call('createPort', { name: 'p100', type: 'afpacket', interface: h.port, switch: 's100' });
+      await h.a.call('createUplink', { name: 'up', type: 'afpacket', interface: 'up0', localIp: `${h.ip}/24` });
+      await h.a.call('addPeer', { switch: 's100', ip: h.peer });
+      const st = await h.a.call<{ kernelPath: string }>('portStatus', 'up');
+      assert.match(st.kernelPath, /^on: /, 'the uplink has the kernel path (clang, libbpf and Linux 6.6 or later)');
+    }
+  } catch (err) {
+    for (const h of hosts) await h.a.close();
+    throw err;
+  }
+  return { nsB, gA, gB, hosts };
+}
+
 // The kernel fast path over VXLAN (docs/design/kernel-path.md) between two
 // instances of this switch, guests and underlay at their defaults (MTU 1500,
 // so the guests' super-frames are cut 50 bytes smaller by the uplink's GSO).
@@ -899,21 +926,8 @@ test(`TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3
 // over whole). Every frame the kernel carried is in the counters.
 test('VXLAN between two instances of this switch: the kernel fast path encapsulates and decapsulates, iperf3 TCP with default guests, counted', async (t) => {
   await withLab(t, ['iperf3', 'ss'], async (lab) => {
-    const nsA = quietNetns(lab, 'A');
-    const nsB = quietNetns(lab, 'B');
-    lab.vethBetween(nsA, 'up0', nsB, 'up0');
-    const gA = guest(lab, 'a0', nsA, 'ga100', mac(0xa, 1), '198.19.100.1/24', 1500);
-    const gB = guest(lab, 'b0', nsB, 'gb100', mac(0xb, 1), '198.19.100.2/24', 1500);
-    const hosts = [{ a: new Agent(lab, nsA), ip: A4, peer: B4, port: 'ga100' }, { a: new Agent(lab, nsB), ip: B4, peer: A4, port: 'gb100' }];
+    const { gA, gB, hosts } = await twoInstances(lab);
     try {
-      for (const h of hosts) {
-        await h.a.call('createSwitch', { name: 's100', vni: 100 });
-        await h.a.call('createPort', { name: 'p100', type: 'afpacket', interface: h.port, switch: 's100' });
-        await h.a.call('createUplink', { name: 'up', type: 'afpacket', interface: 'up0', localIp: `${h.ip}/24` });
-        await h.a.call('addPeer', { switch: 's100', ip: h.peer });
-        const st = await h.a.call<{ kernelPath: string }>('portStatus', 'up');
-        assert.match(st.kernelPath, /^on: /, 'the uplink has the kernel path (clang, libbpf and Linux 6.6 or later)');
-      }
       const ab = await iperfTcp(lab, gA, gB);
       await sleep(300); // the kernel's counters are added every housekeeping tick
       const [sa, sb] = [await hosts[0].a.call<Stats>('statsPlus'), await hosts[1].a.call<Stats>('statsPlus')];
@@ -951,22 +965,9 @@ test('VXLAN between two instances of this switch: the kernel fast path encapsula
 // VXLAN packets by inner flow: each has one outer source port.
 test('VXLAN: a flow keeps its outer UDP source port as it moves between the engine and the kernel path (ICMP, TCP)', async (t) => {
   await withLab(t, ['tcpdump', 'tshark', 'iperf3', 'ss'], async (lab) => {
-    const nsA = quietNetns(lab, 'A');
-    const nsB = quietNetns(lab, 'B');
-    lab.vethBetween(nsA, 'up0', nsB, 'up0');
-    const gA = guest(lab, 'a0', nsA, 'ga100', mac(0xa, 1), '198.19.100.1/24', 1500);
-    const gB = guest(lab, 'b0', nsB, 'gb100', mac(0xb, 1), '198.19.100.2/24', 1500);
-    const hosts = [{ a: new Agent(lab, nsA), ip: A4, peer: B4, port: 'ga100' }, { a: new Agent(lab, nsB), ip: B4, peer: A4, port: 'gb100' }];
+    const { nsB, gA, gB, hosts } = await twoInstances(lab);
     const tmp = tempDir(lab);
     try {
-      for (const h of hosts) {
-        await h.a.call('createSwitch', { name: 's100', vni: 100 });
-        await h.a.call('createPort', { name: 'p100', type: 'afpacket', interface: h.port, switch: 's100' });
-        await h.a.call('createUplink', { name: 'up', type: 'afpacket', interface: 'up0', localIp: `${h.ip}/24` });
-        await h.a.call('addPeer', { switch: 's100', ip: h.peer });
-        const st = await h.a.call<{ kernelPath: string }>('portStatus', 'up');
-        assert.match(st.kernelPath, /^on: /, 'the uplink has the kernel path (clang, libbpf and Linux 6.6 or later)');
-      }
       const kernelTx = async (): Promise<number> => {
         await sleep(300); // the kernel's counters reach the ports every housekeeping tick
         return (await hosts[0].a.call<Stats>('statsPlus')).ports.up.counters.tx_kernel_path ?? 0;
