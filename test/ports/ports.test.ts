@@ -358,7 +358,12 @@ test("a VM's tap held by its hypervisor is switched from the host side with afpa
       assert.match(e.message, new RegExp(`use afpacket:${tap}`));
       return true;
     });
-    await dp.createPort({ name: 'pvm', type: 'afpacket', interface: tap, switch: 'a' });
+    // kernelPath off: the super-frame below must reach this port's socket
+    // (what is checked is how the backend reads its virtio-net header). With
+    // the path on, the kernel may switch it to g1 itself, whole as well, when
+    // its entries are still current (it was, 1 run in CI); the native test
+    // KernelPath.VmsOnTapsHeldByTheirHypervisorTakeThePathToo covers that.
+    await dp.createPort({ name: 'pvm', type: 'afpacket', interface: tap, switch: 'a', kernelPath: false });
 
     // Guest -> VM: pings to the VM's MAC (a static neighbour: the stand-in
     // has no IP stack); VM -> guest: its broadcasts teach the switch its MAC.
