@@ -961,9 +961,11 @@ test('VXLAN between two instances of this switch: the kernel fast path encapsula
 // kernel has no entries yet), the next ones through A's kernel. A flush on A
 // voids the kernel's entries, so a TCP connection started right after it
 // begins in the engine and goes on in the kernel; after a second flush a
-// ping does the same again. tshark on B's side of the underlay groups A's
-// VXLAN packets by inner flow: each has one outer source port.
-test('VXLAN: a flow keeps its outer UDP source port as it moves between the engine and the kernel path (ICMP, TCP)', async (t) => {
+// ping does the same again, and then, over IPv6 inside (the hash's other
+// branch), a ping and a TCP connection, each after a flush. tshark on B's
+// side of the underlay groups A's VXLAN packets by inner flow: each has one
+// outer source port.
+test('VXLAN: a flow keeps its outer UDP source port as it moves between the engine and the kernel path (ICMP, TCP; IPv4 and IPv6 inside)', async (t) => {
   await withLab(t, ['tcpdump', 'tshark', 'iperf3', 'ss'], async (lab) => {
     const { nsB, gA, gB, hosts } = await twoInstances(lab);
     const tmp = tempDir(lab);
@@ -973,8 +975,8 @@ test('VXLAN: a flow keeps its outer UDP source port as it moves between the engi
         return (await hosts[0].a.call<Stats>('statsPlus')).ports.up.counters.tx_kernel_path ?? 0;
       };
       const file = `${tmp.dir}/flows.pcap`;
-      // Headers only; at most 20,000 packets, 40 s at most.
-      const cap = background(lab, nsB, 'timeout', ['40', 'tcpdump', '-i', 'up0', '-nn', '-s', '200', '-B', '16384', '-c', '20000', '-w', file, 'udp port 4789'], 'listening on');
+      // Headers only; at most 20,000 packets, 60 s at most.
+      const cap = background(lab, nsB, 'timeout', ['60', 'tcpdump', '-i', 'up0', '-nn', '--immediate-mode', '-U', '-s', '200', '-B', '16384', '-c', '20000', '-w', file, 'udp port 4789'], 'listening on');
       await cap.ready;
       const ping = () => lab.nsAsync(gA.ns, 'ping', ['-c', '6', '-i', '0.2', '-W', '2', '-n', gB.ip], 30_000);
       const p1 = await ping();
@@ -985,15 +987,28 @@ test('VXLAN: a flow keeps its outer UDP source port as it moves between the engi
       await hosts[0].a.call('flushFdb', 's100');
       const p2 = await ping();
       const k3 = await kernelTx();
+      const [a6, b6] = ['2001:db8:66::1', '2001:db8:66::2'];
+      for (const [g, a] of [[gA, a6], [gB, b6]] as const) {
+        lab.ns(g.ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.eth0.disable_ipv6=0']);
+        run('ip', ['-n', g.ns, 'addr', 'add', `${a}/64`, 'dev', 'eth0', 'nodad']);
+      }
+      await hosts[0].a.call('flushFdb', 's100');
+      const p3 = await lab.nsAsync(gA.ns, 'ping', ['-6', '-c', '6', '-i', '0.2', '-W', '2', '-n', b6], 30_000);
+      const k4 = await kernelTx();
+      await hosts[0].a.call('flushFdb', 's100');
+      await iperfTcp(lab, gA, gB, ['-n', '2M'], b6);
+      const k5 = await kernelTx();
       await sleep(200);
       cap.stop();
       const c0 = await cap.done;
       const sa = await hosts[0].a.call<Stats>('statsPlus');
       const all = sa.uplink?.counters.vxlan_tx ?? 0;
-      // Outer UDP source port, then the inner (last) IPv4 addresses,
-      // protocol and TCP ports, of every packet A's VTEP sent.
-      const rows = run('tshark', ['-r', file, '-Y', `ip.src == ${A4} && (icmp.type == 8 || tcp)`, '-T', 'fields', '-E', 'separator=|',
-        '-e', 'udp.srcport', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ip.proto', '-e', 'tcp.srcport', '-e', 'tcp.dstport'])
+      // Outer UDP source port, then the inner (last) IPv4 addresses and
+      // protocol, the inner IPv6 addresses and next header, and the TCP
+      // ports, of every packet A's VTEP sent.
+      const rows = run('tshark', ['-r', file, '-Y', `ip.src == ${A4} && (icmp.type == 8 || icmpv6.type == 128 || tcp)`, '-T', 'fields', '-E', 'separator=|',
+        '-e', 'udp.srcport', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ip.proto', '-e', 'ipv6.src', '-e', 'ipv6.dst', '-e', 'ipv6.nxt',
+        '-e', 'tcp.srcport', '-e', 'tcp.dstport'])
         .split('\n').filter((l) => l.trim() !== '');
       const byFlow = new Map<string, Set<string>>();
       const counts = new Map<string, number>();
@@ -1005,23 +1020,33 @@ test('VXLAN: a flow keeps its outer UDP source port as it moves between the engi
         counts.set(key, (counts.get(key) ?? 0) + 1);
       }
       const summary = [...byFlow].map(([k, v]) => `${k}: ${counts.get(k)} packets, outer source ports ${[...v].join(',')}`);
-      t.diagnostic(`A's VXLAN packets ${all}, by the kernel ${k1} (ping), ${k2 - k1} (TCP), ${k3 - k2} (ping); tcpdump: ${c0.err.trim().split('\n').slice(-3).join(' | ')}; flows:\n${summary.join('\n')}`);
+      t.diagnostic(`A's VXLAN packets ${all}, by the kernel ${k1} (ping), ${k2 - k1} (TCP), ${k3 - k2} (ping), ${k4 - k3} (ping over IPv6), ${k5 - k4} (TCP over IPv6); tcpdump: ${c0.err.trim().split('\n').slice(-3).join(' | ')}; flows:\n${summary.join('\n')}`);
       assert.match(p1.out, / 6 received/, p1.out);
       assert.match(p2.out, / 6 received/, p2.out);
+      assert.match(p3.out, / 6 received/, p3.out);
       // Each part of the run was carried by the kernel and, at its start, the engine.
       // (A's first requests wait in its engine for the underlay's ARP, which
       // it retries once a second: B's VTEP was set up after A had asked. They
       // leave together once B answers, so often only the last request of the
       // first ping goes through the kernel.)
-      assert.ok(k1 >= 1 && k2 - k1 >= 10 && k3 - k2 >= 3, `the kernel encapsulated each part: ${k1}, ${k2 - k1}, ${k3 - k2}`);
-      assert.ok(all - k3 >= 4, `the engine encapsulated the start of each: ${all - k3}`);
-      const icmp = [...byFlow.keys()].filter((k) => k.split(' ')[2] === '1');
+      assert.ok(k1 >= 1 && k2 - k1 >= 10 && k3 - k2 >= 3 && k4 - k3 >= 3 && k5 - k4 >= 10,
+        `the kernel encapsulated each part: ${k1}, ${k2 - k1}, ${k3 - k2}, ${k4 - k3}, ${k5 - k4}`);
+      assert.ok(all - k5 >= 8, `the engine encapsulated the start of each: ${all - k5}`);
+      // Key fields: 0-2 the inner IPv4 addresses and protocol (the outer ones
+      // for IPv6 inside), 3-5 the inner IPv6 addresses and next header.
+      const kind = (k: string, v4: string, v6: string): boolean => (k.split(' ')[5] === '' ? k.split(' ')[2] === v4 : k.split(' ')[5] === v6);
+      const inner6 = (k: string): boolean => k.split(' ')[5] !== '';
+      const icmp = [...byFlow.keys()].filter((k) => !inner6(k) && kind(k, '1', ''));
+      const icmp6 = [...byFlow.keys()].filter((k) => inner6(k) && kind(k, '', '58'));
       // iperf3's control and data connections (a super-frame crosses the veth
       // underlay whole: one packet here)
-      const tcp = [...byFlow.keys()].filter((k) => k.split(' ')[2] === '6' && counts.get(k)! >= 10);
+      const tcp = [...byFlow.keys()].filter((k) => !inner6(k) && kind(k, '6', '') && counts.get(k)! >= 10);
+      const tcp6 = [...byFlow.keys()].filter((k) => inner6(k) && kind(k, '', '6') && counts.get(k)! >= 10);
       assert.equal(icmp.length, 1, `one ICMP flow: ${summary.join('; ')}`);
       assert.equal(counts.get(icmp[0]!), 12, 'every echo request on the underlay');
-      assert.ok(tcp.length >= 1, `iperf3's connections: ${summary.join('; ')}`);
+      assert.equal(icmp6.length, 1, `one ICMPv6 echo flow: ${summary.join('; ')}`);
+      assert.equal(counts.get(icmp6[0]!), 6, 'every IPv6 echo request on the underlay');
+      assert.ok(tcp.length >= 1 && tcp6.length >= 1, `iperf3's connections over IPv4 and IPv6: ${summary.join('; ')}`);
       for (const [k, v] of byFlow) assert.equal(v.size, 1, `one outer source port for ${k}: ${[...v].join(', ')}`);
     } finally {
       for (const h of hosts) await h.a.close();

@@ -361,7 +361,7 @@ test("a VM's tap held by its hypervisor is switched from the host side with afpa
     // kernelPath off: the super-frame below must reach this port's socket
     // (what is checked is how the backend reads its virtio-net header). With
     // the path on, the kernel may switch it to g1 itself, whole as well, when
-    // its entries are still current (it was, 1 run in CI); the native test
+    // its entries are still current (1 of 8 runs here, and once in CI); the native test
     // KernelPath.VmsOnTapsHeldByTheirHypervisorTakeThePathToo covers that.
     await dp.createPort({ name: 'pvm', type: 'afpacket', interface: tap, switch: 'a', kernelPath: false });
 

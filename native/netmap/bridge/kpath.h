@@ -99,6 +99,10 @@ struct KpathState {
 // Room for MAC entries in the kernel's table (kp_fdb). When it is full, new
 // entries are not written and their frames keep going through the engine.
 constexpr uint32_t kKpathMaxEntries = 65536;
+// Room for remote members (a VTEP in a switch) in kp_remote; beyond it, the
+// frames of further members go through the engine.
+constexpr uint32_t kKpathMaxRemotes = 4096;
+
 // The BPF object loaded on a submitter's thread (Bridge::kpath_preload) and
 // handed to the engine with the command that first wants it: loading takes
 // tens of milliseconds (the verifier), which the engine thread must not
@@ -107,9 +111,5 @@ struct KpathPreload {
   std::unique_ptr<KernelPath> kp;
   std::string why;  // why kp is null
 };
-
-// Room for remote members (a VTEP in a switch) in kp_remote; beyond it, the
-// frames of further members go through the engine.
-constexpr uint32_t kKpathMaxRemotes = 4096;
 
 }  // namespace vpc

@@ -109,6 +109,14 @@ struct TapVm {
   }
 };
 
+// In the test's own namespace: veths kpa/kpa-g and kpb/kpb-g, up, with no
+// IPv6 on them (its neighbour discovery and MLD frames would be counted with
+// the test's own).
+bool make_veths() {
+  return system("sysctl -qw net.ipv6.conf.default.disable_ipv6=1 && ip link add kpa type veth peer name kpa-g && "
+                "ip link add kpb type veth peer name kpb-g && for i in kpa kpa-g kpb kpb-g; do ip link set $i up; done") == 0;
+}
+
 struct Pair {
   std::shared_ptr<PortStatus> sa, sb;
   PortId pa = kNoId, pb = kNoId;
@@ -169,10 +177,7 @@ class KernelPath : public ::testing::Test {
 // through the engine, so the kernel holds both entries. False (with the
 // reason in *skip) where the kernel path cannot be had.
 bool KernelPath::start(Pair* p, std::string* skip, bool b_kernel_path) {
-  // No IPv6 on them: its neighbour discovery and MLD frames would be
-  // counted with the test's own.
-  if (system("sysctl -qw net.ipv6.conf.default.disable_ipv6=1 && ip link add kpa type veth peer name kpa-g && "
-             "ip link add kpb type veth peer name kpb-g && for i in kpa kpa-g kpb kpb-g; do ip link set $i up; done")) {
+  if (!make_veths()) {
     *skip = "cannot create veths";
     return false;
   }
@@ -341,9 +346,7 @@ TEST_F(KernelPath, VmsOnTapsHeldByTheirHypervisorTakeThePathToo) {
 // engine: one load, all on the path, and the kernel switches their frames.
 TEST_F(KernelPath, TheBpfObjectIsLoadedAndPortsHookedByTheSubmitterNotTheRunningEngine) {
   std::string skip = in_own_netns([&] {
-    ASSERT_EQ(system("sysctl -qw net.ipv6.conf.default.disable_ipv6=1 && ip link add kpa type veth peer name kpa-g && "
-                     "ip link add kpb type veth peer name kpb-g && for i in kpa kpa-g kpb kpb-g; do ip link set $i up; done"),
-              0);
+    ASSERT_TRUE(make_veths());
     h.engine().start();
     std::shared_ptr<PortStatus> sa, sb;
     const auto t0 = std::chrono::steady_clock::now();
