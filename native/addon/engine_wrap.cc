@@ -54,6 +54,7 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
   } catch (const std::system_error& e) {
     ThrowCoded(env, "SYSTEM", e.what());
   }
+  submitter_ = std::make_unique<Submitter>(engine_.get());
   on_events_ = Napi::Persistent(info[1].As<Napi::Function>());
   hub_ = new Hub();
   hub_->wrap = this;
@@ -70,6 +71,7 @@ EngineWrap::~EngineWrap() {
   // Finalizer: no JavaScript may run here. Stop the thread first so nothing
   // calls the thread-safe function any more, then let it go.
   if (engine_) {
+    submitter_.reset();
     engine_.reset();
     hub_->wrap = nullptr;
     tsfn_.Release();
@@ -98,8 +100,11 @@ Napi::Value EngineWrap::IsRunning(const Napi::CallbackInfo& info) {
 
 void EngineWrap::Shutdown(Napi::Env env) {
   if (!engine_) return;
-  // Destroying the engine joins its thread and fails queued commands; their
-  // completions land in the hub and are settled right below.
+  // The submitter finishes the command in hand and drops the queued ones
+  // (rejected below). Destroying the engine joins its thread and fails the
+  // commands it holds; their completions land in the hub and are settled
+  // right below.
+  submitter_.reset();
   engine_.reset();
   SettleCompletions(env);
   for (auto& [id, d] : pending_) d.Reject(MakeCoded(env, "CLOSED", "dataplane closed").Value());
@@ -130,7 +135,8 @@ Napi::Value EngineWrap::Command(const Napi::CallbackInfo& info) {
   auto cmd = std::make_unique<vpc::Command>();
   uint32_t ring_size = 0;
   ToCommand(env, info[0].As<Napi::Object>(), cmd.get(), &ring_size);
-  uint32_t id = next_cmd_++;
+  SubmitJob job;
+  uint32_t id = next_cmd_;
   if (cmd->op == CmdOp::kCreatePort || cmd->op == CmdOp::kCreateUplink) {
     Napi::Object o = info[0].As<Napi::Object>();
     if (o.Get("kind").As<Napi::String>().Utf8Value() == "pipe") {
@@ -138,43 +144,48 @@ Napi::Value EngineWrap::Command(const Napi::CallbackInfo& info) {
       cmd->new_port = std::move(pair.port);
       pending_peers_[id] = std::move(pair.peer);
     } else {
-      std::shared_ptr<PortStatus> st;
-      cmd->new_port = OpenKernelPort(env, o, &st);
-      pending_status_[id] = std::move(st);
+      job = KernelPortJob(env, o);
+      pending_status_[id] = job.status;
     }
   }
+  ++next_cmd_;
   if (cmd->op == CmdOp::kDeletePort) pending_delete_port_[id] = cmd->port;
-  return Submit(env, std::move(cmd), id);
+  return Submit(env, std::move(cmd), id, std::move(job));
 }
 
-Napi::Promise EngineWrap::Submit(Napi::Env env, std::unique_ptr<vpc::Command> cmd, uint32_t id) {
+Napi::Promise EngineWrap::Submit(Napi::Env env, std::unique_ptr<vpc::Command> cmd, uint32_t id, SubmitJob job) {
   pending_ops_[id] = cmd->op;
   Hub* hub = hub_;
   Tsfn* t = &tsfn_;
-  cmd->done = [hub, t, id](Result&& r) {
+  auto complete = [hub, t, id](Result&& r, bool open_failed) {
     {
       std::lock_guard<std::mutex> g(hub->mu);
-      hub->done.emplace_back(id, std::move(r));
+      hub->done.push_back(Completion{id, std::move(r), open_failed});
     }
     t->NonBlockingCall();
   };
+  cmd->done = [complete](Result&& r) { complete(std::move(r), false); };
+  job.open_failed = [complete](Status s, std::string msg) { complete(Result::error(s, std::move(msg)), true); };
   Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
   pending_.emplace(id, d);
   if (!tsfn_ref_) {
     tsfn_.Ref(env);
     tsfn_ref_ = true;
   }
-  engine_->submit(std::move(cmd));
+  job.cmd = std::move(cmd);
+  submitter_->push(std::move(job));
   return d.Promise();
 }
 
 void EngineWrap::SettleCompletions(Napi::Env env) {
-  std::vector<std::pair<uint32_t, Result>> done;
+  std::vector<Completion> done;
   {
     std::lock_guard<std::mutex> g(hub_->mu);
     done.swap(hub_->done);
   }
-  for (auto& [id, r] : done) {
+  for (Completion& c : done) {
+    const uint32_t id = c.id;
+    Result& r = c.result;
     auto it = pending_.find(id);
     if (it == pending_.end()) continue;
     Napi::Promise::Deferred d = it->second;
@@ -208,7 +219,9 @@ void EngineWrap::SettleCompletions(Napi::Env env) {
     if (r.ok()) {
       d.Resolve(FromResult(env, r));
     } else {
-      d.Reject(MakeCoded(env, status_code(r.status), r.message).Value());
+      Napi::Error e = MakeCoded(env, status_code(r.status), r.message);
+      if (c.open_failed) e.Set("stage", Napi::String::New(env, "open"));
+      d.Reject(e.Value());
     }
   }
   if (pending_.empty() && tsfn_ref_ && engine_) {
@@ -440,27 +453,20 @@ Napi::Value EngineWrap::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-std::unique_ptr<Port> EngineWrap::OpenKernelPort(Napi::Env env, const Napi::Object& o,
-                                                 std::shared_ptr<PortStatus>* status) {
+SubmitJob EngineWrap::KernelPortJob(Napi::Env env, const Napi::Object& o) {
   PortOpenRequest req;
   ToPortOpen(env, o, &req);
-  auto fail = [&](const char* code, const std::string& msg) {
-    Napi::Error e = MakeCoded(env, code, msg);
+  SubmitJob job;
+  std::string err;
+  if (!parse_port_spec(req.spec, &job.spec, &err)) {
+    Napi::Error e = MakeCoded(env, "INVALID_ARGUMENT", err);
     e.Set("stage", Napi::String::New(env, "open"));
     throw e;
-  };
-  PortSpec spec;
-  std::string err;
-  if (!parse_port_spec(req.spec, &spec, &err)) fail("INVALID_ARGUMENT", err);
-  *status = std::make_shared<PortStatus>();
-  try {
-    return open_port(spec, req.opts, engine_->pool(), *status);
-  } catch (const PortError& e) {
-    fail(status_code(e.status), e.what());
-  } catch (const std::exception& e) {
-    fail("SYSTEM", spec.canonical + ": " + e.what());
   }
-  return nullptr;
+  job.open = true;
+  job.opts = std::move(req.opts);
+  job.status = std::make_shared<PortStatus>();
+  return job;
 }
 
 Napi::Value EngineWrap::PortStatusOf(const Napi::CallbackInfo& info) {

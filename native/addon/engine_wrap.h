@@ -12,6 +12,7 @@
 
 #include "core/engine.h"
 #include "ports/spec.h"
+#include "submitter.h"
 
 namespace vpc::addon {
 
@@ -20,9 +21,14 @@ class EngineWrap;
 // Shared between the engine thread (which appends completions) and the JS
 // thread (which drains them). Outlives the wrap: the thread-safe function's
 // finalizer deletes it.
+struct Completion {
+  uint32_t id;
+  Result result;
+  bool open_failed;  // the port the command brings could not be opened (stage 'open')
+};
 struct Hub {
   std::mutex mu;
-  std::vector<std::pair<uint32_t, Result>> done;
+  std::vector<Completion> done;
   EngineWrap* wrap = nullptr;  // JS thread only; nullptr once the wrap is gone
 };
 
@@ -58,11 +64,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value TraceStart(const Napi::CallbackInfo& info);
   Napi::Value TraceRead(const Napi::CallbackInfo& info);
   Napi::Value TraceStop(const Napi::CallbackInfo& info);
-  // Submits a command whose result settles the returned Promise.
-  Napi::Promise Submit(Napi::Env env, std::unique_ptr<vpc::Command> cmd, uint32_t id);
-  // Opens a kernel-facing port (kind != 'pipe') for a createPort command;
-  // throws a coded JS error (with `stage: 'open'`) when it cannot.
-  std::unique_ptr<Port> OpenKernelPort(Napi::Env env, const Napi::Object& o, std::shared_ptr<PortStatus>* status);
+  // Queues a command for the submitter (submitter.h); its result settles the
+  // returned Promise. `open` (with `spec`): the kernel-facing port the
+  // command brings, opened on the submitter first.
+  Napi::Promise Submit(Napi::Env env, std::unique_ptr<vpc::Command> cmd, uint32_t id, SubmitJob job = {});
+  // Checks a kernel-facing port's spec and options (kind != 'pipe') on the JS
+  // thread: a bad one throws a coded JS error with `stage: 'open'`.
+  SubmitJob KernelPortJob(Napi::Env env, const Napi::Object& o);
 
   void CheckOpen(Napi::Env env) const;
   PipePeer& Peer(Napi::Env env, const Napi::Value& id);
@@ -71,6 +79,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   void DeliverEvents(Napi::Env env);
 
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Submitter> submitter_;  // stopped before engine_ goes
   Hub* hub_ = nullptr;
   Tsfn tsfn_;
   bool tsfn_ref_ = false;

@@ -88,21 +88,22 @@ export function createUplinkCommand(u: NormalizedUplink): NativeCommand {
 }
 
 // Sends one command; a failure, thrown at once or rejected later, becomes a
-// DataplaneError in the terms of `context`.
+// DataplaneError in the terms of `context`. A kernel-facing port that could
+// not be opened (a bad spec throws at once; a missing interface, a busy one,
+// no privilege reject later, since ports open off Node's thread): its codes
+// are about the interface, not switches.
 export async function sendCommand(engine: NativeEngine, cmd: NativeCommand, context: NativeErrorContext): Promise<NativeResult> {
+  const mapped = (err: unknown): Error => mapNativeError(err, isOpenError(err) ? { op: context.op, field: 'interface' } : context);
   let pending: Promise<NativeResult>;
   try {
     pending = engine.command(cmd);
   } catch (err) {
-    // A kernel-facing port that could not be opened (missing interface,
-    // busy, no privilege): its codes are about the interface, not switches.
-    if (isOpenError(err)) throw mapNativeError(err, { op: context.op, field: 'interface' });
-    throw mapNativeError(err, context);
+    throw mapped(err);
   }
   try {
     return await pending;
   } catch (err) {
-    throw mapNativeError(err, context);
+    throw mapped(err);
   }
 }
 

@@ -271,6 +271,10 @@ export interface NativeEngine {
   stop(): void;
   close(): void; // stops, rejects pending commands with CLOSED, frees everything
   isRunning(): boolean;
+  // A bad field throws at once; everything else settles the Promise, in the
+  // order the commands were made. A kernel-facing port is opened off this
+  // thread (native/addon/submitter.h): an interface that cannot be opened
+  // rejects with `stage: 'open'`.
   command(cmd: NativeCommand): Promise<NativeResult>;
   stats(): NativeStats;
   schema(): NativeSchema;

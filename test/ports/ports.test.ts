@@ -10,6 +10,9 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, DataplaneError, DataplaneEvent } from '../../src/dataplane/index';
+import { createPortCommand, createSwitchCommand } from '../../src/dataplane/commands';
+import { loadNative } from '../../src/dataplane/native';
+import { toNativeOptions, validateOptions, validatePortSpec, validateSwitchSpec } from '../../src/dataplane/specs';
 import { eventually, pingAll, run, sleep, tapGuest, withLab } from './lab';
 
 function newDataplane(): Dataplane {
@@ -450,6 +453,50 @@ test('opening errors say what to do', async (t) => {
     assert.deepEqual(dp.ports().map((p) => p.name), ['first']);
     await dp.deletePort('first');
     await dp.createPort({ name: 'again', type: 'afpacket', interface: lab.name('b1'), switch: 'a' });
+  });
+});
+
+// The addon opens a kernel-facing port on its submitter thread (native/addon/
+// submitter.h), not on Node's: the command call returns a Promise at once,
+// even for an interface that turns out to be missing (its error comes as a
+// rejection, still marked as the port's opening), and commands settle in
+// the order they were sent, around ports that open or fail.
+test('ports open off Node\'s thread; commands keep their order around them', async (t) => {
+  await withLab(t, ['ip'], async (lab) => {
+    const mod = loadNative();
+    const e = new mod.Engine(toNativeOptions(validateOptions({ hugepages: false, bufferCount: 4096, maxPorts: 4, maxSwitches: 4 })), () => {});
+    e.start();
+    try {
+      const settled: string[] = [];
+      const note = (what: string, p: Promise<unknown>): Promise<void> =>
+        p.then(
+          () => void settled.push(`${what}: ok`),
+          (err: { code?: string; stage?: string }) => void settled.push(`${what}: ${err.code}${err.stage ? ` at ${err.stage}` : ''}`),
+        );
+      const sw = createSwitchCommand(validateSwitchSpec({ name: 'a', vni: 101 }));
+      const port = (iface: string) => createPortCommand(validatePortSpec({ name: iface, type: 'afpacket', interface: iface, switch: 'a' }, 9000), 0, []);
+      lab.veth(lab.name('o1'), lab.netns('o'), 'eth0');
+      const calls: Promise<void>[] = [];
+      calls.push(note('switch', e.command(sw)));
+      let missing: Promise<unknown> | undefined;
+      assert.doesNotThrow(() => {
+        missing = e.command(port(lab.name('zz')));
+      }, 'a missing interface is found when the port opens, on the submitter');
+      calls.push(note('missing port', missing!));
+      calls.push(note('same VNI again', e.command(sw)));
+      calls.push(note('port', e.command(port(lab.name('o1')))));
+      calls.push(note('port again', e.command(port(lab.name('o1')))));
+      await Promise.all(calls);
+      assert.deepEqual(settled, [
+        'switch: ok',
+        'missing port: NOT_FOUND at open',
+        'same VNI again: ALREADY_EXISTS',
+        'port: ok',
+        'port again: IN_USE at open',
+      ]);
+    } finally {
+      e.close();
+    }
   });
 });
 

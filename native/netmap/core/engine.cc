@@ -107,7 +107,7 @@ bool Engine::submit(std::unique_ptr<Command> cmd) {
   // The mutex only orders submitters against start()/stop() (so no command
   // can slip into the queue after stop() drained it); the engine itself never
   // takes it, and reads the queue lock-free. It is uncontended in practice:
-  // commands come from the Node main thread.
+  // commands come from the addon's one submitter thread.
   std::unique_lock<std::mutex> g(lifecycle_mu_);
   if (!running_.load(std::memory_order_acquire)) {
     core_.set_now_ms(uint32_t(((manual_clock_ ? manual_now_ns_ : mono_ns()) - epoch_ns_) / 1000000));
