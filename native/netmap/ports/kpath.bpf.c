@@ -10,6 +10,11 @@
 //   kp_sock  socket filter on the port's packet socket. Packet taps run
 //            before TC ingress, so the engine's socket would see every frame
 //            first: this filter refuses exactly the frames kp_tc will take.
+//            It decides, and leaves its verdict for kp_tc (kp_last), which
+//            runs next on the same CPU for the same frame and follows it
+//            instead of deciding again: a table update between the two
+//            cannot make them disagree, and the work (lookups, a UDP
+//            checksum) is done once.
 //
 // A frame is taken only when all of this holds (anything else goes to the
 // engine, which learns, floods, drops, answers ICMP too-big and counts):
@@ -179,6 +184,28 @@ struct {
 } kp_global SEC(".maps");
 
 enum { KP_NONE, KP_LOCAL, KP_ENCAP, KP_DECAP };
+
+// The socket filter's last verdict on this CPU, for the TC program that runs
+// right after it on the same frame (packet taps, then TC ingress, in one
+// pass of the receive path). The frame is recognised by its interface,
+// length, GSO size and first 32 bytes; the TC program takes the verdict once
+// (ifindex 0: none waiting). A frame the filter did not see (no socket yet,
+// or gone) finds no verdict of its own and is decided by the TC program.
+#define KP_SEEN_LEN 32
+struct kp_last {
+  __u32 ifindex;  // 0: no verdict waiting
+  __u32 len;
+  __u32 gso_size;
+  __u32 kind;
+  __u32 in, out, member, to_ifindex, inner_v6, shrink;
+  __u8 seen[KP_SEEN_LEN];
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __type(key, __u32);
+  __type(value, struct kp_last);
+  __uint(max_entries, 1);
+} kp_last SEC(".maps");
 
 struct kp_verdict {
   __u32 kind;
@@ -537,17 +564,81 @@ static __always_inline void count(void* map, __u32 key, int rx, __u64 len) {
   }
 }
 
+// The engine ages a MAC by this stamp; writing it twice a second at most
+// keeps the entry's cache line from bouncing between CPUs.
+static __always_inline void stamp(struct kp_dest* src) {
+  __u64 now = bpf_ktime_get_ns();
+  if (now - src->last_ns > 500000000ull) src->last_ns = now;
+}
+
+// What the socket filter decided, left for the TC program (kp_last).
+static __always_inline void leave(struct __sk_buff* skb, int kind, const struct kp_verdict* v) {
+  __u32 zero = 0;
+  struct kp_last* l = bpf_map_lookup_elem(&kp_last, &zero);
+  if (!l) return;
+  if (bpf_skb_load_bytes(skb, 0, l->seen, KP_SEEN_LEN)) {
+    l->ifindex = 0;  // a runt: the TC program decides for itself
+    return;
+  }
+  l->ifindex = skb->ifindex;
+  l->len = skb->len;
+  l->gso_size = skb->gso_size;
+  l->kind = kind;
+  l->in = v->in;
+  l->out = v->out;
+  l->member = v->member;
+  l->to_ifindex = v->ifindex;
+  l->inner_v6 = v->inner_v6;
+  l->shrink = v->shrink;
+}
+
+// The filter's verdict on this very frame, taken once; or none.
+static __always_inline struct kp_last* left_for(struct __sk_buff* skb) {
+  __u32 zero = 0;
+  struct kp_last* l = bpf_map_lookup_elem(&kp_last, &zero);
+  if (!l || !l->ifindex) return 0;
+  __u32 ifindex = l->ifindex;
+  l->ifindex = 0;
+  if (ifindex != skb->ifindex || l->len != skb->len || l->gso_size != skb->gso_size) return 0;
+  __u64 seen[KP_SEEN_LEN / 8];
+  if (bpf_skb_load_bytes(skb, 0, seen, sizeof seen)) return 0;
+  const __u64* was = (const __u64*)l->seen;
+#pragma unroll
+  for (int i = 0; i < KP_SEEN_LEN / 8; ++i)
+    if (seen[i] != was[i]) return 0;
+  return l;
+}
+
 SEC("tc")
 int kp_tc(struct __sk_buff* skb) {
-  struct kp_verdict v;
-  int kind = decide(skb, &v);
-  if (kind == KP_NONE) return TC_ACT_OK;
+  struct kp_verdict v = {};
+  int kind;
+  struct kp_last* l = left_for(skb);
+  if (l) {
+    // The socket filter has decided for this frame (and stamped its source):
+    // follow it, even if a table changed since.
+    kind = l->kind;
+    if (kind == KP_NONE) return TC_ACT_OK;
+    v.in = l->in;
+    v.out = l->out;
+    v.member = l->member;
+    v.ifindex = l->to_ifindex;
+    v.inner_v6 = l->inner_v6;
+    v.shrink = l->shrink;
+    if (kind == KP_ENCAP) v.r = bpf_map_lookup_elem(&kp_remote, &v.member);
+  } else {
+    kind = decide(skb, &v);
+    if (kind == KP_NONE) return TC_ACT_OK;
+    stamp(v.src);
+  }
   __u64 len = skb->len;
   __u64 out_len = len;
   if (kind == KP_ENCAP || kind == KP_DECAP) {
     // The socket filter refused the frame already: if the kernel cannot
-    // rewrite it (no memory), it is a counted drop.
-    if (kind == KP_ENCAP ? encap(skb, v.r, v.shrink) : decap(skb, v.inner_v6)) {
+    // rewrite it (no memory, or the VTEP's record left since the filter
+    // decided), it is a counted drop.
+    int bad = kind == KP_ENCAP ? (!v.r || encap(skb, v.r, v.shrink)) : decap(skb, v.inner_v6);
+    if (bad) {
       struct kp_stats* s = bpf_map_lookup_elem(&kp_stats, &v.in);
       if (s) s->errors++;
       return TC_ACT_SHOT;
@@ -558,17 +649,16 @@ int kp_tc(struct __sk_buff* skb) {
   }
   count(&kp_stats, v.in, 1, len);
   count(&kp_stats, v.out, 0, out_len);
-  // The engine ages this MAC by this stamp; writing it twice a second at
-  // most keeps the entry's cache line from bouncing between CPUs.
-  __u64 now = bpf_ktime_get_ns();
-  if (now - v.src->last_ns > 500000000ull) v.src->last_ns = now;
   return bpf_redirect(v.ifindex, 0);
 }
 
 SEC("socket")
 int kp_sock(struct __sk_buff* skb) {
-  struct kp_verdict v;
-  return decide(skb, &v) != KP_NONE ? 0 : skb->len;
+  struct kp_verdict v = {};
+  int kind = decide(skb, &v);
+  if (kind != KP_NONE) stamp(v.src);
+  leave(skb, kind, &v);
+  return kind != KP_NONE ? 0 : skb->len;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -38,6 +38,7 @@ bool KernelPath::erase_vni(uint32_t) { return false; }
 bool KernelPath::set_remote(uint32_t, const KpathRemote&) { return false; }
 void KernelPath::erase_remote(uint32_t) {}
 KpathStats KernelPath::remote_stats(uint32_t) { return {}; }
+int KernelPath::map_fd(const char*) const { return -1; }
 bool kpath_attach_socket(int, int, std::string* why) {
   *why = "not built in";
   return false;
@@ -135,6 +136,11 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
 
 KernelPath::~KernelPath() {
   if (obj_) bpf_object__close(obj_);
+}
+
+int KernelPath::map_fd(const char* name) const {
+  const bpf_map* m = bpf_object__find_map_by_name(obj_, name);
+  return m ? bpf_map__fd(m) : -1;
 }
 
 bool KernelPath::set_global(const KpathGlobal& g) {

@@ -82,6 +82,7 @@ class KernelPath {
 
   int tc_prog() const { return tc_prog_; }
   int sock_prog() const { return sock_prog_; }
+  int map_fd(const char* name) const;  // test seam: a map of the object by name (-1: none)
 
   // Each returns false when the kernel refused (the map is full, say).
   bool set_global(const KpathGlobal& g);
