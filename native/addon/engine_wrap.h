@@ -18,14 +18,16 @@ namespace vpc::addon {
 
 class EngineWrap;
 
-// Shared between the engine thread (which appends completions) and the JS
-// thread (which drains them). Outlives the wrap: the thread-safe function's
-// finalizer deletes it.
+// A command's answer, for the JS thread to settle its Promise with.
 struct Completion {
   uint32_t id;
   Result result;
   bool open_failed;  // the port the command brings could not be opened (stage 'open')
 };
+// Shared between the thread that applies commands and appends their
+// completions (the engine's; the submitter's while the engine is stopped)
+// and the JS thread (which drains them). Outlives the wrap: the thread-safe
+// function's finalizer deletes it.
 struct Hub {
   std::mutex mu;
   std::vector<Completion> done;
