@@ -11,7 +11,7 @@ namespace vpc {
 
 static uint64_t monotonic_ns() {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // the BPF programs' clock (bpf_ktime_get_coarse_ns: the same, per tick)
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 

@@ -506,6 +506,105 @@ TEST(KernelPathPrograms, TheTcProgramFollowsTheSocketFiltersVerdictOnTheSameFram
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
+// A VXLAN packet from 198.18.5.2 to our VTEP 198.18.5.1 (UDP source port
+// `sport`, VNI 5000, no UDP checksum), with a 100-byte IPv4 frame inside
+// from kB (behind that VTEP) to kA.
+std::vector<uint8_t> vxlan_packet(const uint8_t* vtep_mac, uint16_t sport) {
+  std::vector<uint8_t> f(14 + 20 + 8 + 8 + 14 + 100, 0);
+  std::memcpy(f.data(), vtep_mac, 6);
+  mac_store(f.data() + 6, host_mac(9));
+  f[12] = 0x08;
+  uint8_t* ip = f.data() + 14;
+  const uint16_t tot = uint16_t(f.size() - 14);
+  ip[0] = 0x45;
+  ip[2] = uint8_t(tot >> 8);
+  ip[3] = uint8_t(tot);
+  ip[6] = 0x40;  // DF
+  ip[8] = 64;
+  ip[9] = 17;
+  const uint8_t src[4] = {198, 18, 5, 2}, dst[4] = {198, 18, 5, 1};
+  std::memcpy(ip + 12, src, 4);
+  std::memcpy(ip + 16, dst, 4);
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2) sum += uint32_t(ip[i] << 8 | ip[i + 1]);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  ip[10] = uint8_t(~sum >> 8);
+  ip[11] = uint8_t(~sum);
+  uint8_t* udp = ip + 20;
+  udp[0] = uint8_t(sport >> 8);
+  udp[1] = uint8_t(sport);
+  udp[2] = 4789 >> 8;
+  udp[3] = 4789 & 0xff;
+  udp[4] = uint8_t((tot - 20) >> 8);
+  udp[5] = uint8_t(tot - 20);
+  uint8_t* vx = udp + 8;
+  vx[0] = 0x08;
+  vx[4] = 5000 >> 16;
+  vx[5] = (5000 >> 8) & 0xff;
+  vx[6] = 5000 & 0xff;
+  uint8_t* in = vx + 8;
+  mac_store(in, kA);
+  mac_store(in + 6, kB);
+  in[12] = 0x08;
+  in[14] = 0x45;
+  return f;
+}
+
+// Received tunnel super-frames stay with the engine, and so, for a second,
+// do the plain packets of their flow (outer source, UDP source port, VNI),
+// so no flow runs on two paths at once; other flows are decapsulated by the
+// kernel. kp_tc is run through BPF_PROG_TEST_RUN on the uplink's interface,
+// a super-frame being a packet with a GSO size.
+TEST(KernelPathPrograms, ASuperFramesFlowStaysWithTheEngineForASecond) {
+  std::string why;
+  std::string skip = in_own_netns([&] {
+    ASSERT_TRUE(make_veths());
+    std::unique_ptr<vpc::KernelPath> kp = vpc::KernelPath::load(4, 2, 64, 2, &why);
+    if (!kp) {
+      EXPECT_EQ(why.find("verifier"), std::string::npos) << why;
+      return;
+    }
+    const int ia = int(if_nametoindex("kpa")), iu = int(if_nametoindex("kpb"));
+    const uint8_t vtep_mac[6] = {0x02, 0, 0x5e, 0x10, 0, 0x99};
+    KpathGlobal g;
+    g.on = 1;
+    g.uplink = 1;
+    const uint8_t ours[4] = {198, 18, 5, 1}, peer[4] = {198, 18, 5, 2};
+    std::memcpy(&g.ip4, ours, 4);
+    g.udp_port = 4789;
+    std::memcpy(g.mac, vtep_mac, 6);
+    ASSERT_TRUE(kp->set_global(g));
+    ASSERT_TRUE(kp->set_port(0, KpathPort{uint32_t(ia), 0, 1500, 1, 0, 0}));
+    ASSERT_TRUE(kp->set_port(1, KpathPort{uint32_t(iu), 0, 1600, 1, 1, 0}));
+    ASSERT_TRUE(kp->set_ifindex(ia, 0) && kp->set_ifindex(iu, 1) && kp->set_gen(0, 1) && kp->set_vni(5000, 0));
+    KpathRemote r;
+    r.sw = 0;
+    r.ifindex = uint32_t(iu);
+    r.mtu = 1450;
+    r.on = 1;
+    std::memcpy(&r.peer_ip4, peer, 4);
+    ASSERT_TRUE(kp->set_remote(0, r));
+    ASSERT_TRUE(kp->set_entry(0, kB, kKpathRemote | 0, 1) && kp->set_entry(0, kA, 0, 1));
+    auto tc = [&](uint16_t sport, uint32_t gso_size) {
+      const std::vector<uint8_t> pkt = vxlan_packet(vtep_mac, sport);
+      __sk_buff ctx{};
+      ctx.ifindex = uint32_t(iu);
+      ctx.gso_size = gso_size;
+      ctx.gso_segs = gso_size ? 2 : 0;
+      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_size_in = uint32_t(pkt.size()),
+                  .ctx_in = &ctx, .ctx_size_in = sizeof ctx);
+      EXPECT_EQ(bpf_prog_test_run_opts(kp->tc_prog(), &o), 0) << strerror(errno);
+      return int(o.retval);
+    };
+    EXPECT_EQ(tc(50000, 0), kTcActRedirect);  // plain: decapsulated in the kernel
+    EXPECT_EQ(tc(50000, 1400), kTcActOk);     // a super-frame of that flow: the engine's
+    EXPECT_EQ(tc(50000, 0), kTcActOk);        // and its plain packets follow it there
+    EXPECT_EQ(tc(50001, 0), kTcActRedirect);  // another flow stays in the kernel
+  });
+  if (skip.empty()) skip = why.empty() ? "" : "kernel path: " + why;
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
 // The other half, on real frames: the socket filter leaves its verdict on
 // each frame (kind, length, first bytes) and the TC program takes it (the
 // slot's interface is cleared). Read from the engine's kp_last, found among

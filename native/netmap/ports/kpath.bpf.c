@@ -175,6 +175,13 @@ struct {
   __type(value, __u64);
   __uint(max_entries, 4096);
 } kp_gso_flows SEC(".maps");
+// When the last super-frame of any flow came (0: never).
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(max_entries, 1);
+} kp_gso_any SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -336,13 +343,20 @@ static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global*
   // follow it (kp_gso_flows).
   struct kp_flow fl = {.saddr = 0, .sport_vni = (__u32)h[34] << 24 | (__u32)h[35] << 16 | (__u32)h[47] << 8 | h[48]};
   __builtin_memcpy(&fl.saddr, h + 26, 4);
-  __u64 now = bpf_ktime_get_ns();
+  __u64 now = bpf_ktime_get_coarse_ns();
+  __u32 zero = 0;
+  __u64* any = bpf_map_lookup_elem(&kp_gso_any, &zero);
   if (skb->gso_size) {
     bpf_map_update_elem(&kp_gso_flows, &fl, &now, BPF_ANY);
+    if (any && *any != now) *any = now;
     return KP_NONE;
   }
-  __u64* held = bpf_map_lookup_elem(&kp_gso_flows, &fl);
-  if (held && now - *held < KP_FLOW_HOLD_NS) return KP_NONE;
+  // Over a wire no super-frame ever comes: then no flow is held, and the
+  // per-packet lookup is skipped.
+  if (!any || now - *any < KP_FLOW_HOLD_NS) {
+    __u64* held = bpf_map_lookup_elem(&kp_gso_flows, &fl);
+    if (held && now - *held < KP_FLOW_HOLD_NS) return KP_NONE;
+  }
   __u32 tot = be16(h + 16);
   if (tot != skb->len - 14 || tot > from->mtu || (h[20] & 0x3f) || h[21]) return KP_NONE;
   __u32 sum = 0;
@@ -567,7 +581,7 @@ static __always_inline void count(void* map, __u32 key, int rx, __u64 len) {
 // The engine ages a MAC by this stamp; writing it twice a second at most
 // keeps the entry's cache line from bouncing between CPUs.
 static __always_inline void stamp(struct kp_dest* src) {
-  __u64 now = bpf_ktime_get_ns();
+  __u64 now = bpf_ktime_get_coarse_ns();
   if (now - src->last_ns > 500000000ull) src->last_ns = now;
 }
 
