@@ -31,6 +31,8 @@
 #include "ports/spec.h"
 #include "ports/test_netns.h"
 #include "proto/ethernet.h"
+#include "proto/inet.h"
+#include "proto/test_frames.h"
 
 namespace vpc {
 namespace {
@@ -430,6 +432,30 @@ static_assert(sizeof(KpLast) == 72, "the layout of struct kp_last");
 constexpr uint32_t kKpNone = 0, kKpLocal = 1;
 constexpr int kTcActOk = 0, kTcActRedirect = 7;
 
+// The programs alone, for BPF_PROG_TEST_RUN (the tables written by hand);
+// nullptr with the reason where they cannot be had here. A verifier's
+// refusal is a failure, not a reason to skip.
+std::unique_ptr<vpc::KernelPath> load_programs(std::string* why) {
+  std::unique_ptr<vpc::KernelPath> kp = vpc::KernelPath::load(4, 2, 64, 2, why);
+  if (!kp) {
+    EXPECT_EQ(why->find("verifier"), std::string::npos) << *why;
+  }
+  return kp;
+}
+
+// kp_tc's return code for `pkt` arriving on `ifindex` (a super-frame when
+// gso_size is set).
+int run_tc(const vpc::KernelPath& kp, int ifindex, const std::vector<uint8_t>& pkt, uint32_t gso_size = 0) {
+  __sk_buff ctx{};
+  ctx.ifindex = uint32_t(ifindex);
+  ctx.gso_size = gso_size;
+  ctx.gso_segs = gso_size ? 2 : 0;
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_size_in = uint32_t(pkt.size()), .ctx_in = &ctx,
+              .ctx_size_in = sizeof ctx);
+  EXPECT_EQ(bpf_prog_test_run_opts(kp.tc_prog(), &o), 0) << strerror(errno);
+  return int(o.retval);
+}
+
 // The two programs decide once per frame: the socket filter (packet taps run
 // first) decides and leaves its verdict; the TC program, next on the same CPU
 // for the same frame, follows it rather than deciding again, so a table
@@ -441,11 +467,8 @@ TEST(KernelPathPrograms, TheTcProgramFollowsTheSocketFiltersVerdictOnTheSameFram
   std::string why;
   std::string skip = in_own_netns([&] {
     ASSERT_TRUE(make_veths());
-    std::unique_ptr<vpc::KernelPath> kp = vpc::KernelPath::load(4, 2, 64, 2, &why);
-    if (!kp) {  // not here (no BPF, no privilege): skipped; refused by the verifier: a failure
-      EXPECT_EQ(why.find("verifier"), std::string::npos) << why;
-      return;
-    }
+    std::unique_ptr<vpc::KernelPath> kp = load_programs(&why);
+    if (!kp) return;
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(0, &one);
@@ -476,14 +499,7 @@ TEST(KernelPathPrograms, TheTcProgramFollowsTheSocketFiltersVerdictOnTheSameFram
       uint32_t zero = 0;
       ASSERT_EQ(bpf_map_update_elem(last, &zero, all.data(), BPF_ANY), 0);
     };
-    auto tc = [&]() {
-      __sk_buff ctx{};
-      ctx.ifindex = uint32_t(ia);
-      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()),
-                  .ctx_in = &ctx, .ctx_size_in = sizeof ctx);
-      EXPECT_EQ(bpf_prog_test_run_opts(kp->tc_prog(), &o), 0) << strerror(errno);
-      return int(o.retval);
-    };
+    auto tc = [&] { return run_tc(*kp, ia, frame); };
     // No verdict waiting: the TC program decides for itself, by the tables.
     EXPECT_EQ(tc(), kTcActRedirect);
     // B's entry leaves between the filter (which took the frame) and the TC
@@ -507,46 +523,33 @@ TEST(KernelPathPrograms, TheTcProgramFollowsTheSocketFiltersVerdictOnTheSameFram
 }
 
 // A VXLAN packet from 198.18.5.2 to our VTEP 198.18.5.1 (UDP source port
-// `sport`, VNI 5000, no UDP checksum), with a 100-byte IPv4 frame inside
-// from kB (behind that VTEP) to kA.
+// `sport`, VNI 5000, no UDP checksum) around a TCP frame from kB (behind
+// that VTEP) to kA, built by proto/test_frames.h.
 std::vector<uint8_t> vxlan_packet(const uint8_t* vtep_mac, uint16_t sport) {
-  std::vector<uint8_t> f(14 + 20 + 8 + 8 + 14 + 100, 0);
+  testframes::Spec in;
+  in.dst = kA;
+  in.src = kB;
+  const testframes::Bytes inner = testframes::build(in).f;
+  std::vector<uint8_t> f(kEthHeaderLen + kIpv4HeaderLen + 8 + 8, 0);
+  f.insert(f.end(), inner.begin(), inner.end());
   std::memcpy(f.data(), vtep_mac, 6);
   mac_store(f.data() + 6, host_mac(9));
-  f[12] = 0x08;
-  uint8_t* ip = f.data() + 14;
-  const uint16_t tot = uint16_t(f.size() - 14);
+  store_be16(f.data() + 12, kEtherTypeIpv4);
+  uint8_t* ip = f.data() + kEthHeaderLen;
   ip[0] = 0x45;
-  ip[2] = uint8_t(tot >> 8);
-  ip[3] = uint8_t(tot);
-  ip[6] = 0x40;  // DF
+  store_be16(ip + 2, uint16_t(f.size() - kEthHeaderLen));
+  store_be16(ip + 6, 0x4000);  // DF
   ip[8] = 64;
-  ip[9] = 17;
-  const uint8_t src[4] = {198, 18, 5, 2}, dst[4] = {198, 18, 5, 1};
-  std::memcpy(ip + 12, src, 4);
-  std::memcpy(ip + 16, dst, 4);
-  uint32_t sum = 0;
-  for (int i = 0; i < 20; i += 2) sum += uint32_t(ip[i] << 8 | ip[i + 1]);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  ip[10] = uint8_t(~sum >> 8);
-  ip[11] = uint8_t(~sum);
-  uint8_t* udp = ip + 20;
-  udp[0] = uint8_t(sport >> 8);
-  udp[1] = uint8_t(sport);
-  udp[2] = 4789 >> 8;
-  udp[3] = 4789 & 0xff;
-  udp[4] = uint8_t((tot - 20) >> 8);
-  udp[5] = uint8_t(tot - 20);
-  uint8_t* vx = udp + 8;
-  vx[0] = 0x08;
-  vx[4] = 5000 >> 16;
-  vx[5] = (5000 >> 8) & 0xff;
-  vx[6] = 5000 & 0xff;
-  uint8_t* in = vx + 8;
-  mac_store(in, kA);
-  mac_store(in + 6, kB);
-  in[12] = 0x08;
-  in[14] = 0x45;
+  ip[9] = kIpProtoUdp;
+  store_be32(ip + 12, 0xC6120502);  // 198.18.5.2
+  store_be32(ip + 16, 0xC6120501);  // 198.18.5.1
+  store_be16(ip + 10, uint16_t(~testframes::ref_sum(ip, kIpv4HeaderLen)));
+  uint8_t* udp = ip + kIpv4HeaderLen;
+  store_be16(udp, sport);
+  store_be16(udp + 2, 4789);
+  store_be16(udp + 4, uint16_t(f.size() - kEthHeaderLen - kIpv4HeaderLen));
+  udp[8] = 0x08;                     // VXLAN flags: I
+  store_be32(udp + 12, 5000u << 8);  // VNI
   return f;
 }
 
@@ -559,11 +562,8 @@ TEST(KernelPathPrograms, ASuperFramesFlowStaysWithTheEngineForASecond) {
   std::string why;
   std::string skip = in_own_netns([&] {
     ASSERT_TRUE(make_veths());
-    std::unique_ptr<vpc::KernelPath> kp = vpc::KernelPath::load(4, 2, 64, 2, &why);
-    if (!kp) {
-      EXPECT_EQ(why.find("verifier"), std::string::npos) << why;
-      return;
-    }
+    std::unique_ptr<vpc::KernelPath> kp = load_programs(&why);
+    if (!kp) return;
     const int ia = int(if_nametoindex("kpa")), iu = int(if_nametoindex("kpb"));
     const uint8_t vtep_mac[6] = {0x02, 0, 0x5e, 0x10, 0, 0x99};
     KpathGlobal g;
@@ -585,17 +585,7 @@ TEST(KernelPathPrograms, ASuperFramesFlowStaysWithTheEngineForASecond) {
     std::memcpy(&r.peer_ip4, peer, 4);
     ASSERT_TRUE(kp->set_remote(0, r));
     ASSERT_TRUE(kp->set_entry(0, kB, kKpathRemote | 0, 1) && kp->set_entry(0, kA, 0, 1));
-    auto tc = [&](uint16_t sport, uint32_t gso_size) {
-      const std::vector<uint8_t> pkt = vxlan_packet(vtep_mac, sport);
-      __sk_buff ctx{};
-      ctx.ifindex = uint32_t(iu);
-      ctx.gso_size = gso_size;
-      ctx.gso_segs = gso_size ? 2 : 0;
-      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_size_in = uint32_t(pkt.size()),
-                  .ctx_in = &ctx, .ctx_size_in = sizeof ctx);
-      EXPECT_EQ(bpf_prog_test_run_opts(kp->tc_prog(), &o), 0) << strerror(errno);
-      return int(o.retval);
-    };
+    auto tc = [&](uint16_t sport, uint32_t gso_size) { return run_tc(*kp, iu, vxlan_packet(vtep_mac, sport), gso_size); };
     EXPECT_EQ(tc(50000, 0), kTcActRedirect);  // plain: decapsulated in the kernel
     EXPECT_EQ(tc(50000, 1400), kTcActOk);     // a super-frame of that flow: the engine's
     EXPECT_EQ(tc(50000, 0), kTcActOk);        // and its plain packets follow it there
