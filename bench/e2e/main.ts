@@ -12,6 +12,8 @@
 //   --latency-rate R offered load of the latency runs, frames/s (default 20000)
 //   --only ID[,ID]   only these systems (ids as in the tables)
 //   --busy-poll      this switch's engine spins instead of sleeping when idle
+//   --switch-cpu N   the CPU of this switch's engine and OVS's PMD (default 0;
+//                    1 puts it beside the generator and sink, which run on CPU 1)
 //   --idle-spin-us N this switch's adaptive polling window (default: the engine's, 200)
 //   --no-jumbo       tcp: no MTU 9000 runs
 //   --no-latency     tcp: no request/response latency runs
@@ -123,13 +125,18 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--latency-rate') o.latencyRate = num();
     else if (a === '--only') o.only = new Set((argv[++i] ?? '').split(','));
     else if (a === '--busy-poll') o.placement.busyPoll = true;
+    else if (a === '--switch-cpu') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0 || v >= os.cpus().length) throw new Error(`--switch-cpu needs a CPU number in 0..${os.cpus().length - 1}`);
+      o.placement.switchCpu = v;
+    }
     else if (a === '--idle-spin-us') {
       const v = Number(argv[++i]);
       if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error('--idle-spin-us needs an integer in 0..100000');
       o.placement.idleSpinUs = v;
     }
     else if ([...PACKET_SUITES, 'tcp', 'vhost'].includes(a)) o.suites.push(a);
-    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp, vhost; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --idle-spin-us, --no-jumbo, --no-latency, --note)`);
+    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp, vhost; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --switch-cpu, --idle-spin-us, --no-jumbo, --no-latency, --note)`);
   }
   if (o.suites.length === 0) o.suites = [...PACKET_SUITES];
   return o;
