@@ -355,6 +355,10 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
     ThrowCoded(env, "INVALID_ARGUMENT", std::string(name) + ": must be '" + a + "', '" + b + "' or '" + c + "'");
   };
   req->opts.xdp_mode = KernelPortOptions::XdpMode(choice("xdpMode", "auto", "native", "generic"));
+  {
+    Napi::Value op = o.Get("op");
+    req->opts.underlay = op.IsString() && op.As<Napi::String>().Utf8Value() == "createUplink";
+  }
   req->opts.zero_copy = KernelPortOptions::ZeroCopy(choice("zeroCopy", "auto", "on", "off"));
   req->opts.io_uring = KernelPortOptions::IoUring(choice("ioUring", "auto", "on", "off"));
   if (o.Has("persistent")) req->opts.persistent = Bool(env, o, "persistent");

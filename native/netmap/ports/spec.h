@@ -81,6 +81,9 @@ struct KernelPortOptions {
   // afxdp: which XDP hook and which copy mode; auto tries native XDP then
   // generic, zero-copy then copy.
   enum class XdpMode : uint8_t { kAuto, kNative, kGeneric } xdp_mode = XdpMode::kAuto;
+  // The port is a VXLAN uplink (createUplink), not a guest's: afxdp's auto
+  // mode then means native XDP on a veth too (ports/afxdp.cc says why).
+  bool underlay = false;
   enum class ZeroCopy : uint8_t { kAuto, kOn, kOff } zero_copy = ZeroCopy::kAuto;
   // tap: batch reads and writes through io_uring; auto falls back to one
   // read()/write() per frame where io_uring is missing or forbidden.
