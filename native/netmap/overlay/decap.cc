@@ -16,7 +16,9 @@
 //   UDP length                                              outer_udp_length
 //   UDP destination port is the VXLAN port                  (else to_host)
 //   UDP checksum (when non-zero; IPv6 zero only if allowed) outer_udp_checksum
-//     (not checked when the backend says the kernel verified it)
+//     (not checked when the backend says the kernel verified it; one that
+//     verifies once a hidden partial inner checksum is completed is right:
+//     complete_hidden_inner_checksum)
 //   VXLAN I flag set (other flag bits ignored, RFC 7348 5)  vxlan_flags
 //   VNI belongs to a switch                                 vxlan_vni_unknown
 //   a new source VTEP is a unicast address, not ours        vxlan_peer_invalid
@@ -29,8 +31,44 @@
 // they count as the uplink's to_host, and backends such as AF_PACKET see only
 // a copy of traffic the kernel keeps receiving (docs/design/overlay.md).
 #include "overlay/overlay.h"
+#include "proto/gso.h"
 
 namespace vpc {
+
+namespace {
+
+// A packet from a VTEP on this host whose inner TCP or UDP checksum was left
+// partial, that state lost on the way (AF_XDP carries none; on a veth a
+// CHECKSUM_PARTIAL frame arrives as plain bytes): Linux's vxlan device sums
+// the outer UDP checksum for the packet as it will be once the inner one is
+// completed (local checksum offload), while the inner field holds only its
+// pseudo-header sum. Such an inner checksum is completed, and kept only if
+// the outer one then verifies; otherwise the field is put back and the
+// packet stays a counted outer_udp_checksum drop. A packet whose inner field
+// is anything else is not touched.
+[[gnu::cold, gnu::noinline]] bool complete_hidden_inner_checksum(uint8_t* udp, uint32_t udp_len, uint32_t outer_pseudo) {
+  constexpr uint32_t kInner = kUdpHeaderLen + kVxlanHeaderLen;
+  if (udp_len < kInner + kEthHeaderLen) return false;
+  uint8_t* f = udp + kInner;
+  const uint32_t len = udp_len - kInner;
+  FrameLayout L;
+  if (!frame_layout(f, len, &L) || L.ip_end != len) return false;
+  const uint8_t* ip = f + L.l3_off;
+  const uint32_t l4_bytes = L.ip_end - L.l4_off;
+  const uint32_t pseudo = L.ip_version == 4 ? csum_pseudo4(ip + 12, ip + 16, uint16_t(l4_bytes), L.l4_proto)
+                                            : csum_pseudo6(ip + 8, ip + 24, l4_bytes, L.l4_proto);
+  const uint32_t field = L.l4_off + (L.l4_proto == kIpProtoTcp ? 16 : 6);
+  const uint16_t was = load_be16(f + field);
+  if (was != uint16_t(~csum_fold(pseudo))) return false;  // not a partial checksum
+  uint16_t sum = csum_fold(csum_partial(f + L.l4_off, l4_bytes, 0));  // the field holds the pseudo sum
+  if (L.l4_proto == kIpProtoUdp && sum == 0) sum = 0xFFFF;
+  store_be16(f + field, sum);
+  if (csum_fold(csum_partial(udp, udp_len, outer_pseudo)) == 0) return true;
+  store_be16(f + field, was);
+  return false;
+}
+
+}  // namespace
 
 // What rx_* decided about a frame on the uplink.
 enum class Overlay::Rx : uint8_t {
@@ -195,8 +233,10 @@ struct Overlay::RxSetup {
     uint32_t sum = o.v4 ? csum_pseudo4(ip + 12, ip + 16, udp_len, kIpProtoUdp)
                         : csum_pseudo6(ip + 8, ip + 24, udp_len, kIpProtoUdp);
     if (csum == 0 || csum_fold(csum_partial(udp, udp_len, sum)) != 0) {
-      *why = Drop::outer_udp_checksum;
-      return Rx::kDrop;
+      if (csum == 0 || !complete_hidden_inner_checksum(o.f + (udp - o.f), udp_len, sum)) {
+        *why = Drop::outer_udp_checksum;
+        return Rx::kDrop;
+      }
     }
   }
   if (udp_len < kUdpHeaderLen + kVxlanHeaderLen) {
