@@ -118,7 +118,10 @@ void Overlay::encap(uint32_t vt, SwitchState& sw, Pkt p, MemberId from, MemberId
     build_outer(v, nb);
   const uint16_t overhead = v.outer_len;
   const uint16_t inner_len = p.len;
-  if (pkt_has_meta(p)) [[unlikely]] {
+  // A frame with offload state goes through encap_offload first; one it
+  // left plain in a large buffer (a jumbo frame, flags cleared) comes back
+  // and is encapsulated where it is.
+  if (pkt_has_meta(p) && (!core_.pool().is_large(p.buf) || core_.pool().meta(p.buf).flags != 0)) [[unlikely]] {
     encap_offload(vt, sw, p, from, via, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0);
     return;
   }
@@ -222,10 +225,21 @@ void Overlay::encap_offload(uint32_t vt, SwitchState& swr, Pkt p, MemberId from,
   }
   if (pool.is_large(p.buf)) {
     if (p.len > pool.max_frame()) {
-      // Cannot fit the inner MTU either (it is below a regular buffer).
-      bridge_.answer_too_big(p, inner_mtu, from);
-      peer_drop(v, via);
-      core_.drop_frame(p, Drop::vxlan_too_big, pc, sw);
+      // Larger than a regular buffer: over a jumbo underlay (an inner MTU
+      // above a regular buffer) it can still fit. When the uplink takes
+      // large buffers, encap() encapsulates it where it is and checks the
+      // inner MTU (answering too big); before, every such frame was
+      // answered with the inner MTU the sender already had, and TCP
+      // between jumbo guests collapsed.
+      const PortState& ups = core_.port(uplink_.port);
+      if (!ups.tx_large || uint32_t(p.len) + v.outer_len > ups.tx_max_frame) {
+        bridge_.answer_too_big(p, std::min<uint32_t>(inner_mtu, pool.max_frame() - kEthHeaderLen), from);
+        peer_drop(v, via);
+        core_.drop_frame(p, Drop::vxlan_too_big, pc, sw);
+        return;
+      }
+      m.flags = 0;  // plain now; the side-table entry stays (a large buffer always has one)
+      encap(vt, swr, p, from, via);
       return;
     }
     if (!core_.to_regular(p, pc, sw)) {

@@ -2033,6 +2033,58 @@ TEST_F(VxlanOffloadTest, PartialChecksumIsCompletedBeforeEncapsulation) {
   EXPECT_EQ(pc(up_, PortCounter::tx_csum_completed), 1u);
 }
 
+// Over a jumbo underlay (uplink MTU 9000, inner MTU 8950) a guest's full-
+// sized segment with a partial checksum (not a TSO batch) is larger than a
+// regular buffer: it is completed and encapsulated where it is, in its
+// large buffer. Before, it was answered with ICMP at 8950 (what the guest
+// already had) and dropped, and TCP between jumbo guests collapsed. One
+// byte more than the inner MTU is still answered and dropped.
+TEST_F(VxlanOffloadTest, AJumboFrameLargerThanARegularBufferIsEncapsulatedWhenItFitsTheInnerMtu) {
+  sw_ = create_switch(kVni);
+  PortConfig pc;
+  pc.mtu = 9000;
+  locals_.push_back(add_port(sw_, pc));
+  make_uplink(cfg4(), 9000);
+  ASSERT_TRUE(add_peer(sw_, v4(kPeerA4)).ok());
+  step();
+  wire_out();
+  resolve4(kPeerA4, kMacA);
+  ASSERT_TRUE(add_remote_mac(sw_, host_mac(0x700), v4(kPeerA4)).ok());
+  testframes::Spec sp;
+  sp.dst = host_mac(0x700);
+  sp.src = host_mac(1);
+  sp.payload = 8950 - 40;  // IP 8950: the inner MTU exactly
+  sp.full_csum = false;
+  testframes::Built b = testframes::build(sp);
+  ASSERT_GT(b.f.size(), engine().pool()->max_frame()) << "the frame needs a large buffer";
+  OffloadMeta m = testutil::tso_meta(b, false, 0);
+  m.gso_type = OffloadMeta::kGsoNone;
+  local_meta(locals_[0], b.f, m);
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u) << "encapsulated, not dropped";
+  EXPECT_EQ(out[0].size(), b.f.size() + kVxlanOverhead4);
+  Bytes in = parse4(out[0]).inner;
+  ASSERT_EQ(in.size(), b.f.size());
+  const uint32_t l4_len = uint32_t(in.size()) - b.l4_off;
+  EXPECT_EQ(testframes::ref_sum(in.data() + b.l4_off, l4_len,
+                                testframes::ref_pseudo(in.data() + b.l3_off, kIpProtoTcp, l4_len)),
+            0xFFFFu)
+      << "its checksum completed";
+  EXPECT_EQ(udrop(Drop::vxlan_too_big), 0u);
+  EXPECT_TRUE(recv(locals_[0]).empty()) << "no ICMP back";
+
+  sp.payload += 1;  // IP 8951
+  testframes::Built big = testframes::build(sp);
+  OffloadMeta mb = testutil::tso_meta(big, false, 0);
+  mb.gso_type = OffloadMeta::kGsoNone;
+  local_meta(locals_[0], big.f, mb);
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(udrop(Drop::vxlan_too_big), 1u);
+  auto back = recv(locals_[0]);
+  ASSERT_EQ(back.size(), 1u) << "Fragmentation Needed back to the guest";
+  EXPECT_EQ(get16(back[0], 40), 8950) << "the inner MTU";
+}
+
 TEST_F(VxlanOffloadTest, TooBigForTheOverlayIsAnsweredWithTheInnerMtu) {
   testframes::Spec sp = to_remote(1440);  // IP 1480: fits the local MTU, not the overlay (1450)
   sp.full_csum = true;
