@@ -902,8 +902,9 @@ test(`TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3
 
 // Two hosts A and B (namespaces, one underlay veth between them), each
 // running this switch (an Agent) with switch s100 (VNI 100), an afpacket
-// port p100 for its guest (MTU 1500, defaults kept), an afpacket uplink with
-// the kernel path on, and the other host as its peer.
+// port p100 for its guest (MTU 1500, defaults kept), an uplink (afpacket
+// with the kernel path on, or AF_XDP when `uplinkType` says so), and the
+// other host as its peer.
 async function twoInstances(lab: Lab, uplinkType: 'afpacket' | 'afxdp' = 'afpacket'): Promise<{ nsB: string; gA: Guest; gB: Guest; hosts: { a: Agent }[] }> {
   const nsA = quietNetns(lab, 'A');
   const nsB = quietNetns(lab, 'B');
@@ -1022,15 +1023,16 @@ test('VXLAN over a jumbo underlay (MTU 9000) between two instances of this switc
     const nsC = quietNetns(lab, 'C');
     const nsD = quietNetns(lab, 'D');
     lab.vethBetween(nsC, 'eth0', nsD, 'eth0');
+    const bridges: string[] = [];
     for (const [ns, ip, peer] of [[nsC, '198.18.0.3', '198.18.0.4'], [nsD, '198.18.0.4', '198.18.0.3']] as const) {
       run('ip', ['-n', ns, 'link', 'set', 'eth0', 'mtu', '9000']);
       run('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-      linuxVtep(ns, 200, ip, 'eth0', [peer], { mtu: 8950 });
+      bridges.push(linuxVtep(ns, 200, ip, 'eth0', [peer], { mtu: 8950 }).br);
     }
     const gC = guest(lab, 'c0', nsC, 'gc200', mac(0xc, 1), '198.19.102.1/24', 8950);
     const gD = guest(lab, 'd0', nsD, 'gd200', mac(0xd, 1), '198.19.102.2/24', 8950);
-    run('ip', ['-n', nsC, 'link', 'set', 'gc200', 'master', 'br200']);
-    run('ip', ['-n', nsD, 'link', 'set', 'gd200', 'master', 'br200']);
+    run('ip', ['-n', nsC, 'link', 'set', 'gc200', 'master', bridges[0]]);
+    run('ip', ['-n', nsD, 'link', 'set', 'gd200', 'master', bridges[1]]);
     const ref = await iperfTcp(lab, gC, gD);
 
     const nsA = quietNetns(lab, 'A');
