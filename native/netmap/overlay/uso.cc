@@ -40,7 +40,9 @@ bool Overlay::encap_uso(uint32_t vt, SwitchState& sw, Pkt p, MemberId via, uint3
   OffloadError err = OffloadError::none;
   if (!frame_layout(f, p.len, &L, &err)) return false;
   const uint16_t mss = uint16_t(std::min<uint32_t>(m.gso_size, gso_mss_for_mtu(L, inner_mtu)));
-  if (mss == 0 || L.hdr_len + mss > pool.max_frame()) return false;
+  // A segment may be larger than a regular buffer (a jumbo underlay): it is
+  // written into the batch's large buffer, never a regular one.
+  if (mss == 0) return false;
   const uint32_t n = gso_segments(f, p.len, m, L, mss, &err);
   if (n < 2) return false;  // the ordinary path says why, or sends the one segment
 
@@ -199,7 +201,8 @@ bool Overlay::take_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint1
     uplink_.counters->add(UplinkCounter::vxlan_rx_coalesced, c.segments);
     return true;
   }
-  // Chunk by chunk, each inner frame in a regular buffer.
+  // Chunk by chunk, each inner frame in a regular buffer (a large one when
+  // a jumbo underlay's does not fit).
   const uint32_t n = chunk > kVxlanHeaderLen ? (span + chunk - 1) / chunk : 0;
   if (n == 0 || n > kMaxBurst) return drop(Drop::gso_malformed);
   Pkt out[kMaxBurst];
@@ -216,9 +219,9 @@ bool Overlay::take_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint1
       why = Drop::gso_malformed;  // another VNI or flags inside one batch
     } else if (ilen < kEthHeaderLen) {
       why = Drop::vxlan_inner_runt;
-    } else if (ilen > pool.max_frame()) {
+    } else if (ilen > pool.max_large_frame()) {
       why = Drop::oversize;
-    } else if (!core_.cache().alloc(&idx)) {
+    } else if (ilen > pool.max_frame() ? !core_.cache().alloc_large(&idx) : !core_.cache().alloc(&idx)) {
       why = Drop::no_buffer;
     } else {
       ok = true;
@@ -229,6 +232,12 @@ bool Overlay::take_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint1
       continue;
     }
     Pkt q{idx, pool.headroom(), uint16_t(ilen)};
+    if (pool.is_large(idx)) {
+      // A jumbo underlay's inner frame; a large buffer always has a
+      // side-table entry (core/types.h).
+      pool.meta(idx) = OffloadMeta{};
+      pkt_set_meta(q, true);
+    }
     uint8_t* d = pool.frame(q);
     std::memcpy(d, ch + kVxlanHeaderLen, ilen);
     out[k] = q;

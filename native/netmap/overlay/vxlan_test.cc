@@ -1981,6 +1981,23 @@ class VxlanOffloadTest : public VxlanFixture {
   // setup4 plus a remote MAC behind peer A; returns a spec addressed to it.
   testframes::Spec to_remote(uint32_t payload) {
     setup4(1);
+    return to_mac_behind_a(payload);
+  }
+  // A jumbo underlay: uplink MTU 9000 (inner MTU 8950), one local port at
+  // 9000, peer A resolved; a remote MAC behind it, as to_remote().
+  testframes::Spec to_remote_jumbo(uint32_t payload) {
+    sw_ = create_switch(kVni);
+    PortConfig pc;
+    pc.mtu = 9000;
+    locals_.push_back(add_port(sw_, pc));
+    make_uplink(cfg4(), 9000);
+    EXPECT_TRUE(add_peer(sw_, v4(kPeerA4)).ok());
+    step();
+    wire_out();
+    resolve4(kPeerA4, kMacA);
+    return to_mac_behind_a(payload);
+  }
+  testframes::Spec to_mac_behind_a(uint32_t payload) {
     EXPECT_TRUE(add_remote_mac(sw_, host_mac(0x700), v4(kPeerA4)).ok());
     testframes::Spec sp;
     sp.dst = host_mac(0x700);
@@ -2040,21 +2057,7 @@ TEST_F(VxlanOffloadTest, PartialChecksumIsCompletedBeforeEncapsulation) {
 // already had) and dropped, and TCP between jumbo guests collapsed. One
 // byte more than the inner MTU is still answered and dropped.
 TEST_F(VxlanOffloadTest, AJumboFrameLargerThanARegularBufferIsEncapsulatedWhenItFitsTheInnerMtu) {
-  sw_ = create_switch(kVni);
-  PortConfig pc;
-  pc.mtu = 9000;
-  locals_.push_back(add_port(sw_, pc));
-  make_uplink(cfg4(), 9000);
-  ASSERT_TRUE(add_peer(sw_, v4(kPeerA4)).ok());
-  step();
-  wire_out();
-  resolve4(kPeerA4, kMacA);
-  ASSERT_TRUE(add_remote_mac(sw_, host_mac(0x700), v4(kPeerA4)).ok());
-  testframes::Spec sp;
-  sp.dst = host_mac(0x700);
-  sp.src = host_mac(1);
-  sp.payload = 8950 - 40;  // IP 8950: the inner MTU exactly
-  sp.full_csum = false;
+  testframes::Spec sp = to_remote_jumbo(8950 - 40);  // IP 8950: the inner MTU exactly
   testframes::Built b = testframes::build(sp);
   ASSERT_GT(b.f.size(), engine().pool()->max_frame()) << "the frame needs a large buffer";
   OffloadMeta m = testutil::tso_meta(b, false, 0);
@@ -2336,6 +2339,28 @@ class VxlanUsoTest : public VxlanOffloadTest {
     m.hdr_len = 42;
     return {vx4(rest), m};
   }
+  // The outer packets a UDP GSO batch becomes, cut as the kernel cuts it
+  // (here proto/gso.h, which does the same); empty when it is not one.
+  static std::vector<Bytes> cut_batch(const Out& o) {
+    std::vector<Bytes> out;
+    FrameLayout L;
+    if (!frame_layout(o.f.data(), uint32_t(o.f.size()), &L)) return out;
+    const uint32_t n = gso_segments(o.f.data(), uint32_t(o.f.size()), o.m, L, o.m.gso_size);
+    for (uint32_t i = 0; i < n; ++i) {
+      Bytes pkt(L.hdr_len + o.m.gso_size);
+      pkt.resize(gso_write_segment(o.f.data(), uint32_t(o.f.size()), L, o.m.gso_size, i, pkt.data(), uint32_t(pkt.size())));
+      out.push_back(pkt);
+    }
+    return out;
+  }
+  // The inner frames of an IPv4 batch (outer headers, then chunk after
+  // chunk of VXLAN header + frame), one by one.
+  static std::vector<Bytes> inner_frames(const Bytes& pkt, uint32_t chunk) {
+    std::vector<Bytes> out;
+    for (size_t at = 42; at < pkt.size(); at += chunk)
+      out.emplace_back(pkt.begin() + at + 8, pkt.begin() + std::min(pkt.size(), at + chunk));
+    return out;
+  }
   // setup4(1) and a guest's TCP super-frame (checksum-partial) that peer A's
   // side sends to a MAC the switch does not know (flooded to the port).
   testframes::Built from_remote(uint32_t payload) {
@@ -2371,14 +2396,12 @@ TEST_F(VxlanUsoTest, SuperFrameLeavesAsOneUdpGsoBatch) {
   EXPECT_EQ(o.m.csum_offset, 6u);
   EXPECT_EQ(o.m.hdr_len, 42u);
   EXPECT_EQ(o.m.gso_size, 8u + 54u + 1410u) << "VXLAN header + a full segment (inner MTU 1450)";
-  FrameLayout L;
-  ASSERT_TRUE(frame_layout(o.f.data(), uint32_t(o.f.size()), &L));
-  const uint32_t n = gso_segments(o.f.data(), uint32_t(o.f.size()), o.m, L, o.m.gso_size);
+  const std::vector<Bytes> pkts = cut_batch(o);
+  ASSERT_FALSE(pkts.empty());
   std::vector<Bytes> inner;
   uint16_t sport = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    Bytes pkt(L.hdr_len + o.m.gso_size);
-    pkt.resize(gso_write_segment(o.f.data(), uint32_t(o.f.size()), L, o.m.gso_size, i, pkt.data(), uint32_t(pkt.size())));
+  for (uint32_t i = 0; i < pkts.size(); ++i) {
+    const Bytes& pkt = pkts[i];
     EXPECT_LE(pkt.size(), 1514u) << "every outer packet within the uplink MTU";
     Sent4 s = parse4(pkt);
     EXPECT_EQ(s.dip, kPeerA4);
@@ -2444,6 +2467,64 @@ TEST_F(VxlanUsoTest, ReceivedBatchIsCoalescedIntoOneSuperFrame) {
   EXPECT_EQ(pc(up_, PortCounter::rx_drops), 0u);
 }
 
+// Over a jumbo underlay (uplink MTU 9000) the segments are cut to the inner
+// MTU, 8950, larger than a regular buffer: written straight into the batch's
+// large buffer. Before, a segment had to fit a regular buffer, so the
+// super-frame went the ordinary way, cut at 1,866 bytes (what a 2 KiB
+// buffer holds): five times the packets, none batched, and TCP between
+// jumbo guests over an IPv6 underlay stood near 2 Gbit/s.
+TEST_F(VxlanUsoTest, OverAJumboUnderlaySegmentsAreCutToTheInnerMtuNotToABuffer) {
+  testframes::Built b = testframes::build(to_remote_jumbo(60000));
+  ASSERT_EQ(b.hdr_len, 54u);
+  local_meta(locals_[0], b.f, testutil::tso_meta(b, false, 8910));
+  std::vector<Out> out = wire_out_meta();
+  ASSERT_EQ(out.size(), 1u) << "7 segments of 8,910 bytes fit one 64 KiB batch";
+  const Out& o = out[0];
+  ASSERT_TRUE(o.meta);
+  EXPECT_EQ(o.m.gso_kind(), OffloadMeta::kGsoUdpL4);
+  EXPECT_EQ(o.m.gso_size, 8u + 54u + 8910u) << "VXLAN header + a full segment (inner MTU 8950)";
+  EXPECT_GT(o.m.gso_size, engine().pool()->max_frame());
+  const std::vector<Bytes> pkts = cut_batch(o);
+  ASSERT_EQ(pkts.size(), 7u);
+  std::vector<Bytes> inner;
+  for (uint32_t i = 0; i < pkts.size(); ++i) {
+    const Bytes& pkt = pkts[i];
+    EXPECT_LE(pkt.size(), 9014u) << "every outer packet within the uplink MTU";
+    Sent4 s = parse4(pkt);
+    uint8_t sa[4], da[4];
+    store_be32(sa, s.sip);
+    store_be32(da, s.dip);
+    EXPECT_EQ(ref_csum4(sa, da, pkt.data() + 34, pkt.size() - 34, kIpProtoUdp), 0) << "UDP checksum";
+    inner.push_back(s.inner);
+  }
+  testutil::expect_segments(inner, b, false, 8950, 8910);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_tx), 7u);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_tx_batched), 7u);
+  EXPECT_EQ(pc(up_, PortCounter::tx_drops), 0u);
+}
+
+// The far end of a jumbo underlay: a batch it cannot coalesce is
+// decapsulated chunk by chunk, each inner frame (larger than a regular
+// buffer) in a large buffer. Before, every such chunk was an oversize drop.
+TEST_F(VxlanUsoTest, OverAJumboUnderlayABatchDecapsulatedChunkByChunkKeepsItsJumboFrames) {
+  testframes::Spec rs = to_remote_jumbo(30000);
+  rs.dst = host_mac(0x600);  // unknown: flooded to the port
+  rs.src = host_mac(0x500);
+  testframes::Built b = testframes::build(rs);
+  uint32_t chunk = 0, n = 0;
+  auto [pkt, m] = batch_from_a(b, 8910, &chunk, &n);
+  ASSERT_EQ(n, 4u);
+  ASSERT_GT(chunk, engine().pool()->max_frame());
+  pkt[50 + 2 * chunk + 14 + 20 + 7] ^= 0x01;  // the third segment's sequence number: not the next one
+  send_up(pkt, m);
+  const std::vector<Bytes> r = recv(locals_[0]);
+  EXPECT_EQ(r, inner_frames(pkt, chunk)) << "every segment delivered, plain, as it was sent";
+  ASSERT_EQ(r.size(), n);
+  EXPECT_EQ(r[0].size(), 54u + 8910u);
+  EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx), n);
+  EXPECT_EQ(pc(up_, PortCounter::rx_drops), 0u);
+}
+
 // A batch that is not one connection's consecutive segments is decapsulated
 // chunk by chunk, each inner frame as it was sent.
 TEST_F(VxlanUsoTest, OtherBatchesAreDecapsulatedChunkByChunk) {
@@ -2456,13 +2537,8 @@ TEST_F(VxlanUsoTest, OtherBatchesAreDecapsulatedChunkByChunk) {
   // checksum-partial, and its TCP checksums are trusted, tunnel_gso.h.)
   pkt[50 + 2 * chunk + 14 + 20 + 7] ^= 0x01;
   send_up(pkt, m);
-  auto r = recv(locals_[0]);
-  ASSERT_EQ(r.size(), n) << "every segment delivered, plain";
-  for (uint32_t i = 0; i < n; ++i) {
-    const size_t at = 42 + size_t(i) * chunk + 8;
-    const size_t end = std::min(pkt.size(), at + chunk - 8);
-    EXPECT_EQ(r[i], Bytes(pkt.begin() + at, pkt.begin() + end)) << "segment " << i;
-  }
+  const std::vector<Bytes> r = recv(locals_[0]);
+  EXPECT_EQ(r, inner_frames(pkt, chunk)) << "every segment delivered, plain, as it was sent";
   EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx), n);
   EXPECT_EQ(ucnt(UplinkCounter::vxlan_rx_coalesced), 0u);
 }
@@ -2621,13 +2697,11 @@ TEST_F(VxlanUsoTest, OverAnIpv6Underlay) {
   EXPECT_EQ(o.m.csum_start, 54u);
   EXPECT_EQ(o.m.hdr_len, 62u);
   EXPECT_EQ(o.m.gso_size, 8u + 54u + 1390u) << "inner MTU 1500 - 70 = 1430";
-  FrameLayout L;
-  ASSERT_TRUE(frame_layout(o.f.data(), uint32_t(o.f.size()), &L));
-  const uint32_t n = gso_segments(o.f.data(), uint32_t(o.f.size()), o.m, L, o.m.gso_size);
+  const std::vector<Bytes> pkts = cut_batch(o);
+  ASSERT_FALSE(pkts.empty());
   std::vector<Bytes> inner;
-  for (uint32_t i = 0; i < n; ++i) {
-    Bytes pkt(L.hdr_len + o.m.gso_size);
-    pkt.resize(gso_write_segment(o.f.data(), uint32_t(o.f.size()), L, o.m.gso_size, i, pkt.data(), uint32_t(pkt.size())));
+  for (uint32_t i = 0; i < pkts.size(); ++i) {
+    const Bytes& pkt = pkts[i];
     EXPECT_LE(pkt.size(), 1514u);
     EXPECT_EQ(get_ip6(pkt, 38), kPeerA6);
     EXPECT_EQ(ref_csum6(pkt.data() + 22, pkt.data() + 38, pkt.data() + 54, pkt.size() - 54, kIpProtoUdp), 0) << "UDP checksum";
