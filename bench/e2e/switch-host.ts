@@ -19,7 +19,7 @@ export interface HostConfig {
   cpu?: number;
   busyPoll?: boolean;
   idleSpinUs?: number; // undefined: the engine's default
-  bufferSize?: number; // default 2048 (frames up to 1500-byte MTUs)
+  bufferSize?: number; // default 2048 (longer frames, up to a 9000-byte MTU, go to the large buffers)
   bufferCount?: number; // default 65536
   switches: Array<{ name: string; vni: number }>;
   ports: PortSpec[];

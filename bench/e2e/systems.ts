@@ -123,12 +123,10 @@ export class SwitchHost {
     return (100 * (b - a)) / Number(process.hrtime.bigint() - t0);
   }
 
-  // Frames above 1500 bytes need larger buffers: 16 KiB ones (fewer of
-  // them) when the topology's MTU is larger, as a user running jumbo frames
-  // would configure.
+  // The default pool at every MTU, as a user running jumbo frames has it:
+  // frames longer than a 2 KiB buffer holds go to its large buffers.
   static async start(t: Topo, ns: string, cfg: Omit<HostConfig, 'deadlineMs'>): Promise<SwitchHost> {
-    const big = Math.max(t.mtu, t.underlayMtu) > 1600;
-    const full: HostConfig = { ...(big ? { bufferSize: 16384, bufferCount: 16384 } : {}), ...cfg, deadlineMs: 300_000 };
+    const full: HostConfig = { ...cfg, deadlineMs: 300_000 };
     const child = t.spawnIn(ns, process.execPath, [path.join(ROOT, 'dist', 'bench', 'e2e', 'switch-host.js'), JSON.stringify(full)]);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -194,9 +192,6 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'
       t.veth(g, 'g0', b, 'bg');
       t.veth(s, 's0', b, 'bs');
       const h = await SwitchHost.start(t, b, {
-        // AF_XDP takes buffers of one page at most; a jumbo MTU does not need
-        // more (frames span chunks and land in large buffers).
-        ...(type === 'afxdp' ? { bufferSize: 2048, bufferCount: 65536 } : {}),
         cpu: p.switchCpu,
         busyPoll: p.busyPoll,
         idleSpinUs: p.idleSpinUs,
@@ -301,7 +296,10 @@ function ovsL2(portType: 'afxdp' | 'system', tso = false): SystemDef {
 
 // ------------------------------------------------------------ VXLAN
 
-type Side = 'linux' | 'ours' | 'ovs';
+// ours-engine: this switch with kernelPath off on the guest port and the
+// uplink, so the engine encapsulates and decapsulates every frame (what an
+// IPv6 underlay, a tap or AF_XDP guest, or a trunk gets).
+type Side = 'linux' | 'ours' | 'ours-engine' | 'ovs';
 
 async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestDev: string, uplinkDev: string, local: string, remote: string): Promise<{ used: string; h?: SwitchHost }> {
   if (side === 'linux') {
@@ -311,17 +309,18 @@ async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestD
     linuxBridge(host, t, [guestDev, 'vx0']);
     return { used: 'Linux bridge + vxlan device' };
   }
-  if (side === 'ours') {
+  if (side === 'ours' || side === 'ours-engine') {
+    const kp = side === 'ours-engine' ? { kernelPath: false } : {};
     const h = await SwitchHost.start(t, host, {
       cpu: p.switchCpu,
       busyPoll: p.busyPoll,
       idleSpinUs: p.idleSpinUs,
       switches: [{ name: 'bench', vni: VNI }],
-      uplink: { name: 'ul', type: 'afpacket', interface: uplinkDev, localIp: `${local}/24`, mtu: t.underlayMtu },
-      ports: [{ name: 'pg', type: 'afpacket', interface: guestDev, switch: 'bench', mtu: t.mtu }],
+      uplink: { name: 'ul', type: 'afpacket', interface: uplinkDev, localIp: `${local}/24`, mtu: t.underlayMtu, ...kp },
+      ports: [{ name: 'pg', type: 'afpacket', interface: guestDev, switch: 'bench', mtu: t.mtu, ...kp }],
       peers: [{ switch: 'bench', ip: remote }],
     });
-    return { used: 'this switch, afpacket port + afpacket uplink (createUplink + addPeer)', h };
+    return { used: `this switch, afpacket port + afpacket uplink (createUplink + addPeer)${side === 'ours-engine' ? ', kernelPath: false on both' : ''}`, h };
   }
   const why = ovsMissing();
   if (why) throw new Missing(why);
@@ -354,7 +353,7 @@ function vxlan(id: string, label: string, a: Side, bSide: Side, wire = false): S
   return {
     id,
     label,
-    family: a === 'ours' ? 'ours' : a === 'ovs' ? 'ovs' : 'linux',
+    family: a === 'ours' || a === 'ours-engine' ? 'ours' : a === 'ovs' ? 'ovs' : 'linux',
     async setup(t, p) {
       const { g, s } = endpointsG(t);
       const ha = t.netns('ha');
@@ -399,6 +398,7 @@ export const TCP_ONLY: SystemDef[] = [
   ovsL2('system', true),
   vxlan('vx-linux-wire', 'Linux bridge + vxlan, wire-like underlay', 'linux', 'linux', true),
   vxlan('vx-ours-wire', 'this switch, both hosts, wire-like underlay', 'ours', 'ours', true),
+  vxlan('vx-ours-engine', 'this switch, both hosts, kernel path off', 'ours-engine', 'ours-engine'),
 ];
 
 // Port-to-port forwarding per backend of this switch at fixed offered rates

@@ -36,7 +36,7 @@ const TX_IP = '198.18.0.1';
 const RX_IP = '198.18.0.2';
 
 export const TCP_LOCAL = ['wire', 'bridge', 'ovs-afxdp', 'ovs-afpacket', 'ovs-afpacket-tso', 'ours-afpacket', 'ours-afpacket-engine', 'ours-tap', 'ours-afxdp'];
-export const TCP_VXLAN = ['vx-linux', 'vx-ours'];
+export const TCP_VXLAN = ['vx-linux', 'vx-ours', 'vx-ours-engine'];
 // The same over an underlay that segments like a wire (systems.ts, vxlanWire).
 export const TCP_VXWIRE = ['vx-linux-wire', 'vx-ours-wire'];
 export type TcpGroup = 'local' | 'vxlan' | 'vxwire';
