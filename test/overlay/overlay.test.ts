@@ -180,6 +180,22 @@ async function interopPing(t: Ctx, family: 4 | 6): Promise<void> {
       const vtepPing = await lab.nsAsync(h.nsB, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '-n', h.aIp], 6000);
       assert.match(vtepPing.out, / 2 received/, vtepPing.out);
 
+      if (family === 6) {
+        // Host A's own IPv6 stack on (as on any host): VXLAN to A's VTEP is
+        // the engine's, and the uplink's kernel-path hook ends the kernel's
+        // copy of it (docs/design/kernel-path.md). Before, every packet also
+        // went up A's stack, which has no route to the engine's address:
+        // Ip6InNoRoutes counted each one (and ICMPv6 unreachable was tried).
+        run('ip', ['netns', 'exec', h.nsA, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.up0.disable_ipv6=0']);
+        const noRoutes = (): number => Number(/Ip6InNoRoutes\s+(\d+)/.exec(run('ip', ['netns', 'exec', h.nsA, 'nstat', '-az', 'Ip6InNoRoutes']))?.[1] ?? NaN);
+        const before = noRoutes();
+        const flood = await lab.nsAsync(gB.ns, 'ping', ['-c', '200', '-i', '0.002', '-W', '1', '-n', '-q', gA.ip], 10_000);
+        assert.match(flood.out, / 200 received/, flood.out);
+        const seen = noRoutes() - before;
+        t.diagnostic(`A's stack counted ${seen} IPv6 packets without a route during 200 pings over VXLAN (200 VXLAN packets to A's VTEP)`);
+        assert.ok(seen < 20, `VXLAN to the engine's VTEP also went up the host's IPv6 stack: Ip6InNoRoutes +${seen}`);
+      }
+
       const st = await h.a.call<Stats>('statsPlus');
       t.diagnostic(`peers: ${JSON.stringify(st.peers)} uplink: ${JSON.stringify(st.uplink)}`);
       const peer = st.peers[h.bIp];

@@ -430,7 +430,7 @@ struct KpLast {
 };
 static_assert(sizeof(KpLast) == 72, "the layout of struct kp_last");
 constexpr uint32_t kKpNone = 0, kKpLocal = 1;
-constexpr int kTcActOk = 0, kTcActRedirect = 7;
+constexpr int kTcActOk = 0, kTcActShot = 2, kTcActRedirect = 7;
 
 // The programs alone, for BPF_PROG_TEST_RUN (the tables written by hand);
 // nullptr with the reason where they cannot be had here. A verifier's
@@ -553,45 +553,119 @@ std::vector<uint8_t> vxlan_packet(const uint8_t* vtep_mac, uint16_t sport) {
   return f;
 }
 
-// Received tunnel super-frames stay with the engine, and so, for a second,
-// do the plain packets of their flow (outer source, UDP source port, VNI),
-// so no flow runs on two paths at once; other flows are decapsulated by the
-// kernel. kp_tc is run through BPF_PROG_TEST_RUN on the uplink's interface,
-// a super-frame being a packet with a GSO size.
-TEST(KernelPathPrograms, ASuperFramesFlowStaysWithTheEngineForASecond) {
+// The tables of a host with one access port (kpa) and the uplink (kpb,
+// VTEP 198.18.5.1 and 2001:db8:5::1, MAC vtep_mac), kB behind the remote
+// VTEP 198.18.5.2 in the switch of VNI 5000, kA on the access port.
+constexpr uint8_t kVtepMac[6] = {0x02, 0, 0x5e, 0x10, 0, 0x99};
+void set_vtep_tables(vpc::KernelPath& kp, int ia, int iu) {
+  KpathGlobal g;
+  g.on = 1;
+  g.uplink = 1;
+  const uint8_t ours[4] = {198, 18, 5, 1}, peer[4] = {198, 18, 5, 2};
+  const uint8_t ours6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  std::memcpy(&g.ip4, ours, 4);
+  std::memcpy(g.ip6, ours6, 16);
+  g.udp_port = 4789;
+  std::memcpy(g.mac, kVtepMac, 6);
+  ASSERT_TRUE(kp.set_global(g));
+  ASSERT_TRUE(kp.set_port(0, KpathPort{uint32_t(ia), 0, 1500, 1, 0, 0}));
+  ASSERT_TRUE(kp.set_port(1, KpathPort{uint32_t(iu), 0, 1600, 1, 1, 0}));
+  ASSERT_TRUE(kp.set_ifindex(ia, 0) && kp.set_ifindex(iu, 1) && kp.set_gen(0, 1) && kp.set_vni(5000, 0));
+  KpathRemote r;
+  r.sw = 0;
+  r.ifindex = uint32_t(iu);
+  r.mtu = 1450;
+  r.on = 1;
+  std::memcpy(&r.peer_ip4, peer, 4);
+  ASSERT_TRUE(kp.set_remote(0, r));
+  ASSERT_TRUE(kp.set_entry(0, kB, kKpathRemote | 0, 1) && kp.set_entry(0, kA, 0, 1));
+}
+
+// Runs body(programs, kpa's index, kpb's index) in a namespace of its own
+// with the veths made and set_vtep_tables() written; returns why it could
+// not (then the test skips).
+std::string with_vtep_programs(const std::function<void(vpc::KernelPath&, int, int)>& body) {
   std::string why;
   std::string skip = in_own_netns([&] {
     ASSERT_TRUE(make_veths());
     std::unique_ptr<vpc::KernelPath> kp = load_programs(&why);
     if (!kp) return;
     const int ia = int(if_nametoindex("kpa")), iu = int(if_nametoindex("kpb"));
-    const uint8_t vtep_mac[6] = {0x02, 0, 0x5e, 0x10, 0, 0x99};
-    KpathGlobal g;
-    g.on = 1;
-    g.uplink = 1;
-    const uint8_t ours[4] = {198, 18, 5, 1}, peer[4] = {198, 18, 5, 2};
-    std::memcpy(&g.ip4, ours, 4);
-    g.udp_port = 4789;
-    std::memcpy(g.mac, vtep_mac, 6);
-    ASSERT_TRUE(kp->set_global(g));
-    ASSERT_TRUE(kp->set_port(0, KpathPort{uint32_t(ia), 0, 1500, 1, 0, 0}));
-    ASSERT_TRUE(kp->set_port(1, KpathPort{uint32_t(iu), 0, 1600, 1, 1, 0}));
-    ASSERT_TRUE(kp->set_ifindex(ia, 0) && kp->set_ifindex(iu, 1) && kp->set_gen(0, 1) && kp->set_vni(5000, 0));
-    KpathRemote r;
-    r.sw = 0;
-    r.ifindex = uint32_t(iu);
-    r.mtu = 1450;
-    r.on = 1;
-    std::memcpy(&r.peer_ip4, peer, 4);
-    ASSERT_TRUE(kp->set_remote(0, r));
-    ASSERT_TRUE(kp->set_entry(0, kB, kKpathRemote | 0, 1) && kp->set_entry(0, kA, 0, 1));
-    auto tc = [&](uint16_t sport, uint32_t gso_size) { return run_tc(*kp, iu, vxlan_packet(vtep_mac, sport), gso_size); };
-    EXPECT_EQ(tc(50000, 0), kTcActRedirect);  // plain: decapsulated in the kernel
-    EXPECT_EQ(tc(50000, 1400), kTcActOk);     // a super-frame of that flow: the engine's
-    EXPECT_EQ(tc(50000, 0), kTcActOk);        // and its plain packets follow it there
-    EXPECT_EQ(tc(50001, 0), kTcActRedirect);  // another flow stays in the kernel
+    set_vtep_tables(*kp, ia, iu);
+    body(*kp, ia, iu);
   });
-  if (skip.empty()) skip = why.empty() ? "" : "kernel path: " + why;
+  if (skip.empty() && !why.empty()) skip = "kernel path: " + why;
+  return skip;
+}
+
+// Received tunnel super-frames stay with the engine, and so, for a second,
+// do the plain packets of their flow (outer source, UDP source port, VNI),
+// so no flow runs on two paths at once; other flows are decapsulated by the
+// kernel. kp_tc is run through BPF_PROG_TEST_RUN on the uplink's interface,
+// a super-frame being a packet with a GSO size.
+TEST(KernelPathPrograms, ASuperFramesFlowStaysWithTheEngineForASecond) {
+  const std::string skip = with_vtep_programs([&](vpc::KernelPath& kp, int /*ia*/, int iu) {
+    auto tc = [&](uint16_t sport, uint32_t gso_size) { return run_tc(kp, iu, vxlan_packet(kVtepMac, sport), gso_size); };
+    // The engine's frames are not handed to the host's stack as well
+    // (VxlanTheEngineTakesIsNotAlsoTheHostStacks, below).
+    EXPECT_EQ(tc(50000, 0), kTcActRedirect);    // plain: decapsulated in the kernel
+    EXPECT_EQ(tc(50000, 1400), kTcActShot);     // a super-frame of that flow: the engine's
+    EXPECT_EQ(tc(50000, 0), kTcActShot);        // and its plain packets follow it there
+    EXPECT_EQ(tc(50001, 0), kTcActRedirect);    // another flow stays in the kernel
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// The same VXLAN packet over IPv6 (2001:db8:5::2 to 2001:db8:5::1).
+std::vector<uint8_t> vxlan_packet6(uint16_t sport) {
+  const std::vector<uint8_t> v4 = vxlan_packet(kVtepMac, sport);
+  const size_t udp_len = v4.size() - kEthHeaderLen - kIpv4HeaderLen;
+  std::vector<uint8_t> f(kEthHeaderLen + 40, 0);
+  std::memcpy(f.data(), v4.data(), 12);
+  store_be16(f.data() + 12, 0x86dd);
+  uint8_t* ip = f.data() + kEthHeaderLen;
+  ip[0] = 0x60;
+  store_be16(ip + 4, uint16_t(udp_len));
+  ip[6] = kIpProtoUdp;
+  ip[7] = 64;
+  const uint8_t src[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  std::memcpy(ip + 8, src, 16);
+  std::memcpy(ip + 24, src, 16);
+  ip[39] = 1;
+  f.insert(f.end(), v4.begin() + kEthHeaderLen + kIpv4HeaderLen, v4.end());
+  return f;
+}
+
+// VXLAN to our VTEP that the engine takes (its packet socket had the frame
+// before TC ingress) ends at TC: the address is the engine's, not the
+// kernel's, and the host's stack would only drop it after a route lookup
+// (IPv4) or answer it with ICMPv6 address unreachable. Everything else on
+// the uplink, and everything on an access port the kernel does not take,
+// goes on to the host's stack as before.
+TEST(KernelPathPrograms, VxlanTheEngineTakesIsNotAlsoTheHostStacks) {
+  const std::string skip = with_vtep_programs([&](vpc::KernelPath& kp, int ia, int iu) {
+    EXPECT_EQ(run_tc(kp, iu, vxlan_packet6(50000)), kTcActShot) << "IPv6 underlay: the engine decapsulates";
+    EXPECT_EQ(run_tc(kp, iu, vxlan_packet6(50000), 1400), kTcActShot) << "an IPv6 super-frame";
+    std::vector<uint8_t> f = vxlan_packet6(50000);
+    f[kEthHeaderLen + 39] = 2;  // to 2001:db8:5::2: not our VTEP
+    EXPECT_EQ(run_tc(kp, iu, f), kTcActOk);
+    f = vxlan_packet6(50000);
+    store_be16(f.data() + kEthHeaderLen + 40 + 2, 4790);  // another UDP port
+    EXPECT_EQ(run_tc(kp, iu, f), kTcActOk);
+    f = vxlan_packet6(50000);
+    f[0] ^= 0x02;  // to another MAC
+    EXPECT_EQ(run_tc(kp, iu, f), kTcActOk);
+    f = vxlan_packet(kVtepMac, 50000);
+    store_be16(f.data() + kEthHeaderLen + 6, 0x2000);  // an IPv4 fragment (MF): the kernel reassembles or drops
+    EXPECT_EQ(run_tc(kp, iu, f), kTcActOk);
+    f = vxlan_packet(kVtepMac, 50000);
+    store_be16(f.data() + kEthHeaderLen + kIpv4HeaderLen + 2, 53);  // UDP to another port
+    EXPECT_EQ(run_tc(kp, iu, f), kTcActOk);
+    EXPECT_EQ(run_tc(kp, ia, vxlan_packet6(50000)), kTcActOk) << "not on the uplink";
+    // The uplink off in the tables (closing): the host's stack sees it again.
+    ASSERT_TRUE(kp.set_port(1, KpathPort{uint32_t(iu), 0, 1600, 0, 1, 0}));
+    EXPECT_EQ(run_tc(kp, iu, vxlan_packet6(50000)), kTcActOk);
+  });
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 

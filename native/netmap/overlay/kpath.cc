@@ -10,6 +10,7 @@ void Overlay::kpath_uplink(KpathGlobal* g) const {
   if (!uplink_.active) return;
   const UplinkConfig& u = uplink_.cfg;
   if (!u.ip4.is_zero()) std::memcpy(&g->ip4, u.ip4.b + 12, 4);
+  if (!u.ip6.is_zero()) std::memcpy(g->ip6, u.ip6.b, 16);
   g->udp_port = u.udp_port;
   mac_store(g->mac, uplink_.mac);
 }

@@ -6,7 +6,8 @@
 //            interface (bpf_redirect, as a bridge's forwarding would transmit
 //            it), VXLAN-encapsulated or -decapsulated on the way when one
 //            side is a remote VTEP, and counted; everything else goes on
-//            (TC_ACT_OK) as before.
+//            (TC_ACT_OK) as before, but for VXLAN to our VTEP that the
+//            engine took: the host's stack gets no copy (engines_own).
 //   kp_sock  socket filter on the port's packet socket. Packet taps run
 //            before TC ingress, so the engine's socket would see every frame
 //            first: this filter refuses exactly the frames kp_tc will take.
@@ -68,6 +69,7 @@ struct kp_global {
   __u32 udp_port;     // the VXLAN UDP port
   __u8 mac[6];        // the uplink's MAC
   __u16 pad;
+  __u8 ip6[16];       // our IPv6 VTEP address (all zeros: none)
 };
 
 // A remote member (a VTEP in one switch): everything encapsulation needs.
@@ -623,6 +625,44 @@ static __always_inline struct kp_last* left_for(struct __sk_buff* skb) {
   return l;
 }
 
+// A VXLAN datagram to our VTEP that the engine takes: untagged, on the
+// uplink, to its MAC, UDP to our VTEP address (IPv4 without options and not
+// a fragment, or IPv6 with UDP as its next header) and port. The engine's
+// packet socket had its copy before TC ingress; the address is the
+// engine's, not the kernel's, so the host's own stack could only look up a
+// route for it and drop it (IPv4: IpInAddrErrors) or answer it with ICMPv6
+// address unreachable (rate-limited, but the lookups are paid per packet):
+// a twentieth of the engine's time on an IPv6 underlay, in the sender's
+// softirq. So the kernel's copy ends here.
+static __always_inline int engines_own(struct __sk_buff* skb) {
+  __u32 zero = 0;
+  struct kp_global* g = bpf_map_lookup_elem(&kp_global, &zero);
+  if (!g || !g->udp_port || skb->vlan_present) return 0;
+  __u32 ifx = skb->ifindex;
+  __u32* in = bpf_map_lookup_elem(&kp_ifx, &ifx);
+  if (!in) return 0;
+  __u32 in_port = *in;
+  struct kp_port* from = bpf_map_lookup_elem(&kp_ports, &in_port);
+  if (!from || !from->on || !from->uplink) return 0;
+  __u8 h[58];
+  if (bpf_skb_load_bytes(skb, 0, h, sizeof h) || !mac_eq(h, g->mac)) return 0;
+  __u32 proto = be16(h + 12);
+  if (proto == 0x0800) {
+    __u32 dst;
+    __builtin_memcpy(&dst, h + 30, 4);
+    return g->ip4 && dst == g->ip4 && h[14] == 0x45 && h[23] == 17 && !(be16(h + 20) & 0x3fff) &&
+           be16(h + 36) == g->udp_port;
+  }
+  if (proto != 0x86dd || h[20] != 17) return 0;
+  __u8 any = 0, diff = 0;
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    any |= g->ip6[i];
+    diff |= h[38 + i] ^ g->ip6[i];
+  }
+  return any && !diff && be16(h + 56) == g->udp_port;
+}
+
 SEC("tc")
 int kp_tc(struct __sk_buff* skb) {
   struct kp_verdict v = {};
@@ -632,7 +672,7 @@ int kp_tc(struct __sk_buff* skb) {
     // The socket filter has decided for this frame (and stamped its source):
     // follow it, even if a table changed since.
     kind = l->kind;
-    if (kind == KP_NONE) return TC_ACT_OK;
+    if (kind == KP_NONE) return engines_own(skb) ? TC_ACT_SHOT : TC_ACT_OK;
     v.in = l->in;
     v.out = l->out;
     v.member = l->member;
@@ -642,7 +682,7 @@ int kp_tc(struct __sk_buff* skb) {
     if (kind == KP_ENCAP) v.r = bpf_map_lookup_elem(&kp_remote, &v.member);
   } else {
     kind = decide(skb, &v);
-    if (kind == KP_NONE) return TC_ACT_OK;
+    if (kind == KP_NONE) return engines_own(skb) ? TC_ACT_SHOT : TC_ACT_OK;
     stamp(v.src);
   }
   __u64 len = skb->len;

@@ -38,6 +38,7 @@ struct KpathGlobal {
   uint32_t udp_port = 0;  // the VXLAN UDP port
   uint8_t mac[6] = {};    // the uplink's MAC
   uint16_t pad = 0;
+  uint8_t ip6[16] = {};   // our IPv6 VTEP address (all zeros: none)
   bool operator==(const KpathGlobal&) const = default;
 };
 
