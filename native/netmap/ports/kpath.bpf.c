@@ -630,10 +630,10 @@ static __always_inline struct kp_last* left_for(struct __sk_buff* skb) {
 // a fragment, or IPv6 with UDP as its next header) and port. The engine's
 // packet socket had its copy before TC ingress; the address is the
 // engine's, not the kernel's, so the host's own stack could only look up a
-// route for it and drop it (IPv4: IpInAddrErrors) or answer it with ICMPv6
-// address unreachable (rate-limited, but the lookups are paid per packet):
-// a twentieth of the engine's time on an IPv6 underlay, in the sender's
-// softirq. So the kernel's copy ends here.
+// route for it and drop it, or (IPv6) answer it with ICMPv6 address
+// unreachable (rate-limited, but the lookups are paid per packet): 7.8% of
+// the engines' samples in one profile over an IPv6 underlay, in the
+// sender's softirq. So the kernel's copy ends here.
 static __always_inline int engines_own(struct __sk_buff* skb) {
   __u32 zero = 0;
   struct kp_global* g = bpf_map_lookup_elem(&kp_global, &zero);
