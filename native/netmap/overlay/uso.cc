@@ -219,8 +219,8 @@ bool Overlay::take_super(Pkt& p, const OffloadMeta& gso, uint16_t udp_off, uint1
       why = Drop::gso_malformed;  // another VNI or flags inside one batch
     } else if (ilen < kEthHeaderLen) {
       why = Drop::vxlan_inner_runt;
-    } else if (ilen > pool.max_large_frame()) {
-      why = Drop::oversize;
+    } else if (ilen > std::max(pool.max_frame(), pool.max_large_frame())) {
+      why = Drop::oversize;  // (a pool without large buffers: max_large_frame() is 0)
     } else if (ilen > pool.max_frame() ? !core_.cache().alloc_large(&idx) : !core_.cache().alloc(&idx)) {
       why = Drop::no_buffer;
     } else {
