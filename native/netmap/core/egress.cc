@@ -6,6 +6,7 @@
 // encap() for frames with offload state; plain frames never come here (one
 // bit test and one compare in enqueue).
 //
+//   GSO frame of one segment that fits the port: sent whole (as below)
 //   GSO super-frame, port takes it (tx_offloads, tx_max_frame, large buffers):
 //       passed on, gso_size lowered to the port's MTU if the sender's is larger
 //   GSO super-frame, anything else: segmented (proto/gso.h) into regular
@@ -32,7 +33,10 @@ void Core::egress_offload(PortId out, PortState& ps, Pkt p, SwitchCounterBlock* 
   OffloadMeta& m = pool.meta(p.buf);
   PortCounterBlock* pc = ps.counters;
   const bool large = pool.is_large(p.buf);
-  if (m.gso()) {
+  if (m.gso() && p.len <= ps.tx_max_frame && (!large || ps.tx_large) &&
+      gso_single_segment(pool.frame(p), p.len, m, ps.cfg.mtu)) {
+    // one segment: on below as a checksum-partial frame
+  } else if (m.gso()) {
     const bool as_is = (offload_needs(m) & ~ps.tx_offloads) == 0 && p.len <= ps.tx_max_frame &&
                        (!large || ps.tx_large);
     if (!as_is) {

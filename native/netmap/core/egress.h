@@ -26,6 +26,22 @@ inline Drop offload_drop(OffloadError e) {
 }
 
 
+// A GSO frame whose payload is one segment where it goes (within its
+// gso_size and a path of l3_mtu bytes) is not a batch: its GSO state is
+// cleared and it goes on whole, as a frame with a partial checksum, rather
+// than being cut to fit a regular buffer. An AF_XDP port marks jumbo TCP
+// frames as batches without knowing whether they are (ports/afxdp.cc,
+// infer_tso). True when it cleared the state.
+inline bool gso_single_segment(const uint8_t* f, uint32_t len, OffloadMeta& m, uint32_t l3_mtu) {
+  FrameLayout L;
+  if (!frame_layout(f, len, &L)) return false;  // segmenting says why
+  const uint32_t mss = std::min<uint32_t>(m.gso_size, gso_mss_for_mtu(L, l3_mtu));
+  if (mss == 0 || L.payload_len() > mss) return false;
+  m.gso_type = OffloadMeta::kGsoNone;
+  m.gso_size = 0;
+  return true;
+}
+
 // Cuts a super-frame into segments whose IP packets fit `l3_mtu` (and a
 // regular buffer), hands each to emit, frees the super-frame. Counts the
 // super-frame and its segments on pc; whatever could not be produced is a

@@ -171,6 +171,44 @@ TEST_F(EgressTest, JumboMtuOverRegularBuffersCrossesInALargeBuffer) {
   expect_no_leak();
 }
 
+// A TSO batch of one segment (what an AF_XDP port makes of a jumbo TCP
+// frame within its MTU: ports/afxdp.cc, infer_tso) crosses whole to a jumbo
+// port, not cut to what a regular buffer holds: a port that takes offloads
+// gets it checksum-partial without GSO state, one that takes nothing gets it
+// completed. A port with a 1500-byte MTU gets it cut to that MTU.
+TEST_F(EgressTest, ABatchOfOneSegmentCrossesWholeWhereItFits) {
+  PortConfig jumbo;
+  jumbo.mtu = 9000;
+  s_ = create_switch(1);
+  in_ = add(s_, PipeOptions{}, jumbo);
+  const PortId takes = add(s_, PipeOptions{}, jumbo);
+  const PortId plain = add(s_, none(), jumbo);
+  const PortId narrow = add(s_, none());
+  Spec sp;
+  sp.payload = 5000;
+  sp.full_csum = false;
+  sp.dst = testutil::host_mac(9);  // unknown: flooded to all three
+  Built b = testframes::build(sp);
+  inject(in_, b.f, tso_meta(b, false, 8960));
+  auto t = take(takes);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].f, b.f) << "as it is";
+  ASSERT_TRUE(t[0].meta);
+  EXPECT_FALSE(t[0].m.gso()) << "no GSO state: one segment";
+  EXPECT_TRUE(t[0].m.needs_csum());
+  auto p = take(plain);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_TRUE(p[0].large);
+  EXPECT_FALSE(p[0].meta && p[0].m.pending()) << "nothing left to do";
+  expect_segments(frames(p), b, false, 9000, 8960);  // one segment, its checksum verifies
+  EXPECT_EQ(pc(plain, PortCounter::tx_gso_frames), 0u);
+  auto n = take(narrow);
+  expect_segments(frames(n), b, false, 1500, 1460);
+  EXPECT_EQ(n.size(), 4u);
+  EXPECT_EQ(pc(narrow, PortCounter::tx_gso_frames), 1u);
+  expect_no_leak();
+}
+
 TEST_F(EgressTest, SegmentsFollowTheEgressMtuAndOddSegmentSizes) {
   Spec sp = two_ports(none(), 10001, 1280);
   const PortId in = in_, out = out_;

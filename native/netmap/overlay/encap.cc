@@ -199,7 +199,8 @@ void Overlay::encap(uint32_t vt, SwitchState& sw, Pkt p, MemberId from, MemberId
 
 // Encapsulation of a frame with offload state: a super-frame is segmented to
 // the overlay's inner MTU (whatever the sender's gso_size) and each segment
-// encapsulated; a checksum-partial frame is completed first. What leaves
+// encapsulated; a checksum-partial frame (or a super-frame of one segment) is
+// completed first. What leaves
 // through the uplink is always plain.
 void Overlay::encap_offload(uint32_t vt, SwitchState& swr, Pkt p, MemberId from, MemberId via, uint32_t inner_mtu) {
   BufferPool& pool = core_.pool();
@@ -207,7 +208,7 @@ void Overlay::encap_offload(uint32_t vt, SwitchState& swr, Pkt p, MemberId from,
   SwitchCounterBlock* sw = swr.counters;
   PeerState& v = peers_[vt];
   PortCounterBlock* pc = core_.port(uplink_.port).counters;
-  if (m.gso()) {
+  if (m.gso() && !gso_single_segment(pool.frame(p), p.len, m, inner_mtu)) {
     constexpr uint32_t kUso = kOffUso | kOffCsum;
     if ((core_.port(uplink_.port).tx_offloads & kUso) == kUso && encap_uso(vt, swr, p, via, inner_mtu)) return;
     if (!core_.segment(p, m, inner_mtu, pc, sw, [&](Pkt q) { encap(vt, swr, q, from, via); }))

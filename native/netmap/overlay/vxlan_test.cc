@@ -2088,6 +2088,30 @@ TEST_F(VxlanOffloadTest, AJumboFrameLargerThanARegularBufferIsEncapsulatedWhenIt
   EXPECT_EQ(get16(back[0], 40), 8950) << "the inner MTU";
 }
 
+// A TSO batch of one segment that fits the inner MTU (what an AF_XDP port
+// makes of a jumbo TCP frame: ports/afxdp.cc, infer_tso) is encapsulated
+// whole, its checksum completed. Before, it went to segmentation, which cuts
+// to what a regular buffer holds: three VXLAN packets for one segment.
+TEST_F(VxlanOffloadTest, ABatchOfOneSegmentIsEncapsulatedWholeNotCutToABuffer) {
+  testframes::Spec sp = to_remote_jumbo(5000);
+  sp.full_csum = false;
+  testframes::Built b = testframes::build(sp);
+  ASSERT_GT(b.f.size(), engine().pool()->max_frame());
+  local_meta(locals_[0], b.f, testutil::tso_meta(b, false, 8948));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u) << "one segment, one VXLAN packet";
+  Bytes in = parse4(out[0]).inner;
+  ASSERT_EQ(in.size(), b.f.size());
+  EXPECT_TRUE(std::equal(b.f.begin() + b.hdr_len, b.f.end(), in.begin() + b.hdr_len)) << "payload";
+  const uint32_t l4_len = uint32_t(in.size()) - b.l4_off;
+  EXPECT_EQ(testframes::ref_sum(in.data() + b.l4_off, l4_len,
+                                testframes::ref_pseudo(in.data() + b.l3_off, kIpProtoTcp, l4_len)),
+            0xFFFFu)
+      << "its checksum completed";
+  EXPECT_EQ(pc(up_, PortCounter::tx_gso_frames), 0u) << "not segmented";
+  EXPECT_EQ(pc(up_, PortCounter::tx_drops), 0u);
+}
+
 TEST_F(VxlanOffloadTest, TooBigForTheOverlayIsAnsweredWithTheInnerMtu) {
   testframes::Spec sp = to_remote(1440);  // IP 1480: fits the local MTU, not the overlay (1450)
   sp.full_csum = true;

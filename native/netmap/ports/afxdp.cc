@@ -10,18 +10,28 @@
 
 namespace vpc {
 
+namespace {
+// True when the frame's L4 checksum field holds the folded pseudo-header sum
+// and the full checksum does not verify: a partial checksum, as the sender's
+// kernel left it (*seg: the sum over the L4 bytes, for completing it).
+bool partial_checksum(const uint8_t* f, uint32_t len, L4Checksum* c, uint32_t* seg) {
+  if (!locate_l4_checksum(f, len, c)) return false;
+  const uint16_t pseudo = uint16_t(~csum_fold(c->pseudo));  // folded, not complemented
+  if (load_be16(f + c->field) != pseudo) return false;      // the usual case, cheap
+  *seg = csum_partial(f + c->l4, c->end - c->l4, 0);
+  return csum_fold(*seg + c->pseudo) != 0;                   // else it verifies: complete already
+}
+}  // namespace
+
 // XDP does not say which frames carry a partial checksum (the guest's
 // CHECKSUM_PARTIAL becomes plain bytes on a veth), so a field that equals the
 // pseudo-header sum is completed, but only when the full checksum does not
 // already verify: a correct frame is never changed.
 bool complete_hidden_partial_checksum(uint8_t* f, uint32_t len) {
   L4Checksum c;
-  if (!locate_l4_checksum(f, len, &c)) return false;
-  const uint16_t pseudo = uint16_t(~csum_fold(c.pseudo));  // folded, not complemented
-  if (load_be16(f + c.field) != pseudo) return false;     // the usual case, cheap
-  const uint32_t seg = csum_partial(f + c.l4, c.end - c.l4, 0);
-  if (csum_fold(seg + c.pseudo) == 0) return false;        // it verifies: complete already
-  uint16_t sum = csum_fold(seg);                           // the field holds the pseudo sum already
+  uint32_t seg = 0;
+  if (!partial_checksum(f, len, &c, &seg)) return false;
+  uint16_t sum = csum_fold(seg);  // the field holds the pseudo sum already
   if (c.proto == kIpProtoUdp && sum == 0) sum = 0xFFFF;
   store_be16(f + c.field, sum);
   return true;
@@ -34,11 +44,26 @@ bool complete_hidden_partial_checksum(uint8_t* f, uint32_t len) {
 // IP header and the TCP header with its options (what MSS minus the options
 // gives), and the checksum field holds the pseudo-header sum, as for any TSO
 // frame (CHECKSUM_PARTIAL).
+//
+// Over a jumbo MTU a frame within it may be a batch too: a guest whose path
+// to a peer is narrower (it learnt 1450 across VXLAN from the switch's ICMP)
+// keeps TSO on, and its batches of 1398-byte segments come in any length,
+// 4,000 bytes as well as 40,000. Refused as single frames too big for the
+// tunnel, they stalled TCP (0.00 Gbit/s). So a TCP packet longer than
+// kTsoFloor is taken as a batch too when its checksum is partial, as a TSO
+// batch's is (a complete checksum is a complete frame: left as it is). If it
+// was one segment, nothing changes where it fits (egress sends a one-segment
+// batch as one frame); where it does not, it is cut to that path's MTU
+// instead of refused, which TCP takes as it takes any segmentation.
 bool infer_tso(const uint8_t* f, uint32_t len, uint32_t mtu, OffloadMeta* m) {
   FrameLayout l;
   if (!frame_layout(f, len, &l) || l.l4_proto != kIpProtoTcp) return false;
   const uint16_t mss = gso_mss_for_mtu(l, mtu);
-  if (l.ip_end - l.l3_off <= mtu || mss == 0) return false;
+  const uint32_t ip_len = l.ip_end - l.l3_off;
+  if (ip_len <= std::min(mtu, kTsoFloor) || mss == 0) return false;
+  L4Checksum c;
+  uint32_t seg = 0;
+  if (ip_len <= mtu && !partial_checksum(f, len, &c, &seg)) return false;
   *m = OffloadMeta{};
   m->flags = OffloadMeta::kNeedsCsum;
   m->gso_type = l.ip_version == 4 ? OffloadMeta::kGsoTcpv4 : OffloadMeta::kGsoTcpv6;
@@ -295,10 +320,11 @@ class AfXdpPort final : public Port {
   // counted) when the frame is too big or no large buffer is free.
   bool gather(Xsk& x, uint32_t first, uint32_t n, Pkt* out);
   // What XDP dropped of a received frame's state: a TSO batch's GSO state
-  // (infer_tso, frames longer than the MTU) or a hidden partial checksum.
+  // (infer_tso, TCP frames longer than the MTU or kTsoFloor) or a hidden
+  // partial checksum.
   void restore_state(Pkt& p) {
     uint8_t* f = pool_->frame(p);
-    if (p.len > mtu_frame_ && infer_tso(f, p.len, mtu_, &pool_->meta(p.buf))) {
+    if (p.len > tso_frame_ && infer_tso(f, p.len, mtu_, &pool_->meta(p.buf))) {
       pkt_set_meta(p, true);
       status_->add(PortStatus::rx_offload);
     } else if (p.len > mtu_frame_ && udp_batch_without_size(f, p.len, mtu_)) [[unlikely]] {
@@ -323,6 +349,7 @@ class AfXdpPort final : public Port {
     const int m = if_mtu(ctl_, ifname_);
     if (m > 0) mtu_ = uint32_t(m);
     mtu_frame_ = mtu_ + 14;
+    tso_frame_ = std::min(mtu_, kTsoFloor) + 14;
   }
 
   Xsk& txq() { return xsks_[0]; }
@@ -342,7 +369,8 @@ class AfXdpPort final : public Port {
   std::vector<uint8_t> lent_;
   VnetSender vnet_;          // frames with offload state (see tx_offloads)
   uint32_t mtu_ = 1500;      // the interface's MTU: a larger TCP frame received is a TSO batch (infer_tso)
-  uint32_t mtu_frame_ = 1514;  // mtu_ + 14: longer frames are looked at by infer_tso
+  uint32_t mtu_frame_ = 1514;  // mtu_ + 14: a longer UDP frame is a batch whose size XDP lost
+  uint32_t tso_frame_ = 1514;  // min(mtu_, kTsoFloor) + 14: longer frames are looked at by infer_tso
 
   int ctl_ = -1, epfd_ = -1;
   int ifindex_ = 0;

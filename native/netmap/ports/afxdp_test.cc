@@ -149,6 +149,47 @@ TEST(Afxdp, FramesWithinTheMtuAndNonTcpFramesGetNoTsoState) {
   EXPECT_EQ(m.gso_size, 77);
 }
 
+// Over a jumbo MTU a TCP frame within it but over 1500 bytes is taken as a
+// batch when its checksum is partial (a guest that learnt a narrower path
+// keeps sending TSO batches of any length), with the MTU's segment size, so
+// that a narrower egress cuts it instead of refusing it. A complete checksum
+// is a complete frame: left alone. At 1500 bytes or less nothing changes.
+TEST(Afxdp, AJumboPortTakesAPartialTcpFrameOver1500BytesAsABatch) {
+  testframes::Spec sp;
+  sp.tcp_opt = 12;
+  sp.payload = 4000;
+  sp.full_csum = false;
+  testframes::Built b = testframes::build(sp);
+  OffloadMeta m;
+  ASSERT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m));
+  EXPECT_EQ(m.gso_kind(), OffloadMeta::kGsoTcpv4);
+  EXPECT_EQ(m.gso_size, 9000 - 52);
+  EXPECT_TRUE(m.needs_csum());
+  sp.v6 = true;
+  b = testframes::build(sp);
+  ASSERT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m));
+  EXPECT_EQ(m.gso_kind(), OffloadMeta::kGsoTcpv6);
+  EXPECT_EQ(m.gso_size, 9000 - 72);
+
+  m = OffloadMeta{};
+  sp.full_csum = true;
+  b = testframes::build(sp);
+  EXPECT_FALSE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m)) << "a complete frame";
+  sp.v6 = false;
+  sp.full_csum = false;
+  sp.payload = 1500 - 52;  // IP 1500
+  b = testframes::build(sp);
+  EXPECT_FALSE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m)) << "not over 1500 bytes";
+  sp.payload += 1;
+  b = testframes::build(sp);
+  EXPECT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m)) << "one byte over";
+  m = OffloadMeta{};
+  sp.full_csum = true;
+  sp.payload = 4000;
+  b = testframes::build(sp);
+  EXPECT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), 1500, &m)) << "over the MTU: a batch, whatever its checksum";
+}
+
 // Which queues a port opens, from the spec's "@q", the queues option, the
 // interface's rx queue count and the XSKMAP size (libxdp's has 64).
 TEST(Afxdp, QueueRangeDefaultsToEveryQueue) {
