@@ -7,6 +7,7 @@
 // started with fork/exec and stopped by its PID (SIGINT, then SIGKILL).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -14,8 +15,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -149,6 +152,12 @@ class VhostTestpmd : public ::testing::Test {
  protected:
   void SetUp() override {
     if (access(kTestpmd, X_OK) != 0) GTEST_SKIP() << kTestpmd << " is not installed (Debian: dpdk)";
+    // One testpmd test at a time, also when ctest runs tests side by side
+    // (-j2): two busy-polling testpmds and two engines on a 2-core machine
+    // starved one run's testpmd (under the sanitizers: no link in 20 s).
+    lock_ = ::open("/tmp/vpc-testpmd-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(lock_, 0) << "the testpmd tests' lock file: " << strerror(errno);
+    ASSERT_EQ(flock(lock_, LOCK_EX), 0) << strerror(errno);
     EngineOptions o;
     o.pool.count = 16384;
     o.pool.large_count = 64;
@@ -166,7 +175,9 @@ class VhostTestpmd : public ::testing::Test {
       unlink((dir + "/b.sock").c_str());
       rmdir(dir.c_str());
     }
+    if (lock_ >= 0) ::close(lock_);  // releases the lock
   }
+  int lock_ = -1;
   PortId add_vhost(const std::string& sock, bool client, std::shared_ptr<PortStatus>* st) {
     *st = std::make_shared<PortStatus>();
     VhostUserOptions vo;
