@@ -43,6 +43,8 @@ export interface UplinkSpec {
   disableOffloads?: boolean;
   promiscuous?: boolean;
   kernelPath?: boolean; // afpacket: VXLAN over IPv4 to and from afpacket access ports encapsulated in the kernel (default true; docs/design/kernel-path.md)
+  xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook (default 'auto': native first, on a veth too)
+  zeroCopy?: 'auto' | 'on' | 'off'; // afxdp: zero-copy UMEM (default 'auto': zero-copy where the driver has it)
 }
 
 export interface UplinkInfo {
@@ -90,7 +92,7 @@ export const VXLAN_OVERHEAD = { ipv4: 50, ipv6: 70 } as const;
 const UPLINK_KEYS = [
   'name', 'type', 'interface', 'mtu', 'mac', 'localIp', 'localIp6', 'gateway', 'gateway6', 'udpPort',
   'srcPortRange', 'ttl', 'df', 'udp6ZeroChecksum', 'allowUnknownPeers', 'neighborReachableSeconds',
-  'ringSize', 'rxRing', 'txRing', 'burst', 'disableOffloads', 'promiscuous', 'kernelPath',
+  'ringSize', 'rxRing', 'txRing', 'burst', 'disableOffloads', 'promiscuous', 'kernelPath', 'xdpMode', 'zeroCopy',
 ] as const;
 
 export interface NormalizedUplink {
@@ -184,7 +186,10 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
   if (gateway) out.gateway = gateway;
   if (gateway6) out.gateway6 = gateway6;
   const kernel = validateKernelSettings(
-    { interface: u.interface, rxRing: u.rxRing, txRing: u.txRing, burst: u.burst, disableOffloads: u.disableOffloads, promiscuous: u.promiscuous, kernelPath: u.kernelPath },
+    {
+      interface: u.interface, rxRing: u.rxRing, txRing: u.txRing, burst: u.burst, disableOffloads: u.disableOffloads, promiscuous: u.promiscuous,
+      kernelPath: u.kernelPath, xdpMode: u.xdpMode, zeroCopy: u.zeroCopy,
+    },
     type,
   );
   if (kernel) out.kernel = kernel;

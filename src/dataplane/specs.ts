@@ -380,7 +380,7 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
   for (const [key, allowed] of [['xdpMode', ['auto', 'native', 'generic']], ['zeroCopy', ['auto', 'on', 'off']]] as const) {
     const v = p[key];
     if (v === undefined) continue;
-    if (type !== 'afxdp') throw invalid('ERR_INVALID_ARGUMENT', key, 'applies only to afxdp ports', undefined, false);
+    if (type !== 'afxdp') throw invalid('ERR_INVALID_ARGUMENT', key, 'applies only to afxdp ports and uplinks', undefined, false);
     if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
       throw invalid('ERR_INVALID_ARGUMENT', key, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`, v);
     }

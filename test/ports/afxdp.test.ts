@@ -179,6 +179,30 @@ test('xdpMode generic: forced generic XDP (SKB mode), copy; zeroCopy on is refus
   });
 });
 
+// An uplink of type afxdp takes xdpMode and zeroCopy as an afxdp port does
+// (before, its spec refused them, so an uplink could be neither forced to
+// generic XDP nor to zero-copy on a NIC that has it); an afpacket uplink
+// refuses them, naming the field.
+test('an afxdp uplink takes xdpMode and zeroCopy; an afpacket uplink refuses them, naming the field', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    const s = lab.name('u0');
+    run('ip', ['link', 'add', s, 'type', 'veth', 'peer', 'name', lab.name('u1')]);
+    lab.track(s);
+    run('ip', ['link', 'set', s, 'up']);
+    const up = { name: 'up', interface: s, localIp: '198.18.41.1/24' };
+    await assert.rejects(dp.createUplink({ ...up, type: 'afpacket', xdpMode: 'native' }), /xdpMode: applies only to afxdp/);
+    await assert.rejects(dp.createUplink({ ...up, type: 'afxdp', xdpMode: 'fast' as never }), /xdpMode: must be one of/);
+    await assert.rejects(dp.createUplink({ ...up, type: 'afxdp', zeroCopy: 'on' }), /zero-copy.*zeroCopy: 'auto' or 'off'/s);
+    assert.equal(xdpOf(s), '', 'a failed open leaves no XDP program');
+    await dp.createUplink({ ...up, type: 'afxdp', xdpMode: 'generic', zeroCopy: 'off' });
+    assert.match(xdpOf(s), /^xdpgeneric /, run('ip', ['-d', 'link', 'show', 'dev', s]));
+    assert.match(dp.portStatus('up')?.offloads ?? '', /^generic XDP, copy mode/);
+    t.diagnostic(`up: ${dp.portStatus('up')?.offloads}`);
+    await dp.deleteUplink();
+    assert.equal(xdpOf(s), '');
+  });
+});
+
 // A jumbo MTU over the default 2 KiB buffers: a 9000-byte frame spans five
 // UMEM chunks (multi-buffer) both ways and lands in a large buffer in the
 // switch. Before, an AF_XDP port could not have an MTU above 1902.
