@@ -90,6 +90,7 @@ void Core::set_port_config(PortState& ps, const PortConfig& pc) {
   ps.cfg = pc;
   std::sort(ps.cfg.locked_macs.begin(), ps.cfg.locked_macs.end());
   ps.max_len = pc.mtu + kEthHeaderLen;
+  if (ps.port) ps.port->set_mtu(pc.mtu);
 }
 
 bool Core::has_free_port_slot() const {

@@ -55,7 +55,7 @@ bool complete_hidden_partial_checksum(uint8_t* f, uint32_t len) {
 // was one segment, nothing changes where it fits (egress sends a one-segment
 // batch as one frame); where it does not, it is cut to that path's MTU
 // instead of refused, which TCP takes as it takes any segmentation.
-bool infer_tso(const uint8_t* f, uint32_t len, uint32_t mtu, OffloadMeta* m) {
+bool infer_tso(const uint8_t* f, uint32_t len, uint32_t mtu, OffloadMeta* m, uint32_t if_mtu) {
   FrameLayout l;
   if (!frame_layout(f, len, &l) || l.l4_proto != kIpProtoTcp) return false;
   const uint16_t mss = gso_mss_for_mtu(l, mtu);
@@ -63,7 +63,7 @@ bool infer_tso(const uint8_t* f, uint32_t len, uint32_t mtu, OffloadMeta* m) {
   if (ip_len <= std::min(mtu, kTsoFloor) || mss == 0) return false;
   L4Checksum c;
   uint32_t seg = 0;
-  if (ip_len <= mtu && !partial_checksum(f, len, &c, &seg)) return false;
+  if (ip_len <= std::max(mtu, if_mtu) && !partial_checksum(f, len, &c, &seg)) return false;
   *m = OffloadMeta{};
   m->flags = OffloadMeta::kNeedsCsum;
   m->gso_type = l.ip_version == 4 ? OffloadMeta::kGsoTcpv4 : OffloadMeta::kGsoTcpv6;
@@ -324,7 +324,7 @@ class AfXdpPort final : public Port {
   // partial checksum.
   void restore_state(Pkt& p) {
     uint8_t* f = pool_->frame(p);
-    if (p.len > tso_frame_ && infer_tso(f, p.len, mtu_, &pool_->meta(p.buf))) {
+    if (p.len > tso_frame_ && infer_tso(f, p.len, tso_mtu_, &pool_->meta(p.buf), mtu_)) {
       pkt_set_meta(p, true);
       status_->add(PortStatus::rx_offload);
     } else if (p.len > mtu_frame_ && udp_batch_without_size(f, p.len, mtu_)) [[unlikely]] {
@@ -349,7 +349,17 @@ class AfXdpPort final : public Port {
     const int m = if_mtu(ctl_, ifname_);
     if (m > 0) mtu_ = uint32_t(m);
     mtu_frame_ = mtu_ + 14;
-    tso_frame_ = std::min(mtu_, kTsoFloor) + 14;
+    // A batch's segment size is guessed from the smaller of the interface's
+    // MTU and the port's: guessed from the interface's alone (9000, the port
+    // left at 1500), every batch of a guest that cuts for 1500 looked like
+    // 8,948-byte segments, was refused at ingress (oversize), and TCP stood
+    // at 0.00 Gbit/s. Cut smaller than the sender meant is always valid TCP.
+    tso_mtu_ = port_mtu_ ? std::min(mtu_, port_mtu_) : mtu_;
+    tso_frame_ = std::min(tso_mtu_, kTsoFloor) + 14;
+  }
+  void set_mtu(uint32_t l3_mtu) override {
+    port_mtu_ = l3_mtu;
+    read_mtu();
   }
 
   Xsk& txq() { return xsks_[0]; }
@@ -368,9 +378,11 @@ class AfXdpPort final : public Port {
   // chunk of a frame on the tx ring, which stands for its whole buffer).
   std::vector<uint8_t> lent_;
   VnetSender vnet_;          // frames with offload state (see tx_offloads)
-  uint32_t mtu_ = 1500;      // the interface's MTU: a larger TCP frame received is a TSO batch (infer_tso)
+  uint32_t mtu_ = 1500;      // the interface's MTU (read_mtu)
   uint32_t mtu_frame_ = 1514;  // mtu_ + 14: a longer UDP frame is a batch whose size XDP lost
-  uint32_t tso_frame_ = 1514;  // min(mtu_, kTsoFloor) + 14: longer frames are looked at by infer_tso
+  uint32_t port_mtu_ = 0;      // the port's MTU (set_mtu), 0 until the engine says
+  uint32_t tso_mtu_ = 1500;    // min(mtu_, port_mtu_): what infer_tso rebuilds a batch's segments for
+  uint32_t tso_frame_ = 1514;  // min(tso_mtu_, kTsoFloor) + 14: longer frames are looked at by infer_tso
 
   int ctl_ = -1, epfd_ = -1;
   int ifindex_ = 0;

@@ -76,14 +76,17 @@ inline Pkt xsk_pkt_of(uint64_t addr, uint32_t len, uint32_t shift) {
 bool complete_hidden_partial_checksum(uint8_t* frame, uint32_t len);
 
 // XDP also hides a frame's GSO state. A TCP frame (Ethernet, up to two VLAN
-// tags, IPv4 or IPv6) whose IP packet is longer than `mtu`, or than kTsoFloor
-// when the MTU is larger (a jumbo port, whose guest may cut for a narrower
-// path), is taken as a TSO batch: fills *m as the sender's kernel had it (GSO
-// TCPv4/v6, segment size = mtu - IP header - TCP header with options,
-// checksum-partial at the TCP checksum) and returns true. Anything else:
-// false, *m untouched.
+// tags, IPv4 or IPv6) whose IP packet is longer than the interface's MTU
+// (`if_mtu`; 0: `mtu`) is a TSO batch; so is one longer than `mtu`, or than
+// kTsoFloor when `mtu` is larger (a jumbo port, whose guest may cut for a
+// narrower path), whose checksum is partial. For a batch, fills *m as the
+// sender's kernel had it (GSO TCPv4/v6, segment size = mtu - IP header - TCP
+// header with options, checksum-partial at the TCP checksum) and returns
+// true. Anything else: false, *m untouched. `mtu` is the smaller of the
+// interface's and the port's: segments are never guessed larger than the
+// port takes.
 constexpr uint32_t kTsoFloor = 1500;
-bool infer_tso(const uint8_t* frame, uint32_t len, uint32_t mtu, OffloadMeta* m);
+bool infer_tso(const uint8_t* frame, uint32_t len, uint32_t mtu, OffloadMeta* m, uint32_t if_mtu = 0);
 // True when a frame longer than the MTU is UDP over IPv4 or IPv6: a sender's
 // UDP GSO batch (UDP_SEGMENT) that XDP handed over whole. Unlike a TCP
 // stream, its datagram boundaries are the sender's gso_size, which XDP does

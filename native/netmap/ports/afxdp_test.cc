@@ -149,45 +149,55 @@ TEST(Afxdp, FramesWithinTheMtuAndNonTcpFramesGetNoTsoState) {
   EXPECT_EQ(m.gso_size, 77);
 }
 
+// A TCP frame with timestamps (12 option bytes) and `payload` bytes, its
+// checksum partial (as the sender's kernel leaves a TSO batch) or complete;
+// and infer_tso on it.
+testframes::Built tcp_frame(uint32_t payload, bool partial, bool v6 = false) {
+  testframes::Spec sp;
+  sp.v6 = v6;
+  sp.tcp_opt = 12;
+  sp.payload = payload;
+  sp.full_csum = !partial;
+  return testframes::build(sp);
+}
+bool infer(const testframes::Built& b, uint32_t mtu, OffloadMeta* m, uint32_t if_mtu = 0) {
+  return infer_tso(b.f.data(), uint32_t(b.f.size()), mtu, m, if_mtu);
+}
+
 // Over a jumbo MTU a TCP frame within it but over 1500 bytes is taken as a
 // batch when its checksum is partial (a guest that learnt a narrower path
 // keeps sending TSO batches of any length), with the MTU's segment size, so
 // that a narrower egress cuts it instead of refusing it. A complete checksum
 // is a complete frame: left alone. At 1500 bytes or less nothing changes.
 TEST(Afxdp, AJumboPortTakesAPartialTcpFrameOver1500BytesAsABatch) {
-  testframes::Spec sp;
-  sp.tcp_opt = 12;
-  sp.payload = 4000;
-  sp.full_csum = false;
-  testframes::Built b = testframes::build(sp);
   OffloadMeta m;
-  ASSERT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m));
+  ASSERT_TRUE(infer(tcp_frame(4000, true), 9000, &m));
   EXPECT_EQ(m.gso_kind(), OffloadMeta::kGsoTcpv4);
   EXPECT_EQ(m.gso_size, 9000 - 52);
   EXPECT_TRUE(m.needs_csum());
-  sp.v6 = true;
-  b = testframes::build(sp);
-  ASSERT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m));
+  ASSERT_TRUE(infer(tcp_frame(4000, true, true), 9000, &m));
   EXPECT_EQ(m.gso_kind(), OffloadMeta::kGsoTcpv6);
   EXPECT_EQ(m.gso_size, 9000 - 72);
+  m = OffloadMeta{};
+  EXPECT_FALSE(infer(tcp_frame(4000, false, true), 9000, &m)) << "a complete frame";
+  EXPECT_FALSE(infer(tcp_frame(1500 - 52, true), 9000, &m)) << "IP 1500: not over 1500 bytes";
+  EXPECT_TRUE(infer(tcp_frame(1500 - 51, true), 9000, &m)) << "one byte over";
+  m = OffloadMeta{};
+  EXPECT_TRUE(infer(tcp_frame(4000, false), 1500, &m)) << "over the MTU: a batch, whatever its checksum";
+}
 
+// A port left at 1500 on an interface of 9000: segments are rebuilt for the
+// port's MTU, never larger than it takes (guessed from the interface's, every
+// batch of a guest that cut for 1500 was refused at ingress as oversize).
+// Within the interface's MTU a complete checksum is still a complete frame.
+TEST(Afxdp, SegmentsAreRebuiltForThePortsMtuNotTheInterfaces) {
+  OffloadMeta m;
+  ASSERT_TRUE(infer(tcp_frame(4000, true), 1500, &m, 9000));
+  EXPECT_EQ(m.gso_size, 1500 - 52);
   m = OffloadMeta{};
-  sp.full_csum = true;
-  b = testframes::build(sp);
-  EXPECT_FALSE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m)) << "a complete frame";
-  sp.v6 = false;
-  sp.full_csum = false;
-  sp.payload = 1500 - 52;  // IP 1500
-  b = testframes::build(sp);
-  EXPECT_FALSE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m)) << "not over 1500 bytes";
-  sp.payload += 1;
-  b = testframes::build(sp);
-  EXPECT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), 9000, &m)) << "one byte over";
-  m = OffloadMeta{};
-  sp.full_csum = true;
-  sp.payload = 4000;
-  b = testframes::build(sp);
-  EXPECT_TRUE(infer_tso(b.f.data(), uint32_t(b.f.size()), 1500, &m)) << "over the MTU: a batch, whatever its checksum";
+  EXPECT_FALSE(infer(tcp_frame(4000, false), 1500, &m, 9000)) << "a complete frame within the interface's MTU";
+  ASSERT_TRUE(infer(tcp_frame(9000, false), 1500, &m, 9000)) << "IP 9052, over the interface's MTU: a batch";
+  EXPECT_EQ(m.gso_size, 1500 - 52);
 }
 
 // Which queues a port opens, from the spec's "@q", the queues option, the

@@ -48,6 +48,11 @@ class Port {
   // frames (an AF_PACKET ring would stall on one), so the engine drops them
   // first (Drop::egress_too_big). Read on the engine thread after link_state().
   virtual uint32_t tx_frame_limit() const { return 0; }
+  // The port's MTU as the switch enforces it (PortConfig::mtu: a longer
+  // frame is an oversize drop at ingress), when the port is opened and on
+  // every change, on the engine thread. A backend that rebuilds a frame's
+  // offload state from its size (afxdp) must not rebuild more than that.
+  virtual void set_mtu(uint32_t l3_mtu) { (void)l3_mtu; }
   // Called once when the port is attached to an engine.
   virtual void attach(Waker* waker) { (void)waker; }
   // Called on the engine thread before the port is destroyed: give back every
