@@ -917,12 +917,11 @@ test(`TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3
 }
 
 // Two hosts A and B (namespaces, one underlay veth between them), each
-// running this switch (an Agent) with switch s100 (VNI 100), an afpacket
-// port p100 for its guest (MTU 1500, defaults kept), an uplink (afpacket
-// with the kernel path on, or AF_XDP when `uplinkType` says so), and the
-// other host as its peer.
-// Guests on `guestType` ports at guestMtu (the port's MTU too), uplinks at
-// the underlay's default 1500.
+// running this switch (an Agent) with switch s100 (VNI 100), a port p100
+// for its guest (afpacket unless `guestType` says otherwise; guest and port
+// at `guestMtu`, 1500 by default; the guest's offloads kept), an uplink
+// (afpacket with the kernel path on, or AF_XDP when `uplinkType` says so) at
+// the underlay's default MTU of 1500, and the other host as its peer.
 async function twoInstances(lab: Lab, uplinkType: 'afpacket' | 'afxdp' = 'afpacket', guestType: 'afpacket' | 'afxdp' = 'afpacket',
   guestMtu = 1500): Promise<{ nsB: string; gA: Guest; gB: Guest; hosts: { a: Agent }[] }> {
   const nsA = quietNetns(lab, 'A');
