@@ -191,7 +191,14 @@ void Core::flush_port(PortId p) {
   uint16_t sent = 0;
   if (ps.up) {
     if (observer_->on()) [[unlikely]] observer_->tx(p, ps.txq, n);
-    sent = ps.port->tx_burst(ps.txq, n);
+    // A backend takes at most kMaxBurst frames per call (ports/port.h); up to
+    // kTxQueueLen are staged. Stop at the first call it does not take whole.
+    while (sent < n) {
+      const uint16_t want = uint16_t(std::min<uint32_t>(n - sent, kMaxBurst));
+      const uint16_t took = ps.port->tx_burst(ps.txq + sent, want);
+      sent += took;
+      if (took < want) break;  // the backend is full: the rest are dropped below
+    }
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < sent; ++i) bytes += ps.txq[i].len;
     pc.add(PortCounter::tx_packets, sent);

@@ -3,7 +3,9 @@
 // A port moves descriptors of the engine's buffer pool in bursts. rx_burst
 // hands buffers to the engine (the engine now owns them); tx_burst takes
 // buffers from the engine, and the ones it did not accept stay with the caller
-// (the engine counts them as tx_ring_full and frees them). Neither call may
+// (the engine counts them as tx_ring_full and frees them). Both take at most
+// kMaxBurst frames per call (a backend may size its per-call arrays by it);
+// the engine splits a longer staged queue. Neither call may
 // block or make a system call per packet. A port is driven only by the engine
 // thread once attached.
 #pragma once
