@@ -7,6 +7,11 @@
 
 namespace vpc {
 
+namespace {
+// Where every read's spare byte goes (see TapRead); never read.
+uint8_t g_spill[64];
+}  // namespace
+
 TapRead tap_read_layout(const BufferPool& pool, uint32_t buf, uint32_t large, uint8_t* scratch) {
   TapRead r;
   const uint32_t head = pool.headroom(), room = pool.max_frame();
@@ -21,6 +26,7 @@ TapRead tap_read_layout(const BufferPool& pool, uint32_t buf, uint32_t large, ui
     r.iov[2] = iovec{scratch, kTapScratch};
     r.iovcnt = 3;
   }
+  r.iov[r.iovcnt++] = iovec{g_spill, 1};
   return r;
 }
 
@@ -30,7 +36,9 @@ TapVerdict tap_read_done(BufferCache& cache, uint32_t buf, uint32_t large, const
   const uint32_t head = pool.headroom(), room = pool.max_frame();
   const uint32_t tail = large != kNoId ? pool.capacity(large) - head - room : scratch ? kTapScratch : 0;
   if (r < kVnetHdrLen + 14 || r - kVnetHdrLen > room + tail || r - kVnetHdrLen > kMaxLargeFrame) {
-    st->add(PortStatus::rx_too_big);  // tun reports the whole length of a frame it could not fit
+    // Runt, or cut: the frame reached the spare byte. Without a place for a
+    // super-frame's rest (no large buffer was free) that is a pool shortage.
+    st->add(r >= kVnetHdrLen + 14 && tail == 0 ? PortStatus::rx_no_buffer : PortStatus::rx_too_big);
     return TapVerdict::kDropped;
   }
   const uint32_t len = r - kVnetHdrLen;
@@ -144,7 +152,7 @@ TapUring::TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, Bu
       lent_(pool_->index_limit(), 0),
       large_of_(pool_->index_limit(), kNoId),
       scratch_(max_queues),
-      iov_(3 * max_queues * (rx_depth + 1)) {
+      iov_(4 * max_queues * (rx_depth + 1)) {
   for (auto& sc : scratch_) sc.reset(new uint8_t[kTapScratch]);
   stash_mask_ = pow2_at_least(max_queues * (rx_depth + 1)) - 1;
   stash_.resize(stash_mask_ + 1);
@@ -213,7 +221,7 @@ bool TapUring::post_read(uint32_t q, bool waiting) {
     return false;
   }
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-  if (!sqe || iov_used_ + 3 > iov_.size()) {  // cannot happen (a slot per request); the next rx() retries
+  if (!sqe || iov_used_ + 4 > iov_.size()) {  // cannot happen (a slot per request); the next rx() retries
     cache_->free(b);
     return false;
   }

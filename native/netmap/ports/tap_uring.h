@@ -64,14 +64,19 @@ namespace vpc {
 // the frame, the frame in the regular buffer, and what does not fit there
 // (a TSO super-frame) where it continues: in a large buffer, at the offset
 // that makes the frame contiguous there, or in a scratch area of
-// kTapScratch bytes, from which it is copied into a large buffer.
+// kTapScratch bytes, from which it is copied into a large buffer. A last
+// iovec of one spare byte tells a frame that did not fit from one that just
+// filled the room: a tap read returns at most the room it was given, cutting
+// the frame without a word (tun_chr_read_iter), so a read that reaches the
+// spare byte is a frame that was cut.
 struct TapRead {
-  iovec iov[3];
+  iovec iov[4];
   uint32_t iovcnt;
 };
 constexpr uint32_t kTapScratch = 65536;
 // `large` (kNoId: none) or `scratch` (null: none) takes a super-frame's rest;
-// with neither, the read takes regular frames only.
+// with neither, the read takes regular frames only (a super-frame is a
+// counted drop: rx_no_buffer, as no large buffer was free for it).
 TapRead tap_read_layout(const BufferPool& pool, uint32_t buf, uint32_t large, uint8_t* scratch);
 enum class TapVerdict : uint8_t {
   kRegular,  // *p is in `buf`; `large` was not used
