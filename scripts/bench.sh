@@ -19,6 +19,9 @@
 #                                      guest-to-guest TCP (iperf3, default guest
 #                                      offloads) through the same systems
 #                                      -> bench/results/e2e-tcp.{json,md}
+#   e2e idle [--taps N,N,..] [--seconds S]
+#                                      CPU of an idle engine holding N tap ports
+#                                      -> bench/results/e2e-idle.json
 #   e2e vhost [--seconds S] [--rounds N] [--only ID,..] [--busy-poll] [--note T]
 #                                      vhost-user ports: this switch vs OVS-DPDK
 #                                      and the testpmd ceiling, testpmd as the VMs

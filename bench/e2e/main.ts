@@ -5,7 +5,7 @@
 // private network namespaces, with the project's own generator/sink
 // (build/trafgen, bench/trafgen/trafgen.cc). See docs/benchmarks.md.
 //
-//   SUITE     l2 | vxlan | ports | frames | tcp | vhost   (default: the first four)
+//   SUITE     l2 | vxlan | ports | frames | tcp | vhost | idle   (default: the first four)
 //   --seconds S      length of each throughput run (default 3; tcp: 5)
 //   --rounds N       throughput/latency runs per system; the best is kept (default 3);
 //                    tcp: interleaved rounds, the median is kept
@@ -18,11 +18,13 @@
 //   --no-jumbo       tcp: no MTU 9000 runs
 //   --no-latency     tcp: no request/response latency runs
 //   --note TEXT      tcp: a remark kept with the results (e.g. "machine busy")
+//   --taps N[,N]     idle: the numbers of idle tap ports to measure (default 0,30,300)
 //
 // Writes bench/results/e2e.json (raw figures, machine), e2e.md (tables) and
 // e2e.svg (chart); the tcp suite (tcp.ts) writes e2e-tcp.json and e2e-tcp.md,
 // the vhost suite (vhost.ts: testpmd virtio-user <-> vhost-user switches)
-// e2e-vhost.json and e2e-vhost.md. Everything is bounded: each trafgen run stops by itself,
+// e2e-vhost.json and e2e-vhost.md, the idle suite (idle.ts: the engine's CPU
+// with N idle ports) e2e-idle.json. Everything is bounded: each trafgen run stops by itself,
 // each system is torn down after its runs, and the namespaces go away on
 // exit, on errors and on Ctrl-C.
 
@@ -34,6 +36,7 @@ import { ovsVersion } from './ovs';
 import { Missing, PORT_BACKENDS, type Placement, SUITES, type SystemDef, type SystemRun, toolsMissing } from './systems';
 import { type TcpReport, compare, runTcp, tcpToolsMissing } from './tcp';
 import { type VhostReport, renderVhostMarkdown, runVhost, vhostCompare, vhostMissing } from './vhost';
+import { runIdle } from './idle';
 import { Topo, cleanupAll, releaseLock, takeLock, trySh } from './topo';
 import { renderMarkdown, renderSvg, renderTcpMarkdown } from './report';
 
@@ -106,10 +109,11 @@ interface Options {
   latencyRate: number;
   only?: Set<string>;
   placement: Placement;
+  taps: number[];
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { suites: [], seconds: 3, tcpSeconds: 5, jumbo: true, tcpLatency: true, rounds: 3, latencyRate: 20_000, placement: { genCpu: 1, sinkCpu: 1, switchCpu: 0, busyPoll: false } };
+  const o: Options = { suites: [], seconds: 3, tcpSeconds: 5, jumbo: true, tcpLatency: true, rounds: 3, latencyRate: 20_000, placement: { genCpu: 1, sinkCpu: 1, switchCpu: 0, busyPoll: false }, taps: [0, 30, 300] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (): number => {
@@ -124,6 +128,10 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--rounds') o.rounds = Math.min(Math.round(num()), 5);
     else if (a === '--latency-rate') o.latencyRate = num();
     else if (a === '--only') o.only = new Set((argv[++i] ?? '').split(','));
+    else if (a === '--taps') {
+      o.taps = (argv[++i] ?? '').split(',').map(Number);
+      if (!o.taps.every((n) => Number.isInteger(n) && n >= 0 && n <= 1000)) throw new Error('--taps needs integers in 0..1000, comma-separated');
+    }
     else if (a === '--busy-poll') o.placement.busyPoll = true;
     else if (a === '--switch-cpu') {
       const v = Number(argv[++i]);
@@ -135,8 +143,8 @@ function parseArgs(argv: string[]): Options {
       if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error('--idle-spin-us needs an integer in 0..100000');
       o.placement.idleSpinUs = v;
     }
-    else if ([...PACKET_SUITES, 'tcp', 'vhost'].includes(a)) o.suites.push(a);
-    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp, vhost; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --switch-cpu, --idle-spin-us, --no-jumbo, --no-latency, --note)`);
+    else if ([...PACKET_SUITES, 'tcp', 'vhost', 'idle'].includes(a)) o.suites.push(a);
+    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp, vhost, idle; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --switch-cpu, --idle-spin-us, --no-jumbo, --no-latency, --note, --taps)`);
   }
   if (o.suites.length === 0) o.suites = [...PACKET_SUITES];
   return o;
@@ -292,12 +300,24 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces, veth, tap, AF_PACKET): run as root');
   const tools = toolsMissing() ?? (o.suites.includes('tcp') ? tcpToolsMissing() : undefined) ?? (o.suites.includes('vhost') ? vhostMissing() : undefined);
   if (tools) throw new Error(tools);
-  const packetSuites = o.suites.filter((s) => s !== 'tcp' && s !== 'vhost');
+  const packetSuites = o.suites.filter((s) => s !== 'tcp' && s !== 'vhost' && s !== 'idle');
   if (packetSuites.length && !fs.existsSync(TRAFGEN)) throw new Error(`${TRAFGEN} not built (cmake --build build --target trafgen)`);
   takeLock();
   if (o.suites.includes('tcp')) await tcp(o);
   if (o.suites.includes('vhost')) await vhost(o);
+  if (o.suites.includes('idle')) await idle(o);
   if (packetSuites.length) await packets({ ...o, suites: packetSuites });
+}
+
+// The idle suite: bench/results/e2e-idle.json.
+async function idle(o: Options): Promise<void> {
+  const started = new Date();
+  const m0 = machine();
+  const rows = await runIdle({ seconds: o.seconds, taps: o.taps, log });
+  const result = { benchmark: 'e2e-idle', started: started.toISOString(), machine: m0, seconds_each: o.seconds, rows };
+  fs.mkdirSync(RESULTS, { recursive: true });
+  fs.writeFileSync(path.join(RESULTS, 'e2e-idle.json'), `${JSON.stringify(result, null, 2)}\n`);
+  log(`e2e idle: wrote bench/results/e2e-idle.json in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
 }
 
 // The vhost suite: bench/results/e2e-vhost.{json,md}. A run with --only

@@ -270,7 +270,14 @@ void Core::sleep_until_work(int timeout_ms) {
 }
 
 void Core::tick_ports() {
-  for (PortId p : active_ports_) {
+  // At most kLinkChecksPerTick ports a tick, round robin: with more ports
+  // each is read every few ticks, so idle ports cost a bounded number of
+  // system calls a second (a tap's link check is five).
+  const size_t n = active_ports_.size();
+  const size_t budget = std::min<size_t>(n, kLinkChecksPerTick);
+  for (size_t k = 0; k < budget; ++k) {
+    if (link_cursor_ >= n) link_cursor_ = 0;
+    const PortId p = active_ports_[link_cursor_++];
     PortState& ps = ports_[p];
     bool up = ps.port->link_state() == LinkState::kUp;
     ps.tx_limit = ps.port->tx_frame_limit();

@@ -126,7 +126,9 @@ class Core {
   Waker& waker() { return waker_; }
   // Sleeps in poll(2) on every port's fd and the waker, at most timeout_ms.
   void sleep_until_work(int timeout_ms);
-  // Link state and tx limits of every port (events on changes), pool gauges.
+  // Link state and tx limits (events on changes) of up to kLinkChecksPerTick
+  // ports, the next ones round robin; pool gauges.
+  static constexpr size_t kLinkChecksPerTick = 32;
   void tick_ports();
   // Frames staged on ports' tx queues.
   uint32_t frames_staged() const;
@@ -148,6 +150,7 @@ class Core {
   std::unique_ptr<BufferCache> cache_;  // the engine thread's (or stopped caller's)
   std::vector<PortState> ports_;
   std::vector<PortId> active_ports_;
+  size_t link_cursor_ = 0;  // tick_ports' place in active_ports_
   std::vector<PortId> dirty_ports_;
   std::vector<pollfd> pollfds_;
   Waker waker_;

@@ -180,6 +180,7 @@ class Engine {
   uint64_t slept_ns_ = 0;      // time the current iteration spent in poll(2)
   uint64_t iter_max_ns_ = 0;   // longest iteration since housekeeping published it
   bool sleep_armed_ = false;
+  bool quiet_wake_ = false;    // woke from a sleep and found no work since
   bool manual_clock_ = false;   // run_once_at() was used
   uint64_t manual_now_ns_ = 0;
 };

@@ -2,6 +2,8 @@
 // check_invariants() and (in audit builds) the buffer-pool audit.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "core/engine.h"
 #include "core/test_util.h"
 
@@ -33,6 +35,37 @@ TEST_F(SeamsTest, CallerClockDrivesAgingWithoutWaiting) {
   EXPECT_EQ(count_events(EventType::kAged), 1u);
   recv(b);
   EXPECT_EQ(engine().check_invariants(), "");
+}
+
+// Link checks: at most Core::kLinkChecksPerTick ports a housekeeping tick,
+// round robin (an idle switch with 300 taps spent its CPU reading every
+// tap's link every 100 ms). 70 ports that all go down are reported within
+// three ticks, 32 at a time, each once.
+TEST_F(SeamsTest, LinkChecksAreSpreadOverTicksRoundRobin) {
+  EngineOptions o = testutil::small_engine_options();
+  o.max_ports = 128;
+  make_engine(o);
+  SwitchId s = create_switch(10);
+  std::vector<PortId> ports;
+  for (int i = 0; i < 70; ++i) ports.push_back(add_port(s));
+  for (uint64_t t = 0; t <= 300; t += 100) engine().run_once_at(t * kMs);
+  EXPECT_EQ(count_events(EventType::kLink), 0u);
+  for (PortId p : ports) peer(p).set_link(false);
+  const size_t per = Core::kLinkChecksPerTick;
+  engine().run_once_at(400 * kMs);
+  EXPECT_EQ(count_events(EventType::kLink), per);
+  engine().run_once_at(500 * kMs);
+  EXPECT_EQ(count_events(EventType::kLink), 2 * per);
+  engine().run_once_at(600 * kMs);
+  EXPECT_EQ(count_events(EventType::kLink), 70u);
+  engine().run_once_at(700 * kMs);
+  EXPECT_EQ(count_events(EventType::kLink), 70u) << "each once";
+  std::set<PortId> seen;
+  for (const Event& e : events_of(EventType::kLink)) {
+    EXPECT_EQ(e.up, 0);
+    seen.insert(e.port);
+  }
+  EXPECT_EQ(seen.size(), 70u);
 }
 
 TEST_F(SeamsTest, BuffersHeldAreTheStagedFrames) {

@@ -1241,6 +1241,21 @@ TEST_F(IdleEngineTest, AdaptivePollingStillSleepsWhenIdle) {
   EXPECT_GE(wait_sleeps(3, 200), 3u) << "an idle engine must sleep, not spin";
 }
 
+// A wake-up that brings no work (the housekeeping tick) is followed by one
+// look and the look that arms the sleep, not by the 32 idle iterations that
+// follow traffic: every iteration polls every port, and an idle switch with
+// 300 taps spent 1% of a core there. Counted, not timed.
+TEST_F(IdleEngineTest, AQuietWakeUpSleepsAgainAfterTwoLooks) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_poll_ms = 10;
+  start_after_one_frame(o);
+  ASSERT_GE(wait_sleeps(2, 200), 2u);  // past the frame's spin window
+  const uint64_t it0 = counter(EngineCounter::iterations), sl0 = counter(EngineCounter::sleeps);
+  ASSERT_GE(wait_sleeps(20, 500), 20u);
+  const uint64_t its = counter(EngineCounter::iterations) - it0, sleeps = counter(EngineCounter::sleeps) - sl0;
+  EXPECT_LE(its, 3 * sleeps + 3) << its << " iterations for " << sleeps << " sleeps";
+}
+
 // iteration_max_ns is the longest iteration of the last housekeeping
 // period without its sleep: an idle engine that sleeps up to a second at a
 // time reports iterations of microseconds, not the second it slept.
