@@ -55,6 +55,7 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
     ThrowCoded(env, "SYSTEM", e.what());
   }
   submitter_ = std::make_unique<Submitter>(engine_.get());
+  closer_ = std::make_unique<PortCloser>();
   on_events_ = Napi::Persistent(info[1].As<Napi::Function>());
   hub_ = new Hub();
   hub_->wrap = this;
@@ -73,6 +74,7 @@ EngineWrap::~EngineWrap() {
   if (engine_) {
     submitter_.reset();
     engine_.reset();
+    closer_.reset();
     hub_->wrap = nullptr;
     tsfn_.Release();
   }
@@ -106,6 +108,7 @@ void EngineWrap::Shutdown(Napi::Env env) {
   // right below.
   submitter_.reset();
   engine_.reset();
+  closer_.reset();
   SettleCompletions(env);
   for (auto& [id, d] : pending_) d.Reject(MakeCoded(env, "CLOSED", "dataplane closed").Value());
   pending_.clear();
@@ -164,7 +167,17 @@ Napi::Promise EngineWrap::Submit(Napi::Env env, std::unique_ptr<vpc::Command> cm
     }
     t->NonBlockingCall();
   };
-  cmd->done = [complete](Result&& r) { complete(std::move(r), false); };
+  PortCloser* closer = closer_.get();
+  cmd->done = [complete, closer](Result&& r) {
+    // A deleted port's backend is closed on the closer's thread, and the
+    // command settles after (PortCloser).
+    if (r.closed_port) {
+      std::shared_ptr<Port> port = std::move(r.closed_port);
+      closer->close(std::move(port), [complete, r = std::move(r)]() mutable { complete(std::move(r), false); });
+      return;
+    }
+    complete(std::move(r), false);
+  };
   job.open_failed = [complete](Status s, std::string msg) { complete(Result::error(s, std::move(msg)), true); };
   Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
   pending_.emplace(id, d);

@@ -82,6 +82,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Submitter> submitter_;  // stopped before engine_ goes
+  std::unique_ptr<PortCloser> closer_;    // destroyed after engine_, before completions settle
   Hub* hub_ = nullptr;
   Tsfn tsfn_;
   bool tsfn_ref_ = false;

@@ -79,4 +79,41 @@ void Submitter::submit(SubmitJob& job) {
   engine_->submit(std::move(job.cmd));
 }
 
+PortCloser::PortCloser() {
+  thread_ = std::thread([this] { run(); });
+  pthread_setname_np(thread_.native_handle(), "vpc-close");
+}
+
+PortCloser::~PortCloser() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void PortCloser::close(std::shared_ptr<Port> port, std::function<void()> then) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    queue_.push_back(Job{std::move(port), std::move(then)});
+  }
+  cv_.notify_one();
+}
+
+void PortCloser::run() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> g(mu_);
+      cv_.wait(g, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything is closed
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    job.port.reset();
+    if (job.then) job.then();
+  }
+}
+
 }  // namespace vpc::addon

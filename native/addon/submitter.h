@@ -65,4 +65,36 @@ class Submitter {
   std::thread thread_;
 };
 
+// Where deleted ports are closed: one thread that lets go of each backend
+// the engine gave up (Result::closed_port: detach, close, destroy) and then
+// settles its command. A tap's last close unregisters its device, about
+// 18 ms; on the engine thread that stalled every port, on Node's thread the
+// event loop. The command settles after the close, so the interface's name
+// is free again when deletePort resolves. The destructor closes what is
+// queued, settles it, and joins: destroy it after the engine (which hands it
+// work) and before the completions are settled.
+class PortCloser {
+ public:
+  PortCloser();
+  ~PortCloser();
+  PortCloser(const PortCloser&) = delete;
+  PortCloser& operator=(const PortCloser&) = delete;
+
+  // From any thread (the engine's): closes `port`, then runs `then`.
+  void close(std::shared_ptr<Port> port, std::function<void()> then);
+
+ private:
+  struct Job {
+    std::shared_ptr<Port> port;
+    std::function<void()> then;
+  };
+  void run();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 }  // namespace vpc::addon

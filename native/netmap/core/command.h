@@ -114,6 +114,10 @@ struct Result {
   Mac mac = 0;  // createUplink: the MAC the VTEP uses
   std::vector<FdbDumpEntry> entries;
   std::vector<NeighborDumpEntry> neighbors;
+  // deletePort, deleteUplink: the backend the engine let go of. Detached and
+  // destroyed with the last copy of this pointer, on whatever thread that
+  // is: not the engine's, which hands the Result over (Core::close_port).
+  std::shared_ptr<Port> closed_port;
   static Result error(Status s, std::string msg) {
     Result r;
     r.status = s;

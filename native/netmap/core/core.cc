@@ -131,7 +131,7 @@ PortId Core::open_port(std::unique_ptr<Port> backend, const PortConfig& pc, bool
   return pid;
 }
 
-void Core::close_port(PortId pid) {
+std::shared_ptr<Port> Core::close_port(PortId pid) {
   PortState& ps = ports_[pid];
   if (ps.txn) {
     ps.counters->drop_tx(Drop::port_deleted, ps.txn);
@@ -142,13 +142,16 @@ void Core::close_port(PortId pid) {
     dirty_ports_.erase(std::remove(dirty_ports_.begin(), dirty_ports_.end(), pid), dirty_ports_.end());
     ps.tx_dirty = false;
   }
-  ps.port->detach();
-  ps.port.reset();
+  std::shared_ptr<Port> closed(ps.port.release(), [](Port* b) {
+    b->detach();
+    delete b;
+  });
   ps.in_use = false;
   ps.is_uplink = false;
   cnt_set(ps.counters->in_use, 0);
   active_ports_.erase(std::remove(active_ports_.begin(), active_ports_.end(), pid), active_ports_.end());
   rebuild_poll_set();
+  return closed;
 }
 
 // ---------------------------------------------------------------- tx flush

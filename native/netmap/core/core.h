@@ -83,9 +83,12 @@ class Core {
   // every slot is taken. The port is polled from the next iteration on.
   PortId open_port(std::unique_ptr<Port> backend, const PortConfig& pc, bool is_uplink);
   void set_port_config(PortState& ps, const PortConfig& pc);
-  // Frees a port slot: drops its staged frames, detaches the backend, stops
-  // polling it.
-  void close_port(PortId pid);
+  // Frees a port slot: drops its staged frames and stops polling it. Returns
+  // the backend, which the engine no longer touches; it is detached and
+  // destroyed where the last reference goes (Result::closed_port), so that
+  // closing it (a tap's last close unregisters its device: about 18 ms)
+  // does not stall the engine thread.
+  std::shared_ptr<Port> close_port(PortId pid);
   bool has_free_port_slot() const;
 
   // ---- tx (the last node of every path)

@@ -110,9 +110,10 @@ Result Engine::do_delete_port(Command& c) {
   if (core_.port(c.port).is_uplink)
     return Result::error(Status::kInUse, "port: is the uplink; delete the uplink instead");
   bridge_.leave(c.port);
-  core_.close_port(c.port);
+  Result r;
+  r.closed_port = core_.close_port(c.port);
   core_.observer().forget(c.port, kNoId);
-  return {};
+  return r;
 }
 
 }  // namespace vpc

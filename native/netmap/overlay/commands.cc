@@ -100,8 +100,9 @@ Result Overlay::delete_uplink() {
   uplink_.active = false;
   uplink_.port = kNoId;
   bridge_.leave(pid);
-  core_.close_port(pid);
-  return {};
+  Result r;
+  r.closed_port = core_.close_port(pid);
+  return r;
 }
 
 // Frees the frames waiting for a next hop (the uplink goes, or the engine).
