@@ -22,7 +22,42 @@ using testutil::host_mac;
 using testutil::kMcastMac;
 using testutil::make_frame;
 
-class EngineTest : public testutil::EngineFixture {};
+class EngineTest : public testutil::EngineFixture {
+ protected:
+  // A port whose backend is a W (a WrappedPipe below: a pipe that behaves in
+  // one way like a kernel backend) built from a pipe port and `args`; keeps
+  // the peer. *made (if not null) is the backend.
+  template <class W, class... A>
+  PortId add_wrapped(W** made, SwitchId untagged, std::vector<VlanMapping> vlans, const PortConfig& pc, uint32_t ring,
+                     A&&... args) {
+    auto pair = engine_->new_pipe(ring);
+    auto c = cmd(CmdOp::kCreatePort);
+    auto backend = std::make_unique<W>(std::move(pair.port), std::forward<A>(args)...);
+    if (made) *made = backend.get();
+    c->new_port = std::move(backend);
+    c->untagged = untagged;
+    c->vlans = std::move(vlans);
+    c->port_cfg = pc;
+    Result r = run(std::move(c));
+    EXPECT_TRUE(r.ok()) << r.message;
+    if (r.ok()) peers_[r.id] = std::move(pair.peer);
+    return r.id;
+  }
+};
+
+// A pipe port behind a wrapper that passes everything on; a test's wrapper
+// overrides the one call it changes.
+class WrappedPipe : public Port {
+ public:
+  explicit WrappedPipe(std::unique_ptr<Port> inner) : inner_(std::move(inner)) {}
+  uint16_t rx_burst(Pkt* pkts, uint16_t max) override { return inner_->rx_burst(pkts, max); }
+  uint16_t tx_burst(Pkt* pkts, uint16_t n) override { return inner_->tx_burst(pkts, n); }
+  void attach(Waker* w) override { inner_->attach(w); }
+  void detach() override { inner_->detach(); }
+
+ protected:
+  std::unique_ptr<Port> inner_;
+};
 
 using PC = PortCounter;
 using SC = SwitchCounter;
@@ -589,18 +624,13 @@ TEST_F(EngineTest, TagPushWithoutHeadroomIsItsOwnDrop) {
 }
 
 // A pipe port whose "interface" has an MTU, as a kernel interface has.
-class MtuPort : public Port {
+class MtuPort : public WrappedPipe {
  public:
-  MtuPort(std::unique_ptr<Port> inner, uint32_t limit) : inner_(std::move(inner)), limit_(limit) {}
+  MtuPort(std::unique_ptr<Port> inner, uint32_t limit) : WrappedPipe(std::move(inner)), limit_(limit) {}
   const char* kind() const override { return "mtu-pipe"; }
-  uint16_t rx_burst(Pkt* pkts, uint16_t max) override { return inner_->rx_burst(pkts, max); }
-  uint16_t tx_burst(Pkt* pkts, uint16_t n) override { return inner_->tx_burst(pkts, n); }
   uint32_t tx_frame_limit() const override { return limit_; }
-  void attach(Waker* w) override { inner_->attach(w); }
-  void detach() override { inner_->detach(); }
 
  private:
-  std::unique_ptr<Port> inner_;
   uint32_t limit_;
 };
 
@@ -613,15 +643,10 @@ TEST_F(EngineTest, FramesLongerThanTheEgressInterfaceTakesAreDropped) {
   PortConfig big;
   big.mtu = 1800;
   PortId in = add_port(a, big);
-  auto pair = engine_->new_pipe(256);
-  auto c = cmd(CmdOp::kCreatePort);
-  c->new_port = std::make_unique<MtuPort>(std::move(pair.port), 1500 + 14);
-  c->vlans = {{10, a}};  // a trunk: frames leave tagged, 4 bytes longer
-  c->port_cfg = big;     // the port allows it; the interface does not
-  Result r = run(std::move(c));
-  ASSERT_TRUE(r.ok()) << r.message;
-  PortId out = r.id;
-  peers_[out] = std::move(pair.peer);
+  // A trunk (frames leave tagged, 4 bytes longer) whose port allows the
+  // MTU and whose interface does not.
+  PortId out = add_wrapped<MtuPort>(nullptr, kNoId, {{10, a}}, big, 256, 1500u + 14);
+  ASSERT_NE(out, kNoId);
   send(in, {make_frame(kMacBroadcast, host_mac(1), 1600), make_frame(kMacBroadcast, host_mac(1), 1514),
             make_frame(kMacBroadcast, host_mac(1), 1515)});
   engine().run_once();
@@ -636,21 +661,15 @@ TEST_F(EngineTest, FramesLongerThanTheEgressInterfaceTakesAreDropped) {
 // A backend that takes at most kMaxBurst frames per call, as tap and
 // vhost-user do (and AF_PACKET and AF_XDP size their per-call arrays by it),
 // and remembers the longest call.
-class BurstPort : public Port {
+class BurstPort : public WrappedPipe {
  public:
-  explicit BurstPort(std::unique_ptr<Port> inner) : inner_(std::move(inner)) {}
+  using WrappedPipe::WrappedPipe;
   const char* kind() const override { return "burst-pipe"; }
-  uint16_t rx_burst(Pkt* pkts, uint16_t max) override { return inner_->rx_burst(pkts, max); }
   uint16_t tx_burst(Pkt* pkts, uint16_t n) override {
     longest = std::max(longest, n);
     return inner_->tx_burst(pkts, std::min(n, kMaxBurst));
   }
-  void attach(Waker* w) override { inner_->attach(w); }
-  void detach() override { inner_->detach(); }
   uint16_t longest = 0;
-
- private:
-  std::unique_ptr<Port> inner_;
 };
 
 // Up to kTxQueueLen frames are staged for a port, twice what a backend takes
@@ -661,16 +680,9 @@ class BurstPort : public Port {
 TEST_F(EngineTest, AFullStagedQueueReachesTheBackendInBurstsItTakes) {
   SwitchId a = create_switch(100);
   PortId in1 = add_port(a), in2 = add_port(a);
-  auto pair = engine_->new_pipe(1024);
-  auto c = cmd(CmdOp::kCreatePort);
-  auto backend = std::make_unique<BurstPort>(std::move(pair.port));
-  BurstPort* bp = backend.get();
-  c->new_port = std::move(backend);
-  c->untagged = a;
-  Result r = run(std::move(c));
-  ASSERT_TRUE(r.ok()) << r.message;
-  PortId out = r.id;
-  peers_[out] = std::move(pair.peer);
+  BurstPort* bp = nullptr;
+  PortId out = add_wrapped(&bp, a, {}, {}, 1024);
+  ASSERT_NE(out, kNoId);
   send(out, {make_frame(kMacBroadcast, host_mac(9), 64)});  // learn out's MAC
   engine().run_once();
   recv(in1);
@@ -687,24 +699,21 @@ TEST_F(EngineTest, AFullStagedQueueReachesTheBackendInBurstsItTakes) {
 
 // A backend whose close takes as long as the test wants (a tap's last close
 // unregisters its device: about 18 ms each).
-class SlowClosePort : public Port {
+struct CloseGate {
+  std::atomic<bool> closing{false}, go{false};
+};
+class SlowClosePort : public WrappedPipe {
  public:
-  SlowClosePort(std::unique_ptr<Port> inner, std::atomic<bool>* closing, std::atomic<bool>* go)
-      : inner_(std::move(inner)), closing_(closing), go_(go) {}
+  SlowClosePort(std::unique_ptr<Port> inner, CloseGate* gate) : WrappedPipe(std::move(inner)), gate_(gate) {}
   const char* kind() const override { return "slow-close-pipe"; }
-  uint16_t rx_burst(Pkt* pkts, uint16_t max) override { return inner_->rx_burst(pkts, max); }
-  uint16_t tx_burst(Pkt* pkts, uint16_t n) override { return inner_->tx_burst(pkts, n); }
-  void attach(Waker* w) override { inner_->attach(w); }
   void detach() override {
-    closing_->store(true);
-    testutil::wait_until([&] { return go_->load(); }, 5000);
+    gate_->closing.store(true);
+    testutil::wait_until([&] { return gate_->go.load(); }, 5000);
     inner_->detach();
   }
 
  private:
-  std::unique_ptr<Port> inner_;
-  std::atomic<bool>* closing_;
-  std::atomic<bool>* go_;
+  CloseGate* gate_;
 };
 
 // A deleted port is closed where its command's Result goes, not on the
@@ -713,15 +722,9 @@ class SlowClosePort : public Port {
 TEST_F(EngineTest, ADeletedPortClosesOffTheEngineThread) {
   SwitchId a = create_switch(100);
   PortId p0 = add_port(a), p1 = add_port(a);
-  std::atomic<bool> closing{false}, go{false};
-  auto pair = engine_->new_pipe(256);
-  auto c = cmd(CmdOp::kCreatePort);
-  c->new_port = std::make_unique<SlowClosePort>(std::move(pair.port), &closing, &go);
-  c->untagged = a;
-  Result r = run(std::move(c));
-  ASSERT_TRUE(r.ok()) << r.message;
-  const PortId slow = r.id;
-  auto slow_peer = std::move(pair.peer);
+  CloseGate gate;
+  const PortId slow = add_wrapped<SlowClosePort>(nullptr, a, {}, {}, 256, &gate);
+  ASSERT_NE(slow, kNoId);
   engine().start();
   std::thread deleter([&] {
     auto d = cmd(CmdOp::kDeletePort);
@@ -730,12 +733,12 @@ TEST_F(EngineTest, ADeletedPortClosesOffTheEngineThread) {
     EXPECT_TRUE(dr.ok()) << dr.message;
     EXPECT_TRUE(dr.closed_port != nullptr) << "the Result carries the backend";
   });  // dr goes here: the backend closes on this thread
-  ASSERT_TRUE(testutil::wait_until([&] { return closing.load(); }, 5000));
+  ASSERT_TRUE(testutil::wait_until([&] { return gate.closing.load(); }, 5000));
   const Bytes f = make_frame(kMacBroadcast, host_mac(1), 64);
   send(p0, {f});
   const auto got = recv_wait(p1, 1, 3000);
   const bool crossed = got.size() == 1;
-  go.store(true);
+  gate.go.store(true);
   deleter.join();
   EXPECT_TRUE(crossed) << "no frame crossed the switch while the deleted port was closing";
 }
