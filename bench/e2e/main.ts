@@ -5,7 +5,7 @@
 // private network namespaces, with the project's own generator/sink
 // (build/trafgen, bench/trafgen/trafgen.cc). See docs/benchmarks.md.
 //
-//   SUITE     l2 | vxlan | ports | frames | tcp | vhost | idle   (default: the first four)
+//   SUITE     l2 | vxlan | ports | frames | tcp | vhost | idle | reopen   (default: the first four)
 //   --seconds S      length of each throughput run (default 3; tcp: 5)
 //   --rounds N       throughput/latency runs per system; the best is kept (default 3);
 //                    tcp: interleaved rounds, the median is kept
@@ -24,7 +24,9 @@
 // e2e.svg (chart); the tcp suite (tcp.ts) writes e2e-tcp.json and e2e-tcp.md,
 // the vhost suite (vhost.ts: testpmd virtio-user <-> vhost-user switches)
 // e2e-vhost.json and e2e-vhost.md, the idle suite (idle.ts: the engine's CPU
-// with N idle ports) e2e-idle.json. Everything is bounded: each trafgen run stops by itself,
+// with N idle ports) e2e-idle.json, the reopen suite (reopen.ts: how long the
+// engine stops while a port's interface is deleted and made again)
+// e2e-reopen.json. Everything is bounded: each trafgen run stops by itself,
 // each system is torn down after its runs, and the namespaces go away on
 // exit, on errors and on Ctrl-C.
 
@@ -37,6 +39,7 @@ import { Missing, PORT_BACKENDS, type Placement, SUITES, type SystemDef, type Sy
 import { type TcpReport, compare, runTcp, tcpToolsMissing } from './tcp';
 import { type VhostReport, renderVhostMarkdown, runVhost, vhostCompare, vhostMissing } from './vhost';
 import { runIdle } from './idle';
+import { runReopen } from './reopen';
 import { Topo, cleanupAll, releaseLock, takeLock, trySh } from './topo';
 import { renderMarkdown, renderSvg, renderTcpMarkdown } from './report';
 
@@ -143,8 +146,8 @@ function parseArgs(argv: string[]): Options {
       if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error('--idle-spin-us needs an integer in 0..100000');
       o.placement.idleSpinUs = v;
     }
-    else if ([...PACKET_SUITES, 'tcp', 'vhost', 'idle'].includes(a)) o.suites.push(a);
-    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp, vhost, idle; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --switch-cpu, --idle-spin-us, --no-jumbo, --no-latency, --note, --taps)`);
+    else if ([...PACKET_SUITES, 'tcp', 'vhost', 'idle', 'reopen'].includes(a)) o.suites.push(a);
+    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp, vhost, idle, reopen; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --switch-cpu, --idle-spin-us, --no-jumbo, --no-latency, --note, --taps)`);
   }
   if (o.suites.length === 0) o.suites = [...PACKET_SUITES];
   return o;
@@ -300,12 +303,13 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces, veth, tap, AF_PACKET): run as root');
   const tools = toolsMissing() ?? (o.suites.includes('tcp') ? tcpToolsMissing() : undefined) ?? (o.suites.includes('vhost') ? vhostMissing() : undefined);
   if (tools) throw new Error(tools);
-  const packetSuites = o.suites.filter((s) => s !== 'tcp' && s !== 'vhost' && s !== 'idle');
+  const packetSuites = o.suites.filter((s) => s !== 'tcp' && s !== 'vhost' && s !== 'idle' && s !== 'reopen');
   if (packetSuites.length && !fs.existsSync(TRAFGEN)) throw new Error(`${TRAFGEN} not built (cmake --build build --target trafgen)`);
   takeLock();
   if (o.suites.includes('tcp')) await tcp(o);
   if (o.suites.includes('vhost')) await vhost(o);
   if (o.suites.includes('idle')) await idle(o);
+  if (o.suites.includes('reopen')) await reopen(o);
   if (packetSuites.length) await packets({ ...o, suites: packetSuites });
 }
 
@@ -318,6 +322,17 @@ async function idle(o: Options): Promise<void> {
   fs.mkdirSync(RESULTS, { recursive: true });
   fs.writeFileSync(path.join(RESULTS, 'e2e-idle.json'), `${JSON.stringify(result, null, 2)}\n`);
   log(`e2e idle: wrote bench/results/e2e-idle.json in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
+}
+
+// The reopen suite: bench/results/e2e-reopen.json.
+async function reopen(o: Options): Promise<void> {
+  const started = new Date();
+  const m0 = machine();
+  const rows = await runReopen({ rounds: o.rounds, log });
+  const result = { benchmark: 'e2e-reopen', started: started.toISOString(), machine: m0, rows };
+  fs.mkdirSync(RESULTS, { recursive: true });
+  fs.writeFileSync(path.join(RESULTS, 'e2e-reopen.json'), `${JSON.stringify(result, null, 2)}\n`);
+  log(`e2e reopen: wrote bench/results/e2e-reopen.json in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
 }
 
 // The vhost suite: bench/results/e2e-vhost.{json,md}. A run with --only

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "ports/vnet.h"
 
@@ -79,13 +80,15 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
   st.set_offloads(opts.offloads_off ? vnet + "; interface offloads " + offloads_off(p->ctl_, ifname, &p->offloads_)
                                     : vnet + "; interface offloads left as they are");
 
-  Status code;
-  std::string err;
-  if (!p->open_socket(&code, &err)) throw PortError(code, err);  // the destructor restores the offloads
+  AfPacketSocket sock;
+  p->open_socket(&sock);
+  if (sock.fd < 0) throw PortError(sock.code, sock.err);  // the destructor restores the offloads
+  p->adopt(std::move(sock));
   return p;
 }
 
 AfPacketPort::~AfPacketPort() {
+  reopen_.wait();  // what it made goes with it
   close_socket();
   if (ctl_ >= 0) {
     offloads_restore(ctl_, &offloads_);
@@ -97,107 +100,158 @@ AfPacketPort::~AfPacketPort() {
   if (claimed_) release_interface(ifname_);
 }
 
-bool AfPacketPort::open_socket(Status* code, std::string* err) {
+AfPacketSocket& AfPacketSocket::operator=(AfPacketSocket&& o) noexcept {
+  if (this == &o) return *this;
+  close();
+  fd = std::exchange(o.fd, -1);
+  big_fd = std::exchange(o.big_fd, -1);
+  ring = std::exchange(o.ring, nullptr);
+  ring_bytes = std::exchange(o.ring_bytes, 0);
+  frame_size = o.frame_size;
+  rx_frames = o.rx_frames;
+  tx_frames = o.tx_frames;
+  ifindex = o.ifindex;
+  code = o.code;
+  err = std::move(o.err);
+  kp_tried = o.kp_tried;
+  kp_hooked = std::exchange(o.kp_hooked, false);
+  kp_link = std::exchange(o.kp_link, KpathHook{});
+  kp_why = std::move(o.kp_why);
+  return *this;
+}
+
+void AfPacketSocket::close() {
+  kpath_detach_tc(&kp_link);
+  kp_hooked = false;
+  if (fd >= 0) ::close(fd);  // also drops the promiscuous membership
+  if (big_fd >= 0) ::close(big_fd);
+  if (ring) munmap(ring, ring_bytes);
+  fd = big_fd = -1;
+  ring = nullptr;
+  ring_bytes = 0;
+}
+
+void AfPacketPort::open_socket(AfPacketSocket* s) const {
   const std::string where = "afpacket:" + ifname_;
-  auto fail = [&](Status s, const std::string& what, int e, const char* cap) {
-    *code = s;
-    *err = sys_error(where + ": " + what, e, cap);
-    close_socket();
-    return false;
+  auto fail = [&](Status st, const std::string& what, int e, const char* cap) {
+    s->close();
+    s->code = st;
+    s->err = sys_error(where + ": " + what, e, cap);
   };
   int idx = if_index(ctl_, ifname_);
   if (idx < 0) {
-    *code = idx == -ENODEV ? Status::kNotFound : Status::kSystem;
-    *err = where + ": interface does not exist (any more); the port comes up when it returns";
-    return false;
+    s->code = idx == -ENODEV ? Status::kNotFound : Status::kSystem;
+    s->err = where + ": interface does not exist (any more); the port comes up when it returns";
+    return;
   }
   // Protocol 0: nothing is received until bind(), after the rings exist.
-  fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd_ < 0) return fail(Status::kSystem, "socket(AF_PACKET)", errno, "CAP_NET_RAW");
+  const int fd = s->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return fail(Status::kSystem, "socket(AF_PACKET)", errno, "CAP_NET_RAW");
   int v = TPACKET_V2;
-  if (setsockopt(fd_, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0)
+  if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0)
     return fail(Status::kSystem, "PACKET_VERSION", errno, nullptr);
   // A frame the kernel refuses (longer than the MTU, say) is skipped and its
   // slot handed back, instead of halting the TX ring on it. Before the rings.
   v = 1;
-  if (setsockopt(fd_, SOL_PACKET, PACKET_LOSS, &v, sizeof(v)) < 0)
+  if (setsockopt(fd, SOL_PACKET, PACKET_LOSS, &v, sizeof(v)) < 0)
     return fail(Status::kSystem, "PACKET_LOSS", errno, nullptr);
-  read_mtu();
   // Before the rings: the kernel refuses PACKET_VNET_HDR once they exist.
-  if (setsockopt(fd_, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)) < 0)
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)) < 0)
     return fail(Status::kSystem, "PACKET_VNET_HDR", errno, nullptr);
   // A frame larger than a slot is queued whole on the socket as well, its
   // slot marked TP_STATUS_COPY (any nonzero value turns this on).
-  if (setsockopt(fd_, SOL_PACKET, PACKET_COPY_THRESH, &v, sizeof(v)) < 0)
+  if (setsockopt(fd, SOL_PACKET, PACKET_COPY_THRESH, &v, sizeof(v)) < 0)
     return fail(Status::kSystem, "PACKET_COPY_THRESH", errno, nullptr);
-  setsockopt(fd_, SOL_PACKET, PACKET_AUXDATA, &v, sizeof(v));  // the VLAN tag of a queued frame
-  if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &kQueuedBytes, sizeof(kQueuedBytes)) < 0)
-    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &kQueuedBytes, sizeof(kQueuedBytes));  // capped by net.core.rmem_max
+  setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &v, sizeof(v));  // the VLAN tag of a queued frame
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kQueuedBytes, sizeof(kQueuedBytes)) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kQueuedBytes, sizeof(kQueuedBytes));  // capped by net.core.rmem_max
 
   // Slots hold the largest frame a buffer can hold plus the slot header.
-  frame_size_ = std::max<uint32_t>(2048, pow2_at_least(pool_->max_frame() + 128));
-  block_size_ = std::max(kBlockSize, frame_size_);
-  frames_per_block_ = block_size_ / frame_size_;
-  auto blocks = [&](uint32_t frames) { return (std::max<uint32_t>(frames, frames_per_block_) + frames_per_block_ - 1) / frames_per_block_; };
+  const uint32_t frame_size = std::max<uint32_t>(2048, pow2_at_least(pool_->max_frame() + 128));
+  const uint32_t block_size = std::max(kBlockSize, frame_size);
+  const uint32_t per_block = block_size / frame_size;
+  auto blocks = [&](uint32_t frames) { return (std::max<uint32_t>(frames, per_block) + per_block - 1) / per_block; };
   tpacket_req rx{}, tx{};
-  rx.tp_block_size = tx.tp_block_size = block_size_;
-  rx.tp_frame_size = tx.tp_frame_size = frame_size_;
+  rx.tp_block_size = tx.tp_block_size = block_size;
+  rx.tp_frame_size = tx.tp_frame_size = frame_size;
   rx.tp_block_nr = blocks(status_->rx_ring);
   tx.tp_block_nr = blocks(status_->tx_ring);
-  rx.tp_frame_nr = rx.tp_block_nr * frames_per_block_;
-  tx.tp_frame_nr = tx.tp_block_nr * frames_per_block_;
-  if (setsockopt(fd_, SOL_PACKET, PACKET_RX_RING, &rx, sizeof(rx)) < 0)
+  rx.tp_frame_nr = rx.tp_block_nr * per_block;
+  tx.tp_frame_nr = tx.tp_block_nr * per_block;
+  if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof(rx)) < 0)
     return fail(Status::kSystem, "PACKET_RX_RING (" + std::to_string(rx.tp_frame_nr) + " frames; try a smaller rxRing)", errno, nullptr);
-  if (setsockopt(fd_, SOL_PACKET, PACKET_TX_RING, &tx, sizeof(tx)) < 0)
+  if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof(tx)) < 0)
     return fail(Status::kSystem, "PACKET_TX_RING (" + std::to_string(tx.tp_frame_nr) + " frames; try a smaller txRing)", errno, nullptr);
-  rx_frames_ = rx.tp_frame_nr;
-  tx_frames_ = tx.tp_frame_nr;
+  s->frame_size = frame_size;
+  s->rx_frames = rx.tp_frame_nr;
+  s->tx_frames = tx.tp_frame_nr;
   v = 1;
-  setsockopt(fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof(v));     // best effort (Linux >= 3.14)
-  setsockopt(fd_, SOL_PACKET, PACKET_IGNORE_OUTGOING, &v, sizeof(v));  // best effort (Linux >= 4.20)
-  ring_bytes_ = size_t(rx_frames_ + tx_frames_) * frame_size_;
-  void* m = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-  if (m == MAP_FAILED) {
-    ring_bytes_ = 0;
-    return fail(Status::kSystem, "mmap of the packet rings", errno, nullptr);
-  }
-  ring_ = static_cast<uint8_t*>(m);
-  tx_data_off_ = kTxDataOff;
-  tx_max_ = frame_size_ - kTxDataOff - kVnetHdrLen;  // the slot holds the header, then the frame
+  setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &v, sizeof(v));     // best effort (Linux >= 3.14)
+  setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &v, sizeof(v));  // best effort (Linux >= 4.20)
+  const size_t bytes = size_t(s->rx_frames + s->tx_frames) * frame_size;
+  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return fail(Status::kSystem, "mmap of the packet rings", errno, nullptr);
+  s->ring = static_cast<uint8_t*>(m);
+  s->ring_bytes = bytes;
 
   sockaddr_ll sll{};
   sll.sll_family = AF_PACKET;
   sll.sll_protocol = htons(ETH_P_ALL);
   sll.sll_ifindex = idx;
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0)
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0)
     return fail(errno == ENODEV ? Status::kNotFound : Status::kSystem, "bind", errno, nullptr);
   if (opts_.promisc) {
     packet_mreq mr{};
     mr.mr_ifindex = idx;
     mr.mr_type = PACKET_MR_PROMISC;
-    if (setsockopt(fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
       return fail(Status::kSystem, "promiscuous mode (PACKET_ADD_MEMBERSHIP)", errno, "CAP_NET_RAW");
   }
   // Frames larger than a slot, or to be segmented, go through a second
   // socket (ports/vnet_sender.h: no ring, and through the qdisc).
-  {
-    std::string what;
-    int e = 0;
-    if (!big_.open(idx, &what, &e))
-      return fail(e == ENODEV ? Status::kNotFound : Status::kSystem, what, e, "CAP_NET_RAW");
-  }
+  std::string what;
+  int e = 0;
+  s->big_fd = VnetSender::open_socket(idx, &what, &e);
+  if (s->big_fd < 0) return fail(e == ENODEV ? Status::kNotFound : Status::kSystem, what, e, "CAP_NET_RAW");
+  s->ifindex = idx;
+}
 
+void AfPacketPort::adopt(AfPacketSocket&& s) {
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.fd = fd_;
-  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd_, &ev) < 0) return fail(Status::kSystem, "epoll_ctl", errno, nullptr);
+  ev.data.fd = s.fd;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, s.fd, &ev) < 0) {  // ENOMEM: s closes (here, rare); the next check tries again
+    status_->set_error(sys_error("afpacket:" + ifname_ + ": epoll_ctl", errno, nullptr));
+    return;
+  }
+  fd_ = std::exchange(s.fd, -1);
+  big_.adopt(std::exchange(s.big_fd, -1));
+  ring_ = std::exchange(s.ring, nullptr);
+  ring_bytes_ = std::exchange(s.ring_bytes, 0);
+  frame_size_ = s.frame_size;
+  rx_frames_ = s.rx_frames;
+  tx_frames_ = s.tx_frames;
+  tx_max_ = frame_size_ - kTxDataOff - kVnetHdrLen;  // the slot holds the header, then the frame
   rx_head_ = tx_head_ = 0;
-  ifindex_ = idx;
+  tx_pending_ = false;
+  ifindex_ = s.ifindex;
+  read_mtu();
   if (!status_->frame_size) status_->frame_size = frame_size_;  // same on every re-open
-  status_->ifindex.store(idx, std::memory_order_relaxed);
+  status_->ifindex.store(ifindex_, std::memory_order_relaxed);
   status_->attached.store(true, std::memory_order_relaxed);
-  if (kp_tc_ >= 0) kp_hook();  // a re-open: the new socket and interface get the programs too
-  return true;
+  if (s.kp_hooked && kp_tc_ >= 0) {  // hooked off the engine thread (reopen_off_thread)
+    kp_link_ = std::exchange(s.kp_link, KpathHook{});
+    s.kp_hooked = false;
+    kp_set_hooked(true, "");
+  } else if (s.kp_tried && kp_tc_ >= 0) {
+    kp_set_hooked(false, s.kp_why);
+  } else if (kp_tc_ >= 0) {
+    kp_hook();  // the first open, or the path was turned on meanwhile
+  } else if (s.kp_hooked) {  // the path was turned off meanwhile: s's hooks go
+    kpath_detach_tc(&s.kp_link);
+    int none = 0;
+    setsockopt(fd_, SOL_SOCKET, SO_DETACH_BPF, &none, sizeof none);
+  }
 }
 
 bool AfPacketPort::kernel_path(int tc_prog, int sock_prog, const std::string& why_not) {
@@ -222,21 +276,30 @@ bool AfPacketPort::kernel_path(int tc_prog, int sock_prog, const std::string& wh
 
 // The socket's filter first: from then on it refuses what the TC program
 // redirects, so no frame is both switched by the kernel and read here.
+namespace {
+// The socket's filter first: from then on it refuses what the TC program
+// redirects, so no frame is both switched by the kernel and read here.
+bool hook_kpath(int fd, int ifindex, int tc_prog, int sock_prog, KpathHook* link, std::string* why) {
+  if (kpath_attach_socket(fd, sock_prog, why) && kpath_attach_tc(ifindex, tc_prog, link, why)) return true;
+  int none = 0;
+  setsockopt(fd, SOL_SOCKET, SO_DETACH_BPF, &none, sizeof none);  // no filter left without its TC half
+  return false;
+}
+}  // namespace
+
 bool AfPacketPort::kp_hook() {
   std::string why;
-  if (!kpath_attach_socket(fd_, kp_sock_, &why) || !kpath_attach_tc(ifindex_, kp_tc_, &kp_link_, &why)) {
-    int none = 0;
-    setsockopt(fd_, SOL_SOCKET, SO_DETACH_BPF, &none, sizeof none);  // no filter left without its TC half
-    status_->set_kernel_path("off: " + why);
-    kp_hooked_ = false;
-    return false;
-  }
-  kp_hooked_ = true;
+  kp_set_hooked(hook_kpath(fd_, ifindex_, kp_tc_, kp_sock_, &kp_link_, &why), why);
+  return kp_hooked_;
+}
+
+void AfPacketPort::kp_set_hooked(bool hooked, const std::string& why) {
+  kp_hooked_ = hooked;
   status_->set_kernel_path(
-      "on: known-unicast frames between afpacket access ports of a switch, and VXLAN between them and remote VTEPs "
-      "over an IPv4 uplink that has it too, are switched in the kernel (TC ingress program and socket filter); "
-      "everything else comes to the engine");
-  return true;
+      hooked ? "on: known-unicast frames between afpacket access ports of a switch, and VXLAN between them and remote "
+               "VTEPs over an IPv4 uplink that has it too, are switched in the kernel (TC ingress program and socket "
+               "filter); everything else comes to the engine"
+             : "off: " + why);
 }
 
 void AfPacketPort::kp_unhook() {
@@ -251,23 +314,44 @@ void AfPacketPort::kp_unhook() {
   kp_hooked_ = false;
 }
 
-void AfPacketPort::close_socket() {
+AfPacketSocket AfPacketPort::release_socket() {
   kpath_detach_tc(&kp_link_);
   kp_hooked_ = false;
-  if (fd_ >= 0) {
-    if (epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd_, nullptr);
-    close(fd_);  // also drops the promiscuous membership
-    fd_ = -1;
-  }
-  big_.close();
-  if (ring_) munmap(ring_, ring_bytes_);
-  ring_ = nullptr;
-  ring_bytes_ = 0;
+  AfPacketSocket s;
+  if (fd_ >= 0 && epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd_, nullptr);
+  s.fd = std::exchange(fd_, -1);
+  s.big_fd = big_.release();
+  s.ring = std::exchange(ring_, nullptr);
+  s.ring_bytes = std::exchange(ring_bytes_, 0);
   ifindex_ = 0;
   if (status_) status_->attached.store(false, std::memory_order_relaxed);
+  return s;
+}
+
+void AfPacketPort::close_socket() { release_socket().close(); }
+
+void AfPacketPort::reopen_off_thread(bool reopen) {
+  // The job hooks the kernel path's programs itself (attaching the TC
+  // program waits for an RCU grace period too), through copies of their
+  // descriptors: the engine thread may let go of its own meanwhile.
+  const int tc = reopen && kp_tc_ >= 0 ? fcntl(kp_tc_, F_DUPFD_CLOEXEC, 3) : -1;
+  const int sock = tc >= 0 ? fcntl(kp_sock_, F_DUPFD_CLOEXEC, 3) : -1;
+  reopen_.start([this, old = release_socket(), reopen, tc, sock]() mutable {
+    old.close();
+    AfPacketSocket s;
+    if (reopen) open_socket(&s);
+    if (s.fd >= 0 && tc >= 0 && sock >= 0) {
+      s.kp_tried = true;
+      s.kp_hooked = hook_kpath(s.fd, s.ifindex, tc, sock, &s.kp_link, &s.kp_why);
+    }
+    if (tc >= 0) close(tc);
+    if (sock >= 0) close(sock);
+    return s;
+  });
 }
 
 void AfPacketPort::detach() {
+  reopen_.wait();
   close_socket();
   if (ctl_ >= 0) offloads_restore(ctl_, &offloads_);
   cache_.flush();
@@ -493,7 +577,7 @@ uint16_t AfPacketPort::tx_burst(Pkt* pkts, uint16_t n) {
     uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
     if (st & TP_STATUS_WRONG_FORMAT) status_->add(PortStatus::tx_errors);
     else if (st != TP_STATUS_AVAILABLE) break;  // the kernel still owns it: ring full
-    uint8_t* d = reinterpret_cast<uint8_t*>(h) + tx_data_off_;
+    uint8_t* d = reinterpret_cast<uint8_t*>(h) + kTxDataOff;
     vnet_write(meta, d);
     std::memcpy(d + kVnetHdrLen, pool_->data(p.buf) + pkt_off(p), p.len);
     h->tp_len = p.len + kVnetHdrLen;
@@ -530,31 +614,38 @@ void AfPacketPort::read_mtu() {
 }
 
 LinkState AfPacketPort::check_link() {
+  if (reopen_.busy()) {
+    AfPacketSocket s;
+    if (!reopen_.take(&s)) return LinkState::kDown;  // still closing or opening
+    if (s.fd >= 0) {
+      adopt(std::move(s));
+      if (fd_ >= 0) {
+        status_->add(PortStatus::reopens);
+        status_->set_error("");
+      }
+    } else if (!s.err.empty()) {
+      status_->set_error(s.err);  // the next try is a second away
+    }
+  }
   int idx = if_index(ctl_, ifname_);
   if (idx <= 0) {
     if (fd_ >= 0) {
-      close_socket();
+      reopen_off_thread(false);
       status_->set_error("interface " + ifname_ + " disappeared; the port comes back when it returns");
     }
     return LinkState::kDown;
   }
-  if (fd_ >= 0 && idx != ifindex_) close_socket();  // deleted and created again
-  if (fd_ < 0) {
+  const bool replaced = fd_ >= 0 && idx != ifindex_;  // deleted and created again
+  if (fd_ < 0 || replaced) {
     uint64_t now = mono_ms();
-    if (last_open_try_ms_ != 0 && now - last_open_try_ms_ < 1000) return LinkState::kDown;
+    if (!replaced && last_open_try_ms_ != 0 && now - last_open_try_ms_ < 1000) return LinkState::kDown;
     last_open_try_ms_ = now;
     if (opts_.offloads_off) {
       offloads_restore(ctl_, &offloads_);  // no-op for an interface that is gone
       status_->set_offloads(offloads_off(ctl_, ifname_, &offloads_));
     }
-    Status code;
-    std::string err;
-    if (!open_socket(&code, &err)) {
-      status_->set_error(err);
-      return LinkState::kDown;
-    }
-    status_->add(PortStatus::reopens);
-    status_->set_error("");
+    reopen_off_thread(true);
+    return LinkState::kDown;
   }
   tpacket_stats ks{};
   socklen_t l = sizeof(ks);

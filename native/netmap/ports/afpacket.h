@@ -43,7 +43,9 @@
 // - Link: IFF_UP && IFF_RUNNING, checked by link_state() (the engine calls it
 //   every housekeeping tick, ~100 ms). If the interface disappears, the
 //   socket and rings are released and the port is down; when an interface of
-//   that name appears again, the port re-opens it by itself.
+//   that name appears again, the port re-opens it by itself. Closing the old
+//   sockets and opening the new ones happen off the engine thread
+//   (ports/off_thread.h): the other ports do not wait for them.
 // - poll_fd() is an epoll descriptor that stays the same across re-opens.
 #pragma once
 
@@ -56,11 +58,36 @@
 #include "core/buffer_pool.h"
 #include "ports/ifutil.h"
 #include "ports/kpath.h"
+#include "ports/off_thread.h"
 #include "ports/port.h"
 #include "ports/spec.h"
 #include "ports/vnet_sender.h"
 
 namespace vpc {
+
+// One opening of the interface: the packet socket with its mapped rings,
+// and the socket for frames larger than a slot. Closed when destroyed.
+struct AfPacketSocket {
+  int fd = -1;
+  int big_fd = -1;  // VnetSender's
+  uint8_t* ring = nullptr;
+  size_t ring_bytes = 0;
+  uint32_t frame_size = 0, rx_frames = 0, tx_frames = 0;
+  int ifindex = 0;
+  Status code = Status::kOk;  // why it could not be opened (fd < 0)
+  std::string err;
+  // The kernel fast path's programs, when the port had them at the start of
+  // a re-open: hooked to this socket and interface (kp_why: why not).
+  bool kp_tried = false, kp_hooked = false;
+  KpathHook kp_link;
+  std::string kp_why;
+
+  AfPacketSocket() = default;
+  AfPacketSocket(AfPacketSocket&& o) noexcept { *this = std::move(o); }
+  AfPacketSocket& operator=(AfPacketSocket&& o) noexcept;
+  ~AfPacketSocket() { close(); }
+  void close();
+};
 
 class AfPacketPort final : public Port {
  public:
@@ -87,10 +114,18 @@ class AfPacketPort final : public Port {
  private:
   AfPacketPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
                std::shared_ptr<PortStatus> status);
-  // Opens socket + rings and binds; on failure returns false with *st/*err set.
-  bool open_socket(Status* st, std::string* err);
-  void close_socket();
+  // Opens socket + rings and binds: any thread (reads only what does not
+  // change after open). On failure s->fd < 0, with s->code/err set.
+  void open_socket(AfPacketSocket* s) const;
+  // Engine thread: the port takes what open_socket made.
+  void adopt(AfPacketSocket&& s);
+  // Engine thread: the port lets go of its sockets, to be closed elsewhere.
+  AfPacketSocket release_socket();
+  void close_socket();  // release_socket() and close, here (detach)
   LinkState check_link();
+  // Closes what the port holds and, with `reopen`, opens the interface
+  // again, off the engine thread; check_link() adopts the result.
+  void reopen_off_thread(bool reopen);
   void explain_too_big();  // lastError: why frames too long for a buffer arrive
   void kick();
   uint8_t* rx_frame(uint32_t i) const;
@@ -114,15 +149,16 @@ class AfPacketPort final : public Port {
   Mac mac_ = 0;
   uint8_t* ring_ = nullptr;
   size_t ring_bytes_ = 0;
-  uint32_t block_size_ = 0, frame_size_ = 0, frames_per_block_ = 0;
+  uint32_t frame_size_ = 0;
   uint32_t rx_frames_ = 0, tx_frames_ = 0;
   uint32_t rx_head_ = 0, tx_head_ = 0;
-  uint32_t tx_data_off_ = 0, tx_max_ = 0;
+  uint32_t tx_max_ = 0;
   uint32_t tx_limit_ = 0;  // interface MTU + 14, re-read on every link check (tx_frame_limit)
   void read_mtu();
   // The kernel fast path (ports/kpath.h): our copies of the programs, hooked
   // to every socket and interface this port opens.
   bool kp_hook();
+  void kp_set_hooked(bool hooked, const std::string& why);  // kp_hooked_ and the port's status
   void kp_unhook();  // the hooks go, the port stays on the engine path
   int kp_tc_ = -1, kp_sock_ = -1;
   KpathHook kp_link_;
@@ -131,6 +167,7 @@ class AfPacketPort final : public Port {
   bool tx_pending_ = false;  // slots handed to the kernel that a kick may still need to push
   uint32_t empty_polls_ = 0;
   uint64_t last_open_try_ms_ = 0;
+  OffThread<AfPacketSocket> reopen_;  // closing and opening the sockets when the interface comes and goes
   uint64_t too_big_seen_ = 0;  // rx_too_big when check_link last explained it
   bool claimed_ = false;
   OffloadSaved offloads_;

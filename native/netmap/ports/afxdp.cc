@@ -166,6 +166,7 @@ std::unique_ptr<Port> open_afxdp_port(const PortSpec& spec, const KernelPortOpti
 
 #include "core/coalesce.h"
 #include "ports/ifutil.h"
+#include "ports/off_thread.h"
 #include "ports/vnet_sender.h"
 
 namespace vpc {
@@ -299,8 +300,17 @@ class AfXdpPort final : public Port {
 
  private:
   bool is_open() const { return !xsks_.empty() && xsks_[0].fd >= 0; }
-  // busy_wait_ms: how long a queue that is busy may be waited for.
+  // Opens the interface's queues: the XDP program, the sockets and their
+  // rings (busy_wait_ms: how long a queue that is busy may be waited for).
+  // Touches neither the buffer cache nor lent_, so a re-open runs it off
+  // the engine thread (reopen_off_thread). arm_queues() then puts buffers on
+  // the fill rings and the sockets in the XSKMAP, on the thread that owns
+  // the cache; the port is live after that.
   bool open_queues(uint32_t busy_wait_ms, Status* code, std::string* err);
+  bool arm_queues(Status* code, std::string* err);
+  // Engine thread: closes the sockets and the program off the thread and,
+  // with `reopen`, opens the interface again; check_link() arms the result.
+  void reopen_off_thread(bool reopen);
   // Fixes the queue range at the first open; later opens must find the same.
   bool pick_queues(uint32_t map_entries, Status* code, std::string* err);
   // Joins the UMEM other sockets of this pool use (if its copy mode is
@@ -312,8 +322,10 @@ class AfXdpPort final : public Port {
   bool attach_prog(int ifindex, uint32_t* map_entries, Status* code, std::string* err);
   void detach_prog();
   void close_xsk(Xsk& x);  // socket and rings only
-  void close_xsks();       // every socket; takes back every lent buffer
-  void close_all();        // sockets and XDP program
+  void close_xsks();       // every socket (the buffers the kernel held stay in lent_)
+  void close_kernel();     // sockets and XDP program: any thread, while the port is not live
+  void reclaim_lent();     // takes back every lent buffer, once the sockets are closed
+  void close_all();        // close_kernel() and reclaim_lent()
   uint32_t receive(Xsk& x, Pkt* pkts, uint32_t max);
   // Copies the n descriptors of one multi-buffer frame, from rx ring index
   // `first`, into a large buffer, and gives their chunks back. False (and
@@ -400,6 +412,16 @@ class AfXdpPort final : public Port {
   bool claimed_ = false;
   OffloadSaved offloads_;
   std::string offload_note_;
+
+  // Re-opening off the engine thread. While a job runs, it owns the
+  // interface's members (xsks_, vnet_, prog_..., range_, ifindex_, offloads_);
+  // the engine thread touches only live_, cache_ and lent_.
+  struct Reopened {
+    bool ok = false;
+    std::string err;
+  };
+  OffThread<Reopened> reopen_;
+  bool live_ = false;  // engine thread: the sockets are open and armed (rx_burst, tx_burst)
 };
 
 std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPortOptions& opts,
@@ -440,12 +462,14 @@ std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPor
   p->offload_note_ = offloads_off(p->ctl_, spec.ifname, &p->offloads_, !opts.offloads_off);
   Status code;
   std::string err;
-  if (!p->open_queues(kBusyWaitMs, &code, &err)) throw PortError(code, err);  // the destructor cleans up
+  if (!p->open_queues(kBusyWaitMs, &code, &err) || !p->arm_queues(&code, &err))
+    throw PortError(code, err);  // the destructor cleans up
   st.queues = p->range_.count;
   return p;
 }
 
 AfXdpPort::~AfXdpPort() {
+  reopen_.wait();
   close_all();
   cache_.flush();
   if (ctl_ >= 0) {
@@ -457,6 +481,7 @@ AfXdpPort::~AfXdpPort() {
 }
 
 void AfXdpPort::detach() {
+  reopen_.wait();
   close_all();
   if (ctl_ >= 0) offloads_restore(ctl_, &offloads_);
   cache_.flush();
@@ -719,12 +744,6 @@ bool AfXdpPort::open_queues(uint32_t busy_wait_ms, Status* code, std::string* er
     return false;
   }
   std::string zc_note;
-  auto fail = [&](Status s, const std::string& m) {
-    *code = s;
-    *err = m;
-    close_all();
-    return false;
-  };
   for (Xsk& x : xsks_) {
     int be = 0;
     bool ok = open_xsk(x, idx, &zc_note, &be, code, err);
@@ -733,33 +752,21 @@ bool AfXdpPort::open_queues(uint32_t busy_wait_ms, Status* code, std::string* er
       ok = open_xsk(x, idx, &zc_note, &be, code, err);
     }
     if (!ok) {
-      close_all();
+      close_kernel();
       return false;
-    }
-    // Buffers on the fill ring before the XSKMAP entry: a frame redirected
-    // to a socket with an empty fill ring is dropped by the kernel
-    // (rx_kernel_drops; seen as one lost frame at attach).
-    refill(x);
-    if (bpf_map_update_elem(map_fd_, &x.queue, &x.fd, BPF_ANY) < 0) {
-      const int e = errno;
-      return fail(Status::kSystem, sys_error(w + ": adding the socket of queue " + std::to_string(x.queue) +
-                                                 " to the XSKMAP", e, "CAP_BPF"));
-    }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u32 = x.queue;
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, x.fd, &ev) < 0) {
-      const int e = errno;
-      return fail(Status::kSystem, sys_error(w + ": epoll_ctl", e, nullptr));
     }
   }
   {
     std::string what;
     int e = 0;
-    if (!vnet_.open(idx, &what, &e)) return fail(Status::kSystem, sys_error(w + ": " + what, e, "CAP_NET_RAW"));
+    if (!vnet_.open(idx, &what, &e)) {
+      *code = Status::kSystem;
+      *err = sys_error(w + ": " + what, e, "CAP_NET_RAW");
+      close_kernel();
+      return false;
+    }
   }
   ifindex_ = idx;
-  read_mtu();
   const Xsk& first = xsks_[0];
   status_->set_offloads(std::string(prog_mode_ == XDP_FLAGS_DRV_MODE ? "native XDP" : "generic XDP") + ", " +
                         (first.zc ? "zero-copy" : "copy") + " mode" + zc_note +
@@ -770,8 +777,33 @@ bool AfXdpPort::open_queues(uint32_t busy_wait_ms, Status* code, std::string* er
                         (opts_.offloads_off ? " (the kernel segments them); interface offloads: " : "; interface receive offloads: ") +
                         offload_note_);
   describe_io();
-  status_->ifindex.store(idx, std::memory_order_relaxed);
+  return true;
+}
+
+bool AfXdpPort::arm_queues(Status* code, std::string* err) {
+  const std::string w = where();
+  auto fail = [&](const std::string& what, int e, const char* cap) {
+    *code = Status::kSystem;
+    *err = sys_error(w + ": " + what, e, cap);
+    close_all();
+    return false;
+  };
+  for (Xsk& x : xsks_) {
+    // Buffers on the fill ring before the XSKMAP entry: a frame redirected
+    // to a socket with an empty fill ring is dropped by the kernel
+    // (rx_kernel_drops; seen as one lost frame at attach).
+    refill(x);
+    if (bpf_map_update_elem(map_fd_, &x.queue, &x.fd, BPF_ANY) < 0)
+      return fail("adding the socket of queue " + std::to_string(x.queue) + " to the XSKMAP", errno, "CAP_BPF");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = x.queue;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, x.fd, &ev) < 0) return fail("epoll_ctl", errno, nullptr);
+  }
+  read_mtu();
+  status_->ifindex.store(ifindex_, std::memory_order_relaxed);
   status_->attached.store(true, std::memory_order_relaxed);
+  live_ = true;
   return true;
 }
 
@@ -807,18 +839,42 @@ void AfXdpPort::close_xsk(Xsk& x) {
 void AfXdpPort::close_xsks() {
   vnet_.close();
   for (Xsk& x : xsks_) close_xsk(x);
+  ifindex_ = 0;
+  if (status_) status_->attached.store(false, std::memory_order_relaxed);
+}
+
+void AfXdpPort::close_kernel() {
+  close_xsks();
+  detach_prog();
+}
+
+void AfXdpPort::reclaim_lent() {
   for (uint32_t c = 0; c < lent_.size(); ++c)
     if (lent_[c]) {
       lent_[c] = 0;
       cache_.free(buffer_of_chunk(c));
     }
-  ifindex_ = 0;
-  if (status_) status_->attached.store(false, std::memory_order_relaxed);
 }
 
 void AfXdpPort::close_all() {
-  close_xsks();
-  detach_prog();
+  live_ = false;
+  close_kernel();
+  reclaim_lent();
+}
+
+void AfXdpPort::reopen_off_thread(bool reopen) {
+  live_ = false;
+  status_->attached.store(false, std::memory_order_relaxed);
+  reopen_.start([this, reopen] {
+    Reopened r;
+    close_kernel();  // the kernel lets go of the buffers it held; check_link takes them back
+    if (!reopen) return r;
+    offloads_restore(ctl_, &offloads_);
+    offload_note_ = offloads_off(ctl_, ifname_, &offloads_, !opts_.offloads_off);
+    Status code;
+    r.ok = open_queues(0, &code, &r.err);  // a busy queue: the next try is a second away
+    return r;
+  });
 }
 
 void AfXdpPort::refill(Xsk& x) {
@@ -939,7 +995,7 @@ bool AfXdpPort::gather(Xsk& x, uint32_t first, uint32_t n, Pkt* out) {
 }
 
 uint16_t AfXdpPort::rx_burst(Pkt* pkts, uint16_t max) {
-  if (!is_open()) return 0;
+  if (!live_) return 0;
   if (max > burst_) max = uint16_t(burst_);
   const uint32_t nq = uint32_t(xsks_.size());
   const uint32_t start = next_rx_;
@@ -975,7 +1031,7 @@ uint16_t AfXdpPort::rx_burst(Pkt* pkts, uint16_t max) {
 }
 
 uint16_t AfXdpPort::tx_burst(Pkt* pkts, uint16_t n) {
-  if (!is_open()) return 0;
+  if (!live_) return 0;
   Xsk& x = txq();
   reap_completions();
   const uint32_t free_slots = xsk_prod_nb_free(&x.tx, tx_n_);
@@ -1048,29 +1104,36 @@ void AfXdpPort::explain_udp_gso_lost() {
 }
 
 LinkState AfXdpPort::check_link() {
+  if (reopen_.busy()) {
+    Reopened r;
+    if (!reopen_.take(&r)) return LinkState::kDown;  // still closing or opening
+    reclaim_lent();  // the old sockets are closed
+    Status code;
+    std::string err;
+    if (!r.ok) {
+      if (!r.err.empty()) status_->set_error(r.err);  // the next try is a second away
+    } else if (arm_queues(&code, &err)) {
+      status_->add(PortStatus::reopens);
+      status_->set_error("");
+    } else {
+      status_->set_error(err);
+    }
+  }
   int idx = if_index(ctl_, ifname_);
   if (idx <= 0) {
     if (is_open() || prog_) {
-      close_all();
+      reopen_off_thread(false);
       status_->set_error("interface " + ifname_ + " disappeared; the port comes back when it returns");
     }
     return LinkState::kDown;
   }
-  if (is_open() && idx != ifindex_) close_all();  // deleted and created again
-  if (!is_open()) {
+  const bool replaced = is_open() && idx != ifindex_;  // deleted and created again
+  if (!is_open() || replaced) {
     uint64_t now = mono_ms();
-    if (last_open_try_ms_ != 0 && now - last_open_try_ms_ < 1000) return LinkState::kDown;
+    if (!replaced && last_open_try_ms_ != 0 && now - last_open_try_ms_ < 1000) return LinkState::kDown;
     last_open_try_ms_ = now;
-    offloads_restore(ctl_, &offloads_);
-    offload_note_ = offloads_off(ctl_, ifname_, &offloads_, !opts_.offloads_off);
-    Status code;
-    std::string err;
-    if (!open_queues(0, &code, &err)) {  // the next try is a second away
-      status_->set_error(err);
-      return LinkState::kDown;
-    }
-    status_->add(PortStatus::reopens);
-    status_->set_error("");
+    reopen_off_thread(true);
+    return LinkState::kDown;
   }
   uint64_t drops = 0, invalid = 0;
   for (Xsk& x : xsks_) {

@@ -17,26 +17,30 @@ constexpr int kSendBytes = 4 << 20;
 }  // namespace
 
 bool VnetSender::open(int ifindex, std::string* what, int* err) {
-  close();
+  adopt(open_socket(ifindex, what, err));
+  return fd_ >= 0;
+}
+
+int VnetSender::open_socket(int ifindex, std::string* what, int* err) {
+  int fd = -1;
   auto fail = [&](const char* step) {
     *what = step;
     *err = errno;
-    close();
-    return false;
+    if (fd >= 0) ::close(fd);
+    return -1;
   };
-  fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd_ < 0) return fail("socket(AF_PACKET) for offloaded frames");
+  fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return fail("socket(AF_PACKET) for offloaded frames");
   int v = 1;
-  if (setsockopt(fd_, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)) < 0) return fail("PACKET_VNET_HDR (offloaded-frame socket)");
-  if (setsockopt(fd_, SOL_SOCKET, SO_SNDBUFFORCE, &kSendBytes, sizeof(kSendBytes)) < 0)
-    setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &kSendBytes, sizeof(kSendBytes));
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof(v)) < 0) return fail("PACKET_VNET_HDR (offloaded-frame socket)");
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &kSendBytes, sizeof(kSendBytes)) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSendBytes, sizeof(kSendBytes));
   sockaddr_ll sll{};
   sll.sll_family = AF_PACKET;
   sll.sll_protocol = 0;
   sll.sll_ifindex = ifindex;
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0) return fail("bind (offloaded-frame socket)");
-  n_ = 0;
-  return true;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0) return fail("bind (offloaded-frame socket)");
+  return fd;
 }
 
 void VnetSender::close() {

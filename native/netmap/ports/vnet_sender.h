@@ -37,6 +37,21 @@ class VnetSender {
   // *what (the step) and *err (errno) set; the sender stays closed.
   bool open(int ifindex, std::string* what, int* err);
   void close();
+  // The same in two steps, for a port that opens off the engine thread
+  // (ports/off_thread.h): open_socket() makes the socket (-1 on failure, as
+  // open()), adopt() takes it; release() hands the socket back for closing
+  // elsewhere and leaves the sender closed.
+  static int open_socket(int ifindex, std::string* what, int* err);
+  void adopt(int fd) {
+    close();
+    fd_ = fd;
+  }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    n_ = 0;
+    return fd;
+  }
   bool is_open() const { return fd_ >= 0; }
   ~VnetSender() { close(); }
 
