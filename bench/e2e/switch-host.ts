@@ -6,7 +6,8 @@
 // It builds the switch (ports, optional VXLAN uplink and peers), prints one
 // JSON line {"ready": ...} or {"error": ...}, then answers lines on stdin:
 // "stats" prints {"stats": dp.stats(), "ports": portStatus()...}; "cpu"
-// prints {"cpuNs": N}, the CPU time the engine thread has used so far; "stop" or
+// prints {"cpuNs": N}, the CPU time the engine thread has used so far; "rss"
+// prints {"rssBytes": N}, the process's resident memory; "stop" or
 // the end of stdin closes the dataplane and exits. It exits by itself after
 // `deadlineMs` whatever happens, so no switch outlives a benchmark run.
 
@@ -90,6 +91,8 @@ async function main(): Promise<void> {
       out({ stats: dp.stats(), ports: portsOf() });
     } else if (cmd === 'cpu') {
       out({ cpuNs: engineCpuNs() });
+    } else if (cmd === 'rss') {
+      out({ rssBytes: process.memoryUsage().rss });
     } else if (cmd === 'stop') {
       finish();
     }

@@ -123,6 +123,12 @@ export class SwitchHost {
     return (100 * (b - a)) / Number(process.hrtime.bigint() - t0);
   }
 
+  // The switch process's resident memory, in bytes.
+  async rss(): Promise<number> {
+    this.child.stdin!.write('rss\n');
+    return Number((await this.next(5000)).rssBytes);
+  }
+
   // The default pool at every MTU, as a user running jumbo frames has it:
   // frames longer than a 2 KiB buffer holds go to its large buffers.
   static async start(t: Topo, ns: string, cfg: Omit<HostConfig, 'deadlineMs'>): Promise<SwitchHost> {

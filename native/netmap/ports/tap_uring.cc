@@ -113,15 +113,15 @@ namespace vpc {
 namespace {
 
 // A completion's tag: bit 63 set for a write, bit 62 for a queue's waiting
-// read, the queue in bits 32..39, the pool buffer in bits 0..31.
+// read, the queue in bits 32..39, the request's slot in bits 0..31.
 constexpr uint64_t kTxBit = uint64_t(1) << 63;
 constexpr uint64_t kWaitBit = uint64_t(1) << 62;
 constexpr uint64_t kCancelTag = ~uint64_t(0);  // cancellation requests themselves
-uint64_t tag_of(bool tx, uint32_t q, uint32_t buf) { return (tx ? kTxBit : 0) | (uint64_t(q) << 32) | buf; }
+uint64_t tag_of(bool tx, uint32_t q, uint32_t slot) { return (tx ? kTxBit : 0) | (uint64_t(q) << 32) | slot; }
 bool tag_tx(uint64_t t) { return t & kTxBit; }
 bool tag_waiting(uint64_t t) { return t & kWaitBit; }
 uint32_t tag_queue(uint64_t t) { return uint32_t(t >> 32) & 0xFF; }
-uint32_t tag_buf(uint64_t t) { return uint32_t(t); }
+uint32_t tag_slot(uint64_t t) { return uint32_t(t); }
 
 bool gone(int res) { return res == -EBADFD || res == -EIO || res == -ENXIO || res == -ENODEV; }
 
@@ -149,18 +149,19 @@ TapUring::TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, Bu
       batch_(max_queues, kMinBatch),
       filled_(max_queues, 0),
       empty_(max_queues, 0),
-      lent_(pool_->index_limit(), 0),
-      large_of_(pool_->index_limit(), kNoId),
+      slots_(pow2_at_least(max_queues * (rx_depth + 1) + tx_depth)),
       scratch_(max_queues),
       iov_(4 * max_queues * (rx_depth + 1)) {
   for (auto& sc : scratch_) sc.reset(new uint8_t[kTapScratch]);
+  free_slots_.reserve(slots_.size());
+  for (uint32_t i = uint32_t(slots_.size()); i-- > 0;) free_slots_.push_back(i);
   stash_mask_ = pow2_at_least(max_queues * (rx_depth + 1)) - 1;
   stash_.resize(stash_mask_ + 1);
 }
 
 std::unique_ptr<TapUring> TapUring::open(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, BufferCache* cache,
                                          PortStatus* status, std::string* err) {
-  if (max_queues == 0 || max_queues > PortStatus::kMaxQueues) {  // lent_ and the tags keep the queue in 8 bits
+  if (max_queues == 0 || max_queues > PortStatus::kMaxQueues) {  // slots and tags keep the queue in 8 bits
     *err = "io_uring: 1.." + std::to_string(PortStatus::kMaxQueues) + " queues";
     return nullptr;
   }
@@ -214,6 +215,13 @@ void TapUring::add_queue(uint32_t q, int fd) {
   submit();
 }
 
+uint32_t TapUring::alloc_slot() {
+  if (free_slots_.empty()) return kNoId;
+  const uint32_t s = free_slots_.back();
+  free_slots_.pop_back();
+  return s;
+}
+
 bool TapUring::post_read(uint32_t q, bool waiting) {
   uint32_t b;
   if (!cache_->alloc(&b)) {
@@ -221,7 +229,8 @@ bool TapUring::post_read(uint32_t q, bool waiting) {
     return false;
   }
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-  if (!sqe || iov_used_ + 4 > iov_.size()) {  // cannot happen (a slot per request); the next rx() retries
+  const uint32_t slot = sqe && iov_used_ + 4 <= iov_.size() ? alloc_slot() : kNoId;
+  if (slot == kNoId) {  // cannot happen (a ring entry and a slot per request); the next rx() retries
     cache_->free(b);
     return false;
   }
@@ -239,9 +248,8 @@ bool TapUring::post_read(uint32_t q, bool waiting) {
   // The waiting read may block (the kernel parks it until a frame comes);
   // the burst's reads must not: an empty tap fails them with EAGAIN.
   if (!waiting) sqe->rw_flags = RWF_NOWAIT;
-  io_uring_sqe_set_data64(sqe, tag_of(false, q, b) | (waiting ? kWaitBit : 0));
-  lent_[b] = uint8_t(1 + q);
-  large_of_[b] = large;
+  io_uring_sqe_set_data64(sqe, tag_of(false, q, slot) | (waiting ? kWaitBit : 0));
+  slots_[slot] = Slot{b, large, uint8_t(1 + q)};
   ++posted_[q];
   ++pending_sqes_;
   if (waiting) waiting_[q] = 1;
@@ -249,10 +257,11 @@ bool TapUring::post_read(uint32_t q, bool waiting) {
 }
 
 // A read that carried no frame gives its buffers back.
-void TapUring::drop_read(uint32_t b) {
-  cache_->free(b);
-  if (large_of_[b] != kNoId) cache_->free(large_of_[b]);
-  large_of_[b] = kNoId;
+void TapUring::drop_read(uint32_t s) {
+  cache_->free(slots_[s].buf);
+  if (slots_[s].large != kNoId) cache_->free(slots_[s].large);
+  slots_[s] = Slot{};
+  free_slot(s);
 }
 
 void TapUring::submit() {
@@ -275,18 +284,24 @@ void TapUring::reap() {
     ++seen;
     const uint64_t t = cqe->user_data;
     if (t == kCancelTag) continue;
-    const uint32_t b = tag_buf(t);
+    const uint32_t s = tag_slot(t);
+    if (slots_[s].orphan) [[unlikely]] {  // the kernel gave its buffers back after close_queue() gave up
+      if (tag_tx(t)) --tx_inflight_;
+      drop_read(s);
+      continue;
+    }
     if (tag_tx(t)) {
       --tx_inflight_;
-      lent_[b] = 0;
-      cache_->free(b);
+      cache_->free(slots_[s].buf);
+      slots_[s] = Slot{};
+      free_slot(s);
       // A tap that is down (e.g. while it moves to another namespace) fails
       // writes with EIO: counted, not a lost device. check_link() notices a
       // deleted tap by itself.
       if (cqe->res < 0) status_->add(PortStatus::tx_errors);
       continue;
     }
-    lent_[b] = 0;
+    slots_[s].held = 0;  // the read's buffers are back; the slot goes with the stashed read
     const uint32_t q = tag_queue(t);
     --posted_[q];
     if (tag_waiting(t)) {
@@ -305,10 +320,11 @@ uint16_t TapUring::take(Pkt* pkts, uint16_t n, uint16_t max) {
   uint64_t per_queue[PortStatus::kMaxQueues] = {};
   while (n < max && stash_head_ != stash_tail_) {
     const Done d = stash_[stash_head_++ & stash_mask_];
-    const uint32_t b = tag_buf(d.tag);
+    const uint32_t s = tag_slot(d.tag);
     if (d.res > 0) {
-      const uint32_t large = large_of_[b];
-      large_of_[b] = kNoId;
+      const uint32_t b = slots_[s].buf, large = slots_[s].large;
+      slots_[s] = Slot{};
+      free_slot(s);
       const uint8_t* scratch = tag_waiting(d.tag) ? scratch_[tag_queue(d.tag)].get() : nullptr;
       const TapVerdict v = tap_read_done(*cache_, b, large, scratch, uint32_t(d.res), &pkts[n], status_);
       if (v == TapVerdict::kDropped) {
@@ -323,7 +339,7 @@ uint16_t TapUring::take(Pkt* pkts, uint16_t n, uint16_t max) {
       if (q < PortStatus::kMaxQueues) ++per_queue[q];
       continue;
     }
-    drop_read(b);
+    drop_read(s);
     if (d.res == -EINVAL || d.res == -EFAULT || d.res == -EMSGSIZE) {
       status_->add(PortStatus::rx_too_big);  // did not fit: consumed, not truncated
     } else if (gone(d.res)) {
@@ -394,11 +410,16 @@ uint16_t TapUring::tx(const Pkt* pkts, const uint8_t* queues, uint16_t n) {
       break;
     }
     io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+    const uint32_t slot = sqe ? alloc_slot() : kNoId;
+    if (slot == kNoId) {  // cannot happen (tx_inflight_ <= tx_depth_): the rest stay with the caller
+      k = i;
+      break;
+    }
     // The port put the virtio-net header right in front of the frame.
     io_uring_prep_write(sqe, fds_[q], pool_->data(pkts[i].buf) + pkt_off(pkts[i]) - kVnetHdrLen,
                         pkts[i].len + kVnetHdrLen, 0);
-    io_uring_sqe_set_data64(sqe, tag_of(true, q, pkts[i].buf));
-    lent_[pkts[i].buf] = uint8_t(1 + q);
+    io_uring_sqe_set_data64(sqe, tag_of(true, q, slot));
+    slots_[slot] = Slot{pkts[i].buf, kNoId, uint8_t(1 + q)};
     ++pending_sqes_;
   }
   tx_inflight_ += k;
@@ -411,7 +432,7 @@ bool TapUring::wait_returned(uint32_t q, int timeout_ms) {
   for (;;) {
     reap();
     bool held = posted_[q] != 0;
-    for (uint32_t b = 0; !held && b < lent_.size(); ++b) held = lent_[b] == 1 + q;
+    for (uint32_t s = 0; !held && s < slots_.size(); ++s) held = slots_[s].held == 1 + q;
     if (!held) return true;
     if (mono_ms() >= deadline) return false;
     io_uring_cqe* cqe;
@@ -424,9 +445,9 @@ void TapUring::close_queue(uint32_t q) {
   if (!ring_ || fds_[q] < 0) return;
   // Cancel each read the queue has posted (by tag: works on every kernel
   // with io_uring, unlike cancelling by descriptor).
-  for (uint32_t b = 0; b < lent_.size(); ++b) {
-    if (lent_[b] != 1 + q) continue;
-    for (uint64_t tag : {tag_of(false, q, b), tag_of(false, q, b) | kWaitBit}) {
+  for (uint32_t s = 0; s < slots_.size(); ++s) {
+    if (slots_[s].held != 1 + q) continue;
+    for (uint64_t tag : {tag_of(false, q, s), tag_of(false, q, s) | kWaitBit}) {
       io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
       if (!sqe) {
         io_uring_submit(ring_.get());
@@ -446,7 +467,7 @@ void TapUring::close_queue(uint32_t q) {
   for (uint32_t i = stash_head_; i != stash_tail_; ++i) {
     const Done d = stash_[i & stash_mask_];
     if (tag_queue(d.tag) == q) {
-      drop_read(tag_buf(d.tag));
+      drop_read(tag_slot(d.tag));
     } else {
       stash_[kept++ & stash_mask_] = d;
     }
@@ -456,9 +477,10 @@ void TapUring::close_queue(uint32_t q) {
     // The kernel still holds some buffers: leaving them out of the pool is
     // safe; freeing them is not.
     uint32_t held = 0;
-    for (uint32_t b = 0; b < lent_.size(); ++b)
-      if (lent_[b] == 1 + q) {
-        lent_[b] = 0;
+    for (uint32_t s = 0; s < slots_.size(); ++s)
+      if (slots_[s].held == 1 + q) {
+        slots_[s].held = 0;  // its buffers stay out of the pool until the kernel gives them back (reap)
+        slots_[s].orphan = true;
         ++held;
       }
     status_->set_error("tap: " + std::to_string(held) + " buffers were not returned by the kernel at close (left unused)");

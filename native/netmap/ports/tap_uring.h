@@ -34,9 +34,13 @@
 // - Completions are reaped in order into a small stash, so rx() and tx() can
 //   both make room without losing frames that completed in between.
 // - Ownership: a buffer whose read or write is posted belongs to the kernel
-//   until its completion is reaped (lent_). close_queue() cancels the queue's
-//   requests and waits (bounded) until the kernel gives every buffer back,
-//   before the descriptor is closed.
+//   until its completion is reaped. Each request in flight has a slot of its
+//   own (slots_: its buffers and queue; the slot's index is in the
+//   request's tag), as many as the ring has entries: per-pool-buffer arrays
+//   cost 410 KB a tap with the default pool (82K buffer indices), 120 MB
+//   for 300 taps. close_queue() cancels the queue's requests and waits
+//   (bounded) until the kernel gives every buffer back, before the
+//   descriptor is closed.
 // - The ring's descriptor is what a sleeping engine polls: it is readable
 //   while completions wait. Completions already reaped into the stash do not
 //   make it readable, so, as the engine does, call rx() until it returns 0
@@ -120,9 +124,18 @@ class TapUring {
     int32_t res;
   };
   TapUring(uint32_t max_queues, uint32_t rx_depth, uint32_t tx_depth, BufferCache* cache, PortStatus* status);
+  // A request in flight, or a read completed and stashed: its slot.
+  struct Slot {
+    uint32_t buf = kNoId;
+    uint32_t large = kNoId;  // a read's large buffer behind `buf`, or kNoId
+    uint8_t held = 0;        // 1 + queue while the kernel holds the buffers, else 0
+    bool orphan = false;     // close_queue() gave up waiting for it: freed when it completes after all
+  };
+  uint32_t alloc_slot();  // kNoId: none free (cannot happen: one per ring entry)
+  void free_slot(uint32_t s) { free_slots_.push_back(s); }
   void reap();       // every waiting completion: writes freed, reads stashed
   bool post_read(uint32_t q, bool waiting);  // false: no buffer or no slot
-  void drop_read(uint32_t b);  // a read that carried no frame: its buffers go back
+  void drop_read(uint32_t s);  // a read that carried no frame: its buffers and slot go back
   uint16_t take(Pkt* pkts, uint16_t n, uint16_t max);  // hands out stashed reads
   void submit();
   uint32_t next_batch(uint32_t q) const;  // reads q's next burst posts, from the last one's results
@@ -140,8 +153,8 @@ class TapUring {
   std::vector<uint32_t> batch_;   // reads the next burst posts (adapts to the load)
   std::vector<uint32_t> filled_, empty_;  // the last burst's reads: with a frame, EAGAIN
   uint32_t next_q_ = 0;           // first queue read by the next rx()
-  std::vector<uint8_t> lent_;     // per pool buffer: 0, or 1 + queue of the read/write that holds it
-  std::vector<uint32_t> large_of_;  // per regular buffer with a read posted: the large buffer behind it, or kNoId
+  std::vector<Slot> slots_;       // one per ring entry
+  std::vector<uint32_t> free_slots_;
   std::vector<std::unique_ptr<uint8_t[]>> scratch_;  // per queue: where the waiting read puts a super-frame's rest
   std::vector<iovec> iov_;        // iovecs of the reads prepared since the last submit (the kernel copies them at submit)
   uint32_t iov_used_ = 0;
