@@ -22,7 +22,10 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
+#include <system_error>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 namespace vpc {
@@ -46,16 +49,25 @@ class OffThread {
   // A job is running, or has finished and its result was not taken.
   bool busy() const { return th_.joinable() || has_; }
 
-  // Runs job() -> Result on a new thread. Only when !busy().
+  // Runs job() -> Result on a new thread. Only when !busy(). When no thread
+  // can be made (the process's or the system's thread limit), the job runs
+  // here instead: the engine waits for it, as it always did, rather than
+  // failing.
   template <class Fn>
   void start(Fn&& job) {
     done_.store(false, std::memory_order_relaxed);
-    th_ = std::thread([this, job = std::forward<Fn>(job)]() mutable {
-      pthread_setname_np(pthread_self(), "vpc-reopen");
-      if (auto gate = off_thread_test_gate()) gate();  // a copy: the test may clear it meanwhile
-      result_ = job();
-      done_.store(true, std::memory_order_release);
-    });
+    auto shared = std::make_shared<std::decay_t<Fn>>(std::forward<Fn>(job));
+    try {
+      th_ = std::thread([this, shared] {
+        pthread_setname_np(pthread_self(), "vpc-reopen");
+        if (auto gate = off_thread_test_gate()) gate();  // a copy: the test may clear it meanwhile
+        result_ = (*shared)();
+        done_.store(true, std::memory_order_release);
+      });
+    } catch (const std::system_error&) {
+      result_ = (*shared)();
+      has_ = true;
+    }
   }
 
   // True, with the job's result in *out, once the job has finished; false

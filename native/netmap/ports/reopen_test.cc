@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -160,6 +161,43 @@ void interface_comes_and_goes_off_the_engine_thread(const char* spec_text) {
     EXPECT_EQ(pool->available(), free0);
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+TEST(OffThread, OneJobAtATimeItsResultTakenOnceWithoutWaiting) {
+  Gate gate;
+  OffThread<std::string> job;
+  EXPECT_FALSE(job.busy());
+  std::string out;
+  EXPECT_FALSE(job.take(&out));
+  std::thread::id ran_on;
+  job.start([&] {
+    ran_on = std::this_thread::get_id();
+    return std::string("opened");
+  });
+  ASSERT_TRUE(gate.wait_held(1));
+  EXPECT_TRUE(job.busy());
+  EXPECT_FALSE(job.take(&out)) << "take() waited for a running job";
+  gate.release();
+  const auto end = Clock::now() + std::chrono::seconds(5);
+  while (!job.take(&out) && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(out, "opened");
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  EXPECT_FALSE(job.busy());
+  EXPECT_FALSE(job.take(&out));
+
+  // wait() keeps the result for take(); one nobody takes goes with the OffThread.
+  job.start([] { return std::string("again"); });
+  job.wait();
+  EXPECT_TRUE(job.busy());
+  EXPECT_TRUE(job.take(&out));
+  EXPECT_EQ(out, "again");
+  auto alive = std::make_shared<int>(1);
+  std::weak_ptr<int> watch = alive;
+  {
+    OffThread<std::shared_ptr<int>> left;
+    left.start([a = std::move(alive)] { return a; });
+  }
+  EXPECT_TRUE(watch.expired()) << "an untaken result outlived its OffThread";
 }
 
 TEST(Reopen, AfPacketClosesAndOpensItsInterfaceOffTheEngineThread) {
