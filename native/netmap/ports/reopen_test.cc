@@ -136,9 +136,22 @@ void interface_comes_and_goes_off_the_engine_thread(const char* spec_text) {
     // Back, while the close is still held: every link check returns at once
     // (down), and no second job starts beside the first.
     ASSERT_TRUE(make_veth());
-    const auto t0 = Clock::now();
-    for (int i = 0; i < 10; ++i) EXPECT_EQ(port->link_state(), LinkState::kDown);
-    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(1)) << "link checks waited for the held job";
+    // (On a thread of their own: link checks that waited for the held job
+    // would never return; then the gate opens and the test fails instead of
+    // hanging.)
+    std::atomic<int> downs{0};
+    std::atomic<bool> checked{false};
+    std::thread checks([&] {
+      for (int i = 0; i < 10; ++i) downs += port->link_state() == LinkState::kDown;
+      checked = true;
+    });
+    const auto end = Clock::now() + std::chrono::seconds(5);
+    while (!checked && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const bool waited = !checked;
+    if (waited) gate.release();
+    checks.join();
+    ASSERT_FALSE(waited) << "link checks waited for the held job";
+    EXPECT_EQ(downs.load(), 10);
     EXPECT_EQ(gate.held(), 1);
     EXPECT_EQ(st->c[PortStatus::reopens].load(), 0u);
 

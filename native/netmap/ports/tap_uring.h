@@ -36,7 +36,7 @@
 // - Ownership: a buffer whose read or write is posted belongs to the kernel
 //   until its completion is reaped. Each request in flight has a slot of its
 //   own (slots_: its buffers and queue; the slot's index is in the
-//   request's tag), as many as the ring has entries: per-pool-buffer arrays
+//   request's tag), as many as requests can be in flight: per-pool-buffer arrays
 //   cost 410 KB a tap with the default pool (82K buffer indices), 120 MB
 //   for 300 taps. close_queue() cancels the queue's requests and waits
 //   (bounded) until the kernel gives every buffer back, before the
