@@ -209,6 +209,25 @@ TEST_F(EgressTest, ABatchOfOneSegmentCrossesWholeWhereItFits) {
   expect_no_leak();
 }
 
+// A guest's TSO frame whose IP length covers one segment but which carries
+// 40 KB past its IP packet: a port without offloads gets the one segment,
+// not the whole frame (it used to cross whole, 40 KB to a port of MTU 1500;
+// found by fuzz_offload).
+TEST_F(EgressTest, ABatchOfOneSegmentWithBytesPastItsIpPacketIsCutToIt) {
+  Spec sp = two_ports(none(), 60);
+  Built b = testframes::build(sp);
+  Bytes f = b.f;
+  f.resize(f.size() + 40000, 0x5A);
+  inject(in_, f, tso_meta(b, false, 1448));
+  auto got = take(out_);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].f.size(), b.f.size()) << "the IP packet, not the bytes after it";
+  EXPECT_FALSE(got[0].meta && got[0].m.pending());
+  expect_segments(frames(got), b, false, 1500, 1448);  // its checksums verify
+  EXPECT_EQ(pc(out_, PortCounter::tx_gso_frames), 1u);
+  expect_no_leak();
+}
+
 TEST_F(EgressTest, SegmentsFollowTheEgressMtuAndOddSegmentSizes) {
   Spec sp = two_ports(none(), 10001, 1280);
   const PortId in = in_, out = out_;
