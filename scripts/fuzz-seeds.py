@@ -178,8 +178,55 @@ def vhost_seeds():
     return s
 
 
+# offload: guest frames with virtio-net offload state (native/fuzz/fuzz_offload.cc).
+def guest(dst, kind, plen, v6=False, udp=False, mss=None, opts=0, extra=b""):
+    sel = (1 if v6 else 0) | (2 if udp else 0) | ((dst & 7) << 2)
+    b = bytes([sel, kind]) + u16(plen) + u32(0x5A3C1E0F)
+    b += bytes([0]) if mss is None else bytes([200]) + u16(mss)
+    if not udp:
+        b += bytes([opts])
+    return b + extra
+
+
+def super_frame(form, n, seg, last, dst):
+    """op 4: a tunnel super-frame from the peer VTEP."""
+    return bytes([4, form, n - 1]) + u16(seg - 1) + u16(last - 1) + bytes([dst])
+
+
+def offload_seeds():
+    burst = lambda port, frames: bytes([0, port, len(frames) - 1]) + b"".join(frames)
+    s = {}
+    # A TSO4 super-frame from the all-offload guest to every kind of port,
+    # the peer VTEP and a flood.
+    s["tso4-everywhere"] = bytes([0]) + burst(0, [guest(d, 2, 20000, opts=3) for d in (1, 2, 3, 4, 5, 6, 7)])
+    # TSO6 from the trunk; USO and checksum-partial UDP; odd segment sizes.
+    s["tso6-trunk-uso"] = (bytes([2]) + burst(4, [guest(d, 2, 30000, v6=True) for d in (0, 1, 5, 6)]) +
+                           burst(0, [guest(1, 1, 1000, udp=True), guest(2, 1, 1000, udp=True, v6=True),
+                                     guest(1, 2, 30000, udp=True, mss=1400), guest(6, 2, 9000, udp=True, mss=999)]))
+    # ECN to a port without it, a large segment size, plain frames too big
+    # for the MTU (ICMP back), the uplink taking everything at MTU 1600.
+    s["ecn-mtu"] = (bytes([3 | 4]) + burst(0, [guest(3, 3, 40000), guest(1, 3, 5000, mss=8000)]) +
+                    burst(0, [guest(5, 0, 3000), guest(5, 0, 3000, v6=True), guest(6, 0, 1480)]))
+    # What a guest may claim: raw fields, another IP version, damaged headers,
+    # a lying IP length; full rings and the clock.
+    raw = u16(0x0105) + u16(54) + u16(1) + u16(34) + u16(16)
+    s["hostile"] = (bytes([15]) + burst(0, [guest(1, 4, 60000, extra=raw), guest(1, 5, 20000), guest(2, 6, 20000, extra=bytes([2, 23, 0x11, 47, 0xFF]))]) +
+                    bytes([3]) + burst(0, [guest(1, 7, 40000, extra=u16(100)), guest(6, 2, 64000, mss=1)] + [guest(1, 2, 64000)] * 6) +
+                    bytes([1]) + u16(1500) + bytes([2]) + burst(3, [guest(0, 2, 16000, v6=True)]))
+    # Tunnel super-frames from the peer: batches of VXLAN datagrams (coalesced
+    # for the guest, or not), checksum-partial, IPv6 inside, to a port
+    # without offloads, and one VXLAN packet around a TCP super-frame.
+    # (The uplink takes only checksum-partial batches, as built on this host:
+    # form bit 2; one without it is the oversize drop it should be.)
+    s["underlay-super"] = (bytes([0]) + super_frame(1 | 4, 10, 1398, 1398, 0) + super_frame(1 | 4, 8, 1000, 300, 1) +
+                           super_frame(1 | 2 | 4, 6, 1378, 1378, 5) + super_frame(0, 12, 1398, 700, 1) +
+                           super_frame(2, 4, 1378, 1378, 2) + super_frame(1 | 4 | 8, 3, 500, 500, 0) +
+                           super_frame(1, 3, 500, 500, 0))
+    return s
+
+
 def main():
-    targets = {"local": local_seeds(), "uplink": uplink_seeds(), "commands": commands_seeds(), "vhost": vhost_seeds()}
+    targets = {"local": local_seeds(), "uplink": uplink_seeds(), "commands": commands_seeds(), "vhost": vhost_seeds(), "offload": offload_seeds()}
     for t, seeds in targets.items():
         d = os.path.join(ROOT, t)
         os.makedirs(d, exist_ok=True)

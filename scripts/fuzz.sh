@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (clang, ASan+UBSan, buffer-pool audit) in
 # build-fuzz/ and runs one of them, or all, for a fixed time.
 #
-#   npm run fuzz -- TARGET [--seconds N] [--jobs J]   TARGET: local | uplink | commands | vhost | all
+#   npm run fuzz -- TARGET [--seconds N] [--jobs J]   TARGET: local | uplink | commands | vhost | offload | all
 #
 # The run starts from the seed corpus in the tree (native/fuzz/corpus/TARGET,
 # read-only) plus what earlier runs found (build-fuzz/corpus/TARGET). A
@@ -22,11 +22,11 @@ while [ $# -gt 0 ]; do
     *) echo "fuzz: unknown option $1" >&2; exit 2 ;;
   esac
 done
-all=(local uplink commands vhost)
+all=(local uplink commands vhost offload)
 case "$target" in
   all) targets=("${all[@]}") ;;
-  local|uplink|commands|vhost) targets=("$target") ;;
-  *) echo "usage: npm run fuzz -- {local|uplink|commands|vhost|all} [--seconds N] [--jobs J]" >&2; exit 2 ;;
+  local|uplink|commands|vhost|offload) targets=("$target") ;;
+  *) echo "usage: npm run fuzz -- {local|uplink|commands|vhost|offload|all} [--seconds N] [--jobs J]" >&2; exit 2 ;;
 esac
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (Debian: apt-get install clang libclang-rt-14-dev; scripts/setup-deps.sh does it)" >&2; exit 1; }

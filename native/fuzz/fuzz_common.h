@@ -114,8 +114,16 @@ class World : public testutil::EngineHarness {
   }
   uint64_t now_ns() const { return now_ns_; }
 
-  // Frames from the engine, per port, since the last take_out().
-  std::vector<std::pair<PortId, Bytes>>& out() { return out_; }
+  // A frame the engine sent, with its descriptor's offload state.
+  struct OutFrame {
+    PortId port;
+    Bytes bytes;
+    bool has_meta;      // kPktMeta was set
+    OffloadMeta meta;   // the side table's entry (when has_meta)
+    bool large;         // in a large buffer
+  };
+  // Frames from the engine, since the last take_out() (the first 4,096).
+  std::vector<OutFrame>& out() { return out_; }
   void take_out() { out_.clear(); }
 
   // Sends frames into a port's pipe (scrubbed first); returns how many it took.
@@ -145,18 +153,24 @@ class World : public testutil::EngineHarness {
 
  private:
   void drain() {
+    Pkt pk[kMaxBurst];
     for (auto& [p, peer] : peers_) {
-      std::vector<Bytes> got;
-      testutil::drain_peer(*peer, &got);
-      for (Bytes& f : got) {
-        check_output(f, ("port " + std::to_string(p)).c_str());
-        if (out_.size() < 4096) out_.emplace_back(p, std::move(f));
+      for (uint32_t n; (n = peer->recv(pk, kMaxBurst)) != 0;) {
+        for (uint32_t i = 0; i < n; ++i) {
+          const BufferPool& pool = peer->pool();
+          const uint8_t* f = pool.frame(pk[i]);
+          OutFrame o{p, Bytes(f, f + pk[i].len), pkt_has_meta(pk[i]), {}, pool.is_large(pk[i].buf)};
+          if (o.has_meta) o.meta = pool.meta(pk[i].buf);
+          peer->cache().free(pk[i].buf);
+          check_output(o.bytes, ("port " + std::to_string(p)).c_str());
+          if (out_.size() < 4096) out_.push_back(std::move(o));
+        }
       }
     }
   }
 
   uint64_t now_ns_ = 1000000;
-  std::vector<std::pair<PortId, Bytes>> out_;
+  std::vector<OutFrame> out_;
 };
 
 // ---------------------------------------------------------------- builders
