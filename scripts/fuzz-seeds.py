@@ -142,7 +142,14 @@ def commands_seeds():
     # included: its VTEP must be released, issue 10 bug 13).
     s["switch-churn"] = (bytes([0]) + cmd(0, bytes([2, 0, 10, 20])) + cmd(1, bytes([2, 5, 4, 3, 7])) +
                          cmd(11, bytes([2, 6, 3])) + cmd(6, bytes([0, 0, 0])) + cmd(8, bytes([0, 0])) +
-                         cmd(2, bytes([2])) + clock(100) + cmd(2, bytes([0])) + cmd(15))
+                         cmd(2, bytes([2])) + clock(100) + cmd(2, bytes([0])) + cmd(17))
+    # vpcctl capture and trace while their port and switch are deleted.
+    local = lambda port, frames: bytes([1, port, len(frames) - 1]) + b"".join(frames)
+    s["observe-churn"] = (bytes([0]) + cmd(15, bytes([0x1A, 0, 2]) + u16(199)) + cmd(16, bytes([2, 10, 0])) +
+                          local(0, [host_frame(hosts(7, 0), 64), host_frame(hosts(1, 0), 300)]) + cmd(5, bytes([0])) +
+                          cmd(15, bytes([0x1C, 1, 3]) + u16(65534)) + local(1, [host_frame(hosts(7, 2), 64)] * 3) +
+                          cmd(2, bytes([0])) + local(1, [host_frame(hosts(7, 2), 64)]) + cmd(15, bytes([1])) +
+                          cmd(16, bytes([1])) + cmd(17))
     return s
 
 
@@ -222,6 +229,14 @@ def offload_seeds():
                            super_frame(1 | 2 | 4, 6, 1378, 1378, 5) + super_frame(0, 12, 1398, 700, 1) +
                            super_frame(2, 4, 1378, 1378, 2) + super_frame(1 | 4 | 8, 3, 500, 500, 0) +
                            super_frame(1, 3, 500, 500, 0))
+    # vpcctl capture (the switch, both ways, the largest snaplen) and trace
+    # (port 0) while super-frames are segmented, flooded and encapsulated;
+    # then a capture of port 0's output, 100 bytes, while a batch coalesces.
+    capture_all = bytes([5, 0x40 | 16, 5]) + u16(65534)
+    trace0 = bytes([5, 2 | 4, 20, 0])
+    read = bytes([5, 3])
+    s["observe"] = (bytes([0]) + capture_all + trace0 + burst(0, [guest(d, 2, 20000) for d in (1, 5, 6, 7)]) + read +
+                    bytes([5, 1]) + bytes([5, 0x20, 0, 1]) + u16(100) + super_frame(1 | 4, 10, 1398, 1398, 0) + read)
     return s
 
 

@@ -6,7 +6,8 @@
 // uplink come and go while frames for them are in flight.
 //
 // Input: variant(u8) then operations, each starting with one byte:
-//   low 2 bits 0: a command, chosen by (byte >> 2) % 16, arguments follow
+//   low 2 bits 0: a command, chosen by the next byte % 18 (15 capture, 16
+//              trace, 17 barrier), arguments follow
 //              1: local traffic: port(u8) count(u8, 1..8) host_frame()s
 //              2: underlay traffic: count(u8, 1..8) underlay_frame()s
 //              3: clock: u16 milliseconds
@@ -55,7 +56,7 @@ struct CommandWorld : OverlayWorld {
   }
 
   void command(Input& in) {
-    switch (in.u8() % 16) {
+    switch (in.u8() % 18) {
       case 0: try_create_switch(switch_cfg(in)); break;
       case 1: {
         auto c = cmd(CmdOp::kSetSwitch);
@@ -144,8 +145,60 @@ struct CommandWorld : OverlayWorld {
         run(std::move(c));
         break;
       }
+      case 15: {  // vpcctl capture: of a port or a switch (or neither: refused), started or stopped
+        const uint8_t f = in.u8();
+        if (f & 1) {
+          stop_capture();
+          break;
+        }
+        CaptureFilter cf;
+        if (f & 2) cf.port = port_sel(in);
+        if (f & 4) cf.sw = sw_sel(in);
+        cf.dirs = uint8_t(f >> 3) % 4;  // 0 is invalid
+        const uint32_t slots = 2u << (in.u8() % 4);
+        const uint32_t snaplen = in.u16() % CaptureRing::kMaxSnaplen + 1;
+        auto c = cmd(CmdOp::kStartCapture);
+        auto s = std::make_shared<CaptureSession>(cf, slots, snaplen);
+        c->capture = s;
+        if (run(std::move(c)).ok()) {
+          stop_capture();
+          capture = s;
+        }
+        break;
+      }
+      case 16: {  // vpcctl trace: of a port (or any), or stopped
+        const uint8_t f = in.u8();
+        if (f & 1) {
+          run(cmd(CmdOp::kStopTrace));
+          break;
+        }
+        const uint32_t count = in.u8() % 20 + 1;
+        const PortId on = (f & 2) ? port_sel(in) : kNoId;
+        auto c = cmd(CmdOp::kStartTrace);
+        auto t = std::make_shared<TraceSession>(count, on);
+        c->trace = t;
+        if (run(std::move(c)).ok()) trace = t;
+        break;
+      }
       default: run(cmd(CmdOp::kBarrier)); break;
     }
+  }
+
+  // A capture and a trace, read (as vpcctl reads them) after every step; a
+  // capture whose port or switch is deleted ends, and is still read.
+  std::shared_ptr<CaptureSession> capture;
+  std::shared_ptr<TraceSession> trace;
+  void stop_capture() {
+    if (!capture) return;
+    auto c = cmd(CmdOp::kStopCapture);
+    c->capture = capture;
+    run(std::move(c));  // not found once it ended: refused, and dropped here all the same
+    read_observed();
+    capture.reset();
+  }
+  void read_observed() {
+    if (capture) read_capture(*capture, engine().options().max_ports);
+    if (trace) read_trace(*trace);
   }
 
   // A live local port (not the uplink), or kNoId.
@@ -193,7 +246,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 3: w.step(in.u16()); break;
     }
+    w.read_observed();
     w.take_out();
   }
+  w.stop_capture();
   return 0;
 }

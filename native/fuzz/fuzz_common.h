@@ -23,10 +23,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "core/capture.h"
 #include "core/test_harness.h"
+#include "core/trace.h"
 #include "proto/inet.h"
 
 #ifndef VPC_POOL_AUDIT
@@ -83,6 +86,30 @@ inline void check_output(const Bytes& f, const char* where) {
     if (run == kLeakRun)
       fail(std::string(where) + ": output frame of " + std::to_string(f.size()) + " bytes carries stale buffer bytes at offset " +
            std::to_string(i + 1 - kLeakRun) + " (bytes the engine never received)");
+  }
+}
+
+// Reads a capture as vpcctl does (every record, oldest first) and checks
+// each: within its bounds, on a port below max_ports, and its bytes never
+// stale buffer content.
+inline void read_capture(CaptureSession& s, uint32_t max_ports) {
+  const uint32_t snap = s.ring.snaplen();
+  s.ring.drain(CaptureRing::kMaxSlots, [&](const CaptureRecord& r, const uint8_t* d) {
+    if (r.cap_len != std::min(r.orig_len, snap) || r.orig_len > kMaxLargeFrame ||
+        (r.dir != kCaptureIn && r.dir != kCaptureOut) || r.port >= max_ports)
+      fail("capture record: port " + std::to_string(r.port) + ", dir " + std::to_string(r.dir) + ", " +
+           std::to_string(r.cap_len) + " of " + std::to_string(r.orig_len) + " bytes, snaplen " + std::to_string(snap));
+    check_output(Bytes(d, d + r.cap_len), "capture");
+  });
+}
+// Reads a trace's published records as vpcctl does: within their bounds,
+// every line terminated.
+inline void read_trace(const TraceSession& t) {
+  for (uint32_t i = 0; i < t.published(); ++i) {
+    const TraceRecord& r = t.record(i);
+    if (r.nlines > kTraceLines || r.len > kMaxLargeFrame) fail("trace record " + std::to_string(i) + " out of bounds");
+    for (uint32_t k = 0; k < r.nlines; ++k)
+      if (!std::memchr(r.lines[k].text, 0, sizeof r.lines[k].text)) fail("trace line not terminated");
   }
 }
 

@@ -6,7 +6,7 @@
 // clock. The header goes through vnet_read() first, as on an AF_PACKET or
 // tap port, so only what a real port lets in reaches the engine.
 //
-// Input: variant(u8) then operations, each starting with one byte (op % 5):
+// Input: variant(u8) then operations, each starting with one byte (op % 6):
 //   variant: bits 0-1 the uplink's offloads (none, checksum, + TSO4/6, all),
 //            bit 2 uplink MTU 1600 (else 1500), bit 3 DF off
 //   0 burst: port(u8 % 6) count(u8 % 8 + 1), then per frame guest_frame()
@@ -14,6 +14,11 @@
 //   2 arp:   the peer VTEP answers ARP for its address again
 //   3 hold:  the next burst's output is left in the rings for one more step
 //   4 super: a tunnel super-frame from the peer VTEP (underlay_super())
+//   5 observe: sel(u8 % 4): 0 start a capture (bit 4: of the switch, else
+//            of a port: bit 3 the uplink, else local u8 % 6; dirs (sel >> 5)
+//            % 3 + 1; slots 2 << (u8 % 6); snaplen u16 % 65535 + 1),
+//            1 stop it, 2 start a trace (count u8 % 40 + 1; bit 2: of local
+//            port u8 % 6), 3 read what both recorded
 //
 // guest_frame(): sel(u8: bit 0 IPv6, bit 1 UDP, bits 2-4 destination: host
 // 0..5 behind port 0..5, 6 behind the peer VTEP, 7 broadcast), kind(u8 % 8),
@@ -31,8 +36,11 @@
 // when every frame of the burst was well formed (kinds 0-3), every TCP and
 // UDP frame without pending offload state that reaches a port, or is
 // encapsulated towards the peer, has correct IPv4 and transport checksums.
+// What a capture or a trace recorded is read as vpcctl reads it: records
+// within their bounds, captured bytes never stale, trace lines terminated.
 #include "fuzz_overlay.h"
 #include <map>
+#include <memory>
 
 #include "ports/vnet.h"
 #include "proto/gso.h"
@@ -138,6 +146,53 @@ struct OffloadWorld : World {
     a.insert(a.end(), tip.b + 12, tip.b + 16);
     inject(uplink, {eth(kUpMac, kPeerMac, kEtherTypeArp, a)});
     step();
+  }
+
+  // `vpcctl capture` and `vpcctl trace` while the frames go by.
+  std::shared_ptr<CaptureSession> capture;
+  std::shared_ptr<TraceSession> trace;
+
+  void observe(Input& in) {
+    const uint8_t sel = in.u8();
+    switch (sel % 4) {
+      case 0: {  // a capture of one port, the switch or everything; any ring and snaplen
+        CaptureFilter f;
+        if (sel & 16) f.sw = sa;
+        else f.port = (sel & 8) ? uplink : locals[in.u8() % kLocals];
+        f.dirs = uint8_t(sel >> 5) % 3 + 1;
+        const uint32_t slots = 2u << (in.u8() % 6);
+        const uint32_t snaplen = in.u16() % CaptureRing::kMaxSnaplen + 1;
+        if (capture) stop_capture();
+        auto c = cmd(CmdOp::kStartCapture);
+        capture = std::make_shared<CaptureSession>(f, slots, snaplen);
+        c->capture = capture;
+        if (!run(std::move(c)).ok()) capture.reset();  // a filter the engine refuses
+        break;
+      }
+      case 1: stop_capture(); break;
+      case 2: {
+        auto c = cmd(CmdOp::kStartTrace);
+        const uint32_t count = in.u8() % 40 + 1;
+        const PortId on = (sel & 4) ? locals[in.u8() % kLocals] : kNoId;
+        trace = std::make_shared<TraceSession>(count, on);
+        c->trace = trace;
+        if (!run(std::move(c)).ok()) trace.reset();
+        break;
+      }
+      default: read_observed(); break;
+    }
+  }
+  void stop_capture() {
+    if (!capture) return;
+    read_observed();
+    auto c = cmd(CmdOp::kStopCapture);
+    c->capture = capture;
+    run(std::move(c));
+    capture.reset();
+  }
+  void read_observed() {
+    if (capture) read_capture(*capture, engine().options().max_ports);
+    if (trace) read_trace(*trace);
   }
 
   // Sends a frame as a port that read it with a virtio-net header would hand
@@ -403,7 +458,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   w.take_out();
   bool hold = false;
   for (int ops = 0; !in.done() && ops < 64; ++ops) {
-    switch (in.u8() % 5) {
+    switch (in.u8() % 6) {
       case 0: {
         const uint32_t from = in.u8() % kLocals, n = in.u8() % 8 + 1;
         bool sane = true;
@@ -430,8 +485,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check_out(w, g.sane);
         break;
       }
+      case 5: w.observe(in); break;
     }
     w.take_out();
   }
+  w.read_observed();
   return 0;
 }
