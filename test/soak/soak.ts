@@ -12,6 +12,9 @@
 // At the same time:
 //   - traffic at the maximum rate (bench/trafgen): g1 -> g2 (local), and
 //     g2 -> gb (encapsulated, decapsulated by Linux, and back for learning);
+//   - TCP from gb to g1 (iperf3, 10 s runs, the guests' default offloads):
+//     Linux's VXLAN super-frames go through the engine's large buffers
+//     (decapsulated whole, segmented or handed on as TSO frames);
 //   - MAC churn: every second 200 frames from fresh source MACs out of g3
 //     (learning, floods to the VTEP, aging at 10 s, the MAC limit);
 //   - a config apply every second through the Dataplane API (switch aging and
@@ -20,12 +23,14 @@
 //   - every 15 s g3's veth is deleted under its live port, then the port is
 //     deleted, the veth re-created and the port created again.
 // Sampled every 2 s from the switch process (the agent): RSS (/proc VmRSS),
-// open descriptors (/proc/PID/fd), and the engine's buffers_free counter.
+// open descriptors (/proc/PID/fd), and the engine's buffers_free and
+// large_buffers_free counters.
 //
 // "Grows": the first 25% of the run (at least 20 s) is warm-up; of the rest,
 // the median of the second half is compared with the median of the first
 // half. RSS may not rise by more than 8% + 4 MiB, descriptors by more than 2,
-// free buffers may not fall by more than 2% of the pool + 1024 (the counter
+// free buffers may not fall by more than 2% of the pool + 1024, free large
+// buffers by more than 2% of theirs + 64 (the counters
 // excludes the per-thread caches, which hold up to 512 buffers each and move
 // it in steps of 256). Medians ignore the moment-to-moment swings (a burst in
 // flight, a port being re-created).
@@ -42,6 +47,7 @@ interface Sample {
   rssMiB: number;
   fds: number;
   buffersFree: number;
+  largeFree: number;
 }
 
 interface Verdict {
@@ -55,6 +61,7 @@ interface Verdict {
 const A4 = '198.18.200.1';
 const B4 = '198.18.200.2';
 const POOL = 16384;
+const LARGE = 512; // the engine's default large-buffer count
 
 function args(): { minutes: number; out: string } {
   const a = process.argv.slice(2);
@@ -97,15 +104,17 @@ export function verdicts(samples: Sample[], totalSeconds: number): Verdict[] {
     cmp('rssMiB', (s) => s.rssMiB, (a) => a * 1.08 + 4, true),
     cmp('fds', (s) => s.fds, (a) => a + 2, true),
     cmp('buffersFree', (s) => s.buffersFree, (a) => a - (POOL * 0.02 + 1024), false),
+    cmp('largeFree', (s) => s.largeFree, (a) => a - (LARGE * 0.02 + 64), false),
   ];
 }
 
-// Three stacked panels, one polyline each; the dashed line is the warm-up end.
+// Four stacked panels, one polyline each; the dashed line is the warm-up end.
 export function chart(samples: Sample[], totalSeconds: number, title: string): string {
   const W = 720, H = 170, L = 70, R = 20, T = 30;
   const panels: Array<[string, (s: Sample) => number]> = [
     ['RSS (MiB)', (s) => s.rssMiB],
     ['free buffers', (s) => s.buffersFree],
+    ['free large buffers', (s) => s.largeFree],
     ['open fds', (s) => s.fds],
   ];
   const warm = Math.max(20, totalSeconds * 0.25);
@@ -138,7 +147,7 @@ function randomMac(n: number): string {
 
 async function main(): Promise<void> {
   const { minutes, out } = args();
-  const skip = overlaySkipReason(['python3']);
+  const skip = overlaySkipReason(['python3', 'iperf3']);
   if (skip) {
     console.error(`soak: cannot run: ${skip}`);
     process.exit(1);
@@ -150,7 +159,7 @@ async function main(): Promise<void> {
   let agent: Agent | undefined;
   let failure: string | undefined;
   const errors: string[] = [];
-  const counts = { applies: 0, scrapes: 0, churnFrames: 0, vethCycles: 0, trafgenRuns: 0, framesSent: 0, framesDelivered: 0 };
+  const counts = { applies: 0, scrapes: 0, churnFrames: 0, vethCycles: 0, trafgenRuns: 0, framesSent: 0, framesDelivered: 0, tcpRuns: 0, tcpBytes: 0 };
   try {
     // ---- topology
     const nsA = quietNetns(lab, 'A');
@@ -204,6 +213,40 @@ async function main(): Promise<void> {
           // reported below
         }
         if (code !== 0) note(`trafgen ${tx} -> ${rx} exited ${code}`, new Error(outText.slice(-300)));
+      }
+    };
+
+    // ---- TCP gb -> g1 over VXLAN, in bounded runs (a server that serves one
+    // client and exits, then the client)
+    const tcp = async (): Promise<void> => {
+      while (live()) {
+        const secs = Math.min(10, Math.floor((end - Date.now()) / 1000) - 2);
+        if (secs < 2) break;
+        const server = spawn('ip', ['netns', 'exec', g1.ns, 'iperf3', '-s', '-1', '-B', g1.ip], { stdio: 'ignore' });
+        children.add(server);
+        lab.own(server);
+        await sleep(300);
+        const client = spawn('ip', ['netns', 'exec', gb.ns, 'iperf3', '-c', g1.ip, '-t', String(secs), '-J', '--connect-timeout', '3000'], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.add(client);
+        lab.own(client);
+        let outText = '';
+        client.stdout.on('data', (d: Buffer) => (outText += d.toString()));
+        const timer = setTimeout(() => client.kill('SIGKILL'), (secs + 15) * 1000);
+        const code = await new Promise<number>((r) => client.on('close', (c) => r(c ?? 1)));
+        clearTimeout(timer);
+        children.delete(client);
+        server.kill('SIGKILL');
+        children.delete(server);
+        counts.tcpRuns++;
+        try {
+          const j = JSON.parse(outText) as { end?: { sum_received?: { bytes?: number } }; error?: string };
+          counts.tcpBytes += j.end?.sum_received?.bytes ?? 0;
+          if (j.error) note('iperf3', new Error(j.error));
+        } catch {
+          note(`iperf3 exited ${code}`, new Error(outText.slice(-300)));
+        }
       }
     };
 
@@ -283,7 +326,7 @@ async function main(): Promise<void> {
         try {
           const st = await a.call<{ engine: Record<string, number> }>('stats');
           const p = sampleProc(pid);
-          samples.push({ t: (Date.now() - t0) / 1000, ...p, buffersFree: st.engine.buffers_free ?? NaN });
+          samples.push({ t: (Date.now() - t0) / 1000, ...p, buffersFree: st.engine.buffers_free ?? NaN, largeFree: st.engine.large_buffers_free ?? NaN });
         } catch (err) {
           note('sample', err);
           if (!a.alive()) failure = `the switch process died: ${a.stderr.slice(-500)}`;
@@ -292,10 +335,11 @@ async function main(): Promise<void> {
       }
     };
 
-    console.error(`soak: ${minutes} min: traffic g1->g2 and g2->gb (VXLAN), MAC churn, applies, scrapes, veth cycles`);
+    console.error(`soak: ${minutes} min: traffic g1->g2 and g2->gb (VXLAN), TCP gb->g1, MAC churn, applies, scrapes, veth cycles`);
     await Promise.all([
       traffic(`afpacket:eth0@${g1.ns}`, `afpacket:eth0@${g2.ns}`),
       traffic(`afpacket:eth0@${g2.ns}`, `afpacket:eth0@${gb.ns}`),
+      tcp(),
       churn(),
       applies(),
       scrapes(),
@@ -330,6 +374,7 @@ async function main(): Promise<void> {
     if (failure) throw new Error(failure);
     if (grew.length) throw new Error(`soak: ${grew.map((x) => x.metric).join(', ')} grew`);
     if (counts.framesDelivered === 0) throw new Error('soak: no traffic was delivered');
+    if (counts.tcpBytes === 0) throw new Error('soak: no TCP data went through');
     if (counts.vethCycles === 0 && minutes >= 1) throw new Error('soak: no veth cycle completed');
   } finally {
     for (const c of children) c.kill('SIGKILL');
