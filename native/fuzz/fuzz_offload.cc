@@ -38,10 +38,10 @@
 // encapsulated towards the peer, has correct IPv4 and transport checksums.
 // What a capture or a trace recorded is read as vpcctl reads it: records
 // within their bounds, captured bytes never stale, trace lines terminated.
-#include "fuzz_overlay.h"
 #include <map>
 #include <memory>
 
+#include "fuzz_overlay.h"
 #include "ports/vnet.h"
 #include "proto/gso.h"
 
@@ -155,7 +155,7 @@ struct OffloadWorld : World {
   void observe(Input& in) {
     const uint8_t sel = in.u8();
     switch (sel % 4) {
-      case 0: {  // a capture of one port, the switch or everything; any ring and snaplen
+      case 0: {  // a capture of a port or of the switch; any direction, ring and snaplen
         CaptureFilter f;
         if (sel & 16) f.sw = sa;
         else f.port = (sel & 8) ? uplink : locals[in.u8() % kLocals];
