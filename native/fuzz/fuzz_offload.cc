@@ -30,10 +30,11 @@
 //   2 GSO (TSO4/6, USO), partial    6 GSO, then 1-4 header bytes overwritten
 //   3 GSO with ECN                  7 GSO, then a lying IP length (u16)
 //
-// Checks after every step, on top of fuzz_common.h's: no port gets offload
-// state it did not announce, a frame longer than its tx_max_frame, a large
-// buffer it cannot take, or a frame without GSO longer than its MTU; and
-// when every frame of the burst was well formed (kinds 0-3), every TCP and
+// Checks after every burst and every super-frame, on top of fuzz_common.h's
+// (those run after every step): no port gets offload state it did not
+// announce, a frame longer than its tx_max_frame, a large buffer it cannot
+// take, or a frame without GSO longer than its MTU; and when every frame of
+// the burst was well formed (kinds 0-3), every TCP and
 // UDP frame without pending offload state that reaches a port, or is
 // encapsulated towards the peer, has correct IPv4 and transport checksums.
 // What a capture or a trace recorded is read as vpcctl reads it: records
