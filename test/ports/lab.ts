@@ -125,6 +125,15 @@ export class Lab {
     run('ip', ['-n', ns2, 'link', 'set', dev2, 'up']);
   }
 
+  // A veth pair in the root namespace, both ends up: a link between two
+  // switches (a trunk) that each hold one end. cleanup() deletes it.
+  switchLink(end1: string, end2: string): void {
+    run('ip', ['link', 'add', end1, 'type', 'veth', 'peer', 'name', end2]);
+    this.rootLinks.push(end1);
+    run('ip', ['link', 'set', end1, 'up']);
+    run('ip', ['link', 'set', end2, 'up']);
+  }
+
   // A link in the root namespace the test expects to outlive what made it
   // (a persistent tap); cleanup() deletes it.
   ownLink(name: string): void {

@@ -147,10 +147,7 @@ test('a VLAN trunk carries two switches, tagged on the wire and untagged at the 
       }
       const near = lab.name('tn');
       const farSide = lab.name('tf');
-      run('ip', ['link', 'add', near, 'type', 'veth', 'peer', 'name', farSide]);
-      lab.track(near);
-      run('ip', ['link', 'set', near, 'up']);
-      run('ip', ['link', 'set', farSide, 'up']);
+      lab.switchLink(near, farSide);
       const trunk = { vlans: [{ vlan: 10, switch: 'blue' }, { vlan: 20, switch: 'red' }] };
       await dp.createPort({ name: 'trunk', type: 'afpacket', interface: near, ...trunk });
       await far.createPort({ name: 'trunk', type: 'afpacket', interface: farSide, ...trunk });
