@@ -852,25 +852,31 @@ async function iperfTcp(lab: Lab, from: Guest, to: Guest, args = ['-t', '3'], to
 // its vxlan socket; B's vxlan device hands its tunnel GSO frames over whole
 // (a veth underlay does not segment them), and A's uplink decapsulates each
 // into one inner TCP super-frame (native/netmap/overlay/uso.cc): no oversize drops.
-for (const mode of ['engine', 'kernel fast path', 'AF_XDP uplink'] as const) {
+//
+// Over an IPv6 underlay (inner MTU 1430) the engine carries every frame (the
+// kernel path is IPv4 only), and every VXLAN packet has its UDP checksum, as
+// IPv6 requires; the reference then runs over IPv6 too.
+for (const mode of ['engine', 'kernel fast path', 'AF_XDP uplink', 'IPv6 underlay'] as const) {
 test(`TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3 both ways against a Linux VTEP is not collapsed (${mode})`, async (t) => {
   await withLab(t, ['iperf3', 'ss'], async (lab) => {
     const kernelPath = mode === 'kernel fast path';
+    const v6 = mode === 'IPv6 underlay';
     // An AF_XDP uplink has no kernel path to turn off (its guest port keeps its own).
-    const h = await interop(lab, { family: 4, vnis: [100], guestMtu: 1500, ...(mode === 'AF_XDP uplink' ? { uplink: { type: 'afxdp' } } : { kernelPath }) });
+    const h = await interop(lab, { family: v6 ? 6 : 4, vnis: [100], guestMtu: 1500, ...(mode === 'AF_XDP uplink' ? { uplink: { type: 'afxdp' } } : v6 ? {} : { kernelPath }) });
     const [gA] = h.gA;
     const [gB] = h.gB;
     try {
       const k = run('ip', ['netns', 'exec', gA.ns, 'ethtool', '-k', 'eth0']);
       assert.match(k, /^tcp-segmentation-offload: on/m, 'the guest keeps TSO on');
       // The reference: Linux bridge + vxlan on hosts C and D.
-      const nsC = quietNetns(lab, 'C');
-      const nsD = quietNetns(lab, 'D');
+      const nsC = quietNetns(lab, 'C', v6);
+      const nsD = quietNetns(lab, 'D', v6);
       lab.vethBetween(nsC, 'eth0', nsD, 'eth0');
-      run('ip', ['-n', nsC, 'addr', 'add', '198.18.0.3/24', 'dev', 'eth0']);
-      run('ip', ['-n', nsD, 'addr', 'add', '198.18.0.4/24', 'dev', 'eth0']);
-      const { br: brC } = linuxVtep(nsC, 200, '198.18.0.3', 'eth0', ['198.18.0.4']);
-      const { br: brD } = linuxVtep(nsD, 200, '198.18.0.4', 'eth0', ['198.18.0.3']);
+      const [ipC, ipD] = v6 ? ['2001:db8:2::3', '2001:db8:2::4'] : ['198.18.0.3', '198.18.0.4'];
+      run('ip', ['-n', nsC, 'addr', 'add', `${ipC}/${v6 ? 64 : 24}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
+      run('ip', ['-n', nsD, 'addr', 'add', `${ipD}/${v6 ? 64 : 24}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
+      const { br: brC } = linuxVtep(nsC, 200, ipC, 'eth0', [ipD]);
+      const { br: brD } = linuxVtep(nsD, 200, ipD, 'eth0', [ipC]);
       const gC = guest(lab, 'c0', nsC, 'gc200', mac(0xc, 1), '198.19.101.1/24', 1500);
       const gD = guest(lab, 'd0', nsD, 'gd200', mac(0xd, 1), '198.19.101.2/24', 1500);
       run('ip', ['-n', nsC, 'link', 'set', 'gc200', 'master', brC]);
