@@ -189,7 +189,9 @@ class Bridge {
   std::vector<Member> members_;
   std::vector<BridgePort> ports_;  // indexed by PortId, like the core's
   std::vector<BridgePeer> peers_;  // indexed by VTEP id, like the overlay's
-  // VNI -> switch for decapsulation, with a one-entry cache in front.
+  // VNI -> switch for decapsulation, with a one-entry cache in front. It
+  // names exactly the switches in use (an invariant), so loops over them
+  // (aging, every housekeeping tick) walk it rather than switches_.
   std::unordered_map<uint32_t, SwitchId> vni_map_;
   uint32_t last_vni_ = 0;
   SwitchId last_vni_sw_ = kNoId;

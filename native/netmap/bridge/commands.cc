@@ -48,15 +48,11 @@ static Result check_switch_limits(const SwitchConfig& cfg) {
 Result Bridge::create_switch(const SwitchConfig& cfg) {
   if (!limit::vni.contains(cfg.vni)) return Result::error(Status::kInvalidArgument, range_error(limit::vni));
   if (Result r = check_switch_limits(cfg); !r.ok()) return r;
+  if (vni_map_.count(cfg.vni))
+    return Result::error(Status::kAlreadyExists, "vni: " + std::to_string(cfg.vni) + " is already used by another switch");
   SwitchId free_id = kNoId;
-  for (SwitchId s = 0; s < switches_.size(); ++s) {
-    if (switches_[s].in_use) {
-      if (switches_[s].cfg.vni == cfg.vni)
-        return Result::error(Status::kAlreadyExists, "vni: " + std::to_string(cfg.vni) + " is already used by another switch");
-    } else if (free_id == kNoId) {
-      free_id = s;
-    }
-  }
+  for (SwitchId s = 0; s < switches_.size() && free_id == kNoId; ++s)
+    if (!switches_[s].in_use) free_id = s;
   if (free_id == kNoId) return Result::error(Status::kLimitExceeded, "switches: maxSwitches reached");
   SwitchState& sw = switches_[free_id];
   sw.cfg = cfg;
@@ -437,16 +433,16 @@ Result Bridge::add_remote_mac(SwitchId s, Mac mac, uint32_t vt, bool evpn) {
 }
 
 bool Bridge::any_peers() const {
-  for (const SwitchState& sw : switches_)
-    if (sw.in_use && sw.peers) return true;
+  for (const auto& [vni, s] : vni_map_)
+    if (switches_[s].peers) return true;
   return false;
 }
 
 // Learned remote entries go; static remote entries stay (they point at
 // VTEPs, not at the uplink) and start working again with a new uplink.
 void Bridge::forget_learned_remote() {
-  for (SwitchState& sw : switches_) {
-    if (!sw.in_use) continue;
+  for (const auto& [vni, s] : vni_map_) {
+    SwitchState& sw = switches_[s];
     sw.fdb.erase_if([&](const FdbEntry& e) { return members_[e.member].remote() && !(e.flags & kFdbStatic); },
                     [&](const FdbEntry& e) { remove_entry_effects(sw, e); });
     sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());

@@ -233,8 +233,9 @@ void Bridge::age_switch(SwitchId s, SwitchState& sw) {
 }
 
 void Bridge::age_all() {
-  for (SwitchId s = 0; s < switches_.size(); ++s)
-    if (switches_[s].in_use) age_switch(s, switches_[s]);
+  // The switches in use, not the table: it has maxSwitches slots (4,096 by
+  // default), and touching each one's flag took 50 us of every tick.
+  for (const auto& [vni, s] : vni_map_) age_switch(s, switches_[s]);
 }
 
 }  // namespace vpc

@@ -37,6 +37,37 @@ TEST_F(SeamsTest, CallerClockDrivesAgingWithoutWaiting) {
   EXPECT_EQ(engine().check_invariants(), "");
 }
 
+// Aging walks the switches in use (the VNI map), not the whole table:
+// switches made, deleted and made again in another slot each age their own
+// entries, and a switch made after the sweep began is swept too.
+TEST_F(SeamsTest, AgingReachesEverySwitchInUseWhateverItsSlot) {
+  SwitchConfig cfg;
+  cfg.aging_ms = 2000;
+  SwitchId s1 = create_switch(10, cfg), s2 = create_switch(20, cfg);
+  SwitchId s3 = create_switch(30, cfg);
+  auto del = cmd(CmdOp::kDeleteSwitch);
+  del->sw = s2;
+  ASSERT_TRUE(run(std::move(del)).ok());
+  SwitchId s4 = create_switch(40, cfg);
+  EXPECT_EQ(s4, s2) << "the freed slot is reused";
+  SwitchId s5 = create_switch(50, cfg);
+  std::vector<SwitchId> live{s1, s3, s4, s5};
+  std::vector<PortId> ports;
+  for (size_t i = 0; i < live.size(); ++i) {
+    PortId a = add_port(live[i]);
+    ports.push_back(add_port(live[i]));
+    send(a, {make_frame(kMacBroadcast, host_mac(uint32_t(i + 1)))});
+  }
+  engine().run_once_at(10 * kMs);
+  for (size_t i = 0; i < live.size(); ++i) ASSERT_NE(find_entry(fdb(live[i]), host_mac(uint32_t(i + 1))), nullptr);
+  for (uint64_t t = 100; t <= 3000; t += 100) engine().run_once_at(t * kMs);
+  for (size_t i = 0; i < live.size(); ++i)
+    EXPECT_EQ(find_entry(fdb(live[i]), host_mac(uint32_t(i + 1))), nullptr) << "switch " << live[i];
+  EXPECT_EQ(count_events(EventType::kAged), live.size());
+  for (PortId p : ports) recv(p);
+  EXPECT_EQ(engine().check_invariants(), "");
+}
+
 // Link checks: at most Core::kLinkChecksPerTick ports a housekeeping tick,
 // round robin (an idle switch with 300 taps spent its CPU reading every
 // tap's link every 100 ms). 70 ports that all go down are reported within

@@ -181,6 +181,8 @@ class Overlay {
       return size_t((x * 0x9E3779B97F4A7C15ull) ^ (y * 0xD6E8FEB86659FD93ull));
     }
   };
+  // IP -> VTEP id; names exactly the VTEPs in use (an invariant), so the
+  // housekeeping tick walks it rather than peers_.
   std::unordered_map<IpAddr, uint32_t, IpHash> peer_index_;
   std::unique_ptr<PeerCounterBlock[]> peer_ctr_;
   std::unique_ptr<UplinkCounterBlock> uplink_ctr_;
