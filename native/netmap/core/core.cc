@@ -272,12 +272,20 @@ void Core::sleep_until_work(int timeout_ms) {
   }
 }
 
-void Core::tick_ports() {
-  // At most kLinkChecksPerTick ports a tick, round robin: with more ports
-  // each is read every few ticks, so idle ports cost a bounded number of
-  // system calls a second (a tap's link check is five).
+void Core::link_slices(uint32_t period_ms) {
+  // At most kLinkChecksPerTick ports a period, round robin: with more ports
+  // each is read every few periods, so idle ports cost a bounded number of
+  // system calls a second (a tap's link check is five). A slice takes its
+  // share; slices missed while the engine slept are made up now, up to one
+  // period (so an idle engine, waking once a period, reads as many as before
+  // slices, and a busy one holds its ports for a quarter as long at a time).
+  const uint32_t slice_ms = std::max<uint32_t>(1, period_ms / kLinkSlices);
+  const uint32_t late_ms = now_ms_ - next_link_ms_;
+  const size_t slices = std::min<size_t>(kLinkSlices, 1 + late_ms / slice_ms);
+  next_link_ms_ = now_ms_ + slice_ms;
   const size_t n = active_ports_.size();
-  const size_t budget = std::min<size_t>(n, kLinkChecksPerTick);
+  const size_t per_slice = (std::min<size_t>(n, kLinkChecksPerTick) + kLinkSlices - 1) / kLinkSlices;
+  const size_t budget = std::min<size_t>(n, per_slice * slices);
   for (size_t k = 0; k < budget; ++k) {
     if (link_cursor_ >= n) link_cursor_ = 0;
     const PortId p = active_ports_[link_cursor_++];
@@ -299,6 +307,9 @@ void Core::tick_ports() {
     ev.old_port = kNoId;
     emit(ev);
   }
+}
+
+void Core::pool_gauges() {
   engine_ctr_->set(EngineCounter::buffers_free, pool_->available());
   engine_ctr_->set(EngineCounter::large_buffers_free, pool_->large_available());
 }

@@ -160,6 +160,7 @@ uint32_t Engine::iterate(uint64_t now_ns) {
   }
   flush_tx();
   if (core_.observer().tracing()) [[unlikely]] core_.observer().end_iteration();
+  core_.tick_links(opts_.idle_poll_ms);
   if (int32_t(now_ms - next_housekeeping_ms_) >= 0) housekeeping();
   // After housekeeping, so that what its aging removed is void in the kernel
   // before the engine sleeps.
@@ -272,7 +273,7 @@ void Engine::housekeeping() {
   next_housekeeping_ms_ = core_.now_ms() + opts_.idle_poll_ms;
   bridge_.age_all();
   overlay_.tick();
-  core_.tick_ports();
+  core_.pool_gauges();
   bridge_.kpath_tick();
   core_.engine_counters().set(EngineCounter::iteration_max_ns, iter_max_ns_);
   iter_max_ns_ = 0;

@@ -99,6 +99,31 @@ TEST_F(SeamsTest, LinkChecksAreSpreadOverTicksRoundRobin) {
   EXPECT_EQ(seen.size(), 70u);
 }
 
+// A busy engine (an iteration every few milliseconds) reads the links in
+// slices of a quarter of the period's 32, so that no one iteration holds
+// the ports for all 32 ports' system calls; over a period it still reads 32.
+TEST_F(SeamsTest, LinkChecksComeInSlicesOfAQuarterWhenTheEngineIsBusy) {
+  EngineOptions o = testutil::small_engine_options();
+  o.max_ports = 128;
+  make_engine(o);
+  SwitchId s = create_switch(10);
+  std::vector<PortId> ports;
+  for (int i = 0; i < 70; ++i) ports.push_back(add_port(s));
+  for (uint64_t t = 0; t <= 300; t += 5) engine().run_once_at(t * kMs);
+  for (PortId p : ports) peer(p).set_link(false);
+  const size_t slice = Core::kLinkChecksPerTick / Core::kLinkSlices;
+  size_t seen = 0;
+  for (uint64_t t = 305; t <= 400; t += 5) {
+    engine().run_once_at(t * kMs);
+    const size_t now = count_events(EventType::kLink);
+    EXPECT_LE(now - seen, slice) << "at " << t << " ms";
+    seen = now;
+  }
+  EXPECT_EQ(seen, Core::kLinkChecksPerTick) << "32 in the 100 ms period";
+  for (uint64_t t = 405; t <= 700; t += 5) engine().run_once_at(t * kMs);
+  EXPECT_EQ(count_events(EventType::kLink), 70u) << "every port, each once";
+}
+
 TEST_F(SeamsTest, BuffersHeldAreTheStagedFrames) {
   SwitchId s = create_switch(10);
   PortId a = add_port(s), b = add_port(s);
