@@ -15,7 +15,23 @@ using testutil::make_frame;
 
 constexpr uint64_t kMs = 1000000;
 
-class SeamsTest : public testutil::EngineFixture {};
+class SeamsTest : public testutil::EngineFixture {
+ protected:
+  // 70 ports on one switch, every link up, the engine stepped from 0 to 300
+  // ms in `step_ms` steps; then every link goes down.
+  std::vector<PortId> seventy_ports_then_links_down(uint64_t step_ms) {
+    EngineOptions o = testutil::small_engine_options();
+    o.max_ports = 128;
+    make_engine(o);
+    SwitchId s = create_switch(10);
+    std::vector<PortId> ports;
+    for (int i = 0; i < 70; ++i) ports.push_back(add_port(s));
+    for (uint64_t t = 0; t <= 300; t += step_ms) engine().run_once_at(t * kMs);
+    EXPECT_EQ(count_events(EventType::kLink), 0u);
+    for (PortId p : ports) peer(p).set_link(false);
+    return ports;
+  }
+};
 
 TEST_F(SeamsTest, CallerClockDrivesAgingWithoutWaiting) {
   SwitchConfig cfg;
@@ -73,15 +89,7 @@ TEST_F(SeamsTest, AgingReachesEverySwitchInUseWhateverItsSlot) {
 // tap's link every 100 ms). 70 ports that all go down are reported within
 // three ticks, 32 at a time, each once.
 TEST_F(SeamsTest, LinkChecksAreSpreadOverTicksRoundRobin) {
-  EngineOptions o = testutil::small_engine_options();
-  o.max_ports = 128;
-  make_engine(o);
-  SwitchId s = create_switch(10);
-  std::vector<PortId> ports;
-  for (int i = 0; i < 70; ++i) ports.push_back(add_port(s));
-  for (uint64_t t = 0; t <= 300; t += 100) engine().run_once_at(t * kMs);
-  EXPECT_EQ(count_events(EventType::kLink), 0u);
-  for (PortId p : ports) peer(p).set_link(false);
+  seventy_ports_then_links_down(100);
   const size_t per = Core::kLinkChecksPerTick;
   engine().run_once_at(400 * kMs);
   EXPECT_EQ(count_events(EventType::kLink), per);
@@ -103,14 +111,7 @@ TEST_F(SeamsTest, LinkChecksAreSpreadOverTicksRoundRobin) {
 // slices of a quarter of the period's 32, so that no one iteration holds
 // the ports for all 32 ports' system calls; over a period it still reads 32.
 TEST_F(SeamsTest, LinkChecksComeInSlicesOfAQuarterWhenTheEngineIsBusy) {
-  EngineOptions o = testutil::small_engine_options();
-  o.max_ports = 128;
-  make_engine(o);
-  SwitchId s = create_switch(10);
-  std::vector<PortId> ports;
-  for (int i = 0; i < 70; ++i) ports.push_back(add_port(s));
-  for (uint64_t t = 0; t <= 300; t += 5) engine().run_once_at(t * kMs);
-  for (PortId p : ports) peer(p).set_link(false);
+  seventy_ports_then_links_down(5);
   const size_t slice = Core::kLinkChecksPerTick / Core::kLinkSlices;
   size_t seen = 0;
   for (uint64_t t = 305; t <= 400; t += 5) {
