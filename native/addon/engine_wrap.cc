@@ -74,6 +74,7 @@ EngineWrap::~EngineWrap() {
   if (engine_) {
     submitter_.reset();
     engine_.reset();
+    vacate_.restore();
     closer_.reset();
     hub_->wrap = nullptr;
     tsfn_.Release();
@@ -86,6 +87,7 @@ void EngineWrap::CheckOpen(Napi::Env env) const {
 
 Napi::Value EngineWrap::Start(const Napi::CallbackInfo& info) {
   CheckOpen(info.Env());
+  if (!engine_->running() && engine_->options().cpu >= 0) vacate_.vacate(engine_->options().cpu);
   engine_->start();
   return info.Env().Undefined();
 }
@@ -93,6 +95,7 @@ Napi::Value EngineWrap::Start(const Napi::CallbackInfo& info) {
 Napi::Value EngineWrap::Stop(const Napi::CallbackInfo& info) {
   CheckOpen(info.Env());
   engine_->stop();
+  vacate_.restore();
   return info.Env().Undefined();
 }
 
@@ -108,6 +111,7 @@ void EngineWrap::Shutdown(Napi::Env env) {
   // right below.
   submitter_.reset();
   engine_.reset();
+  vacate_.restore();
   closer_.reset();
   SettleCompletions(env);
   for (auto& [id, d] : pending_) d.Reject(MakeCoded(env, "CLOSED", "dataplane closed").Value());

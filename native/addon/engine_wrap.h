@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "cpu_affinity.h"
 #include "ports/spec.h"
 #include "submitter.h"
 
@@ -81,6 +82,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   void DeliverEvents(Napi::Env env);
 
   std::unique_ptr<Engine> engine_;
+  CpuVacate vacate_;  // while a pinned engine runs, the process's other threads keep off its CPU
   std::unique_ptr<Submitter> submitter_;  // stopped before engine_ goes
   std::unique_ptr<PortCloser> closer_;    // destroyed after engine_, before completions settle
   Hub* hub_ = nullptr;

@@ -3,6 +3,8 @@
 // between pipe ports. Counter and drop names are checked against schema()
 // before they are used.
 
+import fs from 'node:fs';
+import os from 'node:os';
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, DataplaneError, DataplaneEvent, DataplaneStats, PipeEnd } from '../../src/dataplane/index';
@@ -177,6 +179,42 @@ describe('configuration errors (real engine)', () => {
     } finally {
       dp.close();
     }
+  });
+
+  // A pinned engine has its CPU to itself: the process's other threads
+  // (Node's main thread, its workers, the addon's submitter) keep off it
+  // while the engine runs, and get it back when it stops or closes.
+  test('a pinned engine keeps the process\'s other threads off its CPU while it runs', (t) => {
+    const cpus = (tid: string | number): string =>
+      /^Cpus_allowed_list:\s*(\S+)$/m.exec(fs.readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))?.[1] ?? '?';
+    const threads = (): { tid: string; name: string }[] =>
+      fs.readdirSync('/proc/self/task').map((tid) => ({ tid, name: fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() }));
+    const all = cpus(process.pid);
+    if (os.availableParallelism() < 2 || all !== `0-${os.availableParallelism() - 1}`) {
+      t.skip(`needs two or more CPUs, all allowed (this process: ${all})`);
+      return;
+    }
+    const rest = os.availableParallelism() === 2 ? '1' : `1-${os.availableParallelism() - 1}`;
+    const dp = new Dataplane({ hugepages: false, bufferCount: 4096, maxPorts: 8, maxSwitches: 8, eventRing: 1024, cpu: 0 });
+    try {
+      dp.start();
+      // The engine thread names and pins itself as it begins.
+      let engine: { tid: string; name: string } | undefined;
+      for (let i = 0; i < 200 && !(engine && cpus(engine.tid) === '0'); i++) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        engine = threads().find((x) => x.name === 'vpc-engine');
+      }
+      assert.ok(engine, JSON.stringify(threads()));
+      assert.equal(cpus(engine.tid), '0', 'the engine on its CPU');
+      for (const x of threads()) if (x.name !== 'vpc-engine') assert.equal(cpus(x.tid), rest, `${x.name} (${x.tid}) off the engine's CPU`);
+      dp.stop();
+      assert.equal(cpus(process.pid), all, 'the CPU given back when the engine stops');
+      dp.start();
+      assert.equal(cpus(process.pid), rest);
+    } finally {
+      dp.close();
+    }
+    assert.equal(cpus(process.pid), all, 'and when it closes');
   });
 
   test('after close every call fails with ERR_CLOSED', async () => {
