@@ -23,7 +23,7 @@ export interface DataplaneOptions {
   maxLearnedVteps?: number; // of those, VTEPs learned from traffic, 0..maxVteps (default maxVteps / 4)
   busyPoll?: boolean; // spin instead of sleeping when idle (default false)
   idleSpinUs?: number; // keep polling this long after the last frame before sleeping, 0..100000 (default 200)
-  cpu?: number; // pin the engine thread; -1 or undefined: no pinning
+  cpu?: number; // pin the engine thread (while it runs, the process's other threads keep off that CPU); -1 or undefined: no pinning
   burst?: number; // rx burst, 1..256 (default 256)
   eventRing?: number; // event ring capacity, power of two (default 65536)
   events?: EventType[]; // event types to report (default: all)
