@@ -25,6 +25,9 @@ Core::Core(const CoreOptions& o) : opts_(o), events_(o.event_ring) {
   for (uint32_t i = 0; i < o.max_ports; ++i) ports_[i].counters = &port_ctr_[i];
   waker_.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (waker_.fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  // Without it (netlink refused) every port is polled, as before the watch.
+  std::string why;
+  link_watch_.open(&why);
   rebuild_poll_set();
 }
 
@@ -115,6 +118,8 @@ PortId Core::open_port(std::unique_ptr<Port> backend, const PortConfig& pc, bool
   ps.tx_dirty = false;
   ps.up = ps.port->link_state() == LinkState::kUp;
   ps.tx_limit = ps.port->tx_frame_limit();
+  ps.link_checked_ms = now_ms_;
+  ps.link_dirty = false;
   PortCounterBlock& pcb = *ps.counters;
   std::fill(std::begin(pcb.c), std::end(pcb.c), 0);
   std::fill(std::begin(pcb.drops), std::end(pcb.drops), 0);
@@ -126,6 +131,7 @@ PortId Core::open_port(std::unique_ptr<Port> backend, const PortConfig& pc, bool
   ps.tx_offloads = ps.port->tx_offloads();
   ps.tx_max_frame = ps.port->tx_max_frame();
   ps.tx_large = ps.port->tx_large_buffers();
+  watch(ps);
   active_ports_.push_back(pid);
   rebuild_poll_set();
   return pid;
@@ -146,6 +152,11 @@ std::shared_ptr<Port> Core::close_port(PortId pid) {
     b->detach();
     delete b;
   });
+  if (ps.link_dirty) {
+    links_named_.erase(std::remove(links_named_.begin(), links_named_.end(), pid), links_named_.end());
+    ps.link_dirty = false;
+  }
+  ps.watch_ifindex = 0;
   ps.in_use = false;
   ps.is_uplink = false;
   cnt_set(ps.counters->in_use, 0);
@@ -257,6 +268,7 @@ void Core::notify_if_needed() {
 void Core::rebuild_poll_set() {
   pollfds_.clear();
   pollfds_.push_back({waker_.fd, POLLIN, 0});
+  pollfds_.push_back({link_watch_.fd(), POLLIN, 0});  // fd -1 (no watch): poll(2) skips it
   for (PortId p : active_ports_) {
     int fd = ports_[p].port->poll_fd();
     if (fd >= 0) pollfds_.push_back({fd, POLLIN, 0});
@@ -270,15 +282,32 @@ void Core::sleep_until_work(int timeout_ms) {
     ssize_t n = read(waker_.fd, &v, sizeof(v));
     (void)n;
   }
+  if (r > 0 && (pollfds_[1].revents & POLLIN)) link_woke_ = true;
 }
 
 void Core::link_slices(uint32_t period_ms) {
-  // At most kLinkChecksPerTick ports a period, round robin: with more ports
-  // each is read every few periods, so idle ports cost a bounded number of
-  // system calls a second (a tap's link check is five). A slice takes its
-  // share; slices missed while the engine slept are made up now, up to one
-  // period (so an idle engine, waking once a period, reads as many as before
-  // slices, and a busy one holds its ports for a quarter as long at a time).
+  link_woke_ = false;
+  read_link_messages();
+  // Ports a message named, first, a slice's worth at a time (a burst of
+  // messages goes on at the next slices).
+  const size_t slice_max = kLinkChecksPerTick / kLinkSlices;
+  size_t named = 0, k = 0;
+  for (; k < links_named_.size() && named < slice_max; ++k) {
+    const PortId p = links_named_[k];
+    PortState& ps = ports_[p];
+    if (!ps.in_use || !ps.link_dirty) continue;
+    check_link(p, ps);
+    ++named;
+  }
+  links_named_.erase(links_named_.begin(), links_named_.begin() + k);
+  if (int32_t(now_ms_ - next_link_ms_) < 0) return;  // woken by a message between slices
+  // The round robin: at most kLinkChecksPerTick ports a period, so idle
+  // ports cost a bounded number of system calls a second (a tap's link
+  // check is five). A slice takes its share; slices missed while the engine
+  // slept are made up now, up to one period (so an idle engine, waking once
+  // a period, reads as many as before slices, and a busy one holds its
+  // ports for a quarter as long at a time). A port the link watch covers is
+  // passed over until its recheck_ms (Port::WatchKey) have gone by.
   const uint32_t slice_ms = std::max<uint32_t>(1, period_ms / kLinkSlices);
   const uint32_t late_ms = now_ms_ - next_link_ms_;
   const size_t slices = std::min<size_t>(kLinkSlices, 1 + late_ms / slice_ms);
@@ -286,26 +315,62 @@ void Core::link_slices(uint32_t period_ms) {
   const size_t n = active_ports_.size();
   const size_t per_slice = (std::min<size_t>(n, kLinkChecksPerTick) + kLinkSlices - 1) / kLinkSlices;
   const size_t budget = std::min<size_t>(n, per_slice * slices);
-  for (size_t k = 0; k < budget; ++k) {
+  size_t done = 0;
+  for (size_t visited = 0; visited < n && done < budget; ++visited) {
     if (link_cursor_ >= n) link_cursor_ = 0;
     const PortId p = active_ports_[link_cursor_++];
     PortState& ps = ports_[p];
-    bool up = ps.port->link_state() == LinkState::kUp;
-    ps.tx_limit = ps.port->tx_frame_limit();
-    // What a port takes can change with its peer (a vhost-user guest
-    // negotiates its offloads); read with the link, before it is reported up.
-    ps.tx_offloads = ps.port->tx_offloads();
-    if (up == ps.up) continue;
-    ps.up = up;
-    ps.counters->add(PortCounter::link_changes, 1);
-    ps.counters->set(PortCounter::link_up, up ? 1 : 0);
-    Event ev{};
-    ev.type = EventType::kLink;
-    ev.up = up;
-    ev.sw = kNoId;
-    ev.port = p;
-    ev.old_port = kNoId;
-    emit(ev);
+    if (ps.watch_ifindex && now_ms_ - ps.link_checked_ms < ps.watch_recheck_ms) continue;
+    check_link(p, ps);
+    ++done;
+  }
+}
+
+void Core::watch(PortState& ps) {
+  const Port::WatchKey key = ps.port->link_watch_key();
+  const bool ours = key.ifindex > 0 && key.netns && key.netns == link_watch_.netns();
+  ps.watch_ifindex = ours ? key.ifindex : 0;
+  ps.watch_recheck_ms = key.recheck_ms;
+}
+
+void Core::check_link(PortId p, PortState& ps) {
+  const bool up = ps.port->link_state() == LinkState::kUp;
+  ps.tx_limit = ps.port->tx_frame_limit();
+  // What a port takes can change with its peer (a vhost-user guest
+  // negotiates its offloads); read with the link, before it is reported up.
+  ps.tx_offloads = ps.port->tx_offloads();
+  watch(ps);
+  ps.link_checked_ms = now_ms_;
+  ps.link_dirty = false;
+  engine_ctr_->add(EngineCounter::link_checks, 1);
+  if (up == ps.up) return;
+  ps.up = up;
+  ps.counters->add(PortCounter::link_changes, 1);
+  ps.counters->set(PortCounter::link_up, up ? 1 : 0);
+  Event ev{};
+  ev.type = EventType::kLink;
+  ev.up = up;
+  ev.sw = kNoId;
+  ev.port = p;
+  ev.old_port = kNoId;
+  emit(ev);
+}
+
+// One recv(2) that finds nothing while no interface changes.
+void Core::read_link_messages() {
+  if (link_watch_.fd() < 0) return;
+  link_msgs_.clear();
+  const bool whole = link_watch_.drain(&link_msgs_);
+  if (!link_msgs_.empty()) engine_ctr_->add(EngineCounter::link_messages, link_msgs_.size());
+  if (!whole) engine_ctr_->add(EngineCounter::link_messages_lost, 1);
+  if (link_msgs_.empty() && whole) return;
+  for (PortId p : active_ports_) {
+    PortState& ps = ports_[p];
+    if (!ps.watch_ifindex || ps.link_dirty) continue;
+    const bool named = !whole || std::find(link_msgs_.begin(), link_msgs_.end(), ps.watch_ifindex) != link_msgs_.end();
+    if (!named) continue;
+    ps.link_dirty = true;
+    links_named_.push_back(p);
   }
 }
 

@@ -4,9 +4,9 @@
 // through it: stage() is the tx node every path ends in.
 //
 // Owns: the port table (PortState: backend, config, link state, staged tx
-// queue), the active and dirty port lists, the poll set and its waker, the
-// pool and the engine thread's buffer cache, the engine and port counter
-// blocks, the event ring. (The ICMP too-big buckets are per switch:
+// queue), the active and dirty port lists, the poll set, its waker and the
+// link watch (ports/link_watch.h), the pool and the engine thread's buffer
+// cache, the engine and port counter blocks, the event ring. (The ICMP too-big buckets are per switch:
 // bridge/state.h, TooBigBucket in core/state.h.)
 #pragma once
 
@@ -25,6 +25,7 @@
 #include "core/observe.h"
 #include "core/spsc_ring.h"
 #include "core/state.h"
+#include "ports/link_watch.h"
 
 namespace vpc {
 
@@ -127,20 +128,29 @@ class Core {
   // Capture and trace (core/observe.h).
   Observer& observer() { return *observer_; }
   Waker& waker() { return waker_; }
-  // Sleeps in poll(2) on every port's fd and the waker, at most timeout_ms.
+  // Sleeps in poll(2) on every port's fd, the waker and the link watch, at
+  // most timeout_ms.
   void sleep_until_work(int timeout_ms);
-  // Link state and tx limits (events on changes) of up to kLinkChecksPerTick
-  // ports per housekeeping period (`period_ms`), the next ones round robin,
-  // in kLinkSlices slices spread over the period: a check costs a port's
+  // Link state and tx limits (events on changes). A check costs a port's
   // backend system calls (five for an afpacket port or a tap, about 8 us
-  // here), and every port waits while a slice runs. Called every iteration;
-  // an engine that slept through slices catches up on waking (at most one
-  // period's worth).
+  // here), and every port waits while one runs, so they come in slices:
+  // - ports whose interface a kernel link message named (ports/link_watch.h),
+  //   at most kLinkChecksPerTick / kLinkSlices at a time: when the engine
+  //   wakes for the message, or at the next slice (25 ms) while it is busy;
+  // - the others round robin, up to kLinkChecksPerTick ports per
+  //   housekeeping period (`period_ms`) in kLinkSlices slices spread over
+  //   it; a port the link watch covers only as often as it asks
+  //   (Port::WatchKey::recheck_ms: 1 s for its kernel drop counters, 10 s
+  //   for a tap).
+  // Called every iteration; an engine that slept through slices catches up
+  // on waking (at most one period's worth).
   static constexpr size_t kLinkChecksPerTick = 32;
   static constexpr uint32_t kLinkSlices = 4;
   void tick_links(uint32_t period_ms) {
-    if (int32_t(now_ms_ - next_link_ms_) >= 0) [[unlikely]] link_slices(period_ms);
+    if (link_woke_ || int32_t(now_ms_ - next_link_ms_) >= 0) [[unlikely]] link_slices(period_ms);
   }
+  // The link watch's namespace (0: no watch; every port is polled).
+  uint64_t link_watch_netns() const { return link_watch_.netns(); }
   // The buffer pool's gauges (housekeeping).
   void pool_gauges();
   // Frames staged on ports' tx queues.
@@ -164,8 +174,15 @@ class Core {
   std::vector<PortState> ports_;
   std::vector<PortId> active_ports_;
   void link_slices(uint32_t period_ms);
+  void check_link(PortId p, PortState& ps);
+  void watch(PortState& ps);  // PortState::watch_* from the backend's WatchKey
+  void read_link_messages();
   size_t link_cursor_ = 0;      // link_slices' place in active_ports_
   uint32_t next_link_ms_ = 0;   // when the next slice is due
+  LinkWatch link_watch_;        // the kernel's link messages (may be closed)
+  std::vector<int> link_msgs_;  // interfaces the last read named
+  std::vector<PortId> links_named_;  // ports a message named, to check (PortState::link_dirty)
+  bool link_woke_ = false;      // the engine woke for a link message
   std::vector<PortId> dirty_ports_;
   std::vector<pollfd> pollfds_;
   Waker waker_;

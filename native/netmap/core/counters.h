@@ -70,6 +70,9 @@ namespace vpc {
   X(kernel_path_entries, gauge, "MAC entries the kernel fast path holds (docs/design/kernel-path.md)") \
   X(kernel_path_full, counter, "MAC entries not given to the kernel fast path because its table was full (their frames go through the engine)") \
   X(capture_ring_full, counter, "Frames not captured because a capture's ring was full (the capture reader fell behind)") \
+  X(link_checks, counter, "Port link checks (a kernel port's costs a few system calls)") \
+  X(link_messages, counter, "Kernel link messages read (netlink RTM_NEWLINK/RTM_DELLINK); a port whose interface one names is checked at once") \
+  X(link_messages_lost, counter, "Times kernel link messages were lost (netlink receive buffer full); every watched port was checked") \
   X(iteration_max_ns, gauge, "Longest poll-loop iteration in the previous housekeeping period (idle_poll_ms), its sleep in poll(2) excluded")
 
 // Drop reasons, shared by ports and switches: a frame dropped after it was

@@ -40,6 +40,14 @@ struct PortState {
   bool tx_large = true;
   uint32_t tx_offloads = 0;
   uint32_t tx_max_frame = 65535;
+  // Link checks (Core::link_slices): the interface whose kernel link
+  // messages name this port (0: none, the port is polled) and how often the
+  // port is checked meanwhile (Port::WatchKey), when it was last checked,
+  // and whether a message asked for a check.
+  int watch_ifindex = 0;
+  uint32_t watch_recheck_ms = 0;
+  uint32_t link_checked_ms = 0;
+  bool link_dirty = false;
   // Frames staged for transmission, flushed once per iteration (or when full).
   uint16_t txn = 0;
   bool tx_dirty = false;

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <utility>
 
+#include "ports/link_watch.h"
 #include "ports/vnet.h"
 
 namespace vpc {
@@ -57,6 +58,7 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
   p->ctl_ = ctl_socket();
   p->epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (p->ctl_ < 0 || p->epfd_ < 0) throw PortError(Status::kSystem, sys_error("afpacket:" + ifname + ": socket", errno, nullptr));
+  p->netns_ = socket_netns(p->ctl_);
   int idx = if_index(p->ctl_, ifname);
   if (idx == -ENODEV)
     throw PortError(Status::kNotFound, "interface " + ifname +

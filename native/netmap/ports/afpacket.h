@@ -110,6 +110,10 @@ class AfPacketPort final : public Port {
   bool kernel_path_wanted() const override { return opts_.kernel_path; }
   bool kernel_path(int tc_prog, int sock_prog, const std::string& why_not) override;
   int kernel_ifindex() const override { return kp_hooked_ ? ifindex_ : 0; }
+  // The interface while the port holds it (not while it reopens).
+  WatchKey link_watch_key() const override {
+    return fd_ >= 0 && !reopen_.busy() ? WatchKey{netns_, ifindex_} : WatchKey{};
+  }
 
  private:
   AfPacketPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
@@ -142,6 +146,7 @@ class AfPacketPort final : public Port {
   BufferCache cache_;  // engine thread only, once attached
 
   int ctl_ = -1;   // interface ioctls
+  uint64_t netns_ = 0;  // ctl_'s network namespace (link_watch_key)
   int epfd_ = -1;  // what the engine polls; holds fd_ while it is open
   int fd_ = -1;    // the packet socket; -1 while the interface is gone
   VnetSender big_;  // frames larger than a slot, or to be segmented (its own socket, see vnet_sender.h)

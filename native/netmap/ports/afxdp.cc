@@ -166,6 +166,7 @@ std::unique_ptr<Port> open_afxdp_port(const PortSpec& spec, const KernelPortOpti
 
 #include "core/coalesce.h"
 #include "ports/ifutil.h"
+#include "ports/link_watch.h"
 #include "ports/off_thread.h"
 #include "ports/vnet_sender.h"
 
@@ -295,6 +296,10 @@ class AfXdpPort final : public Port {
   uint32_t tx_offloads() const override { return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | kOffUso; }
   int poll_fd() const override { return epfd_; }
   LinkState link_state() const override { return const_cast<AfXdpPort*>(this)->check_link(); }
+  // The interface while the port holds it (not while it reopens).
+  WatchKey link_watch_key() const override {
+    return is_open() && !reopen_.busy() ? WatchKey{netns_, ifindex_} : WatchKey{};
+  }
   Mac hw_mac() const override { return mac_; }
   void detach() override;
 
@@ -397,6 +402,7 @@ class AfXdpPort final : public Port {
   uint32_t tso_frame_ = 1514;  // min(tso_mtu_, kTsoFloor) + 14: longer frames are looked at by infer_tso
 
   int ctl_ = -1, epfd_ = -1;
+  uint64_t netns_ = 0;  // ctl_'s network namespace (link_watch_key)
   int ifindex_ = 0;
   Mac mac_ = 0;
   uint32_t rx_n_ = 0, tx_n_ = 0, burst_ = kMaxBurst;
@@ -442,6 +448,7 @@ std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPor
   p->ctl_ = ctl_socket();
   p->epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (p->ctl_ < 0 || p->epfd_ < 0) throw PortError(Status::kSystem, sys_error(w + ": socket", errno, nullptr));
+  p->netns_ = socket_netns(p->ctl_);
   int idx = if_index(p->ctl_, spec.ifname);
   if (idx == -ENODEV)
     throw PortError(Status::kNotFound, "interface " + spec.ifname +

@@ -41,6 +41,21 @@ class Port {
   // when the port wakes the engine through the Waker instead.
   virtual int poll_fd() const { return -1; }
   virtual LinkState link_state() const { return LinkState::kUp; }
+  // The interface whose kernel link messages (ports/link_watch.h) announce
+  // every change link_state(), tx_frame_limit() and tx_offloads() would
+  // show: its network namespace (socket_netns) and index. The engine then
+  // checks the port when a message names that interface, and otherwise only
+  // every recheck_ms: what the check reads besides the link (an afpacket
+  // port's kernel drop counters, its socket's error) comes no later than
+  // that. {0, 0}, the default: no such interface now (another kind of port,
+  // an interface that is gone or being reopened), and the port is checked
+  // on the usual round robin. Read on the engine thread after link_state().
+  struct WatchKey {
+    uint64_t netns = 0;
+    int ifindex = 0;
+    uint32_t recheck_ms = 1000;
+  };
+  virtual WatchKey link_watch_key() const { return {}; }
   // The interface's own MAC when the backend has one (kernel interfaces),
   // else 0 and the configured MAC is used.
   virtual Mac hw_mac() const { return 0; }

@@ -16,6 +16,7 @@
 
 #include "ports/flow_hash.h"
 #include "ports/ifutil.h"
+#include "ports/link_watch.h"
 #include "ports/vnet.h"
 #include "proto/inet.h"
 
@@ -54,6 +55,7 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
   p->ctl_ = ctl_socket();
   p->epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (p->ctl_ < 0 || p->epfd_ < 0) throw PortError(Status::kSystem, sys_error("tap:" + ifname + ": socket", errno, nullptr));
+  p->home_netns_ = socket_netns(p->ctl_);
   p->created_ = if_index(p->ctl_, ifname) <= 0;
   p->burst_ = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
   PortStatus& st = *p->status_;
@@ -196,7 +198,8 @@ bool TapPort::open_queues(Status* code, std::string* err) {
   if (uring_)
     for (uint32_t q = 0; q < fds_.size(); ++q) uring_->add_queue(q, fds_[q]);
   int idx = if_index(ctl_, ifname_);
-  status_->ifindex.store(idx > 0 ? idx : 0, std::memory_order_relaxed);
+  ifindex_ = idx > 0 ? idx : 0;
+  status_->ifindex.store(ifindex_, std::memory_order_relaxed);
   status_->attached.store(true, std::memory_order_relaxed);
   dead_ = false;
   return true;
@@ -350,6 +353,8 @@ LinkState TapPort::check_link() {
         if (ns_ctl_ >= 0) close(ns_ctl_);
         ns_ctl_ = socket_in_netns(nsfd);
         ns_ino_ = sb.st_ino;
+        const int idx = if_index(flags_socket(), ifr.ifr_name);
+        ifindex_ = idx > 0 ? idx : 0;
       }
       close(nsfd);
     }

@@ -64,6 +64,13 @@ class TapPort final : public Port {
   int poll_fd() const override { return epfd_; }
   LinkState link_state() const override { return const_cast<TapPort*>(this)->check_link(); }
   void detach() override;
+  // The device while it is open and in the switch's own namespace (once
+  // moved into a guest's, it is read on the round robin). Its check reads
+  // nothing the messages do not announce (the device's flags, its deletion,
+  // a move): rechecked only every 10 s, in case.
+  WatchKey link_watch_key() const override {
+    return !fds_.empty() && !dead_ && ns_ino_ == home_netns_ ? WatchKey{ns_ino_, ifindex_, 10000} : WatchKey{};
+  }
   uint32_t tx_offloads() const override {
     return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | (uso_ ? kOffUso : 0u);
   }
@@ -91,6 +98,8 @@ class TapPort final : public Port {
   int ctl_ = -1;          // control socket in the switch's namespace
   int ns_ctl_ = -1;       // control socket in the device's namespace (when moved)
   unsigned long ns_ino_ = 0;
+  uint64_t home_netns_ = 0;  // ctl_'s namespace
+  int ifindex_ = 0;          // the device's index in the namespace ns_ino_ names
   int epfd_ = -1;
   bool created_ = false;  // the switch created the device
   bool brought_up_ = false;  // the switch set IFF_UP on a device it found down
