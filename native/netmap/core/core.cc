@@ -328,8 +328,10 @@ void Core::link_slices(uint32_t period_ms) {
 
 void Core::watch(PortState& ps) {
   const Port::WatchKey key = ps.port->link_watch_key();
-  const bool ours = key.ifindex > 0 && key.netns && key.netns == link_watch_.netns();
+  const bool ours = key.ifindex > 0 && key.netns && key.netns == link_watch_.netns() &&
+                    (key.nsid == LinkName::kOwnNamespace || (key.nsid >= 0 && link_watch_.all_namespaces()));
   ps.watch_ifindex = ours ? key.ifindex : 0;
+  ps.watch_nsid = key.nsid;
   ps.watch_recheck_ms = key.recheck_ms;
 }
 
@@ -367,7 +369,11 @@ void Core::read_link_messages() {
   for (PortId p : active_ports_) {
     PortState& ps = ports_[p];
     if (!ps.watch_ifindex || ps.link_dirty) continue;
-    const bool named = !whole || std::find(link_msgs_.begin(), link_msgs_.end(), ps.watch_ifindex) != link_msgs_.end();
+    bool named = !whole;
+    for (size_t i = 0; i < link_msgs_.size() && !named; ++i) {
+      const LinkName& m = link_msgs_[i];
+      named = m.nsid == ps.watch_nsid && (m.ifindex == ps.watch_ifindex || m.ifindex == 0);
+    }
     if (!named) continue;
     ps.link_dirty = true;
     links_named_.push_back(p);

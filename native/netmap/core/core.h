@@ -180,7 +180,7 @@ class Core {
   size_t link_cursor_ = 0;      // link_slices' place in active_ports_
   uint32_t next_link_ms_ = 0;   // when the next slice is due
   LinkWatch link_watch_;        // the kernel's link messages (may be closed)
-  std::vector<int> link_msgs_;  // interfaces the last read named
+  std::vector<LinkName> link_msgs_;  // interfaces the last read named
   std::vector<PortId> links_named_;  // ports a message named, to check (PortState::link_dirty)
   bool link_woke_ = false;      // the engine woke for a link message
   std::vector<PortId> dirty_ports_;

@@ -45,6 +45,7 @@ struct PortState {
   // port is checked meanwhile (Port::WatchKey), when it was last checked,
   // and whether a message asked for a check.
   int watch_ifindex = 0;
+  int watch_nsid = -1;
   uint32_t watch_recheck_ms = 0;
   uint32_t link_checked_ms = 0;
   bool link_dirty = false;

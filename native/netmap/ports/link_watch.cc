@@ -1,5 +1,8 @@
 #include "ports/link_watch.h"
 
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
@@ -8,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -31,7 +35,7 @@ uint64_t socket_netns(int fd) {
   return ino;
 }
 
-bool parse_link_messages(const uint8_t* buf, size_t len, std::vector<int>* ifindexes) {
+bool parse_link_messages(const uint8_t* buf, size_t len, int nsid, std::vector<LinkName>* names) {
   size_t off = 0;
   while (len - off >= sizeof(nlmsghdr)) {
     nlmsghdr h;
@@ -41,13 +45,167 @@ bool parse_link_messages(const uint8_t* buf, size_t len, std::vector<int>* ifind
         h.nlmsg_len >= NLMSG_LENGTH(sizeof(ifinfomsg))) {
       ifinfomsg ifi;
       std::memcpy(&ifi, buf + off + NLMSG_HDRLEN, sizeof(ifi));
-      if (ifi.ifi_index > 0) ifindexes->push_back(ifi.ifi_index);
+      if (ifi.ifi_index > 0) names->push_back(LinkName{nsid, ifi.ifi_index});
+    } else if (h.nlmsg_type == RTM_DELNSID && nsid == LinkName::kOwnNamespace) {
+      // rtgenmsg, then NETNSA_NSID: the id our namespace had for the one gone.
+      size_t a = off + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg));
+      const size_t end = off + h.nlmsg_len;
+      while (a + NLA_HDRLEN <= end) {
+        nlattr at;
+        std::memcpy(&at, buf + a, sizeof(at));
+        if (at.nla_len < NLA_HDRLEN || a + at.nla_len > end) return false;
+        if ((at.nla_type & NLA_TYPE_MASK) == NETNSA_NSID && at.nla_len >= NLA_HDRLEN + sizeof(int32_t)) {
+          int32_t id;
+          std::memcpy(&id, buf + a + NLA_HDRLEN, sizeof(id));
+          if (id >= 0) names->push_back(LinkName{id, 0});
+          break;
+        }
+        a += NLA_ALIGN(at.nla_len);
+      }
     }
     const size_t step = NLMSG_ALIGN(h.nlmsg_len);
     if (step >= len - off) break;
     off += step;
   }
   return true;
+}
+
+int rtnl_socket() {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return -1;
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+namespace {
+
+// A request being built: header, fixed body, attributes.
+struct NlRequest {
+  alignas(nlmsghdr) uint8_t buf[256] = {};
+  size_t len = NLMSG_HDRLEN;
+  NlRequest(uint16_t type, uint16_t flags, const void* body, size_t body_len) {
+    std::memcpy(buf + len, body, body_len);
+    len += NLMSG_ALIGN(body_len);
+    nlmsghdr h{};
+    h.nlmsg_type = type;
+    h.nlmsg_flags = uint16_t(NLM_F_REQUEST | flags);
+    std::memcpy(buf, &h, sizeof(h));
+  }
+  void attr(uint16_t type, const void* data, size_t n) {
+    nlattr a{};
+    a.nla_len = uint16_t(NLA_HDRLEN + n);
+    a.nla_type = type;
+    std::memcpy(buf + len, &a, sizeof(a));
+    std::memcpy(buf + len + NLA_HDRLEN, data, n);
+    len += NLA_ALIGN(NLA_HDRLEN + n);
+  }
+};
+
+// Sends the request and reads its answer into `out` (the kernel answers
+// within the send, so the read does not wait). Returns the answer's length,
+// 0 for an ack, or -errno (an NLMSG_ERROR with an error, or a failed call).
+ssize_t nl_transact(int nl, NlRequest& rq, uint8_t* out, size_t cap) {
+  static std::atomic<uint32_t> seq{0};
+  nlmsghdr h;
+  std::memcpy(&h, rq.buf, sizeof(h));
+  h.nlmsg_len = uint32_t(rq.len);
+  h.nlmsg_seq = ++seq;
+  std::memcpy(rq.buf, &h, sizeof(h));
+  sockaddr_nl to{};
+  to.nl_family = AF_NETLINK;
+  if (sendto(nl, rq.buf, rq.len, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0) return -errno;
+  for (;;) {
+    ssize_t n = recv(nl, out, cap, MSG_DONTWAIT);
+    if (n < 0) return errno == EINTR ? -EAGAIN : -errno;
+    if (size_t(n) < sizeof(nlmsghdr)) return -EPROTO;
+    nlmsghdr r;
+    std::memcpy(&r, out, sizeof(r));
+    if (r.nlmsg_seq != h.nlmsg_seq) continue;  // an answer to an earlier request that gave up
+    if (r.nlmsg_type == NLMSG_ERROR) {
+      nlmsgerr e;
+      if (size_t(n) < NLMSG_HDRLEN + sizeof(e)) return -EPROTO;
+      std::memcpy(&e, out + NLMSG_HDRLEN, sizeof(e));
+      return e.error;  // 0: an ack
+    }
+    return n;
+  }
+}
+
+// The first attribute of `type` in a message whose attributes start at `off`.
+const nlattr* find_attr(const uint8_t* msg, size_t len, size_t off, uint16_t type) {
+  while (off + NLA_HDRLEN <= len) {
+    const nlattr* a = reinterpret_cast<const nlattr*>(msg + off);
+    if (a->nla_len < NLA_HDRLEN || off + a->nla_len > len) return nullptr;
+    if ((a->nla_type & NLA_TYPE_MASK) == type) return a;
+    off += NLA_ALIGN(a->nla_len);
+  }
+  return nullptr;
+}
+
+// 0 with *id (NETNSA_NSID_NOT_ASSIGNED when it has none), or -errno.
+int get_nsid(int nl, int nsfd, int32_t* id) {
+  rtgenmsg g{};
+  g.rtgen_family = AF_UNSPEC;
+  NlRequest rq(RTM_GETNSID, 0, &g, sizeof(g));
+  const uint32_t fd = uint32_t(nsfd);
+  rq.attr(NETNSA_FD, &fd, sizeof(fd));
+  alignas(nlmsghdr) uint8_t out[512];
+  ssize_t n = nl_transact(nl, rq, out, sizeof(out));
+  if (n <= 0) return n < 0 ? int(n) : -EPROTO;
+  const nlattr* a = find_attr(out, size_t(n), NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)), NETNSA_NSID);
+  if (!a || a->nla_len < NLA_HDRLEN + sizeof(int32_t)) return -EPROTO;
+  std::memcpy(id, reinterpret_cast<const uint8_t*>(a) + NLA_HDRLEN, sizeof(*id));
+  return 0;
+}
+
+}  // namespace
+
+int netns_id(int nl, int nsfd) {
+  int32_t id = NETNSA_NSID_NOT_ASSIGNED;
+  int r = get_nsid(nl, nsfd, &id);
+  if (r < 0) return r;
+  if (id >= 0) return id;
+  rtgenmsg g{};
+  g.rtgen_family = AF_UNSPEC;
+  NlRequest rq(RTM_NEWNSID, NLM_F_ACK, &g, sizeof(g));
+  const uint32_t fd = uint32_t(nsfd);
+  const int32_t any = -1;  // the kernel picks one
+  rq.attr(NETNSA_FD, &fd, sizeof(fd));
+  rq.attr(NETNSA_NSID, &any, sizeof(any));
+  alignas(nlmsghdr) uint8_t out[512];
+  ssize_t n = nl_transact(nl, rq, out, sizeof(out));
+  if (n < 0 && n != -EEXIST) return int(n);  // EEXIST: another process assigned one meanwhile
+  r = get_nsid(nl, nsfd, &id);
+  if (r < 0) return r;
+  return id >= 0 ? id : -ENOENT;
+}
+
+int link_get_by_nsid(int nl, int nsid, const std::string& name, unsigned* flags, int* ifindex) {
+  if (name.empty() || name.size() >= IFNAMSIZ) return -EINVAL;
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  NlRequest rq(RTM_GETLINK, 0, &ifi, sizeof(ifi));
+  const int32_t id = nsid;
+  rq.attr(IFLA_TARGET_NETNSID, &id, sizeof(id));
+  rq.attr(IFLA_IFNAME, name.c_str(), name.size() + 1);
+  const uint32_t mask = RTEXT_FILTER_SKIP_STATS;  // no statistics: a shorter answer
+  rq.attr(IFLA_EXT_MASK, &mask, sizeof(mask));
+  alignas(nlmsghdr) uint8_t out[8192];
+  ssize_t n = nl_transact(nl, rq, out, sizeof(out));
+  if (n <= 0) return n < 0 ? int(n) : -EPROTO;
+  nlmsghdr r;
+  std::memcpy(&r, out, sizeof(r));
+  if (r.nlmsg_type != RTM_NEWLINK || size_t(n) < NLMSG_LENGTH(sizeof(ifinfomsg))) return -EPROTO;
+  ifinfomsg got;
+  std::memcpy(&got, out + NLMSG_HDRLEN, sizeof(got));
+  *flags = got.ifi_flags;
+  *ifindex = got.ifi_index;
+  return 0;
 }
 
 LinkWatch::~LinkWatch() { close(); }
@@ -65,12 +223,14 @@ bool LinkWatch::open(std::string* err) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kRcvBuf, sizeof(kRcvBuf));
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
-  sa.nl_groups = RTMGRP_LINK;
+  sa.nl_groups = RTMGRP_LINK | (1u << (RTNLGRP_NSID - 1));
   if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0) {
     *err = std::string("netlink bind to the link group: ") + strerror(errno);
     ::close(fd);
     return false;
   }
+  const int on = 1;
+  all_nsid_ = setsockopt(fd, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &on, sizeof(on)) == 0;
   fd_ = fd;
   netns_ = socket_netns(fd);
   buf_.resize(kReadBytes);
@@ -81,13 +241,21 @@ void LinkWatch::close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   netns_ = 0;
+  all_nsid_ = false;
 }
 
-bool LinkWatch::drain(std::vector<int>* ifindexes) {
+bool LinkWatch::drain(std::vector<LinkName>* names) {
   if (fd_ < 0) return true;
   bool whole = true;
   for (;;) {
-    ssize_t n = recv(fd_, buf_.data(), buf_.size(), MSG_DONTWAIT);
+    iovec iov{buf_.data(), buf_.size()};
+    alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(int))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd_, &m, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == ENOBUFS) {  // the kernel dropped messages; the socket goes on
@@ -97,7 +265,12 @@ bool LinkWatch::drain(std::vector<int>* ifindexes) {
       return whole;  // EAGAIN: all read
     }
     if (n == 0) return whole;
-    if (!parse_link_messages(buf_.data(), size_t(n), ifindexes)) whole = false;
+    // A message of another namespace carries that namespace's id.
+    int nsid = LinkName::kOwnNamespace;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+      if (c->cmsg_level == SOL_NETLINK && c->cmsg_type == NETLINK_LISTEN_ALL_NSID && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+        std::memcpy(&nsid, CMSG_DATA(c), sizeof(int));
+    if ((m.msg_flags & MSG_TRUNC) || !parse_link_messages(buf_.data(), size_t(n), nsid, names)) whole = false;
   }
 }
 

@@ -5,11 +5,16 @@
 // network namespace (the one it was opened in: the engine's). The kernel
 // sends it RTM_NEWLINK for every change of an interface's flags, carrier,
 // MTU, name or namespace, and RTM_DELLINK when one goes (or moves away).
-// drain() reads what came, without blocking, and names the interfaces by
-// index; the engine then checks the ports on those interfaces
-// (core/core.cc, Core::link_slices). A port says which interface that is
-// with Port::link_watch_key(); one in another namespace, or between an
-// interface and its reopening, is read on the engine's usual round robin.
+// With NETLINK_LISTEN_ALL_NSID it also gets those of every namespace ours
+// has an id for (RTM_NEWNSID: a tap the switch followed into a container's
+// namespace), each marked with that id, and RTM_DELNSID when such a
+// namespace goes (its interfaces go with it, and their own messages no
+// longer reach us). drain() reads what came, without blocking, and names
+// the interfaces by namespace id and index; the engine then checks the
+// ports on those interfaces (core/core.cc, Core::link_slices). A port says
+// which interface that is with Port::link_watch_key(); one without (gone,
+// reopening, another kind of port) is read on the engine's usual round
+// robin.
 //
 // Messages can be lost: the socket's receive buffer overflows (ENOBUFS)
 // when many interfaces change at once. drain() says so, and the engine then
@@ -21,6 +26,16 @@
 #include <vector>
 
 namespace vpc {
+
+// An interface a message named: its namespace's id (kOwnNamespace: the
+// watch's own namespace) and index (0: every interface of that namespace,
+// which is gone).
+struct LinkName {
+  static constexpr int kOwnNamespace = -1;
+  int nsid = kOwnNamespace;
+  int ifindex = 0;
+  bool operator==(const LinkName&) const = default;
+};
 
 class LinkWatch {
  public:
@@ -36,13 +51,16 @@ class LinkWatch {
   int fd() const { return fd_; }
   // The namespace's identity (the inode of its nsfs file), 0 when not open.
   uint64_t netns() const { return netns_; }
-  // Appends the index of every interface a pending message names (it may
-  // repeat one). False when messages were lost since the last drain.
-  bool drain(std::vector<int>* ifindexes);
+  // Whether messages of other namespaces come too (NETLINK_LISTEN_ALL_NSID).
+  bool all_namespaces() const { return all_nsid_; }
+  // Appends every interface a pending message names (it may repeat one).
+  // False when messages were lost since the last drain.
+  bool drain(std::vector<LinkName>* names);
 
  private:
   int fd_ = -1;
   uint64_t netns_ = 0;
+  bool all_nsid_ = false;
   std::vector<uint8_t> buf_;
 };
 
@@ -50,9 +68,25 @@ class LinkWatch {
 // cannot say.
 uint64_t socket_netns(int fd);
 
-// Parses one read's worth of netlink messages: appends the ifindex of every
-// RTM_NEWLINK and RTM_DELLINK. Returns false on a malformed buffer (what
-// came before the fault is kept).
-bool parse_link_messages(const uint8_t* buf, size_t len, std::vector<int>* ifindexes);
+// Requests over a netlink route socket (one of its own, no groups), for an
+// interface in another network namespace without holding a socket there: a
+// socket keeps its namespace alive, so a port that followed a tap into a
+// container's namespace with one kept that namespace, and the tap, after the
+// container was gone. A namespace id (an index the caller's namespace keeps
+// for another one, RTM_NEWNSID) does not keep it.
+int rtnl_socket();  // -1 on failure (errno)
+// The id nl's namespace has for the namespace `nsfd` refers to, assigned
+// now if it has none; -errno on failure.
+int netns_id(int nl, int nsfd);
+// The flags (as SIOCGIFFLAGS gives them: IFF_UP, IFF_RUNNING, ...) and the
+// index of the interface `name` in the namespace with id `nsid`; 0 or
+// -errno (-ENODEV: no such interface there).
+int link_get_by_nsid(int nl, int nsid, const std::string& name, unsigned* flags, int* ifindex);
+
+// Parses one read's worth of netlink messages, from the namespace with id
+// `nsid` (LinkName::kOwnNamespace: the socket's own): appends the interface
+// of every RTM_NEWLINK and RTM_DELLINK, and {id, 0} for every RTM_DELNSID.
+// Returns false on a malformed buffer (what came before the fault is kept).
+bool parse_link_messages(const uint8_t* buf, size_t len, int nsid, std::vector<LinkName>* names);
 
 }  // namespace vpc

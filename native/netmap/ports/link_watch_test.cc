@@ -7,6 +7,7 @@
 #include "ports/link_watch.h"
 
 #include <gtest/gtest.h>
+#include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -44,14 +45,35 @@ void put_msg(std::vector<uint8_t>* b, uint16_t type, int ifindex, size_t extra =
 }
 
 TEST(LinkWatch, ParsesLinkMessagesAndPassesOverTheRest) {
+  using N = LinkName;
   std::vector<uint8_t> b;
   put_msg(&b, RTM_NEWLINK, 7, 3);  // odd length: the next message is aligned
   put_msg(&b, RTM_NEWADDR, 8);
   put_msg(&b, RTM_DELLINK, 9);
   put_msg(&b, RTM_NEWLINK, 0);  // no interface named
-  std::vector<int> got;
-  EXPECT_TRUE(parse_link_messages(b.data(), b.size(), &got));
-  EXPECT_EQ(got, (std::vector<int>{7, 9}));
+  std::vector<N> got;
+  EXPECT_TRUE(parse_link_messages(b.data(), b.size(), N::kOwnNamespace, &got));
+  EXPECT_EQ(got, (std::vector<N>{{-1, 7}, {-1, 9}}));
+  // The same from another namespace (its id came with the datagram).
+  got.clear();
+  EXPECT_TRUE(parse_link_messages(b.data(), b.size(), 4, &got));
+  EXPECT_EQ(got, (std::vector<N>{{4, 7}, {4, 9}}));
+
+  // RTM_DELNSID: every interface of that namespace (id 5 in ours).
+  std::vector<uint8_t> d(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)) + NLA_HDRLEN + 4, 0);
+  nlmsghdr dh{};
+  dh.nlmsg_len = uint32_t(d.size());
+  dh.nlmsg_type = RTM_DELNSID;
+  std::memcpy(d.data(), &dh, sizeof(dh));
+  nlattr at{};
+  at.nla_len = NLA_HDRLEN + 4;
+  at.nla_type = NETNSA_NSID;
+  const int32_t id = 5;
+  std::memcpy(d.data() + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)), &at, sizeof(at));
+  std::memcpy(d.data() + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)) + NLA_HDRLEN, &id, 4);
+  got.clear();
+  EXPECT_TRUE(parse_link_messages(d.data(), d.size(), N::kOwnNamespace, &got));
+  EXPECT_EQ(got, (std::vector<N>{{5, 0}}));
 
   // A length past the end, or shorter than a header: malformed, what came
   // before is kept.
@@ -61,12 +83,12 @@ TEST(LinkWatch, ParsesLinkMessagesAndPassesOverTheRest) {
   uint32_t len = 4096;
   std::memcpy(bad.data() + NLMSG_ALIGN(NLMSG_LENGTH(sizeof(ifinfomsg))), &len, sizeof(len));
   got.clear();
-  EXPECT_FALSE(parse_link_messages(bad.data(), bad.size(), &got));
-  EXPECT_EQ(got, (std::vector<int>{3}));
+  EXPECT_FALSE(parse_link_messages(bad.data(), bad.size(), N::kOwnNamespace, &got));
+  EXPECT_EQ(got, (std::vector<N>{{-1, 3}}));
   len = 4;
   std::memcpy(bad.data(), &len, sizeof(len));
   got.clear();
-  EXPECT_FALSE(parse_link_messages(bad.data(), bad.size(), &got));
+  EXPECT_FALSE(parse_link_messages(bad.data(), bad.size(), N::kOwnNamespace, &got));
   EXPECT_TRUE(got.empty());
   // A message too short for its ifinfomsg names nothing.
   std::vector<uint8_t> shortmsg(NLMSG_HDRLEN, 0);
@@ -74,7 +96,7 @@ TEST(LinkWatch, ParsesLinkMessagesAndPassesOverTheRest) {
   h.nlmsg_len = NLMSG_HDRLEN;
   h.nlmsg_type = RTM_NEWLINK;
   std::memcpy(shortmsg.data(), &h, sizeof(h));
-  EXPECT_TRUE(parse_link_messages(shortmsg.data(), shortmsg.size(), &got));
+  EXPECT_TRUE(parse_link_messages(shortmsg.data(), shortmsg.size(), N::kOwnNamespace, &got));
   EXPECT_TRUE(got.empty());
 }
 
@@ -86,12 +108,13 @@ TEST(LinkWatch, NamesTheInterfaceThatChanged) {
     EXPECT_NE(w.netns(), 0u);
     int ctl = ctl_socket();
     EXPECT_EQ(socket_netns(ctl), w.netns()) << "same namespace, same identity";
-    std::vector<int> got;
+    std::vector<LinkName> got;
     EXPECT_TRUE(w.drain(&got));
     EXPECT_TRUE(got.empty()) << "nothing changed yet";
     ASSERT_EQ(if_set_flags(ctl, "lo", IFF_UP, 0), 0);
     EXPECT_TRUE(w.drain(&got));
-    EXPECT_NE(std::find(got.begin(), got.end(), if_index(ctl, "lo")), got.end()) << "lo came up";
+    const LinkName lo{LinkName::kOwnNamespace, if_index(ctl, "lo")};
+    EXPECT_NE(std::find(got.begin(), got.end(), lo), got.end()) << "lo came up";
     close(ctl);
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
@@ -189,25 +212,33 @@ TEST(LinkWatch, EngineChecksTheNamedPortAtTheNextSliceAndTheOthersRarely) {
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
+// A Core (no engine: the test drives it) with one tap port, checked by the
+// slice due at 0 ms; its clock then stands at 1 ms, the next slice at 25.
+std::unique_ptr<Core> core_with_tap(const char* tap) {
+  CoreOptions o;
+  o.pool.count = 1024;
+  o.pool.hugepages = false;
+  o.max_ports = 4;
+  auto core = std::make_unique<Core>(o);
+  core->set_now_ms(0);
+  core->open_port(TapPort::open(tap, KernelPortOptions{}, core->pool_ptr(), std::make_shared<PortStatus>()),
+                  PortConfig{}, false);
+  core->tick_links(100);
+  core->set_now_ms(1);
+  core->tick_links(100);
+  return core;
+}
+
 // An engine asleep in poll(2) wakes for the message and checks the named
 // port at once, between slices. Driven on the Core directly: the clock
 // stands between two slices, so only the wake can bring the check.
 TEST(LinkWatch, ASleepingEngineWakesForALinkMessageAndChecksThePort) {
   std::string skip = in_own_netns([] {
-    CoreOptions o;
-    o.pool.count = 1024;
-    o.pool.hugepages = false;
-    o.max_ports = 4;
-    Core core(o);
-    core.set_now_ms(0);
-    PortId p = core.open_port(TapPort::open("vtlw0", KernelPortOptions{}, core.pool_ptr(), std::make_shared<PortStatus>()),
-                              PortConfig{}, false);
-    ASSERT_NE(p, kNoId);
-    core.tick_links(100);  // the slice due at 0 checks the port: now watched
-    ASSERT_GT(core.port(p).watch_ifindex, 0) << "the tap is in the watch's namespace";
+    auto c = core_with_tap("vtlw0");
+    Core& core = *c;
+    const PortId p = core.active_ports().at(0);
+    ASSERT_GT(core.port(p).watch_ifindex, 0) << "checked once: watched, the tap is in the watch's namespace";
     ASSERT_TRUE(core.port(p).up);
-    core.set_now_ms(1);  // the next slice is at 25 ms
-    core.tick_links(100);
     int ctl = ctl_socket();
     ASSERT_EQ(if_set_flags(ctl, "vtlw0", 0, IFF_UP), 0);
     core.tick_links(100);
@@ -221,6 +252,63 @@ TEST(LinkWatch, ASleepingEngineWakesForALinkMessageAndChecksThePort) {
     EXPECT_EQ(ev[0].port, p);
     EXPECT_EQ(ev[0].up, 0);
     close(ctl);
+    core.close_port(p);
+  }, "/dev/net/tun");
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// A tap followed into a container's namespace stays watched there: the
+// kernel's messages of that namespace (by the id ours has for it) wake the
+// engine, and so does the namespace's end. The clock stands between two
+// slices throughout, so only the messages bring the checks.
+TEST(LinkWatch, ATapInAContainersNamespaceIsWatchedThereAndWhenItGoes) {
+  std::string skip = in_own_netns([] {
+    auto c = core_with_tap("vtlwmv");
+    Core& core = *c;
+    const PortId p = core.active_ports().at(0);
+    // Wakes for a message, checks what it named; the events since.
+    std::vector<Event> got;
+    auto wake_and_check = [&] {
+      core.sleep_until_work(2000);
+      core.tick_links(100);
+      Event ev[8];
+      for (uint32_t n; (n = core.drain_events(ev, 8)) != 0;) got.insert(got.end(), ev, ev + n);
+    };
+    ContainerNetns container;
+    ASSERT_TRUE(container.ok());
+    const std::string ns = container.id();
+    ASSERT_EQ(system(("ip link set dev vtlwmv netns " + ns).c_str()), 0);
+    wake_and_check();  // RTM_DELLINK here: the port follows the tap (down: a move takes it down)
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].up, 0);
+    EXPECT_GE(core.port(p).watch_nsid, 0) << "watched by the id ours has for the container's namespace";
+    EXPECT_GT(core.port(p).watch_ifindex, 0);
+    ASSERT_EQ(system(("nsenter -t " + ns + " -n ip link set dev vtlwmv up").c_str()), 0);
+    wake_and_check();  // that namespace's RTM_NEWLINK
+    ASSERT_EQ(got.size(), 2u) << "up in the container, seen from here";
+    EXPECT_EQ(got[1].up, 1);
+    container.end();  // the container goes: RTM_DELNSID, then the tap goes too
+    // (The namespace is dismantled in the background. Nothing reads the
+    // tap's queue here, so its descriptor may stay readable and the sleep
+    // return at once: hence the pause.)
+    for (int i = 0; i < 300 && got.size() < 3; ++i) {
+      wake_and_check();
+      if (got.size() < 3) usleep(10000);
+    }
+    ASSERT_EQ(got.size(), 3u) << "the namespace's end was noticed";
+    EXPECT_EQ(got[2].up, 0);
+    // Then the round robin finds the tap deleted and the port creates it
+    // again at home.
+    for (uint32_t t = 25; t < 5000 && got.size() < 4; t += 25) {
+      core.set_now_ms(t);
+      core.tick_links(100);
+      Event ev[8];
+      for (uint32_t n; (n = core.drain_events(ev, 8)) != 0;) got.insert(got.end(), ev, ev + n);
+      if (got.size() < 4) usleep(2000);
+    }
+    ASSERT_EQ(got.size(), 4u) << "back";
+    EXPECT_EQ(got[3].up, 1);
+    EXPECT_NE(if_nametoindex("vtlwmv"), 0u);
     core.close_port(p);
   }, "/dev/net/tun");
   if (!skip.empty()) GTEST_SKIP() << skip;

@@ -43,7 +43,10 @@ class Port {
   virtual LinkState link_state() const { return LinkState::kUp; }
   // The interface whose kernel link messages (ports/link_watch.h) announce
   // every change link_state(), tx_frame_limit() and tx_offloads() would
-  // show: its network namespace (socket_netns) and index. The engine then
+  // show: the namespace whose view this is (socket_netns: the switch's),
+  // the id that namespace has for the interface's own (-1: the interface is
+  // in it; else RTM_NEWNSID's id, as for a tap followed into a container's
+  // namespace) and the interface's index there. The engine then
   // checks the port when a message names that interface, and otherwise only
   // every recheck_ms: what the check reads besides the link (an afpacket
   // port's kernel drop counters, its socket's error) comes no later than
@@ -54,6 +57,7 @@ class Port {
     uint64_t netns = 0;
     int ifindex = 0;
     uint32_t recheck_ms = 1000;
+    int nsid = -1;
   };
   virtual WatchKey link_watch_key() const { return {}; }
   // The interface's own MAC when the backend has one (kernel interfaces),

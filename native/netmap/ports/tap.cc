@@ -105,9 +105,9 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
 }
 
 TapPort::~TapPort() {
-  if (brought_up_ && !fds_.empty()) if_set_flags(flags_socket(), ifname_, 0, IFF_UP);
+  if (brought_up_ && !fds_.empty()) set_down();
   close_queues();
-  if (ns_ctl_ >= 0) close(ns_ctl_);
+  if (nl_ >= 0) close(nl_);
   if (ctl_ >= 0) close(ctl_);
   if (epfd_ >= 0) close(epfd_);
   if (claimed_) release_interface(ifname_);
@@ -219,7 +219,7 @@ void TapPort::close_queues() {
 }
 
 void TapPort::detach() {
-  if (brought_up_ && !fds_.empty()) if_set_flags(flags_socket(), ifname_, 0, IFF_UP);
+  if (brought_up_ && !fds_.empty()) set_down();
   brought_up_ = false;
   close_queues();
   cache_.flush();
@@ -333,7 +333,36 @@ uint16_t TapPort::tx_burst(Pkt* pkts, uint16_t n) {
   return uint16_t(dropped + i);
 }
 
-int TapPort::flags_socket() { return ns_ctl_ >= 0 ? ns_ctl_ : ctl_; }
+// Rare (a port deleted while the tap it found down and brought up lives in
+// another namespace): a socket made there for the one call, and closed.
+void TapPort::set_down() {
+  ifreq ifr{};
+  if (ioctl(fds_[0], TUNGETIFF, &ifr) < 0) return;
+  if (nsid_ < 0) {
+    if_set_flags(ctl_, ifr.ifr_name, 0, IFF_UP);
+    return;
+  }
+  int nsfd = ioctl(fds_[0], TUNGETDEVNETNS);
+  if (nsfd < 0) return;
+  int s = socket_in_netns(nsfd);
+  close(nsfd);
+  if (s < 0) return;
+  if_set_flags(s, ifr.ifr_name, 0, IFF_UP);
+  close(s);
+}
+
+// The device's flags and index, wherever it is. In the switch's namespace
+// an ioctl; in another one a netlink request by namespace id, so that the
+// port holds nothing there (a socket would keep the namespace, and the tap
+// in it, alive after its container is gone).
+int TapPort::read_flags(const char* name, unsigned* flags) {
+  if (nsid_ < 0) return if_flags(ctl_, name, flags);
+  if (nl_ < 0) return -EBADF;
+  int idx = 0;
+  int r = link_get_by_nsid(nl_, nsid_, name, flags, &idx);
+  if (r == 0) ifindex_ = idx;
+  return r;
+}
 
 LinkState TapPort::check_link() {
   if (!fds_.empty()) {
@@ -345,21 +374,39 @@ LinkState TapPort::check_link() {
                          (created_ ? "the port creates it again" : "the port re-attaches when it returns"));
       return LinkState::kDown;
     }
-    // Follow the device into whatever namespace it was moved to.
+    // Follow the device into whatever namespace it was moved to (the
+    // descriptor is closed at once: holding it would keep the namespace).
     int nsfd = ioctl(fds_[0], TUNGETDEVNETNS);
     if (nsfd >= 0) {
       struct stat sb;
       if (fstat(nsfd, &sb) == 0 && sb.st_ino != ns_ino_) {
-        if (ns_ctl_ >= 0) close(ns_ctl_);
-        ns_ctl_ = socket_in_netns(nsfd);
         ns_ino_ = sb.st_ino;
-        const int idx = if_index(flags_socket(), ifr.ifr_name);
-        ifindex_ = idx > 0 ? idx : 0;
+        if (ns_ino_ == home_netns_) {
+          nsid_ = -1;
+          const int idx = if_index(ctl_, ifr.ifr_name);
+          ifindex_ = idx > 0 ? idx : 0;
+        } else {
+          if (nl_ < 0) nl_ = rtnl_socket();
+          nsid_ = nl_ >= 0 ? netns_id(nl_, nsfd) : -errno;
+          if (nsid_ < 0) {
+            status_->set_error("tap " + ifname_ + " moved to another network namespace, where its link state " +
+                               "cannot be read: " + strerror(-nsid_));
+            ns_ino_ = 0;  // try again at the next check
+            nsid_ = -1;
+            close(nsfd);
+            return LinkState::kDown;
+          }
+        }
       }
       close(nsfd);
     }
     unsigned fl = 0;
-    if (if_flags(flags_socket(), ifr.ifr_name, &fl) < 0) return LinkState::kDown;
+    if (read_flags(ifr.ifr_name, &fl) < 0) {
+      // Its namespace is going (its id is gone first, then the device): look
+      // again from the start at the next check, on the round robin.
+      if (nsid_ >= 0) ns_ino_ = 0, nsid_ = -1;
+      return LinkState::kDown;
+    }
     return (fl & IFF_UP) && (fl & IFF_RUNNING) ? LinkState::kUp : LinkState::kDown;
   }
   uint64_t now = mono_ms();
@@ -372,8 +419,7 @@ LinkState TapPort::check_link() {
     status_->set_error(err);
     return LinkState::kDown;
   }
-  if (ns_ctl_ >= 0) close(ns_ctl_);
-  ns_ctl_ = -1;
+  nsid_ = -1;
   ns_ino_ = 0;
   if (created_) if_set_flags(ctl_, ifname_, IFF_UP, 0);
   status_->add(PortStatus::reopens);

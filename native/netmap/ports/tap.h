@@ -64,12 +64,14 @@ class TapPort final : public Port {
   int poll_fd() const override { return epfd_; }
   LinkState link_state() const override { return const_cast<TapPort*>(this)->check_link(); }
   void detach() override;
-  // The device while it is open and in the switch's own namespace (once
-  // moved into a guest's, it is read on the round robin). Its check reads
-  // nothing the messages do not announce (the device's flags, its deletion,
-  // a move): rechecked only every 10 s, in case.
+  // The device while it is open, in the switch's namespace or in the one it
+  // was moved to (by the id ours has for it). Its check reads nothing the
+  // messages do not announce (the device's flags, its deletion, a move):
+  // rechecked only every 10 s, in case.
   WatchKey link_watch_key() const override {
-    return !fds_.empty() && !dead_ && ns_ino_ == home_netns_ ? WatchKey{ns_ino_, ifindex_, 10000} : WatchKey{};
+    if (fds_.empty() || dead_ || ifindex_ <= 0 || ns_ino_ == 0) return {};
+    if (ns_ino_ == home_netns_) return WatchKey{home_netns_, ifindex_, 10000, -1};
+    return nsid_ >= 0 ? WatchKey{home_netns_, ifindex_, 10000, nsid_} : WatchKey{};
   }
   uint32_t tx_offloads() const override {
     return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | (uso_ ? kOffUso : 0u);
@@ -81,7 +83,8 @@ class TapPort final : public Port {
   bool open_queues(Status* code, std::string* err);
   void close_queues();
   LinkState check_link();
-  int flags_socket();  // a control socket in the device's current namespace
+  int read_flags(const char* name, unsigned* flags);  // 0 or -errno; ifindex_ too
+  void set_down();  // the device's IFF_UP off, wherever it is
   // Puts the virtio-net header in front of pkts[i]'s frame (moving a frame
   // that has no room in front of it); false: no room at all (dropped).
   bool put_vnet(Pkt* p);
@@ -96,7 +99,8 @@ class TapPort final : public Port {
 
   std::vector<int> fds_;  // one per queue; empty while the device is gone
   int ctl_ = -1;          // control socket in the switch's namespace
-  int ns_ctl_ = -1;       // control socket in the device's namespace (when moved)
+  int nl_ = -1;           // netlink requests for a device in another namespace
+  int nsid_ = -1;         // that namespace's id in ours (netns_id); -1: ours
   unsigned long ns_ino_ = 0;
   uint64_t home_netns_ = 0;  // ctl_'s namespace
   int ifindex_ = 0;          // the device's index in the namespace ns_ino_ names

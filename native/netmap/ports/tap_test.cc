@@ -323,5 +323,50 @@ TEST(Tap, MultiQueueSpreadsFlowsAndKeepsEachInOrder) {
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
+// A tap moved into a container's namespace: the port follows it (its link
+// state read there) without holding anything in that namespace, so when the
+// container goes the namespace goes, the tap with it, and the port creates
+// its tap again at home. (Until 2026-12-06 the port kept a socket in the
+// namespace: the namespace outlived its container, with the tap in it, and
+// the port stayed up on a tap nobody could reach.)
+TEST(Tap, FollowsATapIntoANamespaceWithoutKeepingThatNamespaceAlive) {
+  auto pool = small_pool();
+  std::string skip = in_own_netns([&] {
+    auto st = std::make_shared<PortStatus>();
+    auto port = TapPort::open("vt-ns", options(KernelPortOptions::IoUring::kAuto), pool, st);
+    EXPECT_EQ(port->link_state(), LinkState::kUp);
+    ContainerNetns container;
+    ASSERT_TRUE(container.ok());
+    const std::string ns = container.id();
+    ASSERT_EQ(system(("ip link set dev vt-ns netns " + ns).c_str()), 0);
+    ASSERT_EQ(system(("nsenter -t " + ns + " -n ip link set dev vt-ns up").c_str()), 0);
+    EXPECT_EQ(if_nametoindex("vt-ns"), 0u) << "moved away";
+    EXPECT_EQ(port->link_state(), LinkState::kUp) << "followed: up in the container's namespace";
+    ASSERT_EQ(system(("nsenter -t " + ns + " -n ip link set dev vt-ns down").c_str()), 0);
+    EXPECT_EQ(port->link_state(), LinkState::kDown) << "and down there";
+    ASSERT_EQ(system(("nsenter -t " + ns + " -n ip link set dev vt-ns up").c_str()), 0);
+    EXPECT_EQ(port->link_state(), LinkState::kUp);
+    container.end();  // the container is gone: nothing holds its namespace now
+    // The kernel dismantles a namespace in the background: the tap goes
+    // with it, and the port sees it deleted.
+    bool down = false;
+    for (int i = 0; i < 500 && !down; ++i) {
+      down = port->link_state() == LinkState::kDown;
+      if (!down) usleep(10000);
+    }
+    ASSERT_TRUE(down) << "the namespace (and the tap in it) outlived the container";
+    // Soon after the port creates the tap again, here.
+    bool back = false;
+    for (int i = 0; i < 300 && !back; ++i) {
+      back = port->link_state() == LinkState::kUp;
+      if (!back) usleep(10000);
+    }
+    EXPECT_TRUE(back);
+    EXPECT_NE(if_nametoindex("vt-ns"), 0u) << "created again in the switch's namespace";
+    port->detach();
+  }, "/dev/net/tun");
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
 }  // namespace
 }  // namespace vpc

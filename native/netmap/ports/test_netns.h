@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -32,5 +34,41 @@ inline std::string in_own_netns(const std::function<void()>& fn, const char* nee
   t.join();
   return skip;
 }
+
+// A "container": a thread alone in a network namespace of its own, alive
+// until end() (or destruction); then nothing holds the namespace and the
+// kernel dismantles it. `id()` names it to `ip link set ... netns ID` and
+// `nsenter -t ID -n`.
+class ContainerNetns {
+ public:
+  ContainerNetns() {
+    th_ = std::thread([this] {
+      std::unique_lock<std::mutex> g(mu_);
+      tid_ = unshare(CLONE_NEWNET) == 0 ? gettid() : -1;
+      cv_.notify_all();
+      cv_.wait(g, [this] { return done_; });
+    });
+    std::unique_lock<std::mutex> g(mu_);
+    cv_.wait(g, [this] { return tid_ != 0; });
+  }
+  ~ContainerNetns() { end(); }
+  bool ok() const { return tid_ > 0; }
+  std::string id() const { return std::to_string(tid_); }
+  void end() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      done_ = true;
+      cv_.notify_all();
+    }
+    if (th_.joinable()) th_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  pid_t tid_ = 0;
+  bool done_ = false;
+  std::thread th_;
+};
 
 }  // namespace vpc
