@@ -10,7 +10,7 @@
 // bridge/state.h, TooBigBucket in core/state.h.)
 #pragma once
 
-#include <poll.h>
+#include <sys/epoll.h>
 
 #include <atomic>
 #include <cstring>
@@ -128,9 +128,14 @@ class Core {
   // Capture and trace (core/observe.h).
   Observer& observer() { return *observer_; }
   Waker& waker() { return waker_; }
-  // Sleeps in poll(2) on every port's fd, the waker and the link watch, at
-  // most timeout_ms.
-  void sleep_until_work(int timeout_ms);
+  // Sleeps in epoll_wait(2) on every port's fd, the waker and the link
+  // watch, at most timeout_ms. Then woken_ports() lists the ports to look
+  // at: those whose descriptor is ready and those without one (pipes: their
+  // producers ring the waker). False when the wake cannot say which (the
+  // waker rang: a command, a pipe, a vhost-user port's connection watcher;
+  // or a signal): look at every port.
+  bool sleep_until_work(int timeout_ms);
+  const std::vector<PortId>& woken_ports() const { return woken_; }
   // Link state and tx limits (events on changes). A check costs a port's
   // backend system calls (five for an afpacket port or a tap, about 8 us
   // here), and every port waits while one runs, so they come in slices:
@@ -166,7 +171,8 @@ class Core {
   [[gnu::noinline]] bool copy_frame_meta(const Pkt& p, Pkt* q);
   void flush_port(PortId p);
   uint16_t drop_too_big_for_egress(PortState& ps, uint16_t n);
-  void rebuild_poll_set();
+  void poll_add(PortId p, PortState& ps);
+  void poll_del(PortId p, PortState& ps);
 
   CoreOptions opts_;
   std::shared_ptr<BufferPool> pool_;
@@ -184,7 +190,13 @@ class Core {
   std::vector<PortId> links_named_;  // ports a message named, to check (PortState::link_dirty)
   bool link_woke_ = false;      // the engine woke for a link message
   std::vector<PortId> dirty_ports_;
-  std::vector<pollfd> pollfds_;
+  // The sleep's epoll set (poll_add/poll_del), what one wait returned, the
+  // ports it cannot cover, and the ports the last wake-up named.
+  static constexpr uint64_t kWakerKey = ~uint64_t(0), kLinkWatchKey = ~uint64_t(0) - 1;
+  int epfd_ = -1;
+  std::vector<epoll_event> ready_;
+  std::vector<PortId> unpolled_;
+  std::vector<PortId> woken_;
   Waker waker_;
 
   std::unique_ptr<EngineCounterBlock> engine_ctr_;

@@ -57,7 +57,7 @@ namespace vpc {
   X(packets, counter, "Frames received from all ports")                                \
   X(busy_ns, counter, "Nanoseconds spent in iterations that moved frames")             \
   X(idle_ns, counter, "Nanoseconds spent in iterations that moved nothing, sleep included") \
-  X(sleeps, counter, "Times the engine slept in poll(2)")                              \
+  X(sleeps, counter, "Times the engine slept (epoll_wait(2))")                         \
   X(commands, counter, "Control commands applied")                                     \
   X(events, counter, "Events delivered to the control plane")                          \
   X(events_dropped, counter, "Events lost because the event ring was full")            \
@@ -73,7 +73,7 @@ namespace vpc {
   X(link_checks, counter, "Port link checks (a kernel port's costs a few system calls)") \
   X(link_messages, counter, "Kernel link messages read (netlink RTM_NEWLINK/RTM_DELLINK); a port whose interface one names is checked at once") \
   X(link_messages_lost, counter, "Times kernel link messages were lost (netlink receive buffer full); every watched port was checked") \
-  X(iteration_max_ns, gauge, "Longest poll-loop iteration in the previous housekeeping period (idle_poll_ms), its sleep in poll(2) excluded")
+  X(iteration_max_ns, gauge, "Longest poll-loop iteration in the previous housekeeping period (idle_poll_ms), its sleep excluded")
 
 // Drop reasons, shared by ports and switches: a frame dropped after it was
 // mapped to a switch counts at both its ingress (or egress) port and there.

@@ -53,7 +53,7 @@ struct EngineOptions {
   uint32_t max_learned_vteps = kAutoLearnedVteps;
   bool busy_poll = false;        // true: never sleep (spin on every core it has)
   // Adaptive polling (when !busy_poll): after the last frame, keep polling for
-  // this long before sleeping in poll(2), so that a frame arriving within
+  // this long before sleeping (epoll_wait(2)), so that a frame arriving within
   // the window is seen without a wake-up (see docs/design/engine.md). 0:
   // sleep as soon as the rings are empty. An idle engine sleeps either way.
   uint32_t idle_spin_us = 200;   // 0..100000
@@ -177,10 +177,11 @@ class Engine {
   uint32_t next_housekeeping_ms_ = 0;
   uint32_t idle_iters_ = 0;
   uint64_t last_work_ns_ = 0;  // start of the last iteration that moved frames
-  uint64_t slept_ns_ = 0;      // time the current iteration spent in poll(2)
+  uint64_t slept_ns_ = 0;      // time the current iteration spent asleep (epoll_wait)
   uint64_t iter_max_ns_ = 0;   // longest iteration since housekeeping published it
   bool sleep_armed_ = false;
   bool quiet_wake_ = false;    // woke from a sleep and found no work since
+  bool woken_look_ = false;    // ... and looks only at the ports the wake-up named
   bool manual_clock_ = false;   // run_once_at() was used
   uint64_t manual_now_ns_ = 0;
 };

@@ -5,6 +5,8 @@
 #include "core/engine.h"
 
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -1312,6 +1314,75 @@ TEST_F(IdleEngineTest, AQuietWakeUpSleepsAgainAfterTwoLooks) {
   ASSERT_GE(wait_sleeps(20, 500), 20u);
   const uint64_t its = counter(EngineCounter::iterations) - it0, sleeps = counter(EngineCounter::sleeps) - sl0;
   EXPECT_LE(its, 3 * sleeps + 3) << its << " iterations for " << sleeps << " sleeps";
+}
+
+// A pipe port that counts the engine's looks (rx_burst calls) and, with
+// `fd`, has a descriptor of its own for the engine's sleep (an eventfd the
+// test makes ready with ring(); a look empties it), like a kernel backend.
+class LookedAt : public WrappedPipe {
+ public:
+  LookedAt(std::unique_ptr<Port> inner, bool fd)
+      : WrappedPipe(std::move(inner)), fd_(fd ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1) {}
+  ~LookedAt() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  const char* kind() const override { return "looked-at-pipe"; }
+  int poll_fd() const override { return fd_; }
+  uint16_t rx_burst(Pkt* pkts, uint16_t max) override {
+    looks.fetch_add(1, std::memory_order_relaxed);
+    uint64_t v;
+    if (fd_ >= 0 && read(fd_, &v, sizeof v) < 0) v = 0;
+    return inner_->rx_burst(pkts, max);
+  }
+  void ring() {
+    const uint64_t one = 1;
+    if (write(fd_, &one, sizeof one) < 0) ADD_FAILURE() << "eventfd write";
+  }
+  std::atomic<uint64_t> looks{0};
+
+ private:
+  int fd_;
+};
+
+// After a wake-up that brings nothing, the engine looks only at the ports
+// the wake-up named (epoll said their descriptor was ready) and at those
+// without a descriptor, not at every port: an idle switch with 300 taps
+// spent most of its idle CPU looking at 300 empty rings ten times a second.
+// A command (the waker, which does not say who rang) brings a look at every
+// port. Counted, not timed.
+TEST_F(IdleEngineTest, AQuietWakeUpLooksOnlyAtThePortsItNamed) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_poll_ms = 10;
+  make_engine(o);
+  SwitchId sw = create_switch(100);
+  std::vector<LookedAt*> fdp(10);
+  for (LookedAt*& p : fdp) add_wrapped(&p, sw, {}, {}, 256, true);
+  LookedAt* nofd = nullptr;
+  add_wrapped(&nofd, sw, {}, {}, 256, false);
+  engine().start();
+  ASSERT_GE(wait_sleeps(3, 200), 3u);  // asleep, past the spin window after the ports came
+  auto looks = [&] {
+    std::vector<uint64_t> v;
+    for (LookedAt* p : fdp) v.push_back(p->looks.load());
+    return v;
+  };
+  const std::vector<uint64_t> before = looks();
+  const uint64_t nofd_before = nofd->looks.load();
+  ASSERT_GE(wait_sleeps(20, 500), 20u);
+  EXPECT_EQ(looks(), before) << "quiet descriptors, quiet wake-ups: not looked at";
+  EXPECT_GE(nofd->looks.load() - nofd_before, 20u) << "a port without a descriptor: looked at after every wake-up";
+
+  fdp[3]->ring();
+  for (int i = 0; i < 200 && fdp[3]->looks.load() == before[3]; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GT(fdp[3]->looks.load(), before[3]) << "its descriptor woke the engine";
+  std::vector<uint64_t> now = looks();
+  now[3] = before[3];
+  EXPECT_EQ(now, before) << "the others were not looked at";
+
+  barrier();  // a command rings the waker
+  ASSERT_GE(wait_sleeps(2, 200), 2u);
+  const std::vector<uint64_t> after = looks();
+  for (size_t i = 0; i < fdp.size(); ++i) EXPECT_GT(after[i], before[i]) << "port " << i << ": the waker brings a full look";
 }
 
 // iteration_max_ns is the longest iteration of the last housekeeping

@@ -49,6 +49,7 @@ struct PortState {
   uint32_t watch_recheck_ms = 0;
   uint32_t link_checked_ms = 0;
   bool link_dirty = false;
+  bool polled = false;  // its poll_fd() is in the sleep's epoll set
   // Frames staged for transmission, flushed once per iteration (or when full).
   uint16_t txn = 0;
   bool tx_dirty = false;
