@@ -1294,6 +1294,10 @@ test('TSO super-frames to a remote VTEP are cut by the switch to the inner MTU: 
     const [gB] = h.gB;
     const tmp = tempDir(lab);
     try {
+      // up0 is host A's underlay (the switch's uplink), not a guest: a
+      // wire-like underlay, so that each VXLAN packet crosses on its own and
+      // tshark sees how the switch cut the super-frames. The guests keep
+      // their defaults (asserted below).
       run('ip', ['netns', 'exec', h.nsA, 'ethtool', '-K', 'up0', 'tso', 'off', 'gso', 'off', 'tx-udp-segmentation', 'off']);
       for (const [g, a] of [[gA, '2001:db8:65::1'], [gB, '2001:db8:65::2']] as const) {
         lab.ns(g.ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.eth0.disable_ipv6=0']);

@@ -34,7 +34,8 @@ Core::Core(const CoreOptions& o) : opts_(o), events_(o.event_ring) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kWakerKey;
-  epoll_ctl(epfd_, EPOLL_CTL_ADD, waker_.fd, &ev);
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, waker_.fd, &ev) < 0)
+    throw std::system_error(errno, std::generic_category(), "epoll_ctl (waker)");
   if (link_watch_.fd() >= 0) {
     ev.data.u64 = kLinkWatchKey;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, link_watch_.fd(), &ev);

@@ -6,8 +6,9 @@
 // Owns: the port table (PortState: backend, config, link state, staged tx
 // queue), the active and dirty port lists, the poll set, its waker and the
 // link watch (ports/link_watch.h), the pool and the engine thread's buffer
-// cache, the engine and port counter blocks, the event ring. (The ICMP too-big buckets are per switch:
-// bridge/state.h, TooBigBucket in core/state.h.)
+// cache, the engine and port counter blocks, the event ring. (The ICMP
+// too-big buckets are per switch: bridge/state.h, TooBigBucket in
+// core/state.h.)
 #pragma once
 
 #include <sys/epoll.h>
@@ -154,8 +155,6 @@ class Core {
   void tick_links(uint32_t period_ms) {
     if (link_woke_ || int32_t(now_ms_ - next_link_ms_) >= 0) [[unlikely]] link_slices(period_ms);
   }
-  // The link watch's namespace (0: no watch; every port is polled).
-  uint64_t link_watch_netns() const { return link_watch_.netns(); }
   // The buffer pool's gauges (housekeeping).
   void pool_gauges();
   // Frames staged on ports' tx queues.

@@ -18,12 +18,29 @@
 namespace vpc {
 
 namespace {
-// A link message is about 1.5 KB with its statistics; 64 KB takes a burst
-// of forty in one read.
+// One read takes one datagram, which holds one notification: a link
+// message is 1-2 KB, more with an interface's VF information; 64 KB holds
+// any (a longer one counts as lost: every watched port is checked).
 constexpr size_t kReadBytes = 64 * 1024;
 // The socket's receive buffer: room for a few hundred interfaces changing at
 // once before messages are lost (then every watched port is checked).
 constexpr int kRcvBuf = 1 << 20;
+
+// The int32 attribute `type` among the attributes in buf[from, end): 1 and
+// *v when found, 0 when absent, -1 when the attributes are malformed.
+int find_s32_attr(const uint8_t* buf, size_t from, size_t end, uint16_t type, int32_t* v) {
+  while (from + NLA_HDRLEN <= end) {
+    nlattr a;
+    std::memcpy(&a, buf + from, sizeof(a));
+    if (a.nla_len < NLA_HDRLEN || from + a.nla_len > end) return -1;
+    if ((a.nla_type & NLA_TYPE_MASK) == type && a.nla_len >= NLA_HDRLEN + sizeof(int32_t)) {
+      std::memcpy(v, buf + from + NLA_HDRLEN, sizeof(*v));
+      return 1;
+    }
+    from += NLA_ALIGN(a.nla_len);
+  }
+  return 0;
+}
 }  // namespace
 
 uint64_t socket_netns(int fd) {
@@ -48,20 +65,11 @@ bool parse_link_messages(const uint8_t* buf, size_t len, int nsid, std::vector<L
       if (ifi.ifi_index > 0) names->push_back(LinkName{nsid, ifi.ifi_index});
     } else if (h.nlmsg_type == RTM_DELNSID && nsid == LinkName::kOwnNamespace) {
       // rtgenmsg, then NETNSA_NSID: the id our namespace had for the one gone.
-      size_t a = off + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg));
-      const size_t end = off + h.nlmsg_len;
-      while (a + NLA_HDRLEN <= end) {
-        nlattr at;
-        std::memcpy(&at, buf + a, sizeof(at));
-        if (at.nla_len < NLA_HDRLEN || a + at.nla_len > end) return false;
-        if ((at.nla_type & NLA_TYPE_MASK) == NETNSA_NSID && at.nla_len >= NLA_HDRLEN + sizeof(int32_t)) {
-          int32_t id;
-          std::memcpy(&id, buf + a + NLA_HDRLEN, sizeof(id));
-          if (id >= 0) names->push_back(LinkName{id, 0});
-          break;
-        }
-        a += NLA_ALIGN(at.nla_len);
-      }
+      int32_t id = -1;
+      const int r = find_s32_attr(buf, off + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)), off + h.nlmsg_len,
+                                  NETNSA_NSID, &id);
+      if (r < 0) return false;
+      if (r > 0 && id >= 0) names->push_back(LinkName{id, 0});
     }
     const size_t step = NLMSG_ALIGN(h.nlmsg_len);
     if (step >= len - off) break;
@@ -136,17 +144,6 @@ ssize_t nl_transact(int nl, NlRequest& rq, uint8_t* out, size_t cap) {
   }
 }
 
-// The first attribute of `type` in a message whose attributes start at `off`.
-const nlattr* find_attr(const uint8_t* msg, size_t len, size_t off, uint16_t type) {
-  while (off + NLA_HDRLEN <= len) {
-    const nlattr* a = reinterpret_cast<const nlattr*>(msg + off);
-    if (a->nla_len < NLA_HDRLEN || off + a->nla_len > len) return nullptr;
-    if ((a->nla_type & NLA_TYPE_MASK) == type) return a;
-    off += NLA_ALIGN(a->nla_len);
-  }
-  return nullptr;
-}
-
 // 0 with *id (NETNSA_NSID_NOT_ASSIGNED when it has none), or -errno.
 int get_nsid(int nl, int nsfd, int32_t* id) {
   rtgenmsg g{};
@@ -157,9 +154,7 @@ int get_nsid(int nl, int nsfd, int32_t* id) {
   alignas(nlmsghdr) uint8_t out[512];
   ssize_t n = nl_transact(nl, rq, out, sizeof(out));
   if (n <= 0) return n < 0 ? int(n) : -EPROTO;
-  const nlattr* a = find_attr(out, size_t(n), NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)), NETNSA_NSID);
-  if (!a || a->nla_len < NLA_HDRLEN + sizeof(int32_t)) return -EPROTO;
-  std::memcpy(id, reinterpret_cast<const uint8_t*>(a) + NLA_HDRLEN, sizeof(*id));
+  if (find_s32_attr(out, NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)), size_t(n), NETNSA_NSID, id) <= 0) return -EPROTO;
   return 0;
 }
 

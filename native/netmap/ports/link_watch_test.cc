@@ -74,6 +74,12 @@ TEST(LinkWatch, ParsesLinkMessagesAndPassesOverTheRest) {
   got.clear();
   EXPECT_TRUE(parse_link_messages(d.data(), d.size(), N::kOwnNamespace, &got));
   EXPECT_EQ(got, (std::vector<N>{{5, 0}}));
+  // Its attribute claiming more than the message holds: malformed.
+  at.nla_len = 64;
+  std::memcpy(d.data() + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)), &at, sizeof(at));
+  got.clear();
+  EXPECT_FALSE(parse_link_messages(d.data(), d.size(), N::kOwnNamespace, &got));
+  EXPECT_TRUE(got.empty());
 
   // A length past the end, or shorter than a header: malformed, what came
   // before is kept.

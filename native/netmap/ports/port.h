@@ -50,7 +50,7 @@ class Port {
   // checks the port when a message names that interface, and otherwise only
   // every recheck_ms: what the check reads besides the link (an afpacket
   // port's kernel drop counters, its socket's error) comes no later than
-  // that. {0, 0}, the default: no such interface now (another kind of port,
+  // that. ifindex 0, the default: no such interface now (another kind of port,
   // an interface that is gone or being reopened), and the port is checked
   // on the usual round robin. Read on the engine thread after link_state().
   struct WatchKey {
