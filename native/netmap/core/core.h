@@ -146,8 +146,8 @@ class Core {
   // - the others round robin, up to kLinkChecksPerTick ports per
   //   housekeeping period (`period_ms`) in kLinkSlices slices spread over
   //   it; a port the link watch covers only as often as it asks
-  //   (Port::WatchKey::recheck_ms: 1 s for its kernel drop counters, 10 s
-  //   for a tap).
+  //   (Port::WatchKey::recheck_ms: 1 s for an AF_XDP port's kernel drop
+  //   counters, 10 s for an afpacket port or a tap).
   // Called every iteration; an engine that slept through slices catches up
   // on waking (at most one period's worth).
   static constexpr size_t kLinkChecksPerTick = 32;

@@ -368,12 +368,21 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
   const uint32_t max_frame = pool_->max_frame();
   const uint16_t headroom = pool_->headroom();
   uint16_t n = 0;
-  uint32_t seen = 0, queued = 0;
+  uint32_t seen = 0, queued = 0, losing = 0;
+  // A ring found full (the slot the kernel fills last is still ours) may
+  // have made the kernel drop frames: as with TP_STATUS_LOSING below, read
+  // its count after the burst.
+  const auto* first = reinterpret_cast<const tpacket2_hdr*>(rx_frame(rx_head_));
+  if (__atomic_load_n(&first->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) {
+    const auto* last = reinterpret_cast<const tpacket2_hdr*>(rx_frame(rx_head_ ? rx_head_ - 1 : rx_frames_ - 1));
+    if (__atomic_load_n(&last->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) losing = TP_STATUS_LOSING;
+  }
   while (n < max && seen < rx_frames_ && queued < kMaxBurst) {
     auto* h = reinterpret_cast<tpacket2_hdr*>(rx_frame(rx_head_));
     uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
     if (!(st & TP_STATUS_USER)) break;
     ++seen;
+    losing |= st;
     const auto* sll = reinterpret_cast<const sockaddr_ll*>(reinterpret_cast<uint8_t*>(h) + kSllOff);
     const bool tagged = (st & TP_STATUS_VLAN_VALID) != 0;
     const uint32_t snap = h->tp_snaplen;
@@ -391,7 +400,7 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
       rxq_[queued++] = RxQueued{n, big};
       pkts[n++] = Pkt{kNoId, 0, 0};
     } else if (snap < h->tp_len || snap < 12) {
-      status_->add(PortStatus::rx_too_big);  // cut without a queued copy (socket receive buffer full)
+      count_too_big();  // cut without a queued copy (socket receive buffer full)
     } else {
       OffloadMeta meta;
       const uint8_t* src = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
@@ -440,6 +449,14 @@ uint16_t AfPacketPort::rx_burst(Pkt* pkts, uint16_t max) {
     for (uint16_t i = 0; i < n; ++i)
       if (pkts[i].buf != kNoId) pkts[k++] = pkts[i];
     n = k;
+  }
+  // The kernel marks the frames it places after dropping some (the ring was
+  // full) until the drops are read: read them now, not at the next check
+  // (link_watch_key: every 10 s).
+  if (losing & TP_STATUS_LOSING) [[unlikely]] read_kernel_drops();
+  if (too_big_unexplained_) [[unlikely]] {  // at most once a second from here
+    const uint64_t now = mono_ms();
+    if (now - too_big_explained_ms_ >= 1000) explain_too_big();
   }
   if (n) {
     empty_polls_ = 0;
@@ -494,11 +511,11 @@ uint32_t AfPacketPort::rx_queued(Pkt* pkts, uint32_t n) {
     VnetVerdict vv = VnetVerdict::kInvalid;
     bool ok = false;
     if (int(k) >= got) {
-      status_->add(PortStatus::rx_too_big);  // the slot said a copy was queued, but none was there
+      count_too_big();  // the slot said a copy was queued, but none was there
     } else if (big == kNoId) {
       status_->add(PortStatus::rx_no_buffer);
     } else if ((m.msg_hdr.msg_flags & MSG_TRUNC) || r < kVnetHdrLen + 14) {
-      status_->add(PortStatus::rx_too_big);
+      count_too_big();
     } else if ((vv = vnet_read(pool_->data(big) + headroom + 4 - kVnetHdrLen, r - kVnetHdrLen, &meta)) ==
                VnetVerdict::kInvalid) {
       status_->add(PortStatus::rx_bad_vnet);
@@ -532,7 +549,7 @@ uint32_t AfPacketPort::rx_queued(Pkt* pkts, uint32_t n) {
     }
     if (len > 0xFFFF) {  // cannot be described (an IP packet is at most 64 KiB)
       cache_.free(big);
-      status_->add(PortStatus::rx_too_big);
+      count_too_big();
       p.buf = kNoId;
       ++failed;
       continue;
@@ -599,13 +616,30 @@ uint16_t AfPacketPort::tx_burst(Pkt* pkts, uint16_t n) {
 
 // Frames that could not be taken are dropped (never cut); lastError says why
 // they come, which the counter alone does not.
+void AfPacketPort::count_too_big() {
+  status_->add(PortStatus::rx_too_big);
+  too_big_unexplained_ = true;
+}
+
 void AfPacketPort::explain_too_big() {
+  too_big_unexplained_ = false;
+  too_big_explained_ms_ = mono_ms();
   const uint64_t n = status_->c[PortStatus::rx_too_big].load(std::memory_order_relaxed);
   if (n == too_big_seen_) return;
   too_big_seen_ = n;
   status_->set_error(std::to_string(n) + " frames were dropped on " + ifname_ +
                      " because they did not fit: a frame larger than a ring slot waits whole in the socket's receive "
                      "queue, which was full (the switch fell behind), or the frame is longer than 64 KiB + headers");
+}
+
+// PACKET_STATISTICS hands over the kernel's drop count and starts it again
+// from zero (and ends the TP_STATUS_LOSING marks).
+void AfPacketPort::read_kernel_drops() {
+  tpacket_stats ks{};
+  socklen_t l = sizeof(ks);
+  if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &ks, &l) == 0 && ks.tp_drops)
+    status_->add(PortStatus::rx_kernel_drops, ks.tp_drops);
+  explain_too_big();
 }
 
 // The kernel refuses to send a frame longer than the MTU plus the Ethernet
@@ -649,14 +683,10 @@ LinkState AfPacketPort::check_link() {
     reopen_off_thread(true);
     return LinkState::kDown;
   }
-  tpacket_stats ks{};
-  socklen_t l = sizeof(ks);
-  if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &ks, &l) == 0 && ks.tp_drops)
-    status_->add(PortStatus::rx_kernel_drops, ks.tp_drops);
-  explain_too_big();
+  read_kernel_drops();
   read_mtu();
   int e = 0;
-  l = sizeof(e);
+  socklen_t l = sizeof(e);
   getsockopt(fd_, SOL_SOCKET, SO_ERROR, &e, &l);
   unsigned fl = 0;
   if (if_flags(ctl_, ifname_, &fl) < 0) return LinkState::kDown;

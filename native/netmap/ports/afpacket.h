@@ -111,8 +111,11 @@ class AfPacketPort final : public Port {
   bool kernel_path(int tc_prog, int sock_prog, const std::string& why_not) override;
   int kernel_ifindex() const override { return kp_hooked_ ? ifindex_ : 0; }
   // The interface while the port holds it (not while it reopens).
+  // Rechecked every 10 s: the link, the MTU and a socket error come with
+  // link messages, and the kernel's drops are read as soon as a received
+  // frame says there were some (TP_STATUS_LOSING).
   WatchKey link_watch_key() const override {
-    return fd_ >= 0 && !reopen_.busy() ? WatchKey{netns_, ifindex_} : WatchKey{};
+    return fd_ >= 0 && !reopen_.busy() ? WatchKey{netns_, ifindex_, 10000} : WatchKey{};
   }
 
  private:
@@ -130,7 +133,9 @@ class AfPacketPort final : public Port {
   // Closes what the port holds and, with `reopen`, opens the interface
   // again, off the engine thread; check_link() adopts the result.
   void reopen_off_thread(bool reopen);
+  void count_too_big();    // rx_too_big, explained at the end of the burst
   void explain_too_big();  // lastError: why frames too long for a buffer arrive
+  void read_kernel_drops();  // PACKET_STATISTICS: rx_kernel_drops
   void kick();
   uint8_t* rx_frame(uint32_t i) const;
   uint8_t* tx_frame(uint32_t i) const;
@@ -173,7 +178,9 @@ class AfPacketPort final : public Port {
   uint32_t empty_polls_ = 0;
   uint64_t last_open_try_ms_ = 0;
   OffThread<AfPacketSocket> reopen_;  // closing and opening the sockets when the interface comes and goes
-  uint64_t too_big_seen_ = 0;  // rx_too_big when check_link last explained it
+  uint64_t too_big_seen_ = 0;  // rx_too_big when last explained
+  uint64_t too_big_explained_ms_ = 0;
+  bool too_big_unexplained_ = false;  // rx_too_big moved since explain_too_big()
   bool claimed_ = false;
   OffloadSaved offloads_;
 
