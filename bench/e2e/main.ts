@@ -19,6 +19,7 @@
 //   --no-latency     tcp: no request/response latency runs
 //   --note TEXT      tcp: a remark kept with the results (e.g. "machine busy")
 //   --taps N[,N]     idle: the numbers of idle tap ports to measure (default 0,30,300)
+//   --afpacket N[,N] idle: the numbers of idle AF_PACKET ports (on veths) to measure (default 300)
 //
 // Writes bench/results/e2e.json (raw figures, machine), e2e.md (tables) and
 // e2e.svg (chart); the tcp suite (tcp.ts) writes e2e-tcp.json and e2e-tcp.md,
@@ -113,10 +114,11 @@ interface Options {
   only?: Set<string>;
   placement: Placement;
   taps: number[];
+  afpacket: number[];
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { suites: [], seconds: 3, tcpSeconds: 5, jumbo: true, tcpLatency: true, rounds: 3, latencyRate: 20_000, placement: { genCpu: 1, sinkCpu: 1, switchCpu: 0, busyPoll: false }, taps: [0, 30, 300] };
+  const o: Options = { suites: [], seconds: 3, tcpSeconds: 5, jumbo: true, tcpLatency: true, rounds: 3, latencyRate: 20_000, placement: { genCpu: 1, sinkCpu: 1, switchCpu: 0, busyPoll: false }, taps: [0, 30, 300], afpacket: [300] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (): number => {
@@ -131,9 +133,11 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--rounds') o.rounds = Math.min(Math.round(num()), 5);
     else if (a === '--latency-rate') o.latencyRate = num();
     else if (a === '--only') o.only = new Set((argv[++i] ?? '').split(','));
-    else if (a === '--taps') {
-      o.taps = (argv[++i] ?? '').split(',').map(Number);
-      if (!o.taps.every((n) => Number.isInteger(n) && n >= 0 && n <= 1000)) throw new Error('--taps needs integers in 0..1000, comma-separated');
+    else if (a === '--taps' || a === '--afpacket') {
+      const v = (argv[++i] ?? '').split(',').filter((x) => x !== '').map(Number);
+      if (!v.every((n) => Number.isInteger(n) && n >= 0 && n <= 1000)) throw new Error(`${a} needs integers in 0..1000, comma-separated`);
+      if (a === '--taps') o.taps = v;
+      else o.afpacket = v;
     }
     else if (a === '--busy-poll') o.placement.busyPoll = true;
     else if (a === '--switch-cpu') {
@@ -147,7 +151,7 @@ function parseArgs(argv: string[]): Options {
       o.placement.idleSpinUs = v;
     }
     else if ([...PACKET_SUITES, 'tcp', 'vhost', 'idle', 'reopen'].includes(a)) o.suites.push(a);
-    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp, vhost, idle, reopen; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --switch-cpu, --idle-spin-us, --no-jumbo, --no-latency, --note, --taps)`);
+    else throw new Error(`unknown argument ${a} (suites: l2, vxlan, ports, frames, tcp, vhost, idle, reopen; options: --seconds, --rounds, --latency-rate, --only, --busy-poll, --switch-cpu, --idle-spin-us, --no-jumbo, --no-latency, --note, --taps, --afpacket)`);
   }
   if (o.suites.length === 0) o.suites = [...PACKET_SUITES];
   return o;
@@ -317,7 +321,7 @@ async function main(): Promise<void> {
 async function idle(o: Options): Promise<void> {
   const started = new Date();
   const m0 = machine();
-  const rows = await runIdle({ seconds: o.seconds, taps: o.taps, log });
+  const rows = await runIdle({ seconds: o.seconds, taps: o.taps, afpacket: o.afpacket, log });
   const result = { benchmark: 'e2e-idle', started: started.toISOString(), machine: m0, seconds_each: o.seconds, rows };
   fs.mkdirSync(RESULTS, { recursive: true });
   fs.writeFileSync(path.join(RESULTS, 'e2e-idle.json'), `${JSON.stringify(result, null, 2)}\n`);
