@@ -52,7 +52,7 @@ uint64_t socket_netns(int fd) {
   return ino;
 }
 
-bool parse_link_messages(const uint8_t* buf, size_t len, int nsid, std::vector<LinkName>* names) {
+bool parse_link_messages(const uint8_t* buf, size_t len, int nsid, std::vector<LinkName>* names, bool* ids_changed) {
   size_t off = 0;
   while (len - off >= sizeof(nlmsghdr)) {
     nlmsghdr h;
@@ -63,13 +63,16 @@ bool parse_link_messages(const uint8_t* buf, size_t len, int nsid, std::vector<L
       ifinfomsg ifi;
       std::memcpy(&ifi, buf + off + NLMSG_HDRLEN, sizeof(ifi));
       if (ifi.ifi_index > 0) names->push_back(LinkName{nsid, ifi.ifi_index});
-    } else if (h.nlmsg_type == RTM_DELNSID && nsid == LinkName::kOwnNamespace) {
-      // rtgenmsg, then NETNSA_NSID: the id our namespace had for the one gone.
-      int32_t id = -1;
-      const int r = find_s32_attr(buf, off + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)), off + h.nlmsg_len,
-                                  NETNSA_NSID, &id);
-      if (r < 0) return false;
-      if (r > 0 && id >= 0) names->push_back(LinkName{id, 0});
+    } else if (h.nlmsg_type == RTM_NEWNSID || h.nlmsg_type == RTM_DELNSID) {
+      if (ids_changed) *ids_changed = true;
+      if (h.nlmsg_type == RTM_DELNSID && nsid == LinkName::kOwnNamespace) {
+        // rtgenmsg, then NETNSA_NSID: the id our namespace had for the one gone.
+        int32_t id = -1;
+        const int r = find_s32_attr(buf, off + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtgenmsg)), off + h.nlmsg_len,
+                                    NETNSA_NSID, &id);
+        if (r < 0) return false;
+        if (r > 0 && id >= 0) names->push_back(LinkName{id, 0});
+      }
     }
     const size_t step = NLMSG_ALIGN(h.nlmsg_len);
     if (step >= len - off) break;
@@ -228,13 +231,30 @@ bool LinkWatch::open(std::string* err) {
   all_nsid_ = setsockopt(fd, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &on, sizeof(on)) == 0;
   fd_ = fd;
   netns_ = socket_netns(fd);
+  self_nsfd_ = ioctl(fd, SIOCGSKNS);  // the namespace itself, to ask for its id for itself
+  read_self_nsid();
   buf_.resize(kReadBytes);
   return true;
 }
 
+// A namespace can have an id for itself (`ip netns set NAME ID` run inside
+// it, naming it). Then its own messages come marked with that id, like
+// another namespace's; drain() turns it back into kOwnNamespace.
+void LinkWatch::read_self_nsid() {
+  self_nsid_ = -1;
+  if (self_nsfd_ < 0) return;
+  const int nl = rtnl_socket();
+  if (nl < 0) return;
+  int32_t id = NETNSA_NSID_NOT_ASSIGNED;
+  if (get_nsid(nl, self_nsfd_, &id) == 0 && id >= 0) self_nsid_ = id;
+  ::close(nl);
+}
+
 void LinkWatch::close() {
   if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  if (self_nsfd_ >= 0) ::close(self_nsfd_);
+  fd_ = self_nsfd_ = -1;
+  self_nsid_ = -1;
   netns_ = 0;
   all_nsid_ = false;
 }
@@ -265,7 +285,11 @@ bool LinkWatch::drain(std::vector<LinkName>* names) {
     for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
       if (c->cmsg_level == SOL_NETLINK && c->cmsg_type == NETLINK_LISTEN_ALL_NSID && c->cmsg_len >= CMSG_LEN(sizeof(int)))
         std::memcpy(&nsid, CMSG_DATA(c), sizeof(int));
-    if ((m.msg_flags & MSG_TRUNC) || !parse_link_messages(buf_.data(), size_t(n), nsid, names)) whole = false;
+    if (nsid >= 0 && nsid == self_nsid_) nsid = LinkName::kOwnNamespace;
+    bool ids_changed = false;
+    if ((m.msg_flags & MSG_TRUNC) || !parse_link_messages(buf_.data(), size_t(n), nsid, names, &ids_changed)) whole = false;
+    // Before the next message, which may already carry a new id of ours.
+    if (ids_changed) read_self_nsid();
   }
 }
 

@@ -9,7 +9,8 @@
 // has an id for (RTM_NEWNSID: a tap the switch followed into a container's
 // namespace), each marked with that id, and RTM_DELNSID when such a
 // namespace goes (its interfaces go with it, and their own messages no
-// longer reach us). drain() reads what came, without blocking, and names
+// longer reach us). If our namespace has an id for itself, our own messages
+// carry it too; drain() names them as our own. drain() reads what came, without blocking, and names
 // the interfaces by namespace id and index; the engine then checks the
 // ports on those interfaces (core/core.cc, Core::link_slices). A port says
 // which interface that is with Port::link_watch_key(); one without (gone,
@@ -58,8 +59,11 @@ class LinkWatch {
   bool drain(std::vector<LinkName>* names);
 
  private:
+  void read_self_nsid();
   int fd_ = -1;
   uint64_t netns_ = 0;
+  int self_nsfd_ = -1;  // the watch's namespace
+  int self_nsid_ = -1;  // its id for itself, -1: none (read_self_nsid)
   bool all_nsid_ = false;
   std::vector<uint8_t> buf_;
 };
@@ -87,6 +91,9 @@ int link_get_by_nsid(int nl, int nsid, const std::string& name, unsigned* flags,
 // `nsid` (LinkName::kOwnNamespace: the socket's own): appends the interface
 // of every RTM_NEWLINK and RTM_DELLINK, and {id, 0} for every RTM_DELNSID.
 // Returns false on a malformed buffer (what came before the fault is kept).
-bool parse_link_messages(const uint8_t* buf, size_t len, int nsid, std::vector<LinkName>* names);
+// With ids_changed, sets it when a message says a namespace id was assigned
+// or removed (RTM_NEWNSID, RTM_DELNSID).
+bool parse_link_messages(const uint8_t* buf, size_t len, int nsid, std::vector<LinkName>* names,
+                         bool* ids_changed = nullptr);
 
 }  // namespace vpc

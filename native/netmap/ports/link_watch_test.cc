@@ -10,6 +10,7 @@
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <unistd.h>
 
@@ -121,6 +122,72 @@ TEST(LinkWatch, NamesTheInterfaceThatChanged) {
     EXPECT_TRUE(w.drain(&got));
     const LinkName lo{LinkName::kOwnNamespace, if_index(ctl, "lo")};
     EXPECT_NE(std::find(got.begin(), got.end(), lo), got.end()) << "lo came up";
+    close(ctl);
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// A namespace with an id for itself (`ip netns set` naming it from inside)
+// gets its own messages marked with that id. The watch still names them as
+// its own, whether the id came before it opened or while it listened, and
+// so does an RTM_DELNSID it marks so (a container's namespace going).
+TEST(LinkWatch, OwnMessagesAreOwnWhenTheNamespaceHasAnIdForItself) {
+  std::string skip = in_own_netns([] {
+    int ctl = ctl_socket();
+    ASSERT_EQ(system("ip link add vtself type veth peer name vtselfp"), 0);
+    const int idx = if_index(ctl, "vtself");
+    const LinkName own{LinkName::kOwnNamespace, idx};
+    LinkWatch w;
+    std::string err;
+    ASSERT_TRUE(w.open(&err)) << err;
+    std::vector<LinkName> got;
+    w.drain(&got);
+
+    // The id comes while the watch listens.
+    const int nl = rtnl_socket();
+    ASSERT_GE(nl, 0);
+    const int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(self, 0);
+    const int id = netns_id(nl, self);
+    ASSERT_GE(id, 0) << strerror(-id);
+    ASSERT_EQ(if_set_flags(ctl, "vtself", IFF_UP, 0), 0);
+    got.clear();
+    EXPECT_TRUE(w.drain(&got));
+    EXPECT_NE(std::find(got.begin(), got.end(), own), got.end()) << "came up, named as ours";
+    EXPECT_EQ(std::find(got.begin(), got.end(), LinkName{id, idx}), got.end()) << "not as namespace " << id;
+
+    // A watch opened after the id was given.
+    LinkWatch w2;
+    ASSERT_TRUE(w2.open(&err)) << err;
+    ASSERT_EQ(if_set_flags(ctl, "vtself", 0, IFF_UP), 0);
+    got.clear();
+    EXPECT_TRUE(w2.drain(&got));
+    EXPECT_NE(std::find(got.begin(), got.end(), own), got.end()) << "went down, named as ours";
+
+    // A container's namespace with an id here goes: its RTM_DELNSID, marked
+    // with our own id, still names it.
+    {
+      ContainerNetns c;
+      ASSERT_TRUE(c.ok());
+      const std::string path = "/proc/" + c.id() + "/ns/net";
+      const int cfd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      ASSERT_GE(cfd, 0);
+      const int cid = netns_id(nl, cfd);
+      close(cfd);
+      ASSERT_GE(cid, 0);
+      w2.drain(&got);
+      got.clear();
+      c.end();
+      bool gone = false;
+      for (int i = 0; i < 200 && !gone; ++i) {
+        w2.drain(&got);
+        gone = std::find(got.begin(), got.end(), LinkName{cid, 0}) != got.end();
+        if (!gone) usleep(10000);
+      }
+      EXPECT_TRUE(gone) << "the container's namespace went unnoticed";
+    }
+    close(self);
+    close(nl);
     close(ctl);
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
