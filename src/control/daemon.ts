@@ -145,6 +145,9 @@ export class Daemon {
     this.events = new EventLogger(log);
     dp.on('event', (e) => this.events?.event(e));
     dp.start();
+    if (dp.stats().engine.link_watch === 0) {
+      log.warn('the engine cannot follow the kernel\'s link messages (netlink refused): every port is checked in turn, so a link change is seen up to a second late with many ports (metric vpc_engine_link_watch)');
+    }
     this.controller = new Controller(dp, store, log, engine);
     // The EVPN speaker follows every applied change (src/control/evpn).
     const evpn = new EvpnService({ dp, stateDir: path.resolve(opts.stateDir), log, onMoveConverged: (phase, s) => this.moveConverged?.(phase, s) });

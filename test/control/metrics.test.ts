@@ -61,6 +61,8 @@ describe('metrics', () => {
       for (const d of schema.drop) assert.match(text, new RegExp(`^vpc_port_drops_total\\{switch="a,b",port="t",reason="${d.name}"\\} 0$`, 'm'), d.name);
       assert.match(text, /^# TYPE vpc_switch_fdb_entries gauge$/m);
       assert.match(text, /^# TYPE vpc_engine_iteration_max_seconds gauge$/m); // a stall, not a running total
+      // The engine follows link messages here (root: in every namespace with an id; else its own).
+      assert.match(text, process.getuid?.() === 0 ? /^vpc_engine_link_watch 2$/m : /^vpc_engine_link_watch [12]$/m);
       assert.match(text, /^vpc_state_generation 3$/m);
       assert.match(text, /^process_cpu_seconds_total /m);
       assert.match(text, /^nodejs_eventloop_lag_seconds /m);

@@ -29,6 +29,7 @@ Core::Core(const CoreOptions& o) : opts_(o), events_(o.event_ring) {
   // Without it (netlink refused) every port is polled, as before the watch.
   std::string why;
   link_watch_.open(&why);
+  engine_ctr_->set(EngineCounter::link_watch, link_watch_.fd() < 0 ? 0 : link_watch_.all_namespaces() ? 2 : 1);
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   epoll_event ev{};

@@ -73,6 +73,7 @@ namespace vpc {
   X(link_checks, counter, "Port link checks (a kernel port's costs a few system calls)") \
   X(link_messages, counter, "Kernel link messages read (netlink RTM_NEWLINK/RTM_DELLINK); a port whose interface one names is checked at once") \
   X(link_messages_lost, counter, "Times kernel link messages were lost (netlink receive buffer full); every watched port was checked") \
+  X(link_watch, gauge, "Kernel link messages followed: 2 in the switch's namespace and those it has an id for, 1 in its own only, 0 none (netlink refused; every port is checked in turn)") \
   X(iteration_max_ns, gauge, "Longest poll-loop iteration in the previous housekeeping period (idle_poll_ms), its sleep excluded")
 
 // Drop reasons, shared by ports and switches: a frame dropped after it was

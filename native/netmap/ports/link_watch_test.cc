@@ -238,6 +238,7 @@ TEST(LinkWatch, EngineChecksTheNamedPortAtTheNextSliceAndTheOthersRarely) {
     LinkWatchEngine h;
     h.start();
     ASSERT_EQ(h.downs(), 0u) << "every tap up";
+    EXPECT_EQ(h.counter(EngineCounter::link_watch), 2u) << "listening here and in namespaces with an id";
 
     // Quiet: a watched tap is checked every 10 s (WatchKey::recheck_ms), not
     // on the round robin's turn (8 checks every 25 ms: 3,520 in 11 s).
