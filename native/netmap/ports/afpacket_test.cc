@@ -13,12 +13,25 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <tuple>
 
 #include "ports/afpacket.h"
 #include "ports/test_netns.h"
 
 namespace vpc {
 namespace {
+
+// The port's interface vtafa and its peer vtafb, both up.
+bool make_veth() {
+  return system("ip link add vtafa type veth peer name vtafb && ip link set vtafa up && ip link set vtafb up") == 0;
+}
+
+std::shared_ptr<BufferPool> small_pool() {
+  BufferPoolOptions po;
+  po.count = 4096;
+  po.hugepages = false;
+  return BufferPool::create(po);
+}
 
 // A raw socket on `ifname` that sends `n` 64-byte broadcast frames.
 uint32_t send_frames(const char* ifname, uint32_t n) {
@@ -54,11 +67,8 @@ uint32_t drain(Port& port, BufferCache& cache) {
 // a watched port (no check is made here at all).
 TEST(AfPacket, KernelDropsAreCountedWhenTheFullRingIsReadNotAtTheNextCheck) {
   std::string skip = in_own_netns([&] {
-    ASSERT_EQ(system("ip link add vtafa type veth peer name vtafb && ip link set vtafa up && ip link set vtafb up"), 0);
-    BufferPoolOptions po;
-    po.count = 4096;
-    po.hugepages = false;
-    auto pool = BufferPool::create(po);
+    ASSERT_TRUE(make_veth());
+    auto pool = small_pool();
     auto st = std::make_shared<PortStatus>();
     KernelPortOptions o;
     o.rx_ring = 64;
@@ -91,6 +101,29 @@ TEST(AfPacket, KernelDropsAreCountedWhenTheFullRingIsReadNotAtTheNextCheck) {
     EXPECT_EQ(got2 + st->c[PortStatus::rx_kernel_drops].load() - before - drops, 300u);
     cache.flush();
     port->detach();
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// A guest's port opens rings of 512 slots each way (2 x 1 MiB), an uplink
+// 2,048 (it carries every tunnel); rxRing and txRing set them.
+TEST(AfPacket, DefaultRingsAreSmallForGuestsAndLargerForTheUplink) {
+  std::string skip = in_own_netns([&] {
+    ASSERT_TRUE(make_veth());
+    auto pool = small_pool();
+    for (const auto& [underlay, rx, tx, want_rx, want_tx] :
+         {std::tuple{false, 0u, 0u, 512u, 512u}, {true, 0u, 0u, 2048u, 2048u}, {false, 4096u, 256u, 4096u, 256u}}) {
+      auto st = std::make_shared<PortStatus>();
+      KernelPortOptions o;
+      o.underlay = underlay;
+      o.rx_ring = rx;
+      o.tx_ring = tx;
+      auto port = AfPacketPort::open("vtafa", o, pool, st);
+      EXPECT_EQ(st->rx_ring, want_rx) << "underlay " << underlay;
+      EXPECT_EQ(st->tx_ring, want_tx) << "underlay " << underlay;
+      EXPECT_EQ(st->frame_size, 2048u);
+      port->detach();
+    }
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
