@@ -646,7 +646,6 @@ void AfPacketPort::read_kernel_drops() {
   socklen_t l = sizeof(ks);
   if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &ks, &l) == 0 && ks.tp_drops)
     status_->add(PortStatus::rx_kernel_drops, ks.tp_drops);
-  explain_too_big();
 }
 
 // The kernel refuses to send a frame longer than the MTU plus the Ethernet
@@ -691,6 +690,7 @@ LinkState AfPacketPort::check_link() {
     return LinkState::kDown;
   }
   read_kernel_drops();
+  explain_too_big();
   read_mtu();
   int e = 0;
   socklen_t l = sizeof(e);

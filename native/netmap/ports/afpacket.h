@@ -112,8 +112,8 @@ class AfPacketPort final : public Port {
   int kernel_ifindex() const override { return kp_hooked_ ? ifindex_ : 0; }
   // The interface while the port holds it (not while it reopens).
   // Rechecked every 10 s: the link, the MTU and a socket error come with
-  // link messages, and the kernel's drops are read as soon as a received
-  // frame says there were some (TP_STATUS_LOSING).
+  // link messages, and the kernel's drops are read as soon as a burst finds
+  // the ring full or a frame says there were some (TP_STATUS_LOSING).
   WatchKey link_watch_key() const override {
     return fd_ >= 0 && !reopen_.busy() ? WatchKey{netns_, ifindex_, 10000} : WatchKey{};
   }
