@@ -138,7 +138,7 @@ export interface PortSpec {
   socket?: string; // vhostuser: required, the unix socket's absolute path (at most 107 bytes)
   mode?: 'server' | 'client'; // vhostuser: server = vpcd listens on `socket`; client = the hypervisor does and vpcd connects, every second until it answers (default 'server')
   queue?: number; // afxdp: the first queue (alone unless `queues` says more); netmap: this one ring pair; 0..1023
-  rxRing?: number; // frames/slots in the receive ring, power of two 64..65536 (default: backend's, afpacket 512, an afpacket uplink 2048)
+  rxRing?: number; // frames/slots in the receive ring, power of two 64..65536 (default: backend's, afpacket 2048)
   txRing?: number; // same for transmit
   burst?: number; // most frames taken per receive call, 1..256 (default: the dataplane's burst)
   queues?: number; // vhostuser: 1..16 queue pairs offered (MQ when > 1; default 1); tap: 1..16 queues (IFF_MULTI_QUEUE when > 1; default 1); afxdp: 1..16 queues from `queue` (default: every rx queue, at most 16; one with `queue`)

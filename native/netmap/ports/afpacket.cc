@@ -22,13 +22,11 @@
 namespace vpc {
 
 namespace {
-// Frames per ring, each way. A slot holds a 2 KiB frame (a super-frame's
-// first bytes, the rest waits on the socket), so a guest's port costs
-// 2 x 1 MiB of kernel memory and an uplink, which carries every tunnel,
-// 2 x 4 MiB. 2,048 for guests' ports before 2026-12-06: 8 MiB a port, with
-// no gain measured (docs/ports.md, "Memory per port").
-constexpr uint32_t kDefaultRing = 512;
-constexpr uint32_t kDefaultUplinkRing = 2048;
+// Frames per ring, each way: 2 x 4 MiB of kernel memory a port (2 KiB
+// slots). The receive ring absorbs a guest's bursts while the engine wakes
+// or learns: with 512 slots, a burst of 1,000 new MACs into a sleeping
+// engine lost about 17% of its frames (the EVPN tests, 2026-12-06).
+constexpr uint32_t kDefaultRing = 2048;
 constexpr uint32_t kBlockSize = 1u << 16;
 // Where a slot's frame data starts on transmit (TPACKET_V2 without
 // PACKET_TX_HAS_OFF): right after the aligned header.
@@ -74,9 +72,8 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
   if (if_hwaddr(p->ctl_, ifname, &p->mac_) < 0) p->mac_ = 0;  // then the configured MAC is used
 
   PortStatus& st = *p->status_;
-  const uint32_t ring = opts.underlay ? kDefaultUplinkRing : kDefaultRing;
-  st.rx_ring = opts.rx_ring ? opts.rx_ring : ring;
-  st.tx_ring = opts.tx_ring ? opts.tx_ring : ring;
+  st.rx_ring = opts.rx_ring ? opts.rx_ring : kDefaultRing;
+  st.tx_ring = opts.tx_ring ? opts.tx_ring : kDefaultRing;
   p->burst_ = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
   st.burst = p->burst_;
   st.queues = 1;
