@@ -25,7 +25,7 @@ namespace {
 // Frames per ring, each way: 2 x 4 MiB of kernel memory a port (2 KiB
 // slots). The receive ring absorbs a guest's bursts while the engine wakes
 // or learns: with 512 slots, a burst of 1,000 new MACs into a sleeping
-// engine lost about 17% of its frames (the EVPN tests, 2026-12-06).
+// engine lost up to half of its frames (the EVPN tests, 2026-12-06).
 constexpr uint32_t kDefaultRing = 2048;
 constexpr uint32_t kBlockSize = 1u << 16;
 // Where a slot's frame data starts on transmit (TPACKET_V2 without

@@ -107,7 +107,7 @@ TEST(AfPacket, KernelDropsAreCountedWhenTheFullRingIsReadNotAtTheNextCheck) {
 
 // A port opens rings of 2,048 slots each way unless told otherwise: the
 // receive ring absorbs a guest's bursts (with 512 slots, a 1,000-frame
-// burst into a sleeping engine lost about 17%); rxRing and txRing set them.
+// burst into a sleeping engine lost up to half); rxRing and txRing set them.
 TEST(AfPacket, DefaultRingsHold2048SlotsEachWayUnlessAsked) {
   std::string skip = in_own_netns([&] {
     ASSERT_TRUE(make_veth());
