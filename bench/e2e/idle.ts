@@ -4,7 +4,8 @@
 // (both ends up, in the same namespace). Either way the namespace is the
 // row's own, with IPv6 off, so nothing wakes the engine but its own
 // housekeeping and its link checks (link_checks_per_s: the engine's
-// link_checks counter over the same window). The engine's CPU time is the
+// link_checks counter from just before the CPU measurement to just after
+// it, half a second of settling included, per second of that stretch). The engine's CPU time is the
 // scheduler's (SwitchHost.idleCpu). The switch process's resident memory is
 // read once the ports are up: what each port costs, from the difference
 // between rows (the pool itself is in every row).
