@@ -13,7 +13,9 @@
 //   --only ID[,ID]   only these systems (ids as in the tables)
 //   --busy-poll      this switch's engine spins instead of sleeping when idle
 //   --switch-cpu N   the CPU of this switch's engine and OVS's PMD (default 0;
-//                    1 puts it beside the generator and sink, which run on CPU 1)
+//                    1 puts it beside the generator and sink, which run on CPU 1;
+//                    any: the engine is not pinned, as vpcd runs it by default,
+//                    and OVS's PMD stays on CPU 0)
 //   --idle-spin-us N this switch's adaptive polling window (default: the engine's, 200)
 //   --no-jumbo       tcp: no MTU 9000 runs
 //   --no-latency     tcp: no request/response latency runs
@@ -36,7 +38,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ovsVersion } from './ovs';
-import { Missing, PORT_BACKENDS, type Placement, SUITES, type SystemDef, type SystemRun, toolsMissing } from './systems';
+import { Missing, PORT_BACKENDS, type Placement, SUITES, type SystemDef, type SystemRun, cpuText, toolsMissing } from './systems';
 import { type TcpReport, compare, runTcp, tcpToolsMissing } from './tcp';
 import { type VhostReport, renderVhostMarkdown, runVhost, vhostCompare, vhostMissing } from './vhost';
 import { runIdle } from './idle';
@@ -141,8 +143,9 @@ function parseArgs(argv: string[]): Options {
     }
     else if (a === '--busy-poll') o.placement.busyPoll = true;
     else if (a === '--switch-cpu') {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 0 || v >= os.cpus().length) throw new Error(`--switch-cpu needs a CPU number in 0..${os.cpus().length - 1}`);
+      const a = argv[++i];
+      const v = a === 'any' ? -1 : Number(a);
+      if (!Number.isInteger(v) || v < -1 || v >= os.cpus().length) throw new Error(`--switch-cpu needs a CPU number in 0..${os.cpus().length - 1}, or any`);
       o.placement.switchCpu = v;
     }
     else if (a === '--idle-spin-us') {
@@ -344,7 +347,7 @@ async function reopen(o: Options): Promise<void> {
 async function vhost(o: Options): Promise<void> {
   const started = new Date();
   const m0 = machine();
-  log(`e2e vhost: ${o.seconds} s per round, ${o.rounds} rounds per case; testpmd on CPU ${o.placement.genCpu}, the switch on CPU ${o.placement.switchCpu}`);
+  log(`e2e vhost: ${o.seconds} s per round, ${o.rounds} rounds per case; testpmd on CPU ${o.placement.genCpu}, the switch ${cpuText(o.placement.switchCpu)}`);
   const r = await runVhost({ seconds: o.seconds, rounds: o.rounds, only: o.only, placement: o.placement, log });
   const result: VhostReport = {
     benchmark: 'e2e-vhost',
@@ -419,7 +422,7 @@ async function packets(o: Options): Promise<void> {
   const m0 = machine();
   const suites: SuiteResult[] = [];
   const keep = (d: SystemDef): boolean => !o.only || o.only.has(d.id);
-  log(`e2e: suites ${o.suites.join(', ')}; ${o.seconds} s per throughput run, best of ${o.rounds}; latency at ${o.latencyRate} frames/s; generator+sink on CPU ${o.placement.genCpu}, switch on CPU ${o.placement.switchCpu}`);
+  log(`e2e: suites ${o.suites.join(', ')}; ${o.seconds} s per throughput run, best of ${o.rounds}; latency at ${o.latencyRate} frames/s; generator+sink on CPU ${o.placement.genCpu}, switch ${cpuText(o.placement.switchCpu)}`);
   for (const s of o.suites) {
     if (s === 'l2' || s === 'vxlan') {
       const def = SUITES[s]!;

@@ -2,6 +2,7 @@
 // The chart is plain SVG written here: no charting library.
 
 import type { SuiteResult, SystemResult } from './main';
+import { cpuText } from './systems';
 import { COLLAPSE, TCP_REFERENCE, type TcpGroup, type TcpReport } from './tcp';
 
 const PATH_LABEL: Record<TcpGroup, string> = { local: 'local', vxlan: 'VXLAN', vxwire: 'VXLAN, wire-like underlay' };
@@ -123,7 +124,7 @@ export function renderMarkdown(r: Results): string {
     `Run ${r.started} on ${String(m.cpus)}x ${String(m.cpu)}, ${String(m.kernel)}, ${String(m.distro)}, ${String(m.ovs)}, commit ${String(m.commit)}; load average at start ${JSON.stringify(m.loadAverage)}.` +
       (r.partial ? ` Partial run: ${r.partial}.` : ''),
     `Best of ${r.method.rounds} runs of ${r.method.throughputSeconds} s at the maximum offered rate; latency from timestamped probes at ${r.method.latencyRate} frames/s. ` +
-      `Generator and sink on CPU ${r.method.placement.genCpu}, the switch (this one's engine, OVS's PMD) on CPU ${r.method.placement.switchCpu}. ` +
+      `Generator and sink on CPU ${r.method.placement.genCpu}, ${r.method.placement.switchCpu >= 0 ? `the switch (this one's engine, OVS's PMD) ${cpuText(r.method.placement.switchCpu)}` : `this switch's engine ${cpuText(-1)}`}. ` +
       'Mpps = distinct frames delivered per second; Gbit/s counts each frame with its 4-byte FCS. See docs/benchmarks.md.',
     '',
   ];

@@ -22,9 +22,25 @@ export class Missing extends Error {}
 export interface Placement {
   genCpu: number;
   sinkCpu: number;
-  switchCpu: number; // this switch's engine thread and OVS's PMD thread
+  switchCpu: number; // this switch's engine thread and OVS's PMD thread; -1: the engine is not pinned (vpcd's default)
   busyPoll: boolean;
   idleSpinUs?: number; // this switch's adaptive polling window; undefined: its default
+}
+
+// The CPU of OVS's PMD thread and of testpmd's forwarding lcore, which are
+// always pinned: switchCpu, or CPU 0 while this switch's engine is not.
+export function pmdCpu(p: Placement): number {
+  return p.switchCpu >= 0 ? p.switchCpu : 0;
+}
+
+// Where the switch side ran, for a run's heading ("the switch on CPU 0").
+export function cpuText(switchCpu: number): string {
+  return switchCpu >= 0 ? `on CPU ${switchCpu}` : "not pinned (vpcd's default; OVS's PMD and testpmd on CPU 0)";
+}
+
+// Where this switch's engine ran, for a row's "what ran".
+export function enginePlacement(p: Placement): string {
+  return p.switchCpu >= 0 ? `engine pinned to CPU ${p.switchCpu}` : "engine not pinned (vpcd's default)";
 }
 
 // A guest: an interface in its own namespace, as a container's would be.
@@ -208,7 +224,7 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'
         ],
       });
       const kp = type === 'afpacket' ? `, kernel path ${engineOnly ? 'off' : 'on'}` : '';
-      return guestRun(g, s, `${type} ports on veth, engine pinned to CPU ${p.switchCpu}, busyPoll ${p.busyPoll}${kp}`, h);
+      return guestRun(g, s, `${type} ports on veth, ${enginePlacement(p)}, busyPoll ${p.busyPoll}${kp}`, h);
     },
   };
 }
@@ -278,7 +294,7 @@ function ovsL2(portType: 'afxdp' | 'system', tso = false): SystemDef {
       const b = t.netns('b');
       t.veth(g, 'g0', b, 'bg');
       t.veth(s, 's0', b, 'bs');
-      const o = await Ovs.start(t, b, 'l2', `0x${(1 << p.switchCpu).toString(16)}`, tso ? { 'userspace-tso-enable': 'true' } : {});
+      const o = await Ovs.start(t, b, 'l2', `0x${(1 << pmdCpu(p)).toString(16)}`, tso ? { 'userspace-tso-enable': 'true' } : {});
       o.vsctl(['add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev']);
       const used: string[] = [];
       for (const dev of ['bg', 'bs']) {
@@ -295,7 +311,7 @@ function ovsL2(portType: 'afxdp' | 'system', tso = false): SystemDef {
       const xdp = o.logLines().filter((l) => /xdp|XDP/.test(l) && /mode|copy/i.test(l)).map((l) => l.replace(/^.*\|\s*/, ''));
       if (xdp.length) used.push(`OVS log: ${[...new Set(xdp)].slice(0, 4).join('; ')}`);
       if (tso) used.push(`userspace-tso-enable=true; OVS log: ${o.logLines().filter((l) => /tso|TSO/.test(l)).map((l) => l.replace(/^.*\|\s*/, '')).slice(0, 2).join('; ') || 'nothing about TSO'}`);
-      return guestRun(g, s, `${(trySh('ovs-vswitchd', ['--version']).out.split('\n')[0] ?? '').trim()}, datapath_type=netdev, NORMAL action, PMD mask ${(1 << p.switchCpu).toString(16)}; ${used.join('; ')}`);
+      return guestRun(g, s, `${(trySh('ovs-vswitchd', ['--version']).out.split('\n')[0] ?? '').trim()}, datapath_type=netdev, NORMAL action, PMD mask ${(1 << pmdCpu(p)).toString(16)}; ${used.join('; ')}`);
     },
   };
 }
@@ -330,7 +346,7 @@ async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestD
   }
   const why = ovsMissing();
   if (why) throw new Missing(why);
-  const o = await Ovs.start(t, host, host.slice(-2), `0x${(1 << p.switchCpu).toString(16)}`);
+  const o = await Ovs.start(t, host, host.slice(-2), `0x${(1 << pmdCpu(p)).toString(16)}`);
   // The usual userspace-tunnel layout: br-phy owns the underlay port and the
   // VTEP address (on its internal port), br-int the guest and vxlan ports.
   o.vsctl(['add-br', 'br-phy', '--', 'set', 'bridge', 'br-phy', 'datapath_type=netdev']);

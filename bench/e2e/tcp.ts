@@ -24,7 +24,7 @@ import { type ChildProcess, execFile } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { type Guest, Missing, type Placement, SUITES, type SystemDef, type SystemRun, TCP_ONLY } from './systems';
+import { type Guest, Missing, type Placement, SUITES, type SystemDef, type SystemRun, TCP_ONLY, cpuText } from './systems';
 import type { RrResult } from './tcp-rr';
 import { Topo, median, sleep, trySh, which } from './topo';
 
@@ -433,7 +433,7 @@ export function compare(systems: TcpSystem[]): void {
 export async function runTcp(o: TcpOptions): Promise<TcpResult> {
   const groups: Array<[TcpGroup, string[]]> = [['local', TCP_LOCAL], ['vxlan', TCP_VXLAN], ['vxwire', TCP_VXWIRE]];
   const systems: TcpSystem[] = [];
-  o.log(`tcp: ${o.rounds} interleaved rounds of iperf3 ${o.seconds} s per run, 1 and 4 streams at MTU 1500${o.jumbo ? ', 1 stream at the jumbo MTU' : ''}${o.latency ? ', TCP request/response latency' : ''}; guests keep the kernel's default offloads; switch on CPU ${o.placement.switchCpu}, iperf3 not pinned`);
+  o.log(`tcp: ${o.rounds} interleaved rounds of iperf3 ${o.seconds} s per run, 1 and 4 streams at MTU 1500${o.jumbo ? ', 1 stream at the jumbo MTU' : ''}${o.latency ? ', TCP request/response latency' : ''}; guests keep the kernel's default offloads; switch ${cpuText(o.placement.switchCpu)}, iperf3 not pinned`);
   for (const [group, ids] of groups) {
     for (const id of ids) {
       if (o.only && !o.only.has(id)) continue;

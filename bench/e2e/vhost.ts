@@ -32,7 +32,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Ovs, ovsMissing } from './ovs';
-import { Missing, type Placement, SwitchHost } from './systems';
+import { Missing, type Placement, SwitchHost, cpuText, enginePlacement, pmdCpu } from './systems';
 import { Testpmd, testpmdMissing } from './testpmd';
 import { Topo, median, sleep, trySh } from './topo';
 
@@ -127,7 +127,7 @@ const ours: VhostSystemDef = {
       ] as never,
     });
     return {
-      used: `this switch: engine pinned to CPU ${p.switchCpu}, busyPoll ${p.busyPoll}; two vhostuser ports in server mode (the switch owns the sockets), MAC learning on`,
+      used: `this switch: ${enginePlacement(p)}, busyPoll ${p.busyPoll}; two vhostuser ports in server mode (the switch owns the sockets), MAC learning on`,
       sockets,
       frontendServer: false,
       stats: () => h.stats(),
@@ -149,7 +149,7 @@ function ovsDpdk(mode: 'normal' | 'flow'): VhostSystemDef {
       // adds --in-memory; -m 2048, since with 1024 the port's mempool fails
       // and the port never forwards (only the log says so).
       const extra = `--no-huge --legacy-mem -m 2048 --no-pci --file-prefix=vtx${t.id}ovs`;
-      const o = await Ovs.start(t, ns, 'dpdk', `0x${(1 << p.switchCpu).toString(16)}`, { 'dpdk-init': 'true', 'dpdk-extra': extra }, { binary: OVS_DPDK, env: { RUNTIME_DIRECTORY: runtime } });
+      const o = await Ovs.start(t, ns, 'dpdk', `0x${(1 << pmdCpu(p)).toString(16)}`, { 'dpdk-init': 'true', 'dpdk-extra': extra }, { binary: OVS_DPDK, env: { RUNTIME_DIRECTORY: runtime } });
       await waitUntil(() => o.vsctl(['get', 'Open_vSwitch', '.', 'dpdk_initialized']).trim() === 'true', 60_000, () => `OVS-DPDK did not initialize DPDK: ${o.log()}`);
       o.vsctl(['add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev']);
       for (const [i, sock] of sockets.entries()) {
@@ -166,7 +166,7 @@ function ovsDpdk(mode: 'normal' | 'flow'): VhostSystemDef {
       }
       const errs = (): string[] => o.logLines().filter((l) => /\|ERR\|/.test(l)).map((l) => l.replace(/^.*?\|ERR\|/, ''));
       return {
-        used: `${trySh(OVS_DPDK, ['--version']).out.split('\n')[0]?.trim() ?? 'ovs-vswitchd-dpdk'}, datapath_type=netdev, PMD mask 0x${(1 << p.switchCpu).toString(16)}, dpdk-extra "${extra}", dpdkvhostuserclient ports (testpmd owns the sockets, server=1), ${mode === 'normal' ? 'NORMAL action' : 'flows in_port=1 -> 2 and 2 -> 1'}`,
+        used: `${trySh(OVS_DPDK, ['--version']).out.split('\n')[0]?.trim() ?? 'ovs-vswitchd-dpdk'}, datapath_type=netdev, PMD mask 0x${(1 << pmdCpu(p)).toString(16)}, dpdk-extra "${extra}", dpdkvhostuserclient ports (testpmd owns the sockets, server=1), ${mode === 'normal' ? 'NORMAL action' : 'flows in_port=1 -> 2 and 2 -> 1'}`,
         sockets,
         frontendServer: true,
         extra: () => {
@@ -189,13 +189,13 @@ const ceiling: VhostSystemDef = {
       t,
       ns,
       'testpmd vhost backend',
-      [...eal(t, 'vb', p.switchCpu, 1024), '--vdev', `net_vhost0,iface=${sockets[0]},queues=1`, '--vdev', `net_vhost1,iface=${sockets[1]},queues=1`],
+      [...eal(t, 'vb', pmdCpu(p), 1024), '--vdev', `net_vhost0,iface=${sockets[0]},queues=1`, '--vdev', `net_vhost1,iface=${sockets[1]},queues=1`],
       ['--forward-mode=io', '--auto-start', '--burst=128', '--rxd=1024', '--txd=1024', '--total-num-mbufs=32768', '--no-lsc-interrupt'],
       t.tempDir('vbrt'),
     );
     await waitUntil(() => sockets.every((s) => fs.existsSync(s)), 60_000, () => `the testpmd vhost backend did not create its sockets: ${b.log()}`);
     return {
-      used: `dpdk-testpmd with two net_vhost ports (DPDK's vhost library, server mode), io forwarding between them on CPU ${p.switchCpu}: the same loop with no switch`,
+      used: `dpdk-testpmd with two net_vhost ports (DPDK's vhost library, server mode), io forwarding between them on CPU ${pmdCpu(p)}: the same loop with no switch`,
       sockets,
       frontendServer: false,
     };
@@ -418,7 +418,7 @@ export function renderVhostMarkdown(r: VhostReport): string {
       (r.partial ? ` Partial run: ${r.partial}.` : ''),
     ...(r.note ? ['', `**Note:** ${r.note}`] : []),
     '',
-    `One dpdk-testpmd owns both virtio-user ports and runs a closed loop through the switch (mac forwarding, tx_first); testpmd on CPU ${String((r.method.placement as { testpmdCpu: number }).testpmdCpu)}, the switch on CPU ${String((r.method.placement as { switchCpu: number }).switchCpu)}. ` +
+    `One dpdk-testpmd owns both virtio-user ports and runs a closed loop through the switch (mac forwarding, tx_first); testpmd on CPU ${String((r.method.placement as { testpmdCpu: number }).testpmdCpu)}, the switch ${cpuText((r.method.placement as { switchCpu: number }).switchCpu)}. ` +
       `Mpps: frames the switch delivered per second, both directions summed; ${String(r.method.rounds)} rounds of ${String(r.method.seconds)} s per case, each with a fresh testpmd: min / median / max. See docs/benchmarks.md.`,
     '',
     '| system | 64 B, one flow | 64 B, many flows | 1518 B, one flow | 1518 B, many flows |',
