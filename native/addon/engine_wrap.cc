@@ -467,6 +467,11 @@ Napi::Value EngineWrap::Info(const Napi::CallbackInfo& info) {
   o.Set("bufferCount", Napi::Number::New(env, pool.count()));
   o.Set("bufferSize", Napi::Number::New(env, pool.buf_size()));
   o.Set("buffersFree", Napi::Number::New(env, pool.available()));
+  Napi::Object lw = Napi::Object::New(env);
+  static constexpr const char* kLinkWatchModes[] = {"off", "own-namespace", "all-namespaces"};
+  lw.Set("mode", Napi::String::New(env, kLinkWatchModes[std::min<uint32_t>(engine_->link_watch_mode(), 2)]));
+  if (!engine_->link_watch_why().empty()) lw.Set("why", Napi::String::New(env, engine_->link_watch_why()));
+  o.Set("linkWatch", lw);
   return o;
 }
 

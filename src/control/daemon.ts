@@ -145,8 +145,11 @@ export class Daemon {
     this.events = new EventLogger(log);
     dp.on('event', (e) => this.events?.event(e));
     dp.start();
-    if (dp.stats().engine.link_watch === 0) {
-      log.warn('the engine cannot follow the kernel\'s link messages (netlink refused): every port is checked in turn, so a link change is seen up to a second late with many ports (metric vpc_engine_link_watch)');
+    const linkWatch = dp.info().linkWatch;
+    if (linkWatch.mode === 'off') {
+      log.warn({ why: linkWatch.why }, 'the engine cannot follow the kernel\'s link messages (netlink refused): every port is checked in turn, so a link change is seen up to a second late with many ports (metric vpc_engine_link_watch)');
+    } else if (linkWatch.mode === 'own-namespace') {
+      log.info({ why: linkWatch.why }, 'the engine follows link messages of its own namespace only: ports whose interface moved into another namespace are checked in turn (metric vpc_engine_link_watch)');
     }
     this.controller = new Controller(dp, store, log, engine);
     // The EVPN speaker follows every applied change (src/control/evpn).

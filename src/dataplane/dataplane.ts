@@ -179,7 +179,8 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   info(): EngineInfo {
     this.assertOpen();
     const i = this.callNative(() => this.engine.info(), 'info');
-    return { hugepages: i.hugepages, bufferCount: i.bufferCount, bufferSize: i.bufferSize, buffersFree: i.buffersFree };
+    const linkWatch = i.linkWatch.why === undefined ? { mode: i.linkWatch.mode } : { mode: i.linkWatch.mode, why: i.linkWatch.why };
+    return { hugepages: i.hugepages, bufferCount: i.bufferCount, bufferSize: i.bufferSize, buffersFree: i.buffersFree, linkWatch };
   }
 
 

@@ -29,6 +29,7 @@ export type {
   DataplaneSchema,
   DataplaneStats,
   EngineInfo,
+  LinkWatchMode,
   EventType,
   FdbEntry,
   LearnedEvent,

@@ -31,7 +31,7 @@ export interface NativeLimit {
 export const NATIVE_LIMITS: Readonly<Record<NativeLimitId, Readonly<NativeLimit>>> = Object.freeze(
   Object.fromEntries(NATIVE_TABLES.limits.map((l) => [l.id, Object.freeze({ field: l.field, min: l.min, max: l.max })])) as Record<NativeLimitId, NativeLimit>,
 );
-import type { VhostUserStatus } from './types';
+import type { LinkWatchMode, VhostUserStatus } from './types';
 
 export interface NativeEngineOptions {
   bufferCount: number; // buffers in the pool
@@ -281,7 +281,7 @@ export interface NativeEngine {
   pipeSend(portId: number, frames: Buffer[]): number; // frames accepted
   pipeReceive(portId: number, max: number): Buffer[];
   pipeSetLink(portId: number, up: boolean): void;
-  info(): { hugepages: boolean; bufferCount: number; bufferSize: number; buffersFree: number };
+  info(): { hugepages: boolean; bufferCount: number; bufferSize: number; buffersFree: number; linkWatch: { mode: LinkWatchMode; why?: string } };
   // Kernel-facing ports only; undefined for pipes and unknown ids.
   portStatus?(portId: number): NativePortStatus | undefined;
   // Capture and trace (native/addon/observe_wrap.cc).

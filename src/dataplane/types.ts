@@ -324,7 +324,15 @@ export interface EngineInfo {
   bufferCount: number;
   bufferSize: number;
   buffersFree: number;
+  // How the engine learns of link changes (the gauge vpc_engine_link_watch:
+  // 0, 1, 2): from the kernel's link messages of every namespace that has an
+  // id here (taps followed into containers), of its own namespace only, or
+  // not at all (every port is then checked in turn). `why` gives the
+  // kernel's refusal when it is less than all-namespaces.
+  linkWatch: { mode: LinkWatchMode; why?: string };
 }
+
+export type LinkWatchMode = 'all-namespaces' | 'own-namespace' | 'off';
 
 // ---------------------------------------------------------------- events
 //

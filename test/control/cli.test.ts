@@ -55,8 +55,13 @@ describe('vpcctl against vpcd', () => {
     assert.equal(h.code, EXIT.OK, h.err);
     assert.match(h.out, /^vpcd\s+0\.\d+\.\d+ \(pid \d+\)/m);
     assert.match(h.out, /^objects\s+1 switches, 2 ports, 0 uplink\(s\), 0 peers, 0 static fdb entries$/m);
+    // The link watch: root follows every namespace's link messages.
+    assert.match(h.out, process.getuid?.() === 0 ? /^link watch\s+all-namespaces$/m : /^link watch\s+(all-namespaces|own-namespace \(NETLINK_LISTEN_ALL_NSID: .+\))$/m);
     const j = await cli('--json', 'status');
     assert.equal(JSON.parse(j.out).counts.ports, 2);
+    const lw = JSON.parse(j.out).engine.linkWatch;
+    if (process.getuid?.() === 0) assert.deepEqual(lw, { mode: 'all-namespaces' });
+    else assert.ok(lw.mode === 'all-namespaces' || (lw.mode === 'own-namespace' && /NETLINK_LISTEN_ALL_NSID/.test(lw.why)), JSON.stringify(lw));
   });
 
   test('switch create/list/show/update/delete with idempotent create and a conflict', async () => {

@@ -221,8 +221,8 @@ export class FakeEngine implements NativeEngine {
     p.up = up;
   }
 
-  info(): { hugepages: boolean; bufferCount: number; bufferSize: number; buffersFree: number } {
-    return { hugepages: false, bufferCount: this.options.bufferCount, bufferSize: this.options.bufferSize, buffersFree: this.options.bufferCount };
+  info(): ReturnType<NativeEngine['info']> {
+    return { hugepages: false, bufferCount: this.options.bufferCount, bufferSize: this.options.bufferSize, buffersFree: this.options.bufferCount, linkWatch: { mode: 'all-namespaces' } };
   }
 
   // The fake moves no frames: capture and trace are the real engine's

@@ -27,9 +27,8 @@ Core::Core(const CoreOptions& o) : opts_(o), events_(o.event_ring) {
   waker_.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (waker_.fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   // Without it (netlink refused) every port is polled, as before the watch.
-  std::string why;
-  link_watch_.open(&why);
-  engine_ctr_->set(EngineCounter::link_watch, link_watch_.fd() < 0 ? 0 : link_watch_.all_namespaces() ? 2 : 1);
+  if (link_watch_.open(&link_watch_why_)) link_watch_why_ = link_watch_.all_namespaces_why();
+  engine_ctr_->set(EngineCounter::link_watch, link_watch_mode());
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   epoll_event ev{};

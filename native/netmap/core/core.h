@@ -53,6 +53,11 @@ class Core {
   // The housekeeping period (aging sweeps are sized by it).
   uint32_t housekeeping_ms() const { return opts_.housekeeping_ms; }
 
+  // ---- link watch: 0 off, 1 this namespace only, 2 every namespace with an
+  // id here (the link_watch gauge); why it is less than 2 (empty when 2).
+  uint32_t link_watch_mode() const { return link_watch_.fd() < 0 ? 0 : link_watch_.all_namespaces() ? 2 : 1; }
+  const std::string& link_watch_why() const { return link_watch_why_; }
+
   // ---- buffers
   BufferPool& pool() const { return *pool_; }
   const std::shared_ptr<BufferPool>& pool_ptr() const { return pool_; }
@@ -185,6 +190,7 @@ class Core {
   size_t link_cursor_ = 0;      // link_slices' place in active_ports_
   uint32_t next_link_ms_ = 0;   // when the next slice is due
   LinkWatch link_watch_;        // the kernel's link messages (may be closed)
+  std::string link_watch_why_;  // why it is closed, or watches this namespace only
   std::vector<LinkName> link_msgs_;  // interfaces the last read named
   std::vector<PortId> links_named_;  // ports a message named, to check (PortState::link_dirty)
   bool link_woke_ = false;      // the engine woke for a link message

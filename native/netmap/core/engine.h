@@ -121,6 +121,10 @@ class Engine {
   PipePair new_pipe(uint32_t ring_size, const PipeOptions& o = {}) { return make_pipe(core_.pool_ptr(), ring_size, o); }
 
   std::shared_ptr<BufferPool> pool() const { return core_.pool_ptr(); }
+  // How the engine follows link changes (0 off, 1 its namespace, 2 every
+  // namespace) and why not every namespace (core/core.h).
+  uint32_t link_watch_mode() const { return core_.link_watch_mode(); }
+  const std::string& link_watch_why() const { return core_.link_watch_why(); }
   const EngineOptions& options() const { return opts_; }
 
   // Counter blocks (read with cnt_read()).

@@ -229,6 +229,8 @@ bool LinkWatch::open(std::string* err) {
   }
   const int on = 1;
   all_nsid_ = setsockopt(fd, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &on, sizeof(on)) == 0;
+  if (!all_nsid_)  // EPERM without CAP_NET_BROADCAST
+    all_nsid_why_ = std::string("NETLINK_LISTEN_ALL_NSID: ") + strerror(errno);
   fd_ = fd;
   netns_ = socket_netns(fd);
   self_nsfd_ = ioctl(fd, SIOCGSKNS);  // the namespace itself, to ask for its id for itself
@@ -257,6 +259,7 @@ void LinkWatch::close() {
   self_nsid_ = -1;
   netns_ = 0;
   all_nsid_ = false;
+  all_nsid_why_.clear();
 }
 
 bool LinkWatch::drain(std::vector<LinkName>* names) {

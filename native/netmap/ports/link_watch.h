@@ -52,8 +52,10 @@ class LinkWatch {
   int fd() const { return fd_; }
   // The namespace's identity (the inode of its nsfs file), 0 when not open.
   uint64_t netns() const { return netns_; }
-  // Whether messages of other namespaces come too (NETLINK_LISTEN_ALL_NSID).
+  // Whether messages of other namespaces come too (NETLINK_LISTEN_ALL_NSID),
+  // and if not, why (the kernel's refusal; empty when they do).
   bool all_namespaces() const { return all_nsid_; }
+  const std::string& all_namespaces_why() const { return all_nsid_why_; }
   // Appends every interface a pending message names (it may repeat one).
   // False when messages were lost since the last drain.
   bool drain(std::vector<LinkName>* names);
@@ -65,6 +67,7 @@ class LinkWatch {
   int self_nsfd_ = -1;  // the watch's namespace
   int self_nsid_ = -1;  // its id for itself, -1: none (read_self_nsid)
   bool all_nsid_ = false;
+  std::string all_nsid_why_;
   std::vector<uint8_t> buf_;
 };
 

@@ -12,11 +12,14 @@
 #include <linux/rtnetlink.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/core.h"
@@ -125,6 +128,42 @@ TEST(LinkWatch, NamesTheInterfaceThatChanged) {
     close(ctl);
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// Without CAP_NET_BROADCAST (an unprivileged vpcd) the kernel refuses the
+// other namespaces' messages: the watch still follows its own namespace,
+// and says why it does no more (vpcd logs it; `vpcctl status` shows it).
+TEST(LinkWatch, UnprivilegedItWatchesItsOwnNamespaceAndSaysWhyNoMore) {
+  // Capabilities belong to a thread: this one drops CAP_NET_BROADCAST from
+  // its effective set (capset(2) itself, which changes only the caller).
+  std::string got, skip;
+  std::thread t([&] {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (syscall(SYS_capget, &hdr, data) != 0) {
+      skip = std::string("capget: ") + strerror(errno);
+      return;
+    }
+    data[CAP_TO_INDEX(CAP_NET_BROADCAST)].effective &= ~CAP_TO_MASK(CAP_NET_BROADCAST);
+    if (syscall(SYS_capset, &hdr, data) != 0) {
+      skip = std::string("capset: ") + strerror(errno);
+      return;
+    }
+    LinkWatch w;
+    std::string err;
+    if (!w.open(&err)) got = "open: " + err;
+    else got = std::string(w.all_namespaces() ? "all" : "own") + "|" + w.all_namespaces_why();
+  });
+  t.join();
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  EXPECT_EQ(got, "own|NETLINK_LISTEN_ALL_NSID: Operation not permitted");
+
+  if (geteuid() != 0) return;  // the rest is what root has
+  LinkWatch root;
+  std::string err;
+  ASSERT_TRUE(root.open(&err)) << err;
+  EXPECT_TRUE(root.all_namespaces());
+  EXPECT_EQ(root.all_namespaces_why(), "");
 }
 
 // A namespace with an id for itself (`ip netns set` naming it from inside)
@@ -239,6 +278,8 @@ TEST(LinkWatch, EngineChecksTheNamedPortAtTheNextSliceAndTheOthersRarely) {
     h.start();
     ASSERT_EQ(h.downs(), 0u) << "every tap up";
     EXPECT_EQ(h.counter(EngineCounter::link_watch), 2u) << "listening here and in namespaces with an id";
+    EXPECT_EQ(h.engine().link_watch_mode(), 2u);
+    EXPECT_EQ(h.engine().link_watch_why(), "") << "nothing refused";
 
     // Quiet: a watched tap is checked every 10 s (WatchKey::recheck_ms), not
     // on the round robin's turn (8 checks every 25 ms: 3,520 in 11 s).

@@ -15,6 +15,7 @@ export function registerStatus(program: Command, { ctx, print }: CliContext): vo
       config: s.config ?? '(none)',
       state: `${s.stateFile} (generation ${s.stateGeneration})`,
       engine: `${s.engine.running ? 'running' : 'stopped'}, ${s.engine.bufferCount} buffers (${s.engine.buffersFree} free), hugepages ${s.engine.hugepages ? 'yes' : 'no'}, maxPorts ${s.engine.options.maxPorts}`,
+      'link watch': s.engine.linkWatch ? `${s.engine.linkWatch.mode}${s.engine.linkWatch.why ? ` (${s.engine.linkWatch.why})` : ''}` : 'unknown',
       objects: `${s.counts.switches} switches, ${s.counts.ports} ports, ${s.counts.uplinks ?? 0} uplink(s), ${s.counts.peers ?? 0} peers, ${s.counts.fdb} static fdb entries`,
     }));
   });
