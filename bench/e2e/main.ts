@@ -143,8 +143,8 @@ function parseArgs(argv: string[]): Options {
     }
     else if (a === '--busy-poll') o.placement.busyPoll = true;
     else if (a === '--switch-cpu') {
-      const a = argv[++i];
-      const v = a === 'any' ? -1 : Number(a);
+      const arg = argv[++i];
+      const v = arg === 'any' ? -1 : Number(arg);
       if (!Number.isInteger(v) || v < -1 || v >= os.cpus().length) throw new Error(`--switch-cpu needs a CPU number in 0..${os.cpus().length - 1}, or any`);
       o.placement.switchCpu = v;
     }

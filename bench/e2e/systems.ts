@@ -209,7 +209,7 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'
         }
         await sleep(1200); // the ports notice the move and come back up
         const io = rw ? 'one read()/write() per frame' : 'reads and writes batched through io_uring';
-        return guestRun(g, s, `tap ports (the switch holds the tap fds; ${io}); the guests use the tap interfaces`, h);
+        return guestRun(g, s, `tap ports (the switch holds the tap fds; ${io}); the guests use the tap interfaces; ${enginePlacement(p)}`, h);
       }
       t.veth(g, 'g0', b, 'bg');
       t.veth(s, 's0', b, 'bs');
@@ -342,7 +342,7 @@ async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestD
       ports: [{ name: 'pg', type: 'afpacket', interface: guestDev, switch: 'bench', mtu: t.mtu, ...kp }],
       peers: [{ switch: 'bench', ip: remote }],
     });
-    return { used: `this switch, afpacket port + afpacket uplink (createUplink + addPeer)${side === 'ours-engine' ? ', kernelPath: false on both' : ''}`, h };
+    return { used: `this switch, afpacket port + afpacket uplink (createUplink + addPeer)${side === 'ours-engine' ? ', kernelPath: false on both' : ''}, ${enginePlacement(p)}`, h };
   }
   const why = ovsMissing();
   if (why) throw new Missing(why);
