@@ -38,7 +38,7 @@ mkdir -p bench/results
 if [ "$suite" = e2e ]; then
   # The generator, the addon (this switch runs in child node processes) and
   # the TypeScript driver.
-  cmake --build build --target trafgen vpc_native >/dev/null
+  cmake --build build --target trafgen taprelay vpc_native >/dev/null
   npx tsc -p . >/dev/null || echo "bench: tsc reported errors (see npx tsc -p .); running what was emitted" >&2
   exec node dist/bench/e2e/main.js "$@"
 fi

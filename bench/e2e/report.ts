@@ -3,6 +3,7 @@
 
 import type { SuiteResult, SystemResult } from './main';
 import { cpuText } from './systems';
+import { median } from './topo';
 import { COLLAPSE, TCP_REFERENCE, type TcpGroup, type TcpReport } from './tcp';
 
 const PATH_LABEL: Record<TcpGroup, string> = { local: 'local', vxlan: 'VXLAN', vxwire: 'VXLAN, wire-like underlay' };
@@ -212,6 +213,36 @@ function refLabel(r: TcpReport, group: TcpGroup): string {
   return r.systems.find((x) => x.id === id)?.label ?? id;
 }
 
+// This switch's tap ports over the tap relay (bench/taprelay), the most any
+// holder of tap fds moves here: per MTU and streams, the median of the
+// round-by-round ratios (rounds that failed on either side left out).
+export function tapCeiling(r: TcpReport): string[] {
+  const ours = r.systems.find((x) => x.id === 'ours-tap');
+  const relay = r.systems.find((x) => x.id === 'tap-relay');
+  if (!ours || !relay) return [];
+  const rows: string[] = [];
+  for (const run of ours.runs) {
+    const top = relay.runs.find((y) => y.mtu === run.mtu && y.streams === run.streams);
+    if (!top || run.error || top.error || !(top.receiver_gbps > 0)) continue;
+    const a = run.rounds ?? [], b = top.rounds ?? [];
+    const per = a.length && a.length === b.length ? a.flatMap((x, i) => (!x.error && !b[i]!.error && b[i]!.receiver_gbps > 0 ? [x.receiver_gbps / b[i]!.receiver_gbps] : [])) : [];
+    const ratio = per.length ? median(per) : run.receiver_gbps / top.receiver_gbps;
+    const range = per.length > 1 ? ` (${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})` : '';
+    rows.push(`| ${run.mtu} | ${run.streams} | ${gbps(run.receiver_gbps)} | ${gbps(top.receiver_gbps)} | ${ratio.toFixed(2)}x${range} |`);
+  }
+  if (!rows.length) return [];
+  return [
+    '### Tap ports against their ceiling',
+    '',
+    `${relay.label}: one thread that reads each frame from one tap and writes it to the other, with the tap ports' offloads and nothing else, the most a switch that holds tap fds can move on this machine. Ratio: ${ours.label} over it, round by round (median, range).`,
+    '',
+    '| MTU | streams | this switch (tap), Gbit/s | tap relay, Gbit/s | ratio |',
+    '|---:|---:|---:|---:|---:|',
+    ...rows,
+    '',
+  ];
+}
+
 export function renderTcpMarkdown(r: TcpReport): string {
   const m = r.machine;
   const method = r.method as { tool?: string; seconds?: number; rounds?: number };
@@ -270,6 +301,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
     }
     out.push('');
   }
+  out.push(...tapCeiling(r));
   const used = r.systems.filter((x) => x.used || x.guestOffloads).map((x) => `- **${x.label}**: ${x.used ?? ''}${x.guestOffloads ? `; sending guest ${x.guestOffloads}` : ''}`);
   const dropLines = r.systems.flatMap((x) => x.runs.filter((run) => run.switchDrops).map((run) => `- **${x.label}**, MTU ${run.mtu}, ${run.streams} stream(s): ${Object.entries(run.switchDrops!).map(([k, v]) => `${k} ${v}`).join(', ')}`));
   if (used.length) out.push('<details><summary>what ran</summary>', '', ...used, '', '</details>', '');

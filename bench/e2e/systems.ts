@@ -11,6 +11,7 @@
 // system cannot be started here.
 
 import { type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Ovs, ovsMissing } from './ovs';
@@ -86,6 +87,22 @@ function guestRun(g: string, s: string, used: string, h?: SwitchHost): SystemRun
 
 // ------------------------------------------------------------ this switch
 
+// A helper process the system runs (the switch host, the tap relay): its
+// stderr kept for the error a failed start reports, and its stdin closed at
+// cleanup, which tells it to end (Topo then kills what is left).
+function ownChild(t: Topo, child: ChildProcess): () => string {
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  t.onCleanup(() => {
+    try {
+      child.stdin!.end();
+    } catch {
+      // gone
+    }
+  });
+  return () => stderr;
+}
+
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
 export class SwitchHost {
@@ -150,17 +167,9 @@ export class SwitchHost {
   static async start(t: Topo, ns: string, cfg: Omit<HostConfig, 'deadlineMs'>): Promise<SwitchHost> {
     const full: HostConfig = { ...cfg, deadlineMs: 300_000 };
     const child = t.spawnIn(ns, process.execPath, [path.join(ROOT, 'dist', 'bench', 'e2e', 'switch-host.js'), JSON.stringify(full)]);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    t.onCleanup(() => {
-      try {
-        child.stdin!.end();
-      } catch {
-        // gone
-      }
-    });
+    const stderr = ownChild(t, child);
     const h = new SwitchHost(child);
-    const first = await h.next(20_000).catch((e: Error) => ({ error: `${e.message}; stderr: ${stderr.slice(-400)}` }));
+    const first = await h.next(20_000).catch((e: Error) => ({ error: `${e.message}; stderr: ${stderr().slice(-400)}` }));
     if (first.error !== undefined) throw new Missing(`this switch could not be set up: ${String(first.error)}`);
     return h;
   }
@@ -275,6 +284,42 @@ const bridgeTap: SystemDef = {
     t.tap(b, 'ts');
     linuxBridge(b, t, ['tg', 'ts']);
     return { tx: `tapfd:tg@${b}`, rx: `tapfd:ts@${b}`, used: 'kernel bridge with tap ports; trafgen holds the tap fds (one write()/read() per frame, like a VM without vhost-net)' };
+  },
+};
+
+// The ceiling of any switch that holds tap fds (bench/taprelay): two taps
+// with this switch's tap ports' offloads, moved into the guests' namespaces
+// as ours-tap's are, and one thread (placed as the engine is) that reads each
+// frame from one tap and writes it to the other, nothing else. Both copies
+// through user space stay; everything a switch adds is gone.
+const TAPRELAY = path.join(ROOT, 'build', 'taprelay');
+
+const tapRelay: SystemDef = {
+  id: 'tap-relay',
+  label: 'tap relay, no switch (ceiling for tap ports)',
+  family: 'wire',
+  async setup(t, p) {
+    if (!fs.existsSync(TAPRELAY)) throw new Missing(`${TAPRELAY} not built (cmake --build build --target taprelay)`);
+    const { g, s } = endpointsG(t);
+    const b = t.netns('b');
+    const child = t.spawnIn(b, TAPRELAY, ['--a', 'g0', '--b', 's0', '--cpu', String(p.switchCpu), '--max-seconds', '300']);
+    const stderr = ownChild(t, child);
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 10_000);
+      readline.createInterface({ input: child.stdout! }).once('line', (l) => {
+        clearTimeout(timer);
+        resolve(l === 'ready');
+      });
+      child.once('exit', () => resolve(false));
+    });
+    if (!ready) throw new Missing(`the tap relay did not start: ${stderr().trim().slice(-400)}`);
+    for (const [ns, dev] of [[g, 'g0'], [s, 's0']] as const) {
+      t.ip(b, 'link', 'set', dev, 'netns', ns);
+      if (t.mtu !== 1500) t.ip(ns, 'link', 'set', dev, 'mtu', String(t.mtu));
+      t.ip(ns, 'link', 'set', dev, 'up');
+    }
+    const where = p.switchCpu >= 0 ? `pinned to CPU ${p.switchCpu}` : 'not pinned';
+    return guestRun(g, s, `two taps (IFF_VNET_HDR, TUNSETOFFLOAD csum tso4 tso6 tso_ecn, as this switch's tap ports) held by one thread, ${where}, that reads each frame from one and writes it to the other: no switching; the guests use the tap interfaces`);
   },
 };
 
@@ -417,6 +462,7 @@ export const SUITES: Record<string, { title: string; systems: SystemDef[]; ours:
 
 // Systems only the tcp suite runs (not part of a packet suite's table).
 export const TCP_ONLY: SystemDef[] = [
+  tapRelay,
   ovsL2('system', true),
   vxlan('vx-linux-wire', 'Linux bridge + vxlan, wire-like underlay', 'linux', 'linux', true),
   vxlan('vx-ours-wire', 'this switch, both hosts, wire-like underlay', 'ours', 'ours', true),

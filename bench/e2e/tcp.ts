@@ -6,7 +6,8 @@
 // the packet suites' definitions (systems.ts), built afresh per MTU:
 //
 //   local   wire, Linux bridge, OVS userspace (AF_XDP and system ports),
-//           this switch (afpacket, tap, afxdp)
+//           this switch (afpacket, tap, afxdp), and the tap relay (the
+//           ceiling of any switch that holds tap fds: bench/taprelay)
 //   vxlan   Linux bridge + vxlan on two hosts, this switch on both hosts
 //
 // On each: iperf3 with 1 and 4 streams at MTU 1500, 1 stream at the jumbo
@@ -35,7 +36,7 @@ const RR = path.join(ROOT, 'dist', 'bench', 'e2e', 'tcp-rr.js');
 const TX_IP = '198.18.0.1';
 const RX_IP = '198.18.0.2';
 
-export const TCP_LOCAL = ['wire', 'bridge', 'ovs-afxdp', 'ovs-afpacket', 'ovs-afpacket-tso', 'ours-afpacket', 'ours-afpacket-engine', 'ours-tap', 'ours-afxdp'];
+export const TCP_LOCAL = ['wire', 'bridge', 'ovs-afxdp', 'ovs-afpacket', 'ovs-afpacket-tso', 'ours-afpacket', 'ours-afpacket-engine', 'ours-tap', 'tap-relay', 'ours-afxdp'];
 export const TCP_VXLAN = ['vx-linux', 'vx-ours', 'vx-ours-engine'];
 // The same over an underlay that segments like a wire (systems.ts, vxlanWire).
 export const TCP_VXWIRE = ['vx-linux-wire', 'vx-ours-wire'];

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { compare, settle, type TcpReport, type TcpRun, type TcpSystem } from '../../bench/e2e/tcp';
 import { median } from '../../bench/e2e/topo';
 import { percentile } from '../../bench/e2e/tcp-rr';
-import { renderTcpMarkdown } from '../../bench/e2e/report';
+import { renderTcpMarkdown, tapCeiling } from '../../bench/e2e/report';
 
 function run(mtu: number, streams: number, receiver: number, extra: Partial<TcpRun> = {}): TcpRun {
   return { mtu, streams, seconds: 5, sender_gbps: receiver, receiver_gbps: receiver, retransmits: 0, ...extra };
@@ -135,6 +135,22 @@ test('rounds: one round below 10% or failed marks the run; the figures come from
   assert.equal(all.collapsed, true);
   const md = renderTcpMarkdown({ benchmark: 'e2e-tcp', started: '2026-12-01T00:00:00.000Z', seconds: 60, machine: { cpus: 2 }, method: { seconds: 5, rounds: 3 }, systems });
   assert.match(md, /\*\*collapsed\*\* \(a round failed or fell below 10% of the reference's\); 1 of 3 rounds failed: iperf3: unable to connect/);
+});
+
+test('tap ports against the tap relay: paired round by round, failed rounds left out, no section without both', () => {
+  const systems = [
+    sys('bridge', 'local', [rounds(1500, 1, [20, 20, 20]), rounds(1500, 4, [40, 40, 40])]),
+    sys('ours-tap', 'local', [rounds(1500, 1, [16, 8, 17]), rounds(1500, 4, [15, 'iperf3: unable to connect', 12])]),
+    sys('tap-relay', 'local', [rounds(1500, 1, [16, 10, 17]), rounds(1500, 4, [20, 20, 16])]),
+  ];
+  compare(systems);
+  const r: TcpReport = { benchmark: 'e2e-tcp', started: '2026-12-01T00:00:00.000Z', seconds: 60, machine: { cpus: 2 }, method: { seconds: 5, rounds: 3 }, systems };
+  const lines = tapCeiling(r);
+  // One stream: 1.0, 0.8, 1.0 -> median 1.0. Four: 0.75 and 0.75 (round 2 failed).
+  assert.ok(lines.includes('| 1500 | 1 | 16.00 | 16.00 | 1.00x (0.80–1.00) |'), lines.join('\n'));
+  assert.ok(lines.includes('| 1500 | 4 | 13.50 | 20.00 | 0.75x (0.75–0.75) |'), lines.join('\n'));
+  assert.match(renderTcpMarkdown(r), /### Tap ports against their ceiling/);
+  assert.deepEqual(tapCeiling({ ...r, systems: systems.slice(0, 2) }), []);
 });
 
 test('the median of the rounds (shared with the vhost suite)', () => {
