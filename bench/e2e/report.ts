@@ -234,7 +234,7 @@ export function tapCeiling(r: TcpReport): string[] {
   return [
     '### Tap ports against their ceiling',
     '',
-    `${relay.label}: one thread that reads each frame from one tap and writes it to the other, with the tap ports' offloads and nothing else, the most a switch that holds tap fds can move on this machine. Ratio: ${ours.label} over it, round by round (median, range).`,
+    `${relay.label}: one thread that reads each frame from one tap and writes it to the other, with the tap ports' offloads and nothing else, the most a switch that holds tap fds on one thread can move on this machine. Ratio: ${ours.label} over it, round by round (median, range).`,
     '',
     '| MTU | streams | this switch (tap), Gbit/s | tap relay, Gbit/s | ratio |',
     '|---:|---:|---:|---:|---:|',

@@ -287,10 +287,11 @@ const bridgeTap: SystemDef = {
   },
 };
 
-// The ceiling of any switch that holds tap fds (bench/taprelay): two taps
-// with this switch's tap ports' offloads, moved into the guests' namespaces
-// as ours-tap's are, and one thread (placed as the engine is) that reads each
-// frame from one tap and writes it to the other, nothing else. Both copies
+// The ceiling of a switch that holds tap fds on one thread, as this one's
+// engine does (bench/taprelay): two taps with this switch's tap ports'
+// offloads, moved into the guests' namespaces as ours-tap's are, and one
+// thread (placed as the engine is) that reads each frame from one tap and
+// writes it to the other, nothing else. Both copies
 // through user space stay; everything a switch adds is gone.
 const TAPRELAY = path.join(ROOT, 'build', 'taprelay');
 

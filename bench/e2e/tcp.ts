@@ -7,7 +7,7 @@
 //
 //   local   wire, Linux bridge, OVS userspace (AF_XDP and system ports),
 //           this switch (afpacket, tap, afxdp), and the tap relay (the
-//           ceiling of any switch that holds tap fds: bench/taprelay)
+//           ceiling of a switch that holds tap fds on one thread: bench/taprelay)
 //   vxlan   Linux bridge + vxlan on two hosts, this switch on both hosts
 //
 // On each: iperf3 with 1 and 4 streams at MTU 1500, 1 stream at the jumbo

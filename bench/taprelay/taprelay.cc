@@ -1,5 +1,5 @@
-// taprelay: the ceiling of a switch that holds tap fds (npm run bench -- e2e
-// tcp, system `tap-relay`).
+// taprelay: the ceiling of a switch that holds tap fds on one thread (npm run
+// bench -- e2e tcp, system `tap-relay`).
 //
 //   taprelay --a IFNAME --b IFNAME [--cpu C] [--max-seconds S]
 //
