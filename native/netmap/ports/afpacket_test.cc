@@ -21,9 +21,15 @@
 namespace vpc {
 namespace {
 
-// The port's interface vtafa and its peer vtafb, both up.
+// The port's interface vtafa and its peer vtafb, both up, IPv6 off in the
+// namespace first: otherwise the kernel's own MLD reports, DAD and router
+// solicitations for the new links reach the port for seconds after they come
+// up, and a test that counts frames counts one of those too (seen once under
+// ASan: 301 frames and drops for 300 sent). A kernel without IPv6 has
+// nothing to turn off.
 bool make_veth() {
-  return system("ip link add vtafa type veth peer name vtafb && ip link set vtafa up && ip link set vtafb up") == 0;
+  return system("{ sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true; } && "
+                "ip link add vtafa type veth peer name vtafb && ip link set vtafa up && ip link set vtafb up") == 0;
 }
 
 std::shared_ptr<BufferPool> small_pool() {
