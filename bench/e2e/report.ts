@@ -213,8 +213,8 @@ function refLabel(r: TcpReport, group: TcpGroup): string {
   return r.systems.find((x) => x.id === id)?.label ?? id;
 }
 
-// This switch's tap ports over the tap relay (bench/taprelay), the most any
-// holder of tap fds moves here: per MTU and streams, the median of the
+// This switch's tap ports over the tap relay (bench/taprelay), the most a
+// holder of tap fds moves here on one thread: per MTU and streams, the median of the
 // round-by-round ratios (rounds that failed on either side left out).
 export function tapCeiling(r: TcpReport): string[] {
   const ours = r.systems.find((x) => x.id === 'ours-tap');

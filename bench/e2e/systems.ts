@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Ovs, ovsMissing } from './ovs';
-import { Topo, sleep, trySh, which } from './topo';
+import { Topo, firstLine, sleep, trySh, which } from './topo';
 import type { HostConfig } from './switch-host';
 
 export class Missing extends Error {}
@@ -183,6 +183,17 @@ function engineCounters(h: SwitchHost): () => Promise<Record<string, number> | u
   };
 }
 
+// Taps g0 and s0, made in namespace b by whoever holds their fds, move into
+// the guests' namespaces, as a container's or a VM's interface would, and
+// come up at the run's MTU.
+function tapsToGuests(t: Topo, b: string, g: string, s: string): void {
+  for (const [ns, dev] of [[g, 'g0'], [s, 's0']] as const) {
+    t.ip(b, 'link', 'set', dev, 'netns', ns);
+    if (t.mtu !== 1500) t.ip(ns, 'link', 'set', dev, 'mtu', String(t.mtu));
+    t.ip(ns, 'link', 'set', dev, 'up');
+  }
+}
+
 // tapIo 'off': the tap ports' read()/write()-per-frame path, for comparison
 // with io_uring batching in the same run. kernelPath false: afpacket ports
 // without the kernel fast path (docs/design/kernel-path.md), every frame
@@ -211,11 +222,7 @@ function ours(type: 'afpacket' | 'tap' | 'afxdp', tapIo: 'auto' | 'off' = 'auto'
             { name: 'ps', type: 'tap', interface: 's0', switch: 'bench', ioUring: tapIo, mtu: t.mtu },
           ],
         });
-        for (const [ns, dev] of [[g, 'g0'], [s, 's0']] as const) {
-          t.ip(b, 'link', 'set', dev, 'netns', ns);
-          if (t.mtu !== 1500) t.ip(ns, 'link', 'set', dev, 'mtu', String(t.mtu));
-          t.ip(ns, 'link', 'set', dev, 'up');
-        }
+        tapsToGuests(t, b, g, s);
         await sleep(1200); // the ports notice the move and come back up
         const io = rw ? 'one read()/write() per frame' : 'reads and writes batched through io_uring';
         return guestRun(g, s, `tap ports (the switch holds the tap fds; ${io}); the guests use the tap interfaces; ${enginePlacement(p)}`, h);
@@ -291,8 +298,8 @@ const bridgeTap: SystemDef = {
 // engine does (bench/taprelay): two taps with this switch's tap ports'
 // offloads, moved into the guests' namespaces as ours-tap's are, and one
 // thread (placed as the engine is) that reads each frame from one tap and
-// writes it to the other, nothing else. Both copies
-// through user space stay; everything a switch adds is gone.
+// writes it to the other, nothing else. Both copies through user space
+// stay; everything a switch adds is gone.
 const TAPRELAY = path.join(ROOT, 'build', 'taprelay');
 
 const tapRelay: SystemDef = {
@@ -305,20 +312,8 @@ const tapRelay: SystemDef = {
     const b = t.netns('b');
     const child = t.spawnIn(b, TAPRELAY, ['--a', 'g0', '--b', 's0', '--cpu', String(p.switchCpu), '--max-seconds', '300']);
     const stderr = ownChild(t, child);
-    const ready = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 10_000);
-      readline.createInterface({ input: child.stdout! }).once('line', (l) => {
-        clearTimeout(timer);
-        resolve(l === 'ready');
-      });
-      child.once('exit', () => resolve(false));
-    });
-    if (!ready) throw new Missing(`the tap relay did not start: ${stderr().trim().slice(-400)}`);
-    for (const [ns, dev] of [[g, 'g0'], [s, 's0']] as const) {
-      t.ip(b, 'link', 'set', dev, 'netns', ns);
-      if (t.mtu !== 1500) t.ip(ns, 'link', 'set', dev, 'mtu', String(t.mtu));
-      t.ip(ns, 'link', 'set', dev, 'up');
-    }
+    if ((await firstLine(child, 10_000)) !== 'ready') throw new Missing(`the tap relay did not start: ${stderr().trim().slice(-400)}`);
+    tapsToGuests(t, b, g, s);
     const where = p.switchCpu >= 0 ? `pinned to CPU ${p.switchCpu}` : 'not pinned';
     return guestRun(g, s, `two taps (IFF_VNET_HDR, TUNSETOFFLOAD csum tso4 tso6 tso_ecn, as this switch's tap ports) held by one thread, ${where}, that reads each frame from one and writes it to the other: no switching; the guests use the tap interfaces`);
   },

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as readline from 'node:readline';
 
 export const NS_PREFIX = 'vtx';
 const LOCK = path.join(os.tmpdir(), 'vpc-e2e-bench.lock');
@@ -206,6 +207,22 @@ export class Topo {
     for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
     live.delete(this);
   }
+}
+
+// The first line a child prints on stdout, or '' if it exits or says
+// nothing within `ms` (a helper's "ready").
+export function firstLine(child: ChildProcess, ms: number): Promise<string> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(''), ms);
+    readline.createInterface({ input: child.stdout! }).once('line', (l) => {
+      clearTimeout(timer);
+      resolve(l);
+    });
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve('');
+    });
+  });
 }
 
 // The median of a list (the mean of the two middle values for an even

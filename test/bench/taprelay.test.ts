@@ -8,21 +8,10 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
-import { Topo, trySh } from '../../bench/e2e/topo';
+import { Topo, firstLine, trySh } from '../../bench/e2e/topo';
 
 const RELAY = path.resolve(__dirname, '..', '..', '..', 'build', 'taprelay');
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
-
-function firstLine(child: ChildProcess, ms: number): Promise<string> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(''), ms);
-    readline.createInterface({ input: child.stdout! }).once('line', (l) => {
-      clearTimeout(timer);
-      resolve(l);
-    });
-  });
-}
 
 function exited(child: ChildProcess, ms: number): Promise<{ code: number | null; out: string }> {
   let out = '';
