@@ -43,7 +43,7 @@ import { type TcpReport, compare, runTcp, tcpToolsMissing } from './tcp';
 import { type VhostReport, renderVhostMarkdown, runVhost, vhostCompare, vhostMissing } from './vhost';
 import { runIdle } from './idle';
 import { runReopen } from './reopen';
-import { Topo, cleanupAll, releaseLock, takeLock, trySh } from './topo';
+import { Topo, cleanupAll, mergeRuns, releaseLock, takeLock, trySh } from './topo';
 import { renderMarkdown, renderSvg, renderTcpMarkdown } from './report';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -91,6 +91,7 @@ export interface SystemResult {
   steps?: TrafgenResult[]; // ports suite: one per offered rate
   load1?: number[]; // the machine's 1-minute load average when each round started
   idle_cpu_pct?: number; // this switch: percent of one CPU its engine used while no traffic ran
+  from?: string; // kept from the run that started then (a partial run, `mergeRuns`)
 }
 
 export interface SuiteResult {
@@ -365,8 +366,7 @@ async function vhost(o: Options): Promise<void> {
   if (o.only && fs.existsSync(jsonPath)) {
     try {
       const prev = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as VhostReport;
-      const fresh = new Map(result.systems.map((x) => [x.id, x]));
-      result.systems = [...prev.systems.map((x) => fresh.get(x.id) ?? x), ...result.systems.filter((x) => !prev.systems.some((y) => y.id === x.id))];
+      result.systems = mergeRuns(prev.systems, result.systems, prev.started);
       Object.assign(result, vhostCompare(result.systems));
       result.partial = `this run: only ${[...o.only].join(', ')}; other systems from ${prev.started}`;
     } catch {
@@ -382,7 +382,8 @@ async function vhost(o: Options): Promise<void> {
 }
 
 // The tcp suite: bench/results/e2e-tcp.{json,md}. A run with --only merges
-// its systems into the last results (ratios recomputed, marked partial).
+// its systems into the last results (marked partial; a kept system keeps
+// the ratios of the run that measured it, `mergeRuns`).
 async function tcp(o: Options): Promise<void> {
   const started = new Date();
   const m0 = machine();
@@ -401,8 +402,7 @@ async function tcp(o: Options): Promise<void> {
   if (o.only && fs.existsSync(jsonPath)) {
     try {
       const prev = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as TcpReport;
-      const fresh = new Map(result.systems.map((x) => [x.id, x]));
-      result.systems = [...prev.systems.map((x) => fresh.get(x.id) ?? x), ...result.systems.filter((x) => !prev.systems.some((y) => y.id === x.id))];
+      result.systems = mergeRuns(prev.systems, result.systems, prev.started);
       compare(result.systems);
       result.partial = `this run: only ${[...o.only].join(', ')}; other systems from ${prev.started}`;
     } catch {
@@ -482,14 +482,7 @@ async function packets(o: Options): Promise<void> {
       const bySuite = new Map(prev.suites.map((s) => [s.id, s]));
       for (const s of suites) {
         const old = bySuite.get(s.id);
-        if (old && o.only) {
-          const ids = new Set(s.systems.map((x) => x.id));
-          const oldIds = new Set(old.systems.map((x) => x.id));
-          s.systems = [
-            ...old.systems.map((x) => (ids.has(x.id) ? s.systems.find((y) => y.id === x.id)! : x)),
-            ...s.systems.filter((x) => !oldIds.has(x.id)),
-          ];
-        }
+        if (old && o.only) s.systems = mergeRuns(old.systems, s.systems, prev.started);
         bySuite.set(s.id, s);
       }
       merged = { ...result, suites: [...bySuite.values()], partial: `this run: ${o.suites.join(', ')}${o.only ? ` (only ${[...o.only].join(', ')})` : ''}; other suites from ${prev.started}` } as typeof result;

@@ -3,7 +3,7 @@
 
 import type { SuiteResult, SystemResult } from './main';
 import { cpuText } from './systems';
-import { median } from './topo';
+import { median, sameRun } from './topo';
 import { COLLAPSE, TCP_REFERENCE, type TcpGroup, type TcpReport } from './tcp';
 
 const PATH_LABEL: Record<TcpGroup, string> = { local: 'local', vxlan: 'VXLAN', vxwire: 'VXLAN, wire-like underlay' };
@@ -25,6 +25,11 @@ function find(s: SuiteResult, id: string): SystemResult | undefined {
   return s.systems.find((x) => x.id === id);
 }
 
+// A row kept from an earlier run (a partial run) says which.
+function label(x: { label: string; from?: string }): string {
+  return x.from ? `${x.label} (run of ${x.from})` : x.label;
+}
+
 function esc(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
@@ -41,11 +46,11 @@ function suiteTable(s: SuiteResult, r: Results): string[] {
   out.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
   for (const x of s.systems) {
     if (!x.throughput) {
-      out.push(`| ${x.label} | missing: ${esc(x.missing ?? 'not run')} |${' |'.repeat(head.length - 2)}`);
+      out.push(`| ${label(x)} | missing: ${esc(x.missing ?? 'not run')} |${' |'.repeat(head.length - 2)}`);
       continue;
     }
     const t = x.throughput;
-    const row = [x.label, mpps(t.rx_pps), t.gbps.toFixed(3), `${t.loss_pct.toFixed(1)}%`];
+    const row = [label(x), mpps(t.rx_pps), t.gbps.toFixed(3), `${t.loss_pct.toFixed(1)}%`];
     if (withLatency) {
       const l = x.latency;
       row.push(l ? f1(l.latency_us.p50) : '-', l ? f1(l.latency_us.p99) : '-', l ? f1(l.latency_us.p999) : '-', l ? `${l.loss_pct.toFixed(2)}%` : '-');
@@ -53,7 +58,8 @@ function suiteTable(s: SuiteResult, r: Results): string[] {
     if (withIdle) row.push(x.idle_cpu_pct !== undefined ? `${x.idle_cpu_pct.toFixed(2)}%` : '-');
     const oursId = s.peers[x.id];
     const o = oursId ? find(s, oursId) : undefined;
-    if (o?.throughput) {
+    if (o?.throughput && !sameRun(o, x)) row.push('- (not measured in one run)');
+    else if (o?.throughput) {
       let cell = `${ratio(o.throughput.rx_pps, t.rx_pps)} (${o.id.replace(/^ours-/, '')})`;
       if (withLatency && o.latency && x.latency) cell += `, p99 ${ratio(o.latency.latency_us.p99, x.latency.latency_us.p99)}`;
       row.push(cell);
@@ -89,6 +95,10 @@ export function goals(r: Results): string[] {
   const check = (name: string, a: SystemResult | undefined, b: SystemResult | undefined, want: number, what: 'tp' | 'p99'): void => {
     if (!a?.throughput || !b?.throughput) {
       out.push(`| ${name} | - | not measured (${!a?.throughput ? a?.missing ?? 'missing' : b?.missing ?? 'missing'}) |`);
+      return;
+    }
+    if (!sameRun(a, b)) {
+      out.push(`| ${name} | - | not measured in one run (${a.label} ${a.from ? `from ${a.from}` : 'from this run'}, ${b.label} ${b.from ? `from ${b.from}` : 'from this run'}) |`);
       return;
     }
     if (what === 'tp') {
@@ -219,7 +229,7 @@ function refLabel(r: TcpReport, group: TcpGroup): string {
 export function tapCeiling(r: TcpReport): string[] {
   const ours = r.systems.find((x) => x.id === 'ours-tap');
   const relay = r.systems.find((x) => x.id === 'tap-relay');
-  if (!ours || !relay) return [];
+  if (!ours || !relay || !sameRun(ours, relay)) return [];
   const rows: string[] = [];
   for (const run of ours.runs) {
     const top = relay.runs.find((y) => y.mtu === run.mtu && y.streams === run.streams);
@@ -277,6 +287,9 @@ export function renderTcpMarkdown(r: TcpReport): string {
       let status = '';
       if (run.error) status = `**failed**: ${run.error}`;
       else if (run.collapsed) status = `**collapsed** (a round failed or fell below ${COLLAPSE * 100}% of the reference's)`;
+      const refSys = r.systems.find((y) => y.id === TCP_REFERENCE[x.group]);
+      if (x.from) status += `${status ? '; ' : ''}kept from the run of ${x.from}${ref ? '' : "; its ratio is to that run's reference"}`;
+      else if (refSys && !sameRun(x, refSys)) status += `${status ? '; ' : ''}no ratio: the reference was not run with it`;
       if (!run.error && run.failed_rounds) status += `${status ? '; ' : ''}${run.failed_rounds} of ${run.rounds!.length} rounds failed: ${[...new Set(run.rounds!.filter((y) => y.error).map((y) => y.error))].join('; ')}`;
       const row = [PATH_LABEL[x.group], x.label, String(run.mtu), String(run.streams), recv, gbps(run.sender_gbps), String(run.retransmits), ratioCell, status];
       out.push(`| ${row.map(esc).join(' | ')} |`);
@@ -296,7 +309,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
     for (const x of lat) {
       const l = x.latency!;
       const ref = x.id === TCP_REFERENCE[x.group];
-      const row = [PATH_LABEL[x.group], x.label, String(l.roundTrips), f1(l.p50_us), f1(l.p99_us), f1(l.p999_us), ref ? 'reference' : l.ratio_p99 !== undefined ? `${l.ratio_p99.toFixed(2)}x` : '-', l.error ? `**failed**: ${l.error}` : ''];
+      const row = [PATH_LABEL[x.group], label(x), String(l.roundTrips), f1(l.p50_us), f1(l.p99_us), f1(l.p999_us), ref ? 'reference' : l.ratio_p99 !== undefined ? `${l.ratio_p99.toFixed(2)}x` : '-', l.error ? `**failed**: ${l.error}` : ''];
       out.push(`| ${row.map(esc).join(' | ')} |`);
     }
     out.push('');

@@ -27,7 +27,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { type Guest, Missing, type Placement, SUITES, type SystemDef, type SystemRun, TCP_ONLY, cpuText } from './systems';
 import type { RrResult } from './tcp-rr';
-import { Topo, median, sleep, trySh, which } from './topo';
+import { Topo, median, sameRun, sleep, trySh, which } from './topo';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const RR = path.join(ROOT, 'dist', 'bench', 'e2e', 'tcp-rr.js');
@@ -95,6 +95,7 @@ export interface TcpSystem {
   runs: TcpRun[];
   latency?: RrResult & { mtu: number; ratio_p99?: number; p99_rounds?: number[] };
   missing?: string; // could not be set up at all (at any MTU)
+  from?: string; // kept from the run that started then (a partial run, `mergeRuns`)
 }
 
 export interface TcpResult {
@@ -400,10 +401,14 @@ export function settle(run: TcpRun): void {
 // Ratios to the group's reference (same MTU and streams), round by round
 // (round i of a system over round i of the reference: the two ran minutes
 // apart at most), their median, and collapses: a failed round, or one below
-// COLLAPSE of the reference's, marks the run.
+// COLLAPSE of the reference's, marks the run. Only a reference of the same
+// run counts: a system kept from an earlier run keeps the ratios that run
+// gave it, and one of this run without its reference here has none.
 export function compare(systems: TcpSystem[]): void {
   for (const x of systems) {
-    const ref = systems.find((y) => y.id === TCP_REFERENCE[x.group]);
+    const found = systems.find((y) => y.id === TCP_REFERENCE[x.group]);
+    if (x.from !== undefined && !(found && sameRun(x, found))) continue;
+    const ref = found && sameRun(x, found) ? found : undefined;
     for (const r of x.runs) {
       const rr = ref?.runs.find((y) => y.mtu === r.mtu && y.streams === r.streams);
       const mine = roundsOf(r);
@@ -427,6 +432,7 @@ export function compare(systems: TcpSystem[]): void {
       if (r.error || r.receiver_gbps === 0) r.collapsed = true;
     }
     const rl = ref?.latency;
+    if (x.latency) x.latency.ratio_p99 = undefined;
     if (x.latency && rl && !rl.error && !x.latency.error && rl.p99_us > 0) x.latency.ratio_p99 = Math.round((x.latency.p99_us / rl.p99_us) * 100) / 100;
   }
 }

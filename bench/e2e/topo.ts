@@ -234,6 +234,26 @@ export function median(v: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+// A run with --only keeps the other systems of the last results. Each kept
+// system says which run measured it (`from`, that run's start; a system of
+// this run has none), so that no ratio pairs figures from two runs: these
+// machines drift by tens of percent between runs, and a ratio is only
+// meaningful within one.
+export interface FromRun {
+  id: string;
+  from?: string;
+}
+
+export function mergeRuns<T extends FromRun>(prev: T[], fresh: T[], prevStarted: string): T[] {
+  const byId = new Map(fresh.map((x) => [x.id, x]));
+  const kept = prev.map((x) => byId.get(x.id) ?? { ...x, from: x.from ?? prevStarted });
+  return [...kept, ...fresh.filter((x) => !prev.some((y) => y.id === x.id))];
+}
+
+export function sameRun(a: FromRun, b: FromRun): boolean {
+  return (a.from ?? '') === (b.from ?? '');
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -34,7 +34,7 @@ import * as path from 'node:path';
 import { Ovs, ovsMissing } from './ovs';
 import { Missing, type Placement, SwitchHost, cpuText, enginePlacement, pmdCpu } from './systems';
 import { Testpmd, testpmdMissing } from './testpmd';
-import { Topo, median, sleep, trySh } from './topo';
+import { Topo, median, sameRun, sleep, trySh } from './topo';
 
 export const OVS_DPDK = '/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk';
 const MAC = ['02:00:00:00:0a:01', '02:00:00:00:0a:02'];
@@ -65,6 +65,7 @@ export interface VhostSystemResult {
   missing?: string;
   cases: VhostCaseResult[];
   counters?: Record<string, unknown>; // the switch's own view after the last round (ports, drops)
+  from?: string; // kept from the run that started then (a partial run, `mergeRuns`)
 }
 
 export interface VhostReport {
@@ -386,7 +387,12 @@ export async function runVhost(o: VhostOptions): Promise<{ systems: VhostSystemR
 // Ratios of this switch's medians to the other rows', per case, and the
 // issue's goals (every case must meet them; the worst case is shown).
 export function vhostCompare(systems: VhostSystemResult[]): { ratios: VhostReport['ratios']; goals: VhostReport['goals'] } {
-  const med = (id: string, c: { size: number; flows: string }): number | undefined => systems.find((s) => s.id === id)?.cases.find((x) => x.size === c.size && x.flows === c.flows)?.median;
+  const ours = systems.find((s) => s.id === 'ours');
+  // A row kept from another run (a partial run) is not compared with ours.
+  const med = (id: string, c: { size: number; flows: string }): number | undefined => {
+    const s = systems.find((y) => y.id === id);
+    return s && ours && sameRun(s, ours) ? s.cases.find((x) => x.size === c.size && x.flows === c.flows)?.median : undefined;
+  };
   const ratios = CASES.map((c) => {
     const m = med('ours', c);
     const r = (id: string): number | undefined => {
@@ -397,7 +403,7 @@ export function vhostCompare(systems: VhostSystemResult[]): { ratios: VhostRepor
   });
   const goal = (name: string, key: 'vsOvsNormal' | 'vsCeiling', want: number): VhostReport['goals'][number] => {
     const vals = ratios.map((r) => r[key]).filter((v): v is number => v !== undefined);
-    if (vals.length < ratios.length) return { goal: name, why: 'not every case was measured for both rows' };
+    if (vals.length < ratios.length) return { goal: name, why: 'not every case was measured for both rows in one run' };
     const worst = Math.min(...vals);
     return { goal: name, measured: worst, met: worst >= want };
   };
@@ -434,7 +440,7 @@ export function renderVhostMarkdown(r: VhostReport): string {
       if (!x || x.median === undefined) return `failed${x?.errors ? `: ${x.errors[0]!.slice(0, 80).replace(/\|/g, '\\|')}` : ''}`;
       return `**${f2(x.median)}** (${f2(x.min)}–${f2(x.max)})`;
     });
-    out.push(`| ${s.label} | ${cells.join(' | ')} |`);
+    out.push(`| ${s.label}${s.from ? ` (run of ${s.from})` : ''} | ${cells.join(' | ')} |`);
   }
   out.push('', '| this switch ÷ | 64 B, one flow | 64 B, many flows | 1518 B, one flow | 1518 B, many flows |', '|---|---:|---:|---:|---:|');
   for (const [key, label] of [['vsOvsNormal', 'OVS-DPDK NORMAL'], ['vsOvsFlow', 'OVS-DPDK in_port -> output'], ['vsCeiling', 'testpmd ceiling']] as const) {
