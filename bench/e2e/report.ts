@@ -120,7 +120,11 @@ export function goals(r: Results): string[] {
     check('this switch >= 2x OVS userspace AF_XDP', o, find(l2, 'ovs-afxdp'), 2, 'tp');
     check('this switch >= 3x Linux bridge', o, find(l2, 'bridge'), 3, 'tp');
     check('this switch >= 80% of the wire', o, find(l2, 'wire'), 0.8, 'tp');
-    check(`p99 no worse than the Linux bridge at ${r.method.latencyRate / 1000}k frames/s`, o, find(l2, 'bridge'), 1, 'p99');
+    // Latency: every backend of this switch, each against the bridge of its
+    // own kind (veth or tap), not only the fastest.
+    for (const [id, kind, ref] of [['ours-afpacket', 'AF_PACKET', 'bridge'], ['ours-afxdp', 'AF_XDP', 'bridge'], ['ours-tap', 'tap', 'bridge-tap']] as const) {
+      if (find(l2, id)) check(`p99 no worse than the Linux bridge at ${r.method.latencyRate / 1000}k frames/s (${kind} ports; ${ref === 'bridge' ? 'bridge with veth ports' : 'bridge with tap ports'})`, find(l2, id), find(l2, ref), 1, 'p99');
+    }
   }
   if (vx) check('VXLAN: this switch >= 2x Linux bridge + vxlan', find(vx, 'vx-ours'), find(vx, 'vx-linux'), 2, 'tp');
   out.push('');

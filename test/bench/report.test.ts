@@ -1,7 +1,9 @@
-// A benchmark run with --only keeps the other systems of the last results
+// What the benchmark reports compare (bench/e2e/report.ts, tcp.ts, vhost.ts).
+// A run with --only keeps the other systems of the last results
 // (bench/e2e/main.ts). No ratio may pair figures from two runs: each kept
 // system says which run measured it (`mergeRuns`), and every table and goal
-// that divides one system's figure by another's checks `sameRun` first.
+// that divides one system's figure by another's checks `sameRun` first. The
+// packet suites' goals judge latency for each backend of this switch.
 // No network: the results are made up.
 
 import { test } from 'node:test';
@@ -115,4 +117,17 @@ test('vhost: rows of another run are not divided into ours', () => {
   // Ours kept, the others run again: no goal can be judged.
   const g2 = vhostCompare(mergeRuns([vsys('ours', 6), vsys('ovs-normal', 3), vsys('ceiling', 8)], [vsys('ovs-normal', 2), vsys('ceiling', 6)], OLD)).goals;
   assert.ok(g2.every((g) => g.met === undefined && g.why === 'not every case was measured for both rows in one run'), JSON.stringify(g2));
+});
+
+test('goals: p99 is judged for each backend of this switch that ran, against the bridge of its kind', () => {
+  const l2: SuiteResult = {
+    id: 'l2', title: 'Layer 2 port to port (64-byte frames)', ours: 'ours-afxdp', size: 64, peers: {},
+    systems: [psys('bridge', 200_000, 60), psys('bridge-tap', 150_000, 30), psys('ours-afxdp', 380_000, 70), psys('ours-afpacket', 300_000, 20), psys('ours-tap', 280_000, 90)],
+  };
+  const r = { started: '2026-12-03T00:00:00.000Z', seconds: 100, machine: { cpus: 2 }, method: { latencyRate: 20000, rounds: 3, throughputSeconds: 3, placement: { genCpu: 1, switchCpu: 0, busyPoll: false } }, suites: [l2] };
+  const md = renderMarkdown(r);
+  assert.match(md, /\| p99 no worse than the Linux bridge at 20k frames\/s \(AF_PACKET ports; bridge with veth ports\) \| 20\.0 vs 60\.0 us \| met \|/);
+  assert.match(md, /\| p99 no worse than the Linux bridge at 20k frames\/s \(AF_XDP ports; bridge with veth ports\) \| 70\.0 vs 60\.0 us \| \*\*not met\*\* \|/);
+  assert.match(md, /\| p99 no worse than the Linux bridge at 20k frames\/s \(tap ports; bridge with tap ports\) \| 90\.0 vs 30\.0 us \| \*\*not met\*\* \|/);
+  assert.match(md, /\| this switch >= 3x Linux bridge \| 1\.90x \| \*\*not met\*\* \|/); // throughput: still the fastest backend
 });
