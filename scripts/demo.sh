@@ -12,7 +12,9 @@
 #    to try it. Ctrl-C stops vpcd and removes everything the demo created.
 #
 # Only the demo's own namespaces and veths are touched, with addresses from
-# 198.18.0.0/15. Environment: VPCD_SOCKET, VPCD_METRICS, VPC_DEMO_LOCK.
+# 198.18.0.0/15. Environment: VPCD_SOCKET, VPCD_METRICS, VPC_DEMO_LOCK, and
+# VPC_DEMO_BUILT=1 to skip step 2 in a tree that is built already (the test
+# of a whole demo sets it: it runs beside other tests that use the build).
 #
 # Sourcing this file (tests do) defines the functions and runs nothing.
 set -euo pipefail
@@ -94,9 +96,22 @@ prepare() {
 main() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   preflight || exit 1
-  prepare
+  [ "${VPC_DEMO_BUILT:-}" = 1 ] || prepare
 
+  # No other demo runs (we hold the lock): a state directory left in /tmp is
+  # from one that was killed (kill -9) before it could remove it.
+  local old
+  for old in /tmp/vpcd-demo.*; do
+    [ -d "$old" ] || continue
+    echo "demo: state of an earlier run that was killed found ($old); removing it"
+    rm -rf "$old"
+  done
   STATE_DIR="$(mktemp -d /tmp/vpcd-demo.XXXXXX)"
+  # vpcd makes the socket's directory if it is missing; then the demo removes
+  # it at the end (if nothing else was put there).
+  SOCKET_DIR="$(dirname "$SOCKET")"
+  SOCKET_DIR_MADE=""
+  [ -d "$SOCKET_DIR" ] || SOCKET_DIR_MADE=1
   VPCD_PID=""
   cleanup() {
     trap - EXIT INT TERM
@@ -110,8 +125,11 @@ main() {
       ip link del "vpcd-$n" 2>/dev/null || true
     done
     rm -rf "$STATE_DIR"
-    rm -f "$LOCK.pid"
-    echo "demo: stopped; namespaces, veths and state removed."
+    [ -z "$SOCKET_DIR_MADE" ] || rmdir "$SOCKET_DIR" 2>/dev/null || true
+    # vpcd, which held the lock with us, has ended: the lock file goes too (a
+    # demo starting meanwhile found it held and stopped).
+    rm -f "$LOCK.pid" "$LOCK"
+    echo "demo: stopped; namespaces, veths, state and lock removed."
   }
   trap cleanup EXIT
   trap 'exit 0' INT TERM

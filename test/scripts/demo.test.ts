@@ -28,7 +28,7 @@ function runDemo(env: NodeJS.ProcessEnv): { code: number | null; out: string; er
 
 function demoNamespaces(): string {
   try {
-    return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('vpcdemo-')).sort().join('\n');
+    return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('vpcdemo-')).map((l) => l.split(' ')[0]).sort().join('\n');
   } catch {
     return '';
   }
@@ -132,6 +132,62 @@ describe('demo.sh preflight', () => {
       assert.equal(spawnSync('flock', ['-n', lock, 'true']).status, 0, 'the lock is free again');
     } finally {
       server.close();
+      removeDir(dir);
+    }
+  });
+
+  test('a whole demo: the guests of a tenant answer each other and not the other tenant\'s; Ctrl-C removes all it made, a killed run\'s state too', { skip: root && fs.existsSync(path.join(ROOT, 'build/Release/vpc_native.node')) ? false : 'needs root and a built tree', timeout: 120_000 }, async () => {
+    const dir = tempDir();
+    const socket = path.join(dir, 'run', 'vpcd.sock'); // its directory does not exist yet: vpcd makes it, the demo removes it
+    const lock = path.join(dir, 'demo.lock');
+    const stale = fs.mkdtempSync('/tmp/vpcd-demo.'); // as a demo killed with -9 leaves it
+    fs.writeFileSync(path.join(stale, 'state.json'), '{}');
+    const srv = net.createServer();
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const metrics = `127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+    const p = spawn('/bin/bash', [DEMO], { env: { ...process.env, VPC_DEMO_LOCK: lock, VPCD_SOCKET: socket, VPCD_METRICS: metrics, VPC_DEMO_BUILT: '1', SUDO_USER: '' }, detached: true });
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+    const ping = (to: string): number | null => spawnSync('ip', ['netns', 'exec', 'vpcdemo-a1', 'ping', '-c', '1', '-W', '1', to]).status;
+    try {
+      for (let i = 0; i < 600 && !/Ctrl-C here stops vpcd/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(out, /Ctrl-C here stops vpcd/, out);
+      assert.match(out, new RegExp(`state of an earlier run that was killed found \\(${stale.replace(/[.]/g, '\\.')}\\); removing it`));
+      assert.ok(!fs.existsSync(stale));
+      assert.equal(demoNamespaces(), ['vpcdemo-a1', 'vpcdemo-a2', 'vpcdemo-b1', 'vpcdemo-b2'].join('\n'));
+      // a1 -> a2 answers (the first ping may wait for ARP and learning).
+      let ok = false;
+      for (let i = 0; i < 10 && !ok; i++) ok = ping('198.18.1.2') === 0;
+      assert.ok(ok, 'a1 -> a2 answers');
+      assert.notEqual(ping('198.18.1.11'), 0, 'a1 -> b1 (the other tenant) does not');
+      const body = await new Promise<string>((resolve, reject) => {
+        const [host, port] = metrics.split(':');
+        const c = net.connect(Number(port), host!, () => c.write('GET /metrics HTTP/1.0\r\n\r\n'));
+        let b = '';
+        c.on('data', (d) => (b += d.toString())).on('end', () => resolve(b)).on('error', reject);
+      });
+      assert.match(body, /vpc_port_rx_packets_total\{[^}]*port="a1"[^}]*\} [1-9]/);
+      process.kill(-p.pid!, 'SIGINT'); // Ctrl-C: the terminal signals the whole group
+      assert.equal(await exited, 0, out);
+      assert.match(out, /demo: stopped; namespaces, veths, state and lock removed\./);
+      assert.equal(demoNamespaces(), '');
+      assert.equal(spawnSync('ip', ['link', 'show', 'vpcd-a1']).status !== 0, true, 'the host ends of the veths are gone');
+      assert.ok(!fs.existsSync(lock) && !fs.existsSync(`${lock}.pid`), 'no lock file left');
+      assert.ok(!fs.existsSync(path.dirname(socket)), 'the socket directory vpcd made is gone');
+      assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('vpcd-demo.')), [], 'no state directory left');
+    } finally {
+      if (p.exitCode === null) {
+        try {
+          process.kill(-p.pid!, 'SIGINT');
+        } catch {
+          // gone
+        }
+        await exited;
+      }
+      fs.rmSync(stale, { recursive: true, force: true });
       removeDir(dir);
     }
   });
