@@ -125,6 +125,14 @@ describe('vpcctl against vpcd', () => {
     assert.match(r.out, /^MAC\s+PORT\s+VTEP\s+VLAN\s+TYPE\s+AGE$/m);
     assert.match(r.out, /^02:00:00:00:0a:01\s+vm1\s+-\s+-\s+learned\s+\d+s$/m);
     assert.match(r.out, /^02:00:00:00:0a:99\s+vm2\s+-\s+-\s+static\s+-$/m);
+    // No switch named: the live table of every switch, not the static entries.
+    r = await cli('fdb', 'list');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /^SWITCH\s+MAC\s+PORT\s+VTEP\s+VLAN\s+TYPE\s+AGE$/m);
+    assert.match(r.out, /^tenant-a\s+02:00:00:00:0a:01\s+vm1\s+-\s+-\s+learned\s+\d+s$/m);
+    assert.match(r.out, /^tenant-a\s+02:00:00:00:0a:99\s+vm2\s+-\s+-\s+static\s+-$/m);
+    const all = JSON.parse((await cli('--json', 'fdb', 'list')).out) as { entries: Array<{ switch: string; mac: string }> };
+    assert.ok(all.entries.some((e) => e.switch === 'tenant-a' && e.mac === '02:00:00:00:0a:01'), JSON.stringify(all));
     r = await cli('stats');
     assert.match(r.out, /^vm1\s+10\s+600\s+0\s+0\s+-$/m);
     assert.match(r.out, /^vm2\s+0\s+0\s+10\s+600\s+-$/m);

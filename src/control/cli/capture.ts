@@ -86,7 +86,12 @@ export function registerCapture(program: Command, { io, ctx }: CliContext): void
         } catch (err) {
           // A bare NAME that is no port may be a switch.
           if (m !== null || !(err instanceof ApiError) || err.code !== 'ERR_UNKNOWN_PORT') throw err;
-          trailers = await client.stream(query('switch', target), onData, abort.signal);
+          try {
+            trailers = await client.stream(query('switch', target), onData, abort.signal);
+          } catch (err2) {
+            if (!(err2 instanceof ApiError) || err2.code !== 'ERR_UNKNOWN_SWITCH') throw err2;
+            throw new CliError(EXIT.NOT_FOUND, `capture: no port or switch named "${target}" (vpcctl port list, vpcctl switch list) [ERR_NOT_FOUND]`);
+          }
         }
         if (pcap && trailers['vpc-captured'] !== undefined) {
           totals = { captured: Number(trailers['vpc-captured']), dropped: Number(trailers['vpc-dropped'] ?? 0) };

@@ -2,24 +2,43 @@
 // live forwarding table.
 
 import type { Command } from 'commander';
+import { ApiError } from '../client';
 import { CliContext, CliError, EXIT } from './context';
 import { table } from './format';
 import { defined } from './parse';
 
 export function registerFdb(program: Command, { ctx, print }: CliContext): void {
   const fdb = program.command('fdb').description('forwarding table: static entries and the live table');
-  fdb.command('list [switch]').description('the live FDB of a switch (learned and static); --static: configured static entries')
+  fdb.command('list [switch]').description('the live FDB (learned and static) of a switch, or of every switch; --static: the configured static entries')
     .option('--static', 'list the configured static entries (all switches unless one is given)')
     .action(async (swName: string | undefined, o: { static?: boolean }, cmd: Command) => {
       const { client, json } = ctx(cmd);
-      if (o.static === true || swName === undefined) {
+      if (o.static === true) {
         const r = await client.call<{ fdb: Record<string, any>[] }>('GET', `/v1/fdb${swName === undefined ? '' : `?switch=${encodeURIComponent(swName)}`}`);
         print(json, r, () => table(['SWITCH', 'MAC', 'PORT', 'VTEP', 'UUID'], r.fdb.map((f) => [f.switch, f.mac, f.port ?? '-', f.vtep ?? '-', f.uuid])));
         return;
       }
-      const r = await client.call<{ entries: Record<string, any>[] }>('GET', `/v1/switches/${encodeURIComponent(swName)}/fdb`);
-      print(json, r, () => table(['MAC', 'PORT', 'VTEP', 'VLAN', 'TYPE', 'AGE'],
-        r.entries.map((e) => [e.mac, e.port, e.vtep ?? '-', e.vlan || '-', e.static ? 'static' : 'learned', e.static ? '-' : `${Math.round(e.ageSeconds)}s`])));
+      const live = (e: Record<string, any>): string[] => [e.mac, e.port, e.vtep ?? '-', e.vlan || '-', e.static ? 'static' : 'learned', e.static ? '-' : `${Math.round(e.ageSeconds)}s`];
+      const head = ['MAC', 'PORT', 'VTEP', 'VLAN', 'TYPE', 'AGE'];
+      if (swName !== undefined) {
+        const r = await client.call<{ entries: Record<string, any>[] }>('GET', `/v1/switches/${encodeURIComponent(swName)}/fdb`);
+        print(json, r, () => table(head, r.entries.map(live)));
+        return;
+      }
+      // Every switch: one table, the switch first. A switch deleted between
+      // the two calls is left out.
+      const { switches } = await client.call<{ switches: Array<{ name: string }> }>('GET', '/v1/switches');
+      const entries: Record<string, any>[] = [];
+      for (const sw of switches) {
+        try {
+          const r = await client.call<{ entries: Record<string, any>[] }>('GET', `/v1/switches/${encodeURIComponent(sw.name)}/fdb`);
+          entries.push(...r.entries.map((e) => ({ switch: sw.name, ...e })));
+        } catch (err) {
+          if (!(err instanceof ApiError && err.code === 'ERR_UNKNOWN_SWITCH')) throw err;
+        }
+      }
+      const r = { entries };
+      print(json, r, () => table(['SWITCH', ...head], entries.map((e) => [e.switch, ...live(e)])));
     });
   fdb.command('create <switch> <mac> [port]').description('add a static entry: MAC -> port, or MAC -> remote VTEP with --vtep')
     .option('--vtep <ip>', 'the MAC lives behind this remote VTEP (instead of a port)')
