@@ -19,7 +19,7 @@ export function registerStats(program: Command, { io, ctx }: CliContext): void {
         const s = await client.call<Stats>('GET', '/v1/stats');
         const at = Date.now();
         if (json) io.out(`${JSON.stringify(s)}\n`);
-        else io.out(`${o.watch ? `\x1b[H\x1b[2J${new Date(at).toISOString()}  (every ${o.interval}s, Ctrl-C to stop)\n` : ''}${statsText(s, prev === undefined ? undefined : { s: prev.s, seconds: (at - prev.at) / 1000 })}`);
+        else io.out(`${o.watch ? `\x1b[H\x1b[2J${new Date(at).toISOString()}  (every ${o.interval}s, Ctrl-C to stop)\n` : ''}${statsText(s, prev === undefined ? undefined : { s: prev.s, seconds: (at - prev.at) / 1000 }, o.watch === true)}`);
         prev = { at, s };
         if (!o.watch || (o.count !== undefined && i + 1 >= o.count)) break;
         await sleep(o.interval * 1000);
@@ -36,16 +36,19 @@ interface Stats {
   uplink?: { name: string; counters: Record<string, number> };
 }
 
-export function statsText(s: Stats, prev?: { s: Stats; seconds: number }): string {
-  const rate = (now: number, before: number | undefined): string => (prev === undefined || before === undefined ? '' : `${human(Math.max(0, now - before) / prev.seconds)}/s`);
+// rates: the RX-RATE and TX-RATE columns, '-' until there is a previous
+// sample (--watch has them from its first screen on, so the table keeps its
+// shape).
+export function statsText(s: Stats, prev?: { s: Stats; seconds: number }, rates = prev !== undefined): string {
+  const rate = (now: number, before: number | undefined): string => (prev === undefined || before === undefined ? '-' : `${human(Math.max(0, now - before) / prev.seconds)}/s`);
   const ports = Object.entries(s.ports).sort(([a], [b]) => (a < b ? -1 : 1));
   const portRows = ports.map(([name, p]) => {
     const old = prev?.s.ports[name]?.counters;
     const drops = Object.entries(p.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(',');
     return [name, human(p.counters.rx_packets ?? 0), human(p.counters.rx_bytes ?? 0), human(p.counters.tx_packets ?? 0), human(p.counters.tx_bytes ?? 0),
-      ...(prev === undefined ? [] : [rate(p.counters.rx_packets ?? 0, old?.rx_packets), rate(p.counters.tx_packets ?? 0, old?.tx_packets)]), drops || '-'];
+      ...(rates ? [rate(p.counters.rx_packets ?? 0, old?.rx_packets), rate(p.counters.tx_packets ?? 0, old?.tx_packets)] : []), drops || '-'];
   });
-  const portHead = ['PORT', 'RX-PKTS', 'RX-BYTES', 'TX-PKTS', 'TX-BYTES', ...(prev === undefined ? [] : ['RX-RATE', 'TX-RATE']), 'DROPS'];
+  const portHead = ['PORT', 'RX-PKTS', 'RX-BYTES', 'TX-PKTS', 'TX-BYTES', ...(rates ? ['RX-RATE', 'TX-RATE'] : []), 'DROPS'];
   const sws = Object.entries(s.switches).sort(([a], [b]) => (a < b ? -1 : 1));
   const swRows = sws.map(([name, w]) => [name, w.counters.fdb_entries ?? 0, human(w.counters.rx_packets ?? 0), w.counters.learned ?? 0, w.counters.moved ?? 0, w.counters.aged ?? 0, human(w.counters.flooded ?? 0), w.counters.drops ?? 0]);
   const e = s.engine;
