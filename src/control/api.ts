@@ -21,7 +21,7 @@
 //   POST   /v1/trace {count, port?}     trace the next `count` frames (replaces a running trace)
 //   GET    /v1/trace                    the trace's records so far    DELETE /v1/trace: stop
 //   GET    /v1/state                    the running desired state (for backups)
-//   POST   /v1/apply                    {config: "<yaml>", dryRun?: bool}
+//   POST   /v1/apply                    {config: "<yaml>", dryRun?: bool, source?: name}  (any other field: 400)
 //   POST   /v1/reload                   re-read the --config file (as SIGHUP)
 // With --test-hooks only (tests and demos; never in production):
 //   POST   /v1/test/ports/:ref/send     {frames: ["<hex>", ...], repeat?: n}
@@ -113,11 +113,17 @@ async function neighbors(ctx: ApiContext): Promise<unknown[]> {
   return ctx.controller.current.uplinks.length === 0 ? [] : ctx.controller.dp.neighbors();
 }
 
-function bodyObject(body: unknown): Record<string, unknown> {
+// The request's JSON object. With `keys`, a field outside them is refused,
+// named: a typo must not widen what a request does (a flush of the whole
+// switch for a misspelt `port`, an apply for a misspelt `dryRun`).
+function bodyObject(body: unknown, keys?: readonly string[]): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ControlError('ERR_BAD_REQUEST', 'the request body must be a JSON object');
   }
-  return body as Record<string, unknown>;
+  const b = body as Record<string, unknown>;
+  const extra = keys === undefined ? undefined : Object.keys(b).find((k) => !keys.includes(k));
+  if (extra !== undefined) throw new ControlError('ERR_BAD_REQUEST', `${extra}: not a field of this request (expected one of: ${keys!.join(', ')})`, { field: extra });
+  return b;
 }
 
 export function buildRoutes(ctx: ApiContext): Route[] {
@@ -195,7 +201,7 @@ function switchRoutes(ctx: ApiContext): Route[] {
     }),
     route('POST', '/v1/switches/:ref/fdb/flush', async ({ params, body }) => {
       const s = c.requireSwitch(params.ref!);
-      const port = body === undefined ? undefined : bodyObject(body).port;
+      const port = body === undefined ? undefined : bodyObject(body, ['port']).port;
       if (port !== undefined && typeof port !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'port: must be a string', { field: 'port' });
       const removed = await c.dp.flushFdb(s.spec.name, port);
       await ctx.bgp?.resync(); // EVPN withdraws the routes of the flushed MACs
@@ -314,8 +320,10 @@ function stateRoutes(ctx: ApiContext): Route[] {
   return [
     route('GET', '/v1/state', () => [200, { generation: c.generation, state: c.current }]),
     route('POST', '/v1/apply', async ({ body }) => {
-      const b = bodyObject(body);
+      const b = bodyObject(body, ['config', 'source', 'dryRun']);
       if (typeof b.config !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'config: must be the YAML text of a configuration', { field: 'config' });
+      if (b.dryRun !== undefined && typeof b.dryRun !== 'boolean') throw new ControlError('ERR_BAD_REQUEST', 'dryRun: must be true or false', { field: 'dryRun' });
+      if (b.source !== undefined && typeof b.source !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'source: must be a string (the name errors cite)', { field: 'source' });
       const source = typeof b.source === 'string' ? b.source : 'request';
       const desired = parseConfig(b.config, source);
       const r = await c.apply(desired, { dryRun: b.dryRun === true, source: 'api' });

@@ -50,6 +50,29 @@ describe('vpcctl against vpcd', () => {
     removeDir(d.dir);
   });
 
+  test('request bodies: a dryRun that is not a boolean, or a field that is not the request\'s, is refused and changes nothing', async () => {
+    const before = JSON.stringify((await d.client.call<{ state: unknown }>('GET', '/v1/state')).state);
+    const wipe = 'switches: [{ name: probe, vni: 4000 }]\n'; // applied, it would delete tenant-a and its ports
+    for (const [body, field] of [
+      [{ config: wipe, dryRun: 'true' }, 'dryRun'],
+      [{ config: wipe, dryRun: 1 }, 'dryRun'],
+      [{ config: wipe, dryRun: null }, 'dryRun'],
+      [{ config: wipe, dry_run: true }, 'dry_run'],
+      [{ config: wipe, source: 7 }, 'source'],
+    ] as const) {
+      const r = await d.client.raw('POST', '/v1/apply', body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+      assert.equal((r.body as { error: { field?: string } }).error.field, field, JSON.stringify(r.body));
+    }
+    const flush = await d.client.raw('POST', '/v1/switches/tenant-a/fdb/flush', { prot: 'vm1' });
+    assert.equal(flush.status, 400, JSON.stringify(flush.body));
+    assert.match(JSON.stringify(flush.body), /prot: not a field of this request \(expected one of: port\)/);
+    assert.equal(JSON.stringify((await d.client.call<{ state: unknown }>('GET', '/v1/state')).state), before, 'nothing changed');
+    // The well-formed dry run still works.
+    const dry = await d.client.call<{ applied: boolean }>('POST', '/v1/apply', { config: wipe, dryRun: true });
+    assert.equal(dry.applied, false);
+  });
+
   test('status: human and JSON', async () => {
     const h = await cli('status');
     assert.equal(h.code, EXIT.OK, h.err);
