@@ -362,6 +362,7 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   req->opts.zero_copy = KernelPortOptions::ZeroCopy(choice("zeroCopy", "auto", "on", "off"));
   req->opts.io_uring = KernelPortOptions::IoUring(choice("ioUring", "auto", "on", "off"));
   if (o.Has("persistent")) req->opts.persistent = Bool(env, o, "persistent");
+  if (o.Has("waitForInterface")) req->opts.wait_for_interface = Bool(env, o, "waitForInterface");
   {
     Napi::Value m = o.Get("vhostMode");
     if (!m.IsUndefined() && !m.IsNull()) {

@@ -52,7 +52,7 @@ import {
 } from './model';
 import { modelBgp, ResolvedBgp } from './evpn/config';
 import { restartReason } from './evpn/speaker';
-import { vtepHeldByKernel } from './hostcheck';
+import { interfaceMissing, vtepHeldByKernel } from './hostcheck';
 import { mtuWarnings } from './port-mtu';
 import { applyPlan, describeStep, plan, resolveTarget, runBestEffort, Step, summarize, undo } from './reconcile';
 import { StateStore } from './state';
@@ -100,7 +100,7 @@ export class Controller {
       await applyPlan(this.dp, steps);
       this.model = target;
       this.onChange?.(cloneModel(target));
-      for (const w of uplinkWarnings(steps)) this.log.warn({ source: 'state' }, w);
+      for (const w of [...uplinkWarnings(steps), ...portWarnings(steps)]) this.log.warn({ source: 'state' }, w);
       return steps.length;
     });
   }
@@ -177,7 +177,8 @@ export class Controller {
       }
       const d = this.desired();
       d.ports.push({ uuid: given.uuid, spec: given.spec, path: '' });
-      const r = await this.commitDesired(d, 'api');
+      // By hand: a missing interface is refused at once (reconcile.ts).
+      const r = await this.commitDesired(d, 'api', { waitForInterface: false });
       return { object: this.findPort(given.spec.name)!, created: true, plan: r.plan };
     });
   }
@@ -400,23 +401,24 @@ export class Controller {
     };
   }
 
-  private async commitDesired(d: DesiredState, source: string): Promise<ApplyResult> {
+  private async commitDesired(d: DesiredState, source: string, hooks: { waitForInterface?: boolean } = {}): Promise<ApplyResult> {
     const problems = crossCheck(d);
     if (problems.length > 0) {
       const p = problems[0]!;
       throw new ControlError(p.code, p.message, { field: p.field, status: 400 });
     }
     const target = { ...resolveTarget(this.model, d), engine: this.model.engine };
-    return this.commit(target, { dryRun: false, source, warnings: [] });
+    return this.commit(target, { dryRun: false, source, warnings: [], ...hooks });
   }
 
-  private async commit(target: Model, opts: { dryRun: boolean; source: string; warnings: string[] }): Promise<ApplyResult> {
+  private async commit(target: Model, opts: { dryRun: boolean; source: string; warnings: string[]; waitForInterface?: boolean }): Promise<ApplyResult> {
     const steps = plan(this.model, target);
-    // A new uplink whose VTEP address the kernel holds too works badly, and
-    // so does a port whose interface MTU exceeds the port's, or whose MTU
+    // A new uplink whose VTEP address the kernel holds too works badly, a new
+    // kernel port whose interface is missing is down until it appears, and
+    // a port whose interface MTU exceeds the port's, or whose MTU
     // exceeds its switch's inner MTU over the overlay (port-mtu.ts); said for
     // a dry run as well.
-    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...(steps.length > 0 ? mtuWarnings(target) : [])];
+    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...portWarnings(steps), ...(steps.length > 0 ? mtuWarnings(target) : [])];
     const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings };
     // The BGP speaker is no dataplane object: a change is one line of the plan.
     const bgpChange = bgpPlanLine(this.model.bgp, target.bgp);
@@ -430,7 +432,7 @@ export class Controller {
     if (steps.length === 0 && bgpChange === undefined) return result;
     const t0 = process.hrtime.bigint();
     try {
-      await applyPlan(this.dp, steps, { onStep: (s) => this.logStep(s, opts.source) });
+      await applyPlan(this.dp, steps, { onStep: (s) => this.logStep(s, opts.source), waitForInterface: opts.waitForInterface });
     } catch (err) {
       const e = toControlError(err);
       this.log.error({ source: opts.source, code: e.code, err: e.message }, 'plan failed; rolled back');
@@ -504,6 +506,11 @@ function bgpRestartWarnings(from: Model, to: Model): string[] {
 // What is wrong around the uplinks a plan creates (read from the host, see hostcheck.ts).
 function uplinkWarnings(steps: Step[]): string[] {
   return steps.flatMap((s) => (s.kind === 'uplink' && s.op === 'create' ? vtepHeldByKernel(s.spec) : []));
+}
+
+// New kernel ports whose interface is not there (yet): they are made down.
+function portWarnings(steps: Step[]): string[] {
+  return steps.flatMap((s) => (s.kind === 'port' && s.op === 'create' ? interfaceMissing(s.spec) : []));
 }
 
 // An FDB entry's fields for comparison (port or vtep, whichever it has).

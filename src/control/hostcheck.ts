@@ -2,8 +2,9 @@
 // interfaces of vpcd's own network namespace, which is the one its kernel
 // ports and its uplink live in); they never change anything.
 
+import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { UplinkSpec } from '../dataplane';
+import { PortSpec, UplinkSpec } from '../dataplane';
 
 type Interfaces = NodeJS.Dict<os.NetworkInterfaceInfo[]>;
 
@@ -40,4 +41,13 @@ export function vtepHeldByKernel(spec: Pick<UplinkSpec, 'name' | 'interface' | '
     }
   }
   return out;
+}
+
+// An afpacket or afxdp port whose interface does not exist (yet) is made
+// down and comes up when the interface appears (a VM's tap comes with its
+// VM, a container's veth with its container); said so that a misspelt name
+// does not go unnoticed. `exists` reads vpcd's own namespace.
+export function interfaceMissing(spec: Pick<PortSpec, 'name' | 'type' | 'interface'>, exists: (ifname: string) => boolean = (n) => fs.existsSync(`/sys/class/net/${n}`)): string[] {
+  if ((spec.type !== 'afpacket' && spec.type !== 'afxdp') || spec.interface === undefined || exists(spec.interface)) return [];
+  return [`port "${spec.name}": interface ${spec.interface} does not exist (yet); the port is down until it appears (check the name with: ip link)`];
 }

@@ -261,9 +261,15 @@ function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknow
 export interface ApplyHooks {
   // Called after each step succeeded (logging).
   onStep?: (step: Step) => void;
+  // A new afpacket or afxdp port whose interface does not exist is made down
+  // until the interface appears (true, the default: a state or a
+  // configuration names guests' interfaces, which come and go with the
+  // guests), or refused with ERR_NOT_FOUND (false: a port created by hand is
+  // told at once that its interface is missing, a misspelt name say).
+  waitForInterface?: boolean;
 }
 
-async function run(dp: Dataplane, step: Step): Promise<void> {
+async function run(dp: Dataplane, step: Step, waitForInterface = true): Promise<void> {
   switch (step.kind) {
     case 'switch':
       if (step.op === 'create') await dp.createSwitch(step.spec);
@@ -271,7 +277,7 @@ async function run(dp: Dataplane, step: Step): Promise<void> {
       else await dp.updateSwitch(step.name, step.to);
       return;
     case 'port':
-      if (step.op === 'create') await dp.createPort(step.spec);
+      if (step.op === 'create') await dp.createPort(step.spec, { waitForInterface });
       else if (step.op === 'delete') await dp.deletePort(step.name);
       else await dp.updatePort(step.name, step.to);
       return;
@@ -312,7 +318,7 @@ export async function applyPlan(dp: Dataplane, steps: Step[], hooks: ApplyHooks 
   const done: Step[] = [];
   for (const step of steps) {
     try {
-      await run(dp, step);
+      await run(dp, step, hooks.waitForInterface ?? true);
     } catch (err) {
       const cause = toControlError(err);
       const undoErrors = await undo(dp, done);

@@ -19,7 +19,7 @@ export function setSwitchCommand(switchId: number, s: NormalizedSwitch): NativeC
 
 // `untaggedSwitchId` (-1: none) and `vlans` carry the engine ids of the
 // switches the port's names refer to.
-export function createPortCommand(p: NormalizedPort, untaggedSwitchId: number, vlans: NativeVlanMapping[]): NativeCommand {
+export function createPortCommand(p: NormalizedPort, untaggedSwitchId: number, vlans: NativeVlanMapping[], waitForInterface = false): NativeCommand {
   return {
     op: 'createPort',
     kind: p.type,
@@ -44,6 +44,7 @@ export function createPortCommand(p: NormalizedPort, untaggedSwitchId: number, v
           zeroCopy: p.kernel.zeroCopy,
           ioUring: p.kernel.ioUring,
           vhostMode: p.kernel.vhostMode,
+          ...(waitForInterface ? { waitForInterface } : {}),
         }),
   };
 }

@@ -245,7 +245,11 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
 
   // ---------------------------------------------------------------- ports
 
-  async createPort(spec: PortSpec): Promise<PortInfo> {
+  // `waitForInterface`: an afpacket or afxdp port whose interface does not
+  // exist is made down and comes up when the interface appears, instead of
+  // refused with ERR_NOT_FOUND (vpcd restores and applies its state so: a
+  // guest's interface comes and goes with the guest).
+  async createPort(spec: PortSpec, opts: { waitForInterface?: boolean } = {}): Promise<PortInfo> {
     this.assertOpen();
     const p = validatePortSpec(spec, this.maxMtu);
     const release = this.names.reservePort(p.name);
@@ -255,7 +259,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         const access = p.switch === undefined ? undefined : this.names.requireSwitch(p.switch, 'switch');
         const untagged = p.untagged === undefined ? undefined : this.names.requireSwitch(p.untagged, 'untagged');
         const vlans = p.vlans.map((m, i) => ({ vlan: m.vlan, switchId: this.names.requireSwitch(m.switch, `vlans[${i}].switch`).id }));
-        const result = await this.command(createPortCommand(p, (access ?? untagged)?.id ?? -1, vlans), { op: 'createPort', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } });
+        const result = await this.command(createPortCommand(p, (access ?? untagged)?.id ?? -1, vlans, opts.waitForInterface === true), { op: 'createPort', codes: { NOT_FOUND: 'ERR_UNKNOWN_SWITCH' } });
         const state: PortState = { ...p, id: resultId(result, 'createPort') };
         this.names.addPort(state);
         return portInfo(state);

@@ -84,6 +84,7 @@ export type NativeCommand =
       persistent?: boolean; // tap: a tap the switch creates outlives the port
       ioUring?: string; // tap: 'auto' | 'on' | 'off'
       vhostMode?: string; // vhostuser: 'server' | 'client'
+      waitForInterface?: boolean; // afpacket, afxdp: a missing interface makes the port down until it appears, not NOT_FOUND
       mtu: number; // L3 MTU; a frame may be mtu + 14 bytes (+4 when tagged)
       mac: string; // the port's own MAC (informational for pipes)
       learning: boolean;

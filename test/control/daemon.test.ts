@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApiError, Client } from '../../src/control/client';
 import { isLoopback } from '../../src/control/daemon';
-import { eventually, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir, VPCD } from './helpers';
+import { eventually, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir, VPCD, type VpcdProcess } from './helpers';
 
 const CONFIG = `${TEST_ENGINE}switches:
   - name: tenant-a
@@ -189,6 +189,70 @@ describe('vpcd logs on a terminal', () => {
         proc.kill('SIGKILL');
         removeDir(dir);
       }
+    }
+  });
+});
+
+// A guest's interface comes and goes with the guest: a VM's tap with QEMU,
+// a container's veth with its container. A restart must bring up a state
+// whose port lost its interface (down until it returns), not refuse it and
+// with it every other tenant. vpcd runs in a namespace of the test's own.
+describe('ports whose interface is missing', () => {
+  const root = process.getuid?.() === 0;
+  const ip = (...a: string[]): void => void execFileSync('ip', a);
+  test('a restart from the state, and a start from a configuration, make such a port down with a warning; it comes up when the interface appears', { skip: root ? false : 'needs root (a network namespace of its own, veths)' }, async () => {
+    const ns = `vpcdi-${process.pid}`;
+    ip('netns', 'add', ns);
+    const dirs: string[] = [];
+    try {
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      const veth = (): void => {
+        ip('-n', ns, 'link', 'add', 'vti1', 'type', 'veth', 'peer', 'name', 'vti1p');
+        ip('-n', ns, 'link', 'set', 'vti1', 'up');
+        ip('-n', ns, 'link', 'set', 'vti1p', 'up');
+      };
+      veth();
+      const config = `${TEST_ENGINE}switches:\n  - name: s1\n    vni: 100\n    ports:\n      - { name: v1, type: afpacket, interface: vti1 }\n      - { name: p1, type: pipe }\n`;
+      const d = await spawnVpcd({ netns: ns, noConfig: true });
+      dirs.push(d.dir);
+      const applied = await d.client.call<{ applied: boolean; warnings: string[] }>('POST', '/v1/apply', { config });
+      assert.equal(applied.applied, true);
+      assert.deepEqual(applied.warnings.filter((w) => /does not exist/.test(w)), [], 'the interface was there');
+      const before = await d.client.call<{ state: unknown }>('GET', '/v1/state');
+      ip('-n', ns, 'link', 'del', 'vti1'); // the guest went away
+      await d.kill9();
+
+      const port = async (c: VpcdProcess): Promise<Record<string, any>> => (await c.client.call<{ port: Record<string, any> }>('GET', '/v1/ports/v1')).port;
+      const d2 = await spawnVpcd({ dir: d.dir, netns: ns, noConfig: true });
+      try {
+        assert.deepEqual((await d2.client.call<{ state: unknown }>('GET', '/v1/state')).state, (before as { state: unknown }).state, 'every object is back');
+        const v1 = await port(d2);
+        assert.equal(v1.link, 'down', JSON.stringify(v1));
+        assert.match(JSON.stringify(v1), /interface vti1 does not exist \(yet\); the port comes up when it appears/);
+        assert.ok(d2.logs.some((l) => /port \\"v1\\": interface vti1 does not exist \(yet\); the port is down until it appears/.test(l)), d2.logs.join('\n'));
+        assert.equal((await port(d2)).switch, 's1');
+        veth(); // the guest is back
+        await eventually(async () => (await port(d2)).link === 'up' || undefined, 10_000, 100);
+      } finally {
+        await d2.stop();
+      }
+
+      // A first start from a configuration whose interface is not there yet.
+      ip('-n', ns, 'link', 'del', 'vti1');
+      const d3 = await spawnVpcd({ netns: ns, config });
+      dirs.push(d3.dir);
+      try {
+        assert.equal((await port(d3)).link, 'down');
+        assert.ok(d3.logs.some((l) => /interface vti1 does not exist \(yet\)/.test(l)), d3.logs.join('\n'));
+        // The API's own create still refuses a missing interface at once (a
+        // misspelt name is told, not waited for).
+        await assert.rejects(d3.client.call('POST', '/v1/ports', { name: 'v2', type: 'afpacket', interface: 'vti9', switch: 's1' }), (e: ApiError) => e.status === 404 && /vti9 does not exist/.test(e.message));
+      } finally {
+        await d3.stop();
+      }
+    } finally {
+      for (const dir of dirs) removeDir(dir);
+      ip('netns', 'del', ns);
     }
   });
 });

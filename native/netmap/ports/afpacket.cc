@@ -64,12 +64,13 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
   if (p->ctl_ < 0 || p->epfd_ < 0) throw PortError(Status::kSystem, sys_error("afpacket:" + ifname + ": socket", errno, nullptr));
   p->netns_ = socket_netns(p->ctl_);
   int idx = if_index(p->ctl_, ifname);
-  if (idx == -ENODEV)
+  const bool missing = idx == -ENODEV;
+  if (missing && !opts.wait_for_interface)
     throw PortError(Status::kNotFound, "interface " + ifname +
                                            " does not exist: create it first (for example: ip link add " + ifname +
                                            " type veth peer name " + ifname + "-peer) or check the name with: ip link");
-  if (idx < 0) throw PortError(Status::kSystem, sys_error("afpacket:" + ifname + ": looking up the interface", -idx, nullptr));
-  if (if_hwaddr(p->ctl_, ifname, &p->mac_) < 0) p->mac_ = 0;  // then the configured MAC is used
+  if (idx < 0 && !missing) throw PortError(Status::kSystem, sys_error("afpacket:" + ifname + ": looking up the interface", -idx, nullptr));
+  if (missing || if_hwaddr(p->ctl_, ifname, &p->mac_) < 0) p->mac_ = 0;  // then the configured MAC is used
 
   PortStatus& st = *p->status_;
   st.rx_ring = opts.rx_ring ? opts.rx_ring : kDefaultRing;
@@ -83,6 +84,14 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
   const std::string vnet = "virtio-net headers (PACKET_VNET_HDR): checksum-partial and TSO/GSO frames up to 64 KiB "
                            "are received and transmitted as they are";
   st.set_kernel_path(opts.kernel_path ? "off: the port is in no switch yet" : "off: turned off (kernelPath: false)");
+  if (missing) {
+    // Down until the interface appears: check_link opens it then (and turns
+    // its offloads off first, when asked), as after it disappeared.
+    st.set_offloads(vnet + (opts.offloads_off ? "; interface offloads turned off when the interface appears"
+                                              : "; interface offloads left as they are"));
+    st.set_error("interface " + ifname + " does not exist (yet); the port comes up when it appears");
+    return p;
+  }
   st.set_offloads(opts.offloads_off ? vnet + "; interface offloads " + offloads_off(p->ctl_, ifname, &p->offloads_)
                                     : vnet + "; interface offloads left as they are");
 

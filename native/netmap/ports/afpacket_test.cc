@@ -68,6 +68,51 @@ uint32_t drain(Port& port, BufferCache& cache) {
   return got;
 }
 
+// A port restored from vpcd's state (or applied from a configuration) whose
+// interface does not exist yet: asked to wait for it, the port is made down
+// and says why, and opens when the interface appears, as after it had
+// disappeared; asked not to, the open is refused with kNotFound.
+TEST(AfPacket, AMissingInterfaceIsWaitedForWhenAskedAndRefusedOtherwise) {
+  std::string skip = in_own_netns([&] {
+    auto pool = small_pool();
+    KernelPortOptions strict;
+    try {
+      AfPacketPort::open("vtafa", strict, pool, std::make_shared<PortStatus>());
+      ADD_FAILURE() << "a missing interface was not refused";
+    } catch (const PortError& e) {
+      EXPECT_EQ(e.status, Status::kNotFound);
+      EXPECT_NE(std::string(e.what()).find("vtafa does not exist"), std::string::npos) << e.what();
+    }
+    auto st = std::make_shared<PortStatus>();
+    KernelPortOptions o;
+    o.wait_for_interface = true;
+    o.offloads_off = true;  // done when the interface appears
+    auto port = AfPacketPort::open("vtafa", o, pool, st);
+    EXPECT_EQ(port->link_state(), LinkState::kDown);
+    EXPECT_EQ(st->error(), "interface vtafa does not exist (yet); the port comes up when it appears");
+    EXPECT_EQ(port->link_watch_key().ifindex, 0) << "not watched by ifindex: checked often, as a port without interface";
+    BufferCache cache(pool);
+    EXPECT_EQ(drain(*port, cache), 0u);
+
+    ASSERT_TRUE(make_veth());
+    LinkState ls = LinkState::kDown;
+    for (int i = 0; i < 200 && ls != LinkState::kUp; ++i) {
+      ls = port->link_state();  // the first opens it off the thread, a later one takes the socket
+      if (ls != LinkState::kUp) usleep(10000);
+    }
+    ASSERT_EQ(ls, LinkState::kUp) << st->error();
+    EXPECT_EQ(st->error(), "");
+    EXPECT_EQ(st->c[PortStatus::reopens].load(), 1u);
+    EXPECT_NE(port->link_watch_key().ifindex, 0);
+    drain(*port, cache);  // whatever the interface said on coming up
+    ASSERT_EQ(send_frames("vtafb", 5), 5u);
+    EXPECT_EQ(drain(*port, cache), 5u);
+    cache.flush();
+    port->detach();
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
 // The kernel's drops (its ring was full) are counted when the frames are
 // read, not at the port's next link check, which comes only every 10 s for
 // a watched port (no check is made here at all).

@@ -450,13 +450,14 @@ std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPor
   if (p->ctl_ < 0 || p->epfd_ < 0) throw PortError(Status::kSystem, sys_error(w + ": socket", errno, nullptr));
   p->netns_ = socket_netns(p->ctl_);
   int idx = if_index(p->ctl_, spec.ifname);
-  if (idx == -ENODEV)
+  const bool missing = idx == -ENODEV;
+  if (missing && !opts.wait_for_interface)
     throw PortError(Status::kNotFound, "interface " + spec.ifname +
                                            " does not exist: create it first (for example: ip link add " +
                                            spec.ifname + " type veth peer name " + spec.ifname +
                                            "-peer) or check the name with: ip link");
-  if (idx < 0) throw PortError(Status::kSystem, sys_error(w + ": looking up the interface", -idx, nullptr));
-  if (if_hwaddr(p->ctl_, spec.ifname, &p->mac_) < 0) p->mac_ = 0;
+  if (idx < 0 && !missing) throw PortError(Status::kSystem, sys_error(w + ": looking up the interface", -idx, nullptr));
+  if (missing || if_hwaddr(p->ctl_, spec.ifname, &p->mac_) < 0) p->mac_ = 0;
 
   PortStatus& st = *p->status_;
   p->rx_n_ = opts.rx_ring ? opts.rx_ring : kDefaultRing;
@@ -466,6 +467,12 @@ std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPor
   p->burst_ = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
   st.burst = p->burst_;
   st.frame_size = p->pool_->buf_size();
+  if (missing) {
+    // Down until the interface appears: check_link opens its queues then
+    // (offloads first), as after it disappeared.
+    st.set_error("interface " + spec.ifname + " does not exist (yet); the port comes up when it appears");
+    return p;
+  }
   p->offload_note_ = offloads_off(p->ctl_, spec.ifname, &p->offloads_, !opts.offloads_off);
   Status code;
   std::string err;

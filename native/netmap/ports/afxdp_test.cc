@@ -268,6 +268,18 @@ TEST(Afxdp, MissingInterfaceIsNotFound) {
     EXPECT_NE(m.find("does not exist"), std::string::npos) << m;
     EXPECT_NE(m.find("ip link"), std::string::npos) << m;
   }
+  // Asked to wait for it (a port restored from vpcd's state): made down,
+  // saying why; it opens its queues when the interface appears, as after the
+  // interface had gone (test/ports/afxdp.test.ts).
+  KernelPortOptions wait;
+  wait.wait_for_interface = true;
+  auto st = std::make_shared<PortStatus>();
+  auto port = open_port(spec, wait, pool, st);
+  EXPECT_EQ(port->link_state(), LinkState::kDown);
+  EXPECT_EQ(st->error(), "interface vpcnosuch0 does not exist (yet); the port comes up when it appears");
+  Pkt burst[8];
+  EXPECT_EQ(port->rx_burst(burst, 8), 0);
+  port->detach();
 }
 
 TEST(Afxdp, BigBuffersAreRefused) {

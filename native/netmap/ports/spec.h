@@ -91,6 +91,12 @@ struct KernelPortOptions {
   // vhostuser: connect to the front end's socket (it listens) instead of
   // listening on it; `queues` is the most queue pairs offered (0: 1).
   bool vhost_client = false;
+  // afpacket, afxdp: an interface that does not exist yet is waited for (the
+  // port is made down and comes up when the interface appears, as after it
+  // disappeared) instead of refused with kNotFound. For a port restored from
+  // vpcd's state or applied from a configuration: a VM's tap or a
+  // container's veth comes and goes with its guest.
+  bool wait_for_interface = false;
 };
 
 struct VhostStatus;  // ports/vhost_user.h
