@@ -3,7 +3,7 @@
 // and static remote MACs. The Dataplane methods that use them are in
 // dataplane.ts; the engine side is native/netmap/overlay/.
 
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 
 import type { PortType } from './types';
 import { type KernelPortSettings, validateKernelSettings } from './specs';
@@ -141,6 +141,50 @@ export function validateIp(value: unknown, field: string, family?: 4 | 6): strin
   return value as string;
 }
 
+// Why `ip` cannot be a VTEP's address (ours, a peer's, a gateway's), or
+// undefined: the engine's own rule (native/netmap/overlay/commands.cc,
+// unicast_ip), checked here so that a file that validates is one the engine
+// takes, and with the reason named.
+function notUnicast(ip: string): string | undefined {
+  if (isIP(ip) === 4) {
+    const [a, b, c, d] = ip.split('.').map(Number) as [number, number, number, number];
+    if (a === 0) return '0.0.0.0/8 means "this network", no host has it';
+    if (a === 127) return 'it is a loopback address (127.0.0.0/8)';
+    if (a >= 224 && a <= 239) return 'it is a multicast address (224.0.0.0/4)';
+    if (a === 255 && b === 255 && c === 255 && d === 255) return 'it is the broadcast address';
+    return undefined;
+  }
+  return V6_NOT_UNICAST.find(([list]) => list.check(ip, 'ipv6'))?.[1];
+}
+
+const V6_NOT_UNICAST: Array<[BlockList, string]> = [
+  ['::', 128, ':: is the unspecified address'],
+  ['::1', 128, 'it is the loopback address'],
+  ['ff00::', 8, 'it is a multicast address (ff00::/8)'],
+].map(([net, prefix, why]) => {
+  const list = new BlockList();
+  list.addSubnet(net as string, prefix as number, 'ipv6');
+  return [list, why as string];
+});
+
+// An IP address a VTEP can have (see notUnicast).
+export function validateUnicastIp(value: unknown, field: string, family?: 4 | 6): string {
+  const ip = validateIp(value, field, family);
+  const why = notUnicast(ip);
+  if (why !== undefined) throw invalid('ERR_INVALID_ARGUMENT', field, `must be a unicast address: ${why}`, value);
+  return ip;
+}
+
+// A gateway must be on the uplink's own subnet (the engine resolves it with
+// ARP or ND on the uplink).
+function onSubnet(gw: string, cidr: { addr: string; prefix: number }, family: 4 | 6, field: string): void {
+  const bl = new BlockList();
+  bl.addSubnet(cidr.addr, cidr.prefix, family === 4 ? 'ipv4' : 'ipv6');
+  if (!bl.check(gw, family === 4 ? 'ipv4' : 'ipv6')) {
+    throw invalid('ERR_INVALID_ARGUMENT', field, `is not on the uplink's subnet ${cidr.addr}/${cidr.prefix} (${family === 4 ? 'localIp' : 'localIp6'}): a gateway is reached over the uplink itself`, gw);
+  }
+}
+
 export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUplink {
   const u = validateObject(value, '', UPLINK_KEYS);
   const name = validateName(u.name, 'name');
@@ -153,10 +197,14 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
   if (ip4 === undefined && ip6 === undefined) {
     throw invalid('ERR_INVALID_ARGUMENT', 'localIp', 'an uplink needs a VTEP address: localIp (IPv4) and/or localIp6', undefined, false);
   }
-  const gateway = u.gateway === undefined ? undefined : validateIp(u.gateway, 'gateway', 4);
-  const gateway6 = u.gateway6 === undefined ? undefined : validateIp(u.gateway6, 'gateway6', 6);
+  if (ip4 !== undefined) validateUnicastIp(ip4.addr, 'localIp', 4);
+  if (ip6 !== undefined) validateUnicastIp(ip6.addr, 'localIp6', 6);
+  const gateway = u.gateway === undefined ? undefined : validateUnicastIp(u.gateway, 'gateway', 4);
+  const gateway6 = u.gateway6 === undefined ? undefined : validateUnicastIp(u.gateway6, 'gateway6', 6);
   if (gateway !== undefined && ip4 === undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', 'needs localIp', undefined, false);
   if (gateway6 !== undefined && ip6 === undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway6', 'needs localIp6', undefined, false);
+  if (gateway !== undefined) onSubnet(gateway, ip4!, 4, 'gateway');
+  if (gateway6 !== undefined) onSubnet(gateway6, ip6!, 6, 'gateway6');
   let srcPortRange: [number, number] = [49152, 65535];
   if (u.srcPortRange !== undefined) {
     const r = u.srcPortRange;
@@ -198,12 +246,12 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
 
 export function validatePeerSpec(value: unknown): PeerSpec {
   const p = validateObject(value, '', ['switch', 'ip']);
-  return { switch: validateName(p.switch, 'switch'), ip: validateIp(p.ip, 'ip') };
+  return { switch: validateName(p.switch, 'switch'), ip: validateUnicastIp(p.ip, 'ip') };
 }
 
 export function validateRemoteMacSpec(value: unknown): RemoteMacSpec {
   const p = validateObject(value, '', ['switch', 'mac', 'vtep']);
-  return { switch: validateName(p.switch, 'switch'), mac: validateUnicastMac(p.mac, 'mac'), vtep: validateIp(p.vtep, 'vtep') };
+  return { switch: validateName(p.switch, 'switch'), mac: validateUnicastMac(p.mac, 'mac'), vtep: validateUnicastIp(p.vtep, 'vtep') };
 }
 
 export function uplinkInfo(u: NormalizedUplink, id: number): UplinkInfo {

@@ -67,6 +67,46 @@ function kinds(steps: { op: string; kind: string }[]): string[] {
 }
 
 describe('overlay: plan and apply', () => {
+  // "A file that validates is one the engine accepts": addresses no VTEP can
+  // have used to pass validation and a dry run, and failed the plan midway
+  // (with a reason that named the wrong field, and only the first one).
+  test('addresses no VTEP can have are refused by validation, every one named with its reason, before anything runs', async () => {
+    const bad = `uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/24, gateway: 198.19.0.1 }]
+switches:
+  - name: sx
+    vni: 99
+    peers: [224.0.0.1, 127.0.0.1, 255.255.255.255, "ff02::1", "::1"]
+    fdb: [{ mac: "02:00:00:00:00:42", vtep: 0.0.0.0 }]
+`;
+    let msg = '';
+    try {
+      parseConfig(bad);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    for (const want of [
+      /uplinks\[0\]\.gateway: is not on the uplink's subnet 198\.18\.0\.1\/24 \(localIp\)/,
+      /peers\[0\]: must be a unicast address: it is a multicast address \(224\.0\.0\.0\/4\)/,
+      /peers\[1\]: must be a unicast address: it is a loopback address \(127\.0\.0\.0\/8\)/,
+      /peers\[2\]: must be a unicast address: it is the broadcast address/,
+      /peers\[3\]: must be a unicast address: it is a multicast address \(ff00::\/8\)/,
+      /peers\[4\]: must be a unicast address: it is the loopback address/,
+      /fdb\[0\]\.vtep: must be a unicast address: 0\.0\.0\.0\/8 means "this network"/,
+    ]) assert.match(msg, want);
+    for (const [local, why] of [['0.0.0.0/24', /this network/], ['224.0.0.1/24', /multicast/], ['127.0.0.1/8', /loopback/]] as const) {
+      assert.throws(() => parseConfig(`uplinks: [{ name: upx, type: pipe, localIp: ${local} }]\n`), (e: Error) => /uplinks\[0\]\.localIp: must be a unicast address/.test(e.message) && why.test(e.message));
+    }
+    assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp6: "2001:db8::1/64", gateway6: "2001:db8:1::1" }]\n'), /gateway6: is not on the uplink's subnet 2001:db8::1\/64/);
+    // What a VTEP can have still passes; the gateway on the subnet too.
+    parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/24, gateway: 198.18.0.254, localIp6: "2001:db8::1/64", gateway6: "2001:db8::fe" }]\nswitches:\n  - { name: sx, vni: 99, peers: [198.18.5.5, "2001:db8:5::5"] }\n');
+    // The API's own calls refuse them the same way (the field named).
+    await withController(async (c) => {
+      await c.apply(parseConfig(OVERLAY));
+      await assert.rejects(c.createPeer({ switch: 'tenant-a', ip: '239.1.1.1' }), { code: 'ERR_INVALID_ARGUMENT', field: 'ip' });
+      await assert.rejects(c.createFdb({ switch: 'tenant-a', mac: '02:00:00:00:0b:09', vtep: '127.0.0.2' }), { code: 'ERR_INVALID_ARGUMENT', field: 'vtep' });
+    });
+  });
+
   test('uplink before peers and remote entries; twice is a no-op; removal in reverse order', async () => {
     await withController(async (c, dp) => {
       const r = await c.apply(parseConfig(OVERLAY));
