@@ -45,6 +45,10 @@ export interface DesiredState {
   peers: DesiredObject<PeerSpec>[];
   fdb: DesiredObject<FdbSpec>[];
   bgp?: BgpSpec; // the BGP EVPN speaker (src/control/evpn/config.ts)
+  // The document had no content at all (an empty file, or only comments):
+  // most often a file truncated or not yet written, so it is not taken as
+  // "delete everything" while objects run (Controller.apply).
+  empty?: boolean;
 }
 
 const TOP_KEYS = ['version', 'engine', 'switches', 'ports', 'uplinks', 'bgp'];
@@ -172,13 +176,14 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
       errors.push(detail);
     }
   };
-  const fail = (code: AnyErrorCode, field: string, reason: string): void => report(new ControlError(code, `${field}: ${reason}`, { field }));
+  const fail = (code: AnyErrorCode, field: string, reason: string): void => report(new ControlError(code, field === '' ? reason : `${field}: ${reason}`, field === '' ? {} : { field }));
 
   const desired: DesiredState = { switches: [], ports: [], uplinks: [], peers: [], fdb: [] };
   if (data === null || data === undefined) {
-    // An empty file is a valid, empty desired state.
+    // An empty file is a valid, empty desired state, marked as such.
+    desired.empty = true;
   } else if (typeof data !== 'object' || Array.isArray(data)) {
-    fail('ERR_INVALID_ARGUMENT', '', 'the configuration must be a mapping with keys switches, ports, engine');
+    fail('ERR_INVALID_ARGUMENT', '', `the configuration must be a mapping (keys: ${TOP_KEYS.join(', ')}), not ${Array.isArray(data) ? 'a list' : `a ${typeof data}`}`);
   } else {
     const top = data as Record<string, unknown>;
     for (const key of Object.keys(top)) {
@@ -423,6 +428,15 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
     else if (!portSwitches(port.spec).includes(f.spec.switch)) {
       err('ERR_PORT_NOT_MEMBER', `${f.path}.port`, `port "${f.spec.port}" is not a member of switch "${f.spec.switch}"`);
     }
+  }
+  // Engine options take effect when vpcd starts: limits below what this
+  // very file declares would stop that start (exit 6), so they are refused
+  // now, where the file is checked.
+  if (d.engine !== undefined) {
+    const o = validateOptions(d.engine);
+    const nPorts = d.ports.length + d.uplinks.length;
+    if (nPorts > o.maxPorts) err('ERR_LIMIT', 'engine.maxPorts', `${o.maxPorts} is fewer than the ${nPorts} ports this configuration declares (the uplink counts as one)`);
+    if (d.switches.length > o.maxSwitches) err('ERR_LIMIT', 'engine.maxSwitches', `${o.maxSwitches} is fewer than the ${d.switches.length} switches this configuration declares`);
   }
   const uuids = new Map<string, string>();
   for (const o of [...d.switches, ...d.ports, ...d.uplinks, ...d.peers, ...d.fdb]) {

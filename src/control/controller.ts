@@ -108,9 +108,22 @@ export class Controller {
   // Applies a whole desired state (config file or `vpcctl apply`).
   async apply(desired: DesiredState, opts: { dryRun?: boolean; source?: string } = {}): Promise<ApplyResult> {
     return this.serial(async () => {
+      const m = this.model;
+      const running = m.switches.length + m.ports.length + m.uplinks.length + m.peers.length + m.fdb.length;
+      if (desired.empty === true && running > 0) {
+        throw new ControlError('ERR_CONFIG_EMPTY', `the configuration is empty (no keys, only comments or nothing): applied, it would delete all ${running} objects that run ` +
+          `(${m.switches.length} switches, ${m.ports.length} ports, ${m.uplinks.length} uplinks, ${m.peers.length} peers, ${m.fdb.length} static entries). ` +
+          'An empty file is most often one cut short or not yet written; to delete everything, apply a file that says so: switches: []');
+      }
       const warnings: string[] = [];
-      if (desired.engine !== undefined && !sameValue(validateOptions(desired.engine), validateOptions(this.model.engine))) {
-        warnings.push('engine: options differ from the running engine; they take effect when vpcd restarts');
+      if (desired.engine !== undefined) {
+        const want = validateOptions(desired.engine) as unknown as Record<string, unknown>;
+        const have = validateOptions(m.engine) as unknown as Record<string, unknown>;
+        const differ = Object.keys(want).filter((k) => !sameValue(want[k], have[k]));
+        if (differ.length > 0) {
+          warnings.push(`engine: ${differ.join(', ')} ${differ.length === 1 ? 'differs' : 'differ'} from the running engine's; engine options are read only when vpcd starts, from its --config file ` +
+            '(without one, the state keeps those the engine runs with): they take effect when vpcd restarts with a --config file that has them; an apply does not store them');
+        }
       }
       const target = { ...resolveTarget(this.model, desired), engine: this.model.engine };
       return this.commit(target, { dryRun: opts.dryRun === true, source: opts.source ?? 'api', warnings });

@@ -167,7 +167,9 @@ export class Daemon {
     } catch (err) {
       const e = toControlError(err);
       dp.close();
-      throw new DaemonExit(VPCD_EXIT.RESTORE_FAILED, e.message, e.toJSON());
+      // An empty --config beside a state with objects is the file's fault
+      // (exit 4, which systemd does not retry), not the engine's.
+      throw new DaemonExit(e.code === 'ERR_CONFIG_EMPTY' ? VPCD_EXIT.CONFIG_INVALID : VPCD_EXIT.RESTORE_FAILED, e.message, e.toJSON());
     }
     try {
       await evpn.update(this.controller.current);
@@ -192,7 +194,9 @@ export class Daemon {
   // SIGHUP and POST /v1/reload.
   async reload(): Promise<unknown> {
     if (this.opts.config === undefined) {
-      throw new ControlError('ERR_BAD_REQUEST', 'vpcd was started without --config; there is nothing to reload (use vpcctl apply -f FILE)');
+      const e = new ControlError('ERR_BAD_REQUEST', 'vpcd was started without --config; there is nothing to reload (use vpcctl apply -f FILE)');
+      this.log.warn(`reload refused: ${e.message}`); // SIGHUP has no one else to tell
+      throw e;
     }
     try {
       return await this.applyConfig(readConfig(this.opts.config), 'reload');

@@ -14,6 +14,7 @@ export const CONTROL_ERROR_CODES = {
   ERR_CONFIG_TOO_LARGE: { status: 400, description: 'the configuration is larger than CONFIG_LIMITS.maxBytes; it was not parsed' },
   ERR_CONFIG_TOO_DEEP: { status: 400, description: 'the configuration nests deeper than CONFIG_LIMITS.maxDepth; it was not parsed' },
   ERR_CONFIG_ALIASES: { status: 400, description: 'the configuration has more YAML aliases (*name) than CONFIG_LIMITS.maxAliases, or they expand too much' },
+  ERR_CONFIG_EMPTY: { status: 400, description: 'the configuration is empty (no keys) while objects run: applied, it would delete every one; a file meant to delete everything says so (switches: [])' },
   ERR_UNSUPPORTED: { status: 400, description: 'a key or object kind is not supported by this build' },
   ERR_TOO_MANY_UPLINKS: { status: 400, description: 'more than one uplink: a dataplane has a single uplink (one VTEP)' },
   ERR_NO_UPLINK: { status: 400, description: 'peers and remote (vtep) FDB entries need an uplink' },

@@ -57,8 +57,22 @@ describe('config: valid files', () => {
     assert.deepEqual(d.engine, { bufferCount: 4096 });
   });
 
-  test('an empty file is an empty desired state', () => {
-    assert.deepEqual(parseConfig(''), { switches: [], ports: [], uplinks: [], peers: [], fdb: [] });
+  test('an empty file is an empty desired state, marked empty (a comment-only file too); an explicit empty list is not', () => {
+    assert.deepEqual(parseConfig(''), { switches: [], ports: [], uplinks: [], peers: [], fdb: [], empty: true });
+    assert.equal(parseConfig('# nothing here yet\n').empty, true);
+    assert.equal(parseConfig('switches: []\n').empty, undefined);
+  });
+
+  test('engine limits below what the file itself declares are refused where the file is checked, not at the next start', () => {
+    const three = 'switches:\n  - name: a\n    vni: 1\n    ports: [{ name: p1, type: pipe }, { name: p2, type: pipe }]\n  - { name: b, vni: 2 }\nuplinks: [{ name: up0, type: pipe, localIp: 198.18.0.1/24 }]\n';
+    assert.throws(() => parseConfig(`engine: { maxPorts: 2 }\n${three}`), /engine\.maxPorts: 2 is fewer than the 3 ports this configuration declares \(the uplink counts as one\) \[ERR_LIMIT\]/);
+    assert.throws(() => parseConfig(`engine: { maxSwitches: 1 }\n${three}`), /engine\.maxSwitches: 1 is fewer than the 2 switches/);
+    assert.equal(parseConfig(`engine: { maxPorts: 3, maxSwitches: 2 }\n${three}`).ports.length, 2);
+  });
+
+  test('a document that is not a mapping says what it is and lists every top-level key', () => {
+    assert.throws(() => parseConfig('- a\n- b\n'), (e: Error) => /^  config:1: the configuration must be a mapping \(keys: version, engine, switches, ports, uplinks, bgp\), not a list \[ERR_INVALID_ARGUMENT\]$/m.test(e.message));
+    assert.throws(() => parseConfig('hello\n'), /must be a mapping .*, not a string/);
   });
 
   test('uuids are accepted and kept', () => {

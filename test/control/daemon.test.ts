@@ -129,6 +129,32 @@ describe('vpcd process', () => {
     }
   });
 
+  test('an empty config beside running objects is refused on SIGHUP and at start (exit 4); without --config SIGHUP logs that there is nothing to reload', async () => {
+    const d = await spawnVpcd({ config: CONFIG });
+    try {
+      const before = await d.client.call<any>('GET', '/v1/state');
+      fs.writeFileSync(d.configFile, ''); // truncated, say, by an editor or a full disk
+      d.proc.kill('SIGHUP');
+      await eventually(() => d.logs.some((l) => l.includes('reload refused')) || undefined);
+      assert.match(d.logs.find((l) => l.includes('reload refused'))!, /ERR_CONFIG_EMPTY.*the configuration is empty/);
+      assert.deepEqual(await d.client.call('GET', '/v1/state'), before, 'nothing deleted');
+      await d.stop();
+      const again = await spawnVpcd({ dir: d.dir, waitReady: false });
+      assert.equal(await again.exited, 4, again.logs.join('\n'));
+      assert.match(again.stderr.join(''), /the configuration is empty .*it would delete all 2 objects/);
+
+      const bare = await spawnVpcd({ dir: d.dir, noConfig: true });
+      bare.proc.kill('SIGHUP');
+      await eventually(() => bare.logs.some((l) => l.includes('reload refused')) || undefined);
+      assert.match(bare.logs.find((l) => l.includes('reload refused'))!, /started without --config; there is nothing to reload/);
+      assert.deepEqual((await bare.client.call<any>('GET', '/v1/state')).state, before.state, 'the state is intact');
+      await bare.stop();
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
+    }
+  });
+
   test('a second vpcd on the same socket refuses to start (exit 5)', async () => {
     const d = await spawnVpcd({ config: CONFIG });
     try {

@@ -123,6 +123,40 @@ describe('plan and apply', () => {
     });
   });
 
+  test('an empty configuration is refused while objects run (a truncated file must not delete a host); switches: [] deletes them; with nothing running it is fine', async () => {
+    await withController(async (c, dp, store) => {
+      assert.equal((await c.apply(parseConfig(''))).applied, false, 'nothing runs: an empty file is a no-op');
+      await c.apply(parseConfig(BASE));
+      const gen = store.generation;
+      for (const text of ['', '# only a comment\n']) {
+        await assert.rejects(c.apply(parseConfig(text)), (err: unknown) => {
+          assert.ok(err instanceof ControlError);
+          assert.equal(err.code, 'ERR_CONFIG_EMPTY');
+          assert.equal(err.status, 400);
+          assert.match(err.message, /the configuration is empty .*it would delete all 7 objects that run \(2 switches, 4 ports, 0 uplinks, 0 peers, 1 static entries\)\..*switches: \[\]/);
+          return true;
+        });
+        await assert.rejects(c.apply(parseConfig(text), { dryRun: true }), { code: 'ERR_CONFIG_EMPTY' });
+      }
+      assert.equal(store.generation, gen, 'nothing changed');
+      assert.equal(dp.switches().length, 2);
+      const r = await c.apply(parseConfig('switches: []\n'));
+      assert.equal(r.summary.delete, 7);
+      assert.equal(dp.switches().length, 0);
+    });
+  });
+
+  test('engine options that differ are named, and the warning says they are read only at start, from --config', async () => {
+    await withController(async (c) => {
+      const r = await c.apply(parseConfig(`engine: { bufferCount: 4096, hugepages: false, maxPorts: 8, maxSwitches: 16, eventRing: 256 }\n${BASE}`), { dryRun: true });
+      assert.deepEqual(r.warnings.filter((w) => w.startsWith('engine:')), [
+        "engine: bufferCount differs from the running engine's; engine options are read only when vpcd starts, from its --config file (without one, the state keeps those the engine runs with): they take effect when vpcd restarts with a --config file that has them; an apply does not store them",
+      ]);
+      const same = await c.apply(parseConfig(`engine: { bufferCount: 2048, hugepages: false, maxPorts: 8, maxSwitches: 16, eventRing: 256 }\n${BASE}`), { dryRun: true });
+      assert.deepEqual(same.warnings.filter((w) => w.startsWith('engine:')), []);
+    });
+  });
+
   test('dry run plans without changing anything', async () => {
     await withController(async (c, dp, store) => {
       const r = await c.apply(parseConfig(BASE), { dryRun: true });
