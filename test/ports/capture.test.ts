@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApiError } from '../../src/control/client';
 import { eventually, removeDir, spawnVpcd, TEST_ENGINE, VPCCTL, VpcdProcess } from '../control/helpers';
@@ -173,6 +174,11 @@ test('vpcctl capture: killing vpcctl removes the engine\'s capture (no leak); ba
     const r = await vpcctl(d.socket, ['capture', 'nothing', '--count', '1']).done;
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr.toString(), /no port or switch named "nothing"/); // a bare name is looked up as both
+    for (const [file, why] of [['/nonexistent-dir/x.pcap', 'its directory does not exist'], [os.tmpdir(), 'it is a directory']]) {
+      const w = await vpcctl(d.socket, ['capture', 'p1', '--count', '1', '-w', file]).done;
+      assert.equal(w.code, 2, w.stderr.toString());
+      assert.equal(w.stderr.toString(), `vpcctl: capture: cannot write ${file}: ${why}\n`, 'one line, no stack trace');
+    }
   });
 });
 

@@ -58,7 +58,14 @@ export function registerCapture(program: Command, { io, ctx }: CliContext): void
         return `/v1/capture?${q.toString()}`;
       };
       const m = /^(port|switch):(.+)$/.exec(target);
-      const file = pcap && !toStdout ? fs.openSync(o.write!, 'w') : undefined;
+      let file: number | undefined;
+      try {
+        file = pcap && !toStdout ? fs.openSync(o.write!, 'w') : undefined;
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const why = e.code === 'ENOENT' ? 'its directory does not exist' : e.code === 'EISDIR' ? 'it is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
+        throw new CliError(EXIT.USAGE, `capture: cannot write ${o.write}: ${why}`);
+      }
       const abort = new AbortController();
       const stopListening = io.onInterrupt?.(() => abort.abort()) ?? (() => undefined);
       let pending = '';
