@@ -7,6 +7,8 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { EVENT_BITS, loadNative, NATIVE_LIMITS, NativeCommand, NativeEngine } from '../../src/dataplane/native';
 import { NATIVE_TABLES } from '../../src/dataplane/native-tables';
 import { NATIVE_CODE_MAP, isErrorCode } from '../../src/dataplane/errors';
@@ -110,5 +112,34 @@ describe('native tables', () => {
     assert.throws(() => validateOptions({ maxVteps: NATIVE_LIMITS.maxVteps.max + 1 }), /maxVteps/);
     assert.throws(() => new mod.Engine({ ...opts, maxVteps: NATIVE_LIMITS.maxVteps.max + 1 }, () => {}), /maxVteps: must be in 1\.\.65536/);
     assert.throws(() => new mod.Engine({ ...opts, bufferSize: 32768 }, () => {}), /bufferSize: must be in 2048\.\.16384/);
+  });
+});
+
+// configuration.md writes the engine's ranges out by hand; they come from
+// native/netmap/core/limits.h (one owner). Each range the page gives for a
+// limit must be the table's, so the page cannot drift from what is enforced
+// (it had: bufferCount 256.., headroom 0.., ringSize 16..).
+describe('configuration.md ranges', () => {
+  test('every engine option and port ringSize the page lists has the range limits.h enforces', () => {
+    const page = fs.readFileSync(path.join(__dirname, '../../../docs/configuration.md'), 'utf8');
+    // The rows of one section's tables: key -> the rest of the row.
+    const section = (heading: string): Map<string, string> => {
+      const body = page.split(/^## /m).find((s) => s.startsWith(heading)) ?? '';
+      return new Map([...body.matchAll(/^\| `([A-Za-z]+)` \|(.*)\|$/gm)].map((m) => [m[1]!, m[2]!]));
+    };
+    const engine = section('`engine`');
+    const ports = section('Ports');
+    let checked = 0;
+    const check = (rows: Map<string, string>, id: string): void => {
+      const l = NATIVE_TABLES.limits.find((x) => x.id === id)!;
+      const text = rows.get(l.field);
+      assert.ok(text !== undefined, `${l.field}: no row`);
+      const ranges = [...text.matchAll(/(-?\d+)\.\.(-?\d+)/g)].map((r) => `${r[1]}..${r[2]}`);
+      assert.ok(ranges.includes(`${l.min}..${l.max}`), `${l.field}: the page says ${ranges.join(', ') || 'no range'}, limits.h ${l.min}..${l.max}`);
+      checked++;
+    };
+    for (const id of ['bufferCount', 'largeBufferCount', 'bufferSize', 'headroom', 'maxPorts', 'maxSwitches', 'maxVteps', 'burst', 'eventRing', 'idleSpinUs', 'cpu']) check(engine, id);
+    check(ports, 'ringSize');
+    assert.equal(checked, 12);
   });
 });
