@@ -73,6 +73,22 @@ describe('vpcctl against vpcd', () => {
     assert.equal(dry.applied, false);
   });
 
+  test('updates that change nothing, contradicting options and --set repeating an option are usage errors, and change nothing', async () => {
+    const before = JSON.stringify((await d.client.call<{ state: unknown }>('GET', '/v1/state')).state);
+    for (const [args, msg] of [
+      [['switch', 'update', 'tenant-a'], /switch update: nothing to update; give at least one of --mac-limit, --aging-seconds, --learning, --remote-learning/],
+      [['port', 'update', 'vm1'], /port update: nothing to update; give at least one of --mtu/],
+      [['port', 'update', 'vm1', '--locked-mac', 'zz', '--unlock'], /--locked-mac and --unlock contradict each other/],
+      [['port', 'create', 'q1', '--type', 'pipe', '--switch', 'tenant-a', '--set', 'name="other"'], /--set name: the name is the argument/],
+      [['port', 'create', 'q1', '--type', 'pipe', '--switch', 'tenant-a', '--mtu', '1500', '--set', 'mtu=1400'], /--set mtu: mtu is given twice/],
+    ] as const) {
+      const r = await cli(...args);
+      assert.equal(r.code, EXIT.USAGE, `${args.join(' ')}: ${r.out}${r.err}`);
+      assert.match(r.err, msg);
+    }
+    assert.equal(JSON.stringify((await d.client.call<{ state: unknown }>('GET', '/v1/state')).state), before, 'nothing changed');
+  });
+
   test('status: human and JSON', async () => {
     const h = await cli('status');
     assert.equal(h.code, EXIT.OK, h.err);

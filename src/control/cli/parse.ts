@@ -1,6 +1,7 @@
 // Option parsers of vpcctl (commander argParsers) and request body helpers.
 
 import { InvalidArgumentError } from 'commander';
+import { CliError, EXIT } from './context';
 
 export function int(name: string, min: number, max: number): (v: string) => number {
   return (v) => {
@@ -44,4 +45,12 @@ export function keyValue(v: string): [string, unknown] {
 // The fields of `o` that were given.
 export function defined(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
+// An update's body; an update that changes nothing is a usage error, not a
+// silent 'updated' (`flags` lists what it could have changed).
+export function updateBody(o: Record<string, unknown>, what: string, flags: string[]): Record<string, unknown> {
+  const body = defined(o);
+  if (Object.keys(body).length === 0) throw new CliError(EXIT.USAGE, `${what}: nothing to update; give at least one of ${flags.join(', ')}`);
+  return body;
 }

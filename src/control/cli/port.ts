@@ -1,9 +1,9 @@
 // vpcctl port: ports (VM NICs, host interfaces, pipes; access or trunk).
 
 import type { Command } from 'commander';
-import type { CliContext } from './context';
+import { CliContext, CliError, EXIT } from './context';
 import { keyValues, planText, portWhere, table } from './format';
-import { bool, collect, defined, int, keyValue, vlanMapping } from './parse';
+import { bool, collect, defined, int, keyValue, updateBody, vlanMapping } from './parse';
 import { LIMITS } from '../../dataplane/validate';
 import type { VhostUserStatus } from '../../dataplane';
 import { formatVhost } from './vhost';
@@ -39,7 +39,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     .option('--flood <bool>', 'receive unknown-unicast/multicast floods', bool)
     .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))
     .option('--locked-mac <mac>', 'port security: allowed source MAC, repeatable', collect((v) => v))
-    .option('--ring-size <n>', 'ring size (power of two)', int('ring-size', 16, 65536))
+    .option('--ring-size <n>', 'ring size (power of two)', int('ring-size', 64, 65536))
     .option('--set <key=value>', 'any other port field (JSON value), repeatable; e.g. --set interface=tap-vm1', collect(keyValue))
     .option('--uuid <uuid>', 'UUID to give the port (default: generated)')
     .action(async (name: string, o: Record<string, any>, cmd: Command) => {
@@ -47,8 +47,14 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
       const body = defined({
         name, type: o.type, switch: o.switch, vlans: o.vlan, untagged: o.untagged, mtu: o.mtu, mac: o.mac, learning: o.learning,
         flood: o.flood, macLimit: o.macLimit, lockedMacs: o.lockedMac, ringSize: o.ringSize, uuid: o.uuid,
-        ...Object.fromEntries((o.set ?? []) as [string, unknown][]),
       });
+      // --set adds the fields that have no option of their own; one that
+      // repeats an option (or the name) would silently win over it.
+      for (const [k, v] of (o.set ?? []) as [string, unknown][]) {
+        if (k === 'name') throw new CliError(EXIT.USAGE, `--set name: the name is the argument (port create ${name} ...)`);
+        if (k in body) throw new CliError(EXIT.USAGE, `--set ${k}: ${k} is given twice (an option sets it already); give it once`);
+        body[k] = v;
+      }
       const r = await client.call<Record<string, any>>('POST', '/v1/ports', body);
       print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: port ${r.port.name} (${r.port.type}, ${portWhere(r.port)}) mac ${r.port.mac} uuid ${r.port.uuid}\n`);
     });
@@ -61,7 +67,9 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     .option('--unlock', 'clear the port security list')
     .action(async (ref: string, o: Record<string, any>, cmd: Command) => {
       const { client, json } = ctx(cmd);
-      const body = defined({ mtu: o.mtu, learning: o.learning, flood: o.flood, macLimit: o.macLimit, lockedMacs: o.unlock ? [] : o.lockedMac });
+      if (o.unlock && o.lockedMac !== undefined) throw new CliError(EXIT.USAGE, 'port update: --locked-mac and --unlock contradict each other; give one');
+      const body = updateBody({ mtu: o.mtu, learning: o.learning, flood: o.flood, macLimit: o.macLimit, lockedMacs: o.unlock ? [] : o.lockedMac }, 'port update',
+        ['--mtu', '--learning', '--flood', '--mac-limit', '--locked-mac', '--unlock']);
       const r = await client.call<Record<string, any>>('PATCH', `/v1/ports/${encodeURIComponent(ref)}`, body);
       print(json, r, () => `updated: port ${r.port.name}\n${planText(r.plan)}`);
     });

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context';
 import { keyValues, planText, table } from './format';
-import { bool, defined, int } from './parse';
+import { bool, defined, int, updateBody } from './parse';
 import { SPEC_LIMITS } from '../../dataplane/specs';
 import { LIMITS } from '../../dataplane/validate';
 
@@ -41,7 +41,9 @@ export function registerSwitch(program: Command, { ctx, print }: CliContext): vo
     .option('--remote-learning <bool>', 'learn MACs behind remote VTEPs (VXLAN)', bool)
     .action(async (ref: string, o: Record<string, unknown>, cmd: Command) => {
       const { client, json } = ctx(cmd);
-      const r = await client.call<Record<string, any>>('PATCH', `/v1/switches/${encodeURIComponent(ref)}`, defined({ macLimit: o.macLimit, agingSeconds: o.agingSeconds, learning: o.learning, remoteLearning: o.remoteLearning }));
+      const body = updateBody({ macLimit: o.macLimit, agingSeconds: o.agingSeconds, learning: o.learning, remoteLearning: o.remoteLearning }, 'switch update',
+        ['--mac-limit', '--aging-seconds', '--learning', '--remote-learning']);
+      const r = await client.call<Record<string, any>>('PATCH', `/v1/switches/${encodeURIComponent(ref)}`, body);
       print(json, r, () => `updated: switch ${r.switch.name}\n${planText(r.plan)}`);
     });
   sw.command('delete <ref>').description('delete a switch (its ports must be deleted first)').action(async (ref: string, _o, cmd: Command) => {
