@@ -796,15 +796,30 @@ test('the kernel path decapsulates VXLAN with a zero or right UDP checksum; a wr
         eth(h.vtepMac, h.bMac, 0x0800, ipv4(B4, A4, 17, udp(B4, A4, 50001, 4789, vxlan(100, inner()), csum)));
       const K = 5;
       const failures: string[] = [];
+      // The guest's port is a veth whose other end is in the guest's
+      // namespace, with no qdisc: what the kernel decapsulates enters that
+      // end directly (bpf_redirect_peer), so this end transmits none of it.
+      const kp = await h.a.call<{ kernelPath: string }>('portStatus', 'p100');
+      assert.match(kp.kernelPath, /decapsulated frames enter the guest's end of the veth directly/);
+      const packets = (ns: string, dev: string): { rx: number; tx: number } => {
+        const j = JSON.parse(run('ip', ['-n', ns, '-s', '-j', 'link', 'show', 'dev', dev])) as Array<{ stats64: { rx: { packets: number }; tx: { packets: number } } }>;
+        return { rx: j[0]!.stats64.rx.packets, tx: j[0]!.stats64.tx.packets };
+      };
       for (const [csum, kernel, drop] of [['zero', K, 0], ['good', K, 0], ['bad', 0, K]] as const) {
         const before = await h.a.call<Stats>('statsPlus');
+        const hostEnd = packets(h.nsA, 'ga100');
+        const guestEnd = packets(gA.ns, 'eth0');
         await sendFrames(h.nsB, 'eth0', [frame(csum)], { repeat: K });
         await sleep(400); // the kernel's counters are added every housekeeping tick
         const after = await h.a.call<Stats>('statsPlus');
         const took = (after.ports.up.counters.rx_kernel_path ?? 0) - (before.ports.up.counters.rx_kernel_path ?? 0);
         const drops = (uplinkDrops(after).outer_udp_checksum ?? 0) - (uplinkDrops(before).outer_udp_checksum ?? 0);
-        t.diagnostic(`UDP checksum ${csum}: ${took} decapsulated by the kernel, ${drops} outer_udp_checksum drops`);
+        const hostTx = packets(h.nsA, 'ga100').tx - hostEnd.tx;
+        const guestRx = packets(gA.ns, 'eth0').rx - guestEnd.rx;
+        t.diagnostic(`UDP checksum ${csum}: ${took} decapsulated by the kernel, ${drops} outer_udp_checksum drops; the guest's veth: ${hostTx} sent by the host end, ${guestRx} received by the guest's`);
         if (took !== kernel || drops !== drop) failures.push(`${csum}: kernel ${took} (want ${kernel}), drops ${drops} (want ${drop})`);
+        if (kernel > 0 && guestRx < K) failures.push(`${csum}: the guest received ${guestRx} (want ${K})`);
+        if (kernel > 0 && hostTx >= K) failures.push(`${csum}: the host end sent ${hostTx}: the kernel's frames went through it`);
       }
       assert.deepEqual(failures, []);
     } finally {

@@ -188,6 +188,7 @@ void Bridge::kpath_refresh(PortId pid) {
   p.mtu = ps.l3_mtu();
   p.on = ps.up && p.ifindex ? 1 : 0;
   p.uplink = r.uplink ? 1 : 0;
+  p.peer = !r.uplink && ps.port->kernel_peer_ingress() ? 1 : 0;
   if (p.ifindex != r.pushed.ifindex) {
     if (r.pushed.ifindex) k.kp->clear_ifindex(int(r.pushed.ifindex));
     if (p.ifindex) k.kp->set_ifindex(int(p.ifindex), pid);

@@ -310,11 +310,35 @@ bool AfPacketPort::kp_hook() {
 
 void AfPacketPort::kp_set_hooked(bool hooked, const std::string& why) {
   kp_hooked_ = hooked;
+  kp_why_ = why;
+  read_peer_ingress(true);
+}
+
+void AfPacketPort::kp_status() {
   status_->set_kernel_path(
-      hooked ? "on: known-unicast frames between afpacket access ports of a switch, and VXLAN between them and remote "
-               "VTEPs over an IPv4 uplink that has it too, are switched in the kernel (TC ingress program and socket "
-               "filter); everything else comes to the engine"
-             : "off: " + why);
+      kp_hooked_ ? std::string("on: known-unicast frames between afpacket access ports of a switch, and VXLAN between them "
+                               "and remote VTEPs over an IPv4 uplink that has it too, are switched in the kernel (TC "
+                               "ingress program and socket filter); everything else comes to the engine") +
+                       (peer_ingress_ ? "; decapsulated frames enter the guest's end of the veth directly "
+                                        "(bpf_redirect_peer: they skip this end's transmit side)"
+                                      : "")
+                 : "off: " + kp_why_);
+}
+
+// A netlink question per hooking and per link check (every 10 s, or on a
+// link message): the qdisc may be changed at any time (tc qdisc add ...), and
+// then the next check takes the shortcut away.
+void AfPacketPort::read_peer_ingress(bool say) {
+  const bool was = peer_ingress_;
+  peer_ingress_ = false;
+  if (kp_hooked_ && fd_ >= 0) {
+    const int nl = rtnl_socket();
+    if (nl >= 0) {
+      peer_ingress_ = veth_peer_ingress(nl, ifindex_) == 1;
+      close(nl);
+    }
+  }
+  if (say || (kp_hooked_ && was != peer_ingress_)) kp_status();  // the line is ours only while hooked
 }
 
 void AfPacketPort::kp_unhook() {
@@ -327,11 +351,13 @@ void AfPacketPort::kp_unhook() {
   close(kp_sock_);
   kp_tc_ = kp_sock_ = -1;
   kp_hooked_ = false;
+  peer_ingress_ = false;
 }
 
 AfPacketSocket AfPacketPort::release_socket() {
   kpath_detach_tc(&kp_link_);
   kp_hooked_ = false;
+  peer_ingress_ = false;
   AfPacketSocket s;
   if (fd_ >= 0 && epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd_, nullptr);
   s.fd = std::exchange(fd_, -1);
@@ -698,6 +724,7 @@ LinkState AfPacketPort::check_link() {
   read_kernel_drops();
   explain_too_big();
   read_mtu();
+  read_peer_ingress();
   int e = 0;
   socklen_t l = sizeof(e);
   getsockopt(fd_, SOL_SOCKET, SO_ERROR, &e, &l);

@@ -110,6 +110,7 @@ class AfPacketPort final : public Port {
   bool kernel_path_wanted() const override { return opts_.kernel_path; }
   bool kernel_path(int tc_prog, int sock_prog, const std::string& why_not) override;
   int kernel_ifindex() const override { return kp_hooked_ ? ifindex_ : 0; }
+  bool kernel_peer_ingress() const override { return kp_hooked_ && peer_ingress_; }
   // The interface while the port holds it (not while it reopens).
   // Rechecked every 10 s: the link, the MTU and a socket error come with
   // link messages, and the kernel's drops are read as soon as a burst finds
@@ -169,10 +170,16 @@ class AfPacketPort final : public Port {
   // to every socket and interface this port opens.
   bool kp_hook();
   void kp_set_hooked(bool hooked, const std::string& why);  // kp_hooked_ and the port's status
+  // peer_ingress_, when hooked: at hooking and at every link check; the
+  // status says so when it changed (or `say`).
+  void read_peer_ingress(bool say = false);
+  void kp_status();  // the kernel path's line of the port's status
   void kp_unhook();  // the hooks go, the port stays on the engine path
   int kp_tc_ = -1, kp_sock_ = -1;
   KpathHook kp_link_;
   bool kp_hooked_ = false;
+  bool peer_ingress_ = false;  // veth_peer_ingress() of the interface (kernel_peer_ingress)
+  std::string kp_why_;         // why the kernel path is off (kp_status)
   uint32_t burst_ = kMaxBurst;
   bool tx_pending_ = false;  // slots handed to the kernel that a kick may still need to push
   uint32_t empty_polls_ = 0;

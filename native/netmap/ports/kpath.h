@@ -26,7 +26,7 @@ struct KpathPort {
   uint32_t mtu = 0;
   uint32_t on = 0;
   uint32_t uplink = 0;  // the VXLAN uplink (sw unused)
-  uint32_t pad = 0;
+  uint32_t peer = 0;    // decapsulated frames enter the guest's end of the veth directly (Port::kernel_peer_ingress)
   bool operator==(const KpathPort&) const = default;
 };
 

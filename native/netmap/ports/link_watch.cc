@@ -27,19 +27,37 @@ constexpr size_t kReadBytes = 64 * 1024;
 constexpr int kRcvBuf = 1 << 20;
 
 // The int32 attribute `type` among the attributes in buf[from, end): 1 and
-// *v when found, 0 when absent, -1 when the attributes are malformed.
-int find_s32_attr(const uint8_t* buf, size_t from, size_t end, uint16_t type, int32_t* v) {
+// The attribute `type` among those in buf[from, end): 1 with its payload's
+// offset and length, 0 when absent, -1 when the attributes are malformed.
+int find_attr(const uint8_t* buf, size_t from, size_t end, uint16_t type, size_t* at, size_t* len) {
   while (from + NLA_HDRLEN <= end) {
     nlattr a;
     std::memcpy(&a, buf + from, sizeof(a));
     if (a.nla_len < NLA_HDRLEN || from + a.nla_len > end) return -1;
-    if ((a.nla_type & NLA_TYPE_MASK) == type && a.nla_len >= NLA_HDRLEN + sizeof(int32_t)) {
-      std::memcpy(v, buf + from + NLA_HDRLEN, sizeof(*v));
+    if ((a.nla_type & NLA_TYPE_MASK) == type) {
+      *at = from + NLA_HDRLEN;
+      *len = a.nla_len - NLA_HDRLEN;
       return 1;
     }
     from += NLA_ALIGN(a.nla_len);
   }
   return 0;
+}
+
+// *v when found, 0 when absent, -1 when the attributes are malformed.
+int find_s32_attr(const uint8_t* buf, size_t from, size_t end, uint16_t type, int32_t* v) {
+  size_t at = 0, len = 0;
+  const int r = find_attr(buf, from, end, type, &at, &len);
+  if (r <= 0) return r;
+  if (len < sizeof(int32_t)) return 0;
+  std::memcpy(v, buf + at, sizeof(*v));
+  return 1;
+}
+
+// Whether a string attribute's payload is `want` (NUL-terminated or not).
+bool attr_is(const uint8_t* buf, size_t at, size_t len, const char* want) {
+  const size_t n = std::strlen(want);
+  return (len == n || (len > n && buf[at + n] == 0)) && std::memcmp(buf + at, want, n) == 0;
 }
 }  // namespace
 
@@ -181,6 +199,29 @@ int netns_id(int nl, int nsfd) {
   r = get_nsid(nl, nsfd, &id);
   if (r < 0) return r;
   return id >= 0 ? id : -ENOENT;
+}
+
+int veth_peer_ingress(int nl, int ifindex) {
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = ifindex;
+  NlRequest rq(RTM_GETLINK, 0, &ifi, sizeof(ifi));
+  const uint32_t mask = RTEXT_FILTER_SKIP_STATS;
+  rq.attr(IFLA_EXT_MASK, &mask, sizeof(mask));
+  alignas(nlmsghdr) uint8_t out[8192];
+  ssize_t n = nl_transact(nl, rq, out, sizeof(out));
+  if (n <= 0) return n < 0 ? int(n) : -EPROTO;
+  nlmsghdr r;
+  std::memcpy(&r, out, sizeof(r));
+  if (r.nlmsg_type != RTM_NEWLINK || r.nlmsg_len > size_t(n) || r.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return -EPROTO;
+  const size_t from = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg)), end = r.nlmsg_len;
+  size_t at = 0, len = 0, kat = 0, klen = 0;
+  if (find_attr(out, from, end, IFLA_LINKINFO, &at, &len) <= 0) return 0;  // no kind: not a veth
+  if (find_attr(out, at, at + len, IFLA_INFO_KIND, &kat, &klen) <= 0 || !attr_is(out, kat, klen, "veth")) return 0;
+  int32_t peer_ns = -1;
+  if (find_s32_attr(out, from, end, IFLA_LINK_NETNSID, &peer_ns) <= 0) return 0;  // its other end is here
+  if (find_attr(out, from, end, IFLA_QDISC, &at, &len) > 0 && !attr_is(out, at, len, "noqueue")) return 0;
+  return 1;
 }
 
 int link_get_by_nsid(int nl, int nsid, const std::string& name, unsigned* flags, int* ifindex) {

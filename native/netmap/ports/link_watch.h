@@ -90,6 +90,14 @@ int netns_id(int nl, int nsfd);
 // -errno (-ENODEV: no such interface there).
 int link_get_by_nsid(int nl, int nsid, const std::string& name, unsigned* flags, int* ifindex);
 
+// Whether the kernel path may hand a frame for the interface `ifindex`
+// straight to the other end of it (bpf_redirect_peer, docs/design/
+// kernel-path.md): it is a veth, its other end is in another network
+// namespace (the helper's condition), and its root qdisc is noqueue, a
+// veth's own (no shaping on its transmit side that the shortcut would skip).
+// 1 or 0, or -errno when netlink could not tell.
+int veth_peer_ingress(int nl, int ifindex);
+
 // Parses one read's worth of netlink messages, from the namespace with id
 // `nsid` (LinkName::kOwnNamespace: the socket's own): appends the interface
 // of every RTM_NEWLINK and RTM_DELLINK, and {id, 0} for every RTM_DELNSID.

@@ -431,3 +431,36 @@ TEST(LinkWatch, ATapInAContainersNamespaceIsWatchedThereAndWhenItGoes) {
 
 }  // namespace
 }  // namespace vpc
+
+namespace vpc {
+namespace {
+
+// What the kernel path asks before it hands a decapsulated frame straight to
+// a guest's end of its veth (bpf_redirect_peer): a veth, the other end in
+// another namespace (else the helper drops the frame), and no qdisc on this
+// end that the shortcut would skip.
+TEST(LinkWatch, AVethIsAPeerIngressOnlyWithItsOtherEndElsewhereAndNoQdisc) {
+  std::string skip = in_own_netns([] {
+    ASSERT_EQ(system("ip link add vtpia type veth peer name vtpib && ip link set vtpia up && ip link set vtpib up"), 0);
+    const int nl = rtnl_socket();
+    ASSERT_GE(nl, 0);
+    const int idx = int(if_nametoindex("vtpia"));
+    EXPECT_EQ(veth_peer_ingress(nl, idx), 0) << "both ends here";
+    EXPECT_EQ(veth_peer_ingress(nl, int(if_nametoindex("lo"))), 0) << "not a veth";
+    ContainerNetns guest;
+    ASSERT_TRUE(guest.ok());
+    ASSERT_EQ(system(("ip link set vtpib netns " + guest.id()).c_str()), 0);
+    EXPECT_EQ(veth_peer_ingress(nl, idx), 1) << "the other end in the guest's namespace, noqueue";
+    ASSERT_EQ(system("tc qdisc add dev vtpia root tbf rate 100mbit burst 32kbit latency 50ms"), 0);
+    EXPECT_EQ(veth_peer_ingress(nl, idx), 0) << "a shaper on this end's transmit side";
+    ASSERT_EQ(system("tc qdisc del dev vtpia root"), 0);
+    EXPECT_EQ(veth_peer_ingress(nl, idx), 1);
+    EXPECT_LT(veth_peer_ingress(nl, 999999), 0) << "no such interface: netlink's error";
+    close(nl);
+    guest.end();
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+}  // namespace
+}  // namespace vpc

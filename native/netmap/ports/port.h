@@ -113,12 +113,17 @@ class Port {
   // port's status), false when it could not; hooking again changes nothing.
   // kernel_ifindex(): the interface the kernel path may redirect frames to
   // now, 0 while there is none (not hooked, interface gone).
+  // kernel_peer_ingress(): that interface is a veth whose other end (the
+  // guest's) is in another namespace, with nothing on its transmit side: a
+  // frame the kernel decapsulated for it may enter the guest's end directly
+  // (bpf_redirect_peer), one queue and softirq pass fewer.
   virtual bool kernel_path_wanted() const { return false; }
   virtual bool kernel_path(int tc_prog, int sock_prog, const std::string& why_not) {
     (void)tc_prog, (void)sock_prog, (void)why_not;
     return false;
   }
   virtual int kernel_ifindex() const { return 0; }
+  virtual bool kernel_peer_ingress() const { return false; }
 };
 
 }  // namespace vpc
