@@ -165,6 +165,21 @@ ssize_t nl_transact(int nl, NlRequest& rq, uint8_t* out, size_t cap) {
   }
 }
 
+// Sends the RTM_GETLINK request `rq` (asking for no statistics: a shorter
+// answer) and reads the answer into `out`: 0 with its length in *end (the
+// ifinfomsg at NLMSG_HDRLEN, the attributes after it), or -errno.
+int get_link(int nl, NlRequest& rq, uint8_t* out, size_t cap, size_t* end) {
+  const uint32_t mask = RTEXT_FILTER_SKIP_STATS;
+  rq.attr(IFLA_EXT_MASK, &mask, sizeof(mask));
+  ssize_t n = nl_transact(nl, rq, out, cap);
+  if (n <= 0) return n < 0 ? int(n) : -EPROTO;
+  nlmsghdr r;
+  std::memcpy(&r, out, sizeof(r));
+  if (r.nlmsg_type != RTM_NEWLINK || r.nlmsg_len > size_t(n) || r.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return -EPROTO;
+  *end = r.nlmsg_len;
+  return 0;
+}
+
 // 0 with *id (NETNSA_NSID_NOT_ASSIGNED when it has none), or -errno.
 int get_nsid(int nl, int nsfd, int32_t* id) {
   rtgenmsg g{};
@@ -206,15 +221,10 @@ int veth_peer_ingress(int nl, int ifindex) {
   ifi.ifi_family = AF_UNSPEC;
   ifi.ifi_index = ifindex;
   NlRequest rq(RTM_GETLINK, 0, &ifi, sizeof(ifi));
-  const uint32_t mask = RTEXT_FILTER_SKIP_STATS;
-  rq.attr(IFLA_EXT_MASK, &mask, sizeof(mask));
   alignas(nlmsghdr) uint8_t out[8192];
-  ssize_t n = nl_transact(nl, rq, out, sizeof(out));
-  if (n <= 0) return n < 0 ? int(n) : -EPROTO;
-  nlmsghdr r;
-  std::memcpy(&r, out, sizeof(r));
-  if (r.nlmsg_type != RTM_NEWLINK || r.nlmsg_len > size_t(n) || r.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return -EPROTO;
-  const size_t from = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg)), end = r.nlmsg_len;
+  size_t end = 0;
+  if (int e = get_link(nl, rq, out, sizeof(out), &end); e < 0) return e;
+  const size_t from = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg));
   size_t at = 0, len = 0, kat = 0, klen = 0;
   if (find_attr(out, from, end, IFLA_LINKINFO, &at, &len) <= 0) return 0;  // no kind: not a veth
   if (find_attr(out, at, at + len, IFLA_INFO_KIND, &kat, &klen) <= 0 || !attr_is(out, kat, klen, "veth")) return 0;
@@ -232,14 +242,9 @@ int link_get_by_nsid(int nl, int nsid, const std::string& name, unsigned* flags,
   const int32_t id = nsid;
   rq.attr(IFLA_TARGET_NETNSID, &id, sizeof(id));
   rq.attr(IFLA_IFNAME, name.c_str(), name.size() + 1);
-  const uint32_t mask = RTEXT_FILTER_SKIP_STATS;  // no statistics: a shorter answer
-  rq.attr(IFLA_EXT_MASK, &mask, sizeof(mask));
   alignas(nlmsghdr) uint8_t out[8192];
-  ssize_t n = nl_transact(nl, rq, out, sizeof(out));
-  if (n <= 0) return n < 0 ? int(n) : -EPROTO;
-  nlmsghdr r;
-  std::memcpy(&r, out, sizeof(r));
-  if (r.nlmsg_type != RTM_NEWLINK || size_t(n) < NLMSG_LENGTH(sizeof(ifinfomsg))) return -EPROTO;
+  size_t end = 0;
+  if (int e = get_link(nl, rq, out, sizeof(out), &end); e < 0) return e;
   ifinfomsg got;
   std::memcpy(&got, out + NLMSG_HDRLEN, sizeof(got));
   *flags = got.ifi_flags;
