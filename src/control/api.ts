@@ -295,6 +295,7 @@ function fdbRoutes(ctx: ApiContext): Route[] {
   return [
     route('GET', '/v1/fdb', ({ query }) => {
       const sw = query.get('switch');
+      if (sw !== null) c.requireSwitch(sw); // as /v1/peers: an unknown switch is 404, not an empty list
       return [200, { fdb: c.current.fdb.filter((f) => sw === null || f.spec.switch === sw).map(fdbView) }];
     }),
     route('POST', '/v1/fdb', async ({ body }) => {

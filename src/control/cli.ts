@@ -115,7 +115,8 @@ function reportFailure(err: unknown, io: CliIO): number {
   if (err instanceof ApiError) {
     const e = (err.body.error ?? {}) as { details?: { message: string; line?: number; code: string }[] };
     let text = `vpcctl: ${err.message} [${err.code}]\n`;
-    if (Array.isArray(e.details) && err.code !== 'ERR_CONFIG_INVALID') text += e.details.map((d) => `  ${d.message} [${d.code}]\n`).join('');
+    // The details, but not the one the message already is (a single YAML syntax error).
+    if (Array.isArray(e.details) && err.code !== 'ERR_CONFIG_INVALID') text += e.details.filter((d) => d.message !== err.message).map((d) => `  ${d.message} [${d.code}]\n`).join('');
     io.err(text);
     return exitCodeForStatus(err.status);
   }

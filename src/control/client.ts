@@ -19,6 +19,18 @@ export class ApiError extends Error {
   }
 }
 
+// What a path that should be vpcd's socket is instead, or undefined when it
+// is a socket (or cannot be looked at).
+function notASocket(p: string): string | undefined {
+  try {
+    const st = fs.statSync(p);
+    if (st.isSocket()) return undefined;
+    return `${p} is ${st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'not a socket'}, not vpcd's socket: check --socket (or VPCD_SOCKET)`;
+  } catch {
+    return undefined;
+  }
+}
+
 // The daemon could not be reached at all.
 export class UnreachableError extends Error {
   constructor(readonly socketPath: string, readonly reason: string) {
@@ -29,7 +41,7 @@ export class UnreachableError extends Error {
   static explain(socketPath: string, reason: string): string {
     let why: string;
     if (reason === 'ENOENT') why = `no socket at ${socketPath}: vpcd is not running, or listens elsewhere`;
-    else if (reason === 'ECONNREFUSED') why = `nothing listens on ${socketPath}: vpcd is not running (stale socket)`;
+    else if (reason === 'ECONNREFUSED' || reason === 'ENOTSOCK') why = notASocket(socketPath) ?? `nothing listens on ${socketPath}: vpcd is not running (stale socket)`;
     else if (reason === 'EACCES' || reason === 'EPERM') why = `permission denied on ${socketPath}: run as root or as a member of the socket's group`;
     else if (reason === 'ETIMEDOUT') why = `vpcd on ${socketPath} did not answer in time`;
     else why = `cannot reach vpcd on ${socketPath} (${reason})`;

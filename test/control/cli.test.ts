@@ -17,6 +17,7 @@ interface Run {
 }
 
 let d: VpcdProcess;
+const CONFIG_FILE = (): string => d.configFile;
 
 async function cli(...args: string[]): Promise<Run> {
   let out = '';
@@ -164,6 +165,9 @@ describe('vpcctl against vpcd', () => {
     assert.match(r.out, /^MAC\s+PORT\s+VTEP\s+VLAN\s+TYPE\s+AGE$/m);
     assert.match(r.out, /^02:00:00:00:0a:01\s+vm1\s+-\s+-\s+learned\s+\d+s$/m);
     assert.match(r.out, /^02:00:00:00:0a:99\s+vm2\s+-\s+-\s+static\s+-$/m);
+    r = await cli('fdb', 'list', '--static', 'nosuch');
+    assert.equal(r.code, EXIT.NOT_FOUND, 'an unknown switch is not an empty list');
+    assert.match(r.err, /no switch named "nosuch"/);
     // No switch named: the live table of every switch, not the static entries.
     r = await cli('fdb', 'list');
     assert.equal(r.code, EXIT.OK, r.err);
@@ -213,6 +217,11 @@ describe('vpcctl against vpcd', () => {
     assert.match(r.err, /next\.yaml:8: switches\[0\]\.ports\[2\]\.mtu: must be an integer in 68\.\.\d+ \(got 12\).* \[ERR_INVALID_ARGUMENT\]/);
     r = await cli('apply', '-f', path.join(d.dir, 'missing.yaml'));
     assert.equal(r.code, EXIT.INVALID);
+    // One YAML syntax error is said once.
+    fs.writeFileSync(file, 'switches:\n  - name: a\n\tvni: 1\n');
+    r = await cli('apply', '-f', file);
+    assert.equal(r.code, EXIT.INVALID);
+    assert.equal(r.err.match(/Tabs are not allowed as indentation/g)?.length, 1, r.err);
   });
 
   test('the vpcctl binary: exit codes, JSON errors on the API, and a helpful message when vpcd is not running', async () => {
@@ -225,6 +234,12 @@ describe('vpcctl against vpcd', () => {
     assert.equal(r.code, EXIT.UNREACHABLE);
     assert.match(r.err, /no socket at .*nowhere\.sock: vpcd is not running/);
     assert.match(r.err, /Start it with: +sudo vpcd --config/);
+    // A path that is no socket at all is said so, not called a stale socket.
+    for (const [p, what] of [[CONFIG_FILE(), 'a regular file'], [d.dir, 'a directory']] as const) {
+      r = await bin(['--socket', p, 'status']);
+      assert.equal(r.code, EXIT.UNREACHABLE);
+      assert.ok(r.err.includes(`${p} is ${what}, not vpcd's socket: check --socket`), r.err);
+    }
     r = await bin(['frobnicate']);
     assert.equal(r.code, EXIT.USAGE);
     r = await bin(['--version']);
