@@ -331,7 +331,7 @@ void AfPacketPort::kp_status() {
 void AfPacketPort::read_peer_ingress(bool say) {
   const bool was = peer_ingress_;
   peer_ingress_ = false;
-  if (kp_hooked_ && fd_ >= 0) {
+  if (kp_hooked_ && fd_ >= 0 && !opts_.underlay) {  // the uplink decapsulates; it is never the guest
     const int nl = rtnl_socket();
     if (nl >= 0) {
       peer_ingress_ = veth_peer_ingress(nl, ifindex_) == 1;
