@@ -109,10 +109,10 @@ export class Controller {
   async apply(desired: DesiredState, opts: { dryRun?: boolean; source?: string } = {}): Promise<ApplyResult> {
     return this.serial(async () => {
       const m = this.model;
-      const running = m.switches.length + m.ports.length + m.uplinks.length + m.peers.length + m.fdb.length;
+      const running = m.switches.length + m.ports.length + m.uplinks.length + m.peers.length + m.fdb.length + (m.bgp === undefined ? 0 : 1);
       if (desired.empty === true && running > 0) {
         throw new ControlError('ERR_CONFIG_EMPTY', `the configuration is empty (no keys, only comments or nothing): applied, it would delete all ${running} objects that run ` +
-          `(${m.switches.length} switches, ${m.ports.length} ports, ${m.uplinks.length} uplinks, ${m.peers.length} peers, ${m.fdb.length} static entries). ` +
+          `(${m.switches.length} switches, ${m.ports.length} ports, ${m.uplinks.length} uplinks, ${m.peers.length} peers, ${m.fdb.length} static entries${m.bgp === undefined ? '' : ', the BGP speaker'}). ` +
           'An empty file is most often one cut short or not yet written; to delete everything, apply a file that says so: switches: []');
       }
       const warnings: string[] = [];
