@@ -425,10 +425,11 @@ TEST_F(KernelPathAging, MacsTheKernelKeepsSwitchingDoNotAge) {
 // for the TC program.
 struct KpLast {
   uint32_t ifindex, len, gso_size, kind;
-  uint32_t in, out, member, to_ifindex, inner_v6, shrink;
+  uint32_t in, out, member, to_ifindex, inner_v6, shrink, peer, pad;
   uint8_t seen[32];
 };
-static_assert(sizeof(KpLast) == 72, "the layout of struct kp_last");
+// Per-CPU values are copied 8-byte aligned each: the size must stay a multiple of 8.
+static_assert(sizeof(KpLast) == 80 && sizeof(KpLast) % 8 == 0, "the layout of struct kp_last");
 constexpr uint32_t kKpNone = 0, kKpLocal = 1;
 constexpr int kTcActOk = 0, kTcActShot = 2, kTcActRedirect = 7;
 

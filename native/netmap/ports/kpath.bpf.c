@@ -206,7 +206,8 @@ struct kp_last {
   __u32 len;
   __u32 gso_size;
   __u32 kind;
-  __u32 in, out, member, to_ifindex, inner_v6, shrink;
+  __u32 in, out, member, to_ifindex, inner_v6, shrink, peer;
+  __u32 pad;  // a per-CPU value is read as a multiple of 8 bytes (kpath_test's KpLast)
   __u8 seen[KP_SEEN_LEN];
 };
 struct {
@@ -223,6 +224,7 @@ struct kp_verdict {
   __u32 ifindex;       // where the frame goes
   __u32 inner_v6;      // decap: the inner frame is IPv6
   __u32 shrink;        // encap: the super-frame's segments get 50 bytes smaller
+  __u32 peer;          // decap: into the guest's end of its veth (kp_port.peer)
   struct kp_dest* src;
   struct kp_remote* r;  // encap
 };
@@ -403,6 +405,7 @@ static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global*
   v->member = member;
   v->ifindex = to->ifindex;
   v->inner_v6 = proto == 0x86dd;
+  v->peer = to->peer;
   v->src = src;
   v->r = 0;
   return KP_DECAP;
@@ -606,6 +609,7 @@ static __always_inline void leave(struct __sk_buff* skb, int kind, const struct 
   l->to_ifindex = v->ifindex;
   l->inner_v6 = v->inner_v6;
   l->shrink = v->shrink;
+  l->peer = v->peer;
 }
 
 // The filter's verdict on this very frame, taken once; or none.
@@ -679,6 +683,7 @@ int kp_tc(struct __sk_buff* skb) {
     v.ifindex = l->to_ifindex;
     v.inner_v6 = l->inner_v6;
     v.shrink = l->shrink;
+    v.peer = l->peer;
     if (kind == KP_ENCAP) v.r = bpf_map_lookup_elem(&kp_remote, &v.member);
   } else {
     kind = decide(skb, &v);
@@ -703,14 +708,12 @@ int kp_tc(struct __sk_buff* skb) {
   }
   count(&kp_stats, v.in, 1, len);
   count(&kp_stats, v.out, 0, out_len);
-  if (kind == KP_DECAP) {
-    // From the uplink's receive softirq straight into the guest's end of its
-    // veth (this is TC ingress): no pass through the host end's transmit and
-    // the backlog queue. Only for decapsulation: between two local ports,
-    // the egress redirect measured as fast or faster (docs/design/kernel-path.md).
-    struct kp_port* to = bpf_map_lookup_elem(&kp_ports, &v.out);
-    if (to && to->peer) return bpf_redirect_peer(v.ifindex, 0);
-  }
+  // Decapsulated, from the uplink's receive softirq straight into the
+  // guest's end of its veth (this is TC ingress): no pass through the host
+  // end's transmit and the backlog queue. Only for decapsulation: between
+  // two local ports the egress redirect measured as fast or faster
+  // (docs/design/kernel-path.md).
+  if (kind == KP_DECAP && v.peer) return bpf_redirect_peer(v.ifindex, 0);
   return bpf_redirect(v.ifindex, 0);
 }
 
