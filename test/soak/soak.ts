@@ -50,6 +50,12 @@ interface Sample {
   largeFree: number;
 }
 
+interface CounterSetLike {
+  counters: Record<string, number>;
+  drops: Record<string, number>;
+  backend?: Record<string, number>;
+}
+
 interface Verdict {
   metric: string;
   firstHalf: number;
@@ -140,6 +146,14 @@ export function chart(samples: Sample[], totalSeconds: number, title: string): s
   return svg + '</svg>\n';
 }
 
+function nonZero(c: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(c).filter(([, v]) => typeof v === 'number' && v !== 0));
+}
+
+function counterSet(c: CounterSetLike): Record<string, Record<string, number>> {
+  return { counters: nonZero(c.counters), drops: nonZero(c.drops), backend: nonZero(c.backend ?? {}) };
+}
+
 function randomMac(n: number): string {
   const b = [0x02, 0xcc, (n >> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
   return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
@@ -159,7 +173,7 @@ async function main(): Promise<void> {
   let agent: Agent | undefined;
   let failure: string | undefined;
   const errors: string[] = [];
-  const counts = { applies: 0, scrapes: 0, churnFrames: 0, vethCycles: 0, trafgenRuns: 0, framesSent: 0, framesDelivered: 0, tcpRuns: 0, tcpBytes: 0 };
+  const counts = { applies: 0, scrapes: 0, churnFrames: 0, vethCycles: 0, trafgenRuns: 0, framesSent: 0, framesDelivered: 0, tcpRuns: 0, tcpConnectLost: 0, tcpBytes: 0 };
   try {
     // ---- topology
     const nsA = quietNetns(lab, 'A');
@@ -218,7 +232,17 @@ async function main(): Promise<void> {
 
     // ---- TCP gb -> g1 over VXLAN, in bounded runs (a server that serves one
     // client and exits, then the client). The rings overflow by design here,
-    // so a SYN can be lost: the client waits up to 10 s to connect.
+    // so a SYN can be lost: the client waits up to 10 s to connect. Now and
+    // then every try within those 10 s is lost (2 runs of 52 in eight soaks on
+    // 2026-12-06). Captured on g1 and gb once: g1 received each SYN and
+    // answered it, and its SYN-ACKs died in p1's packet ring. g1 is
+    // also trafgen's generator at the maximum rate, and p1's ring drops about
+    // half of g1's frames (p1's rx_kernel_drops in soak.json). The kernel path
+    // carries g1's answers past that ring only while the switch's kernel
+    // entries are valid, and every MAC move voids them: both trafgen runs use
+    // the same MAC sets, so those MACs move between p1 and p2 thousands of
+    // times a second (s100's moved). Such a run counts as tcpConnectLost; the
+    // soak fails if most runs are lost (or no TCP data went through).
     const tcp = async (): Promise<void> => {
       while (live()) {
         const secs = Math.min(10, Math.floor((end - Date.now()) / 1000) - 2);
@@ -244,7 +268,10 @@ async function main(): Promise<void> {
         try {
           const j = JSON.parse(outText) as { end?: { sum_received?: { bytes?: number } }; error?: string };
           counts.tcpBytes += j.end?.sum_received?.bytes ?? 0;
-          if (j.error) note('iperf3', new Error(j.error));
+          // A connect lost to the overload is expected now and then (see the
+          // TCP section above); every other failure is noted.
+          if (j.error && /unable to connect.*timed out/i.test(j.error)) counts.tcpConnectLost++;
+          else if (j.error) note('iperf3', new Error(j.error));
         } catch {
           note(`iperf3 exited ${code}`, new Error(outText.slice(-300)));
         }
@@ -350,7 +377,7 @@ async function main(): Promise<void> {
     const seconds = (Date.now() - t0) / 1000;
     const v = failure ? [] : verdicts(samples, seconds);
     const grew = v.filter((x) => x.grew);
-    const final = await a.call<{ engine: Record<string, number>; ports: Record<string, { counters: Record<string, number> }> }>('stats');
+    const final = await a.call<{ engine: Record<string, number>; ports: Record<string, CounterSetLike>; switches: Record<string, CounterSetLike> }>('stats');
     const result = {
       minutes,
       seconds,
@@ -360,8 +387,11 @@ async function main(): Promise<void> {
       verdicts: v,
       failure: failure ?? null,
       errors,
-      portRx: Object.fromEntries(Object.entries(final.ports).map(([k, p]) => [k, p.counters.rx_packets ?? 0])),
-      portTx: Object.fromEntries(Object.entries(final.ports).map(([k, p]) => [k, p.counters.tx_packets ?? 0])),
+      // Every port's and the engine's non-zero counters at the end (drop
+      // reasons included): where the overload lost its frames.
+      ports: Object.fromEntries(Object.entries(final.ports).map(([k, p]) => [k, counterSet(p)])),
+      switches: Object.fromEntries(Object.entries(final.switches).map(([k, p]) => [k, counterSet(p)])),
+      engine: nonZero(final.engine),
       samples,
     };
     mkdirSync(out, { recursive: true });
@@ -376,6 +406,7 @@ async function main(): Promise<void> {
     if (grew.length) throw new Error(`soak: ${grew.map((x) => x.metric).join(', ')} grew`);
     if (counts.framesDelivered === 0) throw new Error('soak: no traffic was delivered');
     if (counts.tcpBytes === 0) throw new Error('soak: no TCP data went through');
+    if (counts.tcpConnectLost * 2 > counts.tcpRuns) throw new Error(`soak: ${counts.tcpConnectLost} of ${counts.tcpRuns} TCP runs could not connect`);
     if (counts.vethCycles === 0 && minutes >= 1) throw new Error('soak: no veth cycle completed');
   } finally {
     for (const c of children) c.kill('SIGKILL');
