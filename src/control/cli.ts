@@ -114,7 +114,10 @@ function reportFailure(err: unknown, io: CliIO): number {
   }
   if (err instanceof ApiError) {
     const e = (err.body.error ?? {}) as { details?: { message: string; line?: number; code: string }[] };
-    let text = `vpcctl: ${err.message} [${err.code}]\n`;
+    // The code goes on the first line: a config's errors follow it, one a line, each with its own.
+    const [first, ...rest] = err.message.split('\n');
+    const head = first!.endsWith(':') && rest.length > 0 ? `${first!.slice(0, -1)} [${err.code}]:` : `${first} [${err.code}]`;
+    let text = `vpcctl: ${[head, ...rest].join('\n')}\n`;
     // The details, but not the one the message already is (a single YAML syntax error).
     if (Array.isArray(e.details) && err.code !== 'ERR_CONFIG_INVALID') text += e.details.filter((d) => d.message !== err.message).map((d) => `  ${d.message} [${d.code}]\n`).join('');
     io.err(text);

@@ -248,7 +248,7 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
     const { ports, fdb, peers, ...rest } = item as Record<string, unknown>;
     let name: string | undefined;
     try {
-      const s = parseSwitch(rest, at);
+      const s = parseSwitch(rest, at, ['ports', 'fdb', 'peers']);
       name = s.spec.name;
       desired.switches.push({ ...s, path: at });
     } catch (err) {

@@ -248,8 +248,10 @@ export function combinedError(errors: ControlError[]): ControlError {
 }
 
 // Validates an object given with an optional `uuid` (an API body, a config
-// item): throws every error at once, field paths prefixed with `at`.
-function parseGiven(value: unknown, at: string, validate: (v: unknown) => unknown, rules: FieldRules): { uuid?: string; rest: unknown } {
+// item): throws every error at once, field paths prefixed with `at`. `also`:
+// the other keys the caller takes beside the spec's (a config switch's
+// `ports`, `fdb`, `peers`), named with `uuid` where an unknown key is reported.
+function parseGiven(value: unknown, at: string, validate: (v: unknown) => unknown, rules: FieldRules, also: readonly string[] = []): { uuid?: string; rest: unknown } {
   let uuid: unknown;
   let rest: unknown = value;
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
@@ -257,7 +259,7 @@ function parseGiven(value: unknown, at: string, validate: (v: unknown) => unknow
     uuid = given;
     rest = others;
   }
-  const errors = fieldErrors(rest, validate, rules).map((e) => prefixed(e, at));
+  const errors = fieldErrors(rest, validate, rules).map((e) => withOtherKeys(prefixed(e, at), at, ['uuid', ...also]));
   let id: string | undefined;
   if (uuid !== undefined) {
     try {
@@ -270,9 +272,20 @@ function parseGiven(value: unknown, at: string, validate: (v: unknown) => unknow
   return id === undefined ? { rest } : { uuid: id, rest };
 }
 
-// A switch as given (API body or config item, `uuid` optional).
-export function parseSwitch(value: unknown, at = ''): { uuid?: string; spec: SwitchSpec } {
-  const { uuid, rest } = parseGiven(value, at, validateSwitchSpec, SWITCH_RULES);
+// An unknown key directly in the object (not in a nested one): its hint also
+// names the keys the spec's validator does not know of.
+function withOtherKeys(err: ControlError, at: string, keys: readonly string[]): ControlError {
+  const field = err.field ?? '';
+  const direct = at === '' ? !field.includes('.') && !field.includes('[') : field.startsWith(`${at}.`) && !/[.[]/.test(field.slice(at.length + 1));
+  const hint = 'unknown field; expected one of ';
+  if (!direct || !err.message.includes(hint)) return err;
+  return new ControlError(err.code, `${err.message}, ${keys.join(', ')}`, { field: err.field, cause: err });
+}
+
+// A switch as given (API body or config item, `uuid` optional; `also`: see
+// parseGiven).
+export function parseSwitch(value: unknown, at = '', also: readonly string[] = []): { uuid?: string; spec: SwitchSpec } {
+  const { uuid, rest } = parseGiven(value, at, validateSwitchSpec, SWITCH_RULES, also);
   const out: { uuid?: string; spec: SwitchSpec } = { spec: rest as SwitchSpec };
   if (uuid !== undefined) out.uuid = uuid;
   return out;

@@ -215,6 +215,8 @@ describe('vpcctl against vpcd', () => {
     r = await cli('apply', '-f', file);
     assert.equal(r.code, EXIT.INVALID);
     assert.match(r.err, /next\.yaml:8: switches\[0\]\.ports\[2\]\.mtu: must be an integer in 68\.\.\d+ \(got 12\).* \[ERR_INVALID_ARGUMENT\]/);
+    // The file's code heads the list; each line keeps its own.
+    assert.match(r.err, /^vpcctl: 1 error\(s\) in .*next\.yaml \[ERR_CONFIG_INVALID\]:\n {2}\S.*\[ERR_INVALID_ARGUMENT\]\n$/);
     r = await cli('apply', '-f', path.join(d.dir, 'missing.yaml'));
     assert.equal(r.code, EXIT.INVALID);
     // One YAML syntax error is said once.

@@ -99,7 +99,12 @@ describe('config: one error per kind of mistake, with path and line', () => {
   });
 
   test('unknown key in a switch (typo)', () => {
-    expectError('switches:\n  - name: a\n    vni: 1\n    maclimit: 5\n', 'ERR_INVALID_ARGUMENT', 'switches[0].maclimit', 4);
+    const e = expectError('switches:\n  - name: a\n    vni: 1\n    maclimit: 5\n', 'ERR_INVALID_ARGUMENT', 'switches[0].maclimit', 4);
+    // The hint names every key a config switch takes, the nested lists and uuid too.
+    assert.match(e.message, /expected one of name, vni, macLimit, .*, uuid, ports, fdb, peers$/);
+    const p = expectError('ports:\n  - { name: p, type: pipe, switch: a, maclimit: 5 }\n', 'ERR_INVALID_ARGUMENT', 'ports[0].maclimit', 2);
+    assert.match(p.message, /expected one of name, type, .*, uuid$/);
+    assert.doesNotMatch(p.message, /ports, fdb, peers/);
   });
 
   test('bad VNI', () => {
