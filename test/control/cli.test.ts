@@ -294,7 +294,10 @@ describe('vpcctl port show with a tap port', () => {
       assert.match(r.out, /io +io_uring: one waiting read per queue while idle, then up to 256 reads per queue and burst/);
       assert.match(r.out, /^backend counters:$/m);
       assert.match(r.out, /^link +(up|down)$/m);
-      const j = JSON.parse((await cli('--json', 'port', 'show', 'vm1')).out) as { port: { backend: { attached: boolean; io: string; queueRx: number[] } } };
+      // A ring or burst left to the backend says so, and what it chose (the JSON keeps 0).
+      assert.match(r.out, /^burst +default \(\d+\)$/m);
+      const j = JSON.parse((await cli('--json', 'port', 'show', 'vm1')).out) as { port: { burst: number; backend: { attached: boolean; io: string; queueRx: number[] } } };
+      assert.equal(j.port.burst, 0);
       assert.equal(j.port.backend.attached, true);
       assert.match(j.port.backend.io, /^io_uring/);
       assert.deepEqual(j.port.backend.queueRx.length, 1);

@@ -5,6 +5,7 @@ import { CliContext, CliError, EXIT } from './context';
 import { keyValues, planText, portWhere, table } from './format';
 import { bool, collect, defined, int, keyValue, updateBody, vlanMapping } from './parse';
 import { LIMITS } from '../../dataplane/validate';
+import { SPEC_LIMITS } from '../../dataplane/specs';
 import type { VhostUserStatus } from '../../dataplane';
 import { formatVhost } from './vhost';
 
@@ -24,8 +25,11 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
       const warn = (warnings ?? []).map((w) => `warning: ${w}\n`).join('');
       if (backend === undefined) return `${keyValues(port)}${warn}`;
       const { counters, vhost, ...live } = backend;
+      // 0 in the spec means the backend's default: say so, and which it chose.
+      const spec: Record<string, unknown> = { ...port };
+      for (const k of ['rxRing', 'txRing', 'burst']) if (spec[k] === 0) spec[k] = live[k] === undefined ? 'default' : `default (${String(live[k])})`;
       const device = vhost === undefined ? '' : `\nvhost-user device:\n${formatVhost(vhost as VhostUserStatus)}`;
-      return `${keyValues(port)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${device}${warn}`;
+      return `${keyValues(spec)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${device}${warn}`;
     });
   });
   port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')
@@ -33,13 +37,13 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     .option('--switch <name>', 'access port of this switch')
     .option('--vlan <vlan=switch>', 'trunk: VLAN mapping, repeatable', collect(vlanMapping))
     .option('--untagged <switch>', 'trunk: native (untagged) switch')
-    .option('--mtu <n>', 'L3 MTU', int('mtu', 68, 9000))
+    .option('--mtu <n>', 'L3 MTU', int('mtu', LIMITS.mtuMin, LIMITS.mtuMax))
     .option('--mac <mac>', 'the port\'s MAC (default: random, kept across restarts)')
     .option('--learning <bool>', 'learn source MACs', bool)
     .option('--flood <bool>', 'receive unknown-unicast/multicast floods', bool)
     .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))
     .option('--locked-mac <mac>', 'port security: allowed source MAC, repeatable', collect((v) => v))
-    .option('--ring-size <n>', 'ring size (power of two)', int('ring-size', 64, 65536))
+    .option('--ring-size <n>', 'ring size (power of two)', int('ring-size', ...SPEC_LIMITS.ringSize))
     .option('--set <key=value>', 'any other port field (JSON value), repeatable; e.g. --set interface=tap-vm1', collect(keyValue))
     .option('--uuid <uuid>', 'UUID to give the port (default: generated)')
     .action(async (name: string, o: Record<string, any>, cmd: Command) => {
@@ -59,7 +63,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
       print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: port ${r.port.name} (${r.port.type}, ${portWhere(r.port)}) mac ${r.port.mac} uuid ${r.port.uuid}\n`);
     });
   port.command('update <ref>').description('change a running port\'s mutable fields')
-    .option('--mtu <n>', 'L3 MTU', int('mtu', 68, 9000))
+    .option('--mtu <n>', 'L3 MTU', int('mtu', LIMITS.mtuMin, LIMITS.mtuMax))
     .option('--learning <bool>', 'learn source MACs', bool)
     .option('--flood <bool>', 'receive floods', bool)
     .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))

@@ -2,6 +2,7 @@
 // vpcctl neighbors: its neighbour cache.
 
 import type { Command } from 'commander';
+import { LIMITS } from '../../dataplane/validate';
 import type { CliContext } from './context';
 import { keyValues, planText, table } from './format';
 import { collect, defined, int, keyValue } from './parse';
@@ -31,7 +32,7 @@ export function registerUplink(program: Command, { ctx, print }: CliContext): vo
     .option('--local-ip6 <cidr>', 'IPv6 VTEP address with prefix, e.g. 2001:db8::1/64')
     .option('--gateway <ip>', 'IPv4 next hop for peers off the local prefix')
     .option('--gateway6 <ip>', 'IPv6 next hop for peers off the local prefix')
-    .option('--mtu <n>', 'underlay MTU', int('mtu', 68, 9000))
+    .option('--mtu <n>', 'underlay MTU', int('mtu', LIMITS.mtuMin, LIMITS.mtuMax))
     .option('--mac <mac>', 'the VTEP\'s MAC (pipe uplinks; kernel interfaces keep their own)')
     .option('--udp-port <n>', 'VXLAN UDP port (default 4789)', int('udp-port', 1, 65535))
     .option('--set <key=value>', 'any other uplink field (JSON value), repeatable; e.g. --set ttl=32', collect(keyValue))
