@@ -380,6 +380,7 @@ Napi::Object FromPortStatus(Napi::Env env, const PortStatus& st) {
   o.Set("interface", st.ifname);
   o.Set("ifindex", Napi::Number::New(env, st.ifindex.load(std::memory_order_relaxed)));
   o.Set("attached", Napi::Boolean::New(env, st.attached.load(std::memory_order_relaxed)));
+  if (const Mac m = st.mac.load(std::memory_order_relaxed)) o.Set("mac", MacString(env, m));
   o.Set("rxRing", Napi::Number::New(env, st.rx_ring));
   o.Set("txRing", Napi::Number::New(env, st.tx_ring));
   o.Set("frameSize", Napi::Number::New(env, st.frame_size));

@@ -518,7 +518,7 @@ function bgpRestartWarnings(from: Model, to: Model): string[] {
 
 // What is wrong around the uplinks a plan creates (read from the host, see hostcheck.ts).
 function uplinkWarnings(steps: Step[]): string[] {
-  return steps.flatMap((s) => (s.kind === 'uplink' && s.op === 'create' ? vtepHeldByKernel(s.spec) : []));
+  return steps.flatMap((s) => (s.kind === 'uplink' && s.op === 'create' ? [...interfaceMissing(s.spec, undefined, 'uplink'), ...vtepHeldByKernel(s.spec)] : []));
 }
 
 // New kernel ports whose interface is not there (yet): they are made down.

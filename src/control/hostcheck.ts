@@ -4,7 +4,7 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { PortSpec, UplinkSpec } from '../dataplane';
+import { UplinkSpec } from '../dataplane';
 
 type Interfaces = NodeJS.Dict<os.NetworkInterfaceInfo[]>;
 
@@ -47,7 +47,8 @@ export function vtepHeldByKernel(spec: Pick<UplinkSpec, 'name' | 'interface' | '
 // down and comes up when the interface appears (a VM's tap comes with its
 // VM, a container's veth with its container); said so that a misspelt name
 // does not go unnoticed. `exists` reads vpcd's own namespace.
-export function interfaceMissing(spec: Pick<PortSpec, 'name' | 'type' | 'interface'>, exists: (ifname: string) => boolean = (n) => fs.existsSync(`/sys/class/net/${n}`)): string[] {
+// The same holds for the uplink (its VTEP then takes the interface's MAC).
+export function interfaceMissing(spec: { name: string; type: string; interface?: string }, exists: (ifname: string) => boolean = (n) => fs.existsSync(`/sys/class/net/${n}`), what: 'port' | 'uplink' = 'port'): string[] {
   if ((spec.type !== 'afpacket' && spec.type !== 'afxdp') || spec.interface === undefined || exists(spec.interface)) return [];
-  return [`port "${spec.name}": interface ${spec.interface} does not exist (yet); the port is down until it appears (check the name with: ip link)`];
+  return [`${what} "${spec.name}": interface ${spec.interface} does not exist (yet); the ${what} is down until it appears (check the name with: ip link)`];
 }

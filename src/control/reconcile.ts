@@ -282,7 +282,7 @@ async function run(dp: Dataplane, step: Step, waitForInterface = true): Promise<
       else await dp.updatePort(step.name, step.to);
       return;
     case 'uplink':
-      if (step.op === 'create') await dp.createUplink(step.spec);
+      if (step.op === 'create') await dp.createUplink(step.spec, { waitForInterface });
       else await dp.deleteUplink();
       return;
     case 'peer':

@@ -59,7 +59,7 @@ function portSettings(p: NormalizedPort): { mtu: number; learning: boolean; floo
   return { mtu: p.mtu, learning: p.learning, flood: p.flood, macLimit: p.macLimit, lockedMacs: [...p.lockedMacs] };
 }
 
-export function createUplinkCommand(u: NormalizedUplink): NativeCommand {
+export function createUplinkCommand(u: NormalizedUplink, waitForInterface = false): NativeCommand {
   const k = u.kernel;
   return {
     op: 'createUplink',
@@ -67,7 +67,7 @@ export function createUplinkCommand(u: NormalizedUplink): NativeCommand {
     ringSize: u.ringSize,
     ...(k === undefined
       ? {}
-      : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: k.queues, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous, xdpMode: k.xdpMode, zeroCopy: k.zeroCopy, kernelPath: k.kernelPath }),
+      : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: k.queues, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous, xdpMode: k.xdpMode, zeroCopy: k.zeroCopy, kernelPath: k.kernelPath, ...(waitForInterface ? { waitForInterface } : {}) }),
     mtu: u.mtu,
     mac: u.mac,
     localIp4: u.ip4?.addr ?? '',

@@ -395,7 +395,9 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
 
   // The uplink: this host's VTEP on the underlay (one per dataplane). Its
   // port carries every switch's VNI.
-  async createUplink(spec: UplinkSpec): Promise<UplinkInfo> {
+  // `waitForInterface`: as for createPort; the uplink takes its interface's
+  // MAC when the interface appears (nothing is sent before).
+  async createUplink(spec: UplinkSpec, opts: { waitForInterface?: boolean } = {}): Promise<UplinkInfo> {
     this.assertOpen();
     const u = validateUplinkSpec(spec, this.maxMtu);
     return this.serial(async () => {
@@ -404,7 +406,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
         throw makeError('ERR_ALREADY_EXISTS', `an uplink ("${existing.spec.name}") exists already; a dataplane has one`, 'name');
       }
       if (this.names.findPort(u.name) !== undefined) throw duplicatePortName(u.name, false);
-      const result = await this.command(createUplinkCommand(u), { op: 'createUplink', field: 'interface', codes: { ALREADY_EXISTS: 'ERR_ALREADY_EXISTS' } });
+      const result = await this.command(createUplinkCommand(u, opts.waitForInterface === true), { op: 'createUplink', field: 'interface', codes: { ALREADY_EXISTS: 'ERR_ALREADY_EXISTS' } });
       const id = resultId(result, 'createUplink');
       // A kernel interface keeps its own MAC; the engine says which it uses.
       if (result.mac !== undefined) u.mac = result.mac;
@@ -429,7 +431,11 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   uplink(): UplinkInfo | undefined {
     this.assertOpen();
     const u = this.names.uplink;
-    return u === undefined ? undefined : uplinkInfo(u.spec, u.id);
+    if (u === undefined) return undefined;
+    // One created before its interface appeared took the interface's MAC then.
+    const live = u.spec.kernel === undefined ? undefined : this.callNative(() => this.engine.portStatus?.(u.id), 'portStatus')?.mac;
+    if (live !== undefined) u.spec.mac = live;
+    return uplinkInfo(u.spec, u.id);
   }
 
   // A remote VTEP joins the switch's flood list: broadcast, multicast and

@@ -117,6 +117,7 @@ export type NativeCommand =
       queues?: number;
       disableOffloads?: boolean;
       promiscuous?: boolean;
+      waitForInterface?: boolean; // as for createPort; mac is a stand-in until the interface appears
       mtu: number;
       mac: string;
       localIp4: string; // '' for none
@@ -187,6 +188,7 @@ export interface NativePortStatus {
   interface: string;
   ifindex: number; // 0 while the interface is gone
   attached: boolean; // the backend holds the interface right now
+  mac?: string; // afpacket, afxdp: the interface's MAC, once seen
   rxRing: number;
   txRing: number;
   frameSize: number;

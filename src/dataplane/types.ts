@@ -158,6 +158,7 @@ export interface PortStatus {
   interface: string;
   ifindex: number; // 0 while the interface is gone
   attached: boolean; // the backend holds the interface right now
+  mac?: string; // afpacket, afxdp: the interface's MAC, once seen (an uplink uses it as its VTEP's)
   rxRing: number; // as opened (rounded up to whole ring blocks)
   txRing: number;
   frameSize: number; // bytes per ring slot

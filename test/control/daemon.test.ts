@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApiError, Client } from '../../src/control/client';
 import { isLoopback } from '../../src/control/daemon';
-import { eventually, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir, VPCD, type VpcdProcess } from './helpers';
+import { eventually, frameHex, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir, VPCD, type VpcdProcess } from './helpers';
 
 const CONFIG = `${TEST_ENGINE}switches:
   - name: tenant-a
@@ -278,6 +278,52 @@ describe('ports whose interface is missing', () => {
       }
     } finally {
       for (const dir of dirs) removeDir(dir);
+      ip('netns', 'del', ns);
+    }
+  });
+});
+
+// The uplink's interface may be missing at a restart too (a bond or VLAN
+// interface not made yet): the local switches must come up all the same, the
+// uplink down until the interface appears, its VTEP then using the
+// interface's MAC as a start with the interface there would have.
+describe('an uplink whose interface is missing', () => {
+  const root = process.getuid?.() === 0;
+  const ip = (...a: string[]): void => void execFileSync('ip', a);
+  test('a restart brings up every switch; the uplink comes up with the interface, takes its MAC and resolves its peer', { skip: root ? false : 'needs root (a network namespace of its own, veths)' }, async () => {
+    const ns = `vpcdu-${process.pid}`;
+    ip('netns', 'add', ns);
+    let d: VpcdProcess | undefined;
+    try {
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      const config = `${TEST_ENGINE}uplinks:\n  - { name: up0, type: afpacket, interface: vtu0, localIp: 198.18.91.1/24 }\n` +
+        'switches:\n  - name: s1\n    vni: 100\n    peers: [198.18.91.2]\n    ports:\n      - { name: p1, type: pipe }\n      - { name: p2, type: pipe }\n';
+      d = await spawnVpcd({ netns: ns, config, testHooks: true });
+      assert.ok(d.logs.some((l) => /uplink \\"up0\\": interface vtu0 does not exist \(yet\); the uplink is down until it appears/.test(l)), d.logs.join('\n'));
+      const uplink = async (): Promise<Record<string, any>> => (await d!.client.call<{ uplink: Record<string, any> }>('GET', '/v1/uplinks/up0')).uplink;
+      const standIn = (await uplink()).mac as string;
+      // The local switch works meanwhile.
+      await d.client.call('POST', '/v1/test/ports/p1/send', { frames: [frameHex('02:00:00:00:0a:02', '02:00:00:00:0a:01')] });
+      await eventually(async () => (await d!.client.call<{ frames: string[] }>('POST', '/v1/test/ports/p2/receive', {})).frames.length > 0 || undefined, 5_000, 50);
+
+      // The interface appears; its far end answers ARP for the peer's address.
+      ip('-n', ns, 'link', 'add', 'vtu0', 'type', 'veth', 'peer', 'name', 'vtu0p');
+      ip('-n', ns, 'addr', 'add', '198.18.91.2/24', 'dev', 'vtu0p');
+      ip('-n', ns, 'link', 'set', 'vtu0', 'up');
+      ip('-n', ns, 'link', 'set', 'vtu0p', 'up');
+      const mac = /link\/ether ([0-9a-f:]{17})/.exec(execFileSync('ip', ['-n', ns, '-o', 'link', 'show', 'vtu0'], { encoding: 'utf8' }))![1]!;
+      await eventually(async () => (await uplink()).backend?.attached === true || undefined, 10_000, 100);
+      await eventually(async () => (await uplink()).mac === mac || undefined, 5_000, 50);
+      assert.notEqual(standIn, mac);
+      // A flood to the peer needs its next hop: the request goes out with the
+      // interface's MAC, and the far end's answer comes back to it.
+      await d.client.call('POST', '/v1/test/ports/p1/send', { frames: [frameHex('ff:ff:ff:ff:ff:ff', '02:00:00:00:0a:01')] });
+      const neighbor = await eventually(async () => (await d!.client.call<{ neighbors: { ip: string; mac: string; state: string }[] }>('GET', '/v1/neighbors')).neighbors.find((n) => n.state === 'reachable'), 10_000, 100);
+      assert.equal(neighbor.ip, '198.18.91.2');
+      assert.match(execFileSync('ip', ['-n', ns, 'neigh', 'show', '198.18.91.1', 'dev', 'vtu0p'], { encoding: 'utf8' }), new RegExp(`lladdr ${mac}`));
+    } finally {
+      await d?.stop();
+      if (d !== undefined) removeDir(d.dir);
       ip('netns', 'del', ns);
     }
   });

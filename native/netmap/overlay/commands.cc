@@ -65,7 +65,8 @@ Result Overlay::create_uplink(Command& c) {
   if (!bad.ok()) return bad;
   bad = core_.check_port_config(c.port_cfg, *c.new_port);
   if (!bad.ok()) return bad;
-  Mac mac = c.new_port->hw_mac() ? c.new_port->hw_mac() : c.port_cfg.mac;
+  const bool stand_in = c.new_port->hw_mac() == 0;  // its interface is missing (a pipe's never appears)
+  Mac mac = stand_in ? c.port_cfg.mac : c.new_port->hw_mac();
   if (mac == 0 || mac_is_multicast(mac)) return Result::error(Status::kInvalidArgument, "mac: the uplink needs a unicast MAC");
   if (!core_.has_free_port_slot()) return Result::error(Status::kLimitExceeded, "ports: maxPorts reached");
 
@@ -78,6 +79,7 @@ Result Overlay::create_uplink(Command& c) {
   uplink_.port = pid;
   uplink_.cfg = c.uplink_cfg;
   uplink_.mac = mac;
+  uplink_.mac_stand_in = stand_in;
   bridge_.uplink_opened(pid);  // after the above: the kernel path reads our VTEP from it
   UplinkCounterBlock& uc = *uplink_.counters;
   std::fill(std::begin(uc.c), std::end(uc.c), 0);
@@ -185,8 +187,26 @@ Overlay::Overlay(Core& core, Bridge& bridge, uint32_t max_vteps, uint32_t max_le
 Overlay::~Overlay() { drop_pending(); }
 
 void Overlay::tick() {
-  if (uplink_.active) neighbor_tick();
+  if (uplink_.active) {
+    adopt_interface_mac();
+    neighbor_tick();
+  }
   release_unreferenced_peers();
+}
+
+// An uplink created before its interface existed takes the interface's MAC
+// when it appears (as one created after would have), before anything is
+// sent: the VTEPs' outer headers rebuild (generation), the kernel path reads
+// it at its next refresh.
+void Overlay::adopt_interface_mac() {
+  if (!uplink_.mac_stand_in) return;
+  const Mac hw = core_.port(uplink_.port).port->hw_mac();
+  if (hw == 0) return;
+  uplink_.mac_stand_in = false;
+  if (hw == uplink_.mac) return;
+  uplink_.mac = hw;
+  uplink_.generation++;
+  core_.port(uplink_.port).cfg.mac = hw;
 }
 
 uint32_t Overlay::frames_pending() const {

@@ -159,6 +159,7 @@ class Overlay {
   void peer_route(PeerState& v);
   // commands.cc
   Result check_uplink_config(const UplinkConfig& u) const;
+  void adopt_interface_mac();
 
   Core& core_;
   Bridge& bridge_;

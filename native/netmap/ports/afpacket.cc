@@ -71,6 +71,7 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
                                            " type veth peer name " + ifname + "-peer) or check the name with: ip link");
   if (idx < 0 && !missing) throw PortError(Status::kSystem, sys_error("afpacket:" + ifname + ": looking up the interface", -idx, nullptr));
   if (missing || if_hwaddr(p->ctl_, ifname, &p->mac_) < 0) p->mac_ = 0;  // then the configured MAC is used
+  p->status_->mac.store(p->mac_, std::memory_order_relaxed);
 
   PortStatus& st = *p->status_;
   st.rx_ring = opts.rx_ring ? opts.rx_ring : kDefaultRing;
@@ -687,6 +688,16 @@ void AfPacketPort::read_mtu() {
   if (mtu > 0) tx_limit_ = uint32_t(mtu) + 14;
 }
 
+// The interface's MAC, once: a port created while its interface was
+// missing reads it when the interface appears (an uplink adopts it then).
+// Later it stays, as the uplink's does (an interface created again with
+// another MAC keeps the VTEP's: peers hold it).
+void AfPacketPort::refresh_mac() {
+  Mac m = 0;
+  if (mac_ == 0 && if_hwaddr(ctl_, ifname_, &m) == 0 && m != 0) mac_ = m;
+  status_->mac.store(mac_, std::memory_order_relaxed);
+}
+
 LinkState AfPacketPort::check_link() {
   if (reopen_.busy()) {
     AfPacketSocket s;
@@ -696,6 +707,7 @@ LinkState AfPacketPort::check_link() {
       if (fd_ >= 0) {
         status_->add(PortStatus::reopens);
         status_->set_error("");
+        refresh_mac();
       }
     } else if (!s.err.empty()) {
       status_->set_error(s.err);  // the next try is a second away

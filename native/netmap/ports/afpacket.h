@@ -127,6 +127,7 @@ class AfPacketPort final : public Port {
   void open_socket(AfPacketSocket* s) const;
   // Engine thread: the port takes what open_socket made.
   void adopt(AfPacketSocket&& s);
+  void refresh_mac();
   // Engine thread: the port lets go of its sockets, to be closed elsewhere.
   AfPacketSocket release_socket();
   void close_socket();  // release_socket() and close, here (detach)

@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "ports/afpacket.h"
+#include "ports/ifutil.h"
 #include "ports/test_netns.h"
 
 namespace vpc {
@@ -91,6 +92,8 @@ TEST(AfPacket, AMissingInterfaceIsWaitedForWhenAskedAndRefusedOtherwise) {
     EXPECT_EQ(port->link_state(), LinkState::kDown);
     EXPECT_EQ(st->error(), "interface vtafa does not exist (yet); the port comes up when it appears");
     EXPECT_EQ(port->link_watch_key().ifindex, 0) << "not watched by ifindex: checked often, as a port without interface";
+    EXPECT_EQ(port->hw_mac(), 0u) << "no interface, no MAC (an uplink uses its configured one meanwhile)";
+    EXPECT_EQ(st->mac.load(), 0u);
     BufferCache cache(pool);
     EXPECT_EQ(drain(*port, cache), 0u);
 
@@ -104,6 +107,14 @@ TEST(AfPacket, AMissingInterfaceIsWaitedForWhenAskedAndRefusedOtherwise) {
     EXPECT_EQ(st->error(), "");
     EXPECT_EQ(st->c[PortStatus::reopens].load(), 1u);
     EXPECT_NE(port->link_watch_key().ifindex, 0);
+    // The interface's MAC is read when it appears (an uplink adopts it).
+    Mac mac = 0;
+    int ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(if_hwaddr(ctl, "vtafa", &mac), 0);
+    close(ctl);
+    EXPECT_NE(mac, 0u);
+    EXPECT_EQ(port->hw_mac(), mac);
+    EXPECT_EQ(st->mac.load(), mac);
     drain(*port, cache);  // whatever the interface said on coming up
     ASSERT_EQ(send_frames("vtafb", 5), 5u);
     EXPECT_EQ(drain(*port, cache), 5u);

@@ -460,6 +460,7 @@ std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPor
   if (missing || if_hwaddr(p->ctl_, spec.ifname, &p->mac_) < 0) p->mac_ = 0;
 
   PortStatus& st = *p->status_;
+  st.mac.store(p->mac_, std::memory_order_relaxed);
   p->rx_n_ = opts.rx_ring ? opts.rx_ring : kDefaultRing;
   p->tx_n_ = opts.tx_ring ? opts.tx_ring : kDefaultRing;
   st.rx_ring = p->rx_n_;
@@ -1129,6 +1130,10 @@ LinkState AfXdpPort::check_link() {
     } else if (arm_queues(&code, &err)) {
       status_->add(PortStatus::reopens);
       status_->set_error("");
+      // The interface's MAC, once (see AfPacketPort::refresh_mac).
+      Mac m = 0;
+      if (mac_ == 0 && if_hwaddr(ctl_, ifname_, &m) == 0 && m != 0) mac_ = m;
+      status_->mac.store(mac_, std::memory_order_relaxed);
     } else {
       status_->set_error(err);
     }

@@ -141,6 +141,7 @@ struct PortStatus {
   std::atomic<uint64_t> c[kCount] = {};
   std::atomic<int32_t> ifindex{0};
   std::atomic<bool> attached{false};  // backend currently holds the interface
+  std::atomic<uint64_t> mac{0};       // the interface's MAC (afpacket, afxdp; 0: not seen yet)
   // vhost-user ports: negotiated features, queues, memory regions, per-queue
   // counters (ports/vhost_user.h); null for every other backend.
   std::shared_ptr<VhostStatus> vhost;
