@@ -9,6 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApiError, Client } from '../../src/control/client';
+import { runCli } from '../../src/control/cli';
 import { isLoopback } from '../../src/control/daemon';
 import { eventually, frameHex, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir, VPCD, type VpcdProcess } from './helpers';
 
@@ -315,6 +316,12 @@ describe('an uplink whose interface is missing', () => {
       await eventually(async () => (await uplink()).backend?.attached === true || undefined, 10_000, 100);
       await eventually(async () => (await uplink()).mac === mac || undefined, 5_000, 50);
       assert.notEqual(standIn, mac);
+      // vpcctl uplink show lays the backend out as port show does.
+      let shown = '';
+      await runCli(['--socket', d.socket, 'uplink', 'show', 'up0'], { out: (t) => (shown += t), err: (t) => (shown += t), sleep: async () => undefined });
+      assert.match(shown, new RegExp(`^mac +${mac}$`, 'm'));
+      assert.match(shown, /^backend:$/m);
+      assert.match(shown, /^attached +true$/m);
       // A flood to the peer needs its next hop: the request goes out with the
       // interface's MAC, and the far end's answer comes back to it.
       await d.client.call('POST', '/v1/test/ports/p1/send', { frames: [frameHex('ff:ff:ff:ff:ff:ff', '02:00:00:00:0a:01')] });

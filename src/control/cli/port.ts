@@ -9,6 +9,17 @@ import { SPEC_LIMITS } from '../../dataplane/specs';
 import type { VhostUserStatus } from '../../dataplane';
 import { formatVhost } from './vhost';
 
+// A kernel-facing port's (or the uplink's) spec, then what its backend
+// opened and counted (a vhost-user port: its device).
+export function withBackend(port: Record<string, unknown>, backend: Record<string, unknown>): string {
+  const { counters, vhost, ...live } = backend;
+  // 0 in the spec means the backend's default: say so, and which it chose.
+  const spec: Record<string, unknown> = { ...port };
+  for (const k of ['rxRing', 'txRing', 'burst']) if (spec[k] === 0) spec[k] = live[k] === undefined ? 'default' : `default (${String(live[k])})`;
+  const device = vhost === undefined ? '' : `\nvhost-user device:\n${formatVhost(vhost as VhostUserStatus)}`;
+  return `${keyValues(spec)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${device}`;
+}
+
 export function registerPort(program: Command, { ctx, print }: CliContext): void {
   const port = program.command('port').description('ports (VM NICs, host interfaces, pipes; access or trunk)');
   port.command('list').description('list ports').action(async (_o, cmd: Command) => {
@@ -24,12 +35,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
       const { backend, warnings, ...port } = r.port as { backend?: Record<string, unknown>; warnings?: string[] };
       const warn = (warnings ?? []).map((w) => `warning: ${w}\n`).join('');
       if (backend === undefined) return `${keyValues(port)}${warn}`;
-      const { counters, vhost, ...live } = backend;
-      // 0 in the spec means the backend's default: say so, and which it chose.
-      const spec: Record<string, unknown> = { ...port };
-      for (const k of ['rxRing', 'txRing', 'burst']) if (spec[k] === 0) spec[k] = live[k] === undefined ? 'default' : `default (${String(live[k])})`;
-      const device = vhost === undefined ? '' : `\nvhost-user device:\n${formatVhost(vhost as VhostUserStatus)}`;
-      return `${keyValues(spec)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${device}${warn}`;
+      return `${withBackend(port, backend)}${warn}`;
     });
   });
   port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')

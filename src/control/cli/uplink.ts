@@ -6,6 +6,7 @@ import { LIMITS } from '../../dataplane/validate';
 import type { CliContext } from './context';
 import { keyValues, planText, table } from './format';
 import { collect, defined, int, keyValue } from './parse';
+import { withBackend } from './port';
 
 function neighborTable(list: Record<string, any>[]): string {
   return list.length === 0 ? '(no neighbours)\n'
@@ -23,7 +24,10 @@ export function registerUplink(program: Command, { ctx, print }: CliContext): vo
   uplink.command('show <ref>').description('the uplink, by name or UUID, with its neighbour cache').action(async (ref: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<{ uplink: Record<string, unknown>; neighbors: Record<string, any>[] }>('GET', `/v1/uplinks/${encodeURIComponent(ref)}`);
-    print(json, r, () => `${keyValues(r.uplink)}\nneighbours:\n${neighborTable(r.neighbors)}`);
+    print(json, r, () => {
+      const { backend, ...spec } = r.uplink as { backend?: Record<string, unknown> };
+      return `${backend === undefined ? keyValues(spec) : withBackend(spec, backend)}\nneighbours:\n${neighborTable(r.neighbors)}`;
+    });
   });
   uplink.command('create <name>').description('create the uplink (succeeds if it exists with the same spec)')
     .requiredOption('--type <type>', 'underlay port type: afpacket (an interface), pipe (tests), tap, ...')
