@@ -102,7 +102,7 @@ class Bridge {
   bool switch_exists(SwitchId s) const { return s < switches_.size() && switches_[s].in_use; }
   Result add_peer(SwitchId s, uint32_t vt);
   // False when vt is not a peer of s.
-  bool delete_peer(SwitchId s, uint32_t vt);
+  bool delete_peer(SwitchId s, uint32_t vt, bool forget_learned);
   Result add_remote_mac(SwitchId s, Mac mac, uint32_t vt, bool evpn = false);
   bool any_peers() const;
   // The uplink goes: learned remote entries go with it.

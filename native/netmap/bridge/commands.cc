@@ -416,13 +416,20 @@ Result Bridge::add_peer(SwitchId s, uint32_t vt) {
   return {};
 }
 
-// MACs learned behind it stay until they age: the VTEP may still send.
-bool Bridge::delete_peer(SwitchId s, uint32_t vt) {
+// `forget_learned`: the MACs learned behind it go (static and EVPN entries
+// stay: they name the VTEP themselves); otherwise they stay until they age.
+bool Bridge::delete_peer(SwitchId s, uint32_t vt, bool forget_learned) {
   MemberId mid = vt == kNoPeer ? kNoMember : remote_member(s, vt, false);
   if (mid == kNoMember || !members_[mid].in_flood) return false;
   members_[mid].in_flood = false;
   peers_[vt].configured--;
-  switches_[s].peers--;
+  SwitchState& sw = switches_[s];
+  sw.peers--;
+  if (forget_learned) {
+    sw.fdb.erase_if([&](const FdbEntry& e) { return e.member == mid && !(e.flags & kFdbStatic); },
+                    [&](const FdbEntry& e) { remove_entry_effects(sw, e); });
+    sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
+  }
   return true;
 }
 

@@ -126,7 +126,13 @@ Result Overlay::add_peer(SwitchId s, const IpAddr& ip) {
 Result Overlay::delete_peer(SwitchId s, const IpAddr& ip) {
   if (!bridge_.switch_exists(s)) return Result::error(Status::kNotFound, "switch: no such switch");
   uint32_t vt = peer_find(ip);
-  if (!bridge_.delete_peer(s, vt))
+  // A switch that takes VXLAN only from its peers hears no more from this
+  // VTEP: the MACs learned behind it go now, so that their frames flood to
+  // the peers left (the guest may have moved to one, or the VTEP changed its
+  // address) instead of going to it until they age. With unknown peers
+  // allowed the VTEP may still send, and its MACs stay.
+  const bool forget = !(bridge_.allows_unknown_peers(s) && uplink_.cfg.allow_unknown_peers);
+  if (!bridge_.delete_peer(s, vt, forget))
     return Result::error(Status::kNotFound, "peer: " + ip_format(ip) + " is not a peer of this switch");
   release_unreferenced_peers();
   return {};

@@ -1911,12 +1911,39 @@ TEST_F(VxlanCommandsTest, DeleteUplinkWithPeersIsInUse) {
   make_uplink(cfg4());
 }
 
-TEST_F(VxlanCommandsTest, DeletingAPeerKeepsLearnedEntries) {
+// A switch that takes VXLAN only from its peers hears no more from a peer it
+// removed: the MACs learned behind it go at once, and frames to them flood to
+// the peers left (the VTEP may have changed its address, or the guest moved)
+// instead of going to the removed VTEP until they age. Static remote entries
+// stay: they name their VTEP themselves.
+TEST_F(VxlanCommandsTest, DeletingAPeerForgetsTheMacsLearnedBehindIt) {
   setup4(1);
   wire(vx4(make_frame(kMacBroadcast, host_mac(0x500), 64)));
   recv(locals_[0]);
+  ASSERT_TRUE(entry(sw_, host_mac(0x500)));
+  ASSERT_TRUE(add_remote_mac(sw_, host_mac(0x501), v4(kPeerA4)).ok());
   ASSERT_TRUE(del_peer(sw_, v4(kPeerA4)).ok());
   EXPECT_EQ(del_peer(sw_, v4(kPeerA4)).status, Status::kNotFound);
+  EXPECT_FALSE(entry(sw_, host_mac(0x500)));
+  auto st = entry(sw_, host_mac(0x501));
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->vtep, v4(kPeerA4));
+  // The forgotten MAC is unknown unicast now: it floods to B, the peer left.
+  local(locals_[0], make_frame(host_mac(0x500), host_mac(1), 64));
+  auto out = wire_out();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(parse4(out[0]).dip, kPeerB4);
+}
+
+// With unknown peers allowed the removed VTEP may still send: what was
+// learned behind it stays until it ages.
+TEST_F(VxlanCommandsTest, DeletingAPeerKeepsLearnedEntriesWhereUnknownPeersAreAllowed) {
+  SwitchConfig open;
+  open.allow_unknown_peers = true;
+  setup4(1, open);
+  wire(vx4(make_frame(kMacBroadcast, host_mac(0x500), 64)));
+  recv(locals_[0]);
+  ASSERT_TRUE(del_peer(sw_, v4(kPeerA4)).ok());
   auto e = entry(sw_, host_mac(0x500));
   ASSERT_TRUE(e);
   EXPECT_EQ(e->vtep, v4(kPeerA4));
@@ -1959,9 +1986,13 @@ TEST_F(VxlanCommandsTest, PeerCannotBeOwnVtepAddress) {
 // members. Run in a child process so a crash fails this test only.
 TEST_F(VxlanCommandsTest, DeleteSwitchWithLearnedRemoteEntries) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // Unknown peers allowed: the learned entry outlives its peer (otherwise
+  // deleting the peer forgets it).
+  SwitchConfig open;
+  open.allow_unknown_peers = true;
   EXPECT_EXIT(
       {
-        setup4(1);
+        setup4(1, open);
         wire(vx4(make_frame(kMacBroadcast, host_mac(0x500), 64)));
         recv(locals_[0]);
         if (!del_peer(sw_, v4(kPeerA4)).ok() || !del_peer(sw_, v4(kPeerB4)).ok()) std::_Exit(10);
