@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +35,88 @@ int socket_in_netns(int nsfd) {
   return s;
 }
 
+// /dev/net/tun attaches to (or creates) a device by name in the namespace
+// the descriptor was opened in: opened from a thread that entered `nsfd`
+// (-1: ours). Returns the descriptor or -errno.
+int open_tun_in(int nsfd, int flags) {
+  if (nsfd < 0) {
+    int fd = ::open("/dev/net/tun", flags);
+    return fd < 0 ? -errno : fd;
+  }
+  int fd = -EBADF;
+  std::thread t([&] {
+    if (setns(nsfd, CLONE_NEWNET) < 0) {
+      fd = -errno;
+      return;
+    }
+    fd = ::open("/dev/net/tun", flags);
+    if (fd < 0) fd = -errno;
+  });
+  t.join();
+  return fd;
+}
+
+// Whether the namespace `nsfd` has a tun/tap device named `name`.
+bool has_tun_device(int nsfd, const std::string& name) {
+  bool found = false;
+  std::thread t([&] {
+    if (setns(nsfd, CLONE_NEWNET) < 0) return;
+    int s = ctl_socket();
+    if (s < 0) return;
+    found = if_index(s, name) > 0 && if_driver(s, name) == "tun";
+    close(s);
+  });
+  t.join();
+  return found;
+}
+
+// A persistent tap the switch made, found again after a restart when it is
+// no longer in the switch's namespace: a container's NIC that was moved
+// there (ports.md, "VMs, containers and host stacks"). Looked for in the
+// namespaces this process can open: the named ones (ip netns, CNI and
+// podman under /run/netns, docker's under /run/docker/netns) and those of
+// running processes. Returns an open descriptor of the first namespace that
+// has a tun device of that name, or -1; `seen` counts them.
+int find_tap_namespace(const std::string& name, uint64_t home, int* seen) {
+  *seen = 0;
+  std::vector<uint64_t> tried{home};
+  int found = -1;
+  auto consider = [&](const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || std::find(tried.begin(), tried.end(), uint64_t(sb.st_ino)) != tried.end() ||
+        tried.size() > 4096) {
+      close(fd);
+      return;
+    }
+    tried.push_back(sb.st_ino);
+    if (!has_tun_device(fd, name)) {
+      close(fd);
+      return;
+    }
+    ++*seen;
+    if (found < 0)
+      found = fd;
+    else
+      close(fd);
+  };
+  auto each = [&](const char* dir, bool pids) {
+    DIR* d = opendir(dir);
+    if (!d) return;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      if (pids && !(e->d_name[0] >= '1' && e->d_name[0] <= '9')) continue;
+      consider(std::string(dir) + "/" + e->d_name + (pids ? "/ns/net" : ""));
+    }
+    closedir(d);
+  };
+  each("/run/netns", false);
+  each("/run/docker/netns", false);
+  each("/proc", true);
+  return found;
+}
+
 constexpr uint32_t kDefaultDepth = 256;  // reads per queue and burst, writes in flight (io_uring)
 
 }  // namespace
@@ -57,6 +140,12 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
   if (p->ctl_ < 0 || p->epfd_ < 0) throw PortError(Status::kSystem, sys_error("tap:" + ifname + ": socket", errno, nullptr));
   p->home_netns_ = socket_netns(p->ctl_);
   p->created_ = if_index(p->ctl_, ifname) <= 0;
+  // A persistent tap is not made again in our namespace when it lives in
+  // another one (a container's, after a restart): the port attaches to it
+  // there, as it would have followed it there. It stays the switch's own
+  // (created_): made again here if it is ever deleted, as before.
+  int away = -1, seen = 0;
+  if (p->created_ && opts.persistent) away = find_tap_namespace(ifname, p->home_netns_, &seen);
   p->burst_ = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
   PortStatus& st = *p->status_;
   st.burst = p->burst_;
@@ -88,7 +177,12 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
   }
   Status code;
   std::string err;
-  if (!p->open_queues(&code, &err)) throw PortError(code, err);
+  const bool opened = p->open_queues(&code, &err, away);
+  if (away >= 0) close(away);
+  if (!opened) throw PortError(code, err);
+  if (seen > 1)
+    st.set_error("tap " + ifname + " was found in " + std::to_string(seen) +
+                 " other network namespaces; the port attached to the first (rename the others)");
   st.set_offloads(std::string("virtio-net headers (IFF_VNET_HDR) with TUNSETOFFLOAD csum tso4 tso6 tso_ecn") +
                   (p->uso_ ? " uso4 uso6: the guest sends and receives checksum-partial frames, TSO super-frames and "
                              "UDP GSO batches up to 64 KiB"
@@ -113,14 +207,14 @@ TapPort::~TapPort() {
   if (claimed_) release_interface(ifname_);
 }
 
-bool TapPort::open_queues(Status* code, std::string* err) {
+bool TapPort::open_queues(Status* code, std::string* err, int nsfd) {
   const std::string where = "tap:" + ifname_;
   for (uint32_t q = 0; q < opts_.queues; ++q) {
     // With io_uring the descriptor blocks, so that the queue's one waiting
     // read is parked by the kernel until a frame comes (tap_uring.h).
-    int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | (uring_ ? 0 : O_NONBLOCK));
+    int fd = open_tun_in(nsfd, O_RDWR | O_CLOEXEC | (uring_ ? 0 : O_NONBLOCK));
     if (fd < 0) {
-      int e = errno;
+      int e = -fd;
       close_queues();
       *code = Status::kSystem;
       *err = e == ENOENT ? where + ": /dev/net/tun does not exist: load the tun module (modprobe tun)"

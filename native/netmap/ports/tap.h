@@ -80,7 +80,7 @@ class TapPort final : public Port {
  private:
   TapPort(const std::string& ifname, const KernelPortOptions& opts, std::shared_ptr<BufferPool> pool,
           std::shared_ptr<PortStatus> status);
-  bool open_queues(Status* code, std::string* err);
+  bool open_queues(Status* code, std::string* err, int nsfd = -1);  // nsfd: the device's namespace (-1: ours)
   void close_queues();
   LinkState check_link();
   int read_flags(const char* name, unsigned* flags);  // 0 or -errno; ifindex_ too

@@ -14,6 +14,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <cstdio>
@@ -364,6 +366,61 @@ TEST(Tap, FollowsATapIntoANamespaceWithoutKeepingThatNamespaceAlive) {
     EXPECT_TRUE(back);
     EXPECT_NE(if_nametoindex("vt-ns"), 0u) << "created again in the switch's namespace";
     port->detach();
+  }, "/dev/net/tun");
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// After a restart the switch finds a persistent tap of its own where a
+// container took it (a process in its own namespace: found through /proc),
+// and attaches to it there instead of making a new one in its namespace
+// and leaving the container's NIC without carrier.
+TEST(Tap, APersistentTapInAContainersNamespaceIsAttachedThereAfterARestart) {
+  auto pool = small_pool();
+  std::string skip = in_own_netns([&] {
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    pid_t child = fork();
+    if (child == 0) {  // the container: a process of its own in a namespace of its own
+      char c = unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
+      if (write(ready[1], &c, 1) != 1) _exit(1);
+      pause();
+      _exit(0);
+    }
+    ASSERT_GT(child, 0);
+    char c = 0;
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    ASSERT_EQ(c, 'y');
+    const std::string ns = std::to_string(child);
+    auto in_container = [&](const std::string& cmd) { return system(("nsenter -t " + ns + " -n " + cmd).c_str()); };
+    auto carrier = [&] {
+      return in_container("ip -o link show dev vt-pers | grep -q LOWER_UP") == 0;
+    };
+    KernelPortOptions o = options(KernelPortOptions::IoUring::kAuto);
+    o.persistent = true;
+    {
+      auto port = TapPort::open("vt-pers", o, pool, std::make_shared<PortStatus>());
+      ASSERT_EQ(system(("ip link set dev vt-pers netns " + ns).c_str()), 0);
+      ASSERT_EQ(in_container("ip link set dev vt-pers up"), 0);
+      EXPECT_EQ(port->link_state(), LinkState::kUp);
+      EXPECT_TRUE(carrier());
+      port->detach();  // the switch stops; the tap stays, in the container
+    }
+    EXPECT_FALSE(carrier()) << "nothing holds the tap while the switch is down";
+    auto st = std::make_shared<PortStatus>();
+    auto port = TapPort::open("vt-pers", o, pool, st);  // the switch starts again
+    EXPECT_EQ(if_nametoindex("vt-pers"), 0u) << "not made again in the switch's namespace";
+    EXPECT_TRUE(carrier()) << "the container's tap has the switch on its other end again";
+    bool up = false;
+    for (int i = 0; i < 100 && !up; ++i) {
+      up = port->link_state() == LinkState::kUp;
+      if (!up) usleep(10000);
+    }
+    EXPECT_TRUE(up) << st->error();
+    port->detach();
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
   }, "/dev/net/tun");
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
