@@ -43,7 +43,7 @@ import type { EvpnRouteView } from './evpn/evpn';
 import { serveCapture } from './observe-api';
 import type { TraceSpec } from '../dataplane';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
-import { portMtuWarnings } from './port-mtu';
+import { portMtuWarnings, uplinkMtuWarnings } from './port-mtu';
 
 export const API_VERSION = 'v1';
 // Room for the largest configuration (POST /v1/apply), JSON-escaped.
@@ -252,7 +252,8 @@ function uplinkRoutes(ctx: ApiContext): Route[] {
       const u = c.requireUplink(params.ref!);
       // As a port show: what its backend opened and its counters (rx_too_big, ...).
       const live = c.dp.uplink()?.name === u.spec.name ? c.dp.portStatus(u.spec.name) : undefined;
-      return [200, { uplink: { ...uplinkView(ctx, u), ...(live === undefined ? {} : { backend: live }) }, neighbors: await neighbors(ctx) }];
+      const warnings = uplinkMtuWarnings({ ...c.current, uplinks: [u] });
+      return [200, { uplink: { ...uplinkView(ctx, u), ...(live === undefined ? {} : { backend: live }), ...(warnings.length > 0 ? { warnings } : {}) }, neighbors: await neighbors(ctx) }];
     }),
     route('DELETE', '/v1/uplinks/:ref', async ({ params }) => {
       const r = await c.deleteUplink(params.ref!);

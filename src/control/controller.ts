@@ -431,7 +431,7 @@ export class Controller {
     // a port whose interface MTU exceeds the port's, or whose MTU
     // exceeds its switch's inner MTU over the overlay (port-mtu.ts); said for
     // a dry run as well.
-    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...portWarnings(steps), ...(steps.length > 0 ? mtuWarnings(target) : [])];
+    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...portWarnings(steps), ...mtuWarnings(target)];
     const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings };
     // The BGP speaker is no dataplane object: a change is one line of the plan.
     const bgpChange = bgpPlanLine(this.model.bgp, target.bgp);

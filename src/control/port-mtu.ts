@@ -34,7 +34,7 @@ export function hostInterfaceMtu(ifname: string): number | undefined {
 // The switch's inner MTU over the overlay: the smallest over its remote
 // VTEPs' address families; undefined when it has no remote VTEP or there is
 // no uplink.
-export function overlayInnerMtu(model: Model, sw: string): { mtu: number; uplinkMtu: number } | undefined {
+export function overlayInnerMtu(model: Model, sw: string, ifMtu: InterfaceMtu = hostInterfaceMtu): { mtu: number; uplinkMtu: number } | undefined {
   const up = model.uplinks[0];
   if (up === undefined) return undefined;
   const vteps = [
@@ -42,9 +42,31 @@ export function overlayInnerMtu(model: Model, sw: string): { mtu: number; uplink
     ...model.fdb.flatMap((f) => (isRemote(f.spec) && f.spec.switch === sw ? [f.spec.vtep] : [])),
   ];
   if (vteps.length === 0) return undefined;
-  const uplinkMtu = up.spec.mtu ?? 1500;
+  const uplinkMtu = uplinkPathMtu(up.spec, ifMtu);
   const overhead = vteps.some((ip) => ip.includes(':')) ? VXLAN_OVERHEAD.ipv6 : VXLAN_OVERHEAD.ipv4;
   return { mtu: uplinkMtu - overhead, uplinkMtu };
+}
+
+// What the uplink sends: its MTU, or its interface's where that is smaller
+// (the engine goes by the smaller too, and answers too-big with it).
+export function uplinkPathMtu(spec: { mtu?: number; interface?: string }, ifMtu: InterfaceMtu = hostInterfaceMtu): number {
+  const own = spec.mtu ?? 1500;
+  const iface = spec.interface !== undefined ? ifMtu(spec.interface) : undefined;
+  return iface !== undefined && iface < own ? iface : own;
+}
+
+// An uplink configured above its interface's MTU: its packets are cut to
+// the interface's, and the overlay's inner MTU with them.
+export function uplinkMtuWarnings(model: Model, ifMtu: InterfaceMtu = hostInterfaceMtu): string[] {
+  return model.uplinks.flatMap((u) => {
+    const own = u.spec.mtu ?? 1500;
+    const path = uplinkPathMtu(u.spec, ifMtu);
+    if (path >= own) return [];
+    return [`uplink "${u.spec.name}": its mtu ${own} is above its interface ${u.spec.interface}'s MTU ${path}: VXLAN ` +
+      `packets go by ${path} (guests are answered with ICMP too big for the inner MTU that leaves). Raise the ` +
+      `interface's MTU (ip link set ${u.spec.interface} mtu ${own}; every underlay hop must take it) or set the ` +
+      `uplink's mtu to ${path} (docs/configuration.md, uplinks: mtu)`];
+  });
 }
 
 // One warning per switch of the port whose inner MTU the port's MTU (or its
@@ -57,12 +79,15 @@ export function portOverlayMtuWarnings(model: Model, port: PortObject, ifMtu: In
   const why = iface !== undefined && iface > own ? `its interface ${spec.interface} has MTU ${iface}` : `its MTU is ${own}`;
   const out: string[] = [];
   for (const sw of switchesOfPort({ switch: spec.switch, untagged: spec.untagged, vlans: spec.vlans ?? [] })) {
-    const inner = overlayInnerMtu(model, sw);
+    const inner = overlayInnerMtu(model, sw, ifMtu);
     if (inner === undefined || mtu <= inner.mtu) continue;
+    // Where the interface fits already, only the port's own mtu is left to lower.
+    const fix = iface !== undefined && iface <= inner.mtu
+      ? `Set the port's mtu to ${inner.mtu} (its interface has ${iface} already)`
+      : `Give the guest MTU ${inner.mtu} and set the port's mtu to it, or raise the uplink's MTU to ${mtu + (inner.uplinkMtu - inner.mtu)}`;
     out.push(`port "${spec.name}": ${why}, above the inner MTU ${inner.mtu} of switch "${sw}" over the overlay ` +
       `(uplink MTU ${inner.uplinkMtu} minus the VXLAN headers): frames to remote VTEPs larger than that are dropped ` +
-      `and answered with ICMP too big (DF or IPv6). Give the guest MTU ${inner.mtu}, or raise the uplink's MTU to ` +
-      `${mtu + (inner.uplinkMtu - inner.mtu)} (docs/configuration.md, uplinks: mtu)`);
+      `and answered with ICMP too big (DF or IPv6). ${fix} (docs/configuration.md, uplinks: mtu)`);
   }
   return out;
 }
@@ -90,5 +115,5 @@ export function portMtuWarnings(model: Model, port: PortObject, ifMtu: Interface
 }
 
 export function mtuWarnings(model: Model, ifMtu: InterfaceMtu = hostInterfaceMtu): string[] {
-  return model.ports.flatMap((p) => portMtuWarnings(model, p, ifMtu));
+  return [...uplinkMtuWarnings(model, ifMtu), ...model.ports.flatMap((p) => portMtuWarnings(model, p, ifMtu))];
 }

@@ -20,7 +20,7 @@ import { parseConfig } from '../../src/control/config';
 import { Controller } from '../../src/control/controller';
 import { ControlError } from '../../src/control/errors';
 import { emptyModel, type Model, type UplinkObject } from '../../src/control/model';
-import { overlayInnerMtu, overlayMtuWarnings } from '../../src/control/port-mtu';
+import { overlayInnerMtu, overlayMtuWarnings, uplinkMtuWarnings } from '../../src/control/port-mtu';
 import { createLogger } from '../../src/control/logging';
 import { checksumOf, StateStore } from '../../src/control/state';
 import { eventually, frameHex, removeDir, spawnVpcd, tempDir, TEST_ENGINE, VpcdProcess } from './helpers';
@@ -200,7 +200,7 @@ switches:
 // the overlay is said at apply time (and in `port show`, below); it is never
 // refused.
 describe('overlay: port MTU above the inner MTU', () => {
-  const WARN = /^port "vm1": its MTU is 1500, above the inner MTU 1450 of switch "tenant-a" over the overlay \(uplink MTU 1500 minus the VXLAN headers\).*Give the guest MTU 1450, or raise the uplink's MTU to 1550/;
+  const WARN = /^port "vm1": its MTU is 1500, above the inner MTU 1450 of switch "tenant-a" over the overlay \(uplink MTU 1500 minus the VXLAN headers\).*Give the guest MTU 1450 and set the port's mtu to it, or raise the uplink's MTU to 1550/;
 
   test('warned at apply time (dry run too), not for a port that fits or a switch without remote VTEPs', async () => {
     await withController(async (c) => {
@@ -209,6 +209,9 @@ describe('overlay: port MTU above the inner MTU', () => {
       assert.match(dry.warnings[0]!, WARN);
       const r = await c.apply(parseConfig(OVERLAY));
       assert.deepEqual(r.warnings, dry.warnings);
+      // Said again while it holds, with nothing to change (a restart, a dry run).
+      const again = await c.apply(parseConfig(OVERLAY), { dryRun: true });
+      assert.deepEqual(again.warnings, dry.warnings);
       // The port at the inner MTU: nothing to say.
       const fits = OVERLAY.replace('{ name: vm1, type: pipe,', '{ name: vm1, type: pipe, mtu: 1450,');
       assert.deepEqual((await c.apply(parseConfig(fits))).warnings, []);
@@ -239,6 +242,26 @@ describe('overlay: port MTU above the inner MTU', () => {
     model.fdb = [{ uuid: 'f', spec: { switch: 'a', mac: '02:00:00:00:00:09', vtep: '198.18.0.2' } }];
     assert.deepEqual(overlayInnerMtu(model, 'a'), { mtu: 1550, uplinkMtu: 1600 });
     assert.equal(overlayMtuWarnings(model, ifMtu).length, 2);
+  });
+
+  test('an uplink above its interface\'s MTU is warned about and its overlay goes by the interface; a port whose interface fits is told to lower its own mtu', () => {
+    const up: UplinkObject = { uuid: 'u', spec: { name: 'up0', type: 'afpacket', interface: 'nic0', localIp: '198.18.0.1/24', mtu: 1600 } };
+    const model = {
+      ...emptyModel(),
+      uplinks: [up],
+      switches: [{ uuid: 's1', spec: { name: 'a', vni: 1 } }],
+      peers: [{ uuid: 'p', spec: { switch: 'a', ip: '198.18.0.2' } }],
+      ports: [{ uuid: 'q', spec: { name: 'g1', type: 'afpacket', interface: 'veth1', switch: 'a' } }],
+    } as Model;
+    const ifMtu = (ifname: string): number | undefined => ({ nic0: 1500, veth1: 1450 })[ifname];
+    assert.deepEqual(overlayInnerMtu(model, 'a', ifMtu), { mtu: 1450, uplinkMtu: 1500 }, 'the NIC\'s 1500, not the configured 1600');
+    const u = uplinkMtuWarnings(model, ifMtu);
+    assert.equal(u.length, 1);
+    assert.match(u[0]!, /^uplink "up0": its mtu 1600 is above its interface nic0's MTU 1500: VXLAN packets go by 1500 .*ip link set nic0 mtu 1600/);
+    const w = overlayMtuWarnings(model, ifMtu);
+    assert.equal(w.length, 1, w.join('\n'));
+    assert.match(w[0]!, /^port "g1": its MTU is 1500, above the inner MTU 1450 .* Set the port's mtu to 1450 \(its interface has 1450 already\)/);
+    assert.deepEqual(uplinkMtuWarnings(model, () => 1600), [], 'an interface that takes it: nothing to say');
   });
 });
 

@@ -23,6 +23,7 @@ using testutil::Bytes;
 using testutil::host_mac;
 using testutil::kMcastMac;
 using testutil::make_frame;
+using testutil::WrappedPipe;
 
 class EngineTest : public testutil::EngineFixture {
  protected:
@@ -45,20 +46,6 @@ class EngineTest : public testutil::EngineFixture {
     if (r.ok()) peers_[r.id] = std::move(pair.peer);
     return r.id;
   }
-};
-
-// A pipe port behind a wrapper that passes everything on; a test's wrapper
-// overrides the one call it changes.
-class WrappedPipe : public Port {
- public:
-  explicit WrappedPipe(std::unique_ptr<Port> inner) : inner_(std::move(inner)) {}
-  uint16_t rx_burst(Pkt* pkts, uint16_t max) override { return inner_->rx_burst(pkts, max); }
-  uint16_t tx_burst(Pkt* pkts, uint16_t n) override { return inner_->tx_burst(pkts, n); }
-  void attach(Waker* w) override { inner_->attach(w); }
-  void detach() override { inner_->detach(); }
-
- protected:
-  std::unique_ptr<Port> inner_;
 };
 
 using PC = PortCounter;

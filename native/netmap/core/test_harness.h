@@ -22,6 +22,20 @@ namespace vpc::testutil {
 
 using Bytes = std::vector<uint8_t>;
 
+// A pipe port behind a wrapper that passes everything on; a test's wrapper
+// overrides the one call it changes.
+class WrappedPipe : public Port {
+ public:
+  explicit WrappedPipe(std::unique_ptr<Port> inner) : inner_(std::move(inner)) {}
+  uint16_t rx_burst(Pkt* pkts, uint16_t max) override { return inner_->rx_burst(pkts, max); }
+  uint16_t tx_burst(Pkt* pkts, uint16_t n) override { return inner_->tx_burst(pkts, n); }
+  void attach(Waker* w) override { inner_->attach(w); }
+  void detach() override { inner_->detach(); }
+
+ protected:
+  std::unique_ptr<Port> inner_;
+};
+
 // Locally administered unicast MACs: 02:00:00:00:xx:yy.
 inline Mac host_mac(uint32_t i) { return 0x020000000000ull | (i & 0xFFFFFFFFull); }
 constexpr Mac kMcastMac = 0x01005E000001ull;  // 01:00:5e:00:00:01 (IPv4 multicast)
@@ -164,10 +178,12 @@ class EngineHarness {
     return r;
   }
   // Creates the uplink (VTEP) on a pipe port; keeps its peer.
-  Result try_uplink(const UplinkConfig& u, Mac mac, uint32_t mtu = 1500, uint32_t ring = 1024) {
+  // `wrap`: the uplink's pipe port behind a test's wrapper (WrappedPipe).
+  Result try_uplink(const UplinkConfig& u, Mac mac, uint32_t mtu = 1500, uint32_t ring = 1024,
+                    std::unique_ptr<Port> (*wrap)(std::unique_ptr<Port>) = nullptr) {
     auto pair = engine_->new_pipe(ring, uplink_pipe);
     auto c = cmd(CmdOp::kCreateUplink);
-    c->new_port = std::move(pair.port);
+    c->new_port = wrap ? wrap(std::move(pair.port)) : std::move(pair.port);
     c->port_cfg.mac = mac;
     c->port_cfg.mtu = mtu;
     c->uplink_cfg = u;

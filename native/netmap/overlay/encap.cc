@@ -118,17 +118,20 @@ void Overlay::encap(uint32_t vt, SwitchState& sw, Pkt p, MemberId from, MemberId
     build_outer(v, nb);
   const uint16_t overhead = v.outer_len;
   const uint16_t inner_len = p.len;
+  // The uplink's MTU, or its interface's where that is smaller (an uplink
+  // configured above its NIC): the path's, which a too-big answer names.
+  const uint32_t mtu = up.l3_mtu();
   // A frame with offload state goes through encap_offload first; one it
   // left plain in a large buffer (a jumbo frame, flags cleared) comes back
   // and is encapsulated where it is.
   if (pkt_has_meta(p) && (!core_.pool().is_large(p.buf) || core_.pool().meta(p.buf).flags != 0)) [[unlikely]] {
-    encap_offload(vt, sw, p, from, via, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0);
+    encap_offload(vt, sw, p, from, via, mtu > overhead ? mtu - overhead : 0);
     return;
   }
   // The outer IP packet (IP + UDP + VXLAN + inner frame) must fit the uplink
   // MTU; so the inner L3 MTU is the uplink MTU minus 50 (IPv4) or 70 (IPv6).
-  if (uint32_t(overhead - kEthHeaderLen) + inner_len > up.cfg.mtu) [[unlikely]] {
-    bridge_.answer_too_big(p, up.cfg.mtu > overhead ? up.cfg.mtu - overhead : 0, from);
+  if (uint32_t(overhead - kEthHeaderLen) + inner_len > mtu) [[unlikely]] {
+    bridge_.answer_too_big(p, mtu > overhead ? mtu - overhead : 0, from);
     peer_drop(v, via);
     core_.drop_frame(p, Drop::vxlan_too_big, up.counters, sw.counters);
     return;

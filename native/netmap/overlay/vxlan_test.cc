@@ -313,8 +313,11 @@ class VxlanFixture : public testutil::EngineFixture {
     return u;
   }
   Result try_uplink(const UplinkConfig& u, uint32_t mtu = 1500, Mac mac = kUpMac) {
-    return EngineHarness::try_uplink(u, mac, mtu);
+    return EngineHarness::try_uplink(u, mac, mtu, 1024, uplink_wrap_);
   }
+  // The uplink's port behind a wrapper (an interface MTU, say); setup4's MTU.
+  std::unique_ptr<Port> (*uplink_wrap_)(std::unique_ptr<Port>) = nullptr;
+  uint32_t uplink_mtu_ = 1500;
   PortId make_uplink(const UplinkConfig& u, uint32_t mtu = 1500) {
     Result r = try_uplink(u, mtu);
     EXPECT_TRUE(r.ok()) << r.message;
@@ -404,7 +407,7 @@ class VxlanFixture : public testutil::EngineFixture {
   void setup4(int local_ports = 2, SwitchConfig scfg = {}, UplinkConfig u = cfg4(), bool peer_b = true) {
     sw_ = create_switch(kVni, scfg);
     for (int i = 0; i < local_ports; ++i) locals_.push_back(add_port(sw_));
-    make_uplink(u);
+    make_uplink(u, uplink_mtu_);
     EXPECT_TRUE(add_peer(sw_, v4(kPeerA4)).ok());
     if (peer_b) {
       EXPECT_TRUE(add_peer(sw_, v4(kPeerB4)).ok());
@@ -2158,6 +2161,36 @@ TEST_F(VxlanOffloadTest, TooBigForTheOverlayIsAnsweredWithTheInnerMtu) {
   EXPECT_EQ(a[35], 4);
   EXPECT_EQ(get16(a, 40), 1450) << "the overlay's inner MTU, as Linux's vxlan reports it";
   EXPECT_EQ(cnt_read(engine().engine_counters().c[size_t(EngineCounter::icmp_too_big_sent)]), 1u);
+}
+
+// An uplink configured above its interface's MTU (1600 on a NIC of 1500)
+// goes by what the interface takes: a packet that fits the configured
+// overlay (inner 1550) but not the NIC's (1450) is answered with 1450, not
+// encapsulated to be dropped at the NIC unanswered (egress_too_big).
+class NicMtu1500 : public testutil::WrappedPipe {
+ public:
+  using WrappedPipe::WrappedPipe;
+  const char* kind() const override { return "mtu-pipe"; }
+  uint32_t tx_frame_limit() const override { return 1500 + 14; }
+};
+
+TEST_F(VxlanOffloadTest, AnUplinkAboveItsInterfacesMtuAnswersWithTheInterfacesInnerMtu) {
+  uplink_wrap_ = [](std::unique_ptr<Port> p) -> std::unique_ptr<Port> { return std::make_unique<NicMtu1500>(std::move(p)); };
+  uplink_mtu_ = 1600;
+  testframes::Spec sp = to_remote(1440);  // IP 1480: within 1550, not within 1450
+  sp.full_csum = true;
+  local(locals_[0], testframes::build(sp).f);
+  EXPECT_TRUE(wire_out().empty());
+  EXPECT_EQ(udrop(Drop::vxlan_too_big), 1u);
+  EXPECT_EQ(udrop(Drop::egress_too_big), 0u);
+  auto back = recv(locals_[0]);
+  ASSERT_EQ(back.size(), 1u) << "Fragmentation Needed back to the guest";
+  EXPECT_EQ(get16(back[0], 40), 1450) << "the interface's inner MTU";
+  // What fits the interface goes.
+  sp = to_mac_behind_a(1400);
+  sp.full_csum = true;
+  local(locals_[0], testframes::build(sp).f);
+  EXPECT_EQ(wire_out().size(), 1u);
 }
 
 TEST_F(VxlanOffloadTest, DecapsulatedFramesArePlainAndOuterStateIsHonoured) {

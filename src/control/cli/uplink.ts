@@ -25,8 +25,9 @@ export function registerUplink(program: Command, { ctx, print }: CliContext): vo
     const { client, json } = ctx(cmd);
     const r = await client.call<{ uplink: Record<string, unknown>; neighbors: Record<string, any>[] }>('GET', `/v1/uplinks/${encodeURIComponent(ref)}`);
     print(json, r, () => {
-      const { backend, ...spec } = r.uplink as { backend?: Record<string, unknown> };
-      return `${backend === undefined ? keyValues(spec) : withBackend(spec, backend)}\nneighbours:\n${neighborTable(r.neighbors)}`;
+      const { backend, warnings, ...spec } = r.uplink as { backend?: Record<string, unknown>; warnings?: string[] };
+      const warn = (warnings ?? []).map((w) => `warning: ${w}\n`).join('');
+      return `${backend === undefined ? keyValues(spec) : withBackend(spec, backend)}\nneighbours:\n${neighborTable(r.neighbors)}${warn}`;
     });
   });
   uplink.command('create <name>').description('create the uplink (succeeds if it exists with the same spec)')
