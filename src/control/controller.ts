@@ -52,7 +52,7 @@ import {
 } from './model';
 import { modelBgp, ResolvedBgp } from './evpn/config';
 import { restartReason } from './evpn/speaker';
-import { interfaceMissing, vtepHeldByKernel } from './hostcheck';
+import { interfaceMissing, socketDirectoryMissing, vtepHeldByKernel } from './hostcheck';
 import { mtuWarnings } from './port-mtu';
 import { applyPlan, describeStep, plan, resolveTarget, runBestEffort, Step, summarize, undo } from './reconcile';
 import { StateStore } from './state';
@@ -523,7 +523,7 @@ function uplinkWarnings(steps: Step[]): string[] {
 
 // New kernel ports whose interface is not there (yet): they are made down.
 function portWarnings(steps: Step[]): string[] {
-  return steps.flatMap((s) => (s.kind === 'port' && s.op === 'create' ? interfaceMissing(s.spec) : []));
+  return steps.flatMap((s) => (s.kind === 'port' && s.op === 'create' ? [...interfaceMissing(s.spec), ...socketDirectoryMissing(s.spec)] : []));
 }
 
 // An FDB entry's fields for comparison (port or vtep, whichever it has).

@@ -4,6 +4,7 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { UplinkSpec } from '../dataplane';
 
 type Interfaces = NodeJS.Dict<os.NetworkInterfaceInfo[]>;
@@ -47,6 +48,15 @@ export function vtepHeldByKernel(spec: Pick<UplinkSpec, 'name' | 'interface' | '
 // down and comes up when the interface appears (a VM's tap comes with its
 // VM, a container's veth with its container); said so that a misspelt name
 // does not go unnoticed. `exists` reads vpcd's own namespace.
+// A vhost-user port in server mode whose socket's directory is missing is
+// made down the same way, and listens when the directory appears.
+export function socketDirectoryMissing(spec: { name: string; type: string; socket?: string; mode?: string }, exists: (dir: string) => boolean = (d) => fs.existsSync(d)): string[] {
+  if (spec.type !== 'vhostuser' || spec.mode === 'client' || spec.socket === undefined) return [];
+  const dir = path.dirname(spec.socket);
+  if (exists(dir)) return [];
+  return [`port "${spec.name}": the directory ${dir} of its socket does not exist (yet); the port is down until it does (make it, e.g. mkdir -p ${dir})`];
+}
+
 // The same holds for the uplink (its VTEP then takes the interface's MAC).
 export function interfaceMissing(spec: { name: string; type: string; interface?: string }, exists: (ifname: string) => boolean = (n) => fs.existsSync(`/sys/class/net/${n}`), what: 'port' | 'uplink' = 'port'): string[] {
   if ((spec.type !== 'afpacket' && spec.type !== 'afxdp') || spec.interface === undefined || exists(spec.interface)) return [];

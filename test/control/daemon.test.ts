@@ -336,6 +336,35 @@ describe('an uplink whose interface is missing', () => {
   });
 });
 
+// A vhost-user socket in a directory that is gone at a restart (a service's
+// runtime directory is removed when it stops): the port waits for it, and
+// every other port comes up.
+describe('a vhost-user port whose socket directory is missing', () => {
+  test('a start brings up the other ports and warns; the port listens once the directory is made', async () => {
+    const base = tempDir();
+    const dir = path.join(base, 'vms');
+    const sock = path.join(dir, 'vm1.sock');
+    const config = `${TEST_ENGINE}switches:\n  - name: s1\n    vni: 100\n    ports:\n      - { name: vm1, type: vhostuser, socket: ${sock} }\n      - { name: p1, type: pipe }\n`;
+    let d: VpcdProcess | undefined;
+    try {
+      d = await spawnVpcd({ config });
+      assert.ok(d.logs.some((l) => l.includes(`the directory ${dir} of its socket does not exist (yet)`)), d.logs.join('\n'));
+      const ports = (await d.client.call<{ ports: { name: string }[] }>('GET', '/v1/ports')).ports.map((p) => p.name).sort();
+      assert.deepEqual(ports, ['p1', 'vm1']);
+      const vm1 = async (): Promise<Record<string, any>> => (await d!.client.call<{ port: Record<string, any> }>('GET', '/v1/ports/vm1')).port;
+      assert.equal((await vm1()).link, 'down');
+      assert.match((await vm1()).backend.lastError, /the socket's directory does not exist \(yet\); the port listens when it appears/);
+      fs.mkdirSync(dir);
+      await eventually(() => (fs.existsSync(sock) && fs.statSync(sock).isSocket()) || undefined, 5_000, 50);
+      await eventually(async () => (await vm1()).backend.lastError === '' || undefined, 5_000, 50);
+    } finally {
+      await d?.stop();
+      if (d !== undefined) removeDir(d.dir);
+      removeDir(base);
+    }
+  });
+});
+
 // The metrics endpoint has no authentication: a non-loopback address is
 // logged as a warning. vpcd runs in a namespace of the test's own, so
 // 0.0.0.0 there reaches nothing but that namespace.

@@ -235,6 +235,7 @@ std::unique_ptr<Port> open_port(const PortSpec& spec, const KernelPortOptions& o
       v.client = opts.vhost_client;
       v.queue_pairs = opts.queues ? opts.queues : 1;
       v.burst = opts.burst ? std::min<uint32_t>(opts.burst, kMaxBurst) : kMaxBurst;
+      v.wait_for_directory = opts.wait_for_interface;
       return VhostUserPort::open(v, std::move(pool), std::move(status));
     }
   }

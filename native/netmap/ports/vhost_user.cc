@@ -157,13 +157,18 @@ std::unique_ptr<VhostUserPort> VhostUserPort::open(const VhostUserOptions& opts,
       if (live) throw PortError(Status::kInUse, where + ": another process listens on this socket");
       ::unlink(opts.socket.c_str());
     }
-    p->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (p->listen_fd_ < 0 || ::bind(p->listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ||
-        ::listen(p->listen_fd_, 1) < 0)
-      throw PortError(errno == ENOENT ? Status::kNotFound : Status::kSystem,
+    const int e = p->listen_now();
+    if (e == ENOENT && opts.wait_for_directory) {
+      // Restored or applied by vpcd, its directory not made yet (a
+      // RuntimeDirectory's subdirectory, say): the port waits for it, down,
+      // as a port waits for its interface, and the others come up.
+      p->status_->set_error(where + ": the socket's directory does not exist (yet); the port listens when it appears");
+    } else if (e != 0) {
+      throw PortError(e == ENOENT ? Status::kNotFound : Status::kSystem,
                       sys_error(where + ": creating the socket" +
-                                    (errno == ENOENT ? std::string(" (does its directory exist?)") : std::string()),
-                                errno, nullptr));
+                                    (e == ENOENT ? std::string(" (does its directory exist?)") : std::string()),
+                                e, nullptr));
+    }
   }
   VhostStatus& v = *p->vst_;
   v.socket = opts.socket;
@@ -182,6 +187,22 @@ std::unique_ptr<VhostUserPort> VhostUserPort::open(const VhostUserOptions& opts,
   p->publish_layout();
   p->watcher_ = std::thread([q = p.get()] { q->watch(); });
   return p;
+}
+
+// The listening socket (server mode): 0, or the errno of what failed.
+int VhostUserPort::listen_now() {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, opts_.socket.c_str(), opts_.socket.size());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return errno;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 || ::listen(fd, 1) < 0) {
+    const int e = errno;
+    ::close(fd);
+    return e;
+  }
+  listen_fd_ = fd;
+  return 0;
 }
 
 VhostUserPort::~VhostUserPort() {
@@ -301,6 +322,13 @@ void VhostUserPort::watch() {
         }
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
       } else {
+        if (listen_fd_ < 0) {  // waiting for the socket's directory (open)
+          if (listen_now() != 0) {
+            if (!pause(1000)) return;
+            continue;
+          }
+          status_->set_error("");
+        }
         pollfd pf[2] = {{listen_fd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
         if (watcher_poll(pf, 2, -1) < 0) {
           if (errno != EINTR && !watcher_failed("poll (listening socket)", errno, &backoff)) return;
@@ -320,17 +348,30 @@ void VhostUserPort::watch() {
         }
       }
       backoff = 0;
+      status_->set_error("");  // what the last connection left (closed, refused) is over
       conn_fd_.store(fd, std::memory_order_release);
       if (!wait_for_engine()) return;
       continue;
     }
-    pollfd pf[2] = {{cfd, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
-    if (watcher_poll(pf, 2, -1) < 0) {
+    // A second front end on a connected port (another VM given the same
+    // socket) is closed at once and said, not left waiting in the backlog
+    // to take the port over when the first goes.
+    pollfd pf[3] = {{cfd, POLLIN, 0}, {stop_efd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+    if (watcher_poll(pf, listen_fd_ >= 0 ? 3 : 2, -1) < 0) {
       if (errno != EINTR && !watcher_failed("poll (connection)", errno, &backoff)) return;
       continue;
     }
     backoff = 0;
     if (pf[1].revents) return;
+    if (listen_fd_ >= 0 && (pf[2].revents & POLLIN)) {
+      const int extra = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (extra >= 0) {
+        ::close(extra);
+        vst_->refused.fetch_add(1, std::memory_order_relaxed);
+        status_->set_error("vhost-user: a second front end connected while one is connected: closed (one front end per "
+                           "port; give the other VM a port and socket of its own)");
+      }
+    }
     if (pf[0].revents && !wait_for_engine()) return;
   }
 }

@@ -154,6 +154,9 @@ struct VhostUserOptions {
   bool client = false;     // connect to it (the front end listens) instead of listening
   uint32_t queue_pairs = 1;  // most queue pairs offered (MQ when > 1), 1..16
   uint32_t burst = kMaxBurst;
+  // Server mode: a socket whose directory does not exist makes the port wait
+  // for it (down) instead of failing (vpcd's restores and applies).
+  bool wait_for_directory = false;
   // Tests only: stands in for poll(2) in the watcher thread (fault injection).
   std::function<int(pollfd*, nfds_t, int)> poll_for_test;
 };
@@ -219,7 +222,8 @@ class VhostUserPort final : public Port {
 
   // Watcher <-> engine.
   std::thread watcher_;
-  int listen_fd_ = -1;
+  int listen_fd_ = -1;  // -1 in server mode: waiting for the socket's directory
+  int listen_now();     // 0 or errno
   int stop_efd_ = -1;   // the watcher stops
   int ack_efd_ = -1;    // the engine is done with the pending messages
   std::atomic<int> conn_fd_{-1};

@@ -543,6 +543,65 @@ TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
   EXPECT_EQ(status->vhost->connects.load(), 2u);
 }
 
+// A second front end given the same socket (another VM, a typo) is closed
+// at once and said, not left in the listen backlog to take the port over
+// when the first one goes; the first keeps its device.
+TEST_F(VhostUser, ASecondFrontEndIsClosedAtOnceAndSaid) {
+  auto fe = connect_and_setup(kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  FakeFrontend second(dir + "/s.sock");
+  ASSERT_TRUE(second.connected());
+  pollfd pf{second.fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 2000), 1) << "closed by the port, not left waiting";
+  char b;
+  EXPECT_LE(read(second.fd(), &b, 1), 0);
+  EXPECT_EQ(status->vhost->refused.load(), 1u);
+  EXPECT_NE(status->error().find("a second front end connected"), std::string::npos) << status->error();
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  EXPECT_TRUE(status->vhost->connected.load());
+  EXPECT_EQ(status->vhost->connects.load(), 1u);
+}
+
+// vpcd restores a port whose socket's directory is gone (a service's
+// runtime directory is removed when it stops): the port waits for it,
+// down, and listens once it is made.
+TEST(VhostUserWait, AMissingSocketDirectoryIsWaitedForWhenAskedAndRefusedOtherwise) {
+  auto pool = test_pool();
+  const std::string dir = "/tmp/vpc-vhu-wait-" + std::to_string(getpid());
+  VhostUserOptions o;
+  o.socket = dir + "/vms/s.sock";
+  try {
+    VhostUserPort::open(o, pool, std::make_shared<PortStatus>());
+    ADD_FAILURE() << "a missing directory was not refused";
+  } catch (const PortError& e) {
+    EXPECT_EQ(e.status, Status::kNotFound);
+  }
+  o.wait_for_directory = true;
+  auto st = std::make_shared<PortStatus>();
+  auto port = VhostUserPort::open(o, pool, st);
+  EXPECT_EQ(port->link_state(), LinkState::kDown);
+  EXPECT_NE(st->error().find("the socket's directory does not exist (yet)"), std::string::npos) << st->error();
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(mkdir((dir + "/vms").c_str(), 0700), 0);
+  struct stat sb;
+  bool listening = false;
+  for (int i = 0; i < 300 && !listening; ++i) {
+    listening = ::stat(o.socket.c_str(), &sb) == 0 && S_ISSOCK(sb.st_mode);
+    if (!listening) usleep(10000);
+  }
+  ASSERT_TRUE(listening);
+  EXPECT_EQ(st->error(), "");
+  auto cache = std::make_unique<BufferCache>(pool);
+  FakeFrontend fe(o.socket);
+  EXPECT_TRUE(fe.connected());
+  fe.setup(*port, kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp);
+  port->detach();
+  port.reset();
+  rmdir((dir + "/vms").c_str());
+  rmdir(dir.c_str());
+}
+
 // A reply the port cannot send (here: a front end that asks and never reads,
 // until the socket is full) would leave the reply stream one short: the
 // front end would wait forever for it, or take the next reply for it. The
