@@ -364,14 +364,25 @@ export function normalSwitch(spec: SwitchSpec, ignoreCapacity = false): Record<s
 }
 
 export function normalPort(spec: PortSpec, maxMtu: number, ignoreMac = false): Record<string, unknown> {
-  const n: Record<string, unknown> = { ...validatePortSpec({ ...spec, mac: spec.mac ?? '02:00:00:00:00:01' }, maxMtu) };
+  const n = flatKernel({ ...validatePortSpec({ ...spec, mac: spec.mac ?? '02:00:00:00:00:01' }, maxMtu) });
   delete n.mode;
   if (ignoreMac || spec.mac === undefined) delete n.mac;
   return n;
 }
 
+// The backend's settings (`kernel`, nested in a normalised spec) compared,
+// and named in a plan or a conflict, by their own names (`queues`, not
+// `kernel`); `spec`, the string made of them, is left out.
+function flatKernel(n: Record<string, unknown>): Record<string, unknown> {
+  const k = n.kernel;
+  if (typeof k !== 'object' || k === null) return n;
+  const { kernel: _kernel, ...rest } = n;
+  const { spec: _spec, ...fields } = k as Record<string, unknown>;
+  return { ...rest, ...fields };
+}
+
 export function normalUplink(spec: UplinkSpec, maxMtu: number, ignoreMac = false): Record<string, unknown> {
-  const n: Record<string, unknown> = { ...validateUplinkSpec({ ...spec, mac: spec.mac ?? '02:00:00:00:00:01' }, maxMtu) };
+  const n = flatKernel({ ...validateUplinkSpec({ ...spec, mac: spec.mac ?? '02:00:00:00:00:01' }, maxMtu) });
   if (ignoreMac || spec.mac === undefined) delete n.mac;
   return n;
 }

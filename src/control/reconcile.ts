@@ -127,6 +127,14 @@ export function resolveTarget(current: Model, desired: DesiredState): Model {
   return target;
 }
 
+// Why an object is replaced. An object given without a MAC keeps its running
+// one unless something else replaces it, and then gets a new one: the MAC
+// is named only when it is all that changed (the file gave another).
+function replaced(fields: string[]): string {
+  const named = fields.length > 1 ? fields.filter((k) => k !== 'mac') : fields;
+  return `${named.join(', ')} changed`;
+}
+
 function fixedSame(a: Record<string, unknown>, b: Record<string, unknown>, mutable: readonly string[]): boolean {
   return changedFields(a, b).every((k) => mutable.includes(k));
 }
@@ -219,7 +227,7 @@ function diff<K extends Kind>(
 function fieldChange(a: Record<string, unknown>, b: Record<string, unknown>, mutable: readonly string[]): Change {
   const changed = changedFields(a, b);
   const fixed = changed.filter((k) => !mutable.includes(k));
-  if (fixed.length > 0) return { replace: `${fixed.join(', ')} changed` };
+  if (fixed.length > 0) return { replace: replaced(fixed) };
   return changed.length > 0 ? { update: { from: pick(a, changed), to: pick(b, changed) } } : undefined;
 }
 
@@ -238,7 +246,7 @@ function portChange(c: PortSpec, t: PortSpec, maxMtu: number, replacedSwitches: 
 // The uplink has no update: any change replaces it.
 function uplinkChange(c: UplinkSpec, t: UplinkSpec, maxMtu: number): Change {
   const changed = changedFields(normalUplink(c, maxMtu), normalUplink(t, maxMtu));
-  return changed.length === 0 ? undefined : { replace: `${changed.join(', ')} changed` };
+  return changed.length === 0 ? undefined : { replace: replaced(changed) };
 }
 
 // An entry is replaced when it points elsewhere, or when what it points

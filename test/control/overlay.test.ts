@@ -152,6 +152,20 @@ switches:
     });
   });
 
+  test('a replace names what changed: not a MAC the file does not give, and a backend field by its own name', async () => {
+    await withController(async (c) => {
+      const noMac = OVERLAY.replace(', mac: "02:00:00:00:ff:01"', '');
+      await c.apply(parseConfig(noMac));
+      const r = await c.apply(parseConfig(noMac.replace('localIp: 198.18.0.1/24', 'localIp: 198.18.0.1/24, ttl: 32')), { dryRun: true });
+      const line = r.plan.find((p) => p.includes('uplink up0'));
+      assert.match(line ?? '', /\[replace: ttl changed\]/, r.plan.join('\n'));
+      // A conflict names the field as the file does (a backend's too, not `kernel`).
+      await c.createPort({ name: 'vm9', type: 'vhostuser', socket: '/run/vpc-test-vm9.sock', switch: 'tenant-a' });
+      await assert.rejects(c.createPort({ name: 'vm9', type: 'vhostuser', socket: '/run/vpc-test-vm9.sock', switch: 'tenant-a', queues: 2 }), (e: Error) => /^queues: port "vm9" exists with a different spec \(queues: 1 running, 2 requested\)/.test(e.message));
+      await assert.rejects(c.createPort({ name: 'vm1', type: 'pipe', switch: 'tenant-a', ringSize: 2048 }), (e: Error) => /^ringSize: port "vm1" exists with a different spec \(ringSize: 1024 running, 2048 requested\)/.test(e.message));
+    });
+  });
+
   test('a native failure (maxVteps exceeded) rolls back the uplink, the switch and the peer already added', async () => {
     await withController(async (c, dp, store) => {
       await c.apply(parseConfig(NO_OVERLAY));
