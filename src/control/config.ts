@@ -23,7 +23,7 @@
 // with its path (switches[0].ports[1].mtu), its line and a reason.
 
 import { CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Node, parseDocument, Document } from 'yaml';
-import { DataplaneOptions, PeerSpec, PortSpec, SwitchSpec, UplinkSpec, validateOptions } from '../dataplane';
+import { DataplaneOptions, PeerSpec, PortSpec, subnetEdge, SwitchSpec, UplinkSpec, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
 import { BgpSpec, parseBgp } from './evpn/config';
 import {
@@ -392,6 +392,8 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
   if (uplink?.spec.localIp !== undefined) families.add(4);
   if (uplink?.spec.localIp6 !== undefined) families.add(6);
   const ownAddresses = [uplink?.spec.localIp, uplink?.spec.localIp6].filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!.toLowerCase());
+  const local4 = uplink?.spec.localIp?.split('/');
+  const uplinkNet = local4 === undefined ? undefined : { addr: local4[0]!, prefix: Number(local4[1] ?? 32) };
   const overlayAddress = (path: string, ip: string, what: string): void => {
     if (uplink === undefined) {
       err('ERR_NO_UPLINK', path, `${what} needs an uplink (VXLAN VTEP); declare one under \`uplinks:\``);
@@ -399,6 +401,8 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
       err('ERR_ADDRESS_FAMILY', path, `${ip} is an IPv${ipFamily(ip)} address but uplink "${uplink.spec.name}" has no ${ipFamily(ip) === 4 ? 'localIp' : 'localIp6'}`);
     } else if (ownAddresses.includes(ip)) {
       err('ERR_INVALID_ARGUMENT', path, `${ip} is this host's own VTEP address (uplink "${uplink.spec.name}")`);
+    } else if (uplinkNet !== undefined && subnetEdge(ip, uplinkNet) !== undefined) {
+      err('ERR_INVALID_ARGUMENT', path, `${ip} is ${subnetEdge(ip, uplinkNet)} (uplink "${uplink.spec.name}"), which no VTEP has`);
     }
   };
   const peerKeys = new Map<string, string>();

@@ -152,6 +152,7 @@ function notUnicast(ip: string): string | undefined {
     if (a === 127) return 'it is a loopback address (127.0.0.0/8)';
     if (a >= 224 && a <= 239) return 'it is a multicast address (224.0.0.0/4)';
     if (a === 255 && b === 255 && c === 255 && d === 255) return 'it is the broadcast address';
+    if (a >= 240) return 'it is a reserved address (240.0.0.0/4)';
     return undefined;
   }
   return V6_NOT_UNICAST.find(([list]) => list.check(ip, 'ipv6'))?.[1];
@@ -173,6 +174,26 @@ export function validateUnicastIp(value: unknown, field: string, family?: 4 | 6)
   const why = notUnicast(ip);
   if (why !== undefined) throw invalid('ERR_INVALID_ARGUMENT', field, `must be a unicast address: ${why}`, value);
   return ip;
+}
+
+// The network or broadcast address of an IPv4 subnet of /30 or shorter, by
+// name; undefined for a host address (or another subnet's).
+export function subnetEdge(ip: string, cidr: { addr: string; prefix: number }): string | undefined {
+  if (isIP(ip) !== 4 || isIP(cidr.addr) !== 4 || cidr.prefix > 30) return undefined;
+  const v = (s: string): number => s.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+  const hostBits = 2 ** (32 - cidr.prefix);
+  const x = v(ip);
+  const net = v(cidr.addr) - (v(cidr.addr) % hostBits);
+  if (x < net || x >= net + hostBits) return undefined;
+  if (x === net) return `the network address of ${cidr.addr}/${cidr.prefix}`;
+  if (x === net + hostBits - 1) return `the broadcast address of ${cidr.addr}/${cidr.prefix}`;
+  return undefined;
+}
+
+function sameIp6(a: string, b: string): boolean {
+  const bl = new BlockList();
+  bl.addAddress(a, 'ipv6');
+  return bl.check(b, 'ipv6');
 }
 
 // A gateway must be on the uplink's own subnet (the engine resolves it with
@@ -198,13 +219,20 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
     throw invalid('ERR_INVALID_ARGUMENT', 'localIp', 'an uplink needs a VTEP address: localIp (IPv4) and/or localIp6', undefined, false);
   }
   if (ip4 !== undefined) validateUnicastIp(ip4.addr, 'localIp', 4);
+  const edge = ip4 === undefined ? undefined : subnetEdge(ip4.addr, ip4);
+  if (edge !== undefined) throw invalid('ERR_INVALID_ARGUMENT', 'localIp', `is ${edge}, which no host has`, u.localIp);
   if (ip6 !== undefined) validateUnicastIp(ip6.addr, 'localIp6', 6);
   const gateway = u.gateway === undefined ? undefined : validateUnicastIp(u.gateway, 'gateway', 4);
   const gateway6 = u.gateway6 === undefined ? undefined : validateUnicastIp(u.gateway6, 'gateway6', 6);
   if (gateway !== undefined && ip4 === undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', 'needs localIp', undefined, false);
   if (gateway6 !== undefined && ip6 === undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway6', 'needs localIp6', undefined, false);
   if (gateway !== undefined) onSubnet(gateway, ip4!, 4, 'gateway');
+  if (gateway !== undefined && gateway === ip4!.addr) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', 'is the uplink\'s own localIp: a gateway is another host', gateway);
+  if (gateway !== undefined && subnetEdge(gateway, ip4!) !== undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', `is ${subnetEdge(gateway, ip4!)}, which no host has`, gateway);
   if (gateway6 !== undefined) onSubnet(gateway6, ip6!, 6, 'gateway6');
+  if (gateway6 !== undefined && sameIp6(gateway6, ip6!.addr)) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'gateway6', 'is the uplink\'s own localIp6: a gateway is another host', gateway6);
+  }
   let srcPortRange: [number, number] = [49152, 65535];
   if (u.srcPortRange !== undefined) {
     const r = u.srcPortRange;

@@ -97,12 +97,28 @@ switches:
       assert.throws(() => parseConfig(`uplinks: [{ name: upx, type: pipe, localIp: ${local} }]\n`), (e: Error) => /uplinks\[0\]\.localIp: must be a unicast address/.test(e.message) && why.test(e.message));
     }
     assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp6: "2001:db8::1/64", gateway6: "2001:db8:1::1" }]\n'), /gateway6: is not on the uplink's subnet 2001:db8::1\/64/);
+    // The reserved 240/4, the uplink subnet's own network and broadcast
+    // addresses, and a gateway that is the VTEP itself.
+    let edges = '';
+    try {
+      parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/24 }]\nswitches:\n  - { name: sx, vni: 99, peers: [240.0.0.1, 198.18.0.255, 198.18.0.0] }\n');
+    } catch (e) {
+      edges = (e as Error).message;
+    }
+    assert.match(edges, /peers\[0\]: must be a unicast address: it is a reserved address \(240\.0\.0\.0\/4\)/);
+    assert.match(edges, /peers\[1\]: 198\.18\.0\.255 is the broadcast address of 198\.18\.0\.1\/24 \(uplink "upx"\), which no VTEP has/);
+    assert.match(edges, /peers\[2\]: 198\.18\.0\.0 is the network address of 198\.18\.0\.1\/24/);
+    assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.255/24 }]\n'), /localIp: is the broadcast address of 198\.18\.0\.255\/24, which no host has/);
+    assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/24, gateway: 198.18.0.1 }]\n'), /gateway: is the uplink's own localIp/);
+    assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp6: "2001:db8::1/64", gateway6: "2001:db8:0::1" }]\n'), /gateway6: is the uplink's own localIp6/);
+    parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/31 }]\nswitches:\n  - { name: sx, vni: 99, peers: [198.18.0.0] }\n'); // a /31 has no such addresses
     // What a VTEP can have still passes; the gateway on the subnet too.
     parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/24, gateway: 198.18.0.254, localIp6: "2001:db8::1/64", gateway6: "2001:db8::fe" }]\nswitches:\n  - { name: sx, vni: 99, peers: [198.18.5.5, "2001:db8:5::5"] }\n');
     // The API's own calls refuse them the same way (the field named).
     await withController(async (c) => {
       await c.apply(parseConfig(OVERLAY));
       await assert.rejects(c.createPeer({ switch: 'tenant-a', ip: '239.1.1.1' }), { code: 'ERR_INVALID_ARGUMENT', field: 'ip' });
+      await assert.rejects(c.createPeer({ switch: 'tenant-a', ip: '198.18.0.255' }), (e: Error & { field?: string }) => e.field === 'ip' && /broadcast address of 198\.18\.0\.1\/24/.test(e.message));
       await assert.rejects(c.createFdb({ switch: 'tenant-a', mac: '02:00:00:00:0b:09', vtep: '127.0.0.2' }), { code: 'ERR_INVALID_ARGUMENT', field: 'vtep' });
     });
   });

@@ -13,7 +13,7 @@ static bool unicast_ip(const IpAddr& a) {
   if (a.is_zero()) return false;
   if (a.is_v4()) {
     uint32_t x = a.v4();
-    return (x >> 28) != 0xE && x != 0xFFFFFFFFu && (x >> 24) != 0 && (x >> 24) != 127;
+    return (x >> 28) < 0xE && (x >> 24) != 0 && (x >> 24) != 127;  // not multicast, 240/4 (broadcast too), 0/8, 127/8
   }
   return a.b[0] != 0xff && !(std::all_of(a.b, a.b + 15, [](uint8_t b) { return b == 0; }) && a.b[15] == 1);
 }
@@ -25,6 +25,16 @@ static bool unicast_ip(const IpAddr& a) {
 const char* Overlay::peer_ip_refused(const IpAddr& ip) const {
   if (!unicast_ip(ip)) return "must be a unicast IP address";
   if (uplink_.active && (ip.is_v4() ? uplink_.cfg.ip4 : uplink_.cfg.ip6) == ip) return "is this host's own VTEP address";
+  // The network and broadcast addresses of the uplink's own IPv4 subnet
+  // (where it has such: /30 and shorter) are no host's.
+  if (uplink_.active && ip.is_v4() && !uplink_.cfg.ip4.is_zero() && uplink_.cfg.prefix4 <= 30) {
+    const uint32_t mask = ~0u << (32 - uplink_.cfg.prefix4);
+    const uint32_t x = ip.v4();
+    if ((x & mask) == (uplink_.cfg.ip4.v4() & mask)) {
+      if ((x & ~mask) == ~mask) return "is the broadcast address of the uplink's subnet";
+      if ((x & ~mask) == 0) return "is the network address of the uplink's subnet";
+    }
+  }
   return nullptr;
 }
 

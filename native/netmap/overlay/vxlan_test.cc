@@ -1976,6 +1976,11 @@ TEST_F(VxlanCommandsTest, PeerCannotBeOwnVtepAddress) {
   EXPECT_EQ(add_peer(s, v4(kVtep4)).status, Status::kInvalidArgument);
   EXPECT_EQ(add_peer(s, kVtep6).status, Status::kInvalidArgument);
   EXPECT_EQ(add_peer(s, IpAddr{}).status, Status::kInvalidArgument) << "zero";
+  EXPECT_EQ(add_peer(s, IpAddr::from_v4(0xF0000001u)).status, Status::kInvalidArgument) << "240.0.0.1: reserved";
+  const UplinkConfig u = cfg46();
+  const uint32_t host = ~(~0u << (32 - u.prefix4));
+  EXPECT_EQ(add_peer(s, IpAddr::from_v4(u.ip4.v4() | host)).status, Status::kInvalidArgument) << "the subnet's broadcast";
+  EXPECT_EQ(add_peer(s, IpAddr::from_v4(u.ip4.v4() & ~host)).status, Status::kInvalidArgument) << "the subnet's network";
   EXPECT_EQ(add_peer(99, v4(kPeerA4)).status, Status::kNotFound);
   EXPECT_TRUE(add_peer(s, v4(kPeerA4)).ok());
   EXPECT_TRUE(add_peer(s, v4(kPeerA4)).ok()) << "idempotent";
