@@ -535,7 +535,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   trace(): TraceResult | undefined {
     this.assertOpen();
     const raw = this.callNative(() => this.engine.traceRead(), 'trace');
-    return raw === undefined ? undefined : traceResult(raw, this.names);
+    return raw === undefined ? undefined : traceResult(raw, this.names, new Map(this.schema().drop.map((d) => [d.name, d.help])));
   }
 
   async stopTrace(): Promise<void> {

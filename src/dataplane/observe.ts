@@ -144,8 +144,9 @@ export async function openCapture(
   };
 }
 
-// Port and switch ids in trace text ("port#3") become names.
-export function traceResult(raw: NativeTraceRead, names: NameRegistry): TraceResult {
+// Port and switch ids in trace text ("port#3") become names; a drop line
+// (the reason's name) gets the reason's help, whole (`dropHelp`: schema().drop).
+export function traceResult(raw: NativeTraceRead, names: NameRegistry, dropHelp: ReadonlyMap<string, string> = new Map()): TraceResult {
   const port = (id: number): string => names.portName(id);
   const named = (t: string): string =>
     t.replace(/port#(\d+)/g, (_, d: string) => `port ${port(Number(d))}`).replace(/switch#(\d+)/g, (_, d: string) => `switch ${names.switchName(Number(d))}`);
@@ -156,7 +157,10 @@ export function traceResult(raw: NativeTraceRead, names: NameRegistry): TraceRes
       port: port(r.portId),
       length: r.length,
       truncated: r.truncated,
-      lines: r.lines.map((l) => ({ ns: l.ns, stage: l.stage as TraceLine['stage'], text: named(l.text) })),
+      lines: r.lines.map((l) => {
+        const help = l.stage === 'drop' ? dropHelp.get(l.text) : undefined;
+        return { ns: l.ns, stage: l.stage as TraceLine['stage'], text: help === undefined ? named(l.text) : `${l.text}: ${help}` };
+      }),
     })),
   };
 }

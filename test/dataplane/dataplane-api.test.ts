@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { Dataplane, DataplaneError, DataplaneEvent, ValidationError } from '../../src/dataplane/index';
 import { EVENT_BITS, NativeEvent } from '../../src/dataplane/native';
 import { FakeEngine, fakeNative } from './fake-native';
+import { traceResult } from '../../src/dataplane/observe';
+import { NameRegistry } from '../../src/dataplane/registry';
 
 function setup(delayMs = 0): { dp: Dataplane; fake: FakeEngine } {
   const mod = fakeNative();
@@ -364,4 +366,17 @@ describe('close', () => {
     // validation problems after close still say closed: the state is what matters
     await rejectsCode(dp.createSwitch({ name: '', vni: 0 }), 'ERR_CLOSED');
   });
+});
+
+// A trace's drop line holds the reason's name (the engine's line is 110
+// characters, most helps are longer); the API adds the help, whole.
+test('a trace drop line gets its reason\'s whole help', () => {
+  const help = 'VXLAN from a VTEP that is not a peer of the VNI\'s switch (and the switch does not allow unknown peers)';
+  const r = traceResult(
+    { count: 1, portId: -1, records: [{ portId: 0, length: 64, truncated: false, lines: [{ ns: 1, stage: 'drop', text: 'vxlan_peer_denied' }] }] } as never,
+    new NameRegistry(),
+    new Map([['vxlan_peer_denied', help]]),
+  );
+  assert.equal(r.records[0]!.lines[0]!.text, `vxlan_peer_denied: ${help}`);
+  assert.ok(r.records[0]!.lines[0]!.text.length > 110);
 });

@@ -126,8 +126,9 @@ void Observer::tx(PortId pid, const Pkt* pkts, uint16_t n) {
 void Observer::drop(uint32_t buf, Drop why) {
   TraceRecord* r = traced(buf);
   if (!r) return;
-  TraceSession::add(*r, mono_ns(), TraceStage::drop, "%s: %s", kDropInfo[size_t(why)].name,
-                    kDropInfo[size_t(why)].help);
+  // The reason's name only: a line holds 110 characters, and most helps are
+  // longer. The dataplane API adds the help (from the schema) when it reads.
+  TraceSession::add(*r, mono_ns(), TraceStage::drop, "%s", kDropInfo[size_t(why)].name);
   r->buf = kNoTraceBuf;  // freed: the buffer is no longer this frame's
 }
 
