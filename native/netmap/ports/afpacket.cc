@@ -742,6 +742,7 @@ LinkState AfPacketPort::check_link() {
   getsockopt(fd_, SOL_SOCKET, SO_ERROR, &e, &l);
   unsigned fl = 0;
   if (if_flags(ctl_, ifname_, &fl) < 0) return LinkState::kDown;
+  status_->set_link_reason(ifname_, fl);
   return (fl & IFF_UP) && (fl & IFF_RUNNING) ? LinkState::kUp : LinkState::kDown;
 }
 

@@ -124,6 +124,38 @@ TEST(AfPacket, AMissingInterfaceIsWaitedForWhenAskedAndRefusedOtherwise) {
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
+// A port whose interface is down says why in lastError (a VM's tap that
+// QEMU made again comes up administratively down), and stops saying it
+// once the link is up.
+TEST(AfPacket, ADownLinkSaysWhy) {
+  std::string skip = in_own_netns([&] {
+    ASSERT_TRUE(make_veth());
+    auto st = std::make_shared<PortStatus>();
+    auto port = AfPacketPort::open("vtafa", KernelPortOptions{}, small_pool(), st);
+    auto settle = [&](LinkState want) {
+      LinkState ls = port->link_state();
+      for (int i = 0; i < 100 && ls != want; ++i) {
+        usleep(10000);
+        ls = port->link_state();
+      }
+      return ls;
+    };
+    ASSERT_EQ(settle(LinkState::kUp), LinkState::kUp);
+    EXPECT_EQ(st->error(), "");
+    ASSERT_EQ(system("ip link set vtafb down"), 0);
+    EXPECT_EQ(settle(LinkState::kDown), LinkState::kDown);
+    EXPECT_EQ(st->error(), "interface vtafa has no carrier (its other end is down, or nothing holds it)");
+    ASSERT_EQ(system("ip link set vtafa down"), 0);
+    EXPECT_EQ(port->link_state(), LinkState::kDown);
+    EXPECT_EQ(st->error(), "interface vtafa is down (ip link set vtafa up)");
+    ASSERT_EQ(system("ip link set vtafa up && ip link set vtafb up"), 0);
+    EXPECT_EQ(settle(LinkState::kUp), LinkState::kUp);
+    EXPECT_EQ(st->error(), "");
+    port->detach();
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
 // The kernel's drops (its ring was full) are counted when the frames are
 // read, not at the port's next link check, which comes only every 10 s for
 // a watched port (no check is made here at all).

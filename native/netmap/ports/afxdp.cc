@@ -1169,6 +1169,7 @@ LinkState AfXdpPort::check_link() {
   if (invalid) status_->add(PortStatus::tx_errors, invalid);
   unsigned fl = 0;
   if (if_flags(ctl_, ifname_, &fl) < 0) return LinkState::kDown;
+  status_->set_link_reason(ifname_, fl);
   return (fl & IFF_UP) && (fl & IFF_RUNNING) ? LinkState::kUp : LinkState::kDown;
 }
 

@@ -2,6 +2,7 @@
 // its backend.
 #include "ports/spec.h"
 
+#include <net/if.h>
 #include <cctype>
 
 #include "ports/afpacket.h"
@@ -59,6 +60,15 @@ void PortStatus::set_io(std::string o) {
 std::string PortStatus::io() const {
   std::lock_guard<std::mutex> g(mu_);
   return io_;
+}
+
+void PortStatus::set_link_reason(const std::string& ifname, unsigned flags) {
+  const std::string down = "interface " + ifname + " is down (ip link set " + ifname + " up)";
+  const std::string dark = "interface " + ifname + " has no carrier (its other end is down, or nothing holds it)";
+  const std::string now = !(flags & IFF_UP) ? down : !(flags & IFF_RUNNING) ? dark : std::string();
+  std::lock_guard<std::mutex> g(mu_);
+  // Only its own words are replaced: an error of another kind stays.
+  if (last_error_.empty() || last_error_ == down || last_error_ == dark) last_error_ = now;
 }
 
 void PortStatus::set_kernel_path(std::string k) {

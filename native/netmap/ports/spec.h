@@ -154,6 +154,9 @@ struct PortStatus {
   void set_io(std::string o);  // how frames cross the kernel boundary, human readable
   std::string io() const;
   void set_kernel_path(std::string k);  // the kernel fast path: on, or off and why
+  // An attached interface's flags: why its link is down (administratively
+  // down, no carrier) in lastError, or that said no more once it is up.
+  void set_link_reason(const std::string& ifname, unsigned flags);
   std::string kernel_path() const;
 
  private:

@@ -315,7 +315,11 @@ void VhostUserPort::watch() {
           continue;
         }
         if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
-          // The front end is not listening (yet): the normal wait, every second.
+          // The front end is not listening (yet): the normal wait, every
+          // second, said (a misspelt path is seen, not only waited on).
+          const int e = errno;
+          status_->set_error("vhost-user client: connecting to " + opts_.socket + ": " + strerror(e) +
+                             " (the front end is not listening there yet?); trying again every second");
           ::close(fd);
           if (!pause(1000)) return;
           continue;

@@ -602,6 +602,25 @@ TEST(VhostUserWait, AMissingSocketDirectoryIsWaitedForWhenAskedAndRefusedOtherwi
   rmdir(dir.c_str());
 }
 
+// Client mode on a path where nothing listens (a typo, a VM not started)
+// says so in lastError, and keeps trying.
+TEST(VhostUserWait, AClientThatCannotConnectSaysWhy) {
+  auto pool = test_pool();
+  VhostUserOptions o;
+  o.socket = "/tmp/vpc-vhu-nowhere-" + std::to_string(getpid()) + "/vm.sock";
+  o.client = true;
+  auto st = std::make_shared<PortStatus>();
+  auto port = VhostUserPort::open(o, pool, st);
+  bool said = false;
+  for (int i = 0; i < 300 && !said; ++i) {
+    said = st->error().find("connecting to " + o.socket + ": No such file or directory") != std::string::npos;
+    if (!said) usleep(10000);
+  }
+  EXPECT_TRUE(said) << st->error();
+  EXPECT_EQ(port->link_state(), LinkState::kDown);
+  port->detach();
+}
+
 // A reply the port cannot send (here: a front end that asks and never reads,
 // until the socket is full) would leave the reply stream one short: the
 // front end would wait forever for it, or take the next reply for it. The
