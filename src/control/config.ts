@@ -209,7 +209,7 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
     }
     parseSwitches(top.switches, desired, maxMtu, report, fail);
     parseTopPorts(top.ports, desired, maxMtu, report, fail);
-    errors.push(...crossCheck(desired).map((d) => {
+    errors.push(...crossCheck(desired, refusedOf(top, desired)).map((d) => {
       const pos = locate(doc, lineCounter, d.field ?? '');
       return pos === undefined ? d : { ...d, line: pos.line, column: pos.col };
     }));
@@ -224,6 +224,21 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
     });
   }
   return desired;
+}
+
+// The names the file declares whose objects were refused by their own
+// checks (their errors are reported already).
+function refusedOf(top: Record<string, unknown>, desired: DesiredState): Refused {
+  const named = (v: unknown): string[] =>
+    (Array.isArray(v) ? v : []).flatMap((o) => (typeof o === 'object' && o !== null && typeof (o as { name?: unknown }).name === 'string' ? [(o as { name: string }).name] : []));
+  const ok = { switches: new Set(desired.switches.map((o) => o.spec.name)), ports: new Set(desired.ports.map((o) => o.spec.name)) };
+  const switches = named(top.switches);
+  const nestedPorts = (Array.isArray(top.switches) ? top.switches : []).flatMap((sw) => named((sw as { ports?: unknown } | null)?.ports));
+  return {
+    switches: new Set(switches.filter((n) => !ok.switches.has(n))),
+    ports: new Set([...named(top.ports), ...nestedPorts].filter((n) => !ok.ports.has(n))),
+    uplink: Array.isArray(top.uplinks) && top.uplinks.length > 0 && desired.uplinks.length === 0,
+  };
 }
 
 type Report = (err: unknown, fallbackPath?: string) => void;
@@ -348,7 +363,17 @@ function parseTopPorts(value: unknown, desired: DesiredState, maxMtu: number, re
 // Checks between objects: unique names, VNIs, UUIDs and MACs; references to
 // switches and ports the state defines; static entries on member ports.
 // Also used for API mutations (on the whole resulting state).
-export function crossCheck(d: DesiredState): ErrorDetail[] {
+// `refused`: objects the file declares whose own checks failed (their errors
+// are reported already); a reference to one is not reported again as
+// unknown (a switch with a typo in one field is no "unknown switch" to its
+// ports and peers).
+export interface Refused {
+  switches: Set<string>;
+  ports: Set<string>;
+  uplink: boolean;
+}
+
+export function crossCheck(d: DesiredState, refused: Refused = { switches: new Set(), ports: new Set(), uplink: false }): ErrorDetail[] {
   const errors: ErrorDetail[] = [];
   const err = (code: AnyErrorCode, at: string, reason: string): void => {
     const field = at.startsWith('.') ? at.slice(1) : at;
@@ -375,7 +400,7 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
       ...(p.spec.vlans ?? []).map((m, i): [string, string] => [m.switch, `vlans[${i}].switch`]),
     ];
     for (const [sw, field] of refs) {
-      if (sw !== undefined && !switchNames.has(sw)) err('ERR_UNKNOWN_SWITCH', `${p.path}.${field}`, `no switch named "${sw}"`);
+      if (sw !== undefined && !switchNames.has(sw) && !refused.switches.has(sw)) err('ERR_UNKNOWN_SWITCH', `${p.path}.${field}`, `no switch named "${sw}"`);
     }
   }
   // The overlay: one uplink; peers and remote entries need it, and an
@@ -396,7 +421,7 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
   const uplinkNet = local4 === undefined ? undefined : { addr: local4[0]!, prefix: Number(local4[1] ?? 32) };
   const overlayAddress = (path: string, ip: string, what: string): void => {
     if (uplink === undefined) {
-      err('ERR_NO_UPLINK', path, `${what} needs an uplink (VXLAN VTEP); declare one under \`uplinks:\``);
+      if (!refused.uplink) err('ERR_NO_UPLINK', path, `${what} needs an uplink (VXLAN VTEP); declare one under \`uplinks:\``);
     } else if (!families.has(ipFamily(ip))) {
       err('ERR_ADDRESS_FAMILY', path, `${ip} is an IPv${ipFamily(ip)} address but uplink "${uplink.spec.name}" has no ${ipFamily(ip) === 4 ? 'localIp' : 'localIp6'}`);
     } else if (ownAddresses.includes(ip)) {
@@ -412,7 +437,7 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
     const first = peerKeys.get(key);
     if (first !== undefined) err('ERR_DUPLICATE_PEER', at, `peer ${p.spec.ip} of switch "${p.spec.switch}" is already defined at ${first}`);
     else peerKeys.set(key, p.path);
-    if (!switchNames.has(p.spec.switch)) err('ERR_UNKNOWN_SWITCH', `${p.path}.switch`, `no switch named "${p.spec.switch}"`);
+    if (!switchNames.has(p.spec.switch) && !refused.switches.has(p.spec.switch)) err('ERR_UNKNOWN_SWITCH', `${p.path}.switch`, `no switch named "${p.spec.switch}"`);
     overlayAddress(at, p.spec.ip, 'a peer');
   }
 
@@ -422,14 +447,15 @@ export function crossCheck(d: DesiredState): ErrorDetail[] {
     const first = macs.get(key);
     if (first !== undefined) err('ERR_DUPLICATE_MAC', `${f.path}.mac`, `a static entry for ${f.spec.mac} on switch "${f.spec.switch}" is already defined at ${first}`);
     else macs.set(key, f.path);
-    if (!switchNames.has(f.spec.switch)) err('ERR_UNKNOWN_SWITCH', `${f.path}.switch`, `no switch named "${f.spec.switch}"`);
+    if (!switchNames.has(f.spec.switch) && !refused.switches.has(f.spec.switch)) err('ERR_UNKNOWN_SWITCH', `${f.path}.switch`, `no switch named "${f.spec.switch}"`);
     if (isRemote(f.spec)) {
       overlayAddress(`${f.path}.vtep`, f.spec.vtep, 'an entry behind a remote VTEP');
       continue;
     }
     const port = ports.get(f.spec.port);
-    if (port === undefined) err('ERR_UNKNOWN_PORT', `${f.path}.port`, `no port named "${f.spec.port}"`);
-    else if (!portSwitches(port.spec).includes(f.spec.switch)) {
+    if (port === undefined) {
+      if (!refused.ports.has(f.spec.port)) err('ERR_UNKNOWN_PORT', `${f.path}.port`, `no port named "${f.spec.port}"`);
+    } else if (!portSwitches(port.spec).includes(f.spec.switch)) {
       err('ERR_PORT_NOT_MEMBER', `${f.path}.port`, `port "${f.spec.port}" is not a member of switch "${f.spec.switch}"`);
     }
   }

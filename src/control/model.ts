@@ -168,6 +168,10 @@ interface FieldRules {
   required: readonly string[];
   alternatives?: Record<string, readonly string[]>;
   pivots: readonly string[];
+  // A field checked against another (a gateway against localIp's subnet):
+  // once that one is set aside, its stand-in would be the measure, so the
+  // dependent field's error is not reported.
+  dependsOn?: Record<string, string>;
 }
 
 const SWITCH_RULES: FieldRules = { standIns: { name: 'x', vni: 1 }, required: ['name', 'vni'], pivots: [] };
@@ -182,6 +186,7 @@ const UPLINK_RULES: FieldRules = {
   standIns: { name: 'x', interface: 'x', localIp: '198.18.0.1/24', localIp6: '2001:db8::1/64' },
   required: ['name', 'type', 'interface', 'localIp'],
   pivots: ['type'],
+  dependsOn: { gateway: 'localIp', gateway6: 'localIp6' },
 };
 const PEER_RULES: FieldRules = { standIns: { switch: 'x', ip: '198.18.0.1' }, required: ['switch', 'ip'], pivots: [] };
 const FDB_RULES: FieldRules = {
@@ -221,7 +226,8 @@ export function fieldErrors(value: unknown, validate: (v: unknown) => unknown, r
       }
       const own = Object.prototype.hasOwnProperty.call(given, key);
       if (own && Object.prototype.hasOwnProperty.call(work, key) && work[key] === given![key]) {
-        errors.push(err);
+        const on = rules.dependsOn?.[key];
+        if (on === undefined || !setAside.has(on)) errors.push(err);
         setAside.add(key);
         if (rules.pivots.includes(key)) return errors;
         if (Object.prototype.hasOwnProperty.call(rules.standIns, key)) work[key] = rules.standIns[key];

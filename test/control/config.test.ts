@@ -107,6 +107,23 @@ describe('config: one error per kind of mistake, with path and line', () => {
     assert.doesNotMatch(p.message, /ports, fdb, peers/);
   });
 
+  // An object refused by its own checks is not also "unknown" to what
+  // refers to it, and a field checked against a refused one is not judged by
+  // the stand-in (an operator saw 3 false errors beside 2 true ones).
+  test('a refused switch, port or uplink causes no second error where it is used', () => {
+    const errs = errorsOf(
+      'uplinks:\n  - { name: up, type: afpacket, interface: x, localIp: 198.18.64.1/24, mtu: 1600x }\n' +
+      'switches:\n  - name: tenant-a\n    vni: 1001\n    agingSecs: 5\n    peers: [198.18.64.2]\n' +
+      '    ports:\n      - { name: p1, type: pipe, mtu: big }\n    fdb:\n      - { mac: "02:00:00:00:00:01", port: p1 }\n',
+    );
+    assert.deepEqual(errs.map((e) => e.field), ['uplinks[0].mtu', 'switches[0].agingSecs', 'switches[0].ports[0].mtu'], JSON.stringify(errs));
+    const gw = errorsOf('uplinks: [{ name: up, type: pipe, localIp: 198.18.64.1/33, gateway: 198.19.1.1 }]\n');
+    assert.deepEqual(gw.map((e) => e.field), ['uplinks[0].localIp'], JSON.stringify(gw));
+    // A reference to what the file does not declare at all is still reported.
+    const unknown = errorsOf('switches:\n  - { name: a, vni: 1, fdb: [{ mac: "02:00:00:00:00:01", port: nope }] }\n');
+    assert.deepEqual(unknown.map((e) => e.code), ['ERR_UNKNOWN_PORT']);
+  });
+
   test('bad VNI', () => {
     expectError('switches:\n  - name: a\n    vni: 0\n', 'ERR_INVALID_VNI', 'switches[0].vni', 3);
   });
