@@ -94,7 +94,9 @@ export function createUplinkCommand(u: NormalizedUplink, waitForInterface = fals
 // no privilege reject later, since ports open off Node's thread): its codes
 // are about the interface, not switches.
 export async function sendCommand(engine: NativeEngine, cmd: NativeCommand, context: NativeErrorContext): Promise<NativeResult> {
-  const mapped = (err: unknown): Error => mapNativeError(err, isOpenError(err) ? { op: context.op, field: 'interface' } : context);
+  // A vhost-user port's "interface" is its socket: the field the user gave.
+  const openField = cmd.op === 'createPort' && cmd.kind === 'vhostuser' ? 'socket' : 'interface';
+  const mapped = (err: unknown): Error => mapNativeError(err, isOpenError(err) ? { op: context.op, field: openField } : context);
   let pending: Promise<NativeResult>;
   try {
     pending = engine.command(cmd);

@@ -263,7 +263,8 @@ export const SOCKET_PATH_MAX = 107;
 // A vhost-user socket path as the native spec grammar takes it (ports/spec.h).
 export function validateSocketPath(value: unknown, field = 'socket'): string {
   if (typeof value !== 'string' || value.length === 0) {
-    throw invalid('ERR_INVALID_ARGUMENT', field, 'is required for vhostuser ports: the absolute path of the vhost-user unix socket, e.g. "/run/vpc/vm1.sock"', value);
+    const what = value === undefined || value === '' ? 'is required for vhostuser ports' : 'must be a string';
+    throw invalid('ERR_INVALID_ARGUMENT', field, `${what}: the absolute path of the vhost-user unix socket, e.g. "/run/vpc/vm1.sock"`, value, value !== undefined);
   }
   if (!value.startsWith('/')) throw invalid('ERR_INVALID_ARGUMENT', field, 'must be an absolute path (start with "/")', value);
   const bytes = Buffer.byteLength(value);
@@ -306,7 +307,8 @@ export const IFNAME_MAX = 15; // Linux IFNAMSIZ - 1
 // here first so that a bad name never reaches the addon.
 export function validateInterfaceName(value: unknown, field = 'interface'): string {
   if (typeof value !== 'string' || value.length === 0) {
-    throw invalid('ERR_INVALID_ARGUMENT', field, 'is required for this port type: the name of the interface to attach, e.g. "veth0"', value);
+    const what = value === undefined || value === '' ? 'is required for this port type' : 'must be a string';
+    throw invalid('ERR_INVALID_ARGUMENT', field, `${what}: the name of the interface to attach, e.g. "veth0"`, value, value !== undefined);
   }
   if (value.length > IFNAME_MAX) {
     throw invalid('ERR_INVALID_ARGUMENT', field, `is ${value.length} characters long; Linux allows at most ${IFNAME_MAX}: use a shorter name`, value);

@@ -339,3 +339,18 @@ describe('static MAC specs', () => {
     rejects(() => specs.validateStaticMacRef({ switch: 's', mac: 'nope' }), 'ERR_INVALID_MAC', 'mac');
   });
 });
+
+// A value of the wrong type is not "required": it was given.
+test('an interface or socket of the wrong type says so; a missing one is required', () => {
+  const msg = (s: Record<string, unknown>): string => {
+    try {
+      specs.validatePortSpec(s as never, 9000);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return '';
+  };
+  assert.match(msg({ name: 'a', type: 'vhostuser', socket: 5, switch: 'x' }), /^socket: must be a string: .* \(got 5\)$/);
+  assert.match(msg({ name: 'a', type: 'afpacket', interface: 12, switch: 'x' }), /^interface: must be a string: .* \(got 12\)$/);
+  assert.match(msg({ name: 'a', type: 'afpacket', switch: 'x' }), /^interface: is required for this port type: the name of the interface to attach, e\.g\. "veth0"$/);
+});

@@ -55,7 +55,7 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
                                                  std::shared_ptr<PortStatus> status) {
   if (!claim_interface(ifname))
     throw PortError(Status::kInUse, "interface " + ifname +
-                                        " is already attached to another port of this switch: delete that port "
+                                        " is already attached to another port (or the uplink): delete that one "
                                         "first (one port per interface)");
   std::unique_ptr<AfPacketPort> p(new AfPacketPort(ifname, opts, std::move(pool), std::move(status)));
   p->claimed_ = true;

@@ -441,7 +441,7 @@ std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPor
                         "buffers) or use afpacket:" + spec.ifname);
   if (!claim_interface(spec.ifname))
     throw PortError(Status::kInUse, "interface " + spec.ifname +
-                                        " is already attached to another port of this switch: delete that port "
+                                        " is already attached to another port (or the uplink): delete that one "
                                         "first (one port per interface)");
   std::unique_ptr<AfXdpPort> p(new AfXdpPort(spec, opts, std::move(pool), std::move(status)));
   p->claimed_ = true;

@@ -132,7 +132,7 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
     throw PortError(Status::kInvalidArgument, "queues: a tap port has 1..16 queues");
   if (!claim_interface(ifname))
     throw PortError(Status::kInUse, "interface " + ifname +
-                                        " is already attached to another port of this switch: delete that port first");
+                                        " is already attached to another port (or the uplink): delete that one first");
   std::unique_ptr<TapPort> p(new TapPort(ifname, opts, std::move(pool), std::move(status)));
   p->claimed_ = true;
   p->ctl_ = ctl_socket();

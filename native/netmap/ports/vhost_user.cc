@@ -135,7 +135,7 @@ std::unique_ptr<VhostUserPort> VhostUserPort::open(const VhostUserOptions& opts,
     throw PortError(Status::kInvalidArgument,
                     "socket: give an absolute path of at most " + std::to_string(sizeof(sa.sun_path) - 1) + " bytes");
   if (!claim_interface("vhostuser:" + opts.socket))
-    throw PortError(Status::kInUse, where + ": another port of this switch uses that socket: delete it first");
+    throw PortError(Status::kInUse, where + ": another port already uses that socket: delete it first (one port per socket)");
   std::unique_ptr<VhostUserPort> p(new VhostUserPort(opts, std::move(pool), std::move(status)));
   p->claimed_ = true;
   p->epfd_ = epoll_create1(EPOLL_CLOEXEC);
