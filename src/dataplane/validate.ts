@@ -34,7 +34,7 @@ export function describe(value: unknown): string {
   else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') text = String(value);
   else if (value === null) text = 'null';
   else if (value === undefined) text = 'undefined';
-  else if (Array.isArray(value)) text = 'an array';
+  else if (Array.isArray(value)) text = value.length <= 4 && value.every((x) => typeof x === 'number' || typeof x === 'string') ? JSON.stringify(value) : 'an array';
   else if (Buffer.isBuffer(value)) text = 'a Buffer';
   else text = `a ${typeof value}`;
   return text.length > 48 ? `${text.slice(0, 45)}...` : text;

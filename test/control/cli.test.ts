@@ -184,6 +184,8 @@ describe('vpcctl against vpcd', () => {
     assert.equal(r.out.match(/RX-RATE\s+TX-RATE/g)?.length, 2, r.out);
     assert.match(r.out, /^vm1\s+10\s+600\s+0\s+0\s+-\s+-\s+-$/m);
     assert.match(r.out, /^vm1\s+10\s+600\s+0\s+0\s+0\/s\s+0\/s\s+-$/m);
+    // Not a terminal here: no clear-screen codes, the screens one after the other.
+    assert.doesNotMatch(r.out, /\x1b/);
     const js = JSON.parse((await cli('--json', 'stats')).out);
     assert.equal(js.ports.vm1.counters.rx_packets, 10);
     r = await cli('fdb', 'flush', 'tenant-a');

@@ -354,3 +354,8 @@ test('an interface or socket of the wrong type says so; a missing one is require
   assert.match(msg({ name: 'a', type: 'afpacket', interface: 12, switch: 'x' }), /^interface: must be a string: .* \(got 12\)$/);
   assert.match(msg({ name: 'a', type: 'afpacket', switch: 'x' }), /^interface: is required for this port type: the name of the interface to attach, e\.g\. "veth0"$/);
 });
+
+test('a short list of numbers or strings is shown in an error as it was given', () => {
+  assert.equal(v.describe([60000, 50000]), '[60000,50000]');
+  assert.equal(v.describe([{}]), 'an array');
+});

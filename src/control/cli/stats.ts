@@ -19,7 +19,9 @@ export function registerStats(program: Command, { io, ctx }: CliContext): void {
         const s = await client.call<Stats>('GET', '/v1/stats');
         const at = Date.now();
         if (json) io.out(`${JSON.stringify(s)}\n`);
-        else io.out(`${o.watch ? `\x1b[H\x1b[2J${new Date(at).toISOString()}  (every ${o.interval}s, Ctrl-C to stop)\n` : ''}${statsText(s, prev === undefined ? undefined : { s: prev.s, seconds: (at - prev.at) / 1000 }, o.watch === true)}`);
+        // On a terminal each screen replaces the last; into a pipe or a file
+        // the screens follow one another, without the escape codes.
+        else io.out(`${o.watch ? `${io.isTTY === true ? '\x1b[H\x1b[2J' : i > 0 ? '\n' : ''}${new Date(at).toISOString()}  (every ${o.interval}s, Ctrl-C to stop)\n` : ''}${statsText(s, prev === undefined ? undefined : { s: prev.s, seconds: (at - prev.at) / 1000 }, o.watch === true)}`);
         prev = { at, s };
         if (!o.watch || (o.count !== undefined && i + 1 >= o.count)) break;
         await sleep(o.interval * 1000);
