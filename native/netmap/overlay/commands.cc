@@ -185,8 +185,12 @@ Result Overlay::add_remote_mac(SwitchId s, Mac mac, const IpAddr& ip, bool evpn)
 Result Overlay::dump_neighbors() const {
   static const char* kStates[] = {"incomplete", "reachable", "stale", "failed"};
   Result r;
-  for (const Neighbor& nb : neighbors_)
+  for (const Neighbor& nb : neighbors_) {
+    // A failed next hop no VTEP routes through any more (its peer was
+    // removed) is history: the table keeps its slot, the listing does not.
+    if (nb.users == 0 && nb.state == Neighbor::kFailed) continue;
     r.neighbors.push_back({nb.ip, nb.mac, kStates[nb.state], uint32_t(core_.now_ms() - nb.updated_ms)});
+  }
   return r;
 }
 

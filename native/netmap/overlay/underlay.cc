@@ -183,6 +183,7 @@ uint32_t Overlay::neighbor_for(const IpAddr& ip) {
   nb.ip = ip;
   nb.state = Neighbor::kIncomplete;
   nb.next_try_ms = core_.now_ms();
+  nb.updated_ms = core_.now_ms();  // its age: since it was made, until it resolves
   neighbors_.push_back(std::move(nb));
   uint32_t idx = uint32_t(neighbors_.size() - 1);
   // Resolve right away, so the first frame rarely has to wait.
@@ -287,6 +288,7 @@ void Overlay::neighbor_tick() {
         if (int32_t(core_.now_ms() - nb.next_try_ms) < 0) break;
         if (nb.tries >= kMaxTries || nb.users == 0) {
           nb.state = Neighbor::kFailed;
+          nb.updated_ms = core_.now_ms();  // its age: since it failed
           uplink_.counters->add(UplinkCounter::neighbors_failed, 1);
           for (Neighbor::Pending& q : nb.pending) {
             uplink_.counters->add(UplinkCounter::neighbor_queue_drops, 1);

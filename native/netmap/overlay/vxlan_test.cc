@@ -664,6 +664,37 @@ TEST_F(UnderlayTest, ThreeUnansweredRequestsFailAndDropPending) {
   EXPECT_EQ(parse4(out[0]).inner.size(), 70u);
 }
 
+// The neighbour listing: an entry's age counts from when it was made (an
+// operator saw a never-resolved entry as old as the daemon), and a failed
+// next hop no peer uses any more is not listed.
+TEST_F(UnderlayTest, NeighbourAgesFromItsMakingAndAFailedUnusedOneIsNotListed) {
+  EngineOptions o = testutil::small_engine_options();
+  o.idle_poll_ms = 5;
+  make_engine(o);
+  SwitchId s = create_switch(kVni);
+  UplinkConfig u = cfg4();
+  u.neighbor_retry_ms = 100;
+  make_uplink(u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  step();
+  ASSERT_TRUE(add_peer(s, v4(kPeerA4)).ok());
+  step();
+  auto v = neighbors();
+  const NeighborDumpEntry* n = neighbor(v, v4(kPeerA4));
+  ASSERT_NE(n, nullptr);
+  EXPECT_LT(n->age_ms, 200u) << "made just now, not when the engine started";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (nstate(v4(kPeerA4)) != "failed" && std::chrono::steady_clock::now() < deadline) {
+    step();
+    wire_out();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(nstate(v4(kPeerA4)), "failed") << "still listed while its peer is there";
+  ASSERT_TRUE(del_peer(s, v4(kPeerA4)).ok());
+  step();
+  EXPECT_EQ(nstate(v4(kPeerA4)), "absent");
+}
+
 TEST_F(UnderlayTest, OffLinkPeerResolvesTheGateway) {
   SwitchId s = create_switch(kVni);
   PortId l = add_port(s);
