@@ -293,7 +293,13 @@ export function portInfo(p: PortState): PortInfo {
   };
   if (p.switch !== undefined) info.switch = p.switch;
   if (p.untagged !== undefined) info.untagged = p.untagged;
-  if (p.kernel !== undefined) {
+  if (p.kernel !== undefined && p.type === 'vhostuser') {
+    // Only what applies to a vhost-user port (the rest is refused for it).
+    const k = p.kernel;
+    Object.assign(info, { spec: k.spec, burst: k.burst, queues: k.queues });
+    if (k.socket !== undefined) info.socket = k.socket;
+    if (k.vhostMode !== undefined) info.vhostMode = k.vhostMode;
+  } else if (p.kernel !== undefined) {
     const k = p.kernel;
     Object.assign(info, {
       interface: k.interface,

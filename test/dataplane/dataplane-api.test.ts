@@ -380,3 +380,16 @@ test('a trace drop line gets its reason\'s whole help', () => {
   assert.equal(r.records[0]!.lines[0]!.text, `vxlan_peer_denied: ${help}`);
   assert.ok(r.records[0]!.lines[0]!.text.length > 110);
 });
+
+// A vhost-user port's info holds what applies to it (socket, mode, queues,
+// burst), not the interface fields it refuses (a VM user saw rxRing 0,
+// promiscuous true, interface = the socket's path).
+test('a vhost-user port\'s info has only the fields that apply to it', async () => {
+  const dp = new Dataplane({ hugepages: false, bufferCount: 4096 }, fakeNative());
+  await dp.createSwitch({ name: 's', vni: 1 });
+  const info = await dp.createPort({ name: 'vm1', type: 'vhostuser', socket: '/run/vpc/vm1.sock', switch: 's', queues: 2 }) as unknown as Record<string, unknown>;
+  assert.equal(info.socket, '/run/vpc/vm1.sock');
+  assert.equal(info.queues, 2);
+  for (const k of ['interface', 'rxRing', 'txRing', 'disableOffloads', 'promiscuous']) assert.equal(k in info, false, k);
+  await dp.close();
+});
