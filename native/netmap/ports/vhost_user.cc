@@ -370,10 +370,11 @@ void VhostUserPort::watch() {
     if (listen_fd_ >= 0 && (pf[2].revents & POLLIN)) {
       const int extra = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (extra >= 0) {
-        ::close(extra);
+        // Counted and said before the close, which is what the front end sees.
         vst_->refused.fetch_add(1, std::memory_order_relaxed);
         status_->set_error("vhost-user: a second front end connected while one is connected: closed (one front end per "
                            "port; give the other VM a port and socket of its own)");
+        ::close(extra);
       }
     }
     if (pf[0].revents && !wait_for_engine()) return;
