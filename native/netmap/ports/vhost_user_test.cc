@@ -585,12 +585,12 @@ TEST(VhostUserWait, AMissingSocketDirectoryIsWaitedForWhenAskedAndRefusedOtherwi
   ASSERT_EQ(mkdir((dir + "/vms").c_str(), 0700), 0);
   struct stat sb;
   bool listening = false;
+  // The socket file appears at bind, the error goes right after: wait for both.
   for (int i = 0; i < 300 && !listening; ++i) {
-    listening = ::stat(o.socket.c_str(), &sb) == 0 && S_ISSOCK(sb.st_mode);
+    listening = ::stat(o.socket.c_str(), &sb) == 0 && S_ISSOCK(sb.st_mode) && st->error().empty();
     if (!listening) usleep(10000);
   }
-  ASSERT_TRUE(listening);
-  EXPECT_EQ(st->error(), "");
+  ASSERT_TRUE(listening) << st->error();
   auto cache = std::make_unique<BufferCache>(pool);
   FakeFrontend fe(o.socket);
   EXPECT_TRUE(fe.connected());
