@@ -201,6 +201,17 @@ int VhostUserPort::listen_now() {
     ::close(fd);
     return e;
   }
+  // A front end connects with write permission on the socket: it gets
+  // 0660 and its directory's group (vpcd runs as its own user; a QEMU run
+  // by libvirt as another joins that group). Best effort: where the group
+  // cannot be given, the owner's stays.
+  const size_t slash = opts_.socket.rfind('/');
+  struct stat ds;
+  if (::stat(slash == 0 ? "/" : opts_.socket.substr(0, slash).c_str(), &ds) == 0) {
+    int r = ::chown(opts_.socket.c_str(), uid_t(-1), ds.st_gid);
+    (void)r;
+  }
+  ::chmod(opts_.socket.c_str(), 0660);
   listen_fd_ = fd;
   return 0;
 }

@@ -543,6 +543,28 @@ TEST_F(VhostUser, DisconnectReleasesEverythingAndReconnectWorks) {
   EXPECT_EQ(status->vhost->connects.load(), 2u);
 }
 
+// The socket is 0660 with its directory's group: a front end run as another
+// user (libvirt's QEMU) connects as a member of that group.
+TEST(VhostUserSocket, IsGroupWritableWithItsDirectorysGroup) {
+  const std::string dir = "/tmp/vpc-vhu-group-" + std::to_string(getpid());
+  ASSERT_EQ(mkdir(dir.c_str(), 0750), 0);
+  const gid_t group = 65534;  // nogroup: not the owner's
+  if (chown(dir.c_str(), uid_t(-1), group) != 0) {
+    rmdir(dir.c_str());
+    GTEST_SKIP() << "cannot give the directory another group (not root)";
+  }
+  VhostUserOptions o;
+  o.socket = dir + "/vm.sock";
+  auto port = VhostUserPort::open(o, test_pool(), std::make_shared<PortStatus>());
+  struct stat ss;
+  ASSERT_EQ(::stat(o.socket.c_str(), &ss), 0);
+  EXPECT_EQ(ss.st_mode & 0777, 0660u);
+  EXPECT_EQ(ss.st_gid, group);
+  port->detach();
+  port.reset();
+  rmdir(dir.c_str());
+}
+
 // A second front end given the same socket (another VM, a typo) is closed
 // at once and said, not left in the listen backlog to take the port over
 // when the first one goes; the first keeps its device.
