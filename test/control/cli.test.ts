@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EXIT, runCli } from '../../src/control/cli';
+import { withBackend } from '../../src/control/cli/port';
 import { frameHex, removeDir, spawnVpcd, TEST_ENGINE, VpcdProcess, VPCCTL, eventually } from './helpers';
 
 interface Run {
@@ -314,4 +315,18 @@ describe('vpcctl port show with a tap port', () => {
       execFileSync('ip', ['netns', 'del', ns]);
     }
   });
+});
+
+// A vhost-user port counts per virtqueue: port show leaves out the kernel
+// ports' backend counters, which are not its own and stay 0.
+test('port show of a vhost-user port prints its device, not the kernel ports\' backend counters', () => {
+  const vhost = {
+    socket: '/run/vpc-vms/vm1.sock', mode: 'server', connected: false, connects: 0, disconnects: 0, messages: 0, refused: 0,
+    connectionDrops: {}, watcherErrors: 0, features: '0x0', featureNames: '', protocolFeatures: '0x0', deviceStatus: 0,
+    maxQueuePairs: 1, queues: [], regions: [],
+  };
+  const out = withBackend({ name: 'vm1', type: 'vhostuser' }, { backend: 'vhostuser', counters: { rx_offload: 0 }, vhost });
+  assert.match(out, /^vhost-user device:$/m);
+  assert.doesNotMatch(out, /backend counters|rx_offload/);
+  assert.match(withBackend({ name: 'p' }, { backend: 'afpacket', counters: { rx_offload: 3 } }), /^backend counters:\nrx_offload +3$/m);
 });

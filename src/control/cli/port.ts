@@ -16,8 +16,10 @@ export function withBackend(port: Record<string, unknown>, backend: Record<strin
   // 0 in the spec means the backend's default: say so, and which it chose.
   const spec: Record<string, unknown> = { ...port };
   for (const k of ['rxRing', 'txRing', 'burst']) if (spec[k] === 0) spec[k] = live[k] === undefined ? 'default' : `default (${String(live[k])})`;
-  const device = vhost === undefined ? '' : `\nvhost-user device:\n${formatVhost(vhost as VhostUserStatus)}`;
-  return `${keyValues(spec)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}${device}`;
+  // A vhost-user port counts per virtqueue (under its device); the kernel
+  // ports' backend counters are not its own and stay 0, so they are left out.
+  if (vhost !== undefined) return `${keyValues(spec)}\nbackend:\n${keyValues(live)}\nvhost-user device:\n${formatVhost(vhost as VhostUserStatus)}`;
+  return `${keyValues(spec)}\nbackend:\n${keyValues(live)}\nbackend counters:\n${keyValues(counters as Record<string, unknown>)}`;
 }
 
 export function registerPort(program: Command, { ctx, print }: CliContext): void {
