@@ -426,8 +426,9 @@ export function crossCheck(d: DesiredState, refused: Refused = { switches: new S
       err('ERR_ADDRESS_FAMILY', path, `${ip} is an IPv${ipFamily(ip)} address but uplink "${uplink.spec.name}" has no ${ipFamily(ip) === 4 ? 'localIp' : 'localIp6'}`);
     } else if (ownAddresses.includes(ip)) {
       err('ERR_INVALID_ARGUMENT', path, `${ip} is this host's own VTEP address (uplink "${uplink.spec.name}")`);
-    } else if (uplinkNet !== undefined && subnetEdge(ip, uplinkNet) !== undefined) {
-      err('ERR_INVALID_ARGUMENT', path, `${ip} is ${subnetEdge(ip, uplinkNet)} (uplink "${uplink.spec.name}"), which no VTEP has`);
+    } else {
+      const edge = uplinkNet === undefined ? undefined : subnetEdge(ip, uplinkNet);
+      if (edge !== undefined) err('ERR_INVALID_ARGUMENT', path, `${ip} is ${edge} (uplink "${uplink.spec.name}"), which no VTEP has`);
     }
   };
   const peerKeys = new Map<string, string>();

@@ -48,6 +48,12 @@ export function vtepHeldByKernel(spec: Pick<UplinkSpec, 'name' | 'interface' | '
 // down and comes up when the interface appears (a VM's tap comes with its
 // VM, a container's veth with its container); said so that a misspelt name
 // does not go unnoticed. `exists` reads vpcd's own namespace.
+// The same holds for the uplink (its VTEP then takes the interface's MAC).
+export function interfaceMissing(spec: { name: string; type: string; interface?: string }, exists: (ifname: string) => boolean = (n) => fs.existsSync(`/sys/class/net/${n}`), what: 'port' | 'uplink' = 'port'): string[] {
+  if ((spec.type !== 'afpacket' && spec.type !== 'afxdp') || spec.interface === undefined || exists(spec.interface)) return [];
+  return [`${what} "${spec.name}": interface ${spec.interface} does not exist (yet); the ${what} is down until it appears (check the name with: ip link)`];
+}
+
 // A vhost-user port in server mode whose socket's directory is missing is
 // made down the same way, and listens when the directory appears.
 export function socketDirectoryMissing(spec: { name: string; type: string; socket?: string; mode?: string }, exists: (dir: string) => boolean = (d) => fs.existsSync(d)): string[] {
@@ -55,10 +61,4 @@ export function socketDirectoryMissing(spec: { name: string; type: string; socke
   const dir = path.dirname(spec.socket);
   if (exists(dir)) return [];
   return [`port "${spec.name}": the directory ${dir} of its socket does not exist (yet); the port is down until it does (make it, e.g. mkdir -p ${dir})`];
-}
-
-// The same holds for the uplink (its VTEP then takes the interface's MAC).
-export function interfaceMissing(spec: { name: string; type: string; interface?: string }, exists: (ifname: string) => boolean = (n) => fs.existsSync(`/sys/class/net/${n}`), what: 'port' | 'uplink' = 'port'): string[] {
-  if ((spec.type !== 'afpacket' && spec.type !== 'afxdp') || spec.interface === undefined || exists(spec.interface)) return [];
-  return [`${what} "${spec.name}": interface ${spec.interface} does not exist (yet); the ${what} is down until it appears (check the name with: ip link)`];
 }

@@ -432,10 +432,10 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     this.assertOpen();
     const u = this.names.uplink;
     if (u === undefined) return undefined;
-    // One created before its interface appeared took the interface's MAC then.
+    // The MAC the engine uses: the interface's, also for one created before
+    // its interface appeared (it took the interface's MAC then).
     const live = u.spec.kernel === undefined ? undefined : this.callNative(() => this.engine.portStatus?.(u.id), 'portStatus')?.mac;
-    if (live !== undefined) u.spec.mac = live;
-    return uplinkInfo(u.spec, u.id);
+    return uplinkInfo(live === undefined ? u.spec : { ...u.spec, mac: live }, u.id);
   }
 
   // A remote VTEP joins the switch's flood list: broadcast, multicast and

@@ -228,7 +228,8 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
   if (gateway6 !== undefined && ip6 === undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway6', 'needs localIp6', undefined, false);
   if (gateway !== undefined) onSubnet(gateway, ip4!, 4, 'gateway');
   if (gateway !== undefined && gateway === ip4!.addr) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', 'is the uplink\'s own localIp: a gateway is another host', gateway);
-  if (gateway !== undefined && subnetEdge(gateway, ip4!) !== undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', `is ${subnetEdge(gateway, ip4!)}, which no host has`, gateway);
+  const gatewayEdge = gateway === undefined ? undefined : subnetEdge(gateway, ip4!);
+  if (gatewayEdge !== undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', `is ${gatewayEdge}, which no host has`, gateway);
   if (gateway6 !== undefined) onSubnet(gateway6, ip6!, 6, 'gateway6');
   if (gateway6 !== undefined && sameIp6(gateway6, ip6!.addr)) {
     throw invalid('ERR_INVALID_ARGUMENT', 'gateway6', 'is the uplink\'s own localIp6: a gateway is another host', gateway6);

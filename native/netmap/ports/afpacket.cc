@@ -688,13 +688,10 @@ void AfPacketPort::read_mtu() {
   if (mtu > 0) tx_limit_ = uint32_t(mtu) + 14;
 }
 
-// The interface's MAC, once: a port created while its interface was
-// missing reads it when the interface appears (an uplink adopts it then).
-// Later it stays, as the uplink's does (an interface created again with
-// another MAC keeps the VTEP's: peers hold it).
+// The interface's MAC, once (if_hwaddr_once): an uplink made while its
+// interface was missing adopts it.
 void AfPacketPort::refresh_mac() {
-  Mac m = 0;
-  if (mac_ == 0 && if_hwaddr(ctl_, ifname_, &m) == 0 && m != 0) mac_ = m;
+  if_hwaddr_once(ctl_, ifname_, &mac_);
   status_->mac.store(mac_, std::memory_order_relaxed);
 }
 

@@ -1130,9 +1130,7 @@ LinkState AfXdpPort::check_link() {
     } else if (arm_queues(&code, &err)) {
       status_->add(PortStatus::reopens);
       status_->set_error("");
-      // The interface's MAC, once (see AfPacketPort::refresh_mac).
-      Mac m = 0;
-      if (mac_ == 0 && if_hwaddr(ctl_, ifname_, &m) == 0 && m != 0) mac_ = m;
+      if_hwaddr_once(ctl_, ifname_, &mac_);  // an uplink made while it was missing adopts it
       status_->mac.store(mac_, std::memory_order_relaxed);
     } else {
       status_->set_error(err);
