@@ -9,6 +9,8 @@
 // written, the applied steps are undone and the caller gets
 // ERR_PERSIST_FAILED: nothing is acknowledged that a restart would lose.
 
+import { BlockList, isIP } from 'node:net';
+
 import {
   Dataplane,
   DataplaneOptions,
@@ -431,7 +433,7 @@ export class Controller {
     // a port whose interface MTU exceeds the port's, or whose MTU
     // exceeds its switch's inner MTU over the overlay (port-mtu.ts); said for
     // a dry run as well.
-    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...portWarnings(steps), ...mtuWarnings(target)];
+    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...portWarnings(steps), ...mtuWarnings(target), ...peerRouteWarnings(target)];
     const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings };
     // The BGP speaker is no dataplane object: a change is one line of the plan.
     const bgpChange = bgpPlanLine(this.model.bgp, target.bgp);
@@ -519,6 +521,33 @@ function bgpRestartWarnings(from: Model, to: Model): string[] {
 // What is wrong around the uplinks a plan creates (read from the host, see hostcheck.ts).
 function uplinkWarnings(steps: Step[]): string[] {
   return steps.flatMap((s) => (s.kind === 'uplink' && s.op === 'create' ? [...interfaceMissing(s.spec, undefined, 'uplink'), ...vtepHeldByKernel(s.spec)] : []));
+}
+
+// Remote VTEPs (peers, static entries) the uplink has no route to: off its
+// subnet with no gateway of that family. The engine keeps them but sends them
+// nothing; their frames count as neighbor_unresolved drops.
+export function peerRouteWarnings(model: Model): string[] {
+  const u = model.uplinks[0]?.spec;
+  if (u === undefined) return [];
+  const routes = ([[4, u.localIp, u.gateway, 'gateway'], [6, u.localIp6, u.gateway6, 'gateway6']] as const).flatMap(([family, cidr, gw, gwField]) => {
+    if (cidr === undefined || gw !== undefined) return [];
+    const [addr, prefix] = cidr.split('/');
+    const onLink = new BlockList();
+    onLink.addSubnet(addr!, Number(prefix ?? (family === 4 ? 32 : 128)), family === 4 ? 'ipv4' : 'ipv6');
+    return [{ family, cidr, gwField, onLink }];
+  });
+  const said = new Set<string>();
+  const out: string[] = [];
+  const check = (ip: string, what: string): void => {
+    const r = routes.find((x) => x.family === isIP(ip));
+    if (r === undefined || r.onLink.check(ip, r.family === 4 ? 'ipv4' : 'ipv6') || said.has(ip)) return;
+    said.add(ip);
+    out.push(`${what} is off uplink "${u.name}"'s subnet ${r.cidr} and the uplink has no ${r.gwField}: the switch cannot reach it ` +
+      `and drops what it would send there (neighbor_unresolved). Set the uplink's ${r.gwField} to a router on ${r.cidr}, or fix the address`);
+  };
+  for (const p of model.peers) check(p.spec.ip, `peer ${p.spec.ip} of switch "${p.spec.switch}"`);
+  for (const f of model.fdb) if (isRemote(f.spec)) check(f.spec.vtep, `VTEP ${f.spec.vtep} of the static entry for ${f.spec.mac} (switch "${f.spec.switch}")`);
+  return out;
 }
 
 // New kernel ports whose interface is not there (yet): they are made down.

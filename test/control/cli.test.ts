@@ -75,7 +75,7 @@ describe('vpcctl against vpcd', () => {
     assert.equal(dry.applied, false);
   });
 
-  test('updates that change nothing, contradicting options and --set repeating an option are usage errors, and change nothing', async () => {
+  test('updates that change nothing, contradicting options, --set repeating an option and a file apply cannot read are usage errors, and change nothing', async () => {
     const before = JSON.stringify((await d.client.call<{ state: unknown }>('GET', '/v1/state')).state);
     for (const [args, msg] of [
       [['switch', 'update', 'tenant-a'], /switch update: nothing to update; give at least one of --mac-limit, --aging-seconds, --learning, --remote-learning/],
@@ -83,6 +83,8 @@ describe('vpcctl against vpcd', () => {
       [['port', 'update', 'vm1', '--locked-mac', 'zz', '--unlock'], /--locked-mac and --unlock contradict each other/],
       [['port', 'create', 'q1', '--type', 'pipe', '--switch', 'tenant-a', '--set', 'name="other"'], /--set name: the name is the argument/],
       [['port', 'create', 'q1', '--type', 'pipe', '--switch', 'tenant-a', '--mtu', '1500', '--set', 'mtu=1400'], /--set mtu: mtu is given twice/],
+      [['apply', '-f', '/nonexistent/vpc.yaml'], /apply: cannot read \/nonexistent\/vpc\.yaml: no such file/],
+      [['apply', '-f', '/'], /apply: cannot read \/: it is a directory/],
     ] as const) {
       const r = await cli(...args);
       assert.equal(r.code, EXIT.USAGE, `${args.join(' ')}: ${r.out}${r.err}`);

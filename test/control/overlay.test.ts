@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { Dataplane, DataplaneOptions } from '../../src/dataplane';
 import { EXIT, runCli } from '../../src/control/cli';
 import { parseConfig } from '../../src/control/config';
-import { Controller } from '../../src/control/controller';
+import { Controller, peerRouteWarnings } from '../../src/control/controller';
 import { ControlError } from '../../src/control/errors';
 import { emptyModel, type Model, type UplinkObject } from '../../src/control/model';
 import { overlayInnerMtu, overlayMtuWarnings, uplinkMtuWarnings } from '../../src/control/port-mtu';
@@ -292,6 +292,41 @@ describe('overlay: port MTU above the inner MTU', () => {
     assert.equal(w.length, 1, w.join('\n'));
     assert.match(w[0]!, /^port "g1": its MTU is 1500, above the inner MTU 1450 .* Set the port's mtu to 1450 \(its interface has 1450 already\)/);
     assert.deepEqual(uplinkMtuWarnings(model, () => 1600), [], 'an interface that takes it: nothing to say');
+  });
+});
+
+describe('overlay: remote VTEPs the uplink has no route to', () => {
+  test('a peer or static entry off the uplink\'s subnet with no gateway of its family is warned about once per address; on-link or via a gateway is not', () => {
+    const model = {
+      ...emptyModel(),
+      uplinks: [{ uuid: 'u', spec: { name: 'up0', type: 'pipe', localIp: '198.18.0.1/24', localIp6: '2001:db8::1/64', gateway6: '2001:db8::fe' } }],
+      switches: [{ uuid: 's1', spec: { name: 'a', vni: 1 } }, { uuid: 's2', spec: { name: 'b', vni: 2 } }],
+      peers: [
+        { uuid: 'p1', spec: { switch: 'a', ip: '198.18.0.2' } },
+        { uuid: 'p2', spec: { switch: 'a', ip: '198.19.5.5' } },
+        { uuid: 'p3', spec: { switch: 'b', ip: '198.19.5.5' } },
+        { uuid: 'p4', spec: { switch: 'b', ip: '2001:db8:9::5' } },
+      ],
+      fdb: [{ uuid: 'f', spec: { switch: 'b', mac: '02:00:00:00:00:09', vtep: '198.19.7.7' } }],
+    } as Model;
+    const w = peerRouteWarnings(model);
+    assert.equal(w.length, 2, w.join('\n'));
+    assert.equal(w[0], 'peer 198.19.5.5 of switch "a" is off uplink "up0"\'s subnet 198.18.0.1/24 and the uplink has no gateway: the switch cannot reach it ' +
+      'and drops what it would send there (neighbor_unresolved). Set the uplink\'s gateway to a router on 198.18.0.1/24, or fix the address');
+    assert.match(w[1]!, /^VTEP 198\.19\.7\.7 of the static entry for 02:00:00:00:00:09 \(switch "b"\) is off uplink "up0"/);
+    model.uplinks[0]!.spec.gateway = '198.18.0.254';
+    assert.deepEqual(peerRouteWarnings(model), [], 'a gateway routes both');
+    assert.deepEqual(peerRouteWarnings({ ...model, uplinks: [] }), [], 'no uplink: the config check refuses the peers instead');
+  });
+
+  test('said by apply, dry run included', async () => {
+    await withController(async (c) => {
+      const off = `uplinks:\n${UPLINK}${SWITCHES('[198.18.0.2, 198.19.0.3]')}`;
+      const dry = await c.apply(parseConfig(off), { dryRun: true });
+      assert.equal(dry.warnings.filter((w) => /off uplink .* no gateway/.test(w)).length, 1, dry.warnings.join('\n'));
+      const r = await c.apply(parseConfig(off));
+      assert.deepEqual(r.warnings, dry.warnings);
+    });
   });
 });
 

@@ -39,7 +39,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Lab, run, sleep } from '../ports/lab';
+import { Lab, run, runAsync, sleep } from '../ports/lab';
 import { Agent, eth, guest, linuxVtep, quietNetns, repoRoot, sendFrames, overlaySkipReason } from '../overlay/vxlab';
 
 interface Sample {
@@ -257,8 +257,21 @@ async function main(): Promise<void> {
         children.add(client);
         lab.own(client);
         let outText = '';
+        let errText = '';
         client.stdout.on('data', (d: Buffer) => (outText += d.toString()));
-        const timer = setTimeout(() => client.kill('SIGKILL'), (secs + 15) * 1000);
+        client.stderr.on('data', (d: Buffer) => (errText += d.toString()));
+        const started = Date.now();
+        let killed = false;
+        let sockets = '';
+        const timer = setTimeout(() => {
+          killed = true;
+          // What the client's connections were waiting for (retransmits,
+          // backoff, unacknowledged data), for the note.
+          void runAsync('ip', ['netns', 'exec', gb.ns, 'ss', '-tni', 'dst', g1.ip], 3000).then((r) => {
+            sockets = r.out.replace(/\s+/g, ' ');
+            client.kill('SIGKILL');
+          });
+        }, (secs + 15) * 1000);
         const code = await new Promise<number>((r) => client.on('close', (c) => r(c ?? 1)));
         clearTimeout(timer);
         children.delete(client);
@@ -273,7 +286,8 @@ async function main(): Promise<void> {
           if (j.error && /unable to connect.*timed out/i.test(j.error)) counts.tcpConnectLost++;
           else if (j.error) note('iperf3', new Error(j.error));
         } catch {
-          note(`iperf3 exited ${code}`, new Error(outText.slice(-300)));
+          const how = killed ? `killed after ${((Date.now() - started) / 1000).toFixed(1)} s (a ${secs} s run)` : `exited ${code}`;
+          note(`iperf3 ${how}`, new Error(`${(outText + errText).slice(-300)}${sockets === '' ? '' : ` sockets: ${sockets.slice(0, 1200)}`}`));
         }
       }
     };

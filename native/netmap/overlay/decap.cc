@@ -30,6 +30,7 @@
 // destinations, other protocols or UDP ports) are host traffic, not drops:
 // they count as the uplink's to_host, and backends such as AF_PACKET see only
 // a copy of traffic the kernel keeps receiving (docs/design/overlay.md).
+#include "core/trace.h"
 #include "overlay/overlay.h"
 #include "proto/gso.h"
 
@@ -315,6 +316,40 @@ struct Overlay::RxSetup {
   return true;
 }
 
+// The reasons admit() gives: the packet's headers were whole and read.
+static bool refused_by_admit(Drop why) {
+  switch (why) {
+    case Drop::vxlan_vni_unknown:
+    case Drop::vxlan_peer_invalid:
+    case Drop::vxlan_peer_denied:
+    case Drop::vxlan_vtep_table_full:
+    case Drop::vxlan_inner_runt:
+    case Drop::member_table_full:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A traced frame's drop. One refused by admit (its outer headers passed
+// every check: read again from the frame, so the loop keeps nothing for it)
+// first gets a decap line naming its VNI and sending VTEP.
+[[gnu::cold, gnu::noinline]] void Overlay::trace_drop(Pkt p, Drop why) {
+  TraceRecord* r = core_.observer().traced(p.buf);
+  if (r && refused_by_admit(why)) {
+    const uint8_t* ip = core_.pool().frame(p) + kEthHeaderLen;
+    const bool v4 = (ip[0] >> 4) == 4;
+    const uint8_t* udp = v4 ? ip + (ip[0] & 0xF) * 4 : ip + kIpv6HeaderLen;
+    const IpAddr src = v4 ? IpAddr::from_v4(load_be32(ip + 12)) : IpAddr::from_v6(ip + 8);
+    const uint32_t vni = load_be32(udp + kUdpHeaderLen + 4) >> 8;
+    const SwitchId s = bridge_.switch_by_vni(vni);
+    char sw[24] = "no switch";
+    if (s != kNoId) std::snprintf(sw, sizeof sw, "switch#%u", s);
+    TraceSession::add(*r, Observer::mono_ns(), TraceStage::decap, "vni %u from vtep %s (%s), refused", vni, ip_format(src).c_str(), sw);
+  }
+  core_.observer().drop(p.buf, why);
+}
+
 // The uplink's burst: each frame is checked layer by layer (rx_outer,
 // rx_ipv4/rx_ipv6, rx_vxlan), admitted into a switch (admit), and its outer
 // headers stripped; what comes out is a Burst of inner frames for the
@@ -340,7 +375,7 @@ void Overlay::decap(Pkt* pkts, uint16_t n, Burst& b) {
     if (r != Rx::kTunnel) [[unlikely]] {
       if (r == Rx::kDrop) {
         pc->drop_rx(why);
-        if (core_.observer().tracing()) [[unlikely]] core_.observer().drop(p.buf, why);
+        if (core_.observer().tracing()) [[unlikely]] trace_drop(p, why);
         core_.cache().free(p.buf);
       } else if (r == Rx::kHost) {
         uplink_.counters->add(UplinkCounter::to_host, 1);

@@ -103,6 +103,7 @@ class Overlay {
   Rx rx_ipv6(Pkt& p, Outer& o, Drop* why);
   Rx rx_vxlan(Outer& o, Drop* why);
   bool admit(Outer& o, MemberId* m, Drop* why);
+  void trace_drop(Pkt p, Drop why);
   // encap.cc
   void encap_offload(uint32_t vt, SwitchState& sw, Pkt p, MemberId from, MemberId via, uint32_t inner_mtu);
   // A frame to or from a peer through remote member m: counted once, on the

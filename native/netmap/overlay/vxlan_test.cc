@@ -167,6 +167,13 @@ Bytes ipv6(const IpAddr& src, const IpAddr& dst, uint8_t nh, uint8_t hop, const 
   return h;
 }
 
+// A trace record as "stage: text" lines.
+std::string trace_text(const TraceRecord& r) {
+  std::string s;
+  for (uint8_t i = 0; i < r.nlines; ++i) s += std::string(trace_stage_name(r.lines[i].stage)) + ": " + r.lines[i].text + "\n";
+  return s;
+}
+
 Bytes vxlan_hdr(uint32_t vni, uint8_t flags = 0x08, uint8_t reserved = 0) {
   Bytes v = {flags, reserved, reserved, reserved};
   put32(v, vni << 8 | reserved);
@@ -1310,6 +1317,36 @@ TEST_F(VxlanDecapTest, SourcesThatCannotBeVtepsAreDropped) {
 
 // Issue 10 #4: by default a VNI takes VXLAN only from its own peers: not
 // from strangers, and not from the peers of another tenant's VNI.
+// A trace of a refused VXLAN packet says which VNI and which VTEP it came
+// with before the drop line (an operator tracing the uplink sees who is
+// knocking); a malformed one has only its drop line.
+TEST_F(VxlanDecapTest, TraceOfARefusedPacketNamesItsVniAndVtep) {
+  setup4(1);
+  step();
+  wire_out();
+  auto t = std::make_shared<TraceSession>(3, up_);
+  auto c = cmd(CmdOp::kStartTrace);
+  c->trace = t;
+  ASSERT_TRUE(run(std::move(c)).ok());
+  const Bytes inner = make_frame(kMacBroadcast, host_mac(0x900), 64);
+  Vx4 stranger;
+  stranger.src = kStranger4;
+  Vx4 unknown;
+  unknown.vni = kVni + 7;
+  Bytes bad = vx4(inner);
+  bad[14] = 0x46;  // IPv4 with options the header length does not hold
+  ASSERT_EQ(send_frames(up_, {vx4(inner, stranger), vx4(inner, unknown), bad}), 3u);
+  step();
+  ASSERT_EQ(t->published(), 3u);
+  auto text = [&](uint32_t k) { return trace_text(t->record(k)); };
+  const std::string denied = text(0), nosw = text(1), malformed = text(2);
+  EXPECT_NE(denied.find("decap: vni " + std::to_string(kVni) + " from vtep 198.18.0.9 (switch#" + std::to_string(sw_) + "), refused\ndrop: vxlan_peer_denied"),
+            std::string::npos) << denied;
+  EXPECT_NE(nosw.find("decap: vni " + std::to_string(kVni + 7) + " from vtep 198.18.0.2 (no switch), refused\ndrop: vxlan_vni_unknown"), std::string::npos) << nosw;
+  EXPECT_EQ(malformed.find("decap:"), std::string::npos) << malformed;
+  EXPECT_NE(malformed.find("drop: outer_"), std::string::npos) << malformed;
+}
+
 TEST_F(VxlanDecapTest, ByDefaultAVniAcceptsOnlyItsOwnPeers) {
   setup4(1);  // switch kVni: peers A and B
   SwitchId other = create_switch(kVni + 1);
@@ -2742,12 +2779,7 @@ TEST_F(VxlanUsoTest, TraceFollowsSegmentsIntoTheirSuperFrame) {
   ASSERT_EQ(send_frames(up_, wire), 3u);
   step();
   ASSERT_EQ(t->published(), 3u);
-  auto text = [&](uint32_t k) {
-    std::string s;
-    const TraceRecord& r = t->record(k);
-    for (uint8_t i = 0; i < r.nlines; ++i) s += std::string(trace_stage_name(r.lines[i].stage)) + ": " + r.lines[i].text + "\n";
-    return s;
-  };
+  auto text = [&](uint32_t k) { return trace_text(t->record(k)); };
   const std::string first = text(0);
   EXPECT_NE(first.find("GRO: segment 1 of 3 coalesced into one " + std::to_string(b.f.size()) + "-byte TCP super-frame"), std::string::npos) << first;
   EXPECT_NE(first.find("tx: port#" + std::to_string(locals_[0])), std::string::npos) << "followed to its port:\n" << first;

@@ -16,7 +16,10 @@ export function registerApply(program: Command, { io, ctx, print }: CliContext):
       try {
         text = fs.readFileSync(o.file, 'utf8');
       } catch (err) {
-        throw new CliError(EXIT.INVALID, `cannot read ${o.file}: ${(err as Error).message}`);
+        // A file that cannot be read is a bad command line, as for capture -w.
+        const e = err as NodeJS.ErrnoException;
+        const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
+        throw new CliError(EXIT.USAGE, `apply: cannot read ${o.file}: ${why}`);
       }
       const r = await client.call<Record<string, any>>('POST', '/v1/apply', { config: text, dryRun: o.dryRun === true, source: o.file });
       print(json, r, () => {
