@@ -91,6 +91,7 @@ class Bridge {
   Result check_join(const Command& c, std::vector<std::pair<uint16_t, SwitchId>>* maps) const;
   void join(PortId pid, const std::vector<std::pair<uint16_t, SwitchId>>& maps, const PortConfig& pc, bool trunk);
   void set_port_learning(PortId pid, const PortConfig& pc);
+  void port_security_changed(PortId pid, const std::vector<Mac>& locked);
   Result check_members_free(size_t wanted) const;
   void uplink_opened(PortId pid);
   void leave(PortId pid);

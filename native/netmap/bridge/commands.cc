@@ -169,6 +169,25 @@ void Bridge::set_port_learning(PortId pid, const PortConfig& pc) {
   if (pc.mac_limit == 0 || ls.learned < pc.mac_limit) ls.limit_reported = false;
 }
 
+// The port's lockedMacs changed (pc holds the new, sorted list): what it
+// learned from a MAC the list no longer allows is forgotten, and every
+// switch it is in gets a new generation, so the kernel path's entries for
+// its flows are void and their next frames meet learn()'s check.
+void Bridge::port_security_changed(PortId pid, const std::vector<Mac>& locked) {
+  for (MemberId mid : ports_[pid].members) {
+    SwitchState& sw = switches_[members_[mid].sw];
+    if (!locked.empty()) {
+      sw.fdb.erase_if(
+          [&](const FdbEntry& e) {
+            return e.member == mid && !(e.flags & kFdbStatic) && !std::binary_search(locked.begin(), locked.end(), e.mac);
+          },
+          [&](const FdbEntry& e) { remove_entry_effects(sw, e); });
+      sw.counters->set(SwitchCounter::fdb_entries, sw.fdb.size());
+    }
+    sw.generation++;
+  }
+}
+
 // A port the core just opened joins its switches: one member per mapping.
 void Bridge::join(PortId pid, const std::vector<std::pair<uint16_t, SwitchId>>& maps, const PortConfig& pc,
                   bool trunk) {

@@ -280,6 +280,45 @@ TEST_F(KernelPath, AFlushOrADeletedPortSendsFramesBackToTheEngine) {
   });
 }
 
+// Port security tightened on a port whose flows the kernel switches: the
+// kernel's entries are void at once and what the port learned from a MAC
+// the list no longer allows is forgotten, so the next frame from that MAC
+// meets the engine's check (port_security) instead of passing in the kernel
+// until it ages out. Loosened again, the flow comes back.
+TEST_F(KernelPath, LockingAPortsMacsStopsItsFlowsInTheKernelAtOnce) {
+  with_pair(true, [&](Pair& p, Guest& ga, Guest& gb) {
+    ga.send(kB, kA, 3);
+    EXPECT_EQ(gb.recv(), std::vector<uint8_t>{3});
+    pump(150);
+    EXPECT_EQ(engine_rx(p.pa), 1u);  // 3 went through the kernel
+    auto lock = [&](std::vector<Mac> macs) {
+      auto c = testutil::EngineHarness::cmd(CmdOp::kSetPort);
+      c->port = p.pa;
+      c->port_cfg.locked_macs = std::move(macs);
+      ASSERT_TRUE(h.run(std::move(c)).ok());
+      pump();  // the new generation reaches the kernel
+    };
+    auto learned = [&](Mac m) {
+      Result r = h.dump_fdb(sw);
+      return testutil::EngineHarness::find_entry(r.entries, m) != nullptr;
+    };
+    const uint64_t secured = cnt_read(h.engine().port_counters(p.pa).drops[size_t(Drop::port_security)]);
+    EXPECT_TRUE(learned(kA));
+    lock({host_mac(9)});
+    EXPECT_FALSE(learned(kA)) << "learned from a MAC the port may no longer send from";
+    ga.send(kB, kA, 4);
+    pump();
+    EXPECT_TRUE(gb.recv(0).empty());
+    EXPECT_EQ(cnt_read(h.engine().port_counters(p.pa).drops[size_t(Drop::port_security)]), secured + 1);
+    EXPECT_EQ(engine_rx(p.pa), 2u);
+    lock({kA, host_mac(9)});
+    ga.send(kB, kA, 5);
+    pump();
+    EXPECT_EQ(gb.recv(), std::vector<uint8_t>{5});
+    EXPECT_TRUE(learned(kA));
+  });
+}
+
 // A capture must see every frame: while one runs, the kernel takes none.
 TEST_F(KernelPath, ACaptureSeesEveryFrame) {
   with_pair(true, [&](Pair& p, Guest& ga, Guest& gb) {

@@ -97,9 +97,11 @@ Result Engine::do_set_port(Command& c) {
   if (!bad.ok()) return bad;
   PortState& ps = core_.port(c.port);
   Mac own = ps.cfg.mac;
+  const std::vector<Mac> was_locked = ps.cfg.locked_macs;
   core_.set_port_config(ps, c.port_cfg);
   ps.cfg.mac = own;
   bridge_.set_port_learning(c.port, c.port_cfg);
+  if (ps.cfg.locked_macs != was_locked) bridge_.port_security_changed(c.port, ps.cfg.locked_macs);
   bridge_.kpath_port_changed(c.port);
   return {};
 }
