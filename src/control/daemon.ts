@@ -140,8 +140,12 @@ export class Daemon {
     const engine: DataplaneOptions = desired?.engine ?? saved?.engine ?? {};
     const dp = new Dataplane(engine);
     // Offloads a killed vpcd left off come back before any port opens.
+    // The journal lives in the state directory, which must exist before the
+    // first port opens (a first start creates it only with its first save).
+    fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o750 });
     const restored = dp.useOffloadJournal(path.resolve(opts.stateDir));
-    if (restored.length > 0) log.warn({ interfaces: restored }, 'offloads restored that an earlier vpcd left off (it did not stop cleanly)');
+    if (restored.offloads.length > 0) log.warn({ interfaces: restored.offloads }, 'offloads restored that an earlier vpcd left off (it did not stop cleanly)');
+    if (restored.xdp.length > 0) log.warn({ interfaces: restored.xdp }, 'XDP programs removed that an earlier vpcd\'s afxdp ports left attached (it did not stop cleanly)');
     this.events = new EventLogger(log);
     dp.on('event', (e) => this.events?.event(e));
     dp.start();

@@ -120,20 +120,24 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     this.native = mod;
   }
 
-  // Keeps a journal of the offloads kernel ports turn off in `dir` (vpcd's
-  // state directory), so that a process killed before it could restore them
-  // (kill -9) does not leave interfaces without checksum offload and GSO for
-  // good: first restores whatever an earlier process recorded there, then
+  // Keeps a journal of what kernel ports change on their interfaces in `dir`
+  // (vpcd's state directory): the offloads they turn off, the XDP programs
+  // afxdp ports attach. A process killed before it could undo them (kill -9)
+  // would otherwise leave interfaces without checksum offload and GSO for
+  // good, and an XDP program that makes the next afxdp port on the interface
+  // fail. First undoes whatever an earlier process recorded there, then
   // records from now on. Call before creating ports. Process-wide (the last
-  // call wins). Returns the interfaces whose offloads were restored.
-  useOffloadJournal(dir: string): string[] {
+  // call wins). Returns the interfaces whose offloads were restored, and
+  // those whose XDP program was detached.
+  useOffloadJournal(dir: string): { offloads: string[]; xdp: string[] } {
     this.assertOpen();
     if (typeof dir !== 'string' || !path.isAbsolute(dir)) {
       throw makeError('ERR_INVALID_ARGUMENT', 'offload journal: must be an absolute directory path', 'dir');
     }
-    const restored = this.callNative(() => this.native.recoverOffloads?.(dir) ?? [], 'recoverOffloads');
+    const offloads = this.callNative(() => this.native.recoverOffloads?.(dir) ?? [], 'recoverOffloads');
+    const xdp = this.callNative(() => this.native.recoverXdp?.(dir) ?? [], 'recoverXdp');
     this.callNative(() => this.native.setOffloadJournal?.(dir), 'setOffloadJournal');
-    return [...restored];
+    return { offloads: [...offloads], xdp: [...xdp] };
   }
 
   // ---------------------------------------------------------------- lifecycle

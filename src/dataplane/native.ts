@@ -317,6 +317,7 @@ export interface NativeModule {
   // The offload journal (ports/ifutil.h), process-wide.
   setOffloadJournal?(dir: string): void;
   recoverOffloads?(dir: string): string[]; // interfaces whose offloads were restored
+  recoverXdp?(dir: string): string[]; // interfaces whose XDP program (an afxdp port's) was detached
   // The shared lists as the compiled engine has them (native-tables.ts mirrors them).
   tables?(): NativeTablesExport;
 }

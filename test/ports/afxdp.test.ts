@@ -5,11 +5,12 @@
 // reason. Addresses: 198.18.0.0/15 only; everything is deleted in `finally`.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, DataplaneError } from '../../src/dataplane/index';
-import { eventually, expectBuffersBack, Guest, Lab, pingAll, run, skipReason, tapGuest, withLab as withLabAndDataplane } from './lab';
+import { eventually, expectBuffersBack, Guest, Lab, pingAll, run, skipReason, spawnJournaledPort, tapGuest, withLab as withLabAndDataplane } from './lab';
 
 function mac(n: number): string {
   return `02:00:5e:20:00:${n.toString(16).padStart(2, '0')}`;
@@ -138,6 +139,46 @@ test('two guests on afxdp ports ping each other (ARP + ICMP); detach leaves no X
     await pingBoth(lab, g1, g2);
     await deleteAndCheckReleased(dp, ['x1', 'x2'], [s1, s2], fdsBefore);
     assert.deepEqual(Object.keys(dp.stats().ports), [], 'the engine holds no port any more');
+  });
+});
+
+// An afxdp port's XDP program outlives a process killed with SIGKILL, and
+// the interface then refuses the next afxdp port (a restarted vpcd exited 6
+// and took every tenant down). The journal lets the next start detach it:
+// only that program, on that interface.
+test('an XDP program a SIGKILLed process left attached is detached from the journal at the next start', async (t) => {
+  await withLab(t, async (lab, dp) => {
+    const { s1 } = await twoGuests(lab, dp);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.name('j')}-`));
+    try {
+      const child = spawnJournaledPort(dir, { name: 'p', type: 'afxdp', interface: s1, switch: 'a' });
+      lab.own(child);
+      await eventually(() => assert.match(child.output(), /ready/), 10_000, 50);
+      const left = xdpOf(s1);
+      assert.notEqual(left, '', 'the port attached its program');
+      const exited = new Promise((r) => child.on('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      assert.equal(xdpOf(s1), left, 'nobody detached it (kill -9)');
+      await assert.rejects(dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' }), /already has an XDP program attached/);
+      // The next start: the program detached, records gone.
+      assert.deepEqual(dp.useOffloadJournal(dir).xdp, [s1]);
+      assert.equal(xdpOf(s1), '');
+      assert.deepEqual(fs.readdirSync(dir), [], 'records are deleted');
+      await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('xdp-')), [`xdp-${s1}`]);
+      // A record whose program is not the one attached (another program,
+      // another id) is dropped and the program left alone.
+      const mine = xdpOf(s1);
+      fs.writeFileSync(path.join(dir, `xdp-${s1}`), `${fs.readFileSync(`/sys/class/net/${s1}/ifindex`, 'utf8').trim()} 1 2\n`);
+      assert.deepEqual(dp.useOffloadJournal(dir).xdp, []);
+      assert.equal(xdpOf(s1), mine, 'the running port keeps its program');
+      await dp.deletePort('x1');
+      assert.equal(xdpOf(s1), '');
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('xdp-')), [], 'a clean detach leaves no record');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -8,6 +8,7 @@
 
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
 import { Dataplane, type PortSpec } from '../../src/dataplane/index';
@@ -197,6 +198,30 @@ export class Lab {
       }
     }
   }
+}
+
+// Another process whose Dataplane keeps its journal in `journalDir` and
+// holds one port (`spec`, on switch "a"); it prints "ready" once the port is
+// up, then waits to be killed (the kill -9 tests: what it changed on the
+// interface stays, and the journal says what). Own it with lab.own().
+export function spawnJournaledPort(journalDir: string, spec: PortSpec): ReturnType<typeof spawn> & { output(): string } {
+  const index = path.resolve(__dirname, '..', '..', 'src', 'dataplane', 'index.js');
+  const script = `
+    const { Dataplane } = require(${JSON.stringify(index)});
+    const dp = new Dataplane({ hugepages: false, bufferCount: 1024, bufferSize: 4096, maxPorts: 4, maxSwitches: 2 });
+    dp.useOffloadJournal(${JSON.stringify(journalDir)});
+    dp.start();
+    (async () => {
+      await dp.createSwitch({ name: 'a', vni: 1 });
+      await dp.createPort(${JSON.stringify(spec)});
+      console.log('ready');
+      setInterval(() => {}, 1000);
+    })().catch((e) => { console.error(e); process.exit(2); });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  return Object.assign(child, { output: () => out });
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -9,7 +9,6 @@
 // them afterwards. Addresses: 198.18.0.0/15 only. Loads: a few frames and
 // pings.
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -17,7 +16,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../../src/dataplane/index';
 import { Metrics } from '../../src/control/metrics';
-import { eventually, Lab, run, skipReason } from './lab';
+import { eventually, Lab, run, skipReason, spawnJournaledPort } from './lab';
 import { eth, ip4Bytes, ipv4, python, sendFrames, udp, vxlan } from '../overlay/vxlab';
 
 function mac(n: number): string {
@@ -153,24 +152,9 @@ test('offloads a SIGKILLed process left off are restored from the journal at the
     const dir = mkdtempSync(path.join(tmpdir(), `${lab.name('j')}-`));
     try {
       // The victim: another process attaches a port to the veth, then is killed.
-      const root = path.resolve(__dirname, '..', '..', '..');
-      const script = `
-        const { Dataplane } = require(${JSON.stringify(path.join(root, 'dist', 'src', 'dataplane', 'index.js'))});
-        const dp = new Dataplane({ hugepages: false, bufferCount: 1024, maxPorts: 4, maxSwitches: 2 });
-        dp.useOffloadJournal(${JSON.stringify(dir)});
-        dp.start();
-        (async () => {
-          await dp.createSwitch({ name: 'a', vni: 1 });
-          await dp.createPort({ name: 'p', type: 'afpacket', interface: ${JSON.stringify(side)}, switch: 'a', disableOffloads: true });
-          console.log('ready');
-          setInterval(() => {}, 1000);
-        })().catch((e) => { console.error(e); process.exit(2); });`;
-      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawnJournaledPort(dir, { name: 'p', type: 'afpacket', interface: side, switch: 'a', disableOffloads: true });
       lab.own(child);
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      await eventually(() => assert.match(out, /ready/), 10_000, 50);
+      await eventually(() => assert.match(child.output(), /ready/), 10_000, 50);
       assert.equal(txcsum(), 'off', 'the port turned tx checksumming off');
       assert.equal(gso(), 'off');
       const exited = new Promise((r) => child.on('exit', r));
@@ -180,7 +164,7 @@ test('offloads a SIGKILLed process left off are restored from the journal at the
       assert.ok(readdirSync(dir).some((f) => f.startsWith('offloads-')), `a record was left: ${readdirSync(dir).join()}`);
       // The next start restores them before any port opens.
       const restored = dp.useOffloadJournal(dir);
-      assert.deepEqual(restored, [side]);
+      assert.deepEqual(restored, { offloads: [side], xdp: [] });
       assert.equal(txcsum(), 'on');
       assert.equal(gso(), 'on');
       assert.deepEqual(readdirSync(dir), [], 'records are deleted');
@@ -192,7 +176,7 @@ test('offloads a SIGKILLed process left off are restored from the journal at the
       await dp.deletePort('p');
       assert.deepEqual(readdirSync(dir), []);
       assert.equal(txcsum(), 'on');
-      assert.deepEqual(dp.useOffloadJournal(dir), [], 'nothing to restore');
+      assert.deepEqual(dp.useOffloadJournal(dir), { offloads: [], xdp: [] }, 'nothing to restore');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -131,6 +131,8 @@ namespace vpc {
 
 bool afxdp_built() { return false; }
 
+std::vector<std::string> xdp_recover(const std::string&) { return {}; }
+
 std::unique_ptr<Port> open_afxdp_port(const PortSpec& spec, const KernelPortOptions&, std::shared_ptr<BufferPool>,
                                       std::shared_ptr<PortStatus>) {
   throw PortError(Status::kInvalidArgument,
@@ -326,6 +328,7 @@ class AfXdpPort final : public Port {
   bool create_xsk(Xsk& x, bool share, bool zero_copy, int ifindex, int* bind_errno, Status* code, std::string* err);
   bool attach_prog(int ifindex, uint32_t* map_entries, Status* code, std::string* err);
   void detach_prog();
+  void journal_prog();
   void close_xsk(Xsk& x);  // socket and rings only
   void close_xsks();       // every socket (the buffers the kernel held stay in lent_)
   void close_kernel();     // sockets and XDP program: any thread, while the port is not live
@@ -413,6 +416,7 @@ class AfXdpPort final : public Port {
   xdp_program* prog_ = nullptr;
   int prog_fd_ = -1, map_fd_ = -1, prog_ifindex_ = 0;
   uint32_t prog_mode_ = 0;  // XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE
+  std::string prog_journal_;  // the journal's record of the attached program
 
   uint64_t last_open_try_ms_ = 0;
   bool claimed_ = false;
@@ -573,6 +577,7 @@ bool AfXdpPort::attach_prog(int idx, uint32_t* map_entries, Status* code, std::s
     if (r == 0) {
       prog_mode_ = mode;
       prog_ifindex_ = idx;
+      journal_prog();
       return true;
     }
     last = -r;
@@ -588,6 +593,17 @@ bool AfXdpPort::attach_prog(int idx, uint32_t* map_entries, Status* code, std::s
               sys_error(w + ": attaching the XDP program" + hint, last, "CAP_NET_ADMIN and CAP_BPF (run as root)"));
 }
 
+// The attached program in the journal (ports/ifutil.h), so that a process
+// killed before it detaches (kill -9) does not leave it on the interface,
+// where the next start's port would find the interface taken: xdp_recover.
+void AfXdpPort::journal_prog() {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd_, &info, &len) != 0) return;
+  prog_journal_ = journal_record(kXdpJournalPrefix + ifname_, std::to_string(prog_ifindex_) + " " + std::to_string(info.id) +
+                                                                   " " + std::to_string(prog_mode_) + "\n");
+}
+
 void AfXdpPort::detach_prog() {
   if (prog_ifindex_ && prog_fd_ >= 0) {
     bpf_xdp_attach_opts o{};
@@ -595,6 +611,8 @@ void AfXdpPort::detach_prog() {
     o.old_prog_fd = prog_fd_;  // only if it is still ours
     bpf_xdp_detach(prog_ifindex_, prog_mode_, &o);
   }
+  if (!prog_journal_.empty()) std::remove(prog_journal_.c_str());
+  prog_journal_.clear();
   prog_ifindex_ = 0;
   if (prog_) xdp_program__close(prog_);
   prog_ = nullptr;
@@ -1174,6 +1192,31 @@ LinkState AfXdpPort::check_link() {
 std::unique_ptr<Port> open_afxdp_port(const PortSpec& spec, const KernelPortOptions& opts,
                                       std::shared_ptr<BufferPool> pool, std::shared_ptr<PortStatus> status) {
   return AfXdpPort::open(spec, opts, std::move(pool), std::move(status));
+}
+
+std::vector<std::string> xdp_recover(const std::string& dir) {
+  std::vector<std::string> removed;
+  for (const std::string& n : journal_records(dir, kXdpJournalPrefix)) {
+    const std::string path = dir + "/" + n, ifname = n.substr(sizeof(kXdpJournalPrefix) - 1);
+    int ifindex = 0;
+    unsigned id = 0, mode = 0;
+    FILE* f = std::fopen(path.c_str(), "r");
+    const bool ok = f && std::fscanf(f, "%d %u %u", &ifindex, &id, &mode) == 3;
+    if (f) std::fclose(f);
+    // Only the program that process attached, on the same interface: the
+    // same ifindex, and the same program id still attached in that mode (an
+    // id is not reused while its program lives). Anything else is left alone.
+    uint32_t now = 0;
+    if (ok && int(if_nametoindex(ifname.c_str())) == ifindex && bpf_xdp_query_id(ifindex, int(mode), &now) == 0 && now == id) {
+      bpf_xdp_attach_opts o{};
+      o.sz = sizeof(o);
+      o.old_prog_fd = bpf_prog_get_fd_by_id(id);
+      if (o.old_prog_fd >= 0 && bpf_xdp_detach(ifindex, mode, &o) == 0) removed.push_back(ifname);
+      if (o.old_prog_fd >= 0) close(o.old_prog_fd);
+    }
+    std::remove(path.c_str());
+  }
+  return removed;
 }
 
 }  // namespace vpc

@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/buffer_pool.h"
 #include "core/offload.h"
@@ -109,6 +110,16 @@ bool resolve_xsk_queues(const std::string& ifname, int spec_queue, uint32_t requ
 
 // True when this build has AF_XDP (libxdp and libbpf were found).
 bool afxdp_built();
+
+// The XDP program journal: an afxdp port records the program it attached
+// (xdp-<ifname>: ifindex, program id, attach mode) in the offload journal's
+// directory (ports/ifutil.h) and deletes the record when it detaches it.
+// xdp_recover() at the next start detaches each recorded program that is
+// still attached to the same interface (a process killed with kill -9 left
+// it, and the interface would refuse the next port) and deletes the records.
+// Returns the interfaces it freed.
+constexpr char kXdpJournalPrefix[] = "xdp-";
+std::vector<std::string> xdp_recover(const std::string& dir);
 
 // Throws PortError (including "not built" when afxdp_built() is false).
 std::unique_ptr<Port> open_afxdp_port(const PortSpec& spec, const KernelPortOptions& opts,

@@ -147,18 +147,16 @@ void offloads_journal(const std::string& dir) {
   g_journal_dir = dir;
 }
 
-// Writes the record (temporary file, then rename: a record is whole or
-// absent). Returns its path, or "" without a journal or on failure.
-static std::string journal_write(const OffloadSaved& s) {
+// Writes a record (temporary file, then rename: a record is whole or
+// absent).
+std::string journal_record(const std::string& name, const std::string& text) {
   std::string dir;
   {
     std::lock_guard<std::mutex> g(g_journal_mu);
     dir = g_journal_dir;
   }
   if (dir.empty()) return "";
-  const std::string path = dir + "/" + kJournalPrefix + s.ifname, tmp = path + ".tmp";
-  std::string text = std::to_string(s.ifindex) + "\n";
-  for (const auto& [cmd, value] : s.changed) text += std::to_string(cmd) + " " + std::to_string(value) + "\n";
+  const std::string path = dir + "/" + name, tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
   if (!f) return "";
   bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
@@ -170,25 +168,35 @@ static std::string journal_write(const OffloadSaved& s) {
   return path;
 }
 
-std::vector<std::string> offloads_recover(int ctl, const std::string& dir, std::string* err) {
-  std::vector<std::string> restored;
+std::vector<std::string> journal_records(const std::string& dir, const std::string& prefix, std::string* err) {
+  std::vector<std::string> names;
   DIR* d = opendir(dir.c_str());
   if (!d) {
     if (errno != ENOENT && err) *err = dir + ": " + std::strerror(errno);
-    return restored;
+    return names;
   }
-  std::vector<std::string> names;
+  std::vector<std::string> partial;
   while (dirent* e = readdir(d)) {
     std::string n = e->d_name;
-    if (n.rfind(kJournalPrefix, 0) == 0) names.push_back(n);
+    if (n.rfind(prefix, 0) != 0) continue;
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0) partial.push_back(n);  // never completed
+    else names.push_back(n);
   }
   closedir(d);
-  for (const std::string& n : names) {
+  for (const std::string& n : partial) std::remove((dir + "/" + n).c_str());
+  return names;
+}
+
+static std::string journal_write(const OffloadSaved& s) {
+  std::string text = std::to_string(s.ifindex) + "\n";
+  for (const auto& [cmd, value] : s.changed) text += std::to_string(cmd) + " " + std::to_string(value) + "\n";
+  return journal_record(kJournalPrefix + s.ifname, text);
+}
+
+std::vector<std::string> offloads_recover(int ctl, const std::string& dir, std::string* err) {
+  std::vector<std::string> restored;
+  for (const std::string& n : journal_records(dir, kJournalPrefix, err)) {
     const std::string path = dir + "/" + n;
-    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0) {  // a record never completed
-      std::remove(path.c_str());
-      continue;
-    }
     OffloadSaved s;
     s.ifname = n.substr(sizeof(kJournalPrefix) - 1);
     FILE* f = std::fopen(path.c_str(), "r");

@@ -60,6 +60,15 @@ void offloads_restore(int ctl, OffloadSaved* saved);
 // records. Returns the names of the interfaces restored.
 void offloads_journal(const std::string& dir);  // "" turns it off
 std::vector<std::string> offloads_recover(int ctl, const std::string& dir, std::string* err);
+// Another record in the same journal (name: its file name), whole or absent;
+// returns its path, or "" without a journal or on failure. For state other
+// than offloads that a killed process would leave behind (an afxdp port's
+// XDP program: xdp_recover in ports/afxdp.h).
+std::string journal_record(const std::string& name, const std::string& text);
+// The complete records in `dir` whose names start with `prefix` (a record
+// never completed, left as its temporary file, is deleted). Empty when the
+// directory does not exist; other failures set *err.
+std::vector<std::string> journal_records(const std::string& dir, const std::string& prefix, std::string* err = nullptr);
 
 // One port per interface per process: AF_PACKET would otherwise happily let
 // two ports see each other's traffic. Returns false if `name` is claimed.
