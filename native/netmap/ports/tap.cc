@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "ports/flow_hash.h"
@@ -117,6 +118,42 @@ int find_tap_namespace(const std::string& name, uint64_t home, int* seen) {
   return found;
 }
 
+// Whether nothing but descriptors (ours) holds the network namespace `ino`:
+// no task of any process is in it, and no mount of it is seen from here or
+// from init's mount namespace (ip netns, CNI and docker keep theirs there).
+// A scan of /proc, off the engine thread (TapPort::check_link).
+bool netns_orphaned(uint64_t ino) {
+  const std::string want = "net:[" + std::to_string(ino) + "]";
+  for (const char* mounts : {"/proc/self/mountinfo", "/proc/1/mountinfo"}) {
+    std::ifstream in(mounts);
+    std::string line;
+    while (std::getline(in, line))
+      if (line.find(want) != std::string::npos) return false;
+  }
+  DIR* procs = opendir("/proc");
+  if (!procs) return false;
+  bool held = false;
+  char link[64];
+  while (dirent* p = readdir(procs)) {
+    if (held) break;
+    if (!(p->d_name[0] >= '1' && p->d_name[0] <= '9')) continue;
+    const std::string task_dir = std::string("/proc/") + p->d_name + "/task";
+    DIR* tasks = opendir(task_dir.c_str());
+    if (!tasks) continue;  // gone meanwhile
+    while (dirent* t = readdir(tasks)) {
+      if (t->d_name[0] == '.') continue;
+      const ssize_t n = readlink((task_dir + "/" + t->d_name + "/ns/net").c_str(), link, sizeof link - 1);
+      if (n > 0 && size_t(n) == want.size() && std::memcmp(link, want.data(), want.size()) == 0) {
+        held = true;
+        break;
+      }
+    }
+    closedir(tasks);
+  }
+  closedir(procs);
+  return !held;
+}
+
 constexpr uint32_t kDefaultDepth = 256;  // reads per queue and burst, writes in flight (io_uring)
 
 }  // namespace
@@ -178,6 +215,8 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
   Status code;
   std::string err;
   const bool opened = p->open_queues(&code, &err, away);
+  struct stat away_st;
+  if (opened && away >= 0 && fstat(away, &away_st) == 0) p->pinned_ino_ = away_st.st_ino;
   if (away >= 0) close(away);
   if (!opened) throw PortError(code, err);
   if (seen > 1)
@@ -458,6 +497,33 @@ int TapPort::read_flags(const char* name, unsigned* flags) {
   return r;
 }
 
+// pinned_ino_ (tap.h): a scan every 2 s at most, off the engine thread;
+// true when the port let go of the tap (it is down, and at the next checks
+// makes it again at home).
+bool TapPort::let_go_of_orphaned_namespace() {
+  bool orphaned = false;
+  if (orphan_check_.take(&orphaned)) {
+    orphan_votes_ = orphaned ? orphan_votes_ + 1 : 0;
+    if (orphan_votes_ >= 2) {
+      close_queues();  // the namespace, and the tap in it, go with our last descriptor
+      brought_up_ = false;
+      pinned_ino_ = 0;
+      orphan_votes_ = 0;
+      last_open_try_ms_ = mono_ms();  // give the kernel a second to dismantle it
+      status_->set_error("tap " + ifname_ + ": the container namespace it was in has no process or mount left " +
+                         "(the container is gone); the port let go of it and creates its tap again here");
+      return true;
+    }
+  }
+  const uint64_t now = mono_ms();
+  if (!orphan_check_.busy() && now - last_orphan_check_ms_ >= 2000) {
+    last_orphan_check_ms_ = now;
+    const uint64_t ino = pinned_ino_;
+    orphan_check_.start([ino] { return netns_orphaned(ino); });
+  }
+  return false;
+}
+
 LinkState TapPort::check_link() {
   if (!fds_.empty()) {
     ifreq ifr{};
@@ -468,6 +534,7 @@ LinkState TapPort::check_link() {
                          (created_ ? "the port creates it again" : "the port re-attaches when it returns"));
       return LinkState::kDown;
     }
+    if (pinned_ino_ && let_go_of_orphaned_namespace()) return LinkState::kDown;
     // Follow the device into whatever namespace it was moved to (the
     // descriptor is closed at once: holding it would keep the namespace).
     int nsfd = ioctl(fds_[0], TUNGETDEVNETNS);
@@ -515,6 +582,7 @@ LinkState TapPort::check_link() {
   }
   nsid_ = -1;
   ns_ino_ = 0;
+  pinned_ino_ = 0;
   if (created_) if_set_flags(ctl_, ifname_, IFF_UP, 0);
   status_->add(PortStatus::reopens);
   status_->set_error("");

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "core/buffer_pool.h"
+#include "ports/off_thread.h"
 #include "ports/port.h"
 #include "ports/spec.h"
 #include "ports/tap_uring.h"
@@ -71,7 +72,9 @@ class TapPort final : public Port {
   WatchKey link_watch_key() const override {
     if (fds_.empty() || dead_ || ifindex_ <= 0 || ns_ino_ == 0) return {};
     if (ns_ino_ == home_netns_) return WatchKey{home_netns_, ifindex_, 10000, -1};
-    return nsid_ >= 0 ? WatchKey{home_netns_, ifindex_, 10000, nsid_} : WatchKey{};
+    // Held in a container's namespace (pinned_ino_): no message says when
+    // that namespace has nobody else left, so it is checked every 2 s.
+    return nsid_ >= 0 ? WatchKey{home_netns_, ifindex_, pinned_ino_ ? 2000u : 10000u, nsid_} : WatchKey{};
   }
   uint32_t tx_offloads() const override {
     return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | (uso_ ? kOffUso : 0u);
@@ -83,6 +86,7 @@ class TapPort final : public Port {
   bool open_queues(Status* code, std::string* err, int nsfd = -1);  // nsfd: the device's namespace (-1: ours)
   void close_queues();
   LinkState check_link();
+  bool let_go_of_orphaned_namespace();
   int read_flags(const char* name, unsigned* flags);  // 0 or -errno; ifindex_ too
   void set_down();  // the device's IFF_UP off, wherever it is
   // Puts the virtio-net header in front of pkts[i]'s frame (moving a frame
@@ -108,6 +112,17 @@ class TapPort final : public Port {
   bool created_ = false;  // the switch created the device
   bool brought_up_ = false;  // the switch set IFF_UP on a device it found down
   bool claimed_ = false;
+  // A persistent tap re-attached in a container's namespace after a restart:
+  // its descriptors were opened there, and a tun descriptor keeps the
+  // namespace it was opened in alive. When nothing else holds it any more
+  // (no task in it, no mount of it: the container is gone, see
+  // netns_orphaned), twice in a row, the port lets go of the tap, the kernel
+  // dismantles the namespace with it, and the port makes its tap again at
+  // home, as when a tap it followed there goes with its container.
+  uint64_t pinned_ino_ = 0;  // that namespace; 0: the descriptors hold none but ours
+  OffThread<bool> orphan_check_;
+  uint64_t last_orphan_check_ms_ = 0;
+  int orphan_votes_ = 0;
   uint32_t burst_ = kMaxBurst;
   uint32_t rx_q_ = 0;
   uint64_t last_open_try_ms_ = 0;

@@ -418,9 +418,29 @@ TEST(Tap, APersistentTapInAContainersNamespaceIsAttachedThereAfterARestart) {
       if (!up) usleep(10000);
     }
     EXPECT_TRUE(up) << st->error();
-    port->detach();
+    // The port's descriptors were opened in the container's namespace, and
+    // a tun descriptor keeps its namespace alive: when the container goes,
+    // the port must let go, or the namespace (and the tap in it) would
+    // outlive it and the port stay up on a tap nobody can reach.
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
+    bool down = false;
+    for (int i = 0; i < 800 && !down; ++i) {
+      down = port->link_state() == LinkState::kDown;
+      if (!down) usleep(10000);
+    }
+    ASSERT_TRUE(down) << "still up on a tap in its container's namespace after the container is gone";
+    EXPECT_NE(st->error().find("no process or mount left"), std::string::npos) << st->error();
+    bool back = false;
+    for (int i = 0; i < 400 && !back; ++i) {
+      back = port->link_state() == LinkState::kUp;
+      if (!back) usleep(10000);
+    }
+    EXPECT_TRUE(back) << st->error();
+    EXPECT_NE(if_nametoindex("vt-pers"), 0u) << "made again in the switch's namespace";
+    port->detach();
+    // A persistent tap stays when the port closes: this one is the test's.
+    system("ip link del vt-pers 2>/dev/null");
   }, "/dev/net/tun");
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
