@@ -78,8 +78,9 @@ void Bridge::trace_after(const Burst& b) {
     mac_text(b.dst[i], d_mac);
     if (d == kDestFloodBcast || d == kDestFloodMcast || d == kDestFloodUnknown) {
       const char* kind = d == kDestFloodBcast ? "broadcast" : d == kDestFloodMcast ? "multicast" : "unknown unicast";
-      TraceSession::add(r, ns, TraceStage::lookup, "%s: flood (%s) to the other members of switch#%u (%zu members)",
-                        d_mac, kind, mem.sw, sw.members.size());
+      const size_t others = sw.members.empty() ? 0 : sw.members.size() - 1;  // the sender's member is one of them
+      TraceSession::add(r, ns, TraceStage::lookup, "%s: flood (%s) to the %zu other member%s of switch#%u", d_mac, kind,
+                        others, others == 1 ? "" : "s", mem.sw);
       continue;
     }
     const Member& out = members_[d];
