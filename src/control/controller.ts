@@ -550,6 +550,26 @@ export function peerRouteWarnings(model: Model): string[] {
   return out;
 }
 
+// Why the engine limits `engine` resolves to cannot hold what a state file
+// holds (vpcd restores the state before it applies its config: a limit
+// lowered in the config below the running objects fails that restore), or
+// undefined. An uplink takes a port slot; each remote VTEP address (a peer
+// or a static entry's vtep) takes a VTEP slot.
+export function stateOverLimits(saved: Model, engine: DataplaneOptions): string | undefined {
+  const o = validateOptions(engine);
+  const vteps = new Set([...saved.peers.map((p) => p.spec.ip), ...saved.fdb.flatMap((f) => (isRemote(f.spec) ? [f.spec.vtep] : []))]);
+  const over = [
+    ['maxPorts', o.maxPorts, saved.ports.length + saved.uplinks.length, `${saved.ports.length} ports${saved.uplinks.length ? ' and an uplink' : ''}`],
+    ['maxSwitches', o.maxSwitches, saved.switches.length, `${saved.switches.length} switches`],
+    ['maxVteps', o.maxVteps, vteps.size, `${vteps.size} remote VTEP addresses`],
+  ] as const;
+  const bad = over.filter(([, limit, n]) => n > limit);
+  if (bad.length === 0) return undefined;
+  return `engine ${bad.map(([key, limit, n, what]) => `${key} ${limit} is below the ${n} the state file holds (${what})`).join('; ')}. ` +
+    'vpcd restores the state before it applies the config, so raise the limit to at least that, start, remove the objects ' +
+    '(vpcctl apply), and lower it at the next start';
+}
+
 // New kernel ports whose interface is not there (yet): they are made down.
 function portWarnings(steps: Step[]): string[] {
   return steps.flatMap((s) => (s.kind === 'port' && s.op === 'create' ? [...interfaceMissing(s.spec), ...socketDirectoryMissing(s.spec)] : []));

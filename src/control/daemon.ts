@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { Dataplane, DataplaneOptions } from '../dataplane';
 import { createApiServer } from './api';
 import { CONFIG_LIMITS, configTooLarge, DesiredState, parseConfig } from './config';
-import { Controller } from './controller';
+import { Controller, stateOverLimits } from './controller';
 import { ControlError, toControlError } from './errors';
 import { createLogger, EventLogger, LogFormat, Logger } from './logging';
 import { Metrics } from './metrics';
@@ -138,6 +138,12 @@ export class Daemon {
       throw new DaemonExit(VPCD_EXIT.SOCKET_IN_USE, `another vpcd answers on ${opts.socket}; stop it first or give --socket`);
     }
     const engine: DataplaneOptions = desired?.engine ?? saved?.engine ?? {};
+    const over = saved === undefined ? undefined : stateOverLimits(saved, engine);
+    if (over !== undefined) {
+      // Only a config can lower them (a state file carries its own): exit 4,
+      // which systemd does not retry, as the restore could never pass.
+      throw new DaemonExit(VPCD_EXIT.CONFIG_INVALID, `${opts.config ?? 'the state file'}: ${over}`, { code: 'ERR_LIMIT', field: 'engine' });
+    }
     const dp = new Dataplane(engine);
     // Offloads a killed vpcd left off come back before any port opens.
     // The journal lives in the state directory, which must exist before the

@@ -154,6 +154,28 @@ describe('limits and client errors through vpcd', () => {
     }
   });
 
+  test('engine limits lowered in the config below what the state holds: exit 4 at start, naming each limit and the count, before anything is made', async () => {
+    const dir = tempDir();
+    try {
+      const ports = Array.from({ length: 5 }, (_, i) => `      - { name: p${i}, type: pipe }`).join('\n');
+      const d = await spawnVpcd({ dir, config: `${TEST_ENGINE}switches:\n  - name: a\n    vni: 1\n    ports:\n${ports}\n  - { name: b, vni: 2 }\n` });
+      await d.stop();
+      const low = TEST_ENGINE.replace('maxPorts: 64, maxSwitches: 64', 'maxPorts: 4, maxSwitches: 1');
+      const d1 = await spawnVpcd({ dir, config: `${low}switches: [{ name: a, vni: 1 }]\n`, waitReady: false });
+      assert.equal(await d1.exited, 4, d1.stderr.join(''));
+      const err = d1.stderr.join('');
+      assert.match(err, /engine maxPorts 4 is below the 5 the state file holds \(5 ports\); maxSwitches 1 is below the 2 the state file holds \(2 switches\)\. vpcd restores the state before it applies the config/);
+      assert.doesNotMatch(d1.logs.join('\n'), /applied|rolled back/, 'nothing was made');
+      // With room, the same config starts and removes what it no longer lists.
+      const d2 = await spawnVpcd({ dir, config: `${TEST_ENGINE}switches: [{ name: a, vni: 1 }]\n` });
+      const st = await d2.client.call<Record<string, any>>('GET', '/v1/state');
+      assert.equal(st.state.ports.length, 0);
+      await d2.stop();
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   test('config file: a limit hit at start exits 4; on SIGHUP and POST /v1/reload it is refused and vpcd lives on', async () => {
     const dir = tempDir();
     try {
