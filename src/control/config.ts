@@ -394,8 +394,13 @@ export function crossCheck(d: DesiredState, refused: Refused = { switches: new S
     const first = ports.get(p.spec.name);
     if (first !== undefined) err('ERR_DUPLICATE_NAME', `${p.path}.name`, `port "${p.spec.name}" is already defined at ${first.path}`);
     else ports.set(p.spec.name, p);
+    // A port nested in a config switch takes that switch's name, checked with
+    // the switch itself; every other port (top level, state file, API) names
+    // its switch, and that name must exist. Only the config's own nesting
+    // counts: "state.ports[0]" holds ".ports[" too.
+    const nested = /^switches\[\d+\]\.ports\[/.test(p.path);
     const refs: [string | undefined, string][] = [
-      [p.path.includes('.ports[') ? undefined : p.spec.switch, 'switch'],
+      [nested ? undefined : p.spec.switch, 'switch'],
       [p.spec.untagged, 'untagged'],
       ...(p.spec.vlans ?? []).map((m, i): [string, string] => [m.switch, `vlans[${i}].switch`]),
     ];

@@ -102,6 +102,20 @@ describe('state file', () => {
     });
   });
 
+  test('a port whose switch does not exist fails the schema check (the path "state.ports[0]" is no nested config port)', () => {
+    withStore((store) => {
+      store.save(sampleModel());
+      const doc = JSON.parse(fs.readFileSync(store.file, 'utf8'));
+      doc.state.ports[0].spec.switch = 'nope';
+      doc.state.fdb = []; // else the entry's port, no member of "a", is reported first
+      doc.checksum = checksumOf(doc.state);
+      fs.writeFileSync(store.file, JSON.stringify(doc));
+      const e = corruptCode(store);
+      assert.equal(e.code, 'ERR_STATE_CORRUPT');
+      assert.match(e.message, /schema: state\.ports\[0\]\.switch: no switch named "nope"/);
+    });
+  });
+
   test('a file from a newer vpcd is refused with ERR_STATE_VERSION; a foreign file with ERR_STATE_CORRUPT', () => {
     withStore((store) => {
       store.save(sampleModel());
