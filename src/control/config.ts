@@ -408,6 +408,31 @@ export function crossCheck(d: DesiredState, refused: Refused = { switches: new S
       if (sw !== undefined && !switchNames.has(sw) && !refused.switches.has(sw)) err('ERR_UNKNOWN_SWITCH', `${p.path}.${field}`, `no switch named "${sw}"`);
     }
   }
+  // One port per interface: afpacket, tap and afxdp ports claim their
+  // interface by name whatever their type, the uplink included, and
+  // vhostuser ports their socket; the engine refuses a second claim
+  // (ERR_IN_USE) only when the step runs, so it is refused here. netmap
+  // ports are left out: they claim rings, which the kernel arbitrates (ports
+  // on different queues of one interface may share it). Objects the API is
+  // adding (path '') come last, so the error names the new one.
+  const claims = new Map<string, string>();
+  const claimers: { path: string; what: string; type: string; spec: { interface?: string; socket?: string } }[] = [
+    ...d.uplinks.slice(0, 1).map((u) => ({ path: u.path, what: 'uplink', type: u.spec.type, spec: u.spec })),
+    ...d.ports.map((p) => ({ path: p.path, what: 'port', type: p.spec.type, spec: p.spec })),
+  ];
+  for (const o of [...claimers.filter((c) => c.path !== ''), ...claimers.filter((c) => c.path === '')]) {
+    const field = o.type === 'vhostuser' ? 'socket' : 'interface';
+    const value = o.type === 'vhostuser' ? o.spec.socket : ['afpacket', 'tap', 'afxdp'].includes(o.type) ? o.spec.interface : undefined;
+    if (typeof value !== 'string') continue;
+    const key = `${field}:${value}`;
+    const first = claims.get(key);
+    if (first === undefined) {
+      claims.set(key, `the ${o.what} defined at ${o.path || 'the running state'}`);
+      continue;
+    }
+    const why = field === 'socket' ? 'one port per vhost-user socket' : 'one port or uplink per interface';
+    err('ERR_IN_USE', `${o.path}.${field}`, `${JSON.stringify(value)} is already used by ${first} (${why})`);
+  }
   // The overlay: one uplink; peers and remote entries need it, and an
   // address of a family the uplink has a VTEP address for.
   const uplink = d.uplinks[0];

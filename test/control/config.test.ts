@@ -177,6 +177,21 @@ describe('config: one error per kind of mistake, with path and line', () => {
       'ERR_DUPLICATE_NAME', 'ports[0].name', 6);
   });
 
+  test('two ports on one interface (the engine would refuse the second at apply: ERR_IN_USE), whatever their types', () => {
+    const e = expectError('switches:\n  - name: a\n    vni: 1\n    ports: [{ name: p1, type: afpacket, interface: veth0 }]\n'
+      + 'ports:\n  - { name: p2, type: afxdp, switch: a, interface: veth0 }\n', 'ERR_IN_USE', 'ports[0].interface', 6);
+    assert.match(e.message, /"veth0" is already used by the port defined at switches\[0\]\.ports\[0\]/);
+    // Two vhost-user ports on one socket, and a port on the uplink's interface.
+    expectError('switches:\n  - name: a\n    vni: 1\n    ports:\n      - { name: v1, type: vhostuser, socket: /run/v.sock }\n      - { name: v2, type: vhostuser, socket: /run/v.sock }\n',
+      'ERR_IN_USE', 'switches[0].ports[1].socket', 6);
+    const u = expectError('uplinks: [{ name: up0, type: afpacket, interface: eth1, localIp: 198.18.0.1/24 }]\nswitches:\n  - name: a\n    vni: 1\n    ports: [{ name: p1, type: tap, interface: eth1 }]\n',
+      'ERR_IN_USE', 'switches[0].ports[0].interface', 5);
+    assert.match(u.message, /already used by the uplink defined at uplinks\[0\]/);
+    // netmap ports claim rings, not the interface (one per queue may share it);
+    // pipes have no interface.
+    assert.equal(parseConfig('switches:\n  - name: a\n    vni: 1\n    ports:\n      - { name: n1, type: netmap, interface: eth2, queue: 0 }\n      - { name: n2, type: netmap, interface: eth2, queue: 1 }\n').ports.length, 2);
+  });
+
   test('static entry on a port that is not a member of the switch', () => {
     expectError('switches:\n  - name: a\n    vni: 1\n    ports: [{ name: p, type: pipe }]\n  - name: b\n    vni: 2\n    fdb:\n      - { mac: 02:00:00:00:00:01, port: p }\n',
       'ERR_PORT_NOT_MEMBER', 'switches[1].fdb[0].port', 8);
