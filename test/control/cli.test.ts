@@ -223,7 +223,8 @@ describe('vpcctl against vpcd', () => {
     // The file's code heads the list; each line keeps its own.
     assert.match(r.err, /^vpcctl: 1 error\(s\) in .*next\.yaml \[ERR_CONFIG_INVALID\]:\n {2}\S.*\[ERR_INVALID_ARGUMENT\]\n$/);
     r = await cli('apply', '-f', path.join(d.dir, 'missing.yaml'));
-    assert.equal(r.code, EXIT.INVALID);
+    assert.equal(r.code, EXIT.USAGE, 'a file that cannot be read is a bad command line');
+    assert.match(r.err, /cannot read .*missing\.yaml: no such file/);
     // One YAML syntax error is said once.
     fs.writeFileSync(file, 'switches:\n  - name: a\n\tvni: 1\n');
     r = await cli('apply', '-f', file);
