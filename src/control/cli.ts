@@ -46,11 +46,51 @@ const REGISTRARS: readonly Registrar[] = [
   registerBgp,
 ];
 
+// stdout's reader can go away before vpcctl is done (`vpcctl stats --watch |
+// head -3`, `vpcctl capture a1 | tshark -r - -c 2`): the next write fails
+// with EPIPE, an 'error' event on stdout that, unhandled, ends vpcctl with a
+// stack trace. The entry point (vpcctl.ts) hands stdout's errors to
+// stdoutFailed(): nothing more is written, and a command that would write
+// on stops as at its end (onOutputClosed): a capture closes its stream,
+// which removes the engine's capture in vpcd. A closed pipe is the reader's
+// choice, so vpcctl exits 0, as other command-line tools do; any other
+// write error (EIO, a full disk) is said in one line and exits 1.
+let outputClosed = false;
+let outputError: string | undefined;
+const outputClosedListeners = new Set<() => void>();
+
+export function stdoutFailed(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE' && outputError === undefined) {
+    outputError = err.message;
+    process.stderr.write(`vpcctl: cannot write the output: ${err.message}\n`);
+  }
+  if (outputClosed) return;
+  outputClosed = true;
+  for (const fn of [...outputClosedListeners]) fn();
+}
+
+// The exit code once the command is done: its own, unless stdout failed.
+export function exitCodeAfterOutput(code: number): number {
+  return outputError !== undefined && code === EXIT.OK ? EXIT.FAILURE : code;
+}
+
 const defaultIO: CliIO = {
-  out: (t) => process.stdout.write(t),
+  out: (t) => {
+    if (!outputClosed) process.stdout.write(t);
+  },
   err: (t) => process.stderr.write(t),
-  write: (b) => process.stdout.write(b),
+  write: (b) => {
+    if (!outputClosed) process.stdout.write(b);
+  },
   isTTY: process.stdout.isTTY === true,
+  onOutputClosed: (fn) => {
+    if (outputClosed) {
+      queueMicrotask(fn);
+      return () => undefined;
+    }
+    outputClosedListeners.add(fn);
+    return () => outputClosedListeners.delete(fn);
+  },
   onInterrupt: (fn) => {
     process.on('SIGINT', fn);
     process.on('SIGTERM', fn);

@@ -4,7 +4,7 @@
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EXIT, runCli } from '../../src/control/cli';
@@ -252,6 +252,54 @@ describe('vpcctl against vpcd', () => {
     assert.equal(r.code, EXIT.USAGE);
     r = await bin(['--version']);
     assert.equal(r.code, 0);
+  });
+
+  // The real binary with its stdout a pipe whose reader goes away after the
+  // first chunk (`| head -3`, `| tshark -c 2`); `nudge` makes it write again.
+  async function readerGoesAway(args: string[], nudge: () => Promise<unknown>): Promise<{ code: number | null; signal: string | null; err: string; first: Buffer }> {
+    const p = spawn(process.execPath, [VPCCTL, '--socket', d.socket, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => p.on('exit', (code, signal) => resolve({ code, signal })));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    const first = await new Promise<Buffer>((resolve) => p.stdout.once('data', resolve));
+    p.stdout.destroy();
+    let done = false;
+    void exited.then(() => (done = true));
+    while (!done) {
+      await nudge().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    clearTimeout(timer);
+    return { ...(await exited), err, first };
+  }
+
+  test('a reader that goes away ends stats --watch and a capture quietly (exit 0), and the capture is released', async () => {
+    const w = await readerGoesAway(['stats', '--watch', '--interval', '1'], async () => undefined);
+    assert.deepEqual([w.code, w.signal, w.err], [0, null, ''], 'no EPIPE stack trace');
+    assert.match(w.first.toString(), /PORT\s+RX-PKTS/);
+    const send = (): Promise<unknown> => d.client.call('POST', '/v1/test/ports/vm1/send', { frames: [frameHex('02:00:00:00:0a:02', '02:00:00:00:0a:01')] });
+    const c = await readerGoesAway(['capture', 'vm1'], send);
+    assert.deepEqual([c.code, c.signal, c.err], [0, null, ''], 'no EPIPE stack trace');
+    assert.equal(c.first.readUInt32LE(0), 0xa1b2c3d4, 'the pcap header came first');
+    // Every capture vpcd allows (eight) starts again: none is left behind.
+    await eventually(async () => {
+      const abort = new AbortController();
+      const started: Promise<unknown>[] = [];
+      try {
+        for (let i = 0; i < 8; i++) {
+          started.push(new Promise((resolve, reject) => {
+            d.client.stream('/v1/capture?port=vm2', () => resolve(true), abort.signal).then(resolve, reject);
+          }));
+        }
+        await Promise.all(started);
+        return true;
+      } catch {
+        return undefined;
+      } finally {
+        abort.abort();
+      }
+    }, 10_000, 200);
   });
 
   test('API errors are JSON with a stable code, message and field', async () => {

@@ -67,7 +67,14 @@ export function registerCapture(program: Command, { io, ctx }: CliContext): void
         throw new CliError(EXIT.USAGE, `capture: cannot write ${o.write}: ${why}`);
       }
       const abort = new AbortController();
-      const stopListening = io.onInterrupt?.(() => abort.abort()) ?? (() => undefined);
+      // Ctrl-C, or a reader that went away (`| tshark -c 2`), ends the capture
+      // from this side: vpcd then removes the engine's capture.
+      const stopInterrupt = io.onInterrupt?.(() => abort.abort()) ?? (() => undefined);
+      const stopOutput = io.onOutputClosed?.(() => abort.abort()) ?? (() => undefined);
+      const stopListening = (): void => {
+        stopInterrupt();
+        stopOutput();
+      };
       let pending = '';
       let totals = { captured: 0, dropped: 0 };
       const onData = (chunk: Buffer): void => {

@@ -43,6 +43,10 @@ export interface CliIO {
   isTTY?: boolean;
   // Called when the user interrupts (Ctrl-C); returns a function that stops listening.
   onInterrupt?: (fn: () => void) => () => void;
+  // Called when stdout's reader has gone away (a closed pipe: `vpcctl stats
+  // --watch | head -3`), for commands that would write on; returns a
+  // function that stops listening.
+  onOutputClosed?: (fn: () => void) => () => void;
 }
 
 export interface CliContext {

@@ -13,18 +13,36 @@ export function registerStats(program: Command, { io, ctx }: CliContext): void {
     .option('-n, --count <n>', 'with --watch: stop after n refreshes', int('count', 1, 1_000_000))
     .action(async (o: { watch?: boolean; interval: number; count?: number }, cmd: Command) => {
       const { client, json } = ctx(cmd);
-      const sleep = io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+      // A reader that went away (`| head -3`) ends --watch, at once: the
+      // pause is cut short.
+      let closed = false;
+      let wake: (() => void) | undefined;
+      const sleep = io.sleep ?? ((ms: number) => new Promise<void>((r) => {
+        const timer = setTimeout(r, ms);
+        wake = () => {
+          clearTimeout(timer);
+          r();
+        };
+      }));
+      const stopListening = io.onOutputClosed?.(() => {
+        closed = true;
+        wake?.();
+      }) ?? (() => undefined);
       let prev: { at: number; s: Stats } | undefined;
-      for (let i = 0; ; i++) {
-        const s = await client.call<Stats>('GET', '/v1/stats');
-        const at = Date.now();
-        if (json) io.out(`${JSON.stringify(s)}\n`);
-        // On a terminal each screen replaces the last; into a pipe or a file
-        // the screens follow one another, without the escape codes.
-        else io.out(`${o.watch ? `${io.isTTY === true ? '\x1b[H\x1b[2J' : i > 0 ? '\n' : ''}${new Date(at).toISOString()}  (every ${o.interval}s, Ctrl-C to stop)\n` : ''}${statsText(s, prev === undefined ? undefined : { s: prev.s, seconds: (at - prev.at) / 1000 }, o.watch === true)}`);
-        prev = { at, s };
-        if (!o.watch || (o.count !== undefined && i + 1 >= o.count)) break;
-        await sleep(o.interval * 1000);
+      try {
+        for (let i = 0; !closed; i++) {
+          const s = await client.call<Stats>('GET', '/v1/stats');
+          const at = Date.now();
+          if (json) io.out(`${JSON.stringify(s)}\n`);
+          // On a terminal each screen replaces the last; into a pipe or a file
+          // the screens follow one another, without the escape codes.
+          else io.out(`${o.watch ? `${io.isTTY === true ? '\x1b[H\x1b[2J' : i > 0 ? '\n' : ''}${new Date(at).toISOString()}  (every ${o.interval}s, Ctrl-C to stop)\n` : ''}${statsText(s, prev === undefined ? undefined : { s: prev.s, seconds: (at - prev.at) / 1000 }, o.watch === true)}`);
+          prev = { at, s };
+          if (!o.watch || (o.count !== undefined && i + 1 >= o.count)) break;
+          await sleep(o.interval * 1000);
+        }
+      } finally {
+        stopListening();
       }
     });
 }
