@@ -119,6 +119,14 @@ export class Daemon {
     const { opts, log } = this;
     const store = new StateStore(opts.stateDir);
     let saved: Model | undefined;
+    // What a write cut short by kill -9 left is no state: state.json is the
+    // last complete write.
+    const left = store.removeLeftovers();
+    if (left.removed.length > 0) {
+      log.warn({ files: left.removed }, `state: removed ${left.removed.length} temp file(s) left by a state write that was cut short (vpcd killed while writing); state.json is the last complete write`);
+    }
+    if (left.kept.length > 0) log.warn({ files: left.kept }, 'state: temp file(s) of a running vpcd left alone: another vpcd uses this state directory');
+    if (left.failed.length > 0) log.warn({ files: left.failed }, 'state: temp file(s) left by a state write that was cut short could not be removed');
     try {
       saved = store.load();
     } catch (err) {

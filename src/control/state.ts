@@ -18,7 +18,10 @@
 // A reader (or a restart after kill -9) sees the old file or the new one,
 // never a mix. When any step before the rename fails, the temp file is
 // removed, state.json is untouched and save() throws: the controller undoes
-// the change and answers ERR_PERSIST_FAILED.
+// the change and answers ERR_PERSIST_FAILED. A kill -9 during a write leaves
+// the temp file (.state.json.<pid>.tmp) behind: the next start removes such
+// leftovers (removeLeftovers()), but not one whose pid is a running vpcd (a
+// write of another vpcd on the same directory, in flight).
 //
 // Loading checks, in order: JSON syntax, format/version, checksum, then the
 // schema of every object (with the dataplane's validators). Any failure is
@@ -86,6 +89,37 @@ export class StateStore {
     return doc.state;
   }
 
+  // Removes the temp files of writes that a kill -9 (or a crash) cut short:
+  // `.state.json.<pid>.tmp` whose pid is no running vpcd. Returns the files
+  // removed (the caller logs them), those of a running vpcd, left alone, and
+  // those that could not be removed (with why: they do no harm but clutter).
+  removeLeftovers(isVpcd: (pid: number) => boolean = isRunningVpcd): { removed: string[]; kept: string[]; failed: string[] } {
+    const out = { removed: [] as string[], kept: [] as string[], failed: [] as string[] };
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return out; // no directory yet: nothing left over
+    }
+    for (const name of names.sort()) {
+      const m = TEMP_RE.exec(name);
+      if (m === null) continue;
+      const file = path.join(this.dir, name);
+      const pid = Number(m[1]);
+      if (pid !== process.pid && isVpcd(pid)) {
+        out.kept.push(file);
+        continue;
+      }
+      try {
+        fs.rmSync(file, { force: true });
+        out.removed.push(file);
+      } catch (err) {
+        out.failed.push(`${file}: ${(err as Error).message}`);
+      }
+    }
+    return out;
+  }
+
   // Atomically replaces the state file with `model`. Throws when any step
   // fails (the caller undoes the change: ERR_PERSIST_FAILED); the old file is
   // then untouched and the temp file removed.
@@ -107,7 +141,7 @@ export class StateStore {
       state,
     };
     const bytes = Buffer.from(`${JSON.stringify(doc, null, 1)}\n`, 'utf8');
-    const tmp = path.join(this.dir, `.${STATE_FILE}.${process.pid}.tmp`);
+    const tmp = path.join(this.dir, tempName(process.pid));
     try {
       const fd = fs.openSync(tmp, 'w+', 0o640);
       try {
@@ -143,6 +177,26 @@ export class StateStore {
       done += n;
     }
   }
+}
+
+// The temp file a write of process `pid` uses, and how to recognise one.
+function tempName(pid: number): string {
+  return `.${STATE_FILE}.${pid}.tmp`;
+}
+const TEMP_RE = new RegExp(`^\\.${STATE_FILE.replace('.', '\\.')}\\.(\\d+)\\.tmp$`);
+
+// Whether `pid` is a running vpcd: its command line names vpcd (the program,
+// or the script node runs). Our own pid is not (a start writes nothing yet);
+// a pid now reused by another program is not.
+export function isRunningVpcd(pid: number): boolean {
+  if (pid === process.pid) return false;
+  let argv: string[];
+  try {
+    argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, 2);
+  } catch {
+    return false; // no such process
+  }
+  return argv.some((a) => /^vpcd(\.js)?$/.test(path.basename(a)));
 }
 
 // Reads the file back and compares it with what was meant to be written.

@@ -33,10 +33,15 @@ describe('vpcd process', () => {
       const before = await d.client.call<Record<string, any>>('GET', '/v1/state');
       const portsBefore = await d.client.call<Record<string, any>>('GET', '/v1/ports');
       await d.kill9();
+      // A kill -9 during a write leaves its temp file: the restart removes it, and says so.
+      const leftover = path.join(d.stateDir, `.state.json.${d.proc.pid}.tmp`);
+      fs.writeFileSync(leftover, '{"format": "vpcd-st');
 
       // Restart without --config: the state file alone brings everything back.
       const d2 = await spawnVpcd({ dir: d.dir, noConfig: true });
       try {
+        assert.deepEqual(fs.readdirSync(d.stateDir), ['state.json'], 'the leftover is gone');
+        assert.ok(d2.logs.some((l) => l.includes('removed 1 temp file(s) left by a state write that was cut short') && l.includes(leftover)), d2.logs.join('\n'));
         const after = await d2.client.call<Record<string, any>>('GET', '/v1/state');
         assert.deepEqual(after.state, before.state);
         assert.deepEqual(await d2.client.call('GET', '/v1/ports'), portsBefore);

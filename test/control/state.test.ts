@@ -3,13 +3,14 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseConfig } from '../../src/control/config';
 import { ControlError } from '../../src/control/errors';
 import { emptyModel, Model } from '../../src/control/model';
 import { resolveTarget } from '../../src/control/reconcile';
-import { checksumOf, StateStore, WriteFn } from '../../src/control/state';
+import { checksumOf, isRunningVpcd, StateStore, WriteFn } from '../../src/control/state';
 import { diskWithRoom, removeDir, tempDir } from './helpers';
 
 function sampleModel(): Model {
@@ -172,4 +173,38 @@ describe('state file writes', () => {
       });
     });
   }
+});
+
+describe('state file leftovers', () => {
+  test('temp files of writes cut short are removed at start, but not those of a running vpcd', () => {
+    withStore((store) => {
+      store.save(sampleModel());
+      const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+      const names = [`.state.json.${dead}.tmp`, `.state.json.${process.pid}.tmp`, '.state.json.77.tmp', 'notes.tmp'];
+      for (const n of names) fs.writeFileSync(path.join(store.dir, n), '{"format": "vpcd-st');
+      const r = store.removeLeftovers((pid) => pid === 77); // 77 plays a running vpcd
+      assert.deepEqual(r.removed.map((f) => path.basename(f)).sort(), [`.state.json.${dead}.tmp`, `.state.json.${process.pid}.tmp`].sort());
+      assert.deepEqual(r.kept.map((f) => path.basename(f)), ['.state.json.77.tmp']);
+      assert.deepEqual(fs.readdirSync(store.dir).sort(), ['.state.json.77.tmp', 'notes.tmp', 'state.json'], 'state.json and files of other names stay');
+      assert.notEqual(new StateStore(store.dir).load(), undefined, 'state.json still loads');
+      assert.deepEqual(new StateStore(path.join(store.dir, 'none')).removeLeftovers(), { removed: [], kept: [], failed: [] }, 'no directory yet');
+    });
+  });
+
+  test('isRunningVpcd: a process whose program is vpcd(.js); not a finished one, not another program, not this one', async () => {
+    const dir = tempDir();
+    const script = path.join(dir, 'vpcd.js');
+    fs.writeFileSync(script, 'setTimeout(() => undefined, 20000);\n');
+    const p = spawn(process.execPath, [script], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => p.once('spawn', r));
+      assert.equal(isRunningVpcd(p.pid!), true);
+      assert.equal(isRunningVpcd(spawnSync(process.execPath, ['-e', '']).pid!), false, 'finished');
+      assert.equal(isRunningVpcd(1), false, 'init is no vpcd');
+      assert.equal(isRunningVpcd(process.pid), false, 'this process writes nothing yet');
+    } finally {
+      p.kill('SIGKILL');
+      removeDir(dir);
+    }
+  });
 });
