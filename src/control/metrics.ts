@@ -58,6 +58,16 @@ export function metricName(object: ObjectName, counter: string, gauge: boolean):
   return { name: `vpc_${object}_${base}${gauge ? '' : '_total'}`, scale };
 }
 
+// The HELP of a metric. The engine's help (core/counters.h, through
+// dp.schema()) describes its counter in the counter's unit, as dp.stats()
+// and `vpcctl stats --json` give it ("Nanoseconds spent ..." for busy_ns);
+// where metricName() turns nanoseconds into seconds, the help says seconds
+// too. The conversion and its words live here, together.
+export function metricHelp(counter: string, help: string): string {
+  if (!counter.endsWith('_ns')) return help;
+  return help.replace(/\bnanoseconds\b/gi, (w) => (w[0] === 'N' ? 'Seconds' : 'seconds'));
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private portLabels = new Map<string, string>();
@@ -214,7 +224,7 @@ export class Metrics {
     if (OMITTED.has(key)) return;
     const gauge = info.kind === 'gauge'; // the kind column of the engine's counter tables
     const { name, scale } = metricName(object, info.name, gauge);
-    this.families.push({ name, help: info.help, type: gauge ? 'gauge' : 'counter', scale, values });
+    this.families.push({ name, help: metricHelp(info.name, info.help), type: gauge ? 'gauge' : 'counter', scale, values });
   }
 }
 

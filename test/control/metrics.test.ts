@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Dataplane } from '../../src/dataplane';
-import { Metrics, metricName } from '../../src/control/metrics';
+import { Metrics, metricHelp, metricName } from '../../src/control/metrics';
 import { eventually, frameHex, removeDir, sleep, spawnVpcd, TEST_ENGINE, tempDir } from './helpers';
 
 function get(url: string): Promise<{ status: number; body: string }> {
@@ -57,6 +57,11 @@ describe('metrics', () => {
         assert.match(text, new RegExp(`^${name}\\{switch="a",port="p1"\\} ${idle}$`, 'm'), name);
       }
       for (const c of schema.engine) assert.match(text, new RegExp(`^vpc_engine_${c.name.replace(/_ns$/, '_seconds')}(_total)? `, 'm'), c.name);
+      // Nanosecond counters are exported in seconds, and their help says so.
+      assert.match(text, /^# HELP vpc_engine_busy_seconds_total Seconds spent in iterations that moved frames$/m);
+      assert.match(text, /^# HELP vpc_engine_idle_seconds_total Seconds spent in iterations that moved nothing, sleep included$/m);
+      assert.deepEqual(text.split('\n').filter((l) => /^# HELP vpc_\S*_seconds\S* .*nanosecond/i.test(l)), [], 'no seconds metric speaks of nanoseconds');
+      assert.equal(metricHelp('rx_packets', 'Nanoseconds, or not'), 'Nanoseconds, or not', 'only *_ns counters are converted');
       for (const c of schema.switch.filter((s) => s.name !== 'drops')) assert.match(text, new RegExp(`^vpc_switch_${c.name}(_total)?\\{switch="a"\\} `, 'm'), c.name);
       for (const d of schema.drop) assert.match(text, new RegExp(`^vpc_port_drops_total\\{switch="a,b",port="t",reason="${d.name}"\\} 0$`, 'm'), d.name);
       assert.match(text, /^# TYPE vpc_switch_fdb_entries gauge$/m);
