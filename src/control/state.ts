@@ -243,6 +243,17 @@ export function parseStateDocument(text: string, file: string): StateDocument {
   return { format: STATE_FORMAT, version: d.version, generation: d.generation, writtenAt: String(d.writtenAt), checksum: d.checksum, state };
 }
 
+// `promiscuous` was taken on every kernel port type before it was refused
+// where the backend never reads it (all but afpacket): a state file written
+// then still loads, without the field, which changed nothing.
+function withoutIgnored(spec: unknown): unknown {
+  if (typeof spec !== 'object' || spec === null) return spec;
+  const s = spec as Record<string, unknown>;
+  if (s.promiscuous === undefined || !['tap', 'netmap', 'afxdp'].includes(s.type as string)) return spec;
+  const { promiscuous: _ignored, ...rest } = s;
+  return rest;
+}
+
 // Schema of the stored model: every object valid on its own and together.
 export function validateModel(value: unknown, file: string, version = STATE_VERSION): Model {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw corrupt(file, 'state is not an object');
@@ -288,14 +299,14 @@ export function validateModel(value: unknown, file: string, version = STATE_VERS
     });
     (v.ports as unknown[]).forEach((_, i) => {
       const o = objectAt(v.ports as unknown[], i, 'ports');
-      const p = parsePort(o.spec, maxMtu, `state.ports[${i}].spec`);
+      const p = parsePort(withoutIgnored(o.spec), maxMtu, `state.ports[${i}].spec`);
       if (p.spec.mac === undefined) throw new ControlError('ERR_INVALID_MAC', `state.ports[${i}].spec.mac: missing`);
       model.ports.push({ uuid: o.uuid, spec: p.spec });
       desired.ports.push({ uuid: o.uuid, spec: p.spec, path: `state.ports[${i}]` });
     });
     (v.uplinks as unknown[]).forEach((_, i) => {
       const o = objectAt(v.uplinks as unknown[], i, 'uplinks');
-      const u = parseUplink(o.spec, maxMtu, `state.uplinks[${i}].spec`);
+      const u = parseUplink(withoutIgnored(o.spec), maxMtu, `state.uplinks[${i}].spec`);
       if (u.spec.mac === undefined) throw new ControlError('ERR_INVALID_MAC', `state.uplinks[${i}].spec.mac: missing`);
       model.uplinks.push({ uuid: o.uuid, spec: u.spec });
       desired.uplinks.push({ uuid: o.uuid, spec: u.spec, path: `state.uplinks[${i}]` });

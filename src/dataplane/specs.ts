@@ -374,7 +374,13 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
     }
   }
   if (p.disableOffloads !== undefined) settings.disableOffloads = validateBoolean(p.disableOffloads, 'disableOffloads');
-  if (p.promiscuous !== undefined) settings.promiscuous = validateBoolean(p.promiscuous, 'promiscuous');
+  if (p.promiscuous !== undefined) {
+    // Only the afpacket backend sets its interface promiscuous
+    // (PACKET_MR_PROMISC); tap, netmap and afxdp never read the field, so
+    // `promiscuous: false` there would be a promise nothing keeps.
+    if (type !== 'afpacket') throw invalid('ERR_INVALID_ARGUMENT', 'promiscuous', 'applies only to afpacket ports and uplinks (the other backends never set their interface promiscuous)', undefined, false);
+    settings.promiscuous = validateBoolean(p.promiscuous, 'promiscuous');
+  }
   if (p.kernelPath !== undefined) {
     if (type !== 'afpacket') throw invalid('ERR_INVALID_ARGUMENT', 'kernelPath', 'applies only to afpacket ports (the kernel fast path, docs/design/kernel-path.md)', undefined, false);
     settings.kernelPath = validateBoolean(p.kernelPath, 'kernelPath');

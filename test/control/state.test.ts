@@ -117,6 +117,24 @@ describe('state file', () => {
     });
   });
 
+  test('promiscuous on a port whose backend never read it (taken before it was refused there) is dropped, not refused', () => {
+    withStore((store) => {
+      store.save(sampleModel());
+      const doc = JSON.parse(fs.readFileSync(store.file, 'utf8'));
+      const spec = doc.state.ports[0].spec;
+      doc.state.ports[0].spec = { ...spec, type: 'tap', interface: 'tap0', promiscuous: false };
+      doc.checksum = checksumOf(doc.state);
+      fs.writeFileSync(store.file, JSON.stringify(doc));
+      const m = store.load()!;
+      assert.deepEqual(m.ports[0]!.spec, { ...spec, type: 'tap', interface: 'tap0' });
+      // A pipe never took it: still a schema error.
+      doc.state.ports[0].spec = { ...spec, promiscuous: false };
+      doc.checksum = checksumOf(doc.state);
+      fs.writeFileSync(store.file, JSON.stringify(doc));
+      assert.match(corruptCode(store).message, /state\.ports\[0\]\.spec\.promiscuous: applies only to kernel-facing ports/);
+    });
+  });
+
   test('a file from a newer vpcd is refused with ERR_STATE_VERSION; a foreign file with ERR_STATE_CORRUPT', () => {
     withStore((store) => {
       store.save(sampleModel());

@@ -319,6 +319,15 @@ describe('port specs', () => {
     const e = rejects(() => port({ type: 'afpacket', queues: 2 }), 'ERR_INVALID_ARGUMENT', 'queues');
     assert.match(e.message, /tap and afxdp ports only/);
   });
+  test('promiscuous: afpacket only (no other backend reads it), as kernelPath and persistent are their backend\'s only', () => {
+    const port = (extra: Record<string, unknown>) => specs.validatePortSpec({ name: 'k', switch: 's', interface: 'veth0', ...extra }, MAX);
+    assert.equal(port({ type: 'afpacket', promiscuous: false }).kernel?.promiscuous, false);
+    for (const type of ['tap', 'afxdp', 'netmap']) {
+      const e = rejects(() => port({ type, promiscuous: false }), 'ERR_INVALID_ARGUMENT', 'promiscuous');
+      assert.equal(e.message, 'promiscuous: applies only to afpacket ports and uplinks (the other backends never set their interface promiscuous)');
+    }
+    rejects(() => port({ type: 'pipe', interface: undefined, promiscuous: true }), 'ERR_INVALID_ARGUMENT', 'promiscuous');
+  });
   test('updates: only the mutable fields', () => {
     assert.deepEqual(specs.validatePortUpdate({ mtu: 1400, lockedMacs: ['02-00-00-00-00-0B'] }, MAX), { mtu: 1400, lockedMacs: ['02:00:00:00:00:0b'] });
     rejects(() => specs.validatePortUpdate({ mtu: 2000 }, MAX), 'ERR_INVALID_ARGUMENT', 'mtu');
