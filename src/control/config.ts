@@ -208,8 +208,10 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
       if (b.spec !== undefined) desired.bgp = b.spec;
     }
     parseSwitches(top.switches, desired, maxMtu, report, fail);
-    parseTopPorts(top.ports, desired, maxMtu, report, fail);
-    errors.push(...crossCheck(desired, refusedOf(top, desired)).map((d) => {
+    const refusedPorts: RefusedPort[] = [];
+    parseTopPorts(top.ports, desired, maxMtu, report, fail, refusedPorts);
+    const refused = refusedOf(top, desired);
+    errors.push(...[...crossCheck(desired, refused), ...refusedPortRefs(refusedPorts, desired, refused)].map((d) => {
       const pos = locate(doc, lineCounter, d.field ?? '');
       return pos === undefined ? d : { ...d, line: pos.line, column: pos.col };
     }));
@@ -348,7 +350,15 @@ function parseUplinks(value: unknown, desired: DesiredState, maxMtu: number, rep
   });
 }
 
-function parseTopPorts(value: unknown, desired: DesiredState, maxMtu: number, report: Report, fail: Fail): void {
+// A top-level port refused by its own checks: what it was given, and the
+// fields its errors named.
+interface RefusedPort {
+  path: string;
+  value: unknown;
+  fields: Set<string>;
+}
+
+function parseTopPorts(value: unknown, desired: DesiredState, maxMtu: number, report: Report, fail: Fail, refused: RefusedPort[]): void {
   asList(value, 'ports', fail).forEach((p, j) => {
     const at = `ports[${j}]`;
     try {
@@ -356,8 +366,32 @@ function parseTopPorts(value: unknown, desired: DesiredState, maxMtu: number, re
       desired.ports.push({ ...parsed, path: at });
     } catch (err) {
       report(err);
+      const c = err instanceof ControlError ? err : undefined;
+      refused.push({ path: at, value: p, fields: new Set((c?.details ?? (c === undefined ? [] : [c])).map((d) => d.field ?? '')) });
     }
   });
+}
+
+// The switches a refused port names that do not exist: reported too (every
+// error, not only the port's first; crossCheck() sees only ports that
+// passed), unless the field's own error was reported already.
+function refusedPortRefs(ports: RefusedPort[], d: DesiredState, refused: Refused): ErrorDetail[] {
+  const known = new Set(d.switches.map((s) => s.spec.name));
+  const out: ErrorDetail[] = [];
+  for (const p of ports) {
+    if (typeof p.value !== 'object' || p.value === null) continue;
+    const v = p.value as Record<string, unknown>;
+    const refs: [unknown, string][] = [[v.switch, 'switch'], [v.untagged, 'untagged']];
+    if (Array.isArray(v.vlans)) {
+      v.vlans.forEach((m, i) => refs.push([typeof m === 'object' && m !== null ? (m as Record<string, unknown>).switch : undefined, `vlans[${i}].switch`]));
+    }
+    for (const [sw, f] of refs) {
+      const field = `${p.path}.${f}`;
+      if (typeof sw !== 'string' || known.has(sw) || refused.switches.has(sw) || p.fields.has(field)) continue;
+      out.push({ code: 'ERR_UNKNOWN_SWITCH', message: `${field}: no switch named "${sw}"`, field });
+    }
+  }
+  return out;
 }
 
 // Checks between objects: unique names, VNIs, UUIDs and MACs; references to

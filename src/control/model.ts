@@ -162,7 +162,9 @@ export function prefixed(err: unknown, prefix: string): ControlError {
 // anything was set aside, or a `required` field it lacks and that no field
 // set aside stands for: `alternatives`), not one that setting a field aside
 // caused. After a `pivots` field (the port type, which decides which other
-// fields apply) nothing more is checked.
+// fields apply) nothing more is checked. A bad element of a list (lockedMacs[1],
+// vlans[0].switch) sets aside that element only, so the others are checked
+// too; the errors after it are renumbered to the given list's indices.
 interface FieldRules {
   standIns: Record<string, unknown>;
   required: readonly string[];
@@ -212,24 +214,40 @@ export function fieldErrors(value: unknown, validate: (v: unknown) => unknown, r
   const given = (typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined) as Record<string, unknown> | undefined;
   const work: Record<string, unknown> | undefined = given === undefined ? undefined : { ...given };
   const setAside = new Set<string>();
-  const rounds = (given === undefined ? 0 : Object.keys(given).length) + rules.required.length + 2;
+  // Lists some elements of which are set aside: the given index of each
+  // element left in work[key].
+  const indices = new Map<string, number[]>();
+  const elements = given === undefined ? 0 : Object.values(given).reduce<number>((n, v) => n + (Array.isArray(v) ? v.length : 0), 0);
+  const rounds = (given === undefined ? 0 : Object.keys(given).length) + rules.required.length + elements + 2;
   for (let i = 0; i < rounds; i++) {
     try {
       validate(work ?? value);
       return errors;
-    } catch (err) {
-      if (!isFieldError(err)) throw err;
-      const key = topField(err.field);
+    } catch (thrown) {
+      if (!isFieldError(thrown)) throw thrown;
+      const key = topField(thrown.field);
+      const err = renumbered(thrown, key, indices.get(key));
       if (work === undefined || key === '') {
         errors.push(err); // the object as a whole
         return errors;
       }
       const own = Object.prototype.hasOwnProperty.call(given, key);
-      if (own && Object.prototype.hasOwnProperty.call(work, key) && work[key] === given![key]) {
+      if (own && Object.prototype.hasOwnProperty.call(work, key) && (work[key] === given![key] || indices.has(key))) {
         const on = rules.dependsOn?.[key];
         if (on === undefined || !setAside.has(on)) errors.push(err);
         setAside.add(key);
         if (rules.pivots.includes(key)) return errors;
+        // One bad element of a list: set that one aside, check the others.
+        const element = new RegExp(`^${key}\\[(\\d+)\\]`).exec(thrown.field ?? '');
+        const list = work[key];
+        if (element !== null && Array.isArray(list) && list.length > 1 && Number(element[1]) < list.length) {
+          const at = Number(element[1]);
+          const index = indices.get(key) ?? list.map((_, j) => j);
+          work[key] = list.filter((_, j) => j !== at);
+          indices.set(key, index.filter((_, j) => j !== at));
+          continue;
+        }
+        indices.delete(key);
         if (Object.prototype.hasOwnProperty.call(rules.standIns, key)) work[key] = rules.standIns[key];
         else delete work[key];
         continue;
@@ -242,6 +260,16 @@ export function fieldErrors(value: unknown, validate: (v: unknown) => unknown, r
     }
   }
   return errors;
+}
+
+// An error about a list some elements of which were set aside, with the
+// given list's indices (in its field and its message: "duplicates
+// lockedMacs[0]"), not those of what was left.
+function renumbered<E extends DataplaneError | ControlError>(err: E, key: string, index: number[] | undefined): E | ControlError {
+  if (index === undefined) return err;
+  const re = new RegExp(`\\b${key}\\[(\\d+)\\]`, 'g');
+  const fix = (text: string): string => text.replace(re, (whole, n: string) => (index[Number(n)] === undefined ? whole : `${key}[${index[Number(n)]}]`));
+  return new ControlError(err.code, fix(err.message), { field: err.field === undefined ? undefined : fix(err.field), cause: err });
 }
 
 // One error for all of them: the first one's code and field, every message,

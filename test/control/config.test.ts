@@ -412,6 +412,22 @@ ports:
     assert.deepEqual(errorsOf('ports: [{ name: p, type: afxpd, switch: a, queue: 1, zeroCopy: on }]\nswitches: [{ name: a, vni: 1 }]\n').map((e) => e.field), ['ports[0].type']);
   });
 
+  test('every bad element of a list, with the given indices, and the unknown switches of a port refused for another field', () => {
+    const sw = 'switches: [{ name: t, vni: 1 }]\nports:\n';
+    let errs = errorsOf(`${sw}  - { name: p, type: pipe, switch: t, lockedMacs: ["01:00:00:00:00:01", "zz"] }\n`);
+    assert.deepEqual(errs.map((e) => [e.code, e.field]), [['ERR_INVALID_MAC', 'ports[0].lockedMacs[0]'], ['ERR_INVALID_MAC', 'ports[0].lockedMacs[1]']]);
+    // After an element set aside, the others keep their own indices, in the field and the message.
+    errs = errorsOf(`${sw}  - { name: p, type: pipe, switch: t, lockedMacs: [zz, "02:00:00:00:00:01", "02:00:00:00:00:01"] }\n`);
+    assert.deepEqual(errs.map((e) => e.message), [
+      'ports[0].lockedMacs[0]: must be six two-digit hex octets separated by ":" or "-" (got "zz")',
+      'ports[0].lockedMacs[2]: duplicates lockedMacs[1] (02:00:00:00:00:01)',
+    ]);
+    errs = errorsOf(`${sw}  - { name: tr, type: pipe, vlans: [{ vlan: 10, switch: nosuch }, { vlan: 0, switch: t }] }\n`);
+    assert.deepEqual(errs.map((e) => [e.code, e.field, e.line]).sort(), [['ERR_INVALID_VLAN', 'ports[0].vlans[1].vlan', 3], ['ERR_UNKNOWN_SWITCH', 'ports[0].vlans[0].switch', 3]]);
+    // A field whose own error was said is not called unknown as well.
+    assert.deepEqual(errorsOf(`${sw}  - { name: p, type: pipe, switch: "bad name", mtu: 1 }\n`).map((e) => e.field), ['ports[0].switch', 'ports[0].mtu']);
+  });
+
   test('through the API: a create lists every error in details', async () => {
     const { parseSwitch } = await import('../../src/control/model');
     assert.throws(() => parseSwitch({ name: 'a', vni: 0, macLimit: -1, agingSeconds: 'x' }), (err: unknown) => {
