@@ -47,13 +47,30 @@ export function stateVersionFor(model: Model): number {
 }
 export const STATE_FILE = 'state.json';
 
-interface StateDocument {
+export interface StateDocument {
   format: string;
   version: number;
   generation: number;
   writtenAt: string;
   checksum: string;
   state: Model;
+}
+
+// The state file's document for `model`: what save() writes, and what
+// `vpcctl state --state-file` prints (a backup that restores by a copy).
+export function stateDocument(model: Model, generation: number): StateDocument {
+  const state = JSON.parse(JSON.stringify(model)) as Model;
+  const version = stateVersionFor(state);
+  if (version < 2) {
+    // Exactly the version-1 shape.
+    delete (state as Partial<Model>).uplinks;
+    delete (state as Partial<Model>).peers;
+  }
+  return { format: STATE_FORMAT, version, generation, writtenAt: new Date().toISOString(), checksum: checksumOf(state), state };
+}
+
+export function stateDocumentText(doc: StateDocument): string {
+  return `${JSON.stringify(doc, null, 1)}\n`;
 }
 
 export function checksumOf(state: unknown): string {
@@ -125,22 +142,8 @@ export class StateStore {
   // then untouched and the temp file removed.
   save(model: Model): void {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o750 });
-    const state = JSON.parse(JSON.stringify(model)) as Model;
-    const version = stateVersionFor(state);
-    if (version < 2) {
-      // Exactly the version-1 shape.
-      delete (state as Partial<Model>).uplinks;
-      delete (state as Partial<Model>).peers;
-    }
-    const doc: StateDocument = {
-      format: STATE_FORMAT,
-      version,
-      generation: this.generation + 1,
-      writtenAt: new Date().toISOString(),
-      checksum: checksumOf(state),
-      state,
-    };
-    const bytes = Buffer.from(`${JSON.stringify(doc, null, 1)}\n`, 'utf8');
+    const doc = stateDocument(model, this.generation + 1);
+    const bytes = Buffer.from(stateDocumentText(doc), 'utf8');
     const tmp = path.join(this.dir, tempName(process.pid));
     try {
       const fd = fs.openSync(tmp, 'w+', 0o640);

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EXIT, runCli } from '../../src/control/cli';
 import { withBackend } from '../../src/control/cli/port';
+import { StateStore } from '../../src/control/state';
 import { frameHex, removeDir, spawnVpcd, TEST_ENGINE, VpcdProcess, VPCCTL, eventually } from './helpers';
 
 interface Run {
@@ -252,6 +253,21 @@ describe('vpcctl against vpcd', () => {
     assert.equal(r.code, EXIT.USAGE);
     r = await bin(['--version']);
     assert.equal(r.code, 0);
+  });
+
+  test('state --state-file prints a complete state file: copied over state.json, it loads as the running state; plain state is the API\'s view', async () => {
+    const api = await d.client.call<{ generation: number; state: unknown }>('GET', '/v1/state');
+    const r = await cli('state', '--state-file');
+    assert.equal(r.code, EXIT.OK, r.err);
+    const dir = path.join(d.dir, 'restored');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'state.json'), r.out);
+    const store = new StateStore(dir);
+    assert.deepEqual(store.load(), api.state);
+    assert.equal(store.generation, api.generation);
+    // The plain output is no state file (no format, version or checksum).
+    fs.writeFileSync(path.join(dir, 'state.json'), (await cli('state')).out);
+    assert.throws(() => new StateStore(dir).load(), /format is undefined, expected "vpcd-state"/);
   });
 
   // The real binary with its stdout a pipe whose reader goes away after the

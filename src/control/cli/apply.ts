@@ -5,6 +5,8 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { CliContext, CliError, EXIT } from './context';
 import { planText } from './format';
+import type { Model } from '../model';
+import { stateDocument, stateDocumentText } from '../state';
 
 export function registerApply(program: Command, { io, ctx, print }: CliContext): void {
   program.command('apply').description('apply a configuration file (desired state); prints the plan')
@@ -29,9 +31,14 @@ export function registerApply(program: Command, { io, ctx, print }: CliContext):
       });
     });
 
-  program.command('state').description('print the running desired state as JSON (backups, debugging)').action(async (_o, cmd: Command) => {
-    const { client } = ctx(cmd);
-    const r = await client.call('GET', '/v1/state');
-    io.out(`${JSON.stringify(r, null, 2)}\n`);
-  });
+  // The API's answer ({generation, state}) is a view; with --state-file it is
+  // printed as the state file holds it (format, version, checksum), so that
+  // a backup taken through the API restores by a copy over state.json.
+  program.command('state').description('print the running desired state as JSON (debugging); --state-file: as a state file (backups)')
+    .option('--state-file', 'print a complete state file (format, version, checksum): copied over state.json, it restores this state')
+    .action(async (o: { stateFile?: boolean }, cmd: Command) => {
+      const { client } = ctx(cmd);
+      const r = await client.call<{ generation: number; state: Model }>('GET', '/v1/state');
+      io.out(o.stateFile === true ? stateDocumentText(stateDocument(r.state, r.generation)) : `${JSON.stringify(r, null, 2)}\n`);
+    });
 }
