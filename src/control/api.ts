@@ -35,8 +35,8 @@
 import * as http from 'node:http';
 import { CONFIG_LIMITS, parseConfig } from './config';
 import { Controller, MutationResult } from './controller';
-import { ControlError, toControlError } from './errors';
-import type { DataplaneStats } from '../dataplane';
+import { ControlError, statusOf, toControlError } from './errors';
+import { ERROR_CODES, isErrorCode, type DataplaneStats } from '../dataplane';
 import type { Logger } from './logging';
 import type { BgpStatus } from './evpn/service';
 import type { EvpnRouteView } from './evpn/evpn';
@@ -143,6 +143,16 @@ export function buildRoutes(ctx: ApiContext): Route[] {
 // 201 when a create made something, 200 when it found it there.
 function createdStatus(r: MutationResult<unknown>): number {
   return r.created === true ? 201 : 200;
+}
+
+// The status an error is answered with. The controller answers 400 for
+// every problem of the state a mutation would make (invalid, as an unknown
+// reference is); one whose code is a conflict (a port that is no member of
+// the switch, a VNI or an interface in use) is a clash with what runs, and
+// answers 409, as the same code does from the engine (api.md: one status a
+// code, whichever check finds it).
+export function answerStatus(e: ControlError): number {
+  return e.status === 400 && isErrorCode(e.code) && ERROR_CODES[e.code].category === 'conflict' ? statusOf(e.code) : e.status;
 }
 
 // The answer to a delete: what was deleted and the plan that did it.
@@ -410,7 +420,7 @@ export function createApiServer(ctx: ApiContext): http.Server {
     const fail = (err: unknown): void => {
       const e = toControlError(err);
       if (e.code === 'ERR_INTERNAL') ctx.log.error({ err: (err as Error)?.stack ?? String(err), url: req.url }, 'api: internal error');
-      send(e.status, { error: e.toJSON() });
+      send(answerStatus(e), { error: e.toJSON() });
     };
     const chunks: Buffer[] = [];
     let size = 0;

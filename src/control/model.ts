@@ -415,8 +415,16 @@ function flatKernel(n: Record<string, unknown>): Record<string, unknown> {
   return { ...rest, ...fields };
 }
 
+// The VTEP addresses by their spec names too (`localIp: "198.18.0.1/24"`, not
+// the engine's `ip4: {addr, prefix}`), as a conflict or a plan names them.
 export function normalUplink(spec: UplinkSpec, maxMtu: number, ignoreMac = false): Record<string, unknown> {
-  const n = flatKernel({ ...validateUplinkSpec({ ...spec, mac: spec.mac ?? '02:00:00:00:00:01' }, maxMtu) });
+  const { ip4, ip6, ...n } = flatKernel({ ...validateUplinkSpec({ ...spec, mac: spec.mac ?? '02:00:00:00:00:01' }, maxMtu) });
+  const cidr = (a: unknown): string | undefined => {
+    const c = a as { addr: string; prefix: number } | undefined;
+    return c === undefined ? undefined : `${c.addr}/${c.prefix}`;
+  };
+  if (ip4 !== undefined) n.localIp = cidr(ip4);
+  if (ip6 !== undefined) n.localIp6 = cidr(ip6);
   if (ignoreMac || spec.mac === undefined) delete n.mac;
   return n;
 }

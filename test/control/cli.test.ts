@@ -255,6 +255,27 @@ describe('vpcctl against vpcd', () => {
     assert.equal(r.code, 0);
   });
 
+  test('a port that is no member of the switch is a conflict (409, exit 6) for fdb create and fdb flush --port alike', async () => {
+    await d.client.call('POST', '/v1/switches', { name: 'nm-sw', vni: 3333 });
+    await d.client.call('POST', '/v1/ports', { name: 'nm-p', type: 'pipe', switch: 'nm-sw' });
+    try {
+      let r = await cli('fdb', 'create', 'tenant-a', '02:00:00:00:0c:01', 'nm-p');
+      assert.equal(r.code, EXIT.CONFLICT, r.err);
+      assert.match(r.err, /port: port "nm-p" is not a member of switch "tenant-a" \[ERR_PORT_NOT_MEMBER\]/);
+      r = await cli('fdb', 'flush', 'tenant-a', '--port', 'nm-p');
+      assert.equal(r.code, EXIT.CONFLICT, r.err);
+      assert.match(r.err, /\[ERR_PORT_NOT_MEMBER\]/);
+      const raw = await d.client.raw('POST', '/v1/fdb', { switch: 'tenant-a', mac: '02:00:00:00:0c:01', port: 'nm-p' });
+      assert.equal(raw.status, 409, JSON.stringify(raw.body));
+      // An unknown reference stays a 400 (exit 4), as operations.md's table says.
+      r = await cli('fdb', 'create', 'tenant-a', '02:00:00:00:0c:01', 'nothere');
+      assert.equal(r.code, EXIT.INVALID, r.err);
+    } finally {
+      await d.client.call('DELETE', '/v1/ports/nm-p');
+      await d.client.call('DELETE', '/v1/switches/nm-sw');
+    }
+  });
+
   test('state --state-file prints a complete state file: copied over state.json, it loads as the running state; plain state is the API\'s view', async () => {
     const api = await d.client.call<{ generation: number; state: unknown }>('GET', '/v1/state');
     const r = await cli('state', '--state-file');
