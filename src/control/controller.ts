@@ -486,7 +486,7 @@ export class Controller {
     }
     const diff = changedFields(a, b);
     if (diff.length > 0) {
-      throw new ControlError('ERR_SPEC_CONFLICT', `${diff[0]}: ${kind} "${name}" exists with a different spec (${diff.map((k) => `${k}: ${JSON.stringify(a[k])} running, ${JSON.stringify(b[k])} requested`).join('; ')}); update or delete it first`, { field: diff[0] });
+      throw new ControlError('ERR_SPEC_CONFLICT', `${diff[0]}: ${kind} "${name}" exists with a different spec (${diff.map((k) => `${k}: ${JSON.stringify(a[k])} running, ${JSON.stringify(b[k])} requested`).join('; ')}); ${conflictAdvice(kind, name)}`, { field: diff[0] });
     }
   }
 }
@@ -521,6 +521,15 @@ function bgpRestartWarnings(from: Model, to: Model): string[] {
 // What is wrong around the uplinks a plan creates (read from the host, see hostcheck.ts).
 function uplinkWarnings(steps: Step[]): string[] {
   return steps.flatMap((s) => (s.kind === 'uplink' && s.op === 'create' ? [...interfaceMissing(s.spec, undefined, 'uplink'), ...vtepHeldByKernel(s.spec)] : []));
+}
+
+// What to do about a create that names an existing object with another
+// spec: switches and ports have updates (for their mutable fields); an
+// uplink or a static entry is replaced whole.
+function conflictAdvice(kind: string, name: string): string {
+  if (kind === 'switch' || kind === 'port') return `update it (vpcctl ${kind} update ${name}, for the fields that can change) or delete it first`;
+  const del = kind === 'uplink' ? `vpcctl uplink delete ${name}` : 'vpcctl fdb delete';
+  return `${kind === 'uplink' ? 'an' : 'a'} ${kind} cannot be changed in place: delete it (${del}) and create it again, or apply a configuration with the new spec, which replaces it`;
 }
 
 // Remote VTEPs (peers, static entries) the uplink has no route to: off its

@@ -212,7 +212,8 @@ switches:
       assert.equal((await c.createUplink({ name: 'up0', type: 'pipe', localIp: '198.18.0.1/24' })).created, false);
       // The field as the user gives it (localIp), not the engine's (ip4).
       await assert.rejects(c.createUplink({ name: 'up0', type: 'pipe', localIp: '198.18.0.9/24' }), (e: ControlError) => e.code === 'ERR_SPEC_CONFLICT' && e.field === 'localIp'
-        && e.message.startsWith('localIp: uplink "up0" exists with a different spec (localIp: "198.18.0.1/24" running, "198.18.0.9/24" requested)'));
+        && e.message === 'localIp: uplink "up0" exists with a different spec (localIp: "198.18.0.1/24" running, "198.18.0.9/24" requested); ' +
+        'an uplink cannot be changed in place: delete it (vpcctl uplink delete up0) and create it again, or apply a configuration with the new spec, which replaces it');
       await assert.rejects(c.createUplink({ name: 'up1', type: 'pipe', localIp: '198.18.1.1/24' }), { code: 'ERR_TOO_MANY_UPLINKS' });
       await assert.rejects(c.createPeer({ switch: 'tenant-a', ip: '2001:db8::2' }), { code: 'ERR_ADDRESS_FAMILY', field: 'ip' });
       await assert.rejects(c.createPeer({ switch: 'nope', ip: '198.18.0.2' }), { code: 'ERR_UNKNOWN_SWITCH' });
