@@ -45,6 +45,8 @@ export class UnreachableError extends Error {
     else if (reason === 'EACCES' || reason === 'EPERM') why = `permission denied on ${socketPath}: run as root or as a member of the socket's group`;
     else if (reason === 'ETIMEDOUT') why = `vpcd on ${socketPath} did not answer in time`;
     else why = `cannot reach vpcd on ${socketPath} (${reason})`;
+    // vpcd runs when the socket refuses us: starting it is no advice then.
+    if (reason === 'EACCES' || reason === 'EPERM') return `${why} (the systemd unit's group is vpc: docs/operations.md).`;
     return `${why}.\n  Start it with:  sudo vpcd --config /etc/vpcd/vpcd.yaml   (or: systemctl start vpcd)\n  Or point vpcctl at its socket:  vpcctl --socket PATH ...  (or VPCD_SOCKET=PATH)`;
   }
 }

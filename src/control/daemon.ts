@@ -197,8 +197,19 @@ export class Daemon {
       throw new DaemonExit(VPCD_EXIT.FATAL, `bgp: ${(err as Error).message}${err instanceof SpeakerError ? '' : ' (see the log)'}`);
     }
 
-    await this.listenApi();
-    if (opts.metrics !== undefined) await this.listenMetrics(opts.metrics, dp);
+    try {
+      await this.listenApi();
+      if (opts.metrics !== undefined) await this.listenMetrics(opts.metrics, dp);
+    } catch (err) {
+      const where = this.api?.listening === true ? `--metrics ${opts.metrics}` : `--socket ${opts.socket}`;
+      // The switches run by now: stop them as SIGTERM would (ports detached,
+      // offloads and XDP programs given back, the socket removed) before
+      // exiting, not leave that to the process's end.
+      await this.stop('start failed').catch(() => undefined);
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'EADDRINUSE' ? 'the address is in use (another vpcd, or another exporter)' : e.code === 'EACCES' ? 'permission denied' : e.message;
+      throw new DaemonExit(VPCD_EXIT.FATAL, `${where}: cannot listen: ${why}`);
+    }
     log.info({ socket: opts.socket, metrics: this.metricsAddress ?? null, config: opts.config ?? null, stateDir: opts.stateDir, version: opts.version }, 'vpcd ready');
   }
 

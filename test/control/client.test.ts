@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Client } from '../../src/control/client';
+import { Client, UnreachableError } from '../../src/control/client';
 
 // An HTTP server on a Unix socket that answers with keep-alive, and closes a
 // connection, without an answer, when a second request arrives on it: what a
@@ -71,4 +71,12 @@ test('control client: no request goes out on a kept-alive connection the server 
   } finally {
     await s.close();
   }
+});
+
+test('an unreachable vpcd is explained by its cause: start it when nothing listens, the group when the socket refuses us', () => {
+  const gone = UnreachableError.explain('/run/vpc/vpcd.sock', 'ENOENT');
+  assert.match(gone, /^no socket at \/run\/vpc\/vpcd\.sock: vpcd is not running, or listens elsewhere\.\n {2}Start it with: /);
+  const denied = UnreachableError.explain('/run/vpc/vpcd.sock', 'EACCES');
+  assert.equal(denied, 'permission denied on /run/vpc/vpcd.sock: run as root or as a member of the socket\'s group (the systemd unit\'s group is vpc: docs/operations.md).');
+  assert.doesNotMatch(denied, /Start it/, 'vpcd runs: it is the socket that refuses');
 });

@@ -7,6 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { ApiError, Client } from '../../src/control/client';
 import { runCli } from '../../src/control/cli';
@@ -95,6 +96,23 @@ describe('vpcd process', () => {
       assert.equal(fs.readFileSync(file, 'utf8'), '{"format": "vpcd-state", "version": 1, "gen');
       assert.equal(fs.existsSync(d.socket), false);
     } finally {
+      removeDir(dir);
+    }
+  });
+
+  test('a metrics address in use: exit 1 naming it, after a clean stop (socket removed, the engine closed)', async () => {
+    const dir = tempDir();
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (busy.address() as net.AddressInfo).port;
+      const d = await spawnVpcd({ dir, config: CONFIG, waitReady: false, extraArgs: ['--metrics', `127.0.0.1:${port}`] });
+      assert.equal(await d.exited, 1, d.stderr.join(''));
+      assert.match(d.stderr.join(''), new RegExp(`--metrics 127\\.0\\.0\\.1:${port}: cannot listen: the address is in use`));
+      assert.equal(fs.existsSync(d.socket), false, 'the socket is removed');
+      assert.ok(d.logs.some((l) => l.includes('vpcd stopped: engine closed, ports detached')), d.logs.join('\n'));
+    } finally {
+      busy.close();
       removeDir(dir);
     }
   });
