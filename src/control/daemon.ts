@@ -108,6 +108,7 @@ export class Daemon {
   private api?: http.Server;
   private metricsServer?: http.Server;
   private events?: EventLogger;
+  private store?: StateStore;
   private evpn?: EvpnService;
   private stopping?: Promise<void>;
   metricsAddress?: string;
@@ -118,6 +119,11 @@ export class Daemon {
   async start(): Promise<void> {
     const { opts, log } = this;
     const store = new StateStore(opts.stateDir);
+    const holder = store.lock();
+    if (holder !== undefined) {
+      throw new DaemonExit(VPCD_EXIT.SOCKET_IN_USE, `another vpcd (pid ${holder}) uses the state directory ${opts.stateDir}; stop it first or give --state-dir`);
+    }
+    this.store = store;
     let saved: Model | undefined;
     // What a write cut short by kill -9 left is no state: state.json is the
     // last complete write.
@@ -328,6 +334,7 @@ export class Daemon {
         } catch {
           // already gone
         }
+        this.store?.unlock();
         this.log.info('vpcd stopped: engine closed, ports detached');
       })();
     }

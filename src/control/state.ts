@@ -46,6 +46,7 @@ export function stateVersionFor(model: Model): number {
   return model.uplinks.length > 0 || model.peers.length > 0 || model.fdb.some((f) => isRemote(f.spec)) ? 2 : 1;
 }
 export const STATE_FILE = 'state.json';
+export const PID_FILE = 'vpcd.pid';
 
 export interface StateDocument {
   format: string;
@@ -86,6 +87,7 @@ export class StateStore {
   readonly dir: string;
   readonly file: string;
   generation = 0;
+  private locked = false;
 
   constructor(dir: string, private readonly write: WriteFn = fs.writeSync) {
     this.dir = dir;
@@ -104,6 +106,49 @@ export class StateStore {
     const doc = parseStateDocument(text, this.file);
     this.generation = doc.generation;
     return doc.state;
+  }
+
+  // Takes the directory for this process: `vpcd.pid`, created exclusively.
+  // Two vpcds on one state directory (a second one started by hand with
+  // another --socket) would overwrite each other's state and restore each
+  // other's objects. A pid file whose pid is no running vpcd (a kill -9)
+  // is taken over. Returns undefined, or the pid of the vpcd that holds it.
+  lock(isVpcd: (pid: number) => boolean = isRunningVpcd): number | undefined {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o750 });
+    const file = path.join(this.dir, PID_FILE);
+    // Written aside, then linked into place: the file appears whole (with
+    // its pid) or not at all, so a racing start never reads it empty.
+    const mine = path.join(this.dir, `.${PID_FILE}.${process.pid}`);
+    fs.writeFileSync(mine, `${process.pid}\n`, { mode: 0o640 });
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          fs.linkSync(mine, file);
+          this.locked = true;
+          return undefined;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+        const pid = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
+        if (isVpcd(pid)) return pid;
+        fs.rmSync(file, { force: true }); // stale: its vpcd is gone (kill -9)
+      }
+      throw new Error(`${file}: could not be taken (starts racing for it)`);
+    } finally {
+      fs.rmSync(mine, { force: true });
+    }
+  }
+
+  // Gives the directory back (a clean stop); only our own pid file.
+  unlock(): void {
+    if (!this.locked) return;
+    this.locked = false;
+    const file = path.join(this.dir, PID_FILE);
+    try {
+      if (Number.parseInt(fs.readFileSync(file, 'utf8'), 10) === process.pid) fs.rmSync(file, { force: true });
+    } catch {
+      // gone already
+    }
   }
 
   // Removes the temp files of writes that a kill -9 (or a crash) cut short:

@@ -41,7 +41,8 @@ describe('vpcd process', () => {
       // Restart without --config: the state file alone brings everything back.
       const d2 = await spawnVpcd({ dir: d.dir, noConfig: true });
       try {
-        assert.deepEqual(fs.readdirSync(d.stateDir), ['state.json'], 'the leftover is gone');
+        assert.deepEqual(fs.readdirSync(d.stateDir), ['state.json', 'vpcd.pid'], 'the leftover is gone (the killed vpcd\'s pid file is taken over)');
+        assert.equal(fs.readFileSync(path.join(d.stateDir, 'vpcd.pid'), 'utf8'), `${d2.proc.pid}\n`);
         assert.ok(d2.logs.some((l) => l.includes('removed 1 temp file(s) left by a state write that was cut short') && l.includes(leftover)), d2.logs.join('\n'));
         const after = await d2.client.call<Record<string, any>>('GET', '/v1/state');
         assert.deepEqual(after.state, before.state);
@@ -97,6 +98,21 @@ describe('vpcd process', () => {
       assert.equal(fs.existsSync(d.socket), false);
     } finally {
       removeDir(dir);
+    }
+  });
+
+  test('a second vpcd on the same state directory (another socket) exits 5 naming the first; the first runs on', async () => {
+    const d = await spawnVpcd({ config: CONFIG });
+    try {
+      const second = await spawnVpcd({ dir: d.dir, config: CONFIG, waitReady: false, extraArgs: ['--socket', path.join(d.dir, 'other.sock')] });
+      assert.equal(await second.exited, 5, second.stderr.join(''));
+      assert.match(second.stderr.join(''), new RegExp(`another vpcd \\(pid ${d.proc.pid}\\) uses the state directory .*state; stop it first or give --state-dir`));
+      assert.equal((await d.client.call<any>('GET', '/v1/ports')).ports.length, 1, 'the first is untouched');
+      await d.stop();
+      assert.equal(fs.existsSync(path.join(d.stateDir, 'vpcd.pid')), false, 'a clean stop gives the directory back');
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
     }
   });
 

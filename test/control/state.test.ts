@@ -209,6 +209,26 @@ describe('state file leftovers', () => {
     });
   });
 
+  test('the state directory is held by one vpcd (vpcd.pid): a second is told who holds it; a stale pid file is taken over; unlock gives it back', () => {
+    withStore((store) => {
+      const pidFile = path.join(store.dir, 'vpcd.pid');
+      assert.equal(store.lock(() => false), undefined, 'taken');
+      assert.equal(fs.readFileSync(pidFile, 'utf8'), `${process.pid}\n`);
+      const other = new StateStore(store.dir);
+      assert.equal(other.lock((pid) => pid === process.pid), process.pid, 'a running vpcd holds it');
+      assert.equal(fs.readFileSync(pidFile, 'utf8'), `${process.pid}\n`, 'left as it was');
+      other.unlock(); // did not take it: removes nothing
+      assert.ok(fs.existsSync(pidFile));
+      store.unlock();
+      assert.equal(fs.existsSync(pidFile), false, 'given back');
+      fs.writeFileSync(pidFile, '424242\n'); // a vpcd killed with kill -9
+      assert.equal(other.lock(() => false), undefined, 'a stale pid file is taken over');
+      assert.equal(fs.readFileSync(pidFile, 'utf8'), `${process.pid}\n`);
+      assert.deepEqual(fs.readdirSync(store.dir).filter((f) => f.startsWith('.')), [], 'no file of the take is left');
+      other.unlock();
+    });
+  });
+
   test('isRunningVpcd: a process whose program is vpcd(.js); not a finished one, not another program, not this one', async () => {
     const dir = tempDir();
     const script = path.join(dir, 'vpcd.js');
