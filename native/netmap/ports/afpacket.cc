@@ -53,10 +53,8 @@ AfPacketPort::AfPacketPort(const std::string& ifname, const KernelPortOptions& o
 std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, const KernelPortOptions& opts,
                                                  std::shared_ptr<BufferPool> pool,
                                                  std::shared_ptr<PortStatus> status) {
-  if (!claim_interface(ifname))
-    throw PortError(Status::kInUse, "interface " + ifname +
-                                        " is already attached to another port (or the uplink): delete that one "
-                                        "first (one port per interface)");
+  if (Claim c = claim_interface(ifname); c != Claim::kOk)
+    throw PortError(Status::kInUse, claim_refused("interface " + ifname, c));
   std::unique_ptr<AfPacketPort> p(new AfPacketPort(ifname, opts, std::move(pool), std::move(status)));
   p->claimed_ = true;
   p->ctl_ = ctl_socket();

@@ -443,10 +443,8 @@ std::unique_ptr<AfXdpPort> AfXdpPort::open(const PortSpec& spec, const KernelPor
                         "uses " + std::to_string(pool->buf_size()) + ": lower the buffer size (a jumbo MTU does not "
                         "need large buffers: longer frames span several chunks and land in the pool's large "
                         "buffers) or use afpacket:" + spec.ifname);
-  if (!claim_interface(spec.ifname))
-    throw PortError(Status::kInUse, "interface " + spec.ifname +
-                                        " is already attached to another port (or the uplink): delete that one "
-                                        "first (one port per interface)");
+  if (Claim c = claim_interface(spec.ifname); c != Claim::kOk)
+    throw PortError(Status::kInUse, claim_refused("interface " + spec.ifname, c));
   std::unique_ptr<AfXdpPort> p(new AfXdpPort(spec, opts, std::move(pool), std::move(status)));
   p->claimed_ = true;
   p->ctl_ = ctl_socket();

@@ -9,14 +9,17 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <mutex>
-#include <set>
 
 namespace vpc {
 
@@ -270,19 +273,60 @@ void offloads_restore(int ctl, OffloadSaved* saved) {
 // ---------------------------------------------------------------- claims
 
 static std::mutex g_claim_mu;
-static std::set<std::string>& claims() {
-  static std::set<std::string> s;
-  return s;
+// name -> the abstract socket that holds it for the host (-1: none could be made)
+static std::map<std::string, int>& claims() {
+  static std::map<std::string, int> m;
+  return m;
 }
 
-bool claim_interface(const std::string& name) {
+// The abstract socket name that stands for a claim (a hash for a long one:
+// the name must fit sun_path).
+static std::string claim_address(const std::string& name) {
+  std::string a = "vpc-switch.claim." + name;
+  if (a.size() > 100) {
+    char h[24];
+    std::snprintf(h, sizeof h, "%016zx", std::hash<std::string>{}(name));
+    a = "vpc-switch.claim.#" + std::string(h);
+  }
+  return a;
+}
+
+Claim claim_interface(const std::string& name) {
   std::lock_guard<std::mutex> g(g_claim_mu);
-  return claims().insert(name).second;
+  if (claims().count(name)) return Claim::kThisProcess;
+  // The host-wide half: an abstract unix socket in the calling thread's
+  // network namespace (where the interface is). The kernel releases it when
+  // the process ends, however it ends; `ss -xlp` names the holder.
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    const std::string a = claim_address(name);
+    std::memcpy(sa.sun_path + 1, a.data(), a.size());
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), socklen_t(offsetof(sockaddr_un, sun_path) + 1 + a.size())) < 0) {
+      const int e = errno;
+      ::close(fd);
+      if (e == EADDRINUSE) return Claim::kOtherProcess;
+      fd = -1;  // no host-wide claim (odd, e.g. out of descriptors): the process's still holds
+    }
+  }
+  claims().emplace(name, fd);
+  return Claim::kOk;
 }
 
 void release_interface(const std::string& name) {
   std::lock_guard<std::mutex> g(g_claim_mu);
-  claims().erase(name);
+  auto it = claims().find(name);
+  if (it == claims().end()) return;
+  if (it->second >= 0) ::close(it->second);
+  claims().erase(it);
+}
+
+std::string claim_refused(const std::string& what, Claim c) {
+  if (c == Claim::kOtherProcess)
+    return what + " is attached by another process of this switch (another vpcd: `ss -xlp | grep vpc-switch.claim` names it); " +
+           "stop that one, or use another interface";
+  return what + " is already attached to another port (or the uplink): delete that one first (one port per interface)";
 }
 
 // ---------------------------------------------------------------- checksums

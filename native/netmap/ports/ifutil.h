@@ -70,10 +70,17 @@ std::string journal_record(const std::string& name, const std::string& text);
 // directory does not exist; other failures set *err.
 std::vector<std::string> journal_records(const std::string& dir, const std::string& prefix, std::string* err = nullptr);
 
-// One port per interface per process: AF_PACKET would otherwise happily let
-// two ports see each other's traffic. Returns false if `name` is claimed.
-bool claim_interface(const std::string& name);
+// One port per interface: AF_PACKET would otherwise happily let two ports
+// see each other's traffic, two switches would loop it. Claimed in this
+// process, and for the host by an abstract unix socket in the caller's
+// network namespace, so that a second vpcd (another state directory, another
+// socket) cannot attach the same interface either; the kernel drops that
+// claim when the process ends, kill -9 included.
+enum class Claim : uint8_t { kOk, kThisProcess, kOtherProcess };
+Claim claim_interface(const std::string& name);
 void release_interface(const std::string& name);
+// The refusal for a claim that failed, naming `what` ("interface eth0").
+std::string claim_refused(const std::string& what, Claim c);
 
 // Completes the checksum of a frame whose L4 checksum field holds only the
 // pseudo-header sum (Linux CHECKSUM_PARTIAL, handed over by AF_PACKET with

@@ -2,6 +2,7 @@
 #include "ports/ifutil.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -110,6 +111,47 @@ TEST(OffloadJournal, RecoveryDropsRecordsItCannotApply) {
   close(ctl);
   std::remove((dir + "/unrelated").c_str());
   rmdir(dir.c_str());
+}
+
+}  // namespace
+}  // namespace vpc
+
+namespace vpc {
+namespace {
+
+// A claim holds for the host, not only the process: a second vpcd must not
+// attach an interface the first one switches (it would see and send the
+// same frames: duplicates, loops). The kernel drops the claim when its
+// process ends, however it ends.
+TEST(InterfaceClaim, AnotherProcessIsToldApartAndItsEndReleasesTheClaim) {
+  const std::string name = "vt-claim-" + std::to_string(getpid());
+  int go[2], done[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(done), 0);
+  pid_t child = fork();
+  if (child == 0) {  // another vpcd
+    char c = claim_interface(name) == Claim::kOk ? 'y' : 'n';
+    if (write(done[1], &c, 1) != 1) _exit(1);
+    if (read(go[0], &c, 1) != 1) _exit(1);  // holds it until told
+    _exit(0);  // no release: the end of the process must do
+  }
+  ASSERT_GT(child, 0);
+  char c = 0;
+  ASSERT_EQ(read(done[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  EXPECT_EQ(claim_interface(name), Claim::kOtherProcess);
+  EXPECT_NE(claim_refused("interface " + name, Claim::kOtherProcess).find("another process of this switch (another vpcd"),
+            std::string::npos);
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  EXPECT_EQ(claim_interface(name), Claim::kOk) << "the process that held it ended";
+  EXPECT_EQ(claim_interface(name), Claim::kThisProcess);
+  EXPECT_NE(claim_refused("interface " + name, Claim::kThisProcess).find("is already attached to another port"), std::string::npos);
+  release_interface(name);
+  EXPECT_EQ(claim_interface(name), Claim::kOk) << "released";
+  release_interface(name);
+  for (int fd : {go[0], go[1], done[0], done[1]}) close(fd);
 }
 
 }  // namespace

@@ -167,9 +167,8 @@ std::unique_ptr<TapPort> TapPort::open(const std::string& ifname, const KernelPo
                                        std::shared_ptr<BufferPool> pool, std::shared_ptr<PortStatus> status) {
   if (opts.queues < 1 || opts.queues > 16)
     throw PortError(Status::kInvalidArgument, "queues: a tap port has 1..16 queues");
-  if (!claim_interface(ifname))
-    throw PortError(Status::kInUse, "interface " + ifname +
-                                        " is already attached to another port (or the uplink): delete that one first");
+  if (Claim c = claim_interface(ifname); c != Claim::kOk)
+    throw PortError(Status::kInUse, claim_refused("interface " + ifname, c));
   std::unique_ptr<TapPort> p(new TapPort(ifname, opts, std::move(pool), std::move(status)));
   p->claimed_ = true;
   p->ctl_ = ctl_socket();

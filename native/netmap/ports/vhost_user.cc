@@ -134,8 +134,10 @@ std::unique_ptr<VhostUserPort> VhostUserPort::open(const VhostUserOptions& opts,
   if (opts.socket.empty() || opts.socket[0] != '/' || opts.socket.size() >= sizeof(sa.sun_path))
     throw PortError(Status::kInvalidArgument,
                     "socket: give an absolute path of at most " + std::to_string(sizeof(sa.sun_path) - 1) + " bytes");
-  if (!claim_interface("vhostuser:" + opts.socket))
-    throw PortError(Status::kInUse, where + ": another port already uses that socket: delete it first (one port per socket)");
+  if (Claim c = claim_interface("vhostuser:" + opts.socket); c != Claim::kOk)
+    throw PortError(Status::kInUse, c == Claim::kOtherProcess
+                                        ? where + ": another process of this switch (another vpcd) serves that socket: stop that one, or use another socket"
+                                        : where + ": another port already uses that socket: delete it first (one port per socket)");
   std::unique_ptr<VhostUserPort> p(new VhostUserPort(opts, std::move(pool), std::move(status)));
   p->claimed_ = true;
   p->epfd_ = epoll_create1(EPOLL_CLOEXEC);
