@@ -265,4 +265,24 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     assert.ok(!ra.routes.some((r) => r.type === 2 && r.mac === m && r.origin === 'local'), 'A withdrew its route');
     t.diagnostic(`MAC move: first frame on B to A's FDB pointing at B in ${ms} ms (polled every 5 ms)`);
   });
+
+  it('a MAC that moves back and forth (A -> B -> A -> B): each host withdraws its route when the other wins, sequence numbers above 0 included', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    const m = '02:00:00:10:00:07'; // on B (sequence 1) since the test above
+    const rejected = async (h: Host): Promise<number> => (await status(h)).bgp!.evpn.rejected!;
+    const before = [await rejected(a), await rejected(b)];
+    // Back on A: A advertises sequence 2, B withdraws its sequence-1 route.
+    await sendFrom(a, [m]);
+    await eventually(async () => (await fdb(b)).entries.find((e) => e.mac === m && e.evpn === true && e.vtep === '198.18.0.11'), 10_000, 20);
+    const stale = async (h: Host, vtep: string): Promise<boolean> => (await routes(h)).routes.some((r) => r.type === 2 && r.mac === m && r.origin !== 'local' && r.vtep === vtep);
+    await eventually(async () => !(await stale(a, '198.18.0.12')), 10_000, 50).catch(() => assert.fail(`B's route for ${m} is still out after the MAC went back to A`));
+    assert.ok((await routes(a)).routes.some((r) => r.type === 2 && r.mac === m && r.origin === 'local' && r.seq === 2), 'A advertises it with sequence number 2');
+    // And to B once more: A withdraws its sequence-2 route.
+    await sendFrom(b, [m]);
+    await eventually(async () => (await fdb(a)).entries.find((e) => e.mac === m && e.evpn === true && e.vtep === '198.18.0.12'), 10_000, 20);
+    await eventually(async () => !(await stale(b, '198.18.0.11')), 10_000, 50).catch(() => assert.fail(`A's route for ${m} is still out after the MAC went back to B`));
+    assert.ok((await routes(b)).routes.some((r) => r.type === 2 && r.mac === m && r.origin === 'local' && r.seq === 3), 'B advertises it with sequence number 3');
+    assert.deepEqual([await rejected(a), await rejected(b)], before, 'gobgpd refused no withdrawal');
+  });
 });

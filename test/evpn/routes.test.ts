@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { describe, test } from 'node:test';
 import { GobgpClient, GobgpProtos } from '../../src/control/evpn/gobgp';
-import { attributesOf, autoRd, autoRouteTarget, decodePath, ImetRoute, MacRoute, nlriOf, routeKey, vniOf, vtepOf } from '../../src/control/evpn/routes';
+import { attributesOf, autoRd, autoRouteTarget, decodePath, ImetRoute, MacRoute, nlriOf, pathOf, routeKey, vniOf, vtepOf } from '../../src/control/evpn/routes';
 import { freeLoopbackPort } from '../../src/control/evpn/speaker';
 
 const PROTO_DIR = '/usr/share/gocode/src/github.com/osrg/gobgp/api';
@@ -77,6 +77,17 @@ describe('EVPN routes: API objects', () => {
     const pmsi = attributesOf(IMET).find((x) => x['@type'] === 'apipb.PmsiTunnelAttribute')!;
     assert.deepEqual({ ...pmsi, id: (pmsi.id as Buffer).toString('hex') }, { '@type': 'apipb.PmsiTunnelAttribute', flags: 0, type: 6, label: 1001, id: 'c612000b' });
     assert.deepEqual(nlriOf(IMET), { '@type': 'apipb.EVPNInclusiveMulticastEthernetTagRoute', rd: { '@type': 'apipb.RouteDistinguisherIPAddress', admin: '198.18.0.1', assigned: 1001 }, ethernet_tag: 0, ip_address: '198.18.0.11' });
+  });
+
+  test('a withdrawal names the path by its NLRI and carries no MAC mobility community (gobgpd refuses one below its table\'s sequence number)', () => {
+    const communities = (p: { pattrs: Record<string, unknown>[] }): Record<string, unknown>[] =>
+      p.pattrs.find((x) => x['@type'] === 'apipb.ExtendedCommunitiesAttribute')!.communities as Record<string, unknown>[];
+    const moved = { ...MAC, seq: 1 };
+    const w = pathOf(moved, true);
+    assert.equal(w.is_withdraw, true);
+    assert.deepEqual(w.nlri, nlriOf(moved), 'the NLRI is the one advertised');
+    assert.ok(!communities(w).some((c) => c['@type'] === 'apipb.MacMobilityExtended'), `withdrawal communities: ${JSON.stringify(communities(w))}`);
+    assert.ok(communities(pathOf(moved)).some((c) => c['@type'] === 'apipb.MacMobilityExtended' && c.sequence_num === 1), 'the advertisement keeps it');
   });
 
   test('decoding gives back the route; VNI from the label, else a route target; VTEP from PMSI or next hop', () => {

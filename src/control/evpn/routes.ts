@@ -177,8 +177,19 @@ export function attributesOf(r: EvpnRoute): AnyMessage[] {
 }
 
 // The API Path of a route (AddPath / AddPathStream / DeletePath).
+//
+// A withdrawal carries no MAC Mobility community. gobgpd finds the path to
+// withdraw by its NLRI (and our source), not by its attributes, but it runs
+// its section 15 check on withdrawals too (server.go fixupApiPath): a type-2
+// path whose sequence number is below the highest in its table for that MAC,
+// plus one when that one is a neighbour's, is refused ("invalid MAC mobility
+// sequence number"). We withdraw exactly when a remote route beat ours, so a
+// withdrawal of a route that had moved before (sequence > 0) was always
+// refused and the route stayed out. Without the community gobgpd puts its
+// own on the withdrawal and takes it.
 export function pathOf(r: EvpnRoute, withdraw = false): { family: typeof EVPN_FAMILY; nlri: AnyMessage; pattrs: AnyMessage[]; is_withdraw: boolean } {
-  return { family: { ...EVPN_FAMILY }, nlri: nlriOf(r), pattrs: attributesOf(r), is_withdraw: withdraw };
+  const pattrs = r.type === 2 && withdraw ? attributesOf({ ...r, seq: 0, sticky: false }) : attributesOf(r);
+  return { family: { ...EVPN_FAMILY }, nlri: nlriOf(r), pattrs, is_withdraw: withdraw };
 }
 
 // ---------------------------------------------------------------- decoding
