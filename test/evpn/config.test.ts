@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { parseConfig } from '../../src/control/config';
 import { ControlError } from '../../src/control/errors';
 import { parseBgp, resolveBgp } from '../../src/control/evpn/config';
-import { findGobgpd, gobgpdConfig, restartReason } from '../../src/control/evpn/speaker';
+import { findGobgpd, gobgpdConfig, gobgpdLogLine, restartReason } from '../../src/control/evpn/speaker';
 import { neighborPlan } from '../../src/control/evpn/service';
 import { StateStore } from '../../src/control/state';
 import { emptyModel } from '../../src/control/model';
@@ -80,6 +80,17 @@ describe('bgp configuration', () => {
   test('gobgpd missing: the error names the Debian package', () => {
     assert.throws(() => findGobgpd({ PATH: '' }, []), /gobgpd was not found .*install the Debian package gobgpd \(apt install gobgpd\)/);
     assert.throws(() => findGobgpd({ VPCD_GOBGPD: '/nonexistent/gobgpd' }), /VPCD_GOBGPD=\/nonexistent\/gobgpd is not an executable file/);
+  });
+
+  test('gobgpd\'s log lines keep gobgpd\'s level and fields (logrus JSON); other lines are warnings', () => {
+    const line = (level: string): string => JSON.stringify({ Key: '198.18.0.2', Topic: 'Peer', level, msg: 'Peer Up', time: '2026-01-01T00:00:00Z' });
+    assert.deepEqual(gobgpdLogLine(line('info')), { level: 'info', msg: 'Peer Up', fields: { Key: '198.18.0.2', Topic: 'Peer' } });
+    assert.equal(gobgpdLogLine(line('debug')).level, 'debug');
+    assert.equal(gobgpdLogLine(line('warning')).level, 'warn');
+    assert.equal(gobgpdLogLine(line('error')).level, 'error');
+    assert.equal(gobgpdLogLine(line('fatal')).level, 'fatal');
+    assert.equal(gobgpdLogLine(line('panic')).level, 'fatal');
+    assert.deepEqual(gobgpdLogLine('panic: runtime error: index out of range\n'), { level: 'warn', msg: 'panic: runtime error: index out of range', fields: {} });
   });
 
   test('the managed gobgpd configuration', () => {

@@ -166,6 +166,15 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     assert.ok(GobgpClient, 'the client module loads in the test process too');
   });
 
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
   // Frames from `macs` entering host h's pipe port p1.
   const sendFrom = async (h: Host, macs: string[]): Promise<void> => {
     for (let i = 0; i < macs.length; i += 500) {
@@ -213,6 +222,18 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     assert.ok(await ping(a.guest, b.guest.ip), 'a -> b after the restart');
     await eventually(async () => (await routes(a)).routes.some((r) => r.type === 2 && r.origin === 'local' && r.mac === a.guest.mac), 10_000, 100);
     t.diagnostic(`B kept A's routes through A's vpcd restart (${samples} samples, every 100 ms)`);
+    // The taken-over gobgpd writes a line (a connection from an address that
+    // is no neighbour): its log is a file, not a pipe to the killed vpcd
+    // (SIGPIPE), and the new vpcd logs the line at gobgpd's level.
+    lab.ns(a.ns, process.execPath, ['-e', "const s = require('net').connect(179, '127.0.0.1', () => setTimeout(() => s.destroy(), 200)); s.on('error', () => undefined);"]);
+    const line = await eventually(() => a.vpcd!.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'gobgpd' && /passive connection/.test(String(l.gobgpd))), 10_000, 100)
+      .catch(() => assert.fail(`the new vpcd logged no line of the taken-over gobgpd; gobgpd ${alive(gobgpd) ? 'runs' : 'is dead'}`));
+    assert.equal(line.level, 'info', 'logged at gobgpd\'s level');
+    assert.equal(line.gobgpdPid, gobgpd);
+    assert.equal(line.pid, a.vpcd!.proc.pid, 'pid is vpcd\'s');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(alive(gobgpd), 'the taken-over gobgpd still runs after writing to its log');
+    assert.equal((await status(a)).bgp!.pid, gobgpd);
   });
 
   it('a dead session takes the neighbour\'s routes with it (hold time)', async (t) => {

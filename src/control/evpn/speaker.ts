@@ -9,6 +9,12 @@
 // being asked to, it is started again after a backoff (1 s, doubling to
 // 30 s, back to 1 s once it ran for a minute), and `onStart` runs again so
 // that vpcd re-advertises everything.
+//
+// gobgpd writes its log (stdout and stderr) to STATE_DIR/gobgpd.log, opened
+// O_APPEND, not to a pipe: a gobgpd that outlives a killed vpcd is taken
+// over by the next one, and a pipe to the dead vpcd killed it with SIGPIPE at
+// its next line. vpcd follows the file (the adopting vpcd too) and logs each
+// line at gobgpd's own level.
 
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -134,6 +140,121 @@ export interface ManagedSpeakerOptions {
   onExit?: (code: number | null, signal: string | null) => void;
 }
 
+export const GOBGPD_LOG = 'gobgpd.log';
+const LOG_POLL_MS = 250;
+// The log file is emptied once vpcd has read past this many bytes: gobgpd
+// appends (O_APPEND), so it goes on writing at the new end.
+const LOG_MAX_BYTES = 8 * 1024 * 1024;
+
+type PinoLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+// logrus's level names (gobgpd's JSON log) as pino's.
+const GOBGPD_LEVELS: Record<string, PinoLevel> = { trace: 'debug', debug: 'debug', info: 'info', warning: 'warn', warn: 'warn', error: 'error', fatal: 'fatal', panic: 'fatal' };
+
+// One line of gobgpd's log as vpcd logs it: gobgpd's level, message and
+// fields (logrus JSON); anything else (a Go panic on stderr) is a warning.
+export function gobgpdLogLine(line: string): { level: PinoLevel; msg: string; fields: Record<string, unknown> } {
+  const text = line.trim().slice(0, 2000);
+  try {
+    const o = JSON.parse(text) as Record<string, unknown>;
+    if (typeof o === 'object' && o !== null && typeof o.msg === 'string') {
+      const { level, msg, time: _t, ...fields } = o;
+      return { level: GOBGPD_LEVELS[String(level)] ?? 'warn', msg, fields };
+    }
+  } catch {
+    // not JSON
+  }
+  return { level: 'warn', msg: text.slice(0, 500), fields: {} };
+}
+
+// Follows gobgpd's log file from `offset`: every complete new line is
+// logged (as gobgpdLogLine says, with gobgpd's PID as gobgpdPid; vpcd's own
+// is the logger's `pid`). Keeps the last error or fatal line: the reason a
+// gobgpd that keeps exiting gives (`bgp status`).
+export class GobgpdLogFollower {
+  private partial = '';
+  private readonly timer: NodeJS.Timeout;
+  lastError?: { msg: string; at: number };
+
+  constructor(
+    private readonly file: string,
+    private readonly gobgpdPid: number,
+    private readonly log: Logger,
+    private offset: number,
+    private readonly onError?: (msg: string) => void,
+  ) {
+    this.timer = setInterval(() => this.poll(), LOG_POLL_MS);
+    this.timer.unref();
+  }
+
+  // Reads what was appended since the last poll.
+  poll(): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'r+');
+    } catch {
+      return;
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size < this.offset) this.offset = 0; // emptied meanwhile
+      while (this.offset < size) {
+        const buf = Buffer.alloc(Math.min(size - this.offset, 1 << 20));
+        const n = fs.readSync(fd, buf, 0, buf.length, this.offset);
+        if (n <= 0) break;
+        this.offset += n;
+        this.take(buf.subarray(0, n).toString());
+      }
+      if (this.offset > LOG_MAX_BYTES) {
+        fs.ftruncateSync(fd, 0);
+        this.offset = 0;
+      }
+    } catch {
+      // read again at the next poll
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private take(text: string): void {
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop() ?? '';
+    if (this.partial.length > 64 * 1024) this.partial = ''; // no newline in sight: not a log line
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      const l = gobgpdLogLine(line);
+      this.log[l.level]({ gobgpdPid: this.gobgpdPid, gobgpd: l.msg, ...(Object.keys(l.fields).length > 0 ? { gobgpdFields: l.fields } : {}) }, 'gobgpd');
+      if (l.level === 'error' || l.level === 'fatal') {
+        const why = [l.msg, ...Object.entries(l.fields).filter(([k]) => k !== 'Topic').map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)].join('; ');
+        this.lastError = { msg: why, at: Date.now() };
+        this.onError?.(why);
+      }
+    }
+  }
+
+  // Reads the rest (gobgpd exited: its last lines) and stops.
+  stop(): void {
+    clearInterval(this.timer);
+    this.poll();
+  }
+}
+
+// gobgpd's log file, opened for appending (its stdout and stderr); emptied
+// first when it grew past LOG_MAX_BYTES. Returns the fd and the offset
+// where this gobgpd's lines begin.
+function openGobgpdLog(file: string): { fd: number; offset: number } {
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND, 0o640);
+  if (fs.fstatSync(fd).size > LOG_MAX_BYTES) fs.ftruncateSync(fd, 0);
+  return { fd, offset: fs.fstatSync(fd).size };
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
 export class ManagedSpeaker {
   private child?: ChildProcess;
   private adopted?: { pid: number; poll: NodeJS.Timeout };
@@ -150,6 +271,29 @@ export class ManagedSpeaker {
     this.binary = o.binary ?? findGobgpd();
     this.configFile = path.join(o.dir, 'gobgpd.toml');
     this.pidFile = path.join(o.dir, 'gobgpd.json');
+    this.logFile = path.join(o.dir, GOBGPD_LOG);
+  }
+
+  readonly logFile: string;
+  private follower?: GobgpdLogFollower;
+
+  // The last error or fatal line of gobgpd's log (what a gobgpd that keeps
+  // exiting said last), if any.
+  get lastError(): { msg: string; at: number } | undefined {
+    return this.follower?.lastError ?? this.lastErrorBefore;
+  }
+  private lastErrorBefore?: { msg: string; at: number };
+
+  private follow(pid: number, offset: number): void {
+    this.unfollow();
+    this.follower = new GobgpdLogFollower(this.logFile, pid, this.o.log, offset);
+  }
+
+  private unfollow(): void {
+    if (this.follower === undefined) return;
+    this.follower.stop();
+    this.lastErrorBefore = this.follower.lastError ?? this.lastErrorBefore;
+    this.follower = undefined;
   }
 
   readonly pidFile: string;
@@ -181,20 +325,23 @@ export class ManagedSpeaker {
     if (old !== undefined) {
       this.apiAddress = old.api;
       this.startedAt = Date.now();
+      // Its log from here on (what it wrote while no vpcd ran is in the file).
+      this.follow(old.pid, fileSize(this.logFile));
       const poll = setInterval(() => {
         try {
           process.kill(old.pid, 0);
         } catch {
           clearInterval(poll);
           this.adopted = undefined;
+          this.unfollow();
           if (this.stopping) return;
-          this.o.log.error({ pid: old.pid, restartInMs: this.backoffMs }, 'gobgpd (adopted) exited; starting a new one');
+          this.o.log.error({ gobgpdPid: old.pid, restartInMs: this.backoffMs, lastError: this.lastError?.msg }, 'gobgpd (adopted) exited; starting a new one');
           this.schedule();
         }
       }, 1000);
       poll.unref();
       this.adopted = { pid: old.pid, poll };
-      this.o.log.info({ pid: old.pid, api: old.api }, 'gobgpd of the previous vpcd still runs with this configuration: taken over (its sessions and routes stay up)');
+      this.o.log.info({ gobgpdPid: old.pid, api: old.api, log: this.logFile }, 'gobgpd of the previous vpcd still runs with this configuration: taken over (its sessions and routes stay up)');
       try {
         await this.o.onStart(this.apiAddress, true);
       } catch (err) {
@@ -202,6 +349,7 @@ export class ManagedSpeaker {
         clearInterval(poll);
         this.adopted = undefined;
         await killAndWait(old.pid);
+        this.unfollow();
         this.restarts++;
         await this.start();
       }
@@ -209,26 +357,29 @@ export class ManagedSpeaker {
     }
     const stray = this.strayPid();
     if (stray !== undefined) {
-      this.o.log.warn({ pid: stray }, 'stopping the gobgpd an earlier vpcd left running with another configuration');
+      this.o.log.warn({ gobgpdPid: stray }, 'stopping the gobgpd an earlier vpcd left running with another configuration');
       await killAndWait(stray);
     }
     fs.writeFileSync(this.configFile, config, { mode: 0o640 });
     const port = await freeLoopbackPort();
     this.apiAddress = `127.0.0.1:${port}`;
-    const args = ['-f', this.configFile, '-t', 'toml', '--api-hosts', this.apiAddress, '--pprof-disable', '-p', '-l', 'warn'];
-    const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // gobgpd 3.10 knows the log levels debug and info only (any other is info).
+    const args = ['-f', this.configFile, '-t', 'toml', '--api-hosts', this.apiAddress, '--pprof-disable', '-l', 'info'];
+    const out = openGobgpdLog(this.logFile);
+    let child: ChildProcess;
+    try {
+      child = spawn(this.binary, args, { stdio: ['ignore', out.fd, out.fd] });
+    } finally {
+      fs.closeSync(out.fd); // gobgpd has its own copy
+    }
     this.child = child;
     this.startedAt = Date.now();
-    const relay = (d: Buffer): void => {
-      for (const line of d.toString().split('\n')) if (line.trim() !== '') this.o.log.warn({ gobgpd: line.trim().slice(0, 500) }, 'gobgpd');
-    };
-    child.stdout!.on('data', relay);
-    child.stderr!.on('data', relay);
     child.once('exit', (code, signal) => {
       if (this.child === child) this.child = undefined;
+      this.unfollow(); // its last lines: why it exited
       this.o.onExit?.(code, signal);
       if (this.stopping) return;
-      this.o.log.error({ code, signal, restartInMs: this.backoffMs }, 'gobgpd exited; restarting it');
+      this.o.log.error({ code, signal, restartInMs: this.backoffMs, lastError: this.lastError?.msg }, 'gobgpd exited; restarting it');
       this.schedule();
     });
     const spawned = await new Promise<Error | undefined>((resolve) => {
@@ -239,7 +390,8 @@ export class ManagedSpeaker {
       this.child = undefined;
       throw new SpeakerError(`gobgpd (${this.binary}) could not be started: ${spawned.message}`);
     }
-    this.o.log.info({ pid: child.pid, api: this.apiAddress, config: this.configFile }, 'gobgpd started');
+    this.follow(child.pid!, out.offset);
+    this.o.log.info({ gobgpdPid: child.pid, api: this.apiAddress, config: this.configFile, log: this.logFile }, 'gobgpd started');
     fs.writeFileSync(this.pidFile, JSON.stringify({ pid: child.pid, api: this.apiAddress, config }), { mode: 0o640 });
     try {
       await this.o.onStart(this.apiAddress, false);
@@ -298,12 +450,16 @@ export class ManagedSpeaker {
     }
     fs.rmSync(this.pidFile, { force: true });
     const child = this.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
+      this.unfollow();
+      return;
+    }
     const gone = new Promise<void>((r) => child.once('exit', () => r()));
     child.kill('SIGTERM');
     const t = setTimeout(() => child.kill('SIGKILL'), 5000);
     await gone;
     clearTimeout(t);
+    this.unfollow();
   }
 }
 
