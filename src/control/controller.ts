@@ -81,6 +81,12 @@ export class Controller {
   // Called after every change that was applied and persisted (and after a
   // restore), with the new model: the EVPN speaker follows it.
   onChange?: (model: Model) => void;
+  // Called before a plan that deletes switches runs, with their names: the
+  // EVPN sync hands them back first (it put flood-list peers in them that the
+  // plan does not know, and the engine refuses to delete a switch with
+  // peers). If the plan then fails, onChange runs with the unchanged model,
+  // and the sync takes them over again.
+  beforeSwitchesDeleted?: (names: string[]) => Promise<void>;
 
   constructor(readonly dp: Dataplane, readonly store: StateStore, private readonly log: Logger, engine: DataplaneOptions) {
     this.model = emptyModel(engine);
@@ -446,17 +452,24 @@ export class Controller {
     for (const w of warnings) this.log.warn({ source: opts.source }, w);
     if (steps.length === 0 && bgpChange === undefined) return result;
     const t0 = process.hrtime.bigint();
+    const deleted = steps.filter((s) => s.kind === 'switch' && s.op === 'delete').map((s) => s.name);
+    if (deleted.length > 0) await this.beforeSwitchesDeleted?.(deleted);
+    const unchanged = (): void => {
+      if (deleted.length > 0) this.onChange?.(cloneModel(this.model));
+    };
     try {
       await applyPlan(this.dp, steps, { onStep: (s) => this.logStep(s, opts.source), waitForInterface: opts.waitForInterface });
     } catch (err) {
       const e = toControlError(err);
       this.log.error({ source: opts.source, code: e.code, err: e.message }, 'plan failed; rolled back');
+      unchanged();
       throw e;
     }
     try {
       this.store.save(target);
     } catch (err) {
       const undoErrors = await undo(this.dp, steps);
+      unchanged();
       this.log.error({ err: (err as Error).message, undoErrors }, 'state file write failed; change undone');
       throw new ControlError(undoErrors.length > 0 ? 'ERR_ROLLBACK_FAILED' : 'ERR_PERSIST_FAILED',
         `state file ${this.store.file} could not be written (${(err as Error).message}); the change was ${undoErrors.length > 0 ? 'NOT fully undone' : 'undone'}`, { cause: err });

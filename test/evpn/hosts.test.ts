@@ -306,4 +306,32 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     assert.ok((await routes(b)).routes.some((r) => r.type === 2 && r.mac === m && r.origin === 'local' && r.seq === 3), 'B advertises it with sequence number 3');
     assert.deepEqual([await rejected(a), await rejected(b)], before, 'gobgpd refused no withdrawal');
   });
+
+  it('a clean stop (SIGTERM) removes every switch, the flood-list peers EVPN added included', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a] = hosts as [Host, Host];
+    await eventually(async () => (await routes(a)).routes.some((r) => r.type === 3 && r.origin !== 'local' && r.vtep === '198.18.0.12'), 10_000, 100);
+    const logs = a.vpcd!.logs;
+    const code = await a.vpcd!.stop();
+    a.vpcd = await spawnVpcd({ dir: a.dir, noConfig: true, netns: a.ns, testHooks: true });
+    assert.equal(code, 0);
+    const left = logs.filter((l) => /could not remove/.test(l));
+    assert.deepEqual(left, [], 'nothing left behind at shutdown');
+    await eventually(async () => (await routes(a)).routes.some((r) => r.type === 3 && r.origin !== 'local' && r.vtep === '198.18.0.12'), 30_000, 100);
+  });
+
+  it('a switch EVPN manages is deleted (a configuration without it): handed back first, its routes withdrawn', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    // B's VTEP is in A's flood list: a peer the plan does not know, which the engine would not delete the switch with.
+    await eventually(async () => (await status(a)).bgp!.evpn.floodPeers === 1, 10_000, 100);
+    const config1 = config(1).replace(/switches:\n[\s\S]*?bgp:/, 'switches: []\nbgp:');
+    const r = await a.vpcd!.client.call<{ applied: boolean; plan: string[] }>('POST', '/v1/apply', { config: config1 });
+    assert.equal(r.applied, true);
+    assert.ok(r.plan.some((l) => /^- switch tenant/.test(l)), r.plan.join('\n'));
+    assert.deepEqual((await get<{ switches: unknown[] }>(a, '/v1/switches')).switches, []);
+    // Its IMET and MAC routes are withdrawn: B drops A's VTEP and MACs.
+    await eventually(async () => !(await routes(b)).routes.some((x) => x.origin !== 'local' && x.vtep === '198.18.0.11'), 15_000, 100);
+    await eventually(async () => !(await fdb(b)).entries.some((e) => e.vtep === '198.18.0.11'), 15_000, 100);
+  });
 });

@@ -498,6 +498,43 @@ describe('EVPN sync', () => {
     }
   });
 
+  test('a switch about to be deleted: releaseSwitches() has removed its flood-list peers when it returns, and withdraws its routes', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      dp.events([learned('02:00:00:00:00:42')]);
+      api.push!([imet('198.18.0.12'), imet('198.18.0.13'), remote('02:00:00:00:00:98', '198.18.0.12')]);
+      await settle();
+      // The engine takes its time: the caller deletes the switch right after.
+      const slow = dp.deletePeer.bind(dp);
+      dp.deletePeer = async (p) => {
+        await new Promise((r) => setTimeout(r, 30));
+        await slow(p);
+      };
+      const before = api.withdraws().length;
+      await sync.releaseSwitches(['other', 'tenant']);
+      assert.deepEqual(dp.peersDeleted.sort(), ['198.18.0.12', '198.18.0.13']);
+      // A route that comes now no longer reaches the switch.
+      api.push!([imet('198.18.0.14')]);
+      await settle();
+      assert.ok(!dp.peersAdded.includes('198.18.0.14'));
+      assert.deepEqual(api.withdraws().slice(before).map((r) => (r.type === 2 ? r.mac : 'imet')).sort(), ['02:00:00:00:00:42', 'imet']);
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('a stop removes the flood-list peers the sync added (the shutdown then deletes the switches) and withdraws nothing', async () => {
+    const { dp, api, sync, settle } = await setup();
+    dp.configuredPeers = ['198.18.0.20'];
+    dp.events([learned('02:00:00:00:00:43')]);
+    api.push!([imet('198.18.0.12'), imet('198.18.0.20')]);
+    await settle();
+    const before = api.withdraws().length;
+    await sync.stop();
+    assert.deepEqual(dp.peersDeleted, ['198.18.0.12'], 'the configured peer is the configuration\'s');
+    assert.equal(api.withdraws().length, before);
+  });
+
   test('bgp.remoteLearning changed while running: learning from VXLAN frames follows on the managed switches', async () => {
     const { dp, sync, settle } = await setup();
     try {

@@ -222,11 +222,40 @@ export class EvpnSync {
     }
   }
 
+  // Switches about to be deleted (the controller's plan, before it runs):
+  // handed back first (release()), and the flood-list peers removed before
+  // this returns, since the engine refuses to delete a switch that still has
+  // peers and those the sync added are not the configuration's (the plan
+  // does not know them). The withdrawals go out with the next ticks. A plan
+  // that fails afterwards is followed by a refresh, which takes the
+  // switches over again.
+  async releaseSwitches(names: string[]): Promise<void> {
+    for (const s of this.o.dp.switches()) {
+      if (!names.includes(s.name) || !this.managed.has(s.name)) continue;
+      await this.release(s);
+      // Routes that arrive meanwhile no longer reach it.
+      for (const [vni, x] of this.switchesByVni) if (x.name === s.name) this.switchesByVni.delete(vni);
+    }
+  }
+
+  // vpcd stops (or this sync is replaced): the routes stay with the speaker
+  // (see releaseAll()), but the flood-list peers the sync added are removed,
+  // so that the shutdown can delete the switches (the engine refuses a
+  // switch with peers) and nothing is left that no sync owns. EVPN entries
+  // go with their switches.
   async stop(): Promise<void> {
     this.stopped = true;
     this.detach();
     if (this.timer !== undefined) clearInterval(this.timer);
     this.o.dp.off('events', this.onEvents);
+    for (const [name, ips] of this.peers) await this.removePeers(name, ips);
+    this.peers.clear();
+  }
+
+  private async removePeers(name: string, ips: Iterable<string>): Promise<void> {
+    await Promise.all(
+      [...ips].map((ip) => this.o.dp.deletePeer({ switch: name, ip }).catch((err) => this.o.log.warn({ switch: name, vtep: ip, err: (err as Error).message }, 'EVPN: could not remove a flood-list peer'))),
+    );
   }
 
   // After vpcd restarted next to a gobgpd that kept running (see
@@ -465,10 +494,9 @@ export class EvpnSync {
     this.forgetSwitch(s.name);
     const installed = this.installed.get(s.name);
     for (const mac of installed?.keys() ?? []) this.dpQueue.set(`${s.name}/${mac}`, { switch: s.name, mac });
-    for (const ip of this.peers.get(s.name) ?? []) {
-      this.o.dp.deletePeer({ switch: s.name, ip }).catch((err) => this.o.log.warn({ switch: s.name, vtep: ip, err: (err as Error).message }, 'EVPN: could not remove a flood-list peer'));
-    }
+    const peers = this.peers.get(s.name) ?? [];
     this.peers.delete(s.name);
+    await this.removePeers(s.name, peers);
     await this.followLearning(s, false);
     this.o.log.info({ switch: s.name, macs: installed?.size ?? 0 }, 'EVPN hands this switch back: its routes are withdrawn, its EVPN entries and flood-list peers removed');
   }

@@ -302,6 +302,17 @@ export class EvpnService {
     await this.stopAll();
   }
 
+  // The controller is about to delete these switches: EVPN hands them back
+  // first (their routes withdrawn, the flood-list peers and EVPN entries it
+  // put in them removed); the engine would refuse to delete a switch with
+  // peers. In turn with the configuration changes.
+  // Never rejects: a switch that could not be handed back is refused by
+  // the engine, and the plan fails with that.
+  releaseSwitches(names: string[]): Promise<void> {
+    this.chain = this.chain.then(() => this.sync?.releaseSwitches(names)).catch((err) => this.o.log.error({ err: (err as Error).message }, 'EVPN: could not hand switches back'));
+    return this.chain;
+  }
+
   status(): BgpStatus | undefined {
     const b = this.bgp;
     if (b === undefined || this.sync === undefined) return undefined;
