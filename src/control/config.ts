@@ -25,7 +25,7 @@
 import { CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Node, parseDocument, Document } from 'yaml';
 import { DataplaneOptions, PeerSpec, PortSpec, subnetEdge, SwitchSpec, UplinkSpec, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
-import { BgpSpec, parseBgp } from './evpn/config';
+import { BgpSpec, parseBgp, unknownBgpSwitches } from './evpn/config';
 import {
   combinedError, ENGINE_RULES, fdbKey, FdbSpec, fieldErrors, ipFamily, isRemote, maxMtuOf, parseFdb, parsePeer, parsePort, parseSwitch, parseUplink, peerKey,
   portSwitches, prefixed,
@@ -423,6 +423,7 @@ export function crossCheck(d: DesiredState, refused: Refused = { switches: new S
     if (vfirst !== undefined) err('ERR_DUPLICATE_VNI', `${s.path}.vni`, `VNI ${s.spec.vni} is already used by ${vfirst}`);
     else vnis.set(s.spec.vni, s.path);
   }
+  errors.push(...unknownBgpSwitches(d.bgp, (name) => switchNames.has(name) || refused.switches.has(name)));
   const ports = new Map<string, DesiredObject<PortSpec>>();
   for (const p of d.ports) {
     const first = ports.get(p.spec.name);

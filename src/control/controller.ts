@@ -179,6 +179,8 @@ export class Controller {
       d.switches = d.switches.filter((s) => s.spec.name !== sw.spec.name);
       d.peers = d.peers.filter((p) => p.spec.switch !== sw.spec.name);
       d.fdb = d.fdb.filter((f) => f.spec.switch !== sw.spec.name);
+      // bgp.switches may name only switches (an empty list: EVPN manages none).
+      if (d.bgp?.switches !== undefined) d.bgp.switches = d.bgp.switches.filter((n) => n !== sw.spec.name);
       const r = await this.commitDesired(d, 'api');
       return { object: sw, plan: r.plan };
     });

@@ -62,6 +62,32 @@ describe('bgp configuration', () => {
     assert.deepEqual(d.bgp, OK);
   });
 
+  test('bgp.switches naming no switch is refused (ERR_UNKNOWN_SWITCH at bgp.switches[i]), running state unchanged; deleting a listed switch takes it out of the list', async () => {
+    const config = (switches: string): string =>
+      `uplinks:\n  - { name: up0, type: pipe, localIp: 198.18.0.11/24 }\nswitches:\n  - { name: tenant-a, vni: 1001 }\n  - { name: tenant-b, vni: 1002 }\nbgp:\n  asn: 64512\n  routerId: 198.18.0.1\n  neighbors: [198.18.0.2]\n  switches: ${switches}\n`;
+    assert.throws(() => parseConfig(config('[tenant-a, tenant-x]'), 'f.yaml'), (err: ControlError) => {
+      assert.equal(err.code, 'ERR_CONFIG_INVALID');
+      assert.match(err.message, /f\.yaml:10: bgp\.switches\[1\]: no switch named "tenant-x"/);
+      assert.deepEqual(err.details?.map((d) => [d.code, d.field]), [['ERR_UNKNOWN_SWITCH', 'bgp.switches[1]']]);
+      return true;
+    });
+    const dir = tempDir();
+    const engine = { bufferCount: 1024, hugepages: false, maxPorts: 4, maxSwitches: 4 };
+    const dp = new Dataplane(engine);
+    dp.start();
+    const c = new Controller(dp, new StateStore(`${dir}/state`), createLogger('silent' as never), engine);
+    try {
+      await c.apply(parseConfig(config('[tenant-a, tenant-b]')));
+      await c.deleteSwitch('tenant-b');
+      assert.deepEqual(c.current.bgp?.switches, ['tenant-a'], 'tenant-b is no longer listed');
+      await c.deleteSwitch('tenant-a');
+      assert.deepEqual(c.current.bgp?.switches, [], 'an empty list: EVPN manages no switch (not every switch)');
+    } finally {
+      dp.close();
+      removeDir(dir);
+    }
+  });
+
   test('the state file keeps bgp as format version 3, and refuses it in older formats', () => {
     const dir = tempDir('evpn-state-');
     try {

@@ -208,6 +208,20 @@ export function parseBgp(value: unknown, at = 'bgp', ownAddresses: string[] = []
   return { spec: JSON.parse(JSON.stringify(b)) as BgpSpec, resolved, errors };
 }
 
+// Names in bgp.switches that are no switch (`known` says which are): each
+// an ERR_UNKNOWN_SWITCH at bgp.switches[i], as for any reference to a
+// switch. Checked with the rest of the configuration (config.ts crossCheck):
+// a typo would otherwise leave that switch and, being the only name listed,
+// every real one unmanaged, and withdraw all their routes.
+export function unknownBgpSwitches(bgp: Pick<BgpSpec, 'switches'> | undefined, known: (name: string) => boolean): ErrorDetail[] {
+  if (!Array.isArray(bgp?.switches)) return [];
+  return bgp.switches.flatMap((name, i) => {
+    if (typeof name !== 'string' || known(name)) return [];
+    const field = `bgp.switches[${i}]`;
+    return [{ code: 'ERR_UNKNOWN_SWITCH', message: `${field}: no switch named ${JSON.stringify(name)}`, field }];
+  });
+}
+
 // Throws one ControlError with every problem (API and state file use).
 export function resolveBgp(value: unknown, at = 'bgp', ownAddresses: string[] = []): ResolvedBgp {
   const r = parseBgp(value, at, ownAddresses);
