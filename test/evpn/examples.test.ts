@@ -50,3 +50,26 @@ test('examples/evpn-three-hosts: three valid per-host files forming one full mes
     assert.deepEqual(h.neighbors, others, `${h.f}: its neighbours are the two other hosts`);
   }
 });
+
+// The FRR snippets of the README, as FRR reads them: a peer group is
+// defined (`neighbor NAME peer-group`) before `bgp listen range` names it,
+// else FRR says "% Configure the peer-group first" and drops the range; and
+// the route reflector, whose only address is on the hosts' subnet, is told
+// to route the VTEP subnet (without it FRR holds the VTEP next hops
+// unreachable and reflects nothing).
+test('examples/evpn-three-hosts README: FRR configurations define a peer group before a listen range uses it; the reflector routes the VTEP subnet', () => {
+  const readme = fs.readFileSync(path.join(DIR, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```\n(router bgp[\s\S]*?)```/g)].map((m) => m[1]!);
+  assert.ok(blocks.length >= 2, 'the README has FRR configurations');
+  for (const b of blocks) {
+    const lines = b.split('\n').map((l) => l.trim());
+    lines.forEach((l, i) => {
+      const m = /^bgp listen range \S+ peer-group (\S+)$/.exec(l);
+      if (m === null) return;
+      const defined = lines.indexOf(`neighbor ${m[1]} peer-group`);
+      assert.ok(defined !== -1 && defined < i, `"${l}" must come after "neighbor ${m[1]} peer-group":\n${b}`);
+    });
+  }
+  const rr = readme.slice(readme.indexOf('use a route reflector'), readme.indexOf('## A Linux host with FRR'));
+  assert.match(rr, /ip route add 198\.18\.0\.0\/24 dev eth1/, 'the reflector gets a route to the VTEP subnet');
+});
