@@ -52,7 +52,7 @@ import {
   SwitchObject,
   UplinkObject,
 } from './model';
-import { modelBgp, ResolvedBgp } from './evpn/config';
+import { bgpHostWarnings, modelBgp, ResolvedBgp } from './evpn/config';
 import { restartReason } from './evpn/speaker';
 import { interfaceMissing, socketDirectoryMissing, vtepHeldByKernel } from './hostcheck';
 import { mtuWarnings } from './port-mtu';
@@ -108,7 +108,7 @@ export class Controller {
       await applyPlan(this.dp, steps);
       this.model = target;
       this.onChange?.(cloneModel(target));
-      for (const w of [...uplinkWarnings(steps), ...portWarnings(steps)]) this.log.warn({ source: 'state' }, w);
+      for (const w of [...uplinkWarnings(steps), ...portWarnings(steps), ...bgpHostWarnings(target)]) this.log.warn({ source: 'state' }, w);
       return steps.length;
     });
   }
@@ -448,7 +448,7 @@ export class Controller {
     if (bgpChange !== undefined) {
       result.plan.push(bgpChange.line);
       result.summary[bgpChange.op] += 1;
-      warnings.push(...bgpRestartWarnings(this.model, target));
+      warnings.push(...bgpRestartWarnings(this.model, target), ...bgpHostWarnings(target));
     }
     if (opts.dryRun) return result;
     for (const w of warnings) this.log.warn({ source: opts.source }, w);

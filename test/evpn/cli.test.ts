@@ -8,7 +8,12 @@ import { registerEvpnMetrics } from '../../src/control/evpn/metrics';
 import type { EvpnService } from '../../src/control/evpn/service';
 import { bgpRoutesText, bgpStatusText } from '../../src/control/cli/bgp';
 import type { BgpStatus } from '../../src/control/evpn/service';
-import { removeDir, spawnVpcd, TEST_ENGINE, VPCCTL } from '../control/helpers';
+import * as fs from 'node:fs';
+import { eventually, removeDir, spawnVpcd, TEST_ENGINE, VPCCTL } from '../control/helpers';
+import { Lab, skipReason } from '../ports/lab';
+
+const GOBGPD = ['/usr/bin/gobgpd', '/usr/sbin/gobgpd'].find((f) => fs.existsSync(f));
+const PROTOS = fs.existsSync('/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto');
 
 const STATUS: BgpStatus = {
   asn: 64512, routerId: '198.18.0.1', managed: true, api: '127.0.0.1:40000', speaker: 'up', stale: false, ageSeconds: 0.4, pid: 1234, restarts: 1,
@@ -25,6 +30,8 @@ describe('vpcctl bgp', () => {
     assert.match(bgpStatusText({ ...STATUS, speaker: 'busy', stale: true, ageSeconds: 7.25 }), /: busy \(gobgpd did not answer in time; stale: sessions as of 7\.3 s ago\), restarted/);
     assert.match(bgpStatusText({ ...STATUS, speaker: 'down', stale: true, ageSeconds: undefined }), /: down \(gobgpd cannot be reached; stale: no answer yet\), restarted/);
     assert.equal(bgpStatusText(null), 'BGP is not configured (no `bgp:` section)\n');
+    assert.match(bgpStatusText({ ...STATUS, speaker: 'down', stale: true, reason: 'gobgpd: failed to set global config; Error: bind: cannot assign requested address' }),
+      /: down \(gobgpd cannot be reached; stale: .*\nreason: gobgpd: failed to set global config; Error: bind: cannot assign requested address\n/);
     const r = bgpRoutesText([
       { switch: 'tenant', vni: 1001, type: 3, vtep: '198.18.0.11', origin: 'local', best: true },
       { switch: 'tenant', vni: 1001, type: 2, mac: '02:00:00:00:00:01', vtep: '198.18.0.12', seq: 2, origin: 'remote', neighbor: '198.18.0.2', best: true },
@@ -44,6 +51,30 @@ describe('vpcctl bgp', () => {
     assert.match(text, /^vpcd_bgp_session_up\{neighbor="198\.18\.0\.2"\} 1$/m, 'the last known sessions stay');
     status = { ...STATUS, speaker: 'down', stale: true };
     assert.match(await registry.metrics(), /^vpcd_evpn_speaker_state\{state="down"\} 1$/m);
+  });
+
+  test('bgp.localAddress not on this host: the apply warns, and bgp status gives gobgpd\'s fatal line as the reason', async (t) => {
+    const why = skipReason(['ip']) ?? (GOBGPD === undefined || !PROTOS ? 'gobgpd (Debian package gobgpd) or its protos missing' : undefined);
+    if (why !== undefined) return t.skip(why);
+    const lab = new Lab();
+    const ns = lab.netns('la'); // its own namespace: only lo, so 198.18.0.1 is on no interface
+    const config = `${TEST_ENGINE}switches: [{ name: s1, vni: 10 }]\nbgp: { asn: 64512, routerId: 198.18.0.1, localAddress: 198.18.0.1, neighbors: [198.18.0.2] }\n`;
+    const d = await spawnVpcd({ config, netns: ns });
+    try {
+      assert.ok(d.logs.some((l) => /bgp\.localAddress 198\.18\.0\.1 is not assigned to any interface of this host/.test(l)), 'warned at apply');
+      const st = await eventually(async () => {
+        const b = (await d.client.call<{ bgp: BgpStatus }>('GET', '/v1/bgp')).bgp;
+        return b.reason !== undefined ? b : undefined;
+      }, 20_000, 200);
+      assert.equal(st.speaker, 'down');
+      assert.match(st.reason!, /^gobgpd: failed to set global config; Error: listen tcp4 198\.18\.0\.1:179: bind: cannot assign requested address$/);
+      const out = execFileSync(process.execPath, [VPCCTL, '-s', d.socket, 'bgp', 'status'], { encoding: 'utf8' });
+      assert.match(out, /^reason: gobgpd: failed to set global config; .*cannot assign requested address$/m);
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
+      lab.cleanup();
+    }
   });
 
   test('a vpcd without a bgp section says so', async () => {

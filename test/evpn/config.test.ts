@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfig } from '../../src/control/config';
 import { ControlError } from '../../src/control/errors';
-import { parseBgp, resolveBgp } from '../../src/control/evpn/config';
+import { bgpHostWarnings, parseBgp, resolveBgp } from '../../src/control/evpn/config';
 import { findGobgpd, gobgpdConfig, gobgpdLogLine, restartReason } from '../../src/control/evpn/speaker';
 import { neighborPlan } from '../../src/control/evpn/service';
 import { StateStore } from '../../src/control/state';
@@ -86,6 +86,18 @@ describe('bgp configuration', () => {
       dp.close();
       removeDir(dir);
     }
+  });
+
+  test('bgp.localAddress that no interface of the host has is warned about (read from the host only)', () => {
+    const ifs = { lo: [{ address: '127.0.0.1' }], eth1: [{ address: '198.18.1.1' }, { address: '2001:db8::1' }] } as unknown as Parameters<typeof bgpHostWarnings>[1];
+    const model = (bgp: Record<string, unknown>): Parameters<typeof bgpHostWarnings>[0] => ({ uplinks: [], bgp: { ...OK, ...bgp } as never });
+    assert.deepEqual(bgpHostWarnings(model({ localAddress: '198.18.1.1' }), ifs), []);
+    assert.deepEqual(bgpHostWarnings(model({ localAddress: '2001:DB8:0::1' }), ifs), [], 'any spelling of the address');
+    assert.deepEqual(bgpHostWarnings(model({}), ifs), [], 'no localAddress: nothing to check');
+    assert.deepEqual(bgpHostWarnings(model({ localAddress: '198.18.1.9', managed: false, address: '127.0.0.1:50051' }), ifs), [], 'an external gobgpd is the operator\'s');
+    const w = bgpHostWarnings(model({ localAddress: '198.18.1.9' }), ifs);
+    assert.equal(w.length, 1);
+    assert.match(w[0]!, /^bgp\.localAddress 198\.18\.1\.9 is not assigned to any interface of this host .*gobgpd cannot listen on it or open sessions from it, exits at start/);
   });
 
   test('the state file keeps bgp as format version 3, and refuses it in older formats', () => {

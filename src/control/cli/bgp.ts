@@ -31,6 +31,7 @@ export function bgpStatusText(b: BgpStatus | null): string {
   const e = b.evpn;
   const head = [
     `AS ${b.asn}, router ID ${b.routerId}, ${b.managed ? `managed gobgpd${b.pid === undefined ? '' : ` (pid ${b.pid})`}` : 'external gobgpd'} at ${b.api || '-'}: ${speakerText(b)}${b.restarts > 0 ? `, restarted ${b.restarts} time(s)` : ''}`,
+    ...(b.reason === undefined ? [] : [`reason: ${b.reason}`]),
     `routes: ${e.routesAdvertised} advertised, ${e.routesReceived} received; ${e.macsInstalled} MACs installed, ${e.floodPeers} flood-list peers; ${e.pending} pending`,
     `MAC moves ${e.moves}, duplicates ${e.duplicates}, over macLimit ${e.limited}, FDB errors ${e.installErrors}, refused by gobgpd ${e.rejected}`,
   ].join('\n');

@@ -20,6 +20,7 @@
 // Validation names the field and the reason (ERR_INVALID_ARGUMENT).
 
 import { isIP } from 'node:net';
+import * as os from 'node:os';
 import { ControlError, ErrorDetail } from '../errors';
 import type { Model } from '../model';
 
@@ -241,4 +242,34 @@ export function modelBgp(model: Pick<Model, 'bgp' | 'uplinks'>): ResolvedBgp | u
   if (model.bgp === undefined) return undefined;
   const own = model.uplinks.flatMap((u) => [u.spec.localIp, u.spec.localIp6]).filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!);
   return resolveBgp(model.bgp, 'bgp', own);
+}
+
+// An address in the spelling os.networkInterfaces() uses (IPv6 compressed,
+// lower case).
+function canonicalIp(a: string): string {
+  if (!a.includes(':')) return a;
+  try {
+    return new URL(`http://[${a}]/`).hostname.slice(1, -1);
+  } catch {
+    return a.toLowerCase();
+  }
+}
+
+// What is wrong on this host with a model's `bgp`, read only (like
+// hostcheck.ts): a managed gobgpd listens on, and opens its sessions from,
+// bgp.localAddress; when no interface of vpcd's namespace has it, gobgpd
+// exits at start ("bind: cannot assign requested address") and at every
+// restart after. Said at apply (dry run too) and at restore; `bgp status`
+// then shows gobgpd's last fatal line.
+export function bgpHostWarnings(model: Pick<Model, 'bgp' | 'uplinks'>, interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces()): string[] {
+  let b: ResolvedBgp | undefined;
+  try {
+    b = modelBgp(model);
+  } catch {
+    return []; // a bad section is refused with its own error
+  }
+  if (b?.localAddress === undefined || !b.managed) return [];
+  const want = canonicalIp(b.localAddress);
+  if (Object.values(interfaces).some((addrs) => (addrs ?? []).some((a) => canonicalIp(a.address) === want))) return [];
+  return [`bgp.localAddress ${want} is not assigned to any interface of this host (vpcd's network namespace): gobgpd cannot listen on it or open sessions from it, exits at start and is restarted again and again (\`vpcctl bgp status\` shows its error). Assign the address (the host's own underlay address, not the VTEP), or fix bgp.localAddress`];
 }

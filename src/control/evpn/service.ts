@@ -30,6 +30,9 @@ export interface BgpStatus {
   ageSeconds?: number;
   pid?: number; // managed gobgpd
   restarts: number;
+  // Managed gobgpd not reachable: the last error or fatal line of its log
+  // (why it keeps exiting, e.g. a bgp.localAddress the host does not have).
+  reason?: string;
   neighbors: BgpPeerStatus[];
   evpn: EvpnStats;
 }
@@ -328,6 +331,8 @@ export class EvpnService {
       evpn: this.sync.stats(),
     };
     if (this.speaker?.pid !== undefined) s.pid = this.speaker.pid;
+    const lastError = this.speaker?.lastError;
+    if (s.speaker === 'down' && lastError !== undefined) s.reason = `gobgpd: ${lastError.msg}`;
     if (this.lastAnswer > 0) s.ageSeconds = Math.round((Date.now() - this.lastAnswer) / 100) / 10;
     return s;
   }

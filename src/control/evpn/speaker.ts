@@ -393,9 +393,16 @@ export class ManagedSpeaker {
     this.follow(child.pid!, out.offset);
     this.o.log.info({ gobgpdPid: child.pid, api: this.apiAddress, config: this.configFile, log: this.logFile }, 'gobgpd started');
     fs.writeFileSync(this.pidFile, JSON.stringify({ pid: child.pid, api: this.apiAddress, config }), { mode: 0o640 });
+    // A gobgpd that exits at start (a bad localAddress: bind fails) is not
+    // waited for until the API times out: vpcd's own start would hang on
+    // it, and the exit handler restarts it anyway.
+    const died = new Promise<never>((_resolve, reject) => {
+      child.once('exit', () => reject(new SpeakerError(`gobgpd exited at start${this.lastError === undefined ? '' : `: ${this.lastError.msg}`}`)));
+    });
     try {
-      await this.o.onStart(this.apiAddress, false);
+      await Promise.race([this.o.onStart(this.apiAddress, false), died]);
     } catch (err) {
+      if (child.exitCode !== null || child.signalCode !== null) return; // logged by the exit handler
       this.o.log.error({ err: (err as Error).message }, 'gobgpd started but vpcd could not set it up; restarting it');
       child.kill('SIGKILL');
     }
