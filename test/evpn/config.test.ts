@@ -138,6 +138,9 @@ describe('bgp configuration', () => {
     assert.match(toml, /neighbor-address = "198\.18\.0\.2"\n {4}peer-as = 64512\n {2}\[neighbors\.timers\.config\]\n {4}hold-time = 9\n {4}keepalive-interval = 3/);
     assert.match(toml, /route-reflector-client = true\n {4}route-reflector-cluster-id = "198\.18\.0\.1"/);
     assert.equal((toml.match(/afi-safi-name = "l2vpn-evpn"/g) ?? []).length, 2);
+    // Next hops (VTEPs) leave unchanged, to eBGP neighbours too (gobgpd sets its own otherwise).
+    assert.match(toml, /\[global\.apply-policy\.config\]\n {2}export-policy-list = \["vpcd-evpn-next-hop-unchanged"\]\n {2}default-export-policy = "accept-route"\n/);
+    assert.match(toml, /\[\[policy-definitions\]\]\n {2}name = "vpcd-evpn-next-hop-unchanged"\n[\s\S]*set-next-hop = "unchanged"\n/);
   });
 
   test('what a running gobgpd takes through its API, and what needs a new one', () => {

@@ -9,11 +9,19 @@
 //     reported `busy` with its last known sessions marked stale, not `down`.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { test } from 'node:test';
+import { resolveBgp } from '../../src/control/evpn/config';
 import type { BgpStatus } from '../../src/control/evpn/service';
 import type { EvpnRouteView } from '../../src/control/evpn/evpn';
-import { VPCCTL } from '../control/helpers';
+import { gobgpdConfig } from '../../src/control/evpn/speaker';
+import { removeDir, tempDir, VPCCTL } from '../control/helpers';
+import { Lab, skipReason } from '../ports/lab';
+
+const GOBGPD = ['/usr/bin/gobgpd', '/usr/sbin/gobgpd'].find((f) => fs.existsSync(f));
+const PROTOS = fs.existsSync('/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto');
 import { EvpnLab, SWITCH, SwitchHost, sendFromMacs, withEvpnLab } from './lab';
 
 // Host h's configuration with exactly these neighbours (mappings allowed),
@@ -165,4 +173,59 @@ test('bgp status: a gobgpd that does not answer in time is busy, with its last s
     }, 30_000, 'host 1 sees its gobgpd answer again');
     assert.equal((await bgp(h1)).pid, pid, 'the same gobgpd: it was not restarted');
   });
+});
+
+// A managed gobgpd (its configuration as vpcd writes it) between an iBGP
+// host C and an eBGP neighbour B, three gobgpds in one namespace on
+// addresses of its loopback: the MAC route C originates (next hop: C's
+// VTEP) must reach B with that next hop, not with this host's BGP address
+// (gobgpd sets its own on routes it passes to eBGP neighbours unless told
+// otherwise: vpcd's export policy).
+test('an eBGP neighbour gets a third host\'s MAC routes with the originating VTEP as next hop', async (t) => {
+  const why = skipReason(['ip']) ?? (GOBGPD === undefined || !PROTOS ? 'gobgpd (Debian package gobgpd) or its protos missing' : undefined);
+  if (why !== undefined) return t.skip(why);
+  const lab = new Lab();
+  const dir = tempDir('evpn-ebgp-');
+  const children: ChildProcess[] = [];
+  try {
+    const ns = lab.netns('eb');
+    const [a, b, c] = ['198.18.2.1', '198.18.2.2', '198.18.2.3'];
+    for (const ip of [a, b, c]) lab.ns(ns, 'ip', ['addr', 'add', `${ip}/32`, 'dev', 'lo']);
+    const plain = (self: string, asn: number, peer: string, peerAsn: number): string =>
+      `[global.config]\n  as = ${asn}\n  router-id = "${self}"\n  local-address-list = ["${self}"]\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = "${peer}"\n    peer-as = ${peerAsn}\n` +
+      `  [neighbors.timers.config]\n    connect-retry = 1\n  [neighbors.transport.config]\n    local-address = "${self}"\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = "l2vpn-evpn"\n`;
+    const configs: [string, string][] = [
+      ['a', gobgpdConfig(resolveBgp({ asn: 64512, routerId: a, localAddress: a, holdTime: 9, neighbors: [{ address: b, asn: 64513 }, c] }))],
+      ['b', plain(b, 64513, a, 64512)],
+      ['c', plain(c, 64512, a, 64512)],
+    ];
+    const api = (i: number): string => `127.0.0.1:${50151 + i}`;
+    configs.forEach(([name, text], i) => {
+      fs.writeFileSync(path.join(dir, `${name}.toml`), text);
+      const g = spawn('ip', ['netns', 'exec', ns, 'timeout', '120', GOBGPD!, '-f', path.join(dir, `${name}.toml`), '-t', 'toml', '--api-hosts', api(i), '--pprof-disable'], { stdio: 'ignore' });
+      children.push(g);
+    });
+    // Inside the namespace (the API ports are on its loopback): C advertises
+    // a MAC behind its VTEP 198.18.0.3; B's table is read until it has it.
+    const client = JSON.stringify(require.resolve('../../src/control/evpn/gobgp'));
+    const script = `const { GobgpClient } = require(${client});
+      const c = new GobgpClient(${JSON.stringify(api(2))}), b = new GobgpClient(${JSON.stringify(api(1))});
+      const route = { type: 2, rd: { admin: '198.18.2.3', assigned: 1001 }, ethernetTag: 0, mac: '02:00:00:00:0e:01', vni: 1001, nextHop: '198.18.0.3', rts: [{ asn: 64512, value: 1001 }], encapVxlan: true, seq: 0, sticky: false };
+      (async () => {
+        await c.waitReady(10000); await b.waitReady(10000);
+        await c.updateRoutes([route], []);
+        for (let i = 0; i < 300; i++) {
+          const got = (await b.listRoutes()).find((r) => r.route.type === 2 && r.route.mac === route.mac);
+          if (got) { process.stdout.write(got.route.nextHop); break; }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        c.close(); b.close();
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const nextHop = lab.ns(ns, process.execPath, ['-e', script], 60_000);
+    assert.equal(nextHop, '198.18.0.3', `B got C's MAC with next hop ${nextHop || '(none: the route never came)'}`);
+  } finally {
+    for (const g of children) g.kill('SIGTERM');
+    lab.cleanup();
+    removeDir(dir);
+  }
 });

@@ -74,10 +74,33 @@ export function peerConfigs(b: ResolvedBgp): PeerConfig[] {
 
 const CONNECT_RETRY = 2; // seconds
 
+// The export policy of every managed gobgpd: next hops stay as they are.
+// An EVPN route's next hop is its VTEP, and gobgpd sets its own session
+// address as the next hop of every route it passes to an eBGP neighbour
+// that is not its own (table/path.go UpdatePathAttrs), so a third host's
+// MACs reached an eBGP neighbour behind this host's BGP address instead of
+// their VTEP. gobgpd applies policies per neighbour only to route-server
+// clients; the global export policy covers every neighbour, and for iBGP
+// ones it changes nothing (gobgpd keeps their next hops anyway), so the
+// neighbours can still change while gobgpd runs.
+export const NEXT_HOP_POLICY = 'vpcd-evpn-next-hop-unchanged';
+
 // gobgpd's TOML configuration for `bgp`.
 export function gobgpdConfig(b: ResolvedBgp): string {
   const lines = ['# Written by vpcd from its `bgp:` configuration; rewritten at every start and neighbour change.', '[global.config]', `  as = ${b.asn}`, `  router-id = ${q(b.routerId)}`, `  port = ${b.port}`];
   if (b.localAddress !== undefined) lines.push(`  local-address-list = [${q(b.localAddress)}]`);
+  lines.push(
+    '[global.apply-policy.config]',
+    `  export-policy-list = [${q(NEXT_HOP_POLICY)}]`,
+    '  default-export-policy = "accept-route"',
+    '',
+    '[[policy-definitions]]',
+    `  name = ${q(NEXT_HOP_POLICY)}`,
+    '  [[policy-definitions.statements]]',
+    '    name = "next-hop-unchanged"',
+    '    [policy-definitions.statements.actions.bgp-actions]',
+    '      set-next-hop = "unchanged"',
+  );
   for (const n of peerConfigs(b)) {
     lines.push(
       '',
