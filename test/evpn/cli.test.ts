@@ -77,6 +77,19 @@ describe('vpcctl bgp', () => {
     }
   });
 
+  test('a gobgpd that cannot be started (VPCD_GOBGPD not executable) stops vpcd at start with the reason (exit 1), as evpn.md says', async () => {
+    const config = `${TEST_ENGINE}switches: [{ name: s1, vni: 10 }]\nbgp: { asn: 64512, routerId: 198.18.0.1, localAddress: 198.18.0.1, neighbors: [198.18.0.2] }\n`;
+    const d = await spawnVpcd({ config, waitReady: false, wrapper: ['env', 'VPCD_GOBGPD=/nonexistent/gobgpd'] });
+    try {
+      assert.equal(await d.exited, 1, d.stderr.join(''));
+      assert.match(d.stderr.join(''), /^vpcd: bgp: VPCD_GOBGPD=\/nonexistent\/gobgpd is not an executable file/m);
+      assert.ok(!d.logs.some((l) => l.includes('vpcd ready')), 'not ready');
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
+    }
+  });
+
   test('a vpcd without a bgp section says so', async () => {
     const d = await spawnVpcd({ config: `${TEST_ENGINE}switches: [{ name: s1, vni: 10 }]\n` });
     try {

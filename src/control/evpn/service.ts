@@ -75,9 +75,13 @@ function syncChanges(a: ResolvedBgp, b: ResolvedBgp): string[] {
   return (['switches', 'remoteLearning', 'advertiseRate'] as const).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map((k) => `bgp.${k}`);
 }
 
+// A spec no model has: set when a start failed, so that the next update
+// starts again instead of finding nothing changed.
+const NOT_STARTED = '\u0000not started';
+
 export class EvpnService {
   private bgp?: ResolvedBgp;
-  private spec = '';
+  private spec = ''; // JSON of the model's bgp section the service follows; NOT_STARTED after a failed start
   private sync?: EvpnSync;
   private speaker?: ManagedSpeaker;
   private client?: GobgpClient;
@@ -130,7 +134,19 @@ export class EvpnService {
       this.spec = spec;
       if (next === undefined) return;
       this.bgp = next;
-      await this.startAll(statics);
+      try {
+        await this.startAll(statics);
+      } catch (err) {
+        // Not started (no gobgpd to run, or it never answered): what did
+        // start is undone, and the next update starts again from nothing
+        // (vpcd's start awaits one: a failure there stops vpcd with the
+        // reason).
+        await this.sync?.releaseAll().catch(() => undefined);
+        await this.stopAll().catch(() => undefined);
+        this.bgp = undefined;
+        this.spec = NOT_STARTED;
+        throw err;
+      }
       return;
     }
     await this.sync?.refresh(statics);
