@@ -30,6 +30,9 @@ describe('vpcctl bgp', () => {
     assert.match(bgpStatusText({ ...STATUS, speaker: 'busy', stale: true, ageSeconds: 7.25 }), /: busy \(gobgpd did not answer in time; stale: sessions as of 7\.3 s ago\), restarted/);
     assert.match(bgpStatusText({ ...STATUS, speaker: 'down', stale: true, ageSeconds: undefined }), /: down \(gobgpd cannot be reached; stale: no answer yet\), restarted/);
     assert.equal(bgpStatusText(null), 'BGP is not configured (no `bgp:` section)\n');
+    const refused = bgpStatusText({ ...STATUS, neighbors: [{ ...STATUS.neighbors[0]!, state: 'active', uptimeSeconds: 0, lastProblem: 'sent notification: as number mismatch expected 64513, received 64514', lastProblemAt: '2026-12-07T02:50:35.000Z' }] });
+    assert.match(refused, /\nnot established, as gobgpd last said:\n198\.18\.0\.2: sent notification: as number mismatch expected 64513, received 64514 \(2026-12-07T02:50:35\.000Z\)\n$/);
+    assert.doesNotMatch(bgpStatusText({ ...STATUS, neighbors: [{ ...STATUS.neighbors[0]!, lastProblem: 'old news' }] }), /old news/, 'an established session: the past problem is not shown');
     assert.match(bgpStatusText({ ...STATUS, speaker: 'down', stale: true, reason: 'gobgpd: failed to set global config; Error: bind: cannot assign requested address' }),
       /: down \(gobgpd cannot be reached; stale: .*\nreason: gobgpd: failed to set global config; Error: bind: cannot assign requested address\n/);
     const r = bgpRoutesText([

@@ -2,11 +2,13 @@
 // the state file (format 3), and the plan line of a change.
 
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseConfig } from '../../src/control/config';
 import { ControlError } from '../../src/control/errors';
 import { bgpHostWarnings, parseBgp, resolveBgp } from '../../src/control/evpn/config';
-import { findGobgpd, gobgpdConfig, gobgpdLogLine, restartReason } from '../../src/control/evpn/speaker';
+import { findGobgpd, gobgpdConfig, GobgpdLogFollower, gobgpdLogLine, restartReason } from '../../src/control/evpn/speaker';
 import { neighborPlan } from '../../src/control/evpn/service';
 import { StateStore } from '../../src/control/state';
 import { emptyModel } from '../../src/control/model';
@@ -129,6 +131,28 @@ describe('bgp configuration', () => {
     assert.equal(gobgpdLogLine(line('fatal')).level, 'fatal');
     assert.equal(gobgpdLogLine(line('panic')).level, 'fatal');
     assert.deepEqual(gobgpdLogLine('panic: runtime error: index out of range\n'), { level: 'warn', msg: 'panic: runtime error: index out of range', fields: {} });
+  });
+
+  test('the log follower keeps the last warning gobgpd logged about each neighbour (why a session does not come up)', () => {
+    const dir = tempDir();
+    try {
+      const file = path.join(dir, 'gobgpd.log');
+      const at = (o: Record<string, unknown>): string => `${JSON.stringify({ time: '2026-01-01T00:00:00Z', ...o })}\n`;
+      fs.writeFileSync(file, [
+        at({ Key: '198.18.0.2', Topic: 'Peer', level: 'info', msg: 'Add a peer configuration' }),
+        at({ Data: 'as number mismatch expected 64513, received 64514', Key: '198.18.0.2', Topic: 'Peer', level: 'warning', msg: 'sent notification' }),
+        at({ Key: '198.18.0.3', Topic: 'Peer', level: 'info', msg: 'Peer Up' }),
+        at({ Key: 'not-an-address', Topic: 'Peer', level: 'warning', msg: 'odd' }),
+        at({ Topic: 'Config', level: 'warning', msg: 'not about a neighbour' }),
+      ].join(''));
+      const f = new GobgpdLogFollower(file, 4321, createLogger('silent'), 0);
+      f.poll();
+      f.stop();
+      assert.deepEqual([...f.peerProblems.keys()], ['198.18.0.2']);
+      assert.equal(f.peerProblems.get('198.18.0.2')!.msg, 'sent notification: as number mismatch expected 64513, received 64514');
+    } finally {
+      removeDir(dir);
+    }
   });
 
   test('the managed gobgpd configuration', () => {

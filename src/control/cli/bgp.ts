@@ -36,7 +36,10 @@ export function bgpStatusText(b: BgpStatus | null): string {
     `MAC moves ${e.moves}, duplicates ${e.duplicates}, over macLimit ${e.limited}, FDB errors ${e.installErrors}, refused by gobgpd ${e.rejected}`,
   ].join('\n');
   const rows = b.neighbors.map((n) => [n.address, n.asn, n.state, uptime(n.uptimeSeconds), n.received, n.accepted, n.advertised, n.routerId || '-']);
-  return `${head}\n\n${rows.length === 0 ? 'no neighbours\n' : table(['NEIGHBOR', 'AS', 'STATE', 'UPTIME', 'ROUTES-IN', 'ACCEPTED', 'ROUTES-OUT', 'ROUTER-ID'], rows)}`;
+  // Why a session is not up, as gobgpd said it last (its log).
+  const why = b.neighbors.filter((n) => n.state !== 'established' && n.lastProblem !== undefined).map((n) => `${n.address}: ${n.lastProblem} (${n.lastProblemAt})\n`);
+  return `${head}\n\n${rows.length === 0 ? 'no neighbours\n' : table(['NEIGHBOR', 'AS', 'STATE', 'UPTIME', 'ROUTES-IN', 'ACCEPTED', 'ROUTES-OUT', 'ROUTER-ID'], rows)}` +
+    (why.length === 0 ? '' : `\nnot established, as gobgpd last said:\n${why.join('')}`);
 }
 
 export function bgpRoutesText(routes: EvpnRouteView[]): string {

@@ -225,6 +225,11 @@ export interface BgpPeerStatus {
   advertised: number;
   messagesIn: number;
   messagesOut: number;
+  // The last warning gobgpd logged about this neighbour (a managed gobgpd:
+  // its log), e.g. "sent notification: as number mismatch expected 64513,
+  // received 64514", and when (ISO 8601).
+  lastProblem?: string;
+  lastProblemAt?: string;
 }
 
 export interface GlobalConfig {

@@ -343,7 +343,10 @@ export class EvpnService {
       speaker: this.client === undefined ? 'down' : this.speakerState,
       stale: this.speakerState !== 'up',
       restarts: this.speaker?.restarts ?? 0,
-      neighbors: this.peers,
+      neighbors: this.peers.map((n) => {
+        const p = this.speaker?.peerProblem(n.address);
+        return p === undefined ? n : { ...n, lastProblem: p.msg, lastProblemAt: new Date(p.at).toISOString() };
+      }),
       evpn: this.sync.stats(),
     };
     if (this.speaker?.pid !== undefined) s.pid = this.speaker.pid;

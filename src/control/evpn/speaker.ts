@@ -197,6 +197,10 @@ export class GobgpdLogFollower {
   private partial = '';
   private readonly timer: NodeJS.Timeout;
   lastError?: { msg: string; at: number };
+  // The last warning or error gobgpd logged about each neighbour (Topic
+  // Peer, Key: its address), e.g. "sent notification: as number mismatch
+  // expected 64513, received 64514": why a session does not come up.
+  readonly peerProblems = new Map<string, { msg: string; at: number }>();
 
   constructor(
     private readonly file: string,
@@ -246,6 +250,11 @@ export class GobgpdLogFollower {
       if (line.trim() === '') continue;
       const l = gobgpdLogLine(line);
       this.log[l.level]({ gobgpdPid: this.gobgpdPid, gobgpd: l.msg, ...(Object.keys(l.fields).length > 0 ? { gobgpdFields: l.fields } : {}) }, 'gobgpd');
+      const key = l.fields.Key;
+      if ((l.level === 'warn' || l.level === 'error' || l.level === 'fatal') && l.fields.Topic === 'Peer' && typeof key === 'string' && net.isIP(key) !== 0) {
+        const data = l.fields.Data;
+        this.peerProblems.set(key, { msg: data === undefined ? l.msg : `${l.msg}: ${typeof data === 'string' ? data : JSON.stringify(data)}`, at: Date.now() });
+      }
       if (l.level === 'error' || l.level === 'fatal') {
         const why = [l.msg, ...Object.entries(l.fields).filter(([k]) => k !== 'Topic').map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)].join('; ');
         this.lastError = { msg: why, at: Date.now() };
@@ -302,6 +311,11 @@ export class ManagedSpeaker {
 
   // The last error or fatal line of gobgpd's log (what a gobgpd that keeps
   // exiting said last), if any.
+  // The last problem gobgpd logged about a neighbour (GobgpdLogFollower).
+  peerProblem(address: string): { msg: string; at: number } | undefined {
+    return this.follower?.peerProblems.get(address);
+  }
+
   get lastError(): { msg: string; at: number } | undefined {
     return this.follower?.lastError ?? this.lastErrorBefore;
   }
