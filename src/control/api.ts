@@ -109,6 +109,22 @@ function peerView(ctx: ApiContext, p: PeerObject): Record<string, unknown> {
   return { uuid: p.uuid, ...p.spec, ...(counters === undefined ? {} : { counters }) };
 }
 
+// GET /v1/peers: the configured peers (objects, with a UUID), then the
+// flood-list peers the EVPN sync put in the dataplane from type-3 routes
+// (origin "evpn", no UUID: not objects, they come and go with the routes;
+// not deletable). Sorted by switch, then address, within each kind.
+export function peerList(ctx: Pick<ApiContext, 'controller'>, sw: string | null): Record<string, unknown>[] {
+  const c = ctx.controller;
+  const configured = c.current.peers.filter((p) => sw === null || p.spec.switch === sw);
+  const known = new Set(configured.map((p) => `${p.spec.switch}/${p.spec.ip}`));
+  const stats = c.dp.stats().switches;
+  const evpn = c.dp.peers(sw ?? undefined).filter((p) => !known.has(`${p.switch}/${p.ip}`)).map((p) => {
+    const counters = stats[p.switch]?.peers[p.ip];
+    return { switch: p.switch, ip: p.ip, origin: 'evpn', ...(counters === undefined ? {} : { counters }) };
+  });
+  return [...configured.map((p) => ({ ...peerView(ctx as ApiContext, p), origin: 'config' })), ...evpn];
+}
+
 async function neighbors(ctx: ApiContext): Promise<unknown[]> {
   return ctx.controller.current.uplinks.length === 0 ? [] : ctx.controller.dp.neighbors();
 }
@@ -285,7 +301,7 @@ function peerRoutes(ctx: ApiContext): Route[] {
     route('GET', '/v1/peers', ({ query }) => {
       const sw = query.get('switch');
       if (sw !== null) c.requireSwitch(sw);
-      return [200, { peers: c.current.peers.filter((p) => sw === null || p.spec.switch === sw).map((p) => peerView(ctx, p)) }];
+      return [200, { peers: peerList(ctx, sw) }];
     }),
     route('POST', '/v1/peers', async ({ body }) => {
       const r = await c.createPeer(bodyObject(body));

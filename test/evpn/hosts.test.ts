@@ -129,8 +129,11 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     // Type 3 of the other host -> its VTEP is in the switch's flood list.
     await eventually(async () => (await routes(a)).routes.some((r) => r.type === 3 && r.origin !== 'local' && r.vtep === '198.18.0.12'), 10_000, 100);
     await eventually(async () => (await routes(b)).routes.some((r) => r.type === 3 && r.origin !== 'local' && r.vtep === '198.18.0.11'), 10_000, 100);
-    const peers = await a.vpcd!.client.call<{ peers: unknown[] }>('GET', '/v1/peers');
-    assert.equal(peers.peers.length, 0, 'no configured peers: EVPN made the flood list');
+    const peers = await a.vpcd!.client.call<{ peers: Record<string, unknown>[] }>('GET', '/v1/peers');
+    assert.deepEqual(peers.peers.map((p) => [p.switch, p.ip, p.origin, p.uuid]), [['tenant', '198.18.0.12', 'evpn', undefined]],
+      'no configured peers: EVPN made the flood list, and peer list shows it');
+    const text = execFileSync(process.execPath, [VPCCTL, '-s', a.vpcd!.socket, 'peer', 'list'], { encoding: 'utf8' });
+    assert.match(text, /^tenant\s+198\.18\.0\.12\s.*- \(evpn\)$/m);
     // Both ways.
     assert.ok(await ping(a.guest, b.guest.ip), 'a -> b');
     assert.ok(await ping(b.guest, a.guest.ip), 'b -> a');

@@ -12,7 +12,7 @@ export function registerPeer(program: Command, { ctx, print }: CliContext): void
     const r = await client.call<{ peers: Record<string, any>[] }>('GET', `/v1/peers${swName === undefined ? '' : `?switch=${encodeURIComponent(swName)}`}`);
     // Counters of this switch's traffic with the peer (not the peer's totals over every switch).
     print(json, r, () => table(['SWITCH', 'PEER', 'RX-PKTS', 'RX-BYTES', 'TX-PKTS', 'TX-BYTES', 'DROPS', 'UUID'],
-      r.peers.map((p) => { const c = p.counters ?? {}; return [p.switch, p.ip, human(c.rx_packets ?? 0), human(c.rx_bytes ?? 0), human(c.tx_packets ?? 0), human(c.tx_bytes ?? 0), c.drops ?? 0, p.uuid]; })));
+      r.peers.map((p) => { const c = p.counters ?? {}; return [p.switch, p.ip, human(c.rx_packets ?? 0), human(c.rx_bytes ?? 0), human(c.tx_packets ?? 0), human(c.tx_bytes ?? 0), c.drops ?? 0, p.uuid ?? `- (${p.origin})`]; })));
   });
   peer.command('create <switch> <ip>').description('add a remote VTEP to a switch (succeeds if it is there)')
     .option('--uuid <uuid>', 'UUID to give the peer (default: generated)')
