@@ -12,8 +12,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "ports/flow_hash.h"
@@ -118,40 +121,60 @@ int find_tap_namespace(const std::string& name, uint64_t home, int* seen) {
   return found;
 }
 
-// Whether nothing but descriptors (ours) holds the network namespace `ino`:
-// no task of any process is in it, and no mount of it is seen from here or
-// from init's mount namespace (ip netns, CNI and docker keep theirs there).
-// A scan of /proc, off the engine thread (TapPort::check_link).
-bool netns_orphaned(uint64_t ino) {
-  const std::string want = "net:[" + std::to_string(ino) + "]";
+// The network namespaces something holds besides descriptors: those of
+// every task of every process, and those mounted (seen from here or from
+// init's mount namespace: ip netns, CNI and docker keep theirs there).
+// One scan of /proc serves every port that asks within 1.5 s (with many
+// containers, many ports ask every 2 s). Off the engine thread.
+std::set<uint64_t> held_namespaces() {
+  static std::mutex mu;
+  static std::set<uint64_t> cached;
+  static uint64_t cached_ms = 0;
+  std::lock_guard<std::mutex> g(mu);
+  const uint64_t now = mono_ms();
+  if (cached_ms != 0 && now - cached_ms < 1500) return cached;
+  std::set<uint64_t> held;
+  auto note = [&](const char* text) {  // every "net:[N]" in text
+    for (const char* p = text; (p = std::strstr(p, "net:[")) != nullptr;) {
+      p += 5;
+      held.insert(std::strtoull(p, nullptr, 10));
+    }
+  };
   for (const char* mounts : {"/proc/self/mountinfo", "/proc/1/mountinfo"}) {
     std::ifstream in(mounts);
     std::string line;
-    while (std::getline(in, line))
-      if (line.find(want) != std::string::npos) return false;
+    while (std::getline(in, line)) note(line.c_str());
   }
-  DIR* procs = opendir("/proc");
-  if (!procs) return false;
-  bool held = false;
-  char link[64];
-  while (dirent* p = readdir(procs)) {
-    if (held) break;
-    if (!(p->d_name[0] >= '1' && p->d_name[0] <= '9')) continue;
-    const std::string task_dir = std::string("/proc/") + p->d_name + "/task";
-    DIR* tasks = opendir(task_dir.c_str());
-    if (!tasks) continue;  // gone meanwhile
-    while (dirent* t = readdir(tasks)) {
-      if (t->d_name[0] == '.') continue;
-      const ssize_t n = readlink((task_dir + "/" + t->d_name + "/ns/net").c_str(), link, sizeof link - 1);
-      if (n > 0 && size_t(n) == want.size() && std::memcmp(link, want.data(), want.size()) == 0) {
-        held = true;
-        break;
+  if (DIR* procs = opendir("/proc")) {
+    char link[64];
+    while (dirent* p = readdir(procs)) {
+      if (!(p->d_name[0] >= '1' && p->d_name[0] <= '9')) continue;
+      const std::string task_dir = std::string("/proc/") + p->d_name + "/task";
+      DIR* tasks = opendir(task_dir.c_str());
+      if (!tasks) continue;  // gone meanwhile
+      while (dirent* t = readdir(tasks)) {
+        if (t->d_name[0] == '.') continue;
+        const ssize_t n = readlink((task_dir + "/" + t->d_name + "/ns/net").c_str(), link, sizeof link - 1);
+        if (n <= 0) continue;
+        link[n] = 0;
+        note(link);
       }
+      closedir(tasks);
     }
-    closedir(tasks);
+    closedir(procs);
+  } else {
+    held.insert(0);  // cannot tell: nothing counts as orphaned (see netns_orphaned)
   }
-  closedir(procs);
-  return !held;
+  cached = held;
+  cached_ms = now;
+  return held;
+}
+
+// Whether nothing but descriptors (ours) holds the network namespace `ino`
+// (TapPort::check_link).
+bool netns_orphaned(uint64_t ino) {
+  const std::set<uint64_t> held = held_namespaces();
+  return !held.count(0) && !held.count(ino);
 }
 
 constexpr uint32_t kDefaultDepth = 256;  // reads per queue and burst, writes in flight (io_uring)
