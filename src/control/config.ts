@@ -23,7 +23,7 @@
 // with its path (switches[0].ports[1].mtu), its line and a reason.
 
 import { CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Node, parseDocument, Document } from 'yaml';
-import { DataplaneOptions, PeerSpec, PortSpec, subnetEdge, SwitchSpec, UplinkSpec, validateOptions } from '../dataplane';
+import { DataplaneOptions, PeerSpec, PortSpec, subnetEdge, SwitchSpec, UplinkSpec, validateCidr, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
 import { BgpSpec, parseBgp, unknownBgpSwitches } from './evpn/config';
 import {
@@ -482,8 +482,8 @@ export function crossCheck(d: DesiredState, refused: Refused = { switches: new S
   if (uplink?.spec.localIp !== undefined) families.add(4);
   if (uplink?.spec.localIp6 !== undefined) families.add(6);
   const ownAddresses = [uplink?.spec.localIp, uplink?.spec.localIp6].filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!.toLowerCase());
-  const local4 = uplink?.spec.localIp?.split('/');
-  const uplinkNet = local4 === undefined ? undefined : { addr: local4[0]!, prefix: Number(local4[1] ?? 32) };
+  // As the engine takes it: a localIp without a prefix is a /24.
+  const uplinkNet = uplink?.spec.localIp === undefined ? undefined : validateCidr(uplink.spec.localIp, 'localIp', 4);
   const overlayAddress = (path: string, ip: string, what: string): void => {
     if (uplink === undefined) {
       if (!refused.uplink) err('ERR_NO_UPLINK', path, `${what} needs an uplink (VXLAN VTEP); declare one under \`uplinks:\``);

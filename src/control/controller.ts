@@ -9,15 +9,17 @@
 // written, the applied steps are undone and the caller gets
 // ERR_PERSIST_FAILED: nothing is acknowledged that a restart would lose.
 
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 
 import {
   Dataplane,
   DataplaneOptions,
+  inSubnet,
   PeerSpec,
   PortSpec,
   SwitchSpec,
   UplinkSpec,
+  validateCidr,
   validatePortUpdate,
   validateSwitchUpdate,
   validateOptions,
@@ -553,21 +555,17 @@ function conflictAdvice(kind: string, name: string): string {
 export function peerRouteWarnings(model: Model): string[] {
   const u = model.uplinks[0]?.spec;
   if (u === undefined) return [];
-  const routes = ([[4, u.localIp, u.gateway, 'gateway'], [6, u.localIp6, u.gateway6, 'gateway6']] as const).flatMap(([family, cidr, gw, gwField]) => {
-    if (cidr === undefined || gw !== undefined) return [];
-    const [addr, prefix] = cidr.split('/');
-    const onLink = new BlockList();
-    onLink.addSubnet(addr!, Number(prefix ?? (family === 4 ? 32 : 128)), family === 4 ? 'ipv4' : 'ipv6');
-    return [{ family, cidr, gwField, onLink }];
-  });
+  const routes = ([[4, u.localIp, u.gateway, 'gateway'], [6, u.localIp6, u.gateway6, 'gateway6']] as const).flatMap(([family, given, gw, gwField]) =>
+    given === undefined || gw !== undefined ? [] : [{ family, gwField, net: validateCidr(given, family === 4 ? 'localIp' : 'localIp6', family) }]);
   const said = new Set<string>();
   const out: string[] = [];
   const check = (ip: string, what: string): void => {
     const r = routes.find((x) => x.family === isIP(ip));
-    if (r === undefined || r.onLink.check(ip, r.family === 4 ? 'ipv4' : 'ipv6') || said.has(ip)) return;
+    if (r === undefined || inSubnet(ip, r.net, r.family) || said.has(ip)) return;
     said.add(ip);
-    out.push(`${what} is off uplink "${u.name}"'s subnet ${r.cidr} and the uplink has no ${r.gwField}: the switch cannot reach it ` +
-      `and drops what it would send there (neighbor_unresolved). Set the uplink's ${r.gwField} to a router on ${r.cidr}, or fix the address`);
+    const subnet = `${r.net.addr}/${r.net.prefix}`;
+    out.push(`${what} is off uplink "${u.name}"'s subnet ${subnet} and the uplink has no ${r.gwField}: the switch cannot reach it ` +
+      `and drops what it would send there (neighbor_unresolved). Set the uplink's ${r.gwField} to a router on ${subnet}, or fix the address`);
   };
   for (const p of model.peers) check(p.spec.ip, `peer ${p.spec.ip} of switch "${p.spec.switch}"`);
   for (const f of model.fdb) if (isRemote(f.spec)) check(f.spec.vtep, `VTEP ${f.spec.vtep} of the static entry for ${f.spec.mac} (switch "${f.spec.switch}")`);

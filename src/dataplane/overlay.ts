@@ -196,12 +196,17 @@ function sameIp6(a: string, b: string): boolean {
   return bl.check(b, 'ipv6');
 }
 
+// Whether `ip` is on the subnet `cidr` (validateCidr's) of that family.
+export function inSubnet(ip: string, cidr: { addr: string; prefix: number }, family: 4 | 6): boolean {
+  const bl = new BlockList();
+  bl.addSubnet(cidr.addr, cidr.prefix, family === 4 ? 'ipv4' : 'ipv6');
+  return bl.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+}
+
 // A gateway must be on the uplink's own subnet (the engine resolves it with
 // ARP or ND on the uplink).
 function onSubnet(gw: string, cidr: { addr: string; prefix: number }, family: 4 | 6, field: string): void {
-  const bl = new BlockList();
-  bl.addSubnet(cidr.addr, cidr.prefix, family === 4 ? 'ipv4' : 'ipv6');
-  if (!bl.check(gw, family === 4 ? 'ipv4' : 'ipv6')) {
+  if (!inSubnet(gw, cidr, family)) {
     throw invalid('ERR_INVALID_ARGUMENT', field, `is not on the uplink's subnet ${cidr.addr}/${cidr.prefix} (${family === 4 ? 'localIp' : 'localIp6'}): a gateway is reached over the uplink itself`, gw);
   }
 }

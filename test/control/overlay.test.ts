@@ -112,6 +112,9 @@ switches:
     assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/24, gateway: 198.18.0.1 }]\n'), /gateway: is the uplink's own localIp/);
     assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp6: "2001:db8::1/64", gateway6: "2001:db8:0::1" }]\n'), /gateway6: is the uplink's own localIp6/);
     parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/31 }]\nswitches:\n  - { name: sx, vni: 99, peers: [198.18.0.0] }\n'); // a /31 has no such addresses
+    // A localIp without a prefix is a /24, as the engine takes it.
+    assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1 }]\nswitches:\n  - { name: sx, vni: 99, peers: [198.18.0.255] }\n'),
+      /peers\[0\]: 198\.18\.0\.255 is the broadcast address of 198\.18\.0\.1\/24/);
     // What a VTEP can have still passes; the gateway on the subnet too.
     parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/24, gateway: 198.18.0.254, localIp6: "2001:db8::1/64", gateway6: "2001:db8::fe" }]\nswitches:\n  - { name: sx, vni: 99, peers: [198.18.5.5, "2001:db8:5::5"] }\n');
     // The API's own calls refuse them the same way (the field named).
@@ -317,6 +320,10 @@ describe('overlay: remote VTEPs the uplink has no route to', () => {
     assert.equal(w[0], 'peer 198.19.5.5 of switch "a" is off uplink "up0"\'s subnet 198.18.0.1/24 and the uplink has no gateway: the switch cannot reach it ' +
       'and drops what it would send there (neighbor_unresolved). Set the uplink\'s gateway to a router on 198.18.0.1/24, or fix the address');
     assert.match(w[1]!, /^VTEP 198\.19\.7\.7 of the static entry for 02:00:00:00:00:09 \(switch "b"\) is off uplink "up0"/);
+    // A localIp without a prefix is a /24 (validateCidr), as the engine takes it.
+    model.uplinks[0]!.spec.localIp = '198.18.0.1';
+    assert.deepEqual(peerRouteWarnings(model).map((w) => w.split(' is ')[0]), ['peer 198.19.5.5 of switch "a"', 'VTEP 198.19.7.7 of the static entry for 02:00:00:00:00:09 (switch "b")']);
+    assert.match(peerRouteWarnings(model)[0]!, /subnet 198\.18\.0\.1\/24 /);
     model.uplinks[0]!.spec.gateway = '198.18.0.254';
     assert.deepEqual(peerRouteWarnings(model), [], 'a gateway routes both');
     assert.deepEqual(peerRouteWarnings({ ...model, uplinks: [] }), [], 'no uplink: the config check refuses the peers instead');

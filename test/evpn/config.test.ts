@@ -23,6 +23,20 @@ function messages(v: unknown, own: string[] = []): string[] {
   return parseBgp(v, 'bgp', own).errors.map((e) => e.message);
 }
 
+// A controller over a small running dataplane, for the test's body.
+async function withController(fn: (c: Controller) => Promise<void>): Promise<void> {
+  const dir = tempDir();
+  const engine = { bufferCount: 1024, hugepages: false, maxPorts: 4, maxSwitches: 4 };
+  const dp = new Dataplane(engine);
+  dp.start();
+  try {
+    await fn(new Controller(dp, new StateStore(`${dir}/state`), createLogger('silent' as never), engine));
+  } finally {
+    dp.close();
+    removeDir(dir);
+  }
+}
+
 describe('bgp configuration', () => {
   test('defaults', () => {
     const b = resolveBgp(OK);
@@ -73,21 +87,13 @@ describe('bgp configuration', () => {
       assert.deepEqual(err.details?.map((d) => [d.code, d.field]), [['ERR_UNKNOWN_SWITCH', 'bgp.switches[1]']]);
       return true;
     });
-    const dir = tempDir();
-    const engine = { bufferCount: 1024, hugepages: false, maxPorts: 4, maxSwitches: 4 };
-    const dp = new Dataplane(engine);
-    dp.start();
-    const c = new Controller(dp, new StateStore(`${dir}/state`), createLogger('silent' as never), engine);
-    try {
+    await withController(async (c) => {
       await c.apply(parseConfig(config('[tenant-a, tenant-b]')));
       await c.deleteSwitch('tenant-b');
       assert.deepEqual(c.current.bgp?.switches, ['tenant-a'], 'tenant-b is no longer listed');
       await c.deleteSwitch('tenant-a');
       assert.deepEqual(c.current.bgp?.switches, [], 'an empty list: EVPN manages no switch (not every switch)');
-    } finally {
-      dp.close();
-      removeDir(dir);
-    }
+    });
   });
 
   test('bgp.localAddress that no interface of the host has is warned about (read from the host only)', () => {
@@ -196,12 +202,7 @@ describe('bgp configuration', () => {
   });
 
   test('a plan that restarts the managed gobgpd says so, dry run included; neighbours and the sync\'s settings do not', async () => {
-    const dir = tempDir();
-    const engine = { bufferCount: 1024, hugepages: false, maxPorts: 4, maxSwitches: 4 };
-    const dp = new Dataplane(engine);
-    dp.start();
-    const c = new Controller(dp, new StateStore(`${dir}/state`), createLogger('silent' as never), engine);
-    try {
+    await withController(async (c) => {
       const config = (bgp: string): string => `uplinks:\n  - { name: up0, type: pipe, localIp: 198.18.0.11/24 }\nswitches:\n  - { name: tenant, vni: 1001 }\nbgp: { asn: 64512, routerId: 198.18.0.1, ${bgp} }\n`;
       assert.deepEqual((await c.apply(parseConfig(config('neighbors: [198.18.0.2]')))).warnings, []);
       const live = await c.apply(parseConfig(config('neighbors: [198.18.0.2, 198.18.0.3], holdTime: 30, switches: [tenant], remoteLearning: true')), { dryRun: true });
@@ -215,9 +216,6 @@ describe('bgp configuration', () => {
       // An external gobgpd is the operator's: nothing of ours restarts.
       await c.apply(parseConfig(config('managed: false, address: "127.0.0.1:50051"')));
       assert.deepEqual((await c.apply(parseConfig(config('managed: false, address: "127.0.0.1:50052"')), { dryRun: true })).warnings, []);
-    } finally {
-      dp.close();
-      removeDir(dir);
-    }
+    });
   });
 });
