@@ -6,7 +6,7 @@ import { cpuText } from './systems';
 import { median, sameRun } from './topo';
 import { COLLAPSE, TCP_REFERENCE, type TcpGroup, type TcpReport } from './tcp';
 
-const PATH_LABEL: Record<TcpGroup, string> = { local: 'local', vxlan: 'VXLAN', vxwire: 'VXLAN, wire-like underlay' };
+const PATH_LABEL: Record<TcpGroup, string> = { local: 'local', vxlan: 'VXLAN', vxwire: 'VXLAN, wire-like underlay', vxnic: 'VXLAN, NIC-like underlay' };
 
 interface Results {
   started: string;
@@ -274,7 +274,7 @@ export function renderTcpMarkdown(r: TcpReport): string {
         ? `Every run repeated in ${rounds} interleaved rounds (each round runs every system once, in the same order): Gbit/s and retransmits are the median round's, with the rounds' range in brackets; the ratio is the median of the round-by-round ratios, each a system's round over the reference's round of the same pass, with their range. `
         : '') +
       `Gbit/s as iperf3 reports it (TCP payload). Ratio: receiver Gbit/s over the reference of the same run (round), MTU and number of streams ` +
-      `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}; wire-like underlay rows: ${refLabel(r, 'vxwire')}, over an underlay whose veths have TSO, GSO and UDP segmentation off, so the kernel cuts every batch before the veth and each VXLAN packet crosses on its own, as on a wire). **collapsed**: a round of the run failed or received less than ${COLLAPSE * 100}% of the reference's. See docs/benchmarks.md.`,
+      `(local rows: ${refLabel(r, 'local')}; VXLAN rows: ${refLabel(r, 'vxlan')}; wire-like underlay rows: ${refLabel(r, 'vxwire')}, over an underlay whose veths have TSO, GSO and UDP segmentation off, so the kernel cuts every batch before the veth and each VXLAN packet crosses on its own, as on a wire; NIC-like underlay rows: ${refLabel(r, 'vxnic')}, the same with GRO on at both ends, as a NIC has it). **collapsed**: a round of the run failed or received less than ${COLLAPSE * 100}% of the reference's. See docs/benchmarks.md.`,
     '',
     '### Guest to guest TCP throughput (iperf3)',
     '',

@@ -411,8 +411,12 @@ async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestD
 // segmentation off), so every batch is cut before it crosses and each VXLAN
 // packet arrives on its own, as it does over a wire or a NIC without GRO for
 // tunnels. The default veth underlay carries a sender's 64 KiB batches whole,
-// which no physical network does.
-function vxlan(id: string, label: string, a: Side, bSide: Side, wire = false): SystemDef {
+// which no physical network does. nic: the same, with GRO on on both ends,
+// as a NIC has it by default (a veth's is off): what a receiving host may
+// merge before its switch.
+type Underlay = 'veth' | 'wire' | 'nic';
+function vxlan(id: string, label: string, a: Side, bSide: Side, underlay: Underlay = 'veth'): SystemDef {
+  const wire = underlay !== 'veth';
   return {
     id,
     label,
@@ -428,11 +432,13 @@ function vxlan(id: string, label: string, a: Side, bSide: Side, wire = false): S
       for (const [ns, dev] of wire ? ([[ha, 'ua'], [hb, 'ub']] as const) : []) {
         const r = trySh('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, ...segs.flatMap((k) => [k, 'off'])]);
         if (!r.ok) throw new Missing(`ethtool -K ${dev} ${segs.join(' ')} off failed: ${r.out}`);
+        const gro = underlay === 'nic' ? trySh('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'gro', 'on']) : { ok: true, out: '' };
+        if (!gro.ok) throw new Missing(`ethtool -K ${dev} gro on failed: ${gro.out}`);
       }
       const A = await vxlanSide(t, p, a, ha, 'ga', 'ua', '198.18.1.1', '198.18.1.2');
       const B = await vxlanSide(t, { ...p, switchCpu: p.switchCpu }, bSide, hb, 'sb', 'ub', '198.18.1.2', '198.18.1.1');
       await sleep(300);
-      return guestRun(g, s, `host A: ${A.used}; host B: ${B.used}; VNI ${VNI}, underlay 198.18.1.0/24 MTU ${t.underlayMtu}${wire ? ', underlay veths with tso, gso and udp segmentation off' : ''}`, A.h);
+      return guestRun(g, s, `host A: ${A.used}; host B: ${B.used}; VNI ${VNI}, underlay 198.18.1.0/24 MTU ${t.underlayMtu}${wire ? ', underlay veths with tso, gso and udp segmentation off' : ''}${underlay === 'nic' ? ', gro on' : ''}`, A.h);
     },
   };
 }
@@ -460,8 +466,10 @@ export const SUITES: Record<string, { title: string; systems: SystemDef[]; ours:
 export const TCP_ONLY: SystemDef[] = [
   tapRelay,
   ovsL2('system', true),
-  vxlan('vx-linux-wire', 'Linux bridge + vxlan, wire-like underlay', 'linux', 'linux', true),
-  vxlan('vx-ours-wire', 'this switch, both hosts, wire-like underlay', 'ours', 'ours', true),
+  vxlan('vx-linux-wire', 'Linux bridge + vxlan, wire-like underlay', 'linux', 'linux', 'wire'),
+  vxlan('vx-ours-wire', 'this switch, both hosts, wire-like underlay', 'ours', 'ours', 'wire'),
+  vxlan('vx-linux-nic', 'Linux bridge + vxlan, NIC-like underlay (wire-like, GRO on)', 'linux', 'linux', 'nic'),
+  vxlan('vx-ours-nic', 'this switch, both hosts, NIC-like underlay (wire-like, GRO on)', 'ours', 'ours', 'nic'),
   vxlan('vx-ours-engine', 'this switch, both hosts, kernel path off', 'ours-engine', 'ours-engine'),
 ];
 

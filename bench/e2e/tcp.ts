@@ -40,10 +40,12 @@ export const TCP_LOCAL = ['wire', 'bridge', 'ovs-afxdp', 'ovs-afpacket', 'ovs-af
 export const TCP_VXLAN = ['vx-linux', 'vx-ours', 'vx-ours-engine'];
 // The same over an underlay that segments like a wire (systems.ts, vxlanWire).
 export const TCP_VXWIRE = ['vx-linux-wire', 'vx-ours-wire'];
-export type TcpGroup = 'local' | 'vxlan' | 'vxwire';
+// And with GRO on on the underlay's receiving ends, as a NIC has it.
+export const TCP_VXNIC = ['vx-linux-nic', 'vx-ours-nic'];
+export type TcpGroup = 'local' | 'vxlan' | 'vxwire' | 'vxnic';
 // The reference of each group: ratios are to it, in the same run, at the same
 // MTU and number of streams.
-export const TCP_REFERENCE: Record<TcpGroup, string> = { local: 'bridge', vxlan: 'vx-linux', vxwire: 'vx-linux-wire' };
+export const TCP_REFERENCE: Record<TcpGroup, string> = { local: 'bridge', vxlan: 'vx-linux', vxwire: 'vx-linux-wire', vxnic: 'vx-linux-nic' };
 // A result below this share of the reference counts as a collapse (issue 11:
 // "any iperf3 result below 10% of the bridge's is a bug").
 export const COLLAPSE = 0.1;
@@ -438,7 +440,7 @@ export function compare(systems: TcpSystem[]): void {
 }
 
 export async function runTcp(o: TcpOptions): Promise<TcpResult> {
-  const groups: Array<[TcpGroup, string[]]> = [['local', TCP_LOCAL], ['vxlan', TCP_VXLAN], ['vxwire', TCP_VXWIRE]];
+  const groups: Array<[TcpGroup, string[]]> = [['local', TCP_LOCAL], ['vxlan', TCP_VXLAN], ['vxwire', TCP_VXWIRE], ['vxnic', TCP_VXNIC]];
   const systems: TcpSystem[] = [];
   o.log(`tcp: ${o.rounds} interleaved rounds of iperf3 ${o.seconds} s per run, 1 and 4 streams at MTU 1500${o.jumbo ? ', 1 stream at the jumbo MTU' : ''}${o.latency ? ', TCP request/response latency' : ''}; guests keep the kernel's default offloads; switch ${cpuText(o.placement.switchCpu)}, iperf3 not pinned`);
   for (const [group, ids] of groups) {

@@ -345,6 +345,7 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   req->opts.offloads_off = Bool(env, o, "disableOffloads");
   req->opts.promisc = Bool(env, o, "promiscuous");
   if (!o.Get("kernelPath").IsUndefined()) req->opts.kernel_path = Bool(env, o, "kernelPath");
+  if (!o.Get("xdpDecap").IsUndefined()) req->opts.xdp_decap = Bool(env, o, "xdpDecap");
   auto choice = [&](const char* name, const char* a, const char* b, const char* c) -> int {
     Napi::Value v = o.Get(name);
     if (v.IsUndefined() || v.IsNull()) return 0;

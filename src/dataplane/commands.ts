@@ -67,7 +67,7 @@ export function createUplinkCommand(u: NormalizedUplink, waitForInterface = fals
     ringSize: u.ringSize,
     ...(k === undefined
       ? {}
-      : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: k.queues, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous, xdpMode: k.xdpMode, zeroCopy: k.zeroCopy, kernelPath: k.kernelPath, ...(waitForInterface ? { waitForInterface } : {}) }),
+      : { spec: k.spec, rxRing: k.rxRing, txRing: k.txRing, portBurst: k.burst, queues: k.queues, disableOffloads: k.disableOffloads, promiscuous: k.promiscuous, xdpMode: k.xdpMode, zeroCopy: k.zeroCopy, kernelPath: k.kernelPath, xdpDecap: k.xdpDecap, ...(waitForInterface ? { waitForInterface } : {}) }),
     mtu: u.mtu,
     mac: u.mac,
     localIp4: u.ip4?.addr ?? '',

@@ -43,6 +43,7 @@ export interface UplinkSpec {
   disableOffloads?: boolean;
   promiscuous?: boolean;
   kernelPath?: boolean; // afpacket: VXLAN over IPv4 to and from afpacket access ports encapsulated in the kernel (default true; docs/design/kernel-path.md)
+  xdpDecap?: boolean; // afpacket, with the kernel path: VXLAN decapsulated in XDP, before the interface's GRO, while its GRO is on (default true; docs/design/kernel-path.md#xdp)
   xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook (default 'auto': native first, on a veth too)
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp: zero-copy UMEM (default 'auto': zero-copy where the driver has it)
 }
@@ -92,7 +93,7 @@ export const VXLAN_OVERHEAD = { ipv4: 50, ipv6: 70 } as const;
 const UPLINK_KEYS = [
   'name', 'type', 'interface', 'mtu', 'mac', 'localIp', 'localIp6', 'gateway', 'gateway6', 'udpPort',
   'srcPortRange', 'ttl', 'df', 'udp6ZeroChecksum', 'allowUnknownPeers', 'neighborReachableSeconds',
-  'ringSize', 'rxRing', 'txRing', 'burst', 'disableOffloads', 'promiscuous', 'kernelPath', 'xdpMode', 'zeroCopy',
+  'ringSize', 'rxRing', 'txRing', 'burst', 'disableOffloads', 'promiscuous', 'kernelPath', 'xdpDecap', 'xdpMode', 'zeroCopy',
 ] as const;
 
 export interface NormalizedUplink {
@@ -274,6 +275,10 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
     },
     type,
   );
+  if (u.xdpDecap !== undefined) {
+    if (type !== 'afpacket') throw invalid('ERR_INVALID_ARGUMENT', 'xdpDecap', 'applies only to afpacket uplinks (the kernel path\'s XDP stage, docs/design/kernel-path.md#xdp)', undefined, false);
+    kernel!.xdpDecap = validateBoolean(u.xdpDecap, 'xdpDecap');
+  }
   if (kernel) out.kernel = kernel;
   return out;
 }

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { DataplaneError, ValidationError } from '../../src/dataplane/errors';
 import * as v from '../../src/dataplane/validate';
 import * as specs from '../../src/dataplane/specs';
+import { validateUplinkSpec } from '../../src/dataplane/overlay';
+import { createUplinkCommand } from '../../src/dataplane/commands';
 import { DEFAULT_OPTIONS, EVENT_TYPES } from '../../src/dataplane/types';
 import { EVENT_BITS } from '../../src/dataplane/native';
 
@@ -327,6 +329,19 @@ describe('port specs', () => {
       assert.equal(e.message, 'promiscuous: applies only to afpacket ports and uplinks (the other backends never set their interface promiscuous)');
     }
     rejects(() => port({ type: 'pipe', interface: undefined, promiscuous: true }), 'ERR_INVALID_ARGUMENT', 'promiscuous');
+  });
+  test('xdpDecap: afpacket uplinks only, a boolean, handed to the engine', () => {
+    const uplink = (extra: Record<string, unknown>) => validateUplinkSpec({ name: 'up', interface: 'eth1', localIp: '198.18.0.1/24', ...extra }, MAX);
+    assert.equal(uplink({ type: 'afpacket' }).kernel?.xdpDecap, undefined, 'unset: the engine\'s default (on where GRO is)');
+    const off = uplink({ type: 'afpacket', xdpDecap: false });
+    assert.equal(off.kernel?.xdpDecap, false);
+    assert.equal((createUplinkCommand(off) as { xdpDecap?: boolean }).xdpDecap, false);
+    rejects(() => uplink({ type: 'afpacket', xdpDecap: 'yes' }), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
+    for (const type of ['afxdp', 'tap']) {
+      const e = rejects(() => uplink({ type, xdpDecap: true }), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
+      assert.match(e.message, /applies only to afpacket uplinks/);
+    }
+    rejects(() => specs.validatePortSpec({ name: 'k', switch: 's', type: 'afpacket', interface: 'veth0', xdpDecap: true }, MAX), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
   });
   test('updates: only the mutable fields', () => {
     assert.deepEqual(specs.validatePortUpdate({ mtu: 1400, lockedMacs: ['02-00-00-00-00-0B'] }, MAX), { mtu: 1400, lockedMacs: ['02:00:00:00:00:0b'] });

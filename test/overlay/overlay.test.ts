@@ -945,7 +945,7 @@ test(`TCP over VXLAN with default guests (TSO/GSO/checksum on, MTU 1500): iperf3
 // (afpacket with the kernel path on, or AF_XDP when `uplinkType` says so) at
 // the underlay's default MTU of 1500, and the other host as its peer.
 async function twoInstances(lab: Lab, uplinkType: 'afpacket' | 'afxdp' = 'afpacket', guestType: 'afpacket' | 'afxdp' | 'tap' = 'afpacket',
-  guestMtu = 1500): Promise<{ nsB: string; gA: Guest; gB: Guest; hosts: { a: Agent }[] }> {
+  guestMtu = 1500): Promise<{ nsB: string; gA: Guest; gB: Guest; hosts: { a: Agent; ns: string }[] }> {
   const nsA = quietNetns(lab, 'A');
   const nsB = quietNetns(lab, 'B');
   lab.vethBetween(nsA, 'up0', nsB, 'up0');
@@ -1016,6 +1016,64 @@ test('VXLAN between two instances of this switch: the kernel fast path encapsula
       assert.equal(sa.ports.up.drops.kernel_path_error ?? 0, 0);
       // B's engine took A's super-frames (their tunnel GSO state stays out of the kernel path).
       assert.ok((sb.uplink?.counters.vxlan_rx ?? 0) > 0, JSON.stringify(sb.uplink?.counters));
+    } finally {
+      for (const h of hosts) await h.a.close();
+    }
+  });
+});
+
+// An underlay whose interfaces merge what they receive (GRO on, as a NIC's
+// is by default; a veth's is off): the uplinks decapsulate VXLAN in XDP,
+// before GRO, so that a flow's inner TCP segments reach the guest merged,
+// as Linux's vxlan device hands them on (docs/design/kernel-path.md). The
+// stage follows the interface's GRO: turned on or off while the switch
+// runs, the next link check (a link message) adds or removes it. On a veth
+// the stage takes TSO from the other end while it is there.
+test('VXLAN over an underlay with GRO on: the uplinks decapsulate in XDP and the guest receives merged super-frames; GRO off takes the stage away; iperf3 TCP with default guests', async (t) => {
+  await withLab(t, ['iperf3', 'ss', 'ethtool'], async (lab) => {
+    const { gA, gB, hosts } = await twoInstances(lab);
+    const rxPackets = (ns: string, dev: string): number =>
+      (JSON.parse(run('ip', ['-n', ns, '-s', '-j', 'link', 'show', 'dev', dev])) as Array<{ stats64: { rx: { packets: number } } }>)[0]!.stats64.rx.packets;
+    const gro = (on: boolean): void => {
+      for (const h of hosts) run('ip', ['netns', 'exec', h.ns, 'ethtool', '-K', 'up0', 'gro', on ? 'on' : 'off']);
+    };
+    // One transfer A -> B: what B's kernel decapsulated (per packet) and how
+    // many frames B's guest received for them.
+    const transfer = async (label: string): Promise<{ took: number; guestRx: number; strayToEngine: number }> => {
+      const before = await hosts[1].a.call<Stats>('statsPlus');
+      const rx0 = rxPackets(gB.ns, 'eth0');
+      const r = await iperfTcp(lab, gA, gB);
+      await sleep(300); // the kernel's counters are added every housekeeping tick
+      const after = await hosts[1].a.call<Stats>('statsPlus');
+      const took = (after.ports.up.counters.rx_kernel_path ?? 0) - (before.ports.up.counters.rx_kernel_path ?? 0);
+      const guestRx = rxPackets(gB.ns, 'eth0') - rx0;
+      const strayToEngine = (uplinkDrops(after).outer_dst_mac ?? 0) - (uplinkDrops(before).outer_dst_mac ?? 0);
+      t.diagnostic(`${label}: A -> B ${r.gbps.toFixed(2)} Gbit/s (${r.retransmits} retr); B's kernel decapsulated ${took} packets, B's guest received ${guestRx} frames; ` +
+        `B's engine saw ${strayToEngine} outer_dst_mac; B drops ${JSON.stringify(nonZero(uplinkDrops(after)))}`);
+      assert.ok(r.gbps > 0, `${label}: the transfer completed`);
+      assert.equal(after.ports.up.drops.kernel_path_error ?? 0, 0, `${label}: no kernel path errors`);
+      return { took, guestRx, strayToEngine };
+    };
+    try {
+      const status = async (h: { a: Agent }): Promise<string> => (await h.a.call<{ kernelPath: string }>('portStatus', 'up')).kernelPath;
+      for (const h of hosts) assert.match(await status(h), /decapsulated at TC ingress, packet by packet \(the interface's GRO is off/);
+      gro(true);
+      for (const h of hosts) await eventually(async () => assert.match(await status(h), /decapsulated in XDP/), 15_000);
+      // An XDP program on a veth takes TSO and GSO from its other end (the
+      // kernel's rule): A's uplink now cuts what it sends, as a wire would.
+      const tso = (ns: string): string => /tcp-segmentation-offload: (\w+)/.exec(run('ip', ['netns', 'exec', ns, 'ethtool', '-k', 'up0']))?.[1] ?? '?';
+      assert.equal(tso(hosts[0].ns), 'off', "A's end of the underlay veth, with XDP on B's");
+      const merged = await transfer('GRO on');
+      assert.ok(merged.took > 1000, `B's kernel decapsulated the data: ${merged.took}`);
+      assert.ok(merged.guestRx * 2 < merged.took, `GRO merged what XDP decapsulated: ${merged.guestRx} frames for ${merged.took} packets`);
+      assert.ok(merged.strayToEngine < 10, `decapsulated frames are not the engine's: ${merged.strayToEngine} reached it`);
+      gro(false);
+      for (const h of hosts) await eventually(async () => assert.match(await status(h), /decapsulated at TC ingress/), 15_000);
+      assert.equal(tso(hosts[0].ns), 'on', 'TSO back on the other end');
+      // The veth hands A's tunnel super-frames over whole again: B's engine
+      // takes them, and whatever the kernel decapsulates goes packet by packet.
+      const plain = await transfer('GRO off');
+      assert.ok(plain.guestRx >= plain.took, `packet by packet: ${plain.guestRx} frames for ${plain.took} packets`);
     } finally {
       for (const h of hosts) await h.a.close();
     }

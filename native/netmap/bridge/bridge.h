@@ -201,7 +201,7 @@ class Bridge {
   std::atomic<bool> kpath_claimed_{false};  // a submitter has loaded (or the engine tried) it
   // The programs' descriptors once the engine holds them (never closed before
   // the bridge): submitters hook new ports with them.
-  std::atomic<int> kpath_tc_fd_{-1}, kpath_sock_fd_{-1};
+  std::atomic<int> kpath_tc_fd_{-1}, kpath_sock_fd_{-1}, kpath_xdp_fd_{-1};
 };
 
 }  // namespace vpc

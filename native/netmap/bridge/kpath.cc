@@ -44,6 +44,7 @@ void Bridge::kpath_settle(std::unique_ptr<KernelPath> kp, std::string why) {
     k.kp->set_global(k.global);
     // From now on submitters hook new ports themselves (kpath_preload).
     kpath_sock_fd_.store(k.kp->sock_prog(), std::memory_order_relaxed);
+    kpath_xdp_fd_.store(k.kp->xdp_prog(), std::memory_order_relaxed);
     kpath_tc_fd_.store(k.kp->tc_prog(), std::memory_order_release);
   }
 }
@@ -60,19 +61,18 @@ void Bridge::kpath_settle(std::unique_ptr<KernelPath> kp, std::string why) {
 // adopted them), the engine hooks the port itself, as before.
 void Bridge::kpath_preload(Command& c) {
   if (!c.new_port || !c.new_port->kernel_path_wanted()) return;
-  int tc = kpath_tc_fd_.load(std::memory_order_acquire);
-  int sock = kpath_sock_fd_.load(std::memory_order_relaxed);
-  if (tc < 0 && !kpath_claimed_.exchange(true, std::memory_order_relaxed)) {
+  KpathProgs progs;
+  progs.tc = kpath_tc_fd_.load(std::memory_order_acquire);
+  progs.sock = kpath_sock_fd_.load(std::memory_order_relaxed);
+  progs.xdp = kpath_xdp_fd_.load(std::memory_order_relaxed);
+  if (progs.tc < 0 && !kpath_claimed_.exchange(true, std::memory_order_relaxed)) {
     auto pre = std::make_shared<KpathPreload>();
     pre->kp = KernelPath::load(core_.max_ports(), uint32_t(switches_.size()), kKpathMaxEntries, kKpathMaxRemotes, &pre->why);
-    if (pre->kp) {
-      tc = pre->kp->tc_prog();
-      sock = pre->kp->sock_prog();
-    }
+    if (pre->kp) progs = pre->kp->progs();
     c.kpath = std::move(pre);
   }
   const bool access = c.op == CmdOp::kCreateUplink || (c.untagged != kNoId && c.vlans.empty());
-  if (tc >= 0 && access) c.new_port->kernel_path(tc, sock, "");
+  if (progs.tc >= 0 && access) c.new_port->kernel_path(progs, "");
 }
 
 void Bridge::kpath_adopt(Command& c) {
@@ -89,11 +89,11 @@ bool Bridge::kpath_hook(PortId pid, bool uplink, SwitchId sw, MemberId member) {
   KpathState& k = kpath_;
   Port& port = *core_.port(pid).port;
   if (!kpath_load()) {
-    port.kernel_path(-1, -1, "off: " + k.why);
+    port.kernel_path(KpathProgs{}, "off: " + k.why);
     return false;
   }
   if (!port.kernel_ifindex()) ++k.engine_hooks;
-  if (!port.kernel_path(k.kp->tc_prog(), k.kp->sock_prog(), "")) return false;
+  if (!port.kernel_path(k.kp->progs(), "")) return false;
   KpathState::PortRec& r = k.ports[pid];
   r = KpathState::PortRec{};
   r.attached = true;
@@ -114,7 +114,7 @@ void Bridge::kpath_join(PortId pid) {
   if (!port.kernel_path_wanted()) return;
   const BridgePort& bp = ports_[pid];
   if (bp.untagged == kNoMember || bp.members.size() != 1) {
-    port.kernel_path(-1, -1, "off: a VLAN trunk (only an access port takes it)");
+    port.kernel_path(KpathProgs{}, "off: a VLAN trunk (only an access port takes it)");
     return;
   }
   kpath_hook(pid, false, members_[bp.untagged].sw, bp.untagged);

@@ -101,6 +101,26 @@ std::unique_ptr<AfPacketPort> AfPacketPort::open(const std::string& ifname, cons
   return p;
 }
 
+namespace {
+
+void close_progs(KpathProgs* p) {
+  for (int* fd : {&p->tc, &p->sock, &p->xdp})
+    if (*fd >= 0) close(std::exchange(*fd, -1));
+}
+
+// Copies of the programs' descriptors (the uplink's XDP one too), all or
+// none: false when the process is out of descriptors.
+bool dup_progs(const KpathProgs& from, bool xdp, KpathProgs* to) {
+  to->tc = fcntl(from.tc, F_DUPFD_CLOEXEC, 3);
+  to->sock = fcntl(from.sock, F_DUPFD_CLOEXEC, 3);
+  to->xdp = xdp && from.xdp >= 0 ? fcntl(from.xdp, F_DUPFD_CLOEXEC, 3) : -1;
+  if (to->tc >= 0 && to->sock >= 0 && (to->xdp >= 0 || !xdp || from.xdp < 0)) return true;
+  close_progs(to);
+  return false;
+}
+
+}  // namespace
+
 AfPacketPort::~AfPacketPort() {
   reopen_.wait();  // what it made goes with it
   close_socket();
@@ -109,8 +129,7 @@ AfPacketPort::~AfPacketPort() {
     close(ctl_);
   }
   if (epfd_ >= 0) close(epfd_);
-  if (kp_tc_ >= 0) close(kp_tc_);
-  if (kp_sock_ >= 0) close(kp_sock_);
+  close_progs(&kp_);
   if (claimed_) release_interface(ifname_);
 }
 
@@ -253,13 +272,13 @@ void AfPacketPort::adopt(AfPacketSocket&& s) {
   if (!status_->frame_size) status_->frame_size = frame_size_;  // same on every re-open
   status_->ifindex.store(ifindex_, std::memory_order_relaxed);
   status_->attached.store(true, std::memory_order_relaxed);
-  if (s.kp_hooked && kp_tc_ >= 0) {  // hooked off the engine thread (reopen_off_thread)
+  if (s.kp_hooked && kp_.tc >= 0) {  // hooked off the engine thread (reopen_off_thread)
     kp_link_ = std::exchange(s.kp_link, KpathHook{});
     s.kp_hooked = false;
     kp_set_hooked(true, "");
-  } else if (s.kp_tried && kp_tc_ >= 0) {
+  } else if (s.kp_tried && kp_.tc >= 0) {
     kp_set_hooked(false, s.kp_why);
-  } else if (kp_tc_ >= 0) {
+  } else if (kp_.tc >= 0) {
     kp_hook();  // the first open, or the path was turned on meanwhile
   } else if (s.kp_hooked) {  // the path was turned off meanwhile: s's hooks go
     kpath_detach_tc(&s.kp_link);
@@ -268,16 +287,14 @@ void AfPacketPort::adopt(AfPacketSocket&& s) {
   }
 }
 
-bool AfPacketPort::kernel_path(int tc_prog, int sock_prog, const std::string& why_not) {
-  if (tc_prog < 0) {
-    if (kp_tc_ >= 0) kp_unhook();
+bool AfPacketPort::kernel_path(const KpathProgs& progs, const std::string& why_not) {
+  if (progs.tc < 0) {
+    if (kp_.tc >= 0) kp_unhook();
     status_->set_kernel_path(why_not);
     return false;
   }
-  if (kp_tc_ >= 0) return kp_hooked_ || fd_ < 0;  // hooked already (by the submitter)
-  kp_tc_ = fcntl(tc_prog, F_DUPFD_CLOEXEC, 3);
-  kp_sock_ = fcntl(sock_prog, F_DUPFD_CLOEXEC, 3);
-  if (kp_tc_ < 0 || kp_sock_ < 0) {
+  if (kp_.tc >= 0) return kp_hooked_ || fd_ < 0;  // hooked already (by the submitter)
+  if (!dup_progs(progs, opts_.underlay, &kp_)) {
     status_->set_kernel_path(std::string("off: ") + strerror(errno));
     return false;
   }
@@ -288,13 +305,18 @@ bool AfPacketPort::kernel_path(int tc_prog, int sock_prog, const std::string& wh
   return kp_hook();
 }
 
-// The socket's filter first: from then on it refuses what the TC program
-// redirects, so no frame is both switched by the kernel and read here.
 namespace {
 // The socket's filter first: from then on it refuses what the TC program
 // redirects, so no frame is both switched by the kernel and read here.
-bool hook_kpath(int fd, int ifindex, int tc_prog, int sock_prog, KpathHook* link, std::string* why) {
-  if (kpath_attach_socket(fd, sock_prog, why) && kpath_attach_tc(ifindex, tc_prog, link, why)) return true;
+// The uplink's XDP program last, and only as a help (when xdp_why is
+// empty: AfPacketPort::xdp_unwanted): without it TC ingress decapsulates.
+bool hook_kpath(int fd, int ifindex, const KpathProgs& progs, const std::string& xdp_why, KpathHook* link, std::string* why) {
+  if (kpath_attach_socket(fd, progs.sock, why) && kpath_attach_tc(ifindex, progs.tc, link, why)) {
+    if (progs.xdp < 0) return true;
+    if (xdp_why.empty()) kpath_attach_xdp(ifindex, progs.xdp, link);
+    else link->xdp_why = xdp_why;
+    return true;
+  }
   int none = 0;
   setsockopt(fd, SOL_SOCKET, SO_DETACH_BPF, &none, sizeof none);  // no filter left without its TC half
   return false;
@@ -303,7 +325,7 @@ bool hook_kpath(int fd, int ifindex, int tc_prog, int sock_prog, KpathHook* link
 
 bool AfPacketPort::kp_hook() {
   std::string why;
-  kp_set_hooked(hook_kpath(fd_, ifindex_, kp_tc_, kp_sock_, &kp_link_, &why), why);
+  kp_set_hooked(hook_kpath(fd_, ifindex_, kp_, xdp_unwanted(), &kp_link_, &why), why);
   return kp_hooked_;
 }
 
@@ -320,7 +342,11 @@ void AfPacketPort::kp_status() {
                                "ingress program and socket filter); everything else comes to the engine") +
                        (peer_ingress_ ? "; decapsulated frames enter the guest's end of the veth directly "
                                         "(bpf_redirect_peer: they skip this end's transmit side)"
-                                      : "")
+                                      : "") +
+                       (!opts_.underlay ? ""
+                        : kp_link_.xdp_fd >= 0
+                            ? "; VXLAN packets are decapsulated in XDP, before the interface's GRO merges them"
+                            : "; VXLAN is decapsulated at TC ingress, packet by packet (" + kp_link_.xdp_why + ")")
                  : "off: " + kp_why_);
 }
 
@@ -337,7 +363,30 @@ void AfPacketPort::read_peer_ingress(bool say) {
       close(nl);
     }
   }
-  if (say || (kp_hooked_ && was != peer_ingress_)) kp_status();  // the line is ours only while hooked
+  const bool xdp_changed = read_xdp();
+  if (say || (kp_hooked_ && was != peer_ingress_) || xdp_changed) kp_status();  // the line is ours only while hooked
+}
+
+// Why the uplink's XDP stage is not wanted now ("": it is). It decapsulates
+// so that the interface's GRO merges what it passes on; without GRO it
+// would only add its cost (on a veth, a copy of every packet).
+std::string AfPacketPort::xdp_unwanted() const {
+  if (!opts_.xdp_decap) return "xdpDecap: false";
+  if (!if_gro(ctl_, ifname_)) return "the interface's GRO is off, so nothing would merge what XDP decapsulates";
+  return "";
+}
+
+// The uplink's XDP stage follows the interface's GRO (ethtool -K ... gro):
+// true when it came or went, or why not changed.
+bool AfPacketPort::read_xdp() {
+  if (!kp_hooked_ || kp_.xdp < 0 || fd_ < 0) return false;
+  const std::string unwanted = xdp_unwanted(), was = kp_link_.xdp_why;
+  const bool have = kp_link_.xdp_fd >= 0;
+  if (unwanted.empty() == have) return false;
+  if (unwanted.empty()) return kpath_attach_xdp(ifindex_, kp_.xdp, &kp_link_) || kp_link_.xdp_why != was;
+  close(std::exchange(kp_link_.xdp_fd, -1));
+  kp_link_.xdp_why = unwanted;
+  return true;  // a failed attach above is tried again at the next check
 }
 
 void AfPacketPort::kp_unhook() {
@@ -346,9 +395,7 @@ void AfPacketPort::kp_unhook() {
     int none = 0;
     setsockopt(fd_, SOL_SOCKET, SO_DETACH_BPF, &none, sizeof none);
   }
-  close(kp_tc_);
-  close(kp_sock_);
-  kp_tc_ = kp_sock_ = -1;
+  close_progs(&kp_);
   kp_hooked_ = false;
   peer_ingress_ = false;
 }
@@ -374,18 +421,17 @@ void AfPacketPort::reopen_off_thread(bool reopen) {
   // The job hooks the kernel path's programs itself (attaching the TC
   // program waits for an RCU grace period too), through copies of their
   // descriptors: the engine thread may let go of its own meanwhile.
-  const int tc = reopen && kp_tc_ >= 0 ? fcntl(kp_tc_, F_DUPFD_CLOEXEC, 3) : -1;
-  const int sock = tc >= 0 ? fcntl(kp_sock_, F_DUPFD_CLOEXEC, 3) : -1;
-  reopen_.start([this, old = release_socket(), reopen, tc, sock]() mutable {
+  KpathProgs progs;
+  if (reopen && kp_.tc >= 0) dup_progs(kp_, true, &progs);
+  reopen_.start([this, old = release_socket(), reopen, progs]() mutable {
     old.close();
     AfPacketSocket s;
     if (reopen) open_socket(&s);
-    if (s.fd >= 0 && tc >= 0 && sock >= 0) {
+    if (s.fd >= 0 && progs.tc >= 0) {
       s.kp_tried = true;
-      s.kp_hooked = hook_kpath(s.fd, s.ifindex, tc, sock, &s.kp_link, &s.kp_why);
+      s.kp_hooked = hook_kpath(s.fd, s.ifindex, progs, xdp_unwanted(), &s.kp_link, &s.kp_why);
     }
-    if (tc >= 0) close(tc);
-    if (sock >= 0) close(sock);
+    close_progs(&progs);
     return s;
   });
 }

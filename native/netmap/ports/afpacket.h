@@ -108,7 +108,7 @@ class AfPacketPort final : public Port {
   uint32_t tx_offloads() const override { return kOffCsum | kOffTso4 | kOffTso6 | kOffTsoEcn | kOffUso; }
   void detach() override;
   bool kernel_path_wanted() const override { return opts_.kernel_path; }
-  bool kernel_path(int tc_prog, int sock_prog, const std::string& why_not) override;
+  bool kernel_path(const KpathProgs& progs, const std::string& why_not) override;
   int kernel_ifindex() const override { return kp_hooked_ ? ifindex_ : 0; }
   bool kernel_peer_ingress() const override { return kp_hooked_ && peer_ingress_; }
   // The interface while the port holds it (not while it reopens).
@@ -175,8 +175,10 @@ class AfPacketPort final : public Port {
   // status says so when it changed (or `say`).
   void read_peer_ingress(bool say = false);
   void kp_status();  // the kernel path's line of the port's status
+  std::string xdp_unwanted() const;
+  bool read_xdp();
   void kp_unhook();  // the hooks go, the port stays on the engine path
-  int kp_tc_ = -1, kp_sock_ = -1;
+  KpathProgs kp_;  // our copies (tc < 0: none)
   KpathHook kp_link_;
   bool kp_hooked_ = false;
   bool peer_ingress_ = false;  // veth_peer_ingress() of the interface (kernel_peer_ingress)

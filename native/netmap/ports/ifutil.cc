@@ -121,6 +121,11 @@ static int ethtool_rw(int ctl, const std::string& name, uint32_t cmd, uint32_t* 
   return 0;
 }
 
+bool if_gro(int ctl, const std::string& name) {
+  uint32_t v = 0;
+  return ethtool_rw(ctl, name, ETHTOOL_GGRO, &v, false) == 0 && v != 0;
+}
+
 namespace {
 struct Offload {
   const char* name;

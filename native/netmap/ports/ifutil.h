@@ -35,6 +35,8 @@ uint32_t if_rx_queues(int ctl, const std::string& name);
 // The interface's driver (ETHTOOL_GDRVINFO: "veth", "tun", "virtio_net", ...),
 // or "" when it does not say.
 std::string if_driver(int ctl, const std::string& name);
+// The interface's GRO is on (ETHTOOL_GGRO); false when it cannot be read.
+bool if_gro(int ctl, const std::string& name);
 
 // Offloads the switch must not see: GRO and LRO (merged receive super-frames),
 // TSO/GSO (segmentation left to the device) and tx checksumming (checksums

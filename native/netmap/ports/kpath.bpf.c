@@ -1,4 +1,4 @@
-// The kernel fast path (design: docs/design/kernel-path.md): two BPF programs
+// The kernel fast path (design: docs/design/kernel-path.md): BPF programs
 // that share one decision over the maps the engine keeps.
 //
 //   kp_tc    TC ingress (TCX) on an afpacket port's interface, and on the
@@ -8,6 +8,9 @@
 //            side is a remote VTEP, and counted; everything else goes on
 //            (TC_ACT_OK) as before, but for VXLAN to our VTEP that the
 //            engine took: the host's stack gets no copy (engines_own).
+//   kp_xdp   XDP on the uplink's interface while it has GRO on: decapsulates
+//            what kp_tc would, before GRO, so a flow's packets reach the
+//            guest merged; kp_tc redirects them by the metadata it leaves.
 //   kp_sock  socket filter on the port's packet socket. Packet taps run
 //            before TC ingress, so the engine's socket would see every frame
 //            first: this filter refuses exactly the frames kp_tc will take.
@@ -68,7 +71,7 @@ struct kp_global {
   __u32 ip4;          // our VTEP address, as on the wire
   __u32 udp_port;     // the VXLAN UDP port
   __u8 mac[6];        // the uplink's MAC
-  __u16 pad;
+  __u16 xdp;          // set by kp_xdp once it has decapsulated a packet (the engine writes 0)
   __u8 ip6[16];       // our IPv6 VTEP address (all zeros: none)
 };
 
@@ -192,7 +195,16 @@ struct {
   __uint(max_entries, 1);
 } kp_global SEC(".maps");
 
-enum { KP_NONE, KP_LOCAL, KP_ENCAP, KP_DECAP };
+enum { KP_NONE, KP_LOCAL, KP_ENCAP, KP_DECAP, KP_XDP };
+
+// What kp_xdp leaves in front of a frame it decapsulated (XDP metadata),
+// for kp_tc: the port the frame goes to. GRO merges only frames whose
+// metadata is the same.
+#define KP_META_MAGIC 0x6b707864u  // "kpxd"
+struct kp_meta {
+  __u32 magic;
+  __u32 out;
+};
 
 // The socket filter's last verdict on this CPU, for the TC program that runs
 // right after it on the same frame (packet taps, then TC ingress, in one
@@ -300,7 +312,13 @@ struct {
   __uint(max_entries, 1);
 } kp_scratch SEC(".maps");  // the chunk being summed (the stack is too small)
 
-static __always_inline int udp_csum_ok(struct __sk_buff* skb, const __u8* h, __u32 ulen) {
+// ctx is an skb or, when xdp, an XDP buffer (the caller's constant: the
+// compiler keeps one helper).
+static __always_inline long load(void* ctx, int xdp, __u32 off, void* to, __u32 len) {
+  return xdp ? bpf_xdp_load_bytes(ctx, off, to, len) : bpf_skb_load_bytes(ctx, off, to, len);
+}
+
+static __always_inline int udp_csum_ok(void* ctx, int xdp, const __u8* h, __u32 ulen) {
   __u32 zero = 0;
   struct kp_chunk* c = bpf_map_lookup_elem(&kp_scratch, &zero);
   if (!c || ulen > KP_CSUM_CHUNKS * 256) return 0;
@@ -313,13 +331,13 @@ static __always_inline int udp_csum_ok(struct __sk_buff* skb, const __u8* h, __u
     if (off >= ulen) break;
     __u32 rem = ulen - off;
     if (rem >= 256) {
-      if (bpf_skb_load_bytes(skb, 34 + off, c->w, 256)) return 0;
+      if (load(ctx, xdp, 34 + off, c->w, 256)) return 0;
     } else {
       __u64 t = rem;
       asm volatile("%0 &= 0xff" : "+r"(t));  // 0..255 in terms the verifier follows (the compiler drops a C mask)
       if (!t) break;
       __builtin_memset(c, 0, sizeof *c);  // the tail's padding is zeros
-      if (bpf_skb_load_bytes(skb, 34 + off, c->w, t)) return 0;
+      if (load(ctx, xdp, 34 + off, c->w, t)) return 0;
     }
 #pragma unroll
     for (int j = 0; j < 64; ++j) sum += c->w[j];
@@ -329,12 +347,12 @@ static __always_inline int udp_csum_ok(struct __sk_buff* skb, const __u8* h, __u
   return fold((__u32)sum) == 0xffff;
 }
 
-// A VXLAN packet on the uplink that the kernel may decapsulate and deliver.
-static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global* g, __u32 in_port,
-                                        struct kp_port* from, struct kp_verdict* v) {
-  if (skb->vlan_present) return KP_NONE;
-  __u8 h[64];
-  if (bpf_skb_load_bytes(skb, 0, h, sizeof h)) return KP_NONE;
+// A VXLAN packet on the uplink that the kernel may decapsulate and deliver:
+// its first 64 bytes h, its length, and its GSO size (a super-frame's), read
+// from ctx (an skb, or an XDP buffer when xdp) by the caller.
+static __always_inline int decap_verdict(void* ctx, int xdp, const __u8* h, __u32 len, __u32 gso_size,
+                                         struct kp_global* g, __u32 in_port, struct kp_port* from,
+                                         struct kp_verdict* v) {
   // Outer Ethernet and IPv4: to our MAC, no options, not a fragment, within
   // the uplink's MTU, to our address, header checksum right.
   if (!mac_eq(h, g->mac) || be16(h + 12) != 0x0800 || h[14] != 0x45) return KP_NONE;
@@ -350,7 +368,7 @@ static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global*
   __u64 now = bpf_ktime_get_coarse_ns();
   __u32 zero = 0;
   __u64* any = bpf_map_lookup_elem(&kp_gso_any, &zero);
-  if (skb->gso_size) {
+  if (gso_size) {
     bpf_map_update_elem(&kp_gso_flows, &fl, &now, BPF_ANY);
     if (any && *any != now) *any = now;
     return KP_NONE;
@@ -362,7 +380,7 @@ static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global*
     if (held && now - *held < KP_FLOW_HOLD_NS) return KP_NONE;
   }
   __u32 tot = be16(h + 16);
-  if (tot != skb->len - 14 || tot > from->mtu || (h[20] & 0x3f) || h[21]) return KP_NONE;
+  if (tot != len - 14 || tot > from->mtu || (h[20] & 0x3f) || h[21]) return KP_NONE;
   __u32 sum = 0;
 #pragma unroll
   for (int i = 0; i < 10; ++i) sum += be16(h + 14 + 2 * i);
@@ -372,7 +390,7 @@ static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global*
   // fails here and goes to the engine, which knows it is partial) and VXLAN.
   __u32 ulen = tot - 20;
   if (be16(h + 38) != ulen || h[42] != 0x08) return KP_NONE;
-  if ((h[40] || h[41]) && !udp_csum_ok(skb, h, ulen)) return KP_NONE;
+  if ((h[40] || h[41]) && !udp_csum_ok(ctx, xdp, h, ulen)) return KP_NONE;
   __u32 vni = (__u32)h[46] << 16 | (__u32)h[47] << 8 | h[48];
   __u32* swp = bpf_map_lookup_elem(&kp_vni, &vni);
   if (!swp) return KP_NONE;
@@ -381,6 +399,9 @@ static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global*
   const __u8* in = h + 50;
   __u32 proto = be16(in + 12);
   if ((in[0] & 1) || (proto != 0x0800 && proto != 0x86dd)) return KP_NONE;
+  // Decapsulated in XDP, it is on the uplink by this MAC until TC ingress
+  // takes it: never the uplink's own.
+  if (xdp && mac_eq(in, g->mac)) return KP_NONE;
   __u32* gen = bpf_map_lookup_elem(&kp_gen, &sw);
   if (!gen) return KP_NONE;
   struct kp_key k = {.sw = sw};
@@ -398,7 +419,7 @@ static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global*
   __u32 out_port = dst_e->port;
   struct kp_port* to = bpf_map_lookup_elem(&kp_ports, &out_port);
   if (!to || !to->on || to->uplink || to->sw != sw || !to->ifindex) return KP_NONE;
-  if (skb->len - KP_VXLAN_LEN - 14 > to->mtu) return KP_NONE;
+  if (len - KP_VXLAN_LEN - 14 > to->mtu) return KP_NONE;
   v->kind = KP_DECAP;
   v->in = in_port;
   v->out = out_port;
@@ -409,6 +430,19 @@ static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global*
   v->src = src;
   v->r = 0;
   return KP_DECAP;
+}
+
+static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global* g, __u32 in_port,
+                                        struct kp_port* from, struct kp_verdict* v) {
+  if (skb->vlan_present) return KP_NONE;
+  __u8 h[64];
+  if (bpf_skb_load_bytes(skb, 0, h, sizeof h)) return KP_NONE;
+  // A unicast frame to another MAC, while the XDP stage decapsulates: a
+  // frame kp_xdp decapsulated on its way to TC ingress (which finds kp_xdp's
+  // metadata on it), or one the engine would drop (outer_dst_mac) and the
+  // host's stack drops (not for this host). The socket filter refuses both.
+  if (!mac_eq(h, g->mac)) return g->xdp && !(h[0] & 1) ? KP_XDP : KP_NONE;
+  return decap_verdict(skb, 0, h, skb->len, skb->gso_size, g, in_port, from, v);
 }
 
 static __always_inline int decide(struct __sk_buff* skb, struct kp_verdict* v) {
@@ -667,8 +701,34 @@ static __always_inline int engines_own(struct __sk_buff* skb) {
   return any && !diff && be16(h + 56) == g->udp_port;
 }
 
+// A frame kp_xdp decapsulated on the uplink (its metadata says where it
+// goes; counted and stamped there, packet by packet, before GRO merged
+// them): -1 if this is not one.
+static __always_inline int from_xdp(struct __sk_buff* skb) {
+  void* data = (void*)(long)skb->data;
+  struct kp_meta* m = (void*)(long)skb->data_meta;
+  if ((void*)(m + 1) > data || m->magic != KP_META_MAGIC) return -1;
+  __u32 out = m->out;
+  __u32 ifx = skb->ifindex;
+  __u32* in = bpf_map_lookup_elem(&kp_ifx, &ifx);
+  if (!in) return -1;
+  __u32 in_port = *in;
+  struct kp_port* from = bpf_map_lookup_elem(&kp_ports, &in_port);
+  if (!from || !from->uplink) return -1;  // metadata from anyone else's XDP program
+  left_for(skb);                          // the socket filter refused it: its verdict goes
+  struct kp_port* to = bpf_map_lookup_elem(&kp_ports, &out);
+  if (!to || !to->on || !to->ifindex) {  // the port went since kp_xdp took the frame
+    struct kp_stats* s = bpf_map_lookup_elem(&kp_stats, &in_port);
+    if (s) s->errors++;
+    return TC_ACT_SHOT;
+  }
+  return to->peer ? bpf_redirect_peer(to->ifindex, 0) : bpf_redirect(to->ifindex, 0);
+}
+
 SEC("tc")
 int kp_tc(struct __sk_buff* skb) {
+  int x = from_xdp(skb);
+  if (x >= 0) return x;
   struct kp_verdict v = {};
   int kind;
   struct kp_last* l = left_for(skb);
@@ -676,7 +736,7 @@ int kp_tc(struct __sk_buff* skb) {
     // The socket filter has decided for this frame (and stamped its source):
     // follow it, even if a table changed since.
     kind = l->kind;
-    if (kind == KP_NONE) return engines_own(skb) ? TC_ACT_SHOT : TC_ACT_OK;
+    if (kind == KP_NONE || kind == KP_XDP) return engines_own(skb) ? TC_ACT_SHOT : TC_ACT_OK;
     v.in = l->in;
     v.out = l->out;
     v.member = l->member;
@@ -687,7 +747,7 @@ int kp_tc(struct __sk_buff* skb) {
     if (kind == KP_ENCAP) v.r = bpf_map_lookup_elem(&kp_remote, &v.member);
   } else {
     kind = decide(skb, &v);
-    if (kind == KP_NONE) return engines_own(skb) ? TC_ACT_SHOT : TC_ACT_OK;
+    if (kind == KP_NONE || kind == KP_XDP) return engines_own(skb) ? TC_ACT_SHOT : TC_ACT_OK;
     stamp(v.src);
   }
   __u64 len = skb->len;
@@ -721,9 +781,52 @@ SEC("socket")
 int kp_sock(struct __sk_buff* skb) {
   struct kp_verdict v = {};
   int kind = decide(skb, &v);
-  if (kind != KP_NONE) stamp(v.src);
+  if (kind != KP_NONE && kind != KP_XDP) stamp(v.src);
   leave(skb, kind, &v);
   return kind != KP_NONE ? 0 : skb->len;
+}
+
+// XDP on the uplink: a plain VXLAN packet that TC ingress would decapsulate
+// is decapsulated here instead, before the stack sees it, so that the
+// uplink's GRO merges the inner TCP segments of a flow into one super-frame
+// (as Linux's vxlan device merges them, gro_cells) and the guest's stack, the
+// redirect and the socket filter run once per super-frame, not per packet.
+// The port it goes to rides along as metadata (kp_meta) for kp_tc. Counted
+// and stamped here, per packet. Anything else passes untouched. A frame
+// whose buffer has no room for metadata (a driver without it) is left
+// whole, for TC ingress.
+SEC("xdp.frags")
+int kp_xdp(struct xdp_md* ctx) {
+  __u32 zero = 0;
+  struct kp_global* g = bpf_map_lookup_elem(&kp_global, &zero);
+  if (!g || !g->on || !g->ip4) return XDP_PASS;
+  __u32 ifx = ctx->ingress_ifindex;
+  __u32* in = bpf_map_lookup_elem(&kp_ifx, &ifx);
+  if (!in) return XDP_PASS;
+  __u32 in_port = *in;
+  struct kp_port* from = bpf_map_lookup_elem(&kp_ports, &in_port);
+  if (!from || !from->on || !from->uplink) return XDP_PASS;
+  __u8 h[64];
+  if (bpf_xdp_load_bytes(ctx, 0, h, sizeof h)) return XDP_PASS;
+  __u32 len = bpf_xdp_get_buff_len(ctx);
+  struct kp_verdict v = {};
+  if (decap_verdict(ctx, 1, h, len, 0, g, in_port, from, &v) != KP_DECAP) return XDP_PASS;
+  if (bpf_xdp_adjust_head(ctx, KP_VXLAN_LEN)) return XDP_PASS;
+  if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct kp_meta))) {
+    bpf_xdp_adjust_head(ctx, -KP_VXLAN_LEN);  // the bytes are still there: whole again
+    return XDP_PASS;
+  }
+  void* data = (void*)(long)ctx->data;
+  struct kp_meta* m = (void*)(long)ctx->data_meta;
+  if ((void*)(m + 1) > data) return XDP_PASS;  // cannot happen (adjust_meta made it)
+  m->magic = KP_META_MAGIC;
+  m->out = v.out;
+  if (!g->xdp) g->xdp = 1;
+  stamp(v.src);
+  count(&kp_rstats, v.member, 1, len - KP_VXLAN_LEN);
+  count(&kp_stats, v.in, 1, len);
+  count(&kp_stats, v.out, 0, len - KP_VXLAN_LEN);
+  return XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -8,6 +8,7 @@
 #ifdef VPC_HAVE_KPATH
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,6 +46,10 @@ bool kpath_attach_socket(int, int, std::string* why) {
 }
 bool kpath_attach_tc(int, int, KpathHook*, std::string* why) {
   *why = "not built in";
+  return false;
+}
+bool kpath_attach_xdp(int, int, KpathHook* h) {
+  h->xdp_why = "not built in";
   return false;
 }
 void kpath_detach_tc(KpathHook*) {}
@@ -117,6 +122,7 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
   auto map = [&](const char* n) { return bpf_object__find_map_fd_by_name(obj, n); };
   kp->tc_prog_ = prog("kp_tc");
   kp->sock_prog_ = prog("kp_sock");
+  kp->xdp_prog_ = prog("kp_xdp");
   kp->ports_ = map("kp_ports");
   kp->ifx_ = map("kp_ifx");
   kp->fdb_ = map("kp_fdb");
@@ -127,7 +133,7 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
   kp->remote_ = map("kp_remote");
   kp->rstats_ = map("kp_rstats");
   kp->ncpu_ = libbpf_num_possible_cpus();
-  if (kp->tc_prog_ < 0 || kp->sock_prog_ < 0 || kp->ncpu_ < 1) {
+  if (kp->tc_prog_ < 0 || kp->sock_prog_ < 0 || kp->xdp_prog_ < 0 || kp->ncpu_ < 1) {
     *why = "BPF object: programs missing";
     return nullptr;
   }
@@ -240,9 +246,27 @@ bool kpath_attach_tc(int ifindex, int prog_fd, KpathHook* h, std::string* why) {
   return true;
 }
 
+bool kpath_attach_xdp(int ifindex, int prog_fd, KpathHook* h) {
+  LIBBPF_OPTS(bpf_link_create_opts, o);
+  o.flags = XDP_FLAGS_DRV_MODE;
+  int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &o);
+  if (fd < 0) {
+    int e = errno;
+    h->xdp_why = std::string("XDP (driver mode, link): ") + strerror(e) +
+                 (e == EBUSY || e == EEXIST ? " (another XDP program is on the interface)"
+                  : e == EOPNOTSUPP ? " (the driver has no XDP of its own, or not with its current offloads)"
+                                    : "");
+    return false;
+  }
+  h->xdp_fd = fd;
+  h->xdp_why.clear();
+  return true;
+}
+
 void kpath_detach_tc(KpathHook* h) {
   if (h->link_fd >= 0) close(h->link_fd);
-  h->link_fd = -1;
+  if (h->xdp_fd >= 0) close(h->xdp_fd);
+  h->link_fd = h->xdp_fd = -1;
 }
 
 #endif  // VPC_HAVE_KPATH

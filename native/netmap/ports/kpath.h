@@ -14,6 +14,7 @@
 #include <string>
 
 #include "core/types.h"
+#include "ports/port.h"
 
 struct bpf_object;  // libbpf
 
@@ -37,7 +38,7 @@ struct KpathGlobal {
   uint32_t ip4 = 0;       // our VTEP address, as on the wire (0: none, no decapsulation)
   uint32_t udp_port = 0;  // the VXLAN UDP port
   uint8_t mac[6] = {};    // the uplink's MAC
-  uint16_t pad = 0;
+  uint16_t xdp = 0;       // kp_xdp sets it once it decapsulates; written 0 here
   uint8_t ip6[16] = {};   // our IPv6 VTEP address (all zeros: none)
   bool operator==(const KpathGlobal&) const = default;
 };
@@ -83,6 +84,8 @@ class KernelPath {
 
   int tc_prog() const { return tc_prog_; }
   int sock_prog() const { return sock_prog_; }
+  int xdp_prog() const { return xdp_prog_; }
+  KpathProgs progs() const { return {tc_prog_, sock_prog_, xdp_prog_}; }
   int map_fd(const char* name) const;  // test seam: a map of the object by name (-1: none)
 
   // Each returns false when the kernel refused (the map is full, say).
@@ -111,7 +114,7 @@ class KernelPath {
  private:
   KernelPath() = default;
   ::bpf_object* obj_ = nullptr;
-  int tc_prog_ = -1, sock_prog_ = -1;
+  int tc_prog_ = -1, sock_prog_ = -1, xdp_prog_ = -1;
   KpathStats sum_stats(int map, uint32_t key);
   int ports_ = -1, ifx_ = -1, fdb_ = -1, gen_ = -1, stats_ = -1, global_ = -1;
   int vni_ = -1, remote_ = -1, rstats_ = -1;
@@ -124,11 +127,20 @@ class KernelPath {
 // descriptor of this process, so the program leaves the interface when the
 // port detaches, or when the process ends, even by a crash. Other programs
 // and filters on the interface stay as they are.
+//
+// The uplink's interface also gets the XDP program, in the driver's own mode
+// (a generic-mode program would turn the interface's GRO off, which is what
+// it is for), through a link too. Where it cannot (no native XDP in the
+// driver, another XDP program there), TC ingress decapsulates as before;
+// xdp_why says why.
 struct KpathHook {
   int link_fd = -1;
+  int xdp_fd = -1;
+  std::string xdp_why;
 };
 bool kpath_attach_socket(int fd, int prog_fd, std::string* why);
 bool kpath_attach_tc(int ifindex, int prog_fd, KpathHook* h, std::string* why);
-void kpath_detach_tc(KpathHook* h);
+bool kpath_attach_xdp(int ifindex, int prog_fd, KpathHook* h);
+void kpath_detach_tc(KpathHook* h);  // both links
 
 }  // namespace vpc

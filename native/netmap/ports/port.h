@@ -19,6 +19,13 @@
 
 namespace vpc {
 
+// The kernel fast path's programs (ports/kpath.h): descriptors, -1 for none.
+struct KpathProgs {
+  int tc = -1;    // TC ingress of every hooked interface
+  int sock = -1;  // the filter of every hooked packet socket
+  int xdp = -1;   // XDP of the uplink's interface
+};
+
 // How a sleeping engine can be woken by someone who just gave it work.
 // Producers check `sleeping` after publishing work and, if set, write to the
 // eventfd; the engine sets it before its last look at the rings (both sides use
@@ -109,8 +116,9 @@ class Port {
   // thread, or on the submitter's before the port is handed over
   // (Bridge::kpath_preload). kernel_path_wanted(): the backend can hook the
   // programs and its options did not turn the path off. kernel_path() hooks
-  // them (tc_prog < 0: it may not, and any hooks go; `why_not` goes to the
+  // them (progs.tc < 0: it may not, and any hooks go; `why_not` goes to the
   // port's status), false when it could not; hooking again changes nothing.
+  // The uplink's backend also hooks progs.xdp, where its driver can.
   // kernel_ifindex(): the interface the kernel path may redirect frames to
   // now, 0 while there is none (not hooked, interface gone).
   // kernel_peer_ingress(): that interface is a veth whose other end (the
@@ -118,8 +126,8 @@ class Port {
   // frame the kernel decapsulated for it may enter the guest's end directly
   // (bpf_redirect_peer), one queue and softirq pass fewer.
   virtual bool kernel_path_wanted() const { return false; }
-  virtual bool kernel_path(int tc_prog, int sock_prog, const std::string& why_not) {
-    (void)tc_prog, (void)sock_prog, (void)why_not;
+  virtual bool kernel_path(const KpathProgs& progs, const std::string& why_not) {
+    (void)progs, (void)why_not;
     return false;
   }
   virtual int kernel_ifindex() const { return 0; }
