@@ -364,7 +364,7 @@ function ovsL2(portType: 'afxdp' | 'system', tso = false): SystemDef {
 // IPv6 underlay, a tap or AF_XDP guest, or a trunk gets).
 type Side = 'linux' | 'ours' | 'ours-engine' | 'ovs';
 
-async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestDev: string, uplinkDev: string, local: string, remote: string): Promise<{ used: string; h?: SwitchHost }> {
+async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestDev: string, uplinkDev: string, local: string, remote: string, underlay: Underlay = 'veth'): Promise<{ used: string; h?: SwitchHost }> {
   if (side === 'linux') {
     t.ip(host, 'addr', 'add', `${local}/24`, 'dev', uplinkDev);
     t.ip(host, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', String(VNI), 'local', local, 'remote', remote, 'dstport', '4789', 'dev', uplinkDev);
@@ -374,16 +374,19 @@ async function vxlanSide(t: Topo, p: Placement, side: Side, host: string, guestD
   }
   if (side === 'ours' || side === 'ours-engine') {
     const kp = side === 'ours-engine' ? { kernelPath: false } : {};
+    // A NIC-like underlay is still a veth, which xdpDecap's auto leaves
+    // alone: 'on' gives it the XDP stage a NIC gets by default.
+    const xdp = side === 'ours' && underlay === 'nic' ? { xdpDecap: 'on' as const } : {};
     const h = await SwitchHost.start(t, host, {
       cpu: p.switchCpu,
       busyPoll: p.busyPoll,
       idleSpinUs: p.idleSpinUs,
       switches: [{ name: 'bench', vni: VNI }],
-      uplink: { name: 'ul', type: 'afpacket', interface: uplinkDev, localIp: `${local}/24`, mtu: t.underlayMtu, ...kp },
+      uplink: { name: 'ul', type: 'afpacket', interface: uplinkDev, localIp: `${local}/24`, mtu: t.underlayMtu, ...kp, ...xdp },
       ports: [{ name: 'pg', type: 'afpacket', interface: guestDev, switch: 'bench', mtu: t.mtu, ...kp }],
       peers: [{ switch: 'bench', ip: remote }],
     });
-    return { used: `this switch, afpacket port + afpacket uplink (createUplink + addPeer)${side === 'ours-engine' ? ', kernelPath: false on both' : ''}, ${enginePlacement(p)}`, h };
+    return { used: `this switch, afpacket port + afpacket uplink (createUplink + addPeer)${side === 'ours-engine' ? ', kernelPath: false on both' : ''}${'xdpDecap' in xdp ? ', uplink xdpDecap: on' : ''}, ${enginePlacement(p)}`, h };
   }
   const why = ovsMissing();
   if (why) throw new Missing(why);
@@ -435,8 +438,8 @@ function vxlan(id: string, label: string, a: Side, bSide: Side, underlay: Underl
         const gro = underlay === 'nic' ? trySh('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'gro', 'on']) : { ok: true, out: '' };
         if (!gro.ok) throw new Missing(`ethtool -K ${dev} gro on failed: ${gro.out}`);
       }
-      const A = await vxlanSide(t, p, a, ha, 'ga', 'ua', '198.18.1.1', '198.18.1.2');
-      const B = await vxlanSide(t, { ...p, switchCpu: p.switchCpu }, bSide, hb, 'sb', 'ub', '198.18.1.2', '198.18.1.1');
+      const A = await vxlanSide(t, p, a, ha, 'ga', 'ua', '198.18.1.1', '198.18.1.2', underlay);
+      const B = await vxlanSide(t, { ...p, switchCpu: p.switchCpu }, bSide, hb, 'sb', 'ub', '198.18.1.2', '198.18.1.1', underlay);
       await sleep(300);
       return guestRun(g, s, `host A: ${A.used}; host B: ${B.used}; VNI ${VNI}, underlay 198.18.1.0/24 MTU ${t.underlayMtu}${wire ? ', underlay veths with tso, gso and udp segmentation off' : ''}${underlay === 'nic' ? ', gro on' : ''}`, A.h);
     },

@@ -345,7 +345,6 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
   req->opts.offloads_off = Bool(env, o, "disableOffloads");
   req->opts.promisc = Bool(env, o, "promiscuous");
   if (!o.Get("kernelPath").IsUndefined()) req->opts.kernel_path = Bool(env, o, "kernelPath");
-  if (!o.Get("xdpDecap").IsUndefined()) req->opts.xdp_decap = Bool(env, o, "xdpDecap");
   auto choice = [&](const char* name, const char* a, const char* b, const char* c) -> int {
     Napi::Value v = o.Get(name);
     if (v.IsUndefined() || v.IsNull()) return 0;
@@ -361,6 +360,7 @@ void ToPortOpen(Napi::Env env, const Napi::Object& o, PortOpenRequest* req) {
     req->opts.underlay = op.IsString() && op.As<Napi::String>().Utf8Value() == "createUplink";
   }
   req->opts.zero_copy = KernelPortOptions::ZeroCopy(choice("zeroCopy", "auto", "on", "off"));
+  req->opts.xdp_decap = KernelPortOptions::XdpDecap(choice("xdpDecap", "auto", "on", "off"));
   req->opts.io_uring = KernelPortOptions::IoUring(choice("ioUring", "auto", "on", "off"));
   if (o.Has("persistent")) req->opts.persistent = Bool(env, o, "persistent");
   if (o.Has("waitForInterface")) req->opts.wait_for_interface = Bool(env, o, "waitForInterface");

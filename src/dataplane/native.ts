@@ -79,7 +79,7 @@ export type NativeCommand =
       disableOffloads?: boolean; // afpacket, afxdp: GRO/GSO/TSO/tx-csum off while attached
       promiscuous?: boolean; // afpacket: PACKET_MR_PROMISC
       kernelPath?: boolean; // afpacket: the kernel fast path (default on)
-      xdpDecap?: boolean; // afpacket uplinks: the kernel path's XDP stage (default on)
+      xdpDecap?: string; // afpacket uplinks: the kernel path's XDP stage, 'auto' | 'on' | 'off'
       xdpMode?: string; // afxdp: 'auto' | 'native' | 'generic'
       zeroCopy?: string; // afxdp: 'auto' | 'on' | 'off'
       persistent?: boolean; // tap: a tap the switch creates outlives the port

@@ -43,7 +43,7 @@ export interface UplinkSpec {
   disableOffloads?: boolean;
   promiscuous?: boolean;
   kernelPath?: boolean; // afpacket: VXLAN over IPv4 to and from afpacket access ports encapsulated in the kernel (default true; docs/design/kernel-path.md)
-  xdpDecap?: boolean; // afpacket, with the kernel path: VXLAN decapsulated in XDP, before the interface's GRO, while its GRO is on (default true; docs/design/kernel-path.md#xdp)
+  xdpDecap?: 'auto' | 'on' | 'off'; // afpacket, with the kernel path: VXLAN decapsulated in XDP, before the interface's GRO, while its GRO is on; auto: not on a veth or virtio_net, where XDP changes the interface's other traffic (default 'auto'; docs/design/kernel-path.md#xdp)
   xdpMode?: 'auto' | 'native' | 'generic'; // afxdp: XDP hook (default 'auto': native first, on a veth too)
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp: zero-copy UMEM (default 'auto': zero-copy where the driver has it)
 }
@@ -277,7 +277,8 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
   );
   if (u.xdpDecap !== undefined) {
     if (type !== 'afpacket') throw invalid('ERR_INVALID_ARGUMENT', 'xdpDecap', 'applies only to afpacket uplinks (the kernel path\'s XDP stage, docs/design/kernel-path.md#xdp)', undefined, false);
-    kernel!.xdpDecap = validateBoolean(u.xdpDecap, 'xdpDecap');
+    if (u.xdpDecap !== 'auto' && u.xdpDecap !== 'on' && u.xdpDecap !== 'off') throw invalid('ERR_INVALID_ARGUMENT', 'xdpDecap', "must be one of 'auto', 'on', 'off'", u.xdpDecap);
+    kernel!.xdpDecap = u.xdpDecap;
   }
   if (kernel) out.kernel = kernel;
   return out;

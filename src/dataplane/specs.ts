@@ -236,7 +236,7 @@ export interface KernelPortSettings {
   disableOffloads: boolean;
   promiscuous: boolean;
   kernelPath?: boolean; // afpacket only: the kernel fast path (default true)
-  xdpDecap?: boolean; // afpacket uplinks only: the kernel path's XDP stage (default true)
+  xdpDecap?: 'auto' | 'on' | 'off'; // afpacket uplinks only: the kernel path's XDP stage (default 'auto')
   xdpMode?: 'auto' | 'native' | 'generic'; // afxdp only
   zeroCopy?: 'auto' | 'on' | 'off'; // afxdp only
   ioUring?: 'auto' | 'on' | 'off'; // tap only

@@ -330,18 +330,21 @@ describe('port specs', () => {
     }
     rejects(() => port({ type: 'pipe', interface: undefined, promiscuous: true }), 'ERR_INVALID_ARGUMENT', 'promiscuous');
   });
-  test('xdpDecap: afpacket uplinks only, a boolean, handed to the engine', () => {
+  test('xdpDecap: afpacket uplinks only, auto, on or off, handed to the engine', () => {
     const uplink = (extra: Record<string, unknown>) => validateUplinkSpec({ name: 'up', interface: 'eth1', localIp: '198.18.0.1/24', ...extra }, MAX);
-    assert.equal(uplink({ type: 'afpacket' }).kernel?.xdpDecap, undefined, 'unset: the engine\'s default (on where GRO is)');
-    const off = uplink({ type: 'afpacket', xdpDecap: false });
-    assert.equal(off.kernel?.xdpDecap, false);
-    assert.equal((createUplinkCommand(off) as { xdpDecap?: boolean }).xdpDecap, false);
-    rejects(() => uplink({ type: 'afpacket', xdpDecap: 'yes' }), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
-    for (const type of ['afxdp', 'tap']) {
-      const e = rejects(() => uplink({ type, xdpDecap: true }), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
-      assert.match(e.message, /applies only to afpacket uplinks/);
+    assert.equal(uplink({ type: 'afpacket' }).kernel?.xdpDecap, undefined, 'unset: the engine\'s default (auto)');
+    for (const v of ['auto', 'on', 'off'] as const) {
+      const u = uplink({ type: 'afpacket', xdpDecap: v });
+      assert.equal(u.kernel?.xdpDecap, v);
+      assert.equal((createUplinkCommand(u) as { xdpDecap?: string }).xdpDecap, v);
     }
-    rejects(() => specs.validatePortSpec({ name: 'k', switch: 's', type: 'afpacket', interface: 'veth0', xdpDecap: true }, MAX), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
+    const e = rejects(() => uplink({ type: 'afpacket', xdpDecap: true }), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
+    assert.match(e.message, /must be one of 'auto', 'on', 'off'/);
+    for (const type of ['afxdp', 'tap']) {
+      const w = rejects(() => uplink({ type, xdpDecap: 'on' }), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
+      assert.match(w.message, /applies only to afpacket uplinks/);
+    }
+    rejects(() => specs.validatePortSpec({ name: 'k', switch: 's', type: 'afpacket', interface: 'veth0', xdpDecap: 'on' }, MAX), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
   });
   test('updates: only the mutable fields', () => {
     assert.deepEqual(specs.validatePortUpdate({ mtu: 1400, lockedMacs: ['02-00-00-00-00-0B'] }, MAX), { mtu: 1400, lockedMacs: ['02:00:00:00:00:0b'] });

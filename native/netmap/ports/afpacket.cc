@@ -369,24 +369,38 @@ void AfPacketPort::read_peer_ingress(bool say) {
 
 // Why the uplink's XDP stage is not wanted now ("": it is). It decapsulates
 // so that the interface's GRO merges what it passes on; without GRO it
-// would only add its cost (on a veth, a copy of every packet).
+// would only add its cost (on a veth, a copy of every packet). `auto`
+// leaves the two drivers alone whose XDP changes the interface's other
+// traffic (the kernel's rules): a veth takes TSO and GSO from its other
+// end, virtio_net turns the host's offloads to the guest off (GRO_HW,
+// checksums) for everything the device receives.
 std::string AfPacketPort::xdp_unwanted() const {
-  if (!opts_.xdp_decap) return "xdpDecap: false";
+  using D = KernelPortOptions::XdpDecap;
+  if (opts_.xdp_decap == D::kOff) return "xdpDecap: off";
   if (!if_gro(ctl_, ifname_)) return "the interface's GRO is off, so nothing would merge what XDP decapsulates";
+  if (opts_.xdp_decap == D::kAuto) {
+    const std::string drv = if_driver(ctl_, ifname_);
+    if (drv == "veth") return "xdpDecap: auto leaves a veth alone: XDP on a veth takes TSO and GSO from its other end; 'on' to have it";
+    if (drv == "virtio_net")
+      return "xdpDecap: auto leaves virtio_net alone: XDP there turns the host's receive offloads (GRO_HW, checksums) off "
+             "for all of the device's traffic; 'on' to have it";
+  }
   return "";
 }
 
 // The uplink's XDP stage follows the interface's GRO (ethtool -K ... gro):
-// true when it came or went, or why not changed.
+// true when it came or went, or why it is off changed.
 bool AfPacketPort::read_xdp() {
   if (!kp_hooked_ || kp_.xdp < 0 || fd_ < 0) return false;
   const std::string unwanted = xdp_unwanted(), was = kp_link_.xdp_why;
   const bool have = kp_link_.xdp_fd >= 0;
-  if (unwanted.empty() == have) return false;
-  if (unwanted.empty()) return kpath_attach_xdp(ifindex_, kp_.xdp, &kp_link_) || kp_link_.xdp_why != was;
-  close(std::exchange(kp_link_.xdp_fd, -1));
+  if (unwanted.empty()) {
+    if (have) return false;
+    return kpath_attach_xdp(ifindex_, kp_.xdp, &kp_link_) || kp_link_.xdp_why != was;  // a failure: tried again next check
+  }
+  if (have) close(std::exchange(kp_link_.xdp_fd, -1));
   kp_link_.xdp_why = unwanted;
-  return true;  // a failed attach above is tried again at the next check
+  return have || unwanted != was;
 }
 
 void AfPacketPort::kp_unhook() {

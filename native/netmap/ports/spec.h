@@ -78,7 +78,9 @@ struct KernelPortOptions {
   bool promisc = true;       // afpacket: PACKET_MR_PROMISC
   bool persistent = false;   // tap: a tap the switch creates outlives the port (TUNSETPERSIST)
   bool kernel_path = true;   // afpacket: the kernel fast path (docs/design/kernel-path.md)
-  bool xdp_decap = true;     // afpacket uplinks: its XDP stage, while the interface's GRO is on
+  // afpacket uplinks: the kernel path's XDP stage, while the interface's GRO
+  // is on; auto leaves veth and virtio_net interfaces alone (AfPacketPort::xdp_unwanted).
+  enum class XdpDecap : uint8_t { kAuto, kOn, kOff } xdp_decap = XdpDecap::kAuto;
   // afxdp: which XDP hook and which copy mode; auto tries native XDP then
   // generic, zero-copy then copy.
   enum class XdpMode : uint8_t { kAuto, kNative, kGeneric } xdp_mode = XdpMode::kAuto;
