@@ -1082,6 +1082,64 @@ test('VXLAN over an underlay with GRO on: an uplink decapsulates in XDP (xdpDeca
   });
 });
 
+// An XDP program that stands for a neighbour on a veth underlay: it puts
+// metadata of its own (kp_xdp's magic, the port and switch ids in the
+// frame's bytes 14 and 15) in front of every frame and redirects it into
+// the underlay veth, which hands it to the other end with the metadata.
+const FORGE_META_C = `#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("xdp") int forge(struct xdp_md* ctx) {
+  unsigned char* d = (unsigned char*)(long)ctx->data;
+  if ((void*)(d + 16) > (void*)(long)ctx->data_end) return XDP_PASS;
+  __u32 out = d[14], sw = d[15];
+  if (bpf_xdp_adjust_meta(ctx, -16)) return XDP_PASS;
+  __u32* m = (__u32*)(long)ctx->data_meta;
+  if ((void*)(m + 4) > (void*)(long)ctx->data) return XDP_PASS;
+  m[0] = 0x6b707864; m[1] = out; m[2] = sw; m[3] = 0;
+  return bpf_redirect(TARGET, 0);
+}
+char LICENSE[] SEC("license") = "GPL";
+`;
+
+// Metadata proves nothing: B's TC ingress checks what a frame with kp_xdp's
+// metadata carries against its tables again (docs/design/kernel-path.md#xdp).
+// A frame from a MAC not learned behind a remote VTEP is a counted drop
+// (kernel_path_error), never delivered, whatever port and switch its
+// metadata names. B's uplink is on auto over a veth (no kp_xdp there to
+// strip the metadata) with GRO on, which lets a veth take frames from XDP.
+test('forged XDP metadata from beyond a veth underlay is a counted drop, not switched to any port', async (t) => {
+  await withLab(t, ['clang', 'ethtool', 'python3', 'gcc'], async (lab) => {
+    const { gB, hosts } = await twoInstances(lab);
+    const tmp = tempDir(lab);
+    try {
+      const [nsA, nsB] = [hosts[0].ns, hosts[1].ns];
+      run('ip', ['netns', 'exec', nsB, 'ethtool', '-K', 'up0', 'gro', 'on']);
+      run('ip', ['-n', nsA, 'link', 'add', 'fx0', 'type', 'veth', 'peer', 'name', 'fx1']);
+      for (const dev of ['fx0', 'fx1']) run('ip', ['-n', nsA, 'link', 'set', dev, 'up']);
+      const upA = (JSON.parse(run('ip', ['-n', nsA, '-j', 'link', 'show', 'up0'])) as Array<{ ifindex: number }>)[0]!.ifindex;
+      const src = `${tmp.dir}/forge.bpf.c`;
+      writeFileSync(src, FORGE_META_C.replace('TARGET', String(upA)));
+      run('clang', ['-O2', '-target', 'bpf', `-I/usr/include/${run('gcc', ['-print-multiarch']).trim()}`, '-c', src, '-o', `${tmp.dir}/forge.o`]);
+      run('ip', ['-n', nsA, 'link', 'set', 'dev', 'fx1', 'xdpdrv', 'obj', `${tmp.dir}/forge.o`, 'sec', 'xdp']);
+      const rx = (): number => (JSON.parse(run('ip', ['-n', gB.ns, '-s', '-j', 'link', 'show', 'dev', 'eth0'])) as Array<{ stats64: { rx: { packets: number } } }>)[0]!.stats64.rx.packets;
+      const errors = async (): Promise<number> => (await hosts[1].a.call<Stats>('statsPlus')).ports.up.drops.kernel_path_error ?? 0;
+      const before = { rx: rx(), errors: await errors() };
+      // To B's guest, from a MAC B never learned; every port id 0..7 and switch id 0..3.
+      const frames: Buffer[] = [];
+      for (let out = 0; out < 8; ++out) for (let sw = 0; sw < 4; ++sw) frames.push(eth(gB.mac, '02:00:00:00:66:66', 0x88b5, Buffer.from([out, sw, ...Buffer.alloc(44, 0x5a)])));
+      const sent = await sendFrames(nsA, 'fx0', frames, { repeat: 2 });
+      await sleep(400); // the kernel's counters are added every housekeeping tick
+      const got = { rx: rx() - before.rx, errors: (await errors()) - before.errors };
+      t.diagnostic(`sent ${sent} frames with forged metadata; B's kernel_path_error +${got.errors}; B's guest received ${got.rx} frames meanwhile`);
+      assert.equal(got.errors, sent, 'every forged frame reached B\'s TC ingress and was dropped there, counted');
+      assert.ok(got.rx < sent, `none reached B's guest (${got.rx} frames of any kind arrived meanwhile)`);
+    } finally {
+      tmp.remove();
+      for (const h of hosts) await h.a.close();
+    }
+  });
+});
+
 function nonZero(o: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== 0));
 }

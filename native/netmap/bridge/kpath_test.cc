@@ -678,10 +678,13 @@ std::vector<uint8_t> vxlan_packet6(uint16_t sport) {
 
 // kp_xdp's return code for `pkt` arriving on `ifindex`, and what it leaves:
 // its metadata, then the frame.
-int run_xdp(const vpc::KernelPath& kp, int ifindex, const std::vector<uint8_t>& pkt, std::vector<uint8_t>* out) {
+// `meta_in`: that many bytes at pkt's start are metadata already on it.
+int run_xdp(const vpc::KernelPath& kp, int ifindex, const std::vector<uint8_t>& pkt, std::vector<uint8_t>* out,
+            uint32_t meta_in = 0) {
   xdp_md ctx{};
   ctx.ingress_ifindex = uint32_t(ifindex);
-  ctx.data_end = uint32_t(pkt.size());  // no metadata in
+  ctx.data = meta_in;
+  ctx.data_end = uint32_t(pkt.size());
   out->assign(pkt.size() + 64, 0);
   LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_out = out->data(), .data_size_in = uint32_t(pkt.size()),
               .data_size_out = uint32_t(out->size()), .ctx_in = &ctx, .ctx_size_in = sizeof ctx);
@@ -691,13 +694,15 @@ int run_xdp(const vpc::KernelPath& kp, int ifindex, const std::vector<uint8_t>& 
 }
 
 // The uplink's XDP stage (an interface with GRO on) decapsulates exactly
-// what TC ingress would, leaves the egress port in front of the inner frame
-// (the metadata kp_tc redirects by), counts and marks that it ran; anything
-// else passes as it came. A unicast frame on the uplink to another MAC with
-// no metadata (an inner frame sent raw on the underlay) is left by TC to the
-// host's stack, not switched. (The socket filter's half, refusing such
-// frames once the stage has run, is tested on real frames: a test run of a
-// socket filter starts past the Ethernet header.)
+// what TC ingress would, leaves the switch and egress port in front of the
+// inner frame (the metadata kp_tc redirects by), counts and marks that it
+// ran; anything else passes as it came, without metadata it came with. A
+// unicast frame on the uplink to another MAC with no metadata (an inner
+// frame sent raw on the underlay) is left by TC to the host's stack, not
+// switched. (The socket filter's half, refusing such frames once the stage
+// has run, and TC's check of forged metadata are tested on real frames in
+// test/overlay: a test run of a socket filter starts past the Ethernet
+// header, and one of a TC program takes no metadata.)
 TEST(KernelPathPrograms, XdpDecapsulatesWhatTcWouldAndLeavesItsPortForTc) {
   constexpr int kXdpPass = 2;
   const std::string skip = with_vtep_programs([&](vpc::KernelPath& kp, int /*ia*/, int iu) {
@@ -705,12 +710,13 @@ TEST(KernelPathPrograms, XdpDecapsulatesWhatTcWouldAndLeavesItsPortForTc) {
     const std::vector<uint8_t> inner(pkt.begin() + 50, pkt.end());
     std::vector<uint8_t> out;
     ASSERT_EQ(run_xdp(kp, iu, pkt, &out), kXdpPass);
-    ASSERT_EQ(out.size(), 8 + inner.size());
-    uint32_t meta[2];
-    std::memcpy(meta, out.data(), 8);
+    ASSERT_EQ(out.size(), 16 + inner.size());
+    uint32_t meta[4];
+    std::memcpy(meta, out.data(), 16);
     EXPECT_EQ(meta[0], 0x6b707864u) << "kp_meta's magic";
     EXPECT_EQ(meta[1], 0u) << "to the access port";
-    EXPECT_TRUE(std::equal(inner.begin(), inner.end(), out.begin() + 8)) << "the inner frame, whole";
+    EXPECT_EQ(meta[2], 0u) << "of switch 0";
+    EXPECT_TRUE(std::equal(inner.begin(), inner.end(), out.begin() + 16)) << "the inner frame, whole";
     const KpathStats up = kp.stats(1), access = kp.stats(0), peer = kp.remote_stats(0);
     EXPECT_EQ(up.rx_packets, 1u);
     EXPECT_EQ(up.rx_bytes, pkt.size());
@@ -734,6 +740,19 @@ TEST(KernelPathPrograms, XdpDecapsulatesWhatTcWouldAndLeavesItsPortForTc) {
       EXPECT_EQ(out, f);
     }
     EXPECT_EQ(kp.stats(1).rx_packets, 1u) << "none of them counted";
+    // Metadata a frame came in with (an XDP program beyond a veth underlay
+    // redirected it here) goes, whatever it says: only kp_xdp's is on the
+    // uplink.
+    std::vector<uint8_t> forged = {0x64, 0x78, 0x70, 0x6b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    forged.insert(forged.end(), inner.begin(), inner.end());
+    ASSERT_EQ(run_xdp(kp, iu, forged, &out, 16), kXdpPass);
+    EXPECT_EQ(out, inner) << "the frame without the metadata it came with";
+    forged.resize(16);
+    forged.insert(forged.end(), pkt.begin(), pkt.end());
+    ASSERT_EQ(run_xdp(kp, iu, forged, &out, 16), kXdpPass);
+    ASSERT_EQ(out.size(), 16 + inner.size()) << "VXLAN that came with metadata: decapsulated, with kp_xdp's own";
+    std::memcpy(meta, out.data(), 16);
+    EXPECT_EQ(meta[0], 0x6b707864u);
     EXPECT_EQ(run_tc(kp, iu, inner), kTcActOk) << "no metadata: not switched, the host's stack has it";
     EXPECT_EQ(run_tc(kp, iu, pkt), kTcActRedirect) << "VXLAN the XDP stage passed: TC decapsulates it, as before";
   });

@@ -345,7 +345,7 @@ void AfPacketPort::kp_status() {
                                       : "") +
                        (!opts_.underlay ? ""
                         : kp_link_.xdp_fd >= 0
-                            ? "; VXLAN packets are decapsulated in XDP, before the interface's GRO merges them"
+                            ? "; VXLAN over IPv4 is decapsulated in XDP, before the interface's GRO merges it"
                             : "; VXLAN is decapsulated at TC ingress, packet by packet (" + kp_link_.xdp_why + ")")
                  : "off: " + kp_why_);
 }

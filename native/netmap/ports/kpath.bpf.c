@@ -198,12 +198,16 @@ struct {
 enum { KP_NONE, KP_LOCAL, KP_ENCAP, KP_DECAP, KP_XDP };
 
 // What kp_xdp leaves in front of a frame it decapsulated (XDP metadata),
-// for kp_tc: the port the frame goes to. GRO merges only frames whose
-// metadata is the same.
+// for kp_tc: the switch and the port the frame goes to. GRO merges only
+// frames whose metadata is the same. Metadata proves nothing (an XDP
+// program beyond a veth underlay can send frames with any), so kp_tc checks
+// the inner frame against the tables again (from_xdp).
 #define KP_META_MAGIC 0x6b707864u  // "kpxd"
 struct kp_meta {
   __u32 magic;
   __u32 out;
+  __u32 sw;
+  __u32 pad;
 };
 
 // The socket filter's last verdict on this CPU, for the TC program that runs
@@ -237,6 +241,7 @@ struct kp_verdict {
   __u32 inner_v6;      // decap: the inner frame is IPv6
   __u32 shrink;        // encap: the super-frame's segments get 50 bytes smaller
   __u32 peer;          // decap: into the guest's end of its veth (kp_port.peer)
+  __u32 sw;            // decap: the VNI's switch
   struct kp_dest* src;
   struct kp_remote* r;  // encap
 };
@@ -421,6 +426,7 @@ static __always_inline int decap_verdict(void* ctx, int xdp, const __u8* h, __u3
   if (!to || !to->on || to->uplink || to->sw != sw || !to->ifindex) return KP_NONE;
   if (len - KP_VXLAN_LEN - 14 > to->mtu) return KP_NONE;
   v->kind = KP_DECAP;
+  v->sw = sw;
   v->in = in_port;
   v->out = out_port;
   v->member = member;
@@ -701,23 +707,50 @@ static __always_inline int engines_own(struct __sk_buff* skb) {
   return any && !diff && be16(h + 56) == g->udp_port;
 }
 
+// The inner frame behind kp_meta still fits the tables: unicast from a MAC
+// learned behind a remote VTEP of switch sw, to port `out` of that switch,
+// both entries of its current generation. What kp_xdp checked of the outer
+// headers (VNI, the VTEP's address, checksums) is gone with them, so metadata
+// forged beyond a veth underlay gets no further than forged VXLAN would.
+static __always_inline struct kp_port* xdp_target(struct __sk_buff* skb, __u32 sw, __u32 out) {
+  __u8 eth[12];
+  if (bpf_skb_load_bytes(skb, 0, eth, sizeof eth) || (eth[0] & 1)) return 0;
+  __u32* gen = bpf_map_lookup_elem(&kp_gen, &sw);
+  if (!gen) return 0;
+  struct kp_key k = {.sw = sw};
+  __builtin_memcpy(k.mac, eth + 6, 6);
+  struct kp_dest* src = bpf_map_lookup_elem(&kp_fdb, &k);
+  if (!src || !(src->port & KP_REMOTE) || src->gen != *gen) return 0;
+  __u32 member = src->port & ~KP_REMOTE;
+  struct kp_remote* r = bpf_map_lookup_elem(&kp_remote, &member);
+  if (!r || !r->on || r->sw != sw) return 0;
+  __builtin_memcpy(k.mac, eth, 6);
+  struct kp_dest* dst = bpf_map_lookup_elem(&kp_fdb, &k);
+  if (!dst || dst->port != out || dst->gen != *gen) return 0;
+  struct kp_port* to = bpf_map_lookup_elem(&kp_ports, &out);
+  if (!to || !to->on || to->uplink || to->sw != sw || !to->ifindex) return 0;
+  return to;
+}
+
 // A frame kp_xdp decapsulated on the uplink (its metadata says where it
 // goes; counted and stamped there, packet by packet, before GRO merged
-// them): -1 if this is not one.
+// them): -1 if this is not one. One that no longer fits the tables (its
+// port or entries went since, or forged metadata) is a counted drop
+// (kernel_path_error), never the host's.
 static __always_inline int from_xdp(struct __sk_buff* skb) {
   void* data = (void*)(long)skb->data;
   struct kp_meta* m = (void*)(long)skb->data_meta;
   if ((void*)(m + 1) > data || m->magic != KP_META_MAGIC) return -1;
-  __u32 out = m->out;
+  __u32 out = m->out, sw = m->sw;
   __u32 ifx = skb->ifindex;
   __u32* in = bpf_map_lookup_elem(&kp_ifx, &ifx);
   if (!in) return -1;
   __u32 in_port = *in;
   struct kp_port* from = bpf_map_lookup_elem(&kp_ports, &in_port);
-  if (!from || !from->uplink) return -1;  // metadata from anyone else's XDP program
+  if (!from || !from->uplink) return -1;  // not on the uplink: not kp_xdp's
   left_for(skb);                          // the socket filter refused it: its verdict goes
-  struct kp_port* to = bpf_map_lookup_elem(&kp_ports, &out);
-  if (!to || !to->on || !to->ifindex) {  // the port went since kp_xdp took the frame
+  struct kp_port* to = xdp_target(skb, sw, out);
+  if (!to) {
     struct kp_stats* s = bpf_map_lookup_elem(&kp_stats, &in_port);
     if (s) s->errors++;
     return TC_ACT_SHOT;
@@ -806,6 +839,10 @@ int kp_xdp(struct xdp_md* ctx) {
   __u32 in_port = *in;
   struct kp_port* from = bpf_map_lookup_elem(&kp_ports, &in_port);
   if (!from || !from->on || !from->uplink) return XDP_PASS;
+  // Metadata on a frame that came in with some (redirected into a veth by
+  // another XDP program) goes: only this program's is ever on the uplink.
+  if ((void*)(long)ctx->data_meta < (void*)(long)ctx->data)
+    bpf_xdp_adjust_meta(ctx, (int)((long)ctx->data - (long)ctx->data_meta));
   __u8 h[64];
   if (bpf_xdp_load_bytes(ctx, 0, h, sizeof h)) return XDP_PASS;
   __u32 len = bpf_xdp_get_buff_len(ctx);
@@ -821,6 +858,8 @@ int kp_xdp(struct xdp_md* ctx) {
   if ((void*)(m + 1) > data) return XDP_PASS;  // cannot happen (adjust_meta made it)
   m->magic = KP_META_MAGIC;
   m->out = v.out;
+  m->sw = v.sw;
+  m->pad = 0;
   if (!g->xdp) g->xdp = 1;
   stamp(v.src);
   count(&kp_rstats, v.member, 1, len - KP_VXLAN_LEN);
