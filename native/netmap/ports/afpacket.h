@@ -171,8 +171,9 @@ class AfPacketPort final : public Port {
   // to every socket and interface this port opens.
   bool kp_hook();
   void kp_set_hooked(bool hooked, const std::string& why);  // kp_hooked_ and the port's status
-  // peer_ingress_, when hooked: at hooking and at every link check; the
-  // status says so when it changed (or `say`).
+  // peer_ingress_ and the uplink's XDP stage (read_xdp), when hooked: at
+  // hooking and at every link check; the status says so when either changed
+  // (or `say`).
   void read_peer_ingress(bool say = false);
   void kp_status();  // the kernel path's line of the port's status
   std::string xdp_unwanted() const;
