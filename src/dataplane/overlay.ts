@@ -278,8 +278,11 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
   if (u.xdpDecap !== undefined) {
     if (type !== 'afpacket') throw invalid('ERR_INVALID_ARGUMENT', 'xdpDecap', 'applies only to afpacket uplinks (the kernel path\'s XDP stage, docs/design/kernel-path.md#xdp)', undefined, false);
     if (u.xdpDecap !== 'auto' && u.xdpDecap !== 'on' && u.xdpDecap !== 'off') throw invalid('ERR_INVALID_ARGUMENT', 'xdpDecap', "must be one of 'auto', 'on', 'off'", u.xdpDecap);
-    kernel!.xdpDecap = u.xdpDecap;
+    if (u.xdpDecap === 'on' && kernel!.kernelPath === false) {
+      throw invalid('ERR_INVALID_ARGUMENT', 'xdpDecap', "'on' needs the kernel path, which kernelPath: false turns off (the XDP stage hands its frames to the kernel path's TC program)", u.xdpDecap);
+    }
   }
+  if (type === 'afpacket') kernel!.xdpDecap = (u.xdpDecap as 'auto' | 'on' | 'off' | undefined) ?? 'auto'; // the default written out (validateKernelSettings)
   if (kernel) out.kernel = kernel;
   return out;
 }

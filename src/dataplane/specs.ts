@@ -235,11 +235,11 @@ export interface KernelPortSettings {
   queues: number; // afxdp: 0 = every rx queue of the interface (or one with `queue`)
   disableOffloads: boolean;
   promiscuous: boolean;
-  kernelPath?: boolean; // afpacket only: the kernel fast path (default true)
-  xdpDecap?: 'auto' | 'on' | 'off'; // afpacket uplinks only: the kernel path's XDP stage (default 'auto')
-  xdpMode?: 'auto' | 'native' | 'generic'; // afxdp only
-  zeroCopy?: 'auto' | 'on' | 'off'; // afxdp only
-  ioUring?: 'auto' | 'on' | 'off'; // tap only
+  kernelPath?: boolean; // afpacket only (always set there): the kernel fast path (default true)
+  xdpDecap?: 'auto' | 'on' | 'off'; // afpacket uplinks only (always set there): the kernel path's XDP stage (default 'auto')
+  xdpMode?: 'auto' | 'native' | 'generic'; // afxdp only (always set there)
+  zeroCopy?: 'auto' | 'on' | 'off'; // afxdp only (always set there)
+  ioUring?: 'auto' | 'on' | 'off'; // tap only (always set there)
   persistent: boolean;
   socket?: string; // vhostuser only: the unix socket path
   vhostMode?: 'server' | 'client'; // vhostuser only (the spec's `mode`)
@@ -406,6 +406,15 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
     if (type !== 'tap') throw invalid('ERR_INVALID_ARGUMENT', 'persistent', 'applies only to tap ports', p.persistent);
     settings.persistent = validateBoolean(p.persistent, 'persistent');
   }
+  // The backend's defaults written out, as the fields above are: a spec
+  // that states a default is then the same spec as one that leaves it out,
+  // and a plan does not replace the port for it.
+  if (type === 'afpacket') settings.kernelPath ??= true;
+  if (type === 'afxdp') {
+    settings.xdpMode ??= 'auto';
+    settings.zeroCopy ??= 'auto';
+  }
+  if (type === 'tap') settings.ioUring ??= 'auto';
   return settings;
 }
 

@@ -14,7 +14,7 @@ import { Controller } from '../../src/control/controller';
 import { ControlError } from '../../src/control/errors';
 import { createLogger } from '../../src/control/logging';
 import { plan, resolveTarget } from '../../src/control/reconcile';
-import { emptyModel, normalSwitch, PORT_MUTABLE, SWITCH_MUTABLE, UPLINK_MUTABLE } from '../../src/control/model';
+import { emptyModel, Model, normalSwitch, PORT_MUTABLE, SWITCH_MUTABLE, UPLINK_MUTABLE } from '../../src/control/model';
 import { PORT_UPDATE_KEYS, SWITCH_UPDATE_KEYS } from '../../src/dataplane';
 import { StateStore, WriteFn } from '../../src/control/state';
 import { diskWithRoom, removeDir, tempDir } from './helpers';
@@ -212,6 +212,28 @@ describe('plan and apply', () => {
     assert.deepEqual(plan(cur, cur), []);
     assert.deepEqual(plan(cur, emptyModel(ENGINE)).map((s) => `${s.op} ${s.kind}`), [
       'delete fdb', 'delete port', 'delete port', 'delete port', 'delete port', 'delete switch', 'delete switch',
+    ]);
+  });
+
+  test('a configuration that writes the backends\' defaults out plans nothing against one that leaves them out', () => {
+    // Resolved against the running model, as apply does: the objects keep their UUIDs.
+    const cfg = (extra: { port: string; tap: string; xdp: string; uplink: string }, current = emptyModel(ENGINE)): Model => resolveTarget(current, parseConfig(`
+switches: [{ name: a, vni: 1 }]
+ports:
+  - { name: p1, type: afpacket, switch: a, interface: veth1${extra.port} }
+  - { name: t1, type: tap, switch: a, interface: tap1${extra.tap} }
+  - { name: x1, type: afxdp, switch: a, interface: veth2${extra.xdp} }
+uplinks: [{ name: up, type: afpacket, interface: eth1, localIp: 198.18.0.1/24${extra.uplink} }]
+`));
+    const bare = cfg({ port: '', tap: '', xdp: '', uplink: '' });
+    const stated = cfg({ port: ', kernelPath: true', tap: ', ioUring: auto', xdp: ', xdpMode: auto, zeroCopy: auto', uplink: ', kernelPath: true, xdpDecap: auto' }, bare);
+    assert.deepEqual(plan(bare, stated), []);
+    assert.deepEqual(plan(stated, cfg({ port: '', tap: '', xdp: '', uplink: '' }, stated)), []);
+    const other = cfg({ port: ', kernelPath: false', tap: ', ioUring: off', xdp: ', zeroCopy: off', uplink: ', xdpDecap: off' }, bare);
+    assert.deepEqual(plan(bare, other).map((s) => `${s.op} ${s.kind} ${'reason' in s ? String(s.reason) : ''}`.trim()).sort(), [
+      'create port replace: ioUring changed', 'create port replace: kernelPath changed', 'create port replace: zeroCopy changed',
+      'create uplink replace: xdpDecap changed', 'delete port replace: ioUring changed', 'delete port replace: kernelPath changed',
+      'delete port replace: zeroCopy changed', 'delete uplink replace: xdpDecap changed',
     ]);
   });
 

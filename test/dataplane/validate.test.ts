@@ -332,12 +332,15 @@ describe('port specs', () => {
   });
   test('xdpDecap: afpacket uplinks only, auto, on or off, handed to the engine', () => {
     const uplink = (extra: Record<string, unknown>) => validateUplinkSpec({ name: 'up', interface: 'eth1', localIp: '198.18.0.1/24', ...extra }, MAX);
-    assert.equal(uplink({ type: 'afpacket' }).kernel?.xdpDecap, undefined, 'unset: the engine\'s default (auto)');
+    assert.equal(uplink({ type: 'afpacket' }).kernel?.xdpDecap, 'auto', 'unset: the default, written out');
     for (const v of ['auto', 'on', 'off'] as const) {
       const u = uplink({ type: 'afpacket', xdpDecap: v });
       assert.equal(u.kernel?.xdpDecap, v);
       assert.equal((createUplinkCommand(u) as { xdpDecap?: string }).xdpDecap, v);
     }
+    assert.equal(uplink({ type: 'afpacket', kernelPath: false, xdpDecap: 'off' }).kernel?.xdpDecap, 'off');
+    const off = rejects(() => uplink({ type: 'afpacket', kernelPath: false, xdpDecap: 'on' }), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
+    assert.match(off.message, /^xdpDecap: 'on' needs the kernel path, which kernelPath: false turns off/);
     const e = rejects(() => uplink({ type: 'afpacket', xdpDecap: true }), 'ERR_INVALID_ARGUMENT', 'xdpDecap');
     assert.match(e.message, /must be one of 'auto', 'on', 'off'/);
     for (const type of ['afxdp', 'tap']) {
