@@ -183,6 +183,8 @@ function statusRoutes(ctx: ApiContext): Route[] {
     route('GET', '/v1/status', () => {
       const m = c.current;
       const running = c.dp.running;
+      // What the EVPN control plane installed beside the configuration.
+      const evpn = ctx.bgp?.status()?.evpn;
       return [200, {
         daemon: 'vpcd',
         version: ctx.version,
@@ -195,7 +197,10 @@ function statusRoutes(ctx: ApiContext): Route[] {
         config: ctx.configPath ?? null,
         stateFile: c.store.file,
         stateGeneration: c.generation,
-        counts: { switches: m.switches.length, ports: m.ports.length, uplinks: m.uplinks.length, peers: m.peers.length, fdb: m.fdb.length },
+        counts: {
+          switches: m.switches.length, ports: m.ports.length, uplinks: m.uplinks.length, peers: m.peers.length, fdb: m.fdb.length,
+          ...(evpn === undefined ? {} : { evpnPeers: evpn.floodPeers, evpnMacs: evpn.macsInstalled }),
+        },
         testHooks: ctx.testHooks,
       }];
     }),

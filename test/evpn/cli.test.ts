@@ -7,6 +7,8 @@ import { Registry } from 'prom-client';
 import { registerEvpnMetrics } from '../../src/control/evpn/metrics';
 import type { EvpnService } from '../../src/control/evpn/service';
 import { bgpRoutesText, bgpStatusText } from '../../src/control/cli/bgp';
+import { fdbLiveRow } from '../../src/control/cli/fdb';
+import { objectCounts } from '../../src/control/cli/status';
 import type { BgpStatus } from '../../src/control/evpn/service';
 import * as fs from 'node:fs';
 import { eventually, removeDir, spawnVpcd, TEST_ENGINE, VPCCTL } from '../control/helpers';
@@ -44,6 +46,19 @@ describe('vpcctl bgp', () => {
     assert.equal(bgpRoutesText([]), 'no EVPN routes\n');
   });
 
+  test('fdb list names an EVPN entry\'s type', () => {
+    const e = { mac: '02:00:00:00:00:01', port: 'up', vtep: '198.18.0.12', vlan: 0, ageSeconds: 0 };
+    assert.deepEqual(fdbLiveRow({ ...e, static: true, evpn: true }), ['02:00:00:00:00:01', 'up', '198.18.0.12', '-', 'evpn', '-']);
+    assert.deepEqual(fdbLiveRow({ ...e, static: true }), ['02:00:00:00:00:01', 'up', '198.18.0.12', '-', 'static', '-']);
+    assert.deepEqual(fdbLiveRow({ ...e, vtep: undefined, port: 'p1', vlan: 10, static: false, ageSeconds: 4.6 }), ['02:00:00:00:00:01', 'p1', '-', '10', 'learned', '5s']);
+  });
+
+  test('vpcctl status counts what EVPN installed beside the configured objects', () => {
+    assert.equal(objectCounts({ switches: 1, ports: 2, uplinks: 1, peers: 0, fdb: 0, evpnPeers: 2, evpnMacs: 5 }),
+      '1 switches, 2 ports, 1 uplink(s), 0 peers (+2 from EVPN), 0 static fdb entries (+5 from EVPN)');
+    assert.equal(objectCounts({ switches: 1, ports: 2, uplinks: 0, peers: 1, fdb: 3 }), '1 switches, 2 ports, 0 uplink(s), 1 peers, 3 static fdb entries');
+  });
+
   test('the speaker state metric', async () => {
     const registry = new Registry();
     let status: BgpStatus = { ...STATUS, speaker: 'busy', stale: true };
@@ -52,8 +67,14 @@ describe('vpcctl bgp', () => {
     assert.match(text, /^vpcd_evpn_speaker_state\{state="busy"\} 1$/m);
     assert.match(text, /^vpcd_evpn_speaker_state\{state="up"\} 0$/m);
     assert.match(text, /^vpcd_bgp_session_up\{neighbor="198\.18\.0\.2"\} 1$/m, 'the last known sessions stay');
-    status = { ...STATUS, speaker: 'down', stale: true };
-    assert.match(await registry.metrics(), /^vpcd_evpn_speaker_state\{state="down"\} 1$/m);
+    assert.match(text, /^# TYPE vpcd_evpn_updates_sent_total counter\nvpcd_evpn_updates_sent_total 9$/m, 'running totals are counters');
+    assert.match(text, /^# TYPE vpcd_evpn_mac_moves_total counter\nvpcd_evpn_mac_moves_total 2$/m);
+    assert.match(text, /^# TYPE vpcd_evpn_speaker_restarts_total counter\nvpcd_evpn_speaker_restarts_total 1$/m);
+    assert.match(text, /^# TYPE vpcd_evpn_pending gauge$/m);
+    status = { ...STATUS, speaker: 'down', stale: true, evpn: { ...STATUS.evpn, updatesSent: 12 } };
+    const later = await registry.metrics();
+    assert.match(later, /^vpcd_evpn_speaker_state\{state="down"\} 1$/m);
+    assert.match(later, /^vpcd_evpn_updates_sent_total 12$/m, 'a scrape copies the total, it does not add to it');
   });
 
   test('bgp.localAddress not on this host: the apply warns, and bgp status gives gobgpd\'s fatal line as the reason', async (t) => {

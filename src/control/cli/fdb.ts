@@ -2,10 +2,20 @@
 // live forwarding table.
 
 import type { Command } from 'commander';
+import type { FdbEntry } from '../../dataplane';
 import { ApiError } from '../client';
 import { CliContext, CliError, EXIT } from './context';
 import { table } from './format';
 import { defined } from './parse';
+
+// One row of the live table. TYPE: `learned` (aged, AGE is since last
+// seen), `static` (configured) or `evpn` (installed from a BGP EVPN route;
+// never aged, like a static one, but the control plane's: it moves and goes
+// with the routes).
+export function fdbLiveRow(e: FdbEntry): string[] {
+  const type = e.evpn === true ? 'evpn' : e.static ? 'static' : 'learned';
+  return [e.mac, e.port, e.vtep ?? '-', e.vlan === 0 ? '-' : String(e.vlan), type, e.static ? '-' : `${Math.round(e.ageSeconds)}s`];
+}
 
 export function registerFdb(program: Command, { ctx, print }: CliContext): void {
   const fdb = program.command('fdb').description('forwarding table: static entries and the live table');
@@ -18,27 +28,26 @@ export function registerFdb(program: Command, { ctx, print }: CliContext): void 
         print(json, r, () => table(['SWITCH', 'MAC', 'PORT', 'VTEP', 'UUID'], r.fdb.map((f) => [f.switch, f.mac, f.port ?? '-', f.vtep ?? '-', f.uuid])));
         return;
       }
-      const live = (e: Record<string, any>): string[] => [e.mac, e.port, e.vtep ?? '-', e.vlan || '-', e.static ? 'static' : 'learned', e.static ? '-' : `${Math.round(e.ageSeconds)}s`];
       const head = ['MAC', 'PORT', 'VTEP', 'VLAN', 'TYPE', 'AGE'];
       if (swName !== undefined) {
-        const r = await client.call<{ entries: Record<string, any>[] }>('GET', `/v1/switches/${encodeURIComponent(swName)}/fdb`);
-        print(json, r, () => table(head, r.entries.map(live)));
+        const r = await client.call<{ entries: FdbEntry[] }>('GET', `/v1/switches/${encodeURIComponent(swName)}/fdb`);
+        print(json, r, () => table(head, r.entries.map(fdbLiveRow)));
         return;
       }
       // Every switch: one table, the switch first. A switch deleted between
       // the two calls is left out.
       const { switches } = await client.call<{ switches: Array<{ name: string }> }>('GET', '/v1/switches');
-      const entries: Record<string, any>[] = [];
+      const entries: Array<FdbEntry & { switch: string }> = [];
       for (const sw of switches) {
         try {
-          const r = await client.call<{ entries: Record<string, any>[] }>('GET', `/v1/switches/${encodeURIComponent(sw.name)}/fdb`);
+          const r = await client.call<{ entries: FdbEntry[] }>('GET', `/v1/switches/${encodeURIComponent(sw.name)}/fdb`);
           entries.push(...r.entries.map((e) => ({ switch: sw.name, ...e })));
         } catch (err) {
           if (!(err instanceof ApiError && err.code === 'ERR_UNKNOWN_SWITCH')) throw err;
         }
       }
       const r = { entries };
-      print(json, r, () => table(['SWITCH', ...head], entries.map((e) => [e.switch, ...live(e)])));
+      print(json, r, () => table(['SWITCH', ...head], entries.map((e) => [e.switch, ...fdbLiveRow(e)])));
     });
   fdb.command('create <switch> <mac> [port]').description('add a static entry: MAC -> port, or MAC -> remote VTEP with --vtep')
     .option('--vtep <ip>', 'the MAC lives behind this remote VTEP (instead of a port)')

@@ -16,7 +16,14 @@ export function registerStatus(program: Command, { ctx, print }: CliContext): vo
       state: `${s.stateFile} (generation ${s.stateGeneration})`,
       engine: `${s.engine.running ? 'running' : 'stopped'}, ${s.engine.bufferCount} buffers (${s.engine.buffersFree} free), hugepages ${s.engine.hugepages ? 'yes' : 'no'}, maxPorts ${s.engine.options.maxPorts}`,
       'link watch': s.engine.linkWatch ? `${s.engine.linkWatch.mode}${s.engine.linkWatch.why ? ` (${s.engine.linkWatch.why})` : ''}` : 'unknown',
-      objects: `${s.counts.switches} switches, ${s.counts.ports} ports, ${s.counts.uplinks ?? 0} uplink(s), ${s.counts.peers ?? 0} peers, ${s.counts.fdb} static fdb entries`,
+      objects: objectCounts(s.counts),
     }));
   });
+}
+
+// Configured objects; with a bgp section, what EVPN routes added (flood-list
+// peers from type-3 routes, remote MACs from type-2).
+export function objectCounts(c: { switches: number; ports: number; uplinks?: number; peers?: number; fdb: number; evpnPeers?: number; evpnMacs?: number }): string {
+  const plus = (n: number | undefined): string => (n === undefined ? '' : ` (+${n} from EVPN)`);
+  return `${c.switches} switches, ${c.ports} ports, ${c.uplinks ?? 0} uplink(s), ${c.peers ?? 0} peers${plus(c.evpnPeers)}, ${c.fdb} static fdb entries${plus(c.evpnMacs)}`;
 }
