@@ -617,6 +617,38 @@ test('API: stats().ports lists the uplink with its drops by reason; uplink().mac
   });
 });
 
+test('the uplink follows its interface\'s MAC: after ip link set address, the VTEP sends and answers with the new one, its next hop learns it unasked, traffic goes on', async (t) => {
+  await withLab(t, [], async (lab) => {
+    // Not promiscuous, as on a NIC: frames to the old MAC would not even be
+    // read there. (A veth delivers them anyway; the MACs are what is checked.)
+    const h = await interop(lab, { family: 4, vnis: [100], uplink: { promiscuous: false } });
+    const [gA] = h.gA;
+    const [gB] = h.gB;
+    try {
+      assert.equal((await ping(lab, gA, gB.ip, 3)).received, 3);
+      const bNeigh = (): string => run('ip', ['-n', h.nsB, 'neigh', 'show', A4, 'dev', 'eth0']);
+      assert.ok(bNeigh().includes(h.vtepMac), bNeigh());
+      const fresh = '02:00:00:00:0a:99';
+      run('ip', ['-n', h.nsA, 'link', 'set', 'up0', 'address', fresh]);
+      await eventually(async () => {
+        const info = await h.a.call<{ mac: string }>('uplink');
+        assert.equal(info.mac, fresh, 'uplink().mac follows the interface');
+        // B was not flushed: the VTEP asked it again from the new MAC.
+        assert.ok(bNeigh().includes(fresh), `B's entry for the VTEP: ${bNeigh()}`);
+      }, 15_000);
+      const ab = await ping(lab, gA, gB.ip, 3);
+      assert.equal(ab.received, 3, ab.out);
+      const ba = await ping(lab, gB, gA.ip, 3);
+      assert.equal(ba.received, 3, ba.out);
+      // What B's Linux VTEP learned came from packets with the new source.
+      const st = await h.a.call<Stats>('statsPlus');
+      t.diagnostic(`uplink counters after the change: ${JSON.stringify(nonZero(st.uplink?.counters ?? {}))}`);
+    } finally {
+      await h.a.close();
+    }
+  });
+});
+
 // ---------------------------------------------------------------- malformed
 
 test('malformed VXLAN and outer headers are counted drops, each with its reason; good traffic still flows', async (t) => {

@@ -214,19 +214,35 @@ void Overlay::tick() {
   release_unreferenced_peers();
 }
 
-// An uplink created before its interface existed takes the interface's MAC
-// when it appears (as one created after would have), before anything is
-// sent: the VTEPs' outer headers rebuild (generation), the kernel path reads
-// it at its next refresh.
+// The uplink's MAC is its interface's (a pipe's has none: it keeps the
+// configured one). An uplink created before its interface existed takes it
+// when it appears, as one created after would have; an interface given
+// another MAC (ip link set ... address, or deleted and made again) passes it
+// on too, so that frames stop leaving with a source MAC the host no longer
+// has, and a non-promiscuous NIC keeps receiving what is sent to us. The
+// VTEPs' outer headers rebuild (generation), the kernel path reads the MAC
+// at its next refresh. After a change (not the stand-in's first adoption:
+// nothing was sent with it) every next hop in use is asked again, and a
+// request from the new MAC updates its neighbour cache (RFC 826, RFC 4861
+// 7.2.3), as Linux's stack does when its NIC's MAC changes.
 void Overlay::adopt_interface_mac() {
-  if (!uplink_.mac_stand_in) return;
   const Mac hw = core_.port(uplink_.port).port->hw_mac();
-  if (hw == 0) return;
+  if (hw == 0 || hw == uplink_.mac) {
+    if (hw != 0) uplink_.mac_stand_in = false;
+    return;
+  }
+  const bool announce = !uplink_.mac_stand_in;
   uplink_.mac_stand_in = false;
-  if (hw == uplink_.mac) return;
   uplink_.mac = hw;
   uplink_.generation++;
   core_.port(uplink_.port).cfg.mac = hw;
+  if (!announce) return;
+  for (Neighbor& nb : neighbors_) {
+    if (nb.users == 0 || (nb.state != Neighbor::kReachable && nb.state != Neighbor::kStale)) continue;
+    nb.state = Neighbor::kStale;  // still used while the request is out
+    nb.tries = 0;
+    neighbor_request(nb);
+  }
 }
 
 uint32_t Overlay::frames_pending() const {

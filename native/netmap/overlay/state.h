@@ -60,8 +60,9 @@ struct UplinkState {
   Mac mac = 0;
   // Created while its interface was missing (a restart before the interface
   // is back): `mac` is the configured stand-in until the interface appears,
-  // then its own (Overlay::tick). Nothing was sent with the stand-in, as the
-  // port was down, so no peer holds it.
+  // then its own (Overlay::tick, which also follows later changes of the
+  // interface's MAC). Nothing was sent with the stand-in, as the port was
+  // down, so no peer holds it.
   bool mac_stand_in = false;
   uint16_t ip_id = 0;  // IPv4 identification for packets without DF
   UplinkCounterBlock* counters = nullptr;

@@ -746,11 +746,12 @@ void AfPacketPort::read_mtu() {
   if (mtu > 0) tx_limit_ = uint32_t(mtu) + 14;
 }
 
-// The interface's MAC, once (if_hwaddr_once): an uplink made while its
-// interface was missing adopts it.
+// The interface's MAC as it is now: after a reopen (an interface made again
+// may have another) and at every link check (`ip link set ... address`
+// sends a link message). The overlay follows it on an uplink
+// (Overlay::adopt_interface_mac); an interface that is gone keeps the last.
 void AfPacketPort::refresh_mac() {
-  if_hwaddr_once(ctl_, ifname_, &mac_);
-  status_->mac.store(mac_, std::memory_order_relaxed);
+  if (if_hwaddr_follow(ctl_, ifname_, &mac_)) status_->mac.store(mac_, std::memory_order_relaxed);
 }
 
 LinkState AfPacketPort::check_link() {
@@ -791,6 +792,7 @@ LinkState AfPacketPort::check_link() {
   read_kernel_drops();
   explain_too_big();
   read_mtu();
+  refresh_mac();
   read_peer_ingress();
   int e = 0;
   socklen_t l = sizeof(e);

@@ -333,6 +333,11 @@ class AfXdpPort final : public Port {
   void close_xsks();       // every socket (the buffers the kernel held stay in lent_)
   void close_kernel();     // sockets and XDP program: any thread, while the port is not live
   void reclaim_lent();     // takes back every lent buffer, once the sockets are closed
+  // The interface's MAC as it is now (after a reopen, at every link check):
+  // an uplink follows it (AfPacketPort::refresh_mac).
+  void refresh_mac() {
+    if (if_hwaddr_follow(ctl_, ifname_, &mac_)) status_->mac.store(mac_, std::memory_order_relaxed);
+  }
   void close_all();        // close_kernel() and reclaim_lent()
   uint32_t receive(Xsk& x, Pkt* pkts, uint32_t max);
   // Copies the n descriptors of one multi-buffer frame, from rx ring index
@@ -1146,8 +1151,7 @@ LinkState AfXdpPort::check_link() {
     } else if (arm_queues(&code, &err)) {
       status_->add(PortStatus::reopens);
       status_->set_error("");
-      if_hwaddr_once(ctl_, ifname_, &mac_);  // an uplink made while it was missing adopts it
-      status_->mac.store(mac_, std::memory_order_relaxed);
+      refresh_mac();
     } else {
       status_->set_error(err);
     }
@@ -1168,6 +1172,7 @@ LinkState AfXdpPort::check_link() {
     reopen_off_thread(true);
     return LinkState::kDown;
   }
+  refresh_mac();
   uint64_t drops = 0, invalid = 0;
   for (Xsk& x : xsks_) {
     xdp_statistics xs{};

@@ -62,9 +62,11 @@ int if_hwaddr(int ctl, const std::string& name, Mac* mac) {
   return 0;
 }
 
-void if_hwaddr_once(int ctl, const std::string& name, Mac* mac) {
+bool if_hwaddr_follow(int ctl, const std::string& name, Mac* mac) {
   Mac m = 0;
-  if (*mac == 0 && if_hwaddr(ctl, name, &m) == 0 && m != 0) *mac = m;
+  if (if_hwaddr(ctl, name, &m) < 0 || m == 0 || m == *mac) return false;
+  *mac = m;
+  return true;
 }
 
 int if_mtu(int ctl, const std::string& name) {

@@ -25,10 +25,12 @@ int if_flags(int ctl, const std::string& name, unsigned* flags);
 int if_set_flags(int ctl, const std::string& name, unsigned set, unsigned clear);
 int if_mtu(int ctl, const std::string& name);  // > 0 or -errno
 int if_hwaddr(int ctl, const std::string& name, Mac* mac);  // 0 or -errno
-// The interface's MAC into *mac, once: only while *mac is 0 (a port made
-// while its interface was missing reads it when the interface appears; after
-// that it stays, as the uplink's VTEP MAC does: peers hold it).
-void if_hwaddr_once(int ctl, const std::string& name, Mac* mac);
+// The interface's MAC into *mac when it has one and it differs (a port made
+// while its interface was missing reads it when the interface appears; later
+// ones follow `ip link set ... address` and an interface made again). True
+// when *mac changed. An uplink's VTEP passes a change on to the peers that
+// hold the old one (Overlay::adopt_interface_mac).
+bool if_hwaddr_follow(int ctl, const std::string& name, Mac* mac);
 // Receive queues of an interface: rx + combined channels (ETHTOOL_GCHANNELS),
 // else the rx-N entries of /sys/class/net/NAME/queues; 0 when neither says.
 uint32_t if_rx_queues(int ctl, const std::string& name);
