@@ -497,7 +497,15 @@ Napi::Value EngineWrap::PortStatusOf(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsNumber()) ThrowCoded(env, "INVALID_ARGUMENT", "portId: must be a number");
   auto it = port_status_.find(info[0].As<Napi::Number>().Uint32Value());
   if (it == port_status_.end()) return env.Undefined();
-  return FromPortStatus(env, *it->second);
+  Napi::Object o = FromPortStatus(env, *it->second);
+  // A capture or trace takes the kernel path off for every port while it
+  // runs (they must see every frame): the port's own line says what it has
+  // once they end.
+  const EngineCounterBlock& ec = engine_->engine_counters();
+  const std::string kp = it->second->kernel_path();
+  if (cnt_read(ec.c[size_t(EngineCounter::kernel_path_paused)]) != 0 && kp.rfind("on", 0) == 0)
+    o.Set("kernelPath", "paused: a capture or trace is running, so every frame goes through the engine until it ends; then " + kp);
+  return o;
 }
 
 }  // namespace vpc::addon

@@ -78,7 +78,7 @@ describe('native tables', () => {
       const gauges = (['engine', 'port', 'switch', 'peer', 'uplink', 'drop'] as const).flatMap((k) =>
         s[k].filter((i) => i.kind === 'gauge').map((i) => `${k}.${i.name}`),
       );
-      assert.deepEqual(gauges.sort(), ['engine.buffers_free', 'engine.iteration_max_ns', 'engine.kernel_path_entries', 'engine.large_buffers_free', 'engine.link_watch', 'peer.fdb_learned', 'port.fdb_learned', 'port.link_up', 'switch.fdb_entries', 'switch.fdb_static']);
+      assert.deepEqual(gauges.sort(), ['engine.buffers_free', 'engine.iteration_max_ns', 'engine.kernel_path_entries', 'engine.kernel_path_paused', 'engine.large_buffers_free', 'engine.link_watch', 'peer.fdb_learned', 'port.fdb_learned', 'port.link_up', 'switch.fdb_entries', 'switch.fdb_static']);
       for (const k of ['engine', 'port', 'switch', 'peer', 'uplink', 'drop', 'backend'] as const) {
         for (const i of s[k] ?? []) assert.ok(i.kind === 'counter' || i.kind === 'gauge', `${k}.${i.name}: ${i.kind}`);
       }

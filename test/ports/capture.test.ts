@@ -146,6 +146,10 @@ test('vpcctl capture: pcap that tshark decodes, ARP and ICMP, with the direction
 test('vpcctl capture: killing vpcctl removes the engine\'s capture (no leak); bad requests name the field', async (t) => {
   await withSetup(t, async ({ d }) => {
     const start = (): Promise<unknown> => d.client.stream('/v1/capture?port=p2&seconds=1', () => undefined);
+    const kernelPath = async (): Promise<{ status: string; paused: number }> => ({
+      status: (await d.client.call<{ port: { backend: { kernelPath: string } } }>('GET', '/v1/ports/p1')).port.backend.kernelPath,
+      paused: (await d.client.call<{ engine: Record<string, number> }>('GET', '/v1/stats')).engine.kernel_path_paused!,
+    });
     // Eight captures run at once at most: fill them with vpcctl processes,
     // each attached once its file has the pcap header.
     const files = Array.from({ length: 8 }, (_, i) => path.join(d.dir, `kill${i}.pcap`));
@@ -153,6 +157,12 @@ test('vpcctl capture: killing vpcctl removes the engine\'s capture (no leak); ba
     try {
       await eventually(() => files.every((f) => fs.existsSync(f) && fs.statSync(f).size >= 24) || undefined, 20_000, 100);
       await assert.rejects(start(), (e: ApiError) => e.code === 'ERR_LIMIT' && /at most 8 captures/.test(e.message));
+      // The kernel path is off while they run, and the port says so.
+      const paused = await eventually(async () => {
+        const kp = await kernelPath();
+        return kp.paused === 1 ? kp : undefined;
+      }, 5000);
+      assert.match(paused.status, /^paused: a capture or trace is running, so every frame goes through the engine until it ends; then on: /);
     } finally {
       for (const p of procs) p.kill();
     }
@@ -167,6 +177,11 @@ test('vpcctl capture: killing vpcctl removes the engine\'s capture (no leak); ba
         return undefined;
       }
     }, 15_000, 200);
+    const back = await eventually(async () => {
+      const kp = await kernelPath();
+      return kp.paused === 0 ? kp : undefined;
+    }, 5000);
+    assert.match(back.status, /^on: /, 'every capture ended: the kernel path is back');
 
     await assert.rejects(d.client.stream('/v1/capture?port=nope', () => undefined), (e: ApiError) => e.status === 404 && /nope/.test(e.message));
     await assert.rejects(d.client.stream('/v1/capture?port=p1&direction=sideways', () => undefined), (e: ApiError) => e.status === 400 && e.body.error !== undefined && (e.body.error as { field?: string }).field === 'direction');

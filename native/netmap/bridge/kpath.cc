@@ -297,7 +297,10 @@ void Bridge::kpath_sync() {
   if (on != k.global.on) {
     KpathGlobal g = k.global;
     g.on = on;
-    if (k.kp->set_global(g)) k.global = g;
+    if (k.kp->set_global(g)) {
+      k.global = g;
+      core_.engine_counters().set(EngineCounter::kernel_path_paused, on ? 0 : 1);
+    }
   }
   for (auto& [s, gen] : k.gens)
     if (switches_[s].generation != gen && k.kp->set_gen(s, switches_[s].generation)) gen = switches_[s].generation;

@@ -69,6 +69,7 @@ namespace vpc {
   X(icmp_too_big_skipped, counter, "Too-big frames not answered: no DF, ICMP errors, multicast, bad source (proto/too_big.h)") \
   X(kernel_path_entries, gauge, "MAC entries the kernel fast path holds (docs/design/kernel-path.md)") \
   X(kernel_path_full, counter, "MAC entries not given to the kernel fast path because its table was full (their frames go through the engine)") \
+  X(kernel_path_paused, gauge, "1 while a capture or trace runs: the kernel fast path is off so that they see every frame, and every frame goes through the engine") \
   X(capture_ring_full, counter, "Frames not captured because a capture's ring was full (the capture reader fell behind)") \
   X(link_checks, counter, "Port link checks (a kernel port's costs a few system calls)") \
   X(link_messages, counter, "Kernel link messages read (netlink RTM_NEWLINK/RTM_DELLINK); a port whose interface one names is checked at once") \
