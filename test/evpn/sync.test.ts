@@ -183,6 +183,8 @@ describe('EVPN sync', () => {
       api.push!([imet('198.18.0.12'), remote(a, '198.18.0.12')]);
       await settle();
       assert.equal(dp.evpnMacs.get(a), '198.18.0.12');
+      // bgp routes names the neighbour a type-3 route came from, as it does a MAC route's.
+      assert.deepEqual(sync.routes().filter((r) => r.type === 3 && r.origin === 'remote').map((r) => [r.vtep, r.neighbor]), [['198.18.0.12', '198.18.0.2']]);
       let answer: ((r: ReceivedRoute[]) => void) | undefined;
       api.listRoutes = () => new Promise((resolve) => (answer = resolve));
       clock.t += 6000; // the next tick reads the table back

@@ -130,7 +130,7 @@ export class EvpnSync {
   private watcher?: { cancel(): void };
   private readonly local = new Map<string, Map<string, LocalMac>>(); // switch -> mac -> ...
   private readonly remote = new Map<number, Map<string, Map<string, RemoteRoute>>>(); // vni -> mac -> route key -> ...
-  private readonly imets = new Map<number, Map<string, string>>(); // vni -> route key -> vtep
+  private readonly imets = new Map<number, Map<string, { vtep: string; neighbor: string }>>(); // vni -> route key -> the VTEP, and the neighbour the route came from
   private readonly imetAt = new Map<string, number>(); // IMET route key -> when it came (ms, monotonic)
   private readonly streamAt = new Map<string, number>(); // route key -> its last add or withdrawal on the stream (ms)
   private readonly installed = new Map<string, Map<string, string>>(); // switch -> mac -> vtep (EVPN entries in the dp)
@@ -377,7 +377,7 @@ export class EvpnSync {
     }
     const floods: number[] = [];
     for (const [vni, keys] of this.imets) {
-      for (const [key, vtep] of keys) {
+      for (const [key, { vtep }] of keys) {
         if (present.has(`${key}@${vtep}`) || (this.imetAt.get(key) ?? 0) >= before) continue;
         keys.delete(key);
         this.imetAt.delete(key);
@@ -701,13 +701,13 @@ export class EvpnSync {
       if (vni === 0) continue;
       const s = this.switchesByVni.get(vni);
       if (route.type === 3) {
-        const m = this.imets.get(vni) ?? new Map<string, string>();
+        const m = this.imets.get(vni) ?? new Map<string, { vtep: string; neighbor: string }>();
         if (r.withdraw) {
           m.delete(key);
           this.imetAt.delete(key);
         } else {
-          if (m.get(key) !== vtep) this.imetAt.set(key, this.now());
-          m.set(key, vtep);
+          if (m.get(key)?.vtep !== vtep) this.imetAt.set(key, this.now());
+          m.set(key, { vtep, neighbor: r.neighbor });
         }
         if (m.size === 0) this.imets.delete(vni);
         else this.imets.set(vni, m);
@@ -763,7 +763,7 @@ export class EvpnSync {
   }
 
   private syncFlood(s: SwitchInfo): void {
-    const want = new Set(this.imets.get(s.vni)?.values() ?? []);
+    const want = new Set([...(this.imets.get(s.vni)?.values() ?? [])].map((e) => e.vtep));
     const have = this.peers.get(s.name) ?? new Set<string>();
     this.peers.set(s.name, have);
     const configured = new Set(want.size > 0 ? this.o.dp.peers(s.name).map((p) => p.ip) : []);
@@ -937,7 +937,7 @@ export class EvpnSync {
     for (const [vni, keys] of this.imets) {
       const sw = nameOf(vni);
       if (switchName !== undefined && sw !== switchName) continue;
-      for (const vtep of keys.values()) out.push({ switch: sw, vni, type: 3, vtep, origin: 'remote', best: true });
+      for (const { vtep, neighbor } of keys.values()) out.push({ switch: sw, vni, type: 3, vtep, origin: 'remote', neighbor, best: true });
     }
     for (const [vni, macs] of this.remote) {
       const sw = nameOf(vni);
