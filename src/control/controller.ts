@@ -83,12 +83,14 @@ export class Controller {
   // Called after every change that was applied and persisted (and after a
   // restore), with the new model: the EVPN speaker follows it.
   onChange?: (model: Model) => void;
-  // Called before a plan that deletes switches runs, with their names: the
-  // EVPN sync hands them back first (it put flood-list peers in them that the
-  // plan does not know, and the engine refuses to delete a switch with
-  // peers). If the plan then fails, onChange runs with the unchanged model,
-  // and the sync takes them over again.
-  beforeSwitchesDeleted?: (names: string[]) => Promise<void>;
+  // Called before a plan that deletes switches runs, with their names, or
+  // that deletes or replaces the uplink, with every switch's: the EVPN sync
+  // hands them back first (it put flood-list peers in them that the plan
+  // does not know, and the engine refuses to delete a switch or the uplink
+  // while peers use it). onChange then runs with the model the plan left,
+  // applied or, if it failed, unchanged, and the sync takes over what is
+  // there again.
+  beforeSwitchesReleased?: (names: string[]) => Promise<void>;
 
   constructor(readonly dp: Dataplane, readonly store: StateStore, private readonly log: Logger, engine: DataplaneOptions) {
     this.model = emptyModel(engine);
@@ -456,10 +458,12 @@ export class Controller {
     for (const w of warnings) this.log.warn({ source: opts.source }, w);
     if (steps.length === 0 && bgpChange === undefined) return result;
     const t0 = process.hrtime.bigint();
-    const deleted = steps.filter((s) => s.kind === 'switch' && s.op === 'delete').map((s) => s.name);
-    if (deleted.length > 0) await this.beforeSwitchesDeleted?.(deleted);
+    const uplinkGoes = steps.some((s) => s.kind === 'uplink' && s.op === 'delete'); // deleted or replaced
+    const released = uplinkGoes ? this.model.switches.map((s) => s.spec.name)
+      : steps.filter((s) => s.kind === 'switch' && s.op === 'delete').map((s) => s.name);
+    if (released.length > 0) await this.beforeSwitchesReleased?.(released);
     const unchanged = (): void => {
-      if (deleted.length > 0) this.onChange?.(cloneModel(this.model));
+      if (released.length > 0) this.onChange?.(cloneModel(this.model));
     };
     try {
       await applyPlan(this.dp, steps, { onStep: (s) => this.logStep(s, opts.source), waitForInterface: opts.waitForInterface });

@@ -182,7 +182,7 @@ export class Daemon {
     this.controller.onChange = (m) => {
       evpn.update(m).catch(() => undefined); // logged by the service
     };
-    this.controller.beforeSwitchesDeleted = (names) => evpn.releaseSwitches(names);
+    this.controller.beforeSwitchesReleased = (names) => evpn.releaseSwitches(names);
     try {
       if (saved !== undefined) {
         const n = await this.controller.restore(saved);

@@ -323,6 +323,23 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     await eventually(async () => (await routes(a)).routes.some((r) => r.type === 3 && r.origin !== 'local' && r.vtep === '198.18.0.12'), 30_000, 100);
   });
 
+  it('the uplink is replaced (xdpDecap changed) while EVPN manages its switches: the apply goes through, and the flood list and routes come back', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    await eventually(async () => (await status(a)).bgp!.evpn.floodPeers === 1, 10_000, 100);
+    // Before, the engine refused: "uplink: switches still have peers: tenant" (the flood-list peer EVPN added).
+    const replaced = config(1).replace('localIp: 198.18.0.11/24 }', 'localIp: 198.18.0.11/24, xdpDecap: off }');
+    assert.notEqual(replaced, config(1));
+    const r = await a.vpcd!.client.call<{ applied: boolean; plan: string[] }>('POST', '/v1/apply', { config: replaced });
+    assert.equal(r.applied, true);
+    assert.ok(r.plan.some((l) => /uplink up0.*replace: xdpDecap changed/.test(l)), r.plan.join('\n'));
+    await eventually(async () => (await status(a)).bgp!.evpn.floodPeers === 1, 15_000, 100);
+    await eventually(async () => (await routes(b)).routes.some((x) => x.type === 3 && x.origin !== 'local' && x.vtep === '198.18.0.11'), 15_000, 100);
+    // And back to the configuration the other tests use.
+    assert.equal((await a.vpcd!.client.call<{ applied: boolean }>('POST', '/v1/apply', { config: config(1) })).applied, true);
+    await eventually(async () => (await status(a)).bgp!.evpn.floodPeers === 1, 15_000, 100);
+  });
+
   it('a switch EVPN manages is deleted (a configuration without it): handed back first, its routes withdrawn', async (t) => {
     if (reason !== undefined) return t.skip(reason);
     const [a, b] = hosts as [Host, Host];
