@@ -335,12 +335,18 @@ export function parsePort(value: unknown, maxMtu: number, at = ''): { uuid?: str
 }
 
 // {switch, mac, port} (local) or {switch, mac, vtep} (remote).
+const FDB_KEYS = ['switch', 'mac', 'port', 'vtep', 'uuid'];
 export function parseFdb(value: unknown, at = ''): { uuid?: string; spec: FdbSpec } {
   const r = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
-  if (r.vtep !== undefined && r.port !== undefined) {
-    const field = at === '' ? 'vtep' : `${at}.vtep`;
-    throw new ControlError('ERR_INVALID_ARGUMENT', `${field}: give either port (a local port) or vtep (a remote VTEP), not both`, { field });
-  }
+  const fail = (key: string, why: string): never => {
+    const field = at === '' ? key : `${at}.${key}`;
+    throw new ControlError('ERR_INVALID_ARGUMENT', `${field}: ${why}`, { field });
+  };
+  if (r.vtep !== undefined && r.port !== undefined) fail('vtep', 'give either port (a local port) or vtep (a remote VTEP), not both');
+  // Named here, not by the local or remote validator, which knows only its own half.
+  const unknown = Object.keys(r).find((k) => !FDB_KEYS.includes(k));
+  if (unknown !== undefined) fail(unknown, `unknown field; expected one of ${FDB_KEYS.join(', ')}`);
+  if (typeof value === 'object' && value !== null && r.vtep === undefined && r.port === undefined) fail('port', 'give port (a local port) or vtep (a remote VTEP)');
   const remote = r.vtep !== undefined;
   const { uuid, rest } = parseGiven(value, at, remote ? validateRemote : validateStaticMacSpec, FDB_RULES);
   let spec: FdbSpec;

@@ -146,6 +146,15 @@ describe('limits and client errors through vpcd', () => {
         assert.equal((r.body as any).error.field, field);
         assert.match((r.body as any).error.message, /has a zone index/);
       }
+      // A static entry takes port or vtep: a misspelt vtep is named with the whole list, neither is said so.
+      for (const [body, field, message] of [
+        [{ switch: 'a', mac: '02:00:00:00:00:09', vtpe: '198.18.0.2' }, 'vtpe', 'vtpe: unknown field; expected one of switch, mac, port, vtep, uuid'],
+        [{ switch: 'a', mac: '02:00:00:00:00:09' }, 'port', 'port: give port (a local port) or vtep (a remote VTEP)'],
+      ] as const) {
+        const r = await d.client.raw('POST', '/v1/fdb', body);
+        assert.equal(r.status, 400);
+        assert.deepEqual([(r.body as any).error.code, (r.body as any).error.field, (r.body as any).error.message], ['ERR_INVALID_ARGUMENT', field, message]);
+      }
       assert.equal((await d.client.raw('GET', '/v1/status')).status, 200);
       assert.equal(d.logs.filter((l) => l.includes('internal error')).length, 0, 'no ERR_INTERNAL logged');
     } finally {
