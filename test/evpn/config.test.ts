@@ -148,14 +148,21 @@ describe('bgp configuration', () => {
         at({ Key: '198.18.0.2', Topic: 'Peer', level: 'info', msg: 'Add a peer configuration' }),
         at({ Data: 'as number mismatch expected 64513, received 64514', Key: '198.18.0.2', Topic: 'Peer', level: 'warning', msg: 'sent notification' }),
         at({ Key: '198.18.0.3', Topic: 'Peer', level: 'info', msg: 'Peer Up' }),
+        at({ Code: 6, Data: null, Key: '198.18.0.3', Subcode: 3, Topic: 'Peer', level: 'warning', msg: 'received notification' }),
+        at({ Code: 4, Data: '', Key: '198.18.0.4', Subcode: 0, Topic: 'Peer', level: 'warning', msg: 'sent notification' }),
+        at({ Code: 9, Key: '198.18.0.5', Subcode: 1, Topic: 'Peer', level: 'warning', msg: 'received notification' }),
         at({ Key: 'not-an-address', Topic: 'Peer', level: 'warning', msg: 'odd' }),
         at({ Topic: 'Config', level: 'warning', msg: 'not about a neighbour' }),
       ].join(''));
       const f = new GobgpdLogFollower(file, 4321, createLogger('silent'), 0);
       f.poll();
       f.stop();
-      assert.deepEqual([...f.peerProblems.keys()], ['198.18.0.2']);
+      assert.deepEqual([...f.peerProblems.keys()], ['198.18.0.2', '198.18.0.3', '198.18.0.4', '198.18.0.5']);
       assert.equal(f.peerProblems.get('198.18.0.2')!.msg, 'sent notification: as number mismatch expected 64513, received 64514');
+      // gobgpd logs a notification's numbers only (RFC 4271 4.5, RFC 4486): they are said in words.
+      assert.equal(f.peerProblems.get('198.18.0.3')!.msg, 'received notification: cease (peer de-configured)');
+      assert.equal(f.peerProblems.get('198.18.0.4')!.msg, 'sent notification: hold timer expired');
+      assert.equal(f.peerProblems.get('198.18.0.5')!.msg, 'received notification: error code 9 (subcode 1)');
     } finally {
       removeDir(dir);
     }

@@ -193,6 +193,31 @@ export function gobgpdLogLine(line: string): { level: PinoLevel; msg: string; fi
 // logged (as gobgpdLogLine says, with gobgpd's PID as gobgpdPid; vpcd's own
 // is the logger's `pid`). Keeps the last error or fatal line: the reason a
 // gobgpd that keeps exiting gives (`bgp status`).
+
+// A BGP NOTIFICATION's error code and subcode in words (RFC 4271 section
+// 4.5 and 6, RFC 5492 for the OPEN capability subcode, RFC 4486 and 8538 for
+// Cease), as gobgpd logs only the numbers ("Code": 6, "Subcode": 3).
+const NOTIFICATION_CODES: Record<number, [string, Record<number, string>]> = {
+  1: ['message header error', { 1: 'connection not synchronized', 2: 'bad message length', 3: 'bad message type' }],
+  2: ['OPEN message error', { 1: 'unsupported version number', 2: 'bad peer AS', 3: 'bad BGP identifier', 4: 'unsupported optional parameter', 6: 'unacceptable hold time', 7: 'unsupported capability' }],
+  3: ['UPDATE message error', {
+    1: 'malformed attribute list', 2: 'unrecognized well-known attribute', 3: 'missing well-known attribute', 4: 'attribute flags error', 5: 'attribute length error',
+    6: 'invalid ORIGIN attribute', 8: 'invalid NEXT_HOP attribute', 9: 'optional attribute error', 10: 'invalid network field', 11: 'malformed AS_PATH',
+  }],
+  4: ['hold timer expired', {}],
+  5: ['finite state machine error', {}],
+  6: ['cease', {
+    1: 'maximum number of prefixes reached', 2: 'administrative shutdown', 3: 'peer de-configured', 4: 'administrative reset', 5: 'connection rejected',
+    6: 'other configuration change', 7: 'connection collision resolution', 8: 'out of resources', 9: 'hard reset',
+  }],
+};
+
+export function notificationText(code: number, subcode: unknown): string {
+  const [name, subs] = NOTIFICATION_CODES[code] ?? [`error code ${code}`, {}];
+  const sub = typeof subcode === 'number' && subcode !== 0 ? subs[subcode] ?? `subcode ${subcode}` : undefined;
+  return sub === undefined ? name : `${name} (${sub})`;
+}
+
 export class GobgpdLogFollower {
   private partial = '';
   private readonly timer: NodeJS.Timeout;
@@ -253,7 +278,9 @@ export class GobgpdLogFollower {
       const key = l.fields.Key;
       if ((l.level === 'warn' || l.level === 'error' || l.level === 'fatal') && l.fields.Topic === 'Peer' && typeof key === 'string' && net.isIP(key) !== 0) {
         const data = l.fields.Data;
-        this.peerProblems.set(key, { msg: data === undefined ? l.msg : `${l.msg}: ${typeof data === 'string' ? data : JSON.stringify(data)}`, at: Date.now() });
+        const said = typeof data === 'string' ? (data === '' ? [] : [data]) : data === undefined || data === null ? [] : [JSON.stringify(data)];
+        const why = typeof l.fields.Code === 'number' ? [notificationText(l.fields.Code, l.fields.Subcode)] : [];
+        this.peerProblems.set(key, { msg: [l.msg, ...why, ...said].join(': '), at: Date.now() });
       }
       if (l.level === 'error' || l.level === 'fatal') {
         const why = [l.msg, ...Object.entries(l.fields).filter(([k]) => k !== 'Topic').map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)].join('; ');
