@@ -77,7 +77,13 @@ export class Metrics {
   private readonly families: Family[] = [];
 
   constructor(private readonly source: MetricsSource, opts: { defaultMetrics?: boolean } = {}) {
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client also exports the sums of nodejs_active_{handles,requests,
+      // resources} as gauges named *_total, which promtool refuses (a gauge
+      // must not end in _total). The families by type stay.
+      for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(n);
+    }
     const schema = source.dp.schema();
     const self = this;
 

@@ -74,6 +74,12 @@ describe('metrics', () => {
       // Every metric name is unique (no family registered twice).
       const types = text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]);
       assert.equal(new Set(types).size, types.length);
+      // Prometheus's own linter passes the whole exposition, Node's families
+      // included (prom-client's nodejs_active_*_total gauges are left out).
+      assert.match(text, /^nodejs_active_handles\{/m);
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      if (lint.error === undefined) assert.deepEqual([lint.status, `${lint.stdout}${lint.stderr}`.trim()], [0, ''], 'promtool check metrics');
+      else assert.fail(`promtool (Debian package prometheus, installed by scripts/setup-deps.sh test) did not run: ${lint.error.message}`);
     } finally {
       dp.close();
     }
