@@ -68,6 +68,12 @@ export interface UplinkInfo {
   neighborReachableSeconds: number;
   innerMtu4?: number; // the largest inner L3 packet a switch can carry over IPv4
   innerMtu6?: number;
+  // The backend's settings, defaults included (a kernel interface's uplink).
+  promiscuous?: boolean;
+  kernelPath?: boolean; // afpacket
+  xdpDecap?: 'auto' | 'on' | 'off'; // afpacket
+  xdpMode?: 'auto' | 'native' | 'generic'; // afxdp
+  zeroCopy?: 'auto' | 'on' | 'off'; // afxdp
 }
 
 export interface PeerSpec {
@@ -312,7 +318,12 @@ export function uplinkInfo(u: NormalizedUplink, id: number): UplinkInfo {
     allowUnknownPeers: u.allowUnknownPeers,
     neighborReachableSeconds: u.neighborReachableSeconds,
   };
-  if (u.kernel) info.interface = u.kernel.interface;
+  if (u.kernel) {
+    const k = u.kernel;
+    info.interface = k.interface;
+    if (u.type === 'afpacket') Object.assign(info, { promiscuous: k.promiscuous, kernelPath: k.kernelPath, xdpDecap: k.xdpDecap });
+    if (u.type === 'afxdp') Object.assign(info, { xdpMode: k.xdpMode, zeroCopy: k.zeroCopy });
+  }
   if (u.ip4) {
     info.localIp = `${u.ip4.addr}/${u.ip4.prefix}`;
     info.innerMtu4 = u.mtu - VXLAN_OVERHEAD.ipv4;

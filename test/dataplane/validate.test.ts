@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { DataplaneError, ValidationError } from '../../src/dataplane/errors';
 import * as v from '../../src/dataplane/validate';
 import * as specs from '../../src/dataplane/specs';
-import { validateUplinkSpec } from '../../src/dataplane/overlay';
+import { uplinkInfo, validateUplinkSpec } from '../../src/dataplane/overlay';
 import { createUplinkCommand } from '../../src/dataplane/commands';
 import { DEFAULT_OPTIONS, EVENT_TYPES } from '../../src/dataplane/types';
 import { EVENT_BITS } from '../../src/dataplane/native';
@@ -333,6 +333,11 @@ describe('port specs', () => {
   test('xdpDecap: afpacket uplinks only, auto, on or off, handed to the engine', () => {
     const uplink = (extra: Record<string, unknown>) => validateUplinkSpec({ name: 'up', interface: 'eth1', localIp: '198.18.0.1/24', ...extra }, MAX);
     assert.equal(uplink({ type: 'afpacket' }).kernel?.xdpDecap, 'auto', 'unset: the default, written out');
+    // uplink() (vpcctl uplink show) gives the backend's settings, defaults included.
+    const shown = uplinkInfo(uplink({ type: 'afpacket' }), 1);
+    assert.deepEqual([shown.promiscuous, shown.kernelPath, shown.xdpDecap, shown.xdpMode], [true, true, 'auto', undefined]);
+    const shownXdp = uplinkInfo(uplink({ type: 'afxdp' }), 1);
+    assert.deepEqual([shownXdp.kernelPath, shownXdp.xdpMode, shownXdp.zeroCopy], [undefined, 'auto', 'auto']);
     for (const v of ['auto', 'on', 'off'] as const) {
       const u = uplink({ type: 'afpacket', xdpDecap: v });
       assert.equal(u.kernel?.xdpDecap, v);
