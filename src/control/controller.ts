@@ -137,6 +137,11 @@ export class Controller {
             '(without one, the state keeps those the engine runs with): they take effect when vpcd restarts with a --config file that has them; an apply does not store them');
         }
       }
+      for (const u of desired.uplinks) {
+        if (u.spec.mac !== undefined && u.spec.type !== 'pipe') {
+          warnings.push(`${u.path === '' ? '' : `${u.path}.`}mac: ignored: an uplink of type ${u.spec.type} uses its interface's own MAC and follows it (set it on the interface: ip link set dev ${u.spec.interface ?? 'IF'} address ...)`);
+        }
+      }
       const target = { ...resolveTarget(this.model, desired), engine: this.model.engine };
       return this.commit(target, { dryRun: opts.dryRun === true, source: opts.source ?? 'api', warnings });
     });

@@ -431,7 +431,11 @@ export function normalUplink(spec: UplinkSpec, maxMtu: number, ignoreMac = false
   };
   if (ip4 !== undefined) n.localIp = cidr(ip4);
   if (ip6 !== undefined) n.localIp6 = cidr(ip6);
-  if (ignoreMac || spec.mac === undefined) delete n.mac;
+  // A kernel interface's uplink uses and follows the interface's MAC; its
+  // spec's `mac` is only the stand-in until the interface appears, so it
+  // makes no difference (writing out the MAC `uplink show` gives must not
+  // replace the uplink).
+  if (ignoreMac || spec.mac === undefined || spec.type !== 'pipe') delete n.mac;
   return n;
 }
 

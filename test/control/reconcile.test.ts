@@ -229,12 +229,22 @@ uplinks: [{ name: up, type: afpacket, interface: eth1, localIp: 198.18.0.1/24${e
     const stated = cfg({ port: ', kernelPath: true', tap: ', ioUring: auto', xdp: ', xdpMode: auto, zeroCopy: auto', uplink: ', kernelPath: true, xdpDecap: auto' }, bare);
     assert.deepEqual(plan(bare, stated), []);
     assert.deepEqual(plan(stated, cfg({ port: '', tap: '', xdp: '', uplink: '' }, stated)), []);
+    // The MAC `uplink show` gives, written out: an afpacket uplink uses (and
+    // follows) its interface's, so the spec's is no change either.
+    assert.deepEqual(plan(bare, cfg({ port: '', tap: '', xdp: '', uplink: ', mac: "02:00:00:00:00:42"' }, bare)), []);
     const other = cfg({ port: ', kernelPath: false', tap: ', ioUring: off', xdp: ', zeroCopy: off', uplink: ', xdpDecap: off' }, bare);
     assert.deepEqual(plan(bare, other).map((s) => `${s.op} ${s.kind} ${'reason' in s ? String(s.reason) : ''}`.trim()).sort(), [
       'create port replace: ioUring changed', 'create port replace: kernelPath changed', 'create port replace: zeroCopy changed',
       'create uplink replace: xdpDecap changed', 'delete port replace: ioUring changed', 'delete port replace: kernelPath changed',
       'delete port replace: zeroCopy changed', 'delete uplink replace: xdpDecap changed',
     ]);
+  });
+
+  test('a mac on a kernel interface\'s uplink is ignored, with a warning naming the field', async () => {
+    await withController(async (c) => {
+      const r = await c.apply(parseConfig('switches: []\nuplinks: [{ name: up, type: afpacket, interface: eth1, localIp: 198.18.0.1/24, mac: "02:00:00:00:00:42" }]\n'), { dryRun: true });
+      assert.ok(r.warnings.includes('uplinks[0].mac: ignored: an uplink of type afpacket uses its interface\'s own MAC and follows it (set it on the interface: ip link set dev eth1 address ...)'), r.warnings.join('\n'));
+    });
   });
 
   test('a config UUID that contradicts the running object is refused', async () => {
