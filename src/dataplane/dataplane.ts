@@ -48,7 +48,7 @@ import {
   validateRemoteMacSpec,
   validateUplinkSpec,
 } from './overlay';
-import { Capture, CaptureSpec, openCapture, TraceResult, TraceSpec, traceResult, validateCaptureSpec, validateTraceSpec } from './observe';
+import { Capture, CaptureSpec, openCapture, TRACE_DEFAULT_SECONDS, TraceResult, TraceSpec, traceResult, validateCaptureSpec, validateTraceSpec } from './observe';
 import { createPipeEnd } from './pipe';
 import { duplicatePortName, NameRegistry, PortState, portInfo, SwitchState } from './registry';
 import {
@@ -91,6 +91,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   private readonly engine: NativeEngine;
   private readonly native: NativeModule;
   private isClosed = false;
+  private traceTimer: NodeJS.Timeout | undefined; // ends a trace whose frames did not all come (TraceSpec.seconds)
 
   private readonly names = new NameRegistry();
 
@@ -172,6 +173,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    clearTimeout(this.traceTimer);
     this.names.clearReservations();
     try {
       this.engine.close();
@@ -532,6 +534,14 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       } catch (err) {
         throw mapNativeError(err, { op: 'trace' });
       }
+      // This trace, unless a later one replaced it: stopping an ended trace
+      // keeps its records (trace() still reads them).
+      clearTimeout(this.traceTimer);
+      this.traceTimer = setTimeout(() => {
+        this.traceTimer = undefined;
+        if (!this.isClosed) this.engine.traceStop().catch(() => undefined);
+      }, (s.seconds ?? TRACE_DEFAULT_SECONDS) * 1000);
+      this.traceTimer.unref();
     });
   }
 
@@ -544,6 +554,8 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
 
   async stopTrace(): Promise<void> {
     this.assertOpen();
+    clearTimeout(this.traceTimer);
+    this.traceTimer = undefined;
     try {
       await this.engine.traceStop();
     } catch (err) {

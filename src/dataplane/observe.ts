@@ -48,7 +48,13 @@ export interface Capture {
 export interface TraceSpec {
   count: number; // frames to trace, 1..1000
   port?: string; // only frames received on this port
+  // The trace ends by itself after this long if its frames have not all
+  // come (1..3600, default 60): a trace pauses the kernel fast path of every
+  // port while it waits, and a client that went away must not leave it so.
+  seconds?: number;
 }
+
+export const TRACE_DEFAULT_SECONDS = 60;
 
 export interface TraceLine {
   ns: number; // CLOCK_MONOTONIC nanoseconds
@@ -88,10 +94,11 @@ export function validateCaptureSpec(spec: unknown): Required<Omit<CaptureSpec, '
 }
 
 export function validateTraceSpec(spec: unknown): TraceSpec {
-  const o = validateObject(spec, '', ['count', 'port'], 'trace');
+  const o = validateObject(spec, '', ['count', 'port', 'seconds'], 'trace');
   return {
     count: validateInteger(o.count, 'count', 1, 1000),
     ...(o.port === undefined ? {} : { port: validateName(o.port, 'port') }),
+    seconds: o.seconds === undefined ? TRACE_DEFAULT_SECONDS : validateInteger(o.seconds, 'seconds', 1, 3600),
   };
 }
 

@@ -233,5 +233,18 @@ test('vpcctl trace: a forwarded frame shows rx, classify, learn, lookup and tx; 
     assert.match(rec.lines[1]!.text, /^oversize: /);
     const st = await d.client.call<{ ports: Record<string, { drops: Record<string, number> }> }>('GET', '/v1/stats');
     assert.ok((st.ports.p3?.drops.oversize ?? 0) >= 1, JSON.stringify(st.ports.p3));
+
+    // A trace waiting on an idle port pauses the kernel path; its vpcctl
+    // killed (-9, no DELETE), vpcd ends it by itself a little after the
+    // wait vpcctl asked for (--seconds 1: 6 s), and the path comes back.
+    const paused = async (): Promise<number> => (await d.client.call<{ engine: Record<string, number> }>('GET', '/v1/stats')).engine.kernel_path_paused!;
+    const idle = vpcctl(d.socket, ['trace', '--count', '5', '--port', 'p3', '--seconds', '1']);
+    await eventually(async () => ((await paused()) === 1 ? true : undefined), 5000, 50);
+    idle.kill(); // SIGKILL
+    await idle.done;
+    const t0 = Date.now();
+    await eventually(async () => ((await paused()) === 0 ? true : undefined), 15_000, 100);
+    const s = (Date.now() - t0) / 1000;
+    assert.ok(s >= 3, `ended ${s} s after the kill: by vpcd's deadline, not at once`);
   });
 });

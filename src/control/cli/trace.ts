@@ -33,7 +33,9 @@ export function registerTrace(program: Command, { io, ctx, print }: CliContext):
     .action(async (o: { count: number; port?: string; seconds: number }, cmd: Command) => {
       const { client, json } = ctx(cmd);
       const sleep = io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-      await client.call('POST', '/v1/trace', { count: o.count, ...(o.port === undefined ? {} : { port: o.port }) });
+      // vpcd ends the trace by itself a little after our wait, should this
+      // process be interrupted (it would pause the kernel path meanwhile).
+      await client.call('POST', '/v1/trace', { count: o.count, seconds: Math.min(3600, o.seconds + 5), ...(o.port === undefined ? {} : { port: o.port }) });
       const deadline = Date.now() + o.seconds * 1000;
       let t = await client.call<TraceResult>('GET', '/v1/trace');
       while (t.records.length < o.count && Date.now() < deadline) {
