@@ -9,7 +9,7 @@ import type { EvpnService } from '../../src/control/evpn/service';
 import { bgpRoutesText, bgpStatusText } from '../../src/control/cli/bgp';
 import { fdbLiveRow } from '../../src/control/cli/fdb';
 import { objectCounts } from '../../src/control/cli/status';
-import type { BgpStatus } from '../../src/control/evpn/service';
+import type { BgpStatus, EvpnTotals } from '../../src/control/evpn/service';
 import * as fs from 'node:fs';
 import { eventually, removeDir, spawnVpcd, TEST_ENGINE, VPCCTL } from '../control/helpers';
 import { Lab, skipReason } from '../ports/lab';
@@ -62,7 +62,8 @@ describe('vpcctl bgp', () => {
   test('the speaker state metric', async () => {
     const registry = new Registry();
     let status: BgpStatus = { ...STATUS, speaker: 'busy', stale: true };
-    registerEvpnMetrics(registry, { status: () => status } as unknown as EvpnService);
+    const totals = (): EvpnTotals => ({ ...status.evpn, restarts: status.restarts });
+    registerEvpnMetrics(registry, { status: () => status, totals } as unknown as EvpnService);
     const text = await registry.metrics();
     assert.match(text, /^vpcd_evpn_speaker_state\{state="busy"\} 1$/m);
     assert.match(text, /^vpcd_evpn_speaker_state\{state="up"\} 0$/m);

@@ -62,7 +62,7 @@ interface Host {
   dir: string;
 }
 
-type BgpStatusBody = { bgp: { neighbors: { address: string; state: string; received: number; advertised: number }[]; pid?: number; api: string; restarts: number; evpn: Record<string, number> } | null };
+type BgpStatusBody = { bgp: { neighbors: { address: string; state: string; received: number; advertised: number }[]; pid?: number; routerId: string; api: string; restarts: number; evpn: Record<string, number> } | null };
 type RoutesBody = { routes: { type: number; mac?: string; vtep: string; origin: string; seq?: number }[] };
 type FdbBody = { entries: { mac: string; vtep?: string; evpn?: boolean; static: boolean }[] };
 
@@ -338,6 +338,25 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     // And back to the configuration the other tests use.
     assert.equal((await a.vpcd!.client.call<{ applied: boolean }>('POST', '/v1/apply', { config: config(1) })).applied, true);
     await eventually(async () => (await status(a)).bgp!.evpn.floodPeers === 1, 15_000, 100);
+  });
+
+  it('a bgp change that restarts gobgpd (routerId) keeps the running totals: they count from vpcd\'s start', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a] = hosts as [Host, Host];
+    const before = (await status(a)).bgp!.evpn.updatesSent;
+    assert.ok(before > 0, 'routes were sent before');
+    const apply = async (text: string): Promise<void> => assert.equal((await a.vpcd!.client.call<{ applied: boolean }>('POST', '/v1/apply', { config: text })).applied, true);
+    await apply(config(1).replace('routerId: 198.18.0.1\n', 'routerId: 198.18.0.21\n'));
+    const restarted = await eventually(async () => {
+      const s = (await status(a)).bgp!;
+      return s.routerId === '198.18.0.21' && s.neighbors.some((n) => n.state === 'established') ? s : undefined;
+    }, 60_000, 200);
+    // The new sync advertised this host's routes again: added to, not counted anew.
+    await eventually(async () => ((await status(a)).bgp!.evpn.updatesSent > before ? true : undefined), 30_000, 200)
+      .catch(async () => assert.fail(`updates sent: ${before} before the restart, ${(await status(a)).bgp!.evpn.updatesSent} after`));
+    await apply(config(1));
+    await eventually(async () => (await status(a)).bgp!.routerId === '198.18.0.1' && (await status(a)).bgp!.evpn.floodPeers === 1, 60_000, 200);
+    assert.ok((await status(a)).bgp!.evpn.updatesSent > restarted.evpn.updatesSent);
   });
 
   it('a switch EVPN manages is deleted (a configuration without it): handed back first, its routes withdrawn', async (t) => {

@@ -18,7 +18,7 @@
 //       winning route's arrival to the FDB update
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { EvpnService } from './service';
+import type { EvpnService, EvpnTotals } from './service';
 
 const SPEAKER_STATES = ['up', 'busy', 'down'];
 const STATES = ['idle', 'connect', 'active', 'opensent', 'openconfirm', 'established', 'unknown'];
@@ -58,26 +58,26 @@ export function registerEvpnMetrics(registry: Registry, evpn: EvpnService): (pha
     });
   single('vpcd_evpn_macs_installed', 'FDB entries of kind evpn (installed from type-2 routes)', (s) => s.evpn.macsInstalled);
   single('vpcd_evpn_flood_peers', 'VTEPs in the flood lists of EVPN-managed switches (from type-3 routes)', (s) => s.evpn.floodPeers);
-  // The service keeps these counts for the life of the process; a scrape
+  // The service keeps these totals for the life of the process, across
+  // speaker restarts and bgp sections taken out and put back; a scrape
   // copies them, typed as the counters they are (rate() needs the type).
-  const counter = (name: string, help: string, pick: (s: NonNullable<ReturnType<EvpnService['status']>>) => number): void => {
+  const counter = (name: string, help: string, pick: (t: EvpnTotals) => number): void => {
     // eslint-disable-next-line no-new
     new Counter({
       name, help, registers: [registry],
       collect(this: Counter<string>) {
-        const s = status();
         this.reset();
-        if (s !== undefined) this.inc(pick(s));
+        this.inc(pick(evpn.totals()));
       },
     });
   };
-  counter('vpcd_evpn_updates_sent_total', 'paths handed to gobgpd (advertisements and withdrawals)', (s) => s.evpn.updatesSent);
-  counter('vpcd_evpn_mac_moves_total', 'MACs that moved to or away from this host', (s) => s.evpn.moves);
-  counter('vpcd_evpn_duplicate_macs_total', 'MACs flagged as duplicates (RFC 7432 section 15.1)', (s) => s.evpn.duplicates);
-  counter('vpcd_evpn_limited_total', 'routes not advertised or not installed because of a switch macLimit', (s) => s.evpn.limited);
-  counter('vpcd_evpn_rejected_total', 'routes gobgpd refused (dropped, see the log)', (s) => s.evpn.rejected);
+  counter('vpcd_evpn_updates_sent_total', 'paths handed to gobgpd (advertisements and withdrawals)', (t) => t.updatesSent);
+  counter('vpcd_evpn_mac_moves_total', 'MACs that moved to or away from this host', (t) => t.moves);
+  counter('vpcd_evpn_duplicate_macs_total', 'MACs flagged as duplicates (RFC 7432 section 15.1)', (t) => t.duplicates);
+  counter('vpcd_evpn_limited_total', 'routes not advertised or not installed because of a switch macLimit', (t) => t.limited);
+  counter('vpcd_evpn_rejected_total', 'routes gobgpd refused (dropped, see the log)', (t) => t.rejected);
   single('vpcd_evpn_pending', 'updates waiting for the rate limit or an FDB batch', (s) => s.evpn.pending);
-  counter('vpcd_evpn_speaker_restarts_total', 'restarts of the managed gobgpd', (s) => s.restarts);
+  counter('vpcd_evpn_speaker_restarts_total', 'restarts of the managed gobgpd', (t) => t.restarts);
   const moves = new Histogram({
     name: 'vpcd_evpn_mac_move_seconds',
     help: 'MAC-move convergence: advertise = move event to route handed to gobgpd; install = winning route received to FDB updated',

@@ -37,6 +37,10 @@ export interface BgpStatus {
   evpn: EvpnStats;
 }
 
+export type EvpnTotals = Pick<EvpnStats, 'updatesSent' | 'moves' | 'duplicates' | 'limited' | 'installErrors' | 'rejected'> & { restarts: number };
+const TOTAL_KEYS = ['updatesSent', 'moves', 'duplicates', 'limited', 'installErrors', 'rejected'] as const;
+const withoutRestarts = ({ restarts: _r, ...rest }: EvpnTotals): Omit<EvpnTotals, 'restarts'> => rest;
+
 export interface EvpnServiceOptions {
   dp: Dataplane;
   stateDir: string;
@@ -94,8 +98,22 @@ export class EvpnService {
   private externalRetry?: NodeJS.Timeout;
   private chain: Promise<void> = Promise.resolve();
   private model?: Model;
+  // What syncs and speakers this process stopped had counted (a bgp change
+  // that restarts gobgpd replaces both; `bgp` taken out stops them), so that
+  // totals() counts from vpcd's start.
+  private readonly carried: EvpnTotals = { updatesSent: 0, moves: 0, duplicates: 0, limited: 0, installErrors: 0, rejected: 0, restarts: 0 };
 
   constructor(private readonly o: EvpnServiceOptions) {}
+
+  // Running totals since vpcd started, with or without a bgp section now
+  // (the vpcd_evpn_*_total counters).
+  totals(): EvpnTotals {
+    const now = this.sync?.counters;
+    const t = { ...this.carried };
+    for (const k of TOTAL_KEYS) t[k] += now?.[k] ?? 0;
+    t.restarts += this.speaker?.restarts ?? 0;
+    return t;
+  }
 
   get active(): boolean {
     return this.sync !== undefined;
@@ -306,8 +324,10 @@ export class EvpnService {
     if (this.externalRetry !== undefined) clearTimeout(this.externalRetry);
     this.poll = undefined;
     await this.sync?.stop();
+    for (const k of TOTAL_KEYS) this.carried[k] += this.sync?.counters[k] ?? 0;
     this.sync = undefined;
     await this.speaker?.stop();
+    this.carried.restarts += this.speaker?.restarts ?? 0;
     this.speaker = undefined;
     this.client?.close();
     this.client = undefined;
@@ -347,7 +367,7 @@ export class EvpnService {
         const p = this.speaker?.peerProblem(n.address);
         return p === undefined ? n : { ...n, lastProblem: p.msg, lastProblemAt: new Date(p.at).toISOString() };
       }),
-      evpn: this.sync.stats(),
+      evpn: { ...this.sync.stats(), ...withoutRestarts(this.totals()) }, // the running totals since vpcd started
     };
     if (this.speaker?.pid !== undefined) s.pid = this.speaker.pid;
     const lastError = this.speaker?.lastError;
