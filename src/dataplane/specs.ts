@@ -383,7 +383,7 @@ export function validateKernelSettings(p: Record<string, unknown>, type: PortTyp
     settings.promiscuous = validateBoolean(p.promiscuous, 'promiscuous');
   }
   if (p.kernelPath !== undefined) {
-    if (type !== 'afpacket') throw invalid('ERR_INVALID_ARGUMENT', 'kernelPath', 'applies only to afpacket ports (the kernel fast path, docs/design/kernel-path.md)', undefined, false);
+    if (type !== 'afpacket') throw invalid('ERR_INVALID_ARGUMENT', 'kernelPath', 'applies only to afpacket ports and uplinks (the kernel fast path, docs/design/kernel-path.md)', undefined, false);
     settings.kernelPath = validateBoolean(p.kernelPath, 'kernelPath');
   }
   for (const [key, allowed] of [['xdpMode', ['auto', 'native', 'generic']], ['zeroCopy', ['auto', 'on', 'off']]] as const) {
