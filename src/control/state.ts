@@ -291,15 +291,18 @@ export function parseStateDocument(text: string, file: string): StateDocument {
   return { format: STATE_FORMAT, version: d.version, generation: d.generation, writtenAt: String(d.writtenAt), checksum: d.checksum, state };
 }
 
-// `promiscuous` was taken on every kernel port type before it was refused
-// where the backend never reads it (all but afpacket): a state file written
-// then still loads, without the field, which changed nothing.
+// Fields taken before they were refused where nothing reads them; a state
+// file written then still loads, without them, which changes nothing:
+// - `promiscuous` on every kernel port type (the backend reads it on
+//   afpacket only);
+// - an uplink's `xdpDecap: on` beside `kernelPath: false` (the XDP stage is
+//   part of the kernel path; refused since 2026-12-07).
 function withoutIgnored(spec: unknown): unknown {
   if (typeof spec !== 'object' || spec === null) return spec;
-  const s = spec as Record<string, unknown>;
-  if (s.promiscuous === undefined || !['tap', 'netmap', 'afxdp'].includes(s.type as string)) return spec;
-  const { promiscuous: _ignored, ...rest } = s;
-  return rest;
+  const { ...s } = spec as Record<string, unknown>;
+  if (s.promiscuous !== undefined && ['tap', 'netmap', 'afxdp'].includes(s.type as string)) delete s.promiscuous;
+  if (s.kernelPath === false && s.xdpDecap === 'on') delete s.xdpDecap;
+  return s;
 }
 
 // Schema of the stored model: every object valid on its own and together.

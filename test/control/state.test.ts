@@ -10,7 +10,7 @@ import { parseConfig } from '../../src/control/config';
 import { ControlError } from '../../src/control/errors';
 import { emptyModel, Model } from '../../src/control/model';
 import { resolveTarget } from '../../src/control/reconcile';
-import { checksumOf, isRunningVpcd, StateStore, WriteFn } from '../../src/control/state';
+import { checksumOf, isRunningVpcd, STATE_VERSION, StateStore, WriteFn } from '../../src/control/state';
 import { diskWithRoom, removeDir, tempDir } from './helpers';
 
 function sampleModel(): Model {
@@ -132,6 +132,20 @@ describe('state file', () => {
       doc.checksum = checksumOf(doc.state);
       fs.writeFileSync(store.file, JSON.stringify(doc));
       assert.match(corruptCode(store).message, /state\.ports\[0\]\.spec\.promiscuous: applies only to kernel-facing ports/);
+    });
+  });
+
+  test('an uplink stored with xdpDecap: on beside kernelPath: false (taken before the pair was refused) loads without xdpDecap', () => {
+    withStore((store) => {
+      store.save(sampleModel());
+      const doc = JSON.parse(fs.readFileSync(store.file, 'utf8'));
+      const spec = { name: 'up', type: 'afpacket', interface: 'eth1', localIp: '198.18.0.1/24', mac: '02:00:00:00:00:42', kernelPath: false };
+      doc.version = STATE_VERSION; // the oldest format that has uplinks is written for a model without
+      doc.state.uplinks = [{ uuid: '6f1c2a4e-8b1d-4c2e-9a3f-0b5d7e9f1a2c', spec: { ...spec, xdpDecap: 'on' } }];
+      doc.state.peers = [];
+      doc.checksum = checksumOf(doc.state);
+      fs.writeFileSync(store.file, JSON.stringify(doc));
+      assert.deepEqual(store.load()!.uplinks[0]!.spec, spec);
     });
   });
 
