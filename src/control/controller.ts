@@ -40,6 +40,7 @@ import {
   Model,
   normalPort,
   normalSwitch,
+  followsInterfaceMac,
   normalUplink,
   parseFdb,
   parsePeer,
@@ -138,7 +139,7 @@ export class Controller {
         }
       }
       for (const u of desired.uplinks) {
-        if (u.spec.mac !== undefined && u.spec.type !== 'pipe') {
+        if (u.spec.mac !== undefined && followsInterfaceMac(u.spec.type)) {
           warnings.push(`${u.path === '' ? '' : `${u.path}.`}mac: ignored: an uplink of type ${u.spec.type} uses its interface's own MAC and follows it (set it on the interface: ip link set dev ${u.spec.interface ?? 'IF'} address ...)`);
         }
       }

@@ -431,12 +431,18 @@ export function normalUplink(spec: UplinkSpec, maxMtu: number, ignoreMac = false
   };
   if (ip4 !== undefined) n.localIp = cidr(ip4);
   if (ip6 !== undefined) n.localIp6 = cidr(ip6);
-  // A kernel interface's uplink uses and follows the interface's MAC; its
+  // An afpacket or afxdp uplink uses and follows its interface's MAC; its
   // spec's `mac` is only the stand-in until the interface appears, so it
   // makes no difference (writing out the MAC `uplink show` gives must not
-  // replace the uplink).
-  if (ignoreMac || spec.mac === undefined || spec.type !== 'pipe') delete n.mac;
+  // replace the uplink). Other types keep the configured one.
+  if (ignoreMac || spec.mac === undefined || followsInterfaceMac(spec.type)) delete n.mac;
   return n;
+}
+
+// The uplink types whose backend reports its interface's MAC to the engine
+// (AfPacketPort, AfXdpPort hw_mac()), which the VTEP then uses.
+export function followsInterfaceMac(type: string): boolean {
+  return type === 'afpacket' || type === 'afxdp';
 }
 
 export function sameValue(a: unknown, b: unknown): boolean {
