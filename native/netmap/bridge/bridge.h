@@ -119,6 +119,7 @@ class Bridge {
   // The uplink has the kernel path: decapsulated bursts are noted too.
   bool kpath_uplink() const { return kpath_.uplink != kNoId; }
   void kpath_sync();
+  void kpath_show_paused();
   void kpath_tick();
   void kpath_port_changed(PortId pid);
   // On the submitter's thread (Engine::submit): a CreatePort or CreateUplink

@@ -102,6 +102,7 @@ bool Bridge::kpath_hook(PortId pid, bool uplink, SwitchId sw, MemberId member) {
   r.sw = sw;
   k.kp->clear_stats(pid);
   k.active.push_back(pid);
+  kpath_show_paused();
   ports_[pid].kpath = true;
   kpath_refresh(pid);
   return true;
@@ -154,6 +155,7 @@ void Bridge::kpath_leave(PortId pid) {
   if (r.pushed.ifindex) k.kp->clear_ifindex(int(r.pushed.ifindex));
   r = KpathState::PortRec{};
   k.active.erase(std::remove(k.active.begin(), k.active.end(), pid), k.active.end());
+  kpath_show_paused();
   ports_[pid].kpath = false;
   if (pid == k.uplink) {
     // No VXLAN in the kernel without it: the remote members go, with their
@@ -290,6 +292,14 @@ bool Bridge::kpath_remote_ready(SwitchId s, uint32_t port) {
   return true;
 }
 
+// The engine gauge kernel_path_paused: 1 while a capture or trace holds
+// the path off for ports that have it (a capture already running when the
+// path came, or ports leaving during one, included).
+void Bridge::kpath_show_paused() {
+  const KpathState& k = kpath_;
+  core_.engine_counters().set(EngineCounter::kernel_path_paused, !k.active.empty() && !k.global.on ? 1 : 0);
+}
+
 // Between iterations: the capture switch, the generations, the noted entries.
 void Bridge::kpath_sync() {
   KpathState& k = kpath_;
@@ -299,7 +309,7 @@ void Bridge::kpath_sync() {
     g.on = on;
     if (k.kp->set_global(g)) {
       k.global = g;
-      core_.engine_counters().set(EngineCounter::kernel_path_paused, on ? 0 : 1);
+      kpath_show_paused();
     }
   }
   for (auto& [s, gen] : k.gens)

@@ -327,8 +327,11 @@ TEST_F(KernelPath, ACaptureSeesEveryFrame) {
     auto cap = std::make_shared<CaptureSession>(f, 64, 128);
     auto c = testutil::EngineHarness::cmd(CmdOp::kStartCapture);
     c->capture = cap;
+    const auto paused = [&] { return cnt_read(h.engine().engine_counters().c[size_t(EngineCounter::kernel_path_paused)]); };
+    EXPECT_EQ(paused(), 0u);
     ASSERT_TRUE(h.run(std::move(c)).ok());
     pump();  // the kernel path goes off
+    EXPECT_EQ(paused(), 1u);
     for (uint8_t t = 5; t < 8; ++t) ga.send(kB, kA, t);
     pump();
     EXPECT_EQ(gb.recv(), tags(5, 8));
@@ -337,6 +340,7 @@ TEST_F(KernelPath, ACaptureSeesEveryFrame) {
     c->capture = cap;
     ASSERT_TRUE(h.run(std::move(c)).ok());
     pump();
+    EXPECT_EQ(paused(), 0u);
     ga.send(kB, kA, 8);
     EXPECT_EQ(gb.recv(), std::vector<uint8_t>{8});  // back in the kernel: nobody ran the engine
     pump(150);
