@@ -18,7 +18,7 @@
 //   GET    /v1/bgp                      the EVPN speaker: sessions, route counts ({bgp: null} without a bgp section)
 //   GET    /v1/bgp/routes[?switch=S]    EVPN routes: ours and received
 //   GET    /v1/capture?port=P|switch=S&...   a pcap (or NDJSON) stream (observe-api.ts)
-//   POST   /v1/trace {count, port?}     trace the next `count` frames (replaces a running trace)
+//   POST   /v1/trace {count, port?, seconds?}  trace the next `count` frames (replaces a running trace; ends by itself after `seconds`, default 60)
 //   GET    /v1/trace                    the trace's records so far    DELETE /v1/trace: stop
 //   GET    /v1/state                    the running desired state (for backups)
 //   POST   /v1/apply                    {config: "<yaml>", dryRun?: bool, source?: name}  (any other field: 400)

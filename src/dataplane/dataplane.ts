@@ -92,6 +92,7 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   private readonly native: NativeModule;
   private isClosed = false;
   private traceTimer: NodeJS.Timeout | undefined; // ends a trace whose frames did not all come (TraceSpec.seconds)
+  private traceGen = 0; // the trace started last
 
   private readonly names = new NameRegistry();
 
@@ -529,17 +530,22 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     const s = validateTraceSpec(spec);
     return this.serial(async () => {
       const portId = s.port === undefined ? -1 : this.names.requireEndpoint(s.port, 'port').id;
+      // The previous trace's deadline goes before this one starts, so that it
+      // cannot stop this one; the new deadline stops this trace only
+      // (traceGen), through the queue the other calls take. Stopping a trace
+      // keeps its records (trace() still reads them).
+      clearTimeout(this.traceTimer);
+      const gen = ++this.traceGen;
       try {
         await this.engine.traceStart({ count: s.count, portId });
       } catch (err) {
         throw mapNativeError(err, { op: 'trace' });
       }
-      // This trace, unless a later one replaced it: stopping an ended trace
-      // keeps its records (trace() still reads them).
-      clearTimeout(this.traceTimer);
       this.traceTimer = setTimeout(() => {
         this.traceTimer = undefined;
-        if (!this.isClosed) this.engine.traceStop().catch(() => undefined);
+        void this.serial(async () => {
+          if (!this.isClosed && gen === this.traceGen) await this.engine.traceStop();
+        }).catch(() => undefined);
       }, (s.seconds ?? TRACE_DEFAULT_SECONDS) * 1000);
       this.traceTimer.unref();
     });
