@@ -617,30 +617,46 @@ test('API: stats().ports lists the uplink with its drops by reason; uplink().mac
   });
 });
 
-test('the uplink follows its interface\'s MAC: after ip link set address, the VTEP sends and answers with the new one, its next hop learns it unasked, traffic goes on', async (t) => {
-  await withLab(t, [], async (lab) => {
+test('the uplink follows its interface\'s MAC: after ip link set address, the VTEP announces it (ARP, unsolicited NA), sends and answers with it, its next hop learns it unasked, traffic goes on', async (t) => {
+  await withLab(t, ['tcpdump', 'tshark'], async (lab) => {
     // Not promiscuous, as on a NIC: frames to the old MAC would not even be
     // read there. (A veth delivers them anyway; the MACs are what is checked.)
-    const h = await interop(lab, { family: 4, vnis: [100], uplink: { promiscuous: false } });
+    const h = await interop(lab, { family: 4, vnis: [100], dual: true, uplink: { promiscuous: false } });
     const [gA] = h.gA;
     const [gB] = h.gB;
+    const tmp = tempDir(lab);
     try {
       assert.equal((await ping(lab, gA, gB.ip, 3)).received, 3);
-      const bNeigh = (): string => run('ip', ['-n', h.nsB, 'neigh', 'show', A4, 'dev', 'eth0']);
-      assert.ok(bNeigh().includes(h.vtepMac), bNeigh());
+      await lab.nsAsync(h.nsB, 'ping', ['-6', '-c', '1', '-W', '1', '-n', A6], 4000);
+      const bNeigh = (ip: string): string => run('ip', ['-n', h.nsB, 'neigh', 'show', ip, 'dev', 'eth0']);
+      assert.ok(bNeigh(A4).includes(h.vtepMac), bNeigh(A4));
+      const file = `${tmp.dir}/announce.pcap`;
+      const cap = background(lab, h.nsB, 'timeout', ['20', 'tcpdump', '-i', 'eth0', '-nn', '--immediate-mode', '-U', '-c', '50', '-w', file, 'arp or icmp6'], 'listening on');
+      await cap.ready;
       const fresh = '02:00:00:00:0a:99';
       run('ip', ['-n', h.nsA, 'link', 'set', 'up0', 'address', fresh]);
       await eventually(async () => {
         const info = await h.a.call<{ mac: string }>('uplink');
         assert.equal(info.mac, fresh, 'uplink().mac follows the interface');
-        // B was not flushed: the VTEP asked it again from the new MAC.
-        assert.ok(bNeigh().includes(fresh), `B's entry for the VTEP: ${bNeigh()}`);
+        // B was not flushed: the VTEP told it.
+        assert.ok(bNeigh(A4).includes(fresh), `B's entry for the VTEP: ${bNeigh(A4)}`);
+        assert.ok(bNeigh(A6).includes(fresh), `B's IPv6 entry for the VTEP: ${bNeigh(A6)}`);
       }, 15_000);
+      await sleep(300);
+      cap.stop();
+      await cap.done;
+      const fields = ['eth.src', 'arp.opcode', 'arp.src.hw_mac', 'arp.src.proto_ipv4', 'arp.dst.proto_ipv4', 'icmpv6.type', 'ipv6.dst', 'icmpv6.nd.na.flag.s', 'icmpv6.nd.na.flag.o', 'icmpv6.nd.na.target_address'];
+      const seen = run('tshark', ['-r', file, '-n', '-T', 'fields', '-E', 'separator=|', ...fields.flatMap((f) => ['-e', f])], 30_000)
+        .split('\n').filter((l) => l.trim() !== '').map((l) => Object.fromEntries(l.split('|').map((v, i) => [fields[i]!, v])));
+      t.diagnostic(`B saw: ${JSON.stringify(seen)}`);
+      // RFC 5227 2.3: an ARP request whose sender and target are both our address.
+      assert.ok(seen.some((p) => p['eth.src'] === fresh && p['arp.opcode'] === '1' && p['arp.src.hw_mac'] === fresh && p['arp.src.proto_ipv4'] === A4 && p['arp.dst.proto_ipv4'] === A4), 'an ARP announcement');
+      // RFC 4861 7.2.6: an unsolicited NA to all nodes, override set, solicited not.
+      assert.ok(seen.some((p) => p['eth.src'] === fresh && p['icmpv6.type'] === '136' && p['ipv6.dst'] === 'ff02::1' && /^(1|True)$/i.test(p['icmpv6.nd.na.flag.o']!) && /^(0|False)$/i.test(p['icmpv6.nd.na.flag.s']!) && p['icmpv6.nd.na.target_address'] === A6), 'an unsolicited Neighbor Advertisement');
       const ab = await ping(lab, gA, gB.ip, 3);
       assert.equal(ab.received, 3, ab.out);
       const ba = await ping(lab, gB, gA.ip, 3);
       assert.equal(ba.received, 3, ba.out);
-      // What B's Linux VTEP learned came from packets with the new source.
       const st = await h.a.call<Stats>('statsPlus');
       t.diagnostic(`uplink counters after the change: ${JSON.stringify(nonZero(st.uplink?.counters ?? {}))}`);
     } finally {

@@ -222,9 +222,10 @@ void Overlay::tick() {
 // has, and a non-promiscuous NIC keeps receiving what is sent to us. The
 // VTEPs' outer headers rebuild (generation), the kernel path reads the MAC
 // at its next refresh. After a change (not the stand-in's first adoption:
-// nothing was sent with it) every next hop in use is asked again, and a
-// request from the new MAC updates its neighbour cache (RFC 826, RFC 4861
-// 7.2.3), as Linux's stack does when its NIC's MAC changes.
+// nothing was sent with it) the new MAC is announced (announce_mac: an ARP
+// announcement and an unsolicited Neighbor Advertisement), and every next
+// hop in use is asked again, a request from the new MAC updating its
+// neighbour cache too (RFC 826, RFC 4861 7.2.3).
 void Overlay::adopt_interface_mac() {
   const Mac hw = core_.port(uplink_.port).port->hw_mac();
   if (hw == 0 || hw == uplink_.mac) {
@@ -237,6 +238,7 @@ void Overlay::adopt_interface_mac() {
   uplink_.generation++;
   core_.port(uplink_.port).cfg.mac = hw;
   if (!announce) return;
+  announce_mac();
   for (Neighbor& nb : neighbors_) {
     if (nb.users == 0 || (nb.state != Neighbor::kReachable && nb.state != Neighbor::kStale)) continue;
     nb.state = Neighbor::kStale;  // still used while the request is out

@@ -144,6 +144,9 @@ class Overlay {
   void neighbor_learn(const IpAddr& ip, Mac mac, bool solicited);
   uint32_t neighbor_for(const IpAddr& next_hop);
   void neighbor_request(Neighbor& nb);
+  uint16_t arp_request_frame(uint8_t* f, const uint8_t* target) const;
+  uint16_t nd_advert_frame(uint8_t* f, const uint8_t* dst, Mac dst_mac, uint32_t flags) const;
+  void announce_mac();
   void neighbor_tick();
   void neighbor_flush_pending(Neighbor& nb);
   void drop_pending();

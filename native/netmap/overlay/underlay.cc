@@ -18,6 +18,9 @@ constexpr uint8_t kIcmpEchoRequest = 8, kIcmpEchoReply = 0;
 constexpr uint8_t kIcmp6EchoRequest = 128, kIcmp6EchoReply = 129;
 constexpr uint8_t kNdNeighborSolicit = 135, kNdNeighborAdvert = 136;
 constexpr uint8_t kNdOptSourceLl = 1, kNdOptTargetLl = 2;
+constexpr uint32_t kNdFlagSolicited = 0x40000000u, kNdFlagOverride = 0x20000000u;
+constexpr uint8_t kAllNodes6[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+constexpr Mac kAllNodesMac = 0x333300000001ull;
 constexpr uint8_t kMaxTries = 3;
 
 // Finds the link-layer address option of an ND message (options start after
@@ -128,31 +131,14 @@ int Overlay::handle_ipv6_local(Pkt& p, uint8_t* f) {
     bool dad = src.is_zero();
     if (!dad && nd_ll_option(icmp, plen, kNdOptSourceLl, &src_ll)) neighbor_learn(src, src_ll, false);
     if (target != me) return 0;
-    // Neighbor Advertisement: solicited (unless answering DAD), override,
-    // with our link-layer address.
-    Mac requester = eth_src(f);
-    uint16_t na_len = 32;
+    // Neighbor Advertisement: solicited (unless answering DAD), override.
     if (dad) {
-      static const uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-      std::memcpy(ip + 24, kAllNodes, 16);
-      mac_store(f, 0x333300000001ull);
+      p.len = nd_advert_frame(f, kAllNodes6, kAllNodesMac, kNdFlagOverride);
     } else {
-      std::memcpy(ip + 24, ip + 8, 16);
-      mac_store(f, requester);
+      uint8_t asker[16];
+      std::memcpy(asker, ip + 8, 16);
+      p.len = nd_advert_frame(f, asker, eth_src(f), kNdFlagSolicited | kNdFlagOverride);
     }
-    std::memcpy(ip + 8, me.b, 16);
-    mac_store(f + 6, uplink_.mac);
-    store_be16(ip + 4, na_len);
-    ip[7] = 255;
-    icmp[0] = kNdNeighborAdvert;
-    icmp[1] = 0;
-    store_be32(icmp + 4, dad ? 0x20000000u : 0x60000000u);  // S (unless DAD) and O
-    std::memcpy(icmp + 8, me.b, 16);
-    icmp[24] = kNdOptTargetLl;
-    icmp[25] = 1;
-    mac_store(icmp + 26, uplink_.mac);
-    icmp6_checksum(ip, na_len);
-    p.len = uint16_t(kEthHeaderLen + kIpv6HeaderLen + na_len);
     uplink_.counters->add(UplinkCounter::nd_adverts_sent, 1);
     transmit_uplink(p);
     return 1;
@@ -215,6 +201,78 @@ void Overlay::neighbor_flush_pending(Neighbor& nb) {
   nb.pending.clear();
 }
 
+// A broadcast ARP request from our VTEP for `target` (4 bytes), in a frame
+// whose first 86 bytes are zero. Returns its length.
+uint16_t Overlay::arp_request_frame(uint8_t* f, const uint8_t* target) const {
+  mac_store(f, kMacBroadcast);
+  mac_store(f + 6, uplink_.mac);
+  store_be16(f + 12, kEtherTypeArp);
+  uint8_t* a = f + kEthHeaderLen;
+  store_be16(a, 1);
+  store_be16(a + 2, kEtherTypeIpv4);
+  a[4] = 6;
+  a[5] = 4;
+  store_be16(a + 6, 1);
+  mac_store(a + 8, uplink_.mac);
+  std::memcpy(a + 14, uplink_.cfg.ip4.b + 12, 4);
+  std::memcpy(a + 24, target, 4);
+  return kEthMinFrame;
+}
+
+// A Neighbor Advertisement for our VTEP address (RFC 4861 4.4) to `dst`
+// (16 bytes) at `dst_mac`, with our link-layer address. Returns its length.
+uint16_t Overlay::nd_advert_frame(uint8_t* f, const uint8_t* dst, Mac dst_mac, uint32_t flags) const {
+  constexpr uint16_t kNaLen = 32;
+  const IpAddr& me = uplink_.cfg.ip6;
+  mac_store(f, dst_mac);
+  mac_store(f + 6, uplink_.mac);
+  store_be16(f + 12, kEtherTypeIpv6);
+  uint8_t* ip = f + kEthHeaderLen;
+  store_be32(ip, 0x60000000u);
+  store_be16(ip + 4, kNaLen);
+  ip[6] = kIpProtoIcmpv6;
+  ip[7] = 255;
+  std::memcpy(ip + 8, me.b, 16);
+  std::memcpy(ip + 24, dst, 16);
+  uint8_t* icmp = ip + kIpv6HeaderLen;
+  icmp[0] = kNdNeighborAdvert;
+  icmp[1] = 0;
+  store_be32(icmp + 4, flags);
+  std::memcpy(icmp + 8, me.b, 16);
+  icmp[24] = kNdOptTargetLl;
+  icmp[25] = 1;
+  mac_store(icmp + 26, uplink_.mac);
+  icmp6_checksum(ip, kNaLen);
+  return uint16_t(kEthHeaderLen + kIpv6HeaderLen + kNaLen);
+}
+
+// Our MAC changed: tell the underlay at once, as a host does when its
+// address moves to another NIC (RFC 5227 2.3's ARP announcement, an
+// unsolicited Neighbor Advertisement with the override flag, RFC 4861
+// 7.2.6). Neighbours that hold our address update it, those that do not
+// ignore it; the requests adopt_interface_mac() sends next hops in use
+// follow.
+void Overlay::announce_mac() {
+  if (!uplink_.active || !core_.port(uplink_.port).up) return;
+  const UplinkConfig& u = uplink_.cfg;
+  for (int v6 = 0; v6 < 2; ++v6) {
+    if ((v6 ? u.ip6 : u.ip4).is_zero()) continue;
+    uint32_t idx;
+    if (!core_.cache().alloc(&idx)) return;
+    Pkt p{idx, core_.pool().headroom(), 0};
+    uint8_t* f = core_.pool().frame(p);
+    std::memset(f, 0, 86);
+    if (v6) {
+      p.len = nd_advert_frame(f, kAllNodes6, kAllNodesMac, kNdFlagOverride);
+      uplink_.counters->add(UplinkCounter::nd_adverts_sent, 1);
+    } else {
+      p.len = arp_request_frame(f, u.ip4.b + 12);  // sender and target: our address
+      uplink_.counters->add(UplinkCounter::arp_requests_sent, 1);
+    }
+    transmit_uplink(p);
+  }
+}
+
 void Overlay::neighbor_request(Neighbor& nb) {
   nb.next_try_ms = core_.now_ms() + uplink_.cfg.neighbor_retry_ms;
   nb.tries++;
@@ -231,18 +289,7 @@ void Overlay::neighbor_request(Neighbor& nb) {
       core_.cache().free(idx);
       return;
     }
-    mac_store(f, kMacBroadcast);
-    store_be16(f + 12, kEtherTypeArp);
-    uint8_t* a = f + kEthHeaderLen;
-    store_be16(a, 1);
-    store_be16(a + 2, kEtherTypeIpv4);
-    a[4] = 6;
-    a[5] = 4;
-    store_be16(a + 6, 1);
-    mac_store(a + 8, uplink_.mac);
-    std::memcpy(a + 14, u.ip4.b + 12, 4);
-    std::memcpy(a + 24, nb.ip.b + 12, 4);
-    p.len = kEthMinFrame;
+    p.len = arp_request_frame(f, nb.ip.b + 12);
     uplink_.counters->add(UplinkCounter::arp_requests_sent, 1);
   } else {
     if (u.ip6.is_zero()) {
