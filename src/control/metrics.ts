@@ -169,7 +169,7 @@ export class Metrics {
       values: (s, emit) => emit('', s.eventsDropped),
     });
     this.families.push({ name: 'vpc_switches', type: 'gauge', scale: 1, help: 'Switches configured in the engine', values: (s, emit) => emit('', Object.keys(s.switches).length) });
-    this.families.push({ name: 'vpc_ports', type: 'gauge', scale: 1, help: 'Ports configured in the engine', values: (s, emit) => emit('', Object.keys(s.ports).length) });
+    this.families.push({ name: 'vpc_ports', type: 'gauge', scale: 1, help: 'Ports configured in the engine, the uplink included', values: (s, emit) => emit('', Object.keys(s.ports).length) });
     this.families.push({ name: 'vpc_peers', type: 'gauge', scale: 1, help: 'Remote VTEPs known to the engine (peers and remote FDB entries)', values: (s, emit) => emit('', Object.keys(s.peers ?? {}).length) });
 
     // Control-plane figures live in the prom-client registry itself.

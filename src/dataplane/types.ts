@@ -245,8 +245,8 @@ export interface PortInfo {
   disableOffloads?: boolean;
   promiscuous?: boolean;
   persistent?: boolean; // tap ports
-  kernelPath?: boolean; // afpacket ports, when set
-  ioUring?: 'auto' | 'on' | 'off'; // tap ports, when set
+  kernelPath?: boolean; // afpacket ports (always set there, default true)
+  ioUring?: 'auto' | 'on' | 'off'; // tap ports (always set there, default 'auto')
   socket?: string; // vhostuser ports
   vhostMode?: 'server' | 'client'; // vhostuser ports (the spec's `mode`)
 }

@@ -54,7 +54,7 @@ namespace vpc {
   X(iterations, counter, "Poll loop iterations")                                        \
   X(busy_iterations, counter, "Iterations that moved at least one frame")              \
   X(batches, counter, "Non-empty receive bursts processed")                            \
-  X(packets, counter, "Frames received from all ports")                                \
+  X(packets, counter, "Frames the engine received from all ports (not those the kernel fast path switched: rx_kernel_path)") \
   X(busy_ns, counter, "Nanoseconds spent in iterations that moved frames")             \
   X(idle_ns, counter, "Nanoseconds spent in iterations that moved nothing, sleep included") \
   X(sleeps, counter, "Times the engine slept (epoll_wait(2))")                         \
