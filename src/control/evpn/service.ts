@@ -29,7 +29,7 @@ export interface BgpStatus {
   stale: boolean;
   ageSeconds?: number;
   pid?: number; // managed gobgpd
-  restarts: number;
+  restarts: number; // the managed gobgpd restarted by its supervisor, since vpcd started
   // Managed gobgpd not reachable: the last error or fatal line of its log
   // (why it keeps exiting, e.g. a bgp.localAddress the host does not have).
   reason?: string;
@@ -362,7 +362,7 @@ export class EvpnService {
       api: this.speaker?.apiAddress ?? b.address ?? '',
       speaker: this.client === undefined ? 'down' : this.speakerState,
       stale: this.speakerState !== 'up',
-      restarts: this.speaker?.restarts ?? 0,
+      restarts: this.totals().restarts, // since vpcd started, as vpcd_evpn_speaker_restarts_total
       neighbors: this.peers.map((n) => {
         const p = this.speaker?.peerProblem(n.address);
         return p === undefined ? n : { ...n, lastProblem: p.msg, lastProblemAt: new Date(p.at).toISOString() };
