@@ -530,17 +530,19 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
     const s = validateTraceSpec(spec);
     return this.serial(async () => {
       const portId = s.port === undefined ? -1 : this.names.requireEndpoint(s.port, 'port').id;
-      // The previous trace's deadline goes before this one starts, so that it
-      // cannot stop this one; the new deadline stops this trace only
-      // (traceGen), through the queue the other calls take. Stopping a trace
-      // keeps its records (trace() still reads them).
-      clearTimeout(this.traceTimer);
+      // A deadline stops only the trace it was set for (traceGen), through
+      // the queue the other calls take, so the previous trace's cannot stop
+      // this one, even firing while it starts; if this one fails to start,
+      // the previous one keeps its deadline. Stopping a trace keeps its
+      // records (trace() still reads them).
       const gen = ++this.traceGen;
       try {
         await this.engine.traceStart({ count: s.count, portId });
       } catch (err) {
+        if (this.traceGen === gen) this.traceGen = gen - 1;
         throw mapNativeError(err, { op: 'trace' });
       }
+      clearTimeout(this.traceTimer);
       this.traceTimer = setTimeout(() => {
         this.traceTimer = undefined;
         void this.serial(async () => {
