@@ -19,7 +19,7 @@
 //   GET    /v1/bgp/routes[?switch=S]    EVPN routes: ours and received
 //   GET    /v1/capture?port=P|switch=S&...   a pcap (or NDJSON) stream (observe-api.ts)
 //   POST   /v1/trace {count, port?, seconds?}  trace the next `count` frames (replaces a running trace; ends by itself after `seconds`, default 60)
-//   GET    /v1/trace                    the trace's records so far    DELETE /v1/trace: stop
+//   GET    /v1/trace                    the trace's records so far, with its id    DELETE /v1/trace[?id=N]: stop (that trace only)
 //   GET    /v1/state                    the running desired state (for backups)
 //   POST   /v1/apply                    {config: "<yaml>", dryRun?: bool, source?: name}  (any other field: 400)
 //   POST   /v1/reload                   re-read the --config file (as SIGHUP)
@@ -372,13 +372,16 @@ function traceRoutes(ctx: ApiContext): Route[] {
   return [
     route('POST', '/v1/trace', async ({ body }) => {
       const spec = bodyObject(body) as unknown as TraceSpec;
-      await c.dp.startTrace(spec);
-      return [200, { started: spec }];
+      const id = await c.dp.startTrace(spec);
+      return [200, { started: spec, id }];
     }),
     route('GET', '/v1/trace', () => [200, c.dp.trace() ?? { count: 0, records: [] }]),
-    route('DELETE', '/v1/trace', async () => {
-      await c.dp.stopTrace();
-      return [200, { stopped: true }];
+    // ?id=N: only if that trace still runs (stopped: false when another
+    // replaced it; that one goes on).
+    route('DELETE', '/v1/trace', async ({ query }) => {
+      const raw = query.get('id');
+      if (raw !== null && !/^[1-9][0-9]{0,15}$/.test(raw)) throw new ControlError('ERR_INVALID_ARGUMENT', `id: must be a trace id, a positive integer (got ${JSON.stringify(raw)})`, { field: 'id' });
+      return [200, { stopped: await c.dp.stopTrace(raw === null ? undefined : Number(raw)) }];
     }),
   ];
 }

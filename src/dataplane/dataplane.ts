@@ -92,7 +92,8 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   private readonly native: NativeModule;
   private isClosed = false;
   private traceTimer: NodeJS.Timeout | undefined; // ends a trace whose frames did not all come (TraceSpec.seconds)
-  private traceGen = 0; // the trace started last
+  private traceNext = 0; // ids given to traces
+  private traceLive = 0; // the id of the trace the engine holds (0: none started)
 
   private readonly names = new NameRegistry();
 
@@ -525,50 +526,62 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
   }
 
   // Starts tracing the next `count` frames (replacing a running trace).
-  async startTrace(spec: TraceSpec): Promise<void> {
+  // Returns the trace's id: trace() says which trace its records are of,
+  // and stopTrace(id) stops that one only, so that one client cannot end
+  // another's.
+  async startTrace(spec: TraceSpec): Promise<number> {
     this.assertOpen();
     const s = validateTraceSpec(spec);
     return this.serial(async () => {
       const portId = s.port === undefined ? -1 : this.names.requireEndpoint(s.port, 'port').id;
-      // A deadline stops only the trace it was set for (traceGen), through
-      // the queue the other calls take, so the previous trace's cannot stop
-      // this one, even firing while it starts; if this one fails to start,
-      // the previous one keeps its deadline. Stopping a trace keeps its
-      // records (trace() still reads them).
-      const gen = ++this.traceGen;
+      const id = ++this.traceNext;
       try {
         await this.engine.traceStart({ count: s.count, portId });
       } catch (err) {
-        if (this.traceGen === gen) this.traceGen = gen - 1;
         throw mapNativeError(err, { op: 'trace' });
       }
+      this.traceLive = id;
+      // The deadline stops this trace only, through the queue the other
+      // calls take: a previous trace's cannot stop this one, even firing
+      // while it starts, and if this one had failed to start, the previous
+      // one would have kept its deadline. Stopping a trace keeps its records
+      // (trace() still reads them).
       clearTimeout(this.traceTimer);
       this.traceTimer = setTimeout(() => {
         this.traceTimer = undefined;
         void this.serial(async () => {
-          if (!this.isClosed && gen === this.traceGen) await this.engine.traceStop();
+          if (!this.isClosed && id === this.traceLive) await this.engine.traceStop();
         }).catch(() => undefined);
       }, (s.seconds ?? TRACE_DEFAULT_SECONDS) * 1000);
       this.traceTimer.unref();
+      return id;
     });
   }
 
-  // The last trace's records so far; undefined before any trace.
+  // The last trace's records so far, with its id; undefined before any trace.
   trace(): TraceResult | undefined {
     this.assertOpen();
     const raw = this.callNative(() => this.engine.traceRead(), 'trace');
-    return raw === undefined ? undefined : traceResult(raw, this.names, new Map(this.schema().drop.map((d) => [d.name, d.help])));
+    return raw === undefined ? undefined : { id: this.traceLive, ...traceResult(raw, this.names, new Map(this.schema().drop.map((d) => [d.name, d.help]))) };
   }
 
-  async stopTrace(): Promise<void> {
+  // Stops the trace; given an id, only if that trace is still the one that
+  // runs (false when another replaced it: that one goes on).
+  // Queued behind a start, so that the answer is about the trace the
+  // engine holds once the start went through.
+  async stopTrace(id?: number): Promise<boolean> {
     this.assertOpen();
-    clearTimeout(this.traceTimer);
-    this.traceTimer = undefined;
-    try {
-      await this.engine.traceStop();
-    } catch (err) {
-      throw mapNativeError(err, { op: 'trace' });
-    }
+    return this.serial(async () => {
+      if (id !== undefined && id !== this.traceLive) return false;
+      clearTimeout(this.traceTimer);
+      this.traceTimer = undefined;
+      try {
+        await this.engine.traceStop();
+      } catch (err) {
+        throw mapNativeError(err, { op: 'trace' });
+      }
+      return true;
+    });
   }
 
   // ---------------------------------------------------------------- pipes

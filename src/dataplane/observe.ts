@@ -68,6 +68,7 @@ export interface TraceRecord {
   lines: TraceLine[];
 }
 export interface TraceResult {
+  id?: number; // the trace's (Dataplane.startTrace's answer)
   count: number; // frames asked for
   port?: string;
   records: TraceRecord[]; // completed so far, in arrival order

@@ -234,6 +234,23 @@ test('vpcctl trace: a forwarded frame shows rx, classify, learn, lookup and tx; 
     const st = await d.client.call<{ ports: Record<string, { drops: Record<string, number> }> }>('GET', '/v1/stats');
     assert.ok((st.ports.p3?.drops.oversize ?? 0) >= 1, JSON.stringify(st.ports.p3));
 
+    // Two vpcctl traces: the second replaces the first (one trace runs at a
+    // time). The first's end must not stop the second: it says it was
+    // replaced, and the second still gets its frames.
+    const current = async (): Promise<string | undefined> => (await d.client.call<{ port?: string }>('GET', '/v1/trace')).port;
+    const first = vpcctl(d.socket, ['trace', '--count', '1000', '--port', 'p3', '--seconds', '2']);
+    await eventually(async () => ((await current()) === 'p3' ? true : undefined), 10_000, 50);
+    const second = vpcctl(d.socket, ['--json', 'trace', '--count', '2', '--port', 'p2', '--seconds', '25']);
+    await eventually(async () => ((await current()) === 'p2' ? true : undefined), 10_000, 50);
+    const f1 = await first.done;
+    assert.equal(f1.code, 0, f1.stderr);
+    assert.match(f1.stdout.toString(), /\(\d+ of 1000 frames: another trace replaced this one\)\n$/);
+    await traffic(lab, g2, g1.ip, second.done);
+    const f2 = await second.done;
+    assert.equal(f2.code, 0, f2.stderr);
+    const j2 = JSON.parse(f2.stdout.toString()) as { port: string; records: Array<{ port: string }> };
+    assert.deepEqual([j2.port, j2.records.length, j2.records.every((x) => x.port === 'p2')], ['p2', 2, true], 'the second trace ran to its count');
+
     // A trace waiting on an idle port pauses the kernel path. Its client
     // gone (no DELETE), vpcd ends it by itself after `seconds` (vpcctl asks
     // for its --seconds plus 5), and the path comes back.

@@ -35,15 +35,24 @@ export function registerTrace(program: Command, { io, ctx, print }: CliContext):
       const sleep = io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
       // vpcd ends the trace by itself a little after our wait, should this
       // process be interrupted (it would pause the kernel path meanwhile).
-      await client.call('POST', '/v1/trace', { count: o.count, seconds: Math.min(3600, o.seconds + 5), ...(o.port === undefined ? {} : { port: o.port }) });
+      const { id } = await client.call<{ id: number }>('POST', '/v1/trace', { count: o.count, seconds: Math.min(3600, o.seconds + 5), ...(o.port === undefined ? {} : { port: o.port }) });
       const deadline = Date.now() + o.seconds * 1000;
+      // Another vpcctl trace may replace ours meanwhile (one trace runs at a
+      // time): then ours is what we read last, and theirs is left alone.
       let t = await client.call<TraceResult>('GET', '/v1/trace');
-      while (t.records.length < o.count && Date.now() < deadline) {
+      let mine: TraceResult = t.id === id ? t : { id, count: o.count, ...(o.port === undefined ? {} : { port: o.port }), records: [] };
+      while (t.id === id && t.records.length < o.count && Date.now() < deadline) {
         await sleep(100);
         t = await client.call<TraceResult>('GET', '/v1/trace');
+        if (t.id === id) mine = t;
       }
-      await client.call('DELETE', '/v1/trace');
-      t = await client.call<TraceResult>('GET', '/v1/trace');  // frames completed while stopping
-      print(json, t, () => traceText(t) + (t.records.length < o.count ? `(${t.records.length} of ${o.count} frames within ${o.seconds} s)\n` : ''));
+      const { stopped } = await client.call<{ stopped: boolean }>('DELETE', `/v1/trace?id=${id}`);
+      if (stopped) {
+        t = await client.call<TraceResult>('GET', '/v1/trace'); // frames completed while stopping
+        if (t.id === id) mine = t;
+      }
+      const replaced = !stopped && mine.records.length < o.count;
+      print(json, mine, () => traceText(mine) + (replaced ? `(${mine.records.length} of ${o.count} frames: another trace replaced this one)\n`
+        : mine.records.length < o.count ? `(${mine.records.length} of ${o.count} frames within ${o.seconds} s)\n` : ''));
     });
 }
