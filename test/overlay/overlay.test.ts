@@ -659,6 +659,29 @@ test('the uplink follows its interface\'s MAC: after ip link set address, the VT
       assert.equal(ba.received, 3, ba.out);
       const st = await h.a.call<Stats>('statsPlus');
       t.diagnostic(`uplink counters after the change: ${JSON.stringify(nonZero(st.uplink?.counters ?? {}))}`);
+
+      // Many NICs take a new MAC only while down: the announcement waits for the link.
+      const file2 = `${tmp.dir}/announce-down.pcap`;
+      const cap2 = background(lab, h.nsB, 'timeout', ['20', 'tcpdump', '-i', 'eth0', '-nn', '--immediate-mode', '-U', '-c', '50', '-w', file2, 'arp or icmp6'], 'listening on');
+      await cap2.ready;
+      const second = '02:00:00:00:0a:9a';
+      run('ip', ['-n', h.nsA, 'link', 'set', 'up0', 'down']);
+      run('ip', ['-n', h.nsA, 'link', 'set', 'up0', 'address', second]);
+      // (lab's eventually retries until the check stops throwing.)
+      await eventually(async () => assert.equal((await h.a.call<{ mac: string }>('uplink')).mac, second, 'taken while down'), 10_000, 100);
+      run('ip', ['-n', h.nsA, 'link', 'set', 'up0', 'up']);
+      const told = (): boolean => {
+        const lines = run('tshark', ['-r', file2, '-n', '-T', 'fields', '-E', 'separator=|', '-e', 'eth.src', '-e', 'arp.opcode', '-e', 'arp.src.proto_ipv4', '-e', 'arp.dst.proto_ipv4', '-e', 'icmpv6.type', '-e', 'ipv6.dst'], 30_000);
+        return lines.split('\n').some((l) => l === `${second}|1|${A4}|${A4}||`) && lines.split('\n').some((l) => l === `${second}||||136|ff02::1`);
+      };
+      await eventually(async () => assert.ok(told(), `no ARP announcement and NA from ${second} after the link came up`), 15_000, 200);
+      cap2.stop();
+      await cap2.done;
+      t.diagnostic(`B saw around the down/up: ${run('tshark', ['-r', file2, '-n'], 30_000).trim().split('\n').join(' | ')}`);
+      // The link just came back: the first frames may find it still settling.
+      await eventually(async () => assert.equal((await ping(lab, gA, gB.ip, 1)).received, 1), 15_000, 200);
+      const again = await ping(lab, gA, gB.ip, 3);
+      assert.equal(again.received, 3, again.out);
     } finally {
       await h.a.close();
     }

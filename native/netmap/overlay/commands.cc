@@ -90,6 +90,7 @@ Result Overlay::create_uplink(Command& c) {
   uplink_.cfg = c.uplink_cfg;
   uplink_.mac = mac;
   uplink_.mac_stand_in = stand_in;
+  uplink_.mac_untold = false;
   bridge_.uplink_opened(pid);  // after the above: the kernel path reads our VTEP from it
   UplinkCounterBlock& uc = *uplink_.counters;
   std::fill(std::begin(uc.c), std::end(uc.c), 0);
@@ -209,6 +210,7 @@ Overlay::~Overlay() { drop_pending(); }
 void Overlay::tick() {
   if (uplink_.active) {
     adopt_interface_mac();
+    if (uplink_.mac_untold && core_.port(uplink_.port).up) tell_new_mac();
     neighbor_tick();
   }
   release_unreferenced_peers();
@@ -222,10 +224,8 @@ void Overlay::tick() {
 // has, and a non-promiscuous NIC keeps receiving what is sent to us. The
 // VTEPs' outer headers rebuild (generation), the kernel path reads the MAC
 // at its next refresh. After a change (not the stand-in's first adoption:
-// nothing was sent with it) the new MAC is announced (announce_mac: an ARP
-// announcement and an unsolicited Neighbor Advertisement), and every next
-// hop in use is asked again, a request from the new MAC updating its
-// neighbour cache too (RFC 826, RFC 4861 7.2.3).
+// nothing was sent with it) the underlay is told, once the link is up (a
+// NIC's MAC is often changed while it is down): tell_new_mac().
 void Overlay::adopt_interface_mac() {
   const Mac hw = core_.port(uplink_.port).port->hw_mac();
   if (hw == 0 || hw == uplink_.mac) {
@@ -237,7 +237,15 @@ void Overlay::adopt_interface_mac() {
   uplink_.mac = hw;
   uplink_.generation++;
   core_.port(uplink_.port).cfg.mac = hw;
-  if (!announce) return;
+  if (announce) uplink_.mac_untold = true;
+}
+
+// The new MAC is announced (announce_mac: an ARP announcement and an
+// unsolicited Neighbor Advertisement), and every next hop in use is asked
+// again, a request from the new MAC updating its neighbour cache too
+// (RFC 826, RFC 4861 7.2.3).
+void Overlay::tell_new_mac() {
+  uplink_.mac_untold = false;
   announce_mac();
   for (Neighbor& nb : neighbors_) {
     if (nb.users == 0 || (nb.state != Neighbor::kReachable && nb.state != Neighbor::kStale)) continue;

@@ -164,6 +164,7 @@ class Overlay {
   // commands.cc
   Result check_uplink_config(const UplinkConfig& u) const;
   void adopt_interface_mac();
+  void tell_new_mac();
 
   Core& core_;
   Bridge& bridge_;

@@ -64,6 +64,9 @@ struct UplinkState {
   // interface's MAC). Nothing was sent with the stand-in, as the port was
   // down, so no peer holds it.
   bool mac_stand_in = false;
+  // The interface's MAC changed and the underlay was not told yet (the link
+  // was down): Overlay::tell_new_mac() once it is up.
+  bool mac_untold = false;
   uint16_t ip_id = 0;  // IPv4 identification for packets without DF
   UplinkCounterBlock* counters = nullptr;
 };
