@@ -40,7 +40,7 @@ import { ERROR_CODES, isErrorCode, type DataplaneStats } from '../dataplane';
 import type { Logger } from './logging';
 import type { BgpStatus } from './evpn/service';
 import type { EvpnRouteView } from './evpn/evpn';
-import { serveCapture } from './observe-api';
+import { intParam, serveCapture } from './observe-api';
 import type { TraceSpec } from '../dataplane';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
 import { portMtuWarnings, uplinkMtuWarnings } from './port-mtu';
@@ -378,11 +378,7 @@ function traceRoutes(ctx: ApiContext): Route[] {
     route('GET', '/v1/trace', () => [200, c.dp.trace() ?? { count: 0, records: [] }]),
     // ?id=N: only if that trace still runs (stopped: false when another
     // replaced it; that one goes on).
-    route('DELETE', '/v1/trace', async ({ query }) => {
-      const raw = query.get('id');
-      if (raw !== null && !/^[1-9][0-9]{0,15}$/.test(raw)) throw new ControlError('ERR_INVALID_ARGUMENT', `id: must be a trace id, a positive integer (got ${JSON.stringify(raw)})`, { field: 'id' });
-      return [200, { stopped: await c.dp.stopTrace(raw === null ? undefined : Number(raw)) }];
-    }),
+    route('DELETE', '/v1/trace', async ({ query }) => [200, { stopped: await c.dp.stopTrace(intParam(query, 'id', 1, Number.MAX_SAFE_INTEGER)) }]),
   ];
 }
 

@@ -7,7 +7,8 @@
 //          `count` frames or `seconds`, or when the client goes away; the
 //          engine's capture is removed then. Trailers (pcap) or the last line
 //          (json) give the totals: captured, and dropped (ring full).
-// The trace routes (POST, GET, DELETE /v1/trace) are in api.ts.
+// The trace routes (POST, GET, DELETE /v1/trace) are in api.ts; they read
+// their query with intParam() too.
 
 import type * as http from 'node:http';
 import type { Capture, CaptureSpec } from '../dataplane';
@@ -17,7 +18,8 @@ import { ControlError } from './errors';
 // How often the ring is drained while the client keeps up.
 const POLL_MS = 20;
 
-function intParam(q: URLSearchParams, name: string, min: number, max: number): number | undefined {
+// An integer query parameter (undefined when absent); ERR_BAD_REQUEST naming it otherwise.
+export function intParam(q: URLSearchParams, name: string, min: number, max: number): number | undefined {
   const v = q.get(name);
   if (v === null) return undefined;
   const n = Number(v);

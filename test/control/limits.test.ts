@@ -155,6 +155,13 @@ describe('limits and client errors through vpcd', () => {
         assert.equal(r.status, 400);
         assert.deepEqual([(r.body as any).error.code, (r.body as any).error.field, (r.body as any).error.message], ['ERR_INVALID_ARGUMENT', field, message]);
       }
+      // A trace id is a positive integer, named when it is not (query parameters: ERR_BAD_REQUEST).
+      for (const bad of ['0', '-1', '1.5', 'x']) {
+        const r = await d.client.raw('DELETE', `/v1/trace?id=${bad}`);
+        assert.equal(r.status, 400, bad);
+        assert.deepEqual([(r.body as any).error.code, (r.body as any).error.field], ['ERR_BAD_REQUEST', 'id'], bad);
+      }
+      assert.deepEqual((await d.client.raw('DELETE', '/v1/trace?id=7')).body, { stopped: false }, 'no trace 7 runs: nothing stopped');
       assert.equal((await d.client.raw('GET', '/v1/status')).status, 200);
       assert.equal(d.logs.filter((l) => l.includes('internal error')).length, 0, 'no ERR_INTERNAL logged');
     } finally {

@@ -246,12 +246,11 @@ uint16_t Overlay::nd_advert_frame(uint8_t* f, const uint8_t* dst, Mac dst_mac, u
   return uint16_t(kEthHeaderLen + kIpv6HeaderLen + kNaLen);
 }
 
-// Our MAC changed: tell the underlay at once, as a host does when its
-// address moves to another NIC (RFC 5227 2.3's ARP announcement, an
-// unsolicited Neighbor Advertisement with the override flag, RFC 4861
+// Our MAC changed (and the link is up): tell the underlay, as a host does
+// when its address moves to another NIC (RFC 5227 2.3's ARP announcement,
+// an unsolicited Neighbor Advertisement with the override flag, RFC 4861
 // 7.2.6). Neighbours that hold our address update it, those that do not
-// ignore it; the requests adopt_interface_mac() sends next hops in use
-// follow.
+// ignore it; tell_new_mac() then asks the next hops in use again.
 void Overlay::announce_mac() {
   if (!uplink_.active || !core_.port(uplink_.port).up) return;
   const UplinkConfig& u = uplink_.cfg;

@@ -39,7 +39,6 @@ export interface BgpStatus {
 
 export type EvpnTotals = Pick<EvpnStats, 'updatesSent' | 'moves' | 'duplicates' | 'limited' | 'installErrors' | 'rejected'> & { restarts: number };
 const TOTAL_KEYS = ['updatesSent', 'moves', 'duplicates', 'limited', 'installErrors', 'rejected'] as const;
-const withoutRestarts = ({ restarts: _r, ...rest }: EvpnTotals): Omit<EvpnTotals, 'restarts'> => rest;
 
 export interface EvpnServiceOptions {
   dp: Dataplane;
@@ -355,6 +354,7 @@ export class EvpnService {
   status(): BgpStatus | undefined {
     const b = this.bgp;
     if (b === undefined || this.sync === undefined) return undefined;
+    const { restarts, ...totals } = this.totals();
     const s: BgpStatus = {
       asn: b.asn,
       routerId: b.routerId,
@@ -362,12 +362,12 @@ export class EvpnService {
       api: this.speaker?.apiAddress ?? b.address ?? '',
       speaker: this.client === undefined ? 'down' : this.speakerState,
       stale: this.speakerState !== 'up',
-      restarts: this.totals().restarts, // since vpcd started, as vpcd_evpn_speaker_restarts_total
+      restarts, // since vpcd started, as vpcd_evpn_speaker_restarts_total
       neighbors: this.peers.map((n) => {
         const p = this.speaker?.peerProblem(n.address);
         return p === undefined ? n : { ...n, lastProblem: p.msg, lastProblemAt: new Date(p.at).toISOString() };
       }),
-      evpn: { ...this.sync.stats(), ...withoutRestarts(this.totals()) }, // the running totals since vpcd started
+      evpn: { ...this.sync.stats(), ...totals }, // the running totals since vpcd started
     };
     if (this.speaker?.pid !== undefined) s.pid = this.speaker.pid;
     const lastError = this.speaker?.lastError;

@@ -189,11 +189,6 @@ export function gobgpdLogLine(line: string): { level: PinoLevel; msg: string; fi
   return { level: 'warn', msg: text.slice(0, 500), fields: {} };
 }
 
-// Follows gobgpd's log file from `offset`: every complete new line is
-// logged (as gobgpdLogLine says, with gobgpd's PID as gobgpdPid; vpcd's own
-// is the logger's `pid`). Keeps the last error or fatal line: the reason a
-// gobgpd that keeps exiting gives (`bgp status`).
-
 // A BGP NOTIFICATION's error code and subcode in words (RFC 4271 section
 // 4.5 and 6, RFC 5492 for the OPEN capability subcode, RFC 4486 and 8538 for
 // Cease), as gobgpd logs only the numbers ("Code": 6, "Subcode": 3).
@@ -218,6 +213,10 @@ export function notificationText(code: number, subcode: unknown): string {
   return sub === undefined ? name : `${name} (${sub})`;
 }
 
+// Follows gobgpd's log file from `offset`: every complete new line is
+// logged (as gobgpdLogLine says, with gobgpd's PID as gobgpdPid; vpcd's own
+// is the logger's `pid`). Keeps the last error or fatal line: the reason a
+// gobgpd that keeps exiting gives (`bgp status`).
 export class GobgpdLogFollower {
   private partial = '';
   private readonly timer: NodeJS.Timeout;
