@@ -236,14 +236,23 @@ test('vpcctl trace: a forwarded frame shows rx, classify, learn, lookup and tx; 
 
     // Two vpcctl traces: the second replaces the first (one trace runs at a
     // time). The first's end must not stop the second: it says it was
-    // replaced, and the second still gets its frames.
-    const current = async (): Promise<string | undefined> => (await d.client.call<{ port?: string }>('GET', '/v1/trace')).port;
-    const first = vpcctl(d.socket, ['trace', '--count', '1000', '--port', 'p3', '--seconds', '2']);
-    await eventually(async () => ((await current()) === 'p3' ? true : undefined), 10_000, 50);
+    // replaced, and the second still gets its frames. The first waits long
+    // enough (60 s) that only the replacement can end it: a starting
+    // vpcctl may take seconds on a loaded machine.
+    // The first is known to have started when the trace's id moves on (the
+    // trace before was on p3 too).
+    const current = async (): Promise<{ id: number; port?: string }> => d.client.call('GET', '/v1/trace');
+    const before = (await current()).id;
+    const t1 = Date.now();
+    const first = vpcctl(d.socket, ['trace', '--count', '1000', '--port', 'p3', '--seconds', '60']);
+    await eventually(async () => ((await current()).id > before || undefined), 10_000, 50);
+    assert.equal((await current()).port, 'p3');
+    // Not waited for by its port in GET /v1/trace: p2's own traffic may end
+    // it (and vpcctl stop it) before a poll sees it.
     const second = vpcctl(d.socket, ['--json', 'trace', '--count', '2', '--port', 'p2', '--seconds', '25']);
-    await eventually(async () => ((await current()) === 'p2' ? true : undefined), 10_000, 50);
     const f1 = await first.done;
     assert.equal(f1.code, 0, f1.stderr);
+    assert.ok(Date.now() - t1 < 30_000, 'the first ended when it was replaced, not at its deadline');
     assert.match(f1.stdout.toString(), /\(\d+ of 1000 frames: another trace replaced this one\)\n$/);
     await traffic(lab, g2, g1.ip, second.done);
     const f2 = await second.done;
