@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quick-start demo: sudo npm start (on a fresh clone, nothing else first)
+# The quick-start demo: npm start as root, sudo npm start from a user's shell (on a fresh clone, nothing else first)
 #
 # 1. Refuses at once if a demo already runs, or another vpcd answers on the
 #    socket (a second demo would delete the first one's namespaces).
