@@ -61,7 +61,10 @@ test('taprelay carries two guests\' frames both ways with TSO on, then stops whe
     assert.equal(ping.status, 0, `ping through the relay: ${ping.stdout}${ping.stderr}`);
     // TCP for a second, with the guests' TSO on: super-frames cross whole.
     t.spawnIn(s, 'iperf3', ['-s', '-1', '-B', '198.18.0.2', '-p', '5201']);
-    await new Promise((r) => setTimeout(r, 500));
+    for (const until = Date.now() + 20_000; !t.exec(s, 'ss', ['-ltn']).includes(':5201');) { // listening: may take seconds on a loaded machine
+      assert.ok(Date.now() < until, 'iperf3 listens on 5201 within 20 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const client = spawnSync('ip', ['netns', 'exec', g, 'iperf3', '-c', '198.18.0.2', '-p', '5201', '-t', '1', '-J', '--connect-timeout', '3000'], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(client.status, 0, `iperf3 through the relay: ${client.stderr}`);
     const got = JSON.parse(client.stdout) as { end: { sum_received: { bytes: number } } };

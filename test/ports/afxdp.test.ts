@@ -345,8 +345,7 @@ test('iperf3 TCP between two afxdp guests completes at full MTU (guest tx checks
     for (const g of [g1, g2]) lab.ns(g.ns, 'ethtool', ['-K', g.dev, 'tx', 'on']);
     await dp.createPort({ name: 'x1', type: 'afxdp', interface: s1, switch: 'a' });
     await dp.createPort({ name: 'x2', type: 'afxdp', interface: s2, switch: 'a' });
-    const srv = lab.spawnIn(g2.ns, 'iperf3', ['-s', '-1']);
-    await eventually(async () => assert.ok((await lab.nsAsync(g2.ns, 'ss', ['-ltn'])).out.includes(':5201')), 3000);
+    const srv = await lab.iperf3Server(g2.ns);
     const r = await lab.nsAsync(g1.ns, 'iperf3', ['-c', g2.ip, '-t', '3', '-M', '1460', '-J'], 20_000);
     srv.stop();
     assert.equal(r.code, 0, r.out.slice(0, 2000));
@@ -391,7 +390,7 @@ function staticNeighbor(from: Guest, to: Guest): void {
 async function udpFlows(lab: Lab, from: Guest, to: Guest, count: number, flowCount = 32, rate = 1000): Promise<{ sent: number; received: number }> {
   const seconds = count / rate;
   const sink = lab.spawnIn(to.ns, process.execPath, [FLOWS_JS, 'sink', String(FLOWS_PORT), String(count), String(seconds + 10)]);
-  await eventually(async () => assert.ok((await lab.nsAsync(to.ns, 'ss', ['-lun'])).out.includes(`:${FLOWS_PORT}`)), 3000);
+  await eventually(async () => assert.ok((await lab.nsAsync(to.ns, 'ss', ['-lun'])).out.includes(`:${FLOWS_PORT}`)), 20_000, 100); // node's start: seconds when loaded
   const r = await lab.nsAsync(from.ns, process.execPath, [FLOWS_JS, 'send', to.ip, String(FLOWS_PORT), String(flowCount), String(count), String(rate)], seconds * 1000 + 10_000);
   assert.equal(r.code, 0, r.out);
   const sent = JSON.parse(r.out.trim().split('\n').pop() as string) as { sent: number; errors: number };

@@ -168,6 +168,16 @@ export class Lab {
     return { done, stop: () => void child.kill('SIGINT') };
   }
 
+  // A one-test iperf3 server (-1), returned once it listens on 5201: on a
+  // loaded machine it can take seconds to start.
+  async iperf3Server(ns: string, bind?: string): Promise<{ done: Promise<string>; stop(): void }> {
+    const srv = this.spawnIn(ns, 'iperf3', ['-s', '-1', ...(bind === undefined ? [] : ['-B', bind])]);
+    await eventually(async () => {
+      if (!(await this.nsAsync(ns, 'ss', ['-ltn'])).out.includes(':5201')) throw new Error(`iperf3 in ${ns} is not listening on 5201`);
+    }, 20_000, 100);
+    return srv;
+  }
+
   async ping(from: Guest, to: string, count = 3): Promise<{ ok: boolean; received: number; out: string }> {
     const r = await this.nsAsync(from.ns, 'ping', ['-c', String(count), '-i', '0.2', '-W', '1', '-n', to], 5000 + count * 1500);
     const m = /(\d+) received/.exec(r.out);

@@ -46,8 +46,7 @@ interface Tcp {
 
 // One bounded iperf3 TCP run from `from` to `to` (one stream).
 async function iperf(lab: Lab, from: Guest, to: Guest, args: string[] = ['-t', SECONDS], toAddr = to.ip): Promise<Tcp> {
-  const srv = lab.spawnIn(to.ns, 'iperf3', ['-s', '-1', '-B', toAddr]);
-  await eventually(async () => assert.ok((await lab.nsAsync(to.ns, 'ss', ['-ltn'])).out.includes(':5201')), 3000);
+  const srv = await lab.iperf3Server(to.ns, toAddr);
   const r = await lab.nsAsync(from.ns, 'iperf3', ['-c', toAddr, ...args, '-J'], 30_000);
   srv.stop();
   await srv.done;
@@ -326,7 +325,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: no loss in our own socket
 s.bind((sys.argv[1], 5201))
 print("ready", flush=True)
-s.settimeout(5.0)
+s.settimeout(15.0)  # the sender, started after "ready", may take seconds on a loaded machine
 n = 0
 size_ok = True
 try:

@@ -117,8 +117,7 @@ test('tap: io_uring batching, the read()/write() fallback and a 4-queue tap all 
 
     // Eight TCP streams from the 4-queue tap's guest: the guest's kernel
     // hashes them over the tap's queues, and all of them arrive.
-    const server = lab.spawnIn(g1.ns, 'iperf3', ['-s', '-1', '-B', g1.ip]);
-    await sleep(300);
+    const server = await lab.iperf3Server(g1.ns, g1.ip);
     const c = await lab.nsAsync(g3.ns, 'iperf3', ['-c', g1.ip, '-t', '2', '-P', '8', '-J', '-M', '1460'], 20_000);
     server.stop();
     await server.done;
@@ -166,8 +165,8 @@ test('a VLAN trunk carries two switches, tagged on the wire and untagged at the 
       // tcpdump on the trunk (the far end of the veth, created by this test)
       // and on a blue guest's own interface.
       const wireCap = spawnCapture(farSide);
-      const access = lab.spawnIn(b2.ns, 'timeout', ['8', 'tcpdump', '-l', '-e', '-n', '-i', 'eth0', '-c', '20', 'icmp']);
-      await sleep(800);
+      const access = spawnCapture('eth0', b2.ns);
+      await Promise.all([wireCap.listening, access.listening]);
       const blue = await lab.ping(b1, b2.ip);
       const red = await lab.ping(r1, r2.ip);
       const cross = await lab.ping(b1, '198.18.10.9', 2);
@@ -190,12 +189,26 @@ test('a VLAN trunk carries two switches, tagged on the wire and untagged at the 
       const fdb = await far.fdb('blue');
       assert.ok(fdb.some((e) => e.mac === mac(0xb1) && e.port === 'trunk' && e.vlan === 10), JSON.stringify(fdb));
 
-      function spawnCapture(dev: string): { done: Promise<string>; stop(): void } {
-        const child = spawn('timeout', ['8', 'tcpdump', '-l', '-e', '-n', '-i', dev, '-c', '40', 'icmp or (vlan and icmp)'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // tcpdump on `dev` (in `ns`, or the test's own namespace), bounded;
+      // `listening` once it says so (or once it has ended).
+      function spawnCapture(dev: string, ns?: string): { listening: Promise<void>; done: Promise<string>; stop(): void } {
+        const cmd = ['timeout', '30', 'tcpdump', '-l', '-e', '-n', '-i', dev, '-c', '40', 'icmp or (vlan and icmp)'];
+        const child = ns === undefined ? spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+          : spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+        lab.own(child);
         let out = '';
+        let heard: () => void = () => undefined;
+        const listening = new Promise<void>((r) => (heard = r));
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-        return { done: new Promise((r) => child.on('close', () => r(out))), stop: () => void child.kill('SIGINT') };
+        child.stderr.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('listening on')) heard();
+        });
+        const done = new Promise<string>((r) => child.on('close', () => {
+          heard();
+          r(out);
+        }));
+        return { listening, done, stop: () => void child.kill('SIGINT') };
       }
     } finally {
       far.close();
@@ -313,15 +326,16 @@ test('a tap deleted under traffic (its VM gone): port down, others keep forwardi
 
 // A stand-in for a hypervisor: holds a tap's fd as QEMU does, sends a frame
 // from the VM's MAC every 100 ms and counts the frames addressed to it, for
-// `secs` seconds. Prints "ready", then "seen N".
+// `secs` seconds or until SIGTERM. Prints "ready", then "seen N".
 const HYPERVISOR = `
-import fcntl, os, select, struct, sys, time
+import fcntl, os, select, signal, struct, sys, time
 name, mac, secs = sys.argv[1], bytes.fromhex(sys.argv[2]), float(sys.argv[3])
 fd = os.open('/dev/net/tun', os.O_RDWR)
 fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', name.encode(), 0x0002 | 0x1000))  # TUNSETIFF, IFF_TAP | IFF_NO_PI
 print('ready', flush=True)
-end, last, seen = time.time() + secs, 0.0, 0
-while time.time() < end:
+end, last, seen, stop = time.time() + secs, 0.0, 0, []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+while time.time() < end and not stop:
     if time.time() - last > 0.1:
         try:
             os.write(fd, b'\\xff' * 6 + mac + b'\\x88\\xb5' + bytes(46))
@@ -343,7 +357,9 @@ test("a VM's tap held by its hypervisor is switched from the host side with afpa
     run('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
     lab.ownLink(tap);
     const vmMac = mac(9);
-    const vm = spawn('python3', ['-c', HYPERVISOR, tap, vmMac.replace(/:/g, ''), '4'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Up to 30 s; stopped (SIGTERM) once the pings below are done, so that a
+    // slow start of what comes between does not eat into its time.
+    const vm = spawn('python3', ['-c', HYPERVISOR, tap, vmMac.replace(/:/g, ''), '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
     lab.own(vm);
     let out = '';
     vm.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -369,6 +385,7 @@ test("a VM's tap held by its hypervisor is switched from the host side with afpa
     // has no IP stack); VM -> guest: its broadcasts teach the switch its MAC.
     lab.ns(g1.ns, 'ip', ['neigh', 'replace', '198.18.0.9', 'lladdr', vmMac, 'dev', g1.dev]);
     await lab.nsAsync(g1.ns, 'ping', ['-c', '10', '-i', '0.2', '-W', '1', '198.18.0.9'], 10_000);
+    vm.kill('SIGTERM');
     await exited;
     const seen = Number(/seen (\d+)/.exec(out)?.[1] ?? -1);
     t.diagnostic(`the VM received ${seen} of the guest's 10 pings; switch: ${JSON.stringify(dp.portStatus('pvm')?.counters)}`);

@@ -93,7 +93,9 @@ describe('demo.sh preflight', () => {
       fs.writeFileSync(`${lock}.pid`, 'demo pid 4242, vpcd pid 4243, socket /run/vpc/vpcd.sock\n');
       holder = spawn('flock', [lock, 'sleep', '60'], { stdio: 'ignore' });
       // Held once flock -n fails on it.
-      for (let i = 0; i < 100 && spawnSync('flock', ['-n', lock, 'true']).status === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      const held = (): boolean => spawnSync('flock', ['-n', lock, 'true']).status !== 0;
+      for (let i = 0; i < 400 && !held(); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(held(), 'the stand-in demo holds the lock');
       const before = demoNamespaces();
       const r = runDemo({ VPC_DEMO_LOCK: lock, VPCD_SOCKET: path.join(dir, 'none.sock') });
       assert.equal(r.code, 1, r.out + r.err);
