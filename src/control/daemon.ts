@@ -168,6 +168,8 @@ export class Daemon {
     if (restored.xdp.length > 0) log.warn({ interfaces: restored.xdp }, 'XDP programs removed that an earlier vpcd\'s afxdp ports left attached (it did not stop cleanly)');
     this.events = new EventLogger(log);
     dp.on('event', (e) => this.events?.event(e));
+    // A trace pauses the kernel path: say when one ends unattended.
+    dp.on('traceExpired', (e) => log.info({ trace: e.id, seconds: e.seconds, frames: `${e.records} of ${e.count}` }, 'a trace ended at its deadline with frames still to come (no client stopped it): it no longer holds the kernel path paused'));
     dp.start();
     const linkWatch = dp.info().linkWatch;
     if (linkWatch.mode === 'off') {

@@ -547,12 +547,16 @@ export class Dataplane extends EventEmitter<DataplaneEventMap> {
       // one would have kept its deadline. Stopping a trace keeps its records
       // (trace() still reads them).
       clearTimeout(this.traceTimer);
+      const seconds = s.seconds ?? TRACE_DEFAULT_SECONDS;
       this.traceTimer = setTimeout(() => {
         this.traceTimer = undefined;
         void this.serial(async () => {
-          if (!this.isClosed && id === this.traceLive) await this.engine.traceStop();
+          if (this.isClosed || id !== this.traceLive) return;
+          await this.engine.traceStop();
+          const records = this.trace()?.records.length ?? 0;
+          if (records < s.count) this.emit('traceExpired', { id, seconds, count: s.count, records });
         }).catch(() => undefined);
-      }, (s.seconds ?? TRACE_DEFAULT_SECONDS) * 1000);
+      }, seconds * 1000);
       this.traceTimer.unref();
       return id;
     });

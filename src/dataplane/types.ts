@@ -399,6 +399,8 @@ export type DataplaneEvent = LearnedEvent | MovedEvent | AgedEvent | TableFullEv
 export interface DataplaneEventMap {
   event: [DataplaneEvent];
   events: [DataplaneEvent[]];
+  // A trace its deadline ended (TraceSpec.seconds) before all its frames came.
+  traceExpired: [{ id: number; seconds: number; count: number; records: number }];
 }
 
 // ---------------------------------------------------------------- pipes

@@ -265,11 +265,15 @@ test('vpcctl trace: a forwarded frame shows rx, classify, learn, lookup and tx; 
     // for its --seconds plus 5), and the path comes back.
     const paused = async (): Promise<number> => (await d.client.call<{ engine: Record<string, number> }>('GET', '/v1/stats')).engine.kernel_path_paused!;
     const t0 = Date.now();
-    await d.client.call('POST', '/v1/trace', { count: 1000, port: 'p3', seconds: 5 }); // more frames than p3's guest sends meanwhile
+    const { id } = await d.client.call<{ id: number }>('POST', '/v1/trace', { count: 1000, port: 'p3', seconds: 5 }); // more frames than p3's guest sends meanwhile
     await eventually(async () => ((await paused()) === 1 ? true : undefined), 5000, 50);
     await eventually(async () => ((await paused()) === 0 ? true : undefined), 20_000, 100);
     const s = (Date.now() - t0) / 1000;
     assert.ok(s >= 4.9, `ended ${s} s after it started: by vpcd's deadline (5 s), not before`);
     assert.ok((await d.client.call<{ records: unknown[] }>('GET', '/v1/trace')).records.length < 1000, 'the deadline ended it, not its count');
+    // vpcd says so in its log.
+    const said = await eventually(() => d.logs.map((l) => JSON.parse(l) as { msg: string; trace?: number; seconds?: number }).find((l) => l.trace === id && /^a trace ended at its deadline/.test(l.msg)), 5000);
+    assert.equal(said.seconds, 5);
+    assert.equal(d.logs.filter((l) => l.includes('a trace ended at its deadline')).length, 1, 'the traces vpcctl stopped, or another replaced, are not logged');
   });
 });
