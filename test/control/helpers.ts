@@ -128,6 +128,9 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+// Retries `fn` until it returns a value other than undefined or false, and
+// returns it; an exception ends the wait at once. Not ports/lab.ts's
+// untilPasses(), which retries until its check stops throwing.
 export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000, stepMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

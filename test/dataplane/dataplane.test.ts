@@ -43,7 +43,7 @@ async function rejectsCode(p: Promise<unknown> | (() => unknown), code: string, 
 
 // Retries `check` until it stops throwing (counters and events arrive
 // asynchronously), then returns its value.
-async function eventually<T>(check: () => T | Promise<T>, timeoutMs = WAIT_MS): Promise<T> {
+async function untilPasses<T>(check: () => T | Promise<T>, timeoutMs = WAIT_MS): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -265,7 +265,7 @@ describe('forwarding (real engine)', () => {
       await expectFrames(b, [f3]);
       await expectSilence(a, b, c);
 
-      const st = await eventually(() => {
+      const st = await untilPasses(() => {
         const s = dp.stats();
         assert.equal(s.ports.b!.counters.tx_packets, 2);
         assert.equal(s.switches.s1!.counters.learned, 2);
@@ -287,7 +287,7 @@ describe('forwarding (real engine)', () => {
       assert.equal(st.switches.s2!.counters.flooded, 0);
       assert.equal(st.switches.s2!.counters.fdb_entries, 0);
 
-      await eventually(() => assert.equal(events.filter((e) => e.type === 'learned').length, 2));
+      await untilPasses(() => assert.equal(events.filter((e) => e.type === 'learned').length, 2));
       await new Promise((r) => setTimeout(r, QUIET_MS));
       assert.deepEqual(events.filter((e) => e.type === 'learned'), [
         { type: 'learned', switch: 's1', port: 'a', vlan: 0, mac: A },
@@ -328,7 +328,7 @@ describe('forwarding (real engine)', () => {
       await expectFramesAnyOrder(a, [fromD, fromB]);
       await expectFrames(b, [fromD]);
       await expectFrames(d, [fromB]);
-      await eventually(async () => assert.equal((await dp.fdb('s1')).length, 3));
+      await untilPasses(async () => assert.equal((await dp.fdb('s1')).length, 3));
       const uni = frame({ dst: mac(0xb), src: mac(1), payload: 'for b' });
       a.send([uni]);
       await expectFrames(b, [uni]);
@@ -350,14 +350,14 @@ describe('forwarding (real engine)', () => {
       await a.waitFor(1, WAIT_MS);
       await c.waitFor(1, WAIT_MS);
 
-      const moved = await eventually(() => {
+      const moved = await untilPasses(() => {
         const m = events.filter((e) => e.type === 'moved');
         assert.equal(m.length, 1);
         return m[0];
       });
       assert.deepEqual(moved, { type: 'moved', switch: 's', port: 'b', oldPort: 'a', vlan: 0, oldVlan: 0, mac: M });
       assert.deepEqual(events.filter((e) => e.type === 'learned'), [{ type: 'learned', switch: 's', port: 'a', vlan: 0, mac: M }]);
-      await eventually(() => assert.equal(dp.stats().switches.s!.counters.moved, 1));
+      await untilPasses(() => assert.equal(dp.stats().switches.s!.counters.moved, 1));
       assert.deepEqual((await dp.fdb('s')).map((e) => [e.mac, e.port]), [[M, 'b']]);
 
       // unicast to M now goes to b only
@@ -386,7 +386,7 @@ describe('forwarding (real engine)', () => {
       await rejectsCode(dp.addStaticMac({ switch: 's', mac: 'ff:ff:ff:ff:ff:ff', port: 'c' }), 'ERR_INVALID_MAC', 'mac');
       await rejectsCode(dp.addStaticMac({ switch: 's', mac: S, port: 'nope' }), 'ERR_UNKNOWN_PORT', 'port');
       // a's source was learned; a flush removes it and keeps the static entry
-      await eventually(async () => assert.equal((await dp.fdb('s')).length, 2));
+      await untilPasses(async () => assert.equal((await dp.fdb('s')).length, 2));
       assert.equal(await dp.flushFdb('s'), 1);
       assert.deepEqual(await dp.fdb('s'), [{ mac: S, port: 'c', vlan: 0, static: true, ageSeconds: 0 }]);
       await dp.deleteStaticMac({ switch: 's', mac: S });
@@ -436,7 +436,7 @@ describe('forwarding (real engine)', () => {
       await expectFrames(acc20, [frame({ dst: BROADCAST, src: T })]);
       t.send([frame({ dst: BROADCAST, src: T, vlan: 30 })]);
       await expectSilence(acc10, acc20, t);
-      await eventually(() => assert.equal(portDrops(dp.stats(), 't', 'vlan_not_member'), 1));
+      await untilPasses(() => assert.equal(portDrops(dp.stats(), 't', 'vlan_not_member'), 1));
       // VLAN 30 belongs to no switch, so no switch counts it
       assert.equal(switchDrops(dp.stats(), 'v10', 'vlan_not_member') + switchDrops(dp.stats(), 'v20', 'vlan_not_member'), 0);
     }));
@@ -451,7 +451,7 @@ describe('forwarding (real engine)', () => {
       const [p, q] = ['p', 'q'].map((n) => dp.pipe(n)) as [PipeEnd, PipeEnd];
 
       p.send([frame({ dst: BROADCAST, src: X, payload: 'spoofed' })]);
-      await eventually(() => assert.equal(portDrops(dp.stats(), 'p', 'port_security'), 1));
+      await untilPasses(() => assert.equal(portDrops(dp.stats(), 'p', 'port_security'), 1));
       assert.equal(switchDrops(dp.stats(), 's', 'port_security'), 1);
       assert.equal(portDrops(dp.stats(), 'q', 'port_security'), 0);
       await expectSilence(p, q);
@@ -466,7 +466,7 @@ describe('forwarding (real engine)', () => {
       // changing the lock at run time takes effect
       await dp.updatePort('p', { lockedMacs: [X] });
       p.send([frame({ dst: BROADCAST, src: P })]);
-      await eventually(() => assert.equal(portDrops(dp.stats(), 'p', 'port_security'), 2));
+      await untilPasses(() => assert.equal(portDrops(dp.stats(), 'p', 'port_security'), 2));
       await expectSilence(p, q);
     }));
 

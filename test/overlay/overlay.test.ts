@@ -18,7 +18,7 @@
 import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Guest, Lab, eventually, run, sleep } from '../ports/lab';
+import { Guest, Lab, untilPasses, run, sleep } from '../ports/lab';
 import { checkContiguous, segmentsIn } from '../ports/tcp-segments';
 import {
   Agent,
@@ -558,7 +558,7 @@ test('capture on the uplink shows the outer headers (VXLAN, VNI), and a switch c
         await h.a.call('startTrace', { count: 2, port });
         const p2 = await ping(lab, h.gA[0]!, h.gB[0]!.ip, 3);
         assert.equal(p2.received, 3, p2.out);
-        const tr = await eventually(async () => {
+        const tr = await untilPasses(async () => {
           const x = await h.a.call<Tr>('trace');
           if (x.records.length < 2) throw new Error(`${x.records.length} records`);
           return x;
@@ -592,7 +592,7 @@ test('API: stats().ports lists the uplink with its drops by reason; uplink().mac
       const bad = eth(h.vtepMac, h.bMac, 0x0800, ipv4(B4, A4, 17, udp(B4, A4, 50000, 4789, vxlan(100, marker(mac(0xb, 0x98), TEST_ETHERTYPE, 1), 0x00), 'zero')));
       await sendFrames(h.nsB, 'eth0', [bad], { repeat: 2 });
       // The engine counted them on the uplink port...
-      const st = await eventually(async () => {
+      const st = await untilPasses(async () => {
         const s = await h.a.call<Stats>('statsPlus');
         assert.equal(s.uplinkPortNative?.drops.vxlan_flags, 2);
         return s;
@@ -635,7 +635,7 @@ test('the uplink follows its interface\'s MAC: after ip link set address, the VT
       await cap.ready;
       const fresh = '02:00:00:00:0a:99';
       run('ip', ['-n', h.nsA, 'link', 'set', 'up0', 'address', fresh]);
-      await eventually(async () => {
+      await untilPasses(async () => {
         const info = await h.a.call<{ mac: string }>('uplink');
         assert.equal(info.mac, fresh, 'uplink().mac follows the interface');
         // B was not flushed: the VTEP told it.
@@ -667,19 +667,19 @@ test('the uplink follows its interface\'s MAC: after ip link set address, the VT
       const second = '02:00:00:00:0a:9a';
       run('ip', ['-n', h.nsA, 'link', 'set', 'up0', 'down']);
       run('ip', ['-n', h.nsA, 'link', 'set', 'up0', 'address', second]);
-      // (lab's eventually retries until the check stops throwing.)
-      await eventually(async () => assert.equal((await h.a.call<{ mac: string }>('uplink')).mac, second, 'taken while down'), 10_000, 100);
+      // (lab's untilPasses retries until the check stops throwing.)
+      await untilPasses(async () => assert.equal((await h.a.call<{ mac: string }>('uplink')).mac, second, 'taken while down'), 10_000, 100);
       run('ip', ['-n', h.nsA, 'link', 'set', 'up0', 'up']);
       const told = (): boolean => {
         const lines = run('tshark', ['-r', file2, '-n', '-T', 'fields', '-E', 'separator=|', '-e', 'eth.src', '-e', 'arp.opcode', '-e', 'arp.src.proto_ipv4', '-e', 'arp.dst.proto_ipv4', '-e', 'icmpv6.type', '-e', 'ipv6.dst'], 30_000);
         return lines.split('\n').some((l) => l === `${second}|1|${A4}|${A4}||`) && lines.split('\n').some((l) => l === `${second}||||136|ff02::1`);
       };
-      await eventually(async () => assert.ok(told(), `no ARP announcement and NA from ${second} after the link came up`), 15_000, 200);
+      await untilPasses(async () => assert.ok(told(), `no ARP announcement and NA from ${second} after the link came up`), 15_000, 200);
       cap2.stop();
       await cap2.done;
       t.diagnostic(`B saw around the down/up: ${run('tshark', ['-r', file2, '-n'], 30_000).trim().split('\n').join(' | ')}`);
       // The link just came back: the first frames may find it still settling.
-      await eventually(async () => assert.equal((await ping(lab, gA, gB.ip, 1)).received, 1), 15_000, 200);
+      await untilPasses(async () => assert.equal((await ping(lab, gA, gB.ip, 1)).received, 1), 15_000, 200);
       const again = await ping(lab, gA, gB.ip, 3);
       assert.equal(again.received, 3, again.out);
     } finally {
@@ -760,7 +760,7 @@ test('malformed VXLAN and outer headers are counted drops, each with its reason;
         let received: number | undefined;
         if (c.reason !== undefined) {
           try {
-            await eventually(async () => {
+            await untilPasses(async () => {
               const s = await h.a.call<Stats>('statsPlus');
               drops = diff(uplinkDrops(before), uplinkDrops(s));
               assert.ok((drops[c.reason as string] ?? 0) >= K);
@@ -771,7 +771,7 @@ test('malformed VXLAN and outer headers are counted drops, each with its reason;
           await sleep(100);
         } else if (c.toHost) {
           try {
-            await eventually(async () => {
+            await untilPasses(async () => {
               const s = await h.a.call<Stats>('statsPlus');
               assert.ok((s.uplink?.counters.to_host ?? 0) - (before.uplink?.counters.to_host ?? 0) >= K);
             }, 5000, 50);
@@ -891,7 +891,7 @@ test('the kernel path decapsulates VXLAN with a zero or right UDP checksum; a wr
             drops: (uplinkDrops(s).outer_udp_checksum ?? 0) - (uplinkDrops(before).outer_udp_checksum ?? 0),
           };
         };
-        await eventually(async () => {
+        await untilPasses(async () => {
           const c = await counted();
           assert.ok(c.took >= kernel && c.drops >= drop);
         }, 10_000, 100).catch(() => undefined); // a shortfall is reported below
@@ -1143,7 +1143,7 @@ test('VXLAN over an underlay with GRO on: an uplink decapsulates in XDP (xdpDeca
       const status = async (i: number): Promise<string> => (await hosts[i]!.a.call<{ kernelPath: string }>('portStatus', 'up')).kernelPath;
       for (const i of [0, 1]) assert.match(await status(i), /decapsulated at TC ingress, packet by packet \(the interface's GRO is off/);
       gro(true);
-      await eventually(async () => assert.match(await status(1), /decapsulated in XDP/), 15_000);
+      await untilPasses(async () => assert.match(await status(1), /decapsulated in XDP/), 15_000);
       assert.match(await status(0), /decapsulated at TC ingress, packet by packet \(xdpDecap: auto leaves a veth alone/);
       assert.equal(tso(hosts[0].ns), 'off', "A's end of the underlay veth, with XDP on B's");
       assert.equal(tso(hosts[1].ns), 'on', "B's end: A's uplink has no XDP");
@@ -1152,7 +1152,7 @@ test('VXLAN over an underlay with GRO on: an uplink decapsulates in XDP (xdpDeca
       assert.ok(merged.guestRx * 2 < merged.took, `GRO merged what XDP decapsulated: ${merged.guestRx} frames for ${merged.took} packets`);
       assert.ok(merged.strayToEngine < 10, `decapsulated frames are not the engine's: ${merged.strayToEngine} reached it`);
       gro(false);
-      await eventually(async () => assert.match(await status(1), /decapsulated at TC ingress.*GRO is off/), 15_000);
+      await untilPasses(async () => assert.match(await status(1), /decapsulated at TC ingress.*GRO is off/), 15_000);
       assert.equal(tso(hosts[0].ns), 'on', 'TSO back on the other end');
       // The veth hands A's tunnel super-frames over whole again: B's engine
       // takes them, and whatever the kernel decapsulates goes packet by packet.
@@ -1212,7 +1212,7 @@ test('forged XDP metadata from beyond a veth underlay is a counted drop, not swi
       const sent = await sendFrames(nsA, 'fx0', frames, { repeat: 2 });
       // The kernel's counters are added every housekeeping tick: a loaded
       // machine may be late.
-      await eventually(async () => assert.ok((await errors()) - before.errors >= sent), 10_000, 100).catch(() => undefined);
+      await untilPasses(async () => assert.ok((await errors()) - before.errors >= sent), 10_000, 100).catch(() => undefined);
       await sleep(400);
       const got = { rx: rx() - before.rx, errors: (await errors()) - before.errors };
       t.diagnostic(`sent ${sent} frames with forged metadata; B's kernel_path_error +${got.errors}; B's guest received ${got.rx} frames meanwhile`);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, DataplaneError } from '../../src/dataplane/index';
-import { eventually, expectBuffersBack, Guest, Lab, pingAll, run, skipReason, spawnJournaledPort, tapGuest, withLab as withLabAndDataplane } from './lab';
+import { untilPasses, expectBuffersBack, Guest, Lab, pingAll, run, skipReason, spawnJournaledPort, tapGuest, withLab as withLabAndDataplane } from './lab';
 
 function mac(n: number): string {
   return `02:00:5e:20:00:${n.toString(16).padStart(2, '0')}`;
@@ -53,14 +53,14 @@ function xdpOf(dev: string): string {
 async function deleteAndCheckReleased(dp: Dataplane, ports: string[], ifaces: string[], fdsBefore: number): Promise<void> {
   for (const p of ports) await dp.deletePort(p);
   for (const i of ifaces) assert.equal(xdpOf(i), '', `XDP program left on ${i}:\n${run('ip', ['-d', 'link', 'show', 'dev', i])}`);
-  await eventually(() => assert.equal(fs.readdirSync('/proc/self/fd').length, fdsBefore, 'descriptors leaked'), 3000);
+  await untilPasses(() => assert.equal(fs.readdirSync('/proc/self/fd').length, fdsBefore, 'descriptors leaked'), 3000);
 }
 
 // Deletes a root-namespace interface and waits until its port is down.
 async function deleteInterface(lab: Lab, dp: Dataplane, iface: string, port: string): Promise<void> {
   run('ip', ['link', 'del', iface]);
   lab.forget(iface);
-  await eventually(() => {
+  await untilPasses(() => {
     const st = dp.portStatus(port);
     assert.equal(st?.attached, false);
     assert.match(st?.lastError ?? '', /disappeared/);
@@ -153,7 +153,7 @@ test('an XDP program a SIGKILLed process left attached is detached from the jour
     try {
       const child = spawnJournaledPort(dir, { name: 'p', type: 'afxdp', interface: s1, switch: 'a' });
       lab.own(child);
-      await eventually(() => assert.match(child.output(), /ready/), 10_000, 50);
+      await untilPasses(() => assert.match(child.output(), /ready/), 10_000, 50);
       const left = xdpOf(s1);
       assert.notEqual(left, '', 'the port attached its program');
       const exited = new Promise((r) => child.on('exit', r));
@@ -326,7 +326,7 @@ test('an afxdp port goes down when its interface is deleted; the switch keeps fo
     await pingBoth(lab, g2, g3);
     // It comes back when an interface of that name returns.
     const g1b = lab.vethGuest('g1b', s1, mac(4), '198.18.1.4/24');
-    await eventually(() => assert.equal(dp.portStatus('x1')?.attached, true), 8000, 100);
+    await untilPasses(() => assert.equal(dp.portStatus('x1')?.attached, true), 8000, 100);
     await pingBoth(lab, g1b, g2);
     assert.ok((dp.portStatus('x1')?.counters.reopens ?? 0) >= 1);
   });
@@ -390,7 +390,7 @@ function staticNeighbor(from: Guest, to: Guest): void {
 async function udpFlows(lab: Lab, from: Guest, to: Guest, count: number, flowCount = 32, rate = 1000): Promise<{ sent: number; received: number }> {
   const seconds = count / rate;
   const sink = lab.spawnIn(to.ns, process.execPath, [FLOWS_JS, 'sink', String(FLOWS_PORT), String(count), String(seconds + 10)]);
-  await eventually(async () => assert.ok((await lab.nsAsync(to.ns, 'ss', ['-lun'])).out.includes(`:${FLOWS_PORT}`)), 20_000, 100); // node's start: seconds when loaded
+  await untilPasses(async () => assert.ok((await lab.nsAsync(to.ns, 'ss', ['-lun'])).out.includes(`:${FLOWS_PORT}`)), 20_000, 100); // node's start: seconds when loaded
   const r = await lab.nsAsync(from.ns, process.execPath, [FLOWS_JS, 'send', to.ip, String(FLOWS_PORT), String(flowCount), String(count), String(rate)], seconds * 1000 + 10_000);
   assert.equal(r.code, 0, r.out);
   const sent = JSON.parse(r.out.trim().split('\n').pop() as string) as { sent: number; errors: number };
@@ -477,13 +477,13 @@ test('afxdp queues: a range from queue; beyond the interface is refused; the int
     await deleteInterface(lab, dp, sm, 'mq');
     // Back with fewer queues: the port keeps its range and says so.
     mqGuest(lab, sm, nsm, 2, mac(1), '198.18.3.1/24');
-    await eventually(() => assert.match(dp.portStatus('mq')?.lastError ?? '', /came back with 2 rx queues; this port uses queues 0-3: delete and re-create/), 5000, 100);
+    await untilPasses(() => assert.match(dp.portStatus('mq')?.lastError ?? '', /came back with 2 rx queues; this port uses queues 0-3: delete and re-create/), 5000, 100);
     assert.equal(dp.portStatus('mq')?.attached, false);
     run('ip', ['link', 'del', sm]);
     lab.forget(sm);
     // Back with four: every queue re-opened, nothing missed.
     gm = mqGuest(lab, sm, nsm, MQ, mac(1), '198.18.3.1/24');
-    await eventually(() => assert.equal(dp.portStatus('mq')?.attached, true), 8000, 100);
+    await untilPasses(() => assert.equal(dp.portStatus('mq')?.attached, true), 8000, 100);
     staticNeighbor(gm, gs);
     const before = queueRx(dp, 'mq');
     const r = await udpFlows(lab, gm, gs, 1000);

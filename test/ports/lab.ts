@@ -172,7 +172,7 @@ export class Lab {
   // loaded machine it can take seconds to start.
   async iperf3Server(ns: string, bind?: string): Promise<{ done: Promise<string>; stop(): void }> {
     const srv = this.spawnIn(ns, 'iperf3', ['-s', '-1', ...(bind === undefined ? [] : ['-B', bind])]);
-    await eventually(async () => {
+    await untilPasses(async () => {
       if (!(await this.nsAsync(ns, 'ss', ['-ltn'])).out.includes(':5201')) throw new Error(`iperf3 in ${ns} is not listening on 5201`);
     }, 20_000, 100);
     return srv;
@@ -238,7 +238,12 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 5000, stepMs = 50): Promise<T> {
+// Retries `check` until it stops throwing (an assertion inside it), then
+// returns its value: returning undefined or false is success here. Not
+// control/helpers.ts's eventually(), which retries until the check returns
+// a value; the names differ so that a check written for one is not passed
+// to the other.
+export async function untilPasses<T>(check: () => T | Promise<T>, timeoutMs = 5000, stepMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -299,7 +304,7 @@ export async function expectBuffersBack(dp: Dataplane, before: Record<string, nu
   const large0 = before.large_buffers_free ?? 0;
   const regular0 = before.buffers_free ?? 0;
   assert.ok(large0 > 0 && regular0 > 0, 'the engine reports its free buffers');
-  await eventually(() => {
+  await untilPasses(() => {
     const e = dp.stats().engine;
     const large = e.large_buffers_free ?? 0;
     const regular = e.buffers_free ?? 0;

@@ -29,7 +29,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../../src/dataplane/index';
-import { eventually, expectBuffersBack, Guest, Lab, run, tapGuest, withLab } from './lab';
+import { untilPasses, expectBuffersBack, Guest, Lab, run, tapGuest, withLab } from './lab';
 import { checkContiguous, segmentsIn } from './tcp-segments';
 
 const SECONDS = '3';
@@ -138,7 +138,7 @@ test('iperf3 TCP between two default veth guests through afpacket ports goes thr
     t.diagnostic(`p1 kernelPath: ${status}`);
     assert.match(status, /^on: /, 'the kernel fast path is on (clang, libbpf and Linux 6.6 or later)');
     const { sw } = await compareWithBridge(t, lab, 'afpacket <-> afpacket, kernel path', g1, g2);
-    await eventually(async () => {
+    await untilPasses(async () => {
       const s = dp.stats();
       const kernel = s.ports.p1.counters.rx_kernel_path;
       assert.ok(kernel > 0, 'the kernel switched frames');
@@ -354,7 +354,7 @@ async function udpGsoRun(lab: Lab, from: Guest, to: Guest): Promise<{ received: 
   let out = '';
   rx.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const done = new Promise<void>((resolve) => rx.on('close', () => resolve()));
-  await eventually(() => assert.match(out, /ready/), 5000);
+  await untilPasses(() => assert.match(out, /ready/), 5000);
   const tx = await lab.nsAsync(from.ns, 'python3', ['-c', UDP_SENDER, to.ip], 30_000);
   assert.equal(tx.code, 0, `the UDP_SEGMENT sender failed:\n${tx.out}`);
   await Promise.race([done, new Promise((r) => setTimeout(r, 15_000))]);
@@ -571,7 +571,7 @@ test('a 64 KiB TSO frame leaving through a port whose interface has no TSO (AF_X
         let capErr = '';
         cap.stderr.on('data', (d: Buffer) => (capErr += d.toString()));
         const capDone = new Promise<void>((resolve) => cap.on('close', () => resolve()));
-        await eventually(() => assert.match(capErr, /listening on/), 5000);
+        await untilPasses(() => assert.match(capErr, /listening on/), 5000);
         const r = await iperf(lab, g1, g2, ['-n', '4M'], dst);
         cap.kill('SIGINT');
         await capDone;

@@ -13,7 +13,7 @@ import { Dataplane, DataplaneError, DataplaneEvent } from '../../src/dataplane/i
 import { createPortCommand, createSwitchCommand } from '../../src/dataplane/commands';
 import { loadNative } from '../../src/dataplane/native';
 import { toNativeOptions, validateOptions, validatePortSpec, validateSwitchSpec } from '../../src/dataplane/specs';
-import { eventually, pingAll, run, sleep, tapGuest, withLab } from './lab';
+import { untilPasses, pingAll, run, sleep, tapGuest, withLab } from './lab';
 
 function newDataplane(): Dataplane {
   const dp = new Dataplane({ hugepages: false, bufferCount: 16384, maxPorts: 32, maxSwitches: 16 });
@@ -240,7 +240,7 @@ test("a guest's MAC moves from one port to another and traffic follows", async (
     const r = await lab.ping(after, g2.ip);
     assert.ok(r.ok, `after the move:\n${r.out}`);
     assert.equal((await dp.fdb('a')).find((e) => e.mac === mac(5))?.port, 'pm2');
-    await eventually(() => assert.ok(events.some((e) => e.type === 'moved' && e.mac === mac(5) && e.port === 'pm2' && e.oldPort === 'pm1'), JSON.stringify(events)));
+    await untilPasses(() => assert.ok(events.some((e) => e.type === 'moved' && e.mac === mac(5) && e.port === 'pm2' && e.oldPort === 'pm1'), JSON.stringify(events)));
     // And the other way: g2 reaches the guest at its new place.
     assert.ok((await lab.ping(g2, '198.18.0.5')).ok);
   });
@@ -265,7 +265,7 @@ test('an interface deleted while traffic flows: port down, others keep forwardin
     await sleep(1000);
     run('ip', ['link', 'del', lab.name('s3')]); // its peer in g3's namespace goes with it
     lab.forget(lab.name('s3'));
-    await eventually(() => assert.ok(events.some((e) => e.type === 'link' && e.port === 'p3' && !e.up), JSON.stringify(events)), 3000);
+    await untilPasses(() => assert.ok(events.some((e) => e.type === 'link' && e.port === 'p3' && !e.up), JSON.stringify(events)), 3000);
     const down = dp.portStatus('p3');
     assert.equal(down?.attached, false);
     assert.match(down?.lastError ?? '', /disappeared/);
@@ -282,7 +282,7 @@ test('an interface deleted while traffic flows: port down, others keep forwardin
     // The interface returns (same name): the port re-opens it by itself.
     lab.veth(lab.name('s3'), g3.ns, 'eth1');
     lab.configure(g3.ns, 'eth1', mac(3), '198.18.0.3/24');
-    await eventually(() => assert.ok(events.some((e) => e.type === 'link' && e.port === 'p3' && e.up), JSON.stringify(events)), 5000);
+    await untilPasses(() => assert.ok(events.some((e) => e.type === 'link' && e.port === 'p3' && e.up), JSON.stringify(events)), 5000);
     assert.equal(dp.portStatus('p3')?.attached, true);
     assert.ok((dp.portStatus('p3')?.counters.reopens ?? 0) >= 1);
     const back = await lab.ping(g1, g3.ip);
@@ -305,7 +305,7 @@ test('a tap deleted under traffic (its VM gone): port down, others keep forwardi
     const flow12 = lab.nsAsync(g1.ns, 'ping', ['-c', '30', '-i', '0.1', '-W', '1', '-n', g2.ip], 30_000);
     await sleep(800);
     lab.ns(g3.ns, 'ip', ['link', 'del', g3.dev]); // what a VM's exit does to a tap it owned
-    await eventually(() => assert.ok(events.some((e) => e.type === 'link' && e.port === 'p3' && !e.up), JSON.stringify(events)), 3000);
+    await untilPasses(() => assert.ok(events.some((e) => e.type === 'link' && e.port === 'p3' && !e.up), JSON.stringify(events)), 3000);
     // (lastError says "was deleted" only until the port has re-created the
     // tap, which may already have happened.)
     const r12 = await flow12;
@@ -316,10 +316,10 @@ test('a tap deleted under traffic (its VM gone): port down, others keep forwardi
     // The switch created that tap, so it creates it again (in its own
     // namespace); moved to the guest again, it carries traffic.
     const tap = lab.name('t3');
-    await eventually(() => assert.ok((dp.portStatus('p3')?.counters.reopens ?? 0) >= 1 && dp.portStatus('p3')?.attached), 5000);
+    await untilPasses(() => assert.ok((dp.portStatus('p3')?.counters.reopens ?? 0) >= 1 && dp.portStatus('p3')?.attached), 5000);
     run('ip', ['link', 'set', tap, 'netns', g3.ns]);
     lab.configure(g3.ns, tap, mac(3), '198.18.0.3/24');
-    await eventually(async () => assert.ok((await lab.ping(g1, g3.ip)).ok), 5000);
+    await untilPasses(async () => assert.ok((await lab.ping(g1, g3.ip)).ok), 5000);
     assert.match(dp.portStatus('p3')?.io ?? '', /^io_uring/);
   });
 });
@@ -365,7 +365,7 @@ test("a VM's tap held by its hypervisor is switched from the host side with afpa
     vm.stdout.on('data', (d: Buffer) => (out += d.toString()));
     vm.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<void>((resolve) => vm.on('close', () => resolve()));
-    await eventually(() => assert.match(out, /ready/), 5000);
+    await untilPasses(() => assert.match(out, /ready/), 5000);
     run('ip', ['link', 'set', tap, 'up']);
 
     // The switch cannot hold that tap's fd too, and says what to do instead.
@@ -410,7 +410,7 @@ eth = bytes.fromhex(sys.argv[3]) + bytes.fromhex(sys.argv[2]) + bytes([8, 0])
 vnet = struct.pack('<BBHHHH', 1, 1, 54, 1448, 34, 16)
 os.write(fd, vnet + eth + bytes(ip) + tcp + payload)
 `, tap, vmMac.replace(/:/g, ''), g1.mac.replace(/:/g, '')]);
-    await eventually(() => {
+    await untilPasses(() => {
       const c = dp.portStatus('pvm')?.counters;
       assert.ok((c?.rx_super ?? 0) >= 1 && (c?.rx_offload ?? 0) >= 1, JSON.stringify(c));
       assert.ok((dp.portStatus('p1')?.counters.tx_super ?? 0) >= 1, JSON.stringify(dp.portStatus('p1')?.counters));

@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../../src/dataplane/index';
 import { Metrics } from '../../src/control/metrics';
-import { eventually, Lab, run, skipReason, spawnJournaledPort } from './lab';
+import { untilPasses, Lab, run, skipReason, spawnJournaledPort } from './lab';
 import { eth, ip4Bytes, ipv4, python, sendFrames, udp, vxlan } from '../overlay/vxlab';
 
 function mac(n: number): string {
@@ -67,7 +67,7 @@ test('a broadcast longer than another port\'s interface MTU is a counted drop th
     await dp.updatePort('p2', { mtu: 1800 });
     const before = dp.stats().ports.p2!;
     await sendFrames(g1.ns, g1.dev, [bigBroadcast(g1.mac, 1600)]);
-    await eventually(() => assert.equal((dp.stats().ports.p2!.drops.egress_too_big ?? 0) - (before.drops.egress_too_big ?? 0), 1), 3000);
+    await untilPasses(() => assert.equal((dp.stats().ports.p2!.drops.egress_too_big ?? 0) - (before.drops.egress_too_big ?? 0), 1), 3000);
     // p2 still transmits at once: a run of pings all come back.
     const after = await lab.ping(g1, g2.ip, 10);
     assert.equal(after.received, 10, `the ring did not stall:\n${after.out}`);
@@ -86,9 +86,9 @@ test('a broadcast longer than another port\'s interface MTU is a counted drop th
     const leaves = async (): Promise<boolean> => {
       const mid = dp.stats().ports.p2!;
       await sendFrames(g1.ns, g1.dev, [bigBroadcast(g1.mac, 1600)]);
-      return eventually(() => assert.ok(dp.stats().ports.p2!.counters.tx_bytes - mid.counters.tx_bytes >= 1600), 1000).then(() => true, () => false);
+      return untilPasses(() => assert.ok(dp.stats().ports.p2!.counters.tx_bytes - mid.counters.tx_bytes >= 1600), 1000).then(() => true, () => false);
     };
-    await eventually(async () => assert.ok(await leaves(), 'the 1600-byte broadcast left through p2'), 15_000, 0);
+    await untilPasses(async () => assert.ok(await leaves(), 'the 1600-byte broadcast left through p2'), 15_000, 0);
     const dropped = dp.stats().ports.p2!.drops.egress_too_big;
     assert.ok(await leaves(), 'the next one left too');
     assert.equal(dp.stats().ports.p2!.drops.egress_too_big, dropped, 'no new drop');
@@ -114,16 +114,16 @@ test('the uplink drops VXLAN longer than its mtu (a 9000-MTU underlay) and keeps
         udp('198.18.9.2', '198.18.9.1', 50000, 4789, vxlan(100, bigBroadcast(mac(9), innerLen)), 'zero')));
     assert.equal(frame(1600).length, 1650);
     await sendFrames(ns, 'eth0', [frame(1600)]);
-    await eventually(() => assert.equal(dp.stats().ports.up!.drops.oversize, 1), 3000);
+    await untilPasses(() => assert.equal(dp.stats().ports.up!.drops.oversize, 1), 3000);
     // Still receiving and sending: a well-sized frame is delivered, an ARP
     // request for the VTEP is answered.
     const before = dp.stats().ports.l!.counters.tx_packets;
     await sendFrames(ns, 'eth0', [frame(1000)]);
-    await eventually(() => assert.equal(dp.stats().ports.l!.counters.tx_packets - before, 1), 3000);
+    await untilPasses(() => assert.equal(dp.stats().ports.l!.counters.tx_packets - before, 1), 3000);
     const arp = Buffer.concat([Buffer.from([0, 1, 8, 0, 6, 4, 0, 1]), Buffer.from(peerMac.split(':').map((x) => parseInt(x, 16))), ip4Bytes('198.18.9.2'), Buffer.alloc(6), ip4Bytes('198.18.9.1')]);
     const replies = dp.stats().uplink!.counters.arp_replies_sent;
     await sendFrames(ns, 'eth0', [eth('ff:ff:ff:ff:ff:ff', peerMac, 0x0806, arp)]);
-    await eventually(() => assert.equal(dp.stats().uplink!.counters.arp_replies_sent - replies, 1), 3000);
+    await untilPasses(() => assert.equal(dp.stats().uplink!.counters.arp_replies_sent - replies, 1), 3000);
     void gl;
 
     // Issue 10 #7: every backend counter of every kernel-facing port, the
@@ -160,7 +160,7 @@ test('offloads a SIGKILLed process left off are restored from the journal at the
       // The victim: another process attaches a port to the veth, then is killed.
       const child = spawnJournaledPort(dir, { name: 'p', type: 'afpacket', interface: side, switch: 'a', disableOffloads: true });
       lab.own(child);
-      await eventually(() => assert.match(child.output(), /ready/), 10_000, 50);
+      await untilPasses(() => assert.match(child.output(), /ready/), 10_000, 50);
       assert.equal(txcsum(), 'off', 'the port turned tx checksumming off');
       assert.equal(gso(), 'off');
       const exited = new Promise((r) => child.on('exit', r));

@@ -9,7 +9,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, run, skipReason, withLab } from '../ports/lab';
+import { untilPasses, run, skipReason, withLab } from '../ports/lab';
 import { ensureGuestTools, VIRTIO_NET_F, Vm } from './guest';
 
 // The VM's port's drops during the test (the second test reads them).
@@ -50,7 +50,7 @@ test('a QEMU guest on a tap held by QEMU (afpacket port) pings a veth guest and 
       // 4 MiB from the VM (busybox nc) to the veth guest (a Node sink that
       // prints the SHA-256 and length of what it received, then exits).
       const sink = lab.spawnIn(g.ns, process.execPath, ['-e', SINK]);
-      await eventually(() => assert.match(lab.ns(g.ns, 'ss', ['-ltn']), /:5001\b/), 10_000);
+      await untilPasses(() => assert.match(lab.ns(g.ns, 'ss', ['-ltn']), /:5001\b/), 10_000);
       const sent = await vm.run('dd if=/dev/urandom of=/tmp/tx bs=4096 count=1024 2>/dev/null; sha256sum /tmp/tx; nc 198.18.7.1 5001 </tmp/tx; echo nc=$?', 240_000);
       assert.match(sent.out, /nc=0/, `sending failed:\n${sent.out}`);
       const got = await sink.done;
