@@ -49,12 +49,15 @@ export interface TraceSpec {
   count: number; // frames to trace, 1..1000
   port?: string; // only frames received on this port
   // The trace ends by itself after this long if its frames have not all
-  // come (1..3600, default 60): a trace pauses the kernel fast path of every
-  // port while it waits, and a client that went away must not leave it so.
+  // come (1..TRACE_MAX_SECONDS, default 60): a trace pauses the kernel fast
+  // path of every port while it waits, and a client that went away must not
+  // leave it so.
   seconds?: number;
 }
 
 export const TRACE_DEFAULT_SECONDS = 60;
+// Two hours: vpcctl trace waits up to an hour and asks for 5 s more.
+export const TRACE_MAX_SECONDS = 7200;
 
 export interface TraceLine {
   ns: number; // CLOCK_MONOTONIC nanoseconds
@@ -99,7 +102,7 @@ export function validateTraceSpec(spec: unknown): TraceSpec {
   return {
     count: validateInteger(o.count, 'count', 1, 1000),
     ...(o.port === undefined ? {} : { port: validateName(o.port, 'port') }),
-    seconds: o.seconds === undefined ? TRACE_DEFAULT_SECONDS : validateInteger(o.seconds, 'seconds', 1, 3600),
+    seconds: o.seconds === undefined ? TRACE_DEFAULT_SECONDS : validateInteger(o.seconds, 'seconds', 1, TRACE_MAX_SECONDS),
   };
 }
 

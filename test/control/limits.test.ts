@@ -162,6 +162,12 @@ describe('limits and client errors through vpcd', () => {
         assert.deepEqual([(r.body as any).error.code, (r.body as any).error.field], ['ERR_BAD_REQUEST', 'id'], bad);
       }
       assert.deepEqual((await d.client.raw('DELETE', '/v1/trace?id=7')).body, { stopped: false }, 'no trace 7 runs: nothing stopped');
+      // A trace's deadline: 1..7200 s (vpcctl's --seconds 3600 asks for 3605).
+      for (const seconds of [0, 7201, 1.5]) {
+        const r = await d.client.raw('POST', '/v1/trace', { count: 1, seconds });
+        assert.equal(r.status, 400, String(seconds));
+        assert.deepEqual([(r.body as any).error.code, (r.body as any).error.field], ['ERR_INVALID_ARGUMENT', 'seconds'], String(seconds));
+      }
       assert.equal((await d.client.raw('GET', '/v1/status')).status, 200);
       assert.equal(d.logs.filter((l) => l.includes('internal error')).length, 0, 'no ERR_INTERNAL logged');
     } finally {

@@ -21,7 +21,7 @@ interface Ran {
 }
 
 // vpcctl as a child process (stdout is a pipe, not a terminal); bounded.
-function vpcctl(socket: string, args: string[], timeoutMs = 30_000): { done: Promise<Ran>; kill(): void } {
+function vpcctl(socket: string, args: string[], timeoutMs = 30_000): { done: Promise<Ran>; kill(signal?: NodeJS.Signals): void } {
   const p = spawn(process.execPath, [VPCCTL, '--socket', socket, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   let err = '';
@@ -32,7 +32,7 @@ function vpcctl(socket: string, args: string[], timeoutMs = 30_000): { done: Pro
     clearTimeout(timer);
     resolve({ code, stdout: Buffer.concat(out), stderr: err });
   }));
-  return { done, kill: () => p.kill('SIGKILL') };
+  return { done, kill: (signal: NodeJS.Signals = 'SIGKILL') => p.kill(signal) };
 }
 
 interface Decoded {
@@ -260,10 +260,22 @@ test('vpcctl trace: a forwarded frame shows rx, classify, learn, lookup and tx; 
     const j2 = JSON.parse(f2.stdout.toString()) as { port: string; records: Array<{ port: string }> };
     assert.deepEqual([j2.port, j2.records.length, j2.records.every((x) => x.port === 'p2')], ['p2', 2, true], 'the second trace ran to its count');
 
+    // Ctrl-C on a waiting vpcctl trace stops the trace at once, not at
+    // vpcd's deadline (65 s here), and prints what it has.
+    const paused = async (): Promise<number> => (await d.client.call<{ engine: Record<string, number> }>('GET', '/v1/stats')).engine.kernel_path_paused!;
+    const before3 = (await current()).id;
+    const third = vpcctl(d.socket, ['trace', '--count', '1000', '--port', 'p3', '--seconds', '60']);
+    await eventually(async () => ((await current()).id > before3 || undefined), 10_000, 50);
+    await eventually(async () => ((await paused()) === 1 ? true : undefined), 5000, 50);
+    third.kill('SIGINT');
+    const f3 = await third.done;
+    assert.equal(f3.code, 0, f3.stderr);
+    assert.match(f3.stdout.toString(), /\(\d+ of 1000 frames: interrupted\)\n$/);
+    await eventually(async () => ((await paused()) === 0 ? true : undefined), 5000, 50);
+
     // A trace waiting on an idle port pauses the kernel path. Its client
     // gone (no DELETE), vpcd ends it by itself after `seconds` (vpcctl asks
     // for its --seconds plus 5), and the path comes back.
-    const paused = async (): Promise<number> => (await d.client.call<{ engine: Record<string, number> }>('GET', '/v1/stats')).engine.kernel_path_paused!;
     const t0 = Date.now();
     const { id } = await d.client.call<{ id: number }>('POST', '/v1/trace', { count: 1000, port: 'p3', seconds: 5 }); // more frames than p3's guest sends meanwhile
     await eventually(async () => ((await paused()) === 1 ? true : undefined), 5000, 50);
@@ -274,6 +286,6 @@ test('vpcctl trace: a forwarded frame shows rx, classify, learn, lookup and tx; 
     // vpcd says so in its log.
     const said = await eventually(() => d.logs.map((l) => JSON.parse(l) as { msg: string; trace?: number; seconds?: number }).find((l) => l.trace === id && /^a trace ended at its deadline/.test(l.msg)), 5000);
     assert.equal(said.seconds, 5);
-    assert.equal(d.logs.filter((l) => l.includes('a trace ended at its deadline')).length, 1, 'the traces vpcctl stopped, or another replaced, are not logged');
+    assert.equal(d.logs.filter((l) => l.includes('a trace ended at its deadline')).length, 1, 'the traces vpcctl stopped (at their count, or on Ctrl-C), or another replaced, are not logged');
   });
 });

@@ -33,26 +33,33 @@ export function registerTrace(program: Command, { io, ctx, print }: CliContext):
     .action(async (o: { count: number; port?: string; seconds: number }, cmd: Command) => {
       const { client, json } = ctx(cmd);
       const sleep = io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-      // vpcd ends the trace by itself a little after our wait, should this
-      // process be interrupted (it would pause the kernel path meanwhile).
-      const { id } = await client.call<{ id: number }>('POST', '/v1/trace', { count: o.count, seconds: Math.min(3600, o.seconds + 5), ...(o.port === undefined ? {} : { port: o.port }) });
-      const deadline = Date.now() + o.seconds * 1000;
-      // Another vpcctl trace may replace ours meanwhile (one trace runs at a
-      // time): then ours is what we read last, and theirs is left alone.
-      let t = await client.call<TraceResult>('GET', '/v1/trace');
-      let mine: TraceResult = t.id === id ? t : { id, count: o.count, ...(o.port === undefined ? {} : { port: o.port }), records: [] };
-      while (t.id === id && t.records.length < o.count && Date.now() < deadline) {
-        await sleep(100);
-        t = await client.call<TraceResult>('GET', '/v1/trace');
-        if (t.id === id) mine = t;
+      // vpcd ends the trace by itself 5 s after our wait, should this process
+      // be killed (a waiting trace pauses the kernel path). Ctrl-C ends the
+      // wait: the trace is stopped, and what it has is printed.
+      let interrupted = false;
+      const stopListening = io.onInterrupt?.(() => (interrupted = true)) ?? (() => undefined);
+      try {
+        const { id } = await client.call<{ id: number }>('POST', '/v1/trace', { count: o.count, seconds: o.seconds + 5, ...(o.port === undefined ? {} : { port: o.port }) });
+        const deadline = Date.now() + o.seconds * 1000;
+        // Another vpcctl trace may replace ours meanwhile (one trace runs at a
+        // time): then ours is what we read last, and theirs is left alone.
+        let t = await client.call<TraceResult>('GET', '/v1/trace');
+        let mine: TraceResult = t.id === id ? t : { id, count: o.count, ...(o.port === undefined ? {} : { port: o.port }), records: [] };
+        while (t.id === id && t.records.length < o.count && Date.now() < deadline && !interrupted) {
+          await sleep(100);
+          t = await client.call<TraceResult>('GET', '/v1/trace');
+          if (t.id === id) mine = t;
+        }
+        const { stopped } = await client.call<{ stopped: boolean }>('DELETE', `/v1/trace?id=${id}`);
+        if (stopped) {
+          t = await client.call<TraceResult>('GET', '/v1/trace'); // frames completed while stopping
+          if (t.id === id) mine = t;
+        }
+        const n = mine.records.length;
+        const why = n >= o.count ? '' : !stopped ? 'another trace replaced this one' : interrupted ? 'interrupted' : `within ${o.seconds} s`;
+        print(json, mine, () => traceText(mine) + (why === '' ? '' : `(${n} of ${o.count} frames${why.startsWith('within') ? ' ' : ': '}${why})\n`));
+      } finally {
+        stopListening();
       }
-      const { stopped } = await client.call<{ stopped: boolean }>('DELETE', `/v1/trace?id=${id}`);
-      if (stopped) {
-        t = await client.call<TraceResult>('GET', '/v1/trace'); // frames completed while stopping
-        if (t.id === id) mine = t;
-      }
-      const replaced = !stopped && mine.records.length < o.count;
-      print(json, mine, () => traceText(mine) + (replaced ? `(${mine.records.length} of ${o.count} frames: another trace replaced this one)\n`
-        : mine.records.length < o.count ? `(${mine.records.length} of ${o.count} frames within ${o.seconds} s)\n` : ''));
     });
 }
