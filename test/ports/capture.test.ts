@@ -237,10 +237,9 @@ test('vpcctl trace: a forwarded frame shows rx, classify, learn, lookup and tx; 
     // Two vpcctl traces: the second replaces the first (one trace runs at a
     // time). The first's end must not stop the second: it says it was
     // replaced, and the second still gets its frames. The first waits long
-    // enough (60 s) that only the replacement can end it: a starting
-    // vpcctl may take seconds on a loaded machine.
-    // The first is known to have started when the trace's id moves on (the
-    // trace before was on p3 too).
+    // enough (60 s) that only the replacement can end it (a starting vpcctl
+    // may take seconds on a loaded machine), and is known to have started
+    // when the trace's id moves on (the trace before was on p3 too).
     const current = async (): Promise<{ id: number; port?: string }> => d.client.call('GET', '/v1/trace');
     const before = (await current()).id;
     const t1 = Date.now();

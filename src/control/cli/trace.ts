@@ -55,9 +55,10 @@ export function registerTrace(program: Command, { io, ctx, print }: CliContext):
           t = await client.call<TraceResult>('GET', '/v1/trace'); // frames completed while stopping
           if (t.id === id) mine = t;
         }
-        const n = mine.records.length;
-        const why = n >= o.count ? '' : !stopped ? 'another trace replaced this one' : interrupted ? 'interrupted' : `within ${o.seconds} s`;
-        print(json, mine, () => traceText(mine) + (why === '' ? '' : `(${n} of ${o.count} frames${why.startsWith('within') ? ' ' : ': '}${why})\n`));
+        const got = `${mine.records.length} of ${o.count} frames`;
+        const short = mine.records.length >= o.count ? '' : !stopped ? `(${got}: another trace replaced this one)\n`
+          : interrupted ? `(${got}: interrupted)\n` : `(${got} within ${o.seconds} s)\n`;
+        print(json, mine, () => traceText(mine) + short);
       } finally {
         stopListening();
       }
