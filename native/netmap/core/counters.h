@@ -164,7 +164,7 @@ namespace vpc {
   X(packets, counter, "Frames moved through the virtqueue")                               \
   X(bytes, counter, "Frame bytes moved through the virtqueue (virtio-net headers not counted)") \
   X(notifies, counter, "Interrupts sent to the guest through the call eventfd")         \
-  X(guest_full, counter, "Times a frame for the guest found no free receive buffer (the frame stays with the engine: tx_ring_full)")
+  X(guest_full, counter, "Frames for the guest that found no free receive buffer and waited in the port's backlog (a full backlog: the port's tx_ring_full)")
 
 #define VPC_VIRTQ_DROPS(X)                                                        \
   X(ring_bad_avail_idx, counter, "Avail index moved by more than the queue size")         \

@@ -266,6 +266,34 @@ class VhostUserPort final : public Port {
   uint8_t rxq_ready_[VhostStatus::kMaxPairs] = {};  // guest receiveq k ready
   bool link_up_ = false;
   bool kicks_wanted_ = true;
+
+  // Frames for a guest receive queue that found no free buffer: held, in
+  // order, and delivered first once the guest adds buffers, as a tap's
+  // queue holds a burst its reader has not taken yet (docs/ports.md, "The
+  // backlog"). What does not fit goes back to the engine (tx_ring_full).
+  // While a queue holds frames and the engine sleeps, the guest is asked
+  // to kick that receive queue, whose kick descriptor is then in epfd_.
+  struct Backlog {
+    static constexpr uint32_t kFrames = 1024;
+    Pkt f[kFrames];
+    uint32_t head = 0, n = 0;
+    uint32_t large = 0;      // large buffers among them
+    bool kicks = false;      // the guest is asked to kick; its kick fd is in epfd_
+  };
+  std::unique_ptr<Backlog[]> backlog_;  // one per queue pair (guest receiveq k)
+  uint32_t backlogged_ = 0;             // queues holding frames
+  uint32_t backlog_large_max_ = 1;   // large buffers one port's backlogs hold at most
+  uint32_t backlog_large_floor_ = 0;  // none is held while the pool has this many or fewer free
+  // Into queue k's backlog, after what it holds: returns how many it took.
+  uint16_t hold(uint32_t k, const Pkt* pkts, uint16_t n);
+  // Queue k's backlog into its ring, as far as the guest's buffers go.
+  void drain(uint32_t k);
+  // Every backlog: drained; while the engine is about to sleep (`sleeping`),
+  // the guest is asked to kick a queue that still holds frames.
+  void serve_backlogs(bool sleeping);
+  void rx_kicks(uint32_t k, bool on);
+  void rx_queue_broke(uint32_t k);
+  void drop_backlog(uint32_t k);  // the queue is gone: frames counted not_ready
   uint32_t rr_ = 0;
   std::atomic<bool> layout_dirty_{false};
 };

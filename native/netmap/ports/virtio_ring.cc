@@ -563,10 +563,7 @@ uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t
       Chain r = Chain::kOk;
       if (rx_fast(q, c, gc, in[done], avail_idx)) ++walked;
       else r = write_rx_frame(q, c, in[done], &avail_idx, &reread, &why, &walked);
-      if (r == Chain::kFull) {
-        q.ctr->add(VirtqCounter::guest_full);
-        break;
-      }
+      if (r == Chain::kFull) break;  // the caller holds the rest (VhostUserPort's backlog)
       if (r == Chain::kBroken) {
         q.fail(why, std::string("receive queue: ") + kVirtqDropInfo[size_t(why)].help);
         c.cache->free(in[done++].buf);
