@@ -166,10 +166,10 @@ ${TEST_ENGINE}switches:
     // windows are still in flight. A tap holds such a burst in its queue
     // (1000 frames); the port's backlog holds it the same way, so no frame
     // is dropped and the sender needs no fast retransmit. What the sender
-    // still retransmits is its timers firing during the stall (timeouts,
-    // tail loss probes), as it would behind a tap. Before the backlog: 67 to
-    // 301 frames dropped (tx_ring_full) and 628 to 3,165 fast retransmits
-    // in three runs.
+    // still retransmits is its timers firing while the stopped guest sends
+    // no acknowledgements (timeouts, tail loss probes). Before the backlog:
+    // 67 to 301 frames dropped (tx_ring_full) and 628 to 3,165 fast
+    // retransmits in three runs.
     const ports = Array.from({ length: INTO_VM_FLOWS }, (_, i) => 5002 + i);
     const listen = await vm2.run(`for p in ${ports.join(' ')}; do (sleep 600 | nc -l -p $p >/dev/null 2>/tmp/nc$p.err) & done; echo listening`);
     assert.match(listen.out, /listening/);

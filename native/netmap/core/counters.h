@@ -181,7 +181,8 @@ namespace vpc {
   X(no_buffer, counter, "No free engine buffer for a frame from the guest")              \
   X(guest_buffer_small, counter, "Frame longer than the guest's receive chain (no mergeable buffers)") \
   X(offload_refused, counter, "Frame with GSO state for a guest that did not negotiate that offload, or whose checksum could not be completed") \
-  X(not_ready, counter, "Frame for a queue that is broken, disabled or not set up")
+  X(not_ready, counter, "Frame for a queue that is broken, disabled or not set up")                  \
+  X(guest_stalled, counter, "Frame that waited in the port's backlog while the guest took no receive buffer for a second")
 
 #define VPC_ENUM_ROW(name, kind, help) name,
 enum class PortCounter : uint16_t { VPC_PORT_COUNTERS(VPC_ENUM_ROW) kCount };

@@ -141,15 +141,16 @@ std::unique_ptr<VhostUserPort> VhostUserPort::open(const VhostUserOptions& opts,
   std::unique_ptr<VhostUserPort> p(new VhostUserPort(opts, std::move(pool), std::move(status)));
   p->claimed_ = true;
   p->backlog_ = std::make_unique<Backlog[]>(opts.queue_pairs);
-  // Super-frames: a port's backlog holds at most half the pool's large
-  // buffers (256 with the default pool, 16 MiB), and none while a quarter
-  // or less are free, so stalled guests never take the last large buffers
-  // from the other ports (whose super-frames would then be no_buffer
-  // drops). A quarter per port still dropped frames for a guest stopped
-  // 300 ms under eight TCP flows (test/vhost/vms.test.ts); a tap holds
-  // 1,000 frames of any size.
-  p->backlog_large_max_ = std::max(1u, p->pool_->large_count() / 2);
-  p->backlog_large_floor_ = p->pool_->large_count() / 4;
+  // Super-frames: the backlogs hold at most half the pool's large buffers
+  // (256 with the default pool, 16 MiB), and nothing is held while a
+  // quarter or less of the pool's large or regular buffers are free, so
+  // stalled guests never take the last buffers from the other ports (whose
+  // frames would then be no_buffer drops). A quarter of the large buffers
+  // still dropped frames for a guest stopped 300 ms under eight TCP flows
+  // (test/vhost/vms.test.ts); a tap holds 1,000 frames of any size.
+  p->held_large_max_ = std::max(1u, p->pool_->large_count() / 2);
+  p->large_floor_ = p->pool_->large_count() / 4;
+  p->regular_floor_ = p->pool_->count() / 4;
   p->epfd_ = epoll_create1(EPOLL_CLOEXEC);
   p->stop_efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   p->ack_efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -923,7 +924,7 @@ void VhostUserPort::refresh() {
   }
   link_up_ = connected_ && (ready_rx_ || ready_tx_);
   for (uint32_t k = 0; k < opts_.queue_pairs; ++k)
-    if (!rxq_ready_[k] && backlog_[k].n) drop_backlog(k);
+    if (!rxq_ready_[k] && backlog_[k].n) drop_backlog(k, VirtqDrop::not_ready);
   kicks_wanted_ = true;  // rings (re)started: the guest is asked to kick, as map() left them
   publish_layout();
 }
@@ -961,6 +962,7 @@ LinkState VhostUserPort::link_state() const {
   } else if (connected_) {
     self->publish_layout();  // ring indexes move
   }
+  if (backlogged_) self->check_stall();
   return link_up_ ? LinkState::kUp : LinkState::kDown;
 }
 
@@ -1112,44 +1114,41 @@ void VhostUserPort::rx_kicks(uint32_t k, bool on) {
   Backlog& b = backlog_[k];
   VirtQueue& q = vqs_[2 * k];
   if (on == b.kicks) return;
-  if (on) {
-    if (q.kick_fd >= 0) {
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u32 = 2 * k;
-      // Not waitable: the backlog then moves only while the engine runs.
-      if (epoll_ctl(epfd_, EPOLL_CTL_ADD, q.kick_fd, &ev) != 0) return;
-    }
-    b.kicks = true;
-  } else {
-    if (q.kick_fd >= 0) {
-      epoll_ctl(epfd_, EPOLL_CTL_DEL, q.kick_fd, nullptr);
-      uint64_t v;
-      ssize_t r = ::read(q.kick_fd, &v, sizeof v);  // a kick that came since: not a wake-up later
-      (void)r;
-    }
-    b.kicks = false;
+  b.kicks = on;
+  if (q.kick_fd >= 0) {
+    // A descriptor epoll refuses: the backlog then moves only while the
+    // engine runs. A kick left counted when it leaves costs one wake-up
+    // after it comes back (the next look before a sleep reads it).
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = 2 * k;
+    epoll_ctl(epfd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, q.kick_fd, on ? &ev : nullptr);
   }
-  if (q.ready()) vq_set_kicks(q, ctx_, on);
+  if (!on && q.ready()) vq_set_kicks(q, ctx_, false);  // on: drain() asks, at the right index
 }
 
 uint16_t VhostUserPort::hold(uint32_t k, const Pkt* pkts, uint16_t n) {
   Backlog& b = backlog_[k];
-  const bool was_empty = b.n == 0;
+  // At most one look at each of the pool's free lists per call.
+  uint32_t room = Backlog::kFrames - held_;
+  if (room && pool_->available() <= regular_floor_) room = 0;
+  int large_ok = -1;  // looked up at the first large frame
   uint16_t i = 0;
-  for (; i < n && b.n < Backlog::kFrames; ++i) {
-    const bool large = pool_->is_large(pkts[i].buf);
-    if (large && (b.large >= backlog_large_max_ || pool_->large_available() <= backlog_large_floor_))
-      break;  // in order: nothing after it either
-    b.large += large;
+  for (; i < n && room; ++i, --room) {
+    if (pool_->is_large(pkts[i].buf)) {
+      if (large_ok < 0) large_ok = pool_->large_available() > large_floor_;
+      if (!large_ok || held_large_ >= held_large_max_) break;  // in order: nothing after it either
+      ++held_large_;
+    }
     b.f[(b.head + b.n++) % Backlog::kFrames] = pkts[i];
   }
   if (!i) return 0;
+  held_ += i;
   vqs_[2 * k].ctr->add(VirtqCounter::guest_full, i);
-  if (was_empty) {
-    ++backlogged_;
+  if (b.n == i) {
+    if (!backlogged_++) stall_since_ms_ = 0;  // check_stall() starts the clock
     rx_kicks(k, true);
-    drain(k);  // a buffer the guest added before it was asked to kick
+    drain(k);  // asks the guest to kick, and looks once more
   }
   return i;
 }
@@ -1157,25 +1156,26 @@ uint16_t VhostUserPort::hold(uint32_t k, const Pkt* pkts, uint16_t n) {
 void VhostUserPort::drain(uint32_t k) {
   Backlog& b = backlog_[k];
   VirtQueue& q = vqs_[2 * k];
-  bool asked = false;
+  if (!q.ready() && !q.broken) [[unlikely]] {
+    drop_backlog(k, VirtqDrop::not_ready);  // refresh() does it too; the rings may be unmapped now
+    return;
+  }
+  const uint32_t n0 = b.n;
   for (;;) {
-    const uint16_t at = q.last_avail;
     while (b.n) {
       const uint16_t run = uint16_t(std::min({b.n, Backlog::kFrames - b.head, uint32_t(kMaxBurst)}));
       const uint16_t done = vq_enqueue(q, ctx_, b.f + b.head, run);
-      for (uint16_t i = 0; i < done; ++i) b.large -= pool_->is_large(b.f[b.head + i].buf);
+      for (uint16_t i = 0; i < done; ++i) held_large_ -= pool_->is_large(b.f[b.head + i].buf);
       b.head = (b.head + done) % Backlog::kFrames;
       b.n -= done;
       if (done < run) break;
     }
-    if (!b.n || !b.kicks) break;
-    // Still waiting. With EVENT_IDX the guest kicks when it publishes the
-    // entry at avail_event, which must follow what was just taken; one more
-    // look then closes the race with a buffer added meanwhile.
-    if (asked && q.last_avail == at) break;
-    vq_set_kicks(q, ctx_, true);
-    asked = true;
+    // Still waiting: the guest kicks when it adds its next buffer, unless
+    // it added some just now (then look again).
+    if (!b.n || !b.kicks || vq_kick_on_next_buffer(q, ctx_)) break;
   }
+  held_ -= n0 - b.n;
+  delivered_ += n0 - b.n;  // delivered, or dropped and counted by vq_enqueue
   if (q.broken) [[unlikely]]
     rx_queue_broke(k);  // vq_enqueue counted and freed the rest (not_ready)
   vq_notify(q, ctx_);
@@ -1192,7 +1192,7 @@ void VhostUserPort::serve_backlogs(bool sleeping) {
     if (!b.n) continue;
     VirtQueue& q = vqs_[2 * k];
     if (!b.kicks) {
-      rx_kicks(k, true);
+      rx_kicks(k, true);  // its kick descriptor was replaced while frames waited
     } else if (sleeping && q.kick_fd >= 0) {
       uint64_t v;
       ssize_t r = ::read(q.kick_fd, &v, sizeof v);  // the kicks so far: the look below covers them
@@ -1204,15 +1204,29 @@ void VhostUserPort::serve_backlogs(bool sleeping) {
     lost_guest_memory();
 }
 
-void VhostUserPort::drop_backlog(uint32_t k) {
+void VhostUserPort::drop_backlog(uint32_t k, VirtqDrop why) {
   Backlog& b = backlog_[k];
   if (!b.n) return;
-  vqs_[2 * k].ctr->drop(VirtqDrop::not_ready, b.n);
-  for (; b.n; --b.n, b.head = (b.head + 1) % Backlog::kFrames) cache_.free(b.f[b.head].buf);
+  vqs_[2 * k].ctr->drop(why, b.n);
+  held_ -= b.n;
+  for (; b.n; --b.n, b.head = (b.head + 1) % Backlog::kFrames) {
+    held_large_ -= pool_->is_large(b.f[b.head].buf);
+    cache_.free(b.f[b.head].buf);
+  }
   b.head = 0;
-  b.large = 0;
   --backlogged_;
   rx_kicks(k, false);
+}
+
+void VhostUserPort::check_stall() {
+  const uint64_t now = mono_ms();
+  if (stall_since_ms_ == 0 || delivered_ != stall_seen_) {
+    stall_seen_ = delivered_;
+    stall_since_ms_ = now;
+    return;
+  }
+  if (now - stall_since_ms_ < kStallMs) return;
+  for (uint32_t k = 0; k < opts_.queue_pairs; ++k) drop_backlog(k, VirtqDrop::guest_stalled);
 }
 
 }  // namespace vpc

@@ -28,7 +28,8 @@
 // detaching the port stops it.
 //
 // Sleeping. poll_fd() is an epoll descriptor holding the kick eventfds of the
-// transmit queues. While the engine polls, the guest is told not to kick
+// transmit queues (and of a receive queue while frames wait in its backlog,
+// below). While the engine polls, the guest is told not to kick
 // (EVENT_IDX: avail_event left behind; otherwise VRING_USED_F_NO_NOTIFY).
 // When the engine announces that it is about to sleep (Waker::sleeping), the
 // next rx_burst drains the kick eventfds, asks for kicks again and looks at
@@ -271,29 +272,37 @@ class VhostUserPort final : public Port {
   // order, and delivered first once the guest adds buffers, as a tap's
   // queue holds a burst its reader has not taken yet (docs/ports.md, "The
   // backlog"). What does not fit goes back to the engine (tx_ring_full).
-  // While a queue holds frames and the engine sleeps, the guest is asked
-  // to kick that receive queue, whose kick descriptor is then in epfd_.
+  // While a queue holds frames, and only then, the guest is asked to kick
+  // that receive queue when it adds a buffer, and its kick descriptor is in
+  // epfd_, so a sleeping engine wakes for the buffers.
   struct Backlog {
-    static constexpr uint32_t kFrames = 1024;
+    static constexpr uint32_t kFrames = 1024;  // also the port's limit, over all its queues
     Pkt f[kFrames];
     uint32_t head = 0, n = 0;
-    uint32_t large = 0;      // large buffers among them
-    bool kicks = false;      // the guest is asked to kick; its kick fd is in epfd_
+    bool kicks = false;  // the guest is asked to kick; its kick fd is in epfd_
   };
   std::unique_ptr<Backlog[]> backlog_;  // one per queue pair (guest receiveq k)
   uint32_t backlogged_ = 0;             // queues holding frames
-  uint32_t backlog_large_max_ = 1;   // large buffers one port's backlogs hold at most
-  uint32_t backlog_large_floor_ = 0;  // none is held while the pool has this many or fewer free
+  uint32_t held_ = 0, held_large_ = 0;  // frames, and large buffers among them, over all queues
+  uint32_t held_large_max_ = 1;         // large buffers the port holds at most
+  uint32_t large_floor_ = 0, regular_floor_ = 0;  // none held while the pool has this many or fewer free
+  // A guest that takes no buffer for kStallMs while frames wait (hung,
+  // paused) loses them (guest_stalled), checked from link_state() (the
+  // engine's housekeeping: every 100 ms by default).
+  static constexpr uint64_t kStallMs = 1000;
+  uint64_t delivered_ = 0;  // frames the backlogs delivered, ever
+  uint64_t stall_seen_ = 0, stall_since_ms_ = 0;
   // Into queue k's backlog, after what it holds: returns how many it took.
   uint16_t hold(uint32_t k, const Pkt* pkts, uint16_t n);
   // Queue k's backlog into its ring, as far as the guest's buffers go.
   void drain(uint32_t k);
   // Every backlog: drained; while the engine is about to sleep (`sleeping`),
-  // the guest is asked to kick a queue that still holds frames.
+  // the kicks that came so far are read first.
   void serve_backlogs(bool sleeping);
   void rx_kicks(uint32_t k, bool on);
   void rx_queue_broke(uint32_t k);
-  void drop_backlog(uint32_t k);  // the queue is gone: frames counted not_ready
+  void drop_backlog(uint32_t k, VirtqDrop why);  // freed, counted on the queue
+  void check_stall();
   uint32_t rr_ = 0;
   std::atomic<bool> layout_dirty_{false};
 };

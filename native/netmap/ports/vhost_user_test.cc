@@ -76,6 +76,14 @@ class VhostUser : public ::testing::Test {
     return Pkt{idx, pool->headroom(), uint16_t(f.size())};
   }
   const VirtqCounters& qc(uint32_t q) { return status->vhost->q[q]; }
+  // The guest's side of EVENT_IDX (virtio 1.x, 2.7.10): having published
+  // buffers from avail index `old` to its index now, it kicks only when the
+  // device's avail_event lies in [old, now).
+  static bool guest_would_kick(FakeFrontend& fe, uint32_t q, uint16_t old) {
+    const uint16_t now = fe.avail(q)[1];
+    const uint16_t ev = *reinterpret_cast<uint16_t*>(fe.used(q) + 4 + 8 * kQ);
+    return uint16_t(now - ev - 1) < uint16_t(now - old);
+  }
 
   static inline int seq = 0;
   std::shared_ptr<BufferPool> pool;
@@ -337,6 +345,18 @@ TEST_F(VhostUser, EngineFramesReachTheGuestInMergedBuffers) {
   EXPECT_EQ(port->tx_burst(more, 4), 4) << "five buffers left: two frames of two buffers, two held";
   EXPECT_EQ(fe->used_idx(0), 7);
   EXPECT_EQ(cnt_read(qc(0).c[size_t(VirtqCounter::guest_full)]), 2u);
+  // One buffer is left, too few for the next frame: the guest must kick
+  // when it adds the next one, though the device has not taken the one
+  // it has (avail_event at the avail index, not at last_avail).
+  fe->post_rx(1, 1024);
+  EXPECT_TRUE(guest_would_kick(*fe, 0, 8)) << "avail_event " << *reinterpret_cast<uint16_t*>(fe->used(0) + 4 + 8 * kQ);
+  Pkt out[kMaxBurst];
+  port->rx_burst(out, kMaxBurst);
+  EXPECT_EQ(fe->used_idx(0), 9) << "the first held frame, in the old buffer and the new one";
+  fe->post_rx(2, 1024);
+  EXPECT_TRUE(guest_would_kick(*fe, 0, 9));
+  port->rx_burst(out, kMaxBurst);
+  EXPECT_EQ(fe->used_idx(0), 11) << "the second";
 }
 
 // A guest slower than its sender: frames that find its receive queue full
@@ -384,6 +404,7 @@ TEST_F(VhostUser, AFullGuestReceiveQueueHoldsFramesUntilTheGuestAddsBuffers) {
   pollfd pf{port->poll_fd(), POLLIN, 0};
   EXPECT_EQ(poll(&pf, 1, 0), 0);
   fe->post_rx(2, 1024);
+  ASSERT_TRUE(guest_would_kick(*fe, 0, 2)) << "the guest is asked to kick for its next buffer";
   uint64_t one = 1;
   ASSERT_EQ(write(fe->kick_fd(0), &one, 8), 8);
   EXPECT_EQ(poll(&pf, 1, 100), 1) << "the guest's kick wakes the engine";
@@ -456,7 +477,41 @@ TEST_F(VhostUser, AFullGuestReceiveQueueHoldsFramesUntilTheGuestAddsBuffers) {
   cache->flush();
   port->detach();
   EXPECT_EQ(pool->available(), free0) << "every held buffer went back to the pool";
+  EXPECT_EQ(pool->large_available(), 64u) << "and every large one";
   close(w.fd);
+}
+
+// A guest that takes no buffer for a second while frames wait for it (hung,
+// paused) loses them: counted guest_stalled, buffers back. A guest that
+// takes some keeps its backlog.
+TEST_F(VhostUser, AGuestThatTakesNoBufferForASecondLosesWhatWaited) {
+  auto fe = connect_and_setup(kBase);
+  Pkt in[6];
+  const Bytes f = make_frame(testutil::host_mac(2), testutil::host_mac(1), 60);
+  for (auto& p : in) p = pkt_of(f);
+  ASSERT_EQ(port->tx_burst(in, 6), 6) << "no buffers: all six held";
+  const uint32_t free_held = pool->available();
+  auto wait_checks = [&](int ms) {
+    for (int t = 0; t < ms; t += 100) {
+      port->link_state();  // the engine's housekeeping
+      usleep(100'000);
+    }
+  };
+  wait_checks(700);
+  fe->post_rx(2, 1024);  // progress: the clock starts again
+  Pkt out[kMaxBurst];
+  port->rx_burst(out, kMaxBurst);
+  EXPECT_EQ(fe->used_idx(0), 2);
+  wait_checks(700);
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::guest_stalled)]), 0u) << "1.4 s, but the guest took two at 0.7 s";
+  wait_checks(600);
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::guest_stalled)]), 4u);
+  fe->post_rx(4, 1024);
+  port->rx_burst(out, kMaxBurst);
+  EXPECT_EQ(fe->used_idx(0), 2) << "nothing waits any more";
+  port->detach();
+  cache->flush();
+  EXPECT_GE(pool->available(), free_held + 4) << "the four buffers went back";
 }
 
 TEST_F(VhostUser, EventIdxSuppressesNotifications) {

@@ -626,4 +626,13 @@ void vq_set_kicks(VirtQueue& q, const VirtioNetCtx& c, bool on) {
   if (on) std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
+bool vq_kick_on_next_buffer(VirtQueue& q, const VirtioNetCtx& c) {
+  q.kicks_on = true;
+  const uint16_t seen = load16_acquire(q.avail + 1);
+  if (c.event_idx) store16(avail_event_ptr(q), seen);  // vring_need_event: kick once the index passes `seen`
+  else store16(reinterpret_cast<uint16_t*>(q.used), 0);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return load16_acquire(q.avail + 1) == seen;
+}
+
 }  // namespace vpc

@@ -184,6 +184,13 @@ void vq_notify(VirtQueue& q, const VirtioNetCtx& c);
 // so that a look at the avail index afterwards cannot miss a frame the guest
 // published without kicking.
 void vq_set_kicks(VirtQueue& q, const VirtioNetCtx& c, bool on);
+// Receive queue with frames waiting for buffers: asks the guest to kick
+// when it adds its next buffer (past the avail index it has published now,
+// which can be ahead of last_avail: buffers too few for the frame at the
+// head stay unused). Returns true, after a full fence, when the avail index
+// has not moved meanwhile, so the guest will kick; false when it added
+// buffers meanwhile (look at the ring again).
+bool vq_kick_on_next_buffer(VirtQueue& q, const VirtioNetCtx& c);
 // Frames available in the avail ring (0 when the queue is not ready).
 uint16_t vq_pending(const VirtQueue& q);
 
