@@ -124,7 +124,7 @@ export function linkEvents(d: VpcdProcess, port: string): boolean[] {
 
 export interface EngineStats {
   engine: Record<string, number>;
-  ports: Record<string, { counters: Record<string, number>; drops: Record<string, number>; queues?: { queue: number; counters: Record<string, number> }[] }>;
+  ports: Record<string, { counters: Record<string, number>; drops: Record<string, number>; queues?: { queue: number; counters: Record<string, number>; drops: Record<string, number> }[] }>;
   switches: Record<string, { counters: Record<string, number>; drops: Record<string, number> }>;
 }
 

@@ -179,7 +179,7 @@ namespace vpc {
   X(too_big, counter, "Transmit chain longer than the largest frame (65,535 bytes) or than a buffer when large buffers are off") \
   X(bad_vnet_hdr, counter, "Invalid virtio-net header (UFO, unknown GSO type, checksum offsets outside the frame)") \
   X(no_buffer, counter, "No free engine buffer for a frame from the guest")              \
-  X(guest_buffer_small, counter, "Frame longer than the guest's receive chain (no mergeable buffers)") \
+  X(guest_buffer_small, counter, "Frame longer than the guest's receive chain (no mergeable buffers), or than all its receive buffers together (mergeable buffers)") \
   X(offload_refused, counter, "Frame with GSO state for a guest that did not negotiate that offload, or whose checksum could not be completed") \
   X(not_ready, counter, "Frame for a queue that is broken, disabled or not set up")                  \
   X(guest_stalled, counter, "Frame that waited in the port's backlog while the guest took no receive buffer for a second")

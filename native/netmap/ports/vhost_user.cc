@@ -1146,7 +1146,8 @@ uint16_t VhostUserPort::hold(uint32_t k, const Pkt* pkts, uint16_t n) {
   held_ += i;
   vqs_[2 * k].ctr->add(VirtqCounter::guest_full, i);
   if (b.n == i) {
-    if (!backlogged_++) stall_since_ms_ = 0;  // check_stall() starts the clock
+    ++backlogged_;
+    b.stall_since_ms = 0;  // check_stall() starts the clock
     rx_kicks(k, true);
     drain(k);  // asks the guest to kick, and looks once more
   }
@@ -1161,7 +1162,7 @@ void VhostUserPort::drain(uint32_t k) {
     return;
   }
   const uint32_t n0 = b.n;
-  for (;;) {
+  for (int asks = 0;; ++asks) {
     while (b.n) {
       const uint16_t run = uint16_t(std::min({b.n, Backlog::kFrames - b.head, uint32_t(kMaxBurst)}));
       const uint16_t done = vq_enqueue(q, ctx_, b.f + b.head, run);
@@ -1170,12 +1171,32 @@ void VhostUserPort::drain(uint32_t k) {
       b.n -= done;
       if (done < run) break;
     }
-    // Still waiting: the guest kicks when it adds its next buffer, unless
-    // it added some just now (then look again).
-    if (!b.n || !b.kicks || vq_kick_on_next_buffer(q, ctx_)) break;
+    if (!b.n || !b.kicks) break;
+    if (!q.rx_full) {
+      self_kick(k);  // the walk budget ended the burst, buffers are left
+      break;
+    }
+    if (ctx_.mrg_rxbuf && uint16_t(q.rx_seen - q.last_avail) == q.num) {
+      // Every buffer of the ring is there and the frame at the head still
+      // does not fit: it never will (a tiny ring, or tiny buffers).
+      held_large_ -= pool_->is_large(b.f[b.head].buf);
+      q.ctr->drop(VirtqDrop::guest_buffer_small);
+      cache_.free(b.f[b.head].buf);
+      b.head = (b.head + 1) % Backlog::kFrames;
+      --b.n;
+      continue;
+    }
+    // Still waiting: the guest kicks for its next buffer, unless it
+    // published some meanwhile (look again; a guest that keeps moving its
+    // index is looked at again at the engine's next iteration, not now).
+    if (vq_kick_on_next_buffer(q, ctx_)) break;
+    if (asks == 2) {
+      self_kick(k);
+      break;
+    }
   }
   held_ -= n0 - b.n;
-  delivered_ += n0 - b.n;  // delivered, or dropped and counted by vq_enqueue
+  b.delivered += n0 - b.n;  // delivered, or dropped and counted
   if (q.broken) [[unlikely]]
     rx_queue_broke(k);  // vq_enqueue counted and freed the rest (not_ready)
   vq_notify(q, ctx_);
@@ -1184,6 +1205,14 @@ void VhostUserPort::drain(uint32_t k) {
     --backlogged_;
     rx_kicks(k, false);
   }
+}
+
+void VhostUserPort::self_kick(uint32_t k) {
+  const int fd = vqs_[2 * k].kick_fd;
+  if (fd < 0) return;  // no descriptor: the next link check drains it
+  uint64_t one = 1;
+  ssize_t r = ::write(fd, &one, sizeof one);
+  (void)r;
 }
 
 void VhostUserPort::serve_backlogs(bool sleeping) {
@@ -1220,13 +1249,20 @@ void VhostUserPort::drop_backlog(uint32_t k, VirtqDrop why) {
 
 void VhostUserPort::check_stall() {
   const uint64_t now = mono_ms();
-  if (stall_since_ms_ == 0 || delivered_ != stall_seen_) {
-    stall_seen_ = delivered_;
-    stall_since_ms_ = now;
-    return;
+  for (uint32_t k = 0; k < opts_.queue_pairs; ++k) {
+    Backlog& b = backlog_[k];
+    if (!b.n) continue;
+    drain(k);  // what the guest added since, whether or not its kick woke the engine
+    if (!b.n) continue;
+    if (b.stall_since_ms == 0 || b.delivered != b.stall_seen) {
+      b.stall_seen = b.delivered;
+      b.stall_since_ms = now;
+    } else if (now - b.stall_since_ms >= kStallMs) {
+      drop_backlog(k, VirtqDrop::guest_stalled);
+    }
   }
-  if (now - stall_since_ms_ < kStallMs) return;
-  for (uint32_t k = 0; k < opts_.queue_pairs; ++k) drop_backlog(k, VirtqDrop::guest_stalled);
+  if (GuestFaultZones::epoch() != fault_epoch_) [[unlikely]]
+    lost_guest_memory();
 }
 
 }  // namespace vpc

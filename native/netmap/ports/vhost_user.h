@@ -280,18 +280,20 @@ class VhostUserPort final : public Port {
     Pkt f[kFrames];
     uint32_t head = 0, n = 0;
     bool kicks = false;  // the guest is asked to kick; its kick fd is in epfd_
+    // Stall clock (check_stall): frames delivered, and since when none.
+    uint64_t delivered = 0, stall_seen = 0, stall_since_ms = 0;
   };
   std::unique_ptr<Backlog[]> backlog_;  // one per queue pair (guest receiveq k)
   uint32_t backlogged_ = 0;             // queues holding frames
   uint32_t held_ = 0, held_large_ = 0;  // frames, and large buffers among them, over all queues
   uint32_t held_large_max_ = 1;         // large buffers the port holds at most
   uint32_t large_floor_ = 0, regular_floor_ = 0;  // none held while the pool has this many or fewer free
-  // A guest that takes no buffer for kStallMs while frames wait (hung,
-  // paused) loses them (guest_stalled), checked from link_state() (the
-  // engine's housekeeping: every 100 ms by default).
+  // A receive queue whose guest takes no buffer for kStallMs while frames
+  // wait (a hung or paused guest) loses them (guest_stalled). Checked from
+  // link_state(), at the engine's link checks (every 100 ms for up to 32
+  // ports, less often beyond), which also drain every backlog: a wake-up
+  // missed for any reason costs at most one check interval.
   static constexpr uint64_t kStallMs = 1000;
-  uint64_t delivered_ = 0;  // frames the backlogs delivered, ever
-  uint64_t stall_seen_ = 0, stall_since_ms_ = 0;
   // Into queue k's backlog, after what it holds: returns how many it took.
   uint16_t hold(uint32_t k, const Pkt* pkts, uint16_t n);
   // Queue k's backlog into its ring, as far as the guest's buffers go.
@@ -303,6 +305,7 @@ class VhostUserPort final : public Port {
   void rx_queue_broke(uint32_t k);
   void drop_backlog(uint32_t k, VirtqDrop why);  // freed, counted on the queue
   void check_stall();
+  void self_kick(uint32_t k);  // the engine comes back to queue k at its next look
   uint32_t rr_ = 0;
   std::atomic<bool> layout_dirty_{false};
 };

@@ -483,35 +483,78 @@ TEST_F(VhostUser, AFullGuestReceiveQueueHoldsFramesUntilTheGuestAddsBuffers) {
 
 // A guest that takes no buffer for a second while frames wait for it (hung,
 // paused) loses them: counted guest_stalled, buffers back. A guest that
-// takes some keeps its backlog.
+// takes some keeps its backlog. The link checks (link_state(), the engine's
+// housekeeping) judge, and drain first.
 TEST_F(VhostUser, AGuestThatTakesNoBufferForASecondLosesWhatWaited) {
+  using Clock = std::chrono::steady_clock;
   auto fe = connect_and_setup(kBase);
   Pkt in[6];
   const Bytes f = make_frame(testutil::host_mac(2), testutil::host_mac(1), 60);
   for (auto& p : in) p = pkt_of(f);
   ASSERT_EQ(port->tx_burst(in, 6), 6) << "no buffers: all six held";
   const uint32_t free_held = pool->available();
-  auto wait_checks = [&](int ms) {
-    for (int t = 0; t < ms; t += 100) {
-      port->link_state();  // the engine's housekeeping
-      usleep(100'000);
+  auto checks_until = [&](Clock::time_point end) {
+    while (Clock::now() < end) {
+      port->link_state();
+      usleep(50'000);
     }
   };
-  wait_checks(700);
-  fe->post_rx(2, 1024);  // progress: the clock starts again
-  Pkt out[kMaxBurst];
-  port->rx_burst(out, kMaxBurst);
+  checks_until(Clock::now() + std::chrono::milliseconds(600));
+  fe->post_rx(2, 1024);  // the guest takes two: the clock starts again
+  const auto progress = Clock::now();
+  port->link_state();  // the check drains them, kick or not
   EXPECT_EQ(fe->used_idx(0), 2);
-  wait_checks(700);
-  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::guest_stalled)]), 0u) << "1.4 s, but the guest took two at 0.7 s";
-  wait_checks(600);
+  checks_until(progress + std::chrono::milliseconds(600));
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::guest_stalled)]), 0u) << "1.2 s in all, but the guest took two at 0.6 s";
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (cnt_read(qc(0).drops[size_t(VirtqDrop::guest_stalled)]) == 0 && Clock::now() < deadline) {
+    port->link_state();
+    usleep(50'000);
+  }
   EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::guest_stalled)]), 4u);
+  EXPECT_GE(Clock::now() - progress, std::chrono::seconds(1)) << "not before a second without a buffer taken";
   fe->post_rx(4, 1024);
+  Pkt out[kMaxBurst];
   port->rx_burst(out, kMaxBurst);
   EXPECT_EQ(fe->used_idx(0), 2) << "nothing waits any more";
   port->detach();
   cache->flush();
   EXPECT_GE(pool->available(), free_held + 4) << "the four buffers went back";
+}
+
+// A frame that cannot fit even the whole ring of the guest's buffers (tiny
+// buffers) would hold every frame behind it until the stall check: it is
+// dropped (guest_buffer_small) and the next one goes.
+TEST_F(VhostUser, AFrameThatCanNeverFitTheGuestsBuffersIsDroppedNotHeld) {
+  auto fe = connect_and_setup(kBase);
+  fe->post_rx(kQ, 64);  // 256 buffers of 64 bytes: 16 KiB in all
+  uint32_t big = 0;
+  ASSERT_TRUE(cache->alloc_large(&big));
+  Pkt in[2] = {{big, pool->headroom(), 20000}, pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60))};
+  EXPECT_EQ(port->tx_burst(in, 2), 2);
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::guest_buffer_small)]), 1u);
+  EXPECT_EQ(fe->used_idx(0), 2) << "the small frame, in two 64-byte buffers";
+}
+
+// Without EVENT_IDX the guest is asked to kick by the used ring's flags:
+// on while frames wait, off (NO_NOTIFY) once they are gone.
+TEST_F(VhostUser, WithoutEventIdxTheBacklogAsksByTheUsedFlags) {
+  auto fe = connect_and_setup(kBase & ~bit(kRingEventIdx));
+  const uint16_t* flags = reinterpret_cast<const uint16_t*>(fe->used(0));
+  EXPECT_EQ(*flags, kUsedNoNotify) << "an idle receive queue asks for no kick";
+  Pkt in[3];
+  for (auto& p : in) p = pkt_of(make_frame(testutil::host_mac(2), testutil::host_mac(1), 60));
+  EXPECT_EQ(port->tx_burst(in, 3), 3);
+  EXPECT_EQ(*flags, 0) << "frames wait: kick for the next buffer";
+  pollfd pf{port->poll_fd(), POLLIN, 0};
+  fe->post_rx(3, 1024);
+  uint64_t one = 1;
+  ASSERT_EQ(write(fe->kick_fd(0), &one, 8), 8);
+  EXPECT_EQ(poll(&pf, 1, 100), 1);
+  Pkt out[kMaxBurst];
+  port->rx_burst(out, kMaxBurst);
+  EXPECT_EQ(fe->used_idx(0), 3);
+  EXPECT_EQ(*flags, kUsedNoNotify) << "nothing waits: no kicks";
 }
 
 TEST_F(VhostUser, EventIdxSuppressesNotifications) {
@@ -1230,6 +1273,31 @@ TEST(VirtioRing, OneDescriptorReceiveBuffers) {
   EXPECT_EQ(r.used_idx(), 3);
   EXPECT_TRUE(r.q.broken);
   EXPECT_EQ(cnt_read(r.ctr.drops[size_t(VirtqDrop::ring_bad_addr)]), 1u);
+}
+
+// A receive queue found full asks the guest to kick at the avail index the
+// enqueue last read, not at one read later: a buffer the guest published in
+// between was never looked at, and a guest that saw avail_event already at
+// its new index would not kick. The ask then says "look again".
+TEST(VirtioRing, AKickIsAskedAtTheIndexTheQueueWasFoundFullAt) {
+  TwoRegionRing r;
+  r.c.hdr_len = kVnetHdrMrgLen;
+  r.c.mrg_rxbuf = true;
+  r.c.event_idx = true;
+  r.post(0, VringDesc{r.kA + 4096, 64, kDescWrite, 0});
+  Pkt in = r.pkt(make_frame(testutil::host_mac(2), testutil::host_mac(1), 200));
+  EXPECT_EQ(vq_enqueue(r.q, r.c, &in, 1), 0) << "one 64-byte buffer: too few for the frame";
+  EXPECT_TRUE(r.q.rx_full);
+  EXPECT_EQ(r.q.rx_seen, 1);
+  r.post(1, VringDesc{r.kA + 8192, 64, kDescWrite, 0});  // published after the enqueue's look
+  EXPECT_FALSE(vq_kick_on_next_buffer(r.q, r.c)) << "the index moved: look again";
+  uint16_t avail_event;
+  std::memcpy(&avail_event, r.q.used + 4 + 8 * r.q.num, 2);
+  EXPECT_EQ(avail_event, 1) << "a guest checking now (old 1, new 2) kicks";
+  EXPECT_EQ(vq_enqueue(r.q, r.c, &in, 1), 0);
+  EXPECT_EQ(r.q.rx_seen, 2);
+  EXPECT_TRUE(vq_kick_on_next_buffer(r.q, r.c)) << "nothing new since: the guest will kick";
+  r.c.cache->free(in.buf);
 }
 
 TEST(VirtioRing, OneDescriptorTransmitBuffers) {

@@ -548,7 +548,7 @@ uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max)
 uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t n) {
   uint16_t avail_idx = q.broken ? 0 : load16_acquire(q.avail + 1);
   const uint16_t start_used = q.used_idx;
-  bool reread = false;
+  bool reread = false, full = false;
   uint16_t done = 0, sent = 0;
   uint32_t walked = 0;
   uint64_t bytes = 0;
@@ -563,7 +563,10 @@ uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t
       Chain r = Chain::kOk;
       if (rx_fast(q, c, gc, in[done], avail_idx)) ++walked;
       else r = write_rx_frame(q, c, in[done], &avail_idx, &reread, &why, &walked);
-      if (r == Chain::kFull) break;  // the caller holds the rest (VhostUserPort's backlog)
+      if (r == Chain::kFull) {
+        full = true;
+        break;  // the caller holds the rest (VhostUserPort's backlog)
+      }
       if (r == Chain::kBroken) {
         q.fail(why, std::string("receive queue: ") + kVirtqDropInfo[size_t(why)].help);
         c.cache->free(in[done++].buf);
@@ -587,6 +590,8 @@ uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t
     q.ctr->add(VirtqCounter::packets, sent);
     q.ctr->add(VirtqCounter::bytes, bytes);
   }
+  q.rx_seen = avail_idx;
+  q.rx_full = full;
   return done;
 }
 
@@ -628,7 +633,7 @@ void vq_set_kicks(VirtQueue& q, const VirtioNetCtx& c, bool on) {
 
 bool vq_kick_on_next_buffer(VirtQueue& q, const VirtioNetCtx& c) {
   q.kicks_on = true;
-  const uint16_t seen = load16_acquire(q.avail + 1);
+  const uint16_t seen = q.rx_seen;
   if (c.event_idx) store16(avail_event_ptr(q), seen);  // vring_need_event: kick once the index passes `seen`
   else store16(reinterpret_cast<uint16_t*>(q.used), 0);
   std::atomic_thread_fence(std::memory_order_seq_cst);

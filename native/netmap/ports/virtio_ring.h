@@ -147,6 +147,11 @@ struct VirtQueue {
   uint16_t signalled_used = 0;
   bool signalled_valid = false;
   bool kicks_on = true;       // whether the guest is asked to kick us (rx side)
+  // Receive queue, after vq_enqueue: the avail index it last read, and
+  // whether it stopped because the guest's buffers ran out (false: it took
+  // every frame, or stopped at the walk budget with buffers left).
+  uint16_t rx_seen = 0;
+  bool rx_full = false;
 
   bool broken = false;
   VirtqDrop broken_reason = VirtqDrop::kCount;
@@ -184,12 +189,12 @@ void vq_notify(VirtQueue& q, const VirtioNetCtx& c);
 // so that a look at the avail index afterwards cannot miss a frame the guest
 // published without kicking.
 void vq_set_kicks(VirtQueue& q, const VirtioNetCtx& c, bool on);
-// Receive queue with frames waiting for buffers: asks the guest to kick
-// when it adds its next buffer (past the avail index it has published now,
-// which can be ahead of last_avail: buffers too few for the frame at the
-// head stay unused). Returns true, after a full fence, when the avail index
-// has not moved meanwhile, so the guest will kick; false when it added
-// buffers meanwhile (look at the ring again).
+// Receive queue that vq_enqueue found full, with frames waiting: asks the
+// guest to kick when it publishes a buffer past the avail index vq_enqueue
+// last read (rx_seen; it can be ahead of last_avail: buffers too few for
+// the frame at the head stay unused). Returns true, after a full fence,
+// when the avail index is still there, so the guest will kick for its next
+// buffer; false when it published buffers since (look at the ring again).
 bool vq_kick_on_next_buffer(VirtQueue& q, const VirtioNetCtx& c);
 // Frames available in the avail ring (0 when the queue is not ready).
 uint16_t vq_pending(const VirtQueue& q);
