@@ -1117,8 +1117,9 @@ void VhostUserPort::rx_kicks(uint32_t k, bool on) {
   b.kicks = on;
   if (q.kick_fd >= 0) {
     // A descriptor epoll refuses: the backlog then moves only while the
-    // engine runs. A kick left counted when it leaves costs one wake-up
-    // after it comes back (the next look before a sleep reads it).
+    // engine runs, and at the link checks (check_stall). A kick left
+    // counted when it leaves costs one wake-up after it comes back (the
+    // next look before a sleep reads it).
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u32 = 2 * k;

@@ -617,26 +617,33 @@ void vq_notify(VirtQueue& q, const VirtioNetCtx& c) {
   q.ctr->add(VirtqCounter::notifies);
 }
 
+namespace {
+// Asks the guest to kick when it publishes the avail entry at `at` (EVENT_IDX:
+// avail_event; otherwise the used ring's flags), then fences, so that a look
+// at the avail index afterwards cannot miss an entry published without a kick.
+void ask_kick_at(VirtQueue& q, const VirtioNetCtx& c, uint16_t at) {
+  q.kicks_on = true;
+  if (c.event_idx) store16(avail_event_ptr(q), at);
+  else store16(reinterpret_cast<uint16_t*>(q.used), 0);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+}  // namespace
+
 void vq_set_kicks(VirtQueue& q, const VirtioNetCtx& c, bool on) {
-  if (q.kicks_on == on && !on) return;
-  q.kicks_on = on;
-  if (c.event_idx) {
-    // The guest kicks when it publishes the entry at avail_event; off, the
-    // value is left behind and the guest kicks once per 65,536 frames.
-    if (on) store16(avail_event_ptr(q), q.last_avail);
-  } else {
-    uint16_t* flags = reinterpret_cast<uint16_t*>(q.used);
-    store16(flags, on ? uint16_t(0) : kUsedNoNotify);
+  if (on) {
+    ask_kick_at(q, c, q.last_avail);
+    return;
   }
-  if (on) std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!q.kicks_on) return;
+  q.kicks_on = false;
+  // EVENT_IDX: avail_event is left behind and the guest kicks once per
+  // 65,536 entries; otherwise NO_NOTIFY.
+  if (!c.event_idx) store16(reinterpret_cast<uint16_t*>(q.used), kUsedNoNotify);
 }
 
 bool vq_kick_on_next_buffer(VirtQueue& q, const VirtioNetCtx& c) {
-  q.kicks_on = true;
-  const uint16_t seen = q.rx_seen;
-  if (c.event_idx) store16(avail_event_ptr(q), seen);  // vring_need_event: kick once the index passes `seen`
-  else store16(reinterpret_cast<uint16_t*>(q.used), 0);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const uint16_t seen = q.rx_seen;  // vring_need_event: the guest kicks once its index passes it
+  ask_kick_at(q, c, seen);
   return load16_acquire(q.avail + 1) == seen;
 }
 
