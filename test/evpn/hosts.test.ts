@@ -254,6 +254,10 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     }, 20_000, 100);
     const seconds = (Date.now() - t0) / 1000;
     t.diagnostic(`B's routes, FDB entries and flood-list peer gone from A ${seconds.toFixed(1)} s after B died (hold time 9 s)`);
+    // Nothing goes to B while the session is down (gobgpd keeps its last count).
+    // vpcd's view of the session follows gobgpd's at its next look.
+    const toB = await eventually(async () => (await status(a)).bgp!.neighbors.find((n) => n.state !== 'established'), 10_000, 100);
+    assert.equal(toB.advertised, 0, 'A advertises nothing to B while the session is down');
     // B comes back from its state file; everything is learned again.
     b.vpcd = await spawnVpcd({ dir: b.dir, noConfig: true, netns: b.ns, testHooks: true });
     await eventually(async () => (await established(a)) && (await established(b)), 30_000, 200);

@@ -433,7 +433,9 @@ function peerStatus(p: ApiPeer): BgpPeerStatus {
     adminDown: p.state?.admin_state === 'DOWN',
     received: evpn?.state?.received ?? 0,
     accepted: evpn?.state?.accepted ?? 0,
-    advertised: evpn?.state?.advertised ?? 0,
+    // gobgpd keeps its last count of a session that went down; nothing is
+    // advertised over a session that is not up.
+    advertised: state === 'established' ? (evpn?.state?.advertised ?? 0) : 0,
     messagesIn: p.state?.messages?.received?.total ?? 0,
     messagesOut: p.state?.messages?.sent?.total ?? 0,
   };
