@@ -27,6 +27,15 @@ namespace {
 
 constexpr uint32_t kHdrSize = kVuHeaderSize;
 
+// Takes the kicks counted on a queue's eventfd so far (the look that follows
+// covers them), so that it wakes the engine again only for a new one.
+void take_kicks(int kick_fd) {
+  if (kick_fd < 0) return;
+  uint64_t v;
+  ssize_t r = ::read(kick_fd, &v, sizeof v);
+  (void)r;
+}
+
 const char* request_name(uint32_t r) {
   switch (r) {
     case kVuGetFeatures: return "GET_FEATURES";
@@ -1012,11 +1021,7 @@ uint16_t VhostUserPort::rx_burst(Pkt* pkts, uint16_t max) {
     for (uint32_t k = 0; k < pairs; ++k) {
       VirtQueue& q = vqs_[2 * k + 1];
       if (!q.ready()) continue;
-      if (want && q.kick_fd >= 0) {
-        uint64_t v;
-        ssize_t r = ::read(q.kick_fd, &v, sizeof v);
-        (void)r;
-      }
+      if (want) take_kicks(q.kick_fd);
       vq_set_kicks(q, ctx_, want);
     }
   }
@@ -1223,10 +1228,8 @@ void VhostUserPort::serve_backlogs(bool sleeping) {
     VirtQueue& q = vqs_[2 * k];
     if (!b.kicks) {
       rx_kicks(k, true);  // its kick descriptor was replaced while frames waited
-    } else if (sleeping && q.kick_fd >= 0) {
-      uint64_t v;
-      ssize_t r = ::read(q.kick_fd, &v, sizeof v);  // the kicks so far: the look below covers them
-      (void)r;
+    } else if (sleeping) {
+      take_kicks(q.kick_fd);
     }
     drain(k);
   }

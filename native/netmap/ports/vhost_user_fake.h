@@ -214,12 +214,7 @@ class FakeFrontend {
     ASSERT_EQ(ack(port, kVuSetOwner, nullptr, 0), 0u);
     uint64_t feat = features | bit(kVuProtocolFeaturesBit);
     ASSERT_EQ(ack(port, kVuSetFeatures, &feat, 8), 0u);
-    uint8_t mt[8 + 32] = {};
-    uint32_t n = 1;
-    std::memcpy(mt, &n, 4);
-    uint64_t reg[4] = {kGpaBase, kMemSize, uva(0), 0};
-    std::memcpy(mt + 8, reg, 32);
-    ASSERT_EQ(ack(port, kVuSetMemTable, mt, sizeof mt, {memfd_}), 0u);
+    send_mem_table(port);
     for (uint32_t q = 0; q < queues; ++q) {
       uint32_t num[2] = {q, kQ};
       ASSERT_EQ(ack(port, kVuSetVringNum, num, 8), 0u);
@@ -270,13 +265,33 @@ class FakeFrontend {
     desc(1)[d] = VringDesc{gpa(buf(1, d)), uint32_t(12 + f.size()), 0, 0};
     publish(1, d);
   }
-  // Gives the device `n` receive buffers of `size` bytes (<= 4096).
-  void post_rx(uint32_t n, uint32_t size) {
+  // Gives the device `n` receive buffers of `size` bytes (<= 4096) on
+  // receive queue `q` (0, or 2 for a second queue pair).
+  void post_rx(uint32_t n, uint32_t size, uint32_t q = 0) {
     for (uint32_t i = 0; i < n; ++i) {
-      const uint16_t d = next_rx_++ % kQ;
-      desc(0)[d] = VringDesc{gpa(buf(0, d)), size, kDescWrite, 0};
-      publish(0, d);
+      const uint16_t d = next_rx_[q / 2]++ % kQ;
+      desc(q)[d] = VringDesc{gpa(buf(q, d)), size, kDescWrite, 0};
+      publish(q, d);
     }
+  }
+  // Gives queue `q` a new kick eventfd (SET_VRING_KICK, as QEMU does when
+  // the guest's driver restarts a queue); the old one stays open here.
+  void new_kick(const Pump& port, uint32_t q) {
+    const int kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    efds_.push_back(kick);
+    kicks_[q] = kick;
+    uint64_t idx = q;
+    ASSERT_EQ(ack(port, kVuSetVringKick, &idx, 8, {kick}), 0u);
+  }
+  // Sends the memory table: one region, the whole memfd. QEMU sends it
+  // again whenever the guest's memory layout changes.
+  void send_mem_table(const Pump& port) {
+    uint8_t mt[8 + 32] = {};
+    uint32_t n = 1;
+    std::memcpy(mt, &n, 4);
+    uint64_t reg[4] = {kGpaBase, kMemSize, uva(0), 0};
+    std::memcpy(mt + 8, reg, 32);
+    ASSERT_EQ(ack(port, kVuSetMemTable, mt, sizeof mt, {memfd_}), 0u);
   }
   int call_fd(uint32_t q) const { return calls_[q]; }
   int kick_fd(uint32_t q) const { return kicks_[q]; }
@@ -299,7 +314,7 @@ class FakeFrontend {
   bool connected_ = false;
   std::vector<int> efds_;
   int calls_[4] = {-1, -1, -1, -1}, kicks_[4] = {-1, -1, -1, -1};
-  uint16_t next_tx_ = 0, next_rx_ = 0;
+  uint16_t next_tx_ = 0, next_rx_[2] = {0, 0};
 };
 
 }  // namespace vpc::vhost_fake

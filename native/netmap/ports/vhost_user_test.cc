@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/test_util.h"
+#include "ports/flow_hash.h"
 #include "ports/vhost_user_fake.h"
 #include "ports/vhost_user_request.h"
 
@@ -56,11 +57,34 @@ class VhostUser : public ::testing::Test {
     cache.reset();
     rmdir(dir.c_str());
   }
-  std::unique_ptr<FakeFrontend> connect_and_setup(uint64_t features) {
+  std::unique_ptr<FakeFrontend> connect_and_setup(uint64_t features, uint32_t queues = 2) {
     auto fe = std::make_unique<FakeFrontend>(dir + "/s.sock");
     EXPECT_TRUE(fe->connected());
-    fe->setup(*port, features);
+    fe->setup(*port, features, queues);
     return fe;
+  }
+  // The port opened again with these queue pairs, attached to `w` (a fresh
+  // eventfd): the engine's side of sleeping and waking.
+  void reopen(uint32_t pairs, Waker* w) {
+    port->detach();
+    port.reset();
+    VhostUserOptions o;
+    o.socket = dir + "/s.sock";
+    o.queue_pairs = pairs;
+    port = VhostUserPort::open(o, pool, status);
+    w->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    port->attach(w);
+  }
+  // The frames the guest's receive queue q got from used entry `from` on
+  // are `want`, in order (each in one buffer).
+  static void expect_received(FakeFrontend& fe, uint32_t q, uint16_t from, const std::vector<Bytes>& want) {
+    ASSERT_GE(uint16_t(fe.used_idx(q) - from), want.size());
+    for (uint16_t i = 0; i < want.size(); ++i) {
+      uint32_t id, len;
+      fe.used_elem(q, uint16_t(from + i), &id, &len);
+      const uint8_t* b = fe.host(fe.buf(q, id));
+      EXPECT_EQ(Bytes(b + 12, b + len), want[i]) << "queue " << q << ", frame " << i;
+    }
   }
   uint16_t rx(Pkt* out, int tries = 50) {
     for (int i = 0; i < tries; ++i) {
@@ -75,7 +99,39 @@ class VhostUser : public ::testing::Test {
     std::memcpy(pool->data(idx) + pool->headroom(), f.data(), f.size());
     return Pkt{idx, pool->headroom(), uint16_t(f.size())};
   }
+  // n frames told apart by their source MACs (first_mac, first_mac + 1, ...).
+  static std::vector<Bytes> frames_from(uint32_t first_mac, uint32_t n, uint16_t len = 60) {
+    std::vector<Bytes> v;
+    for (uint32_t i = 0; i < n; ++i) v.push_back(make_frame(testutil::host_mac(2), testutil::host_mac(first_mac + i), len));
+    return v;
+  }
+  std::vector<Pkt> pkts_of(const std::vector<Bytes>& frames) {
+    std::vector<Pkt> v;
+    for (const Bytes& f : frames) v.push_back(pkt_of(f));
+    return v;
+  }
   const VirtqCounters& qc(uint32_t q) { return status->vhost->q[q]; }
+  // The engine about to sleep looks once more (taking the kicks so far);
+  // true if its poll fd is then quiet.
+  bool sleeps(Waker& w) {
+    Pkt out[kMaxBurst];
+    w.sleeping.store(true);
+    port->rx_burst(out, kMaxBurst);
+    pollfd pf{port->poll_fd(), POLLIN, 0};
+    return poll(&pf, 1, 0) == 0;
+  }
+  // A kick on `kick_fd`: true if it wakes the sleeping engine within 100 ms;
+  // the engine then looks, awake.
+  bool kick_wakes(Waker& w, int kick_fd) {
+    uint64_t one = 1;
+    EXPECT_EQ(write(kick_fd, &one, 8), 8);
+    pollfd pf{port->poll_fd(), POLLIN, 0};
+    if (poll(&pf, 1, 100) != 1) return false;
+    Pkt out[kMaxBurst];
+    w.sleeping.store(false);
+    port->rx_burst(out, kMaxBurst);
+    return true;
+  }
   // The guest's side of EVENT_IDX (virtio 1.x, 2.7.10): having published
   // buffers from avail index `old` to its index now, it kicks only when the
   // device's avail_event lies in [old, now).
@@ -399,17 +455,10 @@ TEST_F(VhostUser, AFullGuestReceiveQueueHoldsFramesUntilTheGuestAddsBuffers) {
 
   // The engine about to sleep looks once more, then its poll fd is quiet
   // until the guest adds buffers and kicks the receive queue.
-  w.sleeping.store(true);
-  port->rx_burst(out, kMaxBurst);
-  pollfd pf{port->poll_fd(), POLLIN, 0};
-  EXPECT_EQ(poll(&pf, 1, 0), 0);
+  EXPECT_TRUE(sleeps(w));
   fe->post_rx(2, 1024);
   ASSERT_TRUE(guest_would_kick(*fe, 0, 2)) << "the guest is asked to kick for its next buffer";
-  uint64_t one = 1;
-  ASSERT_EQ(write(fe->kick_fd(0), &one, 8), 8);
-  EXPECT_EQ(poll(&pf, 1, 100), 1) << "the guest's kick wakes the engine";
-  w.sleeping.store(false);
-  port->rx_burst(out, kMaxBurst);
+  EXPECT_TRUE(kick_wakes(w, fe->kick_fd(0))) << "the guest's kick wakes the engine";
   EXPECT_EQ(fe->used_idx(0), 4) << "the backlog goes first";
   // A frame behind the one still waiting waits too, though nothing else is
   // in its way: order is kept.
@@ -425,8 +474,7 @@ TEST_F(VhostUser, AFullGuestReceiveQueueHoldsFramesUntilTheGuestAddsBuffers) {
     EXPECT_EQ(Bytes(b + 12, b + len), frames[i]) << "frame " << i << " in order";
   }
   // Nothing waits: no more kicks wanted, and one that comes wakes nobody.
-  ASSERT_EQ(write(fe->kick_fd(0), &one, 8), 8);
-  EXPECT_EQ(poll(&pf, 1, 0), 0);
+  EXPECT_FALSE(kick_wakes(w, fe->kick_fd(0)));
   // Frames that find the queue empty again go straight in.
   Pkt now = pkt_of(frames[7]);
   EXPECT_EQ(port->tx_burst(&now, 1), 1);
@@ -555,6 +603,180 @@ TEST_F(VhostUser, WithoutEventIdxTheBacklogAsksByTheUsedFlags) {
   port->rx_burst(out, kMaxBurst);
   EXPECT_EQ(fe->used_idx(0), 3);
   EXPECT_EQ(*flags, kUsedNoNotify) << "nothing waits: no kicks";
+}
+
+// Two queue pairs: each receive queue has a backlog of its own. Frames wait
+// only for their own queue's buffers and keep their order there; a queue's
+// kick wakes the engine for its own frames; a guest that stops taking
+// buffers on one queue loses that queue's frames only (the stall clock is
+// per queue).
+TEST_F(VhostUser, EachReceiveQueueHasABacklogOfItsOwn) {
+  Waker w;
+  reopen(2, &w);
+  auto fe = connect_and_setup(kBase, 4);
+  const uint32_t free0 = pool->available() + uint32_t(cache->cached());
+  std::vector<Bytes> flows[2];  // frames the port's flow hash puts on queue pair 0 and 1
+  for (uint32_t m = 1; flows[0].size() < 16 || flows[1].size() < 16; ++m) {
+    Bytes f = make_frame(testutil::host_mac(2), testutil::host_mac(m), 60);
+    auto& v = flows[flow_queue(f.data(), uint32_t(f.size()), 2)];
+    if (v.size() < 16) v.push_back(f);
+  }
+  auto send = [&](uint32_t pair, uint32_t from, uint32_t n) {
+    std::vector<Pkt> in;
+    for (uint32_t i = from; i < from + n; ++i) in.push_back(pkt_of(flows[pair][i]));
+    return port->tx_burst(in.data(), uint16_t(n));
+  };
+  fe->post_rx(2, 1024, 0);
+  fe->post_rx(2, 1024, 2);
+  Pkt in[8];
+  for (uint32_t i = 0; i < 4; ++i) {
+    in[2 * i] = pkt_of(flows[0][i]);
+    in[2 * i + 1] = pkt_of(flows[1][i]);
+  }
+  ASSERT_EQ(port->tx_burst(in, 8), 8) << "two delivered and two held on each queue";
+  EXPECT_EQ(fe->used_idx(0), 2);
+  EXPECT_EQ(fe->used_idx(2), 2);
+  EXPECT_EQ(cnt_read(qc(0).c[size_t(VirtqCounter::guest_full)]), 2u);
+  EXPECT_EQ(cnt_read(qc(2).c[size_t(VirtqCounter::guest_full)]), 2u);
+
+  EXPECT_TRUE(sleeps(w));
+  fe->post_rx(4, 1024, 2);
+  ASSERT_TRUE(guest_would_kick(*fe, 2, 2)) << "the second queue is asked to kick for its next buffer";
+  EXPECT_TRUE(kick_wakes(w, fe->kick_fd(2))) << "its kick wakes the engine";
+  EXPECT_EQ(fe->used_idx(2), 4) << "the second queue's backlog went";
+  EXPECT_EQ(fe->used_idx(0), 2) << "the first queue's waits for its own buffers";
+  expect_received(*fe, 2, 0, {flows[1].begin(), flows[1].begin() + 4});
+  EXPECT_EQ(send(1, 4, 1), 1);
+  EXPECT_EQ(fe->used_idx(2), 5) << "nothing waits on the second queue: straight in";
+  EXPECT_EQ(send(0, 4, 1), 1);
+  EXPECT_EQ(fe->used_idx(0), 2) << "behind the first queue's backlog";
+
+  // Both wait; the guest takes a buffer on the second queue every 200 ms
+  // and none on the first. Only the first loses its frames, after a second.
+  EXPECT_EQ(send(1, 5, 10), 10) << "one delivered, nine held";
+  EXPECT_EQ(fe->used_idx(2), 6);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 8; ++i) {
+    usleep(200'000);
+    fe->post_rx(1, 1024, 2);
+    port->link_state();  // the engine's link checks drain, then judge
+  }
+  EXPECT_EQ(cnt_read(qc(0).drops[size_t(VirtqDrop::guest_stalled)]), 3u) << "the first queue's three frames";
+  EXPECT_EQ(cnt_read(qc(2).drops[size_t(VirtqDrop::guest_stalled)]), 0u);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  EXPECT_EQ(fe->used_idx(2), 14);
+  expect_received(*fe, 2, 4, {flows[1].begin() + 4, flows[1].begin() + 14});
+  fe->post_rx(1, 1024, 2);
+  port->link_state();
+  EXPECT_EQ(fe->used_idx(2), 15);
+  port->detach();
+  cache->flush();
+  EXPECT_EQ(pool->available(), free0) << "every frame delivered or dropped gave its buffer back";
+  close(w.fd);
+}
+
+// A front end that gives a receive queue a new kick descriptor while frames
+// wait (a guest driver restarting the queue) is heard on the new one.
+TEST_F(VhostUser, AKickDescriptorReplacedWhileFramesWaitIsTheOneThatWakes) {
+  Waker w;
+  reopen(1, &w);
+  auto fe = connect_and_setup(kBase);
+  const std::vector<Bytes> frames = frames_from(10, 3);
+  std::vector<Pkt> in = pkts_of(frames);
+  ASSERT_EQ(port->tx_burst(in.data(), 3), 3) << "no buffers: all held";
+  const int old_kick = fe->kick_fd(0);
+  fe->new_kick(*port, 0);
+  EXPECT_TRUE(sleeps(w));
+  fe->post_rx(3, 1024);
+  ASSERT_TRUE(guest_would_kick(*fe, 0, 0));
+  EXPECT_FALSE(kick_wakes(w, old_kick)) << "the old descriptor is no longer listened to";
+  EXPECT_TRUE(kick_wakes(w, fe->kick_fd(0))) << "the new one wakes the engine";
+  EXPECT_EQ(fe->used_idx(0), 3);
+  expect_received(*fe, 0, 0, frames);
+  close(w.fd);
+}
+
+// QEMU sends the memory table again when the guest's memory layout changes
+// (hotplug); the rings are mapped again. Frames waiting meanwhile stay, in
+// order, and the guest is still asked to kick for its next buffer, with or
+// without EVENT_IDX.
+TEST_F(VhostUser, ANewMemoryTableWhileFramesWaitKeepsThemAndTheKick) {
+  for (const uint64_t features : {kBase, kBase & ~bit(kRingEventIdx)}) {
+    SCOPED_TRACE(features & bit(kRingEventIdx) ? "EVENT_IDX" : "used flags");
+    Waker w;
+    reopen(1, &w);
+    auto fe = connect_and_setup(features);
+    const std::vector<Bytes> frames = frames_from(20, 4);
+    std::vector<Pkt> in = pkts_of(frames);
+    fe->post_rx(1, 1024);
+    ASSERT_EQ(port->tx_burst(in.data(), 4), 4) << "one delivered, three held";
+    fe->send_mem_table(*port);
+    EXPECT_TRUE(sleeps(w));
+    fe->post_rx(3, 1024);
+    if (features & bit(kRingEventIdx)) EXPECT_TRUE(guest_would_kick(*fe, 0, 1));
+    else EXPECT_EQ(*reinterpret_cast<const uint16_t*>(fe->used(0)), 0) << "no NO_NOTIFY: kick";
+    EXPECT_TRUE(kick_wakes(w, fe->kick_fd(0)));
+    EXPECT_EQ(fe->used_idx(0), 4);
+    expect_received(*fe, 0, 0, frames);
+    fe.reset();
+    for (int i = 0; i < 200 && port->link_state() == LinkState::kUp; ++i) {
+      Pkt out[kMaxBurst];
+      port->rx_burst(out, kMaxBurst);
+      usleep(5000);
+    }
+    close(w.fd);
+  }
+}
+
+// The ring walk's budget can end a backlog's burst while the guest's
+// buffers are still there (buffers of many small pieces). The engine then
+// wakes itself: the rest goes without another kick from the guest.
+TEST_F(VhostUser, ABacklogStoppedByTheWalkBudgetWakesTheEngineItself) {
+  Waker w;
+  reopen(1, &w);
+  auto fe = connect_and_setup(kBase);
+  constexpr uint32_t kFrames = 20, kLen = 1000, kPieces = 1 + kLen;  // a header piece, then one byte each
+  const std::vector<Bytes> frames = frames_from(30, kFrames, kLen);
+  std::vector<Pkt> in = pkts_of(frames);
+  ASSERT_EQ(port->tx_burst(in.data(), kFrames), kFrames) << "no buffers: all held";
+  ASSERT_TRUE(sleeps(w));
+  // Each receive buffer: an indirect table of a 12-byte piece and 1000
+  // one-byte pieces, all contiguous in guest memory.
+  const uint64_t tables = 2 << 20, data = (2 << 20) + (1 << 19);
+  for (uint32_t i = 0; i < kFrames; ++i) {
+    auto* t = reinterpret_cast<VringDesc*>(fe->host(tables + uint64_t(i) * kPieces * 16));
+    const uint64_t d = data + uint64_t(i) * 1024;
+    t[0] = VringDesc{fe->gpa(d), 12, uint16_t(kDescWrite | kDescNext), 1};
+    for (uint32_t j = 1; j < kPieces; ++j)
+      t[j] = VringDesc{fe->gpa(d + 11 + j), 1, uint16_t(kDescWrite | (j + 1 < kPieces ? kDescNext : 0)), uint16_t(j + 1)};
+    fe->desc(0)[i] = VringDesc{fe->gpa(tables + uint64_t(i) * kPieces * 16), kPieces * 16, kDescIndirect, 0};
+    fe->publish(0, uint16_t(i));
+  }
+  uint64_t one = 1;
+  ASSERT_EQ(write(fe->kick_fd(0), &one, 8), 8);
+  // Each look is the engine's last before it would sleep: it takes the
+  // kicks so far, drains, and sleeps unless its poll fd says otherwise.
+  Pkt out[kMaxBurst];
+  pollfd pf{port->poll_fd(), POLLIN, 0};
+  int rounds = 0;
+  while (fe->used_idx(0) < kFrames && rounds < 10) {
+    ASSERT_EQ(poll(&pf, 1, 0), 1) << "woken (round " << rounds << "): by the guest's kick, then by itself";
+    port->rx_burst(out, kMaxBurst);
+    if (!rounds++) {
+      EXPECT_LT(fe->used_idx(0), kFrames) << "the walk budget ended the first burst";
+    }
+  }
+  EXPECT_EQ(fe->used_idx(0), kFrames);
+  EXPECT_GT(rounds, 2);
+  for (uint32_t i = 0; i < kFrames; ++i) {
+    uint32_t id, len;
+    fe->used_elem(0, uint16_t(i), &id, &len);
+    ASSERT_EQ(len, 12 + kLen);
+    const uint8_t* b = fe->host(data + uint64_t(id) * 1024);
+    EXPECT_EQ(Bytes(b + 12, b + 12 + kLen), frames[i]) << "frame " << i << " in order";
+  }
+  EXPECT_EQ(poll(&pf, 1, 0), 0) << "nothing waits: the kick descriptor is out of the engine's poll set";
+  close(w.fd);
 }
 
 TEST_F(VhostUser, EventIdxSuppressesNotifications) {
