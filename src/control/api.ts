@@ -22,7 +22,7 @@
 //   GET    /v1/trace                    the trace's records so far, with its id    DELETE /v1/trace[?id=N]: stop (that trace only)
 //   GET    /v1/state                    the running desired state (for backups)
 //   POST   /v1/apply                    {config: "<yaml>", dryRun?: bool, source?: name}  (any other field: 400)
-//   POST   /v1/reload                   re-read the --config file (as SIGHUP)
+//   POST   /v1/reload                   {dryRun?}: re-read the --config file (as SIGHUP)
 // With --test-hooks only (tests and demos; never in production):
 //   POST   /v1/test/ports/:ref/send     {frames: ["<hex>", ...], repeat?: n}
 //   POST   /v1/test/ports/:ref/receive  {max?: n} -> {frames: ["<hex>", ...]}
@@ -57,7 +57,7 @@ export interface ApiContext {
   configPath?: string;
   socketPath: string;
   metricsAddress?: string;
-  reload: () => Promise<unknown>;
+  reload: (opts?: { dryRun?: boolean }) => Promise<unknown>;
   bgp?: { status(): BgpStatus | undefined; routes(switchName?: string): EvpnRouteView[]; resync(): Promise<void> };
 }
 
@@ -140,6 +140,10 @@ function bodyObject(body: unknown, keys?: readonly string[]): Record<string, unk
   const extra = keys === undefined ? undefined : Object.keys(b).find((k) => !keys.includes(k));
   if (extra !== undefined) throw new ControlError('ERR_BAD_REQUEST', `${extra}: not a field of this request (expected one of: ${keys!.join(', ')})`, { field: extra });
   return b;
+}
+
+function checkDryRun(v: unknown): void {
+  if (v !== undefined && typeof v !== 'boolean') throw new ControlError('ERR_BAD_REQUEST', 'dryRun: must be true or false', { field: 'dryRun' });
 }
 
 export function buildRoutes(ctx: ApiContext): Route[] {
@@ -355,14 +359,18 @@ function stateRoutes(ctx: ApiContext): Route[] {
     route('POST', '/v1/apply', async ({ body }) => {
       const b = bodyObject(body, ['config', 'source', 'dryRun']);
       if (typeof b.config !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'config: must be the YAML text of a configuration', { field: 'config' });
-      if (b.dryRun !== undefined && typeof b.dryRun !== 'boolean') throw new ControlError('ERR_BAD_REQUEST', 'dryRun: must be true or false', { field: 'dryRun' });
+      checkDryRun(b.dryRun);
       if (b.source !== undefined && typeof b.source !== 'string') throw new ControlError('ERR_BAD_REQUEST', 'source: must be a string (the name errors cite)', { field: 'source' });
       const source = typeof b.source === 'string' ? b.source : 'request';
       const desired = parseConfig(b.config, source);
       const r = await c.apply(desired, { dryRun: b.dryRun === true, source: 'api' });
       return [200, r];
     }),
-    route('POST', '/v1/reload', async () => [200, await ctx.reload()]),
+    route('POST', '/v1/reload', async ({ body }) => {
+      const b = body === undefined ? {} : bodyObject(body, ['dryRun']);
+      checkDryRun(b.dryRun);
+      return [200, await ctx.reload({ dryRun: b.dryRun === true })];
+    }),
   ];
 }
 

@@ -118,6 +118,22 @@ export class Controller {
     });
   }
 
+  // At start: the engine options vpcd started with are stored when the state
+  // file has others (the config's `engine:` changed, and no object did), so
+  // that a start without --config, or a copy of state.json, has them too.
+  async storeEngineOptions(stored: DataplaneOptions | undefined): Promise<boolean> {
+    return this.serial(async () => {
+      if (sameValue(stored ?? {}, this.model.engine)) return false;
+      try {
+        this.store.save(this.model);
+      } catch (err) {
+        throw new ControlError('ERR_PERSIST_FAILED', `state file ${this.store.file} could not be written (${(err as Error).message}) with the engine options vpcd started with`, { cause: err });
+      }
+      this.log.info({ engine: this.model.engine, generation: this.store.generation }, 'engine options stored');
+      return true;
+    });
+  }
+
   // Applies a whole desired state (config file or `vpcctl apply`).
   async apply(desired: DesiredState, opts: { dryRun?: boolean; source?: string } = {}): Promise<ApplyResult> {
     return this.serial(async () => {

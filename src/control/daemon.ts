@@ -191,6 +191,7 @@ export class Daemon {
         log.info({ stateFile: store.file, generation: store.generation, steps: n }, 'state restored');
       }
       if (desired !== undefined) await this.applyConfig(desired, 'config');
+      await this.controller.storeEngineOptions(saved?.engine);
     } catch (err) {
       const e = toControlError(err);
       dp.close();
@@ -222,22 +223,22 @@ export class Daemon {
     log.info({ socket: opts.socket, metrics: this.metricsAddress ?? null, config: opts.config ?? null, stateDir: opts.stateDir, version: opts.version }, 'vpcd ready');
   }
 
-  private async applyConfig(desired: DesiredState, source: string): Promise<unknown> {
-    const r = await this.controller.apply(desired, { source });
+  private async applyConfig(desired: DesiredState, source: string, dryRun = false): Promise<unknown> {
+    const r = await this.controller.apply(desired, { source, dryRun });
     // r.warnings are logged by the controller with the change.
-    this.log.info({ source, ...r.summary, applied: r.applied }, r.plan.length === 0 ? 'config unchanged' : 'config applied');
+    if (!dryRun) this.log.info({ source, ...r.summary, applied: r.applied }, r.plan.length === 0 ? 'config unchanged' : 'config applied');
     return r;
   }
 
-  // SIGHUP and POST /v1/reload.
-  async reload(): Promise<unknown> {
+  // SIGHUP and POST /v1/reload (dryRun: the plan only, nothing changed).
+  async reload(opts: { dryRun?: boolean } = {}): Promise<unknown> {
     if (this.opts.config === undefined) {
       const e = new ControlError('ERR_BAD_REQUEST', 'vpcd was started without --config; there is nothing to reload (use vpcctl apply -f FILE)');
       this.log.warn(`reload refused: ${e.message}`); // SIGHUP has no one else to tell
       throw e;
     }
     try {
-      return await this.applyConfig(readConfig(this.opts.config), 'reload');
+      return await this.applyConfig(readConfig(this.opts.config), 'reload', opts.dryRun === true);
     } catch (err) {
       const e = toControlError(err);
       this.log.error({ code: e.code, details: e.details, config: this.opts.config }, `reload refused: ${e.message}`);
@@ -261,7 +262,7 @@ export class Daemon {
       configPath: opts.config,
       socketPath: opts.socket,
       metricsAddress: opts.metrics,
-      reload: () => this.reload(),
+      reload: (o) => this.reload(o),
       bgp: this.evpn,
     });
     await new Promise<void>((resolve, reject) => {

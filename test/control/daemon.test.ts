@@ -70,6 +70,34 @@ describe('vpcd process', () => {
     }
   });
 
+  test('engine options changed in the config, and nothing else, are stored at start: a start without --config and a copy of state.json have them', async () => {
+    const d = await spawnVpcd({ config: CONFIG });
+    const stateFile = path.join(d.stateDir, 'state.json');
+    const storedBuffers = (): unknown => (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { state: { engine: { bufferCount?: number } } }).state.engine.bufferCount;
+    try {
+      assert.equal(await d.stop(), 0);
+      assert.equal(storedBuffers(), 4096);
+      const d2 = await spawnVpcd({ dir: d.dir, config: CONFIG.replace('bufferCount: 4096', 'bufferCount: 8192') });
+      try {
+        assert.equal((await d2.client.call<any>('GET', '/v1/status')).engine.bufferCount, 8192);
+        assert.equal(storedBuffers(), 8192, 'stored before vpcd said ready');
+        const api = await d2.client.call<any>('GET', '/v1/state');
+        assert.equal(JSON.parse(fs.readFileSync(stateFile, 'utf8')).generation, api.generation, 'the file and the API give one generation');
+      } finally {
+        await d2.stop();
+      }
+      const d3 = await spawnVpcd({ dir: d.dir, noConfig: true });
+      try {
+        assert.equal((await d3.client.call<any>('GET', '/v1/status')).engine.bufferCount, 8192);
+      } finally {
+        await d3.stop();
+      }
+    } finally {
+      await d.stop();
+      removeDir(d.dir);
+    }
+  });
+
   test('SIGTERM stops gracefully: exit 0, ports detached, socket removed, state kept', async () => {
     const d = await spawnVpcd({ config: CONFIG });
     try {
@@ -163,6 +191,20 @@ describe('vpcd process', () => {
       // The same refusal through the API route.
       await assert.rejects(d.client.call('POST', '/v1/reload'), (err: unknown) =>
         err instanceof ApiError && err.status === 400 && err.code === 'ERR_CONFIG_INVALID');
+
+      // A dry run plans the reload and changes nothing; a field the route
+      // does not know is refused, naming it.
+      fs.writeFileSync(d.configFile, CONFIG);
+      const dry = await d.client.call<any>('POST', '/v1/reload', { dryRun: true });
+      assert.deepEqual([dry.applied, dry.summary.delete], [false, 1]);
+      assert.deepEqual(await d.client.call('GET', '/v1/state'), good);
+      for (const body of [{ dryrun: true }, { dryRun: 'yes' }]) {
+        await assert.rejects(d.client.call('POST', '/v1/reload', body), (err: unknown) =>
+          err instanceof ApiError && err.status === 400 && err.code === 'ERR_BAD_REQUEST' && /^dry[rR]un: /.test(err.message));
+      }
+      assert.deepEqual(await d.client.call('GET', '/v1/state'), good);
+      const wet = await d.client.call<any>('POST', '/v1/reload', {});
+      assert.deepEqual([wet.applied, wet.summary.delete], [true, 1]);
     } finally {
       await d.stop();
       removeDir(d.dir);
