@@ -40,7 +40,7 @@ export const VPCD_EXIT = {
   USAGE: 2, // bad command line
   STATE_CORRUPT: 3, // the state file is corrupt or from a newer vpcd
   CONFIG_INVALID: 4, // the --config file is invalid at startup
-  SOCKET_IN_USE: 5, // another vpcd answers on the socket
+  SOCKET_IN_USE: 5, // another vpcd answers on the socket or holds the state directory; an address in use
   RESTORE_FAILED: 6, // the engine refused the stored objects or the startup config
 } as const;
 
@@ -117,13 +117,24 @@ export class Daemon {
   constructor(readonly opts: DaemonOptions, readonly log: Logger = createLogger(opts.logLevel as never, undefined, opts.logFormat)) {}
 
   async start(): Promise<void> {
-    const { opts, log } = this;
+    const { opts } = this;
     const store = new StateStore(opts.stateDir);
     const holder = store.lock();
     if (holder !== undefined) {
       throw new DaemonExit(VPCD_EXIT.SOCKET_IN_USE, `another vpcd (pid ${holder}) uses the state directory ${opts.stateDir}; stop it first or give --state-dir`);
     }
     this.store = store;
+    try {
+      await this.startHolding(store);
+    } catch (err) {
+      store.unlock(); // a start that fails gives the directory back, as a stop does
+      throw err;
+    }
+  }
+
+  // The start, once the state directory is this process's.
+  private async startHolding(store: StateStore): Promise<void> {
+    const { opts, log } = this;
     let saved: Model | undefined;
     // What a write cut short by kill -9 left is no state: state.json is the
     // last complete write.
@@ -218,7 +229,8 @@ export class Daemon {
       await this.stop('start failed').catch(() => undefined);
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'EADDRINUSE' ? 'the address is in use (another vpcd, or another exporter)' : e.code === 'EACCES' ? 'permission denied' : e.message;
-      throw new DaemonExit(VPCD_EXIT.FATAL, `${where}: cannot listen: ${why}`);
+      // In use: a human must choose another address (exit 5, as for the socket).
+      throw new DaemonExit(e.code === 'EADDRINUSE' ? VPCD_EXIT.SOCKET_IN_USE : VPCD_EXIT.FATAL, `${where}: cannot listen: ${why}`);
     }
     log.info({ socket: opts.socket, metrics: this.metricsAddress ?? null, config: opts.config ?? null, stateDir: opts.stateDir, version: opts.version }, 'vpcd ready');
   }

@@ -124,6 +124,7 @@ describe('vpcd process', () => {
       assert.match(d.stderr.join(''), /state\.json: not valid JSON/);
       assert.equal(fs.readFileSync(file, 'utf8'), '{"format": "vpcd-state", "version": 1, "gen');
       assert.equal(fs.existsSync(d.socket), false);
+      assert.equal(fs.existsSync(path.join(dir, 'state', 'vpcd.pid')), false, 'a start that fails gives the directory back');
     } finally {
       removeDir(dir);
     }
@@ -144,16 +145,17 @@ describe('vpcd process', () => {
     }
   });
 
-  test('a metrics address in use: exit 1 naming it, after a clean stop (socket removed, the engine closed)', async () => {
+  test('a metrics address in use: exit 5 naming it, after a clean stop (socket removed, the engine closed, the state directory given back)', async () => {
     const dir = tempDir();
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
     try {
       const port = (busy.address() as net.AddressInfo).port;
       const d = await spawnVpcd({ dir, config: CONFIG, waitReady: false, extraArgs: ['--metrics', `127.0.0.1:${port}`] });
-      assert.equal(await d.exited, 1, d.stderr.join(''));
+      assert.equal(await d.exited, 5, d.stderr.join(''));
       assert.match(d.stderr.join(''), new RegExp(`--metrics 127\\.0\\.0\\.1:${port}: cannot listen: the address is in use`));
       assert.equal(fs.existsSync(d.socket), false, 'the socket is removed');
+      assert.equal(fs.existsSync(path.join(d.stateDir, 'vpcd.pid')), false, 'the state directory is given back');
       assert.ok(d.logs.some((l) => l.includes('vpcd stopped: engine closed, ports detached')), d.logs.join('\n'));
     } finally {
       busy.close();
@@ -168,6 +170,7 @@ describe('vpcd process', () => {
       assert.equal(await d.exited, 4);
       assert.match(d.stderr.join(''), /vpcd\.yaml:4: switches\[0\]\.vni: must be an integer in 1\.\.16777215/);
       assert.equal(fs.existsSync(path.join(dir, 'state', 'state.json')), false, 'nothing was touched');
+      assert.equal(fs.existsSync(path.join(dir, 'state', 'vpcd.pid')), false, 'and the directory is given back');
     } finally {
       removeDir(dir);
     }

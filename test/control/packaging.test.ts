@@ -152,8 +152,9 @@ describe('the unit\'s capabilities at work', () => {
         wrapper: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', `--inh-caps=${caps}`, `--ambient-caps=${caps}`, `--bounding-set=-all,${caps}`],
       });
       try {
-        const st = await d.client.call<{ pid: number }>('GET', '/v1/status');
+        const st = await d.client.call<{ pid: number; engine: { linkWatch: { mode: string; why?: string } } }>('GET', '/v1/status');
         assert.match(fs.readFileSync(`/proc/${st.pid}/status`, 'utf8'), /^Uid:\s+65534\s/m, 'vpcd runs unprivileged');
+        assert.equal(st.engine.linkWatch.mode, 'all-namespaces', `link changes from every namespace are heard (${st.engine.linkWatch.why ?? ''})`);
         const list = await d.client.call<{ ports: Array<{ name: string; type: string }> }>('GET', '/v1/ports');
         assert.deepEqual(list.ports.map((p) => p.type).sort(), ['afpacket', ...(afxdp ? ['afxdp'] : []), ...(tunOpen ? ['tap'] : [])].sort());
       } finally {
