@@ -91,6 +91,20 @@ function readConfig(file: string): DesiredState {
   return parseConfig(text, file);
 }
 
+// vpcd --check-config: the file validated with this version's rules, and
+// nothing else read or touched. 0 and "config ok", or 4 and every error
+// with its line (as a start would refuse it).
+export function checkConfig(file: string, out: (s: string) => void, err: (s: string) => void): number {
+  try {
+    readConfig(file);
+  } catch (e) {
+    err(`vpcd: ${toControlError(e).message}\n`);
+    return VPCD_EXIT.CONFIG_INVALID;
+  }
+  out(`${file}: config ok\n`);
+  return VPCD_EXIT.OK;
+}
+
 // Is something answering on the socket?
 function socketAlive(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {

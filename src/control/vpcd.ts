@@ -2,7 +2,7 @@
 // vpcd: command line of the daemon. The life cycle is in daemon.ts.
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_METRICS, DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions, parseHostPort, runDaemon, VPCD_EXIT } from './daemon';
+import { checkConfig, DEFAULT_METRICS, DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions, parseHostPort, runDaemon, VPCD_EXIT } from './daemon';
 import { LOG_FORMATS, LogFormat } from './logging';
 import { VERSION } from './version';
 
@@ -32,7 +32,17 @@ export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<voi
     .addOption(new Option('--log-format <format>', 'logs as JSON lines or human-readable lines (pino-pretty); auto: pretty on a terminal, JSON otherwise')
       .choices([...LOG_FORMATS]).default('auto'))
     .option('--test-hooks', 'enable /v1/test/* routes that inject and read frames on pipe ports (tests and demos only)', false)
-    .action(async (o: { config?: string; stateDir: string; socket: string; socketMode: string; metrics: string; logLevel: string; logFormat: LogFormat; testHooks: boolean }) => {
+    .option('--check-config', 'validate the --config file with this version\'s rules and exit (0: config ok; 4: every error with its line); nothing else is read or touched', false)
+    .action(async (o: { config?: string; stateDir: string; socket: string; socketMode: string; metrics: string; logLevel: string; logFormat: LogFormat; testHooks: boolean; checkConfig: boolean }) => {
+      if (o.checkConfig) {
+        if (o.config === undefined) {
+          process.stderr.write('vpcd: --check-config needs --config FILE\n');
+          process.exitCode = VPCD_EXIT.USAGE;
+          return;
+        }
+        process.exitCode = checkConfig(o.config, (t) => process.stdout.write(t), (t) => process.stderr.write(t));
+        return;
+      }
       await onRun({
         config: o.config,
         stateDir: o.stateDir,

@@ -5,7 +5,7 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -171,6 +171,29 @@ describe('vpcd process', () => {
       assert.match(d.stderr.join(''), /vpcd\.yaml:4: switches\[0\]\.vni: must be an integer in 1\.\.16777215/);
       assert.equal(fs.existsSync(path.join(dir, 'state', 'state.json')), false, 'nothing was touched');
       assert.equal(fs.existsSync(path.join(dir, 'state', 'vpcd.pid')), false, 'and the directory is given back');
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  test('vpcd --check-config: "config ok" (exit 0) or every error with its line (exit 4); nothing else is touched', () => {
+    const dir = tempDir();
+    try {
+      const file = path.join(dir, 'vpcd.yaml');
+      const run = (args: string[]): { status: number | null; stdout: string; stderr: string } =>
+        spawnSync(process.execPath, [VPCD, '--check-config', '--state-dir', path.join(dir, 'state'), ...args], { encoding: 'utf8' });
+      fs.writeFileSync(file, CONFIG);
+      const ok = run(['--config', file]);
+      assert.deepEqual([ok.status, ok.stdout, ok.stderr], [0, `${file}: config ok\n`, '']);
+      fs.writeFileSync(file, `${CONFIG}  - name: b\n    vni: 99999999\n  - { name: c, vni: x }\n`);
+      const bad = run(['--config', file]);
+      assert.equal(bad.status, 4);
+      assert.match(bad.stderr, /vpcd\.yaml:8: switches\[1\]\.vni: must be an integer in 1\.\.16777215/);
+      assert.match(bad.stderr, /vpcd\.yaml:9: switches\[2\]\.vni: must be an integer/);
+      assert.doesNotMatch(bad.stderr, /    at /, 'no stack trace');
+      const none = run([]);
+      assert.deepEqual([none.status, none.stderr], [2, 'vpcd: --check-config needs --config FILE\n']);
+      assert.deepEqual(fs.readdirSync(dir), ['vpcd.yaml'], 'no state directory, socket or pid file');
     } finally {
       removeDir(dir);
     }
