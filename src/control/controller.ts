@@ -74,6 +74,7 @@ export interface MutationResult<T> {
   object: T;
   created?: boolean; // creates: false when it existed with the same spec
   plan: string[];
+  warnings?: string[]; // what the change touches that works badly (also logged)
 }
 
 export class Controller {
@@ -160,7 +161,7 @@ export class Controller {
         }
       }
       const target = { ...resolveTarget(this.model, desired), engine: this.model.engine };
-      return this.commit(target, { dryRun: opts.dryRun === true, source: opts.source ?? 'api', warnings });
+      return this.commit(target, { dryRun: opts.dryRun === true, source: opts.source ?? 'api', warnings, whole: true });
     });
   }
 
@@ -178,7 +179,7 @@ export class Controller {
       const d = this.desired();
       d.switches.push({ uuid: given.uuid, spec: given.spec, path: '' });
       const r = await this.commitDesired(d, 'api');
-      return { object: this.findSwitch(given.spec.name)!, created: true, plan: r.plan };
+      return { object: this.findSwitch(given.spec.name)!, created: true, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -190,7 +191,7 @@ export class Controller {
       const item = d.switches.find((s) => s.spec.name === sw.spec.name)!;
       item.spec = { ...item.spec, ...update };
       const r = await this.commitDesired(d, 'api');
-      return { object: this.findSwitch(sw.spec.name)!, plan: r.plan };
+      return { object: this.findSwitch(sw.spec.name)!, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -208,7 +209,7 @@ export class Controller {
       // bgp.switches may name only switches (an empty list: EVPN manages none).
       if (d.bgp?.switches !== undefined) d.bgp.switches = d.bgp.switches.filter((n) => n !== sw.spec.name);
       const r = await this.commitDesired(d, 'api');
-      return { object: sw, plan: r.plan };
+      return { object: sw, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -228,7 +229,7 @@ export class Controller {
       d.ports.push({ uuid: given.uuid, spec: given.spec, path: '' });
       // By hand: a missing interface is refused at once (reconcile.ts).
       const r = await this.commitDesired(d, 'api', { waitForInterface: false });
-      return { object: this.findPort(given.spec.name)!, created: true, plan: r.plan };
+      return { object: this.findPort(given.spec.name)!, created: true, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -240,7 +241,7 @@ export class Controller {
       const item = d.ports.find((p) => p.spec.name === port.spec.name)!;
       item.spec = { ...item.spec, ...update };
       const r = await this.commitDesired(d, 'api');
-      return { object: this.findPort(port.spec.name)!, plan: r.plan };
+      return { object: this.findPort(port.spec.name)!, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -252,7 +253,7 @@ export class Controller {
       d.ports = d.ports.filter((p) => p.spec.name !== port.spec.name);
       d.fdb = d.fdb.filter((f) => isRemote(f.spec) || f.spec.port !== port.spec.name);
       const r = await this.commitDesired(d, 'api');
-      return { object: port, plan: r.plan };
+      return { object: port, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -271,7 +272,7 @@ export class Controller {
       const d = this.desired();
       d.uplinks.push({ uuid: given.uuid, spec: given.spec, path: '' });
       const r = await this.commitDesired(d, 'api');
-      return { object: this.findUplink(given.spec.name)!, created: true, plan: r.plan };
+      return { object: this.findUplink(given.spec.name)!, created: true, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -291,7 +292,7 @@ export class Controller {
       const d = this.desired();
       d.uplinks = d.uplinks.filter((u) => u.spec.name !== uplink.spec.name);
       const r = await this.commitDesired(d, 'api');
-      return { object: uplink, plan: r.plan };
+      return { object: uplink, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -309,7 +310,7 @@ export class Controller {
       const d = this.desired();
       d.peers.push({ uuid: given.uuid, spec: given.spec, path: '' });
       const r = await this.commitDesired(d, 'api');
-      return { object: this.model.peers.find((p) => peerKey(p.spec) === key)!, created: true, plan: r.plan };
+      return { object: this.model.peers.find((p) => peerKey(p.spec) === key)!, created: true, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -319,7 +320,7 @@ export class Controller {
       const d = this.desired();
       d.peers = d.peers.filter((p) => peerKey(p.spec) !== peerKey(peer.spec));
       const r = await this.commitDesired(d, 'api');
-      return { object: peer, plan: r.plan };
+      return { object: peer, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -336,7 +337,7 @@ export class Controller {
       const d = this.desired();
       d.fdb.push({ uuid: given.uuid, spec: given.spec, path: '' });
       const r = await this.commitDesired(d, 'api');
-      return { object: this.model.fdb.find((f) => fdbKey(f.spec) === fdbKey(given.spec))!, created: true, plan: r.plan };
+      return { object: this.model.fdb.find((f) => fdbKey(f.spec) === fdbKey(given.spec))!, created: true, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -350,7 +351,7 @@ export class Controller {
       const d = this.desired();
       d.fdb = d.fdb.filter((f) => fdbKey(f.spec) !== fdbKey(ref));
       const r = await this.commitDesired(d, 'api');
-      return { object: entry, plan: r.plan };
+      return { object: entry, plan: r.plan, warnings: r.warnings };
     });
   }
 
@@ -460,14 +461,17 @@ export class Controller {
     return this.commit(target, { dryRun: false, source, warnings: [], ...hooks });
   }
 
-  private async commit(target: Model, opts: { dryRun: boolean; source: string; warnings: string[]; waitForInterface?: boolean }): Promise<ApplyResult> {
+  private async commit(target: Model, opts: { dryRun: boolean; source: string; warnings: string[]; waitForInterface?: boolean; whole?: boolean }): Promise<ApplyResult> {
     const steps = plan(this.model, target);
     // A new uplink whose VTEP address the kernel holds too works badly, a new
     // kernel port whose interface is missing is down until it appears, and
     // a port whose interface MTU exceeds the port's, or whose MTU
     // exceeds its switch's inner MTU over the overlay (port-mtu.ts); said for
     // a dry run as well.
-    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...portWarnings(steps), ...mtuWarnings(target), ...peerRouteWarnings(target)];
+    // A whole configuration is said whole; a single change, only what it
+    // touches (not every port's MTU again at each FDB entry).
+    const scope = opts.whole === true ? target : touchedModel(target, steps);
+    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...portWarnings(steps), ...mtuWarnings(target, undefined, scope), ...peerRouteWarnings(scope)];
     const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings };
     // The BGP speaker is no dataplane object: a change is one line of the plan.
     const bgpChange = bgpPlanLine(this.model.bgp, target.bgp);
@@ -578,6 +582,26 @@ function conflictAdvice(kind: string, name: string): string {
 // Remote VTEPs (peers, static entries) the uplink has no route to: off its
 // subnet with no gateway of that family. The engine keeps them but sends them
 // nothing; their frames count as neighbor_unresolved drops.
+// What a plan touches, as a model for the warnings: the ports, peers and
+// remote entries of the switches it touches, and every one of them when it
+// touches the uplink (its MTU and subnet are everyone's).
+export function touchedModel(target: Model, steps: readonly Step[]): Model {
+  if (steps.some((s) => s.kind === 'uplink')) return target;
+  const ports = new Set<string>();
+  const switches = new Set<string>();
+  for (const s of steps) {
+    if (s.kind === 'port') ports.add(s.name);
+    else if (s.kind === 'switch') switches.add(s.name);
+    else if (s.kind === 'peer' || s.kind === 'fdb') switches.add(s.spec.switch);
+  }
+  return {
+    ...target,
+    ports: target.ports.filter((p) => ports.has(p.spec.name) || portSwitches(p.spec).some((n) => switches.has(n))),
+    peers: target.peers.filter((p) => switches.has(p.spec.switch)),
+    fdb: target.fdb.filter((f) => switches.has(f.spec.switch)),
+  };
+}
+
 export function peerRouteWarnings(model: Model): string[] {
   const u = model.uplinks[0]?.spec;
   if (u === undefined) return [];

@@ -114,6 +114,8 @@ export function portMtuWarnings(model: Model, port: PortObject, ifMtu: Interface
   return [...portInterfaceMtuWarnings(port, ifMtu), ...portOverlayMtuWarnings(model, port, ifMtu)];
 }
 
-export function mtuWarnings(model: Model, ifMtu: InterfaceMtu = hostInterfaceMtu): string[] {
-  return [...uplinkMtuWarnings(model, ifMtu), ...model.ports.flatMap((p) => portMtuWarnings(model, p, ifMtu))];
+// `scope`: the ports to speak of, and the uplink when it is `model` itself
+// (controller.ts touchedModel); each is judged against the whole model.
+export function mtuWarnings(model: Model, ifMtu: InterfaceMtu = hostInterfaceMtu, scope: Model = model): string[] {
+  return [...(scope === model ? uplinkMtuWarnings(model, ifMtu) : []), ...scope.ports.flatMap((p) => portMtuWarnings(model, p, ifMtu))];
 }

@@ -256,6 +256,22 @@ describe('overlay: port MTU above the inner MTU', () => {
     });
   });
 
+  test('a single change says only what it touches: not the warning of a port on another switch, again at every call', async () => {
+    await withController(async (c) => {
+      await c.apply(parseConfig(OVERLAY));
+      // Another switch and its port, then an update of that switch: vm1's
+      // warning is not theirs.
+      assert.deepEqual((await c.createSwitch({ name: 'tenant-b', vni: 1002 })).warnings ?? [], []);
+      assert.deepEqual((await c.createPort({ name: 'vm2', type: 'pipe', switch: 'tenant-b' })).warnings ?? [], []);
+      assert.deepEqual((await c.updateSwitch('tenant-b', { agingSeconds: 200 })).warnings ?? [], []);
+      // vm1 itself, its switch, or a peer of its switch: said.
+      const [w1] = (await c.updatePort('vm1', { macLimit: 10 })).warnings ?? [];
+      assert.match(w1 ?? '', WARN);
+      assert.match(((await c.updateSwitch('tenant-a', { agingSeconds: 200 })).warnings ?? [])[0] ?? '', WARN);
+      assert.match(((await c.createPeer({ switch: 'tenant-a', ip: '198.18.0.4' })).warnings ?? [])[0] ?? '', WARN);
+    });
+  });
+
   test('an IPv6 VTEP costs 20 bytes more; a trunk port is checked per switch; the interface MTU counts when larger', async () => {
     const up: UplinkObject = { uuid: 'u', spec: { name: 'up0', type: 'pipe', localIp6: '2001:db8::1/64', mtu: 1600 } };
     const model = {
