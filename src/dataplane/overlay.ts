@@ -255,10 +255,18 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
     if (lo > hi) throw invalid('ERR_INVALID_ARGUMENT', 'srcPortRange', 'min must not exceed max', r);
     srcPortRange = [lo, hi];
   }
+  const mtu = u.mtu === undefined ? Math.min(1500, maxMtu) : validateMtu(u.mtu, 'mtu', maxMtu);
+  // The smallest an overlay can use: an IPv6 link carries at least 1280
+  // bytes (RFC 8200, 5); over IPv4, what is left inside must be an IPv4
+  // packet's smallest MTU, 68.
+  if (ip6 !== undefined && mtu < 1280) throw invalid('ERR_INVALID_ARGUMENT', 'mtu', 'must be at least 1280 with localIp6 (the smallest MTU of an IPv6 link)', mtu);
+  if (mtu < 68 + VXLAN_OVERHEAD.ipv4) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'mtu', `must be at least ${68 + VXLAN_OVERHEAD.ipv4} for a VTEP (${VXLAN_OVERHEAD.ipv4} bytes of VXLAN headers around an inner MTU of at least 68)`, mtu);
+  }
   const out: NormalizedUplink = {
     name,
     type,
-    mtu: u.mtu === undefined ? Math.min(1500, maxMtu) : validateMtu(u.mtu, 'mtu', maxMtu),
+    mtu,
     mac: u.mac === undefined ? generateMac() : validateUnicastMac(u.mac, 'mac'),
     udpPort: u.udpPort === undefined ? 4789 : validateInteger(u.udpPort, 'udpPort', 1, 65535),
     srcPortRange,
