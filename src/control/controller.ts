@@ -531,7 +531,9 @@ export class Controller {
     if (givenUuid !== undefined && givenUuid !== uuid) {
       throw new ControlError('ERR_UUID_CONFLICT', `uuid: ${kind} "${name}" exists with UUID ${uuid}, not ${givenUuid}`, { field: 'uuid' });
     }
-    const diff = changedFields(a, b);
+    // Another type: that is the difference (each type's own defaults would
+    // read as more).
+    const diff = changedFields(a, b).includes('type') ? ['type'] : changedFields(a, b);
     if (diff.length > 0) {
       throw new ControlError('ERR_SPEC_CONFLICT', `${diff[0]}: ${kind} "${name}" exists with a different spec (${diff.map((k) => `${k}: ${JSON.stringify(a[k])} running, ${JSON.stringify(b[k])} requested`).join('; ')}); ${conflictAdvice(kind, name)}`, { field: diff[0] });
     }

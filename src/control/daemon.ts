@@ -302,6 +302,10 @@ export class Daemon {
       });
     });
     fs.chmodSync(opts.socket, opts.socketMode);
+    if ((opts.socketMode & 0o002) !== 0) {
+      this.log.warn({ socket: opts.socket, mode: `0${opts.socketMode.toString(8)}` },
+        'the control socket is writable by every local user: anyone on this host can change or delete every switch and port (give a group access instead: --socket-mode 0660)');
+    }
   }
 
   private async listenMetrics(address: string, dp: Dataplane): Promise<void> {

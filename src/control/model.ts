@@ -171,8 +171,9 @@ interface FieldRules {
   alternatives?: Record<string, readonly string[]>;
   pivots: readonly string[];
   // A field checked against another (a gateway against localIp's subnet):
-  // once that one is set aside, its stand-in would be the measure, so the
-  // dependent field's error is not reported.
+  // once that one is set aside, or stood in for because the object lacks
+  // it, its stand-in would be the measure, so the dependent field's error
+  // is not reported.
   dependsOn?: Record<string, string>;
 }
 
@@ -183,6 +184,9 @@ const PORT_RULES: FieldRules = {
   // A trunk needs no `switch`; a vhostuser port has a `socket`, no `interface`.
   alternatives: { switch: ['vlans', 'untagged'], interface: ['socket'] },
   pivots: ['type'],
+  // A trunk's fields are checked against `switch` (not both): against a
+  // stand-in for a switch the port lacks, that says nothing of the port.
+  dependsOn: { vlans: 'switch', untagged: 'switch' },
 };
 const UPLINK_RULES: FieldRules = {
   standIns: { name: 'x', interface: 'x', localIp: '198.18.0.1/24', localIp6: '2001:db8::1/64' },
@@ -214,6 +218,7 @@ export function fieldErrors(value: unknown, validate: (v: unknown) => unknown, r
   const given = (typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined) as Record<string, unknown> | undefined;
   const work: Record<string, unknown> | undefined = given === undefined ? undefined : { ...given };
   const setAside = new Set<string>();
+  const stoodIn = new Set<string>(); // fields the object lacks, given a stand-in
   // Lists some elements of which are set aside: the given index of each
   // element left in work[key].
   const indices = new Map<string, number[]>();
@@ -234,7 +239,7 @@ export function fieldErrors(value: unknown, validate: (v: unknown) => unknown, r
       const own = Object.prototype.hasOwnProperty.call(given, key);
       if (own && Object.prototype.hasOwnProperty.call(work, key) && (work[key] === given![key] || indices.has(key))) {
         const on = rules.dependsOn?.[key];
-        if (on === undefined || !setAside.has(on)) errors.push(err);
+        if (on === undefined || !(setAside.has(on) || stoodIn.has(on))) errors.push(err);
         setAside.add(key);
         if (rules.pivots.includes(key)) return errors;
         // One bad element of a list: set that one aside, check the others.
@@ -257,6 +262,7 @@ export function fieldErrors(value: unknown, validate: (v: unknown) => unknown, r
       if (setAside.size === 0 || lacking) errors.push(err);
       if (rules.pivots.includes(key) || !Object.prototype.hasOwnProperty.call(rules.standIns, key) || work[key] === rules.standIns[key]) return errors;
       work[key] = rules.standIns[key];
+      stoodIn.add(key);
     }
   }
   return errors;

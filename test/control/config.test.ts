@@ -155,6 +155,15 @@ describe('config: one error per kind of mistake, with path and line', () => {
       'ERR_INVALID_VLAN', 'ports[0].vlans[0].vlan', 6);
   });
 
+  test('a port with neither switch nor VLANs (vlans: []) is one error, not also vlans against a stand-in switch', () => {
+    const errs = errorsOf('switches: [{ name: a, vni: 1 }]\nports:\n  - { name: t, type: pipe, vlans: [] }\n');
+    assert.deepEqual(errs.map((e) => [e.field, e.line]), [['ports[0].switch', 3]], JSON.stringify(errs));
+    assert.match(errs[0]!.message, /a port needs a switch/);
+    // A real conflict of the two is still said.
+    const both = errorsOf('switches: [{ name: a, vni: 1 }]\nports:\n  - { name: t, type: pipe, switch: a, vlans: [{ vlan: 5, switch: a }] }\n');
+    assert.deepEqual(both.map((e) => e.field), ['ports[0].vlans']);
+  });
+
   test('trunk maps a VLAN twice', () => {
     expectError('switches: [{ name: a, vni: 1 }, { name: b, vni: 2 }]\nports:\n  - name: t\n    type: pipe\n    vlans:\n      - { vlan: 10, switch: a }\n      - { vlan: 10, switch: b }\n',
       'ERR_TRUNK_DUPLICATE_VLAN', 'ports[0].vlans[1].vlan', 7);

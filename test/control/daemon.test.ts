@@ -502,6 +502,19 @@ describe('metrics address', () => {
     }
   });
 
+  test('a control socket every local user may write is logged as a warning, with its mode; 0660 is not', async () => {
+    const WIDE = /the control socket is writable by every local user/;
+    const open = await spawnVpcd({ config: CONFIG, extraArgs: ['--socket-mode', '0666'] });
+    await open.stop();
+    removeDir(open.dir);
+    const said = open.logs.map((l) => JSON.parse(l) as { level: string; msg: string; mode?: string }).filter((l) => WIDE.test(l.msg));
+    assert.deepEqual(said.map((l) => [l.level, l.mode]), [['warn', '0666']], open.logs.join('\n'));
+    const usual = await spawnVpcd({ config: CONFIG });
+    await usual.stop();
+    removeDir(usual.dir);
+    assert.ok(!usual.logs.some((l) => WIDE.test(l)));
+  });
+
   test('isLoopback', () => {
     for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', 'localhost']) assert.equal(isLoopback(a), true, a);
     for (const a of ['0.0.0.0', '::', '198.18.0.1', '2001:db8::1', '::ffff:198.18.0.1', '128.0.0.1']) assert.equal(isLoopback(a), false, a);

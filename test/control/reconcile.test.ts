@@ -271,6 +271,10 @@ describe('API-style mutations', () => {
       assert.equal(p2.created, false);
       assert.equal(p2.object.spec.mac, p1.object.spec.mac);
       await assert.rejects(c.createPort({ name: 'p', type: 'pipe', switch: 'a', mtu: 1000 }), (err: unknown) => err instanceof ControlError && err.code === 'ERR_SPEC_CONFLICT');
+      // Another type is the difference, not each type's own defaults.
+      await assert.rejects(c.createPort({ name: 'p', type: 'afpacket', interface: 'vethx', switch: 'a' }), (err: unknown) =>
+        err instanceof ControlError && err.code === 'ERR_SPEC_CONFLICT' && err.field === 'type' &&
+        /^type: port "p" exists with a different spec \(type: "pipe" running, "afpacket" requested\); /.test(err.message));
       await assert.rejects(c.createPort({ name: 'q', type: 'pipe', switch: 'zz' }), (err: unknown) => err instanceof ControlError && err.code === 'ERR_UNKNOWN_SWITCH' && err.field === 'switch');
       await assert.rejects(c.createSwitch({ name: 'b', vni: 1 }), (err: unknown) => err instanceof ControlError && err.code === 'ERR_DUPLICATE_VNI');
       await assert.rejects(c.createSwitch({ name: 'b', vni: 'x' }), (err: unknown) => err instanceof ControlError && err.code === 'ERR_INVALID_VNI' && err.field === 'vni');

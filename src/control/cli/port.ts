@@ -49,7 +49,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     .option('--mac <mac>', 'the port\'s MAC (default: random, kept across restarts)')
     .option('--learning <bool>', 'learn source MACs', bool)
     .option('--flood <bool>', 'receive unknown-unicast/multicast floods', bool)
-    .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))
+    .option('--mac-limit <n>', 'learned MACs on this port (0: no limit)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))
     .option('--locked-mac <mac>', 'port security: allowed source MAC, repeatable', collect((v) => v))
     .option('--ring-size <n>', 'ring size (power of two)', int('ring-size', ...SPEC_LIMITS.ringSize))
     .option('--set <key=value>', 'any other port field (JSON value), repeatable; e.g. --set interface=tap-vm1', collect(keyValue))
@@ -74,7 +74,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     .option('--mtu <n>', 'L3 MTU', int('mtu', LIMITS.mtuMin, LIMITS.mtuMax))
     .option('--learning <bool>', 'learn source MACs', bool)
     .option('--flood <bool>', 'receive floods', bool)
-    .option('--mac-limit <n>', 'learned MACs on this port (0: none)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))
+    .option('--mac-limit <n>', 'learned MACs on this port (0: no limit)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))
     .option('--locked-mac <mac>', 'port security list (replaces the list), repeatable', collect((v) => v))
     .option('--unlock', 'clear the port security list')
     .action(async (ref: string, o: Record<string, any>, cmd: Command) => {
