@@ -38,7 +38,6 @@ import {
   portSwitches,
   PORT_MUTABLE,
   SWITCH_MUTABLE,
-  UPLINK_MUTABLE,
   withMac,
 } from './model';
 
@@ -95,24 +94,21 @@ export function resolveTarget(current: Model, desired: DesiredState): Model {
     }
     target.switches.push({ uuid: pick('switch', `"${s.spec.name}"`, s.path, s.uuid, running?.uuid), spec });
   }
-  const maxMtu = maxMtuOf(engine);
   for (const p of desired.ports) {
     const running = current.ports.find((o) => o.spec.name === p.spec.name);
     let spec = { ...p.spec };
-    // No MAC given: keep the running port's, unless the port is replaced
-    // anyway (then a new one is generated below).
-    if (spec.mac === undefined && running !== undefined && fixedSame(normalPort(spec, maxMtu, true), normalPort(running.spec, maxMtu, true), PORT_MUTABLE)) {
-      spec.mac = running.spec.mac;
-    }
+    // No MAC given: keep the running port's, replaced or not: the MAC names
+    // the port (configuration.md), as its UUID does.
+    if (spec.mac === undefined && running !== undefined) spec.mac = running.spec.mac;
     spec = withMac(spec);
     target.ports.push({ uuid: pick('port', `"${p.spec.name}"`, p.path, p.uuid, running?.uuid), spec });
   }
   for (const u of desired.uplinks) {
     const running = current.uplinks.find((o) => o.spec.name === u.spec.name);
     let spec = { ...u.spec };
-    if (spec.mac === undefined && running !== undefined && fixedSame(normalUplink(spec, maxMtu, true), normalUplink(running.spec, maxMtu, true), UPLINK_MUTABLE)) {
-      spec.mac = running.spec.mac;
-    }
+    // The VTEP keeps its MAC when the uplink is replaced: peers' neighbour
+    // entries for it stay right.
+    if (spec.mac === undefined && running !== undefined) spec.mac = running.spec.mac;
     spec = withMac(spec);
     target.uplinks.push({ uuid: pick('uplink', `"${u.spec.name}"`, u.path, u.uuid, running?.uuid), spec });
   }

@@ -115,6 +115,13 @@ describe('plan and apply', () => {
         assert.equal(a.spec.mac, before.ports.find((p) => p.spec.name === name)!.spec.mac, `${name} keeps its MAC`);
         assert.equal(dp.getPort(name)!.mac, a.spec.mac);
       }
+      // A port replaced for a change of its own (ringSize is no update)
+      // keeps its MAC too: it names the port, as the UUID does.
+      const ring = await c.apply(parseConfig(changed.replace('{ name: vm1, type: pipe', '{ name: vm1, type: pipe, ringSize: 2048')));
+      assert.deepEqual(ring.steps.map((s) => `${s.op} ${s.kind} ${s.name}`).filter((s) => s.endsWith(' vm1')), ['delete port vm1', 'create port vm1']);
+      assert.equal(c.current.ports.find((p) => p.spec.name === 'vm1')!.spec.mac, before.ports.find((p) => p.spec.name === 'vm1')!.spec.mac, 'vm1 keeps its MAC');
+      assert.equal(dp.getPort('vm1')!.mac, before.ports.find((p) => p.spec.name === 'vm1')!.spec.mac);
+      await c.apply(parseConfig(changed));
       // Removing a switch and its ports.
       const r3 = await c.apply(parseConfig('switches:\n  - name: tenant-a\n    vni: 1001\n    ports: [{ name: vm1, type: pipe }]\n'));
       assert.deepEqual(r3.summary, { create: 0, update: 0, delete: 5 });
