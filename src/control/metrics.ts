@@ -163,11 +163,6 @@ export class Metrics {
         }
       },
     });
-    this.families.push({
-      name: 'vpc_engine_events_lost_total', type: 'counter', scale: 1,
-      help: 'Dataplane events lost before reaching the control plane (event ring full)',
-      values: (s, emit) => emit('', s.eventsDropped),
-    });
     this.families.push({ name: 'vpc_switches', type: 'gauge', scale: 1, help: 'Switches configured in the engine', values: (s, emit) => emit('', Object.keys(s.switches).length) });
     this.families.push({ name: 'vpc_ports', type: 'gauge', scale: 1, help: 'Ports configured in the engine, the uplink included', values: (s, emit) => emit('', Object.keys(s.ports).length) });
     this.families.push({ name: 'vpc_peers', type: 'gauge', scale: 1, help: 'Remote VTEPs known to the engine (peers and remote FDB entries)', values: (s, emit) => emit('', Object.keys(s.peers ?? {}).length) });

@@ -33,6 +33,17 @@ function freePort(): Promise<number> {
   });
 }
 
+// The metric names a document gives (`vpc_port_{rx,tx}_packets_total`,
+// `vpc_engine_*_total`, `vpc_port_backend_<name>_total`), as patterns.
+function documentedMetrics(doc: string): RegExp[] {
+  const out: RegExp[] = [];
+  for (const m of doc.matchAll(/`(vpcd?_[a-z0-9_{},*<>]+)`/g)) {
+    const re = m[1]!.replace(/<name>|\*/g, '[a-z0-9_]+').replace(/\{([^}]*)\}/g, (_, alts: string) => `(?:${alts.split(',').join('|')})`);
+    out.push(new RegExp(`^${re}$`));
+  }
+  return out;
+}
+
 describe('metrics', () => {
   test('names follow Prometheus conventions and cover every schema counter', async () => {
     assert.deepEqual(metricName('port', 'rx_packets', false), { name: 'vpc_port_rx_packets_total', scale: 1 });
@@ -74,6 +85,9 @@ describe('metrics', () => {
       // Every metric name is unique (no family registered twice).
       const types = text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]);
       assert.equal(new Set(types).size, types.length);
+      // ... and each of ours is in operations.md's tables.
+      const documented = documentedMetrics(fs.readFileSync(path.join(__dirname, '../../../docs/operations.md'), 'utf8'));
+      assert.deepEqual(types.filter((n) => n!.startsWith('vpc_') && !documented.some((re) => re.test(n!))), [], 'families docs/operations.md does not name');
     } finally {
       dp.close();
     }
