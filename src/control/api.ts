@@ -32,6 +32,7 @@
 // Failure: the status of the error code (errors.ts) and
 //   {"error": {"code": "ERR_...", "message": "...", "field"?: "...", ...}}.
 
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { CONFIG_LIMITS, parseConfig } from './config';
 import { Controller, MutationResult } from './controller';
@@ -140,6 +141,14 @@ function bodyObject(body: unknown, keys?: readonly string[]): Record<string, unk
   const extra = keys === undefined ? undefined : Object.keys(b).find((k) => !keys.includes(k));
   if (extra !== undefined) throw new ControlError('ERR_BAD_REQUEST', `${extra}: not a field of this request (expected one of: ${keys!.join(', ')})`, { field: extra });
   return b;
+}
+
+function readOr(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 function checkDryRun(v: unknown): void {
@@ -364,6 +373,11 @@ function stateRoutes(ctx: ApiContext): Route[] {
       const source = typeof b.source === 'string' ? b.source : 'request';
       const desired = parseConfig(b.config, source);
       const r = await c.apply(desired, { dryRun: b.dryRun === true, source: 'api' });
+      // vpcd runs with a --config file that says otherwise: its next reload
+      // or start applies that file again and undoes this.
+      if (r.plan.length > 0 && ctx.configPath !== undefined && readOr(ctx.configPath) !== b.config) {
+        r.warnings.push(`vpcd runs with --config ${ctx.configPath}, which says otherwise: a reload (SIGHUP) or restart applies that file again and undoes this change; put the change in that file`);
+      }
       return [200, r];
     }),
     route('POST', '/v1/reload', async ({ body }) => {

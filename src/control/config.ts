@@ -49,6 +49,8 @@ export interface DesiredState {
   // most often a file truncated or not yet written, so it is not taken as
   // "delete everything" while objects run (Controller.apply).
   empty?: boolean;
+  // parseConfig: the file and line a field path was declared at.
+  at?: (field: string) => { source: string; line: number } | undefined;
 }
 
 const TOP_KEYS = ['version', 'engine', 'switches', 'ports', 'uplinks', 'bgp'];
@@ -184,6 +186,11 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
     desired.empty = true;
   } else if (typeof data !== 'object' || Array.isArray(data)) {
     fail('ERR_INVALID_ARGUMENT', '', `the configuration must be a mapping (keys: ${TOP_KEYS.join(', ')}), not ${Array.isArray(data) ? 'a list' : `a ${typeof data}`}`);
+  } else if ((data as Record<string, unknown>).format === 'vpcd-state') {
+    // A state file (a backup) given where a configuration goes: one error
+    // that says so, not one per key it has.
+    fail('ERR_INVALID_ARGUMENT', 'format', 'this is a vpcd state file (state.json, or `vpcctl state --state-file`), not a configuration: ' +
+      'restore it by copying it over the state directory\'s state.json while vpcd is stopped (docs/operations.md)');
   } else {
     const top = data as Record<string, unknown>;
     for (const key of Object.keys(top)) {
@@ -225,6 +232,15 @@ export function parseConfig(text: string, source = 'config'): DesiredState {
       details: errors,
     });
   }
+  // Where a field was declared, for the errors the apply finds later (a UUID
+  // that conflicts with what runs).
+  // Not enumerable: the desired state compares and prints as its objects.
+  Object.defineProperty(desired, 'at', {
+    value: (field: string): { source: string; line: number } | undefined => {
+      const pos = locate(doc, lineCounter, field);
+      return pos === undefined ? undefined : { source, line: pos.line };
+    },
+  });
   return desired;
 }
 

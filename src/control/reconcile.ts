@@ -70,14 +70,19 @@ export function resolveTarget(current: Model, desired: DesiredState): Model {
   for (const p of current.peers) taken.set(p.uuid, `peer ${peerKey(p.spec)}`);
   for (const f of current.fdb) taken.set(f.uuid, `fdb entry ${fdbKey(f.spec)}`);
 
+  // A conflict of a file's UUID names the file and line, as its other errors do.
+  const conflict = (field: string, why: string): ControlError => {
+    const at = desired.at?.(field);
+    return new ControlError('ERR_UUID_CONFLICT', `${at === undefined ? '' : `${at.source}:${at.line}: `}${field}: ${why}`, { field, ...(at === undefined ? {} : { line: at.line }) });
+  };
   const pick = (kind: string, label: string, path: string, given: string | undefined, running: string | undefined): string => {
     if (given === undefined) return running ?? newUuid();
     if (running !== undefined && running !== given) {
-      throw new ControlError('ERR_UUID_CONFLICT', `${path}.uuid: ${kind} ${label} runs with UUID ${running}, not ${given}; delete it first or drop the uuid`, { field: `${path}.uuid` });
+      throw conflict(`${path}.uuid`, `${kind} ${label} runs with UUID ${running}, not ${given}; delete it first or drop the uuid`);
     }
     const owner = taken.get(given);
     if (running === undefined && owner !== undefined && owner !== `${kind} ${label}`) {
-      throw new ControlError('ERR_UUID_CONFLICT', `${path}.uuid: UUID ${given} belongs to ${owner}`, { field: `${path}.uuid` });
+      throw conflict(`${path}.uuid`, `UUID ${given} belongs to ${owner}`);
     }
     return given;
   };

@@ -164,6 +164,12 @@ describe('config: one error per kind of mistake, with path and line', () => {
     assert.deepEqual(both.map((e) => e.field), ['ports[0].vlans']);
   });
 
+  test('a state file given as a configuration is one error that says what it is', () => {
+    const errs = errorsOf('{"format": "vpcd-state", "version": 1, "generation": 4, "checksum": "sha256:00", "state": {"switches": []}}\n');
+    assert.deepEqual(errs.map((e) => e.field), ['format']);
+    assert.match(errs[0]!.message, /^format: this is a vpcd state file .*not a configuration: restore it by copying it over/);
+  });
+
   test('trunk maps a VLAN twice', () => {
     expectError('switches: [{ name: a, vni: 1 }, { name: b, vni: 2 }]\nports:\n  - name: t\n    type: pipe\n    vlans:\n      - { vlan: 10, switch: a }\n      - { vlan: 10, switch: b }\n',
       'ERR_TRUNK_DUPLICATE_VLAN', 'ports[0].vlans[1].vlan', 7);

@@ -231,6 +231,16 @@ describe('vpcd process', () => {
       assert.deepEqual(await d.client.call('GET', '/v1/state'), good);
       const wet = await d.client.call<any>('POST', '/v1/reload', {});
       assert.deepEqual([wet.applied, wet.summary.delete], [true, 1]);
+
+      // An apply of other text than the --config file's is said to last only
+      // until the next reload or start; the file's own text is not.
+      const STALE = /^vpcd runs with --config .*vpcd\.yaml, which says otherwise: a reload \(SIGHUP\) or restart applies that file again and undoes this change/;
+      const other = await d.client.call<any>('POST', '/v1/apply', { config: `${CONFIG}      - { name: vm9, type: pipe }\n`, source: 'other.yaml' });
+      assert.equal(other.warnings.filter((w: string) => STALE.test(w)).length, 1, other.warnings.join('\n'));
+      fs.writeFileSync(d.configFile, `${CONFIG}      - { name: vm8, type: pipe }\n`);
+      const same = await d.client.call<any>('POST', '/v1/apply', { config: fs.readFileSync(d.configFile, 'utf8'), source: 'vpcd.yaml' });
+      assert.equal(same.applied, true);
+      assert.deepEqual(same.warnings.filter((w: string) => STALE.test(w)), []);
     } finally {
       await d.stop();
       removeDir(d.dir);

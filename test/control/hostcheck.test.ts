@@ -6,6 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { vtepHeldByKernel } from '../../src/control/hostcheck';
 import { removeDir, spawnVpcd, TEST_ENGINE } from './helpers';
@@ -38,6 +39,13 @@ test('vtepHeldByKernel: names the interface and the address, IPv4 and IPv6 in an
 // A network namespace of the test's own with vpcd in it, started with
 // `config`: `setup` makes its interfaces (through `ip -n NS ...`) first; the
 // daemon, its directory and the namespace are removed afterwards.
+// Applies `text` as an operator does on a vpcd started with --config: the
+// file edited first, so that it says what runs.
+async function applyFile<T>(d: Awaited<ReturnType<typeof spawnVpcd>>, text: string, dryRun = false): Promise<T> {
+  fs.writeFileSync(d.configFile, text);
+  return d.client.call<T>('POST', '/v1/apply', { config: text, dryRun });
+}
+
 async function withVpcdInNamespace(tag: string, config: string, setup: (ip: (...args: string[]) => string) => void, fn: (d: Awaited<ReturnType<typeof spawnVpcd>>, ip: (...args: string[]) => string) => Promise<void>): Promise<void> {
   const ns = `${tag}-${process.pid}`;
   const ip = (...args: string[]): string => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
@@ -69,12 +77,12 @@ describe('vpcd with an uplink whose address the kernel holds', () => {
       ip('addr', 'add', '198.18.77.1/24', 'dev', 'vu1');
     };
     await withVpcdInNamespace('vpch', `${TEST_ENGINE}${switches}`, setup, async (d, ip) => {
-      const dry = await d.client.call<{ plan: string[]; warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: withUplink, dryRun: true });
+      const dry = await applyFile<{ plan: string[]; warnings: string[]; applied: boolean }>(d, withUplink, true);
       assert.equal(dry.applied, false);
       assert.equal(dry.warnings.length, 1, JSON.stringify(dry));
       assert.match(dry.warnings[0]!, /localIp 198\.18\.77\.1 is also assigned to the kernel interface vu1 \(198\.18\.77\.1\/24\)/);
 
-      const r = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: withUplink });
+      const r = await applyFile<{ warnings: string[]; applied: boolean }>(d, withUplink);
       assert.equal(r.applied, true);
       assert.deepEqual(r.warnings, dry.warnings);
       const logged = d.logs.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => /also assigned to the kernel interface vu1/.test(l.msg));
@@ -99,16 +107,16 @@ describe('vpcd with a port whose interface MTU exceeds the port\'s', () => {
     };
     await withVpcdInNamespace('vpcm', switches, setup, async (d) => {
       const WARN = /^port "p0": its interface vm0 has MTU 9000, above the port's MTU 1500: frames longer than that are dropped at the port and answered with ICMP too big .* Set the port's mtu to 9000, or give the interface MTU 1500/;
-      const dry = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: `${port} }\n`, dryRun: true });
+      const dry = await applyFile<{ warnings: string[]; applied: boolean }>(d, `${port} }\n`, true);
       assert.equal(dry.applied, false);
       assert.equal(dry.warnings.length, 1, JSON.stringify(dry));
       assert.match(dry.warnings[0]!, WARN);
-      const r = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: `${port} }\n` });
+      const r = await applyFile<{ warnings: string[]; applied: boolean }>(d, `${port} }\n`);
       assert.equal(r.applied, true);
       assert.deepEqual(r.warnings, dry.warnings);
       const show = await d.client.call<{ port: { warnings?: string[] } }>('GET', '/v1/ports/p0');
       assert.deepEqual(show.port.warnings, dry.warnings);
-      const fits = await d.client.call<{ warnings: string[]; applied: boolean }>('POST', '/v1/apply', { config: `${port}, mtu: 9000 }\n` });
+      const fits = await applyFile<{ warnings: string[]; applied: boolean }>(d, `${port}, mtu: 9000 }\n`);
       assert.equal(fits.applied, true);
       assert.deepEqual(fits.warnings, []);
       assert.equal((await d.client.call<{ port: { warnings?: string[] } }>('GET', '/v1/ports/p0')).port.warnings, undefined);

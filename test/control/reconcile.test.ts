@@ -257,8 +257,9 @@ uplinks: [{ name: up, type: afpacket, interface: eth1, localIp: 198.18.0.1/24${e
   test('a config UUID that contradicts the running object is refused', async () => {
     await withController(async (c) => {
       await c.apply(parseConfig('switches: [{ name: a, vni: 1 }]\n'));
-      await assert.rejects(c.apply(parseConfig('switches: [{ name: a, vni: 1, uuid: 123e4567-e89b-12d3-a456-426614174000 }]\n')),
-        (err: unknown) => err instanceof ControlError && err.code === 'ERR_UUID_CONFLICT' && err.field === 'switches[0].uuid');
+      await assert.rejects(c.apply(parseConfig('switches:\n  - { name: b, vni: 2 }\n  - { name: a, vni: 1, uuid: 123e4567-e89b-12d3-a456-426614174000 }\n', 'vpcd.yaml')),
+        (err: unknown) => err instanceof ControlError && err.code === 'ERR_UUID_CONFLICT' && err.field === 'switches[1].uuid' && err.line === 3 &&
+          /^vpcd\.yaml:3: switches\[1\]\.uuid: switch "a" runs with UUID /.test(err.message));
     });
   });
 });
