@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // vpcd: command line of the daemon. The life cycle is in daemon.ts.
 
+import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { checkConfig, DEFAULT_METRICS, DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions, parseHostPort, runDaemon, VPCD_EXIT } from './daemon';
 import { LOG_FORMATS, LogFormat } from './logging';
@@ -43,10 +44,12 @@ export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<voi
         process.exitCode = checkConfig(o.config, (t) => process.stdout.write(t), (t) => process.stderr.write(t));
         return;
       }
+      // Paths as absolute ones: what status, logs and errors show is where
+      // the file is, whatever directory vpcctl runs in.
       await onRun({
-        config: o.config,
-        stateDir: o.stateDir,
-        socket: o.socket,
+        config: o.config === undefined ? undefined : path.resolve(o.config),
+        stateDir: path.resolve(o.stateDir),
+        socket: path.resolve(o.socket),
         socketMode: parseInt(o.socketMode, 8),
         metrics: o.metrics === 'off' ? undefined : o.metrics,
         logLevel: o.logLevel,

@@ -132,6 +132,8 @@ describe('vpcctl against vpcd', () => {
     r = await cli('switch', 'update', 'tenant-b', '--aging-seconds', '60');
     assert.equal(r.code, EXIT.OK, r.err);
     assert.match(r.out, /~ switch tenant-b: agingSeconds 300 -> 60/);
+    r = await cli('switch', 'update', 'tenant-b', '--aging-seconds', '60');
+    assert.deepEqual([r.code, r.out], [EXIT.OK, 'no change: switch tenant-b already has these settings\n'], 'the same again is said to change nothing');
     r = await cli('switch', 'delete', 'tenant-b');
     assert.equal(r.code, EXIT.OK);
     r = await cli('switch', 'show', 'tenant-b');

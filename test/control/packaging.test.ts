@@ -78,6 +78,14 @@ describe('systemd unit', () => {
     assert.equal(opts.socket, DEFAULT_SOCKET);
     assert.equal(opts.stateDir, DEFAULT_STATE_DIR);
     assert.equal(opts.logFormat, 'json');
+    // Relative paths are taken as absolute ones (status and logs show where).
+    let rel: DaemonOptions | undefined;
+    const p2 = createProgram((o) => {
+      rel = o;
+    });
+    p2.exitOverride();
+    await p2.parseAsync(['--config', 'c.yaml', '--socket', 's.sock', '--state-dir', 'st'], { from: 'user' });
+    assert.deepEqual([rel!.config, rel!.socket, rel!.stateDir], [path.resolve('c.yaml'), path.resolve('s.sock'), path.resolve('st')]);
     assert.equal(opts.metrics, '127.0.0.1:9273');
     // The directories systemd creates are the ones vpcd uses.
     assert.equal(`/run/${setting('RuntimeDirectory')}`, path.dirname(opts.socket));

@@ -83,7 +83,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
       const body = updateBody({ mtu: o.mtu, learning: o.learning, flood: o.flood, macLimit: o.macLimit, lockedMacs: o.unlock ? [] : o.lockedMac }, 'port update',
         ['--mtu', '--learning', '--flood', '--mac-limit', '--locked-mac', '--unlock']);
       const r = await client.call<Record<string, any>>('PATCH', `/v1/ports/${encodeURIComponent(ref)}`, body);
-      print(json, r, () => `updated: port ${r.port.name}\n${planText(r.plan)}`);
+      print(json, r, () => (r.plan.length === 0 ? `no change: port ${r.port.name} already has these settings\n` : `updated: port ${r.port.name}\n${planText(r.plan)}`));
     });
   port.command('delete <ref>').description('delete a port (and its static FDB entries)').action(async (ref: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);

@@ -44,7 +44,7 @@ export function registerSwitch(program: Command, { ctx, print }: CliContext): vo
       const body = updateBody({ macLimit: o.macLimit, agingSeconds: o.agingSeconds, learning: o.learning, remoteLearning: o.remoteLearning }, 'switch update',
         ['--mac-limit', '--aging-seconds', '--learning', '--remote-learning']);
       const r = await client.call<Record<string, any>>('PATCH', `/v1/switches/${encodeURIComponent(ref)}`, body);
-      print(json, r, () => `updated: switch ${r.switch.name}\n${planText(r.plan)}`);
+      print(json, r, () => (r.plan.length === 0 ? `no change: switch ${r.switch.name} already has these settings\n` : `updated: switch ${r.switch.name}\n${planText(r.plan)}`));
     });
   sw.command('delete <ref>').description('delete a switch (its ports must be deleted first)').action(async (ref: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
