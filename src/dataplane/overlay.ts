@@ -175,17 +175,67 @@ const V6_NOT_UNICAST: Array<[BlockList, string]> = [
   return [list, why as string];
 });
 
-// An IP address a VTEP can have (see notUnicast).
+// IPv6 unicast addresses no VTEP has: an IPv4 address written as IPv6 is
+// that IPv4 address (the engine would send over IPv4, and a peer listed
+// both ways would be one VTEP under two names), and a link-local one is
+// not routed.
+const V6_NOT_VTEP: Array<[BlockList, (ip: string) => string]> = ([
+  ['::ffff:0:0', 96, (ip: string) => `${ip} is an IPv4-mapped address: give the IPv4 address itself (${v4Tail(ip)})`],
+  ['::', 96, (ip: string) => `${ip} is an IPv4-compatible address (deprecated, RFC 4291 2.5.5.1): give the IPv4 address itself (${v4Tail(ip)})`],
+  ['fe80::', 10, (ip: string) => `${ip} is a link-local address (fe80::/10): a VTEP address is a global IPv6 address`],
+] as Array<[string, number, (ip: string) => string]>).map(([net, prefix, why]) => {
+  const list = new BlockList();
+  list.addSubnet(net, prefix, 'ipv6');
+  return [list, why];
+});
+
+// The IPv4 address in the low 32 bits of an IPv6 one (::ffff:c612:c802 ->
+// 198.18.200.2).
+function v4Tail(ip: string): string {
+  const groups = expand6(ip);
+  return [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join('.');
+}
+
+// An IPv6 address as its eight 16-bit groups (an embedded dotted quad too).
+function expand6(ip: string): number[] {
+  let s = ip.toLowerCase();
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (quad !== null) {
+    const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
+    s = `${s.slice(0, quad.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = s.includes('::') ? s.split('::') as [string, string] : [s, undefined];
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.map((g) => Number.parseInt(g, 16));
+}
+
+// An IP address a VTEP can have (see notUnicast, V6_NOT_VTEP).
 export function validateUnicastIp(value: unknown, field: string, family?: 4 | 6): string {
   const ip = validateIp(value, field, family);
   const why = notUnicast(ip);
   if (why !== undefined) throw invalid('ERR_INVALID_ARGUMENT', field, `must be a unicast address: ${why}`, value);
+  // (A zone index, %..., is refused with its own reason where addresses are spelled one way: model.ts.)
+  const not = isIP(ip) === 6 && !ip.includes('%') ? V6_NOT_VTEP.find(([list]) => list.check(ip, 'ipv6'))?.[1] : undefined;
+  if (not !== undefined) throw invalid('ERR_INVALID_ARGUMENT', field, not(ip), undefined, false);
   return ip;
 }
 
-// The network or broadcast address of an IPv4 subnet of /30 or shorter, by
-// name; undefined for a host address (or another subnet's).
+// The network or broadcast address of an IPv4 subnet of /30 or shorter, or
+// the subnet-router anycast address of an IPv6 one of /126 or shorter
+// (RFC 4291 2.6.1), by name; undefined for a host address (or another
+// subnet's).
 export function subnetEdge(ip: string, cidr: { addr: string; prefix: number }): string | undefined {
+  if (isIP(ip) === 6 && isIP(cidr.addr) === 6) {
+    if (cidr.prefix > 126 || !inSubnet(ip, cidr, 6)) return undefined;
+    const g = expand6(ip);
+    const hostZero = g.every((v, i) => {
+      const bits = Math.max(0, Math.min(16, cidr.prefix - 16 * i)); // network bits in this group
+      return (v & (0xffff >> bits)) === 0;
+    });
+    return hostZero ? `the subnet-router anycast address of ${cidr.addr}/${cidr.prefix}` : undefined;
+  }
   if (isIP(ip) !== 4 || isIP(cidr.addr) !== 4 || cidr.prefix > 30) return undefined;
   const v = (s: string): number => s.split('.').reduce((n, o) => n * 256 + Number(o), 0);
   const hostBits = 2 ** (32 - cidr.prefix);
@@ -234,6 +284,8 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
   const edge = ip4 === undefined ? undefined : subnetEdge(ip4.addr, ip4);
   if (edge !== undefined) throw invalid('ERR_INVALID_ARGUMENT', 'localIp', `is ${edge}, which no host has`, u.localIp);
   if (ip6 !== undefined) validateUnicastIp(ip6.addr, 'localIp6', 6);
+  const edge6 = ip6 === undefined ? undefined : subnetEdge(ip6.addr, ip6);
+  if (edge6 !== undefined) throw invalid('ERR_INVALID_ARGUMENT', 'localIp6', `is ${edge6}, which a VTEP does not take`, u.localIp6);
   const gateway = u.gateway === undefined ? undefined : validateUnicastIp(u.gateway, 'gateway', 4);
   const gateway6 = u.gateway6 === undefined ? undefined : validateUnicastIp(u.gateway6, 'gateway6', 6);
   if (gateway !== undefined && ip4 === undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', 'needs localIp', undefined, false);

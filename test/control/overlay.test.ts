@@ -115,6 +115,21 @@ switches:
     // A localIp without a prefix is a /24, as the engine takes it.
     assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1 }]\nswitches:\n  - { name: sx, vni: 99, peers: [198.18.0.255] }\n'),
       /peers\[0\]: 198\.18\.0\.255 is the broadcast address of 198\.18\.0\.1\/24/);
+    // IPv6 spellings of IPv4 addresses are the IPv4 VTEP (a peer listed
+    // both ways was two records for one engine peer, and a restart then
+    // failed); link-local and the subnet-router anycast address are no VTEP's.
+    let v6 = '';
+    try {
+      parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.200.1/24, localIp6: "2001:db8:200::1/64" }]\nswitches:\n' +
+        '  - { name: sx, vni: 99, peers: [198.18.200.2, "::ffff:198.18.200.2", "::198.18.200.3", "fe80::5", "2001:db8:200::"] }\n');
+    } catch (e) {
+      v6 = (e as Error).message;
+    }
+    assert.match(v6, /peers\[1\]: ::ffff:198\.18\.200\.2 is an IPv4-mapped address: give the IPv4 address itself \(198\.18\.200\.2\)/);
+    assert.match(v6, /peers\[2\]: ::198\.18\.200\.3 is an IPv4-compatible address .*\(198\.18\.200\.3\)/);
+    assert.match(v6, /peers\[3\]: fe80::5 is a link-local address \(fe80::\/10\): a VTEP address is a global IPv6 address/);
+    assert.match(v6, /peers\[4\]: 2001:db8:200:: is the subnet-router anycast address of 2001:db8:200::1\/64 \(uplink "upx"\), which no VTEP has/);
+    assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp6: "2001:db8:200::/64" }]\n'), /localIp6: is the subnet-router anycast address of 2001:db8:200::\/64/);
     // What a VTEP can have still passes; the gateway on the subnet too.
     parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/24, gateway: 198.18.0.254, localIp6: "2001:db8::1/64", gateway6: "2001:db8::fe" }]\nswitches:\n  - { name: sx, vni: 99, peers: [198.18.5.5, "2001:db8:5::5"] }\n');
     // The API's own calls refuse them the same way (the field named).
@@ -123,6 +138,7 @@ switches:
       await assert.rejects(c.createPeer({ switch: 'tenant-a', ip: '239.1.1.1' }), { code: 'ERR_INVALID_ARGUMENT', field: 'ip' });
       await assert.rejects(c.createPeer({ switch: 'tenant-a', ip: '198.18.0.255' }), (e: Error & { field?: string }) => e.field === 'ip' && /broadcast address of 198\.18\.0\.1\/24/.test(e.message));
       await assert.rejects(c.createFdb({ switch: 'tenant-a', mac: '02:00:00:00:0b:09', vtep: '127.0.0.2' }), { code: 'ERR_INVALID_ARGUMENT', field: 'vtep' });
+      await assert.rejects(c.createPeer({ switch: 'tenant-a', ip: '::ffff:198.18.0.2' }), (e: Error & { field?: string }) => e.field === 'ip' && /IPv4-mapped address: give the IPv4 address itself \(198\.18\.0\.2\)/.test(e.message));
     });
   });
 
