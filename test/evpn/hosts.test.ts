@@ -150,6 +150,19 @@ describe('EVPN: two vpcd hosts with gobgpd (network namespaces)', { timeout: 240
     assert.match(r2, new RegExp(`${b.guest.mac}\\s+-\\s+198\\.18\\.0\\.12`));
   });
 
+  it('a static peer and entry put over the EVPN ones and removed again: the EVPN ones come back, and the guests reach each other', async (t) => {
+    if (reason !== undefined) return t.skip(reason);
+    const [a, b] = hosts as [Host, Host];
+    const c = a.vpcd!.client;
+    await c.call('POST', '/v1/peers', { switch: 'tenant', ip: '198.18.0.12' });
+    await c.call('POST', '/v1/fdb', { switch: 'tenant', mac: b.guest.mac, vtep: '198.18.0.12' });
+    await c.call('DELETE', `/v1/peers/tenant/198.18.0.12`);
+    await c.call('DELETE', `/v1/fdb/tenant/${b.guest.mac}`);
+    await eventually(async () => (await c.call<{ peers: Record<string, unknown>[] }>('GET', '/v1/peers')).peers.some((p) => p.ip === '198.18.0.12' && p.origin === 'evpn'), 10_000, 100);
+    await eventually(async () => (await fdb(a)).entries.find((e) => e.mac === b.guest.mac && e.evpn === true && e.vtep === '198.18.0.12'), 10_000, 100);
+    assert.ok(await ping(a.guest, b.guest.ip), 'a -> b');
+  });
+
   it('what gobgpd holds is what vpcd sent (read back over the API: MAC, VNI, next hop)', async (t) => {
     if (reason !== undefined) return t.skip(reason);
     const [a] = hosts as [Host, Host];

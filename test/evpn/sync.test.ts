@@ -30,8 +30,9 @@ class FakeDp extends EventEmitter {
   uplink(): UplinkInfo {
     return { name: 'up0', id: 1, type: 'pipe', mtu: 1500, mac: '02:00:00:00:ff:01', localIp: `${OUR_VTEP}/24`, udpPort: 4789, srcPortRange: [49152, 65535], ttl: 64, df: true, udp6ZeroChecksum: false, allowUnknownPeers: true, neighborReachableSeconds: 30 };
   }
+  // As the dataplane answers: learned and static entries, then the EVPN ones.
   async fdb(): Promise<FdbEntry[]> {
-    return this.fdbEntries;
+    return [...this.fdbEntries, ...[...this.evpnMacs].map(([mac, vtep]) => ({ mac, port: 'up0', vlan: 0, static: true, ageSeconds: 0, vtep, evpn: true }))];
   }
   configuredPeers: string[] = [];
   peers(): { switch: string; ip: string }[] {
@@ -232,6 +233,34 @@ describe('EVPN sync', () => {
       assert.deepEqual(dp.peersDeleted, ['198.18.0.12']);
       assert.equal(dp.evpnMacs.size, 0);
       assert.equal(sync.stats().routesReceived, 0);
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  test('a static peer or remote entry put over the EVPN one and removed again: the EVPN one comes back at the next refresh', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      api.push!([imet('198.18.0.12'), remote('02:00:00:00:00:02', '198.18.0.12')]);
+      await settle();
+      assert.deepEqual(dp.peersAdded, ['198.18.0.12']);
+      // The operator configures the same peer and entry (the dataplane then
+      // has them as static ones), and deletes them: the engine's objects go.
+      dp.configuredPeers = ['198.18.0.12'];
+      dp.evpnMacs.delete('02:00:00:00:00:02');
+      dp.fdbEntries = [{ mac: '02:00:00:00:00:02', port: 'up0', vlan: 0, static: true, ageSeconds: 0, vtep: '198.18.0.99' }];
+      await sync.refresh();
+      await settle();
+      assert.equal(dp.evpnMacs.has('02:00:00:00:00:02'), false, 'the static entry wins while it is there');
+      assert.deepEqual(dp.peersAdded, ['198.18.0.12'], 'the configured peer stands for ours');
+      dp.configuredPeers = [];
+      dp.peersDeleted.push('198.18.0.12');
+      dp.fdbEntries = [];
+      await sync.refresh();
+      await settle();
+      assert.equal(dp.evpnMacs.get('02:00:00:00:00:02'), '198.18.0.12', 'the EVPN entry is installed again');
+      assert.deepEqual(dp.peersAdded, ['198.18.0.12', '198.18.0.12'], 'and the flood-list peer added again');
+      assert.equal(sync.stats().macsInstalled, 1);
     } finally {
       await sync.stop();
     }

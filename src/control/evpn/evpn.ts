@@ -453,6 +453,7 @@ export class EvpnSync {
       }
       const local = this.local.get(s.name)!;
       if (!fresh) await this.forgetGone(s, local);
+      if (!fresh) await this.restoreInstalled(s);
       for (const st of staticMacs) if (st.switch === s.name) local.set(st.mac, { seq: local.get(st.mac)?.seq ?? 0, sticky: true });
       this.advertiseSwitch(s);
     }
@@ -468,6 +469,33 @@ export class EvpnSync {
       if (here.has(mac)) continue;
       local.delete(mac);
       this.withdraw(routeKey(this.macRoute(s, mac, l)));
+      this.decide(s, mac);
+    }
+  }
+
+  // What the sync installed and the dataplane no longer has is installed
+  // again: a static peer or remote entry the operator put over ours (the
+  // configuration wins) and then removed took the engine's object with it.
+  // While the static one is there, the dataplane has the address or MAC,
+  // and nothing is done.
+  private async restoreInstalled(s: SwitchInfo): Promise<void> {
+    const have = this.peers.get(s.name);
+    if (have !== undefined && have.size > 0) {
+      const inDp = new Set(this.o.dp.peers(s.name).map((p) => p.ip));
+      let gone = false;
+      for (const ip of [...have]) {
+        if (inDp.has(ip)) continue;
+        have.delete(ip);
+        gone = true;
+      }
+      if (gone) this.syncFlood(s);
+    }
+    const inst = this.installed.get(s.name);
+    if (inst === undefined || inst.size === 0) return;
+    const inDp = new Set((await this.o.dp.fdb(s.name)).map((e) => e.mac));
+    for (const mac of [...inst.keys()]) {
+      if (inDp.has(mac) || this.dpQueue.has(`${s.name}/${mac}`)) continue;
+      inst.delete(mac);
       this.decide(s, mac);
     }
   }
