@@ -186,7 +186,13 @@ export function answerStatus(e: ControlError): number {
 
 // The answer to a delete: what was deleted and the plan that did it.
 function deletedBody(r: MutationResult<{ uuid: string }>, name: string): Record<string, unknown> {
-  return { deleted: { uuid: r.object.uuid, name }, plan: r.plan };
+  return { deleted: { uuid: r.object.uuid, name }, plan: r.plan, ...warned(r) };
+}
+
+// What the change touches that works badly (an off-subnet peer, a port above
+// its switch's inner MTU): answered as well as logged.
+function warned(r: MutationResult<unknown>): { warnings?: string[] } {
+  return r.warnings !== undefined && r.warnings.length > 0 ? { warnings: r.warnings } : {};
 }
 
 // The daemon and its engine: what runs, and the counters.
@@ -228,12 +234,12 @@ function switchRoutes(ctx: ApiContext): Route[] {
     route('GET', '/v1/switches', () => [200, { switches: c.current.switches.map((s) => switchView(ctx, s)) }]),
     route('POST', '/v1/switches', async ({ body }) => {
       const r = await c.createSwitch(bodyObject(body));
-      return [createdStatus(r), { switch: switchView(ctx, r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { switch: switchView(ctx, r.object), created: r.created, plan: r.plan, ...warned(r) }];
     }),
     route('GET', '/v1/switches/:ref', ({ params }) => [200, { switch: switchView(ctx, c.requireSwitch(params.ref!)) }]),
     route('PATCH', '/v1/switches/:ref', async ({ params, body }) => {
       const r = await c.updateSwitch(params.ref!, bodyObject(body));
-      return [200, { switch: switchView(ctx, r.object), plan: r.plan }];
+      return [200, { switch: switchView(ctx, r.object), plan: r.plan, ...warned(r) }];
     }),
     route('DELETE', '/v1/switches/:ref', async ({ params }) => {
       const r = await c.deleteSwitch(params.ref!);
@@ -263,7 +269,7 @@ function portRoutes(ctx: ApiContext): Route[] {
     }),
     route('POST', '/v1/ports', async ({ body }) => {
       const r = await c.createPort(bodyObject(body));
-      return [createdStatus(r), { port: portView(ctx, r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { port: portView(ctx, r.object), created: r.created, plan: r.plan, ...warned(r) }];
     }),
     route('GET', '/v1/ports/:ref', ({ params }) => {
       const p = c.requirePort(params.ref!);
@@ -274,7 +280,7 @@ function portRoutes(ctx: ApiContext): Route[] {
     }),
     route('PATCH', '/v1/ports/:ref', async ({ params, body }) => {
       const r = await c.updatePort(params.ref!, bodyObject(body));
-      return [200, { port: portView(ctx, r.object), plan: r.plan }];
+      return [200, { port: portView(ctx, r.object), plan: r.plan, ...warned(r) }];
     }),
     route('DELETE', '/v1/ports/:ref', async ({ params }) => {
       const r = await c.deletePort(params.ref!);
@@ -290,7 +296,7 @@ function uplinkRoutes(ctx: ApiContext): Route[] {
     route('GET', '/v1/uplinks', () => [200, { uplinks: c.current.uplinks.map((u) => uplinkView(ctx, u)) }]),
     route('POST', '/v1/uplinks', async ({ body }) => {
       const r = await c.createUplink(bodyObject(body));
-      return [createdStatus(r), { uplink: uplinkView(ctx, r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { uplink: uplinkView(ctx, r.object), created: r.created, plan: r.plan, ...warned(r) }];
     }),
     route('GET', '/v1/uplinks/:ref', async ({ params }) => {
       const u = c.requireUplink(params.ref!);
@@ -323,7 +329,7 @@ function peerRoutes(ctx: ApiContext): Route[] {
     }),
     route('POST', '/v1/peers', async ({ body }) => {
       const r = await c.createPeer(bodyObject(body));
-      return [createdStatus(r), { peer: peerView(ctx, r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { peer: peerView(ctx, r.object), created: r.created, plan: r.plan, ...warned(r) }];
     }),
     route('GET', '/v1/peers/:switch/:ip', ({ params }) => [200, { peer: peerView(ctx, c.requirePeer(params.switch!, params.ip!)) }]),
     route('DELETE', '/v1/peers/:switch/:ip', async ({ params }) => {
@@ -345,7 +351,7 @@ function fdbRoutes(ctx: ApiContext): Route[] {
     }),
     route('POST', '/v1/fdb', async ({ body }) => {
       const r = await c.createFdb(bodyObject(body));
-      return [createdStatus(r), { fdb: fdbView(r.object), created: r.created, plan: r.plan }];
+      return [createdStatus(r), { fdb: fdbView(r.object), created: r.created, plan: r.plan, ...warned(r) }];
     }),
     route('GET', '/v1/fdb/:switch/:mac', ({ params }) => {
       const f = c.findFdb(params.switch!, params.mac!);

@@ -533,6 +533,13 @@ describe('overlay: vpcd and vpcctl', () => {
     r = await cli('peer', 'create', 'tenant-a', '2001:db8::3');
     assert.equal(r.code, EXIT.INVALID);
     assert.match(r.err, /ERR_ADDRESS_FAMILY/);
+    // A peer the uplink cannot reach (off its subnet, no gateway) is said
+    // here too, as an apply says it; --json has the warnings.
+    r = await cli('peer', 'create', 'tenant-a', '198.19.5.5');
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.match(r.out, /^warning: peer 198\.19\.5\.5 of switch "tenant-a" is off uplink "up0"'s subnet 198\.18\.0\.1\/24 and the uplink has no gateway/m);
+    r = await cli('--json', 'peer', 'delete', 'tenant-a', '198.19.5.5');
+    assert.equal(r.code, EXIT.OK, r.err);
     r = await cli('peer', 'create', 'tenant-a', 'not-an-ip');
     assert.equal(r.code, EXIT.INVALID);
     r = await cli('peer', 'delete', 'tenant-a', '198.18.0.3');

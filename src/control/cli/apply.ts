@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { CliContext, CliError, EXIT } from './context';
-import { planText } from './format';
+import { planText, warningText } from './format';
 import type { Model } from '../model';
 import { stateDocument, stateDocumentText } from '../state';
 
@@ -27,7 +27,7 @@ export function registerApply(program: Command, { io, ctx, print }: CliContext):
       print(json, r, () => {
         const head = r.plan.length === 0 ? 'no changes: the running state already matches' : `plan (${r.summary.create} to create, ${r.summary.update} to change, ${r.summary.delete} to remove):`;
         const tail = r.plan.length === 0 ? '' : r.applied ? 'applied.\n' : 'dry run: nothing was changed.\n';
-        return `${head}\n${planText(r.plan)}${(r.warnings as string[]).map((w) => `warning: ${w}\n`).join('')}${tail}`;
+        return `${head}\n${planText(r.plan)}${warningText(r.warnings as string[])}${tail}`;
       });
     });
 

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { FdbEntry } from '../../dataplane';
 import { ApiError } from '../client';
 import { CliContext, CliError, EXIT } from './context';
-import { table } from './format';
+import { table, warningText } from './format';
 import { defined } from './parse';
 
 // One row of the live table. TYPE: `learned` (aged, AGE is since last
@@ -56,12 +56,12 @@ export function registerFdb(program: Command, { ctx, print }: CliContext): void 
       const { client, json } = ctx(cmd);
       if ((portName === undefined) === (o.vtep === undefined)) throw new CliError(EXIT.USAGE, 'fdb create: give a port or --vtep IP (one of them)');
       const r = await client.call<Record<string, any>>('POST', '/v1/fdb', defined({ switch: swName, mac, port: portName, vtep: o.vtep, uuid: o.uuid }));
-      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: fdb ${r.fdb.switch} ${r.fdb.mac} -> ${r.fdb.port ?? `vtep ${r.fdb.vtep}`} uuid ${r.fdb.uuid}\n`);
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: fdb ${r.fdb.switch} ${r.fdb.mac} -> ${r.fdb.port ?? `vtep ${r.fdb.vtep}`} uuid ${r.fdb.uuid}\n${warningText(r.warnings)}`);
     });
   fdb.command('delete <switch> <mac>').description('remove a static entry').action(async (swName: string, mac: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<Record<string, any>>('DELETE', `/v1/fdb/${encodeURIComponent(swName)}/${encodeURIComponent(mac)}`);
-    print(json, r, () => `deleted: fdb ${r.deleted.name} (uuid ${r.deleted.uuid})\n`);
+    print(json, r, () => `deleted: fdb ${r.deleted.name} (uuid ${r.deleted.uuid})\n${warningText(r.warnings)}`);
   });
   fdb.command('flush <switch>').description('remove learned entries').option('--port <name>', 'only those learned on this port')
     .action(async (swName: string, o: { port?: string }, cmd: Command) => {

@@ -32,3 +32,8 @@ export function human(n: number): string {
 export function planText(plan: string[]): string {
   return plan.length === 0 ? '' : `${plan.map((p) => `  ${p}`).join('\n')}\n`;
 }
+
+// The answer's warnings, one `warning:` line each.
+export function warningText(warnings: string[] | undefined): string {
+  return (warnings ?? []).map((w) => `warning: ${w}\n`).join('');
+}

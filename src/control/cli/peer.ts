@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import type { CliContext } from './context';
-import { human, table } from './format';
+import { human, table, warningText } from './format';
 import { defined } from './parse';
 
 export function registerPeer(program: Command, { ctx, print }: CliContext): void {
@@ -19,11 +19,11 @@ export function registerPeer(program: Command, { ctx, print }: CliContext): void
     .action(async (swName: string, ip: string, o: { uuid?: string }, cmd: Command) => {
       const { client, json } = ctx(cmd);
       const r = await client.call<Record<string, any>>('POST', '/v1/peers', defined({ switch: swName, ip, uuid: o.uuid }));
-      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: peer ${r.peer.ip} of switch ${r.peer.switch} uuid ${r.peer.uuid}\n`);
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: peer ${r.peer.ip} of switch ${r.peer.switch} uuid ${r.peer.uuid}\n${warningText(r.warnings)}`);
     });
   peer.command('delete <switch> <ip>').description('remove a remote VTEP from a switch').action(async (swName: string, ip: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<Record<string, any>>('DELETE', `/v1/peers/${encodeURIComponent(swName)}/${encodeURIComponent(ip)}`);
-    print(json, r, () => `deleted: peer ${r.deleted.name} (uuid ${r.deleted.uuid})\n`);
+    print(json, r, () => `deleted: peer ${r.deleted.name} (uuid ${r.deleted.uuid})\n${warningText(r.warnings)}`);
   });
 }

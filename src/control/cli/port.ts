@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { CliContext, CliError, EXIT } from './context';
-import { keyValues, planText, portWhere, table } from './format';
+import { keyValues, planText, portWhere, table, warningText } from './format';
 import { bool, collect, defined, int, keyValue, updateBody, vlanMapping } from './parse';
 import { LIMITS } from '../../dataplane/validate';
 import { SPEC_LIMITS } from '../../dataplane/specs';
@@ -68,7 +68,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
         body[k] = v;
       }
       const r = await client.call<Record<string, any>>('POST', '/v1/ports', body);
-      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: port ${r.port.name} (${r.port.type}, ${portWhere(r.port)}) mac ${r.port.mac} uuid ${r.port.uuid}\n`);
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: port ${r.port.name} (${r.port.type}, ${portWhere(r.port)}) mac ${r.port.mac} uuid ${r.port.uuid}\n${warningText(r.warnings)}`);
     });
   port.command('update <ref>').description('change a running port\'s mutable fields')
     .option('--mtu <n>', 'L3 MTU', int('mtu', LIMITS.mtuMin, LIMITS.mtuMax))
@@ -83,11 +83,11 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
       const body = updateBody({ mtu: o.mtu, learning: o.learning, flood: o.flood, macLimit: o.macLimit, lockedMacs: o.unlock ? [] : o.lockedMac }, 'port update',
         ['--mtu', '--learning', '--flood', '--mac-limit', '--locked-mac', '--unlock']);
       const r = await client.call<Record<string, any>>('PATCH', `/v1/ports/${encodeURIComponent(ref)}`, body);
-      print(json, r, () => (r.plan.length === 0 ? `no change: port ${r.port.name} already has these settings\n` : `updated: port ${r.port.name}\n${planText(r.plan)}`));
+      print(json, r, () => (r.plan.length === 0 ? `no change: port ${r.port.name} already has these settings\n` : `updated: port ${r.port.name}\n${planText(r.plan)}`) + warningText(r.warnings));
     });
   port.command('delete <ref>').description('delete a port (and its static FDB entries)').action(async (ref: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<Record<string, any>>('DELETE', `/v1/ports/${encodeURIComponent(ref)}`);
-    print(json, r, () => `deleted: port ${r.deleted.name} (uuid ${r.deleted.uuid})\n${planText(r.plan)}`);
+    print(json, r, () => `deleted: port ${r.deleted.name} (uuid ${r.deleted.uuid})\n${planText(r.plan)}${warningText(r.warnings)}`);
   });
 }

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import type { CliContext } from './context';
-import { keyValues, planText, table } from './format';
+import { keyValues, planText, table, warningText } from './format';
 import { bool, defined, int, updateBody } from './parse';
 import { SPEC_LIMITS } from '../../dataplane/specs';
 import { LIMITS } from '../../dataplane/validate';
@@ -32,7 +32,7 @@ export function registerSwitch(program: Command, { ctx, print }: CliContext): vo
       const { client, json } = ctx(cmd);
       const body = defined({ name, vni: o.vni, macLimit: o.macLimit, agingSeconds: o.agingSeconds, learning: o.learning, remoteLearning: o.remoteLearning, fdbCapacity: o.fdbCapacity, uuid: o.uuid });
       const r = await client.call<Record<string, any>>('POST', '/v1/switches', body);
-      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: switch ${r.switch.name} vni ${r.switch.vni} uuid ${r.switch.uuid}\n`);
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: switch ${r.switch.name} vni ${r.switch.vni} uuid ${r.switch.uuid}\n${warningText(r.warnings)}`);
     });
   sw.command('update <ref>').description('change a running switch\'s mutable fields')
     .option('--mac-limit <n>', 'learned MACs allowed', int('mac-limit', LIMITS.macLimitMin, LIMITS.macLimitMax))
@@ -44,11 +44,11 @@ export function registerSwitch(program: Command, { ctx, print }: CliContext): vo
       const body = updateBody({ macLimit: o.macLimit, agingSeconds: o.agingSeconds, learning: o.learning, remoteLearning: o.remoteLearning }, 'switch update',
         ['--mac-limit', '--aging-seconds', '--learning', '--remote-learning']);
       const r = await client.call<Record<string, any>>('PATCH', `/v1/switches/${encodeURIComponent(ref)}`, body);
-      print(json, r, () => (r.plan.length === 0 ? `no change: switch ${r.switch.name} already has these settings\n` : `updated: switch ${r.switch.name}\n${planText(r.plan)}`));
+      print(json, r, () => (r.plan.length === 0 ? `no change: switch ${r.switch.name} already has these settings\n` : `updated: switch ${r.switch.name}\n${planText(r.plan)}`) + warningText(r.warnings));
     });
   sw.command('delete <ref>').description('delete a switch (its ports must be deleted first)').action(async (ref: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<Record<string, any>>('DELETE', `/v1/switches/${encodeURIComponent(ref)}`);
-    print(json, r, () => `deleted: switch ${r.deleted.name} (uuid ${r.deleted.uuid})\n${planText(r.plan)}`);
+    print(json, r, () => `deleted: switch ${r.deleted.name} (uuid ${r.deleted.uuid})\n${planText(r.plan)}${warningText(r.warnings)}`);
   });
 }

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { LIMITS } from '../../dataplane/validate';
 import type { CliContext } from './context';
-import { keyValues, planText, table } from './format';
+import { keyValues, planText, table, warningText } from './format';
 import { collect, defined, int, keyValue } from './parse';
 import { withBackend } from './port';
 
@@ -50,12 +50,12 @@ export function registerUplink(program: Command, { ctx, print }: CliContext): vo
       });
       const r = await client.call<Record<string, any>>('POST', '/v1/uplinks', body);
       const u = r.uplink;
-      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: uplink ${u.name} (${u.type}${u.interface ? ` ${u.interface}` : ''}, ${[u.localIp, u.localIp6].filter(Boolean).join(' ')}) mac ${u.mac} uuid ${u.uuid}\n`);
+      print(json, r, () => `${r.created ? 'created' : 'exists (same spec)'}: uplink ${u.name} (${u.type}${u.interface ? ` ${u.interface}` : ''}, ${[u.localIp, u.localIp6].filter(Boolean).join(' ')}) mac ${u.mac} uuid ${u.uuid}\n${warningText(r.warnings)}`);
     });
   uplink.command('delete <ref>').description('delete the uplink (its peers and remote FDB entries must be deleted first)').action(async (ref: string, _o, cmd: Command) => {
     const { client, json } = ctx(cmd);
     const r = await client.call<Record<string, any>>('DELETE', `/v1/uplinks/${encodeURIComponent(ref)}`);
-    print(json, r, () => `deleted: uplink ${r.deleted.name} (uuid ${r.deleted.uuid})\n${planText(r.plan)}`);
+    print(json, r, () => `deleted: uplink ${r.deleted.name} (uuid ${r.deleted.uuid})\n${planText(r.plan)}${warningText(r.warnings)}`);
   });
   program.command('neighbors').alias('neighbours').description('the uplink\'s neighbour cache (next hops resolved by ARP/ND)').action(async (_o, cmd: Command) => {
     const { client, json } = ctx(cmd);
