@@ -37,14 +37,14 @@ import * as http from 'node:http';
 import { CONFIG_LIMITS, parseConfig } from './config';
 import { Controller, MutationResult } from './controller';
 import { ControlError, statusOf, toControlError } from './errors';
-import { ERROR_CODES, isErrorCode, type DataplaneStats } from '../dataplane';
+import { ERROR_CODES, isErrorCode, VXLAN_OVERHEAD, type DataplaneStats } from '../dataplane';
 import type { Logger } from './logging';
 import type { BgpStatus } from './evpn/service';
 import type { EvpnRouteView } from './evpn/evpn';
 import { intParam, serveCapture } from './observe-api';
 import type { TraceSpec } from '../dataplane';
 import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
-import { portMtuWarnings, uplinkMtuWarnings } from './port-mtu';
+import { portMtuWarnings, uplinkMtuWarnings, uplinkPathMtu } from './port-mtu';
 
 export const API_VERSION = 'v1';
 // Room for the largest configuration (POST /v1/apply), JSON-escaped.
@@ -99,7 +99,12 @@ function fdbView(f: FdbObject): Record<string, unknown> {
 
 export function uplinkView(ctx: ApiContext, u: UplinkObject): Record<string, unknown> {
   const info = ctx.controller.dp.uplink();
-  const live = info !== undefined && info.name === u.spec.name ? { ...info, id: undefined } : {};
+  const live: Record<string, unknown> = info !== undefined && info.name === u.spec.name ? { ...info, id: undefined } : {};
+  // The inner MTUs in force: an interface whose MTU is below the uplink's
+  // carries the overlay at its own (port-mtu.ts).
+  const path = uplinkPathMtu(u.spec);
+  if (live.innerMtu4 !== undefined) live.innerMtu4 = path - VXLAN_OVERHEAD.ipv4;
+  if (live.innerMtu6 !== undefined) live.innerMtu6 = path - VXLAN_OVERHEAD.ipv6;
   return { uuid: u.uuid, ...u.spec, ...live };
 }
 

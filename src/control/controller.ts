@@ -392,6 +392,7 @@ export class Controller {
 
   requirePeer(switchName: string, ip: string): PeerObject {
     const ref = parsePeer({ switch: switchName, ip }).spec;
+    if (this.findSwitch(switchName) === undefined) throw new ControlError('ERR_UNKNOWN_SWITCH', `switch: no switch named "${switchName}"`, { field: 'switch' });
     const p = this.model.peers.find((o) => peerKey(o.spec) === peerKey(ref));
     if (p === undefined) throw new ControlError('ERR_NOT_FOUND', `ip: ${ref.ip} is not a peer of switch "${ref.switch}"`, { field: 'ip' });
     return p;

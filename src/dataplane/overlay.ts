@@ -9,6 +9,7 @@ import type { PortType } from './types';
 import { type KernelPortSettings, validateKernelSettings } from './specs';
 import {
   generateMac,
+  LIMITS,
   invalid,
   validateBoolean,
   validateInteger,
@@ -306,6 +307,11 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
     const hi = validateInteger(r[1], 'srcPortRange[1]', 1, 65535);
     if (lo > hi) throw invalid('ERR_INVALID_ARGUMENT', 'srcPortRange', 'min must not exceed max', r);
     srcPortRange = [lo, hi];
+  }
+  // Not a port's range (68..): say the uplink's.
+  const low = ip6 !== undefined ? 1280 : 68 + VXLAN_OVERHEAD.ipv4;
+  if (u.mtu !== undefined && (typeof u.mtu !== 'number' || !Number.isInteger(u.mtu))) {
+    throw invalid('ERR_INVALID_ARGUMENT', 'mtu', `must be an integer in ${low}..${Math.min(maxMtu, LIMITS.mtuMax)}`, u.mtu);
   }
   const mtu = u.mtu === undefined ? Math.min(1500, maxMtu) : validateMtu(u.mtu, 'mtu', maxMtu);
   // The smallest an overlay can use: an IPv6 link carries at least 1280

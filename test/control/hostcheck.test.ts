@@ -88,6 +88,13 @@ describe('vpcd with an uplink whose address the kernel holds', () => {
       const logged = d.logs.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => /also assigned to the kernel interface vu1/.test(l.msg));
       assert.deepEqual(logged.map((l) => l.level), ['warn'], d.logs.join('\n'));
       assert.match(ip('-o', 'addr', 'show', 'dev', 'vu1'), /198\.18\.77\.1\/24/, 'the kernel address is untouched');
+
+      // An uplink mtu above its interface's: uplink show gives the inner MTU
+      // in force (the interface's 1500 less the headers), and says why.
+      await applyFile(d, withUplink.replace('localIp: 198.18.77.1/24 }', 'localIp: 198.18.77.1/24, mtu: 1600 }'));
+      const shown = await d.client.call<{ uplink: { mtu: number; innerMtu4: number; warnings?: string[] } }>('GET', '/v1/uplinks/up0');
+      assert.deepEqual([shown.uplink.mtu, shown.uplink.innerMtu4], [1600, 1450]);
+      assert.match((shown.uplink.warnings ?? []).join('\n'), /its mtu 1600 is above its interface vu0's MTU 1500: VXLAN packets go by 1500/);
     });
   });
 });

@@ -546,6 +546,9 @@ describe('overlay: vpcd and vpcctl', () => {
     assert.equal(r.code, EXIT.OK, r.err);
     r = await cli('peer', 'delete', 'tenant-a', '198.18.0.3');
     assert.equal(r.code, EXIT.NOT_FOUND);
+    r = await cli('peer', 'delete', 'nosuch', '198.18.0.3');
+    assert.equal(r.code, EXIT.NOT_FOUND);
+    assert.match(r.err, /switch: no switch named "nosuch" \[ERR_UNKNOWN_SWITCH\]/);
 
     r = await cli('fdb', 'create', 'tenant-a', '02:00:00:00:0b:02', '--vtep', '198.18.0.3');
     assert.equal(r.code, EXIT.OK, r.err);

@@ -362,6 +362,9 @@ describe('port specs', () => {
     assert.equal(uplink({ localIp6: '2001:db8::1/64', mtu: 1280 }).mtu, 1280);
     const six = rejects(() => uplink({ localIp6: '2001:db8::1/64', mtu: 1279 }), 'ERR_INVALID_ARGUMENT', 'mtu');
     assert.match(six.message, /^mtu: must be at least 1280 with localIp6 \(the smallest MTU of an IPv6 link\)/);
+    // A value of the wrong type is told the uplink's range, not a port's.
+    assert.equal(rejects(() => uplink({ mtu: '1500' }), 'ERR_INVALID_ARGUMENT', 'mtu').message, `mtu: must be an integer in 118..${MAX} (got "1500")`);
+    assert.match(rejects(() => uplink({ localIp6: '2001:db8::1/64', mtu: 1.5 }), 'ERR_INVALID_ARGUMENT', 'mtu').message, /^mtu: must be an integer in 1280\.\./);
   });
   test('updates: only the mutable fields', () => {
     assert.deepEqual(specs.validatePortUpdate({ mtu: 1400, lockedMacs: ['02-00-00-00-00-0B'] }, MAX), { mtu: 1400, lockedMacs: ['02:00:00:00:00:0b'] });
