@@ -329,7 +329,7 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
           const parsed = parsePeer({ ...given, switch: name }, pat);
           if (sw === undefined) desired.peers.push({ ...parsed, path: pat });
         } catch (err) {
-          report(err);
+          report(nestedHint(err));
         }
       } else {
         fail('ERR_INVALID_ARGUMENT', pat, 'must be the remote VTEP\'s IP address (or a mapping {ip, uuid})');
@@ -348,10 +348,17 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
         const parsed = parseFdb({ ...given, switch: name }, fat);
         if (sw === undefined) desired.fdb.push({ ...parsed, path: fat });
       } catch (err) {
-        report(err);
+        report(nestedHint(err));
       }
     });
   });
+}
+
+// Under a switch, `switch` is implied (and refused): an unknown key's hint
+// does not offer it.
+function nestedHint(err: unknown): unknown {
+  if (!(err instanceof ControlError) || !err.message.includes('unknown field; expected one of ')) return err;
+  return new ControlError(err.code, err.message.replace(/(expected one of )switch, /, '$1'), { field: err.field, cause: err });
 }
 
 function parseUplinks(value: unknown, desired: DesiredState, maxMtu: number, report: Report, fail: Fail): void {

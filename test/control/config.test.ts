@@ -164,6 +164,15 @@ describe('config: one error per kind of mistake, with path and line', () => {
     assert.deepEqual(both.map((e) => e.field), ['ports[0].vlans']);
   });
 
+  test('an unknown key in a switch\'s peers or fdb lists the keys that go there, not switch', () => {
+    const errs = errorsOf('uplinks: [{ name: u, type: pipe, localIp: 198.18.0.1/24 }]\nswitches:\n  - name: a\n    vni: 5\n    peers: [{ ip: 198.18.0.2, ipp: 1 }]\n' +
+      '    fdb: [{ mac: "02:00:00:00:00:09", vtep: 198.18.0.2, vtpe: 1 }]\n');
+    assert.deepEqual(errs.map((e) => e.message), [
+      'switches[0].peers[0].ipp: unknown field; expected one of ip, uuid',
+      'switches[0].fdb[0].vtpe: unknown field; expected one of mac, port, vtep, uuid',
+    ]);
+  });
+
   test('a state file given as a configuration is one error that says what it is', () => {
     const errs = errorsOf('{"format": "vpcd-state", "version": 1, "generation": 4, "checksum": "sha256:00", "state": {"switches": []}}\n');
     assert.deepEqual(errs.map((e) => e.field), ['format']);
