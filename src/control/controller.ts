@@ -582,9 +582,6 @@ function conflictAdvice(kind: string, name: string): string {
   return `${kind === 'uplink' ? 'an' : 'a'} ${kind} cannot be changed in place: delete it (${del}) and create it again, or apply a configuration with the new spec, which replaces it`;
 }
 
-// Remote VTEPs (peers, static entries) the uplink has no route to: off its
-// subnet with no gateway of that family. The engine keeps them but sends them
-// nothing; their frames count as neighbor_unresolved drops.
 // What a plan touches, as a model for the warnings: the ports, peers and
 // remote entries of the switches it touches, and every one of them when it
 // touches the uplink (its MTU and subnet are everyone's).
@@ -605,6 +602,9 @@ export function touchedModel(target: Model, steps: readonly Step[]): Model {
   };
 }
 
+// Remote VTEPs (peers, static entries) the uplink has no route to: off its
+// subnet with no gateway of that family. The engine keeps them but sends them
+// nothing; their frames count as neighbor_unresolved drops.
 export function peerRouteWarnings(model: Model): string[] {
   const u = model.uplinks[0]?.spec;
   if (u === undefined) return [];
