@@ -266,6 +266,22 @@ describe('EVPN sync', () => {
     }
   });
 
+  test('a flood-list peer the operator configures after EVPN added it is the operator\'s: its IMET withdrawal leaves it in the engine', async () => {
+    const { dp, api, sync, settle } = await setup();
+    try {
+      api.push!([imet('198.18.0.12')]);
+      await settle();
+      assert.deepEqual(dp.peersAdded, ['198.18.0.12']);
+      dp.configuredPeers = ['198.18.0.12'];
+      await sync.refresh(undefined, [{ switch: 'tenant', ip: '198.18.0.12' }]);
+      api.push!([imet('198.18.0.12', true)]);
+      await settle();
+      assert.deepEqual(dp.peersDeleted, [], 'the configured peer stays');
+    } finally {
+      await sync.stop();
+    }
+  });
+
   test('MAC mobility: a MAC that moves here is advertised with the remote sequence + 1; a higher remote one takes it away', async () => {
     const { dp, api, sync, settle } = await setup();
     const m = '02:00:00:00:00:05';

@@ -409,8 +409,9 @@ export class EvpnSync {
   // ones are withdrawn and forgotten, and those that stay but are no longer
   // managed (bgp.switches) are handed back (release()). `staticMacs` are the
   // configuration's static entries on local ports.
-  async refresh(staticMacs: { switch: string; mac: string }[] = this.lastStatics): Promise<void> {
+  async refresh(staticMacs: { switch: string; mac: string }[] = this.lastStatics, configuredPeers?: { switch: string; ip: string }[]): Promise<void> {
     this.lastStatics = staticMacs;
+    if (configuredPeers !== undefined) this.configuredPeers = new Set(configuredPeers.map((p) => `${p.switch}/${p.ip}`));
     const up = this.o.dp.uplink();
     const vtep = up?.localIp?.split('/')[0] ?? up?.localIp6?.split('/')[0] ?? '';
     const all = this.o.dp.switches();
@@ -452,19 +453,28 @@ export class EvpnSync {
         this.syncFlood(s);
       }
       const local = this.local.get(s.name)!;
-      if (!fresh) await this.forgetGone(s, local);
-      if (!fresh) await this.restoreInstalled(s);
+      if (!fresh) {
+        // One dump of the switch's FDB for both, taken only if one needs it.
+        let dump: Promise<FdbEntry[]> | undefined;
+        const fdb = (): Promise<FdbEntry[]> => (dump ??= this.o.dp.fdb(s.name));
+        await this.forgetGone(s, local, fdb);
+        await this.restoreInstalled(s, fdb);
+      }
       for (const st of staticMacs) if (st.switch === s.name) local.set(st.mac, { seq: local.get(st.mac)?.seq ?? 0, sticky: true });
       this.advertiseSwitch(s);
     }
   }
   private lastStatics: { switch: string; mac: string }[] = [];
+  // The configuration's peers ("switch/ip"): a flood-list peer the sync
+  // added and the operator then configured too is the operator's once its
+  // IMET route goes (not removed from the engine).
+  private configuredPeers = new Set<string>();
 
   // Local MACs that left the FDB without an `aged` event (a flush, a port
   // deleted, a static entry removed) are withdrawn.
-  private async forgetGone(s: SwitchInfo, local: Map<string, LocalMac>): Promise<void> {
+  private async forgetGone(s: SwitchInfo, local: Map<string, LocalMac>, fdb: () => Promise<FdbEntry[]>): Promise<void> {
     if (local.size === 0) return;
-    const here = new Set((await this.o.dp.fdb(s.name)).filter((e) => e.vtep === undefined).map((e) => e.mac));
+    const here = new Set((await fdb()).filter((e) => e.vtep === undefined).map((e) => e.mac));
     for (const [mac, l] of [...local]) {
       if (here.has(mac)) continue;
       local.delete(mac);
@@ -478,7 +488,7 @@ export class EvpnSync {
   // configuration wins) and then removed took the engine's object with it.
   // While the static one is there, the dataplane has the address or MAC,
   // and nothing is done.
-  private async restoreInstalled(s: SwitchInfo): Promise<void> {
+  private async restoreInstalled(s: SwitchInfo, fdb: () => Promise<FdbEntry[]>): Promise<void> {
     const have = this.peers.get(s.name);
     if (have !== undefined && have.size > 0) {
       const inDp = new Set(this.o.dp.peers(s.name).map((p) => p.ip));
@@ -492,7 +502,7 @@ export class EvpnSync {
     }
     const inst = this.installed.get(s.name);
     if (inst === undefined || inst.size === 0) return;
-    const inDp = new Set((await this.o.dp.fdb(s.name)).map((e) => e.mac));
+    const inDp = new Set((await fdb()).map((e) => e.mac));
     for (const mac of [...inst.keys()]) {
       if (inDp.has(mac) || this.dpQueue.has(`${s.name}/${mac}`)) continue;
       inst.delete(mac);
@@ -808,6 +818,7 @@ export class EvpnSync {
     for (const ip of [...have]) {
       if (want.has(ip)) continue;
       have.delete(ip);
+      if (this.configuredPeers.has(`${s.name}/${ip}`)) continue; // the operator's now: it stays
       this.o.dp.deletePeer({ switch: s.name, ip }).catch((err) => this.o.log.warn({ switch: s.name, vtep: ip, err: (err as Error).message }, 'EVPN: could not remove a flood-list peer'));
     }
   }

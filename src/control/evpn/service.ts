@@ -135,11 +135,12 @@ export class EvpnService {
     if (this.model !== model) return; // a newer one is queued
     const spec = model.bgp === undefined ? '' : JSON.stringify(model.bgp);
     const statics = model.fdb.filter((f) => !isRemote(f.spec)).map((f) => ({ switch: f.spec.switch, mac: f.spec.mac }));
+    const peers = model.peers.map((p) => ({ switch: p.spec.switch, ip: p.spec.ip }));
     if (spec !== this.spec) {
       const next = modelBgp(model);
       if (next !== undefined && (await this.applyLive(next))) {
         this.spec = spec;
-        await this.sync?.refresh(statics);
+        await this.sync?.refresh(statics, peers);
         return;
       }
       // The switches go back to their configuration before the old sync
@@ -152,7 +153,7 @@ export class EvpnService {
       if (next === undefined) return;
       this.bgp = next;
       try {
-        await this.startAll(statics);
+        await this.startAll(statics, peers);
       } catch (err) {
         // Not started (no gobgpd to run, or it never answered): what did
         // start is undone, and the next update starts again from nothing
@@ -166,7 +167,7 @@ export class EvpnService {
       }
       return;
     }
-    await this.sync?.refresh(statics);
+    await this.sync?.refresh(statics, peers);
   }
 
   // Applies `next` to the running service when only the neighbours (and
@@ -223,7 +224,7 @@ export class EvpnService {
     return true;
   }
 
-  private async startAll(statics: { switch: string; mac: string }[]): Promise<void> {
+  private async startAll(statics: { switch: string; mac: string }[], peers: { switch: string; ip: string }[]): Promise<void> {
     const bgp = this.bgp!;
     const { log } = this.o;
     this.protos ??= new GobgpProtos();
@@ -244,7 +245,7 @@ export class EvpnService {
       },
     });
     await this.sync.start();
-    await this.sync.refresh(statics);
+    await this.sync.refresh(statics, peers);
     const sync = this.sync;
     const connect = async (address: string, adopt: boolean): Promise<void> => {
       this.client?.close();
