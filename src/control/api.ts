@@ -43,7 +43,7 @@ import type { BgpStatus } from './evpn/service';
 import type { EvpnRouteView } from './evpn/evpn';
 import { intParam, serveCapture } from './observe-api';
 import type { TraceSpec } from '../dataplane';
-import { fdbKey, FdbObject, PeerObject, PortObject, SwitchObject, UplinkObject } from './model';
+import { fdbKey, FdbObject, PeerObject, PortObject, sameValue, SwitchObject, UplinkObject } from './model';
 import { portMtuWarnings, uplinkMtuWarnings, uplinkPathMtu } from './port-mtu';
 
 export const API_VERSION = 'v1';
@@ -148,11 +148,13 @@ function bodyObject(body: unknown, keys?: readonly string[]): Record<string, unk
   return b;
 }
 
-function readOr(file: string): string | undefined {
+// Whether the file says what `text` says (its objects: comments and
+// spacing aside); a file that cannot be read or parsed does not.
+function sameConfig(file: string, text: string): boolean {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return sameValue(parseConfig(fs.readFileSync(file, 'utf8'), file), parseConfig(text, file));
   } catch {
-    return undefined;
+    return false;
   }
 }
 
@@ -386,13 +388,13 @@ function stateRoutes(ctx: ApiContext): Route[] {
       const r = await c.apply(desired, { dryRun: b.dryRun === true, source: 'api' });
       // vpcd runs with a --config file that says otherwise: its next reload
       // or start applies that file again and undoes this.
-      if (r.plan.length > 0 && ctx.configPath !== undefined && readOr(ctx.configPath) !== b.config) {
+      if (r.plan.length > 0 && ctx.configPath !== undefined && !sameConfig(ctx.configPath, b.config)) {
         r.warnings.push(`vpcd runs with --config ${ctx.configPath}, which says otherwise: a reload (SIGHUP) or restart applies that file again and undoes this change; put the change in that file`);
       }
       return [200, r];
     }),
     route('POST', '/v1/reload', async ({ body }) => {
-      const b = body === undefined ? {} : bodyObject(body, ['dryRun']);
+      const b = body === undefined || body === null ? {} : bodyObject(body, ['dryRun']);
       checkDryRun(b.dryRun);
       return [200, await ctx.reload({ dryRun: b.dryRun === true })];
     }),

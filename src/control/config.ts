@@ -507,7 +507,6 @@ export function crossCheck(d: DesiredState, refused: Refused = { switches: new S
   const ownAddresses = [uplink?.spec.localIp, uplink?.spec.localIp6].filter((a): a is string => a !== undefined).map((a) => a.split('/')[0]!.toLowerCase());
   // As the engine takes it: a localIp without a prefix is a /24.
   const uplinkNet = uplink?.spec.localIp === undefined ? undefined : validateCidr(uplink.spec.localIp, 'localIp', 4);
-  const uplinkNet6 = uplink?.spec.localIp6 === undefined ? undefined : validateCidr(uplink.spec.localIp6, 'localIp6', 6);
   const overlayAddress = (path: string, ip: string, what: string): void => {
     if (uplink === undefined) {
       if (!refused.uplink) err('ERR_NO_UPLINK', path, `${what} needs an uplink (VXLAN VTEP); declare one under \`uplinks:\``);
@@ -516,8 +515,7 @@ export function crossCheck(d: DesiredState, refused: Refused = { switches: new S
     } else if (ownAddresses.includes(ip)) {
       err('ERR_INVALID_ARGUMENT', path, `${ip} is this host's own VTEP address (uplink "${uplink.spec.name}")`);
     } else {
-      const net = ipFamily(ip) === 4 ? uplinkNet : uplinkNet6;
-      const edge = net === undefined ? undefined : subnetEdge(ip, net);
+      const edge = uplinkNet === undefined ? undefined : subnetEdge(ip, uplinkNet);
       if (edge !== undefined) err('ERR_INVALID_ARGUMENT', path, `${ip} is ${edge} (uplink "${uplink.spec.name}"), which no VTEP has`);
     }
   };

@@ -122,9 +122,10 @@ export class Controller {
   // At start: the engine options vpcd started with are stored when the state
   // file has others (the config's `engine:` changed, and no object did), so
   // that a start without --config, or a copy of state.json, has them too.
-  async storeEngineOptions(stored: DataplaneOptions | undefined): Promise<boolean> {
+  async storeEngineOptions(): Promise<boolean> {
     return this.serial(async () => {
-      if (sameValue(stored ?? {}, this.model.engine)) return false;
+      // What the file holds now (the config's apply may have written it).
+      if (sameValue(this.store.load()?.engine ?? {}, this.model.engine)) return false;
       try {
         this.store.save(this.model);
       } catch (err) {
@@ -343,7 +344,7 @@ export class Controller {
 
   async deleteFdb(switchName: string, mac: string): Promise<MutationResult<FdbObject>> {
     return this.serial(async () => {
-      const ref = parseFdb({ switch: switchName, mac, port: 'x' }).spec;
+      const ref = parseFdb({ switch: switchName, mac, port: 'x' }, '', { stored: true }).spec;
       const entry = this.model.fdb.find((f) => fdbKey(f.spec) === fdbKey(ref));
       if (entry === undefined) {
         throw new ControlError('ERR_UNKNOWN_MAC', `mac: no static FDB entry for ${ref.mac} on switch "${ref.switch}"`, { field: 'mac' });
@@ -377,7 +378,7 @@ export class Controller {
   findPeer(switchName: string, ip: string): PeerObject | undefined {
     let key: string;
     try {
-      key = peerKey(parsePeer({ switch: switchName, ip }).spec);
+      key = peerKey(parsePeer({ switch: switchName, ip }, '', { stored: true }).spec);
     } catch {
       return undefined;
     }
@@ -391,7 +392,7 @@ export class Controller {
   }
 
   requirePeer(switchName: string, ip: string): PeerObject {
-    const ref = parsePeer({ switch: switchName, ip }).spec;
+    const ref = parsePeer({ switch: switchName, ip }, '', { stored: true }).spec;
     if (this.findSwitch(switchName) === undefined) throw new ControlError('ERR_UNKNOWN_SWITCH', `switch: no switch named "${switchName}"`, { field: 'switch' });
     const p = this.model.peers.find((o) => peerKey(o.spec) === peerKey(ref));
     if (p === undefined) throw new ControlError('ERR_NOT_FOUND', `ip: ${ref.ip} is not a peer of switch "${ref.switch}"`, { field: 'ip' });

@@ -23,7 +23,7 @@ import { Controller, stateOverLimits } from './controller';
 import { ControlError, toControlError } from './errors';
 import { createLogger, EventLogger, LogFormat, Logger } from './logging';
 import { Metrics } from './metrics';
-import { Model, portSwitches } from './model';
+import { maxMtuOf, Model, portSwitches, storedProblems } from './model';
 import { StateStore } from './state';
 import { EvpnService } from './evpn/service';
 import { registerEvpnMetrics } from './evpn/metrics';
@@ -214,9 +214,12 @@ export class Daemon {
       if (saved !== undefined) {
         const n = await this.controller.restore(saved);
         log.info({ stateFile: store.file, generation: store.generation, steps: n }, 'state restored');
+        for (const p of storedProblems(saved, maxMtuOf(engine))) {
+          log.warn({ stateFile: store.file }, `state: ${p}; kept as stored, though this version refuses it in a configuration or an API call: replace it`);
+        }
       }
       if (desired !== undefined) await this.applyConfig(desired, 'config');
-      await this.controller.storeEngineOptions(saved?.engine);
+      await this.controller.storeEngineOptions();
     } catch (err) {
       const e = toControlError(err);
       dp.close();

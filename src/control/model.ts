@@ -20,6 +20,7 @@ import {
   generateMac,
   maxMtuFor,
   switchesOfPort,
+  uplinkProblem,
   validateOptions,
   validatePeerSpec,
   validatePortSpec,
@@ -27,6 +28,7 @@ import {
   validateStaticMacSpec,
   validateUplinkSpec,
   validateSwitchSpec,
+  vtepAddressProblem,
   PORT_UPDATE_KEYS,
   SWITCH_UPDATE_KEYS,
 } from '../dataplane';
@@ -342,7 +344,15 @@ export function parsePort(value: unknown, maxMtu: number, at = ''): { uuid?: str
 
 // {switch, mac, port} (local) or {switch, mac, vtep} (remote).
 const FDB_KEYS = ['switch', 'mac', 'port', 'vtep', 'uuid'];
-export function parseFdb(value: unknown, at = ''): { uuid?: string; spec: FdbSpec } {
+// `stored`: an object a state file holds, or one looked up to delete it.
+// Objects this version would refuse in a configuration or an API call
+// (vtepAddressProblem, uplinkProblem: rules newer than the object) are kept
+// as they are, and said at start (storedProblems).
+export interface ParseOptions {
+  stored?: boolean;
+}
+
+export function parseFdb(value: unknown, at = '', opts: ParseOptions = {}): { uuid?: string; spec: FdbSpec } {
   const r = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
   const fail = (key: string, why: string): never => {
     const field = at === '' ? key : `${at}.${key}`;
@@ -354,7 +364,7 @@ export function parseFdb(value: unknown, at = ''): { uuid?: string; spec: FdbSpe
   if (unknown !== undefined) fail(unknown, `unknown field; expected one of ${FDB_KEYS.join(', ')}`);
   if (typeof value === 'object' && value !== null && r.vtep === undefined && r.port === undefined) fail('port', 'give port (a local port) or vtep (a remote VTEP)');
   const remote = r.vtep !== undefined;
-  const { uuid, rest } = parseGiven(value, at, remote ? validateRemote : validateStaticMacSpec, FDB_RULES);
+  const { uuid, rest } = parseGiven(value, at, remote ? (v) => validateRemote(v, opts.stored === true) : validateStaticMacSpec, FDB_RULES);
   let spec: FdbSpec;
   if (remote) {
     const v = validateRemoteMacSpec(rest);
@@ -367,8 +377,16 @@ export function parseFdb(value: unknown, at = ''): { uuid?: string; spec: FdbSpe
   return out;
 }
 
-export function parseUplink(value: unknown, maxMtu: number, at = ''): { uuid?: string; spec: UplinkSpec } {
-  const { uuid, rest } = parseGiven(value, at, (v) => validateUplinkSpec(v, maxMtu), UPLINK_RULES);
+export function parseUplink(value: unknown, maxMtu: number, at = '', opts: ParseOptions = {}): { uuid?: string; spec: UplinkSpec } {
+  const validate = (v: unknown): unknown => {
+    const r = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
+    // First, so that an mtu out of range is told the uplink's range
+    // (validateUplinkSpec would give a port's). Stored objects keep what an
+    // earlier version took.
+    if (opts.stored !== true) policy(uplinkProblem(r, maxMtu));
+    return validateUplinkSpec(v, maxMtu);
+  };
+  const { uuid, rest } = parseGiven(value, at, validate, UPLINK_RULES);
   const spec = { ...(rest as UplinkSpec) };
   if (spec.mac !== undefined) spec.mac = spec.mac.toLowerCase().replace(/-/g, ':');
   const out: { uuid?: string; spec: UplinkSpec } = { spec };
@@ -376,21 +394,50 @@ export function parseUplink(value: unknown, maxMtu: number, at = ''): { uuid?: s
   return out;
 }
 
-// The dataplane's validators, plus the IPv6 spelling the control plane keeps.
-function validateRemote(value: unknown): RemoteMacSpec {
+// A control-plane rule's refusal, as a field error.
+function policy(p: { field: string; why: string } | undefined): void {
+  if (p !== undefined) throw new ControlError('ERR_INVALID_ARGUMENT', `${p.field}: ${p.why}`, { field: p.field });
+}
+
+// The dataplane's validators, plus the IPv6 spelling the control plane keeps
+// and, unless stored, its rules for VTEP addresses.
+function validateRemote(value: unknown, stored: boolean): RemoteMacSpec {
   const v = validateRemoteMacSpec(value);
   canonicalIp(v.vtep, 'vtep');
+  const why = stored ? undefined : vtepAddressProblem(v.vtep);
+  if (why !== undefined) policy({ field: 'vtep', why });
   return v;
 }
 
-function validatePeer(value: unknown): PeerSpec {
+function validatePeer(value: unknown, stored: boolean): PeerSpec {
   const p = validatePeerSpec(value);
   canonicalIp(p.ip, 'ip');
+  const why = stored ? undefined : vtepAddressProblem(p.ip);
+  if (why !== undefined) policy({ field: 'ip', why });
   return p;
 }
 
-export function parsePeer(value: unknown, at = ''): { uuid?: string; spec: PeerSpec } {
-  const { uuid, rest } = parseGiven(value, at, validatePeer, PEER_RULES);
+// What a state file holds that this version refuses in a configuration or
+// an API call (kept, and said at start: daemon.ts).
+export function storedProblems(model: Model, maxMtu: number): string[] {
+  const out: string[] = [];
+  for (const u of model.uplinks) {
+    const p = uplinkProblem(u.spec, maxMtu);
+    if (p !== undefined) out.push(`uplink "${u.spec.name}": ${p.field}: ${p.why}`);
+  }
+  for (const p of model.peers) {
+    const why = vtepAddressProblem(p.spec.ip);
+    if (why !== undefined) out.push(`peer ${p.spec.ip} of switch "${p.spec.switch}": ${why}`);
+  }
+  for (const f of model.fdb) {
+    const why = isRemote(f.spec) ? vtepAddressProblem(f.spec.vtep) : undefined;
+    if (why !== undefined) out.push(`static entry ${f.spec.mac} of switch "${f.spec.switch}": vtep ${why}`);
+  }
+  return out;
+}
+
+export function parsePeer(value: unknown, at = '', opts: ParseOptions = {}): { uuid?: string; spec: PeerSpec } {
+  const { uuid, rest } = parseGiven(value, at, (v) => validatePeer(v, opts.stored === true), PEER_RULES);
   const p = validatePeerSpec(rest);
   const out: { uuid?: string; spec: PeerSpec } = { spec: { switch: p.switch, ip: canonicalIp(p.ip) } };
   if (uuid !== undefined) out.uuid = uuid;

@@ -357,20 +357,20 @@ export function validateModel(value: unknown, file: string, version = STATE_VERS
     });
     (v.uplinks as unknown[]).forEach((_, i) => {
       const o = objectAt(v.uplinks as unknown[], i, 'uplinks');
-      const u = parseUplink(withoutIgnored(o.spec), maxMtu, `state.uplinks[${i}].spec`);
+      const u = parseUplink(withoutIgnored(o.spec), maxMtu, `state.uplinks[${i}].spec`, { stored: true });
       if (u.spec.mac === undefined) throw new ControlError('ERR_INVALID_MAC', `state.uplinks[${i}].spec.mac: missing`);
       model.uplinks.push({ uuid: o.uuid, spec: u.spec });
       desired.uplinks.push({ uuid: o.uuid, spec: u.spec, path: `state.uplinks[${i}]` });
     });
     (v.peers as unknown[]).forEach((_, i) => {
       const o = objectAt(v.peers as unknown[], i, 'peers');
-      const p = parsePeer(o.spec, `state.peers[${i}].spec`);
+      const p = parsePeer(o.spec, `state.peers[${i}].spec`, { stored: true });
       model.peers.push({ uuid: o.uuid, spec: p.spec });
       desired.peers.push({ uuid: o.uuid, spec: p.spec, path: `state.peers[${i}]` });
     });
     (v.fdb as unknown[]).forEach((_, i) => {
       const o = objectAt(v.fdb as unknown[], i, 'fdb');
-      const f = parseFdb(o.spec, `state.fdb[${i}].spec`);
+      const f = parseFdb(o.spec, `state.fdb[${i}].spec`, { stored: true });
       if (version < 2 && isRemote(f.spec)) throw new ControlError('ERR_INVALID_ARGUMENT', `state.fdb[${i}].spec.vtep: not part of format version ${version}`);
       model.fdb.push({ uuid: o.uuid, spec: f.spec });
       desired.fdb.push({ uuid: o.uuid, spec: f.spec, path: `state.fdb[${i}]` });

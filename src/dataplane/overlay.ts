@@ -212,15 +212,54 @@ function expand6(ip: string): number[] {
   return groups.map((g) => Number.parseInt(g, 16));
 }
 
-// An IP address a VTEP can have (see notUnicast, V6_NOT_VTEP).
+// An IP address a VTEP can have (see notUnicast): what the engine takes.
 export function validateUnicastIp(value: unknown, field: string, family?: 4 | 6): string {
   const ip = validateIp(value, field, family);
   const why = notUnicast(ip);
   if (why !== undefined) throw invalid('ERR_INVALID_ARGUMENT', field, `must be a unicast address: ${why}`, value);
-  // (A zone index, %..., is refused with its own reason where addresses are spelled one way: model.ts.)
-  const not = isIP(ip) === 6 && !ip.includes('%') ? V6_NOT_VTEP.find(([list]) => list.check(ip, 'ipv6'))?.[1] : undefined;
-  if (not !== undefined) throw invalid('ERR_INVALID_ARGUMENT', field, not(ip), undefined, false);
   return ip;
+}
+
+// The control plane's rules beyond what the engine takes (V6_NOT_VTEP),
+// for a VTEP address it is given (a peer, a static entry's vtep, localIp6):
+// why this one is refused, or undefined. Objects a state file already holds
+// are kept (model.ts, stored). A zone index (%...) is refused with its own
+// reason where addresses are spelled one way (model.ts).
+export function vtepAddressProblem(ip: string): string | undefined {
+  if (isIP(ip) !== 6 || ip.includes('%')) return undefined;
+  return V6_NOT_VTEP.find(([list]) => list.check(ip, 'ipv6'))?.[1](ip);
+}
+
+// The same for an uplink: its localIp6 (the above, and not its subnet's
+// subnet-router anycast address) and the smallest mtu an overlay can use:
+// an IPv6 link carries at least 1280 bytes (RFC 8200, 5); over IPv4, what
+// is left inside must be an IPv4 packet's smallest MTU, 68. A value of the
+// wrong type is told the uplink's range, not a port's.
+export function uplinkProblem(spec: { mtu?: unknown; localIp6?: unknown }, maxMtu: number): { field: string; why: string } | undefined {
+  let ip6: { addr: string; prefix: number } | undefined;
+  try {
+    ip6 = spec.localIp6 === undefined ? undefined : validateCidr(spec.localIp6, 'localIp6', 6);
+  } catch {
+    ip6 = undefined; // validateUplinkSpec says why
+  }
+  const low = ip6 !== undefined ? 1280 : 68 + VXLAN_OVERHEAD.ipv4;
+  const high = Math.min(maxMtu, LIMITS.mtuMax);
+  if (spec.mtu !== undefined && (typeof spec.mtu !== 'number' || !Number.isInteger(spec.mtu) || spec.mtu > high)) {
+    const why = high < LIMITS.mtuMax ? '; larger MTUs need a larger bufferSize or a smaller headroom' : '';
+    return { field: 'mtu', why: `must be an integer in ${low}..${high} (got ${JSON.stringify(spec.mtu)})${why}` };
+  }
+  if (ip6 !== undefined) {
+    const bad = vtepAddressProblem(ip6.addr);
+    if (bad !== undefined) return { field: 'localIp6', why: bad };
+    const edge = subnetEdge(ip6.addr, ip6);
+    if (edge !== undefined) return { field: 'localIp6', why: `is ${edge}, which a VTEP does not take` };
+  }
+  if (typeof spec.mtu !== 'number') return undefined;
+  if (ip6 !== undefined && spec.mtu < 1280) return { field: 'mtu', why: `must be at least 1280 with localIp6 (the smallest MTU of an IPv6 link) (got ${spec.mtu})` };
+  if (spec.mtu < low) {
+    return { field: 'mtu', why: `must be at least ${low} for a VTEP (${VXLAN_OVERHEAD.ipv4} bytes of VXLAN headers around an inner MTU of at least 68) (got ${spec.mtu})` };
+  }
+  return undefined;
 }
 
 // The network or broadcast address of an IPv4 subnet of /30 or shorter, or
@@ -285,8 +324,6 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
   const edge = ip4 === undefined ? undefined : subnetEdge(ip4.addr, ip4);
   if (edge !== undefined) throw invalid('ERR_INVALID_ARGUMENT', 'localIp', `is ${edge}, which no host has`, u.localIp);
   if (ip6 !== undefined) validateUnicastIp(ip6.addr, 'localIp6', 6);
-  const edge6 = ip6 === undefined ? undefined : subnetEdge(ip6.addr, ip6);
-  if (edge6 !== undefined) throw invalid('ERR_INVALID_ARGUMENT', 'localIp6', `is ${edge6}, which a VTEP does not take`, u.localIp6);
   const gateway = u.gateway === undefined ? undefined : validateUnicastIp(u.gateway, 'gateway', 4);
   const gateway6 = u.gateway6 === undefined ? undefined : validateUnicastIp(u.gateway6, 'gateway6', 6);
   if (gateway !== undefined && ip4 === undefined) throw invalid('ERR_INVALID_ARGUMENT', 'gateway', 'needs localIp', undefined, false);
@@ -308,23 +345,10 @@ export function validateUplinkSpec(value: unknown, maxMtu: number): NormalizedUp
     if (lo > hi) throw invalid('ERR_INVALID_ARGUMENT', 'srcPortRange', 'min must not exceed max', r);
     srcPortRange = [lo, hi];
   }
-  // Not a port's range (68..): say the uplink's.
-  const low = ip6 !== undefined ? 1280 : 68 + VXLAN_OVERHEAD.ipv4;
-  if (u.mtu !== undefined && (typeof u.mtu !== 'number' || !Number.isInteger(u.mtu))) {
-    throw invalid('ERR_INVALID_ARGUMENT', 'mtu', `must be an integer in ${low}..${Math.min(maxMtu, LIMITS.mtuMax)}`, u.mtu);
-  }
-  const mtu = u.mtu === undefined ? Math.min(1500, maxMtu) : validateMtu(u.mtu, 'mtu', maxMtu);
-  // The smallest an overlay can use: an IPv6 link carries at least 1280
-  // bytes (RFC 8200, 5); over IPv4, what is left inside must be an IPv4
-  // packet's smallest MTU, 68.
-  if (ip6 !== undefined && mtu < 1280) throw invalid('ERR_INVALID_ARGUMENT', 'mtu', 'must be at least 1280 with localIp6 (the smallest MTU of an IPv6 link)', mtu);
-  if (mtu < 68 + VXLAN_OVERHEAD.ipv4) {
-    throw invalid('ERR_INVALID_ARGUMENT', 'mtu', `must be at least ${68 + VXLAN_OVERHEAD.ipv4} for a VTEP (${VXLAN_OVERHEAD.ipv4} bytes of VXLAN headers around an inner MTU of at least 68)`, mtu);
-  }
   const out: NormalizedUplink = {
     name,
     type,
-    mtu,
+    mtu: u.mtu === undefined ? Math.min(1500, maxMtu) : validateMtu(u.mtu, 'mtu', maxMtu),
     mac: u.mac === undefined ? generateMac() : validateUnicastMac(u.mac, 'mac'),
     udpPort: u.udpPort === undefined ? 4789 : validateInteger(u.udpPort, 'udpPort', 1, 65535),
     srcPortRange,

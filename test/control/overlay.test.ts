@@ -19,7 +19,7 @@ import { EXIT, runCli } from '../../src/control/cli';
 import { parseConfig } from '../../src/control/config';
 import { Controller, peerRouteWarnings } from '../../src/control/controller';
 import { ControlError } from '../../src/control/errors';
-import { emptyModel, type Model, type UplinkObject } from '../../src/control/model';
+import { emptyModel, storedProblems, type Model, type UplinkObject } from '../../src/control/model';
 import { overlayInnerMtu, overlayMtuWarnings, uplinkMtuWarnings } from '../../src/control/port-mtu';
 import { createLogger } from '../../src/control/logging';
 import { checksumOf, StateStore } from '../../src/control/state';
@@ -117,18 +117,18 @@ switches:
       /peers\[0\]: 198\.18\.0\.255 is the broadcast address of 198\.18\.0\.1\/24/);
     // IPv6 spellings of IPv4 addresses are the IPv4 VTEP (a peer listed
     // both ways was two records for one engine peer, and a restart then
-    // failed); link-local and the subnet-router anycast address are no VTEP's.
+    // failed); a link-local address is no VTEP's, nor is the subnet-router
+    // anycast address its localIp6.
     let v6 = '';
     try {
       parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.200.1/24, localIp6: "2001:db8:200::1/64" }]\nswitches:\n' +
-        '  - { name: sx, vni: 99, peers: [198.18.200.2, "::ffff:198.18.200.2", "::198.18.200.3", "fe80::5", "2001:db8:200::"] }\n');
+        '  - { name: sx, vni: 99, peers: [198.18.200.2, "::ffff:198.18.200.2", "::198.18.200.3", "fe80::5"] }\n');
     } catch (e) {
       v6 = (e as Error).message;
     }
     assert.match(v6, /peers\[1\]: ::ffff:198\.18\.200\.2 is an IPv4-mapped address: give the IPv4 address itself \(198\.18\.200\.2\)/);
     assert.match(v6, /peers\[2\]: ::198\.18\.200\.3 is an IPv4-compatible address .*\(198\.18\.200\.3\)/);
     assert.match(v6, /peers\[3\]: fe80::5 is a link-local address \(fe80::\/10\): a VTEP address is a global IPv6 address/);
-    assert.match(v6, /peers\[4\]: 2001:db8:200:: is the subnet-router anycast address of 2001:db8:200::1\/64 \(uplink "upx"\), which no VTEP has/);
     assert.throws(() => parseConfig('uplinks: [{ name: upx, type: pipe, localIp6: "2001:db8:200::/64" }]\n'), /localIp6: is the subnet-router anycast address of 2001:db8:200::\/64/);
     // What a VTEP can have still passes; the gateway on the subnet too.
     parseConfig('uplinks: [{ name: upx, type: pipe, localIp: 198.18.0.1/24, gateway: 198.18.0.254, localIp6: "2001:db8::1/64", gateway6: "2001:db8::fe" }]\nswitches:\n  - { name: sx, vni: 99, peers: [198.18.5.5, "2001:db8:5::5"] }\n');
@@ -330,6 +330,42 @@ describe('overlay: port MTU above the inner MTU', () => {
     assert.equal(w.length, 1, w.join('\n'));
     assert.match(w[0]!, /^port "g1": its MTU is 1500, above the inner MTU 1450 .* Set the port's mtu to 1450 \(its interface has 1450 already\)/);
     assert.deepEqual(uplinkMtuWarnings(model, () => 1600), [], 'an interface that takes it: nothing to say');
+  });
+});
+
+describe('overlay: rules newer than a state file', () => {
+  test('an uplink mtu too small for any overlay is refused, naming mtu: 118 over IPv4, 1280 with localIp6; a wrong type is told that range', () => {
+    const uplink = (extra: string): void => void parseConfig(`uplinks: [{ name: u, type: pipe, localIp: 198.18.0.1/24${extra} }]\n`);
+    uplink(', mtu: 118');
+    assert.throws(() => uplink(', mtu: 117'), /uplinks\[0\]\.mtu: must be at least 118 for a VTEP \(50 bytes of VXLAN headers around an inner MTU of at least 68\) \(got 117\)/);
+    uplink(', localIp6: "2001:db8::1/64", mtu: 1280');
+    assert.throws(() => uplink(', localIp6: "2001:db8::1/64", mtu: 1279'), /uplinks\[0\]\.mtu: must be at least 1280 with localIp6 \(the smallest MTU of an IPv6 link\)/);
+    assert.throws(() => uplink(', mtu: "1500"'), /uplinks\[0\]\.mtu: must be an integer in 118\.\.9000 \(got "1500"\)/);
+    assert.throws(() => uplink(', mtu: 10000'), /uplinks\[0\]\.mtu: must be an integer in 118\.\.9000 \(got 10000\)/);
+    assert.throws(() => uplink(', localIp6: "2001:db8::1/64", mtu: 1.5'), /uplinks\[0\]\.mtu: must be an integer in 1280\.\.9000/);
+  });
+
+  test('a state file holding what this version refuses still loads: the objects are kept, said, and can be deleted', async () => {
+    await withController(async (c, _dp, store) => {
+      const old = {
+        ...emptyModel(ENGINE),
+        uplinks: [{ uuid: '11111111-1111-4111-8111-111111111111', spec: { name: 'up0', type: 'pipe', localIp: '198.18.0.1/24', localIp6: '2001:db8::1/64', mtu: 1000, mac: '02:00:00:00:ff:01' } }],
+        switches: [{ uuid: '22222222-2222-4222-8222-222222222222', spec: { name: 'a', vni: 1 } }],
+        peers: [{ uuid: '33333333-3333-4333-8333-333333333333', spec: { switch: 'a', ip: '::ffff:c612:2' } }],
+      } as Model;
+      store.save(old);
+      const loaded = store.load()!;
+      assert.deepEqual(loaded.peers.map((p) => p.spec.ip), ['::ffff:c612:2']);
+      assert.deepEqual(storedProblems(loaded, 9000), [
+        'uplink "up0": mtu: must be at least 1280 with localIp6 (the smallest MTU of an IPv6 link) (got 1000)',
+        'peer ::ffff:c612:2 of switch "a": ::ffff:c612:2 is an IPv4-mapped address: give the IPv4 address itself (198.18.0.2)',
+      ]);
+      // Restored as it was; a new one is refused; the old one can be deleted.
+      await c.restore(loaded);
+      await assert.rejects(c.createPeer({ switch: 'a', ip: '::ffff:198.18.0.3' }), { code: 'ERR_INVALID_ARGUMENT', field: 'ip' });
+      await c.deletePeer('a', '::ffff:c612:2');
+      assert.deepEqual(c.current.peers, []);
+    });
   });
 });
 

@@ -35,9 +35,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     const r = await client.call<{ port: Record<string, unknown> }>('GET', `/v1/ports/${encodeURIComponent(ref)}`);
     print(json, r, () => {
       const { backend, warnings, ...port } = r.port as { backend?: Record<string, unknown>; warnings?: string[] };
-      const warn = (warnings ?? []).map((w) => `warning: ${w}\n`).join('');
-      if (backend === undefined) return `${keyValues(port)}${warn}`;
-      return `${withBackend(port, backend)}${warn}`;
+      return `${backend === undefined ? keyValues(port) : withBackend(port, backend)}${warningText(warnings)}`;
     });
   });
   port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')

@@ -2,6 +2,7 @@
 // vpcctl neighbors: its neighbour cache.
 
 import type { Command } from 'commander';
+import { VXLAN_OVERHEAD } from '../../dataplane/overlay';
 import { LIMITS } from '../../dataplane/validate';
 import type { CliContext } from './context';
 import { keyValues, planText, table, warningText } from './format';
@@ -26,8 +27,7 @@ export function registerUplink(program: Command, { ctx, print }: CliContext): vo
     const r = await client.call<{ uplink: Record<string, unknown>; neighbors: Record<string, any>[] }>('GET', `/v1/uplinks/${encodeURIComponent(ref)}`);
     print(json, r, () => {
       const { backend, warnings, ...spec } = r.uplink as { backend?: Record<string, unknown>; warnings?: string[] };
-      const warn = (warnings ?? []).map((w) => `warning: ${w}\n`).join('');
-      return `${backend === undefined ? keyValues(spec) : withBackend(spec, backend)}\nneighbours:\n${neighborTable(r.neighbors)}${warn}`;
+      return `${backend === undefined ? keyValues(spec) : withBackend(spec, backend)}\nneighbours:\n${neighborTable(r.neighbors)}${warningText(warnings)}`;
     });
   });
   uplink.command('create <name>').description('create the uplink (succeeds if it exists with the same spec)')
@@ -37,7 +37,7 @@ export function registerUplink(program: Command, { ctx, print }: CliContext): vo
     .option('--local-ip6 <cidr>', 'IPv6 VTEP address with prefix, e.g. 2001:db8::1/64')
     .option('--gateway <ip>', 'IPv4 next hop for peers off the local prefix')
     .option('--gateway6 <ip>', 'IPv6 next hop for peers off the local prefix')
-    .option('--mtu <n>', 'underlay MTU', int('mtu', LIMITS.mtuMin, LIMITS.mtuMax))
+    .option('--mtu <n>', 'underlay MTU (118..9000; 1280.. with --local-ip6)', int('mtu', 68 + VXLAN_OVERHEAD.ipv4, LIMITS.mtuMax))
     .option('--mac <mac>', 'the VTEP\'s MAC (pipe uplinks; kernel interfaces keep their own)')
     .option('--udp-port <n>', 'VXLAN UDP port (default 4789)', int('udp-port', 1, 65535))
     .option('--set <key=value>', 'any other uplink field (JSON value), repeatable; e.g. --set ttl=32', collect(keyValue))
