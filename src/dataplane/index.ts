@@ -70,5 +70,5 @@ export {
 } from './specs';
 export type { NormalizedPort, NormalizedSwitch } from './specs';
 export { maxMtuFor } from './validate';
-export { VXLAN_OVERHEAD, inSubnet, subnetEdge, uplinkProblem, validateCidr, validatePeerSpec, validateRemoteMacSpec, validateUplinkSpec, vtepAddressProblem } from './overlay';
+export { VXLAN_OVERHEAD, inSubnet, ip6Groups, subnetEdge, uplinkProblem, validateCidr, validatePeerSpec, validateRemoteMacSpec, validateUplinkSpec, vtepAddressProblem } from './overlay';
 export type { NeighborEntry, PeerSpec, RemoteMacSpec, UplinkInfo, UplinkSpec } from './overlay';

@@ -20,6 +20,7 @@
 // otherwise be dropped silently: a route with an empty MAC).
 
 import { isIP } from 'node:net';
+import { ip6Groups } from '../../dataplane/overlay';
 
 export const EVPN_FAMILY = { afi: 'AFI_L2VPN', safi: 'SAFI_EVPN' } as const;
 export const TUNNEL_TYPE_VXLAN = 8; // RFC 9012 / RFC 8365 section 5.1.3
@@ -133,13 +134,8 @@ export function nlriOf(r: EvpnRoute): AnyMessage {
 
 function ipBytes(ip: string): Buffer {
   if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
-  const full = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-  const [head, tail] = full.includes('::') ? full.split('::') : [full, undefined];
-  const h = head === '' ? [] : head!.split(':');
-  const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
   const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  ip6Groups(ip).forEach((g, i) => b.writeUInt16BE(g, i * 2));
   return b;
 }
 
