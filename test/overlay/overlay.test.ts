@@ -1104,6 +1104,10 @@ test('VXLAN between two instances of this switch: the kernel fast path encapsula
   });
 });
 
+// What an uplink's status says when the kernel would not load the XDP
+// stage's program (ports/kpath.cc): the rest of the kernel path stays.
+const XDP_REFUSED = /this kernel refused the XDP program/;
+
 // An underlay whose interfaces merge what they receive (GRO on, as a NIC's
 // is by default; a veth's is off): the uplinks decapsulate VXLAN in XDP,
 // before GRO, so that a flow's inner TCP segments reach the guest merged,
@@ -1141,6 +1145,10 @@ test('VXLAN over an underlay with GRO on: an uplink decapsulates in XDP (xdpDeca
     };
     try {
       const status = async (i: number): Promise<string> => (await hosts[i]!.a.call<{ kernelPath: string }>('portStatus', 'up')).kernelPath;
+      if (XDP_REFUSED.test(await status(1))) {
+        t.skip(`this kernel refuses the XDP stage's program (bpf_xdp_adjust_meta): ${await status(1)}`);
+        return;
+      }
       for (const i of [0, 1]) assert.match(await status(i), /decapsulated at TC ingress, packet by packet \(the interface's GRO is off/);
       gro(true);
       await untilPasses(async () => assert.match(await status(1), /decapsulated in XDP/), 15_000);
@@ -1195,6 +1203,13 @@ test('forged XDP metadata from beyond a veth underlay is a counted drop, not swi
     const tmp = tempDir(lab);
     try {
       const [nsA, nsB] = [hosts[0].ns, hosts[1].ns];
+      const upStatus = (await hosts[1].a.call<{ kernelPath: string }>('portStatus', 'up')).kernelPath;
+      if (XDP_REFUSED.test(upStatus)) {
+        // Metadata is written only by an XDP program with bpf_xdp_adjust_meta,
+        // which this kernel gives none: there is nothing to forge.
+        t.skip(`this kernel refuses bpf_xdp_adjust_meta to XDP programs: ${upStatus}`);
+        return;
+      }
       run('ip', ['netns', 'exec', nsB, 'ethtool', '-K', 'up0', 'gro', 'on']);
       run('ip', ['-n', nsA, 'link', 'add', 'fx0', 'type', 'veth', 'peer', 'name', 'fx1']);
       for (const dev of ['fx0', 'fx1']) run('ip', ['-n', nsA, 'link', 'set', dev, 'up']);

@@ -203,6 +203,7 @@ class Bridge {
   // The programs' descriptors once the engine holds them (never closed before
   // the bridge): submitters hook new ports with them.
   std::atomic<int> kpath_tc_fd_{-1}, kpath_sock_fd_{-1}, kpath_xdp_fd_{-1};
+  std::atomic<bool> kpath_xdp_refused_{false};
 };
 
 }  // namespace vpc

@@ -45,6 +45,7 @@ void Bridge::kpath_settle(std::unique_ptr<KernelPath> kp, std::string why) {
     // From now on submitters hook new ports themselves (kpath_preload).
     kpath_sock_fd_.store(k.kp->sock_prog(), std::memory_order_relaxed);
     kpath_xdp_fd_.store(k.kp->xdp_prog(), std::memory_order_relaxed);
+    kpath_xdp_refused_.store(k.kp->progs().xdp_refused, std::memory_order_relaxed);
     kpath_tc_fd_.store(k.kp->tc_prog(), std::memory_order_release);
   }
 }
@@ -65,6 +66,7 @@ void Bridge::kpath_preload(Command& c) {
   progs.tc = kpath_tc_fd_.load(std::memory_order_acquire);
   progs.sock = kpath_sock_fd_.load(std::memory_order_relaxed);
   progs.xdp = kpath_xdp_fd_.load(std::memory_order_relaxed);
+  progs.xdp_refused = kpath_xdp_refused_.load(std::memory_order_relaxed);
   if (progs.tc < 0 && !kpath_claimed_.exchange(true, std::memory_order_relaxed)) {
     auto pre = std::make_shared<KpathPreload>();
     pre->kp = KernelPath::load(core_.max_ports(), uint32_t(switches_.size()), kKpathMaxEntries, kKpathMaxRemotes, &pre->why);

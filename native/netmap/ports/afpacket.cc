@@ -114,6 +114,7 @@ bool dup_progs(const KpathProgs& from, bool xdp, KpathProgs* to) {
   to->tc = fcntl(from.tc, F_DUPFD_CLOEXEC, 3);
   to->sock = fcntl(from.sock, F_DUPFD_CLOEXEC, 3);
   to->xdp = xdp && from.xdp >= 0 ? fcntl(from.xdp, F_DUPFD_CLOEXEC, 3) : -1;
+  to->xdp_refused = from.xdp_refused;
   if (to->tc >= 0 && to->sock >= 0 && (to->xdp >= 0 || !xdp || from.xdp < 0)) return true;
   close_progs(to);
   return false;
@@ -312,7 +313,10 @@ namespace {
 // empty: AfPacketPort::xdp_unwanted): without it TC ingress decapsulates.
 bool hook_kpath(int fd, int ifindex, const KpathProgs& progs, const std::string& xdp_why, KpathHook* link, std::string* why) {
   if (kpath_attach_socket(fd, progs.sock, why) && kpath_attach_tc(ifindex, progs.tc, link, why)) {
-    if (progs.xdp < 0) return true;
+    if (progs.xdp < 0) {
+      if (progs.xdp_refused) link->xdp_why = "this kernel refused the XDP program: docs/design/kernel-path.md#xdp";
+      return true;
+    }
     if (xdp_why.empty()) kpath_attach_xdp(ifindex, progs.xdp, link);
     else link->xdp_why = xdp_why;
     return true;

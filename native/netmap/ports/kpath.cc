@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #ifdef VPC_HAVE_KPATH
@@ -88,26 +89,45 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
                                              uint32_t max_remotes, std::string* why) {
   libbpf_set_print(quiet);
   std::unique_ptr<KernelPath> kp(new KernelPath());
-  bpf_object* obj = bpf_object__open_mem(kKpathObject, kKpathObjectLen, nullptr);
-  if (!obj) {
-    *why = std::string("BPF object: ") + strerror(errno);
-    return nullptr;
-  }
-  kp->obj_ = obj;
   struct Size {
     const char* map;
     uint32_t n;
   } sizes[] = {{"kp_ports", max_ports},     {"kp_ifx", max_ports},      {"kp_fdb", max_entries},
                {"kp_gen", max_switches},    {"kp_stats", max_ports},    {"kp_global", 1},
                {"kp_vni", max_switches},    {"kp_remote", max_remotes}, {"kp_rstats", max_remotes}};
-  for (const Size& s : sizes) {
-    bpf_map* m = bpf_object__find_map_by_name(obj, s.map);
-    if (!m || bpf_map__set_max_entries(m, s.n ? s.n : 1)) {
-      *why = std::string("BPF map ") + s.map + ": cannot size it";
+  // The object, its maps sized; without the XDP program when !xdp.
+  auto open = [&](bool xdp) -> bpf_object* {
+    bpf_object* obj = bpf_object__open_mem(kKpathObject, kKpathObjectLen, nullptr);
+    if (!obj) {
+      *why = std::string("BPF object: ") + strerror(errno);
       return nullptr;
     }
+    for (const Size& s : sizes) {
+      bpf_map* m = bpf_object__find_map_by_name(obj, s.map);
+      if (!m || bpf_map__set_max_entries(m, s.n ? s.n : 1)) {
+        *why = std::string("BPF map ") + s.map + ": cannot size it";
+        bpf_object__close(obj);
+        return nullptr;
+      }
+    }
+    bpf_program* x = bpf_object__find_program_by_name(obj, "kp_xdp");
+    if (!xdp && x) bpf_program__set_autoload(x, false);
+    return obj;
+  };
+  bpf_object* obj = open(true);
+  if (!obj) return nullptr;
+  kp->obj_ = obj;
+  int r = bpf_object__load(obj);
+  if (r && r != -EPERM) {
+    // The uplink's XDP stage is only a help (docs/design/kernel-path.md#xdp):
+    // a kernel that refuses its program (some builds allow no
+    // bpf_xdp_adjust_meta) keeps the rest, and TC ingress decapsulates.
+    bpf_object__close(std::exchange(kp->obj_, nullptr));
+    if (!(obj = open(false))) return nullptr;
+    kp->obj_ = obj;
+    if (!(r = bpf_object__load(obj))) kp->xdp_refused_ = true;
   }
-  if (int r = bpf_object__load(obj)) {
+  if (r) {
     // EACCES is the verifier refusing a program (EPERM: missing privilege):
     // a defect of this build, said as such.
     *why = std::string("loading the BPF programs: ") + strerror(-r) +
@@ -122,7 +142,7 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
   auto map = [&](const char* n) { return bpf_object__find_map_fd_by_name(obj, n); };
   kp->tc_prog_ = prog("kp_tc");
   kp->sock_prog_ = prog("kp_sock");
-  kp->xdp_prog_ = prog("kp_xdp");
+  kp->xdp_prog_ = kp->xdp_refused_ ? -1 : prog("kp_xdp");
   kp->ports_ = map("kp_ports");
   kp->ifx_ = map("kp_ifx");
   kp->fdb_ = map("kp_fdb");
@@ -133,7 +153,7 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
   kp->remote_ = map("kp_remote");
   kp->rstats_ = map("kp_rstats");
   kp->ncpu_ = libbpf_num_possible_cpus();
-  if (kp->tc_prog_ < 0 || kp->sock_prog_ < 0 || kp->xdp_prog_ < 0 || kp->ncpu_ < 1) {
+  if (kp->tc_prog_ < 0 || kp->sock_prog_ < 0 || (kp->xdp_prog_ < 0 && !kp->xdp_refused_) || kp->ncpu_ < 1) {
     *why = "BPF object: programs missing";
     return nullptr;
   }

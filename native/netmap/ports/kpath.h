@@ -85,7 +85,7 @@ class KernelPath {
   int tc_prog() const { return tc_prog_; }
   int sock_prog() const { return sock_prog_; }
   int xdp_prog() const { return xdp_prog_; }
-  KpathProgs progs() const { return {tc_prog_, sock_prog_, xdp_prog_}; }
+  KpathProgs progs() const { return {tc_prog_, sock_prog_, xdp_prog_, xdp_refused_}; }
   int map_fd(const char* name) const;  // test seam: a map of the object by name (-1: none)
 
   // Each returns false when the kernel refused (the map is full, say).
@@ -115,6 +115,7 @@ class KernelPath {
   KernelPath() = default;
   ::bpf_object* obj_ = nullptr;
   int tc_prog_ = -1, sock_prog_ = -1, xdp_prog_ = -1;
+  bool xdp_refused_ = false;  // this kernel would not load kp_xdp: no XDP stage
   KpathStats sum_stats(int map, uint32_t key);
   int ports_ = -1, ifx_ = -1, fdb_ = -1, gen_ = -1, stats_ = -1, global_ = -1;
   int vni_ = -1, remote_ = -1, rstats_ = -1;

@@ -24,6 +24,7 @@ struct KpathProgs {
   int tc = -1;    // TC ingress of every hooked interface
   int sock = -1;  // the filter of every hooked packet socket
   int xdp = -1;   // XDP of the uplink's interface
+  bool xdp_refused = false;  // the kernel would not load the XDP program (xdp < 0)
 };
 
 // How a sleeping engine can be woken by someone who just gave it work.
