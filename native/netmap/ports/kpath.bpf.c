@@ -36,14 +36,15 @@
 //   - encapsulation: an IPv4 or IPv6 frame, plain or a TCP super-frame (the
 //     uplink's device segments it, as for Linux's vxlan device), to a MAC
 //     the engine learned behind that VTEP;
-//   - decapsulation, on the uplink: a plain frame (not a super-frame) to our
-//     VTEP address and UDP port, its IPv4 header checksum right, its UDP
-//     checksum zero (this switch sends none, RFC 7348 5) or verified here
-//     (Linux's vxlan device sends one by default), no IP options or
-//     fragments, VXLAN flags exactly I, a VNI of a switch, from the VTEP the
-//     inner source MAC was learned behind, to a local access port. Received
-//     super-frames and everything else go to the engine, which checks and
-//     counts every case.
+//   - decapsulation, on the uplink: a frame to our VTEP address and UDP
+//     port, its IPv4 header checksum right, its UDP checksum zero (this
+//     switch sends none, RFC 7348 5) or verified here (Linux's vxlan device
+//     sends one by default), no IP options or fragments, VXLAN flags exactly
+//     I, a VNI of a switch, from the VTEP the inner source MAC was learned
+//     behind, to a local access port; a tunnel super-frame (a VTEP on this
+//     host over a veth) only when it holds one inner TCP super-frame and
+//     goes into the guest's end of a veth (decap_check). Everything else
+//     goes to the engine, which checks and counts every case.
 // Built with clang -target bpf (CMakeLists.txt), embedded in the library.
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -352,40 +353,36 @@ static __always_inline int udp_csum_ok(void* ctx, int xdp, const __u8* h, __u32 
   return fold((__u32)sum) == 0xffff;
 }
 
+// A TCP super-frame inside VXLAN, as a VTEP on this host hands it over a veth
+// underlay (the sending kernel's UDP-tunnel GSO: outer headers once, then
+// the inner frame whole; or GRO for a tunnel socket): the inner frame is
+// IPv4 without options or IPv6 without extension headers, TCP, and spans
+// the rest of the frame (a UDP GSO batch of VXLAN datagrams, this switch's
+// own, holds several inner frames: it fails here). Its L3 and L4 header
+// bytes, or 0.
+static __always_inline __u32 inner_tcp_headers(void* ctx, int xdp, __u32 len, __u32 proto) {
+  __u8 ih[56];
+  if (load(ctx, xdp, 64, ih, sizeof ih)) return 0;
+  __u32 l3;
+  if (proto == 0x0800) {
+    if (ih[0] != 0x45 || ih[9] != 6 || (ih[6] & 0x3f) || ih[7] || be16(ih + 2) != len - 64) return 0;
+    l3 = 20;
+  } else {
+    if ((ih[0] >> 4) != 6 || ih[6] != 6 || be16(ih + 4) != len - 64 - 40) return 0;
+    l3 = 40;
+  }
+  __u32 doff = (__u32)(ih[l3 + 12] >> 4) * 4;
+  return doff < 20 ? 0 : l3 + doff;
+}
+
 // A VXLAN packet on the uplink that the kernel may decapsulate and deliver:
 // its first 64 bytes h, its length, and its GSO size (a super-frame's), read
 // from ctx (an skb, or an XDP buffer when xdp) by the caller.
-static __always_inline int decap_verdict(void* ctx, int xdp, const __u8* h, __u32 len, __u32 gso_size,
-                                         struct kp_global* g, __u32 in_port, struct kp_port* from,
-                                         struct kp_verdict* v) {
-  // Outer Ethernet and IPv4: to our MAC, no options, not a fragment, within
-  // the uplink's MTU, to our address, header checksum right.
-  if (!mac_eq(h, g->mac) || be16(h + 12) != 0x0800 || h[14] != 0x45) return KP_NONE;
-  __u32 dst;
-  __builtin_memcpy(&dst, h + 30, 4);
-  if (dst != g->ip4 || h[23] != 17 || be16(h + 36) != g->udp_port) return KP_NONE;
-  // A super-frame (a veth underlay from a VTEP on this host, or UDP GRO
-  // forwarding) stays with the engine: on this kernel the helper would leave
-  // its tunnel GSO state on the decapsulated frame. Its flow's plain frames
-  // follow it (kp_gso_flows).
-  struct kp_flow fl = {.saddr = 0, .sport_vni = (__u32)h[34] << 24 | (__u32)h[35] << 16 | (__u32)h[47] << 8 | h[48]};
-  __builtin_memcpy(&fl.saddr, h + 26, 4);
-  __u64 now = bpf_ktime_get_coarse_ns();
-  __u32 zero = 0;
-  __u64* any = bpf_map_lookup_elem(&kp_gso_any, &zero);
-  if (gso_size) {
-    bpf_map_update_elem(&kp_gso_flows, &fl, &now, BPF_ANY);
-    if (any && *any != now) *any = now;
-    return KP_NONE;
-  }
-  // Over a wire no super-frame ever comes: then no flow is held, and the
-  // per-packet lookup is skipped.
-  if (!any || now - *any < KP_FLOW_HOLD_NS) {
-    __u64* held = bpf_map_lookup_elem(&kp_gso_flows, &fl);
-    if (held && now - *held < KP_FLOW_HOLD_NS) return KP_NONE;
-  }
+static __always_inline int decap_check(void* ctx, int xdp, const __u8* h, __u32 len, __u32 gso_size,
+                                       struct kp_global* g, __u32 in_port, struct kp_port* from,
+                                       struct kp_verdict* v) {
   __u32 tot = be16(h + 16);
-  if (tot != len - 14 || tot > from->mtu || (h[20] & 0x3f) || h[21]) return KP_NONE;
+  if (tot != len - 14 || (!gso_size && tot > from->mtu) || (h[20] & 0x3f) || h[21]) return KP_NONE;
   __u32 sum = 0;
 #pragma unroll
   for (int i = 0; i < 10; ++i) sum += be16(h + 14 + 2 * i);
@@ -393,9 +390,11 @@ static __always_inline int decap_verdict(void* ctx, int xdp, const __u8* h, __u3
   // UDP (a checksum, when there is one, right: Linux's vxlan device sends
   // one by default; one left for a NIC to finish, from a VTEP on this host,
   // fails here and goes to the engine, which knows it is partial) and VXLAN.
+  // A super-frame's checksums are the sending kernel's to finish (it came
+  // from a stack on this host, or GRO checked it): not summed.
   __u32 ulen = tot - 20;
   if (be16(h + 38) != ulen || h[42] != 0x08) return KP_NONE;
-  if ((h[40] || h[41]) && !udp_csum_ok(ctx, xdp, h, ulen)) return KP_NONE;
+  if (!gso_size && (h[40] || h[41]) && !udp_csum_ok(ctx, xdp, h, ulen)) return KP_NONE;
   __u32 vni = (__u32)h[46] << 16 | (__u32)h[47] << 8 | h[48];
   __u32* swp = bpf_map_lookup_elem(&kp_vni, &vni);
   if (!swp) return KP_NONE;
@@ -404,6 +403,11 @@ static __always_inline int decap_verdict(void* ctx, int xdp, const __u8* h, __u3
   const __u8* in = h + 50;
   __u32 proto = be16(in + 12);
   if ((in[0] & 1) || (proto != 0x0800 && proto != 0x86dd)) return KP_NONE;
+  __u32 hl = 0;
+  if (gso_size) {
+    hl = inner_tcp_headers(ctx, xdp, len, proto);
+    if (!hl || KP_VXLAN_LEN + hl + gso_size > from->mtu) return KP_NONE;  // each outer packet fits the uplink
+  }
   // Decapsulated in XDP, it is on the uplink by this MAC until TC ingress
   // takes it: never the uplink's own.
   if (xdp && mac_eq(in, g->mac)) return KP_NONE;
@@ -424,7 +428,16 @@ static __always_inline int decap_verdict(void* ctx, int xdp, const __u8* h, __u3
   __u32 out_port = dst_e->port;
   struct kp_port* to = bpf_map_lookup_elem(&kp_ports, &out_port);
   if (!to || !to->on || to->uplink || to->sw != sw || !to->ifindex) return KP_NONE;
-  if (len - KP_VXLAN_LEN - 14 > to->mtu) return KP_NONE;
+  if (gso_size) {
+    // On this kernel the helper leaves the tunnel GSO state on a super-frame
+    // it strips (the flag that clears it, BPF_F_ADJ_ROOM_DECAP_L4_UDP, is
+    // newer): harmless to the stack that receives it, which a guest's end of
+    // a veth leads to, but a device that segments tunnels itself (a NIC)
+    // would be handed a wrong one. So only into the guest's end of a veth.
+    if (!to->peer || hl + gso_size > to->mtu) return KP_NONE;
+  } else if (len - KP_VXLAN_LEN - 14 > to->mtu) {
+    return KP_NONE;
+  }
   v->kind = KP_DECAP;
   v->sw = sw;
   v->in = in_port;
@@ -436,6 +449,41 @@ static __always_inline int decap_verdict(void* ctx, int xdp, const __u8* h, __u3
   v->src = src;
   v->r = 0;
   return KP_DECAP;
+}
+
+// decap_check, after the outer addresses, and with super-frames the kernel
+// cannot take kept with the engine together with their flow's plain frames.
+static __always_inline int decap_verdict(void* ctx, int xdp, const __u8* h, __u32 len, __u32 gso_size,
+                                         struct kp_global* g, __u32 in_port, struct kp_port* from,
+                                         struct kp_verdict* v) {
+  // Outer Ethernet and IPv4: to our MAC, no options, to our address.
+  if (!mac_eq(h, g->mac) || be16(h + 12) != 0x0800 || h[14] != 0x45) return KP_NONE;
+  __u32 dst;
+  __builtin_memcpy(&dst, h + 30, 4);
+  if (dst != g->ip4 || h[23] != 17 || be16(h + 36) != g->udp_port) return KP_NONE;
+  // A super-frame the kernel does not take (below) goes to the engine, and
+  // so that its flow is not split between two paths and reordered, the
+  // flow's plain frames follow it there for a while (kp_gso_flows). One the
+  // kernel takes ends its flow's hold at once.
+  struct kp_flow fl = {.saddr = 0, .sport_vni = (__u32)h[34] << 24 | (__u32)h[35] << 16 | (__u32)h[47] << 8 | h[48]};
+  __builtin_memcpy(&fl.saddr, h + 26, 4);
+  __u64 now = bpf_ktime_get_coarse_ns();
+  __u32 zero = 0;
+  __u64* any = bpf_map_lookup_elem(&kp_gso_any, &zero);
+  // Over a wire no super-frame ever comes: then no flow is held, and the
+  // per-packet lookup is skipped.
+  __u64* held = 0;
+  if (!any || now - *any < KP_FLOW_HOLD_NS) held = bpf_map_lookup_elem(&kp_gso_flows, &fl);
+  if (!gso_size && held && now - *held < KP_FLOW_HOLD_NS) return KP_NONE;
+  int kind = decap_check(ctx, xdp, h, len, gso_size, g, in_port, from, v);
+  if (!gso_size) return kind;
+  if (kind == KP_DECAP) {
+    if (held) bpf_map_delete_elem(&kp_gso_flows, &fl);
+    return kind;
+  }
+  bpf_map_update_elem(&kp_gso_flows, &fl, &now, BPF_ANY);
+  if (any && *any != now) *any = now;
+  return KP_NONE;
 }
 
 static __always_inline int decide_decap(struct __sk_buff* skb, struct kp_global* g, __u32 in_port,
@@ -606,7 +654,9 @@ static __always_inline int encap(struct __sk_buff* skb, struct kp_remote* r, int
 static __always_inline int decap(struct __sk_buff* skb, int inner_v6) {
   __u8 eth[14];
   if (bpf_skb_load_bytes(skb, KP_VXLAN_LEN, eth, sizeof eth)) return -1;
-  if (bpf_skb_adjust_room(skb, -KP_VXLAN_LEN, BPF_ADJ_ROOM_MAC, inner_v6 ? KP_DECAP_L3_IPV6 : KP_DECAP_L3_IPV4))
+  // A super-frame keeps its segment size (the inner TCP's MSS).
+  __u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO | (inner_v6 ? KP_DECAP_L3_IPV6 : KP_DECAP_L3_IPV4);
+  if (bpf_skb_adjust_room(skb, -KP_VXLAN_LEN, BPF_ADJ_ROOM_MAC, flags))
     return -1;
   return bpf_skb_store_bytes(skb, 0, eth, sizeof eth, 0) ? -1 : 0;
 }
