@@ -31,6 +31,17 @@ function notASocket(p: string): string | undefined {
   }
 }
 
+// The longest path a Unix socket can have: sun_path holds 108 bytes with
+// its NUL. Node truncates a longer one without a word, so vpcd would listen
+// on (and vpcctl reach) a path other than the one given.
+export const SOCKET_PATH_MAX = 107;
+
+// Why `p` cannot be a Unix socket's path, or undefined.
+export function socketPathProblem(p: string): string | undefined {
+  const n = Buffer.byteLength(p);
+  return n > SOCKET_PATH_MAX ? `${p} is ${n} bytes, longer than a Unix socket's path can be (${SOCKET_PATH_MAX}): give a shorter one` : undefined;
+}
+
 // The daemon could not be reached at all.
 export class UnreachableError extends Error {
   constructor(readonly socketPath: string, readonly reason: string) {
@@ -40,6 +51,7 @@ export class UnreachableError extends Error {
 
   static explain(socketPath: string, reason: string): string {
     let why: string;
+    if (reason === 'ENAMETOOLONG') return `${socketPathProblem(socketPath) ?? `${socketPath}: name too long`} (--socket or VPCD_SOCKET).`;
     if (reason === 'ENOENT') why = `no socket at ${socketPath}: vpcd is not running, or listens elsewhere`;
     else if (reason === 'ECONNREFUSED' || reason === 'ENOTSOCK') why = notASocket(socketPath) ?? `nothing listens on ${socketPath}: vpcd is not running (stale socket)`;
     else if (reason === 'EACCES' || reason === 'EPERM') why = `permission denied on ${socketPath}: run as root or as a member of the socket's group`;
@@ -60,6 +72,7 @@ export class Client {
   constructor(readonly socketPath: string, readonly timeoutMs = 30_000) {}
 
   raw(method: string, path: string, body?: unknown): Promise<Response> {
+    if (socketPathProblem(this.socketPath)) return Promise.reject(new UnreachableError(this.socketPath, 'ENAMETOOLONG'));
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = http.request(
@@ -107,6 +120,7 @@ export class Client {
   // other answer. No timeout: the server ends the stream. `abort` ends it
   // early from this side (the server then stops what it streams).
   stream(path: string, onData: (chunk: Buffer) => void, abort?: AbortSignal): Promise<Record<string, string | undefined>> {
+    if (socketPathProblem(this.socketPath)) return Promise.reject(new UnreachableError(this.socketPath, 'ENAMETOOLONG'));
     return new Promise((resolve, reject) => {
       const req = http.request({ socketPath: this.socketPath, agent: false, method: 'GET', path, signal: abort }, (res) => {
         const status = res.statusCode ?? 0;

@@ -235,11 +235,14 @@ export class Daemon {
       throw new DaemonExit(VPCD_EXIT.FATAL, `bgp: ${(err as Error).message}${err instanceof SpeakerError ? '' : ' (see the log)'}`);
     }
 
+    // Which listener failed: the socket's server may be listening already
+    // when its chmod or a later step fails.
+    let where = `--socket ${opts.socket}`;
     try {
       await this.listenApi();
+      where = `--metrics ${opts.metrics}`;
       if (opts.metrics !== undefined) await this.listenMetrics(opts.metrics, dp);
     } catch (err) {
-      const where = this.api?.listening === true ? `--metrics ${opts.metrics}` : `--socket ${opts.socket}`;
       // The switches run by now: stop them as SIGTERM would (ports detached,
       // offloads and XDP programs given back, the socket removed) before
       // exiting, not leave that to the process's end.

@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { checkConfig, DEFAULT_METRICS, DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions, parseHostPort, runDaemon, VPCD_EXIT } from './daemon';
+import { socketPathProblem } from './client';
 import { LOG_FORMATS, LogFormat } from './logging';
 import { VERSION } from './version';
 
@@ -46,10 +47,17 @@ export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<voi
       }
       // Paths as absolute ones: what status, logs and errors show is where
       // the file is, whatever directory vpcctl runs in.
+      const socket = path.resolve(o.socket);
+      const tooLong = socketPathProblem(socket);
+      if (tooLong !== undefined) {
+        process.stderr.write(`vpcd: --socket ${tooLong}\n`);
+        process.exitCode = VPCD_EXIT.USAGE;
+        return;
+      }
       await onRun({
         config: o.config === undefined ? undefined : path.resolve(o.config),
         stateDir: path.resolve(o.stateDir),
-        socket: path.resolve(o.socket),
+        socket,
         socketMode: parseInt(o.socketMode, 8),
         metrics: o.metrics === 'off' ? undefined : o.metrics,
         logLevel: o.logLevel,

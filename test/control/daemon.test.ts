@@ -163,6 +163,25 @@ describe('vpcd process', () => {
     }
   });
 
+  test('a --socket path longer than a Unix socket can have: vpcd exits 2 naming it (Node would listen on it cut short), vpcctl says the same', async () => {
+    const dir = tempDir();
+    try {
+      const long = path.join(dir, `${'s'.repeat(120)}.sock`);
+      const d = await spawnVpcd({ dir, config: CONFIG, waitReady: false, extraArgs: ['--socket', long] });
+      assert.equal(await d.exited, 2, d.stderr.join(''));
+      const bytes = Buffer.byteLength(long);
+      assert.match(d.stderr.join(''), new RegExp(`--socket ${long} is ${bytes} bytes, longer than a Unix socket's path can be \\(107\\)`));
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.sock') || f.startsWith('s')), [], 'no socket, under any name');
+      assert.equal(fs.existsSync(path.join(dir, 'state', 'vpcd.pid')), false, 'nothing was started');
+      const out: string[] = [];
+      const code = await runCli(['--socket', long, 'status'], { out: (t) => out.push(t), err: (t) => out.push(t) });
+      assert.equal(code, 3, out.join(''));
+      assert.match(out.join(''), new RegExp(`is ${bytes} bytes, longer than a Unix socket's path can be \\(107\\).*--socket or VPCD_SOCKET`));
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   test('an invalid config at startup is refused with path and line (exit 4)', async () => {
     const dir = tempDir();
     try {
