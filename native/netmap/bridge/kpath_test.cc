@@ -568,9 +568,8 @@ TEST(KernelPathPrograms, TheTcProgramFollowsTheSocketFiltersVerdictOnTheSameFram
 
 // A VXLAN packet from 198.18.5.2 to our VTEP 198.18.5.1 (UDP source port
 // `sport`, VNI 5000, no UDP checksum) around a TCP frame from kB (behind
-// that VTEP) to kA, built by proto/test_frames.h.
-std::vector<uint8_t> vxlan_packet(const uint8_t* vtep_mac, uint16_t sport) {
-  testframes::Spec in;
+// that VTEP) to kA, built by proto/test_frames.h (`in`: its other fields).
+std::vector<uint8_t> vxlan_packet(const uint8_t* vtep_mac, uint16_t sport, testframes::Spec in = {}) {
   in.dst = kA;
   in.src = kB;
   const testframes::Bytes inner = testframes::build(in).f;
@@ -657,24 +656,48 @@ std::string with_vtep_programs(const std::function<void(vpc::KernelPath&, int, i
 TEST(KernelPathPrograms, ASuperFrameIsTheKernelsIntoAGuestsVethElseItsFlowStaysWithTheEngineForASecond) {
   const std::string skip = with_vtep_programs([&](vpc::KernelPath& kp, int ia, int iu) {
     auto tc = [&](uint16_t sport, uint32_t gso_size) { return run_tc(kp, iu, vxlan_packet(kVtepMac, sport), gso_size); };
+    // A super-frame: 3,000 bytes of TCP data inside, more than one segment.
+    auto big = [](auto change) {
+      testframes::Spec in;
+      in.payload = 3000;
+      change(in);
+      return in;
+    };
+    auto super = [&](uint16_t sport, uint32_t gso_size, const testframes::Spec& in) { return run_tc(kp, iu, vxlan_packet(kVtepMac, sport, in), gso_size); };
+    const testframes::Spec plain_big = big([](testframes::Spec&) {});
     auto errors = [&] { return kp.stats(1).errors; };
     // The access port kpa is a veth's end without a peer in another
     // namespace (kp_port.peer 0) first.
     // The engine's frames are not handed to the host's stack as well
     // (VxlanTheEngineTakesIsNotAlsoTheHostStacks, below).
-    EXPECT_EQ(tc(50000, 0), kTcActRedirect);    // plain: decapsulated in the kernel
-    EXPECT_EQ(tc(50000, 1400), kTcActShot);     // a super-frame of that flow: the engine's
+    EXPECT_EQ(tc(50000, 0), kTcActRedirect);                // plain: decapsulated in the kernel
+    EXPECT_EQ(super(50000, 1400, plain_big), kTcActShot);   // a super-frame of that flow: the engine's
     EXPECT_EQ(errors(), 0u);
-    EXPECT_EQ(tc(50000, 0), kTcActShot);        // and its plain packets follow it there
-    EXPECT_EQ(tc(50001, 0), kTcActRedirect);    // another flow stays in the kernel
-    // Into the guest's end of a veth.
+    EXPECT_EQ(tc(50000, 0), kTcActShot);                    // and its plain packets follow it there
+    EXPECT_EQ(tc(50001, 0), kTcActRedirect);                // another flow stays in the kernel
+    // Into the guest's end of a veth: what is not one inner TCP super-frame
+    // that fits goes to the engine still (errors unchanged).
     ASSERT_TRUE(kp.set_port(0, KpathPort{uint32_t(ia), 0, 1500, 1, 0, 1}));
-    EXPECT_EQ(tc(50000, 1461), kTcActShot) << "its segments (40 bytes of headers and 1,461 of data) would not fit the port's MTU";
+    EXPECT_EQ(super(50000, 1461, plain_big), kTcActShot) << "its segments (40 bytes of headers and 1,461 of data) would not fit the port's MTU";
+    EXPECT_EQ(super(50000, 1400, big([](testframes::Spec& in) { in.payload = 1400; })), kTcActShot) << "one segment";
+    EXPECT_EQ(super(50000, 1400, big([](testframes::Spec& in) { in.frag = 0x2000; })), kTcActShot) << "a fragment inside";
+    EXPECT_EQ(super(50000, 1400, big([](testframes::Spec& in) { in.ip_opt = 4; })), kTcActShot) << "IPv4 options inside";
+    EXPECT_EQ(super(50000, 1400, big([](testframes::Spec& in) { in.proto = kIpProtoUdp; })), kTcActShot) << "UDP inside";
+    std::vector<uint8_t> longer = vxlan_packet(kVtepMac, 50000, plain_big);
+    store_be16(longer.data() + 64 + 2, uint16_t(load_be16(longer.data() + 64 + 2) + 1));
+    EXPECT_EQ(run_tc(kp, iu, longer, 1400), kTcActShot) << "an inner length beyond the frame";
+    ASSERT_TRUE(kp.set_port(1, KpathPort{uint32_t(iu), 0, 1480, 1, 1, 0}));
+    EXPECT_EQ(super(50000, 1400, plain_big), kTcActShot) << "its outer packets (1,490 bytes) would not fit the uplink's MTU of 1,480";
+    ASSERT_TRUE(kp.set_port(1, KpathPort{uint32_t(iu), 0, 1600, 1, 1, 0}));
     EXPECT_EQ(errors(), 0u);
     EXPECT_EQ(tc(50000, 0), kTcActShot) << "still held";
-    EXPECT_EQ(tc(50000, 1400), kTcActShot);
+    EXPECT_EQ(super(50000, 1400, plain_big), kTcActShot);
     EXPECT_EQ(errors(), 1u) << "the kernel took it";
     EXPECT_EQ(tc(50000, 0), kTcActRedirect) << "and its flow's hold ended";
+    EXPECT_EQ(super(50003, 1400, big([](testframes::Spec& in) { in.v6 = true; })), kTcActShot);
+    EXPECT_EQ(errors(), 2u) << "IPv6 inside: taken";
+    EXPECT_EQ(super(50003, 1400, big([](testframes::Spec& in) { in.tcp_opt = 12; })), kTcActShot);
+    EXPECT_EQ(errors(), 3u) << "TCP options (timestamps): taken";
     // A UDP GSO batch of VXLAN packets (this switch's own: each segment an
     // inner frame of its own) is not one inner frame: the engine's.
     std::vector<uint8_t> batch = vxlan_packet(kVtepMac, 50002);
@@ -685,7 +708,7 @@ TEST(KernelPathPrograms, ASuperFrameIsTheKernelsIntoAGuestsVethElseItsFlowStaysW
     store_be16(batch.data() + kEthHeaderLen + 10, uint16_t(~testframes::ref_sum(batch.data() + kEthHeaderLen, kIpv4HeaderLen)));
     store_be16(batch.data() + kEthHeaderLen + kIpv4HeaderLen + 4, uint16_t(batch.size() - kEthHeaderLen - kIpv4HeaderLen));
     EXPECT_EQ(run_tc(kp, iu, batch, uint32_t(chunk.size())), kTcActShot);
-    EXPECT_EQ(errors(), 1u) << "left to the engine";
+    EXPECT_EQ(errors(), 3u) << "left to the engine";
     EXPECT_EQ(tc(50002, 0), kTcActShot) << "and its flow follows it";
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
@@ -798,7 +821,7 @@ TEST(KernelPathPrograms, XdpDecapsulatesWhatTcWouldAndLeavesItsPortForTc) {
     EXPECT_EQ(run_tc(kp, iu, pkt), kTcActRedirect) << "VXLAN the XDP stage passed: TC decapsulates it, as before";
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
-  if (refused) GTEST_SKIP() << "this kernel refused kp_xdp (no bpf_xdp_adjust_meta for XDP programs): the rest loaded without it";
+  if (refused) GTEST_SKIP() << "this kernel gives XDP programs no bpf_xdp_adjust_meta: kp_xdp was left out, the rest loaded";
 }
 
 // VXLAN to our VTEP that the engine takes (its packet socket had the frame

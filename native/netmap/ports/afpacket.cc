@@ -314,7 +314,7 @@ namespace {
 bool hook_kpath(int fd, int ifindex, const KpathProgs& progs, const std::string& xdp_why, KpathHook* link, std::string* why) {
   if (kpath_attach_socket(fd, progs.sock, why) && kpath_attach_tc(ifindex, progs.tc, link, why)) {
     if (progs.xdp < 0) {
-      if (progs.xdp_refused) link->xdp_why = "this kernel refused the XDP program: docs/design/kernel-path.md#xdp";
+      if (progs.xdp_refused) link->xdp_why = "this kernel gives XDP programs no bpf_xdp_adjust_meta, which the XDP stage needs: docs/design/kernel-path.md#xdp";
       return true;
     }
     if (xdp_why.empty()) kpath_attach_xdp(ifindex, progs.xdp, link);

@@ -372,7 +372,7 @@ static __always_inline __u32 inner_tcp_headers(void* ctx, int xdp, __u32 len, __
     l3 = 40;
   }
   __u32 doff = (__u32)(ih[l3 + 12] >> 4) * 4;
-  return doff < 20 ? 0 : l3 + doff;
+  return doff < 20 || l3 + doff >= len - 64 ? 0 : l3 + doff;  // headers within the inner packet, data behind them
 }
 
 // A VXLAN packet on the uplink that the kernel may decapsulate and deliver:
@@ -406,7 +406,8 @@ static __always_inline int decap_check(void* ctx, int xdp, const __u8* h, __u32 
   __u32 hl = 0;
   if (gso_size) {
     hl = inner_tcp_headers(ctx, xdp, len, proto);
-    if (!hl || KP_VXLAN_LEN + hl + gso_size > from->mtu) return KP_NONE;  // each outer packet fits the uplink
+    // Each outer packet fits the uplink; more than one segment.
+    if (!hl || KP_VXLAN_LEN + hl + gso_size > from->mtu || len - 64 - hl <= gso_size) return KP_NONE;
   }
   // Decapsulated in XDP, it is on the uplink by this MAC until TC ingress
   // takes it: never the uplink's own.

@@ -3,7 +3,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <utility>
 #include <vector>
 
 #ifdef VPC_HAVE_KPATH
@@ -83,6 +82,30 @@ int quiet(enum libbpf_print_level, const char*, va_list) { return 0; }
 // BPF_TCX_INGRESS (Linux 6.6); Debian 12's headers predate it.
 constexpr int kTcxIngress = 46;
 
+// Whether this kernel lets an XDP program call bpf_xdp_adjust_meta, which
+// the uplink's XDP stage needs (kp_meta). Some builds refuse it to every
+// XDP program ("program of this type cannot use helper"); libbpf's own
+// probe, in the version Debian 12 has, takes that refusal for support. So
+// one tiny program is loaded to ask. Only a refusal of the helper itself
+// says no: any other failure (no privilege) is left to the real load to
+// report.
+bool xdp_meta_allowed() {
+  const bpf_insn prog[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, 2, 0, 0, 0},                         // r2 = 0
+      {BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_xdp_adjust_meta},           // adjust_meta(ctx, 0)
+      {BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 2},                         // return XDP_PASS
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  char log[4096] = "";
+  LIBBPF_OPTS(bpf_prog_load_opts, o, .log_level = 1, .log_size = sizeof log, .log_buf = log);
+  const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "kp_probe", "Dual BSD/GPL", prog, 4, &o);
+  if (fd >= 0) {
+    close(fd);
+    return true;
+  }
+  return !(strstr(log, "cannot use helper") || strstr(log, "unknown func") || strstr(log, "invalid func"));
+}
+
 }  // namespace
 
 std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_switches, uint32_t max_entries,
@@ -95,38 +118,27 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
   } sizes[] = {{"kp_ports", max_ports},     {"kp_ifx", max_ports},      {"kp_fdb", max_entries},
                {"kp_gen", max_switches},    {"kp_stats", max_ports},    {"kp_global", 1},
                {"kp_vni", max_switches},    {"kp_remote", max_remotes}, {"kp_rstats", max_remotes}};
-  // The object, its maps sized; without the XDP program when !xdp.
-  auto open = [&](bool xdp) -> bpf_object* {
-    bpf_object* obj = bpf_object__open_mem(kKpathObject, kKpathObjectLen, nullptr);
-    if (!obj) {
-      *why = std::string("BPF object: ") + strerror(errno);
+  // The object, its maps sized; the uplink's XDP stage only where the
+  // kernel lets XDP programs have metadata.
+  bpf_object* obj = bpf_object__open_mem(kKpathObject, kKpathObjectLen, nullptr);
+  if (!obj) {
+    *why = std::string("BPF object: ") + strerror(errno);
+    return nullptr;
+  }
+  kp->obj_ = obj;
+  for (const Size& s : sizes) {
+    bpf_map* m = bpf_object__find_map_by_name(obj, s.map);
+    if (!m || bpf_map__set_max_entries(m, s.n ? s.n : 1)) {
+      *why = std::string("BPF map ") + s.map + ": cannot size it";
       return nullptr;
     }
-    for (const Size& s : sizes) {
-      bpf_map* m = bpf_object__find_map_by_name(obj, s.map);
-      if (!m || bpf_map__set_max_entries(m, s.n ? s.n : 1)) {
-        *why = std::string("BPF map ") + s.map + ": cannot size it";
-        bpf_object__close(obj);
-        return nullptr;
-      }
-    }
-    bpf_program* x = bpf_object__find_program_by_name(obj, "kp_xdp");
-    if (!xdp && x) bpf_program__set_autoload(x, false);
-    return obj;
-  };
-  bpf_object* obj = open(true);
-  if (!obj) return nullptr;
-  kp->obj_ = obj;
-  int r = bpf_object__load(obj);
-  if (r && r != -EPERM) {
-    // The uplink's XDP stage is only a help (docs/design/kernel-path.md#xdp):
-    // a kernel that refuses its program (some builds allow no
-    // bpf_xdp_adjust_meta) keeps the rest, and TC ingress decapsulates.
-    bpf_object__close(std::exchange(kp->obj_, nullptr));
-    if (!(obj = open(false))) return nullptr;
-    kp->obj_ = obj;
-    if (!(r = bpf_object__load(obj))) kp->xdp_refused_ = true;
   }
+  if (!xdp_meta_allowed()) {
+    bpf_program* x = bpf_object__find_program_by_name(obj, "kp_xdp");
+    if (x) bpf_program__set_autoload(x, false);
+    kp->xdp_refused_ = true;
+  }
+  int r = bpf_object__load(obj);
   if (r) {
     // EACCES is the verifier refusing a program (EPERM: missing privilege):
     // a defect of this build, said as such.
