@@ -12,9 +12,12 @@
 #    to try it. Ctrl-C stops vpcd and removes everything the demo created.
 #
 # Only the demo's own namespaces and veths are touched, with addresses from
-# 198.18.0.0/15. Environment: VPCD_SOCKET, VPCD_METRICS, VPC_DEMO_LOCK, and
-# VPC_DEMO_BUILT=1 to skip step 2 in a tree that is built already (the test
-# of a whole demo sets it: it runs beside other tests that use the build).
+# 198.18.0.0/15. Environment: VPCD_SOCKET, VPCD_METRICS, and VPC_DEMO_BUILT=1
+# to skip step 2 in a tree that is built already (the test of a whole demo
+# sets it: it runs beside other tests that use the build). VPC_DEMO_LOCK is
+# for the tests of the refusals only: the lock is what tells a demo that
+# vpcdemo-* namespaces and /tmp/vpcd-demo.* directories are a killed run's,
+# so two demos on different locks would remove each other's.
 #
 # Sourcing this file (tests do) defines the functions and runs nothing.
 set -euo pipefail
