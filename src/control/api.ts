@@ -192,14 +192,25 @@ export function answerStatus(e: ControlError): number {
 }
 
 // The answer to a delete: what was deleted and the plan that did it.
-function deletedBody(r: MutationResult<{ uuid: string }>, name: string): Record<string, unknown> {
-  return { deleted: { uuid: r.object.uuid, name }, plan: r.plan, ...warned(r) };
+function deletedBody(ctx: ApiContext, r: MutationResult<{ uuid: string }>, name: string): Record<string, unknown> {
+  return { deleted: { uuid: r.object.uuid, name }, plan: r.plan, ...warned(ctx, r) };
 }
 
 // What the change touches that works badly (an off-subnet peer, a port above
-// its switch's inner MTU): answered as well as logged.
-function warned(r: MutationResult<unknown>): { warnings?: string[] } {
-  return r.warnings !== undefined && r.warnings.length > 0 ? { warnings: r.warnings } : {};
+// its switch's inner MTU): answered as well as logged. And on a vpcd that
+// runs with a --config file, that its next reload or start applies the file
+// again (as for an apply of other text, below).
+function warned(ctx: ApiContext, r: MutationResult<unknown>): { warnings?: string[] } {
+  const warnings = [...(r.warnings ?? [])];
+  if (r.plan.length > 0 && ctx.configPath !== undefined) warnings.push(configFileWarning(ctx.configPath, false));
+  return warnings.length > 0 ? { warnings } : {};
+}
+
+// `differs`: the file is known to say otherwise (an apply of other text);
+// else it may or may not (a single change).
+function configFileWarning(configPath: string, differs: boolean): string {
+  return `vpcd runs with --config ${configPath}${differs ? ', which says otherwise' : ''}: a reload (SIGHUP) or restart applies that file ` +
+    `again and undoes this change${differs ? '' : ' unless the file says the same'}; put the change in that file`;
 }
 
 // The daemon and its engine: what runs, and the counters.
@@ -241,16 +252,16 @@ function switchRoutes(ctx: ApiContext): Route[] {
     route('GET', '/v1/switches', () => [200, { switches: c.current.switches.map((s) => switchView(ctx, s)) }]),
     route('POST', '/v1/switches', async ({ body }) => {
       const r = await c.createSwitch(bodyObject(body));
-      return [createdStatus(r), { switch: switchView(ctx, r.object), created: r.created, plan: r.plan, ...warned(r) }];
+      return [createdStatus(r), { switch: switchView(ctx, r.object), created: r.created, plan: r.plan, ...warned(ctx, r) }];
     }),
     route('GET', '/v1/switches/:ref', ({ params }) => [200, { switch: switchView(ctx, c.requireSwitch(params.ref!)) }]),
     route('PATCH', '/v1/switches/:ref', async ({ params, body }) => {
       const r = await c.updateSwitch(params.ref!, bodyObject(body));
-      return [200, { switch: switchView(ctx, r.object), plan: r.plan, ...warned(r) }];
+      return [200, { switch: switchView(ctx, r.object), plan: r.plan, ...warned(ctx, r) }];
     }),
     route('DELETE', '/v1/switches/:ref', async ({ params }) => {
       const r = await c.deleteSwitch(params.ref!);
-      return [200, deletedBody(r, r.object.spec.name)];
+      return [200, deletedBody(ctx, r, r.object.spec.name)];
     }),
     route('GET', '/v1/switches/:ref/fdb', async ({ params }) => {
       const s = c.requireSwitch(params.ref!);
@@ -276,7 +287,7 @@ function portRoutes(ctx: ApiContext): Route[] {
     }),
     route('POST', '/v1/ports', async ({ body }) => {
       const r = await c.createPort(bodyObject(body));
-      return [createdStatus(r), { port: portView(ctx, r.object), created: r.created, plan: r.plan, ...warned(r) }];
+      return [createdStatus(r), { port: portView(ctx, r.object), created: r.created, plan: r.plan, ...warned(ctx, r) }];
     }),
     route('GET', '/v1/ports/:ref', ({ params }) => {
       const p = c.requirePort(params.ref!);
@@ -287,11 +298,11 @@ function portRoutes(ctx: ApiContext): Route[] {
     }),
     route('PATCH', '/v1/ports/:ref', async ({ params, body }) => {
       const r = await c.updatePort(params.ref!, bodyObject(body));
-      return [200, { port: portView(ctx, r.object), plan: r.plan, ...warned(r) }];
+      return [200, { port: portView(ctx, r.object), plan: r.plan, ...warned(ctx, r) }];
     }),
     route('DELETE', '/v1/ports/:ref', async ({ params }) => {
       const r = await c.deletePort(params.ref!);
-      return [200, deletedBody(r, r.object.spec.name)];
+      return [200, deletedBody(ctx, r, r.object.spec.name)];
     }),
   ];
 }
@@ -303,7 +314,7 @@ function uplinkRoutes(ctx: ApiContext): Route[] {
     route('GET', '/v1/uplinks', () => [200, { uplinks: c.current.uplinks.map((u) => uplinkView(ctx, u)) }]),
     route('POST', '/v1/uplinks', async ({ body }) => {
       const r = await c.createUplink(bodyObject(body));
-      return [createdStatus(r), { uplink: uplinkView(ctx, r.object), created: r.created, plan: r.plan, ...warned(r) }];
+      return [createdStatus(r), { uplink: uplinkView(ctx, r.object), created: r.created, plan: r.plan, ...warned(ctx, r) }];
     }),
     route('GET', '/v1/uplinks/:ref', async ({ params }) => {
       const u = c.requireUplink(params.ref!);
@@ -314,7 +325,7 @@ function uplinkRoutes(ctx: ApiContext): Route[] {
     }),
     route('DELETE', '/v1/uplinks/:ref', async ({ params }) => {
       const r = await c.deleteUplink(params.ref!);
-      return [200, deletedBody(r, r.object.spec.name)];
+      return [200, deletedBody(ctx, r, r.object.spec.name)];
     }),
     route('GET', '/v1/bgp', () => [200, { bgp: ctx.bgp?.status() ?? null }]),
     route('GET', '/v1/bgp/routes', ({ query }) => {
@@ -336,12 +347,12 @@ function peerRoutes(ctx: ApiContext): Route[] {
     }),
     route('POST', '/v1/peers', async ({ body }) => {
       const r = await c.createPeer(bodyObject(body));
-      return [createdStatus(r), { peer: peerView(ctx, r.object), created: r.created, plan: r.plan, ...warned(r) }];
+      return [createdStatus(r), { peer: peerView(ctx, r.object), created: r.created, plan: r.plan, ...warned(ctx, r) }];
     }),
     route('GET', '/v1/peers/:switch/:ip', ({ params }) => [200, { peer: peerView(ctx, c.requirePeer(params.switch!, params.ip!)) }]),
     route('DELETE', '/v1/peers/:switch/:ip', async ({ params }) => {
       const r = await c.deletePeer(params.switch!, params.ip!);
-      return [200, deletedBody(r, `${r.object.spec.switch}/${r.object.spec.ip}`)];
+      return [200, deletedBody(ctx, r, `${r.object.spec.switch}/${r.object.spec.ip}`)];
     }),
   ];
 }
@@ -358,7 +369,7 @@ function fdbRoutes(ctx: ApiContext): Route[] {
     }),
     route('POST', '/v1/fdb', async ({ body }) => {
       const r = await c.createFdb(bodyObject(body));
-      return [createdStatus(r), { fdb: fdbView(r.object), created: r.created, plan: r.plan, ...warned(r) }];
+      return [createdStatus(r), { fdb: fdbView(r.object), created: r.created, plan: r.plan, ...warned(ctx, r) }];
     }),
     route('GET', '/v1/fdb/:switch/:mac', ({ params }) => {
       const f = c.findFdb(params.switch!, params.mac!);
@@ -367,7 +378,7 @@ function fdbRoutes(ctx: ApiContext): Route[] {
     }),
     route('DELETE', '/v1/fdb/:switch/:mac', async ({ params }) => {
       const r = await c.deleteFdb(params.switch!, params.mac!);
-      return [200, deletedBody(r, fdbKey(r.object.spec))];
+      return [200, deletedBody(ctx, r, fdbKey(r.object.spec))];
     }),
   ];
 }
@@ -389,7 +400,7 @@ function stateRoutes(ctx: ApiContext): Route[] {
       // vpcd runs with a --config file that says otherwise: its next reload
       // or start applies that file again and undoes this.
       if (r.plan.length > 0 && ctx.configPath !== undefined && !sameConfig(ctx.configPath, b.config)) {
-        r.warnings.push(`vpcd runs with --config ${ctx.configPath}, which says otherwise: a reload (SIGHUP) or restart applies that file again and undoes this change; put the change in that file`);
+        r.warnings.push(configFileWarning(ctx.configPath, true));
       }
       return [200, r];
     }),

@@ -473,7 +473,11 @@ export class Controller {
     // A whole configuration is said whole; a single change, only what it
     // touches (not every port's MTU again at each FDB entry).
     const scope = opts.whole === true ? target : touchedModel(target, steps);
-    const warnings = [...opts.warnings, ...uplinkWarnings(steps), ...portWarnings(steps), ...mtuWarnings(target, undefined, scope), ...peerRouteWarnings(scope)];
+    // A missing interface is waited for only where waitForInterface is not
+    // false; a single API create is refused instead (ERR_NOT_FOUND), and a
+    // warning that the port is down until it appears would be untrue.
+    const waits = opts.waitForInterface !== false;
+    const warnings = [...opts.warnings, ...uplinkWarnings(steps, waits), ...portWarnings(steps, waits), ...mtuWarnings(target, undefined, scope), ...peerRouteWarnings(scope)];
     const result: ApplyResult = { plan: steps.map(describeStep), steps, summary: summarize(steps), applied: false, warnings };
     // The BGP speaker is no dataplane object: a change is one line of the plan.
     const bgpChange = bgpPlanLine(this.model.bgp, target.bgp);
@@ -570,8 +574,8 @@ function bgpRestartWarnings(from: Model, to: Model): string[] {
 }
 
 // What is wrong around the uplinks a plan creates (read from the host, see hostcheck.ts).
-function uplinkWarnings(steps: Step[]): string[] {
-  return steps.flatMap((s) => (s.kind === 'uplink' && s.op === 'create' ? [...interfaceMissing(s.spec, undefined, 'uplink'), ...vtepHeldByKernel(s.spec)] : []));
+function uplinkWarnings(steps: Step[], waits = true): string[] {
+  return steps.flatMap((s) => (s.kind === 'uplink' && s.op === 'create' ? [...(waits ? interfaceMissing(s.spec, undefined, 'uplink') : []), ...vtepHeldByKernel(s.spec)] : []));
 }
 
 // What to do about a create that names an existing object with another
@@ -647,8 +651,8 @@ export function stateOverLimits(saved: Model, engine: DataplaneOptions): string 
 }
 
 // New kernel ports whose interface is not there (yet): they are made down.
-function portWarnings(steps: Step[]): string[] {
-  return steps.flatMap((s) => (s.kind === 'port' && s.op === 'create' ? [...interfaceMissing(s.spec), ...socketDirectoryMissing(s.spec)] : []));
+function portWarnings(steps: Step[], waits = true): string[] {
+  return steps.flatMap((s) => (s.kind === 'port' && s.op === 'create' ? [...(waits ? interfaceMissing(s.spec) : []), ...socketDirectoryMissing(s.spec)] : []));
 }
 
 // An FDB entry's fields for comparison (port or vtep, whichever it has).

@@ -411,6 +411,9 @@ describe('ports whose interface is missing', () => {
         // The API's own create still refuses a missing interface at once (a
         // misspelt name is told, not waited for).
         await assert.rejects(d3.client.call('POST', '/v1/ports', { name: 'v2', type: 'afpacket', interface: 'vti9', switch: 's1' }), (e: ApiError) => e.status === 404 && /vti9 does not exist/.test(e.message));
+        // And its log does not first say the port is down until vti9 appears.
+        await sleep(100);
+        assert.ok(!d3.logs.some((l) => /vti9 does not exist \(yet\)/.test(l)), d3.logs.filter((l) => l.includes('vti9')).join('\n'));
       } finally {
         await d3.stop();
       }
