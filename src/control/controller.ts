@@ -174,7 +174,7 @@ export class Controller {
       const existing = this.model.switches.find((s) => s.spec.name === given.spec.name);
       if (existing !== undefined) {
         const ignoreCapacity = given.spec.fdbCapacity === undefined;
-        this.sameOrConflict('switch', given.spec.name, existing.uuid, given.uuid, normalSwitch(existing.spec, ignoreCapacity), normalSwitch(given.spec, ignoreCapacity));
+        this.sameOrConflict('switch', given.spec.name, existing.uuid, given.uuid, normalSwitch(existing.spec, ignoreCapacity), normalSwitch(given.spec, ignoreCapacity), body);
         return { object: existing, created: false, plan: [] };
       }
       const d = this.desired();
@@ -223,7 +223,7 @@ export class Controller {
       const existing = this.model.ports.find((p) => p.spec.name === given.spec.name);
       if (existing !== undefined) {
         const ignoreMac = given.spec.mac === undefined;
-        this.sameOrConflict('port', given.spec.name, existing.uuid, given.uuid, normalPort(existing.spec, maxMtu, ignoreMac), normalPort(given.spec, maxMtu, ignoreMac));
+        this.sameOrConflict('port', given.spec.name, existing.uuid, given.uuid, normalPort(existing.spec, maxMtu, ignoreMac), normalPort(given.spec, maxMtu, ignoreMac), body);
         return { object: existing, created: false, plan: [] };
       }
       const d = this.desired();
@@ -267,7 +267,7 @@ export class Controller {
       const existing = this.model.uplinks.find((u) => u.spec.name === given.spec.name);
       if (existing !== undefined) {
         const ignoreMac = given.spec.mac === undefined;
-        this.sameOrConflict('uplink', given.spec.name, existing.uuid, given.uuid, normalUplink(existing.spec, maxMtu, ignoreMac), normalUplink(given.spec, maxMtu, ignoreMac));
+        this.sameOrConflict('uplink', given.spec.name, existing.uuid, given.uuid, normalUplink(existing.spec, maxMtu, ignoreMac), normalUplink(given.spec, maxMtu, ignoreMac), body);
         return { object: existing, created: false, plan: [] };
       }
       const d = this.desired();
@@ -533,15 +533,20 @@ export class Controller {
     }
   }
 
-  private sameOrConflict(kind: string, name: string, uuid: string, givenUuid: string | undefined, a: Record<string, unknown>, b: Record<string, unknown>): void {
+  // `body`: the request, whose own fields are named first; a value it did
+  // not give is the default, and said so.
+  private sameOrConflict(kind: string, name: string, uuid: string, givenUuid: string | undefined, a: Record<string, unknown>, b: Record<string, unknown>, body?: unknown): void {
     if (givenUuid !== undefined && givenUuid !== uuid) {
       throw new ControlError('ERR_UUID_CONFLICT', `uuid: ${kind} "${name}" exists with UUID ${uuid}, not ${givenUuid}`, { field: 'uuid' });
     }
+    const given = new Set(body !== null && typeof body === 'object' ? Object.keys(body) : Object.keys(b));
     // Another type: that is the difference (each type's own defaults would
     // read as more).
-    const diff = changedFields(a, b).includes('type') ? ['type'] : changedFields(a, b);
+    const changed = changedFields(a, b);
+    const diff = changed.includes('type') ? ['type'] : [...changed.filter((k) => given.has(k)), ...changed.filter((k) => !given.has(k))];
     if (diff.length > 0) {
-      throw new ControlError('ERR_SPEC_CONFLICT', `${diff[0]}: ${kind} "${name}" exists with a different spec (${diff.map((k) => `${k}: ${JSON.stringify(a[k])} running, ${JSON.stringify(b[k])} requested`).join('; ')}); ${conflictAdvice(kind, name)}`, { field: diff[0] });
+      const requested = (k: string): string => `${JSON.stringify(b[k])} ${given.has(k) ? 'requested' : 'by default (not given)'}`;
+      throw new ControlError('ERR_SPEC_CONFLICT', `${diff[0]}: ${kind} "${name}" exists with a different spec (${diff.map((k) => `${k}: ${JSON.stringify(a[k])} running, ${requested(k)}`).join('; ')}); ${conflictAdvice(kind, name)}`, { field: diff[0] });
     }
   }
 }

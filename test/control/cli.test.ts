@@ -122,6 +122,11 @@ describe('vpcctl against vpcd', () => {
     r = await cli('switch', 'create', 'tenant-b', '--vni', '1003', '--mac-limit', '500');
     assert.equal(r.code, EXIT.CONFLICT);
     assert.match(r.err, /vni: switch "tenant-b" exists with a different spec .*\[ERR_SPEC_CONFLICT\]/);
+    // What the request gave is named first; a value it did not give is the
+    // default, said so (not "requested").
+    r = await cli('switch', 'create', 'tenant-b', '--vni', '1003');
+    assert.equal(r.code, EXIT.CONFLICT);
+    assert.match(r.err, /^vpcctl: vni: switch "tenant-b" exists with a different spec \(vni: 1002 running, 1003 requested; macLimit: 500 running, 65536 by default \(not given\)\)/);
 
     r = await cli('switch', 'list');
     assert.match(r.out, /^NAME\s+VNI\s+PORTS\s+MAC-LIMIT\s+AGING\s+LEARNING\s+REMOTE-LEARNING\s+UUID$/m);
