@@ -23,7 +23,7 @@
 // with its path (switches[0].ports[1].mtu), its line and a reason.
 
 import { CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Node, parseDocument, Document } from 'yaml';
-import { DataplaneOptions, PeerSpec, PortSpec, subnetEdge, SwitchSpec, UplinkSpec, validateCidr, validateOptions } from '../dataplane';
+import { DataplaneOptions, PeerSpec, PortSpec, subnetEdge, SwitchSpec, UplinkSpec, validateCidr, validateName, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
 import { BgpSpec, parseBgp, unknownBgpSwitches } from './evpn/config';
 import {
@@ -280,6 +280,9 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
     }
     const { ports, fdb, peers, ...rest } = item as Record<string, unknown>;
     let name: string | undefined;
+    // The nested objects are kept with their switch; under a switch that
+    // failed they are only checked.
+    let keep = true;
     try {
       const s = parseSwitch(rest, at, ['ports', 'fdb', 'peers']);
       name = s.spec.name;
@@ -287,7 +290,16 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
     } catch (err) {
       report(err);
       // Keep going with the nested objects when at least the name is usable.
-      if (typeof rest.name === 'string') name = rest.name;
+      // A name that is not (said above) is not said again for each of them,
+      // at a `switch` key nobody wrote: they are checked under a stand-in.
+      if (typeof rest.name === 'string') {
+        try {
+          name = validateName(rest.name);
+        } catch {
+          name = 'stand-in';
+          keep = false;
+        }
+      }
     }
     asList(ports, `${at}.ports`, fail).forEach((p, j) => {
       const pat = `${at}.ports[${j}]`;
@@ -302,7 +314,7 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
         if (name === undefined) return;
         try {
           const parsed = parsePort({ ...given, switch: name }, maxMtu, pat);
-          if (misplaced.length > 0) return; // its other fields are checked, but it is not kept
+          if (misplaced.length > 0 || !keep) return; // its other fields are checked, but it is not kept
           desired.ports.push({ ...parsed, path: pat });
         } catch (err) {
           report(err);
@@ -316,7 +328,8 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
       if (typeof p === 'string') {
         if (name === undefined) return;
         try {
-          desired.peers.push({ ...parsePeer({ switch: name, ip: p }), path: pat });
+          const parsed = parsePeer({ switch: name, ip: p });
+          if (keep) desired.peers.push({ ...parsed, path: pat });
         } catch (err) {
           const reason = err instanceof Error ? err.message.replace(/^ip: /, '') : String(err);
           fail('ERR_INVALID_ARGUMENT', pat, reason);
@@ -327,7 +340,7 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
         if (name === undefined) return;
         try {
           const parsed = parsePeer({ ...given, switch: name }, pat);
-          if (sw === undefined) desired.peers.push({ ...parsed, path: pat });
+          if (sw === undefined && keep) desired.peers.push({ ...parsed, path: pat });
         } catch (err) {
           report(nestedHint(err));
         }
@@ -346,7 +359,7 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
       if (name === undefined) return;
       try {
         const parsed = parseFdb({ ...given, switch: name }, fat);
-        if (sw === undefined) desired.fdb.push({ ...parsed, path: fat });
+        if (sw === undefined && keep) desired.fdb.push({ ...parsed, path: fat });
       } catch (err) {
         report(nestedHint(err));
       }

@@ -69,6 +69,6 @@ export {
   validateSwitchUpdate,
 } from './specs';
 export type { NormalizedPort, NormalizedSwitch } from './specs';
-export { maxMtuFor } from './validate';
+export { maxMtuFor, validateName } from './validate';
 export { VXLAN_OVERHEAD, inSubnet, ip6Groups, subnetEdge, uplinkProblem, validateCidr, validatePeerSpec, validateRemoteMacSpec, validateUplinkSpec, vtepAddressProblem } from './overlay';
 export type { NeighborEntry, PeerSpec, RemoteMacSpec, UplinkInfo, UplinkSpec } from './overlay';

@@ -452,6 +452,26 @@ ports:
     assert.deepEqual(errorsOf(`${sw}  - { name: p, type: pipe, switch: "bad name", mtu: 1 }\n`).map((e) => e.field), ['ports[0].switch', 'ports[0].mtu']);
   });
 
+  test('a switch whose name is bad: said once, its objects still checked, and no error at a `switch` key nobody wrote', () => {
+    const errs = errorsOf(`switches:
+  - name: "b\u00e9d"
+    vni: 2
+    ports:
+      - { name: p2, type: pipe }
+      - { name: p3, type: pipe, mtu: 5 }
+    peers: [198.18.0.9, 198.18.0.300]
+    fdb:
+      - { mac: "02:00:00:00:00:01", port: p2 }
+      - { mac: zz, port: p2 }
+`);
+    assert.deepEqual(errs.map((e) => [e.code, e.field, e.line]), [
+      ['ERR_INVALID_NAME', 'switches[0].name', 2],
+      ['ERR_INVALID_ARGUMENT', 'switches[0].ports[1].mtu', 6],
+      ['ERR_INVALID_ARGUMENT', 'switches[0].peers[1]', 7],
+      ['ERR_INVALID_MAC', 'switches[0].fdb[1].mac', 10],
+    ]);
+  });
+
   test('through the API: a create lists every error in details', async () => {
     const { parseSwitch } = await import('../../src/control/model');
     assert.throws(() => parseSwitch({ name: 'a', vni: 0, macLimit: -1, agingSeconds: 'x' }), (err: unknown) => {
