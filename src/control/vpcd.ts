@@ -54,6 +54,13 @@ export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<voi
         process.exitCode = VPCD_EXIT.USAGE;
         return;
       }
+      // vpcctl's -s is its --socket; vpcd's is --state-dir. A state
+      // directory named like a socket is that slip, not a choice.
+      if (/\.sock$/.test(o.stateDir)) {
+        process.stderr.write(`vpcd: --state-dir ${o.stateDir} looks like a socket's path: vpcd's -s is --state-dir (vpcctl's is --socket); give the socket with --socket\n`);
+        process.exitCode = VPCD_EXIT.USAGE;
+        return;
+      }
       await onRun({
         config: o.config === undefined ? undefined : path.resolve(o.config),
         stateDir: path.resolve(o.stateDir),

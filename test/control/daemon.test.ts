@@ -182,6 +182,18 @@ describe('vpcd process', () => {
     }
   });
 
+  test('vpcd -s names the state directory (vpcctl -s is its socket): one named like a socket is refused (exit 2), nothing made', async () => {
+    const dir = tempDir();
+    try {
+      const d = await spawnVpcd({ dir, config: CONFIG, waitReady: false, extraArgs: ['-s', path.join(dir, 'my.sock')] });
+      assert.equal(await d.exited, 2, d.stderr.join(''));
+      assert.match(d.stderr.join(''), /--state-dir .*my\.sock looks like a socket's path: vpcd's -s is --state-dir \(vpcctl's is --socket\)/);
+      assert.equal(fs.existsSync(path.join(dir, 'my.sock')), false);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   test('an invalid config at startup is refused with path and line (exit 4)', async () => {
     const dir = tempDir();
     try {
