@@ -163,6 +163,13 @@ describe('vpcctl against vpcd', () => {
     r = await cli('port', 'create', 'bad', '--type', 'pipe', '--switch', 'nope');
     assert.equal(r.code, EXIT.INVALID);
     assert.match(r.err, /switch: no switch named "nope" \[ERR_UNKNOWN_SWITCH\]/);
+    // --interface is an option of its own (not only --set interface=...).
+    r = await cli('port', 'create', 'k1', '--type', 'afpacket', '--switch', 'tenant-a', '--interface', 'vpc-nosuch0');
+    assert.equal(r.code, EXIT.NOT_FOUND, r.err);
+    assert.match(r.err, /interface vpc-nosuch0 does not exist: create it first/);
+    r = await cli('port', 'create', 'k1', '--type', 'afpacket', '--switch', 'tenant-a', '--interface', 'a', '--set', 'interface=b');
+    assert.equal(r.code, EXIT.USAGE);
+    assert.match(r.err, /--set interface: interface is given twice/);
     r = await cli('port', 'update', 'trunk', '--mtu', '99999');
     assert.equal(r.code, EXIT.USAGE);
 

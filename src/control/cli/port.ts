@@ -41,6 +41,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
   port.command('create <name>').description('create a port (succeeds if it exists with the same spec)')
     .requiredOption('--type <type>', 'port type (see docs/configuration.md; e.g. pipe, tap, afpacket)')
     .option('--switch <name>', 'access port of this switch')
+    .option('--interface <ifname>', 'the kernel interface (afpacket, afxdp, tap, netmap)')
     .option('--vlan <vlan=switch>', 'trunk: VLAN mapping, repeatable', collect(vlanMapping))
     .option('--untagged <switch>', 'trunk: native (untagged) switch')
     .option('--mtu <n>', 'L3 MTU', int('mtu', LIMITS.mtuMin, LIMITS.mtuMax))
@@ -50,12 +51,12 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     .option('--mac-limit <n>', 'learned MACs on this port (0: no limit)', int('mac-limit', LIMITS.portMacLimitMin, LIMITS.portMacLimitMax))
     .option('--locked-mac <mac>', 'port security: allowed source MAC, repeatable', collect((v) => v))
     .option('--ring-size <n>', 'ring size (power of two)', int('ring-size', ...SPEC_LIMITS.ringSize))
-    .option('--set <key=value>', 'any other port field (JSON value), repeatable; e.g. --set interface=tap-vm1', collect(keyValue))
+    .option('--set <key=value>', 'any other port field (JSON value), repeatable; e.g. --set queues=2', collect(keyValue))
     .option('--uuid <uuid>', 'UUID to give the port (default: generated)')
     .action(async (name: string, o: Record<string, any>, cmd: Command) => {
       const { client, json } = ctx(cmd);
       const body = defined({
-        name, type: o.type, switch: o.switch, vlans: o.vlan, untagged: o.untagged, mtu: o.mtu, mac: o.mac, learning: o.learning,
+        name, type: o.type, switch: o.switch, interface: o.interface, vlans: o.vlan, untagged: o.untagged, mtu: o.mtu, mac: o.mac, learning: o.learning,
         flood: o.flood, macLimit: o.macLimit, lockedMacs: o.lockedMac, ringSize: o.ringSize, uuid: o.uuid,
       });
       // --set adds the fields that have no option of their own; one that
