@@ -449,7 +449,7 @@ test('opening errors say what to do', async (t) => {
     await expectError({ name: 'x', type: 'tap', interface: lab.name('b1'), switch: 'a' }, 'ERR_IN_USE', /already attached/);
     // A tap port on an interface that is not a tap.
     lab.veth(lab.name('b2'), ns, 'eth1');
-    await expectError({ name: 'x', type: 'tap', interface: lab.name('b2'), switch: 'a' }, 'ERR_INVALID_ARGUMENT', /is not a tap device.*afpacket:/);
+    await expectError({ name: 'x', type: 'tap', interface: lab.name('b2'), switch: 'a' }, 'ERR_INVALID_ARGUMENT', /is not a tap device \(for a veth or NIC use afpacket:[^;]*\)$/);
     // netmap without /dev/netmap: names the alternatives.
     await expectError({ name: 'x', type: 'netmap', interface: lab.name('nm'), switch: 'a' }, 'ERR_NOT_FOUND', /\/dev\/netmap does not exist.*afxdp:.*afpacket:.*tap:/);
     await expectError({ name: 'x', type: 'netmap', interface: 'vale0:p1', switch: 'a' }, 'ERR_NOT_FOUND', /\/dev\/netmap does not exist/);

@@ -307,7 +307,8 @@ bool TapPort::open_queues(Status* code, std::string* err, int nsfd) {
         *code = Status::kInvalidArgument;
         *err = where + ": an interface of that name exists but is not a " +
                (opts_.queues > 1 ? std::string("multi-queue ") : std::string()) +
-               "tap device (for a veth or NIC use afpacket:" + ifname_ + "; for a single-queue tap set queues: 1)";
+               "tap device (for a veth or NIC use afpacket:" + ifname_ +
+               (opts_.queues > 1 ? std::string("; for a single-queue tap set queues: 1)") : std::string(")"));
       } else {
         *err = sys_error(where + ": TUNSETIFF", e, "CAP_NET_ADMIN");
       }

@@ -14,7 +14,7 @@ export function int(name: string, min: number, max: number): (v: string) => numb
 export function bool(v: string): boolean {
   if (['true', 'on', 'yes', '1'].includes(v)) return true;
   if (['false', 'off', 'no', '0'].includes(v)) return false;
-  throw new InvalidArgumentError('expected true or false');
+  throw new InvalidArgumentError('expected true or false (on/off, yes/no and 1/0 are taken too)');
 }
 
 // A repeatable option: every value parsed and collected.
