@@ -11,6 +11,7 @@
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import { SOCKET_PATH_MAX } from '../dataplane/specs';
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string, readonly body: Record<string, unknown>) {
@@ -31,12 +32,9 @@ function notASocket(p: string): string | undefined {
   }
 }
 
-// The longest path a Unix socket can have: sun_path holds 108 bytes with
-// its NUL. Node truncates a longer one without a word, so vpcd would listen
-// on (and vpcctl reach) a path other than the one given.
-export const SOCKET_PATH_MAX = 107;
-
-// Why `p` cannot be a Unix socket's path, or undefined.
+// Why `p` cannot be a Unix socket's path (SOCKET_PATH_MAX), or undefined.
+// Node truncates a longer one without a word, so vpcd would listen on (and
+// vpcctl reach) a path other than the one given.
 export function socketPathProblem(p: string): string | undefined {
   const n = Buffer.byteLength(p);
   return n > SOCKET_PATH_MAX ? `${p} is ${n} bytes, longer than a Unix socket's path can be (${SOCKET_PATH_MAX}): give a shorter one` : undefined;

@@ -289,16 +289,15 @@ function parseSwitches(value: unknown, desired: DesiredState, maxMtu: number, re
       desired.switches.push({ ...s, path: at });
     } catch (err) {
       report(err);
-      // Keep going with the nested objects when at least the name is usable.
-      // A name that is not (said above) is not said again for each of them,
-      // at a `switch` key nobody wrote: they are checked under a stand-in.
-      if (typeof rest.name === 'string') {
-        try {
-          name = validateName(rest.name);
-        } catch {
-          name = 'stand-in';
-          keep = false;
-        }
+      // Keep going with the nested objects under the name when it is usable.
+      // One that is not, or none (said above), is not said again for each of
+      // them, at a `switch` key nobody wrote: they are checked under a
+      // stand-in, and not kept.
+      try {
+        name = validateName(rest.name);
+      } catch {
+        name = 'stand-in';
+        keep = false;
       }
     }
     asList(ports, `${at}.ports`, fail).forEach((p, j) => {

@@ -540,17 +540,26 @@ export class Controller {
       throw new ControlError('ERR_UUID_CONFLICT', `uuid: ${kind} "${name}" exists with UUID ${uuid}, not ${givenUuid}`, { field: 'uuid' });
     }
     const given = new Set(body !== null && typeof body === 'object' ? Object.keys(body) : Object.keys(b));
+    // A normalised field named after the request's own (a vhost-user
+    // port's `mode` and `socket`) is said by the request's name.
+    const said = (k: string): string => NORMAL_ALIASES[k]?.find((alias) => given.has(alias)) ?? k;
+    const isGiven = (k: string): boolean => given.has(said(k));
     // Another type: that is the difference (each type's own defaults would
     // read as more).
-    const changed = changedFields(a, b);
-    const diff = changed.includes('type') ? ['type'] : [...changed.filter((k) => given.has(k)), ...changed.filter((k) => !given.has(k))];
+    // (`interface`, copied from `socket`, is said once, as `socket`.)
+    const changed = changedFields(a, b).filter((k, _i, all) => said(k) === k || !all.includes(said(k)));
+    const diff = changed.includes('type') ? ['type'] : [...changed.filter(isGiven), ...changed.filter((k) => !isGiven(k))];
     if (diff.length > 0) {
-      const requested = (k: string): string => `${JSON.stringify(b[k])} ${given.has(k) ? 'requested' : 'by default (not given)'}`;
-      throw new ControlError('ERR_SPEC_CONFLICT', `${diff[0]}: ${kind} "${name}" exists with a different spec (${diff.map((k) => `${k}: ${JSON.stringify(a[k])} running, ${requested(k)}`).join('; ')}); ${conflictAdvice(kind, name)}`, { field: diff[0] });
+      const requested = (k: string): string => (b[k] === undefined ? 'not given' : `${JSON.stringify(b[k])} ${isGiven(k) ? 'requested' : 'by default (not given)'}`);
+      const field = said(diff[0]!);
+      throw new ControlError('ERR_SPEC_CONFLICT', `${field}: ${kind} "${name}" exists with a different spec (${diff.map((k) => `${said(k)}: ${JSON.stringify(a[k])} running, ${requested(k)}`).join('; ')}); ${conflictAdvice(kind, name)}`, { field });
     }
   }
 }
 
+
+// Fields a normalised spec (model.ts) names otherwise than a request does.
+const NORMAL_ALIASES: Record<string, string[]> = { vhostMode: ['mode'], interface: ['socket'] };
 
 // The plan's line for a change of the `bgp` section, if it changed.
 function bgpPlanLine(from: Model['bgp'], to: Model['bgp']): { line: string; op: 'create' | 'update' | 'delete' } | undefined {
@@ -657,7 +666,7 @@ export function stateOverLimits(saved: Model, engine: DataplaneOptions): string 
 
 // New kernel ports whose interface is not there (yet): they are made down.
 function portWarnings(steps: Step[], waits = true): string[] {
-  return steps.flatMap((s) => (s.kind === 'port' && s.op === 'create' ? [...(waits ? interfaceMissing(s.spec) : []), ...socketDirectoryMissing(s.spec)] : []));
+  return steps.flatMap((s) => (s.kind === 'port' && s.op === 'create' && waits ? [...interfaceMissing(s.spec), ...socketDirectoryMissing(s.spec)] : []));
 }
 
 // An FDB entry's fields for comparison (port or vtep, whichever it has).

@@ -1,12 +1,21 @@
 #!/usr/bin/env node
 // vpcd: command line of the daemon. The life cycle is in daemon.ts.
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { checkConfig, DEFAULT_METRICS, DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions, parseHostPort, runDaemon, VPCD_EXIT } from './daemon';
 import { socketPathProblem } from './client';
 import { LOG_FORMATS, LogFormat } from './logging';
 import { VERSION } from './version';
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<void>): Command {
   const program = new Command('vpcd');
@@ -50,13 +59,14 @@ export function createProgram(onRun: (opts: DaemonOptions) => void | Promise<voi
       const socket = path.resolve(o.socket);
       const tooLong = socketPathProblem(socket);
       if (tooLong !== undefined) {
-        process.stderr.write(`vpcd: --socket ${tooLong}\n`);
+        process.stderr.write(`vpcd: --socket (or VPCD_SOCKET) ${tooLong}\n`);
         process.exitCode = VPCD_EXIT.USAGE;
         return;
       }
       // vpcctl's -s is its --socket; vpcd's is --state-dir. A state
-      // directory named like a socket is that slip, not a choice.
-      if (/\.sock$/.test(o.stateDir)) {
+      // directory given on the command line, named like a socket and not
+      // there yet, is that slip, not a choice.
+      if (program.getOptionValueSource('stateDir') === 'cli' && /\.sock\/*$/.test(o.stateDir) && !isDirectory(o.stateDir)) {
         process.stderr.write(`vpcd: --state-dir ${o.stateDir} looks like a socket's path: vpcd's -s is --state-dir (vpcctl's is --socket); give the socket with --socket\n`);
         process.exitCode = VPCD_EXIT.USAGE;
         return;

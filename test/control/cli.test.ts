@@ -167,6 +167,9 @@ describe('vpcctl against vpcd', () => {
     r = await cli('port', 'create', 'k1', '--type', 'afpacket', '--switch', 'tenant-a', '--interface', 'vpc-nosuch0');
     assert.equal(r.code, EXIT.NOT_FOUND, r.err);
     assert.match(r.err, /interface vpc-nosuch0 does not exist: create it first/);
+    r = await cli('port', 'create', 'k1', '--type', 'pipe', '--switch', 'tenant-a', '--learning', 'maybe');
+    assert.equal(r.code, EXIT.USAGE);
+    assert.match(r.err, /--learning <bool>' argument 'maybe' is invalid\. expected true or false \(on\/off, yes\/no and 1\/0 are taken too\)/);
     r = await cli('port', 'create', 'k1', '--type', 'afpacket', '--switch', 'tenant-a', '--interface', 'a', '--set', 'interface=b');
     assert.equal(r.code, EXIT.USAGE);
     assert.match(r.err, /--set interface: interface is given twice/);

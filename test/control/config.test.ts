@@ -470,6 +470,9 @@ ports:
       ['ERR_INVALID_ARGUMENT', 'switches[0].peers[1]', 7],
       ['ERR_INVALID_MAC', 'switches[0].fdb[1].mac', 10],
     ]);
+    // No usable name at all: the same.
+    assert.deepEqual(errorsOf('switches:\n  - name: 1001\n    vni: 2\n    ports:\n      - { name: p2, type: pipe, mtu: 5 }\n').map((e) => e.field),
+      ['switches[0].name', 'switches[0].ports[0].mtu']);
   });
 
   test('through the API: a create lists every error in details', async () => {

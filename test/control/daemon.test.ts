@@ -170,7 +170,7 @@ describe('vpcd process', () => {
       const d = await spawnVpcd({ dir, config: CONFIG, waitReady: false, extraArgs: ['--socket', long] });
       assert.equal(await d.exited, 2, d.stderr.join(''));
       const bytes = Buffer.byteLength(long);
-      assert.match(d.stderr.join(''), new RegExp(`--socket ${long} is ${bytes} bytes, longer than a Unix socket's path can be \\(107\\)`));
+      assert.match(d.stderr.join(''), new RegExp(`--socket \\(or VPCD_SOCKET\\) ${long} is ${bytes} bytes, longer than a Unix socket's path can be \\(107\\)`));
       assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.sock') || f.startsWith('s')), [], 'no socket, under any name');
       assert.equal(fs.existsSync(path.join(dir, 'state', 'vpcd.pid')), false, 'nothing was started');
       const out: string[] = [];
@@ -189,6 +189,12 @@ describe('vpcd process', () => {
       assert.equal(await d.exited, 2, d.stderr.join(''));
       assert.match(d.stderr.join(''), /--state-dir .*my\.sock looks like a socket's path: vpcd's -s is --state-dir \(vpcctl's is --socket\)/);
       assert.equal(fs.existsSync(path.join(dir, 'my.sock')), false);
+      // Only a slip on the command line: a directory that is there, or one
+      // given by VPCD_STATE_DIR, is taken as it is named.
+      fs.mkdirSync(path.join(dir, 'there.sock'));
+      const there = await spawnVpcd({ dir, config: CONFIG, extraArgs: ['-s', path.join(dir, 'there.sock')] });
+      await there.stop();
+      assert.ok(fs.existsSync(path.join(dir, 'there.sock', 'state.json')), 'an existing directory is used');
     } finally {
       removeDir(dir);
     }
@@ -506,6 +512,12 @@ describe('a vhost-user port whose socket directory is missing', () => {
       const vm1 = async (): Promise<Record<string, any>> => (await d!.client.call<{ port: Record<string, any> }>('GET', '/v1/ports/vm1')).port;
       assert.equal((await vm1()).link, 'down');
       assert.match((await vm1()).backend.lastError, /the socket's directory does not exist \(yet\); the port listens when it appears/);
+      // A port created by hand is refused at once instead, and the log does
+      // not first say that it waits for the directory.
+      const other = path.join(base, 'other', 'vm2.sock');
+      await assert.rejects(d.client.call('POST', '/v1/ports', { name: 'vm2', type: 'vhostuser', socket: other, switch: 's1' }), (e: ApiError) => e.status >= 400, 'refused');
+      await sleep(100);
+      assert.ok(!d.logs.some((l) => l.includes(`the directory ${path.dirname(other)} of its socket does not exist (yet)`)), d.logs.filter((l) => l.includes('vm2')).join('\n'));
       fs.mkdirSync(dir);
       await eventually(() => (fs.existsSync(sock) && fs.statSync(sock).isSocket()) || undefined, 5_000, 50);
       await eventually(async () => (await vm1()).backend.lastError === '' || undefined, 5_000, 50);

@@ -198,6 +198,12 @@ switches:
       await c.createPort({ name: 'vm9', type: 'vhostuser', socket: '/run/vpc-test-vm9.sock', switch: 'tenant-a' });
       await assert.rejects(c.createPort({ name: 'vm9', type: 'vhostuser', socket: '/run/vpc-test-vm9.sock', switch: 'tenant-a', queues: 2 }), (e: Error) => /^queues: port "vm9" exists with a different spec \(queues: 1 running, 2 requested\)/.test(e.message));
       await assert.rejects(c.createPort({ name: 'vm1', type: 'pipe', switch: 'tenant-a', ringSize: 2048 }), (e: Error) => /^ringSize: port "vm1" exists with a different spec \(ringSize: 1024 running, 2048 requested\)/.test(e.message));
+      // A vhost-user port's mode and socket by the request's names (not the
+      // normalised vhostMode and interface), as given.
+      await assert.rejects(c.createPort({ name: 'vm9', type: 'vhostuser', socket: '/run/vpc-test-vm9.sock', switch: 'tenant-a', mode: 'client' }),
+        (e: ControlError) => /^mode: port "vm9" exists with a different spec \(mode: "server" running, "client" requested\)/.test(e.message) && e.field === 'mode');
+      await assert.rejects(c.createPort({ name: 'vm9', type: 'vhostuser', socket: '/run/vpc-test-vm8.sock', switch: 'tenant-a' }),
+        (e: ControlError) => /^socket: port "vm9" exists with a different spec \(socket: "\/run\/vpc-test-vm9\.sock" running, "\/run\/vpc-test-vm8\.sock" requested\)/.test(e.message));
     });
   });
 
