@@ -22,6 +22,8 @@
 // parseConfig() never stops at the first error: it returns all of them, each
 // with its path (switches[0].ports[1].mtu), its line and a reason.
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Node, parseDocument, Document } from 'yaml';
 import { DataplaneOptions, PeerSpec, PortSpec, subnetEdge, SwitchSpec, UplinkSpec, validateCidr, validateName, validateOptions } from '../dataplane';
 import { AnyErrorCode, ControlError, ErrorDetail } from './errors';
@@ -442,6 +444,19 @@ export interface Refused {
   uplink: boolean;
 }
 
+// The file a socket path names, however written: "//", "." and ".." parts
+// resolved, and the directory's symbolic links (/var/run is /run on
+// Debian) where it exists. Two ports on one file would find it taken only
+// when the second opens it, and a start would fail then.
+function socketFile(p: string): string {
+  const n = path.normalize(p);
+  try {
+    return path.join(fs.realpathSync(path.dirname(n)), path.basename(n));
+  } catch {
+    return n;
+  }
+}
+
 export function crossCheck(d: DesiredState, refused: Refused = { switches: new Set(), ports: new Set(), uplink: false }): ErrorDetail[] {
   const errors: ErrorDetail[] = [];
   const err = (code: AnyErrorCode, at: string, reason: string): void => {
@@ -485,7 +500,7 @@ export function crossCheck(d: DesiredState, refused: Refused = { switches: new S
   // ports are left out: they claim rings, which the kernel arbitrates (ports
   // on different queues of one interface may share it). Objects the API is
   // adding (path '') come last, so the error names the new one.
-  const claims = new Map<string, string>();
+  const claims = new Map<string, { by: string; value: string }>();
   const claimers: { path: string; what: string; type: string; spec: { interface?: string; socket?: string } }[] = [
     ...d.uplinks.slice(0, 1).map((u) => ({ path: u.path, what: 'uplink', type: u.spec.type, spec: u.spec })),
     ...d.ports.map((p) => ({ path: p.path, what: 'port', type: p.spec.type, spec: p.spec })),
@@ -494,14 +509,15 @@ export function crossCheck(d: DesiredState, refused: Refused = { switches: new S
     const field = o.type === 'vhostuser' ? 'socket' : 'interface';
     const value = o.type === 'vhostuser' ? o.spec.socket : ['afpacket', 'tap', 'afxdp'].includes(o.type) ? o.spec.interface : undefined;
     if (typeof value !== 'string') continue;
-    const key = `${field}:${value}`;
+    const key = `${field}:${field === 'socket' ? socketFile(value) : value}`;
     const first = claims.get(key);
     if (first === undefined) {
-      claims.set(key, `the ${o.what} defined at ${o.path || 'the running state'}`);
+      claims.set(key, { by: `the ${o.what} defined at ${o.path || 'the running state'}`, value });
       continue;
     }
     const why = field === 'socket' ? 'one port per vhost-user socket' : 'one port or uplink per interface';
-    err('ERR_IN_USE', `${o.path}.${field}`, `${JSON.stringify(value)} is already used by ${first} (${why})`);
+    const same = first.value === value ? '' : `, as ${JSON.stringify(first.value)}: the same file`;
+    err('ERR_IN_USE', `${o.path}.${field}`, `${JSON.stringify(value)} is already used by ${first.by}${same} (${why})`);
   }
   // The overlay: one uplink; peers and remote entries need it, and an
   // address of a family the uplink has a VTEP address for.

@@ -2,6 +2,9 @@
 // path and line. parseConfig() is pure (no engine).
 
 import { test, describe } from 'node:test';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { parseConfig, splitPath } from '../../src/control/config';
 import { ControlError, ErrorDetail } from '../../src/control/errors';
@@ -211,6 +214,21 @@ describe('config: one error per kind of mistake, with path and line', () => {
     const u = expectError('uplinks: [{ name: up0, type: afpacket, interface: eth1, localIp: 198.18.0.1/24 }]\nswitches:\n  - name: a\n    vni: 1\n    ports: [{ name: p1, type: tap, interface: eth1 }]\n',
       'ERR_IN_USE', 'switches[0].ports[0].interface', 5);
     assert.match(u.message, /already used by the uplink defined at uplinks\[0\]/);
+    // One socket file written two ways ("//", "..", a symbolic link in its
+    // directory: /var/run is /run on Debian): refused here too, not when
+    // the second port opens it (a start would fail then, exit 6).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vpc-sock-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'vms'));
+      fs.symlinkSync(path.join(dir, 'vms'), path.join(dir, 'lnk'));
+      for (const other of [`${dir}/vms//v.sock`, `${dir}/vms/../vms/v.sock`, `${dir}/lnk/v.sock`]) {
+        const twice = expectError(`switches:\n  - name: a\n    vni: 1\n    ports:\n      - { name: v1, type: vhostuser, socket: ${dir}/vms/v.sock }\n      - { name: v2, type: vhostuser, socket: "${other}" }\n`,
+          'ERR_IN_USE', 'switches[0].ports[1].socket', 6);
+        assert.ok(twice.message.includes(`${JSON.stringify(other)} is already used by the port defined at switches[0].ports[0], as ${JSON.stringify(`${dir}/vms/v.sock`)}: the same file`), twice.message);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
     // netmap ports claim rings, not the interface (one per queue may share it);
     // pipes have no interface.
     assert.equal(parseConfig('switches:\n  - name: a\n    vni: 1\n    ports:\n      - { name: n1, type: netmap, interface: eth2, queue: 0 }\n      - { name: n2, type: netmap, interface: eth2, queue: 1 }\n').ports.length, 2);
