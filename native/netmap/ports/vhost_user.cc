@@ -331,15 +331,40 @@ bool VhostUserPort::wait_for_engine() {
   }
 }
 
+// What lastError says when the front end closed the connection.
+constexpr const char* kFrontEndClosed = "vhost-user front end closed the connection";
+
 void VhostUserPort::watch() {
   pthread_setname_np(pthread_self(), "vpc-vhost");
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, opts_.socket.c_str(), opts_.socket.size());
   int backoff = 0;  // ms; grows while a call keeps failing (watcher_failed)
+  // A front end that closes each connection at once (QEMU with more queue
+  // pairs than the port has: "you are asking more queues than supported")
+  // gets one connection a second, as one that is not listening does, not
+  // thousands; and lastError says so.
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point last_connect{};
+  bool connected_once = false;
+  uint32_t short_lived = 0;  // connections in a row that ended within the second
   for (;;) {
     const int cfd = conn_fd_.load(std::memory_order_acquire);
     if (cfd < 0) {
+      if (connected_once) {
+        const auto since = Clock::now() - last_connect;
+        if (since < std::chrono::seconds(1)) {
+          // Said in place of a bare "closed" (not of a reason the port
+          // dropped the connection for).
+          if (++short_lived >= 3 && status_->error() == kFrontEndClosed)
+            status_->set_error("vhost-user: the front end closed each of its last " + std::to_string(short_lived) +
+                               " connections within a second; connecting once a second (a VM with more queue pairs "
+                               "than the port's queues: " + std::to_string(opts_.queue_pairs) + " does so; see its log)");
+          if (!pause(int(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::seconds(1) - since).count()) + 1)) return;
+        } else {
+          short_lived = 0;
+        }
+      }
       int fd = -1;
       if (opts_.client) {
         fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -385,7 +410,9 @@ void VhostUserPort::watch() {
         }
       }
       backoff = 0;
-      status_->set_error("");  // what the last connection left (closed, refused) is over
+      last_connect = Clock::now();
+      connected_once = true;
+      if (short_lived < 3) status_->set_error("");  // what the last connection left (closed, refused) is over
       conn_fd_.store(fd, std::memory_order_release);
       if (!wait_for_engine()) return;
       continue;
@@ -393,14 +420,18 @@ void VhostUserPort::watch() {
     // A second front end on a connected port (another VM given the same
     // socket) is closed at once and said, not left waiting in the backlog
     // to take the port over when the first goes.
-    pollfd pf[3] = {{cfd, POLLIN, 0}, {stop_efd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+    pollfd pf[3] = {{cfd, POLLIN | POLLRDHUP, 0}, {stop_efd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
     if (watcher_poll(pf, listen_fd_ >= 0 ? 3 : 2, -1) < 0) {
       if (errno != EINTR && !watcher_failed("poll (connection)", errno, &backoff)) return;
       continue;
     }
     backoff = 0;
     if (pf[1].revents) return;
-    if (listen_fd_ >= 0 && (pf[2].revents & POLLIN)) {
+    // A front end that closed and connects again (a VM restarting) is no
+    // second one: its new connection waits until the engine has let the
+    // old one go.
+    const bool closing = pf[0].revents & (POLLHUP | POLLRDHUP | POLLERR);
+    if (listen_fd_ >= 0 && (pf[2].revents & POLLIN) && !closing) {
       const int extra = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (extra >= 0) {
         // Counted and said before the close, which is what the front end sees.
@@ -499,7 +530,7 @@ bool VhostUserPort::handle_message(int fd, bool* more) {
                                  std::to_string(in_.got) + " of " +
                                  (in_hdr ? std::string("the 12 header") : std::to_string(end)) + " bytes)");
     if (r <= 0) {
-      status_->set_error(r == 0 ? "vhost-user front end closed the connection"
+      status_->set_error(r == 0 ? std::string(kFrontEndClosed)
                                 : "vhost-user socket: " + std::string(strerror(errno)));
       return false;
     }

@@ -1096,6 +1096,63 @@ TEST(VhostUserWait, AClientThatCannotConnectSaysWhy) {
   port->detach();
 }
 
+// A front end that closes every connection at once (QEMU asking for more
+// queue pairs than the port has closes after GET_QUEUE_NUM): the client port
+// connects once a second, not thousands of times, and lastError says what
+// such a front end usually is.
+TEST(VhostUserWait, AFrontEndThatClosesAtOnceIsTriedOnceASecond) {
+  const std::string path = "/tmp/vpc-vhu-flap-" + std::to_string(getpid()) + ".sock";
+  unlink(path.c_str());
+  const int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(lfd, 16), 0);
+  std::atomic<int> accepted{0};
+  std::atomic<bool> stop{false};
+  std::thread front([&] {
+    while (!stop.load()) {
+      pollfd pf{lfd, POLLIN, 0};
+      if (poll(&pf, 1, 20) <= 0) continue;
+      const int c = accept(lfd, nullptr, nullptr);
+      if (c >= 0) {
+        accepted.fetch_add(1);
+        ::close(c);
+      }
+    }
+  });
+  auto pool = test_pool();
+  VhostUserOptions o;
+  o.socket = path;
+  o.client = true;
+  auto st = std::make_shared<PortStatus>();
+  auto port = VhostUserPort::open(o, pool, st);
+  Pkt out[kMaxBurst];
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(4500);
+  while (std::chrono::steady_clock::now() < end) {
+    port->rx_burst(out, kMaxBurst);  // the engine's part: it sees each close
+    usleep(1000);
+  }
+  const int n = accepted.load();
+  // Said while it waits between connections (each close says only that it
+  // closed, for the moment it takes the watcher to come back).
+  for (int i = 0; i < 150 && st->error().find("closed each of its last") == std::string::npos; ++i) {
+    port->rx_burst(out, kMaxBurst);
+    usleep(10000);
+  }
+  EXPECT_GE(n, 3) << "it keeps trying";
+  EXPECT_LE(n, 6) << "once a second, not at once";
+  EXPECT_NE(st->error().find("closed each of its last"), std::string::npos) << st->error();
+  EXPECT_NE(st->error().find("more queue pairs than the port's queues: 1"), std::string::npos) << st->error();
+  port->detach();
+  stop.store(true);
+  front.join();
+  ::close(lfd);
+  unlink(path.c_str());
+}
+
 // A reply the port cannot send (here: a front end that asks and never reads,
 // until the socket is full) would leave the reply stream one short: the
 // front end would wait forever for it, or take the next reply for it. The
