@@ -234,8 +234,23 @@ int VhostUserPort::listen_now() {
     (void)r;
   }
   ::chmod(opts_.socket.c_str(), 0660);
+  struct stat ss;
+  socket_ino_ = ::stat(opts_.socket.c_str(), &ss) == 0 ? ss.st_ino : 0;
   listen_fd_ = fd;
   return 0;
+}
+
+// Whether the socket file has gone (rm, a directory removed and made again)
+// while the port listens: a front end could then never reach it, and
+// nothing else would say why. A file of that name that is not ours (put
+// there since) is left alone and said.
+bool VhostUserPort::socket_file_gone() {
+  struct stat ss;
+  if (::stat(opts_.socket.c_str(), &ss) < 0) return errno == ENOENT;
+  if (socket_ino_ != 0 && ss.st_ino != socket_ino_)
+    status_->set_error("vhost-user: " + opts_.socket + " is no longer this port's socket (another file was put there); "
+                       "front ends cannot reach the port: remove that file, or delete and create the port again");
+  return false;
 }
 
 VhostUserPort::~VhostUserPort() {
@@ -245,7 +260,8 @@ VhostUserPort::~VhostUserPort() {
   if (c >= 0) ::close(c);
   if (listen_fd_ >= 0) {
     ::close(listen_fd_);
-    ::unlink(opts_.socket.c_str());
+    struct stat ss;  // the file, if it is still ours (not one put there since)
+    if (::stat(opts_.socket.c_str(), &ss) == 0 && ss.st_ino == socket_ino_) ::unlink(opts_.socket.c_str());
   }
   for (int fd : {epfd_, stop_efd_, ack_efd_})
     if (fd >= 0) ::close(fd);
@@ -384,16 +400,31 @@ void VhostUserPort::watch() {
         }
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
       } else {
-        if (listen_fd_ < 0) {  // waiting for the socket's directory (open)
+        if (listen_fd_ < 0) {  // waiting for the socket's directory (open), or the file went
           if (listen_now() != 0) {
+            if (socket_remade_)
+              status_->set_error("vhost-user: the socket file " + opts_.socket +
+                                 " was removed while the port listened, and cannot be made again yet (its directory "
+                                 "gone?); trying every second");
             if (!pause(1000)) return;
             continue;
           }
-          status_->set_error("");
+          status_->set_error(socket_remade_ ? "vhost-user: the socket file " + opts_.socket +
+                                                  " was removed while the port listened; made again"
+                                            : std::string());
         }
         pollfd pf[2] = {{listen_fd_, POLLIN, 0}, {stop_efd_, POLLIN, 0}};
-        if (watcher_poll(pf, 2, -1) < 0) {
+        const int r = watcher_poll(pf, 2, 1000);
+        if (r < 0) {
           if (errno != EINTR && !watcher_failed("poll (listening socket)", errno, &backoff)) return;
+          continue;
+        }
+        if (r == 0) {  // a second without a front end: is the file still there?
+          if (socket_file_gone()) {
+            ::close(listen_fd_);
+            listen_fd_ = -1;
+            socket_remade_ = true;
+          }
           continue;
         }
         if (pf[1].revents) return;

@@ -224,7 +224,10 @@ class VhostUserPort final : public Port {
   // Watcher <-> engine.
   std::thread watcher_;
   int listen_fd_ = -1;  // -1 in server mode: waiting for the socket's directory
+  ino_t socket_ino_ = 0;  // the socket file listen_now() made (to see it removed)
+  bool socket_remade_ = false;  // the file was removed and made again (said in lastError)
   int listen_now();     // 0 or errno
+  bool socket_file_gone();  // the watcher's: the listening socket's file was removed
   int stop_efd_ = -1;   // the watcher stops
   int ack_efd_ = -1;    // the engine is done with the pending messages
   std::atomic<int> conn_fd_{-1};

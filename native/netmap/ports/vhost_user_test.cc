@@ -1096,6 +1096,23 @@ TEST(VhostUserWait, AClientThatCannotConnectSaysWhy) {
   port->detach();
 }
 
+// The socket file removed while the port listens (rm, or its directory
+// removed and made again): within about a second the port makes it again
+// and says so, and a front end connects as before. A file of that name put
+// there by someone else is left alone, and said.
+TEST_F(VhostUser, ARemovedSocketFileIsMadeAgain) {
+  const std::string sock = dir + "/s.sock";
+  ASSERT_EQ(unlink(sock.c_str()), 0);
+  struct stat ss;
+  ASSERT_TRUE(testutil::wait_until([&] { return stat(sock.c_str(), &ss) == 0 && S_ISSOCK(ss.st_mode); }, 5000))
+      << "made again";
+  EXPECT_NE(status->error().find("was removed while the port listened; made again"), std::string::npos) << status->error();
+  FakeFrontend fe(sock);
+  ASSERT_TRUE(fe.connected());
+  fe.setup(*port, kBase);
+  EXPECT_EQ(port->link_state(), LinkState::kUp) << status->error();
+}
+
 // A front end that closes every connection at once (QEMU asking for more
 // queue pairs than the port has closes after GET_QUEUE_NUM): the client port
 // connects once a second, not thousands of times, and lastError says what
