@@ -167,6 +167,13 @@ describe('vpcctl against vpcd', () => {
     r = await cli('port', 'create', 'k1', '--type', 'afpacket', '--switch', 'tenant-a', '--interface', 'vpc-nosuch0');
     assert.equal(r.code, EXIT.NOT_FOUND, r.err);
     assert.match(r.err, /interface vpc-nosuch0 does not exist: create it first/);
+    // A vhost-user port's socket (--socket is vpcctl's own option).
+    const vsock = path.join(d.dir, 'vm7.sock');
+    r = await cli('port', 'create', 'vm7', '--type', 'vhostuser', '--switch', 'tenant-a', '--vhost-socket', vsock);
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.equal(JSON.parse((await cli('--json', 'port', 'show', 'vm7')).out).port.socket, vsock);
+    assert.ok(fs.statSync(vsock).isSocket(), 'vpcd listens on it');
+    assert.equal((await cli('port', 'delete', 'vm7')).code, EXIT.OK);
     r = await cli('port', 'create', 'k1', '--type', 'pipe', '--switch', 'tenant-a', '--learning', 'maybe');
     assert.equal(r.code, EXIT.USAGE);
     assert.match(r.err, /--learning <bool>' argument 'maybe' is invalid\. expected true or false \(on\/off, yes\/no and 1\/0 are taken too\)/);

@@ -42,6 +42,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     .requiredOption('--type <type>', 'port type (see docs/configuration.md; e.g. pipe, tap, afpacket)')
     .option('--switch <name>', 'access port of this switch')
     .option('--interface <ifname>', 'the kernel interface (afpacket, afxdp, tap, netmap)')
+    .option('--vhost-socket <path>', "vhostuser: the port's socket, field socket (absolute path; --socket is vpcctl's own)")
     .option('--vlan <vlan=switch>', 'trunk: VLAN mapping, repeatable', collect(vlanMapping))
     .option('--untagged <switch>', 'trunk: native (untagged) switch')
     .option('--mtu <n>', 'L3 MTU', int('mtu', LIMITS.mtuMin, LIMITS.mtuMax))
@@ -56,7 +57,7 @@ export function registerPort(program: Command, { ctx, print }: CliContext): void
     .action(async (name: string, o: Record<string, any>, cmd: Command) => {
       const { client, json } = ctx(cmd);
       const body = defined({
-        name, type: o.type, switch: o.switch, interface: o.interface, vlans: o.vlan, untagged: o.untagged, mtu: o.mtu, mac: o.mac, learning: o.learning,
+        name, type: o.type, switch: o.switch, interface: o.interface, socket: o.vhostSocket, vlans: o.vlan, untagged: o.untagged, mtu: o.mtu, mac: o.mac, learning: o.learning,
         flood: o.flood, macLimit: o.macLimit, lockedMacs: o.lockedMac, ringSize: o.ringSize, uuid: o.uuid,
       });
       // --set adds the fields that have no option of their own; one that
