@@ -155,6 +155,7 @@ void Bridge::kpath_leave(PortId pid) {
   KpathState::PortRec& r = k.ports[pid];
   k.kp->set_port(pid, KpathPort{});
   if (r.pushed.ifindex) k.kp->clear_ifindex(int(r.pushed.ifindex));
+  if (r.gro_rx) k.kp->clear_ifindex(r.gro_rx);
   r = KpathState::PortRec{};
   k.active.erase(std::remove(k.active.begin(), k.active.end(), pid), k.active.end());
   kpath_show_paused();
@@ -193,9 +194,16 @@ void Bridge::kpath_refresh(PortId pid) {
   p.on = ps.up && p.ifindex ? 1 : 0;
   p.uplink = r.uplink ? 1 : 0;
   p.peer = !r.uplink && ps.port->kernel_peer_ingress() ? 1 : 0;
+  const auto [gro_tx, gro_rx] = r.uplink ? ps.port->kernel_gro_stage() : std::pair<int, int>{0, 0};
+  p.merge = uint32_t(gro_tx);
   if (p.ifindex != r.pushed.ifindex) {
     if (r.pushed.ifindex) k.kp->clear_ifindex(int(r.pushed.ifindex));
     if (p.ifindex) k.kp->set_ifindex(int(p.ifindex), pid);
+  }
+  if (gro_rx != r.gro_rx) {
+    if (r.gro_rx) k.kp->clear_ifindex(r.gro_rx);
+    if (gro_rx) k.kp->set_ifindex(gro_rx, pid);
+    r.gro_rx = gro_rx;
   }
   if (!(p == r.pushed)) {
     k.kp->set_port(pid, p);

@@ -51,6 +51,7 @@ struct KpathState {
     SwitchId sw = kNoId;
     MemberId member = kNoMember;
     KpathPort pushed;        // what kp_ports holds for it
+    int gro_rx = 0;          // the uplink: its GRO stage's receiving end, in kp_ifx as this port
     KpathStats seen;         // the kernel's counters already added to the port's
   };
   struct Key {

@@ -714,6 +714,61 @@ TEST(KernelPathPrograms, ASuperFrameIsTheKernelsIntoAGuestsVethElseItsFlowStaysW
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
+// The uplink's GRO stage (a veth pair, kpm into kpm-g here): a plain
+// packet the kernel decapsulates for the guest's end of a veth goes into the
+// stage's sending end with its port in the mark; the frame (merged by the
+// stage's GRO) comes back at the receiving end's TC ingress, which is in
+// kp_ifx as the uplink's, and goes on to its port, checked against the
+// tables again. A frame there without the mark goes (nothing else belongs
+// there), one whose port or MACs no longer fit is a counted drop.
+TEST(KernelPathPrograms, PlainDecapsulatedFramesGoThroughTheGroStageIntoAGuestsVeth) {
+  const std::string skip = with_vtep_programs([&](vpc::KernelPath& kp, int ia, int iu) {
+    ASSERT_EQ(system("ip link add kpm type veth peer name kpm-g && ip link set kpm up && ip link set kpm-g up"), 0);
+    const int im = int(if_nametoindex("kpm")), ig = int(if_nametoindex("kpm-g"));
+    ASSERT_TRUE(kp.set_ifindex(ig, 1));
+    KpathPort up{uint32_t(iu), 0, 1600, 1, 1, 0};
+    up.merge = uint32_t(im);
+    ASSERT_TRUE(kp.set_port(1, up));
+    constexpr uint32_t kTag = 0x6b000000u;
+    auto run = [&](int ifindex, const std::vector<uint8_t>& pkt, uint32_t mark, uint32_t* mark_out) {
+      __sk_buff ctx{}, out{};
+      ctx.ifindex = uint32_t(ifindex);
+      ctx.mark = mark;
+      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_size_in = uint32_t(pkt.size()), .ctx_in = &ctx,
+                  .ctx_out = &out, .ctx_size_in = sizeof ctx, .ctx_size_out = sizeof out);
+      EXPECT_EQ(bpf_prog_test_run_opts(kp.tc_prog(), &o), 0) << strerror(errno);
+      *mark_out = out.mark;
+      return int(o.retval);
+    };
+    auto errors = [&] { return kp.stats(1).errors; };
+    uint32_t mark = 0;
+    EXPECT_EQ(run(iu, vxlan_packet(kVtepMac, 50000), 0, &mark), kTcActRedirect);
+    EXPECT_EQ(mark, 0u) << "the port is not the guest's end of a veth: delivered packet by packet, as before";
+    ASSERT_TRUE(kp.set_port(0, KpathPort{uint32_t(ia), 0, 1500, 1, 0, 1}));
+    EXPECT_EQ(run(iu, vxlan_packet(kVtepMac, 50000), 0, &mark), kTcActRedirect);
+    EXPECT_EQ(mark, kTag | 0u) << "into the stage, for port 0";
+    // Back from the stage: the inner frame, kB to kA.
+    std::vector<uint8_t> inner = vxlan_packet(kVtepMac, 50000);
+    inner.erase(inner.begin(), inner.begin() + 50);
+    EXPECT_EQ(run(ig, inner, kTag | 0u, &mark), kTcActRedirect);
+    EXPECT_EQ(mark, 0u) << "the mark goes before the frame does";
+    EXPECT_EQ(errors(), 0u);
+    EXPECT_EQ(run(ig, inner, 0, &mark), kTcActShot) << "not sent by kp_tc";
+    EXPECT_EQ(errors(), 0u);
+    EXPECT_EQ(run(ig, inner, kTag | 3u, &mark), kTcActShot) << "a port that is not there";
+    EXPECT_EQ(errors(), 1u);
+    ASSERT_TRUE(kp.erase_entry(0, kB));
+    EXPECT_EQ(run(ig, inner, kTag | 0u, &mark), kTcActShot) << "its source no longer behind the VTEP";
+    EXPECT_EQ(errors(), 2u);
+    // Without a stage, the same packet goes straight into the guest's end.
+    ASSERT_TRUE(kp.set_entry(0, kB, kKpathRemote | 0, 1));
+    ASSERT_TRUE(kp.set_port(1, KpathPort{uint32_t(iu), 0, 1600, 1, 1, 0}));
+    EXPECT_EQ(run(iu, vxlan_packet(kVtepMac, 50000), 0, &mark), kTcActRedirect);
+    EXPECT_EQ(mark, 0u);
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
 // The same VXLAN packet over IPv6 (2001:db8:5::2 to 2001:db8:5::1).
 std::vector<uint8_t> vxlan_packet6(uint16_t sport) {
   const std::vector<uint8_t> v4 = vxlan_packet(kVtepMac, sport);

@@ -309,10 +309,13 @@ bool AfPacketPort::kernel_path(const KpathProgs& progs, const std::string& why_n
 namespace {
 // The socket's filter first: from then on it refuses what the TC program
 // redirects, so no frame is both switched by the kernel and read here.
-// The uplink's XDP program last, and only as a help (when xdp_why is
-// empty: AfPacketPort::xdp_unwanted): without it TC ingress decapsulates.
-bool hook_kpath(int fd, int ifindex, const KpathProgs& progs, const std::string& xdp_why, KpathHook* link, std::string* why) {
+// The uplink's GRO stage and XDP program last, and only as a help (XDP when
+// xdp_why is empty: AfPacketPort::xdp_unwanted): without them TC ingress
+// decapsulates and delivers packet by packet.
+bool hook_kpath(int fd, int ifindex, const KpathProgs& progs, bool uplink, const std::string& xdp_why, KpathHook* link,
+                std::string* why) {
   if (kpath_attach_socket(fd, progs.sock, why) && kpath_attach_tc(ifindex, progs.tc, link, why)) {
+    if (uplink) kpath_attach_gro(ifindex, progs.tc, link);
     if (progs.xdp < 0) {
       if (progs.xdp_refused) link->xdp_why = "this kernel gives XDP programs no bpf_xdp_adjust_meta, which the XDP stage needs: docs/design/kernel-path.md#xdp";
       return true;
@@ -329,7 +332,7 @@ bool hook_kpath(int fd, int ifindex, const KpathProgs& progs, const std::string&
 
 bool AfPacketPort::kp_hook() {
   std::string why;
-  kp_set_hooked(hook_kpath(fd_, ifindex_, kp_, xdp_unwanted(), &kp_link_, &why), why);
+  kp_set_hooked(hook_kpath(fd_, ifindex_, kp_, opts_.underlay, xdp_unwanted(), &kp_link_, &why), why);
   return kp_hooked_;
 }
 
@@ -350,7 +353,12 @@ void AfPacketPort::kp_status() {
                        (!opts_.underlay ? ""
                         : kp_link_.xdp_fd >= 0
                             ? "; VXLAN over IPv4 is decapsulated in XDP, before the interface's GRO merges it"
-                            : "; VXLAN is decapsulated at TC ingress, packet by packet (" + kp_link_.xdp_why + ")")
+                            : "; VXLAN is decapsulated at TC ingress (XDP stage: " + kp_link_.xdp_why + ")") +
+                       (!opts_.underlay ? ""
+                        : kp_link_.gro_link_fd >= 0
+                            ? "; what TC ingress decapsulates is merged by the GRO stage " + kp_link_.gro_name + "/" +
+                                  kp_link_.gro_name.substr(0, kp_link_.gro_name.size() - 1) + "b"
+                            : "; no GRO stage (" + kp_link_.gro_why + "): delivered packet by packet")
                  : "off: " + kp_why_);
 }
 
@@ -447,7 +455,7 @@ void AfPacketPort::reopen_off_thread(bool reopen) {
     if (reopen) open_socket(&s);
     if (s.fd >= 0 && progs.tc >= 0) {
       s.kp_tried = true;
-      s.kp_hooked = hook_kpath(s.fd, s.ifindex, progs, xdp_unwanted(), &s.kp_link, &s.kp_why);
+      s.kp_hooked = hook_kpath(s.fd, s.ifindex, progs, opts_.underlay, xdp_unwanted(), &s.kp_link, &s.kp_why);
     }
     close_progs(&progs);
     return s;

@@ -111,6 +111,9 @@ class AfPacketPort final : public Port {
   bool kernel_path(const KpathProgs& progs, const std::string& why_not) override;
   int kernel_ifindex() const override { return kp_hooked_ ? ifindex_ : 0; }
   bool kernel_peer_ingress() const override { return kp_hooked_ && peer_ingress_; }
+  std::pair<int, int> kernel_gro_stage() const override {
+    return kp_hooked_ ? std::pair<int, int>{kp_link_.gro_tx, kp_link_.gro_rx} : std::pair<int, int>{0, 0};
+  }
   // The interface while the port holds it (not while it reopens).
   // Rechecked every 10 s: the link, the MTU and a socket error come with
   // link messages, and the kernel's drops are read as soon as a burst finds

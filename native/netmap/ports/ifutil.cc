@@ -128,6 +128,11 @@ bool if_gro(int ctl, const std::string& name) {
   return ethtool_rw(ctl, name, ETHTOOL_GGRO, &v, false) == 0 && v != 0;
 }
 
+int if_set_offload(int ctl, const std::string& name, uint32_t cmd, bool on) {
+  uint32_t v = on ? 1 : 0;
+  return ethtool_rw(ctl, name, cmd, &v, true);
+}
+
 namespace {
 struct Offload {
   const char* name;

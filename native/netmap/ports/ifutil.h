@@ -39,6 +39,8 @@ uint32_t if_rx_queues(int ctl, const std::string& name);
 std::string if_driver(int ctl, const std::string& name);
 // The interface's GRO is on (ETHTOOL_GGRO); false when it cannot be read.
 bool if_gro(int ctl, const std::string& name);
+// Turns one boolean offload on or off (ETHTOOL_SGRO, ETHTOOL_STSO, ...): 0 or -errno.
+int if_set_offload(int ctl, const std::string& name, uint32_t cmd, bool on);
 
 // Offloads the switch must not see: GRO and LRO (merged receive super-frames),
 // TSO/GSO (segmentation left to the device) and tx checksumming (checksums

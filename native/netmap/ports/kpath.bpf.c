@@ -8,6 +8,8 @@
 //            side is a remote VTEP, and counted; everything else goes on
 //            (TC_ACT_OK) as before, but for VXLAN to our VTEP that the
 //            engine took: the host's stack gets no copy (engines_own).
+//            On the uplink's GRO stage (a veth pair of the engine's), it
+//            takes back what it sent through to be merged (from_merge).
 //   kp_xdp   XDP on the uplink's interface while it has GRO on: decapsulates
 //            what kp_tc would, before GRO, so a flow's packets reach the
 //            guest merged; kp_tc redirects them by the metadata it leaves.
@@ -64,6 +66,7 @@ struct kp_port {
   __u32 on;
   __u32 uplink;   // the VXLAN uplink (sw unused)
   __u32 peer;     // a veth whose other end is in another namespace, noqueue: bpf_redirect_peer for decapsulated frames
+  __u32 merge;    // the uplink: its GRO stage's sending end (0: none), where plain decapsulated frames go to be merged
 };
 
 struct kp_global {
@@ -224,7 +227,7 @@ struct kp_last {
   __u32 gso_size;
   __u32 kind;
   __u32 in, out, member, to_ifindex, inner_v6, shrink, peer;
-  __u32 pad;  // a per-CPU value is read as a multiple of 8 bytes (kpath_test's KpLast)
+  __u32 merge;  // also keeps the size a multiple of 8 bytes, as a per-CPU value is read (kpath_test's KpLast)
   __u8 seen[KP_SEEN_LEN];
 };
 struct {
@@ -243,6 +246,7 @@ struct kp_verdict {
   __u32 shrink;        // encap: the super-frame's segments get 50 bytes smaller
   __u32 peer;          // decap: into the guest's end of its veth (kp_port.peer)
   __u32 sw;            // decap: the VNI's switch
+  __u32 merge;         // decap: a plain frame goes through the uplink's GRO stage (its sending end)
   struct kp_dest* src;
   struct kp_remote* r;  // encap
 };
@@ -447,6 +451,10 @@ static __always_inline int decap_check(void* ctx, int xdp, const __u8* h, __u32 
   v->ifindex = to->ifindex;
   v->inner_v6 = proto == 0x86dd;
   v->peer = to->peer;
+  // A plain frame through the uplink's GRO stage, into a guest's veth only
+  // (the merged frame keeps the sender's encapsulation flag over a veth
+  // underlay, like the super-frames above).
+  v->merge = gso_size || xdp || !to->peer ? 0 : from->merge;
   v->src = src;
   v->r = 0;
   return KP_DECAP;
@@ -701,6 +709,7 @@ static __always_inline void leave(struct __sk_buff* skb, int kind, const struct 
   l->inner_v6 = v->inner_v6;
   l->shrink = v->shrink;
   l->peer = v->peer;
+  l->merge = v->merge;
 }
 
 // The filter's verdict on this very frame, taken once; or none.
@@ -809,9 +818,42 @@ static __always_inline int from_xdp(struct __sk_buff* skb) {
   return to->peer ? bpf_redirect_peer(to->ifindex, 0) : bpf_redirect(to->ifindex, 0);
 }
 
+// The uplink's GRO stage (docs/design/kernel-path.md#gro-stage): a veth
+// pair of the engine's whose receiving end has GRO, and this program at its
+// TC ingress. kp_tc sends a plain frame it decapsulated into the sending end
+// with its port in the mark (KP_MERGE_TAG | port; the mark stays within a
+// namespace), the receiving end's GRO merges a flow's frames, and here the
+// merged frame goes on to its port, checked against the tables again as
+// kp_xdp's are (xdp_target). -1: this is not a stage's receiving end (it is
+// in kp_ifx as the uplink's port, by another index than the uplink's).
+#define KP_MERGE_TAG 0x6b000000u
+static __always_inline int from_merge(struct __sk_buff* skb) {
+  __u32 ifx = skb->ifindex;
+  __u32* in = bpf_map_lookup_elem(&kp_ifx, &ifx);
+  if (!in) return -1;
+  __u32 in_port = *in;
+  struct kp_port* from = bpf_map_lookup_elem(&kp_ports, &in_port);
+  if (!from || !from->uplink || from->ifindex == ifx) return -1;
+  // Nothing but kp_tc sends into the stage; anything else there goes.
+  __u32 mark = skb->mark;
+  if ((mark & 0xff000000u) != KP_MERGE_TAG) return TC_ACT_SHOT;
+  __u32 out = mark & 0xffffffu;
+  skb->mark = 0;
+  struct kp_port* p = bpf_map_lookup_elem(&kp_ports, &out);
+  struct kp_port* to = p ? xdp_target(skb, p->sw, out) : 0;
+  if (!to) {
+    struct kp_stats* s = bpf_map_lookup_elem(&kp_stats, &in_port);
+    if (s) s->errors++;
+    return TC_ACT_SHOT;
+  }
+  return to->peer ? bpf_redirect_peer(to->ifindex, 0) : bpf_redirect(to->ifindex, 0);
+}
+
 SEC("tc")
 int kp_tc(struct __sk_buff* skb) {
   int x = from_xdp(skb);
+  if (x >= 0) return x;
+  x = from_merge(skb);
   if (x >= 0) return x;
   struct kp_verdict v = {};
   int kind;
@@ -828,6 +870,7 @@ int kp_tc(struct __sk_buff* skb) {
     v.inner_v6 = l->inner_v6;
     v.shrink = l->shrink;
     v.peer = l->peer;
+    v.merge = l->merge;
     if (kind == KP_ENCAP) v.r = bpf_map_lookup_elem(&kp_remote, &v.member);
   } else {
     kind = decide(skb, &v);
@@ -857,6 +900,14 @@ int kp_tc(struct __sk_buff* skb) {
   // end's transmit and the backlog queue. Only for decapsulation: between
   // two local ports the egress redirect measured as fast or faster
   // (docs/design/kernel-path.md).
+  // A plain frame, where the uplink has a GRO stage: through it first.
+  if (kind == KP_DECAP && v.merge && v.out <= 0xffffffu) {
+    skb->mark = KP_MERGE_TAG | v.out;
+    // On this CPU's queue of the stage (a queue recorded here is the one
+    // the device's queue choice takes, less one): one NAPI per CPU.
+    skb->queue_mapping = bpf_get_smp_processor_id() * 4 + (bpf_get_hash_recalc(skb) & 3) + 1;
+    return bpf_redirect(v.merge, 0);
+  }
   if (kind == KP_DECAP && v.peer) return bpf_redirect_peer(v.ifindex, 0);
   return bpf_redirect(v.ifindex, 0);
 }

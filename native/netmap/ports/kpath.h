@@ -28,6 +28,7 @@ struct KpathPort {
   uint32_t on = 0;
   uint32_t uplink = 0;  // the VXLAN uplink (sw unused)
   uint32_t peer = 0;    // decapsulated frames enter the guest's end of the veth directly (Port::kernel_peer_ingress)
+  uint32_t merge = 0;   // the uplink: its GRO stage's sending end (Port::kernel_gro_stage), 0 for none
   bool operator==(const KpathPort&) const = default;
 };
 
@@ -134,14 +135,28 @@ class KernelPath {
 // it is for), through a link too. Where it cannot (no native XDP in the
 // driver, another XDP program there), TC ingress decapsulates as before;
 // xdp_why says why.
+//
+// The uplink's GRO stage (docs/design/kernel-path.md#gro-stage): a veth pair
+// of the engine's, vpcgro<uplink ifindex>a and ...b, where `a` has TSO off
+// and `b` GRO on (so `a`'s frames reach `b` through the veth's NAPI and its
+// GRO), and the TC program on b's ingress. kp_tc sends the plain frames it
+// decapsulates through it, so a flow's packets reach the guest merged, as
+// Linux's vxlan device merges them (gro_cells). kpath_attach_gro makes it
+// (a pair left by a process that was killed goes first); kpath_detach_tc
+// deletes it. gro_why says why there is none.
 struct KpathHook {
   int link_fd = -1;
   int xdp_fd = -1;
   std::string xdp_why;
+  int gro_tx = 0, gro_rx = 0;  // the stage's ends (ifindex; 0: none)
+  int gro_link_fd = -1;
+  std::string gro_name;  // its sending end's name ("": none)
+  std::string gro_why;
 };
 bool kpath_attach_socket(int fd, int prog_fd, std::string* why);
 bool kpath_attach_tc(int ifindex, int prog_fd, KpathHook* h, std::string* why);
 bool kpath_attach_xdp(int ifindex, int prog_fd, KpathHook* h);
-void kpath_detach_tc(KpathHook* h);  // both links
+bool kpath_attach_gro(int uplink_ifindex, int prog_fd, KpathHook* h);
+void kpath_detach_tc(KpathHook* h);  // every link, and the GRO stage
 
 }  // namespace vpc

@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
+#include <linux/veth.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 namespace vpc {
@@ -130,8 +132,18 @@ struct NlRequest {
     a.nla_len = uint16_t(NLA_HDRLEN + n);
     a.nla_type = type;
     std::memcpy(buf + len, &a, sizeof(a));
-    std::memcpy(buf + len + NLA_HDRLEN, data, n);
+    if (n) std::memcpy(buf + len + NLA_HDRLEN, data, n);
     len += NLA_ALIGN(NLA_HDRLEN + n);
+  }
+  // A nested attribute: its header now, its length at end_nest(the offset).
+  size_t begin_nest(uint16_t type) {
+    const size_t at = len;
+    attr(type, nullptr, 0);
+    return at;
+  }
+  void end_nest(size_t at) {
+    const uint16_t n = uint16_t(len - at);
+    std::memcpy(buf + at + offsetof(nlattr, nla_len), &n, sizeof(n));
   }
 };
 
@@ -232,6 +244,44 @@ int veth_peer_ingress(int nl, int ifindex) {
   if (find_s32_attr(out, from, end, IFLA_LINK_NETNSID, &peer_ns) <= 0) return 0;  // its other end is here
   if (find_attr(out, from, end, IFLA_QDISC, &at, &len) > 0 && !attr_is(out, at, len, "noqueue")) return 0;
   return 1;
+}
+
+int veth_pair_create(int nl, const std::string& a, const std::string& b, uint32_t mtu, uint32_t queues) {
+  if (a.empty() || b.empty() || a.size() >= IFNAMSIZ || b.size() >= IFNAMSIZ) return -EINVAL;
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  NlRequest rq(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, &ifi, sizeof(ifi));
+  rq.attr(IFLA_IFNAME, a.c_str(), a.size() + 1);
+  rq.attr(IFLA_MTU, &mtu, sizeof(mtu));
+  rq.attr(IFLA_NUM_TX_QUEUES, &queues, sizeof(queues));
+  rq.attr(IFLA_NUM_RX_QUEUES, &queues, sizeof(queues));
+  const size_t info = rq.begin_nest(IFLA_LINKINFO);
+  rq.attr(IFLA_INFO_KIND, "veth", 5);
+  const size_t data = rq.begin_nest(IFLA_INFO_DATA);
+  const size_t peer = rq.begin_nest(VETH_INFO_PEER);
+  std::memcpy(rq.buf + rq.len, &ifi, sizeof(ifi));  // the peer's own ifinfomsg, then its attributes
+  rq.len += NLMSG_ALIGN(sizeof(ifi));
+  rq.attr(IFLA_IFNAME, b.c_str(), b.size() + 1);
+  rq.attr(IFLA_MTU, &mtu, sizeof(mtu));
+  rq.attr(IFLA_NUM_TX_QUEUES, &queues, sizeof(queues));
+  rq.attr(IFLA_NUM_RX_QUEUES, &queues, sizeof(queues));
+  rq.end_nest(peer);
+  rq.end_nest(data);
+  rq.end_nest(info);
+  alignas(nlmsghdr) uint8_t out[512];
+  ssize_t n = nl_transact(nl, rq, out, sizeof(out));
+  return n < 0 ? int(n) : 0;
+}
+
+int link_delete(int nl, const std::string& name) {
+  if (name.empty() || name.size() >= IFNAMSIZ) return -EINVAL;
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  NlRequest rq(RTM_DELLINK, NLM_F_ACK, &ifi, sizeof(ifi));
+  rq.attr(IFLA_IFNAME, name.c_str(), name.size() + 1);
+  alignas(nlmsghdr) uint8_t out[512];
+  ssize_t n = nl_transact(nl, rq, out, sizeof(out));
+  return n < 0 ? int(n) : 0;
 }
 
 int link_get_by_nsid(int nl, int nsid, const std::string& name, unsigned* flags, int* ifindex) {

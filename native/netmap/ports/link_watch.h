@@ -98,6 +98,13 @@ int link_get_by_nsid(int nl, int nsid, const std::string& name, unsigned* flags,
 // 1 or 0, or -errno when netlink could not tell.
 int veth_peer_ingress(int nl, int ifindex);
 
+// A veth pair `a` and `b` in nl's namespace, both with MTU `mtu` and
+// `queues` transmit and receive queues: 0 or -errno (-EEXIST: a name is
+// taken). link_delete: the interface `name` (a veth's
+// other end goes with it); 0 or -errno (-ENODEV: none).
+int veth_pair_create(int nl, const std::string& a, const std::string& b, uint32_t mtu, uint32_t queues);
+int link_delete(int nl, const std::string& name);
+
 // Parses one read's worth of netlink messages, from the namespace with id
 // `nsid` (LinkName::kOwnNamespace: the socket's own): appends the interface
 // of every RTM_NEWLINK and RTM_DELLINK, and {id, 0} for every RTM_DELNSID.

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "core/offload.h"
 #include "core/types.h"
@@ -133,6 +134,9 @@ class Port {
   }
   virtual int kernel_ifindex() const { return 0; }
   virtual bool kernel_peer_ingress() const { return false; }
+  // The uplink's GRO stage (KpathHook): its sending and receiving ends'
+  // interface indexes, 0 while it has none.
+  virtual std::pair<int, int> kernel_gro_stage() const { return {0, 0}; }
 };
 
 }  // namespace vpc
