@@ -185,6 +185,10 @@ std::unique_ptr<VhostUserPort> VhostUserPort::open(const VhostUserOptions& opts,
       // RuntimeDirectory's subdirectory, say): the port waits for it, down,
       // as a port waits for its interface, and the others come up.
       p->status_->set_error(where + ": the socket's directory does not exist (yet); the port listens when it appears");
+    } else if (e == ENOTDIR) {
+      // "/run/vm.img/../vm.sock": the kernel walks the path as written, so a
+      // file on the way is an error in the path, not in the system.
+      throw PortError(Status::kInvalidArgument, where + ": a part of the path before the socket's name is a file, not a directory");
     } else if (e != 0) {
       throw PortError(e == ENOENT ? Status::kNotFound : Status::kSystem,
                       sys_error(where + ": creating the socket" +

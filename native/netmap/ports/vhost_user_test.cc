@@ -1077,6 +1077,30 @@ TEST(VhostUserWait, AMissingSocketDirectoryIsWaitedForWhenAskedAndRefusedOtherwi
   rmdir(dir.c_str());
 }
 
+// A path through a file ("/tmp/x.img/../vm.sock"): the kernel walks it as
+// written, so the file on the way is an error in the path (invalid
+// argument, named as such), not a failed system call.
+TEST(VhostUserSocket, APathThroughAFileIsAnInvalidArgument) {
+  auto pool = test_pool();
+  const std::string file = "/tmp/vpc-vhu-file-" + std::to_string(getpid());
+  FILE* f = std::fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  for (bool wait : {false, true}) {
+    VhostUserOptions o;
+    o.socket = file + "/../s.sock";
+    o.wait_for_directory = wait;
+    try {
+      VhostUserPort::open(o, pool, std::make_shared<PortStatus>());
+      ADD_FAILURE() << "a path through a file was taken";
+    } catch (const PortError& e) {
+      EXPECT_EQ(e.status, Status::kInvalidArgument) << e.what();
+      EXPECT_NE(std::string(e.what()).find("is a file, not a directory"), std::string::npos) << e.what();
+    }
+  }
+  std::remove(file.c_str());
+}
+
 // Client mode on a path where nothing listens (a typo, a VM not started)
 // says so in lastError, and keeps trying.
 TEST(VhostUserWait, AClientThatCannotConnectSaysWhy) {
