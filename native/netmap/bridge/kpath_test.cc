@@ -720,7 +720,8 @@ TEST(KernelPathPrograms, ASuperFrameIsTheKernelsIntoAGuestsVethElseItsFlowStaysW
 // stage's GRO) comes back at the receiving end's TC ingress, which is in
 // kp_ifx as the uplink's, and goes on to its port, checked against the
 // tables again. A frame there without the mark goes (nothing else belongs
-// there), one whose port or MACs no longer fit is a counted drop.
+// there), one whose port or MACs no longer fit is a counted drop. Only TCP
+// with data takes the stage: GRO merges nothing else.
 TEST(KernelPathPrograms, PlainDecapsulatedFramesGoThroughTheGroStageIntoAGuestsVeth) {
   const std::string skip = with_vtep_programs([&](vpc::KernelPath& kp, int ia, int iu) {
     ASSERT_EQ(system("ip link add kpm type veth peer name kpm-g && ip link set kpm up && ip link set kpm-g up"), 0);
@@ -747,6 +748,15 @@ TEST(KernelPathPrograms, PlainDecapsulatedFramesGoThroughTheGroStageIntoAGuestsV
     ASSERT_TRUE(kp.set_port(0, KpathPort{uint32_t(ia), 0, 1500, 1, 0, 1}));
     EXPECT_EQ(run(iu, vxlan_packet(kVtepMac, 50000), 0, &mark), kTcActRedirect);
     EXPECT_EQ(mark, kTag | 0u) << "into the stage, for port 0";
+    testframes::Spec ack;
+    ack.payload = 0;
+    ack.tcp_flags = 0x10;
+    EXPECT_EQ(run(iu, vxlan_packet(kVtepMac, 50000, ack), 0, &mark), kTcActRedirect);
+    EXPECT_EQ(mark, 0u) << "a pure ACK: nothing to merge, straight into the guest's end";
+    testframes::Spec udp;
+    udp.proto = kIpProtoUdp;
+    EXPECT_EQ(run(iu, vxlan_packet(kVtepMac, 50000, udp), 0, &mark), kTcActRedirect);
+    EXPECT_EQ(mark, 0u) << "UDP: GRO merges none, straight into the guest's end";
     // Back from the stage: the inner frame, kB to kA.
     std::vector<uint8_t> inner = vxlan_packet(kVtepMac, 50000);
     inner.erase(inner.begin(), inner.begin() + 50);

@@ -453,8 +453,9 @@ static __always_inline int decap_check(void* ctx, int xdp, const __u8* h, __u32 
   v->peer = to->peer;
   // A plain frame through the uplink's GRO stage, into a guest's veth only
   // (the merged frame keeps the sender's encapsulation flag over a veth
-  // underlay, like the super-frames above).
-  v->merge = gso_size || xdp || !to->peer ? 0 : from->merge;
+  // underlay, like the super-frames above), and only TCP with data: GRO
+  // merges nothing else, and a pure ACK would only pay the extra hop.
+  v->merge = !gso_size && !xdp && to->peer && from->merge && inner_tcp_headers(ctx, 0, len, proto) ? from->merge : 0;
   v->src = src;
   v->r = 0;
   return KP_DECAP;
