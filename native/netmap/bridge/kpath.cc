@@ -194,21 +194,31 @@ void Bridge::kpath_refresh(PortId pid) {
   p.on = ps.up && p.ifindex ? 1 : 0;
   p.uplink = r.uplink ? 1 : 0;
   p.peer = !r.uplink && ps.port->kernel_peer_ingress() ? 1 : 0;
-  const auto [gro_tx, gro_rx] = r.uplink ? ps.port->kernel_gro_stage() : std::pair<int, int>{0, 0};
+  // The uplink's GRO stage: its receiving end is known as this port before
+  // frames are sent into it, and the port stops sending before it is
+  // forgotten. Not known (the table is full): no frames into it.
+  auto [gro_tx, gro_rx] = r.uplink ? ps.port->kernel_gro_stage() : std::pair<int, int>{0, 0};
+  const int old_rx = r.gro_rx;
+  if (gro_rx != old_rx && gro_rx) {
+    if (k.kp->set_ifindex(gro_rx, pid)) {
+      r.gro_rx = gro_rx;
+    } else {
+      gro_tx = 0;
+      r.gro_rx = 0;
+    }
+  } else if (!gro_rx) {
+    r.gro_rx = 0;
+  }
   p.merge = uint32_t(gro_tx);
   if (p.ifindex != r.pushed.ifindex) {
     if (r.pushed.ifindex) k.kp->clear_ifindex(int(r.pushed.ifindex));
     if (p.ifindex) k.kp->set_ifindex(int(p.ifindex), pid);
   }
-  if (gro_rx != r.gro_rx) {
-    if (r.gro_rx) k.kp->clear_ifindex(r.gro_rx);
-    if (gro_rx) k.kp->set_ifindex(gro_rx, pid);
-    r.gro_rx = gro_rx;
-  }
   if (!(p == r.pushed)) {
     k.kp->set_port(pid, p);
     r.pushed = p;
   }
+  if (old_rx && old_rx != r.gro_rx) k.kp->clear_ifindex(old_rx);
 }
 
 void Bridge::kpath_port_changed(PortId pid) {

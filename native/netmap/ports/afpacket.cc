@@ -376,7 +376,28 @@ void AfPacketPort::read_peer_ingress(bool say) {
     }
   }
   const bool xdp_changed = read_xdp();
-  if (say || (kp_hooked_ && was != peer_ingress_) || xdp_changed) kp_status();  // the line is ours only while hooked
+  const bool gro_changed = check_gro_stage();
+  if (say || (kp_hooked_ && was != peer_ingress_) || xdp_changed || gro_changed) kp_status();  // the line is ours only while hooked
+}
+
+// The uplink's GRO stage is still whole (both ends there, with the indexes
+// the maps hold, and up); if not (`ip link del`, `ip link set ... down`), it
+// is made again, so decapsulated frames are not sent into nothing until the
+// uplink flaps. A stage that could not be made is tried again. True when it
+// changed.
+bool AfPacketPort::check_gro_stage() {
+  if (!kp_hooked_ || !opts_.underlay || fd_ < 0 || kp_.tc < 0) return false;
+  KpathHook& h = kp_link_;
+  if (h.gro_link_fd >= 0) {
+    const std::string b = h.gro_name.substr(0, h.gro_name.size() - 1) + "b";
+    unsigned fa = 0, fb = 0;
+    if (if_index(ctl_, h.gro_name) == h.gro_tx && if_index(ctl_, b) == h.gro_rx && if_flags(ctl_, h.gro_name, &fa) == 0 &&
+        if_flags(ctl_, b, &fb) == 0 && (fa & fb & IFF_UP))
+      return false;
+    kpath_detach_gro(&h);
+  }
+  const std::string was = h.gro_why;
+  return kpath_attach_gro(ifindex_, kp_.tc, &h) || h.gro_why != was;
 }
 
 // Why the uplink's XDP stage is not wanted now ("": it is). It decapsulates
@@ -427,10 +448,17 @@ void AfPacketPort::kp_unhook() {
 }
 
 AfPacketSocket AfPacketPort::release_socket() {
+  AfPacketSocket s;
+  // The GRO stage goes with the socket: deleting its veth pair waits for
+  // the kernel (tens of milliseconds), which a re-open's job does off the
+  // engine thread. The other hooks go now.
+  s.kp_link.gro_link_fd = std::exchange(kp_link_.gro_link_fd, -1);
+  s.kp_link.gro_tx = std::exchange(kp_link_.gro_tx, 0);
+  s.kp_link.gro_rx = std::exchange(kp_link_.gro_rx, 0);
+  s.kp_link.gro_name = std::exchange(kp_link_.gro_name, std::string());
   kpath_detach_tc(&kp_link_);
   kp_hooked_ = false;
   peer_ingress_ = false;
-  AfPacketSocket s;
   if (fd_ >= 0 && epfd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd_, nullptr);
   s.fd = std::exchange(fd_, -1);
   s.big_fd = big_.release();

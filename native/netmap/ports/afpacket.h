@@ -178,6 +178,7 @@ class AfPacketPort final : public Port {
   // hooking and at every link check; the status says so when either changed
   // (or `say`).
   void read_peer_ingress(bool say = false);
+  bool check_gro_stage();
   void kp_status();  // the kernel path's line of the port's status
   std::string xdp_unwanted() const;
   bool read_xdp();

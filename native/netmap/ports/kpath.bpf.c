@@ -768,6 +768,17 @@ static __always_inline int engines_own(struct __sk_buff* skb) {
   return any && !diff && be16(h + 56) == g->udp_port;
 }
 
+// A decapsulated frame on its way to a port from an interface whose MAC is
+// not its destination (the uplink after XDP, the GRO stage's end): the
+// receive path typed it for another host, and before Linux 6.15 a redirect
+// into a veth's other end keeps that type, which the guest's IP input drops.
+#define KP_PACKET_HOST 0
+static __always_inline int to_port(struct __sk_buff* skb, struct kp_port* to) {
+  if (!to->peer) return bpf_redirect(to->ifindex, 0);
+  bpf_skb_change_type(skb, KP_PACKET_HOST);
+  return bpf_redirect_peer(to->ifindex, 0);
+}
+
 // The inner frame behind kp_meta still fits the tables: unicast from a MAC
 // learned behind a remote VTEP of switch sw, to port `out` of that switch,
 // both entries of its current generation. What kp_xdp checked of the outer
@@ -816,7 +827,7 @@ static __always_inline int from_xdp(struct __sk_buff* skb) {
     if (s) s->errors++;
     return TC_ACT_SHOT;
   }
-  return to->peer ? bpf_redirect_peer(to->ifindex, 0) : bpf_redirect(to->ifindex, 0);
+  return to_port(skb, to);
 }
 
 // The uplink's GRO stage (docs/design/kernel-path.md#gro-stage): a veth
@@ -829,15 +840,18 @@ static __always_inline int from_xdp(struct __sk_buff* skb) {
 // in kp_ifx as the uplink's port, by another index than the uplink's).
 #define KP_MERGE_TAG 0x6b000000u
 static __always_inline int from_merge(struct __sk_buff* skb) {
+  // The mark first, cheap, for every frame on every port: a frame without
+  // it is no stage's (one on the stage without it, which nothing of ours
+  // sends, goes to the host's stack, which drops it as for another host).
+  // A mark does not cross namespaces, so no guest can set it.
+  __u32 mark = skb->mark;
+  if ((mark & 0xff000000u) != KP_MERGE_TAG) return -1;
   __u32 ifx = skb->ifindex;
   __u32* in = bpf_map_lookup_elem(&kp_ifx, &ifx);
   if (!in) return -1;
   __u32 in_port = *in;
   struct kp_port* from = bpf_map_lookup_elem(&kp_ports, &in_port);
   if (!from || !from->uplink || from->ifindex == ifx) return -1;
-  // Nothing but kp_tc sends into the stage; anything else there goes.
-  __u32 mark = skb->mark;
-  if ((mark & 0xff000000u) != KP_MERGE_TAG) return TC_ACT_SHOT;
   __u32 out = mark & 0xffffffu;
   skb->mark = 0;
   struct kp_port* p = bpf_map_lookup_elem(&kp_ports, &out);
@@ -847,7 +861,7 @@ static __always_inline int from_merge(struct __sk_buff* skb) {
     if (s) s->errors++;
     return TC_ACT_SHOT;
   }
-  return to->peer ? bpf_redirect_peer(to->ifindex, 0) : bpf_redirect(to->ifindex, 0);
+  return to_port(skb, to);
 }
 
 SEC("tc")
@@ -904,8 +918,9 @@ int kp_tc(struct __sk_buff* skb) {
   // A plain frame, where the uplink has a GRO stage: through it first.
   if (kind == KP_DECAP && v.merge && v.out <= 0xffffffu) {
     skb->mark = KP_MERGE_TAG | v.out;
-    // On this CPU's queue of the stage (a queue recorded here is the one
-    // the device's queue choice takes, less one): one NAPI per CPU.
+    // On one of this CPU's queues of the stage, by the frame's flow hash (a
+    // queue recorded here is the one the device's queue choice takes, less
+    // one): each queue's NAPI runs on the CPU that fills it.
     skb->queue_mapping = bpf_get_smp_processor_id() * 4 + (bpf_get_hash_recalc(skb) & 3) + 1;
     return bpf_redirect(v.merge, 0);
   }

@@ -63,6 +63,7 @@ bool kpath_attach_gro(int, int, KpathHook* h) {
   h->gro_why = "not built in";
   return false;
 }
+void kpath_detach_gro(KpathHook*) {}
 void kpath_detach_tc(KpathHook*) {}
 
 #else
@@ -126,7 +127,8 @@ std::unique_ptr<KernelPath> KernelPath::load(uint32_t max_ports, uint32_t max_sw
   struct Size {
     const char* map;
     uint32_t n;
-  } sizes[] = {{"kp_ports", max_ports},     {"kp_ifx", max_ports},      {"kp_fdb", max_entries},
+  // kp_ifx: every port's interface, and the uplink's GRO stage's receiving end.
+  } sizes[] = {{"kp_ports", max_ports},     {"kp_ifx", max_ports + 1},      {"kp_fdb", max_entries},
                {"kp_gen", max_switches},    {"kp_stats", max_ports},    {"kp_global", 1},
                {"kp_vni", max_switches},    {"kp_remote", max_remotes}, {"kp_rstats", max_remotes}};
   // The object, its maps sized; the uplink's XDP stage only where the
@@ -327,13 +329,15 @@ bool write_file(const std::string& path, const std::string& text) {
 // of its own through them.
 void no_ipv6(const std::string& name) { write_file("/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6", "1"); }
 
-// One queue per CPU (kp_tc sends each frame on its CPU's): the receiving
-// end runs one NAPI per queue, each on the CPU that fills it, as gro_cells
-// keeps one cell per CPU. With one queue, CPUs would fill a ring that one of
-// them drains, and it overflows (measured: 19,425 drops in a 5 s run with
-// four streams).
+// Four queues per CPU (kp_tc sends each frame on one of its CPU's, by the
+// frame's flow hash): the receiving end runs one NAPI per queue, each on
+// the CPU that fills it, as gro_cells keeps one cell per CPU. With one
+// queue, CPUs would fill a ring that one of them drains, and it overflows
+// (measured: 19,425 drops in a 5 s run with four streams; one queue per CPU
+// 3,096; four 175). Online CPUs: a VM's possible ones may be many more (a
+// higher CPU's queue number wraps around onto these).
 uint32_t stage_queues() {
-  const int n = libbpf_num_possible_cpus();
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n < 1 ? 4 : n > 256 ? 1024 : uint32_t(n) * 4;
 }
 }  // namespace
@@ -375,10 +379,7 @@ bool kpath_attach_gro(int uplink_ifindex, int prog_fd, KpathHook* h) {
   return true;
 }
 
-void kpath_detach_tc(KpathHook* h) {
-  if (h->link_fd >= 0) close(h->link_fd);
-  if (h->xdp_fd >= 0) close(h->xdp_fd);
-  h->link_fd = h->xdp_fd = -1;
+void kpath_detach_gro(KpathHook* h) {
   if (h->gro_link_fd >= 0) {
     close(h->gro_link_fd);
     h->gro_link_fd = -1;
@@ -386,6 +387,13 @@ void kpath_detach_tc(KpathHook* h) {
   if (!h->gro_name.empty()) gro_stage_delete(h->gro_name);
   h->gro_name.clear();
   h->gro_tx = h->gro_rx = 0;
+}
+
+void kpath_detach_tc(KpathHook* h) {
+  if (h->link_fd >= 0) close(h->link_fd);
+  if (h->xdp_fd >= 0) close(h->xdp_fd);
+  h->link_fd = h->xdp_fd = -1;
+  kpath_detach_gro(h);
 }
 
 #endif  // VPC_HAVE_KPATH

@@ -157,6 +157,7 @@ bool kpath_attach_socket(int fd, int prog_fd, std::string* why);
 bool kpath_attach_tc(int ifindex, int prog_fd, KpathHook* h, std::string* why);
 bool kpath_attach_xdp(int ifindex, int prog_fd, KpathHook* h);
 bool kpath_attach_gro(int uplink_ifindex, int prog_fd, KpathHook* h);
-void kpath_detach_tc(KpathHook* h);  // every link, and the GRO stage
+void kpath_detach_gro(KpathHook* h);  // the GRO stage alone
+void kpath_detach_tc(KpathHook* h);   // every link, and the GRO stage
 
 }  // namespace vpc
