@@ -1241,13 +1241,28 @@ test('VXLAN over a wire-like underlay: the uplink\'s GRO stage merges what TC in
       assert.ok(guestRx * 2 < took, `the stage merged it: the guest received ${guestRx} frames for ${took} packets`);
       assert.equal(after.ports.up.drops.kernel_path_error ?? 0, 0, 'no kernel path errors');
       assert.ok(ipIn >= guestRx * 0.99, `B's guest's IP input took the frames its interface received: ${ipIn} of ${guestRx}`);
-      // Deleted behind the switch's back: the uplink's next link check makes
-      // it again, and the next transfer is merged as before.
-      run('ip', ['-n', nsB, 'link', 'del', `${stage}a`]);
-      await untilPasses(async () => {
-        assert.ok(link(nsB, `${stage}a`) !== undefined && link(nsB, `${stage}b`) !== undefined, 'the stage is back');
+      // Its receiving end set down behind the switch's back: what B's kernel
+      // sends into the stage is lost there, and counted (kernel_path_error,
+      // read at the uplink's next link check, which also makes the stage
+      // again). Then deleted: made again too.
+      const errors = async (): Promise<number> => (await hosts[1].a.call<Stats>('statsPlus')).ports.up.drops.kernel_path_error ?? 0;
+      run('ip', ['-n', nsB, 'link', 'set', `${stage}b`, 'down']);
+      const srv = await lab.iperf3Server(gB.ns, gB.ip);
+      const lossy = lab.nsAsync(gA.ns, 'iperf3', ['-c', gB.ip, '-t', '1', '--connect-timeout', '3000', '-J'], 30_000);
+      const stageBack = async (): Promise<void> => untilPasses(async () => {
+        const [ta, tb] = [link(nsB, `${stage}a`), link(nsB, `${stage}b`)];
+        assert.ok(ta !== undefined && tb !== undefined, 'the stage is back');
+        assert.match(run('ip', ['-n', nsB, 'link', 'show', `${stage}b`]), /[<,]UP[,>]/, 'and up');
         assert.match((await hosts[1].a.call<{ kernelPath: string }>('portStatus', 'up')).kernelPath, /merged by the GRO stage/);
-      }, 20_000, 200);
+      }, 25_000, 200);
+      await untilPasses(async () => assert.ok((await errors()) > 0, 'the frames lost in the stage are counted'), 25_000, 200);
+      await stageBack();
+      await lossy.catch(() => undefined);
+      srv.stop();
+      await srv.done.catch(() => undefined);
+      t.diagnostic(`with the stage's receiving end down: B's uplink counted ${await errors()} kernel_path_error`);
+      run('ip', ['-n', nsB, 'link', 'del', `${stage}a`]);
+      await stageBack();
       const rx1 = link(gB.ns, 'eth0')!.rx, took1 = (await hosts[1].a.call<Stats>('statsPlus')).ports.up.counters.rx_kernel_path ?? 0;
       const again = await iperfTcp(lab, gA, gB, ['-t', '2']);
       await sleep(300);

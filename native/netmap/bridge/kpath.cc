@@ -102,6 +102,7 @@ bool Bridge::kpath_hook(PortId pid, bool uplink, SwitchId sw, MemberId member) {
   r.uplink = uplink;
   r.member = member;
   r.sw = sw;
+  r.gro_lost = port.kernel_gro_lost();
   k.kp->clear_stats(pid);
   k.active.push_back(pid);
   kpath_show_paused();
@@ -380,6 +381,11 @@ void Bridge::kpath_collect(PortId pid) {
     if (r.sw != kNoId && !r.uplink) switches_[r.sw].counters->drop(Drop::kernel_path_error, now.errors - r.seen.errors);
   }
   r.seen = now;
+  if (r.uplink) {
+    const uint64_t lost = core_.port(pid).port->kernel_gro_lost();
+    if (lost > r.gro_lost) pc.drop_rx(Drop::kernel_path_error, lost - r.gro_lost);
+    r.gro_lost = lost;
+  }
 }
 
 // A remote member's: the switch's traffic with its VTEP (and the uplink's

@@ -52,6 +52,7 @@ struct KpathState {
     MemberId member = kNoMember;
     KpathPort pushed;        // what kp_ports holds for it
     int gro_rx = 0;          // the uplink: its GRO stage's receiving end, in kp_ifx as this port
+    uint64_t gro_lost = 0;   // the uplink: Port::kernel_gro_lost() already counted
     KpathStats seen;         // the kernel's counters already added to the port's
   };
   struct Key {

@@ -117,7 +117,7 @@ namespace vpc {
   X(mtu_exceeded, counter, "Frame longer than the egress port's MTU (answered with ICMP too big when DF or IPv6)") \
   X(gso_unsupported, counter, "Offloaded frame the switch cannot segment or complete: UFO, unknown GSO type, not TCP/UDP over IPv4/IPv6, fragments, unsupported IPv6 extension headers") \
   X(gso_malformed, counter, "Offloaded frame whose state disagrees with its headers: checksum offsets outside the frame, GSO type not matching, bad lengths") \
-  X(kernel_path_error, counter, "Frame the kernel fast path took but could not encapsulate or decapsulate (the kernel was out of memory), or that the uplink's XDP stage decapsulated and TC ingress found no longer fit the tables (its port left meanwhile, or forged metadata)")
+  X(kernel_path_error, counter, "Frame the kernel fast path took but could not encapsulate or decapsulate (the kernel was out of memory), or that the uplink's XDP or GRO stage decapsulated and TC ingress found no longer fit the tables (its port left meanwhile, or forged metadata), or that the uplink's GRO stage lost (its ring full, an end down; counted at the uplink's link checks)")
 
 // Per remote VTEP (peer).
 #define VPC_PEER_COUNTERS(X)                                          \

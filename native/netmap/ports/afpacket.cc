@@ -380,6 +380,26 @@ void AfPacketPort::read_peer_ingress(bool say) {
   if (say || (kp_hooked_ && was != peer_ingress_) || xdp_changed || gro_changed) kp_status();  // the line is ours only while hooked
 }
 
+// What the stage's sending end could not hand to the other (its ring full,
+// the other end down): the switch counted those frames delivered, so they
+// become the uplink's kernel_path_error (Bridge::kpath_collect).
+void AfPacketPort::read_gro_lost() {
+  const int tx = kp_link_.gro_tx;
+  if (tx != gro_seen_tx_) {
+    gro_seen_tx_ = tx;
+    gro_seen_ = 0;
+  }
+  if (tx <= 0) return;
+  const int nl = rtnl_socket();
+  if (nl < 0) return;
+  uint64_t now = 0;
+  if (link_tx_dropped(nl, tx, &now) == 0 && now > gro_seen_) {
+    gro_lost_.fetch_add(now - gro_seen_, std::memory_order_relaxed);
+    gro_seen_ = now;
+  }
+  close(nl);
+}
+
 // The uplink's GRO stage is still whole (both ends there, with the indexes
 // the maps hold, and up); if not (`ip link del`, `ip link set ... down`), it
 // is made again, so decapsulated frames are not sent into nothing until the
@@ -388,6 +408,7 @@ void AfPacketPort::read_peer_ingress(bool say) {
 bool AfPacketPort::check_gro_stage() {
   if (!kp_hooked_ || !opts_.underlay || fd_ < 0 || kp_.tc < 0) return false;
   KpathHook& h = kp_link_;
+  read_gro_lost();
   if (h.gro_link_fd >= 0) {
     const std::string b = h.gro_name.substr(0, h.gro_name.size() - 1) + "b";
     unsigned fa = 0, fb = 0;

@@ -52,6 +52,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -111,6 +112,7 @@ class AfPacketPort final : public Port {
   bool kernel_path(const KpathProgs& progs, const std::string& why_not) override;
   int kernel_ifindex() const override { return kp_hooked_ ? ifindex_ : 0; }
   bool kernel_peer_ingress() const override { return kp_hooked_ && peer_ingress_; }
+  uint64_t kernel_gro_lost() const override { return gro_lost_.load(std::memory_order_relaxed); }
   std::pair<int, int> kernel_gro_stage() const override {
     return kp_hooked_ ? std::pair<int, int>{kp_link_.gro_tx, kp_link_.gro_rx} : std::pair<int, int>{0, 0};
   }
@@ -187,6 +189,10 @@ class AfPacketPort final : public Port {
   KpathHook kp_link_;
   bool kp_hooked_ = false;
   bool peer_ingress_ = false;  // veth_peer_ingress() of the interface (kernel_peer_ingress)
+  std::atomic<uint64_t> gro_lost_{0};  // kernel_gro_lost
+  int gro_seen_tx_ = 0;                // the stage whose transmit drops gro_seen_ is
+  uint64_t gro_seen_ = 0;
+  void read_gro_lost();
   std::string kp_why_;         // why the kernel path is off (kp_status)
   uint32_t burst_ = kMaxBurst;
   bool tx_pending_ = false;  // slots handed to the kernel that a kick may still need to push

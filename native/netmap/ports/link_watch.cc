@@ -28,7 +28,6 @@ constexpr size_t kReadBytes = 64 * 1024;
 // once before messages are lost (then every watched port is checked).
 constexpr int kRcvBuf = 1 << 20;
 
-// The int32 attribute `type` among the attributes in buf[from, end): 1 and
 // The attribute `type` among those in buf[from, end): 1 with its payload's
 // offset and length, 0 when absent, -1 when the attributes are malformed.
 int find_attr(const uint8_t* buf, size_t from, size_t end, uint16_t type, size_t* at, size_t* len) {
@@ -282,6 +281,25 @@ int link_delete(int nl, const std::string& name) {
   alignas(nlmsghdr) uint8_t out[512];
   ssize_t n = nl_transact(nl, rq, out, sizeof(out));
   return n < 0 ? int(n) : 0;
+}
+
+int link_tx_dropped(int nl, int ifindex, uint64_t* dropped) {
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = ifindex;
+  NlRequest rq(RTM_GETLINK, 0, &ifi, sizeof(ifi));
+  alignas(nlmsghdr) uint8_t out[16384];
+  ssize_t n = nl_transact(nl, rq, out, sizeof(out));
+  if (n <= 0) return n < 0 ? int(n) : -EPROTO;
+  nlmsghdr r;
+  std::memcpy(&r, out, sizeof(r));
+  if (r.nlmsg_type != RTM_NEWLINK || r.nlmsg_len > size_t(n) || r.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return -EPROTO;
+  size_t at = 0, len = 0;
+  if (find_attr(out, NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg)), r.nlmsg_len, IFLA_STATS64, &at, &len) <= 0 ||
+      len < offsetof(rtnl_link_stats64, tx_dropped) + sizeof(uint64_t))
+    return -EPROTO;
+  std::memcpy(dropped, out + at + offsetof(rtnl_link_stats64, tx_dropped), sizeof(uint64_t));
+  return 0;
 }
 
 int link_get_by_nsid(int nl, int nsid, const std::string& name, unsigned* flags, int* ifindex) {

@@ -104,6 +104,9 @@ int veth_peer_ingress(int nl, int ifindex);
 // other end goes with it); 0 or -errno (-ENODEV: none).
 int veth_pair_create(int nl, const std::string& a, const std::string& b, uint32_t mtu, uint32_t queues);
 int link_delete(int nl, const std::string& name);
+// The interface's transmit drops (IFLA_STATS64 tx_dropped: on a veth, what
+// its other end did not take): 0 or -errno.
+int link_tx_dropped(int nl, int ifindex, uint64_t* dropped);
 
 // Parses one read's worth of netlink messages, from the namespace with id
 // `nsid` (LinkName::kOwnNamespace: the socket's own): appends the interface

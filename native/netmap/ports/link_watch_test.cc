@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <linux/capability.h>
+#include <linux/if_packet.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -458,6 +459,46 @@ TEST(LinkWatch, AVethIsAPeerIngressOnlyWithItsOtherEndElsewhereAndNoQdisc) {
     EXPECT_LT(veth_peer_ingress(nl, 999999), 0) << "no such interface: netlink's error";
     close(nl);
     guest.end();
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// The netlink helpers the uplink's GRO stage is made, counted and deleted
+// with (ports/kpath.cc): a veth pair with its queues and MTU; the transmit
+// drops of an end whose other end is down (a frame sent into it is lost
+// there, and counted); deleting one end takes both.
+TEST(LinkWatch, AVethPairIsMadeItsTransmitDropsReadAndDeleted) {
+  std::string skip = in_own_netns([] {
+    const int nl = rtnl_socket(), ctl = ctl_socket();
+    ASSERT_GE(nl, 0);
+    ASSERT_GE(ctl, 0);
+    ASSERT_EQ(veth_pair_create(nl, "vtgroa", "vtgrob", 9000, 3), 0);
+    EXPECT_EQ(veth_pair_create(nl, "vtgroa", "vtgroc", 9000, 3), -EEXIST);
+    EXPECT_EQ(if_mtu(ctl, "vtgroa"), 9000);
+    EXPECT_EQ(if_mtu(ctl, "vtgrob"), 9000);
+    EXPECT_EQ(if_rx_queues(ctl, "vtgrob"), 3u);
+    const int a = if_index(ctl, "vtgroa");
+    ASSERT_GT(a, 0);
+    uint64_t dropped = 99;
+    ASSERT_EQ(link_tx_dropped(nl, a, &dropped), 0);
+    EXPECT_EQ(dropped, 0u);
+    ASSERT_EQ(if_set_flags(ctl, "vtgroa", IFF_UP, 0), 0);  // b stays down: what a sends is lost
+    const int s = socket(AF_PACKET, SOCK_RAW, 0);
+    ASSERT_GE(s, 0);
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = a;
+    to.sll_halen = 6;
+    uint8_t frame[60] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb5};
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(sendto(s, frame, sizeof frame, 0, reinterpret_cast<sockaddr*>(&to), sizeof to), ssize_t(sizeof frame));
+    close(s);
+    ASSERT_EQ(link_tx_dropped(nl, a, &dropped), 0);
+    EXPECT_EQ(dropped, 3u);
+    EXPECT_EQ(link_delete(nl, "vtgroa"), 0);
+    EXPECT_EQ(if_index(ctl, "vtgrob"), -ENODEV) << "its other end went with it";
+    EXPECT_EQ(link_delete(nl, "vtgroa"), -ENODEV);
+    close(nl);
+    close(ctl);
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
 }

@@ -137,6 +137,9 @@ class Port {
   // The uplink's GRO stage (KpathHook): its sending and receiving ends'
   // interface indexes, 0 while it has none.
   virtual std::pair<int, int> kernel_gro_stage() const { return {0, 0}; }
+  // Frames the GRO stage lost (its ring full, an end down), summed over
+  // every stage the port had; read at its link checks.
+  virtual uint64_t kernel_gro_lost() const { return 0; }
 };
 
 }  // namespace vpc
