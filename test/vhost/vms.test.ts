@@ -212,7 +212,9 @@ ${TEST_ENGINE}switches:
     const tcp1 = await tcp();
     const dt = (k: string): number => (tcp1[k] ?? 0) - (tcp0[k] ?? 0);
     // Dropped anywhere on vm2's way: the port's drops (tx_ring_full among
-    // them) and its queues' (the backlog's guest_stalled, not_ready...).
+    // them) and its queues' (the backlog's guest_stalled, not_ready...;
+    // a receive queue's drop is the port's too, so those count twice here:
+    // only zero matters).
     const vm2Drops = (s: EngineStats): number =>
       Object.values(s.ports.vm2?.drops ?? {}).reduce((a, v) => a + v, 0) +
       (s.ports.vm2?.queues ?? []).reduce((a, q) => a + Object.values(q.drops).reduce((x, v) => x + v, 0), 0);

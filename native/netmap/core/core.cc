@@ -50,6 +50,7 @@ Core::~Core() {
     if (!ps.in_use) continue;
     for (uint16_t i = 0; i < ps.txn; ++i) cache_->free(ps.txq[i].buf);
     ps.txn = 0;
+    if (ps.tx_counted_by_port) ps.port->count_tx(nullptr);
     ps.port->detach();
     ps.port.reset();
   }
@@ -140,6 +141,7 @@ PortId Core::open_port(std::unique_ptr<Port> backend, const PortConfig& pc, bool
   cnt_set(pcb.generation, pcb.generation + 1);
   cnt_set(pcb.in_use, 1);
   ps.in_use = true;
+  ps.tx_counted_by_port = ps.port->count_tx(&pcb);
   ps.port->attach(&waker_);
   ps.tx_offloads = ps.port->tx_offloads();
   ps.tx_max_frame = ps.port->tx_max_frame();
@@ -162,6 +164,8 @@ std::shared_ptr<Port> Core::close_port(PortId pid) {
     ps.tx_dirty = false;
   }
   poll_del(pid, ps);
+  if (ps.tx_counted_by_port) ps.port->count_tx(nullptr);  // what it holds: port_deleted
+  ps.tx_counted_by_port = false;
   std::shared_ptr<Port> closed(ps.port.release(), [](Port* b) {
     b->detach();
     delete b;
@@ -226,10 +230,12 @@ void Core::flush_port(PortId p) {
       sent += took;
       if (took < want) break;  // the backend is full: the rest are dropped below
     }
-    uint64_t bytes = 0;
-    for (uint16_t i = 0; i < sent; ++i) bytes += ps.txq[i].len;
-    pc.add(PortCounter::tx_packets, sent);
-    pc.add(PortCounter::tx_bytes, bytes);
+    if (!ps.tx_counted_by_port) [[likely]] {
+      uint64_t bytes = 0;
+      for (uint16_t i = 0; i < sent; ++i) bytes += ps.txq[i].len;
+      pc.add(PortCounter::tx_packets, sent);
+      pc.add(PortCounter::tx_bytes, bytes);
+    }
   }
   if (sent < n) {
     pc.drop_tx(ps.up ? Drop::tx_ring_full : Drop::link_down, n - sent);

@@ -90,9 +90,9 @@ namespace vpc {
   X(port_security, counter, "Source MAC is not in the port's locked MAC list")            \
   X(static_mac_conflict, counter, "Source MAC is a static entry on another port")         \
   X(same_port, counter, "Destination MAC is behind the ingress port")                     \
-  X(link_down, counter, "Egress port link is down")                                       \
-  X(tx_ring_full, counter, "Egress ring full")                                            \
-  X(egress_too_big, counter, "Frame longer than the egress interface's MTU (the kernel would refuse it)") \
+  X(link_down, counter, "Egress port link is down (vhost-user: also a guest receive queue that is not set up or broken)") \
+  X(tx_ring_full, counter, "Egress ring full (vhost-user: also a guest that took no receive buffer for a second, guest_stalled)") \
+  X(egress_too_big, counter, "Frame longer than the egress interface's MTU (the kernel would refuse it) or than a vhost-user guest's receive buffers") \
   X(no_buffer, counter, "No free buffer in the pool (for a flood copy, a software segment or a copy out of a large buffer)")                                \
   X(no_headroom, counter, "Too little buffer headroom to push a VLAN tag or VXLAN headers") \
   X(member_table_full, counter, "No free switch membership for a remote VTEP (too many memberships)") \

@@ -38,6 +38,7 @@ struct PortState {
   // What the backend takes as it is on transmit (ports/port.h), read once
   // when the port is attached.
   bool tx_large = true;
+  bool tx_counted_by_port = false;  // Port::count_tx(): the backend counts what tx_burst takes
   uint32_t tx_offloads = 0;
   uint32_t tx_max_frame = 65535;
   // Link checks (Core::link_slices): the interface whose kernel link

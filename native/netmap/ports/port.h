@@ -20,6 +20,8 @@
 
 namespace vpc {
 
+struct PortCounterBlock;  // core/counters.h
+
 // The kernel fast path's programs (ports/kpath.h): descriptors, -1 for none.
 struct KpathProgs {
   int tc = -1;    // TC ingress of every hooked interface
@@ -85,6 +87,20 @@ class Port {
   virtual void set_mtu(uint32_t l3_mtu) { (void)l3_mtu; }
   // Called once when the port is attached to an engine.
   virtual void attach(Waker* waker) { (void)waker; }
+  // A backend that keeps frames tx_burst took and sends them later (a
+  // vhost-user port's backlog) counts the port's transmissions itself, so
+  // that a frame it holds and then loses is a tx drop, never a transmitted
+  // frame: it adds tx_packets and tx_bytes for each frame as it leaves, and
+  // a drop_tx for each one it took and could not send; a frame it holds is
+  // in neither yet. The engine hands it the port's counter block when the
+  // port opens (the backend returns true: the engine then counts only what
+  // tx_burst did not take) and null when the port closes (the backend counts
+  // what it still holds as port_deleted, then never touches the block
+  // again). Engine thread only.
+  virtual bool count_tx(PortCounterBlock* pc) {
+    (void)pc;
+    return false;
+  }
   // Called on the engine thread before the port is destroyed: give back every
   // buffer still held in rings the engine can reach.
   virtual void detach() {}

@@ -287,6 +287,16 @@ void VhostUserPort::stop_watcher() {
 
 void VhostUserPort::attach(Waker* waker) { waker_.store(waker, std::memory_order_release); }
 
+// The port's tx is counted where frames reach the guest's receive queues or
+// are lost on the way (vq_enqueue, the backlog), not when tx_burst takes
+// them: a frame the backlog holds is in neither tx_packets nor tx_drops
+// until it leaves, and one it loses is a drop only (docs/ports.md).
+bool VhostUserPort::count_tx(PortCounterBlock* pc) {
+  if (!pc && ctx_.port && held_) ctx_.port->drop_tx(Drop::port_deleted, held_);
+  ctx_.port = pc;
+  return true;
+}
+
 void VhostUserPort::detach() {
   stop_watcher();
   waker_.store(nullptr);
@@ -1122,7 +1132,7 @@ uint16_t VhostUserPort::tx_burst(Pkt* pkts, uint16_t n) {
   if (!ready_rx_) {
     // Connected but the guest's receive queue is not set up (yet): counted here.
     for (uint16_t i = 0; i < n; ++i) cache_.free(pkts[i].buf);
-    if (!vqs_.empty()) vqs_[0].ctr->drop(VirtqDrop::not_ready, n);
+    if (!vqs_.empty()) rxq_drop(vqs_[0], ctx_, VirtqDrop::not_ready, n);
     return n;
   }
   if (n > kMaxBurst) n = kMaxBurst;
@@ -1252,7 +1262,7 @@ void VhostUserPort::drain(uint32_t k) {
       // Every buffer of the ring is there and the frame at the head still
       // does not fit: it never will (a tiny ring, or tiny buffers).
       held_large_ -= pool_->is_large(b.f[b.head].buf);
-      q.ctr->drop(VirtqDrop::guest_buffer_small);
+      rxq_drop(q, ctx_, VirtqDrop::guest_buffer_small);
       cache_.free(b.f[b.head].buf);
       b.head = (b.head + 1) % Backlog::kFrames;
       --b.n;
@@ -1306,7 +1316,7 @@ void VhostUserPort::serve_backlogs(bool sleeping) {
 void VhostUserPort::drop_backlog(uint32_t k, VirtqDrop why) {
   Backlog& b = backlog_[k];
   if (!b.n) return;
-  vqs_[2 * k].ctr->drop(why, b.n);
+  rxq_drop(vqs_[2 * k], ctx_, why, b.n);
   held_ -= b.n;
   for (; b.n; --b.n, b.head = (b.head + 1) % Backlog::kFrames) {
     held_large_ -= pool_->is_large(b.f[b.head].buf);

@@ -174,6 +174,7 @@ class VhostUserPort final : public Port {
   int poll_fd() const override { return epfd_; }
   LinkState link_state() const override;
   void attach(Waker* waker) override;
+  bool count_tx(PortCounterBlock* pc) override;
   void detach() override;
   uint32_t tx_offloads() const override { return tx_offloads_; }
 
@@ -275,6 +276,9 @@ class VhostUserPort final : public Port {
   // order, and delivered first once the guest adds buffers, as a tap's
   // queue holds a burst its reader has not taken yet (docs/ports.md, "The
   // backlog"). What does not fit goes back to the engine (tx_ring_full).
+  // The port counts its own tx (count_tx): a held frame is the port's
+  // tx_packets when it reaches the ring, its tx drop when the backlog
+  // loses it (a stalled guest: tx_ring_full; a guest gone: link_down).
   // While a queue holds frames, and only then, the guest is asked to kick
   // that receive queue when it adds a buffer, and its kick descriptor is in
   // epfd_, so a sleeping engine wakes for the buffers.

@@ -75,6 +75,15 @@ class VhostEngine : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.message;
     return r.id;
   }
+  // A guest on port "g.sock" and a pipe port `*sender`, frames to host_mac(1)
+  // going to the guest (a static entry).
+  PortId guest_and_sender(uint64_t features, std::unique_ptr<FakeFrontend>* fe, std::shared_ptr<PortStatus>* st,
+                          PortId* sender) {
+    const PortId v = add("g.sock", features, fe, st);
+    *sender = h.try_add_port(sw).id;
+    EXPECT_TRUE(h.add_static(sw, v, host_mac(1)).ok());
+    return v;
+  }
   uint64_t ctr(PortId p, PortCounter k) { return cnt_read(h.engine().port_counters(p).c[size_t(k)]); }
 
   testutil::EngineHarness h;
@@ -309,6 +318,106 @@ TEST_F(VhostEngine, ServerPortDeletedAndCreatedAgainServesTheReconnectingFrontEn
   v = recreate("created again over a stale socket file");
   traffic(v, "third port");
   ASSERT_TRUE(h.delete_port(v).ok());
+}
+
+
+// A frame waiting in a vhost-user port's backlog (the guest's receive queue
+// was full) is neither transmitted nor dropped yet: the port's tx_packets
+// counts it when it reaches the guest's ring, and one the backlog loses is
+// the port's tx drop (what vpcctl stats and vpc_port_drops_total show), not
+// a transmitted frame. A stalled guest's (guest_stalled on its queue) are
+// tx_ring_full, as the frames a full backlog refuses; those still waiting
+// when the guest goes (not_ready) are link_down. Transmit-time drops: on the
+// port only, not on the switch.
+TEST_F(VhostEngine, FramesTheBacklogLosesAreThePortsTxDropsNotItsTransmissions) {
+  std::unique_ptr<FakeFrontend> g;
+  std::shared_ptr<PortStatus> st;
+  PortId p;
+  const PortId v = guest_and_sender(kFeatures, &g, &st, &p);
+  const VirtqCounters& q0 = st->vhost->q[0];
+  auto qdrop = [&](VirtqDrop d) { return cnt_read(q0.drops[size_t(d)]); };
+  auto to_guest = [&](uint32_t n) {
+    std::vector<Bytes> f(n, testutil::make_frame(host_mac(1), host_mac(2), 100));
+    EXPECT_EQ(h.send_frames(p, f), n);
+    h.engine().run_once();
+  };
+  to_guest(4);  // no receive buffer yet: all four wait
+  ASSERT_EQ(cnt_read(q0.c[size_t(VirtqCounter::guest_full)]), 4u);
+  EXPECT_EQ(ctr(v, PortCounter::tx_packets), 0u) << "held, not transmitted yet";
+  EXPECT_EQ(ctr(v, PortCounter::tx_drops), 0u) << "held, not dropped";
+  g->post_rx(1, 2048);
+  for (int i = 0; i < 100 && g->used_idx(0) == 0; ++i) h.engine().run_once();
+  ASSERT_EQ(g->used_idx(0), 1);
+  EXPECT_EQ(ctr(v, PortCounter::tx_packets), 1u) << "the one that reached the guest";
+  EXPECT_EQ(ctr(v, PortCounter::tx_bytes), 100u);
+
+  // The guest takes no more: after a second the three left are lost.
+  for (int i = 0; i < 1000 && qdrop(VirtqDrop::guest_stalled) == 0; ++i) {
+    h.engine().run_once();
+    usleep(10'000);
+  }
+  ASSERT_EQ(qdrop(VirtqDrop::guest_stalled), 3u) << st->error();
+  EXPECT_EQ(ctr(v, PortCounter::tx_packets), 1u) << "a lost frame was never transmitted";
+  EXPECT_EQ(ctr(v, PortCounter::tx_bytes), 100u);
+  EXPECT_EQ(ctr(v, PortCounter::tx_drops), 3u);
+  EXPECT_EQ(h.pdrop(v, Drop::tx_ring_full), 3u);
+  EXPECT_EQ(h.sdrop(sw, Drop::tx_ring_full), 0u);
+
+  // Two more wait; the guest goes.
+  to_guest(2);
+  ASSERT_EQ(cnt_read(q0.c[size_t(VirtqCounter::guest_full)]), 6u);
+  g->hang_up();
+  for (int i = 0; i < 1000 && st->vhost->connected.load(); ++i) {
+    h.engine().run_once();
+    usleep(1000);
+  }
+  ASSERT_FALSE(st->vhost->connected.load());
+  EXPECT_EQ(qdrop(VirtqDrop::not_ready), 2u);
+  EXPECT_EQ(h.pdrop(v, Drop::link_down), 2u);
+  EXPECT_EQ(ctr(v, PortCounter::tx_drops), 5u);
+  EXPECT_EQ(ctr(v, PortCounter::tx_packets) + ctr(v, PortCounter::tx_drops), 6u) << "every frame for the guest, once";
+}
+
+// Frames still waiting when the port is deleted are its port_deleted drops,
+// as the frames staged for it are.
+TEST_F(VhostEngine, FramesWaitingWhenThePortIsDeletedAreItsPortDeletedDrops) {
+  std::unique_ptr<FakeFrontend> g;
+  std::shared_ptr<PortStatus> st;
+  PortId p;
+  const PortId v = guest_and_sender(kFeatures, &g, &st, &p);
+  std::vector<Bytes> f(3, testutil::make_frame(host_mac(1), host_mac(2), 100));
+  ASSERT_EQ(h.send_frames(p, f), 3u);
+  h.engine().run_once();
+  ASSERT_EQ(cnt_read(st->vhost->q[0].c[size_t(VirtqCounter::guest_full)]), 3u);
+  const uint32_t free0 = h.engine().pool()->available();
+  ASSERT_TRUE(h.delete_port(v).ok());
+  EXPECT_EQ(h.pdrop(v, Drop::port_deleted), 3u);
+  EXPECT_EQ(ctr(v, PortCounter::tx_drops), 3u);
+  EXPECT_EQ(ctr(v, PortCounter::tx_packets), 0u);
+  EXPECT_GE(h.engine().pool()->available(), free0 + 3) << "their buffers went back";
+}
+
+
+// A frame the guest's receive queue drops on the spot is the port's tx drop
+// too, by the port's reason: one longer than a guest without mergeable
+// buffers has room for (guest_buffer_small) is egress_too_big, and only the
+// frame that reached the guest is in tx_packets.
+TEST_F(VhostEngine, AFrameTheGuestHasNoRoomForIsThePortsTxDrop) {
+  std::unique_ptr<FakeFrontend> g;
+  std::shared_ptr<PortStatus> st;
+  PortId p;
+  const PortId v = guest_and_sender(bit(kVersion1) | bit(kRingEventIdx), &g, &st, &p);
+  g->post_rx(4, 128);
+  ASSERT_EQ(h.send_frames(p, {testutil::make_frame(host_mac(1), host_mac(2), 200),
+                              testutil::make_frame(host_mac(1), host_mac(2), 100)}),
+            2u);
+  for (int i = 0; i < 100 && g->used_idx(0) == 0; ++i) h.engine().run_once();
+  ASSERT_EQ(g->used_idx(0), 1) << st->error();
+  EXPECT_EQ(cnt_read(st->vhost->q[0].drops[size_t(VirtqDrop::guest_buffer_small)]), 1u);
+  EXPECT_EQ(h.pdrop(v, Drop::egress_too_big), 1u);
+  EXPECT_EQ(ctr(v, PortCounter::tx_drops), 1u);
+  EXPECT_EQ(ctr(v, PortCounter::tx_packets), 1u);
+  EXPECT_EQ(ctr(v, PortCounter::tx_bytes), 100u);
 }
 
 }  // namespace

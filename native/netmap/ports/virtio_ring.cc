@@ -545,6 +545,35 @@ uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max)
   return n;
 }
 
+Drop port_drop_of(VirtqDrop why) {
+  switch (why) {
+    case VirtqDrop::guest_stalled:
+      return Drop::tx_ring_full;
+    case VirtqDrop::guest_buffer_small:
+      return Drop::egress_too_big;
+    case VirtqDrop::offload_refused:
+      return Drop::gso_unsupported;
+    case VirtqDrop::not_ready:
+    case VirtqDrop::ring_bad_avail_idx:
+    case VirtqDrop::ring_bad_head:
+    case VirtqDrop::ring_bad_next:
+    case VirtqDrop::ring_desc_loop:
+    case VirtqDrop::ring_bad_addr:
+    case VirtqDrop::ring_bad_indirect:
+    case VirtqDrop::ring_wrong_direction:
+    case VirtqDrop::ring_short_buffer:
+      return Drop::link_down;
+    // A guest's transmit queue only: never a frame for the guest.
+    case VirtqDrop::short_chain:
+    case VirtqDrop::too_big:
+    case VirtqDrop::bad_vnet_hdr:
+    case VirtqDrop::no_buffer:
+    case VirtqDrop::kCount:
+      break;
+  }
+  return Drop::link_down;
+}
+
 uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t n) {
   uint16_t avail_idx = q.broken ? 0 : load16_acquire(q.avail + 1);
   const uint16_t start_used = q.used_idx;
@@ -568,7 +597,8 @@ uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t
         break;  // the caller holds the rest (VhostUserPort's backlog)
       }
       if (r == Chain::kBroken) {
-        q.fail(why, std::string("receive queue: ") + kVirtqDropInfo[size_t(why)].help);
+        q.fail(why, std::string("receive queue: ") + kVirtqDropInfo[size_t(why)].help);  // counts the frame
+        if (c.port) c.port->drop_tx(port_drop_of(why));
         c.cache->free(in[done++].buf);
         break;
       }
@@ -576,19 +606,23 @@ uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t
         ++sent;
         bytes += in[done].len;
       } else {
-        q.ctr->drop(why);
+        rxq_drop(q, c, why);
       }
       c.cache->free(in[done].buf);
     }
   }
   if (q.broken) {  // the rest cannot be delivered: counted here, not left to the engine
-    q.ctr->drop(VirtqDrop::not_ready, n - done);
+    if (done < n) rxq_drop(q, c, VirtqDrop::not_ready, n - done);
     for (; done < n; ++done) c.cache->free(in[done].buf);
   }
   if (q.used_idx != start_used) publish_used(q);
   if (sent) {
     q.ctr->add(VirtqCounter::packets, sent);
     q.ctr->add(VirtqCounter::bytes, bytes);
+    if (c.port) {
+      c.port->add(PortCounter::tx_packets, sent);
+      c.port->add(PortCounter::tx_bytes, bytes);
+    }
   }
   q.rx_seen = avail_idx;
   q.rx_full = full;

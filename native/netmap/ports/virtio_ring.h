@@ -124,6 +124,10 @@ struct VirtioNetCtx {
   bool indirect = false;
   bool guest_csum = false;  // the guest takes checksum-partial frames
   uint32_t guest_gso = 0;   // PortOffload bits of GSO the guest takes (GUEST_TSO4/6/ECN)
+  // The port's counters (Port::count_tx), or null: a frame vq_enqueue
+  // delivers is the port's tx_packets and tx_bytes, one a receive queue
+  // drops the port's tx drop (rxq_drop).
+  PortCounterBlock* port = nullptr;
 };
 
 // One split virtqueue. The set-up fields are written by the vhost-user
@@ -171,6 +175,18 @@ struct VirtQueue {
   void reset();
 };
 
+// The port's drop reason for a frame for the guest that its receive queue
+// dropped (docs/ports.md): guest_stalled is tx_ring_full (the guest's ring
+// stayed full), not_ready and ring_* link_down (its queue is not up),
+// guest_buffer_small egress_too_big, offload_refused gso_unsupported.
+Drop port_drop_of(VirtqDrop why);
+// A frame for the guest that receive queue q dropped: counted on the queue
+// and, when c has the port's counters, as the port's tx drop.
+inline void rxq_drop(VirtQueue& q, const VirtioNetCtx& c, VirtqDrop why, uint64_t n = 1) {
+  q.ctr->drop(why, n);
+  if (c.port) c.port->drop_tx(port_drop_of(why), n);
+}
+
 // Guest transmit queue -> engine: up to `max` frames, one copy each into a
 // pool buffer (a large buffer for a super-frame). Descriptors go back to the
 // used ring at once (length 0). Publishes the used index; the caller then
@@ -178,8 +194,8 @@ struct VirtQueue {
 uint16_t vq_dequeue(VirtQueue& q, const VirtioNetCtx& c, Pkt* out, uint16_t max);
 // Engine -> guest receive queue: copies frames into the guest's buffers and
 // frees the engine's. Returns how many frames it took (delivered or dropped
-// and counted); the rest did not fit the guest's free buffers and stay with
-// the caller.
+// and counted, on the queue and on c.port); the rest did not fit the guest's
+// free buffers and stay with the caller.
 uint16_t vq_enqueue(VirtQueue& q, const VirtioNetCtx& c, const Pkt* in, uint16_t n);
 // Signals the guest through the call eventfd when it asked for it
 // (used_event with EVENT_IDX, else the avail ring's NO_INTERRUPT flag).
