@@ -40,6 +40,37 @@ Bytes tcp4_frame(uint32_t payload) {
   return f;
 }
 
+// Guest g transmits f as a TSO super-frame (tso4_meta: gso_size 1448, a
+// partial TCP checksum) from descriptor d: one descriptor holding the
+// virtio-net header and the frame, far from the rings.
+void send_tso(FakeFrontend& g, const Bytes& f, uint16_t d = 0) {
+  const uint64_t at = (3 << 20) + uint64_t(d) * 65536;
+  std::memset(g.host(at), 0, 12);
+  offload_to_vnet(tso4_meta(), g.host(at));
+  std::memcpy(g.host(at + 12), f.data(), f.size());
+  g.desc(1)[d] = VringDesc{g.gpa(at), uint32_t(12 + f.size()), 0, 0};
+  g.publish(1, d);
+}
+
+// What guest g's receive queue 0 got in `nbufs` merged buffers from used
+// entry `from` on: the frame, and in *m the offload state of its header.
+Bytes received_merged(FakeFrontend& g, uint16_t from, uint16_t nbufs, OffloadMeta* m) {
+  Bytes got;
+  for (uint16_t k = 0; k < nbufs; ++k) {
+    uint32_t id, len;
+    g.used_elem(0, uint16_t(from + k), &id, &len);
+    const uint8_t* p = g.host(g.buf(0, id));
+    if (k == 0) {
+      EXPECT_TRUE(offload_from_vnet(p, m));
+      EXPECT_EQ(p[10] | (p[11] << 8), nbufs) << "num_buffers";
+      p += 12;
+      len -= 12;
+    }
+    got.insert(got.end(), p, p + len);
+  }
+  return got;
+}
+
 class VhostEngine : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -59,9 +90,9 @@ class VhostEngine : public ::testing::Test {
     rmdir(dir.c_str());
   }
   // Opens a port, sets it up from a fake guest (the test pumps the port),
-  // then hands it to the engine.
+  // then hands it to the engine with the L3 MTU `mtu`.
   PortId add(const std::string& name, uint64_t features, std::unique_ptr<FakeFrontend>* fe,
-             std::shared_ptr<PortStatus>* st) {
+             std::shared_ptr<PortStatus>* st, uint32_t mtu = 1500) {
     *st = std::make_shared<PortStatus>();
     VhostUserOptions vo;
     vo.socket = dir + "/" + name;
@@ -71,6 +102,7 @@ class VhostEngine : public ::testing::Test {
     auto c = testutil::EngineHarness::cmd(CmdOp::kCreatePort);
     c->new_port = std::move(port);
     c->untagged = sw;
+    c->port_cfg.mtu = mtu;
     Result r = h.run(std::move(c));
     EXPECT_TRUE(r.ok()) << r.message;
     return r.id;
@@ -104,41 +136,15 @@ TEST_F(VhostEngine, TsoFrameReachesAnotherGuestWhole) {
   PortId a = add("a.sock", kFeatures, &ga, &sa), b = add("b.sock", kFeatures, &gb, &sb);
   gb->post_rx(32, 4096);
   const Bytes f = tcp4_frame(20000);
-  OffloadMeta m;
-  m.flags = OffloadMeta::kNeedsCsum;
-  m.gso_type = OffloadMeta::kGsoTcpv4;
-  m.gso_size = 1448;
-  m.hdr_len = 54;
-  m.csum_start = 34;
-  m.csum_offset = 16;
-  // One descriptor holding the header and the frame, far from the rings.
-  const uint64_t at = 3 << 20;
-  std::memset(ga->host(at), 0, 12);
-  offload_to_vnet(m, ga->host(at));
-  std::memcpy(ga->host(at + 12), f.data(), f.size());
-  ga->desc(1)[0] = VringDesc{ga->gpa(at), uint32_t(12 + f.size()), 0, 0};
-  ga->publish(1, 0);
+  send_tso(*ga, f);
   for (int i = 0; i < 20 && gb->used_idx(0) == 0; ++i) h.engine().run_once();
   ASSERT_EQ(ctr(a, PortCounter::rx_packets), 1u) << sa->error();
   ASSERT_EQ(ctr(b, PortCounter::tx_packets), 1u) << sb->error();
   EXPECT_EQ(ctr(b, PortCounter::tx_gso_frames), 0u) << "not segmented";
   const uint16_t nbufs = uint16_t((12 + f.size() + 4095) / 4096);
   ASSERT_EQ(gb->used_idx(0), nbufs);
-  Bytes got;
   OffloadMeta seen;
-  for (uint16_t k = 0; k < nbufs; ++k) {
-    uint32_t id, len;
-    gb->used_elem(0, k, &id, &len);
-    const uint8_t* p = gb->host(gb->buf(0, id));
-    if (k == 0) {
-      ASSERT_TRUE(offload_from_vnet(p, &seen));
-      EXPECT_EQ(p[10] | (p[11] << 8), nbufs) << "num_buffers";
-      p += 12;
-      len -= 12;
-    }
-    got.insert(got.end(), p, p + len);
-  }
-  EXPECT_EQ(got, f);
+  EXPECT_EQ(received_merged(*gb, 0, nbufs, &seen), f);
   EXPECT_EQ(seen.gso_type, OffloadMeta::kGsoTcpv4);
   EXPECT_EQ(seen.gso_size, 1448);
   EXPECT_TRUE(seen.needs_csum());
@@ -155,19 +161,7 @@ TEST_F(VhostEngine, TsoFrameIsSegmentedForAGuestWithoutTso) {
   PortId b = add("b.sock", bit(kVersion1) | bit(kNetMrgRxbuf) | bit(kRingEventIdx), &gb, &sb);
   gb->post_rx(64, 2048);
   const Bytes f = tcp4_frame(5000);
-  OffloadMeta m;
-  m.flags = OffloadMeta::kNeedsCsum;
-  m.gso_type = OffloadMeta::kGsoTcpv4;
-  m.gso_size = 1448;
-  m.hdr_len = 54;
-  m.csum_start = 34;
-  m.csum_offset = 16;
-  const uint64_t at = 3 << 20;
-  std::memset(ga->host(at), 0, 12);
-  offload_to_vnet(m, ga->host(at));
-  std::memcpy(ga->host(at + 12), f.data(), f.size());
-  ga->desc(1)[0] = VringDesc{ga->gpa(at), uint32_t(12 + f.size()), 0, 0};
-  ga->publish(1, 0);
+  send_tso(*ga, f);
   for (int i = 0; i < 20 && gb->used_idx(0) < 4; ++i) h.engine().run_once();
   EXPECT_EQ(ctr(a, PortCounter::rx_packets), 1u);
   EXPECT_EQ(ctr(b, PortCounter::tx_gso_frames), 1u);
@@ -181,6 +175,72 @@ TEST_F(VhostEngine, TsoFrameIsSegmentedForAGuestWithoutTso) {
     EXPECT_EQ(p[1], 0);
     EXPECT_LE(len - 12, 14u + 20 + 20 + 1448);
   }
+}
+
+// A port whose MTU (1000) is below the sender's (1500): a guest's TSO
+// super-frame (gso_size 1448) reaches the guest behind it in segments that
+// fit that MTU, as at every other port (docs/design/offload.md, "Egress
+// adaptation"). A guest that takes TSO gets it whole, as a tap's or an
+// afpacket port's guest does, with gso_size lowered to 960 (IP packets of
+// 1000 bytes); one that does not gets complete segments of at most 1014
+// bytes. A plain frame over that MTU is dropped (mtu_exceeded) and answered
+// with ICMP Fragmentation Needed carrying it.
+TEST_F(VhostEngine, ASuperFrameForAPortWithASmallerMtuIsCutToThatMtu) {
+  std::unique_ptr<FakeFrontend> ga, gb, gc;
+  std::shared_ptr<PortStatus> sa, sb, sc;
+  const PortId a = add("a.sock", kFeatures, &ga, &sa);
+  const PortId b = add("b.sock", kFeatures, &gb, &sb, 1000);
+  const PortId c = add("c.sock", bit(kVersion1) | bit(kNetMrgRxbuf) | bit(kRingEventIdx), &gc, &sc, 1000);
+  ASSERT_TRUE(h.add_static(sw, b, host_mac(2)).ok());
+  ASSERT_TRUE(h.add_static(sw, c, host_mac(3)).ok());
+  ga->post_rx(8, 2048);  // for the ICMP answer
+  gb->post_rx(32, 4096);
+  gc->post_rx(64, 2048);
+  const Bytes to_b = tcp4_frame(20000);
+  Bytes to_c = to_b;
+  mac_store(to_c.data(), host_mac(3));
+  send_tso(*ga, to_b, 0);
+  send_tso(*ga, to_c, 1);
+  const uint16_t segments = (20000 + 959) / 960;  // 21
+  for (int i = 0; i < 50 && (gb->used_idx(0) == 0 || gc->used_idx(0) < segments); ++i) h.engine().run_once();
+  ASSERT_EQ(ctr(a, PortCounter::rx_packets), 2u) << sa->error();
+
+  // b takes TSO: one super-frame, its segment size cut to the port's MTU.
+  const uint16_t nbufs = uint16_t((12 + to_b.size() + 4095) / 4096);
+  ASSERT_EQ(gb->used_idx(0), nbufs) << sb->error();
+  OffloadMeta seen;
+  EXPECT_EQ(received_merged(*gb, 0, nbufs, &seen), to_b);
+  EXPECT_EQ(seen.gso_type, OffloadMeta::kGsoTcpv4);
+  EXPECT_EQ(seen.gso_size, 1000 - 20 - 20) << "each segment's IP packet exactly the port's MTU";
+  EXPECT_EQ(ctr(b, PortCounter::tx_packets), 1u);
+  EXPECT_EQ(ctr(b, PortCounter::tx_drops), 0u);
+
+  // c does not: segmented by the engine to the port's MTU.
+  ASSERT_EQ(gc->used_idx(0), segments) << sc->error();
+  EXPECT_EQ(ctr(c, PortCounter::tx_gso_segments), segments);
+  uint32_t payload = 0;
+  for (uint16_t k = 0; k < segments; ++k) {
+    uint32_t id, len;
+    gc->used_elem(0, k, &id, &len);
+    const uint8_t* p = gc->host(gc->buf(0, id));
+    EXPECT_EQ(p[1], OffloadMeta::kGsoNone) << "segment " << k;
+    EXPECT_LE(len - 12, 14u + 1000) << "segment " << k;
+    payload += len - 12 - 54;
+  }
+  EXPECT_EQ(payload, 20000u);
+
+  // A plain 1514-byte frame (DF) to b: over its MTU, dropped and answered.
+  ga->send(tcp4_frame(1460));
+  for (int i = 0; i < 50 && ga->used_idx(0) == 0; ++i) h.engine().run_once();
+  EXPECT_EQ(h.pdrop(b, Drop::mtu_exceeded), 1u);
+  EXPECT_EQ(gb->used_idx(0), nbufs) << "nothing more reached b";
+  ASSERT_EQ(ga->used_idx(0), 1) << "the sender got an answer";
+  uint32_t id, len;
+  ga->used_elem(0, 0, &id, &len);
+  const uint8_t* icmp = ga->host(ga->buf(0, id)) + 12 + 14 + 20;
+  EXPECT_EQ(icmp[0], 3) << "destination unreachable";
+  EXPECT_EQ(icmp[1], 4) << "fragmentation needed";
+  EXPECT_EQ(load_be16(icmp + 6), 1000) << "the port's MTU";
 }
 
 // A front end that sends the header of a message and then nothing (hostile,

@@ -43,6 +43,20 @@ inline std::shared_ptr<BufferPool> test_pool() {
   return BufferPool::create(o);
 }
 
+// The offload state a guest's virtio-net header gives a TCPv4 TSO frame
+// with a 54-byte header (Ethernet, IPv4, TCP without options): segments of
+// 1448 bytes, the TCP checksum partial.
+inline OffloadMeta tso4_meta() {
+  OffloadMeta m;
+  m.flags = OffloadMeta::kNeedsCsum;
+  m.gso_type = OffloadMeta::kGsoTcpv4;
+  m.gso_size = 1448;
+  m.hdr_len = 54;
+  m.csum_start = 34;
+  m.csum_offset = 16;
+  return m;
+}
+
 // Guest memory layout: per queue q, rings at q * 64 KiB; buffers from 1 MiB.
 struct Layout {
   static uint64_t desc(uint32_t q) { return uint64_t(q) * 0x10000; }

@@ -324,14 +324,7 @@ TEST_F(VhostUser, ChecksumPartialAndTsoFromTheGuestKeepTheirState) {
   // two data descriptors in an indirect table.
   Bytes f = make_frame(testutil::host_mac(1), testutil::host_mac(2), 3000);
   uint8_t vnet[10];
-  OffloadMeta m;
-  m.flags = OffloadMeta::kNeedsCsum;
-  m.gso_type = OffloadMeta::kGsoTcpv4;
-  m.gso_size = 1448;
-  m.hdr_len = 54;
-  m.csum_start = 34;
-  m.csum_offset = 16;
-  offload_to_vnet(m, vnet);
+  offload_to_vnet(tso4_meta(), vnet);
   const uint64_t hb = fe->buf(1, 10), d1 = fe->buf(1, 11), d2 = fe->buf(1, 12), it = fe->buf(1, 13);
   std::memset(fe->host(hb), 0, 12);
   std::memcpy(fe->host(hb), vnet, 10);
