@@ -357,7 +357,7 @@ void AfPacketPort::kp_status() {
                        (!opts_.underlay ? ""
                         : kp_link_.gro_link_fd >= 0
                             ? "; what TC ingress decapsulates is merged by the GRO stage " + kp_link_.gro_name + "/" +
-                                  kp_link_.gro_name.substr(0, kp_link_.gro_name.size() - 1) + "b"
+                                  kpath_gro_rx_name(kp_link_)
                             : "; no GRO stage (" + kp_link_.gro_why + "): delivered packet by packet")
                  : "off: " + kp_why_);
 }
@@ -410,7 +410,7 @@ bool AfPacketPort::check_gro_stage() {
   KpathHook& h = kp_link_;
   read_gro_lost();
   if (h.gro_link_fd >= 0) {
-    const std::string b = h.gro_name.substr(0, h.gro_name.size() - 1) + "b";
+    const std::string b = kpath_gro_rx_name(h);
     unsigned fa = 0, fb = 0;
     if (if_index(ctl_, h.gro_name) == h.gro_tx && if_index(ctl_, b) == h.gro_rx && if_flags(ctl_, h.gro_name, &fa) == 0 &&
         if_flags(ctl_, b, &fb) == 0 && (fa & fb & IFF_UP))

@@ -318,16 +318,15 @@ void gro_stage_delete(const std::string& a) {
   close(nl);
 }
 
-bool write_file(const std::string& path, const std::string& text) {
-  FILE* f = std::fopen(path.c_str(), "w");
-  if (!f) return false;
-  const bool ok = std::fputs(text.c_str(), f) >= 0;
-  return std::fclose(f) == 0 && ok;
-}
-
 // The stage's ends get no link-local address, so the kernel sends nothing
-// of its own through them.
-void no_ipv6(const std::string& name) { write_file("/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6", "1"); }
+// of its own through them (best effort: a read-only /proc/sys leaves them
+// one, and what it sends into the stage is not switched).
+void no_ipv6(const std::string& name) {
+  if (FILE* f = std::fopen(("/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6").c_str(), "w")) {
+    std::fputs("1", f);
+    std::fclose(f);
+  }
+}
 
 // Four queues per CPU (kp_tc sends each frame on one of its CPU's, by the
 // frame's flow hash): the receiving end runs one NAPI per queue, each on

@@ -157,6 +157,10 @@ bool kpath_attach_socket(int fd, int prog_fd, std::string* why);
 bool kpath_attach_tc(int ifindex, int prog_fd, KpathHook* h, std::string* why);
 bool kpath_attach_xdp(int ifindex, int prog_fd, KpathHook* h);
 bool kpath_attach_gro(int uplink_ifindex, int prog_fd, KpathHook* h);
+// The stage's receiving end's name ("": none).
+inline std::string kpath_gro_rx_name(const KpathHook& h) {
+  return h.gro_name.empty() ? std::string() : h.gro_name.substr(0, h.gro_name.size() - 1) + "b";
+}
 void kpath_detach_gro(KpathHook* h);  // the GRO stage alone
 void kpath_detach_tc(KpathHook* h);   // every link, and the GRO stage
 
